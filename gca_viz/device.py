@@ -1,0 +1,43 @@
+"""Choose the torch device that computations run on."""
+
+import torch
+
+_DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and bool(backend.is_available())
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Return the torch device for ``name``.
+
+    ``"auto"`` picks CUDA if it is available, then Apple MPS, then the CPU. ``"cpu"``,
+    ``"cuda"`` and ``"mps"`` request that device explicitly and must be available.
+
+    Args:
+        name: one of ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
+
+    Returns:
+        The selected ``torch.device``.
+
+    Raises:
+        ValueError: (naming the parameter ``device``) if ``name`` is not a known device
+            name, or names a device that is not available on this machine.
+    """
+    if name not in _DEVICE_NAMES:
+        raise ValueError(f"device must be one of {', '.join(_DEVICE_NAMES)}; got {name!r}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available on this machine")
+    if name == "mps" and not _mps_available():
+        raise ValueError(
+            "device='mps' was requested but Apple MPS is not available on this machine"
+        )
+    return torch.device(name)

@@ -1,0 +1,763 @@
+r"""Optimal-transport core: cost matrices, entropic Sinkhorn (balanced and unbalanced), exact OT.
+
+Notation follows ``gca-math.md`` (sections 1, 2 and 8):
+
+* ``C`` is an ``(n, m)`` cost matrix, ``ε > 0`` the entropic regulariser and
+  ``K = exp(-C / ε)`` the Gibbs kernel.
+* ``μ = a`` (length ``n``) and ``ν = b`` (length ``m``) are the marginals.
+* ``f``, ``g`` are the dual potentials; every plan is formed in the log domain as
+  ``P_ij = exp((f_i + g_j - C_ij) / ε)``.
+* Half-steps are numbered ``P^(0) = K``, ``P^(1)`` (first row step, the InfoNCE plan),
+  ``P^(2)`` (first column step), ...; ``max_iter = T`` sweeps are ``2T`` half-steps.
+
+Public API::
+
+    from gca_viz.ot import cosine_cost, sqeuclidean_cost, sinkhorn, exact_ot
+
+Everything accepts torch tensors (any device, float32 or float64) and numpy arrays, and
+returns the type it was given. The solver is differentiable through its unrolled iterations.
+
+References:
+    Cuturi (2013), Sinkhorn distances: lightspeed computation of optimal transport. NeurIPS.
+    Chizat, Peyré, Schmitzer, Vialard (2018), Scaling algorithms for unbalanced optimal
+    transport problems. Math. Comp.
+    Schmitzer (2019), Stabilized sparse scaling algorithms for entropy regularized transport
+    problems. SIAM J. Sci. Comput.
+    Peyré and Cuturi (2019), Computational optimal transport, chapter 4.
+    Chen, Lin, Liu, Xiao, Dyer (2024), Your contrastive learning problem is secretly a
+    distribution alignment problem. NeurIPS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+Array = torch.Tensor | np.ndarray
+"""A torch tensor or a numpy array; functions return the type they were given."""
+
+SINKHORN_LATEX = (
+    r"P^\star = \arg\min_{P\,\mathbf{1} = \mu,\ P^\top \mathbf{1} = \nu}"
+    r" \langle P, C\rangle - \varepsilon H(P),\qquad"
+    r" P^\star_{ij} = \exp\!\big((f_i + g_j - C_{ij})/\varepsilon\big)"
+)
+"""The balanced entropic OT problem solved by :func:`sinkhorn`."""
+
+UNBALANCED_LATEX = (
+    r"P^\star = \arg\min_{P \ge 0} \langle P, C\rangle - \varepsilon H(P)"
+    r" + \lambda_1 \mathrm{KL}(P\mathbf{1}\,\|\,\mu)"
+    r" + \lambda_2 \mathrm{KL}(P^\top\mathbf{1}\,\|\,\nu)"
+)
+"""The unbalanced entropic OT problem solved by :func:`sinkhorn` with relaxed marginals."""
+
+LOG_UPDATE_LATEX = (
+    r"f_i \leftarrow \rho_1\big(\varepsilon\log\mu_i"
+    r" - \varepsilon\,\mathrm{LSE}_j\,\tfrac{g_j - C_{ij}}{\varepsilon}\big),\quad"
+    r" g_j \leftarrow \rho_2\big(\varepsilon\log\nu_j"
+    r" - \varepsilon\,\mathrm{LSE}_i\,\tfrac{f_i - C_{ij}}{\varepsilon}\big),\quad"
+    r" \rho = \tfrac{\lambda}{\lambda + \varepsilon}"
+)
+"""The log-domain Sinkhorn updates (``ρ = 1`` for a hard marginal)."""
+
+# Scalings u = exp((F - f)/ε) are absorbed into the potentials once |log u| exceeds this
+# bound, so kernel-domain steps never overflow and never lose the plan to underflow.
+_ABSORB_LOG_BOUND = {torch.float64: 50.0, torch.float32: 20.0}
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Convert ``x`` to a floating tensor (on ``like``'s device and dtype when given)."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - numpy raises many types
+            raise ValueError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ):
+            raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        if np.iscomplexobj(arr):
+            raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
+        if arr.dtype not in (np.float32, np.float64):
+            arr = arr.astype(np.float64)
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise ValueError(f"{name} must be real, got dtype {t.dtype}")
+    if like is not None:
+        return t.to(device=like.device, dtype=like.dtype)
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float64 if not t.is_floating_point() else torch.float32)
+    return t
+
+
+def _like_input(x: torch.Tensor, as_numpy: bool) -> Array:
+    """Return ``x`` as a numpy array when the caller passed numpy, else unchanged."""
+    return x.detach().cpu().numpy() if as_numpy else x
+
+
+def _check_epsilon(epsilon: Any) -> float:
+    try:
+        eps = float(epsilon)
+    except (TypeError, ValueError):
+        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}") from None
+    if not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+    return eps
+
+
+def _check_points(x: torch.Tensor, name: str) -> None:
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+# --------------------------------------------------------------------------------- costs
+
+
+def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False) -> Array:
+    r"""Cosine cost matrix ``C_ij = 1 - <x_i, y_j> / (||x_i|| ||y_j||)``.
+
+    .. math::
+        C_{ij} = 1 - s_{ij}, \qquad s_{ij} = \frac{\langle x_i, y_j\rangle}{\|x_i\|\,\|y_j\|}
+        \in [-1, 1]
+
+    where ``s`` is the cosine similarity (never clamped, ``gca-math.md`` section 8), so
+    ``C`` lies in ``[0, 2]`` and the Gibbs kernel ``K = exp(-C/ε)`` lies in ``(0, 1]``.
+
+    Args:
+        x: ``(n, d)`` embeddings (rows need not be normalised; zero rows are rejected).
+        y: ``(m, d)`` embeddings, or ``None`` to compare ``x`` with itself.
+        exclude_self: put ``+inf`` on the diagonal (``K_ii = 0``), the joint layout's way of
+            excluding self-pairs. Needs a square result.
+
+    Returns:
+        ``(n, m)`` cost matrix, same type, device and dtype as ``x``; differentiable.
+
+    Raises:
+        ValueError: if ``x`` or ``y`` is not 2-D, is empty, has NaN/inf or a zero row, if
+            the feature dimensions differ, or if ``exclude_self`` is asked of a non-square
+            cost.
+    """
+    as_numpy = not isinstance(x, torch.Tensor)
+    xt = _to_tensor(x, "x")
+    _check_points(xt, "x")
+    yt = xt if y is None else _to_tensor(y, "y", like=xt)
+    if y is not None:
+        _check_points(yt, "y")
+        if yt.shape[1] != xt.shape[1]:
+            raise ValueError(
+                f"y must have the same feature dimension as x: {yt.shape[1]} != {xt.shape[1]}"
+            )
+    for name, t in (("x", xt), ("y", yt)):
+        if bool((t.abs().amax(dim=1) == 0).any()):
+            raise ValueError(f"{name} has an all-zero row; its cosine similarity is undefined")
+    xn = xt / xt.norm(dim=1, keepdim=True)  # (n, d) on the unit sphere
+    yn = xn if y is None else yt / yt.norm(dim=1, keepdim=True)  # (m, d)
+    cost = 1.0 - xn @ yn.T  # (n, m)
+    if exclude_self:
+        cost = _exclude_diagonal(cost)
+    return _like_input(cost, as_numpy)
+
+
+def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False) -> Array:
+    r"""Squared Euclidean cost matrix ``C_ij = ||x_i - y_j||^2``.
+
+    .. math::
+        C_{ij} = \|x_i\|^2 + \|y_j\|^2 - 2\langle x_i, y_j\rangle \;\ge\; 0
+
+    (the expansion is clipped at 0, which only removes rounding error).
+
+    Args:
+        x: ``(n, d)`` points.
+        y: ``(m, d)`` points, or ``None`` to compare ``x`` with itself.
+        exclude_self: put ``+inf`` on the diagonal; needs a square result.
+
+    Returns:
+        ``(n, m)`` cost matrix, same type, device and dtype as ``x``; differentiable.
+
+    Raises:
+        ValueError: as :func:`cosine_cost` (zero rows are fine here).
+    """
+    as_numpy = not isinstance(x, torch.Tensor)
+    xt = _to_tensor(x, "x")
+    _check_points(xt, "x")
+    yt = xt if y is None else _to_tensor(y, "y", like=xt)
+    if y is not None:
+        _check_points(yt, "y")
+        if yt.shape[1] != xt.shape[1]:
+            raise ValueError(
+                f"y must have the same feature dimension as x: {yt.shape[1]} != {xt.shape[1]}"
+            )
+    sq_x = (xt * xt).sum(dim=1)  # (n,)
+    sq_y = (yt * yt).sum(dim=1)  # (m,)
+    cost = (-2.0 * (xt @ yt.T)).add_(sq_x[:, None]).add_(sq_y[None, :]).clamp_(min=0.0)
+    if exclude_self:
+        cost = _exclude_diagonal(cost)
+    return _like_input(cost, as_numpy)
+
+
+def _exclude_diagonal(cost: torch.Tensor) -> torch.Tensor:
+    if cost.shape[0] != cost.shape[1]:
+        raise ValueError(f"exclude_self needs a square cost, got shape {tuple(cost.shape)}")
+    eye = torch.eye(cost.shape[0], dtype=torch.bool, device=cost.device)
+    return cost.masked_fill(eye, math.inf)
+
+
+# ------------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class SinkhornResult:
+    r"""Output of :func:`sinkhorn`: potentials, plan and convergence diagnostics.
+
+    Fields (``n x m`` problem; arrays have the type, device and dtype of the input cost):
+        plan: ``(n, m)`` plan ``P_ij = exp((f_i + g_j - C_ij) / ε)`` after the last sweep.
+        log_plan: ``(n, m)`` its logarithm (``-inf`` where ``C_ij = +inf``), exact even where
+            ``plan`` underflows.
+        f: ``(n,)`` row potential; g: ``(m,)`` column potential.
+        errors: ``(n_iter,)`` marginal error after each sweep (detached). Balanced:
+            ``||P 1 - μ||_1`` (the column marginal is exact after a column step).
+            Unbalanced: ``||P 1 - μ̃||_1`` with ``μ̃ = μ exp(-f / λ1)`` (or ``μ`` for a hard
+            row marginal), the row marginal that the optimality condition of the relaxed
+            problem demands; it is 0 exactly at the solution.
+        n_iter: number of full sweeps performed.
+        converged: whether the last error is at most ``tol`` (or, with ``tol = 0``, at most
+            ``sqrt(machine eps)`` times the mass of ``μ``).
+        history: ``(P^(1), ..., P^(2 n_iter))``, the plan after every half-step, when
+            ``history=True``; else empty.
+        cost, a, b, epsilon, relax_a, relax_b: the problem that was solved.
+    """
+
+    plan: Array
+    log_plan: Array
+    f: Array
+    g: Array
+    errors: Array
+    n_iter: int
+    converged: bool
+    history: tuple[Array, ...]
+    cost: Array
+    a: Array
+    b: Array
+    epsilon: float
+    relax_a: float | None = None
+    relax_b: float | None = None
+
+    @property
+    def row_marginal(self) -> Array:
+        """``(n,)`` row sums ``P 1``."""
+        return self.plan.sum(1)
+
+    @property
+    def col_marginal(self) -> Array:
+        """``(m,)`` column sums ``P^T 1``."""
+        return self.plan.sum(0)
+
+    @property
+    def mass(self) -> float:
+        """Total mass ``sum_ij P_ij`` (1 for balanced problems with probability marginals)."""
+        return float(self.plan.sum())
+
+    @property
+    def marginal_error(self) -> float:
+        """``||P 1 - μ||_1 + ||P^T 1 - ν||_1`` against the *given* marginals.
+
+        For an unbalanced problem this measures how far the relaxation moved the
+        marginals, not convergence (see ``errors``)."""
+        p = _as_torch(self.plan)
+        a, b = _as_torch(self.a), _as_torch(self.b)
+        return float((p.sum(1) - a).abs().sum() + (p.sum(0) - b).abs().sum())
+
+    @property
+    def entropy(self) -> float:
+        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``gca-math.md`` section 2; ``0 log 0 = 0``)."""
+        p = _as_torch(self.plan).detach()
+        return float(-(torch.special.xlogy(p, p) - p).sum())
+
+    @property
+    def transport_cost(self) -> float:
+        """``<P, C> = sum_ij P_ij C_ij`` (entries with ``C_ij = +inf`` carry no mass)."""
+        p = _as_torch(self.plan).detach()
+        c = _as_torch(self.cost).detach()
+        return float(torch.where(p > 0, p * c, torch.zeros_like(p)).sum())
+
+    @property
+    def rho(self) -> tuple[float, float]:
+        """``(ρ1, ρ2)`` with ``ρ = λ / (λ + ε)``; 1 for a hard marginal."""
+        return (_rho(self.relax_a, self.epsilon), _rho(self.relax_b, self.epsilon))
+
+    @property
+    def contraction(self) -> float:
+        """Measured contraction per sweep: the median ratio ``errors[t+1] / errors[t]`` over the
+        second half of the sweeps (ratios whose errors sit at rounding level are skipped).
+
+        For unbalanced problems this tends to ``ρ1 ρ2`` (``gca-math.md`` section 4); ``nan`` when
+        fewer than two usable sweeps exist."""
+        err = _as_torch(self.errors).double().cpu()
+        floor = 100 * torch.finfo(_as_torch(self.plan).dtype).eps * max(self.mass, 1e-300)
+        start = len(err) // 2
+        ratios = [
+            float(err[t + 1] / err[t])
+            for t in range(start, len(err) - 1)
+            if float(err[t + 1]) > floor and float(err[t]) > floor
+        ]
+        return float(np.median(ratios)) if ratios else math.nan
+
+
+def _as_torch(x: Array) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+
+
+def _rho(relax: float | None, epsilon: float) -> float:
+    return 1.0 if relax is None else relax / (relax + epsilon)
+
+
+# ------------------------------------------------------------------------------- solver
+
+
+def sinkhorn(
+    cost: Array,
+    a: Array | None = None,
+    b: Array | None = None,
+    *,
+    epsilon: float,
+    max_iter: int = 100,
+    tol: float = 0.0,
+    relax_a: float | None = None,
+    relax_b: float | None = None,
+    history: bool = False,
+    method: Literal["absorb", "log"] = "absorb",
+) -> SinkhornResult:
+    r"""Entropic optimal transport by Sinkhorn iterations in the log domain.
+
+    Balanced (``relax_a = relax_b = None``):
+
+    .. math::
+        P^\star = \arg\min_{P \mathbf 1 = \mu,\ P^\top \mathbf 1 = \nu}
+            \langle P, C\rangle - \varepsilon H(P), \qquad H(P) = -\sum_{ij} P_{ij}(\log P_{ij} - 1)
+
+    Unbalanced (a marginal with weight ``λ`` is a KL penalty instead of a constraint):
+
+    .. math::
+        P^\star = \arg\min_{P \ge 0} \langle P, C\rangle - \varepsilon H(P)
+            + \lambda_1 \mathrm{KL}(P\mathbf 1 \| \mu)
+            + \lambda_2 \mathrm{KL}(P^\top\mathbf 1 \| \nu)
+
+    Each sweep is a row step then a column step on the dual potentials:
+
+    .. math::
+        f_i \leftarrow \rho_1\big(\varepsilon\log\mu_i - \varepsilon\,\mathrm{LSE}_j
+            \tfrac{g_j - C_{ij}}{\varepsilon}\big), \quad
+        g_j \leftarrow \rho_2\big(\varepsilon\log\nu_j - \varepsilon\,\mathrm{LSE}_i
+            \tfrac{f_i - C_{ij}}{\varepsilon}\big), \quad
+        P_{ij} = e^{(f_i + g_j - C_{ij})/\varepsilon}
+
+    where:
+        * ``C`` is the ``(n, m)`` cost, ``ε`` the regulariser, ``K = exp(-C/ε)``;
+        * ``μ = a``, ``ν = b`` the marginals (uniform ``1/n``, ``1/m`` by default);
+        * ``λ1 = relax_a``, ``λ2 = relax_b`` and ``ρ = λ / (λ + ε)``; a hard marginal has
+          ``ρ = 1``. ``λ -> inf`` recovers balanced OT, ``λ -> 0`` gives ``P -> K``;
+        * ``LSE`` is log-sum-exp; starting from ``g = 0``, the first row step yields the
+          InfoNCE plan ``P^(1)_ij = μ_i softmax_j(-C_ij / ε)``.
+
+    Two engines compute the same iterates (tests check that they agree to 1e-10):
+
+    * ``method="absorb"`` (default): Schmitzer's stabilised scheme. The potentials live in
+      the log domain; between absorptions each half-step is one matrix-vector product with
+      the stabilised kernel ``K~_ij = exp((f_i + g_j - C_ij)/ε)`` and scalings
+      ``u = exp((f' - f)/ε)``, ``v = exp((g' - g)/ε)``. Once ``|log u|`` or ``|log v|``
+      exceeds a bound the scalings are absorbed into ``f``, ``g`` and ``K~`` is rebuilt;
+      a step whose product would underflow is done by log-sum-exp instead. Cost per sweep:
+      two passes over the kernel, the memory floor of any kernel-domain Sinkhorn.
+    * ``method="log"``: every half-step by log-sum-exp (the reference; several times slower).
+
+    Args:
+        cost: ``(n, m)`` cost matrix ``C`` (torch tensor on any device, float32/float64, or
+            numpy array). ``+inf`` entries are forbidden pairs; ``NaN``/``-inf`` are errors.
+        a: ``(n,)`` row marginal ``μ > 0``; default ``1/n``.
+        b: ``(m,)`` column marginal ``ν > 0``; default ``1/m``.
+        epsilon: regulariser ``ε > 0`` (finite down to ``1e-3`` in float32 for costs in
+            ``[0, 2]``).
+        max_iter: number of sweeps ``T >= 1`` (``2T`` half-steps).
+        tol: if ``> 0``, stop after the first sweep whose marginal error is ``<= tol``.
+        relax_a: ``λ1 > 0``, the KL weight of the row marginal; ``None`` (or ``inf``) keeps
+            it a hard constraint.
+        relax_b: ``λ2 > 0``, likewise for the column marginal.
+        history: keep the plan after every half-step in ``result.history``.
+        method: ``"absorb"`` (default) or ``"log"``, see above.
+
+    Returns:
+        A frozen :class:`SinkhornResult`. Arrays have the type of ``cost``.
+
+    Raises:
+        ValueError: naming the parameter, for ``epsilon <= 0`` or not finite; a cost that is
+            not 2-D, empty, or holds ``NaN`` or ``-inf``; a row or column of the cost with no
+            finite entry; marginals of the wrong shape, negative, zero or non-finite;
+            balanced marginals whose totals differ; ``max_iter < 1``; ``tol < 0``;
+            ``relax_a``/``relax_b`` ``<= 0``; an unknown ``method``.
+
+    Example:
+        >>> import torch
+        >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+        >>> res = sinkhorn(cosine_cost(z1, z2), epsilon=0.5, max_iter=50)
+        >>> bool(res.converged), tuple(res.plan.shape)
+        (True, (8, 8))
+    """
+    as_numpy = not isinstance(cost, torch.Tensor)
+    C = _to_tensor(cost, "cost")
+    if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
+        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+    n, m = C.shape
+    eps = _check_epsilon(epsilon)
+    mu = _check_marginal(a, "a", n, C)
+    nu = _check_marginal(b, "b", m, C)
+    lam_a = _check_relax(relax_a, "relax_a")
+    lam_b = _check_relax(relax_b, "relax_b")
+    if lam_a is None and lam_b is None:
+        sa, sb = float(mu.sum()), float(nu.sum())
+        if not math.isclose(sa, sb, rel_tol=1e-5):
+            raise ValueError(
+                f"balanced OT needs marginals of equal mass: sum(a) = {sa:.8g} but "
+                f"sum(b) = {sb:.8g}; rescale them or relax a marginal (relax_a / relax_b)"
+            )
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    try:
+        tol_f = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}") from None
+    if not math.isfinite(tol_f) or tol_f < 0:
+        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+    if method not in ("absorb", "log"):
+        raise ValueError(f"method must be 'absorb' or 'log', got {method!r}")
+    _check_cost_values(C)
+
+    problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b)
+    engine = _solve_absorb if method == "absorb" else _solve_log
+    f, g, errs, plans = engine(problem, int(max_iter), tol_f, history)
+
+    log_plan = problem.log_plan(f, g)
+    plan = torch.exp(log_plan)
+    errors = torch.stack(errs).detach()
+    threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * float(mu.sum())
+    converged = bool(errors[-1] <= threshold)
+
+    def out(x: torch.Tensor) -> Array:
+        return _like_input(x, as_numpy)
+
+    return SinkhornResult(
+        plan=out(plan),
+        log_plan=out(log_plan),
+        f=out(f),
+        g=out(g),
+        errors=out(errors),
+        n_iter=len(errs),
+        converged=converged,
+        history=tuple(out(p) for p in plans),
+        cost=cost if as_numpy else C,
+        a=out(mu),
+        b=out(nu),
+        epsilon=eps,
+        relax_a=lam_a,
+        relax_b=lam_b,
+    )
+
+
+def _check_marginal(x: Array | None, name: str, size: int, like: torch.Tensor) -> torch.Tensor:
+    if x is None:
+        return torch.full((size,), 1.0 / size, dtype=like.dtype, device=like.device)
+    t = _to_tensor(x, name, like=like)
+    if t.ndim != 1 or t.shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    if bool((t <= 0).any()):
+        raise ValueError(
+            f"{name} must be strictly positive (drop zero-mass points from the problem)"
+        )
+    return t
+
+
+def _check_relax(relax: float | None, name: str) -> float | None:
+    if relax is None:
+        return None
+    try:
+        lam = float(relax)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number > 0 or None, got {relax!r}") from None
+    if math.isnan(lam) or lam <= 0:
+        raise ValueError(f"{name} must be > 0 (or None for a hard marginal), got {relax!r}")
+    return None if math.isinf(lam) else lam
+
+
+def _check_cost_values(C: torch.Tensor) -> None:
+    """Reject NaN and -inf, and rows or columns with no finite entry (two reductions)."""
+    row_min = C.detach().amin(dim=1)  # (n,) NaN propagates; +inf means an all-inf row
+    col_min = C.detach().amin(dim=0)  # (m,)
+    if bool(torch.isnan(row_min).any()):
+        raise ValueError("cost contains NaN")
+    if bool((row_min == -math.inf).any()):
+        raise ValueError("cost contains -inf; use +inf for forbidden pairs")
+    for axis, mins in (("row", row_min), ("column", col_min)):
+        bad = torch.nonzero(mins == math.inf).flatten()
+        if len(bad):
+            raise ValueError(
+                f"cost {axis} {int(bad[0])} has no finite entry, so no plan can move its mass"
+            )
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A validated problem in torch form, with the helpers both engines share."""
+
+    C: torch.Tensor  # (n, m)
+    mu: torch.Tensor  # (n,)
+    nu: torch.Tensor  # (m,)
+    eps: float
+    rho_a: float
+    rho_b: float
+    lam_a: float | None
+    lam_b: float | None
+
+    def log_plan(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``(f_i + g_j - C_ij) / ε`` without forming an outer sum (one broadcast per op)."""
+        return self.C.neg().add_(f[:, None]).add_(g[None, :]).div_(self.eps)
+
+    def row_target(self, f: torch.Tensor) -> torch.Tensor:
+        """Row marginal demanded at optimality: ``μ`` (hard) or ``μ exp(-f / λ1)``."""
+        return self.mu if self.lam_a is None else self.mu * torch.exp(-f / self.lam_a)
+
+    def lse_rows(self, g: torch.Tensor) -> torch.Tensor:
+        """``LSE_j (g_j - C_ij) / ε``, shape ``(n,)``."""
+        return torch.logsumexp(self.C.neg().add_(g[None, :]).div_(self.eps), dim=1)
+
+    def lse_cols(self, f: torch.Tensor) -> torch.Tensor:
+        """``LSE_i (f_i - C_ij) / ε``, shape ``(m,)``."""
+        return torch.logsumexp(self.C.neg().add_(f[:, None]).div_(self.eps), dim=0)
+
+    def row_step(self, lse: torch.Tensor) -> torch.Tensor:
+        return self.rho_a * self.eps * (torch.log(self.mu) - lse)
+
+    def col_step(self, lse: torch.Tensor) -> torch.Tensor:
+        return self.rho_b * self.eps * (torch.log(self.nu) - lse)
+
+
+_Solved = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
+
+
+def _solve_log(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
+    """Reference engine: every half-step by log-sum-exp."""
+    n, m = p.C.shape
+    f = torch.zeros(n, dtype=p.C.dtype, device=p.C.device)
+    g = torch.zeros(m, dtype=p.C.dtype, device=p.C.device)
+    errors: list[torch.Tensor] = []
+    plans: list[torch.Tensor] = []
+    lse = p.lse_rows(g)
+    for t in range(max_iter + 1):
+        if t > 0:  # residual of sweep t: P 1 = exp(f/ε + LSE_j((g_j - C_ij)/ε))
+            with torch.no_grad():
+                errors.append(torch.dist(torch.exp(f / p.eps + lse), p.row_target(f), p=1))
+            if t == max_iter or (tol > 0 and float(errors[-1]) <= tol):
+                break
+        f = p.row_step(lse)
+        if keep:
+            plans.append(torch.exp(p.log_plan(f, g)))
+        g = p.col_step(p.lse_cols(f))
+        if keep:
+            plans.append(torch.exp(p.log_plan(f, g)))
+        lse = p.lse_rows(g)
+    return f, g, errors, plans
+
+
+def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
+    """Stabilised kernel-domain engine with absorption (same iterates as :func:`_solve_log`).
+
+    State: absorbed potentials ``f``, ``g``, the kernel ``K~ = exp((f + g - C)/ε)`` and
+    scalings ``u``, ``v``; the true potentials are ``f + ε log u`` and ``g + ε log v``.
+    A row step is ``u = (μ_eff / (K~ v))^ρ1`` with ``μ_eff = μ exp(-f/λ1)`` (``μ`` if hard):
+    the log-domain update rewritten with
+    ``LSE_j((g_j + ε log v_j - C_ij)/ε) = log(K~ v)_i - f_i/ε``.
+    """
+    eps, C = p.eps, p.C
+    bound = _ABSORB_LOG_BOUND.get(C.dtype, 20.0)
+    lo, hi = math.exp(-bound), math.exp(bound)
+    # Start from f = row minimum of C (so every row of K~ has an entry equal to 1), g = 0.
+    f = C.detach().amin(dim=1)  # (n,)
+    g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)  # (m,)
+    state = _AbsorbState(p, f, g)
+    errors: list[torch.Tensor] = []
+    plans: list[torch.Tensor] = []
+    for t in range(max_iter + 1):
+        s = torch.mv(state.K, state.v)  # (n,) = (K~ v)_i
+        if t > 0:  # residual of sweep t, free from this product: P 1 = u * (K~ v)
+            with torch.no_grad():
+                f_true = state.f + eps * torch.log(state.u)
+                errors.append(torch.dist(state.u * s, p.row_target(f_true), p=1))
+            if t == max_iter or (tol > 0 and float(errors[-1]) <= tol):
+                break
+        state.u = _scale(state.mu_eff, s, p.rho_a)
+        if not _within(state.u, lo, hi):
+            if _finite_pos(state.u):
+                state.absorb()
+            else:
+                state.recover_rows()
+        if keep:
+            plans.append(state.plan())
+        r = torch.mv(state.K.T, state.u)  # (m,) = (K~^T u)_j
+        state.v = _scale(state.nu_eff, r, p.rho_b)
+        if not _within(state.v, lo, hi):
+            if _finite_pos(state.v):
+                state.absorb()
+            else:
+                state.recover_cols()
+        if keep:
+            plans.append(state.plan())
+    return state.f + eps * torch.log(state.u), state.g + eps * torch.log(state.v), errors, plans
+
+
+def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor:
+    """Kernel-domain scaling ``(target / prod)^ρ``."""
+    ratio = target / prod
+    return ratio if rho == 1.0 else ratio.pow(rho)
+
+
+def _within(x: torch.Tensor, lo: float, hi: float) -> bool:
+    lo_x, hi_x = torch.aminmax(x.detach())
+    return bool(lo_x >= lo) and bool(hi_x <= hi)
+
+
+def _finite_pos(x: torch.Tensor) -> bool:
+    return bool(torch.isfinite(x).all()) and bool((x > 0).all())
+
+
+class _AbsorbState:
+    """Mutable state of the absorbing engine (potentials, kernel, scalings)."""
+
+    def __init__(self, p: _Problem, f: torch.Tensor, g: torch.Tensor) -> None:
+        self.p = p
+        self.f, self.g = f, g
+        self.u = torch.ones_like(f)
+        self.v = torch.ones_like(g)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        p = self.p
+        self.K = torch.exp(p.log_plan(self.f, self.g))  # (n, m) stabilised kernel K~
+        self.mu_eff = p.mu if p.lam_a is None else p.mu * torch.exp(-self.f / p.lam_a)
+        self.nu_eff = p.nu if p.lam_b is None else p.nu * torch.exp(-self.g / p.lam_b)
+
+    def absorb(self) -> None:
+        """Move the scalings into the potentials: ``f += ε log u``, ``g += ε log v``."""
+        eps = self.p.eps
+        self.f = self.f + eps * torch.log(self.u)
+        self.g = self.g + eps * torch.log(self.v)
+        self.u, self.v = torch.ones_like(self.u), torch.ones_like(self.v)
+        self._rebuild()
+
+    def recover_rows(self) -> None:
+        """The kernel-domain row step underflowed: redo it by log-sum-exp, then absorb."""
+        g_true = self.g + self.p.eps * torch.log(self.v)
+        self.f, self.g = self.p.row_step(self.p.lse_rows(g_true)), g_true
+        self.u, self.v = torch.ones_like(self.u), torch.ones_like(self.v)
+        self._rebuild()
+
+    def recover_cols(self) -> None:
+        """The kernel-domain column step underflowed: redo it by log-sum-exp, then absorb."""
+        f_true = self.f + self.p.eps * torch.log(self.u)
+        self.f, self.g = f_true, self.p.col_step(self.p.lse_cols(f_true))
+        self.u, self.v = torch.ones_like(self.u), torch.ones_like(self.v)
+        self._rebuild()
+
+    def plan(self) -> torch.Tensor:
+        """Current plan ``u_i K~_ij v_j`` (one broadcast per op)."""
+        return (self.K * self.v[None, :]).mul_(self.u[:, None])
+
+
+# ---------------------------------------------------------------------------- exact OT
+
+
+def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Array:
+    r"""Unregularised optimal transport plan, the ``ε -> 0`` limit of :func:`sinkhorn`.
+
+    .. math::
+        P^\star = \arg\min_{P \ge 0,\ P\mathbf 1 = \mu,\ P^\top \mathbf 1 = \nu} \langle P, C\rangle
+
+    For a square problem with uniform marginals the optimum is a permutation scaled by
+    ``1/n`` (Birkhoff), found with the Hungarian algorithm; otherwise a linear program is
+    solved with HiGHS (fine up to a few hundred points a side).
+
+    Args:
+        cost: ``(n, m)`` cost; ``+inf`` marks forbidden pairs.
+        a: ``(n,)`` row marginal (default uniform ``1/n``); b: ``(m,)`` likewise.
+
+    Returns:
+        ``(n, m)`` plan of the input's type, device and dtype (no gradient).
+
+    Raises:
+        ValueError: for invalid costs or marginals (as :func:`sinkhorn`), unequal masses, or
+            when the forbidden pairs leave no feasible plan.
+    """
+    from scipy.optimize import linear_sum_assignment, linprog
+
+    as_numpy = not isinstance(cost, torch.Tensor)
+    C = _to_tensor(cost, "cost")
+    if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
+        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+    n, m = C.shape
+    mu = _check_marginal(a, "a", n, C)
+    nu = _check_marginal(b, "b", m, C)
+    _check_cost_values(C)
+    sa, sb = float(mu.sum()), float(nu.sum())
+    if not math.isclose(sa, sb, rel_tol=1e-5):
+        raise ValueError(f"a and b must have equal mass: {sa:.8g} != {sb:.8g}")
+    c_np = C.detach().cpu().double().numpy()
+    a_np, b_np = mu.detach().cpu().double().numpy(), nu.detach().cpu().double().numpy()
+    finite = np.isfinite(c_np)
+    uniform = n == m and np.allclose(a_np, a_np[0]) and np.allclose(b_np, a_np[0])
+    plan = np.zeros((n, m))
+    if uniform:
+        big = (np.abs(c_np[finite]).max() + 1.0) * (n + 1)
+        rows, cols = linear_sum_assignment(np.where(finite, c_np, big))
+        if not finite[rows, cols].all():
+            raise ValueError("cost: the +inf entries leave no feasible transport plan")
+        plan[rows, cols] = a_np[0]
+    else:
+        plan = _exact_lp(c_np, a_np, b_np, finite, linprog)
+    out = torch.from_numpy(plan).to(dtype=C.dtype, device=C.device)
+    return _like_input(out, as_numpy)
+
+
+def _exact_lp(
+    c: np.ndarray, a: np.ndarray, b: np.ndarray, finite: np.ndarray, linprog: Callable[..., Any]
+) -> np.ndarray:
+    """Solve the transport LP over the finite entries of ``c`` (sparse constraints)."""
+    from scipy.sparse import coo_matrix
+
+    n, m = c.shape
+    rows, cols = np.nonzero(finite)  # variables: one per allowed pair
+    k = len(rows)
+    var = np.arange(k)
+    eq = coo_matrix(
+        (np.ones(2 * k), (np.concatenate([rows, n + cols]), np.concatenate([var, var]))),
+        shape=(n + m, k),
+    ).tocsr()
+    res = linprog(
+        c[rows, cols], A_eq=eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs"
+    )
+    if res.status != 0:
+        raise ValueError(f"cost: no feasible transport plan ({res.message})")
+    plan = np.zeros((n, m))
+    plan[rows, cols] = res.x
+    return plan

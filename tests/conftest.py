@@ -1,0 +1,28 @@
+"""Shared fixtures for the test suite."""
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> Iterator[None]:
+    """Seed Python, numpy and torch before every test, so every test is reproducible."""
+    random.seed(SEED)
+    np.random.seed(SEED)  # noqa: NPY002 - the legacy global RNG is what libraries fall back to
+    torch.manual_seed(SEED)
+    yield
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (where app.py and .streamlit/ live)."""
+    return REPO_ROOT

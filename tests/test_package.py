@@ -1,0 +1,206 @@
+"""The package skeleton: import boundaries, device choice, the CLI and the app starting."""
+
+import os
+import pkgutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import gca_viz
+from gca_viz.device import resolve_device
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _library_modules() -> list[str]:
+    """Every module of gca_viz that exists now (future modules are covered automatically)."""
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(gca_viz.__path__, prefix="gca_viz.")
+        if info.name.rsplit(".", 1)[-1] != "__main__"
+    ]
+    return ["gca_viz", *sorted(names)]
+
+
+# --- import boundaries ---------------------------------------------------------------------
+
+
+def test_import_gca_viz_is_light() -> None:
+    result = _run_python(
+        "import sys, gca_viz\n"
+        "heavy = sorted(m for m in ('streamlit', 'torch', 'plotly') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"`import gca_viz` imported: {result.stdout.strip()}"
+
+
+def test_library_never_imports_streamlit() -> None:
+    modules = _library_modules()
+    assert "gca_viz.device" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    if any(m == 'streamlit' or m.startswith('streamlit.') for m in sys.modules):\n"
+        "        print(name)\n"
+        "        break\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{result.stdout.strip()} imports streamlit"
+
+
+# --- device choice -------------------------------------------------------------------------
+
+
+def test_resolve_device_cpu() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_resolve_device_auto_prefers_cuda_then_mps_then_cpu() -> None:
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif torch.backends.mps.is_available():
+        expected = "mps"
+    else:
+        expected = "cpu"
+    assert resolve_device().type == expected
+    assert resolve_device("auto").type == expected
+
+
+def test_resolve_device_rejects_unknown_name() -> None:
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_resolve_device_rejects_unavailable_cuda() -> None:
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resolve_device_cuda_when_available() -> None:
+    assert resolve_device("cuda").type == "cuda"
+    assert resolve_device("auto").type == "cuda"
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def test_cli_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gca_viz", "--version"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"gca_viz {gca_viz.__version__}"
+
+
+def test_cli_unknown_arguments_print_usage_and_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gca_viz", "frobnicate"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "usage:" in result.stderr
+
+
+# --- the app -------------------------------------------------------------------------------
+
+
+def test_app_renders_home_page() -> None:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["GCA Explorer"]
+    assert len(at.latex) == 1
+    sidebar_text = " ".join(c.value for c in at.sidebar.caption)
+    assert f"Device: `{resolve_device()}`" in sidebar_text
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) listening on ``port``; Linux only."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A = LISTEN
+                found.add(address)
+    return found
+
+
+def test_streamlit_run_starts_and_binds_localhost() -> None:
+    port = _free_port()
+    # No --server.address: the default comes from .streamlit/config.toml.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    body = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                url = f"http://127.0.0.1:{port}/_stcore/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = response.read().decode()
+                if body == "ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        exited_early = process.poll() is not None
+        listening = _listening_addresses(port)
+    finally:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    assert not exited_early, f"streamlit exited early:\n{output}"
+    assert body == "ok", f"/_stcore/health did not answer ok within 60 s:\n{output}"
+    if Path("/proc/net/tcp").exists():
+        # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex: nothing else listens.
+        assert listening == {"0100007F"}
+    assert "Traceback" not in output, output
