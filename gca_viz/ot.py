@@ -13,6 +13,7 @@ Notation follows ``gca-math.md`` (sections 1, 2 and 8):
 Public API::
 
     from gca_viz.ot import cosine_cost, sqeuclidean_cost, sinkhorn, exact_ot
+    from gca_viz.ot import row_projection  # one row half-step (the InfoNCE plan)
 
 Everything accepts torch tensors (any device, float32 or float64) and numpy arrays, and
 returns the type it was given. The solver is differentiable through its unrolled iterations.
@@ -416,9 +417,7 @@ def sinkhorn(
         (True, (8, 8))
     """
     as_numpy = not isinstance(cost, torch.Tensor)
-    C = _to_tensor(cost, "cost")
-    if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
-        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+    C = _cost_matrix(cost)
     n, m = C.shape
     eps = _check_epsilon(epsilon)
     mu = _check_marginal(a, "a", n, C)
@@ -446,10 +445,11 @@ def sinkhorn(
 
     problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b)
     engine = _solve_absorb if method == "absorb" else _solve_log
-    f, g, errs, plans = engine(problem, int(max_iter), tol_f, history)
+    f, g, errs, plans, spare = engine(problem, int(max_iter), tol_f, history)
 
     log_plan = problem.log_plan(f, g)
-    plan = torch.exp(log_plan)
+    # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
+    plan = torch.exp(log_plan, out=spare) if spare is not None else torch.exp(log_plan)
     errors = torch.stack(errs).detach()
     threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * float(mu.sum())
     converged = bool(errors[-1] <= threshold)
@@ -473,6 +473,14 @@ def sinkhorn(
         relax_a=lam_a,
         relax_b=lam_b,
     )
+
+
+def _cost_matrix(cost: Array) -> torch.Tensor:
+    """``cost`` as a tensor, checked to be a non-empty 2-D matrix (values checked later)."""
+    C = _to_tensor(cost, "cost")
+    if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
+        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+    return C
 
 
 def _check_marginal(x: Array | None, name: str, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -554,7 +562,10 @@ class _Problem:
         return self.rho_b * self.eps * (torch.log(self.nu) - lse)
 
 
-_Solved = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
+# (f, g, errors per sweep, plans per half-step, a spare (n, m) buffer or None)
+_Solved = tuple[
+    torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None
+]
 
 
 def _solve_log(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
@@ -578,7 +589,7 @@ def _solve_log(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
         if keep:
             plans.append(torch.exp(p.log_plan(f, g)))
         lse = p.lse_rows(g)
-    return f, g, errors, plans
+    return f, g, errors, plans, None
 
 
 def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
@@ -600,7 +611,7 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
     errors: list[torch.Tensor] = []
     plans: list[torch.Tensor] = []
     for t in range(max_iter + 1):
-        s = torch.mv(state.K, state.v)  # (n,) = (K~ v)_i
+        s = state.mv(state.v)  # (n,) = (K~ v)_i
         if t > 0:  # residual of sweep t, free from this product: P 1 = u * (K~ v)
             with torch.no_grad():
                 f_true = state.f + eps * torch.log(state.u)
@@ -615,7 +626,7 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
                 state.recover_rows()
         if keep:
             plans.append(state.plan())
-        r = torch.mv(state.K.T, state.u)  # (m,) = (K~^T u)_j
+        r = state.mv_t(state.u)  # (m,) = (K~^T u)_j
         state.v = _scale(state.nu_eff, r, p.rho_b)
         if not _within(state.v, lo, hi):
             if _finite_pos(state.v):
@@ -624,7 +635,9 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
                 state.recover_cols()
         if keep:
             plans.append(state.plan())
-    return state.f + eps * torch.log(state.u), state.g + eps * torch.log(state.v), errors, plans
+    f_out = state.f + eps * torch.log(state.u)
+    g_out = state.g + eps * torch.log(state.v)
+    return f_out, g_out, errors, plans, None if state.K.requires_grad else state.K
 
 
 def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor:
@@ -654,7 +667,23 @@ class _AbsorbState:
 
     def _rebuild(self) -> None:
         p = self.p
-        self.K = torch.exp(p.log_plan(self.f, self.g))  # (n, m) stabilised kernel K~
+        log_K = p.log_plan(self.f, self.g)
+        # Entries below the smallest normal number become exact zeros: subnormal operands
+        # slow BLAS down by an order of magnitude and carry no mass worth keeping.
+        tiny = math.log(torch.finfo(log_K.dtype).tiny)
+        K = log_K.masked_fill_(log_K < tiny, -math.inf).exp_()  # (n, m) stabilised kernel K~
+        self.K = K
+        self.mv: Callable[[torch.Tensor], torch.Tensor]
+        self.mv_t: Callable[[torch.Tensor], torch.Tensor]
+        if K.device.type == "cpu" and not K.requires_grad:
+            # Without autograd, numpy's BLAS matrix-vector product is 2x faster here than
+            # torch.mv (both read K once); the arrays share memory, nothing is copied.
+            K_np = K.numpy()
+            self.mv = lambda x: torch.from_numpy(K_np @ x.numpy())
+            self.mv_t = lambda x: torch.from_numpy(x.numpy() @ K_np)
+        else:
+            self.mv = lambda x: torch.mv(K, x)
+            self.mv_t = lambda x: torch.mv(K.T, x)
         self.mu_eff = p.mu if p.lam_a is None else p.mu * torch.exp(-self.f / p.lam_a)
         self.nu_eff = p.nu if p.lam_b is None else p.nu * torch.exp(-self.g / p.lam_b)
 
@@ -685,6 +714,55 @@ class _AbsorbState:
         return (self.K * self.v[None, :]).mul_(self.u[:, None])
 
 
+def row_projection(
+    cost: Array,
+    a: Array | None = None,
+    g: Array | None = None,
+    *,
+    epsilon: float,
+    relax_a: float | None = None,
+) -> tuple[Array, Array]:
+    r"""One row half-step: the KL projection of ``exp((g_j - C_ij)/ε)`` onto ``P 1 = μ``.
+
+    .. math::
+        f_i = \rho_1\big(\varepsilon\log\mu_i - \varepsilon\,\mathrm{LSE}_j
+            \tfrac{g_j - C_{ij}}{\varepsilon}\big), \qquad
+        \log P_{ij} = (f_i + g_j - C_{ij}) / \varepsilon
+
+    where ``ρ1 = λ1 / (λ1 + ε)`` (1 for a hard row marginal, ``relax_a=None``). With
+    ``g = 0`` this is ``P^(1)_ij = μ_i softmax_j(-C_ij / ε)``, the InfoNCE plan; with the
+    column potential ``g^(t-1)`` of sweep ``t - 1`` it is the half-step ``P^(2t-1)`` of
+    :func:`sinkhorn`.
+
+    Args:
+        cost: ``(n, m)`` cost ``C`` (``+inf`` for excluded pairs).
+        a: ``(n,)`` row marginal ``μ`` (default ``1/n``).
+        g: ``(m,)`` column potential (default 0).
+        epsilon: ``ε > 0``.
+        relax_a: ``λ1 > 0`` for a relaxed row marginal, ``None`` for a hard one.
+
+    Returns:
+        ``(log_plan, f)``: the ``(n, m)`` log-plan and the ``(n,)`` row potential, of the
+        type of ``cost``; differentiable.
+
+    Raises:
+        ValueError: as :func:`sinkhorn`, for the parameters it shares.
+    """
+    as_numpy = not isinstance(cost, torch.Tensor)
+    C = _cost_matrix(cost)
+    n, m = C.shape
+    eps = _check_epsilon(epsilon)
+    mu = _check_marginal(a, "a", n, C)
+    lam_a = _check_relax(relax_a, "relax_a")
+    g_t = torch.zeros(m, dtype=C.dtype, device=C.device) if g is None else _to_tensor(g, "g", C)
+    if g_t.shape != (m,) or not bool(torch.isfinite(g_t).all()):
+        raise ValueError(f"g must be a finite vector of shape ({m},), got {tuple(g_t.shape)}")
+    _check_cost_values(C)
+    p = _Problem(C, mu, mu, eps, _rho(lam_a, eps), 1.0, lam_a, None)
+    f = p.row_step(p.lse_rows(g_t))
+    return _like_input(p.log_plan(f, g_t), as_numpy), _like_input(f, as_numpy)
+
+
 # ---------------------------------------------------------------------------- exact OT
 
 
@@ -712,9 +790,7 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
     from scipy.optimize import linear_sum_assignment, linprog
 
     as_numpy = not isinstance(cost, torch.Tensor)
-    C = _to_tensor(cost, "cost")
-    if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
-        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+    C = _cost_matrix(cost)
     n, m = C.shape
     mu = _check_marginal(a, "a", n, C)
     nu = _check_marginal(b, "b", m, C)

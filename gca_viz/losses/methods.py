@@ -1,0 +1,404 @@
+r"""The GCA loss module and the named methods (``gca-math.md`` section 3).
+
+:class:`GCALoss` composes one entry of each stage registry into a ``torch.nn.Module``:
+
+.. math::
+    L = \frac{1}{n}\sum_i d_M\big(P_{\mathrm{tgt}} \,\|\, \mathrm{proj}_B(K)\big)_i,
+    \qquad K = e^{-C(z', z'')/\varepsilon}
+
+The named methods in :data:`LOSSES` (``ince``, ``gca_ince``, ``rince``, ``gca_rince``,
+``gca_uot``, ``iot``, ``iot_uni``, ``byol``) are presets of those stages; :func:`get` builds
+one, :func:`compose` builds any other combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gca_viz import metrics, targets
+from gca_viz.losses.stages import COSTS, DIVERGENCES, PROJECTIONS, Projection
+from gca_viz.registry import Stage, UnknownNameError
+
+_STAGE_KINDS = ("cost", "target", "projection", "divergence")
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """What a loss saw on one batch: the stages' outputs and plan diagnostics.
+
+    ``loss`` is the scalar (differentiable); ``per_row`` its ``(n,)`` row terms; ``cost``,
+    ``target`` and ``log_plan`` are ``(n, n)``. ``diagnostics`` holds floats: marginal
+    error (against ``μ = P_tgt 1``, ``ν = P_tgt^T 1``), plan entropy, mass on positives,
+    and for iterative projections the sweeps run and the solver's last error.
+    """
+
+    loss: torch.Tensor
+    per_row: torch.Tensor
+    cost: torch.Tensor
+    target: torch.Tensor
+    projection: Projection
+    epsilon: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """``K = exp(-C/ε)`` (0 on excluded self-pairs)."""
+        return torch.exp(-self.cost / self.epsilon)
+
+    @property
+    def plan(self) -> torch.Tensor:
+        return self.projection.plan
+
+    @property
+    def log_plan(self) -> torch.Tensor:
+        return self.projection.log_plan
+
+    @property
+    def f(self) -> torch.Tensor:
+        return self.projection.f
+
+    @property
+    def g(self) -> torch.Tensor:
+        return self.projection.g
+
+
+class GCALoss(torch.nn.Module):
+    r"""A contrastive loss assembled from the four stage registries.
+
+    .. math::
+        L(z', z'') = \frac{1}{n}\sum_{i=1}^{n}
+            d_M\Big(P_{\mathrm{tgt}} \,\Big\|\,
+            \mathrm{proj}_B\big(e^{-C(z', z'')/\varepsilon}\big)\Big)_i
+
+    where ``C`` is the cost stage, ``P_tgt`` the target stage (marginals
+    ``μ = P_tgt 1``, ``ν = P_tgt^T 1``), ``proj_B`` the projection stage and ``d_M`` the
+    divergence stage; ``n`` is the number of rows (``N`` cross-view, ``2N`` joint).
+
+    Args:
+        cost, target, projection, divergence: entry names in :data:`COSTS`,
+            :data:`gca_viz.targets.TARGETS`, :data:`PROJECTIONS`, :data:`DIVERGENCES`.
+        layout: ``"cross"`` (``N x N``, target ``I``) or ``"joint"`` (``2N x 2N``,
+            self-pairs excluded, SimCLR's NT-Xent layout).
+        target_matrix: the matrix of a ``"custom"`` target.
+        name: a display name (the method's, for presets).
+        **params: stage parameters (see each entry's schema), validated here.
+
+    Raises:
+        ValueError: naming the parameter, for an unknown stage or parameter, or a value
+            outside its schema's range.
+
+    Example:
+        >>> loss = GCALoss("cosine", "pairs", "sinkhorn", "kl", epsilon=0.5, n_iter=10)
+        >>> z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+        >>> value = loss(z1, z2)  # scalar, differentiable
+    """
+
+    def __init__(
+        self,
+        cost: str = "cosine",
+        target: str = "pairs",
+        projection: str = "row",
+        divergence: str = "kl",
+        *,
+        layout: str = "cross",
+        target_matrix: Any = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__()
+        self.layout = targets.check_layout(layout)
+        self.stages: dict[str, Stage] = {
+            "cost": COSTS[cost],
+            "target": targets.TARGETS[target],
+            "projection": PROJECTIONS[projection],
+            "divergence": DIVERGENCES[divergence],
+        }
+        self.target_matrix = target_matrix
+        self.name = name or f"{cost}/{target}/{projection}/{divergence}"
+        self.params: dict[str, Any] = {}
+        for stage in self.stages.values():
+            self.params.update(stage.defaults())
+        self.set_params(**params)
+
+    def set_params(self, **changes: Any) -> None:
+        """Change stage parameters (for example ``epsilon`` while a run trains), validated
+        against the schemas; an invalid value raises ``ValueError`` and changes nothing."""
+        owners = {p.name: s for s in self.stages.values() for p in s.params}
+        validated = {}
+        for key, value in changes.items():
+            if key not in owners:
+                raise ValueError(
+                    f"{self.name} has no parameter {key!r}; its parameters are "
+                    f"{sorted(owners) or 'none'}"
+                )
+            validated[key] = next(p for p in owners[key].params if p.name == key).validate(value)
+        self.params.update(validated)
+
+    def _stage_kwargs(self, kind: str) -> dict[str, Any]:
+        return {p.name: self.params[p.name] for p in self.stages[kind].params}
+
+    def extra_repr(self) -> str:
+        stages = ", ".join(f"{k}={s.name}" for k, s in self.stages.items())
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{stages}, layout={self.layout}, {params}"
+
+    @property
+    def latex(self) -> dict[str, str]:
+        """The formula of each stage, for display."""
+        return {k: s.latex for k, s in self.stages.items()}
+
+    def build_target(
+        self,
+        n: int,
+        *,
+        labels: Any = None,
+        domains: Any = None,
+        device: Any = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """The target plan of this loss for a batch of ``n`` samples."""
+        T = targets.build_target(
+            self.stages["target"].name,
+            n,
+            self.layout,
+            labels=labels,
+            domains=domains,
+            matrix=self.target_matrix,
+            **self._stage_kwargs("target"),
+        )
+        return T.to(device=device, dtype=dtype)
+
+    def forward(
+        self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
+    ) -> torch.Tensor:
+        """Mean loss over rows for the paired embeddings ``z1``, ``z2`` (``(N, d)`` each)."""
+        return self._run(z1, z2, labels, domains, diagnostics=False).loss
+
+    def inspect(
+        self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
+    ) -> LossOutput:
+        """Everything the loss saw on this batch (cost, target, plan, potentials) plus
+        diagnostics; ``inspect(...).loss`` equals ``forward(...)``."""
+        return self._run(z1, z2, labels, domains, diagnostics=True)
+
+    def _run(
+        self, z1: torch.Tensor, z2: torch.Tensor, labels: Any, domains: Any, diagnostics: bool
+    ) -> LossOutput:
+        _check_embeddings(z1, z2)
+        C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
+        T = self.build_target(
+            z1.shape[0], labels=labels, domains=domains, device=C.device, dtype=C.dtype
+        )
+        mu, nu = targets.target_marginals(T)
+        proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
+        per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
+        out = LossOutput(per_row.mean(), per_row, C, T, proj, proj.epsilon)
+        if diagnostics:
+            out.diagnostics.update(_diagnostics(out, mu, nu))
+        return out
+
+
+def _check_embeddings(z1: Any, z2: Any) -> None:
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not isinstance(z, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+        if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
+            raise ValueError(f"{name} must have shape (N >= 2, d), got {tuple(z.shape)}")
+        if not z.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {z.dtype}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must have the same shape: {tuple(z1.shape)} != {tuple(z2.shape)}"
+        )
+
+
+def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[str, float]:
+    plan = out.plan.detach()
+    diag = {
+        "loss": float(out.loss.detach()),
+        "marginal_error": metrics.marginal_error(plan, mu, nu),
+        "entropy": metrics.plan_entropy(plan),
+        "positive_mass": metrics.positive_mass(plan, out.target),
+        "mass": float(plan.sum()),
+    }
+    res = out.projection.solver
+    if res is not None:
+        diag["n_iter"] = float(res.n_iter)
+        diag["solver_error"] = float(res.errors[-1])
+    return diag
+
+
+# ---------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named method: its four stages, parameter overrides and its row in the methods table
+    (``d_M``, ``d_Γ``, ``B`` of ``gca-math.md`` section 3)."""
+
+    name: str
+    title: str
+    stages: Mapping[str, str]
+    params: Mapping[str, Any]
+    d_m: str
+    d_gamma: str
+    constraint: str
+    description: str
+    reference: str
+    layout: str = "cross"
+    needs_predictor: bool = False
+
+    def build(self, **params: Any) -> GCALoss:
+        layout = params.pop("layout", self.layout)
+        target_matrix = params.pop("target_matrix", None)
+        target = params.pop("target", self.stages["target"])
+        merged = {**self.params, **params}
+        stage_names = {**self.stages, "target": target}
+        return GCALoss(
+            **{k: stage_names[k] for k in _STAGE_KINDS},
+            layout=layout,
+            target_matrix=target_matrix,
+            name=self.name,
+            **merged,
+        )
+
+
+def _method(
+    name: str, title: str, cost: str, projection: str, divergence: str, **kw: Any
+) -> Method:
+    params = kw.pop("params", {})
+    stages = {"cost": cost, "target": "pairs", "projection": projection, "divergence": divergence}
+    return Method(name, title, stages, params, **kw)
+
+
+LOSSES: dict[str, Method] = {
+    m.name: m
+    for m in (
+        _method(
+            "ince",
+            "INCE (InfoNCE)",
+            "cosine",
+            "row",
+            "kl",
+            d_m="KL",
+            d_gamma="KL",
+            constraint="C1(μ)",
+            description="InfoNCE: one row normalisation of K; NT-Xent in the joint layout.",
+            reference="Oord et al. 2018; Chen et al. (SimCLR) 2020",
+        ),
+        _method(
+            "gca_ince",
+            "GCA-INCE",
+            "cosine",
+            "sinkhorn",
+            "kl",
+            d_m="KL",
+            d_gamma="KL",
+            constraint="C1(μ) ∩ C2(ν)",
+            description="InfoNCE with T Sinkhorn sweeps: provably no larger than INCE.",
+            reference="Chen et al. 2024 (GCA)",
+        ),
+        _method(
+            "rince",
+            "RINCE",
+            "cosine",
+            "row",
+            "rince",
+            d_m="RINCE / W1",
+            d_gamma="KL",
+            constraint="C1(μ)",
+            description="Robust InfoNCE: symmetric for q = 1, tolerant to noisy views.",
+            reference="Chuang et al. 2022",
+        ),
+        _method(
+            "gca_rince",
+            "GCA-RINCE",
+            "cosine",
+            "sinkhorn",
+            "rince",
+            params={"end": "row"},
+            d_m="RINCE / W1",
+            d_gamma="KL",
+            constraint="C1(μ) ∩ C2(ν)",
+            description="RINCE scored at the last row step of T Sinkhorn sweeps.",
+            reference="Chen et al. 2024 (GCA)",
+        ),
+        _method(
+            "gca_uot",
+            "GCA-UOT",
+            "cosine",
+            "unbalanced",
+            "uot",
+            d_m="KL + RINCE",
+            d_gamma="KL",
+            constraint="soft: λ1 KL(P1‖μ) + λ2 KL(Pᵀ1‖ν)",
+            description="Unbalanced OT: relaxed marginals move mass off corrupted pairs.",
+            reference="Chen et al. 2024 (GCA)",
+        ),
+        _method(
+            "iot",
+            "IOT",
+            "cosine",
+            "sinkhorn",
+            "ce",
+            layout="joint",
+            d_m="KL",
+            d_gamma="KL",
+            constraint="C1(μ) ∩ C2(ν)",
+            description="Inverse OT baseline: cross-entropy of the balanced plan (joint layout).",
+            reference="Shi et al. 2023",
+        ),
+        _method(
+            "iot_uni",
+            "IOT-uni",
+            "cosine",
+            "sinkhorn",
+            "ce_uniform",
+            layout="joint",
+            d_m="KL + uniformity KL",
+            d_gamma="KL",
+            constraint="C1(μ) ∩ C2(ν)",
+            description="IOT plus a KL that spreads off-diagonal mass uniformly.",
+            reference="Shi et al. 2023",
+        ),
+        _method(
+            "byol",
+            "BYOL",
+            "cosine",
+            "none",
+            "l2",
+            d_m="KL",
+            d_gamma="L2",
+            constraint="none",
+            description="Alignment only; a predictor and a moving-average target avoid collapse.",
+            reference="Grill et al. 2020",
+            needs_predictor=True,
+        ),
+    )
+}
+"""The named methods, in the order of the paper's table."""
+
+
+def get(name: str, **params: Any) -> GCALoss:
+    """Build the named method ``name`` of :data:`LOSSES` with parameter overrides.
+
+    ``layout``, ``target`` (a :data:`gca_viz.targets.TARGETS` name) and ``target_matrix``
+    may be overridden too. Example: ``get("gca_ince", epsilon=0.2, n_iter=20)``.
+
+    Raises:
+        ValueError: for an unknown method or an invalid parameter.
+    """
+    if name not in LOSSES:
+        raise UnknownNameError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[name].build(**params)
+
+
+def compose(cost: str, target: str, projection: str, divergence: str, **params: Any) -> GCALoss:
+    """A new loss from any four stages (the loss composer); same as :class:`GCALoss`."""
+    return GCALoss(cost, target, projection, divergence, **params)

@@ -1,0 +1,364 @@
+r"""The four stages of a GCA loss: cost -> target -> projection -> divergence.
+
+Every contrastive loss here is ``divergence(P_tgt, projection(K(cost(z', z''))))``
+(``gca-math.md`` sections 2 to 4). Costs, projections and divergences are registered in
+:data:`COSTS`, :data:`PROJECTIONS` and :data:`DIVERGENCES` (targets live in
+:mod:`gca_viz.targets`), each entry with its parameter schema and its formula as LaTeX.
+The named methods of :mod:`gca_viz.losses.methods` are presets of these entries.
+
+Conventions: ``ε`` is the temperature and regulariser, ``K = exp(-C/ε)``, the plan is
+``P_ij = exp((f_i + g_j - C_ij)/ε)``, ``T = P_tgt`` and ``T̂ = diag(T 1)^{-1} T`` its
+row-normalised version (``T̂ = I`` for pairs). Divergences return one value per row;
+losses average them over the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from gca_viz import ot
+from gca_viz.registry import Param, Registry
+
+COSTS = Registry("cost")
+"""Registry of cost functions ``(z', z'', layout) -> C``."""
+PROJECTIONS = Registry("projection")
+"""Registry of proximal steps ``(C, μ, ν) -> plan`` (the constraint set ``B`` and ``d_Γ``)."""
+DIVERGENCES = Registry("divergence")
+"""Registry of matching divergences ``d_M(P_tgt || P)``, one value per row."""
+
+EPSILON = Param(
+    "epsilon",
+    0.5,
+    "Temperature of InfoNCE = entropic regulariser of OT.",
+    "ε",
+    low=0.0,
+    low_open=True,
+    ui=(0.01, 2.0),
+)
+N_ITER = Param(
+    "n_iter", 10, "Sinkhorn sweeps T (2T half-steps).", "T", kind="int", low=1, ui=(1, 50)
+)
+RELAX_A = Param(
+    "relax_a",
+    0.2,
+    "KL weight λ1 of the row marginal (None: hard constraint).",
+    "λ_1",
+    low=0.0,
+    low_open=True,
+    optional=True,
+    allow_inf=True,
+    ui=(0.01, 10.0),
+)
+RELAX_B = Param(
+    "relax_b",
+    0.2,
+    "KL weight λ2 of the column marginal (None: hard constraint).",
+    "λ_2",
+    low=0.0,
+    low_open=True,
+    optional=True,
+    allow_inf=True,
+    ui=(0.01, 10.0),
+)
+Q = Param(
+    "q",
+    0.6,
+    "RINCE exponent q in (0, 1]; q -> 0 recovers InfoNCE.",
+    "q",
+    low=0.0,
+    low_open=True,
+    high=1.0,
+)
+LAM = Param("lam", 0.01, "RINCE weight λ on the partition term.", "λ", low=0.0, ui=(0.0, 1.0))
+
+
+# ---------------------------------------------------------------------------------- costs
+
+
+def _joint(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    return torch.cat([z1, z2], dim=0)  # (2N, d): rows i and i + N are the two views of i
+
+
+@COSTS.register(
+    "cosine",
+    latex=r"C_{ij} = 1 - \frac{\langle z'_i, z''_j\rangle}{\|z'_i\|\,\|z''_j\|}",
+    description="1 - cosine similarity, in [0, 2] (the paper's cost).",
+)
+def cosine(z1: torch.Tensor, z2: torch.Tensor, layout: str) -> torch.Tensor:
+    r"""Cosine cost ``C_ij = 1 - cos(z'_i, z''_j)`` of the layout (``gca-math.md`` section 1).
+
+    Cross layout: ``(N, N)`` between the two views. Joint layout: ``(2N, 2N)`` over
+    ``[z'; z'']`` with ``C_ii = +inf`` (self-pairs excluded, ``K_ii = 0``).
+    """
+    if layout == "cross":
+        return ot.cosine_cost(z1, z2)  # type: ignore[return-value]
+    return ot.cosine_cost(_joint(z1, z2), exclude_self=True)  # type: ignore[return-value]
+
+
+@COSTS.register(
+    "sqeuclidean",
+    latex=r"C_{ij} = \|z'_i - z''_j\|^2",
+    description="Squared Euclidean distance of the raw (unnormalised) embeddings.",
+)
+def sqeuclidean(z1: torch.Tensor, z2: torch.Tensor, layout: str) -> torch.Tensor:
+    r"""Squared Euclidean cost ``C_ij = ||z'_i - z''_j||^2`` (joint layout: ``C_ii = +inf``)."""
+    if layout == "cross":
+        return ot.sqeuclidean_cost(z1, z2)  # type: ignore[return-value]
+    return ot.sqeuclidean_cost(_joint(z1, z2), exclude_self=True)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------- projections
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A plan in potential form ``log P_ij = (f_i + g_j - C_ij) / ε`` and how it was reached.
+
+    ``solver`` is the :class:`gca_viz.ot.SinkhornResult` for iterative projections (its
+    errors, ``n_iter`` and ``converged`` are the diagnostics), else ``None``.
+    """
+
+    cost: torch.Tensor  # (n, m)
+    log_plan: torch.Tensor  # (n, m)
+    f: torch.Tensor  # (n,)
+    g: torch.Tensor  # (m,)
+    epsilon: float
+    solver: ot.SinkhornResult | None = None
+
+    @property
+    def plan(self) -> torch.Tensor:
+        return torch.exp(self.log_plan)
+
+    @property
+    def log_scores(self) -> torch.Tensor:
+        """``(g_j - C_ij) / ε = log(K_ij v_j)``: the plan before its row scaling ``u_i``."""
+        return self.log_plan - self.f[:, None] / self.epsilon
+
+
+def _zeros(n: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(n, dtype=like.dtype, device=like.device)
+
+
+@PROJECTIONS.register(
+    "none",
+    params=(EPSILON,),
+    latex=r"P = K = e^{-C/\varepsilon}",
+    description="No normalisation: B unconstrained (BYOL's view).",
+)
+def no_projection(
+    C: torch.Tensor, mu: torch.Tensor, nu: torch.Tensor, *, epsilon: float
+) -> Projection:
+    r"""The kernel itself, ``P = K = exp(-C/ε)`` (``f = g = 0``); no constraint set."""
+    n, m = C.shape
+    return Projection(C, -C / epsilon, _zeros(n, C), _zeros(m, C), epsilon)
+
+
+@PROJECTIONS.register(
+    "row",
+    params=(EPSILON,),
+    latex=r"P^{(1)} = \mathrm{diag}\!\big(\mu / K\mathbf{1}\big)\, K",
+    description="One row normalisation, the KL projection onto C1(μ): InfoNCE's plan.",
+)
+def row(C: torch.Tensor, mu: torch.Tensor, nu: torch.Tensor, *, epsilon: float) -> Projection:
+    r"""``P^(1) = diag(μ / K 1) K``: the first Sinkhorn half-step, ``μ_i softmax_j(-C_ij/ε)``."""
+    log_plan, f = ot.row_projection(C, mu, epsilon=epsilon)
+    assert isinstance(log_plan, torch.Tensor) and isinstance(f, torch.Tensor)
+    return Projection(C, log_plan, f, _zeros(C.shape[1], C), epsilon)
+
+
+@PROJECTIONS.register(
+    "sinkhorn",
+    params=(
+        EPSILON,
+        N_ITER,
+        Param(
+            "end",
+            "column",
+            "Stop after the column step P^(2T) or the row step P^(2T-1).",
+            kind="choice",
+            choices=("column", "row"),
+        ),
+    ),
+    latex=r"P^{(2T)} = \mathrm{Sinkhorn}_T(K;\ \mu, \nu)",
+    description="T Sinkhorn sweeps: the KL projection onto C1(μ) ∩ C2(ν) (GCA).",
+)
+def sinkhorn(
+    C: torch.Tensor,
+    mu: torch.Tensor,
+    nu: torch.Tensor,
+    *,
+    epsilon: float,
+    n_iter: int,
+    end: str = "column",
+) -> Projection:
+    r"""``T`` balanced Sinkhorn sweeps from ``K`` (:func:`gca_viz.ot.sinkhorn`).
+
+    ``end="column"`` returns ``P^(2T)``; ``end="row"`` returns ``P^(2T-1) =
+    diag(u^(T)) K diag(v^(T-1))``, the plan GCA-RINCE scores (``T = 1`` is ``P^(1)``).
+    """
+    sweeps = n_iter if end == "column" else n_iter - 1
+    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, max_iter=sweeps) if sweeps > 0 else None
+    if end == "column":
+        assert res is not None
+        return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
+    g = res.g if res is not None else _zeros(C.shape[1], C)
+    log_plan, f = ot.row_projection(C, mu, g, epsilon=epsilon)
+    return Projection(C, log_plan, f, g, epsilon, res)  # type: ignore[arg-type]
+
+
+@PROJECTIONS.register(
+    "unbalanced",
+    params=(EPSILON, N_ITER, RELAX_A, RELAX_B),
+    latex=(
+        r"P = \arg\min_P \langle P, C\rangle - \varepsilon H(P)"
+        r" + \lambda_1 \mathrm{KL}(P\mathbf{1}\|\mu) + \lambda_2 \mathrm{KL}(P^\top\mathbf{1}\|\nu)"
+    ),
+    description="T unbalanced Sinkhorn sweeps: soft marginals with KL weights λ1, λ2 (GCA-UOT).",
+)
+def unbalanced(
+    C: torch.Tensor,
+    mu: torch.Tensor,
+    nu: torch.Tensor,
+    *,
+    epsilon: float,
+    n_iter: int,
+    relax_a: float | None,
+    relax_b: float | None,
+) -> Projection:
+    r"""``T`` unbalanced Sinkhorn sweeps, ``u <- (μ / K v)^{ρ1}``, ``v <- (ν / K^T u)^{ρ2}``,
+    ``ρ = λ / (λ + ε)`` (:func:`gca_viz.ot.sinkhorn` with ``relax_a``, ``relax_b``)."""
+    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, max_iter=n_iter, relax_a=relax_a, relax_b=relax_b)
+    return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- divergences
+
+
+def _row_normalised(T: torch.Tensor) -> torch.Tensor:
+    return T / T.sum(1, keepdim=True)  # T̂: each row's positives sum to 1
+
+
+def _weighted_log(T: torch.Tensor, log_x: torch.Tensor) -> torch.Tensor:
+    """``sum_j T_ij log x_ij`` per row, with ``0 * log 0 = 0`` (and no NaN gradient)."""
+    return (T * log_x.masked_fill(T == 0, 0.0)).sum(1)
+
+
+def _rince_term(T: torch.Tensor, proj: Projection, q: float, lam: float) -> torch.Tensor:
+    """``-pos_i^q / q + (λ Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
+    ``Z_i = (K v)_i``, powers taken in log space."""
+    S = proj.log_scores  # (n, m) log(K_ij v_j); -inf on excluded pairs
+    log_pos = torch.logsumexp(S + torch.log(_row_normalised(T)), dim=1)  # (n,)
+    log_z = torch.logsumexp(S, dim=1)  # (n,)
+    pos_q = torch.exp(q * log_pos) / q
+    if lam == 0:
+        return -pos_q
+    return -pos_q + torch.exp(q * (math.log(lam) + log_z)) / q
+
+
+@DIVERGENCES.register(
+    "kl",
+    latex=(r"\mathrm{KL}(T\|P) = \sum_{ij} T_{ij}\log\frac{T_{ij}}{P_{ij}} - T_{ij} + P_{ij}"),
+    description="Generalised KL from the target to the plan (InfoNCE, GCA-INCE).",
+)
+def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:
+    r"""Per-row generalised KL ``sum_j T_ij log(T_ij / P_ij) - T_ij + P_ij`` (0 log 0 = 0).
+
+    With ``T = I`` and row sums 1 this is ``-log P_ii``: InfoNCE for ``P = P^(1)``."""
+    log_t = torch.log(T)
+    return _weighted_log(T, log_t - proj.log_plan) - T.sum(1) + proj.plan.sum(1)
+
+
+@DIVERGENCES.register(
+    "ce",
+    latex=r"-\sum_j \hat T_{ij} \log P_{ij}",
+    description="Cross-entropy of the plan against the target (IOT).",
+)
+def cross_entropy(T: torch.Tensor, proj: Projection) -> torch.Tensor:
+    r"""Per-row cross-entropy ``-sum_j T̂_ij log P_ij`` (``-log P_{i,pos(i)}`` for pairs)."""
+    return -_weighted_log(_row_normalised(T), proj.log_plan)
+
+
+@DIVERGENCES.register(
+    "rince",
+    params=(Q, LAM),
+    latex=r"-\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda Z_i)^q}{q},\quad"
+    r" \mathrm{pos}_i = \sum_j \hat T_{ij} K_{ij} v_j,\ Z_i = (K v)_i",
+    description="Robust InfoNCE (Chuang et al. 2022) on the plan's row-step scores.",
+)
+def rince(T: torch.Tensor, proj: Projection, *, q: float, lam: float) -> torch.Tensor:
+    r"""RINCE (Chuang et al., CVPR 2022) in GCA form (``gca-math.md`` section 4).
+
+    .. math::
+        L_i = -\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda Z_i)^q}{q}, \qquad
+        \mathrm{pos}_i = K_{i,\mathrm{pos}(i)} v_{\mathrm{pos}(i)},\quad Z_i = (K v)_i
+
+    where ``v = exp(g/ε)`` is the column scaling of the projected plan: ``v = 1`` for the
+    row projection (RINCE), ``v^(t-1)`` for ``P^(2t-1)`` (GCA-RINCE). A non-pair target
+    averages the positives, ``pos_i = sum_j T̂_ij K_ij v_j``. With ``K = exp((s - 1)/ε)``
+    this equals the RINCE paper's value times ``exp(-q/ε)``.
+    """
+    return _rince_term(T, proj, q, lam)
+
+
+@DIVERGENCES.register(
+    "uot",
+    params=(
+        Param("r1", 1.0, "Weight of the KL (InfoNCE-type) term.", "r_1", low=0.0, ui=(0.0, 2.0)),
+        Param("r2", 0.2, "Weight of the RINCE-type term.", "r_2", low=0.0, ui=(0.0, 1.0)),
+        Q,
+        LAM,
+    ),
+    latex=r"r_1\Big[-\log\frac{P_{i,\mathrm{pos}(i)}}{(P\mathbf{1})_i}\Big]"
+    r" + r_2\Big[-\frac{(K_{i,\mathrm{pos}(i)} v_{\mathrm{pos}(i)})^q}{q}"
+    r" + \frac{(\lambda (K v)_i)^q}{q}\Big]",
+    description="GCA-UOT's loss: a KL term and a RINCE term on the unbalanced plan.",
+)
+def uot(
+    T: torch.Tensor, proj: Projection, *, r1: float, r2: float, q: float, lam: float
+) -> torch.Tensor:
+    r"""GCA-UOT's loss on the (unbalanced) plan ``P`` (``gca-math.md`` section 4).
+
+    .. math::
+        L_i = r_1\Big[-\sum_j \hat T_{ij}\log\frac{P_{ij}}{(P\mathbf 1)_i}\Big]
+            + r_2\Big[-\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda (K v)_i)^q}{q}\Big]
+
+    with ``pos_i = sum_j T̂_ij K_ij v_j`` and ``v = exp(g/ε)`` the plan's column scaling.
+    """
+    log_rows = torch.logsumexp(proj.log_plan, dim=1, keepdim=True)  # log (P 1)_i
+    nll = -_weighted_log(_row_normalised(T), proj.log_plan - log_rows)
+    return r1 * nll + r2 * _rince_term(T, proj, q, lam)
+
+
+@DIVERGENCES.register(
+    "ce_uniform",
+    params=(
+        Param("lam_p", 0.2, "Weight of the uniformity KL(P || Q).", "λ_p", low=0.0, ui=(0.0, 1.0)),
+    ),
+    latex=r"-\sum_j \hat T_{ij}\log P_{ij} + \lambda_p \mathrm{KL}(P\|Q)",
+    description="IOT-uni: cross-entropy plus a KL pulling off-diagonal mass to uniform.",
+)
+def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tensor:
+    r"""IOT-uni (Shi et al., ICML 2023): ``-sum_j T̂_ij log P_ij + λ_p KL(P || Q)_i``.
+
+    ``Q`` is ``P`` with every off-diagonal entry replaced by the mean off-diagonal value
+    of ``P``; the KL is split over rows."""
+    P = proj.plan
+    off = ~torch.eye(P.shape[0], P.shape[1], dtype=torch.bool, device=P.device)
+    mean_off = P[off].mean()
+    log_q = torch.where(off, torch.log(mean_off), proj.log_plan)
+    kl_rows = _weighted_log(P, proj.log_plan - log_q) - P.sum(1) + torch.exp(log_q).sum(1)
+    return cross_entropy(T, proj) + lam_p * kl_rows
+
+
+@DIVERGENCES.register(
+    "l2",
+    latex=r"\sum_j \hat T_{ij}\, 2 C_{ij} = \|\hat z'_i - \hat z''_{\mathrm{pos}(i)}\|^2",
+    description="Alignment only: BYOL's 2 - 2 cos on positive pairs (no plan involved).",
+)
+def l2(T: torch.Tensor, proj: Projection) -> torch.Tensor:
+    r"""``sum_j T̂_ij 2 C_ij``: with the cosine cost ``2 C_ij = ||ẑ'_i - ẑ''_j||^2 = 2 - 2 cos``,
+    BYOL's loss (Grill et al. 2020); only the alignment term of ``gca-math.md`` section 4."""
+    return 2.0 * _weighted_log(_row_normalised(T), proj.cost)

@@ -1,0 +1,590 @@
+r"""Metrics: representation quality, transport-plan diagnostics, collapse and downstream accuracy.
+
+Notation follows ``gca-math.md`` (sections 1 and 6):
+
+* ``z'_i``, ``z''_i`` are the two views of sample ``i``; ``ẑ = z / ||z||`` is an embedding
+  L2-normalised onto the unit sphere.
+* ``P`` is an ``(n, m)`` transport plan, ``μ = a`` and ``ν = b`` its target marginals,
+  ``P_tgt`` a target plan whose positive entries mark the positive pairs.
+
+Public API::
+
+    from gca_viz.metrics import alignment, uniformity  # Wang & Isola (2020)
+    from gca_viz.metrics import plan_entropy, marginal_error, positive_mass  # plan diagnostics
+    from gca_viz.metrics import embedding_std, effective_rank, compactness  # collapse
+    from gca_viz.metrics import knn_accuracy, linear_probe_accuracy, domain_accuracy
+
+Every function accepts torch tensors (any device and dtype; they are detached and copied to
+float64 on the CPU) or numpy arrays, returns a Python ``float``, and raises ``ValueError``
+naming the offending parameter for a wrong shape, an empty input, NaN/inf or a bad option.
+
+References:
+    Wang and Isola (2020), Understanding contrastive representation learning through
+    alignment and uniformity on the hypersphere. ICML.
+    Roy and Vetterli (2007), The effective rank: a measure of effective dimensionality.
+    EUSIPCO.
+    Chen and He (2021), Exploring simple Siamese representation learning. CVPR.
+    Chen, Lin, Liu, Xiao, Dyer (2024), Your contrastive learning problem is secretly a
+    distribution alignment problem. NeurIPS.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.spatial.distance import pdist
+from scipy.special import entr, logsumexp
+
+Array = torch.Tensor | np.ndarray
+"""A torch tensor or a numpy array."""
+
+ALIGNMENT_LATEX = r"\mathcal{L}_{\text{align}} = \frac{1}{N}\sum_{i=1}^{N} \|z'_i - z''_i\|_2^2"
+"""Alignment (Wang & Isola 2020), computed by :func:`alignment`."""
+
+UNIFORMITY_LATEX = (
+    r"\mathcal{L}_{\text{uniform}} = \log \frac{1}{N(N-1)} \sum_{i \neq j}"
+    r" e^{-t \|z_i - z_j\|_2^2}"
+)
+"""Uniformity (Wang & Isola 2020), computed by :func:`uniformity`."""
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a float64 numpy array on the CPU, detached from any autograd graph."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise ValueError(f"{name} must be real, got dtype {x.dtype}")
+        x = x.detach().cpu().to(torch.float64).numpy()
+    arr = np.asarray(x)
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _check_finite(x: np.ndarray, name: str) -> None:
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def _points(x: Any, name: str) -> np.ndarray:
+    """``x`` as an ``(n, d)`` float64 array of finite points, ``n, d >= 1``."""
+    z = _to_numpy(x, name)
+    if z.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got shape {z.shape}")
+    if z.size == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {z.shape}")
+    _check_finite(z, name)
+    return z
+
+
+def _normalize(z: np.ndarray, name: str) -> np.ndarray:
+    """Rows of ``z`` divided by their L2 norm (zero rows have no direction: rejected)."""
+    norms = np.linalg.norm(z, axis=1, keepdims=True)  # (n, 1)
+    if (norms == 0).any():
+        raise ValueError(f"{name} has an all-zero row; it cannot be L2-normalised")
+    unit: np.ndarray = z / norms  # (n, d)
+    return unit
+
+
+def _plan(x: Any, name: str = "plan") -> np.ndarray:
+    """``x`` as a finite, non-negative ``(n, m)`` float64 array."""
+    p = _points(x, name)
+    if (p < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    return p
+
+
+def _positive_mass_total(p: np.ndarray, name: str) -> float:
+    total = float(p.sum())
+    if total <= 0:
+        raise ValueError(f"{name} must have positive total mass")
+    return total
+
+
+def _labels(y: Any, name: str, n: int, points_name: str) -> np.ndarray:
+    """``y`` as a 1-D numpy array with one label per row of ``points_name``."""
+    labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {labels.shape}")
+    if len(labels) != n:
+        raise ValueError(
+            f"{name} must have one label per row of {points_name}: {len(labels)} != {n}"
+        )
+    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return labels
+
+
+def _positive_float(value: Any, name: str) -> float:
+    """``value`` as a float, which must be finite and ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not 0 < float(value) < math.inf:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+def _int_at_least(value: Any, name: str, low: int) -> int:
+    """``value`` as an int, which must be ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _split(
+    train_z: Any, train_y: Any, test_z: Any, test_y: Any, y_name: str = "y"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a train/test split of features and labels (``y_name`` names the labels)."""
+    xtr, xte = _points(train_z, "train_z"), _points(test_z, "test_z")
+    if xte.shape[1] != xtr.shape[1]:
+        raise ValueError(
+            f"test_z must have the same feature dimension as train_z: "
+            f"{xte.shape[1]} != {xtr.shape[1]}"
+        )
+    ytr = _labels(train_y, f"train_{y_name}", len(xtr), "train_z")
+    yte = _labels(test_y, f"test_{y_name}", len(xte), "test_z")
+    return xtr, ytr, xte, yte
+
+
+# ----------------------------------------------------------- alignment and uniformity
+
+
+def alignment(z1: Array, z2: Array, *, normalize: bool = True) -> float:
+    r"""Alignment: mean squared distance between the two views of each sample.
+
+    .. math::
+        \mathcal{L}_{\text{align}} = \frac{1}{N} \sum_{i=1}^{N} \|z'_i - z''_i\|_2^2
+
+    where ``z'_i = z1[i]`` and ``z''_i = z2[i]`` are a positive pair (L2-normalised first when
+    ``normalize``, so the value lies in ``[0, 4]``). Lower is better; 0 means every pair
+    coincides. This is Wang & Isola's metric with ``α = 2``.
+
+    Args:
+        z1: ``(N, d)`` view-1 embeddings.
+        z2: ``(N, d)`` view-2 embeddings; row ``i`` is the positive of ``z1[i]``.
+        normalize: L2-normalise every row before comparing.
+
+    Returns:
+        The alignment as a float.
+
+    Raises:
+        ValueError: if ``z1`` or ``z2`` is not 2-D, is empty or holds NaN/inf, if their
+            shapes differ, or (with ``normalize``) if a row is all zero.
+
+    References:
+        Wang and Isola (2020), ICML, section 4.1.
+    """
+    a, b = _points(z1, "z1"), _points(z2, "z2")
+    if a.shape != b.shape:
+        raise ValueError(f"z2 must have the same shape as z1: {b.shape} != {a.shape}")
+    if normalize:
+        a, b = _normalize(a, "z1"), _normalize(b, "z2")
+    return float(((a - b) ** 2).sum(axis=1).mean())
+
+
+def uniformity(z: Array, *, t: float = 2.0, normalize: bool = True) -> float:
+    r"""Uniformity: log of the mean Gaussian potential over all distinct pairs.
+
+    .. math::
+        \mathcal{L}_{\text{uniform}} = \log \frac{1}{N(N-1)} \sum_{i \neq j}
+            e^{-t \|z_i - z_j\|_2^2}
+        = \mathrm{LSE}_{i<j}\big(-t\,D_{ij}\big) - \log\tbinom{N}{2}
+
+    where ``D_ij = ||z_i - z_j||^2`` over the ``N(N-1)/2`` unordered pairs (the sum over
+    ``i != j`` counts each twice, which cancels) and ``LSE`` is log-sum-exp, so nothing
+    underflows however large ``t D_ij`` is. Lower is more uniform; collapsed embeddings give
+    the maximum, 0.
+
+    Known value: for ``N`` unit vectors, ``sum_{i,j} D_ij = 2N^2 - 2||sum_i z_i||^2 <= 2N^2``,
+    so by Jensen ``L >= -t 2N / (N - 1)``, with equality exactly for a regular simplex
+    (all ``D_ij`` equal, centroid at 0). ``N = d + 1`` points forming a regular simplex in
+    ``R^d`` have ``D_ij = 2(d + 1)/d`` and attain the minimum ``-2t(d + 1)/d``.
+
+    Args:
+        z: ``(N, d)`` embeddings, ``N >= 2``.
+        t: the potential's scale ``t > 0`` (2 in Wang & Isola and ``gca-math.md``).
+        normalize: L2-normalise every row first.
+
+    Returns:
+        The uniformity as a float (``<= 0``).
+
+    Raises:
+        ValueError: if ``z`` is not 2-D, has fewer than 2 rows, holds NaN/inf or (with
+            ``normalize``) an all-zero row; if ``t`` is not finite and ``> 0``.
+
+    References:
+        Wang and Isola (2020), ICML, section 4.1.
+    """
+    t = _positive_float(t, "t")
+    x = _points(z, "z")
+    if len(x) < 2:
+        raise ValueError(f"z must have at least 2 rows (one pair), got {len(x)}")
+    if normalize:
+        x = _normalize(x, "z")
+    sq_dists = pdist(x, "sqeuclidean")  # (N(N-1)/2,) one entry per pair i < j
+    return float(logsumexp(-t * sq_dists) - math.log(len(sq_dists)))
+
+
+# ---------------------------------------------------------------------- plan diagnostics
+
+
+def plan_entropy(plan: Array) -> float:
+    r"""Shannon entropy of a transport plan normalised to total mass 1.
+
+    .. math::
+        H = -\sum_{ij} p_{ij} \log p_{ij}, \qquad p = P / \textstyle\sum_{ij} P_{ij}
+
+    where ``0 log 0 = 0``. It ranges from 0 (all mass on one entry) to ``log(nm)`` (uniform
+    plan); a permutation plan has ``log n``. Unlike ``SinkhornResult.entropy`` (the ``H(P)``
+    of the OT objective) this ignores the plan's total mass.
+
+    Args:
+        plan: ``(n, m)`` non-negative plan ``P`` with positive total mass.
+
+    Returns:
+        The entropy in nats.
+
+    Raises:
+        ValueError: if ``plan`` is not 2-D, empty, negative somewhere, holds NaN/inf or has
+            zero total mass.
+    """
+    p = _plan(plan)
+    p = p / _positive_mass_total(p, "plan")
+    return float(entr(p).sum())  # entr(x) = -x log x, and entr(0) = 0
+
+
+def marginal_error(plan: Array, a: Array, b: Array) -> float:
+    r"""L1 violation of both marginal constraints.
+
+    .. math::
+        \|P\mathbf{1} - \mu\|_1 + \|P^\top\mathbf{1} - \nu\|_1
+
+    where ``P 1`` are the row sums, ``P^T 1`` the column sums and ``μ = a``, ``ν = b`` the
+    target marginals. It is 0 exactly when ``P`` is feasible for the balanced problem; for
+    an unbalanced plan it measures how far the relaxation moved the marginals.
+
+    Args:
+        plan: ``(n, m)`` non-negative plan ``P``.
+        a: ``(n,)`` non-negative row marginal ``μ``.
+        b: ``(m,)`` non-negative column marginal ``ν``.
+
+    Returns:
+        The marginal error as a float.
+
+    Raises:
+        ValueError: if ``plan`` is not 2-D, empty, negative or non-finite; if ``a`` or ``b``
+            is not 1-D, has the wrong length, is negative or non-finite.
+    """
+    p = _plan(plan)
+    n, m = p.shape
+    mu, nu = _to_numpy(a, "a"), _to_numpy(b, "b")
+    for name, vec, size in (("a", mu, n), ("b", nu, m)):
+        if vec.shape != (size,):
+            raise ValueError(f"{name} must have shape ({size},), got {vec.shape}")
+        _check_finite(vec, name)
+        if (vec < 0).any():
+            raise ValueError(f"{name} must be non-negative")
+    return float(np.abs(p.sum(axis=1) - mu).sum() + np.abs(p.sum(axis=0) - nu).sum())
+
+
+def positive_mass(plan: Array, target: Array | None = None) -> float:
+    r"""Fraction of the plan's mass that sits on positive pairs.
+
+    .. math::
+        \frac{\sum_{ij} P_{ij}\,\mathbb{1}[(P_{\text{tgt}})_{ij} > 0]}{\sum_{ij} P_{ij}}
+
+    where the positives are the support of the target plan ``P_tgt``. With ``target=None``
+    the target is the identity ``I_N`` (the cross-view layout), so this is
+    ``sum_i P_ii / sum P``. For the joint layout pass the pair permutation as ``target``.
+    The value is 1 for a plan concentrated on the positives and ``1/N`` for the uniform
+    ``N x N`` plan with the identity target.
+
+    Args:
+        plan: ``(n, m)`` non-negative plan ``P`` with positive total mass; square when
+            ``target`` is ``None``.
+        target: ``(n, m)`` non-negative target plan whose positive entries mark the
+            positives, or ``None`` for the identity.
+
+    Returns:
+        The positive mass, in ``[0, 1]``.
+
+    Raises:
+        ValueError: if ``plan`` is not 2-D, empty, negative, non-finite or of zero mass, or
+            not square with ``target=None``; if ``target`` has a different shape, is
+            negative, non-finite or has no positive entry.
+    """
+    p = _plan(plan)
+    total = _positive_mass_total(p, "plan")
+    if target is None:
+        if p.shape[0] != p.shape[1]:
+            raise ValueError(f"plan must be square when target is None, got shape {p.shape}")
+        return float(np.trace(p) / total)
+    tgt = _plan(target, "target")
+    if tgt.shape != p.shape:
+        raise ValueError(f"target must have the plan's shape {p.shape}, got {tgt.shape}")
+    support = tgt > 0  # (n, m) True on positive pairs
+    if not support.any():
+        raise ValueError("target has no positive entry, so there are no positives")
+    return float(p[support].sum() / total)
+
+
+# ----------------------------------------------------------------------------- collapse
+
+
+def embedding_std(z: Array) -> float:
+    r"""Mean per-dimension standard deviation of the L2-normalised embeddings.
+
+    .. math::
+        \sigma = \frac{1}{d} \sum_{k=1}^{d} \operatorname{std}_i\big(\hat z_{ik}\big),
+        \qquad \hat z_i = z_i / \|z_i\|_2
+
+    where ``std`` is the population standard deviation over the ``N`` samples. For
+    embeddings spread uniformly over the sphere each coordinate has variance ``1/d``, so
+    ``σ ≈ 1/sqrt(d)``; a collapsed representation (all embeddings equal) gives 0. This is
+    the collapse indicator of SimSiam.
+
+    Args:
+        z: ``(N, d)`` embeddings (no all-zero row).
+
+    Returns:
+        ``σ`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: if ``z`` is not 2-D, empty, holds NaN/inf or an all-zero row.
+
+    References:
+        Chen and He (2021), CVPR, section 4.1 (Fig. 2).
+    """
+    x = _normalize(_points(z, "z"), "z")
+    return float(x.std(axis=0).mean())
+
+
+def effective_rank(z: Array) -> float:
+    r"""Effective rank of the centred embeddings (Roy & Vetterli 2007).
+
+    .. math::
+        \operatorname{erank}(Z) = \exp\Big(-\sum_k p_k \log p_k\Big),
+        \qquad p_k = \frac{\sigma_k}{\sum_l \sigma_l}
+
+    where ``σ_k`` are the singular values of the centred matrix ``Z - 1 z̄^T`` (``z̄`` the
+    mean embedding). It is 1 for rank-1 data and ``d`` when all singular values are equal
+    (isotropic data with ``N >> d``). Singular values below a rounding tolerance
+    (``max(N, d) * eps * ||Z||_F``) count as 0, so exactly collapsed data is not read as
+    full-rank noise; when nothing is left (every embedding equal) the result is 0.
+
+    Args:
+        z: ``(N, d)`` embeddings (used as given, not normalised).
+
+    Returns:
+        The effective rank, in ``[1, min(N - 1, d)]``, or 0 for collapsed data.
+
+    Raises:
+        ValueError: if ``z`` is not 2-D, empty or holds NaN/inf.
+
+    References:
+        Roy and Vetterli (2007), EUSIPCO.
+    """
+    x = _points(z, "z")
+    sv = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)  # (min(N, d),)
+    tol = max(x.shape) * np.finfo(np.float64).eps * np.linalg.norm(x)
+    sv = sv[sv > tol]
+    if len(sv) == 0:
+        return 0.0
+    p = sv / sv.sum()
+    return float(np.exp(entr(p).sum()))
+
+
+def compactness(z: Array, labels: Array, *, normalize: bool = True) -> float:
+    r"""Mean distance of embeddings to their class centroid.
+
+    .. math::
+        \frac{1}{N} \sum_{i=1}^{N} \|\hat z_i - c_{y_i}\|_2, \qquad
+        c_k = \frac{1}{|\{i : y_i = k\}|} \sum_{i : y_i = k} \hat z_i
+
+    where ``ẑ_i`` is the L2-normalised embedding (``z_i`` itself without ``normalize``) and
+    ``c_k`` the (not renormalised) centroid of class ``k``. Lower is more compact; 0 when
+    every class collapses to a point. The GCA paper reports "compactness" without an exact
+    definition, so this one (``gca-math.md`` section 6) is used here; its values are not
+    comparable to the paper's numbers.
+
+    Args:
+        z: ``(N, d)`` embeddings.
+        labels: ``(N,)`` class labels (any comparable values).
+        normalize: L2-normalise every row first.
+
+    Returns:
+        The compactness as a float (in ``[0, 2]`` when normalised).
+
+    Raises:
+        ValueError: if ``z`` is not 2-D, empty, holds NaN/inf or (with ``normalize``) an
+            all-zero row; if ``labels`` is not 1-D, has the wrong length or holds NaN.
+    """
+    x = _points(z, "z")
+    y = _labels(labels, "labels", len(x), "z")
+    if normalize:
+        x = _normalize(x, "z")
+    _, cls = np.unique(y, return_inverse=True)  # (N,) class index of each sample
+    counts = np.bincount(cls)  # (K,)
+    centroids = np.zeros((len(counts), x.shape[1]))  # (K, d)
+    np.add.at(centroids, cls, x)
+    centroids /= counts[:, None]
+    return float(np.linalg.norm(x - centroids[cls], axis=1).mean())
+
+
+# ------------------------------------------------------------------------------ downstream
+
+
+def knn_accuracy(
+    train_z: Array, train_y: Array, test_z: Array, test_y: Array, *, k: int = 20
+) -> float:
+    r"""Accuracy of a cosine k-nearest-neighbour classifier on frozen embeddings.
+
+    .. math::
+        \hat y(x) = \arg\max_c \sum_{i \in \mathcal{N}_k(x)} \mathbb{1}[y_i = c], \qquad
+        \text{acc} = \frac{1}{N_{\text{test}}} \sum_{x} \mathbb{1}[\hat y(x) = y(x)]
+
+    where ``N_k(x)`` are the ``k`` training embeddings with the smallest cosine distance
+    ``1 - cos(x, z_i)`` to the test embedding ``x`` (an unweighted majority vote; ties go to
+    the smallest label, scikit-learn's rule). ``k`` is clipped to the training-set size.
+
+    Args:
+        train_z: ``(N_train, d)`` training embeddings (no all-zero row).
+        train_y: ``(N_train,)`` training labels.
+        test_z: ``(N_test, d)`` test embeddings (no all-zero row).
+        test_y: ``(N_test,)`` test labels.
+        k: number of neighbours, an integer ``>= 1``.
+
+    Returns:
+        The test accuracy, in ``[0, 1]``.
+
+    Raises:
+        ValueError: naming the parameter, for embeddings that are not 2-D, empty, non-finite
+            or have an all-zero row or a different feature dimension; labels of the wrong
+            shape or length; ``k`` not an integer ``>= 1``.
+    """
+    k = _int_at_least(k, "k", 1)
+    xtr, ytr, xte, yte = _split(train_z, train_y, test_z, test_y)
+    xtr, xte = _normalize(xtr, "train_z"), _normalize(xte, "test_z")
+    from sklearn.neighbors import KNeighborsClassifier  # lazy: keeps `import gca_viz` light
+
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(xtr)), metric="cosine")
+    knn.fit(xtr, ytr)
+    return float(np.mean(knn.predict(xte) == yte))
+
+
+def linear_probe_accuracy(
+    train_z: Array,
+    train_y: Array,
+    test_z: Array,
+    test_y: Array,
+    *,
+    max_iter: int = 1000,
+    C: float = 1.0,
+    seed: int = 0,
+) -> float:
+    r"""Linear-probe accuracy: logistic regression on standardised frozen features.
+
+    .. math::
+        \min_{W, b}\; \frac{1}{2}\|W\|_F^2 + C \sum_{i} -\log
+            \operatorname{softmax}\big(W \tilde z_i + b\big)_{y_i},
+        \qquad \tilde z = (z - m) / s
+
+    where ``m`` and ``s`` are the per-feature mean and standard deviation of the training
+    embeddings (applied to both splits), ``C`` is the inverse L2 strength and the problem
+    is solved by L-BFGS (scikit-learn's ``LogisticRegression``). The encoder stays frozen:
+    only ``W`` and ``b`` are fitted, on the training split; the accuracy is measured on the
+    test split.
+
+    Args:
+        train_z: ``(N_train, d)`` training features.
+        train_y: ``(N_train,)`` training labels (at least two classes).
+        test_z: ``(N_test, d)`` test features.
+        test_y: ``(N_test,)`` test labels.
+        max_iter: L-BFGS iterations, an integer ``>= 1``.
+        C: inverse regularisation strength ``> 0``.
+        seed: random state passed to scikit-learn, an integer ``>= 0``.
+
+    Returns:
+        The test accuracy, in ``[0, 1]``.
+
+    Raises:
+        ValueError: naming the parameter, for features that are not 2-D, empty, non-finite
+            or of different dimensions; labels of the wrong shape or length; ``train_y``
+            with a single class; ``max_iter < 1``; ``C`` not finite and ``> 0``; ``seed``
+            not an integer ``>= 0``.
+    """
+    xtr, ytr, xte, yte = _split(train_z, train_y, test_z, test_y)
+    return _probe(xtr, ytr, xte, yte, max_iter=max_iter, C=C, seed=seed, y_name="train_y")
+
+
+def domain_accuracy(
+    train_z: Array,
+    train_d: Array,
+    test_z: Array,
+    test_d: Array,
+    *,
+    max_iter: int = 1000,
+    C: float = 1.0,
+    seed: int = 0,
+) -> float:
+    r"""Domain accuracy: how linearly decodable the domain is from the embeddings.
+
+    .. math::
+        \text{acc}_{\text{domain}} = \frac{1}{N_{\text{test}}} \sum_{x}
+            \mathbb{1}\big[\hat D(x) = D(x)\big]
+
+    where ``D`` is the domain label (e.g. PACS's photo, art, cartoon, sketch) and ``D̂`` the
+    linear probe of :func:`linear_probe_accuracy` trained on domain labels instead of
+    classes (``gca-math.md`` section 6). The GCA paper's domain prior
+    (``P_tgt = I + α 1[D_i = D_j] + β 1[D_i != D_j]``) raises this as ``α - β`` grows.
+
+    Args:
+        train_z: ``(N_train, d)`` training features.
+        train_d: ``(N_train,)`` training domain labels (at least two domains).
+        test_z: ``(N_test, d)`` test features.
+        test_d: ``(N_test,)`` test domain labels.
+        max_iter, C, seed: as in :func:`linear_probe_accuracy`.
+
+    Returns:
+        The test domain accuracy, in ``[0, 1]``.
+
+    Raises:
+        ValueError: as :func:`linear_probe_accuracy`, naming ``train_d``/``test_d`` for
+            bad domain labels.
+    """
+    xtr, dtr, xte, dte = _split(train_z, train_d, test_z, test_d, y_name="d")
+    return _probe(xtr, dtr, xte, dte, max_iter=max_iter, C=C, seed=seed, y_name="train_d")
+
+
+def _probe(
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    *,
+    max_iter: int,
+    C: float,
+    seed: int,
+    y_name: str,
+) -> float:
+    """Fit standardise -> logistic regression on the training split; test accuracy."""
+    max_iter = _int_at_least(max_iter, "max_iter", 1)
+    C = _positive_float(C, "C")
+    seed = _int_at_least(seed, "seed", 0)
+    if len(np.unique(ytr)) < 2:
+        raise ValueError(f"{y_name} must contain at least two classes")
+    from sklearn.linear_model import LogisticRegression  # lazy: keeps `import gca_viz` light
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
+    )
+    probe.fit(xtr, ytr)
+    return float(np.mean(probe.predict(xte) == yte))

@@ -1,0 +1,148 @@
+"""Registries of named stages, each with a parameter schema and its formula as LaTeX.
+
+The loss pipeline (``gca-math.md`` section 3) has four stages: cost, target plan,
+projection, divergence. Every stage lives in a :class:`Registry`; an entry (:class:`Stage`)
+carries the callable, a schema of its parameters (:class:`Param`: default, range, one-line
+description), its formula as LaTeX and a one-line description. Pages build their controls
+from the schemas, the documentation table from the LaTeX, and the tests parametrize over
+the entries, so adding a stage is one registration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+ParamValue = float | int | str | None
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Param:
+    """Schema of one parameter: default, admissible range and a one-line description.
+
+    ``low``/``high`` bound a number (open bounds with ``low_open``/``high_open``);
+    ``choices`` restricts a string; ``optional`` admits ``None`` (for example a hard
+    marginal constraint instead of a relaxation weight) and ``allow_inf`` admits ``+inf``;
+    ``ui`` is the range a slider should offer (within the admissible one).
+    """
+
+    name: str
+    default: ParamValue
+    description: str
+    symbol: str = ""
+    kind: Literal["float", "int", "choice"] = "float"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+    allow_inf: bool = False
+    ui: tuple[float, float] | None = None
+
+    def validate(self, value: Any) -> ParamValue:
+        """Return ``value`` converted to the schema's kind, or raise ``ValueError`` naming it."""
+        if value is None:
+            if self.optional:
+                return None
+            raise ValueError(f"{self.name} is required ({self.description})")
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
+            return str(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or math.isnan(number):
+            raise ValueError(f"{self.name} must be a number, got {value!r}")
+        if math.isinf(number) and not (number > 0 and self.allow_inf):
+            raise ValueError(f"{self.name} must be finite, got {value!r}")
+        if self.kind == "int" and number != int(number):
+            raise ValueError(f"{self.name} must be an integer, got {value!r}")
+        low, high = self.low, self.high
+        if low is not None and (number < low or (self.low_open and number == low)):
+            op = ">" if self.low_open else ">="
+            raise ValueError(f"{self.name} must be {op} {low:g}, got {value!r}")
+        if high is not None and (number > high or (self.high_open and number == high)):
+            op = "<" if self.high_open else "<="
+            raise ValueError(f"{self.name} must be {op} {high:g}, got {value!r}")
+        return int(number) if self.kind == "int" else number
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One registry entry: a callable, its parameter schema, its formula and a description."""
+
+    name: str
+    fn: Callable[..., Any]
+    params: tuple[Param, ...]
+    latex: str
+    description: str
+
+    @property
+    def doc(self) -> str:
+        """The callable's docstring (the formula with its definitions)."""
+        return self.fn.__doc__ or ""
+
+    def defaults(self) -> dict[str, ParamValue]:
+        """Default value of every parameter."""
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, ParamValue]:
+        """Defaults overridden by ``params``, each validated; unknown names are an error."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"{self.name} has no parameter {unknown[0]!r}; its parameters are "
+                f"{sorted(known) or 'none'}"
+            )
+        out = self.defaults()
+        out.update({k: known[k].validate(v) for k, v in params.items()})
+        return out
+
+
+class UnknownNameError(KeyError, ValueError):
+    """An unknown registry name: a ``ValueError`` for callers, a ``KeyError`` for ``Mapping``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Registry(Mapping[str, Stage]):
+    """A name -> :class:`Stage` mapping with a decorator to register entries."""
+
+    kind: str
+    _entries: dict[str, Stage] = field(default_factory=dict)
+
+    def register(
+        self, name: str, *, params: tuple[Param, ...] = (), latex: str, description: str
+    ) -> Callable[[F], F]:
+        """Decorator adding ``fn`` under ``name``."""
+
+        def add(fn: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = Stage(name, fn, params, latex, description)
+            return fn
+
+        return add
+
+    def __getitem__(self, name: str) -> Stage:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; choose one of {sorted(self._entries)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
