@@ -425,7 +425,7 @@ def sinkhorn(
     lam_a = _check_relax(relax_a, "relax_a")
     lam_b = _check_relax(relax_b, "relax_b")
     if lam_a is None and lam_b is None:
-        sa, sb = float(mu.sum()), float(nu.sum())
+        sa, sb = float(mu.detach().sum()), float(nu.detach().sum())
         if not math.isclose(sa, sb, rel_tol=1e-5):
             raise ValueError(
                 f"balanced OT needs marginals of equal mass: sum(a) = {sa:.8g} but "
@@ -451,7 +451,8 @@ def sinkhorn(
     # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
     plan = torch.exp(log_plan, out=spare) if spare is not None else torch.exp(log_plan)
     errors = torch.stack(errs).detach()
-    threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * float(mu.sum())
+    mass = float(mu.detach().sum())
+    threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * mass
     converged = bool(errors[-1] <= threshold)
 
     def out(x: torch.Tensor) -> Array:
@@ -539,6 +540,11 @@ class _Problem:
     lam_a: float | None
     lam_b: float | None
 
+    @property
+    def needs_grad(self) -> bool:
+        """Whether autograd tracks the problem (then no numpy fast path, no buffer reuse)."""
+        return torch.is_grad_enabled() and any(t.requires_grad for t in (self.C, self.mu, self.nu))
+
     def log_plan(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """``(f_i + g_j - C_ij) / ε`` without forming an outer sum (one broadcast per op)."""
         return self.C.neg().add_(f[:, None]).add_(g[None, :]).div_(self.eps)
@@ -619,25 +625,25 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
             if t == max_iter or (tol > 0 and float(errors[-1]) <= tol):
                 break
         state.u = _scale(state.mu_eff, s, p.rho_a)
-        if not _within(state.u, lo, hi):
-            if _finite_pos(state.u):
-                state.absorb()
-            else:
-                state.recover_rows()
+        action = _check_step(s, state.u, lo, hi)
+        if action == "absorb":
+            state.absorb()
+        elif action == "recover":
+            state.recover_rows()
         if keep:
             plans.append(state.plan())
         r = state.mv_t(state.u)  # (m,) = (K~^T u)_j
         state.v = _scale(state.nu_eff, r, p.rho_b)
-        if not _within(state.v, lo, hi):
-            if _finite_pos(state.v):
-                state.absorb()
-            else:
-                state.recover_cols()
+        action = _check_step(r, state.v, lo, hi)
+        if action == "absorb":
+            state.absorb()
+        elif action == "recover":
+            state.recover_cols()
         if keep:
             plans.append(state.plan())
     f_out = state.f + eps * torch.log(state.u)
     g_out = state.g + eps * torch.log(state.v)
-    return f_out, g_out, errors, plans, None if state.K.requires_grad else state.K
+    return f_out, g_out, errors, plans, None if p.needs_grad else state.K
 
 
 def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor:
@@ -646,13 +652,16 @@ def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor
     return ratio if rho == 1.0 else ratio.pow(rho)
 
 
-def _within(x: torch.Tensor, lo: float, hi: float) -> bool:
-    lo_x, hi_x = torch.aminmax(x.detach())
-    return bool(lo_x >= lo) and bool(hi_x <= hi)
-
-
-def _finite_pos(x: torch.Tensor) -> bool:
-    return bool(torch.isfinite(x).all()) and bool((x > 0).all())
+def _check_step(prod: torch.Tensor, scaling: torch.Tensor, lo: float, hi: float) -> str:
+    """What a kernel-domain half-step needs next: ``"ok"``, ``"absorb"`` (a scaling left
+    ``[lo, hi]``) or ``"recover"``: redo the step by log-sum-exp because a scaling is 0 or
+    not finite, or a product fell below ``sqrt(tiny)``, where ``1/prod`` and its derivative
+    ``-1/prod^2`` overflow."""
+    floor = math.sqrt(torch.finfo(prod.dtype).tiny)
+    lo_x, hi_x = (float(v) for v in torch.aminmax(scaling.detach()))
+    if not (float(prod.detach().amin()) >= floor and 0 < lo_x and hi_x < math.inf):
+        return "recover"  # (NaN fails every comparison and lands here too)
+    return "ok" if lo <= lo_x and hi_x <= hi else "absorb"
 
 
 class _AbsorbState:
@@ -675,7 +684,7 @@ class _AbsorbState:
         self.K = K
         self.mv: Callable[[torch.Tensor], torch.Tensor]
         self.mv_t: Callable[[torch.Tensor], torch.Tensor]
-        if K.device.type == "cpu" and not K.requires_grad:
+        if K.device.type == "cpu" and not p.needs_grad:
             # Without autograd, numpy's BLAS matrix-vector product is 2x faster here than
             # torch.mv (both read K once); the arrays share memory, nothing is copied.
             K_np = K.numpy()
@@ -795,16 +804,17 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
     mu = _check_marginal(a, "a", n, C)
     nu = _check_marginal(b, "b", m, C)
     _check_cost_values(C)
-    sa, sb = float(mu.sum()), float(nu.sum())
+    sa, sb = float(mu.detach().sum()), float(nu.detach().sum())
     if not math.isclose(sa, sb, rel_tol=1e-5):
         raise ValueError(f"a and b must have equal mass: {sa:.8g} != {sb:.8g}")
     c_np = C.detach().cpu().double().numpy()
     a_np, b_np = mu.detach().cpu().double().numpy(), nu.detach().cpu().double().numpy()
     finite = np.isfinite(c_np)
-    uniform = n == m and np.allclose(a_np, a_np[0]) and np.allclose(b_np, a_np[0])
+    uniform = n == m and bool(np.all(a_np == a_np[0]) and np.all(b_np == a_np[0]))
     plan = np.zeros((n, m))
     if uniform:
-        big = (np.abs(c_np[finite]).max() + 1.0) * (n + 1)
+        lo_c, hi_c = c_np[finite].min(), c_np[finite].max()
+        big = hi_c + n * (hi_c - lo_c) + 1.0  # any forbidden pair costs more than a swap
         rows, cols = linear_sum_assignment(np.where(finite, c_np, big))
         if not finite[rows, cols].all():
             raise ValueError("cost: the +inf entries leave no feasible transport plan")
@@ -829,11 +839,12 @@ def _exact_lp(
         (np.ones(2 * k), (np.concatenate([rows, n + cols]), np.concatenate([var, var]))),
         shape=(n + m, k),
     ).tocsr()
+    mass = a.sum()  # solve for unit mass: the solver's tolerances are absolute
     res = linprog(
-        c[rows, cols], A_eq=eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs"
+        c[rows, cols], A_eq=eq, b_eq=np.concatenate([a, b]) / mass, bounds=(0, None), method="highs"
     )
     if res.status != 0:
         raise ValueError(f"cost: no feasible transport plan ({res.message})")
     plan = np.zeros((n, m))
-    plan[rows, cols] = res.x
+    plan[rows, cols] = res.x * mass
     return plan

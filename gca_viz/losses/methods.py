@@ -117,7 +117,7 @@ class GCALoss(torch.nn.Module):
             "projection": PROJECTIONS[projection],
             "divergence": DIVERGENCES[divergence],
         }
-        self.target_matrix = target_matrix
+        self.target_matrix = _check_target_matrix(target, target_matrix, self.layout)
         self.name = name or f"{cost}/{target}/{projection}/{divergence}"
         self.params: dict[str, Any] = {}
         for stage in self.stages.values():
@@ -200,6 +200,20 @@ class GCALoss(torch.nn.Module):
         if diagnostics:
             out.diagnostics.update(_diagnostics(out, mu, nu))
         return out
+
+
+def _check_target_matrix(target: str, matrix: Any, layout: str) -> torch.Tensor | None:
+    """Validate a custom target up front (its size fixes the batch size)."""
+    if target != "custom":
+        if matrix is not None:
+            raise ValueError(f"target_matrix is only used by the custom target, not {target!r}")
+        return None
+    if matrix is None:
+        raise ValueError("the custom target needs target_matrix")
+    rows = len(matrix)
+    if layout == "joint" and rows % 2:
+        raise ValueError(f"target_matrix must be 2N x 2N in the joint layout, got {rows} rows")
+    return targets.custom_target(matrix, rows if layout == "cross" else rows // 2, layout)
 
 
 def _check_embeddings(z1: Any, z2: Any) -> None:

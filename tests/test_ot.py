@@ -1,0 +1,950 @@
+"""Tests for ``gca_viz.ot``: the entropic Sinkhorn solver, exact OT and the cost matrices.
+
+What is checked (``gca-math.md`` sections 1, 2, 4 and 8; ``style.md`` point 11):
+
+* agreement with POT as an oracle (balanced log-domain Sinkhorn, unbalanced entropic Sinkhorn);
+* marginals, monotone marginal error, early stopping;
+* limiting cases: the first half-step is InfoNCE, ``λ -> inf`` is balanced, ``ε -> 0`` is
+  exact OT (itself checked against brute force and POT's network simplex);
+* the two engines (``absorb`` and ``log``) agree iterate by iterate, including the
+  absorption and underflow-recovery branches;
+* the measured contraction rate of unbalanced Sinkhorn is ``ρ1 ρ2``;
+* finite plans and gradients at ``ε = 1e-3`` in float32; gradients vs finite differences;
+* types in = types out, result properties, and one ``ValueError`` per invalid input.
+
+POT is imported as ``pot`` so that its name does not clash with ``gca_viz.ot``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import ot as pot
+import pytest
+import torch
+
+from gca_viz import ot as gca_ot
+from gca_viz.ot import SinkhornResult, cosine_cost, exact_ot, sinkhorn, sqeuclidean_cost
+
+F64 = torch.float64
+F32 = torch.float32
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _points(rng: np.random.Generator, n: int, d: int = 5) -> np.ndarray:
+    return rng.standard_normal((n, d))
+
+
+def _marginal(rng: np.random.Generator, n: int, uniform: bool, mass: float = 1.0) -> np.ndarray:
+    if uniform:
+        return np.full(n, mass / n)
+    w = rng.uniform(0.5, 1.5, n)
+    return mass * w / w.sum()
+
+
+def _problem(
+    n: int, m: int, uniform: bool, seed: int, d: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine cost of random points (values in [0, 2]) and probability marginals, float64."""
+    rng = np.random.default_rng(seed)
+    C = cosine_cost(_points(rng, n, d), _points(rng, m, d))
+    return C, _marginal(rng, n, uniform), _marginal(rng, m, uniform)
+
+
+def _seed(*parts: object) -> int:
+    """A stable seed from test parameters (``hash`` of a str is salted per process)."""
+    return sum((i + 1) * ord(c) for i, c in enumerate(repr(parts))) % (2**31)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True)
+
+
+@pytest.fixture
+def engine_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """Count calls of the absorbing engine's absorption and underflow-recovery branches."""
+    counts = {"absorb": 0, "recover_rows": 0, "recover_cols": 0}
+    for name in counts:
+        original = getattr(gca_ot._AbsorbState, name)
+
+        def spy(self: object, _original: object = original, _name: str = name) -> None:
+            counts[_name] += 1
+            _original(self)  # type: ignore[operator]
+
+        monkeypatch.setattr(gca_ot._AbsorbState, name, spy)
+    yield counts
+
+
+# ------------------------------------------------------------------ 1. POT as the oracle
+
+SHAPES = [(6, 6), (20, 13), (40, 40)]
+EPSILONS = [1.0, 0.1, 0.01]
+
+# Uniform square problems at ε = 0.01 are left out of the converged comparison: their exact
+# optimum is a degenerate vertex (a permutation) and Sinkhorn needs > 1e5 sweeps to reach
+# 1e-13 there. They are covered by the fixed-iteration, iterate-by-iterate comparison below.
+BALANCED_CASES = [
+    pytest.param(shape, eps, uniform, id=f"{shape[0]}x{shape[1]}-eps{eps}-{kind}")
+    for shape in SHAPES
+    for eps in EPSILONS
+    for uniform, kind in ((True, "uniform"), (False, "nonuniform"))
+    if not (uniform and eps == 0.01 and shape[0] == shape[1])
+]
+
+
+@pytest.mark.parametrize(("shape", "eps", "uniform"), BALANCED_CASES)
+def test_balanced_matches_pot_at_convergence(
+    shape: tuple[int, int], eps: float, uniform: bool
+) -> None:
+    C, a, b = _problem(*shape, uniform, seed=_seed("bal", shape, uniform))
+    res = sinkhorn(C, a, b, epsilon=eps, tol=1e-13, max_iter=50_000)
+    assert res.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # POT's L2 column residual may never reach 1e-15; cap its sweeps at 10x ours
+        ref = pot.sinkhorn(
+            a, b, C, eps, method="sinkhorn_log", numItermax=10 * res.n_iter + 100, stopThr=1e-15
+        )
+    np.testing.assert_allclose(ref.sum(0), b, atol=1e-12)  # the oracle converged too
+    np.testing.assert_allclose(res.plan, ref, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "uniform"), [((6, 6), True), ((40, 40), True), ((20, 13), False)]
+)
+@pytest.mark.parametrize("n_iter", [1, 7, 60])
+def test_balanced_iterates_match_pot(shape: tuple[int, int], uniform: bool, n_iter: int) -> None:
+    """After exactly ``T`` sweeps our plan equals POT's, also far from convergence (ε = 0.01).
+
+    POT's log-domain loop updates the column potential first; on the transposed problem
+    ``(b, a, C^T)`` it performs our row-first sweeps, so its transposed plan is ``P^(2T)``."""
+    C, a, b = _problem(*shape, uniform, seed=_seed("iter", shape, uniform))
+    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=n_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = pot.sinkhorn(b, a, C.T, 0.01, method="sinkhorn_log", numItermax=n_iter, stopThr=0)
+    assert res.n_iter == n_iter
+    np.testing.assert_allclose(res.plan, ref.T, rtol=0, atol=1e-10)
+
+
+UNBALANCED_CASES = [
+    pytest.param(shape, eps, uniform, id=f"{shape[0]}x{shape[1]}-eps{eps}-{kind}")
+    for shape in SHAPES
+    for eps in EPSILONS
+    for uniform, kind in ((True, "uniform"), (False, "nonuniform"))
+]
+
+
+def _pot_unbalanced(
+    a: np.ndarray, b: np.ndarray, C: np.ndarray, eps: float, reg_m: tuple[float, float]
+) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pot.unbalanced.sinkhorn_unbalanced(
+            a, b, C, eps, reg_m=reg_m, reg_type="entropy", numItermax=50_000, stopThr=1e-15
+        )
+
+
+@pytest.mark.parametrize(("shape", "eps", "uniform"), UNBALANCED_CASES)
+def test_unbalanced_matches_pot_at_convergence(
+    shape: tuple[int, int], eps: float, uniform: bool
+) -> None:
+    C, a, b = _problem(*shape, uniform, seed=_seed("unb", shape, uniform))
+    b = 1.3 * b  # unequal masses: only a relaxed problem makes sense
+    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, relax_b=2.0, tol=1e-13, max_iter=50_000)
+    assert res.converged
+    ref = _pot_unbalanced(a, b, C, eps, (0.5, 2.0))
+    np.testing.assert_allclose(res.plan, ref, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("eps", EPSILONS)
+def test_one_sided_unbalanced_matches_pot(eps: float) -> None:
+    """Only the row marginal relaxed: POT takes ``reg_m = (λ1, inf)`` as a hard column."""
+    C, a, b = _problem(20, 13, False, seed=_seed("one-sided", eps))
+    b = 1.3 * b
+    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, tol=1e-13, max_iter=50_000)
+    assert res.converged
+    ref = _pot_unbalanced(a, b, C, eps, (0.5, float("inf")))
+    np.testing.assert_allclose(res.plan, ref, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.col_marginal, b, atol=1e-12)  # the hard side is exact
+
+
+# ------------------------------------------------------- 2. marginals and convergence
+
+
+@pytest.mark.parametrize(("shape", "eps"), [((6, 6), 0.1), ((20, 13), 0.05), ((40, 40), 1.0)])
+@pytest.mark.parametrize("method", ["absorb", "log"])
+def test_balanced_marginals_hold_after_convergence(
+    shape: tuple[int, int], eps: float, method: str
+) -> None:
+    C, a, b = _problem(*shape, False, seed=_seed("marg", shape))
+    res = sinkhorn(C, a, b, epsilon=eps, max_iter=5000, method=method)
+    assert res.converged
+    assert res.n_iter == 5000  # tol = 0 runs every sweep
+    np.testing.assert_allclose(res.plan.sum(1), a, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res.plan.sum(0), b, rtol=0, atol=1e-9)
+    assert res.marginal_error <= 1e-9
+    assert (res.plan >= 0).all()
+    errors = np.asarray(res.errors)
+    assert errors.shape == (res.n_iter,)
+    assert errors[-1] < 1e-3 * errors[0]
+    # ||P 1 - μ||_1 after a column step never increases (each normalisation is an L1
+    # contraction of the marginal residual), up to rounding.
+    assert (np.diff(errors) <= 1e-14).all()
+
+
+def test_errors_are_the_row_residual_of_each_sweep() -> None:
+    """``errors[t-1] = ||P^(2t) 1 - μ||_1``: the diagnostic is tied to the plans themselves."""
+    C, a, b = _problem(12, 9, False, seed=1)
+    res = sinkhorn(C, a, b, epsilon=0.1, max_iter=15, history=True)
+    residuals = [np.abs(res.history[2 * t + 1].sum(1) - a).sum() for t in range(res.n_iter)]
+    np.testing.assert_allclose(res.errors, residuals, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("tol", [1e-4, 1e-8])
+@pytest.mark.parametrize("relax", [None, 0.5])
+def test_tol_stops_at_first_sweep_below_tol(tol: float, relax: float | None) -> None:
+    C, a, b = _problem(20, 13, False, seed=2)
+    max_iter = 10_000
+    res = sinkhorn(C, a, b, epsilon=0.05, tol=tol, max_iter=max_iter, relax_a=relax, relax_b=relax)
+    assert res.n_iter < max_iter
+    assert res.converged
+    errors = np.asarray(res.errors)
+    assert errors[-1] <= tol
+    assert (errors[:-1] > tol).all()  # it stopped at the first sweep that reached tol
+    full = sinkhorn(C, a, b, epsilon=0.05, max_iter=res.n_iter, relax_a=relax, relax_b=relax)
+    np.testing.assert_array_equal(res.plan, full.plan)  # early stop = that many sweeps
+
+
+def test_not_converged_is_reported() -> None:
+    C, a, b = _problem(20, 13, False, seed=3)
+    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=3)
+    assert res.n_iter == 3
+    assert not res.converged
+    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=3, tol=1e-6)
+    assert not res.converged
+
+
+@pytest.mark.parametrize("relax", [(0.5, 2.0), (0.3, None)])
+def test_unbalanced_first_order_conditions(relax: tuple[float, float | None]) -> None:
+    """At the optimum ``P 1 = μ exp(-f/λ1)`` and ``P^T 1 = ν exp(-g/λ2)`` (hard side: ``ν``)."""
+    C, a, b = _problem(15, 11, False, seed=4)
+    b = 2.0 * b
+    lam_a, lam_b = relax
+    res = sinkhorn(C, a, b, epsilon=0.1, relax_a=lam_a, relax_b=lam_b, max_iter=2000)
+    assert res.converged
+    np.testing.assert_allclose(res.plan.sum(1), a * np.exp(-res.f / lam_a), atol=1e-12)
+    col_target = b if lam_b is None else b * np.exp(-res.g / lam_b)
+    np.testing.assert_allclose(res.plan.sum(0), col_target, atol=1e-12)
+    # the relaxation moved the given marginals
+    assert res.marginal_error > 1e-3
+
+
+# ------------------------------------------------------------- 3. first half-step = InfoNCE
+
+
+@pytest.mark.parametrize("method", ["absorb", "log"])
+def test_first_half_step_is_row_softmax(method: str) -> None:
+    rng = np.random.default_rng(5)
+    C = torch.from_numpy(cosine_cost(_points(rng, 9), _points(rng, 7)))
+    a = torch.from_numpy(_marginal(rng, 9, False))
+    b = torch.from_numpy(_marginal(rng, 7, False))
+    eps = 0.2
+    res = sinkhorn(C, a, b, epsilon=eps, max_iter=6, history=True, method=method)
+    assert len(res.history) == 2 * res.n_iter == 12
+    infonce = a[:, None] * torch.softmax(-C / eps, dim=1)
+    torch.testing.assert_close(res.history[0], infonce, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(res.history[1].sum(0), b, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(res.history[-1], res.plan, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["absorb", "log"])
+def test_first_relaxed_half_step_is_scaled_kernel(method: str) -> None:
+    """Relaxed rows: ``P^(1) = (μ / Z)^{ρ1} K`` with ``Z_i = sum_j K_ij`` (from ``g = 0``)."""
+    rng = np.random.default_rng(5)
+    C = torch.from_numpy(cosine_cost(_points(rng, 9), _points(rng, 7)))
+    a = torch.from_numpy(_marginal(rng, 9, False))
+    eps, lam = 0.2, 0.7
+    res = sinkhorn(C, a, None, epsilon=eps, max_iter=3, history=True, relax_a=lam, method=method)
+    assert len(res.history) == 6
+    K = torch.exp(-C / eps)
+    expected = (a / K.sum(1)).pow(lam / (lam + eps))[:, None] * K
+    torch.testing.assert_close(res.history[0], expected, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(res.history[-1], res.plan, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("relax", [None, 0.7])
+def test_row_projection_is_the_row_half_step(relax: float | None) -> None:
+    """``row_projection`` with ``g = 0`` is ``P^(1)``; with ``g^(t-1)`` it is ``P^(2t-1)``."""
+    C, a, b = _problem(9, 7, False, seed=5)
+    kw = {"epsilon": 0.2, "relax_a": relax}
+    res = sinkhorn(C, a, b, max_iter=4, history=True, **kw)
+    log_plan, f = gca_ot.row_projection(C, a, **kw)
+    np.testing.assert_allclose(np.exp(log_plan), res.history[0], rtol=1e-12, atol=1e-15)
+    g2 = sinkhorn(C, a, b, max_iter=2, **kw).g
+    log_plan, f = gca_ot.row_projection(C, a, g2, **kw)
+    np.testing.assert_allclose(np.exp(log_plan), res.history[4], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(f, sinkhorn(C, a, b, max_iter=3, **kw).f, rtol=1e-12, atol=1e-14)
+
+
+def test_history_is_empty_by_default() -> None:
+    C, a, b = _problem(5, 4, True, seed=6)
+    assert sinkhorn(C, a, b, epsilon=0.5, max_iter=4).history == ()
+
+
+# --------------------------------------------------------------- 4. absorb == log engine
+
+
+def _absorb_cases() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]]:
+    rng = np.random.default_rng(7)
+    C, a, b = _problem(30, 30, False, seed=7)
+    C_rect, a_rect, b_rect = _problem(25, 17, False, seed=8)
+    # squared Euclidean costs up to ~20: at ε = 0.005 and λ1 = 1e-3 the relaxed row target
+    # μ exp(-f/λ1) underflows, so the row step must be redone in the log domain.
+    x, y = _points(rng, 24, 2), _points(rng, 18, 2)
+    C_wide = sqeuclidean_cost(x, y)
+    a_wide, b_wide = _marginal(rng, 24, False), _marginal(rng, 18, False)
+    # one column far from every row: its kernel column underflows (C/ε ~ 2e4 > 745).
+    y_out = _points(rng, 10, 2)
+    y_out[3] = [10.0, 10.0]
+    C_out = sqeuclidean_cost(_points(rng, 12, 2), y_out)
+    a_out, b_out = _marginal(rng, 12, False), _marginal(rng, 10, False)
+    return {
+        "balanced": (C, a, b, {}),
+        "balanced-rect": (C_rect, a_rect, b_rect, {}),
+        "unbalanced": (C, a, 2 * b, {"relax_a": 0.1, "relax_b": 1.0}),
+        "one-sided": (C_rect, a_rect, 2 * b_rect, {"relax_a": 0.01}),
+        "tiny-lambda": (C_wide, a_wide, 2 * b_wide, {"relax_a": 1e-3}),
+        "outlier-column": (C_out, a_out, b_out, {}),
+        "outlier-unbalanced": (C_out, a_out, 3 * b_out, {"relax_a": 0.2, "relax_b": 0.5}),
+    }
+
+
+ABSORB_CASES = _absorb_cases()
+
+
+def _assert_engines_agree(
+    r1: SinkhornResult, r2: SinkhornResult, atol: float, log_atol: float
+) -> None:
+    assert r1.n_iter == r2.n_iter
+    assert len(r1.history) == len(r2.history) == 2 * r1.n_iter
+    for k, (p1, p2) in enumerate(zip(r1.history, r2.history, strict=True)):
+        torch.testing.assert_close(p1, p2, rtol=0, atol=atol, msg=f"half-step {k + 1}")
+    for name in ("f", "g", "errors", "plan"):
+        torch.testing.assert_close(getattr(r1, name), getattr(r2, name), rtol=0, atol=atol)
+    finite = torch.isfinite(r2.log_plan)
+    assert torch.equal(finite, torch.isfinite(r1.log_plan))
+    torch.testing.assert_close(r1.log_plan[finite], r2.log_plan[finite], rtol=0, atol=log_atol)
+    assert r1.converged == r2.converged
+
+
+@pytest.mark.parametrize("case", list(ABSORB_CASES))
+@pytest.mark.parametrize("eps", [0.005, 0.1])
+def test_absorb_and_log_agree_iterate_by_iterate(case: str, eps: float) -> None:
+    C, a, b, relax = ABSORB_CASES[case]
+    Ct, at, bt = (torch.from_numpy(v) for v in (C, a, b))
+    kw = {"epsilon": eps, "max_iter": 300, "history": True, **relax}
+    r_absorb = sinkhorn(Ct, at, bt, method="absorb", **kw)
+    r_log = sinkhorn(Ct, at, bt, method="log", **kw)
+    _assert_engines_agree(r_absorb, r_log, atol=1e-10, log_atol=1e-8)
+    default = sinkhorn(Ct, at, bt, **kw)  # "absorb" is the default
+    torch.testing.assert_close(default.plan, r_absorb.plan, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("case", "branch"),
+    [
+        ("balanced", "absorb"),
+        ("unbalanced", "absorb"),
+        ("tiny-lambda", "recover_rows"),
+        ("outlier-column", "recover_cols"),
+    ],
+)
+def test_agreement_cases_exercise_absorption_and_recovery(
+    case: str, branch: str, engine_calls: dict[str, int]
+) -> None:
+    """The cases above really go through the absorbing engine's special branches at ε=0.005."""
+    C, a, b, relax = ABSORB_CASES[case]
+    sinkhorn(C, a, b, epsilon=0.005, max_iter=300, **relax)
+    assert engine_calls[branch] > 0
+
+
+@pytest.mark.parametrize("relax", [{}, {"relax_a": 0.1, "relax_b": 1.0}])
+def test_absorb_and_log_agree_float32_small_eps(relax: dict[str, float]) -> None:
+    gen = torch.Generator().manual_seed(9)
+    x, y = torch.randn(32, 8, generator=gen), torch.randn(32, 8, generator=gen)
+    C = cosine_cost(x, y)
+    b = torch.full((32,), 2.0 / 32) if relax else None
+    assert C.dtype == F32
+    kw = {"epsilon": 1e-3, "max_iter": 200, "history": True, **relax}
+    r_absorb = sinkhorn(C, None, b, method="absorb", **kw)
+    r_log = sinkhorn(C, None, b, method="log", **kw)
+    assert r_absorb.plan.dtype == r_log.plan.dtype == F32
+    # log_plan is ~C/ε ~ 2e3 in magnitude: float32 resolution there is ~1e-4
+    _assert_engines_agree(r_absorb, r_log, atol=2e-4, log_atol=2e-2)
+
+
+# --------------------------------------------------------------------- 5. ε -> 0 is exact OT
+
+
+def _matched_problem(
+    n: int, uniform: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views that are noisy permuted copies: the exact plan is that permutation, with a gap."""
+    rng = np.random.default_rng(seed)
+    x = _points(rng, n, 8)
+    perm = rng.permutation(n)
+    y = np.empty_like(x)
+    y[perm] = x + 0.05 * rng.standard_normal(x.shape)  # y_{perm(i)} is a copy of x_i
+    a = _marginal(rng, n, uniform)
+    b = np.empty(n)
+    b[perm] = a
+    P = np.zeros((n, n))
+    P[np.arange(n), perm] = a
+    return cosine_cost(x, y), a, b, P
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_small_eps_plan_approaches_exact_plan(uniform: bool) -> None:
+    C, a, b, P_star = _matched_problem(10, uniform, seed=10)
+    P_exact = exact_ot(C, a, b)
+    np.testing.assert_allclose(P_exact, P_star, atol=1e-9)
+    res = sinkhorn(C, a, b, epsilon=0.005, tol=1e-12, max_iter=20_000)
+    assert res.converged
+    assert np.abs(res.plan - P_exact).sum() < 1e-6
+    loose = sinkhorn(C, a, b, epsilon=0.5, tol=1e-12, max_iter=20_000)
+    assert np.abs(loose.plan - P_exact).sum() > 0.1  # the closeness is due to small ε
+
+
+def test_transport_cost_decreases_to_exact_cost() -> None:
+    C, a, b = _problem(10, 7, False, seed=11)
+    P0 = exact_ot(C, a, b)
+    cost0 = float((P0 * C).sum())
+    entropy_bound = min(-(a * np.log(a)).sum(), -(b * np.log(b)).sum())
+    costs = []
+    for eps in (0.5, 0.1, 0.02):
+        res = sinkhorn(C, a, b, epsilon=eps, tol=1e-12, max_iter=20_000)
+        assert res.converged
+        costs.append(res.transport_cost)
+        # <P_ε, C> - <P_0, C> <= ε (H(P_ε) - H(P_0)) <= ε min(H(a), H(b))
+        assert cost0 - 1e-10 <= res.transport_cost <= cost0 + eps * entropy_bound
+    assert costs[0] > costs[1] > costs[2] > cost0
+
+
+def test_exact_ot_uniform_square_is_optimal_permutation() -> None:
+    n = 6
+    C, _, _ = _problem(n, n, True, seed=12)
+    P = exact_ot(C)
+    assert isinstance(P, np.ndarray)
+    assert set(np.unique(P)) == {0.0, 1.0 / n}
+    assert ((P > 0).sum(0) == 1).all() and ((P > 0).sum(1) == 1).all()
+    best = min(C[np.arange(n), list(p)].sum() for p in itertools.permutations(range(n)))
+    assert math.isclose(float((P * C).sum()) * n, best, rel_tol=1e-12)
+
+
+def test_exact_ot_rectangular_lp() -> None:
+    C, a, b = _problem(12, 9, False, seed=13)
+    P = exact_ot(C, a, b)
+    assert P.shape == (12, 9)
+    assert (P >= -1e-15).all()
+    np.testing.assert_allclose(P.sum(1), a, atol=1e-9)
+    np.testing.assert_allclose(P.sum(0), b, atol=1e-9)
+    cost = float((P * C).sum())
+    assert math.isclose(cost, float(pot.emd2(a, b, C)), rel_tol=0, abs_tol=1e-9)
+    assert cost <= float((np.outer(a, b) * C).sum())  # the product plan is feasible
+    for eps in (1.0, 0.1):  # so are converged Sinkhorn plans
+        assert cost <= sinkhorn(C, a, b, epsilon=eps, max_iter=2000).transport_cost
+
+
+def test_exact_ot_torch_in_torch_out() -> None:
+    C, a, b = _problem(7, 5, False, seed=14)
+    P = exact_ot(torch.from_numpy(C).float(), torch.from_numpy(a), torch.from_numpy(b))
+    assert isinstance(P, torch.Tensor) and P.dtype == F32
+    np.testing.assert_allclose(P.numpy(), exact_ot(C, a, b), atol=1e-7)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_exact_ot_respects_forbidden_pairs(uniform: bool) -> None:
+    rng = np.random.default_rng(15)
+    C = cosine_cost(_points(rng, 8), exclude_self=True)
+    a = _marginal(rng, 8, uniform)
+    P = exact_ot(C, a, a)
+    assert (np.diag(P) == 0).all()
+    np.testing.assert_allclose(P.sum(1), a, atol=1e-9)
+    np.testing.assert_allclose(P.sum(0), a, atol=1e-9)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_exact_ot_infeasible_raises(uniform: bool) -> None:
+    inf = math.inf
+    # rows 0 and 1 may only send to column 0 (Hall's condition fails)
+    C = np.array([[0.0, inf, inf], [0.0, inf, inf], [0.0, 0.0, 0.0]])
+    a = None if uniform else np.array([0.2, 0.3, 0.5])
+    b = None if uniform else np.array([0.4, 0.3, 0.3])
+    with pytest.raises(ValueError, match="cost"):
+        exact_ot(C, a, b)
+
+
+def test_exact_ot_forbidden_pairs_with_negative_costs() -> None:
+    inf = math.inf
+    C = np.array([[inf, 10.0, inf], [inf, -10.0, 10.0], [10.0, inf, -10.0]])
+    expected = np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]]) / 3  # the only feasible plan
+    np.testing.assert_allclose(exact_ot(C + 20.0), expected)  # shifting C is harmless ...
+    np.testing.assert_allclose(exact_ot(C), expected)  # ... so this must hold too
+
+
+def test_exact_ot_tiny_nonuniform_marginals() -> None:
+    C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    a, b = np.array([1e-9, 3e-9]), np.array([2e-9, 2e-9])
+    P = exact_ot(C, a, b)
+    np.testing.assert_allclose(P.sum(1), a, rtol=1e-6)
+    np.testing.assert_allclose(P.sum(0), b, rtol=1e-6)
+
+
+# -------------------------------------------------------------- 6. λ -> inf is balanced
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.05])
+def test_huge_relaxation_equals_balanced(eps: float) -> None:
+    C, a, b = _problem(15, 11, False, seed=16)
+    kw = {"epsilon": eps, "tol": 1e-12, "max_iter": 20_000}
+    balanced = sinkhorn(C, a, b, **kw)
+    assert balanced.converged
+    # (the relaxed run does not reach tol = 1e-12: a constant shift of the potentials only
+    # contracts by ρ1 ρ2 ~ 1 - 2ε/λ per sweep, which moves μ exp(-f/λ) by ~1e-8)
+    relaxed = sinkhorn(C, a, b, epsilon=eps, relax_a=1e8, relax_b=1e8, max_iter=2 * balanced.n_iter)
+    assert float(relaxed.errors[-1]) < 1e-6
+    np.testing.assert_allclose(relaxed.plan, balanced.plan, rtol=0, atol=1e-6)
+    assert relaxed.rho[0] < 1.0  # it really ran the relaxed updates
+
+
+@pytest.mark.parametrize("side", ["relax_a", "relax_b"])
+def test_infinite_relaxation_is_hard_constraint(side: str) -> None:
+    C, a, b = _problem(15, 11, False, seed=17)
+    hard = sinkhorn(C, a, b, epsilon=0.1, max_iter=50, history=True)
+    inf = sinkhorn(C, a, b, epsilon=0.1, max_iter=50, history=True, **{side: float("inf")})
+    assert getattr(inf, side) is None
+    assert inf.rho == (1.0, 1.0)
+    for name in ("plan", "f", "g", "errors"):
+        np.testing.assert_array_equal(getattr(inf, name), getattr(hard, name))
+    # ... and a hard constraint still demands equal masses
+    with pytest.raises(ValueError, match="mass"):
+        sinkhorn(C, a, 2 * b, epsilon=0.1, relax_a=math.inf, relax_b=math.inf)
+
+
+def test_tiny_relaxation_gives_the_kernel() -> None:
+    """``λ -> 0`` gives ``ρ -> 0``: the potentials vanish and ``P = K``."""
+    C, a, b = _problem(6, 5, False, seed=18)
+    res = sinkhorn(C, a, b, epsilon=0.5, relax_a=1e-12, relax_b=1e-12, max_iter=5)
+    np.testing.assert_allclose(res.plan, np.exp(-C / 0.5), rtol=1e-9)
+
+
+# ------------------------------------------------------------------- 7. contraction ρ1 ρ2
+
+CONTRACTION_CASES = [(2.0, 2.0, 0.5), (1.0, 4.0, 0.5), (5.0, 1.0, 1.0), (0.5, None, 0.5)]
+
+
+def _iters_to(rate: float, factor: float = 1e-8) -> int:
+    """Sweeps for the error to shrink by ``factor`` (well above rounding level)."""
+    return max(20, math.ceil(math.log(factor) / math.log(rate)))
+
+
+@pytest.mark.parametrize(("lam_a", "lam_b", "eps"), CONTRACTION_CASES)
+def test_measured_contraction_matches_rho_product(
+    lam_a: float, lam_b: float | None, eps: float
+) -> None:
+    C, a, b = _problem(12, 9, False, seed=19)
+    rho = lam_a / (lam_a + eps) * (1.0 if lam_b is None else lam_b / (lam_b + eps))
+    res = sinkhorn(
+        C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, max_iter=_iters_to(rho)
+    )
+    assert res.rho == pytest.approx(
+        (lam_a / (lam_a + eps), 1.0 if lam_b is None else lam_b / (lam_b + eps))
+    )
+    assert not math.isnan(res.contraction)
+    assert res.contraction == pytest.approx(rho, rel=0.02)
+
+
+@pytest.mark.parametrize(("lam_a", "lam_b", "eps"), CONTRACTION_CASES)
+def test_potentials_contract_by_rho_product(lam_a: float, lam_b: float | None, eps: float) -> None:
+    """Directly from the potentials: ``||f_{k+2} - f_{k+1}|| / ||f_{k+1} - f_k|| -> ρ1 ρ2``."""
+    C, a, b = _problem(12, 9, False, seed=20)
+    rho = lam_a / (lam_a + eps) * (1.0 if lam_b is None else lam_b / (lam_b + eps))
+    k = _iters_to(rho, 1e-6)
+    f = [
+        sinkhorn(C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, max_iter=t).f
+        for t in (k, k + 1, k + 2)
+    ]
+    step1, step2 = np.abs(f[1] - f[0]).max(), np.abs(f[2] - f[1]).max()
+    assert step1 > 1e-12  # not at rounding level
+    assert step2 / step1 == pytest.approx(rho, rel=0.02)
+
+
+def test_contraction_is_nan_without_usable_sweeps() -> None:
+    C, a, b = _problem(6, 5, False, seed=21)
+    assert math.isnan(sinkhorn(C, a, b, epsilon=1.0, max_iter=2).contraction)
+
+
+# -------------------------------------------------- 8. float32 at ε = 1e-3: finite results
+
+
+# Regression: products below sqrt(tiny) once gave NaN gradients (-ν/r² overflowed);
+# such steps are now redone by log-sum-exp.
+FLOAT32_CASES = [
+    pytest.param(
+        n,
+        relax,
+        method,
+        exclude_self,
+        id=f"n{n}-{'unbalanced' if relax else 'balanced'}-{method}"
+        + ("-exclude_self" if exclude_self else ""),
+    )
+    for n in (32, 128)
+    for relax in (None, 0.2)
+    for method in ("absorb", "log")
+    for exclude_self in (False, True)
+]
+
+
+@pytest.mark.parametrize(("n", "relax", "method", "exclude_self"), FLOAT32_CASES)
+def test_float32_small_eps_is_finite_with_finite_gradients(
+    n: int, relax: float | None, method: str, exclude_self: bool
+) -> None:
+    gen = torch.Generator().manual_seed(n)
+    x = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
+    y = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
+    C = cosine_cost(x, exclude_self=True) if exclude_self else cosine_cost(x, y)
+    res = sinkhorn(C, epsilon=1e-3, max_iter=100, relax_a=relax, relax_b=relax, method=method)
+    assert res.plan.dtype == F32
+    finite = torch.isfinite(C)
+    assert torch.isfinite(res.plan).all()
+    assert torch.isfinite(res.f).all() and torch.isfinite(res.g).all()
+    assert torch.isfinite(res.log_plan[finite]).all()
+    assert (res.plan >= 0).all()
+    if exclude_self:
+        assert (res.plan.diagonal() == 0).all()
+        assert (res.log_plan.diagonal() == -math.inf).all()
+        partner = (torch.arange(n) + 1) % n
+        loss = -res.log_plan[torch.arange(n), partner].mean()
+    else:
+        loss = -res.log_plan.diagonal().mean()
+    weights = torch.rand(n, n, generator=gen)
+    loss = loss + (res.plan * weights).sum()
+    assert torch.isfinite(loss)
+    inputs = (x,) if exclude_self else (x, y)
+    grads = torch.autograd.grad(loss, inputs)
+    for grad in grads:
+        assert torch.isfinite(grad).all()
+        assert grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("method", ["absorb", "log"])
+def test_float32_small_eps_gradients_finite_on_many_problems(method: str) -> None:
+    """Small problems, many seeds: every gradient of a KL-type loss is finite."""
+    bad = []
+    for seed in range(40):
+        gen = torch.Generator().manual_seed(seed)
+        x0 = _unit(torch.randn(6, 4, generator=gen))
+        y0 = _unit(torch.randn(6, 4, generator=gen))
+        for exclude_self in (False, True):
+            x = x0.clone().requires_grad_()
+            C = cosine_cost(x, exclude_self=True) if exclude_self else cosine_cost(x, y0)
+            res = sinkhorn(C, epsilon=1e-3, max_iter=20, method=method)
+            pos = (torch.arange(6) + 1) % 6 if exclude_self else torch.arange(6)
+            (grad,) = torch.autograd.grad(-res.log_plan[torch.arange(6), pos].mean(), x)
+            if not torch.isfinite(grad).all():
+                bad.append((seed, exclude_self))
+    assert bad == []
+
+
+# ------------------------------------------------------- 9. gradients vs finite differences
+
+
+@pytest.mark.parametrize("relax", [(None, None), (0.3, 0.7), (0.4, None)])
+@pytest.mark.parametrize("method", ["absorb", "log"])
+def test_gradcheck_through_cost_and_solver(
+    relax: tuple[float | None, float | None], method: str
+) -> None:
+    gen = torch.Generator().manual_seed(22)
+    x = torch.randn(5, 3, dtype=F64, generator=gen, requires_grad=True)
+    y = torch.randn(5, 3, dtype=F64, generator=gen, requires_grad=True)
+    b = torch.full((5,), 0.3, dtype=F64) if relax[0] is not None else None
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        res = sinkhorn(
+            cosine_cost(x, y),
+            None,
+            b,
+            epsilon=0.5,
+            max_iter=20,
+            relax_a=relax[0],
+            relax_b=relax[1],
+            method=method,
+        )
+        return res.log_plan.diagonal().sum() + (res.plan * res.cost).sum()
+
+    assert torch.autograd.gradcheck(loss, (x, y))
+
+
+# Regression: marginals that require grad once sent the default engine down the numpy
+# fast path, which cannot carry gradients.
+@pytest.mark.parametrize(
+    "method",
+    [
+        "absorb",
+        "log",
+    ],
+)
+@pytest.mark.parametrize("relax", [(None, None), (0.6, 0.9)])
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")
+def test_gradcheck_with_respect_to_marginals(
+    method: str, relax: tuple[float | None, float | None]
+) -> None:
+    gen = torch.Generator().manual_seed(23)
+    C = torch.rand(4, 3, dtype=F64, generator=gen)  # no gradient through the cost
+    a = (torch.rand(4, dtype=F64, generator=gen) + 0.5).requires_grad_()
+    b = (torch.rand(3, dtype=F64, generator=gen) + 0.5).requires_grad_()
+
+    def loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if relax[0] is None:  # balanced: equal masses
+            a, b = a / a.sum(), b / b.sum()
+        res = sinkhorn(
+            C, a, b, epsilon=0.5, max_iter=15, relax_a=relax[0], relax_b=relax[1], method=method
+        )
+        return res.log_plan.diagonal().sum()
+
+    assert torch.autograd.gradcheck(loss, (a, b))
+
+
+# ----------------------------------------------------------------- 10. types and costs
+
+
+def test_numpy_in_numpy_out() -> None:
+    C, a, b = _problem(6, 4, False, seed=24)
+    res = sinkhorn(C, a, b, epsilon=0.3, max_iter=5, history=True)
+    for name in ("plan", "log_plan", "f", "g", "errors", "a", "b"):
+        value = getattr(res, name)
+        assert isinstance(value, np.ndarray), name
+        assert value.dtype == np.float64, name
+    assert all(isinstance(p, np.ndarray) for p in res.history)
+    assert isinstance(res.n_iter, int) and isinstance(res.converged, bool)
+    assert isinstance(res.epsilon, float)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_torch_in_torch_out_same_dtype(dtype: torch.dtype) -> None:
+    C, a, b = _problem(6, 4, False, seed=25)
+    Ct = torch.from_numpy(C).to(dtype)
+    res = sinkhorn(Ct, a, b, epsilon=0.3, max_iter=5, history=True)  # numpy marginals
+    for name in ("plan", "log_plan", "f", "g", "errors", "a", "b", "cost"):
+        value = getattr(res, name)
+        assert isinstance(value, torch.Tensor), name
+        assert value.dtype == dtype, name
+    assert all(p.dtype == dtype for p in res.history)
+
+
+def test_numpy_float32_stays_float32() -> None:
+    C, a, b = _problem(6, 4, False, seed=26)
+    res = sinkhorn(C.astype(np.float32), a, b, epsilon=0.3, max_iter=5)
+    for name in ("plan", "f", "g", "errors"):
+        assert getattr(res, name).dtype == np.float32, name
+    assert cosine_cost(np.ones((2, 3), dtype=np.float32)).dtype == np.float32
+    assert exact_ot(C.astype(np.float32)[:4, :4]).dtype == np.float32
+
+
+def test_cost_functions_keep_type_and_dtype() -> None:
+    x32 = torch.randn(4, 3, generator=torch.Generator().manual_seed(27))
+    for fn in (cosine_cost, sqeuclidean_cost):
+        assert fn(x32).dtype == F32
+        assert fn(x32.double()).dtype == F64
+        assert isinstance(fn(x32.numpy()), np.ndarray)
+
+
+def test_cosine_cost_matches_naive_formula() -> None:
+    rng = np.random.default_rng(28)
+    x, y = 3.0 * _points(rng, 7, 4), _points(rng, 5, 4)  # rows need not be normalised
+    C = cosine_cost(x, y)
+    naive = np.array(
+        [[1 - xi @ yj / (np.linalg.norm(xi) * np.linalg.norm(yj)) for yj in y] for xi in x]
+    )
+    np.testing.assert_allclose(C, naive, rtol=0, atol=1e-14)
+    assert C.shape == (7, 5)
+    # [0, 2] up to rounding: the similarity is never clamped, so 1 - <x, x> may be -1e-16
+    assert C.min() >= -1e-12 and C.max() <= 2 + 1e-12
+    antipodal = cosine_cost(np.array([[1.0, 2.0]]), np.array([[-1.0, -2.0], [2.0, 4.0]]))
+    np.testing.assert_allclose(antipodal, [[2.0, 0.0]], atol=1e-15)
+    np.testing.assert_allclose(cosine_cost(x), cosine_cost(x, x), rtol=0, atol=1e-15)
+    self_cost = cosine_cost(x, exclude_self=True)
+    assert (np.diag(self_cost) == np.inf).all()
+    off = ~np.eye(7, dtype=bool)
+    np.testing.assert_array_equal(self_cost[off], cosine_cost(x)[off])
+
+
+def test_cosine_cost_gradient_is_not_clamped() -> None:
+    """Pairs with negative similarity still get a gradient (no clamp, section 8)."""
+    x = torch.tensor([[1.0, 0.0]], dtype=F64, requires_grad=True)
+    y = torch.tensor([[-1.0, 0.5]], dtype=F64)
+    cosine_cost(x, y).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_sqeuclidean_cost_matches_naive_loop() -> None:
+    rng = np.random.default_rng(29)
+    x, y = _points(rng, 6, 3), _points(rng, 4, 3)
+    naive = np.array([[((xi - yj) ** 2).sum() for yj in y] for xi in x])
+    np.testing.assert_allclose(sqeuclidean_cost(x, y), naive, rtol=1e-12, atol=1e-12)
+    self_cost = sqeuclidean_cost(x)
+    np.testing.assert_allclose(self_cost, sqeuclidean_cost(x, x), atol=1e-12)
+    assert (self_cost >= 0).all()
+    np.testing.assert_allclose(np.diag(self_cost), 0.0, atol=1e-12)
+    assert (np.diag(sqeuclidean_cost(x, exclude_self=True)) == np.inf).all()
+    assert (sqeuclidean_cost(np.zeros((2, 3))) == 0).all()  # zero rows are fine here
+
+
+# --------------------------------------------------------------- 11. result properties
+
+
+def test_result_properties_match_naive_formulas() -> None:
+    C, a, b = _problem(8, 6, False, seed=30)
+    C[2, 3] = np.inf  # one forbidden pair: no mass, no NaN in the properties
+    res = sinkhorn(C, a, b, epsilon=0.2, max_iter=40)
+    P = res.plan
+    assert P[2, 3] == 0.0 and res.log_plan[2, 3] == -np.inf
+    np.testing.assert_allclose(res.row_marginal, P.sum(1), rtol=1e-15)
+    np.testing.assert_allclose(res.col_marginal, P.sum(0), rtol=1e-15)
+    assert res.mass == pytest.approx(P.sum(), rel=1e-14)
+    assert res.mass == pytest.approx(1.0, abs=1e-9)
+    entropy = -sum(p * (math.log(p) - 1) for p in P.ravel() if p > 0)
+    assert res.entropy == pytest.approx(entropy, rel=1e-12)
+    cost = sum(P[i, j] * C[i, j] for i in range(8) for j in range(6) if P[i, j] > 0)
+    assert res.transport_cost == pytest.approx(cost, rel=1e-12)
+    assert math.isfinite(res.transport_cost)
+    marginal_error = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert res.marginal_error == pytest.approx(marginal_error, rel=1e-9, abs=1e-15)
+    np.testing.assert_allclose(res.log_plan, (res.f[:, None] + res.g[None, :] - C) / 0.2)
+    assert res.rho == (1.0, 1.0)
+    assert res.epsilon == 0.2 and res.relax_a is None and res.relax_b is None
+    np.testing.assert_array_equal(res.a, a)
+    np.testing.assert_array_equal(res.b, b)
+
+
+def test_result_properties_unbalanced_and_default_marginals() -> None:
+    C, _, _ = _problem(5, 4, True, seed=31)
+    res = sinkhorn(C, epsilon=0.5, relax_a=1.0, relax_b=3.0, max_iter=30)
+    np.testing.assert_allclose(res.a, np.full(5, 0.2))
+    np.testing.assert_allclose(res.b, np.full(4, 0.25))
+    assert res.rho == pytest.approx((1 / 1.5, 3 / 3.5))
+    assert (res.relax_a, res.relax_b) == (1.0, 3.0)
+    assert res.entropy > 0
+
+
+def test_result_is_frozen() -> None:
+    C, a, b = _problem(4, 4, True, seed=32)
+    res = sinkhorn(C, a, b, epsilon=0.5, max_iter=3)
+    for field, value in (("n_iter", 7), ("plan", None), ("converged", False)):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(res, field, value)
+
+
+# ---------------------------------------------------------------- 12. invalid inputs
+
+_C = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.5]])
+
+
+def _with(i: int, j: int, value: float) -> np.ndarray:
+    C = _C.copy()
+    C[i, j] = value
+    return C
+
+
+INVALID_SINKHORN = [
+    pytest.param({"epsilon": 0.0}, "epsilon", id="epsilon-zero"),
+    pytest.param({"epsilon": -0.1}, "epsilon", id="epsilon-negative"),
+    pytest.param({"epsilon": math.nan}, "epsilon", id="epsilon-nan"),
+    pytest.param({"epsilon": math.inf}, "epsilon", id="epsilon-inf"),
+    pytest.param({"epsilon": "big"}, "epsilon", id="epsilon-string"),
+    pytest.param({"a": [0.6, -0.1]}, r"^a ", id="a-negative"),
+    pytest.param({"a": [math.nan, 0.5]}, r"^a ", id="a-nan"),
+    pytest.param({"a": [0.0, 1.0]}, r"^a ", id="a-zero-entry"),
+    pytest.param({"a": [0.2, 0.3, 0.5]}, r"^a ", id="a-wrong-shape"),
+    pytest.param({"a": [[0.5, 0.5]]}, r"^a ", id="a-2d"),
+    pytest.param({"b": [0.5, 0.5, -0.0]}, r"^b ", id="b-zero-entry"),
+    pytest.param({"b": [0.5, 0.5]}, r"^b ", id="b-wrong-shape"),
+    pytest.param({"b": [0.5, math.inf, 0.5]}, r"^b ", id="b-inf"),
+    pytest.param({"cost": np.zeros(3)}, "cost", id="cost-1d"),
+    pytest.param({"cost": np.zeros((2, 2, 2))}, "cost", id="cost-3d"),
+    pytest.param({"cost": np.zeros((0, 3))}, "cost", id="cost-empty"),
+    pytest.param({"cost": _with(0, 1, math.nan)}, "cost contains NaN", id="cost-nan"),
+    pytest.param({"cost": _with(1, 2, -math.inf)}, "cost contains -inf", id="cost-neg-inf"),
+    pytest.param({"cost": np.array([[0.0] * 3, [math.inf] * 3])}, "cost row 1", id="row-inf"),
+    pytest.param({"cost": np.array([[0.0, 1.0, math.inf]] * 2)}, "cost column 2", id="col-inf"),
+    pytest.param({"b": [0.5, 0.5, 0.5]}, r"sum\(a\).*sum\(b\)", id="unequal-mass"),
+    pytest.param({"max_iter": 0}, "max_iter", id="max-iter-zero"),
+    pytest.param({"max_iter": 2.5}, "max_iter", id="max-iter-float"),
+    pytest.param({"max_iter": True}, "max_iter", id="max-iter-bool"),
+    pytest.param({"tol": -1e-9}, "tol", id="tol-negative"),
+    pytest.param({"tol": math.nan}, "tol", id="tol-nan"),
+    pytest.param({"relax_a": -1.0}, "relax_a", id="relax-a-negative"),
+    pytest.param({"relax_a": 0.0}, "relax_a", id="relax-a-zero"),
+    pytest.param({"relax_a": math.nan}, "relax_a", id="relax-a-nan"),
+    pytest.param({"relax_b": -2.0}, "relax_b", id="relax-b-negative"),
+    pytest.param({"relax_b": 0}, "relax_b", id="relax-b-zero"),
+    pytest.param({"method": "kernel"}, "method", id="unknown-method"),
+]
+
+
+@pytest.mark.parametrize(("override", "match"), INVALID_SINKHORN)
+def test_sinkhorn_rejects_invalid_input(override: dict[str, object], match: str) -> None:
+    kwargs: dict[str, object] = {"cost": _C, "a": None, "b": None, "epsilon": 0.5, **override}
+    with pytest.raises(ValueError, match=match):
+        sinkhorn(**kwargs)  # type: ignore[arg-type]
+
+
+def test_invalid_cost_with_plus_inf_off_some_rows_is_fine() -> None:
+    """+inf is a forbidden pair, not an error, while each row and column keeps a finite entry."""
+    C = _with(0, 2, math.inf)
+    res = sinkhorn(C, epsilon=0.5, max_iter=500)
+    assert res.plan[0, 2] == 0.0 and res.converged
+    np.testing.assert_allclose(res.plan.sum(0), np.full(3, 1 / 3), atol=1e-12)
+
+
+INVALID_COSTS = [
+    pytest.param(lambda: cosine_cost(np.array([[1.0, 0.0], [0.0, 0.0]])), "^x ", id="x-zero-row"),
+    pytest.param(
+        lambda: cosine_cost(np.ones((2, 2)), np.array([[1.0, 1.0], [0.0, 0.0]])),
+        "^y ",
+        id="y-zero-row",
+    ),
+    pytest.param(lambda: cosine_cost(np.ones((2, 3)), np.ones((2, 4))), "^y ", id="cos-dims"),
+    pytest.param(
+        lambda: cosine_cost(np.ones((2, 3)), np.ones((4, 3)), exclude_self=True),
+        "exclude_self",
+        id="cos-exclude-self-rect",
+    ),
+    pytest.param(lambda: cosine_cost(np.ones(3)), "^x ", id="cos-1d"),
+    pytest.param(lambda: cosine_cost(np.ones((0, 3))), "^x ", id="cos-empty"),
+    pytest.param(lambda: cosine_cost(np.array([[1.0, np.nan]])), "^x ", id="cos-nan"),
+    pytest.param(lambda: sqeuclidean_cost(np.ones((2, 3)), np.ones((2, 4))), "^y ", id="sq-dims"),
+    pytest.param(
+        lambda: sqeuclidean_cost(np.ones((2, 3)), np.ones((4, 3)), exclude_self=True),
+        "exclude_self",
+        id="sq-exclude-self-rect",
+    ),
+    pytest.param(lambda: exact_ot(_C, None, [0.25, 0.25, 0.25]), "a and b", id="exact-mass"),
+    pytest.param(lambda: exact_ot(_with(0, 0, math.nan)), "cost", id="exact-nan"),
+    pytest.param(lambda: exact_ot(_C, [1.0, -0.5]), "^a ", id="exact-negative-a"),
+    pytest.param(lambda: exact_ot(np.zeros((0, 2))), "cost", id="exact-empty"),
+]
+
+
+@pytest.mark.parametrize(("call", "match"), INVALID_COSTS)
+def test_costs_and_exact_ot_reject_invalid_input(call: Callable[[], object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
