@@ -60,12 +60,25 @@ def partner(
 
 
 def _labels(values: Any, name: str, n: int, layout: Layout) -> torch.Tensor:
-    """Integer labels of the ``n`` samples, repeated for both views in the joint layout."""
-    arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-    _, codes = np.unique(arr, return_inverse=True)  # any hashable labels -> 0..k-1
-    lab = torch.as_tensor(codes.reshape(-1), dtype=torch.long)
+    """Integer codes of the ``n`` samples' labels (equal labels, equal codes), repeated for
+    both views in the joint layout. Arrays are compared by value; any other sequence by
+    Python equality, so labels may be any hashable values."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        if values.ndim != 1 or values.shape[0] != n:
+            raise ValueError(f"{name} must have shape ({n},), got {values.shape}")
+        codes = np.unique(values, return_inverse=True)[1].reshape(-1)
+    else:
+        items = list(values)
+        if len(items) != n:
+            raise ValueError(f"{name} must have length {n}, got {len(items)}")
+        seen: dict[Any, int] = {}
+        try:
+            codes = np.array([seen.setdefault(item, len(seen)) for item in items])
+        except TypeError:
+            raise ValueError(f"{name} must be hashable values (numbers, strings, ...)") from None
+    lab = torch.as_tensor(codes, dtype=torch.long)
     return lab if layout == "cross" else torch.cat([lab, lab])
 
 
@@ -156,7 +169,8 @@ def class_target(labels: Any, gamma: float = 0.1, layout: str = "cross") -> torc
     n = len(labels)
     y = _labels(labels, "labels", _check_n(n), lay)
     same = y[:, None] == y[None, :]
-    return _base(n, lay) + _check_weight(gamma, "gamma") * (same & _off_pair(n, lay))
+    mask = (same & _off_pair(n, lay)).double()
+    return _base(n, lay) + _check_weight(gamma, "gamma") * mask
 
 
 @TARGETS.register(
@@ -198,7 +212,7 @@ def domain_target(
     same = d[:, None] == d[None, :]
     off = _off_pair(n, lay)
     a, b = _check_weight(alpha, "alpha"), _check_weight(beta, "beta")
-    return _base(n, lay) + a * (same & off) + b * (~same & off)
+    return _base(n, lay) + a * (same & off).double() + b * (~same & off).double()
 
 
 @TARGETS.register(

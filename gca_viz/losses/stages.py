@@ -347,8 +347,9 @@ def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tens
     of ``P``; the KL is split over rows."""
     P = proj.plan
     off = ~torch.eye(P.shape[0], P.shape[1], dtype=torch.bool, device=P.device)
-    mean_off = P[off].mean()
-    log_q = torch.where(off, torch.log(mean_off), proj.log_plan)
+    # log of the mean off-diagonal entry, from log_plan (the plain mean can underflow to 0)
+    log_mean_off = torch.logsumexp(proj.log_plan[off], dim=0) - math.log(int(off.sum()))
+    log_q = torch.where(off, log_mean_off, proj.log_plan)
     kl_rows = _weighted_log(P, proj.log_plan - log_q) - P.sum(1) + torch.exp(log_q).sum(1)
     return cross_entropy(T, proj) + lam_p * kl_rows
 

@@ -1,0 +1,213 @@
+"""Command line: ``python -m gca_viz train --config cfg.json`` or flags, also under ``torchrun``.
+
+``--out DIR`` writes the run's files there (the layout :class:`DirectoryWriter` documents);
+``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped. On a terminal a
+progress line shows the step, the loss, the throughput and the time left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from gca_viz import __version__, distributed
+from gca_viz.train import Callback, TrainConfig, Trainer
+
+_DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
+_LOSS_FLAGS = {"epsilon": float, "n_iter": int, "relax_a": float, "relax_b": float}
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` so that a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
+
+
+class DirectoryWriter(Callback):
+    """Callback writing a run into a directory:
+
+    * ``config.json``: the run's configuration;
+    * ``metrics.csv``: ``step,name,value`` rows (losses, evaluation metrics);
+    * ``events.jsonl``: one JSON object per live change or status change;
+    * ``snapshots/<step>_<kind>.npz``: plan and embedding snapshots;
+    * ``checkpoint.pt``: the latest checkpoint (``torch.load(..., weights_only=True)``).
+    """
+
+    def __init__(self, out: str | Path, log_every: int = 1) -> None:
+        self.out = Path(out)
+        (self.out / "snapshots").mkdir(parents=True, exist_ok=True)
+        self.log_every = log_every
+        self._metrics: TextIO | None = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        (self.out / "config.json").write_text(trainer.config.to_json())
+        new = not (self.out / "metrics.csv").exists()
+        self._metrics = open(self.out / "metrics.csv", "a", newline="")
+        if new:
+            self._metrics.write("step,name,value\n")
+        self._event({"event": "start", "step": trainer.step})
+
+    def _write(self, step: int, logs: dict[str, float]) -> None:
+        assert self._metrics is not None
+        w = csv.writer(self._metrics)
+        for name, value in logs.items():
+            w.writerow([step, name, repr(float(value))])
+        self._metrics.flush()
+
+    def _event(self, record: dict[str, Any]) -> None:
+        with open(self.out / "events.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        if trainer.step % self.log_every == 0 or trainer.step == trainer.config.steps:
+            self._write(trainer.step, logs)
+
+    def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self._write(trainer.step, logs)
+
+    def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None:
+        write_npz_atomic(self.out / "snapshots" / f"{trainer.step:07d}_{kind}.npz", arrays)
+
+    def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
+        trainer.save_checkpoint(self.out / "checkpoint.pt")
+
+    def on_end(self, trainer: Trainer, reason: str) -> None:
+        self._event({"event": reason, "step": trainer.step})
+        if self._metrics is not None:
+            self._metrics.close()
+
+
+class Progress(Callback):
+    """A one-line progress display (only on a terminal): step, loss, steps/s, ETA."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.perf_counter()
+        self.first_step = 0
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.start, self.first_step = time.perf_counter(), trainer.step
+
+    def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        done = trainer.step - self.first_step
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        left = (trainer.config.steps - trainer.step) / max(rate, 1e-9)
+        total = trainer.config.steps
+        bar = "#" * int(20 * trainer.step / total)
+        self.stream.write(
+            f"\r[{bar:<20}] step {trainer.step}/{total}  loss {logs['loss']:.4f}  "
+            f"{rate:.1f} it/s  ETA {left:.0f}s "
+        )
+        self.stream.flush()
+
+    def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        text = "  ".join(f"{k} {v:.3f}" for k, v in logs.items())
+        self.stream.write(("\n" if self.enabled else "") + f"step {trainer.step}: {text}\n")
+
+    def on_end(self, trainer: Trainer, reason: str) -> None:
+        self.stream.write(("\n" if self.enabled else "") + f"{reason} at step {trainer.step}\n")
+
+
+class SignalStop(Callback):
+    """Stop between steps on SIGTERM or SIGINT (a final checkpoint is still written)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def should_stop(self, trainer: Trainer) -> bool:
+        return self.requested
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m gca_viz train", description=__doc__)
+    ap.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
+    ap.add_argument("--out", help="directory for metrics, snapshots and checkpoints")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--log-every", type=int, default=1, help="write the loss every N steps")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in _DICT_FIELDS:
+            ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}")
+        else:
+            kind = type(f.default) if f.default is not dataclasses.MISSING else str
+            ap.add_argument(flag, type=kind, help=f"TrainConfig.{f.name}")
+    for name, kind in _LOSS_FLAGS.items():
+        ap.add_argument("--" + name.replace("_", "-"), dest="loss_" + name, type=kind,
+                        help=f"loss_params['{name}']")  # fmt: skip
+    return ap
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` described by a config file and flags (flags win)."""
+    values: dict[str, Any] = {}
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--config {args.config}: {exc}") from None
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f.name)
+        if v is not None:
+            values[f.name] = v
+    loss = dict(values.get("loss_params", {}))
+    for name in _LOSS_FLAGS:
+        v = getattr(args, "loss_" + name)
+        if v is not None:
+            loss[name] = v
+    values["loss_params"] = loss
+    return TrainConfig.from_dict(values)
+
+
+def train_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        callbacks: list[Any] = [SignalStop(), Progress()]
+        if args.out:
+            callbacks.append(DirectoryWriter(args.out, log_every=args.log_every))
+        trainer = Trainer(cfg, callbacks)
+        if args.resume:
+            ckpt = Path(args.out or ".") / "checkpoint.pt"
+            if not ckpt.exists():
+                raise ValueError(f"--resume: no checkpoint at {ckpt}")
+            trainer.load_checkpoint(ckpt)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        reason = trainer.fit()
+    finally:
+        distributed.shutdown(trainer.dist)
+    return 0 if reason in ("finished", "stopped") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        print(f"gca_viz {__version__}")
+        return 0
+    if args and args[0] == "train":
+        return train_main(args[1:])
+    print("usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
+          "       python -m gca_viz --version", file=sys.stderr)  # fmt: skip
+    return 2

@@ -1,0 +1,531 @@
+"""The training engine: a seeded config, a UI-free loop with callbacks, evaluation, checkpoints.
+
+One engine serves the app's background runs and researchers' command lines
+(``python -m gca_viz train``, also under ``torchrun``). Nothing here knows about Streamlit
+or SQLite: a :class:`Callback` receives metrics, snapshots and checkpoints and decides where
+they go.
+
+A step: sample a batch, draw two augmented views, encode them (``z' = f(x')``,
+``z'' = f(x'')``), gather the embeddings across ranks, evaluate the configured GCA loss on
+the global batch (``gca-math.md`` sections 3 and 4), back-propagate, step the optimiser.
+BYOL instead compares the online predictor's output with a moving-average target network.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from gca_viz import augment as augment_mod
+from gca_viz import data as data_mod
+from gca_viz import distributed, losses, metrics, models
+from gca_viz.device import resolve_device
+from gca_viz.registry import Param
+
+LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "beta", "target")
+"""Loss settings a running run may change between steps (see :meth:`Trainer.apply_changes`)."""
+
+_THREADS_SET = False
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; JSON-serialisable, and a run is a function of it.
+
+    Data: ``dataset`` is an embedded dataset name (:data:`gca_viz.data.DATASETS`) or a path
+    to user data (``.npz``, an image folder, CIFAR-10 binaries). Loss: ``method`` is a name
+    in :data:`gca_viz.losses.LOSSES` or ``"composed"`` with ``stages`` naming the four
+    stages; ``loss_params`` go to the loss (``epsilon``, ``n_iter``, ``relax_a``, ...).
+    ``target`` overrides the target prior (``pairs``, ``class``, ``domain``).
+    """
+
+    dataset: str = "digits"
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    test_fraction: float = 0.25
+    augment: str = "standard"
+    encoder: str = "mlp"
+    encoder_params: dict[str, Any] = field(default_factory=dict)
+    out_dim: int = 64
+    head_hidden: int = 256
+    method: str = "ince"
+    stages: dict[str, str] = field(default_factory=dict)
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    layout: str = "joint"
+    target: str = "pairs"
+    momentum: float = 0.99
+    batch_size: int = 256
+    steps: int = 300
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    eval_every: int = 100
+    snapshot_every: int = 50
+    checkpoint_every: int = 100
+    eval_subset: int = 300
+    knn_k: int = 20
+    eval_corruption: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build and validate a config; unknown fields raise ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown config field {unknown[0]!r}; fields are {sorted(names)}")
+        cfg = cls(**dict(values))
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise ValueError("config JSON must be an object of fields")
+        return cls.from_dict(values)
+
+    def validate(self) -> None:
+        """Check every field (and that the loss builds) without touching data or devices."""
+        for name, low, kind in _NUMERIC_FIELDS:
+            Param(name, None, "", kind=kind, low=low).validate(getattr(self, name))
+        Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True).validate(
+            self.test_fraction
+        )
+        Param("momentum", None, "", low=0, high=1).validate(self.momentum)
+        Param("eval_corruption", None, "", low=0, high=1).validate(self.eval_corruption)
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        for name in ("dataset_params", "encoder_params", "stages", "loss_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a JSON object (dict)")
+        if self.encoder not in models.ENCODERS:
+            raise ValueError(
+                f"encoder must be one of {sorted(models.ENCODERS)}, got {self.encoder!r}"
+            )
+        if self.augment not in augment_mod.PRESETS:
+            raise ValueError(f"augment must be one of {augment_mod.PRESETS}, got {self.augment!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.dataset not in data_mod.DATASETS and not Path(self.dataset).exists():
+            raise ValueError(
+                f"dataset must be one of {sorted(data_mod.DATASETS)} or an existing path, "
+                f"got {self.dataset!r}"
+            )
+        build_loss(self)  # raises ValueError naming a bad method, stage or loss parameter
+
+
+_NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
+    ("out_dim", 1, "int"),
+    ("head_hidden", 1, "int"),
+    ("batch_size", 2, "int"),
+    ("steps", 1, "int"),
+    ("lr", 0.0, "float"),
+    ("weight_decay", 0.0, "float"),
+    ("seed", 0, "int"),
+    ("threads", 0, "int"),
+    ("eval_every", 0, "int"),
+    ("snapshot_every", 0, "int"),
+    ("checkpoint_every", 0, "int"),
+    ("eval_subset", 2, "int"),
+    ("knn_k", 1, "int"),
+)
+
+
+def build_loss(cfg: TrainConfig) -> losses.GCALoss:
+    """The loss module a config describes (a named method or a composed one)."""
+    params = dict(cfg.loss_params)
+    if cfg.method == "composed":
+        missing = [k for k in ("cost", "projection", "divergence") if k not in cfg.stages]
+        if missing:
+            raise ValueError(f"stages must name the {missing[0]} of a composed loss")
+        return losses.compose(
+            cfg.stages["cost"], cfg.target, cfg.stages["projection"], cfg.stages["divergence"],
+            layout=cfg.layout, **params,
+        )  # fmt: skip
+    return losses.get(cfg.method, layout=cfg.layout, target=cfg.target, **params)
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's intra-op thread count once per process (0: all cores); return it."""
+    global _THREADS_SET
+    if not _THREADS_SET:
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        _THREADS_SET = True
+    return torch.get_num_threads()
+
+
+class Callback:
+    """Hooks the loop calls; override what you need. ``should_stop`` is polled every step."""
+
+    def on_start(self, trainer: Trainer) -> None: ...
+    def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None: ...
+    def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None: ...
+    def on_end(self, trainer: Trainer, reason: str) -> None: ...
+    def should_stop(self, trainer: Trainer) -> bool:
+        return False
+
+
+class Trainer:
+    """Trains one encoder with one loss; see the module docstring for a step.
+
+    Args:
+        config: the run's :class:`TrainConfig` (validated here).
+        callbacks: receivers of metrics, snapshots and checkpoints.
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = ()) -> None:
+        config.validate()
+        self.config = config
+        self.callbacks = list(callbacks)
+        set_threads(config.threads)
+        self.device = resolve_device(config.device)
+        self.dist = distributed.init_from_env(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} must be divisible by the number of ranks "
+                f"({self.dist.world_size})"
+            )
+        torch.manual_seed(config.seed)
+        full = data_mod.load_dataset(config.dataset, **config.dataset_params)
+        self.train_set, self.test_set = full.split(config.test_fraction, seed=config.seed)
+        self.x_train = self.train_set.x.to(self.device)
+        self.augment = augment_mod.make_augment(config.augment, full.kind)
+        self.model = models.ContrastiveModel(
+            config.encoder, tuple(full.input_shape), out_dim=config.out_dim,
+            head_hidden=config.head_hidden, **config.encoder_params,
+        ).to(self.device)  # fmt: skip
+        self.loss_fn = build_loss(config)
+        self.byol = losses.LOSSES.get(config.method) is not None and bool(
+            losses.LOSSES[config.method].needs_predictor
+        )
+        params = list(self.model.parameters())
+        if self.byol:
+            self.predictor = models.Predictor(config.out_dim).to(self.device)
+            self.target_net = models.make_target(self.model)
+            params += list(self.predictor.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.batch_gen = torch.Generator().manual_seed(config.seed)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.step = 0
+        self.changes: list[dict[str, Any]] = []
+        self._last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._stop_reason = ""
+
+    # ------------------------------------------------------------------ one step
+
+    def _batch_indices(self) -> torch.Tensor:
+        """``B`` distinct training indices; identical on every rank (shared generator)."""
+        n = len(self.train_set.y)
+        b = min(self.config.batch_size, n - n % self.dist.world_size)
+        return torch.randperm(n, generator=self.batch_gen)[:b]
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step on a fresh batch; returns ``loss`` and timing."""
+        start = time.perf_counter()
+        self.model.train()
+        idx = self._batch_indices()
+        x = self.x_train[idx.to(self.device)]
+        # Both views of the global batch are drawn on every rank, then sliced, so the run is
+        # the same whatever the number of ranks.
+        v1, v2 = self.augment(x, self.aug_gen), self.augment(x, self.aug_gen)
+        rows = _rank_slice(len(idx), self.dist)
+        loss = self._loss(v1[rows], v2[rows], idx)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.all_reduce_gradients(self._params(), self.dist)
+        self.optimizer.step()
+        if self.byol:
+            total = self.config.steps
+            models.ema_update(
+                self.target_net,
+                self.model,
+                models.cosine_momentum(self.step, total, self.config.momentum),
+            )
+        distributed.all_reduce_buffers_mean(self.model, self.dist)
+        self.step += 1
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {self.step}")
+        return {"loss": value, "step_time": time.perf_counter() - start}
+
+    def _params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if self.byol:
+            return self._byol_loss(v1, v2)
+        z1 = distributed.gather_with_grad(self.model(v1), self.dist)  # (B, d)
+        z2 = distributed.gather_with_grad(self.model(v2), self.dist)  # (B, d)
+        self._last_batch = (z1.detach(), z2.detach(), idx)
+        loss: torch.Tensor = self.loss_fn(z1, z2, **self._side_info(idx))
+        return loss
+
+    def _byol_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        """``L = 2 - 2 cos(q(z'), sg(z''_target))``, symmetrised (``gca-math.md`` section 4)."""
+        p1 = distributed.gather_with_grad(self.predictor(self.model(v1)), self.dist)
+        p2 = distributed.gather_with_grad(self.predictor(self.model(v2)), self.dist)
+        with torch.no_grad():
+            t1 = distributed.gather_with_grad(self.target_net(v1), self.dist)
+            t2 = distributed.gather_with_grad(self.target_net(v2), self.dist)
+        self._last_batch = (p1.detach(), t2, torch.arange(len(p1)))
+        loss: torch.Tensor = self.loss_fn(p1, t2) + self.loss_fn(p2, t1)
+        return loss
+
+    def _side_info(self, idx: torch.Tensor) -> dict[str, Any]:
+        kind = self.loss_fn.stages["target"].name
+        if kind == "class":
+            return {"labels": self.train_set.y[idx]}
+        if kind == "domain":
+            if self.train_set.domain is None:
+                raise ValueError("the domain target needs a dataset with domain labels")
+            return {"domains": self.train_set.domain[idx]}
+        return {}
+
+    # ------------------------------------------------------------- live controls
+
+    def apply_changes(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change loss settings between steps (``epsilon``, ``n_iter``, relaxations, target
+        prior); validated first, recorded with the step they take effect at."""
+        bad = sorted(set(changes) - set(LIVE_PARAMS))
+        if bad:
+            raise ValueError(f"{bad[0]!r} cannot be changed during a run; allowed: {LIVE_PARAMS}")
+        params = {k: v for k, v in changes.items() if k != "target"}
+        target = changes.get("target", self.loss_fn.stages["target"].name)
+        new_loss = _rebuild_loss(self.loss_fn, target, params)
+        self.loss_fn = new_loss
+        self.config.target = target
+        self.config.loss_params.update({k: v for k, v in params.items() if k in new_loss.params})
+        record = {"step": self.step, **dict(changes)}
+        self.changes.append(record)
+        return record
+
+    # ---------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features ``h`` and normalised projections ``ẑ`` of ``x`` (eval mode)."""
+        self.model.eval()
+        hs, zs = [], []
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch].to(self.device)
+            h = self.model.features(chunk)
+            hs.append(h.cpu())
+            zs.append(torch.nn.functional.normalize(self.model.head(h), dim=1).cpu())
+        return torch.cat(hs), torch.cat(zs)
+
+    def _eval_inputs(self) -> torch.Tensor:
+        x = self.test_set.x
+        if self.config.eval_corruption > 0:
+            gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7)
+            x = augment_mod.corrupt(
+                x.to(self.device), self.test_set.kind, self.config.eval_corruption, gen
+            )
+        return x
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluation on the held-out split: k-NN and linear-probe accuracy on the frozen
+        backbone features ``h`` (``knn_acc``, ``probe_acc``), k-NN on the normalised
+        embeddings ``ẑ`` the loss shapes (``knn_acc_embedding``), alignment and uniformity
+        of ``ẑ``, collapse measures and, with domains, the domain probe accuracy."""
+        h_tr, z_tr = self.embed(self.train_set.x)
+        h_te, z_te = self.embed(self._eval_inputs())
+        y_tr, y_te, seed, k = self.train_set.y, self.test_set.y, self.config.seed, self.config.knn_k
+        logs = {
+            "knn_acc": metrics.knn_accuracy(h_tr, y_tr, h_te, y_te, k=k),
+            "knn_acc_embedding": metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=k),
+            "probe_acc": metrics.linear_probe_accuracy(h_tr, y_tr, h_te, y_te, seed=seed),
+            "uniformity": metrics.uniformity(z_te[: self.config.eval_subset]),
+            "embedding_std": metrics.embedding_std(z_te),
+            "effective_rank": metrics.effective_rank(z_te),
+        }
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 11)
+        x = self.test_set.x[: self.config.eval_subset].to(self.device)
+        _, z1 = self.embed(self.augment(x, gen))
+        _, z2 = self.embed(self.augment(x, gen))
+        logs["alignment"] = metrics.alignment(z1, z2)
+        if self.train_set.domain is not None and self.test_set.domain is not None:
+            logs["domain_acc"] = metrics.domain_accuracy(
+                h_tr, self.train_set.domain, h_te, self.test_set.domain, seed=self.config.seed
+            )
+        return logs
+
+    @torch.no_grad()
+    def snapshot_embeddings(self) -> dict[str, np.ndarray]:
+        """Normalised projections of a fixed evaluation subset, with labels (and domains)."""
+        n = min(self.config.eval_subset, len(self.test_set.y))
+        _, z = self.embed(self.test_set.x[:n])
+        out = {"z": z.numpy(), "y": self.test_set.y[:n].numpy(), "step": np.array(self.step)}
+        if self.test_set.domain is not None:
+            out["domain"] = self.test_set.domain[:n].numpy()
+        return out
+
+    def snapshot_plan(self, max_rows: int = 128) -> dict[str, np.ndarray]:
+        """The last batch's cost, kernel, target and plan as the loss saw them (top-left
+        ``max_rows`` block of each view so the file stays small)."""
+        if self._last_batch is None:
+            return {}
+        z1, z2, idx = self._last_batch
+        keep = min(len(z1), max_rows // 2 if self.loss_fn.layout == "joint" else max_rows)
+        with torch.no_grad():
+            seen = self.loss_fn.inspect(z1[:keep], z2[:keep], **self._side_info(idx[:keep]))
+        out = {
+            name: t.detach().cpu().float().numpy()
+            for name, t in (("cost", seen.cost), ("kernel", seen.kernel), ("target", seen.target),
+                            ("plan", seen.plan))
+        }  # fmt: skip
+        out["y"] = self.train_set.y[idx[:keep]].numpy()
+        out["step"] = np.array(self.step)
+        out.update({f"diag_{k}": np.array(v) for k, v in seen.diagnostics.items()})
+        return out
+
+    # ------------------------------------------------------------ checkpointing
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimiser, step, RNG states."""
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "batch_gen": self.batch_gen.get_state(),
+            "aug_gen": self.aug_gen.get_state(),
+            "config": self.config.to_json(),
+            "changes": json.dumps(self.changes),
+        }
+        if self.byol:
+            state["predictor"] = self.predictor.state_dict()
+            state["target_net"] = self.target_net.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.batch_gen.set_state(state["batch_gen"])
+        self.aug_gen.set_state(state["aug_gen"])
+        for change in json.loads(state.get("changes", "[]")):
+            self.apply_changes({k: v for k, v in change.items() if k != "step"})
+        self.changes = json.loads(state.get("changes", "[]"))
+        if self.byol:
+            self.predictor.load_state_dict(state["predictor"])
+            self.target_net.load_state_dict(state["target_net"])
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write the state atomically (a reader never sees a partial file)."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a checkpoint written by :meth:`save_checkpoint` (``weights_only=True``)."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
+
+    # -------------------------------------------------------------------- loop
+
+    def _emit_snapshots(self) -> None:
+        for kind, arrays in (
+            ("plan", self.snapshot_plan()),
+            ("embeddings", self.snapshot_embeddings()),
+        ):
+            if arrays:
+                for cb in self.callbacks:
+                    cb.on_snapshot(self, kind, arrays)
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        self._stop_reason = reason
+
+    def fit(self) -> str:
+        """Train until ``config.steps``; returns why it ended (``finished`` or a stop reason)."""
+        cfg = self.config
+        main = self.dist.is_main
+        if main:
+            for cb in self.callbacks:
+                cb.on_start(self)
+        reason = "finished"
+        while self.step < cfg.steps:
+            if self._stop_reason or any(cb.should_stop(self) for cb in self.callbacks):
+                reason = self._stop_reason or "stopped"
+                break
+            logs = self.train_step()
+            if not main:
+                continue
+            for cb in self.callbacks:
+                cb.on_step(self, logs)
+            last = self.step == cfg.steps
+            if _due(self.step, cfg.snapshot_every, last):
+                for kind, arrays in (
+                    ("plan", self.snapshot_plan()),
+                    ("embeddings", self.snapshot_embeddings()),
+                ):
+                    if arrays:
+                        for cb in self.callbacks:
+                            cb.on_snapshot(self, kind, arrays)
+            if _due(self.step, cfg.eval_every, last):
+                ev = self.evaluate()
+                for cb in self.callbacks:
+                    cb.on_eval(self, ev)
+            if _due(self.step, cfg.checkpoint_every, last):
+                state = self.state_dict()
+                for cb in self.callbacks:
+                    cb.on_checkpoint(self, state)
+        if main:
+            if reason != "finished":
+                state = self.state_dict()
+                for cb in self.callbacks:
+                    cb.on_checkpoint(self, state)
+            for cb in self.callbacks:
+                cb.on_end(self, reason)
+        return reason
+
+
+def _due(step: int, every: int, last: bool) -> bool:
+    return every > 0 and (step % every == 0 or last)
+
+
+def _rank_slice(batch: int, info: distributed.DistInfo) -> slice:
+    per = batch // info.world_size
+    return slice(info.rank * per, (info.rank + 1) * per)
+
+
+def _rebuild_loss(old: losses.GCALoss, target: str, params: Mapping[str, Any]) -> losses.GCALoss:
+    """The same loss with another target prior and/or changed parameters; ``old``'s other
+    parameters carry over. Raises ``ValueError`` before anything is replaced."""
+    stages = {k: s.name for k, s in old.stages.items()}
+    stages["target"] = target
+    new = losses.GCALoss(
+        stages["cost"], stages["target"], stages["projection"], stages["divergence"],
+        layout=old.layout, name=old.name,
+    )  # fmt: skip
+    new.set_params(**{k: v for k, v in old.params.items() if k in new.params})
+    new.set_params(**params)  # a parameter the new stages lack raises ValueError
+    return new
+
+
+def copy_config(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    """A validated copy of ``cfg`` with some fields changed (deep-copies dict fields)."""
+    values = copy.deepcopy(dataclasses.asdict(cfg))
+    values.update(changes)
+    return TrainConfig.from_dict(values)

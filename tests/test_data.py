@@ -1,0 +1,483 @@
+"""Tests for gca_viz.data: embedded datasets, the Dataset container and user-data loaders."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gca_viz.data import (
+    CIFAR10_CLASSES,
+    DATASETS,
+    DOMAIN_NAMES,
+    Dataset,
+    load_cifar10_binary,
+    load_dataset,
+    load_image_folder,
+    load_npz,
+    load_user_dataset,
+)
+
+# ------------------------------------------------------------------------ embedded data
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def multidomain() -> Dataset:
+    return load_dataset("multidomain_digits")
+
+
+def test_digits_shape_range_classes(digits: Dataset) -> None:
+    assert digits.x.shape == (1797, 1, 8, 8)
+    assert digits.x.dtype == torch.float32 and digits.y.dtype == torch.int64
+    assert float(digits.x.min()) == 0.0 and float(digits.x.max()) == 1.0
+    assert digits.n_classes == 10 and set(digits.y.tolist()) == set(range(10))
+    assert digits.kind == "image" and digits.domain is None and digits.n_domains == 0
+    assert digits.input_shape == (1, 8, 8) and len(digits) == digits.n == 1797
+
+
+def test_load_dataset_default_is_digits(digits: Dataset) -> None:
+    assert torch.equal(load_dataset().x, digits.x)
+
+
+def test_multidomain_domains_balanced_with_all_classes(multidomain: Dataset) -> None:
+    assert multidomain.n_domains == 4 and multidomain.domain_names == DOMAIN_NAMES
+    assert multidomain.domain is not None
+    sizes = torch.bincount(multidomain.domain, minlength=4)
+    assert int(sizes.sum()) == 1797 and int(sizes.max() - sizes.min()) <= 1
+    for d in range(4):
+        classes = multidomain.y[multidomain.domain == d]
+        assert set(classes.tolist()) == set(range(10))
+
+
+def test_multidomain_transforms_match_originals(digits: Dataset, multidomain: Dataset) -> None:
+    assert multidomain.domain is not None
+    assert torch.equal(multidomain.y, digits.y)  # same sample order
+    by_domain = {name: multidomain.domain == d for d, name in enumerate(DOMAIN_NAMES)}
+    orig, rot = by_domain["original"], by_domain["rotated"]
+    inv, noisy = by_domain["inverted"], by_domain["noisy"]
+    assert torch.equal(multidomain.x[orig], digits.x[orig])
+    assert torch.equal(multidomain.x[rot], torch.rot90(digits.x[rot], k=1, dims=(-2, -1)))
+    assert torch.equal(multidomain.x[inv], 1.0 - digits.x[inv])
+    change = (multidomain.x[noisy] - digits.x[noisy]).abs().mean()
+    assert 0.05 < float(change) < 0.3  # σ = 0.2 noise, clipped
+
+
+def test_multidomain_seed(multidomain: Dataset) -> None:
+    again = load_dataset("multidomain_digits", seed=0)
+    other = load_dataset("multidomain_digits", seed=1)
+    assert torch.equal(again.x, multidomain.x) and torch.equal(again.domain, multidomain.domain)
+    assert not torch.equal(other.domain, multidomain.domain)
+
+
+def test_sphere_mixture_unit_norm_and_clusters() -> None:
+    data = load_dataset("sphere_mixture", n_points=600, n_classes=4, dim=6, spread=0.1)
+    assert data.x.shape == (600, 6) and data.kind == "vector" and data.n_classes == 4
+    assert torch.allclose(data.x.norm(dim=1), torch.ones(600), atol=1e-5)
+    assert torch.bincount(data.y).tolist() == [150] * 4
+    centroids = torch.stack([data.x[data.y == c].mean(0) for c in range(4)])  # (4, 6)
+    nearest = (data.x @ centroids.T).argmax(dim=1)
+    assert float((nearest == data.y).float().mean()) > 0.95  # small spread: separable
+
+
+def test_rings_radii_separate_classes() -> None:
+    data = load_dataset("rings", n_points=900, n_classes=3, noise=0.05)
+    assert data.x.shape == (900, 2) and data.n_classes == 3
+    radius = data.x.norm(dim=1)
+    for c in range(3):
+        r = radius[data.y == c]
+        assert float(r.min()) > c + 0.5 and float(r.max()) < c + 1.5
+    assert load_dataset("rings", dim=5, n_points=50).x.shape == (50, 5)
+
+
+@pytest.mark.parametrize("name", ["sphere_mixture", "rings"])
+def test_synthetic_seed_reproducible(name: str) -> None:
+    a, b = load_dataset(name, seed=3), load_dataset(name, seed=3)
+    c = load_dataset(name, seed=4)
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert not torch.equal(a.x, c.x)
+
+
+def test_registry_entries_load_with_defaults() -> None:
+    assert {"digits", "multidomain_digits", "sphere_mixture", "rings"} <= set(DATASETS)
+    for name, stage in DATASETS.items():
+        assert stage.description and isinstance(stage.latex, str)
+        if name not in ("digits", "multidomain_digits"):
+            assert isinstance(load_dataset(name), Dataset)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("nope", {}, "unknown dataset"),
+        ("rings", {"n_points": 0}, "n_points"),
+        ("rings", {"radius": 2}, "radius"),
+        ("sphere_mixture", {"spread": -1.0}, "spread"),
+        ("sphere_mixture", {"n_points": 3, "n_classes": 5}, "n_points"),
+    ],
+)
+def test_load_dataset_rejects_bad_params(name: str, params: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_dataset(name, **params)
+
+
+# ------------------------------------------------------------------------------ Dataset
+
+
+def _tiny(n: int = 6) -> dict:
+    return {
+        "name": "tiny",
+        "x": torch.rand(n, 3),
+        "y": torch.arange(n) % 2,
+        "domain": None,
+        "kind": "vector",
+        "class_names": ("a", "b"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"kind": "audio"}, "kind"),
+        ({"x": torch.rand(6, 3).double()}, "x must be a float32"),
+        ({"x": torch.rand(6, 1, 2, 2)}, "x must be 2-D"),
+        ({"x": torch.full((6, 3), float("nan"))}, "NaN"),
+        ({"x": torch.zeros(0, 3), "y": torch.zeros(0, dtype=torch.int64)}, "non-empty"),
+        ({"y": torch.zeros(5, dtype=torch.int64)}, "y must have shape"),
+        ({"y": torch.zeros(6, dtype=torch.int32)}, "y must be an int64"),
+        ({"y": torch.full((6,), 2)}, "y must lie in"),
+        ({"domain": torch.zeros(6, dtype=torch.int64)}, "domain_names"),
+        ({"domain_names": ("d",)}, "domain_names must be empty"),
+        ({"class_names": ()}, "class_names"),
+        ({"name": ""}, "name"),
+        ({"class_names": "ab"}, "class_names"),
+    ],
+)
+def test_dataset_validation(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Dataset(**{**_tiny(), **change})
+
+
+def test_dataset_rejects_images_outside_unit_range() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        x = torch.full((2, 1, 2, 2), 2.0)
+        Dataset("img", x, torch.tensor([0, 1]), None, "image", ("a", "b"))
+
+
+def test_subset_by_indices_and_mask(multidomain: Dataset) -> None:
+    sub = multidomain.subset([5, 0, 7])
+    assert torch.equal(sub.x, multidomain.x[[5, 0, 7]])
+    assert multidomain.domain is not None and sub.domain is not None
+    assert torch.equal(sub.domain, multidomain.domain[[5, 0, 7]])
+    assert sub.class_names == multidomain.class_names and sub.n_domains == 4
+    mask = multidomain.y == 3
+    assert torch.equal(multidomain.subset(mask).y, multidomain.y[mask])
+    for bad, match in [([1797], "idx must lie"), ([], "no samples"), ([0.5], "integer")]:
+        with pytest.raises(ValueError, match=match):
+            multidomain.subset(bad)
+
+
+def _ids(d: Dataset) -> set[bytes]:
+    return {row.numpy().tobytes() for row in d.x.flatten(1)}
+
+
+def test_split_stratified_by_class(digits: Dataset) -> None:
+    train, test = digits.split(test_fraction=0.25, seed=0)
+    assert train.n + test.n == digits.n and test.n == round(0.25 * digits.n)
+    counts = torch.bincount(digits.y, minlength=10).double()
+    test_counts = torch.bincount(test.y, minlength=10).double()
+    share = test.n / digits.n
+    assert bool(((test_counts - share * counts).abs() < 1.0).all())
+    assert torch.equal(torch.bincount(train.y, minlength=10) + test_counts.long(), counts.long())
+
+
+def test_split_by_index_disjoint_and_deterministic() -> None:
+    data = load_dataset("rings", n_points=301, n_classes=3)  # continuous x: rows unique
+    train, test = data.split(0.3, seed=7)
+    assert _ids(train).isdisjoint(_ids(test)) and _ids(train) | _ids(test) == _ids(data)
+    train2, test2 = data.split(0.3, seed=7)
+    assert torch.equal(test.x, test2.x) and torch.equal(train.x, train2.x)
+    _, test3 = data.split(0.3, seed=8)
+    assert not torch.equal(test.x, test3.x)
+
+
+def test_split_stratifies_domains_within_classes(multidomain: Dataset) -> None:
+    _, test = multidomain.split(0.5, seed=1)
+    assert multidomain.domain is not None and test.domain is not None
+    for c in range(10):
+        for d in range(4):
+            group = int(((multidomain.y == c) & (multidomain.domain == d)).sum())
+            got = int(((test.y == c) & (test.domain == d)).sum())
+            assert abs(got - group / 2) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 1.5}, "test_fraction"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_split_rejects_bad_arguments(digits: Dataset, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        digits.split(**kwargs)
+
+
+# ------------------------------------------------------------------------------- .npz
+
+
+def test_npz_uint8_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(12, 5, 6), dtype=np.uint8)
+    y = np.array([10, 20, 30] * 4)
+    np.savez(tmp_path / "imgs.npz", x=x, y=y)
+    data = load_npz(tmp_path / "imgs.npz")
+    assert data.kind == "image" and data.x.shape == (12, 1, 5, 6) and data.name == "imgs"
+    assert torch.allclose(data.x[:, 0], torch.from_numpy(x).float() / 255)
+    assert data.y.tolist() == [0, 1, 2] * 4 and data.class_names == ("10", "20", "30")
+    assert data.domain is None
+
+
+def test_npz_channels_last_and_rescaled_floats(tmp_path: Path) -> None:
+    x = np.linspace(-2.0, 6.0, 4 * 5 * 6 * 3).reshape(4, 5, 6, 3)  # (n, H, W, C)
+    np.savez(tmp_path / "hwc.npz", x=x, y=[0, 1, 0, 1])
+    data = load_npz(tmp_path / "hwc.npz")
+    assert data.x.shape == (4, 3, 5, 6)
+    assert float(data.x.min()) == 0.0 and float(data.x.max()) == 1.0  # min-max scaled
+    expected = (x[1, 2, 4, :] + 2.0) / 8.0  # pixel (2, 4) of sample 1, all channels
+    assert np.allclose(data.x[1, :, 2, 4].numpy(), expected, atol=1e-6)
+
+
+def test_npz_vectors_with_domain(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(10, 4)) * 5  # vectors are not rescaled
+    np.savez(tmp_path / "v.npz", x=x, y=np.arange(10) % 2, domain=np.array([7, 9] * 5))
+    data = load_npz(tmp_path / "v.npz")
+    assert data.kind == "vector" and data.x.shape == (10, 4)
+    assert torch.allclose(data.x, torch.from_numpy(x).float())
+    assert data.domain is not None and data.domain.tolist() == [0, 1] * 5
+    assert data.domain_names == ("7", "9") and data.n_domains == 2
+    assert load_user_dataset(tmp_path / "v.npz").n == 10
+
+
+def _npz(tmp_path: Path, **arrays: object) -> Path:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def test_npz_bad_contents(tmp_path: Path) -> None:
+    x = np.zeros((4, 3))
+    cases = [
+        ({"x": x}, "missing array 'y'"),
+        ({"y": [0, 1, 0, 1]}, "missing array 'x'"),
+        ({"x": np.array([{"a": 1}] * 4, dtype=object), "y": [0, 1, 0, 1]}, "object array"),
+        ({"x": x, "y": [0, 1, 0]}, "3 entries but x has 4"),
+        ({"x": np.zeros((0, 3)), "y": np.zeros(0, dtype=int)}, "empty"),
+        ({"x": np.full((4, 3), np.nan), "y": [0, 1, 0, 1]}, "NaN"),
+        ({"x": x, "y": [0.5, 1.0, 0.0, 1.0]}, "integer labels"),
+        ({"x": x, "y": [0, 0, 0, 0]}, "single class"),
+        ({"x": np.zeros(4), "y": [0, 1, 0, 1]}, "shape"),
+        ({"x": np.zeros((4, 2, 2, 2, 2)), "y": [0, 1, 0, 1]}, "shape"),
+        ({"x": np.zeros((4, 5, 5, 5)), "y": [0, 1, 0, 1]}, "C in"),
+        ({"x": x, "y": np.zeros((4, 1))}, "1-D"),
+        ({"x": x, "y": [0, 1, 0, 1], "domain": [0, 1]}, "domain has 2 entries"),
+    ]
+    for arrays, match in cases:
+        path = _npz(tmp_path, **arrays)
+        with pytest.raises(ValueError, match=match) as info:
+            load_npz(path)
+        assert str(path) in str(info.value)
+
+
+def test_npz_integral_float_labels_accepted(tmp_path: Path) -> None:
+    data = load_npz(_npz(tmp_path, x=np.zeros((4, 2)), y=[1.0, 3.0, 1.0, 3.0]))
+    assert data.y.tolist() == [0, 1, 0, 1]
+
+
+def test_npz_corrupt_files(tmp_path: Path) -> None:
+    good = _npz(tmp_path, x=np.zeros((4, 3)), y=[0, 1, 0, 1]).read_bytes()
+    truncated = tmp_path / "half.npz"
+    truncated.write_bytes(good[: len(good) // 2])
+    text = tmp_path / "text.npz"
+    text.write_text("x,y\n1,2\n")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    damaged = tmp_path / "damaged.npz"  # a valid zip whose member is not a .npy
+    with zipfile.ZipFile(damaged, "w") as z:
+        z.writestr("x.npy", b"garbage")
+        z.writestr("y.npy", b"garbage")
+    for path, match in [
+        (truncated, "corrupt or truncated"),
+        (text, "not a .npz archive"),
+        (empty, "not a .npz archive"),
+        (damaged, "not a valid .npz"),
+        (tmp_path / "missing.npz", "no such file"),
+    ]:
+        with pytest.raises(ValueError, match=match) as info:
+            load_npz(path)
+        assert str(path) in str(info.value)
+
+
+# ------------------------------------------------------------------------- image folder
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_image_folder_grayscale(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for cls in ("cat", "ant"):
+        for i in range(3):
+            arrays[(cls, i)] = rng.integers(0, 256, (6, 5), dtype=np.uint8)
+            _png(tmp_path / cls / f"{i}.png", arrays[(cls, i)])
+    (tmp_path / "ant" / ".hidden.png").write_bytes(b"not an image")  # hidden: ignored
+    (tmp_path / "ant" / "notes.txt").write_text("ignored")
+    (tmp_path / ".git").mkdir()
+    data = load_image_folder(tmp_path)
+    assert data.class_names == ("ant", "cat") and data.x.shape == (6, 1, 6, 5)
+    assert data.y.tolist() == [0, 0, 0, 1, 1, 1]
+    expected = torch.from_numpy(arrays[("cat", 1)]).float() / 255
+    assert torch.allclose(data.x[4, 0], expected)
+    assert load_user_dataset(tmp_path).n == 6
+
+
+def test_image_folder_mixed_becomes_rgb_and_resized(tmp_path: Path) -> None:
+    _png(tmp_path / "a" / "gray.png", np.full((8, 8), 100, dtype=np.uint8))
+    _png(tmp_path / "b" / "rgb.png", np.full((4, 6, 3), (255, 0, 0), dtype=np.uint8))
+    data = load_image_folder(tmp_path)
+    assert data.x.shape == (2, 3, 8, 8)  # the first image's size
+    assert torch.allclose(data.x[1, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(data.x[0], torch.full((3, 8, 8), 100 / 255))
+    assert load_image_folder(tmp_path, size=(3, 4)).x.shape == (2, 3, 3, 4)
+    assert load_image_folder(tmp_path, size=5).x.shape == (2, 3, 5, 5)
+
+
+def test_image_folder_errors(tmp_path: Path) -> None:
+    ok = np.zeros((4, 4), dtype=np.uint8)
+    single = tmp_path / "single"
+    _png(single / "only" / "0.png", ok)
+    empty_class = tmp_path / "empty_class"
+    _png(empty_class / "a" / "0.png", ok)
+    (empty_class / "b").mkdir()
+    corrupt = tmp_path / "corrupt"
+    _png(corrupt / "a" / "0.png", ok)
+    (corrupt / "b").mkdir()
+    bad_file = corrupt / "b" / "broken.png"
+    bad_file.write_bytes(np.random.default_rng(0).bytes(200))
+    no_classes = tmp_path / "flat"
+    _png(no_classes / "0.png", ok)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("hi")
+    cases = [
+        (single, "only one class"),
+        (empty_class, "holds no images"),
+        (corrupt, "not a readable image"),
+        (no_classes, "no class sub-folders"),
+        (a_file, "not a directory"),
+    ]
+    for path, match in cases:
+        with pytest.raises(ValueError, match=match):
+            load_image_folder(path)
+    with pytest.raises(ValueError, match=r"broken\.png"):
+        load_image_folder(corrupt)
+    with pytest.raises(ValueError, match="max_images"):
+        load_image_folder(empty_class.parent / "corrupt", max_images=1)
+    with pytest.raises(ValueError, match="size"):
+        load_image_folder(single, size=(0, 3))
+
+
+def test_image_folder_truncated_png(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(buffer, format="PNG")
+    _png(tmp_path / "a" / "0.png", np.zeros((16, 16), dtype=np.uint8))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cut.png").write_bytes(buffer.getvalue()[:40])
+    with pytest.raises(ValueError, match=r"cut\.png"):
+        load_image_folder(tmp_path)
+
+
+# ------------------------------------------------------------------------------ CIFAR-10
+
+
+def _cifar_records(labels: list[int], seed: int = 0) -> tuple[bytes, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+    records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None], pixels], axis=1)
+    return records.tobytes(), pixels
+
+
+def test_cifar_single_file(tmp_path: Path) -> None:
+    raw, pixels = _cifar_records([3, 0, 9, 3])
+    path = tmp_path / "test_batch.bin"
+    path.write_bytes(raw)
+    data = load_cifar10_binary(path)
+    assert data.x.shape == (4, 3, 32, 32) and data.y.tolist() == [3, 0, 9, 3]
+    assert data.class_names == CIFAR10_CLASSES
+    # Channel-planar layout: the first 1024 bytes are red, row-major.
+    assert torch.allclose(data.x[1, 0, 0, :5], torch.from_numpy(pixels[1, :5]).float() / 255)
+    assert torch.allclose(data.x[1, 2, 31, 31], torch.tensor(pixels[1, 3071] / 255).float())
+    assert load_user_dataset(path).n == 4
+
+
+def test_cifar_directory_with_meta(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "data_batch_1.bin").write_bytes(_cifar_records([1, 2])[0])
+    (folder / "test_batch.bin").write_bytes(_cifar_records([5], seed=1)[0])
+    names = [f"c{i}" for i in range(10)]
+    (folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    for path in (folder, tmp_path):  # the folder itself or its parent
+        data = load_cifar10_binary(path)
+        assert data.y.tolist() == [1, 2, 5] and data.class_names == tuple(names)
+    assert load_user_dataset(tmp_path).n == 3
+
+
+def test_cifar_errors(tmp_path: Path) -> None:
+    size = tmp_path / "size.bin"
+    size.write_bytes(_cifar_records([1, 2])[0][:-5])
+    label = tmp_path / "label" / "data_batch_1.bin"
+    label.parent.mkdir()
+    label.write_bytes(_cifar_records([1, 12])[0])
+    empty_dir = tmp_path / "nothing"
+    empty_dir.mkdir()
+    meta_dir = tmp_path / "meta"
+    meta_dir.mkdir()
+    (meta_dir / "a.bin").write_bytes(_cifar_records([1])[0])
+    (meta_dir / "batches.meta.txt").write_text("cat\ndog\n")
+    for path, match in [
+        (size, "multiple of 3073"),
+        (label.parent, "label 12"),
+        (empty_dir, "no .bin files"),
+        (meta_dir, "10 class names"),
+        (tmp_path / "missing.bin", "no such file"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            load_cifar10_binary(path)
+    with pytest.raises(ValueError, match="max_images"):
+        load_cifar10_binary(label.parent, max_images=1)
+
+
+def test_user_dataset_dispatch_errors(tmp_path: Path) -> None:
+    other = tmp_path / "data.csv"
+    other.write_text("1,2")
+    with pytest.raises(ValueError, match="unsupported file type"):
+        load_user_dataset(other)
+    with pytest.raises(ValueError, match="no such file"):
+        load_user_dataset(tmp_path / "nope")
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        load_user_dataset(tmp_path)
