@@ -152,8 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
             kind = type(f.default) if f.default is not dataclasses.MISSING else str
             ap.add_argument(flag, type=kind, help=f"TrainConfig.{f.name}")
     for name, kind in _LOSS_FLAGS.items():
-        ap.add_argument("--" + name.replace("_", "-"), dest="loss_" + name, type=kind,
-                        help=f"loss_params['{name}']")  # fmt: skip
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            dest="loss_" + name,
+            type=kind,
+            help=f"loss_params['{name}']",
+        )
     return ap
 
 
@@ -208,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args and args[0] == "train":
         return train_main(args[1:])
-    print("usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
-          "       python -m gca_viz --version", file=sys.stderr)  # fmt: skip
+    print(
+        "usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
+        "       python -m gca_viz --version",
+        file=sys.stderr,
+    )
     return 2

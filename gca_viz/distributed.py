@@ -5,7 +5,8 @@ must span the whole batch (``gca-math.md`` section 1: the cost is ``B x B``). Ev
 therefore gathers all embeddings (:func:`gather_with_grad`), computes the same global loss,
 and back-propagates into its own slice only; summing parameter gradients over ranks
 (:func:`all_reduce_gradients`) then gives exactly the single-process gradient of the global
-batch. Gloo on CPU, NCCL on GPU.
+batch. Batch norm layers become :class:`GlobalBatchNorm`, whose statistics also span the
+global batch (``torch.nn.SyncBatchNorm`` does this only on GPUs). Gloo on CPU, NCCL on GPU.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,22 @@ class _GatherKeepGrad(torch.autograd.Function):
         return grad[start : start + ctx.rows]
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over ranks: the gradient of a sum is the sum of the gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+
 def gather_with_grad(z: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """``(B/K, d)`` local rows -> ``(B, d)`` global rows in rank order, differentiable."""
     if not info.enabled:
@@ -91,14 +109,66 @@ def all_reduce_gradients(params: Any, info: DistInfo) -> None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
 
 
-def all_reduce_buffers_mean(module: torch.nn.Module, info: DistInfo) -> None:
-    """Average floating-point buffers (batch-norm running statistics) over ranks."""
-    if not info.enabled:
-        return
-    for b in module.buffers():
-        if b.is_floating_point():
-            dist.all_reduce(b, op=dist.ReduceOp.SUM)
-            b.div_(info.world_size)
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    r"""Batch norm over the global batch of all ranks, on any device and backend.
+
+    .. math::
+        y = \frac{x - \mathbb E_B[x]}{\sqrt{\mathrm{Var}_B[x] + \epsilon}}\,\gamma + \beta
+
+    where ``E_B`` and ``Var_B`` (biased) run over the ``B`` samples of every rank (and the
+    spatial positions), from all-reduced sums ``sum x`` and ``sum x^2``; the all-reduce is
+    differentiable, so gradients account for every rank's use of the statistics. Outside a
+    process group, or in eval mode, it is an ordinary batch norm.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (B, C, ...), got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            out: torch.Tensor = super().forward(x)
+            return out
+        channels = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        count = x.new_tensor([x.numel() / channels])
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), count])  # (2C + 1,)
+        total: torch.Tensor = _AllReduceSum.apply(local)  # (2C + 1,), differentiable
+        n = total[-1]
+        mean = total[:channels] / n  # (C,)
+        var = total[channels : 2 * channels] / n - mean * mean  # (C,) biased
+        if self.track_running_stats and self.running_mean is not None:
+            assert self.running_var is not None and self.num_batches_tracked is not None
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
+                self.num_batches_tracked.add_(1)
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        y: torch.Tensor = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every ``BatchNorm1d/2d`` in ``module`` by a :class:`GlobalBatchNorm` with the
+    same parameters and running statistics (in place; returns ``module``)."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            new = GlobalBatchNorm(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+            )
+            new.load_state_dict(child.state_dict())
+            new.to(next(iter(child.state_dict().values())).device)
+            setattr(module, name, new)
+        else:
+            convert_batchnorm(child)
+    return module
 
 
 def shutdown(info: DistInfo) -> None:

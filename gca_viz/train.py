@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,12 @@ LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "bet
 """Loss settings a running run may change between steps (see :meth:`Trainer.apply_changes`)."""
 
 _THREADS_SET = False
+
+OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], float, float], torch.optim.Optimizer]] = {
+    "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
+    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
+}
+"""Optimisers by name: AdamW (default) and SGD with momentum 0.9."""
 
 
 @dataclass
@@ -66,6 +72,7 @@ class TrainConfig:
     momentum: float = 0.99
     batch_size: int = 256
     steps: int = 300
+    optimizer: str = "adamw"
     lr: float = 2e-3
     weight_decay: float = 1e-5
     seed: int = 0
@@ -122,6 +129,10 @@ class TrainConfig:
             )
         if self.augment not in augment_mod.PRESETS:
             raise ValueError(f"augment must be one of {augment_mod.PRESETS}, got {self.augment!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
         if self.dataset not in data_mod.DATASETS and not Path(self.dataset).exists():
@@ -157,9 +168,13 @@ def build_loss(cfg: TrainConfig) -> losses.GCALoss:
         if missing:
             raise ValueError(f"stages must name the {missing[0]} of a composed loss")
         return losses.compose(
-            cfg.stages["cost"], cfg.target, cfg.stages["projection"], cfg.stages["divergence"],
-            layout=cfg.layout, **params,
-        )  # fmt: skip
+            cfg.stages["cost"],
+            cfg.target,
+            cfg.stages["projection"],
+            cfg.stages["divergence"],
+            layout=cfg.layout,
+            **params,
+        )
     return losses.get(cfg.method, layout=cfg.layout, target=cfg.target, **params)
 
 
@@ -213,9 +228,14 @@ class Trainer:
         self.x_train = self.train_set.x.to(self.device)
         self.augment = augment_mod.make_augment(config.augment, full.kind)
         self.model = models.ContrastiveModel(
-            config.encoder, tuple(full.input_shape), out_dim=config.out_dim,
-            head_hidden=config.head_hidden, **config.encoder_params,
-        ).to(self.device)  # fmt: skip
+            config.encoder,
+            tuple(full.input_shape),
+            out_dim=config.out_dim,
+            head_hidden=config.head_hidden,
+            **config.encoder_params,
+        ).to(self.device)
+        if self.dist.enabled:  # batch statistics over the global batch, as in one process
+            distributed.convert_batchnorm(self.model)
         self.loss_fn = build_loss(config)
         self.byol = losses.LOSSES.get(config.method) is not None and bool(
             losses.LOSSES[config.method].needs_predictor
@@ -223,9 +243,11 @@ class Trainer:
         params = list(self.model.parameters())
         if self.byol:
             self.predictor = models.Predictor(config.out_dim).to(self.device)
+            if self.dist.enabled:
+                distributed.convert_batchnorm(self.predictor)
             self.target_net = models.make_target(self.model)
             params += list(self.predictor.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = OPTIMIZERS[config.optimizer](params, config.lr, config.weight_decay)
         self.batch_gen = torch.Generator().manual_seed(config.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step = 0
@@ -263,7 +285,6 @@ class Trainer:
                 self.model,
                 models.cosine_momentum(self.step, total, self.config.momentum),
             )
-        distributed.all_reduce_buffers_mean(self.model, self.dist)
         self.step += 1
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -392,9 +413,13 @@ class Trainer:
             seen = self.loss_fn.inspect(z1[:keep], z2[:keep], **self._side_info(idx[:keep]))
         out = {
             name: t.detach().cpu().float().numpy()
-            for name, t in (("cost", seen.cost), ("kernel", seen.kernel), ("target", seen.target),
-                            ("plan", seen.plan))
-        }  # fmt: skip
+            for name, t in (
+                ("cost", seen.cost),
+                ("kernel", seen.kernel),
+                ("target", seen.target),
+                ("plan", seen.plan),
+            )
+        }
         out["y"] = self.train_set.y[idx[:keep]].numpy()
         out["step"] = np.array(self.step)
         out.update({f"diag_{k}": np.array(v) for k, v in seen.diagnostics.items()})
@@ -516,9 +541,13 @@ def _rebuild_loss(old: losses.GCALoss, target: str, params: Mapping[str, Any]) -
     stages = {k: s.name for k, s in old.stages.items()}
     stages["target"] = target
     new = losses.GCALoss(
-        stages["cost"], stages["target"], stages["projection"], stages["divergence"],
-        layout=old.layout, name=old.name,
-    )  # fmt: skip
+        stages["cost"],
+        stages["target"],
+        stages["projection"],
+        stages["divergence"],
+        layout=old.layout,
+        name=old.name,
+    )
     new.set_params(**{k: v for k, v in old.params.items() if k in new.params})
     new.set_params(**params)  # a parameter the new stages lack raises ValueError
     return new

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from gca_viz.train import set_threads
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# One intra-op thread for the test process: the tests use small tensors, and the suite also
+# runs subprocesses (CLI runs, torchrun ranks) whose threads would otherwise compete with
+# spinning OpenMP workers here, which slows small steps down by an order of magnitude.
+set_threads(1)
 
 SEED = 0
 

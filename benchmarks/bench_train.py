@@ -1,0 +1,114 @@
+"""Training throughput of every method on digits, and the default run's time to accuracy.
+
+1. Steps per second of each method in ``gca_viz.losses.LOSSES`` with the default config
+   (digits, MLP, batch 256, joint layout, ``ε = 0.5``, ``T = 10``), as a ratio to ``ince``
+   measured in the same process, methods interleaved round by round; medians quoted.
+2. The default run (``TrainConfig()``) trained until its linear-probe accuracy reaches the
+   target, evaluating every ``--eval-every`` steps; the wall time includes evaluation.
+3. Reference lines from the same run: logistic regression and k-NN on raw pixels.
+
+Targets (issue 4): the default digits run reaches >= 95% linear-probe accuracy within 30 s
+on 2 CPU cores; every GCA method's step time is within 1.5x of ``ince``'s.
+
+    python benchmarks/bench_train.py [--device cpu|cuda] [--steps 20] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from gca_viz import data, losses, metrics
+from gca_viz.train import TrainConfig, Trainer
+
+
+def step_times(device: str, steps: int, rounds: int) -> dict[str, list[float]]:
+    trainers = {
+        name: Trainer(TrainConfig(method=name, device=device, steps=10**6))
+        for name in losses.LOSSES
+    }
+    for t in trainers.values():  # warm-up
+        for _ in range(3):
+            t.train_step()
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(rounds):
+        for name, t in trainers.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(steps):
+                t.train_step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
+def time_to_accuracy(device: str, target: float, eval_every: int, budget: int) -> None:
+    start = time.perf_counter()
+    trainer = Trainer(TrainConfig(device=device, steps=budget))
+    setup = time.perf_counter() - start
+    print(f"\ndefault run (TrainConfig(), device={trainer.device}): set-up {setup:.1f} s")
+    print(f"{'step':>6}{'wall s':>9}{'probe':>8}{'knn':>8}{'knn(z)':>8}")
+    acc0 = trainer.evaluate()
+    print(
+        f"{0:>6}{time.perf_counter() - start:>9.1f}{acc0['probe_acc']:>8.3f}"
+        f"{acc0['knn_acc']:>8.3f}{acc0['knn_acc_embedding']:>8.3f}  (random encoder)"
+    )
+    reached = None
+    while trainer.step < budget:
+        for _ in range(eval_every):
+            trainer.train_step()
+        ev = trainer.evaluate()
+        wall = time.perf_counter() - start
+        print(
+            f"{trainer.step:>6}{wall:>9.1f}{ev['probe_acc']:>8.3f}{ev['knn_acc']:>8.3f}"
+            f"{ev['knn_acc_embedding']:>8.3f}"
+        )
+        if reached is None and ev["probe_acc"] >= target:
+            reached = wall
+            break
+    verdict = f"PASS: {reached:.1f} s" if reached is not None and reached <= 30 else "FAIL"
+    print(f"target probe >= {target:.2f} within 30 s: {verdict}")
+
+
+def raw_pixel_references() -> None:
+    train, test = data.load_dataset("digits").split(0.25, seed=0)
+    flat = (train.x.flatten(1), test.x.flatten(1))
+    lr = metrics.linear_probe_accuracy(flat[0], train.y, flat[1], test.y)
+    knn = metrics.knn_accuracy(flat[0], train.y, flat[1], test.y, k=5)
+    print(
+        f"\nreference on raw pixels (same split): logistic regression {lr:.3f}, "
+        f"k-NN (k=5, cosine) {knn:.3f}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", type=int, default=20, help="steps per timing round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 3 steps (smoke test)")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.rounds = 3, 2
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
+    times = step_times(args.device, args.steps, args.rounds)
+    ref = statistics.median(times["ince"])
+    print(f"\n{'method':<12}{'ms/step':>10}{'steps/s':>10}{'x ince':>9}  target (<= 1.5x)")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        gca = name.startswith("gca_")
+        verdict = ("PASS" if med / ref <= 1.5 else "FAIL") if gca else ""
+        print(f"{name:<12}{1e3 * med:>10.2f}{1 / med:>10.1f}{med / ref:>9.2f}  {verdict}")
+    raw_pixel_references()
+    time_to_accuracy(args.device, args.target, args.eval_every, budget=10 if args.quick else 2000)
+
+
+if __name__ == "__main__":
+    main()
