@@ -32,7 +32,8 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -445,11 +446,11 @@ def sinkhorn(
 
     problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b)
     engine = _solve_absorb if method == "absorb" else _solve_log
-    f, g, errs, plans, spare = engine(problem, int(max_iter), tol_f, history)
-
-    log_plan = problem.log_plan(f, g)
-    # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
-    plan = torch.exp(log_plan, out=spare) if spare is not None else torch.exp(log_plan)
+    with _single_torch_thread(C.device.type == "cpu" and not problem.needs_grad):
+        f, g, errs, plans, spare = engine(problem, int(max_iter), tol_f, history)
+        log_plan = problem.log_plan(f, g)
+        # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
+        plan = torch.exp(log_plan, out=spare) if spare is not None else torch.exp(log_plan)
     errors = torch.stack(errs).detach()
     mass = float(mu.detach().sum())
     threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * mass
@@ -474,6 +475,24 @@ def sinkhorn(
         relax_a=lam_a,
         relax_b=lam_b,
     )
+
+
+@contextmanager
+def _single_torch_thread(active: bool) -> Iterator[None]:
+    """Run torch's own ops on one thread while numpy's BLAS does the matrix-vector products.
+
+    Torch's OpenMP workers keep spinning after a parallel op and then compete with the BLAS
+    threads for the same cores, which made every product about twice as slow (measured on
+    2 cores). The heavy work here is BLAS; torch only does vector ops and a few passes."""
+    if not active:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _cost_matrix(cost: Array) -> torch.Tensor:
@@ -620,12 +639,12 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
         s = state.mv(state.v)  # (n,) = (K~ v)_i
         if t > 0:  # residual of sweep t, free from this product: P 1 = u * (K~ v)
             with torch.no_grad():
-                f_true = state.f + eps * torch.log(state.u)
+                f_true = state.f + eps * torch.log(state.u) if p.lam_a is not None else state.f
                 errors.append(torch.dist(state.u * s, p.row_target(f_true), p=1))
             if t == max_iter or (tol > 0 and float(errors[-1]) <= tol):
                 break
         state.u = _scale(state.mu_eff, s, p.rho_a)
-        action = _check_step(s, state.u, lo, hi)
+        action = _check_step(s, state.u, lo, hi, p.rho_a)
         if action == "absorb":
             state.absorb()
         elif action == "recover":
@@ -634,7 +653,7 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
             plans.append(state.plan())
         r = state.mv_t(state.u)  # (m,) = (K~^T u)_j
         state.v = _scale(state.nu_eff, r, p.rho_b)
-        action = _check_step(r, state.v, lo, hi)
+        action = _check_step(r, state.v, lo, hi, p.rho_b)
         if action == "absorb":
             state.absorb()
         elif action == "recover":
@@ -652,16 +671,20 @@ def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor
     return ratio if rho == 1.0 else ratio.pow(rho)
 
 
-def _check_step(prod: torch.Tensor, scaling: torch.Tensor, lo: float, hi: float) -> str:
+def _check_step(prod: torch.Tensor, scaling: torch.Tensor, lo: float, hi: float, rho: float) -> str:
     """What a kernel-domain half-step needs next: ``"ok"``, ``"absorb"`` (a scaling left
     ``[lo, hi]``) or ``"recover"``: redo the step by log-sum-exp because a scaling is 0 or
     not finite, or a product fell below ``sqrt(tiny)``, where ``1/prod`` and its derivative
-    ``-1/prod^2`` overflow."""
-    floor = math.sqrt(torch.finfo(prod.dtype).tiny)
+    ``-1/prod^2`` overflow. With ``ρ = 1`` a tiny product means a scaling above ``hi``, so
+    the product is only inspected once the scaling is out of bounds."""
     lo_x, hi_x = (float(v) for v in torch.aminmax(scaling.detach()))
+    in_bounds = lo <= lo_x and hi_x <= hi  # False for NaN
+    if in_bounds and rho == 1.0:
+        return "ok"
+    floor = math.sqrt(torch.finfo(prod.dtype).tiny)
     if not (float(prod.detach().amin()) >= floor and 0 < lo_x and hi_x < math.inf):
         return "recover"  # (NaN fails every comparison and lands here too)
-    return "ok" if lo <= lo_x and hi_x <= hi else "absorb"
+    return "ok" if in_bounds else "absorb"
 
 
 class _AbsorbState:
@@ -678,9 +701,12 @@ class _AbsorbState:
         p = self.p
         log_K = p.log_plan(self.f, self.g)
         # Entries below the smallest normal number become exact zeros: subnormal operands
-        # slow BLAS down by an order of magnitude and carry no mass worth keeping.
+        # slow BLAS down by an order of magnitude and carry no mass worth keeping. (One
+        # cheap reduction decides whether the masking pass is needed at all.)
         tiny = math.log(torch.finfo(log_K.dtype).tiny)
-        K = log_K.masked_fill_(log_K < tiny, -math.inf).exp_()  # (n, m) stabilised kernel K~
+        if float(log_K.detach().amin()) < tiny:
+            log_K = log_K.masked_fill_(log_K < tiny, -math.inf)
+        K = log_K.exp_()  # (n, m) stabilised kernel K~
         self.K = K
         self.mv: Callable[[torch.Tensor], torch.Tensor]
         self.mv_t: Callable[[torch.Tensor], torch.Tensor]
