@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", help="directory for metrics, snapshots and checkpoints")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     ap.add_argument("--log-every", type=int, default=1, help="write the loss every N steps")
+    ap.add_argument("--store", help="run store directory (with --run-id: a background run)")
+    ap.add_argument("--run-id", type=int, help="the run's id in --store; its config is there")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name in _DICT_FIELDS:
@@ -184,6 +186,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def train_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.store is not None or args.run_id is not None:
+        if args.store is None or args.run_id is None:
+            print("error: --store and --run-id go together", file=sys.stderr)
+            return 2
+        from gca_viz.runs import run_in_store
+
+        return run_in_store(args.store, args.run_id, args.resume, threads=args.threads or 0)
     try:
         cfg = config_from_args(args)
         callbacks: list[Any] = [SignalStop(), Progress()]

@@ -1,0 +1,619 @@
+"""Background runs: a SQLite run store and the processes that train in it.
+
+A run is a separate OS process started with the same entry point as the command line,
+``python -m gca_viz train --store DIR --run-id N``, in its own session, so a crash, a hang
+or a kill of one run cannot take the app down, and runs outlive the app. The app talks to
+runs only through the store, a directory holding:
+
+* ``runs.db``: an SQLite database in WAL mode (readers never block the writer and never see
+  a partial transaction) with tables ``runs`` (config, status, pid, heartbeat, timestamps,
+  error text), ``metrics`` (run, step, name, value), ``snapshots`` (run, step, kind, file)
+  and ``changes`` (live control requests and the step each took effect at);
+* ``run-<id>/``: the run's ``checkpoint.pt``, ``log.txt`` and ``snapshots/*.npz`` (written
+  to a temporary name and renamed, so a reader sees a whole file or none).
+
+Status is one of ``queued``, ``running``, ``finished``, ``stopped``, ``failed``,
+``interrupted``. A dead pid or a stale heartbeat turns ``running`` into ``interrupted``
+(:meth:`RunStore.reconcile`); stopped, interrupted and failed runs can resume from their
+last checkpoint. At most ``max_concurrent`` runs train at once; the rest wait in the queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gca_viz.train import LIVE_PARAMS, Callback, TrainConfig, Trainer, copy_config
+
+DATA_DIR_ENV = "GCA_RUNS_DIR"
+"""Environment variable overriding the default data directory ``./runs``."""
+
+STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER,
+    heartbeat REAL,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    step INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    resume INTEGER NOT NULL DEFAULT 0,
+    parent INTEGER
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, step);
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id INTEGER NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_run ON snapshots (run_id, kind, step);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    requested REAL NOT NULL,
+    params TEXT NOT NULL,
+    applied_step INTEGER
+);
+"""
+
+
+def default_data_dir() -> Path:
+    """``$GCA_RUNS_DIR`` if set, else ``./runs``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "runs")
+
+
+def default_max_concurrent() -> int:
+    """Half the cores (at least 1): each run then gets two threads or more."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the ``runs`` table, with the config parsed."""
+
+    id: int
+    name: str
+    config: dict[str, Any]
+    status: str
+    pid: int | None
+    heartbeat: float | None
+    created: float
+    started: float | None
+    ended: float | None
+    step: int
+    error: str | None
+    parent: int | None
+
+    @property
+    def steps(self) -> int:
+        return int(self.config.get("steps", 0))
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+class RunStore:
+    """The run store in ``data_dir`` (created if missing); safe to open from many processes.
+
+    Args:
+        data_dir: the directory (default :func:`default_data_dir`).
+        max_concurrent: runs allowed to train at once (default :func:`default_max_concurrent`).
+        heartbeat_timeout: seconds without a heartbeat after which a run counts as dead.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        max_concurrent: int | None = None,
+        heartbeat_timeout: float = 30.0,
+    ) -> None:
+        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.dir / "runs.db"
+        self.max_concurrent = max_concurrent or default_max_concurrent()
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        self.heartbeat_timeout = heartbeat_timeout
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; with ``write=True`` an immediate transaction (one writer at once)."""
+        db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            if write:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            else:
+                yield db
+        finally:
+            db.close()
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.dir / f"run-{int(run_id)}"
+
+    # ---------------------------------------------------------------- launching
+
+    def launch(
+        self,
+        config: TrainConfig | Mapping[str, Any],
+        name: str | None = None,
+        parent: int | None = None,
+    ) -> int:
+        """Validate ``config``, queue the run and start it if a slot is free; return its id.
+
+        Raises:
+            ValueError: naming the field, for an invalid config (no process starts).
+        """
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+        cfg.validate()
+        name = name or f"{cfg.method} on {Path(cfg.dataset).name}"
+        with self._db(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO runs (name, config, status, created, parent) VALUES (?, ?, ?, ?, ?)",
+                (name, cfg.to_json(), "queued", time.time(), parent),
+            )
+            run_id = int(cur.lastrowid or 0)
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        self.schedule()
+        return run_id
+
+    def schedule(self) -> list[int]:
+        """Start queued runs (oldest first) while fewer than ``max_concurrent`` run."""
+        self.reconcile()
+        started = []
+        with self._db(write=True) as db:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
+            free = self.max_concurrent - running
+            rows = db.execute(
+                "SELECT id, resume FROM runs WHERE status='queued' ORDER BY id LIMIT ?",
+                (max(free, 0),),
+            ).fetchall()
+            for row in rows:
+                pid = self._spawn(int(row["id"]), bool(row["resume"]))
+                db.execute(
+                    "UPDATE runs SET status='running', pid=?, heartbeat=?, started=?, "
+                    "ended=NULL, error=NULL WHERE id=?",
+                    (pid, time.time(), time.time(), row["id"]),
+                )
+                started.append(int(row["id"]))
+        return started
+
+    def _spawn(self, run_id: int, resume: bool) -> int:
+        """Start ``python -m gca_viz train`` for the run in its own session."""
+        threads = max(1, (os.cpu_count() or 1) // self.max_concurrent)
+        cmd = [sys.executable, "-m", "gca_viz", "train", "--store", str(self.dir.resolve()),
+               "--run-id", str(run_id), "--threads", str(threads)]  # fmt: skip
+        if resume:
+            cmd.append("--resume")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        log = open(self.run_dir(run_id) / "log.txt", "ab")
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        log.close()
+        threading.Thread(target=proc.wait, daemon=True).start()  # reap it: no zombie
+        return int(proc.pid)
+
+    def reconcile(self) -> list[int]:
+        """Mark ``running`` runs whose process is gone or silent as ``interrupted``."""
+        lost = []
+        now = time.time()
+        with self._db(write=True) as db:
+            for row in db.execute("SELECT id, pid, heartbeat FROM runs WHERE status='running'"):
+                stale = row["heartbeat"] is None or now - row["heartbeat"] > self.heartbeat_timeout
+                if stale or not _alive(row["pid"]):
+                    lost.append(int(row["id"]))
+            for run_id in lost:
+                db.execute(
+                    "UPDATE runs SET status='interrupted', ended=?, error=? WHERE id=?",
+                    (now, "the run process died or stopped responding", run_id),
+                )
+        return lost
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self, run_id: int) -> None:
+        """Ask a run to stop: it finishes its step, checkpoints and becomes ``stopped``
+        (within about a step); a queued run is stopped at once."""
+        with self._db(write=True) as db:
+            row = self._row(db, run_id)
+            if row["status"] == "queued":
+                db.execute(
+                    "UPDATE runs SET status='stopped', ended=? WHERE id=?", (time.time(), run_id)
+                )
+                return
+            db.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
+        if row["status"] == "running" and row["pid"]:
+            try:
+                os.kill(int(row["pid"]), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def resume(self, run_id: int) -> None:
+        """Queue a stopped, interrupted or failed run to continue from its checkpoint."""
+        with self._db(write=True) as db:
+            row = self._row(db, run_id)
+            if row["status"] not in RESUMABLE:
+                raise ValueError(f"run {run_id} is {row['status']}; only {RESUMABLE} can resume")
+            db.execute(
+                "UPDATE runs SET status='queued', stop_requested=0, resume=1, error=NULL "
+                "WHERE id=?",
+                (run_id,),
+            )
+        self.schedule()
+
+    def duplicate(self, run_id: int, **changes: Any) -> int:
+        """Launch a new run with this run's config and ``changes`` applied (validated)."""
+        info = self.get(run_id)
+        cfg = copy_config(TrainConfig.from_dict(info.config), **changes)
+        return self.launch(cfg, name=f"{info.name} (copy)", parent=run_id)
+
+    def delete(self, run_id: int) -> None:
+        """Remove a run that is not active, with its metrics, snapshots and files."""
+        info = self.get(run_id)
+        if info.status in ACTIVE:
+            raise ValueError(f"run {run_id} is {info.status}; stop it before deleting it")
+        with self._db(write=True) as db:
+            for table, key in (("metrics", "run_id"), ("snapshots", "run_id"),
+                               ("changes", "run_id"), ("runs", "id")):  # fmt: skip
+                db.execute(f"DELETE FROM {table} WHERE {key}=?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def request_change(self, run_id: int, changes: Mapping[str, Any]) -> int:
+        """Queue a live change (``epsilon``, ``n_iter``, relaxations, target prior) for a
+        running run; it is validated here, applied at the run's next step and recorded.
+
+        Raises:
+            ValueError: for a run that is not running or an invalid change.
+        """
+        info = self.get(run_id)
+        if info.status != "running":
+            raise ValueError(f"run {run_id} is {info.status}; live changes need a running run")
+        _validate_change(info.config, self.applied_changes(run_id), changes)
+        with self._db(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO changes (run_id, requested, params) VALUES (?, ?, ?)",
+                (run_id, time.time(), json.dumps(dict(changes))),
+            )
+            return int(cur.lastrowid or 0)
+
+    # ------------------------------------------------------------------ reading
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, run_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT * FROM runs WHERE id=?", (int(run_id),)
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"no run with id {run_id}")
+        return row
+
+    @staticmethod
+    def _info(row: sqlite3.Row) -> RunInfo:
+        fields = {f.name for f in dataclasses.fields(RunInfo)}
+        values = {k: row[k] for k in row.keys() if k in fields}
+        values["config"] = json.loads(values["config"])
+        return RunInfo(**values)
+
+    def get(self, run_id: int) -> RunInfo:
+        with self._db() as db:
+            return self._info(self._row(db, run_id))
+
+    def list_runs(self, status: str | None = None, method: str | None = None) -> list[RunInfo]:
+        """All runs, newest first, optionally filtered by status and by method."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+        runs = [self._info(r) for r in rows]
+        return [
+            r for r in runs
+            if (status is None or r.status == status)
+            and (method is None or r.config.get("method") == method)
+        ]  # fmt: skip
+
+    def metrics(self, run_id: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``{name: (k, 2) array of (step, value)}`` in step order."""
+        query, args = "SELECT name, step, value FROM metrics WHERE run_id=?", [str(run_id)]
+        if names:
+            query += f" AND name IN ({','.join('?' * len(names))})"
+            args += names
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY name, step", args).fetchall()
+        out: dict[str, list[tuple[int, float]]] = {}
+        for name, step, value in rows:
+            out.setdefault(name, []).append((step, math.nan if value is None else value))
+        return {k: np.asarray(v, dtype=float).reshape(-1, 2) for k, v in out.items()}
+
+    def latest_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
+        """The last ``(step, value)`` of every metric of a run."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT name, MAX(step), value FROM metrics WHERE run_id=? GROUP BY name",
+                (run_id,),
+            ).fetchall()
+        return {name: (int(step), float(value)) for name, step, value in rows}
+
+    def snapshots(self, run_id: int, kind: str) -> list[tuple[int, Path]]:
+        """``(step, path)`` of a run's snapshots of ``kind`` (``plan``, ``embeddings``)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT step, file FROM snapshots WHERE run_id=? AND kind=? ORDER BY step",
+                (run_id, kind),
+            ).fetchall()
+        return [(int(step), self.dir / file) for step, file in rows]
+
+    def load_snapshot(self, path: Path) -> dict[str, np.ndarray] | None:
+        """The arrays of a snapshot file, or ``None`` if it is missing or unreadable."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, KeyError):
+            return None
+        except Exception:  # zipfile.BadZipFile and friends: a corrupt file is unavailable
+            return None
+
+    def applied_changes(self, run_id: int) -> list[dict[str, Any]]:
+        """Live changes that took effect, each with the ``step`` it took effect at."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT applied_step, params FROM changes WHERE run_id=? AND applied_step "
+                "IS NOT NULL ORDER BY id",
+                (run_id,),
+            ).fetchall()
+        return [{"step": int(step), **json.loads(params)} for step, params in rows]
+
+    def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
+        """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` (every embedding
+        snapshot that is readable, stacked) into ``dest``; return their paths."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        info = self.get(run_id)
+        paths = {"config": dest / "config.json", "metrics": dest / "metrics.csv",
+                 "embeddings": dest / "embeddings.npz"}  # fmt: skip
+        paths["config"].write_text(json.dumps(info.config, indent=2, sort_keys=True))
+        paths["metrics"].write_text(self.metrics_csv(run_id))
+        snaps = [(s, self.load_snapshot(p)) for s, p in self.snapshots(run_id, "embeddings")]
+        good = [(s, a) for s, a in snaps if a is not None and "z" in a]
+        arrays: dict[str, np.ndarray] = {"steps": np.array([s for s, _ in good], dtype=np.int64)}
+        if good:
+            arrays["z"] = np.stack([a["z"] for _, a in good])
+            arrays["y"] = good[-1][1]["y"]
+            if "domain" in good[-1][1]:
+                arrays["domain"] = good[-1][1]["domain"]
+        _write_npz(paths["embeddings"], arrays)
+        return paths
+
+    def metrics_csv(self, run_id: int) -> str:
+        """The run's metrics as CSV text: ``step,name,value``."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name",
+                (run_id,),
+            ).fetchall()
+        lines = ["step,name,value"] + [f"{s},{n},{v!r}" for s, n, v in rows]
+        return "\n".join(lines) + "\n"
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process running gca_viz."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():  # Linux: rule out zombies and a recycled pid
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            return False
+        return state != "Z" and b"gca_viz" in cmdline
+    return True
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
+
+
+def _validate_change(
+    config: Mapping[str, Any], applied: list[dict[str, Any]], changes: Mapping[str, Any]
+) -> None:
+    """Raise ``ValueError`` unless ``changes`` applies to the run's current loss."""
+    bad = sorted(set(changes) - set(LIVE_PARAMS))
+    if bad:
+        raise ValueError(f"{bad[0]!r} cannot be changed during a run; allowed: {LIVE_PARAMS}")
+    cfg = TrainConfig.from_dict(config)
+    for change in [*applied, dict(changes)]:
+        params = {k: v for k, v in change.items() if k not in ("step", "target")}
+        target = change.get("target", cfg.target)
+        trial = copy_config(cfg, target=target, loss_params={**cfg.loss_params, **params})
+        cfg = trial  # from_dict inside copy_config validates the loss with the change
+
+
+# ------------------------------------------------------------------ the run process
+
+
+class StoreWriter(Callback):
+    """Callback of a run process: writes metrics, snapshots, heartbeats and status to the
+    store, applies pending live changes at each step and honours stop requests."""
+
+    def __init__(self, store: RunStore, run_id: int, flush_every: float = 0.25) -> None:
+        self.store, self.run_id = store, run_id
+        self.dir = store.run_dir(run_id)
+        (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
+        self.flush_every = flush_every
+        self._pending: list[tuple[int, int, str, float]] = []
+        self._last_flush = 0.0
+        self._stop = False
+        self._beating = threading.Event()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._beating.wait(2.0):
+            with self.store._db(write=True) as db:
+                db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), self.run_id))
+
+    def on_start(self, trainer: Trainer) -> None:
+        with self.store._db(write=True) as db:
+            db.execute(
+                "UPDATE runs SET status='running', pid=?, heartbeat=?, "
+                "started=COALESCE(started, ?) WHERE id=?",
+                (os.getpid(), time.time(), time.time(), self.run_id),
+            )
+            # Steps after the checkpoint we resume from are redone: drop their old records.
+            for table in ("metrics", "snapshots"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE run_id=? AND step>?", (self.run_id, trainer.step)
+                )
+        threading.Thread(target=self._heartbeat_loop, daemon=True).start()
+
+    def _flush(self, trainer: Trainer, force: bool = False) -> None:
+        """Write buffered metrics and the heartbeat (at most every ``flush_every`` s)."""
+        now = time.time()
+        if not force and now - self._last_flush < self.flush_every:
+            return
+        self._last_flush = now
+        with self.store._db(write=True) as db:
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                self._pending,
+            )
+            db.execute(
+                "UPDATE runs SET heartbeat=?, step=? WHERE id=?", (now, trainer.step, self.run_id)
+            )
+        self._pending = []
+
+    def _poll(self, trainer: Trainer) -> None:
+        """Before every step: honour a stop request and apply pending live changes, each
+        recorded with ``trainer.step`` (the number of steps done; the change shapes the
+        next one)."""
+        with self.store._db() as db:
+            row = db.execute("SELECT stop_requested FROM runs WHERE id=?", (self.run_id,))
+            self._stop = self._stop or bool(row.fetchone()[0])
+            pending = db.execute(
+                "SELECT id, params FROM changes WHERE run_id=? AND applied_step IS NULL "
+                "ORDER BY id",
+                (self.run_id,),
+            ).fetchall()
+        for change_id, params in pending:
+            trainer.apply_changes(json.loads(params))  # validated when it was requested
+            with self.store._db(write=True) as db:
+                db.execute(
+                    "UPDATE changes SET applied_step=? WHERE id=?", (trainer.step, change_id)
+                )
+
+    def _record(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        self._pending += [(self.run_id, trainer.step, k, float(v)) for k, v in logs.items()]
+
+    def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self._record(trainer, logs)
+        self._flush(trainer)
+
+    def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self._record(trainer, logs)
+        self._flush(trainer, force=True)
+
+    def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None:
+        rel = Path(self.dir.name) / "snapshots" / f"{trainer.step:07d}_{kind}.npz"
+        _write_npz(self.store.dir / rel, arrays)
+        with self.store._db(write=True) as db:
+            db.execute(
+                "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, ?, ?, ?)",
+                (self.run_id, trainer.step, kind, str(rel)),
+            )
+
+    def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
+        trainer.save_checkpoint(self.dir / "checkpoint.pt")
+
+    def should_stop(self, trainer: Trainer) -> bool:
+        self._poll(trainer)
+        return self._stop
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def on_end(self, trainer: Trainer, reason: str) -> None:
+        self._flush(trainer, force=True)
+        self.finish("finished" if reason == "finished" else "stopped", step=trainer.step)
+
+    def finish(self, status: str, step: int | None = None, error: str | None = None) -> None:
+        self._beating.set()
+        with self.store._db(write=True) as db:
+            db.execute(
+                "UPDATE runs SET status=?, ended=?, error=?, heartbeat=?, "
+                "step=COALESCE(?, step), stop_requested=0, resume=0 WHERE id=?",
+                (status, time.time(), error, time.time(), step, self.run_id),
+            )
+
+
+def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int = 0) -> int:
+    """Body of a run process (``python -m gca_viz train --store DIR --run-id N``)."""
+    store = RunStore(data_dir)
+    info = store.get(run_id)
+    writer = StoreWriter(store, run_id)
+    signal.signal(signal.SIGTERM, lambda *_: writer.request_stop())
+    try:
+        cfg = TrainConfig.from_dict({**info.config, **({"threads": threads} if threads else {})})
+        trainer = Trainer(cfg, [writer])
+        ckpt = store.run_dir(run_id) / "checkpoint.pt"
+        if resume and ckpt.exists():
+            trainer.load_checkpoint(ckpt)
+        trainer.fit()
+    except BaseException:
+        writer.finish("failed", error=traceback.format_exc())
+        store.schedule()
+        return 1
+    store.schedule()  # a slot is free: start the next queued run
+    return 0
