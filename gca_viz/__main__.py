@@ -2,7 +2,11 @@
 
 import sys
 
-from gca_viz.cli import main
+from gca_viz import _signals
+
+_signals.install()  # before the heavy imports: an early stop request is kept, not fatal
+
+from gca_viz.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from gca_viz import __version__, distributed
+from gca_viz import __version__, _signals, distributed
 from gca_viz.train import Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
@@ -127,7 +127,7 @@ class SignalStop(Callback):
     """Stop between steps on SIGTERM or SIGINT (a final checkpoint is still written)."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = _signals.received  # a signal during start-up counts too
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 

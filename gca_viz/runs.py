@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from gca_viz import _signals
 from gca_viz.train import LIVE_PARAMS, Callback, TrainConfig, Trainer, copy_config
 
 DATA_DIR_ENV = "GCA_RUNS_DIR"
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     step INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
+    ready INTEGER NOT NULL DEFAULT 0,
     resume INTEGER NOT NULL DEFAULT 0,
     parent INTEGER
 );
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     run_id INTEGER NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_run ON snapshots (run_id, kind, step);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER NOT NULL,
@@ -125,7 +128,9 @@ class RunStore:
 
     Args:
         data_dir: the directory (default :func:`default_data_dir`).
-        max_concurrent: runs allowed to train at once (default :func:`default_max_concurrent`).
+        max_concurrent: runs allowed to train at once; saved in the store, so every process
+            that opens it obeys the same limit (default: the saved value, else
+            :func:`default_max_concurrent`).
         heartbeat_timeout: seconds without a heartbeat after which a run counts as dead.
     """
 
@@ -139,12 +144,21 @@ class RunStore:
         self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "runs.db"
-        self.max_concurrent = max_concurrent or default_max_concurrent()
-        if self.max_concurrent < 1:
+        if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         self.heartbeat_timeout = heartbeat_timeout
         with self._db() as db:
             db.executescript(_SCHEMA)
+        with self._db(write=True) as db:
+            # The limit is the store's, not the process's: an explicit value is saved, and
+            # every process that opens the store (a run scheduling its successor) obeys it.
+            if max_concurrent is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO settings VALUES ('max_concurrent', ?)",
+                    (str(int(max_concurrent)),),
+                )
+            row = db.execute("SELECT value FROM settings WHERE key='max_concurrent'").fetchone()
+        self.max_concurrent = int(row[0]) if row else default_max_concurrent()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -213,7 +227,7 @@ class RunStore:
                 pid = self._spawn(int(row["id"]), bool(row["resume"]))
                 db.execute(
                     "UPDATE runs SET status='running', pid=?, heartbeat=?, started=?, "
-                    "ended=NULL, error=NULL WHERE id=?",
+                    "ended=NULL, error=NULL, ready=0 WHERE id=?",
                     (pid, time.time(), time.time(), row["id"]),
                 )
                 started.append(int(row["id"]))
@@ -270,7 +284,9 @@ class RunStore:
                 )
                 return
             db.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
-        if row["status"] == "running" and row["pid"]:
+        # A process that has not installed its handler yet would die of SIGTERM; it reads
+        # the flag above before its first step instead.
+        if row["status"] == "running" and row["pid"] and row["ready"]:
             try:
                 os.kill(int(row["pid"]), signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -512,6 +528,14 @@ class StoreWriter(Callback):
                 "started=COALESCE(started, ?) WHERE id=?",
                 (os.getpid(), time.time(), time.time(), self.run_id),
             )
+            # Changes the checkpoint does not contain (applied after it was written) are
+            # pending again, so the resumed run applies them at its next step.
+            applied = db.execute(
+                "SELECT id FROM changes WHERE run_id=? AND applied_step IS NOT NULL ORDER BY id",
+                (self.run_id,),
+            ).fetchall()
+            for (change_id,) in applied[len(trainer.changes) :]:
+                db.execute("UPDATE changes SET applied_step=NULL WHERE id=?", (change_id,))
             # Steps after the checkpoint we resume from are redone: drop their old records.
             for table in ("metrics", "snapshots"):
                 db.execute(
@@ -603,7 +627,12 @@ def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int =
     store = RunStore(data_dir)
     info = store.get(run_id)
     writer = StoreWriter(store, run_id)
-    signal.signal(signal.SIGTERM, lambda *_: writer.request_stop())
+    if _signals.received:  # stop requested while the process was starting
+        writer.request_stop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: writer.request_stop())
+    with store._db(write=True) as db:  # from now on a SIGTERM is handled, not fatal
+        db.execute("UPDATE runs SET ready=1 WHERE id=?", (run_id,))
     try:
         cfg = TrainConfig.from_dict({**info.config, **({"threads": threads} if threads else {})})
         trainer = Trainer(cfg, [writer])

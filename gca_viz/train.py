@@ -140,7 +140,11 @@ class TrainConfig:
                 f"dataset must be one of {sorted(data_mod.DATASETS)} or an existing path, "
                 f"got {self.dataset!r}"
             )
-        build_loss(self)  # raises ValueError naming a bad method, stage or loss parameter
+        if self.method != "composed" and self.method not in losses.LOSSES:
+            raise ValueError(
+                f"method must be one of {sorted(losses.LOSSES)} or 'composed', got {self.method!r}"
+            )
+        build_loss(self)  # raises ValueError naming a bad stage or loss parameter
 
 
 _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (

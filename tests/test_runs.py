@@ -1,0 +1,570 @@
+"""Background runs (gca_viz.runs): real run processes writing a real SQLite store.
+
+Nothing is mocked: every run is ``python -m gca_viz train --store DIR --run-id N`` started by
+:class:`RunStore`, and the assertions read what those processes wrote to ``runs.db`` and to
+their run directories. A finalizer cancels queued runs and SIGKILLs every run process a test
+left behind, so no process outlives its test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import torch
+
+from gca_viz.runs import (
+    ACTIVE,
+    DATA_DIR_ENV,
+    RunStore,
+    default_data_dir,
+    default_max_concurrent,
+)
+
+T = TypeVar("T")
+
+# A small, fast run: digits through a narrow MLP, batches of 32 (about 150 steps/s on a core).
+FAST: dict[str, Any] = {
+    "batch_size": 32,
+    "encoder_params": {"hidden": 32},
+    "head_hidden": 32,
+    "out_dim": 8,
+    "method": "gca_ince",
+    "device": "cpu",
+    "eval_every": 0,
+    "snapshot_every": 0,
+    "checkpoint_every": 0,
+    "steps": 100_000,  # "until stopped"; tests that need a natural end set fewer
+}
+
+START_TIMEOUT = 60.0  # a run process imports torch and loads data before its first step
+
+
+def cfg(**changes: Any) -> dict[str, Any]:
+    return {**FAST, **changes}
+
+
+def wait_for(cond: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll ``cond`` every 20 ms until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or cond}")
+        time.sleep(0.02)
+
+
+def pid_running(pid: int | None) -> bool:
+    """Whether ``pid`` is a live, non-zombie process (Linux ``/proc``)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode() for a in raw.split(b"\0") if a]
+
+
+def status(store: RunStore, run_id: int) -> str:
+    return store.get(run_id).status
+
+
+def loss_steps(store: RunStore, run_id: int) -> np.ndarray:
+    m = store.metrics(run_id, ["loss"])
+    return m["loss"][:, 0].astype(int) if "loss" in m else np.zeros(0, dtype=int)
+
+
+def wait_training(store: RunStore, run_id: int, min_step: int = 1) -> tuple[int, float]:
+    """Wait until the run has recorded a loss at ``min_step`` or later; return it."""
+    return wait_for(
+        lambda: (m := store.latest_metrics(run_id).get("loss")) and m[0] >= min_step and m,
+        START_TIMEOUT,
+        f"run {run_id} to record a loss at step >= {min_step}",
+    )
+
+
+def wait_status(store: RunStore, run_id: int, want: str, timeout: float = START_TIMEOUT) -> None:
+    wait_for(lambda: status(store, run_id) == want, timeout, f"run {run_id} to be {want}")
+
+
+def load_checkpoint(store: RunStore, run_id: int) -> dict[str, Any]:
+    state: dict[str, Any] = torch.load(
+        store.run_dir(run_id) / "checkpoint.pt", map_location="cpu", weights_only=True
+    )
+    return state
+
+
+def _ours(pid: int, data_dir: Path) -> bool:
+    """A live run process of the store in ``data_dir`` (guards against recycled pids)."""
+    args = cmdline(pid)
+    return pid_running(pid) and "gca_viz" in args and str(data_dir.resolve()) in args
+
+
+def _kill_runs(data_dir: Path) -> None:
+    if not (data_dir / "runs.db").exists():
+        return
+    store = RunStore(data_dir)
+    killed = []
+    for _ in range(2):
+        with store._db(write=True) as db:
+            # First cancel the queue, so that a finishing run cannot start another one.
+            db.execute("UPDATE runs SET status='stopped' WHERE status='queued'")
+            pids = [int(r[0]) for r in db.execute("SELECT pid FROM runs WHERE pid IS NOT NULL")]
+        for pid in pids:
+            if _ours(pid, data_dir):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    wait_for(lambda: not any(_ours(p, data_dir) for p in killed), 20, "killed runs to exit")
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh store directory; every run process started in it is killed at the end."""
+    data_dir = tmp_path / "store"
+    try:
+        yield data_dir
+    finally:
+        _kill_runs(data_dir)
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def test_launch_streams_metrics_and_stop_checkpoints_within_two_seconds(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg())
+
+    first = wait_training(store, run_id)
+    later = wait_training(store, run_id, first[0] + 1)
+    assert later[0] > first[0] and np.isfinite(later[1])
+    info = store.get(run_id)
+    assert info.status == "running"
+    assert pid_running(info.pid)
+    assert info.heartbeat is not None and time.time() - info.heartbeat < 5.0
+    args = cmdline(info.pid)  # type: ignore[arg-type]
+    assert args[args.index("--run-id") + 1] == str(run_id)
+    # One run at a time on this machine: it gets all the cores as threads.
+    assert args[args.index("--threads") + 1] == str(max(1, (os.cpu_count() or 1) // 1))
+
+    t0 = time.monotonic()
+    store.stop(run_id)
+    wait_for(lambda: status(store, run_id) == "stopped", 10, "the stop")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, f"stop took {elapsed:.2f}s"
+
+    info = store.get(run_id)
+    assert info.ended is not None and info.error is None
+    state = load_checkpoint(store, run_id)
+    assert state["step"] == info.step > 0
+    assert loss_steps(store, run_id)[-1] == info.step
+    wait_for(lambda: not pid_running(info.pid), 10, "the stopped process to exit")
+
+
+def test_stop_right_after_launch_ends_stopped(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg())
+    store.stop(run_id)
+
+    def ended() -> bool:
+        store.reconcile()
+        return status(store, run_id) not in ACTIVE
+
+    wait_for(ended, START_TIMEOUT, "the run to end")
+    assert status(store, run_id) == "stopped"
+
+
+def test_killed_run_is_interrupted_and_resumes_from_its_checkpoint(runs_dir: Path) -> None:
+    steps = 500
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(steps=steps, checkpoint_every=5))
+    ckpt = store.run_dir(run_id) / "checkpoint.pt"
+    wait_training(store, run_id, 12)
+    wait_for(ckpt.exists, 10, "a checkpoint")
+    pid = store.get(run_id).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_running(pid), 10, "the killed process to exit")
+
+    assert status(store, run_id) == "running"  # nobody noticed yet
+    assert store.reconcile() == [run_id]
+    info = store.get(run_id)
+    assert info.status == "interrupted" and info.error
+    ckpt_step = int(load_checkpoint(store, run_id)["step"])
+    assert 5 <= ckpt_step < steps and ckpt_step % 5 == 0
+    with store._db() as db:
+        (kept_rowid,) = db.execute(
+            "SELECT MAX(rowid) FROM metrics WHERE run_id=? AND step<=?", (run_id, ckpt_step)
+        ).fetchone()
+
+    store.resume(run_id)
+    wait_status(store, run_id, "finished", 90)
+
+    info = store.get(run_id)
+    assert info.step == steps and info.error is None
+    recorded = loss_steps(store, run_id)
+    np.testing.assert_array_equal(recorded, np.arange(1, steps + 1))  # no gap, no duplicate
+    with store._db() as db:
+        (first_new,) = db.execute(
+            "SELECT MIN(step) FROM metrics WHERE run_id=? AND name='loss' AND rowid>?",
+            (run_id, kept_rowid),
+        ).fetchone()
+    assert first_new == ckpt_step + 1
+    assert load_checkpoint(store, run_id)["step"] == steps
+
+
+def test_exception_in_the_loss_fails_the_run_with_its_traceback(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    # Valid as a config, but digits has no domain labels: the loss raises at the first step.
+    run_id = store.launch(cfg(target="domain", steps=50))
+    wait_for(lambda: status(store, run_id) not in ACTIVE, START_TIMEOUT, "the run to end")
+
+    info = store.get(run_id)
+    assert info.status == "failed"
+    assert info.error is not None
+    assert "Traceback" in info.error and "domain" in info.error
+    assert info.ended is not None and info.step == 0
+    wait_for(lambda: not pid_running(info.pid), 10, "the failed process to exit")
+    assert store.reconcile() == []  # a failed run is not 'running': nothing to reconcile
+
+
+def test_queued_run_starts_when_the_running_one_finishes(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    first = store.launch(cfg(steps=40))
+    second = store.launch(cfg(steps=20))
+    third = store.launch(cfg(steps=20))
+    assert status(store, first) == "running"
+    assert status(store, second) == "queued" and store.get(second).pid is None
+    store.stop(third)  # a queued run stops at once, without a process
+    assert status(store, third) == "stopped" and store.get(third).pid is None
+
+    both_running = []
+
+    def second_done() -> bool:
+        # No schedule() here: the finishing run process starts the next one itself.
+        states = {r.id: r.status for r in store.list_runs()}
+        if states[first] == "running" and states[second] == "running":
+            both_running.append(states)
+        return states[second] == "finished"
+
+    wait_for(second_done, 2 * START_TIMEOUT, "the queued run to start and finish")
+    a, b = store.get(first), store.get(second)
+    assert a.status == "finished" and a.step == 40
+    assert b.step == 20
+    assert not both_running
+    assert a.ended is not None and b.started is not None and b.started >= a.ended
+    assert status(store, third) == "stopped" and store.get(third).pid is None
+
+
+@pytest.mark.skipif(
+    default_max_concurrent() != 1,
+    reason="the wrong limit only shows when the app's limit differs from the machine default",
+)
+def test_finishing_run_fills_the_apps_free_slot(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=2)
+    short = store.launch(cfg(steps=30))
+    long = store.launch(cfg())
+    queued = store.launch(cfg(steps=20))
+    assert [status(store, r) for r in (short, long, queued)] == ["running", "running", "queued"]
+    pid = store.get(long).pid
+    assert pid is not None
+    args = wait_for(lambda: cmdline(pid), 10, "the run's command line")
+    assert args[args.index("--threads") + 1] == str(max(1, (os.cpu_count() or 1) // 2))
+
+    wait_status(store, short, "finished")
+    short_pid = store.get(short).pid
+    wait_for(lambda: not pid_running(short_pid), 20, "the short run to exit")  # scheduled
+    assert status(store, long) == "running"
+    assert status(store, queued) != "queued"  # a slot of 2 was free
+
+
+def test_concurrent_readers_see_consistent_growing_metrics(runs_dir: Path) -> None:
+    steps = 300
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(steps=steps, snapshot_every=25))
+    wait_for(lambda: status(store, run_id) == "running", 10)
+
+    errors: list[str] = []
+    counts: list[list[int]] = [[] for _ in range(3)]
+
+    def reader(k: int) -> None:
+        mine = RunStore(runs_dir)  # each reader has its own store object and connections
+        deadline = time.monotonic() + 2 * START_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                done = status(mine, run_id) not in ACTIVE  # read before the metrics
+                seen = loss_steps(mine, run_id)
+                if not np.array_equal(seen, np.arange(1, len(seen) + 1)):
+                    errors.append(f"reader {k}: steps not contiguous from 1: {seen[:5]}...")
+                if counts[k] and len(seen) < counts[k][-1]:
+                    errors.append(f"reader {k}: count fell from {counts[k][-1]} to {len(seen)}")
+                counts[k].append(len(seen))
+                if run_id not in [r.id for r in mine.list_runs()]:
+                    errors.append(f"reader {k}: run missing from list_runs()")
+                if done:
+                    return
+                time.sleep(0.005)  # leave the run's process some CPU on a small machine
+            errors.append(f"reader {k}: the run did not finish")
+        except Exception as exc:  # every failure of a reader is reported
+            errors.append(f"reader {k}: {exc!r}")
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(3 * START_TIMEOUT)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[:5]
+    assert status(store, run_id) == "finished"
+    for seen in counts:
+        assert seen[-1] == steps
+        assert any(0 < c < steps for c in seen), "a reader should see the run mid-way"
+        assert len(seen) > 5
+
+
+# --------------------------------------------------------------------------- live controls
+
+
+def test_live_change_is_validated_applied_and_recorded(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg())
+    wait_training(store, run_id, 5)
+
+    def pending_and_total() -> tuple[int, int]:
+        with store._db() as db:
+            row = db.execute(
+                "SELECT SUM(applied_step IS NULL), COUNT(*) FROM changes WHERE run_id=?",
+                (run_id,),
+            ).fetchone()
+        return int(row[0] or 0), int(row[1])
+
+    # Invalid changes are rejected here, naming the parameter, and never reach the run.
+    for change, name in (({"epsilon": 0}, "epsilon"), ({"n_iter": 0}, "n_iter"),
+                         ({"lr": 0.1}, "lr"), ({"bogus": 1.0}, "bogus")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            store.request_change(run_id, change)
+    assert pending_and_total() == (0, 0)
+    assert store.applied_changes(run_id) == []
+
+    # Steps per second, to bound how late the change may take effect.
+    s0, t0 = store.get(run_id).step, time.monotonic()
+    wait_for(lambda: store.get(run_id).step >= s0 + 20, 20)
+    rate = (store.get(run_id).step - s0) / (time.monotonic() - t0)
+
+    before = store.get(run_id).step  # lags the run by at most one flush
+    t_request = time.monotonic()
+    store.request_change(run_id, {"epsilon": 0.2})
+    applied = wait_for(lambda: store.applied_changes(run_id), 5, "the change to apply")
+    waited = time.monotonic() - t_request
+    assert len(applied) == 1 and applied[0]["epsilon"] == 0.2
+    step = applied[0]["step"]
+    # The run polls before every step: the change lands within the time it took us to see it.
+    assert before <= step <= before + rate * (waited + 0.5) + 5, (before, step, rate, waited)
+    assert pending_and_total() == (0, 1)
+
+    store.stop(run_id)
+    wait_status(store, run_id, "stopped", 10)
+    state = load_checkpoint(store, run_id)
+    assert json.loads(state["config"])["loss_params"]["epsilon"] == 0.2
+    assert json.loads(state["changes"]) == [{"step": step, "epsilon": 0.2}]
+    assert store.get(run_id).config["loss_params"] == {}  # the launch config is kept as is
+
+    with pytest.raises(ValueError, match="stopped"):
+        store.request_change(run_id, {"epsilon": 0.3})
+    assert pending_and_total() == (0, 1)
+
+
+def test_change_after_the_checkpoint_does_not_survive_a_resume_as_applied(
+    runs_dir: Path,
+) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(checkpoint_every=100_000))  # no checkpoint before the kill
+    wait_training(store, run_id, 5)
+    store.request_change(run_id, {"epsilon": 0.2})
+    wait_for(lambda: store.applied_changes(run_id), 5, "the change to apply")
+    pid = store.get(run_id).pid
+    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for(lambda: not pid_running(pid), 10)
+    assert store.reconcile() == [run_id]
+
+    before = len(loss_steps(store, run_id))
+    store.resume(run_id)  # no checkpoint: it starts over from step 0, dropping old metrics
+    wait_for(lambda: len(loss_steps(store, run_id)) < before, START_TIMEOUT, "the restart")
+    wait_training(store, run_id, 5)
+    store.stop(run_id)
+    wait_status(store, run_id, "stopped", 10)
+    state = load_checkpoint(store, run_id)
+    epsilon = json.loads(state["config"])["loss_params"].get("epsilon")
+    recorded = [c["epsilon"] for c in store.applied_changes(run_id)]
+    # What the store says took effect must be what the run trained with.
+    assert (recorded == [0.2]) == (epsilon == 0.2), (recorded, epsilon, state["changes"])
+
+
+# ------------------------------------------------------------------ snapshots and export
+
+
+def test_corrupt_and_missing_snapshots_are_skipped(runs_dir: Path, tmp_path: Path) -> None:
+    steps = 600
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(steps=steps, snapshot_every=5))
+    wait_for(lambda: len(store.snapshots(run_id, "embeddings")) >= 3, START_TIMEOUT)
+    wait_for(lambda: len(store.snapshots(run_id, "plan")) >= 3, 10)
+    embeddings = store.snapshots(run_id, "embeddings")
+    plans = store.snapshots(run_id, "plan")
+    assert store.load_snapshot(embeddings[0][1]) is not None
+    assert set(store.load_snapshot(plans[0][1]) or {}) >= {"cost", "kernel", "plan", "target"}
+
+    (garbage_step, garbage), (missing_step, missing) = embeddings[1], embeddings[2]
+    garbage.write_bytes(b"PK\x03\x04 this is not a zip archive" * 50)
+    missing.unlink()
+    plans[1][1].write_bytes(os.urandom(300))
+    assert status(store, run_id) == "running"  # the files went bad under a live run
+    assert store.load_snapshot(garbage) is None
+    assert store.load_snapshot(missing) is None
+    assert store.load_snapshot(plans[1][1]) is None
+
+    wait_status(store, run_id, "finished", START_TIMEOUT)
+    assert store.get(run_id).step == steps
+
+    paths = store.export(run_id, tmp_path / "export")
+    assert json.loads(paths["config"].read_text()) == store.get(run_id).config
+    assert paths["metrics"].read_text().splitlines()[0] == "step,name,value"
+    all_steps = [s for s, _ in store.snapshots(run_id, "embeddings")]
+    good = [s for s in all_steps if s not in (garbage_step, missing_step)]
+    assert len(good) == len(all_steps) - 2 and good[-1] == steps
+    with np.load(paths["embeddings"], allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["steps"], good)
+        assert z["z"].shape[:1] == (len(good),) and z["z"].shape[2] == FAST["out_dim"]
+        assert z["y"].shape == (z["z"].shape[1],)
+        last = store.load_snapshot(store.snapshots(run_id, "embeddings")[-1][1])
+        assert last is not None
+        np.testing.assert_array_equal(z["z"][-1], last["z"])
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"nonsense_field": 1}, "nonsense_field"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"dataset": "/no/such/data.npz"}, "dataset"),
+        ({"method": "nope"}, "method"),
+    ],
+)
+def test_invalid_config_is_rejected_before_any_process(
+    runs_dir: Path, changes: dict[str, Any], field: str
+) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    with pytest.raises(ValueError, match=field):
+        store.launch(cfg(**changes))
+    assert store.list_runs() == []
+    assert not list(runs_dir.glob("run-*"))
+
+
+def test_invalid_method_is_rejected_before_any_process(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    with pytest.raises(ValueError, match="nope"):
+        store.launch(cfg(method="nope"))
+    assert store.list_runs() == []
+    with pytest.raises(ValueError, match="max_concurrent"):
+        RunStore(runs_dir, max_concurrent=-1)
+
+
+# ---------------------------------------------------------------------- app restarts
+
+
+def test_a_new_store_object_sees_and_controls_existing_runs(runs_dir: Path) -> None:
+    app = RunStore(runs_dir, max_concurrent=1)
+    run_id = app.launch(cfg(), name="survivor")
+    wait_training(app, run_id)
+
+    restarted = RunStore(runs_dir)  # the app came back: a new object, same directory
+    assert restarted.reconcile() == []  # a live run is not mistaken for a lost one
+    (info,) = restarted.list_runs()
+    assert (info.id, info.name, info.status) == (run_id, "survivor", "running")
+    assert info.config == app.get(run_id).config
+    assert restarted.list_runs(status="running", method="gca_ince") == [info]
+    assert restarted.list_runs(method="ince") == []
+
+    restarted.stop(run_id)
+    wait_status(app, run_id, "stopped", 10)
+
+
+def test_default_data_dir_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "from-env"))
+    assert default_data_dir() == tmp_path / "from-env"
+    assert RunStore().db_path == tmp_path / "from-env" / "runs.db"
+    assert (tmp_path / "from-env" / "runs.db").exists()
+
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert default_data_dir() == Path("runs")
+    assert RunStore().dir.resolve() == (tmp_path / "runs").resolve()
+    assert (tmp_path / "runs" / "runs.db").exists()
+
+
+# ----------------------------------------------------------- duplicate, delete, export
+
+
+def test_duplicate_delete_and_export(runs_dir: Path, tmp_path: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    original = store.launch(cfg(steps=30, snapshot_every=10))
+    wait_status(store, original, "finished")
+
+    with pytest.raises(ValueError, match="steps"):
+        store.duplicate(original, steps=0)
+    assert [r.id for r in store.list_runs()] == [original]
+
+    copy = store.duplicate(original, steps=40)
+    info = store.get(copy)
+    assert info.parent == original and info.config["steps"] == 40
+    assert {**info.config, "steps": 30} == store.get(original).config
+    assert info.status in ACTIVE
+    with pytest.raises(ValueError, match="stop it"):
+        store.delete(copy)  # refused while active
+    wait_status(store, copy, "finished")
+    assert store.get(copy).step == 40
+
+    paths = store.export(original, tmp_path / "export")
+    lines = paths["metrics"].read_text().splitlines()
+    assert lines[0] == "step,name,value"
+    loss_rows = [line.split(",") for line in lines[1:] if line.split(",")[1] == "loss"]
+    assert [int(s) for s, _, _ in loss_rows] == list(range(1, 31))
+    assert all(np.isfinite(float(v)) for _, _, v in loss_rows)
+    with np.load(paths["embeddings"], allow_pickle=False) as z:
+        assert list(z["steps"]) == [10, 20, 30]
+
+    store.delete(original)
+    with pytest.raises(ValueError, match="no run"):
+        store.get(original)
+    assert not store.run_dir(original).exists()
+    with store._db() as db:
+        for table in ("metrics", "snapshots", "changes"):
+            count = db.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id=?", (original,))
+            assert count.fetchone()[0] == 0, table
+    # The copy is untouched.
+    assert [r.id for r in store.list_runs()] == [copy]
+    assert len(loss_steps(store, copy)) == 40
+    assert store.run_dir(copy).exists()
