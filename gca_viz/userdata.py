@@ -1,0 +1,415 @@
+"""Loaders for user data from disk: ``.npz`` archives, image folders, CIFAR-10 binaries.
+
+Every loader returns a :class:`gca_viz.data.Dataset`; user data is never unpickled
+(``np.load(..., allow_pickle=False)``), and every malformed input raises a ``ValueError``
+that names the file and the problem. The names are re-exported by :mod:`gca_viz.data`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gca_viz.data import CIFAR10_CLASSES, Dataset, PathLike
+
+_CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte + 3072 pixel bytes
+_IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+}
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def load_user_dataset(path: PathLike) -> Dataset:
+    """Load user data, choosing the loader from what ``path`` is.
+
+    * a ``.npz`` file: :func:`load_npz`;
+    * a ``.bin`` file, a directory holding ``.bin`` files or a ``cifar-10-batches-bin``
+      sub-folder: :func:`load_cifar10_binary`;
+    * any other directory: :func:`load_image_folder` (one sub-folder per class).
+
+    Args:
+        path: the file or directory.
+
+    Returns:
+        The :class:`Dataset`.
+
+    Raises:
+        ValueError: naming the path, if it does not exist, has an unsupported file type, or
+            the chosen loader rejects it.
+    """
+    p = Path(path)
+    if p.is_file():
+        suffix = p.suffix.lower()
+        if suffix == ".npz":
+            return load_npz(p)
+        if suffix == ".bin":
+            return load_cifar10_binary(p)
+        raise ValueError(
+            f"{p}: unsupported file type {suffix or '(none)'!r}; expected a .npz file, a "
+            "CIFAR-10 .bin file, or a directory of class sub-folders"
+        )
+    if p.is_dir():
+        if _bin_files(p) or (p / "cifar-10-batches-bin").is_dir():
+            return load_cifar10_binary(p)
+        return load_image_folder(p)
+    raise ValueError(f"{p}: no such file or directory")
+
+
+def load_npz(path: PathLike) -> Dataset:
+    """Load a ``.npz`` archive with arrays ``x``, ``y`` and optionally ``domain``.
+
+    Nothing is unpickled (``allow_pickle=False``). The arrays are read as follows:
+
+    * ``x``: ``(n, d)`` is a vector dataset, kept as float32 without rescaling. ``(n, H, W)``,
+      ``(n, C, H, W)`` or ``(n, H, W, C)`` with ``C`` in ``{1, 3}`` (channels first wins when
+      both fit) are images, converted to ``(n, C, H, W)`` float32: ``uint8`` is divided by
+      255, other values are kept if they lie in ``[0, 1]`` and otherwise min-max scaled over
+      the whole array to ``[0, 1]``.
+    * ``y``: one label per sample; integers (or integral floats, booleans, strings), remapped
+      to ``0..k-1`` in sorted order (``np.unique``); the original values become the class
+      names. At least two classes are needed.
+    * ``domain`` (optional): domain labels, remapped the same way.
+
+    Other arrays in the archive are ignored.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        The :class:`Dataset`, named after the file.
+
+    Raises:
+        ValueError: naming the file and the problem: not a file, not a zip/npz archive,
+            corrupt or truncated, an object (pickled) array, a missing ``x`` or ``y``, a
+            wrong number of dimensions, differing lengths, an empty ``x``, NaN/inf,
+            non-integer labels, fewer than two classes.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: no such file")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ValueError(f"{p}: not a .npz archive (np.savez writes a zip of .npy arrays)")
+    arrays = _read_npz(p)
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise ValueError(f"{p}: missing array {key!r} (found {sorted(arrays) or 'none'})")
+    x, kind = _convert_x(arrays["x"], p)
+    y, class_names = _convert_labels(arrays["y"], "y", len(x), p)
+    if len(class_names) < 2:
+        raise ValueError(f"{p}: y has a single class ({class_names[0]}); at least 2 are needed")
+    domain: torch.Tensor | None = None
+    domain_names: tuple[str, ...] = ()
+    if "domain" in arrays:
+        d, domain_names = _convert_labels(arrays["domain"], "domain", len(x), p)
+        domain = torch.from_numpy(d)
+    return Dataset(
+        name=p.stem,
+        x=torch.from_numpy(x),
+        y=torch.from_numpy(y),
+        domain=domain,
+        kind=kind,
+        class_names=class_names,
+        domain_names=domain_names,
+    )
+
+
+def _read_npz(p: Path) -> dict[str, np.ndarray]:
+    """The arrays ``x``, ``y``, ``domain`` present in the archive, read without pickle."""
+    out: dict[str, np.ndarray] = {}
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            for key in ("x", "y", "domain"):
+                if key not in archive.files:
+                    continue
+                try:
+                    value = archive[key]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    raise ValueError(
+                        f"{p}: array {key!r} is an object array (pickled Python objects), "
+                        "which is never loaded; save plain numeric arrays"
+                    ) from None
+                if not isinstance(value, np.ndarray):  # NpzFile returns raw bytes then
+                    raise ValueError(f"{p}: not a valid .npz file ({key!r} is not a .npy array)")
+                out[key] = value
+    except ValueError as exc:
+        if str(exc).startswith(f"{p}:"):
+            raise
+        raise ValueError(f"{p}: not a valid .npz file ({exc})") from None
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ...: all corrupt
+        raise ValueError(
+            f"{p}: not a valid .npz file, corrupt or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+    return out
+
+
+def _convert_x(x: np.ndarray, p: Path) -> tuple[np.ndarray, str]:
+    """``x`` as float32 ``(n, d)`` vectors or ``(n, C, H, W)`` images in ``[0, 1]``."""
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{p}: x must hold numbers, got dtype {x.dtype}")
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"{p}: x must be vectors (n, d) or images (n, H, W), (n, C, H, W) or (n, H, W, C); "
+            f"got shape {x.shape}"
+        )
+    if x.size == 0:
+        raise ValueError(f"{p}: x is empty (shape {x.shape})")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError(f"{p}: x contains NaN or inf")
+    if x.ndim == 2:
+        vectors = x.astype(np.float32)
+        if not np.isfinite(vectors).all():
+            raise ValueError(f"{p}: x has values too large for float32")
+        return vectors, "vector"
+    if x.ndim == 3:
+        x = x[:, None]  # (n, 1, H, W)
+    elif x.shape[1] not in (1, 3):
+        if x.shape[3] not in (1, 3):
+            raise ValueError(
+                f"{p}: 4-D x must be (n, C, H, W) or (n, H, W, C) with C in {{1, 3}}, "
+                f"got shape {x.shape}"
+            )
+        x = x.transpose(0, 3, 1, 2)  # (n, H, W, C) -> (n, C, H, W)
+    return np.ascontiguousarray(_to_unit_range(x)), "image"
+
+
+def _to_unit_range(x: np.ndarray) -> np.ndarray:
+    """uint8 / 255; values already in [0, 1] kept; anything else min-max scaled."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return x.astype(np.float32)
+    if hi == lo:
+        return np.zeros(x.shape, dtype=np.float32)
+    scaled = (x.astype(np.float64) - lo) / (hi - lo)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def _convert_labels(a: np.ndarray, key: str, n: int, p: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels remapped to ``0..k-1`` (sorted original values) and the original values."""
+    if a.ndim != 1:
+        raise ValueError(f"{p}: {key} must be 1-D (one label per sample), got shape {a.shape}")
+    if len(a) != n:
+        raise ValueError(f"{p}: {key} has {len(a)} entries but x has {n} samples")
+    if a.dtype.kind == "f":
+        if not (np.isfinite(a).all() and (a == np.round(a)).all()):
+            raise ValueError(f"{p}: {key} must hold integer labels, got non-integer values")
+        a = a.astype(np.int64)
+    elif a.dtype.kind not in "biuU":
+        raise ValueError(f"{p}: {key} must hold integer labels, got dtype {a.dtype}")
+    values, codes = np.unique(a, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), tuple(str(v) for v in values.tolist())
+
+
+def load_image_folder(
+    path: PathLike, size: int | tuple[int, int] | None = None, max_images: int = 50_000
+) -> Dataset:
+    """Load a folder of images with one sub-folder per class.
+
+    Class names are the sub-folder names in sorted order. Hidden files and folders (names
+    starting with ``.``) and files without an image suffix (``.png``, ``.jpg``, ``.bmp``,
+    ...) are ignored. Images are read with Pillow, converted to grayscale if every image is
+    grayscale and to RGB otherwise, resized (bilinear) to ``size`` and scaled to ``[0, 1]``.
+
+    Args:
+        path: the root folder.
+        size: output ``(H, W)``, or an int for square images; ``None`` uses the size of
+            the first image (of the first class, in sorted order).
+        max_images: the most images to read; more is an error.
+
+    Returns:
+        An image :class:`Dataset` ``(n, C, H, W)`` with ``C`` 1 or 3, named after the folder.
+
+    Raises:
+        ValueError: naming the path and the problem: not a directory, no class sub-folders,
+            fewer than two classes, a class folder without images, more than ``max_images``
+            images, an unreadable or corrupt image (named), a bad ``size`` or ``max_images``.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a directory")
+    target = _check_size(size)
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise ValueError(f"{root}: no class sub-folders (expected one folder of images per class)")
+    if len(class_dirs) < 2:
+        raise ValueError(f"{root}: only one class sub-folder ({class_dirs[0].name}); need 2+")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, d in enumerate(class_dirs):
+        found = sorted(
+            f
+            for f in d.iterdir()
+            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in _IMAGE_SUFFIXES
+        )
+        if not found:
+            raise ValueError(f"{d}: class folder holds no images")
+        files += found
+        labels += [label] * len(found)
+        if len(files) > max_images:
+            raise ValueError(f"{root}: more than max_images={max_images} images")
+    headers = [_image_header(f) for f in files]  # (mode, (W, H)) each
+    gray = all(mode in _GRAY_MODES for mode, _ in headers)
+    height, width = target if target is not None else headers[0][1][::-1]
+    channels = 1 if gray else 3
+    if len(files) * channels * height * width > 2**30:
+        raise ValueError(f"{root}: {len(files)} images of {height}x{width} are too much; pass size")
+    pixels = np.stack([_image_pixels(f, "L" if gray else "RGB", (width, height)) for f in files])
+    x = pixels[:, None] if gray else pixels.transpose(0, 3, 1, 2)  # (n, C, H, W) uint8
+    return Dataset(
+        name=root.name or str(root),
+        x=torch.from_numpy(np.ascontiguousarray(x)).float() / 255.0,
+        y=torch.tensor(labels, dtype=torch.int64),
+        domain=None,
+        kind="image",
+        class_names=tuple(d.name for d in class_dirs),
+    )
+
+
+def _check_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    pair = (size, size) if isinstance(size, int | np.integer) else size
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in pair)
+        or min(pair) < 1
+    ):
+        raise ValueError(f"size must be a positive int or a pair (H, W) of them, got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _image_header(f: Path) -> tuple[str, tuple[int, int]]:
+    """Mode and ``(W, H)`` of an image file, after Pillow's integrity check."""
+    from PIL import Image
+
+    try:
+        with Image.open(f) as im:
+            mode, size = im.mode, im.size
+            im.verify()
+    except Exception as exc:  # Pillow raises many types for bad files
+        raise ValueError(f"{f}: not a readable image ({type(exc).__name__}: {exc})") from None
+    return mode, (int(size[0]), int(size[1]))
+
+
+def _image_pixels(f: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """Pixels of an image file as uint8 ``(H, W)`` or ``(H, W, 3)``, resized to ``(W, H)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(f) as im:
+            converted = im.convert(mode)
+            if converted.size != size:
+                converted = converted.resize(size, Image.Resampling.BILINEAR)
+            return np.asarray(converted, dtype=np.uint8)
+    except Exception as exc:  # Pillow raises many types for bad files
+        raise ValueError(f"{f}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def load_cifar10_binary(path: PathLike, max_images: int = 60_000) -> Dataset:
+    """Load CIFAR-10 in its binary format.
+
+    Each record is 3073 bytes: one label byte (0..9) and 3072 pixel bytes (1024 red, 1024
+    green, 1024 blue, each a 32x32 image in row-major order). ``path`` is one ``.bin`` file
+    or a directory with them (``data_batch_1.bin`` ... ``test_batch.bin``, read in sorted
+    order), or a directory holding the ``cifar-10-batches-bin`` folder. Class names come
+    from ``batches.meta.txt`` next to the files when present, else the standard ten.
+
+    Args:
+        path: a ``.bin`` file or a directory.
+        max_images: the most records to read; more is an error.
+
+    Returns:
+        An image :class:`Dataset` ``(n, 3, 32, 32)`` in ``[0, 1]`` with 10 classes.
+
+    Raises:
+        ValueError: naming the file and the problem: no such path, no ``.bin`` files, a
+            file size that is not a positive multiple of 3073 bytes, a label outside
+            ``0..9``, more than ``max_images`` records, a ``batches.meta.txt`` without ten
+            names, a bad ``max_images``.
+    """
+    p = Path(path)
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+    if p.is_file():
+        files, folder = [p], p.parent
+    elif p.is_dir():
+        folder = p
+        if not _bin_files(p) and (p / "cifar-10-batches-bin").is_dir():
+            folder = p / "cifar-10-batches-bin"
+        files = _bin_files(folder)
+        if not files:
+            raise ValueError(f"{p}: no .bin files (expected data_batch_1.bin ... test_batch.bin)")
+    else:
+        raise ValueError(f"{p}: no such file or directory")
+    n_records = 0
+    for f in files:
+        n_bytes = f.stat().st_size
+        if n_bytes == 0 or n_bytes % _CIFAR_RECORD:
+            raise ValueError(
+                f"{f}: size {n_bytes} bytes is not a positive multiple of {_CIFAR_RECORD} "
+                "(a CIFAR-10 record is 1 label byte + 3072 pixel bytes)"
+            )
+        n_records += n_bytes // _CIFAR_RECORD
+    if n_records > max_images:
+        raise ValueError(f"{p}: {n_records} records exceed max_images={max_images}")
+    chunks = []
+    for f in files:
+        records = np.fromfile(f, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)  # (r, 3073)
+        bad = np.flatnonzero(records[:, 0] > 9)
+        if bad.size:
+            raise ValueError(
+                f"{f}: label {records[bad[0], 0]} in record {bad[0]} is outside 0..9 "
+                "(CIFAR-100 binaries have two label bytes and are not supported)"
+            )
+        chunks.append(records)
+    records = np.concatenate(chunks)  # (n, 3073)
+    x = records[:, 1:].reshape(-1, 3, 32, 32)  # (n, 3, 32, 32) uint8
+    return Dataset(
+        name=p.stem if p.is_file() else p.name,
+        x=torch.from_numpy(x).float() / 255.0,
+        y=torch.from_numpy(records[:, 0].astype(np.int64)),
+        domain=None,
+        kind="image",
+        class_names=_cifar_class_names(folder),
+    )
+
+
+def _bin_files(folder: Path) -> list[Path]:
+    return sorted(
+        f for f in folder.iterdir() if f.is_file() and f.suffix == ".bin" and f.name[0] != "."
+    )
+
+
+def _cifar_class_names(folder: Path) -> tuple[str, ...]:
+    meta = folder / "batches.meta.txt"
+    if not meta.is_file():
+        return CIFAR10_CLASSES
+    try:
+        names = [line.strip() for line in meta.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta}: unreadable ({exc})") from None
+    names = [name for name in names if name]
+    if len(names) != 10:
+        raise ValueError(f"{meta}: expected 10 class names, one per line, found {len(names)}")
+    return tuple(names)
