@@ -20,6 +20,7 @@ last checkpoint. At most ``max_concurrent`` runs train at once; the rest wait in
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -423,6 +424,52 @@ class RunStore:
                 (run_id,),
             ).fetchall()
         return [{"step": int(step), **json.loads(params)} for step, params in rows]
+
+    def import_directory(self, path: str | Path, name: str | None = None) -> int:
+        """Add a run that ``python -m gca_viz train --out DIR`` wrote as a finished (or
+        stopped) run of this store: its config, metrics, snapshots and checkpoint are copied
+        in. Returns the new run's id.
+
+        Raises:
+            ValueError: naming the file, if ``config.json`` or ``metrics.csv`` is missing or
+                malformed.
+        """
+        src = Path(path)
+        try:
+            cfg = TrainConfig.from_json((src / "config.json").read_text())
+            with open(src / "metrics.csv", newline="") as fh:
+                rows = [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(fh)]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{src}: not a run directory written with --out ({exc})") from None
+        events: list[dict[str, Any]] = []
+        if (src / "events.jsonl").exists():
+            events = [json.loads(line) for line in (src / "events.jsonl").read_text().splitlines()]
+        last: dict[str, Any] = events[-1] if events else {"event": "finished", "step": rows[-1][0]}
+        status = "finished" if last.get("event") == "finished" else "stopped"
+        now = time.time()
+        with self._db(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO runs (name, config, status, created, started, ended, step) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name or src.name, cfg.to_json(), status, now, now, now, int(last["step"])),
+            )
+            run_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                [(run_id, *r) for r in rows],
+            )
+            dest = self.run_dir(run_id)
+            (dest / "snapshots").mkdir(parents=True, exist_ok=True)
+            for snap in sorted((src / "snapshots").glob("*.npz")):
+                step, kind = snap.stem.split("_", 1)
+                shutil.copy(snap, dest / "snapshots" / snap.name)
+                db.execute(
+                    "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, ?, ?, ?)",
+                    (run_id, int(step), kind, str(Path(dest.name) / "snapshots" / snap.name)),
+                )
+        if (src / "checkpoint.pt").exists():
+            shutil.copy(src / "checkpoint.pt", dest / "checkpoint.pt")
+        return run_id
 
     def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
         """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` (every embedding
