@@ -32,13 +32,14 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
+
+from gca_viz.device import torch_threads
 
 Array = torch.Tensor | np.ndarray
 """A torch tensor or a numpy array; functions return the type they were given."""
@@ -446,7 +447,8 @@ def sinkhorn(
 
     problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b)
     engine = _solve_absorb if method == "absorb" else _solve_log
-    with _single_torch_thread(C.device.type == "cpu" and not problem.needs_grad):
+    # Torch on one thread while numpy's BLAS does the products (see device.torch_threads).
+    with torch_threads(1 if C.device.type == "cpu" and not problem.needs_grad else None):
         f, g, errs, plans, spare = engine(problem, int(max_iter), tol_f, history)
         log_plan = problem.log_plan(f, g)
         # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
@@ -475,24 +477,6 @@ def sinkhorn(
         relax_a=lam_a,
         relax_b=lam_b,
     )
-
-
-@contextmanager
-def _single_torch_thread(active: bool) -> Iterator[None]:
-    """Run torch's own ops on one thread while numpy's BLAS does the matrix-vector products.
-
-    Torch's OpenMP workers keep spinning after a parallel op and then compete with the BLAS
-    threads for the same cores, which made every product about twice as slow (measured on
-    2 cores). The heavy work here is BLAS; torch only does vector ops and a few passes."""
-    if not active:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cost_matrix(cost: Array) -> torch.Tensor:
@@ -794,7 +778,8 @@ def row_projection(
         raise ValueError(f"g must be a finite vector of shape ({m},), got {tuple(g_t.shape)}")
     _check_cost_values(C)
     p = _Problem(C, mu, mu, eps, _rho(lam_a, eps), 1.0, lam_a, None)
-    f = p.row_step(p.lse_rows(g_t))
+    with torch_threads(1 if C.device.type == "cpu" else None):
+        f = p.row_step(p.lse_rows(g_t))
     return _like_input(p.log_plan(f, g_t), as_numpy), _like_input(f, as_numpy)
 
 

@@ -1,0 +1,11 @@
+"""Plotly figure builders: arrays in, ``plotly.graph_objects.Figure`` out (no Streamlit).
+
+* :mod:`gca_viz.figures.plans`: heatmaps of costs, kernels and plans with their marginals,
+  the KL-over-half-steps curve, loss bars, ε and iteration sweeps.
+* :mod:`gca_viz.figures.training`: metric curves of runs with live-change markers.
+* :mod:`gca_viz.figures.geometry`: embeddings on the circle or sphere, 2-D projections,
+  the alignment-uniformity plane.
+
+Pass numpy arrays (plotly sends them as typed arrays); plans above about 256 x 256 are
+downsampled for display (``gca-math.md``; ``platform.md``).
+"""

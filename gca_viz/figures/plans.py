@@ -1,0 +1,580 @@
+r"""Figures of the plan lab and the entropy page: numpy arrays in, plotly figures out.
+
+* :func:`matrix_heatmap`: a cost, kernel or plan with its row and column sums as bars beside
+  it (and the target marginals ``μ``, ``ν`` as reference lines), optional log colour scale,
+  downsampled above 256 x 256, optionally with a selectable cell layer.
+* :func:`kl_curve`: ``KL(P_tgt || P^(k)) / n`` over the half-steps, marking the current ``k``.
+* :func:`loss_bars`: the loss of every method on one batch.
+* :func:`sweep_chart`, :func:`error_curves`: lines over ``ε`` or ``T``.
+
+Nothing here imports streamlit; arrays are passed as numpy (sent as typed arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gca_viz.lab.plans import display_factor, downsample
+
+PLAN_COLORSCALE = "Viridis"
+"""Colour scale of non-negative masses: kernels, plans, targets."""
+COST_COLORSCALE = "Cividis"
+"""Colour scale of costs."""
+COLORS = {
+    "row": "#2f6fde",  # row steps, row sums
+    "col": "#e07b39",  # column steps, column sums
+    "ref": "#1f2430",  # reference marginals, predictions
+    "kernel": "#8a8f98",  # P^(0) = K
+    "ince": "#2f6fde",
+    "gca": "#1b9e77",
+    "unbalanced": "#c2410c",
+    "other": "#9aa3b2",
+}
+"""The palette shared by the figures (matches the app theme's primary colour)."""
+SELECT_TRACE = 1
+"""Index of the transparent cell layer whose points a chart selection returns."""
+_LOG_DECADES = 12.0  # log colour scales show at most this many decades below the maximum
+_FONT = {"size": 13}
+
+
+def _base_layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left"},
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+        "font": _FONT,
+        "plot_bgcolor": "white",
+    }
+
+
+def _block_mean(v: np.ndarray, f: int) -> np.ndarray:
+    """Mean of consecutive blocks of ``f`` entries (the last block may be shorter)."""
+    if f == 1:
+        return v
+    n = len(v)
+    padded = np.full(-(-n // f) * f, np.nan)
+    padded[:n] = v
+    means: np.ndarray = np.nanmean(padded.reshape(-1, f), axis=1)
+    return means
+
+
+def matrix_heatmap(
+    matrix: np.ndarray,
+    *,
+    title: str,
+    value_label: str,
+    marginals: bool = True,
+    row_ref: np.ndarray | None = None,
+    col_ref: np.ndarray | None = None,
+    log: bool = False,
+    zrange: tuple[float, float] | None = None,
+    colorscale: str = PLAN_COLORSCALE,
+    selectable: bool = False,
+    marked: tuple[int, int] | None = None,
+    max_size: int = 256,
+    height: int = 560,
+) -> go.Figure:
+    """A matrix as a heatmap (row 0 at the top), its row sums on the right and column sums
+    on top.
+
+    Args:
+        matrix: ``(n, m)`` values; ``inf``/``NaN`` entries (excluded pairs) are left blank.
+        title: figure title. value_label: the colour bar's label, e.g. ``"P_ij"``.
+        marginals: draw the row sums ``P 1`` and column sums ``P^T 1`` (finite entries) as bars.
+        row_ref, col_ref: ``(n,)``, ``(m,)`` reference marginals ``μ``, ``ν`` drawn as lines.
+        log: colour by ``log10`` of the value (at most 12 decades below the maximum;
+            zeros blank).
+        zrange: fixed ``(min, max)`` of the colour scale in value units (shared by frames).
+        colorscale: plotly colour scale name.
+        selectable: add a transparent layer of points, one per displayed cell (trace
+            :data:`SELECT_TRACE`, which also carries the hover labels): heatmaps emit no
+            selection events in Streamlit, points do, with ``x = j`` and ``y = i``.
+        marked: ``(i, j)`` cell to outline.
+        max_size: larger matrices are block-averaged (:func:`gca_viz.lab.downsample`).
+        height: figure height in pixels.
+    """
+    M = np.asarray(matrix, dtype=float)
+    f = display_factor(M.shape, max_size)
+    shown = downsample(M, max_size)  # (rows, cols)
+    shown = np.where(np.isfinite(shown), shown, np.nan)  # excluded pairs are left blank
+    rows, cols = shown.shape
+    xs, ys = np.arange(cols) * f, np.arange(rows) * f  # original index of each block
+    finite = np.isfinite(shown)
+    lo, hi = (
+        zrange
+        if zrange is not None
+        else (
+            float(shown[finite].min()) if finite.any() else 0.0,
+            float(shown[finite].max()) if finite.any() else 1.0,
+        )
+    )
+    if log:
+        top = np.log10(hi) if hi > 0 else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(shown > 0, np.log10(np.where(shown > 0, shown, 1.0)), np.nan)
+        z = np.maximum(z, top - _LOG_DECADES)
+        zmin, zmax = max(np.log10(lo) if lo > 0 else -np.inf, top - _LOG_DECADES), top
+        bar_title = f"log₁₀ {value_label}"
+    else:
+        z, zmin, zmax, bar_title = shown, lo, hi, value_label
+    block = f"{f}×{f} block mean, " if f > 1 else ""
+    hover = f"i = %{{y}}, j = %{{x}}<br>{block}{bar_title} = %{{customdata:.4g}}<extra></extra>"
+    heat = go.Heatmap(
+        z=z.astype(np.float32),
+        x=xs,
+        y=ys,
+        colorscale=colorscale,
+        zmin=zmin,
+        zmax=zmax,
+        colorbar={
+            "title": {"text": bar_title, "side": "right"},
+            "x": 1.02,
+            "xanchor": "left",
+            "len": 0.8 if marginals else 1.0,
+            "y": 0.4 if marginals else 0.5,
+        },
+        hovertemplate=hover.replace("customdata", "z"),
+        hoverinfo="skip" if selectable else None,  # the cell layer shows the hover instead
+        hoverongaps=False,
+        xaxis="x",
+        yaxis="y",
+    )
+    traces: list[Any] = [heat]
+    if selectable:
+        jj, ii = np.meshgrid(xs, ys)  # (rows, cols) each
+        index_type = np.uint8 if max(xs[-1], ys[-1]) < 256 else np.uint16  # small payload
+        traces.append(
+            go.Scattergl(
+                x=jj.ravel().astype(index_type),
+                y=ii.ravel().astype(index_type),
+                mode="markers",
+                customdata=z.ravel().astype(np.float32),
+                marker={"size": max(3, 400 // max(rows, cols)), "color": "rgba(0,0,0,0)"},
+                selected={"marker": {"color": "rgba(255,255,255,0.9)"}},
+                unselected={"marker": {"opacity": 0}},
+                hovertemplate=hover,
+                showlegend=False,
+                name="cells",
+                xaxis="x",
+                yaxis="y",
+            )
+        )
+    layout = _base_layout(title, height)
+    layout["margin"] = {"l": 60, "r": 90, "t": 60, "b": 50}
+    main = [0.0, 0.8] if marginals else [0.0, 1.0]
+    layout.update(
+        xaxis={
+            "domain": main,
+            "title": "column j",
+            "range": [xs[0] - f / 2, xs[-1] + f / 2],
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "domain": main,
+            "title": "row i",
+            "range": [ys[-1] + f / 2, ys[0] - f / 2],
+            "showgrid": False,
+            "zeroline": False,
+        },
+        showlegend=False,
+        bargap=0,
+    )
+    if marginals:
+        finite_M = np.where(np.isfinite(M), M, 0.0)
+        row_sums = _block_mean(finite_M.sum(1), f)
+        col_sums = _block_mean(finite_M.sum(0), f)
+        traces += [
+            go.Bar(
+                x=xs,
+                y=col_sums,
+                marker_color=COLORS["col"],
+                xaxis="x",
+                yaxis="y2",
+                hovertemplate="j = %{x}: column sum %{y:.4g}<extra></extra>",
+            ),
+            go.Bar(
+                x=row_sums,
+                y=ys,
+                orientation="h",
+                marker_color=COLORS["row"],
+                xaxis="x2",
+                yaxis="y",
+                hovertemplate="i = %{y}: row sum %{x:.4g}<extra></extra>",
+            ),
+        ]
+        if col_ref is not None:
+            traces.append(_ref_line(xs, _block_mean(np.asarray(col_ref, float), f), "ν", True))
+        if row_ref is not None:
+            traces.append(_ref_line(ys, _block_mean(np.asarray(row_ref, float), f), "μ", False))
+        layout.update(
+            xaxis2={
+                "domain": [0.83, 1.0],
+                "title": "row sum",
+                "rangemode": "tozero",
+                "nticks": 3,
+                "gridcolor": "#e5e7eb",
+            },
+            yaxis2={
+                "domain": [0.83, 1.0],
+                "title": "column sum",
+                "rangemode": "tozero",
+                "nticks": 3,
+                "gridcolor": "#e5e7eb",
+            },
+        )
+    if marked is not None:
+        i, j = (int(v) // f * f for v in marked)
+        layout["shapes"] = [
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "y",
+                "x0": j - f / 2,
+                "x1": j + f / 2,
+                "y0": i - f / 2,
+                "y1": i + f / 2,
+                "line": {"color": "#e11d48", "width": 2},
+            }
+        ]
+    fig = go.Figure(data=traces, layout=layout)
+    if selectable:
+        fig.update_layout(clickmode="event+select", dragmode="pan")
+    return fig
+
+
+def _ref_line(pos: np.ndarray, ref: np.ndarray, name: str, columns: bool) -> go.Scatter:
+    """A dashed reference marginal (``μ`` beside the row sums, ``ν`` above the columns)."""
+    xy = (
+        {"x": pos, "y": ref, "xaxis": "x", "yaxis": "y2"}
+        if columns
+        else {"x": ref, "y": pos, "xaxis": "x2", "yaxis": "y"}
+    )
+    return go.Scatter(
+        **xy,
+        mode="lines",
+        line={"color": COLORS["ref"], "dash": "dash", "width": 1.5},
+        name=name,
+        hovertemplate=f"{name} = %{{{'y' if columns else 'x'}:.4g}}<extra></extra>",
+    )
+
+
+def kl_curve(kl: np.ndarray, current: int | None = None, *, height: int = 380) -> go.Figure:
+    """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T``: row steps (odd ``k``) and column steps
+    (even ``k``) as differently coloured markers, the current ``k`` marked. The y axis turns
+    logarithmic when the values span more than a factor 20 (the kernel's KL often does).
+
+    Args:
+        kl: ``(2T + 1,)`` values (non-finite ones, from underflowed plans, are left out).
+        current: the half-step ``k`` to mark.
+    """
+    y = np.asarray(kl, dtype=float)
+    y = np.where(np.isfinite(y), y, np.nan)
+    k = np.arange(len(y))
+    two_t = len(y) - 1
+    traces: list[Any] = [
+        go.Scatter(
+            x=k,
+            y=y,
+            mode="lines",
+            line={"color": COLORS["other"], "width": 1.5},
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=k[:1],
+            y=y[:1],
+            mode="markers",
+            name="P⁽⁰⁾ = K",
+            marker={"color": COLORS["kernel"], "size": 9, "symbol": "square"},
+        ),
+        go.Scatter(
+            x=k[1::2],
+            y=y[1::2],
+            mode="markers",
+            name="row step (odd k)",
+            marker={"color": COLORS["row"], "size": 8},
+        ),
+        go.Scatter(
+            x=k[2::2],
+            y=y[2::2],
+            mode="markers",
+            name="column step (even k)",
+            marker={"color": COLORS["col"], "size": 8, "symbol": "diamond"},
+        ),
+    ]
+    for idx, label, where in ((1, "INCE", "top right"), (two_t, "GCA-INCE", "top left")):
+        if two_t >= idx and np.isfinite(y[idx]):
+            traces.append(
+                go.Scatter(
+                    x=[idx],
+                    y=[y[idx]],
+                    mode="text",
+                    text=[label],
+                    textposition=where,
+                    showlegend=False,
+                    hoverinfo="skip",
+                    textfont={"size": 12},
+                )
+            )
+    layout = _base_layout("KL(P_tgt ‖ P⁽ᵏ⁾) / n over the half-steps", height)
+    layout.update(
+        xaxis={"title": "half-step k", "dtick": max(1, two_t // 10), "gridcolor": "#e5e7eb"},
+        yaxis={"title": "KL per row (nats)", "gridcolor": "#e5e7eb", **_axis_type(_spans(y))},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    if current is not None and 0 <= current < len(y):
+        layout["shapes"] = [
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": current,
+                "x1": current,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#e11d48", "dash": "dot", "width": 1.5},
+            }
+        ]
+        traces.append(
+            go.Scatter(
+                x=[current],
+                y=[y[current]],
+                mode="markers",
+                name=f"current k = {current}",
+                marker={
+                    "color": "rgba(0,0,0,0)",
+                    "size": 16,
+                    "line": {"color": "#e11d48", "width": 2.5},
+                },
+            )
+        )
+    return go.Figure(data=traces, layout=layout)
+
+
+def loss_bars(
+    titles: Sequence[str],
+    values: np.ndarray,
+    *,
+    highlight: Sequence[str] = ("INCE (InfoNCE)", "GCA-INCE"),
+    height: int = 380,
+) -> go.Figure:
+    """Horizontal bars of one value per method (the highlighted ones in their colours).
+
+    Args:
+        titles: method titles, top to bottom. values: ``(len(titles),)`` loss values.
+        highlight: titles drawn in the INCE and GCA colours.
+    """
+    vals = np.asarray(values, dtype=float)
+    palette = {highlight[0]: COLORS["ince"], highlight[-1]: COLORS["gca"]} if highlight else {}
+    colors = [palette.get(t, COLORS["other"]) for t in titles]
+    bar = go.Bar(
+        x=vals,
+        y=list(titles),
+        orientation="h",
+        marker_color=colors,
+        text=[f"{v:.4g}" for v in vals],
+        textposition="auto",
+        hovertemplate="%{y}: %{x:.6g}<extra></extra>",
+    )
+    layout = _base_layout("Loss of every method on this batch", height)
+    layout.update(
+        xaxis={
+            "title": "loss (per row)",
+            "zeroline": True,
+            "zerolinecolor": "#9ca3af",
+            "gridcolor": "#e5e7eb",
+        },
+        yaxis={"autorange": "reversed"},
+        margin={"l": 130, "r": 20, "t": 60, "b": 50},
+    )
+    return go.Figure(data=[bar], layout=layout)
+
+
+def sweep_chart(
+    x: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    log_x: bool = True,
+    log_y: bool = False,
+    dashed: Sequence[str] = (),
+    colors: Mapping[str, str] | None = None,
+    references: Mapping[str, float] | None = None,
+    height: int = 340,
+) -> go.Figure:
+    """Lines with markers over a swept parameter (``ε`` or ``T``).
+
+    Args:
+        x: ``(k,)`` parameter values. series: ``{name: (k,) values}``; ``NaN`` leaves a gap.
+        title, x_title, y_title: labels (with units or symbols).
+        log_x, log_y: logarithmic axes. dashed: names drawn dashed without markers
+            (predictions). colors: ``{name: colour}``.
+        references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
+    """
+    xs = np.asarray(x, dtype=float)
+    traces = []
+    for idx, (name, values) in enumerate(series.items()):
+        color = (colors or {}).get(name, _cycle(idx))
+        is_dashed = name in dashed
+        traces.append(
+            go.Scatter(
+                x=xs,
+                y=np.asarray(values, dtype=float),
+                name=name,
+                mode="lines" if is_dashed else "lines+markers",
+                line={"color": color, "dash": "dash" if is_dashed else "solid", "width": 2},
+                marker={"size": 6},
+                hovertemplate=f"{name}: %{{y:.4g}} at %{{x:.4g}}<extra></extra>",
+            )
+        )
+    layout = _base_layout(title, height)
+    layout.update(
+        xaxis={"title": x_title, **_axis_type(log_x), "gridcolor": "#e5e7eb"},
+        yaxis={"title": y_title, **_axis_type(log_y), "gridcolor": "#e5e7eb"},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    shapes, notes = [], []
+    for label, value in (references or {}).items():
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": value,
+                "y1": value,
+                "line": {"color": "#6b7280", "dash": "dot", "width": 1},
+            }
+        )
+        notes.append(
+            {
+                "xref": "paper",
+                "yref": "y",
+                "x": 1,
+                "y": value,
+                "text": label,
+                "showarrow": False,
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "font": {"size": 11, "color": "#6b7280"},
+            }
+        )
+    layout["shapes"], layout["annotations"] = shapes, notes
+    return go.Figure(data=traces, layout=layout)
+
+
+def error_curves(
+    epsilons: np.ndarray, errors: Sequence[np.ndarray], *, tol: float, height: int = 340
+) -> go.Figure:
+    """Relative marginal error after each Sinkhorn sweep, one line per ``ε`` (log scale):
+    straight lines are linear convergence, their slope the contraction rate.
+
+    Args:
+        epsilons: ``(k,)`` values of ``ε``. errors: ``k`` arrays of per-sweep errors.
+        tol: the tolerance, drawn as a dotted line.
+    """
+    eps = np.asarray(epsilons, dtype=float)
+    traces = []
+    shades = _viridis(len(eps))
+    for e, err, color in zip(eps, errors, shades, strict=True):
+        y = np.asarray(err, dtype=float)
+        y = np.where(y > 0, y, np.nan)
+        traces.append(
+            go.Scatter(
+                x=np.arange(1, len(y) + 1),
+                y=y,
+                mode="lines",
+                name=f"ε = {e:.3g}",
+                line={"color": color, "width": 1.8},
+                hovertemplate=f"ε = {e:.3g}, sweep %{{x}}: %{{y:.3g}}<extra></extra>",
+            )
+        )
+    layout = _base_layout("Marginal error after each sweep", height)
+    layout.update(
+        xaxis={"title": "sweep t", "type": "log", "gridcolor": "#e5e7eb"},
+        yaxis={
+            "title": "‖P⁽²ᵗ⁾1 − μ‖₁ / Σμ",
+            "type": "log",
+            "exponentformat": "power",
+            "gridcolor": "#e5e7eb",
+        },
+        shapes=[
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": tol,
+                "y1": tol,
+                "line": {"color": "#6b7280", "dash": "dot", "width": 1},
+            }
+        ],
+        legend={"font": {"size": 11}},
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def _spans(y: np.ndarray, ratio: float = 20.0) -> bool:
+    """Whether positive values span more than ``ratio`` (then a log axis reads better)."""
+    pos = y[np.isfinite(y) & (y > 0)]
+    return bool(pos.size == np.isfinite(y).sum() and pos.size and pos.max() > ratio * pos.min())
+
+
+def _axis_type(log: bool) -> dict[str, Any]:
+    """A log axis labelled at 1, 2 and 5 times powers of ten, or a linear axis."""
+    return {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
+
+
+def _cycle(idx: int) -> str:
+    palette = ("#2f6fde", "#1b9e77", "#e07b39", "#7c3aed", "#c2410c", "#0891b2")
+    return palette[idx % len(palette)]
+
+
+def _viridis(k: int) -> list[str]:
+    """``k`` colours sampled from Viridis (dark = small ``ε``)."""
+    from plotly.colors import sample_colorscale
+
+    return list(sample_colorscale("Viridis", list(np.linspace(0.0, 0.9, max(k, 2))[:k])))
+
+
+def selected_cell(selection: Any, shape: tuple[int, int]) -> tuple[int, int] | None:
+    """The cell ``(i, j)`` a chart selection on a selectable :func:`matrix_heatmap` points
+    at (the last selected point of the cell layer), or ``None``.
+
+    Args:
+        selection: the ``selection`` of ``st.plotly_chart(..., on_select="rerun")``'s state:
+            a mapping with ``"points"``, each holding ``x``, ``y`` and ``curve_number``.
+        shape: ``(n, m)`` of the matrix, to reject points outside it.
+    """
+    points = (selection or {}).get("points") or []
+    for point in reversed(list(points)):
+        if point.get("curve_number", SELECT_TRACE) != SELECT_TRACE:
+            continue
+        try:
+            i, j = round(float(point["y"])), round(float(point["x"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 <= i < shape[0] and 0 <= j < shape[1]:
+            return i, j
+    return None
+
+
+def sample_image(image: np.ndarray, size: int = 112) -> np.ndarray:
+    """A ``(C, H, W)`` image in ``[0, 1]`` as ``uint8`` pixels enlarged to about ``size``
+    pixels by pixel repetition (sharp pixels), ``(H', W')`` or ``(H', W', 3)``."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim != 3:
+        raise ValueError(f"image must be (C, H, W), got shape {img.shape}")
+    scale = max(1, size // max(img.shape[1:]))
+    pix = np.clip(img, 0.0, 1.0).repeat(scale, axis=1).repeat(scale, axis=2)  # (C, H', W')
+    out: np.ndarray = (pix * 255).round().astype(np.uint8)
+    return out[0] if out.shape[0] == 1 else out[:3].transpose(1, 2, 0)

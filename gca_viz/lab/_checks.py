@@ -1,0 +1,87 @@
+"""Input validation shared by the lab modules (``ValueError`` naming the parameter)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import torch
+
+from gca_viz.device import torch_threads
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def positive(value: Any, name: str) -> float:
+    """``value`` as a finite float ``> 0``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not 0 < x < math.inf:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return x
+
+
+def count(value: Any, name: str, low: int = 1) -> int:
+    """``value`` as an integer ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def relax(value: Any, name: str) -> float | None:
+    """A marginal relaxation ``λ > 0``; ``None`` or ``inf`` keep the marginal hard."""
+    if value is None or (isinstance(value, (int, float)) and value == math.inf):
+        return None
+    return positive(value, name)
+
+
+def cost_tensor(cost: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``cost`` as a 2-D tensor (``+inf`` allowed for excluded pairs; no NaN, no ``-inf``)."""
+    raw = cost.detach() if isinstance(cost, torch.Tensor) else torch.as_tensor(np.asarray(cost))
+    if raw.ndim != 2 or min(raw.shape) == 0:
+        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(raw.shape)}")
+    C = raw.to(dtype or (raw.dtype if raw.is_floating_point() else torch.float64))
+    if bool(torch.isnan(C).any()) or bool((C == -math.inf).any()):
+        raise ValueError("cost contains NaN or -inf")
+    return C
+
+
+def target_tensor(target: Any, C: torch.Tensor) -> torch.Tensor:
+    """``target`` (default: the identity) as a non-negative tensor of the cost's shape, with
+    mass in every row and column (so ``μ = P_tgt 1`` and ``ν = P_tgt^T 1`` are valid)."""
+    if target is None:
+        if C.shape[0] != C.shape[1]:
+            raise ValueError("target is required for a non-square cost")
+        return torch.eye(C.shape[0], dtype=C.dtype)
+    raw = (
+        target.detach() if isinstance(target, torch.Tensor) else torch.as_tensor(np.asarray(target))
+    )
+    T = raw.to(C.dtype)
+    if T.shape != C.shape:
+        raise ValueError(
+            f"target must have the cost's shape {tuple(C.shape)}, got {tuple(T.shape)}"
+        )
+    if not bool(torch.isfinite(T).all()) or bool((T < 0).any()):
+        raise ValueError("target must be finite and non-negative")
+    if bool((T.sum(1) <= 0).any()) or bool((T.sum(0) <= 0).any()):
+        raise ValueError("target has a row or column with no mass")
+    return T
+
+
+def single_threaded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: run ``fn`` with torch on one thread (:func:`gca_viz.device.torch_threads`):
+    the lab's matrices are small, and torch's spinning OpenMP workers made its row
+    projections ten times slower on a busy 2-core machine (measured)."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch_threads(1):
+            return fn(*args, **kwargs)
+
+    return wrapper

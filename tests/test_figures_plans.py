@@ -1,0 +1,116 @@
+"""Figure builders of the plan lab and the entropy page (gca_viz.figures.plans)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from gca_viz.figures import plans as figs
+
+
+def test_heatmap_has_marginals_references_and_a_cell_layer() -> None:
+    rng = np.random.default_rng(0)
+    P = rng.random((6, 6))
+    fig = figs.matrix_heatmap(
+        P,
+        title="P",
+        value_label="P",
+        row_ref=np.ones(6),
+        col_ref=np.ones(6),
+        selectable=True,
+        marked=(2, 3),
+    )
+    assert isinstance(fig, go.Figure)
+    heat, cells = fig.data[0], fig.data[figs.SELECT_TRACE]
+    np.testing.assert_allclose(np.asarray(heat.z, dtype=float), P, rtol=1e-6)
+    assert cells.type == "scattergl" and len(cells.x) == 36
+    col_bar, row_bar = fig.data[2], fig.data[3]
+    np.testing.assert_allclose(col_bar.y, P.sum(0))
+    np.testing.assert_allclose(row_bar.x, P.sum(1))
+    assert [t.name for t in fig.data[4:]] == ["ν", "μ"]
+    rect = fig.layout.shapes[0]
+    assert (rect.x0, rect.x1, rect.y0, rect.y1) == (2.5, 3.5, 1.5, 2.5)
+    assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # row 0 at the top
+
+
+def test_large_matrices_are_block_averaged_and_excluded_pairs_blank() -> None:
+    M = np.arange(300 * 300, dtype=float).reshape(300, 300)
+    fig = figs.matrix_heatmap(M, title="C", value_label="C", selectable=True)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert z.shape == (150, 150)
+    assert z[0, 0] == pytest.approx(M[:2, :2].mean())
+    assert list(fig.data[0].x[:3]) == [0, 2, 4]  # original indices of the blocks
+    assert np.asarray(fig.data[figs.SELECT_TRACE].x).dtype == np.uint16
+    C = np.where(np.eye(4, dtype=bool), np.inf, 1.0)
+    z = np.asarray(figs.matrix_heatmap(C, title="C", value_label="C").data[0].z, dtype=float)
+    assert np.isnan(np.diag(z)).all() and (z[~np.eye(4, dtype=bool)] == 1).all()
+
+
+def test_log_colour_scale_shows_twelve_decades() -> None:
+    P = np.array([[1.0, 1e-3], [1e-20, 0.0]])
+    z = np.asarray(figs.matrix_heatmap(P, title="P", value_label="P", log=True).data[0].z, float)
+    assert z[0, 0] == 0 and z[0, 1] == pytest.approx(-3)
+    assert z[1, 0] == pytest.approx(-12) and np.isnan(z[1, 1])
+
+
+def test_selected_cell_reads_the_cell_layer_only() -> None:
+    points = [
+        {"x": 3, "y": 1, "curve_number": 2},  # a marginal bar: ignored
+        {"x": 4.0, "y": 2.0, "curve_number": figs.SELECT_TRACE},
+    ]
+    assert figs.selected_cell({"points": points}, (5, 5)) == (2, 4)
+    assert figs.selected_cell({"points": points[:1]}, (5, 5)) is None
+    assert figs.selected_cell({"points": []}, (5, 5)) is None
+    assert figs.selected_cell(None, (5, 5)) is None
+    far = [{"x": 9, "y": 0, "curve_number": figs.SELECT_TRACE}]
+    assert figs.selected_cell({"points": far}, (5, 5)) is None
+
+
+def test_kl_curve_marks_the_current_half_step() -> None:
+    kl = np.array([3.0, 2.0, 1.5, 1.4, 1.35])
+    fig = figs.kl_curve(kl, current=3)
+    assert fig.layout.shapes[0].x0 == 3
+    names = [t.name for t in fig.data]
+    assert "row step (odd k)" in names and "current k = 3" in names
+    rows = fig.data[names.index("row step (odd k)")]
+    assert list(rows.x) == [1, 3]
+    texts = [t.text[0] for t in fig.data if t.mode == "text"]
+    assert texts == ["INCE", "GCA-INCE"]
+    inf_fig = figs.kl_curve(np.array([np.inf, 1.0, 0.5]))
+    assert np.isnan(np.asarray(inf_fig.data[0].y, dtype=float)[0])
+
+
+def test_loss_bars_sweep_charts_and_error_curves() -> None:
+    bars = figs.loss_bars(["INCE (InfoNCE)", "GCA-INCE", "BYOL"], np.array([2.0, 1.5, 0.1]))
+    assert list(bars.data[0].marker.color) == [
+        figs.COLORS["ince"],
+        figs.COLORS["gca"],
+        figs.COLORS["other"],
+    ]
+    eps = np.geomspace(0.01, 1, 4)
+    chart = figs.sweep_chart(
+        eps,
+        {"a": eps, "b": 2 * eps},
+        title="t",
+        x_title="ε",
+        y_title="y",
+        dashed=("b",),
+        references={"log n": 1.0},
+    )
+    assert chart.layout.xaxis.type == "log" and chart.data[1].line.dash == "dash"
+    assert chart.layout.annotations[0].text == "log n"
+    curves = figs.error_curves(eps, [np.array([1e-1, 1e-3, 0.0])] * 4, tol=1e-6)
+    assert len(curves.data) == 4 and np.isnan(np.asarray(curves.data[0].y, float)[2])
+
+
+def test_sample_image_enlarges_sharp_pixels() -> None:
+    img = np.zeros((1, 8, 8))
+    img[0, 0, 0] = 1.0
+    out = figs.sample_image(img, size=64)
+    assert out.shape == (64, 64) and out.dtype == np.uint8
+    assert out[:8, :8].min() == 255 and out[8:, 8:].max() == 0
+    rgb = figs.sample_image(np.ones((3, 4, 4)), size=8)
+    assert rgb.shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="image"):
+        figs.sample_image(np.ones((8, 8)))
