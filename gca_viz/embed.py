@@ -1,0 +1,403 @@
+r"""2-D and 3-D projections of embeddings, and a background runner so slow ones never block.
+
+The geometry page draws a run's normalised embeddings ``ẑ`` directly when they live on the
+circle or the sphere (``out_dim`` 2 or 3) and otherwise projects them:
+
+* :func:`pca`: principal components, milliseconds for a snapshot; the live default.
+* :func:`umap`: UMAP (McInnes et al. 2018), seconds, on demand.
+* :func:`tsne`: t-SNE (van der Maaten and Hinton 2008), seconds, on demand.
+
+All three are deterministic (fixed ``seed``). :class:`ProjectionJobs` runs the slow ones on
+one worker thread and caches the results by key (for the app: ``(run_id, step, method,
+params)``), so a page submits a job, polls :meth:`ProjectionJobs.status` and shows the
+result when it is there::
+
+    from gca_viz import embed
+
+    xy = embed.pca(z, 2)  # (n, 2), PC1 first
+    jobs = embed.ProjectionJobs()
+    jobs.submit(("run 3", 200, "umap"), embed.umap, z)
+    jobs.status(("run 3", 200, "umap")).state  # "pending", "running", "done" or "error"
+
+UMAP's start-up cost: umap-learn compiles its numba kernels when it is imported and on the
+first fit, about 35 s of CPU in every new process. :func:`enable_numba_cache` (called by
+:func:`umap` before umap is imported) makes numba's ``njit``/``jit`` default to
+``cache=True`` and points ``NUMBA_CACHE_DIR`` at ``<data dir>/.numba_cache`` (data dir:
+``$GCA_RUNS_DIR`` or ``./runs``), so the compiled code is written once and reused by every
+later process: there the import takes about 2 s and the first fit well under a second, with
+identical results. An explicitly set ``NUMBA_CACHE_DIR`` is respected. :func:`warm_up_umap`
+pays the one-off cost ahead of time (for example from a start-up script).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+METHODS = ("pca", "umap", "tsne")
+"""The projection methods, by name."""
+
+METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+"""Display names of :data:`METHODS`."""
+
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def _points(z: Any, k: int, min_rows: int = 2) -> np.ndarray:
+    """``z`` as a finite float64 ``(n, d)`` array with ``n >= min_rows``; checks ``k``."""
+    a = np.asarray(z, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < min_rows or a.shape[1] < 1:
+        raise ValueError(f"z must have shape (n >= {min_rows}, d >= 1), got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("z contains NaN or inf")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return a
+
+
+# ----------------------------------------------------------------------------------- PCA
+
+
+def _pca_axes(z: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred data ``X``, the top-``k`` principal axes ``V`` (k, d) and all variances."""
+    X = _points(z, k)
+    if k > X.shape[1]:
+        raise ValueError(f"k must be <= the dimension d = {X.shape[1]}, got {k}")
+    X = X - X.mean(axis=0)  # (n, d)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)  # s: (r,), Vt: (r, d)
+    V = Vt[:k]  # (k, d), rows in decreasing variance
+    # Sign convention (as scikit-learn's svd_flip): each axis's largest loading is positive,
+    # so the picture does not flip at random between snapshots.
+    signs = np.sign(V[np.arange(len(V)), np.abs(V).argmax(axis=1)])
+    V = V * np.where(signs == 0, 1.0, signs)[:, None]
+    return X, V, s**2 / max(len(X) - 1, 1)
+
+
+def pca(z: Any, k: int = 2) -> np.ndarray:
+    r"""Project ``z`` onto its first ``k`` principal components.
+
+    .. math::
+        Y = (Z - \mathbf 1 \bar z^\top)\, V_k
+
+    where ``Z`` is ``(n, d)``, ``z̄`` its column mean and ``V_k`` the ``d x k`` matrix of the
+    top right-singular vectors of the centred ``Z`` (decreasing variance; each column's
+    largest entry positive, so the result is deterministic).
+
+    Args:
+        z: ``(n, d)`` points, ``n >= 2``.
+        k: number of components, ``1 <= k <= d``.
+
+    Returns:
+        ``(n, k)`` float64 array; column ``j`` has variance ``σ_j^2 / (n - 1)``, in
+        decreasing order.
+
+    Raises:
+        ValueError: naming ``z`` or ``k``, for a bad shape, NaN/inf, or ``k`` out of range.
+    """
+    X, V, _ = _pca_axes(z, k)
+    Y: np.ndarray = X @ V.T  # (n, k)
+    return Y
+
+
+def explained_variance_ratio(z: Any, k: int = 2) -> np.ndarray:
+    """Fraction of the total variance of ``z`` on each of its first ``k`` principal axes
+    (``(k,)``, decreasing; 0 for constant data)."""
+    _, _, var = _pca_axes(z, k)
+    total = float(var.sum())
+    out = np.zeros(k)
+    out[: min(k, len(var))] = var[:k] / total if total > 0 else 0.0
+    return out
+
+
+# ----------------------------------------------------------------------------------- t-SNE
+
+
+def tsne(z: Any, k: int = 2, *, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
+    """t-SNE of ``z`` (scikit-learn's Barnes-Hut t-SNE, PCA initialisation).
+
+    The perplexity is capped at ``(n - 1) / 3`` so that small snapshots work (t-SNE needs
+    ``perplexity < n``).
+
+    Args:
+        z: ``(n, d)`` points, ``n >= 4``.
+        k: output dimension, 2 or 3.
+        perplexity: the effective number of neighbours, ``> 0``.
+        seed: random state (fixed: the same input gives the same picture).
+
+    Returns:
+        ``(n, k)`` float64 array.
+
+    Raises:
+        ValueError: naming ``z``, ``k`` or ``perplexity``.
+    """
+    X = _points(z, k, min_rows=4)
+    if k not in (2, 3):
+        raise ValueError(f"k must be 2 or 3 for t-SNE, got {k}")
+    if not perplexity > 0:
+        raise ValueError(f"perplexity must be > 0, got {perplexity!r}")
+    from sklearn.manifold import TSNE  # deferred: importing scikit-learn takes a while
+
+    p = min(float(perplexity), max((len(X) - 1) / 3.0, 1.0))
+    model = TSNE(n_components=k, perplexity=p, init="pca", random_state=seed)
+    return np.asarray(model.fit_transform(X), dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------ UMAP
+
+_NUMBA_LOCK = threading.Lock()
+_NUMBA_PATCHED = False
+
+
+def numba_cache_dir() -> Path:
+    """Where numba's compiled code goes: ``$NUMBA_CACHE_DIR`` if set, else
+    ``<data dir>/.numba_cache`` (data dir: ``$GCA_RUNS_DIR`` or ``./runs``)."""
+    if os.environ.get(NUMBA_CACHE_ENV):
+        return Path(os.environ[NUMBA_CACHE_ENV])
+    from gca_viz.runs import default_data_dir  # deferred: the run store imports torch
+
+    return default_data_dir() / ".numba_cache"
+
+
+def _default_cache(decorator: Callable[..., Any]) -> Callable[..., Any]:
+    """``decorator`` (``numba.njit`` or ``numba.jit``) with ``cache=True`` by default; a
+    function numba cannot cache (no source file, e.g. made by ``exec``) compiles uncached."""
+
+    @functools.wraps(decorator)
+    def with_cache(*args: Any, **kwargs: Any) -> Any:
+        if "cache" in kwargs:
+            return decorator(*args, **kwargs)
+        try:
+            result = decorator(*args, cache=True, **kwargs)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return decorator(*args, **kwargs)
+        if hasattr(result, "py_func"):  # decorated directly: a dispatcher
+            return result
+
+        def apply(fn: Any) -> Any:  # decorator options given first: njit(...)(fn)
+            try:
+                return result(fn)
+            except RuntimeError:
+                return decorator(*args, **kwargs)(fn)
+
+        return apply
+
+    return with_cache
+
+
+def enable_numba_cache(cache_dir: str | Path | None = None) -> Path:
+    """Make numba cache compiled code on disk, before umap (and pynndescent) is imported.
+
+    Sets ``NUMBA_CACHE_DIR`` to ``cache_dir`` (default :func:`numba_cache_dir`) and makes
+    ``numba.njit`` and ``numba.jit`` default to ``cache=True`` for the rest of the process
+    (an explicit ``cache=`` still wins). Safe to call many times and from several threads;
+    returns the cache directory. Functions numba compiled before the first call keep their
+    settings, so call it before importing umap or pynndescent.
+    """
+    global _NUMBA_PATCHED
+    with _NUMBA_LOCK:
+        path = Path(cache_dir) if cache_dir is not None else numba_cache_dir()
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[NUMBA_CACHE_ENV] = str(path)
+        import numba
+        import numba.core.config
+
+        if getattr(numba.core.config, "CACHE_DIR", None) != str(path):
+            numba.core.config.reload_config()  # numba read the environment at its import
+        if not _NUMBA_PATCHED:
+            numba.njit = _default_cache(numba.njit)
+            numba.jit = _default_cache(numba.jit)
+            _NUMBA_PATCHED = True
+    return path
+
+
+def umap(
+    z: Any,
+    k: int = 2,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    seed: int = 0,
+) -> np.ndarray:
+    """UMAP of ``z`` (umap-learn), deterministic for a fixed ``seed``.
+
+    ``n_neighbors`` is capped at ``n - 1``. The first call in a process imports umap-learn
+    through :func:`enable_numba_cache` (see the module docstring for the compile cost).
+
+    Args:
+        z: ``(n, d)`` points, ``n >= 4``.
+        k: output dimension, 2 or 3.
+        n_neighbors: size of the local neighbourhood, ``>= 2``.
+        min_dist: how tightly points may pack, ``>= 0``.
+        metric: distance of the input space (``"cosine"`` suits normalised embeddings).
+        seed: random state (it also makes umap single-threaded).
+
+    Returns:
+        ``(n, k)`` float64 array.
+
+    Raises:
+        ValueError: naming ``z``, ``k``, ``n_neighbors`` or ``min_dist``.
+    """
+    X = _points(z, k, min_rows=4)
+    if k not in (2, 3):
+        raise ValueError(f"k must be 2 or 3 for UMAP, got {k}")
+    if isinstance(n_neighbors, bool) or int(n_neighbors) != n_neighbors or n_neighbors < 2:
+        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+    if not min_dist >= 0:
+        raise ValueError(f"min_dist must be >= 0, got {min_dist!r}")
+    enable_numba_cache()
+    import umap as umap_learn
+
+    model = umap_learn.UMAP(
+        n_components=k,
+        n_neighbors=min(int(n_neighbors), len(X) - 1),
+        min_dist=min_dist,
+        metric=metric,
+        random_state=seed,
+    )
+    with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state"
+        warnings.simplefilter("ignore", UserWarning)
+        return np.asarray(model.fit_transform(X), dtype=np.float64)
+
+
+def warm_up_umap(n: int = 200, seed: int = 0) -> float:
+    """Import umap and fit it once on ``n`` random points, so numba's compiled code is on
+    disk (and loaded in this process); return the seconds it took."""
+    start = time.perf_counter()
+    umap(np.random.default_rng(seed).standard_normal((n, 8)), seed=seed)
+    return time.perf_counter() - start
+
+
+PROJECTORS: dict[str, Callable[..., np.ndarray]] = {"pca": pca, "umap": umap, "tsne": tsne}
+"""Name -> projection function ``(z, k, **params) -> (n, k)``."""
+
+
+def project(z: Any, method: str, k: int = 2, **params: Any) -> np.ndarray:
+    """``PROJECTORS[method](z, k, **params)``; raises ``ValueError`` for an unknown method."""
+    if method not in PROJECTORS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return PROJECTORS[method](z, k, **params)
+
+
+# ------------------------------------------------------------------------- background jobs
+
+JobState = Literal["missing", "pending", "running", "done", "error"]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job stands: ``state``, an error ``message`` and its running time so far (or
+    in all, once finished) in ``seconds``."""
+
+    state: JobState
+    message: str = ""
+    seconds: float = 0.0
+
+
+class ProjectionJobs:
+    """Runs projections on one background thread and keeps their results by key.
+
+    A key is any hashable value naming the input and the settings (the app uses
+    ``(run_id, step, method, params)``). Submitting a key that is pending, running or done
+    returns the existing future (the cached result); a key whose job failed is run again.
+    At most ``max_entries`` finished results are kept (least recently used go first).
+
+    Args:
+        max_entries: results to keep.
+    """
+
+    def __init__(self, max_entries: int = 128) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self.max_entries = max_entries
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gca-projection")
+        self._jobs: OrderedDict[Hashable, Future[Any]] = OrderedDict()
+        self._times: dict[Hashable, list[float | None]] = {}  # key -> [started, ended]
+        self._lock = threading.Lock()
+
+    def _run(self, key: Hashable, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        times = self._times.get(key)
+        if times is not None:
+            times[0] = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if times is not None:
+                times[1] = time.monotonic()
+
+    def submit(
+        self, key: Hashable, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in the background under ``key`` (unless already there)."""
+        with self._lock:
+            future = self._jobs.get(key)
+            if future is not None and not (future.done() and future.exception() is not None):
+                self._jobs.move_to_end(key)
+                return future
+            self._times[key] = [None, None]
+            future = self._pool.submit(self._run, key, fn, args, kwargs)
+            self._jobs[key] = future
+            self._evict()
+            return future
+
+    def _evict(self) -> None:
+        done = [k for k, f in self._jobs.items() if f.done()]
+        for key in done[: max(0, len(done) - self.max_entries)]:
+            del self._jobs[key]
+            self._times.pop(key, None)
+
+    def status(self, key: Hashable) -> JobStatus:
+        """The state of the job under ``key`` (``missing`` if none was submitted)."""
+        with self._lock:
+            future = self._jobs.get(key)
+            started, ended = self._times.get(key, [None, None])
+        if future is None:
+            return JobStatus("missing")
+        now = time.monotonic()
+        seconds = (ended or now) - started if started is not None else 0.0
+        if not future.done():
+            return JobStatus("running" if started is not None else "pending", seconds=seconds)
+        exc = future.exception()
+        if exc is not None:
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            return JobStatus("error", message, seconds)
+        return JobStatus("done", seconds=seconds)
+
+    def result(self, key: Hashable) -> Any:
+        """The result under ``key`` if its job finished without error, else ``None``."""
+        with self._lock:
+            future = self._jobs.get(key)
+            if future is not None and future.done():
+                self._jobs.move_to_end(key)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def busy(self) -> bool:
+        """Whether any job is pending or running."""
+        with self._lock:
+            return any(not f.done() for f in self._jobs.values())
+
+    def forget(self, key: Hashable) -> None:
+        """Drop a finished result (a pending or running job is left alone)."""
+        with self._lock:
+            future = self._jobs.get(key)
+            if future is not None and future.done():
+                del self._jobs[key]
+                self._times.pop(key, None)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop the worker thread (queued jobs are cancelled)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -1,0 +1,348 @@
+"""Figures of training runs: metric curves with live-change markers, the current plan.
+
+Pure builders: arrays in, ``plotly.graph_objects.Figure`` out. The run store supplies the
+inputs (``RunStore.metrics``: ``{name: (k, 2) array of (step, value)}``;
+``RunStore.applied_changes``: ``[{"step": s, "epsilon": ...}]``; a ``plan`` snapshot:
+``cost``, ``kernel``, ``target``, ``plan``, ``y`` and ``diag_*`` arrays)::
+
+    from gca_viz.figures.training import RunSeries, metric_curves, plan_heatmap
+
+    fig = metric_curves(
+        [RunSeries("#3 gca_ince", store.metrics(3), store.applied_changes(3))], ["loss", "knn_acc"]
+    )
+    fig = plan_heatmap(store.load_snapshot(path), "plan")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+RUN_COLORS: tuple[str, ...] = tuple(qualitative.Plotly)
+"""Colour of the ``i``-th run on a chart (cycled)."""
+
+METRIC_TITLES: dict[str, str] = {
+    "loss": "Training loss (per batch)",
+    "knn_acc": "k-NN accuracy (backbone features)",
+    "knn_acc_embedding": "k-NN accuracy (embeddings)",
+    "probe_acc": "Linear-probe accuracy",
+    "alignment": "Alignment (lower: positives closer)",
+    "uniformity": "Uniformity (lower: more uniform)",
+    "domain_acc": "Domain probe accuracy",
+    "embedding_std": "Embedding std (collapse → 0)",
+    "effective_rank": "Effective rank of the embeddings",
+    "step_time": "Seconds per step",
+}
+"""Chart titles of the metrics a run records."""
+
+METRIC_LABELS: dict[str, str] = {
+    "loss": "loss",
+    "knn_acc": "k-NN acc.",
+    "knn_acc_embedding": "k-NN acc. (ẑ)",
+    "probe_acc": "probe acc.",
+    "alignment": "alignment",
+    "uniformity": "uniformity",
+    "domain_acc": "domain acc.",
+    "embedding_std": "embedding std",
+    "effective_rank": "effective rank",
+    "step_time": "s / step",
+}
+"""Short names of the metrics, for chips and metric tiles."""
+
+CHANGE_SYMBOLS: dict[str, str] = {
+    "epsilon": "ε",
+    "n_iter": "T",
+    "relax_a": "λ1",
+    "relax_b": "λ2",
+    "gamma": "γ",
+    "alpha": "α",
+    "beta": "β",
+    "target": "target",
+}
+"""How a live change's parameters are written on the charts."""
+
+PLAN_VIEWS: dict[str, str] = {
+    "plan": "Plan P",
+    "kernel": "Kernel K = exp(-C/ε)",
+    "target": "Target P_tgt",
+    "cost": "Cost C",
+}
+"""The matrices of a plan snapshot, with their titles."""
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """One run's curves: a legend ``label``, ``metrics`` (``{name: (k, 2) (step, value)}``)
+    and the live ``changes`` that took effect (``{"step": s, **params}``)."""
+
+    label: str
+    metrics: Mapping[str, np.ndarray]
+    changes: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+
+
+def metric_title(name: str) -> str:
+    """The display title of a metric (its name if unknown)."""
+    return METRIC_TITLES.get(name, name.replace("_", " "))
+
+
+def metric_label(name: str) -> str:
+    """The short label of a metric (its name if unknown)."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def describe_change(change: Mapping[str, Any]) -> str:
+    """A short label of a live change, e.g. ``"ε=0.2, T=5"`` (``None`` marginals: hard)."""
+    parts = []
+    for key, value in change.items():
+        if key == "step":
+            continue
+        symbol = CHANGE_SYMBOLS.get(key, key)
+        if value is None:
+            text = "hard"
+        elif isinstance(value, float):
+            text = f"{value:g}"
+        else:
+            text = str(value)
+        parts.append(f"{symbol}={text}")
+    return ", ".join(parts)
+
+
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average ``m_t = s m_{t-1} + (1 - s) x_t`` with bias correction
+    (TensorBoard's smoothing); ``smoothing`` in ``[0, 1)``, 0 returns ``values``."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    x = np.asarray(values, dtype=float)
+    if smoothing == 0.0 or len(x) == 0:
+        return x
+    out = np.empty_like(x)
+    m, weight = 0.0, 0.0
+    for i, v in enumerate(x):
+        if math.isfinite(v):
+            m = smoothing * m + (1.0 - smoothing) * v
+            weight = smoothing * weight + (1.0 - smoothing)
+        out[i] = m / weight if weight > 0 else np.nan
+    return out
+
+
+def _thin(series: np.ndarray, max_points: int) -> np.ndarray:
+    """Every ``k``-th row (and the last) so at most about ``max_points`` rows remain."""
+    if len(series) <= max_points:
+        return series
+    stride = math.ceil(len(series) / max_points)
+    keep = np.unique(np.r_[np.arange(0, len(series), stride), len(series) - 1])
+    thinned: np.ndarray = series[keep]
+    return thinned
+
+
+def metric_curves(
+    runs: Sequence[RunSeries],
+    names: Sequence[str],
+    *,
+    smoothing: float = 0.0,
+    max_points: int = 2000,
+    columns: int = 2,
+    row_height: int = 260,
+) -> go.Figure:
+    """One subplot per metric in ``names``, one coloured line per run, dotted vertical lines
+    where live changes took effect (labelled on the first subplot).
+
+    ``smoothing`` (an EMA weight in ``[0, 1)``) applies to the per-step ``loss`` only; the
+    raw loss stays visible as a faint line. Long curves are thinned to ``max_points``.
+    """
+    if not names:
+        raise ValueError("names must list at least one metric")
+    cols = max(1, min(columns, len(names)))
+    rows = math.ceil(len(names) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[metric_title(n) for n in names],
+        horizontal_spacing=0.08,
+        vertical_spacing=min(0.3 / rows + 0.05, 0.2) if rows > 1 else 0.1,
+    )
+    filled: set[str] = set()
+    for r, run in enumerate(runs):
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        shown = False
+        for i, name in enumerate(names):
+            row, col = i // cols + 1, i % cols + 1
+            data = run.metrics.get(name)
+            if data is None or len(data) == 0:
+                continue
+            data = _thin(np.asarray(data, dtype=float).reshape(-1, 2), max_points)
+            steps, values = data[:, 0], data[:, 1]
+            mode = "lines+markers" if len(steps) <= 60 else "lines"
+            if name == "loss" and smoothing > 0:
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=values,
+                        mode="lines",
+                        line={"color": color, "width": 1},
+                        opacity=0.25,
+                        legendgroup=run.label,
+                        showlegend=False,
+                        hoverinfo="skip",
+                    ),
+                    row=row,
+                    col=col,
+                )
+                values = ema(values, smoothing)
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=values,
+                    mode=mode,
+                    name=run.label,
+                    legendgroup=run.label,
+                    showlegend=not shown,
+                    line={"color": color, "width": 2},
+                    marker={"size": 5},
+                    hovertemplate=f"{run.label}<br>step %{{x}}<br>{name} %{{y:.4g}}<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
+            shown = True
+            filled.add(name)
+        for change in run.changes:
+            step = float(change["step"])
+            for i in range(len(names)):
+                fig.add_vline(
+                    x=step,
+                    line={"color": color, "dash": "dot", "width": 1.5},
+                    row=i // cols + 1,
+                    col=i % cols + 1,
+                )
+            fig.add_annotation(
+                x=step,
+                y=1,
+                xref="x",
+                yref="y domain",
+                text=describe_change(change),
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                textangle=-90,
+                font={"size": 10, "color": color},
+                bgcolor="rgba(255,255,255,0.7)",
+            )
+    for i, name in enumerate(names):
+        if name not in filled:
+            axis = "" if i == 0 else str(i + 1)
+            fig.add_annotation(
+                x=0.5,
+                y=0.5,
+                xref=f"x{axis} domain",
+                yref=f"y{axis} domain",
+                text="no values yet",
+                showarrow=False,
+                font={"color": "gray"},
+            )
+    fig.update_xaxes(title_text="step", row=rows)
+    height = row_height * rows + 110
+    plot_height = height - 110  # minus the top and bottom margins
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
+        # above the subplot titles: 35 px over the top of the plotting area
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1 + 35 / plot_height, "x": 0},
+        hovermode="closest",
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------- plans
+
+
+def block_mean(M: np.ndarray, max_size: int = 256) -> np.ndarray:
+    """Average ``M`` over square blocks so that no side exceeds ``max_size`` (mass-preserving
+    up to the block area; a ``256 x 256`` or smaller matrix is returned as is). Infinite
+    entries (excluded self-pairs of a cost) are left out of the averages."""
+    A = np.asarray(M, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"M must be 2-D, got shape {A.shape}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    f = max(math.ceil(A.shape[0] / max_size), math.ceil(A.shape[1] / max_size))
+    if f <= 1:
+        return A
+    finite = np.isfinite(A)
+    vals = np.where(finite, A, 0.0)
+    r_idx, c_idx = np.arange(0, A.shape[0], f), np.arange(0, A.shape[1], f)
+    sums = np.add.reduceat(np.add.reduceat(vals, r_idx, axis=0), c_idx, axis=1)
+    counts = np.add.reduceat(np.add.reduceat(finite.astype(float), r_idx, axis=0), c_idx, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def class_order(y: np.ndarray, n_rows: int) -> np.ndarray:
+    """Row order that groups a batch by class (stable): rows are the ``N`` samples
+    (cross layout) or ``[view 1; view 2]`` of them (joint layout, ``2N`` rows). Any other
+    row count keeps the original order."""
+    labels = np.asarray(y).reshape(-1)
+    n = len(labels)
+    perm = np.argsort(labels, kind="stable")
+    if n_rows == n:
+        return perm
+    if n_rows == 2 * n:
+        return np.concatenate([perm, perm + n])
+    return np.arange(n_rows)
+
+
+def plan_heatmap(
+    snapshot: Mapping[str, np.ndarray],
+    view: str = "plan",
+    *,
+    log_scale: bool = True,
+    order_by_class: bool = True,
+    max_size: int = 256,
+    title: str | None = None,
+) -> go.Figure:
+    """Heatmap of one matrix of a ``plan`` snapshot (``view`` in :data:`PLAN_VIEWS`).
+
+    ``log_scale`` shows ``log10`` of the plan, kernel or target (zeros left blank), which
+    shows small-``ε`` plans best; the cost is always linear. ``order_by_class`` groups rows
+    and columns by the batch's class labels ``y``, so class structure shows as blocks.
+    Matrices larger than ``max_size`` are block-averaged for display.
+    """
+    if view not in PLAN_VIEWS:
+        raise ValueError(f"view must be one of {sorted(PLAN_VIEWS)}, got {view!r}")
+    if view not in snapshot:
+        raise ValueError(f"the snapshot has no {view!r} matrix")
+    M = np.asarray(snapshot[view], dtype=np.float64)
+    if M.ndim != 2:
+        raise ValueError(f"{view} must be 2-D, got shape {M.shape}")
+    if order_by_class and "y" in snapshot and M.shape[0] == M.shape[1]:
+        perm = class_order(snapshot["y"], M.shape[0])
+        M = M[np.ix_(perm, perm)]
+    M = block_mean(M, max_size)
+    use_log = log_scale and view != "cost"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = np.where(M > 0, np.log10(M), np.nan) if use_log else np.where(np.isfinite(M), M, np.nan)
+    label = PLAN_VIEWS[view].split(" ")[-1] if view != "kernel" else "K"
+    scale_title = f"log₁₀ {label}" if use_log else label
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z.astype(np.float32),
+            colorscale="Viridis",
+            colorbar={"title": {"text": scale_title}},
+            hovertemplate=f"row %{{y}}<br>column %{{x}}<br>{scale_title} %{{z:.3g}}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", title="row i")
+    fig.update_xaxes(constrain="domain", title="column j")
+    fig.update_layout(
+        title=title or PLAN_VIEWS[view],
+        height=420,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
