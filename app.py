@@ -5,13 +5,39 @@ import torch
 
 from gca_viz import __version__
 from gca_viz.device import resolve_device
+from ui import run_store
 
 st.set_page_config(page_title="GCA Explorer", layout="wide")
 
-navigation = st.navigation([st.Page("pages/home.py", title="Home", default=True)])
+navigation = st.navigation(
+    [
+        st.Page("pages/story.py", title="Story", icon=":material/auto_stories:", default=True),
+        st.Page("pages/plan_lab.py", title="Plan lab", icon=":material/grid_on:"),
+        st.Page("pages/entropy.py", title="Entropy and iterations", icon=":material/tune:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/geometry.py", title="Geometry", icon=":material/scatter_plot:"),
+        st.Page("pages/domains.py", title="Target plans and domains", icon=":material/join:"),
+        st.Page("pages/noisy.py", title="Noisy views", icon=":material/blur_on:"),
+        st.Page("pages/composer.py", title="Loss composer", icon=":material/extension:"),
+    ]
+)
+
+
+@st.fragment(run_every=3)
+def status_strip() -> None:
+    """Device and the runs in progress, refreshed every few seconds."""
+    st.caption(f"Device: `{resolve_device('auto')}` · torch {torch.__version__}")
+    store = run_store()
+    store.reconcile()
+    active = [r for r in store.list_runs() if r.status in ("running", "queued")]
+    if not active:
+        st.caption("No runs in progress.")
+    for r in active:
+        st.progress(r.progress, text=f"#{r.id} {r.name}: {r.status}, step {r.step}/{r.steps}")
+
 
 with st.sidebar:
-    st.caption(f"gca_viz {__version__} · torch {torch.__version__}")
-    st.caption(f"Device: `{resolve_device('auto')}`")
+    st.caption(f"gca_viz {__version__}")
+    status_strip()
 
 navigation.run()

@@ -45,7 +45,7 @@ FAST: dict[str, Any] = {
     "steps": 100_000,  # "until stopped"; tests that need a natural end set fewer
 }
 
-START_TIMEOUT = 60.0  # a run process imports torch and loads data before its first step
+START_TIMEOUT = 120.0  # a run process imports torch and loads data before its first step
 
 
 def cfg(**changes: Any) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def test_killed_run_is_interrupted_and_resumes_from_its_checkpoint(runs_dir: Pat
         ).fetchone()
 
     store.resume(run_id)
-    wait_status(store, run_id, "finished", 90)
+    wait_status(store, run_id, "finished", 240)
 
     info = store.get(run_id)
     assert info.step == steps and info.error is None

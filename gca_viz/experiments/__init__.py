@@ -1,0 +1,135 @@
+r"""The experiments of the "Target plans and domains" and "Noisy views" pages (no UI here).
+
+**The α - β sweep** (``gca-math.md`` section 5). The domain prior
+
+.. math::
+    P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
+        + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j]
+
+is swept along ``δ = α - β`` at a fixed total ``s = α + β``:
+
+.. math::
+    \alpha = \frac{s + \delta}{2},\qquad \beta = \frac{s - \delta}{2},\qquad |\delta| \le s
+
+so both weights stay ``>= 0``; the default ``s = 0.5`` is the smallest total that covers the
+paper's range ``δ in [-0.5, 0.5]`` (``δ = -0.5`` puts weight only on cross-domain pairs,
+``δ = 0.5`` only on same-domain pairs). Each ``δ`` is one short background run of GCA-INCE
+on ``multidomain_digits`` (:func:`domain_sweep_configs`, :func:`launch_domain_sweep`); the
+runs are named ``"α-β sweep <k>: ..."`` so :func:`find_domain_sweep` finds them again, and
+:func:`domain_sweep_results` reads their final domain and class accuracies back.
+
+**Noisy views** (``gca-math.md`` sections 4 and 7). :func:`graded_corruption` and
+:func:`augment_at` make one view per sample whose corruption strength varies from sample to
+sample; :func:`corruption_mass_correlation` solves GCA-UOT's unbalanced plan between clean
+and corrupted embeddings and correlates each positive pair's strength with the mass the plan
+keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
+GCA-UOT trained with extreme augmentations on clean and corrupted test data.
+
+Submodules: :mod:`~gca_viz.experiments.domains` (the sweep and the target designer),
+:mod:`~gca_viz.experiments.noisy` (noisy views), :mod:`~gca_viz.experiments.stats`.
+
+Public API::
+
+    from gca_viz import experiments as ex
+
+    ids = ex.launch_domain_sweep(store)  # 5 background runs, α - β = -0.5 .. 0.5
+    rows = ex.domain_sweep_results(store, ex.find_domain_sweep(store))
+    fit = ex.trend([r.delta for r in rows], [r.domain_acc for r in rows])
+    res = ex.corruption_mass_correlation(z_clean, z_corrupted, strength, epsilon=0.5)
+    res.spearman, res.pearson  # strength vs P_ii / mean_i P_ii
+"""
+
+from gca_viz.experiments.domains import (
+    ALPHA_BETA_LATEX,
+    PAPER_CLASS_ACC,
+    PAPER_DOMAIN_ACC,
+    PAPER_LABEL,
+    SWEEP_DELTAS,
+    SWEEP_PREFIX,
+    SWEEP_TOTAL,
+    SweepRow,
+    alpha_beta,
+    block_mass,
+    domain_sweep_configs,
+    domain_sweep_results,
+    domain_sweeps,
+    embedding_domain_accuracy,
+    find_domain_sweep,
+    launch_domain_sweep,
+    pixel_baseline,
+    read_matrix,
+    run_embedding_domain_accuracy,
+    sort_by_domain,
+    sweep_run_name,
+)
+from gca_viz.experiments.noisy import (
+    AUGMENT_LATEX,
+    NOISY_DEMOS,
+    NOISY_METRICS,
+    NOISY_PREFIX,
+    PAPER_NOISY,
+    UOT_MASS_LATEX,
+    ComparisonRow,
+    CorruptionMass,
+    GradedViews,
+    augment_at,
+    augmented_views,
+    corruption_mass_correlation,
+    demo_runs,
+    embed_views,
+    graded_corruption,
+    launch_noisy_pair,
+    noisy_comparison,
+    noisy_pair_configs,
+    noisy_pairs,
+    random_encoder,
+)
+from gca_viz.experiments.stats import Trend, pearson, spearman, trend
+
+__all__ = [
+    "ALPHA_BETA_LATEX",
+    "AUGMENT_LATEX",
+    "NOISY_DEMOS",
+    "NOISY_METRICS",
+    "NOISY_PREFIX",
+    "PAPER_CLASS_ACC",
+    "PAPER_DOMAIN_ACC",
+    "PAPER_LABEL",
+    "PAPER_NOISY",
+    "SWEEP_DELTAS",
+    "SWEEP_PREFIX",
+    "SWEEP_TOTAL",
+    "UOT_MASS_LATEX",
+    "ComparisonRow",
+    "CorruptionMass",
+    "GradedViews",
+    "SweepRow",
+    "Trend",
+    "alpha_beta",
+    "augment_at",
+    "augmented_views",
+    "block_mass",
+    "corruption_mass_correlation",
+    "demo_runs",
+    "domain_sweep_configs",
+    "domain_sweep_results",
+    "domain_sweeps",
+    "embed_views",
+    "embedding_domain_accuracy",
+    "find_domain_sweep",
+    "graded_corruption",
+    "launch_domain_sweep",
+    "launch_noisy_pair",
+    "noisy_comparison",
+    "noisy_pair_configs",
+    "noisy_pairs",
+    "pearson",
+    "pixel_baseline",
+    "random_encoder",
+    "read_matrix",
+    "run_embedding_domain_accuracy",
+    "sort_by_domain",
+    "spearman",
+    "sweep_run_name",
+    "trend",
+]

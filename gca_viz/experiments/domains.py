@@ -1,0 +1,357 @@
+r"""The α - β sweep and the target designer (``gca-math.md`` section 5).
+
+The domain prior
+
+.. math::
+    P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
+        + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j]
+
+is swept along ``δ = α - β`` at a fixed total ``s = α + β`` (:func:`alpha_beta`), one short
+background run of GCA-INCE on ``multidomain_digits`` per ``δ``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from gca_viz import metrics
+from gca_viz.experiments.stats import finite
+from gca_viz.train import TrainConfig
+
+if TYPE_CHECKING:
+    from gca_viz.lab import Batch
+    from gca_viz.runs import RunStore
+
+# ------------------------------------------------------------------------ the α - β sweep
+
+SWEEP_PREFIX = "α-β sweep"
+"""Name prefix of the sweep's runs: ``"α-β sweep <k>: α - β = +0.25 (...)"``."""
+SWEEP_DELTAS: tuple[float, ...] = (-0.5, -0.25, 0.0, 0.25, 0.5)
+"""The default values of ``δ = α - β`` (the paper's range)."""
+SWEEP_TOTAL = 0.5
+"""The default ``s = α + β``: the smallest total for which ``δ = ±0.5`` keeps ``α, β >= 0``."""
+ALPHA_BETA_LATEX = (
+    r"\alpha = \tfrac{s + \delta}{2},\quad \beta = \tfrac{s - \delta}{2},\quad"
+    r" \delta = \alpha - \beta \in [-s, s],\quad s = \alpha + \beta"
+)
+"""The sweep's parameterisation of the domain prior."""
+
+PAPER_LABEL = "paper (PACS, ResNet)"
+"""Label of the paper's reference numbers wherever they are drawn."""
+PAPER_DOMAIN_ACC: tuple[tuple[float, float], ...] = ((-0.5, 0.72), (0.5, 0.95))
+"""``(α - β, domain accuracy)`` the paper reports at the ends of its sweep (section 5)."""
+PAPER_CLASS_ACC: tuple[float, float] = (0.89, 0.905)
+"""The range of class accuracy the paper reports throughout the sweep."""
+
+_SWEEP_BASE: dict[str, Any] = {
+    "dataset": "multidomain_digits",
+    "method": "gca_ince",
+    "target": "domain",
+    "layout": "cross",
+    "steps": 300,
+    "batch_size": 256,
+    "eval_subset": 450,  # the whole test split: the last embedding snapshot holds all of it
+    "device": "auto",
+    "seed": 0,
+}
+_SWEEP_NAME = re.compile(rf"^{re.escape(SWEEP_PREFIX)} (\d+): ")
+
+
+def alpha_beta(delta: float, total: float = SWEEP_TOTAL) -> tuple[float, float]:
+    r"""The domain prior's weights for ``δ = α - β`` at ``s = α + β``.
+
+    .. math::
+        \alpha = \frac{s + \delta}{2},\qquad \beta = \frac{s - \delta}{2}
+
+    Args:
+        delta: ``δ`` with ``|δ| <= s``.
+        total: ``s > 0``.
+
+    Returns:
+        ``(α, β)``, both ``>= 0``.
+
+    Raises:
+        ValueError: naming ``total`` or ``delta``, for a non-finite value, ``s <= 0`` or
+            ``|δ| > s``.
+    """
+    s, d = finite(total, "total"), finite(delta, "delta")
+    if s <= 0:
+        raise ValueError(f"total must be > 0, got {total!r}")
+    if abs(d) > s + 1e-12:
+        raise ValueError(f"delta must lie in [-total, total] = [{-s:g}, {s:g}], got {delta!r}")
+    return max((s + d) / 2.0, 0.0), max((s - d) / 2.0, 0.0)
+
+
+def domain_sweep_configs(
+    deltas: Iterable[float] = SWEEP_DELTAS, *, total: float = SWEEP_TOTAL, **overrides: Any
+) -> list[dict[str, Any]]:
+    """One validated :class:`~gca_viz.train.TrainConfig` (as a dict) per ``δ = α - β``.
+
+    The runs train GCA-INCE (``ε = 0.5``, ``T = 10``) with the domain prior on
+    ``multidomain_digits`` in the cross layout, ``steps = 300`` and ``batch_size = 256``;
+    they evaluate, snapshot and checkpoint once, at the end. ``overrides`` replace any
+    field (``steps``, ``batch_size``, ``seed``...); ``loss_params`` are merged, and ``α``,
+    ``β`` always come from :func:`alpha_beta`.
+
+    Raises:
+        ValueError: for an empty ``deltas``, a ``δ`` outside ``[-s, s]`` or an invalid field.
+    """
+    values = [float(d) for d in deltas]
+    if not values:
+        raise ValueError("deltas must hold at least one value of α - β")
+    base = {**_SWEEP_BASE, **overrides}
+    steps = int(base["steps"])
+    for key in ("eval_every", "snapshot_every", "checkpoint_every"):
+        base.setdefault(key, steps)  # once, at the last step
+    configs = []
+    for d in values:
+        a, b = alpha_beta(d, total)
+        cfg = {**base, "loss_params": {**base.get("loss_params", {}), "alpha": a, "beta": b}}
+        configs.append(asdict(TrainConfig.from_dict(cfg)))  # validated
+    return configs
+
+
+def sweep_run_name(sweep: int, delta: float, alpha: float, beta: float) -> str:
+    """The name of sweep ``sweep``'s run at ``δ``, e.g. ``"α-β sweep 2: α - β = +0.25 ..."``."""
+    return f"{SWEEP_PREFIX} {sweep}: α - β = {delta:+.2f} (α = {alpha:.3g}, β = {beta:.3g})"
+
+
+def domain_sweeps(store: RunStore) -> dict[int, list[int]]:
+    """``{sweep number: run ids}`` of every α - β sweep in the store, newest sweep first;
+    the ids of a sweep are ordered by ``α - β``."""
+    found: dict[int, list[tuple[float, int]]] = {}
+    for run in store.list_runs():
+        match = _SWEEP_NAME.match(run.name)
+        if match:
+            params = run.config.get("loss_params", {})
+            delta = float(params.get("alpha", 0.0)) - float(params.get("beta", 0.0))
+            found.setdefault(int(match.group(1)), []).append((delta, run.id))
+    return {k: [i for _, i in sorted(found[k])] for k in sorted(found, reverse=True)}
+
+
+def find_domain_sweep(store: RunStore, sweep: int | None = None) -> list[int]:
+    """The run ids of sweep ``sweep`` (default: the newest), by ``α - β``; ``[]`` if none."""
+    sweeps = domain_sweeps(store)
+    if sweep is None:
+        return next(iter(sweeps.values()), [])
+    return sweeps.get(int(sweep), [])
+
+
+def launch_domain_sweep(
+    store: RunStore,
+    deltas: Iterable[float] = SWEEP_DELTAS,
+    *,
+    total: float = SWEEP_TOTAL,
+    **overrides: Any,
+) -> list[int]:
+    """Queue one background run per ``δ`` (:func:`domain_sweep_configs`) as a new sweep.
+
+    The store runs at most ``max_concurrent`` of them at once; the rest wait in its queue.
+    Every config is validated before the first run is queued, so a bad override starts
+    nothing. Returns the run ids, in the order of ``deltas``.
+    """
+    configs = domain_sweep_configs(deltas, total=total, **overrides)
+    sweep = max(domain_sweeps(store), default=0) + 1
+    ids = []
+    for cfg in configs:
+        a, b = cfg["loss_params"]["alpha"], cfg["loss_params"]["beta"]
+        ids.append(store.launch(cfg, name=sweep_run_name(sweep, a - b, a, b)))
+    return ids
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One run of an α - β sweep and what it measured (``NaN`` until it has evaluated).
+
+    Attributes:
+        run_id, name, status, step, steps: the run.
+        delta, alpha, beta: ``α - β`` and the weights of its domain prior.
+        domain_acc: linear-probe domain accuracy on the backbone features ``h`` (test split).
+        probe_acc: linear-probe class accuracy on ``h``. knn_acc: k-NN class accuracy on ``h``.
+        domain_acc_embedding: linear-probe domain accuracy on the normalised embeddings
+            ``ẑ`` the loss shapes (:func:`embedding_domain_accuracy` on the last snapshot).
+        error: the run's error text, if it failed.
+    """
+
+    run_id: int
+    name: str
+    status: str
+    step: int
+    steps: int
+    delta: float
+    alpha: float
+    beta: float
+    domain_acc: float
+    probe_acc: float
+    knn_acc: float
+    domain_acc_embedding: float
+    error: str | None = None
+
+
+def domain_sweep_results(
+    store: RunStore, run_ids: Iterable[int], *, embedding: bool = True
+) -> list[SweepRow]:
+    """The table of a sweep: one :class:`SweepRow` per run, sorted by ``α - β``.
+
+    Accuracies are the run's last evaluation (``latest_metrics``); ``embedding=True`` also
+    computes ``domain_acc_embedding`` from the run's last embedding snapshot.
+
+    Raises:
+        ValueError: for an unknown run id.
+    """
+    rows = []
+    for run_id in run_ids:
+        info = store.get(int(run_id))
+        params = info.config.get("loss_params", {})
+        a, b = float(params.get("alpha", math.nan)), float(params.get("beta", math.nan))
+        last = store.latest_metrics(info.id)
+        z_acc = run_embedding_domain_accuracy(store, info.id) if embedding else math.nan
+        rows.append(
+            SweepRow(
+                run_id=info.id,
+                name=info.name,
+                status=info.status,
+                step=info.step,
+                steps=info.steps,
+                delta=a - b,
+                alpha=a,
+                beta=b,
+                domain_acc=last.get("domain_acc", (0, math.nan))[1],
+                probe_acc=last.get("probe_acc", (0, math.nan))[1],
+                knn_acc=last.get("knn_acc", (0, math.nan))[1],
+                domain_acc_embedding=z_acc,
+                error=info.error,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.delta, r.run_id))
+
+
+def run_embedding_domain_accuracy(store: RunStore, run_id: int) -> float:
+    """:func:`embedding_domain_accuracy` of a run's last embedding snapshot (the normalised
+    embeddings ``ẑ`` of its test split with their domains); ``NaN`` if it has none."""
+    snaps = store.snapshots(int(run_id), "embeddings")
+    arrays = store.load_snapshot(snaps[-1][1]) if snaps else None
+    if arrays is None or "z" not in arrays or "domain" not in arrays:
+        return math.nan
+    return embedding_domain_accuracy(arrays["z"], arrays["domain"])
+
+
+def pixel_baseline(dataset: str = "multidomain_digits", seed: int = 0) -> dict[str, float]:
+    """Linear-probe accuracies on raw pixels (no encoder): what a probe reads off the data
+    itself, on the split a run with ``seed`` and the default ``test_fraction`` uses.
+
+    Returns:
+        ``{"probe_acc": class accuracy, "domain_acc": domain accuracy}`` (the latter only
+        for data with domains).
+    """
+    from gca_viz.data import load_dataset
+
+    cfg = TrainConfig(dataset=dataset, seed=seed)
+    train, test = load_dataset(dataset).split(cfg.test_fraction, seed=seed)
+    xtr, xte = train.x.flatten(1).numpy(), test.x.flatten(1).numpy()  # (n, D) pixels
+    out = {"probe_acc": metrics.linear_probe_accuracy(xtr, train.y, xte, test.y, seed=seed)}
+    if train.domain is not None and test.domain is not None:
+        out["domain_acc"] = metrics.domain_accuracy(xtr, train.domain, xte, test.domain, seed=seed)
+    return out
+
+
+def embedding_domain_accuracy(z: Any, domains: Any, seed: int = 0) -> float:
+    r"""Linear-probe domain accuracy on embeddings, from one labelled set split in half.
+
+    .. math::
+        \mathrm{acc} = \frac{1}{|B|}\sum_{x \in B} \mathbb 1[\hat D(x) = D(x)]
+
+    where the probe ``D̂`` (:func:`gca_viz.metrics.domain_accuracy`) is fitted on half of
+    the samples ``A`` and tested on the other half ``B`` (split per domain, seeded).
+
+    Args:
+        z: ``(n, d)`` embeddings. domains: ``(n,)`` domain labels (>= 2 domains, >= 2
+            samples each). seed: the split's seed.
+
+    Returns:
+        The accuracy in ``[0, 1]``, or ``NaN`` when some domain has fewer than 2 samples.
+    """
+    Z, D = np.asarray(z, dtype=np.float64), np.asarray(domains).reshape(-1)
+    if Z.ndim != 2 or Z.shape[0] != D.shape[0]:
+        raise ValueError(f"z must be (n, d) with n = len(domains), got {Z.shape}, {D.shape}")
+    values, sizes = np.unique(D, return_counts=True)
+    if len(values) < 2 or sizes.min() < 2:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(D), dtype=bool)
+    for v in values:
+        members = rng.permutation(np.flatnonzero(D == v))
+        test[members[: len(members) // 2]] = True
+    return metrics.domain_accuracy(Z[~test], D[~test], Z[test], D[test], seed=seed)
+
+
+# ------------------------------------------------------------------ the target designer
+
+
+def sort_by_domain(batch: Batch) -> Batch:
+    """The batch reordered by domain, then class, then position, so that a domain or class
+    prior shows as blocks along the diagonal (every per-sample array is permuted alike)."""
+    n = batch.n
+    dom = batch.domains if batch.domains is not None else np.zeros(n, dtype=np.int64)
+    lab = batch.labels if batch.labels is not None else np.zeros(n, dtype=np.int64)
+    order = np.lexsort((np.arange(n), lab, dom))  # last key first: domain, class, index
+    idx = torch.as_tensor(order)
+    return replace(
+        batch,
+        z1=None if batch.z1 is None else batch.z1[idx],
+        z2=None if batch.z2 is None else batch.z2[idx],
+        labels=None if batch.labels is None else batch.labels[order],
+        domains=None if batch.domains is None else batch.domains[order],
+        images=None if batch.images is None else batch.images[:, order],
+    )
+
+
+def block_mass(matrix: Any, groups: Any) -> float:
+    r"""Share of a matrix's mass within same-group blocks, off the diagonal:
+    ``Σ_{i≠j, g_i=g_j} M_ij / Σ_{i≠j} M_ij`` (``NaN`` for no off-diagonal mass)."""
+    M, g = np.asarray(matrix, dtype=np.float64), np.asarray(groups).reshape(-1)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] != len(g):
+        raise ValueError(f"matrix must be (n, n) with n = len(groups), got {M.shape}")
+    off = ~np.eye(len(g), dtype=bool)
+    total = float(M[off].sum())
+    return float(M[off & (g[:, None] == g[None, :])].sum() / total) if total > 0 else math.nan
+
+
+def read_matrix(data: bytes, filename: str) -> np.ndarray:
+    """Parse an uploaded matrix: ``.npy`` (read without pickle) or ``.csv`` (comma- or
+    whitespace-separated numbers, no header).
+
+    Raises:
+        ValueError: naming the file, for another extension, an unreadable file, a
+            non-numeric entry or an array that is not 2-D.
+    """
+    import io
+
+    name = str(filename)
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    try:
+        if suffix == "npy":
+            M = np.load(io.BytesIO(data), allow_pickle=False)
+        elif suffix == "csv":
+            text = data.decode("utf-8-sig")
+            delimiter = "," if "," in text else None
+            M = np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=np.float64, ndmin=2)
+        else:
+            raise ValueError(f"{name}: upload a .npy or .csv file, not {suffix or 'no extension'}")
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: the file cannot be read ({exc})") from None
+    M = np.asarray(M)
+    if M.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: the matrix must hold numbers, got dtype {M.dtype}")
+    if M.ndim != 2:
+        raise ValueError(f"{name}: the matrix must be 2-D, got shape {M.shape}")
+    return M.astype(np.float64)

@@ -1,0 +1,349 @@
+"""Figures of the "Target plans and domains" and "Noisy views" pages (arrays in, figures out).
+
+* :func:`block_heatmap`: a target or plan with its marginals and the domain blocks outlined.
+* :func:`sweep_chart`: domain and class accuracy against ``α - β``, beside the paper's
+  reference numbers (drawn as a separate, labelled series).
+* :func:`comparison_bars`: accuracies per method, clean vs corrupted test data.
+* :func:`view_grid`: digits and their augmented views with the per-sample strength.
+* :func:`mass_scatter`: the plan mass a positive pair keeps against its corruption strength.
+
+Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gca_viz.figures.plans import COLORS, matrix_heatmap
+
+MEASURED = {"domain": "#2f6fde", "class": "#1b9e77", "embedding": "#7c3aed"}
+"""Colours of the measured series."""
+PAPER_COLOR = "#9aa3b2"
+"""Colour of the paper's reference series (grey, dashed: context, not a measurement)."""
+CONDITION_COLORS = ("#2f6fde", "#c2410c", "#e07b39", "#7c3aed")
+"""Bar colours of test conditions: clean first, then corrupted."""
+_GRID = "#e5e7eb"
+
+
+def _layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left"},
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+        "font": {"size": 13},
+        "plot_bgcolor": "white",
+    }
+
+
+def block_heatmap(
+    matrix: np.ndarray,
+    groups: np.ndarray | None,
+    *,
+    title: str,
+    value_label: str,
+    group_names: Sequence[str] = (),
+    row_ref: np.ndarray | None = None,
+    col_ref: np.ndarray | None = None,
+    log: bool = False,
+    height: int = 520,
+) -> go.Figure:
+    """A matrix with row sums (right) and column sums (top) whose rows and columns are
+    sorted by group, the groups' blocks outlined and named.
+
+    Args:
+        matrix: ``(n, n)`` values. groups: ``(n,)`` sorted group labels (domains), or ``None``.
+        title, value_label: labels. group_names: a name per group label.
+        row_ref, col_ref: the marginals ``μ``, ``ν`` drawn as dashed reference lines.
+        log: log colour scale (plans).
+    """
+    fig = matrix_heatmap(
+        matrix,
+        title=title,
+        value_label=value_label,
+        row_ref=row_ref,
+        col_ref=col_ref,
+        log=log,
+        height=height,
+    )
+    if groups is None:
+        return fig
+    g = np.asarray(groups).reshape(-1)
+    edges = np.flatnonzero(np.diff(g)) + 1  # first index of each new group
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(g)]])
+    for a, b in zip(starts, ends, strict=True):
+        fig.add_shape(
+            type="rect",
+            xref="x",
+            yref="y",
+            x0=a - 0.5,
+            x1=b - 0.5,
+            y0=a - 0.5,
+            y1=b - 0.5,
+            line={"color": "#e11d48", "width": 1.5, "dash": "dot"},
+        )
+        label = int(g[a])
+        name = group_names[label] if 0 <= label < len(group_names) else f"domain {label}"
+        fig.add_annotation(
+            xref="x",
+            yref="y",
+            x=(a + b - 1) / 2,
+            y=b - 0.5,
+            text=name,
+            showarrow=False,
+            yanchor="bottom",
+            font={"size": 11, "color": "#9f1239"},
+            bgcolor="rgba(255,255,255,0.85)",
+        )
+    return fig
+
+
+def sweep_chart(
+    delta: np.ndarray,
+    domain_acc: np.ndarray,
+    class_acc: np.ndarray,
+    *,
+    domain_acc_embedding: np.ndarray | None = None,
+    paper_domain: Sequence[tuple[float, float]] = (),
+    paper_class: tuple[float, float] | None = None,
+    paper_label: str = "paper",
+    height: int = 400,
+) -> go.Figure:
+    """Domain accuracy (left) and class accuracy (right) against ``α - β``.
+
+    Args:
+        delta: ``(k,)`` values of ``α - β``. domain_acc, class_acc: ``(k,)`` measured
+            accuracies (``NaN`` for runs that have not evaluated yet).
+        domain_acc_embedding: ``(k,)`` domain accuracy on the embeddings, a second series.
+        paper_domain: the paper's ``(α - β, accuracy)`` points (joined by a dashed line:
+            only these points are reported; the line between them is not a measurement).
+        paper_class: the paper's ``(low, high)`` class-accuracy range, drawn as a band.
+        paper_label: the legend name of the paper's series.
+    """
+    x = np.asarray(delta, dtype=float)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Domain accuracy (linear probe)", "Class accuracy (linear probe)"),
+        horizontal_spacing=0.1,
+    )
+    series = [
+        (1, "measured: domain, backbone h", domain_acc, MEASURED["domain"]),
+        (2, "measured: class, backbone h", class_acc, MEASURED["class"]),
+    ]
+    if domain_acc_embedding is not None:
+        series.insert(
+            1, (1, "measured: domain, embedding ẑ", domain_acc_embedding, MEASURED["embedding"])
+        )
+    for col, name, values, color in series:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.asarray(values, dtype=float),
+                name=name,
+                mode="lines+markers",
+                line={"color": color, "width": 2},
+                marker={"size": 9},
+                hovertemplate=f"{name}<br>α - β = %{{x:+.2f}}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    if paper_domain:
+        px, py = (np.asarray(v, dtype=float) for v in zip(*paper_domain, strict=True))
+        fig.add_trace(
+            go.Scatter(
+                x=px,
+                y=py,
+                name=f"{paper_label}: domain",
+                mode="lines+markers",
+                line={"color": PAPER_COLOR, "dash": "dash", "width": 2},
+                marker={"size": 9, "symbol": "diamond-open"},
+                hovertemplate=f"{paper_label}<br>α - β = %{{x:+.2f}}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    if paper_class is not None:
+        lo, hi = (float(v) for v in paper_class)
+        xs = (
+            np.array([-0.5, 0.5])
+            if not len(x)
+            else np.array([min(x.min(), -0.5), max(x.max(), 0.5)])
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([xs, xs[::-1]]),
+                y=np.array([lo, lo, hi, hi]),
+                fill="toself",
+                fillcolor="rgba(154,163,178,0.3)",
+                line={"color": PAPER_COLOR, "dash": "dash", "width": 1},
+                name=f"{paper_label}: class {lo:.3g}-{hi:.3g}",
+                hoverinfo="name",
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_layout(**_layout("Accuracy against α - β", height))
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(title="α - β", gridcolor=_GRID, zeroline=True, zerolinecolor="#9ca3af")
+    fig.update_yaxes(title="accuracy", gridcolor=_GRID)
+    return fig
+
+
+def comparison_bars(
+    methods: Sequence[str],
+    conditions: Sequence[str],
+    values: np.ndarray,
+    *,
+    metric: str,
+    height: int = 380,
+) -> go.Figure:
+    """Grouped bars: one group per method, one bar per test condition.
+
+    Args:
+        methods: ``m`` method titles (the groups). conditions: ``c`` condition labels.
+        values: ``(c, m)`` accuracies (``NaN``: not measured; the bar is left out).
+        metric: the y-axis title.
+    """
+    V = np.asarray(values, dtype=float)
+    if V.shape != (len(conditions), len(methods)):
+        raise ValueError(f"values must be ({len(conditions)}, {len(methods)}), got {V.shape}")
+    traces = [
+        go.Bar(
+            x=list(methods),
+            y=V[k],
+            name=cond,
+            marker_color=CONDITION_COLORS[k % len(CONDITION_COLORS)],
+            text=[f"{v:.3f}" if np.isfinite(v) else "" for v in V[k]],
+            textposition="outside",
+            hovertemplate=f"{cond}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+        )
+        for k, cond in enumerate(conditions)
+    ]
+    layout = _layout(metric, height)
+    finite = V[np.isfinite(V)]
+    top = float(min(1.0, finite.max() + 0.08)) if finite.size else 1.0
+    layout.update(
+        barmode="group",
+        yaxis={"title": metric, "range": [0, top], "gridcolor": _GRID},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def view_grid(
+    images: np.ndarray,
+    strengths: np.ndarray,
+    column_titles: Sequence[str],
+    *,
+    height_per_row: int = 120,
+) -> go.Figure:
+    """A grid of grayscale images (one sample per row, one view per column), each titled
+    with its strength ``mean |x' - x|`` (``NaN``: the original, no title number).
+
+    Args:
+        images: ``(rows, cols, H, W)`` in ``[0, 1]``. strengths: ``(rows, cols)``.
+        column_titles: ``cols`` names (e.g. original, standard, extreme).
+    """
+    imgs = np.asarray(images, dtype=float)
+    S = np.asarray(strengths, dtype=float)
+    if imgs.ndim != 4 or S.shape != imgs.shape[:2] or len(column_titles) != imgs.shape[1]:
+        raise ValueError(
+            f"images must be (rows, cols, H, W) with strengths (rows, cols) and a title per "
+            f"column; got {imgs.shape}, {S.shape}, {len(column_titles)} titles"
+        )
+    rows, cols = imgs.shape[:2]
+    titles = [
+        column_titles[c] if not np.isfinite(S[r, c]) else f"{column_titles[c]}: {S[r, c]:.3f}"
+        for r in range(rows)
+        for c in range(cols)
+    ]
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.25 / max(rows, 1),
+    )
+    for r in range(rows):
+        for c in range(cols):
+            fig.add_trace(
+                go.Heatmap(
+                    z=imgs[r, c].astype(np.float32),
+                    colorscale="gray_r",
+                    zmin=0.0,
+                    zmax=1.0,
+                    showscale=False,
+                    hovertemplate="pixel (%{y}, %{x}): %{z:.2f}<extra></extra>",
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
+    for k in range(rows * cols):  # square pixels: each y axis follows its own x axis
+        fig.update_yaxes(scaleanchor=f"x{k + 1 if k else ''}", selector=k)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    fig.update_annotations(font_size=11)
+    layout = _layout("Views and their strength mean |x' − x|", 60 + height_per_row * rows)
+    layout["margin"] = {"l": 10, "r": 10, "t": 70, "b": 10}
+    fig.update_layout(**layout)
+    return fig
+
+
+def mass_scatter(
+    strength: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    x_title: str = "corruption strength mean |x' − x|",
+    height: int = 420,
+) -> go.Figure:
+    """The plan mass each positive pair keeps against its corruption strength, one marker
+    series per measure (relative to the batch mean: 1 is an average pair).
+
+    Args:
+        strength: ``(N,)``. series: ``{name: (N,) relative mass}``; the first is emphasised.
+    """
+    x = np.asarray(strength, dtype=float)
+    palette = (COLORS["unbalanced"], COLORS["row"], COLORS["other"], COLORS["gca"])
+    traces = []
+    for k, (name, values) in enumerate(series.items()):
+        traces.append(
+            go.Scatter(
+                x=x,
+                y=np.asarray(values, dtype=float),
+                mode="markers",
+                name=name,
+                marker={
+                    "color": palette[k % len(palette)],
+                    "size": 8 if k == 0 else 6,
+                    "opacity": 0.9 if k == 0 else 0.6,
+                    "symbol": ("circle", "diamond", "x", "square")[k % 4],
+                },
+                hovertemplate=f"{name}<br>strength %{{x:.3f}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    layout = _layout("Plan mass kept on each positive pair vs its corruption", height)
+    layout.update(
+        xaxis={"title": x_title, "gridcolor": _GRID},
+        yaxis={"title": "mass relative to the batch mean", "gridcolor": _GRID},
+        legend={"orientation": "h", "y": -0.25},
+        shapes=[
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": 1.0,
+                "y1": 1.0,
+                "line": {"color": "#6b7280", "dash": "dot", "width": 1},
+            }
+        ],
+    )
+    return go.Figure(data=traces, layout=layout)

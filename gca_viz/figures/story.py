@@ -1,0 +1,276 @@
+"""Figures of the story page: numpy arrays in, plotly figures out, sized for a projector.
+
+* :func:`monotone_chart`: ``KL(P_tgt || P^(k)) / n`` over the half-steps ``k = 1..2T``, with
+  the INCE and GCA-INCE values marked.
+* :func:`split_chart`: the loss per row split into alignment and uniformity, INCE above
+  GCA-INCE.
+* :func:`hub_chart`: the mass each sample receives (column sums) before and after Sinkhorn.
+* :func:`marginal_chart`: the row and column sums of an unbalanced plan against the hard
+  marginals.
+
+Heatmaps come from :func:`gca_viz.figures.plans.matrix_heatmap`. Nothing here imports
+streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gca_viz.figures.plans import COLORS
+
+FONT = {"size": 16}
+"""Large type: the page is projected in lectures."""
+_GRID = "#e5e7eb"
+_TERMS = {"alignment": "#2f6fde", "uniformity": "#e07b39"}
+
+
+def _layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 19}},
+        "height": height,
+        "margin": {"l": 70, "r": 30, "t": 70, "b": 60},
+        "font": FONT,
+        "plot_bgcolor": "white",
+        "legend": {"orientation": "h", "y": -0.2, "x": 0.0},
+    }
+
+
+def monotone_chart(kl: np.ndarray, *, height: int = 480) -> go.Figure:
+    """``KL(P_tgt || P^(k)) / n`` for the half-steps ``k = 1..2T`` (the kernel ``k = 0`` is
+    left out: it sits far above). Row steps are circles, column steps diamonds; dashed lines
+    mark INCE (``k = 1``) and GCA-INCE (``k = 2T``).
+
+    Args:
+        kl: ``(2T + 1,)`` values, ``kl[k]`` for ``k = 0..2T``.
+    """
+    y = np.asarray(kl, dtype=float)
+    k = np.arange(len(y))
+    two_t = len(y) - 1
+    traces = [
+        go.Scatter(
+            x=k[1:],
+            y=y[1:],
+            mode="lines",
+            line={"color": COLORS["other"], "width": 2},
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=k[1::2],
+            y=y[1::2],
+            mode="markers",
+            name="after a row step (odd k)",
+            marker={"color": COLORS["row"], "size": 11},
+            hovertemplate="k = %{x}: %{y:.8f}<extra></extra>",
+        ),
+        go.Scatter(
+            x=k[2::2],
+            y=y[2::2],
+            mode="markers",
+            name="after a column step (even k)",
+            marker={"color": COLORS["col"], "size": 11, "symbol": "diamond"},
+            hovertemplate="k = %{x}: %{y:.8f}<extra></extra>",
+        ),
+    ]
+    layout = _layout("KL(P_tgt ‖ P⁽ᵏ⁾) / N after each half-step", height)
+    lines = [(y[1], f"INCE = {y[1]:.5f}", COLORS["ince"], "bottom")]
+    lines.append((y[-1], f"GCA-INCE = {y[-1]:.5f}", COLORS["gca"], "top"))
+    layout["shapes"] = [
+        {
+            "type": "line",
+            "xref": "paper",
+            "yref": "y",
+            "x0": 0,
+            "x1": 1,
+            "y0": value,
+            "y1": value,
+            "line": {"color": color, "dash": "dash", "width": 2},
+        }
+        for value, _, color, _ in lines
+    ]
+    layout["annotations"] = [
+        {
+            "xref": "paper",
+            "yref": "y",
+            "x": 1,
+            "y": value,
+            "text": text,
+            "showarrow": False,
+            "xanchor": "right",
+            "yanchor": anchor,
+            "font": {"size": 16, "color": color},
+        }
+        for value, text, color, anchor in lines
+    ]
+    layout.update(
+        xaxis={"title": "half-step k", "dtick": max(1, two_t // 10), "gridcolor": _GRID},
+        yaxis={"title": "KL per row (nats)", "gridcolor": _GRID, "tickformat": ".4f"},
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def split_chart(
+    ince: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gca: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    height: int = 620,
+) -> go.Figure:
+    """The loss of every row as alignment + uniformity (stacked bars), with the row's
+    ``-log P_{i,pos(i)}`` as a black dot on top: INCE above, GCA-INCE below.
+
+    Args:
+        ince, gca: ``(alignment, uniformity, -log P_pos)``, each ``(n,)``.
+    """
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=("INCE: plan P⁽¹⁾", "GCA-INCE: plan after T sweeps"),
+    )
+    for row, (align, unif, total) in enumerate((ince, gca), start=1):
+        x = np.arange(len(align))
+        first = row == 1
+        for name, values in (("alignment", align), ("uniformity", unif)):
+            fig.add_trace(
+                go.Bar(
+                    x=x,
+                    y=np.asarray(values, dtype=float),
+                    name=f"{name} term",
+                    marker_color=_TERMS[name],
+                    showlegend=first,
+                    legendgroup=name,
+                    hovertemplate=f"row %{{x}}: {name} %{{y:.4f}}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.asarray(total, dtype=float),
+                mode="markers",
+                name="−log P_i,pos(i) (the row's loss)",
+                marker={"color": "#111827", "size": 7},
+                showlegend=first,
+                legendgroup="total",
+                hovertemplate="row %{x}: −log P = %{y:.4f}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(title_text="nats", gridcolor=_GRID, row=row, col=1)
+    fig.update_xaxes(title_text="row i (sample)", row=2, col=1)
+    fig.update_layout(
+        **_layout("The loss of each row = alignment + uniformity", height), barmode="relative"
+    )
+    fig.update_annotations(font_size=16)
+    return fig
+
+
+def hub_chart(before: np.ndarray, after: np.ndarray, *, height: int = 440) -> go.Figure:
+    """The mass each sample receives (column sums ``P^T 1``), largest first, under
+    ``P^(1)`` and after Sinkhorn, with the column marginal ``ν = 1`` dashed.
+
+    Args:
+        before, after: ``(m,)`` column sums.
+    """
+    b = np.sort(np.asarray(before, dtype=float))[::-1]
+    a = np.sort(np.asarray(after, dtype=float))[::-1]
+    rank = np.arange(1, len(b) + 1)
+    traces = [
+        go.Bar(
+            x=rank,
+            y=b,
+            name="INCE plan P⁽¹⁾",
+            marker_color=COLORS["ince"],
+            hovertemplate="rank %{x}: receives %{y:.3f}<extra></extra>",
+        ),
+        go.Bar(
+            x=rank,
+            y=a,
+            name="after T Sinkhorn sweeps",
+            marker_color=COLORS["gca"],
+            hovertemplate="rank %{x}: receives %{y:.3f}<extra></extra>",
+        ),
+    ]
+    layout = _layout("Mass each sample receives (column sums), largest first", height)
+    layout.update(
+        barmode="group",
+        bargap=0.15,
+        xaxis={"title": "samples ranked by received mass", "gridcolor": _GRID},
+        yaxis={"title": "column sum", "gridcolor": _GRID, "rangemode": "tozero"},
+        shapes=[
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": 1,
+                "y1": 1,
+                "line": {"color": COLORS["ref"], "dash": "dash", "width": 2},
+            }
+        ],
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def marginal_chart(
+    row_sums: np.ndarray,
+    col_sums: np.ndarray,
+    mu: np.ndarray,
+    nu: np.ndarray,
+    *,
+    title: str,
+    height: int = 440,
+) -> go.Figure:
+    """Row sums ``P 1`` and column sums ``P^T 1`` of a plan as bars beside each other,
+    with the hard marginals ``μ``, ``ν`` dashed.
+
+    Args:
+        row_sums, col_sums, mu, nu: ``(n,)``, ``(m,)``, ``(n,)``, ``(m,)``.
+        title: the figure title.
+    """
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("row sums P1 (sent)", "column sums Pᵀ1 (received)"),
+    )
+    parts = ((row_sums, mu, "row", "μ"), (col_sums, nu, "col", "ν"))
+    for col, (sums, ref, color, symbol) in enumerate(parts, start=1):
+        x = np.arange(len(sums))
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=np.asarray(sums, dtype=float),
+                marker_color=COLORS[color],
+                name="row sums" if col == 1 else "column sums",
+                hovertemplate="%{x}: %{y:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.asarray(ref, dtype=float),
+                mode="lines",
+                line={"color": COLORS["ref"], "dash": "dash", "width": 2},
+                name=f"hard marginal {symbol}",
+                showlegend=col == 1,
+                hovertemplate=f"{symbol} = %{{y:.4f}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(gridcolor=_GRID, rangemode="tozero", row=1, col=col)
+        fig.update_xaxes(title_text="sample", row=1, col=col)
+    fig.update_layout(**_layout(title, height), bargap=0.1)
+    fig.update_annotations(font_size=16)
+    return fig

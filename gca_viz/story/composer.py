@@ -1,0 +1,188 @@
+r"""The loss composer's helpers: any four stages of :mod:`gca_viz.losses` as one loss, its
+formula, its value on a batch, and the config of a run that trains with it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from gca_viz import lab, losses, targets
+from gca_viz.lab._checks import count
+from gca_viz.registry import Param
+
+COMPOSED_LATEX = (
+    r"\mathcal L = \frac1n\sum_i d_M\Big(P_{\mathrm{tgt}}\,\Big\|\,"
+    r"\mathrm{proj}_B\big(e^{-C(z', z'')/\varepsilon}\big)\Big)_i"
+)
+"""The four-stage loss pipeline (:func:`composed_latex`)."""
+
+
+STAGE_KINDS = ("cost", "target", "projection", "divergence")
+
+
+def _registry(kind: str) -> Mapping[str, Any]:
+    return {
+        "cost": losses.COSTS,
+        "target": targets.TARGETS,
+        "projection": losses.PROJECTIONS,
+        "divergence": losses.DIVERGENCES,
+    }[kind]
+
+
+def stage_params(stages: Mapping[str, str]) -> list[tuple[str, Param]]:
+    """``(stage kind, Param)`` of every parameter of the chosen stages, each name once
+    (``ε`` belongs to the projection), in stage order.
+
+    Raises:
+        ValueError: for an unknown stage name.
+    """
+    seen: set[str] = set()
+    out = []
+    for kind in STAGE_KINDS:
+        for p in _registry(kind)[stages[kind]].params:
+            if p.name not in seen:
+                seen.add(p.name)
+                out.append((kind, p))
+    return out
+
+
+def _name(text: str) -> str:
+    return r"\text{" + text.replace("_", r"\_") + "}"
+
+
+def composed_latex(stages: Mapping[str, str]) -> str:
+    r"""The loss of four stages as one formula (:data:`COMPOSED_LATEX` with the names):
+
+    .. math::
+        \mathcal L = \frac1n\sum_i d_M^{\text{div}}\Big(P_{\mathrm{tgt}}^{\text{target}}
+            \,\Big\|\,\mathrm{proj}^{\text{projection}}\big(e^{-C^{\text{cost}}/\varepsilon}
+            \big)\Big)_i
+
+    Each stage's own formula is its registry entry's ``latex``.
+    """
+    for kind in STAGE_KINDS:
+        _registry(kind)[stages[kind]]  # raises for an unknown name
+    return (
+        r"\mathcal L = \frac1n\sum_i d_M^{" + _name(stages["divergence"]) + r"}\Big("
+        r"P_{\mathrm{tgt}}^{" + _name(stages["target"]) + r"}\,\Big\|\,"
+        r"\mathrm{proj}^{" + _name(stages["projection"]) + r"}\big("
+        r"e^{-C^{" + _name(stages["cost"]) + r"}/\varepsilon}\big)\Big)_i"
+    )
+
+
+def matching_method(stages: Mapping[str, str], params: Mapping[str, Any]) -> str | None:
+    """The named method (a :data:`gca_viz.losses.LOSSES` key) with the same cost,
+    projection and divergence and the same fixed choices (such as where Sinkhorn stops),
+    or ``None``: then the composition is a new loss."""
+    for name, m in losses.LOSSES.items():
+        same = all(m.stages[k] == stages[k] for k in ("cost", "projection", "divergence"))
+        if same and all(params.get(k, v) == v for k, v in m.params.items()):
+            return name
+    return None
+
+
+def read_matrix(data: bytes, filename: str) -> np.ndarray:
+    """A matrix from an uploaded ``.npy`` (no pickle) or ``.csv`` (comma-separated) file.
+
+    Raises:
+        ValueError: naming ``matrix``, for another extension, an unreadable file or
+            anything but a 2-D array of numbers.
+    """
+    lower = filename.lower()
+    try:
+        if lower.endswith(".npy"):
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        elif lower.endswith(".csv"):
+            arr = np.loadtxt(io.StringIO(data.decode("utf-8")), delimiter=",", ndmin=2)
+        else:
+            raise ValueError(f"matrix: expected a .npy or .csv file, got {filename!r}")
+    except ValueError as exc:
+        if str(exc).startswith("matrix:"):
+            raise
+        raise ValueError(f"matrix: cannot read {filename!r} ({exc})") from None
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise ValueError(f"matrix: cannot read {filename!r} ({exc})") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"matrix: expected a 2-D array of numbers, got {arr.dtype} {arr.shape}")
+    out: np.ndarray = arr.astype(np.float64)
+    return out
+
+
+def compose_on_batch(
+    batch: lab.Batch,
+    stages: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    layout: str = "cross",
+    matrix: Any = None,
+) -> losses.LossOutput:
+    r"""The composed loss on a batch (:data:`COMPOSED_LATEX`), in float64.
+
+    ``losses.compose(cost, target, projection, divergence, **params)`` then
+    :meth:`GCALoss.inspect` with the batch's labels and domains (the class and domain
+    priors need them) and ``matrix`` for a custom target.
+
+    Raises:
+        ValueError: naming the parameter, for an invalid stage, parameter or combination
+            (a class or domain prior on a batch without labels or domains, a custom target
+            of the wrong shape...).
+    """
+    if batch.z1 is None or batch.z2 is None:
+        raise ValueError("batch: the composer needs a batch with embeddings")
+    loss = losses.compose(
+        stages["cost"],
+        stages["target"],
+        stages["projection"],
+        stages["divergence"],
+        layout=layout,
+        target_matrix=matrix,
+        **params,
+    )
+    if stages["target"] == "class" and batch.labels is None:
+        raise ValueError("target: the class prior needs class labels; this batch has none")
+    if stages["target"] == "domain" and batch.domains is None:
+        raise ValueError(
+            "target: the domain prior needs domain labels; choose the multi-domain digits"
+        )
+    with torch.no_grad():
+        return loss.inspect(
+            batch.z1.double(), batch.z2.double(), labels=batch.labels, domains=batch.domains
+        )
+
+
+def composed_run_config(
+    stages: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    layout: str = "cross",
+    steps: int = 300,
+) -> dict[str, Any]:
+    """The :class:`gca_viz.train.TrainConfig` fields of a run that trains with the composed
+    loss: 3-D embeddings (the Geometry page's sphere) on the digits, or the multi-domain
+    digits for a domain prior.
+
+    Raises:
+        ValueError: for a custom target (its matrix belongs to one batch) or an invalid
+            config (validated by ``TrainConfig.from_dict``).
+    """
+    from gca_viz.train import TrainConfig
+
+    if stages["target"] == "custom":
+        raise ValueError("target: a custom target fits one batch only; it cannot be trained")
+    cfg = {
+        "method": "composed",
+        "stages": {k: stages[k] for k in ("cost", "projection", "divergence")},
+        "target": stages["target"],
+        "loss_params": dict(params),
+        "layout": layout,
+        "steps": count(steps, "steps"),
+        "out_dim": 3,
+        "dataset": "multidomain_digits" if stages["target"] == "domain" else "digits",
+    }
+    TrainConfig.from_dict(cfg)  # raises ValueError naming the field
+    return cfg

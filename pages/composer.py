@@ -1,0 +1,235 @@
+"""Loss composer: combine any cost, target plan, projection and divergence into a loss, see
+its formula, its value and its plan on a batch, and train an encoder with it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import ui
+from gca_viz import lab, losses, story
+from gca_viz.figures import plans as plan_figs
+from gca_viz.registry import Param
+from gca_viz.targets import TARGETS
+
+SOURCES = {
+    "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
+    "digits": "Digits through a random encoder",
+    "multidomain_digits": "Multi-domain digits through a random encoder",
+    "synthetic": "Synthetic pairs on the sphere",
+}
+REGISTRIES: dict[str, Any] = {
+    "cost": losses.COSTS,
+    "target": TARGETS,
+    "projection": losses.PROJECTIONS,
+    "divergence": losses.DIVERGENCES,
+}
+DEFAULTS = {"cost": "cosine", "target": "pairs", "projection": "sinkhorn", "divergence": "kl"}
+TITLES = {
+    "cost": "Cost C",
+    "target": "Target P_tgt",
+    "projection": "Projection",
+    "divergence": "Divergence d_M",
+}
+SIZES = (8, 16, 32, 64, 128, 256)
+
+
+@st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
+def load_batch(source: str, n: int, seed: int, _store: Any) -> lab.Batch:
+    """The batch of a source (cached: the data and the encoders are deterministic)."""
+    return story.story_batch(source, n, seed, _store)
+
+
+def checkbox(label: str, key: str, default: bool, **kwargs: Any) -> bool:
+    """``st.checkbox`` backed by the query string (as the ``ui`` widgets)."""
+    if key not in st.session_state:
+        raw = st.query_params.get(key)
+        st.session_state[key] = default if raw is None else raw == "True"
+    value = bool(st.checkbox(label, key=key, **kwargs))
+    if st.query_params.get(key) != str(value):
+        st.query_params[key] = str(value)
+    return value
+
+
+def symbol(p: Param) -> str:
+    """The parameter's symbol with subscripts (``λ_1`` -> ``λ₁``), else its name."""
+    subs = str.maketrans("0123456789p", "₀₁₂₃₄₅₆₇₈₉ₚ")
+    if "_" not in p.symbol:
+        return p.symbol or p.name
+    head, tail = p.symbol.split("_", 1)
+    return head + tail.translate(subs)
+
+
+def param_widget(p: Param) -> Any:
+    """A widget generated from one parameter's schema (the library validates the value)."""
+    key = f"cmp_{p.name}"
+    label = f"{symbol(p)} ({p.name})" if p.symbol else p.name
+    if p.kind == "choice":
+        return ui.select(label, key, list(p.choices), p.default, help=p.description)
+    if p.optional and checkbox(
+        f"hard constraint ({symbol(p)} = ∞)",
+        f"{key}_hard",
+        p.default is None,
+        help=p.description,
+    ):
+        return None
+    low, high = p.ui or (p.low, p.high)
+    if low is None or high is None:
+        return ui.number(label, key, p.default, help=p.description)
+    default = p.default if p.default is not None else low
+    if p.kind == "int":
+        return ui.slider(label, key, int(low), int(high), int(default), step=1, help=p.description)
+    step = 10.0 ** math.floor(math.log10((float(high) - float(low)) / 100))
+    return ui.slider(
+        label, key, float(low), float(high), float(default), step=step, help=p.description
+    )
+
+
+# ---------------------------------------------------------------------------- header
+
+st.title("Loss composer")
+st.markdown(
+    "Every loss of the GCA family is four stages: a **cost** between the two views, a "
+    "**target plan** saying what should match what, a **projection** that turns the kernel "
+    "$e^{-C/\\varepsilon}$ into a plan, and a **divergence** that compares the plan with the "
+    "target. The named methods are presets; here you choose each stage yourself, see the "
+    "formula and the value on a batch, and train an encoder with the result."
+)
+st.latex(story.COMPOSED_LATEX)
+
+store = ui.run_store()
+with st.sidebar:
+    st.subheader("Batch")
+    source = ui.select("Source", "cmp_source", list(SOURCES), "demo", format_func=SOURCES.get)
+    n = ui.select_slider("Pairs N", "cmp_n", SIZES, 64)
+    seed = int(ui.number("Seed", "cmp_seed", 0, min_value=0, step=1))
+    layout = ui.select(
+        "Layout",
+        "cmp_layout",
+        ["cross", "joint"],
+        "cross",
+        help="cross: N x N, view 1 against view 2; joint: 2N x 2N, all views against all, "
+        "self-pairs excluded (SimCLR's layout).",
+    )
+
+# ----------------------------------------------------------------------------- stages
+
+stages: dict[str, str] = {}
+for column, kind in zip(st.columns(4, gap="medium"), REGISTRIES, strict=True):
+    with column:
+        stages[kind] = ui.select(
+            TITLES[kind], f"cmp_{kind}", list(REGISTRIES[kind]), DEFAULTS[kind]
+        )
+        st.caption(REGISTRIES[kind][stages[kind]].description)
+params: dict[str, Any] = {}
+owned = story.stage_params(stages)
+for column, kind in zip(st.columns(4, gap="medium"), REGISTRIES, strict=True):
+    with column:
+        for _, p in (item for item in owned if item[0] == kind):
+            params[p.name] = param_widget(p)
+matrix = None
+if stages["target"] == "custom":
+    upload = st.file_uploader(
+        "Custom target matrix: a non-negative n x n array (.npy or comma-separated .csv); "
+        "n = N in the cross layout, 2N in the joint one",
+        type=["npy", "csv"],
+        key="cmp_upload",
+    )
+    if upload is not None:
+        with ui.guard("Custom target"):
+            matrix = story.read_matrix(upload.getvalue(), upload.name)
+
+st.subheader("The formula")
+st.latex(story.composed_latex(stages))
+for kind in REGISTRIES:
+    entry = REGISTRIES[kind][stages[kind]]
+    label, formula = st.columns([1, 5])
+    label.markdown(f"**{TITLES[kind]}**  \n`{entry.name}`")
+    formula.latex(entry.latex)
+named = story.matching_method(stages, params)
+if named is not None:
+    st.caption(f"These stages make a named method: **{losses.LOSSES[named].title}**.")
+else:
+    st.caption("No named method uses these stages: this is a new loss.")
+
+# ---------------------------------------------------------------------------- results
+
+st.subheader("On a batch")
+with ui.guard("Batch"):
+    batch = load_batch(source, int(n), seed, _store=store)
+st.caption(f"Batch: {batch.source}.")
+if stages["target"] == "custom" and matrix is None:
+    st.info("Upload a target matrix to evaluate the loss with a custom target.")
+    st.stop()
+with ui.guard("This combination"):
+    out = story.compose_on_batch(batch, stages, params, layout=layout, matrix=matrix)
+diag = out.diagnostics
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Loss", f"{float(out.loss):.6f}")
+m2.metric("Marginal error", f"{diag['marginal_error']:.2e}", help="‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁")
+m3.metric("Plan entropy", f"{diag['entropy']:.3f}")
+m4.metric("Mass on positives", f"{diag['positive_mass']:.1%}")
+m5.metric("Total mass", f"{diag['mass']:.2f}")
+mu = out.target.sum(1).numpy()
+nu = out.target.sum(0).numpy()
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.plotly_chart(
+        plan_figs.matrix_heatmap(
+            out.plan.numpy(), title="The plan proj_B(K)", value_label="Pᵢⱼ", row_ref=mu, col_ref=nu
+        ),
+        key="cmp_chart_plan",
+    )
+with right:
+    st.plotly_chart(
+        plan_figs.matrix_heatmap(
+            out.target.numpy(),
+            title="The target plan P_tgt",
+            value_label="P_tgt",
+            marginals=False,
+            height=440,
+        ),
+        key="cmp_chart_target",
+    )
+    per_row = out.per_row.numpy()
+    st.caption(
+        f"Per-row loss: mean {per_row.mean():.4f}, from {per_row.min():.4f} to "
+        f"{per_row.max():.4f} over {per_row.size} rows ({np.argmax(per_row)} is the worst)."
+    )
+
+# ------------------------------------------------------------------------------ train
+
+st.subheader("Train with it")
+st.markdown(
+    "Launch a background run that trains a small encoder with this loss on the digits "
+    "(the multi-domain digits for a domain prior), with 3-D embeddings so the Geometry page "
+    "can draw them on the sphere."
+)
+c_steps, c_button = st.columns([1, 3], vertical_alignment="bottom")
+with c_steps:
+    steps = int(ui.number("Training steps", "cmp_steps", 300, min_value=1, step=50))
+with c_button:
+    clicked = st.button("Train with it", key="cmp_train", type="primary")
+if clicked:
+    try:
+        cfg = story.composed_run_config(stages, params, layout=layout, steps=steps)
+        name = "composed: " + "/".join(stages[k] for k in REGISTRIES)
+        run_id = store.launch(cfg, name=name)
+    except ValueError as exc:
+        st.error(f"Cannot launch this run: {exc}")
+    else:
+        st.session_state["tr_select_next"] = run_id  # the Train page opens on this run
+        st.session_state["cmp_launched"] = run_id
+if "cmp_launched" in st.session_state:
+    launched = int(st.session_state["cmp_launched"])
+    st.success(f"Run #{launched} is training in the background.")
+    st.page_link(
+        "pages/train.py",
+        label=f"Watch run #{launched} on the Train page",
+        icon=":material/model_training:",
+        query_params={"tr_run": str(launched)},
+    )
+ui.show_code(story.compose_on_batch, story.composed_run_config, losses.compose)

@@ -1,0 +1,425 @@
+"""Plan lab: a batch -> cost, kernel, every Sinkhorn half-step, the balanced and unbalanced
+plans, the target plan, and the loss of every method on that batch."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+import ui
+from gca_viz import lab, ot
+from gca_viz.figures import plans as figs
+from gca_viz.losses import COSTS, PROJECTIONS
+from gca_viz.targets import TARGETS
+
+SOURCES = {
+    "synthetic": "Synthetic pairs on the sphere",
+    "digits": "Digits through a random encoder",
+    "multidomain_digits": "Multi-domain digits through a random encoder",
+    "trained": "Data through a run's trained encoder",
+    "snapshot": "A run's plan snapshot",
+}
+VIEWS = {
+    "cost": "C: cost",
+    "kernel": "K: Gibbs kernel",
+    "P1": "P⁽¹⁾: InfoNCE plan (one row step)",
+    "P2T": "P⁽²ᵀ⁾: plan after T sweeps",
+    "unbalanced": "Unbalanced plan (λ₁, λ₂)",
+    "target": "P_tgt: target plan",
+}
+RELAXATIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+TARGET_NAMES = {
+    "pairs": "augmentation pairs",
+    "class": "class prior γ",
+    "domain": "domain prior α, β",
+}
+
+
+# ------------------------------------------------------------------------ cached math
+
+
+@st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
+def load_batch(
+    source: str,
+    n: int,
+    seed: int,
+    noise: float,
+    augment: str,
+    run_id: int,
+    version: float,
+    _store: Any = None,
+) -> lab.Batch | None:
+    """The batch of a source (``version`` changes when a run writes a newer file)."""
+    if source == "synthetic":
+        return lab.synthetic_batch(n, noise=noise, seed=seed)
+    if source == "snapshot":
+        return lab.snapshot_batch(_store, run_id)
+    if source == "trained":
+        return lab.data_batch(n=n, seed=seed, encoder=lab.trained_encoder(_store, run_id))
+    return lab.data_batch(source, n, seed, augment=augment)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running Sinkhorn...")
+def solve(
+    batch_key: tuple[Any, ...], _batch: lab.Batch, float64: bool, **settings: Any
+) -> lab.LabSolution:
+    """Every matrix of the lab for one batch (identified by ``batch_key``) and setting."""
+    return lab.solve(_batch, dtype=torch.float64 if float64 else torch.float32, **settings)
+
+
+def _keep_in_range(key: str, high: int, default: int = 0) -> int:
+    """Set an integer widget's value (from the query string on the first run) clipped to
+    ``0..high`` before the widget is drawn, and return it: a widget whose range changed is
+    a new widget to Streamlit and would otherwise fall back to its minimum."""
+    if key not in st.session_state:
+        try:
+            st.session_state[key] = int(float(st.query_params.get(key, default)))
+        except ValueError:
+            st.session_state[key] = default
+    st.session_state[key] = max(0, min(int(st.session_state[key]), high))
+    return int(st.session_state[key])
+
+
+def _sync_selection(chart_key: str, shape: tuple[int, int]) -> None:
+    """Move a cell picked on a chart into the row/column inputs (once per new pick)."""
+    state = st.session_state.get(chart_key)
+    cell = figs.selected_cell(state.get("selection") if state else None, shape)
+    if cell is not None and st.session_state.get(f"_{chart_key}_applied") != cell:
+        st.session_state[f"_{chart_key}_applied"] = cell
+        st.session_state["lab_i"], st.session_state["lab_j"] = cell
+
+
+def _sup(k: int) -> str:
+    """``(k)`` as a superscript, for labels such as P⁽¹²⁾."""
+    return "⁽" + str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")) + "⁾"
+
+
+# ---------------------------------------------------------------------------- header
+
+st.title("Plan lab")
+st.markdown(
+    "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}$. "
+    "Sinkhorn alternately rescales rows and columns of $K$; the first row step $P^{(1)}$ is "
+    "exactly the plan behind InfoNCE, and every further half-step moves the plan closer (in KL) "
+    "to the target plan $P_{\\mathrm{tgt}}$. Walk through the half-steps, compare the balanced "
+    "and unbalanced plans, and click a cell to see the two samples it pairs."
+)
+st.latex(lab.HALF_STEP_LATEX)
+
+# -------------------------------------------------------------------------- controls
+
+store = ui.run_store()
+with st.sidebar:
+    st.subheader("Batch")
+    source = ui.select("Source", "lab_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
+    run_id, version, noise, augment = 0, 0.0, 0.1, "standard"
+    runs: dict[int, str] = {}
+    if source in ("snapshot", "trained"):
+        runs = lab.snapshot_runs(store) if source == "snapshot" else lab.checkpoint_runs(store)
+    if runs:
+        run_id = ui.select("Run", "lab_run", list(runs), next(iter(runs)), format_func=runs.get)
+        files = store.snapshots(run_id, "plan") if source == "snapshot" else []
+        ckpt = store.run_dir(run_id) / "checkpoint.pt"
+        version = float(files[-1][0]) if files else (ckpt.stat().st_mtime if ckpt.exists() else 0)
+    if source != "snapshot":
+        n = ui.slider("Samples N", "lab_n", 8, 256, 64, step=8)
+        seed = ui.number("Seed", "lab_seed", 0, min_value=0, step=1)
+    else:
+        n, seed = 0, 0
+    if source == "synthetic":
+        noise = ui.slider("View noise σ", "lab_noise", 0.0, 1.0, 0.1, step=0.05)
+    elif source in ("digits", "multidomain_digits"):
+        augment = ui.select("Augmentation", "lab_aug", ["none", "standard", "extreme"], "standard")
+
+if source in ("snapshot", "trained") and not runs:
+    what = "plan snapshot" if source == "snapshot" else "checkpoint"
+    st.info(
+        f"No run has written a {what} yet: start one on the Train page, or pick another source."
+    )
+    st.stop()
+with ui.guard("Batch"):
+    batch = load_batch(source, n, int(seed), noise, augment, run_id, version, _store=store)
+if batch is None:
+    st.info("This run has not written a plan snapshot yet; it does every few steps.")
+    st.stop()
+batch_key = (source, n, int(seed), noise, augment, run_id, version)
+
+with st.sidebar:
+    st.subheader("Problem")
+    eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%.3f")
+    n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
+    choices = [t for t in ("pairs", "class", "domain") if t != "class" or batch.labels is not None]
+    choices = [t for t in choices if t != "domain" or batch.domains is not None]
+    target = ui.select(
+        "Target plan P_tgt", "lab_target", choices, "pairs", format_func=TARGET_NAMES.get
+    )
+    target_params = {}
+    for p in TARGETS[target].params:
+        low, high = p.ui or (p.low or 0.0, p.high or 1.0)
+        target_params[p.name] = ui.slider(
+            f"{p.symbol}: {p.description}",
+            f"lab_{p.name}",
+            float(low),
+            float(high),
+            float(p.default or 0.0),
+            step=0.05,
+        )
+    if batch.layout is None:
+        layout = ui.select(
+            "Layout",
+            "lab_layout",
+            ["cross", "joint"],
+            "cross",
+            help="cross: N x N, view 1 against view 2; joint: 2N x 2N, all "
+            "views against all, self-pairs excluded (SimCLR's layout).",
+        )
+    else:
+        layout = batch.layout
+        st.caption(f"Layout: {layout} (fixed by the run).")
+    lam1 = ui.select_slider(
+        "λ₁: row-marginal weight of the unbalanced plan", "lab_l1", RELAXATIONS, 0.2
+    )
+    lam2 = ui.select_slider(
+        "λ₂: column-marginal weight of the unbalanced plan", "lab_l2", RELAXATIONS, 0.2
+    )
+    st.subheader("Display")
+    log_scale = ui.toggle("Log colour scale", "lab_log", False)
+    float64 = ui.toggle("float64 (else float32, as in training)", "lab_f64", True)
+
+with ui.guard("Settings"):
+    sol = solve(
+        batch_key,
+        batch,
+        float64,
+        epsilon=eps,
+        n_iter=n_iter,
+        layout=layout,
+        target=target,
+        target_params=target_params,
+        relax_a=lam1,
+        relax_b=lam2,
+    )
+
+# ------------------------------------------------------------------------ half-steps
+
+steps = sol.steps
+n_rows, n_cols = sol.cost.shape
+trained_eps = (
+    f" The run trained with ε = {batch.meta['epsilon']:g}." if "epsilon" in batch.meta else ""
+)
+st.caption(f"Batch: {batch.source}. Cost matrix {n_rows} × {n_cols}.{trained_eps}")
+st.subheader("Walk through the half-steps")
+st.latex(lab.MONOTONE_LATEX)
+k = ui.slider(
+    "Half-step k (0 = kernel K, odd = row step, even = column step)", "lab_k", 0, 2 * n_iter, 1
+)
+Pk = f"P{_sup(k)}"
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}")
+m2.metric(
+    f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/n",
+    f"{steps.kl[-1]:.4g}",
+    f"{steps.kl[-1] - steps.kl[1]:+.2g} vs INCE",
+    delta_color="inverse",
+)
+m3.metric(f"KL(P_tgt‖{Pk})/n", f"{steps.kl[k]:.4g}")
+m4.metric(
+    f"Marginal error of {Pk}",
+    f"{steps.relative_error[k]:.2e}",
+    help="(‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁) / Σμ with μ = P_tgt 1, ν = P_tgt^T 1",
+)
+for chart in ("lab_chart_steps", "lab_chart_view"):
+    _sync_selection(chart, (n_rows, n_cols))
+partner = n_rows // 2 if layout == "joint" else 0  # start on a positive pair
+cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
+
+step_kind = "the kernel K" if k == 0 else ("after a row step" if k % 2 else "after a column step")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    step_fig = figs.matrix_heatmap(
+        steps.plans[k],
+        title=f"{Pk}: {step_kind}",
+        value_label=f"{Pk}ᵢⱼ",
+        row_ref=steps.mu,
+        col_ref=steps.nu,
+        log=log_scale,
+        zrange=(0.0, steps.max_entry),
+        selectable=True,
+        marked=cell,
+    )
+    st.plotly_chart(step_fig, key="lab_chart_steps", on_select="rerun", selection_mode="points")
+with right:
+    st.plotly_chart(figs.kl_curve(steps.kl, k), key="lab_chart_kl")
+    if k == 0:
+        st.caption("P⁽⁰⁾ = K: no marginal holds yet; the dashed lines mark μ and ν.")
+    elif k % 2:
+        st.caption(
+            "After a row step every row sums to μᵢ (the bars on the right reach the dashed "
+            "line); the column sums on top are still off."
+        )
+    else:
+        st.caption(
+            "After a column step every column sums to νⱼ (the bars on top reach the dashed "
+            "line); the row sums drift a little, less with every sweep."
+        )
+    st.caption(
+        "Each half-step is a KL projection onto a set that contains P_tgt, so the curve never "
+        "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch. The colour scale is shared "
+        "by all half-steps."
+    )
+
+# ------------------------------------------------------------------------- all views
+
+st.subheader("The problem, matrix by matrix")
+formulas = {
+    "cost": COSTS["cosine"].latex,
+    "kernel": r"K_{ij} = e^{-C_{ij}/\varepsilon}",
+    "P1": PROJECTIONS["row"].latex,
+    "P2T": ot.SINKHORN_LATEX,
+    "unbalanced": ot.UNBALANCED_LATEX,
+    "target": TARGETS[target].latex,
+}
+captions = {
+    "cost": "1 − cosine similarity: small (dark) where two views point the same way"
+    + (", blank on the excluded self-pairs." if layout == "joint" else "."),
+    "kernel": f"exp(−C/ε) at ε = {eps:g}: a smaller ε sharpens the contrast between pairs.",
+    "P1": "Rows sum to μ (a softmax per row); columns are free, so some samples attract far "
+    "more mass than others (hubs).",
+    "P2T": f"After T = {n_iter} sweeps both marginals (nearly) hold: every sample sends and "
+    "receives the same mass, which evens out hubs.",
+    "unbalanced": f"Marginals are only penalised (ρ₁ = {sol.rho[0]:.3f}, ρ₂ = {sol.rho[1]:.3f}), "
+    "so the bars may leave the dashed lines: mass moves off pairs that are expensive to match.",
+    "target": "What should be matched to what; its row and column sums are the marginals μ, ν.",
+}
+left, right = st.columns([3, 2], gap="large")
+with left:
+    view = ui.select("Matrix", "lab_view", list(VIEWS), "P2T", format_func=VIEWS.get)
+    st.latex(formulas[view])
+    view_fig = figs.matrix_heatmap(
+        sol.matrices[view],
+        title=VIEWS[view],
+        value_label="Cᵢⱼ" if view == "cost" else "value",
+        row_ref=None if view == "cost" else steps.mu,
+        col_ref=None if view == "cost" else steps.nu,
+        log=log_scale and view != "cost",
+        marginals=view != "cost",
+        selectable=True,
+        marked=cell,
+        colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
+    )
+    st.plotly_chart(view_fig, key="lab_chart_view", on_select="rerun", selection_mode="points")
+    st.caption(captions[view])
+
+# ------------------------------------------------------------------------- cell picker
+
+with right:
+    st.markdown("**Inspect a cell**: click one in either heatmap, or type its row and column.")
+    c1, c2 = st.columns(2)
+    with c1:
+        i = ui.number("Row i", "lab_i", 0, min_value=0, max_value=n_rows - 1, step=1)
+    with c2:
+        j = ui.number("Column j", "lab_j", partner, min_value=0, max_value=n_cols - 1, step=1)
+    with ui.guard("Cell"):
+        info = lab.cell_info(int(i), int(j), {**sol.matrices, "Pk": steps.plans[k]}, layout=layout)
+    st.markdown(
+        "**A positive pair**: the two views of one sample."
+        if info.positive
+        else "Not a positive pair: two different samples."
+    )
+    sides = (("Row", info.row_sample, info.row_view), ("Column", info.col_sample, info.col_view))
+    for column, (side, sample, view_no) in zip(st.columns(2), sides, strict=True):
+        with column:
+            label = ""
+            if batch.labels is not None:
+                y = int(batch.labels[sample])
+                label = f", class {batch.class_names[y] if batch.class_names else y}"
+            title = f"{side} {i if side == 'Row' else j}: sample {sample}, view {view_no}{label}"
+            if batch.images is not None:
+                st.image(figs.sample_image(batch.images[view_no - 1, sample]), caption=title)
+            elif batch.z1 is not None and batch.z2 is not None:
+                z = (batch.z1 if view_no == 1 else batch.z2)[sample].numpy()
+                st.caption(title)
+                st.code(np.array2string(z[:6], precision=3) + (" …" if z.size > 6 else ""))
+            else:
+                st.caption(title + " (a snapshot holds no embeddings)")
+    names = {
+        "cost": "cost Cᵢⱼ",
+        "kernel": "kernel Kᵢⱼ",
+        "P1": "InfoNCE plan P⁽¹⁾ᵢⱼ",
+        "Pk": f"half-step {Pk}ᵢⱼ",
+        "P2T": f"after T sweeps P{_sup(2 * n_iter)}ᵢⱼ",
+        "unbalanced": "unbalanced plan Pᵢⱼ",
+        "target": "target P_tgt,ᵢⱼ",
+    }
+    st.dataframe(
+        {
+            "matrix": [names[key] for key in info.values],
+            "value": [f"{v:.6g}" for v in info.values.values()],
+        },
+        hide_index=True,
+    )
+
+# ---------------------------------------------------------------------------- losses
+
+st.subheader("The loss of every method on this batch")
+titles = [m.title for m in sol.losses]
+st.plotly_chart(
+    figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss"
+)
+st.caption(
+    "Same batch, same ε and T. Methods optimise different objectives, so only INCE ≥ GCA-INCE "
+    "is a theorem; RINCE-type losses can be negative, BYOL's has no plan at all."
+)
+st.dataframe(
+    {
+        "method": titles,
+        "loss": [f"{m.value:.6g}" for m in sol.losses],
+        "d_M": [m.d_m for m in sol.losses],
+        "constraint B": [m.constraint for m in sol.losses],
+        "what it does": [m.description for m in sol.losses],
+    },
+    hide_index=True,
+)
+
+ui.show_code(lab.half_steps, ot.row_projection, lab.method_losses, lab.solve)
+
+# ------------------------------------------------------------------------- downloads
+
+
+def _npz() -> bytes:
+    """The current half-step plan and the problem it belongs to, as a .npz file."""
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        plan=steps.plans[k],
+        k=k,
+        cost=sol.cost,
+        kernel=sol.kernel,
+        target=sol.target,
+        unbalanced=sol.unbalanced,
+        kl=steps.kl,
+        epsilon=eps,
+        n_iter=n_iter,
+    )
+    return buffer.getvalue()
+
+
+d1, d2 = st.columns(2)
+d1.download_button(
+    f"Download {Pk} and the problem (.npz)",
+    _npz,
+    file_name=f"plan_k{k}_eps{eps:g}.npz",
+    mime="application/octet-stream",
+    on_click="ignore",
+)
+d2.download_button(
+    "Download the half-step figure (.html)",
+    lambda: step_fig.to_html(include_plotlyjs="cdn"),
+    file_name=f"plan_k{k}.html",
+    mime="text/html",
+    on_click="ignore",
+)

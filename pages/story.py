@@ -1,0 +1,399 @@
+"""Story: from InfoNCE to optimal transport in five guided steps, every formula beside a
+number computed live on a real batch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+import ui
+from gca_viz import lab, losses, ot, story
+from gca_viz.figures import plans as plan_figs
+from gca_viz.figures import story as figs
+
+SOURCES = {
+    "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
+    "digits": "Digits through a random encoder",
+    "synthetic": "Synthetic pairs on the sphere",
+}
+STEPS = {
+    1: "1 · InfoNCE is a KL divergence",
+    2: "2 · Sinkhorn lowers it",
+    3: "3 · Alignment + uniformity",
+    4: "4 · ε and relaxed marginals",
+    5: "5 · The method family",
+}
+EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
+SIZES = (8, 16, 32, 64, 128, 256)
+RELAXATIONS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, math.inf)
+METHODS = list(losses.LOSSES)
+
+
+@st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
+def load_batch(source: str, n: int, seed: int, _store: Any) -> lab.Batch:
+    """The batch of a source (cached: the data and the encoders are deterministic)."""
+    return story.story_batch(source, n, seed, _store)
+
+
+def step_selector() -> int:
+    """A row of step buttons whose value lives in the query string (``story_step``)."""
+    if "story_step" not in st.session_state:
+        raw = st.query_params.get("story_step", "1")
+        st.session_state["story_step"] = int(raw) if raw in {str(s) for s in STEPS} else 1
+    step = int(
+        st.radio(
+            "Step",
+            list(STEPS),
+            key="story_step",
+            format_func=STEPS.get,
+            horizontal=True,
+            label_visibility="collapsed",
+        )
+    )
+    if st.query_params.get("story_step") != str(step):
+        st.query_params["story_step"] = str(step)
+    return step
+
+
+def next_step() -> None:
+    st.session_state["story_step"] = min(int(st.session_state["story_step"]) + 1, len(STEPS))
+
+
+def fmt(value: float, digits: int = 6) -> str:
+    return f"{value:.{digits}f}"
+
+
+def heatmap(matrix: np.ndarray, title: str, log: bool, height: int = 560) -> Any:
+    ones = np.ones(matrix.shape[0])
+    return plan_figs.matrix_heatmap(
+        matrix, title=title, value_label="Pᵢⱼ", row_ref=ones, col_ref=ones, log=log, height=height
+    )
+
+
+# ---------------------------------------------------------------------------- header
+
+st.title("GCA Explorer")
+st.subheader("From InfoNCE to optimal transport, in five steps")
+st.markdown(
+    "Contrastive learning is secretly a distribution-alignment problem (Chen et al., NeurIPS "
+    "2024). Each step below states one fact of the paper as a formula and checks it on a real "
+    "batch of paired embeddings: every number on this page is computed live, so change the "
+    "batch, $N$ or $\\varepsilon$ and watch the facts hold."
+)
+
+store = ui.run_store()
+c_src, c_n, c_eps, c_t = st.columns([3, 2, 2, 2])
+with c_src:
+    source = ui.select("Batch", "story_source", list(SOURCES), "demo", format_func=SOURCES.get)
+with c_n:
+    n = ui.select_slider("Pairs N", "story_n", SIZES, 64)
+with c_eps:
+    eps = ui.select_slider("ε (temperature = regulariser)", "story_eps", EPSILONS, 0.2)
+with c_t:
+    n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
+with st.sidebar:
+    st.subheader("Story settings")
+    seed = int(ui.number("Seed", "story_seed", 0, min_value=0, step=1))
+    float64 = ui.toggle("float64 (else float32, as in training)", "story_f64", False)
+    log_scale = ui.toggle("Log colour scale", "story_log", False)
+
+with ui.guard("Batch"):
+    batch = load_batch(source, int(n), seed, _store=store)
+if batch.meta.get("fallback"):
+    st.info(
+        f"The demo run {story.STORY_RUN} is not in the run store, so this batch is the digits "
+        "through a random encoder."
+    )
+assert batch.z1 is not None and batch.z2 is not None
+dtype = torch.float64 if float64 else torch.float32
+z1, z2 = batch.z1.to(dtype), batch.z2.to(dtype)
+N = batch.n
+capped = f" (N is capped at the {N} pairs the run stored)" if N < int(n) else ""
+st.caption(f"Batch: {batch.source}{capped}. Samples sorted by class.")
+
+step = step_selector()
+
+# ------------------------------------------------------------------ step 1: INCE = KL
+
+if step == 1:
+    st.header(STEPS[1])
+    st.markdown(
+        "A batch gives a cost $C_{ij} = 1 - \\langle z'_i, z''_j\\rangle$ between the first "
+        "view of sample $i$ and the second view of sample $j$, and a kernel "
+        "$K = e^{-C/\\varepsilon}$. Normalising every row of $K$ to sum to 1 is one Sinkhorn "
+        "half-step (the KL projection onto the row constraint); call the result $P^{(1)}$. "
+        "InfoNCE is exactly the KL divergence from the identity, *each view matched to its own "
+        "partner*, to $P^{(1)}$: the two numbers below come from different code and agree."
+    )
+    with ui.guard("Step 1"):
+        check = story.ince_as_kl(z1, z2, eps)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.latex(story.INFONCE_LATEX)
+        st.latex(story.KL_P1_LATEX)
+    with right:
+        m1, m2 = st.columns(2)
+        m1.metric("InfoNCE loss", fmt(check.infonce), help="losses.get('ince')(z', z'')")
+        m2.metric(
+            "KL(I ‖ P⁽¹⁾) / N",
+            fmt(check.kl),
+            help="generalised KL from the log-plan of ot.row_projection",
+        )
+        st.metric("Difference", f"{check.difference:.1e}", help="InfoNCE − KL(I ‖ P⁽¹⁾)/N")
+        st.caption(
+            f"{'float64' if float64 else 'float32'} arithmetic: the difference is rounding. "
+            f"The textbook cross-entropy of the logits s/ε gives {check.cross_entropy:.6f}; "
+            f"ot.sinkhorn's first half-step equals this P⁽¹⁾ to {check.sinkhorn_gap:.1e}."
+        )
+    st.plotly_chart(
+        heatmap(check.plan, "P⁽¹⁾: every row sums to 1; InfoNCE reads its diagonal", log_scale),
+        key="story_p1",
+    )
+    ui.show_code(story.ince_as_kl, ot.row_projection, lab.generalized_kl)
+
+# --------------------------------------------------------- step 2: monotone alignment
+
+elif step == 2:
+    st.header(STEPS[2])
+    st.markdown(
+        "If one row step is InfoNCE, why stop there? Sinkhorn alternates row and column "
+        "normalisations. Each half-step is a KL projection onto a set that *contains the "
+        "target* $I$, so the Pythagorean identity below says the KL to the target can only go "
+        f"down. GCA-INCE, the KL after T = {n_iter} sweeps ({2 * n_iter} half-steps), is never "
+        "larger than INCE on the same batch."
+    )
+    C = ot.cosine_cost(z1.double(), z2.double())
+    with ui.guard("Step 2"):
+        mono = story.monotone_alignment(C, eps, n_iter)
+    st.latex(lab.MONOTONE_LATEX)
+    st.latex(story.PYTHAGORAS_LATEX)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("INCE (k = 1)", fmt(mono.ince))
+    m2.metric(
+        f"GCA-INCE (k = {2 * n_iter})",
+        fmt(mono.gca),
+        f"{mono.gca - mono.ince:+.2e} vs INCE",
+        delta_color="inverse",
+    )
+    m3.metric(
+        "Max increase over half-steps",
+        f"{mono.max_increase:.1e}",
+        help="max over k = 1..2T−1 of KL(P_tgt‖P⁽ᵏ⁺¹⁾) − KL(P_tgt‖P⁽ᵏ⁾): never positive",
+    )
+    m4.metric(
+        "Pythagorean residual",
+        f"{mono.max_residual:.1e}",
+        help="max over k of |left side − right side| of the identity above",
+    )
+    st.plotly_chart(figs.monotone_chart(mono.kl), key="story_kl")
+    k_max, drop = mono.largest_drop
+    settled = int(np.argmax(mono.kl - mono.gca < 1e-4))
+    st.caption(
+        f"Computed in float64. The largest drop, {drop:.2e}, is from k = {k_max} to "
+        f"k = {k_max + 1}; from k = {settled} on the KL is within 10⁻⁴ of its value at "
+        f"k = {2 * n_iter}. Try a smaller ε."
+    )
+    ui.show_code(story.monotone_alignment, ot.row_projection)
+
+# ------------------------------------------------------- step 3: alignment/uniformity
+
+elif step == 3:
+    st.header(STEPS[3])
+    st.markdown(
+        "Write the plan in log form with the dual potentials $f, g$ and the loss of each row "
+        "splits in two: an **alignment** term, the positive pair's cost over ε (pull the two "
+        "views together), and a **uniformity** term, minus the potentials (push everything "
+        "apart). Both losses share the alignment term; Sinkhorn changes only the uniformity "
+        "term, by making every sample receive the same total mass."
+    )
+    with ui.guard("Step 3"):
+        au = story.alignment_uniformity(z1, z2, eps, n_iter)
+    st.latex(story.SPLIT_LATEX)
+    st.latex(story.INCE_UNIFORMITY_LATEX)
+    for label, part in (("INCE", au.ince), ("GCA-INCE", au.gca)):
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric(f"{label}: mean alignment", fmt(float(np.mean(part.alignment)), 4))
+        m2.metric(f"{label}: mean uniformity", fmt(float(np.mean(part.uniformity)), 4))
+        m3.metric(f"{label}: loss", fmt(part.loss, 4))
+        m4.metric(
+            f"{label}: residual",
+            f"{part.loss_residual:.1e}",
+            help="|mean(alignment + uniformity) − loss|; per row the largest gap is "
+            f"{part.row_residual:.1e}",
+        )
+    st.plotly_chart(
+        figs.split_chart(
+            (au.ince.alignment, au.ince.uniformity, au.ince.neg_log_pos),
+            (au.gca.alignment, au.gca.uniformity, au.gca.neg_log_pos),
+        ),
+        key="story_split",
+    )
+    st.subheader("Hubs: who receives the mass")
+    st.markdown(
+        "Under $P^{(1)}$ every sample *sends* mass 1, but nothing limits what it *receives*: a "
+        "sample close to many others becomes a hub. The column constraint of Sinkhorn gives "
+        "every sample the same received mass, which is the extra uniformity of GCA."
+    )
+    st.latex(story.GINI_LATEX)
+    hubs = au.hubs
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Gini of P⁽¹⁾ column sums", fmt(hubs.gini_before, 4))
+    m2.metric("Gini after Sinkhorn", f"{hubs.gini_after:.1e}")
+    m3.metric("max / min received, P⁽¹⁾", f"{hubs.ratio_before:.2f}×")
+    m4.metric("max / min after Sinkhorn", f"{hubs.ratio_after:.4f}×")
+    st.plotly_chart(figs.hub_chart(hubs.before, hubs.after), key="story_hubs")
+    st.caption(
+        f"The top hub (sample {hubs.top_hub}) receives {hubs.before.max():.2f} under P⁽¹⁾; "
+        f"after T = {n_iter} sweeps it receives {hubs.after[hubs.top_hub]:.4f}."
+    )
+    ui.show_code(story.split_loss, story.alignment_uniformity, story.hub_report)
+
+# ------------------------------------------------------- step 4: ε and relaxed marginals
+
+elif step == 4:
+    st.header(STEPS[4])
+    st.markdown(
+        "ε is both InfoNCE's temperature and OT's entropic regulariser. A small ε sharpens the "
+        "plan toward a permutation (one partner per sample), a large ε blurs it toward uniform: "
+        "move ε above and watch the entropy. Relaxing the marginals (GCA-UOT) replaces the hard "
+        "constraints by KL penalties of weight λ: a sample may then send or receive more or less "
+        "mass than the hard marginal asks, which lets the plan give less weight to pairs that "
+        "are hard to match, such as corrupted views."
+    )
+    C = ot.cosine_cost(z1.double(), z2.double())
+    with ui.guard("Step 4"):
+        ent = story.entropy_plan(C, eps, n_iter)
+    st.latex(story.ENTROPY_LATEX)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Plan entropy H", fmt(ent.entropy, 3))
+    m2.metric("Range: log N … 2 log N", f"{ent.low:.2f} … {ent.high:.2f}")
+    m3.metric("Partners per sample", f"{ent.partners:.2f}", help="e^(H − log N): 1 to N")
+    m4.metric("Mass on positive pairs", f"{ent.positive_mass:.1%}")
+    st.plotly_chart(
+        heatmap(ent.plan, f"GCA plan at ε = {eps:g} after T = {n_iter} sweeps", log_scale),
+        key="story_eps_plan",
+    )
+    slow = (
+        " (not converged yet: small ε needs more sweeps)" if ent.marginal_error > 1e-3 * N else ""
+    )
+    st.caption(
+        f"After T = {n_iter} sweeps the marginal error ‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁ is "
+        f"{ent.marginal_error:.1e}{slow}."
+    )
+    st.subheader("Relaxed marginals")
+    lam = ui.select_slider(
+        "λ₁ = λ₂: weight of the marginal penalties (∞ = hard constraints)",
+        "story_lam",
+        RELAXATIONS,
+        0.3,
+        format_func=lambda v: "∞" if v == math.inf else f"{v:g}",
+    )
+    with ui.guard("Step 4"):
+        rel = story.relaxed_marginals(C, eps, None if lam == math.inf else lam)
+    st.latex(ot.UNBALANCED_LATEX)
+    st.latex(ot.LOG_UPDATE_LATEX)
+    st.latex(story.RELAXED_LATEX)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Total mass Σ P", f"{rel.mass:.2f}", f"{rel.mass - N:+.2f} vs N = {N}")
+    m2.metric(
+        "Predicted rate ρ₁ρ₂",
+        f"{rel.predicted:.4f}",
+        help="ρ = λ/(λ + ε); the error shrinks by at most ρ₁ρ₂ per sweep, and the kernel can "
+        "make it shrink faster at small ε",
+    )
+    measured = (
+        f"{rel.contraction:.4f}"
+        if math.isfinite(rel.contraction)
+        else f"done in {rel.sweeps_to_rounding} sweeps"
+    )
+    m3.metric("Measured rate per sweep", measured, help="SinkhornResult.contraction")
+    m4.metric("Mass on positive pairs", f"{rel.positive_mass:.1%}")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.plotly_chart(
+            figs.marginal_chart(
+                rel.row_sums,
+                rel.col_sums,
+                rel.mu,
+                rel.nu,
+                title="Marginals of the relaxed plan vs the hard ones",
+            ),
+            key="story_marginals",
+        )
+    with right:
+        lam_text = "∞" if lam == math.inf else f"{lam:g}"
+        st.plotly_chart(
+            heatmap(rel.plan, f"Unbalanced plan, λ = {lam_text}", log_scale, height=440),
+            key="story_unbalanced",
+        )
+    st.caption(
+        "λ → ∞ is balanced Sinkhorn (GCA-INCE): the bars sit on the dashed lines. λ → 0 leaves "
+        f"the kernel K, whose mass is ΣK. With ρ = λ/(λ + ε) = {rel.rho[0]:.4f} the solver "
+        "needs fewer sweeps: the error shrinks by (at most) ρ₁ρ₂ per sweep."
+    )
+    ui.show_code(story.entropy_plan, story.relaxed_marginals)
+
+# ------------------------------------------------------------- step 5: the methods
+
+else:
+    st.header(STEPS[5])
+    st.markdown(
+        "Every method of the family is one choice of a matching divergence $d_M$ (how the "
+        "plan is compared with the target), a proximal divergence $d_\\Gamma$ and a "
+        "constraint set $B$ (how the kernel is turned into a plan). Pick a row to see that "
+        "method's plan and its loss on this batch, with the same ε and T (all in the "
+        "cross-view layout)."
+    )
+    st.latex(story.GCA_LATEX)
+    table = st.session_state.get("story_methods_table")
+    rows = list(((table or {}).get("selection") or {}).get("rows") or [])
+    if rows and st.session_state.get("_story_table_applied") != rows[0]:
+        st.session_state["_story_table_applied"] = rows[0]
+        st.session_state["story_method"] = METHODS[rows[0]]
+    st.dataframe(
+        story.methods_table(),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="story_methods_table",
+    )
+    name = ui.select(
+        "Method",
+        "story_method",
+        METHODS,
+        "gca_ince",
+        format_func=lambda m: losses.LOSSES[m].title,
+    )
+    method = losses.LOSSES[name]
+    with ui.guard(method.title):
+        out = story.method_output(name, z1, z2, eps, n_iter)
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        m1, m2 = st.columns(2)
+        m1.metric(f"{method.title} loss", fmt(float(out.loss), 5))
+        m2.metric("Mass on positive pairs", f"{out.diagnostics['positive_mass']:.1%}")
+        loss_module = losses.get(name, layout="cross")
+        st.markdown(f"**Projection** (`{loss_module.stages['projection'].name}`)")
+        st.latex(loss_module.latex["projection"])
+        st.markdown(f"**Divergence** (`{loss_module.stages['divergence'].name}`)")
+        st.latex(loss_module.latex["divergence"])
+        st.caption(f"{method.description} ({method.reference})")
+    with right:
+        plan = out.plan.detach().double().numpy()
+        st.plotly_chart(
+            heatmap(plan, f"{method.title}: its plan on this batch", log_scale),
+            key="story_method_plan",
+        )
+    st.page_link(
+        "pages/composer.py",
+        label="Compose a loss of your own and train with it",
+        icon=":material/extension:",
+    )
+    ui.show_code(story.method_output, losses.GCALoss.inspect)
+
+if step < len(STEPS):
+    st.button(f"Next: {STEPS[step + 1]}", key="story_next", on_click=next_step, type="primary")

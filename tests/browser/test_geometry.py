@@ -1,0 +1,62 @@
+"""Geometry in a real browser with a shipped demo run (finished, 3-D embeddings): the
+snapshot slider moves through training time, the views and the colouring redraw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+FIGURE = '[class*="st-key-geo_fig_"] .js-plotly-plot'
+
+
+def scatter(app: Any) -> dict[str, Any]:
+    """Types and names of the traces of the embedding figure, and its first point cloud."""
+    gd = app.page.locator(FIGURE).first
+    return gd.evaluate(
+        """gd => ({
+            types: gd._fullData.map(t => t.type),
+            names: gd._fullData.map(t => t.name),
+            title: gd._fullLayout.title.text,
+            first: Array.from(gd._fullData.find(t => t.type.startsWith('scatter')).x),
+        })"""
+    )
+
+
+def test_snapshot_slider_and_views(app: Any) -> None:
+    page = app.page
+    app.goto("/geometry", charts=2)
+    run = app.query()["geo_run"]
+    last = app.query()["geo_step"]
+    start = scatter(app)
+    # The sphere: a surface and one 3-D point cloud per class.
+    assert start["types"][0] == "surface"
+    assert set(start["types"][1:]) == {"scatter3d"}
+    assert len(start["types"]) == 11  # ten digit classes
+    assert f"step {last}" in start["title"]
+
+    app.step_slider("geo_step", "ArrowLeft")
+    app.until(lambda: app.query().get("geo_step") != last, 30, "geo_step to move back")
+    earlier = app.query()["geo_step"]
+    assert int(earlier) < int(last)
+    moved = app.until(
+        lambda: (s := scatter(app))["first"] != start["first"] and s, 30, "the points to move"
+    )
+    assert f"step {earlier}" in moved["title"]
+    app.assert_healthy()
+
+    # Colour by domain: the digits have none, so the page says so and keeps the classes.
+    app.choose("geo_color", "domain")
+    app.wait_for_query("geo_color", "domain")
+    expect(page.get_by_text("This run's data has no domains: coloured by class.")).to_be_visible()
+    assert scatter(app)["names"] == moved["names"]
+
+    # PCA: the same snapshot as a flat projection.
+    app.choose("geo_method", "PCA")
+    app.wait_for_query("geo_method", "pca")
+    flat = app.until(
+        lambda: (s := scatter(app))["types"][0] != "surface" and s, 30, "the PCA scatter"
+    )
+    assert set(flat["types"]) <= {"scatter", "scattergl"}
+    assert app.query()["geo_run"] == run
+    app.assert_healthy()

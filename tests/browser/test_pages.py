@@ -1,0 +1,72 @@
+"""Every page of the navigation opens in a real browser, draws its charts, and raises nothing.
+
+The test walks the sidebar's navigation links (so a new page is covered without editing
+this file), checks each page's title and its main chart, saves a screenshot per page for the
+README, and prints how long each page took to draw (information only: no timed assertion).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import expect
+
+# Navigation label -> the page's st.title, where they differ.
+TITLES = {"Story": "GCA Explorer"}
+# URL path -> a chart the page must draw (by its st.plotly_chart key); other pages need
+# at least one chart of any key.
+MAIN_CHART = {
+    "": "story_p1",
+    "plan_lab": "lab_chart_steps",
+    "entropy": "ent_chart_entropy",
+    "train": "tr_curves",
+    "domains": "dom_chart_target",
+    "noisy": "noisy_chart_views",
+    "composer": "cmp_chart_plan",
+}
+KNOWN = {"", "plan_lab", "entropy", "train", "geometry", "domains", "noisy", "composer"}
+
+
+def test_every_page_renders_with_charts(app: Any, screenshot: Any) -> None:
+    page = app.page
+    first = app.goto("/")
+    nav = page.locator('[data-testid="stSidebarNav"] a')
+    links = [
+        (nav.nth(i).inner_text().split("\n")[-1].strip(), nav.nth(i).get_attribute("href") or "")
+        for i in range(nav.count())
+    ]
+    paths = {urlsplit(href).path.strip("/"): label for label, href in links}
+    assert paths.keys() >= KNOWN, f"navigation lacks {KNOWN - paths.keys()}: {links}"
+
+    timings = {"(first load) Story": first}
+    problems = []
+    for label, href in links:
+        path = urlsplit(href).path.strip("/")
+        name = path or "story"
+        link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
+        start = page.evaluate("performance.now()")
+        link.click()
+        try:
+            page.wait_for_url(lambda url, p=path: urlsplit(url).path.strip("/") == p)
+            app.settle(charts=1, timeout=60)
+        except AssertionError as exc:
+            problems.append(f"{label}: {exc}")
+            screenshot(f"failed_{name}")
+            continue
+        timings[label] = (page.evaluate("performance.now()") - start) / 1000
+        title = TITLES.get(label, label)
+        heading = page.locator("h1").first
+        expect(heading).to_have_text(title)
+        if path in MAIN_CHART:
+            expect(app.chart(MAIN_CHART[path])).to_be_visible()
+        exceptions = app.exceptions()
+        if exceptions:
+            problems.append(f"{label}: exception rendered: {exceptions[0][:500]}")
+        screenshot(name)
+
+    print("\nPage timings, click to charts drawn (seconds, informational):")
+    for label, seconds in timings.items():
+        print(f"  {label:<30} {seconds:6.2f}")
+    assert problems == [], "\n".join(problems)
+    app.assert_healthy()

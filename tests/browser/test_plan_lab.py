@@ -1,0 +1,74 @@
+"""Plan lab in a real browser: ε changes the plan, the URL keeps the setting, a bad ε is a
+clear error, and clicking a heatmap cell selects it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+STEPS = "lab_chart_steps"  # the half-step heatmap P^(k); trace 0 is the heatmap
+
+
+def plan(app: Any) -> list[list[float]]:
+    trace = app.trace(STEPS, 0)
+    assert trace["type"] == "heatmap"
+    return trace["z"]
+
+
+def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:
+    app.goto("/plan_lab", charts=4)
+    assert app.query().get("lab_eps") == "0.1"
+    before = plan(app)
+    assert len(before) == 64 and len(before[0]) == 64
+
+    app.type_number("lab_eps", "0.3")
+    app.wait_for_query("lab_eps", "0.3")
+    after = app.until(lambda: (z := plan(app)) != before and z, 30, "the heatmap to change")
+    # A warmer ε spreads the plan: the largest entry of P^(1) drops.
+    assert max(map(max, after)) < max(map(max, before))
+    app.assert_healthy()
+
+    # The copied link reproduces the setting in a fresh session.
+    url = app.page.url
+    app.goto(url, charts=4)
+    expect(app.number_input("lab_eps")).to_have_value("0.300")
+    assert plan(app) == after
+    app.assert_healthy()
+
+
+def test_zero_epsilon_is_a_clear_error(app: Any) -> None:
+    app.goto("/plan_lab", charts=4)
+    app.type_number("lab_eps", "0")
+    app.wait_for_query("lab_eps", "0.0")
+    error = app.page.locator('[data-testid="stAlertContentError"]')
+    expect(error.filter(has_text="epsilon must be")).to_be_visible(timeout=30_000)
+    expect(app.page.locator('[data-testid="stException"]')).to_have_count(0)
+    expect(app.chart(STEPS)).to_have_count(0)  # the page stops at the error
+    # A valid ε brings the plan back.
+    app.type_number("lab_eps", "0.2")
+    app.wait_for_query("lab_eps", "0.2")
+    app.settle(charts=4)
+    expect(error).to_have_count(0)
+    app.assert_healthy()
+
+
+def test_clicking_a_cell_selects_it(app: Any) -> None:
+    app.goto("/plan_lab", charts=4)
+    i, j = 7, 12
+    gd = app.chart(STEPS)
+    gd.scroll_into_view_if_needed()
+    x, y = gd.evaluate(
+        """(gd, [i, j]) => {
+            const L = gd._fullLayout, box = gd.getBoundingClientRect();
+            return [box.left + L.xaxis._offset + L.xaxis.l2p(j),
+                    box.top + L.yaxis._offset + L.yaxis.l2p(i)];
+        }""",
+        [i, j],
+    )
+    app.page.mouse.click(x, y)
+    app.wait_for_query("lab_i", str(i))
+    app.wait_for_query("lab_j", str(j))
+    expect(app.number_input("lab_i")).to_have_value(str(i))
+    expect(app.number_input("lab_j")).to_have_value(str(j))
+    app.assert_healthy()

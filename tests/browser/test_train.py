@@ -1,0 +1,150 @@
+"""The training flow in a real browser: launch a run from the Train page, watch it live,
+change its ε while it trains, stop it, and look at its embeddings on the Geometry page.
+
+The run trains in its own process on the session's run store; it is stopped through the UI
+and the ``no_run_survives`` fixture kills anything left. It is long enough (1000 steps) never
+to finish while the test interacts with it, whatever the machine's load.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+STEPS = 1000
+NEW_EPS = "0.25"
+
+
+def progress(app: Any) -> tuple[str, int]:
+    """``(status, step)`` from the live monitor's progress bar (``**running** · step 12 of
+    1000 · ...``); ``("", -1)`` while it is not drawn."""
+    bar = app.page.locator('[data-testid="stMain"] [data-testid="stProgress"]')
+    if not bar.count():
+        return "", -1
+    text = bar.first.inner_text()
+    found = re.search(r"(\w+)\s*·\s*step (\d+) of (\d+)", text)
+    return (found.group(1), int(found.group(2))) if found else ("", -1)
+
+
+def plan_title(app: Any) -> str:
+    """The title of the plan heatmap, e.g. ``"... at step 40"`` ("" until it is drawn)."""
+    return app.read_chart("tr_plan", "gd => gd._fullLayout.title.text", "") or ""
+
+
+def change_labels(app: Any) -> list[str]:
+    """Texts of the annotations that mark live changes on the metric curves."""
+    script = "gd => (gd._fullLayout.annotations || []).map(a => a.text)"
+    return [t for t in app.read_chart("tr_curves", script, None) or [] if "=" in t]
+
+
+def test_launch_watch_steer_stop_then_geometry(
+    app: Any, screenshot: Any, no_run_survives: Path
+) -> None:
+    page = app.page
+    start = time.perf_counter()
+    times: dict[str, float] = {}
+
+    def mark(phase: str) -> None:
+        times[phase] = time.perf_counter() - start
+
+    app.goto("/train", charts=1)  # demo runs: the curves of the newest one
+    mark("Train page drawn")
+    before = app.query().get("tr_run")
+
+    # ------------------------------------------------------------ configure, launch
+    page.get_by_text("New run", exact=True).click()
+    app.choose("tr_data", "multidomain_digits")  # has domains: Geometry can colour by them
+    app.type_number("tr_steps", str(STEPS))
+    app.wait_for_query("tr_steps", str(STEPS))
+    app.type_number("tr_batch", "128")
+    app.wait_for_query("tr_batch", "128")
+    page.get_by_text("Advanced settings", exact=True).click()
+    app.type_number("tr_snap", "10")  # the plan and the embeddings every 10 steps
+    app.wait_for_query("tr_snap", "10")
+    assert app.query()["tr_out_dim"] == "3"
+    page.locator(".st-key-tr_launch button").click()
+    expect(page.get_by_text(re.compile(r"Launched run #\d+"))).to_be_visible(timeout=30_000)
+    run_id = app.until(
+        lambda: (r := app.query().get("tr_run")) != before and r, 30, "tr_run of the new run"
+    )
+    mark("run launched")
+    app.assert_healthy()
+
+    # ------------------------------------------------------- live progress, live plan
+    _, first = app.until(
+        lambda: (p := progress(app))[0] == "running" and p[1] > 0 and p,
+        90,
+        lambda: f"the run to report steps; progress {progress(app)}",
+    )
+    app.until(lambda: progress(app)[1] > first, 60, lambda: f"steps to increase past {first}")
+    title = app.until(lambda: plan_title(app), 90, "the plan of the current batch")
+    assert re.search(r"at step \d+", title), title
+    app.until(lambda: plan_title(app) != title, 60, f"the plan to update after {title!r}")
+    app.until(
+        lambda: app.read_chart("tr_curves", "gd => gd._fullData.length"), 60, "the metric curves"
+    )
+    mark("progress, plan and curves live")
+    screenshot("train_live")
+
+    # ----------------------------------------------- steer: ε while it trains
+    eps_box = app.number_input(f"tr_live_{run_id}_epsilon")
+    expect(eps_box).to_be_visible()
+    eps_box.fill(NEW_EPS)
+    page.get_by_role("button", name=re.compile("Apply at the next step")).click()
+    expect(page.get_by_text(re.compile(r"Requested ε=0\.25"))).to_be_visible(timeout=30_000)
+    labels = app.until(
+        lambda: [t for t in change_labels(app) if t.startswith("ε=0.25")],
+        60,
+        lambda: f"a chart mark of the change; annotations {change_labels(app)}",
+    )
+    assert labels == ["ε=0.25"]
+    mark("live change marked on the chart")
+    expect(page.get_by_text("Dotted lines mark live changes (1 on this run)")).to_be_visible()
+    app.assert_healthy()
+
+    # ------------------------------------------------------------------------ stop
+    assert progress(app)[0] == "running", "the run ended before the test stopped it"
+    stop = page.locator(".st-key-tr_stop").get_by_role("button", name="Stop", exact=True)
+    stop.click()
+    app.until(
+        lambda: progress(app)[0] == "stopped", 60, lambda: f"stopped; progress {progress(app)}"
+    )
+    mark("run stopped")
+    stopped_at = progress(app)[1]
+    assert 0 < stopped_at < STEPS
+    resume = page.locator(".st-key-tr_resume").get_by_role("button", name="Resume", exact=True)
+    expect(resume).to_be_enabled()
+    app.assert_healthy()
+
+    # ------------------------------------------------- the run on the Geometry page
+    app.goto(f"/geometry?geo_run={run_id}", charts=1)
+    mark("Geometry of the run drawn")
+    key = f"geo_fig_{run_id}"
+    expect(app.chart(key)).to_be_visible()
+    traces = app.read_chart(key, "gd => gd._fullData.map(t => [t.type, t.name])")
+    assert traces[0][0] == "surface"  # out_dim 3: the unit sphere
+    assert {t for t, _ in traces[1:]} == {"scatter3d"}
+    assert len(traces) == 11, traces  # ten digit classes
+    app.choose("geo_color", "domain")
+    app.wait_for_query("geo_color", "domain")
+    legend = "gd => [gd._fullLayout.legend.title.text, gd._fullData.slice(1).map(t => t.name)]"
+    title, names = app.until(
+        lambda: (r := app.read_chart(key, legend)) and r[0] == "domain" and r,
+        30,
+        lambda: f"the colouring by domain; legend {app.read_chart(key, legend)}",
+    )
+    assert names == ["original", "rotated", "inverted", "noisy"], names
+    expect(page.get_by_text("coloured by domain", exact=False).first).to_be_visible()
+    screenshot("geometry_trained_run")
+    app.assert_healthy()
+    mark("coloured by domain")
+    print(
+        f"\nTrain flow, seconds since the start (informational), run stopped at step "
+        f"{stopped_at} of {STEPS}:"
+    )
+    for phase, seconds in times.items():
+        print(f"  {phase:<34} {seconds:6.1f}")

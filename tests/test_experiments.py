@@ -1,0 +1,504 @@
+"""Tests of gca_viz.experiments: the α - β sweep (configs, naming, results table, trend) and
+the noisy-views measures (graded corruption, the severity-scaled preset, the plan mass an
+unbalanced plan keeps on corrupted pairs), plus the figures the two pages draw.
+
+Stores are filled without training: finished runs are imported with the public
+``RunStore.import_directory`` from tiny run directories written here (config, metrics,
+an embedding snapshot), and launches are checked with scheduling switched off so no process
+starts. One slow test trains a reduced sweep for real.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gca_viz import augment, demo
+from gca_viz import experiments as ex
+from gca_viz.figures import experiments as xfig
+from gca_viz.lab import Batch
+from gca_viz.runs import ACTIVE, RunStore
+from gca_viz.train import TrainConfig
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def write_run_dir(
+    path: Path,
+    config: dict[str, Any],
+    metrics: dict[str, float],
+    *,
+    step: int = 300,
+    embeddings: dict[str, np.ndarray] | None = None,
+    finished: bool = True,
+) -> Path:
+    """A run directory as ``python -m gca_viz train --out`` writes it (final metrics only)."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config))
+    lines = ["step,name,value", f"{step},loss,1.5"] + [
+        f"{step},{k},{v!r}" for k, v in metrics.items()
+    ]
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    event = "finished" if finished else "stopped"
+    (path / "events.jsonl").write_text(json.dumps({"event": event, "step": step}) + "\n")
+    (path / "snapshots").mkdir()
+    if embeddings is not None:
+        np.savez(path / "snapshots" / f"{step:07d}_embeddings.npz", **embeddings)
+    return path
+
+
+def separable_embeddings(n: int = 120, d: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Embeddings whose domain is one coordinate: a probe reads it perfectly."""
+    rng = np.random.default_rng(seed)
+    domain = np.arange(n) % 4
+    z = 0.05 * rng.standard_normal((n, d))
+    z[np.arange(n), domain] += 1.0
+    return {"z": z.astype(np.float32), "y": domain.copy(), "domain": domain}
+
+
+def import_sweep(store: RunStore, tmp: Path, sweep: int, accs: dict[float, float]) -> list[int]:
+    """Finished sweep runs with domain accuracy ``accs[δ]``, imported as sweep ``sweep``."""
+    ids = []
+    for k, (delta, acc) in enumerate(accs.items()):
+        cfg = ex.domain_sweep_configs([delta], steps=300)[0]
+        a, b = cfg["loss_params"]["alpha"], cfg["loss_params"]["beta"]
+        run = write_run_dir(
+            tmp / f"sweep{sweep}-{k}",
+            cfg,
+            {"domain_acc": acc, "probe_acc": 0.9, "knn_acc": 0.85},
+            embeddings=separable_embeddings(seed=k),
+        )
+        ids.append(store.import_directory(run, name=ex.sweep_run_name(sweep, delta, a, b)))
+    return ids
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "store", max_concurrent=1)
+
+
+# --------------------------------------------------------------------- the α - β sweep
+
+
+@pytest.mark.parametrize("delta", [-0.5, -0.25, 0.0, 0.25, 0.5])
+def test_alpha_beta_keeps_weights_non_negative_at_fixed_total(delta: float) -> None:
+    a, b = ex.alpha_beta(delta)
+    assert a >= 0 and b >= 0
+    assert math.isclose(a - b, delta, abs_tol=1e-12)
+    assert math.isclose(a + b, ex.SWEEP_TOTAL, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("delta", "total", "name"),
+    [(0.6, 0.5, "delta"), (-0.51, 0.5, "delta"), (0.0, 0.0, "total"), (math.nan, 1.0, "delta")],
+)
+def test_alpha_beta_rejects_out_of_range(delta: float, total: float, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ex.alpha_beta(delta, total)
+
+
+def test_domain_sweep_configs_are_valid_with_the_requested_alpha_minus_beta() -> None:
+    deltas = [-0.5, -0.25, 0.0, 0.25, 0.5]
+    configs = ex.domain_sweep_configs(deltas)
+    assert len(configs) == len(deltas)
+    for delta, cfg in zip(deltas, configs, strict=True):
+        TrainConfig.from_dict(cfg)  # a valid config of the training engine
+        a, b = cfg["loss_params"]["alpha"], cfg["loss_params"]["beta"]
+        assert a >= 0 and b >= 0 and math.isclose(a - b, delta, abs_tol=1e-12)
+        assert math.isclose(a + b, ex.SWEEP_TOTAL)
+        assert cfg["dataset"] == "multidomain_digits" and cfg["target"] == "domain"
+        assert cfg["method"] == "gca_ince" and cfg["steps"] == 300 and cfg["batch_size"] == 256
+        assert cfg["eval_every"] == cfg["snapshot_every"] == cfg["checkpoint_every"] == 300
+
+
+def test_domain_sweep_configs_take_overrides_and_validate_them() -> None:
+    cfg = ex.domain_sweep_configs(
+        [0.2], total=1.0, steps=80, batch_size=64, loss_params={"epsilon": 0.3}
+    )[0]
+    assert cfg["steps"] == cfg["eval_every"] == 80 and cfg["batch_size"] == 64
+    assert cfg["loss_params"] == {"epsilon": 0.3, "alpha": 0.6, "beta": 0.4}
+    with pytest.raises(ValueError, match="delta"):
+        ex.domain_sweep_configs([0.75])
+    with pytest.raises(ValueError, match="unknown config field"):
+        ex.domain_sweep_configs([0.0], stepz=10)
+    with pytest.raises(ValueError, match="deltas"):
+        ex.domain_sweep_configs([])
+
+
+def test_launch_queues_one_named_run_per_delta_and_find_returns_them(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RunStore, "schedule", lambda self: [])  # queue only: no process
+    first = ex.launch_domain_sweep(store, [0.5, -0.5, 0.0], steps=50)
+    second = ex.launch_domain_sweep(store, [0.25, -0.25], steps=50)
+    assert ex.domain_sweeps(store) == {2: [second[1], second[0]], 1: [first[1], first[2], first[0]]}
+    assert ex.find_domain_sweep(store) == [second[1], second[0]]  # newest, by α - β
+    assert ex.find_domain_sweep(store, 1) == [first[1], first[2], first[0]]
+    assert ex.find_domain_sweep(store, 7) == []
+    info = store.get(first[0])
+    assert info.name.startswith(f"{ex.SWEEP_PREFIX} 1: α - β = +0.50")
+    assert info.status == "queued" and info.config["loss_params"]["alpha"] == 0.5
+    assert all(store.get(i).name.startswith(f"{ex.SWEEP_PREFIX} 2:") for i in second)
+
+
+def test_launch_validates_everything_before_queueing(store: RunStore) -> None:
+    with pytest.raises(ValueError, match="delta"):
+        ex.launch_domain_sweep(store, [0.0, 0.9])
+    assert store.list_runs() == []
+
+
+def test_results_table_from_finished_runs(store: RunStore, tmp_path: Path) -> None:
+    ids = import_sweep(store, tmp_path, 1, {0.5: 0.95, -0.5: 0.70, 0.0: 0.80})
+    rows = ex.domain_sweep_results(store, ids)
+    assert [r.delta for r in rows] == [-0.5, 0.0, 0.5]  # sorted by α - β
+    assert [r.domain_acc for r in rows] == [0.70, 0.80, 0.95]
+    assert all(r.status == "finished" and r.probe_acc == 0.9 and r.knn_acc == 0.85 for r in rows)
+    assert all(r.domain_acc_embedding == 1.0 for r in rows)  # separable snapshot
+    assert all(math.isclose(r.alpha - r.beta, r.delta) for r in rows)
+    fit = ex.trend([r.delta for r in rows], [r.domain_acc for r in rows])
+    assert fit.n == 3 and fit.spearman == pytest.approx(1.0) and fit.slope == pytest.approx(0.25)
+    no_z = ex.domain_sweep_results(store, ids, embedding=False)
+    assert all(math.isnan(r.domain_acc_embedding) for r in no_z)
+
+
+def test_results_of_runs_that_have_not_evaluated_are_nan(store: RunStore, tmp_path: Path) -> None:
+    cfg = ex.domain_sweep_configs([0.25])[0]
+    run = write_run_dir(tmp_path / "half", cfg, {}, step=120, finished=False)
+    run_id = store.import_directory(run, name=ex.sweep_run_name(1, 0.25, 0.375, 0.125))
+    (row,) = ex.domain_sweep_results(store, [run_id])
+    assert row.status == "stopped" and row.step == 120 and row.delta == 0.25
+    assert math.isnan(row.domain_acc) and math.isnan(row.probe_acc)
+    assert math.isnan(row.domain_acc_embedding)
+    with pytest.raises(ValueError, match="no run"):
+        ex.domain_sweep_results(store, [999])
+
+
+def test_embedding_domain_accuracy() -> None:
+    emb = separable_embeddings()
+    assert ex.embedding_domain_accuracy(emb["z"], emb["domain"]) == 1.0
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((400, 8))
+    acc = ex.embedding_domain_accuracy(noise, np.arange(400) % 4)
+    assert 0.1 < acc < 0.45  # chance is 0.25
+    assert math.isnan(ex.embedding_domain_accuracy(noise[:5], np.array([0, 0, 0, 0, 1])))
+    with pytest.raises(ValueError, match="z must be"):
+        ex.embedding_domain_accuracy(noise, np.arange(3))
+
+
+def test_trend_and_correlations_against_scipy() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, 40).astype(float)  # ties
+    y = x + rng.standard_normal(40)
+    assert ex.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert ex.pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    fit = ex.trend(x, y)
+    assert fit.slope == pytest.approx(stats.linregress(x, y).slope)
+    assert ex.trend([0.0, 1.0, np.nan], [1.0, np.nan, 2.0]).n == 1
+    assert math.isnan(ex.trend([1.0, 1.0], [0.0, 1.0]).slope)
+    assert math.isnan(ex.pearson([1.0, 1.0, 1.0], [0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="1-D"):
+        ex.trend([1.0, 2.0], [1.0])
+
+
+# ------------------------------------------------------------------- the target designer
+
+
+def _batch(domains: np.ndarray, labels: np.ndarray) -> Batch:
+    n = len(domains)
+    z = torch.nn.functional.normalize(torch.randn(n, 4), dim=1)
+    images = np.arange(2 * n, dtype=np.float32).reshape(2, n, 1, 1, 1)
+    return Batch(z, z + 1.0, labels, domains, images, "test")
+
+
+def test_sort_by_domain_permutes_every_array_alike() -> None:
+    b = _batch(np.array([2, 0, 1, 0, 2, 1]), np.array([5, 3, 1, 1, 0, 4]))
+    s = ex.sort_by_domain(b)
+    assert s.domains.tolist() == [0, 0, 1, 1, 2, 2]
+    assert s.labels.tolist() == [1, 3, 1, 4, 0, 5]  # class order within a domain
+    order = [3, 1, 2, 5, 4, 0]
+    assert torch.equal(s.z1, b.z1[order]) and torch.equal(s.z2, b.z2[order])
+    assert np.array_equal(s.images, b.images[:, order])
+
+
+def test_block_mass_counts_same_group_off_diagonal_mass() -> None:
+    M = np.array([[9.0, 1.0, 2.0], [1.0, 9.0, 0.0], [2.0, 0.0, 9.0]])
+    assert ex.block_mass(M, [0, 0, 1]) == pytest.approx(2 / 6)
+    assert math.isnan(ex.block_mass(np.eye(3), [0, 0, 1]))
+    with pytest.raises(ValueError, match="matrix"):
+        ex.block_mass(M, [0, 1])
+
+
+def test_read_matrix_parses_npy_and_csv() -> None:
+    M = np.arange(9, dtype=float).reshape(3, 3)
+    buf = io.BytesIO()
+    np.save(buf, M)
+    assert np.array_equal(ex.read_matrix(buf.getvalue(), "t.npy"), M)
+    assert np.array_equal(ex.read_matrix(b"0,1,2\n3,4,5\n6,7,8\n", "t.CSV"), M)
+    assert np.array_equal(ex.read_matrix(b"0 1 2\n3 4 5\n6 7 8\n", "t.csv"), M)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "match"),
+    [
+        (b"1,2\n3,4\n", "t.txt", "t.txt: upload a .npy or .csv"),
+        (b"1,x\n3,4\n", "t.csv", "t.csv"),
+        (b"\xff\xfe\x00", "t.csv", "t.csv"),
+        (b"not an npy file", "t.npy", "t.npy"),
+    ],
+)
+def test_read_matrix_names_the_file_and_the_problem(data: bytes, name: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ex.read_matrix(data, name)
+
+
+def test_read_matrix_rejects_pickles_and_wrong_dimensions() -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"t\.npy"):
+        ex.read_matrix(buf.getvalue(), "t.npy")
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        ex.read_matrix(buf.getvalue(), "t.npy")
+
+
+# --------------------------------------------------------------------------- noisy views
+
+
+def test_augment_at_interpolates_from_identity_to_the_extreme_preset() -> None:
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    none = ex.augment_at(0.0)
+    assert torch.equal(none(x, torch.Generator().manual_seed(1)), x)
+    full = ex.augment_at(1.0)
+    extreme = augment.make_augment("extreme")
+    assert dict(full.params) == pytest.approx(dict(extreme.params))
+    means = [
+        float(ex.augment_at(s).apply_with_strength(x, torch.Generator().manual_seed(2))[1].mean())
+        for s in (0.0, 0.25, 1.0)
+    ]
+    assert means[0] == 0.0 and means[0] < means[1] < means[2]
+    with pytest.raises(ValueError, match="severity"):
+        ex.augment_at(1.5)
+    with pytest.raises(ValueError, match="kind"):
+        ex.augment_at(0.5, "audio")
+
+
+def test_graded_corruption_spreads_severity_and_strength_follows() -> None:
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    g = ex.graded_corruption(x, "image", 0.8, torch.Generator().manual_seed(3))
+    assert g.views.shape == x.shape
+    assert np.allclose(np.sort(g.severity), 0.8 * np.arange(32) / 31)
+    assert not np.array_equal(g.severity, np.sort(g.severity))  # shuffled over the batch
+    assert g.strength[np.argmin(g.severity)] == 0.0  # severity 0 leaves the sample unchanged
+    assert ex.spearman(g.severity, g.strength) > 0.8
+    with pytest.raises(ValueError, match="max_severity"):
+        ex.graded_corruption(x, "image", 2.0, torch.Generator())
+    v = ex.augmented_views(x, "image", 1.0, torch.Generator().manual_seed(0))
+    assert v.strength.shape == (32,) and np.isnan(v.severity).all()
+
+
+def _synthetic_pairs(n: int = 64, n_bad: int = 16, d: int = 16, seed: int = 0) -> tuple:
+    """``z2 = z1`` for clean pairs and an unrelated random point for a known subset."""
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    bad = torch.randperm(n, generator=g)[:n_bad]
+    z2 = z1.clone()
+    z2[bad] = torch.nn.functional.normalize(
+        torch.randn(n_bad, d, generator=g, dtype=torch.float64), dim=1
+    )
+    corrupted = np.zeros(n, dtype=bool)
+    corrupted[bad.numpy()] = True
+    return z1, z2, corrupted
+
+
+def test_unbalanced_plan_keeps_less_mass_on_known_corrupted_pairs() -> None:
+    z1, z2, corrupted = _synthetic_pairs()
+    strength = corrupted.astype(float)  # 1 for the corrupted pairs, 0 for the clean ones
+    res = ex.corruption_mass_correlation(z1, z2, strength, epsilon=0.1)
+    assert res.spearman < -0.5 and res.pearson < -0.5
+    assert res.mean_kept(corrupted) < 0.5 * res.mean_kept(~corrupted)
+    assert res.spearman_row < -0.5  # the unbalanced rows of corrupted pairs hold less mass
+    # the balanced plan's rows stay near 1 (up to T = 10 sweeps' marginal error)
+    assert res.balanced_row_error < 0.1 < float(np.ptp(res.row_sums))
+    assert res.kept.mean() == pytest.approx(1.0) and res.row_mass.mean() == pytest.approx(1.0)
+    assert res.epsilon == 0.1 and res.relax_a == 0.2 and res.n_iter == 10
+
+
+def test_graded_strength_correlates_with_lost_mass() -> None:
+    """A continuous strength: pair i's second view is pushed away by an angle that grows."""
+    n, d = 48, 16
+    g = torch.Generator().manual_seed(1)
+    z1 = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    other = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), 1)
+    strength = np.linspace(0.0, 1.0, n)
+    t = torch.from_numpy(strength)[:, None]
+    z2 = torch.nn.functional.normalize((1 - t) * z1 + t * other, dim=1)
+    res = ex.corruption_mass_correlation(z1, z2, strength, epsilon=0.2)
+    assert res.spearman < -0.9
+
+
+def test_corruption_mass_correlation_validates() -> None:
+    z1, z2, _ = _synthetic_pairs(n=8, n_bad=2)
+    with pytest.raises(ValueError, match="strength"):
+        ex.corruption_mass_correlation(z1, z2, np.zeros(7))
+    with pytest.raises(ValueError, match="epsilon"):
+        ex.corruption_mass_correlation(z1, z2, np.zeros(8), epsilon=0.0)
+    with pytest.raises(ValueError, match="z_clean"):
+        ex.corruption_mass_correlation(z1.numpy(), z2, np.zeros(8))  # type: ignore[arg-type]
+
+
+def test_embed_views_normalises_and_restores_the_mode() -> None:
+    model = ex.random_encoder((1, 8, 8), seed=0, out_dim=6)
+    model.train()
+    x = torch.rand(10, 1, 8, 8)
+    z1, z2 = ex.embed_views(model, x, x)
+    assert model.training and torch.allclose(z1.norm(dim=1), torch.ones(10))
+    assert torch.equal(z1, z2)  # eval mode: a sample's embedding does not depend on the batch
+    again = ex.random_encoder((1, 8, 8), seed=0, out_dim=6)
+    pairs = zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)  # the same seed, the same weights
+
+
+def test_noisy_pair_configs_match_the_demo_runs_except_evaluation() -> None:
+    configs = ex.noisy_pair_configs(0.5)
+    assert [c["method"] for c in configs] == ["ince", "gca_uot"]
+    for cfg, name in zip(configs, ex.NOISY_DEMOS.values(), strict=True):
+        base = TrainConfig.from_dict(demo.demo_config(name)).__dict__
+        diff = {k for k in cfg if cfg[k] != base[k]}
+        assert diff == {"eval_corruption", "checkpoint_every"}
+        assert cfg["eval_corruption"] == 0.5 and cfg["checkpoint_every"] == cfg["steps"]
+    with pytest.raises(ValueError, match="eval_corruption"):
+        ex.noisy_pair_configs(1.5)
+
+
+def test_noisy_comparison_of_demo_and_fresh_runs(
+    store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo.install(store)
+    demo_ids = ex.demo_runs(store)
+    assert [store.get(i).name for i in demo_ids] == list(ex.NOISY_DEMOS.values())
+    monkeypatch.setattr(RunStore, "schedule", lambda self: [])
+    fresh = ex.launch_noisy_pair(store, 0.5)
+    assert ex.noisy_pairs(store) == {1: fresh}
+    rows = ex.noisy_comparison(store, demo_ids + fresh)
+    assert [(r.method, r.condition) for r in rows] == [
+        ("ince", "clean"),
+        ("ince", "corrupted (s = 0.5)"),
+        ("gca_uot", "clean"),
+        ("gca_uot", "corrupted (s = 0.5)"),
+    ]
+    clean = rows[0]
+    assert clean.status == "finished" and 0.5 < clean.values["knn_acc"] <= 1.0
+    assert math.isfinite(clean.final_loss)
+    assert rows[1].status == "queued" and math.isnan(rows[1].values["knn_acc"])
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def _traces(fig: Any) -> dict[str, Any]:
+    return {t.name: t for t in fig.data if t.name}
+
+
+def test_sweep_chart_labels_the_paper_series_apart_from_measurements() -> None:
+    fig = xfig.sweep_chart(
+        np.array([-0.5, 0.0, 0.5]),
+        np.array([0.9, 0.92, np.nan]),
+        np.array([0.8, 0.81, np.nan]),
+        domain_acc_embedding=np.array([0.5, 0.6, np.nan]),
+        paper_domain=ex.PAPER_DOMAIN_ACC,
+        paper_class=ex.PAPER_CLASS_ACC,
+        paper_label=ex.PAPER_LABEL,
+    )
+    traces = _traces(fig)
+    paper = traces[f"{ex.PAPER_LABEL}: domain"]
+    assert list(paper.x) == [-0.5, 0.5] and list(paper.y) == [0.72, 0.95]
+    assert any(name.startswith(f"{ex.PAPER_LABEL}: class") for name in traces)
+    assert list(traces["measured: domain, backbone h"].y[:2]) == [0.9, 0.92]
+
+
+def test_comparison_bars_and_view_grid_shapes() -> None:
+    fig = xfig.comparison_bars(
+        ["INCE", "GCA-UOT"],
+        ["clean", "corrupted"],
+        np.array([[0.9, 0.92], [0.7, np.nan]]),
+        metric="acc",
+    )
+    assert [t.name for t in fig.data] == ["clean", "corrupted"]
+    with pytest.raises(ValueError, match="values"):
+        xfig.comparison_bars(["a"], ["clean"], np.zeros((2, 1)), metric="acc")
+    grid = xfig.view_grid(np.zeros((2, 3, 8, 8)), np.array([[np.nan, 0.1, 0.2]] * 2), "abc")
+    titles = [a.text for a in grid.layout.annotations]
+    assert titles[:3] == ["a", "b: 0.100", "c: 0.200"] and len(grid.data) == 6
+
+
+def test_block_heatmap_outlines_each_domain() -> None:
+    P = np.eye(6)
+    fig = xfig.block_heatmap(
+        P,
+        np.array([0, 0, 1, 1, 1, 3]),
+        title="t",
+        value_label="v",
+        group_names=("a", "b", "c", "d"),
+    )
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert [(r.x0, r.x1) for r in rects] == [(-0.5, 1.5), (1.5, 4.5), (4.5, 5.5)]
+    assert [a.text for a in fig.layout.annotations][-3:] == ["a", "b", "d"]
+
+
+# ---------------------------------------------------------------------- the real sweep
+
+
+def _kill_all(store: RunStore) -> None:
+    for run in store.list_runs():
+        if run.status in ACTIVE:
+            store.stop(run.id)
+    for run in store.list_runs():
+        if run.pid:
+            try:
+                os.kill(run.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.mark.slow
+def test_reduced_sweep_trains_for_real_and_reports_a_domain_accuracy_per_delta(
+    tmp_path: Path,
+) -> None:
+    store = RunStore(tmp_path / "store", max_concurrent=1)
+    deltas = [-0.5, 0.0, 0.5]
+    try:
+        ids = ex.launch_domain_sweep(store, deltas, steps=80, batch_size=128, device="cpu")
+        deadline = time.monotonic() + 900
+        while any(store.get(i).status in ACTIVE for i in ids):
+            assert time.monotonic() < deadline, "the sweep did not finish in time"
+            time.sleep(1.0)
+    finally:
+        _kill_all(store)
+    rows = ex.domain_sweep_results(store, ex.find_domain_sweep(store))
+    assert [r.run_id for r in rows] == ids and [r.delta for r in rows] == deltas
+    for r in rows:
+        assert r.status == "finished", r.error
+        assert r.step == 80
+        for value in (r.domain_acc, r.probe_acc, r.knn_acc, r.domain_acc_embedding):
+            assert math.isfinite(value) and 0.0 <= value <= 1.0
+    fit = ex.trend([r.delta for r in rows], [r.domain_acc for r in rows])
+    print("\nα - β sweep (80 steps, batch 128, cross layout, s = 0.5):")
+    for r in rows:
+        print(
+            f"  α - β = {r.delta:+.2f}: domain acc (h) {r.domain_acc:.3f}, domain acc (ẑ) "
+            f"{r.domain_acc_embedding:.3f}, class probe {r.probe_acc:.3f}, k-NN {r.knn_acc:.3f}"
+        )
+    print(f"  slope {fit.slope:+.3f} per unit, Spearman {fit.spearman:+.2f}")

@@ -1,0 +1,276 @@
+"""Page tests (AppTest) of "Target plans and domains" and "Noisy views".
+
+Each test points ``GCA_RUNS_DIR`` at a fresh temporary store (``ui.run_store()`` installs
+the shipped demo runs there) and clears Streamlit's caches. The launch buttons start real
+background runs; the fixture stops them and kills their processes afterwards.
+``st.fragment(run_every=...)`` never ticks in AppTest: every check is a full run.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gca_viz import experiments as ex
+from gca_viz.runs import ACTIVE, RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
+    sys.path.insert(0, str(ROOT))
+
+DOMAINS, NOISY = str(ROOT / "pages" / "domains.py"), str(ROOT / "pages" / "noisy.py")
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh store for the pages; every run a test starts is stopped and killed after it."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv("GCA_RUNS_DIR", str(path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield path
+    if (path / "runs.db").exists():
+        store = RunStore(path)
+        for run in store.list_runs():
+            if run.status in ACTIVE:
+                store.stop(run.id)
+        for run in store.list_runs():
+            if run.pid:
+                try:
+                    os.kill(run.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=60)
+    at.run()
+    _assert_clean(at)
+    return at
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _charts(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The page's plotly figures by the key they were drawn with."""
+    return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def _array(value: Any) -> np.ndarray:
+    """A plotly array from a figure's JSON (typed arrays are base64 encoded)."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape([int(s) for s in str(shape).split(",")]) if shape else flat
+    return np.asarray(value)
+
+
+def _heatmap(at: AppTest, key: str) -> np.ndarray:
+    return _array(_charts(at)[key]["data"][0]["z"]).astype(float)
+
+
+def _values(z: np.ndarray) -> set[float]:
+    """The distinct entries of a (float32) heatmap, rounded."""
+    return set(np.round(np.unique(z), 5).tolist())
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _table(at: AppTest, column: str) -> Any:
+    """The first dataframe with a column named ``column`` (as a pandas DataFrame)."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            return frame.value
+    raise AssertionError(f"no table with a column {column!r}")
+
+
+def _texts(elements: Any) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+# ------------------------------------------------------------------------ domains page
+
+
+def test_domains_page_renders_the_designer_and_an_empty_sweep(store_dir: Path) -> None:
+    at = _page(DOMAINS)
+    charts = _charts(at)
+    assert {"dom_chart_target", "dom_chart_plan", "dom_chart_kl"} <= set(charts)
+    n = at.slider(key="dom_n").value
+    target = _heatmap(at, "dom_chart_target")
+    assert target.shape == (n, n)
+    # the default prior α = 0.2, β = 0: 1 on the diagonal, 0.2 within a domain's block
+    assert np.allclose(np.diag(target), 1.0) and _values(target) == {0.0, 0.2, 1.0}
+    assert any("D_i = D_j" in str(e.value) for e in at.get("latex"))
+    assert "No α − β sweep" in _texts(at.info)
+    rise = float(_metrics(at)["Largest rise between half-steps"])
+    assert rise < 1e-9  # the monotone-alignment theorem, measured live
+
+
+def test_changing_the_prior_changes_the_target_heatmap(store_dir: Path) -> None:
+    at = _page(DOMAINS)
+    before = _heatmap(at, "dom_chart_target")
+    at.slider(key="dom_alpha").set_value(0.6).run()
+    _assert_clean(at)
+    alpha = _heatmap(at, "dom_chart_target")
+    assert _values(alpha) == {0.0, 0.6, 1.0}
+    at.slider(key="dom_beta").set_value(0.3).run()
+    _assert_clean(at)
+    both = _heatmap(at, "dom_chart_target")
+    assert _values(both) == {0.3, 0.6, 1.0}
+    assert np.array_equal(
+        np.isclose(alpha, 0.6), np.isclose(before, 0.2)
+    )  # same blocks, new weight
+    assert at.query_params["dom_beta"] == "0.3"  # a copied link reproduces the view
+    at.selectbox(key="dom_target").set_value("class").run()
+    at.slider(key="dom_gamma").set_value(0.5).run()
+    _assert_clean(at)
+    cls = _heatmap(at, "dom_chart_target")
+    assert _values(cls) == {0.0, 0.5, 1.0} and not np.array_equal(
+        np.isclose(cls, 0.5), np.isclose(alpha, 0.6)
+    )
+    at.selectbox(key="dom_target").set_value("pairs").run()
+    assert np.array_equal(_heatmap(at, "dom_chart_target"), np.eye(cls.shape[0]))
+
+
+def test_a_valid_upload_becomes_the_target(store_dir: Path) -> None:
+    at = _page(DOMAINS)
+    at.slider(key="dom_n").set_value(16).run()
+    at.selectbox(key="dom_target").set_value("custom").run()
+    _assert_clean(at)
+    assert "Upload a 16 × 16 matrix" in _texts(at.info)
+    M = np.eye(16) + 0.25 * np.ones((16, 16))
+    buf = io.BytesIO()
+    np.save(buf, M)
+    at.file_uploader(key="dom_upload").set_value(
+        ("mine.npy", buf.getvalue(), "application/octet-stream")
+    )
+    at.run()
+    _assert_clean(at)
+    assert not at.error
+    assert np.allclose(_heatmap(at, "dom_chart_target"), M)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("bad.csv", b"1,2,x\n", "bad.csv"),
+        ("small.csv", b"1,0\n0,1\n", "shape (16, 16)"),
+        ("neg.csv", ("\n".join([",".join(["-1"] * 16)] * 16)).encode(), "negative"),
+        ("bad.npy", b"garbage", "bad.npy"),
+    ],
+)
+def test_an_invalid_upload_shows_an_error_naming_the_problem(
+    store_dir: Path, name: str, content: bytes, problem: str
+) -> None:
+    at = _page(DOMAINS)
+    at.slider(key="dom_n").set_value(16).run()
+    at.selectbox(key="dom_target").set_value("custom").run()
+    at.file_uploader(key="dom_upload").set_value((name, content, "text/csv"))
+    at.run()
+    _assert_clean(at)
+    assert at.error and problem in at.error[0].value and name in at.error[0].value
+    assert "dom_chart_target" not in _charts(at)
+    assert at.button(key="dom_sweep_launch")  # the rest of the page still renders
+
+
+def test_sweep_button_queues_five_runs_with_the_sweep_configs(store_dir: Path) -> None:
+    at = _page(DOMAINS)
+    at.button(key="dom_sweep_launch").click().run()
+    _assert_clean(at)
+    store = RunStore(store_dir)
+    ids = ex.find_domain_sweep(store)
+    assert len(ids) == 5
+    expected = ex.domain_sweep_configs()
+    for run_id, cfg in zip(ids, expected, strict=True):
+        info = store.get(run_id)
+        assert info.config == cfg and info.name.startswith(f"{ex.SWEEP_PREFIX} 1: ")
+        assert info.status in ("queued", "running")
+    deltas = [store.get(i).config["loss_params"] for i in ids]
+    assert [round(p["alpha"] - p["beta"], 6) for p in deltas] == list(ex.SWEEP_DELTAS)
+    table = _table(at, "α − β")
+    assert len(table) == 5 and list(table["α − β"]) == list(ex.SWEEP_DELTAS)
+    assert "dom_chart_sweep" in _charts(at)
+    assert at.selectbox(key="dom_sweep").value == 1
+
+
+# -------------------------------------------------------------------------- noisy page
+
+
+def test_noisy_page_renders_every_section_with_the_demo_runs(store_dir: Path) -> None:
+    at = _page(NOISY)
+    charts = _charts(at)
+    assert {"noisy_chart_views", "noisy_chart_bars", "noisy_chart_mass"} <= set(charts)
+    table = _table(at, "test data")
+    assert list(table["method"]) == ["INCE", "GCA-UOT"]
+    assert list(table["test data"]) == ["clean", "clean"]
+    bars = charts["noisy_chart_bars"]["data"]
+    assert [b["name"] for b in bars] == ["clean"]
+    assert np.all((_array(bars[0]["y"]) > 0.5) & (_array(bars[0]["y"]) <= 1.0))
+
+
+def test_severity_slider_changes_the_strengths(store_dir: Path) -> None:
+    at = _page(NOISY)
+    full = float(_metrics(at)["Mean strength, extreme × 1"])
+    table_full = _table(at, "digit")
+    at.slider(key="noisy_sev").set_value(0.3).run()
+    _assert_clean(at)
+    low = float(_metrics(at)["Mean strength, extreme × 0.3"])
+    assert 0 < low < full
+    table_low = _table(at, "digit")
+    assert not np.allclose(table_low["extreme × 0.3"], table_full["extreme × 1"])
+    titles = [a["text"] for a in _charts(at)["noisy_chart_views"]["layout"]["annotations"]]
+    assert any(t.startswith("extreme × 0.3: ") for t in titles)
+    at.slider(key="noisy_sev").set_value(0.0).run()
+    assert float(_metrics(at)["Mean strength, extreme × 0"]) == 0.0
+
+
+def test_correlation_section_reports_numbers(store_dir: Path) -> None:
+    at = _page(NOISY)
+    metrics = _metrics(at)
+    for label in (
+        "Spearman ρ: strength vs P_ii / mean",
+        "Pearson r: strength vs P_ii / mean",
+        "Spearman ρ: strength vs row mass",
+    ):
+        assert -1.0 <= float(metrics[label]) <= 1.0
+    scatter = _charts(at)["noisy_chart_mass"]["data"]
+    n = at.slider(key="noisy_n").value
+    assert len(scatter) == 3 and all(len(_array(t["x"])) == n for t in scatter)
+    assert "random MLP encoder" in _texts(at.caption)
+    before = metrics["Spearman ρ: strength vs P_ii / mean"]
+    at.slider(key="noisy_eps").set_value(0.1).run()
+    at.selectbox(key="noisy_src").set_value("augment").run()
+    _assert_clean(at)
+    assert _metrics(at)["Spearman ρ: strength vs P_ii / mean"] != before
+
+
+def test_noisy_launch_queues_a_corrupted_pair(store_dir: Path) -> None:
+    at = _page(NOISY)
+    at.slider(key="noisy_corr").set_value(0.7).run()
+    at.button(key="noisy_launch").click().run()
+    _assert_clean(at)
+    store = RunStore(store_dir)
+    (ids,) = ex.noisy_pairs(store).values()
+    configs = [store.get(i).config for i in ids]
+    assert [c["method"] for c in configs] == ["ince", "gca_uot"]
+    assert all(c["eval_corruption"] == 0.7 and c["augment"] == "extreme" for c in configs)
+    table = _table(at, "test data")
+    assert list(table["test data"]).count("corrupted (s = 0.7)") == 2

@@ -1,0 +1,294 @@
+"""The plan lab and the entropy page render, respond to every main control, honour the query
+string and turn bad input into an error message (Streamlit's AppTest, no browser)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gca_viz import ot
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAB, ENTROPY = "pages/plan_lab.py", "pages/entropy.py"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_app_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty run store of our own and no caches left from another test."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("GCA_RUNS_DIR", str(runs))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield runs
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _decode(value: Any) -> Any:
+    """Plotly's base64 typed arrays (``{"dtype", "bdata", "shape"}``) as numpy arrays."""
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return arr
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def figures(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The page's plotly figures, decoded, by chart key (AppTest has no typed accessor)."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = _decode(json.loads(chart.proto.spec))
+        key = chart.proto.id.split("-")[-2] if "-" in chart.proto.id else chart.proto.id
+        out[spec["layout"]["title"]["text"]] = spec
+        out[key] = spec
+    return out
+
+
+def by_title(at: AppTest, start: str) -> dict[str, Any]:
+    matches = [f for t, f in figures(at).items() if t.startswith(start)]
+    assert matches, f"no figure titled {start!r}: {list(figures(at))}"
+    return matches[0]
+
+
+def heat(fig: dict[str, Any]) -> np.ndarray:
+    return np.asarray(fig["data"][0]["z"], dtype=float)
+
+
+def kl(at: AppTest) -> np.ndarray:
+    curve = by_title(at, "KL(P_tgt")
+    return np.asarray(curve["data"][0]["y"], dtype=float)
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    found = [m.value for m in at.metric if m.label.startswith(label_start)]
+    assert found, [m.label for m in at.metric]
+    return str(found[0])
+
+
+# --------------------------------------------------------------------------- plan lab
+
+
+def test_plan_lab_renders_every_view() -> None:
+    at = open_page(LAB)
+    assert at.title[0].value == "Plan lab"
+    assert len(at.get("plotly_chart")) == 4  # half-step heatmap, KL curve, view, losses
+    assert len(kl(at)) == 21  # T = 10: P^(0) .. P^(20)
+    curve = kl(at)
+    assert np.all(np.diff(curve) <= 1e-9 * np.abs(curve[:-1]))  # the theorem, on the page
+    step = heat(by_title(at, "P⁽¹⁾"))
+    assert step.shape == (64, 64) and np.isfinite(step).all()
+    assert float(metric(at, "GCA-INCE")) <= float(metric(at, "INCE"))
+    for view in ("cost", "kernel", "P1", "P2T", "unbalanced", "target"):
+        at.selectbox(key="lab_view").set_value(view).run()
+        assert not at.exception and not at.error
+    losses_fig = by_title(at, "Loss of every method")
+    assert len(losses_fig["data"][0]["y"]) == 8
+
+
+def test_each_main_control_changes_the_output() -> None:
+    at = open_page(LAB)
+    base_step, base_kl = heat(by_title(at, "P⁽¹⁾")), kl(at)
+
+    at.slider(key="lab_k").set_value(4).run()  # the half-step walk
+    moved = heat(by_title(at, "P⁽⁴⁾"))
+    assert not np.allclose(moved, base_step)
+    assert by_title(at, "KL(P_tgt")["layout"]["shapes"][0]["x0"] == 4
+    assert metric(at, "KL(P_tgt‖P⁽⁴⁾)") == f"{base_kl[4]:.4g}"
+
+    at.toggle(key="lab_log").set_value(True).run()  # log colour scale
+    logged = heat(by_title(at, "P⁽⁴⁾"))
+    assert np.nanmax(logged) <= 0 < np.nanmax(moved)
+    np.testing.assert_allclose(logged, np.maximum(np.log10(moved), logged.max() - 12), rtol=1e-5)
+    at.toggle(key="lab_log").set_value(False).run()
+
+    at.number_input(key="lab_eps").set_value(0.3).run()  # ε
+    assert not np.allclose(kl(at), base_kl)
+
+    at.slider(key="lab_T").set_value(3).run()  # T: 2T + 1 half-steps
+    assert len(kl(at)) == 7 and at.slider(key="lab_k").value == 4
+
+    before = kl(at)
+    at.selectbox(key="lab_target").set_value("class").run()  # target prior
+    assert not np.allclose(kl(at), before)
+    at.slider(key="lab_gamma").set_value(0.6).run()
+    assert not at.exception
+
+    at.selectbox(key="lab_source").set_value("digits").run()  # source
+    assert not at.exception and not at.error
+    assert "digits samples" in " ".join(c.value for c in at.caption)
+    assert len(at.get("image")) == 2  # the cell inspector shows the two images
+
+
+def test_cell_inspector_follows_the_row_and_column_inputs() -> None:
+    at = open_page(LAB)
+    table = at.dataframe[0].value
+    at.number_input(key="lab_i").set_value(5).run()
+    at.number_input(key="lab_j").set_value(5).run()
+    assert not at.exception
+    assert "**A positive pair**" in " ".join(m.value for m in at.markdown)
+    assert not at.dataframe[0].value.equals(table)
+
+
+def test_typing_epsilon_zero_shows_an_error_not_a_traceback() -> None:
+    at = open_page(LAB)
+    at.number_input(key="lab_eps").set_value(0.0).run()
+    assert not at.exception
+    assert any("epsilon" in e.value for e in at.error)
+    at.number_input(key="lab_eps").set_value(0.2).run()
+    assert not at.exception and not at.error
+
+
+def test_plan_lab_honours_the_query_string() -> None:
+    at = open_page(LAB, lab_eps="0.2", lab_T="4", lab_k="3", lab_n="32", lab_view="kernel")
+    assert at.number_input(key="lab_eps").value == pytest.approx(0.2)
+    assert at.slider(key="lab_k").value == 3 and at.slider(key="lab_n").value == 32
+    assert len(kl(at)) == 9
+    assert heat(by_title(at, "P⁽³⁾")).shape == (32, 32)
+    assert by_title(at, "K: Gibbs kernel")
+    assert at.query_params["lab_eps"] == ["0.2"] or at.query_params["lab_eps"] == "0.2"
+
+
+def test_trained_encoder_source_without_checkpoints_explains_itself() -> None:
+    at = open_page(LAB, lab_source="trained")  # the shipped demo runs keep no checkpoint
+    assert not at.exception
+    assert any("No run has written a checkpoint" in i.value for i in at.info)
+
+
+def test_snapshot_source_opens_the_demo_runs() -> None:
+    at = open_page(LAB, lab_source="snapshot")
+    assert not at.exception and not at.error
+    runs = at.selectbox(key="lab_run").options
+    assert runs and all("demo" in r for r in runs)
+    assert "(fixed by the run)" in " ".join(c.value for c in at.caption)
+    assert np.isfinite(kl(at)).all()
+
+
+def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
+    from gca_viz.runs import RunStore
+
+    store = RunStore(_fresh_app_state)
+    cfg = {"method": "gca_ince", "layout": "joint", "loss_params": {"epsilon": 0.4}}
+    with sqlite3.connect(store.db_path) as db:
+        run_id = db.execute(
+            "INSERT INTO runs (name, config, status, created, step) VALUES (?, ?, ?, ?, ?)",
+            ("snap", json.dumps(cfg), "finished", time.time(), 30),
+        ).lastrowid
+        rel = Path(f"run-{run_id}") / "snapshots" / "0000030_plan.npz"
+        (store.dir / rel).parent.mkdir(parents=True)
+        z = torch.nn.functional.normalize(torch.randn(16, 5, dtype=torch.float64), dim=1)
+        cost = ot.cosine_cost(z, exclude_self=True).numpy().astype(np.float32)
+        np.savez(store.dir / rel, cost=cost, y=np.arange(8) % 3)
+        db.execute(
+            "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, 30, 'plan', ?)",
+            (run_id, str(rel)),
+        )
+    at = open_page(LAB, lab_source="snapshot", lab_run=str(run_id))
+    assert not at.exception and not at.error
+    assert heat(by_title(at, "P⁽¹⁾")).shape == (16, 16)
+    assert "Layout: joint" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="lab_view").set_value("cost").run()
+    cost_shown = heat(by_title(at, "C: cost"))
+    assert np.isnan(np.diag(cost_shown)).all()  # excluded self-pairs are blank
+
+
+# ---------------------------------------------------------------------- entropy page
+
+
+def test_entropy_page_renders_and_responds() -> None:
+    at = open_page(ENTROPY)
+    assert at.title[0].value == "Entropy and iterations"
+    entropy = by_title(at, "Plan entropy")
+    xs = np.asarray(entropy["data"][0]["x"], dtype=float)
+    ys = np.asarray(entropy["data"][0]["y"], dtype=float)
+    assert len(xs) == 12 and (np.diff(ys) > 0).all()
+    contraction = by_title(at, "Contraction per sweep")
+    names = [t["name"] for t in contraction["data"]]
+    measured = np.asarray(contraction["data"][names.index("unbalanced, measured")]["y"], float)
+    exact = np.asarray(contraction["data"][names.index("unbalanced, ρ₁ρ₂ (exact)")]["y"], float)
+    np.testing.assert_allclose(measured, exact, rtol=0.1)
+    assert at.get("download_button")
+
+    at.number_input(key="ent_eps_min").set_value(0.1).run()
+    xs2 = np.asarray(by_title(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert xs2[0] == pytest.approx(0.1) and not at.exception
+
+    before = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
+    at.number_input(key="ent_eps_T").set_value(0.3).run()
+    after = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
+    assert not np.allclose(before, after)
+
+    at.select_slider(key="ent_l1").set_value(1.0).run()
+    contraction = by_title(at, "Contraction per sweep")
+    rho = np.asarray(contraction["data"][3]["y"], dtype=float)
+    eps = np.asarray(contraction["data"][3]["x"], dtype=float)
+    np.testing.assert_allclose(rho, (1.0 / (1.0 + eps)) * (0.2 / (0.2 + eps)), rtol=1e-9)
+
+
+def test_entropy_page_bad_range_is_an_error() -> None:
+    at = open_page(ENTROPY)
+    at.number_input(key="ent_eps_min").set_value(0.0).run()
+    assert not at.exception and any("eps_min" in e.value for e in at.error)
+    at.number_input(key="ent_eps_min").set_value(3.0).run()
+    assert not at.exception and any("eps_max" in e.value for e in at.error)
+
+
+def test_entropy_page_honours_the_query_string() -> None:
+    at = open_page(ENTROPY, ent_num="6", ent_eps_max="1.0", ent_T="8", ent_n="24")
+    xs = np.asarray(by_title(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert len(xs) == 6 and xs[-1] == pytest.approx(1.0)
+    ts = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["x"], dtype=float)
+    assert ts.tolist() == list(range(1, 9))
+    assert "24 × 24" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_bench_app_quick_runs() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_app.py", "--quick", "--pages", "plan_lab"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "plan_lab" in proc.stdout and "lab_eps" in proc.stdout
+
+
+def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
+    at = open_page(LAB, lab_layout="joint", lab_n="16", lab_i="99", lab_k="77")
+    assert not at.exception and not at.error
+    assert at.number_input(key="lab_i").value == 31  # clipped to 2N - 1
+    assert at.number_input(key="lab_j").value == 16  # partner of row 0 in the joint layout
+    assert at.slider(key="lab_k").value == 20
+    at.number_input(key="lab_i").set_value(0).run()
+    assert "**A positive pair**" in " ".join(m.value for m in at.markdown)

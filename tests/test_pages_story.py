@@ -1,0 +1,313 @@
+"""The Story page and the loss composer render, respond to their controls, show live numbers
+that agree with the library, turn bad input into an error message and launch runs
+(Streamlit's AppTest, no browser)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gca_viz.runs import RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPOSER = "pages/composer.py"
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty run store of our own (the demo runs get imported into it) and no caches
+    left from another test."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("GCA_RUNS_DIR", str(runs))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield runs
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: str(m.value) for m in at.metric}
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    found = [v for k, v in metrics(at).items() if k.startswith(label_start)]
+    assert found, list(metrics(at))
+    return found[0]
+
+
+def _decode(value: Any) -> Any:
+    """Plotly's base64 typed arrays as numpy arrays."""
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return arr
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def figure(at: AppTest, title_start: str) -> dict[str, Any]:
+    for chart in at.get("plotly_chart"):
+        spec = _decode(json.loads(chart.proto.spec))
+        if spec["layout"]["title"]["text"].startswith(title_start):
+            return spec  # type: ignore[no-any-return]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    raise AssertionError(f"no figure titled {title_start!r}: {titles}")
+
+
+def heat(fig: dict[str, Any]) -> np.ndarray:
+    return np.asarray(fig["data"][0]["z"], dtype=float)
+
+
+def step1_numbers(at: AppTest) -> tuple[float, float, float]:
+    return (
+        float(metric(at, "InfoNCE loss")),
+        float(metric(at, "KL(I ‖ P⁽¹⁾)")),
+        float(metric(at, "Difference")),
+    )
+
+
+# -------------------------------------------------------------------------------- story
+
+
+def test_app_starts_on_the_story() -> None:
+    at = open_app()
+    assert [t.value for t in at.title] == ["GCA Explorer"]
+    assert at.radio(key="story_step").value == 1
+    assert "demo-ince" in " ".join(c.value for c in at.caption)  # the trained encoder's batch
+    assert len(at.latex) >= 2 and not at.error
+    infonce, kl, diff = step1_numbers(at)
+    assert metric(at, "InfoNCE loss") == metric(at, "KL(I ‖ P⁽¹⁾)")  # same to 6 decimals
+    assert infonce == pytest.approx(kl, abs=1e-6) and abs(diff) < 1e-6
+    p1 = heat(figure(at, "P⁽¹⁾"))
+    assert p1.shape == (64, 64)
+    np.testing.assert_allclose(p1.sum(1), 1.0, rtol=1e-5)  # every row sums to 1
+
+
+def test_falls_back_without_the_demo_run(runs_dir: Path) -> None:
+    at = open_app()
+    store = RunStore(runs_dir)
+    store.delete(next(r.id for r in store.list_runs() if r.name == "demo-ince"))
+    st.cache_data.clear()
+    rerun(at)
+    assert "demo-ince is not in the run store" in at.info[0].value
+    infonce, kl, diff = step1_numbers(at)
+    assert infonce == pytest.approx(kl, abs=1e-6) and abs(diff) < 1e-6
+
+
+def test_every_step_renders() -> None:
+    at = open_app()
+    expected = {
+        1: ("InfoNCE loss", "P⁽¹⁾"),
+        2: ("Pythagorean residual", "KL(P_tgt"),
+        3: ("GCA-INCE: residual", "Mass each sample receives"),
+        4: ("Measured rate per sweep", "Marginals of the relaxed plan"),
+        5: ("GCA-INCE loss", "GCA-INCE: its plan"),
+    }
+    for step, (label, title) in expected.items():
+        at.radio(key="story_step").set_value(step)
+        rerun(at)
+        assert not at.error, [e.value for e in at.error]
+        assert at.header[0].value.startswith(str(step))
+        assert label in metrics(at)
+        figure(at, title)
+        assert any(e.label == "Show the code" for e in at.expander)
+        assert at.query_params["story_step"] == str(step)
+    # the theorem and the split, as shown on the page
+    at.radio(key="story_step").set_value(2)
+    rerun(at)
+    assert float(metric(at, "Max increase")) <= 0
+    assert float(metric(at, "GCA-INCE (k = 20)")) <= float(metric(at, "INCE (k = 1)"))
+    curve = np.asarray(figure(at, "KL(P_tgt")["data"][0]["y"], dtype=float)
+    assert len(curve) == 20 and np.all(np.diff(curve) <= 1e-12)
+    at.radio(key="story_step").set_value(3)
+    rerun(at)
+    for method in ("INCE", "GCA-INCE"):
+        total = float(metric(at, f"{method}: mean alignment")) + float(
+            metric(at, f"{method}: mean uniformity")
+        )
+        assert total == pytest.approx(float(metric(at, f"{method}: loss")), abs=2e-4)
+        assert float(metric(at, f"{method}: residual")) < 1e-6
+    assert float(metric(at, "Gini after")) < 1e-6 < float(metric(at, "Gini of P⁽¹⁾"))
+
+
+def test_next_button_and_query_string() -> None:
+    at = open_app(story_step="3", story_eps="0.5")
+    assert at.radio(key="story_step").value == 3
+    assert at.select_slider(key="story_eps").value == 0.5
+    at.button(key="story_next").click()
+    rerun(at)
+    assert at.radio(key="story_step").value == 4
+    assert at.query_params["story_step"] == "4"
+
+
+def test_controls_change_the_numbers() -> None:
+    at = open_app()
+    seen = [step1_numbers(at)[0]]
+    for kind, key, value in (
+        ("select_slider", "story_eps", 0.5),
+        ("select_slider", "story_n", 32),
+        ("selectbox", "story_source", "synthetic"),
+        ("selectbox", "story_source", "digits"),
+    ):
+        getattr(at, kind)(key=key).set_value(value)
+        rerun(at)
+        infonce, kl, diff = step1_numbers(at)
+        assert infonce not in seen, (key, value)
+        assert infonce == pytest.approx(kl, abs=1e-6) and abs(diff) < 1e-6
+        seen.append(infonce)
+    assert heat(figure(at, "P⁽¹⁾")).shape == (32, 32)
+    at.toggle(key="story_f64").set_value(True)
+    rerun(at)
+    assert abs(step1_numbers(at)[2]) < 1e-12  # float64: the two agree to machine precision
+
+
+def test_relaxed_marginals_respond_to_lambda() -> None:
+    at = open_app(story_step="4")
+    mass = float(metric(at, "Total mass"))
+    rate = float(metric(at, "Predicted rate"))
+    plan = heat(figure(at, "GCA plan at ε = 0.2"))
+    at.select_slider(key="story_eps").set_value(0.05)
+    rerun(at)
+    assert not np.allclose(heat(figure(at, "GCA plan at ε = 0.05")), plan)
+    at.select_slider(key="story_lam").set_value(10.0)
+    rerun(at)
+    assert float(metric(at, "Total mass")) != mass and float(metric(at, "Predicted rate")) != rate
+    assert float(metric(at, "Measured rate")) <= float(metric(at, "Predicted rate")) + 1e-4
+    at.select_slider(key="story_eps").set_value(0.2)
+    rerun(at)
+    assert float(metric(at, "Measured rate")) == pytest.approx(
+        float(metric(at, "Predicted rate")), abs=2e-4
+    )
+
+
+def test_choosing_a_method_changes_the_plan() -> None:
+    at = open_app(story_step="5")
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
+    gca = heat(figure(at, "GCA-INCE: its plan"))
+    gca_loss = float(metric(at, "GCA-INCE loss"))
+    at.selectbox(key="story_method").set_value("ince")
+    rerun(at)
+    ince = heat(figure(at, "INCE (InfoNCE): its plan"))
+    assert not np.allclose(ince, gca)
+    assert float(metric(at, "INCE (InfoNCE) loss")) >= gca_loss  # the theorem again
+    for name in ("gca_uot", "byol", "iot_uni"):
+        at.selectbox(key="story_method").set_value(name)
+        rerun(at)
+        assert not at.error
+    assert at.query_params["story_method"] == "iot_uni"
+
+
+# ----------------------------------------------------------------------------- composer
+
+
+def loss_and_formula(at: AppTest) -> tuple[float, str]:
+    return float(metric(at, "Loss")), at.latex[1].value
+
+
+def test_composer_stage_choices_change_formula_and_loss() -> None:
+    at = open_app(COMPOSER)
+    assert at.title[0].value == "Loss composer"
+    loss, formula = loss_and_formula(at)
+    assert "GCA-INCE" in " ".join(c.value for c in at.caption)  # the default is a preset
+    for key, value in (
+        ("cmp_cost", "sqeuclidean"),
+        ("cmp_target", "class"),
+        ("cmp_projection", "unbalanced"),
+        ("cmp_divergence", "rince"),
+    ):
+        at.selectbox(key=key).set_value(value)
+        rerun(at)
+        assert not at.error, [e.value for e in at.error]
+        new_loss, new_formula = loss_and_formula(at)
+        assert new_formula != formula and new_loss != loss, key
+        loss, formula = new_loss, new_formula
+    # parameter widgets come from the schemas: optional λ gets a hard-constraint checkbox
+    assert at.slider(key="cmp_relax_a").value == 0.2
+    at.checkbox(key="cmp_relax_a_hard").check()
+    rerun(at)
+    assert "cmp_relax_a" not in [s.key for s in at.slider]  # λ1 = ∞: a hard row marginal
+    assert float(metric(at, "Loss")) != loss
+
+
+def test_composer_invalid_input_shows_an_error() -> None:
+    at = open_app(COMPOSER)
+    at.selectbox(key="cmp_divergence").set_value("rince")
+    rerun(at)
+    at.slider(key="cmp_q").set_value(0.0)
+    rerun(at)
+    assert at.error and "q must be > 0" in at.error[0].value
+    at.slider(key="cmp_q").set_value(0.5)
+    rerun(at)
+    assert not at.error
+    at.selectbox(key="cmp_target").set_value("domain")  # the demo digits have no domains
+    rerun(at)
+    assert at.error and "domain" in at.error[0].value
+    at.selectbox(key="cmp_source").set_value("multidomain_digits")
+    rerun(at)
+    assert not at.error and float(metric(at, "Loss"))
+
+
+def test_train_with_it_launches_a_composed_run(runs_dir: Path) -> None:
+    at = open_app(COMPOSER, cmp_steps="20")
+    at.selectbox(key="cmp_projection").set_value("row")
+    at.selectbox(key="cmp_divergence").set_value("rince")
+    rerun(at)
+    at.button(key="cmp_train").click()
+    rerun(at)
+    store = RunStore(runs_dir)
+    composed = [r for r in store.list_runs() if r.config["method"] == "composed"]
+    try:
+        assert len(composed) == 1
+        run = composed[0]
+        assert run.config["stages"] == {
+            "cost": "cosine",
+            "projection": "row",
+            "divergence": "rince",
+        }
+        assert run.config["target"] == "pairs" and run.config["steps"] == 20
+        assert run.config["loss_params"]["q"] == 0.6 and run.config["out_dim"] == 3
+        assert f"Run #{run.id}" in at.success[0].value
+        assert at.session_state["tr_select_next"] == run.id
+        at.switch_page("pages/train.py")
+        rerun(at)
+        assert at.selectbox(key="tr_run").value == run.id  # the Train page opens on it
+    finally:
+        for r in composed:
+            store.stop(r.id)
+            if r.pid:
+                try:
+                    os.kill(r.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
