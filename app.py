@@ -1,4 +1,4 @@
-"""GCA Explorer: the router. Page config, navigation over pages/, a sidebar status strip."""
+"""GCA Explorer: the router. Page config, navigation over views/, a sidebar status strip."""
 
 import streamlit as st
 import torch
@@ -11,14 +11,14 @@ st.set_page_config(page_title="GCA Explorer", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/story.py", title="Story", icon=":material/auto_stories:", default=True),
-        st.Page("pages/plan_lab.py", title="Plan lab", icon=":material/grid_on:"),
-        st.Page("pages/entropy.py", title="Entropy and iterations", icon=":material/tune:"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/geometry.py", title="Geometry", icon=":material/scatter_plot:"),
-        st.Page("pages/domains.py", title="Target plans and domains", icon=":material/join:"),
-        st.Page("pages/noisy.py", title="Noisy views", icon=":material/blur_on:"),
-        st.Page("pages/composer.py", title="Loss composer", icon=":material/extension:"),
+        st.Page("views/story.py", title="Story", icon=":material/auto_stories:", default=True),
+        st.Page("views/plan_lab.py", title="Plan lab", icon=":material/grid_on:"),
+        st.Page("views/entropy.py", title="Entropy and iterations", icon=":material/tune:"),
+        st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("views/geometry.py", title="Geometry", icon=":material/scatter_plot:"),
+        st.Page("views/domains.py", title="Target plans and domains", icon=":material/join:"),
+        st.Page("views/noisy.py", title="Noisy views", icon=":material/blur_on:"),
+        st.Page("views/composer.py", title="Loss composer", icon=":material/extension:"),
     ]
 )
 

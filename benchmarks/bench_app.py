@@ -60,7 +60,7 @@ class Case:
 
 CASES: list[Case] = [
     Case(
-        "pages/plan_lab.py",
+        "views/plan_lab.py",
         {"lab_n": "256"},
         [
             Change("slider", "lab_k", (3, 4)),
@@ -76,7 +76,7 @@ CASES: list[Case] = [
         quick_query={"lab_n": "64"},
     ),
     Case(
-        "pages/entropy.py",
+        "views/entropy.py",
         {"ent_n": "256", "ent_cap": "300"},
         [
             Change("number_input", "ent_eps_T", (0.2, 0.1)),

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
     sys.path.insert(0, str(ROOT))
 
-DOMAINS, NOISY = str(ROOT / "pages" / "domains.py"), str(ROOT / "pages" / "noisy.py")
+DOMAINS, NOISY = str(ROOT / "views" / "domains.py"), str(ROOT / "views" / "noisy.py")
 
 
 @pytest.fixture

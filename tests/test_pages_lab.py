@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import ot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAB, ENTROPY = "pages/plan_lab.py", "pages/entropy.py"
+LAB, ENTROPY = "views/plan_lab.py", "views/entropy.py"
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 A module fixture trains three tiny runs in a temporary store through ``RunStore.launch``
 (real background processes): a 3-D run on the digits, an 8-D run on the multi-domain
 digits and a run that fails (the domain prior on data without domains). The pages are
-loaded on their own (``AppTest.from_file("pages/...")``) with ``GCA_RUNS_DIR`` pointing at
+loaded on their own (``AppTest.from_file("views/...")``) with ``GCA_RUNS_DIR`` pointing at
 the store. ``st.fragment(run_every=...)`` never ticks in AppTest: every check is a full run.
 """
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
     sys.path.insert(0, str(ROOT))
 
-TRAIN, GEOMETRY = str(ROOT / "pages" / "train.py"), str(ROOT / "pages" / "geometry.py")
+TRAIN, GEOMETRY = str(ROOT / "views" / "train.py"), str(ROOT / "views" / "geometry.py")
 
 TINY: dict[str, Any] = {
     "batch_size": 64,

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-COMPOSER = "pages/composer.py"
+COMPOSER = "views/composer.py"
 
 
 @pytest.fixture(autouse=True)
@@ -300,7 +300,7 @@ def test_train_with_it_launches_a_composed_run(runs_dir: Path) -> None:
         assert run.config["loss_params"]["q"] == 0.6 and run.config["out_dim"] == 3
         assert f"Run #{run.id}" in at.success[0].value
         assert at.session_state["tr_select_next"] == run.id
-        at.switch_page("pages/train.py")
+        at.switch_page("views/train.py")
         rerun(at)
         assert at.selectbox(key="tr_run").value == run.id  # the Train page opens on it
     finally:

@@ -1,25 +1,19 @@
 """A link to a page works as the first request a freshly started server gets.
 
-Settings live in the URL so that a copied link reproduces a view (design.md, "Pages"). On a
-server that has not run ``app.py`` yet, Streamlit still knows only its legacy ``pages/``
-folder: ``/geometry`` then runs ``pages/geometry.py`` alone, without ``app.py`` (no page
-config, no sidebar status, a navigation listing the files ``app``, ``composer``, ...). The
-``fresh_server`` fixture starts a second server so the link really is its first request.
+Settings live in the URL so that a copied link reproduces a view (design.md, "Pages"). The
+page files live in ``views/``: a folder named ``pages/`` is also Streamlit's legacy
+multipage folder, and a server that had not run ``app.py`` yet served ``/geometry`` from it
+alone, without the router (no page config, no sidebar status, a navigation listing files).
+The ``fresh_server`` fixture starts a second server so the link really is its first request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: the page files live in pages/, which Streamlit serves as legacy pages "
-    "until app.py has run once on the server (rename the folder, e.g. views/)",
-)
 def test_a_page_link_is_the_first_request(page: Any, fresh_server: str) -> None:
     page.goto(f"{fresh_server}/geometry?geo_color=class")
     expect(page.locator("h1").first).to_have_text("Geometry", timeout=60_000)

@@ -389,7 +389,7 @@ else:
             key="story_method_plan",
         )
     st.page_link(
-        "pages/composer.py",
+        "views/composer.py",
         label="Compose a loss of your own and train with it",
         icon=":material/extension:",
     )

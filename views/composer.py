@@ -227,7 +227,7 @@ if "cmp_launched" in st.session_state:
     launched = int(st.session_state["cmp_launched"])
     st.success(f"Run #{launched} is training in the background.")
     st.page_link(
-        "pages/train.py",
+        "views/train.py",
         label=f"Watch run #{launched} on the Train page",
         icon=":material/model_training:",
         query_params={"tr_run": str(launched)},
