@@ -22,12 +22,12 @@ import time
 import torch
 
 from gca_viz import data, losses, metrics
-from gca_viz.train import TrainConfig, Trainer
+from gca_viz.train import TrainConfig, Trainer, set_threads
 
 
-def step_times(device: str, steps: int, rounds: int) -> dict[str, list[float]]:
+def step_times(device: str, steps: int, rounds: int, threads: int) -> dict[str, list[float]]:
     trainers = {
-        name: Trainer(TrainConfig(method=name, device=device, steps=10**6))
+        name: Trainer(TrainConfig(method=name, device=device, steps=10**6, threads=threads))
         for name in losses.LOSSES
     }
     for t in trainers.values():  # warm-up
@@ -94,11 +94,14 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--quick", action="store_true", help="2 rounds of 3 steps (smoke test)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.rounds = 3, 2
-    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
-    times = step_times(args.device, args.steps, args.rounds)
+    print(f"torch {torch.__version__}, device {args.device}")
+    set_threads(args.threads)  # once per process, before any trainer
+    times = step_times(args.device, args.steps, args.rounds, args.threads)
+    print(f"{torch.get_num_threads()} torch threads")
     ref = statistics.median(times["ince"])
     print(f"\n{'method':<12}{'ms/step':>10}{'steps/s':>10}{'x ince':>9}  target (<= 1.5x)")
     for name, ts in times.items():
