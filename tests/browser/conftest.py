@@ -58,9 +58,14 @@ IGNORED_CONSOLE = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    browser_tests = False
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+            browser_tests = True
+    if browser_tests:  # failure shots of an earlier session would mislead
+        for old in ARTIFACTS.glob("failed-*.png"):
+            old.unlink(missing_ok=True)
 
 
 def _free_port() -> int:
@@ -358,25 +363,24 @@ class App:
         except PlaywrightError:
             return default
 
+    def chart_data(self, key: str, script: str, timeout: float = 15) -> Any:
+        """``script`` (a JS function of the plotly div) on a chart, retried until the chart
+        holds data: a chart being redrawn can lack ``_fullData`` or exist twice."""
+        return self.until(lambda: self.read_chart(key, script), timeout, f"the data of chart {key}")
+
     def trace(self, key: str, index: int = 0) -> dict[str, Any]:
         """Trace ``index`` of a chart as plotly decoded it (``gd._fullData``): type, name,
-        x, y, z as plain lists (typed arrays converted)."""
-        return self.chart(key).evaluate(
-            """(gd, i) => {
-                const t = gd._fullData[i];
+        x, y, z as plain lists (typed arrays converted), and the number of traces."""
+        return self.chart_data(
+            key,
+            f"""gd => {{
+                const t = gd._fullData[{int(index)}];
+                if (!t) return undefined;
                 const plain = v => v == null ? null : Array.from(v, r =>
                     (r != null && typeof r === 'object' && 'length' in r) ? Array.from(r) : r);
-                return {type: t.type, name: t.name, x: plain(t.x), y: plain(t.y),
-                        z: plain(t.z), n: gd._fullData.length};
-            }""",
-            index,
-        )
-
-    def traces(self, key: str) -> list[dict[str, Any]]:
-        """``type``, ``name`` and point count of every trace of a chart."""
-        return self.chart(key).evaluate(
-            """gd => gd._fullData.map(t => ({type: t.type, name: t.name,
-                points: t.x ? t.x.length : 0, legendgroup: t.legendgroup}))"""
+                return {{type: t.type, name: t.name, x: plain(t.x), y: plain(t.y),
+                        z: plain(t.z), n: gd._fullData.length}};
+            }}""",
         )
 
     # ----------------------------------------------------------------------- widgets
@@ -405,9 +409,18 @@ class App:
 
     def choose(self, key: str, option: str) -> None:
         """Pick ``option`` (its displayed text) in the select box ``key``."""
-        box = self.widget(key).get_by_role("combobox").first  # a react-aria combo box
-        box.click()
-        self.page.get_by_role("option", name=option, exact=True).click()
+        widget = self.widget(key)  # a react-aria combo box: a text input and a list button
+        box = widget.get_by_role("combobox").first
+        item = self.page.get_by_role("listbox").get_by_role("option", name=option, exact=True)
+        for attempt in range(3):  # a rerun landing on the click can close the list at once
+            widget.locator('button[aria-haspopup="listbox"]').first.click()
+            try:
+                item.click(timeout=5000)
+                break
+            except PlaywrightError:
+                if attempt == 2:
+                    raise
+                self.page.keyboard.press("Escape")
         expect(box).to_have_value(option)
 
     # ------------------------------------------------------------------------ checks

@@ -7,20 +7,18 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-FIGURE = '[class*="st-key-geo_fig_"] .js-plotly-plot'
+SCATTER = """gd => ({
+    types: gd._fullData.map(t => t.type),
+    names: gd._fullData.map(t => t.name),
+    title: gd._fullLayout.title.text,
+    first: Array.from(gd._fullData.find(t => t.type.startsWith('scatter')).x),
+})"""
 
 
 def scatter(app: Any) -> dict[str, Any]:
-    """Types and names of the traces of the embedding figure, and its first point cloud."""
-    gd = app.page.locator(FIGURE).first
-    return gd.evaluate(
-        """gd => ({
-            types: gd._fullData.map(t => t.type),
-            names: gd._fullData.map(t => t.name),
-            title: gd._fullLayout.title.text,
-            first: Array.from(gd._fullData.find(t => t.type.startsWith('scatter')).x),
-        })"""
-    )
+    """Types and names of the traces of the embedding figure of the run in the URL, its
+    title, and the x coordinates of its first point cloud."""
+    return app.chart_data(f"geo_fig_{app.query()['geo_run']}", SCATTER)
 
 
 def test_snapshot_slider_and_views(app: Any) -> None:

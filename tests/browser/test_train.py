@@ -125,7 +125,7 @@ def test_launch_watch_steer_stop_then_geometry(
     mark("Geometry of the run drawn")
     key = f"geo_fig_{run_id}"
     expect(app.chart(key)).to_be_visible()
-    traces = app.read_chart(key, "gd => gd._fullData.map(t => [t.type, t.name])")
+    traces = app.chart_data(key, "gd => gd._fullData.map(t => [t.type, t.name])")
     assert traces[0][0] == "surface"  # out_dim 3: the unit sphere
     assert {t for t, _ in traces[1:]} == {"scatter3d"}
     assert len(traces) == 11, traces  # ten digit classes
