@@ -8,7 +8,6 @@ background runs; the fixture stops them and kills their processes afterwards.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -25,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from gca_viz import experiments as ex
 from gca_viz.runs import ACTIVE, RunStore
+from tests.plotly_json import array as _array
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
@@ -70,15 +70,6 @@ def _assert_clean(at: AppTest) -> None:
 def _charts(at: AppTest) -> dict[str, dict[str, Any]]:
     """The page's plotly figures by the key they were drawn with."""
     return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def _array(value: Any) -> np.ndarray:
-    """A plotly array from a figure's JSON (typed arrays are base64 encoded)."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        return flat.reshape([int(s) for s in str(shape).split(",")]) if shape else flat
-    return np.asarray(value)
 
 
 def _heatmap(at: AppTest, key: str) -> np.ndarray:

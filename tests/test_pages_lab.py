@@ -3,7 +3,6 @@ string and turn bad input into an error message (Streamlit's AppTest, no browser
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import time
@@ -18,6 +17,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from gca_viz import ot
+from tests.plotly_json import decode as _decode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB, ENTROPY = "views/plan_lab.py", "views/entropy.py"
@@ -44,20 +44,6 @@ def open_page(page: str, **query: str) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def _decode(value: Any) -> Any:
-    """Plotly's base64 typed arrays (``{"dtype", "bdata", "shape"}``) as numpy arrays."""
-    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
-        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        if "shape" in value:
-            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
-        return arr
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
 
 
 def figures(at: AppTest) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,6 @@ the store. ``st.fragment(run_every=...)`` never ticks in AppTest: every check is
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 
 from gca_viz import demo
 from gca_viz.runs import ACTIVE, RunStore
+from tests.plotly_json import array as _array
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
@@ -133,18 +133,6 @@ def _charts(at: AppTest) -> dict[str, dict[str, Any]]:
         key = chart.proto.id.rsplit("-", 1)[-1]
         out[key] = json.loads(chart.proto.spec)
     return out
-
-
-def _array(value: Any) -> np.ndarray:
-    """A plotly array from a figure's JSON (typed arrays are base64 encoded)."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        if shape:
-            dims = [int(s) for s in str(shape).split(",")]
-            return flat.reshape(dims)
-        return flat
-    return np.asarray(value)
 
 
 def _names(fig: dict[str, Any]) -> list[str]:

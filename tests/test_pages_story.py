@@ -4,7 +4,6 @@ that agree with the library, turn bad input into an error message and launch run
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
+from tests.plotly_json import decode as _decode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSER = "views/composer.py"
@@ -61,20 +61,6 @@ def metric(at: AppTest, label_start: str) -> str:
     found = [v for k, v in metrics(at).items() if k.startswith(label_start)]
     assert found, list(metrics(at))
     return found[0]
-
-
-def _decode(value: Any) -> Any:
-    """Plotly's base64 typed arrays as numpy arrays."""
-    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
-        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        if "shape" in value:
-            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
-        return arr
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
 
 
 def figure(at: AppTest, title_start: str) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""Reading plotly figures that AppTest exposes as JSON (``proto.spec``).
+
+Plotly sends numpy arrays as base64 typed arrays ``{"dtype", "bdata", "shape"}``
+(platform.md); these helpers turn them back into numpy arrays for the page tests.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+
+def decode(value: Any) -> Any:
+    """``value`` with every typed array (at any depth) replaced by a numpy array."""
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if value.get("shape"):
+            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return arr
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def array(value: Any) -> np.ndarray:
+    """One figure array (typed or a plain list) as a numpy array."""
+    return np.asarray(decode(value))
