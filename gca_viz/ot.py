@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -549,8 +549,8 @@ class _Problem:
         return torch.is_grad_enabled() and any(t.requires_grad for t in (self.C, self.mu, self.nu))
 
     def log_plan(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """``(f_i + g_j - C_ij) / ε`` without forming an outer sum (one broadcast per op)."""
-        return self.C.neg().add_(f[:, None]).add_(g[None, :]).div_(self.eps)
+        """``(f_i + g_j - C_ij) / ε``, as ``f_i/ε + g_j/ε - C_ij/ε`` in two passes."""
+        return (f / self.eps)[:, None].add(g / self.eps).sub_(self.C, alpha=1.0 / self.eps)
 
     def row_target(self, f: torch.Tensor) -> torch.Tensor:
         """Row marginal demanded at optimality: ``μ`` (hard) or ``μ exp(-f / λ1)``."""
@@ -558,11 +558,15 @@ class _Problem:
 
     def lse_rows(self, g: torch.Tensor) -> torch.Tensor:
         """``LSE_j (g_j - C_ij) / ε``, shape ``(n,)``."""
-        return torch.logsumexp(self.C.neg().add_(g[None, :]).div_(self.eps), dim=1)
+        return torch.logsumexp(self.scores_rows(g), dim=1)
+
+    def scores_rows(self, g: torch.Tensor) -> torch.Tensor:
+        """``(g_j - C_ij) / ε``, shape ``(n, m)``, in one pass."""
+        return (g / self.eps)[None, :].sub(self.C, alpha=1.0 / self.eps)
 
     def lse_cols(self, f: torch.Tensor) -> torch.Tensor:
         """``LSE_i (f_i - C_ij) / ε``, shape ``(m,)``."""
-        return torch.logsumexp(self.C.neg().add_(f[:, None]).div_(self.eps), dim=0)
+        return torch.logsumexp((f / self.eps)[:, None].sub(self.C, alpha=1.0 / self.eps), dim=0)
 
     def row_step(self, lse: torch.Tensor) -> torch.Tensor:
         return self.rho_a * self.eps * (torch.log(self.mu) - lse)
@@ -609,44 +613,168 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
     A row step is ``u = (μ_eff / (K~ v))^ρ1`` with ``μ_eff = μ exp(-f/λ1)`` (``μ`` if hard):
     the log-domain update rewritten with
     ``LSE_j((g_j + ε log v_j - C_ij)/ε) = log(K~ v)_i - f_i/ε``.
+
+    The half-steps between two absorptions run in one stretch (:func:`_advance`). Under
+    autograd that stretch is one :class:`_HalfSteps` node whose backward pass walks the
+    recorded scalings in reverse and forms the kernel's gradient with a single matrix
+    product, instead of one ``(n, m)`` outer product per half-step.
     """
-    eps, C = p.eps, p.C
+    C = p.C
     bound = _ABSORB_LOG_BOUND.get(C.dtype, 20.0)
-    lo, hi = math.exp(-bound), math.exp(bound)
     # Start from f = row minimum of C (so every row of K~ has an entry equal to 1), g = 0.
     f = C.detach().amin(dim=1)  # (n,)
     g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)  # (m,)
     state = _AbsorbState(p, f, g)
     errors: list[torch.Tensor] = []
     plans: list[torch.Tensor] = []
-    for t in range(max_iter + 1):
-        s = state.mv(state.v)  # (n,) = (K~ v)_i
-        if t > 0:  # residual of sweep t, free from this product: P 1 = u * (K~ v)
-            with torch.no_grad():
-                f_true = state.f + eps * torch.log(state.u) if p.lam_a is not None else state.f
-                errors.append(torch.dist(state.u * s, p.row_target(f_true), p=1))
-            if t == max_iter or (tol > 0 and float(errors[-1]) <= tol):
-                break
-        state.u = _scale(state.mu_eff, s, p.rho_a)
-        action = _check_step(s, state.u, lo, hi, p.rho_a)
-        if action == "absorb":
+    fused = p.needs_grad and not keep
+    h = 0
+    while True:
+        run = _Run(state, h, 2 * max_iter, tol, math.exp(-bound), math.exp(bound), errors, keep)
+        if fused:
+            state.u, state.v = _HalfSteps.apply(
+                state.K, state.mu_eff, state.nu_eff, state.u, state.v, run
+            )
+        else:
+            state.u, state.v = _advance(run, state.u, state.v, fast=not p.needs_grad)
+        h = run.h
+        if run.done:
+            break
+        if run.action == "absorb":
             state.absorb()
-        elif action == "recover":
-            state.recover_rows()
+        elif run.action == "recover":
+            state.recover_rows() if (h - 1) % 2 == 0 else state.recover_cols()
         if keep:
             plans.append(state.plan())
-        r = state.mv_t(state.u)  # (m,) = (K~^T u)_j
-        state.v = _scale(state.nu_eff, r, p.rho_b)
-        action = _check_step(r, state.v, lo, hi, p.rho_b)
-        if action == "absorb":
-            state.absorb()
-        elif action == "recover":
-            state.recover_cols()
-        if keep:
-            plans.append(state.plan())
-    f_out = state.f + eps * torch.log(state.u)
-    g_out = state.g + eps * torch.log(state.v)
+    f_out = state.f + p.eps * torch.log(state.u)
+    g_out = state.g + p.eps * torch.log(state.v)
     return f_out, g_out, errors, plans, None if p.needs_grad else state.K
+
+
+@dataclass
+class _Run:
+    """Control and record of a stretch of kernel-domain half-steps (no absorption inside).
+
+    Half-step ``h`` (counted over the whole solve from 0) is a row step when ``h`` is even.
+    Every row step after the first also yields the residual of the sweep just finished,
+    ``|u * (K~ v) - μ_target|_1``, from the product it computes anyway.
+    """
+
+    state: _AbsorbState
+    h: int  # half-steps done so far
+    max_half: int  # 2 T
+    tol: float
+    lo: float  # bounds on the scalings before an absorption
+    hi: float
+    errors: list[torch.Tensor]  # one residual per finished sweep (shared with the solve)
+    single: bool  # stop after one half-step (to record the history)
+    action: str = "ok"  # "ok", or what the last half-step needs: "absorb" / "recover"
+    done: bool = False
+    # (row step?, input scaling, product, output scaling) per half-step, for the backward
+    steps: list[tuple[bool, torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
+def _advance(
+    run: _Run, u: torch.Tensor, v: torch.Tensor, fast: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half-steps ``u = (μ_eff / K~ v)^ρ1`` and ``v = (ν_eff / K~^T u)^ρ2`` until the last
+    sweep, the tolerance, or a half-step that needs an absorption (it is kept) or a
+    log-sum-exp recovery (it is dropped: the caller redoes it).
+
+    ``fast`` uses the kernel's no-autograd products (numpy's BLAS on the CPU).
+    """
+    st, p = run.state, run.state.p
+    mv, mv_t = (st.mv_fast, st.mv_t_fast) if fast else (st.mv, st.mv_t)
+    while True:
+        if run.h % 2 == 0:
+            s = mv(v)  # (n,) = (K~ v)_i
+            if run.h > 0:  # residual of the sweep just finished: P 1 = u * (K~ v)
+                with torch.no_grad():
+                    f_true = st.f + p.eps * torch.log(u) if p.lam_a is not None else st.f
+                    run.errors.append(torch.dist(u * s, p.row_target(f_true), p=1))
+                if run.h == run.max_half or (run.tol > 0 and float(run.errors[-1]) <= run.tol):
+                    run.done = True
+                    return u, v
+            new = _scale(st.mu_eff, s, p.rho_a)
+            run.action = _check_step(s, new, run.lo, run.hi, p.rho_a)
+            step = (True, v, s, new)
+        else:
+            r = mv_t(u)  # (m,) = (K~^T u)_j
+            new = _scale(st.nu_eff, r, p.rho_b)
+            run.action = _check_step(r, new, run.lo, run.hi, p.rho_b)
+            step = (False, u, r, new)
+        run.h += 1
+        if run.action == "recover":
+            return u, v
+        run.steps.append(step)
+        u, v = (new, v) if step[0] else (u, new)
+        if run.action != "ok" or run.single:
+            return u, v
+
+
+class _HalfSteps(torch.autograd.Function):
+    """A stretch of kernel-domain half-steps as one autograd node.
+
+    Backward, from the last half-step to the first, with ``ū``, ``v̄`` the incoming
+    gradients: a column step ``v = (ν / r)^ρ2``, ``r = K~^T u`` gives
+    ``r̄ = -ρ2 v̄ v / r``, ``ν̄ += ρ2 v̄ v / ν``, ``ū += K~ r̄``; a row step
+    ``u = (μ / s)^ρ1``, ``s = K~ v`` gives ``s̄ = -ρ1 ū u / s``, ``μ̄ += ρ1 ū u / μ``,
+    ``v̄ += K~^T s̄``. The kernel's gradient ``K̄ = sum_rows s̄ v^T + sum_cols u r̄^T`` is one
+    ``(n, k) x (k, m)`` product.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        K: torch.Tensor,
+        mu_eff: torch.Tensor,
+        nu_eff: torch.Tensor,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        run: _Run,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        u_out, v_out = _advance(run, u, v, fast=True)
+        ctx.run = run
+        ctx.save_for_backward(K, mu_eff, nu_eff)
+        # An input returned unchanged must be a new tensor for autograd.
+        return (u_out.clone() if u_out is u else u_out, v_out.clone() if v_out is v else v_out)
+
+    @staticmethod
+    def backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        run: _Run = ctx.run
+        p = run.state.p
+        K, mu_eff, nu_eff = ctx.saved_tensors
+        g_mu = torch.zeros_like(mu_eff)
+        g_nu = torch.zeros_like(nu_eff)
+        left: list[torch.Tensor] = []
+        right: list[torch.Tensor] = []
+        for is_row, x, prod, y in reversed(run.steps):
+            if is_row:  # y = u = (μ / s)^ρ1 with s = K~ x, x = v
+                t = gu * y
+                g_mu += p.rho_a * t / mu_eff
+                gs = -p.rho_a * t / prod
+                gv = gv + torch.mv(K.T, gs)
+                gu = torch.zeros_like(gu)
+                left.append(gs)
+                right.append(x)
+            else:  # y = v = (ν / r)^ρ2 with r = K~^T x, x = u
+                t = gv * y
+                g_nu += p.rho_b * t / nu_eff
+                gr = -p.rho_b * t / prod
+                gu = gu + torch.mv(K, gr)
+                gv = torch.zeros_like(gv)
+                left.append(x)
+                right.append(gr)
+        g_K = torch.stack(left, 1) @ torch.stack(right, 0) if left else torch.zeros_like(K)
+        need = ctx.needs_input_grad
+        return (
+            g_K if need[0] else None,
+            g_mu if need[1] else None,
+            g_nu if need[2] else None,
+            gu if need[3] else None,
+            gv if need[4] else None,
+            None,
+        )
 
 
 def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor:
@@ -692,17 +820,22 @@ class _AbsorbState:
             log_K = log_K.masked_fill_(log_K < tiny, -math.inf)
         K = log_K.exp_()  # (n, m) stabilised kernel K~
         self.K = K
-        self.mv: Callable[[torch.Tensor], torch.Tensor]
-        self.mv_t: Callable[[torch.Tensor], torch.Tensor]
-        if K.device.type == "cpu" and not p.needs_grad:
-            # Without autograd, numpy's BLAS matrix-vector product is 2x faster here than
-            # torch.mv (both read K once); the arrays share memory, nothing is copied.
-            K_np = K.numpy()
-            self.mv = lambda x: torch.from_numpy(K_np @ x.numpy())
-            self.mv_t = lambda x: torch.from_numpy(x.numpy() @ K_np)
+        # Products without autograd (the fast path and the fused stretches): on the CPU,
+        # numpy's BLAS matrix-vector product is 2x faster here than torch.mv (both read K
+        # once); the arrays share memory, nothing is copied.
+        self.mv_fast: Callable[[torch.Tensor], torch.Tensor]
+        self.mv_t_fast: Callable[[torch.Tensor], torch.Tensor]
+        K_d = K.detach()
+        if K.device.type == "cpu":
+            K_np = K_d.numpy()
+            self.mv_fast = lambda x: torch.from_numpy(K_np @ x.detach().numpy())
+            self.mv_t_fast = lambda x: torch.from_numpy(x.detach().numpy() @ K_np)
         else:
-            self.mv = lambda x: torch.mv(K, x)
-            self.mv_t = lambda x: torch.mv(K.T, x)
+            self.mv_fast = lambda x: torch.mv(K_d, x.detach())
+            self.mv_t_fast = lambda x: torch.mv(K_d.T, x.detach())
+        # Products autograd follows (the history path under autograd).
+        self.mv = lambda x: torch.mv(K, x)
+        self.mv_t = lambda x: torch.mv(K.T, x)
         self.mu_eff = p.mu if p.lam_a is None else p.mu * torch.exp(-self.f / p.lam_a)
         self.nu_eff = p.nu if p.lam_b is None else p.nu * torch.exp(-self.g / p.lam_b)
 
@@ -779,8 +912,10 @@ def row_projection(
     _check_cost_values(C)
     p = _Problem(C, mu, mu, eps, _rho(lam_a, eps), 1.0, lam_a, None)
     with torch_threads(1 if C.device.type == "cpu" else None):
-        f = p.row_step(p.lse_rows(g_t))
-    return _like_input(p.log_plan(f, g_t), as_numpy), _like_input(f, as_numpy)
+        scores = p.scores_rows(g_t)  # (g_j - C_ij) / ε
+        f = p.row_step(torch.logsumexp(scores, dim=1))
+        log_plan = scores + (f / eps)[:, None]
+    return _like_input(log_plan, as_numpy), _like_input(f, as_numpy)
 
 
 # ---------------------------------------------------------------------------- exact OT

@@ -119,6 +119,8 @@ class Projection:
 
     ``solver`` is the :class:`gca_viz.ot.SinkhornResult` for iterative projections (its
     errors, ``n_iter`` and ``converged`` are the diagnostics), else ``None``.
+    ``log_rows`` is ``log (P 1)_i`` where it is known without a pass over the plan: after
+    a hard row step ``P 1 = μ`` exactly (its gradient is zero), else ``None``.
     """
 
     cost: torch.Tensor  # (n, m)
@@ -127,6 +129,19 @@ class Projection:
     g: torch.Tensor  # (m,)
     epsilon: float
     solver: ot.SinkhornResult | None = None
+    log_rows: torch.Tensor | None = None  # (n,)
+
+    def row_sums(self) -> torch.Tensor:
+        """``(P 1)_i``, shape ``(n,)``."""
+        if self.log_rows is not None:
+            return torch.exp(self.log_rows)
+        return self.plan.sum(1)
+
+    def log_row_sums(self) -> torch.Tensor:
+        """``log (P 1)_i``, shape ``(n,)``."""
+        if self.log_rows is not None:
+            return self.log_rows
+        return torch.logsumexp(self.log_plan, dim=1)
 
     @property
     def plan(self) -> torch.Tensor:
@@ -166,7 +181,7 @@ def row(C: torch.Tensor, mu: torch.Tensor, nu: torch.Tensor, *, epsilon: float) 
     r"""``P^(1) = diag(μ / K 1) K``: the first Sinkhorn half-step, ``μ_i softmax_j(-C_ij/ε)``."""
     log_plan, f = ot.row_projection(C, mu, epsilon=epsilon)
     assert isinstance(log_plan, torch.Tensor) and isinstance(f, torch.Tensor)
-    return Projection(C, log_plan, f, _zeros(C.shape[1], C), epsilon)
+    return Projection(C, log_plan, f, _zeros(C.shape[1], C), epsilon, log_rows=torch.log(mu))
 
 
 @PROJECTIONS.register(
@@ -206,7 +221,7 @@ def sinkhorn(
         return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
     g = res.g if res is not None else _zeros(C.shape[1], C)
     log_plan, f = ot.row_projection(C, mu, g, epsilon=epsilon)
-    return Projection(C, log_plan, f, g, epsilon, res)  # type: ignore[arg-type]
+    return Projection(C, log_plan, f, g, epsilon, res, torch.log(mu))  # type: ignore[arg-type]
 
 
 @PROJECTIONS.register(
@@ -237,24 +252,65 @@ def unbalanced(
 # ---------------------------------------------------------------------------- divergences
 
 
+def _single_positives(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(pos, w)`` when every row of the target has exactly one non-zero entry
+    ``T_{i,pos(i)} = w_i`` (the pairs target), else ``None``.
+
+    The divergences then read one entry per row (a gather) instead of masking, multiplying
+    and summing ``(n, m)`` matrices forward and backward."""
+    if T.requires_grad:
+        return None
+    nz = torch.nonzero(T)  # (k, 2), row-major: one row index per non-zero entry
+    if nz.shape[0] != T.shape[0] or not bool(
+        (nz[:, 0] == torch.arange(T.shape[0], device=T.device)).all()
+    ):
+        return None
+    pos = nz[:, 1]
+    return pos, T[nz[:, 0], pos]
+
+
 def _row_normalised(T: torch.Tensor) -> torch.Tensor:
     return T / T.sum(1, keepdim=True)  # T̂: each row's positives sum to 1
 
 
-def _weighted_log(T: torch.Tensor, log_x: torch.Tensor) -> torch.Tensor:
-    """``sum_j T_ij log x_ij`` per row, with ``0 * log 0 = 0`` (and no NaN gradient)."""
-    return (T * log_x.masked_fill(T == 0, 0.0)).sum(1)
+def _weighted(
+    T: torch.Tensor,
+    x: torch.Tensor,
+    normalised: bool = False,
+    positives: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``sum_j T_ij x_ij`` per row (``T̂`` instead of ``T`` if ``normalised``), with
+    ``0 * x = 0`` even where ``x`` is infinite (and no NaN gradient)."""
+    if positives is not None:
+        pos, w = positives
+        picked = x.gather(1, pos[:, None]).squeeze(1)
+        return picked if normalised else w * picked
+    W = _row_normalised(T) if normalised else T
+    return (W * x.masked_fill(T == 0, 0.0)).sum(1)
 
 
-def _rince_term(T: torch.Tensor, proj: Projection, q: float, lam: float) -> torch.Tensor:
+def _rince_term(
+    T: torch.Tensor,
+    proj: Projection,
+    q: float,
+    lam: float,
+    log_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``-pos_i^q / q + (λ Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
-    ``Z_i = (K v)_i``, powers taken in log space."""
-    S = proj.log_scores  # (n, m) log(K_ij v_j); -inf on excluded pairs
-    log_pos = torch.logsumexp(S + torch.log(_row_normalised(T)), dim=1)  # (n,)
-    log_z = torch.logsumexp(S, dim=1)  # (n,)
+    ``Z_i = (K v)_i``, powers taken in log space. ``log_rows = log (P 1)_i`` if known
+    (then ``log Z_i = log (P 1)_i - f_i / ε`` costs no pass over the plan)."""
+    positives = _single_positives(T)
+    f_eps = proj.f / proj.epsilon  # (n,) log u_i: S_ij = log P_ij - log u_i
+    if positives is not None:
+        log_pos = proj.log_plan.gather(1, positives[0][:, None]).squeeze(1) - f_eps
+    else:
+        log_t_hat = torch.log(_row_normalised(T))
+        log_pos = torch.logsumexp(proj.log_scores + log_t_hat, dim=1)  # (n,)
     pos_q = torch.exp(q * log_pos) / q
     if lam == 0:
         return -pos_q
+    log_rows = proj.log_row_sums() if log_rows is None else log_rows
+    log_z = log_rows - f_eps  # log (K v)_i = log (P 1)_i - log u_i
     return -pos_q + torch.exp(q * (math.log(lam) + log_z)) / q
 
 
@@ -267,8 +323,12 @@ def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:
     r"""Per-row generalised KL ``sum_j T_ij log(T_ij / P_ij) - T_ij + P_ij`` (0 log 0 = 0).
 
     With ``T = I`` and row sums 1 this is ``-log P_ii``: InfoNCE for ``P = P^(1)``."""
-    log_t = torch.log(T)
-    return _weighted_log(T, log_t - proj.log_plan) - T.sum(1) + proj.plan.sum(1)
+    positives = _single_positives(T)
+    if positives is not None:  # sum_j T_ij log(T_ij / P_ij) = w_i (log w_i - log P_i,pos(i))
+        w = positives[1]
+        log_ratio = w * torch.log(w) - _weighted(T, proj.log_plan, positives=positives)
+        return log_ratio - w + proj.row_sums()
+    return _weighted(T, torch.log(T) - proj.log_plan) - T.sum(1) + proj.row_sums()
 
 
 @DIVERGENCES.register(
@@ -278,7 +338,7 @@ def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:
 )
 def cross_entropy(T: torch.Tensor, proj: Projection) -> torch.Tensor:
     r"""Per-row cross-entropy ``-sum_j T̂_ij log P_ij`` (``-log P_{i,pos(i)}`` for pairs)."""
-    return -_weighted_log(_row_normalised(T), proj.log_plan)
+    return -_weighted(T, proj.log_plan, normalised=True, positives=_single_positives(T))
 
 
 @DIVERGENCES.register(
@@ -327,9 +387,11 @@ def uot(
 
     with ``pos_i = sum_j T̂_ij K_ij v_j`` and ``v = exp(g/ε)`` the plan's column scaling.
     """
-    log_rows = torch.logsumexp(proj.log_plan, dim=1, keepdim=True)  # log (P 1)_i
-    nll = -_weighted_log(_row_normalised(T), proj.log_plan - log_rows)
-    return r1 * nll + r2 * _rince_term(T, proj, q, lam)
+    log_rows = proj.log_row_sums()  # log (P 1)_i
+    # sum_j T̂_ij = 1, so sum_j T̂_ij log(P_ij / (P 1)_i) = sum_j T̂_ij log P_ij - log (P 1)_i
+    positives = _single_positives(T)
+    nll = log_rows - _weighted(T, proj.log_plan, normalised=True, positives=positives)
+    return r1 * nll + r2 * _rince_term(T, proj, q, lam, log_rows)
 
 
 @DIVERGENCES.register(
@@ -350,7 +412,7 @@ def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tens
     # log of the mean off-diagonal entry, from log_plan (the plain mean can underflow to 0)
     log_mean_off = torch.logsumexp(proj.log_plan[off], dim=0) - math.log(int(off.sum()))
     log_q = torch.where(off, log_mean_off, proj.log_plan)
-    kl_rows = _weighted_log(P, proj.log_plan - log_q) - P.sum(1) + torch.exp(log_q).sum(1)
+    kl_rows = _weighted(P, proj.log_plan - log_q) - P.sum(1) + torch.exp(log_q).sum(1)
     return cross_entropy(T, proj) + lam_p * kl_rows
 
 
@@ -362,4 +424,4 @@ def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tens
 def l2(T: torch.Tensor, proj: Projection) -> torch.Tensor:
     r"""``sum_j T̂_ij 2 C_ij``: with the cosine cost ``2 C_ij = ||ẑ'_i - ẑ''_j||^2 = 2 - 2 cos``,
     BYOL's loss (Grill et al. 2020); only the alignment term of ``gca-math.md`` section 4."""
-    return 2.0 * _weighted_log(_row_normalised(T), proj.cost)
+    return 2.0 * _weighted(T, proj.cost, normalised=True, positives=_single_positives(T))
