@@ -9,6 +9,7 @@ The matrices parametrize over the registries, so a new entry is covered automati
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -743,3 +744,58 @@ def test_compose_reproduces_named_method(method: str, layout: str) -> None:
 def test_get_uses_method_default_layout() -> None:
     for method, m in losses.LOSSES.items():
         assert losses.get(method).layout == m.layout
+
+
+# A target with one non-zero entry per row (pairs, or a scaled permutation) is read by a
+# gather, and a hard row step's row sums are taken as μ; both shortcuts must give the dense
+# formulas' values and gradients.
+@pytest.mark.parametrize("projection", ["row", "sinkhorn", "unbalanced"])
+@pytest.mark.parametrize("divergence", ["kl", "ce", "rince", "uot", "l2"])
+@pytest.mark.parametrize("weight", [1.0, 0.37])
+def test_single_positive_shortcuts_equal_dense_formulas(
+    projection: str, divergence: str, weight: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gca_viz.losses import stages
+
+    gen = torch.Generator().manual_seed(41)
+    z1 = torch.randn(6, 4, dtype=torch.float64, generator=gen)
+    z2 = torch.randn(6, 4, dtype=torch.float64, generator=gen)
+    pos = torch.randperm(12, generator=gen)
+    while bool((pos == torch.arange(12)).any()):  # the joint layout excludes self-pairs
+        pos = torch.randperm(12, generator=gen)
+    T = torch.zeros(12, 12, dtype=torch.float64)
+    T[torch.arange(12), pos] = weight
+    params = {"epsilon": 0.3, "n_iter": 4, "relax_a": 0.5, "relax_b": 2.0}
+    kwargs = {k: v for k, v in params.items() if k in stages.PROJECTIONS[projection].defaults()}
+    div_kwargs = stages.DIVERGENCES[divergence].defaults()
+
+    def value(dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x = z1.clone().requires_grad_()
+        C = stages.cosine(x, z2, "joint")
+        mu, nu = targets.target_marginals(T)
+        proj = stages.PROJECTIONS[projection].fn(C, mu, nu, **kwargs)
+        if dense:
+            monkeypatch.setattr(stages, "_single_positives", lambda T: None)
+            proj = dataclasses.replace(proj, log_rows=None)
+        per_row = stages.DIVERGENCES[divergence].fn(T, proj, **div_kwargs)
+        monkeypatch.undo()
+        (grad,) = torch.autograd.grad(per_row.sum(), x)
+        return per_row.detach(), grad
+
+    assert stages._single_positives(T) is not None
+    fast, dense = value(dense=False), value(dense=True)
+    torch.testing.assert_close(fast[0], dense[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast[1], dense[1], rtol=1e-8, atol=1e-10)
+
+
+def test_single_positives_rejects_other_targets() -> None:
+    from gca_viz.losses import stages
+
+    labels = torch.tensor([0, 1, 0, 1])
+    T = targets.build_target("class", 4, "cross", labels=labels, gamma=0.5)
+    assert stages._single_positives(T) is None
+    T = torch.eye(4)
+    T[2, 2] = 0.0  # an empty row
+    assert stages._single_positives(T) is None
+    pos, w = stages._single_positives(torch.eye(4)[[2, 0, 3, 1]] * 0.5)  # type: ignore[misc]
+    assert pos.tolist() == [2, 0, 3, 1] and w.tolist() == [0.5] * 4
