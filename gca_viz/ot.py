@@ -244,7 +244,6 @@ class SinkhornResult:
     """
 
     plan: Array
-    log_plan: Array
     f: Array
     g: Array
     errors: Array
@@ -257,6 +256,22 @@ class SinkhornResult:
     epsilon: float
     relax_a: float | None = None
     relax_b: float | None = None
+    _log_plan: Array | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def log_plan(self) -> Array:
+        """``(n, m)`` ``log P_ij = (f_i + g_j - C_ij) / ε`` (formed on first use when the
+        solver produced the plan without it)."""
+        if self._log_plan is None:
+            C = _as_torch(self.cost)
+            log_plan = (_as_torch(self.f) / self.epsilon)[:, None].add(
+                _as_torch(self.g) / self.epsilon
+            )
+            log_plan = log_plan.sub_(C, alpha=1.0 / self.epsilon)
+            object.__setattr__(
+                self, "_log_plan", _like_input(log_plan, isinstance(self.plan, np.ndarray))
+            )
+        return self._log_plan  # type: ignore[return-value]
 
     @property
     def row_marginal(self) -> Array:
@@ -443,17 +458,21 @@ def sinkhorn(
         raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
     if method not in ("absorb", "log"):
         raise ValueError(f"method must be 'absorb' or 'log', got {method!r}")
-    _check_cost_values(C)
+    row_range = _check_cost_values(C)
 
-    problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b)
+    problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b, row_range)
     engine = _solve_absorb if method == "absorb" else _solve_log
     # Torch on one thread while numpy's BLAS does the products (see device.torch_threads).
     with torch_threads(1 if C.device.type == "cpu" and not problem.needs_grad else None):
-        f, g, errs, plans, spare = engine(problem, int(max_iter), tol_f, history)
-        log_plan = problem.log_plan(f, g)
-        # Without autograd the engine's kernel buffer is free: reuse it rather than allocate.
-        plan = torch.exp(log_plan, out=spare) if spare is not None else torch.exp(log_plan)
-    errors = torch.stack(errs).detach()
+        f, g, errs, plans, plan = engine(problem, int(max_iter), tol_f, history)
+        log_plan = None  # formed on first use if the engine gave the plan (no autograd)
+        if plan is None:
+            log_plan = problem.log_plan(f, g)
+            plan = torch.exp(log_plan)
+    if errs and not isinstance(errs[0], torch.Tensor):  # numpy scalars of the CPU engine
+        errors = torch.tensor(np.array(errs, dtype=np.float64), dtype=C.dtype)
+    else:
+        errors = torch.stack(errs).detach()
     mass = float(mu.detach().sum())
     threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * mass
     converged = bool(errors[-1] <= threshold)
@@ -463,7 +482,6 @@ def sinkhorn(
 
     return SinkhornResult(
         plan=out(plan),
-        log_plan=out(log_plan),
         f=out(f),
         g=out(g),
         errors=out(errors),
@@ -476,6 +494,7 @@ def sinkhorn(
         epsilon=eps,
         relax_a=lam_a,
         relax_b=lam_b,
+        _log_plan=None if log_plan is None else out(log_plan),
     )
 
 
@@ -514,9 +533,10 @@ def _check_relax(relax: float | None, name: str) -> float | None:
     return None if math.isinf(lam) else lam
 
 
-def _check_cost_values(C: torch.Tensor) -> None:
-    """Reject NaN and -inf, and rows or columns with no finite entry (two reductions)."""
-    row_min = C.detach().amin(dim=1)  # (n,) NaN propagates; +inf means an all-inf row
+def _check_cost_values(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reject NaN and -inf, and rows or columns with no finite entry (two reductions);
+    return each row's minimum and maximum, ``(n,)`` each (the engine starts from them)."""
+    row_min, row_max = torch.aminmax(C.detach(), dim=1)  # NaN propagates; +inf: all-inf row
     col_min = C.detach().amin(dim=0)  # (m,)
     if bool(torch.isnan(row_min).any()):
         raise ValueError("cost contains NaN")
@@ -528,6 +548,7 @@ def _check_cost_values(C: torch.Tensor) -> None:
             raise ValueError(
                 f"cost {axis} {int(bad[0])} has no finite entry, so no plan can move its mass"
             )
+    return row_min, row_max
 
 
 @dataclass(frozen=True)
@@ -542,6 +563,7 @@ class _Problem:
     rho_b: float
     lam_a: float | None
     lam_b: float | None
+    row_range: tuple[torch.Tensor, torch.Tensor] | None = None  # each row's min and max of C
 
     @property
     def needs_grad(self) -> bool:
@@ -575,10 +597,8 @@ class _Problem:
         return self.rho_b * self.eps * (torch.log(self.nu) - lse)
 
 
-# (f, g, errors per sweep, plans per half-step, a spare (n, m) buffer or None)
-_Solved = tuple[
-    torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None
-]
+# (f, g, errors per sweep, plans per half-step, the plan if formed without autograd, or None)
+_Solved = tuple[torch.Tensor, torch.Tensor, list[Any], list[torch.Tensor], torch.Tensor | None]
 
 
 def _solve_log(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved:
@@ -621,11 +641,12 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
     """
     C = p.C
     bound = _ABSORB_LOG_BOUND.get(C.dtype, 20.0)
-    # Start from f = row minimum of C (so every row of K~ has an entry equal to 1), g = 0.
-    f = C.detach().amin(dim=1)  # (n,)
+    # Start from f = row minimum of C (so every row of K~ has an entry equal to 1), g = 0;
+    # then the smallest exponent of K~ is min_i (f_i - max_j C_ij) / ε.
+    row_min, row_max = p.row_range if p.row_range is not None else torch.aminmax(C.detach(), dim=1)
     g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)  # (m,)
-    state = _AbsorbState(p, f, g)
-    errors: list[torch.Tensor] = []
+    state = _AbsorbState(p, row_min, g, float(((row_min - row_max) / p.eps).min()))
+    errors: list[Any] = []
     plans: list[torch.Tensor] = []
     fused = p.needs_grad and not keep
     h = 0
@@ -648,7 +669,9 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
             plans.append(state.plan())
     f_out = state.f + p.eps * torch.log(state.u)
     g_out = state.g + p.eps * torch.log(state.v)
-    return f_out, g_out, errors, plans, None if p.needs_grad else state.K
+    # Without autograd the kernel buffer is free: scale it into the plan u_i K~_ij v_j.
+    plan = None if p.needs_grad else state.K.mul_(state.v[None, :]).mul_(state.u[:, None])
+    return f_out, g_out, errors, plans, plan
 
 
 @dataclass
@@ -666,12 +689,12 @@ class _Run:
     tol: float
     lo: float  # bounds on the scalings before an absorption
     hi: float
-    errors: list[torch.Tensor]  # one residual per finished sweep (shared with the solve)
+    errors: list[Any]  # one residual per finished sweep, 0-d tensor or numpy scalar
     single: bool  # stop after one half-step (to record the history)
     action: str = "ok"  # "ok", or what the last half-step needs: "absorb" / "recover"
     done: bool = False
     # (row step?, input scaling, product, output scaling) per half-step, for the backward
-    steps: list[tuple[bool, torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    steps: list[tuple[bool, Any, Any, Any]] = field(default_factory=list)
 
 
 def _advance(
@@ -681,27 +704,51 @@ def _advance(
     sweep, the tolerance, or a half-step that needs an absorption (it is kept) or a
     log-sum-exp recovery (it is dropped: the caller redoes it).
 
-    ``fast`` uses the kernel's no-autograd products (numpy's BLAS on the CPU).
+    ``fast`` runs without autograd: on the CPU the whole stretch runs in numpy (its BLAS
+    matrix-vector product is 2x faster here than ``torch.mv``, and its small vector
+    operations cost a fraction of torch's dispatch); the scalings go back as tensors that
+    share the arrays' memory.
     """
-    st, p = run.state, run.state.p
+    st = run.state
+    if fast and st.K.device.type == "cpu":
+        K = st.K.detach().numpy()
+        with np.errstate(all="ignore"):  # 1/0 and overflow are detected by _check_step
+            u_np, v_np = _stretch(
+                run, u.detach().numpy(), v.detach().numpy(), lambda x: K @ x, lambda x: x @ K, np
+            )
+        return torch.from_numpy(u_np), torch.from_numpy(v_np)
     mv, mv_t = (st.mv_fast, st.mv_t_fast) if fast else (st.mv, st.mv_t)
+    return _stretch(run, u, v, mv, mv_t, torch)
+
+
+def _stretch(run: _Run, u: Any, v: Any, mv: Any, mv_t: Any, xp: Any) -> tuple[Any, Any]:
+    """The loop of :func:`_advance` on torch tensors (``xp = torch``) or numpy arrays
+    (``xp = numpy``); ``mv``, ``mv_t`` are the products with ``K~`` and ``K~^T``."""
+    st, p = run.state, run.state.p
+    vectors: tuple[Any, ...] = (st.mu_eff, st.nu_eff, st.f, p.mu)
+    if xp is np:
+        vectors = tuple(x.detach().numpy() for x in vectors)
+    mu_eff, nu_eff, f, mu = vectors
+    floor = math.sqrt(torch.finfo(st.K.dtype).tiny)
     while True:
         if run.h % 2 == 0:
             s = mv(v)  # (n,) = (K~ v)_i
             if run.h > 0:  # residual of the sweep just finished: P 1 = u * (K~ v)
                 with torch.no_grad():
-                    f_true = st.f + p.eps * torch.log(u) if p.lam_a is not None else st.f
-                    run.errors.append(torch.dist(u * s, p.row_target(f_true), p=1))
+                    target = mu
+                    if p.lam_a is not None:  # μ exp(-f_true / λ1), f_true = f + ε log u
+                        target = mu * xp.exp(-(f + p.eps * xp.log(u)) / p.lam_a)
+                    run.errors.append(abs(u * s - target).sum())
                 if run.h == run.max_half or (run.tol > 0 and float(run.errors[-1]) <= run.tol):
                     run.done = True
                     return u, v
-            new = _scale(st.mu_eff, s, p.rho_a)
-            run.action = _check_step(s, new, run.lo, run.hi, p.rho_a)
+            new = _scale(mu_eff, s, p.rho_a)
+            run.action = _check_step(s, new, run.lo, run.hi, p.rho_a, floor)
             step = (True, v, s, new)
         else:
             r = mv_t(u)  # (m,) = (K~^T u)_j
-            new = _scale(st.nu_eff, r, p.rho_b)
-            run.action = _check_step(r, new, run.lo, run.hi, p.rho_b)
+            new = _scale(nu_eff, r, p.rho_b)
+            run.action = _check_step(r, new, run.lo, run.hi, p.rho_b, floor)
             step = (False, u, r, new)
         run.h += 1
         if run.action == "recover":
@@ -748,7 +795,8 @@ class _HalfSteps(torch.autograd.Function):
         g_nu = torch.zeros_like(nu_eff)
         left: list[torch.Tensor] = []
         right: list[torch.Tensor] = []
-        for is_row, x, prod, y in reversed(run.steps):
+        for is_row, *arrays in reversed(run.steps):
+            x, prod, y = (torch.as_tensor(a) for a in arrays)  # numpy on the CPU: no copy
             if is_row:  # y = u = (μ / s)^ρ1 with s = K~ x, x = v
                 t = gu * y
                 g_mu += p.rho_a * t / mu_eff
@@ -777,24 +825,26 @@ class _HalfSteps(torch.autograd.Function):
         )
 
 
-def _scale(target: torch.Tensor, prod: torch.Tensor, rho: float) -> torch.Tensor:
-    """Kernel-domain scaling ``(target / prod)^ρ``."""
+def _scale(target: Any, prod: Any, rho: float) -> Any:
+    """Kernel-domain scaling ``(target / prod)^ρ`` (torch tensors or numpy arrays)."""
     ratio = target / prod
-    return ratio if rho == 1.0 else ratio.pow(rho)
+    return ratio if rho == 1.0 else ratio**rho
 
 
-def _check_step(prod: torch.Tensor, scaling: torch.Tensor, lo: float, hi: float, rho: float) -> str:
+def _check_step(prod: Any, scaling: Any, lo: float, hi: float, rho: float, floor: float) -> str:
     """What a kernel-domain half-step needs next: ``"ok"``, ``"absorb"`` (a scaling left
     ``[lo, hi]``) or ``"recover"``: redo the step by log-sum-exp because a scaling is 0 or
-    not finite, or a product fell below ``sqrt(tiny)``, where ``1/prod`` and its derivative
-    ``-1/prod^2`` overflow. With ``ρ = 1`` a tiny product means a scaling above ``hi``, so
-    the product is only inspected once the scaling is out of bounds."""
-    lo_x, hi_x = (float(v) for v in torch.aminmax(scaling.detach()))
+    not finite, or a product fell below ``floor = sqrt(tiny)``, where ``1/prod`` and its
+    derivative ``-1/prod^2`` overflow. With ``ρ = 1`` a tiny product means a scaling above
+    ``hi``, so the product is only inspected once the scaling is out of bounds. Works on
+    torch tensors and numpy arrays alike."""
+    if isinstance(scaling, torch.Tensor):
+        prod, scaling = prod.detach(), scaling.detach()
+    lo_x, hi_x = float(scaling.min()), float(scaling.max())
     in_bounds = lo <= lo_x and hi_x <= hi  # False for NaN
     if in_bounds and rho == 1.0:
         return "ok"
-    floor = math.sqrt(torch.finfo(prod.dtype).tiny)
-    if not (float(prod.detach().amin()) >= floor and 0 < lo_x and hi_x < math.inf):
+    if not (float(prod.min()) >= floor and 0 < lo_x and hi_x < math.inf):
         return "recover"  # (NaN fails every comparison and lands here too)
     return "ok" if in_bounds else "absorb"
 
@@ -802,37 +852,35 @@ def _check_step(prod: torch.Tensor, scaling: torch.Tensor, lo: float, hi: float,
 class _AbsorbState:
     """Mutable state of the absorbing engine (potentials, kernel, scalings)."""
 
-    def __init__(self, p: _Problem, f: torch.Tensor, g: torch.Tensor) -> None:
+    def __init__(
+        self, p: _Problem, f: torch.Tensor, g: torch.Tensor, min_log_K: float | None = None
+    ) -> None:
         self.p = p
         self.f, self.g = f, g
         self.u = torch.ones_like(f)
         self.v = torch.ones_like(g)
-        self._rebuild()
+        self._rebuild(min_log_K)
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, min_log_K: float | None = None) -> None:
         p = self.p
         log_K = p.log_plan(self.f, self.g)
         # Entries below the smallest normal number become exact zeros: subnormal operands
         # slow BLAS down by an order of magnitude and carry no mass worth keeping. (One
-        # cheap reduction decides whether the masking pass is needed at all.)
+        # cheap reduction, or the caller's bound, decides whether the masking pass is needed.)
         tiny = math.log(torch.finfo(log_K.dtype).tiny)
-        if float(log_K.detach().amin()) < tiny:
+        if min_log_K is None:
+            min_log_K = float(log_K.detach().amin())
+        if min_log_K < tiny:
             log_K = log_K.masked_fill_(log_K < tiny, -math.inf)
         K = log_K.exp_()  # (n, m) stabilised kernel K~
         self.K = K
-        # Products without autograd (the fast path and the fused stretches): on the CPU,
-        # numpy's BLAS matrix-vector product is 2x faster here than torch.mv (both read K
-        # once); the arrays share memory, nothing is copied.
-        self.mv_fast: Callable[[torch.Tensor], torch.Tensor]
-        self.mv_t_fast: Callable[[torch.Tensor], torch.Tensor]
+        # Products without autograd (the fused stretches on a GPU; on the CPU the stretch
+        # runs in numpy, see _advance).
         K_d = K.detach()
-        if K.device.type == "cpu":
-            K_np = K_d.numpy()
-            self.mv_fast = lambda x: torch.from_numpy(K_np @ x.detach().numpy())
-            self.mv_t_fast = lambda x: torch.from_numpy(x.detach().numpy() @ K_np)
-        else:
-            self.mv_fast = lambda x: torch.mv(K_d, x.detach())
-            self.mv_t_fast = lambda x: torch.mv(K_d.T, x.detach())
+        self.mv_fast: Callable[[torch.Tensor], torch.Tensor] = lambda x: torch.mv(K_d, x.detach())
+        self.mv_t_fast: Callable[[torch.Tensor], torch.Tensor] = lambda x: torch.mv(
+            K_d.T, x.detach()
+        )
         # Products autograd follows (the history path under autograd).
         self.mv = lambda x: torch.mv(K, x)
         self.mv_t = lambda x: torch.mv(K.T, x)
