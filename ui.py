@@ -3,6 +3,7 @@
 * Widgets whose value lives in the URL query string (``slider``, ``select``, ``number``,
   ``toggle``), so a copied link reproduces the view. Keys are namespaced per page
   (``"lab_eps"``); the key is both the session-state key and the query parameter.
+* ``param_step``: the +/- step of a number input for a schema parameter.
 * ``show_code``: the "Show the code" expander with the library function behind a figure.
 * ``guard``: turns a ``ValueError`` from the library into an ``st.error`` (never a traceback).
 * ``run_store``: the process-wide :class:`gca_viz.runs.RunStore`.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from gca_viz import demo
+from gca_viz.registry import Param
 from gca_viz.runs import RunStore, default_data_dir
 
 T = TypeVar("T")
@@ -97,6 +100,14 @@ def toggle(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
     value = bool(st.toggle(label, key=key, **kwargs))
     _sync(key, value)
     return value
+
+
+def param_step(p: Param) -> float:
+    """The +/- step of a number input for ``p``: a power of ten near a fiftieth of the
+    parameter's slider range (``p.ui``, else its bounds, else 0 to 1)."""
+    low, high = p.ui or (p.low or 0.0, p.high or 1.0)
+    span = float(high) - float(low)
+    return 10.0 ** math.floor(math.log10(span / 50)) if span > 0 else 0.01
 
 
 def show_code(*functions: Callable[..., Any], label: str = "Show the code") -> None:

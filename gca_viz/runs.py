@@ -7,10 +7,19 @@ runs only through the store, a directory holding:
 
 * ``runs.db``: an SQLite database in WAL mode (readers never block the writer and never see
   a partial transaction) with tables ``runs`` (config, status, pid, heartbeat, timestamps,
-  error text), ``metrics`` (run, step, name, value), ``snapshots`` (run, step, kind, file)
-  and ``changes`` (live control requests and the step each took effect at);
+  error text, the device it trains on), ``metrics`` (run, step, name, value), ``snapshots``
+  (run, step, kind, file) and ``changes`` (live control requests and the step each took
+  effect at);
 * ``run-<id>/``: the run's ``checkpoint.pt``, ``log.txt`` and ``snapshots/*.npz`` (written
   to a temporary name and renamed, so a reader sees a whole file or none).
+
+Faults: a store the process cannot write (a full disk, a read-only file system, a database
+locked past the busy timeout) raises :class:`StoreError`, a ``ValueError`` naming the
+store and the problem. A run that cannot write its metrics, snapshots or checkpoint fails,
+and its error says why: each run keeps a small reserve file (:data:`RESERVE_BYTES`) that
+it deletes to make room for that last record on a full disk. Every :class:`RunStore` keeps
+one idle connection open, so SQLite's shared-memory file stays in place and the store can
+still be read when the disk fills up.
 
 Status is one of ``queued``, ``running``, ``finished``, ``stopped``, ``failed``,
 ``interrupted``. A dead pid or a stale heartbeat turns ``running`` into ``interrupted``
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -40,12 +50,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from gca_viz import _signals
-from gca_viz.train import LIVE_PARAMS, Callback, TrainConfig, Trainer, copy_config
+from gca_viz.train import LIVE_PARAMS, Callback, TrainConfig, Trainer, build_loss, copy_config
 
 DATA_DIR_ENV = "GCA_RUNS_DIR"
 """Environment variable overriding the default data directory ``./runs``."""
+
+RESERVE_BYTES = 1 << 20
+"""Size of a run's reserve file (``run-<id>/.reserve``): deleted when the run ends, it makes
+room to record the end, or the error, on a disk that filled up."""
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -67,7 +82,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stop_requested INTEGER NOT NULL DEFAULT 0,
     ready INTEGER NOT NULL DEFAULT 0,
     resume INTEGER NOT NULL DEFAULT 0,
-    parent INTEGER
+    parent INTEGER,
+    device TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
@@ -86,6 +102,26 @@ CREATE TABLE IF NOT EXISTS changes (
     applied_step INTEGER
 );
 """
+
+
+class StoreError(ValueError):
+    """The run store cannot be read or written: a full disk, a read-only file system, a
+    database locked by another process for longer than the busy timeout, a missing or
+    damaged database file. A ``ValueError``, so the pages show it as an error message."""
+
+
+# SQLite's messages for faults of the storage, not of the query, and what they mean here.
+_STORAGE_FAULTS = (
+    ("locked", "the database is locked by another process (busy for {timeout:g} s)"),
+    ("busy", "the database is locked by another process (busy for {timeout:g} s)"),
+    ("full", "the disk is full"),
+    ("readonly", "the database is read-only (a read-only file system or file)"),
+    ("read-only", "the database is read-only (a read-only file system or file)"),
+    ("disk i/o error", "a disk I/O error (a full disk, or the database files are damaged)"),
+    ("unable to open", "the database file cannot be opened"),
+    ("malformed", "the database file is damaged"),
+    ("not a database", "the file is not an SQLite database"),
+)
 
 
 def default_data_dir() -> Path:
@@ -114,6 +150,9 @@ class RunInfo:
     step: int
     error: str | None
     parent: int | None
+    device: str | None = None
+    """The torch device the run process trains on (``"cpu"``, ``"cuda:0"``), recorded when
+    it starts; ``None`` before that and for imported runs."""
 
     @property
     def steps(self) -> int:
@@ -141,16 +180,23 @@ class RunStore:
         *,
         max_concurrent: int | None = None,
         heartbeat_timeout: float = 30.0,
+        busy_timeout: float = 30.0,
     ) -> None:
         self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "runs.db"
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
         self.heartbeat_timeout = heartbeat_timeout
+        self.busy_timeout = float(busy_timeout)
         with self._db() as db:
             db.executescript(_SCHEMA)
         with self._db(write=True) as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(runs)")}
+            if "device" not in columns:  # a store made before runs recorded their device
+                db.execute("ALTER TABLE runs ADD COLUMN device TEXT")
             # The limit is the store's, not the process's: an explicit value is saved, and
             # every process that opens the store (a run scheduling its successor) obeys it.
             if max_concurrent is not None:
@@ -160,29 +206,59 @@ class RunStore:
                 )
             row = db.execute("SELECT value FROM settings WHERE key='max_concurrent'").fetchone()
         self.max_concurrent = int(row[0]) if row else default_max_concurrent()
+        # An idle connection for the life of this object: while one is open, SQLite keeps
+        # runs.db-shm (and the WAL's space), which every reader needs; the last connection
+        # to close deletes them, and on a full disk they could not be made again.
+        self._keeper = sqlite3.connect(self.db_path, check_same_thread=False)
+        self._keeper.execute("SELECT COUNT(*) FROM settings").fetchone()
+
+    def close(self) -> None:
+        """Close the idle connection this object holds (to unmount the store's disk, say);
+        the object still works, opening a connection per call as before."""
+        self._keeper.close()
 
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection; with ``write=True`` an immediate transaction (one writer at once)."""
-        db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        """A connection; with ``write=True`` an immediate transaction (one writer at once).
+
+        Raises:
+            StoreError: when SQLite reports a fault of the storage (see the module notes).
+        """
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.row_factory = sqlite3.Row
-            if write:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+            db = sqlite3.connect(self.db_path, timeout=self.busy_timeout, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.row_factory = sqlite3.Row
+                if write:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                    except BaseException:
+                        if db.in_transaction:  # SQLite may have rolled back by itself
+                            db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                else:
                     yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            else:
-                yield db
-        finally:
-            db.close()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            error = self._storage_error(exc)
+            if error is None:  # a fault of the query, not of the storage
+                raise
+            raise error from exc
+
+    def _storage_error(self, exc: sqlite3.Error) -> StoreError | None:
+        """A :class:`StoreError` for a fault of the storage, else ``None``."""
+        text = str(exc).lower()
+        for needle, meaning in _STORAGE_FAULTS:
+            if needle in text:
+                why = meaning.format(timeout=self.busy_timeout)
+                return StoreError(f"run store {self.dir}: {why} (SQLite: {exc})")
+        return None
 
     def run_dir(self, run_id: int) -> Path:
         return self.dir / f"run-{int(run_id)}"
@@ -257,19 +333,30 @@ class RunStore:
         return int(proc.pid)
 
     def reconcile(self) -> list[int]:
-        """Mark ``running`` runs whose process is gone or silent as ``interrupted``."""
+        """Mark ``running`` runs whose process is gone or silent as ``interrupted``.
+
+        Pages call this before they read; when the store cannot be written (a full disk, a
+        lock held too long) nothing is marked, an empty list is returned and the next call
+        tries again."""
         lost = []
         now = time.time()
-        with self._db(write=True) as db:
-            for row in db.execute("SELECT id, pid, heartbeat FROM runs WHERE status='running'"):
-                stale = row["heartbeat"] is None or now - row["heartbeat"] > self.heartbeat_timeout
-                if stale or not _alive(row["pid"]):
-                    lost.append(int(row["id"]))
-            for run_id in lost:
-                db.execute(
-                    "UPDATE runs SET status='interrupted', ended=?, error=? WHERE id=?",
-                    (now, "the run process died or stopped responding", run_id),
-                )
+        try:
+            with self._db(write=True) as db:
+                rows = db.execute("SELECT id, pid, heartbeat FROM runs WHERE status='running'")
+                for row in rows:
+                    beat = row["heartbeat"]
+                    stale = beat is None or now - beat > self.heartbeat_timeout
+                    if stale or not _alive(row["pid"]):
+                        lost.append(int(row["id"]))
+                for run_id in lost:
+                    why = "the run process died or stopped responding"
+                    last = _last_error_line(self.run_dir(run_id) / "log.txt")
+                    db.execute(
+                        "UPDATE runs SET status='interrupted', ended=?, error=? WHERE id=?",
+                        (now, f"{why}; its log ends with: {last}" if last else why, run_id),
+                    )
+        except StoreError:
+            return []
         return lost
 
     # ------------------------------------------------------------------ control
@@ -425,6 +512,20 @@ class RunStore:
             ).fetchall()
         return [{"step": int(step), **json.loads(params)} for step, params in rows]
 
+    def current_settings(self, run_id: int) -> tuple[str, dict[str, Any]]:
+        """The run's target prior and loss parameters now: its config with the live changes
+        that took effect applied in order.
+
+        Raises:
+            ValueError: for an unknown run or a config whose loss does not build.
+        """
+        cfg = TrainConfig.from_dict(self.get(run_id).config)
+        target, params = cfg.target, dict(build_loss(cfg).params)
+        for change in self.applied_changes(run_id):
+            target = change.get("target", target)
+            params.update({k: v for k, v in change.items() if k not in ("step", "target")})
+        return target, params
+
     def import_directory(self, path: str | Path, name: str | None = None) -> int:
         """Add a run that ``python -m gca_viz train --out DIR`` wrote as a finished (or
         stopped) run of this store: its config, metrics, snapshots and checkpoint are copied
@@ -524,11 +625,70 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def _device_name(device: torch.device) -> str:
+    """How a run names its torch device: ``"cpu"``, ``"mps"``, or CUDA with its index
+    (``"cuda:0"``; a bare ``"cuda"`` means the current CUDA device)."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically; a failed write (a full disk) leaves no
+    partial file behind, neither at ``path`` nor under its temporary name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _describe_failure(exc: BaseException, where: Path, free: int | None) -> str:
+    """One line saying why a run failed, for the end of its error text (the line the Train
+    page shows): a fault of the storage is named as such, whatever raised it (torch reports
+    a full disk as a ``RuntimeError``); anything else is left to the traceback. ``free`` is
+    the space the disk had left when the run failed (``None`` if unknown)."""
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return (
+            f"The run could not write to {where}: a file would pass this process's file-size "
+            f"limit (ulimit -f) ({exc.strerror or exc})"
+        )
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or (free is not None and free < RESERVE_BYTES // 4):
+        left = f" ({free} bytes were free)" if free is not None else ""
+        return (
+            f"The run could not write to {where}: the disk is full{left}; free some space, "
+            "then resume it"
+        )
+    if isinstance(exc, StoreError):
+        return f"The run could not write to its store: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"The run could not write to {where}: {exc.strerror or exc}"
+    return ""
+
+
+def _last_error_line(log: Path) -> str:
+    """The last line of a run's log if it reports an exception (``SomeError: text``), the
+    reason a run that could not record its own failure died; else ``""``."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    head = last.split(":", 1)[0]
+    return last[:500] if ":" in last and head.endswith(("Error", "Exception")) else ""
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return int(shutil.disk_usage(path).free)
+    except OSError:
+        return None
 
 
 def _validate_change(
@@ -562,18 +722,30 @@ class StoreWriter(Callback):
         self._last_flush = 0.0
         self._stop = False
         self._beating = threading.Event()
+        self.reserve = self.dir / ".reserve"
+        try:  # room for the last record on a disk that fills up (see release_reserve)
+            with open(self.reserve, "wb") as fh:
+                fh.write(bytes(RESERVE_BYTES))
+        except OSError:  # already full: whatever was written still helps
+            pass
+
+    def release_reserve(self) -> None:
+        self.reserve.unlink(missing_ok=True)
 
     def _heartbeat_loop(self) -> None:
         while not self._beating.wait(2.0):
-            with self.store._db(write=True) as db:
-                db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), self.run_id))
+            try:
+                with self.store._db(write=True) as db:
+                    db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), self.run_id))
+            except StoreError:  # busy or full for now: the next beat tries again
+                pass
 
     def on_start(self, trainer: Trainer) -> None:
         with self.store._db(write=True) as db:
             db.execute(
                 "UPDATE runs SET status='running', pid=?, heartbeat=?, "
-                "started=COALESCE(started, ?) WHERE id=?",
-                (os.getpid(), time.time(), time.time(), self.run_id),
+                "started=COALESCE(started, ?), device=? WHERE id=?",
+                (os.getpid(), time.time(), time.time(), _device_name(trainer.device), self.run_id),
             )
             # Changes the checkpoint does not contain (applied after it was written) are
             # pending again, so the resumed run applies them at its next step.
@@ -646,7 +818,10 @@ class StoreWriter(Callback):
             )
 
     def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
-        trainer.save_checkpoint(self.dir / "checkpoint.pt")
+        try:
+            trainer.save_checkpoint(self.dir / "checkpoint.pt")
+        finally:  # a failed save (a full disk) leaves the old checkpoint and no partial one
+            (self.dir / "checkpoint.pt.tmp").unlink(missing_ok=True)
 
     def should_stop(self, trainer: Trainer) -> bool:
         self._poll(trainer)
@@ -661,6 +836,7 @@ class StoreWriter(Callback):
 
     def finish(self, status: str, step: int | None = None, error: str | None = None) -> None:
         self._beating.set()
+        self.release_reserve()
         with self.store._db(write=True) as db:
             db.execute(
                 "UPDATE runs SET status=?, ended=?, error=?, heartbeat=?, "
@@ -687,9 +863,15 @@ def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int =
         if resume and ckpt.exists():
             trainer.load_checkpoint(ckpt)
         trainer.fit()
-    except BaseException:
-        writer.finish("failed", error=traceback.format_exc())
-        store.schedule()
+    except BaseException as exc:
+        free = _free_bytes(store.run_dir(run_id))
+        writer.release_reserve()  # first: on a full disk, this is the room to record why
+        summary = _describe_failure(exc, store.run_dir(run_id), free)
+        writer.finish("failed", error=traceback.format_exc() + (f"\n{summary}" if summary else ""))
+        try:
+            store.schedule()
+        except StoreError:  # the failure is recorded; the next launch or page schedules
+            pass
         return 1
     store.schedule()  # a slot is free: start the next queued run
     return 0

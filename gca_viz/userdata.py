@@ -1,19 +1,33 @@
-"""Loaders for user data from disk: ``.npz`` archives, image folders, CIFAR-10 binaries.
+"""Loaders for user data from disk: ``.npz`` archives, image folders, CIFAR-10 binaries,
+and the two gates user input passes through first: :func:`save_upload` (an uploaded file
+into the data directory) and :func:`resolve_data_path` (a typed-in path, confined to it).
 
 Every loader returns a :class:`gca_viz.data.Dataset`; user data is never unpickled
-(``np.load(..., allow_pickle=False)``), and every malformed input raises a ``ValueError``
-that names the file and the problem. The names are re-exported by :mod:`gca_viz.data`.
+(``np.load(..., allow_pickle=False)``), an archive cannot expand past :data:`MAX_VALUES`
+values per array, and every malformed input raises a ``ValueError`` that names the file and
+the problem. The loaders are re-exported by :mod:`gca_viz.data`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import unicodedata
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gca_viz.data import CIFAR10_CLASSES, Dataset, PathLike
+MAX_VALUES = 2**28
+"""The most values one array of a user ``.npz`` may hold (1 GiB as float32; CIFAR-10's
+60000 images are 184M values). Checked on the array's header, before anything is read: a
+compressed archive of a few MB can otherwise declare arrays of many GB."""
+
+UPLOAD_SUFFIX = ".npz"
+"""The file type :func:`save_upload` accepts."""
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte + 3072 pixel bytes
 _IMAGE_SUFFIXES = {
@@ -66,6 +80,152 @@ def load_user_dataset(path: PathLike) -> Dataset:
             return load_cifar10_binary(p)
         return load_image_folder(p)
     raise ValueError(f"{p}: no such file or directory")
+
+
+def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> Path:
+    """Check an uploaded ``.npz`` and write it into ``folder`` (created if missing).
+
+    The file gets a new name: the upload's name reduced to ASCII letters, digits, ``_`` and
+    ``-`` plus the first 12 hex digits of its SHA-256, so the same content always lands on
+    the same file and no name can leave ``folder``. The bytes go to a hidden temporary file
+    that :func:`load_npz` must accept before it is renamed into place: a rejected upload
+    leaves nothing behind.
+
+    Args:
+        data: the file's bytes.
+        name: the name the browser sent (never used as a path).
+        folder: where uploads are kept, inside the data directory.
+        max_bytes: the largest accepted upload (the app passes ``server.maxUploadSize``).
+
+    Returns:
+        The path of the saved file.
+
+    Raises:
+        ValueError: naming the upload and the problem: a name holding a path, a NUL, a
+            control or a text-direction character, a type other than ``.npz``, an empty
+            file, one over ``max_bytes``, or content :func:`load_npz` rejects.
+    """
+    shown = _quote(str(name))
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    _check_upload_name(str(name), shown)
+    if not data:
+        raise ValueError(f"upload {shown}: the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ValueError(
+            f"upload {shown}: {len(data) / 2**20:.1f} MB is over the limit of "
+            f"{max_bytes / 2**20:.0f} MB"
+        )
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)[: -len(UPLOAD_SUFFIX)]).strip("_")[:60]
+    final = f"{stem or 'upload'}-{hashlib.sha256(data).hexdigest()[:12]}{UPLOAD_SUFFIX}"
+    dest = Path(folder) / final
+    if dest.is_file():
+        return dest  # the same content was saved (and checked) before
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{final}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        try:
+            load_npz(tmp)
+        except ValueError as exc:  # name the upload, not the temporary file
+            raise ValueError(f"upload {shown}: {str(exc).removeprefix(f'{tmp}: ')}") from None
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _check_upload_name(name: str, shown: str) -> None:
+    if not name.strip():
+        raise ValueError("upload: the file has no name")
+    if "\0" in name:
+        raise ValueError(f"upload {shown}: the name contains a NUL character")
+    if "/" in name or "\\" in name or name.strip() in (".", ".."):
+        raise ValueError(f"upload {shown}: the name holds a path; send the file itself")
+    odd = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+    if odd:
+        raise ValueError(
+            f"upload {shown}: the name contains a control or text-direction character "
+            f"({odd[0]!a}); rename the file"
+        )
+    if not name.lower().endswith(UPLOAD_SUFFIX):
+        suffix = Path(name).suffix or "(none)"
+        raise ValueError(
+            f"upload {shown}: expected a {UPLOAD_SUFFIX} file (arrays x, y and optionally "
+            f"domain), got type {_quote(suffix)}"
+        )
+
+
+def resolve_data_path(base: PathLike, text: str) -> Path:
+    """The file or folder that ``text`` names inside the data folder ``base``, confined
+    to it.
+
+    ``text`` is relative to ``base`` (an absolute path is accepted only if it lies inside).
+    The path is resolved with every symbolic link followed, and must end inside ``base``;
+    for a folder, every link in it and in its sub-folders (the two levels the image-folder
+    and CIFAR-10 loaders read) must lead inside ``base`` too.
+
+    Args:
+        base: the folder user paths are confined to.
+        text: the path as the user typed it.
+
+    Returns:
+        The resolved path of an existing file or folder inside ``base``.
+
+    Raises:
+        ValueError: naming the path and the problem: empty, a NUL character, leaving
+            ``base`` (``..``, an absolute path elsewhere, a link out), no such file.
+    """
+    root = Path(base).resolve()
+    raw = str(text).strip()
+    shown = _quote(raw)
+    if not raw:
+        raise ValueError("path: empty; name a file or folder in the data directory")
+    if "\0" in raw:
+        raise ValueError(f"path {shown}: contains a NUL character")
+    try:
+        target = (root / raw).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(f"path {shown}: leaves the data directory {root}; it is not read")
+        if not target.exists():
+            raise ValueError(f"path {shown}: no such file or folder in {root}")
+        if target.is_dir():
+            for link in _links_within(target, depth=2):
+                if not link.resolve().is_relative_to(root):
+                    raise ValueError(
+                        f"path {shown}: {link.relative_to(target)} is a link that leaves the "
+                        f"data directory {root}; copy the data in instead"
+                    )
+    except (OSError, RuntimeError) as exc:  # a name too long, a link loop (RuntimeError)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"path {shown}: cannot be resolved ({why})") from None
+    return target
+
+
+def _quote(text: str, limit: int = 120) -> str:
+    """``text`` in quotes for a message, its unprintable characters escaped (``\\x00``)
+    and a long one cut (the start and its length)."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    if len(shown) > limit:
+        shown = f"{shown[:limit]}...' ({len(text)} characters)"
+        return "'" + shown
+    return f"'{shown}'"
+
+
+def _links_within(folder: Path, depth: int) -> list[Path]:
+    """Symbolic links in ``folder`` and its sub-folders, down to ``depth`` levels."""
+    links: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return links
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink():
+            links.append(path)
+        elif depth > 1 and entry.is_dir(follow_symlinks=False):
+            links += _links_within(path, depth - 1)
+    return links
 
 
 def load_npz(path: PathLike) -> Dataset:
@@ -128,10 +288,44 @@ def load_npz(path: PathLike) -> Dataset:
     )
 
 
+def _check_headers(p: Path, keys: tuple[str, ...]) -> None:
+    """Refuse, from the ``.npy`` headers alone, an object (pickled) array or one larger
+    than :data:`MAX_VALUES`, before numpy allocates or unpickles anything."""
+    with zipfile.ZipFile(p) as zf:
+        members = set(zf.namelist())
+        for key in keys:
+            member = f"{key}.npy"
+            if member not in members:
+                continue
+            with zf.open(member) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"{p}: not a valid .npz file ({key!r} is not a .npy array: {exc})"
+                    ) from None
+            if dtype.hasobject:
+                raise ValueError(
+                    f"{p}: array {key!r} is an object array (pickled Python objects), "
+                    "which is never loaded; save plain numeric arrays"
+                )
+            values = int(np.prod(shape, dtype=object))
+            if values > MAX_VALUES:
+                raise ValueError(
+                    f"{p}: array {key!r} declares shape {tuple(shape)} ({values:,} values); "
+                    f"the limit is {MAX_VALUES:,} values per array"
+                )
+
+
 def _read_npz(p: Path) -> dict[str, np.ndarray]:
     """The arrays ``x``, ``y``, ``domain`` present in the archive, read without pickle."""
     out: dict[str, np.ndarray] = {}
     try:
+        _check_headers(p, ("x", "y", "domain"))
         with np.load(p, allow_pickle=False) as archive:
             for key in ("x", "y", "domain"):
                 if key not in archive.files:
@@ -413,3 +607,8 @@ def _cifar_class_names(folder: Path) -> tuple[str, ...]:
     if len(names) != 10:
         raise ValueError(f"{meta}: expected 10 class names, one per line, found {len(names)}")
     return tuple(names)
+
+
+# At the bottom, after every loader is defined: gca_viz.data imports the loaders from here
+# at its own end, so either module can be imported first without a circular-import error.
+from gca_viz.data import CIFAR10_CLASSES, Dataset, PathLike  # noqa: E402

@@ -1,10 +1,11 @@
 """Page tests (AppTest) of the Train and Geometry pages against a real run store.
 
 A module fixture trains three tiny runs in a temporary store through ``RunStore.launch``
-(real background processes): a 3-D run on the digits, an 8-D run on the multi-domain
-digits and a run that fails (the domain prior on data without domains). The pages are
-loaded on their own (``AppTest.from_file("views/...")``) with ``GCA_RUNS_DIR`` pointing at
-the store. ``st.fragment(run_every=...)`` never ticks in AppTest: every check is a full run.
+(real background processes): a 3-D run on the digits (device "auto"), an 8-D run on the
+multi-domain digits and a run that fails (the domain prior on data without domains). The
+pages are loaded on their own (``AppTest.from_file("views/...")``) with ``GCA_RUNS_DIR``
+pointing at the store. ``st.fragment(run_every=...)`` never ticks in AppTest: every check is
+a full run, and ``fragment_timers`` records which fragments a run asked to refresh.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -82,7 +84,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("store")
     _store_without_demos(path)
     store = RunStore(path, max_concurrent=2)
-    store.launch({**TINY, "method": "gca_ince", "out_dim": 3,
+    store.launch({**TINY, "method": "gca_ince", "out_dim": 3, "device": "auto",
                   "loss_params": {"epsilon": 0.5, "n_iter": 5}}, name="sphere")  # fmt: skip
     store.launch({**TINY, "method": "ince", "out_dim": 8, "dataset": "multidomain_digits"},
                  name="eight-d")  # fmt: skip
@@ -113,6 +115,23 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
 def store_env(runs_dir: Path, app_env: Callable[[Path], None]) -> Path:
     app_env(runs_dir)
     return runs_dir
+
+
+@pytest.fixture
+def fragment_timers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``{function name: run_every}`` of the fragments the pages made in their last run."""
+    timers: dict[str, Any] = {}
+    real = st.fragment
+
+    def recording(func: Any = None, **kw: Any) -> Any:
+        def wrap(f: Any) -> Any:
+            timers[f.__name__] = kw.get("run_every")
+            return real(f, **kw)
+
+        return wrap if func is None else wrap(func)
+
+    monkeypatch.setattr(st, "fragment", recording)
+    return timers
 
 
 def _page(path: str) -> AppTest:
@@ -190,6 +209,84 @@ def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
     assert "step 30 of 30" in at.get("progress")[0].proto.text
     assert at.query_params["tr_run"] == "1"  # a copied link reopens this run
     assert not at.error and not at.warning
+
+
+def test_the_progress_line_and_the_table_name_the_device_the_run_used(store_env: Path) -> None:
+    device = RunStore(store_env).get(1).device
+    assert device in ("cpu", "cuda:0")  # run 1 asked for "auto"; the run recorded its choice
+    at = _page(TRAIN)
+    at.selectbox(key="tr_run").set_value(1).run()
+    _assert_clean(at)
+    text = at.get("progress")[0].proto.text
+    assert f"device {device}" in text and "auto" not in text
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc[1, "device"] == device
+
+
+def _fake_run(store: RunStore, **row: Any) -> int:
+    """A run row written straight to the store (no process), for pages to show."""
+    config = {**TINY, "method": "gca_ince", "out_dim": 3, "steps": 30, "device": "auto"}
+    values = {"name": "fake", "config": json.dumps(config), "status": "queued",
+              "created": time.time(), **row}  # fmt: skip
+    with store._db(write=True) as db:
+        cur = db.execute(
+            f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()),
+        )
+    return int(cur.lastrowid or 0)
+
+
+def _update(store: RunStore, run_id: int, **row: Any) -> None:
+    with store._db(write=True) as db:
+        sets = ", ".join(f"{k}=?" for k in row)
+        db.execute(f"UPDATE runs SET {sets} WHERE id=?", (*row.values(), run_id))
+
+
+def _row(at: AppTest, run_id: int) -> dict[str, Any]:
+    """The "All runs" table's row of a run."""
+    table = at.dataframe[0].value
+    return dict(table[table["run"] == run_id].iloc[0])
+
+
+def test_the_runs_table_and_the_run_choice_follow_the_store_between_reruns(
+    tmp_path: Path, app_env: Callable[[Path], None], fragment_timers: dict[str, Any]
+) -> None:
+    store_dir = tmp_path / "live"
+    store = _store_without_demos(store_dir)
+    app_env(store_dir)
+    finished = _fake_run(store, name="done", status="finished", step=30, device="cpu")
+    # A stand-in for a run process: alive, with "gca_viz" on its command line (what
+    # RunStore.reconcile checks), and a fresh heartbeat.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "gca_viz"])
+    try:
+        live = _fake_run(store, name="live", status="running", pid=proc.pid,
+                         heartbeat=time.time(), started=time.time(), step=12)  # fmt: skip
+        at = _page(TRAIN)
+        assert at.selectbox(key="tr_run").value == live
+        assert (_row(at, live)["status"], _row(at, live)["step"]) == ("running", 12)
+        assert "#2 live · running" in at.selectbox(key="tr_run").options
+        text = at.get("progress")[0].proto.text
+        assert "**running** · step 12 of 30" in text and "device auto" in text  # not started
+        # While a run is active the table, the choice and the monitor poll the store.
+        assert fragment_timers["_panel"] and fragment_timers["live_monitor"]
+
+        _update(store, live, step=20, device="cuda:0", heartbeat=time.time())
+        at.selectbox(key="tr_run").set_value(finished).run()  # watch the other run
+        _assert_clean(at)
+        assert _row(at, live)["step"] == 20 and _row(at, live)["device"] == "cuda:0"
+        assert fragment_timers["_panel"] and not fragment_timers["live_monitor"]
+
+        _update(store, live, status="finished", step=30, ended=time.time())
+        at.run()
+        _assert_clean(at)
+        assert (_row(at, live)["status"], _row(at, live)["step"]) == ("finished", 30)
+        assert _row(at, live)["progress"] == 1.0
+        assert "#2 live · finished" in at.selectbox(key="tr_run").options
+        assert at.selectbox(key="tr_run").value == finished  # the choice survived
+        assert not fragment_timers["_panel"]  # nothing active: nothing polls
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_selecting_and_comparing_runs_changes_the_curves(store_env: Path) -> None:
@@ -282,6 +379,11 @@ def test_uploads_are_saved_in_the_store_and_validated(
     rng = np.random.default_rng(0)
     good = _npz_bytes(x=rng.standard_normal((40, 5)).astype(np.float32), y=np.arange(40) % 2)
     at.get("file_uploader")[0].set_value(("../../evil name.npz", good, "application/x-npz"))
+    at.run()  # a name with a path is refused, whatever it holds (browsers send none)
+    _assert_clean(at)
+    assert "the name holds a path" in _texts(at.error)
+    assert not list((store_dir / "uploads").glob("*.npz"))
+    at.get("file_uploader")[0].set_value(("evil name.npz", good, "application/x-npz"))
     at.run()
     _assert_clean(at)
     assert "40 vector samples of shape (5,), 2 classes" in _texts(at.success)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -176,6 +177,16 @@ def test_launch_streams_metrics_and_stop_checkpoints_within_two_seconds(runs_dir
     assert state["step"] == info.step > 0
     assert loss_steps(store, run_id)[-1] == info.step
     wait_for(lambda: not pid_running(info.pid), 10, "the stopped process to exit")
+
+
+def test_a_run_records_the_device_it_trains_on(runs_dir: Path) -> None:
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(device="auto", steps=5))
+    assert store.get(run_id).device is None  # not known before the process starts
+    wait_status(store, run_id, "finished")
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"  # auto on a Linux machine
+    assert store.get(run_id).device == expected
+    assert store.get(run_id).config["device"] == "auto"  # the request is kept as is
 
 
 def test_stop_right_after_launch_ends_stopped(runs_dir: Path) -> None:
@@ -391,6 +402,27 @@ def test_live_change_is_validated_applied_and_recorded(runs_dir: Path) -> None:
     assert pending_and_total() == (0, 1)
 
 
+def test_current_settings_fold_the_applied_changes_in_order(runs_dir: Path) -> None:
+    store = RunStore(runs_dir)
+    config = cfg(loss_params={"epsilon": 0.5, "n_iter": 5})
+    with store._db(write=True) as db:  # a run row and its changes, without a process
+        run_id = db.execute(
+            "INSERT INTO runs (name, config, status, created) VALUES (?, ?, ?, ?)",
+            ("steered", json.dumps(config), "stopped", time.time()),
+        ).lastrowid
+        for applied, params in ((3, {"epsilon": 0.2}), (7, {"n_iter": 9, "target": "class"}),
+                                (None, {"epsilon": 0.9})):  # fmt: skip
+            db.execute(
+                "INSERT INTO changes (run_id, requested, params, applied_step) VALUES (?,?,?,?)",
+                (run_id, time.time(), json.dumps(params), applied),
+            )
+    target, params = store.current_settings(int(run_id or 0))
+    assert target == "class"
+    assert (params["epsilon"], params["n_iter"]) == (0.2, 9)  # the pending 0.9 is not in effect
+    with pytest.raises(ValueError, match="no run"):
+        store.current_settings(999)
+
+
 def test_change_after_the_checkpoint_does_not_survive_a_resume_as_applied(
     runs_dir: Path,
 ) -> None:
@@ -508,6 +540,30 @@ def test_a_new_store_object_sees_and_controls_existing_runs(runs_dir: Path) -> N
 
     restarted.stop(run_id)
     wait_status(app, run_id, "stopped", 10)
+
+
+def test_a_store_made_before_devices_were_recorded_gains_the_column(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "runs.db") as db:  # the runs table as it was, one run in it
+        db.execute(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+            "config TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, heartbeat REAL, "
+            "created REAL NOT NULL, started REAL, ended REAL, step INTEGER NOT NULL DEFAULT 0, "
+            "error TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, ready INTEGER NOT NULL "
+            "DEFAULT 0, resume INTEGER NOT NULL DEFAULT 0, parent INTEGER)"
+        )
+        db.execute(
+            "INSERT INTO runs (name, config, status, created, step) VALUES (?, ?, ?, ?, ?)",
+            ("old run", json.dumps(cfg(steps=10)), "finished", time.time(), 10),
+        )
+    store = RunStore(old)
+    (info,) = store.list_runs()
+    assert (info.name, info.status, info.device) == ("old run", "finished", None)
+    RunStore(old)  # opening it again leaves it alone
+    with sqlite3.connect(old / "runs.db") as db:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+    assert columns.count("device") == 1
 
 
 def test_default_data_dir_comes_from_the_environment(

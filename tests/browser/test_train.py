@@ -1,5 +1,6 @@
-"""The training flow in a real browser: launch a run from the Train page, watch it live,
-change its ε while it trains, stop it, and look at its embeddings on the Geometry page.
+"""The training flow in a real browser: launch a run from the Train page, watch it live
+(the monitor and the "All runs" table follow it without a reload), change its ε while it
+trains, stop it, and look at its embeddings on the Geometry page.
 
 The run trains in its own process on the session's run store; it is stopped through the UI
 and the ``no_run_survives`` fixture kills anything left. It is long enough (1000 steps) never
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 STEPS = 1000
@@ -28,6 +30,36 @@ def progress(app: Any) -> tuple[str, int]:
     text = bar.first.inner_text()
     found = re.search(r"(\w+)\s*·\s*step (\d+) of (\d+)", text)
     return (found.group(1), int(found.group(2))) if found else ("", -1)
+
+
+def progress_text(app: Any) -> str:
+    """The whole text of the live monitor's progress bar ("" while it is not drawn)."""
+    bar = app.page.locator('[data-testid="stMain"] [data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""
+
+
+def table_row(app: Any, run_id: str) -> dict[str, str]:
+    """The "All runs" table's row of a run as ``{column: cell text}`` ({} until drawn). The
+    table is a canvas data grid; its accessible twin (``table[role=grid]``) holds the text."""
+    table = app.page.locator('[data-testid="stExpander"]', has_text="All runs").locator(
+        'table[role="grid"]'
+    )
+    script = """t => {
+        const head = [...t.querySelectorAll('thead th')].map(c => c.innerText.trim());
+        return [...t.querySelectorAll('tbody tr')].map(r => Object.fromEntries(
+            [...r.querySelectorAll('td')].map((c, i) => [head[i], c.innerText.trim()])));
+    }"""
+    try:
+        rows = table.first.evaluate(script, timeout=5000) if table.count() else []
+    except PlaywrightError:  # redrawn while being read
+        return {}
+    return next((r for r in rows if r.get("run") == str(run_id)), {})
+
+
+def table_step(app: Any, run_id: str) -> int:
+    """The step the "All runs" table shows for a run (-1 until it is shown)."""
+    cell = table_row(app, run_id).get("step", "").replace(",", "")
+    return int(cell) if cell.isdigit() else -1
 
 
 def plan_title(app: Any) -> str:
@@ -88,6 +120,25 @@ def test_launch_watch_steer_stop_then_geometry(
         lambda: app.read_chart("tr_curves", "gd => gd._fullData.length"), 60, "the metric curves"
     )
     mark("progress, plan and curves live")
+    device = re.search(r"device (\S+)", progress_text(app))
+    assert device and device.group(1) in ("cpu", "cuda:0", "mps"), progress_text(app)
+
+    # ------------------------- the runs table and the run choice follow the run live
+    row = app.until(
+        lambda: (r := table_row(app, run_id)).get("status") == "running" and r,
+        30,
+        lambda: f"the run in the All runs table; row {table_row(app, run_id)}",
+    )
+    assert row["device"] == device.group(1), row
+    seen = table_step(app, run_id)
+    app.until(
+        lambda: table_step(app, run_id) > seen,
+        30,
+        lambda: f"the table's step to pass {seen} without a reload; row {table_row(app, run_id)}",
+    )
+    run_choice = app.widget("tr_run").get_by_role("combobox").first
+    expect(run_choice).to_have_value(re.compile(r"· running$"))
+    mark("runs table live")
     screenshot("train_live")
 
     # ----------------------------------------------- steer: ε while it trains
@@ -116,6 +167,13 @@ def test_launch_watch_steer_stop_then_geometry(
     mark("run stopped")
     stopped_at = progress(app)[1]
     assert 0 < stopped_at < STEPS
+    app.until(
+        lambda: table_row(app, run_id).get("status") == "stopped",
+        30,
+        lambda: f"the All runs table to show the run stopped; row {table_row(app, run_id)}",
+    )
+    assert table_step(app, run_id) == stopped_at
+    expect(run_choice).to_have_value(re.compile(r"· stopped$"))
     resume = page.locator(".st-key-tr_resume").get_by_role("button", name="Resume", exact=True)
     expect(resume).to_be_enabled()
     app.assert_healthy()

@@ -1,0 +1,148 @@
+"""Train page, part 3: what can be done with the selected run. Stop, resume and delete it,
+download its metrics, config and embeddings, read why it failed, launch an edited copy."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore
+
+
+def act(action: Callable[[], Any], done: str) -> None:
+    """Run a store action; its ``ValueError`` is an ``st.error``, success reruns the page."""
+    try:
+        action()
+    except ValueError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.toast(done)
+    st.rerun()
+
+
+def embeddings_npz(store: RunStore, run_id: int) -> Callable[[], bytes]:
+    """The embeddings download, built only when the button is pressed."""
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            return store.export(run_id, tmp)["embeddings"].read_bytes()
+
+    return build
+
+
+def controls(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
+    """Stop, Resume and Delete buttons, in three ``columns``."""
+    run_id = info.id
+    b_stop, b_resume, b_delete = columns
+    with b_stop:
+        if st.button(
+            "Stop",
+            key="tr_stop",
+            icon=":material/stop:",
+            disabled=info.status not in ACTIVE,
+            help="Finishes the current step, saves a checkpoint and stops.",
+        ):
+            act(lambda: store.stop(run_id), f"Stopping run #{run_id}…")
+    with b_resume:
+        if st.button(
+            "Resume",
+            key="tr_resume",
+            icon=":material/replay:",
+            disabled=info.status not in RESUMABLE,
+            help="Continue from the last checkpoint.",
+        ):
+            act(lambda: store.resume(run_id), f"Resuming run #{run_id}")
+    with b_delete, st.popover("Delete", icon=":material/delete:", disabled=info.status in ACTIVE):
+        st.markdown(f"Delete run **#{run_id}** with its metrics, snapshots and checkpoint?")
+        if st.button("Delete for good", key="tr_delete", type="primary"):
+            act(lambda: store.delete(run_id), f"Deleted run #{run_id}")
+
+
+def downloads(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
+    """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``."""
+    run_id = info.id
+    b_csv, b_cfg, b_npz = columns
+    with b_csv:
+        st.download_button(
+            "Metrics CSV",
+            lambda: store.metrics_csv(run_id),
+            f"run-{run_id}-metrics.csv",
+            "text/csv",
+            key="tr_dl_csv",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+    with b_cfg:
+        st.download_button(
+            "Config JSON",
+            json.dumps(info.config, indent=2, sort_keys=True),
+            f"run-{run_id}-config.json",
+            "application/json",
+            key="tr_dl_cfg",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+    with b_npz:
+        st.download_button(
+            "Embeddings NPZ",
+            embeddings_npz(store, run_id),
+            f"run-{run_id}-embeddings.npz",
+            "application/octet-stream",
+            key="tr_dl_npz",
+            icon=":material/download:",
+            on_click="ignore",
+            help="Every embedding snapshot: z (snapshots, n, d), steps, y, domain.",
+        )
+
+
+def action_row(store: RunStore, info: RunInfo) -> None:
+    """The buttons in one row: run controls, then downloads."""
+    columns = st.columns(6)
+    controls(store, info, columns[:3])
+    downloads(store, info, columns[3:])
+
+
+def problems(info: RunInfo) -> None:
+    """Why a failed run failed (with its traceback) or how an interrupted one can go on."""
+    if info.status == "failed":
+        last = (info.error or "unknown error").strip().splitlines()[-1]
+        st.error(f"Run #{info.id} failed: {last}", icon=":material/error:")
+        with st.expander("Error details: the run process's traceback"):
+            st.code(info.error or "", language="text")
+    elif info.status == "interrupted":
+        st.warning(
+            f"Run #{info.id} was interrupted ({info.error}); resume it from its last checkpoint.",
+            icon=":material/warning:",
+        )
+
+
+def duplicate(store: RunStore, info: RunInfo) -> None:
+    """Edit the run's configuration as JSON and launch the copy as a new run."""
+    with st.expander("Duplicate with changes", icon=":material/content_copy:"):
+        st.caption("Edit any field of this run's configuration and launch the copy as a new run.")
+        text = st.text_area(
+            "Configuration (JSON)",
+            json.dumps(info.config, indent=2, sort_keys=True),
+            height=320,
+            key=f"tr_dup_{info.id}",
+        )
+        if st.button("Launch the copy", key="tr_dup_launch", icon=":material/play_arrow:"):
+            try:
+                edited = json.loads(text)
+                if not isinstance(edited, dict):
+                    raise ValueError("the configuration must be a JSON object of fields")
+                new_id = store.duplicate(
+                    info.id, **{k: v for k, v in edited.items() if info.config.get(k) != v}
+                )
+            except json.JSONDecodeError as exc:
+                st.error(f"The configuration is not valid JSON: {exc}", icon=":material/error:")
+            except ValueError as exc:
+                st.error(f"Cannot launch the copy: {exc}", icon=":material/error:")
+            else:
+                st.session_state["tr_select_next"] = new_id
+                st.session_state["tr_launched"] = new_id
+                st.rerun()

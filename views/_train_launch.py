@@ -1,0 +1,326 @@
+"""Train page, part 1: the "New run" form (loss, data and model, optimisation) and launch.
+
+Every widget keeps its value in the URL query string (``tr_*`` keys, see :mod:`ui`); the
+library validates the configuration at launch and an invalid field is an ``st.error``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+import ui
+from gca_viz import augment, data, losses, models, targets, userdata
+from gca_viz.device import resolve_device
+from gca_viz.registry import Param
+from gca_viz.runs import RunStore
+
+COMPOSED = "composed"
+UPLOAD, PATH = "upload", "path"
+TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
+TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
+
+
+def param_input(p: Param, key: str, default: Any) -> Any:
+    """A widget for one schema parameter (the library validates the value at launch)."""
+    label = f"{p.name} ({p.symbol})" if p.symbol else p.name
+    if p.kind == "choice":
+        return ui.select(label, key, list(p.choices), default, help=p.description)
+    if p.optional:
+        hard = ui.toggle(
+            f"hard {p.symbol or p.name}",
+            f"{key}_hard",
+            default is None,
+            help=p.description,
+        )
+        if hard:
+            return None
+        if default is None:
+            default = p.ui[0] if p.ui else 1.0
+    if p.kind == "int":
+        return ui.number(label, key, int(default), step=1, help=p.description)
+    step = ui.param_step(p)
+    return ui.number(label, key, float(default), step=step, format="%g", help=p.description)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def describe_user_data(path: str, mtime: float) -> str:
+    """A one-line summary of user data (raises ``ValueError`` if it does not load)."""
+    ds = data.load_user_dataset(path)
+    domains = f", {ds.n_domains} domains" if ds.n_domains else ""
+    return f"{ds.n} {ds.kind} samples of shape {ds.input_shape}, {ds.n_classes} classes{domains}"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def has_domains(dataset: str, params_json: str) -> bool:
+    """Whether the dataset carries domain labels (the domain prior needs them)."""
+    try:
+        if dataset in data.DATASETS:
+            ds = data.load_dataset(dataset, **json.loads(params_json))
+        else:
+            ds = data.load_user_dataset(dataset)
+    except ValueError:
+        return False
+    return ds.domain is not None
+
+
+def choose_dataset(store: RunStore) -> str | None:
+    """The dataset widgets; the dataset name or path (``None`` until one is usable)."""
+    options = [*data.DATASETS, UPLOAD, PATH]
+    names = {UPLOAD: "Upload a .npz file…", PATH: "A file or folder in the data directory…"}
+    choice = ui.select(
+        "Dataset", "tr_data", options, data.DEFAULT_DATASET, format_func=lambda o: names.get(o, o)
+    )
+    if choice in data.DATASETS:
+        st.caption(data.DATASETS[choice].description)
+        return str(choice)
+    if choice == UPLOAD:
+        # No `type=`: Streamlit would refuse a bad name by raising in its own code (a
+        # traceback on the page); save_upload checks the name and says what is wrong.
+        upload = st.file_uploader(
+            "A .npz with arrays x, y and optionally domain (read without pickle)",
+            key="tr_upload",
+        )
+        if upload is None:
+            return None
+        limit = int(st.get_option("server.maxUploadSize")) * 2**20  # the server's limit too
+        try:
+            path = userdata.save_upload(
+                upload.getvalue(), upload.name, store.dir / "uploads", max_bytes=limit
+            )
+        except ValueError as exc:  # checked and refused: nothing was kept
+            st.error(f"This data cannot be used: {exc}", icon=":material/error:")
+            return None
+    else:
+        base = (store.dir / "datasets").resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        text = st.text_input(
+            "A .npz, an image folder (one sub-folder per class) or CIFAR-10 binaries, "
+            f"relative to {base}",
+            key="tr_path",
+            help="Copy your data into this folder first: the app reads nothing outside its "
+            "data directory, and refuses links that lead out of it.",
+        ).strip()
+        if not text:
+            return None
+        try:
+            path = userdata.resolve_data_path(base, text)
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return None
+    try:
+        summary = describe_user_data(str(path.resolve()), path.stat().st_mtime)
+    except Exception as exc:  # a malformed file gets a message, never a traceback
+        if choice == UPLOAD:
+            path.unlink(missing_ok=True)
+        reason = str(exc) if isinstance(exc, (ValueError, OSError)) else type(exc).__name__
+        st.error(f"This data cannot be used: {reason}", icon=":material/error:")
+        return None
+    st.success(summary, icon=":material/dataset:")
+    return str(path.resolve())
+
+
+def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
+    """The loss widgets; returns ``(method, stages, target, loss_params)``."""
+    method = ui.select(
+        "Loss",
+        "tr_method",
+        [*losses.LOSSES, COMPOSED],
+        "gca_ince",
+        format_func=lambda m: losses.LOSSES[m].title if m in losses.LOSSES else "Composed loss…",
+    )
+    stages: dict[str, str] = {}
+    preset: dict[str, Any] = {}
+    params: dict[str, Param] = {}
+    if method == COMPOSED:
+        for kind, registry, default in (
+            ("cost", losses.COSTS, "cosine"),
+            ("projection", losses.PROJECTIONS, "sinkhorn"),
+            ("divergence", losses.DIVERGENCES, "kl"),
+        ):
+            stages[kind] = ui.select(kind.capitalize(), f"tr_{kind}", list(registry), default)
+            st.caption(registry[stages[kind]].description)
+            params.update({p.name: p for p in registry[stages[kind]].params})
+    else:
+        m = losses.LOSSES[method]
+        st.caption(f"{m.description} ({m.reference})")
+        preset = dict(m.params)
+        params = {p.name: p for s in m.build().stages.values() for p in s.params}
+    target = ui.select("Target prior", "tr_target", list(TARGET_CHOICES), "pairs")
+    st.caption(targets.TARGETS[target].description)
+    values: dict[str, Any] = {}
+    # A named method fixes its choices (e.g. where Sinkhorn stops); its numbers are free.
+    shown = [
+        p
+        for n, p in params.items()
+        if n not in TARGET_PARAMS and n not in preset and (method == COMPOSED or p.kind != "choice")
+    ]
+    cols = st.columns(2)
+    for i, p in enumerate(shown):
+        with cols[i % 2]:
+            values[p.name] = param_input(p, f"tr_{p.name}", p.default)
+    for i, p in enumerate(targets.TARGETS[target].params):
+        with cols[i % 2]:
+            values[p.name] = param_input(p, f"tr_{p.name}", p.default)
+    return method, stages, target, values
+
+
+def data_and_model(store: RunStore) -> dict[str, Any]:
+    """The data and model widgets: dataset (``None`` until usable), augmentation, encoder."""
+    dataset = choose_dataset(store)
+    aug = ui.select(
+        "Augmentation",
+        "tr_augment",
+        list(augment.PRESETS),
+        "standard",
+        help="How different the two views of a sample are; 'extreme' is the "
+        "paper's noisy-view setting.",
+    )
+    encoder = ui.select(
+        "Encoder",
+        "tr_encoder",
+        list(models.ENCODERS),
+        "mlp",
+        help=" ".join(f"{e}: {s.description}" for e, s in models.ENCODERS.items()),
+    )
+    out_dim = ui.number(
+        "Output dimension",
+        "tr_out_dim",
+        3,
+        step=1,
+        help="2 or 3 lets the Geometry page draw the embeddings on the circle or the sphere.",
+    )
+    return {"dataset": dataset, "augment": aug, "encoder": encoder, "out_dim": out_dim}
+
+
+def optimisation() -> dict[str, Any]:
+    """Batch size, steps, learning rate and device."""
+    fields = {
+        "batch_size": ui.number("Batch size", "tr_batch", 256, step=32),
+        "steps": ui.number("Steps", "tr_steps", 300, step=50),
+        "lr": ui.number("Learning rate", "tr_lr", 2e-3, step=1e-4, format="%g"),
+        "device": ui.select(
+            "Device",
+            "tr_device",
+            ["auto", "cpu", "cuda"],
+            "auto",
+            help="auto picks CUDA, then Apple MPS, then the CPU.",
+        ),
+    }
+    st.caption(f"auto means `{resolve_device('auto')}` on this machine.")
+    return fields
+
+
+def advanced(encoder: str, dataset: str | None) -> dict[str, Any]:
+    """Layout, seed, optimiser, evaluation and snapshot cadence, encoder and data options."""
+    a1, a2, a3 = st.columns(3)
+    with a1:
+        layout = ui.select(
+            "Layout",
+            "tr_layout",
+            ["joint", "cross"],
+            "joint",
+            help="joint: 2N x 2N over both views (SimCLR); cross: N x N.",
+        )
+        seed = ui.number("Seed", "tr_seed", 0, step=1)
+        optimizer = ui.select("Optimiser", "tr_optimizer", ["adamw", "sgd"], "adamw")
+    with a2:
+        eval_every = ui.number(
+            "Evaluate every (steps)",
+            "tr_eval",
+            50,
+            step=10,
+            help="k-NN, linear probe, alignment, uniformity.",
+        )
+        snapshot_every = ui.number(
+            "Snapshot every (steps)",
+            "tr_snap",
+            20,
+            step=10,
+            help="The batch's plan and the embeddings.",
+        )
+    with a3:
+        encoder_params = {
+            p.name: param_input(p, f"tr_enc_{p.name}", p.default)
+            for p in models.ENCODERS[encoder].params
+        }
+        dataset_params = (
+            {
+                p.name: param_input(p, f"tr_data_{p.name}", p.default)
+                for p in data.DATASETS[dataset].params
+            }
+            if dataset in data.DATASETS
+            else {}
+        )
+    return {
+        "layout": layout,
+        "seed": seed,
+        "optimizer": optimizer,
+        "eval_every": eval_every,
+        "snapshot_every": snapshot_every,
+        "encoder_params": encoder_params,
+        "dataset_params": dataset_params,
+    }
+
+
+def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
+    """Validate and launch; an invalid setting shows an ``st.error`` naming the field."""
+    try:
+        resolve_device(cfg["device"])  # a GPU that is not here fails now, not in the run
+        if cfg["target"] == "domain" and not has_domains(
+            cfg["dataset"], json.dumps(cfg["dataset_params"])
+        ):
+            raise ValueError(
+                "target: the domain prior needs a dataset with domain labels "
+                "(for example multidomain_digits)"
+            )
+        run_id = store.launch(cfg, name=name or None)
+    except ValueError as exc:
+        st.error(f"Cannot launch this run: {exc}", icon=":material/error:")
+        return
+    st.session_state["tr_select_next"] = run_id
+    st.session_state["tr_launched"] = run_id
+
+
+def new_run_form(store: RunStore, expanded: bool) -> None:
+    """The "New run" expander; a launched run is selected below and announced once."""
+    with st.expander("New run", expanded=expanded, icon=":material/add_circle:"):
+        col_loss, col_data, col_opt = st.columns(3, gap="large")
+        with col_loss:
+            st.markdown("**Loss**")
+            method, stages, target, loss_params = loss_controls()
+        with col_data:
+            st.markdown("**Data and model**")
+            data_model = data_and_model(store)
+        with col_opt:
+            st.markdown("**Optimisation**")
+            opt = optimisation()
+            run_name = st.text_input("Run name (optional)", key="tr_name")
+        with st.expander("Advanced settings"):
+            more = advanced(data_model["encoder"], data_model["dataset"])
+        if st.button(
+            "Launch run",
+            type="primary",
+            key="tr_launch",
+            icon=":material/play_arrow:",
+            disabled=data_model["dataset"] is None,
+        ):
+            cfg = {
+                **data_model,
+                **opt,
+                **more,
+                "method": method,
+                "stages": stages,
+                "loss_params": loss_params,
+                "target": target,
+            }
+            launch(store, cfg, run_name)
+        if data_model["dataset"] is None:
+            st.caption("Choose the data to enable the launch button.")
+    if "tr_launched" in st.session_state:
+        launched = st.session_state.pop("tr_launched")
+        st.success(
+            f"Launched run #{launched}: it trains in the background.", icon=":material/check:"
+        )

@@ -1,0 +1,215 @@
+"""Train page, part 5: the live monitor. Status, progress and device of the selected run,
+its latest metrics, the metric curves (with the runs it is compared with) and the plan of
+its current batch, redrawn every second and a half while a drawn run is active."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from gca_viz.figures.training import (
+    PLAN_VIEWS,
+    RunSeries,
+    metric_curves,
+    metric_label,
+    metric_title,
+    plan_heatmap,
+)
+from gca_viz.runs import ACTIVE, RunInfo, RunStore
+from views._train_runs import Selection, device_text, multiselect, run_label
+
+DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
+DIAGNOSTICS = {
+    "loss": "loss on this batch",
+    "entropy": "plan entropy H(P)",
+    "marginal_error": "marginal error",
+    "positive_mass": "mass on positive pairs",
+    "mass": "total mass",
+    "n_iter": "Sinkhorn sweeps",
+    "solver_error": "solver error",
+}
+REFRESH_S = 1.5
+"""Seconds between two redraws of the monitor while a drawn run is active."""
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """What the live monitor shows (the widgets' values at the last full page run)."""
+
+    run_id: int
+    compare: tuple[int, ...]
+    status_then: str
+    metrics: tuple[str, ...]
+    smoothing: float
+    plan_view: str
+    plan_log: bool
+    plan_order: bool
+
+
+def fmt(v: float) -> str:
+    return f"{v:.4g}" if math.isfinite(v) else "–"
+
+
+def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> MonitorView:
+    """The metrics to draw, the loss smoothing and how to draw the batch's matrix."""
+    found = set()
+    for i in (selection.run_id, *selection.compare):
+        found |= set(store.latest_metrics(i))
+    metric_options = [*dict.fromkeys([*DEFAULT_METRICS, *sorted(found - {"step_time"})])]
+    m1, m2 = st.columns([3, 1])
+    with m1:
+        chosen = multiselect(
+            "Metrics", "tr_metrics", metric_options, DEFAULT_METRICS, format_func=metric_label
+        )
+    with m2:
+        smoothing = ui.slider(
+            "Loss smoothing",
+            "tr_smooth",
+            0.0,
+            0.95,
+            0.6,
+            step=0.05,
+            help="Exponential moving average of the per-batch loss; the raw "
+            "curve stays faint behind it.",
+        )
+    p1, p2, p3 = st.columns(3)
+    with p1:
+        plan_view = ui.select(
+            "Matrix of the current batch",
+            "tr_plan_view",
+            list(PLAN_VIEWS),
+            "plan",
+            format_func=lambda v: PLAN_VIEWS[v],
+        )
+    with p2:
+        plan_log = ui.toggle("Log colour scale", "tr_plan_log", True)
+    with p3:
+        plan_order = ui.toggle("Group rows by class", "tr_plan_order", True)
+    return MonitorView(
+        selection.run_id,
+        selection.compare,
+        info.status,
+        tuple(chosen),
+        float(smoothing),
+        plan_view,
+        plan_log,
+        plan_order,
+    )
+
+
+def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
+    """The latest plan snapshot of the run with its diagnostics."""
+    plans = store.snapshots(run.id, "plan")
+    if not plans:
+        every = run.config.get("snapshot_every", 0)
+        if not every:
+            st.caption("This run saves no plan snapshots (snapshot_every is 0).")
+        elif run.status in ACTIVE:
+            st.caption(f"The batch's plan is saved every {every} steps; none yet.")
+        else:
+            st.caption(f"Run #{run.id} saved no plan snapshot.")
+        return
+    step, path = plans[-1]
+    snap = store.load_snapshot(path)
+    if snap is None or view.plan_view not in snap:
+        st.warning(
+            f"The plan snapshot at step {step} is missing or unreadable ({path.name}).",
+            icon=":material/warning:",
+        )
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        fig = plan_heatmap(
+            snap,
+            view.plan_view,
+            log_scale=view.plan_log,
+            order_by_class=view.plan_order,
+            title=f"{PLAN_VIEWS[view.plan_view]} at step {step}",
+        )
+        st.plotly_chart(fig, key="tr_plan")
+    with right:
+        rows = len(snap[view.plan_view])
+        joint = rows == 2 * len(snap.get("y", []))
+        st.markdown(
+            f"**The batch at step {step}**: {rows} x {rows}, "
+            f"{'both views stacked (joint layout)' if joint else 'view 1 x view 2'}"
+        )
+        diag = {k[5:]: float(v) for k, v in snap.items() if k.startswith("diag_")}
+        st.dataframe(
+            [{"quantity": DIAGNOSTICS.get(k, k), "value": fmt(v)} for k, v in diag.items()],
+            hide_index=True,
+        )
+        st.caption(
+            "Row i is a sample, column j a candidate positive; the plan is the loss's "
+            "soft matching, and its mass on the positive pairs is what the loss rewards. "
+            "A smaller ε or more Sinkhorn sweeps make it sharper. Rows grouped by class "
+            "show a class prior as blocks."
+        )
+
+
+def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
+    """The chosen metrics of the run and the runs compared with it, live changes marked."""
+    series = []
+    for i in (view.run_id, *view.compare):
+        try:
+            label = run_label(store.get(i))
+        except ValueError:
+            continue
+        series.append(
+            RunSeries(label, store.metrics(i, list(view.metrics)), store.applied_changes(i))
+        )
+    if not view.metrics:
+        st.caption("Choose metrics to draw above.")
+    elif not any(len(s.metrics) for s in series):
+        if run.status in ACTIVE:
+            st.info(
+                "No metrics yet: the first values arrive a few seconds after the run starts.",
+                icon=":material/hourglass_empty:",
+            )
+        else:
+            st.caption(f"Run #{run.id} recorded no metrics.")
+    else:
+        fig = metric_curves(series, list(view.metrics), smoothing=view.smoothing)
+        st.plotly_chart(fig, key="tr_curves")
+        n_changes = len(series[0].changes)
+        note = f" Dotted lines mark live changes ({n_changes} on this run)." if n_changes else ""
+        st.caption(
+            "The per-batch training loss and held-out evaluations: k-NN and linear-probe "
+            "accuracy on the backbone features; alignment and uniformity of the "
+            f"normalised embeddings (lower is better for both).{note}"
+        )
+
+
+def live_monitor(store: RunStore, view: MonitorView) -> None:
+    """Status, progress, device, latest metrics, curves and the current plan of the run."""
+    try:
+        run = store.get(view.run_id)
+    except ValueError:  # deleted meanwhile
+        st.rerun()
+    if run.status != view.status_then:
+        st.rerun()  # stopped, finished or failed: refresh the whole page (buttons too)
+    data = Path(str(run.config.get("dataset"))).name
+    st.progress(
+        run.progress,
+        text=f"**{run.status}** · step {run.step} of {run.steps} · "
+        f"{run.config.get('method')} on {data} · device {device_text(run)}",
+    )
+    now = store.latest_metrics(run.id)
+    shown = [n for n in ("loss", "knn_acc", "probe_acc", "alignment", "uniformity") if n in now]
+    for col, name in zip(st.columns(max(len(shown), 1)), shown, strict=False):
+        step, value = now[name]
+        col.metric(metric_label(name), fmt(value), help=f"{metric_title(name)}, at step {step}")
+    show_curves(store, run, view)
+    show_plan(store, run, view)
+
+
+def monitor(store: RunStore, info: RunInfo, selection: Selection, runs: list[RunInfo]) -> None:
+    """The monitor's controls, then the monitor, redrawn while a drawn run is active."""
+    view = monitor_controls(store, info, selection)
+    drawn = {view.run_id, *view.compare}
+    active = any(r.id in drawn and r.status in ACTIVE for r in runs)
+    st.fragment(run_every=REFRESH_S if active else None)(live_monitor)(store, view)

@@ -1,0 +1,164 @@
+"""Train page, part 2: the table of all runs and the choice of the run to watch.
+
+Both sit in one fragment that re-reads the store every couple of seconds while a run is
+queued or running, so the table's status, step and progress and the labels of the run
+choice stay current without rerunning the page (the form above keeps what is typed in it).
+A different choice of run, or a run whose status changed (it finished, stopped, failed or
+left the queue), reruns the whole page so its buttons and monitor follow.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import ui
+from gca_viz.runs import ACTIVE, RunInfo, RunStore
+
+REFRESH_S = 2.0
+"""Seconds between two reads of the store while a run is active."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The run to watch and the runs drawn beside it."""
+
+    run_id: int
+    compare: tuple[int, ...]
+
+
+def run_label(info: RunInfo) -> str:
+    return f"#{info.id} {info.name}"
+
+
+def device_text(run: RunInfo) -> str:
+    """The device the run trains on; until the run process records it, the one requested."""
+    if run.device:
+        return run.device
+    requested = str(run.config.get("device", "auto"))
+    return f"{requested} (not started yet)" if run.status == "queued" else requested
+
+
+def keep_valid(key: str, options: list[Any], default: Any) -> None:
+    """Reset a widget's state when its value is no longer an option (a deleted run)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        st.session_state[key] = default
+
+
+def multiselect(label: str, key: str, options: list[Any], default: list[Any], **kw: Any) -> Any:
+    """``st.multiselect`` backed by the query string (comma-separated values)."""
+    by_name = {str(o): o for o in options}
+    if key not in st.session_state:
+        raw = st.query_params.get(key)
+        picked = [by_name[s] for s in raw.split(",") if s in by_name] if raw is not None else None
+        st.session_state[key] = default if picked is None else picked
+    st.session_state[key] = [o for o in st.session_state[key] if o in options]
+    values = st.multiselect(label, options, key=key, **kw)
+    text = ",".join(str(v) for v in values)
+    if st.query_params.get(key) != text:
+        st.query_params[key] = text
+    return values
+
+
+def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
+    """Every run with its status, progress, device and latest loss and k-NN accuracy."""
+    rows = []
+    for r in runs:
+        latest = store.latest_metrics(r.id)
+        rows.append(
+            {
+                "run": r.id,
+                "name": r.name,
+                "status": r.status,
+                "step": r.step,
+                "progress": r.progress,
+                "method": r.config.get("method"),
+                "data": Path(str(r.config.get("dataset"))).name,
+                "dim": r.config.get("out_dim"),
+                "device": device_text(r),
+                "loss": latest.get("loss", (0, None))[1],
+                "k-NN acc": latest.get("knn_acc", (0, None))[1],
+                "started": time.strftime("%d %b %H:%M", time.localtime(r.started or r.created)),
+            }
+        )
+    with st.expander(f"All runs ({len(runs)})", expanded=len(runs) > 1):
+        st.dataframe(
+            rows,
+            hide_index=True,
+            column_config={  # widths in pixels: the table fits the page without scrolling
+                "run": st.column_config.NumberColumn(width=36),
+                "name": st.column_config.TextColumn(width=140),
+                "status": st.column_config.TextColumn(width=68),
+                "step": st.column_config.NumberColumn(width=46),
+                "progress": st.column_config.ProgressColumn(
+                    "progress", min_value=0, max_value=1, width=100
+                ),
+                "method": st.column_config.TextColumn(width=68),
+                "data": st.column_config.TextColumn(width=126),
+                "dim": st.column_config.NumberColumn(width=40),
+                "device": st.column_config.TextColumn(width=56),
+                "loss": st.column_config.NumberColumn(format="%.4f", width=60),
+                "k-NN acc": st.column_config.NumberColumn(format="%.3f", width=72),
+            },
+        )
+
+
+def choose_runs(runs: list[RunInfo]) -> Selection:
+    """The run to watch (newest by default, or the one just launched) and runs to compare."""
+    by_id = {r.id: r for r in runs}
+    ids = list(by_id)
+
+    def label(i: int) -> str:
+        return f"{run_label(by_id[i])} · {by_id[i].status}"
+
+    if "tr_select_next" in st.session_state:
+        st.session_state["tr_run"] = st.session_state.pop("tr_select_next")
+    keep_valid("tr_run", ids, ids[0])
+    chosen = st.session_state.get("tr_run")
+    shown = st.session_state.get("_tr_run_shown")  # (run, label) the box last received
+    if chosen in by_id and shown and shown[0] == chosen and shown[1] != label(chosen):
+        # The box keeps the text of the option it was given: hand it the value again so it
+        # shows the run's new status.
+        st.session_state["tr_run"] = chosen
+    c_run, c_cmp = st.columns([1, 2])
+    with c_run:
+        run_id = ui.select("Run", "tr_run", ids, ids[0], format_func=label)
+    st.session_state["_tr_run_shown"] = (run_id, label(run_id))
+    with c_cmp:
+        compare = multiselect(
+            "Compare with",
+            "tr_compare",
+            [i for i in ids if i != run_id],
+            [],
+            format_func=lambda i: run_label(by_id[i]),
+            placeholder="Other runs to draw on the same charts",
+        )
+    return Selection(int(run_id), tuple(compare))
+
+
+def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunInfo]]:
+    """The fragment's body. ``page`` holds what the last full page run showed (empty during
+    that run): a fragment rerun that differs from it reruns the page."""
+    runs = store.list_runs()
+    statuses = {r.id: r.status for r in runs}
+    if not runs or (page and page["statuses"] != statuses):
+        st.rerun()  # a run ended, started or went away: the whole page follows
+    runs_table(store, runs)
+    selection = choose_runs(runs)
+    if page and page["selection"] != selection:
+        st.rerun()
+    page.update(selection=selection, statuses=statuses)
+    return selection, runs
+
+
+def runs_panel(store: RunStore, runs: list[RunInfo]) -> tuple[Selection, list[RunInfo]]:
+    """The runs table and the run choice, refreshed while any of ``runs`` is active;
+    returns the choice and the runs as the table showed them."""
+    active = any(r.status in ACTIVE for r in runs)
+    panel = st.fragment(run_every=REFRESH_S if active else None)(_panel)
+    shown: tuple[Selection, list[RunInfo]] = panel(store, {})
+    return shown

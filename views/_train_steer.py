@@ -1,0 +1,104 @@
+"""Train page, part 4: live controls. Change a running run's ε, Sinkhorn iterations,
+marginal relaxations and target prior; the run applies the change at its next step and
+records that step, which the charts mark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import ui
+from gca_viz import targets
+from gca_viz.figures.training import describe_change
+from gca_viz.registry import Param
+from gca_viz.runs import RunInfo, RunStore
+from gca_viz.train import LIVE_PARAMS, TrainConfig, build_loss
+from views._train_launch import TARGET_CHOICES, TARGET_PARAMS
+
+
+def live_number(p: Param, value: Any, key: str) -> Any:
+    """A number input for a live change, starting at the run's current value."""
+    label = f"{p.name} ({p.symbol})" if p.symbol else p.name
+    step = ui.param_step(p)
+    if p.optional:
+        hard = st.checkbox(f"hard {p.symbol or p.name}", value=value is None, key=f"{key}_hard")
+        start = value if value is not None else (p.ui[0] if p.ui else 1.0)
+        num = st.number_input(
+            label, value=float(start), step=step, format="%g", key=key, help=p.description
+        )
+        return None if hard else num
+    if p.kind == "int":
+        return st.number_input(label, value=int(value), step=1, key=key, help=p.description)
+    return st.number_input(
+        label, value=float(value), step=step, format="%g", key=key, help=p.description
+    )
+
+
+def live_controls(store: RunStore, run: RunInfo) -> None:
+    """ε, T, relaxations and target prior of a running run, applied at its next step."""
+    try:
+        now_target, now_params = store.current_settings(run.id)
+        stages = build_loss(TrainConfig.from_dict(run.config)).stages.values()
+    except ValueError as exc:
+        st.error(f"This run's loss cannot be rebuilt here: {exc}")
+        return
+    schema = {p.name: p for s in stages for p in s.params}
+    live = [n for n in LIVE_PARAMS if n in now_params and n in schema and n not in TARGET_PARAMS]
+    index = TARGET_CHOICES.index(now_target) if now_target in TARGET_CHOICES else 0
+    new_target = st.selectbox(
+        "Target prior",
+        TARGET_CHOICES,
+        index=index,
+        key=f"tr_live_{run.id}_target",
+        help=" ".join(f"{t}: {targets.TARGETS[t].description}" for t in TARGET_CHOICES),
+    )
+    weights = targets.TARGETS[new_target].params
+    with st.form(f"tr_live_form_{run.id}", border=False):
+        wanted = {}
+        fields = [schema[name] for name in live] + list(weights)
+        for col, p in zip(st.columns(max(len(fields), 1)), fields, strict=False):
+            with col:
+                wanted[p.name] = live_number(
+                    p, now_params.get(p.name, p.default), f"tr_live_{run.id}_{p.name}"
+                )
+        submitted = st.form_submit_button(
+            "Apply at the next step", type="primary", icon=":material/bolt:"
+        )
+    st.caption(
+        "Nothing changes until you press the button; the run applies the change before "
+        "its next step and records that step."
+    )
+    if not submitted:
+        return
+    changes = {k: v for k, v in wanted.items() if now_params.get(k) != v}
+    if new_target != now_target:
+        changes["target"] = new_target
+    if not changes:
+        st.info("Nothing changed: edit a value first.")
+        return
+    last_key = f"_tr_live_requested_{run.id}"
+    if st.session_state.get(last_key) == changes:  # e.g. Enter, then the button
+        st.info("This change is already requested: it applies at the run's next step.")
+        return
+    try:
+        store.request_change(run.id, changes)
+    except ValueError as exc:
+        st.error(f"Cannot apply this change: {exc}", icon=":material/error:")
+        return
+    st.session_state[last_key] = changes
+    st.success(
+        f"Requested {describe_change(changes)}: it takes effect at the run's next step "
+        "and is marked on the charts.",
+        icon=":material/check:",
+    )
+
+
+def steering(store: RunStore, run: RunInfo) -> None:
+    """The live controls of a running run, in their expander (nothing for other runs)."""
+    if run.status != "running":
+        return
+    with st.expander(
+        "Live controls: change the loss while the run trains", expanded=True, icon=":material/tune:"
+    ):
+        live_controls(store, run)
