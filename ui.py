@@ -6,22 +6,34 @@
 * ``param_step``: the +/- step of a number input for a schema parameter.
 * ``show_code``: the "Show the code" expander with the library function behind a figure.
 * ``guard``: turns a ``ValueError`` from the library into an ``st.error`` (never a traceback).
-* ``run_store``: the process-wide :class:`gca_viz.runs.RunStore`.
+* ``run_store``: the process-wide :class:`gca_viz.runs.RunStore`; a store that cannot be
+  opened is an ``st.error`` naming the directory, the problem and the fix, never a traceback.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import streamlit as st
 
 from gca_viz import demo
 from gca_viz.registry import Param
-from gca_viz.runs import RunStore, default_data_dir
+from gca_viz.runs import (
+    DATA_DIR_ENV,
+    RunInfo,
+    RunStore,
+    StoreError,
+    default_data_dir,
+    default_max_concurrent,
+)
 
 T = TypeVar("T")
 
@@ -128,10 +140,111 @@ def guard(what: str = "") -> Iterator[None]:
         st.stop()
 
 
-@st.cache_resource
+class UnavailableStore(RunStore):
+    """What :func:`run_store` returns when the store cannot be opened: it holds no runs, so
+    pages that only offer runs as an option (the plan lab, the story) keep working, and
+    anything that needs a run or writes (``get``, ``launch``, ``stop``, ``delete``, ...)
+    raises :class:`StoreError` with :attr:`reason`, which the pages show as an error."""
+
+    def __init__(self, data_dir: Path, reason: str) -> None:
+        self.dir = Path(data_dir)
+        self.db_path = self.dir / "runs.db"
+        self.reason = reason
+        self.heartbeat_timeout = 30.0
+        self.busy_timeout = 0.0
+        self.max_concurrent = default_max_concurrent()
+
+    def close(self) -> None:
+        pass
+
+    @contextmanager
+    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        raise StoreError(self.reason)
+        yield  # unreachable: makes this a generator for contextmanager
+
+    def reconcile(self) -> list[int]:
+        return []
+
+    def schedule(self) -> list[int]:
+        return []
+
+    def list_runs(self, status: str | None = None, method: str | None = None) -> list[RunInfo]:
+        return []
+
+    def metrics(self, run_id: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        return {}
+
+    def latest_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
+        return {}
+
+    def snapshots(self, run_id: int, kind: str) -> list[tuple[int, Path]]:
+        return []
+
+    def applied_changes(self, run_id: int) -> list[dict[str, Any]]:
+        return []
+
+
+def store_problem(data_dir: Path, exc: BaseException) -> str:
+    """The message shown when the run store in ``data_dir`` cannot be opened: the directory,
+    the problem and what to do about it."""
+    where = data_dir.absolute()
+    if isinstance(exc, StoreError):  # "run store DIR: why (SQLite: ...)"
+        why = str(exc).removeprefix(f"run store {data_dir}: ")
+    elif isinstance(exc, FileExistsError | NotADirectoryError):
+        bad = Path(exc.filename) if exc.filename else data_dir
+        why = f"{bad} is a file, not a directory"
+    elif isinstance(exc, OSError):
+        why = f"{exc.strerror or exc} ({exc.filename or where})"
+    else:
+        why = str(exc)
+    if data_dir.is_dir() and not os.access(data_dir, os.W_OK):
+        why += "; the directory is not writable (a read-only file system, or its permissions)"
+    env = os.environ.get(DATA_DIR_ENV)
+    now = f"now {env!r}" if env else "not set, so ./runs"
+    return (
+        f"The run store in {where} cannot be opened: {why}. Runs cannot be listed, launched "
+        f"or shown until this is fixed; the pages that need no runs keep working. Point the "
+        f"environment variable {DATA_DIR_ENV} ({now}) at a directory this app can write, or "
+        "make this one and its runs.db writable by the user running the app (a damaged "
+        "runs.db can be moved aside: an empty store is made in its place), then reload the page."
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(data_dir: str) -> tuple[RunStore, str]:
+    """Open the store in ``data_dir`` (once per directory and app process) and install the
+    shipped demo runs; returns the store and why the demo runs could not all be installed
+    (``""`` if they could). A store that cannot be opened raises, and is not cached: the
+    next page run tries again."""
+    store = RunStore(data_dir)
+    try:
+        demo.install(store)
+    except (OSError, ValueError) as exc:  # a full disk, say: the store itself still works
+        return store, str(exc)
+    return store, ""
+
+
 def run_store() -> RunStore:
     """The run store of this app process (data directory ``./runs`` or ``$GCA_RUNS_DIR``),
-    with the shipped demo runs imported on first use so there is something to look at."""
-    store = RunStore(default_data_dir())
-    demo.install(store)
+    with the shipped demo runs imported on first use so there is something to look at.
+
+    When the store cannot be opened (a file where the directory should be, a read-only or
+    damaged database), this shows an ``st.error`` naming the directory and the problem, and
+    returns an :class:`UnavailableStore`: no runs, and a clear :class:`StoreError` for
+    anything that needs one. Demo runs that could not all be installed are a warning; the
+    next start of the app installs the rest."""
+    data_dir = default_data_dir()
+    try:
+        store, demo_problem = _open_store(str(data_dir))
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        message = store_problem(data_dir, exc)
+        st.error(message, icon=":material/error:")
+        return UnavailableStore(data_dir, message)
+    if demo_problem:
+        st.warning(
+            f"The demo runs could not all be installed into {store.dir.absolute()}: "
+            f"{demo_problem}. The app works without them; the next start of the app "
+            "installs the missing ones.",
+            icon=":material/warning:",
+        )
     return store

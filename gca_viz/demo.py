@@ -3,7 +3,10 @@
 :data:`DEMO_RUNS` are short runs on the embedded data with 3-D embeddings (the sphere the
 Geometry page draws). :func:`generate` trains them with the project's own command line
 (``python -m gca_viz train --out DIR``) into ``assets/demo_runs``; the files are shipped with
-the repository. :func:`install` imports them into a run store once, as finished runs.
+the repository. :func:`install` imports them into a run store once, as finished runs: the
+store is marked as having its demo runs only after every one of them is in, so a first start
+that fails part way (a full disk, a crash) is completed by the next one, without importing
+a run twice.
 
     python -m gca_viz.demo            # regenerate assets/demo_runs (about a minute)
 """
@@ -11,11 +14,19 @@ the repository. :func:`install` imports them into a run store once, as finished 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one app process per store there
+    fcntl = None  # type: ignore[assignment]
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "demo_runs"
 """Where the shipped demo runs live (one ``--out`` directory each)."""
@@ -43,6 +54,10 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
 """Demo run name -> the config fields that differ from the shared ones."""
 
 _MARKER = "demo_runs_installed"
+"""Key of the store's ``settings`` row written once every demo run is imported."""
+
+_LOCK = ".demo-install.lock"
+"""File in the store's directory that one installing process at a time holds a lock on."""
 
 
 def demo_config(name: str) -> dict[str, Any]:
@@ -86,19 +101,77 @@ def _prune(run_dir: Path) -> None:
         path.unlink()
 
 
-def install(store: Any, source: Path = ASSETS) -> list[int]:
-    """Import the shipped demo runs into ``store`` (a :class:`gca_viz.runs.RunStore`) unless
-    that was done before; returns the new run ids (empty when nothing was imported)."""
-    with store._db(write=True) as db:
-        done = db.execute("SELECT value FROM settings WHERE key=?", (_MARKER,)).fetchone()
-        if done:
-            return []
-        db.execute("INSERT INTO settings VALUES (?, '1')", (_MARKER,))
-    return [
-        store.import_directory(source / name, name=name)
-        for name in DEMO_RUNS
-        if (source / name / "config.json").exists()
-    ]
+def install(store: Any, source: Path | None = None) -> list[int]:
+    """Import the shipped demo runs (from ``source``, default :data:`ASSETS`) into ``store``
+    (a :class:`gca_viz.runs.RunStore`) unless that was done before; returns the new run ids
+    (empty when nothing was imported).
+
+    The store counts as having its demo runs only once all of them are in. An install that
+    failed part way (a full disk, a crash) is completed by the next call: a demo run already
+    in the store under its name is not imported again. Once complete, runs the user deletes
+    stay deleted. One process at a time installs into a store (a lock on a file in it).
+
+    Raises:
+        OSError, ValueError: (:class:`gca_viz.runs.StoreError` among them) when the store
+            cannot be written, or a shipped run cannot be read; the runs imported until then
+            stay, and the next call imports the rest.
+    """
+    source = ASSETS if source is None else Path(source)
+    with _install_lock(Path(store.dir)):
+        with store._db() as db:
+            if db.execute("SELECT 1 FROM settings WHERE key=?", (_MARKER,)).fetchone():
+                return []
+        present = {run.name for run in store.list_runs()}
+        new = []
+        for name in DEMO_RUNS:
+            if name in present or not (source / name / "config.json").exists():
+                continue
+            expected = _next_run_id(store)
+            try:
+                new.append(store.import_directory(source / name, name=name))
+            except BaseException:
+                _discard_partial(store, expected)
+                raise
+        with store._db(write=True) as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES (?, '1')", (_MARKER,))
+    return new
+
+
+@contextmanager
+def _install_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory/.demo-install.lock`` (released when the process
+    dies, so a crash leaves no stale lock)."""
+    if fcntl is None:
+        yield
+        return
+    with open(directory / _LOCK, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _next_run_id(store: Any) -> int:
+    """The id the store's next run gets (``AUTOINCREMENT``: past every id ever used)."""
+    with store._db() as db:
+        top = db.execute("SELECT MAX(id) FROM runs").fetchone()[0] or 0
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'").fetchone():
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name='runs'").fetchone()
+            top = max(top, row[0] if row else 0)
+    return int(top) + 1
+
+
+def _discard_partial(store: Any, run_id: int) -> None:
+    """Remove the files a failed import copied for ``run_id`` (its database rows were rolled
+    back), unless a run with that id exists: another process took the id meanwhile."""
+    try:
+        with store._db() as db:
+            taken = db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone()
+    except (OSError, ValueError):  # the store cannot be read now: leave the files
+        return
+    if not taken:
+        shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
 
 
 if __name__ == "__main__":

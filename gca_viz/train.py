@@ -461,11 +461,21 @@ class Trainer:
             self.target_net.load_state_dict(state["target_net"])
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Write the state atomically (a reader never sees a partial file)."""
+        """Write the state atomically (a reader never sees a partial file): to
+        ``<path>.tmp``, then renamed over ``path``. A failed write (a full disk, a file-size
+        limit, ``path`` being a directory) leaves the previous checkpoint as it was and no
+        temporary file behind, and raises the error."""
         path = Path(path)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # the original error says more than this one
+                pass
+            raise
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load a checkpoint written by :meth:`save_checkpoint` (``weights_only=True``)."""

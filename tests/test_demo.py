@@ -1,10 +1,17 @@
-"""Demo runs: a CLI run directory imports into the store; the shipped demo runs install once."""
+"""Demo runs: a CLI run directory imports into the store; the shipped demo runs install once,
+and an install that fails part way (a full disk, an unreadable file) is completed by the next
+start without importing a run twice."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +90,142 @@ def test_shipped_demo_runs_install_once(tmp_path: Path) -> None:
         np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-4)
         latest = store.latest_metrics(run_id)
         assert latest["probe_acc"][1] > 0.9 and latest["knn_acc_embedding"][1] > 0.5
+
+
+# ----------------------------------------------------------------- a failed first install
+
+
+def _installed(store: RunStore) -> bool:
+    with store._db() as db:
+        return bool(db.execute("SELECT 1 FROM settings WHERE key=?", (demo._MARKER,)).fetchone())
+
+
+def _assert_complete(store: RunStore, source: Path, run_id: int) -> None:
+    """The run holds every metric and snapshot of the shipped run it was imported from."""
+    name = store.get(run_id).name
+    with open(source / name / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert store.metrics_csv(run_id).count("\n") == len(rows) + 1  # the header too
+    files = sorted(p.name for p in (source / name / "snapshots").glob("*.npz"))
+    stored = store.snapshots(run_id, "embeddings") + store.snapshots(run_id, "plan")
+    assert sorted(p.name for _, p in stored) == files
+    assert all(p.is_file() for _, p in stored)
+
+
+def _assert_exactly_the_demo_set(store: RunStore, source: Path) -> None:
+    runs = store.list_runs()
+    assert sorted(r.name for r in runs) == sorted(demo.DEMO_RUNS)  # each once
+    for run in runs:
+        _assert_complete(store, source, run.id)
+    # no files of a run that is not in the store (a failed import's partial copy)
+    assert sorted(p.name for p in store.dir.glob("run-*")) == sorted(f"run-{r.id}" for r in runs)
+    assert _installed(store)
+
+
+def test_an_install_that_fails_part_way_is_completed_once_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """A real file-system fault: the third demo run's last snapshot is a directory, so
+    copying it fails after the run's other snapshots were copied."""
+    source = tmp_path / "assets"
+    shutil.copytree(demo.ASSETS, source)
+    third = list(demo.DEMO_RUNS)[2]
+    bad = sorted((source / third / "snapshots").glob("*.npz"))[-1]
+    good = bad.read_bytes()
+    bad.unlink()
+    (bad / "inside").mkdir(parents=True)
+    store = RunStore(tmp_path / "store", max_concurrent=1)
+
+    with pytest.raises(IsADirectoryError):
+        demo.install(store, source=source)
+    first = store.list_runs()
+    assert sorted(r.name for r in first) == sorted(list(demo.DEMO_RUNS)[:2])
+    for run in first:
+        _assert_complete(store, source, run.id)
+    assert sorted(p.name for p in store.dir.glob("run-*")) == sorted(f"run-{r.id}" for r in first)
+    assert not _installed(store)  # the next start tries again
+
+    shutil.rmtree(bad)  # the fault is gone
+    bad.write_bytes(good)
+    again = RunStore(tmp_path / "store")  # the next start of the app
+    new = demo.install(again, source=source)
+    assert len(new) == len(demo.DEMO_RUNS) - 2
+    _assert_exactly_the_demo_set(again, source)
+    assert {r.id: r.step for r in first} == {r.id: again.get(r.id).step for r in first}
+    assert demo.install(again, source=source) == []
+
+
+def _mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs to fill up ({done.stderr.strip() or done.returncode})")
+
+
+def _umount(where: Path) -> None:
+    for _ in range(50):  # a connection closed a moment ago may still hold a file
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs: room for the store and about two of the five demo runs (about 2 MB in
+    all). Unmounted after the test."""
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "1m")
+    try:
+        yield disk
+    finally:
+        _umount(disk)
+
+
+def test_a_disk_that_fills_up_during_the_install_keeps_whole_runs_and_the_next_start_completes(
+    small_disk: Path,
+) -> None:
+    store = RunStore(small_disk / "store", max_concurrent=1)
+    with pytest.raises((OSError, ValueError)) as failed:  # ENOSPC, or StoreError "disk is full"
+        demo.install(store)
+    print(f"\nfirst install on a full disk: {type(failed.value).__name__}: {failed.value}")
+    first = store.list_runs()
+    assert len(first) < len(demo.DEMO_RUNS)
+    for run in first:  # whole runs only
+        _assert_complete(store, demo.ASSETS, run.id)
+    assert not _installed(store)
+    store.close()
+
+    remount = ["mount", "-o", "remount,size=16m", str(small_disk)]
+    subprocess.run(remount, check=True, capture_output=True)  # space is back
+    again = RunStore(small_disk / "store")  # the next start of the app
+    assert len(demo.install(again)) == len(demo.DEMO_RUNS) - len(first)
+    _assert_exactly_the_demo_set(again, demo.ASSETS)
+    assert demo.install(again) == []
+    again.close()
+
+
+def test_installs_racing_on_one_store_import_each_demo_run_once(tmp_path: Path) -> None:
+    RunStore(tmp_path / "store", max_concurrent=1)
+    stores = [RunStore(tmp_path / "store") for _ in range(3)]
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def start(store: RunStore) -> None:
+        try:
+            results.append(demo.install(store))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(len(r) for r in results) == [0, 0, len(demo.DEMO_RUNS)]
+    _assert_exactly_the_demo_set(stores[0], demo.ASSETS)

@@ -19,7 +19,7 @@ from gca_viz.figures.training import (
     metric_title,
     plan_heatmap,
 )
-from gca_viz.runs import ACTIVE, RunInfo, RunStore
+from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
 from views._train_runs import Selection, device_text, multiselect, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
@@ -157,7 +157,9 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     for i in (view.run_id, *view.compare):
         try:
             label = run_label(store.get(i))
-        except ValueError:
+        except StoreError:
+            raise
+        except ValueError:  # a compared run deleted meanwhile
             continue
         series.append(
             RunSeries(label, store.metrics(i, list(view.metrics)), store.applied_changes(i))
@@ -185,9 +187,28 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
 
 
 def live_monitor(store: RunStore, view: MonitorView) -> None:
-    """Status, progress, device, latest metrics, curves and the current plan of the run."""
+    """Status, progress, device, latest metrics, curves and the current plan of the run.
+
+    A run deleted meanwhile reruns the whole page (it then shows the runs that are left).
+    A store that cannot be read now (:class:`StoreError`: a damaged file, a disk fault) is
+    an error in the monitor's place; the monitor keeps polling at its usual interval and
+    draws the run again once the store reads."""
+    try:
+        draw_run(store, view)
+    except StoreError as exc:
+        st.error(
+            f"Run #{view.run_id} cannot be shown now: {exc}. The monitor tries again every "
+            f"{REFRESH_S:g} s.",
+            icon=":material/error:",
+        )
+
+
+def draw_run(store: RunStore, view: MonitorView) -> None:
+    """The body of :func:`live_monitor`."""
     try:
         run = store.get(view.run_id)
+    except StoreError:
+        raise
     except ValueError:  # deleted meanwhile
         st.rerun()
     if run.status != view.status_then:

@@ -310,6 +310,8 @@ def snapshot_view(store: RunStore, view: View) -> None:
 # ------------------------------------------------------------------------------- page
 
 store = ui.run_store()
+if isinstance(store, ui.UnavailableStore):  # its error is already on the page
+    st.stop()
 runs = store.list_runs()
 if not runs:
     st.info(

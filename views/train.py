@@ -31,6 +31,8 @@ st.latex(
 )
 
 store = ui.run_store()
+if isinstance(store, ui.UnavailableStore):  # its error is already on the page
+    st.stop()
 store.reconcile()
 new_run_form(store, expanded=not store.list_runs())
 
