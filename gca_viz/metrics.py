@@ -60,7 +60,10 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
         if x.is_complex():
             raise ValueError(f"{name} must be real, got dtype {x.dtype}")
         x = x.detach().cpu().to(torch.float64).numpy()
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError:  # a ragged nested sequence
+        raise ValueError(f"{name} must be a rectangular array of numbers") from None
     if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64)
@@ -84,11 +87,19 @@ def _points(x: Any, name: str) -> np.ndarray:
 
 def _normalize(z: np.ndarray, name: str) -> np.ndarray:
     """Rows of ``z`` divided by their L2 norm (zero rows have no direction: rejected)."""
-    norms = np.linalg.norm(z, axis=1, keepdims=True)  # (n, 1)
-    if (norms == 0).any():
+    top = np.abs(z).max(axis=1, keepdims=True)  # (n, 1)
+    if (top == 0).any():
         raise ValueError(f"{name} has an all-zero row; it cannot be L2-normalised")
-    unit: np.ndarray = z / norms  # (n, d)
+    z = z / top  # largest |entry| 1 per row: the norm of tiny or huge rows stays finite
+    unit: np.ndarray = z / np.linalg.norm(z, axis=1, keepdims=True)  # (n, d)
     return unit
+
+
+def _finite(value: float, names: str) -> float:
+    """``value`` if finite, else ``ValueError``: the inputs ``names`` are too large."""
+    if not math.isfinite(value):
+        raise ValueError(f"{names} too large: the result overflows float64 ({value})")
+    return value
 
 
 def _plan(x: Any, name: str = "plan") -> np.ndarray:
@@ -108,7 +119,10 @@ def _positive_mass_total(p: np.ndarray, name: str) -> float:
 
 def _labels(y: Any, name: str, n: int, points_name: str) -> np.ndarray:
     """``y`` as a 1-D numpy array with one label per row of ``points_name``."""
-    labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    try:
+        labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    except ValueError:  # a ragged nested sequence
+        raise ValueError(f"{name} must be a 1-D array of labels") from None
     if labels.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {labels.shape}")
     if len(labels) != n:
@@ -184,7 +198,7 @@ def alignment(z1: Array, z2: Array, *, normalize: bool = True) -> float:
         raise ValueError(f"z2 must have the same shape as z1: {b.shape} != {a.shape}")
     if normalize:
         a, b = _normalize(a, "z1"), _normalize(b, "z2")
-    return float(((a - b) ** 2).sum(axis=1).mean())
+    return _finite(float(((a - b) ** 2).sum(axis=1).mean()), "z1 and z2 are")
 
 
 def uniformity(z: Array, *, t: float = 2.0, normalize: bool = True) -> float:
@@ -227,7 +241,8 @@ def uniformity(z: Array, *, t: float = 2.0, normalize: bool = True) -> float:
     if normalize:
         x = _normalize(x, "z")
     sq_dists = pdist(x, "sqeuclidean")  # (N(N-1)/2,) one entry per pair i < j
-    return float(logsumexp(-t * sq_dists) - math.log(len(sq_dists)))
+    value = float(logsumexp(-t * sq_dists) - math.log(len(sq_dists)))
+    return _finite(value, "z or t is")
 
 
 # ---------------------------------------------------------------------- plan diagnostics
@@ -289,7 +304,8 @@ def marginal_error(plan: Array, a: Array, b: Array) -> float:
         _check_finite(vec, name)
         if (vec < 0).any():
             raise ValueError(f"{name} must be non-negative")
-    return float(np.abs(p.sum(axis=1) - mu).sum() + np.abs(p.sum(axis=0) - nu).sum())
+    value = float(np.abs(p.sum(axis=1) - mu).sum() + np.abs(p.sum(axis=0) - nu).sum())
+    return _finite(value, "plan, a or b is")
 
 
 def positive_mass(plan: Array, target: Array | None = None) -> float:
@@ -390,6 +406,8 @@ def effective_rank(z: Array) -> float:
         Roy and Vetterli (2007), EUSIPCO.
     """
     x = _points(z, "z")
+    top = np.abs(x).max()
+    x = x / top if top > 0 else x  # the effective rank is scale-free; this avoids overflow
     sv = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)  # (min(N, d),)
     tol = max(x.shape) * np.finfo(np.float64).eps * np.linalg.norm(x)
     sv = sv[sv > tol]
@@ -433,7 +451,7 @@ def compactness(z: Array, labels: Array, *, normalize: bool = True) -> float:
     centroids = np.zeros((len(counts), x.shape[1]))  # (K, d)
     np.add.at(centroids, cls, x)
     centroids /= counts[:, None]
-    return float(np.linalg.norm(x - centroids[cls], axis=1).mean())
+    return _finite(float(np.linalg.norm(x - centroids[cls], axis=1).mean()), "z is")
 
 
 # ------------------------------------------------------------------------------ downstream
@@ -586,5 +604,12 @@ def _probe(
         StandardScaler(),
         LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
     )
-    probe.fit(xtr, ytr)
-    return float(np.mean(probe.predict(xte) == yte))
+    # One global scale (standardisation cancels it) keeps huge features from overflowing.
+    scale = max(float(np.abs(xtr).max()), float(np.abs(xte).max()))
+    if scale > 0:
+        xtr, xte = xtr / scale, xte / scale
+    try:
+        probe.fit(xtr, ytr)
+        return float(np.mean(probe.predict(xte) == yte))
+    except ValueError as exc:  # scikit-learn's, which names its own X and y
+        raise ValueError(f"the probe failed on train_z/test_z: {exc}") from exc

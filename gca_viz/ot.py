@@ -107,14 +107,66 @@ def _like_input(x: torch.Tensor, as_numpy: bool) -> Array:
     return x.detach().cpu().numpy() if as_numpy else x
 
 
-def _check_epsilon(epsilon: Any) -> float:
+def _check_epsilon(
+    epsilon: Any, dtype: torch.dtype | None = None, scale: float | None = None
+) -> float:
+    """``epsilon`` as a float: finite and ``> 0``; with ``dtype``, within its range; with
+    ``scale`` (the magnitude of the cost, at least 1), at least the rounding error
+    ``scale * machine eps`` of the cost, below which ``exp(-C/ε)`` is noise or inf."""
     try:
         eps = float(epsilon)
     except (TypeError, ValueError):
         raise ValueError(f"epsilon must be a positive number, got {epsilon!r}") from None
     if not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+    if dtype is not None:
+        # ε and 1/ε must be normal numbers of the dtype, and ε log(...) terms must not
+        # overflow (|log| <= ~745 for any positive double).
+        info = torch.finfo(dtype)
+        if not info.tiny <= eps <= info.max / 4096:
+            raise ValueError(
+                f"epsilon = {epsilon!r} is outside the range a {dtype} cost supports "
+                f"([{info.tiny:.3g}, {info.max / 4096:.3g}])"
+            )
+        if scale is not None and eps < scale * info.eps:
+            raise ValueError(
+                f"epsilon = {epsilon!r} is below the rounding error of a {dtype} cost of "
+                f"magnitude {scale:.3g} (it must be >= {scale * info.eps:.3g}); use a larger "
+                "epsilon or float64"
+            )
     return eps
+
+
+def _check_solution(
+    eps: float,
+    dtype: torch.dtype,
+    potentials: list[torch.Tensor],
+    others: list[torch.Tensor],
+    plan: torch.Tensor | None,
+) -> None:
+    """Raise ``ValueError`` (after one device sync) if the solution is not representable:
+
+    * a potential, another vector (residuals) or the plan came out NaN or inf: the cost
+      is too large, or relaxed and very negative, for ``ε`` in ``dtype``;
+    * ``ε`` is below the rounding error of the potentials, ``max |f|, |g|`` times the
+      machine epsilon: then ``(f_i + g_j - C_ij) / ε`` on the plan's support is rounding
+      noise of order 1 or more, and ``exp`` of it garbage or inf.
+    """
+    flags = [torch.isfinite(v.detach()).all() for v in potentials + others]
+    if plan is not None:  # a sum of non-negative entries is finite iff every entry is
+        flags.append(torch.isfinite(plan.detach().sum()))
+    top = torch.stack([v.detach().abs().amax() for v in potentials]).amax()
+    ok, scale = torch.stack([torch.stack(flags).all().to(top.dtype), top]).tolist()
+    if not ok:
+        raise ValueError(
+            f"epsilon = {eps:g}: the potentials or the plan overflow {dtype} for this cost; "
+            "rescale the cost, use a larger epsilon (or other relax_a / relax_b) or float64"
+        )
+    if eps < scale * torch.finfo(dtype).eps:
+        raise ValueError(
+            f"epsilon = {eps:g} is below the rounding error of the potentials (magnitude "
+            f"{scale:.3g}) in {dtype}; use a larger epsilon, rescale the cost or use float64"
+        )
 
 
 def _check_points(x: torch.Tensor, name: str) -> None:
@@ -166,12 +218,21 @@ def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False)
     for name, t in (("x", xt), ("y", yt)):
         if bool((t.abs().amax(dim=1) == 0).any()):
             raise ValueError(f"{name} has an all-zero row; its cosine similarity is undefined")
-    xn = xt / xt.norm(dim=1, keepdim=True)  # (n, d) on the unit sphere
-    yn = xn if y is None else yt / yt.norm(dim=1, keepdim=True)  # (m, d)
+    xn = _unit_rows(xt)  # (n, d) on the unit sphere
+    yn = xn if y is None else _unit_rows(yt)  # (m, d)
     cost = 1.0 - xn @ yn.T  # (n, m)
     if exclude_self:
         cost = _exclude_diagonal(cost)
     return _like_input(cost, as_numpy)
+
+
+def _unit_rows(t: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their L2 norm. Each row is first divided by its largest ``|entry|``
+    (a constant for autograd: the direction does not depend on it), so that the norm of a
+    tiny or huge row neither underflows to 0 (NaN) nor overflows (a zero direction)."""
+    t = t / t.detach().abs().amax(dim=1, keepdim=True)
+    unit: torch.Tensor = t / t.norm(dim=1, keepdim=True)
+    return unit
 
 
 def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False) -> Array:
@@ -191,7 +252,8 @@ def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = F
         ``(n, m)`` cost matrix, same type, device and dtype as ``x``; differentiable.
 
     Raises:
-        ValueError: as :func:`cosine_cost` (zero rows are fine here).
+        ValueError: as :func:`cosine_cost` (zero rows are fine here), and if ``x`` and
+            ``y`` are so large that squared distances overflow the dtype.
     """
     as_numpy = not isinstance(x, torch.Tensor)
     xt = _to_tensor(x, "x")
@@ -205,6 +267,9 @@ def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = F
             )
     sq_x = (xt * xt).sum(dim=1)  # (n,)
     sq_y = (yt * yt).sum(dim=1)  # (m,)
+    # C_ij <= 2 (|x_i|^2 + |y_j|^2), and every partial sum is bounded likewise.
+    if not 2 * float(sq_x.detach().amax() + sq_y.detach().amax()) <= torch.finfo(xt.dtype).max:
+        raise ValueError(f"x and y are too large: squared distances overflow {xt.dtype}")
     cost = (-2.0 * (xt @ yt.T)).add_(sq_x[:, None]).add_(sq_y[None, :]).clamp_(min=0.0)
     if exclude_self:
         cost = _exclude_diagonal(cost)
@@ -424,7 +489,10 @@ def sinkhorn(
             not 2-D, empty, or holds ``NaN`` or ``-inf``; a row or column of the cost with no
             finite entry; marginals of the wrong shape, negative, zero or non-finite;
             balanced marginals whose totals differ; ``max_iter < 1``; ``tol < 0``;
-            ``relax_a``/``relax_b`` ``<= 0``; an unknown ``method``.
+            ``relax_a``/``relax_b`` ``<= 0``; an unknown ``method``; an ``epsilon`` outside
+            the range of the cost's dtype or below the rounding error of the potentials
+            (``max |f|, |g|`` times machine epsilon), or a solution (potentials,
+            residuals, plan) that overflows the dtype.
 
     Example:
         >>> import torch
@@ -436,7 +504,7 @@ def sinkhorn(
     as_numpy = not isinstance(cost, torch.Tensor)
     C = _cost_matrix(cost)
     n, m = C.shape
-    eps = _check_epsilon(epsilon)
+    eps = _check_epsilon(epsilon, C.dtype)
     mu = _check_marginal(a, "a", n, C)
     nu = _check_marginal(b, "b", m, C)
     lam_a = _check_relax(relax_a, "relax_a")
@@ -473,6 +541,7 @@ def sinkhorn(
         errors = torch.tensor(np.array(errs, dtype=np.float64), dtype=C.dtype)
     else:
         errors = torch.stack(errs).detach()
+    _check_solution(eps, C.dtype, [f, g], [errors], plan)
     mass = float(mu.detach().sum())
     threshold = tol_f if tol_f > 0 else math.sqrt(torch.finfo(C.dtype).eps) * mass
     converged = bool(errors[-1] <= threshold)
@@ -488,7 +557,7 @@ def sinkhorn(
         n_iter=len(errs),
         converged=converged,
         history=tuple(out(p) for p in plans),
-        cost=cost if as_numpy else C,
+        cost=out(C),  # the validated float matrix (not a bool/int/list input)
         a=out(mu),
         b=out(nu),
         epsilon=eps,
@@ -951,7 +1020,7 @@ def row_projection(
     as_numpy = not isinstance(cost, torch.Tensor)
     C = _cost_matrix(cost)
     n, m = C.shape
-    eps = _check_epsilon(epsilon)
+    eps = _check_epsilon(epsilon, C.dtype)
     mu = _check_marginal(a, "a", n, C)
     lam_a = _check_relax(relax_a, "relax_a")
     g_t = torch.zeros(m, dtype=C.dtype, device=C.device) if g is None else _to_tensor(g, "g", C)
@@ -963,6 +1032,7 @@ def row_projection(
         scores = p.scores_rows(g_t)  # (g_j - C_ij) / ε
         f = p.row_step(torch.logsumexp(scores, dim=1))
         log_plan = scores + (f / eps)[:, None]
+    _check_solution(eps, C.dtype, [f, g_t], [], None)
     return _like_input(log_plan, as_numpy), _like_input(f, as_numpy)
 
 
@@ -1040,5 +1110,5 @@ def _exact_lp(
     if res.status != 0:
         raise ValueError(f"cost: no feasible transport plan ({res.message})")
     plan = np.zeros((n, m))
-    plan[rows, cols] = res.x * mass
+    plan[rows, cols] = np.maximum(res.x, 0.0) * mass  # HiGHS may return -1e-8 for 0
     return plan

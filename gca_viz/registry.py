@@ -136,7 +136,7 @@ class Registry(Mapping[str, Stage]):
     def __getitem__(self, name: str) -> Stage:
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; choose one of {sorted(self._entries)}"
             ) from None

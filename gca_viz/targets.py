@@ -52,7 +52,8 @@ def partner(
     n: int, layout: str = "cross", device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Column index of each row's positive: ``i`` (cross, ``(N,)``) or ``(i + N) mod 2N``
-    (joint, ``(2N,)``)."""
+    (joint, ``(2N,)``). Raises ``ValueError`` unless ``n`` is a positive integer."""
+    n = _check_n(n)
     idx = torch.arange(n, device=device)
     if check_layout(layout) == "cross":
         return idx
@@ -98,6 +99,16 @@ def _off_pair(n: int, layout: Layout) -> torch.Tensor:
     return ~base
 
 
+def _side_length(values: Any, name: str) -> int:
+    """``len(values)`` for per-sample side information, or ``ValueError`` naming it."""
+    try:
+        return len(values)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a sequence (one entry per sample), got {type(values).__name__}"
+        ) from None
+
+
 def _check_n(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer (the batch size), got {n!r}")
@@ -105,7 +116,10 @@ def _check_n(n: int) -> int:
 
 
 def _check_weight(value: float, name: str) -> float:
-    w = float(value)
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
     if not np.isfinite(w) or w < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return w
@@ -166,7 +180,7 @@ def class_target(labels: Any, gamma: float = 0.1, layout: str = "cross") -> torc
         ValueError: for labels that are not 1-D, or a negative or non-finite ``gamma``.
     """
     lay = check_layout(layout)
-    n = len(labels)
+    n = _side_length(labels, "labels")
     y = _labels(labels, "labels", _check_n(n), lay)
     same = y[:, None] == y[None, :]
     mask = (same & _off_pair(n, lay)).double()
@@ -207,7 +221,7 @@ def domain_target(
         ValueError: for domains that are not 1-D, or a negative or non-finite weight.
     """
     lay = check_layout(layout)
-    n = len(domains)
+    n = _side_length(domains, "domains")
     d = _labels(domains, "domains", _check_n(n), lay)
     same = d[:, None] == d[None, :]
     off = _off_pair(n, lay)
@@ -245,10 +259,7 @@ def custom_target(matrix: Any, n: int, layout: str = "cross") -> torch.Tensor:
     """
     lay = check_layout(layout)
     size = _check_n(n) if lay == "cross" else 2 * _check_n(n)
-    P = torch.as_tensor(
-        matrix.detach().cpu() if isinstance(matrix, torch.Tensor) else np.asarray(matrix),
-        dtype=torch.float64,
-    )
+    P = _real_matrix(matrix)
     if P.shape != (size, size):
         raise ValueError(f"target must have shape ({size}, {size}), got {tuple(P.shape)}")
     if not bool(torch.isfinite(P).all()):
@@ -260,6 +271,22 @@ def custom_target(matrix: Any, n: int, layout: str = "cross") -> torch.Tensor:
     if lay == "joint" and bool((P.diagonal() != 0).any()):
         raise ValueError("target must be 0 on the diagonal in the joint layout (self-pairs)")
     return P
+
+
+def _real_matrix(matrix: Any) -> torch.Tensor:
+    """``matrix`` as a float64 tensor; ``ValueError`` (naming the target) unless it holds
+    real numbers (complex values are rejected, not silently truncated)."""
+    if isinstance(matrix, torch.Tensor):
+        if matrix.is_complex():
+            raise ValueError(f"target must be real, got dtype {matrix.dtype}")
+        return matrix.detach().cpu().to(torch.float64)
+    try:
+        arr = np.asarray(matrix)
+    except (TypeError, ValueError):
+        raise ValueError("target must be an array or tensor of numbers") from None
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"target must hold real numbers, got dtype {arr.dtype}")
+    return torch.as_tensor(arr, dtype=torch.float64)
 
 
 def build_target(
@@ -291,11 +318,25 @@ def build_target(
     side, side_name = (labels, "labels") if name == "class" else (domains, "domains")
     if side is None:
         raise ValueError(f"the {name} target needs {side_name} for the batch")
-    if len(side) != n:
+    if _side_length(side, side_name) != n:
         raise ValueError(f"{side_name} must have length {n}, got {len(side)}")
     return stage.fn(side, layout=layout, **values)  # type: ignore[no-any-return]
 
 
 def target_marginals(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(μ, ν) = (P_tgt 1, P_tgt^T 1)``, the marginals that make the target feasible."""
-    return target.sum(1), target.sum(0)
+    """``(μ, ν) = (P_tgt 1, P_tgt^T 1)``, the marginals that make the target feasible.
+
+    Raises:
+        ValueError: if ``target`` is not a real 2-D tensor, has negative entries, or has
+            NaN/inf entries or row/column sums.
+    """
+    if not isinstance(target, torch.Tensor) or target.ndim != 2 or target.is_complex():
+        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"target must be a real 2-D torch.Tensor, got {shape}")
+    mu, nu = target.sum(1), target.sum(0)
+    ok = torch.isfinite(mu).all() & torch.isfinite(nu).all() & (target >= 0).all()
+    if not bool(ok):  # (one device sync on the good path)
+        if bool((target < 0).any()):
+            raise ValueError("target has negative entries; a plan is non-negative")
+        raise ValueError("target contains NaN or inf, or its row or column sums overflow")
+    return mu, nu

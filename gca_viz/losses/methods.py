@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from gca_viz import metrics, targets
+from gca_viz import metrics, ot, targets
 from gca_viz.losses.stages import COSTS, DIVERGENCES, PROJECTIONS, Projection
 from gca_viz.registry import Stage, UnknownNameError
 
@@ -170,12 +170,23 @@ class GCALoss(torch.nn.Module):
             matrix=self.target_matrix,
             **self._stage_kwargs("target"),
         )
-        return T.to(device=device, dtype=dtype)
+        T = T.to(device=device, dtype=dtype)
+        if self.target_matrix is not None:  # valid in float64, but maybe not in ``dtype``
+            fits = torch.isfinite(T).all() & (T.sum(1) > 0).all() & (T.sum(0) > 0).all()
+            if not bool(fits):
+                raise ValueError(
+                    f"target_matrix under- or overflows {dtype} (a row or column sum is 0 "
+                    "or inf there); rescale it"
+                )
+        return T
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
     ) -> torch.Tensor:
-        """Mean loss over rows for the paired embeddings ``z1``, ``z2`` (``(N, d)`` each)."""
+        """Mean loss over rows for the paired embeddings ``z1``, ``z2`` (``(N, d)`` each).
+
+        Raises ``ValueError`` for invalid embeddings or side information, and when the
+        loss is not finite (``ε`` or another parameter out of range for the batch)."""
         return self._run(z1, z2, labels, domains, diagnostics=False).loss
 
     def inspect(
@@ -189,14 +200,29 @@ class GCALoss(torch.nn.Module):
         self, z1: torch.Tensor, z2: torch.Tensor, labels: Any, domains: Any, diagnostics: bool
     ) -> LossOutput:
         _check_embeddings(z1, z2)
-        C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
+        try:
+            C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
+        except ValueError as exc:  # the cost names its own arguments (x, y): name ours
+            raise ValueError(f"z1, z2: {exc}") from exc
         T = self.build_target(
             z1.shape[0], labels=labels, domains=domains, device=C.device, dtype=C.dtype
         )
         mu, nu = targets.target_marginals(T)
+        if "epsilon" in self.params:  # within C's dtype and above C's rounding error
+            if self.stages["cost"].name == "cosine":  # 1 - cos lies in [0, 2]: no pass needed
+                scale = 2.0
+            else:
+                scale = float(C.detach().nan_to_num(posinf=0.0).abs().amax())
+            ot._check_epsilon(self.params["epsilon"], C.dtype, max(1.0, scale))
         proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
         per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
-        out = LossOutput(per_row.mean(), per_row, C, T, proj, proj.epsilon)
+        loss = per_row.mean()
+        if not bool(torch.isfinite(loss.detach())):  # (finite iff every row term is)
+            raise ValueError(
+                f"{self.name}: the loss overflows {C.dtype} on this batch; z1, z2 or a "
+                f"parameter (epsilon = {proj.epsilon:g}, ...) is out of range: {self.params}"
+            )
+        out = LossOutput(loss, per_row, C, T, proj, proj.epsilon)
         if diagnostics:
             out.diagnostics.update(_diagnostics(out, mu, nu))
         return out
@@ -210,7 +236,9 @@ def _check_target_matrix(target: str, matrix: Any, layout: str) -> torch.Tensor 
         return None
     if matrix is None:
         raise ValueError("the custom target needs target_matrix")
-    rows = len(matrix)
+    rows = targets._side_length(matrix, "target_matrix")
+    if rows < 1:
+        raise ValueError("target_matrix must be a non-empty square matrix, got 0 rows")
     if layout == "joint" and rows % 2:
         raise ValueError(f"target_matrix must be 2N x 2N in the joint layout, got {rows} rows")
     return targets.custom_target(matrix, rows if layout == "cross" else rows // 2, layout)
@@ -234,11 +262,17 @@ def _check_embeddings(z1: Any, z2: Any) -> None:
 
 def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[str, float]:
     plan = out.plan.detach()
+    # Entropy and positive mass do not depend on the plan's scale: take them from the plan
+    # normalised in the log domain, exact even where exp(log_plan) underflows (P = K, tiny ε).
+    log_plan = out.log_plan.detach()
+    if not bool(torch.isfinite(log_plan).any()):
+        raise ValueError(f"epsilon = {out.epsilon:g}: the plan is 0 everywhere for this cost")
+    normed = torch.softmax(log_plan.reshape(-1), dim=0).reshape(log_plan.shape)
     diag = {
         "loss": float(out.loss.detach()),
         "marginal_error": metrics.marginal_error(plan, mu, nu),
-        "entropy": metrics.plan_entropy(plan),
-        "positive_mass": metrics.positive_mass(plan, out.target),
+        "entropy": metrics.plan_entropy(normed),
+        "positive_mass": metrics.positive_mass(normed, out.target),
         "mass": float(plan.sum()),
     }
     res = out.projection.solver
@@ -408,7 +442,7 @@ def get(name: str, **params: Any) -> GCALoss:
     Raises:
         ValueError: for an unknown method or an invalid parameter.
     """
-    if name not in LOSSES:
+    if not isinstance(name, str) or name not in LOSSES:
         raise UnknownNameError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
     return LOSSES[name].build(**params)
 
