@@ -25,6 +25,10 @@ from gca_viz.train import Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 _LOSS_FLAGS = {"epsilon": float, "n_iter": int, "relax_a": float, "relax_b": float}
+BACKGROUND_NICENESS = 10
+"""How much a background run of the app (``--store``) lowers its CPU priority: while it
+trains on every core, the app's pages still get the CPU first (docs/reliability.md);
+alone on a machine it trains as fast as before."""
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -192,6 +196,11 @@ def train_main(argv: list[str]) -> int:
             return 2
         from gca_viz.runs import run_in_store
 
+        if hasattr(os, "nice"):  # before any thread starts: the threads inherit it
+            try:
+                os.nice(BACKGROUND_NICENESS)
+            except OSError:
+                pass
         return run_in_store(args.store, args.run_id, args.resume, threads=args.threads or 0)
     try:
         cfg = config_from_args(args)

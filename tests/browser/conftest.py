@@ -122,17 +122,34 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited
 
 
+class Served(str):
+    """The URL of a served app (a ``str``), with the server process's ``pid`` (the Streamlit
+    process itself: its memory is measured by test_soak.py) and its ``runs_dir``."""
+
+    pid: int
+    runs_dir: Path
+
+    def __new__(cls, url: str, pid: int, runs_dir: Path) -> Served:
+        served = super().__new__(cls, url)
+        served.pid, served.runs_dir = pid, runs_dir
+        return served
+
+
 @contextmanager
-def serve_app(runs_dir: Path) -> Iterator[str]:
+def serve_app(runs_dir: Path, script_times: Path | None = None) -> Iterator[Served]:
     """Run ``streamlit run app.py`` on a free port with the run store in ``runs_dir``; yield
-    its URL once ``/_stcore/health`` answers ``ok``; stop it and every run process of the
-    store on exit."""
+    its URL (a :class:`Served`) once ``/_stcore/health`` answers ``ok``; stop it and every
+    run process of the store on exit. With ``script_times``, the server logs the time of
+    every script run there (see timed_server.py)."""
     port = _free_port()
     env = {**os.environ, "GCA_RUNS_DIR": str(runs_dir)}
+    streamlit = ["-m", "streamlit"]
+    if script_times is not None:
+        streamlit = [str(Path(__file__).with_name("timed_server.py"))]
+        env["GCA_SCRIPT_TIMES"] = str(script_times)
     cmd = [
         sys.executable,
-        "-m",
-        "streamlit",
+        *streamlit,
         "run",
         "app.py",
         "--server.headless",
@@ -161,7 +178,7 @@ def serve_app(runs_dir: Path) -> Iterator[str]:
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError((runs_dir / "server.log").read_text()[-3000:])
             time.sleep(0.3)
-        yield url
+        yield Served(url, proc.pid, runs_dir)
     finally:
         proc.terminate()
         try:
@@ -177,7 +194,7 @@ def serve_app(runs_dir: Path) -> Iterator[str]:
 def base_url(runs_dir: Path) -> Iterator[str]:
     """The app server of the session (one for all tests)."""
     with serve_app(runs_dir) as url:
-        yield url
+        yield str(url)
 
 
 @pytest.fixture
