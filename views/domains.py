@@ -174,7 +174,7 @@ if target is not None:
         st.plotly_chart(fig, key="dom_chart_target")
         st.download_button(
             "Download this target (.csv)",
-            _csv(target),
+            lambda: _csv(target),  # made on click: no stale file URL when the page reruns
             file_name=f"target_{kind}_{n}x{n}.csv",
             mime="text/csv",
             key="dom_download",

@@ -339,14 +339,14 @@ st.dataframe({k: np.round(v, 6) for k, v in table.items()}, hide_index=True)
 c1, c2 = st.columns(2)
 c1.download_button(
     "Download the ε sweep (.csv)",
-    lab.to_csv(table),
+    lambda: lab.to_csv(table),  # made on click: no stale file URL when the page reruns
     file_name="epsilon_sweep.csv",
     mime="text/csv",
     on_click="ignore",
 )
 c2.download_button(
     "Download the T sweep (.csv)",
-    lab.to_csv(t_sweep.columns()),
+    lambda: lab.to_csv(t_sweep.columns()),
     file_name="iteration_sweep.csv",
     mime="text/csv",
     on_click="ignore",
