@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from gca_viz import demo
 from gca_viz.runs import RunStore
+from tests.tmpfs import mount_tmpfs, umount
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,35 +155,16 @@ def test_an_install_that_fails_part_way_is_completed_once_on_the_next_start(
     assert demo.install(again, source=source) == []
 
 
-def _mount_tmpfs(where: Path, size: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs to fill up ({done.stderr.strip() or done.returncode})")
-
-
-def _umount(where: Path) -> None:
-    for _ in range(50):  # a connection closed a moment ago may still hold a file
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
-    subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs: room for the store and about two of the five demo runs (about 2 MB in
     all). Unmounted after the test."""
     disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "1m")
+    mount_tmpfs(disk, "size=1m")
     try:
         yield disk
     finally:
-        _umount(disk)
+        umount(disk)
 
 
 def test_a_disk_that_fills_up_during_the_install_keeps_whole_runs_and_the_next_start_completes(

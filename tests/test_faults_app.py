@@ -36,6 +36,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import demo
 from gca_viz.runs import RunStore
 from gca_viz.train import TrainConfig, Trainer
+from tests.tmpfs import mount_tmpfs, umount
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
@@ -134,25 +135,6 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
     return use
 
 
-def _mount(where: Path, options: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs ({done.stderr.strip() or done.returncode})")
-
-
-def _umount(where: Path) -> None:
-    for _ in range(50):  # a connection closed a moment ago may still hold a file
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
-    subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 @pytest.fixture
 def mounts(tmp_path: Path) -> Iterator[list[Path]]:
     """Mount points to unmount after the test."""
@@ -160,7 +142,7 @@ def mounts(tmp_path: Path) -> Iterator[list[Path]]:
     yield points
     st.cache_resource.clear()  # the app's store holds a connection open on the disk
     for where in reversed(points):
-        _umount(where)
+        umount(where)
 
 
 BROKEN = ["damaged database", "file in place of the directory", "read-only file system"]
@@ -178,7 +160,7 @@ def _broken_store(kind: str, tmp_path: Path, mounts: list[Path]) -> tuple[Path, 
         data.write_text("a file, not a directory\n")
         return data, f"{data} is a file, not a directory"
     data = tmp_path / "ro"
-    _mount(data, "ro,size=1m")
+    mount_tmpfs(data, "ro,size=1m")
     mounts.append(data)
     return data, "not writable (a read-only file system"
 
@@ -246,7 +228,7 @@ def test_demo_runs_that_do_not_fit_are_a_warning_and_the_next_start_completes_th
     tmp_path: Path, app_env: Callable[[Path], None], mounts: list[Path]
 ) -> None:
     disk = tmp_path / "disk"
-    _mount(disk, "size=1m")  # room for the store and about two of the five demo runs
+    mount_tmpfs(disk, "size=1m")  # room for the store and about two of the five demo runs
     mounts.append(disk)
     app_env(disk)
     at = AppTest.from_file(APP, default_timeout=120)

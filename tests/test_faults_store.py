@@ -39,6 +39,7 @@ from tests.test_runs import (
     wait_status,
     wait_training,
 )
+from tests.tmpfs import mount_tmpfs, umount
 
 # A run that writes a lot, early: a 512 x 512 plan snapshot (about 1 MB a matrix) every
 # step and a checkpoint every 5 steps.
@@ -84,37 +85,18 @@ def leftovers(run_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*.tmp"))
 
 
-def _mount_tmpfs(where: Path, size: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs to fill up ({done.stderr.strip() or done.returncode})")
-
-
-def _umount(where: Path) -> None:
-    for _ in range(50):  # a just-killed process may still hold a file for a moment
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
-    subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 48 MB tmpfs as the data directory; run processes are killed and it is unmounted
     after the test."""
     disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "48m")
+    mount_tmpfs(disk, "size=48m")
     try:
         yield disk
     finally:
         (disk / "filler").unlink(missing_ok=True)  # a failed test may leave the disk full
         _kill_runs(disk)
-        _umount(disk)
+        umount(disk)
 
 
 @pytest.fixture
@@ -230,7 +212,7 @@ def test_a_query_error_is_not_mistaken_for_a_storage_fault(runs_dir: Path) -> No
 
 def test_a_read_only_store_is_a_clear_error(tmp_path: Path) -> None:
     disk = tmp_path / "ro"
-    _mount_tmpfs(disk, "8m")
+    mount_tmpfs(disk, "size=8m")
     try:
         store = RunStore(disk)
         with store._db(write=True) as db:
@@ -248,7 +230,7 @@ def test_a_read_only_store_is_a_clear_error(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match=r"run store .*ro: "):
             RunStore(disk)  # SQLite's WAL needs to write its shared-memory file
     finally:
-        _umount(disk)
+        umount(disk)
 
 
 def test_a_failed_snapshot_write_leaves_no_partial_file(tmp_path: Path) -> None:
