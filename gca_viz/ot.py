@@ -328,11 +328,9 @@ class SinkhornResult:
         """``(n, m)`` ``log P_ij = (f_i + g_j - C_ij) / ε`` (formed on first use when the
         solver produced the plan without it)."""
         if self._log_plan is None:
-            C = _as_torch(self.cost)
-            log_plan = (_as_torch(self.f) / self.epsilon)[:, None].add(
-                _as_torch(self.g) / self.epsilon
+            log_plan = _log_plan(
+                _as_torch(self.cost), _as_torch(self.f), _as_torch(self.g), self.epsilon
             )
-            log_plan = log_plan.sub_(C, alpha=1.0 / self.epsilon)
             object.__setattr__(
                 self, "_log_plan", _like_input(log_plan, isinstance(self.plan, np.ndarray))
             )
@@ -401,6 +399,12 @@ class SinkhornResult:
 
 def _as_torch(x: Array) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+
+
+def _log_plan(C: torch.Tensor, f: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """``(f_i + g_j - C_ij) / ε``, shape ``(n, m)``, as ``f_i/ε + g_j/ε - C_ij/ε`` in two
+    passes over the matrix."""
+    return (f / eps)[:, None].add(g / eps).sub_(C, alpha=1.0 / eps)
 
 
 def _rho(relax: float | None, epsilon: float) -> float:
@@ -641,7 +645,7 @@ class _Problem:
 
     def log_plan(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """``(f_i + g_j - C_ij) / ε``, as ``f_i/ε + g_j/ε - C_ij/ε`` in two passes."""
-        return (f / self.eps)[:, None].add(g / self.eps).sub_(self.C, alpha=1.0 / self.eps)
+        return _log_plan(self.C, f, g, self.eps)
 
     def row_target(self, f: torch.Tensor) -> torch.Tensor:
         """Row marginal demanded at optimality: ``μ`` (hard) or ``μ exp(-f / λ1)``."""
