@@ -392,6 +392,54 @@ def test_absorb_and_log_agree_float32_small_eps(relax: dict[str, float]) -> None
     _assert_engines_agree(r_absorb, r_log, atol=2e-4, log_atol=2e-2)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "eps"), [(F32, 0.005), (F32, 1e-3), (F64, 5e-4), (F32, 0.5), (F64, 0.05)]
+)
+@pytest.mark.parametrize("forbidden", [False, True])
+def test_stabilised_kernel_has_no_subnormal_entries(
+    dtype: torch.dtype, eps: float, forbidden: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kernel the absorbing engine builds holds exact zeros or normal numbers (subnormal
+    operands slow BLAS down), keeps the zeros of forbidden (+inf) pairs, and drops only
+    entries below the smallest normal number, whether or not the threshold pass ran."""
+    gen = torch.Generator().manual_seed(_seed(str(dtype), eps, forbidden))
+    x = torch.randn(40, 6, generator=gen, dtype=dtype)
+    C = cosine_cost(x, torch.randn(40, 6, generator=gen, dtype=dtype), exclude_self=forbidden)
+    tiny = torch.finfo(dtype).tiny
+    kernels: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = gca_ot._AbsorbState._rebuild
+
+    def spy(self: Any, g_is_zero: bool = False) -> None:
+        original(self, g_is_zero)
+        exact = torch.exp(gca_ot._log_plan(C.double(), self.f.double(), self.g.double(), eps))
+        kernels.append((self.K.clone(), exact))
+
+    monkeypatch.setattr(gca_ot._AbsorbState, "_rebuild", spy)
+    sinkhorn(C, epsilon=eps, max_iter=300)
+    assert kernels
+    for K, exact in kernels:
+        assert not bool(((K > 0) & (K < tiny)).any()), "a subnormal kernel entry"
+        if forbidden:
+            assert bool((K.diagonal() == 0).all())
+        kept = exact >= tiny * (1 + 1e-3)  # (a margin for the rounding of log K~)
+        assert bool((K[kept] > 0).all()), "a normal kernel entry was dropped"
+        torch.testing.assert_close(K.double(), exact * (K > 0), rtol=1e-4, atol=0)
+
+
+def test_batched_residuals_equal_per_sweep_residuals() -> None:
+    """Without a tolerance the CPU engine forms the residuals of up to 32 sweeps at once; they
+    equal the log engine's per-sweep residuals across the batch boundaries, and with a
+    tolerance (residual per sweep) the solver stops at the same sweep as the log engine."""
+    C, a, b = _problem(30, 24, False, seed=31)
+    Ct, at, bt = (torch.from_numpy(v) for v in (C, a, b))
+    batched = sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70)
+    reference = sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70, method="log")
+    torch.testing.assert_close(batched.errors, reference.errors, rtol=1e-9, atol=1e-15)
+    tol = float(reference.errors[40]) * (1 + 1e-6)  # met first by sweep 41 (errors fall)
+    assert float(reference.errors[39]) > tol
+    assert sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70, tol=tol).n_iter == 41
+
+
 # --------------------------------------------------------------------- 5. ε -> 0 is exact OT
 
 
