@@ -292,11 +292,16 @@ class Row:
         return ours.median_ms / best.median_ms
 
     def floor_ratio(self) -> float:
+        """Median over rounds of ours / the faster floor of the same round: the three were
+        timed back to back in each round, so a drift of the machine's speed cancels."""
         ours = self.get("ours")
-        floors = [r.median_ms for k in ("floor_t", "floor_np") if (r := self.get(k)) and r.ok]
+        floors = [r.times_ms for k in ("floor_t", "floor_np") if (r := self.get(k)) and r.ok]
         if ours is None or not ours.ok or not floors:
             return math.nan
-        return ours.median_ms / min(floors)
+        rounds = min(len(ours.times_ms), *(len(t) for t in floors))
+        return statistics.median(
+            ours.times_ms[i] / min(t[i] for t in floors) for i in range(rounds)
+        )
 
     def plan_ref(self) -> Run | None:
         """The POT plan compared with ours: log, else stabilized, else plain sinkhorn."""
@@ -319,8 +324,9 @@ def bench_cell(C: np.ndarray, eps: float, args: argparse.Namespace) -> dict[str,
     Ct, at = torch.from_numpy(C), torch.from_numpy(a)
     it, reps, slow = args.iters, args.repeats, min(args.slow_repeats, args.repeats)
     with_log = n <= args.log_max_n or args.full
-    runs: dict[str, Run] = {"ours": ours_run("ours", Ct, at, eps, it, "absorb", reps)}
-    runs["floor_t"], runs["floor_np"] = floor_runs(C, Ct, it, reps)
+    paired = max(reps, args.floor_repeats)
+    runs: dict[str, Run] = {"ours": ours_run("ours", Ct, at, eps, it, "absorb", paired)}
+    runs["floor_t"], runs["floor_np"] = floor_runs(C, Ct, it, paired)
     # Ours and the floors round-robin in one block: their ratio is a target, so both sides
     # of it are timed side by side under the same machine load.
     run_block([runs["ours"], runs["floor_t"], runs["floor_np"]], args.pause, args.solver_budget)
@@ -378,7 +384,8 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     slow = min(args.slow_repeats, args.repeats)
     print(
         f"\n{TABLE_TITLE} ({args.iters} sweeps; median ms over {args.repeats} runs after a"
-        f" warm-up, log solvers {slow} runs)"
+        f" warm-up, ours and the floors {max(args.repeats, args.floor_repeats)},"
+        f" log solvers {slow})"
     )
     header = format_row([name for name, _ in COLUMNS])
     print(header)
@@ -408,7 +415,8 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         " = ot.sinkhorn method 'sinkhorn' /\n'sinkhorn_stabilized' / 'sinkhorn_log' (stopThr=0,"
         " numItermax=iters); floor t / floor np = 2*iters bare mat-vec products\n(torch.mv /"
         " numpy C @ v), timed round-robin with ours in each row; ours/POT = ours / fastest POT"
-        " solver with a valid plan;\nours/flr = ours / min(floor t, floor np); max|ΔP| = max"
+        " solver with a valid plan;\nours/flr = median over rounds of ours / min(floor t, floor np)"
+        " in the same round; max|ΔP| = max"
         " |P_ours - P_POT| against POT log (else stabilized, else\nsinkhorn) after the same"
         " number of sweeps: POT updates columns first and ours rows first, so this is the\ndistance"
         " between two different iterates, not an error (see 'Same iterates' below).\n"
@@ -713,6 +721,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, nargs="+", default=[0.5, 0.05, 0.005])
     p.add_argument("--iters", type=int, default=100, help="Sinkhorn sweeps per run")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (after one warm-up)")
+    p.add_argument(
+        "--floor-repeats",
+        type=int,
+        default=11,
+        help="rounds of ours and the two floors (at least --repeats; ours/flr is their median)",
+    )
     p.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     p.add_argument("--quick", action="store_true", help="smoke run: n = 256 only, 2 repeats")
     p.add_argument(
@@ -745,7 +759,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.sizes) < 2 or args.iters < 1 or args.repeats < 1 or args.slow_repeats < 1:
         p.error("--sizes must be >= 2 and --iters, --repeats, --slow-repeats >= 1")
     if args.quick:
-        args.sizes, args.repeats, args.target_n = [256], 2, 256
+        args.sizes, args.repeats, args.floor_repeats, args.target_n = [256], 2, 2, 256
         args.conv_budget = min(args.conv_budget, 3.0)
     return args
 
