@@ -853,8 +853,8 @@ def _stretch(run: _Run, u: Any, v: Any, mv: Any, mv_t: Any, xp: Any) -> tuple[An
     h, max_half, tol, lo, hi, errors = run.h, run.max_half, run.tol, run.lo, run.hi, run.errors
     steps = run.steps if run.record else None
     # the largest entry of a scaling, as a float (without a grad warning under autograd)
-    peak: Callable[[Any], float] = (
-        (lambda x: float(x.detach().max())) if xp is torch else (lambda x: x.max())
+    peak: Callable[[Any], Any] = (
+        (lambda x: float(x.detach().max())) if xp is torch else np.maximum.reduce
     )
     # numpy, hard rows, no tolerance: the residuals |u * s - μ|_1 of up to 32 sweeps are
     # formed together from the kept (u, s) pairs, four calls instead of four per sweep.
@@ -866,15 +866,19 @@ def _stretch(run: _Run, u: Any, v: Any, mv: Any, mv_t: Any, xp: Any) -> tuple[An
             errors.extend(np.abs(us * ss - mu).sum(axis=1))
             pending.clear()
 
-    def scaled(target: Any, prod: Any, rho: float) -> tuple[Any, str]:
+    # A hard step's bound: u = μ / s <= min(hi, min μ / floor) also keeps s >= floor.
+    hi_a = _hard_bound(mu_eff, hi, floor) if rho_a == 1.0 else hi
+    hi_b = _hard_bound(nu_eff, hi, floor) if rho_b == 1.0 else hi
+
+    def scaled(target: Any, prod: Any, rho: float, top: float) -> tuple[Any, str]:
         """The new scaling ``(target / prod)^ρ`` and what it needs (see :func:`_check_step`)."""
         if rho == 1.0:
             new = target / prod
-            if peak(new) <= hi:  # the common case, without _check_step's other reductions
+            if peak(new) <= top:  # the common case, without _check_step's other reductions
                 return new, "ok"
         else:
             new = _scale(target, prod, rho)
-        return new, _check_step(prod, new, lo, hi, rho, floor)
+        return new, _check_step(prod, new, lo, top, rho, floor)
 
     action = "ok"
     while True:
@@ -896,11 +900,11 @@ def _stretch(run: _Run, u: Any, v: Any, mv: Any, mv_t: Any, xp: Any) -> tuple[An
                         flush()
                     run.h, run.action, run.done = h, action, True
                     return u, v
-            new, action = scaled(mu_eff, s, rho_a)
+            new, action = scaled(mu_eff, s, rho_a, hi_a)
             step = (True, v, s, new)
         else:
             r = mv_t(u)  # (m,) = (K~^T u)_j
-            new, action = scaled(nu_eff, r, rho_b)
+            new, action = scaled(nu_eff, r, rho_b, hi_b)
             step = (False, u, r, new)
         h += 1
         if action == "recover":
@@ -988,16 +992,24 @@ def _scale(target: Any, prod: Any, rho: float) -> Any:
     return ratio if rho == 1.0 else ratio**rho
 
 
+def _hard_bound(target: Any, hi: float, floor: float) -> float:
+    """Upper bound on a hard step's scaling ``u = μ / s``: ``hi``, lowered to
+    ``min μ / floor`` where that is smaller (small marginals, float32), so that ``u <= bound``
+    implies ``s >= floor`` (at least 1, so that a scaling of 1 after an absorption is in it)."""
+    smallest = float(target.detach().min() if isinstance(target, torch.Tensor) else target.min())
+    return max(1.0, min(hi, smallest / floor))
+
+
 def _check_step(prod: Any, scaling: Any, lo: float, hi: float, rho: float, floor: float) -> str:
     """What a kernel-domain half-step needs next: ``"ok"``, ``"absorb"`` (a scaling left
     ``[lo, hi]``) or ``"recover"``: redo the step by log-sum-exp because a scaling is 0 or
     not finite, or a product fell below ``floor = sqrt(tiny)``, where ``1/prod`` and its
     derivative ``-1/prod^2`` overflow. Works on torch tensors and numpy arrays alike.
 
-    A hard step (``ρ = 1``) only checks ``max <= hi`` (one reduction): its scaling
-    ``μ / prod`` can only be large where the product is small, and a small scaling is
-    harmless (floating point keeps its relative precision) and makes the next product
-    small, so the next half-step's scaling leaves ``[lo, hi]`` through ``hi``.
+    A hard step (``ρ = 1``) only checks ``max <= hi`` (one reduction), with ``hi`` from
+    :func:`_hard_bound`, so that the bound also keeps every product ``>= floor``; a small
+    scaling is harmless (floating point keeps its relative precision) and makes the next
+    product small, so the next half-step's scaling leaves ``[lo, hi]`` through ``hi``.
     """
     if isinstance(scaling, torch.Tensor):
         prod, scaling = prod.detach(), scaling.detach()

@@ -662,6 +662,34 @@ FLOAT32_CASES = [
 ]
 
 
+@pytest.mark.parametrize("eps", [1e-3, 3e-3, 0.01])
+@pytest.mark.parametrize("n", [64, 256])
+def test_kept_kernel_steps_have_products_above_sqrt_tiny(
+    n: int, eps: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kernel-domain half-step that the autograd node keeps divides by a product
+    ``>= sqrt(tiny)``, so the backward's ``-ρ v̄ v / r`` cannot overflow; with a hard marginal
+    that holds through the bound on the scaling alone, also when ``μ_i`` is far below 1."""
+    floor = math.sqrt(torch.finfo(F32).tiny)
+    kept: list[torch.Tensor] = []
+    original = gca_ot._stretch
+
+    def spy(run: Any, *args: Any) -> Any:
+        out = original(run, *args)
+        kept.extend(torch.as_tensor(prod) for _, _, prod, _ in run.steps)
+        return out
+
+    monkeypatch.setattr(gca_ot, "_stretch", spy)
+    gen = torch.Generator().manual_seed(_seed(n, eps))
+    x = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
+    y = _unit(torch.randn(n, 16, generator=gen))
+    res = sinkhorn(cosine_cost(x, y), epsilon=eps, max_iter=200)
+    assert kept
+    assert min(float(p.min()) for p in kept) >= floor
+    (grad,) = torch.autograd.grad((res.plan * torch.rand(n, n, generator=gen)).sum(), x)
+    assert torch.isfinite(grad).all()
+
+
 @pytest.mark.parametrize(("n", "relax", "method", "exclude_self"), FLOAT32_CASES)
 def test_float32_small_eps_is_finite_with_finite_gradients(
     n: int, relax: float | None, method: str, exclude_self: bool
