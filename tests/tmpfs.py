@@ -12,17 +12,23 @@ from pathlib import Path
 import pytest
 
 
-def mount_tmpfs(where: Path, options: str) -> None:
+def try_mount_tmpfs(where: Path, options: str) -> str:
     """Mount a tmpfs with ``options`` (for example ``"size=1m"`` or ``"ro,size=1m"``) on
-    ``where`` (created if missing); skip the test if mounting is not permitted."""
+    ``where`` (created if missing); return ``""`` if it is mounted, else why not."""
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
         capture_output=True,
         text=True,
     )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs ({done.stderr.strip() or done.returncode})")
+    return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+
+
+def mount_tmpfs(where: Path, options: str) -> None:
+    """:func:`try_mount_tmpfs`, skipping the test if mounting is not permitted."""
+    why_not = try_mount_tmpfs(where, options)
+    if why_not:
+        pytest.skip(f"cannot mount a tmpfs ({why_not})")
 
 
 def umount(where: Path) -> None:

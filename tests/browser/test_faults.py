@@ -30,7 +30,6 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from gca_viz.runs import RunStore, StoreError
 from tests.browser.conftest import ROOT, VIEWPORT, App, kill_run_processes, serve_app
+from tests.tmpfs import try_mount_tmpfs, umount
 
 FAST: dict[str, Any] = {
     "batch_size": 32,
@@ -153,17 +153,10 @@ class Env:
         assert fingerprint(self.store, self.finished) == self.before, "the finished run changed"
 
 
-def _mount(where: Path) -> str:
-    """Mount a tmpfs at ``where``; ``""`` if done, else why not."""
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", str(where)],
-                          capture_output=True, text=True)  # fmt: skip
-    return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Env]:
     runs = tmp_path_factory.mktemp("fault-runs")
-    why_not = _mount(runs)
+    why_not = try_mount_tmpfs(runs, "size=192m")
     FIGURES["disk"] = "tmpfs 192 MB" if not why_not else f"no mount ({why_not})"
     store = RunStore(runs, max_concurrent=1)
     started = time.monotonic()
@@ -187,8 +180,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[
         if e.mounted:
             store.close()
             gc.collect()  # other RunStore objects hold connections to files on the tmpfs
-            if subprocess.run(["umount", str(runs)], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", str(runs)], capture_output=True)
+            umount(runs)
 
 
 # ---------------------------------------------------------------------------- (a) SIGKILL
