@@ -96,6 +96,26 @@ def _legend(title: str) -> dict[str, Any]:
     return {"title": {"text": title}, "itemsizing": "constant"}
 
 
+def _points(x: Any, labels: Any, width: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as a float ``(n, width)`` array (``ValueError`` naming ``name`` otherwise) and
+    its ``(n,)`` labels."""
+    P = np.asarray(x, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] != width:
+        raise ValueError(f"{name} must have shape (n, {width}), got {P.shape}")
+    return P, _labels(labels, len(P))
+
+
+def _plane_layout(fig: go.Figure, title: str, legend_title: str, left: int) -> go.Figure:
+    """The layout shared by the flat scatters (circle, projection)."""
+    fig.update_layout(
+        title=title,
+        height=480,
+        legend=_legend(legend_title),
+        margin={"l": left, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
 def circle_figure(
     z: Any,
     labels: Any,
@@ -105,23 +125,14 @@ def circle_figure(
     title: str = "",
 ) -> go.Figure:
     """Points of ``z`` ``(n, 2)`` (normalised embeddings) with the unit circle drawn."""
-    P = np.asarray(z, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != 2:
-        raise ValueError(f"z must have shape (n, 2), got {P.shape}")
-    y = _labels(labels, len(P))
+    P, y = _points(z, labels, 2, "z")
     fig = go.Figure(_scatter_traces(P, y, names, legend_title, 7))
     fig.add_shape(
         type="circle", x0=-1, y0=-1, x1=1, y1=1, line={"color": "rgba(80,80,80,0.35)", "width": 1}
     )
     fig.update_xaxes(range=[-1.15, 1.15], zeroline=False, title="z₁")
     fig.update_yaxes(range=[-1.15, 1.15], zeroline=False, scaleanchor="x", title="z₂")
-    fig.update_layout(
-        title=title,
-        height=480,
-        legend=_legend(legend_title),
-        margin={"l": 40, "r": 20, "t": 50, "b": 40},
-    )
-    return fig
+    return _plane_layout(fig, title, legend_title, left=40)
 
 
 def _sphere_surface(resolution: int = 36) -> go.Surface:
@@ -151,10 +162,7 @@ def sphere_figure(
     title: str = "",
 ) -> go.Figure:
     """Points of ``z`` ``(n, 3)`` on a faint unit sphere (one WebGL scene)."""
-    P = np.asarray(z, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != 3:
-        raise ValueError(f"z must have shape (n, 3), got {P.shape}")
-    y = _labels(labels, len(P))
+    P, y = _points(z, labels, 3, "z")
     fig = go.Figure([_sphere_surface(), *_scatter_traces(P, y, names, legend_title, 3.5)])
     axis = {
         "range": [-1.1, 1.1],
@@ -191,20 +199,11 @@ def projection_figure(
     axis_titles: tuple[str, str] = ("component 1", "component 2"),
 ) -> go.Figure:
     """A 2-D projection ``xy`` ``(n, 2)`` (PCA, UMAP, t-SNE) as a scatter."""
-    P = np.asarray(xy, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != 2:
-        raise ValueError(f"xy must have shape (n, 2), got {P.shape}")
-    y = _labels(labels, len(P))
+    P, y = _points(xy, labels, 2, "xy")
     fig = go.Figure(_scatter_traces(P, y, names, legend_title, 7))
     fig.update_xaxes(title=axis_titles[0], zeroline=False)
     fig.update_yaxes(title=axis_titles[1], zeroline=False)
-    fig.update_layout(
-        title=title,
-        height=480,
-        legend=_legend(legend_title),
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-    )
-    return fig
+    return _plane_layout(fig, title, legend_title, left=50)
 
 
 def embedding_figure(
