@@ -419,11 +419,38 @@ def _as_torch(x: Array) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
 
-def _log_plan(C: torch.Tensor, f: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
+def _log_plan(
+    C: torch.Tensor,
+    f: torch.Tensor,
+    g: torch.Tensor | None,
+    eps: float,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(f_i + g_j - C_ij) / ε``, shape ``(n, m)``, as ``f_i/ε - C_ij/ε + g_j/ε`` in two
-    passes over the matrix; ``g = None`` stands for ``g = 0`` (one pass)."""
-    out = torch.sub((f / eps)[:, None], C, alpha=1.0 / eps)
+    passes over the matrix; ``g = None`` stands for ``g = 0`` (one pass). Written into
+    ``out`` if given."""
+    out = torch.sub((f / eps)[:, None], C, alpha=1.0 / eps, out=out)
     return out if g is None else out.add_(g / eps)
+
+
+_HUGE_PAGE = 2 << 20  # bytes of a transparent huge page on x86-64 Linux
+
+
+def _matrix_buffer(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor | None:
+    """An uninitialised CPU ``shape`` tensor aligned to a 2 MiB huge page, for a matrix of
+    at least 4 MiB (else ``None``: any buffer will do). numpy asks the kernel for
+    transparent huge pages on allocations of that size; aligned, the whole matrix lies in
+    them, so a product that sweeps it evicts two TLB entries per 4 MiB instead of 1024,
+    and the small vector operations between the products stay fast (measured with
+    ``bench_ot.py`` at n = 1024 in float32: ours / floor 1.15-1.33 over four runs, against
+    1.22-1.38 without). Costs up to 2 MiB of address space beyond the matrix."""
+    nbytes = shape[0] * shape[1] * torch.finfo(dtype).bits // 8
+    if nbytes < 2 * _HUGE_PAGE:
+        return None
+    raw = np.empty(nbytes + _HUGE_PAGE, dtype=np.uint8)
+    start = -raw.ctypes.data % _HUGE_PAGE
+    view = raw[start : start + nbytes].view(np.float32 if dtype == torch.float32 else np.float64)
+    return torch.from_numpy(view.reshape(shape))
 
 
 def _rho(relax: float | None, epsilon: float) -> float:
@@ -1058,7 +1085,11 @@ class _AbsorbState:
             lowest = lowest + self.g.detach().amin()
         small = not float(lowest) / p.eps >= log_tiny  # (also for NaN and -inf)
         base = math.e if small else 2.0
-        log_K = _log_plan(p.C, self.f, None if g_is_zero else self.g, p.eps * math.log(base))
+        buffer = None
+        if not p.needs_grad and p.C.device.type == "cpu":
+            buffer = _matrix_buffer((p.C.shape[0], p.C.shape[1]), p.C.dtype)
+        g = None if g_is_zero else self.g
+        log_K = _log_plan(p.C, self.f, g, p.eps * math.log(base), out=buffer)
         if small:
             torch.threshold_(log_K, log_tiny, -math.inf)  # x if x > t else -inf
         if p.needs_grad or log_K.device.type != "cpu":

@@ -1108,3 +1108,27 @@ def test_fused_backward_gradcheck_across_absorptions() -> None:
         return res.log_plan[:, 0].sum() + res.g.sum()
 
     assert torch.autograd.gradcheck(loss, (x, y))
+
+
+@pytest.mark.parametrize(("n", "dtype"), [(1024, F32), (724, F64), (512, F32)])
+def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dtype) -> None:
+    """A kernel of 4 MiB or more (CPU, no autograd) is built in a 2 MiB-aligned buffer, and
+    the plan scaled into it is the log engine's plan; smaller ones use any buffer."""
+    buffer = gca_ot._matrix_buffer((n, n), dtype)
+    big = n * n * torch.finfo(dtype).bits // 8 >= 4 << 20
+    assert (buffer is not None) == big
+    if buffer is not None:
+        assert buffer.shape == (n, n) and buffer.dtype == dtype and buffer.is_contiguous()
+        assert buffer.data_ptr() % (2 << 20) == 0
+    gen = torch.Generator().manual_seed(n)
+    x, y = (
+        torch.randn(n, 8, generator=gen, dtype=dtype),
+        torch.randn(n, 8, generator=gen, dtype=dtype),
+    )
+    C = cosine_cost(x, y)
+    fast = sinkhorn(C, epsilon=0.05, max_iter=5)
+    reference = sinkhorn(C, epsilon=0.05, max_iter=5, method="log")
+    if big:
+        assert fast.plan.data_ptr() % (2 << 20) == 0
+    atol = 1e-12 if dtype == F64 else 1e-9
+    torch.testing.assert_close(fast.plan, reference.plan, rtol=1e-4, atol=atol)
