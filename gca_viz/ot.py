@@ -442,8 +442,8 @@ def _matrix_buffer(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor |
     transparent huge pages on allocations of that size; aligned, the whole matrix lies in
     them, so a product that sweeps it evicts two TLB entries per 4 MiB instead of 1024,
     and the small vector operations between the products stay fast (measured with
-    ``bench_ot.py`` at n = 1024 in float32: ours / floor 1.15-1.33 over four runs, against
-    1.22-1.38 without). Costs up to 2 MiB of address space beyond the matrix."""
+    ``bench_ot.py`` at n = 1024 in float32: ours / floor 1.15-1.35 over five runs, against
+    1.22-1.38 over three without). Costs up to 2 MiB of address space beyond the matrix."""
     nbytes = shape[0] * shape[1] * torch.finfo(dtype).bits // 8
     if nbytes < 2 * _HUGE_PAGE:
         return None

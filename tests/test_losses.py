@@ -492,7 +492,7 @@ def test_invalid_relaxation_rejected(method: str, key: str, value: float) -> Non
 
 
 @pytest.mark.parametrize("method", _methods_with("n_iter"))
-@pytest.mark.parametrize("n_iter", [0, -3, 2.5])
+@pytest.mark.parametrize("n_iter", [0, -3, 2.5, 1e30, 100_001])
 def test_invalid_n_iter_rejected(method: str, n_iter: float) -> None:
     with pytest.raises(ValueError, match="n_iter"):
         losses.get(method, n_iter=n_iter)

@@ -39,7 +39,14 @@ EPSILON = Param(
     ui=(0.01, 2.0),
 )
 N_ITER = Param(
-    "n_iter", 10, "Sinkhorn sweeps T (2T half-steps).", "T", kind="int", low=1, ui=(1, 50)
+    "n_iter",
+    10,
+    "Sinkhorn sweeps T (2T half-steps).",
+    "T",
+    kind="int",
+    low=1,
+    high=100_000,  # a loss evaluation, not a solve to convergence: bounds a typo like 1e30
+    ui=(1, 50),
 )
 RELAX_A = Param(
     "relax_a",
