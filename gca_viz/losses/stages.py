@@ -138,11 +138,11 @@ class Projection:
     solver: ot.SinkhornResult | None = None
     log_rows: torch.Tensor | None = None  # (n,)
 
-    def row_sums(self) -> torch.Tensor:
-        """``(P 1)_i``, shape ``(n,)``."""
+    def row_sums(self, plan: torch.Tensor | None = None) -> torch.Tensor:
+        """``(P 1)_i``, shape ``(n,)`` (from ``plan``, the caller's ``self.plan``, if given)."""
         if self.log_rows is not None:
             return torch.exp(self.log_rows)
-        return self.plan.sum(1)
+        return (self.plan if plan is None else plan).sum(1)
 
     def log_row_sums(self) -> torch.Tensor:
         """``log (P 1)_i``, shape ``(n,)``."""
@@ -412,14 +412,40 @@ def uot(
 def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tensor:
     r"""IOT-uni (Shi et al., ICML 2023): ``-sum_j T̂_ij log P_ij + λ_p KL(P || Q)_i``.
 
-    ``Q`` is ``P`` with every off-diagonal entry replaced by the mean off-diagonal value
-    of ``P``; the KL is split over rows."""
-    P = proj.plan
-    off = ~torch.eye(P.shape[0], P.shape[1], dtype=torch.bool, device=P.device)
-    # log of the mean off-diagonal entry, from log_plan (the plain mean can underflow to 0)
-    log_mean_off = torch.logsumexp(proj.log_plan[off], dim=0) - math.log(int(off.sum()))
-    log_q = torch.where(off, log_mean_off, proj.log_plan)
-    kl_rows = _weighted(P, proj.log_plan - log_q) - P.sum(1) + torch.exp(log_q).sum(1)
+        ``Q`` is ``P`` with every off-diagonal entry replaced by the mean off-diagonal value
+        ``e^L`` of ``P``; the KL is split over rows. Its diagonal terms vanish (``Q_ii = P_ii``),
+        so with ``c_i`` the number of off-diagonal entries of row ``i``
+
+        .. math::
+            \mathrm{KL}_i = \sum_{j
+    e i} P_{ij} \log P_{ij} - (L + 1) \sum_{j
+    e i} P_{ij}
+                + c_i e^L,
+
+        formed from the row sums of ``P log P`` and ``P`` less their diagonal entries (about
+        half the passes over the plan of building ``Q``). ``L`` is a log-sum-exp over the
+        off-diagonal entries (the plain mean can underflow to 0)."""
+    lp = proj.log_plan  # (n, m)
+    n, m = lp.shape
+    k = min(n, m)
+    idx = torch.arange(k, device=lp.device)
+    lp_diag = lp[idx, idx]  # (k,)
+    hidden = lp.diagonal_scatter(torch.full_like(lp_diag, -math.inf))  # the diagonal at -inf
+    log_mean_off = torch.logsumexp(hidden.reshape(-1), dim=0) - math.log(n * m - k)
+    p_diag = torch.exp(lp_diag)
+    # 0 * log 0 = 0 with no NaN gradient: mask the -inf logs before multiplying
+    diag_plogp = p_diag * lp_diag.masked_fill(p_diag == 0, 0.0)
+
+    def off_diagonal(row_total: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
+        return row_total - torch.nn.functional.pad(diag, (0, n - k))  # rows >= k: no diagonal
+
+    P = proj.plan  # (one exp pass)
+    off_plogp = off_diagonal(_weighted(P, lp), diag_plogp)
+    off_mass = off_diagonal(proj.row_sums(P), p_diag)
+    n_off = off_diagonal(
+        torch.full((n,), float(m), dtype=lp.dtype, device=lp.device), torch.ones_like(p_diag)
+    )
+    kl_rows = off_plogp - (log_mean_off + 1.0) * off_mass + n_off * torch.exp(log_mean_off)
     return cross_entropy(T, proj) + lam_p * kl_rows
 
 
