@@ -1,7 +1,7 @@
 """Shared fixtures for the test suite."""
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,20 @@ def _seed_everything() -> Iterator[None]:
     np.random.seed(SEED)  # noqa: NPY002 - the legacy global RNG is what libraries fall back to
     torch.manual_seed(SEED)
     yield
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """``use(path)`` points the app's pages at the store directory ``path`` and clears the
+    Streamlit caches (imported here only when an app test asks for it)."""
+    import streamlit as st
+
+    def use(path: Path) -> None:
+        monkeypatch.setenv("GCA_RUNS_DIR", str(path))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+    return use
 
 
 @pytest.fixture(scope="session")

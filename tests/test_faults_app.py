@@ -124,18 +124,6 @@ def test_a_checkpoint_write_past_the_file_size_limit_keeps_the_previous_one(
 
 
 @pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
-    """Point the app at a store directory, with fresh Streamlit caches."""
-
-    def use(path: Path) -> None:
-        monkeypatch.setenv("GCA_RUNS_DIR", str(path))
-        st.cache_resource.clear()
-        st.cache_data.clear()
-
-    return use
-
-
-@pytest.fixture
 def mounts(tmp_path: Path) -> Iterator[list[Path]]:
     """Mount points to unmount after the test."""
     points: list[Path] = []

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,10 @@ DOMAINS, NOISY = str(ROOT / "views" / "domains.py"), str(ROOT / "views" / "noisy
 
 
 @pytest.fixture
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def store_dir(tmp_path: Path, app_env: Callable[[Path], None]) -> Iterator[Path]:
     """A fresh store for the pages; every run a test starts is stopped and killed after it."""
     path = tmp_path / "runs"
-    monkeypatch.setenv("GCA_RUNS_DIR", str(path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    app_env(path)
     yield path
     if (path / "runs.db").exists():
         store = RunStore(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,10 @@ LAB, ENTROPY = "views/plan_lab.py", "views/entropy.py"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_app_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _fresh_app_state(tmp_path: Path, app_env: Callable[[Path], None]) -> Iterator[Path]:
     """An empty run store of our own and no caches left from another test."""
     runs = tmp_path / "runs"
-    monkeypatch.setenv("GCA_RUNS_DIR", str(runs))
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    app_env(runs)
     yield runs
     st.cache_data.clear()
     st.cache_resource.clear()

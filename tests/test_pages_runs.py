@@ -100,18 +100,6 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
-    """Point the pages at a store directory, with fresh Streamlit caches."""
-
-    def use(path: Path) -> None:
-        monkeypatch.setenv("GCA_RUNS_DIR", str(path))
-        st.cache_resource.clear()
-        st.cache_data.clear()
-
-    return use
-
-
-@pytest.fixture
 def store_env(runs_dir: Path, app_env: Callable[[Path], None]) -> Path:
     app_env(runs_dir)
     return runs_dir
