@@ -321,6 +321,33 @@ def think(app: App) -> None:
     app.page.wait_for_timeout(THINK * 1000)
 
 
+def alternate_until_done(
+    sh: Shared,
+    who: str,
+    app: App,
+    charts: int,
+    slider: tuple[str, tuple[int, int]],
+    number: tuple[str, str],
+) -> None:
+    """While the other sessions are active, move ``slider`` = (key, (a, b)) back and forth
+    between a and b (starting at b), counting each settled move; then check that the slider
+    and the number input ``number`` = (key, value) kept their values, in the page and the URL,
+    and that the session is healthy."""
+    key, (a, b) = slider
+    t = b
+    while sh.active():
+        t = a if t == b else b
+        move_slider(sh, who, app, key, str(t))
+        app.settle(charts=charts, timeout=120)
+        sh.actions[who] = sh.actions.get(who, 0) + 1
+        think(app)
+    expect(app.number_input(number[0])).to_have_value(number[1])
+    expect(app.slider(key)).to_have_value(str(t))
+    assert app.query().get(number[0]) == number[1]
+    assert app.query().get(key) == str(t)
+    healthy(sh, who, app)
+
+
 # ------------------------------------------------------------------------------ sessions
 
 
@@ -394,18 +421,7 @@ def lab_user(sh: Shared) -> None:
             move_slider(sh, "lab", app, "lab_T", str(t))
         app.settle(charts=LAB_CHARTS, timeout=120)
         sh.wait_ready("lab")
-        t = 13
-        while sh.active():
-            t = 12 if t == 13 else 13
-            move_slider(sh, "lab", app, "lab_T", str(t))
-            app.settle(charts=LAB_CHARTS, timeout=120)
-            sh.actions["lab"] = sh.actions.get("lab", 0) + 1
-            think(app)
-        expect(app.number_input("lab_eps")).to_have_value("0.333")
-        expect(app.slider("lab_T")).to_have_value(str(t))
-        assert app.query().get("lab_eps") == "0.333"
-        assert app.query().get("lab_T") == str(t)
-        healthy(sh, "lab", app)
+        alternate_until_done(sh, "lab", app, LAB_CHARTS, ("lab_T", (12, 13)), ("lab_eps", "0.333"))
 
 
 def sweeps_user(sh: Shared) -> None:
@@ -417,18 +433,9 @@ def sweeps_user(sh: Shared) -> None:
         app.wait_for_query("ent_eps_T", "0.444", timeout=120)
         app.settle(charts=SWEEP_CHARTS, timeout=120)
         sh.wait_ready("sweeps")
-        t = 30
-        while sh.active():
-            t = 31 if t == 30 else 30
-            move_slider(sh, "sweeps", app, "ent_T", str(t))
-            app.settle(charts=SWEEP_CHARTS, timeout=120)
-            sh.actions["sweeps"] = sh.actions.get("sweeps", 0) + 1
-            think(app)
-        expect(app.number_input("ent_eps_T")).to_have_value("0.444")
-        expect(app.slider("ent_T")).to_have_value(str(t))
-        assert app.query().get("ent_eps_T") == "0.444"
-        assert app.query().get("ent_T") == str(t)
-        healthy(sh, "sweeps", app)
+        alternate_until_done(
+            sh, "sweeps", app, SWEEP_CHARTS, ("ent_T", (31, 30)), ("ent_eps_T", "0.444")
+        )
 
 
 def train_user(sh: Shared, who: str, name: str, steps: str, stop: bool) -> None:
