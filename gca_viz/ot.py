@@ -904,14 +904,17 @@ def _stretch(run: _Run, u: Any, v: Any, mv: Any, mv_t: Any, xp: Any) -> tuple[An
     hi_b = _hard_bound(nu_eff, hi, floor) if rho_b == 1.0 else hi
 
     def scaled(target: Any, prod: Any, rho: float, top: float) -> tuple[Any, str]:
-        """The new scaling ``(target / prod)^ρ`` and what it needs (see :func:`_check_step`)."""
-        if rho == 1.0:
-            new = target / prod
-            if peak(new) <= top:  # the common case, without _check_step's other reductions
-                return new, "ok"
-        else:
-            new = _scale(target, prod, rho)
-        return new, _check_step(prod, new, lo, top, rho, floor)
+        """The new scaling ``(target / prod)^ρ`` and what it needs. A hard step (``ρ = 1``)
+        whose largest entry is within ``top`` (:func:`_hard_bound`, which also keeps every
+        product ``>= floor``) is "ok" after this one reduction: a small scaling is harmless
+        (floating point keeps its relative precision) and makes the next product small, so
+        the next half-step's scaling leaves the bounds through the top. Otherwise
+        :func:`_check_step` decides."""
+        new = target / prod if rho == 1.0 else _scale(target, prod, rho)
+        largest = peak(new)
+        if rho == 1.0 and largest <= top:  # (False for NaN)
+            return new, "ok"
+        return new, _check_step(prod, new, float(largest), lo, top, floor)
 
     action = "ok"
     while True:
@@ -1032,22 +1035,15 @@ def _hard_bound(target: Any, hi: float, floor: float) -> float:
     return max(1.0, min(hi, smallest / floor))
 
 
-def _check_step(prod: Any, scaling: Any, lo: float, hi: float, rho: float, floor: float) -> str:
-    """What a kernel-domain half-step needs next: ``"ok"``, ``"absorb"`` (a scaling left
-    ``[lo, hi]``) or ``"recover"``: redo the step by log-sum-exp because a scaling is 0 or
-    not finite, or a product fell below ``floor = sqrt(tiny)``, where ``1/prod`` and its
-    derivative ``-1/prod^2`` overflow. Works on torch tensors and numpy arrays alike.
-
-    A hard step (``ρ = 1``) only checks ``max <= hi`` (one reduction), with ``hi`` from
-    :func:`_hard_bound`, so that the bound also keeps every product ``>= floor``; a small
-    scaling is harmless (floating point keeps its relative precision) and makes the next
-    product small, so the next half-step's scaling leaves ``[lo, hi]`` through ``hi``.
-    """
+def _check_step(prod: Any, scaling: Any, hi_x: float, lo: float, hi: float, floor: float) -> str:
+    """What a kernel-domain half-step needs next, given its scaling's largest entry
+    ``hi_x``: ``"ok"``, ``"absorb"`` (a scaling left ``[lo, hi]``) or ``"recover"``: redo
+    the step by log-sum-exp because a scaling is 0 or not finite, or a product fell below
+    ``floor = sqrt(tiny)``, where ``1/prod`` and its derivative ``-1/prod^2`` overflow.
+    Works on torch tensors and numpy arrays alike. (A hard step within its bound never
+    gets here, see ``scaled`` in :func:`_stretch`.)"""
     if isinstance(scaling, torch.Tensor):
         prod, scaling = prod.detach(), scaling.detach()
-    hi_x = float(scaling.max())
-    if rho == 1.0 and hi_x <= hi:  # (False for NaN)
-        return "ok"
     lo_x = float(scaling.min())
     if not (float(prod.min()) >= floor and 0 < lo_x and hi_x < math.inf):
         return "recover"  # (NaN fails every comparison and lands here too)
