@@ -1081,19 +1081,18 @@ class _AbsorbState:
             lowest = lowest + self.g.detach().amin()
         small = not float(lowest) / p.eps >= log_tiny  # (also for NaN and -inf)
         base = math.e if small else 2.0
-        buffer = None
-        if not p.needs_grad and p.C.device.type == "cpu":
-            buffer = _matrix_buffer((p.C.shape[0], p.C.shape[1]), p.C.dtype)
+        host = not p.needs_grad and p.C.device.type == "cpu"  # numpy may work on the buffer
+        buffer = _matrix_buffer((p.C.shape[0], p.C.shape[1]), p.C.dtype) if host else None
         g = None if g_is_zero else self.g
         log_K = _log_plan(p.C, self.f, g, p.eps * math.log(base), out=buffer)
         if small:
             torch.threshold_(log_K, log_tiny, -math.inf)  # x if x > t else -inf
-        if p.needs_grad or log_K.device.type != "cpu":
-            K = log_K.exp_() if small else log_K.exp2_()  # (n, m) stabilised kernel K~
-        else:  # numpy's exp and exp2 are 2-4x torch's exp on one CPU thread
+        if host:  # numpy's exp and exp2 are 2-4x torch's exp on one CPU thread
             with np.errstate(over="ignore"):  # inf is reported by _check_solution
                 (np.exp if small else np.exp2)(log_K.numpy(), out=log_K.numpy())
             K = log_K
+        else:
+            K = log_K.exp_() if small else log_K.exp2_()  # (n, m) stabilised kernel K~
         self.K = K
         # Products without autograd (the fused stretches on a GPU; on the CPU the stretch
         # runs in numpy, see _advance).
