@@ -621,8 +621,17 @@ def _alive(pid: int | None) -> bool:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             return False
-        return state != "Z" and b"gca_viz" in cmdline
+        return _is_run_process(state, cmdline)
     return True
+
+
+def _is_run_process(state: str, cmdline: bytes) -> bool:
+    """Whether a process in ``/proc`` state ``state`` with command line ``cmdline`` is a
+    live run: not a zombie, and running gca_viz. An empty command line counts as ours: a
+    process still inside ``execve`` (``Popen`` has returned, the new program's arguments
+    are not mapped yet) can show one, and a run launched a moment ago may be in that
+    window; a recycled pid has the other program's command line."""
+    return state != "Z" and (not cmdline or b"gca_viz" in cmdline)
 
 
 def _device_name(device: torch.device) -> str:

@@ -624,3 +624,22 @@ def test_duplicate_delete_and_export(runs_dir: Path, tmp_path: Path) -> None:
     assert [r.id for r in store.list_runs()] == [copy]
     assert len(loss_steps(store, copy)) == 40
     assert store.run_dir(copy).exists()
+
+
+@pytest.mark.parametrize(
+    ("state", "cmdline", "ours"),
+    [
+        ("S", b"/usr/bin/python\0-m\0gca_viz.cli\0train\0", True),
+        ("R", b"", True),  # inside execve: Popen has returned, the arguments are not mapped yet
+        ("Z", b"", False),  # a zombie
+        ("Z", b"python\0-m\0gca_viz.cli\0", False),
+        ("S", b"/usr/bin/sleep\0100\0", False),  # a recycled pid running something else
+    ],
+)
+def test_run_process_liveness_from_proc(state: str, cmdline: bytes, ours: bool) -> None:
+    """A run launched a moment ago (still inside ``execve``, empty command line) is alive;
+    a zombie or a recycled pid running another program is not. (CI once marked a run
+    ``interrupted`` right after its launch under load.)"""
+    from gca_viz.runs import _is_run_process
+
+    assert _is_run_process(state, cmdline) is ours
