@@ -424,33 +424,58 @@ def _log_plan(
     f: torch.Tensor,
     g: torch.Tensor | None,
     eps: float,
-    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(f_i + g_j - C_ij) / ε``, shape ``(n, m)``, as ``f_i/ε - C_ij/ε + g_j/ε`` in two
-    passes over the matrix; ``g = None`` stands for ``g = 0`` (one pass). Written into
-    ``out`` if given."""
-    out = torch.sub((f / eps)[:, None], C, alpha=1.0 / eps, out=out)
+    passes over the matrix; ``g = None`` stands for ``g = 0`` (one pass)."""
+    out = torch.sub((f / eps)[:, None], C, alpha=1.0 / eps)
     return out if g is None else out.add_(g / eps)
+
+
+def _log_plan_host(
+    C: np.ndarray, f: np.ndarray, g: np.ndarray | None, eps: float, out: np.ndarray
+) -> np.ndarray:
+    """:func:`_log_plan` in numpy, into ``out``: three passes (two when ``g = None``)."""
+    np.multiply(C, -1.0 / eps, out=out)
+    out += (f / eps)[:, None]
+    if g is not None:
+        out += (g / eps)[None, :]
+    return out
 
 
 _HUGE_PAGE = 2 << 20  # bytes of a transparent huge page on x86-64 Linux
 
 
-def _matrix_buffer(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor | None:
-    """An uninitialised CPU ``shape`` tensor aligned to a 2 MiB huge page, for a matrix of
-    at least 4 MiB (else ``None``: any buffer will do). numpy asks the kernel for
+def _matrix_buffer(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU ``shape`` tensor (numpy's memory), aligned to a 2 MiB huge page
+    when the matrix takes at least 4 MiB. numpy asks the kernel for
     transparent huge pages on allocations of that size; aligned, the whole matrix lies in
     them, so a product that sweeps it evicts two TLB entries per 4 MiB instead of 1024,
     and the small vector operations between the products stay fast (measured with
     ``bench_ot.py`` at n = 1024 in float32: ours / floor 1.15-1.35 over five runs, against
     1.22-1.38 over three without). Costs up to 2 MiB of address space beyond the matrix."""
     nbytes = shape[0] * shape[1] * torch.finfo(dtype).bits // 8
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
     if nbytes < 2 * _HUGE_PAGE:
-        return None
+        return torch.from_numpy(np.empty(shape, dtype=np_dtype))
     raw = np.empty(nbytes + _HUGE_PAGE, dtype=np.uint8)
     start = -raw.ctypes.data % _HUGE_PAGE
-    view = raw[start : start + nbytes].view(np.float32 if dtype == torch.float32 else np.float64)
+    view = raw[start : start + nbytes].view(np_dtype)
     return torch.from_numpy(view.reshape(shape))
+
+
+def _host_matrix(C: torch.Tensor, needs_grad: bool) -> bool:
+    """Whether the passes over an ``(n, m)`` matrix run in numpy: on the CPU without
+    autograd.
+
+    numpy's element-wise passes run on the calling thread and its matrix-vector products
+    on OpenBLAS's threads; torch's element-wise passes run on a second pool (OpenMP). A
+    pool's threads spin for milliseconds after each use, so on a machine with few cores,
+    alternating the two makes each wait for the CPU the other's idle threads hold. Measured
+    with ``bench_ot.py`` at n = 1024 on two cores: validating and building the kernel with
+    torch and sweeping with numpy took 17.9 ms per solve in float32 (25.2 ms in float64);
+    every pass in numpy, 8.2 ms (14.6 ms), against 7.7 ms (14.7 ms) for the bare products.
+    """
+    return not needs_grad and C.device.type == "cpu"
 
 
 def _rho(relax: float | None, epsilon: float) -> float:
@@ -664,12 +689,19 @@ def _check_cost_values(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Two row reductions and one device sync; the column reduction runs only if the cost
     holds ``+inf`` (a row maximum is ``+inf``), since only then can a column be all ``+inf``.
+    On the CPU the reductions run in numpy (see :func:`_host_matrix`).
     """
     Cd = C.detach()
-    row_min, row_max = Cd.amin(dim=1), Cd.amax(dim=1)  # NaN propagates; +inf: all-inf row
-    lowest, highest_min, highest = torch.stack(
-        [row_min.amin(), row_min.amax(), row_max.amax()]
-    ).tolist()
+    host = Cd.numpy() if Cd.device.type == "cpu" else None
+    if host is not None:  # NaN propagates; +inf: all-inf row
+        row_min, row_max = torch.from_numpy(host.min(axis=1)), torch.from_numpy(host.max(axis=1))
+        lowest, highest_min = float(row_min.numpy().min()), float(row_min.numpy().max())
+        highest = float(row_max.numpy().max())
+    else:
+        row_min, row_max = Cd.amin(dim=1), Cd.amax(dim=1)
+        lowest, highest_min, highest = torch.stack(
+            [row_min.amin(), row_min.amax(), row_max.amax()]
+        ).tolist()
     if math.isnan(lowest) or math.isnan(highest):
         raise ValueError("cost contains NaN")
     if lowest == -math.inf:
@@ -678,7 +710,8 @@ def _check_cost_values(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bad = int(torch.nonzero(row_min == math.inf).flatten()[0])
         raise ValueError(f"cost row {bad} has no finite entry, so no plan can move its mass")
     if highest == math.inf:
-        bad_cols = torch.nonzero(Cd.amin(dim=0) == math.inf).flatten()
+        col_min = torch.from_numpy(host.min(axis=0)) if host is not None else Cd.amin(dim=0)
+        bad_cols = torch.nonzero(col_min == math.inf).flatten()
         if len(bad_cols):
             raise ValueError(
                 f"cost column {int(bad_cols[0])} has no finite entry, so no plan can move its mass"
@@ -812,7 +845,14 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
         f_out = state.f + p.eps * torch.log(state.u)
         g_out = state.g + p.eps * torch.log(state.v)
     # Without autograd the kernel buffer is free: scale it into the plan u_i K~_ij v_j.
-    plan = None if p.needs_grad else state.K.mul_(state.v[None, :]).mul_(state.u[:, None])
+    plan = None
+    if _host_matrix(C, p.needs_grad):
+        K_np = state.K.numpy()
+        K_np *= state.v.detach().numpy()[None, :]
+        K_np *= state.u.detach().numpy()[:, None]
+        plan = state.K
+    elif not p.needs_grad:
+        plan = state.K.mul_(state.v[None, :]).mul_(state.u[:, None])
     return f_out, g_out, errors, plans, plan
 
 
@@ -1064,9 +1104,11 @@ class _AbsorbState:
         self._rebuild(g_is_zero=True)
 
     def _rebuild(self, g_is_zero: bool = False) -> None:
-        """``K~ = exp((f_i + g_j - C_ij)/ε)`` in a new ``(n, m)`` buffer: two passes (one
-        when ``g = 0``) and an exp, plus one threshold pass only when a cheap lower bound
-        says that some exponent may fall below the log of the smallest normal number.
+        """``K~ = exp((f_i + g_j - C_ij)/ε)`` in a new ``(n, m)`` buffer: the exponents
+        (torch: two passes, one when ``g = 0``; numpy on the CPU without autograd, see
+        :func:`_host_matrix`: one more) and an exp, plus a pass that zeroes the entries below
+        the smallest normal number, only when a cheap lower bound says that some exponent may
+        fall below its log (torch: a threshold before the exp; numpy: a mask after it).
 
         Without that pass the exp is taken in base 2, ``K~ = 2^((f_i + g_j - C_ij)/(ε ln 2))``:
         the scale folds into the first pass, and numpy's ``exp2`` costs half of its ``exp``
@@ -1081,17 +1123,22 @@ class _AbsorbState:
             lowest = lowest + self.g.detach().amin()
         small = not float(lowest) / p.eps >= log_tiny  # (also for NaN and -inf)
         base = math.e if small else 2.0
-        host = not p.needs_grad and p.C.device.type == "cpu"  # numpy may work on the buffer
-        buffer = _matrix_buffer((p.C.shape[0], p.C.shape[1]), p.C.dtype) if host else None
         g = None if g_is_zero else self.g
-        log_K = _log_plan(p.C, self.f, g, p.eps * math.log(base), out=buffer)
-        if small:
-            torch.threshold_(log_K, log_tiny, -math.inf)  # x if x > t else -inf
-        if host:  # numpy's exp and exp2 are 2-4x torch's exp on one CPU thread
-            with np.errstate(over="ignore"):  # inf is reported by _check_solution
-                (np.exp if small else np.exp2)(log_K.numpy(), out=log_K.numpy())
-            K = log_K
+        scale = p.eps * math.log(base)
+        if _host_matrix(p.C, p.needs_grad):  # every pass in numpy (see _host_matrix)
+            K = _matrix_buffer((p.C.shape[0], p.C.shape[1]), p.C.dtype)
+            K_np = K.numpy()
+            g_np = None if g is None else g.detach().numpy()
+            with np.errstate(all="ignore"):  # inf and NaN are reported by _check_solution
+                _log_plan_host(p.C.detach().numpy(), self.f.detach().numpy(), g_np, scale, K_np)
+                (np.exp if small else np.exp2)(K_np, out=K_np)
+                if small:  # entries below tiny become 0: two fast passes (a masked
+                    # assignment is 10x slower when most entries are masked)
+                    K_np *= K_np >= torch.finfo(p.C.dtype).tiny
         else:
+            log_K = _log_plan(p.C, self.f, g, scale)
+            if small:
+                torch.threshold_(log_K, log_tiny, -math.inf)  # x if x > t else -inf
             K = log_K.exp_() if small else log_K.exp2_()  # (n, m) stabilised kernel K~
         self.K = K
         # Products without autograd (the fused stretches on a GPU; on the CPU the stretch
