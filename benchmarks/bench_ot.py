@@ -10,16 +10,18 @@ Every solver sees the same problem: the cosine cost ``C = 1 - <x_i, y_j>/(|x_i||
 dimension 32, uniform marginals, a fixed number of Sinkhorn sweeps (``--iters``) and no
 early stopping. Ours gets ``torch.from_numpy(C)``; POT gets the numpy arrays themselves, so
 it runs on its numpy backend. The memory floor is ``2 * iters`` bare matrix-vector
-products with the same ``n x n`` matrix (``torch.mv`` and numpy's ``C @ v``): a
-kernel-domain Sinkhorn sweep reads the kernel twice, so no such solver beats it.
+products with the same ``n x n`` matrix, the two of a sweep (``C v`` and ``C^T v``, with
+``torch.mv`` and with numpy's ``@``): a kernel-domain Sinkhorn sweep reads the kernel twice,
+once each way, so no such solver beats it.
 
 Timings are medians over ``--repeats`` runs after one warm-up run (the two slow
 log-domain solvers get ``--slow-repeats`` runs, the first of which is also the check run).
 Every result is checked: a plan must be finite, the solver must have run every iteration,
 and one marginal must hold (a Sinkhorn iterate always satisfies the marginal of its last
 half-step). Solvers of one library are timed together, round-robin over the repeats, with
-a short pause when switching between torch and numpy so that one library's idle worker
-threads are not spinning while the other runs. See ``benchmarks/README.md``.
+a short pause whenever the next run uses the other library's threads (also between ours
+and the torch floor in a round), so that one library's idle worker threads are not spinning
+while the other runs. See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -162,9 +164,13 @@ def run_block(runs: list[Run], pause: float, budget: float) -> None:
     time.sleep(pause)  # let the other library's worker threads go idle
     for r in runs:
         r.warm_up()
+    last = runs[-1].library
     for rep in range(max(r.timed_repeats for r in runs)):
         for r in runs:
             if rep < r.timed_repeats and (not r.times_ms or sum(r.times_ms) < budget * 1e3):
+                if r.library != last:  # the other library's threads still spin: wait
+                    time.sleep(pause)
+                last = r.library
                 r.time_once()
 
 
@@ -196,7 +202,10 @@ def ours_run(
             return f"short@{res.n_iter}", plan
         return plan_status(plan, at.numpy()), plan
 
-    return Run(name, "torch", call, reps, check, check_is_sample=slow)
+    # On the CPU the absorbing engine makes its passes and products in numpy (OpenBLAS
+    # threads), the log engine in torch (OpenMP threads).
+    library = "numpy" if method == "absorb" and Ct.device.type == "cpu" else "torch"
+    return Run(name, library, call, reps, check, check_is_sample=slow)
 
 
 def pot_check(iters: int, a: np.ndarray) -> Check:
@@ -249,18 +258,23 @@ def pot_run(
 
 
 def floor_runs(C: np.ndarray, Ct: torch.Tensor, iters: int, reps: int) -> list[Run]:
-    """``2 * iters`` bare matrix-vector products with the cost matrix, torch and numpy."""
+    """``2 * iters`` bare matrix-vector products with the cost matrix, torch and numpy: the
+    two of a sweep, ``C v`` and ``C^T v``, ``iters`` times (square ``C``). With several BLAS
+    threads the transposed product is the slower one (here 8-9% for the pair)."""
     n = C.shape[1]
     v_np = np.full(n, 1.0 / n, dtype=C.dtype)
     v_t = torch.from_numpy(v_np.copy())
+    C_T, Ct_T = C.T, Ct.T
 
     def torch_mv() -> None:
-        for _ in range(2 * iters):
+        for _ in range(iters):
             torch.mv(Ct, v_t)
+            torch.mv(Ct_T, v_t)
 
     def numpy_mv() -> None:
-        for _ in range(2 * iters):
+        for _ in range(iters):
             C @ v_np
+            C_T @ v_np
 
     return [
         Run("floor torch", "torch", torch_mv, reps),
@@ -413,10 +427,10 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     print(
         "\nours = gca_viz sinkhorn (method='absorb'), ours-log = method='log'; POT skh/stab/log"
         " = ot.sinkhorn method 'sinkhorn' /\n'sinkhorn_stabilized' / 'sinkhorn_log' (stopThr=0,"
-        " numItermax=iters); floor t / floor np = 2*iters bare mat-vec products\n(torch.mv /"
-        " numpy C @ v), timed round-robin with ours in each row; ours/POT = ours / fastest POT"
-        " solver with a valid plan;\nours/flr = median over rounds of ours / min(floor t, floor np)"
-        " in the same round; max|ΔP| = max"
+        " numItermax=iters); floor t / floor np = 2*iters bare mat-vec products\n(C v and C^T v"
+        " alternating; torch.mv / numpy @), timed round-robin with ours in each row; ours/POT ="
+        " ours / fastest POT solver with a valid plan;\nours/flr = median over rounds of ours /"
+        " min(floor t, floor np) in the same round; max|ΔP| = max"
         " |P_ours - P_POT| against POT log (else stabilized, else\nsinkhorn) after the same"
         " number of sweeps: POT updates columns first and ours rows first, so this is the\ndistance"
         " between two different iterates, not an error (see 'Same iterates' below).\n"
