@@ -1,5 +1,6 @@
 """Choose the torch device that computations run on, and how many threads torch uses."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,21 +47,41 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_open = 0  # torch_threads blocks open now, in every thread of the process
+_threads_before = 0  # torch's thread count when the first of them opened
+
+
 @contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
-    """Run torch's CPU ops on ``count`` intra-op threads inside the block (restored after);
-    ``None`` leaves the setting alone.
+    """Run torch's CPU ops on ``count`` intra-op threads inside the block; ``None`` leaves
+    the setting alone.
 
     Used with ``count=1`` around work made of many small torch ops beside BLAS calls: torch's
     OpenMP workers keep spinning after a parallel op and compete with the BLAS threads for
     the same cores (measured on 2 cores: matrix-vector products twice as slow, small row
-    projections ten times slower under load)."""
+    projections ten times slower under load).
+
+    The setting is shared between threads (with OpenMP a thread started later begins with
+    the count last set by any thread), and a server runs blocks from several threads at once
+    (a Streamlit script thread per session and rerun). So the count from before the first
+    open block is restored when the last one closes, in whatever order they close. (Each
+    block restoring the count it saw on entry left new threads on one thread for good when a
+    second block opened inside the first and closed last.)
+    """
+    global _threads_open, _threads_before
     if count is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
+    with _THREADS_LOCK:
+        if _threads_open == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_open += 1
+        torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_open -= 1
+            if _threads_open == 0:
+                torch.set_num_threads(_threads_before)
