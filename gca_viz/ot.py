@@ -685,18 +685,22 @@ def _check_relax(relax: float | None, name: str) -> float | None:
     return None if math.isinf(lam) else lam
 
 
-def _check_cost_values(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_cost_values(
+    C: torch.Tensor, host: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reject NaN and -inf, and rows or columns with no finite entry; return each row's
     minimum and maximum, ``(n,)`` each (the engine starts from them).
 
     Two row reductions and one device sync; the column reduction runs only if the cost
     holds ``+inf`` (a row maximum is ``+inf``), since only then can a column be all ``+inf``.
-    On the CPU the reductions run in numpy (see :func:`_host_matrix`).
+    On the CPU the reductions run in numpy (see :func:`_host_matrix`); ``host`` overrides
+    that choice (the tests run both ways on the CPU).
     """
     Cd = C.detach()
-    host = Cd.numpy() if Cd.device.type == "cpu" else None
-    if host is not None:  # NaN propagates; +inf: all-inf row
-        row_min, row_max = torch.from_numpy(host.min(axis=1)), torch.from_numpy(host.max(axis=1))
+    on_host = Cd.device.type == "cpu" if host is None else host
+    C_np = Cd.numpy() if on_host else None
+    if C_np is not None:  # NaN propagates; +inf: all-inf row
+        row_min, row_max = torch.from_numpy(C_np.min(axis=1)), torch.from_numpy(C_np.max(axis=1))
         lowest, highest_min = float(row_min.numpy().min()), float(row_min.numpy().max())
         highest = float(row_max.numpy().max())
     else:
@@ -712,7 +716,7 @@ def _check_cost_values(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bad = int(torch.nonzero(row_min == math.inf).flatten()[0])
         raise ValueError(f"cost row {bad} has no finite entry, so no plan can move its mass")
     if highest == math.inf:
-        col_min = torch.from_numpy(host.min(axis=0)) if host is not None else Cd.amin(dim=0)
+        col_min = torch.from_numpy(C_np.min(axis=0)) if C_np is not None else Cd.amin(dim=0)
         bad_cols = torch.nonzero(col_min == math.inf).flatten()
         if len(bad_cols):
             raise ValueError(

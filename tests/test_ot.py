@@ -988,6 +988,32 @@ def test_sinkhorn_rejects_invalid_input(override: dict[str, object], match: str)
         sinkhorn(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize(
+    "cost",
+    [
+        pytest.param(_C, id="finite"),
+        pytest.param(_with(0, 2, math.inf), id="some-inf"),
+        pytest.param(_with(0, 1, math.nan), id="nan"),
+        pytest.param(_with(1, 2, -math.inf), id="neg-inf"),
+        pytest.param(np.array([[0.0] * 3, [math.inf] * 3]), id="row-inf"),
+        pytest.param(np.array([[0.0, 1.0, math.inf]] * 2), id="col-inf"),
+    ],
+)
+def test_cost_checks_agree_in_numpy_and_torch(cost: np.ndarray, dtype: torch.dtype) -> None:
+    """The cost validation runs in numpy on the CPU and in torch elsewhere: on the same
+    matrix both give the same row minima and maxima, or the same error."""
+    C = torch.from_numpy(np.asarray(cost)).to(dtype)
+    outcomes = []
+    for host in (True, False):
+        try:
+            row_min, row_max = gca_ot._check_cost_values(C, host=host)
+            outcomes.append(("ok", row_min.tolist(), row_max.tolist()))
+        except ValueError as err:
+            outcomes.append(("error", str(err), None))
+    assert outcomes[0] == outcomes[1]
+
+
 def test_invalid_cost_with_plus_inf_off_some_rows_is_fine() -> None:
     """+inf is a forbidden pair, not an error, while each row and column keeps a finite entry."""
     C = _with(0, 2, math.inf)
