@@ -827,6 +827,9 @@ class StoreWriter(Callback):
             )
 
     def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
+        # The metrics of every step up to the checkpoint go in first: a run killed after
+        # the checkpoint resumes at the step after it and would never record them again.
+        self._flush(trainer, force=True)
         try:
             trainer.save_checkpoint(self.dir / "checkpoint.pt")
         finally:  # a failed save (a full disk) leaves the old checkpoint and no partial one

@@ -26,9 +26,11 @@ from gca_viz.runs import (
     ACTIVE,
     DATA_DIR_ENV,
     RunStore,
+    StoreWriter,
     default_data_dir,
     default_max_concurrent,
 )
+from gca_viz.train import Callback, TrainConfig, Trainer
 
 T = TypeVar("T")
 
@@ -200,6 +202,34 @@ def test_stop_right_after_launch_ends_stopped(runs_dir: Path) -> None:
 
     wait_for(ended, START_TIMEOUT, "the run to end")
     assert status(store, run_id) == "stopped"
+
+
+def test_a_checkpoint_is_written_after_the_metrics_of_its_steps(runs_dir: Path) -> None:
+    """When a checkpoint exists, the store holds the metrics of every step up to it: a run
+    killed right after writing it resumes at the next step and never records them again.
+    (The writer buffers metrics for up to ``flush_every`` seconds; here 150 steps/s.)"""
+    store = RunStore(runs_dir, max_concurrent=1)
+    with store._db(write=True) as db:  # a run record without a process: trained in here
+        run_id = int(
+            db.execute(
+                "INSERT INTO runs (name, config, status, created) VALUES ('t', '{}', 'running', ?)",
+                (time.time(),),
+            ).lastrowid
+            or 0
+        )
+    store.run_dir(run_id).mkdir(parents=True)
+    seen: list[tuple[int, list[int]]] = []
+
+    class Checker(Callback):
+        def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
+            seen.append((trainer.step, loss_steps(store, run_id).tolist()))
+
+    writer = StoreWriter(store, run_id, flush_every=3600.0)
+    trainer = Trainer(TrainConfig.from_dict(cfg(steps=12, checkpoint_every=5)), [writer, Checker()])
+    assert trainer.fit() == "finished"
+    assert [step for step, _ in seen] == [5, 10, 12]
+    for step, recorded in seen:
+        assert recorded == list(range(1, step + 1)), f"at the checkpoint of step {step}"
 
 
 def test_killed_run_is_interrupted_and_resumes_from_its_checkpoint(runs_dir: Path) -> None:
