@@ -700,9 +700,9 @@ def _check_cost_values(
     on_host = Cd.device.type == "cpu" if host is None else host
     C_np = Cd.numpy() if on_host else None
     if C_np is not None:  # NaN propagates; +inf: all-inf row
-        row_min, row_max = torch.from_numpy(C_np.min(axis=1)), torch.from_numpy(C_np.max(axis=1))
-        lowest, highest_min = float(row_min.numpy().min()), float(row_min.numpy().max())
-        highest = float(row_max.numpy().max())
+        mins, maxs = C_np.min(axis=1), C_np.max(axis=1)
+        lowest, highest_min, highest = float(mins.min()), float(mins.max()), float(maxs.max())
+        row_min, row_max = torch.from_numpy(mins), torch.from_numpy(maxs)
     else:
         row_min, row_max = Cd.amin(dim=1), Cd.amax(dim=1)
         lowest, highest_min, highest = torch.stack(
@@ -899,7 +899,7 @@ def _advance(
     share the arrays' memory.
     """
     st = run.state
-    if fast and st.K.device.type == "cpu":
+    if _host_matrix(st.K, needs_grad=not fast):
         K = st.K.detach().numpy()
         with np.errstate(all="ignore"):  # 1/0 and overflow are detected by _check_step
             u_np, v_np = _stretch(run, u.detach().numpy(), v.detach().numpy(), K.dot, K.T.dot, np)
@@ -1123,7 +1123,8 @@ class _AbsorbState:
         # Entries below the smallest normal number become exact zeros: subnormal operands
         # slow BLAS down by an order of magnitude and carry no mass worth keeping. The bound
         # min_ij (f_i + g_j - C_ij) >= min_i (f_i - max_j C_ij) + min_j g_j is exact for g = 0.
-        log_tiny = math.log(torch.finfo(p.C.dtype).tiny)
+        tiny = torch.finfo(p.C.dtype).tiny
+        log_tiny = math.log(tiny)
         lowest = (self.f.detach() - self.row_max).amin()
         if not g_is_zero:
             lowest = lowest + self.g.detach().amin()
@@ -1140,7 +1141,7 @@ class _AbsorbState:
                 (np.exp if small else np.exp2)(K_np, out=K_np)
                 if small:  # entries below tiny become 0: two fast passes (a masked
                     # assignment is 10x slower when most entries are masked)
-                    K_np *= K_np >= torch.finfo(p.C.dtype).tiny
+                    K_np *= K_np >= tiny
         else:
             log_K = _log_plan(p.C, self.f, g, scale)
             if small:
