@@ -412,19 +412,17 @@ def uot(
 def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tensor:
     r"""IOT-uni (Shi et al., ICML 2023): ``-sum_j T̂_ij log P_ij + λ_p KL(P || Q)_i``.
 
-        ``Q`` is ``P`` with every off-diagonal entry replaced by the mean off-diagonal value
-        ``e^L`` of ``P``; the KL is split over rows. Its diagonal terms vanish (``Q_ii = P_ii``),
-        so with ``c_i`` the number of off-diagonal entries of row ``i``
+    ``Q`` is ``P`` with every off-diagonal entry replaced by the mean off-diagonal value
+    ``e^L`` of ``P``; the KL is split over rows. Its diagonal terms vanish (``Q_ii = P_ii``),
+    so with ``c_i`` the number of off-diagonal entries of row ``i``
 
-        .. math::
-            \mathrm{KL}_i = \sum_{j
-    e i} P_{ij} \log P_{ij} - (L + 1) \sum_{j
-    e i} P_{ij}
-                + c_i e^L,
+    .. math::
+        \mathrm{KL}_i = \sum_{j \ne i} P_{ij} \log P_{ij} - (L + 1) \sum_{j \ne i} P_{ij}
+            + c_i e^L,
 
-        formed from the row sums of ``P log P`` and ``P`` less their diagonal entries (about
-        half the passes over the plan of building ``Q``). ``L`` is a log-sum-exp over the
-        off-diagonal entries (the plain mean can underflow to 0)."""
+    formed from the row sums of ``P log P`` and ``P`` less their diagonal entries (about
+    half the passes over the plan of building ``Q``). ``L`` is a log-sum-exp over the
+    off-diagonal entries (the plain mean can underflow to 0)."""
     lp = proj.log_plan  # (n, m)
     n, m = lp.shape
     k = min(n, m)
