@@ -29,6 +29,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import demo
 from gca_viz.runs import ACTIVE, RunStore
 from tests.plotly_json import array as _array
+from views._train_runs import AUTO_RERUN
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
@@ -433,6 +434,14 @@ def test_launch_from_the_page_then_steer_the_run_live(
             "gca_ince", 20000, 2, 32)  # fmt: skip
         assert cfg["loss_params"]["epsilon"] == 0.4 and cfg["loss_params"]["n_iter"] == 3
         assert cfg["encoder_params"]["hidden"] == 16 and cfg["dataset"] == "digits"
+        # The notice stays through the page's own reruns (the run left the queue, the other
+        # run ended) and goes at the user's next action.
+        for _ in range(2):
+            at.session_state[AUTO_RERUN] = True
+            at.run()
+            assert "Launched run #1" in _texts(at.success)
+        at.run()
+        assert "Launched run #1" not in _texts(at.success)
 
         # Live controls: an invalid change is an error, a valid one is applied and marked.
         at.run()

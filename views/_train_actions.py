@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore
+from views._train_launch import announce_launch
 
 
 def act(action: Callable[[], Any], done: str) -> None:
@@ -143,6 +144,5 @@ def duplicate(store: RunStore, info: RunInfo) -> None:
             except ValueError as exc:
                 st.error(f"Cannot launch the copy: {exc}", icon=":material/error:")
             else:
-                st.session_state["tr_select_next"] = new_id
-                st.session_state["tr_launched"] = new_id
+                announce_launch(new_id)
                 st.rerun()

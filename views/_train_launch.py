@@ -16,11 +16,29 @@ from gca_viz import augment, data, losses, models, targets, userdata
 from gca_viz.device import resolve_device
 from gca_viz.registry import Param
 from gca_viz.runs import RunStore
+from views._train_runs import by_user
 
 COMPOSED = "composed"
 UPLOAD, PATH = "upload", "path"
 TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
 TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
+LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
+
+
+def announce_launch(run_id: int) -> None:
+    """Select the new run ``run_id`` below and say "Launched run #..." until the user next
+    acts (the page's automatic reruns, when a run leaves the queue or ends, keep it)."""
+    st.session_state["tr_select_next"] = run_id
+    st.session_state[LAUNCHED] = run_id
+    st.session_state[SEEN] = False
+
+
+def _dismiss_seen_notice() -> None:
+    """Drop a launch notice that was shown before this run of the page, if the user made
+    this run; call it before anything on the page can launch."""
+    if by_user() and st.session_state.get(SEEN):
+        st.session_state.pop(LAUNCHED, None)
+        st.session_state.pop(SEEN, None)
 
 
 def param_input(p: Param, key: str, default: Any) -> Any:
@@ -280,12 +298,13 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
     except ValueError as exc:
         st.error(f"Cannot launch this run: {exc}", icon=":material/error:")
         return
-    st.session_state["tr_select_next"] = run_id
-    st.session_state["tr_launched"] = run_id
+    announce_launch(run_id)
 
 
 def new_run_form(store: RunStore, expanded: bool) -> None:
-    """The "New run" expander; a launched run is selected below and announced once."""
+    """The "New run" expander; a launched run is selected below and announced until the
+    user next acts."""
+    _dismiss_seen_notice()
     with st.expander("New run", expanded=expanded, icon=":material/add_circle:"):
         col_loss, col_data, col_opt = st.columns(3, gap="large")
         with col_loss:
@@ -319,8 +338,9 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
             launch(store, cfg, run_name)
         if data_model["dataset"] is None:
             st.caption("Choose the data to enable the launch button.")
-    if "tr_launched" in st.session_state:
-        launched = st.session_state.pop("tr_launched")
+    if LAUNCHED in st.session_state:
         st.success(
-            f"Launched run #{launched}: it trains in the background.", icon=":material/check:"
+            f"Launched run #{st.session_state[LAUNCHED]}: it trains in the background.",
+            icon=":material/check:",
         )
+        st.session_state[SEEN] = True

@@ -20,7 +20,7 @@ from gca_viz.figures.training import (
     plan_heatmap,
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
-from views._train_runs import Selection, device_text, multiselect, run_label
+from views._train_runs import Selection, device_text, multiselect, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
 DIAGNOSTICS = {
@@ -210,9 +210,9 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
     except StoreError:
         raise
     except ValueError:  # deleted meanwhile
-        st.rerun()
+        refresh_page()
     if run.status != view.status_then:
-        st.rerun()  # stopped, finished or failed: refresh the whole page (buttons too)
+        refresh_page()  # stopped, finished or failed: refresh the whole page (buttons too)
     data = Path(str(run.config.get("dataset"))).name
     st.progress(
         run.progress,

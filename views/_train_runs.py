@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -21,6 +21,22 @@ from gca_viz.runs import ACTIVE, RunInfo, RunStore
 
 REFRESH_S = 2.0
 """Seconds between two reads of the store while a run is active."""
+
+AUTO_RERUN = "_tr_auto_rerun"
+
+
+def refresh_page() -> NoReturn:
+    """Rerun the whole page for a change the user did not make: a run left the queue,
+    ended or went away. Notices meant to stay until the user acts, such as "Launched run
+    #7", stay up through it (:func:`by_user`)."""
+    st.session_state[AUTO_RERUN] = True
+    st.rerun()
+
+
+def by_user() -> bool:
+    """Whether this run of the page comes from the user (a first load, a widget, a button)
+    and not from :func:`refresh_page`. Call it once per page run: it resets the mark."""
+    return not st.session_state.pop(AUTO_RERUN, False)
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,7 @@ def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunIn
     runs = store.list_runs()
     statuses = {r.id: r.status for r in runs}
     if not runs or (page and page["statuses"] != statuses):
-        st.rerun()  # a run ended, started or went away: the whole page follows
+        refresh_page()  # a run ended, started or went away: the whole page follows
     runs_table(store, runs)
     selection = choose_runs(runs)
     if page and page["selection"] != selection:
