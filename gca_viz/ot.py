@@ -119,16 +119,26 @@ def _like_input(x: torch.Tensor, as_numpy: bool) -> Array:
     return x.detach().cpu().numpy() if as_numpy else x
 
 
+def _real(value: Any, message: str) -> float:
+    """``value`` as a float, or ``ValueError(f"{message}, got {value!r}")``. Numbers only
+    (Python, numpy and 0-d torch ones): a string such as ``"0.5"`` or a bool is refused, not
+    converted, since it is most likely a mistake (a value read from a file unparsed, a flag
+    passed in the wrong place)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{message}, got {value!r} ({type(value).__name__})")
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # (RuntimeError: a tensor of many entries)
+        raise ValueError(f"{message}, got {value!r}") from None
+
+
 def _check_epsilon(
     epsilon: Any, dtype: torch.dtype | None = None, scale: float | None = None
 ) -> float:
     """``epsilon`` as a float: finite and ``> 0``; with ``dtype``, within its range; with
     ``scale`` (the magnitude of the cost, at least 1), at least the rounding error
     ``scale * machine eps`` of the cost, below which ``exp(-C/ε)`` is noise or inf."""
-    try:
-        eps = float(epsilon)
-    except (TypeError, ValueError):
-        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}") from None
+    eps = _real(epsilon, "epsilon must be a positive number")
     if not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
     if dtype is not None:
@@ -597,10 +607,7 @@ def sinkhorn(
             )
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    try:
-        tol_f = float(tol)
-    except (TypeError, ValueError):
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}") from None
+    tol_f = _real(tol, "tol must be a number >= 0")
     if not math.isfinite(tol_f) or tol_f < 0:
         raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
     if method not in ("absorb", "log"):
@@ -676,10 +683,7 @@ def _check_marginal(x: Array | None, name: str, size: int, like: torch.Tensor) -
 def _check_relax(relax: float | None, name: str) -> float | None:
     if relax is None:
         return None
-    try:
-        lam = float(relax)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0 or None, got {relax!r}") from None
+    lam = _real(relax, f"{name} must be a number > 0 or None")
     if math.isnan(lam) or lam <= 0:
         raise ValueError(f"{name} must be > 0 (or None for a hard marginal), got {relax!r}")
     return None if math.isinf(lam) else lam
