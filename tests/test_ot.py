@@ -1063,6 +1063,68 @@ def test_costs_and_exact_ot_reject_invalid_input(call: Callable[[], object], mat
         call()
 
 
+# On the CPU outside autograd the costs and the result's properties are computed in numpy
+# (one thread pool with the solver's products); under autograd, in torch. Both must agree.
+def _grad(x: np.ndarray | None) -> torch.Tensor | None:
+    return None if x is None else torch.tensor(x, requires_grad=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fn", [cosine_cost, sqeuclidean_cost])
+def test_costs_agree_in_numpy_and_under_autograd(dtype: type, fn: Callable[..., Any]) -> None:
+    rng = np.random.default_rng(40)
+    x, y = 3.0 * _points(rng, 9, 5).astype(dtype), _points(rng, 6, 5).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for yy, kwargs in ((y, {}), (None, {}), (None, {"exclude_self": True})):
+        host = fn(x, yy, **kwargs)
+        graph = fn(_grad(x), _grad(yy), **kwargs)
+        assert isinstance(host, np.ndarray) and graph.requires_grad
+        assert host.dtype == dtype and graph.dtype == torch.from_numpy(host).dtype
+        scale = float(np.abs(host[np.isfinite(host)]).max())  # (rounding of the expansion)
+        np.testing.assert_allclose(host, graph.detach().numpy(), rtol=tol, atol=tol * scale)
+        as_tensor = fn(torch.from_numpy(x), None if yy is None else torch.from_numpy(yy), **kwargs)
+        np.testing.assert_array_equal(as_tensor.numpy(), host)  # same numpy branch
+
+
+@pytest.mark.parametrize(
+    ("fn", "x", "y", "kwargs", "match"),
+    [
+        (cosine_cost, [[1.0, 0.0], [0.0, 0.0]], None, {}, "^x has an all-zero row"),
+        (cosine_cost, [[1.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]], {}, "^y has an all-zero row"),
+        (cosine_cost, [[1.0, math.nan]], None, {}, "^x contains NaN"),
+        (cosine_cost, [[1.0, 1.0]], [[1.0, 2.0], [3.0, 1.0]], {"exclude_self": True}, "square"),
+        (
+            sqeuclidean_cost,
+            [[1.0, 1.0]],
+            [[1.0, 2.0], [3.0, 1.0]],
+            {"exclude_self": True},
+            "square",
+        ),
+        (sqeuclidean_cost, [[1e200, 0.0]], None, {}, "overflow"),
+        (sqeuclidean_cost, [[1.0, 1.0]], [[1.0, math.inf]], {}, "^y contains NaN or inf"),
+    ],
+)
+def test_costs_reject_invalid_points_in_numpy_and_under_autograd(
+    fn: Callable[..., Any], x: Any, y: Any, kwargs: dict[str, Any], match: str
+) -> None:
+    x_np, y_np = np.array(x), None if y is None else np.array(y)
+    for args in ((x_np, y_np), (_grad(x_np), _grad(y_np))):
+        with pytest.raises(ValueError, match=match):
+            fn(*args, **kwargs)
+
+
+def test_result_properties_agree_in_numpy_and_under_autograd() -> None:
+    C, a, b = _problem(8, 6, False, seed=41)
+    C[1, 4] = np.inf  # a forbidden pair: no mass, no NaN
+    host = sinkhorn(C, a, b, epsilon=0.2, max_iter=30)
+    graph = sinkhorn(_grad(C), a, b, epsilon=0.2, max_iter=30)
+    assert graph.plan.requires_grad
+    for name in ("entropy", "transport_cost", "marginal_error", "mass"):
+        assert getattr(host, name) == pytest.approx(getattr(graph, name), rel=1e-12), name
+    np.testing.assert_allclose(host.log_plan, graph.log_plan.detach().numpy(), rtol=1e-12)
+    assert host.log_plan[1, 4] == -np.inf and math.isfinite(host.transport_cost)
+
+
 # The default engine runs the half-steps between absorptions as one autograd node with a
 # hand-written backward pass; its gradients must be those of plain autograd through the
 # same iterates (the history path) and of the log-domain engine, also across absorptions,
