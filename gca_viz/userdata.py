@@ -202,6 +202,36 @@ def resolve_data_path(base: PathLike, text: str) -> Path:
     return target
 
 
+def data_entries(base: PathLike, limit: int = 30) -> tuple[list[str], int]:
+    """What :func:`load_user_dataset` could read at the top of the data folder ``base``:
+    its ``.npz`` and ``.bin`` files and its folders (shown with a trailing ``/``), sorted,
+    hidden names (starting with ``.``) left out. Nothing is opened or followed, so a name
+    listed here can still be refused when it is read (:func:`resolve_data_path`).
+
+    Args:
+        base: the data folder.
+        limit: the most names returned.
+
+    Returns:
+        ``(names, total)``: up to ``limit`` names and how many there are in all (an
+        unreadable or missing folder has none).
+    """
+    names: list[str] = []
+    try:
+        with os.scandir(base) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    names.append(entry.name + "/")
+                elif entry.is_file() and Path(entry.name).suffix.lower() in (".npz", ".bin"):
+                    names.append(entry.name)
+    except OSError:
+        return [], 0
+    names.sort(key=str.lower)
+    return names[: max(limit, 0)], len(names)
+
+
 def _quote(text: str, limit: int = 120) -> str:
     """``text`` in quotes for a message, its unprintable characters escaped (``\\x00``)
     and a long one cut (the start and its length)."""

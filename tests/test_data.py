@@ -481,3 +481,17 @@ def test_user_dataset_dispatch_errors(tmp_path: Path) -> None:
         load_user_dataset(tmp_path / "nope")
     with pytest.raises(ValueError, match="no class sub-folders"):
         load_user_dataset(tmp_path)
+
+
+def test_data_entries_list_what_the_loaders_could_read(tmp_path: Path) -> None:
+    from gca_viz.userdata import data_entries
+
+    assert data_entries(tmp_path) == ([], 0)
+    assert data_entries(tmp_path / "missing") == ([], 0)
+    for name in ("b.npz", "A.NPZ", "data_batch_1.bin", "notes.txt", ".hidden.npz"):
+        (tmp_path / name).write_bytes(b"")
+    for name in ("faces", ".cache"):
+        (tmp_path / name).mkdir()
+    names, total = data_entries(tmp_path)
+    assert names == ["A.NPZ", "b.npz", "data_batch_1.bin", "faces/"] and total == 4
+    assert data_entries(tmp_path, limit=2) == (["A.NPZ", "b.npz"], 4)

@@ -390,6 +390,7 @@ def test_a_path_is_confined_to_the_data_directory_and_validated(
     app_env(store_dir)
     at = _page(TRAIN)
     at.selectbox(key="tr_data").set_value("path").run()
+    assert "holds no .npz file" in _texts(at.caption)  # the folder is empty
     at.text_input(key="tr_path").set_value("missing.npz").run()
     _assert_clean(at)
     assert "no such file or folder" in _texts(at.error)
@@ -405,6 +406,7 @@ def test_a_path_is_confined_to_the_data_directory_and_validated(
     at.text_input(key="tr_path").set_value("bad.npz").run()
     _assert_clean(at)
     assert "This data cannot be used" in _texts(at.error) and "y" in _texts(at.error)
+    assert "In this folder: `bad.npz`" in _texts(at.caption)  # what can be typed
     assert at.button(key="tr_launch").disabled
 
 

@@ -121,6 +121,16 @@ def choose_dataset(store: RunStore) -> str | None:
             help="Copy your data into this folder first: the app reads nothing outside its "
             "data directory, and refuses links that lead out of it.",
         ).strip()
+        found, total = userdata.data_entries(base, limit=12)
+        if found:
+            more = f" and {total - len(found)} more" if total > len(found) else ""
+            shown = ", ".join("`" + n.replace("`", "'") + "`" for n in found)
+            st.caption(f"In this folder: {shown}{more}")
+        else:
+            st.caption(
+                "This folder holds no .npz file, CIFAR-10 .bin file or folder yet: copy your "
+                "data into it, then type its name."
+            )
         if not text:
             return None
         try:
