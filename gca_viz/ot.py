@@ -254,40 +254,43 @@ def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False)
     as_numpy = not isinstance(x, torch.Tensor)
     xt, yt = _points_pair(x, y)
     host = _host(xt, yt)  # numpy on the CPU outside autograd (see _host_matrix)
-    for i, (name, t) in enumerate((("x", xt), ("y", yt))):
-        peak = np.abs(host[i]).max(axis=1) if host is not None else t.abs().amax(dim=1)
+    units: list[Any] = []  # x, then y, on the unit sphere: (n, d), (m, d)
+    for i, (name, t) in enumerate((("x", xt), ("y", yt))[: 1 if y is None else 2]):
+        if host is not None:
+            peak: Any = np.abs(host[i]).max(axis=1, keepdims=True)  # (n, 1)
+        else:
+            peak = t.detach().abs().amax(dim=1, keepdim=True)
         if bool((peak == 0).any()):
             raise ValueError(f"{name} has an all-zero row; its cosine similarity is undefined")
+        units.append(_unit_rows_host(host[i], peak) if host is not None else _unit_rows(t, peak))
+    xn, yn = units[0], units[-1]
     if exclude_self:
         _check_square((xt.shape[0], yt.shape[0]))
     if host is not None:
-        xn_np = _unit_rows_host(host[0])
-        yn_np = xn_np if y is None else _unit_rows_host(host[1])
-        cost_np = xn_np @ yn_np.T  # (n, m)
+        cost_np = xn @ yn.T  # (n, m)
         np.subtract(1.0, cost_np, out=cost_np)
         if exclude_self:
             np.fill_diagonal(cost_np, np.inf)
         return _like_input(torch.from_numpy(cost_np), as_numpy)
-    xn = _unit_rows(xt)  # (n, d) on the unit sphere
-    yn = xn if y is None else _unit_rows(yt)  # (m, d)
     cost = 1.0 - xn @ yn.T  # (n, m)
     if exclude_self:
         cost = _exclude_diagonal(cost)
     return _like_input(cost, as_numpy)
 
 
-def _unit_rows_host(a: np.ndarray) -> np.ndarray:
+def _unit_rows_host(a: np.ndarray, peak: np.ndarray) -> np.ndarray:
     """:func:`_unit_rows` in numpy (no autograd)."""
-    a = a / np.abs(a).max(axis=1, keepdims=True)
+    a = a / peak
     a /= np.linalg.norm(a, axis=1, keepdims=True)
     return a
 
 
-def _unit_rows(t: torch.Tensor) -> torch.Tensor:
-    """Rows divided by their L2 norm. Each row is first divided by its largest ``|entry|``
-    (a constant for autograd: the direction does not depend on it), so that the norm of a
-    tiny or huge row neither underflows to 0 (NaN) nor overflows (a zero direction)."""
-    t = t / t.detach().abs().amax(dim=1, keepdim=True)
+def _unit_rows(t: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their L2 norm. Each row is first divided by its largest ``|entry|``,
+    ``peak`` ``(n, 1)`` (detached, a constant for autograd: the direction does not depend on
+    it), so that the norm of a tiny or huge row neither underflows to 0 (NaN) nor overflows
+    (a zero direction)."""
+    t = t / peak
     unit: torch.Tensor = t / t.norm(dim=1, keepdim=True)
     return unit
 
@@ -318,11 +321,17 @@ def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = F
     if host is not None:
         x_np, y_np = host
         with np.errstate(over="ignore"):  # an overflow is inf: refused just below
-            sq_x_np, sq_y_np = (x_np * x_np).sum(axis=1), (y_np * y_np).sum(axis=1)
-        if not 2 * float(sq_x_np.max() + sq_y_np.max()) <= np.finfo(x_np.dtype).max:
-            raise ValueError(f"x and y are too large: squared distances overflow {xt.dtype}")
-        if exclude_self:
-            _check_square((xt.shape[0], yt.shape[0]))
+            sq_x_np, sq_y_np = (x_np * x_np).sum(axis=1), (y_np * y_np).sum(axis=1)  # (n,), (m,)
+        largest = float(sq_x_np.max() + sq_y_np.max())
+    else:
+        sq_x, sq_y = (xt * xt).sum(dim=1), (yt * yt).sum(dim=1)  # (n,), (m,)
+        largest = float(sq_x.detach().amax() + sq_y.detach().amax())
+    # C_ij <= 2 (|x_i|^2 + |y_j|^2), and every partial sum is bounded likewise.
+    if not 2 * largest <= torch.finfo(xt.dtype).max:
+        raise ValueError(f"x and y are too large: squared distances overflow {xt.dtype}")
+    if exclude_self:
+        _check_square((xt.shape[0], yt.shape[0]))
+    if host is not None:
         cost_np = x_np @ y_np.T
         cost_np *= -2.0
         cost_np += sq_x_np[:, None]
@@ -331,11 +340,6 @@ def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = F
         if exclude_self:
             np.fill_diagonal(cost_np, np.inf)
         return _like_input(torch.from_numpy(cost_np), as_numpy)
-    sq_x = (xt * xt).sum(dim=1)  # (n,)
-    sq_y = (yt * yt).sum(dim=1)  # (m,)
-    # C_ij <= 2 (|x_i|^2 + |y_j|^2), and every partial sum is bounded likewise.
-    if not 2 * float(sq_x.detach().amax() + sq_y.detach().amax()) <= torch.finfo(xt.dtype).max:
-        raise ValueError(f"x and y are too large: squared distances overflow {xt.dtype}")
     cost = (-2.0 * (xt @ yt.T)).add_(sq_x[:, None]).add_(sq_y[None, :]).clamp_(min=0.0)
     if exclude_self:
         cost = _exclude_diagonal(cost)
@@ -348,7 +352,7 @@ def _check_square(shape: tuple[int, int]) -> None:
 
 
 def _exclude_diagonal(cost: torch.Tensor) -> torch.Tensor:
-    _check_square((cost.shape[0], cost.shape[1]))
+    """``cost`` with ``+inf`` on its diagonal (square: see :func:`_check_square`)."""
     eye = torch.eye(cost.shape[0], dtype=torch.bool, device=cost.device)
     return cost.masked_fill(eye, math.inf)
 
