@@ -21,4 +21,5 @@ def test_bench_ot_quick_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Sinkhorn timings" in proc.stdout
     assert "ours/POT" in proc.stdout and "ours/flr" in proc.stdout  # the table header
+    assert "bare/flr" in proc.stdout and "reference: bare / floor" in proc.stdout
     assert "Summary of the targets" in proc.stdout
