@@ -95,7 +95,7 @@ def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Ten
             raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
         if arr.dtype not in (np.float32, np.float64):
             arr = arr.astype(np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = torch.from_numpy(np.asarray(arr, order="C"))  # (0-d stays 0-d)
     if t.is_complex():
         raise ValueError(f"{name} must be real, got dtype {t.dtype}")
     if like is not None:
@@ -379,7 +379,10 @@ class SinkhornResult:
             ``sqrt(machine eps)`` times the mass of ``μ``).
         history: ``(P^(1), ..., P^(2 n_iter))``, the plan after every half-step, when
             ``history=True``; else empty.
-        cost, a, b, epsilon, relax_a, relax_b: the problem that was solved.
+        cost, a, b, epsilon, relax_a, relax_b: the problem that was solved. numpy inputs
+            are copies; torch inputs are the tensors passed in (no copy), and the properties
+            that read them (``log_plan`` when formed on first use, ``transport_cost``,
+            ``marginal_error``) raise ``RuntimeError`` once one was modified in place.
     """
 
     plan: Array
@@ -396,12 +399,25 @@ class SinkhornResult:
     relax_a: float | None = None
     relax_b: float | None = None
     _log_plan: Array | None = field(default=None, repr=False, compare=False)
+    # (tensor, its version counter) for the torch inputs kept above
+    _versions: tuple[tuple[torch.Tensor, int], ...] = field(default=(), repr=False, compare=False)
+
+    def _inputs_unchanged(self, *names: str) -> None:
+        """Raise if one of the kept torch inputs ``names`` (of cost, a, b) was modified in
+        place after the solve."""
+        for name, (t, version) in zip(("cost", "a", "b"), self._versions, strict=False):
+            if name in names and t._version != version:
+                raise RuntimeError(
+                    f"the {name} passed to sinkhorn() was modified in place after the call, "
+                    f"and this property reads it; pass {name}.clone() if you reuse the buffer"
+                )
 
     @property
     def log_plan(self) -> Array:
         """``(n, m)`` ``log P_ij = (f_i + g_j - C_ij) / ε`` (formed on first use when the
         solver produced the plan without it)."""
         if self._log_plan is None:
+            self._inputs_unchanged("cost")
             C, f, g = _as_torch(self.cost), _as_torch(self.f), _as_torch(self.g)
             host = _host(C, f, g)
             if host is not None:  # numpy on the CPU (see _host_matrix)
@@ -438,6 +454,7 @@ class SinkhornResult:
 
         For an unbalanced problem this measures how far the relaxation moved the
         marginals, not convergence (see ``errors``)."""
+        self._inputs_unchanged("a", "b")
         p, a, b = (_as_torch(x).detach() for x in (self.plan, self.a, self.b))
         host = _host(p, a, b)
         if host is not None:  # numpy on the CPU (see _host_matrix)
@@ -462,6 +479,7 @@ class SinkhornResult:
     @property
     def transport_cost(self) -> float:
         """``<P, C> = sum_ij P_ij C_ij`` (entries with ``C_ij = +inf`` carry no mass)."""
+        self._inputs_unchanged("cost")
         p = _as_torch(self.plan).detach()
         c = _as_torch(self.cost).detach()
         host = _host(p, c)
@@ -651,13 +669,14 @@ def sinkhorn(
 
     Raises:
         ValueError: naming the parameter, for ``epsilon <= 0`` or not finite; a cost that is
-            not 2-D, empty, or holds ``NaN`` or ``-inf``; a row or column of the cost with no
-            finite entry; marginals of the wrong shape, negative, zero or non-finite;
-            balanced marginals whose totals differ; ``max_iter < 1``; ``tol < 0``;
-            ``relax_a``/``relax_b`` ``<= 0``; an unknown ``method``; an ``epsilon`` outside
-            the range of the cost's dtype or below the rounding error of the potentials
-            (``max |f|, |g|`` times machine epsilon), or a solution (potentials,
-            residuals, plan) that overflows the dtype.
+            not 2-D, empty, or holds ``NaN`` or ``-inf``; a row or column of the cost with
+            no finite entry; marginals of the wrong shape, negative, zero, subnormal or
+            non-finite; balanced marginals whose totals differ; ``max_iter < 1``;
+            ``tol < 0``; ``relax_a``/``relax_b`` ``<= 0``; an unknown ``method``; a
+            ``history`` that is not a bool; an ``epsilon`` outside the range of the cost's
+            dtype or below the rounding error of the potentials (``max |f|, |g|`` times
+            machine epsilon), or a solution (potentials, residuals, plan) that overflows the
+            dtype.
 
     Example:
         >>> import torch
@@ -690,6 +709,8 @@ def sinkhorn(
         raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
     if method not in ("absorb", "log"):
         raise ValueError(f"method must be 'absorb' or 'log', got {method!r}")
+    if not isinstance(history, (bool, np.bool_)):
+        raise ValueError(f"history must be True or False, got {history!r}")
     cost_range = _check_cost_values(C)
 
     problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b, cost_range)
@@ -714,6 +735,9 @@ def sinkhorn(
     def out(x: torch.Tensor) -> Array:
         return _like_input(x, as_numpy)
 
+    def kept(x: torch.Tensor) -> Array:  # an input kept on the result (see SinkhornResult)
+        return x.numpy().copy() if as_numpy else x
+
     return SinkhornResult(
         plan=out(plan),
         f=out(f),
@@ -722,13 +746,14 @@ def sinkhorn(
         n_iter=len(errs),
         converged=converged,
         history=tuple(out(p) for p in plans),
-        cost=out(C),  # the validated float matrix (not a bool/int/list input)
-        a=out(mu),
-        b=out(nu),
+        cost=kept(C),  # the validated float matrix (not a bool/int/list input)
+        a=kept(mu),
+        b=kept(nu),
         epsilon=eps,
         relax_a=lam_a,
         relax_b=lam_b,
         _log_plan=None if log_plan is None else out(log_plan),
+        _versions=() if as_numpy else tuple((t, t._version) for t in (C, mu, nu)),
     )
 
 
@@ -746,15 +771,21 @@ def _check_marginal(x: Array | None, name: str, size: int, like: torch.Tensor) -
     t = _to_tensor(x, name, like=like)
     if t.ndim != 1 or t.shape[0] != size:
         raise ValueError(f"{name} must have shape ({size},), got {tuple(t.shape)}")
+    tiny = torch.finfo(t.dtype).tiny  # subnormal masses lose their precision (and the plan)
     host = _host(t.detach())
     if host is not None:
-        ok = bool((host[0] > 0).all() and host[0].max() < math.inf)  # (False for NaN)
+        ok = bool(host[0].min() >= tiny and host[0].max() < math.inf)  # (False for NaN)
     else:
-        ok = bool((torch.isfinite(t) & (t > 0)).all())  # one device sync
+        ok = bool((torch.isfinite(t) & (t >= tiny)).all())  # one device sync
     if ok:
         return t
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or inf")
+    if bool((t > 0).all()):
+        raise ValueError(
+            f"{name} has entries below {tiny:.3g}, the smallest normal {t.dtype} number; "
+            "rescale the marginals (or use float64)"
+        )
     raise ValueError(f"{name} must be strictly positive (drop zero-mass points from the problem)")
 
 
@@ -1329,8 +1360,10 @@ def row_projection(
     mu = _check_marginal(a, "a", n, C)
     lam_a = _check_relax(relax_a, "relax_a")
     g_t = torch.zeros(m, dtype=C.dtype, device=C.device) if g is None else _to_tensor(g, "g", C)
-    if g_t.shape != (m,) or not bool(torch.isfinite(g_t).all()):
-        raise ValueError(f"g must be a finite vector of shape ({m},), got {tuple(g_t.shape)}")
+    if g_t.shape != (m,):
+        raise ValueError(f"g must be a vector of shape ({m},), got shape {tuple(g_t.shape)}")
+    if not bool(torch.isfinite(g_t).all()):
+        raise ValueError("g must be finite, got NaN or inf entries")
     _check_cost_values(C)
     p = _Problem(C, mu, mu, eps, _rho(lam_a, eps), 1.0, lam_a, None)
     with torch_threads(1 if C.device.type == "cpu" else None):
@@ -1361,6 +1394,9 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
     Returns:
         ``(n, m)`` plan of the input's type, device and dtype (no gradient).
 
+    Masses that agree to a relative ``1e-5`` (marginals normalised separately in float32)
+    count as equal: ``b`` is rescaled to the total of ``a`` before solving.
+
     Raises:
         ValueError: for invalid costs or marginals (as :func:`sinkhorn`), unequal masses, or
             when the forbidden pairs leave no feasible plan.
@@ -1378,6 +1414,8 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
         raise ValueError(f"a and b must have equal mass: {sa:.8g} != {sb:.8g}")
     c_np = C.detach().cpu().double().numpy()
     a_np, b_np = mu.detach().cpu().double().numpy(), nu.detach().cpu().double().numpy()
+    if b_np.sum() != a_np.sum():  # equal within 1e-5 (float32 rounding): the LP needs exact
+        b_np = b_np * (a_np.sum() / b_np.sum())
     finite = np.isfinite(c_np)
     uniform = n == m and bool(np.all(a_np == a_np[0]) and np.all(b_np == a_np[0]))
     plan = np.zeros((n, m))

@@ -30,7 +30,14 @@ import pytest
 import torch
 
 from gca_viz import ot as gca_ot
-from gca_viz.ot import SinkhornResult, cosine_cost, exact_ot, sinkhorn, sqeuclidean_cost
+from gca_viz.ot import (
+    SinkhornResult,
+    cosine_cost,
+    exact_ot,
+    row_projection,
+    sinkhorn,
+    sqeuclidean_cost,
+)
 
 F64 = torch.float64
 F32 = torch.float32
@@ -561,6 +568,22 @@ def test_exact_ot_tiny_nonuniform_marginals() -> None:
     np.testing.assert_allclose(P.sum(0), b, rtol=1e-6)
 
 
+def test_exact_ot_accepts_masses_equal_up_to_float32_rounding() -> None:
+    """Marginals normalised separately in float32 differ in mass by ~1e-7: the linear program
+    still solves (b is rescaled to a's mass), and masses 1e-3 apart are still an error."""
+    gen = torch.Generator().manual_seed(7)
+    C = sqeuclidean_cost(torch.randn(30, 2, generator=gen), torch.randn(40, 2, generator=gen))
+    a = torch.rand(30, generator=gen) + 0.01
+    b = torch.rand(40, generator=gen) + 0.01
+    a, b = a / a.sum(), b / b.sum()
+    b = b * (1 + 3e-7) / b.sum()  # float32 rounding of separately normalised marginals
+    P = exact_ot(C, a, b)
+    torch.testing.assert_close(P.sum(1), a, atol=1e-6, rtol=0)
+    torch.testing.assert_close(P.sum(0), b, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="equal mass"):
+        exact_ot(C, a, b * 1.001)
+
+
 # -------------------------------------------------------------- 6. λ -> inf is balanced
 
 
@@ -958,11 +981,14 @@ INVALID_SINKHORN = [
     pytest.param({"a": [0.6, -0.1]}, r"^a ", id="a-negative"),
     pytest.param({"a": [math.nan, 0.5]}, r"^a ", id="a-nan"),
     pytest.param({"a": [0.0, 1.0]}, r"^a ", id="a-zero-entry"),
+    pytest.param({"history": "no"}, r"^history must be True or False, got 'no'", id="history-str"),
+    pytest.param({"a": [1e-310, 1.0]}, r"^a has entries below 2.23e-308", id="a-subnormal"),
     pytest.param({"a": [0.2, 0.3, 0.5]}, r"^a ", id="a-wrong-shape"),
     pytest.param({"a": [[0.5, 0.5]]}, r"^a ", id="a-2d"),
     pytest.param({"b": [0.5, 0.5, -0.0]}, r"^b ", id="b-zero-entry"),
     pytest.param({"b": [0.5, 0.5]}, r"^b ", id="b-wrong-shape"),
     pytest.param({"b": [0.5, math.inf, 0.5]}, r"^b ", id="b-inf"),
+    pytest.param({"cost": 3.0}, r"^cost .*got shape \(\)$", id="cost-scalar"),
     pytest.param({"cost": np.zeros(3)}, "cost", id="cost-1d"),
     pytest.param({"cost": np.zeros((2, 2, 2))}, "cost", id="cost-3d"),
     pytest.param({"cost": np.zeros((0, 3))}, "cost", id="cost-empty"),
@@ -1254,3 +1280,42 @@ def test_plan_is_invariant_under_a_constant_shift_of_the_cost(
     tol = 1e-4 if dtype == F32 else 1e-11
     torch.testing.assert_close(res.plan, ref.plan, rtol=tol, atol=tol * float(ref.plan.max()))
     torch.testing.assert_close(res.errors, ref.errors, rtol=1e-3, atol=tol)
+
+
+def test_result_is_not_changed_by_later_edits_of_the_inputs() -> None:
+    """The result's cost-reading properties describe the problem that was solved: numpy
+    inputs are copied, and a torch input modified in place afterwards raises instead of
+    giving a log-plan or cost that no longer matches the plan."""
+    rng = np.random.default_rng(3)
+    C_np = cosine_cost(rng.standard_normal((6, 3)), rng.standard_normal((5, 3)))
+    res = sinkhorn(C_np, epsilon=0.1)
+    expected = (res.transport_cost, res.marginal_error)
+    C_np *= 10.0
+    np.testing.assert_allclose(res.log_plan, np.log(res.plan), rtol=1e-12)
+    assert (res.transport_cost, res.marginal_error) == expected
+
+    C = torch.from_numpy(C_np / 10.0)
+    a = torch.full((6,), 1 / 6, dtype=torch.float64)
+    reads = {"cost": ("log_plan", "transport_cost"), "a": ("marginal_error",)}
+    for edit, names in reads.items():
+        res = sinkhorn(C, a, epsilon=0.1)
+        (C if edit == "cost" else a).mul_(1.0)  # any in-place op counts
+        for name in names:
+            with pytest.raises(RuntimeError, match=f"the {edit} passed to sinkhorn"):
+                getattr(res, name)
+        other = "marginal_error" if edit == "cost" else "transport_cost"
+        assert math.isfinite(getattr(res, other))  # (reads only the unchanged inputs)
+    assert torch.equal(res.plan, sinkhorn(C, a, epsilon=0.1).plan)  # the plan is its own
+
+
+@pytest.mark.parametrize(
+    ("g", "match"),
+    [
+        (np.ones(5), r"^g must be a vector of shape \(6,\), got shape \(5,\)$"),
+        (np.full(6, np.nan), r"^g must be finite"),
+        (np.array([0.0] * 5 + [np.inf]), r"^g must be finite"),
+    ],
+)
+def test_row_projection_names_what_is_wrong_with_g(g: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        row_projection(np.ones((4, 6)), g=g, epsilon=0.5)
