@@ -175,10 +175,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             values = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"--config {args.config}: {exc}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"--config {args.config}: must hold a JSON object of fields")
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name)
         if v is not None:
             values[f.name] = v
+    for name in _DICT_FIELDS:
+        if not isinstance(values.get(name, {}), dict):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} (or {name} in --config) must be a JSON object")
     loss = dict(values.get("loss_params", {}))
     for name in _LOSS_FLAGS:
         v = getattr(args, "loss_" + name)

@@ -110,14 +110,20 @@ class TrainConfig:
         return cls.from_dict(values)
 
     def validate(self) -> None:
-        """Check every field (and that the loss builds) without touching data or devices."""
-        for name, low, kind in _NUMERIC_FIELDS:
-            Param(name, None, "", kind=kind, low=low).validate(getattr(self, name))
-        Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True).validate(
-            self.test_fraction
-        )
-        Param("momentum", None, "", low=0, high=1).validate(self.momentum)
-        Param("eval_corruption", None, "", low=0, high=1).validate(self.eval_corruption)
+        """Check every field (and that the loss builds) without touching data or devices.
+
+        A numeric field given as a numeric string or, for an integer field, as an integral
+        float (``"3"``, ``32.0``, as a JSON file may hold them) is converted in place to its
+        kind; anything else that is not a number in range raises ``ValueError`` naming the
+        field."""
+        schemas = [Param(name, None, "", kind=kind, low=low) for name, low, kind in _NUMERIC_FIELDS]
+        schemas += [
+            Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True),
+            Param("momentum", None, "", low=0, high=1),
+            Param("eval_corruption", None, "", low=0, high=1),
+        ]
+        for schema in schemas:
+            setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
         for name in ("dataset_params", "encoder_params", "stages", "loss_params"):

@@ -238,6 +238,9 @@ BAD_FIELDS = [
     ("loss_params", {"q": 2.0}, "q"),
     ("loss_params", {"warp": 1}, "warp"),
     ("dataset_params", [1], "dataset_params"),
+    ("steps", "three", "steps"),
+    ("batch_size", 32.5, "batch_size"),
+    ("lr", True, "lr"),
 ]
 
 
@@ -245,6 +248,18 @@ BAD_FIELDS = [
 def test_config_rejects_each_invalid_field(field: str, value: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict({field: value})
+
+
+def test_config_converts_numbers_given_as_strings_or_integral_floats() -> None:
+    """A JSON file may hold "3" or 32.0: validation stores them as the field's kind, so a run
+    built from them trains (before, the strings reached the training loop and crashed it)."""
+    cfg = TrainConfig.from_json('{"steps": "2", "lr": "0.01", "batch_size": 32.0, "seed": 1.0}')
+    assert (cfg.steps, cfg.lr, cfg.batch_size, cfg.seed) == (2, 0.01, 32, 1)
+    assert [type(v) for v in (cfg.steps, cfg.lr, cfg.batch_size)] == [int, float, int]
+    quick = {"eval_every": 0, "snapshot_every": 0, "checkpoint_every": 0, "dataset": "digits"}
+    cfg = TrainConfig.from_dict({**quick, "steps": "2", "batch_size": 16.0, "lr": "1e-3"})
+    trainer = Trainer(cfg)
+    assert trainer.fit() == "finished" and trainer.step == 2
 
 
 def test_config_rejects_unknown_fields_and_round_trips_json() -> None:
@@ -323,6 +338,15 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     assert "steps" in done.stderr and "Traceback" not in done.stderr
     done = _cli("train", "--epsilon", "-1")
     assert done.returncode == 2 and "epsilon" in done.stderr
+    config = tmp_path / "list.json"
+    config.write_text("[1, 2]")
+    for args, match in (
+        (("--loss-params", "[1]"), "--loss-params (or loss_params in --config) must be a JSON"),
+        (("--config", str(config)), f"--config {config}: must hold a JSON object"),
+    ):
+        done = _cli("train", *args)
+        assert done.returncode == 2 and match in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
 
 
 # -------------------------------------------------------------------------- torchrun
