@@ -51,6 +51,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from gca_viz.ot import _real
 from gca_viz.registry import Param, Registry
 
 M = TypeVar("M", bound=nn.Module)
@@ -548,7 +549,7 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
         ValueError: naming ``momentum`` if it is outside ``[0, 1]``, or ``target`` if its
             parameters or buffers do not match ``online``'s.
     """
-    m = float(momentum)
+    m = _real(momentum, "momentum must be a number in [0, 1]")  # (no str or bool)
     if not 0.0 <= m <= 1.0:  # also rejects NaN
         raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
     pairs = _matched(target.named_parameters(), online.named_parameters(), "parameters")

@@ -53,6 +53,11 @@ class Param:
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
             return str(value)
+        if getattr(value, "requires_grad", False):
+            raise ValueError(
+                f"{self.name} must be a plain number, got a tensor that requires grad (it "
+                "would be read once as a float and never trained)"
+            )
         try:
             number = float(value)
         except (TypeError, ValueError):

@@ -16,6 +16,7 @@ theorem (``gca-math.md`` section 4) applies to every prior.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -69,11 +70,15 @@ def _labels(values: Any, name: str, n: int, layout: Layout) -> torch.Tensor:
     if isinstance(values, np.ndarray) and values.dtype != object:
         if values.ndim != 1 or values.shape[0] != n:
             raise ValueError(f"{name} must have shape ({n},), got {values.shape}")
+        if values.dtype.kind in "fc" and bool(np.isnan(values).any()):
+            raise ValueError(f"{name} contains NaN, which is no class or domain")
         codes = np.unique(values, return_inverse=True)[1].reshape(-1)
     else:
         items = list(values)
         if len(items) != n:
             raise ValueError(f"{name} must have length {n}, got {len(items)}")
+        if any(isinstance(item, float) and math.isnan(item) for item in items):
+            raise ValueError(f"{name} contains NaN, which is no class or domain")
         seen: dict[Any, int] = {}
         try:
             codes = np.array([seen.setdefault(item, len(seen)) for item in items])

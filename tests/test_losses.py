@@ -585,6 +585,36 @@ def test_target_matrix_presence_checked_in_constructor() -> None:
         losses.get("gca_ince", target_matrix=np.eye(8))  # pairs target takes no matrix
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("method", METHODS)
+def test_an_all_zero_embedding_row_is_named(method: str, layout: str) -> None:
+    """The cosine cost of a zero vector is undefined: the error names the embedding and the
+    row (the cost itself only sees x, y or their concatenation)."""
+    loss = losses.get(method, layout=layout)
+    if loss.stages["cost"].name != "cosine":
+        pytest.skip("only the cosine cost needs a nonzero row")
+    z1, z2 = _batch(8, 4)
+    z2 = z2.clone()
+    z2[3] = 0.0
+    with pytest.raises(ValueError, match=r"^z2 row 3 is all zero, so its cosine cost"):
+        loss(z1, z2)
+
+
+def test_a_parameter_tensor_that_requires_grad_is_refused() -> None:
+    """A learnable temperature is not supported: rather than read it once as a float (and
+    never train it), the loss refuses it; a plain 0-d tensor is a number like any other."""
+    with pytest.raises(ValueError, match=r"^epsilon must be a plain number"):
+        losses.get("ince", epsilon=torch.tensor(0.1, requires_grad=True))
+    assert losses.get("ince", epsilon=torch.tensor(0.1)).params["epsilon"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("labels", [np.array([0.0, 1.0, np.nan, 1.0] * 2), [0.0, math.nan] * 4])
+def test_nan_labels_are_refused(labels: object) -> None:
+    loss = losses.get("gca_ince", target="class")
+    with pytest.raises(ValueError, match=r"^labels contains NaN"):
+        loss(*_batch(8, 4), labels=labels)
+
+
 @pytest.mark.parametrize(("target", "side"), [("class", "labels"), ("domain", "domains")])
 def test_prior_target_without_side_information_rejected(target: str, side: str) -> None:
     loss = losses.get("gca_ince", target=target)
@@ -841,3 +871,12 @@ def test_ce_uniform_equals_its_dense_definition(n: int, m: int, self_pairs: bool
     (g_dense,) = torch.autograd.grad(dense.sum(), scores)
     assert torch.isfinite(g_fast).all()
     torch.testing.assert_close(g_fast, g_dense, rtol=1e-9, atol=1e-12)
+
+
+def test_rince_presets_use_the_methods_table_exponent() -> None:
+    """gca-math.md's methods table: RINCE and GCA-RINCE with q = 1 (the robust, symmetric
+    case); GCA-UOT keeps the paper's experimental q = 0.6 in its RINCE term."""
+    assert losses.get("rince").params["q"] == 1.0
+    assert losses.get("gca_rince").params["q"] == 1.0
+    assert losses.get("gca_uot").params["q"] == 0.6
+    assert losses.get("rince", q=0.5).params["q"] == 0.5  # still a parameter

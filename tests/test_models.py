@@ -197,6 +197,15 @@ def test_ema_update_rejects_mismatched_networks() -> None:
         ema_update(ProjectionHead(4, 8, 2), ProjectionHead(4, 8, 3), 0.5)
 
 
+@pytest.mark.parametrize("momentum", ["0.9", "high", True, 1.5, float("nan")])
+def test_ema_update_rejects_a_momentum_that_is_not_a_number_in_range(momentum: object) -> None:
+    head = ProjectionHead(4, 8, 2)
+    before = [p.clone() for p in head.parameters()]
+    with pytest.raises(ValueError, match=r"^momentum must be"):
+        ema_update(head, ProjectionHead(4, 8, 2), momentum)  # type: ignore[arg-type]
+    assert all(torch.equal(p, q) for p, q in zip(head.parameters(), before, strict=True))
+
+
 # --------------------------------------------------------------------------- BYOL target
 
 

@@ -203,6 +203,13 @@ class GCALoss(torch.nn.Module):
         try:
             C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
         except ValueError as exc:  # the cost names its own arguments (x, y): name ours
+            for name, z in (("z1", z1), ("z2", z2)):
+                zero = torch.nonzero(z.detach().abs().amax(dim=1) == 0).flatten()
+                if len(zero):
+                    raise ValueError(
+                        f"{name} row {int(zero[0])} is all zero, so its "
+                        f"{self.stages['cost'].name} cost is undefined"
+                    ) from exc
             raise ValueError(f"z1, z2: {exc}") from exc
         T = self.build_target(
             z1.shape[0], labels=labels, domains=domains, device=C.device, dtype=C.dtype
@@ -358,6 +365,7 @@ LOSSES: dict[str, Method] = {
             "cosine",
             "row",
             "rince",
+            params={"q": 1.0},  # gca-math.md's methods table: RINCE (q = 1)
             d_m="RINCE / W1",
             d_gamma="KL",
             constraint="C1(μ)",
@@ -370,7 +378,7 @@ LOSSES: dict[str, Method] = {
             "cosine",
             "sinkhorn",
             "rince",
-            params={"end": "row"},
+            params={"end": "row", "q": 1.0},  # GCA-RINCE (q = 1)
             d_m="RINCE / W1",
             d_gamma="KL",
             constraint="C1(μ) ∩ C2(ν)",
