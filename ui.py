@@ -1,8 +1,10 @@
 """Shared Streamlit helpers for the pages (UI only: no math lives here).
 
-* Widgets whose value lives in the URL query string (``slider``, ``select``, ``number``,
-  ``toggle``), so a copied link reproduces the view. Keys are namespaced per page
-  (``"lab_eps"``); the key is both the session-state key and the query parameter.
+* Widgets whose value lives in the URL query string (``slider``, ``select``,
+  ``select_slider``, ``number``, ``toggle``, ``checkbox``, ``multiselect``), so a copied link
+  reproduces the view, and which keep their value while a page run skips them. Keys are
+  namespaced per page (``"lab_eps"``); the key is both the session-state key and the query
+  parameter.
 * ``param_step``: the +/- step of a number input for a schema parameter.
 * ``show_code``: the "Show the code" expander with the library function behind a figure.
 * ``guard``: turns a ``ValueError`` from the library into an ``st.error`` (never a traceback).
@@ -38,6 +40,12 @@ from gca_viz.runs import (
 T = TypeVar("T")
 
 
+_KEEP: dict[str, Any] = {"persist_state": "page"}
+"""Keep a widget's value while a page run skips it (an early ``st.stop`` or an error box in
+its place): without it the browser brought the widget back at its default (ε = 0, λ at its
+minimum) instead of the value the URL still held."""
+
+
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:
     raw = st.query_params.get(key)
     if raw is None:
@@ -70,7 +78,7 @@ def slider(
     # Clip into the current range before drawing: when the range changes (a half-step slider
     # whose maximum follows T), Streamlit would otherwise reset the value to the minimum.
     st.session_state[key] = kind(min(max(st.session_state[key], low), high))
-    value = st.slider(label, kind(low), kind(high), step=step, key=key, **kwargs)
+    value = st.slider(label, kind(low), kind(high), step=step, key=key, **_KEEP, **kwargs)
     _sync(key, value)
     return value
 
@@ -80,7 +88,7 @@ def select(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any
     if key not in st.session_state:
         names = {str(o): o for o in options}
         st.session_state[key] = names.get(str(st.query_params.get(key)), default)
-    value: T = st.selectbox(label, options, key=key, **kwargs)
+    value: T = st.selectbox(label, options, key=key, **_KEEP, **kwargs)
     _sync(key, value)
     return value
 
@@ -90,7 +98,7 @@ def select_slider(label: str, key: str, options: Sequence[T], default: T, **kwar
     if key not in st.session_state:
         names = {str(o): o for o in options}
         st.session_state[key] = names.get(str(st.query_params.get(key)), default)
-    value: T = st.select_slider(label, options, key=key, **kwargs)
+    value: T = st.select_slider(label, options, key=key, **_KEEP, **kwargs)
     _sync(key, value)
     return value
 
@@ -100,18 +108,42 @@ def number(label: str, key: str, default: float, **kwargs: Any) -> Any:
     library validate, so a typed-in bad value gets a clear ``st.error``)."""
     if key not in st.session_state:
         st.session_state[key] = _from_query(key, default, type(default))
-    value = st.number_input(label, key=key, **kwargs)
+    value = st.number_input(label, key=key, **_KEEP, **kwargs)
     _sync(key, value)
     return value
 
 
 def toggle(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
     """``st.toggle`` backed by the query string."""
+    return _switch(st.toggle, label, key, default, **kwargs)
+
+
+def _switch(widget: Callable[..., Any], label: str, key: str, default: bool, **kwargs: Any) -> bool:
+    """A two-state widget (``st.toggle``, ``st.checkbox``) backed by the query string."""
     if key not in st.session_state:
         st.session_state[key] = _from_query(key, default, lambda s: s == "True")
-    value = bool(st.toggle(label, key=key, **kwargs))
+    value = bool(widget(label, key=key, **_KEEP, **kwargs))
     _sync(key, value)
     return value
+
+
+def checkbox(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
+    """``st.checkbox`` backed by the query string."""
+    return _switch(st.checkbox, label, key, default, **kwargs)
+
+
+def multiselect(label: str, key: str, options: list[Any], default: list[Any], **kw: Any) -> Any:
+    """``st.multiselect`` backed by the query string (comma-separated values); choices that
+    are no longer options (a deleted run) are dropped."""
+    by_name = {str(o): o for o in options}
+    if key not in st.session_state:
+        raw = st.query_params.get(key)
+        picked = [by_name[s] for s in raw.split(",") if s in by_name] if raw is not None else None
+        st.session_state[key] = default if picked is None else picked
+    st.session_state[key] = [o for o in st.session_state[key] if o in options]
+    values = st.multiselect(label, options, key=key, **_KEEP, **kw)
+    _sync(key, ",".join(str(v) for v in values))
+    return values
 
 
 def param_step(p: Param) -> float:

@@ -20,7 +20,7 @@ from gca_viz.figures.training import (
     plan_heatmap,
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
-from views._train_runs import Selection, device_text, multiselect, refresh_page, run_label
+from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
 DIAGNOSTICS = {
@@ -62,7 +62,7 @@ def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> Mo
     metric_options = [*dict.fromkeys([*DEFAULT_METRICS, *sorted(found - {"step_time"})])]
     m1, m2 = st.columns([3, 1])
     with m1:
-        chosen = multiselect(
+        chosen = ui.multiselect(
             "Metrics", "tr_metrics", metric_options, DEFAULT_METRICS, format_func=metric_label
         )
     with m2:

@@ -65,21 +65,6 @@ def keep_valid(key: str, options: list[Any], default: Any) -> None:
         st.session_state[key] = default
 
 
-def multiselect(label: str, key: str, options: list[Any], default: list[Any], **kw: Any) -> Any:
-    """``st.multiselect`` backed by the query string (comma-separated values)."""
-    by_name = {str(o): o for o in options}
-    if key not in st.session_state:
-        raw = st.query_params.get(key)
-        picked = [by_name[s] for s in raw.split(",") if s in by_name] if raw is not None else None
-        st.session_state[key] = default if picked is None else picked
-    st.session_state[key] = [o for o in st.session_state[key] if o in options]
-    values = st.multiselect(label, options, key=key, **kw)
-    text = ",".join(str(v) for v in values)
-    if st.query_params.get(key) != text:
-        st.query_params[key] = text
-    return values
-
-
 def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
     """Every run with its status, progress, device and latest loss and k-NN accuracy."""
     rows = []
@@ -145,7 +130,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
         run_id = ui.select("Run", "tr_run", ids, ids[0], format_func=label)
     st.session_state["_tr_run_shown"] = (run_id, label(run_id))
     with c_cmp:
-        compare = multiselect(
+        compare = ui.multiselect(
             "Compare with",
             "tr_compare",
             [i for i in ids if i != run_id],

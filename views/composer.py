@@ -43,17 +43,6 @@ def load_batch(source: str, n: int, seed: int, _store: Any) -> lab.Batch:
     return story.story_batch(source, n, seed, _store)
 
 
-def checkbox(label: str, key: str, default: bool, **kwargs: Any) -> bool:
-    """``st.checkbox`` backed by the query string (as the ``ui`` widgets)."""
-    if key not in st.session_state:
-        raw = st.query_params.get(key)
-        st.session_state[key] = default if raw is None else raw == "True"
-    value = bool(st.checkbox(label, key=key, **kwargs))
-    if st.query_params.get(key) != str(value):
-        st.query_params[key] = str(value)
-    return value
-
-
 def symbol(p: Param) -> str:
     """The parameter's symbol with subscripts (``λ_1`` -> ``λ₁``), else its name."""
     subs = str.maketrans("0123456789p", "₀₁₂₃₄₅₆₇₈₉ₚ")
@@ -69,7 +58,7 @@ def param_widget(p: Param) -> Any:
     label = f"{symbol(p)} ({p.name})" if p.symbol else p.name
     if p.kind == "choice":
         return ui.select(label, key, list(p.choices), p.default, help=p.description)
-    if p.optional and checkbox(
+    if p.optional and ui.checkbox(
         f"hard constraint ({symbol(p)} = ∞)",
         f"{key}_hard",
         p.default is None,

@@ -103,8 +103,8 @@ with st.sidebar:
             step=0.05,
         )
     st.subheader("Sweep over ε")
-    eps_min = ui.number("smallest ε", "ent_eps_min", 0.02, step=0.01, format="%.3f")
-    eps_max = ui.number("largest ε", "ent_eps_max", 2.0, step=0.1, format="%.3f")
+    eps_min = ui.number("smallest ε", "ent_eps_min", 0.02, step=0.01, format="%g")
+    eps_max = ui.number("largest ε", "ent_eps_max", 2.0, step=0.1, format="%g")
     num = ui.slider("values of ε (log-spaced)", "ent_num", 4, 30, 12)
     tol = ui.select_slider(
         "tolerance (relative marginal error)",
@@ -119,7 +119,7 @@ with st.sidebar:
     lam2 = ui.select_slider("λ₂ (unbalanced column weight)", "ent_l2", RELAXATIONS, 0.2)
     st.subheader("Sweep over T")
     t_max = ui.slider("largest T", "ent_T", 2, 100, 30)
-    eps_t = ui.number("ε for the T sweep", "ent_eps_T", 0.1, step=0.01, format="%.3f")
+    eps_t = ui.number("ε for the T sweep", "ent_eps_T", 0.1, step=0.01, format="%g")
 
 with ui.guard("Batch"):
     batch = load_batch(source, n, int(seed), noise, augment)

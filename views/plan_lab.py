@@ -150,7 +150,7 @@ batch_key = (source, n, int(seed), noise, augment, run_id, version)
 
 with st.sidebar:
     st.subheader("Problem")
-    eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%.3f")
+    eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%g")
     n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
     choices = [t for t in ("pairs", "class", "domain") if t != "class" or batch.labels is not None]
     choices = [t for t in choices if t != "domain" or batch.domains is not None]
@@ -325,11 +325,15 @@ with right:
         j = ui.number("Column j", "lab_j", partner, min_value=0, max_value=n_cols - 1, step=1)
     with ui.guard("Cell"):
         info = lab.cell_info(int(i), int(j), {**sol.matrices, "Pk": steps.plans[k]}, layout=layout)
-    st.markdown(
-        "**A positive pair**: the two views of one sample."
-        if info.positive
-        else "Not a positive pair: two different samples."
-    )
+    if info.positive:
+        st.markdown("**A positive pair**: the two views of one sample.")
+    elif info.self_pair:
+        st.markdown(
+            "**An excluded self-pair**: a view against itself. The joint layout sets its cost "
+            "to +inf, so no plan puts mass here."
+        )
+    else:
+        st.markdown("Not a positive pair: two different samples.")
     sides = (("Row", info.row_sample, info.row_view), ("Column", info.col_sample, info.col_view))
     for column, (side, sample, view_no) in zip(st.columns(2), sides, strict=True):
         with column:

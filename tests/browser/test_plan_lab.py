@@ -32,7 +32,7 @@ def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:
     # The copied link reproduces the setting in a fresh session.
     url = app.page.url
     app.goto(url, charts=4)
-    expect(app.number_input("lab_eps")).to_have_value("0.300")
+    expect(app.number_input("lab_eps")).to_have_value("0.3")
     assert plan(app) == after
     app.assert_healthy()
 
