@@ -201,6 +201,9 @@ def test_cell_info_reads_the_matrices_and_maps_views(batch: lab.Batch) -> None:
     assert (cell.row_sample, cell.row_view, cell.col_sample, cell.col_view) == (1, 1, 2, 2)
     assert cell.values["m"] == 14.0
     assert lab.cell_info(1, 5, joint, layout="joint").positive  # partner(1) = 1 + N
+    diagonal = lab.cell_info(6, 6, joint, layout="joint")  # view 2 of sample 2 vs itself
+    assert diagonal.self_pair and not diagonal.positive
+    assert not cell.self_pair and not lab.cell_info(4, 4, sol.matrices).self_pair  # (cross)
     with pytest.raises(ValueError, match="i must be in"):
         lab.cell_info(24, 0, sol.matrices)
     with pytest.raises(ValueError, match="j must be an integer"):

@@ -276,3 +276,6 @@ def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
     assert at.slider(key="lab_k").value == 20
     at.number_input(key="lab_i").set_value(0).run()
     assert "**A positive pair**" in " ".join(m.value for m in at.markdown)
+    at.number_input(key="lab_j").set_value(0).run()  # view 1 of sample 0 against itself
+    text = " ".join(m.value for m in at.markdown)
+    assert "**An excluded self-pair**" in text and "two different samples" not in text

@@ -391,7 +391,8 @@ class CellInfo:
 
     ``row_view``/``col_view`` are 1 (``z'``) or 2 (``z''``); ``row_sample``/``col_sample``
     the sample indices; ``values`` maps each matrix name to its entry; ``positive`` says
-    whether ``j`` is row ``i``'s augmentation partner.
+    whether ``j`` is row ``i``'s augmentation partner; ``self_pair`` whether the cell pairs
+    a view with itself (the joint layout's diagonal, excluded: cost ``+inf``, no mass).
     """
 
     i: int
@@ -402,6 +403,7 @@ class CellInfo:
     col_view: int
     values: dict[str, float]
     positive: bool
+    self_pair: bool = False
 
 
 def cell_info(
@@ -436,7 +438,8 @@ def cell_info(
     if lay == "cross":
         return CellInfo(i, j, i, 1, j, 2, values, i == j)
     N = n_rows // 2
-    return CellInfo(i, j, i % N, 1 + i // N, j % N, 1 + j // N, values, j == (i + N) % n_rows)
+    positive = j == (i + N) % n_rows
+    return CellInfo(i, j, i % N, 1 + i // N, j % N, 1 + j // N, values, positive, i == j)
 
 
 def downsample(matrix: Any, max_size: int = 256) -> np.ndarray:
