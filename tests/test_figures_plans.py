@@ -100,6 +100,14 @@ def test_loss_bars_sweep_charts_and_error_curves() -> None:
     )
     assert chart.layout.xaxis.type == "log" and chart.data[1].line.dash == "dash"
     assert chart.layout.annotations[0].text == "log n"
+    exact = figs.sweep_chart(
+        eps, {"d": np.array([0.0, 0.0, 0.5, 1.0])}, title="t", x_title="ε", y_title="d", log_y=True
+    )  # a distance that reached exactly 0 at small ε
+    drawn = np.asarray(exact.data[0].y, float)
+    assert np.isnan(drawn[:2]).all() and drawn[2:].tolist() == [0.5, 1.0]
+    assert exact.layout.annotations[-1].text == "2 points equal to 0: not drawn on the log scale"
+    linear = figs.sweep_chart(eps, {"d": np.zeros(4)}, title="t", x_title="ε", y_title="d")
+    assert np.asarray(linear.data[0].y, float).tolist() == [0.0] * 4  # (drawn: linear axis)
     curves = figs.error_curves(eps, [np.array([1e-1, 1e-3, 0.0])] * 4, tol=1e-6)
     assert len(curves.data) == 4 and np.isnan(np.asarray(curves.data[0].y, float)[2])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,20 @@ def test_falls_back_without_the_demo_run(runs_dir: Path) -> None:
     assert infonce == pytest.approx(kl, abs=1e-6) and abs(diff) < 1e-6
 
 
+@pytest.mark.parametrize(("eps", "hint"), [("0.02", False), ("0.2", True)])
+def test_step_two_caption_says_what_the_curve_shows(eps: str, hint: bool) -> None:
+    """The caption under the KL curve names the half-step from which the KL has settled, or
+    says it is still falling at k = 2T; it suggests a smaller ε only when there is one."""
+    at = open_app(story_step="2", story_eps=eps, story_T="3")
+    caption = " ".join(c.value for c in at.caption if "largest drop" in c.value)
+    assert caption, [c.value for c in at.caption]
+    settled = re.search(r"from k = (\d+) on the KL is within", caption)
+    assert settled or "the KL is still falling at k = 6" in caption, caption
+    if settled:
+        assert int(settled.group(1)) < 6
+    assert ("A smaller ε spreads the descent" in caption) is hint
+
+
 def test_every_step_renders() -> None:
     at = open_app()
     expected = {
@@ -133,7 +148,7 @@ def test_every_step_renders() -> None:
     # the theorem and the split, as shown on the page
     at.radio(key="story_step").set_value(2)
     rerun(at)
-    assert float(metric(at, "Max increase")) <= 0
+    assert float(metric(at, "Largest KL change")) <= 0
     assert float(metric(at, "GCA-INCE (k = 20)")) <= float(metric(at, "INCE (k = 1)"))
     curve = np.asarray(figure(at, "KL(P_tgt")["data"][0]["y"], dtype=float)
     assert len(curve) == 20 and np.all(np.diff(curve) <= 1e-12)

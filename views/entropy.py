@@ -217,7 +217,8 @@ with a:
     )
     missing = int(np.isnan(sweep.iterations).sum())
     st.caption(
-        "Small ε needs many more sweeps."
+        "Small ε needs many more sweeps, until ε is so small that each row puts its mass on its "
+        "nearest column: if those columns are all different, the first sweep is already exact."
         + (
             f" {missing} value(s) of ε did not reach the tolerance within {cap} sweeps (gaps)."
             if missing

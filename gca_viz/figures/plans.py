@@ -417,16 +417,26 @@ def sweep_chart(
         log_x, log_y: logarithmic axes. dashed: names drawn dashed without markers
             (predictions). colors: ``{name: colour}``.
         references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
+
+    On a log ``y`` axis, values ``<= 0`` (a distance that reached exactly 0) are left out as
+    gaps, and a note under the chart says how many: plotly cannot place them, and drawing
+    them broke the axis.
     """
     xs = np.asarray(x, dtype=float)
     traces = []
+    hidden = 0  # values <= 0 left out of a log y axis
     for idx, (name, values) in enumerate(series.items()):
         color = (colors or {}).get(name, _cycle(idx))
         is_dashed = name in dashed
+        ys = np.asarray(values, dtype=float)
+        if log_y:
+            drop = ys <= 0
+            hidden += int(drop.sum())
+            ys = np.where(drop, np.nan, ys)
         traces.append(
             go.Scatter(
                 x=xs,
-                y=np.asarray(values, dtype=float),
+                y=ys,
                 name=name,
                 mode="lines" if is_dashed else "lines+markers",
                 line={"color": color, "dash": "dash" if is_dashed else "solid", "width": 2},
@@ -463,6 +473,21 @@ def sweep_chart(
                 "text": label,
                 "showarrow": False,
                 "xanchor": "right",
+                "yanchor": "bottom",
+                "font": {"size": 11, "color": "#6b7280"},
+            }
+        )
+    if hidden:
+        notes.append(
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1,
+                "text": f"{hidden} point{'s' * (hidden > 1)} equal to 0: "
+                "not drawn on the log scale",
+                "showarrow": False,
+                "xanchor": "left",
                 "yanchor": "bottom",
                 "font": {"size": 11, "color": "#6b7280"},
             }

@@ -27,10 +27,11 @@ INFONCE_LATEX = (
 )
 """InfoNCE as the cross-entropy of the logits ``s_ij / ε`` (:func:`ince_as_kl`)."""
 
-KL_P1_LATEX = (
-    r"\frac1N\mathrm{KL}\big(I\,\|\,P^{(1)}\big) = \frac1N\Big(\sum_{ij} I_{ij}"
-    r"\log\frac{I_{ij}}{P^{(1)}_{ij}} - \sum_{ij} I_{ij} + \sum_{ij} P^{(1)}_{ij}\Big),"
-    r"\qquad P^{(1)}_{ij} = \frac{K_{ij}}{\sum_k K_{ik}},\ K = e^{-C/\varepsilon}"
+KL_P1_LATEX = (  # three lines: on one, it overflowed the page's column below ~1900 px
+    r"\begin{aligned}\frac1N\mathrm{KL}\big(I\,\|\,P^{(1)}\big) &= \frac1N\Big(\sum_{ij}"
+    r" I_{ij}\log\frac{I_{ij}}{P^{(1)}_{ij}}\\ &\qquad - \sum_{ij} I_{ij}"
+    r" + \sum_{ij} P^{(1)}_{ij}\Big),"
+    r"\\ P^{(1)}_{ij} &= \frac{K_{ij}}{\sum_k K_{ik}},\quad K = e^{-C/\varepsilon}\end{aligned}"
 )
 """The generalised KL from the identity to the first Sinkhorn half-step (:func:`ince_as_kl`)."""
 
