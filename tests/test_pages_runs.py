@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from th
 TRAIN, GEOMETRY = str(ROOT / "views" / "train.py"), str(ROOT / "views" / "geometry.py")
 
 TINY: dict[str, Any] = {
-    "batch_size": 64,
+    "batch_size": 96,  # more than the 64 pairs a plan snapshot keeps
     "steps": 30,
     "encoder_params": {"hidden": 32},
     "head_hidden": 32,
@@ -195,6 +195,14 @@ def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
     assert _names(charts["tr_curves"]) == ["#1 sphere"]
     plan = charts["tr_plan"]["data"][0]
     assert plan["type"] == "heatmap" and _array(plan["z"]).size == 128 * 128  # joint 2N = 128
+    # the numbers beside the plan say which pairs they are on, and give the target's mass
+    tables = [d.value for d in at.dataframe if "quantity" in d.value.columns]
+    assert tables, "the snapshot's table of diagnostics"
+    quantities = list(tables[0]["quantity"])
+    assert "loss on these pairs" in quantities and "target's total mass Σ P_tgt" in quantities
+    batch = int(RunStore(store_env).get(1).config["batch_size"])
+    slice_note = [c.value for c in at.caption if c.value.startswith("The first 64 pairs")]
+    assert len(slice_note) == (1 if batch > 64 else 0), (batch, slice_note)
     assert "step 30 of 30" in at.get("progress")[0].proto.text
     assert at.query_params["tr_run"] == "1"  # a copied link reopens this run
     assert not at.error and not at.warning

@@ -24,11 +24,11 @@ from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
 DIAGNOSTICS = {
-    "loss": "loss on this batch",
+    "loss": "loss on these pairs",
     "entropy": "plan entropy H(P)",
-    "marginal_error": "marginal error",
+    "marginal_error": "marginal error ‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁",
     "positive_mass": "mass on positive pairs",
-    "mass": "total mass",
+    "mass": "total mass Σ P",
     "n_iter": "Sinkhorn sweeps",
     "solver_error": "solver error",
 }
@@ -138,11 +138,21 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             f"**The batch at step {step}**: {rows} x {rows}, "
             f"{'both views stacked (joint layout)' if joint else 'view 1 x view 2'}"
         )
+        pairs = rows // 2 if joint else rows
+        batch = int(run.config.get("batch_size", pairs))
+        if pairs < batch:
+            st.caption(
+                f"The first {pairs} pairs of the step's batch of up to {batch}: the numbers "
+                "below are on these pairs only. The training loss averages over the whole "
+                "batch, where each row has more candidates, so it is larger."
+            )
         diag = {k[5:]: float(v) for k, v in snap.items() if k.startswith("diag_")}
-        st.dataframe(
-            [{"quantity": DIAGNOSTICS.get(k, k), "value": fmt(v)} for k, v in diag.items()],
-            hide_index=True,
-        )
+        table = [{"quantity": DIAGNOSTICS.get(k, k), "value": fmt(v)} for k, v in diag.items()]
+        if "mass" in diag and "target" in snap:  # what the marginals ask for, to compare
+            table.append(
+                {"quantity": "target's total mass Σ P_tgt", "value": fmt(snap["target"].sum())}
+            )
+        st.dataframe(table, hide_index=True)
         st.caption(
             "Row i is a sample, column j a candidate positive; the plan is the loss's "
             "soft matching, and its mass on the positive pairs is what the loss rewards. "
