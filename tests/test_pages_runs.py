@@ -26,7 +26,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gca_viz import demo
+from gca_viz import data, demo
 from gca_viz.runs import ACTIVE, RunStore
 from tests.plotly_json import array as _array
 from views._train_runs import AUTO_RERUN
@@ -326,6 +326,26 @@ def test_a_failed_run_shows_its_error_and_traceback(store_env: Path) -> None:
     assert "domain labels" in _texts(at.error)
     assert any("Error details" in e.label for e in at.expander)
     assert "Traceback" in _texts(at.code)
+
+
+def test_a_batch_larger_than_the_training_split_is_announced(
+    tmp_path: Path, app_env: Callable[[Path], None]
+) -> None:
+    """The run caps the batch at the training split; the form says so before the launch."""
+    _store_without_demos(tmp_path / "fresh")
+    app_env(tmp_path / "fresh")
+    at = _page(TRAIN)
+    at.selectbox(key="tr_data").set_value("digits").run()
+    note = "The training split of this dataset holds"
+    assert not [c for c in at.caption if c.value.startswith(note)]  # 256 fits
+    at.number_input(key="tr_batch").set_value(100000).run()
+    _assert_clean(at)
+    train = data.load_dataset("digits").split(0.25)[0].n
+    shown = [c.value for c in at.caption if c.value.startswith(note)]
+    assert shown == [
+        f"{note} {train} samples, so each batch will hold all {train} "
+        "(a batch size of 100000 is capped there)."
+    ]
 
 
 def test_invalid_configs_show_an_error_and_launch_nothing(

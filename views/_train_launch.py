@@ -16,6 +16,7 @@ from gca_viz import augment, data, losses, models, targets, userdata
 from gca_viz.device import resolve_device
 from gca_viz.registry import Param
 from gca_viz.runs import RunStore
+from gca_viz.train import TrainConfig
 from views._train_runs import by_user
 
 COMPOSED = "composed"
@@ -71,17 +72,33 @@ def describe_user_data(path: str, mtime: float) -> str:
     return f"{ds.n} {ds.kind} samples of shape {ds.input_shape}, {ds.n_classes} classes{domains}"
 
 
+def _load(dataset: str, params_json: str) -> data.Dataset | None:
+    """The dataset a run would train on, or ``None`` if it does not load."""
+    try:
+        if dataset in data.DATASETS:
+            return data.load_dataset(dataset, **json.loads(params_json))
+        return data.load_user_dataset(dataset)
+    except ValueError:
+        return None
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def has_domains(dataset: str, params_json: str) -> bool:
     """Whether the dataset carries domain labels (the domain prior needs them)."""
+    ds = _load(dataset, params_json)
+    return ds is not None and ds.domain is not None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def train_split_size(dataset: str, params_json: str, test_fraction: float) -> int | None:
+    """Samples in the run's training split (a batch holds at most that many), or ``None``."""
+    ds = _load(dataset, params_json)
+    if ds is None or ds.n < 2:
+        return None
     try:
-        if dataset in data.DATASETS:
-            ds = data.load_dataset(dataset, **json.loads(params_json))
-        else:
-            ds = data.load_user_dataset(dataset)
+        return ds.split(test_fraction)[0].n
     except ValueError:
-        return False
-    return ds.domain is not None
+        return None
 
 
 def choose_dataset(store: RunStore) -> str | None:
@@ -311,6 +328,20 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
     announce_launch(run_id)
 
 
+def batch_note(dataset: str | None, opt: dict[str, Any], more: dict[str, Any]) -> None:
+    """Say so when the batch size exceeds the training split: the run caps it there."""
+    batch = opt.get("batch_size")
+    if dataset is None or not isinstance(batch, int | float):
+        return
+    fraction = more.get("test_fraction", TrainConfig.test_fraction)
+    size = train_split_size(dataset, json.dumps(more.get("dataset_params", {})), fraction)
+    if size is not None and batch > size:
+        st.caption(
+            f"The training split of this dataset holds {size} samples, so each batch will "
+            f"hold all {size} (a batch size of {batch:g} is capped there)."
+        )
+
+
 def new_run_form(store: RunStore, expanded: bool) -> None:
     """The "New run" expander; a launched run is selected below and announced until the
     user next acts."""
@@ -329,6 +360,7 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
             run_name = st.text_input("Run name (optional)", key="tr_name")
         with st.expander("Advanced settings"):
             more = advanced(data_model["encoder"], data_model["dataset"])
+        batch_note(data_model["dataset"], opt, more)
         if st.button(
             "Launch run",
             type="primary",
