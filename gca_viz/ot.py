@@ -711,7 +711,7 @@ def sinkhorn(
         raise ValueError(f"method must be 'absorb' or 'log', got {method!r}")
     if not isinstance(history, (bool, np.bool_)):
         raise ValueError(f"history must be True or False, got {history!r}")
-    cost_range = _check_cost_values(C)
+    cost_range = _cost_range(C)
 
     problem = _Problem(C, mu, nu, eps, _rho(lam_a, eps), _rho(lam_b, eps), lam_a, lam_b, cost_range)
     engine = _solve_absorb if method == "absorb" else _solve_log
@@ -801,6 +801,16 @@ def _check_relax(relax: float | None, name: str) -> float | None:
 def _check_cost_values(C: torch.Tensor, host: bool | None = None) -> tuple[float, float]:
     """Reject NaN and -inf, and rows or columns with no finite entry; return the smallest
     and the largest entry of the cost (the largest may be ``+inf``, a forbidden pair).
+    See :func:`_cost_range`."""
+    lowest, highest, _ = _cost_range(C, host)
+    return lowest, highest
+
+
+def _cost_range(
+    C: torch.Tensor, host: bool | None = None
+) -> tuple[float, float, torch.Tensor | None]:
+    """:func:`_check_cost_values`, plus each row's minimum, ``(n,)``, when the check
+    computed it (the cost holds ``+inf``), else ``None``: the engine starts from it.
 
     Two reductions over the whole matrix and one device sync (whole-matrix reductions cost
     about half of per-row ones in numpy); the row and column reductions run only if the cost
@@ -819,6 +829,7 @@ def _check_cost_values(C: torch.Tensor, host: bool | None = None) -> tuple[float
         raise ValueError("cost contains NaN")
     if lowest == -math.inf:
         raise ValueError("cost contains -inf; use +inf for forbidden pairs")
+    row_min = None
     if highest == math.inf:
         for axis, name in ((1, "row"), (0, "column")):
             least = torch.from_numpy(C_np.min(axis=axis)) if C_np is not None else Cd.amin(axis)
@@ -827,7 +838,9 @@ def _check_cost_values(C: torch.Tensor, host: bool | None = None) -> tuple[float
                 raise ValueError(
                     f"cost {name} {int(bad[0])} has no finite entry, so no plan can move its mass"
                 )
-    return lowest, highest
+            if axis == 1:
+                row_min = least
+    return lowest, highest, row_min
 
 
 def _row_range(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -851,7 +864,8 @@ class _Problem:
     rho_b: float
     lam_a: float | None
     lam_b: float | None
-    cost_range: tuple[float, float] | None = None  # min and max of C (from the validation)
+    # min and max of C, and each row's min when the validation computed it (_cost_range)
+    cost_range: tuple[float, float, torch.Tensor | None] | None = None
 
     @property
     def needs_grad(self) -> bool:
@@ -929,13 +943,16 @@ def _solve_absorb(p: _Problem, max_iter: int, tol: float, keep: bool) -> _Solved
     """
     C = p.C
     bound = _ABSORB_LOG_BOUND.get(C.dtype, 20.0)
-    lowest, highest = p.cost_range if p.cost_range is not None else _check_cost_values(C)
+    lowest, highest, row_min = p.cost_range if p.cost_range is not None else _cost_range(C)
     g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)  # (m,)
     if -bound <= -highest / p.eps and -lowest / p.eps <= bound:
         # Every entry of exp(-C/ε) lies in [e^-bound, e^bound]: start from f = 0, which
         # saves the row reductions and a pass over the matrix in the kernel's build.
         f = torch.zeros(C.shape[0], dtype=C.dtype, device=C.device)
         state = _AbsorbState(p, f, g, highest, f_is_zero=True)
+    elif row_min is not None:  # the cost holds +inf: the validation's row minima start it;
+        # a row's maximum is +inf, so log K~ has no lower bound and highest serves as well
+        state = _AbsorbState(p, row_min, g, highest)
     else:  # f = row minimum of C, so that every row of K~ has an entry equal to 1
         row_min, row_max = _row_range(C)
         state = _AbsorbState(p, row_min, g, row_max)

@@ -1253,10 +1253,24 @@ def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dt
     torch.testing.assert_close(fast.plan, reference.plan, rtol=1e-4, atol=atol)
 
 
+@pytest.fixture
+def row_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per call of the engine's per-row reduction of the cost (``_row_range``)."""
+    calls: list[int] = []
+    original = gca_ot._row_range
+
+    def counted(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(1)
+        return original(c)
+
+    monkeypatch.setattr(gca_ot, "_row_range", counted)
+    return calls
+
+
 @pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize("shift", [0.0, 100.0, -100.0])
 def test_plan_is_invariant_under_a_constant_shift_of_the_cost(
-    dtype: torch.dtype, shift: float, monkeypatch: pytest.MonkeyPatch
+    dtype: torch.dtype, shift: float, row_passes: list[int]
 ) -> None:
     """Balanced plans do not change when a constant is added to the cost. The engine starts
     from ``f = 0`` while every entry of ``exp(-C/ε)`` is within its bounds (no per-row
@@ -1264,14 +1278,6 @@ def test_plan_is_invariant_under_a_constant_shift_of_the_cost(
     gen = torch.Generator().manual_seed(_seed(str(dtype), shift))
     C = cosine_cost(torch.randn(50, 8, generator=gen), torch.randn(40, 8, generator=gen))
     C = (torch.round(C * 1024) / 1024).to(dtype)  # C + shift is exact in float32 too
-    row_passes: list[int] = []
-    original = gca_ot._row_range
-
-    def counted(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        row_passes.append(1)
-        return original(c)
-
-    monkeypatch.setattr(gca_ot, "_row_range", counted)
     ref = sinkhorn(C, epsilon=0.5, max_iter=200)
     assert not row_passes  # C in [0, 2], C/ε <= 4: the f = 0 start
     res = sinkhorn(C + shift, epsilon=0.5, max_iter=200)
@@ -1319,3 +1325,21 @@ def test_result_is_not_changed_by_later_edits_of_the_inputs() -> None:
 def test_row_projection_names_what_is_wrong_with_g(g: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         row_projection(np.ones((4, 6)), g=g, epsilon=0.5)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_forbidden_pairs_start_from_the_validations_row_minima(
+    dtype: torch.dtype, row_passes: list[int]
+) -> None:
+    """With +inf entries the validation already reduced every row (to find rows with no
+    finite entry); the engine starts from those minima instead of reducing the rows again,
+    and gives the log engine's plan."""
+    gen = torch.Generator().manual_seed(_seed(str(dtype), "inf-start"))
+    x = torch.randn(30, 6, generator=gen, dtype=dtype)
+    C = cosine_cost(x, exclude_self=True)  # +inf diagonal, C/ε up to 200: no f = 0 start
+    res = sinkhorn(C, epsilon=0.01, max_iter=50)
+    assert not row_passes
+    ref = sinkhorn(C, epsilon=0.01, max_iter=50, method="log")
+    tol = 1e-4 if dtype == F32 else 1e-10
+    torch.testing.assert_close(res.plan, ref.plan, rtol=tol, atol=tol * float(ref.plan.max()))
+    assert bool((res.plan.diagonal() == 0).all())
