@@ -85,20 +85,28 @@ def slider(
 
 def select(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any) -> T:
     """``st.selectbox`` over ``options`` backed by the query string."""
-    if key not in st.session_state:
-        names = {str(o): o for o in options}
-        st.session_state[key] = names.get(str(st.query_params.get(key)), default)
-    value: T = st.selectbox(label, options, key=key, **_KEEP, **kwargs)
-    _sync(key, value)
-    return value
+    return _choice(st.selectbox, label, key, options, default, **kwargs)
 
 
 def select_slider(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any) -> T:
     """``st.select_slider`` over ``options`` backed by the query string."""
+    return _choice(st.select_slider, label, key, options, default, **kwargs)
+
+
+def _choice(
+    widget: Callable[..., Any],
+    label: str,
+    key: str,
+    options: Sequence[T],
+    default: T,
+    **kwargs: Any,
+) -> T:
+    """A one-of-``options`` widget backed by the query string (the option whose ``str`` the
+    URL holds, else ``default``)."""
     if key not in st.session_state:
         names = {str(o): o for o in options}
         st.session_state[key] = names.get(str(st.query_params.get(key)), default)
-    value: T = st.select_slider(label, options, key=key, **_KEEP, **kwargs)
+    value: T = widget(label, options, key=key, **_KEEP, **kwargs)
     _sync(key, value)
     return value
 
