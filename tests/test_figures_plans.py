@@ -70,15 +70,65 @@ def test_selected_cell_reads_the_cell_layer_only() -> None:
 def test_kl_curve_marks_the_current_half_step() -> None:
     kl = np.array([3.0, 2.0, 1.5, 1.4, 1.35])
     fig = figs.kl_curve(kl, current=3)
-    assert fig.layout.shapes[0].x0 == 3
+    current = [s for s in fig.layout.shapes if s.xref == "x"]
+    assert len(current) == 1 and current[0].x0 == 3
     names = [t.name for t in fig.data]
     assert "row step (odd k)" in names and "current k = 3" in names
     rows = fig.data[names.index("row step (odd k)")]
     assert list(rows.x) == [1, 3]
-    texts = [t.text[0] for t in fig.data if t.mode == "text"]
-    assert texts == ["INCE", "GCA-INCE"]
     inf_fig = figs.kl_curve(np.array([np.inf, 1.0, 0.5]))
-    assert np.isnan(np.asarray(inf_fig.data[0].y, dtype=float)[0])
+    assert np.isnan(np.asarray(inf_fig.data[0].y, dtype=float)).sum() == 0  # k = 0 is not drawn
+
+
+def test_kl_curve_shows_the_drop_from_ince_to_gca_ince_not_the_kernel() -> None:
+    # The kernel's KL (k = 0) is 20x INCE's: on the axis it would flatten the drop that
+    # matters. It is named in a note instead, and the y range spans only k >= 1.
+    kl = np.array([14.0, 0.7648, 0.7400, 0.7360, 0.7350, 0.7346, 0.7345])
+    fig = figs.kl_curve(kl, current=0)
+    drawn = np.concatenate([np.asarray(t.x, dtype=float) for t in fig.data if t.x is not None])
+    assert drawn.min() >= 1
+    assert fig.layout.xaxis.range[0] > 0
+    notes = [a.text for a in fig.layout.annotations if a.text]
+    assert any("k = 0" in t and "14" in t and "current" in t for t in notes)
+    # dashed lines at INCE and GCA-INCE, labelled above INCE and below GCA-INCE, where no
+    # half-step lies (the theorem), inside a y range with room for them
+    levels = sorted(float(s.y0) for s in fig.layout.shapes if s.xref == "paper")
+    assert levels == pytest.approx([0.7345, 0.7648])
+    labels = {a.text.split()[0]: a for a in fig.layout.annotations if a.text and "INCE" in a.text}
+    assert labels["INCE"].yanchor == "bottom" and labels["GCA-INCE"].yanchor == "top"
+    low, high = fig.layout.yaxis.range
+    assert low < 0.7345 - 0.005 and high > 0.7648 + 0.005
+    assert "-0.03" in labels["GCA-INCE"].text and "-4.0%" in labels["GCA-INCE"].text
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert len(arrows) == 1 and arrows[0].ay == pytest.approx(0.7648)
+    assert arrows[0].y == pytest.approx(0.7345) and arrows[0].x > 6
+    # No current ring at k = 0 (it is off the chart); rings k >= 1.
+    assert "current k = 0" not in [t.name for t in fig.data]
+
+
+def test_kl_curve_with_equal_losses_keeps_a_readable_range() -> None:
+    kl = np.array([5.0, 0.7, 0.7, 0.7])  # ε large: P^(1) already balanced, INCE = GCA-INCE
+    fig = figs.kl_curve(kl)
+    low, high = fig.layout.yaxis.range
+    assert low < 0.7 < high and high - low < 0.01
+    assert not [a for a in fig.layout.annotations if a.showarrow]  # no drop, no arrow
+
+
+def test_heatmap_outlines_the_positive_pairs() -> None:
+    plan = np.full((6, 6), 0.1)
+    pos = np.array([3, 4, 5, 0, 1, 2])  # joint layout: partner(i)
+    fig = figs.matrix_heatmap(plan, title="t", value_label="P", positives=pos, selectable=True)
+    marks = next(t for t in fig.data if t.name == "positive pair (i, pos(i))")
+    assert sorted(zip(np.asarray(marks.y), np.asarray(marks.x), strict=True)) == sorted(
+        zip(range(6), pos, strict=True)
+    )
+    assert marks.hoverinfo == "skip"  # clicks reach the cell layer
+    assert fig.data[figs.SELECT_TRACE].name == "cells"
+    big = figs.matrix_heatmap(
+        np.ones((512, 512)), title="t", value_label="P", positives=np.arange(512)
+    )
+    marks = next(t for t in big.data if t.name == "positive pair (i, pos(i))")
+    assert len(marks.x) == 256 and np.array_equal(np.asarray(marks.x), np.asarray(marks.y))
 
 
 def test_loss_bars_sweep_charts_and_error_curves() -> None:

@@ -66,8 +66,12 @@ def heat(fig: dict[str, Any]) -> np.ndarray:
 
 
 def kl(at: AppTest) -> np.ndarray:
+    """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T`` as the KL curve shows it: ``k >= 1`` on
+    the axis, the kernel's ``k = 0`` (NaN here) only named in a note above the chart."""
     curve = by_title(at, "KL(P_tgt")
-    return np.asarray(curve["data"][0]["y"], dtype=float)
+    x = np.asarray(curve["data"][0]["x"], dtype=int)
+    assert x[0] == 1, "the kernel's k = 0 must stay off the axis"
+    return np.concatenate([[np.nan], np.asarray(curve["data"][0]["y"], dtype=float)])
 
 
 def metric(at: AppTest, label_start: str) -> str:
@@ -84,7 +88,7 @@ def test_plan_lab_renders_every_view() -> None:
     assert at.title[0].value == "Plan lab"
     assert len(at.get("plotly_chart")) == 4  # half-step heatmap, KL curve, view, losses
     assert len(kl(at)) == 21  # T = 10: P^(0) .. P^(20)
-    curve = kl(at)
+    curve = kl(at)[1:]
     assert np.all(np.diff(curve) <= 1e-9 * np.abs(curve[:-1]))  # the theorem, on the page
     step = heat(by_title(at, "P⁽¹⁾"))
     assert step.shape == (64, 64) and np.isfinite(step).all()
@@ -103,7 +107,8 @@ def test_each_main_control_changes_the_output() -> None:
     at.slider(key="lab_k").set_value(4).run()  # the half-step walk
     moved = heat(by_title(at, "P⁽⁴⁾"))
     assert not np.allclose(moved, base_step)
-    assert by_title(at, "KL(P_tgt")["layout"]["shapes"][0]["x0"] == 4
+    marks = [s for s in by_title(at, "KL(P_tgt")["layout"]["shapes"] if s["xref"] == "x"]
+    assert [s["x0"] for s in marks] == [4]
     assert metric(at, "KL(P_tgt‖P⁽⁴⁾)") == f"{base_kl[4]:.4g}"
 
     at.toggle(key="lab_log").set_value(True).run()  # log colour scale
@@ -113,14 +118,14 @@ def test_each_main_control_changes_the_output() -> None:
     at.toggle(key="lab_log").set_value(False).run()
 
     at.number_input(key="lab_eps").set_value(0.3).run()  # ε
-    assert not np.allclose(kl(at), base_kl)
+    assert not np.allclose(kl(at), base_kl, equal_nan=True)
 
     at.slider(key="lab_T").set_value(3).run()  # T: 2T + 1 half-steps
     assert len(kl(at)) == 7 and at.slider(key="lab_k").value == 4
 
     before = kl(at)
     at.selectbox(key="lab_target").set_value("class").run()  # target prior
-    assert not np.allclose(kl(at), before)
+    assert not np.allclose(kl(at), before, equal_nan=True)
     at.slider(key="lab_gamma").set_value(0.6).run()
     assert not at.exception
 
@@ -171,7 +176,7 @@ def test_snapshot_source_opens_the_demo_runs() -> None:
     runs = at.selectbox(key="lab_run").options
     assert runs and all("demo" in r for r in runs)
     assert "(fixed by the run)" in " ".join(c.value for c in at.caption)
-    assert np.isfinite(kl(at)).all()
+    assert np.isfinite(kl(at)[1:]).all()
 
 
 def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
@@ -279,3 +284,30 @@ def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
     at.number_input(key="lab_j").set_value(0).run()  # view 1 of sample 0 against itself
     text = " ".join(m.value for m in at.markdown)
     assert "**An excluded self-pair**" in text and "two different samples" not in text
+
+
+def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined() -> None:
+    # At ε = 0.5 the kernel's entries reach ~0.9 while P^(1)'s rows sum to 1 over 64 columns:
+    # on K's colour scale every later plan looked uniformly dark.
+    at = open_page(LAB, lab_eps="0.5")
+    fig = by_title(at, "P⁽¹⁾")
+    z = heat(fig)
+    assert fig["data"][0]["zmax"] == pytest.approx(z.max(), rel=1e-6)
+    assert "own range" in fig["layout"]["title"]["text"]
+    notes = [a["text"] for a in by_title(at, "KL(P_tgt")["layout"]["annotations"]]
+    assert any(t.startswith("k = 0 (the kernel K)") for t in notes)
+    marks = [t for t in fig["data"] if t.get("name") == "positive pair (i, pos(i))"]
+    assert len(marks) == 1
+    assert np.array_equal(np.asarray(marks[0]["x"]), np.asarray(marks[0]["y"]))  # cross: i = j
+
+    at.toggle(key="lab_shared").set_value(True).run()
+    shared = by_title(at, "P⁽¹⁾")
+    assert "shared by all half-steps" in shared["layout"]["title"]["text"]
+    assert shared["data"][0]["zmax"] > 2 * z.max()  # K's range, P^(1) drawn dark
+
+    at.toggle(key="lab_shared").set_value(False).run()
+    at.selectbox(key="lab_layout").set_value("joint").run()
+    joint = by_title(at, "P⁽¹⁾")
+    marks = next(t for t in joint["data"] if t.get("name") == "positive pair (i, pos(i))")
+    rows, cols = np.asarray(marks["y"], dtype=int), np.asarray(marks["x"], dtype=int)
+    assert np.array_equal(cols, (rows + 64) % 128)  # partner(i) in the 2N x 2N layout

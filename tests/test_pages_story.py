@@ -163,6 +163,31 @@ def test_every_step_renders() -> None:
     assert float(metric(at, "Gini after")) < 1e-6 < float(metric(at, "Gini of P⁽¹⁾"))
 
 
+def test_story_plans_show_their_scale_and_the_diagonal_infonce_reads() -> None:
+    at = open_app(story_eps="0.5")
+    fig = figure(at, "P⁽¹⁾")
+    z = heat(fig)
+    assert fig["data"][0]["zmax"] == pytest.approx(z.max(), rel=1e-6)  # its own range
+    assert "own range" in fig["layout"]["title"]["text"]
+    marks = [t for t in fig["data"] if t.get("name") == "positive pair (i, pos(i))"]
+    assert len(marks) == 1 and np.array_equal(np.asarray(marks[0]["x"]), np.arange(64))
+    assert np.array_equal(np.asarray(marks[0]["y"]), np.arange(64))
+
+
+def test_step_three_plots_the_per_row_difference_of_the_two_losses() -> None:
+    """The INCE and GCA-INCE stacks look alike; the third panel is their difference, and
+    its mean is the loss drop shown in the metrics."""
+    at = open_app(story_step="3", story_f64="true")
+    fig = figure(at, "The loss of each row")
+    diff = next(t for t in fig["data"] if t.get("name") == "change of the row's loss")
+    d = np.asarray(diff["y"], dtype=float)
+    assert d.shape == (64,) and np.abs(d).max() > 0
+    drop = float(metric(at, "GCA-INCE: loss")) - float(metric(at, "INCE: loss"))
+    assert d.mean() == pytest.approx(drop, abs=2e-4)
+    assert d.mean() <= 0
+    assert any("the third panel plots the" in c.value for c in at.caption)
+
+
 def test_next_button_and_query_string() -> None:
     at = open_app(story_step="3", story_eps="0.5")
     assert at.radio(key="story_step").value == 3

@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 import ui
-from gca_viz import lab, ot
+from gca_viz import lab, ot, targets
 from gca_viz.figures import plans as figs
 from gca_viz.losses import COSTS, PROJECTIONS
 from gca_viz.targets import TARGETS
@@ -188,6 +188,13 @@ with st.sidebar:
     )
     st.subheader("Display")
     log_scale = ui.toggle("Log colour scale", "lab_log", False)
+    shared_scale = ui.toggle(
+        "One colour scale for all half-steps",
+        "lab_shared",
+        False,
+        help="Off: each half-step is coloured by its own range (0 to its largest entry), so "
+        "P⁽¹⁾ and later plans are not drowned by K's larger entries. On: all share K's range.",
+    )
     float64 = ui.toggle("float64 (else float32, as in training)", "lab_f64", True)
 
 with ui.guard("Settings"):
@@ -238,18 +245,26 @@ partner = n_rows // 2 if layout == "joint" else 0  # start on a positive pair
 cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
 
 step_kind = "the kernel K" if k == 0 else ("after a row step" if k % 2 else "after a column step")
+positives = targets.partner(n_rows if layout == "cross" else n_rows // 2, layout).numpy()
+top = steps.max_entry if shared_scale else float(steps.plans[k].max())
+scale_text = (
+    "log colour scale"
+    if log_scale
+    else f"colour: {'shared by all half-steps' if shared_scale else 'own range'}, 0 to {top:.3g}"
+)
 left, right = st.columns([3, 2], gap="large")
 with left:
     step_fig = figs.matrix_heatmap(
         steps.plans[k],
-        title=f"{Pk}: {step_kind}",
+        title=f"{Pk}: {step_kind} ({scale_text})",
         value_label=f"{Pk}ᵢⱼ",
         row_ref=steps.mu,
         col_ref=steps.nu,
         log=log_scale,
-        zrange=(0.0, steps.max_entry),
+        zrange=(0.0, top),
         selectable=True,
         marked=cell,
+        positives=positives,
     )
     st.plotly_chart(step_fig, key="lab_chart_steps", on_select="rerun", selection_mode="points")
 with right:
@@ -268,8 +283,9 @@ with right:
         )
     st.caption(
         "Each half-step is a KL projection onto a set that contains P_tgt, so the curve never "
-        "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch. The colour scale is shared "
-        "by all half-steps."
+        "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch; the arrow spans the drop. "
+        "The kernel (k = 0) sits far above and is named over the chart. Pink squares on the "
+        "heatmap outline the positive pairs (i, pos(i)): the entries InfoNCE reads."
     )
 
 # ------------------------------------------------------------------------- all views
@@ -309,6 +325,7 @@ with left:
         marginals=view != "cost",
         selectable=True,
         marked=cell,
+        positives=positives,
         colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
     )
     st.plotly_chart(view_fig, key="lab_chart_view", on_select="rerun", selection_mode="points")
@@ -422,7 +439,7 @@ d1.download_button(
 )
 d2.download_button(
     "Download the half-step figure (.html)",
-    lambda: step_fig.to_html(include_plotlyjs="cdn"),
+    lambda: step_fig.to_html(include_plotlyjs=True),  # plotly.js embedded: opens offline
     file_name=f"plan_k{k}.html",
     mime="text/html",
     on_click="ignore",

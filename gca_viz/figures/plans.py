@@ -75,6 +75,7 @@ def matrix_heatmap(
     colorscale: str = PLAN_COLORSCALE,
     selectable: bool = False,
     marked: tuple[int, int] | None = None,
+    positives: np.ndarray | None = None,
     max_size: int = 256,
     height: int = 560,
 ) -> go.Figure:
@@ -94,6 +95,9 @@ def matrix_heatmap(
             :data:`SELECT_TRACE`, which also carries the hover labels): heatmaps emit no
             selection events in Streamlit, points do, with ``x = j`` and ``y = i``.
         marked: ``(i, j)`` cell to outline.
+        positives: ``(n,)`` column ``pos(i)`` of each row's positive pair: those cells are
+            outlined (open squares; the entries ``P_{i,pos(i)}`` that InfoNCE reads), also
+            when the rows are sorted (by class) and the positives stay on the diagonal.
         max_size: larger matrices are block-averaged (:func:`gca_viz.lab.downsample`).
         height: figure height in pixels.
     """
@@ -163,6 +167,8 @@ def matrix_heatmap(
                 yaxis="y",
             )
         )
+    if positives is not None:
+        traces.append(_positive_marks(np.asarray(positives), f, rows, height))
     layout = _base_layout(title, height)
     layout["margin"] = {"l": 60, "r": 90, "t": 60, "b": 50}
     main = [0.0, 0.8] if marginals else [0.0, 1.0]
@@ -247,6 +253,34 @@ def matrix_heatmap(
     return fig
 
 
+POSITIVE_COLOR = "#ff2d95"
+"""Outline of the positive pairs ``(i, pos(i))`` on a heatmap."""
+
+
+def _positive_marks(pos: np.ndarray, f: int, rows: int, height: int) -> go.Scatter:
+    """Open squares on the cells ``(i, pos(i))`` (block positions when downsampled)."""
+    i = np.arange(len(pos))
+    cells = np.unique(np.stack([i // f * f, pos.astype(int) // f * f], 1), axis=0)  # (k, 2)
+    side = 0.8 * (height - 110) / max(rows, 1)  # a cell's side in pixels (main domain 0.8)
+    index_type = np.uint8 if cells.max(initial=0) < 256 else np.uint16
+    return go.Scatter(
+        x=cells[:, 1].astype(index_type),
+        y=cells[:, 0].astype(index_type),
+        mode="markers",
+        marker={
+            "symbol": "square-open",
+            "size": float(np.clip(side, 4, 30)),
+            "color": POSITIVE_COLOR,
+            "line": {"width": 1.5},
+        },
+        name="positive pair (i, pos(i))",
+        hoverinfo="skip",  # clicks and hovers go to the cell layer beneath
+        xaxis="x",
+        yaxis="y",
+        showlegend=False,
+    )
+
+
 def _ref_line(pos: np.ndarray, ref: np.ndarray, name: str, columns: bool) -> go.Scatter:
     """A dashed reference marginal (``μ`` beside the row sums, ``ν`` above the columns)."""
     xy = (
@@ -263,72 +297,132 @@ def _ref_line(pos: np.ndarray, ref: np.ndarray, name: str, columns: bool) -> go.
     )
 
 
-def kl_curve(kl: np.ndarray, current: int | None = None, *, height: int = 380) -> go.Figure:
-    """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T``: row steps (odd ``k``) and column steps
-    (even ``k``) as differently coloured markers, the current ``k`` marked. The y axis turns
-    logarithmic when the values span more than a factor 20 (the kernel's KL often does).
+def kl_curve(
+    kl: np.ndarray,
+    current: int | None = None,
+    *,
+    height: int = 380,
+    large: bool = False,
+    title: str = "KL(P_tgt ‖ P⁽ᵏ⁾) / n over the half-steps",
+) -> go.Figure:
+    """``KL(P_tgt || P^(k)) / n`` for the half-steps ``k = 1..2T``, drawn so that the drop
+    from INCE (``k = 1``) to GCA-INCE (``k = 2T``) is what the eye sees.
+
+    Row steps (odd ``k``) are circles, column steps (even ``k``) diamonds. Dashed lines
+    mark INCE ``= KL(P_tgt || P^(1)) / n`` and GCA-INCE ``= KL(P_tgt || P^(2T)) / n``; their
+    labels (with the drop, absolute and relative) sit clear of the markers, above INCE and
+    below GCA-INCE, where the theorem leaves no half-step, and an arrow beside the last
+    half-step spans the drop. The kernel ``k = 0`` is left off the axis: its KL is often
+    20 times INCE's and would flatten the curve; a note at the top gives its value. The
+    current ``k`` is ringed (or named in that note when it is 0).
 
     Args:
-        kl: ``(2T + 1,)`` values (non-finite ones, from underflowed plans, are left out).
+        kl: ``(2T + 1,)`` values, ``kl[k]`` for ``k = 0..2T`` (non-finite ones, from
+            underflowed plans, are left out).
         current: the half-step ``k`` to mark.
+        height: figure height in pixels. large: projector-sized type and markers.
+        title: the figure title.
     """
     y = np.asarray(kl, dtype=float)
     y = np.where(np.isfinite(y), y, np.nan)
     k = np.arange(len(y))
     two_t = len(y) - 1
+    size = 12 if large else 9
+    font = {"size": 16 if large else 13}
     traces: list[Any] = [
         go.Scatter(
-            x=k,
-            y=y,
+            x=k[1:],
+            y=y[1:],
             mode="lines",
-            line={"color": COLORS["other"], "width": 1.5},
+            line={"color": COLORS["other"], "width": 2},
             hoverinfo="skip",
             showlegend=False,
-        ),
-        go.Scatter(
-            x=k[:1],
-            y=y[:1],
-            mode="markers",
-            name="P⁽⁰⁾ = K",
-            marker={"color": COLORS["kernel"], "size": 9, "symbol": "square"},
         ),
         go.Scatter(
             x=k[1::2],
             y=y[1::2],
             mode="markers",
             name="row step (odd k)",
-            marker={"color": COLORS["row"], "size": 8},
+            marker={"color": COLORS["row"], "size": size},
+            hovertemplate="k = %{x}: %{y:.6g}<extra></extra>",
         ),
         go.Scatter(
             x=k[2::2],
             y=y[2::2],
             mode="markers",
             name="column step (even k)",
-            marker={"color": COLORS["col"], "size": 8, "symbol": "diamond"},
+            marker={"color": COLORS["col"], "size": size, "symbol": "diamond"},
+            hovertemplate="k = %{x}: %{y:.6g}<extra></extra>",
         ),
     ]
-    for idx, label, where in ((1, "INCE", "top right"), (two_t, "GCA-INCE", "top left")):
-        if two_t >= idx and np.isfinite(y[idx]):
-            traces.append(
-                go.Scatter(
-                    x=[idx],
-                    y=[y[idx]],
-                    mode="text",
-                    text=[label],
-                    textposition=where,
-                    showlegend=False,
-                    hoverinfo="skip",
-                    textfont={"size": 12},
-                )
+    layout = _base_layout(title, height)
+    layout["font"] = font
+    layout["margin"] = {"l": 70, "r": 25, "t": 80, "b": 50}
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    ince = y[1] if two_t >= 1 else np.nan
+    gca = y[two_t] if two_t >= 2 else np.nan
+    y_range = None
+    if np.isfinite(ince) and np.isfinite(gca):
+        drop = gca - ince
+        rel = f", {drop / ince:+.1%}" if ince > 0 else ""
+        span = max(float(np.nanmax(y[1:]) - np.nanmin(y[1:])), 1e-3 * max(abs(ince), 1e-12))
+        # Room above INCE and below GCA-INCE for the labels: every half-step lies between
+        # the two lines (the theorem), so the labels there never cover a marker.
+        y_range = [float(np.nanmin(y[1:])) - 0.3 * span, float(np.nanmax(y[1:])) + 0.22 * span]
+        for value, text, color, anchor in (
+            (ince, f"INCE {ince:.4f}", COLORS["ince"], "bottom"),
+            (gca, f"GCA-INCE {gca:.4f} ({drop:+.2g}{rel})", COLORS["gca"], "top"),
+        ):
+            shapes.append(_hline(value, color))
+            notes.append(
+                {
+                    "xref": "paper",
+                    "yref": "y",
+                    "x": 1.0,
+                    "y": value,
+                    "text": text,
+                    "showarrow": False,
+                    "xanchor": "right",
+                    "yanchor": anchor,
+                    "font": {"size": font["size"], "color": color},
+                }
             )
-    layout = _base_layout("KL(P_tgt ‖ P⁽ᵏ⁾) / n over the half-steps", height)
-    layout.update(
-        xaxis={"title": "half-step k", "dtick": max(1, two_t // 10), "gridcolor": "#e5e7eb"},
-        yaxis={"title": "KL per row (nats)", "gridcolor": "#e5e7eb", **_axis_type(_spans(y))},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    if current is not None and 0 <= current < len(y):
-        layout["shapes"] = [
+        if ince > gca:
+            notes.append(  # the drop, an arrow right of the last half-step
+                {
+                    "x": two_t + 0.6,
+                    "y": gca,
+                    "ax": two_t + 0.6,
+                    "ay": ince,
+                    "xref": "x",
+                    "yref": "y",
+                    "axref": "x",
+                    "ayref": "y",
+                    "showarrow": True,
+                    "arrowhead": 2,
+                    "arrowwidth": 2,
+                    "arrowcolor": COLORS["gca"],
+                    "text": "",
+                }
+            )
+    if len(y) and np.isfinite(y[0]):
+        mark = " ◀ current" if current == 0 else ""
+        notes.append(
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "xanchor": "left",
+                "text": f"k = 0 (the kernel K): {y[0]:.4g}, above this chart{mark}",
+                "showarrow": False,
+                "font": {"size": font["size"] - 2, "color": "#6b7280"},
+            }
+        )
+    if current is not None and 1 <= current < len(y):
+        shapes.append(
             {
                 "type": "line",
                 "xref": "x",
@@ -339,7 +433,7 @@ def kl_curve(kl: np.ndarray, current: int | None = None, *, height: int = 380) -
                 "y1": 1,
                 "line": {"color": "#e11d48", "dash": "dot", "width": 1.5},
             }
-        ]
+        )
         traces.append(
             go.Scatter(
                 x=[current],
@@ -348,12 +442,38 @@ def kl_curve(kl: np.ndarray, current: int | None = None, *, height: int = 380) -
                 name=f"current k = {current}",
                 marker={
                     "color": "rgba(0,0,0,0)",
-                    "size": 16,
+                    "size": size + 8,
                     "line": {"color": "#e11d48", "width": 2.5},
                 },
             )
         )
+    layout.update(
+        xaxis={
+            "title": "half-step k",
+            "range": [0.4, two_t + 1.0],
+            "dtick": max(1, two_t // 10),
+            "gridcolor": "#e5e7eb",
+        },
+        yaxis={"title": "KL per row (nats)", "gridcolor": "#e5e7eb", "range": y_range},
+        legend={"orientation": "h", "y": -0.25},
+        shapes=shapes,
+        annotations=notes,
+    )
     return go.Figure(data=traces, layout=layout)
+
+
+def _hline(value: float, color: str, dash: str = "dash", width: float = 1.5) -> dict[str, Any]:
+    """A horizontal line across the plot at ``y = value``."""
+    return {
+        "type": "line",
+        "xref": "paper",
+        "yref": "y",
+        "x0": 0,
+        "x1": 1,
+        "y0": value,
+        "y1": value,
+        "line": {"color": color, "dash": dash, "width": width},
+    }
 
 
 def loss_bars(
@@ -452,18 +572,7 @@ def sweep_chart(
     )
     shapes, notes = [], []
     for label, value in (references or {}).items():
-        shapes.append(
-            {
-                "type": "line",
-                "xref": "paper",
-                "yref": "y",
-                "x0": 0,
-                "x1": 1,
-                "y0": value,
-                "y1": value,
-                "line": {"color": "#6b7280", "dash": "dot", "width": 1},
-            }
-        )
+        shapes.append(_hline(value, "#6b7280", "dot", 1))
         notes.append(
             {
                 "xref": "paper",
@@ -546,12 +655,6 @@ def error_curves(
         legend={"font": {"size": 11}},
     )
     return go.Figure(data=traces, layout=layout)
-
-
-def _spans(y: np.ndarray, ratio: float = 20.0) -> bool:
-    """Whether positive values span more than ``ratio`` (then a log axis reads better)."""
-    pos = y[np.isfinite(y) & (y > 0)]
-    return bool(pos.size == np.isfinite(y).sum() and pos.size and pos.max() > ratio * pos.min())
 
 
 def _axis_type(log: bool) -> dict[str, Any]:
