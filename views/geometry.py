@@ -120,6 +120,11 @@ def slow_projection(
     status = jobs.status(key)
     if status.state == "missing" and view.auto:
         jobs.submit(key, embed.project, z, view.method, **dict(params))
+        if not view.polling:
+            # The view polls only if a job was busy at the page's last full run: without
+            # this rerun a job submitted here (a first view, a step moved) was never picked
+            # up until some other widget reran the page.
+            st.rerun()
         status = jobs.status(key)
     if status.state == "done":
         result: np.ndarray | None = jobs.result(key)

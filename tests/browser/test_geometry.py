@@ -3,6 +3,7 @@ snapshot slider moves through training time, the views and the colouring redraw.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -57,4 +58,39 @@ def test_snapshot_slider_and_views(app: Any) -> None:
     )
     assert set(flat["types"]) <= {"scatter", "scattergl"}
     assert app.query()["geo_run"] == run
+    app.assert_healthy()
+
+
+def title_of(app: Any, run: str) -> str:
+    """The title of a run's embedding figure ("" until it is drawn)."""
+    return app.read_chart(f"geo_fig_{run}", "gd => gd._fullLayout.title.text", "") or ""
+
+
+def test_automatic_tsne_appears_without_user_action(app: Any) -> None:
+    """With "Compute automatically" on, a finished run's t-SNE replaces the PCA stand-in by
+    itself once the background job ends, and again after the step slider moves (the page
+    used to stay on "is queued" until an unrelated widget changed: nothing polled)."""
+    app.goto("/geometry", charts=2)
+    run = app.query()["geo_run"]
+    start = time.perf_counter()
+    app.goto(f"/geometry?geo_run={run}&geo_method=tsne&geo_auto=True", charts=2)
+    last = app.query()["geo_step"]
+    # t-SNE of 300 points takes 1-2 s (up to 12 s measured on a loaded 2-core machine), and
+    # the page shows it within about a second of the job's end. Before the fix it never
+    # came without a click elsewhere.
+    app.until(lambda: "t-SNE" in title_of(app, run), 30, "the t-SNE to replace the PCA")
+    print(f"t-SNE drawn {time.perf_counter() - start:.1f} s after opening the page")
+    assert f"step {last}" in title_of(app, run)
+    expect(app.page.get_by_text("is queued")).to_have_count(0)
+
+    app.step_slider("geo_step", "ArrowLeft")
+    app.until(lambda: app.query().get("geo_step") != last, 30, "geo_step to move back")
+    earlier = app.query()["geo_step"]
+    start = time.perf_counter()
+    app.until(
+        lambda: (t := title_of(app, run)) and f"step {earlier}" in t and "t-SNE" in t,
+        30,
+        f"the t-SNE of step {earlier}",
+    )
+    print(f"t-SNE of step {earlier} drawn {time.perf_counter() - start:.1f} s after the move")
     app.assert_healthy()
