@@ -20,6 +20,7 @@ from gca_viz.figures.geometry import (
     projection_figure,
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
+from views._run_link import missing_run_warning
 
 NATIVE = "native"
 NONE = 0  # "no comparison" in the compare selector (run ids start at 1)
@@ -331,6 +332,7 @@ ids = [r.id for r in runs]
 with_snaps = [i for i in ids if store.snapshots(i, "embeddings")]
 default_run = with_snaps[0] if with_snaps else ids[0]
 keep_valid("geo_run", ids, default_run)
+missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 with c1:
     run_id = ui.select(

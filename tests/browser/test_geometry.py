@@ -94,3 +94,38 @@ def test_automatic_tsne_appears_without_user_action(app: Any) -> None:
     )
     print(f"t-SNE of step {earlier} drawn {time.perf_counter() - start:.1f} s after the move")
     app.assert_healthy()
+
+
+def pick_other_run(app: Any, key: str) -> str:
+    """Choose, in the run chooser ``key``, a run other than the one shown; returns its
+    option text."""
+    box = app.widget(key).get_by_role("combobox").first
+    shown = box.input_value()
+    app.widget(key).locator('button[aria-haspopup="listbox"]').first.click()
+    options = app.page.get_by_role("listbox").get_by_role("option")
+    expect(options.first).to_be_visible()
+    other = next(t for t in options.all_inner_texts() if t != shown)
+    app.page.get_by_role("listbox").get_by_role("option", name=other, exact=True).click()
+    expect(box).to_have_value(other)
+    return other
+
+
+def check_missing_run_link(app: Any, page: str, key: str) -> None:
+    """Open ``page`` with ``key=999`` (no such run): the page says so and what to do, names
+    the run it shows instead and offers its run chooser; choosing a run clears the warning."""
+    app.goto(f"{page}?{key}=999", charts=1)
+    warning = app.page.get_by_text("Run #999 does not exist in this app's run store")
+    expect(warning).to_be_visible()
+    expect(app.page.get_by_text("choose the run to look at under Run")).to_be_visible()
+    shown = app.query()[key]
+    assert shown != "999"
+    assert warning.inner_text().count(f"#{shown} ") == 1  # names the run shown instead
+    pick_other_run(app, key)
+    app.until(lambda: app.query()[key] != shown, 30, f"{key} to change")
+    expect(warning).to_have_count(0)
+    app.assert_healthy()
+
+
+def test_a_link_to_a_missing_run_says_so(app: Any) -> None:
+    """``geo_run=999`` used to open another run without a word."""
+    check_missing_run_link(app, "/geometry", "geo_run")

@@ -17,6 +17,8 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
+from tests.browser.test_geometry import check_missing_run_link
+
 STEPS = 1000
 NEW_EPS = "0.25"
 
@@ -206,3 +208,8 @@ def test_launch_watch_steer_stop_then_geometry(
     )
     for phase, seconds in times.items():
         print(f"  {phase:<34} {seconds:6.1f}")
+
+
+def test_a_link_to_a_missing_run_says_so(app: Any) -> None:
+    """``tr_run=999`` used to open the newest run without a word."""
+    check_missing_run_link(app, "/train", "tr_run")
