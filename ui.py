@@ -142,7 +142,12 @@ def checkbox(label: str, key: str, default: bool = False, **kwargs: Any) -> bool
 
 def multiselect(label: str, key: str, options: list[Any], default: list[Any], **kw: Any) -> Any:
     """``st.multiselect`` backed by the query string (comma-separated values); choices that
-    are no longer options (a deleted run) are dropped."""
+    are no longer options (a deleted run) are dropped.
+
+    Without the "Select all" / "Select N matches" row (``select_all=False`` unless given):
+    Streamlit lists it first and Enter commits the first row, so typing a name and pressing
+    Enter selected every match instead of the best one."""
+    kw.setdefault("select_all", False)
     by_name = {str(o): o for o in options}
     if key not in st.session_state:
         raw = st.query_params.get(key)

@@ -418,6 +418,7 @@ else:
         default=None if keep is not None else default_plane,
         key="geo_plane",
         format_func=lambda i: run_label(by_id[i]),
+        select_all=False,  # typing a run's name and Enter adds that run, not every match
     )
     if chosen:
         fig = alignment_uniformity_plane(

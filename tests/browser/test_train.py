@@ -213,3 +213,23 @@ def test_launch_watch_steer_stop_then_geometry(
 def test_a_link_to_a_missing_run_says_so(app: Any) -> None:
     """``tr_run=999`` used to open the newest run without a word."""
     check_missing_run_link(app, "/train", "tr_run")
+
+
+def test_typing_a_run_in_compare_and_enter_selects_that_run(app: Any) -> None:
+    """Typing a run's name in "Compare with" and pressing Enter adds that run. Streamlit
+    1.67 puts "Select all" / "Select N matches" first in the list and Enter commits the
+    first row: "demo-ince" added all three runs whose names it fuzzily matches."""
+    app.goto("/train", charts=1)
+    box = app.widget("tr_compare").get_by_role("combobox").first
+    box.click()
+    box.press_sequentially("demo-ince")
+    options = app.page.get_by_role("listbox").get_by_role("option")
+    expect(options.first).to_be_visible()
+    assert len(options.all_inner_texts()) >= 2  # the demo-ince-extreme run matches too
+    box.press("Enter")
+    app.until(lambda: app.query().get("tr_compare"), 30, "tr_compare in the URL")
+    chips = app.widget("tr_compare").locator("[data-tag] span[title]")
+    expect(chips).to_have_count(1)
+    assert re.fullmatch(r"#\d+ demo-ince", chips.first.inner_text().strip())
+    assert "," not in app.query()["tr_compare"]
+    app.assert_healthy()
