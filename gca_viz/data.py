@@ -2,39 +2,41 @@ r"""Datasets: the embedded ones (no download), and the front door to user data o
 
 A :class:`Dataset` holds images ``(n, C, H, W)`` in ``[0, 1]`` or vectors ``(n, d)``, class
 labels ``0..k-1`` and optional domain labels ``0..m-1``. Embedded datasets live in the
-:data:`DATASETS` registry with a parameter schema each; :func:`load_dataset` is the front
-door::
+:data:`DATASETS` registry with a parameter schema each. :func:`load_dataset` is the front
+door for both, an embedded name or a path to user data::
 
-    from gca_viz.data import load_dataset, load_user_dataset
+    from gca_viz.data import load_dataset
 
     digits = load_dataset("digits")  # (1797, 1, 8, 8), 10 classes
     train, test = digits.split(test_fraction=0.25, seed=0)
     blobs = load_dataset("sphere_mixture", n_points=500, dim=16)
-    mine = load_user_dataset("my_data.npz")  # or an image folder, or CIFAR-10 binaries
+    mine = load_dataset("my_data.npz")  # or an image folder, or CIFAR-10 binaries
 
-The user-data loaders live in :mod:`gca_viz.userdata` and are importable from here. User
-data is never unpickled (``np.load(..., allow_pickle=False)``); every malformed input raises
-a ``ValueError`` that names the file and the problem.
+The user-data loaders live in :mod:`gca_viz.userdata` and are importable from here, and
+:class:`Dataset` lives in :mod:`gca_viz._dataset` (a leaf both modules import). User data
+is never unpickled (``np.load(..., allow_pickle=False)``); every malformed input raises a
+``ValueError`` that names the file and the problem.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from gca_viz._dataset import KINDS, Dataset, PathLike
 from gca_viz.registry import Param, Registry
-
-PathLike = str | os.PathLike[str]
-"""A filesystem path."""
-
-KINDS = ("image", "vector")
-"""The kinds of data a :class:`Dataset` holds."""
+from gca_viz.userdata import (
+    CIFAR10_CLASSES,
+    load_cifar10_binary,
+    load_image_folder,
+    load_npz,
+    load_user_dataset,
+)
 
 DEFAULT_DATASET = "digits"
 """The dataset the app starts with."""
@@ -45,243 +47,92 @@ DATASETS = Registry("dataset")
 DOMAIN_NAMES = ("original", "rotated", "inverted", "noisy")
 """The four domains of ``multidomain_digits``, in domain-label order."""
 
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
-"""CIFAR-10 class names, used when ``batches.meta.txt`` is absent."""
-
-
-# ------------------------------------------------------------------------------ Dataset
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A labelled dataset of images or vectors, validated on construction.
-
-    Attributes:
-        name: a display name.
-        x: images ``(n, C, H, W)`` float32 in ``[0, 1]``, or vectors ``(n, d)`` float32.
-        y: ``(n,)`` int64 class labels in ``0..len(class_names)-1``.
-        domain: ``(n,)`` int64 domain labels in ``0..len(domain_names)-1``, or ``None``.
-        kind: ``"image"`` or ``"vector"``.
-        class_names: one name per class label.
-        domain_names: one name per domain label; empty when ``domain`` is ``None``.
-
-    Raises:
-        ValueError: naming the field, for a wrong type, dtype, shape or kind, differing
-            lengths, an empty dataset, NaN/inf, images outside ``[0, 1]`` or labels out of
-            range.
-    """
-
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    domain: torch.Tensor | None
-    kind: str
-    class_names: tuple[str, ...]
-    domain_names: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        for field_name in ("class_names", "domain_names"):
-            names = getattr(self, field_name)
-            if isinstance(names, str):
-                raise ValueError(f"{field_name} must be a sequence of names, not a string")
-        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
-        object.__setattr__(self, "domain_names", tuple(str(d) for d in self.domain_names))
-        x = self.x
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.float32:
-            raise ValueError(f"x must be a float32 tensor, got {_describe(x)}")
-        ndim = 4 if self.kind == "image" else 2
-        if x.ndim != ndim:
-            raise ValueError(f"x must be {ndim}-D for kind {self.kind!r}, got {tuple(x.shape)}")
-        if x.numel() == 0:
-            raise ValueError(f"x must be non-empty, got shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x contains NaN or inf")
-        if self.kind == "image" and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            raise ValueError(f"x (images) must lie in [0, 1], got [{x.min():g}, {x.max():g}]")
-        if not self.class_names:
-            raise ValueError("class_names must name at least one class")
-        _check_labels(self.y, "y", len(x), len(self.class_names), "class_names")
-        if self.domain is None:
-            if self.domain_names:
-                raise ValueError("domain_names must be empty when domain is None")
-        else:
-            if not self.domain_names:
-                raise ValueError("domain_names must name the domains when domain is given")
-            _check_labels(self.domain, "domain", len(x), len(self.domain_names), "domain_names")
-
-    @property
-    def n(self) -> int:
-        """Number of samples."""
-        return int(self.x.shape[0])
-
-    def __len__(self) -> int:
-        return self.n
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample: ``(C, H, W)`` or ``(d,)``."""
-        return tuple(int(s) for s in self.x.shape[1:])
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes (``len(class_names)``; a subset may lack some)."""
-        return len(self.class_names)
-
-    @property
-    def n_domains(self) -> int:
-        """Number of domains, 0 when the dataset has no domain labels."""
-        return len(self.domain_names)
-
-    def subset(self, idx: Sequence[int] | np.ndarray | torch.Tensor) -> Dataset:
-        """The samples at ``idx``, keeping names and label sets.
-
-        Args:
-            idx: integer indices in ``0..n-1`` or a boolean mask of length ``n``.
-
-        Returns:
-            A new :class:`Dataset` (same class and domain names).
-
-        Raises:
-            ValueError: (naming ``idx``) for non-integer indices, indices out of range, a
-                mask of the wrong length, or an empty selection.
-        """
-        index = torch.as_tensor(np.asarray(idx) if not isinstance(idx, torch.Tensor) else idx)
-        if index.dtype == torch.bool:
-            if index.shape != (self.n,):
-                raise ValueError(f"idx as a mask must have shape ({self.n},), got {index.shape}")
-            index = index.nonzero().flatten()
-        if index.numel() == 0:
-            raise ValueError("idx selects no samples")
-        if index.ndim != 1 or index.is_floating_point() or index.is_complex():
-            raise ValueError(f"idx must be a 1-D array of integer indices, got {_describe(idx)}")
-        if int(index.min()) < 0 or int(index.max()) >= self.n:
-            raise ValueError(f"idx must lie in 0..{self.n - 1}")
-        index = index.to(device=self.x.device, dtype=torch.int64)
-        return Dataset(
-            name=self.name,
-            x=self.x[index],
-            y=self.y[index.to(self.y.device)],
-            domain=None if self.domain is None else self.domain[index.to(self.domain.device)],
-            kind=self.kind,
-            class_names=self.class_names,
-            domain_names=self.domain_names,
-        )
-
-    def split(self, test_fraction: float = 0.25, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """A stratified train/test split, fixed by ``seed``.
-
-        The test size is ``T = round(test_fraction * n)`` (kept within ``1..n-1``). Each class
-        gets ``n_c T / n`` test samples rounded up or down (largest remainders, so the counts
-        add up to ``T``), and within a class each domain gets its share the same way; the
-        samples of each (class, domain) group are drawn by a ``numpy`` Generator seeded
-        with ``seed``. Both parts keep the original sample order.
-
-        Args:
-            test_fraction: fraction of samples in the test part, in ``(0, 1)``.
-            seed: seed of the permutation; the same seed gives the same split.
-
-        Returns:
-            ``(train, test)``, disjoint and together covering every sample.
-
-        Raises:
-            ValueError: (naming the parameter) for ``test_fraction`` outside ``(0, 1)``, a
-                non-integer ``seed``, or a dataset of fewer than 2 samples.
-        """
-        f = _check_fraction(test_fraction)
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if self.n < 2:
-            raise ValueError(f"split needs at least 2 samples, the dataset has {self.n}")
-        rng = np.random.default_rng(int(seed))
-        y = self.y.cpu().numpy()
-        dom = np.zeros_like(y) if self.domain is None else self.domain.cpu().numpy()
-        total = min(max(round(f * self.n), 1), self.n - 1)
-        classes, class_sizes = np.unique(y, return_counts=True)
-        test_parts = []
-        for c, n_test_c in zip(classes, _allocate(class_sizes, total), strict=True):
-            in_c = np.flatnonzero(y == c)
-            domains, dom_sizes = np.unique(dom[in_c], return_counts=True)
-            for d, k in zip(domains, _allocate(dom_sizes, int(n_test_c)), strict=True):
-                group = in_c[dom[in_c] == d]
-                test_parts.append(rng.permutation(group)[:k])
-        is_test = np.zeros(self.n, dtype=bool)
-        is_test[np.concatenate(test_parts)] = True
-        return self.subset(np.flatnonzero(~is_test)), self.subset(np.flatnonzero(is_test))
-
-
-def _allocate(sizes: np.ndarray, total: int) -> np.ndarray:
-    """Split ``total`` over groups in proportion to ``sizes`` (largest-remainder rounding)."""
-    quota = np.asarray(sizes, dtype=np.float64) * total / float(sizes.sum())  # (g,) shares
-    counts: np.ndarray = np.floor(quota).astype(np.int64)
-    short = total - int(counts.sum())
-    counts[np.argsort(-(quota - counts), kind="stable")[:short]] += 1
-    return counts
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, torch.Tensor | np.ndarray):
-        return f"{type(x).__name__} of dtype {x.dtype} and shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
-def _check_labels(t: Any, name: str, n: int, k: int, names_field: str) -> None:
-    if not isinstance(t, torch.Tensor) or t.dtype != torch.int64:
-        raise ValueError(f"{name} must be an int64 tensor, got {_describe(t)}")
-    if t.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) like x, got {tuple(t.shape)}")
-    if int(t.min()) < 0 or int(t.max()) >= k:
-        raise ValueError(
-            f"{name} must lie in 0..{k - 1} ({k} {names_field}), "
-            f"got [{int(t.min())}, {int(t.max())}]"
-        )
-
-
-def _check_fraction(test_fraction: Any) -> float:
-    try:
-        f = float(test_fraction)
-    except (TypeError, ValueError):
-        raise ValueError(f"test_fraction must be a number, got {test_fraction!r}") from None
-    if not (0.0 < f < 1.0):
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
-    return f
-
 
 # --------------------------------------------------------------------- embedded datasets
 
 SEED = Param("seed", 0, "Seed of the random generator.", kind="int", low=0, ui=(0, 100))
 
 
-def load_dataset(name: str = DEFAULT_DATASET, **params: Any) -> Dataset:
-    """Build the embedded dataset ``name`` with ``params`` (validated against its schema).
+def load_dataset(name_or_path: PathLike = DEFAULT_DATASET, **params: Any) -> Dataset:
+    """Load a dataset: an embedded one by name, or user data from a path.
+
+    The one entry point for data: the trainer, the command line, the run store and the app
+    load through it. :func:`dataset_source` decides what ``name_or_path`` is: a name of
+    :data:`DATASETS` wins over a file or folder of the same name.
+
+    * An embedded name (``"digits"``, ``"multidomain_digits"``, ``"sphere_mixture"``,
+      ``"rings"``): the dataset is generated with ``params``, validated against its schema
+      (``DATASETS[name].params``).
+    * A path to user data, read by :func:`load_user_dataset`: an ``.npz`` with arrays ``x``,
+      ``y`` and optionally ``domain`` (never unpickled), a folder with one sub-folder of
+      images per class, or CIFAR-10 binaries (a ``.bin`` file or a folder of them). User
+      data takes no ``params``.
 
     Args:
-        name: a key of :data:`DATASETS`, for example ``"digits"`` or ``"rings"``.
-        **params: overrides of the dataset's parameters (see ``DATASETS[name].params``).
+        name_or_path: an embedded dataset name, or the path (``str`` or ``os.PathLike``) of
+            an existing file or folder. A ``str`` is looked up as a name first; an
+            ``os.PathLike`` is always a path.
+        **params: overrides of an embedded dataset's parameters.
 
     Returns:
         The :class:`Dataset`.
 
     Raises:
-        ValueError: for an unknown name, an unknown parameter or a value out of range.
+        ValueError: naming the parameter, for a string that is neither an embedded name nor
+            an existing path (the message lists the names), an unknown parameter or a value
+            out of range, ``params`` given with a path, or user data the loader rejects
+            (naming the file and the problem).
     """
-    stage = DATASETS[name]
-    dataset: Dataset = stage.fn(**stage.validate(params))
-    return dataset
+    source = dataset_source(name_or_path)
+    if isinstance(source, str):
+        stage = DATASETS[source]
+        dataset: Dataset = stage.fn(**stage.validate(params))
+        return dataset
+    if params:
+        raise ValueError(
+            f"params: user data ({source}) takes no parameters, got {sorted(params)}; "
+            f"parameters belong to the embedded datasets {sorted(DATASETS)}"
+        )
+    return load_user_dataset(source)
+
+
+def dataset_source(name_or_path: PathLike, param: str = "name_or_path") -> str | Path:
+    """What :func:`load_dataset` would load: an embedded name, or the path of user data.
+
+    A ``str`` that is a key of :data:`DATASETS` is that name; any other ``str`` or
+    ``os.PathLike`` must name an existing file or folder. Nothing is read.
+
+    Args:
+        name_or_path: an embedded dataset name or a path.
+        param: the parameter named in the error (``"dataset"`` for a run's config).
+
+    Returns:
+        The name (a ``str``) or the path (a :class:`~pathlib.Path`).
+
+    Raises:
+        ValueError: naming ``param``, listing the embedded names and the path that was not
+            found, for anything else (an empty string, a path to nothing, a non-path type).
+    """
+    if isinstance(name_or_path, str) and name_or_path in DATASETS:
+        return name_or_path
+    if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
+        raise ValueError(
+            f"{param} must be one of the embedded datasets {sorted(DATASETS)} or the path "
+            f"of a file or folder, got {name_or_path!r}"
+        )
+    path = Path(name_or_path)
+    try:
+        found = path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL character
+        found = False
+    if not found:
+        where = "" if path.is_absolute() else f" ({str(path.absolute())!r})"
+        raise ValueError(
+            f"{param}: unknown dataset {str(name_or_path)!r}; choose one of {sorted(DATASETS)} "
+            f"or the path of an existing .npz file, image folder or CIFAR-10 binaries: no file "
+            f"or folder was found at that path{where}"
+        )
+    return path
 
 
 @functools.lru_cache(maxsize=1)
@@ -492,17 +343,15 @@ def rings(
     )
 
 
-# User-data loaders live in gca_viz.userdata; their names stay importable from here.
-from gca_viz.userdata import (  # noqa: E402
-    load_cifar10_binary,
-    load_image_folder,
-    load_npz,
-    load_user_dataset,
-)
-
 __all__ = [
+    "CIFAR10_CLASSES",
     "DATASETS",
+    "DEFAULT_DATASET",
+    "DOMAIN_NAMES",
+    "KINDS",
     "Dataset",
+    "PathLike",
+    "dataset_source",
     "load_cifar10_binary",
     "load_dataset",
     "load_image_folder",

@@ -50,9 +50,11 @@ class TrainConfig:
     """Everything that defines a run; JSON-serialisable, and a run is a function of it.
 
     Data: ``dataset`` is an embedded dataset name (:data:`gca_viz.data.DATASETS`) or a path
-    to user data (``.npz``, an image folder, CIFAR-10 binaries). Loss: ``method`` is a name
-    in :data:`gca_viz.losses.LOSSES` or ``"composed"`` with ``stages`` naming the four
-    stages; ``loss_params`` go to the loss (``epsilon``, ``n_iter``, ``relax_a``, ...).
+    to user data (``.npz``, an image folder, CIFAR-10 binaries), both loaded by
+    :func:`gca_viz.data.load_dataset`; ``dataset_params`` go to an embedded dataset (a path
+    takes none). Loss: ``method`` is a name in :data:`gca_viz.losses.LOSSES` or
+    ``"composed"`` with ``stages`` naming the four stages; ``loss_params`` go to the loss
+    (``epsilon``, ``n_iter``, ``relax_a``, ...).
     ``target`` overrides the target prior (``pairs``, ``class``, ``domain``).
     """
 
@@ -141,11 +143,7 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
-        if self.dataset not in data_mod.DATASETS and not Path(self.dataset).exists():
-            raise ValueError(
-                f"dataset must be one of {sorted(data_mod.DATASETS)} or an existing path, "
-                f"got {self.dataset!r}"
-            )
+        data_mod.dataset_source(self.dataset, param="dataset")  # a name or an existing path
         if self.method != "composed" and self.method not in losses.LOSSES:
             raise ValueError(
                 f"method must be one of {sorted(losses.LOSSES)} or 'composed', got {self.method!r}"

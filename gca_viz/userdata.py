@@ -2,10 +2,12 @@
 and the two gates user input passes through first: :func:`save_upload` (an uploaded file
 into the data directory) and :func:`resolve_data_path` (a typed-in path, confined to it).
 
-Every loader returns a :class:`gca_viz.data.Dataset`; user data is never unpickled
-(``np.load(..., allow_pickle=False)``), an archive cannot expand past :data:`MAX_VALUES`
-values per array, and every malformed input raises a ``ValueError`` that names the file and
-the problem. The loaders are re-exported by :mod:`gca_viz.data`.
+Every loader returns a :class:`gca_viz.data.Dataset` (defined in the leaf module
+:mod:`gca_viz._dataset`, which imports neither this module nor :mod:`gca_viz.data`). User
+data is never unpickled (``np.load(..., allow_pickle=False)``), an archive cannot expand past
+:data:`MAX_VALUES` values per array, and every malformed input raises a ``ValueError`` that
+names the file and the problem. The loaders are re-exported by :mod:`gca_viz.data`, whose
+:func:`gca_viz.data.load_dataset` is the entry point for embedded names and user paths alike.
 """
 
 from __future__ import annotations
@@ -21,10 +23,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from gca_viz._dataset import Dataset, PathLike
+
 MAX_VALUES = 2**28
 """The most values one array of a user ``.npz`` may hold (1 GiB as float32; CIFAR-10's
 60000 images are 184M values). Checked on the array's header, before anything is read: a
 compressed archive of a few MB can otherwise declare arrays of many GB."""
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+"""CIFAR-10 class names, used when ``batches.meta.txt`` is absent."""
 
 UPLOAD_SUFFIX = ".npz"
 """The file type :func:`save_upload` accepts."""
@@ -637,8 +655,3 @@ def _cifar_class_names(folder: Path) -> tuple[str, ...]:
     if len(names) != 10:
         raise ValueError(f"{meta}: expected 10 class names, one per line, found {len(names)}")
     return tuple(names)
-
-
-# At the bottom, after every loader is defined: gca_viz.data imports the loaders from here
-# at its own end, so either module can be imported first without a circular-import error.
-from gca_viz.data import CIFAR10_CLASSES, Dataset, PathLike  # noqa: E402

@@ -483,6 +483,95 @@ def test_user_dataset_dispatch_errors(tmp_path: Path) -> None:
         load_user_dataset(tmp_path)
 
 
+def write_user_data(tmp_path: Path) -> dict[str, Path]:
+    """One of each kind of user data under ``tmp_path``, each enough for a short training
+    run: an .npz of vectors, an image folder (PNGs), a CIFAR-10 binary file (12 records).
+    Also used by the training and run-store tests."""
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mine.npz"
+    np.savez(npz, x=rng.random((12, 5)).astype(np.float32), y=np.arange(12) % 3)
+    folder = tmp_path / "pictures"
+    for cls in ("ant", "bee"):
+        for i in range(4):
+            _png(folder / cls / f"{i}.png", rng.integers(0, 256, (6, 6), dtype=np.uint8))
+    cifar = tmp_path / "data_batch_1.bin"
+    cifar.write_bytes(_cifar_records([0, 1, 9] * 4)[0])
+    return {"npz": npz, "folder": folder, "cifar": cifar}
+
+
+def test_load_dataset_reads_user_data_from_a_path(tmp_path: Path) -> None:
+    """The one entry point: a path loads as the user-data loaders load it (str or Path)."""
+    paths = write_user_data(tmp_path)
+    mine = load_dataset(str(paths["npz"]))
+    assert mine.kind == "vector" and mine.x.shape == (12, 5) and mine.n_classes == 3
+    assert torch.equal(mine.x, load_npz(paths["npz"]).x)
+    assert torch.equal(load_dataset(paths["npz"]).y, mine.y)  # an os.PathLike too
+    pictures = load_dataset(str(paths["folder"]))
+    assert pictures.x.shape == (8, 1, 6, 6) and pictures.class_names == ("ant", "bee")
+    cifar = load_dataset(str(paths["cifar"]))
+    assert cifar.x.shape == (12, 3, 32, 32) and cifar.y.tolist() == [0, 1, 9] * 4
+
+
+def test_load_dataset_prefers_the_embedded_name_to_a_file_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "digits").mkdir()  # not a dataset: loading it as a path would fail
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("digits").x.shape == (1797, 1, 8, 8)
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        load_dataset(Path("digits"))  # a Path is always a path
+
+
+def test_load_dataset_rejects_a_missing_path_and_params_for_user_data(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(ValueError) as info:
+        load_dataset(str(missing))
+    message = str(info.value)
+    assert message.startswith("name_or_path:")
+    assert all(name in message for name in DATASETS) and "no file or folder" in message
+    assert str(missing) in message
+    for bad in ("", "  ", 3, None):
+        with pytest.raises(ValueError, match="name_or_path must be one of"):
+            load_dataset(bad)  # type: ignore[arg-type]
+    npz = write_user_data(tmp_path)["npz"]
+    with pytest.raises(ValueError, match=r"params: .*takes no parameters.*n_points"):
+        load_dataset(str(npz), n_points=5)
+    other = tmp_path / "data.csv"
+    other.write_text("1,2")
+    with pytest.raises(ValueError, match="unsupported file type"):
+        load_dataset(str(other))
+
+
+def _gca_imports(module: str) -> set[str]:
+    """The gca_viz modules that the source of ``module`` imports (every import statement)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {name for name in found if name.startswith("gca_viz")}
+
+
+def test_data_and_userdata_import_without_a_cycle() -> None:
+    """Dataset lives in a leaf module: the user-data loaders do not import gca_viz.data, and
+    gca_viz.data re-exports what moved (no public name lost)."""
+    import gca_viz._dataset
+    import gca_viz.userdata
+    from gca_viz import data
+
+    assert _gca_imports("gca_viz._dataset") == set()
+    assert not {"gca_viz.data", "gca_viz.data.Dataset"} & _gca_imports("gca_viz.userdata")
+    assert data.Dataset is gca_viz.userdata.Dataset is gca_viz._dataset.Dataset
+    assert data.CIFAR10_CLASSES is gca_viz.userdata.CIFAR10_CLASSES
+    assert data.PathLike is gca_viz._dataset.PathLike and data.KINDS == ("image", "vector")
+
+
 def test_data_entries_list_what_the_loaders_could_read(tmp_path: Path) -> None:
     from gca_viz.userdata import data_entries
 

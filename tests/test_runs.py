@@ -31,6 +31,7 @@ from gca_viz.runs import (
     default_max_concurrent,
 )
 from gca_viz.train import Callback, TrainConfig, Trainer
+from tests.test_data import write_user_data
 
 T = TypeVar("T")
 
@@ -189,6 +190,36 @@ def test_a_run_records_the_device_it_trains_on(runs_dir: Path) -> None:
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"  # auto on a Linux machine
     assert store.get(run_id).device == expected
     assert store.get(run_id).config["device"] == "auto"  # the request is kept as is
+
+
+def test_a_run_trains_on_an_uploaded_npz_as_the_train_page_launches_it(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    """The Train page saves an upload under the store's uploads/ and launches a run on its
+    resolved path; the run process loads it, trains, evaluates and checkpoints, and the lab
+    pages rebuild its encoder from the same path."""
+    from gca_viz.lab.batches import data_batch, trained_encoder
+    from gca_viz.userdata import save_upload
+
+    store = RunStore(runs_dir, max_concurrent=1)
+    upload = write_user_data(tmp_path)["npz"].read_bytes()
+    path = save_upload(upload, "mine.npz", store.dir / "uploads", max_bytes=2**20)
+    dataset = str(path.resolve())  # what views/_train_launch.choose_dataset returns
+    run_id = store.launch(
+        cfg(dataset=dataset, dataset_params={}, steps=5, batch_size=8, eval_every=5,
+            checkpoint_every=5),
+        name=None,
+    )  # fmt: skip
+    wait_for(lambda: status(store, run_id) not in ACTIVE, START_TIMEOUT, "the run to end")
+    info = store.get(run_id)
+    assert info.status == "finished", info.error
+    assert info.step == 5 and info.config["dataset"] == dataset
+    assert info.name == f"gca_ince on {path.name}"
+    assert loss_steps(store, run_id).tolist() == [1, 2, 3, 4, 5]
+    assert "knn_acc" in store.latest_metrics(run_id)
+    trained = trained_encoder(store, run_id)
+    batch = data_batch(encoder=trained, n=6, seed=0)
+    assert batch.z1.shape == (6, 8) and trained.dataset == dataset
 
 
 def test_stop_right_after_launch_ends_stopped(runs_dir: Path) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from gca_viz import losses, metrics
 from gca_viz.train import Callback, TrainConfig, Trainer, copy_config
+from tests.test_data import write_user_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -347,6 +348,61 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
         done = _cli("train", *args)
         assert done.returncode == 2 and match in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["npz", "folder", "cifar"])
+def test_cli_trains_on_user_data_from_a_path(kind: str, tmp_path: Path) -> None:
+    """``--dataset PATH`` (the README's promise): a whole short run on an .npz, an image
+    folder and a CIFAR-10 binary file, with an evaluation at the end."""
+    path = write_user_data(tmp_path)[kind]
+    out = tmp_path / "run"
+    done = _cli(
+        "train",
+        "--dataset",
+        str(path),
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--encoder-params",
+        '{"hidden": 16}',
+        "--head-hidden",
+        "16",
+        "--out-dim",
+        "8",
+        "--device",
+        "cpu",
+        "--eval-every",
+        "3",
+        "--snapshot-every",
+        "0",
+        "--checkpoint-every",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "config.json").read_text())["dataset"] == str(path)
+    rows = [r.split(",") for r in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert [int(step) for step, name, _ in rows if name == "loss"] == [1, 2, 3]
+    assert {name for _, name, _ in rows} >= {"loss", "knn_acc", "probe_acc", "alignment"}
+    assert all(np.isfinite(float(value)) for *_, value in rows)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events[-1] == {"event": "finished", "step": 3}
+
+
+def test_config_with_a_user_data_path_validates_and_trains(tmp_path: Path) -> None:
+    path = write_user_data(tmp_path)["folder"]
+    cfg = TrainConfig(dataset=str(path), **{**SMALL, "steps": 2, "batch_size": 4})
+    cfg.validate()
+    trainer = Trainer(cfg)
+    assert trainer.train_set.n + trainer.test_set.n == 8
+    assert trainer.train_set.input_shape == (1, 6, 6)
+    assert trainer.fit() == "finished" and trainer.step == 2
+    with pytest.raises(ValueError, match=r"^dataset: unknown dataset .*no file or folder"):
+        TrainConfig(dataset=str(tmp_path / "gone.npz")).validate()
+    with pytest.raises(ValueError, match="takes no parameters"):
+        Trainer(TrainConfig(dataset=str(path), dataset_params={"n_points": 5}, **SMALL))
 
 
 # -------------------------------------------------------------------------- torchrun

@@ -75,9 +75,7 @@ def describe_user_data(path: str, mtime: float) -> str:
 def _load(dataset: str, params_json: str) -> data.Dataset | None:
     """The dataset a run would train on, or ``None`` if it does not load."""
     try:
-        if dataset in data.DATASETS:
-            return data.load_dataset(dataset, **json.loads(params_json))
-        return data.load_user_dataset(dataset)
+        return data.load_dataset(dataset, **json.loads(params_json))
     except ValueError:
         return None
 

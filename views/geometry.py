@@ -53,10 +53,7 @@ def projection_jobs() -> embed.ProjectionJobs:
 def label_names(dataset: str, params_json: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Class and domain names of a run's dataset (empty if it cannot be loaded any more)."""
     try:
-        if dataset in data.DATASETS:
-            ds = data.load_dataset(dataset, **json.loads(params_json))
-        else:
-            ds = data.load_user_dataset(dataset)
+        ds = data.load_dataset(dataset, **json.loads(params_json))
     except Exception:  # a moved or deleted user file: fall back to label numbers
         return (), ()
     return ds.class_names, ds.domain_names

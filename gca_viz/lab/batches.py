@@ -165,7 +165,7 @@ def trained_encoder(store: RunStore, run_id: int) -> TrainedEncoder:
     if not path.exists():
         raise ValueError(f"run_id: run {run_id} has no checkpoint yet")
     cfg = TrainConfig.from_dict(info.config)
-    shape = _load(cfg.dataset, cfg.dataset_params).input_shape
+    shape = data_mod.load_dataset(cfg.dataset, **cfg.dataset_params).input_shape
     model = models.ContrastiveModel(
         cfg.encoder,
         shape,
@@ -180,12 +180,6 @@ def trained_encoder(store: RunStore, run_id: int) -> TrainedEncoder:
         raise ValueError(f"run_id: the checkpoint of run {run_id} is unreadable ({exc})") from None
     description = f"run #{run_id} ({info.name}, step {info.step})"
     return TrainedEncoder(model, cfg.dataset, cfg.dataset_params, cfg.augment, description)
-
-
-def _load(dataset: str, params: Mapping[str, Any]) -> data_mod.Dataset:
-    if dataset in data_mod.DATASETS:
-        return data_mod.load_dataset(dataset, **params)
-    return data_mod.load_user_dataset(dataset)
 
 
 def data_batch(
@@ -210,7 +204,8 @@ def data_batch(
     use the statistics of the batch, as the loss sees them during training.
 
     Args:
-        dataset: a name of :data:`gca_viz.data.DATASETS`. n: samples ``N >= 2``.
+        dataset: an embedded dataset name (:data:`gca_viz.data.DATASETS`) or a path to user
+            data, as :func:`gca_viz.data.load_dataset` takes it. n: samples ``N >= 2``.
         seed: seed of the sample choice, the augmentations and the random encoder.
         encoder: ``"random"`` or a :class:`TrainedEncoder`.
         out_dim: embedding dimension of the random encoder.
@@ -224,7 +219,10 @@ def data_batch(
     trained = encoder if isinstance(encoder, TrainedEncoder) else None
     if trained is None and encoder != "random":
         raise ValueError(f"encoder must be 'random' or a TrainedEncoder, got {encoder!r}")
-    ds = _load(trained.dataset, trained.dataset_params) if trained else _load(dataset, {})
+    if trained is not None:
+        ds = data_mod.load_dataset(trained.dataset, **trained.dataset_params)
+    else:
+        ds = data_mod.load_dataset(dataset)
     if n > ds.n:
         raise ValueError(f"n must be at most the dataset size {ds.n}, got {n}")
     gen = torch.Generator().manual_seed(seed)
