@@ -251,6 +251,41 @@ def test_correlation_section_reports_numbers(store_dir: Path) -> None:
     assert _metrics(at)["Spearman ρ: strength vs P_ii / mean"] != before
 
 
+def test_mass_and_gradient_section_shows_the_librarys_numbers(store_dir: Path) -> None:
+    """The section replaces a share of second views by random points and shows, with the
+    library's own numbers, where the mass and the gradient go."""
+    from gca_viz import lab
+    from gca_viz.experiments import uot_mechanism as um
+
+    at = _page(NOISY)
+    assert at.select_slider(key="mech_eps").value == 0.1
+    batch = lab.synthetic_batch(128, dim=32, noise=0.3, seed=0)
+    pairs = um.replace_views(batch.z1, batch.z2, 0.25, seed=0)
+    shares = um.mass_shares(pairs, epsilon=0.1, relax=0.01)
+    grads = um.gradient_shares(pairs, epsilon=0.1, relax=0.01)
+    metrics = _metrics(at)
+    assert (
+        metrics["Plan mass on corrupted rows"] == f"{shares.corrupted_share('unbalanced_row'):.3f}"
+    )
+    assert metrics["Total mass ΣP (unbalanced)"] == f"{shares.unbalanced_mass:.4g}"
+    charts = _charts(at)
+    assert {"mech_chart_shares", "mech_chart_grads", "mech_chart_tradeoff"} <= set(charts)
+    bars = charts["mech_chart_grads"]["data"][0]
+    np.testing.assert_allclose(_array(bars["x"]), list(grads.shares.values()), rtol=1e-6)
+    text = _texts(at.caption)
+    assert f"RINCE (q = 1) alone shows: {grads.shares['rince']:.3f}" in text
+    assert "32 of 128 second views replaced" in text
+    before = metrics["Plan mass on corrupted rows"]
+    at.slider(key="mech_share").set_value(0.5).run()
+    _assert_clean(at)
+    assert "64 of 128 second views replaced" in _texts(at.caption)
+    assert _metrics(at)["Plan mass on corrupted rows"] != before
+    at.select_slider(key="mech_eps").set_value(0.5).run()
+    at.selectbox(key="mech_src").set_value(0).run()  # digits through a random encoder
+    _assert_clean(at)
+    assert "digit" in _texts(at.caption)
+
+
 def test_noisy_launch_queues_a_corrupted_pair(store_dir: Path) -> None:
     at = _page(NOISY)
     at.slider(key="noisy_corr").set_value(0.7).run()

@@ -68,7 +68,10 @@ def _ranks(v: np.ndarray) -> np.ndarray:
 
 
 def finite(value: Any, name: str) -> float:
-    """``value`` as a finite float, or ``ValueError`` naming ``name``."""
+    """``value`` as a finite float, or ``ValueError`` naming ``name``. Strings are refused,
+    not parsed (``"0.5"`` is no number here, as in :func:`gca_viz.ot.sinkhorn`)."""
+    if isinstance(value, str | bytes):
+        raise ValueError(f"{name} must be a number, got the {type(value).__name__} {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):

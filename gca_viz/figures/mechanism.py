@@ -1,0 +1,268 @@
+"""Figures of "Where GCA-UOT's mass and gradient go" (Noisy views page): arrays in, figures
+out, from :mod:`gca_viz.experiments.uot_mechanism`.
+
+* :func:`share_chart`: each row's share of the plan's mass and of the positive mass,
+  balanced against unbalanced, clean rows first, corrupted rows shaded.
+* :func:`gradient_chart`: the share of each loss's gradient through the corrupted pairs.
+* :func:`tradeoff_chart`: over ``λ`` (log axis), that share against the plan's entropy.
+
+Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gca_viz.experiments.uot_mechanism import (
+    GRADIENT_LOSSES,
+    GradientShares,
+    MassShares,
+    RelaxationSweep,
+)
+from gca_viz.figures.plans import COLORS, _base_layout
+
+_GRID = "#e5e7eb"
+_CORRUPT_FILL = "rgba(225, 29, 72, 0.08)"
+LOSS_COLORS = {
+    "ince": COLORS["ince"],
+    "gca_ince": COLORS["gca"],
+    "gca_uot": COLORS["unbalanced"],
+    "gca_uot_kl": "#f59e0b",
+    "uot_plan_kl": "#7c3aed",
+    "rince": "#0891b2",
+}
+"""A colour per loss of :data:`gca_viz.experiments.uot_mechanism.GRADIENT_LOSSES`."""
+
+
+def _layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        **_base_layout(title, height),
+        "margin": {"l": 70, "r": 30, "t": 70, "b": 60},
+        "font": {"size": 14},
+        "legend": {"orientation": "h", "y": -0.18, "x": 0.0},
+    }
+
+
+def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
+    """Each row's share of the plan's mass (top) and of the positive mass (bottom), times
+    ``N`` (so 1 is an average row), for the balanced plan (grey line) and the unbalanced
+    plan (bars). Rows are in :attr:`MassShares.order`: clean pairs first, then the
+    corrupted ones, on a shaded band.
+
+    Args:
+        shares: a :class:`gca_viz.experiments.uot_mechanism.MassShares`.
+    """
+    order = shares.order
+    n = len(order)
+    x = np.arange(n)
+    bad = shares.corrupted[order]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=(
+            "Row share of the plan's mass × N: (P1)ᵢ / ΣP × N",
+            "Positive share × N: Pᵢᵢ / Σₖ Pₖₖ × N",
+        ),
+    )
+    panels = (
+        (shares.balanced_row, shares.unbalanced_row),
+        (shares.balanced_positive, shares.unbalanced_positive),
+    )
+    for row, (balanced, unbalanced) in enumerate(panels, start=1):
+        first = row == 1
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=n * unbalanced[order],
+                name=f"unbalanced plan (GCA-UOT, λ = {shares.relax:g})",
+                marker_color=np.where(bad, "#e11d48", COLORS["unbalanced"]),
+                showlegend=first,
+                legendgroup="uot",
+                customdata=order,
+                hovertemplate="row %{customdata}: %{y:.3f} × average<extra>unbalanced</extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=n * balanced[order],
+                mode="lines",
+                name="balanced plan (GCA-INCE)",
+                line={"color": COLORS["ref"], "width": 2},
+                showlegend=first,
+                legendgroup="bal",
+                customdata=order,
+                hovertemplate="row %{customdata}: %{y:.3f} × average<extra>balanced</extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(title_text="× average row", gridcolor=_GRID, rangemode="tozero", row=row)
+    groups = [(~bad, "clean"), (bad, "corrupted")]
+    for mask, label in groups:
+        if not mask.any():
+            continue
+        lo, hi = int(np.argmax(mask)), int(len(mask) - np.argmax(mask[::-1]) - 1)
+        mean = float(n * shares.unbalanced_row[order][mask].mean())
+        fig.add_shape(
+            type="line",
+            x0=lo - 0.5,
+            x1=hi + 0.5,
+            y0=mean,
+            y1=mean,
+            line={"color": "#111827", "dash": "dash", "width": 2.5},
+            row=1,
+            col=1,
+        )
+        fig.add_annotation(
+            x=(lo + hi) / 2,
+            y=mean,
+            text=f"{label} rows, unbalanced: mean {mean:.2f}",
+            showarrow=False,
+            yshift=12,
+            font={"size": 13, "color": "#111827"},
+            bgcolor="rgba(255,255,255,0.7)",
+            row=1,
+            col=1,
+        )
+    if bad.any():
+        start = int(np.argmax(bad))
+        fig.add_vrect(
+            x0=start - 0.5,
+            x1=n - 0.5,
+            fillcolor=_CORRUPT_FILL,
+            line_width=0,
+            annotation_text=f"corrupted pairs ({int(bad.sum())})",
+            annotation_position="top left",
+        )
+    fig.update_xaxes(title_text="rows: clean pairs, then corrupted ones", row=2, col=1)
+    fig.update_layout(**_layout("Where the plan's mass goes, row by row", height), bargap=0.05)
+    return fig
+
+
+def gradient_chart(grads: GradientShares, *, height: int = 420) -> go.Figure:
+    """Horizontal bars: the share of each loss's gradient that flows through the corrupted
+    pairs, with the share of corrupted pairs dashed for reference.
+
+    Args:
+        grads: a :class:`gca_viz.experiments.uot_mechanism.GradientShares`.
+    """
+    names = list(grads.shares)
+    values = np.array([grads.shares[k] for k in names], dtype=float)
+    bar = go.Bar(
+        x=values,
+        y=[GRADIENT_LOSSES.get(k, k) for k in names],
+        orientation="h",
+        marker_color=[LOSS_COLORS.get(k, COLORS["other"]) for k in names],
+        text=[f"{v:.3f}" for v in values],
+        textposition="outside",
+        hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+    )
+    layout = _layout("Share of the loss gradient through the corrupted pairs", height)
+    top = max(float(np.nanmax(values)) if values.size else 0.0, grads.corrupted_share)
+    layout.update(
+        xaxis={"title": "gradient share", "range": [0, 1.15 * top + 1e-9], "gridcolor": _GRID},
+        yaxis={"autorange": "reversed"},
+        margin={"l": 330, "r": 40, "t": 70, "b": 60},
+        shapes=[
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": grads.corrupted_share,
+                "x1": grads.corrupted_share,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#e11d48", "dash": "dash", "width": 2},
+            }
+        ],
+        annotations=[
+            {
+                "xref": "x",
+                "yref": "paper",
+                "x": grads.corrupted_share,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "text": f"share of corrupted pairs {grads.corrupted_share:.2f}",
+                "showarrow": False,
+                "font": {"color": "#e11d48", "size": 12},
+            }
+        ],
+    )
+    return go.Figure(data=[bar], layout=layout)
+
+
+def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
+    """Over ``λ`` (log axis, every decade labelled): the gradient share through corrupted
+    pairs of the unbalanced losses (left axis; INCE's as a dotted reference) and the
+    unbalanced plan's entropy as a share of the uniform plan's ``log N²`` (right axis).
+
+    Args:
+        sweep: a :class:`gca_viz.experiments.uot_mechanism.RelaxationSweep`.
+    """
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for name, values in sweep.shares.items():
+        fig.add_trace(
+            go.Scatter(
+                x=sweep.relax,
+                y=values,
+                mode="lines+markers",
+                name=f"gradient share: {GRADIENT_LOSSES.get(name, name)}",
+                line={"color": LOSS_COLORS.get(name, COLORS["other"]), "width": 2.5},
+                hovertemplate="λ = %{x:.3g}: %{y:.4f}<extra></extra>",
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=sweep.relax,
+            y=sweep.entropy / sweep.max_entropy,
+            mode="lines",
+            name="plan entropy / log N² (right axis)",
+            line={"color": COLORS["other"], "width": 2, "dash": "dash"},
+            hovertemplate="λ = %{x:.3g}: H / log N² = %{y:.4f}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    ince = sweep.balanced_share.get("ince")
+    if ince is not None:
+        fig.add_hline(
+            y=ince,
+            line={"color": COLORS["ince"], "dash": "dot", "width": 2},
+            annotation_text=f"INCE {ince:.3f}",
+            annotation_position="top left",
+            secondary_y=False,
+        )
+    fig.update_layout(**_layout("Relaxing the marginals: gradient share against entropy", height))
+    ticks = decade_ticks(sweep.relax)
+    fig.update_xaxes(
+        title_text="λ₁ = λ₂ (marginal KL weight)",
+        type="log",
+        tickvals=ticks,
+        ticktext=[f"{v:g}" for v in ticks],
+        gridcolor=_GRID,
+    )
+    fig.update_yaxes(
+        title_text="gradient share", tickformat=".3f", gridcolor=_GRID, secondary_y=False
+    )
+    fig.update_yaxes(title_text="H / log N²", tickformat=".3f", showgrid=False, secondary_y=True)
+    return fig
+
+
+def decade_ticks(values: np.ndarray) -> list[float]:
+    """Every power of ten from below the smallest to above the largest positive value: the
+    tick positions of a log axis that labels each decade (read ``0.001, 0.01, ...``)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return []
+    lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
+    return [float(10.0**k) for k in range(lo, hi + 1)]
