@@ -703,3 +703,44 @@ def corrupt(
     rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()  # (B, 1)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return feature_dropout(x + 0.5 * s * rms * noise, generator, p=0.5 * s)
+
+
+def mismatch_views(
+    views: torch.Tensor, share: float, strength: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Make a share of the positive pairs mismatch: blend the second view of a random
+    subset of the batch with another sample's view.
+
+    .. math::
+        x''_i \leftarrow (1 - s)\, x''_i + s\, x''_{\pi(i)}\quad\text{for } i \in \mathcal B,
+        \qquad |\mathcal B| = \mathrm{round}(p B)
+
+    where ``B`` is drawn from ``generator`` and ``π`` shifts ``B`` cyclically, so every
+    chosen sample takes the view of a different chosen sample (``|B| >= 2``). ``s = 1``
+    swaps the views (a pair that matches nothing: the noisy views of ``docs/math.md`` section 7);
+    ``s = 0`` changes nothing.
+
+    Args:
+        views: ``(B, ...)`` second views (images or vectors).
+        share: ``p`` in ``[0, 1]``. strength: ``s`` in ``[0, 1]``.
+        generator: a ``torch.Generator`` on ``views``' device.
+
+    Returns:
+        ``(views', mismatched)``: the new views (same shape, dtype, device) and a ``(B,)``
+        bool tensor marking the pairs in ``B``.
+
+    Raises:
+        ValueError: naming ``share`` or ``strength`` outside ``[0, 1]``.
+    """
+    p, s = _check_prob(share, "share"), _check_prob(strength, "strength")
+    b = int(views.shape[0])
+    chosen = torch.randperm(b, generator=generator, device=generator.device)[: round(p * b)]
+    mismatched = torch.zeros(b, dtype=torch.bool, device=views.device)
+    if len(chosen) < 2 or s == 0.0:
+        return views, mismatched
+    chosen = chosen.to(views.device)
+    donors = chosen.roll(1)
+    out = views.clone()
+    out[chosen] = (1.0 - s) * views[chosen] + s * views[donors]
+    mismatched[chosen] = True
+    return out, mismatched

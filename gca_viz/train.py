@@ -56,6 +56,9 @@ class TrainConfig:
     ``"composed"`` with ``stages`` naming the four stages; ``loss_params`` go to the loss
     (``epsilon``, ``n_iter``, ``relax_a``, ...).
     ``target`` overrides the target prior (``pairs``, ``class``, ``domain``).
+    Noisy views: ``noisy_pairs`` is the share of each batch's pairs whose second view is
+    blended, with weight ``noisy_strength`` (1 = swapped), with another sample's view
+    (:func:`gca_viz.augment.mismatch_views`); ``eval_corruption`` corrupts the test data.
     """
 
     dataset: str = "digits"
@@ -86,6 +89,8 @@ class TrainConfig:
     eval_subset: int = 300
     knn_k: int = 20
     eval_corruption: float = 0.0
+    noisy_pairs: float = 0.0
+    noisy_strength: float = 1.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -123,6 +128,8 @@ class TrainConfig:
             Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True),
             Param("momentum", None, "", low=0, high=1),
             Param("eval_corruption", None, "", low=0, high=1),
+            Param("noisy_pairs", None, "", low=0, high=1),
+            Param("noisy_strength", None, "", low=0, high=1),
         ]
         for schema in schemas:
             setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
@@ -280,6 +287,10 @@ class Trainer:
         # Both views of the global batch are drawn on every rank, then sliced, so the run is
         # the same whatever the number of ranks.
         v1, v2 = self.augment(x, self.aug_gen), self.augment(x, self.aug_gen)
+        if self.config.noisy_pairs > 0:
+            v2, _ = augment_mod.mismatch_views(
+                v2, self.config.noisy_pairs, self.config.noisy_strength, self.aug_gen
+            )
         rows = _rank_slice(len(idx), self.dist)
         loss = self._loss(v1[rows], v2[rows], idx)
         self.optimizer.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ from gca_viz.augment import (
     gaussian_blur,
     gaussian_noise,
     make_augment,
+    mismatch_views,
     random_erasing,
     random_hflip,
     random_resized_crop,
@@ -347,3 +348,26 @@ def test_cuda_matches_shapes_and_device(
     assert corrupt(x, kind, 0.5, g).device == x.device
     with pytest.raises(ValueError, match="generator is on"):
         make_augment(preset, kind)(x, _gen())
+
+
+def test_mismatch_views_blends_a_share_with_other_samples(images: torch.Tensor) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = images[:10]
+    out, bad = mismatch_views(x, 0.4, 1.0, gen)
+    assert bad.sum() == 4 and out.shape == x.shape and out.dtype == x.dtype
+    assert torch.equal(out[~bad], x[~bad])  # the other pairs are untouched
+    # strength 1 swaps: every chosen view is another chosen sample's view, none its own
+    chosen = torch.nonzero(bad).flatten()
+    for i in chosen:
+        match = [int(j) for j in chosen if torch.equal(out[i], x[j])]
+        assert match and int(i) not in match
+    half, bad_half = mismatch_views(x, 0.4, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(bad_half, bad)  # same draw from the same generator state
+    donors = {int(i): next(int(j) for j in chosen if torch.equal(out[i], x[j])) for i in chosen}
+    for i, j in donors.items():
+        assert torch.allclose(half[i], 0.5 * x[i] + 0.5 * x[j])
+    same, none = mismatch_views(x, 0.4, 0.0, gen)
+    assert torch.equal(same, x) and not none.any()
+    for share, strength, name in ((1.5, 1.0, "share"), (0.5, -0.1, "strength")):
+        with pytest.raises(ValueError, match=name):
+            mismatch_views(x, share, strength, gen)

@@ -1,5 +1,6 @@
-"""The OT benchmark script runs end to end (its ``--quick`` smoke mode)."""
+"""The benchmark scripts run end to end (their ``--quick`` smoke modes)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,26 @@ def test_bench_ot_quick_runs() -> None:
     assert "ours/POT" in proc.stdout and "ours/flr" in proc.stdout  # the table header
     assert "bare/flr" in proc.stdout and "reference: bare / floor" in proc.stdout
     assert "Summary of the targets" in proc.stdout
+
+
+def test_sweep_noisy_quick_runs_and_pairs_the_seeds(tmp_path: Path) -> None:
+    """The noisy-views sweep trains every method, prints the table and its verdict, and its
+    paired differences are computed from the same seeds."""
+    out = tmp_path / "sweep.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/sweep_noisy.py", "--quick", "--steps", "5", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Δ corrupted vs INCE" in proc.stdout and "GCA-UOT" in proc.stdout
+    data = json.loads(out.read_text())
+    runs, table = data["runs"], data["table"]
+    assert {r["method"] for r in runs} == {"ince", "gca_uot", "gca_uot_l0.01", "rince"}
+    assert all(0.0 <= r["clean"] <= 1.0 and 0.0 <= r["corrupted"] <= 1.0 for r in runs)
+    uot = next(r for r in table if r["method"] == "gca_uot")
+    by = {(r["method"], r["seed"]): r["corrupted"] for r in runs}
+    diffs = [by[("gca_uot", s)] - by[("ince", s)] for s in (0, 1)]
+    assert uot["corrupted_diff"] == pytest.approx(sum(diffs) / 2)

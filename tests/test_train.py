@@ -227,6 +227,8 @@ BAD_FIELDS = [
     ("test_fraction", 1.0, "test_fraction"),
     ("momentum", 1.5, "momentum"),
     ("eval_corruption", 2.0, "eval_corruption"),
+    ("noisy_pairs", 1.5, "noisy_pairs"),
+    ("noisy_strength", -0.5, "noisy_strength"),
     ("encoder", "transformer", "encoder"),
     ("augment", "wild", "augment"),
     ("device", "tpu", "device"),
@@ -441,3 +443,15 @@ def test_two_gloo_ranks_equal_one_process_on_the_global_batch(method: str, tmp_p
         torch.testing.assert_close(two["grads"][k], one["grads"][k], rtol=1e-4, atol=1e-5)
     for k in one["params"]:
         torch.testing.assert_close(two["params"][k], one["params"][k], rtol=1e-4, atol=1e-5)
+
+
+def test_noisy_pairs_mismatch_a_share_of_the_training_views() -> None:
+    """With noisy_pairs > 0 a share of each batch's second views comes from other samples:
+    the loss on the same first batch is higher (positives no longer match), p = 0 is the
+    unchanged run."""
+    base = {**SMALL, "steps": 1, "device": "cpu", "seed": 3}
+    clean = Trainer(TrainConfig(**base)).train_step()["loss"]
+    same = Trainer(TrainConfig(**base, noisy_pairs=0.0)).train_step()["loss"]
+    noisy = Trainer(TrainConfig(**base, noisy_pairs=0.5)).train_step()["loss"]
+    assert same == clean
+    assert noisy > clean + 0.1
