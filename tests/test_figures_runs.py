@@ -124,3 +124,60 @@ def test_embedding_figures_draw_one_trace_per_label() -> None:
         geometry.embedding_figure(rng.standard_normal((5, 4)), np.zeros(5))
     with pytest.raises(ValueError, match="labels must have length 30"):
         geometry.sphere_figure(z3, y[:5])
+
+
+def test_a_change_is_labelled_with_the_values_before_and_after_it() -> None:
+    change = {"step": 40, "epsilon": 0.2, "n_iter": 5, "target": "class"}
+    before = {"epsilon": 0.5, "n_iter": 10}
+    assert training.describe_change(change, before) == "ε 0.5 → 0.2, T 10 → 5, target=class"
+    run = training.RunSeries(
+        "#1 a",
+        {},
+        [{"step": 40, "epsilon": 0.2}, {"step": 70, "n_iter": 5}, {"step": 90, "epsilon": 0.1}],
+        {"epsilon": 0.5, "n_iter": 10},
+    )
+    assert run.labelled_changes() == [(40, "ε 0.5 → 0.2"), (70, "T 10 → 5"), (90, "ε 0.2 → 0.1")]
+    assert run.epsilons() == [(0, 0.5), (40, 0.2), (90, 0.1)]
+
+
+def test_an_epsilon_change_is_marked_and_labelled_on_the_loss_chart() -> None:
+    loss = np.column_stack([np.arange(1, 101), np.linspace(5, 4, 100)])
+    acc = np.array([[50.0, 0.8], [100.0, 0.9]])
+    run = training.RunSeries(
+        "#1 a", {"loss": loss, "knn_acc": acc}, [{"step": 40, "epsilon": 0.2}], {"epsilon": 0.5}
+    )
+    fig = training.metric_curves([run], ["knn_acc", "loss"]).to_plotly_json()
+    # the loss is the second subplot: its line and its label are on x2 / y2
+    loss_lines = [
+        s for s in fig["layout"]["shapes"] if s["xref"] == "x2" and s["yref"] == "y2 domain"
+    ]
+    assert [(s["x0"], s["x1"]) for s in loss_lines] == [(40, 40)]
+    (label,) = [a for a in fig["layout"]["annotations"] if "→" in a["text"]]
+    assert label["text"] == "ε 0.5 → 0.2"
+    assert (label["x"], label["xref"], label["yref"]) == (40, "x2", "y2 domain")
+
+
+def test_the_loss_scale_note_names_epsilon_changes_and_runs_of_different_epsilon() -> None:
+    loss = {"loss": np.array([[1.0, 2.0]])}
+    changed = training.RunSeries("#1 a", loss, [{"step": 40, "epsilon": 0.2}], {"epsilon": 0.5})
+    same = training.RunSeries("#2 b", loss, [], {"epsilon": 0.5})
+    other = training.RunSeries("#3 c", loss, [{"step": 10, "n_iter": 3}], {"epsilon": 0.1})
+    note = training.loss_scale_note([changed])
+    assert note == (
+        "ε changed during training (#1 a at step 40, ε 0.5 → 0.2): ε sets the scale of the "
+        "loss, so loss values before and after the line are not comparable."
+    )
+    assert training.loss_scale_note([same]) is None
+    twin = training.RunSeries("#4 d", loss, [], {"epsilon": 0.5})
+    assert training.loss_scale_note([same, twin]) is None
+    assert training.loss_scale_note([other]) is None  # T changed, ε did not
+    compare = training.loss_scale_note([same, other])
+    assert compare == (
+        "The runs drawn train with different ε (#2 b: ε 0.5, #3 c: ε 0.1): their losses are "
+        "on different scales and not comparable."
+    )
+    both = training.loss_scale_note([changed, same])
+    assert both is not None and both.startswith("ε changed") and "#1 a: ε 0.5 → 0.2" in both
+    # a start value that is not known: the change is still named
+    unknown = training.RunSeries("#5 e", loss, [{"step": 7, "epsilon": 0.3}])
+    assert "#5 e at step 7, ε=0.3" in (training.loss_scale_note([unknown]) or "")

@@ -318,6 +318,50 @@ def test_metric_and_plan_controls_change_the_figures(store_env: Path) -> None:
     )
 
 
+def test_an_epsilon_change_and_runs_of_different_epsilon_are_flagged_on_the_loss(
+    tmp_path: Path, app_env: Callable[[Path], None]
+) -> None:
+    """ε sets the loss's scale: the step where it changed is marked "ε 0.5 → 0.2" on the
+    curves, with a line under them saying the losses before and after are not comparable;
+    comparing with a run of another ε says the same."""
+    store = _store_without_demos(tmp_path / "eps")
+    app_env(tmp_path / "eps")
+    config = {**TINY, "method": "gca_ince", "out_dim": 3}
+    ids = []
+    for name, eps in (("changed", 0.5), ("other", 0.1)):
+        cfg = {**config, "loss_params": {"epsilon": eps}}
+        ids.append(_fake_run(store, name=name, status="finished", step=30,
+                             config=json.dumps(cfg)))  # fmt: skip
+    with store._db(write=True) as db:
+        for run_id in ids:
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, 'loss', ?)",
+                [(run_id, step, 4.0 - step / 30) for step in range(1, 31)],
+            )
+        db.execute(
+            "INSERT INTO changes (run_id, requested, params, applied_step) VALUES (?, ?, ?, ?)",
+            (ids[0], time.time(), json.dumps({"epsilon": 0.2}), 15),
+        )
+    at = _page(TRAIN)
+    at.selectbox(key="tr_run").set_value(ids[1]).run()
+    _assert_clean(at)
+    assert "not comparable" not in _texts(at.caption)  # one run, one ε
+    at.selectbox(key="tr_run").set_value(ids[0]).run()
+    _assert_clean(at)
+    labels = [a["text"] for a in _charts(at)["tr_curves"]["layout"]["annotations"]]
+    assert "ε 0.5 → 0.2" in labels
+    assert (
+        "ε changed during training (#1 changed at step 15, ε 0.5 → 0.2): ε sets the scale of "
+        "the loss, so loss values before and after the line are not comparable."
+    ) in _texts(at.caption)
+    at.multiselect(key="tr_compare").set_value([ids[1]]).run()
+    _assert_clean(at)
+    assert (
+        "The runs drawn train with different ε (#1 changed: ε 0.5 → 0.2, #2 other: ε 0.1): "
+        "their losses are on different scales and not comparable."
+    ) in _texts(at.caption)
+
+
 def test_a_failed_run_shows_its_error_and_traceback(store_env: Path) -> None:
     at = _page(TRAIN)
     at.selectbox(key="tr_run").set_value(3).run()
@@ -493,7 +537,7 @@ def test_launch_from_the_page_then_steer_the_run_live(
         lines = [s for s in curves["layout"]["shapes"] if s["type"] == "line"]
         assert lines and all(s["x0"] == step for s in lines)
         labels = [a["text"] for a in curves["layout"]["annotations"]]
-        assert "ε=0.25" in labels
+        assert "ε 0.4 → 0.25" in labels  # from the launch's ε to the new one
 
         # The Geometry page draws the 2-D run on the circle and follows its new snapshots.
         _wait(lambda: len(store.snapshots(1, "embeddings")) >= 2, 60, "two snapshots")

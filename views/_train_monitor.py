@@ -4,9 +4,11 @@ its current batch, redrawn every second and a half while a drawn run is active."
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -14,12 +16,14 @@ import ui
 from gca_viz.figures.training import (
     PLAN_VIEWS,
     RunSeries,
+    loss_scale_note,
     metric_curves,
     metric_label,
     metric_title,
     plan_heatmap,
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
+from gca_viz.train import TrainConfig, build_loss
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
@@ -161,18 +165,34 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         )
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def start_settings(config_json: str) -> dict[str, Any]:
+    """The loss parameters and target prior a run started with, from its config (``{}`` if
+    its loss does not build here): the charts label a live change ``ε 0.5 → 0.2``."""
+    try:
+        cfg = TrainConfig.from_dict(json.loads(config_json))
+        return {**build_loss(cfg).params, "target": cfg.target}
+    except (TypeError, ValueError):
+        return {}
+
+
 def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     """The chosen metrics of the run and the runs compared with it, live changes marked."""
     series = []
     for i in (view.run_id, *view.compare):
         try:
-            label = run_label(store.get(i))
+            info = store.get(i)
         except StoreError:
             raise
         except ValueError:  # a compared run deleted meanwhile
             continue
         series.append(
-            RunSeries(label, store.metrics(i, list(view.metrics)), store.applied_changes(i))
+            RunSeries(
+                run_label(info),
+                store.metrics(i, list(view.metrics)),
+                store.applied_changes(i),
+                start_settings(json.dumps(info.config, sort_keys=True)),
+            )
         )
     if not view.metrics:
         st.caption("Choose metrics to draw above.")
@@ -187,6 +207,9 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     else:
         fig = metric_curves(series, list(view.metrics), smoothing=view.smoothing)
         st.plotly_chart(fig, key="tr_curves")
+        scale_note = loss_scale_note(series) if "loss" in view.metrics else None
+        if scale_note:
+            st.caption(f":material/warning: {scale_note}")
         n_changes = len(series[0].changes)
         note = f" Dotted lines mark live changes ({n_changes} on this run)." if n_changes else ""
         st.caption(

@@ -79,12 +79,30 @@ PLAN_VIEWS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RunSeries:
-    """One run's curves: a legend ``label``, ``metrics`` (``{name: (k, 2) (step, value)}``)
-    and the live ``changes`` that took effect (``{"step": s, **params}``)."""
+    """One run's curves: a legend ``label``, ``metrics`` (``{name: (k, 2) (step, value)}``),
+    the live ``changes`` that took effect (``{"step": s, **params}``) and the loss
+    ``settings`` the run started with (``{"epsilon": 0.5, ..., "target": ...}``; empty if
+    unknown), from which a change is labelled ``ε 0.5 → 0.2`` rather than ``ε=0.2``."""
 
     label: str
     metrics: Mapping[str, np.ndarray]
     changes: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def labelled_changes(self) -> list[tuple[int, str]]:
+        """``(step, label)`` of each live change, values before and after where known."""
+        now = dict(self.settings)
+        out = []
+        for change in self.changes:
+            out.append((int(change["step"]), describe_change(change, now if now else None)))
+            now.update({k: v for k, v in change.items() if k != "step"})
+        return out
+
+    def epsilons(self) -> list[tuple[int, Any]]:
+        """``(step, ε)`` from the start (step 0, if known) through each live change of ε."""
+        out = [(0, self.settings["epsilon"])] if "epsilon" in self.settings else []
+        out += [(int(c["step"]), c["epsilon"]) for c in self.changes if "epsilon" in c]
+        return out
 
 
 def metric_title(name: str) -> str:
@@ -97,21 +115,55 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name.replace("_", " "))
 
 
-def describe_change(change: Mapping[str, Any]) -> str:
-    """A short label of a live change, e.g. ``"ε=0.2, T=5"`` (``None`` marginals: hard)."""
+def _value_text(value: Any) -> str:
+    """A parameter's value on a chart: ``0.2``, ``5``, ``hard`` (a ``None`` marginal)."""
+    if value is None:
+        return "hard"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_change(change: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> str:
+    """A short label of a live change, e.g. ``"ε=0.2, T=5"`` (``None`` marginals: hard);
+    with the settings ``before`` it, ``"ε 0.5 → 0.2, T 10 → 5"``."""
     parts = []
     for key, value in change.items():
         if key == "step":
             continue
         symbol = CHANGE_SYMBOLS.get(key, key)
-        if value is None:
-            text = "hard"
-        elif isinstance(value, float):
-            text = f"{value:g}"
+        if before is not None and key in before:
+            parts.append(f"{symbol} {_value_text(before[key])} → {_value_text(value)}")
         else:
-            text = str(value)
-        parts.append(f"{symbol}={text}")
+            parts.append(f"{symbol}={_value_text(value)}")
     return ", ".join(parts)
+
+
+def loss_scale_note(runs: Sequence[RunSeries]) -> str | None:
+    """One line for under a chart of the loss when its values are not comparable: ε, which
+    sets the loss's scale, changed during a run, or the runs drawn use different ε.
+    ``None`` when neither happened."""
+    changed = []
+    for run in runs:
+        now = {k: v for k, v in run.settings.items() if k == "epsilon"}
+        for change in run.changes:
+            if "epsilon" in change and now.get("epsilon") != change["epsilon"]:
+                text = describe_change({"epsilon": change["epsilon"]}, now)
+                changed.append(f"{run.label} at step {change['step']}, {text}")
+            now["epsilon"] = change.get("epsilon", now.get("epsilon"))
+    sentences = []
+    if changed:
+        sentences.append(
+            f"ε changed during training ({'; '.join(changed)}): ε sets the scale of the loss, "
+            "so loss values before and after the line are not comparable."
+        )
+    used = {run.label: [_value_text(e) for _, e in run.epsilons()] for run in runs}
+    used = {label: eps for label, eps in used.items() if eps}
+    if len({tuple(eps) for eps in used.values()}) > 1:
+        which = ", ".join(f"{label}: ε {' → '.join(eps)}" for label, eps in used.items())
+        sentences.append(
+            f"The runs drawn train with different ε ({which}): their losses are on different "
+            "scales and not comparable."
+        )
+    return " ".join(sentences) or None
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
@@ -152,7 +204,8 @@ def metric_curves(
     row_height: int = 260,
 ) -> go.Figure:
     """One subplot per metric in ``names``, one coloured line per run, dotted vertical lines
-    where live changes took effect (labelled on the first subplot).
+    where live changes took effect (labelled on the loss's subplot, ``ε 0.5 → 0.2`` when the
+    run's ``settings`` are known; :func:`loss_scale_note` says what that means for the loss).
 
     ``smoothing`` (an EMA weight in ``[0, 1)``) applies to the per-step ``loss`` only; the
     raw loss stays visible as a faint line. Long curves are thinned to ``max_points``.
@@ -213,8 +266,10 @@ def metric_curves(
             )
             shown = True
             filled.add(name)
-        for change in run.changes:
-            step = float(change["step"])
+        # Each change is labelled on the loss's subplot (the first one without a loss).
+        labelled = names.index("loss") if "loss" in names else 0
+        axis = "" if labelled == 0 else str(labelled + 1)
+        for step, text in run.labelled_changes():
             for i in range(len(names)):
                 fig.add_vline(
                     x=step,
@@ -225,9 +280,9 @@ def metric_curves(
             fig.add_annotation(
                 x=step,
                 y=1,
-                xref="x",
-                yref="y domain",
-                text=describe_change(change),
+                xref=f"x{axis}",
+                yref=f"y{axis} domain",
+                text=text,
                 showarrow=False,
                 xanchor="left",
                 yanchor="top",

@@ -72,7 +72,7 @@ def plan_title(app: Any) -> str:
 def change_labels(app: Any) -> list[str]:
     """Texts of the annotations that mark live changes on the metric curves."""
     script = "gd => (gd._fullLayout.annotations || []).map(a => a.text)"
-    return [t for t in app.read_chart("tr_curves", script, None) or [] if "=" in t]
+    return [t for t in app.read_chart("tr_curves", script, None) or [] if "=" in t or "→" in t]
 
 
 def test_launch_watch_steer_stop_then_geometry(
@@ -150,13 +150,16 @@ def test_launch_watch_steer_stop_then_geometry(
     page.get_by_role("button", name=re.compile("Apply at the next step")).click()
     expect(page.get_by_text(re.compile(r"Requested ε=0\.25"))).to_be_visible(timeout=30_000)
     labels = app.until(
-        lambda: [t for t in change_labels(app) if t.startswith("ε=0.25")],
+        lambda: [t for t in change_labels(app) if t.endswith(f"→ {NEW_EPS}")],
         60,
         lambda: f"a chart mark of the change; annotations {change_labels(app)}",
     )
-    assert labels == ["ε=0.25"]
+    assert len(labels) == 1 and re.fullmatch(rf"ε [\d.e-]+ → {NEW_EPS}", labels[0]), labels
     mark("live change marked on the chart")
     expect(page.get_by_text("Dotted lines mark live changes (1 on this run)")).to_be_visible()
+    expect(
+        page.get_by_text("loss values before and after the line are not comparable")
+    ).to_be_visible()
     app.assert_healthy()
 
     # ------------------------------------------------------------------------ stop
