@@ -1,7 +1,7 @@
 """Scale-out under ``torchrun``: process group set-up and a gather that keeps gradients.
 
 With ``K`` ranks each encoding ``B/K`` samples of a global batch of ``B``, the GCA plan
-must span the whole batch (``gca-math.md`` section 1: the cost is ``B x B``). Every rank
+must span the whole batch (``docs/math.md`` section 1: the cost is ``B x B``). Every rank
 therefore gathers all embeddings (:func:`gather_with_grad`), computes the same global loss,
 and back-propagates into its own slice only; summing parameter gradients over ranks
 (:func:`all_reduce_gradients`) then gives exactly the single-process gradient of the global

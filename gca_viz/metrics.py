@@ -1,6 +1,6 @@
 r"""Metrics: representation quality, transport-plan diagnostics, collapse and downstream accuracy.
 
-Notation follows ``gca-math.md`` (sections 1 and 6):
+Notation follows ``docs/math.md`` (sections 1 and 6):
 
 * ``z'_i``, ``z''_i`` are the two views of sample ``i``; ``ẑ = z / ||z||`` is an embedding
   L2-normalised onto the unit sphere.
@@ -221,7 +221,7 @@ def uniformity(z: Array, *, t: float = 2.0, normalize: bool = True) -> float:
 
     Args:
         z: ``(N, d)`` embeddings, ``N >= 2``.
-        t: the potential's scale ``t > 0`` (2 in Wang & Isola and ``gca-math.md``).
+        t: the potential's scale ``t > 0`` (2 in Wang & Isola and ``docs/math.md``).
         normalize: L2-normalise every row first.
 
     Returns:
@@ -427,7 +427,7 @@ def compactness(z: Array, labels: Array, *, normalize: bool = True) -> float:
     where ``ẑ_i`` is the L2-normalised embedding (``z_i`` itself without ``normalize``) and
     ``c_k`` the (not renormalised) centroid of class ``k``. Lower is more compact; 0 when
     every class collapses to a point. The GCA paper reports "compactness" without an exact
-    definition, so this one (``gca-math.md`` section 6) is used here; its values are not
+    definition, so this one (``docs/math.md`` section 6) is used here; its values are not
     comparable to the paper's numbers.
 
     Args:
@@ -558,7 +558,7 @@ def domain_accuracy(
 
     where ``D`` is the domain label (e.g. PACS's photo, art, cartoon, sketch) and ``D̂`` the
     linear probe of :func:`linear_probe_accuracy` trained on domain labels instead of
-    classes (``gca-math.md`` section 6). The GCA paper's domain prior
+    classes (``docs/math.md`` section 6). The GCA paper's domain prior
     (``P_tgt = I + α 1[D_i = D_j] + β 1[D_i != D_j]``) raises this as ``α - β`` grows.
 
     Args:

@@ -19,7 +19,7 @@ Encoders live in the :data:`ENCODERS` registry, each with a parameter schema:
 * ``"resnet18"``: ResNet-18 with the CIFAR stem (3x3 convolution, stride 1, no max-pool),
   BasicBlocks ``[2, 2, 2, 2]`` of widths ``64-128-256-512``, global average pooling.
 
-BYOL (``gca-math.md`` section 4) adds a :class:`Predictor` ``q`` and a target network that is
+BYOL (``docs/math.md`` section 4) adds a :class:`Predictor` ``q`` and a target network that is
 an exponential moving average of the online one: :func:`make_target`, :func:`ema_update` and
 :func:`cosine_momentum`.
 

@@ -1,6 +1,6 @@
 r"""Optimal-transport core: cost matrices, entropic Sinkhorn (balanced and unbalanced), exact OT.
 
-Notation follows ``gca-math.md`` (sections 1, 2 and 8):
+Notation follows ``docs/math.md`` (sections 1, 2 and 8):
 
 * ``C`` is an ``(n, m)`` cost matrix, ``ε > 0`` the entropic regulariser and
   ``K = exp(-C / ε)`` the Gibbs kernel.
@@ -234,7 +234,7 @@ def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False)
         C_{ij} = 1 - s_{ij}, \qquad s_{ij} = \frac{\langle x_i, y_j\rangle}{\|x_i\|\,\|y_j\|}
         \in [-1, 1]
 
-    where ``s`` is the cosine similarity (never clamped, ``gca-math.md`` section 8), so
+    where ``s`` is the cosine similarity (never clamped, ``docs/math.md`` section 8), so
     ``C`` lies in ``[0, 2]`` and the Gibbs kernel ``K = exp(-C/ε)`` lies in ``(0, 1]``.
 
     Args:
@@ -464,7 +464,7 @@ class SinkhornResult:
 
     @property
     def entropy(self) -> float:
-        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``gca-math.md`` section 2; ``0 log 0 = 0``)."""
+        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``docs/math.md`` section 2; ``0 log 0 = 0``)."""
         p = _as_torch(self.plan).detach()
         host = _host(p)
         if host is not None:  # numpy on the CPU (see _host_matrix)
@@ -501,7 +501,7 @@ class SinkhornResult:
         """Measured contraction per sweep: the median ratio ``errors[t+1] / errors[t]`` over the
         second half of the sweeps (ratios whose errors sit at rounding level are skipped).
 
-        For unbalanced problems this tends to ``ρ1 ρ2`` (``gca-math.md`` section 4); ``nan`` when
+        For unbalanced problems this tends to ``ρ1 ρ2`` (``docs/math.md`` section 4); ``nan`` when
         fewer than two usable sweeps exist."""
         err = _as_torch(self.errors).double().cpu()
         floor = 100 * torch.finfo(_as_torch(self.plan).dtype).eps * max(self.mass, 1e-300)

@@ -7,7 +7,7 @@ they go.
 
 A step: sample a batch, draw two augmented views, encode them (``z' = f(x')``,
 ``z'' = f(x'')``), gather the embeddings across ranks, evaluate the configured GCA loss on
-the global batch (``gca-math.md`` sections 3 and 4), back-propagate, step the optimiser.
+the global batch (``docs/math.md`` sections 3 and 4), back-propagate, step the optimiser.
 BYOL instead compares the online predictor's output with a moving-average target network.
 """
 
@@ -323,7 +323,7 @@ class Trainer:
         return loss
 
     def _byol_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
-        """``L = 2 - 2 cos(q(z'), sg(z''_target))``, symmetrised (``gca-math.md`` section 4)."""
+        """``L = 2 - 2 cos(q(z'), sg(z''_target))``, symmetrised (``docs/math.md`` section 4)."""
         p1 = distributed.gather_with_grad(self.predictor(self.model(v1)), self.dist)
         p2 = distributed.gather_with_grad(self.predictor(self.model(v2)), self.dist)
         with torch.no_grad():

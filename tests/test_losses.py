@@ -1,4 +1,4 @@
-"""Tests for gca_viz.losses: every loss against its formula (gca-math.md sections 1, 3-5).
+"""Tests for gca_viz.losses: every loss against its formula (docs/math.md sections 1, 3-5).
 
 Each named method is checked against a naive implementation written from the formula, its
 limiting cases (one half-step is InfoNCE, n_iter = 1 is RINCE, λ -> inf is balanced), the
@@ -874,7 +874,7 @@ def test_ce_uniform_equals_its_dense_definition(n: int, m: int, self_pairs: bool
 
 
 def test_rince_presets_use_the_methods_table_exponent() -> None:
-    """gca-math.md's methods table: RINCE and GCA-RINCE with q = 1 (the robust, symmetric
+    """docs/math.md's methods table: RINCE and GCA-RINCE with q = 1 (the robust, symmetric
     case); GCA-UOT keeps the paper's experimental q = 0.6 in its RINCE term."""
     assert losses.get("rince").params["q"] == 1.0
     assert losses.get("gca_rince").params["q"] == 1.0

@@ -1,6 +1,6 @@
 """Tests for ``gca_viz.ot``: the entropic Sinkhorn solver, exact OT and the cost matrices.
 
-What is checked (``gca-math.md`` sections 1, 2, 4 and 8; ``style.md`` point 11):
+What is checked (``docs/math.md`` sections 1, 2, 4 and 8; ``style.md`` point 11):
 
 * agreement with POT as an oracle (balanced log-domain Sinkhorn, unbalanced entropic Sinkhorn);
 * marginals, monotone marginal error, early stopping;

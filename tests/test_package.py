@@ -2,6 +2,7 @@
 
 import os
 import pkgutil
+import re
 import socket
 import subprocess
 import sys
@@ -262,3 +263,64 @@ def test_streamlit_run_starts_and_binds_localhost() -> None:
         # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex: nothing else listens.
         assert listening == {"0100007F"}
     assert "Traceback" not in output, output
+
+
+# --- the math reference --------------------------------------------------------------------
+
+MATH_DOC = "docs/math.md"
+_OLD_DOC = "gca-math" + ".md"  # the reference's old name, outside the repository (split so
+# that this file does not cite it)
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "test-artifacts"}
+# "docs/math.md section 4", "``docs/math.md`` (sections 1, 2 and 8)", "docs/math.md sec. 7",
+# "sections 2 to 4", "sections 1, 3-5"
+_CITATION = re.compile(
+    r"docs/math\.md`*\s*\(?\s*(?:sections?|sec\.)\s+(\d+(?:\s*(?:,|and|to|-|–)\s*\d+)*)"
+)
+
+
+def _source_files() -> list[Path]:
+    """The project's Python and Markdown files (no virtual environment, git or test output)."""
+    found = []
+    for root, dirs, files in os.walk(REPO_ROOT):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
+        found += [Path(root, f) for f in files if f.endswith((".py", ".md"))]
+    return sorted(found)
+
+
+def _cited_sections(spec: str) -> set[int]:
+    """``"1, 2 and 8"`` -> {1, 2, 8}; ``"2 to 4"``, ``"3-5"`` -> the whole range."""
+    cited: set[int] = set()
+    for part in re.split(r"\s*(?:,|and)\s*", spec):
+        bounds = [int(x) for x in re.split(r"\s*(?:to|-|–)\s*", part) if x]
+        cited.update(range(bounds[0], bounds[-1] + 1))
+    return cited
+
+
+def test_math_doc_citations_point_to_existing_sections() -> None:
+    """Every "docs/math.md section N" in the code, tests and docs names a section that
+    docs/math.md has, and the reference's old name (a file outside the repository) is gone."""
+    doc = (REPO_ROOT / MATH_DOC).read_text(encoding="utf-8")
+    sections = {int(n) for n in re.findall(r"^## (\d+)\. ", doc, flags=re.MULTILINE)}
+    assert sections == set(range(1, len(sections) + 1)), sorted(sections)
+    old, missing, n_citations = [], [], 0
+    for path in _source_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        name = path.relative_to(REPO_ROOT).as_posix()
+        if _OLD_DOC in text:
+            old.append(name)
+        for match in _CITATION.finditer(text):
+            n_citations += 1
+            line = text.count("\n", 0, match.start()) + 1
+            for n in sorted(_cited_sections(match.group(1)) - sections):
+                missing.append(f"{name}:{line}: section {n}")
+    assert not old, f"{_OLD_DOC} is cited (cite {MATH_DOC}) in: {old}"
+    assert not missing, f"citations of sections {MATH_DOC} does not have: {missing}"
+    assert n_citations >= 30, f"only {n_citations} section citations of {MATH_DOC} found"
+
+
+def test_cited_sections_parse() -> None:
+    assert _cited_sections("1, 2 and 8") == {1, 2, 8}
+    assert _cited_sections("2 to 4") == {2, 3, 4}
+    assert _cited_sections("1, 3-5") == {1, 3, 4, 5}
+    found = _CITATION.findall("``docs/math.md`` (sections 1, 2 and 8) and docs/math.md sec. 7.")
+    assert found == ["1, 2 and 8", "7"]

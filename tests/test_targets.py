@@ -1,4 +1,4 @@
-"""Tests for gca_viz.targets: every target plan against its formula (gca-math.md section 5)."""
+"""Tests for gca_viz.targets: every target plan against its formula (docs/math.md section 5)."""
 
 from __future__ import annotations
 

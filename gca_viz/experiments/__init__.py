@@ -1,6 +1,6 @@
 r"""The experiments of the "Target plans and domains" and "Noisy views" pages (no UI here).
 
-**The α - β sweep** (``gca-math.md`` section 5). The domain prior
+**The α - β sweep** (``docs/math.md`` section 5). The domain prior
 
 .. math::
     P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
@@ -18,7 +18,7 @@ on ``multidomain_digits`` (:func:`domain_sweep_configs`, :func:`launch_domain_sw
 runs are named ``"α-β sweep <k>: ..."`` so :func:`find_domain_sweep` finds them again, and
 :func:`domain_sweep_results` reads their final domain and class accuracies back.
 
-**Noisy views** (``gca-math.md`` sections 4 and 7). :func:`graded_corruption` and
+**Noisy views** (``docs/math.md`` sections 4 and 7). :func:`graded_corruption` and
 :func:`augment_at` make one view per sample whose corruption strength varies from sample to
 sample; :func:`corruption_mass_correlation` solves GCA-UOT's unbalanced plan between clean
 and corrupted embeddings and correlates each positive pair's strength with the mass the plan

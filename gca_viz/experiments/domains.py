@@ -1,4 +1,4 @@
-r"""The α - β sweep and the target designer (``gca-math.md`` section 5).
+r"""The α - β sweep and the target designer (``docs/math.md`` section 5).
 
 The domain prior
 

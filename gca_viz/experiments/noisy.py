@@ -1,4 +1,4 @@
-r"""Noisy views (``gca-math.md`` sections 4 and 7): views corrupted by different amounts per
+r"""Noisy views (``docs/math.md`` sections 4 and 7): views corrupted by different amounts per
 sample, the mass GCA-UOT's unbalanced plan keeps on each positive pair, and INCE vs GCA-UOT
 trained with extreme augmentations on clean and corrupted test data.
 """
@@ -303,7 +303,7 @@ PAPER_NOISY: dict[str, dict[str, float]] = {
     "ince": {"CIFAR-10 noisy": 82.03, "CIFAR-100 noisy": 54.70, "CIFAR-10C": 70.07},
     "gca_uot": {"CIFAR-10 noisy": 83.18, "CIFAR-100 noisy": 56.30, "CIFAR-10C": 71.45},
 }
-"""The paper's linear-readout accuracies (%) in the noisy settings (``gca-math.md`` sec. 7)."""
+"""The paper's linear-readout accuracies (%) in the noisy settings (``docs/math.md`` sec. 7)."""
 _NOISY_NAME = re.compile(rf"^{re.escape(NOISY_PREFIX)} (\d+): ")
 
 

@@ -1,4 +1,4 @@
-r"""Where GCA-UOT's mass and gradient go (``gca-math.md`` section 4, GCA-UOT).
+r"""Where GCA-UOT's mass and gradient go (``docs/math.md`` section 4, GCA-UOT).
 
 The unbalanced Sinkhorn row update is ``u_i <- (μ_i / (K v)_i)^{ρ_1}`` with
 ``ρ = λ / (λ + ε)``: a row whose second view matches nothing has a small ``(K v)_i`` and,

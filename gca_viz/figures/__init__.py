@@ -7,5 +7,5 @@
   the alignment-uniformity plane.
 
 Pass numpy arrays (plotly sends them as typed arrays); plans above about 256 x 256 are
-downsampled for display (``gca-math.md``; ``platform.md``).
+downsampled for display (``docs/math.md``; ``platform.md``).
 """

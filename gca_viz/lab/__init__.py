@@ -4,7 +4,7 @@ A *batch* (:class:`Batch`) is ``N`` paired embeddings ``z'_i, z''_i`` (synthetic
 data through an encoder) or a stored cost matrix (a run's snapshot). From it:
 
 * :func:`half_steps`: every Sinkhorn half-step ``P^(0) = K, P^(1), ..., P^(2T)`` with the
-  curve ``KL(P_tgt || P^(k))``, which never increases (``gca-math.md`` section 4);
+  curve ``KL(P_tgt || P^(k))``, which never increases (``docs/math.md`` section 4);
 * :func:`method_losses`: the value of every loss of :data:`gca_viz.losses.LOSSES`;
 * :func:`solve`: everything the plan lab shows for one setting;
 * :func:`cell_info`, :func:`downsample`: what the pages need to inspect and draw matrices;

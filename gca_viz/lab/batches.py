@@ -1,5 +1,5 @@
 r"""Batches for the plan lab: paired embeddings (synthetic, data through an encoder) or a
-run's stored cost matrix (``gca-math.md`` section 1).
+run's stored cost matrix (``docs/math.md`` section 1).
 
 Each view ``z'_i``, ``z''_i`` is L2-normalised; the cost of a layout is the cosine cost
 ``C_ij = 1 - <z'_i, z''_j>`` (cross: ``N x N``; joint: ``2N x 2N`` with ``C_ii = +inf``).
@@ -67,7 +67,7 @@ class Batch:
     def cost_matrix(
         self, layout: str = "cross", dtype: torch.dtype = torch.float64
     ) -> torch.Tensor:
-        r"""The cosine cost ``C_ij = 1 - <z'_i, z''_j>`` in ``layout`` (``gca-math.md`` sec. 1).
+        r"""The cosine cost ``C_ij = 1 - <z'_i, z''_j>`` in ``layout`` (``docs/math.md`` sec. 1).
 
         Cross: ``(N, N)``. Joint: ``(2N, 2N)`` over ``[z'; z'']`` with ``C_ii = +inf``.
         A stored cost is returned as it is (its layout cannot change).

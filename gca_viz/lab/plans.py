@@ -1,6 +1,6 @@
 r"""The plan lab: every Sinkhorn half-step, the KL curve, every method's loss, cells.
 
-Notation (``gca-math.md`` sections 1, 2, 4): ``C`` is the ``(n, m)`` cost, ``K = e^{-C/ε}``,
+Notation (``docs/math.md`` sections 1, 2, 4): ``C`` is the ``(n, m)`` cost, ``K = e^{-C/ε}``,
 ``P_tgt`` the target plan with marginals ``μ = P_tgt 1``, ``ν = P_tgt^T 1``; ``n = N``
 (cross layout) or ``2N`` (joint layout). Losses and KL values are per row (divided by ``n``).
 """
@@ -33,7 +33,7 @@ MONOTONE_LATEX = (
     r" \mathcal L_{\mathrm{GCA\text{-}INCE}}"
     r" = \tfrac1n\mathrm{KL}\big(P_{\mathrm{tgt}}\,\|\,P^{(2T)}\big)"
 )
-"""The monotone-alignment theorem (``gca-math.md`` section 4) and the two losses it links."""
+"""The monotone-alignment theorem (``docs/math.md`` section 4) and the two losses it links."""
 
 
 # --------------------------------------------------------------------- half-steps, KL
@@ -123,7 +123,7 @@ def half_steps(
 
     where ``μ = P_tgt 1`` and ``ν = P_tgt^T 1``, so that ``P_tgt`` is feasible and
     ``KL(P_tgt || P^(k))`` is non-increasing in ``k`` (each half-step is a KL projection onto
-    an affine set containing ``P_tgt``; ``gca-math.md`` section 4). Each half-step is one
+    an affine set containing ``P_tgt``; ``docs/math.md`` section 4). Each half-step is one
     log-domain projection :func:`gca_viz.ot.row_projection` (a column step is a row step
     of ``C^T``), so the plans equal ``gca_viz.ot.sinkhorn(..., history=True)``'s and the KL
     is computed from exact log-plans: it stays finite where a plan underflows to 0.

@@ -3,7 +3,7 @@ r"""Sweeps over ``ε`` and the number of sweeps ``T``: what the entropy page plo
 For an ``(n, m)`` cost ``C`` and target ``P_tgt`` (marginals ``μ = P_tgt 1``,
 ``ν = P_tgt^T 1``), the entropic plan ``P_ε`` moves from the exact plan ``P*_0``
 (``ε -> 0``, sparse) to the kernel's spread (``ε`` large), and Sinkhorn converges linearly
-with a rate that tends to 1 as ``ε -> 0`` (``gca-math.md`` sections 2 and 6).
+with a rate that tends to 1 as ``ε -> 0`` (``docs/math.md`` sections 2 and 6).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def l1_distance(plan: Any, reference: Any) -> float:
 def rough_contraction(cost: Any, epsilon: float) -> float:
     """The rough balanced rate ``tanh^2((max C - min C) / (2ε))`` (finite entries of ``C``).
 
-    A bound from Birkhoff's contraction theorem (``gca-math.md`` section 2), usually far
+    A bound from Birkhoff's contraction theorem (``docs/math.md`` section 2), usually far
     above the measured rate; it shows the trend: it tends to 1 as ``ε -> 0``."""
     C = np.asarray(cost, dtype=float)
     finite = C[np.isfinite(C)]

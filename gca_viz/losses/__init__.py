@@ -11,7 +11,7 @@ Public API::
 ``LOSSES`` holds the named methods (INCE, GCA-INCE, RINCE, GCA-RINCE, GCA-UOT, IOT,
 IOT-uni, BYOL); ``COSTS``, ``PROJECTIONS``, ``DIVERGENCES`` (and
 :data:`gca_viz.targets.TARGETS`) hold the stages they are made of, and :func:`compose`
-combines any four of them into a new loss. See ``gca-math.md`` sections 3 and 4.
+combines any four of them into a new loss. See ``docs/math.md`` sections 3 and 4.
 """
 
 from gca_viz.losses.methods import LOSSES, GCALoss, LossOutput, Method, compose, get

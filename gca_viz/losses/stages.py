@@ -1,7 +1,7 @@
 r"""The four stages of a GCA loss: cost -> target -> projection -> divergence.
 
 Every contrastive loss here is ``divergence(P_tgt, projection(K(cost(z', z''))))``
-(``gca-math.md`` sections 2 to 4). Costs, projections and divergences are registered in
+(``docs/math.md`` sections 2 to 4). Costs, projections and divergences are registered in
 :data:`COSTS`, :data:`PROJECTIONS` and :data:`DIVERGENCES` (targets live in
 :mod:`gca_viz.targets`), each entry with its parameter schema and its formula as LaTeX.
 The named methods of :mod:`gca_viz.losses.methods` are presets of these entries.
@@ -95,7 +95,7 @@ def _joint(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     description="1 - cosine similarity, in [0, 2] (the paper's cost).",
 )
 def cosine(z1: torch.Tensor, z2: torch.Tensor, layout: str) -> torch.Tensor:
-    r"""Cosine cost ``C_ij = 1 - cos(z'_i, z''_j)`` of the layout (``gca-math.md`` section 1).
+    r"""Cosine cost ``C_ij = 1 - cos(z'_i, z''_j)`` of the layout (``docs/math.md`` section 1).
 
     Cross layout: ``(N, N)`` between the two views. Joint layout: ``(2N, 2N)`` over
     ``[z'; z'']`` with ``C_ii = +inf`` (self-pairs excluded, ``K_ii = 0``).
@@ -356,7 +356,7 @@ def cross_entropy(T: torch.Tensor, proj: Projection) -> torch.Tensor:
     description="Robust InfoNCE (Chuang et al. 2022) on the plan's row-step scores.",
 )
 def rince(T: torch.Tensor, proj: Projection, *, q: float, lam: float) -> torch.Tensor:
-    r"""RINCE (Chuang et al., CVPR 2022) in GCA form (``gca-math.md`` section 4).
+    r"""RINCE (Chuang et al., CVPR 2022) in GCA form (``docs/math.md`` section 4).
 
     .. math::
         L_i = -\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda Z_i)^q}{q}, \qquad
@@ -386,7 +386,7 @@ def rince(T: torch.Tensor, proj: Projection, *, q: float, lam: float) -> torch.T
 def uot(
     T: torch.Tensor, proj: Projection, *, r1: float, r2: float, q: float, lam: float
 ) -> torch.Tensor:
-    r"""GCA-UOT's loss on the (unbalanced) plan ``P`` (``gca-math.md`` section 4).
+    r"""GCA-UOT's loss on the (unbalanced) plan ``P`` (``docs/math.md`` section 4).
 
     .. math::
         L_i = r_1\Big[-\sum_j \hat T_{ij}\log\frac{P_{ij}}{(P\mathbf 1)_i}\Big]
@@ -454,5 +454,5 @@ def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tens
 )
 def l2(T: torch.Tensor, proj: Projection) -> torch.Tensor:
     r"""``sum_j T̂_ij 2 C_ij``: with the cosine cost ``2 C_ij = ||ẑ'_i - ẑ''_j||^2 = 2 - 2 cos``,
-    BYOL's loss (Grill et al. 2020); only the alignment term of ``gca-math.md`` section 4."""
+    BYOL's loss (Grill et al. 2020); only the alignment term of ``docs/math.md`` section 4."""
     return 2.0 * _weighted(T, proj.cost, normalised=True, positives=_single_positives(T))

@@ -1,6 +1,6 @@
 r"""The story page and the loss composer: the paper's argument as functions of a batch.
 
-From InfoNCE to optimal transport in five steps (``gca-math.md`` sections 2 to 4), each a
+From InfoNCE to optimal transport in five steps (``docs/math.md`` sections 2 to 4), each a
 function that returns the numbers the page shows beside the formula it renders:
 
 1. :func:`ince_as_kl`: InfoNCE equals ``KL(I || P^(1)) / N``, two independent computations.

@@ -1,5 +1,5 @@
 r"""Batches for the story and the composer: by default the digits that the demo run
-``demo-ince`` trained on, through its encoder (``gca-math.md`` section 1).
+``demo-ince`` trained on, through its encoder (``docs/math.md`` section 1).
 
 Each view ``z'_i``, ``z''_i`` is L2-normalised; samples are sorted by class so that
 same-class blocks line up along the diagonal of every matrix.
