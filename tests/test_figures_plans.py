@@ -160,6 +160,9 @@ def test_loss_bars_sweep_charts_and_error_curves() -> None:
     assert np.asarray(linear.data[0].y, float).tolist() == [0.0] * 4  # (drawn: linear axis)
     curves = figs.error_curves(eps, [np.array([1e-1, 1e-3, 0.0])] * 4, tol=1e-6)
     assert len(curves.data) == 4 and np.isnan(np.asarray(curves.data[0].y, float)[2])
+    # semi-log: geometric convergence err = r^t is a straight line only with t on a linear
+    # axis (on the old log-log axes it bent)
+    assert curves.layout.xaxis.type == "linear" and curves.layout.yaxis.type == "log"
 
 
 def test_sample_image_enlarges_sharp_pixels() -> None:

@@ -358,3 +358,14 @@ def test_composed_run_config() -> None:
         story.composed_run_config({**stages, "target": "custom"}, {})
     with pytest.raises(ValueError, match="epsilon"):
         story.composed_run_config(stages, {"epsilon": -1.0})
+
+
+def test_rounding_level_changes_read_as_zero() -> None:
+    from gca_viz.story.steps import Monotone
+
+    kl = np.array([9.0, 2.5, 2.5 + 4.4e-16, 2.4])
+    mono = Monotone(kl, np.zeros(3), np.zeros(3), 0.5, 2)
+    assert mono.max_increase > 0 and mono.max_increase_shown == 0.0
+    assert mono.rounding == pytest.approx(64 * np.finfo(float).eps * 2.5)
+    real = Monotone(np.array([9.0, 2.5, 2.5 + 1e-6, 2.4]), np.zeros(3), np.zeros(3), 0.5, 2)
+    assert real.max_increase_shown == pytest.approx(1e-6)  # a real rise is never hidden

@@ -254,7 +254,10 @@ with b:
         "the balanced rate tends to 1 as ε → 0. The tanh² bound is loose but shows the trend."
     )
 st.plotly_chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
-st.caption("Straight lines on this log-log plot's tail are linear convergence; steeper is faster.")
+st.caption(
+    "Sweeps on a linear axis, the error on a log axis: linear (geometric) convergence, "
+    "error ≈ c·rᵗ, is a straight line here, and a steeper line is a smaller rate r."
+)
 
 # ------------------------------------------------------------------------ losses
 

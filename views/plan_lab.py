@@ -393,7 +393,8 @@ st.plotly_chart(
 )
 st.caption(
     "Same batch, same ε and T. Methods optimise different objectives, so only INCE ≥ GCA-INCE "
-    "is a theorem; RINCE-type losses can be negative, BYOL's has no plan at all."
+    "is a theorem; RINCE-type losses can be negative; BYOL forms no plan (its loss reads "
+    "only the positives' costs, 2Cᵢᵢ)."
 )
 st.dataframe(
     {

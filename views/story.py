@@ -191,10 +191,13 @@ elif step == 2:
         f"{mono.gca - mono.ince:+.2e} vs INCE",
         delta_color="inverse",
     )
+    rounded = mono.max_increase_shown != mono.max_increase
     m3.metric(
         "Largest KL change per half-step",
-        f"{mono.max_increase:.1e}",
-        help="max over k = 1..2T−1 of KL(P_tgt‖P⁽ᵏ⁺¹⁾) − KL(P_tgt‖P⁽ᵏ⁾): never positive",
+        "0 (rounding)" if rounded else f"{mono.max_increase:.1e}",
+        help="max over k = 1..2T−1 of KL(P_tgt‖P⁽ᵏ⁺¹⁾) − KL(P_tgt‖P⁽ᵏ⁾): never positive. "
+        f"Values within float64 rounding of the KL (±{mono.rounding:.0e}) are shown as 0"
+        + (f"; this one was {mono.max_increase:+.1e}" if rounded else ""),
     )
     m4.metric(
         "Pythagorean residual",
@@ -286,8 +289,9 @@ elif step == 4:
         "plan toward a permutation (one partner per sample), a large ε blurs it toward uniform: "
         "move ε above and watch the entropy. Relaxing the marginals (GCA-UOT) replaces the hard "
         "constraints by KL penalties of weight λ: a sample may then send or receive more or less "
-        "mass than the hard marginal asks, which lets the plan give less weight to pairs that "
-        "are hard to match, such as corrupted views."
+        "mass than the hard marginal asks. A row whose view matches nothing can then keep less "
+        "mass, but only where its positive held a large part of its row's kernel mass (small "
+        "ε); the Noisy views page measures where the mass and the gradient go."
     )
     C = ot.cosine_cost(z1.double(), z2.double())
     with ui.guard("Step 4"):
@@ -323,7 +327,14 @@ elif step == 4:
     st.latex(ot.LOG_UPDATE_LATEX)
     st.latex(story.RELAXED_LATEX)
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Total mass Σ P", f"{rel.mass:.2f}", f"{rel.mass - N:+.2f} vs N = {N}")
+    m1.metric(
+        "Total mass Σ P",
+        f"{rel.mass:.2f}",
+        f"{rel.mass - N:+.2f} vs N = {N}",
+        delta_color="off",  # neither good nor bad: the plan drifts toward ΣK as λ falls
+        help="As λ falls the plan drifts from N toward the kernel's own mass ΣK: a change "
+        "of total mass is neither good nor bad, and only shares of it compare",
+    )
     m2.metric(
         "Predicted rate ρ₁ρ₂",
         f"{rel.predicted:.4f}",
@@ -396,12 +407,16 @@ else:
     method = losses.LOSSES[name]
     with ui.guard(method.title):
         out = story.method_output(name, z1, z2, eps, n_iter)
+    loss_module = losses.get(name, layout="cross")
+    planless = loss_module.stages["projection"].name == "none"  # BYOL: P = K, never normalised
     left, right = st.columns([2, 3], gap="large")
     with left:
         m1, m2 = st.columns(2)
         m1.metric(f"{method.title} loss", fmt(float(out.loss), 5))
-        m2.metric("Mass on positive pairs", f"{out.diagnostics['positive_mass']:.1%}")
-        loss_module = losses.get(name, layout="cross")
+        m2.metric(
+            "Mass on positive pairs",
+            "— (no plan)" if planless else f"{out.diagnostics['positive_mass']:.1%}",
+        )
         st.markdown(f"**Projection** (`{loss_module.stages['projection'].name}`)")
         st.latex(loss_module.latex["projection"])
         st.markdown(f"**Divergence** (`{loss_module.stages['divergence'].name}`)")
@@ -409,10 +424,18 @@ else:
         st.caption(f"{method.description} ({method.reference})")
     with right:
         plan = out.plan.detach().double().numpy()
-        st.plotly_chart(
-            heatmap(plan, f"{method.title}: its plan on this batch", log_scale),
-            key="story_method_plan",
+        title = (
+            f"{method.title} forms no plan: the kernel K, for reference"
+            if planless
+            else f"{method.title}: its plan on this batch"
         )
+        st.plotly_chart(heatmap(plan, title, log_scale), key="story_method_plan")
+        if planless:
+            st.caption(
+                f"{method.title} normalises nothing (B: none, d_Γ = L2), so no plan is formed; "
+                "its loss reads only the positive pairs' costs, ‖ẑ′ᵢ − ẑ″ᵢ‖² = 2Cᵢᵢ (the "
+                "divergence above), the diagonal outlined here."
+            )
     st.page_link(
         "views/composer.py",
         label="Compose a loss of your own and train with it",

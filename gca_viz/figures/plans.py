@@ -608,8 +608,9 @@ def sweep_chart(
 def error_curves(
     epsilons: np.ndarray, errors: Sequence[np.ndarray], *, tol: float, height: int = 340
 ) -> go.Figure:
-    """Relative marginal error after each Sinkhorn sweep, one line per ``ε`` (log scale):
-    straight lines are linear convergence, their slope the contraction rate.
+    """Relative marginal error after each Sinkhorn sweep, one line per ``ε``, on a semi-log
+    plot (sweeps linear, error logarithmic): linear (geometric) convergence,
+    ``err_t ≈ c r^t``, is a straight line whose slope is ``log10 r`` per sweep.
 
     Args:
         epsilons: ``(k,)`` values of ``ε``. errors: ``k`` arrays of per-sweep errors.
@@ -633,11 +634,11 @@ def error_curves(
         )
     layout = _base_layout("Marginal error after each sweep", height)
     layout.update(
-        xaxis={"title": "sweep t", "type": "log", "gridcolor": "#e5e7eb"},
+        xaxis={"title": "sweep t", "type": "linear", "gridcolor": "#e5e7eb"},
         yaxis={
             "title": "‖P⁽²ᵗ⁾1 − μ‖₁ / Σμ",
             "type": "log",
-            "exponentformat": "power",
+            "exponentformat": "e",
             "gridcolor": "#e5e7eb",
         },
         shapes=[

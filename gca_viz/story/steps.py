@@ -1,5 +1,5 @@
 r"""The story's five steps: each fact of the paper as a function of a batch, returning the
-numbers the page shows beside the formula it renders (``gca-math.md`` sections 2 to 4).
+numbers the page shows beside the formula it renders (``docs/math.md`` sections 2 to 4).
 
 Conventions: cross-view layout, target ``I``, marginals ``μ = ν = 1`` (``P_tgt 1``), cost
 ``C = 1 - cos``, ``K = e^{-C/ε}``, losses per row.
@@ -176,6 +176,19 @@ class Monotone:
     def max_increase(self) -> float:
         """``max_k KL(P^(k+1)) - KL(P^(k))`` over ``k = 1..2T-1``: never positive."""
         return float(np.max(np.diff(self.kl[1:])))
+
+    @property
+    def rounding(self) -> float:
+        """The float64 rounding level of the KL values, ``64 · 2^-52 · max_k |KL^(k)|``:
+        a change smaller than this is no change (a "never positive" quantity may read
+        ``+4e-16``)."""
+        return 64 * float(np.finfo(np.float64).eps) * float(np.max(np.abs(self.kl[1:])))
+
+    @property
+    def max_increase_shown(self) -> float:
+        """:attr:`max_increase`, with a positive value at :attr:`rounding` level shown as 0."""
+        value = self.max_increase
+        return 0.0 if 0 < value <= self.rounding else value
 
     @property
     def max_residual(self) -> float:
