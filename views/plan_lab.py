@@ -84,13 +84,21 @@ def _keep_in_range(key: str, high: int, default: int = 0) -> int:
     return int(st.session_state[key])
 
 
-def _sync_selection(chart_key: str, shape: tuple[int, int]) -> None:
-    """Move a cell picked on a chart into the row/column inputs (once per new pick)."""
-    state = st.session_state.get(chart_key)
+def _chart_key(name: str) -> str:
+    """The key of a selectable heatmap in this selection round (see :func:`_sync_selection`)."""
+    return f"{name}_{st.session_state.get('lab_sel_round', 0)}"
+
+
+def _sync_selection(name: str, shape: tuple[int, int]) -> None:
+    """Move a cell picked on a chart into the row/column inputs, then start a new selection
+    round: both heatmaps are redrawn under new keys with no selection, so any cell, also
+    one clicked before, is a fresh pick (a chart whose selection had not changed ignored
+    the click, and a new pick on the other chart or a typed row left it stale)."""
+    state = st.session_state.get(_chart_key(name))
     cell = figs.selected_cell(state.get("selection") if state else None, shape)
-    if cell is not None and st.session_state.get(f"_{chart_key}_applied") != cell:
-        st.session_state[f"_{chart_key}_applied"] = cell
+    if cell is not None:
         st.session_state["lab_i"], st.session_state["lab_j"] = cell
+        st.session_state["lab_sel_round"] = st.session_state.get("lab_sel_round", 0) + 1
 
 
 def _sup(k: int) -> str:
@@ -266,7 +274,10 @@ with left:
         marked=cell,
         positives=positives,
     )
-    st.plotly_chart(step_fig, key="lab_chart_steps", on_select="rerun", selection_mode="points")
+    with st.container(key="lab_chart_steps"):  # a stable handle around the round's chart
+        st.plotly_chart(
+            step_fig, key=_chart_key("lab_chart_steps"), on_select="rerun", selection_mode="points"
+        )
 with right:
     st.plotly_chart(figs.kl_curve(steps.kl, k), key="lab_chart_kl")
     if k == 0:
@@ -328,7 +339,10 @@ with left:
         positives=positives,
         colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
     )
-    st.plotly_chart(view_fig, key="lab_chart_view", on_select="rerun", selection_mode="points")
+    with st.container(key="lab_chart_view"):
+        st.plotly_chart(
+            view_fig, key=_chart_key("lab_chart_view"), on_select="rerun", selection_mode="points"
+        )
     st.caption(captions[view])
 
 # ------------------------------------------------------------------------- cell picker

@@ -53,10 +53,9 @@ def test_zero_epsilon_is_a_clear_error(app: Any) -> None:
     app.assert_healthy()
 
 
-def test_clicking_a_cell_selects_it(app: Any) -> None:
-    app.goto("/plan_lab", charts=4)
-    i, j = 7, 12
-    gd = app.chart(STEPS)
+def click_cell(app: Any, key: str, i: int, j: int) -> None:
+    """Click the cell (i, j) of a selectable heatmap and wait until the inputs show it."""
+    gd = app.chart(key)
     gd.scroll_into_view_if_needed()
     x, y = gd.evaluate(
         """(gd, [i, j]) => {
@@ -71,4 +70,26 @@ def test_clicking_a_cell_selects_it(app: Any) -> None:
     app.wait_for_query("lab_j", str(j))
     expect(app.number_input("lab_i")).to_have_value(str(i))
     expect(app.number_input("lab_j")).to_have_value(str(j))
+
+
+def test_clicking_a_cell_selects_it(app: Any) -> None:
+    app.goto("/plan_lab", charts=4)
+    click_cell(app, STEPS, 7, 12)
+    app.assert_healthy()
+
+
+def test_a_cell_clicked_before_can_be_clicked_again(app: Any) -> None:
+    """Clicking a cell that was clicked before, after picking another in the other heatmap
+    or after typing a row, selects it again (it was ignored)."""
+    app.goto("/plan_lab", charts=4)
+    click_cell(app, STEPS, 7, 12)
+    app.settle(charts=4)
+    click_cell(app, "lab_chart_view", 20, 30)
+    app.settle(charts=4)
+    click_cell(app, STEPS, 7, 12)  # back to the first cell, same heatmap
+    app.settle(charts=4)
+    app.type_number("lab_i", "3")
+    app.wait_for_query("lab_i", "3")
+    app.settle(charts=4)
+    click_cell(app, "lab_chart_view", 20, 30)  # the view heatmap's earlier cell again
     app.assert_healthy()
