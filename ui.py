@@ -167,6 +167,15 @@ def param_step(p: Param) -> float:
     return 10.0 ** math.floor(math.log10(span / 50)) if span > 0 else 0.01
 
 
+def param_slider(p: Param, key: str, step: float = 0.05, **kwargs: Any) -> Any:
+    """:func:`slider` for a float parameter: labelled ``"symbol: description"``, over its
+    slider range (``p.ui``, else its bounds, else 0 to 1), starting at its default."""
+    low, high = p.ui or (p.low or 0.0, p.high or 1.0)
+    label = f"{p.symbol}: {p.description}" if p.symbol else p.description
+    default = float(p.default or 0.0)
+    return slider(label, key, float(low), float(high), default, step=step, **kwargs)
+
+
 def show_code(*functions: Callable[..., Any], label: str = "Show the code") -> None:
     """An expander with the source of the library functions behind a figure."""
     with st.expander(label):

@@ -1,6 +1,6 @@
 """Registries of named stages, each with a parameter schema and its formula as LaTeX.
 
-The loss pipeline (``gca-math.md`` section 3) has four stages: cost, target plan,
+The loss pipeline (``docs/math.md`` section 3) has four stages: cost, target plan,
 projection, divergence. Every stage lives in a :class:`Registry`; an entry (:class:`Stage`)
 carries the callable, a schema of its parameters (:class:`Param`: default, range, one-line
 description), its formula as LaTeX and a one-line description. Pages build their controls
@@ -87,6 +87,9 @@ class Stage:
     params: tuple[Param, ...]
     latex: str
     description: str
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    """Optional joint check of the validated values (a constraint linking parameters, such
+    as ``α + β <= 1``); raises ``ValueError`` naming them."""
 
     @property
     def doc(self) -> str:
@@ -98,7 +101,8 @@ class Stage:
         return {p.name: p.default for p in self.params}
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, ParamValue]:
-        """Defaults overridden by ``params``, each validated; unknown names are an error."""
+        """Defaults overridden by ``params``, each validated, then checked together by
+        :attr:`check` if the entry has one; unknown names are an error."""
         known = {p.name: p for p in self.params}
         unknown = sorted(set(params) - set(known))
         if unknown:
@@ -108,6 +112,8 @@ class Stage:
             )
         out = self.defaults()
         out.update({k: known[k].validate(v) for k, v in params.items()})
+        if self.check is not None:
+            self.check(out)
         return out
 
 
@@ -126,14 +132,20 @@ class Registry(Mapping[str, Stage]):
     _entries: dict[str, Stage] = field(default_factory=dict)
 
     def register(
-        self, name: str, *, params: tuple[Param, ...] = (), latex: str, description: str
+        self,
+        name: str,
+        *,
+        params: tuple[Param, ...] = (),
+        latex: str,
+        description: str,
+        check: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> Callable[[F], F]:
-        """Decorator adding ``fn`` under ``name``."""
+        """Decorator adding ``fn`` under ``name`` (``check``: see :attr:`Stage.check`)."""
 
         def add(fn: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = Stage(name, fn, params, latex, description)
+            self._entries[name] = Stage(name, fn, params, latex, description, check)
             return fn
 
         return add

@@ -1,4 +1,4 @@
-r"""Target plans ``P_tgt``: what should be matched to what (``gca-math.md`` section 5).
+r"""Target plans ``P_tgt``: what should be matched to what (``docs/math.md`` section 5).
 
 A batch of ``N`` samples, each seen in two views, has two layouts:
 
@@ -11,12 +11,22 @@ A batch of ``N`` samples, each seen in two views, has two layouts:
 Every builder returns a non-negative ``torch.Tensor`` and is registered in :data:`TARGETS`
 with its parameter schema and formula. :func:`target_marginals` gives ``μ = P_tgt 1`` and
 ``ν = P_tgt^T 1``, the marginals under which the target is feasible, so the monotonicity
-theorem (``gca-math.md`` section 4) applies to every prior.
+theorem (``docs/math.md`` section 4) applies to every prior.
+
+The class and domain priors take their weights as **shares of a row's mass**: in every row
+the positive keeps ``1 - γ`` (or ``1 - α - β``) and the prior's share is split equally over
+the row's same-class (same-domain, other-domain) samples, so every row sums to 1 and a
+weight means the same at any batch size. Written per entry (``I + γ 1[y_i = y_j, i != j]``)
+the prior's row mass would grow with ``N``: at ``N = 256`` in four equal domains, per-entry
+``α = β = 0.25`` put 63.75 on a row's other samples against 1 on its positive (``α = β =
+0.5``: 127.5). The per-entry form stays available from Python (``per_entry=True``) but is
+not a registered target.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -34,11 +44,21 @@ PAIRS_LATEX = (
     r"P_{\mathrm{tgt}} = I \;\;(\text{cross}),\qquad"
     r" (P_{\mathrm{tgt}})_{ij} = \mathbb{1}[j = \mathrm{partner}(i)] \;\;(\text{joint})"
 )
-CLASS_LATEX = r"P_{\mathrm{tgt}} = I + \gamma\, \mathbb{1}[y_i = y_j,\ i \ne j]"
+CLASS_LATEX = (
+    r"P_{\mathrm{tgt}} = (1 - \gamma)\, I"
+    r" + \gamma\, \frac{\mathbb{1}[y_i = y_j,\ i \ne j]}{n_y(i)}"
+)
 DOMAIN_LATEX = (
+    r"P_{\mathrm{tgt}} = (1 - \alpha - \beta)\, I"
+    r" + \alpha\, \frac{\mathbb{1}[D_i = D_j,\ i \ne j]}{n_{=}(i)}"
+    r" + \beta\, \frac{\mathbb{1}[D_i \ne D_j,\ i \ne j]}{n_{\ne}(i)}"
+)
+CLASS_ENTRY_LATEX = r"P_{\mathrm{tgt}} = I + \gamma\, \mathbb{1}[y_i = y_j,\ i \ne j]"
+DOMAIN_ENTRY_LATEX = (
     r"P_{\mathrm{tgt}} = I + \alpha\, \mathbb{1}[D_i = D_j,\ i \ne j]"
     r" + \beta\, \mathbb{1}[D_i \ne D_j,\ i \ne j]"
 )
+"""The per-entry forms (``per_entry=True``): the prior's row mass grows with ``N``."""
 CUSTOM_LATEX = r"P_{\mathrm{tgt}} \in \mathbb{R}_{\ge 0}^{n \times m}"
 
 
@@ -120,14 +140,51 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def _check_weight(value: float, name: str) -> float:
+def _check_weight(value: float, name: str, high: float = math.inf) -> float:
     try:
         w = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
     if not np.isfinite(w) or w < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    if w > high:
+        raise ValueError(f"{name} must be a share of a row's mass in [0, {high:g}], got {value!r}")
     return w
+
+
+SHARE_TOLERANCE = 1e-12
+"""Rounding allowed on ``α + β <= 1`` (``0.7 + 0.2 + 0.1`` is not exactly 1 in floats)."""
+
+
+def check_domain_shares(alpha: float, beta: float) -> tuple[float, float]:
+    """``(α, β)`` as floats if they are shares of a row's mass: ``α, β >= 0`` and
+    ``α + β <= 1`` (the positive keeps ``1 - α - β``); else ``ValueError`` naming them."""
+    a, b = _check_weight(alpha, "alpha", 1.0), _check_weight(beta, "beta", 1.0)
+    if a + b > 1.0 + SHARE_TOLERANCE:
+        raise ValueError(
+            "alpha + beta must be <= 1: they are shares of a row's mass and the positive keeps "
+            f"1 - alpha - beta, got alpha = {a:g}, beta = {b:g} (sum {a + b:g})"
+        )
+    return a, b
+
+
+def _check_domain_params(values: Mapping[str, Any]) -> None:
+    """The domain entry's joint check (:attr:`gca_viz.registry.Stage.check`)."""
+    check_domain_shares(values["alpha"], values["beta"])
+
+
+def _shares(n: int, layout: Layout, groups: tuple[tuple[torch.Tensor, float], ...]) -> torch.Tensor:
+    """A target whose rows sum to 1: each ``(mask, share)`` splits ``share`` equally over a
+    row's ``True`` entries; the positive keeps the rest, including the share of a group the
+    row has no sample in."""
+    base = _base(n, layout)
+    spread = torch.zeros_like(base)
+    for mask, share in groups:
+        if share > 0:  # (all shares 0: exactly the pair target)
+            m = mask.double()
+            spread += share * m / m.sum(1, keepdim=True).clamp_min(1.0)
+    keep = (1.0 - spread.sum(1, keepdim=True)).clamp_min(0.0)  # what the prior did not take
+    return spread + base * keep
 
 
 @TARGETS.register(
@@ -157,81 +214,154 @@ def pair_target(n: int, layout: str = "cross") -> torch.Tensor:
     "class",
     params=(
         Param(
-            "gamma", 0.1, "Weight on same-class pairs (0 = plain pairs).", "γ", low=0.0, high=1.0
+            "gamma",
+            0.1,
+            "Share of each row's mass spread over its same-class samples (0 = plain pairs).",
+            "γ",
+            low=0.0,
+            high=1.0,
         ),
     ),
     latex=CLASS_LATEX,
-    description="Class prior: same-class samples are partial positives (supervised flavour).",
+    description="Class prior: each row gives a share γ to its same-class samples and keeps "
+    "1 − γ on its positive (supervised flavour).",
 )
-def class_target(labels: Any, gamma: float = 0.1, layout: str = "cross") -> torch.Tensor:
-    r"""Class-prior target (supervised-contrastive flavour, ``gca-math.md`` section 5).
+def class_target(
+    labels: Any, gamma: float = 0.1, layout: str = "cross", *, per_entry: bool = False
+) -> torch.Tensor:
+    r"""Class-prior target (supervised-contrastive flavour, ``docs/math.md`` section 5).
+
+    ``γ`` is a share of each row's mass, so it means the same at any batch size:
 
     .. math::
-        P_{\mathrm{tgt}} = I + \gamma\,\mathbb 1[y_i = y_j,\ i \ne j]
+        P_{\mathrm{tgt}} = (1 - \gamma)\, I
+            + \gamma\,\frac{\mathbb 1[y_i = y_j,\ i \ne j]}{n_y(i)},\qquad
+        n_y(i) = \sum_j \mathbb 1[y_i = y_j,\ i \ne j]
 
-    where ``y`` are the class labels, ``γ >= 0`` and ``I`` is the pair target of the layout
-    (in the joint layout ``i != j`` also excludes the self-pair and the partner, which keeps
-    weight 1; labels are repeated for the two views).
+    where ``y`` are the class labels, ``0 <= γ <= 1`` and ``I`` is the pair target of the
+    layout (in the joint layout ``i != j`` also excludes the self-pair and the partner, and
+    labels are repeated for the two views, so ``n_y(i)`` counts views). Every row sums to 1:
+    the positive keeps ``1 - γ``, each same-class sample gets ``γ / n_y(i)``; a row with no
+    other sample of its class (``n_y(i) = 0``) keeps all of its mass on the positive.
+    Same-class rows have equal ``n_y``, so the target is symmetric and its columns sum to 1
+    too. With ``per_entry=True`` it is the per-entry form instead,
+
+    .. math::
+        P_{\mathrm{tgt}} = I + \gamma\,\mathbb 1[y_i = y_j,\ i \ne j],\qquad \gamma \ge 0,
+
+    whose row sums ``1 + γ n_y(i)`` grow with ``N`` (not a registered target; kept for
+    comparison).
 
     Args:
         labels: ``(N,)`` class labels (any values that compare equal per class).
-        gamma: weight ``γ >= 0`` on same-class pairs.
+        gamma: the share ``γ`` in ``[0, 1]`` (per entry: a weight ``>= 0``).
         layout: ``"cross"`` or ``"joint"``.
+        per_entry: the per-entry form instead of shares.
 
     Returns:
-        ``(N, N)`` or ``(2N, 2N)`` float64 tensor with row sums ``1 + γ (n_y - 1)``.
+        ``(N, N)`` or ``(2N, 2N)`` float64 tensor with row sums 1 (per entry:
+        ``1 + γ n_y(i)``).
 
     Raises:
-        ValueError: for labels that are not 1-D, or a negative or non-finite ``gamma``.
+        ValueError: for labels that are not 1-D, or a ``gamma`` that is negative,
+            non-finite or (shares) above 1.
     """
     lay = check_layout(layout)
     n = _side_length(labels, "labels")
     y = _labels(labels, "labels", _check_n(n), lay)
-    same = y[:, None] == y[None, :]
-    mask = (same & _off_pair(n, lay)).double()
-    return _base(n, lay) + _check_weight(gamma, "gamma") * mask
+    mask = (y[:, None] == y[None, :]) & _off_pair(n, lay)
+    if per_entry:
+        return _base(n, lay) + _check_weight(gamma, "gamma") * mask.double()
+    return _shares(n, lay, ((mask, _check_weight(gamma, "gamma", 1.0)),))
 
 
 @TARGETS.register(
     "domain",
     params=(
-        Param("alpha", 0.2, "Weight on same-domain pairs.", "α", low=0.0, high=1.0),
-        Param("beta", 0.0, "Weight on cross-domain pairs.", "β", low=0.0, high=1.0),
+        Param(
+            "alpha",
+            0.2,
+            "Share of each row's mass spread over its same-domain samples.",
+            "α",
+            low=0.0,
+            high=1.0,
+        ),
+        Param(
+            "beta",
+            0.0,
+            "Share of each row's mass spread over its other-domain samples (α + β ≤ 1).",
+            "β",
+            low=0.0,
+            high=1.0,
+        ),
     ),
     latex=DOMAIN_LATEX,
-    description="Domain prior: α - β > 0 keeps domains apart, < 0 mixes them (paper's Fig. 1).",
+    description="Domain prior: each row gives shares α to its same-domain and β to its "
+    "other-domain samples, 1 − α − β to its positive; α − β > 0 keeps domains apart, < 0 "
+    "mixes them (paper's Fig. 1).",
+    check=_check_domain_params,
 )
 def domain_target(
-    domains: Any, alpha: float = 0.2, beta: float = 0.0, layout: str = "cross"
+    domains: Any,
+    alpha: float = 0.2,
+    beta: float = 0.0,
+    layout: str = "cross",
+    *,
+    per_entry: bool = False,
 ) -> torch.Tensor:
-    r"""Domain-prior target (the paper's Fig. 1, ``gca-math.md`` section 5).
+    r"""Domain-prior target (the paper's Fig. 1, ``docs/math.md`` section 5).
+
+    ``α`` and ``β`` are shares of each row's mass, so they mean the same at any batch size:
+
+    .. math::
+        P_{\mathrm{tgt}} = (1 - \alpha - \beta)\, I
+            + \alpha\,\frac{\mathbb 1[D_i = D_j,\ i \ne j]}{n_{=}(i)}
+            + \beta\,\frac{\mathbb 1[D_i \ne D_j,\ i \ne j]}{n_{\ne}(i)}
+
+    where ``D`` are domain labels, ``n_=(i)`` and ``n_≠(i)`` count row ``i``'s same- and
+    other-domain samples (``i != j`` excludes the positive and, in the joint layout, the
+    self-pair; domains are repeated for the two views), ``α, β >= 0`` and
+    ``α + β <= 1``. Every row sums to 1: the positive keeps ``1 - α - β``, each same-domain
+    sample gets ``α / n_=(i)``, each other-domain sample ``β / n_≠(i)``. A row with no
+    same-domain (other-domain) sample keeps ``α`` (``β``) on its positive. The columns sum
+    to 1 only when the domains are equally large; the losses use ``μ = P_tgt 1`` and
+    ``ν = P_tgt^T 1``, under which the target is feasible. Raising ``α - β`` makes the
+    domain linearly decodable from the embeddings. With ``per_entry=True`` it is the
+    per-entry form instead,
 
     .. math::
         P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
-            + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j]
+            + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j],\qquad \alpha, \beta \ge 0,
 
-    where ``D`` are domain labels and ``α, β >= 0``. Raising ``α - β`` makes the domain
-    linearly decodable from the embeddings.
+    whose row sums ``1 + α n_=(i) + β n_≠(i)`` grow with ``N`` (at ``N = 256`` in four
+    equal domains, ``α = β = 0.25`` puts 63.75 on a row's other samples against 1 on its
+    positive; not a registered target, kept for comparison).
 
     Args:
         domains: ``(N,)`` domain labels.
-        alpha: weight ``α >= 0`` on same-domain pairs.
-        beta: weight ``β >= 0`` on cross-domain pairs.
+        alpha: share ``α`` on same-domain pairs (per entry: a weight ``>= 0``).
+        beta: share ``β`` on other-domain pairs (per entry: a weight ``>= 0``).
         layout: ``"cross"`` or ``"joint"``.
+        per_entry: the per-entry form instead of shares.
 
     Returns:
-        ``(N, N)`` or ``(2N, 2N)`` float64 tensor.
+        ``(N, N)`` or ``(2N, 2N)`` float64 tensor with row sums 1 (per entry:
+        ``1 + α n_=(i) + β n_≠(i)``).
 
     Raises:
-        ValueError: for domains that are not 1-D, or a negative or non-finite weight.
+        ValueError: for domains that are not 1-D, a negative or non-finite weight, or
+            (shares) ``α + β > 1``, naming the parameter.
     """
     lay = check_layout(layout)
     n = _side_length(domains, "domains")
     d = _labels(domains, "domains", _check_n(n), lay)
     same = d[:, None] == d[None, :]
     off = _off_pair(n, lay)
-    a, b = _check_weight(alpha, "alpha"), _check_weight(beta, "beta")
-    return _base(n, lay) + a * (same & off).double() + b * (~same & off).double()
+    if per_entry:
+        a, b = _check_weight(alpha, "alpha"), _check_weight(beta, "beta")
+        return _base(n, lay) + a * (same & off).double() + b * (~same & off).double()
+    a, b = check_domain_shares(alpha, beta)
+    return _shares(n, lay, ((same & off, a), (~same & off, b)))
 
 
 @TARGETS.register(

@@ -28,6 +28,7 @@ from gca_viz import experiments as ex
 from gca_viz.figures import experiments as xfig
 from gca_viz.lab import Batch
 from gca_viz.runs import ACTIVE, RunStore
+from gca_viz.targets import build_target
 from gca_viz.train import TrainConfig
 
 # ------------------------------------------------------------------------------ helpers
@@ -100,7 +101,13 @@ def test_alpha_beta_keeps_weights_non_negative_at_fixed_total(delta: float) -> N
 
 @pytest.mark.parametrize(
     ("delta", "total", "name"),
-    [(0.6, 0.5, "delta"), (-0.51, 0.5, "delta"), (0.0, 0.0, "total"), (math.nan, 1.0, "delta")],
+    [
+        (0.6, 0.5, "delta"),
+        (-0.51, 0.5, "delta"),
+        (0.0, 0.0, "total"),
+        (math.nan, 1.0, "delta"),
+        (0.0, 1.5, "total"),  # a share of a row: at most 1
+    ],
 )
 def test_alpha_beta_rejects_out_of_range(delta: float, total: float, name: str) -> None:
     with pytest.raises(ValueError, match=name):
@@ -117,6 +124,10 @@ def test_domain_sweep_configs_are_valid_with_the_requested_alpha_minus_beta() ->
         assert a >= 0 and b >= 0 and math.isclose(a - b, delta, abs_tol=1e-12)
         assert math.isclose(a + b, ex.SWEEP_TOTAL)
         assert cfg["dataset"] == "multidomain_digits" and cfg["target"] == "domain"
+        # shares: at the sweep's batch size every row keeps 1 - s on its positive
+        P = build_target("domain", 256, domains=np.arange(256) % 4, alpha=a, beta=b)
+        assert torch.allclose(P.diagonal(), torch.tensor(1 - ex.SWEEP_TOTAL, dtype=P.dtype))
+        assert torch.allclose(P.sum(1), torch.ones(256, dtype=P.dtype))
         assert cfg["method"] == "gca_ince" and cfg["steps"] == 300 and cfg["batch_size"] == 256
         assert cfg["eval_every"] == cfg["snapshot_every"] == cfg["checkpoint_every"] == 300
 

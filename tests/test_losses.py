@@ -95,7 +95,7 @@ def _target_setup(
         return {"gamma": float(rng.uniform(0.05, 1.0))}, {"labels": labels}
     if name == "domain":
         domains = rng.integers(0, 2, size=n)
-        alpha, beta = rng.uniform(0.0, 1.0, size=2)
+        alpha, beta, _ = rng.dirichlet([1.0, 1.0, 1.0])  # shares of a row: α + β <= 1
         return {"alpha": float(alpha), "beta": float(beta)}, {"domains": domains}
     if name == "custom":
         matrix = rng.uniform(0.05, 1.0, size=(size, size))

@@ -105,9 +105,17 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(store_dir: Path) -
     n = at.slider(key="dom_n").value
     target = _heatmap(at, "dom_chart_target")
     assert target.shape == (n, n)
-    # the default prior α = 0.2, β = 0: 1 on the diagonal, 0.2 within a domain's block
-    assert np.allclose(np.diag(target), 1.0) and _values(target) == {0.0, 0.2, 1.0}
-    assert any("D_i = D_j" in str(e.value) for e in at.get("latex"))
+    # the default prior, shares α = 0.2, β = 0: 0.8 on the diagonal, 0.2 split over the
+    # rest of a domain's block, every row summing to 1
+    assert np.allclose(np.diag(target), 0.8) and np.allclose(target.sum(1), 1.0, atol=1e-5)
+    off = target - np.diag(np.diag(target))
+    assert np.allclose(off.sum(1), 0.2, atol=1e-6)
+    assert any("D_i = D_j" in str(e.value) and "n_{=}" in str(e.value) for e in at.get("latex"))
+    # the sliders say what the numbers are: shares of a row's mass
+    for key, words in (("dom_alpha", "same-domain"), ("dom_beta", "other-domain")):
+        label = at.slider(key=key).label
+        assert label.startswith(("α: Share", "β: Share")) and words in label, label
+    assert _metrics(at)["Prior share per row"] == "0.2"
     assert "No α − β sweep" in _texts(at.info)
     rise = float(_metrics(at)["Largest rise between half-steps"])
     assert rise < 1e-9  # the monotone-alignment theorem, measured live
@@ -119,24 +127,44 @@ def test_changing_the_prior_changes_the_target_heatmap(store_dir: Path) -> None:
     at.slider(key="dom_alpha").set_value(0.6).run()
     _assert_clean(at)
     alpha = _heatmap(at, "dom_chart_target")
-    assert _values(alpha) == {0.0, 0.6, 1.0}
+    assert np.allclose(np.diag(alpha), 0.4) and np.allclose(alpha.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(alpha > 0, before > 0)  # same blocks, a new share
     at.slider(key="dom_beta").set_value(0.3).run()
     _assert_clean(at)
     both = _heatmap(at, "dom_chart_target")
-    assert _values(both) == {0.3, 0.6, 1.0}
-    assert np.array_equal(
-        np.isclose(alpha, 0.6), np.isclose(before, 0.2)
-    )  # same blocks, new weight
+    assert np.allclose(np.diag(both), 0.1) and np.allclose(both.sum(1), 1.0, atol=1e-5)
+    assert (both > 0).all()  # β reaches the other domains
     assert at.query_params["dom_beta"] == "0.3"  # a copied link reproduces the view
+    # α + β > 1 is no target: the page says why and keeps the sweep
+    at.slider(key="dom_beta").set_value(0.5).run()
+    _assert_clean(at)
+    assert at.error and "alpha + beta must be <= 1" in at.error[0].value
+    assert "dom_chart_target" not in _charts(at) and at.button(key="dom_sweep_launch")
+    at.slider(key="dom_beta").set_value(0.3).run()
     at.selectbox(key="dom_target").set_value("class").run()
     at.slider(key="dom_gamma").set_value(0.5).run()
     _assert_clean(at)
     cls = _heatmap(at, "dom_chart_target")
-    assert _values(cls) == {0.0, 0.5, 1.0} and not np.array_equal(
-        np.isclose(cls, 0.5), np.isclose(alpha, 0.6)
-    )
+    # 0.5 on the positive; a digit alone in its class in the batch keeps its whole row
+    diag = np.round(np.diag(cls), 5)
+    assert 0.5 in set(diag) <= {0.5, 1.0} and np.allclose(cls.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(cls, cls.T, atol=1e-6) and not np.array_equal(cls > 0, alpha > 0)
     at.selectbox(key="dom_target").set_value("pairs").run()
     assert np.array_equal(_heatmap(at, "dom_chart_target"), np.eye(cls.shape[0]))
+
+
+def test_a_share_means_the_same_at_every_batch_size(store_dir: Path) -> None:
+    """The point of shares: the same α, β give the same split of every row at N = 16, 128."""
+    at = _page(DOMAINS)
+    at.slider(key="dom_alpha").set_value(0.3).run()
+    at.slider(key="dom_beta").set_value(0.2).run()
+    for n in (16, 128):
+        at.slider(key="dom_n").set_value(n).run()
+        _assert_clean(at)
+        target = _heatmap(at, "dom_chart_target")
+        assert target.shape == (n, n)
+        assert np.allclose(np.diag(target), 0.5) and np.allclose(target.sum(1), 1.0, atol=1e-5)
+        assert _metrics(at)["Prior share per row"] == "0.5"
 
 
 def test_a_valid_upload_becomes_the_target(store_dir: Path) -> None:
@@ -194,13 +222,40 @@ def test_sweep_button_queues_five_runs_with_the_sweep_configs(store_dir: Path) -
         assert info.status in ("queued", "running")
     deltas = [store.get(i).config["loss_params"] for i in ids]
     assert [round(p["alpha"] - p["beta"], 6) for p in deltas] == list(ex.SWEEP_DELTAS)
+    # the share parameters: α + β = s of every row, the positive keeps 1 - s
+    assert all(abs(p["alpha"] + p["beta"] - ex.SWEEP_TOTAL) < 1e-12 for p in deltas)
+    assert all("(shares α = " in store.get(i).name for i in ids)
     table = _table(at, "α − β")
     assert len(table) == 5 and list(table["α − β"]) == list(ex.SWEEP_DELTAS)
+    assert list(table["α (share)"] + table["β (share)"]) == [ex.SWEEP_TOTAL] * 5
+    assert "of each row's mass" in _texts(at.markdown)
+    assert "the positive keeps 0.5 of its row at any batch size" in _texts(at.markdown)
     assert "dom_chart_sweep" in _charts(at)
     assert at.selectbox(key="dom_sweep").value == 1
 
 
 # -------------------------------------------------------------------------- noisy page
+
+
+def test_a_finished_sweep_reads_its_prior_as_shares(store_dir: Path, tmp_path: Path) -> None:
+    from tests.test_experiments import import_sweep
+
+    at = _page(DOMAINS)
+    import_sweep(RunStore(store_dir), tmp_path / "sweep", 1, {-0.5: 0.8, 0.0: 0.85, 0.5: 0.9})
+    at.run()
+    _assert_clean(at)
+    table = _table(at, "α − β")
+    assert list(table["α − β"]) == [-0.5, 0.0, 0.5]
+    assert list(table["α (share)"]) == [0.0, 0.25, 0.5]
+    assert list(table["β (share)"]) == [0.5, 0.25, 0.0]
+    captions = _texts(at.caption)
+    assert (
+        "each target row gives s = 0.5 of its mass to the prior and keeps 0.5 on its positive "
+        "pair, at N = 256 as at any batch size"
+    ) in captions
+    assert "the paper writes α, β per entry of the target" in captions
+    chart = _charts(at)["dom_chart_sweep"]
+    assert chart["layout"]["xaxis"]["title"]["text"] == "α - β (shares of a row)"
 
 
 def test_noisy_page_renders_every_section_with_the_demo_runs(store_dir: Path) -> None:

@@ -161,6 +161,29 @@ def test_stage_unknown_parameter_lists_the_known_ones() -> None:
         empty.validate({"a": 1})
 
 
+def test_stage_check_links_parameters_after_each_is_validated() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def check(values: Any) -> None:
+        seen.append(dict(values))
+        if values["lo"] > values["hi"]:
+            raise ValueError("lo must be <= hi")
+
+    reg = Registry("widget")
+    params = (Param("lo", 0.0, "Low.", low=0.0), Param("hi", 1.0, "High.", low=0.0))
+    reg.register("range", params=params, latex="r", description="A range.", check=check)(
+        lambda lo=0.0, hi=1.0: (lo, hi)
+    )
+    stage = reg["range"]
+    assert stage.check is check and stage.validate({"lo": 0.5}) == {"lo": 0.5, "hi": 1.0}
+    with pytest.raises(ValueError, match="lo must be <= hi"):
+        stage.validate({"lo": 2})
+    with pytest.raises(ValueError, match="lo must be >= 0"):  # each parameter first
+        stage.validate({"lo": -1})
+    assert seen == [{"lo": 0.5, "hi": 1.0}, {"lo": 2.0, "hi": 1.0}]
+    assert _stage().check is None  # no check: validate is per parameter only
+
+
 # --------------------------------------------------------------------------- Registry
 
 

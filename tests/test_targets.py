@@ -37,7 +37,7 @@ def _side(name: str, n: int, layout: str, rng: np.random.Generator) -> dict[str,
     if name == "class":
         return {"labels": rng.integers(0, 3, size=n), "gamma": float(rng.uniform(0.05, 1.0))}
     if name == "domain":
-        alpha, beta = rng.uniform(0.0, 1.0, size=2)
+        alpha, beta, _ = rng.dirichlet([1.0, 1.0, 1.0])  # shares: α + β <= 1
         return {"domains": rng.integers(0, 2, size=n), "alpha": alpha, "beta": beta}
     if name == "custom":
         size = _size(n, layout)
@@ -75,6 +75,39 @@ def _naive_prior(
     return out
 
 
+def _naive_share_prior(
+    side: list[Any], n: int, layout: str, same_share: float, other_share: float
+) -> list[list[float]]:
+    """Each row: ``w_same / n_same`` on every same-group other, ``w_other / n_other`` on
+    every other-group one, the rest on the partner (a share with no one to go to stays
+    there), entry by entry."""
+    size = _size(n, layout)
+    out = [[0.0] * size for _ in range(size)]
+    for i in range(size):
+        others = [j for j in range(size) if j not in (i, _partner(i, n, layout))]
+        same = [j for j in others if side[i % n] == side[j % n]]
+        other = [j for j in others if side[i % n] != side[j % n]]
+        keep = 1.0
+        for group, share in ((same, same_share), (other, other_share)):
+            for j in group:
+                out[i][j] = share / len(group)
+            keep -= share if group else 0.0
+        out[i][_partner(i, n, layout)] = keep
+    return out
+
+
+def _split(P: torch.Tensor, side: Any, n: int, layout: str) -> np.ndarray:
+    """``(rows, 3)``: each row's mass on its positive, its same-group and other-group others."""
+    size = _size(n, layout)
+    d = np.concatenate([np.asarray(side)] * (size // n))
+    A = P.numpy()
+    pos = A[np.arange(size), partner(n, layout).numpy()]
+    off = ~np.eye(size, dtype=bool)
+    off[np.arange(size), partner(n, layout).numpy()] = False
+    same = (d[:, None] == d[None, :]) & off
+    return np.stack([pos, (A * same).sum(1), (A * (off & ~same)).sum(1)], axis=1)
+
+
 # ----------------------------------------------------------------------------- pairs
 
 
@@ -108,40 +141,166 @@ def test_partner_indices() -> None:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_class_target_matches_formula(layout: str, seed: int) -> None:
+@pytest.mark.parametrize("per_entry", [False, True], ids=["shares", "per-entry"])
+def test_class_target_matches_formula(layout: str, seed: int, per_entry: bool) -> None:
+    """Shares: rows sum to 1. Per entry (unchanged): rows sum to 1 + γ n_y(i), with
+    n_y(i) = n_y - 1 (cross) or 2 n_y - 2 (joint: both views)."""
     rng = np.random.default_rng(seed)
     n = 9
     labels = rng.integers(0, 3, size=n).tolist()
     gamma = float(rng.uniform(0.0, 1.0))
-    P = class_target(labels, gamma=gamma, layout=layout)
-    expected = _naive_prior(labels, n, layout, gamma, 0.0)
-    _assert_matrix_close(P, expected, rel=1e-6)  # exact in float64: see the test below
-    # row sums 1 + γ (n_y - 1) (cross) and 1 + γ (2 n_y - 2) (joint: both views)
+    P = class_target(labels, gamma=gamma, layout=layout, per_entry=per_entry)
+    naive = _naive_prior if per_entry else _naive_share_prior
+    _assert_matrix_close(P, naive(labels, n, layout, gamma, 0.0), rel=1e-12)
     views = 1 if layout == "cross" else 2
     for i in range(_size(n, layout)):
-        n_y = labels.count(labels[i % n])
-        assert float(P[i].sum()) == pytest.approx(1.0 + gamma * (views * n_y - views))
+        n_y = views * labels.count(labels[i % n]) - views
+        assert float(P[i].sum()) == pytest.approx(1.0 + gamma * n_y if per_entry else 1.0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_domain_target_matches_formula(layout: str, seed: int) -> None:
+@pytest.mark.parametrize("per_entry", [False, True], ids=["shares", "per-entry"])
+def test_domain_target_matches_formula(layout: str, seed: int, per_entry: bool) -> None:
     rng = np.random.default_rng(10 + seed)
     n = 8
     domains = rng.integers(0, 3, size=n).tolist()
-    alpha, beta = (float(x) for x in rng.uniform(0.0, 1.0, size=2))
-    P = domain_target(domains, alpha=alpha, beta=beta, layout=layout)
-    expected = _naive_prior(domains, n, layout, alpha, beta)
-    _assert_matrix_close(P, expected, rel=1e-6)
+    # shares: α + β <= 1; per entry (unchanged): any weights >= 0
+    weights = rng.uniform(0.0, 2.0, size=2) if per_entry else rng.dirichlet([1.0] * 3)[:2]
+    alpha, beta = (float(x) for x in weights)
+    P = domain_target(domains, alpha=alpha, beta=beta, layout=layout, per_entry=per_entry)
+    naive = _naive_prior if per_entry else _naive_share_prior
+    _assert_matrix_close(P, naive(domains, n, layout, alpha, beta), rel=1e-12)
+    if not per_entry:
+        assert torch.allclose(P.sum(1), torch.ones(_size(n, layout), dtype=torch.float64))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_prior_weights_are_exact_in_float64(layout: str) -> None:
     labels = [0, 1, 0, 1]
-    P = class_target(labels, gamma=0.1, layout=layout)
+    P = class_target(labels, gamma=0.1, layout=layout, per_entry=True)
     _assert_matrix_close(P, _naive_prior(labels, 4, layout, 0.1, 0.0), rel=1e-15)
-    P = domain_target(labels, alpha=0.3, beta=0.7, layout=layout)
+    P = domain_target(labels, alpha=0.3, beta=0.7, layout=layout, per_entry=True)
     _assert_matrix_close(P, _naive_prior(labels, 4, layout, 0.3, 0.7), rel=1e-15)
+    # shares: the positive keeps 1 - (its row's spread mass), a rounding from 1 - α - β
+    P = class_target(labels, gamma=0.1, layout=layout)
+    _assert_matrix_close(P, _naive_share_prior(labels, 4, layout, 0.1, 0.0), rel=1e-14)
+    P = domain_target(labels, alpha=0.3, beta=0.6, layout=layout)
+    _assert_matrix_close(P, _naive_share_prior(labels, 4, layout, 0.3, 0.6), rel=1e-14)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("alpha, beta", [(0.2, 0.0), (0.375, 0.125), (0.0, 0.5), (0.6, 0.4)])
+def test_a_share_splits_every_row_the_same_at_every_batch_size(
+    layout: str, alpha: float, beta: float
+) -> None:
+    """The point of shares: the same α, β give every row the same split at N = 16, 64, 256
+    (positive 1 - α - β, same-domain others α, other-domain others β), rows summing to 1."""
+    rng = np.random.default_rng(7)
+    for n in (16, 64, 256):
+        for domains in (np.arange(n) % 4, rng.integers(0, 3, size=n)):  # equal or unequal
+            P = domain_target(domains, alpha=alpha, beta=beta, layout=layout)
+            np.testing.assert_allclose(P.sum(1).numpy(), 1.0, rtol=0, atol=1e-14)
+            split = _split(P, domains, n, layout)
+            np.testing.assert_allclose(
+                split, [[1 - alpha - beta, alpha, beta]] * len(split), atol=1e-14
+            )
+        labels = np.arange(n) % 4
+        P = class_target(labels, gamma=alpha, layout=layout)
+        np.testing.assert_allclose(
+            _split(P, labels, n, layout)[:, :2], [[1 - alpha, alpha]] * len(P), atol=1e-14
+        )
+
+
+def test_per_entry_prior_mass_grows_with_the_batch_and_shares_do_not() -> None:
+    """α = β = 0.25 (the sweep's δ = 0 at s = 0.5) per entry: the prior holds 0.25 (N - 1)
+    of a row's mass against 1 on the positive, 63.75 at N = 256; as shares it holds 0.5
+    against 0.5 at any N."""
+    for n, mass in ((16, 3.75), (64, 15.75), (256, 63.75)):
+        domains = np.arange(n) % 4
+        entry = _split(domain_target(domains, 0.25, 0.25, per_entry=True), domains, n, "cross")
+        np.testing.assert_allclose(entry, [[1.0, 0.25 * (n / 4 - 1), 0.25 * 3 * n / 4]] * n)
+        assert entry[0, 1:].sum() == pytest.approx(mass)
+        share = _split(domain_target(domains, 0.25, 0.25), domains, n, "cross")
+        np.testing.assert_allclose(share, [[0.5, 0.25, 0.25]] * n, atol=1e-14)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_share_with_no_one_to_go_to_stays_on_the_positive(layout: str) -> None:
+    # one domain: β has no other-domain sample, so the positive keeps 1 - α
+    one = domain_target([5, 5, 5, 5], alpha=0.3, beta=0.2, layout=layout)
+    assert torch.equal(one, domain_target([5, 5, 5, 5], alpha=0.3, beta=0.0, layout=layout))
+    idx = torch.arange(_size(4, layout))
+    assert torch.allclose(one[idx, partner(4, layout)], torch.tensor(0.7, dtype=torch.float64))
+    # all different: α and γ have no one, the target is the pair target
+    pairs = pair_target(4, layout)
+    assert torch.allclose(domain_target([0, 1, 2, 3], 0.4, 0.0, layout), pairs)
+    assert torch.allclose(class_target(["a", "b", "c", "d"], 0.9, layout), pairs)
+    # a sample alone in its domain keeps α on its positive but gives β away
+    P = domain_target([0, 0, 0, 1], alpha=0.3, beta=0.2, layout=layout)
+    assert float(P[3, partner(4, layout)[3]]) == pytest.approx(0.8)
+    assert float(P[0, partner(4, layout)[0]]) == pytest.approx(0.5)
+    # α + β = 1: the positive keeps nothing, yet every column keeps some mass
+    full = domain_target([0, 0, 1, 1, 1], alpha=0.6, beta=0.4, layout=layout)
+    rows = torch.arange(_size(5, layout))
+    assert float(full[rows, partner(5, layout)].abs().max()) < 1e-15
+    mu, nu = target_marginals(full)
+    assert (mu > 0).all() and (nu > 0).all()
+
+
+def test_class_share_target_is_symmetric_and_doubly_stochastic() -> None:
+    """Same-class rows have the same count, so γ / n_y(i) = γ / n_y(j)."""
+    labels = [0, 0, 0, 1, 1, 2, 0, 1]
+    for layout in LAYOUTS:
+        P = class_target(labels, gamma=0.7, layout=layout)
+        assert torch.allclose(P, P.T, rtol=0, atol=1e-15)
+        ones = torch.ones(len(P), dtype=torch.float64)
+        assert torch.allclose(P.sum(0), ones) and torch.allclose(P.sum(1), ones)
+
+
+def test_domain_share_columns_follow_the_domain_sizes() -> None:
+    """Rows sum to 1; columns do not when domains differ in size (a small domain's columns
+    receive more), which is why the losses use ν = P_tgt^T 1."""
+    domains = [0, 0, 0, 0, 0, 1, 1, 2]
+    P = domain_target(domains, alpha=0.3, beta=0.3)
+    mu, nu = target_marginals(P)
+    assert torch.allclose(mu, torch.ones(8, dtype=torch.float64))
+    assert float(nu[7]) > 1.0 > float(nu[0]) and float(nu.sum()) == pytest.approx(8.0)
+    even = domain_target([0, 0, 1, 1, 2, 2], alpha=0.3, beta=0.3)
+    assert torch.allclose(even.sum(0), torch.ones(6, dtype=torch.float64))
+    assert torch.allclose(even, even.T)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("domain", {"alpha": 0.3, "beta": 0.2}),
+        ("domain", {"alpha": 0.0, "beta": 0.5}),
+        ("class", {"gamma": 0.6}),
+    ],
+)
+def test_monotone_alignment_holds_with_share_targets(
+    layout: str, name: str, params: dict[str, float]
+) -> None:
+    """KL(P_tgt || P^(k)) is non-increasing over the half-steps (docs/math.md section 4) with
+    μ = P_tgt 1, ν = P_tgt^T 1, also where the columns do not sum to 1."""
+    from gca_viz import lab
+
+    rng = np.random.default_rng(11)
+    n = 24
+    side = rng.integers(0, 3, size=n)  # unequal groups: ν != 1
+    P_tgt = build_target(name, n, layout, labels=side, domains=side, **params)
+    z = torch.nn.functional.normalize(torch.randn(2 * n, 5, dtype=torch.float64), dim=1)
+    z1, z2 = z[:n], z[n:]
+    if layout == "cross":
+        C = 1.0 - z1 @ z2.T
+    else:
+        C = 1.0 - z @ z.T
+        C.fill_diagonal_(math.inf)
+    steps = lab.half_steps(C, P_tgt, epsilon=0.3, n_iter=15)
+    assert np.max(np.diff(steps.kl)) <= 1e-10
+    assert steps.kl[-1] < steps.kl[1]  # the GCA plan is closer to the target than INCE's
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -153,9 +312,9 @@ def test_zero_weights_reduce_priors_to_pairs(layout: str) -> None:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_domain_with_equal_weights_ignores_domains(layout: str) -> None:
-    a = domain_target([0, 1, 1, 2], alpha=0.3, beta=0.3, layout=layout)
-    b = domain_target([5, 5, 5, 5], alpha=0.3, beta=0.0, layout=layout)
+def test_per_entry_domain_with_equal_weights_ignores_domains(layout: str) -> None:
+    a = domain_target([0, 1, 1, 2], alpha=0.3, beta=0.3, layout=layout, per_entry=True)
+    b = domain_target([5, 5, 5, 5], alpha=0.3, beta=0.0, layout=layout, per_entry=True)
     assert torch.equal(a, b)
 
 
@@ -193,7 +352,7 @@ def test_string_labels_equal_integer_codes(layout: str, fn: Any) -> None:
 def test_any_hashable_labels_follow_python_equality(labels: list[Any]) -> None:
     gamma = 0.5
     P = class_target(labels, gamma=gamma)
-    assert P.tolist() == _naive_prior(labels, len(labels), "cross", gamma, 0.0)
+    assert P.tolist() == _naive_share_prior(labels, len(labels), "cross", gamma, 0.0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -214,12 +373,18 @@ def test_every_target_is_a_valid_plan(name: str, layout: str) -> None:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", [t for t in TARGETS if t != "custom"])
-def test_prior_targets_keep_partner_weight_one_and_are_symmetric(name: str, layout: str) -> None:
+def test_prior_targets_rows_sum_to_one_and_the_positive_holds_the_most(
+    name: str, layout: str
+) -> None:
     n = 6
-    P = build_target(name, n, layout, **_side(name, n, layout, np.random.default_rng(4)))
+    side = _side(name, n, layout, np.random.default_rng(4))
+    P = build_target(name, n, layout, **side)
     idx = torch.arange(_size(n, layout))
-    assert (P[idx, partner(n, layout)] == 1.0).all()
-    assert torch.equal(P, P.T)
+    assert torch.allclose(P.sum(1), torch.ones(len(idx), dtype=torch.float64))
+    weights = [v for k, v in side.items() if k in ("gamma", "alpha", "beta")]
+    assert (P[idx, partner(n, layout)] >= 1.0 - sum(weights) - 1e-15).all()
+    if name != "domain":  # pairs and the class prior are symmetric; domain needs equal sizes
+        assert torch.allclose(P, P.T, rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -308,6 +473,11 @@ def test_build_target_matches_builders() -> None:
         ({"name": "class", "n": 3, "labels": [0, 1, 0], "gamma": math.nan}, "gamma"),
         ({"name": "domain", "n": 3, "domains": [0, 1, 0], "alpha": 2.0}, "alpha"),
         ({"name": "domain", "n": 3, "domains": [0, 1, 0], "beta": -1.0}, "beta"),
+        (
+            {"name": "domain", "n": 3, "domains": [0, 1, 0], "alpha": 0.7, "beta": 0.4},
+            r"alpha \+ beta",
+        ),
+        ({"name": "class", "n": 3, "labels": [0, 1, 0], "gamma": 1.5}, "gamma"),
         ({"name": "pairs", "n": 3, "gamma": 0.5}, "no parameter 'gamma'"),
         ({"name": "pairs", "n": 0}, "n must be a positive integer"),
         ({"name": "pairs", "n": 3, "layout": "rows"}, "layout"),
@@ -326,6 +496,11 @@ def test_build_target_validation(kwargs: dict[str, Any], match: str) -> None:
         (lambda: domain_target([0, 1], alpha=math.inf), "alpha"),
         (lambda: domain_target([0, 1], beta=-0.1), "beta"),
         (lambda: domain_target([0, 1], layout="both"), "layout"),
+        (lambda: domain_target([0, 1], alpha=1.2), "alpha"),
+        (lambda: domain_target([0, 1], beta=1.01), "beta"),
+        (lambda: domain_target([0, 1], alpha=0.6, beta=0.5), r"alpha \+ beta must be <= 1"),
+        (lambda: class_target([0, 1], gamma=1.1), "gamma must be a share"),
+        (lambda: domain_target([0, 1], alpha=-0.1, per_entry=True), "alpha"),
         (lambda: class_target([]), "n must be a positive integer"),
         (lambda: pair_target(2.5), "n must be a positive integer"),
         (lambda: pair_target(True), "n must be a positive integer"),
@@ -341,3 +516,27 @@ def test_check_layout() -> None:
     assert targets.check_layout("joint") == "joint"
     with pytest.raises(ValueError, match="layout must be 'cross' or 'joint'"):
         targets.check_layout("Cross")
+
+
+def test_losses_and_run_configs_refuse_shares_above_one() -> None:
+    """The joint check α + β <= 1 (Stage.check) runs wherever the schema does: building a
+    loss, changing its parameters, validating a run's config."""
+    from gca_viz import losses
+    from gca_viz.train import TrainConfig
+
+    with pytest.raises(ValueError, match=r"alpha \+ beta"):
+        losses.GCALoss(target="domain", alpha=0.7, beta=0.4)
+    with pytest.raises(ValueError, match=r"alpha \+ beta"):
+        losses.get("gca_ince", target="domain", alpha=0.9, beta=0.2)
+    loss = losses.get("gca_ince", target="domain", alpha=0.5, beta=0.5)  # the edge: allowed
+    with pytest.raises(ValueError, match=r"alpha \+ beta"):
+        loss.set_params(beta=0.6)
+    assert loss.params["beta"] == 0.5  # nothing changed
+    loss.set_params(alpha=0.2, beta=0.7)
+    assert (loss.params["alpha"], loss.params["beta"]) == (0.2, 0.7)
+    bad = {"dataset": "multidomain_digits", "target": "domain", "method": "gca_ince"}
+    with pytest.raises(ValueError, match=r"alpha \+ beta"):
+        TrainConfig.from_dict({**bad, "loss_params": {"alpha": 0.8, "beta": 0.3}})
+    with pytest.raises(ValueError, match=r"alpha \+ beta"):
+        TARGETS["domain"].validate({"alpha": 0.8, "beta": 0.3})
+    assert TARGETS["domain"].validate({"alpha": 0.7, "beta": 0.2999999999999999})

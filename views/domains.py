@@ -1,6 +1,6 @@
-"""Target plans and domains: design P_tgt (pairs, class prior γ, domain prior α, β, or an
-uploaded matrix), see the plan GCA-INCE produces for it, and train on multi-domain digits
-across α - β."""
+"""Target plans and domains: design P_tgt (pairs, class prior γ, domain prior α, β as shares
+of a row's mass, or an uploaded matrix), see the plan GCA-INCE produces for it, and train on
+multi-domain digits across α - β."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from gca_viz.targets import TARGETS
 
 KINDS = {
     "pairs": "Augmentation pairs (I)",
-    "class": "Class prior γ",
-    "domain": "Domain prior α, β",
+    "class": "Class prior γ (share)",
+    "domain": "Domain prior α, β (shares)",
     "custom": "Upload a matrix (.npy, .csv)",
 }
 
@@ -71,7 +71,10 @@ st.markdown(
     "same class, or of the same domain, are partial positives. Design a target on a batch of "
     "multi-domain digits (original, rotated, inverted, noisy), see the plan GCA-INCE moves "
     "towards, then train with the domain prior across $\\alpha - \\beta$ and measure how "
-    "decodable the domain becomes."
+    "decodable the domain becomes. The priors' weights are shares of a row's mass: the "
+    "positive keeps $1 - \\gamma$ (or $1 - \\alpha - \\beta$) and the rest is split equally "
+    "over the row's same-class (same-domain, other-domain) samples, so every row sums to 1 "
+    "and a slider means the same at any batch size N."
 )
 st.latex(
     r"\mathcal L_{\mathrm{GCA\text{-}INCE}} = \tfrac1N\,\mathrm{KL}\big(P_{\mathrm{tgt}}"
@@ -98,20 +101,10 @@ c1, c2, c3 = st.columns(3)
 with c1:
     kind = ui.select("Target", "dom_target", list(KINDS), "domain", format_func=KINDS.get)
 params: dict[str, float] = {}
-if kind == "class":
-    with c2:
-        params["gamma"] = ui.slider(
-            "γ: weight on same-class pairs", "dom_gamma", 0.0, 1.0, 0.1, step=0.05
-        )
-elif kind == "domain":
-    with c2:
-        params["alpha"] = ui.slider(
-            "α: weight on same-domain pairs", "dom_alpha", 0.0, 1.0, 0.2, step=0.05
-        )
-    with c3:
-        params["beta"] = ui.slider(
-            "β: weight on cross-domain pairs", "dom_beta", 0.0, 1.0, 0.0, step=0.05
-        )
+if kind in ("class", "domain"):  # sliders from the schema: labels, ranges and defaults follow it
+    for col, p in zip((c2, c3), TARGETS[kind].params, strict=False):
+        with col:
+            params[p.name] = ui.param_slider(p, f"dom_{p.name}")
 
 target: np.ndarray | None = None
 if kind == "custom":
@@ -134,8 +127,10 @@ if kind == "custom":
         except ValueError as exc:
             st.error(f"Uploaded target {upload.name!r} is not usable: {exc}")
 else:
-    with ui.guard("Target"):
+    try:
         target = batch.target(kind, "cross", **params).numpy()
+    except ValueError as exc:  # e.g. α + β > 1: say so, keep the sweep below
+        st.error(f"Target: {exc}")
 
 if target is not None:
     mu, nu = target.sum(1), target.sum(0)
@@ -143,12 +138,19 @@ if target is not None:
     steps = gca_steps((n, seed), batch, target, eps, n_iter)
     plan = steps.plans[-1]
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Row sums μ = P_tgt 1", f"{mu.min():.3g} – {mu.max():.3g}")
+    m1.metric(
+        "Row sums μ = P_tgt 1",
+        f"{mu.min():.3g} – {mu.max():.3g}",
+        help=f"Column sums ν = P_tgtᵀ1: {nu.min():.3g} – {nu.max():.3g} (1 only when the "
+        "groups are equally large; the losses use μ and ν, so the target stays feasible).",
+    )
     m2.metric(
-        "Prior mass per row",
-        f"{float((mu - np.diag(target)).mean()):.3g}",
-        help="Mean off-diagonal mass of a row, against the positive pair's weight "
-        f"{float(np.diag(target).mean()):.3g}.",
+        "Prior share per row",
+        f"{float(((mu - np.diag(target)) / mu).mean()):.3g}",
+        help="Mean share of a row's mass off its positive pair (α + β or γ for the priors, "
+        "less in a row with no same- or other-domain sample, whose share stays on the "
+        f"positive); the positive keeps {float((np.diag(target) / mu).mean()):.3g} on "
+        "average. The same at any N: try the N slider.",
     )
     m3.metric(
         "Same-domain share of P_tgt",
@@ -220,7 +222,10 @@ st.markdown(
     f"One click queues {len(ex.SWEEP_DELTAS)} background runs of GCA-INCE with the domain "
     f"prior on multi-domain digits, one per α − β in "
     f"{', '.join(f'{d:+g}' for d in ex.SWEEP_DELTAS)}, at a fixed total "
-    f"s = α + β = {ex.SWEEP_TOTAL:g} (the smallest s that keeps α, β ≥ 0 over this range): "
+    f"s = α + β = {ex.SWEEP_TOTAL:g} of each row's mass (the smallest s that keeps α, β ≥ 0 "
+    f"over this range): the positive keeps {1 - ex.SWEEP_TOTAL:g} of its row at any batch "
+    f"size, and α − β = {ex.SWEEP_DELTAS[-1]:+g} ({ex.SWEEP_DELTAS[0]:+g}) gives the rest "
+    "to same-domain (other-domain) samples only. Each run: "
     f"{first['steps']} steps, batch {first['batch_size']}, {first['layout']} layout, "
     f"ε = {losses.get('gca_ince').params['epsilon']:g}, seed {first['seed']}, evaluated once "
     "at the end. The store trains at most "
@@ -279,8 +284,8 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
         {
             "run": [f"#{r.run_id}" for r in rows],
             "α − β": [r.delta for r in rows],
-            "α": [r.alpha for r in rows],
-            "β": [r.beta for r in rows],
+            "α (share)": [r.alpha for r in rows],
+            "β (share)": [r.beta for r in rows],
             "status": [f"{r.status} ({r.step}/{r.steps})" for r in rows],
             "domain acc (h)": [r.domain_acc for r in rows],
             "domain acc (ẑ)": [r.domain_acc_embedding for r in rows],
@@ -359,9 +364,11 @@ def _sweep_caption(done: list[ex.SweepRow], fits: dict[str, ex.Trend], paper_slo
         f"{ex.PAPER_CLASS_ACC[1]:.3f}). Context: a linear probe on raw pixels reads the domain "
         f"with accuracy {base['domain_acc']:.3f} and the class with {base['probe_acc']:.3f}, "
         "so here the domain is almost fully readable before any training (the paper's lowest "
-        f"domain accuracy is {ex.PAPER_DOMAIN_ACC[0][1]:.2f}); with N = {n_batch} each target "
-        "row holds "
-        f"{ex.SWEEP_TOTAL * (n_batch - 1):.1f} of prior mass against 1 on the positive pair; "
+        f"domain accuracy is {ex.PAPER_DOMAIN_ACC[0][1]:.2f}); each target row gives "
+        f"s = {ex.SWEEP_TOTAL:g} of its mass to the prior and keeps {1 - ex.SWEEP_TOTAL:g} on "
+        f"its positive pair, at N = {n_batch} as at any batch size (the paper writes α, β "
+        "per entry of the target, so its axis is not in shares: compare the direction of "
+        "the trends more than their slopes); "
         "and every point is one seed of a short run with an MLP on 8 × 8 digits, not a ResNet."
     )
 

@@ -1,19 +1,26 @@
 r"""The experiments of the "Target plans and domains" and "Noisy views" pages (no UI here).
 
-**The α - β sweep** (``docs/math.md`` section 5). The domain prior
+**The α - β sweep** (``docs/math.md`` section 5). The domain prior, with ``α`` and ``β``
+shares of each row's mass (:func:`gca_viz.targets.domain_target`),
 
 .. math::
-    P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
-        + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j]
+    P_{\mathrm{tgt}} = (1 - \alpha - \beta)\, I
+        + \alpha\,\frac{\mathbb 1[D_i = D_j,\ i \ne j]}{n_{=}(i)}
+        + \beta\,\frac{\mathbb 1[D_i \ne D_j,\ i \ne j]}{n_{\ne}(i)}
 
-is swept along ``δ = α - β`` at a fixed total ``s = α + β``:
+(``n_=(i)``, ``n_≠(i)``: row ``i``'s same- and other-domain samples; every row sums to 1) is
+swept along ``δ = α - β`` at a fixed total ``s = α + β``:
 
 .. math::
-    \alpha = \frac{s + \delta}{2},\qquad \beta = \frac{s - \delta}{2},\qquad |\delta| \le s
+    \alpha = \frac{s + \delta}{2},\qquad \beta = \frac{s - \delta}{2},\qquad
+    |\delta| \le s \le 1
 
-so both weights stay ``>= 0``; the default ``s = 0.5`` is the smallest total that covers the
-paper's range ``δ in [-0.5, 0.5]`` (``δ = -0.5`` puts weight only on cross-domain pairs,
-``δ = 0.5`` only on same-domain pairs). Each ``δ`` is one short background run of GCA-INCE
+so both shares stay ``>= 0``. ``s`` is the share of every row the prior holds and ``1 - s``
+what the positive keeps, at any batch size (written per entry, the prior's row mass grew
+with ``N``: 63.75 against 1 at ``N = 256`` for ``δ = 0``). The default ``s = 0.5`` is the
+smallest total that covers the paper's range ``δ in [-0.5, 0.5]``: the positive keeps half
+of each row, and ``δ = -0.5`` gives the other half only to other-domain samples,
+``δ = 0.5`` only to same-domain ones. Each ``δ`` is one short background run of GCA-INCE
 on ``multidomain_digits`` (:func:`domain_sweep_configs`, :func:`launch_domain_sweep`); the
 runs are named ``"α-β sweep <k>: ..."`` so :func:`find_domain_sweep` finds them again, and
 :func:`domain_sweep_results` reads their final domain and class accuracies back.
@@ -32,7 +39,7 @@ Public API::
 
     from gca_viz import experiments as ex
 
-    ids = ex.launch_domain_sweep(store)  # 5 background runs, α - β = -0.5 .. 0.5
+    ids = ex.launch_domain_sweep(store)  # 5 background runs, α - β = -0.5 .. 0.5 (shares)
     rows = ex.domain_sweep_results(store, ex.find_domain_sweep(store))
     fit = ex.trend([r.delta for r in rows], [r.domain_acc for r in rows])
     res = ex.corruption_mass_correlation(z_clean, z_corrupted, strength, epsilon=0.5)

@@ -1,13 +1,16 @@
 r"""The α - β sweep and the target designer (``docs/math.md`` section 5).
 
-The domain prior
+The domain prior, with ``α`` and ``β`` shares of each row's mass
+(:func:`gca_viz.targets.domain_target`),
 
 .. math::
-    P_{\mathrm{tgt}} = I + \alpha\,\mathbb 1[D_i = D_j,\ i \ne j]
-        + \beta\,\mathbb 1[D_i \ne D_j,\ i \ne j]
+    P_{\mathrm{tgt}} = (1 - \alpha - \beta)\, I
+        + \alpha\,\frac{\mathbb 1[D_i = D_j,\ i \ne j]}{n_{=}(i)}
+        + \beta\,\frac{\mathbb 1[D_i \ne D_j,\ i \ne j]}{n_{\ne}(i)}
 
 is swept along ``δ = α - β`` at a fixed total ``s = α + β`` (:func:`alpha_beta`), one short
-background run of GCA-INCE on ``multidomain_digits`` per ``δ``.
+background run of GCA-INCE on ``multidomain_digits`` per ``δ``. ``s`` is the share of
+every row the prior holds and ``1 - s`` what the positive keeps, whatever the batch size.
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ SWEEP_PREFIX = "α-β sweep"
 SWEEP_DELTAS: tuple[float, ...] = (-0.5, -0.25, 0.0, 0.25, 0.5)
 """The default values of ``δ = α - β`` (the paper's range)."""
 SWEEP_TOTAL = 0.5
-"""The default ``s = α + β``: the smallest total for which ``δ = ±0.5`` keeps ``α, β >= 0``."""
+"""The default ``s = α + β``, the share of each row the prior holds: the smallest total for
+which ``δ = ±0.5`` keeps ``α, β >= 0``; the positive keeps the other half of its row, and
+``δ = +0.5`` (``-0.5``) gives that half to same-domain (other-domain) samples only."""
 ALPHA_BETA_LATEX = (
     r"\alpha = \tfrac{s + \delta}{2},\quad \beta = \tfrac{s - \delta}{2},\quad"
-    r" \delta = \alpha - \beta \in [-s, s],\quad s = \alpha + \beta"
+    r" \delta = \alpha - \beta \in [-s, s],\quad s = \alpha + \beta \le 1"
+    r" \;\;(\text{shares of a row; the positive keeps } 1 - s)"
 )
 """The sweep's parameterisation of the domain prior."""
 
@@ -65,25 +71,30 @@ _SWEEP_NAME = re.compile(rf"^{re.escape(SWEEP_PREFIX)} (\d+): ")
 
 
 def alpha_beta(delta: float, total: float = SWEEP_TOTAL) -> tuple[float, float]:
-    r"""The domain prior's weights for ``δ = α - β`` at ``s = α + β``.
+    r"""The domain prior's shares for ``δ = α - β`` at ``s = α + β``.
 
     .. math::
         \alpha = \frac{s + \delta}{2},\qquad \beta = \frac{s - \delta}{2}
 
+    ``α`` and ``β`` are shares of each row's mass (:func:`gca_viz.targets.domain_target`):
+    the prior holds ``s`` of every row and the positive keeps ``1 - s``, at any batch size.
+
     Args:
         delta: ``δ`` with ``|δ| <= s``.
-        total: ``s > 0``.
+        total: ``0 < s <= 1``.
 
     Returns:
-        ``(α, β)``, both ``>= 0``.
+        ``(α, β)``, both ``>= 0``, with ``α + β = s``.
 
     Raises:
-        ValueError: naming ``total`` or ``delta``, for a non-finite value, ``s <= 0`` or
-            ``|δ| > s``.
+        ValueError: naming ``total`` or ``delta``, for a non-finite value, ``s`` outside
+            ``(0, 1]`` or ``|δ| > s``.
     """
     s, d = finite(total, "total"), finite(delta, "delta")
-    if s <= 0:
-        raise ValueError(f"total must be > 0, got {total!r}")
+    if not 0 < s <= 1:
+        raise ValueError(
+            f"total must be in (0, 1] (the share of a row the prior holds), got {total!r}"
+        )
     if abs(d) > s + 1e-12:
         raise ValueError(f"delta must lie in [-total, total] = [{-s:g}, {s:g}], got {delta!r}")
     return max((s + d) / 2.0, 0.0), max((s - d) / 2.0, 0.0)
@@ -98,10 +109,13 @@ def domain_sweep_configs(
     ``multidomain_digits`` in the cross layout, ``steps = 300`` and ``batch_size = 256``;
     they evaluate, snapshot and checkpoint once, at the end. ``overrides`` replace any
     field (``steps``, ``batch_size``, ``seed``...); ``loss_params`` are merged, and ``α``,
-    ``β`` always come from :func:`alpha_beta`.
+    ``β`` always come from :func:`alpha_beta`: shares of a row's mass, so the split of a
+    row (``1 - s`` on the positive, ``α`` on same-domain, ``β`` on other-domain samples)
+    does not depend on ``batch_size``.
 
     Raises:
-        ValueError: for an empty ``deltas``, a ``δ`` outside ``[-s, s]`` or an invalid field.
+        ValueError: for an empty ``deltas``, ``s`` outside ``(0, 1]``, a ``δ`` outside
+            ``[-s, s]`` or an invalid field.
     """
     values = [float(d) for d in deltas]
     if not values:
@@ -119,8 +133,9 @@ def domain_sweep_configs(
 
 
 def sweep_run_name(sweep: int, delta: float, alpha: float, beta: float) -> str:
-    """The name of sweep ``sweep``'s run at ``δ``, e.g. ``"α-β sweep 2: α - β = +0.25 ..."``."""
-    return f"{SWEEP_PREFIX} {sweep}: α - β = {delta:+.2f} (α = {alpha:.3g}, β = {beta:.3g})"
+    """The name of sweep ``sweep``'s run at ``δ``, e.g.
+    ``"α-β sweep 2: α - β = +0.25 (shares α = 0.375, β = 0.125)"``."""
+    return f"{SWEEP_PREFIX} {sweep}: α - β = {delta:+.2f} (shares α = {alpha:.3g}, β = {beta:.3g})"
 
 
 def domain_sweeps(store: RunStore) -> dict[int, list[int]]:
@@ -172,7 +187,7 @@ class SweepRow:
 
     Attributes:
         run_id, name, status, step, steps: the run.
-        delta, alpha, beta: ``α - β`` and the weights of its domain prior.
+        delta, alpha, beta: ``α - β`` and the shares of its domain prior.
         domain_acc: linear-probe domain accuracy on the backbone features ``h`` (test split).
         probe_acc: linear-probe class accuracy on ``h``. knn_acc: k-NN class accuracy on ``h``.
         domain_acc_embedding: linear-probe domain accuracy on the normalised embeddings

@@ -191,7 +191,9 @@ def sweep_chart(
         )
     fig.update_layout(**_layout("Accuracy against α - β", height))
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
-    fig.update_xaxes(title="α - β", gridcolor=_GRID, zeroline=True, zerolinecolor="#9ca3af")
+    fig.update_xaxes(
+        title="α - β (shares of a row)", gridcolor=_GRID, zeroline=True, zerolinecolor="#9ca3af"
+    )
     fig.update_yaxes(title="accuracy", gridcolor=_GRID)
     return fig
 

@@ -1,4 +1,4 @@
-r"""The GCA loss module and the named methods (``gca-math.md`` section 3).
+r"""The GCA loss module and the named methods (``docs/math.md`` section 3).
 
 :class:`GCALoss` composes one entry of each stage registry into a ``torch.nn.Module``:
 
@@ -136,6 +136,10 @@ class GCALoss(torch.nn.Module):
                     f"{sorted(owners) or 'none'}"
                 )
             validated[key] = next(p for p in owners[key].params if p.name == key).validate(value)
+        merged = {**self.params, **validated}
+        for stage in self.stages.values():  # constraints linking parameters (α + β <= 1)
+            if stage.check is not None:
+                stage.check({p.name: merged[p.name] for p in stage.params})
         self.params.update(validated)
 
     def _stage_kwargs(self, kind: str) -> dict[str, Any]:
@@ -295,7 +299,7 @@ def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[st
 @dataclass(frozen=True)
 class Method:
     """A named method: its four stages, parameter overrides and its row in the methods table
-    (``d_M``, ``d_Γ``, ``B`` of ``gca-math.md`` section 3)."""
+    (``d_M``, ``d_Γ``, ``B`` of ``docs/math.md`` section 3)."""
 
     name: str
     title: str
@@ -365,7 +369,7 @@ LOSSES: dict[str, Method] = {
             "cosine",
             "row",
             "rince",
-            params={"q": 1.0},  # gca-math.md's methods table: RINCE (q = 1)
+            params={"q": 1.0},  # docs/math.md's methods table: RINCE (q = 1)
             d_m="RINCE / W1",
             d_gamma="KL",
             constraint="C1(μ)",
@@ -429,10 +433,11 @@ LOSSES: dict[str, Method] = {
             "cosine",
             "none",
             "l2",
-            d_m="KL",
+            d_m="L2 on the positives, ‖ẑ′ᵢ − ẑ″ᵢ‖² (the paper's table: KL)",
             d_gamma="L2",
             constraint="none",
-            description="Alignment only; a predictor and a moving-average target avoid collapse.",
+            description="Alignment only, no plan: the loss reads 2Cᵢᵢ; a predictor and a "
+            "moving-average target avoid collapse.",
             reference="Grill et al. 2020",
             needs_predictor=True,
         ),
