@@ -175,3 +175,31 @@ def test_sample_image_enlarges_sharp_pixels() -> None:
     assert rgb.shape == (8, 8, 3)
     with pytest.raises(ValueError, match="image"):
         figs.sample_image(np.ones((8, 8)))
+
+
+def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
+    rng = np.random.default_rng(0)
+    plans = rng.random((7, 6, 6))  # T = 3: P^(0) .. P^(6)
+    kl = np.array([5.0, 1.0, 0.8, 0.7, 0.65, 0.62, 0.6])
+    fig = figs.half_step_player(plans, kl, positives=np.arange(6), start=2)
+    assert [fr.name for fr in fig.frames] == [str(k) for k in range(7)]
+    for k, frame in enumerate(fig.frames):
+        heat, marker = frame.data
+        assert list(frame.traces) == [0, 2]
+        np.testing.assert_allclose(np.asarray(heat.z, float), plans[k], rtol=1e-6)
+        assert heat.zmax == pytest.approx(plans[k].max()) and heat.zmin == 0  # own range
+        assert list(marker.x) == [k] and marker.y[0] == pytest.approx(kl[k])
+        assert f"k = {k} of 6" in frame.layout.title.text
+    assert list(fig.data[2].x) == [2]  # starts at `start`
+    play = fig.layout.updatemenus[0].buttons[0]
+    assert play.method == "animate" and play.args[1]["frame"]["duration"] == 50  # 20 fps
+    assert [s.args[0][0] for s in fig.layout.sliders[0].steps] == [str(k) for k in range(7)]
+    curve = fig.data[1]
+    assert list(curve.x) == list(range(1, 7))  # the kernel's k = 0 stays off the axis
+    shared = figs.half_step_player(plans, kl, shared_scale=True)
+    assert all(fr.data[0].zmax == pytest.approx(plans.max()) for fr in shared.frames)
+    logged = figs.half_step_player(plans, kl, log=True)
+    z = np.asarray(logged.frames[3].data[0].z, float)
+    np.testing.assert_allclose(z, np.log10(plans[3]), rtol=1e-5)
+    big = figs.half_step_player(np.ones((3, 300, 300)), np.ones(3))
+    assert np.asarray(big.frames[0].data[0].z).shape == (100, 100)  # block means, ≤ 128

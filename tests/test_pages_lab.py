@@ -86,7 +86,7 @@ def metric(at: AppTest, label_start: str) -> str:
 def test_plan_lab_renders_every_view() -> None:
     at = open_page(LAB)
     assert at.title[0].value == "Plan lab"
-    assert len(at.get("plotly_chart")) == 4  # half-step heatmap, KL curve, view, losses
+    assert len(at.get("plotly_chart")) == 5  # half-step heatmap, KL curve, player, view, losses
     assert len(kl(at)) == 21  # T = 10: P^(0) .. P^(20)
     curve = kl(at)[1:]
     assert np.all(np.diff(curve) <= 1e-9 * np.abs(curve[:-1]))  # the theorem, on the page

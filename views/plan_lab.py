@@ -167,15 +167,7 @@ with st.sidebar:
     )
     target_params = {}
     for p in TARGETS[target].params:
-        low, high = p.ui or (p.low or 0.0, p.high or 1.0)
-        target_params[p.name] = ui.slider(
-            f"{p.symbol}: {p.description}",
-            f"lab_{p.name}",
-            float(low),
-            float(high),
-            float(p.default or 0.0),
-            step=0.05,
-        )
+        target_params[p.name] = ui.param_slider(p, f"lab_{p.name}")
     if batch.layout is None:
         layout = ui.select(
             "Layout",
@@ -298,6 +290,22 @@ with right:
         "The kernel (k = 0) sits far above and is named over the chart. Pink squares on the "
         "heatmap outline the positive pairs (i, pos(i)): the entries InfoNCE reads."
     )
+
+st.markdown(
+    "**▶ Play the half-steps** in your browser: the plan and the KL curve's marker move "
+    "together, with no wait for the server (the slider under the chart scrubs through k)."
+)
+st.plotly_chart(
+    figs.half_step_player(
+        steps.plans,
+        steps.kl,
+        log=log_scale,
+        shared_scale=shared_scale,
+        positives=positives,
+        start=k,
+    ),
+    key="lab_chart_player",
+)
 
 # ------------------------------------------------------------------------- all views
 

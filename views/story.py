@@ -205,6 +205,17 @@ elif step == 2:
         help="max over k of |left side − right side| of the identity above",
     )
     st.plotly_chart(figs.monotone_chart(mono.kl), key="story_kl")
+    st.markdown("**▶ Play the half-steps**: the plan and the marker on the curve move together.")
+    st.plotly_chart(
+        plan_figs.half_step_player(
+            mono.plans,
+            mono.kl,
+            log=log_scale,
+            positives=np.arange(N),
+            height=560,
+        ),
+        key="story_player",
+    )
     k_max, drop = mono.largest_drop
     last = 2 * n_iter
     settled = int(np.argmax(mono.kl - mono.gca < 1e-4))  # mono.kl[k] is the KL at P^(k)

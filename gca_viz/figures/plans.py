@@ -707,3 +707,215 @@ def sample_image(image: np.ndarray, size: int = 112) -> np.ndarray:
     pix = np.clip(img, 0.0, 1.0).repeat(scale, axis=1).repeat(scale, axis=2)  # (C, H', W')
     out: np.ndarray = (pix * 255).round().astype(np.uint8)
     return out[0] if out.shape[0] == 1 else out[:3].transpose(1, 2, 0)
+
+
+def half_step_player(
+    plans: np.ndarray,
+    kl: np.ndarray,
+    *,
+    log: bool = False,
+    shared_scale: bool = False,
+    positives: np.ndarray | None = None,
+    start: int = 1,
+    max_size: int = 128,
+    frame_ms: int = 50,
+    height: int = 520,
+) -> go.Figure:
+    """The half-steps ``P^(0) ... P^(2T)`` as a client-side animation: the plan on the left,
+    ``KL(P_tgt || P^(k)) / n`` on the right with a marker that moves in step; a ▶ / ❚❚
+    button and a slider over ``k`` play the frames in the browser with no server round trip
+    (``frame_ms`` per frame: 50 ms is 20 frames per second).
+
+    Each frame sends one heatmap (float32, block-averaged to at most ``max_size`` a side) and
+    the marker's position; the colour scale is each plan's own ``[0, max]`` (or the largest
+    entry over all half-steps with ``shared_scale``, or ``log10`` with ``log``, 12 decades).
+
+    Args:
+        plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
+        log, shared_scale: the colour scale. positives: ``(n,)`` column ``pos(i)`` of each
+            row's positive, outlined. start: the frame shown first.
+    """
+    stack = np.asarray(plans, dtype=float)
+    y = np.where(np.isfinite(np.asarray(kl, dtype=float)), np.asarray(kl, dtype=float), np.nan)
+    n_frames = stack.shape[0]
+    f = display_factor(stack.shape[1:], max_size)
+    shown = [downsample(p, max_size) for p in stack]  # each (rows, cols)
+    rows, cols = shown[0].shape
+    xs, ys = np.arange(cols) * f, np.arange(rows) * f
+    top_all = float(np.nanmax(stack))
+
+    def z_of(k: int) -> tuple[np.ndarray, float, float]:
+        z = np.where(np.isfinite(shown[k]), shown[k], np.nan)
+        hi = top_all if shared_scale else float(np.nanmax(z))
+        if not log:
+            return z.astype(np.float32), 0.0, hi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lz = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
+        top = np.log10(hi) if hi > 0 else 0.0
+        return np.maximum(lz, top - _LOG_DECADES).astype(np.float32), top - _LOG_DECADES, top
+
+    def heat(k: int) -> go.Heatmap:
+        z, lo, hi = z_of(k)
+        return go.Heatmap(
+            z=z,
+            x=xs,
+            y=ys,
+            zmin=lo,
+            zmax=hi,
+            colorscale=PLAN_COLORSCALE,
+            colorbar={
+                "x": 0.47,
+                "xanchor": "left",
+                "len": 0.9,
+                "thickness": 12,
+                "title": {"text": "log₁₀ P" if log else "P"},
+            },
+            hovertemplate="i = %{y}, j = %{x}: %{z:.4g}<extra></extra>",
+            xaxis="x",
+            yaxis="y",
+        )
+
+    def marker(k: int) -> go.Scatter:
+        return go.Scatter(
+            x=[k],
+            y=[y[k]],
+            mode="markers",
+            marker={"color": "rgba(0,0,0,0)", "size": 18, "line": {"color": "#e11d48", "width": 3}},
+            name="current k",
+            hoverinfo="skip",
+            xaxis="x2",
+            yaxis="y2",
+        )
+
+    k0 = min(max(int(start), 0), n_frames - 1)
+    k = np.arange(n_frames)
+    traces: list[Any] = [
+        heat(k0),
+        go.Scatter(
+            x=k[1:],
+            y=y[1:],
+            mode="lines+markers",
+            line={"color": COLORS["other"], "width": 2},
+            marker={"color": np.where(k[1:] % 2 == 1, COLORS["row"], COLORS["col"]), "size": 8},
+            name="KL(P_tgt ‖ P⁽ᵏ⁾) / n",
+            hovertemplate="k = %{x}: %{y:.6g}<extra></extra>",
+            xaxis="x2",
+            yaxis="y2",
+        ),
+        marker(k0),
+    ]
+    if positives is not None:
+        traces.append(_positive_marks(np.asarray(positives), f, rows, height))
+
+    def title(k: int) -> str:
+        kind = "the kernel K" if k == 0 else ("row step" if k % 2 else "column step")
+        scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
+        return f"Half-step k = {k} of {n_frames - 1}: {kind} (colour: {scale})"
+
+    frames = [
+        go.Frame(
+            data=[heat(j), marker(j)],
+            traces=[0, 2],
+            name=str(j),
+            layout={"title": {"text": title(j)}},
+        )
+        for j in range(n_frames)
+    ]
+    step_args = {
+        "mode": "immediate",
+        "frame": {"duration": 0, "redraw": True},
+        "transition": {"duration": 0},
+    }
+    play_args = {
+        "mode": "immediate",
+        "fromcurrent": True,
+        "frame": {"duration": int(frame_ms), "redraw": True},
+        "transition": {"duration": 0},
+    }
+    finite = y[1:][np.isfinite(y[1:])]
+    span = float(finite.max() - finite.min()) if finite.size else 1.0
+    pad = (
+        0.08 * span
+        if span > 0
+        else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
+    )
+    layout = _base_layout(title(k0), height)
+    layout.update(
+        margin={"l": 60, "r": 20, "t": 60, "b": 140},
+        showlegend=False,
+        xaxis={
+            "domain": [0.0, 0.46],
+            "range": [xs[0] - f / 2, xs[-1] + f / 2],
+            "title": "column j",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "domain": [0.0, 1.0],
+            "range": [ys[-1] + f / 2, ys[0] - f / 2],
+            "title": "row i",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        xaxis2={
+            "domain": [0.64, 1.0],
+            "title": "half-step k",
+            "range": [0.4, n_frames - 0.6],
+            "gridcolor": "#e5e7eb",
+            "anchor": "y2",
+        },
+        yaxis2={
+            "domain": [0.0, 1.0],
+            "title": "KL per row (nats)",
+            "range": [float(finite.min()) - pad, float(finite.max()) + pad]
+            if finite.size
+            else None,
+            "gridcolor": "#e5e7eb",
+            "anchor": "x2",
+        },
+        annotations=[
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.64,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "xanchor": "left",
+                "showarrow": False,
+                "text": f"k = 0 (the kernel K): {y[0]:.4g}, above" if np.isfinite(y[0]) else "",
+                "font": {"size": 11, "color": "#6b7280"},
+            }
+        ],
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.2,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 0, "r": 10},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": k0,
+                "x": 0.2,
+                "len": 0.8,
+                "y": -0.18,
+                "yanchor": "top",
+                "currentvalue": {"prefix": "k = ", "font": {"size": 13}},
+                "pad": {"t": 0},
+                "steps": [
+                    {"label": str(j), "method": "animate", "args": [[str(j)], step_args]}
+                    for j in range(n_frames)
+                ],
+            }
+        ],
+    )
+    return go.Figure(data=traces, layout=layout, frames=frames)

@@ -153,7 +153,8 @@ class Monotone:
 
     ``kl[k] = KL(P_tgt || P^(k)) / n`` for ``k = 0..2T``; ``step_kl[k] =
     KL(P^(k+1) || P^(k)) / n`` and ``residual[k]`` the Pythagorean identity's left side minus
-    its right side, for ``k = 0..2T-1``.
+    its right side, for ``k = 0..2T-1``; ``log_plans[k] = log P^(k)`` (``(2T + 1, n, m)``,
+    ``None`` when not kept).
     """
 
     kl: np.ndarray
@@ -161,6 +162,15 @@ class Monotone:
     residual: np.ndarray
     epsilon: float
     n_iter: int
+    log_plans: np.ndarray | None = None
+
+    @property
+    def plans(self) -> np.ndarray:
+        """``(2T + 1, n, m)`` the half-step plans ``P^(k) = exp(log P^(k))``."""
+        if self.log_plans is None:
+            raise ValueError("this Monotone kept no plans (log_plans is None)")
+        out: np.ndarray = np.exp(self.log_plans)
+        return out
 
     @property
     def ince(self) -> float:
@@ -251,10 +261,11 @@ def monotone_alignment(cost: Any, epsilon: float, n_iter: int = 10, target: Any 
         log_row, f = ot.row_projection(C, mu, g, epsilon=eps)  # P^(2t-1): rows sum to μ
         log_col, g = ot.row_projection(C.T, nu, f, epsilon=eps)  # P^(2t)ᵀ: columns sum to ν
         logs += [torch.as_tensor(log_row), torch.as_tensor(log_col).T]
-    kl = generalized_kl(P_tgt, torch.stack(logs), log_input=True)  # (2T + 1,)
+    stack = torch.stack(logs)  # (2T + 1, n, m)
+    kl = generalized_kl(P_tgt, stack, log_input=True)  # (2T + 1,)
     step_kl = np.array([_kl_logs(logs[k + 1], logs[k]) for k in range(2 * sweeps)])
     residual = kl[:-1] - kl[1:] - step_kl
-    return Monotone(kl, step_kl, residual, eps, sweeps)
+    return Monotone(kl, step_kl, residual, eps, sweeps, stack.numpy())
 
 
 # ------------------------------------------------------- step 3: alignment and uniformity

@@ -17,7 +17,7 @@ def plan(app: Any) -> list[list[float]]:
 
 
 def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:
-    app.goto("/plan_lab", charts=4)
+    app.goto("/plan_lab", charts=5)
     assert app.query().get("lab_eps") == "0.1"
     before = plan(app)
     assert len(before) == 64 and len(before[0]) == 64
@@ -38,7 +38,7 @@ def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:
 
 
 def test_zero_epsilon_is_a_clear_error(app: Any) -> None:
-    app.goto("/plan_lab", charts=4)
+    app.goto("/plan_lab", charts=5)
     app.type_number("lab_eps", "0")
     app.wait_for_query("lab_eps", "0.0")
     error = app.page.locator('[data-testid="stAlertContentError"]')
@@ -73,7 +73,7 @@ def click_cell(app: Any, key: str, i: int, j: int) -> None:
 
 
 def test_clicking_a_cell_selects_it(app: Any) -> None:
-    app.goto("/plan_lab", charts=4)
+    app.goto("/plan_lab", charts=5)
     click_cell(app, STEPS, 7, 12)
     app.assert_healthy()
 
@@ -81,7 +81,7 @@ def test_clicking_a_cell_selects_it(app: Any) -> None:
 def test_a_cell_clicked_before_can_be_clicked_again(app: Any) -> None:
     """Clicking a cell that was clicked before, after picking another in the other heatmap
     or after typing a row, selects it again (it was ignored)."""
-    app.goto("/plan_lab", charts=4)
+    app.goto("/plan_lab", charts=5)
     click_cell(app, STEPS, 7, 12)
     app.settle(charts=4)
     click_cell(app, "lab_chart_view", 20, 30)
@@ -92,4 +92,38 @@ def test_a_cell_clicked_before_can_be_clicked_again(app: Any) -> None:
     app.wait_for_query("lab_i", "3")
     app.settle(charts=4)
     click_cell(app, "lab_chart_view", 20, 30)  # the view heatmap's earlier cell again
+    app.assert_healthy()
+
+
+def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
+    """▶ plays P^(0) .. P^(2T) in the browser: the heatmap and the KL marker move in step,
+    frame after frame, and no message goes to the server while it plays."""
+    sent: list[str] = []
+    app.page.on("websocket", lambda ws: ws.on("framesent", lambda data: sent.append(str(data))))
+    app.goto("/plan_lab?lab_T=5", charts=5)
+    player = app.chart("lab_chart_player")
+    player.scroll_into_view_if_needed()
+    app.settle(charts=5)
+    assert app.chart_data("lab_chart_player", "gd => gd._fullData[2].x[0]") == 1
+    first_z = app.chart_data("lab_chart_player", "gd => Array.from(gd._fullData[0].z[3])")
+    player.evaluate(
+        """gd => { window.__frames = [];
+            gd.on('plotly_animatingframe', e => window.__frames.push(
+                [Number(e.name), gd._fullData[2].x[0], performance.now()])); }"""
+    )
+    before = len(sent)
+    player.get_by_text("▶ Play").click()
+    frames = app.until(
+        lambda: (f := app.page.evaluate("() => window.__frames")) and f[-1][0] == 10 and f,
+        15,
+        "the animation to reach k = 10",
+    )
+    app.page.wait_for_timeout(300)
+    names = [int(f[0]) for f in frames]
+    assert names == list(range(names[0], 11)) and names[0] <= 2  # every half-step, in order
+    assert app.chart_data("lab_chart_player", "gd => gd._fullData[2].x[0]") == 10  # the marker
+    last_z = app.chart_data("lab_chart_player", "gd => Array.from(gd._fullData[0].z[3])")
+    assert last_z != first_z
+    assert len(sent) == before, sent[before:]  # no round trip to the server
+    assert app.query().get("lab_k") == "1"  # the server's half-step setting never moved
     app.assert_healthy()
