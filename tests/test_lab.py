@@ -420,3 +420,14 @@ def test_trained_encoder_embeds_with_the_runs_weights(tmp_path: Path) -> None:
     (store.run_dir(run_id) / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable"):
         lab.trained_encoder(store, run_id)
+
+
+def test_largest_rise_reads_rounding_as_zero_and_keeps_real_rises() -> None:
+    from gca_viz.lab import largest_rise
+
+    change, rounding = largest_rise(np.array([9.0, 2.5, 2.5 + 4.4e-16, 2.4]))
+    assert change == 0.0 and rounding == pytest.approx(64 * np.finfo(float).eps * 2.5)
+    assert largest_rise(np.array([9.0, 2.5, 2.5 + 1e-6, 2.4]))[0] == pytest.approx(1e-6)
+    assert largest_rise(np.array([9.0, 2.5, 2.4, 2.3]))[0] == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="kl"):
+        largest_rise(np.array([1.0, 0.5]))

@@ -73,6 +73,26 @@ def generalized_kl(target: Any, plans: Any, *, log_input: bool = False) -> np.nd
     return out.reshape(B.shape[:-2])
 
 
+def largest_rise(kl: Any) -> tuple[float, float]:
+    r"""The largest change ``max_k KL^(k+1) - KL^(k)`` over the half-steps ``k >= 1`` (never
+    positive by the theorem) and the float64 rounding level of the values,
+    ``64 · 2^{-52} · max_{k>=1} |KL^(k)|``: a positive change below it is rounding, not a
+    rise, and is returned as 0.
+
+    Args:
+        kl: ``(2T + 1,)`` values ``KL(P_tgt || P^(k)) / n``, ``2T >= 2``.
+
+    Returns:
+        ``(change, rounding)``.
+    """
+    y = np.asarray(kl, dtype=float)[1:]
+    if y.size < 2:
+        raise ValueError(f"kl must hold at least 3 values (k = 0, 1, 2), got {y.size + 1}")
+    rounding = 64 * float(np.finfo(np.float64).eps) * float(np.max(np.abs(y)))
+    change = float(np.max(np.diff(y)))
+    return (0.0 if 0 < change <= rounding else change), rounding
+
+
 @dataclass(frozen=True, eq=False)
 class HalfSteps:
     """All half-steps of ``T`` Sinkhorn sweeps and the KL curve (see :func:`half_steps`).

@@ -16,7 +16,7 @@ import torch
 
 from gca_viz import losses, metrics, ot, targets
 from gca_viz.lab._checks import cost_tensor, count, positive, relax, target_tensor
-from gca_viz.lab.plans import generalized_kl
+from gca_viz.lab.plans import generalized_kl, largest_rise
 
 # ----------------------------------------------------------------------------- formulas
 
@@ -189,16 +189,15 @@ class Monotone:
 
     @property
     def rounding(self) -> float:
-        """The float64 rounding level of the KL values, ``64 · 2^-52 · max_k |KL^(k)|``:
+        """The float64 rounding level of the KL values (:func:`gca_viz.lab.largest_rise`):
         a change smaller than this is no change (a "never positive" quantity may read
         ``+4e-16``)."""
-        return 64 * float(np.finfo(np.float64).eps) * float(np.max(np.abs(self.kl[1:])))
+        return largest_rise(self.kl)[1]
 
     @property
     def max_increase_shown(self) -> float:
         """:attr:`max_increase`, with a positive value at :attr:`rounding` level shown as 0."""
-        value = self.max_increase
-        return 0.0 if 0 < value <= self.rounding else value
+        return largest_rise(self.kl)[0]
 
     @property
     def max_residual(self) -> float:
