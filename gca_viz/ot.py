@@ -1160,34 +1160,41 @@ class _HalfSteps(torch.autograd.Function):
         run: _Run,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         u_out, v_out = _advance(run, u, v, fast=True)
-        ctx.run = run
+        # Keep only what backward reads, never `run` (whose state holds this node's own
+        # outputs: output -> grad_fn -> ctx -> run -> output is a cycle through autograd's
+        # C++ graph that the garbage collector cannot see, and leaked every solve). Tensors
+        # are kept detached for the same reason (the last step's scaling is an output).
+        ctx.steps = [
+            (is_row, *(a.detach() if isinstance(a, torch.Tensor) else a for a in arrays))
+            for is_row, *arrays in run.steps
+        ]
+        ctx.rho = (run.state.p.rho_a, run.state.p.rho_b)
         ctx.save_for_backward(K, mu_eff, nu_eff)
         # An input returned unchanged must be a new tensor for autograd.
         return (u_out.clone() if u_out is u else u_out, v_out.clone() if v_out is v else v_out)
 
     @staticmethod
     def backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        run: _Run = ctx.run
-        p = run.state.p
+        rho_a, rho_b = ctx.rho
         K, mu_eff, nu_eff = ctx.saved_tensors
         g_mu = torch.zeros_like(mu_eff)
         g_nu = torch.zeros_like(nu_eff)
         left: list[torch.Tensor] = []
         right: list[torch.Tensor] = []
-        for is_row, *arrays in reversed(run.steps):
+        for is_row, *arrays in reversed(ctx.steps):
             x, prod, y = (torch.as_tensor(a) for a in arrays)  # numpy on the CPU: no copy
             if is_row:  # y = u = (μ / s)^ρ1 with s = K~ x, x = v
                 t = gu * y
-                g_mu += p.rho_a * t / mu_eff
-                gs = -p.rho_a * t / prod
+                g_mu += rho_a * t / mu_eff
+                gs = -rho_a * t / prod
                 gv = gv + torch.mv(K.T, gs)
                 gu = torch.zeros_like(gu)
                 left.append(gs)
                 right.append(x)
             else:  # y = v = (ν / r)^ρ2 with r = K~^T x, x = u
                 t = gv * y
-                g_nu += p.rho_b * t / nu_eff
-                gr = -p.rho_b * t / prod
+                g_nu += rho_b * t / nu_eff
+                gr = -rho_b * t / prod
                 gu = gu + torch.mv(K, gr)
                 gv = torch.zeros_like(gv)
                 left.append(x)
