@@ -55,6 +55,16 @@ def init_from_env(device: torch.device) -> DistInfo:
     return DistInfo(rank, world, local)
 
 
+def current() -> DistInfo:
+    """This process's place without joining anything: the process group's rank and size
+    when one is initialised, else what ``torchrun`` put in the environment."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return DistInfo(int(os.environ.get("RANK", "0")), world, local) if world > 1 else DistInfo()
+
+
 class _GatherKeepGrad(torch.autograd.Function):
     """All-gather whose backward returns this rank's slice of the incoming gradient.
 

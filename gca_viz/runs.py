@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -52,8 +53,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from gca_viz import _signals
-from gca_viz.train import LIVE_PARAMS, Callback, TrainConfig, Trainer, build_loss, copy_config
+from gca_viz import _signals, losses
+from gca_viz.train import (
+    LIVE_PARAMS,
+    Callback,
+    TrainConfig,
+    Trainer,
+    _rebuild_loss,
+    build_loss,
+    copy_config,
+)
 
 DATA_DIR_ENV = "GCA_RUNS_DIR"
 """Environment variable overriding the default data directory ``./runs``."""
@@ -61,6 +70,11 @@ DATA_DIR_ENV = "GCA_RUNS_DIR"
 RESERVE_BYTES = 1 << 20
 """Size of a run's reserve file (``run-<id>/.reserve``): deleted when the run ends, it makes
 room to record the end, or the error, on a disk that filled up."""
+
+_NOT_OURS = (
+    "run {run_id} is an external run (a training loop of its own, recorded with "
+    "gca_viz.watch.Recorder): it cannot be {what} from here; run its script again"
+)
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -83,7 +97,8 @@ CREATE TABLE IF NOT EXISTS runs (
     ready INTEGER NOT NULL DEFAULT 0,
     resume INTEGER NOT NULL DEFAULT 0,
     parent INTEGER,
-    device TEXT
+    device TEXT,
+    external INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
@@ -100,6 +115,10 @@ CREATE TABLE IF NOT EXISTS changes (
     requested REAL NOT NULL,
     params TEXT NOT NULL,
     applied_step INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL, step INTEGER, time REAL NOT NULL, level TEXT NOT NULL,
+    message TEXT NOT NULL
 );
 """
 
@@ -153,6 +172,10 @@ class RunInfo:
     device: str | None = None
     """The torch device the run process trains on (``"cpu"``, ``"cuda:0"``), recorded when
     it starts; ``None`` before that and for imported runs."""
+    external: bool = False
+    """Whether the run is a training loop of its own that a :class:`gca_viz.watch.Recorder`
+    streams into the store (:meth:`RunStore.register_external`): the app did not start it,
+    cannot resume or duplicate it, and a stop is only a request the loop reads."""
 
     @property
     def steps(self) -> int:
@@ -197,6 +220,8 @@ class RunStore:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(runs)")}
             if "device" not in columns:  # a store made before runs recorded their device
                 db.execute("ALTER TABLE runs ADD COLUMN device TEXT")
+            if "external" not in columns:  # a store made before external runs
+                db.execute("ALTER TABLE runs ADD COLUMN external INTEGER NOT NULL DEFAULT 0")
             # The limit is the store's, not the process's: an explicit value is saved, and
             # every process that opens the store (a run scheduling its successor) obeys it.
             if max_concurrent is not None:
@@ -290,11 +315,14 @@ class RunStore:
         return run_id
 
     def schedule(self) -> list[int]:
-        """Start queued runs (oldest first) while fewer than ``max_concurrent`` run."""
+        """Start queued runs (oldest first) while fewer than ``max_concurrent`` run (external
+        runs train on their own resources and take no slot)."""
         self.reconcile()
         started = []
         with self._db(write=True) as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
+            running = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE status='running' AND external=0"
+            ).fetchone()[0]
             free = self.max_concurrent - running
             rows = db.execute(
                 "SELECT id, resume FROM runs WHERE status='queued' ORDER BY id LIMIT ?",
@@ -335,6 +363,10 @@ class RunStore:
     def reconcile(self) -> list[int]:
         """Mark ``running`` runs whose process is gone or silent as ``interrupted``.
 
+        An external run's pid is checked only on the machine it runs on (its config's
+        ``recorder.host``), and any live process counts (it runs the user's script, not
+        gca_viz); elsewhere its heartbeat alone tells.
+
         Pages call this before they read; when the store cannot be written (a full disk, a
         lock held too long) nothing is marked, an empty list is returned and the next call
         tries again."""
@@ -342,11 +374,13 @@ class RunStore:
         now = time.time()
         try:
             with self._db(write=True) as db:
-                rows = db.execute("SELECT id, pid, heartbeat FROM runs WHERE status='running'")
+                rows = db.execute(
+                    "SELECT id, pid, heartbeat, external, config FROM runs WHERE status='running'"
+                )
                 for row in rows:
                     beat = row["heartbeat"]
                     stale = beat is None or now - beat > self.heartbeat_timeout
-                    if stale or not _alive(row["pid"]):
+                    if stale or not _run_alive(row["pid"], row["external"], row["config"]):
                         lost.append(int(row["id"]))
                 for run_id in lost:
                     why = "the run process died or stopped responding"
@@ -363,7 +397,9 @@ class RunStore:
 
     def stop(self, run_id: int) -> None:
         """Ask a run to stop: it finishes its step, checkpoints and becomes ``stopped``
-        (within about a step); a queued run is stopped at once."""
+        (within about a step); a queued run is stopped at once. An external run is only
+        asked (its :attr:`gca_viz.watch.Recorder.should_stop` turns true): no signal is sent
+        to a process the app did not start."""
         with self._db(write=True) as db:
             row = self._row(db, run_id)
             if row["status"] == "queued":
@@ -374,7 +410,7 @@ class RunStore:
             db.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
         # A process that has not installed its handler yet would die of SIGTERM; it reads
         # the flag above before its first step instead.
-        if row["status"] == "running" and row["pid"] and row["ready"]:
+        if row["status"] == "running" and row["pid"] and row["ready"] and not row["external"]:
             try:
                 os.kill(int(row["pid"]), signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -384,6 +420,8 @@ class RunStore:
         """Queue a stopped, interrupted or failed run to continue from its checkpoint."""
         with self._db(write=True) as db:
             row = self._row(db, run_id)
+            if row["external"]:
+                raise ValueError(_NOT_OURS.format(run_id=run_id, what="resumed"))
             if row["status"] not in RESUMABLE:
                 raise ValueError(f"run {run_id} is {row['status']}; only {RESUMABLE} can resume")
             db.execute(
@@ -396,6 +434,8 @@ class RunStore:
     def duplicate(self, run_id: int, **changes: Any) -> int:
         """Launch a new run with this run's config and ``changes`` applied (validated)."""
         info = self.get(run_id)
+        if info.external:
+            raise ValueError(_NOT_OURS.format(run_id=run_id, what="duplicated"))
         cfg = copy_config(TrainConfig.from_dict(info.config), **changes)
         return self.launch(cfg, name=f"{info.name} (copy)", parent=run_id)
 
@@ -406,7 +446,8 @@ class RunStore:
             raise ValueError(f"run {run_id} is {info.status}; stop it before deleting it")
         with self._db(write=True) as db:
             for table, key in (("metrics", "run_id"), ("snapshots", "run_id"),
-                               ("changes", "run_id"), ("runs", "id")):  # fmt: skip
+                               ("changes", "run_id"), ("events", "run_id"),
+                               ("runs", "id")):  # fmt: skip
                 db.execute(f"DELETE FROM {table} WHERE {key}=?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
@@ -420,13 +461,119 @@ class RunStore:
         info = self.get(run_id)
         if info.status != "running":
             raise ValueError(f"run {run_id} is {info.status}; live changes need a running run")
-        _validate_change(info.config, self.applied_changes(run_id), changes)
+        _validate_change(info, self.applied_changes(run_id), changes)
         with self._db(write=True) as db:
             cur = db.execute(
                 "INSERT INTO changes (run_id, requested, params) VALUES (?, ?, ?)",
                 (run_id, time.time(), json.dumps(dict(changes))),
             )
             return int(cur.lastrowid or 0)
+
+    # ------------------------------------------------------------ external runs
+
+    def register_external(
+        self, name: str, config: Mapping[str, Any], *, pid: int, device: str | None = None
+    ) -> int:
+        """Add a run that a training loop of its own records into the store
+        (:class:`gca_viz.watch.Recorder`): ``running`` now, with ``pid`` and a heartbeat;
+        ``config`` is stored as given (JSON). Returns its id."""
+        now = time.time()
+        with self._db(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO runs (name, config, status, pid, heartbeat, created, started, "
+                "ready, device, external) VALUES (?, ?, 'running', ?, ?, ?, ?, 1, ?, 1)",
+                (name, json.dumps(dict(config), sort_keys=True), int(pid), now, now, now, device),
+            )
+            run_id = int(cur.lastrowid or 0)
+        (self.run_dir(run_id) / "snapshots").mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    def add_event(self, run_id: int, level: str, message: str, step: int | None = None) -> None:
+        """Record a note about a run (``level`` ``info`` or ``warning``): a bad input an
+        external run's recorder skipped, a store it could not write for a while."""
+        with self._db(write=True) as db:
+            db.execute(
+                "INSERT INTO events (run_id, step, time, level, message) VALUES (?, ?, ?, ?, ?)",
+                (run_id, step, time.time(), level, message),
+            )
+
+    # ------------------------------------------------- writing (by the run's process)
+
+    def beat(self, run_id: int) -> None:
+        """Refresh the run's heartbeat."""
+        with self._db(write=True) as db:
+            db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+
+    def write_metrics(
+        self, run_id: int, rows: list[tuple[int, int, str, float]], step: int
+    ) -> None:
+        """Insert ``(run_id, step, name, value)`` rows; set the run's step and heartbeat."""
+        with self._db(write=True) as db:
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", rows
+            )
+            db.execute(
+                "UPDATE runs SET heartbeat=?, step=? WHERE id=?", (time.time(), step, run_id)
+            )
+
+    def write_snapshot(
+        self, run_id: int, step: int, kind: str, arrays: Mapping[str, np.ndarray]
+    ) -> None:
+        """Write ``run-<id>/snapshots/<step>_<kind>.npz`` (atomically) and record it."""
+        rel = Path(self.run_dir(run_id).name) / "snapshots" / f"{step:07d}_{kind}.npz"
+        _write_npz(self.dir / rel, arrays)
+        with self._db(write=True) as db:
+            db.execute(
+                "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, ?, ?, ?)",
+                (run_id, step, kind, str(rel)),
+            )
+
+    def requests(self, run_id: int) -> tuple[bool, list[tuple[int, dict[str, Any]]]]:
+        """Whether a stop was requested, and the pending live changes ``(id, params)`` in
+        the order they were requested."""
+        with self._db() as db:
+            stop = bool(self._row(db, run_id)["stop_requested"])
+            pending = db.execute(
+                "SELECT id, params FROM changes WHERE run_id=? AND applied_step IS NULL "
+                "ORDER BY id",
+                (run_id,),
+            ).fetchall()
+        return stop, [(int(i), json.loads(params)) for i, params in pending]
+
+    def mark_applied(self, change_id: int, step: int) -> None:
+        """Record the step a live change took effect at."""
+        with self._db(write=True) as db:
+            db.execute("UPDATE changes SET applied_step=? WHERE id=?", (step, change_id))
+
+    def drop_change(self, change_id: int) -> None:
+        """Forget a live change the run could not apply (it was never in effect)."""
+        with self._db(write=True) as db:
+            db.execute("DELETE FROM changes WHERE id=? AND applied_step IS NULL", (change_id,))
+
+    def set_device(self, run_id: int, device: str) -> None:
+        """Record the device the run trains on (``"cpu"``, ``"cuda:0"``)."""
+        with self._db(write=True) as db:
+            db.execute("UPDATE runs SET device=? WHERE id=?", (device, run_id))
+
+    def end(
+        self, run_id: int, status: str, step: int | None = None, error: str | None = None
+    ) -> None:
+        """Record that the run ended with ``status`` (and ``error``) at ``step``."""
+        with self._db(write=True) as db:
+            db.execute(
+                "UPDATE runs SET status=?, ended=?, error=?, heartbeat=?, "
+                "step=COALESCE(?, step), stop_requested=0, resume=0 WHERE id=?",
+                (status, time.time(), error, time.time(), step, run_id),
+            )
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's notes, oldest first: ``{"step", "time", "level", "message"}`` each."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT step, time, level, message FROM events WHERE run_id=? ORDER BY rowid",
+                (run_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ reading
 
@@ -444,6 +591,7 @@ class RunStore:
         fields = {f.name for f in dataclasses.fields(RunInfo)}
         values = {k: row[k] for k in row.keys() if k in fields}
         values["config"] = json.loads(values["config"])
+        values["external"] = bool(values.get("external", 0))
         return RunInfo(**values)
 
     def get(self, run_id: int) -> RunInfo:
@@ -519,8 +667,8 @@ class RunStore:
         Raises:
             ValueError: for an unknown run or a config whose loss does not build.
         """
-        cfg = TrainConfig.from_dict(self.get(run_id).config)
-        target, params = cfg.target, dict(build_loss(cfg).params)
+        info = self.get(run_id)
+        target, params = str(info.config.get("target", "pairs")), dict(run_loss(info).params)
         for change in self.applied_changes(run_id):
             target = change.get("target", target)
             params.update({k: v for k, v in change.items() if k not in ("step", "target")})
@@ -604,8 +752,61 @@ class RunStore:
         return "\n".join(lines) + "\n"
 
 
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process running gca_viz."""
+def run_loss(info: RunInfo) -> losses.GCALoss:
+    """The loss a run trains with, as its config describes it (before live changes).
+
+    An external run's config holds its loss's stages, layout and parameters (a custom
+    target's matrix is not stored: the pair target stands in, which has no parameters).
+
+    Raises:
+        ValueError: for an external run recorded without a ``gca_viz`` loss, or a config
+            whose loss does not build.
+    """
+    if not info.external:
+        return build_loss(TrainConfig.from_dict(info.config))
+    stages = info.config.get("stages")
+    if not isinstance(stages, dict) or not info.config.get("recorder", {}).get("steerable"):
+        raise ValueError(
+            f"run {info.id} was recorded without a gca_viz loss: live changes need one "
+            "(Recorder(..., loss=a gca_viz loss))"
+        )
+    kinds = ("cost", "target", "projection", "divergence")
+    names = {k: str(stages.get(k)) for k in kinds}
+    if names["target"] == "custom":
+        names["target"] = "pairs"
+    return losses.GCALoss(
+        **names,
+        layout=str(info.config.get("layout", "cross")),
+        name=str(info.config.get("method")),
+        **dict(info.config.get("loss_params", {})),
+    )
+
+
+def live_targets(info: RunInfo) -> list[str]:
+    """The target priors a run can switch to while it trains: any for the app's runs; for
+    an external run those its loop gives the side information for (its config's
+    ``recorder.targets``)."""
+    if not info.external:
+        return list(losses.TARGETS)
+    return [str(t) for t in info.config.get("recorder", {}).get("targets", [])]
+
+
+def _run_alive(pid: int | None, external: int | bool, config: str) -> bool:
+    """Whether the process of a ``running`` row lives (see :meth:`RunStore.reconcile`)."""
+    if not external:
+        return _alive(pid)
+    try:
+        host = json.loads(config).get("recorder", {}).get("host")
+    except (ValueError, AttributeError):
+        host = None
+    if host != socket.gethostname():
+        return True  # another machine's pid means nothing here: the heartbeat decides
+    return _alive(pid, any_program=True)
+
+
+def _alive(pid: int | None, any_program: bool = False) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process running gca_viz (``any_program``:
+    running anything, as an external run's script does)."""
     if not pid:
         return False
     try:
@@ -621,7 +822,7 @@ def _alive(pid: int | None) -> bool:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             return False
-        return _is_run_process(state, cmdline)
+        return _is_run_process(state, b"gca_viz" if any_program else cmdline)
     return True
 
 
@@ -701,13 +902,26 @@ def _free_bytes(path: Path) -> int | None:
 
 
 def _validate_change(
-    config: Mapping[str, Any], applied: list[dict[str, Any]], changes: Mapping[str, Any]
+    info: RunInfo, applied: list[dict[str, Any]], changes: Mapping[str, Any]
 ) -> None:
     """Raise ``ValueError`` unless ``changes`` applies to the run's current loss."""
     bad = sorted(set(changes) - set(LIVE_PARAMS))
     if bad:
         raise ValueError(f"{bad[0]!r} cannot be changed during a run; allowed: {LIVE_PARAMS}")
-    cfg = TrainConfig.from_dict(config)
+    if info.external:
+        loss = run_loss(info)  # raises for a run recorded without a gca_viz loss
+        allowed = live_targets(info)
+        for change in [*applied, dict(changes)]:
+            target = change.get("target", loss.stages["target"].name)
+            if target != loss.stages["target"].name and target not in allowed:
+                raise ValueError(
+                    f"target {target!r}: run {info.id}'s loop gives its loss no side "
+                    f"information for it; it can switch to {allowed}"
+                )
+            params = {k: v for k, v in change.items() if k not in ("step", "target")}
+            loss = _rebuild_loss(loss, target, params)
+        return
+    cfg = TrainConfig.from_dict(info.config)
     for change in [*applied, dict(changes)]:
         params = {k: v for k, v in change.items() if k not in ("step", "target")}
         target = change.get("target", cfg.target)
@@ -744,8 +958,7 @@ class StoreWriter(Callback):
     def _heartbeat_loop(self) -> None:
         while not self._beating.wait(2.0):
             try:
-                with self.store._db(write=True) as db:
-                    db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), self.run_id))
+                self.store.beat(self.run_id)
             except StoreError:  # busy or full for now: the next beat tries again
                 pass
 
@@ -777,34 +990,18 @@ class StoreWriter(Callback):
         if not force and now - self._last_flush < self.flush_every:
             return
         self._last_flush = now
-        with self.store._db(write=True) as db:
-            db.executemany(
-                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
-                self._pending,
-            )
-            db.execute(
-                "UPDATE runs SET heartbeat=?, step=? WHERE id=?", (now, trainer.step, self.run_id)
-            )
+        self.store.write_metrics(self.run_id, self._pending, trainer.step)
         self._pending = []
 
     def _poll(self, trainer: Trainer) -> None:
         """Before every step: honour a stop request and apply pending live changes, each
         recorded with ``trainer.step`` (the number of steps done; the change shapes the
         next one)."""
-        with self.store._db() as db:
-            row = db.execute("SELECT stop_requested FROM runs WHERE id=?", (self.run_id,))
-            self._stop = self._stop or bool(row.fetchone()[0])
-            pending = db.execute(
-                "SELECT id, params FROM changes WHERE run_id=? AND applied_step IS NULL "
-                "ORDER BY id",
-                (self.run_id,),
-            ).fetchall()
+        stop, pending = self.store.requests(self.run_id)
+        self._stop = self._stop or stop
         for change_id, params in pending:
-            trainer.apply_changes(json.loads(params))  # validated when it was requested
-            with self.store._db(write=True) as db:
-                db.execute(
-                    "UPDATE changes SET applied_step=? WHERE id=?", (trainer.step, change_id)
-                )
+            trainer.apply_changes(params)  # validated when it was requested
+            self.store.mark_applied(change_id, trainer.step)
 
     def _record(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
         self._pending += [(self.run_id, trainer.step, k, float(v)) for k, v in logs.items()]
@@ -818,13 +1015,7 @@ class StoreWriter(Callback):
         self._flush(trainer, force=True)
 
     def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None:
-        rel = Path(self.dir.name) / "snapshots" / f"{trainer.step:07d}_{kind}.npz"
-        _write_npz(self.store.dir / rel, arrays)
-        with self.store._db(write=True) as db:
-            db.execute(
-                "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, ?, ?, ?)",
-                (self.run_id, trainer.step, kind, str(rel)),
-            )
+        self.store.write_snapshot(self.run_id, trainer.step, kind, arrays)
 
     def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
         # The metrics of every step up to the checkpoint go in first: a run killed after
@@ -849,12 +1040,7 @@ class StoreWriter(Callback):
     def finish(self, status: str, step: int | None = None, error: str | None = None) -> None:
         self._beating.set()
         self.release_reserve()
-        with self.store._db(write=True) as db:
-            db.execute(
-                "UPDATE runs SET status=?, ended=?, error=?, heartbeat=?, "
-                "step=COALESCE(?, step), stop_requested=0, resume=0 WHERE id=?",
-                (status, time.time(), error, time.time(), step, self.run_id),
-            )
+        self.store.end(self.run_id, status, step, error)
 
 
 def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int = 0) -> int:

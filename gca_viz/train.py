@@ -427,22 +427,8 @@ class Trainer:
         if self._last_batch is None:
             return {}
         z1, z2, idx = self._last_batch
-        keep = min(len(z1), max_rows // 2 if self.loss_fn.layout == "joint" else max_rows)
-        with torch.no_grad():
-            seen = self.loss_fn.inspect(z1[:keep], z2[:keep], **self._side_info(idx[:keep]))
-        out = {
-            name: t.detach().cpu().float().numpy()
-            for name, t in (
-                ("cost", seen.cost),
-                ("kernel", seen.kernel),
-                ("target", seen.target),
-                ("plan", seen.plan),
-            )
-        }
-        out["y"] = self.train_set.y[idx[:keep]].numpy()
-        out["step"] = np.array(self.step)
-        out.update({f"diag_{k}": np.array(v) for k, v in seen.diagnostics.items()})
-        return out
+        y = self.train_set.y[idx].numpy()
+        return plan_arrays(self.loss_fn, z1, z2, y, self.step, max_rows, **self._side_info(idx))
 
     # ------------------------------------------------------------ checkpointing
 
@@ -553,6 +539,40 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_end(self, reason)
         return reason
+
+
+def plan_arrays(
+    loss_fn: losses.GCALoss,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    y: np.ndarray,
+    step: int,
+    max_rows: int = 128,
+    **side: Any,
+) -> dict[str, np.ndarray]:
+    """A plan snapshot: the cost, kernel, target and plan ``loss_fn`` sees on the first
+    pairs of a batch (at most ``max_rows`` rows of the matrices: ``max_rows / 2`` pairs in
+    the joint layout), with their labels ``y``, the ``step`` and the plan's diagnostics
+    (``diag_*``). ``side`` is the loss's side information for the whole batch (``labels``,
+    ``domains``)."""
+    keep = min(len(z1), max_rows // 2 if loss_fn.layout == "joint" else max_rows)
+    with torch.no_grad():
+        seen = loss_fn.inspect(
+            z1[:keep].detach(), z2[:keep].detach(), **{k: v[:keep] for k, v in side.items()}
+        )
+    out = {
+        name: t.detach().cpu().float().numpy()
+        for name, t in (
+            ("cost", seen.cost),
+            ("kernel", seen.kernel),
+            ("target", seen.target),
+            ("plan", seen.plan),
+        )
+    }
+    out["y"] = np.asarray(y[:keep])
+    out["step"] = np.array(step)
+    out.update({f"diag_{k}": np.array(v) for k, v in seen.diagnostics.items()})
+    return out
 
 
 def _due(step: int, every: int, last: bool) -> bool:

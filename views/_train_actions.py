@@ -1,5 +1,7 @@
 """Train page, part 3: what can be done with the selected run. Stop, resume and delete it,
-download its metrics, config and embeddings, read why it failed, launch an edited copy."""
+download its metrics, config and embeddings, read why it failed, launch an edited copy.
+An external run (a loop of its own, recorded with ``gca_viz.watch.Recorder``) has no
+resume and no copy, and its Stop only asks the loop to stop."""
 
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ def controls(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
             key="tr_stop",
             icon=":material/stop:",
             disabled=info.status not in ACTIVE,
-            help="Finishes the current step, saves a checkpoint and stops.",
+            help=EXTERNAL_STOP
+            if info.external
+            else "Finishes the current step, saves a checkpoint and stops.",
         ):
             act(lambda: store.stop(run_id), f"Stopping run #{run_id}…")
     with b_resume:
@@ -53,8 +57,10 @@ def controls(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
             "Resume",
             key="tr_resume",
             icon=":material/replay:",
-            disabled=info.status not in RESUMABLE,
-            help="Continue from the last checkpoint.",
+            disabled=info.external or info.status not in RESUMABLE,
+            help="An external run continues only by running its script again."
+            if info.external
+            else "Continue from the last checkpoint.",
         ):
             act(lambda: store.resume(run_id), f"Resuming run #{run_id}")
     with b_delete, st.popover("Delete", icon=":material/delete:", disabled=info.status in ACTIVE):
@@ -101,10 +107,42 @@ def downloads(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
 
 
 def action_row(store: RunStore, info: RunInfo) -> None:
-    """The buttons in one row: run controls, then downloads."""
+    """The buttons in one row: run controls, then downloads; for an external run, a line
+    saying what that means and the notes its recorder left."""
     columns = st.columns(6)
     controls(store, info, columns[:3])
     downloads(store, info, columns[3:])
+    if info.external:
+        external_note(store, info)
+
+
+EXTERNAL_STOP = (
+    "Asks the loop to stop: its Recorder's should_stop turns true at its next rec.step; "
+    "the loop decides when to end."
+)
+
+
+def external_note(store: RunStore, info: RunInfo) -> None:
+    """One line on an external run, and the warnings its recorder left (bad input, a
+    store it could not write)."""
+    rec = info.config.get("recorder", {})
+    where = f"pid {info.pid} on {rec.get('host', '?')}"
+    steer = (
+        "live changes apply to its gca_viz loss at its next rec.step"
+        if rec.get("steerable")
+        else "it has no live controls (its Recorder was given no gca_viz loss)"
+    )
+    st.caption(
+        f":material/open_in_new: External run: your own training loop ({where}) records it "
+        f"with gca_viz.watch.Recorder. Stop asks the loop to stop; it cannot be resumed or "
+        f"duplicated from here; {steer}."
+    )
+    notes = store.events(info.id)
+    if notes:
+        with st.expander(f"Recorder notes ({len(notes)})", icon=":material/warning:"):
+            st.dataframe(
+                [{"step": e["step"], "note": e["message"]} for e in notes], hide_index=True
+            )
 
 
 def problems(info: RunInfo) -> None:
@@ -115,14 +153,17 @@ def problems(info: RunInfo) -> None:
         with st.expander("Error details: the run process's traceback"):
             st.code(info.error or "", language="text")
     elif info.status == "interrupted":
+        then = "run its script again" if info.external else "resume it from its last checkpoint"
         st.warning(
-            f"Run #{info.id} was interrupted ({info.error}); resume it from its last checkpoint.",
-            icon=":material/warning:",
+            f"Run #{info.id} was interrupted ({info.error}); {then}.", icon=":material/warning:"
         )
 
 
 def duplicate(store: RunStore, info: RunInfo) -> None:
-    """Edit the run's configuration as JSON and launch the copy as a new run."""
+    """Edit the run's configuration as JSON and launch the copy as a new run (not for an
+    external run: the app cannot train its loop)."""
+    if info.external:
+        return
     with st.expander("Duplicate with changes", icon=":material/content_copy:"):
         st.caption("Edit any field of this run's configuration and launch the copy as a new run.")
         text = st.text_area(

@@ -52,10 +52,17 @@ def run_label(info: RunInfo) -> str:
     return f"#{info.id} {info.name}"
 
 
+def name_text(info: RunInfo) -> str:
+    """The run's name in the table; an external run (a loop of its own) says so."""
+    return f"{info.name} (external)" if info.external else info.name
+
+
 def device_text(run: RunInfo) -> str:
     """The device the run trains on; until the run process records it, the one requested."""
     if run.device:
         return run.device
+    if run.external:  # recorded from the first tensors its loop hands over
+        return "not seen yet"
     requested = str(run.config.get("device", "auto"))
     return f"{requested} (not started yet)" if run.status == "queued" else requested
 
@@ -74,7 +81,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
         rows.append(
             {
                 "run": r.id,
-                "name": r.name,
+                "name": name_text(r),
                 "status": r.status,
                 "step": r.step,
                 "progress": r.progress,
@@ -115,7 +122,8 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
     ids = list(by_id)
 
     def label(i: int) -> str:
-        return f"{run_label(by_id[i])} · {by_id[i].status}"
+        external = " · external" if by_id[i].external else ""
+        return f"{run_label(by_id[i])} · {by_id[i].status}{external}"
 
     if "tr_select_next" in st.session_state:
         st.session_state["tr_run"] = st.session_state.pop("tr_select_next")

@@ -12,8 +12,8 @@ import ui
 from gca_viz import targets
 from gca_viz.figures.training import describe_change
 from gca_viz.registry import Param
-from gca_viz.runs import RunInfo, RunStore
-from gca_viz.train import LIVE_PARAMS, TrainConfig, build_loss
+from gca_viz.runs import RunInfo, RunStore, live_targets, run_loss
+from gca_viz.train import LIVE_PARAMS
 from views._train_launch import TARGET_CHOICES, TARGET_PARAMS
 
 
@@ -39,19 +39,21 @@ def live_controls(store: RunStore, run: RunInfo) -> None:
     """ε, T, relaxations and target prior of a running run, applied at its next step."""
     try:
         now_target, now_params = store.current_settings(run.id)
-        stages = build_loss(TrainConfig.from_dict(run.config)).stages.values()
+        stages = run_loss(run).stages.values()
     except ValueError as exc:
         st.error(f"This run's loss cannot be rebuilt here: {exc}")
         return
     schema = {p.name: p for s in stages for p in s.params}
     live = [n for n in LIVE_PARAMS if n in now_params and n in schema and n not in TARGET_PARAMS]
-    index = TARGET_CHOICES.index(now_target) if now_target in TARGET_CHOICES else 0
+    allowed = live_targets(run)  # an external loop gives its loss labels or not
+    choices = [t for t in TARGET_CHOICES if t in allowed or t == now_target] or [now_target]
+    index = choices.index(now_target) if now_target in choices else 0
     new_target = st.selectbox(
         "Target prior",
-        TARGET_CHOICES,
+        choices,
         index=index,
         key=f"tr_live_{run.id}_target",
-        help=" ".join(f"{t}: {targets.TARGETS[t].description}" for t in TARGET_CHOICES),
+        help=" ".join(f"{t}: {targets.TARGETS[t].description}" for t in choices),
     )
     weights = targets.TARGETS[new_target].params
     with st.form(f"tr_live_form_{run.id}", border=False):
@@ -98,6 +100,8 @@ def steering(store: RunStore, run: RunInfo) -> None:
     """The live controls of a running run, in their expander (nothing for other runs)."""
     if run.status != "running":
         return
+    if run.external and not run.config.get("recorder", {}).get("steerable"):
+        return  # the external run's note says why it has no live controls
     with st.expander(
         "Live controls: change the loss while the run trains", expanded=True, icon=":material/tune:"
     ):
