@@ -726,9 +726,11 @@ def half_step_player(
     button and a slider over ``k`` play the frames in the browser with no server round trip
     (``frame_ms`` per frame: 50 ms is 20 frames per second).
 
-    Each frame sends one heatmap (float32, block-averaged to at most ``max_size`` a side) and
-    the marker's position; the colour scale is each plan's own ``[0, max]`` (or the largest
-    entry over all half-steps with ``shared_scale``, or ``log10`` with ``log``, 12 decades).
+    Each frame sends one heatmap (block-averaged to at most ``max_size`` a side, quantised
+    to 256 levels of its colour range: uint8) and the marker's position; the colour range
+    is each plan's own ``[0, max]`` (or the largest entry over all half-steps with
+    ``shared_scale``, or ``log10`` with ``log``, 12 decades); the colour bar's ticks name
+    the real values.
 
     Args:
         plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
@@ -756,21 +758,30 @@ def half_step_player(
 
     def heat(k: int) -> go.Heatmap:
         z, lo, hi = z_of(k)
+        # Compact frames: each plan quantised to 256 levels of its colour range (uint8, a
+        # quarter of float32's bytes); the colour bar's ticks carry the real values.
+        width = hi - lo if hi > lo else 1.0
+        level = np.round(255 * (np.nan_to_num(z, nan=lo) - lo) / width)
+        ticks = np.linspace(0, 255, 6)
+        unit = "log₁₀ P" if log else "P"
         return go.Heatmap(
-            z=z,
+            z=np.clip(level, 0, 255).astype(np.uint8),
             x=xs,
             y=ys,
-            zmin=lo,
-            zmax=hi,
+            zmin=0,
+            zmax=255,
             colorscale=PLAN_COLORSCALE,
             colorbar={
                 "x": 0.47,
                 "xanchor": "left",
                 "len": 0.9,
                 "thickness": 12,
-                "title": {"text": "log₁₀ P" if log else "P"},
+                "title": {"text": unit},
+                "tickvals": ticks,
+                "ticktext": [f"{lo + t / 255 * width:.3g}" for t in ticks],
             },
-            hovertemplate="i = %{y}, j = %{x}: %{z:.4g}<extra></extra>",
+            hovertemplate=f"i = %{{y}}, j = %{{x}}: level %{{z}} of 255 ({unit} from "
+            f"{lo:.3g} to {hi:.3g})<extra></extra>",
             xaxis="x",
             yaxis="y",
         )
