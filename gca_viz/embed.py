@@ -7,10 +7,15 @@ circle or the sphere (``out_dim`` 2 or 3) and otherwise projects them:
 * :func:`umap`: UMAP (McInnes et al. 2018), seconds, on demand.
 * :func:`tsne`: t-SNE (van der Maaten and Hinton 2008), seconds, on demand.
 
-All three are deterministic (fixed ``seed``). :class:`ProjectionJobs` runs the slow ones on
-one worker thread and caches the results by key (for the app: ``(run_id, step, method,
-params)``), so a page submits a job, polls :meth:`ProjectionJobs.status` and shows the
-result when it is there::
+For exploring one snapshot: :func:`cosine_neighbours` (a point's nearest rows by cosine
+similarity), :func:`snapshot_samples` (which dataset samples a run's snapshots hold, so a
+page can show a point's input) and :func:`pca_basis` (one PCA basis for every snapshot of
+a run, so a played sequence stays steady).
+
+All three projections are deterministic (fixed ``seed``). :class:`ProjectionJobs` runs the
+slow ones on one worker thread and caches the results by key (for the app: ``(run_id, step,
+method, params)``), so a page submits a job, polls :meth:`ProjectionJobs.status` and shows
+the result when it is there::
 
     from gca_viz import embed
 
@@ -44,6 +49,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
+
+from gca_viz.data import Dataset
 
 METHODS = ("pca", "umap", "tsne")
 """The projection methods, by name."""
@@ -108,6 +116,15 @@ def pca(z: Any, k: int = 2) -> np.ndarray:
     X, V, _ = _pca_axes(z, k)
     Y: np.ndarray = X @ V.T  # (n, k)
     return Y
+
+
+def pca_basis(z: Any, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The column mean ``z̄`` ``(d,)`` and the top-``k`` principal axes ``V_k^T`` ``(k, d)``
+    of ``z``, so that ``pca(z, k) == (z - z̄) @ V_k``. Projecting other snapshots of the same
+    run with one basis keeps a picture steady while it plays through training."""
+    _, V, _ = _pca_axes(z, k)
+    mean: np.ndarray = np.asarray(z, dtype=np.float64).mean(axis=0)  # (d,)
+    return mean, V
 
 
 def explained_variance_ratio(z: Any, k: int = 2) -> np.ndarray:
@@ -289,6 +306,103 @@ def project(z: Any, method: str, k: int = 2, **params: Any) -> np.ndarray:
     if method not in PROJECTORS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return PROJECTORS[method](z, k, **params)
+
+
+# ------------------------------------------------------------------ exploring a snapshot
+
+
+def cosine_neighbours(z: Any, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""The ``k`` rows of ``z`` nearest to row ``i`` by cosine similarity (``i`` left out).
+
+    .. math::
+        \operatorname{sim}(i, j) = \frac{z_i^\top z_j}{\|z_i\|\,\|z_j\|}
+
+    where ``z_j`` is row ``j`` of ``z``. On normalised embeddings ``ẑ`` this is ``ẑ_i^T ẑ_j``,
+    the similarity a contrastive loss reads, and the ranking equals the Euclidean one.
+
+    Args:
+        z: ``(n, d)`` points, no zero row.
+        i: the row, ``0 <= i < n``.
+        k: how many neighbours, ``1 <= k < n``.
+
+    Returns:
+        ``(rows (k,), similarities (k,))``, most similar first (ties: the lower row first).
+
+    Raises:
+        ValueError: naming ``z``, ``i`` or ``k``.
+    """
+    X = _points(z, 1)
+    n = len(X)
+    for name, value, low in (("i", i, 0), ("k", k, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not low <= value < n:
+            raise ValueError(f"{name} must be in {low}..{n - 1}, got {value}")
+    norms = np.linalg.norm(X, axis=1)  # (n,)
+    if not np.all(norms > 0):
+        raise ValueError(f"z has a zero row ({int(np.argmin(norms))}): no direction to compare")
+    sims = (X @ X[i]) / (norms * norms[i])  # (n,)
+    sims[i] = -np.inf  # never its own neighbour
+    order = np.lexsort((np.arange(n), -sims))[:k]  # by similarity, then by row
+    return order, sims[order]
+
+
+@dataclass(frozen=True)
+class SnapshotSamples:
+    """The samples an embedding snapshot holds, in its row order.
+
+    Attributes:
+        index: ``(n,)`` positions of the samples in the full dataset.
+        x: ``(n, C, H, W)`` images in ``[0, 1]`` or ``(n, d)`` vectors, the inputs.
+        y: ``(n,)`` class labels. domain: ``(n,)`` domain labels or ``None``.
+        kind: ``"image"`` or ``"vector"``.
+    """
+
+    index: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    domain: np.ndarray | None
+    kind: str
+
+
+def snapshot_samples(
+    dataset: Dataset, n: int, *, test_fraction: float, seed: int
+) -> SnapshotSamples:
+    """Which samples a run's embedding snapshots show: the first ``n`` of the held-out part
+    of ``dataset.split(test_fraction, seed)``, as :meth:`gca_viz.train.Trainer.
+    snapshot_embeddings` takes them (``n = min(eval_subset, test size)``, the snapshot's row
+    count). They are never in a training batch: the run trains on the other part.
+
+    The split depends only on the labels, the domains and ``seed``, so splitting a copy of
+    the dataset whose inputs are the sample positions recovers the positions.
+
+    Raises:
+        ValueError: for ``n`` outside ``1..`` the held-out size, or the split's own errors.
+    """
+    positions = torch.arange(dataset.n)  # (N,)
+    # Two float32 digits in base 4096, each exact: float32 holds integers up to 2^24 only.
+    digits = torch.stack([positions // 4096, positions % 4096], dim=1).float()  # (N, 2)
+    order = Dataset(
+        name=dataset.name,
+        x=digits,
+        y=dataset.y,
+        domain=dataset.domain,
+        kind="vector",
+        class_names=dataset.class_names,
+        domain_names=dataset.domain_names,
+    )
+    _, held_out = order.split(test_fraction, seed=seed)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= held_out.n:
+        raise ValueError(f"n must be in 1..{held_out.n} (the held-out samples), got {n!r}")
+    index = (held_out.x[:n].long() * torch.tensor([4096, 1])).sum(dim=1).numpy()  # (n,)
+    rows = torch.as_tensor(index)
+    return SnapshotSamples(
+        index=index,
+        x=dataset.x[rows].cpu().numpy(),
+        y=dataset.y[rows].cpu().numpy(),
+        domain=None if dataset.domain is None else dataset.domain[rows].cpu().numpy(),
+        kind=dataset.kind,
+    )
 
 
 # ------------------------------------------------------------------------- background jobs

@@ -86,6 +86,87 @@ def test_pca_rejects_bad_input(z: np.ndarray, k: int, match: str) -> None:
         embed.pca(z, k)
 
 
+def test_pca_basis_projects_like_pca_and_keeps_one_basis_for_other_points() -> None:
+    z = _cloud()
+    mean, axes = embed.pca_basis(z, 2)
+    assert mean.shape == (5,) and axes.shape == (2, 5)
+    np.testing.assert_allclose((z - mean) @ axes.T, embed.pca(z, 2), atol=1e-10)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(2), atol=1e-10)  # orthonormal axes
+
+
+# --------------------------------------------------------------------- exploring a snapshot
+
+
+def test_cosine_neighbours_match_a_direct_computation() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((40, 6)) * rng.uniform(0.5, 3.0, size=(40, 1))  # unnormalised
+    for i in (0, 17, 39):
+        rows, sims = embed.cosine_neighbours(z, i, 5)
+        unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+        cos = unit @ unit[i]
+        expected = [j for j in np.argsort(-cos, kind="stable") if j != i][:5]
+        assert rows.tolist() == expected and i not in rows
+        np.testing.assert_allclose(sims, cos[expected], rtol=1e-12)
+        assert np.all(np.diff(sims) <= 0)
+
+
+def test_cosine_neighbours_break_ties_by_row_and_ignore_length() -> None:
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.5, 0.0], [-1.0, 0.0]])
+    rows, sims = embed.cosine_neighbours(z, 0, 3)
+    assert rows.tolist() == [2, 3, 1]  # rows 2 and 3 point the same way as row 0
+    np.testing.assert_allclose(sims, [1.0, 1.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("i", "k", "match"),
+    [(5, 2, "i must be in 0..4"), (-1, 2, "i must be"), (0, 5, "k must be in 1..4"),
+     (0, 0, "k must be"), (0.0, 2, "i must be an integer"), (True, 2, "i must be an integer")],
+)  # fmt: skip
+def test_cosine_neighbours_reject_bad_arguments(i: object, k: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        embed.cosine_neighbours(np.eye(5), i, k)  # type: ignore[arg-type]
+
+
+def test_cosine_neighbours_reject_a_zero_row() -> None:
+    with pytest.raises(ValueError, match="zero row"):
+        embed.cosine_neighbours(np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]), 0, 1)
+
+
+@pytest.mark.parametrize("name", ["digits", "multidomain_digits"])
+def test_snapshot_samples_are_the_held_out_split_the_trainer_embeds(name: str) -> None:
+    from gca_viz.data import load_dataset
+
+    ds = load_dataset(name)
+    _, test = ds.split(0.3, seed=4)
+    s = embed.snapshot_samples(ds, 50, test_fraction=0.3, seed=4)
+    assert s.index.shape == (50,) and s.kind == ds.kind
+    np.testing.assert_array_equal(s.x, test.x[:50].numpy())
+    np.testing.assert_array_equal(s.x, ds.x[s.index].numpy())  # positions in the dataset
+    np.testing.assert_array_equal(s.y, test.y[:50].numpy())
+    if ds.domain is None:
+        assert s.domain is None
+    else:
+        np.testing.assert_array_equal(s.domain, test.domain[:50].numpy())
+
+
+def test_snapshot_samples_match_a_shipped_run_snapshot() -> None:
+    from gca_viz.data import load_dataset
+
+    snaps = sorted(
+        (ROOT / "assets" / "demo_runs" / "demo-ince" / "snapshots").glob("*_embeddings.npz")
+    )
+    snap = np.load(snaps[-1])
+    s = embed.snapshot_samples(load_dataset("digits"), len(snap["y"]), test_fraction=0.25, seed=0)
+    np.testing.assert_array_equal(s.y, snap["y"])
+
+
+def test_snapshot_samples_reject_more_rows_than_held_out() -> None:
+    from gca_viz.data import load_dataset
+
+    with pytest.raises(ValueError, match=r"n must be in 1\.\.449 \(the held-out samples\)"):
+        embed.snapshot_samples(load_dataset("digits"), 450, test_fraction=0.25, seed=0)
+
+
 # ---------------------------------------------------------------------------------- t-SNE
 
 
