@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from gca_viz import embed
 from gca_viz.figures import geometry, training
+from tests.plotly_json import array, decode
 
 
 def test_block_mean_keeps_small_matrices_and_averages_large_ones() -> None:
@@ -123,7 +127,7 @@ def test_embedding_figures_draw_one_trace_per_label() -> None:
     with pytest.raises(ValueError, match="project it"):
         geometry.embedding_figure(rng.standard_normal((5, 4)), np.zeros(5))
     with pytest.raises(ValueError, match="labels must have length 30"):
-        geometry.sphere_figure(z3, y[:5])
+        geometry.embedding_figure(z3, y[:5])
 
 
 def test_a_change_is_labelled_with_the_values_before_and_after_it() -> None:
@@ -181,3 +185,160 @@ def test_the_loss_scale_note_names_epsilon_changes_and_runs_of_different_epsilon
     # a start value that is not known: the change is still named
     unknown = training.RunSeries("#5 e", loss, [{"step": 7, "epsilon": 0.3}])
     assert "#5 e at step 7, ε=0.3" in (training.loss_scale_note([unknown]) or "")
+
+
+# ------------------------------------------------------------------ the embedding explorer
+
+
+def _sphere_frames(n: int = 40, frames: int = 4, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(frames):
+        z = rng.standard_normal((n, 3))
+        out.append(z / np.linalg.norm(z, axis=1, keepdims=True))
+    return out
+
+
+def _by_name(fig: dict, name: str) -> list[dict]:
+    return [t for t in fig["data"] if t.get("name") == name]
+
+
+def _rows(trace: dict) -> np.ndarray:
+    return np.asarray(decode(trace["customdata"])).reshape(-1, 2)[:, 0]
+
+
+def test_the_player_has_one_frame_per_snapshot_and_fixed_axes_and_camera() -> None:
+    zs = _sphere_frames()
+    y = np.arange(40) % 4
+    panel = geometry.Panel("#1 a", zs, y, ("a", "b", "c", "d"))
+    fig = json.loads(
+        geometry.explorer_figure(
+            [panel], view="sphere", frame_names=["10", "20", "30", "40"], start=2
+        ).to_json()
+    )
+    assert [f["name"] for f in fig["frames"]] == ["10", "20", "30", "40"]
+    scene = fig["layout"]["scene"]
+    for axis in ("xaxis", "yaxis", "zaxis"):
+        assert scene[axis]["range"] == [-1.1, 1.1] and scene[axis]["autorange"] is False
+    assert scene["camera"] == geometry.SPHERE_CAMERA
+    for frame in fig["frames"]:  # frames move points, never axes or camera
+        assert set(frame["layout"]) == {"title"}
+    assert fig["layout"]["sliders"][0]["active"] == 2
+    assert [b["args"][0] for b in fig["layout"]["updatemenus"][0]["buttons"]] == [None, [None]]
+    # the shown frame is the third snapshot; each frame holds its own snapshot's coordinates
+    classes = [t for t in fig["data"] if t["type"] == "scatter3d"]
+    for f, frame in enumerate(fig["frames"]):
+        for index, update in zip(frame["traces"], frame["data"], strict=True):
+            rows = _rows(fig["data"][index])
+            np.testing.assert_allclose(array(update["x"]), zs[f][rows, 0], rtol=1e-6)
+            np.testing.assert_allclose(array(update["z"]), zs[f][rows, 2], rtol=1e-6)
+    for t in classes:
+        np.testing.assert_allclose(array(t["x"]), zs[2][_rows(t), 0], rtol=1e-6)
+    assert sorted(np.concatenate([_rows(t) for t in classes]).tolist()) == list(range(40))
+
+
+def test_a_pinned_row_marks_itself_and_its_cosine_neighbours_in_every_frame() -> None:
+    zs = _sphere_frames()
+    y = np.arange(40) % 4
+    row, k = 7, 4
+
+    def direct(z: np.ndarray) -> list[int]:  # cosine similarity straight from the formula
+        unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+        return [j for j in np.argsort(-(unit @ unit[row]), kind="stable") if j != row][:k]
+
+    near = [embed.cosine_neighbours(z, row, k)[0] for z in zs]
+    assert [n.tolist() for n in near] == [direct(z) for z in zs]
+    panel = geometry.Panel("#1 a", zs, y, pinned=row, neighbours=near)
+    fig = json.loads(
+        geometry.explorer_figure(
+            [panel], view="sphere", frame_names=list("abcd"), start=3
+        ).to_json()
+    )
+    (pin,) = _by_name(fig, "pinned sample")
+    (ring,) = _by_name(fig, f"its {k} nearest (cosine)")
+    assert _rows(pin).tolist() == [row] and _rows(ring).tolist() == direct(zs[3])
+    np.testing.assert_allclose(array(ring["x"]), zs[3][direct(zs[3]), 0], rtol=1e-6)
+    ring_index = fig["data"].index(ring)
+    for f, frame in enumerate(fig["frames"]):
+        update = frame["data"][frame["traces"].index(ring_index)]
+        assert _rows(update).tolist() == direct(zs[f])
+        np.testing.assert_allclose(array(update["y"]), zs[f][direct(zs[f]), 1], rtol=1e-6)
+
+
+def test_the_filter_dims_exactly_the_other_classes_and_domains() -> None:
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    dom = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(geometry.filtered_out(y, dom), np.zeros(8, bool))
+    np.testing.assert_array_equal(geometry.filtered_out(y, dom, classes=[0, 2]), y == 1)
+    np.testing.assert_array_equal(
+        geometry.filtered_out(y, dom, classes=[0], keep_domains=[0, 2]), (y != 0) | (dom == 1)
+    )
+    np.testing.assert_array_equal(geometry.filtered_out(y, None, keep_domains=[1]), np.zeros(8))
+    z = _sphere_frames(8, 1)[0]
+    dimmed = geometry.filtered_out(y, classes=[1])
+    fig = json.loads(
+        geometry.explorer_figure(
+            [geometry.Panel("#1", [z], y, ("a", "b", "c"), dimmed=dimmed)], view="sphere"
+        ).to_json()
+    )
+    (faint,) = _by_name(fig, "filtered out")
+    assert _rows(faint).tolist() == [0, 2, 3, 5, 6]  # every point not of class "b"
+    assert faint["opacity"] == geometry.DIMMED_OPACITY  # dimmed, not removed
+    shown = {t["name"]: _rows(t).tolist() for t in fig["data"] if t.get("name") in ("a", "b", "c")}
+    assert shown == {"a": [], "b": [1, 4, 7], "c": []}
+
+
+def test_two_spheres_share_one_figure_and_one_camera() -> None:
+    zs, other = _sphere_frames(frames=2), _sphere_frames(frames=2, seed=5)
+    y = np.arange(40) % 3
+    panels = [geometry.Panel("#1 a", zs, y), geometry.Panel("#2 b", other, y, tag=1)]
+    fig = json.loads(
+        geometry.explorer_figure(panels, view="sphere", frame_names=["1", "2"]).to_json()
+    )
+    layout = fig["layout"]
+    assert layout["scene"]["camera"] == layout["scene2"]["camera"]
+    for axis in ("xaxis", "yaxis", "zaxis"):
+        assert layout["scene"][axis]["range"] == layout["scene2"][axis]["range"] == [-1.1, 1.1]
+    assert layout["scene"]["domain"]["x"][1] < layout["scene2"]["domain"]["x"][0]  # side by side
+    assert [a["text"] for a in layout["annotations"]] == ["<b>#1 a</b>", "<b>#2 b</b>"]
+    second = [t for t in fig["data"] if t.get("scene") == "scene2" and t["type"] == "scatter3d"]
+    assert second and all(set(np.asarray(decode(t["customdata"]))[:, 1]) == {1} for t in second)
+    assert all(t.get("showlegend") is False for t in second)  # one legend for both
+
+
+def test_a_click_names_the_row_under_it() -> None:
+    assert geometry.clicked_row({"customdata": [12, 1]}, 20) == 12
+    assert geometry.clicked_row({"customdata": 3}, 20) == 3
+    assert (
+        geometry.clicked_row({"points": [{"customdata": [1, 0]}, {"customdata": [4, 0]}]}, 9) == 4
+    )
+    assert geometry.clicked_row({"customdata": [25, 0]}, 20) is None  # outside the snapshot
+    for bad in (None, {}, {"customdata": []}, {"customdata": [True]}, {"customdata": ["3"]},
+                {"customdata": [2.5]}, {"points": []}, "3"):  # fmt: skip
+        assert geometry.clicked_row(bad, 20) is None
+
+
+def test_hover_labels_name_the_sample_its_labels_and_show_its_input() -> None:
+    img = np.zeros((2, 1, 8, 8))
+    img[0, 0, :, 3:5] = 1.0  # a vertical bar
+    texts = geometry.sample_hover(
+        [17, 402], [1, 0], ("zero", "one"), domains=[0, 1], domain_names=("a", "b"),
+        inputs=img, kind="image",
+    )  # fmt: skip
+    head, *lines = texts[0].split("<br>")
+    assert head == "<b>sample 17</b>" and lines[0] == "class one · domain a"
+    art = lines[1:]
+    assert len(art) == 8 and all(line == "      ████      " for line in art)
+    assert texts[1].split("<br>")[:2] == ["<b>sample 402</b>", "class zero · domain b"]
+    vec = geometry.sample_hover([5], [2], None, inputs=np.array([[0.5, -1.25, 3.0, 4.0, 5.0]]),
+                                kind="vector")  # fmt: skip
+    assert vec == ["<b>sample 5</b><br>class 2<br>x = [0.5, -1.25, 3, 4, … (5 values)]"]
+
+
+def test_input_glyphs_average_large_images_down_to_eight_lines() -> None:
+    img = np.zeros((3, 32, 32))
+    img[:, :16, :] = 1.0  # top half ink
+    lines = geometry.input_glyphs(img).split("<br>")
+    assert lines == ["█" * 16] * 4 + [" " * 16] * 4
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        geometry.input_glyphs(np.zeros((8, 8)))

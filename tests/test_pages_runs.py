@@ -26,7 +26,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gca_viz import data, demo
+from gca_viz import data, demo, embed
 from gca_viz.runs import ACTIVE, RunStore
 from tests.plotly_json import array as _array
 from views._train_runs import AUTO_RERUN
@@ -662,3 +662,120 @@ def test_a_corrupt_snapshot_is_a_warning_and_the_page_keeps_working(store_env: P
         assert "geo_fig_1" in _charts(at) and not at.warning
     finally:
         path.write_bytes(original)
+
+
+def _snapshot(store_env: Path, run_id: int, step: int) -> dict[str, np.ndarray]:
+    path = dict(RunStore(store_env).snapshots(run_id, "embeddings"))[step]
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _trace(fig: dict[str, Any], name: str) -> dict[str, Any]:
+    (trace,) = [t for t in fig["data"] if t.get("name") == name]
+    return trace
+
+
+def _rows(trace: dict[str, Any]) -> np.ndarray:
+    return _array(trace["customdata"]).reshape(-1, 2)[:, 0]
+
+
+def test_geometry_plays_every_snapshot_with_fixed_axes(store_env: Path) -> None:
+    at = _page(GEOMETRY)
+    at.selectbox(key="geo_run").set_value(1).run()
+    fig = _charts(at)["geo_fig_1"]
+    assert [f["name"] for f in fig["frames"]] == ["10", "20", "30"]  # one per snapshot
+    assert fig["layout"]["sliders"][0]["active"] == 2  # the step slider's snapshot
+    for axis in ("xaxis", "yaxis", "zaxis"):
+        assert fig["layout"]["scene"][axis]["range"] == [-1.1, 1.1]
+    assert all(set(f["layout"]) == {"title"} for f in fig["frames"])  # no axis or camera change
+    for frame, step in zip(fig["frames"], (10, 20, 30), strict=True):
+        z = _snapshot(store_env, 1, step)["z"]
+        for index, update in zip(frame["traces"], frame["data"], strict=True):
+            rows = _rows(fig["data"][index])
+            np.testing.assert_allclose(_array(update["x"]), z[rows, 0], rtol=1e-6)
+    at.select_slider(key="geo_step").set_value(10).run()  # the step slider still works
+    _assert_clean(at)
+    fig = _charts(at)["geo_fig_1"]
+    assert (
+        fig["layout"]["sliders"][0]["active"] == 0 and "step 10" in fig["layout"]["title"]["text"]
+    )
+
+
+def test_geometry_hover_names_the_sample_and_shows_its_digit(store_env: Path) -> None:
+    at = _page(GEOMETRY)
+    at.selectbox(key="geo_run").set_value(1).run()
+    fig = _charts(at)["geo_fig_1"]
+    samples = embed.snapshot_samples(data.load_dataset("digits"), 120, test_fraction=0.25, seed=0)
+    trace = _trace(fig, "3")
+    for row, text in zip(_rows(trace), trace["text"], strict=True):
+        lines = text.split("<br>")
+        assert lines[0] == f"<b>sample {samples.index[row]}</b>" and lines[1] == "class 3"
+        assert len(lines[2:]) == 8 and {len(line) for line in lines[2:]} == {16}  # 8x8 digit
+
+
+def test_geometry_filter_dims_exactly_the_other_classes(store_env: Path) -> None:
+    at = _page(GEOMETRY)
+    at.selectbox(key="geo_run").set_value(1).run()
+    at.multiselect(key="geo_classes").set_value([3, 7]).run()
+    _assert_clean(at)
+    fig = _charts(at)["geo_fig_1"]
+    y = _snapshot(store_env, 1, 30)["y"]
+    assert (
+        sorted(_rows(_trace(fig, "filtered out"))) == np.flatnonzero(~np.isin(y, [3, 7])).tolist()
+    )
+    assert sorted(_rows(_trace(fig, "3"))) == np.flatnonzero(y == 3).tolist()
+    assert at.query_params["geo_classes"] == "3,7"
+
+
+def test_geometry_pins_a_sample_and_marks_its_cosine_neighbours(store_env: Path) -> None:
+    samples = embed.snapshot_samples(data.load_dataset("digits"), 120, test_fraction=0.25, seed=0)
+    at = _page(GEOMETRY)
+    at.selectbox(key="geo_run").set_value(1).run()
+    at.slider(key="geo_k").set_value(4).run()
+    row = 17
+    at.session_state["_geo_click"] = {"chart": "geo_fig_1", "customdata": [row, 0]}  # a click
+    at.run()
+    _assert_clean(at)
+    assert at.selectbox(key="geo_pin").value == samples.index[row]
+    assert at.query_params["geo_pin"] == str(samples.index[row])  # a link keeps the pin
+    fig = _charts(at)["geo_fig_1"]
+    z = _snapshot(store_env, 1, 30)["z"].astype(np.float64)
+    unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+    direct = [j for j in np.argsort(-(unit @ unit[row]), kind="stable") if j != row][:4]
+    assert _rows(_trace(fig, "pinned sample")).tolist() == [row]
+    assert _rows(_trace(fig, "its 4 nearest (cosine)")).tolist() == direct
+    text = _texts(at.markdown)
+    assert f"**Sample {samples.index[row]}**" in text
+    for j in direct:
+        assert f"| {samples.index[j]} |" in text
+    notes = _texts(at.caption)
+    assert "Positive partner:** not marked" in notes and "Row of the batch plan:** none" in notes
+    assert len(at.get("image")) == 1  # the digit itself
+    # an earlier step: its own neighbours, the same pinned sample
+    at.select_slider(key="geo_step").set_value(10).run()
+    z10 = _snapshot(store_env, 1, 10)["z"].astype(np.float64)
+    u10 = z10 / np.linalg.norm(z10, axis=1, keepdims=True)
+    direct10 = [j for j in np.argsort(-(u10 @ u10[row]), kind="stable") if j != row][:4]
+    assert _rows(_trace(_charts(at)["geo_fig_1"], "its 4 nearest (cosine)")).tolist() == direct10
+    at.selectbox(key="geo_pin").set_value(None).run()  # unpinned
+    assert not [t for t in _charts(at)["geo_fig_1"]["data"] if t.get("name") == "pinned sample"]
+    assert "geo_pin" not in at.query_params
+
+
+def test_geometry_compares_two_spheres_in_one_figure_with_one_camera(
+    tmp_path: Path, app_env: Callable[[Path], None]
+) -> None:
+    app_env(tmp_path / "demos")  # the shipped demo runs: all on the sphere
+    at = _page(GEOMETRY)
+    first, second = sorted(RunStore(tmp_path / "demos").list_runs(), key=lambda r: r.id)[:2]
+    at.selectbox(key="geo_run").set_value(first.id).run()
+    at.selectbox(key="geo_compare").set_value(second.id).run()
+    _assert_clean(at)
+    charts = _charts(at)
+    fig = charts[f"geo_fig_{first.id}_with_{second.id}"]
+    assert f"geo_fig_{first.id}" not in charts and f"geo_fig_{second.id}" not in charts
+    layout = fig["layout"]
+    assert layout["scene"]["camera"] == layout["scene2"]["camera"]
+    assert {t.get("scene") for t in fig["data"]} == {"scene", "scene2"}
+    assert len(fig["frames"]) == len(RunStore(tmp_path / "demos").snapshots(first.id, "embeddings"))
+    assert "share one camera" in _texts(at.caption)

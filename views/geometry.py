@@ -3,7 +3,6 @@ and uniformity."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,26 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import data, embed
+from gca_viz import embed
 from gca_viz.figures.geometry import (
+    Panel,
     Trajectory,
     alignment_uniformity_plane,
-    embedding_figure,
-    projection_figure,
+    explorer_figure,
+    filtered_out,
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
+from views._geometry_pin import BRIDGE, on_click, pin_chooser, pin_details, pinned_sample, same_data
+from views._geometry_snapshots import (
+    Loaded,
+    View,
+    data_key,
+    label_names,
+    labels_for,
+    load,
+    run_label,
+)
+from views._plotly_bridge import plotly_bridge
 from views._run_link import missing_run_warning
 
 NATIVE = "native"
@@ -33,8 +44,9 @@ st.markdown(
     "A contrastive loss shapes where the normalised embeddings $\\hat z$ of the data sit on "
     "the unit sphere. It pulls the two views of each sample together (alignment) and spreads "
     "everything else apart (uniformity); a target prior decides which other samples also "
-    "count as positives. Pick a run and move through its snapshots to watch classes form; "
-    "the plane below compares runs on the two measures of Wang and Isola (2020)."
+    "count as positives. Pick a run and press ▶ to watch classes form; hover a point to see "
+    "its input, click it to pin it with its nearest neighbours. The plane below compares "
+    "runs on the two measures of Wang and Isola (2020)."
 )
 st.latex(
     r"\mathcal{L}_{\mathrm{align}} = \mathbb{E}\,\|\hat z' - \hat z''\|^2,\qquad"
@@ -47,20 +59,6 @@ st.latex(
 def projection_jobs() -> embed.ProjectionJobs:
     """UMAP and t-SNE run here, one at a time, off the page's thread; results are cached."""
     return embed.ProjectionJobs()
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def label_names(dataset: str, params_json: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Class and domain names of a run's dataset (empty if it cannot be loaded any more)."""
-    try:
-        ds = data.load_dataset(dataset, **json.loads(params_json))
-    except Exception:  # a moved or deleted user file: fall back to label numbers
-        return (), ()
-    return ds.class_names, ds.domain_names
-
-
-def run_label(info: RunInfo) -> str:
-    return f"#{info.id} {info.name}"
 
 
 def keep_valid(key: str, options: list[Any], default: Any) -> None:
@@ -78,28 +76,6 @@ def follow_latest(key: str, steps: list[int]) -> None:
         if value not in steps or (value == st.session_state.get(marker) != steps[-1]):
             st.session_state[key] = steps[-1]
     st.session_state[marker] = steps[-1]
-
-
-@dataclass(frozen=True)
-class View:
-    """The page's choices at its last full run (the view fragment reads only these)."""
-
-    run_id: int
-    compare_id: int
-    method: str
-    color_by: str
-    auto: bool
-    polling: bool
-
-
-def labels_for(arrays: dict[str, np.ndarray], run: RunInfo, color_by: str) -> tuple[Any, Any, str]:
-    """``(labels, names, legend title)`` for colouring one snapshot."""
-    classes, domains = label_names(
-        str(run.config.get("dataset")), json.dumps(run.config.get("dataset_params", {}))
-    )
-    if color_by == "domain" and "domain" in arrays:
-        return arrays["domain"], domains or None, "domain"
-    return arrays["y"], classes or None, "class"
 
 
 def slow_projection(
@@ -156,64 +132,147 @@ def slow_projection(
     return None
 
 
-def draw_snapshot(store: RunStore, run: RunInfo, step: int, path: Path, view: View) -> None:
-    """One run's embeddings at one snapshot, drawn as the chosen view."""
-    arrays = store.load_snapshot(path)
-    if arrays is None or "z" not in arrays or "y" not in arrays:
-        st.warning(
-            f"Run #{run.id}: the embedding snapshot at step {step} is missing or "
-            f"unreadable ({path.name}). Pick another step.",
-            icon=":material/warning:",
-        )
-        return
-    z = np.asarray(arrays["z"], dtype=np.float64)
-    labels, names, legend = labels_for(arrays, run, view.color_by)
-    if view.color_by == "domain" and legend != "domain":
-        st.caption("This run's data has no domains: coloured by class.")
-    title = f"{run_label(run)}, step {step}"
-    dims = z.shape[1]
+# ------------------------------------------------------------------------- the figure
+
+
+@dataclass(frozen=True)
+class Picture:
+    """How one run is drawn: the view, each frame's coordinates and the axis titles."""
+
+    view: str  # "sphere", "circle" or "plane"
+    frames: list[np.ndarray]
+    steps: list[int]
+    axes: tuple[str, str]
+    how: str  # what the caption says about the projection
+
+
+def picture(shown: Loaded, view: View) -> Picture | None:
+    """The native circle or sphere, a PCA (one basis, the slider's snapshot's, for every
+    frame: the ▶ shows real motion), or a computed t-SNE or UMAP of the slider's snapshot
+    alone (its PCA stands in, one frame, until it is computed). ``None`` for 1-D
+    embeddings."""
+    z, dims = shown.z, shown.z.shape[1]
     method = view.method if (view.method != NATIVE or dims in (2, 3)) else "pca"
-    shape = {2: "the unit circle", 3: "the unit sphere"}.get(dims, "")
     if method == NATIVE:
-        fig = embedding_figure(z, labels, names, legend_title=legend, title=title)
-        st.plotly_chart(fig, key=f"geo_fig_{run.id}")
-        st.caption(
-            f"{len(z)} held-out samples embedded on {shape} (out_dim {dims}) at step "
-            f"{step}, coloured by {legend}." + (" Drag to rotate." if dims == 3 else "")
-        )
-        return
-    xy = None
+        kind = "sphere" if dims == 3 else "circle"
+        return Picture(kind, shown.zs, shown.steps, ("z₁", "z₂"), "")
     if method in SLOW_PARAMS:
-        xy = slow_projection(projection_jobs(), run, step, path, z, view)
-    shown = method if xy is not None else "pca"
-    if xy is None:
-        if dims < 2:
-            st.info(f"Run #{run.id} has 1-D embeddings: nothing to project.")
-            return
-        xy = embed.pca(z, 2)
-        ratio = embed.explained_variance_ratio(z, 2)
-        axes = (f"PC1 ({ratio[0]:.0%} of the variance)", f"PC2 ({ratio[1]:.0%})")
-    else:
-        axes = (f"{embed.METHOD_TITLES[shown]} 1", f"{embed.METHOD_TITLES[shown]} 2")
-    fig = projection_figure(
-        xy,
-        labels,
-        names,
-        legend_title=legend,
-        axis_titles=axes,
-        title=f"{title} · {embed.METHOD_TITLES[shown]}",
-    )
-    st.plotly_chart(fig, key=f"geo_fig_{run.id}")
-    how = {
-        "pca": "a linear projection (distances along the axes are faithful)",
-        "umap": "UMAP (neighbourhoods are kept; distances between clusters are not)",
-        "tsne": "t-SNE (neighbourhoods are kept; cluster sizes and gaps are not)",
-    }[shown]
-    st.caption(
-        f"{len(z)} held-out samples, {dims}-D embeddings at step {step}, shown by {how}; "
-        f"coloured by {legend}."
+        xy = slow_projection(projection_jobs(), shown.run, shown.step, shown.path, z, view)
+        if xy is not None:
+            t = embed.METHOD_TITLES[method]
+            how = {
+                "umap": "UMAP (neighbourhoods are kept; distances between clusters are not)",
+                "tsne": "t-SNE (neighbourhoods are kept; cluster sizes and gaps are not)",
+            }[method]
+            return Picture("plane", [xy], [shown.step], (f"{t} 1", f"{t} 2"), how)
+    if dims < 2:
+        st.info(f"Run #{shown.run.id} has 1-D embeddings: nothing to project.")
+        return None
+    mean, axes = embed.pca_basis(z, 2)
+    ratio = embed.explained_variance_ratio(z, 2)
+    chosen = method == "pca"  # not the stand-in for a t-SNE or UMAP (one frame is enough)
+    return Picture(
+        "plane",
+        [(zt - mean) @ axes.T for zt in (shown.zs if chosen else [z])],  # (n, 2) each
+        shown.steps if chosen else [shown.step],
+        (f"PC1 ({ratio[0]:.0%} of the variance)", f"PC2 ({ratio[1]:.0%})"),
+        f"a linear projection on the principal axes of step {shown.step} (distances "
+        "along the axes are faithful)",
     )
 
+
+def panel(shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, pin: int | None):
+    """The :class:`Panel` of one run at the frames ``steps`` (its latest snapshot at or
+    before each), coloured, filtered and with the pinned sample's neighbours."""
+    labels, names, _ = labels_for(shown.arrays, shown.run, view.color_by)
+    own = pic.steps
+    picks = [max([i for i, s in enumerate(own) if s <= step] or [0]) for step in steps]
+    dimmed = filtered_out(
+        shown.arrays["y"],
+        shown.arrays.get("domain"),
+        classes=view.classes,
+        keep_domains=view.domains,
+    )
+    row = shown.row_of(pin)
+    k = min(view.k, len(shown.z) - 1)
+    near = []
+    if row is not None and k >= 1:
+        zs = [shown.zs[shown.steps.index(own[i])] for i in picks]
+        near = [embed.cosine_neighbours(z, row, k)[0] for z in zs]
+    return Panel(
+        run_label(shown.run),
+        [pic.frames[i] for i in picks],
+        labels,
+        names,
+        hover=shown.hover,
+        dimmed=dimmed,
+        pinned=row,
+        neighbours=near,
+        tag=tag,
+    )
+
+
+def draw(
+    shown: list[Loaded], pics: list[Picture], view: View, pin: int | None, tags: list[int]
+) -> str:
+    """One figure of the runs in ``shown`` (two spheres share a figure, hence a camera), each
+    with the tag a click on it reports (its place in the view); returns the chart's key."""
+    main, pic = shown[0], pics[0]
+    steps = pic.steps
+    panels = [panel(s, p, steps, view, t, pin) for s, p, t in zip(shown, pics, tags, strict=True)]
+    _, _, legend = labels_for(main.arrays, main.run, view.color_by)
+    if len(shown) == 1:
+        titles = [f"{run_label(main.run)}, step {s}" for s in steps]
+        key = f"geo_fig_{main.run.id}"
+    else:
+        titles = [f"step {s} (each run's latest snapshot at or before it)" for s in steps]
+        key = f"geo_fig_{main.run.id}_with_{shown[1].run.id}"
+    if pic.view == "plane" and len(steps) == 1 and pic.axes[0].startswith(("t-SNE", "UMAP")):
+        titles = [f"{titles[0]} · {pic.axes[0][:-2]}"]
+    elif pic.view == "plane":
+        titles = [f"{t} · PCA" for t in titles]
+    fig = explorer_figure(
+        panels,
+        view=pic.view,  # type: ignore[arg-type]
+        frame_names=[str(s) for s in steps],
+        frame_prefix="step ",
+        frame_titles=titles,
+        start=steps.index(main.step) if main.step in steps else len(steps) - 1,
+        legend_title=legend,
+        axis_titles=pic.axes,
+    )
+    st.plotly_chart(fig, key=key)
+    return key
+
+
+def caption(shown: Loaded, pic: Picture, view: View) -> None:
+    _, _, legend = labels_for(shown.arrays, shown.run, view.color_by)
+    if view.color_by == "domain" and legend != "domain":
+        st.caption("This run's data has no domains: coloured by class.")
+    n, dims = shown.z.shape
+    if pic.view == "plane":
+        where = f"{dims}-D embeddings at step {shown.step}, shown by {pic.how}"
+    else:
+        shape = {2: "the unit circle", 3: "the unit sphere"}[dims]
+        where = f"embedded on {shape} (out_dim {dims}) at step {shown.step}"
+    play = (
+        f" ▶ plays its {len(pic.steps)} snapshots in your browser with the axes and the "
+        "camera held still; the step slider above picks the snapshot that the neighbour "
+        "and evaluation tables describe."
+        if len(pic.steps) > 1
+        else ""
+    )
+    hover = (
+        " Hover a point for its sample number and input; click it to pin it."
+        if shown.samples is not None
+        else " Hover a point for its class; click it to pin it (the run's data cannot be "
+        "loaded any more, so inputs are not shown)."
+    )
+    rotate = " Drag to rotate." if pic.view == "sphere" else ""
+    st.caption(f"{n} held-out samples {where}, coloured by {legend}.{rotate}{play}{hover}")
+
+
+# ------------------------------------------------------------------------- evaluations
 
 EVAL_METRICS = ("alignment", "uniformity", "knn_acc", "probe_acc", "domain_acc")
 EVAL_LABELS = {
@@ -237,7 +296,7 @@ def evaluation_at(store: RunStore, run_id: int, step: int) -> tuple[int | None, 
     }
 
 
-def evaluation_panel(store: RunStore, run: RunInfo, step: int) -> None:
+def evaluation_panel(store: RunStore, run: RunInfo, step: int, explain: bool = True) -> None:
     """Alignment, uniformity and accuracies of the run at the snapshot's time."""
     at, values = evaluation_at(store, run.id, step)
     if at is None:
@@ -249,11 +308,48 @@ def evaluation_panel(store: RunStore, run: RunInfo, step: int) -> None:
     rows = "\n".join(f"| {EVAL_LABELS[n]} | {values[n]:.3f} |" for n in EVAL_METRICS if n in values)
     when = f"step {at}" + (" (last evaluation)" if at != step else "")
     st.markdown(f"| run #{run.id} | {when} |\n|:--|--:|\n{rows}")
-    st.caption(
-        "Alignment: mean squared distance between the two views of a sample (0 to 4, "
-        "lower is closer). Uniformity: how evenly the points cover the sphere (lower is "
-        "more uniform). Accuracies: k-NN and a linear probe on held-out data."
-    )
+    if explain:
+        st.caption(
+            "Alignment: mean squared distance between the two views of a sample (0 to 4, "
+            "lower is closer). Uniformity: how evenly the points cover the sphere (lower is "
+            "more uniform). Accuracies: k-NN and a linear probe on held-out data."
+        )
+
+
+# ---------------------------------------------------------------------------- the view
+
+
+def no_snapshot(run: RunInfo) -> str:
+    every = int(run.config.get("snapshot_every", 0))
+    if not every:
+        return "it saves none (snapshot_every is 0)"
+    if run.status in ACTIVE:
+        return f"the first arrives at step {every}"
+    return f"it stopped before step {every}"
+
+
+def side_panel(store: RunStore, shown: list[Loaded], view: View, pin: int | None) -> None:
+    """The pinned-sample box and details, then each run's evaluation."""
+    pin = pin_chooser(shown[0])
+    if pin is not None:
+        pin_details(shown, view, pin)
+    evaluations(store, shown)
+
+
+def panel_below(store: RunStore, shown: list[Loaded], view: View) -> None:
+    """The side panel under a comparison: the pinned sample left, evaluations right."""
+    left, right = st.columns([2, 1])
+    with left:
+        pin = pin_chooser(shown[0])
+        if pin is not None:
+            pin_details(shown, view, pin)
+    with right:
+        evaluations(store, shown)
+
+
+def evaluations(store: RunStore, shown: list[Loaded]) -> None:
+    for i, s in enumerate(shown):
+        evaluation_panel(store, s.run, s.step, explain=i == len(shown) - 1)
 
 
 def snapshot_view(store: RunStore, view: View) -> None:
@@ -267,14 +363,9 @@ def snapshot_view(store: RunStore, view: View) -> None:
         st.rerun()
     snaps = store.snapshots(run.id, "embeddings")
     if not snaps:
-        every = int(run.config.get("snapshot_every", 0))
-        if not every:
-            why = "it saves none (snapshot_every is 0)"
-        elif run.status in ACTIVE:
-            why = f"the first arrives at step {every}"
-        else:
-            why = f"it stopped before step {every}"
-        st.info(f"Run #{run.id} has no embedding snapshot: {why}.", icon=":material/info:")
+        st.info(
+            f"Run #{run.id} has no embedding snapshot: {no_snapshot(run)}.", icon=":material/info:"
+        )
         return
     steps = [s for s, _ in snaps]
     if len(steps) > 1:
@@ -283,31 +374,53 @@ def snapshot_view(store: RunStore, view: View) -> None:
     else:
         step = steps[0]
         st.caption(f"One snapshot so far, at step {step}.")
-    paths = dict(snaps)
-    if view.compare_id == NONE:
-        left, right = st.columns([3, 1])
-        with left:
-            draw_snapshot(store, run, step, paths[step], view)
-        with right:
-            evaluation_panel(store, run, step)
+    main = load(store, run, step, snaps)
+    if main is None:
         return
-    try:
-        other = store.get(view.compare_id)
-    except ValueError:
-        st.rerun()
-    other_snaps = store.snapshots(other.id, "embeddings")
-    left, right = st.columns(2)
-    with left:
-        draw_snapshot(store, run, step, paths[step], view)
-        evaluation_panel(store, run, step)
-    with right:
+    shown = [main]
+    if view.compare_id != NONE:
+        try:
+            other = store.get(view.compare_id)
+        except ValueError:
+            st.rerun()
+        other_snaps = store.snapshots(other.id, "embeddings")
         if not other_snaps:
             st.info(f"Run #{other.id} has no embedding snapshot yet.", icon=":material/info:")
-            return
-        earlier = [s for s, _ in other_snaps if s <= step]
-        other_step = earlier[-1] if earlier else other_snaps[0][0]
-        draw_snapshot(store, other, other_step, dict(other_snaps)[other_step], view)
-        evaluation_panel(store, other, other_step)
+        else:
+            earlier = [s for s, _ in other_snaps if s <= step]
+            second = load(store, other, earlier[-1] if earlier else other_snaps[0][0], other_snaps)
+            if second is not None:
+                shown.append(second)
+    pics = [picture(s, view) for s in shown]
+    if pics[0] is None:
+        return
+    pin = pinned_sample(shown)
+    if len(shown) == 1:
+        left, right = st.columns([3, 1])
+        with left:
+            key = draw(shown, [pics[0]], view, pin, [0])
+            plotly_bridge([key], BRIDGE, on_click)
+            caption(main, pics[0], view)
+        with right:
+            side_panel(store, shown, view, pin)
+        return
+    if pics[1] is not None and pics[0].view == pics[1].view == "sphere":
+        # One figure, two scenes: the bridge gives them one camera.
+        key = draw(shown, [pics[0], pics[1]], view, pin, [0, 1])
+        plotly_bridge([key], BRIDGE, on_click)
+        caption(main, pics[0], view)
+        st.caption("The two spheres share one camera: rotate either, both turn.")
+        panel_below(store, shown, view)
+        return
+    drawn = []
+    for i, (s, pic, col) in enumerate(zip(shown, pics, st.columns(len(shown)), strict=True)):
+        with col:
+            if pic is not None:
+                mine = pin if i == 0 or same_data(main, s) else None
+                drawn.append(draw([s], [pic], view, mine, [i]))
+                caption(s, pic, view)
+    plotly_bridge(drawn, BRIDGE, on_click)
+    panel_below(store, shown, view)
 
 
 # ------------------------------------------------------------------------------- page
@@ -369,6 +482,33 @@ with c3:
     )
 with c4:
     color_by = ui.select("Colour by", "geo_color", ["class", "domain"], "class")
+class_names, domain_names = label_names(*data_key(run))
+f1, f2, f3 = st.columns([3, 3, 2])
+with f1:
+    classes = ui.multiselect(
+        "Highlight classes",
+        "geo_classes",
+        list(range(len(class_names))),
+        [],
+        format_func=lambda c: class_names[c],
+        placeholder="every class",
+        help="The other classes are dimmed, not removed, so the geometry stays readable.",
+    )
+with f2:
+    domains = (
+        ui.multiselect(
+            "Highlight domains",
+            "geo_domains",
+            list(range(len(domain_names))),
+            [],
+            format_func=lambda d: domain_names[d],
+            placeholder="every domain",
+        )
+        if domain_names
+        else []
+    )
+with f3:
+    k = ui.slider("Nearest neighbours of a pinned sample", "geo_k", 1, 10, 5)
 auto = False
 if method in SLOW_PARAMS:
     auto = ui.toggle(
@@ -380,7 +520,9 @@ if method in SLOW_PARAMS:
 jobs = projection_jobs()
 polling = jobs.busy()
 live = run.status in ACTIVE or (compare_id != NONE and by_id[compare_id].status in ACTIVE)
-view = View(run_id, compare_id, method, color_by, auto, polling)
+view = View(
+    run_id, compare_id, method, color_by, auto, polling, tuple(classes), tuple(domains), int(k)
+)
 st.fragment(run_every=1.0 if polling else 2.0 if live else None)(snapshot_view)(store, view)
 if live:
     st.caption(

@@ -2,7 +2,7 @@ r"""Figures of embedding geometry: the circle, the sphere, 2-D projections, and 
 alignment-uniformity plane across runs.
 
 Pure builders: arrays in, ``plotly.graph_objects.Figure`` out. Points are coloured by a
-discrete label (class or domain) with one legend entry per label; the sphere is one WebGL
+discrete label (class or domain) with one legend entry per label; the sphere is a WebGL
 scene (a ``Scatter3d`` per label and a faint ``Surface``), everything else is SVG, so a page
 stays within the browser's WebGL context budget::
 
@@ -11,6 +11,14 @@ stays within the browser's WebGL context budget::
     fig = embedding_figure(z, y, names=("0", "1", ...))  # z: (n, 2) circle, (n, 3) sphere
     fig = alignment_uniformity_plane([Trajectory.from_metrics("#3", store.metrics(3))])
 
+:func:`explorer_figure` is the general builder behind them: one or two runs side by side
+(:class:`Panel`; two spheres are two scenes of one figure), a hover label per point
+(:func:`sample_hover`: the sample's position in its dataset, its class and domain names and
+its input), points dimmed by a filter (:func:`filtered_out`), a pinned sample with its
+nearest neighbours marked, and a ▶ through the snapshots that plays in the browser with
+fixed axes and camera. Every trace carries each point's row as ``customdata``, so a click
+names the row (:func:`clicked_row`).
+
 The plane follows Wang and Isola (ICML 2020): ``x = L_uniform``, ``y = L_align``, both
 lower-is-better, so good representations sit in the lower left.
 """
@@ -18,8 +26,8 @@ lower-is-better, so good representations sit in the lower left.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -32,6 +40,135 @@ LABEL_COLORS: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Al
 
 MAX_LEGEND_LABELS = 30
 """Above this many distinct labels the points share one trace coloured by a scale."""
+
+SPHERE_RANGE = (-1.1, 1.1)
+"""Axis range of the sphere's scene on every axis and in every frame."""
+
+CIRCLE_RANGE = (-1.15, 1.15)
+"""Axis range of the circle's plot."""
+
+SPHERE_CAMERA: dict[str, Any] = {"eye": {"x": 0.95, "y": 0.95, "z": 0.6}}
+"""The sphere's starting camera, shared by the scenes of a comparison."""
+
+GLYPHS = " ░▒▓█"
+"""Grey levels of :func:`input_glyphs`, white to black (a hover label keeps spaces; every
+other level is 6 bytes of JSON, so blank pixels stay plain spaces)."""
+
+PIN_COLOR = "#111827"
+"""The pinned sample's mark and its neighbours' rings."""
+
+DIMMED = "rgb(120,125,135)"
+"""Points left out by the class or domain filter (drawn at :data:`DIMMED_OPACITY`)."""
+
+DIMMED_OPACITY = 0.25
+
+MONOSPACE = "DejaVu Sans Mono, Menlo, Consolas, monospace"
+"""The hover labels' font: the input's shaded blocks line up in columns."""
+
+View = Literal["sphere", "circle", "plane"]
+
+
+# ------------------------------------------------------------------------ hover and filters
+
+
+def input_glyphs(image: Any, size: int = 8) -> str:
+    """An image as at most ``size`` lines of shaded blocks (for a hover label, which cannot
+    show pictures): ``(C, H, W)`` in ``[0, 1]``, channels averaged to grey, blocks averaged
+    down to ``size`` a side; ink (high values) is dark, two characters a pixel."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 3:
+        raise ValueError(f"image must be (C, H, W), got shape {img.shape}")
+    grey = img.mean(axis=0)  # (H, W)
+    rows = [part.mean(axis=0) for part in np.array_split(grey, min(size, grey.shape[0]), axis=0)]
+    small = np.stack(rows)  # (h, W)
+    cols = np.array_split(np.arange(small.shape[1]), min(size, small.shape[1]))
+    small = np.stack([small[:, c].mean(axis=1) for c in cols], axis=1)  # (h, w)
+    levels = np.clip(np.rint(small * (len(GLYPHS) - 1)), 0, len(GLYPHS) - 1).astype(int)
+    return "<br>".join("".join(GLYPHS[v] * 2 for v in line) for line in levels)
+
+
+def _vector_text(x: np.ndarray, first: int = 4) -> str:
+    values = ", ".join(f"{v:.3g}" for v in x[:first])
+    more = f", … ({len(x)} values)" if len(x) > first else ""
+    return f"x = [{values}{more}]"
+
+
+def sample_hover(
+    index: Any,
+    labels: Any,
+    class_names: Sequence[str] | None = None,
+    *,
+    domains: Any = None,
+    domain_names: Sequence[str] | None = None,
+    inputs: Any = None,
+    kind: str = "image",
+) -> list[str]:
+    """One hover label per point: ``sample <index>``, its class and domain by name, and its
+    input (an image as :func:`input_glyphs`, a vector as its first values).
+
+    Args:
+        index: ``(n,)`` the samples' positions in their dataset.
+        labels: ``(n,)`` class labels; ``class_names`` names them.
+        domains: ``(n,)`` domain labels or ``None``; ``domain_names`` names them.
+        inputs: ``(n, C, H, W)`` images or ``(n, d)`` vectors, or ``None`` (not shown).
+        kind: ``"image"`` or ``"vector"``.
+    """
+    idx = np.asarray(index).reshape(-1)
+    y = _labels(labels, len(idx))
+    dom = None if domains is None else _labels(domains, len(idx))
+    out = []
+    for r in range(len(idx)):
+        head = f"<b>sample {int(idx[r])}</b><br>class {_name(y[r], class_names)}"
+        if dom is not None:
+            head += f" · domain {_name(dom[r], domain_names)}"
+        if inputs is not None:
+            x = np.asarray(inputs[r])
+            body = input_glyphs(x) if kind == "image" else _vector_text(x.reshape(-1))
+            head += "<br>" + body
+        out.append(head)
+    return out
+
+
+def filtered_out(
+    labels: Any,
+    domains: Any = None,
+    *,
+    classes: Sequence[Any] = (),
+    keep_domains: Sequence[Any] = (),
+) -> np.ndarray:
+    """``(n,)`` True for the points a filter dims: those whose class is not in ``classes``
+    or whose domain is not in ``keep_domains`` (an empty choice keeps every value)."""
+    y = np.asarray(labels).reshape(-1)
+    out = np.zeros(len(y), dtype=bool)
+    if len(classes):
+        out |= ~np.isin(y, np.asarray(list(classes)))
+    if len(keep_domains) and domains is not None:
+        out |= ~np.isin(np.asarray(domains).reshape(-1), np.asarray(list(keep_domains)))
+    return out
+
+
+def clicked_row(event: Any, n: int) -> int | None:
+    """The snapshot row a click on an :func:`explorer_figure` names, or ``None``.
+
+    Args:
+        event: a clicked point ``{"customdata": row or [row, ...], ...}`` (what the page's
+            click bridge reports), or a chart ``selection`` ``{"points": [...]}`` (the last
+            point counts).
+        n: the snapshot's row count, to reject rows outside it.
+    """
+    if not isinstance(event, Mapping):
+        return None
+    points = event.get("points")
+    candidates = list(reversed(list(points))) if isinstance(points, Sequence) else [event]
+    for point in candidates:
+        data = point.get("customdata") if isinstance(point, Mapping) else None
+        if isinstance(data, Sequence) and not isinstance(data, str):
+            data = data[0] if len(data) else None
+        if isinstance(data, bool) or not isinstance(data, int | float | np.integer):
+            continue
+        if float(data).is_integer() and 0 <= int(data) < n:
+            return int(data)
+    return None
 
 
 def _labels(labels: Any, n: int) -> np.ndarray:
@@ -47,95 +184,216 @@ def _name(value: Any, names: Sequence[str] | None) -> str:
     return str(value)
 
 
-def _scatter_traces(
-    P: np.ndarray,
-    y: np.ndarray,
-    names: Sequence[str] | None,
-    legend_title: str,
-    marker_size: float,
-) -> list[go.Scatter | go.Scatter3d | go.Scattergl]:
-    """One trace per label (legend entries), or one trace with a colour scale if many."""
+# ----------------------------------------------------------------------------- the explorer
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One run's points in an :func:`explorer_figure`.
+
+    Attributes:
+        title: the run's name above its plot (used when several panels share a figure).
+        points: one ``(n, dims)`` array per frame (dims 2 or 3), same rows in each.
+        labels: ``(n,)`` the colouring labels; ``names`` names them.
+        hover: ``(n,)`` hover labels (:func:`sample_hover`), or ``None`` for the label only.
+        dimmed: ``(n,)`` True for points drawn faint (:func:`filtered_out`), or ``None``.
+        pinned: the pinned row, or ``None``.
+        neighbours: one ``(k,)`` array of rows per frame, the pinned row's neighbours.
+        tag: a number a click on this panel's points reports (``customdata[1]``; the row is
+            ``customdata[0]``), to tell the runs of a figure apart.
+    """
+
+    title: str
+    points: Sequence[np.ndarray]
+    labels: Any
+    names: Sequence[str] | None = None
+    hover: Sequence[str] | None = None
+    dimmed: Any = None
+    pinned: int | None = None
+    neighbours: Sequence[Any] = field(default_factory=tuple)
+    tag: int = 0
+
+    def checked(self, dims: int, n_frames: int) -> Panel:
+        """This panel with float arrays, validated (``ValueError`` naming the field)."""
+        pts = [np.asarray(p, dtype=np.float64) for p in self.points]
+        if len(pts) != n_frames:
+            raise ValueError(f"points must hold one array per frame ({n_frames}), got {len(pts)}")
+        n = len(pts[0]) if pts else 0
+        for p in pts:
+            if p.ndim != 2 or p.shape != (n, dims):
+                raise ValueError(f"points must each have shape ({n}, {dims}), got {p.shape}")
+        y = _labels(self.labels, n)
+        dim = np.zeros(n, bool) if self.dimmed is None else np.asarray(self.dimmed, bool)
+        if dim.shape != (n,):
+            raise ValueError(f"dimmed must have shape ({n},), got {dim.shape}")
+        if self.hover is not None and len(self.hover) != n:
+            raise ValueError(f"hover must have {n} labels, got {len(self.hover)}")
+        if self.pinned is not None and not 0 <= self.pinned < n:
+            raise ValueError(f"pinned must be a row in 0..{n - 1}, got {self.pinned}")
+        near = [np.asarray(r, dtype=np.int64).reshape(-1) for r in self.neighbours]
+        if self.pinned is not None and len(near) not in (0, n_frames):
+            raise ValueError(f"neighbours must hold one array per frame ({n_frames})")
+        return Panel(self.title, pts, y, self.names, self.hover, dim, self.pinned, near, self.tag)
+
+
+def _hover_args(texts: Sequence[str], rows: np.ndarray) -> dict[str, Any]:
+    return {
+        "text": [texts[r] for r in rows],
+        "hovertemplate": "%{text}<extra></extra>",
+        "hoverlabel": {"bgcolor": "white", "font": {"family": MONOSPACE, "color": "#111827"}},
+    }
+
+
+def _coords(P: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``x``, ``y`` (and ``z``) of ``rows`` as float32 (half the bytes of float64)."""
+    return {c: P[rows, j].astype(np.float32) for j, c in enumerate("xyz"[: P.shape[1]])}
+
+
+def _links(P: np.ndarray, pinned: int, near: np.ndarray) -> dict[str, np.ndarray]:
+    """Segments pinned -> each neighbour, separated by NaN gaps."""
     dims = P.shape[1]
-    kind = go.Scatter3d if dims == 3 else (go.Scattergl if len(P) > 5000 else go.Scatter)
-    classes = np.unique(y)
-    coords = ("x", "y", "z")[:dims]
-    if len(classes) > MAX_LEGEND_LABELS:
-        codes = np.searchsorted(classes, y)
-        return [
-            kind(
-                **{c: P[:, j] for j, c in enumerate(coords)},
-                mode="markers",
-                marker={
-                    "size": marker_size,
-                    "color": codes,
+    seg = np.full((len(near), 3, dims), np.nan)
+    seg[:, 0], seg[:, 1] = P[pinned], P[near]
+    flat = seg.reshape(-1, dims)  # (3k, dims)
+    return {c: flat[:, j].astype(np.float32) for j, c in enumerate("xyz"[:dims])}
+
+
+class _Builder:
+    """Traces of one panel in a fixed order, so that frames can address them by index:
+    [surface], [dimmed points], one trace per label (or one coloured by a scale), then the
+    links, the neighbours and the pinned sample when a row is pinned."""
+
+    def __init__(self, panel: Panel, view: View, legend_title: str, axes: dict[str, str]):
+        self.p, self.view, self.legend_title, self.axes = panel, view, legend_title, axes
+        n = len(np.asarray(panel.labels))
+        self.kind = go.Scatter3d if view == "sphere" else go.Scattergl if n > 5000 else go.Scatter
+        self.size = 3.5 if view == "sphere" else 7
+        y = np.asarray(panel.labels)
+        self.texts = panel.hover or [f"{legend_title} {_name(v, panel.names)}" for v in y]
+        self.classes = np.unique(y)
+        self.scaled = len(self.classes) > MAX_LEGEND_LABELS
+        dim = np.asarray(panel.dimmed, bool)
+        rows = np.arange(len(y))
+        self.dim_rows = rows[dim]
+        if self.scaled:
+            self.groups = [rows[~dim]]
+        else:
+            self.groups = [rows[~dim & (y == c)] for c in self.classes]
+
+    def cd(self, rows: np.ndarray) -> np.ndarray:
+        """``customdata`` of ``rows``: ``(m, 2)`` of (row, the panel's tag)."""
+        return np.column_stack([rows, np.full(len(rows), self.p.tag)]).astype(np.int32)
+
+    def traces(self, frame: int, first: bool) -> list[Any]:
+        P, panel = self.p.points[frame], self.p
+        out: list[Any] = []
+        if self.view == "sphere":
+            out.append(_sphere_surface(self.axes))
+        if len(self.dim_rows):
+            out.append(
+                self.kind(
+                    **_coords(P, self.dim_rows),
+                    mode="markers",
+                    name="filtered out",
+                    marker={"size": self.size * 0.8, "color": DIMMED},
+                    opacity=DIMMED_OPACITY,
+                    customdata=self.cd(self.dim_rows),
+                    showlegend=first,
+                    legendgroup="filtered out",
+                    **_hover_args(self.texts, self.dim_rows),
+                    **self.axes,
+                )
+            )
+        y = np.asarray(panel.labels)
+        for i, rows in enumerate(self.groups):
+            if self.scaled:
+                marker = {
+                    "size": self.size,
+                    "color": np.searchsorted(self.classes, y[rows]),
                     "colorscale": "Turbo",
-                    "colorbar": {"title": {"text": legend_title}},
-                },
-                text=[_name(v, names) for v in y],
-                hovertemplate=f"{legend_title} %{{text}}<extra></extra>",
+                    "colorbar": {"title": {"text": self.legend_title}},
+                }
+                name = self.legend_title
+            else:
+                label = _name(self.classes[i], panel.names)
+                marker = {"size": self.size, "color": LABEL_COLORS[i % len(LABEL_COLORS)]}
+                name = label
+            out.append(
+                self.kind(
+                    **_coords(P, rows),
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=first and not self.scaled,
+                    marker=marker,
+                    customdata=self.cd(rows),
+                    **_hover_args(self.texts, rows),
+                    **self.axes,
+                )
+            )
+        if panel.pinned is not None:
+            out.extend(self.marks(frame, first))
+        return out
+
+    def marks(self, frame: int, first: bool) -> list[Any]:
+        P, panel = self.p.points[frame], self.p
+        pin = np.array([panel.pinned], dtype=np.int64)
+        near = panel.neighbours[frame] if panel.neighbours else np.zeros(0, np.int64)
+        big = 1 if self.view == "sphere" else 2
+        return [
+            self.kind(
+                **_links(P, int(pin[0]), near),
+                mode="lines",
+                line={"color": PIN_COLOR, "width": 3 - big},
+                opacity=0.6,
+                hoverinfo="skip",
                 showlegend=False,
-            )
+                **self.axes,
+            ),
+            self.mark(P, near, f"its {len(near)} nearest (cosine)", first, 7 * big, "circle-open"),
+            self.mark(P, pin, "pinned sample", first, 9 * big, "diamond"),
         ]
-    traces = []
-    for i, c in enumerate(classes):
-        mask = y == c
-        label = _name(c, names)
-        traces.append(
-            kind(
-                **{k: P[mask, j] for j, k in enumerate(coords)},
-                mode="markers",
-                name=label,
-                marker={"size": marker_size, "color": LABEL_COLORS[i % len(LABEL_COLORS)]},
-                hovertemplate=f"{legend_title} {label}<extra></extra>",
-            )
+
+    def mark(
+        self, P: np.ndarray, rows: np.ndarray, name: str, first: bool, size: float, symbol: str
+    ) -> Any:
+        """Black marks on ``rows`` (the pinned sample, its neighbours), clickable too."""
+        line = {
+            "color": "white" if symbol == "diamond" else PIN_COLOR,
+            "width": 1 + (symbol != "diamond"),
+        }
+        return self.kind(
+            **_coords(P, rows),
+            mode="markers",
+            name=name,
+            legendgroup=name.split()[0],
+            showlegend=first,
+            marker={"size": size, "symbol": symbol, "color": PIN_COLOR, "line": line},
+            customdata=self.cd(rows),
+            **_hover_args(self.texts, rows),
+            **self.axes,
         )
-    return traces
+
+    def frame_data(self, frame: int) -> list[dict[str, Any]]:
+        """What changes in a frame: coordinates, and which rows the neighbour marks show."""
+        P, panel = self.p.points[frame], self.p
+        out: list[dict[str, Any]] = []
+        if self.view == "sphere":
+            out.append({})  # the surface stays
+        if len(self.dim_rows):
+            out.append(_coords(P, self.dim_rows))
+        out.extend(_coords(P, rows) for rows in self.groups)
+        if panel.pinned is not None:
+            near = panel.neighbours[frame] if panel.neighbours else np.zeros(0, np.int64)
+            out.append(_links(P, panel.pinned, near))
+            hover = _hover_args(self.texts, near)
+            out.append({**_coords(P, near), "customdata": self.cd(near), **hover})
+            out.append(_coords(P, np.array([panel.pinned])))
+        kind = {go.Scatter3d: "scatter3d", go.Scattergl: "scattergl"}.get(self.kind, "scatter")
+        return [{"type": kind, **d} if d else d for d in out]
 
 
-def _legend(title: str) -> dict[str, Any]:
-    return {"title": {"text": title}, "itemsizing": "constant"}
-
-
-def _points(x: Any, labels: Any, width: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` as a float ``(n, width)`` array (``ValueError`` naming ``name`` otherwise) and
-    its ``(n,)`` labels."""
-    P = np.asarray(x, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != width:
-        raise ValueError(f"{name} must have shape (n, {width}), got {P.shape}")
-    return P, _labels(labels, len(P))
-
-
-def _plane_layout(fig: go.Figure, title: str, legend_title: str, left: int) -> go.Figure:
-    """The layout shared by the flat scatters (circle, projection)."""
-    fig.update_layout(
-        title=title,
-        height=480,
-        legend=_legend(legend_title),
-        margin={"l": left, "r": 20, "t": 50, "b": 40},
-    )
-    return fig
-
-
-def circle_figure(
-    z: Any,
-    labels: Any,
-    names: Sequence[str] | None = None,
-    *,
-    legend_title: str = "class",
-    title: str = "",
-) -> go.Figure:
-    """Points of ``z`` ``(n, 2)`` (normalised embeddings) with the unit circle drawn."""
-    P, y = _points(z, labels, 2, "z")
-    fig = go.Figure(_scatter_traces(P, y, names, legend_title, 7))
-    fig.add_shape(
-        type="circle", x0=-1, y0=-1, x1=1, y1=1, line={"color": "rgba(80,80,80,0.35)", "width": 1}
-    )
-    fig.update_xaxes(range=[-1.15, 1.15], zeroline=False, title="z₁")
-    fig.update_yaxes(range=[-1.15, 1.15], zeroline=False, scaleanchor="x", title="z₂")
-    return _plane_layout(fig, title, legend_title, left=40)
-
-
-def _sphere_surface(resolution: int = 36) -> go.Surface:
+def _sphere_surface(axes: Mapping[str, str] | None = None, resolution: int = 36) -> go.Surface:
     theta = np.linspace(0, np.pi, resolution // 2)  # polar angle
     phi = np.linspace(0, 2 * np.pi, resolution)  # azimuth
     x = np.outer(np.sin(theta), np.cos(phi))  # (r/2, r)
@@ -150,43 +408,235 @@ def _sphere_surface(resolution: int = 36) -> go.Surface:
         hoverinfo="skip",
         colorscale=[[0, "rgb(160,170,190)"], [1, "rgb(160,170,190)"]],
         contours={"x": {"highlight": False}, "y": {"highlight": False}, "z": {"highlight": False}},
+        **(axes or {}),
     )
 
 
-def sphere_figure(
-    z: Any,
-    labels: Any,
-    names: Sequence[str] | None = None,
-    *,
-    legend_title: str = "class",
-    title: str = "",
-) -> go.Figure:
-    """Points of ``z`` ``(n, 3)`` on a faint unit sphere (one WebGL scene)."""
-    P, y = _points(z, labels, 3, "z")
-    fig = go.Figure([_sphere_surface(), *_scatter_traces(P, y, names, legend_title, 3.5)])
-    axis = {
-        "range": [-1.1, 1.1],
-        "showbackground": False,
-        "showgrid": False,
-        "zeroline": False,
-        "showticklabels": False,
-        "title": {"text": ""},
+def _panel_axes(view: View, p: int) -> dict[str, str]:
+    suffix = "" if p == 0 else str(p + 1)
+    return (
+        {"scene": f"scene{suffix}"}
+        if view == "sphere"
+        else {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+    )
+
+
+def _plane_range(panels: Sequence[Panel], j: int) -> list[float]:
+    """One range for coordinate ``j`` over every frame, 6 % padding."""
+    values = np.concatenate([p[:, j] for panel in panels for p in panel.points])
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.06 * (hi - lo) if hi > lo else 1.0
+    return [lo - pad, hi + pad]
+
+
+def _farther(camera: Mapping[str, Any], factor: float) -> dict[str, Any]:
+    """``camera`` with its eye ``factor`` times as far (a narrow scene crops the sphere)."""
+    return {**camera, "eye": {k: v * factor for k, v in camera["eye"].items()}}
+
+
+def _layout(
+    panels: Sequence[Panel], view: View, axis_titles: tuple[str, str], legend_title: str
+) -> dict[str, Any]:
+    count = len(panels)
+    width = (1.0 - 0.04 * (count - 1)) / count
+    domains = [[p * (width + 0.04), p * (width + 0.04) + width] for p in range(count)]
+    layout: dict[str, Any] = {
+        "legend": {"title": {"text": legend_title}, "itemsizing": "constant"},
+        "height": 560 if view == "sphere" else 480,
+        "margin": {"l": 0 if view == "sphere" else 50, "r": 20, "t": 50, "b": 10},
+        "uirevision": view,  # keep the user's camera or zoom across page runs
     }
-    fig.update_layout(
-        title=title,
-        height=560,
-        legend=_legend(legend_title),
-        scene={
-            "xaxis": axis,
-            "yaxis": axis,
-            "zaxis": axis,
-            "aspectmode": "cube",
-            "camera": {"eye": {"x": 0.95, "y": 0.95, "z": 0.6}},
-        },
-        margin={"l": 0, "r": 0, "t": 50, "b": 0},
-        uirevision="sphere",  # keep the user's camera across snapshots
-    )
-    return fig
+    if view == "sphere":
+        axis = {
+            "range": list(SPHERE_RANGE),
+            "autorange": False,
+            "showbackground": False,
+            "showgrid": False,
+            "zeroline": False,
+            "showticklabels": False,
+            "showspikes": False,  # no lines from a hovered point to the walls
+            "title": {"text": ""},
+        }
+        camera = SPHERE_CAMERA if count == 1 else _farther(SPHERE_CAMERA, 1.25)
+        for p, dom in enumerate(domains):
+            layout["scene" + ("" if p == 0 else str(p + 1))] = {
+                "domain": {"x": dom, "y": [0, 1]},
+                "xaxis": axis,
+                "yaxis": axis,
+                "zaxis": axis,
+                "aspectmode": "cube",
+                "camera": camera,
+                "dragmode": "turntable",
+            }
+    for p, dom in enumerate(domains if view != "sphere" else []):
+        suffix = "" if p == 0 else str(p + 1)
+        if view == "circle":
+            xr = yr = list(CIRCLE_RANGE)
+            titles = ("z₁", "z₂")
+        else:
+            xr, yr = _plane_range([panels[p]], 0), _plane_range([panels[p]], 1)
+            titles = axis_titles
+        layout["xaxis" + suffix] = {
+            "domain": dom,
+            "range": xr,
+            "autorange": False,
+            "zeroline": False,
+            "title": {"text": titles[0]},
+            "anchor": "y" + suffix,
+        }
+        layout["yaxis" + suffix] = {
+            "range": yr,
+            "autorange": False,
+            "zeroline": False,
+            "title": {"text": titles[1]},
+            "anchor": "x" + suffix,
+            **({"scaleanchor": "x" + suffix} if view == "circle" else {}),
+        }
+    if view == "circle":
+        layout["shapes"] = [
+            {
+                "type": "circle",
+                "xref": "x" + ("" if p == 0 else str(p + 1)),
+                "yref": "y" + ("" if p == 0 else str(p + 1)),
+                "x0": -1,
+                "y0": -1,
+                "x1": 1,
+                "y1": 1,
+                "line": {"color": "rgba(80,80,80,0.35)", "width": 1},
+            }
+            for p in range(count)
+        ]
+    if count > 1:
+        layout["annotations"] = [
+            {
+                "text": f"<b>{panel.title}</b>",
+                "xref": "paper",
+                "yref": "paper",
+                "x": (dom[0] + dom[1]) / 2,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+            for panel, dom in zip(panels, domains, strict=True)
+        ]
+    return layout
+
+
+def _player(
+    names: Sequence[str], start: int, frame_ms: int, prefix: str, below: int
+) -> dict[str, Any]:
+    """The ▶ / ❚❚ buttons and the slider over the frames (client-side animation), ``below``
+    pixels under the plot area (room for an x axis's ticks and title)."""
+    step_args = {
+        "mode": "immediate",
+        "frame": {"duration": 0, "redraw": True},
+        "transition": {"duration": 0},
+    }
+    play_args = {
+        "mode": "immediate",
+        "fromcurrent": True,
+        "frame": {"duration": int(frame_ms), "redraw": True},
+        "transition": {"duration": 0},
+    }
+    return {
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": 0.0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": below + 10, "r": 10},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
+                ],
+            }
+        ],
+        "sliders": [
+            {
+                "active": start,
+                "x": 0.22,
+                "len": 0.78,
+                "y": 0.0,
+                "yanchor": "top",
+                "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 13}},
+                "pad": {"t": below},
+                "steps": [
+                    {"label": name, "method": "animate", "args": [[name], step_args]}
+                    for name in names
+                ],
+            }
+        ],
+    }
+
+
+def explorer_figure(
+    panels: Sequence[Panel],
+    *,
+    view: View,
+    frame_names: Sequence[str] = ("",),
+    frame_titles: Sequence[str] | None = None,
+    start: int = 0,
+    legend_title: str = "class",
+    axis_titles: tuple[str, str] = ("component 1", "component 2"),
+    frame_ms: int = 600,
+    frame_prefix: str = "",
+) -> go.Figure:
+    """Runs' points side by side, one :class:`Panel` each, through one or more frames.
+
+    ``view`` is ``"sphere"`` (3-D points on a faint unit sphere, one scene per panel with
+    the same camera and ``[-1.1, 1.1]`` ranges), ``"circle"`` (2-D points and the unit
+    circle) or ``"plane"`` (a 2-D projection). With several frames (one per snapshot), a
+    ▶ / ❚❚ button and a slider play them in the browser with no server round trip; frames
+    change only point positions (float32) and the neighbour marks, never the axes or the
+    camera, so the picture stays steady. Every trace's ``customdata`` is each point's row.
+
+    Args:
+        panels: one or two panels with the same number of frames.
+        frame_names: the slider's label of each frame (``"30"``); ``frame_prefix`` goes
+            before the current one's (``"step "``).
+        frame_titles: the figure's title in each frame (default: the names).
+        start: the frame shown first.
+        legend_title: what the colours are (``"class"``, ``"domain"``).
+        axis_titles: of a ``"plane"`` view.
+    """
+    dims = 3 if view == "sphere" else 2
+    n_frames = len(frame_names)
+    checked = [panel.checked(dims, n_frames) for panel in panels]
+    titles = list(frame_titles) if frame_titles is not None else list(frame_names)
+    k0 = min(max(int(start), 0), n_frames - 1)
+    builders = [
+        _Builder(panel, view, legend_title, _panel_axes(view, p)) for p, panel in enumerate(checked)
+    ]
+    traces = [t for p, b in enumerate(builders) for t in b.traces(k0, first=p == 0)]
+    layout = _layout(checked, view, axis_titles, legend_title)
+    layout["title"] = {"text": titles[k0]}
+    if n_frames == 1:
+        return go.Figure(data=traces, layout=layout)
+    frames = []
+    for f in range(n_frames):
+        updates = [d for b in builders for d in b.frame_data(f)]  # one per trace, {} unchanged
+        moved = [i for i, d in enumerate(updates) if d]
+        frames.append(
+            go.Frame(
+                data=[updates[i] for i in moved],
+                traces=moved,
+                name=frame_names[f],
+                layout={"title": {"text": titles[f]}},
+            )
+        )
+    below = 20 if view == "sphere" else 60
+    layout.update(_player(frame_names, k0, frame_ms, frame_prefix, below))
+    layout["height"] += 70 + below
+    layout["margin"]["b"] = 80 + below
+    return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+# ------------------------------------------------------------------ one snapshot, one run
 
 
 def projection_figure(
@@ -199,11 +649,14 @@ def projection_figure(
     axis_titles: tuple[str, str] = ("component 1", "component 2"),
 ) -> go.Figure:
     """A 2-D projection ``xy`` ``(n, 2)`` (PCA, UMAP, t-SNE) as a scatter."""
-    P, y = _points(xy, labels, 2, "xy")
-    fig = go.Figure(_scatter_traces(P, y, names, legend_title, 7))
-    fig.update_xaxes(title=axis_titles[0], zeroline=False)
-    fig.update_yaxes(title=axis_titles[1], zeroline=False)
-    return _plane_layout(fig, title, legend_title, left=50)
+    panel = Panel(title, [_points(xy, 2, "xy")], labels, names)
+    return explorer_figure(
+        [panel],
+        view="plane",
+        frame_titles=[title],
+        legend_title=legend_title,
+        axis_titles=axis_titles,
+    )
 
 
 def embedding_figure(
@@ -214,14 +667,23 @@ def embedding_figure(
     legend_title: str = "class",
     title: str = "",
 ) -> go.Figure:
-    """The native picture of normalised embeddings: the circle for ``(n, 2)``, the sphere
-    for ``(n, 3)``; other widths need a projection (:func:`projection_figure`)."""
+    """The native picture of normalised embeddings: the unit circle for ``(n, 2)``, a faint
+    unit sphere (one WebGL scene) for ``(n, 3)``; other widths need a projection
+    (:func:`projection_figure`)."""
     dims = np.asarray(z).shape[-1]
-    if dims == 2:
-        return circle_figure(z, labels, names, legend_title=legend_title, title=title)
-    if dims == 3:
-        return sphere_figure(z, labels, names, legend_title=legend_title, title=title)
-    raise ValueError(f"z must have 2 or 3 columns to draw natively, got {dims}; project it")
+    if dims not in (2, 3):
+        raise ValueError(f"z must have 2 or 3 columns to draw natively, got {dims}; project it")
+    panel = Panel(title, [_points(z, dims, "z")], labels, names)
+    view: View = "sphere" if dims == 3 else "circle"
+    return explorer_figure([panel], view=view, frame_titles=[title], legend_title=legend_title)
+
+
+def _points(x: Any, width: int, name: str) -> np.ndarray:
+    """``x`` as a float ``(n, width)`` array (``ValueError`` naming ``name`` otherwise)."""
+    P = np.asarray(x, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] != width:
+        raise ValueError(f"{name} must have shape (n, {width}), got {P.shape}")
+    return P
 
 
 # ---------------------------------------------------------------- alignment / uniformity

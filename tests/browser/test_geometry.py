@@ -1,11 +1,16 @@
 """Geometry in a real browser with a shipped demo run (finished, 3-D embeddings): the
-snapshot slider moves through training time, the views and the colouring redraw."""
+snapshot slider moves through training time, the views and the colouring redraw; the hover
+shows a sample's digit, a click on the sphere pins it, ▶ plays the snapshots with a steady
+camera, and compared spheres turn together."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
+import numpy as np
+import pytest
 from playwright.sync_api import expect
 
 SCATTER = """gd => ({
@@ -129,3 +134,166 @@ def check_missing_run_link(app: Any, page: str, key: str) -> None:
 def test_a_link_to_a_missing_run_says_so(app: Any) -> None:
     """``geo_run=999`` used to open another run without a word."""
     check_missing_run_link(app, "/geometry", "geo_run")
+
+
+# ------------------------------------------------------------------ the embedding explorer
+
+PROJECT = """(gd, [scene, curve, index]) => {
+    // where a 3-D point is drawn on the screen: plotly's own model-view-projection
+    const s = gd._fullLayout[scene]._scene, t = gd._fullData[curve], cam = s.glplot.cameraParams;
+    const mul = (M, v) => [0, 1, 2, 3].map(r => M[r] * v[0] + M[4 + r] * v[1] + M[8 + r] * v[2]
+        + M[12 + r] * v[3]);
+    let p = [t.x[index] * s.dataScale[0], t.y[index] * s.dataScale[1],
+             t.z[index] * s.dataScale[2], 1];
+    p = mul(cam.projection, mul(cam.view, mul(cam.model, p)));
+    const box = s.container.getBoundingClientRect();
+    return [box.left + (0.5 + 0.5 * p[0] / p[3]) * box.width,
+            box.top + (0.5 - 0.5 * p[1] / p[3]) * box.height, p[2] / p[3]];
+}"""
+
+CAMERAS = """gd => Object.keys(gd._fullLayout).filter(k => /^scene\\d*$/.test(k)).map(k => {
+    const c = gd._fullLayout[k]._scene.getCamera();
+    return [c.eye.x, c.eye.y, c.eye.z, c.up.x, c.up.y, c.up.z];
+})"""
+
+
+def front_point(app: Any, key: str) -> tuple[float, float, int, int]:
+    """Screen position, trace and index of the class point nearest the camera (no other
+    point hides it) in chart ``key``."""
+    chart = app.chart(key)
+    chart.scroll_into_view_if_needed()
+    types = chart.evaluate("gd => gd._fullData.map(t => [t.type, t.name || '', t.x.length])")
+    best = None
+    for curve, (kind, name, n) in enumerate(types):
+        if kind != "scatter3d" or not name.isdigit():
+            continue
+        for i in range(n):
+            x, y, depth = chart.evaluate(PROJECT, ["scene", curve, i])
+            if best is None or depth < best[2]:
+                best = (x, y, depth, curve, i)
+    assert best is not None
+    return best[0], best[1], best[3], best[4]
+
+
+def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(app: Any) -> None:
+    """The hover names the sample and draws its 8x8 digit; a click on a point of the sphere
+    (which Streamlit's own selection does not report) pins that sample: the URL, the box and
+    the marks follow."""
+    app.goto("/geometry", charts=2)
+    key = f"geo_fig_{app.query()['geo_run']}"
+    x, y, curve, index = front_point(app, key)
+    page = app.page
+    page.mouse.move(x - 4, y)
+    page.mouse.move(x, y)
+    label = app.until(
+        lambda: app.chart(key).evaluate(
+            "gd => (gd.querySelector('.hovertext') || {}).textContent || ''"
+        ),
+        10,
+        "a hover label",
+    )
+    sample = label.split("sample ", 1)[1].split("class", 1)[0].strip()
+    assert sample.isdigit() and "class" in label
+    assert sum(ch in "░▒▓█" for ch in label) > 8  # the digit, drawn in shaded blocks
+    page.mouse.down()
+    page.mouse.up()
+    app.wait_for_query("geo_pin", sample)
+    app.settle(charts=2)
+    expect(app.widget("geo_pin").get_by_role("combobox").first).to_have_value(
+        re.compile(rf"^{sample} \(class ")
+    )
+    expect(page.get_by_text(f"Sample {sample}", exact=False).first).to_be_visible()
+    marks = app.chart_data(
+        key,
+        """gd => {
+            const byName = n => gd._fullData.find(t => t.name === n);
+            const pin = byName('pinned sample'), near = gd._fullData.find(
+                t => (t.name || '').includes('nearest'));
+            return pin && near && {pin: [pin.x[0], pin.y[0], pin.z[0]], near: near.x.length};
+        }""",
+    )
+    point = "gd => (t => [t.x[INDEX], t.y[INDEX], t.z[INDEX]])(gd._fullData[CURVE])"
+    clicked = app.chart_data(key, point.replace("INDEX", str(index)).replace("CURVE", str(curve)))
+    assert marks["pin"] == pytest.approx(clicked) and marks["near"] == 5
+    app.assert_healthy()
+
+
+def test_play_moves_through_the_snapshots_with_a_steady_camera(app: Any) -> None:
+    app.goto("/geometry", charts=2)
+    run, step = app.query()["geo_run"], app.query()["geo_step"]
+    app.step_slider("geo_step", "Home")  # the first snapshot
+    app.until(lambda: app.query().get("geo_step") != step, 30, "the step slider to move")
+    key = f"geo_fig_{run}"
+    app.settle(charts=2)
+    state = """gd => ({active: gd._fullLayout.sliders[0].active,
+        n: gd._fullLayout.sliders[0].steps.length, title: gd._fullLayout.title.text,
+        ranges: ['xaxis', 'yaxis', 'zaxis'].map(a => gd._fullLayout.scene[a].range),
+        first: Array.from(gd._fullData[1].x)})"""
+    start = app.chart_data(key, state)
+    camera = app.chart_data(key, CAMERAS)[0]
+    assert start["active"] == 0
+    app.chart(key).get_by_text("▶ Play").click()
+    end = app.until(
+        lambda: (s := app.read_chart(key, state)) and s["active"] == s["n"] - 1 and s,
+        30,
+        "the player to reach the last snapshot",
+    )
+    assert end["title"] != start["title"] and end["first"] != start["first"]  # points moved
+    assert end["ranges"] == start["ranges"] == [[-1.1, 1.1]] * 3
+    assert app.chart_data(key, CAMERAS)[0] == pytest.approx(camera)  # the camera stayed
+    assert app.query()["geo_step"] != step  # no server round trip moved the step slider
+    app.assert_healthy()
+
+
+def drag(app: Any, key: str, at: float, step: tuple[int, int]) -> np.ndarray:
+    """Drag across chart ``key`` from ``at`` of its width (9 mouse moves of ``step``
+    pixels); returns each scene's camera (eye, up) read while the button is still down."""
+    box = app.chart(key).bounding_box()
+    x, y = box["x"] + box["width"] * at, box["y"] + box["height"] * 0.45
+    page = app.page
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 10):
+        page.mouse.move(x + step[0] * i, y + step[1] * i)
+        page.wait_for_timeout(30)
+    during = np.array(app.chart_data(key, CAMERAS))
+    page.mouse.up()
+    return during
+
+
+def test_compared_spheres_turn_together(app: Any) -> None:
+    """Rotating either sphere of a comparison turns the other with it, while dragging and
+    after; a drag up to the pole (eye along the up vector) and a drag after it on the other
+    sphere raise nothing (a camera copied at the pole left plotly a singular matrix)."""
+    app.goto("/geometry", charts=2)
+    run = app.query()["geo_run"]
+    pick_other_run(app, "geo_compare")
+    other = app.until(
+        lambda: app.query().get("geo_compare", "0") != "0" and app.query()["geo_compare"],
+        30,
+        "geo_compare",
+    )
+    key = f"geo_fig_{run}_with_{other}"
+    app.settle(charts=2)
+    app.chart(key).scroll_into_view_if_needed()
+    start = np.array(app.chart_data(key, CAMERAS))
+    assert len(start) == 2 and start[0] == pytest.approx(start[1])
+    stored = "gd => ['scene', 'scene2'].map(s => gd._fullLayout[s].camera.eye)"
+    for at, step in ((0.2, (12, 1)), (0.7, (-10, 2)), (0.2, (4, 30)), (0.7, (3, -20))):
+        before = app.chart_data(key, stored)[0]
+        still = np.array(app.chart_data(key, CAMERAS))
+        during = drag(app, key, at, step)  # the left sphere, then the right one
+        moved = 0 if at < 0.5 else 1
+        turned = np.linalg.norm(during[moved] - still[moved])
+        assert turned > 0.05  # the dragged sphere turned, and the other turned with it
+        # (it follows plotly's camera events, one per drawn frame: it may be a frame behind)
+        assert np.linalg.norm(during[1 - moved] - still[1 - moved]) > 0.2 * turned
+        app.until(
+            lambda b=before: (c := app.read_chart(key, stored)) and c[0] == c[1] != b,
+            10,
+            "both scenes to store the new camera (so a page run keeps it)",
+        )
+        now = app.chart_data(key, CAMERAS)
+        assert now[1] == pytest.approx(now[0])
+    expect(app.page.get_by_text("The two spheres share one camera")).to_be_visible()
+    app.assert_healthy()

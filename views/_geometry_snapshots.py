@@ -1,0 +1,149 @@
+"""The Geometry page's data: a run's embedding snapshots as the view draws them, the
+samples they hold (for hover labels and the pinned sample), and the page's choices."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from gca_viz import data, embed
+from gca_viz.figures.geometry import sample_hover
+from gca_viz.runs import RunInfo, RunStore
+
+MAX_FRAMES = 60  # snapshots the ▶ plays at most (evenly spaced, the shown one included)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def label_names(dataset: str, params_json: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Class and domain names of a run's dataset (empty if it cannot be loaded any more)."""
+    try:
+        ds = data.load_dataset(dataset, **json.loads(params_json))
+    except Exception:  # a moved or deleted user file: fall back to label numbers
+        return (), ()
+    return ds.class_names, ds.domain_names
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _samples(
+    dataset: str, params_json: str, test_fraction: float, seed: int, n: int
+) -> tuple[embed.SnapshotSamples, list[str]] | None:
+    """The samples a run's snapshots hold and their hover labels (``None`` if the data
+    cannot be loaded any more)."""
+    try:
+        ds = data.load_dataset(dataset, **json.loads(params_json))
+        s = embed.snapshot_samples(ds, n, test_fraction=test_fraction, seed=seed)
+    except Exception:  # a moved user file, a changed dataset: hover without inputs
+        return None
+    hover = sample_hover(
+        s.index,
+        s.y,
+        ds.class_names,
+        domains=s.domain,
+        domain_names=ds.domain_names or None,
+        inputs=s.x,
+        kind=s.kind,
+    )
+    return s, hover
+
+
+def run_label(info: RunInfo) -> str:
+    return f"#{info.id} {info.name}"
+
+
+def data_key(run: RunInfo) -> tuple[str, str]:
+    return str(run.config.get("dataset")), json.dumps(run.config.get("dataset_params", {}))
+
+
+@dataclass(frozen=True)
+class View:
+    """The page's choices at its last full run (the view fragment reads only these)."""
+
+    run_id: int
+    compare_id: int
+    method: str
+    color_by: str
+    auto: bool
+    polling: bool
+    classes: tuple[int, ...] = ()
+    domains: tuple[int, ...] = ()
+    k: int = 5
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One run's embedding snapshots as the view draws them."""
+
+    run: RunInfo
+    step: int  # the snapshot the slider points at
+    path: Path
+    steps: list[int]  # the frames' steps (readable snapshots), the slider's one included
+    zs: list[np.ndarray]  # (n, d) each
+    arrays: dict[str, np.ndarray]  # the slider's snapshot (z, y, domain)
+    samples: embed.SnapshotSamples | None
+    hover: list[str] | None
+
+    @property
+    def at(self) -> int:
+        return self.steps.index(self.step)
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.zs[self.at]
+
+    def index(self) -> np.ndarray:
+        """``(n,)`` each row's position in the dataset (the row itself if unknown)."""
+        return self.samples.index if self.samples is not None else np.arange(len(self.z))
+
+    def row_of(self, sample: int | None) -> int | None:
+        rows = np.flatnonzero(self.index() == sample) if sample is not None else []
+        return int(rows[0]) if len(rows) else None
+
+
+def frame_steps(steps: list[int], step: int) -> list[int]:
+    """At most :data:`MAX_FRAMES` of ``steps``, evenly spaced, ``step`` among them."""
+    if len(steps) <= MAX_FRAMES:
+        return steps
+    picks = {steps[int(i)] for i in np.linspace(0, len(steps) - 1, MAX_FRAMES - 1).round()}
+    return sorted(picks | {step})
+
+
+def load(store: RunStore, run: RunInfo, step: int, snaps: list[tuple[int, Path]]) -> Loaded | None:
+    """The run's snapshots for the view, or ``None`` (with a warning) if the one at ``step``
+    is unreadable; other unreadable snapshots are left out of the ▶."""
+    paths = dict(snaps)
+    arrays = store.load_snapshot(paths[step])
+    if arrays is None or "z" not in arrays or "y" not in arrays:
+        st.warning(
+            f"Run #{run.id}: the embedding snapshot at step {step} is missing or "
+            f"unreadable ({paths[step].name}). Pick another step.",
+            icon=":material/warning:",
+        )
+        return None
+    z = np.asarray(arrays["z"], dtype=np.float64)
+    steps, zs = [], []
+    for s in frame_steps([s for s, _ in snaps], step):
+        other = arrays if s == step else store.load_snapshot(paths[s])
+        if other is not None and np.shape(other.get("z")) == z.shape:
+            steps.append(s)
+            zs.append(np.asarray(other["z"], dtype=np.float64))
+    cfg = run.config
+    found = _samples(
+        *data_key(run), float(cfg.get("test_fraction", 0.25)), int(cfg.get("seed", 0)), len(z)
+    )
+    samples, hover = found if found is not None else (None, None)
+    if samples is not None and not np.array_equal(samples.y, arrays["y"]):
+        samples, hover = None, None  # the dataset changed since the run: no inputs to show
+    return Loaded(run, step, paths[step], steps, zs, arrays, samples, hover)
+
+
+def labels_for(arrays: dict[str, np.ndarray], run: RunInfo, color_by: str) -> tuple[Any, Any, str]:
+    """``(labels, names, legend title)`` for colouring one snapshot."""
+    classes, domains = label_names(*data_key(run))
+    if color_by == "domain" and "domain" in arrays:
+        return arrays["domain"], domains or None, "domain"
+    return arrays["y"], classes or None, "class"
