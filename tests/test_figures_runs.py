@@ -342,3 +342,48 @@ def test_input_glyphs_average_large_images_down_to_eight_lines() -> None:
     assert lines == ["█" * 16] * 4 + [" " * 16] * 4
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         geometry.input_glyphs(np.zeros((8, 8)))
+
+
+# ------------------------------------------------------------ labels on the plane
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_spread_labels_keeps_them_apart_in_order_and_inside(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    want = rng.uniform(0, 100, size=8) * (rng.random(8) < 0.5)  # many crowd at 0
+    out = geometry.spread_labels(want, 12.0, 0.0, 200.0)
+    order = np.argsort(want, kind="stable")
+    assert np.all(np.diff(out[order]) >= 12.0 - 1e-9)  # apart, same order
+    assert out.min() >= 0.0 and out.max() <= 200.0
+    np.testing.assert_array_equal(geometry.spread_labels([10.0, 50.0], 12.0, 0, 200), [10, 50])
+
+
+def test_spread_labels_that_cannot_fit_stay_apart() -> None:
+    out = geometry.spread_labels(np.zeros(5), 10.0, 0.0, 20.0)
+    assert np.all(np.diff(np.sort(out)) >= 10.0)
+
+
+def test_run_labels_on_the_plane_are_a_font_height_apart() -> None:
+    """Three runs that end within 0.004 of each other (the demo runs did, and their labels
+    overlapped): each label is joined to its point and at least LABEL_GAP_PX from the others."""
+    ends = [(-2.0, 0.215), (-2.01, 0.212), (-1.99, 0.218), (-1.5, 0.6)]
+    runs = [
+        geometry.Trajectory(
+            f"#{i} run", np.array([50.0, 100.0]), np.array([-1.2, u]), np.array([0.5, a])
+        )
+        for i, (u, a) in enumerate(ends)
+    ]
+    fig = geometry.alignment_uniformity_plane(runs).to_dict()
+    layout = fig["layout"]
+    labels = layout["annotations"]
+    assert [a["text"] for a in labels] == [t.label for t in runs]
+    y0, y1 = layout["yaxis"]["range"]
+    plot_px = geometry.PLANE_HEIGHT - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
+    label_px = [(a["y"] - y0) / (y1 - y0) * plot_px - a["ay"] for a in labels]  # ay: downwards
+    gaps = np.diff(np.sort(label_px))
+    assert gaps.min() >= geometry.LABEL_GAP_PX - 1e-6, label_px
+    for a, t in zip(labels, runs, strict=True):
+        assert (a["x"], a["y"]) == (t.uniformity[-1], t.alignment[-1]) and a["showarrow"]
+    assert layout["showlegend"] is False and not any(
+        "text" in (t.get("mode") or "") for t in fig["data"]
+    )

@@ -567,9 +567,11 @@ else:
         st.plotly_chart(fig, key="geo_plane_fig")
         st.caption(
             "Each line is a run's path through its evaluations; the big dot is its "
-            "latest. Left means more uniform (the embeddings spread over the sphere), "
-            "down means better aligned (the two views of a sample closer). A collapsed "
-            "encoder sits at the bottom right: perfectly aligned, not uniform at all."
+            "latest, labelled beside it (labels of runs that end close together are moved "
+            "apart, a thin line leads to the dot). Left means more uniform (the embeddings "
+            "spread over the sphere), down means better aligned (the two views of a sample "
+            "closer). A collapsed encoder sits at the bottom right: perfectly aligned, not "
+            "uniform at all."
         )
     else:
         st.caption("Pick runs to place on the plane.")

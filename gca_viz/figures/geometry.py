@@ -20,7 +20,9 @@ fixed axes and camera. Every trace carries each point's row as ``customdata``, s
 names the row (:func:`clicked_row`).
 
 The plane follows Wang and Isola (ICML 2020): ``x = L_uniform``, ``y = L_align``, both
-lower-is-better, so good representations sit in the lower left.
+lower-is-better, so good representations sit in the lower left. Each run's latest point is
+labelled beside it; labels whose points are close are moved apart vertically and joined to
+their point by a leader line (:func:`spread_labels`).
 """
 
 from __future__ import annotations
@@ -712,15 +714,56 @@ class Trajectory:
         return len(self.steps)
 
 
+def spread_labels(y: Any, gap: float, low: float, high: float) -> np.ndarray:
+    """Label positions near ``y`` that are at least ``gap`` apart, inside ``[low, high]``.
+
+    The labels keep their order; each moves as little as a forward pass (push up what
+    crowds the one below) then a backward pass (push down from ``high``) allow. If the
+    labels cannot fit (``(k - 1) gap > high - low``) they are spaced ``gap`` apart from
+    ``low`` anyway: apart matters more than inside.
+
+    Args:
+        y: ``(k,)`` wanted positions (pixels, upwards). gap: the least distance.
+        low, high: the room, ``low <= high``.
+
+    Returns:
+        ``(k,)`` positions, same order as ``y``.
+    """
+    want = np.asarray(y, dtype=np.float64).reshape(-1)
+    order = np.argsort(want, kind="stable")
+    pos = np.clip(want[order], low, high)
+    for i in range(1, len(pos)):  # upwards: at least gap above the one below
+        pos[i] = max(pos[i], pos[i - 1] + gap)
+    if len(pos) and pos[-1] > high:
+        pos[-1] = max(high, low + gap * (len(pos) - 1))
+        for i in range(len(pos) - 2, -1, -1):  # downwards: at least gap below the one above
+            pos[i] = min(pos[i], pos[i + 1] - gap)
+    out = np.empty_like(pos)
+    out[order] = pos
+    return out
+
+
+PLANE_HEIGHT = 440
+PLANE_MARGIN = {"l": 70, "r": 20, "t": 40, "b": 60}
+"""The plane's size: margins wide enough that plotly never grows them for the axis titles,
+so the plot area is exactly ``PLANE_HEIGHT - t - b`` pixels high."""
+LABEL_GAP_PX = 21.0
+"""Least vertical distance between two run labels on the plane: an 11 px label with its
+background box is 18 px high in Chromium."""
+
+
 def alignment_uniformity_plane(
     trajectories: Sequence[Trajectory], *, highlight: str | None = None
 ) -> go.Figure:
-    """Each run's trajectory (faint) ending in a labelled point at its latest evaluation;
-    ``highlight`` draws one run's line thicker. Lower left is better."""
+    """Each run's trajectory (faint) ending in a big point at its latest evaluation, labelled
+    to its right; ``highlight`` draws one run's line thicker. Lower left is better.
+
+    The axes have fixed ranges, so a label's height in pixels is known: labels closer than
+    :data:`LABEL_GAP_PX` are spread apart (:func:`spread_labels`) and joined to their point
+    by a leader line, so none overlaps another."""
+    shown = [(r, t) for r, t in enumerate(trajectories) if len(t)]
     fig = go.Figure()
-    for r, t in enumerate(trajectories):
-        if len(t) == 0:
-            continue
+    for r, t in shown:
         color = RUN_COLORS[r % len(RUN_COLORS)]
         strong = highlight is None or t.label == highlight
         fig.add_trace(
@@ -744,11 +787,9 @@ def alignment_uniformity_plane(
             go.Scatter(
                 x=t.uniformity[-1:],
                 y=t.alignment[-1:],
-                mode="markers+text",
+                mode="markers",
                 name=t.label,
                 legendgroup=t.label,
-                text=[t.label],
-                textposition="top center",
                 marker={
                     "size": 13 if strong else 10,
                     "color": color,
@@ -765,8 +806,47 @@ def alignment_uniformity_plane(
     fig.update_yaxes(title="alignment  E ‖ẑ′ - ẑ″‖²  (lower: closer positives)")
     fig.update_layout(
         title={"text": "Lower left is better", "font": {"size": 13}},
-        height=440,
-        margin={"l": 60, "r": 20, "t": 40, "b": 50},
-        legend={"title": {"text": "run"}},
+        height=PLANE_HEIGHT,
+        margin=PLANE_MARGIN,
+        showlegend=False,  # each run is labelled at its latest point
     )
+    if shown:
+        _label_runs(fig, shown)
     return fig
+
+
+def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None:
+    """Fixed axis ranges with room for the labels on the right, and one label per run at
+    its latest point, spread apart vertically with leader lines."""
+    xs = np.concatenate([t.uniformity for _, t in shown])
+    ys = np.concatenate([t.alignment for _, t in shown])
+    x_lo, x_hi = float(xs.min()), float(xs.max())
+    y_lo, y_hi = float(ys.min()), float(ys.max())
+    x_span = x_hi - x_lo if x_hi > x_lo else 0.1
+    y_span = y_hi - y_lo if y_hi > y_lo else 0.1
+    x_range = [x_lo - 0.06 * x_span, x_hi + 0.45 * x_span]  # labels sit right of the points
+    y_range = [y_lo - 0.08 * y_span, y_hi + 0.12 * y_span]
+    plot_px = PLANE_HEIGHT - PLANE_MARGIN["t"] - PLANE_MARGIN["b"]
+    to_px = plot_px / (y_range[1] - y_range[0])
+    ends = np.array([t.alignment[-1] for _, t in shown])
+    want = (ends - y_range[0]) * to_px  # (k,) pixels above the bottom of the plot
+    placed = spread_labels(want, LABEL_GAP_PX, 8.0, plot_px - 8.0)
+    fig.update_xaxes(range=x_range, autorange=False)
+    fig.update_yaxes(range=y_range, autorange=False)
+    for (r, t), y_px, label_px in zip(shown, want, placed, strict=True):
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        fig.add_annotation(
+            x=t.uniformity[-1],
+            y=t.alignment[-1],
+            text=t.label,
+            showarrow=True,
+            arrowhead=0,
+            arrowwidth=1,
+            arrowcolor=color,
+            ax=24,
+            ay=-(label_px - y_px),  # pixels, downwards positive
+            xanchor="left",
+            yanchor="middle",
+            font={"size": 11, "color": color},
+            bgcolor="rgba(255,255,255,0.8)",
+        )

@@ -1,17 +1,20 @@
 """Geometry in a real browser with a shipped demo run (finished, 3-D embeddings): the
 snapshot slider moves through training time, the views and the colouring redraw; the hover
 shows a sample's digit, a click on the sphere pins it, ▶ plays the snapshots with a steady
-camera, and compared spheres turn together."""
+camera, compared spheres turn together, and the run labels on the plane do not overlap."""
 
 from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
+
+from gca_viz.runs import RunStore
 
 SCATTER = """gd => ({
     types: gd._fullData.map(t => t.type),
@@ -261,20 +264,19 @@ def drag(app: Any, key: str, at: float, step: tuple[int, int]) -> np.ndarray:
     return during
 
 
-def test_compared_spheres_turn_together(app: Any) -> None:
+def test_compared_spheres_turn_together(app: Any, runs_dir: Path) -> None:
     """Rotating either sphere of a comparison turns the other with it, while dragging and
     after; a drag up to the pole (eye along the up vector) and a drag after it on the other
     sphere raise nothing (a camera copied at the pole left plotly a singular matrix)."""
-    app.goto("/geometry", charts=2)
-    run = app.query()["geo_run"]
-    pick_other_run(app, "geo_compare")
-    other = app.until(
-        lambda: app.query().get("geo_compare", "0") != "0" and app.query()["geo_compare"],
-        30,
-        "geo_compare",
-    )
+    store = RunStore(runs_dir)
+    spheres = [
+        r.id
+        for r in store.list_runs()
+        if r.config.get("out_dim") == 3 and store.snapshots(r.id, "embeddings")
+    ]
+    run, other = spheres[:2]
+    app.goto(f"/geometry?geo_run={run}&geo_compare={other}", charts=2)
     key = f"geo_fig_{run}_with_{other}"
-    app.settle(charts=2)
     app.chart(key).scroll_into_view_if_needed()
     start = np.array(app.chart_data(key, CAMERAS))
     assert len(start) == 2 and start[0] == pytest.approx(start[1])
@@ -296,4 +298,31 @@ def test_compared_spheres_turn_together(app: Any) -> None:
         now = app.chart_data(key, CAMERAS)
         assert now[1] == pytest.approx(now[0])
     expect(app.page.get_by_text("The two spheres share one camera")).to_be_visible()
+    app.assert_healthy()
+
+
+def test_run_labels_on_the_plane_do_not_overlap(app: Any, screenshot: Any) -> None:
+    app.goto("/geometry", charts=2)
+    plane = app.chart("geo_plane_fig")
+    plane.scroll_into_view_if_needed()
+    boxes = app.until(
+        lambda: plane.evaluate(
+            """gd => Array.from(gd.querySelectorAll('.annotation-text-g')).map(g => {
+                const r = g.getBoundingClientRect();
+                return [g.textContent, r.left, r.top, r.right, r.bottom];
+            })"""
+        ),
+        15,
+        "the run labels",
+    )
+    names = app.chart_data(
+        "geo_plane_fig",
+        "gd => gd._fullData.filter(t => t.name && !t.name.startsWith('trace')).map(t => t.name)",
+    )
+    assert sorted(b[0] for b in boxes) == sorted(names)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
+            assert apart, f"{a[0]!r} overlaps {b[0]!r}: {a[1:]} vs {b[1:]}"
+    screenshot("geometry_plane")
     app.assert_healthy()
