@@ -47,3 +47,33 @@ def test_sweep_noisy_quick_runs_and_pairs_the_seeds(tmp_path: Path) -> None:
     by = {(r["method"], r["seed"]): r["corrupted"] for r in runs}
     diffs = [by[("gca_uot", s)] - by[("ince", s)] for s in (0, 1)]
     assert uot["corrupted_diff"] == pytest.approx(sum(diffs) / 2)
+
+
+@pytest.mark.slow
+def test_bench_browser_quick_runs() -> None:
+    """The browser benchmark starts the app and the reference page, times the Plan lab's
+    actions in Chromium and prints its tables (needs /usr/bin/chromium)."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium (see README)")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_browser.py", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "action" in out and "median" in out and "ratio" in out and "verdict" in out
+    for row in (
+        "reference: first load",
+        "Plan lab: first load",
+        "reference: move the slider",
+        "Plan lab: type ε + Enter",
+        "Plan lab: click a cell",
+        "Plan lab: ▶ play (ms/frame)",
+    ):
+        line = next((x for x in out.splitlines() if x.startswith(row)), "")
+        assert line and "(no sample)" not in line, f"{row!r} missing in:\n{out}"
+    assert "Where the time goes" in out and "failed:" not in out
+    assert "fps median" in out
