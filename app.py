@@ -1,13 +1,20 @@
-"""GCA Explorer: the router. Page config, navigation over views/, a sidebar status strip."""
+"""GCA Explorer: the router. Page config, navigation over views/, a sidebar status strip
+with the lecture-mode toggle (ui.lecture: the navigation at the top, the sidebar collapsed,
+projector-sized type)."""
 
 import streamlit as st
 import torch
 
+import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
-from ui import run_store
 
-st.set_page_config(page_title="GCA Explorer", layout="wide")
+lecture = ui.lecture()
+st.set_page_config(
+    page_title="GCA Explorer",
+    layout="wide",
+    initial_sidebar_state="collapsed" if lecture else "auto",
+)
 
 navigation = st.navigation(
     [
@@ -19,7 +26,8 @@ navigation = st.navigation(
         st.Page("views/domains.py", title="Target plans and domains", icon=":material/join:"),
         st.Page("views/noisy.py", title="Noisy views", icon=":material/blur_on:"),
         st.Page("views/composer.py", title="Loss composer", icon=":material/extension:"),
-    ]
+    ],
+    position="top" if lecture else "sidebar",
 )
 
 
@@ -27,7 +35,7 @@ navigation = st.navigation(
 def status_strip() -> None:
     """Device and the runs in progress, refreshed every few seconds."""
     st.caption(f"Device: `{resolve_device('auto')}` · torch {torch.__version__}")
-    store = run_store()
+    store = ui.run_store()
     store.reconcile()
     active = [r for r in store.list_runs() if r.status in ("running", "queued")]
     if not active:
@@ -36,8 +44,10 @@ def status_strip() -> None:
         st.progress(r.progress, text=f"#{r.id} {r.name}: {r.status}, step {r.step}/{r.steps}")
 
 
+ui.page_style()
 with st.sidebar:
     st.caption(f"gca_viz {__version__}")
+    ui.lecture_toggle()
     status_strip()
 
 navigation.run()

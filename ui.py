@@ -10,13 +10,19 @@
 * ``guard``: turns a ``ValueError`` from the library into an ``st.error`` (never a traceback).
 * ``run_store``: the process-wide :class:`gca_viz.runs.RunStore`; a store that cannot be
   opened is an ``st.error`` naming the directory, the problem and the fix, never a traceback.
+* Lecture mode (a toggle the router draws, ``lecture=1`` in the URL): ``controls`` is where a
+  page draws its controls (the sidebar, or inline above the figures), ``chart`` draws a
+  plotly figure (projector-sized in lecture mode: the library's figures stay as they are),
+  ``page_style`` the CSS (formulas that wrap, always; larger type in lecture mode).
 """
 
 from __future__ import annotations
 
+import html
 import inspect
 import math
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -302,3 +308,226 @@ def run_store() -> RunStore:
             icon=":material/warning:",
         )
     return store
+
+
+# ------------------------------------------------------------------------- lecture mode
+
+LECTURE_KEY = "lecture"
+"""Session-state key and query parameter (``lecture=1``) of lecture mode."""
+
+FORMULA_CSS = """
+/* Long display formulas wrap (after a top-level relation or operator, as KaTeX breaks
+   inline math) instead of being clipped at the right edge of their column. */
+.katex-display > .katex { white-space: normal; }
+.katex-display > .katex > .katex-html > .base { margin: 0.2em 0; }
+"""
+
+LECTURE_CSS = """
+/* Lecture mode: projector-sized type (Streamlit sizes text, widgets and spacing in rem),
+   less padding, chart titles as wrapping text above the charts. */
+html { font-size: 20px; }
+[data-testid="stMainBlockContainer"] { padding: 2.5rem 1.25rem 4rem; max-width: none; }
+[data-testid="stMain"] h1 { font-size: 2.2rem; padding-top: 0.25rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.95rem; }
+[data-testid="stMetricValue"] { font-size: 2rem; }
+[data-testid="stMetricLabel"] p { font-size: 1rem; }
+[data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] p {
+  white-space: normal !important; text-overflow: clip !important; overflow-wrap: anywhere;
+}
+[class*="st-key-lecture_controls_"] > div:has([data-testid="stHeading"]) { flex: 1 0 100%; }
+[class*="st-key-lecture_controls_"] h3 { font-size: 1.05rem; padding: 0.25rem 0 0; }
+.gca-chart-title { font-weight: 600; font-size: 1.05rem; line-height: 1.3; }
+.gca-chart-title small { display: block; font-weight: 400; font-size: 0.8rem; color: #4b5563; }
+"""
+
+
+def lecture() -> bool:
+    """Whether lecture mode is on: the toggle's value in this session, else ``lecture=1`` in
+    the URL (a link opened in a new session)."""
+    if LECTURE_KEY in st.session_state:
+        return bool(st.session_state[LECTURE_KEY])
+    return st.query_params.get(LECTURE_KEY) in ("1", "True", "true")
+
+
+def lecture_toggle() -> bool:
+    """The lecture-mode toggle (the router draws it in the sidebar on every run).
+
+    Its value lives in the session (``persist_state="session"``) and in the URL as
+    ``lecture=1``. A page switch through the navigation drops the URL's query string; the
+    toggle is drawn on every run, so its value survives and this puts ``lecture=1`` back."""
+    if LECTURE_KEY not in st.session_state:
+        st.session_state[LECTURE_KEY] = lecture()
+    on = bool(
+        st.toggle(
+            "Lecture mode",
+            key=LECTURE_KEY,
+            persist_state="session",
+            help="For projectors: the controls above the figures instead of in the sidebar, "
+            "larger type and markers, the navigation at the top. Kept in the link (lecture=1).",
+        )
+    )
+    if on and st.query_params.get(LECTURE_KEY) != "1":
+        st.query_params[LECTURE_KEY] = "1"
+    elif not on and LECTURE_KEY in st.query_params:
+        del st.query_params[LECTURE_KEY]
+    return on
+
+
+def page_style() -> None:
+    """The app's CSS: formulas that wrap, and in lecture mode larger type (once per run)."""
+    css = FORMULA_CSS + (LECTURE_CSS if lecture() else "")
+    st.html(f"<style>{css}</style>")
+
+
+@contextmanager
+def controls(title: str = "Settings") -> Iterator[None]:
+    """Where a page draws its controls: the sidebar under the subheader ``title``, or in
+    lecture mode an open expander named ``title`` at this point of the page (above the
+    figures that follow), its widgets side by side (a page's titles differ)."""
+    if not lecture():
+        with st.sidebar:
+            st.subheader(title)
+            yield
+        return
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    with (
+        st.expander(title, expanded=True),
+        st.container(horizontal=True, gap="medium", key=f"lecture_controls_{slug}"),
+    ):
+        yield
+
+
+def wrapped_row_height(
+    rows: Sequence[dict[str, Any]], widths: dict[str, int], char_px: float = 6.5, line_px: int = 20
+) -> int:
+    """A row height (px) for ``st.dataframe(rows, row_height=...)`` at which the longest cell
+    of ``rows`` shows in full: above 64 px Streamlit wraps a text cell's lines instead of
+    cutting them. ``widths`` are the columns' widths in px (at least what they get), text is
+    about ``char_px`` a character and ``line_px`` a line."""
+    lines = max(
+        (
+            math.ceil(len(str(row[c])) * char_px / max(w - 16, 1))
+            for row in rows
+            for c, w in widths.items()
+        ),
+        default=1,
+    )
+    return max(65, lines * line_px + 12)
+
+
+LECTURE_FONT = 1.25
+"""Lecture mode: chart type is this much larger (at least 15 px) ..."""
+LECTURE_MARKER = 1.6
+"""... markers and lines this much larger ..."""
+LECTURE_NOTE_FONT = 1.15
+"""... and annotations this much (a figure places them, some near its edges)."""
+_TAGS = re.compile(r"<[^>]+>")
+_KEPT_TAGS = re.compile(r"&lt;(/?)(sup|sub|b|i)&gt;")
+
+
+def _scaled_fonts(node: Any, factor: float = LECTURE_FONT, least: int = 15) -> Any:
+    """A copy of a plotly layout (a JSON-like dict) with every font size scaled by ``factor``
+    to at least ``least`` px; annotations (placed by the figure, often near an edge) by
+    :data:`LECTURE_NOTE_FONT` only."""
+    if isinstance(node, list):
+        return [_scaled_fonts(v, factor, least) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        k: _scaled_fonts(v, *((LECTURE_NOTE_FONT, 0) if k == "annotations" else (factor, least)))
+        for k, v in node.items()
+    }
+    for k, v in out.items():
+        if k.endswith("font") and isinstance(v, dict) and isinstance(v.get("size"), int | float):
+            v["size"] = max(round(float(v["size"]) * factor), least)
+    return out
+
+
+def _scale_trace(trace: Any, defaults: bool = True) -> None:
+    """Larger markers and lines of one scatter trace, in place (fixed and per-point sizes;
+    with ``defaults``, plotly's default marker size and line width too). Colour bars follow
+    the layout's font."""
+    if trace.type not in ("scatter", "scattergl", "scatter3d"):
+        return
+    size = trace.marker.size
+    if size is not None:
+        trace.marker.size = (np.asarray(size) if np.ndim(size) else size) * LECTURE_MARKER
+    elif defaults:
+        trace.marker.size = (4 if trace.type == "scatter3d" else 6) * LECTURE_MARKER
+    if trace.type != "scatter3d" and (trace.line.width is not None or defaults):
+        trace.line.width = (trace.line.width or 2) * LECTURE_MARKER
+
+
+def title_html(title: str) -> str:
+    """A plotly title (text with ``<br>``, ``<sup>``, ``<sub>``, ``<b>``, ``<i>``) as safe
+    HTML: the first line a headline, the rest a ``<small>`` subtitle; every other tag and
+    character escaped (titles can hold run names)."""
+    first, _, rest = re.sub(r"<br\s*/?>", "\n", title).partition("\n")
+
+    def safe(text: str) -> str:
+        return _KEPT_TAGS.sub(r"<\1\2>", html.escape(text.replace("\n", " ").strip()))
+
+    sub = _TAGS.sub("", rest)  # a subtitle is one line of small type: no nested <sup>
+    return safe(first) + (f"<small>{safe(sub)}</small>" if sub.strip() else "")
+
+
+def lecture_figure(fig: Any) -> tuple[Any, str]:
+    """A copy of ``fig`` for a projector and its title text (``""`` if it keeps its own):
+    fonts scaled by :data:`LECTURE_FONT` (at least 15 px), markers and lines by
+    :data:`LECTURE_MARKER`. A title is taken out of a figure without animation frames, so
+    the page can show it as text that wraps (a plotly title is clipped when it is wider than
+    the chart)."""
+    import plotly.graph_objects as go
+
+    layout = _scaled_fonts(fig.layout.to_plotly_json())
+    base = layout.setdefault("font", {}).setdefault("size", 16)
+    tick = max(round(base * 0.85), 15)
+    # Streamlit's chart theme gives axes, legends and colour bars small fonts of their own
+    # (12 and 14 px): the figure's own sizes, if any, were scaled above; the others are set.
+    used = {  # the axes of the figure's 2-D traces (unset: x and y)
+        f"{ax[0]}axis{ax[1:]}"
+        for t in fig.data
+        if hasattr(t, "xaxis") and hasattr(t, "yaxis")
+        for ax in (t.xaxis or "x", t.yaxis or "y")
+    }
+    for name in used | {k for k in layout if re.fullmatch(r"[xy]axis\d*", k)}:
+        axis = layout.setdefault(name, {})
+        if isinstance(axis, dict):
+            axis.setdefault("tickfont", {}).setdefault("size", tick)
+            title_ = axis.setdefault("title", {})
+            if isinstance(title_, dict):
+                title_.setdefault("font", {}).setdefault("size", base)
+    layout.setdefault("legend", {}).setdefault("font", {}).setdefault("size", tick)
+    title = ""
+    text = (layout.get("title") or {}).get("text")
+    if text and not fig.frames:
+        title = text
+        layout["title"] = {"text": ""}
+        margin = layout.setdefault("margin", {})
+        margin["t"] = min(int(margin.get("t", 40)), 40)
+    out = go.Figure(data=fig.data, layout=layout, frames=fig.frames)
+    for trace in out.data:
+        if trace.type in ("heatmap", "contour", "histogram2d") and trace.showscale is not False:
+            if trace.colorbar.tickfont.size is None:
+                trace.colorbar.tickfont.size = tick
+    # Markers over a heatmap mark its cells (positive pairs, the picked cell) at the cells'
+    # size: they keep it.
+    heat = {(t.xaxis, t.yaxis) for t in out.data if t.type == "heatmap"}
+    scaled = {i for i, t in enumerate(out.data) if (t.xaxis, t.yaxis) not in heat}
+    for i in scaled:
+        _scale_trace(out.data[i])
+    for frame in out.frames or ():
+        for j, trace in enumerate(frame.data or ()):
+            if (frame.traces[j] if frame.traces else j) in scaled:
+                _scale_trace(trace, defaults=False)
+    return out, title
+
+
+def chart(fig: Any, key: str, **kwargs: Any) -> Any:
+    """``st.plotly_chart(fig, key=key, **kwargs)``; in lecture mode a projector-sized copy of
+    ``fig`` (:func:`lecture_figure`) under its title, drawn as text that wraps."""
+    if lecture():
+        fig, title = lecture_figure(fig)
+        if title:
+            st.html(f'<div class="gca-chart-title">{title_html(title)}</div>')
+    return st.plotly_chart(fig, key=key, **kwargs)

@@ -90,8 +90,7 @@ st.markdown(
 st.latex(story.COMPOSED_LATEX)
 
 store = ui.run_store()
-with st.sidebar:
-    st.subheader("Batch")
+with ui.controls("Batch"):
     source = ui.select("Source", "cmp_source", list(SOURCES), "demo", format_func=SOURCES.get)
     n = ui.select_slider("Pairs N", "cmp_n", SIZES, 64)
     seed = int(ui.number("Seed", "cmp_seed", 0, min_value=0, step=1))
@@ -166,14 +165,14 @@ mu = out.target.sum(1).numpy()
 nu = out.target.sum(0).numpy()
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.plotly_chart(
+    ui.chart(
         plan_figs.matrix_heatmap(
             out.plan.numpy(), title="The plan proj_B(K)", value_label="Pᵢⱼ", row_ref=mu, col_ref=nu
         ),
         key="cmp_chart_plan",
     )
 with right:
-    st.plotly_chart(
+    ui.chart(
         plan_figs.matrix_heatmap(
             out.target.numpy(),
             title="The target plan P_tgt",

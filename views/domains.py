@@ -83,8 +83,7 @@ st.latex(
 )
 
 store = ui.run_store()
-with st.sidebar:
-    st.subheader("Batch")
+with ui.controls("Batch"):
     n = int(ui.slider("Samples N", "dom_n", 16, 128, 48, step=8))
     seed = int(ui.number("Seed", "dom_seed", 0, min_value=0, step=1))
     st.subheader("GCA-INCE plan")
@@ -173,7 +172,7 @@ if target is not None:
             row_ref=mu,
             col_ref=nu,
         )
-        st.plotly_chart(fig, key="dom_chart_target")
+        ui.chart(fig, key="dom_chart_target")
         st.download_button(
             "Download this target (.csv)",
             lambda: _csv(target),  # made on click: no stale file URL when the page reruns
@@ -192,10 +191,10 @@ if target is not None:
             col_ref=nu,
             log=True,
         )
-        st.plotly_chart(fig, key="dom_chart_plan")
+        ui.chart(fig, key="dom_chart_plan")
     k1, k2 = st.columns([3, 2], gap="large")
     with k1:
-        st.plotly_chart(pfig.kl_curve(steps.kl), key="dom_chart_kl")
+        ui.chart(pfig.kl_curve(steps.kl), key="dom_chart_kl")
     with k2:
         rise, rounding = lab.largest_rise(steps.kl)
         st.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", f"{steps.kl[1]:.4g}")
@@ -218,7 +217,7 @@ if target is not None:
             f"cannot rise: the largest change between consecutive half-steps here is {shown}."
         )
     st.markdown("**▶ Play the half-steps**: the plan moves toward the block target.")
-    st.plotly_chart(pfig.half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
+    ui.chart(pfig.half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
     ui.show_code(targets.domain_target, ex.block_mass, lab.half_steps)
 
 # -------------------------------------------------------------------------- α - β sweep
@@ -315,7 +314,7 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
         paper_class=ex.PAPER_CLASS_ACC,
         paper_label=ex.PAPER_LABEL,
     )
-    st.plotly_chart(fig, key="dom_chart_sweep")
+    ui.chart(fig, key="dom_chart_sweep")
     fits = {
         "domain acc (h)": ex.trend(d, dom),
         "domain acc (ẑ)": ex.trend(d, dom_z),

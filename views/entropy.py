@@ -74,8 +74,7 @@ st.markdown(
 )
 st.latex(ot.SINKHORN_LATEX)
 
-with st.sidebar:
-    st.subheader("Batch")
+with ui.controls("Batch"):
     source = ui.select("Source", "ent_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
     n = ui.slider("Samples N", "ent_n", 8, 256, 48, step=8)
     seed = ui.number("Seed", "ent_seed", 0, min_value=0, step=1)
@@ -155,7 +154,7 @@ with a:
     references = {"log nm: uniform plan": log_nm, "log n: a permutation": log_n}
     if not np.isclose(sweep.exact_entropy, log_n):
         references["exact plan P*₀"] = sweep.exact_entropy
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {"H(P_ε)": sweep.entropy},
@@ -169,7 +168,7 @@ with a:
     )
     st.caption("The entropy rises with ε from the exact plan's towards the uniform plan's.")
 with b:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {
@@ -183,7 +182,7 @@ with b:
         key="ent_chart_sparsity",
     )
     st.caption("Small ε concentrates the mass on a few entries per row; large ε spreads it.")
-st.plotly_chart(
+ui.chart(
     figs.sweep_chart(
         eps,
         {"‖P_ε − P*₀‖₁": sweep.distance},
@@ -203,7 +202,7 @@ st.subheader("Convergence: sweeps to tolerance and contraction")
 st.latex(lab.CONTRACTION_LATEX)
 a, b = st.columns(2)
 with a:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {f"sweeps to {tol:.0e}": sweep.iterations},
@@ -226,7 +225,7 @@ with a:
         )
     )
 with b:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {
@@ -253,7 +252,7 @@ with b:
         f"Relaxed marginals (λ₁ = {lam1:g}, λ₂ = {lam2:g}) contract by exactly ρ₁ρ₂ per sweep; "
         "the balanced rate tends to 1 as ε → 0. The tanh² bound is loose but shows the trend."
     )
-st.plotly_chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
+ui.chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
 st.caption(
     "Sweeps on a linear axis, the error on a log axis: linear (geometric) convergence, "
     "error ≈ c·rᵗ, is a straight line here, and a steeper line is a smaller rate r."
@@ -266,7 +265,7 @@ ince_name = "INCE = KL(P_tgt‖P⁽¹⁾)/n"
 gca_name = f"GCA-INCE = KL(P_tgt‖P⁽²ᵀ⁾)/n, T = {sweep.n_iter}"
 a, b = st.columns(2)
 with a:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {ince_name: sweep.ince, gca_name: sweep.gca_ince},
@@ -279,7 +278,7 @@ with a:
     )
     st.caption("Both losses grow with ε: a warmer softmax puts less mass on the positives.")
 with b:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             eps,
             {"INCE − GCA-INCE": sweep.ince - sweep.gca_ince},
@@ -302,7 +301,7 @@ st.subheader(f"More sweeps at ε = {t_sweep.epsilon:g}")
 its = t_sweep.iterations
 a, b = st.columns(2)
 with a:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             its,
             {
@@ -320,7 +319,7 @@ with a:
     )
     st.caption("Distance to P_ε shrinks geometrically; the distance to P*₀ stops at ε's bias.")
 with b:
-    st.plotly_chart(
+    ui.chart(
         figs.sweep_chart(
             its,
             {"GCA-INCE(T)": t_sweep.gca_ince},

@@ -124,15 +124,14 @@ store = ui.run_store()
 # ------------------------------------------------------------------------- the views
 
 st.header("Extreme augmentations")
-with st.sidebar:
-    st.subheader("Views")
+with ui.controls("Views"):
     severity = float(ui.slider("Severity s", "noisy_sev", 0.0, 1.0, 1.0, step=0.05))
     rows = int(ui.slider("Digits shown", "noisy_rows", 2, 8, 4))
     seed = int(ui.number("Seed", "noisy_seed", 0, min_value=0, step=1))
 st.latex(ex.AUGMENT_LATEX)
 views = example_views(rows, seed, severity)
 columns = ("original", "standard", f"extreme × {severity:g}", f"test corruption {severity:g}")
-st.plotly_chart(
+ui.chart(
     xfig.view_grid(views["images"], views["strengths"][:rows], columns), key="noisy_chart_views"
 )
 means = views["strengths"][:, 1:].mean(axis=0)  # standard, extreme, test corruption
@@ -220,7 +219,7 @@ def comparison_view(store: RunStore, run_ids: list[int], metric: str, polling: b
     fig = xfig.comparison_bars(
         [TITLES[m] for m in methods], conditions, values, metric=ex.NOISY_METRICS[metric]
     )
-    st.plotly_chart(fig, key="noisy_chart_bars")
+    ui.chart(fig, key="noisy_chart_bars")
     notes = []
     for k, cond in enumerate(conditions):
         if len(methods) == 2 and np.isfinite(values[k]).all():
@@ -347,7 +346,7 @@ g4.metric(
     "replaced, and so how much the relaxation can tell the two apart",
 )
 st.latex(um.SHARE_LATEX)
-st.plotly_chart(mfig.share_chart(shares), key="mech_chart_shares")
+ui.chart(mfig.share_chart(shares), key="mech_chart_shares")
 visible = row_bal - row_uot
 st.caption(
     f"The balanced plan gives every row exactly 1/N of the mass; the corrupted rows hold "
@@ -361,7 +360,7 @@ st.caption(
     "rows. Within a row the balanced plan already moves mass off a corrupted positive "
     f"(positive share {pos_bal:.3f} against {row_bal:.3f})."
 )
-st.plotly_chart(mfig.gradient_chart(grads), key="mech_chart_grads")
+ui.chart(mfig.gradient_chart(grads), key="mech_chart_grads")
 gs = grads.shares
 st.caption(
     f"Measured on this batch: INCE {gs['ince']:.3f}, GCA-INCE {gs['gca_ince']:.3f}, GCA-UOT as "
@@ -373,7 +372,7 @@ st.caption(
     "the paper's ε = 0.5, T = 10, λ₁ = λ₂ = 0.2, λ = 0.01, q = 0.6, r₁ = 1, r₂ = 0.2 "
     "(Chen et al. 2024; its CIFAR-10 config uses r₂ = 0.02, q = 0.98)."
 )
-st.plotly_chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
+ui.chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
 lo_share, hi_share = sweep.shares["uot_plan_kl"][0], sweep.shares["uot_plan_kl"][-1]
 lo_h, hi_h = sweep.entropy[0] / sweep.max_entropy, sweep.entropy[-1] / sweep.max_entropy
 st.caption(
@@ -428,7 +427,7 @@ q1.metric("Spearman ρ: strength vs P_ii / mean", f"{res.spearman:+.3f}")
 q2.metric("Pearson r: strength vs P_ii / mean", f"{res.pearson:+.3f}")
 q3.metric("Spearman ρ: strength vs row mass", f"{res.spearman_row:+.3f}")
 q4.metric("Spearman ρ, balanced plan's P_ii", f"{res.spearman_balanced:+.3f}")
-st.plotly_chart(
+ui.chart(
     xfig.mass_scatter(
         res.strength,
         {

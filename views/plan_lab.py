@@ -121,8 +121,7 @@ st.latex(lab.HALF_STEP_LATEX)
 # -------------------------------------------------------------------------- controls
 
 store = ui.run_store()
-with st.sidebar:
-    st.subheader("Batch")
+with ui.controls("Batch"):
     source = ui.select("Source", "lab_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
     run_id, version, noise, augment = 0, 0.0, 0.1, "standard"
     runs: dict[int, str] = {}
@@ -156,8 +155,7 @@ if batch is None:
     st.stop()
 batch_key = (source, n, int(seed), noise, augment, run_id, version)
 
-with st.sidebar:
-    st.subheader("Problem")
+with ui.controls("Problem"):
     eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%g")
     n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
     choices = [t for t in ("pairs", "class", "domain") if t != "class" or batch.labels is not None]
@@ -267,11 +265,11 @@ with left:
         positives=positives,
     )
     with st.container(key="lab_chart_steps"):  # a stable handle around the round's chart
-        st.plotly_chart(
+        ui.chart(
             step_fig, key=_chart_key("lab_chart_steps"), on_select="rerun", selection_mode="points"
         )
 with right:
-    st.plotly_chart(figs.kl_curve(steps.kl, k), key="lab_chart_kl")
+    ui.chart(figs.kl_curve(steps.kl, k), key="lab_chart_kl")
     if k == 0:
         st.caption("P⁽⁰⁾ = K: no marginal holds yet; the dashed lines mark μ and ν.")
     elif k % 2:
@@ -295,7 +293,7 @@ st.markdown(
     "**▶ Play the half-steps** in your browser: the plan and the KL curve's marker move "
     "together, with no wait for the server (the slider under the chart scrubs through k)."
 )
-st.plotly_chart(
+ui.chart(
     figs.half_step_player(
         steps.plans,
         steps.kl,
@@ -348,7 +346,7 @@ with left:
         colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
     )
     with st.container(key="lab_chart_view"):
-        st.plotly_chart(
+        ui.chart(
             view_fig, key=_chart_key("lab_chart_view"), on_select="rerun", selection_mode="points"
         )
     st.caption(captions[view])
@@ -410,9 +408,7 @@ with right:
 
 st.subheader("The loss of every method on this batch")
 titles = [m.title for m in sol.losses]
-st.plotly_chart(
-    figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss"
-)
+ui.chart(figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss")
 st.caption(
     "Same batch, same ε and T. Methods optimise different objectives, so only INCE ≥ GCA-INCE "
     "is a theorem; RINCE-type losses can be negative; BYOL forms no plan (its loss reads "

@@ -31,6 +31,16 @@ EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 SIZES = (8, 16, 32, 64, 128, 256)
 RELAXATIONS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, math.inf)
 METHODS = list(losses.LOSSES)
+# Widths (px) of the methods table's columns: together the width of the page at 1400 px (or
+# in lecture mode at 1024 px), so that every column is in view and rows are few lines high.
+METHOD_WIDTHS = {
+    "method": 90,
+    "d_M": 115,
+    "d_Γ": 36,
+    "B": 120,
+    "what it does": 265,
+    "reference": 270,
+}
 
 
 @st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
@@ -107,8 +117,7 @@ with c_eps:
     eps = ui.select_slider("ε (temperature = regulariser)", "story_eps", EPSILONS, 0.2)
 with c_t:
     n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
-with st.sidebar:
-    st.subheader("Story settings")
+with ui.controls("Story settings"):
     seed = int(ui.number("Seed", "story_seed", 0, min_value=0, step=1))
     float64 = ui.toggle("float64 (else float32, as in training)", "story_f64", False)
     log_scale = ui.toggle("Log colour scale", "story_log", False)
@@ -161,7 +170,7 @@ if step == 1:
             f"The textbook cross-entropy of the logits s/ε gives {check.cross_entropy:.6f}; "
             f"ot.sinkhorn's first half-step equals this P⁽¹⁾ to {check.sinkhorn_gap:.1e}."
         )
-    st.plotly_chart(
+    ui.chart(
         heatmap(check.plan, "P⁽¹⁾: every row sums to 1; InfoNCE reads its diagonal", log_scale),
         key="story_p1",
     )
@@ -204,9 +213,9 @@ elif step == 2:
         f"{mono.max_residual:.1e}",
         help="max over k of |left side − right side| of the identity above",
     )
-    st.plotly_chart(figs.monotone_chart(mono.kl), key="story_kl")
+    ui.chart(figs.monotone_chart(mono.kl), key="story_kl")
     st.markdown("**▶ Play the half-steps**: the plan and the marker on the curve move together.")
-    st.plotly_chart(
+    ui.chart(
         plan_figs.half_step_player(
             mono.plans,
             mono.kl,
@@ -257,7 +266,7 @@ elif step == 3:
             help="|mean(alignment + uniformity) − loss|; per row the largest gap is "
             f"{part.row_residual:.1e}",
         )
-    st.plotly_chart(
+    ui.chart(
         figs.split_chart(
             (au.ince.alignment, au.ince.uniformity, au.ince.neg_log_pos),
             (au.gca.alignment, au.gca.uniformity, au.gca.neg_log_pos),
@@ -284,7 +293,7 @@ elif step == 3:
     m2.metric("Gini after Sinkhorn", f"{hubs.gini_after:.1e}")
     m3.metric("max / min received, P⁽¹⁾", f"{hubs.ratio_before:.2f}×")
     m4.metric("max / min after Sinkhorn", f"{hubs.ratio_after:.4f}×")
-    st.plotly_chart(figs.hub_chart(hubs.before, hubs.after), key="story_hubs")
+    ui.chart(figs.hub_chart(hubs.before, hubs.after), key="story_hubs")
     st.caption(
         f"The top hub (sample {hubs.top_hub}) receives {hubs.before.max():.2f} under P⁽¹⁾; "
         f"after T = {n_iter} sweeps it receives {hubs.after[hubs.top_hub]:.4f}."
@@ -313,7 +322,7 @@ elif step == 4:
     m2.metric("Range: log N … 2 log N", f"{ent.low:.2f} … {ent.high:.2f}")
     m3.metric("Partners per sample", f"{ent.partners:.2f}", help="e^(H − log N): 1 to N")
     m4.metric("Mass on positive pairs", f"{ent.positive_mass:.1%}")
-    st.plotly_chart(
+    ui.chart(
         heatmap(ent.plan, f"GCA plan at ε = {eps:g} after T = {n_iter} sweeps", log_scale),
         key="story_eps_plan",
     )
@@ -361,7 +370,7 @@ elif step == 4:
     m4.metric("Mass on positive pairs", f"{rel.positive_mass:.1%}")
     left, right = st.columns(2, gap="large")
     with left:
-        st.plotly_chart(
+        ui.chart(
             figs.marginal_chart(
                 rel.row_sums,
                 rel.col_sums,
@@ -373,7 +382,7 @@ elif step == 4:
         )
     with right:
         lam_text = "∞" if lam == math.inf else f"{lam:g}"
-        st.plotly_chart(
+        ui.chart(
             heatmap(rel.plan, f"Unbalanced plan, λ = {lam_text}", log_scale, height=440),
             key="story_unbalanced",
         )
@@ -407,6 +416,9 @@ else:
         on_select="rerun",
         selection_mode="single-row",
         key="story_methods_table",
+        column_config={c: st.column_config.TextColumn(width=w) for c, w in METHOD_WIDTHS.items()},
+        row_height=ui.wrapped_row_height(story.methods_table(), METHOD_WIDTHS),
+        height="content",
     )
     name = ui.select(
         "Method",
@@ -440,7 +452,7 @@ else:
             if planless
             else f"{method.title}: its plan on this batch"
         )
-        st.plotly_chart(heatmap(plan, title, log_scale), key="story_method_plan")
+        ui.chart(heatmap(plan, title, log_scale), key="story_method_plan")
         if planless:
             st.caption(
                 f"{method.title} normalises nothing (B: none, d_Γ = L2), so no plan is formed; "

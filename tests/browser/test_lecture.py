@@ -1,0 +1,208 @@
+"""Lecture mode (issue 14) and formulas that wrap instead of being clipped.
+
+Lecture mode is a toggle in the sidebar kept in the URL (``lecture=1``): the page's controls
+move from the sidebar into an expander above the figures, the sidebar starts collapsed and
+the navigation sits at the top, the type is projector-sized and chart titles become text
+that wraps. At 1024 x 768 nothing may be clipped: every display formula, metric label and
+value and chart title lies inside the main content (within 2 px) and shows all of its text
+(no scroll bar, no ellipsis), a chart's axis titles and annotations lie inside the chart, and
+Story step 5's methods table shows all its columns. Streamlit's Deploy button
+is gone (``client.toolbarMode = "viewer"``).
+
+The last test checks the formulas a lecturer found clipped at 1400 px without lecture mode:
+Plan lab's ``P*_ij = exp((f_i + g_j - C_ij)/ε)`` and Story step 5's GCA-UOT formulas and
+the cells of its methods table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+LECTURE_VIEWPORT = {"width": 1024, "height": 768}
+
+CLIPPED = r"""(only) => {
+    const slack = 2;
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    const m = main.getBoundingClientRect();
+    const pad = parseFloat(getComputedStyle(main).paddingRight) || 0;
+    const right = Math.min(m.right - pad, document.documentElement.clientWidth);
+    const left = m.left + (parseFloat(getComputedStyle(main).paddingLeft) || 0);
+    const problems = [];
+    const name = (el) => {  // a formula by its TeX source, anything else by its text
+        const tex = el.closest('.katex-display')?.querySelector('annotation');
+        const text = tex ? tex.textContent : (el.innerText || el.textContent || '');
+        return text.replace(/\s+/g, ' ').trim().slice(0, 70);
+    };
+    const visible = (el) => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && el.closest('[data-testid="stMain"]');
+    };
+    const inside = (el, what, box) => {
+        const r = el.getBoundingClientRect();
+        const b = box || {left, right};
+        if (r.right > b.right + slack || r.left < b.left - slack)
+            problems.push(`${what} "${name(el)}" spans ${r.left.toFixed(0)}..` +
+                `${r.right.toFixed(0)} px, outside ${b.left.toFixed(0)}..${b.right.toFixed(0)}`);
+    };
+    const whole = (el, what) => {
+        if (el.scrollWidth > el.clientWidth + slack)
+            problems.push(`${what} "${name(el)}" is cut: ${el.scrollWidth} px of text ` +
+                `in ${el.clientWidth} px`);
+    };
+    const want = (kind) => !only || only.includes(kind);
+    if (want('formula'))
+        for (const el of document.querySelectorAll('.katex-display')) {
+            if (!visible(el)) continue;
+            inside(el, 'formula');
+            whole(el, 'formula');
+            const box = el.getBoundingClientRect();
+            for (const part of el.querySelectorAll('.katex-html > .base'))
+                inside(part, 'formula part', {left: box.left, right: box.right});
+        }
+    if (want('metric'))
+        for (const el of document.querySelectorAll(
+                '[data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] p')) {
+            if (!visible(el)) continue;
+            inside(el, 'metric');
+            whole(el, 'metric');
+            const col = el.closest('[data-testid="stColumn"]');
+            if (col) inside(el, 'metric', col.getBoundingClientRect());
+        }
+    if (want('title')) {
+        for (const el of document.querySelectorAll('.gca-chart-title')) {
+            if (!visible(el)) continue;
+            inside(el, 'chart title');
+            whole(el, 'chart title');
+        }
+        for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+            if (!visible(gd)) continue;
+            const svg = gd.querySelector('.main-svg');
+            if (!svg) continue;
+            const box = svg.getBoundingClientRect();
+            for (const t of gd.querySelectorAll('.gtitle, .g-xtitle, .g-ytitle, .annotation-text'))
+                inside(t, 'chart label', box);
+            inside(gd, 'chart');
+        }
+    }
+    if (want('table'))
+        for (const el of document.querySelectorAll('[data-testid="stDataFrame"]')) {
+            if (!visible(el)) continue;
+            inside(el, 'table');
+            const grid = el.querySelector('.dvn-scroller');
+            if (grid && grid.scrollWidth > grid.clientWidth + slack)
+                problems.push(`table: its columns need ${grid.scrollWidth} px, ` +
+                    `${grid.clientWidth} px shown`);
+        }
+    return problems;
+}"""
+
+# path -> charts to wait for. Formulas, metrics and chart titles are checked on every page,
+# tables where one was found cut (Story step 5's methods table; other pages' data tables
+# scroll sideways, as data tables do).
+PAGES = {
+    **{f"/?story_step={k}": 1 for k in range(1, 5)},
+    "/?story_step=5&story_method=gca_uot": 1,
+    "/plan_lab": 3,
+    "/entropy": 3,
+    "/noisy": 2,
+    "/domains": 2,
+    "/train": 0,
+    "/composer": 2,
+}
+TABLES = {"/?story_step=5&story_method=gca_uot"}
+
+
+def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
+    """What is clipped on the page now (``only``: formula, metric, title, table)."""
+    problems: list[str] = app.page.evaluate(CLIPPED, list(only) if only else None)
+    return problems
+
+
+def sidebar_controls(app: Any) -> list[str]:
+    """The keyed widgets in the sidebar other than the lecture toggle."""
+    keys: list[str] = app.page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
+            .map(e => [...e.classList].find(c => c.startsWith('st-key-')))
+            .filter(c => c !== 'st-key-lecture')"""
+    )
+    return keys
+
+
+def open_lecture(app: Any, path: str, charts: int) -> None:
+    app.page.set_viewport_size(LECTURE_VIEWPORT)
+    joiner = "&" if "?" in path else "?"
+    app.goto(f"{path}{joiner}lecture=1", charts=charts, timeout=90)
+    app.page.wait_for_timeout(600)  # formulas and charts settle to the narrow window
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_lecture_mode_clips_nothing_at_1024(app: Any, path: str, screenshot: Any) -> None:
+    open_lecture(app, path, PAGES[path])
+    page = app.page
+    assert app.query().get("lecture") == "1", page.url
+    expect(page.locator('[data-testid="stAppDeployButton"]')).to_have_count(0)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    expect(sidebar).to_have_attribute("data-collapsed", "true")
+    assert sidebar_controls(app) == [], "page controls left in the sidebar"
+    if path != "/train":  # the Train page has no side controls
+        inline = page.locator('[data-testid="stMain"] [data-testid="stExpander"]')
+        expect(inline.first).to_be_visible()
+    kinds = ("formula", "metric", "title") + (("table",) if path in TABLES else ())
+    problems = clipped(app, kinds)
+    name = "lecture" + path.replace("/?", "-").replace("/", "-").replace("&", "-").replace("=", "")
+    if problems:
+        screenshot(f"failed-{name}")
+    assert problems == [], "\n".join(problems)
+    app.assert_healthy()
+
+
+def test_lecture_screenshots(app: Any, screenshot: Any) -> None:
+    """What a projector at 1024 x 768 shows of Story step 2 and Plan lab (the first screen
+    and the whole page), for people to judge from the back of the room."""
+    for path, name, charts in (("/?story_step=2", "story-2", 1), ("/plan_lab", "plan-lab", 3)):
+        open_lecture(app, path, charts)
+        screenshot(f"lecture-{name}-screen", full=False)
+        screenshot(f"lecture-{name}")
+        assert clipped(app, ("formula", "metric", "title")) == []
+
+
+def test_lecture_mode_survives_a_page_switch_and_turns_off(app: Any) -> None:
+    open_lecture(app, "/?story_step=2", 1)
+    page = app.page
+    nav = page.locator('[data-testid="stTopNav"]')
+    expect(nav).to_be_visible()
+    nav.get_by_text("Plan lab", exact=True).click()
+    page.wait_for_url("**/plan_lab**")
+    app.settle(charts=3, timeout=90)
+    app.wait_for_query("lecture", "1")
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.locator(".st-key-lab_eps")).to_be_visible()  # inline, above the figures
+    assert sidebar_controls(app) == []
+
+    # off again: the sidebar holds the controls and the navigation, the URL forgets it
+    page.locator('[data-testid="stExpandSidebarButton"]').click()
+    toggle = page.locator(".st-key-lecture")
+    expect(toggle).to_be_visible()
+    toggle.locator("label").first.click()  # the switch itself is a 1-px input
+    app.until(lambda: "lecture" not in app.query(), 30, "lecture=1 to leave the URL")
+    app.settle(charts=3, timeout=90)
+    expect(page.locator('[data-testid="stSidebar"] .st-key-lab_eps')).to_be_visible()
+    expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
+    app.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    "path, charts",
+    [("/plan_lab?lab_view=P2T", 3), ("/?story_step=5&story_method=gca_uot", 1)],
+)
+def test_named_formulas_fit_at_1400_without_lecture_mode(app: Any, path: str, charts: int) -> None:
+    app.goto(path, charts=charts, timeout=90)
+    app.page.wait_for_timeout(600)
+    assert "lecture" not in app.query()
+    formulas = app.page.locator(".katex-display")
+    assert formulas.count() >= 2
+    problems = clipped(app, ("formula", "table"))
+    assert problems == [], "\n".join(problems)

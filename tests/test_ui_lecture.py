@@ -1,0 +1,108 @@
+"""Lecture mode's page-layer helpers (ui.py): projector-sized copies of figures, chart titles
+as safe HTML, the row height of a wrapping table, and the controls that move from the
+sidebar into the page (AppTest, no browser; tests/browser/test_lecture.py measures them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import streamlit as st
+
+import ui
+from gca_viz.figures import plans
+from tests.test_pages_lab import open_page
+
+
+def test_title_html_keeps_plotly_markup_and_escapes_the_rest() -> None:
+    text = (
+        "KL(P<sub>tgt</sub> ‖ P<sup>(k)</sup>) <b>#3 a<b</b><br><sup>run <script>x</script></sup>"
+    )
+    out = ui.title_html(text)
+    assert out.startswith("KL(P<sub>tgt</sub> ‖ P<sup>(k)</sup>) <b>#3 a&lt;b</b>")
+    assert out.endswith("<small>run x</small>")
+    assert "<script>" not in out
+    assert ui.title_html("plain") == "plain"
+
+
+def test_lecture_figure_scales_a_copy_and_takes_the_title_out() -> None:
+    fig = go.Figure(
+        [
+            go.Heatmap(z=np.eye(4)),
+            go.Scatter(x=[0, 1], y=[0, 1], mode="markers", marker={"size": 10}),  # on the cells
+            go.Scatter(x=[0, 1], y=[1, 0], xaxis="x2", yaxis="y2", marker={"size": 8}),
+        ],
+        layout={
+            "title": {"text": "A plan<br><sup>small print</sup>", "font": {"size": 13}},
+            "font": {"size": 12},
+            "annotations": [{"text": "note", "font": {"size": 11}, "x": 0, "y": 0}],
+            "xaxis2": {"domain": [0.6, 1], "tickfont": {"size": 20}},
+            "yaxis2": {"anchor": "x2"},
+            "margin": {"t": 90},
+        },
+    )
+    big, title = ui.lecture_figure(fig)
+    assert title == "A plan<br><sup>small print</sup>"
+    assert big.layout.title.text == "" and big.layout.margin.t == 40
+    assert big.layout.font.size == 15  # 12 x 1.25, at least 15
+    assert big.layout.annotations[0].font.size == round(11 * ui.LECTURE_NOTE_FONT)
+    assert big.layout.xaxis2.tickfont.size == 25  # the figure's own size, scaled
+    assert big.layout.xaxis.tickfont.size == 15 and big.layout.yaxis.title.font.size == 15
+    assert big.data[1].marker.size == 10  # a cell marker keeps the cell's size
+    assert big.data[2].marker.size == pytest.approx(8 * ui.LECTURE_MARKER)
+    assert big.data[2].line.width == pytest.approx(2 * ui.LECTURE_MARKER)
+    assert big.data[0].colorbar.tickfont.size == 15
+    # the original (perhaps a cached object) is untouched
+    assert fig.layout.title.text.startswith("A plan") and fig.layout.font.size == 12
+    assert fig.data[2].marker.size == 8 and fig.data[0].colorbar.tickfont.size is None
+
+
+def test_lecture_figure_keeps_an_animation_title_and_scales_its_frames() -> None:
+    stack = np.random.default_rng(0).random((3, 6, 6))
+    fig = plans.half_step_player(stack, np.linspace(2.0, 1.0, 3))
+    big, title = ui.lecture_figure(fig)
+    assert title == "" and big.layout.title.text == fig.layout.title.text
+    sizes = {
+        i: t.marker.size for i, t in enumerate(fig.data) if t.type == "scatter" and t.marker.size
+    }
+    for i, size in sizes.items():
+        assert np.allclose(big.data[i].marker.size, np.asarray(size) * ui.LECTURE_MARKER)
+    for frame, old in zip(big.frames, fig.frames, strict=True):
+        for j, trace in enumerate(frame.data):
+            index = frame.traces[j] if frame.traces else j
+            before = old.data[j]
+            if index in sizes and before.type == "scatter" and before.marker.size is not None:
+                assert np.allclose(trace.marker.size, np.asarray(before.marker.size) * 1.6)
+
+
+def test_wrapped_row_height_fits_the_longest_cell() -> None:
+    widths = {"a": 100, "b": 216}
+    assert ui.wrapped_row_height([{"a": "x", "b": "y"}], widths) == 65  # wrapping needs > 64
+    rows = [{"a": "x", "b": "w" * 90}]  # 90 x 6.5 px in 200 px: 3 lines
+    assert ui.wrapped_row_height(rows, widths) == 3 * 20 + 12
+    longer = [{"a": "x" * 60, "b": "w"}]  # 60 x 6.5 px in 84 px: 5 lines
+    assert ui.wrapped_row_height(rows + longer, widths) == 5 * 20 + 12
+
+
+@pytest.fixture
+def _app_state(tmp_path: Path, app_env: Callable[[Path], None]) -> Iterator[None]:
+    app_env(tmp_path / "runs")
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.mark.usefixtures("_app_state")
+def test_lecture_mode_moves_the_controls_out_of_the_sidebar() -> None:
+    at = open_page("views/noisy.py", lecture="1", noisy_rows="3")
+    assert at.toggle(key="lecture").value is True
+    assert [w.key for w in at.sidebar.slider] == []  # only the toggle and the status remain
+    assert "Views" in [e.label for e in at.expander]
+    assert at.slider(key="noisy_rows").value == 3  # the URL still sets it
+    at.toggle(key="lecture").set_value(False).run()
+    assert "lecture" not in at.query_params
+    assert {w.key for w in at.sidebar.slider} >= {"noisy_sev", "noisy_rows"}
+    assert at.slider(key="noisy_rows").value == 3
