@@ -818,19 +818,15 @@ def half_step_player(
     if positives is not None:
         traces.append(_positive_marks(np.asarray(positives), f, rows, height))
 
-    def title(k: int) -> str:
-        kind = "the kernel K" if k == 0 else ("row step" if k % 2 else "column step")
-        scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
-        return f"Half-step k = {k} of {n_frames - 1}: {kind} (colour: {scale})"
-
+    scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
+    title = (
+        f"The half-steps P⁽⁰⁾ … P⁽{n_frames - 1}⁾: odd k row steps, even k column steps "
+        f"(colour: {scale})"
+    )
+    # Frames change two traces and nothing in the layout: a layout change would make every
+    # frame a full relayout (the slider's label names the current k).
     frames = [
-        go.Frame(
-            data=[heat(j), marker(j)],
-            traces=[0, 2],
-            name=str(j),
-            layout={"title": {"text": title(j)}},
-        )
-        for j in range(n_frames)
+        go.Frame(data=[heat(j), marker(j)], traces=[0, 2], name=str(j)) for j in range(n_frames)
     ]
     step_args = {
         "mode": "immediate",
@@ -850,7 +846,7 @@ def half_step_player(
         if span > 0
         else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
     )
-    layout = _base_layout(title(k0), height)
+    layout = _base_layout(title, height)
     layout.update(
         margin={"l": 60, "r": 20, "t": 60, "b": 140},
         showlegend=False,
