@@ -326,7 +326,7 @@ LECTURE_CSS = """
 /* Lecture mode: projector-sized type (Streamlit sizes text, widgets and spacing in rem),
    less padding, chart titles as wrapping text above the charts. */
 html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { padding: 2.5rem 1.25rem 4rem; max-width: none; }
+[data-testid="stMainBlockContainer"] { padding: 4.5rem 1.25rem 4rem; max-width: none; }
 [data-testid="stMain"] h1 { font-size: 2.2rem; padding-top: 0.25rem; }
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.95rem; }
 [data-testid="stMetricValue"] { font-size: 2rem; }

@@ -152,6 +152,12 @@ def test_lecture_mode_clips_nothing_at_1024(app: Any, path: str, screenshot: Any
         expect(inline.first).to_be_visible()
     kinds = ("formula", "metric", "title") + (("table",) if path in TABLES else ())
     problems = clipped(app, kinds)
+    below = page.evaluate(
+        """() => document.querySelector('h1').getBoundingClientRect().top + 2 >=
+            document.querySelector('[data-testid="stHeader"]').getBoundingClientRect().bottom"""
+    )
+    if not below:
+        problems.append("the page's title starts under the top bar")
     name = "lecture" + path.replace("/?", "-").replace("/", "-").replace("&", "-").replace("=", "")
     if problems:
         screenshot(f"failed-{name}")
