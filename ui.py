@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import json
 import math
 import os
 import re
@@ -531,3 +532,17 @@ def chart(fig: Any, key: str, **kwargs: Any) -> Any:
         if title:
             st.html(f'<div class="gca-chart-title">{title_html(title)}</div>')
     return st.plotly_chart(fig, key=key, **kwargs)
+
+
+def scroll_to(key: str) -> None:
+    """Scroll the page so that the element drawn with ``key`` (its ``.st-key-<key>``
+    container) is in view, once, from a zero-height component (scripts in ``st.html`` do not
+    run; a component's iframe shares the page's origin)."""
+    import streamlit.components.v1 as components
+
+    selector = json.dumps(f".st-key-{key}")
+    components.html(
+        "<script>const el = window.parent.document.querySelector(" + selector + ");"
+        "if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
+        height=0,
+    )

@@ -24,6 +24,9 @@ UPLOAD, PATH = "upload", "path"
 TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
 TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
 LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
+FORM = "tr_new_run"  # the "New run" expander's state (open or folded)
+COLLAPSE = "_tr_collapse_form"  # fold the form on the next run (set at launch)
+SCROLL = "_tr_scroll_monitor"  # bring the live monitor into view on the next run
 
 
 def announce_launch(run_id: int) -> None:
@@ -324,6 +327,10 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
         st.error(f"Cannot launch this run: {exc}", icon=":material/error:")
         return
     announce_launch(run_id)
+    # Fold the form away and show the new run's live monitor (the page reruns at once).
+    st.session_state[COLLAPSE] = True
+    st.session_state[SCROLL] = True
+    st.rerun()
 
 
 def batch_note(dataset: str | None, opt: dict[str, Any], more: dict[str, Any]) -> None:
@@ -344,7 +351,15 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
     """The "New run" expander; a launched run is selected below and announced until the
     user next acts."""
     _dismiss_seen_notice()
-    with st.expander("New run", expanded=expanded, icon=":material/add_circle:"):
+    if st.session_state.pop(COLLAPSE, False):
+        st.session_state[FORM] = False
+    with st.expander(
+        "New run",
+        expanded=st.session_state.get(FORM, expanded),
+        key=FORM,
+        on_change="rerun",
+        icon=":material/add_circle:",
+    ):
         col_loss, col_data, col_opt = st.columns(3, gap="large")
         with col_loss:
             st.markdown("**Loss**")

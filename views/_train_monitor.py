@@ -134,7 +134,7 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             order_by_class=view.plan_order,
             title=f"{PLAN_VIEWS[view.plan_view]} at step {step}",
         )
-        st.plotly_chart(fig, key="tr_plan")
+        ui.chart(fig, key="tr_plan")
     with right:
         rows = len(snap[view.plan_view])
         joint = rows == 2 * len(snap.get("y", []))
@@ -206,7 +206,7 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             st.caption(f"Run #{run.id} recorded no metrics.")
     else:
         fig = metric_curves(series, list(view.metrics), smoothing=view.smoothing)
-        st.plotly_chart(fig, key="tr_curves")
+        ui.chart(fig, key="tr_curves")
         scale_note = loss_scale_note(series) if "loss" in view.metrics else None
         if scale_note:
             st.caption(f":material/warning: {scale_note}")
@@ -249,7 +249,7 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
     data = Path(str(run.config.get("dataset"))).name
     st.progress(
         run.progress,
-        text=f"**{run.status}** · step {run.step} of {run.steps} · "
+        text=f"**{run.status}** · step {run.step}{f' of {run.steps}' if run.steps else ''} · "
         f"{run.config.get('method')} on {data} · device {device_text(run)}",
     )
     now = store.latest_metrics(run.id)

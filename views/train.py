@@ -12,7 +12,7 @@ import streamlit as st
 
 import ui
 from views import _train_actions as actions
-from views._train_launch import new_run_form
+from views._train_launch import SCROLL, new_run_form
 from views._train_monitor import monitor
 from views._train_runs import runs_panel
 from views._train_steer import steering
@@ -52,5 +52,8 @@ info = next(r for r in runs if r.id == selection.run_id)
 actions.action_row(store, info)
 actions.problems(info)
 steering(store, info)
-monitor(store, info, selection, runs)
+with st.container(key="tr_monitor"):
+    monitor(store, info, selection, runs)
+if st.session_state.pop(SCROLL, False):  # just launched: bring the monitor into view
+    ui.scroll_to("tr_monitor")
 actions.duplicate(store, info)

@@ -236,3 +236,28 @@ def test_typing_a_run_in_compare_and_enter_selects_that_run(app: Any) -> None:
     assert re.fullmatch(r"#\d+ demo-ince", chips.first.inner_text().strip())
     assert "," not in app.query()["tr_compare"]
     app.assert_healthy()
+
+
+def test_launch_folds_the_form_and_shows_the_live_monitor(app: Any, no_run_survives: Path) -> None:
+    """After "Launch run" the form folds away and the new run's live monitor comes into view
+    (the form stayed open and the monitor sat a screen below it)."""
+    page = app.page
+    app.goto("/train", charts=1)
+    page.get_by_text("New run", exact=True).click()
+    launch = page.locator(".st-key-tr_launch button")
+    expect(launch).to_be_visible()
+    app.type_number("tr_steps", str(STEPS))
+    app.wait_for_query("tr_steps", str(STEPS))
+    launch.click()
+    expect(page.get_by_text(re.compile(r"Launched run #\d+"))).to_be_visible(timeout=30_000)
+    expect(launch).to_be_hidden(timeout=15_000)  # the form is folded
+    monitor = page.locator(".st-key-tr_monitor")
+
+    def in_view() -> bool:
+        box = monitor.bounding_box()
+        height = page.viewport_size["height"] if page.viewport_size else 0
+        return bool(box and 0 <= box["y"] < height * 0.5)
+
+    app.until(in_view, 15, "the live monitor to scroll into view")
+    app.until(lambda: progress(app)[0] in ("queued", "running"), 60, "the new run's monitor")
+    app.assert_healthy()
