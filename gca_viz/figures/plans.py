@@ -37,6 +37,7 @@ COLORS = {
 """The palette shared by the figures (matches the app theme's primary colour)."""
 SELECT_TRACE = 1
 """Index of the transparent cell layer whose points a chart selection returns."""
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _LOG_DECADES = 12.0  # log colour scales show at most this many decades below the maximum
 _FONT = {"size": 13}
 
@@ -772,7 +773,7 @@ def half_step_player(
             zmax=255,
             colorscale=PLAN_COLORSCALE,
             colorbar={
-                "x": 0.47,
+                "x": 0.45,
                 "xanchor": "left",
                 "len": 0.9,
                 "thickness": 12,
@@ -820,7 +821,8 @@ def half_step_player(
 
     scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
     title = (
-        f"The half-steps P⁽⁰⁾ … P⁽{n_frames - 1}⁾: odd k row steps, even k column steps "
+        f"The half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾: odd k row "
+        "steps, even k column steps "
         f"(colour: {scale})"
     )
     # Frames change two traces and nothing in the layout: a layout change would make every
@@ -851,9 +853,9 @@ def half_step_player(
         margin={"l": 60, "r": 20, "t": 60, "b": 140},
         showlegend=False,
         xaxis={
-            "domain": [0.0, 0.46],
+            "domain": [0.0, 0.44],
             "range": [xs[0] - f / 2, xs[-1] + f / 2],
-            "title": "column j",
+            "title": None,  # the slider's label sits just below
             "showgrid": False,
             "zeroline": False,
         },
@@ -865,7 +867,7 @@ def half_step_player(
             "zeroline": False,
         },
         xaxis2={
-            "domain": [0.64, 1.0],
+            "domain": [0.7, 1.0],
             "title": "half-step k",
             "range": [0.4, n_frames - 0.6],
             "gridcolor": "#e5e7eb",
@@ -873,7 +875,7 @@ def half_step_player(
         },
         yaxis2={
             "domain": [0.0, 1.0],
-            "title": "KL per row (nats)",
+            "title": {"text": "KL / n (nats)", "standoff": 4},
             "range": [float(finite.min()) - pad, float(finite.max()) + pad]
             if finite.size
             else None,
@@ -884,7 +886,7 @@ def half_step_player(
             {
                 "xref": "paper",
                 "yref": "paper",
-                "x": 0.64,
+                "x": 0.7,
                 "y": 1.0,
                 "yanchor": "bottom",
                 "xanchor": "left",
