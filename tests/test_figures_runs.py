@@ -325,21 +325,25 @@ def test_hover_labels_name_the_sample_its_labels_and_show_its_input() -> None:
         [17, 402], [1, 0], ("zero", "one"), domains=[0, 1], domain_names=("a", "b"),
         inputs=img, kind="image",
     )  # fmt: skip
-    head, *lines = texts[0].split("<br>")
-    assert head == "<b>sample 17</b>" and lines[0] == "class one · domain a"
-    art = lines[1:]
+    head, *art = texts[0].split("<br>")
+    assert head == "<b>sample 17</b> · class one · domain a"
     assert len(art) == 8 and all(line == "      ████      " for line in art)
-    assert texts[1].split("<br>")[:2] == ["<b>sample 402</b>", "class zero · domain b"]
+    assert texts[1].split("<br>")[0] == "<b>sample 402</b> · class zero · domain b"
     vec = geometry.sample_hover([5], [2], None, inputs=np.array([[0.5, -1.25, 3.0, 4.0, 5.0]]),
                                 kind="vector")  # fmt: skip
-    assert vec == ["<b>sample 5</b><br>class 2<br>x = [0.5, -1.25, 3, 4, … (5 values)]"]
+    assert vec == ["<b>sample 5</b> · class 2<br>x = [0.5, -1.25, 3, 4, … (5 values)]"]
 
 
 def test_input_glyphs_average_large_images_down_to_eight_lines() -> None:
-    img = np.zeros((3, 32, 32))
-    img[:, :16, :] = 1.0  # top half ink
-    lines = geometry.input_glyphs(img).split("<br>")
+    ink = np.zeros((1, 32, 32))
+    ink[:, :16, :] = 1.0  # one channel: the top half is ink, drawn dark
+    lines = geometry.input_glyphs(ink).split("<br>")
     assert lines == ["█" * 16] * 4 + [" " * 16] * 4
+    colour = np.ones((3, 32, 32))
+    colour[:, :, :16] = 0.0  # colour: the left half is black, the right half white
+    assert geometry.input_glyphs(colour).split("<br>") == ["█" * 8 + " " * 8] * 8
+    half = np.full((3, 8, 8), 0.5)  # mid grey: the middle level
+    assert set(geometry.input_glyphs(half).replace("<br>", "")) == {geometry.GLYPHS[2]}
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         geometry.input_glyphs(np.zeros((8, 8)))
 

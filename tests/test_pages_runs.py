@@ -709,8 +709,8 @@ def test_geometry_hover_names_the_sample_and_shows_its_digit(store_env: Path) ->
     trace = _trace(fig, "3")
     for row, text in zip(_rows(trace), trace["text"], strict=True):
         lines = text.split("<br>")
-        assert lines[0] == f"<b>sample {samples.index[row]}</b>" and lines[1] == "class 3"
-        assert len(lines[2:]) == 8 and {len(line) for line in lines[2:]} == {16}  # 8x8 digit
+        assert lines[0] == f"<b>sample {samples.index[row]}</b> · class 3"
+        assert len(lines[1:]) == 8 and {len(line) for line in lines[1:]} == {16}  # 8x8 digit
 
 
 def test_geometry_filter_dims_exactly_the_other_classes(store_env: Path) -> None:
@@ -749,7 +749,8 @@ def test_geometry_pins_a_sample_and_marks_its_cosine_neighbours(store_env: Path)
     for j in direct:
         assert f"| {samples.index[j]} |" in text
     notes = _texts(at.caption)
-    assert "Positive partner:** not marked" in notes and "Row of the batch plan:** none" in notes
+    assert "Positive partner:** not marked: a snapshot stores one embedding per sample" in notes
+    assert "Row of the batch plan:** none: these are held-out samples" in notes
     assert len(at.get("image")) == 1  # the digit itself
     # an earlier step: its own neighbours, the same pinned sample
     at.select_slider(key="geo_step").set_value(10).run()

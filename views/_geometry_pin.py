@@ -92,7 +92,8 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
         what += f", domain {_class_name(int(main.arrays['domain'][row]), domain_names)}"
     st.markdown(f"**Sample {pin}** ({what})")
     if main.samples is not None and main.samples.kind == "image":
-        st.image(sample_image(main.samples.x[row]), width=112, caption="its input")
+        x = main.samples.x[row]  # (C, H, W); one channel is ink: dark on white, as hovered
+        st.image(sample_image(1.0 - x if len(x) == 1 else x), width=112, caption="its input")
     elif main.samples is not None:
         x = main.samples.x[row].reshape(-1)
         st.caption(
@@ -118,12 +119,8 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
             f"**{same} of {k}** of its class\n\n| sample | class | cos |\n|--:|:--|--:|\n{table}"
         )
     st.caption(
-        "**Positive partner:** not marked. A snapshot stores one embedding per sample, of "
-        "its clean input; the second augmented view a training step pairs it with is drawn "
-        "afresh every step and not saved."
-    )
-    st.caption(
-        "**Row of the batch plan:** none. These are held-out samples (the test split), never "
-        "in a training batch; the plan snapshots hold the pairs of a training batch (the "
-        "Train page draws them)."
+        "**Positive partner:** not marked: a snapshot stores one embedding per sample (its "
+        "clean input), not the augmented views a training step pairs. **Row of the batch "
+        "plan:** none: these are held-out samples, never in a training batch (the Train page "
+        "draws the plan of one)."
     )

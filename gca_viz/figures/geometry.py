@@ -75,12 +75,13 @@ View = Literal["sphere", "circle", "plane"]
 
 def input_glyphs(image: Any, size: int = 8) -> str:
     """An image as at most ``size`` lines of shaded blocks (for a hover label, which cannot
-    show pictures): ``(C, H, W)`` in ``[0, 1]``, channels averaged to grey, blocks averaged
-    down to ``size`` a side; ink (high values) is dark, two characters a pixel."""
+    show pictures): ``(C, H, W)`` in ``[0, 1]``, blocks averaged down to ``size`` a side,
+    two characters a pixel. One channel is ink (1 is a dark block: the digits' strokes);
+    colour channels are averaged to brightness (1 is blank)."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {img.shape}")
-    grey = img.mean(axis=0)  # (H, W)
+    grey = img[0] if img.shape[0] == 1 else 1.0 - img.mean(axis=0)  # (H, W), 1 = dark
     rows = [part.mean(axis=0) for part in np.array_split(grey, min(size, grey.shape[0]), axis=0)]
     small = np.stack(rows)  # (h, W)
     cols = np.array_split(np.arange(small.shape[1]), min(size, small.shape[1]))
@@ -105,8 +106,10 @@ def sample_hover(
     inputs: Any = None,
     kind: str = "image",
 ) -> list[str]:
-    """One hover label per point: ``sample <index>``, its class and domain by name, and its
-    input (an image as :func:`input_glyphs`, a vector as its first values).
+    """One hover label per point: ``sample <index> · class <name> [· domain <name>]`` on one
+    line, then its input (an image as :func:`input_glyphs`, 8 lines at most: a label near
+    the bottom of a 3-D scene is cut off there, so it stays short; a vector as its first
+    values).
 
     Args:
         index: ``(n,)`` the samples' positions in their dataset.
@@ -120,7 +123,7 @@ def sample_hover(
     dom = None if domains is None else _labels(domains, len(idx))
     out = []
     for r in range(len(idx)):
-        head = f"<b>sample {int(idx[r])}</b><br>class {_name(y[r], class_names)}"
+        head = f"<b>sample {int(idx[r])}</b> · class {_name(y[r], class_names)}"
         if dom is not None:
             head += f" · domain {_name(dom[r], domain_names)}"
         if inputs is not None:

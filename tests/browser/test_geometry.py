@@ -178,7 +178,9 @@ def front_point(app: Any, key: str) -> tuple[float, float, int, int]:
     return best[0], best[1], best[3], best[4]
 
 
-def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(app: Any) -> None:
+def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(
+    app: Any, screenshot: Any
+) -> None:
     """The hover names the sample and draws its 8x8 digit; a click on a point of the sphere
     (which Streamlit's own selection does not report) pins that sample: the URL, the box and
     the marks follow."""
@@ -195,8 +197,9 @@ def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(app: Any) -> N
         10,
         "a hover label",
     )
-    sample = label.split("sample ", 1)[1].split("class", 1)[0].strip()
-    assert sample.isdigit() and "class" in label
+    found = re.match(r"sample (\d+) · class \S+", label)
+    assert found, label
+    sample = found.group(1)
     assert sum(ch in "░▒▓█" for ch in label) > 8  # the digit, drawn in shaded blocks
     page.mouse.down()
     page.mouse.up()
@@ -218,6 +221,7 @@ def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(app: Any) -> N
     point = "gd => (t => [t.x[INDEX], t.y[INDEX], t.z[INDEX]])(gd._fullData[CURVE])"
     clicked = app.chart_data(key, point.replace("INDEX", str(index)).replace("CURVE", str(curve)))
     assert marks["pin"] == pytest.approx(clicked) and marks["near"] == 5
+    screenshot("geometry_pinned")
     app.assert_healthy()
 
 
