@@ -161,6 +161,7 @@ class Recorder:
         run_id: the run's id in the store (``None`` on ranks other than 0, or when the
             store could not be written).
         changes: the live changes applied, each with its ``step``.
+        writer_cpu: CPU seconds the background thread has spent (its share of the cost).
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class Recorder:
         self.eval_x, self.eval_y = _split_eval(eval_batch)
         self.flush_every, self.sync_every = float(flush_every), max(1, int(sync_every))
         self.changes: list[dict[str, Any]] = []
+        self.writer_cpu = 0.0
         self.run_id: int | None = None
         self.store: RunStore | None = None
         self._plan_loss: losses.GCALoss = (
@@ -357,7 +359,7 @@ class Recorder:
                     z2[:rows].detach().to("cpu", torch.float32, copy=True),
                     y[:rows],
                     None if dom is None else dom[:rows],
-                    copy.deepcopy(self._plan_loss),  # the writer thread's own, unsteered
+                    _frozen(self._plan_loss),  # the writer thread's own, unsteered
                     z_eval,
                     y_eval,
                 ),
@@ -530,6 +532,7 @@ class Recorder:
     def _work(self) -> None:
         last_beat = time.monotonic()
         while not self._closing.wait(self.flush_every):
+            start = time.thread_time()
             wrote = self._drain()
             self._poll()
             if not wrote and time.monotonic() - last_beat > 2.0:
@@ -540,6 +543,7 @@ class Recorder:
                     pass
             if wrote:
                 last_beat = time.monotonic()
+            self.writer_cpu += time.thread_time() - start
 
     def _poll(self) -> None:
         assert self.store is not None and self.run_id is not None
@@ -649,6 +653,16 @@ class Recorder:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def _frozen(loss: losses.GCALoss) -> losses.GCALoss:
+    """A copy of ``loss`` that a live change to ``loss`` leaves alone (the changes replace
+    its ``stages``, update its ``params`` in place; it holds no tensors but a custom
+    target's matrix, which nothing changes). Cheaper than a deep copy: this runs in the
+    loop's thread."""
+    out = copy.copy(loss)
+    out.stages, out.params = dict(loss.stages), dict(loss.params)
+    return out
 
 
 def _split_eval(batch: Any) -> tuple[torch.Tensor | None, np.ndarray | None]:

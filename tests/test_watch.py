@@ -398,3 +398,39 @@ def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
         plain.finish()
         steered.finish()
     assert RunStore(tmp_path).get(plain.run_id).status == "stopped"
+
+
+# ------------------------------------------------------------ example and benchmark
+
+
+def test_the_example_trains_a_simclr_loop_into_the_store(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "examples/watch_simclr.py", "20", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = RunStore(tmp_path)
+    (run,) = store.list_runs()
+    assert run.external and run.status == "finished" and run.step == 20
+    assert run.config["dataset"] == "digits" and run.config["method"] == "gca_ince"
+    assert [s for s, _ in store.snapshots(run.id, "plan")] == [1, 20]  # first and last
+    emb = store.load_snapshot(store.snapshots(run.id, "embeddings")[-1][1])
+    assert emb is not None and emb["z"].shape == (256, 32)  # eval_batch, embed_points rows
+    assert set(np.unique(emb["y"])) <= set(range(10)) and len(np.unique(emb["y"])) > 1
+
+
+@pytest.mark.slow
+def test_the_overhead_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_watch.py", "--quick", "--threads", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "overhead" in done.stdout and "target < 3%" in done.stdout

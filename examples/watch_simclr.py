@@ -1,0 +1,42 @@
+"""A SimCLR loop of your own on the embedded digits, watched and steered in the app.
+
+    python examples/watch_simclr.py [STEPS] [STORE]   # default: 300 steps into ./runs
+    streamlit run app.py                                # Train: the run, marked external
+
+The app's Train page shows its loss curve and the plan of its batches, Geometry its
+embeddings; its live controls change the loss's ε and Sinkhorn sweeps while it trains,
+and its Stop button ends the loop. About 20 s on a laptop CPU.
+"""
+
+import sys
+
+import torch
+
+from gca_viz import augment, data, losses, models
+from gca_viz.watch import Recorder
+
+steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+store = sys.argv[2] if len(sys.argv) > 2 else "runs"
+torch.manual_seed(0)
+train, test = data.load_dataset("digits").split(0.25, seed=0)
+aug, gen = augment.make_augment("standard", train.kind), torch.Generator().manual_seed(1)
+model = models.ContrastiveModel("mlp", train.input_shape, out_dim=32, head_hidden=128)
+criterion = losses.get("gca_ince", epsilon=0.5, n_iter=10)
+opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+config = {"dataset": "digits", "lr": 2e-3, "batch_size": 256, "steps": steps}
+rec = Recorder(store, name="simclr on digits", config=config, loss=criterion,
+               eval_batch=(test.x[:256], test.y[:256]), model=model)  # fmt: skip
+for step in range(1, steps + 1):
+    idx = torch.randint(len(train.y), (256,))
+    x = train.x[idx]
+    z1, z2 = model(aug(x, gen)), model(aug(x, gen))
+    loss = criterion(z1, z2)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    rec.step(step, loss=loss, epsilon=criterion.params["epsilon"])
+    rec.batch(step, z1, z2, labels=train.y[idx])
+    if rec.should_stop:  # Stop in the app
+        break
+rec.finish()
+print(f"run #{rec.run_id} in {store}: {'stopped' if rec.should_stop else 'finished'} at {step}")
