@@ -27,6 +27,7 @@ import torch
 from gca_viz import demo, losses
 from gca_viz.runs import RunStore
 from gca_viz.watch import Recorder, RecorderWarning, apply_live_change
+from tests.plotly_json import array as _array
 from tests.tmpfs import mount_tmpfs, umount
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -398,6 +399,32 @@ def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
         plain.finish()
         steered.finish()
     assert RunStore(tmp_path).get(plain.run_id).status == "stopped"
+
+
+def test_geometry_draws_an_external_runs_embeddings(
+    tmp_path: Path, app_env: Callable[[Path], None]
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    demo.install(RunStore(tmp_path), source=tmp_path / "no-demo-runs")
+    rec = Recorder(tmp_path, name="mine", loss=losses.get("gca_ince", n_iter=3),
+                   snapshot_every=2, config={"steps": 6})  # fmt: skip
+    for step in range(1, 7):
+        z1, z2 = _pair(64, 3)
+        rec.step(step, loss=1.0 / step)
+        rec.batch(step, z1, z2, labels=torch.arange(64) % 4)
+    rec.finish()
+    app_env(tmp_path)
+    at = AppTest.from_file(str(ROOT / "views" / "geometry.py"), default_timeout=60)
+    at.run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in
+              at.get("plotly_chart")}  # fmt: skip
+    points = [t for t in charts[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
+    assert sum(len(_array(t["x"])) for t in points) == 64  # its snapshot's 64 points
+    assert "geo_plane_fig" in charts  # its alignment and uniformity, on the plane
 
 
 # ------------------------------------------------------------ example and benchmark
