@@ -513,3 +513,29 @@ def test_reduced_sweep_trains_for_real_and_reports_a_domain_accuracy_per_delta(
             f"{r.domain_acc_embedding:.3f}, class probe {r.probe_acc:.3f}, k-NN {r.knn_acc:.3f}"
         )
     print(f"  slope {fit.slope:+.3f} per unit, Spearman {fit.spearman:+.2f}")
+
+
+def test_the_shipped_noisy_sweep_reads_back(tmp_path: Path) -> None:
+    rows = ex.noisy_sweep_results()
+    methods = {r.method for r in rows}
+    assert {"ince", "gca_uot"} <= methods and len(rows) >= 8
+    for r in rows:
+        assert 0 < r.clean <= 1 and 0 < r.corrupted <= 1 and r.seeds >= 2
+        assert (r.method == "ince") == np.isnan(r.diff)
+    # the paired differences come from the runs of the same seeds
+    data = json.loads(ex.NOISY_SWEEP_FILE.read_text())
+    row = next(r for r in rows if r.method == "gca_uot")
+    runs = data["runs"]
+    setting = {"share": row.share, "epsilon": row.epsilon}
+    acc = {
+        (r["method"], r["seed"]): r["corrupted"]
+        for r in runs
+        if r["share"] == setting["share"] and r["epsilon"] == setting["epsilon"]
+    }
+    seeds = sorted(s for m, s in acc if m == "gca_uot")
+    diffs = [acc[("gca_uot", s)] - acc[("ince", s)] for s in seeds]
+    assert len(seeds) == row.seeds and row.diff == pytest.approx(np.mean(diffs))
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="path"):
+        ex.noisy_sweep_results(bad)

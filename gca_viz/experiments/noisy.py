@@ -1,14 +1,16 @@
 r"""Noisy views (``docs/math.md`` sections 4 and 7): views corrupted by different amounts per
 sample, the mass GCA-UOT's unbalanced plan keeps on each positive pair, and INCE vs GCA-UOT
-trained with extreme augmentations on clean and corrupted test data.
+trained on noisy pairs, on clean and corrupted test data, and the sweep behind that setting.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -291,8 +293,8 @@ def _relative(v: np.ndarray) -> np.ndarray:
 
 NOISY_PREFIX = "noisy views"
 """Name prefix of the fresh INCE / GCA-UOT pairs: ``"noisy views <k>: INCE, ..."``."""
-NOISY_DEMOS: dict[str, str] = {"ince": "demo-ince-extreme", "gca_uot": "demo-gca-uot-extreme"}
-"""The shipped demo runs trained with ``augment="extreme"``, by method."""
+NOISY_DEMOS: dict[str, str] = {"ince": "demo-ince-noisy", "gca_uot": "demo-gca-uot-noisy"}
+"""The shipped demo runs trained on noisy pairs (``noisy_pairs = 0.3``), by method."""
 NOISY_METRICS: dict[str, str] = {
     "knn_acc": "k-NN accuracy (backbone h)",
     "probe_acc": "linear-probe accuracy (backbone h)",
@@ -308,8 +310,8 @@ _NOISY_NAME = re.compile(rf"^{re.escape(NOISY_PREFIX)} (\d+): ")
 
 
 def noisy_pair_configs(corruption: float = 0.5, **overrides: Any) -> list[dict[str, Any]]:
-    """INCE and GCA-UOT configs identical to the demo runs ``demo-ince-extreme`` and
-    ``demo-gca-uot-extreme`` (same data, augmentation, steps and seed) except that the test
+    """INCE and GCA-UOT configs identical to the demo runs ``demo-ince-noisy`` and
+    ``demo-gca-uot-noisy`` (same data, noisy pairs, steps and seed) except that the test
     data is corrupted with ``corruption`` (:func:`gca_viz.augment.corrupt`) when they
     evaluate, and that they keep a final checkpoint. ``overrides`` replace any field.
 
@@ -399,3 +401,60 @@ def noisy_comparison(store: RunStore, run_ids: Iterable[int]) -> list[Comparison
         )
     order = {m: i for i, m in enumerate(NOISY_DEMOS)}
     return sorted(rows, key=lambda r: (order.get(r.method, 99), r.corruption, r.run_id))
+
+
+# ------------------------------------------------------------- the noisy-views sweep
+
+NOISY_SWEEP_FILE = demo.ASSETS.parent / "sweep_noisy.json"
+"""The shipped result of ``benchmarks/sweep_noisy.py`` (its ``--out`` file)."""
+
+
+@dataclass(frozen=True)
+class NoisySweepRow:
+    """One (setting, method) of the noisy-views sweep: mean and standard deviation over
+    seeds of the k-NN accuracy on clean and corrupted test digits, and the paired difference
+    to INCE on corrupted ones (mean and standard error; ``NaN`` for INCE itself)."""
+
+    share: float
+    epsilon: float
+    method: str
+    seeds: int
+    clean: float
+    clean_sd: float
+    corrupted: float
+    corrupted_sd: float
+    diff: float
+    diff_se: float
+
+    @property
+    def beats(self) -> bool:
+        """The paired difference exceeds twice its standard error (and is positive)."""
+        return bool(self.diff > 0 and self.diff > 2 * self.diff_se)
+
+
+def noisy_sweep_results(path: Path | None = None) -> list[NoisySweepRow]:
+    """The rows of a noisy-views sweep file (default :data:`NOISY_SWEEP_FILE`), in its order.
+
+    Raises:
+        ValueError: naming the file when it is missing or not a sweep's output.
+    """
+    file = Path(path) if path is not None else NOISY_SWEEP_FILE
+    try:
+        table = json.loads(file.read_text())["table"]
+        return [
+            NoisySweepRow(
+                share=float(r["share"]),
+                epsilon=float(r["epsilon"]),
+                method=str(r["method"]),
+                seeds=int(r["seeds"]),
+                clean=float(r["clean"]),
+                clean_sd=float(r["clean_sd"]),
+                corrupted=float(r["corrupted"]),
+                corrupted_sd=float(r["corrupted_sd"]),
+                diff=float(r.get("corrupted_diff", math.nan)),
+                diff_se=float(r.get("corrupted_se", math.nan)),
+            )
+            for r in table
+        ]
+    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ValueError(f"path: {file} is not a noisy-views sweep result ({exc})") from None

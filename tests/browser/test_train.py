@@ -228,7 +228,7 @@ def test_typing_a_run_in_compare_and_enter_selects_that_run(app: Any) -> None:
     box.press_sequentially("demo-ince")
     options = app.page.get_by_role("listbox").get_by_role("option")
     expect(options.first).to_be_visible()
-    assert len(options.all_inner_texts()) >= 2  # the demo-ince-extreme run matches too
+    assert len(options.all_inner_texts()) >= 2  # the demo-ince-noisy run matches too
     box.press("Enter")
     app.until(lambda: app.query().get("tr_compare"), 30, "tr_compare in the URL")
     chips = app.widget("tr_compare").locator("[data-tag] span[title]")
