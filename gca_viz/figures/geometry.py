@@ -35,6 +35,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from gca_viz.figures.plans import player_controls
 from gca_viz.figures.training import RUN_COLORS
 
 LABEL_COLORS: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Alphabet)
@@ -528,57 +529,6 @@ def _layout(
     return layout
 
 
-def _player(
-    names: Sequence[str], start: int, frame_ms: int, prefix: str, below: int
-) -> dict[str, Any]:
-    """The ▶ / ❚❚ buttons and the slider over the frames (client-side animation), ``below``
-    pixels under the plot area (room for an x axis's ticks and title)."""
-    step_args = {
-        "mode": "immediate",
-        "frame": {"duration": 0, "redraw": True},
-        "transition": {"duration": 0},
-    }
-    play_args = {
-        "mode": "immediate",
-        "fromcurrent": True,
-        "frame": {"duration": int(frame_ms), "redraw": True},
-        "transition": {"duration": 0},
-    }
-    return {
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "left",
-                "x": 0.0,
-                "y": 0.0,
-                "xanchor": "left",
-                "yanchor": "top",
-                "pad": {"t": below + 10, "r": 10},
-                "showactive": False,
-                "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
-                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
-                ],
-            }
-        ],
-        "sliders": [
-            {
-                "active": start,
-                "x": 0.22,
-                "len": 0.78,
-                "y": 0.0,
-                "yanchor": "top",
-                "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 13}},
-                "pad": {"t": below},
-                "steps": [
-                    {"label": name, "method": "animate", "args": [[name], step_args]}
-                    for name in names
-                ],
-            }
-        ],
-    }
-
-
 def explorer_figure(
     panels: Sequence[Panel],
     *,
@@ -635,7 +585,7 @@ def explorer_figure(
             )
         )
     below = 20 if view == "sphere" else 60
-    layout.update(_player(frame_names, k0, frame_ms, frame_prefix, below))
+    layout.update(player_controls(frame_names, k0, frame_ms, frame_prefix, below))
     layout["height"] += 70 + below
     layout["margin"]["b"] = 80 + below
     return go.Figure(data=traces, layout=layout, frames=frames)

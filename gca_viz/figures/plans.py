@@ -830,17 +830,6 @@ def half_step_player(
     frames = [
         go.Frame(data=[heat(j), marker(j)], traces=[0, 2], name=str(j)) for j in range(n_frames)
     ]
-    step_args = {
-        "mode": "immediate",
-        "frame": {"duration": 0, "redraw": True},
-        "transition": {"duration": 0},
-    }
-    play_args = {
-        "mode": "immediate",
-        "fromcurrent": True,
-        "frame": {"duration": int(frame_ms), "redraw": True},
-        "transition": {"duration": 0},
-    }
     finite = y[1:][np.isfinite(y[1:])]
     span = float(finite.max() - finite.min()) if finite.size else 1.0
     pad = (
@@ -895,15 +884,39 @@ def half_step_player(
                 "font": {"size": 11, "color": "#6b7280"},
             }
         ],
-        updatemenus=[
+    )
+    layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
+    return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+def player_controls(
+    names: Sequence[str], start: int, frame_ms: int, prefix: str, below: int
+) -> dict[str, Any]:
+    """Layout of a client-side animation: the ▶ / ❚❚ buttons and a slider over the frames
+    ``names`` (``start`` active, ``frame_ms`` per frame when playing, the slider's label
+    ``prefix`` + name), ``below`` pixels under the plot area (room for an x axis's ticks and
+    title). Shared by :func:`half_step_player` and the Geometry explorer."""
+    step_args = {
+        "mode": "immediate",
+        "frame": {"duration": 0, "redraw": True},
+        "transition": {"duration": 0},
+    }
+    play_args = {
+        "mode": "immediate",
+        "fromcurrent": True,
+        "frame": {"duration": int(frame_ms), "redraw": True},
+        "transition": {"duration": 0},
+    }
+    return {
+        "updatemenus": [
             {
                 "type": "buttons",
                 "direction": "left",
                 "x": 0.0,
-                "y": -0.2,
+                "y": 0.0,
                 "xanchor": "left",
                 "yanchor": "top",
-                "pad": {"t": 0, "r": 10},
+                "pad": {"t": below + 10, "r": 10},
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
@@ -911,20 +924,19 @@ def half_step_player(
                 ],
             }
         ],
-        sliders=[
+        "sliders": [
             {
-                "active": k0,
-                "x": 0.2,
-                "len": 0.8,
-                "y": -0.18,
+                "active": start,
+                "x": 0.22,
+                "len": 0.78,
+                "y": 0.0,
                 "yanchor": "top",
-                "currentvalue": {"prefix": "k = ", "font": {"size": 13}},
-                "pad": {"t": 0},
+                "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 13}},
+                "pad": {"t": below},
                 "steps": [
-                    {"label": str(j), "method": "animate", "args": [[str(j)], step_args]}
-                    for j in range(n_frames)
+                    {"label": name, "method": "animate", "args": [[name], step_args]}
+                    for name in names
                 ],
             }
         ],
-    )
-    return go.Figure(data=traces, layout=layout, frames=frames)
+    }
