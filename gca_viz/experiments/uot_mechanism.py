@@ -182,17 +182,27 @@ class MassShares:
         return np.asarray(key)
 
 
+def _unbalanced_plan(
+    pairs: CorruptedPairs, epsilon: float, n_iter: int, relax: float
+) -> np.ndarray:
+    """GCA-UOT's plan (cross layout, ``λ1 = λ2 = relax``) on the batch."""
+    with torch.no_grad():
+        uot = losses.get(
+            "gca_uot", epsilon=epsilon, n_iter=n_iter, layout="cross", relax_a=relax, relax_b=relax
+        ).inspect(pairs.z1, pairs.z2)
+    plan: np.ndarray = uot.plan.numpy()
+    return plan
+
+
 def _plans(
     pairs: CorruptedPairs, epsilon: float, n_iter: int, relax: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    settings = {"epsilon": epsilon, "n_iter": n_iter, "layout": "cross"}
     with torch.no_grad():
-        bal = losses.get("gca_ince", **settings).inspect(pairs.z1, pairs.z2)
-        uot = losses.get("gca_uot", relax_a=relax, relax_b=relax, **settings).inspect(
+        bal = losses.get("gca_ince", epsilon=epsilon, n_iter=n_iter, layout="cross").inspect(
             pairs.z1, pairs.z2
         )
     kernel = torch.exp(-bal.cost / float(epsilon)).numpy()  # (N, N)
-    return bal.plan.numpy(), uot.plan.numpy(), kernel
+    return bal.plan.numpy(), _unbalanced_plan(pairs, epsilon, n_iter, relax), kernel
 
 
 def mass_shares(
@@ -387,8 +397,10 @@ def relaxation_sweep(
         g = gradient_shares(pairs, epsilon=epsilon, n_iter=n_iter, relax=lam, names=names)
         for name in names:
             shares[name][k] = g.shares[name]
-        m = mass_shares(pairs, epsilon=epsilon, n_iter=n_iter, relax=lam)
-        mass[k], entropy[k] = m.corrupted_share("unbalanced_row"), m.unbalanced_entropy
+        # Only the unbalanced plan depends on λ: the balanced one is not solved again.
+        P = _unbalanced_plan(pairs, epsilon, n_iter, lam)  # (N, N)
+        mass[k] = float(P.sum(1)[pairs.corrupted].sum() / P.sum())
+        entropy[k] = metrics.plan_entropy(P)
     base = gradient_shares(pairs, epsilon=epsilon, n_iter=n_iter, names=("ince", "gca_ince"))
     n = pairs.z1.shape[0]
     return RelaxationSweep(lams, shares, mass, entropy, 2 * math.log(n), dict(base.shares))
