@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import pytest
 
 from gca_viz.figures import plans as figs
+from gca_viz.figures.player import half_step_player
 
 
 def test_heatmap_has_marginals_references_and_a_cell_layer() -> None:
@@ -181,7 +182,7 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     rng = np.random.default_rng(0)
     plans = rng.random((7, 6, 6))  # T = 3: P^(0) .. P^(6)
     kl = np.array([5.0, 1.0, 0.8, 0.7, 0.65, 0.62, 0.6])
-    fig = figs.half_step_player(plans, kl, positives=np.arange(6), start=2)
+    fig = half_step_player(plans, kl, positives=np.arange(6), start=2)
     assert [fr.name for fr in fig.frames] == [str(k) for k in range(7)]
     for k, frame in enumerate(fig.frames):
         heat, marker = frame.data
@@ -198,11 +199,11 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     assert [s.args[0][0] for s in fig.layout.sliders[0].steps] == [str(k) for k in range(7)]
     curve = fig.data[1]
     assert list(curve.x) == list(range(1, 7))  # the kernel's k = 0 stays off the axis
-    shared = figs.half_step_player(plans, kl, shared_scale=True)
+    shared = half_step_player(plans, kl, shared_scale=True)
     assert {fr.data[0].colorbar.ticktext[-1] for fr in shared.frames} == {f"{plans.max():.3g}"}
-    logged = figs.half_step_player(plans, kl, log=True)
+    logged = half_step_player(plans, kl, log=True)
     z = np.asarray(logged.frames[3].data[0].z, float)
     top = np.log10(plans[3].max())
     np.testing.assert_allclose(z / 255 * 12 + top - 12, np.log10(plans[3]), atol=12 / 500)
-    big = figs.half_step_player(np.ones((3, 300, 300)), np.ones(3))
+    big = half_step_player(np.ones((3, 300, 300)), np.ones(3))
     assert np.asarray(big.frames[0].data[0].z).shape == (100, 100)  # block means, ≤ 128

@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 
 import ui
-from gca_viz.figures import plans
+from gca_viz.figures.player import half_step_player
 from tests.test_pages_lab import open_page
 
 
@@ -62,7 +62,7 @@ def test_lecture_figure_scales_a_copy_and_takes_the_title_out() -> None:
 
 def test_lecture_figure_keeps_an_animation_title_and_scales_its_frames() -> None:
     stack = np.random.default_rng(0).random((3, 6, 6))
-    fig = plans.half_step_player(stack, np.linspace(2.0, 1.0, 3))
+    fig = half_step_player(stack, np.linspace(2.0, 1.0, 3))
     big, title = ui.lecture_figure(fig)
     assert title == "" and big.layout.title.text == fig.layout.title.text
     sizes = {

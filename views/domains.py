@@ -14,6 +14,7 @@ from gca_viz import experiments as ex
 from gca_viz import lab, losses, targets
 from gca_viz.figures import experiments as xfig
 from gca_viz.figures import plans as pfig
+from gca_viz.figures.player import half_step_player
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import TARGETS
 
@@ -217,7 +218,7 @@ if target is not None:
             f"cannot rise: the largest change between consecutive half-steps here is {shown}."
         )
     st.markdown("**▶ Play the half-steps**: the plan moves toward the block target.")
-    ui.chart(pfig.half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
+    ui.chart(half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
     ui.show_code(targets.domain_target, ex.block_mass, lab.half_steps)
 
 # -------------------------------------------------------------------------- α - β sweep

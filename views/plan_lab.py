@@ -13,6 +13,7 @@ import torch
 import ui
 from gca_viz import lab, ot, targets
 from gca_viz.figures import plans as figs
+from gca_viz.figures.player import half_step_player
 from gca_viz.losses import COSTS, PROJECTIONS
 from gca_viz.targets import TARGETS
 
@@ -294,7 +295,7 @@ st.markdown(
     "together, with no wait for the server (the slider under the chart scrubs through k)."
 )
 ui.chart(
-    figs.half_step_player(
+    half_step_player(
         steps.plans,
         steps.kl,
         log=log_scale,

@@ -14,6 +14,7 @@ import ui
 from gca_viz import lab, losses, ot, story
 from gca_viz.figures import plans as plan_figs
 from gca_viz.figures import story as figs
+from gca_viz.figures.player import half_step_player
 
 SOURCES = {
     "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
@@ -216,7 +217,7 @@ elif step == 2:
     ui.chart(figs.monotone_chart(mono.kl), key="story_kl")
     st.markdown("**▶ Play the half-steps**: the plan and the marker on the curve move together.")
     ui.chart(
-        plan_figs.half_step_player(
+        half_step_player(
             mono.plans,
             mono.kl,
             log=log_scale,

@@ -35,7 +35,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from gca_viz.figures.plans import player_controls
+from gca_viz.figures.player import player_controls
 from gca_viz.figures.training import RUN_COLORS
 
 LABEL_COLORS: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Alphabet)

@@ -1,0 +1,258 @@
+"""A client-side animation of Sinkhorn's half-steps, and the play controls the animated
+figures share (numpy arrays in, plotly figures out; nothing here imports streamlit).
+
+* :func:`half_step_player`: ``P^(0) ... P^(2T)`` beside the KL curve, played in the browser.
+* :func:`player_controls`: the ▶ / ❚❚ buttons and the frame slider (also the Geometry
+  explorer's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gca_viz.figures.plans import (
+    _LOG_DECADES,
+    COLORS,
+    PLAN_COLORSCALE,
+    _base_layout,
+    _positive_marks,
+)
+from gca_viz.lab.plans import display_factor, downsample
+
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def half_step_player(
+    plans: np.ndarray,
+    kl: np.ndarray,
+    *,
+    log: bool = False,
+    shared_scale: bool = False,
+    positives: np.ndarray | None = None,
+    start: int = 1,
+    max_size: int = 128,
+    frame_ms: int = 50,
+    height: int = 520,
+) -> go.Figure:
+    """The half-steps ``P^(0) ... P^(2T)`` as a client-side animation: the plan on the left,
+    ``KL(P_tgt || P^(k)) / n`` on the right with a marker that moves in step; a ▶ / ❚❚
+    button and a slider over ``k`` play the frames in the browser with no server round trip
+    (``frame_ms`` per frame: 50 ms is 20 frames per second).
+
+    Each frame sends one heatmap (block-averaged to at most ``max_size`` a side, quantised
+    to 256 levels of its colour range: uint8) and the marker's position; the colour range
+    is each plan's own ``[0, max]`` (or the largest entry over all half-steps with
+    ``shared_scale``, or ``log10`` with ``log``, 12 decades); the colour bar's ticks name
+    the real values.
+
+    Args:
+        plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
+        log, shared_scale: the colour scale. positives: ``(n,)`` column ``pos(i)`` of each
+            row's positive, outlined. start: the frame shown first.
+    """
+    stack = np.asarray(plans, dtype=float)
+    y = np.where(np.isfinite(np.asarray(kl, dtype=float)), np.asarray(kl, dtype=float), np.nan)
+    n_frames = stack.shape[0]
+    f = display_factor(stack.shape[1:], max_size)
+    shown = [downsample(p, max_size) for p in stack]  # each (rows, cols)
+    rows, cols = shown[0].shape
+    xs, ys = np.arange(cols) * f, np.arange(rows) * f
+    top_all = float(np.nanmax(stack))
+
+    def z_of(k: int) -> tuple[np.ndarray, float, float]:
+        z = np.where(np.isfinite(shown[k]), shown[k], np.nan)
+        hi = top_all if shared_scale else float(np.nanmax(z))
+        if not log:
+            return z.astype(np.float32), 0.0, hi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lz = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
+        top = np.log10(hi) if hi > 0 else 0.0
+        return np.maximum(lz, top - _LOG_DECADES).astype(np.float32), top - _LOG_DECADES, top
+
+    def heat(k: int) -> go.Heatmap:
+        z, lo, hi = z_of(k)
+        # Compact frames: each plan quantised to 256 levels of its colour range (uint8, a
+        # quarter of float32's bytes); the colour bar's ticks carry the real values.
+        width = hi - lo if hi > lo else 1.0
+        level = np.round(255 * (np.nan_to_num(z, nan=lo) - lo) / width)
+        ticks = np.linspace(0, 255, 6)
+        unit = "log₁₀ P" if log else "P"
+        return go.Heatmap(
+            z=np.clip(level, 0, 255).astype(np.uint8),
+            x=xs,
+            y=ys,
+            zmin=0,
+            zmax=255,
+            colorscale=PLAN_COLORSCALE,
+            colorbar={
+                "x": 0.45,
+                "xanchor": "left",
+                "len": 0.9,
+                "thickness": 12,
+                "title": {"text": unit},
+                "tickvals": ticks,
+                "ticktext": [f"{lo + t / 255 * width:.3g}" for t in ticks],
+            },
+            hovertemplate=f"i = %{{y}}, j = %{{x}}: level %{{z}} of 255 ({unit} from "
+            f"{lo:.3g} to {hi:.3g})<extra></extra>",
+            xaxis="x",
+            yaxis="y",
+        )
+
+    def marker(k: int) -> go.Scatter:
+        return go.Scatter(
+            x=[k],
+            y=[y[k]],
+            mode="markers",
+            marker={"color": "rgba(0,0,0,0)", "size": 18, "line": {"color": "#e11d48", "width": 3}},
+            name="current k",
+            hoverinfo="skip",
+            xaxis="x2",
+            yaxis="y2",
+        )
+
+    k0 = min(max(int(start), 0), n_frames - 1)
+    k = np.arange(n_frames)
+    traces: list[Any] = [
+        heat(k0),
+        go.Scatter(
+            x=k[1:],
+            y=y[1:],
+            mode="lines+markers",
+            line={"color": COLORS["other"], "width": 2},
+            marker={"color": np.where(k[1:] % 2 == 1, COLORS["row"], COLORS["col"]), "size": 8},
+            name="KL(P_tgt ‖ P⁽ᵏ⁾) / n",
+            hovertemplate="k = %{x}: %{y:.6g}<extra></extra>",
+            xaxis="x2",
+            yaxis="y2",
+        ),
+        marker(k0),
+    ]
+    if positives is not None:
+        traces.append(_positive_marks(np.asarray(positives), f, rows, height))
+
+    scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
+    title = (
+        f"The half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾: odd k row "
+        "steps, even k column steps "
+        f"(colour: {scale})"
+    )
+    # Frames change two traces and nothing in the layout: a layout change would make every
+    # frame a full relayout (the slider's label names the current k).
+    frames = [
+        go.Frame(data=[heat(j), marker(j)], traces=[0, 2], name=str(j)) for j in range(n_frames)
+    ]
+    finite = y[1:][np.isfinite(y[1:])]
+    span = float(finite.max() - finite.min()) if finite.size else 1.0
+    pad = (
+        0.08 * span
+        if span > 0
+        else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
+    )
+    layout = _base_layout(title, height)
+    layout.update(
+        margin={"l": 60, "r": 20, "t": 60, "b": 140},
+        showlegend=False,
+        xaxis={
+            "domain": [0.0, 0.44],
+            "range": [xs[0] - f / 2, xs[-1] + f / 2],
+            "title": None,  # the slider's label sits just below
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "domain": [0.0, 1.0],
+            "range": [ys[-1] + f / 2, ys[0] - f / 2],
+            "title": "row i",
+            "showgrid": False,
+            "zeroline": False,
+        },
+        xaxis2={
+            "domain": [0.7, 1.0],
+            "title": "half-step k",
+            "range": [0.4, n_frames - 0.6],
+            "gridcolor": "#e5e7eb",
+            "anchor": "y2",
+        },
+        yaxis2={
+            "domain": [0.0, 1.0],
+            "title": {"text": "KL / n (nats)", "standoff": 4},
+            "range": [float(finite.min()) - pad, float(finite.max()) + pad]
+            if finite.size
+            else None,
+            "gridcolor": "#e5e7eb",
+            "anchor": "x2",
+        },
+        annotations=[
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.7,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "xanchor": "left",
+                "showarrow": False,
+                "text": f"k = 0 (the kernel K): {y[0]:.4g}, above" if np.isfinite(y[0]) else "",
+                "font": {"size": 11, "color": "#6b7280"},
+            }
+        ],
+    )
+    layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
+    return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+def player_controls(
+    names: Sequence[str], start: int, frame_ms: int, prefix: str, below: int
+) -> dict[str, Any]:
+    """Layout of a client-side animation: the ▶ / ❚❚ buttons and a slider over the frames
+    ``names`` (``start`` active, ``frame_ms`` per frame when playing, the slider's label
+    ``prefix`` + name), ``below`` pixels under the plot area (room for an x axis's ticks and
+    title). Shared by :func:`half_step_player` and the Geometry explorer."""
+    step_args = {
+        "mode": "immediate",
+        "frame": {"duration": 0, "redraw": True},
+        "transition": {"duration": 0},
+    }
+    play_args = {
+        "mode": "immediate",
+        "fromcurrent": True,
+        "frame": {"duration": int(frame_ms), "redraw": True},
+        "transition": {"duration": 0},
+    }
+    return {
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": 0.0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": below + 10, "r": 10},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
+                ],
+            }
+        ],
+        "sliders": [
+            {
+                "active": start,
+                "x": 0.22,
+                "len": 0.78,
+                "y": 0.0,
+                "yanchor": "top",
+                "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 13}},
+                "pad": {"t": below},
+                "steps": [
+                    {"label": name, "method": "animate", "args": [[name], step_args]}
+                    for name in names
+                ],
+            }
+        ],
+    }
