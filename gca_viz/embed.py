@@ -8,9 +8,11 @@ circle or the sphere (``out_dim`` 2 or 3) and otherwise projects them:
 * :func:`tsne`: t-SNE (van der Maaten and Hinton 2008), seconds, on demand.
 
 For exploring one snapshot: :func:`cosine_neighbours` (a point's nearest rows by cosine
-similarity), :func:`snapshot_samples` (which dataset samples a run's snapshots hold, so a
-page can show a point's input) and :func:`pca_basis` (one PCA basis for every snapshot of
-a run, so a played sequence stays steady).
+similarity), :func:`partner_distance` (how near a point's positive partner, the embedding
+of another view of the same sample, sits among them), :func:`snapshot_samples` (which
+dataset samples a run's snapshots hold, so a page can show a point's input) and
+:func:`pca_basis` (one PCA basis for every snapshot of a run, so a played sequence stays
+steady).
 
 All three projections are deterministic (fixed ``seed``). :class:`ProjectionJobs` runs the
 slow ones on one worker thread and caches the results by key (for the app: ``(run_id, step,
@@ -345,6 +347,63 @@ def cosine_neighbours(z: Any, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     sims[i] = -np.inf  # never its own neighbour
     order = np.lexsort((np.arange(n), -sims))[:k]  # by similarity, then by row
     return order, sims[order]
+
+
+@dataclass(frozen=True)
+class PartnerDistance:
+    r"""How far row ``i``'s positive partner sits from it (:func:`partner_distance`).
+
+    Attributes:
+        cosine: :math:`\cos(z_i, z'_i)`, the similarity a contrastive loss reads.
+        rank: where the partner would stand among row ``i``'s cosine neighbours: 1 plus the
+            number of other rows more similar to ``z_i`` than the partner (1: nearer than
+            every other sample).
+        others: how many other rows it is ranked among (``n - 1``).
+    """
+
+    cosine: float
+    rank: int
+    others: int
+
+    @property
+    def distance(self) -> float:
+        r"""The cosine distance :math:`1 - \cos(z_i, z'_i)`, in ``[0, 2]``."""
+        return 1.0 - self.cosine
+
+    @property
+    def squared(self) -> float:
+        r""":math:`\|\hat z_i - \hat z'_i\|^2 = 2 - 2\cos`: the pair's term of the alignment
+        measure (:func:`gca_viz.metrics.alignment`), in ``[0, 4]``."""
+        return 2.0 - 2.0 * self.cosine
+
+
+def partner_distance(z: Any, i: int, partner: Any) -> PartnerDistance:
+    r"""Row ``i``'s cosine similarity to its positive partner ``partner`` (an embedding of
+    another view of the same sample) and the partner's rank among row ``i``'s neighbours.
+
+    .. math::
+        \operatorname{rank} = 1 + \#\{\, j \ne i : \operatorname{sim}(i, j) >
+        \cos(z_i, z'_i) \,\}
+
+    where :math:`\operatorname{sim}(i, j)` is the cosine similarity of rows ``i`` and ``j``
+    of ``z`` (:func:`cosine_neighbours`) and :math:`z'_i` is ``partner``. Rank 1 means the
+    other view is nearer than any other sample: retrieval by nearest neighbour would find
+    it.
+
+    Args:
+        z: ``(n, d)`` points, no zero row. i: the row, ``0 <= i < n``.
+        partner: ``(d,)`` the partner's embedding, not zero.
+
+    Raises:
+        ValueError: naming ``z``, ``i`` or ``partner``.
+    """
+    X = _points(z, 1)
+    p = np.asarray(partner, dtype=np.float64).reshape(-1)  # (d,)
+    if p.shape != (X.shape[1],) or not np.all(np.isfinite(p)) or not np.any(p):
+        raise ValueError(f"partner must be a finite, non-zero ({X.shape[1]},) vector")
+    rows, sims = cosine_neighbours(X, i, len(X) - 1)  # every other row, most similar first
+    cos = float(X[i] @ p / (np.linalg.norm(X[i]) * np.linalg.norm(p)))
+    return PartnerDistance(cos, 1 + int(np.sum(sims > cos)), len(rows))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ from gca_viz.registry import Param
 LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "beta", "target")
 """Loss settings a running run may change between steps (see :meth:`Trainer.apply_changes`)."""
 
+PARTNER_SEED = 13
+"""Offset of the seed of the augmented views in embedding snapshots (``z_partner``) from
+the run's seed (training's views use ``seed + 1``, evaluation's alignment ``seed + 11``)."""
+
 _THREADS_SET = False
 
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], float, float], torch.optim.Optimizer]] = {
@@ -413,10 +417,24 @@ class Trainer:
 
     @torch.no_grad()
     def snapshot_embeddings(self) -> dict[str, np.ndarray]:
-        """Normalised projections of a fixed evaluation subset, with labels (and domains)."""
+        """Normalised projections ``z`` of a fixed evaluation subset (the clean inputs), with
+        labels ``y`` (and ``domain``), and ``z_partner``: each sample's positive partner,
+        the normalised projection of an augmented view of it drawn with the run's own
+        augmentation, as a training step draws its views. The views come from a generator
+        seeded with the run's seed alone, so every snapshot of a run embeds the same views
+        (frames differ by the encoder, not by the draw), and training's own random streams
+        are not touched."""
         n = min(self.config.eval_subset, len(self.test_set.y))
-        _, z = self.embed(self.test_set.x[:n])
-        out = {"z": z.numpy(), "y": self.test_set.y[:n].numpy(), "step": np.array(self.step)}
+        x = self.test_set.x[:n].to(self.device)
+        _, z = self.embed(x)
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + PARTNER_SEED)
+        _, z_partner = self.embed(self.augment(x, gen))
+        out = {
+            "z": z.numpy(),
+            "z_partner": z_partner.numpy(),
+            "y": self.test_set.y[:n].numpy(),
+            "step": np.array(self.step),
+        }
         if self.test_set.domain is not None:
             out["domain"] = self.test_set.domain[:n].numpy()
         return out
@@ -484,15 +502,6 @@ class Trainer:
         self.load_state_dict(state)
 
     # -------------------------------------------------------------------- loop
-
-    def _emit_snapshots(self) -> None:
-        for kind, arrays in (
-            ("plan", self.snapshot_plan()),
-            ("embeddings", self.snapshot_embeddings()),
-        ):
-            if arrays:
-                for cb in self.callbacks:
-                    cb.on_snapshot(self, kind, arrays)
 
     def request_stop(self, reason: str = "stopped") -> None:
         self._stop_reason = reason

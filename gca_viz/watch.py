@@ -29,7 +29,8 @@ every ``snapshot_every`` steps (or ``snapshot_seconds``) the plan of the batch's
 (the run's loss when it is a ``gca_viz`` loss, else InfoNCE's plan at ``epsilon``), with its
 diagnostics; alignment, uniformity, positive mass, marginal error and plan entropy as
 metrics; the normalised embeddings of ``eval_batch`` (embedded with ``model``), else of the
-batch's first rows, for Geometry.
+batch's first rows with their positives (``z2``'s rows, Geometry's positive partners), for
+Geometry.
 
 It never blocks the loop: ``rec.step`` appends to a buffer that a background thread writes
 every ``flush_every`` seconds; tensors are detached and copied off the GPU only when a
@@ -503,11 +504,12 @@ class Recorder:
         except ValueError as exc:
             self._event("plan", f"step {step}: no plan snapshot ({exc})", step)
             plan = None
+        partner = None  # an eval batch has one view; a batch's rows have their positives
         if snap.z_eval is not None and bool(torch.isfinite(snap.z_eval).all()):
             z, y = snap.z_eval, snap.y_eval
         else:
             n = min(len(snap.z1), self.embed_points)
-            z, y = snap.z1[:n], snap.y[:n]
+            z, y, partner = snap.z1[:n], snap.y[:n], snap.z2[:n]
         z = torch.nn.functional.normalize(z, dim=1)
         n = min(len(snap.z1), self.embed_points)
         rows = [
@@ -522,6 +524,8 @@ class Recorder:
                     rows.append((name, float(plan[f"diag_{key}"])))
             self.store.write_snapshot(self.run_id, step, "plan", plan)
         emb = {"z": z.numpy(), "y": np.asarray(y), "step": np.array(step)}
+        if partner is not None:
+            emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
         if snap.domains is not None and snap.z_eval is None:
             emb["domain"] = snap.domains[: len(z)]
         self.store.write_snapshot(self.run_id, step, "embeddings", emb)

@@ -211,6 +211,38 @@ def test_fit_calls_back_on_schedule_and_snapshots_what_the_loss_saw() -> None:
     assert emb["z"].shape[0] == emb["y"].shape[0]
 
 
+def test_an_embedding_snapshot_holds_each_samples_augmented_partner() -> None:
+    """``z_partner``: per sample, the normalised embedding of an augmented view of the same
+    input, the same views at every snapshot (a seeded generator of its own: taking
+    snapshots leaves training's random streams and so the run unchanged), nearer its own
+    sample than other samples' partners are once the encoder has trained."""
+    cfg = small(method="ince", steps=40)
+    trainer, plain = Trainer(cfg), Trainer(cfg)
+    for _ in range(40):
+        trainer.train_step()
+        plain.train_step()
+        if trainer.step % 10 == 0:
+            trainer.snapshot_embeddings()
+    first, again = trainer.snapshot_embeddings(), trainer.snapshot_embeddings()
+    z, p = first["z"], first["z_partner"]
+    assert p.shape == z.shape == (min(cfg.eval_subset, len(trainer.test_set.y)), 16)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(again["z_partner"], p)  # deterministic
+    cos = np.sum(z * p, axis=1)  # (n,) each sample with its own partner
+    assert np.all(cos < 1 - 1e-6) and cos.mean() < 0.999  # another view, not the same input
+    # the snapshot embeds the run's augmentation of the snapshot's inputs
+    gen = torch.Generator().manual_seed(cfg.seed + 13)
+    x = trainer.test_set.x[: len(z)]
+    _, direct = trainer.embed(trainer.augment(x, gen))
+    np.testing.assert_allclose(p, direct.numpy(), atol=1e-6)
+    # training is not disturbed by the snapshots: same weights as a run that took none
+    for a, b in zip(trainer.model.parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # alignment: a sample is nearer its own partner than, on average, others' partners
+    others = (z @ p.T).sum(axis=1) - cos  # (n,)
+    assert cos.mean() > others.mean() / (len(z) - 1) + 0.2
+
+
 def test_stop_request_ends_between_steps_with_a_checkpoint() -> None:
     rec = _Recorder(stop_at=3)
     assert Trainer(small(steps=50), [rec]).fit() == "stopped"

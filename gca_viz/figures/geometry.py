@@ -15,9 +15,9 @@ stays within the browser's WebGL context budget::
 (:class:`Panel`; two spheres are two scenes of one figure), a hover label per point
 (:func:`sample_hover`: the sample's position in its dataset, its class and domain names and
 its input), points dimmed by a filter (:func:`filtered_out`), a pinned sample with its
-nearest neighbours marked, and a ▶ through the snapshots that plays in the browser with
-fixed axes and camera. Every trace carries each point's row as ``customdata``, so a click
-names the row (:func:`clicked_row`).
+nearest neighbours and its positive partner marked (``gca_viz.figures._pin``), and a ▶
+through the snapshots that plays in the browser with fixed axes and camera. Every trace
+carries each point's row as ``customdata``, so a click names the row (:func:`clicked_row`).
 
 The plane follows Wang and Isola (ICML 2020): ``x = L_uniform``, ``y = L_align``, both
 lower-is-better, so good representations sit in the lower left. Each run's latest point is
@@ -35,6 +35,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
 from gca_viz.figures.player import player_controls
 from gca_viz.figures.training import RUN_COLORS
 
@@ -57,16 +58,10 @@ GLYPHS = " ░▒▓█"
 """Grey levels of :func:`input_glyphs`, white to black (a hover label keeps spaces; every
 other level is 6 bytes of JSON, so blank pixels stay plain spaces)."""
 
-PIN_COLOR = "#111827"
-"""The pinned sample's mark and its neighbours' rings."""
-
 DIMMED = "rgb(120,125,135)"
 """Points left out by the class or domain filter (drawn at :data:`DIMMED_OPACITY`)."""
 
 DIMMED_OPACITY = 0.25
-
-MONOSPACE = "DejaVu Sans Mono, Menlo, Consolas, monospace"
-"""The hover labels' font: the input's shaded blocks line up in columns."""
 
 View = Literal["sphere", "circle", "plane"]
 
@@ -205,6 +200,9 @@ class Panel:
         dimmed: ``(n,)`` True for points drawn faint (:func:`filtered_out`), or ``None``.
         pinned: the pinned row, or ``None``.
         neighbours: one ``(k,)`` array of rows per frame, the pinned row's neighbours.
+        partner: one ``(dims,)`` point per frame, where the pinned row's positive partner
+            (an embedding of an augmented view of the same sample) is drawn, NaN in a frame
+            that has none; empty: no partner is drawn.
         tag: a number a click on this panel's points reports (``customdata[1]``; the row is
             ``customdata[0]``), to tell the runs of a figure apart.
     """
@@ -217,6 +215,7 @@ class Panel:
     dimmed: Any = None
     pinned: int | None = None
     neighbours: Sequence[Any] = field(default_factory=tuple)
+    partner: Sequence[Any] = field(default_factory=tuple)
     tag: int = 0
 
     def checked(self, dims: int, n_frames: int) -> Panel:
@@ -239,35 +238,20 @@ class Panel:
         near = [np.asarray(r, dtype=np.int64).reshape(-1) for r in self.neighbours]
         if self.pinned is not None and len(near) not in (0, n_frames):
             raise ValueError(f"neighbours must hold one array per frame ({n_frames})")
-        return Panel(self.title, pts, y, self.names, self.hover, dim, self.pinned, near, self.tag)
-
-
-def _hover_args(texts: Sequence[str], rows: np.ndarray) -> dict[str, Any]:
-    return {
-        "text": [texts[r] for r in rows],
-        "hovertemplate": "%{text}<extra></extra>",
-        "hoverlabel": {"bgcolor": "white", "font": {"family": MONOSPACE, "color": "#111827"}},
-    }
-
-
-def _coords(P: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``x``, ``y`` (and ``z``) of ``rows`` as float32 (half the bytes of float64)."""
-    return {c: P[rows, j].astype(np.float32) for j, c in enumerate("xyz"[: P.shape[1]])}
-
-
-def _links(P: np.ndarray, pinned: int, near: np.ndarray) -> dict[str, np.ndarray]:
-    """Segments pinned -> each neighbour, separated by NaN gaps."""
-    dims = P.shape[1]
-    seg = np.full((len(near), 3, dims), np.nan)
-    seg[:, 0], seg[:, 1] = P[pinned], P[near]
-    flat = seg.reshape(-1, dims)  # (3k, dims)
-    return {c: flat[:, j].astype(np.float32) for j, c in enumerate("xyz"[:dims])}
+        mate = [np.asarray(p, dtype=np.float64).reshape(-1) for p in self.partner]
+        if mate and (len(mate) != n_frames or any(p.shape != (dims,) for p in mate)):
+            raise ValueError(f"partner must hold one ({dims},) point per frame ({n_frames})")
+        if self.pinned is None:
+            mate = []
+        return Panel(
+            self.title, pts, y, self.names, self.hover, dim, self.pinned, near, mate, self.tag
+        )
 
 
 class _Builder:
     """Traces of one panel in a fixed order, so that frames can address them by index:
     [surface], [dimmed points], one trace per label (or one coloured by a scale), then the
-    links, the neighbours and the pinned sample when a row is pinned."""
+    pinned row's marks (:class:`gca_viz.figures._pin.PinMarks`) when a row is pinned."""
 
     def __init__(self, panel: Panel, view: View, legend_title: str, axes: dict[str, str]):
         self.p, self.view, self.legend_title, self.axes = panel, view, legend_title, axes
@@ -285,10 +269,28 @@ class _Builder:
             self.groups = [rows[~dim]]
         else:
             self.groups = [rows[~dim & (y == c)] for c in self.classes]
+        self.pin = None if panel.pinned is None else self._pin_marks(panel.pinned, y, view)
+
+    def _pin_marks(self, row: int, y: np.ndarray, view: View) -> PinMarks:
+        """The pinned row's marks; its partner's is drawn in the row's own colour."""
+        label = int(np.searchsorted(self.classes, y[row]))
+        color = PIN_COLOR if self.scaled else LABEL_COLORS[label % len(LABEL_COLORS)]
+        p = self.p
+        return PinMarks(
+            self.kind,
+            self.axes,
+            self.texts,
+            p.tag,
+            row,
+            p.neighbours,
+            p.partner,
+            color,
+            sphere=view == "sphere",
+        )
 
     def cd(self, rows: np.ndarray) -> np.ndarray:
         """``customdata`` of ``rows``: ``(m, 2)`` of (row, the panel's tag)."""
-        return np.column_stack([rows, np.full(len(rows), self.p.tag)]).astype(np.int32)
+        return customdata(rows, self.p.tag)
 
     def traces(self, frame: int, first: bool) -> list[Any]:
         P, panel = self.p.points[frame], self.p
@@ -298,7 +300,7 @@ class _Builder:
         if len(self.dim_rows):
             out.append(
                 self.kind(
-                    **_coords(P, self.dim_rows),
+                    **coords(P, self.dim_rows),
                     mode="markers",
                     name="filtered out",
                     marker={"size": self.size * 0.8, "color": DIMMED},
@@ -306,7 +308,7 @@ class _Builder:
                     customdata=self.cd(self.dim_rows),
                     showlegend=first,
                     legendgroup="filtered out",
-                    **_hover_args(self.texts, self.dim_rows),
+                    **hover_args(self.texts, self.dim_rows),
                     **self.axes,
                 )
             )
@@ -326,75 +328,32 @@ class _Builder:
                 name = label
             out.append(
                 self.kind(
-                    **_coords(P, rows),
+                    **coords(P, rows),
                     mode="markers",
                     name=name,
                     legendgroup=name,
                     showlegend=first and not self.scaled,
                     marker=marker,
                     customdata=self.cd(rows),
-                    **_hover_args(self.texts, rows),
+                    **hover_args(self.texts, rows),
                     **self.axes,
                 )
             )
-        if panel.pinned is not None:
-            out.extend(self.marks(frame, first))
+        if self.pin is not None:
+            out.extend(self.pin.traces(P, frame, first))
         return out
-
-    def marks(self, frame: int, first: bool) -> list[Any]:
-        P, panel = self.p.points[frame], self.p
-        pin = np.array([panel.pinned], dtype=np.int64)
-        near = panel.neighbours[frame] if panel.neighbours else np.zeros(0, np.int64)
-        big = 1 if self.view == "sphere" else 2
-        return [
-            self.kind(
-                **_links(P, int(pin[0]), near),
-                mode="lines",
-                line={"color": PIN_COLOR, "width": 3 - big},
-                opacity=0.6,
-                hoverinfo="skip",
-                showlegend=False,
-                **self.axes,
-            ),
-            self.mark(P, near, f"its {len(near)} nearest (cosine)", first, 7 * big, "circle-open"),
-            self.mark(P, pin, "pinned sample", first, 9 * big, "diamond"),
-        ]
-
-    def mark(
-        self, P: np.ndarray, rows: np.ndarray, name: str, first: bool, size: float, symbol: str
-    ) -> Any:
-        """Black marks on ``rows`` (the pinned sample, its neighbours), clickable too."""
-        line = {
-            "color": "white" if symbol == "diamond" else PIN_COLOR,
-            "width": 1 + (symbol != "diamond"),
-        }
-        return self.kind(
-            **_coords(P, rows),
-            mode="markers",
-            name=name,
-            legendgroup=name.split()[0],
-            showlegend=first,
-            marker={"size": size, "symbol": symbol, "color": PIN_COLOR, "line": line},
-            customdata=self.cd(rows),
-            **_hover_args(self.texts, rows),
-            **self.axes,
-        )
 
     def frame_data(self, frame: int) -> list[dict[str, Any]]:
         """What changes in a frame: coordinates, and which rows the neighbour marks show."""
-        P, panel = self.p.points[frame], self.p
+        P = self.p.points[frame]
         out: list[dict[str, Any]] = []
         if self.view == "sphere":
             out.append({})  # the surface stays
         if len(self.dim_rows):
-            out.append(_coords(P, self.dim_rows))
-        out.extend(_coords(P, rows) for rows in self.groups)
-        if panel.pinned is not None:
-            near = panel.neighbours[frame] if panel.neighbours else np.zeros(0, np.int64)
-            out.append(_links(P, panel.pinned, near))
-            hover = _hover_args(self.texts, near)
-            out.append({**_coords(P, near), "customdata": self.cd(near), **hover})
-            out.append(_coords(P, np.array([panel.pinned])))
+            out.append(coords(P, self.dim_rows))
+        out.extend(coords(P, rows) for rows in self.groups)
+        if self.pin is not None:
+            out.extend(self.pin.updates(P, frame))
         kind = {go.Scatter3d: "scatter3d", go.Scattergl: "scattergl"}.get(self.kind, "scatter")
         return [{"type": kind, **d} if d else d for d in out]
 
@@ -428,8 +387,12 @@ def _panel_axes(view: View, p: int) -> dict[str, str]:
 
 
 def _plane_range(panels: Sequence[Panel], j: int) -> list[float]:
-    """One range for coordinate ``j`` over every frame, 6 % padding."""
-    values = np.concatenate([p[:, j] for panel in panels for p in panel.points])
+    """One range for coordinate ``j`` over every frame (the partners' places too), 6 %
+    padding."""
+    values = np.concatenate(
+        [p[:, j] for panel in panels for p in panel.points]
+        + [np.asarray([q[j] for q in panel.partner if np.isfinite(q[j])]) for panel in panels]
+    )
     lo, hi = float(values.min()), float(values.max())
     pad = 0.06 * (hi - lo) if hi > lo else 1.0
     return [lo - pad, hi + pad]

@@ -1,0 +1,108 @@
+"""Tests of the pinned sample's positive partner in gca_viz.figures.geometry's explorer
+(drawn by gca_viz.figures._pin), and of gca_viz.embed.partner_distance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gca_viz import embed
+from gca_viz.figures import geometry
+from gca_viz.figures._pin import PARTNER_NAME
+from tests.plotly_json import array, decode
+
+
+def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    z = rng.standard_normal((n, d))
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def _figure(panel: geometry.Panel, view: str = "sphere", frames: int = 3) -> dict:
+    names = [str(10 * (f + 1)) for f in range(frames)]
+    fig = geometry.explorer_figure([panel], view=view, frame_names=names)  # type: ignore[arg-type]
+    return json.loads(fig.to_json())
+
+
+def _xyz(trace: dict, dims: int = 3) -> np.ndarray:
+    return np.stack([array(trace[c]).astype(np.float64) for c in "xyz"[:dims]], axis=1)
+
+
+def test_a_pinned_rows_partner_is_a_hollow_mark_of_its_colour_on_a_dashed_line() -> None:
+    rng = np.random.default_rng(3)
+    zs = [_unit(rng, 30, 3) for _ in range(3)]
+    y = np.arange(30) % 3
+    row = 7  # class 1: the second label colour
+    partner = [_unit(rng, 1, 3)[0], np.full(3, np.nan), _unit(rng, 1, 3)[0]]  # none at 20
+    near = [embed.cosine_neighbours(z, row, 4)[0] for z in zs]
+    fig = _figure(geometry.Panel("#1", zs, y, pinned=row, neighbours=near, partner=partner))
+    shown = 0  # the frame drawn first (explorer_figure's start)
+    (mark,) = [t for t in fig["data"] if t.get("name") == PARTNER_NAME]
+    assert mark["marker"]["symbol"] == "diamond-open"
+    assert mark["marker"]["color"] == geometry.LABEL_COLORS[1]  # the pinned point's class
+    np.testing.assert_allclose(_xyz(mark)[0], partner[shown], rtol=1e-6)
+    assert decode(mark["customdata"]).reshape(-1, 2)[0].tolist() == [row, 0]  # keeps the pin
+    index = fig["data"].index(mark)
+    line = fig["data"][index - 1]  # the dashed line from the pinned point to it
+    assert line["line"]["dash"] == "dash" and line["mode"] == "lines"
+    np.testing.assert_allclose(_xyz(line)[:2], [zs[shown][row], partner[shown]], rtol=1e-6)
+    for f, frame in enumerate(fig["frames"]):  # the ▶ moves the partner with its snapshot
+        at = _xyz(frame["data"][frame["traces"].index(index)])[0]
+        if f == 1:
+            assert np.isnan(at).all()  # a snapshot without partners draws none
+        else:
+            np.testing.assert_allclose(at, partner[f], rtol=1e-6)
+        ends = _xyz(frame["data"][frame["traces"].index(index - 1)])[:2]
+        np.testing.assert_allclose(ends[0], zs[f][row], rtol=1e-6)
+
+
+def test_no_partner_is_drawn_without_a_pin_or_without_partners() -> None:
+    rng = np.random.default_rng(4)
+    zs = [_unit(rng, 20, 3) for _ in range(3)]
+    y = np.arange(20) % 2
+    partner = [_unit(rng, 1, 3)[0] for _ in range(3)]
+    for panel in (
+        geometry.Panel("#1", zs, y, partner=partner),  # nothing pinned
+        geometry.Panel("#1", zs, y, pinned=3),  # an old snapshot: no partners
+    ):
+        fig = _figure(panel)
+        assert not [t for t in fig["data"] if t.get("name") == PARTNER_NAME]
+    with pytest.raises(ValueError, match="partner must hold one"):
+        _figure(geometry.Panel("#1", zs, y, pinned=3, partner=partner[:2]))
+
+
+def test_the_plane_keeps_a_partner_outside_the_cloud_in_view() -> None:
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-1, 1, (25, 2))
+    far = np.array([4.0, -3.0])
+    fig = _figure(
+        geometry.Panel("#1", [xy], np.zeros(25, int), pinned=0, partner=[far]), "plane", 1
+    )
+    (mark,) = [t for t in fig["data"] if t.get("name") == PARTNER_NAME]
+    np.testing.assert_allclose(_xyz(mark, 2)[0], far)
+    x_range, y_range = fig["layout"]["xaxis"]["range"], fig["layout"]["yaxis"]["range"]
+    assert x_range[0] < -1 and x_range[1] > 4 and y_range[0] < -3 and y_range[1] > 1
+
+
+def test_partner_distance_counts_the_samples_nearer_than_the_partner() -> None:
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((50, 8)) * rng.uniform(0.5, 2, (50, 1))  # not normalised
+    for i in (0, 17, 49):
+        partner = z[i] + 0.8 * rng.standard_normal(8)
+        d = embed.partner_distance(z, i, partner)
+
+        def cos(a: np.ndarray, b: np.ndarray) -> float:  # straight from the formula
+            return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+        c = cos(z[i], partner)
+        nearer = sum(1 for j in range(50) if j != i and cos(z[i], z[j]) > c)
+        assert d.cosine == pytest.approx(c) and d.rank == 1 + nearer and d.others == 49
+        assert d.distance == pytest.approx(1 - c)
+        zi, p = z[i] / np.linalg.norm(z[i]), partner / np.linalg.norm(partner)
+        assert d.squared == pytest.approx(float(np.sum((zi - p) ** 2)))
+    assert embed.partner_distance(z, 3, z[3] * 2).rank == 1  # the same direction: nearest
+    with pytest.raises(ValueError, match="partner"):
+        embed.partner_distance(z, 3, np.zeros(8))
+    with pytest.raises(ValueError, match="partner"):
+        embed.partner_distance(z, 3, np.ones(7))
