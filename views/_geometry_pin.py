@@ -1,6 +1,6 @@
 """The Geometry page's pinned sample: a click on a chart pins the point under it (or the
-box names it); the side panel shows its input, its nearest neighbours in each run, and why
-no positive partner or batch-plan row is marked."""
+box names it); the side panel shows its input, its nearest neighbours in each run, how far
+its positive partner (an augmented view of it) sits, and why no batch-plan row is marked."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def _class_name(c: int, names: tuple[str, ...]) -> str:
 
 
 def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
-    """The pinned sample's input, its nearest neighbours in each run, and why no positive
-    partner or plan row is marked."""
+    """The pinned sample's input, its nearest neighbours and its positive partner in each
+    run, and why no plan row is marked."""
     main = shown[0]
     row = main.row_of(pin)
     if row is None:
@@ -118,9 +118,46 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
             f"{run_label(s.run)}, step {s.step}: its {k} nearest (cosine of $\\hat z$), "
             f"**{same} of {k}** of its class\n\n| sample | class | cos |\n|--:|:--|--:|\n{table}"
         )
-    st.caption(
-        "**Positive partner:** not marked: a snapshot stores one embedding per sample (its "
-        "clean input), not the augmented views a training step pairs. **Row of the batch "
-        "plan:** none: these are held-out samples, never in a training batch (the Train page "
-        "draws the plan of one)."
+        st.markdown(partner_text(s, r))
+    st.caption(plan_row_text(main))
+
+
+def partner_text(s: Loaded, row: int) -> str:
+    """How far the sample in ``row`` of ``s``'s snapshot sits from its positive partner,
+    and where the partner ranks among its neighbours; or that the run has no partners."""
+    if s.partner is None:
+        return (
+            f"**Its positive partner:** not available for {run_label(s.run)}: its snapshot "
+            "stores one embedding per sample (runs from before partners were stored, and "
+            "external loops that embed an eval batch, keep no second view)."
+        )
+    d = embed.partner_distance(s.z, row, s.partner[row])
+    what = (
+        "the other view the loop paired with it"
+        if s.run.external
+        else "its input under the run's augmentation"
+    )
+    where = (
+        f"nearer to it than any of the {d.others} other samples: rank **1** among its neighbours"
+        if d.rank == 1
+        else f"{d.rank - 1} of the {d.others} other samples are nearer to it: rank "
+        f"**{d.rank}** among its neighbours"
+    )
+    return (
+        f"**Its positive partner** ({what}): cosine distance **{d.distance:.3f}** between "
+        f"the two views ($\\|\\hat z - \\hat z'\\|^2$ = {d.squared:.3f}, their alignment "
+        f"term); {where}."
+    )
+
+
+def plan_row_text(main: Loaded) -> str:
+    """Why no row of a batch plan is marked for the pinned sample."""
+    if main.run.external:
+        return (
+            "**Row of the batch plan:** not marked: the app cannot tell which row of this "
+            "external run's plan snapshot, if any, a point of its embedding snapshot is."
+        )
+    return (
+        "**Row of the batch plan:** none: these are held-out samples, never in a training "
+        "batch (the Train page draws the plan of one)."
     )

@@ -83,9 +83,10 @@ class Loaded:
     path: Path
     steps: list[int]  # the frames' steps (readable snapshots), the slider's one included
     zs: list[np.ndarray]  # (n, d) each
-    arrays: dict[str, np.ndarray]  # the slider's snapshot (z, y, domain)
+    arrays: dict[str, np.ndarray]  # the slider's snapshot (z, y, domain, z_partner)
     samples: embed.SnapshotSamples | None
     hover: list[str] | None
+    partners: list[np.ndarray | None]  # (n, d) each frame's positive partners, if it has them
 
     @property
     def at(self) -> int:
@@ -94,6 +95,12 @@ class Loaded:
     @property
     def z(self) -> np.ndarray:
         return self.zs[self.at]
+
+    @property
+    def partner(self) -> np.ndarray | None:
+        """``(n, d)`` the slider's snapshot's positive partners (``z_partner``: an embedding
+        of another view of each sample), ``None`` if it stores none (older runs)."""
+        return self.partners[self.at]
 
     def index(self) -> np.ndarray:
         """``(n,)`` each row's position in the dataset (the row itself if unknown)."""
@@ -125,12 +132,13 @@ def load(store: RunStore, run: RunInfo, step: int, snaps: list[tuple[int, Path]]
         )
         return None
     z = np.asarray(arrays["z"], dtype=np.float64)
-    steps, zs = [], []
+    steps, zs, partners = [], [], []
     for s in frame_steps([s for s, _ in snaps], step):
         other = arrays if s == step else store.load_snapshot(paths[s])
         if other is not None and np.shape(other.get("z")) == z.shape:
             steps.append(s)
             zs.append(np.asarray(other["z"], dtype=np.float64))
+            partners.append(_partner(other, z.shape))
     cfg = run.config
     found = _samples(
         *data_key(run), float(cfg.get("test_fraction", 0.25)), int(cfg.get("seed", 0)), len(z)
@@ -138,7 +146,17 @@ def load(store: RunStore, run: RunInfo, step: int, snaps: list[tuple[int, Path]]
     samples, hover = found if found is not None else (None, None)
     if samples is not None and not np.array_equal(samples.y, arrays["y"]):
         samples, hover = None, None  # the dataset changed since the run: no inputs to show
-    return Loaded(run, step, paths[step], steps, zs, arrays, samples, hover)
+    return Loaded(run, step, paths[step], steps, zs, arrays, samples, hover, partners)
+
+
+def _partner(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
+    """A snapshot's ``z_partner`` if it has one of ``z``'s shape, all finite and non-zero
+    (snapshots written before partners were stored have none)."""
+    found = arrays.get("z_partner")
+    if found is None or np.shape(found) != shape:
+        return None
+    p = np.asarray(found, dtype=np.float64)
+    return p if np.isfinite(p).all() and np.all(np.abs(p).sum(axis=1) > 0) else None
 
 
 def labels_for(arrays: dict[str, np.ndarray], run: RunInfo, color_by: str) -> tuple[Any, Any, str]:

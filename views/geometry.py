@@ -137,25 +137,29 @@ def slow_projection(
 
 @dataclass(frozen=True)
 class Picture:
-    """How one run is drawn: the view, each frame's coordinates and the axis titles."""
+    """How one run is drawn: the view, each frame's coordinates and the axis titles, and
+    where each frame's positive partners go (empty where the view cannot place them)."""
 
     view: str  # "sphere", "circle" or "plane"
     frames: list[np.ndarray]
     steps: list[int]
     axes: tuple[str, str]
     how: str  # what the caption says about the projection
+    partners: list[np.ndarray | None]  # (n, 2 or 3) per frame, None: that snapshot has none
 
 
 def picture(shown: Loaded, view: View) -> Picture | None:
     """The native circle or sphere, a PCA (one basis, the slider's snapshot's, for every
     frame: the ▶ shows real motion), or a computed t-SNE or UMAP of the slider's snapshot
     alone (its PCA stands in, one frame, until it is computed). ``None`` for 1-D
-    embeddings."""
+    embeddings. The positive partners are drawn where a view places any point: natively,
+    or by the same linear PCA map; a t-SNE or UMAP is fitted on the snapshot's points and
+    has no place for others, so it draws none."""
     z, dims = shown.z, shown.z.shape[1]
     method = view.method if (view.method != NATIVE or dims in (2, 3)) else "pca"
     if method == NATIVE:
         kind = "sphere" if dims == 3 else "circle"
-        return Picture(kind, shown.zs, shown.steps, ("z₁", "z₂"), "")
+        return Picture(kind, shown.zs, shown.steps, ("z₁", "z₂"), "", shown.partners)
     if method in SLOW_PARAMS:
         xy = slow_projection(projection_jobs(), shown.run, shown.step, shown.path, z, view)
         if xy is not None:
@@ -164,13 +168,14 @@ def picture(shown: Loaded, view: View) -> Picture | None:
                 "umap": "UMAP (neighbourhoods are kept; distances between clusters are not)",
                 "tsne": "t-SNE (neighbourhoods are kept; cluster sizes and gaps are not)",
             }[method]
-            return Picture("plane", [xy], [shown.step], (f"{t} 1", f"{t} 2"), how)
+            return Picture("plane", [xy], [shown.step], (f"{t} 1", f"{t} 2"), how, [])
     if dims < 2:
         st.info(f"Run #{shown.run.id} has 1-D embeddings: nothing to project.")
         return None
     mean, axes = embed.pca_basis(z, 2)
     ratio = embed.explained_variance_ratio(z, 2)
     chosen = method == "pca"  # not the stand-in for a t-SNE or UMAP (one frame is enough)
+    partners = shown.partners if chosen else [shown.partner]
     return Picture(
         "plane",
         [(zt - mean) @ axes.T for zt in (shown.zs if chosen else [z])],  # (n, 2) each
@@ -178,6 +183,7 @@ def picture(shown: Loaded, view: View) -> Picture | None:
         (f"PC1 ({ratio[0]:.0%} of the variance)", f"PC2 ({ratio[1]:.0%})"),
         f"a linear projection on the principal axes of step {shown.step} (distances "
         "along the axes are faithful)",
+        [None if p is None else (p - mean) @ axes.T for p in partners],  # the same map
     )
 
 
@@ -195,10 +201,13 @@ def panel(shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, p
     )
     row = shown.row_of(pin)
     k = min(view.k, len(shown.z) - 1)
-    near = []
+    near, partner = [], []
     if row is not None and k >= 1:
         zs = [shown.zs[shown.steps.index(own[i])] for i in picks]
         near = [embed.cosine_neighbours(z, row, k)[0] for z in zs]
+    if row is not None and any(p is not None for p in pic.partners):
+        gap = np.full(pic.frames[0].shape[1], np.nan)  # a frame without partners draws none
+        partner = [gap if pic.partners[i] is None else pic.partners[i][row] for i in picks]
     return Panel(
         run_label(shown.run),
         [pic.frames[i] for i in picks],
@@ -208,6 +217,7 @@ def panel(shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, p
         dimmed=dimmed,
         pinned=row,
         neighbours=near,
+        partner=partner,
         tag=tag,
     )
 
@@ -245,7 +255,7 @@ def draw(
     return key
 
 
-def caption(shown: Loaded, pic: Picture, view: View) -> None:
+def caption(shown: Loaded, pic: Picture, view: View, pin: int | None = None) -> None:
     _, _, legend = labels_for(shown.arrays, shown.run, view.color_by)
     if view.color_by == "domain" and legend != "domain":
         st.caption("This run's data has no domains: coloured by class.")
@@ -270,6 +280,24 @@ def caption(shown: Loaded, pic: Picture, view: View) -> None:
     )
     rotate = " Drag to rotate." if pic.view == "sphere" else ""
     st.caption(f"{n} held-out samples {where}, coloured by {legend}.{rotate}{play}{hover}")
+    if shown.row_of(pin) is not None and shown.partner is not None:
+        st.caption(partner_note(pic))  # (a run without partners says so beside the chart)
+
+
+def partner_note(pic: Picture) -> str:
+    """What the pinned sample's partner mark is, or why this view leaves it out."""
+    if pic.partners:
+        return (
+            "The hollow diamond on a dashed line is the pinned sample's positive partner: "
+            "another view of the same input, embedded by the same encoder (the pinned "
+            "sample's details give its distance)."
+        )
+    return (
+        f"The pinned sample's partner is not drawn: {pic.axes[0][:-2]} is fitted on the "
+        "snapshot's points alone and has no faithful place for another point (fitting it "
+        "on the partners too would change the picture). The circle or sphere and PCA draw "
+        "it; the pinned sample's details give its distance."
+    )
 
 
 # ------------------------------------------------------------------------- evaluations
@@ -400,7 +428,7 @@ def snapshot_view(store: RunStore, view: View) -> None:
         with left:
             key = draw(shown, [pics[0]], view, pin, [0])
             plotly_bridge([key], BRIDGE, on_click)
-            caption(main, pics[0], view)
+            caption(main, pics[0], view, pin)
         with right:
             side_panel(store, shown, view, pin)
         return
@@ -408,7 +436,7 @@ def snapshot_view(store: RunStore, view: View) -> None:
         # One figure, two scenes: the bridge gives them one camera.
         key = draw(shown, [pics[0], pics[1]], view, pin, [0, 1])
         plotly_bridge([key], BRIDGE, on_click)
-        caption(main, pics[0], view)
+        caption(main, pics[0], view, pin)
         st.caption("The two spheres share one camera: rotate either, both turn.")
         panel_below(store, shown, view)
         return
@@ -418,7 +446,7 @@ def snapshot_view(store: RunStore, view: View) -> None:
             if pic is not None:
                 mine = pin if i == 0 or same_data(main, s) else None
                 drawn.append(draw([s], [pic], view, mine, [i]))
-                caption(s, pic, view)
+                caption(s, pic, view, mine)
     plotly_bridge(drawn, BRIDGE, on_click)
     panel_below(store, shown, view)
 
