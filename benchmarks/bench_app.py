@@ -63,7 +63,6 @@ CASES: list[Case] = [
         "views/plan_lab.py",
         {"lab_n": "256"},
         [
-            Change("slider", "lab_k", (3, 4)),
             Change("toggle", "lab_log", (True, False)),
             Change("selectbox", "lab_view", ("cost", "P2T")),
             Change("number_input", "lab_i", (17, 3)),

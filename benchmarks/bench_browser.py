@@ -507,7 +507,7 @@ def plan(
         ),
         Action(
             "Plan lab: type ε + Enter",
-            lambda r: lab.type_number("lab_eps", ("0.3", "0.1")[r % 2], chart("lab_chart_steps")),
+            lambda r: lab.type_number("lab_eps", ("0.3", "0.1")[r % 2], chart("lab_chart_player")),
             change,
             slider,
         ),
@@ -518,21 +518,15 @@ def plan(
             slider,
         ),
         Action(
-            "Plan lab: half-step slider k",
-            lambda r: lab.key("lab_k", arrow(r), chart("lab_chart_steps")),
-            change,
-            slider,
-        ),
-        Action(
             "Plan lab: click a cell",
-            lambda r: lab.click_cell("lab_chart_steps", *cells[r % 2]),
+            lambda r: lab.click_cell("lab_chart_player", *cells[r % 2]),
             "click",
             slider,
         ),
         Action("Plan lab: ▶ play (ms/frame)", lambda r: lab.play("lab_chart_player"), "play"),
     ]
     if quick:
-        quick_rows = {"T slider", "half-step slider k"}
+        quick_rows = {"T slider"}
         actions = [a for a in actions if a.name.split(": ", 1)[1] not in quick_rows]
         return actions, [reference, lab]
     assert story is not None and entropy is not None

@@ -29,3 +29,18 @@ def decode(value: Any) -> Any:
 def array(value: Any) -> np.ndarray:
     """One figure array (typed or a plain list) as a numpy array."""
     return np.asarray(decode(value))
+
+
+LIVE_SENT = "_live_chart_sent"  # views/_live_chart.py: {key: (hash, JSON)} in session state
+
+
+def live_figures(at: Any) -> dict[str, dict[str, Any]]:
+    """The figures an AppTest page drew with ``views._live_chart.live_chart``, decoded, by
+    chart key (the component sends a figure only when it changed; the page keeps the last)."""
+    import json
+
+    try:
+        sent = at.session_state[LIVE_SENT]
+    except KeyError:
+        return {}
+    return {key: decode(json.loads(spec)) for key, (_, spec) in sent.items()}

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from gca_viz import ot
 from tests.plotly_json import decode as _decode
+from tests.plotly_json import live_figures
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB, ENTROPY = "views/plan_lab.py", "views/entropy.py"
@@ -50,9 +51,26 @@ def figures(at: AppTest) -> dict[str, dict[str, Any]]:
     for chart in at.get("plotly_chart"):
         spec = _decode(json.loads(chart.proto.spec))
         key = chart.proto.id.split("-")[-2] if "-" in chart.proto.id else chart.proto.id
-        out[spec["layout"]["title"]["text"]] = spec
+        if "title" in spec["layout"]:  # not the hidden plotly loader (views/_live_chart)
+            out[spec["layout"]["title"]["text"]] = spec
+        out[key] = spec
+    for key, spec in live_figures(at).items():  # the charts drawn in place (views/_live_chart)
+        out[spec["layout"].get("title", {}).get("text", key)] = spec
         out[key] = spec
     return out
+
+
+def frames(at: AppTest) -> list[np.ndarray]:
+    """The half-step player's frames ``P^(0) .. P^(2T)``: each plan's heatmap, quantised to
+    256 levels of its colour range (uint8)."""
+    player = figures(at)["lab_chart_player"]
+    return [np.asarray(f["data"][0]["z"]) for f in player["frames"]]
+
+
+def frame_range(at: AppTest, k: int) -> tuple[float, float]:
+    """The values the player's colour bar names at level 0 and 255 of frame ``k``."""
+    bar = figures(at)["lab_chart_player"]["frames"][k]["data"][0]["colorbar"]
+    return float(bar["ticktext"][0]), float(bar["ticktext"][-1])
 
 
 def by_title(at: AppTest, start: str) -> dict[str, Any]:
@@ -86,12 +104,17 @@ def metric(at: AppTest, label_start: str) -> str:
 def test_plan_lab_renders_every_view() -> None:
     at = open_page(LAB)
     assert at.title[0].value == "Plan lab"
-    assert len(at.get("plotly_chart")) == 5  # half-step heatmap, KL curve, player, view, losses
+    assert set(live_figures(at)) == {
+        "lab_chart_player",
+        "lab_chart_kl",
+        "lab_chart_view",
+        "lab_chart_loss",
+    }
     assert len(kl(at)) == 21  # T = 10: P^(0) .. P^(20)
     curve = kl(at)[1:]
     assert np.all(np.diff(curve) <= 1e-9 * np.abs(curve[:-1]))  # the theorem, on the page
-    step = heat(by_title(at, "P⁽¹⁾"))
-    assert step.shape == (64, 64) and np.isfinite(step).all()
+    steps = frames(at)
+    assert len(steps) == 21 and steps[1].shape == (64, 64) and steps[1].dtype == np.uint8
     assert float(metric(at, "GCA-INCE")) <= float(metric(at, "INCE"))
     for view in ("cost", "kernel", "P1", "P2T", "unbalanced", "target"):
         at.selectbox(key="lab_view").set_value(view).run()
@@ -102,26 +125,25 @@ def test_plan_lab_renders_every_view() -> None:
 
 def test_each_main_control_changes_the_output() -> None:
     at = open_page(LAB)
-    base_step, base_kl = heat(by_title(at, "P⁽¹⁾")), kl(at)
+    base_kl = kl(at)
+    steps = frames(at)  # the half-step walk runs in the browser: one frame per k
+    assert not np.array_equal(steps[4], steps[1])
+    player = figures(at)["lab_chart_player"]
+    marker = [f["data"][1]["x"][0] for f in player["frames"]]  # the KL curve's marker
+    assert marker == list(range(21))
 
-    at.slider(key="lab_k").set_value(4).run()  # the half-step walk
-    moved = heat(by_title(at, "P⁽⁴⁾"))
-    assert not np.allclose(moved, base_step)
-    marks = [s for s in by_title(at, "KL(P_tgt")["layout"]["shapes"] if s["xref"] == "x"]
-    assert [s["x0"] for s in marks] == [4]
-    assert metric(at, "KL(P_tgt‖P⁽⁴⁾)") == f"{base_kl[4]:.4g}"
-
+    top = frame_range(at, 4)[1]
     at.toggle(key="lab_log").set_value(True).run()  # log colour scale
-    logged = heat(by_title(at, "P⁽⁴⁾"))
-    assert np.nanmax(logged) <= 0 < np.nanmax(moved)
-    np.testing.assert_allclose(logged, np.maximum(np.log10(moved), logged.max() - 12), rtol=1e-5)
+    low, high = frame_range(at, 4)
+    assert high == pytest.approx(np.log10(top), abs=2e-3)
+    assert low == pytest.approx(high - 12, abs=0.01)
     at.toggle(key="lab_log").set_value(False).run()
 
     at.number_input(key="lab_eps").set_value(0.3).run()  # ε
     assert not np.allclose(kl(at), base_kl, equal_nan=True)
 
     at.slider(key="lab_T").set_value(3).run()  # T: 2T + 1 half-steps
-    assert len(kl(at)) == 7 and at.slider(key="lab_k").value == 4
+    assert len(kl(at)) == 7 and len(frames(at)) == 7
 
     before = kl(at)
     at.selectbox(key="lab_target").set_value("class").run()  # target prior
@@ -155,11 +177,11 @@ def test_typing_epsilon_zero_shows_an_error_not_a_traceback() -> None:
 
 
 def test_plan_lab_honours_the_query_string() -> None:
-    at = open_page(LAB, lab_eps="0.2", lab_T="4", lab_k="3", lab_n="32", lab_view="kernel")
+    at = open_page(LAB, lab_eps="0.2", lab_T="4", lab_n="32", lab_view="kernel")
     assert at.number_input(key="lab_eps").value == pytest.approx(0.2)
-    assert at.slider(key="lab_k").value == 3 and at.slider(key="lab_n").value == 32
+    assert at.slider(key="lab_n").value == 32
     assert len(kl(at)) == 9
-    assert heat(by_title(at, "P⁽³⁾")).shape == (32, 32)
+    assert frames(at)[3].shape == (32, 32)
     assert by_title(at, "K: Gibbs kernel")
     assert at.query_params["lab_eps"] == ["0.2"] or at.query_params["lab_eps"] == "0.2"
 
@@ -200,7 +222,7 @@ def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
         )
     at = open_page(LAB, lab_source="snapshot", lab_run=str(run_id))
     assert not at.exception and not at.error
-    assert heat(by_title(at, "P⁽¹⁾")).shape == (16, 16)
+    assert frames(at)[1].shape == (16, 16)
     assert "Layout: joint" in " ".join(c.value for c in at.caption)
     at.selectbox(key="lab_view").set_value("cost").run()
     cost_shown = heat(by_title(at, "C: cost"))
@@ -274,11 +296,10 @@ def test_bench_app_quick_runs() -> None:
 
 
 def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
-    at = open_page(LAB, lab_layout="joint", lab_n="16", lab_i="99", lab_k="77")
+    at = open_page(LAB, lab_layout="joint", lab_n="16", lab_i="99")
     assert not at.exception and not at.error
     assert at.number_input(key="lab_i").value == 31  # clipped to 2N - 1
     assert at.number_input(key="lab_j").value == 16  # partner of row 0 in the joint layout
-    assert at.slider(key="lab_k").value == 20
     at.number_input(key="lab_i").set_value(0).run()
     assert "**A positive pair**" in " ".join(m.value for m in at.markdown)
     at.number_input(key="lab_j").set_value(0).run()  # view 1 of sample 0 against itself
@@ -290,24 +311,25 @@ def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined
     # At ε = 0.5 the kernel's entries reach ~0.9 while P^(1)'s rows sum to 1 over 64 columns:
     # on K's colour scale every later plan looked uniformly dark.
     at = open_page(LAB, lab_eps="0.5")
-    fig = by_title(at, "P⁽¹⁾")
-    z = heat(fig)
-    assert fig["data"][0]["zmax"] == pytest.approx(z.max(), rel=1e-6)
-    assert "own range" in fig["layout"]["title"]["text"]
+    player = figures(at)["lab_chart_player"]
+    assert "own range" in player["layout"]["title"]["text"]
+    kernel_top, p1_top = frame_range(at, 0)[1], frame_range(at, 1)[1]
+    assert p1_top < 0.5 * kernel_top  # P^(1) gets its own, smaller range: not drowned by K
+    assert frames(at)[1].max() == 255  # and uses all of it
     notes = [a["text"] for a in by_title(at, "KL(P_tgt")["layout"]["annotations"]]
     assert any(t.startswith("k = 0 (the kernel K)") for t in notes)
-    marks = [t for t in fig["data"] if t.get("name") == "positive pair (i, pos(i))"]
+    marks = [t for t in player["data"] if t.get("name") == "positive pair (i, pos(i))"]
     assert len(marks) == 1
     assert np.array_equal(np.asarray(marks[0]["x"]), np.asarray(marks[0]["y"]))  # cross: i = j
 
     at.toggle(key="lab_shared").set_value(True).run()
-    shared = by_title(at, "P⁽¹⁾")
-    assert "shared by all half-steps" in shared["layout"]["title"]["text"]
-    assert shared["data"][0]["zmax"] > 2 * z.max()  # K's range, P^(1) drawn dark
+    assert "shared range" in figures(at)["lab_chart_player"]["layout"]["title"]["text"]
+    assert frame_range(at, 1)[1] == pytest.approx(kernel_top, rel=1e-2)  # K's range for all
+    assert frames(at)[1].max() < 0.5 * 255  # P^(1) drawn dark
 
     at.toggle(key="lab_shared").set_value(False).run()
     at.selectbox(key="lab_layout").set_value("joint").run()
-    joint = by_title(at, "P⁽¹⁾")
+    joint = figures(at)["lab_chart_player"]
     marks = next(t for t in joint["data"] if t.get("name") == "positive pair (i, pos(i))")
     rows, cols = np.asarray(marks["y"], dtype=int), np.asarray(marks["x"], dtype=int)
     assert np.array_equal(cols, (rows + 64) % 128)  # partner(i) in the 2N x 2N layout

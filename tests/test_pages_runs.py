@@ -749,7 +749,9 @@ def test_geometry_pins_a_sample_and_marks_its_cosine_neighbours(store_env: Path)
     for j in direct:
         assert f"| {samples.index[j]} |" in text
     notes = _texts(at.caption)
-    assert "Positive partner:** not marked: a snapshot stores one embedding per sample" in notes
+    assert "hollow diamond on a dashed line is the pinned sample's positive partner" in notes
+    partner = "**Its positive partner** (its input under the run's augmentation): cosine distance"
+    assert partner in text
     assert "Row of the batch plan:** none: these are held-out samples" in notes
     assert len(at.get("image")) == 1  # the digit itself
     # an earlier step: its own neighbours, the same pinned sample

@@ -4,9 +4,11 @@ plans, the target plan, and the loss of every method on that batch."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import plotly.io as pio
 import streamlit as st
 import torch
 
@@ -16,6 +18,7 @@ from gca_viz.figures import plans as figs
 from gca_viz.figures.player import half_step_player
 from gca_viz.losses import COSTS, PROJECTIONS
 from gca_viz.targets import TARGETS
+from views import _live_chart as live_chart
 
 SOURCES = {
     "synthetic": "Synthetic pairs on the sphere",
@@ -32,6 +35,7 @@ VIEWS = {
     "unbalanced": "Unbalanced plan (λ₁, λ₂)",
     "target": "P_tgt: target plan",
 }
+PLAY_FRAME_MS = 25  # the pause between frames; a 64 x 64 frame takes ~40 ms to draw: 20+ fps
 RELAXATIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 TARGET_NAMES = {
     "pairs": "augmentation pairs",
@@ -85,21 +89,57 @@ def _keep_in_range(key: str, high: int, default: int = 0) -> int:
     return int(st.session_state[key])
 
 
-def _chart_key(name: str) -> str:
-    """The key of a selectable heatmap in this selection round (see :func:`_sync_selection`)."""
-    return f"{name}_{st.session_state.get('lab_sel_round', 0)}"
+def _take_click(chart: str, shape: tuple[int, int]) -> Callable[[], None]:
+    """A live chart's click callback: the clicked cell goes into the row/column inputs."""
+
+    def take() -> None:
+        cell = live_chart.clicked_cell(chart, shape)
+        if cell is not None:
+            st.session_state["lab_i"], st.session_state["lab_j"] = cell
+
+    return take
 
 
-def _sync_selection(name: str, shape: tuple[int, int]) -> None:
-    """Move a cell picked on a chart into the row/column inputs, then start a new selection
-    round: both heatmaps are redrawn under new keys with no selection, so any cell, also
-    one clicked before, is a fresh pick (a chart whose selection had not changed ignored
-    the click, and a new pick on the other chart or a typed row left it stale)."""
-    state = st.session_state.get(_chart_key(name))
-    cell = figs.selected_cell(state.get("selection") if state else None, shape)
-    if cell is not None:
-        st.session_state["lab_i"], st.session_state["lab_j"] = cell
-        st.session_state["lab_sel_round"] = st.session_state.get("lab_sel_round", 0) + 1
+@st.cache_data(max_entries=16, show_spinner=False)
+def player_json(
+    key: tuple[Any, ...], _steps: lab.HalfSteps, log: bool, shared: bool, _pos: np.ndarray
+) -> str:
+    """The half-step player of one solution (``key``) as plotly JSON: built and encoded once,
+    then a cell click or another view sends only a hash."""
+    fig = half_step_player(
+        _steps.plans,
+        _steps.kl,
+        log=log,
+        shared_scale=shared,
+        positives=_pos,
+        start=1,
+        frame_ms=PLAY_FRAME_MS,
+    )
+    return live_chart.figure_json(fig)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def view_json(
+    key: tuple[Any, ...],
+    view: str,
+    log: bool,
+    _matrix: np.ndarray,
+    _steps: lab.HalfSteps,
+    _pos: np.ndarray,
+) -> str:
+    """One matrix of the solution ``key`` as a heatmap with its marginals, as plotly JSON."""
+    fig = figs.matrix_heatmap(
+        _matrix,
+        title=VIEWS[view],
+        value_label="Cᵢⱼ" if view == "cost" else "value",
+        row_ref=None if view == "cost" else _steps.mu,
+        col_ref=None if view == "cost" else _steps.nu,
+        log=log and view != "cost",
+        marginals=view != "cost",
+        positives=_pos,
+        colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
+    )
+    return live_chart.figure_json(fig)
 
 
 def _sup(k: int) -> str:
@@ -109,6 +149,7 @@ def _sup(k: int) -> str:
 
 # ---------------------------------------------------------------------------- header
 
+live_chart.load_plotly()
 st.title("Plan lab")
 st.markdown(
     "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}$. "
@@ -214,202 +255,185 @@ with ui.guard("Settings"):
 
 steps = sol.steps
 n_rows, n_cols = sol.cost.shape
+shape = (n_rows, n_cols)
+solution_key = (
+    batch_key,
+    float64,
+    eps,
+    n_iter,
+    layout,
+    target,
+    tuple(sorted(target_params.items())),
+    lam1,
+    lam2,
+)
 trained_eps = (
     f" The run trained with ε = {batch.meta['epsilon']:g}." if "epsilon" in batch.meta else ""
 )
 st.caption(f"Batch: {batch.source}. Cost matrix {n_rows} × {n_cols}.{trained_eps}")
 st.subheader("Walk through the half-steps")
 st.latex(lab.MONOTONE_LATEX)
-k = ui.slider(
-    "Half-step k (0 = kernel K, odd = row step, even = column step)", "lab_k", 0, 2 * n_iter, 1
-)
-Pk = f"P{_sup(k)}"
-m1, m2, m3, m4 = st.columns(4)
+T2 = _sup(2 * n_iter)
+m1, m2, m3 = st.columns(3)
 m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}")
 m2.metric(
-    f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/n",
+    f"GCA-INCE = KL(P_tgt‖P{T2})/n",
     f"{steps.kl[-1]:.4g}",
     f"{steps.kl[-1] - steps.kl[1]:+.2g} vs INCE",
     delta_color="inverse",
 )
-m3.metric(f"KL(P_tgt‖{Pk})/n", f"{steps.kl[k]:.4g}")
-m4.metric(
-    f"Marginal error of {Pk}",
-    f"{steps.relative_error[k]:.2e}",
+m3.metric(
+    f"Marginal error of P{T2}",
+    f"{steps.relative_error[-1]:.2e}",
     help="(‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁) / Σμ with μ = P_tgt 1, ν = P_tgt^T 1",
 )
-for chart in ("lab_chart_steps", "lab_chart_view"):
-    _sync_selection(chart, (n_rows, n_cols))
-partner = n_rows // 2 if layout == "joint" else 0  # start on a positive pair
-cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
-
-step_kind = "the kernel K" if k == 0 else ("after a row step" if k % 2 else "after a column step")
 positives = targets.partner(n_rows if layout == "cross" else n_rows // 2, layout).numpy()
-top = steps.max_entry if shared_scale else float(steps.plans[k].max())
-scale_text = (
-    "log colour scale"
-    if log_scale
-    else f"colour: {'shared by all half-steps' if shared_scale else 'own range'}, 0 to {top:.3g}"
-)
-left, right = st.columns([3, 2], gap="large")
-with left:
-    step_fig = figs.matrix_heatmap(
-        steps.plans[k],
-        title=f"{Pk}: {step_kind} ({scale_text})",
-        value_label=f"{Pk}ᵢⱼ",
-        row_ref=steps.mu,
-        col_ref=steps.nu,
-        log=log_scale,
-        zrange=(0.0, top),
-        selectable=True,
-        marked=cell,
-        positives=positives,
+player_spec = player_json(solution_key, steps, log_scale, shared_scale, positives)
+
+
+@st.fragment
+def inspect() -> None:
+    """The player, the matrix views and the cell inspector: a click on a cell reruns only
+    this part (the charts then get the new marked cell, not their figures again)."""
+    partner = n_rows // 2 if layout == "joint" else 0  # start on a positive pair
+    cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
+
+    st.markdown(
+        "**▶ Play the half-steps**, or drag the slider under the plan: it all runs in your "
+        "browser, the plan and the KL curve's marker in step. Odd k are row steps (every row "
+        "then sums to μᵢ), even k column steps (every column sums to νⱼ; the rows drift a "
+        "little, less with every sweep). Click a cell to inspect it below."
     )
-    with st.container(key="lab_chart_steps"):  # a stable handle around the round's chart
-        ui.chart(
-            step_fig, key=_chart_key("lab_chart_steps"), on_select="rerun", selection_mode="points"
-        )
-with right:
-    ui.chart(figs.kl_curve(steps.kl, k), key="lab_chart_kl")
-    if k == 0:
-        st.caption("P⁽⁰⁾ = K: no marginal holds yet; the dashed lines mark μ and ν.")
-    elif k % 2:
+    live_chart.live_chart(
+        player_spec,
+        key="lab_chart_player",
+        on_click=_take_click("lab_chart_player", shape),
+        overlay=live_chart.marked_cell(cell, shape, 128),
+    )
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        live_chart.live_chart(figs.kl_curve(steps.kl, None), key="lab_chart_kl")
+    with right:
         st.caption(
-            "After a row step every row sums to μᵢ (the bars on the right reach the dashed "
-            "line); the column sums on top are still off."
+            "Each half-step is a KL projection onto a set that contains P_tgt, so the curve never "
+            "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch; the arrow spans the drop. "
+            "The kernel (k = 0) sits far above and is named over the chart. Pink squares on the "
+            "heatmaps outline the positive pairs (i, pos(i)): the entries InfoNCE reads."
         )
-    else:
-        st.caption(
-            "After a column step every column sums to νⱼ (the bars on top reach the dashed "
-            "line); the row sums drift a little, less with every sweep."
+        scale = (
+            "log₁₀ colour scale"
+            if log_scale
+            else "one colour range shared by all half-steps (K's)"
+            if shared_scale
+            else "each half-step coloured by its own range, 0 to its largest entry"
         )
-    st.caption(
-        "Each half-step is a KL projection onto a set that contains P_tgt, so the curve never "
-        "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch; the arrow spans the drop. "
-        "The kernel (k = 0) sits far above and is named over the chart. Pink squares on the "
-        "heatmap outline the positive pairs (i, pos(i)): the entries InfoNCE reads."
-    )
+        st.caption(f"Player colours: {scale}; set in Display.")
 
-st.markdown(
-    "**▶ Play the half-steps** in your browser: the plan and the KL curve's marker move "
-    "together, with no wait for the server (the slider under the chart scrubs through k)."
-)
-ui.chart(
-    half_step_player(
-        steps.plans,
-        steps.kl,
-        log=log_scale,
-        shared_scale=shared_scale,
-        positives=positives,
-        start=k,
-    ),
-    key="lab_chart_player",
-)
+    # ------------------------------------------------------------------------- all views
 
-# ------------------------------------------------------------------------- all views
-
-st.subheader("The problem, matrix by matrix")
-formulas = {
-    "cost": COSTS["cosine"].latex,
-    "kernel": r"K_{ij} = e^{-C_{ij}/\varepsilon}",
-    "P1": PROJECTIONS["row"].latex,
-    "P2T": ot.SINKHORN_LATEX,
-    "unbalanced": ot.UNBALANCED_LATEX,
-    "target": TARGETS[target].latex,
-}
-captions = {
-    "cost": "1 − cosine similarity: small (dark) where two views point the same way"
-    + (", blank on the excluded self-pairs." if layout == "joint" else "."),
-    "kernel": f"exp(−C/ε) at ε = {eps:g}: a smaller ε sharpens the contrast between pairs.",
-    "P1": "Rows sum to μ (a softmax per row); columns are free, so some samples attract far "
-    "more mass than others (hubs).",
-    "P2T": f"After T = {n_iter} sweeps both marginals (nearly) hold: every sample sends and "
-    "receives the same mass, which evens out hubs.",
-    "unbalanced": f"Marginals are only penalised (ρ₁ = {sol.rho[0]:.3f}, ρ₂ = {sol.rho[1]:.3f}), "
-    "so the bars may leave the dashed lines: mass moves off pairs that are expensive to match.",
-    "target": "What should be matched to what; its row and column sums are the marginals μ, ν.",
-}
-left, right = st.columns([3, 2], gap="large")
-with left:
-    view = ui.select("Matrix", "lab_view", list(VIEWS), "P2T", format_func=VIEWS.get)
-    st.latex(formulas[view])
-    view_fig = figs.matrix_heatmap(
-        sol.matrices[view],
-        title=VIEWS[view],
-        value_label="Cᵢⱼ" if view == "cost" else "value",
-        row_ref=None if view == "cost" else steps.mu,
-        col_ref=None if view == "cost" else steps.nu,
-        log=log_scale and view != "cost",
-        marginals=view != "cost",
-        selectable=True,
-        marked=cell,
-        positives=positives,
-        colorscale=figs.COST_COLORSCALE if view == "cost" else figs.PLAN_COLORSCALE,
-    )
-    with st.container(key="lab_chart_view"):
-        ui.chart(
-            view_fig, key=_chart_key("lab_chart_view"), on_select="rerun", selection_mode="points"
-        )
-    st.caption(captions[view])
-
-# ------------------------------------------------------------------------- cell picker
-
-with right:
-    st.markdown("**Inspect a cell**: click one in either heatmap, or type its row and column.")
-    c1, c2 = st.columns(2)
-    with c1:
-        i = ui.number("Row i", "lab_i", 0, min_value=0, max_value=n_rows - 1, step=1)
-    with c2:
-        j = ui.number("Column j", "lab_j", partner, min_value=0, max_value=n_cols - 1, step=1)
-    with ui.guard("Cell"):
-        info = lab.cell_info(int(i), int(j), {**sol.matrices, "Pk": steps.plans[k]}, layout=layout)
-    if info.positive:
-        st.markdown("**A positive pair**: the two views of one sample.")
-    elif info.self_pair:
-        st.markdown(
-            "**An excluded self-pair**: a view against itself. The joint layout sets its cost "
-            "to +inf, so no plan puts mass here."
-        )
-    else:
-        st.markdown("Not a positive pair: two different samples.")
-    sides = (("Row", info.row_sample, info.row_view), ("Column", info.col_sample, info.col_view))
-    for column, (side, sample, view_no) in zip(st.columns(2), sides, strict=True):
-        with column:
-            label = ""
-            if batch.labels is not None:
-                y = int(batch.labels[sample])
-                label = f", class {batch.class_names[y] if batch.class_names else y}"
-            title = f"{side} {i if side == 'Row' else j}: sample {sample}, view {view_no}{label}"
-            if batch.images is not None:
-                st.image(figs.sample_image(batch.images[view_no - 1, sample]), caption=title)
-            elif batch.z1 is not None and batch.z2 is not None:
-                z = (batch.z1 if view_no == 1 else batch.z2)[sample].numpy()
-                st.caption(title)
-                st.code(np.array2string(z[:6], precision=3) + (" …" if z.size > 6 else ""))
-            else:
-                st.caption(title + " (a snapshot holds no embeddings)")
-    names = {
-        "cost": "cost Cᵢⱼ",
-        "kernel": "kernel Kᵢⱼ",
-        "P1": "InfoNCE plan P⁽¹⁾ᵢⱼ",
-        "Pk": f"half-step {Pk}ᵢⱼ",
-        "P2T": f"after T sweeps P{_sup(2 * n_iter)}ᵢⱼ",
-        "unbalanced": "unbalanced plan Pᵢⱼ",
-        "target": "target P_tgt,ᵢⱼ",
+    st.subheader("The problem, matrix by matrix")
+    formulas = {
+        "cost": COSTS["cosine"].latex,
+        "kernel": r"K_{ij} = e^{-C_{ij}/\varepsilon}",
+        "P1": PROJECTIONS["row"].latex,
+        "P2T": ot.SINKHORN_LATEX,
+        "unbalanced": ot.UNBALANCED_LATEX,
+        "target": TARGETS[target].latex,
     }
-    st.dataframe(
-        {
-            "matrix": [names[key] for key in info.values],
-            "value": [f"{v:.6g}" for v in info.values.values()],
-        },
-        hide_index=True,
-    )
+    captions = {
+        "cost": "1 − cosine similarity: small (dark) where two views point the same way"
+        + (", blank on the excluded self-pairs." if layout == "joint" else "."),
+        "kernel": f"exp(−C/ε) at ε = {eps:g}: a smaller ε sharpens the contrast between pairs.",
+        "P1": "Rows sum to μ (a softmax per row); columns are free, so some samples attract far "
+        "more mass than others (hubs).",
+        "P2T": f"After T = {n_iter} sweeps both marginals (nearly) hold: every sample sends and "
+        "receives the same mass, which evens out hubs.",
+        "unbalanced": "Marginals are only penalised "
+        f"(ρ₁ = {sol.rho[0]:.3f}, ρ₂ = {sol.rho[1]:.3f}), so the bars may leave the dashed "
+        "lines: mass moves off pairs that are "
+        "expensive to match.",
+        "target": "What should be matched to what; its row and column sums are the marginals μ, ν.",
+    }
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        view = ui.select("Matrix", "lab_view", list(VIEWS), "P2T", format_func=VIEWS.get)
+        st.latex(formulas[view])
+        live_chart.live_chart(
+            view_json(solution_key, view, log_scale, sol.matrices[view], steps, positives),
+            key="lab_chart_view",
+            on_click=_take_click("lab_chart_view", shape),
+            overlay=live_chart.marked_cell(cell, shape, 256),
+        )
+        st.caption(captions[view])
+
+    # ------------------------------------------------------------------------- cell picker
+
+    with right:
+        st.markdown("**Inspect a cell**: click one in either heatmap, or type its row and column.")
+        c1, c2 = st.columns(2)
+        with c1:
+            i = ui.number("Row i", "lab_i", 0, min_value=0, max_value=n_rows - 1, step=1)
+        with c2:
+            j = ui.number("Column j", "lab_j", partner, min_value=0, max_value=n_cols - 1, step=1)
+        with ui.guard("Cell"):
+            info = lab.cell_info(int(i), int(j), sol.matrices, layout=layout)
+        if info.positive:
+            st.markdown("**A positive pair**: the two views of one sample.")
+        elif info.self_pair:
+            st.markdown(
+                "**An excluded self-pair**: a view against itself. The joint layout sets its cost "
+                "to +inf, so no plan puts mass here."
+            )
+        else:
+            st.markdown("Not a positive pair: two different samples.")
+        sides = (
+            ("Row", info.row_sample, info.row_view),
+            ("Column", info.col_sample, info.col_view),
+        )
+        for column, (side, sample, view_no) in zip(st.columns(2), sides, strict=True):
+            with column:
+                label = ""
+                if batch.labels is not None:
+                    y = int(batch.labels[sample])
+                    label = f", class {batch.class_names[y] if batch.class_names else y}"
+                title = (
+                    f"{side} {i if side == 'Row' else j}: sample {sample}, view {view_no}{label}"
+                )
+                if batch.images is not None:
+                    st.image(figs.sample_image(batch.images[view_no - 1, sample]), caption=title)
+                elif batch.z1 is not None and batch.z2 is not None:
+                    z = (batch.z1 if view_no == 1 else batch.z2)[sample].numpy()
+                    st.caption(title)
+                    st.code(np.array2string(z[:6], precision=3) + (" …" if z.size > 6 else ""))
+                else:
+                    st.caption(title + " (a snapshot holds no embeddings)")
+        names = {
+            "cost": "cost Cᵢⱼ",
+            "kernel": "kernel Kᵢⱼ",
+            "P1": "InfoNCE plan P⁽¹⁾ᵢⱼ",
+            "P2T": f"after T sweeps P{T2}ᵢⱼ",
+            "unbalanced": "unbalanced plan Pᵢⱼ",
+            "target": "target P_tgt,ᵢⱼ",
+        }
+        st.dataframe(
+            {
+                "matrix": [names[key] for key in info.values],
+                "value": [f"{v:.6g}" for v in info.values.values()],
+            },
+            hide_index=True,
+        )
+
+
+inspect()
 
 # ---------------------------------------------------------------------------- losses
 
 st.subheader("The loss of every method on this batch")
 titles = [m.title for m in sol.losses]
-ui.chart(figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss")
+live_chart.live_chart(
+    figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss"
+)
 st.caption(
     "Same batch, same ε and T. Methods optimise different objectives, so only INCE ≥ GCA-INCE "
     "is a theorem; RINCE-type losses can be negative; BYOL forms no plan (its loss reads "
@@ -432,12 +456,11 @@ ui.show_code(lab.half_steps, ot.row_projection, lab.method_losses, lab.solve)
 
 
 def _npz() -> bytes:
-    """The current half-step plan and the problem it belongs to, as a .npz file."""
+    """Every half-step plan and the problem they belong to, as a .npz file."""
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
-        plan=steps.plans[k],
-        k=k,
+        plans=steps.plans,
         cost=sol.cost,
         kernel=sol.kernel,
         target=sol.target,
@@ -451,16 +474,16 @@ def _npz() -> bytes:
 
 d1, d2 = st.columns(2)
 d1.download_button(
-    f"Download {Pk} and the problem (.npz)",
+    f"Download the half-steps P⁽⁰⁾ … P{T2} and the problem (.npz)",
     _npz,
-    file_name=f"plan_k{k}_eps{eps:g}.npz",
+    file_name=f"half_steps_eps{eps:g}_T{n_iter}.npz",
     mime="application/octet-stream",
     on_click="ignore",
 )
 d2.download_button(
-    "Download the half-step figure (.html)",
-    lambda: step_fig.to_html(include_plotlyjs=True),  # plotly.js embedded: opens offline
-    file_name=f"plan_k{k}.html",
+    "Download the half-step player (.html)",
+    lambda: pio.from_json(player_spec).to_html(include_plotlyjs=True),  # opens offline
+    file_name=f"half_steps_eps{eps:g}_T{n_iter}.html",
     mime="text/html",
     on_click="ignore",
 )

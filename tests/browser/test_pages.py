@@ -18,7 +18,7 @@ TITLES = {"Story": "GCA Explorer"}
 # at least one chart of any key.
 MAIN_CHART = {
     "": "story_p1",
-    "plan_lab": "lab_chart_steps",
+    "plan_lab": "lab_chart_player",
     "entropy": "ent_chart_entropy",
     "train": "tr_curves",
     "domains": "dom_chart_target",

@@ -1,5 +1,6 @@
-"""Plan lab in a real browser: ε changes the plan, the URL keeps the setting, a bad ε is a
-clear error, and clicking a heatmap cell selects it."""
+"""Plan lab in a real browser: ε changes the plan, in place (the same chart element, redrawn),
+the URL keeps the setting, a bad ε is a clear error, clicking a heatmap cell selects it
+without re-sending the figures, and ▶ plays the half-steps without the server."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-STEPS = "lab_chart_steps"  # the half-step heatmap P^(k); trace 0 is the heatmap
+STEPS = "lab_chart_player"  # the half-step player; trace 0 is the heatmap of P^(k)
+CHARTS = 4  # player, KL curve, matrix view, losses
 
 
 def plan(app: Any) -> list[list[float]]:
@@ -16,29 +18,38 @@ def plan(app: Any) -> list[list[float]]:
     return trace["z"]
 
 
+def top_value(app: Any) -> float:
+    """The largest entry of the shown plan, as the colour bar names it (the frames are
+    quantised to 256 levels of each plan's own range)."""
+    return float(app.chart_data(STEPS, "gd => gd._fullData[0].colorbar.ticktext.slice(-1)[0]"))
+
+
 def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:
-    app.goto("/plan_lab", charts=5)
+    app.goto("/plan_lab", charts=CHARTS)
     assert app.query().get("lab_eps") == "0.1"
-    before = plan(app)
+    before, top = plan(app), top_value(app)
     assert len(before) == 64 and len(before[0]) == 64
+    app.chart(STEPS).evaluate("gd => { gd.__kept = true; }")
 
     app.type_number("lab_eps", "0.3")
     app.wait_for_query("lab_eps", "0.3")
     after = app.until(lambda: (z := plan(app)) != before and z, 30, "the heatmap to change")
     # A warmer ε spreads the plan: the largest entry of P^(1) drops.
-    assert max(map(max, after)) < max(map(max, before))
+    assert top_value(app) < top
+    # Redrawn in place: the same chart element (a new one costs a full plotly newPlot).
+    assert app.chart(STEPS).evaluate("gd => gd.__kept === true")
     app.assert_healthy()
 
     # The copied link reproduces the setting in a fresh session.
     url = app.page.url
-    app.goto(url, charts=4)
+    app.goto(url, charts=CHARTS)
     expect(app.number_input("lab_eps")).to_have_value("0.3")
     assert plan(app) == after
     app.assert_healthy()
 
 
 def test_zero_epsilon_is_a_clear_error(app: Any) -> None:
-    app.goto("/plan_lab", charts=5)
+    app.goto("/plan_lab", charts=CHARTS)
     app.type_number("lab_eps", "0")
     app.wait_for_query("lab_eps", "0.0")
     error = app.page.locator('[data-testid="stAlertContentError"]')
@@ -72,16 +83,28 @@ def click_cell(app: Any, key: str, i: int, j: int) -> None:
     expect(app.number_input("lab_j")).to_have_value(str(j))
 
 
-def test_clicking_a_cell_selects_it(app: Any) -> None:
-    app.goto("/plan_lab", charts=5)
+def test_clicking_a_cell_selects_it_and_resends_no_figure(app: Any) -> None:
+    received: list[int] = []
+    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda d: received.append(len(d))))
+    app.goto("/plan_lab", charts=CHARTS)
+    app.settle(charts=CHARTS)
+    before = len(received)
     click_cell(app, STEPS, 7, 12)
+    app.settle(charts=CHARTS)
+    # Only the marked cell and the inspector change: no figure is sent again (the player
+    # alone is over 100 kB).
+    assert sum(received[before:]) < 40_000, received[before:]
+    outline = app.chart_data(
+        STEPS, "gd => gd._fullLayout.shapes.map(s => [s.x0, s.x1, s.y0, s.y1])"
+    )
+    assert [11.5, 12.5, 6.5, 7.5] in outline  # the picked cell is outlined
     app.assert_healthy()
 
 
 def test_a_cell_clicked_before_can_be_clicked_again(app: Any) -> None:
     """Clicking a cell that was clicked before, after picking another in the other heatmap
     or after typing a row, selects it again (it was ignored)."""
-    app.goto("/plan_lab", charts=5)
+    app.goto("/plan_lab", charts=CHARTS)
     click_cell(app, STEPS, 7, 12)
     app.settle(charts=4)
     click_cell(app, "lab_chart_view", 20, 30)
@@ -101,10 +124,10 @@ def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
     re-send the player's frames, over 100 kB; the sidebar's status strip may refresh)."""
     received: list[int] = []
     app.page.on("websocket", lambda ws: ws.on("framereceived", lambda d: received.append(len(d))))
-    app.goto("/plan_lab?lab_T=5", charts=5)
+    app.goto("/plan_lab?lab_T=5", charts=CHARTS)
     player = app.chart("lab_chart_player")
     player.scroll_into_view_if_needed()
-    app.settle(charts=5)
+    app.settle(charts=CHARTS)
     assert app.chart_data("lab_chart_player", "gd => gd._fullData[2].x[0]") == 1
     first_z = app.chart_data("lab_chart_player", "gd => Array.from(gd._fullData[0].z[3])")
     player.evaluate(
@@ -126,5 +149,4 @@ def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
     last_z = app.chart_data("lab_chart_player", "gd => Array.from(gd._fullData[0].z[3])")
     assert last_z != first_z
     assert max(received[before:], default=0) < 20_000, received[before:]  # no chart re-sent
-    assert app.query().get("lab_k") == "1"  # the server's half-step setting never moved
     app.assert_healthy()
