@@ -44,3 +44,23 @@ def live_figures(at: Any) -> dict[str, dict[str, Any]]:
     except KeyError:
         return {}
     return {key: decode(json.loads(spec)) for key, (_, spec) in sent.items()}
+
+
+def page_figures(at: Any) -> dict[str, dict[str, Any]]:
+    """Every figure an AppTest page drew, decoded, by chart key: ``st.plotly_chart``'s (the
+    hidden plotly loader of views/_live_chart left out) and the live charts'."""
+    import json
+
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = decode(json.loads(chart.proto.spec))
+        if "title" in spec["layout"]:  # not the hidden loader, an empty figure
+            out[chart.proto.id] = spec
+    out.update(live_figures(at))
+    return out
+
+
+def title_of(spec: dict[str, Any]) -> str:
+    """A figure's title text ("" if it has none)."""
+    title = spec["layout"].get("title", {})
+    return str(title.get("text", "")) if isinstance(title, dict) else str(title)

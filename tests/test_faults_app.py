@@ -36,6 +36,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import demo
 from gca_viz.runs import RunStore
 from gca_viz.train import TrainConfig, Trainer
+from tests.plotly_json import live_figures
 from tests.tmpfs import mount_tmpfs, umount
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def test_a_store_that_cannot_be_opened_is_an_error_and_other_pages_keep_working(
     sidebar = _texts(at.sidebar.error)  # the status strip, on every page
     assert str(data) in sidebar and problem in sidebar, sidebar
     assert "GCA_RUNS_DIR" in sidebar
-    assert at.main.get("plotly_chart"), "the story draws its figures"
+    assert "story_p1" in live_figures(at), "the story draws its figures"
 
     for page in ("train", "geometry"):  # pages that need the store
         at.switch_page(f"views/{page}.py")
@@ -180,7 +181,7 @@ def test_a_store_that_cannot_be_opened_is_an_error_and_other_pages_keep_working(
     at.switch_page("views/entropy.py")  # a page that needs no store
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert not at.main.error and at.main.get("plotly_chart")
+    assert not at.main.error and "ent_chart_entropy" in live_figures(at)
     assert problem in _texts(at.sidebar.error)  # what happened is still in view
 
 
@@ -196,7 +197,7 @@ def test_pages_that_need_no_store_keep_working_and_a_fixed_store_opens_without_r
     at.switch_page("views/plan_lab.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert at.main.get("plotly_chart"), "the plan lab draws its plans"
+    assert "lab_chart_player" in live_figures(at), "the plan lab draws its plans"
     assert "not an SQLite database" in _texts(at.main.error)
     source = at.sidebar.selectbox(key="lab_source")
     source.set_value("snapshot").run()  # runs as a source: none to offer, and no traceback

@@ -4,7 +4,6 @@ that agree with the library, turn bad input into an error message and launch run
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,7 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.plotly_json import decode as _decode
+from tests.plotly_json import page_figures, title_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSER = "views/composer.py"
@@ -65,11 +64,11 @@ def metric(at: AppTest, label_start: str) -> str:
 
 
 def figure(at: AppTest, title_start: str) -> dict[str, Any]:
-    for chart in at.get("plotly_chart"):
-        spec = _decode(json.loads(chart.proto.spec))
-        if spec["layout"]["title"]["text"].startswith(title_start):
-            return spec  # type: ignore[no-any-return]
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    figures = page_figures(at)
+    for spec in figures.values():
+        if title_of(spec).startswith(title_start):
+            return spec
+    titles = [title_of(spec) for spec in figures.values()]
     raise AssertionError(f"no figure titled {title_start!r}: {titles}")
 
 
@@ -306,11 +305,16 @@ def test_composer_stage_choices_change_formula_and_loss() -> None:
         new_loss, new_formula = loss_and_formula(at)
         assert new_formula != formula and new_loss != loss, key
         loss, formula = new_loss, new_formula
-    # parameter widgets come from the schemas: optional λ gets a hard-constraint checkbox
-    assert at.slider(key="cmp_relax_a").value == 0.2
+    # parameter widgets come from the schemas: ε and λ₁, λ₂ get the shared log-scale
+    # controls (λ with a hard-constraint checkbox), the others sliders labelled by symbol
+    assert at.number_input(key="cmp_relax_a").value == 0.2
+    assert at.select_slider(key="cmp_epsilon_slider").options[::7] == ["0.01", "0.1", "1"]
+    assert at.select_slider(key="cmp_relax_a_slider").label.startswith("$λ_1$: KL weight")
+    assert at.slider(key="cmp_q").label.startswith("$q$: RINCE exponent")
+    assert at.slider(key="cmp_lam").label.startswith("$λ_R$: RINCE's weight")
     at.checkbox(key="cmp_relax_a_hard").check()
     rerun(at)
-    assert "cmp_relax_a" not in [s.key for s in at.slider]  # λ1 = ∞: a hard row marginal
+    assert "cmp_relax_a" not in [s.key for s in at.number_input]  # λ₁ = ∞: a hard marginal
     assert float(metric(at, "Loss")) != loss
 
 

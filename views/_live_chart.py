@@ -79,17 +79,37 @@ export default function (component) {
     }
     return;
   }
+  gd.__gcaHash = data.hash;
   const stamp = data.hash + JSON.stringify(data.overlay || {});
   const draw = () => {
     if (!window.Plotly) { setTimeout(draw, 30); return; }
     if (gd.__gcaDrawn === stamp) return;
     gd.__gcaDrawn = stamp;
     const layout = Object.assign({}, fig.layout);
+    // The page's own type, as Streamlit's chart theme gives st.plotly_chart.
+    const font = Object.assign({}, layout.font || {});
+    if (!font.family) font.family = getComputedStyle(parentElement).fontFamily;
+    layout.font = font;
     layout.shapes = (fig.layout.shapes || []).concat(overlayShapes(data.overlay));
     if (data.height) layout.height = data.height;
     gd.style.height = (layout.height || 450) + "px";
+    // The width of the container, as st.plotly_chart does (plotly's own autosize can
+    // measure the element before Streamlit's columns have their final width).
+    if (!fig.layout.width && parentElement.clientWidth) layout.width = parentElement.clientWidth;
     const figure = { data: fig.data, layout, frames: fig.frames || [], config: data.config };
     window.Plotly.react(gd, figure);
+    if (!gd.__gcaResize && window.ResizeObserver) {
+      let width = parentElement.clientWidth;
+      gd.__gcaResize = new ResizeObserver(() => {
+        const now = parentElement.clientWidth;
+        if (!now || Math.abs(now - width) < 2 || !gd._fullLayout) return;
+        width = now;
+        if (!(FIGS.get(gd.__gcaHash) || {}).layout?.width) {
+          window.Plotly.relayout(gd, { width: now });
+        }
+      });
+      gd.__gcaResize.observe(parentElement);
+    }
     if (!gd.__gcaOn && typeof gd.on === "function") {
       gd.__gcaOn = true;
       let last = 0;

@@ -12,6 +12,7 @@ import ui
 from gca_viz import lab, ot
 from gca_viz.figures import plans as figs
 from gca_viz.targets import TARGETS
+from views import _live_chart as live_chart
 
 SOURCES = {
     "synthetic": "Synthetic pairs on the sphere",
@@ -64,6 +65,7 @@ def iteration_sweep(
     return lab.sweep_iterations(cost, epsilon, np.arange(1, t_max + 1), target=tgt)
 
 
+live_chart.load_plotly()
 st.title("Entropy and iterations")
 st.markdown(
     "The same $\\varepsilon$ is InfoNCE's temperature and the entropic regulariser of optimal "
@@ -154,7 +156,7 @@ with a:
     references = {"log nm: uniform plan": log_nm, "log n: a permutation": log_n}
     if not np.isclose(sweep.exact_entropy, log_n):
         references["exact plan P*₀"] = sweep.exact_entropy
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {"H(P_ε)": sweep.entropy},
@@ -168,7 +170,7 @@ with a:
     )
     st.caption("The entropy rises with ε from the exact plan's towards the uniform plan's.")
 with b:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {
@@ -182,7 +184,7 @@ with b:
         key="ent_chart_sparsity",
     )
     st.caption("Small ε concentrates the mass on a few entries per row; large ε spreads it.")
-ui.chart(
+live_chart.live_chart(
     figs.sweep_chart(
         eps,
         {"‖P_ε − P*₀‖₁": sweep.distance},
@@ -202,7 +204,7 @@ st.subheader("Convergence: sweeps to tolerance and contraction")
 st.latex(lab.CONTRACTION_LATEX)
 a, b = st.columns(2)
 with a:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {f"sweeps to {tol:.0e}": sweep.iterations},
@@ -225,7 +227,7 @@ with a:
         )
     )
 with b:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {
@@ -252,7 +254,7 @@ with b:
         f"Relaxed marginals (λ₁ = {lam1:g}, λ₂ = {lam2:g}) contract by exactly ρ₁ρ₂ per sweep; "
         "the balanced rate tends to 1 as ε → 0. The tanh² bound is loose but shows the trend."
     )
-ui.chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
+live_chart.live_chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
 st.caption(
     "Sweeps on a linear axis, the error on a log axis: linear (geometric) convergence, "
     "error ≈ c·rᵗ, is a straight line here, and a steeper line is a smaller rate r."
@@ -265,7 +267,7 @@ ince_name = "INCE = KL(P_tgt‖P⁽¹⁾)/n"
 gca_name = f"GCA-INCE = KL(P_tgt‖P⁽²ᵀ⁾)/n, T = {sweep.n_iter}"
 a, b = st.columns(2)
 with a:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {ince_name: sweep.ince, gca_name: sweep.gca_ince},
@@ -278,7 +280,7 @@ with a:
     )
     st.caption("Both losses grow with ε: a warmer softmax puts less mass on the positives.")
 with b:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             eps,
             {"INCE − GCA-INCE": sweep.ince - sweep.gca_ince},
@@ -301,7 +303,7 @@ st.subheader(f"More sweeps at ε = {t_sweep.epsilon:g}")
 its = t_sweep.iterations
 a, b = st.columns(2)
 with a:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             its,
             {
@@ -319,7 +321,7 @@ with a:
     )
     st.caption("Distance to P_ε shrinks geometrically; the distance to P*₀ stops at ε's bias.")
 with b:
-    ui.chart(
+    live_chart.live_chart(
         figs.sweep_chart(
             its,
             {"GCA-INCE(T)": t_sweep.gca_ince},

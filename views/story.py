@@ -15,6 +15,7 @@ from gca_viz import lab, losses, ot, story
 from gca_viz.figures import plans as plan_figs
 from gca_viz.figures import story as figs
 from gca_viz.figures.player import half_step_player
+from views import _live_chart as live_chart
 
 SOURCES = {
     "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
@@ -99,6 +100,7 @@ def heatmap(matrix: np.ndarray, title: str, log: bool, height: int = 560) -> Any
 
 # ---------------------------------------------------------------------------- header
 
+live_chart.load_plotly()
 st.title("GCA Explorer")
 st.subheader("From InfoNCE to optimal transport, in five steps")
 st.markdown(
@@ -171,7 +173,7 @@ if step == 1:
             f"The textbook cross-entropy of the logits s/ε gives {check.cross_entropy:.6f}; "
             f"ot.sinkhorn's first half-step equals this P⁽¹⁾ to {check.sinkhorn_gap:.1e}."
         )
-    ui.chart(
+    live_chart.live_chart(
         heatmap(check.plan, "P⁽¹⁾: every row sums to 1; InfoNCE reads its diagonal", log_scale),
         key="story_p1",
     )
@@ -214,15 +216,16 @@ elif step == 2:
         f"{mono.max_residual:.1e}",
         help="max over k of |left side − right side| of the identity above",
     )
-    ui.chart(figs.monotone_chart(mono.kl), key="story_kl")
+    live_chart.live_chart(figs.monotone_chart(mono.kl), key="story_kl")
     st.markdown("**▶ Play the half-steps**: the plan and the marker on the curve move together.")
-    ui.chart(
+    live_chart.live_chart(
         half_step_player(
             mono.plans,
             mono.kl,
             log=log_scale,
             positives=np.arange(N),
             height=560,
+            frame_ms=25,  # a frame takes ~40 ms to draw: 20+ frames per second
         ),
         key="story_player",
     )
@@ -267,7 +270,7 @@ elif step == 3:
             help="|mean(alignment + uniformity) − loss|; per row the largest gap is "
             f"{part.row_residual:.1e}",
         )
-    ui.chart(
+    live_chart.live_chart(
         figs.split_chart(
             (au.ince.alignment, au.ince.uniformity, au.ince.neg_log_pos),
             (au.gca.alignment, au.gca.uniformity, au.gca.neg_log_pos),
@@ -294,7 +297,7 @@ elif step == 3:
     m2.metric("Gini after Sinkhorn", f"{hubs.gini_after:.1e}")
     m3.metric("max / min received, P⁽¹⁾", f"{hubs.ratio_before:.2f}×")
     m4.metric("max / min after Sinkhorn", f"{hubs.ratio_after:.4f}×")
-    ui.chart(figs.hub_chart(hubs.before, hubs.after), key="story_hubs")
+    live_chart.live_chart(figs.hub_chart(hubs.before, hubs.after), key="story_hubs")
     st.caption(
         f"The top hub (sample {hubs.top_hub}) receives {hubs.before.max():.2f} under P⁽¹⁾; "
         f"after T = {n_iter} sweeps it receives {hubs.after[hubs.top_hub]:.4f}."
@@ -323,7 +326,7 @@ elif step == 4:
     m2.metric("Range: log N … 2 log N", f"{ent.low:.2f} … {ent.high:.2f}")
     m3.metric("Partners per sample", f"{ent.partners:.2f}", help="e^(H − log N): 1 to N")
     m4.metric("Mass on positive pairs", f"{ent.positive_mass:.1%}")
-    ui.chart(
+    live_chart.live_chart(
         heatmap(ent.plan, f"GCA plan at ε = {eps:g} after T = {n_iter} sweeps", log_scale),
         key="story_eps_plan",
     )
@@ -371,7 +374,7 @@ elif step == 4:
     m4.metric("Mass on positive pairs", f"{rel.positive_mass:.1%}")
     left, right = st.columns(2, gap="large")
     with left:
-        ui.chart(
+        live_chart.live_chart(
             figs.marginal_chart(
                 rel.row_sums,
                 rel.col_sums,
@@ -383,7 +386,7 @@ elif step == 4:
         )
     with right:
         lam_text = "∞" if lam == math.inf else f"{lam:g}"
-        ui.chart(
+        live_chart.live_chart(
             heatmap(rel.plan, f"Unbalanced plan, λ = {lam_text}", log_scale, height=440),
             key="story_unbalanced",
         )
@@ -453,7 +456,7 @@ else:
             if planless
             else f"{method.title}: its plan on this batch"
         )
-        ui.chart(heatmap(plan, title, log_scale), key="story_method_plan")
+        live_chart.live_chart(heatmap(plan, title, log_scale), key="story_method_plan")
         if planless:
             st.caption(
                 f"{method.title} normalises nothing (B: none, d_Γ = L2), so no plan is formed; "
