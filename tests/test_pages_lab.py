@@ -192,6 +192,11 @@ def test_trained_encoder_source_without_checkpoints_explains_itself() -> None:
     assert any("No run has written a checkpoint" in i.value for i in at.info)
 
 
+def test_a_link_that_names_epsilon_keeps_it_on_a_snapshot() -> None:
+    at = open_page(LAB, lab_source="snapshot", lab_eps="0.25")
+    assert at.session_state["lab_eps"] == pytest.approx(0.25)
+
+
 def test_snapshot_source_opens_the_demo_runs() -> None:
     at = open_page(LAB, lab_source="snapshot")
     assert not at.exception and not at.error
@@ -222,6 +227,9 @@ def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
         )
     at = open_page(LAB, lab_source="snapshot", lab_run=str(run_id))
     assert not at.exception and not at.error
+    # The plan is solved at the run's own ε (the lab's 0.1 rendered a run's plan black).
+    assert at.session_state["lab_eps"] == pytest.approx(0.4)
+    assert "The run trained with ε = 0.4" in " ".join(c.value for c in at.caption)
     assert frames(at)[1].shape == (16, 16)
     assert "Layout: joint" in " ".join(c.value for c in at.caption)
     at.selectbox(key="lab_view").set_value("cost").run()

@@ -196,6 +196,13 @@ if batch is None:
     st.info("This run has not written a plan snapshot yet; it does every few steps.")
     st.stop()
 batch_key = (source, n, int(seed), noise, augment, run_id, version)
+if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run trained with
+    origin = (source, run_id)
+    if st.session_state.get("_lab_eps_from") != origin:
+        linked = st.session_state.get("_lab_eps_from") is None and "lab_eps" in st.query_params
+        if not linked:  # a link that names ε keeps it
+            st.session_state["lab_eps"] = float(batch.meta["epsilon"])
+        st.session_state["_lab_eps_from"] = origin
 
 with ui.controls("Problem"):
     eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%g")
@@ -268,7 +275,9 @@ solution_key = (
     lam2,
 )
 trained_eps = (
-    f" The run trained with ε = {batch.meta['epsilon']:g}." if "epsilon" in batch.meta else ""
+    f" The run trained with ε = {batch.meta['epsilon']:g}; ε starts there for each run you pick."
+    if "epsilon" in batch.meta
+    else ""
 )
 st.caption(f"Batch: {batch.source}. Cost matrix {n_rows} × {n_cols}.{trained_eps}")
 st.subheader("Walk through the half-steps")
