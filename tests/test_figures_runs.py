@@ -73,7 +73,7 @@ def test_ema_matches_its_bias_corrected_formula() -> None:
 
 def test_describe_change_uses_the_symbols() -> None:
     text = training.describe_change({"step": 40, "epsilon": 0.2, "relax_a": None, "n_iter": 5})
-    assert text == "ε=0.2, λ1=hard, T=5"
+    assert text == "ε=0.2, λ₁=hard, T=5"
 
 
 def test_metric_curves_draw_runs_and_change_markers() -> None:

@@ -100,18 +100,18 @@ def test_monotone_with_a_class_prior(batch: lab.Batch) -> None:
 
 
 @pytest.mark.parametrize("epsilon", [0.05, 0.2, 1.0])
-def test_alignment_plus_uniformity_is_the_loss(batch: lab.Batch, epsilon: float) -> None:
+def test_alignment_plus_repulsion_is_the_loss(batch: lab.Batch, epsilon: float) -> None:
     z1, z2 = pairs(batch, torch.float64)
-    au = story.alignment_uniformity(z1, z2, epsilon, n_iter=10)
+    au = story.alignment_repulsion(z1, z2, epsilon, n_iter=10)
     for part in (au.ince, au.gca):
         assert part.row_residual < 1e-10
         assert part.loss_residual < 1e-10
-    # one cost, so one alignment term; only the uniformity term differs
+    # one cost, so one alignment term; only the repulsion term differs
     assert np.array_equal(au.ince.alignment, au.gca.alignment)
-    assert np.mean(au.gca.uniformity) <= np.mean(au.ince.uniformity) + 1e-12
-    # INCE's uniformity is the log-partition function log sum_j exp(-C_ij/eps)
+    assert np.mean(au.gca.repulsion) <= np.mean(au.ince.repulsion) + 1e-12
+    # INCE's repulsion is the log-partition function log sum_j exp(-C_ij/eps)
     C = ot.cosine_cost(z1, z2)
-    assert np.allclose(au.ince.uniformity, torch.logsumexp(-C / epsilon, dim=1).numpy())
+    assert np.allclose(au.ince.repulsion, torch.logsumexp(-C / epsilon, dim=1).numpy())
     assert au.ince.alignment == pytest.approx(np.diag(C.numpy()) / epsilon)
 
 
@@ -125,7 +125,7 @@ def test_split_in_the_joint_layout(batch: lab.Batch) -> None:
 
 def test_hubs_vanish_after_sinkhorn(batch: lab.Batch) -> None:
     z1, z2 = pairs(batch, torch.float64)
-    au = story.alignment_uniformity(z1, z2, 0.1, n_iter=30)
+    au = story.alignment_repulsion(z1, z2, 0.1, n_iter=30)
     hubs = au.hubs
     assert hubs.gini_before > 0.01
     assert hubs.gini_after < 1e-8

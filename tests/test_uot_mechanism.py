@@ -159,4 +159,3 @@ def test_relaxation_sweep_and_its_figures(pairs: um.CorruptedPairs) -> None:
     bars_fig = mfig.gradient_chart(g)
     np.testing.assert_allclose(np.asarray(bars_fig.data[0].x), list(g.shares.values()))
     assert bars_fig.layout.shapes[0].x0 == 0.25
-    assert mfig.decade_ticks(np.array([0.003, 20.0])) == [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]

@@ -4,7 +4,7 @@ out, from :mod:`gca_viz.experiments.uot_mechanism`.
 * :func:`share_chart`: each row's share of the plan's mass and of the positive mass,
   balanced against unbalanced, clean rows first, corrupted rows shaded.
 * :func:`gradient_chart`: the share of each loss's gradient through the corrupted pairs.
-* :func:`tradeoff_chart`: over ``λ`` (log axis), that share against the plan's entropy.
+* :func:`tradeoff_chart`: over ``λ₁ = λ₂`` (log axis), that share against the plan's entropy.
 
 Nothing here imports streamlit.
 """
@@ -23,6 +23,7 @@ from gca_viz.experiments.uot_mechanism import (
     MassShares,
     RelaxationSweep,
 )
+from gca_viz.figures._axes import log_axis
 from gca_viz.figures.plans import COLORS, _base_layout
 
 _GRID = "#e5e7eb"
@@ -80,7 +81,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             go.Bar(
                 x=x,
                 y=n * unbalanced[order],
-                name=f"unbalanced plan (GCA-UOT, λ = {shares.relax:g})",
+                name=f"unbalanced plan (GCA-UOT, λ₁ = λ₂ = {shares.relax:g})",
                 marker_color=np.where(bad, "#e11d48", COLORS["unbalanced"]),
                 showlegend=first,
                 legendgroup="uot",
@@ -201,7 +202,7 @@ def gradient_chart(grads: GradientShares, *, height: int = 420) -> go.Figure:
 
 
 def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
-    """Over ``λ`` (log axis, every decade labelled): the gradient share through corrupted
+    """Over ``λ₁ = λ₂`` (log axis, every decade labelled): the gradient share through corrupted
     pairs of the unbalanced losses (left axis; INCE's as a dotted reference) and the
     unbalanced plan's entropy as a share of the uniform plan's ``log N²`` (right axis).
 
@@ -217,7 +218,7 @@ def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
                 mode="lines+markers",
                 name=f"gradient share: {GRADIENT_LOSSES.get(name, name)}",
                 line={"color": LOSS_COLORS.get(name, COLORS["other"]), "width": 2.5},
-                hovertemplate="λ = %{x:.3g}: %{y:.4f}<extra></extra>",
+                hovertemplate="λ₁ = λ₂ = %{x:.3g}: %{y:.4f}<extra></extra>",
             ),
             secondary_y=False,
         )
@@ -228,7 +229,7 @@ def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
             mode="lines",
             name="plan entropy / log N² (right axis)",
             line={"color": COLORS["other"], "width": 2, "dash": "dash"},
-            hovertemplate="λ = %{x:.3g}: H / log N² = %{y:.4f}<extra></extra>",
+            hovertemplate="λ₁ = λ₂ = %{x:.3g}: H / log N² = %{y:.4f}<extra></extra>",
         ),
         secondary_y=True,
     )
@@ -242,27 +243,11 @@ def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
             secondary_y=False,
         )
     fig.update_layout(**_layout("Relaxing the marginals: gradient share against entropy", height))
-    ticks = decade_ticks(sweep.relax)
     fig.update_xaxes(
-        title_text="λ₁ = λ₂ (marginal KL weight)",
-        type="log",
-        tickvals=ticks,
-        ticktext=[f"{v:g}" for v in ticks],
-        gridcolor=_GRID,
+        title_text="λ₁ = λ₂ (marginal KL weight)", **log_axis(sweep.relax), gridcolor=_GRID
     )
     fig.update_yaxes(
         title_text="gradient share", tickformat=".3f", gridcolor=_GRID, secondary_y=False
     )
     fig.update_yaxes(title_text="H / log N²", tickformat=".3f", showgrid=False, secondary_y=True)
     return fig
-
-
-def decade_ticks(values: np.ndarray) -> list[float]:
-    """Every power of ten from below the smallest to above the largest positive value: the
-    tick positions of a log axis that labels each decade (read ``0.001, 0.01, ...``)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if not v.size:
-        return []
-    lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
-    return [float(10.0**k) for k in range(lo, hi + 1)]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._axes import log_axis
 from gca_viz.lab.plans import display_factor, downsample
 
 PLAN_COLORSCALE = "Viridis"
@@ -534,7 +535,8 @@ def sweep_chart(
     Args:
         x: ``(k,)`` parameter values. series: ``{name: (k,) values}``; ``NaN`` leaves a gap.
         title, x_title, y_title: labels (with units or symbols).
-        log_x, log_y: logarithmic axes. dashed: names drawn dashed without markers
+        log_x, log_y: logarithmic axes, every decade labelled (:func:`log_axis`).
+            dashed: names drawn dashed without markers
             (predictions). colors: ``{name: colour}``.
         references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
 
@@ -544,6 +546,7 @@ def sweep_chart(
     """
     xs = np.asarray(x, dtype=float)
     traces = []
+    drawn = []  # the y values of every trace, for the ticks of a log y axis
     hidden = 0  # values <= 0 left out of a log y axis
     for idx, (name, values) in enumerate(series.items()):
         color = (colors or {}).get(name, _cycle(idx))
@@ -553,6 +556,7 @@ def sweep_chart(
             drop = ys <= 0
             hidden += int(drop.sum())
             ys = np.where(drop, np.nan, ys)
+        drawn.append(ys)
         traces.append(
             go.Scatter(
                 x=xs,
@@ -566,8 +570,8 @@ def sweep_chart(
         )
     layout = _base_layout(title, height)
     layout.update(
-        xaxis={"title": x_title, **_axis_type(log_x), "gridcolor": "#e5e7eb"},
-        yaxis={"title": y_title, **_axis_type(log_y), "gridcolor": "#e5e7eb"},
+        xaxis={"title": x_title, **_axis_type(log_x, xs), "gridcolor": "#e5e7eb"},
+        yaxis={"title": y_title, **_axis_type(log_y, *drawn), "gridcolor": "#e5e7eb"},
         legend={"orientation": "h", "y": -0.3},
     )
     shapes, notes = [], []
@@ -618,10 +622,12 @@ def error_curves(
     """
     eps = np.asarray(epsilons, dtype=float)
     traces = []
+    drawn = [np.array([tol], dtype=float)]  # the tolerance line and every curve
     shades = _viridis(len(eps))
     for e, err, color in zip(eps, errors, shades, strict=True):
         y = np.asarray(err, dtype=float)
         y = np.where(y > 0, y, np.nan)
+        drawn.append(y)
         traces.append(
             go.Scatter(
                 x=np.arange(1, len(y) + 1),
@@ -637,8 +643,7 @@ def error_curves(
         xaxis={"title": "sweep t", "type": "linear", "gridcolor": "#e5e7eb"},
         yaxis={
             "title": "‖P⁽²ᵗ⁾1 − μ‖₁ / Σμ",
-            "type": "log",
-            "exponentformat": "e",
+            **log_axis(*drawn),
             "gridcolor": "#e5e7eb",
         },
         shapes=[
@@ -658,9 +663,10 @@ def error_curves(
     return go.Figure(data=traces, layout=layout)
 
 
-def _axis_type(log: bool) -> dict[str, Any]:
-    """A log axis labelled at 1, 2 and 5 times powers of ten, or a linear axis."""
-    return {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
+def _axis_type(log: bool, *values: Any) -> dict[str, Any]:
+    """A log axis over ``values`` with every decade labelled (:func:`log_axis`), or a
+    linear axis."""
+    return log_axis(*values) if log else {"type": "linear"}
 
 
 def _cycle(idx: int) -> str:

@@ -2,7 +2,7 @@
 
 * :func:`monotone_chart`: ``KL(P_tgt || P^(k)) / n`` over the half-steps ``k = 1..2T``, with
   the INCE and GCA-INCE values marked.
-* :func:`split_chart`: the loss per row split into alignment and uniformity, INCE above
+* :func:`split_chart`: the loss per row split into alignment and repulsion, INCE above
   GCA-INCE.
 * :func:`hub_chart`: the mass each sample receives (column sums) before and after Sinkhorn.
 * :func:`marginal_chart`: the row and column sums of an unbalanced plan against the hard
@@ -25,7 +25,7 @@ from gca_viz.figures.plans import COLORS, kl_curve
 FONT = {"size": 16}
 """Large type: the page is projected in lectures."""
 _GRID = "#e5e7eb"
-_TERMS = {"alignment": "#2f6fde", "uniformity": "#e07b39"}
+_TERMS = {"alignment": "#2f6fde", "repulsion": "#e07b39"}
 
 
 def _layout(title: str, height: int) -> dict[str, Any]:
@@ -58,17 +58,18 @@ def split_chart(
     *,
     height: int = 820,
 ) -> go.Figure:
-    """The loss of every row as alignment + uniformity (stacked bars), with the row's
+    """The loss of every row as alignment + repulsion (stacked bars), with the row's
     ``-log P_{i,pos(i)}`` as a black dot on top: INCE, then GCA-INCE, then their
     difference per row.
 
     The two stacks often look alike (the alignment term is shared, and at large ``ε``
     Sinkhorn barely moves the plan), so the third panel plots
     ``Δ_i = -log P^(2T)_{i,pos(i)} - (-log P^(1)_{i,pos(i)})``, which is the change of the
-    uniformity term alone; its mean (dashed) is GCA-INCE − INCE, never positive.
+    repulsion term alone; its mean (dashed) is GCA-INCE − INCE, never positive.
 
     Args:
-        ince, gca: ``(alignment, uniformity, -log P_pos)``, each ``(n,)``.
+        ince, gca: ``(alignment, repulsion, -log P_pos)``, each ``(n,)``
+            (:class:`gca_viz.story.Split`).
     """
     diff = np.asarray(gca[2], dtype=float) - np.asarray(ince[2], dtype=float)  # (n,)
     fig = make_subplots(
@@ -83,10 +84,10 @@ def split_chart(
             f"GCA-INCE − INCE per row (mean {diff.mean():+.3g}: the loss drop)",
         ),
     )
-    for row, (align, unif, total) in enumerate((ince, gca), start=1):
+    for row, (align, repel, total) in enumerate((ince, gca), start=1):
         x = np.arange(len(align))
         first = row == 1
-        for name, values in (("alignment", align), ("uniformity", unif)):
+        for name, values in (("alignment", align), ("repulsion", repel)):
             fig.add_trace(
                 go.Bar(
                     x=x,
@@ -135,7 +136,7 @@ def split_chart(
     fig.update_yaxes(title_text="Δ nats", gridcolor=_GRID, zerolinecolor="#9ca3af", row=3, col=1)
     fig.update_xaxes(title_text="row i (sample)", row=3, col=1)
     fig.update_layout(
-        **_layout("The loss of each row = alignment + uniformity", height), barmode="relative"
+        **_layout("The loss of each row = alignment + repulsion", height), barmode="relative"
     )
     fig.update_annotations(font_size=16)
     return fig

@@ -59,8 +59,8 @@ METRIC_LABELS: dict[str, str] = {
 CHANGE_SYMBOLS: dict[str, str] = {
     "epsilon": "ε",
     "n_iter": "T",
-    "relax_a": "λ1",
-    "relax_b": "λ2",
+    "relax_a": "λ₁",
+    "relax_b": "λ₂",
     "gamma": "γ",
     "alpha": "α",
     "beta": "β",

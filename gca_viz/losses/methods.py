@@ -397,10 +397,10 @@ LOSSES: dict[str, Method] = {
             "uot",
             d_m="KL + RINCE",
             d_gamma="KL",
-            constraint="soft: λ1 KL(P1‖μ) + λ2 KL(Pᵀ1‖ν)",
+            constraint="soft: λ₁ KL(P1‖μ) + λ₂ KL(Pᵀ1‖ν)",
             description="Unbalanced OT: relaxed marginals let a row whose view matches nothing "
             "keep less mass (at small ε); the RINCE term lowers its gradient.",
-            reference="Chen et al. 2024 (GCA); preset ε 0.5, T 10, λ₁ = λ₂ 0.2, λ 0.01, q 0.6, "
+            reference="Chen et al. 2024 (GCA); preset ε 0.5, T 10, λ₁ = λ₂ 0.2, λ_R 0.01, q 0.6, "
             "r₁ 1, r₂ 0.2 from the paper's experiments (its CIFAR-10 config: r₂ 0.02, q 0.98)",
         ),
         _method(
@@ -423,7 +423,7 @@ LOSSES: dict[str, Method] = {
             "sinkhorn",
             "ce_uniform",
             layout="joint",
-            d_m="KL + uniformity KL",
+            d_m="KL + λ_p KL(P‖Q)",
             d_gamma="KL",
             constraint="C1(μ) ∩ C2(ν)",
             description="IOT plus a KL that spreads off-diagonal mass uniformly.",

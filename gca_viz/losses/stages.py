@@ -51,24 +51,24 @@ N_ITER = Param(
 RELAX_A = Param(
     "relax_a",
     0.2,
-    "KL weight λ1 of the row marginal (None: hard constraint).",
+    "KL weight of the row-marginal penalty (None: a hard constraint).",
     "λ_1",
     low=0.0,
     low_open=True,
     optional=True,
     allow_inf=True,
-    ui=(0.01, 10.0),
+    ui=(0.001, 100.0),
 )
 RELAX_B = Param(
     "relax_b",
     0.2,
-    "KL weight λ2 of the column marginal (None: hard constraint).",
+    "KL weight of the column-marginal penalty (None: a hard constraint).",
     "λ_2",
     low=0.0,
     low_open=True,
     optional=True,
     allow_inf=True,
-    ui=(0.01, 10.0),
+    ui=(0.001, 100.0),
 )
 Q = Param(
     "q",
@@ -79,7 +79,14 @@ Q = Param(
     low_open=True,
     high=1.0,
 )
-LAM = Param("lam", 0.01, "RINCE weight λ on the partition term.", "λ", low=0.0, ui=(0.0, 1.0))
+LAM = Param(
+    "lam",
+    0.01,
+    "RINCE's weight of the partition term (the RINCE paper's λ, not a marginal weight λ₁, λ₂).",
+    "λ_R",
+    low=0.0,
+    ui=(0.0, 1.0),
+)
 
 
 # ---------------------------------------------------------------------------------- costs
@@ -222,7 +229,7 @@ def sinkhorn(
     diag(u^(T)) K diag(v^(T-1))``, the plan GCA-RINCE scores (``T = 1`` is ``P^(1)``).
     """
     sweeps = n_iter if end == "column" else n_iter - 1
-    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, max_iter=sweeps) if sweeps > 0 else None
+    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, n_iter=sweeps) if sweeps > 0 else None
     if end == "column":
         assert res is not None
         return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
@@ -238,7 +245,7 @@ def sinkhorn(
         r"P = \arg\min_P \langle P, C\rangle - \varepsilon H(P)"
         r" + \lambda_1 \mathrm{KL}(P\mathbf{1}\|\mu) + \lambda_2 \mathrm{KL}(P^\top\mathbf{1}\|\nu)"
     ),
-    description="T unbalanced Sinkhorn sweeps: soft marginals with KL weights λ1, λ2 (GCA-UOT).",
+    description="T unbalanced Sinkhorn sweeps: soft marginals with KL weights λ₁, λ₂ (GCA-UOT).",
 )
 def unbalanced(
     C: torch.Tensor,
@@ -252,7 +259,7 @@ def unbalanced(
 ) -> Projection:
     r"""``T`` unbalanced Sinkhorn sweeps, ``u <- (μ / K v)^{ρ1}``, ``v <- (ν / K^T u)^{ρ2}``,
     ``ρ = λ / (λ + ε)`` (:func:`gca_viz.ot.sinkhorn` with ``relax_a``, ``relax_b``)."""
-    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, max_iter=n_iter, relax_a=relax_a, relax_b=relax_b)
+    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, n_iter=n_iter, relax_a=relax_a, relax_b=relax_b)
     return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
 
 
@@ -303,7 +310,7 @@ def _rince_term(
     lam: float,
     log_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``-pos_i^q / q + (λ Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
+    """``-pos_i^q / q + (λ_R Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
     ``Z_i = (K v)_i``, powers taken in log space. ``log_rows = log (P 1)_i`` if known
     (then ``log Z_i = log (P 1)_i - f_i / ε`` costs no pass over the plan)."""
     positives = _single_positives(T)
@@ -351,7 +358,7 @@ def cross_entropy(T: torch.Tensor, proj: Projection) -> torch.Tensor:
 @DIVERGENCES.register(
     "rince",
     params=(Q, LAM),
-    latex=r"-\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda Z_i)^q}{q},\quad"
+    latex=r"-\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda_{\mathrm R} Z_i)^q}{q},\quad"
     r" \mathrm{pos}_i = \sum_j \hat T_{ij} K_{ij} v_j,\ Z_i = (K v)_i",
     description="Robust InfoNCE (Chuang et al. 2022) on the plan's row-step scores.",
 )
@@ -359,7 +366,7 @@ def rince(T: torch.Tensor, proj: Projection, *, q: float, lam: float) -> torch.T
     r"""RINCE (Chuang et al., CVPR 2022) in GCA form (``docs/math.md`` section 4).
 
     .. math::
-        L_i = -\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda Z_i)^q}{q}, \qquad
+        L_i = -\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda_{\mathrm R} Z_i)^q}{q}, \qquad
         \mathrm{pos}_i = K_{i,\mathrm{pos}(i)} v_{\mathrm{pos}(i)},\quad Z_i = (K v)_i
 
     where ``v = exp(g/ε)`` is the column scaling of the projected plan: ``v = 1`` for the
@@ -380,7 +387,7 @@ def rince(T: torch.Tensor, proj: Projection, *, q: float, lam: float) -> torch.T
     ),
     latex=r"r_1\Big[-\log\frac{P_{i,\mathrm{pos}(i)}}{(P\mathbf{1})_i}\Big]"
     r" + r_2\Big[-\frac{(K_{i,\mathrm{pos}(i)} v_{\mathrm{pos}(i)})^q}{q}"
-    r" + \frac{(\lambda (K v)_i)^q}{q}\Big]",
+    r" + \frac{(\lambda_{\mathrm R} (K v)_i)^q}{q}\Big]",
     description="GCA-UOT's loss: a KL term and a RINCE term on the unbalanced plan.",
 )
 def uot(
@@ -390,7 +397,8 @@ def uot(
 
     .. math::
         L_i = r_1\Big[-\sum_j \hat T_{ij}\log\frac{P_{ij}}{(P\mathbf 1)_i}\Big]
-            + r_2\Big[-\frac{\mathrm{pos}_i^{\,q}}{q} + \frac{(\lambda (K v)_i)^q}{q}\Big]
+            + r_2\Big[-\frac{\mathrm{pos}_i^{\,q}}{q}
+            + \frac{(\lambda_{\mathrm R} (K v)_i)^q}{q}\Big]
 
     with ``pos_i = sum_j T̂_ij K_ij v_j`` and ``v = exp(g/ε)`` the plan's column scaling.
     """
@@ -404,7 +412,14 @@ def uot(
 @DIVERGENCES.register(
     "ce_uniform",
     params=(
-        Param("lam_p", 0.2, "Weight of the uniformity KL(P || Q).", "λ_p", low=0.0, ui=(0.0, 1.0)),
+        Param(
+            "lam_p",
+            0.2,
+            "Weight of IOT-uni's KL(P || Q), which spreads off-diagonal mass evenly.",
+            "λ_p",
+            low=0.0,
+            ui=(0.0, 1.0),
+        ),
     ),
     latex=r"-\sum_j \hat T_{ij}\log P_{ij} + \lambda_p \mathrm{KL}(P\|Q)",
     description="IOT-uni: cross-entropy plus a KL pulling off-diagonal mass to uniform.",

@@ -6,8 +6,9 @@ function that returns the numbers the page shows beside the formula it renders:
 1. :func:`ince_as_kl`: InfoNCE equals ``KL(I || P^(1)) / N``, two independent computations.
 2. :func:`monotone_alignment`: every Sinkhorn half-step lowers ``KL(P_tgt || P^(k))``, with
    the Pythagorean identity behind it checked numerically.
-3. :func:`alignment_uniformity`: the loss split into an alignment and a uniformity term, and
-   the hubs (unequal column sums) that the column constraint removes.
+3. :func:`alignment_repulsion`: the loss split into an alignment and a repulsion term (minus
+   the dual potentials; not Wang and Isola's uniformity, :func:`gca_viz.metrics.uniformity`),
+   and the hubs (unequal column sums) that the column constraint removes.
 4. :func:`entropy_plan`, :func:`relaxed_marginals`: what ``ε`` and relaxed marginals do.
 5. :func:`method_output`: any named method's plan and loss on the same batch.
 
@@ -48,12 +49,14 @@ from gca_viz.story.steps import (
     ENTROPY_LATEX,
     GCA_LATEX,
     GINI_LATEX,
+    INCE_REPULSION_LATEX,
     INCE_UNIFORMITY_LATEX,
     INFONCE_LATEX,
     KL_P1_LATEX,
     PYTHAGORAS_LATEX,
     RELAXED_LATEX,
     SPLIT_LATEX,
+    AlignmentRepulsion,
     AlignmentUniformity,
     EntropyPlan,
     Hubs,
@@ -61,6 +64,7 @@ from gca_viz.story.steps import (
     Monotone,
     Relaxed,
     Split,
+    alignment_repulsion,
     alignment_uniformity,
     entropy_plan,
     gini,
@@ -78,6 +82,7 @@ __all__ = [
     "ENTROPY_LATEX",
     "GCA_LATEX",
     "GINI_LATEX",
+    "INCE_REPULSION_LATEX",
     "INCE_UNIFORMITY_LATEX",
     "INFONCE_LATEX",
     "KL_P1_LATEX",
@@ -87,6 +92,7 @@ __all__ = [
     "SPLIT_LATEX",
     "STAGE_KINDS",
     "STORY_RUN",
+    "AlignmentRepulsion",
     "AlignmentUniformity",
     "EntropyPlan",
     "Hubs",
@@ -94,6 +100,7 @@ __all__ = [
     "Monotone",
     "Relaxed",
     "Split",
+    "alignment_repulsion",
     "alignment_uniformity",
     "compose_on_batch",
     "composed_latex",

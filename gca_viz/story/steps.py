@@ -44,14 +44,20 @@ PYTHAGORAS_LATEX = (
 SPLIT_LATEX = (
     r"-\log P_{i,\mathrm{pos}(i)} = \underbrace{\frac{C_{i,\mathrm{pos}(i)}}{\varepsilon}}"
     r"_{\text{alignment}}\ \underbrace{-\ \frac{f_i + g_{\mathrm{pos}(i)}}{\varepsilon}}"
-    r"_{\text{uniformity}},\qquad P_{ij} = e^{(f_i + g_j - C_{ij})/\varepsilon}"
+    r"_{\text{repulsion}},\qquad P_{ij} = e^{(f_i + g_j - C_{ij})/\varepsilon}"
 )
-"""The alignment/uniformity split of the loss from the log form of a plan (:func:`split_loss`)."""
+"""The alignment/repulsion split of the loss from the log form of a plan (:func:`split_loss`).
 
-INCE_UNIFORMITY_LATEX = (
+"Repulsion", not "uniformity": in this app uniformity is Wang and Isola's measure of the
+embeddings (:func:`gca_viz.metrics.uniformity`), a different quantity."""
+
+INCE_REPULSION_LATEX = (
     r"\text{INCE } (g = 0):\quad -\frac{f_i}{\varepsilon} = \log\sum_j e^{-C_{ij}/\varepsilon}"
 )
-"""For InfoNCE the uniformity term is the log-partition function (:func:`split_loss`)."""
+"""For InfoNCE the repulsion term is the log-partition function (:func:`split_loss`)."""
+
+INCE_UNIFORMITY_LATEX = INCE_REPULSION_LATEX
+"""Old name of :data:`INCE_REPULSION_LATEX`, kept until ``views/story.py`` uses the new one."""
 
 GINI_LATEX = (
     r"G(c) = \frac{\sum_{j,k} |c_j - c_k|}{2m \sum_j c_j},\qquad c = P^\top\mathbf 1"
@@ -267,32 +273,37 @@ def monotone_alignment(cost: Any, epsilon: float, n_iter: int = 10, target: Any 
     return Monotone(kl, step_kl, residual, eps, sweeps, stack.numpy())
 
 
-# ------------------------------------------------------- step 3: alignment and uniformity
+# -------------------------------------------------------- step 3: alignment and repulsion
 
 
 @dataclass(frozen=True)
 class Split:
-    """One loss split per row into alignment and uniformity (see :func:`split_loss`)."""
+    """One loss split per row into alignment and repulsion (see :func:`split_loss`)."""
 
     alignment: np.ndarray  # (n,) C_{i,pos(i)} / ε
-    uniformity: np.ndarray  # (n,) -(f_i + g_pos(i)) / ε
+    repulsion: np.ndarray  # (n,) -(f_i + g_pos(i)) / ε
     neg_log_pos: np.ndarray  # (n,) -log P_{i,pos(i)} read from the plan
     loss: float  # the loss module's value
 
     @property
+    def uniformity(self) -> np.ndarray:
+        """Old name of :attr:`repulsion`, kept until ``views/story.py`` uses the new one."""
+        return self.repulsion
+
+    @property
     def row_residual(self) -> float:
-        """``max_i |alignment_i + uniformity_i + log P_{i,pos(i)}|``."""
-        return float(np.max(np.abs(self.alignment + self.uniformity - self.neg_log_pos)))
+        """``max_i |alignment_i + repulsion_i + log P_{i,pos(i)}|``."""
+        return float(np.max(np.abs(self.alignment + self.repulsion - self.neg_log_pos)))
 
     @property
     def loss_residual(self) -> float:
-        """``|mean(alignment + uniformity) - loss|``."""
-        return abs(float(np.mean(self.alignment + self.uniformity)) - self.loss)
+        """``|mean(alignment + repulsion) - loss|``."""
+        return abs(float(np.mean(self.alignment + self.repulsion)) - self.loss)
 
 
 def split_loss(out: losses.LossOutput, layout: str = "cross") -> Split:
-    r"""Split a KL-type loss on a balanced plan into alignment and uniformity
-    (:data:`SPLIT_LATEX`, :data:`INCE_UNIFORMITY_LATEX`).
+    r"""Split a KL-type loss on a balanced plan into alignment and repulsion
+    (:data:`SPLIT_LATEX`, :data:`INCE_REPULSION_LATEX`).
 
     .. math::
         -\log P_{i,\mathrm{pos}(i)} = \frac{C_{i,\mathrm{pos}(i)}}{\varepsilon}
@@ -303,7 +314,8 @@ def split_loss(out: losses.LossOutput, layout: str = "cross") -> Split:
     total mass is ``n`` (INCE's row step, GCA-INCE ending on a column step) the loss
     ``KL(P_tgt || P) / n`` is the mean of ``-log P_{i,pos(i)}``, so the two terms' means
     add up to it. The alignment term is the same for every plan of one cost; only the
-    uniformity term differs.
+    repulsion term (minus the potentials: for INCE the log-partition function, which pushes
+    every sample away from the others) differs.
 
     Args:
         out: a :meth:`gca_viz.losses.GCALoss.inspect` output with the pair target.
@@ -385,7 +397,7 @@ def hub_report(plan_before: Any, plan_after: Any) -> Hubs:
 
 
 @dataclass(frozen=True)
-class AlignmentUniformity:
+class AlignmentRepulsion:
     """Step 3 on one batch: the split of INCE and GCA-INCE and the hubs."""
 
     ince: Split
@@ -393,15 +405,15 @@ class AlignmentUniformity:
     hubs: Hubs
 
 
-def alignment_uniformity(
+def alignment_repulsion(
     z1: torch.Tensor, z2: torch.Tensor, epsilon: float, n_iter: int = 10
-) -> AlignmentUniformity:
-    r"""INCE and GCA-INCE on one batch, each split into alignment and uniformity
+) -> AlignmentRepulsion:
+    r"""INCE and GCA-INCE on one batch, each split into alignment and repulsion
     (:func:`split_loss`), and the hubs of their plans (:func:`hub_report`).
 
     .. math::
         \mathcal L = \underbrace{\frac1N\sum_i \frac{C_{ii}}{\varepsilon}}_{\text{alignment}}
-            + \underbrace{\frac1N\sum_i -\frac{f_i + g_i}{\varepsilon}}_{\text{uniformity}}
+            + \underbrace{\frac1N\sum_i -\frac{f_i + g_i}{\varepsilon}}_{\text{repulsion}}
 
     with ``(f, 0)`` the potentials of the row step ``P^(1)`` (INCE) and ``(f, g)`` those
     after ``T`` Sinkhorn sweeps (GCA-INCE), from ``losses.get(...).inspect``.
@@ -414,7 +426,13 @@ def alignment_uniformity(
     with torch.no_grad():
         ince = losses.get("ince", epsilon=eps).inspect(z1, z2)
         gca = losses.get("gca_ince", epsilon=eps, n_iter=sweeps).inspect(z1, z2)
-    return AlignmentUniformity(split_loss(ince), split_loss(gca), hub_report(ince.plan, gca.plan))
+    return AlignmentRepulsion(split_loss(ince), split_loss(gca), hub_report(ince.plan, gca.plan))
+
+
+AlignmentUniformity = AlignmentRepulsion
+"""Old name of :class:`AlignmentRepulsion`, kept until ``views/story.py`` uses the new one."""
+alignment_uniformity = alignment_repulsion
+"""Old name of :func:`alignment_repulsion`, kept until ``views/story.py`` uses the new one."""
 
 
 # ----------------------------------------------------------- step 4: ε and relaxed marginals
