@@ -5,6 +5,10 @@
   reproduces the view, and which keep their value while a page run skips them. Keys are
   namespaced per page (``"lab_eps"``); the key is both the session-state key and the query
   parameter.
+* ``epsilon`` and ``relaxation``: the one control of ``ε`` and of the marginal weights
+  ``λ₁, λ₂`` on every page (a log-scale slider over the schema's range plus a typed value);
+  ``param_slider`` draws them for those schema parameters, a linear slider for the others,
+  and ``param_label`` labels a schema parameter by its symbol (LaTeX) and description.
 * ``param_step``: the +/- step of a number input for a schema parameter.
 * ``show_code``: the "Show the code" expander with the library function behind a figure.
 * ``guard``: turns a ``ValueError`` from the library into an ``st.error`` (never a traceback).
@@ -28,12 +32,13 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import streamlit as st
 
 from gca_viz import demo
+from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
 from gca_viz.registry import Param
 from gca_viz.runs import (
     DATA_DIR_ENV,
@@ -168,19 +173,202 @@ def multiselect(label: str, key: str, options: list[Any], default: list[Any], **
 
 def param_step(p: Param) -> float:
     """The +/- step of a number input for ``p``: a power of ten near a fiftieth of the
-    parameter's slider range (``p.ui``, else its bounds, else 0 to 1)."""
+    parameter's slider range (``p.ui``, else its bounds, else 0 to 1); the bottom of that
+    range for ``ε`` and ``λ₁, λ₂`` (:data:`SHARED_PARAMS`), whose sliders are log-scale."""
+    if p in SHARED_PARAMS and p.ui is not None:
+        return float(p.ui[0])
     low, high = p.ui or (p.low or 0.0, p.high or 1.0)
     span = float(high) - float(low)
     return 10.0 ** math.floor(math.log10(span / 50)) if span > 0 else 0.01
 
 
-def param_slider(p: Param, key: str, step: float = 0.05, **kwargs: Any) -> Any:
-    """:func:`slider` for a float parameter: labelled ``"symbol: description"``, over its
-    slider range (``p.ui``, else its bounds, else 0 to 1), starting at its default."""
+def param_label(p: Param) -> str:
+    """A widget label for ``p``: its symbol as inline LaTeX and its description without a
+    closing remark in parentheses (``"$λ_1$: KL weight of the row-marginal penalty"``; the
+    whole description is the widget's help, :func:`param_help`), never the field's name;
+    the description alone for a parameter without a symbol."""
+    text = re.sub(r"\s*\([^()]*\)$", "", p.description.rstrip(".")) or p.description
+    return f"${p.symbol}$: {text}" if p.symbol else text
+
+
+def param_help(p: Param) -> str:
+    """The help of a schema widget: the description and the configuration field's name."""
+    return f"{p.description} (configuration field `{p.name}`)"
+
+
+def param_slider(p: Param, key: str, step: float = 0.05, default: Any = None, **kwargs: Any) -> Any:
+    """A control for a float parameter, labelled by :func:`param_label` and starting at
+    ``default`` (else the schema's default): :func:`epsilon` for ``ε``, :func:`relaxation`
+    for a marginal weight (with its "hard constraint" checkbox when the schema admits one),
+    else a linear slider in ``step`` over the parameter's slider range (``p.ui``, else its
+    bounds, else 0 to 1)."""
+    value = p.default if default is None else default
+    if p == EPSILON:
+        return epsilon(key, float(value or EPSILON.default or 0.5))
+    if p in RELAX_PARAMS:
+        return relaxation(key, None if value is None else float(value), param=p, hard=p.optional)
     low, high = p.ui or (p.low or 0.0, p.high or 1.0)
-    label = f"{p.symbol}: {p.description}" if p.symbol else p.description
-    default = float(p.default or 0.0)
-    return slider(label, key, float(low), float(high), default, step=step, **kwargs)
+    kwargs.setdefault("help", param_help(p))
+    return slider(
+        param_label(p), key, float(low), float(high), float(value or 0.0), step=step, **kwargs
+    )
+
+
+# --------------------------------------------------------- ε and λ: one control each
+
+LOG_STOPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+"""The stops of a log-scale slider in each decade (about 10^(k/7) apart; 0.1, 0.2 and 0.5,
+the paper's values, are stops)."""
+
+RELAX_PARAMS = (RELAX_A, RELAX_B)
+"""The schemas of the marginal weights ``λ₁, λ₂`` (:func:`relaxation`)."""
+SHARED_PARAMS = (EPSILON, *RELAX_PARAMS)
+"""The schema parameters that have one control on every page (:func:`param_slider`)."""
+
+
+def log_stops(low: float, high: float) -> tuple[float, ...]:
+    """Every ``m × 10^k`` (``m`` in :data:`LOG_STOPS`) from ``low`` to ``high``, both ends
+    included: the options of a log-scale slider (``0.01, 0.015, 0.02, 0.03, ...``)."""
+    if not 0 < low < high:
+        raise ValueError(f"a log scale needs 0 < low < high, got {low:g}, {high:g}")
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    stops = {float(f"{m:g}e{k}") for k in decades for m in LOG_STOPS}  # exact decimals
+    return tuple(sorted({v for v in stops if low <= v <= high} | {float(low), float(high)}))
+
+
+def _stops(p: Param) -> tuple[float, ...]:
+    assert p.ui is not None, f"{p.name} has no slider range"
+    return log_stops(*p.ui)
+
+
+def epsilon(key: str, default: float) -> float:
+    """The ``ε`` control of every page: a log-scale slider over the schema's range
+    (:data:`gca_viz.losses.stages.EPSILON`, 0.01 to 2) and a box to type any ``ε > 0``
+    (a value off the slider's stops is shown as a stop of its own), both in the URL as
+    ``key``. A typed value that is not ``> 0`` is not used: a message names ``ε`` and the
+    value in use stays."""
+    return _log_control(EPSILON.symbol, key, default, param_label(EPSILON), _stops(EPSILON))
+
+
+@overload
+def relaxation(
+    key: str,
+    default: float,
+    *,
+    param: Param = RELAX_A,
+    both: bool = False,
+    hard: Literal[False] = False,
+) -> float: ...
+
+
+@overload
+def relaxation(
+    key: str, default: float | None, *, param: Param = RELAX_A, both: bool = False, hard: bool
+) -> float | None: ...
+
+
+def relaxation(
+    key: str,
+    default: float | None,
+    *,
+    param: Param = RELAX_A,
+    both: bool = False,
+    hard: bool = False,
+) -> float | None:
+    """The control of a marginal weight ``λ₁`` or ``λ₂`` (``param``; ``both``: one value
+    for ``λ₁ = λ₂``), made like :func:`epsilon`: a log-scale slider over the schema's range
+    (0.001 to 100) and a typed value ``> 0``, in the URL as ``key``. With ``hard``, a
+    checkbox above it (``key_hard`` in the URL) makes the marginal a hard constraint
+    (``λ = ∞``) and returns ``None``; ``default=None`` starts there."""
+    symbol = "λ_1 = λ_2" if both else param.symbol
+    if both:
+        label = f"${symbol}$: KL weight of both marginal penalties"
+    else:
+        label = param_label(param)
+    if hard and checkbox(
+        f"${symbol} = \\infty$: hard",
+        f"{key}_hard",
+        default is None,
+        help="A hard marginal constraint, as in balanced Sinkhorn: the limit λ → ∞ of the "
+        "KL penalty.",
+    ):
+        return None
+    start = float(default) if default is not None else float(param.default or 1.0)
+    return _log_control(symbol, key, start, label, _stops(param))
+
+
+def _log_control(
+    symbol: str, key: str, default: float, label: str, stops: tuple[float, ...]
+) -> float:
+    """A value ``> 0`` set by a slider over ``stops`` or typed (the number input has the
+    key ``key``, the slider ``key_slider``), kept in the URL as ``key``."""
+    slider_key, note_key = f"{key}_slider", f"_{key}_note"
+    if key not in st.session_state:  # a new session, or the control was not drawn
+        raw = st.query_params.get(key)
+        value, note = _positive(symbol, raw if raw is not None else default, float(default))
+        st.session_state[key] = value
+        st.session_state[note_key] = note and f"The link's {note}"
+    value = float(st.session_state[key])
+    st.session_state[slider_key] = value  # typed off the stops: the value is a stop of its own
+    with st.container(key=f"{key}_control", gap="xxsmall"):
+        st.select_slider(
+            label,
+            sorted({*stops, value}),
+            key=slider_key,
+            format_func=_short,
+            on_change=_slid,
+            args=(key, slider_key, note_key),
+            help=f"A log scale from {stops[0]:g} to {stops[-1]:g}; type any value > 0 in "
+            "the box below it. Kept in the link.",
+            **_KEEP,
+        )
+        st.number_input(
+            f"${symbol}$, typed",
+            key=key,
+            step=stops[0],
+            format="%g",
+            on_change=_typed,
+            args=(symbol, key, slider_key, note_key),
+            label_visibility="collapsed",
+            width=150,
+            **_KEEP,
+        )
+        if st.session_state.get(note_key):
+            st.warning(st.session_state[note_key], icon=":material/warning:")
+    _sync(key, value)
+    return value
+
+
+def _short(value: float) -> str:
+    return f"{value:g}"
+
+
+def _positive(symbol: str, raw: Any, kept: float) -> tuple[float, str]:
+    """``raw`` as a float ``> 0`` (to 12 digits: the input's +/- add float noise), or
+    ``kept`` and a message naming the symbol."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return float(f"{value:.12g}"), ""
+    shown = "(empty)" if raw is None else raw if isinstance(raw, str) else f"{value:g}"
+    return (
+        kept,
+        f"${symbol}$ = {shown} is not used: ${symbol}$ must be a number > 0, so it stays {kept:g}.",
+    )
+
+
+def _slid(key: str, slider_key: str, note_key: str) -> None:
+    st.session_state[key] = float(st.session_state[slider_key])
+    st.session_state[note_key] = ""
+
+
+def _typed(symbol: str, key: str, slider_key: str, note_key: str) -> None:
+    kept = float(st.session_state[slider_key])  # the value in use until now
+    value, note = _positive(symbol, st.session_state.get(key), kept)
+    st.session_state[key] = st.session_state[slider_key] = value
+    st.session_state[note_key] = note
 
 
 def show_code(*functions: Callable[..., Any], label: str = "Show the code") -> None:

@@ -30,7 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
     sys.path.insert(0, str(ROOT))
 
+import ui  # noqa: E402  (from the root, like the pages)
+
 DOMAINS, NOISY = str(ROOT / "views" / "domains.py"), str(ROOT / "views" / "noisy.py")
+EPS_STOPS = [f"{v:g}" for v in ui.log_stops(0.01, 2.0)]  # the shared ε slider's options
+LAM_STOPS = [f"{v:g}" for v in ui.log_stops(0.001, 100.0)]  # and λ's
 
 
 @pytest.fixture
@@ -111,10 +115,13 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(store_dir: Path) -
     off = target - np.diag(np.diag(target))
     assert np.allclose(off.sum(1), 0.2, atol=1e-6)
     assert any("D_i = D_j" in str(e.value) and "n_{=}" in str(e.value) for e in at.get("latex"))
-    # the sliders say what the numbers are: shares of a row's mass
+    # the sliders say what the numbers are (shares of a row's mass), by the schema's symbol
     for key, words in (("dom_alpha", "same-domain"), ("dom_beta", "other-domain")):
         label = at.slider(key=key).label
-        assert label.startswith(("α: Share", "β: Share")) and words in label, label
+        assert label.startswith(("$α$: Share", "$β$: Share")) and words in label, label
+    # ε is the shared control: a log-scale slider over the schema's range and a typed value
+    assert at.select_slider(key="dom_eps_slider").options == EPS_STOPS
+    assert at.number_input(key="dom_eps").value == 0.5
     assert _metrics(at)["Prior share per row"] == "0.2"
     assert "No α − β sweep" in _texts(at.info)
     rise = _metrics(at)["Largest rise between half-steps"]
@@ -302,7 +309,10 @@ def test_correlation_section_reports_numbers(store_dir: Path) -> None:
     assert len(scatter) == 3 and all(len(_array(t["x"])) == n for t in scatter)
     assert "random MLP encoder" in _texts(at.caption)
     before = metrics["Spearman ρ: strength vs P_ii / mean"]
-    at.slider(key="noisy_eps").set_value(0.1).run()
+    assert at.select_slider(key="noisy_eps_slider").options == EPS_STOPS
+    assert at.select_slider(key="noisy_lam_slider").options == LAM_STOPS
+    at.number_input(key="noisy_eps").set_value(0.1).run()
+    assert at.select_slider(key="noisy_eps_slider").value == 0.1
     at.selectbox(key="noisy_src").set_value("augment").run()
     _assert_clean(at)
     assert _metrics(at)["Spearman ρ: strength vs P_ii / mean"] != before
@@ -315,7 +325,9 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(store_dir: Path) -
     from gca_viz.experiments import uot_mechanism as um
 
     at = _page(NOISY)
-    assert at.select_slider(key="mech_eps").value == 0.1
+    assert at.number_input(key="mech_eps").value == 0.1
+    assert at.select_slider(key="mech_eps_slider").options == EPS_STOPS
+    assert at.number_input(key="mech_lam").value == 0.01
     batch = lab.synthetic_batch(128, dim=32, noise=0.3, seed=0)
     pairs = um.replace_views(batch.z1, batch.z2, 0.25, seed=0)
     shares = um.mass_shares(pairs, epsilon=0.1, relax=0.01)
@@ -337,7 +349,8 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(store_dir: Path) -
     _assert_clean(at)
     assert "64 of 128 second views replaced" in _texts(at.caption)
     assert _metrics(at)["Plan mass on corrupted rows"] != before
-    at.select_slider(key="mech_eps").set_value(0.5).run()
+    at.select_slider(key="mech_eps_slider").set_value(0.5).run()
+    assert at.number_input(key="mech_eps").value == 0.5 and at.query_params["mech_eps"] == "0.5"
     at.selectbox(key="mech_src").set_value(0).run()  # digits through a random encoder
     _assert_clean(at)
     assert "digit" in _texts(at.caption)

@@ -175,8 +175,18 @@ def test_pages_show_the_shipped_demo_runs(
     assert not at.error and not at.warning
     charts = _charts(at)
     if page == TRAIN:
-        assert {"tr_curves", "tr_plan"} <= set(charts)
+        assert {"tr_curves", "tr_plan", "tr_embed"} <= set(charts)
         assert _names(charts["tr_curves"])[0].split(" ", 1)[1].startswith("demo-")
+        # the run's latest embeddings beside its plan (issue 14: a lecture stays on one page)
+        store = RunStore(tmp_path / "new")
+        run = at.selectbox(key="tr_run").value
+        _, path = store.snapshots(run, "embeddings")[-1]
+        z = store.load_snapshot(path)["z"]
+        embed_fig = charts["tr_embed"]
+        points = [t for t in embed_fig["data"] if t["type"] in ("scatter", "scatter3d")]
+        assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
+        assert sum(len(_array(t["x"])) for t in points) == len(z)  # every held-out sample
+        assert "Embeddings at step" in json.dumps(embed_fig["layout"])
     else:
         assert any(t["type"] == "scatter3d" for f in charts.values() for t in f["data"])
         assert len(_names(charts["geo_plane_fig"])) == len(demo.DEMO_RUNS)
@@ -405,10 +415,10 @@ def test_invalid_configs_show_an_error_and_launch_nothing(
     at.number_input(key="tr_steps").set_value(10)
     at.selectbox(key="tr_method").set_value("composed").run()
     at.selectbox(key="tr_projection").set_value("unbalanced").run()
-    at.number_input(key="tr_relax_a").set_value(-1.0)
-    at.button(key="tr_launch").click().run()
+    at.number_input(key="tr_relax_a").set_value(-1.0).run()  # the shared λ control refuses it
     _assert_clean(at)
-    assert "relax_a must be > 0" in _texts(at.error)
+    assert "$λ_1$ = -1 is not used: $λ_1$ must be a number > 0" in _texts(at.warning)
+    assert at.number_input(key="tr_relax_a").value == 0.2  # the value in use stays
     at.number_input(key="tr_relax_a").set_value(0.5)
     at.selectbox(key="tr_target").set_value("domain").run()
     at.button(key="tr_launch").click().run()

@@ -46,25 +46,23 @@ def _dismiss_seen_notice() -> None:
 
 
 def param_input(p: Param, key: str, default: Any) -> Any:
-    """A widget for one schema parameter (the library validates the value at launch)."""
-    label = f"{p.name} ({p.symbol})" if p.symbol else p.name
+    """A widget for one schema parameter, labelled by its symbol and description: the shared
+    control for ε and the marginal weights (:func:`ui.param_slider`), a number input for the
+    others (the library validates the value at launch)."""
+    if p in ui.SHARED_PARAMS:
+        return ui.param_slider(p, key, default=default)
+    label, help_ = ui.param_label(p), ui.param_help(p)
     if p.kind == "choice":
-        return ui.select(label, key, list(p.choices), default, help=p.description)
+        return ui.select(label, key, list(p.choices), default, help=help_)
     if p.optional:
-        hard = ui.toggle(
-            f"hard {p.symbol or p.name}",
-            f"{key}_hard",
-            default is None,
-            help=p.description,
-        )
-        if hard:
+        if ui.toggle(f"hard ${p.symbol}$" if p.symbol else "hard", f"{key}_hard", default is None):
             return None
         if default is None:
             default = p.ui[0] if p.ui else 1.0
     if p.kind == "int":
-        return ui.number(label, key, int(default), step=1, help=p.description)
+        return ui.number(label, key, int(default), step=1, help=help_)
     step = ui.param_step(p)
-    return ui.number(label, key, float(default), step=step, format="%g", help=p.description)
+    return ui.number(label, key, float(default), step=step, format="%g", help=help_)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -203,13 +201,8 @@ def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
         for n, p in params.items()
         if n not in TARGET_PARAMS and n not in preset and (method == COMPOSED or p.kind != "choice")
     ]
-    cols = st.columns(2)
-    for i, p in enumerate(shown):
-        with cols[i % 2]:
-            values[p.name] = param_input(p, f"tr_{p.name}", p.default)
-    for i, p in enumerate(targets.TARGETS[target].params):
-        with cols[i % 2]:
-            values[p.name] = param_input(p, f"tr_{p.name}", p.default)
+    for p in [*shown, *targets.TARGETS[target].params]:  # one column: labels need the width
+        values[p.name] = param_input(p, f"tr_{p.name}", p.default)
     return method, stages, target, values
 
 

@@ -1,6 +1,7 @@
 """Train page, part 5: the live monitor. Status, progress and device of the selected run,
-its latest metrics, the metric curves (with the runs it is compared with) and the plan of
-its current batch, redrawn every second and a half while a drawn run is active."""
+its latest metrics, the metric curves (with the runs it is compared with), the plan of its
+current batch and, beside it, its latest embeddings, redrawn every second and a half while a
+drawn run is active."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 import ui
+from gca_viz import embed
+from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
     RunSeries,
@@ -24,6 +28,7 @@ from gca_viz.figures.training import (
 )
 from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
 from gca_viz.train import TrainConfig, build_loss
+from views._geometry_snapshots import labels_for
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
@@ -125,7 +130,7 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             icon=":material/warning:",
         )
         return
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2, gap="medium")
     with left:
         fig = plan_heatmap(
             snap,
@@ -136,6 +141,9 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         )
         ui.chart(fig, key="tr_plan")
     with right:
+        show_embeddings(store, run)
+    left, right = st.columns([3, 2])
+    with left:
         rows = len(snap[view.plan_view])
         joint = rows == 2 * len(snap.get("y", []))
         st.markdown(
@@ -163,6 +171,44 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             "A smaller ε or more Sinkhorn sweeps make it sharper. Rows grouped by class "
             "show a class prior as blocks."
         )
+
+
+def show_embeddings(store: RunStore, run: RunInfo) -> None:
+    """The run's latest embedding snapshot beside its plan: where the held-out samples sit
+    now, coloured by class (on the unit circle or sphere for 2-D or 3-D embeddings, else
+    their first two principal components)."""
+    snaps = store.snapshots(run.id, "embeddings")
+    if not snaps:
+        st.caption("No embedding snapshot yet: the run saves one every few steps.")
+        return
+    step, path = snaps[-1]
+    arrays = store.load_snapshot(path)
+    if arrays is None or "z" not in arrays or "y" not in arrays:
+        st.caption(f"The embedding snapshot at step {step} is unreadable ({path.name}).")
+        return
+    z = np.asarray(arrays["z"], dtype=np.float64)
+    labels, names, legend = labels_for(arrays, run, "class")
+    title = f"Embeddings at step {step}: {len(z)} held-out samples"
+    if z.shape[1] in (2, 3):
+        where = "circle" if z.shape[1] == 2 else "sphere"
+        fig = embedding_figure(
+            z, labels, names, legend_title=legend, title=f"{title}, unit {where}"
+        )
+    else:
+        fig = projection_figure(
+            embed.pca(z, 2),
+            labels,
+            names,
+            legend_title=legend,
+            title=f"{title}, PCA of {z.shape[1]}-D",
+            axis_titles=("principal component 1", "principal component 2"),
+        )
+    ui.chart(fig, key="tr_embed")
+    st.caption(
+        f"Classes gather as the loss aligns the two views of each sample. Geometry "
+        f"(geometry?geo_run={run.id}) plays every snapshot, projects with UMAP or t-SNE and "
+        "pins a sample with its neighbours."
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -43,38 +43,22 @@ def load_batch(source: str, n: int, seed: int, _store: Any) -> lab.Batch:
     return story.story_batch(source, n, seed, _store)
 
 
-def symbol(p: Param) -> str:
-    """The parameter's symbol with subscripts (``λ_1`` -> ``λ₁``), else its name."""
-    subs = str.maketrans("0123456789p", "₀₁₂₃₄₅₆₇₈₉ₚ")
-    if "_" not in p.symbol:
-        return p.symbol or p.name
-    head, tail = p.symbol.split("_", 1)
-    return head + tail.translate(subs)
-
-
 def param_widget(p: Param) -> Any:
-    """A widget generated from one parameter's schema (the library validates the value)."""
+    """A widget generated from one parameter's schema, labelled by its symbol (the library
+    validates the value): ε and the marginal weights get the shared controls."""
     key = f"cmp_{p.name}"
-    label = f"{symbol(p)} ({p.name})" if p.symbol else p.name
     if p.kind == "choice":
-        return ui.select(label, key, list(p.choices), p.default, help=p.description)
-    if p.optional and ui.checkbox(
-        f"hard constraint ({symbol(p)} = ∞)",
-        f"{key}_hard",
-        p.default is None,
-        help=p.description,
-    ):
-        return None
+        return ui.select(ui.param_label(p), key, list(p.choices), p.default, help=ui.param_help(p))
     low, high = p.ui or (p.low, p.high)
-    if low is None or high is None:
-        return ui.number(label, key, p.default, help=p.description)
-    default = p.default if p.default is not None else low
     if p.kind == "int":
-        return ui.slider(label, key, int(low), int(high), int(default), step=1, help=p.description)
-    step = 10.0 ** math.floor(math.log10((float(high) - float(low)) / 100))
-    return ui.slider(
-        label, key, float(low), float(high), float(default), step=step, help=p.description
-    )
+        if low is None or high is None:
+            return ui.number(ui.param_label(p), key, p.default, help=ui.param_help(p))
+        default = int(p.default if p.default is not None else low)
+        return ui.slider(
+            ui.param_label(p), key, int(low), int(high), default, step=1, help=ui.param_help(p)
+        )
+    step = 10.0 ** math.floor(math.log10((float(high or 1.0) - float(low or 0.0)) / 100))
+    return ui.param_slider(p, key, step=step)
 
 
 # ---------------------------------------------------------------------------- header

@@ -88,7 +88,7 @@ with ui.controls("Batch"):
     n = int(ui.slider("Samples N", "dom_n", 16, 128, 48, step=8))
     seed = int(ui.number("Seed", "dom_seed", 0, min_value=0, step=1))
     st.subheader("GCA-INCE plan")
-    eps = float(ui.slider("ε", "dom_eps", 0.05, 1.0, 0.5, step=0.05))
+    eps = ui.epsilon("dom_eps", 0.5)
     n_iter = int(ui.slider("T (Sinkhorn sweeps)", "dom_T", 1, 30, 10))
 
 batch = load_batch(n, seed)

@@ -17,14 +17,11 @@ from gca_viz.figures import experiments as xfig
 from gca_viz.figures import mechanism as mfig
 from gca_viz.runs import ACTIVE, RunStore
 
-RELAXATIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 SOURCES = {
     "graded": "Test corruption, severity growing across the batch",
     "augment": "Extreme augmentation at the severity s of the views above",
 }
 TITLES = {"ince": "INCE", "gca_uot": "GCA-UOT"}
-MECH_EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-MECH_RELAXATIONS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 MECH_SWEEP = tuple(float(v) for v in np.geomspace(1e-3, 1e2, 11))
 
 
@@ -333,10 +330,8 @@ with k2:
     )
     mech_seed = int(ui.number("Seed", "mech_seed", 0, min_value=0, step=1))
 with k3:
-    mech_eps = float(ui.select_slider("ε", "mech_eps", MECH_EPSILONS, 0.1))
-    mech_lam = float(
-        ui.select_slider("λ₁ = λ₂ (marginal KL weight)", "mech_lam", MECH_RELAXATIONS, 0.01)
-    )
+    mech_eps = ui.epsilon("mech_eps", 0.1)
+    mech_lam = ui.relaxation("mech_lam", 0.01, both=True)
 mech_ckpt = store.run_dir(mech_source) / "checkpoint.pt" if mech_source > 0 else None
 mech_stamp = mech_ckpt.stat().st_mtime if mech_ckpt is not None and mech_ckpt.exists() else 0.0
 with ui.guard("Experiment"):
@@ -412,14 +407,14 @@ st.caption(
     "cancels: the relaxation hardly changes its gradient. Its RINCE term does the work, as "
     f"RINCE (q = 1) alone shows: {gs['rince']:.3f}. Reading the unbalanced plan itself, "
     f"KL(P_tgt ‖ P), keeps the row scaling: {gs['uot_plan_kl']:.3f}. The preset GCA-UOT uses "
-    "the paper's ε = 0.5, T = 10, λ₁ = λ₂ = 0.2, λ = 0.01, q = 0.6, r₁ = 1, r₂ = 0.2 "
+    "the paper's ε = 0.5, T = 10, λ₁ = λ₂ = 0.2, RINCE's $λ_R$ = 0.01, q = 0.6, r₁ = 1, r₂ = 0.2 "
     "(Chen et al. 2024; its CIFAR-10 config uses r₂ = 0.02, q = 0.98)."
 )
 ui.chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
 lo_share, hi_share = sweep.shares["uot_plan_kl"][0], sweep.shares["uot_plan_kl"][-1]
 lo_h, hi_h = sweep.entropy[0] / sweep.max_entropy, sweep.entropy[-1] / sweep.max_entropy
 st.caption(
-    f"From λ = {sweep.relax[-1]:g} (nearly balanced) to λ = {sweep.relax[0]:g}: the gradient "
+    f"From λ₁ = λ₂ = {sweep.relax[-1]:g} (nearly balanced) to {sweep.relax[0]:g}: the gradient "
     f"share of the plan read directly goes {hi_share:.3f} → {lo_share:.3f}, the paper's "
     f"GCA-UOT {sweep.shares['gca_uot'][-1]:.3f} → {sweep.shares['gca_uot'][0]:.3f}, and the "
     f"plan's entropy {hi_h:.3f} → {lo_h:.3f} of log N²: as the marginals stop holding it the "
@@ -447,8 +442,8 @@ with e2:
     n = int(ui.slider("Pairs N", "noisy_n", 32, 256, 128, step=16))
     max_sev = float(ui.slider("Largest severity", "noisy_max", 0.1, 1.0, 1.0, step=0.05))
 with e3:
-    eps = float(ui.slider("ε", "noisy_eps", 0.05, 1.0, 0.5, step=0.05))
-    lam = float(ui.select_slider("λ₁ = λ₂ (marginal KL weight)", "noisy_lam", RELAXATIONS, 0.2))
+    eps = ui.epsilon("noisy_eps", 0.5)
+    lam = ui.relaxation("noisy_lam", 0.2, both=True)
 ckpt = store.run_dir(encoder_id) / "checkpoint.pt" if encoder_id else None
 stamp = ckpt.stat().st_mtime if ckpt is not None and ckpt.exists() else 0.0
 view_severity = max_sev if source == "graded" else severity

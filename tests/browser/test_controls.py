@@ -1,0 +1,119 @@
+"""One ε control and one λ control on every page (issue 14), in Chromium: the same
+log-scale range wherever ε is set, a typed ε moves the slider and the URL, the slider moves
+the typed value, a typed ε that is not > 0 is a message naming ε, and what the control
+looks like at 1280 x 800 and in lecture mode at 1024 x 768 (screenshots for people)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+EPS_RANGE = ("0.01", "2")  # the shared slider's ends (gca_viz.losses.stages.EPSILON.ui)
+LAM_RANGE = ("0.001", "100")
+# path -> (charts to wait for, ε controls, λ₁ = λ₂ controls)
+PAGES = {
+    "/domains": (2, ("dom_eps",), ()),
+    "/noisy": (2, ("noisy_eps", "mech_eps"), ("noisy_lam", "mech_lam")),
+    "/composer": (2, ("cmp_epsilon",), ()),
+}
+
+
+def slider_ends(app: Any, key: str) -> tuple[str, str]:
+    """The first and last option a select slider shows under its track."""
+    ends = app.widget(f"{key}_slider").locator('[data-testid="stSliderTickBar"] p')
+    texts = ends.all_inner_texts()
+    return texts[0], texts[-1]
+
+
+def slider_value(app: Any, key: str) -> str:
+    """What a select slider shows now (its range input's ``aria-valuetext``)."""
+    return str(app.slider(f"{key}_slider").get_attribute("aria-valuetext"))
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_epsilon_has_one_control_with_one_range(app: Any, path: str) -> None:
+    charts, eps_keys, lam_keys = PAGES[path]
+    app.goto(path, charts=charts, timeout=120)
+    for key, ends in [(k, EPS_RANGE) for k in eps_keys] + [(k, LAM_RANGE) for k in lam_keys]:
+        expect(app.widget(f"{key}_control")).to_have_count(1)
+        assert slider_ends(app, key) == ends, key
+        assert app.number_input(key).input_value() == slider_value(app, key), key
+        assert app.query().get(key) == slider_value(app, key), key
+    for key in eps_keys:  # the label is the schema's symbol, rendered (KaTeX), and text
+        label = app.widget(f"{key}_slider").locator('[data-testid="stWidgetLabel"]')
+        expect(label.locator(".katex")).to_have_count(1)
+        expect(label).to_contain_text("Temperature of InfoNCE")
+    app.assert_healthy()
+
+
+def test_typed_epsilon_moves_the_slider_and_the_url(app: Any, screenshot: Any) -> None:
+    app.goto("/domains", charts=2, timeout=120)
+    plan_title = "gd => gd._fullLayout.title.text"
+    assert "ε = 0.5" in app.chart_data("dom_chart_plan", plan_title)
+    app.type_number("dom_eps", "0.3")
+    app.wait_for_query("dom_eps", "0.3")
+    app.until(lambda: slider_value(app, "dom_eps") == "0.3", 30, "the slider at 0.3")
+    app.until(
+        lambda: "ε = 0.3" in (app.read_chart("dom_chart_plan", plan_title) or ""),
+        60,
+        "the plan at ε = 0.3",
+    )
+    # between the stops: the slider shows the typed value as a stop of its own
+    app.type_number("dom_eps", "0.123")
+    app.wait_for_query("dom_eps", "0.123")
+    app.until(lambda: slider_value(app, "dom_eps") == "0.123", 30, "the slider at 0.123")
+    # the slider moves the typed value and the URL: one stop right of 0.123 is 0.15
+    app.settle()
+    app.step_slider("dom_eps_slider")
+    app.wait_for_query("dom_eps", "0.15")
+    expect(app.number_input("dom_eps")).to_have_value("0.15")
+    app.settle(charts=2)
+    app.assert_healthy()
+    screenshot("controls-domains-epsilon")
+
+
+def test_a_typed_epsilon_that_is_not_positive_is_named(app: Any) -> None:
+    app.goto("/noisy", charts=2, timeout=120)
+    app.type_number("mech_eps", "-1")
+    warning = app.widget("mech_eps_control").locator('[data-testid="stAlertContentWarning"]')
+    expect(warning).to_contain_text("must be a number > 0", timeout=60_000)
+    expect(warning.locator(".katex").first).to_be_visible()  # ε, rendered
+    assert "ε" in warning.inner_text()
+    expect(app.number_input("mech_eps")).to_have_value("0.1")  # the value in use stays
+    assert app.query().get("mech_eps") == "0.1" and slider_value(app, "mech_eps") == "0.1"
+    app.settle(charts=2)
+    app.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "size", "key"),
+    [
+        ("domains-1280", "/domains", (1280, 800), "dom_eps"),
+        ("noisy-1280", "/noisy", (1280, 800), "mech_eps"),
+        ("domains-lecture-1024", "/domains?lecture=1", (1024, 768), "dom_eps"),
+        ("noisy-lecture-1024", "/noisy?lecture=1", (1024, 768), "noisy_lam"),
+    ],
+)
+def test_the_control_reads_well(
+    app: Any, screenshot: Any, name: str, path: str, size: tuple[int, int], key: str
+) -> None:
+    """The slider's label, track and ends and the typed box fit their column (nothing cut),
+    at a laptop's size and at a projector's; screenshots for people to judge."""
+    app.page.set_viewport_size({"width": size[0], "height": size[1]})
+    app.goto(path, charts=2, timeout=120)
+    control = app.widget(f"{key}_control")
+    control.scroll_into_view_if_needed()
+    box, column = control.evaluate(
+        """e => [e.getBoundingClientRect().toJSON(),
+                 e.parentElement.getBoundingClientRect().toJSON()]"""
+    )
+    assert box["width"] > 150 and box["right"] <= column["right"] + 1, (box, column)
+    typed, text = app.widget(key).bounding_box(), app.number_input(key).bounding_box()
+    assert typed is not None and text is not None
+    assert typed["width"] >= 140 and text["width"] >= 60  # room for 0.0001 beside the +/-
+    label = app.widget(f"{key}_slider").locator('[data-testid="stWidgetLabel"]')
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "label cut"
+    screenshot(f"controls-{name}", full=False)
+    app.assert_healthy()

@@ -1,0 +1,166 @@
+"""One control for ε and one for the marginal weights λ₁, λ₂ (issue 14): a log-scale slider
+over the schema's range and a typed value kept in sync and in the URL; a typed value that is
+not > 0 is a message naming the symbol, never a traceback (AppTest, no browser; the pages'
+own tests check that they use these controls, tests/browser/test_controls.py the browser)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import ui
+from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
+from gca_viz.registry import Param
+
+EPS_STOPS = [
+    "0.01", "0.015", "0.02", "0.03", "0.04", "0.05", "0.07",
+    "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.7", "1", "1.5", "2",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_state_left() -> Iterator[None]:
+    yield
+    st.cache_data.clear()
+
+
+def _controls() -> None:
+    import streamlit as st
+
+    import ui
+
+    eps = ui.epsilon("t_eps", 0.5)
+    lam = ui.relaxation("t_lam", None, hard=True)
+    both = ui.relaxation("t_both", 0.2, both=True)
+    st.write(f"eps={eps!r} lam={lam!r} both={both!r}")
+
+
+def _open(**query: str) -> AppTest:
+    at = AppTest.from_function(_controls, default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _shown(at: AppTest) -> str:
+    return str(at.markdown[-1].value)
+
+
+def _warnings(at: AppTest) -> str:
+    return " ".join(str(w.value) for w in at.warning)
+
+
+def test_the_stops_are_one_log_grid_with_the_papers_values() -> None:
+    assert [f"{v:g}" for v in ui.log_stops(*EPSILON.ui)] == EPS_STOPS  # type: ignore[misc]
+    lam = ui.log_stops(0.001, 100.0)
+    assert lam[0] == 0.001 and lam[-1] == 100.0 and {0.01, 0.2, 0.3, 1.0} <= set(lam)
+    assert RELAX_A.ui == RELAX_B.ui == (0.001, 100.0)  # λ₁ and λ₂: one range
+    assert ui.log_stops(0.03, 0.25) == (0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25)
+    with pytest.raises(ValueError, match="log scale"):
+        ui.log_stops(0.0, 1.0)
+
+
+def test_the_controls_start_at_their_defaults_with_the_shared_range() -> None:
+    at = _open()
+    assert _shown(at) == "eps=0.5 lam=None both=0.2"
+    eps = at.select_slider(key="t_eps_slider")
+    assert eps.options == EPS_STOPS and eps.value == 0.5
+    assert eps.label == "$ε$: Temperature of InfoNCE = entropic regulariser of OT"
+    assert at.number_input(key="t_eps").value == 0.5
+    assert at.select_slider(key="t_both_slider").label.startswith("$λ_1 = λ_2$: ")
+    assert at.checkbox(key="t_lam_hard").value is True  # default None: a hard marginal
+    assert "$λ_1 = \\infty$" in at.checkbox(key="t_lam_hard").label
+    assert at.query_params["t_eps"] == "0.5"
+
+
+def test_typing_a_value_moves_the_slider_and_the_url() -> None:
+    at = _open()
+    at.number_input(key="t_eps").set_value(0.3).run()
+    assert at.select_slider(key="t_eps_slider").value == 0.3
+    assert at.query_params["t_eps"] == "0.3" and _shown(at).startswith("eps=0.3 ")
+    # a value between the stops is a stop of its own, so the slider shows it exactly
+    at.number_input(key="t_eps").set_value(0.123).run()
+    slider = at.select_slider(key="t_eps_slider")
+    assert slider.value == 0.123 and "0.123" in slider.options
+    assert at.query_params["t_eps"] == "0.123"
+    # ... and so is one beyond the slider's range (Plan lab looks at ε = 1e-4)
+    at.number_input(key="t_eps").set_value(1e-4).run()
+    assert at.select_slider(key="t_eps_slider").options[:2] == ["0.0001", "0.01"]
+    # the +/- buttons add float noise; the value in use is the decimal
+    at.number_input(key="t_eps").set_value(0.21000000000000002).run()
+    assert at.query_params["t_eps"] == "0.21" and at.number_input(key="t_eps").value == 0.21
+
+
+def test_moving_the_slider_sets_the_typed_value_and_the_url() -> None:
+    at = _open()
+    at.select_slider(key="t_both_slider").set_value(0.05).run()
+    assert at.number_input(key="t_both").value == 0.05
+    assert at.query_params["t_both"] == "0.05" and _shown(at).endswith("both=0.05")
+    at.checkbox(key="t_lam_hard").uncheck().run()
+    assert "lam=0.2" in _shown(at)  # the schema's default λ₁
+    at.select_slider(key="t_lam_slider").set_value(3.0).run()
+    assert "lam=3.0" in _shown(at) and at.query_params["t_lam_hard"] == "False"
+
+
+@pytest.mark.parametrize("typed", [0.0, -1.0])
+def test_a_typed_value_that_is_not_positive_is_a_message_naming_epsilon(typed: float) -> None:
+    at = _open()
+    at.number_input(key="t_eps").set_value(0.2).run()
+    at.number_input(key="t_eps").set_value(typed).run()
+    assert not at.exception
+    assert f"$ε$ = {typed:g} is not used: $ε$ must be a number > 0, so it stays 0.2" in _warnings(
+        at
+    )
+    assert at.number_input(key="t_eps").value == 0.2 and _shown(at).startswith("eps=0.2 ")
+    assert at.query_params["t_eps"] == "0.2"
+    at.select_slider(key="t_eps_slider").set_value(0.1).run()
+    assert not at.warning  # the next change clears it
+    at.number_input(key="t_both").set_value(-3.0).run()
+    assert "$λ_1 = λ_2$ = -3 is not used" in _warnings(at)
+
+
+def test_the_link_sets_the_controls_and_a_bad_link_value_is_named() -> None:
+    at = _open(t_eps="0.07", t_both="20", t_lam_hard="False", t_lam="0.004")
+    assert _shown(at) == "eps=0.07 lam=0.004 both=20.0"
+    assert at.select_slider(key="t_lam_slider").value == 0.004
+    bad = _open(t_eps="-0.5", t_both="abc")
+    assert _shown(bad) == "eps=0.5 lam=None both=0.2"
+    text = _warnings(bad)
+    assert "The link's $ε$ = -0.5 is not used" in text and "$λ_1 = λ_2$ = abc" in text
+
+
+def _schema_controls() -> None:
+    import ui
+    from gca_viz.losses.stages import EPSILON, RELAX_B, Q
+
+    ui.param_slider(EPSILON, "s_eps")
+    ui.param_slider(RELAX_B, "s_relax_b", default=5.0)
+    ui.param_slider(Q, "s_q")
+
+
+def test_param_slider_gives_epsilon_and_lambda_the_shared_control() -> None:
+    at = AppTest.from_function(_schema_controls, default_timeout=30).run()
+    assert not at.exception
+    assert at.select_slider(key="s_eps_slider").options == EPS_STOPS
+    relax = at.select_slider(key="s_relax_b_slider")
+    assert relax.value == 5.0 and relax.label.startswith("$λ_2$: KL weight of the column")
+    assert at.checkbox(key="s_relax_b_hard").value is False  # optional: may be made hard
+    q = at.slider(key="s_q")
+    assert q.label.startswith("$q$: RINCE exponent") and "`q`" in str(q.help)
+    assert [s.key for s in at.slider] == ["s_q"]
+
+
+def test_labels_come_from_the_schema_never_the_field_name() -> None:
+    p = Param("relax_z", 1.0, "Some weight.", "λ_z")
+    assert ui.param_label(p) == "$λ_z$: Some weight"
+    assert ui.param_label(Param("depth", 2, "Number of blocks.", kind="int")) == "Number of blocks"
+    assert "relax_z" not in ui.param_label(p) and "`relax_z`" in ui.param_help(p)
+    assert ui.SHARED_PARAMS == (EPSILON, RELAX_A, RELAX_B)
+    # a number input of a log-scale parameter (the Train page's live changes) steps by the
+    # bottom of its slider's range
+    assert ui.param_step(EPSILON) == 0.01 and ui.param_step(RELAX_A) == 0.001
