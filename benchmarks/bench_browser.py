@@ -68,6 +68,7 @@ from tests.browser.conftest import (  # noqa: E402  (after the path set-up)
     CHROMIUM_ARGS,
     VIEWPORT,
     _free_port,
+    cell_point,
     kill_run_processes,
 )
 
@@ -393,14 +394,7 @@ class Tab:
         gd = self.page.locator(f".st-key-{chart} .js-plotly-plot").first
         gd.scroll_into_view_if_needed()
         self.calm()
-        x, y = gd.evaluate(
-            """(gd, [i, j]) => {
-                const L = gd._fullLayout, box = gd.getBoundingClientRect();
-                return [box.left + L.xaxis._offset + L.xaxis.l2p(j),
-                        box.top + L.yaxis._offset + L.yaxis.l2p(i)];
-            }""",
-            [i, j],
-        )
+        x, y = cell_point(gd, i, j)
         target = {"kind": "inputs", "values": {"lab_i": str(i), "lab_j": str(j)}}
         return self.measure(target, lambda: self.page.mouse.click(x, y))
 

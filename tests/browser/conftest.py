@@ -68,6 +68,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             old.unlink(missing_ok=True)
 
 
+def cell_point(chart: Any, i: int, j: int) -> tuple[float, float]:
+    """Page coordinates of cell ``(i, j)`` (row ``i``, column ``j``) of a heatmap chart."""
+    x, y = chart.evaluate(
+        """(gd, [i, j]) => {
+            const L = gd._fullLayout, box = gd.getBoundingClientRect();
+            return [box.left + L.xaxis._offset + L.xaxis.l2p(j),
+                    box.top + L.yaxis._offset + L.yaxis.l2p(i)];
+        }""",
+        [i, j],
+    )
+    return float(x), float(y)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,6 +156,7 @@ def serve_app(runs_dir: Path, script_times: Path | None = None) -> Iterator[Serv
     every script run there (see timed_server.py)."""
     port = _free_port()
     env = {**os.environ, "GCA_RUNS_DIR": str(runs_dir)}
+    env.setdefault("GCA_WARM_UP", "0")  # tests/conftest.py: no numba compile per server
     streamlit = ["-m", "streamlit"]
     if script_times is not None:
         streamlit = [str(Path(__file__).with_name("timed_server.py"))]
