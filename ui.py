@@ -241,13 +241,19 @@ def _stops(p: Param) -> tuple[float, ...]:
     return log_stops(*p.ui)
 
 
-def epsilon(key: str, default: float) -> float:
+EPSILON_STOPS = _stops(EPSILON)
+"""The stops of every ``ε`` slider (:func:`epsilon`): 0.01 to 2."""
+
+
+def epsilon(key: str, default: float, what: str = "temperature = regulariser") -> float:
     """The ``ε`` control of every page: a log-scale slider over the schema's range
-    (:data:`gca_viz.losses.stages.EPSILON`, 0.01 to 2) and a box to type any ``ε > 0``
-    (a value off the slider's stops is shown as a stop of its own), both in the URL as
-    ``key``. A typed value that is not ``> 0`` is not used: a message names ``ε`` and the
-    value in use stays."""
-    return _log_control(EPSILON.symbol, key, default, param_label(EPSILON), _stops(EPSILON))
+    (:data:`gca_viz.losses.stages.EPSILON`, :data:`EPSILON_STOPS`) and a box to type any
+    ``ε > 0`` (a value off the slider's stops is shown as a stop of its own), both in the
+    URL as ``key``, labelled ``"$ε$: what"`` (short: it often shares a row; the schema's
+    description is in the help). A typed value that is not ``> 0`` is not used: a message
+    names ``ε`` and the value in use stays."""
+    label = f"${EPSILON.symbol}$: {what}"
+    return _log_control(EPSILON.symbol, key, default, label, EPSILON_STOPS, EPSILON.description)
 
 
 @overload
@@ -294,11 +300,11 @@ def relaxation(
     ):
         return None
     start = float(default) if default is not None else float(param.default or 1.0)
-    return _log_control(symbol, key, start, label, _stops(param))
+    return _log_control(symbol, key, start, label, _stops(param), param.description)
 
 
 def _log_control(
-    symbol: str, key: str, default: float, label: str, stops: tuple[float, ...]
+    symbol: str, key: str, default: float, label: str, stops: tuple[float, ...], about: str
 ) -> float:
     """A value ``> 0`` set by a slider over ``stops`` or typed (the number input has the
     key ``key``, the slider ``key_slider``), kept in the URL as ``key``."""
@@ -318,8 +324,8 @@ def _log_control(
             format_func=_short,
             on_change=_slid,
             args=(key, slider_key, note_key),
-            help=f"A log scale from {stops[0]:g} to {stops[-1]:g}; type any value > 0 in "
-            "the box below it. Kept in the link.",
+            help=f"{about} A log scale from {stops[0]:g} to {stops[-1]:g}; type any value "
+            "> 0 in the box below it. Kept in the link.",
             **_KEEP,
         )
         st.number_input(

@@ -167,13 +167,15 @@ def test_cell_inspector_follows_the_row_and_column_inputs() -> None:
     assert not at.dataframe[0].value.equals(table)
 
 
-def test_typing_epsilon_zero_shows_an_error_not_a_traceback() -> None:
+def test_typing_epsilon_zero_is_refused_with_a_message_not_a_traceback() -> None:
     at = open_page(LAB)
-    at.number_input(key="lab_eps").set_value(0.0).run()
-    assert not at.exception
-    assert any("epsilon" in e.value for e in at.error)
-    at.number_input(key="lab_eps").set_value(0.2).run()
+    at.number_input(key="lab_eps").set_value(0.0).run()  # the shared ε control refuses it
     assert not at.exception and not at.error
+    assert any("$ε$ = 0 is not used" in w.value for w in at.warning)
+    assert at.number_input(key="lab_eps").value == 0.1 and at.query_params["lab_eps"] == "0.1"
+    at.number_input(key="lab_eps").set_value(0.2).run()
+    assert not at.exception and not at.error and not at.warning
+    assert at.select_slider(key="lab_eps_slider").value == 0.2
 
 
 def test_plan_lab_honours_the_query_string() -> None:
@@ -263,7 +265,7 @@ def test_entropy_page_renders_and_responds() -> None:
     after = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
     assert not np.allclose(before, after)
 
-    at.select_slider(key="ent_l1").set_value(1.0).run()
+    at.select_slider(key="ent_l1_slider").set_value(1.0).run()
     contraction = by_title(at, "Contraction per sweep")
     rho = np.asarray(contraction["data"][3]["y"], dtype=float)
     eps = np.asarray(contraction["data"][3]["x"], dtype=float)
@@ -272,8 +274,8 @@ def test_entropy_page_renders_and_responds() -> None:
 
 def test_entropy_page_bad_range_is_an_error() -> None:
     at = open_page(ENTROPY)
-    at.number_input(key="ent_eps_min").set_value(0.0).run()
-    assert not at.exception and any("eps_min" in e.value for e in at.error)
+    at.number_input(key="ent_eps_min").set_value(0.0).run()  # refused by the ε control
+    assert not at.exception and any("$ε$ = 0 is not used" in w.value for w in at.warning)
     at.number_input(key="ent_eps_min").set_value(3.0).run()
     assert not at.exception and any("eps_max" in e.value for e in at.error)
 

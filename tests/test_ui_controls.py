@@ -70,7 +70,8 @@ def test_the_controls_start_at_their_defaults_with_the_shared_range() -> None:
     assert _shown(at) == "eps=0.5 lam=None both=0.2"
     eps = at.select_slider(key="t_eps_slider")
     assert eps.options == EPS_STOPS and eps.value == 0.5
-    assert eps.label == "$ε$: Temperature of InfoNCE = entropic regulariser of OT"
+    assert eps.label == "$ε$: temperature = regulariser"
+    assert str(eps.help).startswith("Temperature of InfoNCE = entropic regulariser of OT.")
     assert at.number_input(key="t_eps").value == 0.5
     assert at.select_slider(key="t_both_slider").label.startswith("$λ_1 = λ_2$: ")
     assert at.checkbox(key="t_lam_hard").value is True  # default None: a hard marginal

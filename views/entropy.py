@@ -11,6 +11,7 @@ import streamlit as st
 import ui
 from gca_viz import lab, ot
 from gca_viz.figures import plans as figs
+from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 
@@ -20,7 +21,6 @@ SOURCES = {
     "multidomain_digits": "Multi-domain digits through a random encoder",
 }
 TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
-RELAXATIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 C = figs.COLORS
 
 
@@ -94,18 +94,10 @@ with ui.controls("Batch"):
     )
     gamma = 0.0
     if target == "class":
-        p = TARGETS["class"].params[0]
-        gamma = ui.slider(
-            f"{p.symbol}: {p.description}",
-            "ent_gamma",
-            0.0,
-            1.0,
-            float(p.default or 0.1),
-            step=0.05,
-        )
+        gamma = ui.param_slider(TARGETS["class"].params[0], "ent_gamma")
     st.subheader("Sweep over ε")
-    eps_min = ui.number("smallest ε", "ent_eps_min", 0.02, step=0.01, format="%g")
-    eps_max = ui.number("largest ε", "ent_eps_max", 2.0, step=0.1, format="%g")
+    eps_min = ui.epsilon("ent_eps_min", 0.02, what="the smallest of the sweep")
+    eps_max = ui.epsilon("ent_eps_max", 2.0, what="the largest of the sweep")
     num = ui.slider("values of ε (log-spaced)", "ent_num", 4, 30, 12)
     tol = ui.select_slider(
         "tolerance (relative marginal error)",
@@ -116,11 +108,11 @@ with ui.controls("Batch"):
     )
     cap = ui.select("sweep cap", "ent_cap", [100, 300, 1000, 3000], 1000)
     n_iter = ui.slider("T of GCA-INCE (sweeps)", "ent_T_loss", 1, 50, 10)
-    lam1 = ui.select_slider("λ₁ (unbalanced row weight)", "ent_l1", RELAXATIONS, 0.2)
-    lam2 = ui.select_slider("λ₂ (unbalanced column weight)", "ent_l2", RELAXATIONS, 0.2)
+    lam1 = ui.relaxation("ent_l1", 0.2, param=RELAX_A)
+    lam2 = ui.relaxation("ent_l2", 0.2, param=RELAX_B)
     st.subheader("Sweep over T")
     t_max = ui.slider("largest T", "ent_T", 2, 100, 30)
-    eps_t = ui.number("ε for the T sweep", "ent_eps_T", 0.1, step=0.01, format="%g")
+    eps_t = ui.epsilon("ent_eps_T", 0.1, what="fixed for the T sweep")
 
 with ui.guard("Batch"):
     batch = load_batch(source, n, int(seed), noise, augment)
@@ -238,7 +230,7 @@ with b:
             },
             title="Contraction per sweep",
             x_title=x_eps,
-            y_title="error ratio e_{t+1} / e_t",
+            y_title="error ratio eₜ₊₁ / eₜ",
             dashed=("balanced, rough prediction tanh²(range C / 2ε)", "unbalanced, ρ₁ρ₂ (exact)"),
             colors={
                 "balanced, measured": C["row"],

@@ -17,6 +17,7 @@ from gca_viz import lab, ot, targets
 from gca_viz.figures import plans as figs
 from gca_viz.figures.player import half_step_player
 from gca_viz.losses import COSTS, PROJECTIONS
+from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 
@@ -36,7 +37,6 @@ VIEWS = {
     "target": "P_tgt: target plan",
 }
 PLAY_FRAME_MS = 25  # the pause between frames; a 64 x 64 frame takes ~40 ms to draw: 20+ fps
-RELAXATIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 TARGET_NAMES = {
     "pairs": "augmentation pairs",
     "class": "class prior γ",
@@ -205,7 +205,7 @@ if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run train
         st.session_state["_lab_eps_from"] = origin
 
 with ui.controls("Problem"):
-    eps = ui.number("ε (temperature = regulariser)", "lab_eps", 0.1, step=0.01, format="%g")
+    eps = ui.epsilon("lab_eps", 0.1)
     n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
     choices = [t for t in ("pairs", "class", "domain") if t != "class" or batch.labels is not None]
     choices = [t for t in choices if t != "domain" or batch.domains is not None]
@@ -227,12 +227,8 @@ with ui.controls("Problem"):
     else:
         layout = batch.layout
         st.caption(f"Layout: {layout} (fixed by the run).")
-    lam1 = ui.select_slider(
-        "λ₁: row-marginal weight of the unbalanced plan", "lab_l1", RELAXATIONS, 0.2
-    )
-    lam2 = ui.select_slider(
-        "λ₂: column-marginal weight of the unbalanced plan", "lab_l2", RELAXATIONS, 0.2
-    )
+    lam1 = ui.relaxation("lab_l1", 0.2, param=RELAX_A)
+    lam2 = ui.relaxation("lab_l2", 0.2, param=RELAX_B)
     st.subheader("Display")
     log_scale = ui.toggle("Log colour scale", "lab_log", False)
     shared_scale = ui.toggle(

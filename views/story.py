@@ -29,9 +29,7 @@ STEPS = {
     4: "4 · ε and relaxed marginals",
     5: "5 · The method family",
 }
-EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 SIZES = (8, 16, 32, 64, 128, 256)
-RELAXATIONS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, math.inf)
 METHODS = list(losses.LOSSES)
 # Widths (px) of the methods table's columns: together the width of the page at 1400 px (or
 # in lecture mode at 1024 px), so that every column is in view and rows are few lines high.
@@ -117,7 +115,7 @@ with c_src:
 with c_n:
     n = ui.select_slider("Pairs N", "story_n", SIZES, 64)
 with c_eps:
-    eps = ui.select_slider("ε (temperature = regulariser)", "story_eps", EPSILONS, 0.2)
+    eps = ui.epsilon("story_eps", 0.2)
 with c_t:
     n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
 with ui.controls("Story settings"):
@@ -237,7 +235,11 @@ elif step == 2:
         if settled < last
         else f"the KL is still falling at k = {last}: more sweeps would lower it further"
     )
-    hint = " A smaller ε spreads the descent over more half-steps." if eps > EPSILONS[0] else ""
+    hint = (
+        " A smaller ε spreads the descent over more half-steps."
+        if eps > ui.EPSILON_STOPS[0]
+        else ""
+    )
     st.caption(
         f"Computed in float64. The largest drop, {drop:.2e}, is from k = {k_max} to "
         f"k = {k_max + 1}; {tail}.{hint}"
@@ -338,15 +340,9 @@ elif step == 4:
         f"{ent.marginal_error:.1e}{slow}."
     )
     st.subheader("Relaxed marginals")
-    lam = ui.select_slider(
-        "λ₁ = λ₂: weight of the marginal penalties (∞ = hard constraints)",
-        "story_lam",
-        RELAXATIONS,
-        0.3,
-        format_func=lambda v: "∞" if v == math.inf else f"{v:g}",
-    )
+    lam = ui.relaxation("story_lam", 0.3, both=True, hard=True)
     with ui.guard("Step 4"):
-        rel = story.relaxed_marginals(C, eps, None if lam == math.inf else lam)
+        rel = story.relaxed_marginals(C, eps, lam)
     st.latex(ot.UNBALANCED_LATEX)
     st.latex(ot.LOG_UPDATE_LATEX)
     st.latex(story.RELAXED_LATEX)
@@ -385,7 +381,7 @@ elif step == 4:
             key="story_marginals",
         )
     with right:
-        lam_text = "∞" if lam == math.inf else f"{lam:g}"
+        lam_text = "∞" if lam is None else f"{lam:g}"
         live_chart.live_chart(
             heatmap(rel.plan, f"Unbalanced plan, λ = {lam_text}", log_scale, height=440),
             key="story_unbalanced",

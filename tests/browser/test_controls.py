@@ -44,7 +44,7 @@ def test_epsilon_has_one_control_with_one_range(app: Any, path: str) -> None:
     for key in eps_keys:  # the label is the schema's symbol, rendered (KaTeX), and text
         label = app.widget(f"{key}_slider").locator('[data-testid="stWidgetLabel"]')
         expect(label.locator(".katex")).to_have_count(1)
-        expect(label).to_contain_text("Temperature of InfoNCE")
+        expect(label).to_contain_text("temperature = regulariser")
     app.assert_healthy()
 
 
