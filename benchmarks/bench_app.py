@@ -69,7 +69,7 @@ CASES: list[Case] = [
             Change("number_input", "lab_eps", (0.2, 0.1)),
             Change("slider", "lab_T", (12, 10)),
             Change("selectbox", "lab_target", ("class", "pairs")),
-            Change("select_slider", "lab_l1", (0.5, 0.2)),
+            Change("select_slider", "lab_l1_slider", (0.5, 0.2)),
         ],
         target_ms=150.0,
         quick_query={"lab_n": "64"},
@@ -80,7 +80,7 @@ CASES: list[Case] = [
         [
             Change("number_input", "ent_eps_T", (0.2, 0.1)),
             Change("slider", "ent_T", (20, 30)),
-            Change("select_slider", "ent_l1", (0.5, 0.2)),
+            Change("select_slider", "ent_l1_slider", (0.5, 0.2)),
             Change("slider", "ent_num", (8, 12)),
         ],
         quick_query={"ent_n": "32", "ent_cap": "100"},

@@ -535,7 +535,7 @@ def plan(
         ),
         Action(
             "Story: ε slider (step 2)",
-            lambda r: story.key("story_eps", arrow(r), chart("story_kl")),
+            lambda r: story.key("story_eps_slider", arrow(r), chart("story_kl")),
             change,
             slider,
         ),

@@ -156,7 +156,7 @@ def test_every_step_renders() -> None:
     rerun(at)
     for method in ("INCE", "GCA-INCE"):
         total = float(metric(at, f"{method}: mean alignment")) + float(
-            metric(at, f"{method}: mean uniformity")
+            metric(at, f"{method}: mean repulsion")
         )
         assert total == pytest.approx(float(metric(at, f"{method}: loss")), abs=2e-4)
         assert float(metric(at, f"{method}: residual")) < 1e-6

@@ -18,21 +18,21 @@ from views._train_launch import TARGET_CHOICES, TARGET_PARAMS
 
 
 def live_number(p: Param, value: Any, key: str) -> Any:
-    """A number input for a live change, starting at the run's current value."""
-    label = f"{p.name} ({p.symbol})" if p.symbol else p.name
+    """A number input for a live change, starting at the run's current value, labelled by
+    the parameter's symbol and description (``ui.param_label``), never its field name."""
+    label, help_ = ui.param_label(p), ui.param_help(p)
     step = ui.param_step(p)
     if p.optional:
-        hard = st.checkbox(f"hard {p.symbol or p.name}", value=value is None, key=f"{key}_hard")
+        symbol = f"${p.symbol}$" if p.symbol else p.name
+        hard = st.checkbox(f"{symbol} = ∞: hard constraint", value=value is None, key=f"{key}_hard")
         start = value if value is not None else (p.ui[0] if p.ui else 1.0)
         num = st.number_input(
-            label, value=float(start), step=step, format="%g", key=key, help=p.description
+            label, value=float(start), step=step, format="%g", key=key, help=help_
         )
         return None if hard else num
     if p.kind == "int":
-        return st.number_input(label, value=int(value), step=1, key=key, help=p.description)
-    return st.number_input(
-        label, value=float(value), step=step, format="%g", key=key, help=p.description
-    )
+        return st.number_input(label, value=int(value), step=1, key=key, help=help_)
+    return st.number_input(label, value=float(value), step=step, format="%g", key=key, help=help_)
 
 
 def live_controls(store: RunStore, run: RunInfo) -> None:

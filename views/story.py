@@ -25,7 +25,7 @@ SOURCES = {
 STEPS = {
     1: "1 · InfoNCE is a KL divergence",
     2: "2 · Sinkhorn lowers it",
-    3: "3 · Alignment + uniformity",
+    3: "3 · Alignment + repulsion",
     4: "4 · ε and relaxed marginals",
     5: "5 · The method family",
 }
@@ -246,43 +246,44 @@ elif step == 2:
     )
     ui.show_code(story.monotone_alignment, ot.row_projection)
 
-# ------------------------------------------------------- step 3: alignment/uniformity
+# -------------------------------------------------------- step 3: alignment/repulsion
 
 elif step == 3:
     st.header(STEPS[3])
     st.markdown(
         "Write the plan in log form with the dual potentials $f, g$ and the loss of each row "
         "splits in two: an **alignment** term, the positive pair's cost over ε (pull the two "
-        "views together), and a **uniformity** term, minus the potentials (push everything "
-        "apart). Both losses share the alignment term; Sinkhorn changes only the uniformity "
-        "term, by making every sample receive the same total mass."
+        "views together), and a **repulsion** term, minus the potentials (push everything "
+        "apart; not the Wang-Isola uniformity of Geometry). Both losses share the alignment "
+        "term; Sinkhorn changes only the repulsion term, by making every sample receive the "
+        "same total mass."
     )
     with ui.guard("Step 3"):
-        au = story.alignment_uniformity(z1, z2, eps, n_iter)
+        au = story.alignment_repulsion(z1, z2, eps, n_iter)
     st.latex(story.SPLIT_LATEX)
-    st.latex(story.INCE_UNIFORMITY_LATEX)
+    st.latex(story.INCE_REPULSION_LATEX)
     for label, part in (("INCE", au.ince), ("GCA-INCE", au.gca)):
         m1, m2, m3, m4 = st.columns(4)
         m1.metric(f"{label}: mean alignment", fmt(float(np.mean(part.alignment)), 4))
-        m2.metric(f"{label}: mean uniformity", fmt(float(np.mean(part.uniformity)), 4))
+        m2.metric(f"{label}: mean repulsion", fmt(float(np.mean(part.repulsion)), 4))
         m3.metric(f"{label}: loss", fmt(part.loss, 4))
         m4.metric(
             f"{label}: residual",
             f"{part.loss_residual:.1e}",
-            help="|mean(alignment + uniformity) − loss|; per row the largest gap is "
+            help="|mean(alignment + repulsion) − loss|; per row the largest gap is "
             f"{part.row_residual:.1e}",
         )
     live_chart.live_chart(
         figs.split_chart(
-            (au.ince.alignment, au.ince.uniformity, au.ince.neg_log_pos),
-            (au.gca.alignment, au.gca.uniformity, au.gca.neg_log_pos),
+            (au.ince.alignment, au.ince.repulsion, au.ince.neg_log_pos),
+            (au.gca.alignment, au.gca.repulsion, au.gca.neg_log_pos),
         ),
         key="story_split",
     )
     drop = au.gca.loss - au.ince.loss
     st.caption(
         "The first two panels share the alignment term, so they differ only in the "
-        f"uniformity term, which can be too little to see: the third panel plots the "
+        f"repulsion term, which can be too little to see: the third panel plots the "
         f"difference per row. Its mean, {drop:+.3g} nats, is GCA-INCE − INCE: single rows "
         "may rise, the mean never does."
     )
@@ -290,7 +291,7 @@ elif step == 3:
     st.markdown(
         "Under $P^{(1)}$ every sample *sends* mass 1, but nothing limits what it *receives*: a "
         "sample close to many others becomes a hub. The column constraint of Sinkhorn gives "
-        "every sample the same received mass, which is the extra uniformity of GCA."
+        "every sample the same received mass: GCA spreads what each sample receives evenly."
     )
     st.latex(story.GINI_LATEX)
     hubs = au.hubs
@@ -304,7 +305,7 @@ elif step == 3:
         f"The top hub (sample {hubs.top_hub}) receives {hubs.before.max():.2f} under P⁽¹⁾; "
         f"after T = {n_iter} sweeps it receives {hubs.after[hubs.top_hub]:.4f}."
     )
-    ui.show_code(story.split_loss, story.alignment_uniformity, story.hub_report)
+    ui.show_code(story.split_loss, story.alignment_repulsion, story.hub_report)
 
 # ------------------------------------------------------- step 4: ε and relaxed marginals
 
@@ -383,7 +384,7 @@ elif step == 4:
     with right:
         lam_text = "∞" if lam is None else f"{lam:g}"
         live_chart.live_chart(
-            heatmap(rel.plan, f"Unbalanced plan, λ = {lam_text}", log_scale, height=440),
+            heatmap(rel.plan, f"Unbalanced plan, λ₁ = λ₂ = {lam_text}", log_scale, height=440),
             key="story_unbalanced",
         )
     st.caption(

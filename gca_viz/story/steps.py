@@ -56,9 +56,6 @@ INCE_REPULSION_LATEX = (
 )
 """For InfoNCE the repulsion term is the log-partition function (:func:`split_loss`)."""
 
-INCE_UNIFORMITY_LATEX = INCE_REPULSION_LATEX
-"""Old name of :data:`INCE_REPULSION_LATEX`, kept until ``views/story.py`` uses the new one."""
-
 GINI_LATEX = (
     r"G(c) = \frac{\sum_{j,k} |c_j - c_k|}{2m \sum_j c_j},\qquad c = P^\top\mathbf 1"
     r"\quad (0:\ \text{every sample receives the same mass})"
@@ -286,11 +283,6 @@ class Split:
     loss: float  # the loss module's value
 
     @property
-    def uniformity(self) -> np.ndarray:
-        """Old name of :attr:`repulsion`, kept until ``views/story.py`` uses the new one."""
-        return self.repulsion
-
-    @property
     def row_residual(self) -> float:
         """``max_i |alignment_i + repulsion_i + log P_{i,pos(i)}|``."""
         return float(np.max(np.abs(self.alignment + self.repulsion - self.neg_log_pos)))
@@ -427,12 +419,6 @@ def alignment_repulsion(
         ince = losses.get("ince", epsilon=eps).inspect(z1, z2)
         gca = losses.get("gca_ince", epsilon=eps, n_iter=sweeps).inspect(z1, z2)
     return AlignmentRepulsion(split_loss(ince), split_loss(gca), hub_report(ince.plan, gca.plan))
-
-
-AlignmentUniformity = AlignmentRepulsion
-"""Old name of :class:`AlignmentRepulsion`, kept until ``views/story.py`` uses the new one."""
-alignment_uniformity = alignment_repulsion
-"""Old name of :func:`alignment_repulsion`, kept until ``views/story.py`` uses the new one."""
 
 
 # ----------------------------------------------------------- step 4: ε and relaxed marginals
