@@ -424,7 +424,7 @@ def _traces(fig: Any) -> dict[str, Any]:
 
 
 def test_sweep_chart_labels_the_paper_series_apart_from_measurements() -> None:
-    fig = xfig.sweep_chart(
+    fig = xfig.domain_sweep_chart(
         np.array([-0.5, 0.0, 0.5]),
         np.array([0.9, 0.92, np.nan]),
         np.array([0.8, 0.81, np.nan]),

@@ -49,7 +49,7 @@ def figures() -> dict[str, Callable[[], go.Figure]]:
         "experiments.block_heatmap": lambda: experiments.block_heatmap(
             plan, np.repeat([0, 1, 2], 4), title="P", value_label="P", log=True
         ),
-        "experiments.sweep_chart": lambda: experiments.sweep_chart(
+        "experiments.domain_sweep_chart": lambda: experiments.domain_sweep_chart(
             np.array([-0.5, 0.0, 0.5]), np.array([0.7, 0.8, 0.9]), np.array([0.9, 0.9, 0.9])
         ),
         "experiments.comparison_bars": lambda: experiments.comparison_bars(

@@ -306,7 +306,7 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
     dom = np.array([r.domain_acc if r.status == "finished" else np.nan for r in rows])
     dom_z = np.array([r.domain_acc_embedding if r.status == "finished" else np.nan for r in rows])
     cls = np.array([r.probe_acc if r.status == "finished" else np.nan for r in rows])
-    fig = xfig.sweep_chart(
+    fig = xfig.domain_sweep_chart(
         d,
         dom,
         cls,

@@ -1,7 +1,7 @@
 """Figures of the "Target plans and domains" and "Noisy views" pages (arrays in, figures out).
 
 * :func:`block_heatmap`: a target or plan with its marginals and the domain blocks outlined.
-* :func:`sweep_chart`: domain and class accuracy against ``α - β``, beside the paper's
+* :func:`domain_sweep_chart`: domain and class accuracy against ``α - β``, beside the paper's
   reference numbers (drawn as a separate, labelled series).
 * :func:`comparison_bars`: accuracies per method, clean vs corrupted test data.
 * :func:`view_grid`: digits and their augmented views with the per-sample strength.
@@ -103,7 +103,7 @@ def block_heatmap(
     return fig
 
 
-def sweep_chart(
+def domain_sweep_chart(
     delta: np.ndarray,
     domain_acc: np.ndarray,
     class_acc: np.ndarray,
