@@ -194,7 +194,7 @@ def ours_run(
     slow: bool = False,
 ) -> Run:
     def call() -> Any:
-        return sinkhorn(Ct, at, at, epsilon=eps, max_iter=iters, method=method)
+        return sinkhorn(Ct, at, at, epsilon=eps, n_iter=iters, method=method)
 
     def check(res: Any, _warned: list[str]) -> tuple[str, Any]:
         plan = res.plan.detach().cpu().numpy()
@@ -580,7 +580,7 @@ def converged_plans(n: int, rows: list[Row], args: argparse.Namespace) -> list[C
         if math.isfinite(per_iter["ours"]):
             cap = max(args.iters, min(cap, int(args.conv_budget / per_iter["ours"])))
         t0 = time.perf_counter()
-        res = sinkhorn(Ct, at, at, epsilon=eps, max_iter=cap, tol=args.conv_tol)
+        res = sinkhorn(Ct, at, at, epsilon=eps, n_iter=cap, tol=args.conv_tol)
         t_ours = time.perf_counter() - t0
         if not res.converged:
             unconverged_plans(C, a, eps, res, t_ours, per_iter["sinkhorn"], result, args)
@@ -648,7 +648,7 @@ def unconverged_plans(
         res
         if k == res.n_iter
         else sinkhorn(
-            torch.from_numpy(C), torch.from_numpy(a), torch.from_numpy(a), epsilon=eps, max_iter=k
+            torch.from_numpy(C), torch.from_numpy(a), torch.from_numpy(a), epsilon=eps, n_iter=k
         )
     )
     t0 = time.perf_counter()
@@ -676,7 +676,7 @@ def same_iterates(C: np.ndarray, a: np.ndarray, args: argparse.Namespace) -> Non
         " column-first order on C^T is our row-first order on C):"
     )
     for eps in args.eps:
-        ours = sinkhorn(Ct, at, at, epsilon=eps, max_iter=args.iters).plan.numpy()
+        ours = sinkhorn(Ct, at, at, epsilon=eps, n_iter=args.iters).plan.numpy()
         for key in ("sinkhorn", "log"):
             if key == "log" and C.shape[0] > args.log_max_n and not args.full:
                 continue

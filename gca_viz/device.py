@@ -57,10 +57,12 @@ def torch_threads(count: int | None) -> Iterator[None]:
     """Run torch's CPU ops on ``count`` intra-op threads inside the block; ``None`` leaves
     the setting alone.
 
-    Used with ``count=1`` around work made of many small torch ops beside BLAS calls: torch's
-    OpenMP workers keep spinning after a parallel op and compete with the BLAS threads for
-    the same cores (measured on 2 cores: matrix-vector products twice as slow, small row
-    projections ten times slower under load).
+    For callers, around work made of many small torch ops beside BLAS calls (``count=1``):
+    torch's OpenMP workers keep spinning after a parallel op and compete with the BLAS
+    threads for the same cores (measured on 2 cores: matrix-vector products twice as slow,
+    small row projections ten times slower under load). The thread count is process-wide
+    state, so library functions (:mod:`gca_viz.ot`) never set it themselves: the app, the
+    lab (``single_threaded``) and a training run choose it.
 
     The setting is shared between threads (with OpenMP a thread started later begins with
     the count last set by any thread), and a server runs blocks from several threads at once

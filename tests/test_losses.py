@@ -10,6 +10,7 @@ The matrices parametrize over the registries, so a new entry is covered automati
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any
 
@@ -392,22 +393,17 @@ def _hard_batch(kind: str, n: int = 12, d: int = 6) -> tuple[torch.Tensor, torch
 
 # Regression guard: IOT-uni once took log(mean off-diagonal P) = log(0) -> NaN gradient
 # (cross layout, ε = 1e-3, near-duplicate views); it is now computed from log_plan.
-_KNOWN_NONFINITE: dict[tuple[str, str, float, str], str] = {}
+FINITE_CASES = list(
+    itertools.product(
+        METHODS,
+        LAYOUTS,
+        (1e-3, 0.05, 1.0, 10.0),
+        ("random", "near_duplicate", "clusters", "antipodal"),
+    )
+)
 
 
-def _finite_cases() -> list[Any]:
-    cases = []
-    for method in METHODS:
-        for layout in LAYOUTS:
-            for epsilon in (1e-3, 0.05, 1.0, 10.0):
-                for kind in ("random", "near_duplicate", "clusters", "antipodal"):
-                    reason = _KNOWN_NONFINITE.get((method, layout, epsilon, kind))
-                    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                    cases.append(pytest.param(method, layout, epsilon, kind, marks=marks))
-    return cases
-
-
-@pytest.mark.parametrize(("method", "layout", "epsilon", "kind"), _finite_cases())
+@pytest.mark.parametrize(("method", "layout", "epsilon", "kind"), FINITE_CASES)
 def test_loss_and_gradients_finite_float32(
     method: str, layout: str, epsilon: float, kind: str
 ) -> None:

@@ -17,6 +17,7 @@ POT is imported as ``pot`` so that its name does not clash with ``gca_viz.ot``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -32,12 +33,17 @@ import torch
 from gca_viz import ot as gca_ot
 from gca_viz.ot import (
     SinkhornResult,
+    _absorb,
+    _loop,
+    _xp,
     cosine_cost,
     exact_ot,
     row_projection,
     sinkhorn,
     sqeuclidean_cost,
 )
+from gca_viz.ot._xp import TORCH_HOST as TORCH
+from gca_viz.ot._xp import device_path
 
 F64 = torch.float64
 F32 = torch.float32
@@ -112,7 +118,7 @@ def test_balanced_matches_pot_at_convergence(
     shape: tuple[int, int], eps: float, uniform: bool
 ) -> None:
     C, a, b = _problem(*shape, uniform, seed=_seed("bal", shape, uniform))
-    res = sinkhorn(C, a, b, epsilon=eps, tol=1e-13, max_iter=50_000)
+    res = sinkhorn(C, a, b, epsilon=eps, tol=1e-13, n_iter=50_000)
     assert res.converged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -134,7 +140,7 @@ def test_balanced_iterates_match_pot(shape: tuple[int, int], uniform: bool, n_it
     POT's log-domain loop updates the column potential first; on the transposed problem
     ``(b, a, C^T)`` it performs our row-first sweeps, so its transposed plan is ``P^(2T)``."""
     C, a, b = _problem(*shape, uniform, seed=_seed("iter", shape, uniform))
-    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=n_iter)
+    res = sinkhorn(C, a, b, epsilon=0.01, n_iter=n_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = pot.sinkhorn(b, a, C.T, 0.01, method="sinkhorn_log", numItermax=n_iter, stopThr=0)
@@ -166,7 +172,7 @@ def test_unbalanced_matches_pot_at_convergence(
 ) -> None:
     C, a, b = _problem(*shape, uniform, seed=_seed("unb", shape, uniform))
     b = 1.3 * b  # unequal masses: only a relaxed problem makes sense
-    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, relax_b=2.0, tol=1e-13, max_iter=50_000)
+    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, relax_b=2.0, tol=1e-13, n_iter=50_000)
     assert res.converged
     ref = _pot_unbalanced(a, b, C, eps, (0.5, 2.0))
     np.testing.assert_allclose(res.plan, ref, rtol=0, atol=1e-8)
@@ -177,7 +183,7 @@ def test_one_sided_unbalanced_matches_pot(eps: float) -> None:
     """Only the row marginal relaxed: POT takes ``reg_m = (λ1, inf)`` as a hard column."""
     C, a, b = _problem(20, 13, False, seed=_seed("one-sided", eps))
     b = 1.3 * b
-    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, tol=1e-13, max_iter=50_000)
+    res = sinkhorn(C, a, b, epsilon=eps, relax_a=0.5, tol=1e-13, n_iter=50_000)
     assert res.converged
     ref = _pot_unbalanced(a, b, C, eps, (0.5, float("inf")))
     np.testing.assert_allclose(res.plan, ref, rtol=0, atol=1e-8)
@@ -193,7 +199,7 @@ def test_balanced_marginals_hold_after_convergence(
     shape: tuple[int, int], eps: float, method: str
 ) -> None:
     C, a, b = _problem(*shape, False, seed=_seed("marg", shape))
-    res = sinkhorn(C, a, b, epsilon=eps, max_iter=5000, method=method)
+    res = sinkhorn(C, a, b, epsilon=eps, n_iter=5000, method=method)
     assert res.converged
     assert res.n_iter == 5000  # tol = 0 runs every sweep
     np.testing.assert_allclose(res.plan.sum(1), a, rtol=0, atol=1e-9)
@@ -211,7 +217,7 @@ def test_balanced_marginals_hold_after_convergence(
 def test_errors_are_the_row_residual_of_each_sweep() -> None:
     """``errors[t-1] = ||P^(2t) 1 - μ||_1``: the diagnostic is tied to the plans themselves."""
     C, a, b = _problem(12, 9, False, seed=1)
-    res = sinkhorn(C, a, b, epsilon=0.1, max_iter=15, history=True)
+    res = sinkhorn(C, a, b, epsilon=0.1, n_iter=15, history=True)
     residuals = [np.abs(res.history[2 * t + 1].sum(1) - a).sum() for t in range(res.n_iter)]
     np.testing.assert_allclose(res.errors, residuals, rtol=1e-10, atol=1e-15)
 
@@ -220,23 +226,23 @@ def test_errors_are_the_row_residual_of_each_sweep() -> None:
 @pytest.mark.parametrize("relax", [None, 0.5])
 def test_tol_stops_at_first_sweep_below_tol(tol: float, relax: float | None) -> None:
     C, a, b = _problem(20, 13, False, seed=2)
-    max_iter = 10_000
-    res = sinkhorn(C, a, b, epsilon=0.05, tol=tol, max_iter=max_iter, relax_a=relax, relax_b=relax)
-    assert res.n_iter < max_iter
+    cap = 10_000
+    res = sinkhorn(C, a, b, epsilon=0.05, tol=tol, n_iter=cap, relax_a=relax, relax_b=relax)
+    assert res.n_iter < cap
     assert res.converged
     errors = np.asarray(res.errors)
     assert errors[-1] <= tol
     assert (errors[:-1] > tol).all()  # it stopped at the first sweep that reached tol
-    full = sinkhorn(C, a, b, epsilon=0.05, max_iter=res.n_iter, relax_a=relax, relax_b=relax)
+    full = sinkhorn(C, a, b, epsilon=0.05, n_iter=res.n_iter, relax_a=relax, relax_b=relax)
     np.testing.assert_array_equal(res.plan, full.plan)  # early stop = that many sweeps
 
 
 def test_not_converged_is_reported() -> None:
     C, a, b = _problem(20, 13, False, seed=3)
-    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=3)
+    res = sinkhorn(C, a, b, epsilon=0.01, n_iter=3)
     assert res.n_iter == 3
     assert not res.converged
-    res = sinkhorn(C, a, b, epsilon=0.01, max_iter=3, tol=1e-6)
+    res = sinkhorn(C, a, b, epsilon=0.01, n_iter=3, tol=1e-6)
     assert not res.converged
 
 
@@ -246,7 +252,7 @@ def test_unbalanced_first_order_conditions(relax: tuple[float, float | None]) ->
     C, a, b = _problem(15, 11, False, seed=4)
     b = 2.0 * b
     lam_a, lam_b = relax
-    res = sinkhorn(C, a, b, epsilon=0.1, relax_a=lam_a, relax_b=lam_b, max_iter=2000)
+    res = sinkhorn(C, a, b, epsilon=0.1, relax_a=lam_a, relax_b=lam_b, n_iter=2000)
     assert res.converged
     np.testing.assert_allclose(res.plan.sum(1), a * np.exp(-res.f / lam_a), atol=1e-12)
     col_target = b if lam_b is None else b * np.exp(-res.g / lam_b)
@@ -265,7 +271,7 @@ def test_first_half_step_is_row_softmax(method: str) -> None:
     a = torch.from_numpy(_marginal(rng, 9, False))
     b = torch.from_numpy(_marginal(rng, 7, False))
     eps = 0.2
-    res = sinkhorn(C, a, b, epsilon=eps, max_iter=6, history=True, method=method)
+    res = sinkhorn(C, a, b, epsilon=eps, n_iter=6, history=True, method=method)
     assert len(res.history) == 2 * res.n_iter == 12
     infonce = a[:, None] * torch.softmax(-C / eps, dim=1)
     torch.testing.assert_close(res.history[0], infonce, rtol=1e-12, atol=1e-15)
@@ -280,7 +286,7 @@ def test_first_relaxed_half_step_is_scaled_kernel(method: str) -> None:
     C = torch.from_numpy(cosine_cost(_points(rng, 9), _points(rng, 7)))
     a = torch.from_numpy(_marginal(rng, 9, False))
     eps, lam = 0.2, 0.7
-    res = sinkhorn(C, a, None, epsilon=eps, max_iter=3, history=True, relax_a=lam, method=method)
+    res = sinkhorn(C, a, None, epsilon=eps, n_iter=3, history=True, relax_a=lam, method=method)
     assert len(res.history) == 6
     K = torch.exp(-C / eps)
     expected = (a / K.sum(1)).pow(lam / (lam + eps))[:, None] * K
@@ -293,18 +299,18 @@ def test_row_projection_is_the_row_half_step(relax: float | None) -> None:
     """``row_projection`` with ``g = 0`` is ``P^(1)``; with ``g^(t-1)`` it is ``P^(2t-1)``."""
     C, a, b = _problem(9, 7, False, seed=5)
     kw = {"epsilon": 0.2, "relax_a": relax}
-    res = sinkhorn(C, a, b, max_iter=4, history=True, **kw)
+    res = sinkhorn(C, a, b, n_iter=4, history=True, **kw)
     log_plan, f = gca_ot.row_projection(C, a, **kw)
     np.testing.assert_allclose(np.exp(log_plan), res.history[0], rtol=1e-12, atol=1e-15)
-    g2 = sinkhorn(C, a, b, max_iter=2, **kw).g
+    g2 = sinkhorn(C, a, b, n_iter=2, **kw).g
     log_plan, f = gca_ot.row_projection(C, a, g2, **kw)
     np.testing.assert_allclose(np.exp(log_plan), res.history[4], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(f, sinkhorn(C, a, b, max_iter=3, **kw).f, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(f, sinkhorn(C, a, b, n_iter=3, **kw).f, rtol=1e-12, atol=1e-14)
 
 
 def test_history_is_empty_by_default() -> None:
     C, a, b = _problem(5, 4, True, seed=6)
-    assert sinkhorn(C, a, b, epsilon=0.5, max_iter=4).history == ()
+    assert sinkhorn(C, a, b, epsilon=0.5, n_iter=4).history == ()
 
 
 # --------------------------------------------------------------- 4. absorb == log engine
@@ -358,14 +364,14 @@ def _assert_engines_agree(
 def test_absorb_and_log_agree_iterate_by_iterate(case: str, eps: float) -> None:
     C, a, b, relax = ABSORB_CASES[case]
     Ct, at, bt = (torch.from_numpy(v) for v in (C, a, b))
-    kw = {"epsilon": eps, "max_iter": 300, "history": True, **relax}
+    kw = {"epsilon": eps, "n_iter": 300, "history": True, **relax}
     r_absorb = sinkhorn(Ct, at, bt, method="absorb", **kw)
     r_log = sinkhorn(Ct, at, bt, method="log", **kw)
     _assert_engines_agree(r_absorb, r_log, atol=1e-10, log_atol=1e-8)
     default = sinkhorn(Ct, at, bt, **kw)  # "absorb" is the default
     torch.testing.assert_close(default.plan, r_absorb.plan, rtol=0, atol=0)
     # without history the CPU engine runs whole stretches in numpy (batched residuals)
-    fast = sinkhorn(Ct, at, bt, epsilon=eps, max_iter=300, **relax)
+    fast = sinkhorn(Ct, at, bt, epsilon=eps, n_iter=300, **relax)
     for name in ("f", "g", "errors", "plan"):
         torch.testing.assert_close(getattr(fast, name), getattr(r_log, name), rtol=0, atol=1e-10)
 
@@ -384,7 +390,7 @@ def test_agreement_cases_exercise_absorption_and_recovery(
 ) -> None:
     """The cases above really go through the absorbing engine's special branches at ε=0.005."""
     C, a, b, relax = ABSORB_CASES[case]
-    sinkhorn(C, a, b, epsilon=0.005, max_iter=300, **relax)
+    sinkhorn(C, a, b, epsilon=0.005, n_iter=300, **relax)
     assert engine_calls[branch] > 0
 
 
@@ -395,7 +401,7 @@ def test_absorb_and_log_agree_float32_small_eps(relax: dict[str, float]) -> None
     C = cosine_cost(x, y)
     b = torch.full((32,), 2.0 / 32) if relax else None
     assert C.dtype == F32
-    kw = {"epsilon": 1e-3, "max_iter": 200, "history": True, **relax}
+    kw = {"epsilon": 1e-3, "n_iter": 200, "history": True, **relax}
     r_absorb = sinkhorn(C, None, b, method="absorb", **kw)
     r_log = sinkhorn(C, None, b, method="log", **kw)
     assert r_absorb.plan.dtype == r_log.plan.dtype == F32
@@ -422,11 +428,12 @@ def test_stabilised_kernel_has_no_subnormal_entries(
 
     def spy(self: Any, **zero: bool) -> None:
         original(self, **zero)
-        exact = torch.exp(gca_ot._log_plan(C.double(), self.f.double(), self.g.double(), eps))
-        kernels.append((self.K.clone(), exact))
+        f, g = (torch.as_tensor(x).double() for x in (self.f, self.g))
+        exact = torch.exp(gca_ot._log_plan(TORCH, C.double(), f, g, eps))
+        kernels.append((torch.as_tensor(self.K).clone(), exact))
 
     monkeypatch.setattr(gca_ot._AbsorbState, "_rebuild", spy)
-    sinkhorn(C, epsilon=eps, max_iter=300)
+    sinkhorn(C, epsilon=eps, n_iter=300)
     assert kernels
     for K, exact in kernels:
         assert not bool(((K > 0) & (K < tiny)).any()), "a subnormal kernel entry"
@@ -443,12 +450,12 @@ def test_batched_residuals_equal_per_sweep_residuals() -> None:
     tolerance (residual per sweep) the solver stops at the same sweep as the log engine."""
     C, a, b = _problem(30, 24, False, seed=31)
     Ct, at, bt = (torch.from_numpy(v) for v in (C, a, b))
-    batched = sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70)
-    reference = sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70, method="log")
+    batched = sinkhorn(Ct, at, bt, epsilon=0.05, n_iter=70)
+    reference = sinkhorn(Ct, at, bt, epsilon=0.05, n_iter=70, method="log")
     torch.testing.assert_close(batched.errors, reference.errors, rtol=1e-9, atol=1e-15)
     tol = float(reference.errors[40]) * (1 + 1e-6)  # met first by sweep 41 (errors fall)
     assert float(reference.errors[39]) > tol
-    assert sinkhorn(Ct, at, bt, epsilon=0.05, max_iter=70, tol=tol).n_iter == 41
+    assert sinkhorn(Ct, at, bt, epsilon=0.05, n_iter=70, tol=tol).n_iter == 41
 
 
 # --------------------------------------------------------------------- 5. ε -> 0 is exact OT
@@ -476,10 +483,10 @@ def test_small_eps_plan_approaches_exact_plan(uniform: bool) -> None:
     C, a, b, P_star = _matched_problem(10, uniform, seed=10)
     P_exact = exact_ot(C, a, b)
     np.testing.assert_allclose(P_exact, P_star, atol=1e-9)
-    res = sinkhorn(C, a, b, epsilon=0.005, tol=1e-12, max_iter=20_000)
+    res = sinkhorn(C, a, b, epsilon=0.005, tol=1e-12, n_iter=20_000)
     assert res.converged
     assert np.abs(res.plan - P_exact).sum() < 1e-6
-    loose = sinkhorn(C, a, b, epsilon=0.5, tol=1e-12, max_iter=20_000)
+    loose = sinkhorn(C, a, b, epsilon=0.5, tol=1e-12, n_iter=20_000)
     assert np.abs(loose.plan - P_exact).sum() > 0.1  # the closeness is due to small ε
 
 
@@ -490,7 +497,7 @@ def test_transport_cost_decreases_to_exact_cost() -> None:
     entropy_bound = min(-(a * np.log(a)).sum(), -(b * np.log(b)).sum())
     costs = []
     for eps in (0.5, 0.1, 0.02):
-        res = sinkhorn(C, a, b, epsilon=eps, tol=1e-12, max_iter=20_000)
+        res = sinkhorn(C, a, b, epsilon=eps, tol=1e-12, n_iter=20_000)
         assert res.converged
         costs.append(res.transport_cost)
         # <P_ε, C> - <P_0, C> <= ε (H(P_ε) - H(P_0)) <= ε min(H(a), H(b))
@@ -520,7 +527,7 @@ def test_exact_ot_rectangular_lp() -> None:
     assert math.isclose(cost, float(pot.emd2(a, b, C)), rel_tol=0, abs_tol=1e-9)
     assert cost <= float((np.outer(a, b) * C).sum())  # the product plan is feasible
     for eps in (1.0, 0.1):  # so are converged Sinkhorn plans
-        assert cost <= sinkhorn(C, a, b, epsilon=eps, max_iter=2000).transport_cost
+        assert cost <= sinkhorn(C, a, b, epsilon=eps, n_iter=2000).transport_cost
 
 
 def test_exact_ot_torch_in_torch_out() -> None:
@@ -590,12 +597,12 @@ def test_exact_ot_accepts_masses_equal_up_to_float32_rounding() -> None:
 @pytest.mark.parametrize("eps", [0.5, 0.05])
 def test_huge_relaxation_equals_balanced(eps: float) -> None:
     C, a, b = _problem(15, 11, False, seed=16)
-    kw = {"epsilon": eps, "tol": 1e-12, "max_iter": 20_000}
+    kw = {"epsilon": eps, "tol": 1e-12, "n_iter": 20_000}
     balanced = sinkhorn(C, a, b, **kw)
     assert balanced.converged
     # (the relaxed run does not reach tol = 1e-12: a constant shift of the potentials only
     # contracts by ρ1 ρ2 ~ 1 - 2ε/λ per sweep, which moves μ exp(-f/λ) by ~1e-8)
-    relaxed = sinkhorn(C, a, b, epsilon=eps, relax_a=1e8, relax_b=1e8, max_iter=2 * balanced.n_iter)
+    relaxed = sinkhorn(C, a, b, epsilon=eps, relax_a=1e8, relax_b=1e8, n_iter=2 * balanced.n_iter)
     assert float(relaxed.errors[-1]) < 1e-6
     np.testing.assert_allclose(relaxed.plan, balanced.plan, rtol=0, atol=1e-6)
     assert relaxed.rho[0] < 1.0  # it really ran the relaxed updates
@@ -604,8 +611,8 @@ def test_huge_relaxation_equals_balanced(eps: float) -> None:
 @pytest.mark.parametrize("side", ["relax_a", "relax_b"])
 def test_infinite_relaxation_is_hard_constraint(side: str) -> None:
     C, a, b = _problem(15, 11, False, seed=17)
-    hard = sinkhorn(C, a, b, epsilon=0.1, max_iter=50, history=True)
-    inf = sinkhorn(C, a, b, epsilon=0.1, max_iter=50, history=True, **{side: float("inf")})
+    hard = sinkhorn(C, a, b, epsilon=0.1, n_iter=50, history=True)
+    inf = sinkhorn(C, a, b, epsilon=0.1, n_iter=50, history=True, **{side: float("inf")})
     assert getattr(inf, side) is None
     assert inf.rho == (1.0, 1.0)
     for name in ("plan", "f", "g", "errors"):
@@ -618,7 +625,7 @@ def test_infinite_relaxation_is_hard_constraint(side: str) -> None:
 def test_tiny_relaxation_gives_the_kernel() -> None:
     """``λ -> 0`` gives ``ρ -> 0``: the potentials vanish and ``P = K``."""
     C, a, b = _problem(6, 5, False, seed=18)
-    res = sinkhorn(C, a, b, epsilon=0.5, relax_a=1e-12, relax_b=1e-12, max_iter=5)
+    res = sinkhorn(C, a, b, epsilon=0.5, relax_a=1e-12, relax_b=1e-12, n_iter=5)
     np.testing.assert_allclose(res.plan, np.exp(-C / 0.5), rtol=1e-9)
 
 
@@ -638,9 +645,7 @@ def test_measured_contraction_matches_rho_product(
 ) -> None:
     C, a, b = _problem(12, 9, False, seed=19)
     rho = lam_a / (lam_a + eps) * (1.0 if lam_b is None else lam_b / (lam_b + eps))
-    res = sinkhorn(
-        C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, max_iter=_iters_to(rho)
-    )
+    res = sinkhorn(C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, n_iter=_iters_to(rho))
     assert res.rho == pytest.approx(
         (lam_a / (lam_a + eps), 1.0 if lam_b is None else lam_b / (lam_b + eps))
     )
@@ -655,7 +660,7 @@ def test_potentials_contract_by_rho_product(lam_a: float, lam_b: float | None, e
     rho = lam_a / (lam_a + eps) * (1.0 if lam_b is None else lam_b / (lam_b + eps))
     k = _iters_to(rho, 1e-6)
     f = [
-        sinkhorn(C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, max_iter=t).f
+        sinkhorn(C, a, 1.5 * b, epsilon=eps, relax_a=lam_a, relax_b=lam_b, n_iter=t).f
         for t in (k, k + 1, k + 2)
     ]
     step1, step2 = np.abs(f[1] - f[0]).max(), np.abs(f[2] - f[1]).max()
@@ -665,7 +670,7 @@ def test_potentials_contract_by_rho_product(lam_a: float, lam_b: float | None, e
 
 def test_contraction_is_nan_without_usable_sweeps() -> None:
     C, a, b = _problem(6, 5, False, seed=21)
-    assert math.isnan(sinkhorn(C, a, b, epsilon=1.0, max_iter=2).contraction)
+    assert math.isnan(sinkhorn(C, a, b, epsilon=1.0, n_iter=2).contraction)
 
 
 # -------------------------------------------------- 8. float32 at ε = 1e-3: finite results
@@ -699,18 +704,18 @@ def test_kept_kernel_steps_have_products_above_sqrt_tiny(
     that holds through the bound on the scaling alone, also when ``μ_i`` is far below 1."""
     floor = math.sqrt(torch.finfo(F32).tiny)
     kept: list[torch.Tensor] = []
-    original = gca_ot._stretch
+    original = _loop._stretch
 
-    def spy(run: Any, *args: Any) -> Any:
-        out = original(run, *args)
-        kept.extend(torch.as_tensor(prod) for _, _, prod, _ in run.steps)
+    def spy(stretch: Any, *args: Any) -> Any:
+        out = original(stretch, *args)
+        kept.extend(torch.as_tensor(prod) for _, _, prod, _ in stretch.steps)
         return out
 
-    monkeypatch.setattr(gca_ot, "_stretch", spy)
+    monkeypatch.setattr(_loop, "_stretch", spy)
     gen = torch.Generator().manual_seed(_seed(n, eps))
     x = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
     y = _unit(torch.randn(n, 16, generator=gen))
-    res = sinkhorn(cosine_cost(x, y), epsilon=eps, max_iter=200)
+    res = sinkhorn(cosine_cost(x, y), epsilon=eps, n_iter=200)
     assert kept
     assert min(float(p.min()) for p in kept) >= floor
     (grad,) = torch.autograd.grad((res.plan * torch.rand(n, n, generator=gen)).sum(), x)
@@ -725,7 +730,7 @@ def test_float32_small_eps_is_finite_with_finite_gradients(
     x = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
     y = _unit(torch.randn(n, 16, generator=gen)).requires_grad_()
     C = cosine_cost(x, exclude_self=True) if exclude_self else cosine_cost(x, y)
-    res = sinkhorn(C, epsilon=1e-3, max_iter=100, relax_a=relax, relax_b=relax, method=method)
+    res = sinkhorn(C, epsilon=1e-3, n_iter=100, relax_a=relax, relax_b=relax, method=method)
     assert res.plan.dtype == F32
     finite = torch.isfinite(C)
     assert torch.isfinite(res.plan).all()
@@ -760,7 +765,7 @@ def test_float32_small_eps_gradients_finite_on_many_problems(method: str) -> Non
         for exclude_self in (False, True):
             x = x0.clone().requires_grad_()
             C = cosine_cost(x, exclude_self=True) if exclude_self else cosine_cost(x, y0)
-            res = sinkhorn(C, epsilon=1e-3, max_iter=20, method=method)
+            res = sinkhorn(C, epsilon=1e-3, n_iter=20, method=method)
             pos = (torch.arange(6) + 1) % 6 if exclude_self else torch.arange(6)
             (grad,) = torch.autograd.grad(-res.log_plan[torch.arange(6), pos].mean(), x)
             if not torch.isfinite(grad).all():
@@ -787,7 +792,7 @@ def test_gradcheck_through_cost_and_solver(
             None,
             b,
             epsilon=0.5,
-            max_iter=20,
+            n_iter=20,
             relax_a=relax[0],
             relax_b=relax[1],
             method=method,
@@ -820,7 +825,7 @@ def test_gradcheck_with_respect_to_marginals(
         if relax[0] is None:  # balanced: equal masses
             a, b = a / a.sum(), b / b.sum()
         res = sinkhorn(
-            C, a, b, epsilon=0.5, max_iter=15, relax_a=relax[0], relax_b=relax[1], method=method
+            C, a, b, epsilon=0.5, n_iter=15, relax_a=relax[0], relax_b=relax[1], method=method
         )
         return res.log_plan.diagonal().sum()
 
@@ -832,7 +837,7 @@ def test_gradcheck_with_respect_to_marginals(
 
 def test_numpy_in_numpy_out() -> None:
     C, a, b = _problem(6, 4, False, seed=24)
-    res = sinkhorn(C, a, b, epsilon=0.3, max_iter=5, history=True)
+    res = sinkhorn(C, a, b, epsilon=0.3, n_iter=5, history=True)
     for name in ("plan", "log_plan", "f", "g", "errors", "a", "b"):
         value = getattr(res, name)
         assert isinstance(value, np.ndarray), name
@@ -846,7 +851,7 @@ def test_numpy_in_numpy_out() -> None:
 def test_torch_in_torch_out_same_dtype(dtype: torch.dtype) -> None:
     C, a, b = _problem(6, 4, False, seed=25)
     Ct = torch.from_numpy(C).to(dtype)
-    res = sinkhorn(Ct, a, b, epsilon=0.3, max_iter=5, history=True)  # numpy marginals
+    res = sinkhorn(Ct, a, b, epsilon=0.3, n_iter=5, history=True)  # numpy marginals
     for name in ("plan", "log_plan", "f", "g", "errors", "a", "b", "cost"):
         value = getattr(res, name)
         assert isinstance(value, torch.Tensor), name
@@ -856,7 +861,7 @@ def test_torch_in_torch_out_same_dtype(dtype: torch.dtype) -> None:
 
 def test_numpy_float32_stays_float32() -> None:
     C, a, b = _problem(6, 4, False, seed=26)
-    res = sinkhorn(C.astype(np.float32), a, b, epsilon=0.3, max_iter=5)
+    res = sinkhorn(C.astype(np.float32), a, b, epsilon=0.3, n_iter=5)
     for name in ("plan", "f", "g", "errors"):
         assert getattr(res, name).dtype == np.float32, name
     assert cosine_cost(np.ones((2, 3), dtype=np.float32)).dtype == np.float32
@@ -918,7 +923,7 @@ def test_sqeuclidean_cost_matches_naive_loop() -> None:
 def test_result_properties_match_naive_formulas() -> None:
     C, a, b = _problem(8, 6, False, seed=30)
     C[2, 3] = np.inf  # one forbidden pair: no mass, no NaN in the properties
-    res = sinkhorn(C, a, b, epsilon=0.2, max_iter=40)
+    res = sinkhorn(C, a, b, epsilon=0.2, n_iter=40)
     P = res.plan
     assert P[2, 3] == 0.0 and res.log_plan[2, 3] == -np.inf
     np.testing.assert_allclose(res.row_marginal, P.sum(1), rtol=1e-15)
@@ -941,7 +946,7 @@ def test_result_properties_match_naive_formulas() -> None:
 
 def test_result_properties_unbalanced_and_default_marginals() -> None:
     C, _, _ = _problem(5, 4, True, seed=31)
-    res = sinkhorn(C, epsilon=0.5, relax_a=1.0, relax_b=3.0, max_iter=30)
+    res = sinkhorn(C, epsilon=0.5, relax_a=1.0, relax_b=3.0, n_iter=30)
     np.testing.assert_allclose(res.a, np.full(5, 0.2))
     np.testing.assert_allclose(res.b, np.full(4, 0.25))
     assert res.rho == pytest.approx((1 / 1.5, 3 / 3.5))
@@ -951,7 +956,7 @@ def test_result_properties_unbalanced_and_default_marginals() -> None:
 
 def test_result_is_frozen() -> None:
     C, a, b = _problem(4, 4, True, seed=32)
-    res = sinkhorn(C, a, b, epsilon=0.5, max_iter=3)
+    res = sinkhorn(C, a, b, epsilon=0.5, n_iter=3)
     for field, value in (("n_iter", 7), ("plan", None), ("converged", False)):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(res, field, value)
@@ -997,9 +1002,9 @@ INVALID_SINKHORN = [
     pytest.param({"cost": np.array([[0.0] * 3, [math.inf] * 3])}, "cost row 1", id="row-inf"),
     pytest.param({"cost": np.array([[0.0, 1.0, math.inf]] * 2)}, "cost column 2", id="col-inf"),
     pytest.param({"b": [0.5, 0.5, 0.5]}, r"sum\(a\).*sum\(b\)", id="unequal-mass"),
-    pytest.param({"max_iter": 0}, "max_iter", id="max-iter-zero"),
-    pytest.param({"max_iter": 2.5}, "max_iter", id="max-iter-float"),
-    pytest.param({"max_iter": True}, "max_iter", id="max-iter-bool"),
+    pytest.param({"n_iter": 0}, "n_iter", id="n-iter-zero"),
+    pytest.param({"n_iter": 2.5}, "n_iter", id="n-iter-float"),
+    pytest.param({"n_iter": True}, "n_iter", id="n-iter-bool"),
     pytest.param({"tol": -1e-9}, "tol", id="tol-negative"),
     pytest.param({"tol": math.nan}, "tol", id="tol-nan"),
     pytest.param({"tol": "0"}, r"^tol .*\(str\)", id="tol-string"),
@@ -1020,6 +1025,36 @@ def test_sinkhorn_rejects_invalid_input(override: dict[str, object], match: str)
         sinkhorn(**kwargs)  # type: ignore[arg-type]
 
 
+def test_max_iter_is_a_deprecated_alias_of_n_iter() -> None:
+    """The losses and the solver spell the number of sweeps ``n_iter``; the solver's old
+    ``max_iter`` still works, with a DeprecationWarning, and names itself when invalid."""
+    with pytest.warns(DeprecationWarning, match="n_iter"):
+        old = sinkhorn(_C, epsilon=0.5, max_iter=7)
+    new = sinkhorn(_C, epsilon=0.5, n_iter=7)
+    assert old.n_iter == new.n_iter == 7
+    np.testing.assert_array_equal(old.plan, new.plan)
+    with pytest.raises(ValueError, match=r"^max_iter"), pytest.warns(DeprecationWarning):
+        sinkhorn(_C, epsilon=0.5, max_iter=0)
+    with pytest.raises(ValueError, match="not both"):
+        sinkhorn(_C, epsilon=0.5, n_iter=7, max_iter=7)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_no_call_changes_torch_thread_count(grad: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library call must not change process-wide state: torch's thread count is the
+    caller's choice (gca_viz.device.torch_threads), never set during a solve."""
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(12, 4, generator=gen, requires_grad=grad)
+    C = cosine_cost(x, torch.randn(10, 4, generator=gen))
+    sinkhorn(C, epsilon=0.1, n_iter=20)
+    sinkhorn(C, epsilon=0.1, n_iter=20, method="log", history=True)
+    row_projection(C, epsilon=0.1)
+    sqeuclidean_cost(x)
+    assert calls == []
+
+
 @pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize(
     "cost",
@@ -1033,13 +1068,15 @@ def test_sinkhorn_rejects_invalid_input(override: dict[str, object], match: str)
     ],
 )
 def test_cost_checks_agree_in_numpy_and_torch(cost: np.ndarray, dtype: torch.dtype) -> None:
-    """The cost validation runs in numpy on the CPU and in torch elsewhere: on the same
-    matrix both give the same smallest and largest entry, or the same error."""
+    """The cost validation runs in numpy on the CPU and in torch on a device (there with
+    every line reduction before its one read): on the same matrix both give the same
+    smallest and largest entry, or the same error."""
     C = torch.from_numpy(np.asarray(cost)).to(dtype)
     outcomes = []
-    for host in (True, False):
+    for device in (False, True):
         try:
-            outcomes.append(("ok", gca_ot._check_cost_values(C, host=host)))
+            with device_path() if device else contextlib.nullcontext():
+                outcomes.append(("ok", gca_ot._check_cost_values(C)))
         except ValueError as err:
             outcomes.append(("error", str(err)))
     assert outcomes[0] == outcomes[1]
@@ -1050,7 +1087,7 @@ def test_cost_checks_agree_in_numpy_and_torch(cost: np.ndarray, dtype: torch.dty
 def test_invalid_cost_with_plus_inf_off_some_rows_is_fine() -> None:
     """+inf is a forbidden pair, not an error, while each row and column keeps a finite entry."""
     C = _with(0, 2, math.inf)
-    res = sinkhorn(C, epsilon=0.5, max_iter=500)
+    res = sinkhorn(C, epsilon=0.5, n_iter=500)
     assert res.plan[0, 2] == 0.0 and res.converged
     np.testing.assert_allclose(res.plan.sum(0), np.full(3, 1 / 3), atol=1e-12)
 
@@ -1143,8 +1180,8 @@ def test_costs_reject_invalid_points_in_numpy_and_under_autograd(
 def test_result_properties_agree_in_numpy_and_under_autograd() -> None:
     C, a, b = _problem(8, 6, False, seed=41)
     C[1, 4] = np.inf  # a forbidden pair: no mass, no NaN
-    host = sinkhorn(C, a, b, epsilon=0.2, max_iter=30)
-    graph = sinkhorn(_grad(C), a, b, epsilon=0.2, max_iter=30)
+    host = sinkhorn(C, a, b, epsilon=0.2, n_iter=30)
+    graph = sinkhorn(_grad(C), a, b, epsilon=0.2, n_iter=30)
     assert graph.plan.requires_grad
     for name in ("entropy", "transport_cost", "marginal_error", "mass"):
         assert getattr(host, name) == pytest.approx(getattr(graph, name), rel=1e-12), name
@@ -1203,7 +1240,7 @@ def test_fused_backward_equals_autograd(
             None,
             b,
             epsilon=epsilon,
-            max_iter=30,
+            n_iter=30,
             tol=tol,
             relax_a=relax[0],
             relax_b=relax[1],
@@ -1225,30 +1262,29 @@ def test_fused_backward_gradcheck_across_absorptions() -> None:
     y = torch.randn(6, 3, dtype=F64, generator=gen, requires_grad=True)
 
     def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        res = sinkhorn(cosine_cost(x, y), epsilon=0.004, max_iter=12, relax_b=0.5)
+        res = sinkhorn(cosine_cost(x, y), epsilon=0.004, n_iter=12, relax_b=0.5)
         return res.log_plan[:, 0].sum() + res.g.sum()
 
     assert torch.autograd.gradcheck(loss, (x, y))
 
 
-@pytest.mark.parametrize(("n", "dtype"), [(1024, F32), (724, F64), (512, F32)])
+@pytest.mark.parametrize(("n", "dtype"), [(1024, F32), (724, F64)])
 def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dtype) -> None:
-    """A kernel of 4 MiB or more (CPU, no autograd) is built in a 2 MiB-aligned buffer, and
-    the plan scaled into it is the log engine's plan; smaller ones use any buffer."""
-    buffer = gca_ot._matrix_buffer((n, n), dtype)
-    big = n * n * torch.finfo(dtype).bits // 8 >= 4 << 20
-    assert buffer.shape == (n, n) and buffer.dtype == dtype and buffer.is_contiguous()
-    assert not big or buffer.data_ptr() % (2 << 20) == 0
+    """A kernel of 4 MiB or more (CPU, no autograd) is built in a 2 MiB-aligned buffer (kept
+    for speed, see benchmarks/README.md), and the plan scaled into it is the log engine's
+    plan."""
     gen = torch.Generator().manual_seed(n)
     x, y = (
         torch.randn(n, 8, generator=gen, dtype=dtype),
         torch.randn(n, 8, generator=gen, dtype=dtype),
     )
     C = cosine_cost(x, y)
-    fast = sinkhorn(C, epsilon=0.05, max_iter=5)
-    reference = sinkhorn(C, epsilon=0.05, max_iter=5, method="log")
-    if big:
-        assert fast.plan.data_ptr() % (2 << 20) == 0
+    fast = sinkhorn(C, epsilon=0.05, n_iter=5)
+    reference = sinkhorn(C, epsilon=0.05, n_iter=5, method="log")
+    big = n * n * torch.finfo(dtype).bits // 8 >= 4 << 20  # (724 x 724 float64 is not)
+    assert not big or fast.plan.data_ptr() % (2 << 20) == 0
+    small = _xp._matrix((100, 100), np.float32)
+    assert small.shape == (100, 100) and small.dtype == np.float32
     atol = 1e-12 if dtype == F64 else 1e-9
     torch.testing.assert_close(fast.plan, reference.plan, rtol=1e-4, atol=atol)
 
@@ -1257,13 +1293,13 @@ def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dt
 def row_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per call of the engine's per-row reduction of the cost (``_row_range``)."""
     calls: list[int] = []
-    original = gca_ot._row_range
+    original = _absorb._row_range
 
-    def counted(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def counted(ns: Any, c: Any) -> tuple[Any, Any]:
         calls.append(1)
-        return original(c)
+        return original(ns, c)
 
-    monkeypatch.setattr(gca_ot, "_row_range", counted)
+    monkeypatch.setattr(_absorb, "_row_range", counted)
     return calls
 
 
@@ -1278,9 +1314,9 @@ def test_plan_is_invariant_under_a_constant_shift_of_the_cost(
     gen = torch.Generator().manual_seed(_seed(str(dtype), shift))
     C = cosine_cost(torch.randn(50, 8, generator=gen), torch.randn(40, 8, generator=gen))
     C = (torch.round(C * 1024) / 1024).to(dtype)  # C + shift is exact in float32 too
-    ref = sinkhorn(C, epsilon=0.5, max_iter=200)
+    ref = sinkhorn(C, epsilon=0.5, n_iter=200)
     assert not row_passes  # C in [0, 2], C/ε <= 4: the f = 0 start
-    res = sinkhorn(C + shift, epsilon=0.5, max_iter=200)
+    res = sinkhorn(C + shift, epsilon=0.5, n_iter=200)
     assert len(row_passes) == (1 if shift else 0)  # |C + 100|/ε > bound: row minima
     # float32 exponents near |C + shift| / ε = 200 carry rounding errors of ~1e-5
     tol = 1e-4 if dtype == F32 else 1e-11
@@ -1288,10 +1324,10 @@ def test_plan_is_invariant_under_a_constant_shift_of_the_cost(
     torch.testing.assert_close(res.errors, ref.errors, rtol=1e-3, atol=tol)
 
 
-def test_result_is_not_changed_by_later_edits_of_the_inputs() -> None:
-    """The result's cost-reading properties describe the problem that was solved: numpy
-    inputs are copied, and a torch input modified in place afterwards raises instead of
-    giving a log-plan or cost that no longer matches the plan."""
+def test_result_keeps_copies_of_numpy_inputs_and_torch_inputs_themselves() -> None:
+    """The result's cost-reading properties describe the problem that was solved when the
+    inputs were numpy (they are copied); torch inputs are kept as passed, without a copy
+    (as any torch function keeps its inputs), and read when a property needs them."""
     rng = np.random.default_rng(3)
     C_np = cosine_cost(rng.standard_normal((6, 3)), rng.standard_normal((5, 3)))
     res = sinkhorn(C_np, epsilon=0.1)
@@ -1302,16 +1338,12 @@ def test_result_is_not_changed_by_later_edits_of_the_inputs() -> None:
 
     C = torch.from_numpy(C_np / 10.0)
     a = torch.full((6,), 1 / 6, dtype=torch.float64)
-    reads = {"cost": ("log_plan", "transport_cost"), "a": ("marginal_error",)}
-    for edit, names in reads.items():
-        res = sinkhorn(C, a, epsilon=0.1)
-        (C if edit == "cost" else a).mul_(1.0)  # any in-place op counts
-        for name in names:
-            with pytest.raises(RuntimeError, match=f"the {edit} passed to sinkhorn"):
-                getattr(res, name)
-        other = "marginal_error" if edit == "cost" else "transport_cost"
-        assert math.isfinite(getattr(res, other))  # (reads only the unchanged inputs)
-    assert torch.equal(res.plan, sinkhorn(C, a, epsilon=0.1).plan)  # the plan is its own
+    res = sinkhorn(C, a, epsilon=0.1)
+    assert res.cost is C and res.a is a
+    before = res.transport_cost
+    C.mul_(2.0)
+    assert res.transport_cost == pytest.approx(2 * before, rel=1e-12)
+    torch.testing.assert_close(res.log_plan, torch.log(res.plan) - C / 0.2, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -1337,9 +1369,9 @@ def test_forbidden_pairs_start_from_the_validations_row_minima(
     gen = torch.Generator().manual_seed(_seed(str(dtype), "inf-start"))
     x = torch.randn(30, 6, generator=gen, dtype=dtype)
     C = cosine_cost(x, exclude_self=True)  # +inf diagonal, C/ε up to 200: no f = 0 start
-    res = sinkhorn(C, epsilon=0.01, max_iter=50)
+    res = sinkhorn(C, epsilon=0.01, n_iter=50)
     assert not row_passes
-    ref = sinkhorn(C, epsilon=0.01, max_iter=50, method="log")
+    ref = sinkhorn(C, epsilon=0.01, n_iter=50, method="log")
     tol = 1e-4 if dtype == F32 else 1e-10
     torch.testing.assert_close(res.plan, ref.plan, rtol=tol, atol=tol * float(ref.plan.max()))
     assert bool((res.plan.diagonal() == 0).all())
@@ -1357,7 +1389,7 @@ def test_a_differentiable_solve_leaves_nothing_alive() -> None:
     def alive() -> int:
         gc.collect()
         return sum(
-            type(o).__name__ in ("_AbsorbState", "_Problem", "_Run") for o in gc.get_objects()
+            type(o).__name__ in ("_AbsorbState", "_Problem", "_Stretch") for o in gc.get_objects()
         )
 
     before = alive()

@@ -375,7 +375,7 @@ def solve(
     P_tgt = batch.target(target, layout, **params).to(dtype)
     steps = half_steps(C, P_tgt, eps, n_iter, dtype)
     mu, nu = targets.target_marginals(P_tgt)
-    unb = ot.sinkhorn(C, mu, nu, epsilon=eps, max_iter=n_iter, relax_a=lam_a, relax_b=lam_b)
+    unb = ot.sinkhorn(C, mu, nu, epsilon=eps, n_iter=n_iter, relax_a=lam_a, relax_b=lam_b)
     if batch.z1 is not None and batch.z2 is not None:
         found = method_losses(
             batch.z1.to(dtype),

@@ -1,0 +1,132 @@
+r"""The frozen result of :func:`gca_viz.ot.sinkhorn`: potentials, plan, diagnostics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gca_viz.ot._problem import _log_plan, _rho
+from gca_viz.ot._xp import Array, namespace, output
+
+
+@dataclass(frozen=True)
+class SinkhornResult:
+    r"""Output of :func:`sinkhorn`: potentials, plan and convergence diagnostics.
+
+    Fields (``n x m`` problem; arrays have the type, device and dtype of the input cost):
+        plan: ``(n, m)`` plan ``P_ij = exp((f_i + g_j - C_ij) / ε)`` after the last sweep.
+        log_plan: ``(n, m)`` its logarithm (``-inf`` where ``C_ij = +inf``), exact even where
+            ``plan`` underflows.
+        f: ``(n,)`` row potential; g: ``(m,)`` column potential.
+        errors: ``(n_iter,)`` marginal error after each sweep (detached). Balanced:
+            ``||P 1 - μ||_1`` (the column marginal is exact after a column step).
+            Unbalanced: ``||P 1 - μ̃||_1`` with ``μ̃ = μ exp(-f / λ1)`` (or ``μ`` for a hard
+            row marginal), the row marginal that the optimality condition of the relaxed
+            problem demands; it is 0 exactly at the solution.
+        n_iter: number of full sweeps performed.
+        converged: whether the last error is at most ``tol`` (or, with ``tol = 0``, at most
+            ``sqrt(machine eps)`` times the mass of ``μ``).
+        history: ``(P^(1), ..., P^(2 n_iter))``, the plan after every half-step, when
+            ``history=True``; else empty.
+        cost, a, b, epsilon, relax_a, relax_b: the problem that was solved. numpy inputs
+            are copies; torch inputs are the tensors passed in (no copy, as for any torch
+            function), which the properties that need them read when asked (``log_plan``
+            when formed on first use, ``transport_cost``, ``marginal_error``): modify them
+            in place after the call and those properties describe another problem.
+    """
+
+    plan: Array
+    f: Array
+    g: Array
+    errors: Array
+    n_iter: int
+    converged: bool
+    history: tuple[Array, ...]
+    cost: Array
+    a: Array
+    b: Array
+    epsilon: float
+    relax_a: float | None = None
+    relax_b: float | None = None
+    _log_plan: Array | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def log_plan(self) -> Array:
+        """``(n, m)`` ``log P_ij = (f_i + g_j - C_ij) / ε`` (formed on first use when the
+        solver produced the plan without it)."""
+        if self._log_plan is None:
+            ns = namespace(self.cost, self.f, self.g)
+            C, f, g = (ns.native(x) for x in (self.cost, self.f, self.g))
+            with ns.quiet():
+                log_plan = _log_plan(ns, C, f, g, self.epsilon)
+            as_numpy = isinstance(self.plan, np.ndarray)
+            object.__setattr__(self, "_log_plan", output(log_plan, as_numpy))
+        return self._log_plan  # type: ignore[return-value]
+
+    @property
+    def row_marginal(self) -> Array:
+        """``(n,)`` row sums ``P 1``."""
+        return self.plan.sum(1)
+
+    @property
+    def col_marginal(self) -> Array:
+        """``(m,)`` column sums ``P^T 1``."""
+        return self.plan.sum(0)
+
+    @property
+    def mass(self) -> float:
+        """Total mass ``sum_ij P_ij`` (1 for balanced problems with probability marginals)."""
+        ns = namespace(self.plan)
+        return float(ns.detach(ns.native(self.plan)).sum())
+
+    @property
+    def marginal_error(self) -> float:
+        """``||P 1 - μ||_1 + ||P^T 1 - ν||_1`` against the *given* marginals.
+
+        For an unbalanced problem this measures how far the relaxation moved the
+        marginals, not convergence (see ``errors``)."""
+        ns = namespace(self.plan, self.a, self.b)
+        p, a, b = (ns.detach(ns.native(x)) for x in (self.plan, self.a, self.b))
+        return float(abs(p.sum(1) - a).sum() + abs(p.sum(0) - b).sum())
+
+    @property
+    def entropy(self) -> float:
+        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``docs/math.md`` section 2; ``0 log 0 = 0``)."""
+        ns = namespace(self.plan)
+        p = ns.detach(ns.native(self.plan))
+        plogp = p * ns.xp.log(ns.xp.where(p > 0, p, 1.0))  # (0 where P_ij = 0)
+        return float(-(plogp - p).sum())
+
+    @property
+    def transport_cost(self) -> float:
+        """``<P, C> = sum_ij P_ij C_ij`` (entries with ``C_ij = +inf`` carry no mass)."""
+        ns = namespace(self.plan, self.cost)
+        p, c = (ns.detach(ns.native(x)) for x in (self.plan, self.cost))
+        with ns.quiet():  # 0 * inf: masked
+            return float(ns.xp.where(p > 0, p * c, 0.0).sum())
+
+    @property
+    def rho(self) -> tuple[float, float]:
+        """``(ρ1, ρ2)`` with ``ρ = λ / (λ + ε)``; 1 for a hard marginal."""
+        return (_rho(self.relax_a, self.epsilon), _rho(self.relax_b, self.epsilon))
+
+    @property
+    def contraction(self) -> float:
+        """Measured contraction per sweep: the median ratio ``errors[t+1] / errors[t]`` over the
+        second half of the sweeps (ratios whose errors sit at rounding level are skipped).
+
+        For unbalanced problems this tends to ``ρ1 ρ2`` (``docs/math.md`` section 4); ``nan`` when
+        fewer than two usable sweeps exist."""
+        err = [float(e) for e in output(self.errors, as_numpy=True)]
+        dtype = self.plan.dtype
+        eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else np.finfo(dtype).eps
+        floor = 100 * eps * max(self.mass, 1e-300)
+        ratios = [
+            err[t + 1] / err[t]
+            for t in range(len(err) // 2, len(err) - 1)
+            if err[t + 1] > floor and err[t] > floor
+        ]
+        return float(np.median(ratios)) if ratios else math.nan
