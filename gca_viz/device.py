@@ -1,7 +1,9 @@
-"""Choose the torch device that computations run on, and how many threads torch uses."""
+"""Choose the torch device that computations run on, how many threads torch uses, and
+count the times a call waits for a CUDA device."""
 
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -87,3 +89,26 @@ def torch_threads(count: int | None) -> Iterator[None]:
             _threads_open -= 1
             if _threads_open == 0:
                 torch.set_num_threads(_threads_before)
+
+
+def cuda_syncs(call: Callable[[], object]) -> int:
+    """How many times one ``call`` makes the host wait for the CUDA device: the warnings of
+    ``torch.cuda.set_sync_debug_mode("warn")`` during it (a value read with ``float``,
+    ``.item()``, ``.tolist()``, ``bool``, a device-to-host copy, ``torch.nonzero``, ...).
+    Runs ``call`` once before, so that one-off set-up (cuBLAS handles) is not counted.
+
+    Raises:
+        RuntimeError: if CUDA is not available.
+    """
+    if not torch.cuda.is_available():
+        raise RuntimeError("cuda_syncs needs CUDA")
+    call()
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            call()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)

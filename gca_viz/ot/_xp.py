@@ -216,20 +216,14 @@ class _Torch(Namespace):
         return x.detach()
 
     def floats(self, values: Sequence[Any]) -> list[float]:
-        tensors = [v for v in values if isinstance(v, torch.Tensor)]
+        """The tensors among ``values`` go to the host in one stacked copy (in the dtype of
+        the first floating one); Python numbers stay on the host."""
+        tensors = [v.detach() for v in values if isinstance(v, torch.Tensor)]
         if not tensors:
             return [float(v) for v in values]
-        like = next((t for t in tensors if t.is_floating_point()), tensors[0])
-        dtype = like.dtype if like.is_floating_point() else torch.float64
-        stacked = torch.stack(
-            [
-                v.detach().to(dtype).reshape(())
-                if isinstance(v, torch.Tensor)
-                else torch.tensor(float(v), dtype=dtype, device=like.device)
-                for v in values
-            ]
-        )
-        return [float(x) for x in stacked.tolist()]  # the one read
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float64)
+        read = iter(torch.stack([t.to(dtype).reshape(()) for t in tensors]).tolist())
+        return [float(next(read)) if isinstance(v, torch.Tensor) else float(v) for v in values]
 
     def finfo(self, x: Any) -> Any:
         return torch.finfo(x.dtype)
