@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_ot.py            # default grid, about 5 minutes on a quiet box
     python benchmarks/bench_ot.py --quick    # smoke run: n = 256, 2 repeats
+    python benchmarks/bench_ot.py --device cuda   # torch on a GPU vs POT-torch, bare loops
 
 Every solver sees the same problem: the cosine cost ``C = 1 - <x_i, y_j>/(|x_i||y_j|)``
 (values in ``[0, 2]``) of two independent sets of ``n`` standard Gaussian points in
@@ -42,6 +43,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout, no install needed
     sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # (_device_refs)
 
 import numpy as np  # noqa: E402
 import ot  # noqa: E402
@@ -803,6 +805,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3.0,
         help="seconds of timed runs per solver and problem before repeats are cut",
     )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cuda (or cpu, for a smoke run): time torch tensors on that device against POT's "
+        "torch backend and a bare loop, eager and as a CUDA graph (see device_table)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conv-tol", type=float, default=1e-12, help="ours' tol at convergence")
     p.add_argument("--conv-stop-thr", type=float, default=1e-13, help="POT's stopThr")
@@ -820,10 +828,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _device_calls(
+    C: torch.Tensor, a: torch.Tensor, eps: float, iters: int
+) -> dict[str, Callable[[], Any]]:
+    from _device_refs import bare_loop, pot_torch
+
+    return {
+        "ours": lambda: sinkhorn(C, a, a, epsilon=eps, n_iter=iters),
+        "POT skh": lambda: pot_torch(C, a, a, eps, iters, "sinkhorn"),
+        "POT log": lambda: pot_torch(C, a, a, eps, iters, "sinkhorn_log"),
+        "bare": lambda: bare_loop(C, a, a, eps, iters),
+    }
+
+
+def device_table(args: argparse.Namespace) -> None:
+    """Torch tensors on ``args.device``: ours (every validation and check, the plan), POT's
+    ``sinkhorn`` and ``sinkhorn_log`` on its torch backend, and the bare loop of
+    ``_device_refs`` eager and replayed from a CUDA graph (CUDA only); medians of
+    ``--repeats`` runs after a warm-up, the device synchronised around each. ``reads``: the
+    host synchronisations of one of our solves (CUDA only; ``tests/test_sync.py`` counts
+    them on the CPU)."""
+    from _device_refs import GraphedLoop, device_reads, time_ms
+
+    device = torch.device(args.device)
+    cols = ["ours", "POT skh", "POT log", "bare", "bare graph", "ours/bare", "reads"]
+    print(f"\n{TABLE_TITLE} on {device} ({args.iters} sweeps; median ms over {args.repeats} runs)")
+
+    def row(cells: list[str]) -> str:
+        return "  ".join(c.rjust(10) for c in cells)
+
+    print(row(["n", "dtype", "ε", *cols]))
+    for n in args.sizes:
+        C64 = make_cost(n, args.seed)
+        for dtype in args.dtypes:
+            C = torch.from_numpy(C64).to(device=device, dtype=getattr(torch, dtype))
+            a = torch.full((n,), 1.0 / n, dtype=C.dtype, device=device)
+            for eps in args.eps:
+                calls = _device_calls(C, a, eps, args.iters)
+                if device.type == "cuda":
+                    calls["bare graph"] = GraphedLoop(C, a, a, eps, args.iters)
+                ms = {k: time_ms(call, device, args.repeats) for k, call in calls.items()}
+                reads = device_reads(calls["ours"], device)
+                cells = [fmt_num(ms[k], ".2f") if k in ms else "n/a" for k in cols[:5]]
+                cells.append(fmt_num(ms["ours"] / ms["bare"], ".2f"))
+                cells.append("n/a" if reads is None else str(reads))
+                print(row([str(n), dtype, f"{eps:g}", *cells]))
+    print(
+        "ours = gca_viz sinkhorn; POT skh / log = ot.sinkhorn method 'sinkhorn' / "
+        "'sinkhorn_log' on torch tensors (stopThr=0); bare = kernel exp, the products and the "
+        "plan in plain torch, no checks; bare graph = the same replayed from a CUDA graph (CUDA "
+        "only); reads = host synchronisations of one of our solves (CUDA only)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     blas = set_threads(args.threads or os.cpu_count() or 1)
     machine_info(blas)
+    if args.device is not None:
+        device_table(args)
+        return 0
     t_start = time.perf_counter()
     rows: list[Row] = []
     for n in args.sizes:

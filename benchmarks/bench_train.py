@@ -10,7 +10,14 @@
 Targets (issue 4): the default digits run reaches >= 95% linear-probe accuracy within 30 s
 on 2 CPU cores; every GCA method's step time is within 1.5x of ``ince``'s.
 
+With ``--encoder`` (for example ``resnet18 --image-size 32 --batch 512``, a CIFAR-sized
+step on a GPU) the benchmark instead times one optimisation step of that encoder and a
+projection head on random ``3 x S x S`` images, two cheap views on the device (noise and a
+flip), for every method and for a plain NT-Xent written here (:func:`nt_xent`, SimCLR's loss
+as ``F.cross_entropy`` over the ``2N x 2N`` similarities), the reference of the ratios.
+
     python benchmarks/bench_train.py [--device cpu|cuda] [--steps 20] [--quick]
+    python benchmarks/bench_train.py --device cuda --encoder resnet18 --image-size 32 --batch 512
 """
 
 from __future__ import annotations
@@ -21,8 +28,67 @@ import time
 
 import torch
 
-from gca_viz import data, losses, metrics
+from gca_viz import data, losses, metrics, models
 from gca_viz.train import TrainConfig, Trainer, set_threads
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Reference only: SimCLR's NT-Xent, ``-log softmax`` of each view's partner among the
+    other ``2N - 1`` views (cosine similarities / temperature), averaged over ``2N`` rows."""
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)  # (2N, d)
+    n2 = z.shape[0]
+    logits = (z @ z.T) / temperature  # (2N, 2N)
+    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool, device=z.device), float("-inf"))
+    partner = (torch.arange(n2, device=z.device) + n2 // 2) % n2
+    return torch.nn.functional.cross_entropy(logits, partner)
+
+
+def encoder_step_times(args: argparse.Namespace) -> None:
+    """Median ms per optimisation step of ``args.encoder`` + a projection head on random
+    images, for every method and :func:`nt_xent`, rounds interleaved."""
+    device = torch.device(args.device)
+    shape = (3, args.image_size, args.image_size)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(args.batch, *shape, generator=gen).to(device)
+    names = ["ince", "gca_ince"] if args.quick else list(losses.LOSSES)
+    fns = {"nt_xent (ref)": nt_xent}
+    fns.update({name: losses.get(name, layout="joint") for name in names})
+    steppers = {}
+    for name, loss in fns.items():
+        torch.manual_seed(0)
+        model = models.ContrastiveModel(args.encoder, shape, out_dim=128).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+        def step(model=model, opt=opt, loss=loss) -> None:
+            noise = 0.1 * torch.randn_like(images)
+            z1, z2 = model(images + noise), model(images.flip(-1) - noise)
+            opt.zero_grad(set_to_none=True)
+            loss(z1, z2).backward()
+            opt.step()
+
+        steppers[name] = step
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for step in steppers.values():  # warm-up
+        step()
+    for _ in range(args.rounds):
+        for name, step in steppers.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) / args.steps)
+    ref = statistics.median(times["nt_xent (ref)"])
+    print(
+        f"\n{args.encoder} on {args.batch} random {shape[0]}x{shape[1]}x{shape[2]} images, "
+        f"device {device}, {args.rounds} rounds of {args.steps} steps"
+    )
+    print(f"{'method':<16}{'ms/step':>10}{'x nt_xent':>11}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:<16}{1e3 * med:>10.2f}{med / ref:>11.2f}")
 
 
 def step_times(device: str, steps: int, rounds: int, threads: int) -> dict[str, list[float]]:
@@ -95,11 +161,20 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--quick", action="store_true", help="2 rounds of 3 steps (smoke test)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--encoder", default=None, help="time this encoder on random images instead")
+    ap.add_argument("--image-size", type=int, default=32, help="side S of the random images")
+    ap.add_argument("--batch", type=int, default=512, help="images per step (with --encoder)")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.rounds = 3, 2
     print(f"torch {torch.__version__}, device {args.device}")
     set_threads(args.threads)  # once per process, before any trainer
+    if args.encoder is not None:
+        if args.quick:  # a smoke run: a tiny step of the same code, three losses
+            args.steps, args.rounds = 1, 1
+            args.image_size, args.batch = min(args.image_size, 8), min(args.batch, 8)
+        encoder_step_times(args)
+        return
     times = step_times(args.device, args.steps, args.rounds, args.threads)
     print(f"{torch.get_num_threads()} torch threads")
     ref = statistics.median(times["ince"])

@@ -26,6 +26,47 @@ def test_bench_ot_quick_runs() -> None:
     assert "Summary of the targets" in proc.stdout
 
 
+def _run(*argv: str, timeout: int = 120) -> str:
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_bench_ot_device_mode_runs_on_the_cpu() -> None:
+    """``--device`` (cuda on a GPU) times torch tensors against POT's torch backend and the
+    bare loops; on the CPU the CUDA-graph column and the read count say n/a."""
+    out = _run(
+        "benchmarks/bench_ot.py",
+        "--device",
+        "cpu",
+        "--quick",
+        "--eps",
+        "0.5",
+        "--dtypes",
+        "float32",
+    )
+    assert "Sinkhorn timings on cpu" in out
+    assert all(col in out for col in ("POT skh", "POT log", "bare graph", "ours/bare", "reads"))
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["256", "float32"])
+    assert len(row) == 10 and row[7] == row[9] == "n/a"  # (bare graph, reads)
+
+
+def test_bench_losses_device_mode_runs_on_the_cpu() -> None:
+    out = _run("benchmarks/bench_losses.py", "--device", "cpu", "--quick")
+    for name in ("gca_ince", "POT-torch sinkhorn (ref)", "bare loop, eager (ref)"):
+        assert name in out
+    assert "bare loop, CUDA graph (ref)" in out and "(CUDA only)" in out
+
+
+def test_bench_train_encoder_mode_runs_on_the_cpu() -> None:
+    """``--encoder resnet18 --image-size 32 --batch 512`` on a GPU; a tiny step here."""
+    out = _run("benchmarks/bench_train.py", "--encoder", "resnet18", "--quick", "--threads", "1")
+    assert "resnet18 on 8 random 3x8x8 images" in out
+    assert "nt_xent (ref)" in out and "gca_ince" in out and "x nt_xent" in out
+
+
 def test_sweep_noisy_quick_runs_and_pairs_the_seeds(tmp_path: Path) -> None:
     """The noisy-views sweep trains every method, prints the table and its verdict, and its
     paired differences are computed from the same seeds."""
