@@ -38,6 +38,8 @@ import torch
 from scipy.spatial.distance import pdist
 from scipy.special import entr, logsumexp
 
+from gca_viz._validate import finite_array, integer, positive
+
 Array = torch.Tensor | np.ndarray
 """A torch tensor or a numpy array."""
 
@@ -69,11 +71,6 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _check_finite(x: np.ndarray, name: str) -> None:
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
-
-
 def _points(x: Any, name: str) -> np.ndarray:
     """``x`` as an ``(n, d)`` float64 array of finite points, ``n, d >= 1``."""
     z = _to_numpy(x, name)
@@ -81,7 +78,7 @@ def _points(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (samples, features), got shape {z.shape}")
     if z.size == 0:
         raise ValueError(f"{name} must be non-empty, got shape {z.shape}")
-    _check_finite(z, name)
+    finite_array(z, name)
     return z
 
 
@@ -132,22 +129,6 @@ def _labels(y: Any, name: str, n: int, points_name: str) -> np.ndarray:
     if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
         raise ValueError(f"{name} contains NaN or inf")
     return labels
-
-
-def _positive_float(value: Any, name: str) -> float:
-    """``value`` as a float, which must be finite and ``> 0``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not 0 < float(value) < math.inf:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
-
-
-def _int_at_least(value: Any, name: str, low: int) -> int:
-    """``value`` as an int, which must be ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _split(
@@ -234,7 +215,7 @@ def uniformity(z: Array, *, t: float = 2.0, normalize: bool = True) -> float:
     References:
         Wang and Isola (2020), ICML, section 4.1.
     """
-    t = _positive_float(t, "t")
+    t = positive(t, "t")
     x = _points(z, "z")
     if len(x) < 2:
         raise ValueError(f"z must have at least 2 rows (one pair), got {len(x)}")
@@ -301,7 +282,7 @@ def marginal_error(plan: Array, a: Array, b: Array) -> float:
     for name, vec, size in (("a", mu, n), ("b", nu, m)):
         if vec.shape != (size,):
             raise ValueError(f"{name} must have shape ({size},), got {vec.shape}")
-        _check_finite(vec, name)
+        finite_array(vec, name)
         if (vec < 0).any():
             raise ValueError(f"{name} must be non-negative")
     value = float(np.abs(p.sum(axis=1) - mu).sum() + np.abs(p.sum(axis=0) - nu).sum())
@@ -485,7 +466,7 @@ def knn_accuracy(
             or have an all-zero row or a different feature dimension; labels of the wrong
             shape or length; ``k`` not an integer ``>= 1``.
     """
-    k = _int_at_least(k, "k", 1)
+    k = integer(k, "k", 1)
     xtr, ytr, xte, yte = _split(train_z, train_y, test_z, test_y)
     xtr, xte = _normalize(xtr, "train_z"), _normalize(xte, "test_z")
     from sklearn.neighbors import KNeighborsClassifier  # lazy: keeps `import gca_viz` light
@@ -591,9 +572,9 @@ def _probe(
     y_name: str,
 ) -> float:
     """Fit standardise -> logistic regression on the training split; test accuracy."""
-    max_iter = _int_at_least(max_iter, "max_iter", 1)
-    C = _positive_float(C, "C")
-    seed = _int_at_least(seed, "seed", 0)
+    max_iter = integer(max_iter, "max_iter", 1)
+    C = positive(C, "C")
+    seed = integer(seed, "seed", 0)
     if len(np.unique(ytr)) < 2:
         raise ValueError(f"{y_name} must contain at least two classes")
     from sklearn.linear_model import LogisticRegression  # lazy: keeps `import gca_viz` light

@@ -51,7 +51,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from gca_viz.ot import _real
+from gca_viz._validate import integer, nonnegative
 from gca_viz.registry import Param, Registry
 
 M = TypeVar("M", bound=nn.Module)
@@ -89,10 +89,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_dim(value: Any, name: str) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise ``ValueError``."""
-    if not _is_int(value) or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """``value`` as an int ``>= 1`` (a width or a count), else ``ValueError``."""
+    return integer(value, name, 1)
 
 
 def _check_input_shape(input_shape: Any, encoder: str, image: bool) -> tuple[int, ...]:
@@ -549,9 +547,7 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
         ValueError: naming ``momentum`` if it is outside ``[0, 1]``, or ``target`` if its
             parameters or buffers do not match ``online``'s.
     """
-    m = _real(momentum, "momentum must be a number in [0, 1]")  # (no str or bool)
-    if not 0.0 <= m <= 1.0:  # also rejects NaN
-        raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+    m = nonnegative(momentum, "momentum", 1.0)  # (no str or bool; NaN refused)
     pairs = _matched(target.named_parameters(), online.named_parameters(), "parameters")
     for xi, theta in pairs:
         xi.mul_(m).add_(theta, alpha=1.0 - m)  # ξ <- m ξ + (1 - m) θ

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gca_viz._validate import integer, nonnegative
 from gca_viz.registry import Param, Registry
 
 Layout = Literal["cross", "joint"]
@@ -135,18 +136,13 @@ def _side_length(values: Any, name: str) -> int:
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer (the batch size), got {n!r}")
-    return int(n)
+    """The batch size: an integer ``>= 1``."""
+    return integer(n, "n", 1)
 
 
 def _check_weight(value: float, name: str, high: float = math.inf) -> float:
-    try:
-        w = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not np.isfinite(w) or w < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    """A prior's weight: a number ``>= 0`` (a share of a row's mass: at most ``high``)."""
+    w = nonnegative(value, name)
     if w > high:
         raise ValueError(f"{name} must be a share of a row's mass in [0, {high:g}], got {value!r}")
     return w

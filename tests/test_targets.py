@@ -479,7 +479,7 @@ def test_build_target_matches_builders() -> None:
         ),
         ({"name": "class", "n": 3, "labels": [0, 1, 0], "gamma": 1.5}, "gamma"),
         ({"name": "pairs", "n": 3, "gamma": 0.5}, "no parameter 'gamma'"),
-        ({"name": "pairs", "n": 0}, "n must be a positive integer"),
+        ({"name": "pairs", "n": 0}, "n must be an integer >= 1"),
         ({"name": "pairs", "n": 3, "layout": "rows"}, "layout"),
     ],
 )
@@ -501,9 +501,9 @@ def test_build_target_validation(kwargs: dict[str, Any], match: str) -> None:
         (lambda: domain_target([0, 1], alpha=0.6, beta=0.5), r"alpha \+ beta must be <= 1"),
         (lambda: class_target([0, 1], gamma=1.1), "gamma must be a share"),
         (lambda: domain_target([0, 1], alpha=-0.1, per_entry=True), "alpha"),
-        (lambda: class_target([]), "n must be a positive integer"),
-        (lambda: pair_target(2.5), "n must be a positive integer"),
-        (lambda: pair_target(True), "n must be a positive integer"),
+        (lambda: class_target([]), "n must be an integer >= 1"),
+        (lambda: pair_target(2.5), "n must be an integer >= 1"),
+        (lambda: pair_target(True), "n must be an integer >= 1"),
     ],
 )
 def test_builder_validation(call: Any, match: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gca_viz import metrics
-from gca_viz.experiments.stats import finite
+from gca_viz._validate import finite
 from gca_viz.train import TrainConfig
 
 if TYPE_CHECKING:

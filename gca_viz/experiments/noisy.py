@@ -18,7 +18,8 @@ import torch
 
 from gca_viz import augment as augment_mod
 from gca_viz import demo, losses
-from gca_viz.experiments.stats import finite, pearson, spearman
+from gca_viz._validate import finite
+from gca_viz.experiments.stats import pearson, spearman
 from gca_viz.train import TrainConfig
 
 if TYPE_CHECKING:

@@ -65,17 +65,3 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     values, inverse = np.unique(v, return_inverse=True)
     sums = np.bincount(inverse, weights=ranks, minlength=len(values))
     return np.asarray(sums / np.bincount(inverse, minlength=len(values)))[inverse]
-
-
-def finite(value: Any, name: str) -> float:
-    """``value`` as a finite float, or ``ValueError`` naming ``name``. Strings are refused,
-    not parsed (``"0.5"`` is no number here, as in :func:`gca_viz.ot.sinkhorn`)."""
-    if isinstance(value, str | bytes):
-        raise ValueError(f"{name} must be a number, got the {type(value).__name__} {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return x

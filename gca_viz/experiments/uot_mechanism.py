@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from gca_viz import losses, metrics
-from gca_viz.experiments.stats import finite
+from gca_viz._validate import finite
 
 REPLACE_LATEX = (
     r"z''_i \leftarrow \frac{\xi_i}{\|\xi_i\|},\ \xi_i \sim \mathcal N(0, I_d)"

@@ -1,4 +1,5 @@
-"""Input validation shared by the lab modules (``ValueError`` naming the parameter)."""
+"""Input validation shared by the lab modules (``ValueError`` naming the parameter): the
+scalar checks of :mod:`gca_viz._validate` under the lab's names, and the lab's tensors."""
 
 from __future__ import annotations
 
@@ -10,35 +11,15 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import torch
 
+from gca_viz._validate import integer, positive, relaxation
 from gca_viz.device import torch_threads
+
+count = integer  # a number of samples, sweeps or points: an integer >= low
+relax = relaxation  # a marginal weight λ > 0; None or inf keep the marginal hard
+__all__ = ["cost_tensor", "count", "positive", "relax", "single_threaded", "target_tensor"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def positive(value: Any, name: str) -> float:
-    """``value`` as a finite float ``> 0``."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if isinstance(value, bool) or not 0 < x < math.inf:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return x
-
-
-def count(value: Any, name: str, low: int = 1) -> int:
-    """``value`` as an integer ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def relax(value: Any, name: str) -> float | None:
-    """A marginal relaxation ``λ > 0``; ``None`` or ``inf`` keep the marginal hard."""
-    if value is None or (isinstance(value, (int, float)) and value == math.inf):
-        return None
-    return positive(value, name)
 
 
 def cost_tensor(cost: Any, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -1,0 +1,95 @@
+"""The one place that checks scalar arguments and arrays, with one wording.
+
+Every check raises ``ValueError`` whose message starts with the parameter's name and ends
+with the value it got: ``"epsilon must be a number > 0, got -2"``. A number is a Python,
+numpy or 0-d torch number; a string (``"0.5"``) or a bool is refused, not converted, since it
+is most likely a mistake (a value read from a file unparsed, a flag in the wrong place).
+Array checks that need torch live with the solver (:mod:`gca_viz.ot`); this module imports
+numpy only, so any module of the library can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "finite",
+    "finite_array",
+    "integer",
+    "nonnegative",
+    "number",
+    "positive",
+    "relaxation",
+]
+
+
+def _got(value: Any) -> str:
+    """The end of a message: the value, and its type where the repr hides it."""
+    if isinstance(value, str | bytes | bool | np.bool_):
+        return f"got {value!r} ({type(value).__name__})"
+    return f"got {value!r}"
+
+
+def number(value: Any, name: str) -> float:
+    """``value`` as a float (``nan`` and ``inf`` included): ``"<name> must be a number"``."""
+    if isinstance(value, str | bytes | bool | np.bool_):
+        raise ValueError(f"{name} must be a number, {_got(value)}")
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of many entries
+        raise ValueError(f"{name} must be a number, {_got(value)}") from None
+
+
+def finite(value: Any, name: str) -> float:
+    """``value`` as a finite float: ``"<name> must be a finite number"``."""
+    x = number(value, name)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, {_got(value)}")
+    return x
+
+
+def positive(value: Any, name: str) -> float:
+    """``value`` as a finite float ``> 0``: ``"<name> must be a number > 0"``."""
+    x = number(value, name)
+    if not 0 < x < math.inf:
+        raise ValueError(f"{name} must be a number > 0, {_got(value)}")
+    return x
+
+
+def nonnegative(value: Any, name: str, high: float = math.inf) -> float:
+    """``value`` as a finite float in ``[0, high]``: ``"<name> must be a number >= 0"``
+    (``"... in [0, high]"`` when ``high`` is finite)."""
+    x = number(value, name)
+    if not (0 <= x <= high and math.isfinite(x)):
+        span = f"in [0, {high:g}]" if math.isfinite(high) else ">= 0"
+        raise ValueError(f"{name} must be a number {span}, {_got(value)}")
+    return x
+
+
+def integer(value: Any, name: str, low: int = 1) -> int:
+    """``value`` as an int ``>= low`` (Python or numpy integers; not a bool, not a float such
+    as ``2.0``): ``"<name> must be an integer >= low"``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, {_got(value)}")
+    return int(value)
+
+
+def relaxation(value: Any, name: str) -> float | None:
+    """A marginal weight ``λ > 0`` of unbalanced OT; ``None`` or ``inf`` (a hard marginal)
+    come back as ``None``: ``"<name> must be a number > 0 (or None for a hard marginal)"``."""
+    if value is None:
+        return None
+    x = number(value, name)
+    if math.isnan(x) or x <= 0:
+        hard = "(or None for a hard marginal)"
+        raise ValueError(f"{name} must be a number > 0 {hard}, {_got(value)}")
+    return None if math.isinf(x) else x
+
+
+def finite_array(x: Any, name: str) -> None:
+    """``ValueError("<name> contains NaN or inf")`` unless every entry of ``x`` is finite."""
+    if not np.all(np.isfinite(np.asarray(x))):
+        raise ValueError(f"{name} contains NaN or inf")
