@@ -1,6 +1,7 @@
 """GCA Explorer: the router. Page config, navigation over views/, a sidebar status strip
 with the lecture-mode toggle (ui.lecture: the navigation at the top, the sidebar collapsed,
-projector-sized type)."""
+projector-sized type), and the projection engines' warm-up, started once per server process
+by its first page run (views/_projections.py; ``GCA_WARM_UP=0`` turns it off)."""
 
 import streamlit as st
 import torch
@@ -8,6 +9,7 @@ import torch
 import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
+from views._projections import start_warm_up
 
 lecture = ui.lecture()
 st.set_page_config(
@@ -29,6 +31,7 @@ navigation = st.navigation(
     ],
     position="top" if lecture else "sidebar",
 )
+start_warm_up()  # UMAP's numba compile and t-SNE's imports, in the background, once
 
 
 @st.fragment(run_every=3)

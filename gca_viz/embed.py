@@ -32,20 +32,28 @@ first fit, about 35 s of CPU in every new process. :func:`enable_numba_cache` (c
 ``cache=True`` and points ``NUMBA_CACHE_DIR`` at ``<data dir>/.numba_cache`` (data dir:
 ``$GCA_RUNS_DIR`` or ``./runs``), so the compiled code is written once and reused by every
 later process: there the import takes about 2 s and the first fit well under a second, with
-identical results. An explicitly set ``NUMBA_CACHE_DIR`` is respected. :func:`warm_up_umap`
-pays the one-off cost ahead of time (for example from a start-up script).
+identical results. An explicitly set ``NUMBA_CACHE_DIR`` is respected. :func:`warm_up`
+pays the start-up costs of t-SNE and UMAP ahead of time, and :meth:`ProjectionJobs.warm_up`
+runs it on the jobs' worker, ahead of the jobs submitted after it, reporting what it is doing
+(the app starts it with the server's first page run)::
+
+    jobs.warm_up()  # embed.warm_up on the worker, once
+    jobs.warm_up_status()  # JobStatus("running", phase="compiling UMAP's kernels ...")
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import os
+import queue
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +184,7 @@ def tsne(z: Any, k: int = 2, *, perplexity: float = 30.0, seed: int = 0) -> np.n
 
 _NUMBA_LOCK = threading.Lock()
 _NUMBA_PATCHED = False
+_UMAP_FITTED = False  # set by the first UMAP fit of the process
 
 
 def numba_cache_dir() -> Path:
@@ -286,17 +295,69 @@ def umap(
         metric=metric,
         random_state=seed,
     )
+    global _UMAP_FITTED
     with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state"
         warnings.simplefilter("ignore", UserWarning)
-        return np.asarray(model.fit_transform(X), dtype=np.float64)
+        Y = np.asarray(model.fit_transform(X), dtype=np.float64)
+    _UMAP_FITTED = True
+    return Y
+
+
+def umap_ready() -> bool:
+    """Whether this process has fitted a UMAP already: its numba kernels are compiled or
+    loaded, so the next fit of a few hundred points takes about a second."""
+    return _UMAP_FITTED
+
+
+def umap_kernels_cached(cache_dir: str | Path | None = None) -> bool:
+    """Whether numba's disk cache (``cache_dir``, default :func:`numba_cache_dir`) holds
+    umap's compiled kernels already, so that loading UMAP takes seconds rather than the
+    one-off compile. Looks at file names only; imports nothing."""
+    spec = importlib.util.find_spec("umap")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    package = os.path.abspath(next(iter(spec.submodule_search_locations)))
+    # numba's cache locator files a module's kernels under <cache dir>/<name>_<sha1 of path>
+    sub = f"{os.path.basename(package)}_{hashlib.sha1(package.encode()).hexdigest()}"
+    root = Path(cache_dir) if cache_dir is not None else numba_cache_dir()
+    return any((root / sub).glob("*.nbi"))
 
 
 def warm_up_umap(n: int = 200, seed: int = 0) -> float:
-    """Import umap and fit it once on ``n`` random points, so numba's compiled code is on
-    disk (and loaded in this process); return the seconds it took."""
+    """Import umap and fit it once on ``n`` random points (with :func:`umap`'s defaults,
+    the Geometry page's settings), so numba's compiled code is on disk and loaded in this
+    process; return the seconds it took."""
     start = time.perf_counter()
     umap(np.random.default_rng(seed).standard_normal((n, 8)), seed=seed)
     return time.perf_counter() - start
+
+
+WARM_UP_TSNE = "loading t-SNE (scikit-learn)"
+WARM_UP_COMPILE = "compiling UMAP's kernels (numba: once per machine, cached on disk afterwards)"
+WARM_UP_LOAD = "loading UMAP's compiled kernels from the disk cache"
+
+
+def warm_up(
+    report: Callable[[str], None] | None = None, *, n: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """Pay the slow projections' one-off start-up costs now, so the first one a user asks
+    for takes its usual time: import scikit-learn and fit t-SNE on a few points (a second or
+    two), then load UMAP and fit it once on ``n`` points (:func:`warm_up_umap`: numba's
+    compile, about 35 s of CPU the first time on a machine, a few seconds once it is cached).
+
+    ``report(phase)`` is called as each phase begins with what it does, in words
+    (:data:`WARM_UP_TSNE`, then :data:`WARM_UP_COMPILE` or :data:`WARM_UP_LOAD`, as
+    :func:`umap_kernels_cached` finds the cache). Returns each phase's seconds, ``{"tsne":
+    s, "umap": s}``.
+    """
+    say = report if report is not None else (lambda phase: None)
+    say(WARM_UP_TSNE)
+    start = time.perf_counter()
+    tsne(np.random.default_rng(seed).standard_normal((32, 8)), seed=seed)
+    seconds = {"tsne": time.perf_counter() - start}
+    say(WARM_UP_LOAD if umap_kernels_cached() else WARM_UP_COMPILE)
+    seconds["umap"] = warm_up_umap(n, seed)
+    return seconds
 
 
 PROJECTORS: dict[str, Callable[..., np.ndarray]] = {"pca": pca, "umap": umap, "tsne": tsne}
@@ -471,12 +532,18 @@ JobState = Literal["missing", "pending", "running", "done", "error"]
 
 @dataclass(frozen=True)
 class JobStatus:
-    """Where a job stands: ``state``, an error ``message`` and its running time so far (or
-    in all, once finished) in ``seconds``."""
+    """Where a job stands: ``state``, an error ``message``, its running time so far (or in
+    all, once finished) in ``seconds``, and (for the warm-up) the ``phase`` it last reported
+    beginning."""
 
     state: JobState
     message: str = ""
     seconds: float = 0.0
+    phase: str = ""
+
+
+_Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+"""A call queued for the worker: its future, the function and its arguments."""
 
 
 class ProjectionJobs:
@@ -487,6 +554,13 @@ class ProjectionJobs:
     returns the existing future (the cached result); a key whose job failed is run again.
     At most ``max_entries`` finished results are kept (least recently used go first).
 
+    :meth:`warm_up` runs a warm-up (default :func:`warm_up`) on the same worker, once, so a
+    job submitted while it runs waits for it (``pending``) and then runs warm;
+    :meth:`warm_up_status` says what it is doing and for how long.
+
+    The worker is a daemon thread: a process that exits (a server stopped with Ctrl-C) does
+    not wait for a running job or the warm-up to end, as it would for a thread pool's.
+
     Args:
         max_entries: results to keep.
     """
@@ -495,10 +569,39 @@ class ProjectionJobs:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
         self.max_entries = max_entries
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gca-projection")
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._closed = False
         self._jobs: OrderedDict[Hashable, Future[Any]] = OrderedDict()
         self._times: dict[Hashable, list[float | None]] = {}  # key -> [started, ended]
         self._lock = threading.Lock()
+        self._warm: Future[Any] | None = None
+        self._warm_times: list[float | None] = [None, None]
+        self._warm_phase = ""
+
+    def _start(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Queue ``fn(*args)`` for the worker (started on first use); call with the lock."""
+        if self._closed:
+            raise RuntimeError("the projection jobs were shut down")
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="gca-projection", daemon=True)
+            self._worker.start()
+        future: Future[Any] = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        """The worker: run queued calls in order until :meth:`shutdown` queues ``None``."""
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():  # cancelled while queued
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the job's own failure, reported by its status
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
     def _run(self, key: Hashable, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         times = self._times.get(key)
@@ -520,7 +623,7 @@ class ProjectionJobs:
                 self._jobs.move_to_end(key)
                 return future
             self._times[key] = [None, None]
-            future = self._pool.submit(self._run, key, fn, args, kwargs)
+            future = self._start(self._run, key, fn, args, kwargs)
             self._jobs[key] = future
             self._evict()
             return future
@@ -536,17 +639,38 @@ class ProjectionJobs:
         with self._lock:
             future = self._jobs.get(key)
             started, ended = self._times.get(key, [None, None])
-        if future is None:
-            return JobStatus("missing")
-        now = time.monotonic()
-        seconds = (ended or now) - started if started is not None else 0.0
-        if not future.done():
-            return JobStatus("running" if started is not None else "pending", seconds=seconds)
-        exc = future.exception()
-        if exc is not None:
-            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            return JobStatus("error", message, seconds)
-        return JobStatus("done", seconds=seconds)
+        return _status(future, started, ended)
+
+    def warm_up(self, fn: Callable[[Callable[[str], None]], Any] | None = None) -> Future[Any]:
+        """Run ``fn(report)`` (default :func:`warm_up`) on the worker, once: after the jobs
+        already queued, before every job submitted later. ``report(phase)`` (a string)
+        sets the phase :meth:`warm_up_status` gives. A second call returns the first call's
+        future and runs nothing, whatever ``fn`` it names.
+        """
+        with self._lock:
+            if self._warm is None:
+                self._warm = self._start(self._run_warm_up, fn or warm_up)
+            return self._warm
+
+    def _run_warm_up(self, fn: Callable[[Callable[[str], None]], Any]) -> Any:
+        self._warm_times[0] = time.monotonic()
+        try:
+            return fn(self._report)
+        finally:
+            self._warm_times[1] = time.monotonic()
+
+    def _report(self, phase: str) -> None:
+        with self._lock:
+            self._warm_phase = str(phase)
+
+    def warm_up_status(self) -> JobStatus:
+        """The state of the warm-up (``missing`` if :meth:`warm_up` was not called), with
+        the phase it last reported."""
+        with self._lock:
+            future, phase = self._warm, self._warm_phase
+            started, ended = self._warm_times
+        found = _status(future, started, ended)
+        return JobStatus(found.state, found.message, found.seconds, phase)
 
     def result(self, key: Hashable) -> Any:
         """The result under ``key`` if its job finished without error, else ``None``."""
@@ -558,10 +682,12 @@ class ProjectionJobs:
             return None
         return future.result()
 
-    def busy(self) -> bool:
-        """Whether any job is pending or running."""
+    def busy(self, include_warm_up: bool = True) -> bool:
+        """Whether any job is pending or running (the warm-up counts unless
+        ``include_warm_up`` is false)."""
         with self._lock:
-            return any(not f.done() for f in self._jobs.values())
+            warming = include_warm_up and self._warm is not None and not self._warm.done()
+            return warming or any(not f.done() for f in self._jobs.values())
 
     def forget(self, key: Hashable) -> None:
         """Drop a finished result (a pending or running job is left alone)."""
@@ -573,4 +699,29 @@ class ProjectionJobs:
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop the worker thread (queued jobs are cancelled)."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            for future in [*self._jobs.values(), self._warm]:
+                if future is not None:
+                    future.cancel()  # only queued ones: a running job ends on its own
+            worker = self._worker
+            self._queue.put(None)
+        if wait and worker is not None:
+            worker.join()
+
+
+def _status(future: Future[Any] | None, started: float | None, ended: float | None) -> JobStatus:
+    """A job's :class:`JobStatus` from its future and its start and end times."""
+    if future is None:
+        return JobStatus("missing")
+    now = time.monotonic()
+    seconds = (ended or now) - started if started is not None else 0.0
+    if not future.done():
+        return JobStatus("running" if started is not None else "pending", seconds=seconds)
+    if future.cancelled():  # by shutdown before it started
+        return JobStatus("error", "cancelled", seconds)
+    exc = future.exception()
+    if exc is not None:
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return JobStatus("error", message, seconds)
+    return JobStatus("done", seconds=seconds)

@@ -1,5 +1,6 @@
 """Shared fixtures for the test suite."""
 
+import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # runs subprocesses (CLI runs, torchrun ranks) whose threads would otherwise compete with
 # spinning OpenMP workers here, which slows small steps down by an order of magnitude.
 set_threads(1)
+
+# No warm-up of the projection engines (UMAP's numba compile, about 35 s of CPU on a cold
+# cache) in the app tests and the browser tests' servers, which inherit this environment;
+# the tests of the warm-up turn it on (tests/test_pages_warm_up.py).
+os.environ["GCA_WARM_UP"] = "0"
 
 SEED = 0
 

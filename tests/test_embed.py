@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -348,6 +349,140 @@ def test_jobs_keep_at_most_max_entries_results() -> None:
     with pytest.raises(ValueError, match="max_entries"):
         embed.ProjectionJobs(max_entries=0)
     jobs.shutdown()
+
+
+# ------------------------------------------------------------------------------- warm-up
+
+
+def test_the_warm_up_runs_once_ahead_of_later_jobs_and_reports_its_phase() -> None:
+    """A job submitted while the warm-up runs waits (``pending``), then runs on the same
+    worker; the warm-up's status follows its reported phases and it runs only once."""
+    jobs = embed.ProjectionJobs()
+    gate = threading.Event()
+    order: list[str] = []
+    worker: dict[str, int] = {}
+
+    def warm(report: Callable[[str], None]) -> str:
+        worker["thread"] = threading.get_ident()
+        report("importing")
+        order.append("warm-up started")
+        assert gate.wait(10)
+        report("fitting")
+        time.sleep(0.2)
+        order.append("warm-up ended")
+        return "warm"
+
+    def job(x: int) -> int:
+        order.append("job")
+        return x + 1
+
+    try:
+        assert jobs.warm_up_status().state == "missing" and not jobs.busy()
+        first = jobs.warm_up(warm)
+        _wait_for(lambda: jobs.warm_up_status().phase == "importing")
+        status = jobs.warm_up_status()
+        assert status.state == "running" and status.seconds >= 0
+        assert jobs.busy() and not jobs.busy(include_warm_up=False)
+        assert jobs.warm_up(lambda report: order.append("again")) is first  # once only
+        jobs.submit("a", job, 1)
+        time.sleep(0.1)
+        assert jobs.status("a").state == "pending"  # behind the warm-up: one worker
+        assert jobs.busy(include_warm_up=False)
+        gate.set()
+        _wait_for(lambda: jobs.warm_up_status().phase == "fitting")
+        assert jobs.status("a").state == "pending"
+        _wait_for(lambda: jobs.status("a").state == "done")
+        status = jobs.warm_up_status()
+        assert status.state == "done" and status.phase == "fitting"
+        assert status.seconds >= 0.2 and first.result() == "warm"
+        assert order == ["warm-up started", "warm-up ended", "job"]
+        assert jobs.result("a") == 2 and not jobs.busy()
+        assert worker["thread"] != threading.get_ident()
+    finally:
+        gate.set()
+        jobs.shutdown()
+
+
+def test_a_failed_warm_up_says_why_and_jobs_still_run() -> None:
+    jobs = embed.ProjectionJobs()
+
+    def broken(report: Callable[[str], None]) -> None:
+        report("importing")
+        raise ImportError("no module named umap")
+
+    try:
+        jobs.warm_up(broken)
+        assert jobs.submit("a", lambda: 7).result(timeout=10) == 7
+        status = jobs.warm_up_status()
+        assert status.state == "error" and status.phase == "importing"
+        assert status.message == "ImportError: no module named umap"
+    finally:
+        jobs.shutdown()
+
+
+def test_a_process_exits_without_waiting_for_the_warm_up_or_a_job() -> None:
+    """A server stopped while the warm-up compiles (the first half-minute after its start)
+    exits at once: the worker is a daemon thread (a thread pool's worker was joined at exit,
+    so the process waited for the compile to end)."""
+    code = (
+        "import time\n"
+        "from gca_viz import embed\n"
+        "jobs = embed.ProjectionJobs()\n"
+        "jobs.warm_up(lambda report: time.sleep(60))\n"
+        "jobs.submit('queued', time.sleep, 60)\n"
+        "while jobs.warm_up_status().state != 'running':\n"
+        "    time.sleep(0.01)\n"
+        "print('exiting', flush=True)\n"
+    )
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0 and done.stdout == "exiting\n", done.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_shutdown_cancels_queued_jobs_and_refuses_new_ones() -> None:
+    jobs = embed.ProjectionJobs()
+    gate = threading.Event()
+    jobs.warm_up(lambda report: gate.wait(10))
+    jobs.submit("queued", lambda: 1)
+    _wait_for(lambda: jobs.warm_up_status().state == "running")
+    jobs.shutdown()
+    gate.set()
+    assert jobs.status("queued") == embed.JobStatus("error", "cancelled")
+    _wait_for(lambda: jobs.warm_up_status().state == "done")  # a running one ends itself
+    with pytest.raises(RuntimeError, match="shut down"):
+        jobs.submit("late", lambda: 2)
+
+
+def test_umap_kernels_are_not_cached_in_an_empty_folder(tmp_path: Path) -> None:
+    assert not embed.umap_kernels_cached(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_real_warm_up_fits_tsne_then_umap_and_fills_the_cache(tmp_path: Path) -> None:
+    """In a fresh process with an empty numba cache: the warm-up reports t-SNE, then UMAP's
+    compile, after which the cache holds umap's kernels and UMAP is ready (about 35 s of
+    CPU: the compile is what it is for)."""
+    code = (
+        "from gca_viz import embed\n"
+        "phases = []\n"
+        "assert not embed.umap_ready() and not embed.umap_kernels_cached()\n"
+        "seconds = embed.warm_up(phases.append)\n"
+        "assert phases == [embed.WARM_UP_TSNE, embed.WARM_UP_COMPILE], phases\n"
+        "assert embed.umap_ready() and embed.umap_kernels_cached()\n"
+        "assert set(seconds) == {'tsne', 'umap'}\n"
+        "phases.clear()\n"
+        "embed.warm_up(phases.append)\n"
+        "assert phases[1] == embed.WARM_UP_LOAD, phases\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -31,6 +31,7 @@ from views._geometry_snapshots import (
     run_label,
 )
 from views._plotly_bridge import plotly_bridge
+from views._projections import projection_jobs, warming
 from views._run_link import missing_run_warning
 
 NATIVE = "native"
@@ -55,12 +56,6 @@ st.latex(
 )
 
 
-@st.cache_resource
-def projection_jobs() -> embed.ProjectionJobs:
-    """UMAP and t-SNE run here, one at a time, off the page's thread; results are cached."""
-    return embed.ProjectionJobs()
-
-
 def keep_valid(key: str, options: list[Any], default: Any) -> None:
     """Reset a widget's state when its value is no longer an option."""
     if key in st.session_state and st.session_state[key] not in options:
@@ -76,6 +71,27 @@ def follow_latest(key: str, steps: list[int]) -> None:
         if value not in steps or (value == st.session_state.get(marker) != steps[-1]):
             st.session_state[key] = steps[-1]
     st.session_state[marker] = steps[-1]
+
+
+def waiting(jobs: embed.ProjectionJobs, method: str) -> bool:
+    """Whether the view polls: a projection job is queued or running, or (on a UMAP or t-SNE
+    view) the projection engines' warm-up is, which the view reports as it goes."""
+    return jobs.busy(include_warm_up=False) or (method in SLOW_PARAMS and warming(jobs) is not None)
+
+
+def first_umap_note() -> str:
+    """What the first UMAP of this server process costs (nothing more once one ran)."""
+    if embed.umap_ready():
+        return ""
+    if embed.umap_kernels_cached():
+        return (
+            " The first UMAP in this server process loads numba's compiled kernels from the "
+            "disk cache (a few seconds); later ones take about a second."
+        )
+    return (
+        " The first UMAP on this machine compiles numba code (a minute or more, cached on "
+        "disk afterwards); later ones take seconds."
+    )
 
 
 def slow_projection(
@@ -108,17 +124,18 @@ def slow_projection(
         if st.button(f"Try {title} again", key=f"geo_retry_{run.id}_{step}"):
             jobs.submit(key, embed.project, z, view.method, **dict(params))
             st.rerun()
+    elif status.state == "pending" and (warm := warming(jobs)) is not None:
+        st.info(
+            f"{title} of {len(z)} points waits for the warm-up of the projection engines, "
+            f"which the app runs once when it starts: {warm}. It starts as soon as that ends; "
+            "PCA is shown until it is ready.",
+            icon=":material/hourglass_top:",
+        )
     elif status.state in ("pending", "running"):
         what = "queued" if status.state == "pending" else f"running for {status.seconds:.0f} s"
-        first_time = (
-            " The first UMAP on this machine compiles numba code (a minute or more, cached "
-            "on disk afterwards); later ones take seconds."
-            if view.method == "umap"
-            else ""
-        )
         st.info(
             f"{title} of {len(z)} points is {what} in the background; PCA is shown until it "
-            f"is ready.{first_time}",
+            f"is ready.{first_umap_note() if view.method == 'umap' else ''}",
             icon=":material/hourglass_top:",
         )
     elif st.button(
@@ -129,6 +146,11 @@ def slow_projection(
     ):
         jobs.submit(key, embed.project, z, view.method, **dict(params))
         st.rerun()  # the view then polls every second until the result is there
+    elif (warm := warming(jobs)) is not None:
+        st.caption(
+            f"The projection engines are warming up in the background ({warm}): a {title} "
+            "asked for now starts when that ends."
+        )
     return None
 
 
@@ -383,8 +405,8 @@ def evaluations(store: RunStore, shown: list[Loaded]) -> None:
 def snapshot_view(store: RunStore, view: View) -> None:
     """The step slider and the embeddings (of two runs side by side when comparing)."""
     jobs = projection_jobs()
-    if view.polling and not jobs.busy():
-        st.rerun()  # the projection finished: redraw the page and stop polling
+    if view.polling and not waiting(jobs, view.method):
+        st.rerun()  # the projection (or the warm-up) finished: redraw the page, stop polling
     try:
         run = store.get(view.run_id)
     except ValueError:
@@ -545,8 +567,7 @@ if method in SLOW_PARAMS:
         False,
     )
 
-jobs = projection_jobs()
-polling = jobs.busy()
+polling = waiting(projection_jobs(), method)
 live = run.status in ACTIVE or (compare_id != NONE and by_id[compare_id].status in ACTIVE)
 view = View(
     run_id, compare_id, method, color_by, auto, polling, tuple(classes), tuple(domains), int(k)
