@@ -422,7 +422,7 @@ def test_fuzz_sinkhorn(data: st.DataObject, unbalanced: bool) -> None:
             a,
             b,
             epsilon=epsilon,
-            max_iter=max_iter,
+            n_iter=max_iter,
             tol=tol,
             relax_a=relax_a,
             relax_b=relax_b,

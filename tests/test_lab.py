@@ -124,7 +124,7 @@ def test_half_steps_match_sinkhorns_history_and_survive_underflow(batch: lab.Bat
     C = batch.cost_matrix()
     steps = lab.half_steps(C, None, epsilon=0.05, n_iter=4)
     ones = torch.ones(24, dtype=torch.float64)
-    res = ot.sinkhorn(C, ones, ones, epsilon=0.05, max_iter=4, history=True)
+    res = ot.sinkhorn(C, ones, ones, epsilon=0.05, n_iter=4, history=True)
     for k, plan in enumerate(res.history, start=1):
         np.testing.assert_allclose(steps.plans[k], np.asarray(plan), rtol=1e-9, atol=1e-300)
     # float32 at a tiny ε: plans underflow to 0 off the diagonal, the KL stays exact

@@ -144,7 +144,7 @@ def test_ince_is_kl_to_first_half_step(epsilon: float) -> None:
     n = z1.shape[0]
     C = _cost(z1, z2, "cross")
     ones = torch.ones(n, dtype=torch.float64)
-    res = ot.sinkhorn(C, ones, ones, epsilon=epsilon, max_iter=1, history=True)
+    res = ot.sinkhorn(C, ones, ones, epsilon=epsilon, n_iter=1, history=True)
     expected = _gen_kl(torch.eye(n, dtype=torch.float64), res.history[0]) / n
     value = losses.get("ince", epsilon=epsilon)(z1, z2)
     assert float(value) == pytest.approx(expected, rel=1e-10)
@@ -179,7 +179,7 @@ def test_kl_to_target_never_increases_over_half_steps(target: str, layout: str, 
     z1, z2 = _batch(n, 5, seed)
     C = _cost(z1, z2, layout)
     epsilon = float(rng.choice([0.1, 0.3, 1.0]))
-    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, max_iter=15, history=True)
+    res = ot.sinkhorn(C, mu, nu, epsilon=epsilon, n_iter=15, history=True)
     assert len(res.history) == 30
     kernel = torch.exp(-C / epsilon)  # P^(0)
     kls = [_gen_kl(T, P) for P in (kernel, *res.history)]
@@ -209,7 +209,7 @@ def test_gca_ince_is_kl_to_last_half_step() -> None:
     z1, z2 = _batch(10, 5, seed=5)
     n, epsilon, n_iter = 10, 0.2, 7
     ones = torch.ones(n, dtype=torch.float64)
-    res = ot.sinkhorn(_cost(z1, z2, "cross"), ones, ones, epsilon=epsilon, max_iter=n_iter)
+    res = ot.sinkhorn(_cost(z1, z2, "cross"), ones, ones, epsilon=epsilon, n_iter=n_iter)
     expected = _gen_kl(torch.eye(n, dtype=torch.float64), res.plan) / n
     value = losses.get("gca_ince", epsilon=epsilon, n_iter=n_iter)(z1, z2)
     assert float(value) == pytest.approx(expected, rel=1e-10)
@@ -274,7 +274,7 @@ def test_gca_rince_uses_previous_column_scaling(layout: str, n_iter: int) -> Non
     epsilon, q, lam = 0.3, 0.6, 0.2
     C = _cost(z1, z2, layout)
     ones = torch.ones(C.shape[0], dtype=torch.float64)
-    res = ot.sinkhorn(C, ones, ones, epsilon=epsilon, max_iter=n_iter - 1)
+    res = ot.sinkhorn(C, ones, ones, epsilon=epsilon, n_iter=n_iter - 1)
     v = torch.exp(res.g / epsilon).tolist()  # v^(T-1)
     expected = _rince_naive(z1, z2, layout, epsilon, q, lam, v=v)
     kw = {"epsilon": epsilon, "q": q, "lam": lam, "layout": layout, "n_iter": n_iter}
@@ -289,7 +289,7 @@ def _balanced_row_nll(z1: torch.Tensor, z2: torch.Tensor, epsilon: float, n_iter
     """``mean_i -log(P_ii / (P 1)_i)`` of the balanced Sinkhorn plan after ``n_iter`` sweeps."""
     n = z1.shape[0]
     ones = torch.ones(n, dtype=torch.float64)
-    P = ot.sinkhorn(_cost(z1, z2, "cross"), ones, ones, epsilon=epsilon, max_iter=n_iter).plan
+    P = ot.sinkhorn(_cost(z1, z2, "cross"), ones, ones, epsilon=epsilon, n_iter=n_iter).plan
     return sum(-math.log(float(P[i, i] / P[i].sum())) for i in range(n)) / n
 
 
@@ -332,7 +332,7 @@ def test_gca_uot_equals_formula_on_unbalanced_plan(
         ones,
         ones,
         epsilon=epsilon,
-        max_iter=n_iter,
+        n_iter=n_iter,
         relax_a=relax,
         relax_b=relax,
     )
@@ -352,7 +352,7 @@ def test_iot_is_cross_entropy_of_balanced_joint_plan() -> None:
     z1, z2 = _batch(6, 4, seed=12)
     n, epsilon, n_iter = 6, 0.4, 8
     ones = torch.ones(2 * n, dtype=torch.float64)
-    P = ot.sinkhorn(_cost(z1, z2, "joint"), ones, ones, epsilon=epsilon, max_iter=n_iter).plan
+    P = ot.sinkhorn(_cost(z1, z2, "joint"), ones, ones, epsilon=epsilon, n_iter=n_iter).plan
     expected = sum(-math.log(float(P[i, _partner(i, n, "joint")])) for i in range(2 * n)) / (2 * n)
     value = losses.get("iot", epsilon=epsilon, n_iter=n_iter)(z1, z2)
     assert float(value) == pytest.approx(expected, rel=1e-10)

@@ -207,11 +207,11 @@ def sweep_epsilon(
     rows: list[dict[str, float]] = []
     errors = []
     for eps in eps_values:
-        res = ot.sinkhorn(C, mu, nu, epsilon=eps, max_iter=cap, tol=rate_tol)
+        res = ot.sinkhorn(C, mu, nu, epsilon=eps, n_iter=cap, tol=rate_tol)
         unb = ot.sinkhorn(
-            C, mu, nu, epsilon=eps, max_iter=cap, tol=rate_tol, relax_a=lam_a, relax_b=lam_b
+            C, mu, nu, epsilon=eps, n_iter=cap, tol=rate_tol, relax_a=lam_a, relax_b=lam_b
         )
-        short = ot.sinkhorn(C, mu, nu, epsilon=eps, max_iter=T_sweeps)  # P^(2T)
+        short = ot.sinkhorn(C, mu, nu, epsilon=eps, n_iter=T_sweeps)  # P^(2T)
         log_p1, _ = ot.row_projection(C, mu, epsilon=eps)  # P^(1)
         errors.append(_relative_errors(res, mass))
         reached = np.flatnonzero(errors[-1] <= rel_tol)
@@ -319,7 +319,7 @@ def sweep_iterations(
         mu,
         nu,
         epsilon=eps,
-        max_iter=count(max_iter, "max_iter"),
+        n_iter=count(max_iter, "max_iter"),
         tol=1e-12 * mass if dtype == torch.float64 else 1e-6 * mass,
     )
     ref = np.asarray(conv.plan, dtype=float)

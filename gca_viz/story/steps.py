@@ -141,7 +141,7 @@ def ince_as_kl(z1: torch.Tensor, z2: torch.Tensor, epsilon: float) -> InceAsKL:
         mu = I.sum(1)  # (N,) all ones: P_tgt 1
         log_p1, _ = ot.row_projection(C, mu, epsilon=eps)  # (N, N) log P^(1)
         kl = float(generalized_kl(I, log_p1, log_input=True))
-        first = ot.sinkhorn(C, mu, mu, epsilon=eps, max_iter=1, history=True).history[0]
+        first = ot.sinkhorn(C, mu, mu, epsilon=eps, n_iter=1, history=True).history[0]
         p1 = torch.exp(torch.as_tensor(log_p1))
         gap = float((torch.as_tensor(first) - p1).abs().max())
     return InceAsKL(infonce, ce, kl, gap, p1.double().numpy())
@@ -458,7 +458,7 @@ def entropy_plan(cost: Any, epsilon: float, n_iter: int = 10) -> EntropyPlan:
     eps = positive(epsilon, "epsilon")
     C = cost_tensor(cost, torch.float64)
     ones = torch.ones(C.shape[0], dtype=C.dtype)
-    res = ot.sinkhorn(C, ones, ones, epsilon=eps, max_iter=count(n_iter, "n_iter"))
+    res = ot.sinkhorn(C, ones, ones, epsilon=eps, n_iter=count(n_iter, "n_iter"))
     plan = torch.as_tensor(res.plan)
     n = C.shape[0]
     return EntropyPlan(
@@ -519,7 +519,7 @@ def relaxed_marginals(cost: Any, epsilon: float, lam: float | None, n_iter: int 
 
     def solve(sweeps: int) -> ot.SinkhornResult:
         return ot.sinkhorn(
-            C, ones, ones, epsilon=eps, max_iter=sweeps, relax_a=weight, relax_b=weight
+            C, ones, ones, epsilon=eps, n_iter=sweeps, relax_a=weight, relax_b=weight
         )
 
     res = solve(count(n_iter, "n_iter"))
