@@ -44,7 +44,9 @@ class Param:
     ui: tuple[float, float] | None = None
 
     def validate(self, value: Any) -> ParamValue:
-        """Return ``value`` converted to the schema's kind, or raise ``ValueError`` naming it."""
+        """Return ``value`` converted to the schema's kind, or raise ``ValueError`` naming it,
+        worded as :mod:`gca_viz._validate` words its checks (``"epsilon must be a number > 0,
+        got 0"``); the bounds come from the schema."""
         if value is None:
             if self.optional:
                 return None
@@ -65,16 +67,16 @@ class Param:
         if isinstance(value, bool) or math.isnan(number):
             raise ValueError(f"{self.name} must be a number, got {value!r}")
         if math.isinf(number) and not (number > 0 and self.allow_inf):
-            raise ValueError(f"{self.name} must be finite, got {value!r}")
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
         if self.kind == "int" and number != int(number):
             raise ValueError(f"{self.name} must be an integer, got {value!r}")
         low, high = self.low, self.high
         if low is not None and (number < low or (self.low_open and number == low)):
             op = ">" if self.low_open else ">="
-            raise ValueError(f"{self.name} must be {op} {low:g}, got {value!r}")
+            raise ValueError(f"{self.name} must be a number {op} {low:g}, got {value!r}")
         if high is not None and (number > high or (self.high_open and number == high)):
             op = "<" if self.high_open else "<="
-            raise ValueError(f"{self.name} must be {op} {high:g}, got {value!r}")
+            raise ValueError(f"{self.name} must be a number {op} {high:g}, got {value!r}")
         return int(number) if self.kind == "int" else number
 
 

@@ -474,7 +474,7 @@ def test_invalid_q_rejected(method: str, q: float) -> None:
 
 @pytest.mark.parametrize("method", _methods_with("lam"))
 def test_negative_lam_rejected(method: str) -> None:
-    with pytest.raises(ValueError, match=r"\blam must be >= 0"):
+    with pytest.raises(ValueError, match=r"\blam must be a number >= 0"):
         losses.get(method, lam=-1)
 
 
@@ -687,9 +687,9 @@ def test_set_params_changes_epsilon() -> None:
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"epsilon": 0}, "epsilon must be > 0"),
-        ({"epsilon": -1}, "epsilon must be > 0"),
-        ({"epsilon": 0.2, "n_iter": 0}, "n_iter must be >= 1"),
+        ({"epsilon": 0}, "epsilon must be a number > 0"),
+        ({"epsilon": -1}, "epsilon must be a number > 0"),
+        ({"epsilon": 0.2, "n_iter": 0}, "n_iter must be a number >= 1"),
         ({"n_iter": 3, "bogus": 1}, "no parameter 'bogus'"),
     ],
 )

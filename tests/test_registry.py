@@ -37,7 +37,7 @@ def test_int_param_returns_int() -> None:
     assert p.validate(np.int64(7)) == 7 and isinstance(p.validate(np.int64(7)), int)
     with pytest.raises(ValueError, match="steps must be an integer"):
         p.validate(2.5)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be a number >= 1"):
         p.validate(0)
 
 
@@ -72,37 +72,37 @@ def test_infinity_only_when_allowed() -> None:
     allowing = Param("lam", 1.0, "Weight.", low=0.0, low_open=True, allow_inf=True)
     assert allowing.validate(math.inf) == math.inf
     assert allowing.validate(float("inf")) == math.inf
-    with pytest.raises(ValueError, match="lam must be finite"):
+    with pytest.raises(ValueError, match="lam must be a finite number"):
         allowing.validate(-math.inf)  # only +inf is a limit
     finite = Param("lam", 1.0, "Weight.", low=0.0, low_open=True)
     for value in (math.inf, -math.inf):
-        with pytest.raises(ValueError, match="lam must be finite"):
+        with pytest.raises(ValueError, match="lam must be a finite number"):
             finite.validate(value)
 
 
 def test_allow_inf_still_respects_high_bound() -> None:
     p = Param("w", 1.0, "Weight.", low=0.0, high=10.0, allow_inf=True)
-    with pytest.raises(ValueError, match="w must be <= 10"):
+    with pytest.raises(ValueError, match="w must be a number <= 10"):
         p.validate(math.inf)
 
 
 @pytest.mark.parametrize(
     ("param", "inside", "outside", "match"),
     [
-        (Param("a", 1.0, "d", low=0.0), [0.0, 1e-300, 5.0], [-1e-12, -3.0], r"a must be >= 0"),
+        (Param("a", 1.0, "d", low=0.0), [0.0, 1e-300, 5.0], [-1e-12, -3.0], r"a must be a number >= 0"),
         (
             Param("a", 1.0, "d", low=0.0, low_open=True),
             [1e-300, 5.0],
             [0.0, -1.0],
-            r"a must be > 0",
+            r"a must be a number > 0",
         ),
-        (Param("a", 0.5, "d", high=1.0), [1.0, -7.0], [1.0 + 1e-12, 2.0], r"a must be <= 1"),
-        (Param("a", 0.5, "d", high=1.0, high_open=True), [0.999], [1.0, 3.0], r"a must be < 1"),
+        (Param("a", 0.5, "d", high=1.0), [1.0, -7.0], [1.0 + 1e-12, 2.0], r"a must be a number <= 1"),
+        (Param("a", 0.5, "d", high=1.0, high_open=True), [0.999], [1.0, 3.0], r"a must be a number < 1"),
         (
             Param("a", 0.5, "d", low=0.0, low_open=True, high=1.0),
             [1.0, 0.5],
             [0.0, 1.5],
-            r"a must be (> 0|<= 1)",
+            r"a must be a number (> 0|<= 1)",
         ),
     ],
 )
@@ -116,7 +116,7 @@ def test_bounds(param: Param, inside: list[float], outside: list[float], match: 
 
 def test_error_messages_name_the_parameter_and_value() -> None:
     p = Param("epsilon", 0.5, "Temperature.", low=0.0, low_open=True)
-    with pytest.raises(ValueError, match=r"^epsilon must be > 0, got -2$"):
+    with pytest.raises(ValueError, match=r"^epsilon must be a number > 0, got -2$"):
         p.validate(-2)
     with pytest.raises(ValueError, match=r"^epsilon must be a number, got 'x'$"):
         p.validate("x")
@@ -149,7 +149,7 @@ def test_stage_defaults_and_validate() -> None:
     assert stage.validate({}) == {"scale": 1.0, "mode": "a"}
     assert stage.validate({"scale": 3}) == {"scale": 3.0, "mode": "a"}
     assert stage.doc == "Scale ``x``."
-    with pytest.raises(ValueError, match="scale must be >= 0"):
+    with pytest.raises(ValueError, match="scale must be a number >= 0"):
         stage.validate({"scale": -1})
 
 
@@ -178,7 +178,7 @@ def test_stage_check_links_parameters_after_each_is_validated() -> None:
     assert stage.check is check and stage.validate({"lo": 0.5}) == {"lo": 0.5, "hi": 1.0}
     with pytest.raises(ValueError, match="lo must be <= hi"):
         stage.validate({"lo": 2})
-    with pytest.raises(ValueError, match="lo must be >= 0"):  # each parameter first
+    with pytest.raises(ValueError, match="lo must be a number >= 0"):  # each parameter first
         stage.validate({"lo": -1})
     assert seen == [{"lo": 0.5, "hi": 1.0}, {"lo": 2.0, "hi": 1.0}]
     assert _stage().check is None  # no check: validate is per parameter only

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gca_viz._validate import integer, number, positive, relaxation
 from gca_viz.ot._xp import Array, Namespace, namespace
 
 
@@ -47,17 +48,9 @@ def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Ten
     return t
 
 
-def _real(value: Any, message: str) -> float:
-    """``value`` as a float, or ``ValueError(f"{message}, got {value!r}")``. Numbers only
-    (Python, numpy and 0-d torch ones): a string such as ``"0.5"`` or a bool is refused, not
-    converted, since it is most likely a mistake (a value read from a file unparsed, a flag
-    passed in the wrong place)."""
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-        raise ValueError(f"{message}, got {value!r} ({type(value).__name__})")
-    try:
-        return float(value)
-    except (TypeError, ValueError, RuntimeError):  # (RuntimeError: a tensor of many entries)
-        raise ValueError(f"{message}, got {value!r}") from None
+def _real(value: Any, name: str) -> float:
+    """``value`` as a float (numbers only): :func:`gca_viz._validate.number`."""
+    return number(value, name)
 
 
 def _check_epsilon(
@@ -66,9 +59,7 @@ def _check_epsilon(
     """``epsilon`` as a float: finite and ``> 0``; with ``dtype``, within its range; with
     ``scale`` (the magnitude of the cost, at least 1), at least the rounding error
     ``scale * machine eps`` of the cost, below which ``exp(-C/ε)`` is noise or inf."""
-    eps = _real(epsilon, "epsilon must be a positive number")
-    if not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+    eps = positive(epsilon, "epsilon")
     if dtype is not None:
         # ε and 1/ε must be normal numbers of the dtype, and ε log(...) terms must not
         # overflow (|log| <= ~745 for any positive double).
@@ -88,19 +79,13 @@ def _check_epsilon(
 
 
 def _check_relax(relax: float | None, name: str) -> float | None:
-    if relax is None:
-        return None
-    lam = _real(relax, f"{name} must be a number > 0 or None")
-    if math.isnan(lam) or lam <= 0:
-        raise ValueError(f"{name} must be > 0 (or None for a hard marginal), got {relax!r}")
-    return None if math.isinf(lam) else lam
+    """A marginal weight ``λ > 0``; ``None`` or ``inf``: a hard marginal (``None``)."""
+    return relaxation(relax, name)
 
 
 def _check_count(value: Any, name: str) -> int:
     """A number of sweeps: an integer ``>= 1`` (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return integer(value, name, 1)
 
 
 def _cost_matrix(cost: Array) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gca_viz._validate import nonnegative
 from gca_viz.ot._absorb import _solve_absorb, _Solved
 from gca_viz.ot._checks import (
     _check_count,
@@ -21,7 +22,6 @@ from gca_viz.ot._checks import (
     _check_solution,
     _cost_matrix,
     _marginal,
-    _real,
 )
 from gca_viz.ot._loop import _TOL_EVERY
 from gca_viz.ot._problem import _Problem, _rho
@@ -163,9 +163,7 @@ def sinkhorn(
     mu, nu = _marginal(a, "a", n, C), _marginal(b, "b", m, C)
     lam_a, lam_b = _check_relax(relax_a, "relax_a"), _check_relax(relax_b, "relax_b")
     sweeps = _sweeps(n_iter, max_iter)
-    tol_f = _real(tol, "tol must be a number >= 0")
-    if not math.isfinite(tol_f) or tol_f < 0:
-        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+    tol_f = nonnegative(tol, "tol")
     if method not in ("absorb", "log"):
         raise ValueError(f"method must be 'absorb' or 'log', got {method!r}")
     if not isinstance(history, (bool, np.bool_)):
