@@ -1,4 +1,4 @@
-"""Shared fixtures for the test suite."""
+"""Shared fixtures for the test suite (the helpers they use are in tests/helpers.py)."""
 
 import os
 import random
@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from gca_viz.train import set_threads
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT, kill_runs
 
 # One intra-op thread for the test process: the tests use small tensors, and the suite also
 # runs subprocesses (CLI runs, torchrun ranks) whose threads would otherwise compete with
@@ -47,6 +46,28 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
         st.cache_data.clear()
 
     return use
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh run store directory (``tmp_path/runs``, not created yet); afterwards its queued
+    runs are cancelled and every run process started in it is killed."""
+    path = tmp_path / "runs"
+    yield path
+    kill_runs(path)
+
+
+@pytest.fixture
+def app_store(runs_dir: Path, app_env: Callable[[Path], None]) -> Iterator[Path]:
+    """The app's pages on an empty run store of the test's own (``runs_dir``: the demo runs
+    are imported into it when a page first opens it), with no Streamlit cache left from
+    another test; afterwards every run the test started is killed and the caches cleared."""
+    import streamlit as st
+
+    app_env(runs_dir)
+    yield runs_dir
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="session")

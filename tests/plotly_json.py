@@ -46,16 +46,25 @@ def live_figures(at: Any) -> dict[str, dict[str, Any]]:
     return {key: decode(json.loads(spec)) for key, (_, spec) in sent.items()}
 
 
+LOADER_KEY = "gca_plotly_loader"  # views/_live_chart.py's hidden, empty plotly figure
+
+
+def chart_key(proto_id: str) -> str:
+    """The key a chart was drawn with, from its element id (``$$ID-<hash>-<key>``)."""
+    return proto_id.rsplit("-", 1)[-1]
+
+
 def page_figures(at: Any) -> dict[str, dict[str, Any]]:
-    """Every figure an AppTest page drew, decoded, by chart key: ``st.plotly_chart``'s (the
-    hidden plotly loader of views/_live_chart left out) and the live charts'."""
+    """Every figure an AppTest page drew, decoded, by the key it was drawn with:
+    ``st.plotly_chart``'s (the hidden plotly loader of views/_live_chart left out) and the
+    live charts'."""
     import json
 
     out = {}
     for chart in at.get("plotly_chart"):
-        spec = decode(json.loads(chart.proto.spec))
-        if "title" in spec["layout"]:  # not the hidden loader, an empty figure
-            out[chart.proto.id] = spec
+        key = chart_key(chart.proto.id)
+        if key != LOADER_KEY:
+            out[key] = decode(json.loads(chart.proto.spec))
     out.update(live_figures(at))
     return out
 
