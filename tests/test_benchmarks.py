@@ -1,37 +1,27 @@
 """The benchmark scripts run end to end (their ``--quick`` smoke modes)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_python
+
+
+def _run(*argv: str, timeout: int = 120) -> str:
+    """The standard output of ``python *argv``, which must succeed."""
+    proc = run_python(*argv, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    return proc.stdout
 
 
 @pytest.mark.slow
 def test_bench_ot_quick_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_ot.py", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Sinkhorn timings" in proc.stdout
-    assert "ours/POT" in proc.stdout and "ours/flr" in proc.stdout  # the table header
-    assert "bare/flr" in proc.stdout and "reference: bare / floor" in proc.stdout
-    assert "Summary of the targets" in proc.stdout
-
-
-def _run(*argv: str, timeout: int = 120) -> str:
-    proc = subprocess.run(
-        [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout
+    out = _run("benchmarks/bench_ot.py", "--quick")
+    assert "Sinkhorn timings" in out
+    assert "ours/POT" in out and "ours/flr" in out  # the table header
+    assert "bare/flr" in out and "reference: bare / floor" in out
+    assert "Summary of the targets" in out
 
 
 def test_bench_ot_device_mode_runs_on_the_cpu() -> None:
@@ -71,15 +61,10 @@ def test_sweep_noisy_quick_runs_and_pairs_the_seeds(tmp_path: Path) -> None:
     """The noisy-views sweep trains every method, prints the table and its verdict, and its
     paired differences are computed from the same seeds."""
     out = tmp_path / "sweep.json"
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/sweep_noisy.py", "--quick", "--steps", "5", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    printed = _run(
+        "benchmarks/sweep_noisy.py", "--quick", "--steps", "5", "--out", str(out), timeout=300
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Δ corrupted vs INCE" in proc.stdout and "GCA-UOT" in proc.stdout
+    assert "Δ corrupted vs INCE" in printed and "GCA-UOT" in printed
     data = json.loads(out.read_text())
     runs, table = data["runs"], data["table"]
     assert {r["method"] for r in runs} == {"ince", "gca_uot", "gca_uot_l0.01", "rince"}
@@ -96,15 +81,7 @@ def test_bench_browser_quick_runs() -> None:
     actions in Chromium and prints its tables (needs /usr/bin/chromium)."""
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium (see README)")
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_browser.py", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = proc.stdout
+    out = _run("benchmarks/bench_browser.py", "--quick", timeout=180)
     assert "action" in out and "median" in out and "ratio" in out and "verdict" in out
     for row in (
         "reference: first load",
@@ -118,3 +95,15 @@ def test_bench_browser_quick_runs() -> None:
         assert line and "(no sample)" not in line, f"{row!r} missing in:\n{out}"
     assert "Where the time goes" in out and "failed:" not in out
     assert "fps median" in out
+
+
+@pytest.mark.slow
+def test_bench_app_quick_runs() -> None:
+    out = _run("benchmarks/bench_app.py", "--quick", "--pages", "plan_lab", timeout=300)
+    assert "plan_lab" in out and "lab_eps" in out
+
+
+@pytest.mark.slow
+def test_the_watch_overhead_benchmark_runs() -> None:
+    out = _run("benchmarks/bench_watch.py", "--quick", "--threads", "1", timeout=300)
+    assert "overhead" in out and "target < 3%" in out

@@ -4,17 +4,13 @@ sidebar into the page (AppTest, no browser; tests/browser/test_lecture.py measur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-import streamlit as st
 
 import ui
 from gca_viz.figures.player import half_step_player
-from tests.test_pages_lab import open_page
+from tests.helpers import open_app
 
 
 def test_title_html_keeps_plotly_markup_and_escapes_the_rest() -> None:
@@ -87,17 +83,9 @@ def test_wrapped_row_height_fits_the_longest_cell() -> None:
     assert ui.wrapped_row_height(rows + longer, widths) == 5 * 20 + 12
 
 
-@pytest.fixture
-def _app_state(tmp_path: Path, app_env: Callable[[Path], None]) -> Iterator[None]:
-    app_env(tmp_path / "runs")
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.mark.usefixtures("_app_state")
+@pytest.mark.usefixtures("app_store")
 def test_lecture_mode_moves_the_controls_out_of_the_sidebar() -> None:
-    at = open_page("views/noisy.py", lecture="1", noisy_rows="3")
+    at = open_app("views/noisy.py", lecture="1", noisy_rows="3")
     assert at.toggle(key="lecture").value is True
     assert [w.key for w in at.sidebar.slider] == []  # only the toggle and the status remain
     assert "Views" in [e.label for e in at.expander]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import io
 import pickle
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,13 +33,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gca_viz.data  # noqa: F401 - the loaders' module, imported first as an app would
-from gca_viz.runs import RunStore
 from gca_viz.userdata import MAX_VALUES, load_user_dataset, save_upload
+from tests.helpers import store_without_demos, view
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
-    sys.path.insert(0, str(ROOT))
-TRAIN = str(ROOT / "views" / "train.py")
 LIMIT = 1 << 20  # a 1 MB upload limit for the library cases (the app passes 50 MB)
 
 
@@ -396,20 +391,14 @@ def test_bad_files_on_disk_are_refused_by_name(
 
 
 @pytest.fixture
-def train_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[AppTest, Path]:
-    """The Train page on an empty store in ``tmp_path/store`` with "Upload" chosen."""
-    store_dir = tmp_path / "store"
-    store = RunStore(store_dir)
-    with store._db(write=True) as db:  # the demo runs count as installed: none imported
-        db.execute("INSERT INTO settings VALUES ('demo_runs_installed', '1')")
-    monkeypatch.setenv("GCA_RUNS_DIR", str(store_dir))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(TRAIN, default_timeout=60)
+def train_page(app_store: Path) -> tuple[AppTest, Path]:
+    """The Train page on an empty store of the test's own with "Upload" chosen."""
+    store_without_demos(app_store)  # the demo runs count as installed: none imported
+    at = AppTest.from_file(view("train"), default_timeout=60)
     at.query_params["tr_data"] = "upload"
     at.run()
     assert not at.exception
-    return at, store_dir
+    return at, app_store
 
 
 PAGE_CASES = [

@@ -3,7 +3,8 @@
 Real processes: tests/scripts/watch_loop.py trains with a Recorder in a subprocess while
 the test reads the store, steers the loss, stops, kills or crashes it; two torchrun ranks
 (gloo) run tests/scripts/watch_ddp.py. In-process recorders test bad input and a store
-that cannot be written; an AppTest of the Train page shows an external run.
+that cannot be written. Waits on a loop last while it makes progress (tests/helpers.py).
+How the pages show an external run: tests/pages/test_train.py and test_geometry.py.
 """
 
 from __future__ import annotations
@@ -24,30 +25,20 @@ import numpy as np
 import pytest
 import torch
 
-from gca_viz import demo, losses
+from gca_viz import losses
 from gca_viz.runs import RunStore
 from gca_viz.watch import Recorder, RecorderWarning, apply_live_change
-from tests.plotly_json import array as _array
+from tests.helpers import REPO_ROOT, run_python, wait_for, wait_for_run
 from tests.tmpfs import mount_tmpfs, umount
 
-ROOT = Path(__file__).resolve().parents[1]
-LOOP = str(ROOT / "tests" / "scripts" / "watch_loop.py")
-TRAIN = str(ROOT / "views" / "train.py")
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+LOOP = str(REPO_ROOT / "tests" / "scripts" / "watch_loop.py")
 
 
 def _start(store: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, LOOP, str(store), mode, "5"],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,8 +52,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=10)
 
 
-def _the_run(store: RunStore, timeout: float = 30) -> int:
-    _wait(lambda: store.list_runs(), timeout, "the loop to register its run")
+def _wait(
+    store: RunStore, proc: subprocess.Popen[str], cond: Callable[[], object], what: str
+) -> None:
+    """Wait for ``cond`` while the loop ``proc`` makes progress (CPU time, steps)."""
+    wait_for_run(store, cond, what, pids=[proc.pid])
+
+
+def _the_run(store: RunStore, proc: subprocess.Popen[str]) -> int:
+    _wait(store, proc, lambda: store.list_runs(), "the loop to register its run")
     (run,) = store.list_runs()
     return run.id
 
@@ -81,7 +79,7 @@ def test_a_loop_streams_into_the_store_takes_a_live_change_and_stops(tmp_path: P
     store = RunStore(tmp_path)
     proc = _start(tmp_path, "until_stop")
     try:
-        run_id = _the_run(store)
+        run_id = _the_run(store, proc)
         info = store.get(run_id)
         assert info.external and info.status == "running" and info.pid == proc.pid
         assert info.config["lr"] == 0.05 and info.config["method"] == "gca_ince"
@@ -94,7 +92,7 @@ def test_a_loop_streams_into_the_store_takes_a_live_change_and_stops(tmp_path: P
                 and bool(store.snapshots(run_id, "embeddings"))
             )
 
-        _wait(streamed, 30, "metrics and snapshots")
+        _wait(store, proc, streamed, "metrics and snapshots")
         assert store.get(run_id).status == "running" and store.get(run_id).device == "cpu"
         plan = store.load_snapshot(store.snapshots(run_id, "plan")[0][1])
         assert plan is not None and plan["plan"].shape == (64, 64)  # 64 pairs, cross layout
@@ -107,10 +105,12 @@ def test_a_loop_streams_into_the_store_takes_a_live_change_and_stops(tmp_path: P
         )
 
         store.request_change(run_id, {"epsilon": 0.25})
-        _wait(lambda: store.applied_changes(run_id), 15, "the change to take effect")
+        _wait(store, proc, lambda: store.applied_changes(run_id), "the change to take effect")
         (change,) = store.applied_changes(run_id)
         at = change["step"]
-        _wait(lambda: store.latest_metrics(run_id)["epsilon"][0] > at + 1, 15, "later steps")
+        _wait(
+            store, proc, lambda: store.latest_metrics(run_id)["epsilon"][0] > at + 1, "later steps"
+        )
         eps = store.metrics(run_id, ["epsilon"])["epsilon"]
         assert set(eps[eps[:, 0] <= at, 1]) == {0.5}  # the step it was applied after
         assert set(eps[eps[:, 0] > at, 1]) == {0.25}
@@ -129,8 +129,8 @@ def test_a_killed_loop_becomes_interrupted(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     proc = _start(tmp_path, "forever")
     try:
-        run_id = _the_run(store)
-        _wait(lambda: store.metrics(run_id, ["loss"]), 30, "the first metrics")
+        run_id = _the_run(store, proc)
+        _wait(store, proc, lambda: store.metrics(run_id, ["loss"]), "the first metrics")
         assert store.reconcile() == []  # alive, although it does not run gca_viz's CLI
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -149,7 +149,7 @@ def test_a_crash_marks_the_run_failed_with_its_traceback(tmp_path: Path) -> None
     finally:
         _stop(proc)
     assert proc.returncode == 1 and "the loop broke at step 5" in err  # the hook chains
-    info = store.get(_the_run(store, 1))
+    (info,) = store.list_runs()  # registered before it crashed
     assert info.status == "failed" and info.step == 5
     assert "RuntimeError: the loop broke at step 5" in (info.error or "")
     assert store.metrics(info.id, ["loss"])["loss"][-1, 0] == 5  # buffered metrics written
@@ -158,10 +158,10 @@ def test_a_crash_marks_the_run_failed_with_its_traceback(tmp_path: Path) -> None
 def test_two_torchrun_ranks_record_one_run_and_change_at_the_same_step(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    script = str(ROOT / "tests" / "scripts" / "watch_ddp.py")
+    script = str(REPO_ROOT / "tests" / "scripts" / "watch_ddp.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
            script, str(tmp_path / "store"), str(out)]  # fmt: skip
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     store = RunStore(tmp_path / "store")
@@ -232,7 +232,7 @@ def test_a_full_store_warns_once_and_the_loop_goes_on(tmp_path: Path) -> None:
         assert ["cannot write to the run store" in str(w.message) for w in caught] == [True]
         filler.unlink()
         rec.step(41, loss=2.0)
-        _wait(lambda: store.latest_metrics(rec.run_id).get("loss") == (41, 2.0), 10, "a write")
+        wait_for(lambda: store.latest_metrics(rec.run_id).get("loss") == (41, 2.0), 10, "a write")
         rec.finish()
         assert store.get(rec.run_id).status == "finished"
         notes = [(e["level"], e["message"]) for e in store.events(rec.run_id)]
@@ -344,101 +344,11 @@ def test_the_lightning_callback_needs_lightning() -> None:
         from gca_viz.watch import RecorderCallback  # noqa: F401
 
 
-# ----------------------------------------------------------------------------- page
-
-
-def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
-    tmp_path: Path, app_env: Callable[[Path], None]
-) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
-        sys.path.insert(0, str(ROOT))
-    demo.install(RunStore(tmp_path), source=tmp_path / "no-demo-runs")
-    done = Recorder(tmp_path, name="mine", loss=losses.get("gca_ince", n_iter=3),
-                    snapshot_every=2, flush_every=0.05, config={"steps": 6})  # fmt: skip
-    for step in range(1, 7):
-        z1, z2 = _pair(32, 4)
-        done.step(step, loss=1.0 / step)
-        done.batch(step, z1, z2, labels=torch.arange(32) % 3)
-    done.finish()
-    plain = Recorder(tmp_path, name="plain", loss=torch.nn.MSELoss(), flush_every=0.05)
-    steered = Recorder(tmp_path, name="steered", loss=losses.get("gca_ince"), flush_every=0.05)
-    plain.step(1, loss=1.0)
-    app_env(tmp_path)
-    try:
-        at = AppTest.from_file(TRAIN, default_timeout=60)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-        at.selectbox(key="tr_run").set_value(done.run_id).run()
-        assert not at.exception
-        charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in
-                  at.get("plotly_chart")}  # fmt: skip
-        assert {"tr_curves", "tr_plan"} <= set(charts)
-        assert charts["tr_plan"]["data"][0]["type"] == "heatmap"
-        table = next(d.value for d in at.dataframe if "status" in d.value.columns)
-        assert set(table["name"]) == {"mine (external)", "plain (external)", "steered (external)"}
-        captions = " ".join(c.value for c in at.caption)
-        assert "External run" in captions and "cannot be resumed" in captions
-        assert at.button(key="tr_resume").disabled
-        assert not [e for e in at.expander if "Duplicate" in e.label]
-        assert "step 6 of 6" in " ".join(str(p.proto.text) for p in at.get("progress"))
-
-        at.selectbox(key="tr_run").set_value(plain.run_id).run()
-        assert not at.exception
-        assert "no live controls" in " ".join(c.value for c in at.caption)
-        assert not [e for e in at.expander if "Live controls" in e.label]
-        at.button(key="tr_stop").click().run()  # asks; this process is not signalled
-        _wait(lambda: plain.step(2, loss=1.0) or plain.should_stop, 10, "the stop request")
-
-        at.selectbox(key="tr_run").set_value(steered.run_id).run()
-        assert not at.exception
-        assert [e for e in at.expander if "Live controls" in e.label]
-        assert at.selectbox(key=f"tr_live_{steered.run_id}_target").options == ["pairs"]
-    finally:
-        plain.finish()
-        steered.finish()
-    assert RunStore(tmp_path).get(plain.run_id).status == "stopped"
-
-
-def test_geometry_draws_an_external_runs_embeddings(
-    tmp_path: Path, app_env: Callable[[Path], None]
-) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    demo.install(RunStore(tmp_path), source=tmp_path / "no-demo-runs")
-    rec = Recorder(tmp_path, name="mine", loss=losses.get("gca_ince", n_iter=3),
-                   snapshot_every=2, config={"steps": 6})  # fmt: skip
-    for step in range(1, 7):
-        z1, z2 = _pair(64, 3)
-        rec.step(step, loss=1.0 / step)
-        rec.batch(step, z1, z2, labels=torch.arange(64) % 4)
-    rec.finish()
-    app_env(tmp_path)
-    at = AppTest.from_file(str(ROOT / "views" / "geometry.py"), default_timeout=60)
-    at.run()
-    assert not at.exception and not at.error, [e.message for e in at.exception]
-    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in
-              at.get("plotly_chart")}  # fmt: skip
-    points = [t for t in charts[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
-    assert sum(len(_array(t["x"])) for t in points) == 64  # its snapshot's 64 points
-    assert "geo_plane_fig" in charts  # its alignment and uniformity, on the plane
-
-
-# ------------------------------------------------------------ example and benchmark
+# ------------------------------------------------------------------------ example
 
 
 def test_the_example_trains_a_simclr_loop_into_the_store(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "examples/watch_simclr.py", "20", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    done = run_python("examples/watch_simclr.py", "20", str(tmp_path), OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-3000:]
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
@@ -448,16 +358,3 @@ def test_the_example_trains_a_simclr_loop_into_the_store(tmp_path: Path) -> None
     emb = store.load_snapshot(store.snapshots(run.id, "embeddings")[-1][1])
     assert emb is not None and emb["z"].shape == (256, 32)  # eval_batch, embed_points rows
     assert set(np.unique(emb["y"])) <= set(range(10)) and len(np.unique(emb["y"])) > 1
-
-
-@pytest.mark.slow
-def test_the_overhead_benchmark_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_watch.py", "--quick", "--threads", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "overhead" in done.stdout and "target < 3%" in done.stdout

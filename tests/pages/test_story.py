@@ -1,15 +1,11 @@
-"""The Story page and the loss composer render, respond to their controls, show live numbers
-that agree with the library, turn bad input into an error message and launch runs
-(Streamlit's AppTest, no browser)."""
+"""The Story page (views/story.py, the app's start page) renders every step, responds to
+its controls and shows live numbers that agree with the library (Streamlit's AppTest, no
+browser; tests/browser/test_lecture.py and test_controls.py drive it in Chromium)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,63 +13,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.plotly_json import page_figures, title_of
+from tests.helpers import figure, heat, metric, metrics, open_app, rerun
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-COMPOSER = "views/composer.py"
-
-
-@pytest.fixture(autouse=True)
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty run store of our own (the demo runs get imported into it) and no caches
-    left from another test."""
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("GCA_RUNS_DIR", str(runs))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield runs
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def open_app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: str(m.value) for m in at.metric}
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    found = [v for k, v in metrics(at).items() if k.startswith(label_start)]
-    assert found, list(metrics(at))
-    return found[0]
-
-
-def figure(at: AppTest, title_start: str) -> dict[str, Any]:
-    figures = page_figures(at)
-    for spec in figures.values():
-        if title_of(spec).startswith(title_start):
-            return spec
-    titles = [title_of(spec) for spec in figures.values()]
-    raise AssertionError(f"no figure titled {title_start!r}: {titles}")
-
-
-def heat(fig: dict[str, Any]) -> np.ndarray:
-    return np.asarray(fig["data"][0]["z"], dtype=float)
+pytestmark = pytest.mark.usefixtures("app_store")
 
 
 def step1_numbers(at: AppTest) -> tuple[float, float, float]:
@@ -82,9 +24,6 @@ def step1_numbers(at: AppTest) -> tuple[float, float, float]:
         float(metric(at, "KL(I ‖ P⁽¹⁾)")),
         float(metric(at, "Difference")),
     )
-
-
-# -------------------------------------------------------------------------------- story
 
 
 def test_app_starts_on_the_story() -> None:
@@ -101,9 +40,9 @@ def test_app_starts_on_the_story() -> None:
     np.testing.assert_allclose(p1.sum(1), 1.0, rtol=1e-5)  # every row sums to 1
 
 
-def test_falls_back_without_the_demo_run(runs_dir: Path) -> None:
+def test_falls_back_without_the_demo_run(app_store: Path) -> None:
     at = open_app()
-    store = RunStore(runs_dir)
+    store = RunStore(app_store)
     store.delete(next(r.id for r in store.list_runs() if r.name == "demo-ince"))
     st.cache_data.clear()
     rerun(at)
@@ -279,92 +218,3 @@ def test_byol_is_shown_as_the_math_says_it_is() -> None:
     figure(at, "BYOL forms no plan")
     assert any("2Cᵢᵢ" in c.value for c in at.caption)
     assert any("(`l2`)" in m.value for m in at.markdown)
-
-
-# ----------------------------------------------------------------------------- composer
-
-
-def loss_and_formula(at: AppTest) -> tuple[float, str]:
-    return float(metric(at, "Loss")), at.latex[1].value
-
-
-def test_composer_stage_choices_change_formula_and_loss() -> None:
-    at = open_app(COMPOSER)
-    assert at.title[0].value == "Loss composer"
-    loss, formula = loss_and_formula(at)
-    assert "GCA-INCE" in " ".join(c.value for c in at.caption)  # the default is a preset
-    for key, value in (
-        ("cmp_cost", "sqeuclidean"),
-        ("cmp_target", "class"),
-        ("cmp_projection", "unbalanced"),
-        ("cmp_divergence", "rince"),
-    ):
-        at.selectbox(key=key).set_value(value)
-        rerun(at)
-        assert not at.error, [e.value for e in at.error]
-        new_loss, new_formula = loss_and_formula(at)
-        assert new_formula != formula and new_loss != loss, key
-        loss, formula = new_loss, new_formula
-    # parameter widgets come from the schemas: ε and λ₁, λ₂ get the shared log-scale
-    # controls (λ with a hard-constraint checkbox), the others sliders labelled by symbol
-    assert at.number_input(key="cmp_relax_a").value == 0.2
-    assert at.select_slider(key="cmp_epsilon_slider").options[::7] == ["0.01", "0.1", "1"]
-    assert at.select_slider(key="cmp_relax_a_slider").label.startswith("$λ_1$: KL weight")
-    assert at.slider(key="cmp_q").label.startswith("$q$: RINCE exponent")
-    assert at.slider(key="cmp_lam").label.startswith("$λ_R$: RINCE's weight")
-    at.checkbox(key="cmp_relax_a_hard").check()
-    rerun(at)
-    assert "cmp_relax_a" not in [s.key for s in at.number_input]  # λ₁ = ∞: a hard marginal
-    assert float(metric(at, "Loss")) != loss
-
-
-def test_composer_invalid_input_shows_an_error() -> None:
-    at = open_app(COMPOSER)
-    at.selectbox(key="cmp_divergence").set_value("rince")
-    rerun(at)
-    at.slider(key="cmp_q").set_value(0.0)
-    rerun(at)
-    assert at.error and "q must be > 0" in at.error[0].value
-    at.slider(key="cmp_q").set_value(0.5)
-    rerun(at)
-    assert not at.error
-    at.selectbox(key="cmp_target").set_value("domain")  # the demo digits have no domains
-    rerun(at)
-    assert at.error and "domain" in at.error[0].value
-    at.selectbox(key="cmp_source").set_value("multidomain_digits")
-    rerun(at)
-    assert not at.error and float(metric(at, "Loss"))
-
-
-def test_train_with_it_launches_a_composed_run(runs_dir: Path) -> None:
-    at = open_app(COMPOSER, cmp_steps="20")
-    at.selectbox(key="cmp_projection").set_value("row")
-    at.selectbox(key="cmp_divergence").set_value("rince")
-    rerun(at)
-    at.button(key="cmp_train").click()
-    rerun(at)
-    store = RunStore(runs_dir)
-    composed = [r for r in store.list_runs() if r.config["method"] == "composed"]
-    try:
-        assert len(composed) == 1
-        run = composed[0]
-        assert run.config["stages"] == {
-            "cost": "cosine",
-            "projection": "row",
-            "divergence": "rince",
-        }
-        assert run.config["target"] == "pairs" and run.config["steps"] == 20
-        assert run.config["loss_params"]["q"] == 0.6 and run.config["out_dim"] == 3
-        assert f"Run #{run.id}" in at.success[0].value
-        assert at.session_state["tr_select_next"] == run.id
-        at.switch_page("views/train.py")
-        rerun(at)
-        assert at.selectbox(key="tr_run").value == run.id  # the Train page opens on it
-    finally:
-        for r in composed:
-            store.stop(r.id)
-            if r.pid:
-                try:
-                    os.kill(r.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass

@@ -18,8 +18,9 @@ from gca_viz.figures._pin import PARTNER_NAME
 from gca_viz.runs import RunStore
 from gca_viz.train import TrainConfig, Trainer
 from gca_viz.watch import Recorder
+from tests.helpers import assert_clean, charts, open_page, texts
+from tests.pages.conftest import TINY
 from tests.plotly_json import array
-from tests.test_pages_runs import GEOMETRY, TINY, _assert_clean, _charts, _page, _texts
 
 ROW = 17  # the snapshot row the tests pin
 
@@ -47,8 +48,8 @@ def _pinned(at: Any, run_id: int) -> dict[str, Any]:
     at.selectbox(key="geo_run").set_value(run_id).run()
     at.session_state["_geo_click"] = {"chart": f"geo_fig_{run_id}", "customdata": [ROW, 0]}
     at.run()
-    _assert_clean(at)
-    return _charts(at)[f"geo_fig_{run_id}"]
+    assert_clean(at)
+    return charts(at)[f"geo_fig_{run_id}"]
 
 
 def _partner_trace(fig: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,7 +67,7 @@ def test_a_pinned_sample_shows_its_partner_and_how_far_it_sits(
     store = RunStore(store_dir)
     snap = _snapshot(store, 1)
     z, partner = snap["z"].astype(np.float64), snap["z_partner"].astype(np.float64)
-    at = _page(GEOMETRY)
+    at = open_page("geometry")
     fig = _pinned(at, 1)
     samples = embed.snapshot_samples(data.load_dataset("digits"), len(z), test_fraction=0.25,
                                      seed=0)  # fmt: skip
@@ -78,17 +79,17 @@ def test_a_pinned_sample_shows_its_partner_and_how_far_it_sits(
     sims = np.delete(unit @ unit[ROW], ROW)  # the other samples, straight from the formula
     cos = float(unit[ROW] @ partner[ROW] / np.linalg.norm(partner[ROW]))
     assert d.rank == 1 + int(np.sum(sims > cos))
-    text = _texts(at.markdown)
+    text = texts(at.markdown)
     assert f"cosine distance **{1 - cos:.3f}** between the two views" in text
     assert f"rank **{d.rank}** among its neighbours" in text
-    notes = _texts(at.caption)
+    notes = texts(at.caption)
     assert "hollow diamond on a dashed line is the pinned sample's positive partner" in notes
     assert "Row of the batch plan:** none: these are held-out samples" in notes
 
     # PCA: the partner goes through the same linear map as the points
     at.selectbox(key="geo_method").set_value("pca").run()
-    _assert_clean(at)
-    (mark,) = _partner_trace(_charts(at)["geo_fig_1"])
+    assert_clean(at)
+    (mark,) = _partner_trace(charts(at)["geo_fig_1"])
     mean, axes = embed.pca_basis(z, 2)
     np.testing.assert_allclose(_xy(mark, 2)[0], (partner[ROW] - mean) @ axes.T, atol=1e-5)
 
@@ -97,16 +98,16 @@ def test_an_older_run_without_partners_still_loads_and_says_so(
     store_dir: Path, app_env: Callable[[Path], None]
 ) -> None:
     app_env(store_dir)
-    at = _page(GEOMETRY)  # installs the demo runs, trained before partners were stored
+    at = open_page("geometry")  # installs the demo runs, trained before partners were stored
     store = RunStore(store_dir)
     demo_run = next(r for r in store.list_runs() if r.name == "demo-ince")
     assert "z_partner" not in _snapshot(store, demo_run.id)
     fig = _pinned(at, demo_run.id)
     assert not _partner_trace(fig)
     assert [t for t in fig["data"] if t.get("name") == "pinned sample"]  # pinned all the same
-    text = _texts(at.markdown)
+    text = texts(at.markdown)
     assert f"**Its positive partner:** not available for #{demo_run.id} demo-ince" in text
-    assert "hollow diamond" not in _texts(at.caption)
+    assert "hollow diamond" not in texts(at.caption)
 
 
 def test_a_recorder_stores_the_batchs_positives_as_partners(tmp_path: Path) -> None:

@@ -1,108 +1,53 @@
-"""The plan lab and the entropy page render, respond to every main control, honour the query
-string and turn bad input into an error message (Streamlit's AppTest, no browser)."""
+"""The Plan lab page (views/plan_lab.py) renders, responds to every main control, honours
+the query string and turns bad input into an error message (Streamlit's AppTest, no
+browser; tests/browser/test_plan_lab.py drives it in Chromium)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
 from gca_viz import ot
-from tests.plotly_json import decode as _decode
+from gca_viz.runs import RunStore
+from tests.helpers import add_run, charts, figure, heat, metric, open_app
 from tests.plotly_json import live_figures
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LAB, ENTROPY = "views/plan_lab.py", "views/entropy.py"
+LAB = "views/plan_lab.py"
 
-
-@pytest.fixture(autouse=True)
-def _fresh_app_state(tmp_path: Path, app_env: Callable[[Path], None]) -> Iterator[Path]:
-    """An empty run store of our own and no caches left from another test."""
-    runs = tmp_path / "runs"
-    app_env(runs)
-    yield runs
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figures(at: AppTest) -> dict[str, dict[str, Any]]:
-    """The page's plotly figures, decoded, by chart key (AppTest has no typed accessor)."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        spec = _decode(json.loads(chart.proto.spec))
-        key = chart.proto.id.split("-")[-2] if "-" in chart.proto.id else chart.proto.id
-        if "title" in spec["layout"]:  # not the hidden plotly loader (views/_live_chart)
-            out[spec["layout"]["title"]["text"]] = spec
-        out[key] = spec
-    for key, spec in live_figures(at).items():  # the charts drawn in place (views/_live_chart)
-        out[spec["layout"].get("title", {}).get("text", key)] = spec
-        out[key] = spec
-    return out
+pytestmark = pytest.mark.usefixtures("app_store")
 
 
 def frames(at: AppTest) -> list[np.ndarray]:
     """The half-step player's frames ``P^(0) .. P^(2T)``: each plan's heatmap, quantised to
     256 levels of its colour range (uint8)."""
-    player = figures(at)["lab_chart_player"]
+    player = charts(at)["lab_chart_player"]
     return [np.asarray(f["data"][0]["z"]) for f in player["frames"]]
 
 
 def frame_range(at: AppTest, k: int) -> tuple[float, float]:
     """The values the player's colour bar names at level 0 and 255 of frame ``k``."""
-    bar = figures(at)["lab_chart_player"]["frames"][k]["data"][0]["colorbar"]
+    bar = charts(at)["lab_chart_player"]["frames"][k]["data"][0]["colorbar"]
     return float(bar["ticktext"][0]), float(bar["ticktext"][-1])
-
-
-def by_title(at: AppTest, start: str) -> dict[str, Any]:
-    matches = [f for t, f in figures(at).items() if t.startswith(start)]
-    assert matches, f"no figure titled {start!r}: {list(figures(at))}"
-    return matches[0]
-
-
-def heat(fig: dict[str, Any]) -> np.ndarray:
-    return np.asarray(fig["data"][0]["z"], dtype=float)
 
 
 def kl(at: AppTest) -> np.ndarray:
     """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T`` as the KL curve shows it: ``k >= 1`` on
     the axis, the kernel's ``k = 0`` (NaN here) only named in a note above the chart."""
-    curve = by_title(at, "KL(P_tgt")
+    curve = figure(at, "KL(P_tgt")
     x = np.asarray(curve["data"][0]["x"], dtype=int)
     assert x[0] == 1, "the kernel's k = 0 must stay off the axis"
     return np.concatenate([[np.nan], np.asarray(curve["data"][0]["y"], dtype=float)])
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    found = [m.value for m in at.metric if m.label.startswith(label_start)]
-    assert found, [m.label for m in at.metric]
-    return str(found[0])
 
 
 # --------------------------------------------------------------------------- plan lab
 
 
 def test_plan_lab_renders_every_view() -> None:
-    at = open_page(LAB)
+    at = open_app(LAB)
     assert at.title[0].value == "Plan lab"
     assert set(live_figures(at)) >= {
         "lab_chart_player",
@@ -119,16 +64,16 @@ def test_plan_lab_renders_every_view() -> None:
     for view in ("cost", "kernel", "P1", "P2T", "unbalanced", "target"):
         at.selectbox(key="lab_view").set_value(view).run()
         assert not at.exception and not at.error
-    losses_fig = by_title(at, "Loss of every method")
+    losses_fig = figure(at, "Loss of every method")
     assert len(losses_fig["data"][0]["y"]) == 8
 
 
 def test_each_main_control_changes_the_output() -> None:
-    at = open_page(LAB)
+    at = open_app(LAB)
     base_kl = kl(at)
     steps = frames(at)  # the half-step walk runs in the browser: one frame per k
     assert not np.array_equal(steps[4], steps[1])
-    player = figures(at)["lab_chart_player"]
+    player = charts(at)["lab_chart_player"]
     marker = [f["data"][1]["x"][0] for f in player["frames"]]  # the KL curve's marker
     assert marker == list(range(21))
 
@@ -158,7 +103,7 @@ def test_each_main_control_changes_the_output() -> None:
 
 
 def test_cell_inspector_follows_the_row_and_column_inputs() -> None:
-    at = open_page(LAB)
+    at = open_app(LAB)
     table = at.dataframe[0].value
     at.number_input(key="lab_i").set_value(5).run()
     at.number_input(key="lab_j").set_value(5).run()
@@ -168,7 +113,7 @@ def test_cell_inspector_follows_the_row_and_column_inputs() -> None:
 
 
 def test_typing_epsilon_zero_is_refused_with_a_message_not_a_traceback() -> None:
-    at = open_page(LAB)
+    at = open_app(LAB)
     at.number_input(key="lab_eps").set_value(0.0).run()  # the shared ε control refuses it
     assert not at.exception and not at.error
     assert any("$ε$ = 0 is not used" in w.value for w in at.warning)
@@ -179,28 +124,28 @@ def test_typing_epsilon_zero_is_refused_with_a_message_not_a_traceback() -> None
 
 
 def test_plan_lab_honours_the_query_string() -> None:
-    at = open_page(LAB, lab_eps="0.2", lab_T="4", lab_n="32", lab_view="kernel")
+    at = open_app(LAB, lab_eps="0.2", lab_T="4", lab_n="32", lab_view="kernel")
     assert at.number_input(key="lab_eps").value == pytest.approx(0.2)
     assert at.slider(key="lab_n").value == 32
     assert len(kl(at)) == 9
     assert frames(at)[3].shape == (32, 32)
-    assert by_title(at, "K: Gibbs kernel")
+    assert figure(at, "K: Gibbs kernel")
     assert at.query_params["lab_eps"] == ["0.2"] or at.query_params["lab_eps"] == "0.2"
 
 
 def test_trained_encoder_source_without_checkpoints_explains_itself() -> None:
-    at = open_page(LAB, lab_source="trained")  # the shipped demo runs keep no checkpoint
+    at = open_app(LAB, lab_source="trained")  # the shipped demo runs keep no checkpoint
     assert not at.exception
     assert any("No run has written a checkpoint" in i.value for i in at.info)
 
 
 def test_a_link_that_names_epsilon_keeps_it_on_a_snapshot() -> None:
-    at = open_page(LAB, lab_source="snapshot", lab_eps="0.25")
+    at = open_app(LAB, lab_source="snapshot", lab_eps="0.25")
     assert at.session_state["lab_eps"] == pytest.approx(0.25)
 
 
 def test_snapshot_source_opens_the_demo_runs() -> None:
-    at = open_page(LAB, lab_source="snapshot")
+    at = open_app(LAB, lab_source="snapshot")
     assert not at.exception and not at.error
     runs = at.selectbox(key="lab_run").options
     assert runs and all("demo" in r for r in runs)
@@ -208,26 +153,21 @@ def test_snapshot_source_opens_the_demo_runs() -> None:
     assert np.isfinite(kl(at)[1:]).all()
 
 
-def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
-    from gca_viz.runs import RunStore
-
-    store = RunStore(_fresh_app_state)
+def test_snapshot_source_shows_a_runs_batch(app_store: Path) -> None:
+    store = RunStore(app_store)
     cfg = {"method": "gca_ince", "layout": "joint", "loss_params": {"epsilon": 0.4}}
-    with sqlite3.connect(store.db_path) as db:
-        run_id = db.execute(
-            "INSERT INTO runs (name, config, status, created, step) VALUES (?, ?, ?, ?, ?)",
-            ("snap", json.dumps(cfg), "finished", time.time(), 30),
-        ).lastrowid
-        rel = Path(f"run-{run_id}") / "snapshots" / "0000030_plan.npz"
-        (store.dir / rel).parent.mkdir(parents=True)
-        z = torch.nn.functional.normalize(torch.randn(16, 5, dtype=torch.float64), dim=1)
-        cost = ot.cosine_cost(z, exclude_self=True).numpy().astype(np.float32)
-        np.savez(store.dir / rel, cost=cost, y=np.arange(8) % 3)
+    run_id = add_run(store, name="snap", config=cfg, status="finished", step=30)
+    rel = Path(f"run-{run_id}") / "snapshots" / "0000030_plan.npz"
+    (store.dir / rel).parent.mkdir(parents=True)
+    z = torch.nn.functional.normalize(torch.randn(16, 5, dtype=torch.float64), dim=1)
+    cost = ot.cosine_cost(z, exclude_self=True).numpy().astype(np.float32)
+    np.savez(store.dir / rel, cost=cost, y=np.arange(8) % 3)
+    with store._db(write=True) as db:
         db.execute(
             "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, 30, 'plan', ?)",
             (run_id, str(rel)),
         )
-    at = open_page(LAB, lab_source="snapshot", lab_run=str(run_id))
+    at = open_app(LAB, lab_source="snapshot", lab_run=str(run_id))
     assert not at.exception and not at.error
     # The plan is solved at the run's own ε (the lab's 0.1 rendered a run's plan black).
     assert at.session_state["lab_eps"] == pytest.approx(0.4)
@@ -235,78 +175,12 @@ def test_snapshot_source_shows_a_runs_batch(_fresh_app_state: Path) -> None:
     assert frames(at)[1].shape == (16, 16)
     assert "Layout: joint" in " ".join(c.value for c in at.caption)
     at.selectbox(key="lab_view").set_value("cost").run()
-    cost_shown = heat(by_title(at, "C: cost"))
+    cost_shown = heat(figure(at, "C: cost"))
     assert np.isnan(np.diag(cost_shown)).all()  # excluded self-pairs are blank
 
 
-# ---------------------------------------------------------------------- entropy page
-
-
-def test_entropy_page_renders_and_responds() -> None:
-    at = open_page(ENTROPY)
-    assert at.title[0].value == "Entropy and iterations"
-    entropy = by_title(at, "Plan entropy")
-    xs = np.asarray(entropy["data"][0]["x"], dtype=float)
-    ys = np.asarray(entropy["data"][0]["y"], dtype=float)
-    assert len(xs) == 12 and (np.diff(ys) > 0).all()
-    contraction = by_title(at, "Contraction per sweep")
-    names = [t["name"] for t in contraction["data"]]
-    measured = np.asarray(contraction["data"][names.index("unbalanced, measured")]["y"], float)
-    exact = np.asarray(contraction["data"][names.index("unbalanced, ρ₁ρ₂ (exact)")]["y"], float)
-    np.testing.assert_allclose(measured, exact, rtol=0.1)
-    assert at.get("download_button")
-
-    at.number_input(key="ent_eps_min").set_value(0.1).run()
-    xs2 = np.asarray(by_title(at, "Plan entropy")["data"][0]["x"], dtype=float)
-    assert xs2[0] == pytest.approx(0.1) and not at.exception
-
-    before = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
-    at.number_input(key="ent_eps_T").set_value(0.3).run()
-    after = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
-    assert not np.allclose(before, after)
-
-    at.select_slider(key="ent_l1_slider").set_value(1.0).run()
-    contraction = by_title(at, "Contraction per sweep")
-    rho = np.asarray(contraction["data"][3]["y"], dtype=float)
-    eps = np.asarray(contraction["data"][3]["x"], dtype=float)
-    np.testing.assert_allclose(rho, (1.0 / (1.0 + eps)) * (0.2 / (0.2 + eps)), rtol=1e-9)
-
-
-def test_entropy_page_bad_range_is_an_error() -> None:
-    at = open_page(ENTROPY)
-    at.number_input(key="ent_eps_min").set_value(0.0).run()  # refused by the ε control
-    assert not at.exception and any("$ε$ = 0 is not used" in w.value for w in at.warning)
-    at.number_input(key="ent_eps_min").set_value(3.0).run()
-    assert not at.exception and any("eps_max" in e.value for e in at.error)
-
-
-def test_entropy_page_honours_the_query_string() -> None:
-    at = open_page(ENTROPY, ent_num="6", ent_eps_max="1.0", ent_T="8", ent_n="24")
-    xs = np.asarray(by_title(at, "Plan entropy")["data"][0]["x"], dtype=float)
-    assert len(xs) == 6 and xs[-1] == pytest.approx(1.0)
-    ts = np.asarray(by_title(at, "GCA-INCE against T")["data"][0]["x"], dtype=float)
-    assert ts.tolist() == list(range(1, 9))
-    assert "24 × 24" in " ".join(c.value for c in at.caption)
-
-
-@pytest.mark.slow
-def test_bench_app_quick_runs() -> None:
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_app.py", "--quick", "--pages", "plan_lab"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "plan_lab" in proc.stdout and "lab_eps" in proc.stdout
-
-
 def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
-    at = open_page(LAB, lab_layout="joint", lab_n="16", lab_i="99")
+    at = open_app(LAB, lab_layout="joint", lab_n="16", lab_i="99")
     assert not at.exception and not at.error
     assert at.number_input(key="lab_i").value == 31  # clipped to 2N - 1
     assert at.number_input(key="lab_j").value == 16  # partner of row 0 in the joint layout
@@ -320,26 +194,26 @@ def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
 def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined() -> None:
     # At ε = 0.5 the kernel's entries reach ~0.9 while P^(1)'s rows sum to 1 over 64 columns:
     # on K's colour scale every later plan looked uniformly dark.
-    at = open_page(LAB, lab_eps="0.5")
-    player = figures(at)["lab_chart_player"]
+    at = open_app(LAB, lab_eps="0.5")
+    player = charts(at)["lab_chart_player"]
     assert "own range" in player["layout"]["title"]["text"]
     kernel_top, p1_top = frame_range(at, 0)[1], frame_range(at, 1)[1]
     assert p1_top < 0.5 * kernel_top  # P^(1) gets its own, smaller range: not drowned by K
     assert frames(at)[1].max() == 255  # and uses all of it
-    notes = [a["text"] for a in by_title(at, "KL(P_tgt")["layout"]["annotations"]]
+    notes = [a["text"] for a in figure(at, "KL(P_tgt")["layout"]["annotations"]]
     assert any(t.startswith("k = 0 (the kernel K)") for t in notes)
     marks = [t for t in player["data"] if t.get("name") == "positive pair (i, pos(i))"]
     assert len(marks) == 1
     assert np.array_equal(np.asarray(marks[0]["x"]), np.asarray(marks[0]["y"]))  # cross: i = j
 
     at.toggle(key="lab_shared").set_value(True).run()
-    assert "shared range" in figures(at)["lab_chart_player"]["layout"]["title"]["text"]
+    assert "shared range" in charts(at)["lab_chart_player"]["layout"]["title"]["text"]
     assert frame_range(at, 1)[1] == pytest.approx(kernel_top, rel=1e-2)  # K's range for all
     assert frames(at)[1].max() < 0.5 * 255  # P^(1) drawn dark
 
     at.toggle(key="lab_shared").set_value(False).run()
     at.selectbox(key="lab_layout").set_value("joint").run()
-    joint = figures(at)["lab_chart_player"]
+    joint = charts(at)["lab_chart_player"]
     marks = next(t for t in joint["data"] if t.get("name") == "positive pair (i, pos(i))")
     rows, cols = np.asarray(marks["y"], dtype=int), np.asarray(marks["x"], dtype=int)
     assert np.array_equal(cols, (rows + 64) % 128)  # partner(i) in the 2N x 2N layout

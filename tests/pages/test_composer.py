@@ -1,0 +1,95 @@
+"""The Loss composer page (views/composer.py) responds to its stage choices and parameters,
+turns bad input into an error message and launches a run of the composed loss (Streamlit's
+AppTest, no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gca_viz.runs import RunStore
+from tests.helpers import metric, open_app, rerun
+
+COMPOSER = "views/composer.py"
+
+pytestmark = pytest.mark.usefixtures("app_store")
+
+
+def loss_and_formula(at: AppTest) -> tuple[float, str]:
+    return float(metric(at, "Loss")), at.latex[1].value
+
+
+def test_composer_stage_choices_change_formula_and_loss() -> None:
+    at = open_app(COMPOSER)
+    assert at.title[0].value == "Loss composer"
+    loss, formula = loss_and_formula(at)
+    assert "GCA-INCE" in " ".join(c.value for c in at.caption)  # the default is a preset
+    for key, value in (
+        ("cmp_cost", "sqeuclidean"),
+        ("cmp_target", "class"),
+        ("cmp_projection", "unbalanced"),
+        ("cmp_divergence", "rince"),
+    ):
+        at.selectbox(key=key).set_value(value)
+        rerun(at)
+        assert not at.error, [e.value for e in at.error]
+        new_loss, new_formula = loss_and_formula(at)
+        assert new_formula != formula and new_loss != loss, key
+        loss, formula = new_loss, new_formula
+    # parameter widgets come from the schemas: ε and λ₁, λ₂ get the shared log-scale
+    # controls (λ with a hard-constraint checkbox), the others sliders labelled by symbol
+    assert at.number_input(key="cmp_relax_a").value == 0.2
+    assert at.select_slider(key="cmp_epsilon_slider").options[::7] == ["0.01", "0.1", "1"]
+    assert at.select_slider(key="cmp_relax_a_slider").label.startswith("$λ_1$: KL weight")
+    assert at.slider(key="cmp_q").label.startswith("$q$: RINCE exponent")
+    assert at.slider(key="cmp_lam").label.startswith("$λ_R$: RINCE's weight")
+    at.checkbox(key="cmp_relax_a_hard").check()
+    rerun(at)
+    assert "cmp_relax_a" not in [s.key for s in at.number_input]  # λ₁ = ∞: a hard marginal
+    assert float(metric(at, "Loss")) != loss
+
+
+def test_composer_invalid_input_shows_an_error() -> None:
+    at = open_app(COMPOSER)
+    at.selectbox(key="cmp_divergence").set_value("rince")
+    rerun(at)
+    at.slider(key="cmp_q").set_value(0.0)
+    rerun(at)
+    assert at.error and "q must be a number > 0" in at.error[0].value
+    at.slider(key="cmp_q").set_value(0.5)
+    rerun(at)
+    assert not at.error
+    at.selectbox(key="cmp_target").set_value("domain")  # the demo digits have no domains
+    rerun(at)
+    assert at.error and "domain" in at.error[0].value
+    at.selectbox(key="cmp_source").set_value("multidomain_digits")
+    rerun(at)
+    assert not at.error and float(metric(at, "Loss"))
+
+
+def test_train_with_it_launches_a_composed_run(app_store: Path) -> None:
+    at = open_app(COMPOSER, cmp_steps="20")
+    at.selectbox(key="cmp_projection").set_value("row")
+    at.selectbox(key="cmp_divergence").set_value("rince")
+    rerun(at)
+    at.button(key="cmp_train").click()
+    rerun(at)
+    store = RunStore(app_store)
+    composed = [r for r in store.list_runs() if r.config["method"] == "composed"]
+    assert len(composed) == 1
+    run = composed[0]
+    assert run.config["stages"] == {
+        "cost": "cosine",
+        "projection": "row",
+        "divergence": "rince",
+    }
+    assert run.config["target"] == "pairs" and run.config["steps"] == 20
+    assert run.config["loss_params"]["q"] == 0.6 and run.config["out_dim"] == 3
+    assert f"Run #{run.id}" in at.success[0].value
+    assert at.session_state["tr_select_next"] == run.id
+    at.switch_page("views/train.py")
+    rerun(at)
+    assert at.selectbox(key="tr_run").value == run.id  # the Train page opens on it
+    # (app_store kills the run afterwards)

@@ -1,0 +1,189 @@
+"""The "Target plans and domains" page (views/domains.py): the target designer, uploads of a
+custom target, the α − β sweep it launches and reads back (Streamlit's AppTest, no browser).
+
+Each test has a fresh store of its own (``app_store``: the demo runs are imported there);
+the launch button starts real background runs, which the fixture kills afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import ui
+from gca_viz import experiments as ex
+from gca_viz.runs import RunStore
+from tests.helpers import assert_clean, charts, metrics, open_page, table, texts
+from tests.plotly_json import array
+
+EPS_STOPS = [f"{v:g}" for v in ui.log_stops(0.01, 2.0)]  # the shared ε slider's options
+
+
+def _heatmap(at: Any, key: str) -> np.ndarray:
+    return array(charts(at)[key]["data"][0]["z"]).astype(float)
+
+
+def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -> None:
+    at = open_page("domains")
+    figs = charts(at)
+    assert {"dom_chart_target", "dom_chart_plan", "dom_chart_kl"} <= set(figs)
+    n = at.slider(key="dom_n").value
+    target = _heatmap(at, "dom_chart_target")
+    assert target.shape == (n, n)
+    # the default prior, shares α = 0.2, β = 0: 0.8 on the diagonal, 0.2 split over the
+    # rest of a domain's block, every row summing to 1
+    assert np.allclose(np.diag(target), 0.8) and np.allclose(target.sum(1), 1.0, atol=1e-5)
+    off = target - np.diag(np.diag(target))
+    assert np.allclose(off.sum(1), 0.2, atol=1e-6)
+    assert any("D_i = D_j" in str(e.value) and "n_{=}" in str(e.value) for e in at.get("latex"))
+    # the sliders say what the numbers are (shares of a row's mass), by the schema's symbol
+    for key, words in (("dom_alpha", "same-domain"), ("dom_beta", "other-domain")):
+        label = at.slider(key=key).label
+        assert label.startswith(("$α$: Share", "$β$: Share")) and words in label, label
+    # ε is the shared control: a log-scale slider over the schema's range and a typed value
+    assert at.select_slider(key="dom_eps_slider").options == EPS_STOPS
+    assert at.number_input(key="dom_eps").value == 0.5
+    assert metrics(at)["Prior share per row"] == "0.2"
+    assert "No α − β sweep" in texts(at.info)
+    rise = metrics(at)["Largest rise between half-steps"]
+    assert rise == "0 (rounding)" or float(rise) <= 0  # the theorem, measured live
+    player = charts(at)["dom_chart_player"]
+    assert len(player["frames"]) == 2 * at.slider(key="dom_T").value + 1
+
+
+def test_changing_the_prior_changes_the_target_heatmap(app_store: Path) -> None:
+    at = open_page("domains")
+    before = _heatmap(at, "dom_chart_target")
+    at.slider(key="dom_alpha").set_value(0.6).run()
+    assert_clean(at)
+    alpha = _heatmap(at, "dom_chart_target")
+    assert np.allclose(np.diag(alpha), 0.4) and np.allclose(alpha.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(alpha > 0, before > 0)  # same blocks, a new share
+    at.slider(key="dom_beta").set_value(0.3).run()
+    assert_clean(at)
+    both = _heatmap(at, "dom_chart_target")
+    assert np.allclose(np.diag(both), 0.1) and np.allclose(both.sum(1), 1.0, atol=1e-5)
+    assert (both > 0).all()  # β reaches the other domains
+    assert at.query_params["dom_beta"] == "0.3"  # a copied link reproduces the view
+    # α + β > 1 is no target: the page says why and keeps the sweep
+    at.slider(key="dom_beta").set_value(0.5).run()
+    assert_clean(at)
+    assert at.error and "alpha + beta must be <= 1" in at.error[0].value
+    assert "dom_chart_target" not in charts(at) and at.button(key="dom_sweep_launch")
+    at.slider(key="dom_beta").set_value(0.3).run()
+    at.selectbox(key="dom_target").set_value("class").run()
+    at.slider(key="dom_gamma").set_value(0.5).run()
+    assert_clean(at)
+    cls = _heatmap(at, "dom_chart_target")
+    # 0.5 on the positive; a digit alone in its class in the batch keeps its whole row
+    diag = np.round(np.diag(cls), 5)
+    assert 0.5 in set(diag) <= {0.5, 1.0} and np.allclose(cls.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(cls, cls.T, atol=1e-6) and not np.array_equal(cls > 0, alpha > 0)
+    at.selectbox(key="dom_target").set_value("pairs").run()
+    assert np.array_equal(_heatmap(at, "dom_chart_target"), np.eye(cls.shape[0]))
+
+
+def test_a_share_means_the_same_at_every_batch_size(app_store: Path) -> None:
+    """The point of shares: the same α, β give the same split of every row at N = 16, 128."""
+    at = open_page("domains")
+    at.slider(key="dom_alpha").set_value(0.3).run()
+    at.slider(key="dom_beta").set_value(0.2).run()
+    for n in (16, 128):
+        at.slider(key="dom_n").set_value(n).run()
+        assert_clean(at)
+        target = _heatmap(at, "dom_chart_target")
+        assert target.shape == (n, n)
+        assert np.allclose(np.diag(target), 0.5) and np.allclose(target.sum(1), 1.0, atol=1e-5)
+        assert metrics(at)["Prior share per row"] == "0.5"
+
+
+def test_a_valid_upload_becomes_the_target(app_store: Path) -> None:
+    at = open_page("domains")
+    at.slider(key="dom_n").set_value(16).run()
+    at.selectbox(key="dom_target").set_value("custom").run()
+    assert_clean(at)
+    assert "Upload a 16 × 16 matrix" in texts(at.info)
+    M = np.eye(16) + 0.25 * np.ones((16, 16))
+    buf = io.BytesIO()
+    np.save(buf, M)
+    at.file_uploader(key="dom_upload").set_value(
+        ("mine.npy", buf.getvalue(), "application/octet-stream")
+    )
+    at.run()
+    assert_clean(at)
+    assert not at.error
+    assert np.allclose(_heatmap(at, "dom_chart_target"), M)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("bad.csv", b"1,2,x\n", "bad.csv"),
+        ("small.csv", b"1,0\n0,1\n", "shape (16, 16)"),
+        ("neg.csv", ("\n".join([",".join(["-1"] * 16)] * 16)).encode(), "negative"),
+        ("bad.npy", b"garbage", "bad.npy"),
+    ],
+)
+def test_an_invalid_upload_shows_an_error_naming_the_problem(
+    app_store: Path, name: str, content: bytes, problem: str
+) -> None:
+    at = open_page("domains")
+    at.slider(key="dom_n").set_value(16).run()
+    at.selectbox(key="dom_target").set_value("custom").run()
+    at.file_uploader(key="dom_upload").set_value((name, content, "text/csv"))
+    at.run()
+    assert_clean(at)
+    assert at.error and problem in at.error[0].value and name in at.error[0].value
+    assert "dom_chart_target" not in charts(at)
+    assert at.button(key="dom_sweep_launch")  # the rest of the page still renders
+
+
+def test_sweep_button_queues_five_runs_with_the_sweep_configs(app_store: Path) -> None:
+    at = open_page("domains")
+    at.button(key="dom_sweep_launch").click().run()
+    assert_clean(at)
+    store = RunStore(app_store)
+    ids = ex.find_domain_sweep(store)
+    assert len(ids) == 5
+    expected = ex.domain_sweep_configs()
+    for run_id, cfg in zip(ids, expected, strict=True):
+        info = store.get(run_id)
+        assert info.config == cfg and info.name.startswith(f"{ex.SWEEP_PREFIX} 1: ")
+        assert info.status in ("queued", "running")
+    deltas = [store.get(i).config["loss_params"] for i in ids]
+    assert [round(p["alpha"] - p["beta"], 6) for p in deltas] == list(ex.SWEEP_DELTAS)
+    # the share parameters: α + β = s of every row, the positive keeps 1 - s
+    assert all(abs(p["alpha"] + p["beta"] - ex.SWEEP_TOTAL) < 1e-12 for p in deltas)
+    assert all("(shares α = " in store.get(i).name for i in ids)
+    tab = table(at, "α − β")
+    assert len(tab) == 5 and list(tab["α − β"]) == list(ex.SWEEP_DELTAS)
+    assert list(tab["α (share)"] + tab["β (share)"]) == [ex.SWEEP_TOTAL] * 5
+    assert "of each row's mass" in texts(at.markdown)
+    assert "the positive keeps 0.5 of its row at any batch size" in texts(at.markdown)
+    assert "dom_chart_sweep" in charts(at)
+    assert at.selectbox(key="dom_sweep").value == 1
+
+
+def test_a_finished_sweep_reads_its_prior_as_shares(app_store: Path, tmp_path: Path) -> None:
+    from tests.test_experiments import import_sweep
+
+    at = open_page("domains")
+    import_sweep(RunStore(app_store), tmp_path / "sweep", 1, {-0.5: 0.8, 0.0: 0.85, 0.5: 0.9})
+    at.run()
+    assert_clean(at)
+    tab = table(at, "α − β")
+    assert list(tab["α − β"]) == [-0.5, 0.0, 0.5]
+    assert list(tab["α (share)"]) == [0.0, 0.25, 0.5]
+    assert list(tab["β (share)"]) == [0.5, 0.25, 0.0]
+    captions = texts(at.caption)
+    assert (
+        "each target row gives s = 0.5 of its mass to the prior and keeps 0.5 on its positive "
+        "pair, at N = 256 as at any batch size"
+    ) in captions
+    assert "the paper writes α, β per entry of the target" in captions
+    chart = charts(at)["dom_chart_sweep"]
+    assert chart["layout"]["xaxis"]["title"]["text"] == "α - β (shares of a row)"

@@ -1,0 +1,61 @@
+"""The Entropy and iterations page (views/entropy.py) renders, responds to its controls,
+honours the query string and turns a bad range into an error message (Streamlit's AppTest,
+no browser; tests/browser/test_entropy.py opens it in Chromium)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import figure, open_app
+
+ENTROPY = "views/entropy.py"
+
+pytestmark = pytest.mark.usefixtures("app_store")
+
+
+def test_entropy_page_renders_and_responds() -> None:
+    at = open_app(ENTROPY)
+    assert at.title[0].value == "Entropy and iterations"
+    entropy = figure(at, "Plan entropy")
+    xs = np.asarray(entropy["data"][0]["x"], dtype=float)
+    ys = np.asarray(entropy["data"][0]["y"], dtype=float)
+    assert len(xs) == 12 and (np.diff(ys) > 0).all()
+    contraction = figure(at, "Contraction per sweep")
+    names = [t["name"] for t in contraction["data"]]
+    measured = np.asarray(contraction["data"][names.index("unbalanced, measured")]["y"], float)
+    exact = np.asarray(contraction["data"][names.index("unbalanced, ρ₁ρ₂ (exact)")]["y"], float)
+    np.testing.assert_allclose(measured, exact, rtol=0.1)
+    assert at.get("download_button")
+
+    at.number_input(key="ent_eps_min").set_value(0.1).run()
+    xs2 = np.asarray(figure(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert xs2[0] == pytest.approx(0.1) and not at.exception
+
+    before = np.asarray(figure(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
+    at.number_input(key="ent_eps_T").set_value(0.3).run()
+    after = np.asarray(figure(at, "GCA-INCE against T")["data"][0]["y"], dtype=float)
+    assert not np.allclose(before, after)
+
+    at.select_slider(key="ent_l1_slider").set_value(1.0).run()
+    contraction = figure(at, "Contraction per sweep")
+    rho = np.asarray(contraction["data"][3]["y"], dtype=float)
+    eps = np.asarray(contraction["data"][3]["x"], dtype=float)
+    np.testing.assert_allclose(rho, (1.0 / (1.0 + eps)) * (0.2 / (0.2 + eps)), rtol=1e-9)
+
+
+def test_entropy_page_bad_range_is_an_error() -> None:
+    at = open_app(ENTROPY)
+    at.number_input(key="ent_eps_min").set_value(0.0).run()  # refused by the ε control
+    assert not at.exception and any("$ε$ = 0 is not used" in w.value for w in at.warning)
+    at.number_input(key="ent_eps_min").set_value(3.0).run()
+    assert not at.exception and any("eps_max" in e.value for e in at.error)
+
+
+def test_entropy_page_honours_the_query_string() -> None:
+    at = open_app(ENTROPY, ent_num="6", ent_eps_max="1.0", ent_T="8", ent_n="24")
+    xs = np.asarray(figure(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert len(xs) == 6 and xs[-1] == pytest.approx(1.0)
+    ts = np.asarray(figure(at, "GCA-INCE against T")["data"][0]["x"], dtype=float)
+    assert ts.tolist() == list(range(1, 9))
+    assert "24 × 24" in " ".join(c.value for c in at.caption)

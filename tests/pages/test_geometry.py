@@ -1,0 +1,265 @@
+"""The Geometry page (views/geometry.py) against real run stores (AppTest, no browser;
+tests/browser/test_geometry.py drives it in Chromium): the embeddings on the sphere or
+projected, through time, coloured, filtered, pinned and compared; the alignment-uniformity
+plane; t-SNE in the background; corrupt snapshots; external runs of gca_viz.watch. Runs
+trained for the tests: tests/pages/conftest.py (the pinned sample's partner:
+test_geometry_partner.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gca_viz import data, demo, embed
+from gca_viz.runs import RunStore
+from tests.helpers import (
+    assert_clean,
+    assert_no_runs_yet,
+    charts,
+    names,
+    open_page,
+    open_quiet_page,
+    record_external_run,
+    texts,
+    wait_for,
+)
+from tests.plotly_json import array
+
+
+def test_geometry_draws_the_sphere_and_the_slider_moves_through_time(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    assert_clean(at)
+    fig = charts(at)["geo_fig_1"]
+    kinds = {t["type"] for t in fig["data"]}
+    assert kinds == {"surface", "scatter3d"}
+    assert at.select_slider(key="geo_step").value == 30  # the newest snapshot
+    late = np.concatenate([array(t["x"]) for t in fig["data"] if t["type"] == "scatter3d"])
+    at.select_slider(key="geo_step").set_value(10).run()
+    assert_clean(at)
+    fig = charts(at)["geo_fig_1"]
+    early = np.concatenate([array(t["x"]) for t in fig["data"] if t["type"] == "scatter3d"])
+    assert early.shape == late.shape == (120,) and not np.allclose(early, late)
+    assert "step 10" in fig["layout"]["title"]["text"]
+
+
+def test_geometry_projects_wide_embeddings_and_colours_by_domain(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(2).run()
+    assert_clean(at)
+    fig = charts(at)["geo_fig_2"]
+    assert fig["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+    assert names(fig) == [str(c) for c in range(10)]
+    at.selectbox(key="geo_color").set_value("domain").run()
+    assert_clean(at)
+    assert names(charts(at)["geo_fig_2"]) == ["original", "rotated", "inverted", "noisy"]
+    at.selectbox(key="geo_run").set_value(1).run()  # digits: no domains, class colours
+    assert_clean(at)
+    assert "no domains" in texts(at.caption)
+    assert names(charts(at)["geo_fig_1"]) == [str(c) for c in range(10)]
+
+
+def test_geometry_computes_tsne_in_the_background(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(2).run()
+    at.selectbox(key="geo_method").set_value("tsne").run()
+    assert_clean(at)
+    assert "PCA" in charts(at)["geo_fig_2"]["layout"]["title"]["text"]  # until computed
+    go = next(b for b in at.button if b.label.startswith("Compute t-SNE"))
+    go.click().run()
+    assert_clean(at)
+
+    def ready() -> bool:
+        at.run()
+        assert_clean(at)
+        return "t-SNE" in charts(at)["geo_fig_2"]["layout"]["title"]["text"]
+
+    wait_for(ready, 60, "t-SNE")
+    assert not any(b.label.startswith("Compute t-SNE") for b in at.button)
+
+
+def test_geometry_compares_two_runs_side_by_side(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    at.selectbox(key="geo_compare").set_value(2).run()
+    assert_clean(at)
+    assert {"geo_fig_1", "geo_fig_2"} <= set(charts(at))
+
+
+def test_geometry_plane_places_evaluated_runs(store_env: Path) -> None:
+    at = open_page("geometry")
+    plane = charts(at)["geo_plane_fig"]
+    assert sorted(names(plane)) == ["#1 sphere", "#2 eight-d"]  # run 3 was never evaluated
+    for trace in plane["data"]:
+        x, y = array(trace["x"]), array(trace["y"])
+        assert np.all(x <= 0) and np.all(
+            (y >= 0) & (y <= 4)
+        )  # uniformity <= 0, alignment in [0, 4]
+    at.multiselect(key="geo_plane").set_value([2]).run()
+    assert_clean(at)
+    assert names(charts(at)["geo_plane_fig"]) == ["#2 eight-d"]
+
+
+def test_a_corrupt_snapshot_is_a_warning_and_the_page_keeps_working(store_env: Path) -> None:
+    store = RunStore(store_env)
+    step, path = store.snapshots(1, "embeddings")[1]
+    original = path.read_bytes()
+    try:
+        path.write_bytes(b"\x00corrupt")
+        at = open_page("geometry")
+        at.selectbox(key="geo_run").set_value(1).run()
+        at.select_slider(key="geo_step").set_value(step).run()
+        assert_clean(at)
+        assert f"snapshot at step {step} is missing or unreadable" in texts(at.warning)
+        assert "geo_plane_fig" in charts(at)  # the rest of the page is still there
+        at.select_slider(key="geo_step").set_value(30).run()
+        assert_clean(at)
+        assert "geo_fig_1" in charts(at) and not at.warning
+    finally:
+        path.write_bytes(original)
+
+
+def _snapshot(store_env: Path, run_id: int, step: int) -> dict[str, np.ndarray]:
+    path = dict(RunStore(store_env).snapshots(run_id, "embeddings"))[step]
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _trace(fig: dict[str, Any], name: str) -> dict[str, Any]:
+    (trace,) = [t for t in fig["data"] if t.get("name") == name]
+    return trace
+
+
+def _rows(trace: dict[str, Any]) -> np.ndarray:
+    return array(trace["customdata"]).reshape(-1, 2)[:, 0]
+
+
+def test_geometry_plays_every_snapshot_with_fixed_axes(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    fig = charts(at)["geo_fig_1"]
+    assert [f["name"] for f in fig["frames"]] == ["10", "20", "30"]  # one per snapshot
+    assert fig["layout"]["sliders"][0]["active"] == 2  # the step slider's snapshot
+    for axis in ("xaxis", "yaxis", "zaxis"):
+        assert fig["layout"]["scene"][axis]["range"] == [-1.1, 1.1]
+    assert all(set(f["layout"]) == {"title"} for f in fig["frames"])  # no axis or camera change
+    for frame, step in zip(fig["frames"], (10, 20, 30), strict=True):
+        z = _snapshot(store_env, 1, step)["z"]
+        for index, update in zip(frame["traces"], frame["data"], strict=True):
+            rows = _rows(fig["data"][index])
+            np.testing.assert_allclose(array(update["x"]), z[rows, 0], rtol=1e-6)
+    at.select_slider(key="geo_step").set_value(10).run()  # the step slider still works
+    assert_clean(at)
+    fig = charts(at)["geo_fig_1"]
+    assert (
+        fig["layout"]["sliders"][0]["active"] == 0 and "step 10" in fig["layout"]["title"]["text"]
+    )
+
+
+def test_geometry_hover_names_the_sample_and_shows_its_digit(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    fig = charts(at)["geo_fig_1"]
+    samples = embed.snapshot_samples(data.load_dataset("digits"), 120, test_fraction=0.25, seed=0)
+    trace = _trace(fig, "3")
+    for row, text in zip(_rows(trace), trace["text"], strict=True):
+        lines = text.split("<br>")
+        assert lines[0] == f"<b>sample {samples.index[row]}</b> · class 3"
+        assert len(lines[1:]) == 8 and {len(line) for line in lines[1:]} == {16}  # 8x8 digit
+
+
+def test_geometry_filter_dims_exactly_the_other_classes(store_env: Path) -> None:
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    at.multiselect(key="geo_classes").set_value([3, 7]).run()
+    assert_clean(at)
+    fig = charts(at)["geo_fig_1"]
+    y = _snapshot(store_env, 1, 30)["y"]
+    assert (
+        sorted(_rows(_trace(fig, "filtered out"))) == np.flatnonzero(~np.isin(y, [3, 7])).tolist()
+    )
+    assert sorted(_rows(_trace(fig, "3"))) == np.flatnonzero(y == 3).tolist()
+    assert at.query_params["geo_classes"] == "3,7"
+
+
+def test_geometry_pins_a_sample_and_marks_its_cosine_neighbours(store_env: Path) -> None:
+    samples = embed.snapshot_samples(data.load_dataset("digits"), 120, test_fraction=0.25, seed=0)
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(1).run()
+    at.slider(key="geo_k").set_value(4).run()
+    row = 17
+    at.session_state["_geo_click"] = {"chart": "geo_fig_1", "customdata": [row, 0]}  # a click
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="geo_pin").value == samples.index[row]
+    assert at.query_params["geo_pin"] == str(samples.index[row])  # a link keeps the pin
+    fig = charts(at)["geo_fig_1"]
+    z = _snapshot(store_env, 1, 30)["z"].astype(np.float64)
+    unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+    direct = [j for j in np.argsort(-(unit @ unit[row]), kind="stable") if j != row][:4]
+    assert _rows(_trace(fig, "pinned sample")).tolist() == [row]
+    assert _rows(_trace(fig, "its 4 nearest (cosine)")).tolist() == direct
+    text = texts(at.markdown)
+    assert f"**Sample {samples.index[row]}**" in text
+    for j in direct:
+        assert f"| {samples.index[j]} |" in text
+    notes = texts(at.caption)
+    assert "hollow diamond on a dashed line is the pinned sample's positive partner" in notes
+    partner = "**Its positive partner** (its input under the run's augmentation): cosine distance"
+    assert partner in text
+    assert "Row of the batch plan:** none: these are held-out samples" in notes
+    assert len(at.get("image")) == 1  # the digit itself
+    # an earlier step: its own neighbours, the same pinned sample
+    at.select_slider(key="geo_step").set_value(10).run()
+    z10 = _snapshot(store_env, 1, 10)["z"].astype(np.float64)
+    u10 = z10 / np.linalg.norm(z10, axis=1, keepdims=True)
+    direct10 = [j for j in np.argsort(-(u10 @ u10[row]), kind="stable") if j != row][:4]
+    assert _rows(_trace(charts(at)["geo_fig_1"], "its 4 nearest (cosine)")).tolist() == direct10
+    at.selectbox(key="geo_pin").set_value(None).run()  # unpinned
+    assert not [t for t in charts(at)["geo_fig_1"]["data"] if t.get("name") == "pinned sample"]
+    assert "geo_pin" not in at.query_params
+
+
+# ------------------------------------------------------------------ other stores
+
+
+def test_geometry_page_renders_an_empty_store_with_guidance(no_demo_store: Path) -> None:
+    assert_no_runs_yet(open_page("geometry"))
+
+
+def test_geometry_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
+    """A new store gets the demo runs (imported CLI runs: no process, no checkpoint)."""
+    _, figs = open_quiet_page("geometry")
+    assert any(t["type"] == "scatter3d" for f in figs.values() for t in f["data"])
+    assert len(names(figs["geo_plane_fig"])) == len(demo.DEMO_RUNS)
+
+
+def test_geometry_compares_two_spheres_in_one_figure_with_one_camera(app_store: Path) -> None:
+    """On the shipped demo runs: all on the sphere."""
+    at = open_page("geometry")
+    first, second = sorted(RunStore(app_store).list_runs(), key=lambda r: r.id)[:2]
+    at.selectbox(key="geo_run").set_value(first.id).run()
+    at.selectbox(key="geo_compare").set_value(second.id).run()
+    assert_clean(at)
+    figs = charts(at)
+    fig = figs[f"geo_fig_{first.id}_with_{second.id}"]
+    assert f"geo_fig_{first.id}" not in figs and f"geo_fig_{second.id}" not in figs
+    layout = fig["layout"]
+    assert layout["scene"]["camera"] == layout["scene2"]["camera"]
+    assert {t.get("scene") for t in fig["data"]} == {"scene", "scene2"}
+    assert len(fig["frames"]) == len(RunStore(app_store).snapshots(first.id, "embeddings"))
+    assert "share one camera" in texts(at.caption)
+
+
+def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None:
+    """A run recorded by gca_viz.watch from a loop of the user's own (tests/test_watch.py)."""
+    rec = record_external_run(no_demo_store, batch=64, dim=3, classes=4)
+    at = open_page("geometry")
+    assert not at.error
+    figs = charts(at)
+    points = [t for t in figs[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
+    assert sum(len(array(t["x"])) for t in points) == 64  # its snapshot's 64 points
+    assert "geo_plane_fig" in figs  # its alignment and uniformity, on the plane

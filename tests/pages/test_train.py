@@ -1,0 +1,457 @@
+"""The Train page (views/train.py) against real run stores (AppTest, no browser;
+tests/browser/test_train.py drives it in Chromium): the runs table and the live monitor,
+curves and plan, the launch form and its validation, uploads and paths, live changes and
+stop, external runs of gca_viz.watch. Runs trained for the tests: tests/pages/conftest.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gca_viz import data, losses
+from gca_viz.runs import ACTIVE, RunStore
+from gca_viz.watch import Recorder
+from tests.helpers import (
+    add_run,
+    assert_clean,
+    assert_no_runs_yet,
+    charts,
+    kill_runs,
+    names,
+    open_page,
+    open_quiet_page,
+    record_external_run,
+    texts,
+    update_run,
+    wait_for,
+    wait_for_run,
+)
+from tests.pages.conftest import TINY
+from tests.plotly_json import array
+from views._train_runs import AUTO_RERUN
+
+# ------------------------------------------------------------------------- demo runs
+
+
+def test_train_page_renders_an_empty_store_with_guidance(no_demo_store: Path) -> None:
+    assert_no_runs_yet(open_page("train"))
+
+
+def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
+    """A new store gets the demo runs (imported CLI runs: no process, no checkpoint)."""
+    at, figs = open_quiet_page("train")
+    assert {"tr_curves", "tr_plan", "tr_embed"} <= set(figs)
+    assert names(figs["tr_curves"])[0].split(" ", 1)[1].startswith("demo-")
+    # the run's latest embeddings beside its plan (issue 14: a lecture stays on one page)
+    store = RunStore(app_store)
+    run = at.selectbox(key="tr_run").value
+    _, path = store.snapshots(run, "embeddings")[-1]
+    z = store.load_snapshot(path)["z"]
+    embed_fig = figs["tr_embed"]
+    points = [t for t in embed_fig["data"] if t["type"] in ("scatter", "scatter3d")]
+    assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
+    assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
+    assert "Embeddings at step" in json.dumps(embed_fig["layout"])
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
+    at = open_page("train")
+    assert at.selectbox(key="tr_run").value == 3  # newest first
+    at.selectbox(key="tr_run").set_value(1).run()
+    assert_clean(at)
+    figs = charts(at)
+    assert {"tr_curves", "tr_plan"} <= set(figs)
+    assert names(figs["tr_curves"]) == ["#1 sphere"]
+    plan = figs["tr_plan"]["data"][0]
+    assert plan["type"] == "heatmap" and array(plan["z"]).size == 128 * 128  # joint 2N = 128
+    # the numbers beside the plan say which pairs they are on, and give the target's mass
+    tables = [d.value for d in at.dataframe if "quantity" in d.value.columns]
+    assert tables, "the snapshot's table of diagnostics"
+    quantities = list(tables[0]["quantity"])
+    assert "loss on these pairs" in quantities and "target's total mass Σ P_tgt" in quantities
+    batch = int(RunStore(store_env).get(1).config["batch_size"])
+    slice_note = [c.value for c in at.caption if c.value.startswith("The first 64 pairs")]
+    assert len(slice_note) == (1 if batch > 64 else 0), (batch, slice_note)
+    assert "step 30 of 30" in at.get("progress")[0].proto.text
+    assert at.query_params["tr_run"] == "1"  # a copied link reopens this run
+    assert not at.error and not at.warning
+
+
+def test_the_progress_line_and_the_table_name_the_device_the_run_used(store_env: Path) -> None:
+    device = RunStore(store_env).get(1).device
+    assert device in ("cpu", "cuda:0")  # run 1 asked for "auto"; the run recorded its choice
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(1).run()
+    assert_clean(at)
+    text = at.get("progress")[0].proto.text
+    assert f"device {device}" in text and "auto" not in text
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc[1, "device"] == device
+
+
+def _fake_run(store: RunStore, config: dict[str, Any] | None = None, **row: Any) -> int:
+    """A run row written straight to the store (no process), for the page to show."""
+    config = config or {**TINY, "method": "gca_ince", "out_dim": 3, "steps": 30, "device": "auto"}
+    return add_run(store, config=config, **row)
+
+
+def _row(at: AppTest, run_id: int) -> dict[str, Any]:
+    """The "All runs" table's row of a run."""
+    table = at.dataframe[0].value
+    return dict(table[table["run"] == run_id].iloc[0])
+
+
+def test_the_runs_table_and_the_run_choice_follow_the_store_between_reruns(
+    no_demo_store: Path, fragment_timers: dict[str, Any]
+) -> None:
+    store = RunStore(no_demo_store)
+    finished = _fake_run(store, name="done", status="finished", step=30, device="cpu")
+    # A stand-in for a run process: alive, with "gca_viz" on its command line (what
+    # RunStore.reconcile checks), and a fresh heartbeat.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "gca_viz"])
+    try:
+        live = _fake_run(store, name="live", status="running", pid=proc.pid,
+                         heartbeat=time.time(), started=time.time(), step=12)  # fmt: skip
+        at = open_page("train")
+        assert at.selectbox(key="tr_run").value == live
+        assert (_row(at, live)["status"], _row(at, live)["step"]) == ("running", 12)
+        assert "#2 live · running" in at.selectbox(key="tr_run").options
+        text = at.get("progress")[0].proto.text
+        assert "**running** · step 12 of 30" in text and "device auto" in text  # not started
+        # While a run is active the table, the choice and the monitor poll the store.
+        assert fragment_timers["_panel"] and fragment_timers["live_monitor"]
+
+        update_run(store, live, step=20, device="cuda:0", heartbeat=time.time())
+        at.selectbox(key="tr_run").set_value(finished).run()  # watch the other run
+        assert_clean(at)
+        assert _row(at, live)["step"] == 20 and _row(at, live)["device"] == "cuda:0"
+        assert fragment_timers["_panel"] and not fragment_timers["live_monitor"]
+
+        update_run(store, live, status="finished", step=30, ended=time.time())
+        at.run()
+        assert_clean(at)
+        assert (_row(at, live)["status"], _row(at, live)["step"]) == ("finished", 30)
+        assert _row(at, live)["progress"] == 1.0
+        assert "#2 live · finished" in at.selectbox(key="tr_run").options
+        assert at.selectbox(key="tr_run").value == finished  # the choice survived
+        assert not fragment_timers["_panel"]  # nothing active: nothing polls
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_selecting_and_comparing_runs_changes_the_curves(store_env: Path) -> None:
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(1).run()
+    first = charts(at)["tr_curves"]
+    at.selectbox(key="tr_run").set_value(2).run()
+    assert_clean(at)
+    second = charts(at)["tr_curves"]
+    assert names(first) == ["#1 sphere"] and names(second) == ["#2 eight-d"]
+    assert not np.array_equal(array(first["data"][-1]["y"]), array(second["data"][-1]["y"]))
+    at.multiselect(key="tr_compare").set_value([1]).run()
+    assert_clean(at)
+    assert names(charts(at)["tr_curves"]) == ["#2 eight-d", "#1 sphere"]
+
+
+def test_metric_and_plan_controls_change_the_figures(store_env: Path) -> None:
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(1).run()
+    before = charts(at)
+    at.multiselect(key="tr_metrics").set_value(["probe_acc"]).run()
+    at.selectbox(key="tr_plan_view").set_value("kernel").run()
+    assert_clean(at)
+    after = charts(at)
+    titles = [a["text"] for a in after["tr_curves"]["layout"]["annotations"]]
+    assert titles == ["Linear-probe accuracy"]
+    assert after["tr_plan"]["layout"]["title"]["text"].startswith("Kernel")
+    assert not np.allclose(
+        array(before["tr_plan"]["data"][0]["z"]),
+        array(after["tr_plan"]["data"][0]["z"]),
+        equal_nan=True,
+    )
+
+
+def test_an_epsilon_change_and_runs_of_different_epsilon_are_flagged_on_the_loss(
+    no_demo_store: Path,
+) -> None:
+    """ε sets the loss's scale: the step where it changed is marked "ε 0.5 → 0.2" on the
+    curves, with a line under them saying the losses before and after are not comparable;
+    comparing with a run of another ε says the same."""
+    store = RunStore(no_demo_store)
+    config = {**TINY, "method": "gca_ince", "out_dim": 3}
+    ids = []
+    for name, eps in (("changed", 0.5), ("other", 0.1)):
+        cfg = {**config, "loss_params": {"epsilon": eps}}
+        ids.append(_fake_run(store, cfg, name=name, status="finished", step=30))
+    with store._db(write=True) as db:
+        for run_id in ids:
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, 'loss', ?)",
+                [(run_id, step, 4.0 - step / 30) for step in range(1, 31)],
+            )
+        db.execute(
+            "INSERT INTO changes (run_id, requested, params, applied_step) VALUES (?, ?, ?, ?)",
+            (ids[0], time.time(), json.dumps({"epsilon": 0.2}), 15),
+        )
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(ids[1]).run()
+    assert_clean(at)
+    assert "not comparable" not in texts(at.caption)  # one run, one ε
+    at.selectbox(key="tr_run").set_value(ids[0]).run()
+    assert_clean(at)
+    labels = [a["text"] for a in charts(at)["tr_curves"]["layout"]["annotations"]]
+    assert "ε 0.5 → 0.2" in labels
+    assert (
+        "ε changed during training (#1 changed at step 15, ε 0.5 → 0.2): ε sets the scale of "
+        "the loss, so loss values before and after the line are not comparable."
+    ) in texts(at.caption)
+    at.multiselect(key="tr_compare").set_value([ids[1]]).run()
+    assert_clean(at)
+    assert (
+        "The runs drawn train with different ε (#1 changed: ε 0.5 → 0.2, #2 other: ε 0.1): "
+        "their losses are on different scales and not comparable."
+    ) in texts(at.caption)
+
+
+def test_a_failed_run_shows_its_error_and_traceback(store_env: Path) -> None:
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(3).run()
+    assert_clean(at)
+    assert "Run #3 failed" in texts(at.error)
+    assert "domain labels" in texts(at.error)
+    assert any("Error details" in e.label for e in at.expander)
+    assert "Traceback" in texts(at.code)
+
+
+def test_a_batch_larger_than_the_training_split_is_announced(no_demo_store: Path) -> None:
+    """The run caps the batch at the training split; the form says so before the launch."""
+    at = open_page("train")
+    at.selectbox(key="tr_data").set_value("digits").run()
+    note = "The training split of this dataset holds"
+    assert not [c for c in at.caption if c.value.startswith(note)]  # 256 fits
+    at.number_input(key="tr_batch").set_value(100000).run()
+    assert_clean(at)
+    train = data.load_dataset("digits").split(0.25)[0].n
+    shown = [c.value for c in at.caption if c.value.startswith(note)]
+    assert shown == [
+        f"{note} {train} samples, so each batch will hold all {train} "
+        "(a batch size of 100000 is capped there)."
+    ]
+
+
+def test_invalid_configs_show_an_error_and_launch_nothing(no_demo_store: Path) -> None:
+    at = open_page("train")
+    at.number_input(key="tr_steps").set_value(0)
+    at.button(key="tr_launch").click().run()
+    assert_clean(at)
+    assert "steps must be a number >= 1" in texts(at.error)
+    at.number_input(key="tr_steps").set_value(10)
+    at.selectbox(key="tr_method").set_value("composed").run()
+    at.selectbox(key="tr_projection").set_value("unbalanced").run()
+    at.number_input(key="tr_relax_a").set_value(-1.0).run()  # the shared λ control refuses it
+    assert_clean(at)
+    assert "$λ_1$ = -1 is not used: $λ_1$ must be a number > 0" in texts(at.warning)
+    assert at.number_input(key="tr_relax_a").value == 0.2  # the value in use stays
+    at.number_input(key="tr_relax_a").set_value(0.5)
+    at.selectbox(key="tr_target").set_value("domain").run()
+    at.button(key="tr_launch").click().run()
+    assert "domain prior needs a dataset with domain labels" in texts(at.error)
+    assert RunStore(no_demo_store).list_runs() == []
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def test_uploads_are_saved_in_the_store_and_validated(no_demo_store: Path, tmp_path: Path) -> None:
+    store_dir = no_demo_store
+    at = open_page("train")
+    at.selectbox(key="tr_data").set_value("upload").run()
+    assert at.button(key="tr_launch").disabled  # nothing to train on yet
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value(("not really.npz", b"not a zip archive", "application/octet-stream"))
+    at.run()
+    assert_clean(at)
+    assert "This data cannot be used" in texts(at.error)
+    assert not list((store_dir / "uploads").glob("*.npz"))  # the bad file is not kept
+    rng = np.random.default_rng(0)
+    good = _npz_bytes(x=rng.standard_normal((40, 5)).astype(np.float32), y=np.arange(40) % 2)
+    at.get("file_uploader")[0].set_value(("../../evil name.npz", good, "application/x-npz"))
+    at.run()  # a name with a path is refused, whatever it holds (browsers send none)
+    assert_clean(at)
+    assert "the name holds a path" in texts(at.error)
+    assert not list((store_dir / "uploads").glob("*.npz"))
+    at.get("file_uploader")[0].set_value(("evil name.npz", good, "application/x-npz"))
+    at.run()
+    assert_clean(at)
+    assert "40 vector samples of shape (5,), 2 classes" in texts(at.success)
+    saved = list((store_dir / "uploads").glob("*.npz"))
+    assert len(saved) == 1 and saved[0].name.startswith("evil_name-")
+    assert not (tmp_path / "evil name.npz").exists()
+    assert not at.button(key="tr_launch").disabled
+
+
+def test_a_path_is_confined_to_the_data_directory_and_validated(
+    no_demo_store: Path, tmp_path: Path
+) -> None:
+    store_dir = no_demo_store
+    at = open_page("train")
+    at.selectbox(key="tr_data").set_value("path").run()
+    assert "holds no .npz file" in texts(at.caption)  # the folder is empty
+    at.text_input(key="tr_path").set_value("missing.npz").run()
+    assert_clean(at)
+    assert "no such file or folder" in texts(at.error)
+    outside = tmp_path / "outside.npz"
+    np.savez(outside, x=np.zeros((4, 3)), y=np.arange(4) % 2)
+    for escape in (str(outside), "../../outside.npz"):
+        at.text_input(key="tr_path").set_value(escape).run()
+        assert_clean(at)
+        assert "leaves the data directory" in texts(at.error)
+        assert at.button(key="tr_launch").disabled
+    bad = store_dir / "datasets" / "bad.npz"
+    np.savez(bad, x=np.zeros((4, 3)))  # no labels
+    at.text_input(key="tr_path").set_value("bad.npz").run()
+    assert_clean(at)
+    assert "This data cannot be used" in texts(at.error) and "y" in texts(at.error)
+    assert "In this folder: `bad.npz`" in texts(at.caption)  # what can be typed
+    assert at.button(key="tr_launch").disabled
+
+
+def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> None:
+    store = RunStore(no_demo_store)
+    try:
+        at = open_page("train")
+        at.selectbox(key="tr_method").set_value("gca_ince").run()
+        at.number_input(key="tr_steps").set_value(20000)
+        at.number_input(key="tr_out_dim").set_value(2)
+        at.number_input(key="tr_batch").set_value(32)
+        at.number_input(key="tr_enc_hidden").set_value(16)
+        at.number_input(key="tr_epsilon").set_value(0.4)
+        at.number_input(key="tr_n_iter").set_value(3)
+        at.text_input(key="tr_name").set_value("from the page")
+        at.button(key="tr_launch").click().run()
+        assert_clean(at)
+        runs = store.list_runs()
+        assert len(runs) == 1 and "Launched run #1" in texts(at.success)
+        cfg = runs[0].config
+        assert runs[0].name == "from the page" and runs[0].status in ACTIVE
+        assert (cfg["method"], cfg["steps"], cfg["out_dim"], cfg["batch_size"]) == (
+            "gca_ince", 20000, 2, 32)  # fmt: skip
+        assert cfg["loss_params"]["epsilon"] == 0.4 and cfg["loss_params"]["n_iter"] == 3
+        assert cfg["encoder_params"]["hidden"] == 16 and cfg["dataset"] == "digits"
+        # The notice stays through the page's own reruns (the run left the queue, the other
+        # run ended) and goes at the user's next action.
+        for _ in range(2):
+            at.session_state[AUTO_RERUN] = True
+            at.run()
+            assert "Launched run #1" in texts(at.success)
+        at.run()
+        assert "Launched run #1" not in texts(at.success)
+
+        # Live controls: an invalid change is an error, a valid one is applied and marked.
+        at.run()
+        apply = next(b for b in at.button if b.label == "Apply at the next step")
+        at.number_input(key="tr_live_1_epsilon").set_value(-1.0)
+        apply.click().run()
+        assert_clean(at)
+        assert "epsilon must be a number > 0" in texts(at.error)
+        at.number_input(key="tr_live_1_epsilon").set_value(0.25)
+        next(b for b in at.button if b.label == "Apply at the next step").click().run()
+        assert_clean(at)
+        assert "Requested ε=0.25" in texts(at.success)
+        wait_for_run(store, lambda: bool(store.applied_changes(1)), "the change to take effect")
+        wait_for_run(store, lambda: bool(store.metrics(1, ["loss"])), "the first metrics")
+        at.run()
+        assert_clean(at)
+        curves = charts(at)["tr_curves"]
+        step = store.applied_changes(1)[0]["step"]
+        lines = [s for s in curves["layout"]["shapes"] if s["type"] == "line"]
+        assert lines and all(s["x0"] == step for s in lines)
+        labels = [a["text"] for a in curves["layout"]["annotations"]]
+        assert "ε 0.4 → 0.25" in labels  # from the launch's ε to the new one
+
+        # The Geometry page draws the 2-D run on the circle and follows its new snapshots.
+        wait_for_run(store, lambda: len(store.snapshots(1, "embeddings")) >= 2, "two snapshots")
+        geo = open_page("geometry")
+        fig = charts(geo)["geo_fig_1"]
+        assert [s["type"] for s in fig["layout"]["shapes"]] == ["circle"]
+
+        def newest() -> int:
+            return store.snapshots(1, "embeddings")[-1][0]
+
+        first = geo.select_slider(key="geo_step").value
+        wait_for_run(store, lambda: newest() > first, "a new snapshot")
+        before = newest()
+        geo.run()  # on the newest snapshot, the slider follows the run
+        assert_clean(geo)
+        assert before <= geo.select_slider(key="geo_step").value <= newest()
+        geo.select_slider(key="geo_step").set_value(first).run()  # looking back: it stays
+        wait_for_run(store, lambda: newest() > before, "another snapshot")
+        geo.run()
+        assert geo.select_slider(key="geo_step").value == first
+
+        # Stop from the page.
+        at.button(key="tr_stop").click().run()
+        assert_clean(at)
+        wait_for_run(store, lambda: store.get(1).status == "stopped", "the run to stop")
+    finally:
+        kill_runs(no_demo_store)
+
+
+# ---------------------------------------------------------------------- external runs
+
+
+def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
+    no_demo_store: Path,
+) -> None:
+    """Runs recorded by gca_viz.watch from a loop of the user's own (tests/test_watch.py)."""
+    done = record_external_run(no_demo_store, batch=32, dim=4, classes=3, flush_every=0.05)
+    plain = Recorder(no_demo_store, name="plain", loss=torch.nn.MSELoss(), flush_every=0.05)
+    steered = Recorder(no_demo_store, name="steered", loss=losses.get("gca_ince"), flush_every=0.05)
+    plain.step(1, loss=1.0)
+    try:
+        at = open_page("train")
+        at.selectbox(key="tr_run").set_value(done.run_id).run()
+        assert not at.exception
+        figs = charts(at)
+        assert {"tr_curves", "tr_plan"} <= set(figs)
+        assert figs["tr_plan"]["data"][0]["type"] == "heatmap"
+        table = next(d.value for d in at.dataframe if "status" in d.value.columns)
+        assert set(table["name"]) == {"mine (external)", "plain (external)", "steered (external)"}
+        captions = " ".join(c.value for c in at.caption)
+        assert "External run" in captions and "cannot be resumed" in captions
+        assert at.button(key="tr_resume").disabled
+        assert not [e for e in at.expander if "Duplicate" in e.label]
+        assert "step 6 of 6" in " ".join(str(p.proto.text) for p in at.get("progress"))
+
+        at.selectbox(key="tr_run").set_value(plain.run_id).run()
+        assert not at.exception
+        assert "no live controls" in " ".join(c.value for c in at.caption)
+        assert not [e for e in at.expander if "Live controls" in e.label]
+        at.button(key="tr_stop").click().run()  # asks; this process is not signalled
+        wait_for(lambda: plain.step(2, loss=1.0) or plain.should_stop, 10, "the stop request")
+
+        at.selectbox(key="tr_run").set_value(steered.run_id).run()
+        assert not at.exception
+        assert [e for e in at.expander if "Live controls" in e.label]
+        assert at.selectbox(key=f"tr_live_{steered.run_id}_target").options == ["pairs"]
+    finally:
+        plain.finish()
+        steered.finish()
+    assert RunStore(no_demo_store).get(plain.run_id).status == "stopped"
