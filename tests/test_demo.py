@@ -8,7 +8,6 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,8 @@ import pytest
 
 from gca_viz import demo
 from gca_viz.runs import RunStore
+from tests.helpers import run_python
 from tests.tmpfs import mount_tmpfs, umount
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cli_run_directory_imports_as_a_finished_run(tmp_path: Path) -> None:
@@ -36,22 +34,10 @@ def test_cli_run_directory_imports_as_a_finished_run(tmp_path: Path) -> None:
         "device": "cpu",
     }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gca_viz",
-            "train",
-            "--config",
-            str(tmp_path / "cfg.json"),
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_python(
+        "-m", "gca_viz", "train", "--config", str(tmp_path / "cfg.json"), "--out", str(out),
         timeout=180,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     store = RunStore(tmp_path / "store", max_concurrent=1)
     run_id = store.import_directory(out, name="imported")

@@ -13,9 +13,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from gca_viz.lab import Batch
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import build_target
 from gca_viz.train import TrainConfig
+from tests.helpers import wait_for_run
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -472,32 +470,16 @@ def test_block_heatmap_outlines_each_domain() -> None:
 # ---------------------------------------------------------------------- the real sweep
 
 
-def _kill_all(store: RunStore) -> None:
-    for run in store.list_runs():
-        if run.status in ACTIVE:
-            store.stop(run.id)
-    for run in store.list_runs():
-        if run.pid:
-            try:
-                os.kill(run.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
 @pytest.mark.slow
 def test_reduced_sweep_trains_for_real_and_reports_a_domain_accuracy_per_delta(
-    tmp_path: Path,
+    runs_dir: Path,
 ) -> None:
-    store = RunStore(tmp_path / "store", max_concurrent=1)
+    store = RunStore(runs_dir, max_concurrent=1)
     deltas = [-0.5, 0.0, 0.5]
-    try:
-        ids = ex.launch_domain_sweep(store, deltas, steps=80, batch_size=128, device="cpu")
-        deadline = time.monotonic() + 900
-        while any(store.get(i).status in ACTIVE for i in ids):
-            assert time.monotonic() < deadline, "the sweep did not finish in time"
-            time.sleep(1.0)
-    finally:
-        _kill_all(store)
+    ids = ex.launch_domain_sweep(store, deltas, steps=80, batch_size=128, device="cpu")
+    wait_for_run(
+        store, lambda: all(store.get(i).status not in ACTIVE for i in ids), "the sweep", cap=1800
+    )
     rows = ex.domain_sweep_results(store, ex.find_domain_sweep(store))
     assert [r.run_id for r in rows] == ids and [r.delta for r in rows] == deltas
     for r in rows:

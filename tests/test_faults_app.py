@@ -19,11 +19,8 @@ are cleared, as a fresh app process would have them).
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,30 +33,13 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import demo
 from gca_viz.runs import RunStore
 from gca_viz.train import TrainConfig, Trainer
+from tests import test_train as train_tests
+from tests.helpers import REPO_ROOT, add_run, run_python, texts
 from tests.plotly_json import live_figures
 from tests.tmpfs import mount_tmpfs, umount
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the shared `ui` module from the root
-    sys.path.insert(0, str(ROOT))
-
-APP = str(ROOT / "app.py")
-
-SMALL = {
-    "batch_size": 32,
-    "steps": 4,
-    "encoder_params": {"hidden": 64},
-    "head_hidden": 64,
-    "out_dim": 8,
-    "device": "cpu",
-    "eval_every": 0,
-    "snapshot_every": 0,
-    "checkpoint_every": 0,
-}
-
-
-def _texts(elements: Any) -> str:
-    return " ".join(str(e.value) for e in elements)
+APP = str(REPO_ROOT / "app.py")
+SMALL = {**train_tests.SMALL, "batch_size": 32, "steps": 4, "out_dim": 8}
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -106,13 +86,7 @@ def test_a_checkpoint_write_past_the_file_size_limit_keeps_the_previous_one(
     the clean-up a truncated ``checkpoint.pt.tmp`` would stay behind."""
     limit = 16 * 1024
     script = _FSIZE_SCRIPT.format(config=repr(SMALL), limit=limit)
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python("-c", textwrap.dedent(script), str(tmp_path))
     assert done.returncode == 3, done.stdout + done.stderr
     assert "save failed" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no .tmp
@@ -163,7 +137,7 @@ def test_a_store_that_cannot_be_opened_is_an_error_and_other_pages_keep_working(
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()  # the default page: the story, which offers a demo run but needs none
     assert not at.exception, [e.message for e in at.exception]
-    sidebar = _texts(at.sidebar.error)  # the status strip, on every page
+    sidebar = texts(at.sidebar.error)  # the status strip, on every page
     assert str(data) in sidebar and problem in sidebar, sidebar
     assert "GCA_RUNS_DIR" in sidebar
     assert "story_p1" in live_figures(at), "the story draws its figures"
@@ -172,17 +146,17 @@ def test_a_store_that_cannot_be_opened_is_an_error_and_other_pages_keep_working(
         at.switch_page(f"views/{page}.py")
         at.run()
         assert not at.exception, (page, [e.message for e in at.exception])
-        text = _texts(at.main.error)
+        text = texts(at.main.error)
         assert str(data) in text and problem in text, (page, text)
         assert "cannot be opened" in text and "GCA_RUNS_DIR" in text
         # only the error: no empty-store content (a launch form, "No runs yet") below it
-        assert not at.main.button and "No runs yet" not in _texts(at.info), page
+        assert not at.main.button and "No runs yet" not in texts(at.info), page
 
     at.switch_page("views/entropy.py")  # a page that needs no store
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.main.error and "ent_chart_entropy" in live_figures(at)
-    assert problem in _texts(at.sidebar.error)  # what happened is still in view
+    assert problem in texts(at.sidebar.error)  # what happened is still in view
 
 
 def test_pages_that_need_no_store_keep_working_and_a_fixed_store_opens_without_restart(
@@ -198,7 +172,7 @@ def test_pages_that_need_no_store_keep_working_and_a_fixed_store_opens_without_r
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert "lab_chart_player" in live_figures(at), "the plan lab draws its plans"
-    assert "not an SQLite database" in _texts(at.main.error)
+    assert "not an SQLite database" in texts(at.main.error)
     source = at.sidebar.selectbox(key="lab_source")
     source.set_value("snapshot").run()  # runs as a source: none to offer, and no traceback
     assert not at.exception, [e.message for e in at.exception]
@@ -207,7 +181,7 @@ def test_pages_that_need_no_store_keep_working_and_a_fixed_store_opens_without_r
     at.switch_page("views/train.py")
     at.run()  # the same app process: the store opens now, demo runs and all
     assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, _texts(at.error)
+    assert not at.error, texts(at.error)
     store = RunStore(data)
     assert sorted(r.name for r in store.list_runs()) == sorted(demo.DEMO_RUNS)
     assert (data / "runs.db.damaged").read_bytes() == damaged  # nothing of it was touched
@@ -224,7 +198,7 @@ def test_demo_runs_that_do_not_fit_are_a_warning_and_the_next_start_completes_th
     at.switch_page("views/train.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    warning = _texts(at.main.warning)
+    warning = texts(at.main.warning)
     assert "demo runs could not all be installed" in warning and str(disk) in warning
     assert "No space left" in warning or "disk is full" in warning, warning
     assert not at.main.error
@@ -232,7 +206,7 @@ def test_demo_runs_that_do_not_fit_are_a_warning_and_the_next_start_completes_th
     first = reader.list_runs()
     reader.close()
     assert 0 < len(first) < len(demo.DEMO_RUNS)
-    assert "No runs yet" not in _texts(at.info)  # the ones that fit are shown ...
+    assert "No runs yet" not in texts(at.info)  # the ones that fit are shown ...
 
     st.cache_resource.clear()  # ... the app stops (its store closes) ...
     subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
@@ -273,12 +247,8 @@ def _monitored_run(tmp_path: Path) -> tuple[RunStore, Any, int]:
     store = RunStore(tmp_path / "store")
     demo.install(store, source=tmp_path / "no-demo-runs")  # none: only the run below
     config = {**SMALL, "method": "gca_ince", "steps": 30}
+    run_id = add_run(store, name="watched", config=config, status="finished", step=30)
     with store._db(write=True) as db:
-        cur = db.execute(
-            "INSERT INTO runs (name, config, status, created, step) VALUES (?, ?, ?, ?, ?)",
-            ("watched", json.dumps(config), "finished", time.time(), 30),
-        )
-        run_id = int(cur.lastrowid or 0)
         db.execute(
             "INSERT INTO metrics (run_id, step, name, value) VALUES (?, 30, 'loss', 1.5)",
             (run_id,),
@@ -304,7 +274,7 @@ def test_the_monitor_shows_a_store_it_cannot_read_and_keeps_polling_without_a_re
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["script_runs"] == 2  # one run, no rerun loop
-    text = _texts(at.error)
+    text = texts(at.error)
     assert f"Run #{run_id} cannot be shown now" in text and "not an SQLite database" in text
     assert str(store.dir) in text and "tries again every 1.5 s" in text
     assert not at.get("progress")

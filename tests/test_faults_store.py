@@ -30,15 +30,8 @@ from typing import Any
 import pytest
 
 from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError
-from tests.test_runs import (
-    START_TIMEOUT,
-    _kill_runs,
-    cfg,
-    pid_running,
-    wait_for,
-    wait_status,
-    wait_training,
-)
+from tests.helpers import add_run, kill_runs, pid_running, wait_for, wait_for_run
+from tests.test_runs import cfg, wait_status, wait_training
 from tests.tmpfs import mount_tmpfs, umount
 
 # A run that writes a lot, early: a 512 x 512 plan snapshot (about 1 MB a matrix) every
@@ -95,15 +88,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         (disk / "filler").unlink(missing_ok=True)  # a failed test may leave the disk full
-        _kill_runs(disk)
+        kill_runs(disk)
         umount(disk)
-
-
-@pytest.fixture
-def runs_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "runs"
-    yield path
-    _kill_runs(path)
 
 
 def _finished_run(store: RunStore) -> int:
@@ -164,7 +150,7 @@ def test_a_file_size_limit_ends_the_run_with_the_reason(runs_dir: Path) -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     proc = wait_for(lambda: store.get(run_id).pid, 30, "the run's pid")
-    wait_for(lambda: not pid_running(proc), START_TIMEOUT, "the run process to end")
+    wait_for_run(store, lambda: not pid_running(proc), "the run process to end")
     store.reconcile()
     info = store.get(run_id)
     assert info.status in ("failed", "interrupted"), info
@@ -178,14 +164,7 @@ def test_a_file_size_limit_ends_the_run_with_the_reason(runs_dir: Path) -> None:
 
 def test_a_locked_store_is_a_clear_error_and_reads_go_on(runs_dir: Path) -> None:
     store = RunStore(runs_dir, busy_timeout=0.3)
-    with store._db(write=True) as db:  # a finished run's row, no process needed
-        run_id = int(
-            db.execute(
-                "INSERT INTO runs (name, config, status, created) VALUES (?, ?, ?, ?)",
-                ("done", '{"steps": 10}', "finished", time.time()),
-            ).lastrowid
-            or 0
-        )
+    run_id = add_run(store, name="done", config={"steps": 10}, status="finished")  # no process
     holder = sqlite3.connect(store.db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than 0.3 s
     try:
@@ -215,11 +194,7 @@ def test_a_read_only_store_is_a_clear_error(tmp_path: Path) -> None:
     mount_tmpfs(disk, "size=8m")
     try:
         store = RunStore(disk)
-        with store._db(write=True) as db:
-            db.execute(
-                "INSERT INTO runs (name, config, status, created) VALUES (?, ?, ?, ?)",
-                ("done", '{"steps": 10}', "finished", time.time()),
-            )
+        add_run(store, name="done", config={"steps": 10}, status="finished")
         store._keeper.close()
         del store
         remount = subprocess.run(

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import os
 import pickle
 import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,13 +39,17 @@ import torch
 import gca_viz.data  # noqa: F401 - the loaders' module, imported first as an app would
 from gca_viz.runs import RunStore
 from gca_viz.userdata import resolve_data_path, save_upload
+from tests.helpers import REPO_ROOT, add_run, stop_process, wait_for_status, wait_until_healthy
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / ".streamlit" / "config.toml"
+CONFIG = REPO_ROOT / ".streamlit" / "config.toml"
 SCANNED = sorted(
-    [*(ROOT / "gca_viz").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "ui.py"]
+    [
+        *(REPO_ROOT / "gca_viz").rglob("*.py"),
+        *(REPO_ROOT / "views").glob("*.py"),
+        REPO_ROOT / "ui.py",
+    ]
 )
-SCANNED.append(ROOT / "app.py")
+SCANNED.append(REPO_ROOT / "app.py")
 
 
 def config() -> dict[str, Any]:
@@ -134,26 +135,12 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[i
     log = open(runs / "server.log", "wb")
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     env = {**os.environ, "GCA_RUNS_DIR": str(runs)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError((runs / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
+        wait_until_healthy(port, proc, runs / "server.log")
         yield proc.pid, port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
@@ -191,7 +178,7 @@ def _own_addresses() -> list[str]:
 def test_uploads_are_size_limited_by_the_config_and_by_the_app(tmp_path: Path) -> None:
     limit_mb = config()["server"]["maxUploadSize"]
     assert 1 <= limit_mb <= 200  # set, and not raised past Streamlit's own default
-    for path in (ROOT / "views").glob("*.py"):
+    for path in (REPO_ROOT / "views").glob("*.py"):
         for call in _calls(path, "file_uploader"):
             widget_limit = next(
                 (k.value for k in call.keywords if k.arg == "max_upload_size"), None
@@ -201,7 +188,7 @@ def test_uploads_are_size_limited_by_the_config_and_by_the_app(tmp_path: Path) -
     with pytest.raises(ValueError, match=f"over the limit of {limit_mb} MB"):
         save_upload(b"PK\x03\x04" + bytes(limit), "big.npz", tmp_path, max_bytes=limit)
     assert not any(tmp_path.iterdir())
-    source = (ROOT / "views" / "_train_launch.py").read_text()
+    source = (REPO_ROOT / "views" / "_train_launch.py").read_text()
     assert 'st.get_option("server.maxUploadSize")' in source  # the page passes the config
 
 
@@ -292,9 +279,11 @@ torch.load(f, map_location="cpu", weights_only=True)  # allowed
 
 
 def test_no_pickle_no_eval_in_the_library_pages_and_app() -> None:
-    assert len(SCANNED) > 30 and ROOT / "app.py" in SCANNED
+    assert len(SCANNED) > 30 and REPO_ROOT / "app.py" in SCANNED
     found = [
-        v for path in SCANNED for v in violations(path.read_text(), str(path.relative_to(ROOT)))
+        v
+        for path in SCANNED
+        for v in violations(path.read_text(), str(path.relative_to(REPO_ROOT)))
     ]
     assert found == [], "\n".join(found)
 
@@ -338,14 +327,7 @@ def test_the_lab_refuses_a_run_checkpoint_with_a_payload(
 
     path, marker = evil_checkpoint
     store = RunStore(tmp_path / "store")
-    with store._db(write=True) as db:
-        run_id = int(
-            db.execute(
-                "INSERT INTO runs (name, config, status, created) VALUES (?, ?, ?, ?)",
-                ("planted", '{"steps": 5, "device": "cpu"}', "stopped", time.time()),
-            ).lastrowid
-            or 0
-        )
+    run_id = add_run(store, name="planted", config={"steps": 5, "device": "cpu"}, status="stopped")
     store.run_dir(run_id).mkdir(parents=True)
     (store.run_dir(run_id) / "checkpoint.pt").write_bytes(path.read_bytes())
     with pytest.raises(ValueError, match="unreadable"):
@@ -360,20 +342,11 @@ def test_a_resumed_run_refuses_a_planted_checkpoint(
     path, marker = evil_checkpoint
     store = RunStore(tmp_path / "store", max_concurrent=1)
     config = {"steps": 5, "device": "cpu", "batch_size": 16, "eval_every": 0, "snapshot_every": 0}
-    with store._db(write=True) as db:
-        run_id = int(
-            db.execute(
-                "INSERT INTO runs (name, config, status, created) VALUES (?, ?, ?, ?)",
-                ("planted", json.dumps(config), "stopped", time.time()),
-            ).lastrowid
-            or 0
-        )
+    run_id = add_run(store, name="planted", config=config, status="stopped")
     store.run_dir(run_id).mkdir(parents=True)
     (store.run_dir(run_id) / "checkpoint.pt").write_bytes(path.read_bytes())
     store.resume(run_id)
-    deadline = time.time() + 120
-    while store.get(run_id).status in ("queued", "running") and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_status(store, run_id, "failed", "finished", "stopped", "interrupted")
     info = store.get(run_id)
     assert info.status == "failed", info
     assert "Weights only load failed" in (info.error or ""), info.error

@@ -14,9 +14,8 @@ import torch
 
 from gca_viz import losses, metrics
 from gca_viz.train import Callback, TrainConfig, Trainer, copy_config
+from tests.helpers import REPO_ROOT
 from tests.test_data import write_user_data
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # A small, fast configuration: digits, a narrow MLP, batches of 64.
 SMALL = {
@@ -307,7 +306,7 @@ def test_config_rejects_unknown_fields_and_round_trips_json() -> None:
 # -------------------------------------------------------------------------------- CLI
 
 
-def _cli(*args: str, cwd: Path = ROOT, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path = REPO_ROOT, timeout: int = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gca_viz", *args],
         cwd=cwd,
@@ -444,7 +443,7 @@ def test_config_with_a_user_data_path_validates_and_trains(tmp_path: Path) -> No
 
 def _ddp_result(tmp_path: Path, method: str, ranks: int) -> dict[str, Any]:
     out = tmp_path / f"{method}-{ranks}.pt"
-    script = str(ROOT / "tests" / "scripts" / "ddp_step.py")
+    script = str(REPO_ROOT / "tests" / "scripts" / "ddp_step.py")
     if ranks == 1:
         cmd = [sys.executable, script, str(out), method, "3"]
     else:
@@ -459,7 +458,7 @@ def _ddp_result(tmp_path: Path, method: str, ranks: int) -> dict[str, Any]:
             method,
             "3",
         ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = torch.load(out, weights_only=True)
     return result
