@@ -1,4 +1,5 @@
-"""The package skeleton: import boundaries, device choice, the CLI and the app starting."""
+"""The package skeleton: import boundaries, the CLI and the app starting (device choice:
+tests/test_device.py)."""
 
 import os
 import pkgutil
@@ -6,29 +7,15 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import gca_viz
-from gca_viz.device import resolve_device, torch_threads
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from gca_viz.device import resolve_device
+from tests.helpers import REPO_ROOT, run_python
 
 
 def _library_modules() -> list[str]:
@@ -45,10 +32,11 @@ def _library_modules() -> list[str]:
 
 
 def test_import_gca_viz_is_light() -> None:
-    result = _run_python(
+    result = run_python(
+        "-c",
         "import sys, gca_viz\n"
         "heavy = sorted(m for m in ('streamlit', 'torch', 'plotly') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
+        "print(','.join(heavy))\n",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"`import gca_viz` imported: {result.stdout.strip()}"
@@ -65,127 +53,22 @@ def test_library_never_imports_streamlit() -> None:
         "        print(name)\n"
         "        break\n"
     )
-    result = _run_python(code)
+    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{result.stdout.strip()} imports streamlit"
-
-
-# --- device choice -------------------------------------------------------------------------
-
-
-def test_resolve_device_cpu() -> None:
-    assert resolve_device("cpu") == torch.device("cpu")
-
-
-def test_resolve_device_auto_prefers_cuda_then_mps_then_cpu() -> None:
-    if torch.cuda.is_available():
-        expected = "cuda"
-    elif torch.backends.mps.is_available():
-        expected = "mps"
-    else:
-        expected = "cpu"
-    assert resolve_device().type == expected
-    assert resolve_device("auto").type == expected
-
-
-def test_resolve_device_rejects_unknown_name() -> None:
-    with pytest.raises(ValueError, match="device"):
-        resolve_device("tpu")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_resolve_device_rejects_unavailable_cuda() -> None:
-    with pytest.raises(ValueError, match="device"):
-        resolve_device("cuda")
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_resolve_device_cuda_when_available() -> None:
-    assert resolve_device("cuda").type == "cuda"
-    assert resolve_device("auto").type == "cuda"
-
-
-@pytest.mark.parametrize("order", ["first in, first out", "first in, last out"])
-def test_torch_threads_restores_the_count_when_blocks_of_two_threads_interleave(
-    order: str,
-) -> None:
-    """Two threads open a ``torch_threads(1)`` block each, overlapping; once both have
-    closed, torch is back on its count from before, as a thread started afterwards sees it
-    (a block that restored the count it saw when it opened left 1 there when the second
-    thread opened inside the first's and closed last)."""
-
-    def fresh() -> int:
-        """torch's thread count as a new thread sees it (the process-wide default)."""
-        out: list[int] = []
-        t = threading.Thread(target=lambda: out.append(torch.get_num_threads()))
-        t.start()
-        t.join(10)
-        return out[0]
-
-    before = torch.get_num_threads()
-    target = before + 1  # a count that neither block uses, so a wrong restore shows
-    torch.set_num_threads(target)
-    try:
-        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-        seen: dict[str, int] = {}
-
-        def a() -> None:
-            with torch_threads(1):
-                a_in.set()
-                b_in.wait(10)
-                seen["a inside"] = torch.get_num_threads()
-                if order == "first in, last out":
-                    a_out.wait(10)  # until b has closed its block
-            a_out.set()
-
-        def b() -> None:
-            a_in.wait(10)
-            with torch_threads(1):
-                b_in.set()
-                if order == "first in, first out":
-                    a_out.wait(10)  # a closes first
-                    seen["b after a closed"] = torch.get_num_threads()
-            if order == "first in, last out":
-                seen["a after b closed"] = torch.get_num_threads()
-                a_out.set()
-
-        threads = [threading.Thread(target=a), threading.Thread(target=b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20)
-        assert seen["a inside"] == 1
-        assert seen.get("b after a closed", 1) == 1  # b's block still holds the count at 1
-        assert seen.get("a after b closed", 1) == 1
-        assert fresh() == target
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- command line --------------------------------------------------------------------------
 
 
 def test_cli_version() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gca_viz", "--version"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("-m", "gca_viz", "--version", timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"gca_viz {gca_viz.__version__}"
 
 
 def test_cli_unknown_arguments_print_usage_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gca_viz", "frobnicate"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("-m", "gca_viz", "frobnicate", timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage:" in result.stderr
