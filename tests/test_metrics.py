@@ -23,6 +23,7 @@ from gca_viz.metrics import (
     positive_mass,
     uniformity,
 )
+from tests.helpers import raises_naming
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -324,3 +325,48 @@ def test_invalid_input_raises_value_error_naming_parameter(
 ) -> None:
     with pytest.raises(ValueError, match=rf"^{match}\b"):
         call()
+
+
+# ------------------------------------------------------------ found by tests/test_fuzz.py
+#
+# One test per bug the fuzzing found (each failed before its fix in the library).
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_metrics_normalise_tiny_and_huge_rows(scale: float) -> None:
+    """Tiny rows were rejected as all-zero; huge rows became zero vectors (alignment 0)."""
+    z1 = np.array([[1.0, 0.0], [0.0, 1.0]]) * scale
+    z2 = np.array([[0.0, 1.0], [0.0, 1.0]])
+    assert alignment(z1, z2) == pytest.approx(1.0)
+    assert embedding_std(z1) == pytest.approx(0.5)
+
+
+def test_effective_rank_of_huge_values() -> None:
+    """The Frobenius norm overflowed, the tolerance became inf and the result 0."""
+    z = np.array([[1.0, 0.0], [0.0, -1.0], [1.0, 1.0]])
+    assert effective_rank(z * 1e300) == pytest.approx(effective_rank(z))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_metrics_overflow_is_a_value_error() -> None:
+    """+-inf was returned for huge unnormalised inputs."""
+    z = np.array([[1e300, 0.0], [-1e300, 0.0]])
+    raises_naming("z1", lambda: alignment(z, -z, normalize=False))
+    raises_naming("z", lambda: uniformity(z, normalize=False))
+    raises_naming("z", lambda: compactness(z * 1.7, [0, 0], normalize=False))
+    raises_naming("plan", lambda: marginal_error(np.full((2, 2), 1e308), [0, 0], [0, 0]))
+
+
+def test_metrics_ragged_inputs_name_the_parameter() -> None:
+    """numpy's "inhomogeneous shape" ValueError named no parameter."""
+    raises_naming("z", lambda: embedding_std([[1.0, 2.0], [3.0]]))
+    z = np.eye(2)
+    raises_naming("train_y", lambda: knn_accuracy(z, [[0], [1, 2]], z, [0, 1]))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_linear_probe_of_huge_features() -> None:
+    """StandardScaler overflowed and scikit-learn raised "Input X contains NaN"."""
+    z = np.array([[4.375e299], [0.0], [0.0]])
+    acc = linear_probe_accuracy(z, [0, 0, 1], np.array([[0.0]]), [0], max_iter=5)
+    assert 0.0 <= acc <= 1.0

@@ -20,6 +20,7 @@ from gca_viz.targets import (
     partner,
     target_marginals,
 )
+from tests.helpers import raises_naming
 
 LAYOUTS = ("cross", "joint")
 
@@ -540,3 +541,52 @@ def test_losses_and_run_configs_refuse_shares_above_one() -> None:
     with pytest.raises(ValueError, match=r"alpha \+ beta"):
         TARGETS["domain"].validate({"alpha": 0.8, "beta": 0.3})
     assert TARGETS["domain"].validate({"alpha": 0.7, "beta": 0.2999999999999999})
+
+
+# ------------------------------------------------------------ found by tests/test_fuzz.py
+#
+# One test per bug the fuzzing found (each failed before its fix in the library).
+
+
+@pytest.mark.parametrize("bad", [None, object(), "x"])
+def test_target_weights_of_the_wrong_type(bad: Any) -> None:
+    """float(None) raised TypeError."""
+    raises_naming("gamma", lambda: targets.class_target([0, 1], bad))
+    raises_naming("alpha", lambda: targets.domain_target([0, 1], bad, 0.0))
+    raises_naming("beta", lambda: targets.domain_target([0, 1], 0.0, bad))
+
+
+def test_target_side_information_without_length() -> None:
+    """len(5) raised TypeError."""
+    raises_naming("labels", lambda: targets.class_target(5))
+    raises_naming("domains", lambda: targets.domain_target(np.array(3)))
+    raises_naming("labels", lambda: targets.build_target("class", 2, labels=5))
+
+
+@pytest.mark.parametrize("n", [None, -1, 0, 2.5, "3", True])
+def test_partner_validates_n(n: Any) -> None:
+    """None: TypeError; -1: RuntimeError from torch.arange; 2.5: float indices."""
+    raises_naming("n", lambda: targets.partner(n))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        torch.ones(3),  # IndexError
+        torch.tensor([[math.nan, 1.0], [1.0, 1.0]]),  # NaN marginals returned
+        torch.tensor([[1.0, -1.0], [1.0, 1.0]]),
+        torch.ones(2, 2, dtype=torch.complex64),
+        [[1.0, 0.0], [0.0, 1.0]],  # AttributeError
+        np.eye(2),
+    ],
+)
+def test_target_marginals_validates(target: Any) -> None:
+    raises_naming("target", lambda: targets.target_marginals(target))
+
+
+@pytest.mark.parametrize(
+    "matrix", [np.eye(2) * (1 + 1j), torch.eye(2, dtype=torch.complex64), "ab", [[1.0, "a"]]]
+)
+def test_custom_target_rejects_non_real_matrices(matrix: Any) -> None:
+    """Complex values were truncated to their real part; strings raised TypeError."""
+    raises_naming("target", lambda: targets.custom_target(matrix, 2))
