@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,9 +28,10 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO_ROOT, kill_runs, stop_process, wait_for, wait_until_healthy
+
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -92,47 +91,10 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser-runs")
 
 
-def _store_processes(runs_dir: Path) -> list[int]:
-    """Pids of the run store's training processes that are still alive: every pid the
-    store recorded whose command line is a ``gca_viz train`` on this very store (a pid of
-    a long-finished run may belong to another process by now)."""
-    from gca_viz.runs import RunStore
-
-    store = str(runs_dir.resolve())
-    alive = []
-    for run in RunStore(runs_dir).list_runs():
-        try:
-            cmd = Path(f"/proc/{run.pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, TypeError):
-            continue
-        words = [w.decode(errors="replace") for w in cmd]
-        if "gca_viz" in words and store in words and _pid_alive(int(run.pid or 0)):
-            alive.append(int(run.pid or 0))
-    return alive
-
-
 def kill_run_processes(runs_dir: Path) -> list[int]:
-    """Kill the store's surviving training processes (SIGTERM, then SIGKILL after 5 s);
-    returns their pids."""
-    pids = _store_processes(runs_dir)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 5
-        while time.time() < deadline and any(_pid_alive(p) for p in pids):
-            time.sleep(0.1)
-    return pids
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has exited
+    """Kill the store's surviving training processes (SIGTERM, then SIGKILL after 5 s; its
+    queued runs stay queued); returns their pids."""
+    return kill_runs(runs_dir, grace=5, cancel_queued=False)
 
 
 class Served(str):
@@ -178,28 +140,12 @@ def serve_app(runs_dir: Path, script_times: Path | None = None) -> Iterator[Serv
         "none",
     ]
     log = open(runs_dir / "server.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError((runs_dir / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield Served(url, proc.pid, runs_dir)
+        wait_until_healthy(port, proc, runs_dir / "server.log")
+        yield Served(f"http://127.0.0.1:{port}", proc.pid, runs_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         kill_run_processes(runs_dir)
 
@@ -360,18 +306,11 @@ class App:
         """Poll ``condition`` until it returns something truthy (returned) or fail after
         ``timeout`` seconds saying ``what`` was awaited. Waits in the page, so console
         events keep arriving."""
-        deadline = time.time() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.time() > deadline:
-                text = what() if callable(what) else what
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for: {text}; "
-                    f"exceptions on the page: {self.exceptions()}"
-                )
-            self.page.wait_for_timeout(every * 1000)
+        try:
+            return wait_for(condition, timeout, what, interval=every,
+                            sleep=lambda s: self.page.wait_for_timeout(s * 1000))  # fmt: skip
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; exceptions on the page: {self.exceptions()}") from None
 
     # ------------------------------------------------------------------------ charts
 

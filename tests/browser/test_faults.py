@@ -40,7 +40,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from gca_viz.runs import RunStore, StoreError
-from tests.browser.conftest import ROOT, VIEWPORT, App, kill_run_processes, serve_app
+from tests.browser.conftest import VIEWPORT, App, kill_run_processes, serve_app
+from tests.helpers import REPO_ROOT, wait_for, wait_for_run
 from tests.tmpfs import try_mount_tmpfs, umount
 
 FAST: dict[str, Any] = {
@@ -57,22 +58,10 @@ LONG = {**FAST, "out_dim": 8, "steps": 100_000, "snapshot_every": 10, "eval_ever
 # Writes a lot, early: a 128 x 128 plan snapshot every step, a checkpoint every 5 steps.
 HEAVY = {**FAST, "batch_size": 256, "out_dim": 8, "steps": 100_000, "snapshot_every": 1,
          "eval_every": 0, "checkpoint_every": 5}  # fmt: skip
-START = 120.0  # a run process imports torch and loads data before its first step
 FIGURES: dict[str, Any] = {}
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def wait_for(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def loss_step(store: RunStore, run_id: int) -> int:
@@ -161,7 +150,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[
     store = RunStore(runs, max_concurrent=1)
     started = time.monotonic()
     finished = store.launch(FINISHED, name="finished before the faults")
-    wait_for(lambda: store.get(finished).status == "finished", START, "the finished run")
+    wait_for_run(store, lambda: store.get(finished).status == "finished", "the finished run")
     FIGURES["finished run trained in s"] = round(time.monotonic() - started, 1)
     e = Env(runs, not why_not, store, finished, fingerprint(store, finished), browser)
     FIGURES["server start s"] = round(e.start(), 1)
@@ -173,7 +162,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[
         e.stop()
         (runs / "filler").unlink(missing_ok=True)
         kill_run_processes(runs)
-        out = ROOT / "test-artifacts" / "faults.json"
+        out = REPO_ROOT / "test-artifacts" / "faults.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(FIGURES, indent=2))
         print("\nfault figures:", json.dumps(FIGURES, indent=2))
@@ -189,7 +178,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[
 def test_a_killed_run_shows_interrupted_and_resumes(env: Env) -> None:
     store = env.store
     run_id = store.launch(LONG, name="killed mid-run")
-    wait_for(lambda: loss_step(store, run_id) >= 15, START, "the run past its first checkpoint")
+    wait_for_run(store, lambda: loss_step(store, run_id) >= 15, "the run past its first checkpoint")
     app = env.app()
     app.goto(f"{env.url}/train?tr_run={run_id}", charts=1)
     assert app.until(lambda: progress(app)[0] == "running", 30, "the running status")
@@ -212,7 +201,7 @@ def test_a_killed_run_shows_interrupted_and_resumes(env: Env) -> None:
     expect(resume).to_be_enabled(timeout=10_000)
     resume.click()
     app.until(lambda: progress(app)[0] == "running", 60, "the resumed run's status")
-    wait_for(lambda: loss_step(store, run_id) > killed_at, START, "training past the kill")
+    wait_for_run(store, lambda: loss_step(store, run_id) > killed_at, "training past the kill")
     resumed = time.monotonic() - t1
     info = store.get(run_id)
     assert info.pid != pid and info.status == "running"
@@ -238,7 +227,7 @@ def test_c_a_full_disk_fails_the_run_clearly_and_the_app_keeps_working(env: Env)
     store = env.store
     if env.mounted:
         run_id = store.launch(HEAVY, name="writes onto a full disk")
-        wait_for(lambda: loss_step(store, run_id) >= 6, START, "the run past a checkpoint")
+        wait_for_run(store, lambda: loss_step(store, run_id) >= 6, "the run past a checkpoint")
     else:  # an honest stand-in: the run process may not write files past 512 KB
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, hard))

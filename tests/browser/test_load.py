@@ -65,14 +65,13 @@ from gca_viz.runs import RunStore
 from tests.browser.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    ROOT,
     VIEWPORT,
     App,
     Served,
-    _store_processes,
     kill_run_processes,
     serve_app,
 )
+from tests.helpers import REPO_ROOT, store_processes
 
 ROUNDS = max(3, int(os.environ.get("GCA_LOAD_ROUNDS", "7")))
 RATIO_LIMIT = 3.0
@@ -81,7 +80,7 @@ THINK = 2.0  # seconds a simulated user waits between two actions
 PROBE_PAUSE = 0.5  # seconds between two timed changes of the probe
 BROWSER_NICENESS = 19  # the test's browsers yield the CPU to the server (browser_session)
 SESSIONS = 5
-ARTIFACT = ROOT / "test-artifacts" / "load.csv"
+ARTIFACT = REPO_ROOT / "test-artifacts" / "load.csv"
 SCRIPT_LOG = "script_times.jsonl"  # in the server's run store folder
 LAB_CHARTS = 4  # charts the plan lab draws with its default settings
 SWEEP_CHARTS = 10  # charts of the Entropy page
@@ -624,7 +623,7 @@ def test_five_sessions_at_once(load_server: Served) -> None:
     assert ended["train-a"].step == int(RUN_A[1])
     assert 0 < ended["train-b"].step < int(RUN_B[1])
     deadline = time.time() + 30  # a run process exits just after it writes its status
-    while _store_processes(load_server.runs_dir) and time.time() < deadline:
+    while store_processes(load_server.runs_dir) and time.time() < deadline:
         time.sleep(0.2)
     assert kill_run_processes(load_server.runs_dir) == [], "a run process outlived its run"
 

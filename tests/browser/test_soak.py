@@ -33,14 +33,15 @@ import pytest
 from playwright.sync_api import Browser
 
 from gca_viz.runs import RunStore
-from tests.browser.conftest import ROOT, VIEWPORT, App, Served, serve_app
+from tests.browser.conftest import VIEWPORT, App, Served, serve_app
+from tests.helpers import REPO_ROOT
 
 SOAK_SECONDS = float(os.environ.get("GCA_SOAK_SECONDS", "75"))
 WARMUP = min(60.0, max(20.0, SOAK_SECONDS / 4))  # seconds after the monitor first drew
 SAMPLE_EVERY = 2.0 if SOAK_SECONDS <= 120 else 5.0
 WINDOW = 5  # samples in each median (after the warm-up, at the end)
 GROWTH_LIMIT = 0.10
-ARTIFACT = ROOT / "test-artifacts" / "soak_rss.csv"
+ARTIFACT = REPO_ROOT / "test-artifacts" / "soak_rss.csv"
 RUN = {
     "dataset": "digits",
     "encoder": "cnn",

@@ -14,19 +14,18 @@ from playwright.sync_api import expect
 
 from gca_viz.runs import RunStore
 from tests.browser.test_train import plan_title, progress
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO_ROOT
 
 
 def test_an_external_loop_shows_live_on_the_train_page(app: Any, no_run_survives: Path) -> None:
     loop = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "examples" / "watch_simclr.py"),
+            str(REPO_ROOT / "examples" / "watch_simclr.py"),
             "100000",
             str(no_run_survives),
         ],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
