@@ -8,6 +8,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.browser.conftest import cell_point
+
 STEPS = "lab_chart_player"  # the half-step player; trace 0 is the heatmap of P^(k)
 CHARTS = 4  # player, KL curve, matrix view, losses
 
@@ -71,14 +73,7 @@ def click_cell(app: Any, key: str, i: int, j: int) -> None:
     """Click the cell (i, j) of a selectable heatmap and wait until the inputs show it."""
     gd = app.chart(key)
     gd.scroll_into_view_if_needed()
-    x, y = gd.evaluate(
-        """(gd, [i, j]) => {
-            const L = gd._fullLayout, box = gd.getBoundingClientRect();
-            return [box.left + L.xaxis._offset + L.xaxis.l2p(j),
-                    box.top + L.yaxis._offset + L.yaxis.l2p(i)];
-        }""",
-        [i, j],
-    )
+    x, y = cell_point(gd, i, j)
     app.page.mouse.click(x, y)
     app.wait_for_query("lab_i", str(i))
     app.wait_for_query("lab_j", str(j))
