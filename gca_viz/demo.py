@@ -8,7 +8,7 @@ store is marked as having its demo runs only after every one of them is in, so a
 that fails part way (a full disk, a crash) is completed by the next one, without importing
 a run twice.
 
-    python -m gca_viz.demo            # regenerate assets/demo_runs (about a minute)
+    python -m gca_viz.demo            # regenerate assets/demo_runs (a few minutes)
     python -m gca_viz.demo demo-ince  # regenerate one of them
 """
 
@@ -68,10 +68,14 @@ def demo_config(name: str) -> dict[str, Any]:
 
 def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Path]:
     """Train the demo runs ``names`` (default: every one) with the CLI into
-    ``dest/<name>``; returns the directories.
+    ``dest/<name>``, replacing what is there; returns the directories.
+
+    Each run trains into a fresh folder that then takes the old one's place (the CLI's
+    ``--out`` appends to an existing ``metrics.csv``), so a failed run leaves the old one.
 
     Raises:
         ValueError: naming an unknown demo run.
+        subprocess.CalledProcessError: when a run fails.
     """
     chosen = list(DEMO_RUNS) if names is None else list(names)
     unknown = [n for n in chosen if n not in DEMO_RUNS]
@@ -81,9 +85,10 @@ def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Pa
     out = []
     for name in chosen:
         run_dir = dest / name
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}-") as tmp:
             cfg = Path(tmp) / "cfg.json"
             cfg.write_text(json.dumps(demo_config(name)))
+            fresh = Path(tmp) / name
             cmd = [
                 sys.executable,
                 "-m",
@@ -92,12 +97,14 @@ def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Pa
                 "--config",
                 str(cfg),
                 "--out",
-                str(run_dir),
+                str(fresh),
                 "--log-every",
                 "5",
             ]
             subprocess.run(cmd, check=True)
-        _prune(run_dir)
+            _prune(fresh)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            fresh.rename(run_dir)
         out.append(run_dir)
     return out
 

@@ -61,6 +61,44 @@ def test_import_rejects_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     assert store.list_runs() == []
 
 
+def test_regenerating_a_demo_run_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``generate`` into a folder that holds the run already: the new files replace the old
+    ones (the CLI's --out appends to a metrics.csv that is there, so regenerating in place
+    doubled every row); a run that fails leaves the old one."""
+    tiny = {"method": "ince", "steps": 4, "batch_size": 32, "eval_every": 2,
+            "snapshot_every": 2, "eval_subset": 50, "encoder_params": {"hidden": 32},
+            "head_hidden": 32}  # fmt: skip
+    monkeypatch.setitem(demo.DEMO_RUNS, "demo-tiny", tiny)
+    (first,) = demo.generate(tmp_path, ["demo-tiny"])
+    rows = (first / "metrics.csv").read_text().splitlines()
+    (again,) = demo.generate(tmp_path, ["demo-tiny"])
+    assert again == first and sorted(p.name for p in tmp_path.iterdir()) == ["demo-tiny"]
+    steps = [line.split(",")[:2] for line in (again / "metrics.csv").read_text().splitlines()]
+    assert steps == [line.split(",")[:2] for line in rows]  # the same rows, once each
+    assert (again / "events.jsonl").read_text().count('"start"') == 1
+    snaps = sorted((again / "snapshots").glob("*_embeddings.npz"))
+    assert [p.name[:7] for p in snaps] == ["0000002", "0000004"]
+    with np.load(snaps[-1]) as arrays:
+        assert arrays["z_partner"].shape == arrays["z"].shape  # what the Geometry pin shows
+    kept = (again / "metrics.csv").read_text()
+    monkeypatch.setitem(demo.DEMO_RUNS, "demo-tiny", {**tiny, "method": "no-such-method"})
+    with pytest.raises(subprocess.CalledProcessError):
+        demo.generate(tmp_path, ["demo-tiny"])
+    assert (again / "metrics.csv").read_text() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-tiny"]  # no half-made run
+
+
+def test_the_shipped_demo_runs_store_partner_embeddings() -> None:
+    """Regenerated after snapshots began to keep each sample's positive partner (78c10ae),
+    so the Geometry page shows a pinned point's partner on the runs a lecture opens."""
+    for name in demo.DEMO_RUNS:
+        for path in sorted((demo.ASSETS / name / "snapshots").glob("*_embeddings.npz")):
+            with np.load(path) as arrays:
+                assert arrays["z_partner"].shape == arrays["z"].shape, path
+
+
 def test_shipped_demo_runs_install_once(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "store", max_concurrent=1)
     ids = demo.install(store)

@@ -1,8 +1,8 @@
 """Geometry in a real browser with a shipped demo run (finished, 3-D embeddings): the
 snapshot slider moves through training time, the views and the colouring redraw; the hover
-shows a sample's digit, a click on the sphere pins it (with its positive partner, on a run
-trained here), ▶ plays the snapshots with a steady camera, compared spheres turn together,
-and the run labels on the plane do not overlap."""
+shows a sample's digit, a click on the sphere pins it (with its positive partner, which the
+shipped runs store), ▶ plays the snapshots with a steady camera, compared spheres turn
+together, and the run labels on the plane do not overlap."""
 
 from __future__ import annotations
 
@@ -226,21 +226,6 @@ def test_hover_shows_the_sample_and_its_digit_and_a_click_pins_it(
     app.assert_healthy()
 
 
-PARTNER_RUN = {
-    "dataset": "digits",
-    "method": "ince",
-    "out_dim": 3,
-    "steps": 60,
-    "batch_size": 128,
-    "encoder_params": {"hidden": 64},
-    "head_hidden": 64,
-    "eval_every": 30,
-    "snapshot_every": 30,
-    "checkpoint_every": 0,
-    "eval_subset": 200,
-    "device": "cpu",
-}
-
 PARTNER = """gd => {
     const mark = gd._fullData.find(t => t.name === 'its partner (augmented view)');
     const pin = gd._fullData.find(t => t.name === 'pinned sample');
@@ -252,64 +237,55 @@ PARTNER = """gd => {
 
 
 def test_a_pinned_point_shows_its_positive_partner(
-    app: Any, runs_dir: Path, tmp_path: Path, screenshot: Any
+    app: Any, runs_dir: Path, screenshot: Any
 ) -> None:
-    """A run trained with partner embeddings (the demo runs predate them): a click pins a
-    point of the sphere; its partner, a hollow diamond of its class colour on a dashed line,
-    sits at the snapshot's z_partner of that row, and the details give the distance between
-    the two views and the partner's rank. PCA draws it too; t-SNE says why it cannot."""
-    from gca_viz.cli import DirectoryWriter
-    from gca_viz.train import TrainConfig, Trainer
-
-    app.goto("/geometry", charts=2)  # the demo runs are in before this run, so it is newest
-    Trainer(TrainConfig.from_dict(PARTNER_RUN), [DirectoryWriter(tmp_path / "run")]).fit()
+    """On the demo run the page opens on (the shipped runs store partner embeddings): a
+    click pins a point of the sphere; its partner, a hollow diamond of its class colour on a
+    dashed line, sits at the snapshot's z_partner of that row, and the details give the
+    distance between the two views and the partner's rank. PCA draws it too; t-SNE says why
+    it cannot."""
+    app.goto("/geometry", charts=2)
+    run = int(app.query()["geo_run"])
     store = RunStore(runs_dir)
-    run = store.import_directory(tmp_path / "run", name="with partners")
-    try:
-        app.goto(f"/geometry?geo_run={run}", charts=2)
-        key = f"geo_fig_{run}"
-        x, y, _, _ = front_point(app, key)
-        page = app.page
-        page.mouse.move(x - 4, y)
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.up()
-        app.until(lambda: app.query().get("geo_pin"), 30, "the click to pin a point")
-        app.settle(charts=2)
-        marks = app.chart_data(key, PARTNER)
-        snap = store.load_snapshot(store.snapshots(run, "embeddings")[-1][1])
-        assert snap is not None
-        assert marks["partner"] == pytest.approx(snap["z_partner"][marks["row"]].tolist(), abs=1e-5)
-        assert marks["symbol"] == "diamond-open" and marks["color"].startswith("#")
-        assert marks["line"][:2] == pytest.approx([marks["pin"][0], marks["partner"][0]])
-        expect(page.get_by_text("cosine distance", exact=False).first).to_be_visible()
-        expect(page.get_by_text("among its neighbours", exact=False).first).to_be_visible()
-        expect(page.get_by_text("The hollow diamond on a dashed line")).to_be_visible()
-        expect(page.get_by_text("these are held-out samples, never in a training batch",
-                                exact=False)).to_be_visible()  # fmt: skip
-        screenshot("geometry_partner")
+    key = f"geo_fig_{run}"
+    x, y, _, _ = front_point(app, key)
+    page = app.page
+    page.mouse.move(x - 4, y)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.up()
+    app.until(lambda: app.query().get("geo_pin"), 30, "the click to pin a point")
+    app.settle(charts=2)
+    marks = app.chart_data(key, PARTNER)
+    snap = store.load_snapshot(store.snapshots(run, "embeddings")[-1][1])
+    assert snap is not None
+    assert marks["partner"] == pytest.approx(snap["z_partner"][marks["row"]].tolist(), abs=1e-5)
+    assert marks["symbol"] == "diamond-open" and marks["color"].startswith("#")
+    assert marks["line"][:2] == pytest.approx([marks["pin"][0], marks["partner"][0]])
+    expect(page.get_by_text("cosine distance", exact=False).first).to_be_visible()
+    expect(page.get_by_text("among its neighbours", exact=False).first).to_be_visible()
+    expect(page.get_by_text("The hollow diamond on a dashed line")).to_be_visible()
+    expect(page.get_by_text("these are held-out samples, never in a training batch",
+                            exact=False)).to_be_visible()  # fmt: skip
+    screenshot("geometry_partner")
 
-        app.choose("geo_method", "PCA")
-        app.wait_for_query("geo_method", "pca")
-        flat = app.until(
-            lambda: (m := app.read_chart(key, PARTNER)) and len(m["partner"]) == 2 and m,
-            30,
-            "the partner in the PCA view",
-        )
-        assert flat["row"] == marks["row"]
-        legend = app.chart(key).locator(".legendtext", has_text="its partner (augmented view)")
-        expect(legend).to_be_visible()
+    app.choose("geo_method", "PCA")
+    app.wait_for_query("geo_method", "pca")
+    flat = app.until(
+        lambda: (m := app.read_chart(key, PARTNER)) and len(m["partner"]) == 2 and m,
+        30,
+        "the partner in the PCA view",
+    )
+    assert flat["row"] == marks["row"]
+    legend = app.chart(key).locator(".legendtext", has_text="its partner (augmented view)")
+    expect(legend).to_be_visible()
 
-        pin = app.query()["geo_pin"]
-        app.goto(f"/geometry?geo_run={run}&geo_pin={pin}&geo_method=tsne&geo_auto=True", charts=2)
-        app.until(lambda: "t-SNE" in title_of(app, str(run)), 60, "the t-SNE")
-        expect(
-            page.get_by_text("partner is not drawn: t-SNE is fitted", exact=False)
-        ).to_be_visible()
-        assert app.read_chart(key, PARTNER) is None  # no partner mark on the t-SNE
-        app.assert_healthy()
-    finally:
-        store.delete(run)  # the session's other tests expect the demo runs newest
+    pin = app.query()["geo_pin"]
+    app.goto(f"/geometry?geo_run={run}&geo_pin={pin}&geo_method=tsne&geo_auto=True", charts=2)
+    app.until(lambda: "t-SNE" in title_of(app, str(run)), 60, "the t-SNE")
+    expect(page.get_by_text("partner is not drawn: t-SNE is fitted", exact=False)).to_be_visible()
+    assert app.read_chart(key, PARTNER) is None  # no partner mark on the t-SNE
+    app.assert_healthy()
 
 
 def test_play_moves_through_the_snapshots_with_a_steady_camera(app: Any) -> None:

@@ -1,9 +1,10 @@
 """The pinned sample's positive partner on the Geometry page (AppTest), from a run trained
-with partner embeddings and from the shipped demo runs, whose older snapshots have none;
-and the partners an external loop's Recorder stores."""
+with partner embeddings, from the shipped demo runs (regenerated with partners) and from an
+older run whose snapshots have none; and the partners an external loop's Recorder stores."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gca_viz import data, embed, losses
+from gca_viz import data, demo, embed, losses
 from gca_viz.cli import DirectoryWriter
 from gca_viz.figures._pin import PARTNER_NAME
 from gca_viz.runs import RunStore
@@ -27,8 +28,8 @@ ROW = 17  # the snapshot row the tests pin
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with the shipped demo runs (snapshots without partners, installed when the
-    page first opens it) and, as run 1, a tiny 3-D run trained now (with partners)."""
+    """A store with the shipped demo runs (installed when the page first opens it) and, as
+    run 1, a tiny 3-D run trained now (with partners)."""
     path = tmp_path_factory.mktemp("partner-store")
     out = path.parent / f"{path.name}-run"
     cfg = TrainConfig.from_dict({**TINY, "method": "ince", "out_dim": 3, "steps": 20})
@@ -94,19 +95,43 @@ def test_a_pinned_sample_shows_its_partner_and_how_far_it_sits(
     np.testing.assert_allclose(_xy(mark, 2)[0], (partner[ROW] - mean) @ axes.T, atol=1e-5)
 
 
-def test_an_older_run_without_partners_still_loads_and_says_so(
+def test_the_demo_runs_show_the_pinned_samples_partner(
     store_dir: Path, app_env: Callable[[Path], None]
 ) -> None:
+    """The shipped demo runs, the runs a lecture opens first, store partners since they were
+    regenerated (they said "not available" before)."""
     app_env(store_dir)
-    at = open_page("geometry")  # installs the demo runs, trained before partners were stored
+    at = open_page("geometry")  # installs the demo runs
     store = RunStore(store_dir)
     demo_run = next(r for r in store.list_runs() if r.name == "demo-ince")
-    assert "z_partner" not in _snapshot(store, demo_run.id)
-    fig = _pinned(at, demo_run.id)
+    snap = _snapshot(store, demo_run.id)
+    assert snap["z_partner"].shape == snap["z"].shape
+    (mark,) = _partner_trace(_pinned(at, demo_run.id))
+    np.testing.assert_allclose(_xy(mark, 3)[0], snap["z_partner"][ROW], rtol=1e-5)
+    text = texts(at.markdown)
+    assert "between the two views" in text and "not available" not in text
+
+
+def test_an_older_run_without_partners_still_loads_and_says_so(
+    tmp_path: Path, app_env: Callable[[Path], None]
+) -> None:
+    """A run whose snapshots predate partners (a demo run's copy with them taken out)."""
+    older = tmp_path / "older-run"
+    shutil.copytree(demo.ASSETS / "demo-ince", older)
+    for path in (older / "snapshots").glob("*_embeddings.npz"):
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files if k != "z_partner"}
+        np.savez(path, **arrays)
+    store = RunStore(tmp_path / "store")
+    run_id = store.import_directory(older, name="older run")
+    app_env(tmp_path / "store")
+    at = open_page("geometry")
+    assert "z_partner" not in _snapshot(store, run_id)
+    fig = _pinned(at, run_id)
     assert not _partner_trace(fig)
     assert [t for t in fig["data"] if t.get("name") == "pinned sample"]  # pinned all the same
     text = texts(at.markdown)
-    assert f"**Its positive partner:** not available for #{demo_run.id} demo-ince" in text
+    assert f"**Its positive partner:** not available for #{run_id} older run" in text
     assert "hollow diamond" not in texts(at.caption)
 
 
