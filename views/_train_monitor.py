@@ -205,9 +205,9 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         )
     ui.chart(fig, key="tr_embed")
     st.caption(
-        f"Classes gather as the loss aligns the two views of each sample. Geometry "
-        f"(geometry?geo_run={run.id}) plays every snapshot, projects with UMAP or t-SNE and "
-        "pins a sample with its neighbours."
+        f"Classes gather as the loss aligns the two views of each sample. "
+        f"[Geometry](geometry?geo_run={run.id}) plays every snapshot, projects with UMAP or "
+        "t-SNE and pins a sample with its partner and its neighbours."
     )
 
 
