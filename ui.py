@@ -708,7 +708,11 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
     # Markers over a heatmap mark its cells (positive pairs, the picked cell) at the cells'
     # size: they keep it.
     heat = {(t.xaxis, t.yaxis) for t in out.data if t.type == "heatmap"}
-    scaled = {i for i, t in enumerate(out.data) if (t.xaxis, t.yaxis) not in heat}
+    scaled = {  # (3-D traces and surfaces have no x/y axes: never over a heatmap)
+        i
+        for i, t in enumerate(out.data)
+        if (getattr(t, "xaxis", None), getattr(t, "yaxis", None)) not in heat
+    }
     for i in scaled:
         _scale_trace(out.data[i])
     for frame in out.frames or ():

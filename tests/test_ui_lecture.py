@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 import ui
+from gca_viz.figures.geometry import embedding_figure
 from gca_viz.figures.player import half_step_player
 from tests.helpers import open_app
 
@@ -72,6 +73,18 @@ def test_lecture_figure_keeps_an_animation_title_and_scales_its_frames() -> None
             before = old.data[j]
             if index in sizes and before.type == "scatter" and before.marker.size is not None:
                 assert np.allclose(trace.marker.size, np.asarray(before.marker.size) * 1.6)
+
+
+def test_lecture_figure_takes_a_sphere_of_embeddings() -> None:
+    """3-D traces and the sphere's surface have no x/y axes (the Train page's embeddings in
+    lecture mode raised AttributeError)."""
+    z = np.random.default_rng(0).standard_normal((20, 3))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    fig = embedding_figure(z, np.arange(20) % 3, title="Embeddings")
+    big, _ = ui.lecture_figure(fig)
+    points = [t for t in big.data if t.type == "scatter3d"]
+    assert points and all(np.all(np.asarray(t.marker.size) > 4) for t in points)
+    assert any(t.type == "surface" for t in big.data)
 
 
 def test_wrapped_row_height_fits_the_longest_cell() -> None:

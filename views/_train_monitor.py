@@ -130,7 +130,9 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             icon=":material/warning:",
         )
         return
-    left, right = st.columns(2, gap="medium")
+    # Side by side on a screen; one above the other in lecture mode, where each needs the
+    # page's width for projector-sized type.
+    left, right = (st.container(), st.container()) if ui.lecture() else st.columns(2)
     with left:
         fig = plan_heatmap(
             snap,
