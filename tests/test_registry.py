@@ -89,15 +89,30 @@ def test_allow_inf_still_respects_high_bound() -> None:
 @pytest.mark.parametrize(
     ("param", "inside", "outside", "match"),
     [
-        (Param("a", 1.0, "d", low=0.0), [0.0, 1e-300, 5.0], [-1e-12, -3.0], r"a must be a number >= 0"),
+        (
+            Param("a", 1.0, "d", low=0.0),
+            [0.0, 1e-300, 5.0],
+            [-1e-12, -3.0],
+            r"a must be a number >= 0",
+        ),
         (
             Param("a", 1.0, "d", low=0.0, low_open=True),
             [1e-300, 5.0],
             [0.0, -1.0],
             r"a must be a number > 0",
         ),
-        (Param("a", 0.5, "d", high=1.0), [1.0, -7.0], [1.0 + 1e-12, 2.0], r"a must be a number <= 1"),
-        (Param("a", 0.5, "d", high=1.0, high_open=True), [0.999], [1.0, 3.0], r"a must be a number < 1"),
+        (
+            Param("a", 0.5, "d", high=1.0),
+            [1.0, -7.0],
+            [1.0 + 1e-12, 2.0],
+            r"a must be a number <= 1",
+        ),
+        (
+            Param("a", 0.5, "d", high=1.0, high_open=True),
+            [0.999],
+            [1.0, 3.0],
+            r"a must be a number < 1",
+        ),
         (
             Param("a", 0.5, "d", low=0.0, low_open=True, high=1.0),
             [1.0, 0.5],

@@ -34,6 +34,7 @@ import streamlit as st
 
 import ui
 from gca_viz.lab import display_factor
+from views._plotly_bridge import last_click as bridge_last_click
 
 JS = r"""
 const FIGS = (window.__gcaLiveFigs = window.__gcaLiveFigs || new Map());
@@ -200,12 +201,6 @@ def live_chart(
     )
 
 
-def current_figure(key: str) -> str | None:
-    """The JSON of the figure the live chart ``key`` shows (for tests and downloads)."""
-    entry = st.session_state.get(_SENT, {}).get(key)
-    return entry[1] if entry else None
-
-
 def marked_cell(
     cell: tuple[int, int], shape: tuple[int, int], max_size: int, color: str = "#e11d48"
 ) -> dict[str, Any]:
@@ -230,12 +225,7 @@ def clicked_cell(key: str, shape: tuple[int, int], curve: int = 0) -> tuple[int,
 
 
 def last_click(key: str) -> dict[str, Any] | None:
-    """The click the live chart ``key`` reported for this page run, or ``None``."""
-    state = st.session_state.get(key)
-    if state is None:
-        return None
-    try:
-        value = state["clicked"]
-    except (KeyError, TypeError):
-        value = getattr(state, "clicked", None)
+    """The click the live chart ``key`` reported for this page run, or ``None`` (read as
+    the Geometry page's click bridge reads its clicks)."""
+    value = bridge_last_click(key)
     return value if isinstance(value, dict) else None
