@@ -3,9 +3,26 @@ instead of silently opening another run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import streamlit as st
+
+_LABEL_ID = re.compile(r"#(\d+)(?:\s|$)")
+
+
+def recover_run(key: str, ids: Sequence[int]) -> None:
+    """Put back the run a run chooser ``key`` shows when the browser sent a stale label.
+
+    A selectbox's value travels as its option's text. The run choosers' texts carry the
+    run's status (``#6 name · running``), so after the run ends the browser may still send
+    the old text with another widget's change; Streamlit then hands the page that string,
+    not the run id, and the page would fall back to the newest run (another user's run, on
+    a shared store). Call it before the chooser: a string naming a run of ``ids`` by its
+    ``#id`` prefix becomes that id again."""
+    value = st.session_state.get(key)
+    if isinstance(value, str) and (m := _LABEL_ID.match(value)) and int(m[1]) in ids:
+        st.session_state[key] = int(m[1])
 
 
 def missing_run_warning(

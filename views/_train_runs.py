@@ -18,7 +18,7 @@ import streamlit as st
 
 import ui
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
-from views._run_link import missing_run_warning
+from views._run_link import missing_run_warning, recover_run
 
 REFRESH_S = 2.0
 """Seconds between two reads of the store while a run is active."""
@@ -127,6 +127,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
 
     if "tr_select_next" in st.session_state:
         st.session_state["tr_run"] = st.session_state.pop("tr_select_next")
+    recover_run("tr_run", ids)
     keep_valid("tr_run", ids, ids[0])
     missing_run_warning("tr_run", ids, ids[0], lambda i: run_label(by_id[i]))
     chosen = st.session_state.get("tr_run")

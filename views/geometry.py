@@ -32,7 +32,7 @@ from views._geometry_snapshots import (
 )
 from views._plotly_bridge import plotly_bridge
 from views._projections import projection_jobs, warming
-from views._run_link import missing_run_warning
+from views._run_link import missing_run_warning, recover_run
 
 NATIVE = "native"
 NONE = 0  # "no comparison" in the compare selector (run ids start at 1)
@@ -491,6 +491,7 @@ by_id = {r.id: r for r in runs}
 ids = [r.id for r in runs]
 with_snaps = [i for i in ids if store.snapshots(i, "embeddings")]
 default_run = with_snaps[0] if with_snaps else ids[0]
+recover_run("geo_run", ids)
 keep_valid("geo_run", ids, default_run)
 missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])

@@ -336,6 +336,25 @@ def move_slider(sh: Shared, who: str, app: App, key: str, target: str) -> None:
             sh.mark(who, f"{key}: a key press to {target} was lost (URL {app.query().get(key)})")
 
 
+def type_value(sh: Shared, who: str, app: App, key: str, value: str) -> None:
+    """Type ``value`` into the number input ``key`` and wait for the URL to have it.
+
+    Like a key press on a slider (:func:`move_slider`), typed text can be lost under this
+    load: a rerun the server started itself (a fragment's refresh, a run's status change)
+    redraws the box between the typing and the Enter. The value is then typed again, and
+    the loss is noted.
+    """
+    for attempt in range(4):
+        app.type_number(key, value)
+        try:
+            app.wait_for_query(key, value, timeout=20 if attempt < 3 else 120)
+            return
+        except AssertionError:
+            if attempt == 3:
+                raise
+            sh.mark(who, f"{key}: typed {value} was lost (URL {app.query().get(key)})")
+
+
 def think(app: App) -> None:
     app.page.wait_for_timeout(THINK * 1000)
 
@@ -437,8 +456,7 @@ def lab_user(sh: Shared) -> None:
     with browser_session(sh.url) as app:
         sh.mark("lab", "browser up")
         app.goto("/plan_lab", charts=LAB_CHARTS)
-        app.type_number("lab_eps", "0.333")
-        app.wait_for_query("lab_eps", "0.333", timeout=120)
+        type_value(sh, "lab", app, "lab_eps", "0.333")
         for t in (11, 12, 13):  # one key press at a time: a rerun can swallow a quick second
             move_slider(sh, "lab", app, "lab_T", str(t))
         app.settle(charts=LAB_CHARTS, timeout=120)
@@ -451,8 +469,7 @@ def sweeps_user(sh: Shared) -> None:
     with browser_session(sh.url) as app:
         sh.mark("sweeps", "browser up")
         app.goto("/entropy?ent_n=32&ent_cap=300", charts=SWEEP_CHARTS, timeout=120)
-        app.type_number("ent_eps_T", "0.444")
-        app.wait_for_query("ent_eps_T", "0.444", timeout=120)
+        type_value(sh, "sweeps", app, "ent_eps_T", "0.444")
         app.settle(charts=SWEEP_CHARTS, timeout=120)
         sh.wait_ready("sweeps")
         alternate_until_done(
@@ -468,10 +485,8 @@ def train_user(sh: Shared, who: str, name: str, steps: str, stop: bool) -> None:
         page = app.page
         app.goto("/train", charts=1, timeout=120)  # demo runs: the newest one's curves
         page.get_by_text("New run", exact=True).click()
-        app.type_number("tr_steps", steps)
-        app.wait_for_query("tr_steps", steps, timeout=120)
-        app.type_number("tr_batch", "64")
-        app.wait_for_query("tr_batch", "64", timeout=120)
+        type_value(sh, who, app, "tr_steps", steps)
+        type_value(sh, who, app, "tr_batch", "64")
         name_box = app.widget("tr_name").locator("input").first
         name_box.fill(name)
         name_box.press("Enter")

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Selectbox
 
 from gca_viz import data, losses
 from gca_viz.runs import ACTIVE, RunStore
@@ -455,3 +458,42 @@ def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
         plain.finish()
         steered.finish()
     assert RunStore(no_demo_store).get(plain.run_id).status == "stopped"
+
+
+def test_the_watched_run_stays_chosen_when_the_browser_sends_its_old_status_text(
+    no_demo_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run chooser's option text carries the run's status, and a selectbox's value
+    travels as that text. When the page has redrawn the chooser with the run's new status
+    (a fragment rerun) but the browser sends another control's change with the text it still
+    shows ("#1 mine · running"), Streamlit hands the page that text, which names no option.
+    The page must keep watching run 1, not jump to the newest run (another user's, on a
+    shared store): the load test's two Train sessions caught that jump."""
+    store = RunStore(no_demo_store)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "gca_viz"])
+    try:
+        mine = _fake_run(store, name="mine", status="running", pid=proc.pid,
+                         heartbeat=time.time(), started=time.time(), step=12)  # fmt: skip
+        theirs = _fake_run(store, name="theirs", status="finished", step=30)
+        at = open_page("train")
+        at.selectbox(key="tr_run").set_value(mine).run()
+        stale = "#1 mine · running"
+        assert stale in at.selectbox(key="tr_run").options
+        update_run(store, mine, status="stopped", step=20, ended=time.time())
+        at.run()  # the server now labels run 1 "· stopped"
+        assert "#1 mine · stopped" in at.selectbox(key="tr_run").options
+
+        def old_text(self: Selectbox[Any]) -> WidgetState:  # what a lagging browser sends
+            if self.key != "tr_run":
+                return sent(self)
+            return WidgetState(id=self.id, string_value=stale)
+
+        sent = Selectbox._widget_state.fget
+        monkeypatch.setattr(Selectbox, "_widget_state", property(old_text))
+        at.slider(key="tr_smooth").set_value(0.65).run()
+        assert_clean(at)
+        assert at.selectbox(key="tr_run").value == mine != theirs
+        assert at.query_params["tr_run"] == str(mine)
+    finally:
+        proc.kill()
+        proc.wait()
