@@ -323,36 +323,38 @@ def move_slider(sh: Shared, who: str, app: App, key: str, target: str) -> None:
     when a run's status changes) redraws the slider while the press is on its way: the press
     is then repeated, from the value the slider shows, and the loss is noted.
     """
-    for attempt in range(4):
+
+    def press() -> None:
         shown = float(app.slider(key).input_value())
         if shown != float(target):
             app.step_slider(key, "ArrowRight" if shown < float(target) else "ArrowLeft")
-        try:
-            app.wait_for_query(key, target, timeout=20 if attempt < 3 else 120)
-            return
-        except AssertionError:
-            if attempt == 3:
-                raise
-            sh.mark(who, f"{key}: a key press to {target} was lost (URL {app.query().get(key)})")
+
+    until_in_url(sh, who, app, key, target, press, "a key press")
 
 
 def type_value(sh: Shared, who: str, app: App, key: str, value: str) -> None:
     """Type ``value`` into the number input ``key`` and wait for the URL to have it.
 
-    Like a key press on a slider (:func:`move_slider`), typed text can be lost under this
-    load: a rerun the server started itself (a fragment's refresh, a run's status change)
-    redraws the box between the typing and the Enter. The value is then typed again, and
-    the loss is noted.
+    Typed text can be lost the same way, when a rerun the server started itself (a
+    fragment's refresh, a run's status change) redraws the box between the typing and the
+    Enter: the value is then typed again, and the loss is noted.
     """
+    until_in_url(sh, who, app, key, value, lambda: app.type_number(key, value), "typed text")
+
+
+def until_in_url(
+    sh: Shared, who: str, app: App, key: str, value: str, act: Callable[[], None], what: str
+) -> None:
+    """Do ``act`` until the URL has ``key=value`` (four tries), noting each lost try."""
     for attempt in range(4):
-        app.type_number(key, value)
+        act()
         try:
             app.wait_for_query(key, value, timeout=20 if attempt < 3 else 120)
             return
         except AssertionError:
             if attempt == 3:
                 raise
-            sh.mark(who, f"{key}: typed {value} was lost (URL {app.query().get(key)})")
+            sh.mark(who, f"{key}: {what} to {value} was lost (URL {app.query().get(key)})")
 
 
 def think(app: App) -> None:
