@@ -26,7 +26,8 @@ def test_bench_ot_quick_runs() -> None:
 
 def test_bench_ot_device_mode_runs_on_the_cpu() -> None:
     """``--device`` (cuda on a GPU) times torch tensors against POT's torch backend and the
-    bare loops; on the CPU the CUDA-graph column and the read count say n/a."""
+    bare loops; on the CPU the CUDA-graph columns (ours and the bare loop) and the read
+    count say n/a."""
     out = _run(
         "benchmarks/bench_ot.py",
         "--device",
@@ -38,9 +39,11 @@ def test_bench_ot_device_mode_runs_on_the_cpu() -> None:
         "float32",
     )
     assert "Sinkhorn timings on cpu" in out
-    assert all(col in out for col in ("POT skh", "POT log", "bare graph", "ours/bare", "reads"))
+    cols = ("ours graph", "POT skh", "POT log", "bare graph", "ours/bare", "graph/bare", "reads")
+    assert all(col in out for col in cols)
     row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["256", "float32"])
-    assert len(row) == 10 and row[7] == row[9] == "n/a"  # (bare graph, reads)
+    assert len(row) == 12  # n, dtype, ε, ours, ours graph, POT skh, POT log, bare, bare graph, ...
+    assert row[4] == row[8] == row[11] == "n/a" and row[10] == "-"  # no CUDA: no graphs, reads
 
 
 def test_bench_losses_device_mode_runs_on_the_cpu() -> None:

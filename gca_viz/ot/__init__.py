@@ -14,6 +14,7 @@ Public API::
 
     from gca_viz.ot import cosine_cost, sqeuclidean_cost, sinkhorn, exact_ot
     from gca_viz.ot import row_projection  # one row half-step (the InfoNCE plan)
+    from gca_viz.ot import cuda_graphs  # opt-in: fixed-iteration CUDA solves as graphs
 
 Everything accepts torch tensors (any device, float32 or float64) and numpy arrays, and
 returns the type it was given. The solver is differentiable through its unrolled iterations.
@@ -23,8 +24,8 @@ One concern per module: ``costs`` (the cost matrices), ``result`` (:class:`Sinkh
 (:func:`row_projection`), ``exact`` (:func:`exact_ot`); and privately ``_checks``
 (validation), ``_xp`` (the numpy/torch namespace every algorithm is written against),
 ``_problem`` (a validated problem and the shared steps), ``_absorb`` (the absorbing
-engine), ``_loop`` (its loop between absorptions) and ``_halfsteps`` (that loop as one
-autograd node).
+engine), ``_loop`` (its loop between absorptions), ``_halfsteps`` (that loop as one
+autograd node) and ``_graph`` (fixed-iteration CUDA solves captured as graphs).
 
 References:
     Cuturi (2013), Sinkhorn distances: lightspeed computation of optimal transport. NeurIPS.
@@ -43,6 +44,7 @@ from gca_viz.ot._absorb import _row_range as _row_range
 from gca_viz.ot._checks import _check_cost_values as _check_cost_values
 from gca_viz.ot._checks import _check_epsilon as _check_epsilon
 from gca_viz.ot._checks import _real as _real
+from gca_viz.ot._graph import clear_cuda_graphs, cuda_graphs
 from gca_viz.ot._halfsteps import _FusedHalfSteps as _FusedHalfSteps
 from gca_viz.ot._loop import _Stretch as _Stretch
 from gca_viz.ot._loop import _stretch as _stretch
@@ -60,7 +62,9 @@ __all__ = [
     "UNBALANCED_LATEX",
     "Array",
     "SinkhornResult",
+    "clear_cuda_graphs",
     "cosine_cost",
+    "cuda_graphs",
     "exact_ot",
     "row_projection",
     "sinkhorn",

@@ -33,6 +33,11 @@ _ABSORB_LOG_BOUND = {64: 50.0, 32: 40.0}  # by the dtype's bits; 20 for smaller 
 _DEVICE_ABSORB_EVERY = 8
 
 
+def _absorb_bound(ns: Namespace, C: Any) -> float:
+    """The bound on ``|log u|``, ``|log v|`` for the dtype of ``C``."""
+    return _ABSORB_LOG_BOUND.get(ns.finfo(C).bits, 20.0)
+
+
 class _Solved(NamedTuple):
     """What an engine returns (arrays of the problem's namespace)."""
 
@@ -125,16 +130,27 @@ def _row_range(ns: Namespace, C: Any) -> tuple[Any, Any]:
     return ns.xp.amin(Cd, axis=1), ns.xp.amax(Cd, axis=1)
 
 
+def _start_kind(p: _Problem, bound: float) -> tuple[bool, bool]:
+    """``(from_zero, tame)``: whether every entry of ``exp(-C/ε)`` lies in
+    ``[e^-bound, e^bound]`` (the engine starts from ``f = 0``), and whether the problem is
+    tame (no scheduled absorption on a device): every entry of ``exp(-C/ε)`` (finite ones,
+    on a device) within ``e^±bound/2``. Decided from the validation's host values."""
+    chk = p.checked
+    assert chk is not None
+    top = chk.highest if chk.highest_finite is None else chk.highest_finite
+    from_zero = -bound <= -top / p.eps and -chk.lowest / p.eps <= bound
+    return from_zero, (top - chk.lowest) / p.eps <= bound / 2
+
+
 def _start(p: _Problem, bound: float) -> tuple[_AbsorbState, bool]:
-    """The first state, and whether the problem is tame (no scheduled absorption on a
-    device): every entry of ``exp(-C/ε)`` (finite ones, on a device) within ``e^±bound/2``."""
+    """The first state, and whether the problem is tame (see :func:`_start_kind`)."""
     chk = p.checked
     assert chk is not None
     xp = p.ns.xp
     top = chk.highest if chk.highest_finite is None else chk.highest_finite
     g = xp.zeros_like(p.nu)  # (m,)
-    tame = (top - chk.lowest) / p.eps <= bound / 2
-    if -bound <= -top / p.eps and -chk.lowest / p.eps <= bound:
+    from_zero, tame = _start_kind(p, bound)
+    if from_zero:
         # Every entry of exp(-C/ε) lies in [e^-bound, e^bound]: start from f = 0, which
         # saves the row reductions and a pass over the matrix in the kernel's build.
         return _AbsorbState(p, xp.zeros_like(p.mu), g, top, f_is_zero=True), tame
@@ -154,7 +170,7 @@ def _solve_absorb(p: _Problem, n_iter: int, tol: float, keep: bool) -> _Solved:
     ``(n, m)`` outer product per half-step.
     """
     ns, xp, eps = p.ns, p.ns.xp, p.eps
-    bound = _ABSORB_LOG_BOUND.get(ns.finfo(p.C).bits, 20.0)
+    bound = _absorb_bound(ns, p.C)
     state, tame = _start(p, bound)
     every = None if ns.host or tame else 2 * _DEVICE_ABSORB_EVERY
     errors: list[Any] = []

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gca_viz._validate import nonnegative
+from gca_viz.ot import _graph
 from gca_viz.ot._absorb import _solve_absorb, _Solved
 from gca_viz.ot._checks import (
     _check_count,
@@ -182,7 +183,12 @@ def sinkhorn(
     rho_a, rho_b = _rho(lam_a, eps), _rho(lam_b, eps)
     p = _Problem(ns, Cn, mun, nun, eps, rho_a, rho_b, lam_a, lam_b, checked)
     with ns.quiet():
-        solved = (_solve_absorb if method == "absorb" else _solve_log)(p, sweeps, tol_f, history)
+        solved = None
+        if method == "absorb" and _graph.applies(p, tol_f, history):
+            solved = _graph.solve(p, sweeps)  # replayed from a CUDA graph (opt-in)
+        if solved is None:
+            engine = _solve_absorb if method == "absorb" else _solve_log
+            solved = engine(p, sweeps, tol_f, history)
         errors, last = _finish(p, solved, C.dtype)
         if last is None:  # a kernel step left its bounds on the device path: redo in logs
             solved = _solve_log(p, sweeps, tol_f, history)
