@@ -876,3 +876,21 @@ def test_rince_presets_use_the_methods_table_exponent() -> None:
     assert losses.get("gca_rince").params["q"] == 1.0
     assert losses.get("gca_uot").params["q"] == 0.6
     assert losses.get("rince", q=0.5).params["q"] == 0.5  # still a parameter
+
+
+def test_a_target_without_side_information_is_built_once_per_batch_shape() -> None:
+    """The pairs target (and its marginals) is kept per batch size, device and dtype: a
+    training loop builds and moves it once, not every step."""
+    loss = losses.get("gca_ince", layout="joint")
+    gen = torch.Generator().manual_seed(0)
+    z = [torch.randn(8, 4, generator=gen) for _ in range(4)]
+    first, again = loss.inspect(z[0], z[1]), loss.inspect(z[2], z[3])
+    assert again.target is first.target
+    assert loss.inspect(z[0][:6], z[1][:6]).target.shape == (12, 12)  # another size
+    double = loss.inspect(z[0].double(), z[1].double()).target
+    assert double.dtype == torch.float64 and double is not first.target
+    torch.testing.assert_close(first.target, targets.pair_target(8, "joint").float())
+    classes = losses.compose("cosine", "class", "sinkhorn", "kl", n_iter=5)
+    a = classes.inspect(z[0], z[1], labels=torch.tensor([0, 1] * 4)).target
+    b = classes.inspect(z[0], z[1], labels=torch.tensor([0, 0, 1, 1] * 2)).target
+    assert not torch.equal(a, b)  # built from each batch's labels

@@ -14,13 +14,23 @@ one, :func:`compose` builds any other combination.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from gca_viz import metrics, ot, targets
-from gca_viz.losses.stages import COSTS, DIVERGENCES, PROJECTIONS, Projection
+from gca_viz.losses.stages import (
+    COSTS,
+    DIVERGENCES,
+    PROJECTIONS,
+    Positives,
+    Projection,
+    _single_positives,
+    known_positives,
+)
+from gca_viz.ot._xp import host_side
 from gca_viz.registry import Stage, UnknownNameError
 
 _STAGE_KINDS = ("cost", "target", "projection", "divergence")
@@ -118,6 +128,7 @@ class GCALoss(torch.nn.Module):
             "divergence": DIVERGENCES[divergence],
         }
         self.target_matrix = _check_target_matrix(target, target_matrix, self.layout)
+        self._targets: dict[Any, Any] = {}  # see _target
         self.name = name or f"{cost}/{target}/{projection}/{divergence}"
         self.params: dict[str, Any] = {}
         for stage in self.stages.values():
@@ -165,6 +176,13 @@ class GCALoss(torch.nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """The target plan of this loss for a batch of ``n`` samples."""
+        return self._target_where_built(n, labels, domains, dtype).to(device=device)
+
+    def _target_where_built(
+        self, n: int, labels: Any, domains: Any, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The target in ``dtype`` on the device it is built on (the CPU, unless labels or
+        domains live elsewhere), where checking it reads nothing from an accelerator."""
         T = targets.build_target(
             self.stages["target"].name,
             n,
@@ -174,7 +192,7 @@ class GCALoss(torch.nn.Module):
             matrix=self.target_matrix,
             **self._stage_kwargs("target"),
         )
-        T = T.to(device=device, dtype=dtype)
+        T = T.to(dtype=dtype)
         if self.target_matrix is not None:  # valid in float64, but maybe not in ``dtype``
             fits = torch.isfinite(T).all() & (T.sum(1) > 0).all() & (T.sum(0) > 0).all()
             if not bool(fits):
@@ -183,6 +201,33 @@ class GCALoss(torch.nn.Module):
                     "or inf there); rescale it"
                 )
         return T
+
+    def _target(
+        self, n: int, labels: Any, domains: Any, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None]:
+        """``(T, μ, ν, positives)`` on ``device``: the target, its marginals and its single
+        positives (:func:`~gca_viz.losses.stages._single_positives`), found where the
+        target is built and then moved, so that a batch on a GPU reads nothing for them.
+        A target without side information is kept per batch size, device and dtype."""
+        key = None
+        if labels is None and domains is None:
+            key = (n, device, dtype, tuple(sorted(self._stage_kwargs("target").items())))
+            if key in self._targets:
+                cached: tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None]
+                cached = self._targets[key]
+                return cached
+        with host_side() if _target_on_host(labels, domains) else nullcontext():
+            T = self._target_where_built(n, labels, domains, dtype)
+            mu, nu = targets.target_marginals(T)
+            found = _single_positives(T)
+        moved = tuple(x.to(device=device) for x in (T, mu, nu, *(found or ())))
+        T, mu, nu = moved[:3]
+        positives = (moved[3], moved[4]) if found is not None else None
+        if key is not None:
+            if len(self._targets) >= 4:
+                self._targets.pop(next(iter(self._targets)))
+            self._targets[key] = (T, mu, nu, positives)
+        return T, mu, nu, positives
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
@@ -204,21 +249,12 @@ class GCALoss(torch.nn.Module):
         self, z1: torch.Tensor, z2: torch.Tensor, labels: Any, domains: Any, diagnostics: bool
     ) -> LossOutput:
         _check_embeddings(z1, z2)
-        try:
+        try:  # the cost checks the embeddings' values (NaN, inf, zero rows) in its one read
             C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
         except ValueError as exc:  # the cost names its own arguments (x, y): name ours
-            for name, z in (("z1", z1), ("z2", z2)):
-                zero = torch.nonzero(z.detach().abs().amax(dim=1) == 0).flatten()
-                if len(zero):
-                    raise ValueError(
-                        f"{name} row {int(zero[0])} is all zero, so its "
-                        f"{self.stages['cost'].name} cost is undefined"
-                    ) from exc
+            _name_bad_embedding(z1, z2, self.stages["cost"].name, exc)
             raise ValueError(f"z1, z2: {exc}") from exc
-        T = self.build_target(
-            z1.shape[0], labels=labels, domains=domains, device=C.device, dtype=C.dtype
-        )
-        mu, nu = targets.target_marginals(T)
+        T, mu, nu, positives = self._target(z1.shape[0], labels, domains, C.device, C.dtype)
         if "epsilon" in self.params:  # within C's dtype and above C's rounding error
             if self.stages["cost"].name == "cosine":  # 1 - cos lies in [0, 2]: no pass needed
                 scale = 2.0
@@ -226,7 +262,8 @@ class GCALoss(torch.nn.Module):
                 scale = float(C.detach().nan_to_num(posinf=0.0).abs().amax())
             ot._check_epsilon(self.params["epsilon"], C.dtype, max(1.0, scale))
         proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
-        per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
+        with known_positives(T, positives):
+            per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
         loss = per_row.mean()
         if not bool(torch.isfinite(loss.detach())):  # (finite iff every row term is)
             raise ValueError(
@@ -263,12 +300,30 @@ def _check_embeddings(z1: Any, z2: Any) -> None:
             raise ValueError(f"{name} must have shape (N >= 2, d), got {tuple(z.shape)}")
         if not z.is_floating_point():
             raise ValueError(f"{name} must be floating point, got {z.dtype}")
-        if not bool(torch.isfinite(z).all()):
-            raise ValueError(f"{name} contains NaN or inf")
     if z1.shape != z2.shape:
         raise ValueError(
             f"z1 and z2 must have the same shape: {tuple(z1.shape)} != {tuple(z2.shape)}"
         )
+
+
+def _target_on_host(labels: Any, domains: Any) -> bool:
+    """Whether a target built from ``labels`` / ``domains`` is built on the CPU (side
+    information that is not a tensor on an accelerator)."""
+    return all(not isinstance(x, torch.Tensor) or x.device.type == "cpu" for x in (labels, domains))
+
+
+def _name_bad_embedding(z1: torch.Tensor, z2: torch.Tensor, cost: str, exc: ValueError) -> None:
+    """Raise, naming ``z1`` or ``z2``, if one holds NaN or inf or an all-zero row (what
+    made the cost fail with ``exc``; read only on this error path)."""
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not bool(torch.isfinite(z.detach()).all()):
+            raise ValueError(f"{name} contains NaN or inf") from exc
+    for name, z in (("z1", z1), ("z2", z2)):
+        zero = torch.nonzero(z.detach().abs().amax(dim=1) == 0).flatten()
+        if len(zero):
+            raise ValueError(
+                f"{name} row {int(zero[0])} is all zero, so its {cost} cost is undefined"
+            ) from exc
 
 
 def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[str, float]:

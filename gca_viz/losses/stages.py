@@ -15,6 +15,9 @@ losses average them over the rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -266,12 +269,34 @@ def unbalanced(
 # ---------------------------------------------------------------------------- divergences
 
 
-def _single_positives(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+Positives = tuple[torch.Tensor, torch.Tensor]  # (pos, w), (n,) each
+
+_KNOWN: ContextVar[tuple[torch.Tensor, Positives | None] | None] = ContextVar(
+    "gca_known_positives", default=None
+)
+
+
+@contextmanager
+def known_positives(T: torch.Tensor, positives: Positives | None) -> Iterator[None]:
+    """Inside the block the divergences take ``positives`` as :func:`_single_positives` of
+    the target ``T`` (this very tensor) instead of finding them, which reads the device
+    (``torch.nonzero``): the loss finds them on the host, where it builds the target."""
+    token = _KNOWN.set((T, positives))
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
+def _single_positives(T: torch.Tensor) -> Positives | None:
     """``(pos, w)`` when every row of the target has exactly one non-zero entry
     ``T_{i,pos(i)} = w_i`` (the pairs target), else ``None``.
 
     The divergences then read one entry per row (a gather) instead of masking, multiplying
     and summing ``(n, m)`` matrices forward and backward."""
+    known = _KNOWN.get()
+    if known is not None and known[0] is T:
+        return known[1]
     if T.requires_grad:
         return None
     nz = torch.nonzero(T)  # (k, 2), row-major: one row index per non-zero entry

@@ -56,6 +56,23 @@ def device_path() -> Iterator[None]:
         _DEVICE_PATH.reset(token)
 
 
+@contextlib.contextmanager
+def host_side() -> Iterator[None]:
+    """Inside the block the tensors are the host's own, even within :func:`device_path`:
+    work that runs on the CPU whatever the batch's device (a loss's target, built from
+    host-side labels, before it moves). Outside the tests it changes nothing."""
+    token = _DEVICE_PATH.set(False)
+    try:
+        yield
+    finally:
+        _DEVICE_PATH.reset(token)
+
+
+def pretending() -> bool:
+    """Whether :func:`device_path` is in effect here (the tests' read counter asks)."""
+    return _DEVICE_PATH.get()
+
+
 class Namespace(abc.ABC):
     """numpy or torch, plus the operations whose best form differs between them.
 
