@@ -285,16 +285,23 @@ def relaxation(
     for ``λ₁ = λ₂``), made like :func:`epsilon`: a log-scale slider over the schema's range
     (0.001 to 100) and a typed value ``> 0``, in the URL as ``key``. With ``hard``, a
     checkbox above it (``key_hard`` in the URL) makes the marginal a hard constraint
-    (``λ = ∞``) and returns ``None``; ``default=None`` starts there."""
+    (``λ = ∞``) and returns ``None``; ``default=None`` starts there, as does a link with
+    ``key=inf`` (and no ``key_hard``)."""
     symbol = "λ_1 = λ_2" if both else param.symbol
     if both:
         label = f"${symbol}$: KL weight of both marginal penalties"
     else:
         label = param_label(param)
+    hard_key = f"{key}_hard"
+    starts_hard = default is None
+    if hard and hard_key not in st.session_state and hard_key not in st.query_params:
+        if _is_infinity(st.query_params.get(key)):  # a link saying λ = inf means "hard"
+            starts_hard = True
+            del st.query_params[key]
     if hard and checkbox(
         f"${symbol} = \\infty$: hard",
-        f"{key}_hard",
-        default is None,
+        hard_key,
+        starts_hard,
         help="A hard marginal constraint, as in balanced Sinkhorn: the limit λ → ∞ of the "
         "KL penalty.",
     ):
@@ -343,6 +350,13 @@ def _log_control(
             st.warning(st.session_state[note_key], icon=":material/warning:")
     _sync(key, value)
     return value
+
+
+def _is_infinity(raw: Any) -> bool:
+    try:
+        return float(raw) == math.inf
+    except (TypeError, ValueError):
+        return False
 
 
 def _short(value: float) -> str:

@@ -165,3 +165,32 @@ def test_labels_come_from_the_schema_never_the_field_name() -> None:
     # a number input of a log-scale parameter (the Train page's live changes) steps by the
     # bottom of its slider's range
     assert ui.param_step(EPSILON) == 0.01 and ui.param_step(RELAX_A) == 0.001
+
+
+def _soft_start() -> None:
+    import streamlit as st
+
+    import ui
+
+    st.write(f"lam={ui.relaxation('t_lam', 0.3, both=True, hard=True)!r}")  # as the Story's
+
+
+def test_a_link_with_an_infinite_lambda_opens_the_hard_constraint() -> None:
+    """λ = ∞ is the hard marginal: a link saying so checks "hard" (no warning, no fallback
+    to the default weight); a link that also names the checkbox keeps the checkbox's word."""
+
+    def open_soft(**query: str) -> AppTest:
+        at = AppTest.from_function(_soft_start, default_timeout=30)
+        for key, value in query.items():
+            at.query_params[key] = value
+        return at.run()
+
+    at = open_soft(t_lam="inf")
+    assert _shown(at) == "lam=None" and at.checkbox(key="t_lam_hard").value
+    assert "t_lam" not in at.query_params and at.query_params["t_lam_hard"] == "True"
+    assert not at.warning
+    at.checkbox(key="t_lam_hard").uncheck().run()  # back to a weight: the default, quietly
+    assert _shown(at) == "lam=0.3" and not at.warning
+    soft = open_soft(t_lam="inf", t_lam_hard="False")
+    assert _shown(soft) == "lam=0.3" and "= inf is not used" in _warnings(soft)
+    assert _shown(open_soft()) == "lam=0.3"
