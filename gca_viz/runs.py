@@ -721,8 +721,11 @@ class RunStore:
         return run_id
 
     def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
-        """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` (every embedding
-        snapshot that is readable, stacked) into ``dest``; return their paths."""
+        """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` into ``dest``;
+        return their paths. The archive holds ``steps`` ``(k,)`` and, stacked over the ``k``
+        readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
+        ``z_partner`` (each sample's positive partner, ``(k, N, d)``); ``y`` (and
+        ``domain``) of the last."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         info = self.get(run_id)
@@ -735,6 +738,8 @@ class RunStore:
         arrays: dict[str, np.ndarray] = {"steps": np.array([s for s, _ in good], dtype=np.int64)}
         if good:
             arrays["z"] = np.stack([a["z"] for _, a in good])
+            if all("z_partner" in a for _, a in good):
+                arrays["z_partner"] = np.stack([a["z_partner"] for _, a in good])
             arrays["y"] = good[-1][1]["y"]
             if "domain" in good[-1][1]:
                 arrays["domain"] = good[-1][1]["domain"]

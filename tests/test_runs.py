@@ -620,6 +620,8 @@ def test_duplicate_delete_and_export(runs_dir: Path, tmp_path: Path) -> None:
     assert all(np.isfinite(float(v)) for _, _, v in loss_rows)
     with np.load(paths["embeddings"], allow_pickle=False) as z:
         assert list(z["steps"]) == [10, 20, 30]
+        assert z["z"].shape[0] == 3 and z["z_partner"].shape == z["z"].shape
+        assert not np.array_equal(z["z_partner"], z["z"])  # another view of each sample
 
     store.delete(original)
     with pytest.raises(ValueError, match="no run"):
