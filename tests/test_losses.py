@@ -894,3 +894,31 @@ def test_a_target_without_side_information_is_built_once_per_batch_shape() -> No
     a = classes.inspect(z[0], z[1], labels=torch.tensor([0, 1] * 4)).target
     b = classes.inspect(z[0], z[1], labels=torch.tensor([0, 0, 1, 1] * 2)).target
     assert not torch.equal(a, b)  # built from each batch's labels
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("method", METHODS)
+def test_the_known_problem_gives_the_validated_problems_loss_and_gradients(
+    method: str, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the cosine cost a loss hands the solver what validating its problem would find
+    (the range [0, 2], the masses) instead of reading it: the same loss and gradients as a
+    solver that validates, at a large and a small ε (where the start and the absorptions
+    follow from that range)."""
+    gen = torch.Generator().manual_seed(3)
+    z1, z2 = (torch.randn(12, 5, generator=gen, dtype=torch.float64) for _ in range(2))
+    for eps in (0.5, 0.02):
+        params = {"epsilon": eps} if "epsilon" in losses.get(method).params else {}
+        loss = losses.get(method, layout=layout, **params)
+
+        def value_and_grads(loss: GCALoss = loss) -> list[torch.Tensor]:
+            a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+            value = loss(a, b)
+            return [value.detach(), *torch.autograd.grad(value, (a, b))]
+
+        trusted = value_and_grads()
+        with monkeypatch.context() as m:
+            m.setattr(GCALoss, "_known_problem", lambda self, masses: None)
+            validated = value_and_grads()
+        for got, want in zip(trusted, validated, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)

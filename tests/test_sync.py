@@ -178,11 +178,13 @@ def _loss_reads(name: str, n_iter: int | None, layout: str) -> list[str]:
     return reads_of(lambda: loss(z1, z2).backward())
 
 
-# One read for the cost (it checks the embeddings' values too), two for each projection
-# that validates and checks its result (rince's row step; gca_rince: the solve and the last
-# row step), one for the loss's finiteness. The target, its marginals and its positives are
-# found on the host where the target is built, and read nothing from the device.
-LOSS_READS = {"byol": 2, "gca_rince": 6}  # every other loss: 4
+# One read for the cost (it checks the embeddings' values too), one for a solve's result
+# (its flag, its residual, finite potentials), one for the loss's finiteness, as a plain
+# NT-Xent's two (its cross-entropy's checks). Nothing for the target, its marginals and
+# positives (found on the host where the target is built), nor for validating the OT
+# problem (a cosine cost of checked embeddings lies in [0, 2]; ot._checks.trusted) or the
+# row step's result (the loss's finiteness covers it).
+LOSS_READS = {"ince": 2, "rince": 2, "byol": 2}  # every other loss: 3 (one solve)
 
 
 @pytest.mark.parametrize("layout", ["cross", "joint"])
@@ -193,7 +195,7 @@ def test_a_loss_reads_the_device_a_fixed_number_of_times_whatever_n_iter(
     """Forward and backward; a loss without sweeps is counted once."""
     iterative = "n_iter" in losses.get(name).params
     few = _loss_reads(name, 10 if iterative else None, layout)
-    assert len(few) <= LOSS_READS.get(name, 4), few
+    assert len(few) <= LOSS_READS.get(name, 3), few
     if iterative:
         assert few == _loss_reads(name, 50, layout)
 
@@ -209,7 +211,7 @@ def test_a_target_from_host_labels_reads_nothing_from_the_device(
     z1, z2 = _points(16, 8, grad=True), _points(16, 8, seed=1, grad=True)
     side_t = {k: torch.tensor(v) for k, v in side.items()}
     reads = reads_of(lambda: loss(z1, z2, **side_t).backward())
-    assert len(reads) <= 4, reads
+    assert len(reads) <= 3, reads
     with device_path():
         value = loss(z1, z2, **side_t)
     torch.testing.assert_close(value, loss(z1, z2, **side_t), rtol=1e-5, atol=1e-7)

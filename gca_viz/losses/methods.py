@@ -13,6 +13,7 @@ one, :func:`compose` builds any other combination.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from gca_viz.losses.stages import (
     _single_positives,
     known_positives,
 )
+from gca_viz.ot import _checks as ot_checks
 from gca_viz.ot._xp import host_side
 from gca_viz.registry import Stage, UnknownNameError
 
@@ -204,30 +206,41 @@ class GCALoss(torch.nn.Module):
 
     def _target(
         self, n: int, labels: Any, domains: Any, device: torch.device, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None]:
-        """``(T, μ, ν, positives)`` on ``device``: the target, its marginals and its single
-        positives (:func:`~gca_viz.losses.stages._single_positives`), found where the
-        target is built and then moved, so that a batch on a GPU reads nothing for them.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None, tuple[float, float]]:
+        """``(T, μ, ν, positives, masses)`` on ``device``: the target, its marginals, its
+        single positives (:func:`~gca_viz.losses.stages._single_positives`) and the
+        marginals' sums (host floats), found where the target is built and then moved, so
+        that a batch on a GPU reads nothing for them.
         A target without side information is kept per batch size, device and dtype."""
         key = None
         if labels is None and domains is None:
             key = (n, device, dtype, tuple(sorted(self._stage_kwargs("target").items())))
             if key in self._targets:
-                cached: tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None]
-                cached = self._targets[key]
+                cached: tuple[Any, ...] = self._targets[key]
                 return cached
         with host_side() if _target_on_host(labels, domains) else nullcontext():
             T = self._target_where_built(n, labels, domains, dtype)
             mu, nu = targets.target_marginals(T)
             found = _single_positives(T)
+            masses = (float(mu.sum()), float(nu.sum()))
         moved = tuple(x.to(device=device) for x in (T, mu, nu, *(found or ())))
         T, mu, nu = moved[:3]
         positives = (moved[3], moved[4]) if found is not None else None
         if key is not None:
             if len(self._targets) >= 4:
                 self._targets.pop(next(iter(self._targets)))
-            self._targets[key] = (T, mu, nu, positives)
-        return T, mu, nu, positives
+            self._targets[key] = (T, mu, nu, positives, masses)
+        return T, mu, nu, positives, masses
+
+    def _known_problem(self, masses: tuple[float, float]) -> ot_checks._Checked | None:
+        """What validating this loss's OT problem would find, known without reading it: a
+        cosine cost (of embeddings the cost checked) lies in ``[0, 2]``, with ``+inf`` on
+        the joint layout's diagonal; the marginals' masses were summed on the host.
+        ``None`` for another cost (its range is read)."""
+        if self.stages["cost"].name != "cosine":
+            return None
+        top = math.inf if self.layout == "joint" else 2.0
+        return ot_checks._Checked(0.0, top, 2.0, None, masses)
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
@@ -254,14 +267,16 @@ class GCALoss(torch.nn.Module):
         except ValueError as exc:  # the cost names its own arguments (x, y): name ours
             _name_bad_embedding(z1, z2, self.stages["cost"].name, exc)
             raise ValueError(f"z1, z2: {exc}") from exc
-        T, mu, nu, positives = self._target(z1.shape[0], labels, domains, C.device, C.dtype)
+        T, mu, nu, positives, masses = self._target(z1.shape[0], labels, domains, C.device, C.dtype)
         if "epsilon" in self.params:  # within C's dtype and above C's rounding error
             if self.stages["cost"].name == "cosine":  # 1 - cos lies in [0, 2]: no pass needed
                 scale = 2.0
             else:
                 scale = float(C.detach().nan_to_num(posinf=0.0).abs().amax())
             ot._check_epsilon(self.params["epsilon"], C.dtype, max(1.0, scale))
-        proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
+        known = self._known_problem(masses)
+        with ot_checks.trusted(known) if known is not None else nullcontext():
+            proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
         with known_positives(T, positives):
             per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
         loss = per_row.mean()

@@ -10,7 +10,9 @@ once for its validation and once for its result.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +120,28 @@ class _Checked:
     masses: tuple[float, ...]  # sum of each marginal
 
 
+_TRUSTED: ContextVar[_Checked | None] = ContextVar("gca_viz_ot_trusted", default=None)
+
+
+@contextmanager
+def trusted(checked: _Checked) -> Iterator[None]:
+    """Inside the block the OT functions take ``checked`` for what validating their problem
+    would find, and read nothing for it; :func:`~gca_viz.ot.row_projection` also leaves its
+    result unchecked. For a caller that knows those values without reading the device and
+    checks what it computes from the result: a loss, whose cosine cost of embeddings the
+    cost itself checked lies in ``[0, 2]`` (``+inf`` on an excluded diagonal), whose
+    marginals it found on the host, and whose value it checks for NaN and inf."""
+    token = _TRUSTED.set(checked)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def _is_trusted() -> bool:
+    return _TRUSTED.get() is not None
+
+
 def _check_problem(
     ns: Namespace,
     C: Any,
@@ -134,8 +158,12 @@ def _check_problem(
 
     On the host the row and column reductions run only if the cost holds ``+inf`` (only
     then can a line be all ``+inf``; whole-matrix reductions cost half of per-line ones in
-    numpy); on a device they run always, to keep to one read.
+    numpy); on a device they run always, to keep to one read. Within :func:`trusted`, the
+    values it was given, and no read.
     """
+    known = _TRUSTED.get()
+    if known is not None:
+        return known
     xp = ns.xp
     Cd = ns.detach(C)
     if ns.host:
