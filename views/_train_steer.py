@@ -11,27 +11,25 @@ import streamlit as st
 import ui
 from gca_viz import targets
 from gca_viz.figures.training import describe_change
+from gca_viz.losses.stages import EPSILON
 from gca_viz.registry import Param
 from gca_viz.runs import RunInfo, RunStore, live_targets, run_loss
 from gca_viz.train import LIVE_PARAMS
 from views._train_launch import TARGET_CHOICES, TARGET_PARAMS
 
 
-def live_number(p: Param, value: Any, key: str) -> Any:
-    """A number input for a live change, starting at the run's current value, labelled by
-    the parameter's symbol and description (``ui.param_label``), never its field name."""
+def live_value(p: Param, value: Any, key: str) -> Any:
+    """The control of a live change, starting at the run's current value: ε and the
+    marginal weights λ₁, λ₂ are the controls of every page (``ui.param_slider``: a
+    log-scale slider and a typed value; λ with its "hard" box); a count (``T``) and a
+    target's weight are number inputs. Labelled by the parameter's symbol and description
+    (``ui.param_label``), never its field name."""
+    if p == EPSILON or p in ui.RELAX_PARAMS:
+        return ui.param_slider(p, key, default=value)
     label, help_ = ui.param_label(p), ui.param_help(p)
-    step = ui.param_step(p)
-    if p.optional:
-        symbol = f"${p.symbol}$" if p.symbol else p.name
-        hard = st.checkbox(f"{symbol} = ∞: hard constraint", value=value is None, key=f"{key}_hard")
-        start = value if value is not None else (p.ui[0] if p.ui else 1.0)
-        num = st.number_input(
-            label, value=float(start), step=step, format="%g", key=key, help=help_
-        )
-        return None if hard else num
     if p.kind == "int":
         return st.number_input(label, value=int(value), step=1, key=key, help=help_)
+    step = ui.param_step(p)
     return st.number_input(label, value=float(value), step=step, format="%g", key=key, help=help_)
 
 
@@ -56,17 +54,19 @@ def live_controls(store: RunStore, run: RunInfo) -> None:
         help=" ".join(f"{t}: {targets.TARGETS[t].description}" for t in choices),
     )
     weights = targets.TARGETS[new_target].params
-    with st.form(f"tr_live_form_{run.id}", border=False):
-        wanted = {}
-        fields = [schema[name] for name in live] + list(weights)
-        for col, p in zip(st.columns(max(len(fields), 1)), fields, strict=False):
-            with col:
-                wanted[p.name] = live_number(
-                    p, now_params.get(p.name, p.default), f"tr_live_{run.id}_{p.name}"
-                )
-        submitted = st.form_submit_button(
-            "Apply at the next step", type="primary", icon=":material/bolt:"
-        )
+    wanted = {}
+    fields = [schema[name] for name in live] + list(weights)
+    for col, p in zip(st.columns(max(len(fields), 1)), fields, strict=False):
+        with col:
+            wanted[p.name] = live_value(
+                p, now_params.get(p.name, p.default), f"tr_live_{run.id}_{p.name}"
+            )
+    submitted = st.button(
+        "Apply at the next step",
+        type="primary",
+        icon=":material/bolt:",
+        key=f"tr_live_{run.id}_apply",
+    )
     st.caption(
         "Nothing changes until you press the button; the run applies the change before "
         "its next step and records that step."

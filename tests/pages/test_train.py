@@ -367,15 +367,18 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         at.run()
         assert "Launched run #1" not in texts(at.success)
 
-        # Live controls: an invalid change is an error, a valid one is applied and marked.
+        # Live controls: ε is the control of every page (a log slider and a typed value);
+        # a typed ε that is not > 0 is named and not used, a valid one is applied and marked.
         at.run()
-        apply = next(b for b in at.button if b.label == "Apply at the next step")
-        at.number_input(key="tr_live_1_epsilon").set_value(-1.0)
-        apply.click().run()
+        assert at.select_slider(key="tr_live_1_epsilon_slider").value == 0.4  # the run's ε
+        at.number_input(key="tr_live_1_epsilon").set_value(-1.0).run()
         assert_clean(at)
-        assert "epsilon must be a number > 0" in texts(at.error)
-        at.number_input(key="tr_live_1_epsilon").set_value(0.25)
-        next(b for b in at.button if b.label == "Apply at the next step").click().run()
+        assert "$ε$ = -1 is not used" in texts(at.warning)
+        at.button(key="tr_live_1_apply").click().run()
+        assert "Nothing changed: edit a value first." in texts(at.info)
+        at.select_slider(key="tr_live_1_epsilon_slider").set_value(0.3).run()
+        at.number_input(key="tr_live_1_epsilon").set_value(0.25).run()  # typed off the stops
+        at.button(key="tr_live_1_apply").click().run()
         assert_clean(at)
         assert "Requested ε=0.25" in texts(at.success)
         wait_for_run(store, lambda: bool(store.applied_changes(1)), "the change to take effect")
