@@ -11,7 +11,6 @@ import streamlit as st
 import ui
 from gca_viz import targets
 from gca_viz.figures.training import describe_change
-from gca_viz.losses.stages import EPSILON
 from gca_viz.registry import Param
 from gca_viz.runs import RunInfo, RunStore, live_targets, run_loss
 from gca_viz.train import LIVE_PARAMS
@@ -24,7 +23,7 @@ def live_value(p: Param, value: Any, key: str) -> Any:
     log-scale slider and a typed value; λ with its "hard" box); a count (``T``) and a
     target's weight are number inputs. Labelled by the parameter's symbol and description
     (``ui.param_label``), never its field name."""
-    if p == EPSILON or p in ui.RELAX_PARAMS:
+    if p in ui.SHARED_PARAMS:
         return ui.param_slider(p, key, default=value)
     label, help_ = ui.param_label(p), ui.param_help(p)
     if p.kind == "int":
