@@ -8,9 +8,13 @@ and loss computed other ways):
 
 * a naive GCA-INCE that forms ``diag(u) K diag(v)`` with dense matrix products, the
   implementation the paper's code uses;
+* a plain NT-Xent (SimCLR's ``cross_entropy`` form): what ``ince`` computes, written the
+  usual way;
 * with ``--device``: POT's ``ot.sinkhorn`` on its torch backend (autograd through its
-  loop), the bare kernel-domain loop in plain torch (eager), and that loop with its forward
-  and backward captured in CUDA graphs (CUDA only).
+  loop), the bare kernel-domain loop in plain torch (eager), that loop with its forward
+  and backward captured in CUDA graphs (CUDA only), and GCA-INCE in OTT-JAX (jitted,
+  differentiated through its sweeps; when ``ott-jax`` is installed with JAX's build for
+  the device, else a line says why not).
 
 Target (issue 3): ``gca_ince`` and ``gca_uot`` take at most 3x the time of ``ince``.
 
@@ -32,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # (_device_refs)
 
-from _device_refs import graphed_loss, pot_torch, sync
+from _device_refs import graphed_loss, nt_xent, ott_gca_ince, pot_torch, sync
 
 from gca_viz import losses
 
@@ -97,6 +101,12 @@ def time_step(fn: Loss, z1: torch.Tensor, z2: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def _time_call(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()  # (it waits for its result)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -121,6 +131,8 @@ def main() -> None:
         z1 = z1.to(device)
         fns: dict[str, Loss] = {name: losses.get(name, layout="joint") for name in losses.LOSSES}
         fns["dense diag(u)K diag(v) (ref)"] = dense_gca_ince
+        fns["plain NT-Xent (ref)"] = nt_xent  # ince's loss, written plainly
+        ott_call = ott_gca_ince(z1, z2) if args.device is not None else None
         if args.device is not None:
             fns["POT-torch sinkhorn (ref)"] = pot_gca_ince
             fns["bare loop, eager (ref)"] = BareGCAINCE()
@@ -129,9 +141,13 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in fns}
         for fn in fns.values():  # warm-up
             time_step(fn, z1, z2)
+        if callable(ott_call):
+            times["OTT-JAX gca_ince (ref)"] = []
         for _ in range(args.repeats):
             for name, fn in fns.items():
                 times[name].append(time_step(fn, z1, z2))
+            if callable(ott_call):
+                times["OTT-JAX gca_ince (ref)"].append(_time_call(ott_call))
         ref = statistics.median(times["ince"])
         print(f"\nN = {n} (plan {2 * n} x {2 * n}), d = {args.dim}, {args.repeats} repeats")
         print(f"{'method':<32}{'fwd+bwd ms':>12}{'x ince':>9}  target")
@@ -143,6 +159,8 @@ def main() -> None:
             print(f"{name:<32}{1e3 * med:>12.2f}{med / ref:>9.2f}  {target}")
         if args.device is not None and device.type != "cuda":
             print(f"{'bare loop, CUDA graph (ref)':<32}{'n/a':>12}  (CUDA only)")
+        if isinstance(ott_call, str):
+            print(f"{'OTT-JAX gca_ince (ref)':<32}{'n/a':>12}  ({ott_call})")
 
 
 if __name__ == "__main__":

@@ -848,11 +848,12 @@ def device_table(args: argparse.Namespace) -> None:
     ``--repeats`` runs after a warm-up, the device synchronised around each. ``reads``: the
     host synchronisations of one of our solves (CUDA only; ``tests/test_sync.py`` counts
     them on the CPU)."""
-    from _device_refs import GraphedLoop, device_reads, time_ms
+    from _device_refs import GraphedLoop, device_reads, ott_sinkhorn, time_ms
 
     device = torch.device(args.device)
-    cols = ["ours", "ours graph", "POT skh", "POT log", "bare", "bare graph", "ours/bare",
-            "graph/bare", "reads"]  # fmt: skip
+    cols = ["ours", "ours graph", "POT skh", "POT log", "OTT kern", "OTT log", "bare",
+            "bare graph", "ours/bare", "graph/bare", "ours/OTT", "reads"]  # fmt: skip
+    missing: set[str] = set()
     print(f"\n{TABLE_TITLE} on {device} ({args.iters} sweeps; median ms over {args.repeats} runs)")
 
     def row(cells: list[str]) -> str:
@@ -868,6 +869,12 @@ def device_table(args: argparse.Namespace) -> None:
                 calls = _device_calls(C, a, eps, args.iters)
                 if device.type == "cuda":
                     calls["bare graph"] = GraphedLoop(C, a, a, eps, args.iters)
+                for name, lse in (("OTT kern", False), ("OTT log", True)):
+                    ott = ott_sinkhorn(C, eps, args.iters, lse)
+                    if isinstance(ott, str):
+                        missing.add(ott)
+                    else:
+                        calls[name] = ott
                 ms = {k: time_ms(call, device, args.repeats) for k, call in calls.items()}
                 if device.type == "cuda":
                     with cuda_graphs():  # captured on time_ms's warm-up call's second sight
@@ -875,20 +882,28 @@ def device_table(args: argparse.Namespace) -> None:
                         ms["ours graph"] = time_ms(calls["ours"], device, args.repeats)
                     clear_cuda_graphs()
                 reads = device_reads(calls["ours"], device)
-                cells = [fmt_num(ms[k], ".2f") if k in ms else "n/a" for k in cols[:6]]
+                cells = [fmt_num(ms[k], ".2f") if k in ms else "n/a" for k in cols[:8]]
                 cells.append(fmt_num(ms["ours"] / ms["bare"], ".2f"))
                 graphed = ms.get("ours graph", math.nan) / ms.get("bare graph", math.nan)
                 cells.append(fmt_num(graphed, ".2f"))
+                otts = [ms[k] for k in ("OTT kern", "OTT log") if k in ms]
+                best_ott = min(otts) if otts else math.nan
+                best_ours = min(ms["ours"], ms.get("ours graph", math.inf))
+                cells.append(fmt_num(best_ours / best_ott, ".2f"))
                 cells.append("n/a" if reads is None else str(reads))
                 print(row([str(n), dtype, f"{eps:g}", *cells]))
     print(
         "ours = gca_viz sinkhorn; ours graph = the same replayed from its CUDA graph "
         "(gca_viz.ot.cuda_graphs, CUDA only); POT skh / log = ot.sinkhorn method 'sinkhorn' / "
-        "'sinkhorn_log' on torch tensors (stopThr=0); bare = kernel exp, the products and the "
+        "'sinkhorn_log' on torch tensors (stopThr=0); OTT kern / log = OTT-JAX's Sinkhorn, "
+        "lse_mode False / True, jitted, the same sweeps; bare = kernel exp, the products and the "
         "plan in plain torch, no checks; bare graph = the same replayed from a CUDA graph (CUDA "
-        "only); graph/bare = ours graph / bare graph; reads = host synchronisations of one of our "
+        "only); graph/bare = ours graph / bare graph; ours/OTT = our fastest / OTT's fastest; "
+        "reads = host synchronisations of one of our "
         "eager solves (CUDA only)"
     )
+    for reason in sorted(missing):
+        print(f"OTT-JAX columns n/a: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

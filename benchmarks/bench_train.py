@@ -24,23 +24,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # (_device_refs)
+
+from _device_refs import nt_xent
+
 from gca_viz import data, losses, metrics, models
 from gca_viz.train import TrainConfig, Trainer, set_threads
-
-
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """Reference only: SimCLR's NT-Xent, ``-log softmax`` of each view's partner among the
-    other ``2N - 1`` views (cosine similarities / temperature), averaged over ``2N`` rows."""
-    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)  # (2N, d)
-    n2 = z.shape[0]
-    logits = (z @ z.T) / temperature  # (2N, 2N)
-    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool, device=z.device), float("-inf"))
-    partner = (torch.arange(n2, device=z.device) + n2 // 2) % n2
-    return torch.nn.functional.cross_entropy(logits, partner)
 
 
 def encoder_step_times(args: argparse.Namespace) -> None:

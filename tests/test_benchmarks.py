@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (their ``--quick`` smoke modes)."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -39,18 +40,30 @@ def test_bench_ot_device_mode_runs_on_the_cpu() -> None:
         "float32",
     )
     assert "Sinkhorn timings on cpu" in out
-    cols = ("ours graph", "POT skh", "POT log", "bare graph", "ours/bare", "graph/bare", "reads")
+    cols = ("ours graph", "POT skh", "POT log", "OTT kern", "OTT log", "bare graph",
+            "ours/bare", "graph/bare", "ours/OTT", "reads")  # fmt: skip
     assert all(col in out for col in cols)
     row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["256", "float32"])
-    assert len(row) == 12  # n, dtype, ε, ours, ours graph, POT skh, POT log, bare, bare graph, ...
-    assert row[4] == row[8] == row[11] == "n/a" and row[10] == "-"  # no CUDA: no graphs, reads
+    assert len(row) == 15  # n, dtype, ε, ours, ours graph, POT skh, POT log, OTT kern, ...
+    assert row[4] == row[10] == row[14] == "n/a" and row[12] == "-"  # no CUDA: no graphs, reads
+    if importlib.util.find_spec("ott") is None:  # OTT-JAX is optional: a note says it is missing
+        assert row[7] == row[8] == "n/a" and row[13] == "-"
+        assert "OTT-JAX columns n/a: ott-jax is not installed" in out
+    else:
+        assert float(row[7]) > 0 and float(row[8]) > 0 and float(row[13]) > 0
 
 
 def test_bench_losses_device_mode_runs_on_the_cpu() -> None:
     out = _run("benchmarks/bench_losses.py", "--device", "cpu", "--quick")
-    for name in ("gca_ince", "POT-torch sinkhorn (ref)", "bare loop, eager (ref)"):
-        assert name in out
+    names = ("gca_ince", "plain NT-Xent (ref)", "POT-torch sinkhorn (ref)",
+             "bare loop, eager (ref)")  # fmt: skip
+    assert all(name in out for name in names)
     assert "bare loop, CUDA graph (ref)" in out and "(CUDA only)" in out
+    ott = next(line for line in out.splitlines() if line.startswith("OTT-JAX gca_ince (ref)"))
+    if importlib.util.find_spec("ott") is None:  # optional: the line says why it is missing
+        assert "n/a" in ott and "ott-jax is not installed" in ott
+    else:
+        assert float(ott.split()[3]) > 0
 
 
 def test_bench_train_encoder_mode_runs_on_the_cpu() -> None:
