@@ -99,14 +99,9 @@ def pot_torch(
         return ot.sinkhorn(a, b, C, eps, method=method, numItermax=n_iter, stopThr=0.0)
 
 
-def ott_sinkhorn(
-    C: torch.Tensor, eps: float, n_iter: int, lse_mode: bool
-) -> Callable[[], Any] | str:
-    """A call running OTT-JAX's Sinkhorn on ``C`` (uniform marginals, ``n_iter`` sweeps,
-    jitted, compiled here) and waiting for its plan; or why it cannot run here.
-
-    ``C`` is copied once to JAX's default device, which must be of ``C``'s kind (a GPU for
-    a CUDA tensor); float64 turns on JAX's 64-bit mode."""
+def _ott(device: torch.device) -> tuple[Any, ...] | str:
+    """OTT-JAX's modules ``(jax, jax.numpy, geometry, linear_problem, sinkhorn)``, or why
+    they cannot serve ``device`` (not installed; JAX built for another kind of device)."""
     try:
         import jax
         import jax.numpy as jnp
@@ -115,9 +110,24 @@ def ott_sinkhorn(
         from ott.solvers.linear import sinkhorn as ott_sk
     except ImportError:
         return "ott-jax is not installed"
-    want = "gpu" if C.device.type == "cuda" else "cpu"
+    want = "gpu" if device.type == "cuda" else "cpu"
     if jax.default_backend() != want:
         return f"JAX runs on {jax.default_backend()}, not {want} (install JAX's {want} build)"
+    return jax, jnp, geometry, linear_problem, ott_sk
+
+
+def ott_sinkhorn(
+    C: torch.Tensor, eps: float, n_iter: int, lse_mode: bool
+) -> Callable[[], Any] | str:
+    """A call running OTT-JAX's Sinkhorn on ``C`` (uniform marginals, ``n_iter`` sweeps,
+    jitted, compiled here) and waiting for its plan; or why it cannot run here.
+
+    ``C`` is copied once to JAX's default device, which must be of ``C``'s kind (a GPU for
+    a CUDA tensor); float64 turns on JAX's 64-bit mode."""
+    ott = _ott(C.device)
+    if isinstance(ott, str):
+        return ott
+    jax, jnp, geometry, linear_problem, ott_sk = ott
     if C.dtype == torch.float64:
         jax.config.update("jax_enable_x64", True)
     cost = jnp.asarray(C.detach().cpu().numpy())
@@ -162,17 +172,10 @@ def ott_gca_ince(
     ``(2N, 2N)`` cosine cost with its diagonal excluded, ``n_iter`` log-domain sweeps,
     differentiated through the unrolled sweeps like ours, jitted, compiled here), on copies
     of ``z1``, ``z2`` on JAX's device; or why it cannot run here."""
-    try:
-        import jax
-        import jax.numpy as jnp
-        from ott.geometry import geometry
-        from ott.problems.linear import linear_problem
-        from ott.solvers.linear import sinkhorn as ott_sk
-    except ImportError:
-        return "ott-jax is not installed"
-    want = "gpu" if z1.device.type == "cuda" else "cpu"
-    if jax.default_backend() != want:
-        return f"JAX runs on {jax.default_backend()}, not {want} (install JAX's {want} build)"
+    ott = _ott(z1.device)
+    if isinstance(ott, str):
+        return ott
+    jax, jnp, geometry, linear_problem, ott_sk = ott
     solver = ott_sk.Sinkhorn(
         threshold=0.0,
         inner_iterations=n_iter,
