@@ -2,9 +2,13 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import run_python
 
@@ -123,3 +127,18 @@ def test_bench_app_quick_runs() -> None:
 def test_the_watch_overhead_benchmark_runs() -> None:
     out = _run("benchmarks/bench_watch.py", "--quick", "--threads", "1", timeout=300)
     assert "overhead" in out and "target < 3%" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_the_gpu_check_script_stops_at_once_without_cuda(tmp_path: Path) -> None:
+    """benchmarks/gpu_checks.sh runs the GPU checks as one script on a machine lent a GPU;
+    without CUDA it says so and runs nothing."""
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_checks.sh", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert done.returncode != 0 and "no CUDA here" in done.stderr
+    assert not (tmp_path / "out" / "gpu-tests.txt").exists()
