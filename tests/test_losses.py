@@ -922,3 +922,39 @@ def test_the_known_problem_gives_the_validated_problems_loss_and_gradients(
             validated = value_and_grads()
         for got, want in zip(trusted, validated, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_call_under_inference_mode_leaves_the_loss_trainable() -> None:
+    """A target kept for later batches is never an inference tensor (autograd could not save
+    it for a backward after an evaluation under torch.inference_mode)."""
+    gen = torch.Generator().manual_seed(1)
+    z1, z2 = (torch.randn(8, 4, generator=gen) for _ in range(2))
+    for method in ("ince", "gca_ince", "gca_uot", "byol"):
+        loss = losses.get(method, layout="joint")
+        with torch.inference_mode():
+            evaluated = loss(z1, z2)
+        a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+        trained = loss(a, b)
+        trained.backward()
+        assert a.grad is not None and torch.isfinite(a.grad).all()
+        torch.testing.assert_close(trained.detach(), evaluated)
+
+
+def test_a_custom_target_is_the_matrix_given_at_construction() -> None:
+    """The loss copies target_matrix: editing the caller's tensor later changes nothing."""
+    matrix = torch.eye(8, dtype=torch.float64)
+    loss = losses.compose("cosine", "custom", "sinkhorn", "kl", target_matrix=matrix, n_iter=5)
+    z1, z2 = torch.randn(8, 4), torch.randn(8, 4)
+    before = loss.inspect(z1, z2).target.clone()
+    matrix[0, 1] = 5.0
+    torch.testing.assert_close(loss.inspect(z1, z2).target, before)
+    torch.testing.assert_close(loss.build_target(8), before)
+
+
+def test_a_custom_target_whose_marginals_are_subnormal_in_the_dtype_is_refused() -> None:
+    matrix = torch.eye(4, dtype=torch.float64)
+    matrix[0, 0] = 1e-39  # a normal float64, subnormal in float32
+    loss = losses.compose("cosine", "custom", "sinkhorn", "kl", target_matrix=matrix, n_iter=5)
+    with pytest.raises(ValueError, match=r"target_matrix under- or overflows torch.float32"):
+        loss(torch.randn(4, 3), torch.randn(4, 3))
+    assert torch.isfinite(loss(torch.randn(4, 3).double(), torch.randn(4, 3).double()))

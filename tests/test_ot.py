@@ -1400,3 +1400,21 @@ def test_a_differentiable_solve_leaves_nothing_alive() -> None:
         for _ in range(5):
             loss(z1, z2).backward()
     assert alive() == before
+
+
+def test_what_a_caller_vouches_for_covers_its_own_cost_only() -> None:
+    """ot._checks.trusted hands the solver a cost's known range (a loss's cosine cost), so
+    that it reads nothing to validate it; any other cost in the block is validated."""
+    from gca_viz.ot._checks import _Checked, trusted
+
+    gen = torch.Generator().manual_seed(0)
+    C = cosine_cost(torch.randn(6, 3, generator=gen), torch.randn(6, 3, generator=gen))
+    other = C.clone()
+    other[0, 0] = math.nan
+    with trusted(_Checked(0.0, 2.0, 2.0, None, (1.0, 1.0)), C):
+        res = sinkhorn(C, epsilon=0.5, n_iter=20)
+        with pytest.raises(ValueError, match="cost contains NaN"):
+            sinkhorn(other, epsilon=0.5, n_iter=20)
+        with pytest.raises(ValueError, match="cost contains NaN"):
+            row_projection(other, epsilon=0.5)
+    torch.testing.assert_close(res.plan, sinkhorn(C, epsilon=0.5, n_iter=20).plan)

@@ -183,8 +183,9 @@ class GCALoss(torch.nn.Module):
     def _target_where_built(
         self, n: int, labels: Any, domains: Any, dtype: torch.dtype
     ) -> torch.Tensor:
-        """The target in ``dtype`` on the device it is built on (the CPU, unless labels or
-        domains live elsewhere), where checking it reads nothing from an accelerator."""
+        """The target in ``dtype`` on the CPU, where it is built (labels and domains are
+        brought to the host for it) and where checking it reads nothing from an
+        accelerator."""
         T = targets.build_target(
             self.stages["target"].name,
             n,
@@ -196,11 +197,13 @@ class GCALoss(torch.nn.Module):
         )
         T = T.to(dtype=dtype)
         if self.target_matrix is not None:  # valid in float64, but maybe not in ``dtype``
-            fits = torch.isfinite(T).all() & (T.sum(1) > 0).all() & (T.sum(0) > 0).all()
+            tiny = torch.finfo(dtype).tiny  # (the marginals, sums of T, must be normal numbers)
+            fits = torch.isfinite(T).all() & (T.sum(1) >= tiny).all() & (T.sum(0) >= tiny).all()
             if not bool(fits):
                 raise ValueError(
-                    f"target_matrix under- or overflows {dtype} (a row or column sum is 0 "
-                    "or inf there); rescale it"
+                    f"target_matrix under- or overflows {dtype} (a row or column sum is 0, "
+                    f"below {tiny:.3g}, the smallest normal {dtype} number, or inf there); "
+                    "rescale it"
                 )
         return T
 
@@ -211,7 +214,8 @@ class GCALoss(torch.nn.Module):
         single positives (:func:`~gca_viz.losses.stages._single_positives`) and the
         marginals' sums (host floats), found where the target is built and then moved, so
         that a batch on a GPU reads nothing for them.
-        A target without side information is kept per batch size, device and dtype."""
+        A target without side information is kept per batch size, device and dtype (not
+        one made under ``torch.inference_mode``)."""
         key = None
         if labels is None and domains is None:
             key = (n, device, dtype, tuple(sorted(self._stage_kwargs("target").items())))
@@ -226,7 +230,8 @@ class GCALoss(torch.nn.Module):
         moved = tuple(x.to(device=device) for x in (T, mu, nu, *(found or ())))
         T, mu, nu = moved[:3]
         positives = (moved[3], moved[4]) if found is not None else None
-        if key is not None:
+        if key is not None and not torch.is_inference_mode_enabled():  # (inference tensors
+            # could not be saved for a later backward)
             if len(self._targets) >= 4:
                 self._targets.pop(next(iter(self._targets)))
             self._targets[key] = (T, mu, nu, positives, masses)
@@ -275,7 +280,7 @@ class GCALoss(torch.nn.Module):
                 scale = float(C.detach().nan_to_num(posinf=0.0).abs().amax())
             ot._check_epsilon(self.params["epsilon"], C.dtype, max(1.0, scale))
         known = self._known_problem(masses)
-        with ot_checks.trusted(known) if known is not None else nullcontext():
+        with ot_checks.trusted(known, C) if known is not None else nullcontext():
             proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
         with known_positives(T, positives):
             per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
@@ -304,7 +309,10 @@ def _check_target_matrix(target: str, matrix: Any, layout: str) -> torch.Tensor 
         raise ValueError("target_matrix must be a non-empty square matrix, got 0 rows")
     if layout == "joint" and rows % 2:
         raise ValueError(f"target_matrix must be 2N x 2N in the joint layout, got {rows} rows")
-    return targets.custom_target(matrix, rows if layout == "cross" else rows // 2, layout)
+    # A copy: the loss keeps targets built from it, which the caller's later edits of its
+    # own tensor must not reach.
+    built = targets.custom_target(matrix, rows if layout == "cross" else rows // 2, layout)
+    return built.clone()
 
 
 def _check_embeddings(z1: Any, z2: Any) -> None:

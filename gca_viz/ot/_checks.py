@@ -115,31 +115,45 @@ class _Checked:
 
     lowest: float  # min C
     highest: float  # max C (+inf: forbidden pairs)
-    highest_finite: float | None  # max of the finite entries (device path only)
+    highest_finite: float | None  # max of the finite entries (device path, or trusted)
     row_min: Any  # (n,) each row's min of C when the check computed it, else None
     masses: tuple[float, ...]  # sum of each marginal
 
 
-_TRUSTED: ContextVar[_Checked | None] = ContextVar("gca_viz_ot_trusted", default=None)
+_TRUSTED: ContextVar[tuple[_Checked, tuple[int, tuple[int, ...]]] | None] = ContextVar(
+    "gca_viz_ot_trusted", default=None
+)
+
+
+def _identity(x: Any) -> tuple[int, tuple[int, ...]]:
+    """The address and shape of a tensor's or array's data (a numpy view of a CPU tensor
+    has the tensor's)."""
+    if isinstance(x, torch.Tensor):
+        return x.data_ptr(), tuple(x.shape)
+    return int(x.__array_interface__["data"][0]), tuple(x.shape)
 
 
 @contextmanager
-def trusted(checked: _Checked) -> Iterator[None]:
-    """Inside the block the OT functions take ``checked`` for what validating their problem
-    would find, and read nothing for it; :func:`~gca_viz.ot.row_projection` also leaves its
-    result unchecked. For a caller that knows those values without reading the device and
-    checks what it computes from the result: a loss, whose cosine cost of embeddings the
-    cost itself checked lies in ``[0, 2]`` (``+inf`` on an excluded diagonal), whose
-    marginals it found on the host, and whose value it checks for NaN and inf."""
-    token = _TRUSTED.set(checked)
+def trusted(checked: _Checked, cost: Any) -> Iterator[None]:
+    """Inside the block the OT functions given the cost matrix ``cost`` itself (the same
+    data) take ``checked`` for what validating their problem would find, and read nothing
+    for it; :func:`~gca_viz.ot.row_projection` also leaves its result unchecked. Any other
+    cost is validated as usual. For a caller that knows those values without reading the
+    device and checks what it computes from the result: a loss, whose cosine cost of
+    embeddings the cost itself checked lies in ``[0, 2]`` (``+inf`` on an excluded
+    diagonal), whose marginals it checked on the host, and whose value it checks for NaN
+    and inf."""
+    token = _TRUSTED.set((checked, _identity(cost)))
     try:
         yield
     finally:
         _TRUSTED.reset(token)
 
 
-def _is_trusted() -> bool:
-    return _TRUSTED.get() is not None
+def _trusted_for(C: Any) -> _Checked | None:
+    """What :func:`trusted` says of the cost ``C``, or ``None`` (validate it)."""
+    known = _TRUSTED.get()
+    return known[0] if known is not None and known[1] == _identity(C) else None
 
 
 def _check_problem(
@@ -158,10 +172,10 @@ def _check_problem(
 
     On the host the row and column reductions run only if the cost holds ``+inf`` (only
     then can a line be all ``+inf``; whole-matrix reductions cost half of per-line ones in
-    numpy); on a device they run always, to keep to one read. Within :func:`trusted`, the
-    values it was given, and no read.
+    numpy); on a device they run always, to keep to one read. For the cost :func:`trusted`
+    names, the values it was given, and no read.
     """
-    known = _TRUSTED.get()
+    known = _trusted_for(C)
     if known is not None:
         return known
     xp = ns.xp
