@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -270,3 +271,40 @@ def test_a_cuda_graph_replay_syncs_no_more_than_the_eager_solve() -> None:
         replayed = cuda_syncs(lambda: sinkhorn(C, epsilon=0.1, n_iter=100))
     clear_cuda_graphs()
     assert replayed <= 3
+
+
+def test_inference_mode_has_graphs_of_its_own_and_a_later_solve_outside_it_works(
+    emulated: list[int],
+) -> None:
+    C = problem()
+    with cuda_graphs(False):
+        want = sinkhorn(C, epsilon=0.3, n_iter=12)
+    with torch.inference_mode():
+        for _ in range(3):
+            assert_same(sinkhorn(C, epsilon=0.3, n_iter=12), want, 1e-6)
+    with torch.no_grad():
+        for _ in range(3):
+            assert_same(sinkhorn(C, epsilon=0.3, n_iter=12), want, 1e-6)
+    assert len(emulated) == 2  # one graph per mode
+    assert all(not b.is_inference() for g in _graph._graphs.values() for b in g.inputs)
+
+
+def test_the_switch_holds_in_its_own_thread_only() -> None:
+    seen: list[bool] = []
+    with cuda_graphs():
+        other = threading.Thread(target=lambda: seen.append(_graph.enabled()))
+        other.start()
+        other.join()
+        assert _graph.enabled()
+    assert seen == [False]
+
+
+def test_keys_seen_once_are_remembered_up_to_a_bound(emulated: list[int]) -> None:
+    C = problem(12, 10)
+    for k in range(_graph._SEEN_MAX + 10):  # distinct ε, each seen once
+        sinkhorn(C, epsilon=0.1 + 0.001 * k, n_iter=3)
+    assert len(_graph._seen) == _graph._SEEN_MAX and emulated == []
+    sinkhorn(C, epsilon=0.1, n_iter=3)  # forgotten: a first sight again
+    assert emulated == []
+    sinkhorn(C, epsilon=0.1 + 0.001 * (_graph._SEEN_MAX + 9), n_iter=3)  # remembered
+    assert len(emulated) == 1

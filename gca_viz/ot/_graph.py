@@ -9,10 +9,13 @@ the device path reads nothing while it iterates (:mod:`gca_viz.ot._loop`). Such 
 can be captured once in a CUDA graph and replayed as one launch.
 
 A problem is captured the second time its key is seen (a page that moves ``ε`` does not
-pay a capture per value; a training loop or a benchmark replays from its second call). A
-replay copies ``C``, ``μ``, ``ν`` into the graph's input buffers and clones its outputs,
-under a lock (two threads never share a replay's buffers). The last :data:`_KEEP` graphs
-are kept. If a capture fails, the key is solved eagerly from then on, with one warning.
+pay a capture per value; a loop of solves without autograd, or a benchmark, replays from
+its second call). The key also holds what changes the captured kernels besides the
+problem: inference mode, autocast and TF32 matrix products. A replay copies ``C``, ``μ``,
+``ν`` into the graph's input buffers and clones its outputs, under a lock, and the next
+replay's copies wait on the device for the last one's clones (an event), so two threads
+never share a replay's buffers, whatever their streams. The last :data:`_KEEP` graphs are
+kept. If a capture fails, the key is solved eagerly from then on, with one warning.
 
 Under autograd the solve stays eager: a captured backward would read the forward's saved
 scalings from the graph's own memory, which a second forward of the same shape before the
@@ -27,6 +30,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,21 +43,27 @@ _KEEP = 4  # captured graphs kept, least recently used dropped first
 _DEVICES = ("cuda",)  # device types whose solves are captured
 _ENV = "GCA_CUDA_GRAPHS"
 
-_enabled = os.environ.get(_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
+_ENABLED = os.environ.get(_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
+_SWITCH: ContextVar[bool | None] = ContextVar("gca_viz_ot_cuda_graphs", default=None)
+_SEEN_MAX = 64  # keys seen once that are remembered (oldest forgotten first)
 _lock = threading.Lock()
-_graphs: OrderedDict[tuple[Any, ...], _Captured | None] = OrderedDict()  # None: failed
-_seen: dict[tuple[Any, ...], int] = {}
+_graphs: OrderedDict[tuple[Any, ...], _Captured] = OrderedDict()
+_seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()  # keys seen once
+_failed: OrderedDict[tuple[Any, ...], None] = OrderedDict()  # keys CUDA refused to capture
 
 
 def enabled() -> bool:
-    """Whether fixed-iteration CUDA solves replay captured graphs."""
-    return _enabled
+    """Whether fixed-iteration CUDA solves replay captured graphs here: the innermost
+    :func:`cuda_graphs` block of this thread (or task), else ``GCA_CUDA_GRAPHS``."""
+    switch = _SWITCH.get()
+    return _ENABLED if switch is None else switch
 
 
 @contextmanager
 def cuda_graphs(on: bool = True) -> Iterator[None]:
-    """Within the block, fixed-iteration solves on CUDA (no ``tol``, no ``history``, no
-    autograd) are captured in CUDA graphs and replayed (``on=False``: always eager).
+    """Within the block (in this thread or task only: a context variable),
+    fixed-iteration solves on CUDA (no ``tol``, no ``history``, no autograd) are captured
+    in CUDA graphs and replayed (``on=False``: always eager).
 
     Off by default; ``GCA_CUDA_GRAPHS=1`` in the environment turns it on for the process.
     The plan, potentials and residuals are those of the eager solve (the same operations,
@@ -63,12 +73,11 @@ def cuda_graphs(on: bool = True) -> Iterator[None]:
             for batch in loader:
                 res = sinkhorn(cosine_cost(z1, z2), epsilon=0.5, n_iter=100)
     """
-    global _enabled
-    before, _enabled = _enabled, bool(on)
+    token = _SWITCH.set(bool(on))
     try:
         yield
     finally:
-        _enabled = before
+        _SWITCH.reset(token)
 
 
 def clear_cuda_graphs() -> None:
@@ -76,13 +85,14 @@ def clear_cuda_graphs() -> None:
     with _lock:
         _graphs.clear()
         _seen.clear()
+        _failed.clear()
 
 
 def applies(p: _Problem, tol: float, history: bool) -> bool:
     """Whether a solve of ``p`` may replay a graph: enabled, CUDA, the absorbing engine's
     fixed iterations (no ``tol``, no ``history``) and no autograd."""
     return (
-        _enabled
+        enabled()
         and tol == 0
         and not history
         and isinstance(p.C, torch.Tensor)
@@ -109,19 +119,31 @@ def solve(p: _Problem, n_iter: int) -> _Solved | None:
         n_iter,
         from_zero,
         tame,
+        torch.is_inference_mode_enabled(),
+        torch.is_autocast_enabled(p.C.device.type),
+        torch.backends.cuda.matmul.allow_tf32,
     )
     with _lock:
+        if key in _failed:
+            return None
         if key not in _graphs:
-            _seen[key] = _seen.get(key, 0) + 1
-            if _seen[key] < 2:
+            if key not in _seen:  # first sight: remember it, solve eagerly
+                _seen[key] = None
+                while len(_seen) > _SEEN_MAX:
+                    _seen.popitem(last=False)
                 return None
-            _graphs[key] = _capture(p, n_iter)
+            del _seen[key]
+            captured = _capture(p, n_iter)
+            if captured is None:
+                _failed[key] = None
+                while len(_failed) > _SEEN_MAX:
+                    _failed.popitem(last=False)
+                return None
+            _graphs[key] = captured
             while len(_graphs) > _KEEP:
-                dropped, _ = _graphs.popitem(last=False)
-                _seen.pop(dropped, None)
+                _graphs.popitem(last=False)
         _graphs.move_to_end(key)
-        captured = _graphs[key]
-        return None if captured is None else captured.replay(p)
+        return _graphs[key].replay(p)
 
 
 @dataclass
@@ -132,11 +154,19 @@ class _Captured:
     inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # C, μ, ν
     outputs: tuple[torch.Tensor, ...]  # f, g, residuals, plan, flag
 
+    done: Any = None  # CUDA: an event recorded after the last replay's clones
+
     def replay(self, p: _Problem) -> _Solved:
+        """Copy the problem in, replay, clone the results out (call under the lock)."""
+        if self.done is not None:  # a replay from another stream may still be reading
+            torch.cuda.current_stream(p.C.device).wait_event(self.done)
         for buffer, x in zip(self.inputs, (p.C, p.mu, p.nu), strict=True):
             buffer.copy_(x)
         self.replay_graph()
         f, g, errors, plan, ok = (x.clone() for x in self.outputs)
+        if p.C.device.type == "cuda":
+            self.done = torch.cuda.Event()
+            self.done.record(torch.cuda.current_stream(p.C.device))
         return _Solved(f, g, [errors], [], plan, ok)
 
 
@@ -171,7 +201,8 @@ def _capture(p: _Problem, n_iter: int) -> _Captured | None:
     """Capture the solve of ``p`` on buffers of its shape; ``None`` (and one warning) if
     the capture fails."""
     try:
-        inputs = (p.C.clone(), p.mu.clone(), p.nu.clone())
+        with torch.inference_mode(False):  # buffers any later replay may write into
+            inputs = (p.C.clone(), p.mu.clone(), p.nu.clone())
         assert p.checked is not None
         # The row minima the validation may hand over are this call's tensor, not a buffer:
         # the graph recomputes them from its own C.
