@@ -196,17 +196,21 @@ def param_help(p: Param) -> str:
     return f"{p.description} (configuration field `{p.name}`)"
 
 
-def param_slider(p: Param, key: str, step: float = 0.05, default: Any = None, **kwargs: Any) -> Any:
+def param_slider(
+    p: Param, key: str, step: float = 0.05, default: Any = None, link: bool = True, **kwargs: Any
+) -> Any:
     """A control for a float parameter, labelled by :func:`param_label` and starting at
     ``default`` (else the schema's default): :func:`epsilon` for ``ε``, :func:`relaxation`
     for a marginal weight (with its "hard constraint" checkbox when the schema admits one),
     else a linear slider in ``step`` over the parameter's slider range (``p.ui``, else its
-    bounds, else 0 to 1)."""
+    bounds, else 0 to 1). ``link=False`` (ε and λ only): the value stays out of the URL and
+    starts at ``default`` whatever the URL says."""
     value = p.default if default is None else default
     if p == EPSILON:
-        return epsilon(key, float(value or EPSILON.default or 0.5))
+        return epsilon(key, float(value or EPSILON.default or 0.5), link=link)
     if p in RELAX_PARAMS:
-        return relaxation(key, None if value is None else float(value), param=p, hard=p.optional)
+        start = None if value is None else float(value)
+        return relaxation(key, start, param=p, hard=p.optional, link=link)
     low, high = p.ui or (p.low or 0.0, p.high or 1.0)
     kwargs.setdefault("help", param_help(p))
     return slider(
@@ -245,15 +249,20 @@ EPSILON_STOPS = _stops(EPSILON)
 """The stops of every ``ε`` slider (:func:`epsilon`): 0.01 to 2."""
 
 
-def epsilon(key: str, default: float, what: str = "temperature = regulariser") -> float:
+def epsilon(
+    key: str, default: float, what: str = "temperature = regulariser", *, link: bool = True
+) -> float:
     """The ``ε`` control of every page: a log-scale slider over the schema's range
     (:data:`gca_viz.losses.stages.EPSILON`, :data:`EPSILON_STOPS`) and a box to type any
     ``ε > 0`` (a value off the slider's stops is shown as a stop of its own), both in the
     URL as ``key``, labelled ``"$ε$: what"`` (short: it often shares a row; the schema's
     description is in the help). A typed value that is not ``> 0`` is not used: a message
-    names ``ε`` and the value in use stays."""
+    names ``ε`` and the value in use stays. ``link=False``: not in the URL (a control whose
+    start is given by the page, as a running run's ε)."""
     label = f"${EPSILON.symbol}$: {what}"
-    return _log_control(EPSILON.symbol, key, default, label, EPSILON_STOPS, EPSILON.description)
+    return _log_control(
+        EPSILON.symbol, key, default, label, EPSILON_STOPS, EPSILON.description, link
+    )
 
 
 @overload
@@ -264,12 +273,19 @@ def relaxation(
     param: Param = RELAX_A,
     both: bool = False,
     hard: Literal[False] = False,
+    link: bool = True,
 ) -> float: ...
 
 
 @overload
 def relaxation(
-    key: str, default: float | None, *, param: Param = RELAX_A, both: bool = False, hard: bool
+    key: str,
+    default: float | None,
+    *,
+    param: Param = RELAX_A,
+    both: bool = False,
+    hard: bool,
+    link: bool = True,
 ) -> float | None: ...
 
 
@@ -280,13 +296,15 @@ def relaxation(
     param: Param = RELAX_A,
     both: bool = False,
     hard: bool = False,
+    link: bool = True,
 ) -> float | None:
     """The control of a marginal weight ``λ₁`` or ``λ₂`` (``param``; ``both``: one value
     for ``λ₁ = λ₂``), made like :func:`epsilon`: a log-scale slider over the schema's range
     (0.001 to 100) and a typed value ``> 0``, in the URL as ``key``. With ``hard``, a
     checkbox above it (``key_hard`` in the URL) makes the marginal a hard constraint
     (``λ = ∞``) and returns ``None``; ``default=None`` starts there, as does a link with
-    ``key=inf`` (and no ``key_hard``)."""
+    ``key=inf`` (and no ``key_hard``). ``link=False``: neither in the URL (see
+    :func:`epsilon`)."""
     symbol = "λ_1 = λ_2" if both else param.symbol
     if both:
         label = f"${symbol}$: KL weight of both marginal penalties"
@@ -294,11 +312,12 @@ def relaxation(
         label = param_label(param)
     hard_key = f"{key}_hard"
     starts_hard = default is None
-    if hard and hard_key not in st.session_state and hard_key not in st.query_params:
+    if link and hard and hard_key not in st.session_state and hard_key not in st.query_params:
         if _is_infinity(st.query_params.get(key)):  # a link saying λ = inf means "hard"
             starts_hard = True
             del st.query_params[key]
-    if hard and checkbox(
+    box = checkbox if link else _unlinked_checkbox
+    if hard and box(
         f"${symbol} = \\infty$: hard",
         hard_key,
         starts_hard,
@@ -307,17 +326,31 @@ def relaxation(
     ):
         return None
     start = float(default) if default is not None else float(param.default or 1.0)
-    return _log_control(symbol, key, start, label, _stops(param), param.description)
+    return _log_control(symbol, key, start, label, _stops(param), param.description, link)
+
+
+def _unlinked_checkbox(label: str, key: str, default: bool, **kwargs: Any) -> bool:
+    """``st.checkbox`` starting at ``default``, not in the URL."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    return bool(st.checkbox(label, key=key, **_KEEP, **kwargs))
 
 
 def _log_control(
-    symbol: str, key: str, default: float, label: str, stops: tuple[float, ...], about: str
+    symbol: str,
+    key: str,
+    default: float,
+    label: str,
+    stops: tuple[float, ...],
+    about: str,
+    link: bool = True,
 ) -> float:
     """A value ``> 0`` set by a slider over ``stops`` or typed (the number input has the
-    key ``key``, the slider ``key_slider``), kept in the URL as ``key``."""
+    key ``key``, the slider ``key_slider``), kept in the URL as ``key`` (unless not
+    ``link``: then it starts at ``default``)."""
     slider_key, note_key = f"{key}_slider", f"_{key}_note"
     if key not in st.session_state:  # a new session, or the control was not drawn
-        raw = st.query_params.get(key)
+        raw = st.query_params.get(key) if link else None
         value, note = _positive(symbol, raw if raw is not None else default, float(default))
         st.session_state[key] = value
         st.session_state[note_key] = note and f"The link's {note}"
@@ -332,7 +365,7 @@ def _log_control(
             on_change=_slid,
             args=(key, slider_key, note_key),
             help=f"{about} A log scale from {stops[0]:g} to {stops[-1]:g}; type any value "
-            "> 0 in the box below it. Kept in the link.",
+            "> 0 in the box below it." + (" Kept in the link." if link else ""),
             **_KEEP,
         )
         st.number_input(
@@ -348,7 +381,8 @@ def _log_control(
         )
         if st.session_state.get(note_key):
             st.warning(st.session_state[note_key], icon=":material/warning:")
-    _sync(key, value)
+    if link:
+        _sync(key, value)
     return value
 
 

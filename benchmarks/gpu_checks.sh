@@ -12,7 +12,8 @@
 # 4. bench_train.py: one SGD step of ResNet-18 on 512 pairs of 32x32 images (target 2).
 #
 # Each part's output goes to the results folder (default gpu-results, or $OUT/gpu-results);
-# a part that fails does not stop the others. Paste the tables into benchmarks/README.md.
+# a part that fails does not stop the others, and the script then ends with status 1.
+# Paste the tables into benchmarks/README.md.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -22,12 +23,15 @@ mkdir -p "$out"
 "$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA here'; \
 print(torch.__version__, torch.cuda.get_device_name())" | tee "$out/device.txt" || exit 1
 
+failed=()
 run() {  # run NAME COMMAND...: the command's output to NAME.txt, its status noted
-    local name=$1
+    local name=$1 status
     shift
     echo "== $name: $*"
     "$@" > "$out/$name.txt" 2>&1
-    echo "   exit $? ($(tail -n 1 "$out/$name.txt"))"
+    status=$?
+    echo "   exit $status ($(tail -n 1 "$out/$name.txt"))"
+    [ "$status" -eq 0 ] || failed+=("$name")
 }
 
 run gpu-tests "$py" -m pytest -q -m gpu tests/ -p no:cacheprovider
@@ -37,3 +41,7 @@ run bench_losses "$py" benchmarks/bench_losses.py --device cuda --sizes 256 512 
 run bench_train "$py" benchmarks/bench_train.py --device cuda --encoder resnet18 \
     --image-size 32 --batch 512
 echo "results in $out"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed: ${failed[*]}"
+    exit 1
+fi

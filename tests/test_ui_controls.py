@@ -194,3 +194,27 @@ def test_a_link_with_an_infinite_lambda_opens_the_hard_constraint() -> None:
     soft = open_soft(t_lam="inf", t_lam_hard="False")
     assert _shown(soft) == "lam=0.3" and "= inf is not used" in _warnings(soft)
     assert _shown(open_soft()) == "lam=0.3"
+
+
+def _unlinked() -> None:
+    import streamlit as st
+
+    import ui
+
+    eps = ui.epsilon("u_eps", 0.4, link=False)
+    lam = ui.relaxation("u_lam", None, hard=True, link=False)
+    st.write(f"eps={eps!r} lam={lam!r}")
+
+
+def test_an_unlinked_control_starts_where_the_page_says_and_stays_out_of_the_url() -> None:
+    """A running run's live controls: the run's value, not a link's, and no URL key."""
+    at = AppTest.from_function(_unlinked, default_timeout=30)
+    at.query_params["u_eps"] = "0.07"
+    at.query_params["u_lam_hard"] = "False"
+    at.run()
+    assert _shown(at) == "eps=0.4 lam=None"
+    at.number_input(key="u_eps").set_value(0.25).run()
+    at.checkbox(key="u_lam_hard").uncheck().run()
+    assert _shown(at) == "eps=0.25 lam=0.2"  # (λ₁'s schema default once soft)
+    assert at.query_params["u_eps"] == "0.07" and at.query_params["u_lam_hard"] == "False"
+    assert set(at.query_params) == {"u_eps", "u_lam_hard"}  # nothing written

@@ -22,9 +22,10 @@ def live_value(p: Param, value: Any, key: str) -> Any:
     marginal weights λ₁, λ₂ are the controls of every page (``ui.param_slider``: a
     log-scale slider and a typed value; λ with its "hard" box); a count (``T``) and a
     target's weight are number inputs. Labelled by the parameter's symbol and description
-    (``ui.param_label``), never its field name."""
+    (``ui.param_label``), never its field name. None of them is kept in the URL: a link
+    or a reload shows the run's value, not a change that was never applied."""
     if p in ui.SHARED_PARAMS:
-        return ui.param_slider(p, key, default=value)
+        return ui.param_slider(p, key, default=value, link=False)
     label, help_ = ui.param_label(p), ui.param_help(p)
     if p.kind == "int":
         return st.number_input(label, value=int(value), step=1, key=key, help=help_)

@@ -381,6 +381,7 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         at.button(key="tr_live_1_apply").click().run()
         assert_clean(at)
         assert "Requested ε=0.25" in texts(at.success)
+        assert not [k for k in at.query_params if k.startswith("tr_live")]  # not in links
         wait_for_run(store, lambda: bool(store.applied_changes(1)), "the change to take effect")
         wait_for_run(store, lambda: bool(store.metrics(1, ["loss"])), "the first metrics")
         at.run()
