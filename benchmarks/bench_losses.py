@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # (_device_refs)
 from _device_refs import graphed_loss, nt_xent, ott_gca_ince, pot_torch, sync
 
 from gca_viz import losses
+from gca_viz.device import keep_freed_memory
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -115,6 +116,7 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cuda (or cpu): add the device references")
     ap.add_argument("--quick", action="store_true", help="N = 64, 3 repeats (smoke test)")
     args = ap.parse_args()
+    keep_freed_memory()  # as a training process does (gca_viz.device)
     if args.quick:
         args.sizes, args.repeats = [64], 3
     device = torch.device(args.device or "cpu")

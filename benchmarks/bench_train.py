@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # (_device_refs)
 from _device_refs import nt_xent
 
 from gca_viz import data, losses, metrics, models
+from gca_viz.device import keep_freed_memory
 from gca_viz.train import TrainConfig, Trainer, set_threads
 
 
@@ -160,6 +161,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=32, help="side S of the random images")
     ap.add_argument("--batch", type=int, default=512, help="images per step (with --encoder)")
     args = ap.parse_args()
+    keep_freed_memory()  # as a training process does (gca_viz.device)
     if args.quick:
         args.steps, args.rounds = 3, 2
     print(f"torch {torch.__version__}, device {args.device}")

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from gca_viz import __version__, _signals, distributed
+from gca_viz.device import keep_freed_memory
 from gca_viz.train import Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
@@ -196,6 +197,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def train_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # a process that trains and ends (see gca_viz.device)
     if args.store is not None or args.run_id is not None:
         if args.store is None or args.run_id is None:
             print("error: --store and --run-id go together", file=sys.stderr)

@@ -96,3 +96,12 @@ def test_torch_threads_restores_the_count_when_blocks_of_two_threads_interleave(
         assert fresh() == target
     finally:
         torch.set_num_threads(before)
+
+
+def test_keep_freed_memory_takes_effect_with_glibc_and_says_so_elsewhere() -> None:
+    import platform
+
+    from gca_viz.device import keep_freed_memory
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
