@@ -59,19 +59,29 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 _MMAP_CEILING = 32 * 1024 * 1024  # the ceiling of glibc's own dynamic threshold (64-bit)
 
 
-def keep_freed_memory(trim_bytes: int = 1 << 30) -> bool:
+_TRIM_BYTES = 1 << 30
+
+KEEP_FREED_MEMORY_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(_MMAP_CEILING),
+    "MALLOC_TRIM_THRESHOLD_": str(_TRIM_BYTES),
+}
+""":func:`keep_freed_memory` as glibc's environment variables, for a child process (read
+when it starts, before any allocation: a little faster than setting it at run time)."""
+
+
+def keep_freed_memory(trim_bytes: int = _TRIM_BYTES) -> bool:
     """Ask glibc's ``malloc`` to keep freed memory in the process: blocks up to 32 MB come
     from the heap rather than fresh mappings (``M_MMAP_THRESHOLD``), and up to
     ``trim_bytes`` of free heap is kept rather than given back (``M_TRIM_THRESHOLD``).
 
     A training step frees and allocates the same ``(n, n)`` buffers every step. Given back
-    to the system, each new buffer faults in all its pages again, which on a virtual
-    machine costs more than the arithmetic: on the 2-core test machine,
-    ``benchmarks/bench_train.py`` steps take 20-33% less time with it (ince 13.0 -> 9.8 ms,
-    gca_ince 15.4 -> 12.7 ms) and a GCA-INCE step at N = 512 varies far less. For processes
-    that train and then end (a run's process, ``python -m gca_viz train``, the training
-    benchmarks): importing the library never calls it. Returns whether it took effect
-    (``False`` where ``malloc`` is not glibc's: macOS, Windows, musl).
+    to the system, each new buffer faults in all its pages again, which costs most on a
+    virtual machine: on the 2-core test machine, forward and backward at N = 512 (joint,
+    ``(1024, 1024)`` plans) take ``ince`` 10.5-11.2 -> 9.5-9.7 ms, ``gca_ince`` 15.8-16.6
+    -> 15.5-15.7 ms, ``gca_uot`` 17.1-17.8 -> 16.6-16.9 ms (three alternating runs each).
+    For processes that train and then end (a run's process, ``python -m gca_viz train``,
+    the training benchmarks): importing the library never calls it. Returns whether it
+    took effect (``False`` where ``malloc`` is not glibc's: macOS, Windows, musl).
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

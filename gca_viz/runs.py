@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from gca_viz import _signals, losses
+from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
     LIVE_PARAMS,
     Callback,
@@ -345,7 +346,8 @@ class RunStore:
                "--run-id", str(run_id), "--threads", str(threads)]  # fmt: skip
         if resume:
             cmd.append("--resume")
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        env = {**KEEP_FREED_MEMORY_ENV, **os.environ}  # (the user's own settings win)
+        env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
         log = open(self.run_dir(run_id) / "log.txt", "ab")
         proc = subprocess.Popen(
             cmd,

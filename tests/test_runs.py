@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.runs import (
     ACTIVE,
     DATA_DIR_ENV,
@@ -34,6 +35,7 @@ from gca_viz.runs import (
 from gca_viz.train import Callback, TrainConfig, Trainer
 from tests.helpers import (
     cmdline,
+    kill_runs,
     pid_running,
     wait_for,
     wait_for_run,
@@ -654,3 +656,23 @@ def test_run_process_liveness_from_proc(state: str, cmdline: bytes, ours: bool) 
     from gca_viz.runs import _is_run_process
 
     assert _is_run_process(state, cmdline) is ours
+
+
+def test_a_runs_process_keeps_freed_memory_unless_the_user_set_malloc(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's process starts with glibc told to keep freed memory (gca_viz.device
+    KEEP_FREED_MEMORY_ENV); a value the user exported is left as it is."""
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345678")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    store = RunStore(runs_dir, max_concurrent=1)
+    run_id = store.launch(cfg(steps=100_000))
+    try:
+        wait_training(store, run_id)
+        pid = store.get(run_id).pid
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        assert env["MALLOC_MMAP_THRESHOLD_"] == KEEP_FREED_MEMORY_ENV["MALLOC_MMAP_THRESHOLD_"]
+        assert env["MALLOC_TRIM_THRESHOLD_"] == "12345678"
+    finally:
+        kill_runs(runs_dir)
