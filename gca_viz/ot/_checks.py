@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gca_viz._validate import integer, number, positive, relaxation
-from gca_viz.ot._xp import Array, Namespace, namespace
+from gca_viz.ot._xp import NUMPY, TORCH_HOST, Array, Namespace, namespace
 
 
 def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,6 +154,16 @@ def _trusted_for(C: Any) -> _Checked | None:
     """What :func:`trusted` says of the cost ``C``, or ``None`` (validate it)."""
     known = _TRUSTED.get()
     return known[0] if known is not None and known[1] == _identity(C) else None
+
+
+def _problem_namespace(C: Any, *others: Any) -> Namespace:
+    """The namespace of a problem on ``C`` and ``others``: :func:`namespace`'s, except
+    that a CPU problem a loss vouches for (:func:`trusted`) stays in torch without autograd
+    too, so that a loss runs the same operations with and without it."""
+    ns = namespace(C, *others)
+    if ns is NUMPY and isinstance(C, torch.Tensor) and _trusted_for(C) is not None:
+        return TORCH_HOST
+    return ns
 
 
 def _check_problem(

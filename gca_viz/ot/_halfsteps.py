@@ -34,7 +34,7 @@ class _FusedHalfSteps(torch.autograd.Function):
         v: torch.Tensor,
         stretch: _Stretch,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        u_out, v_out = _advance(stretch, u, v, graph=False, numpy_ok=False)
+        u_out, v_out = _advance(stretch, u, v, graph=False)
         # Keep only what backward reads, never `stretch` (whose state holds this node's own
         # outputs: output -> grad_fn -> ctx -> stretch -> output is a cycle through
         # autograd's C++ graph that the garbage collector cannot see, and leaked every

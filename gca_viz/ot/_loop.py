@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gca_viz.ot._xp import Namespace, namespace
+from gca_viz.ot._xp import Namespace
 
 if TYPE_CHECKING:
     from gca_viz.ot._absorb import _AbsorbState
@@ -58,37 +58,27 @@ class _Stretch:
     steps: list[tuple[bool, Any, Any, Any]] = field(default_factory=list)
 
 
-def _advance(
-    stretch: _Stretch, u: Any, v: Any, graph: bool, numpy_ok: bool = True
-) -> tuple[Any, Any]:
+def _advance(stretch: _Stretch, u: Any, v: Any, graph: bool) -> tuple[Any, Any]:
     """Half-steps until the last sweep, the tolerance, or a half-step that needs an
     absorption (it is kept) or a log-sum-exp recovery (it is dropped: the caller redoes it).
 
     ``graph``: autograd follows the products (the history path under autograd). Otherwise
-    the stretch runs without autograd, in numpy for a CPU kernel: its BLAS matrix-vector
-    product is 2x faster here than ``torch.mv``, and its small vector operations cost a
-    fraction of torch's dispatch; the scalings go back in the problem's namespace.
-    ``numpy_ok=False`` keeps a torch problem in torch (no autograd): the fused node of a
-    loss, whose step is otherwise all torch ops. There numpy's BLAS threads, spinning after
-    each product, took the cores from torch's next ops: GCA-INCE at N = 512 on 2 cores,
-    forward and backward 32 ms in numpy, 16 ms in torch (``ince``: 10 ms).
+    the stretch runs without autograd in the problem's namespace: numpy for a plain CPU
+    problem (its BLAS matrix-vector product is 2x faster here than ``torch.mv``, its small
+    vector operations a fraction of torch's dispatch), torch for a torch problem. A torch
+    problem on the CPU (a loss's) once ran its stretch in numpy too; numpy's BLAS threads,
+    spinning after each product, then took the cores from torch's next operations:
+    GCA-INCE at N = 512 on 2 cores, forward and backward 32 ms that way, 16 ms in torch
+    (``ince``: 10 ms). One namespace per problem also gives a loss the same operations with
+    and without autograd.
     """
-    st = stretch.state
-    outer = st.ns
+    ns = stretch.state.ns
     if graph:
-        mv, mv_t = outer.mv(st.K)
-        return _stretch(stretch, u, v, mv, mv_t, outer)
-    if not numpy_ok and outer.xp is torch:  # torch without autograd, on torch's threads
-        mv, mv_t = outer.mv(outer.detach(st.K))
-        with torch.no_grad():
-            return _stretch(stretch, u, v, mv, mv_t, outer)
-    inner = namespace(outer.detach(st.K))
-    mv, mv_t = inner.mv(inner.native(outer.detach(st.K)))
-    known = len(stretch.errors)
-    with inner.quiet(), inner.no_grad():
-        u, v = _stretch(stretch, inner.native(u), inner.native(v), mv, mv_t, inner)
-    stretch.errors[known:] = [outer.native(e) for e in stretch.errors[known:]]
-    return outer.native(u), outer.native(v)
+        mv, mv_t = ns.mv(stretch.state.K)
+        return _stretch(stretch, u, v, mv, mv_t, ns)
+    mv, mv_t = ns.mv(ns.detach(stretch.state.K))
+    with ns.quiet(), ns.no_grad():
+        return _stretch(stretch, u, v, mv, mv_t, ns)
 
 
 def _stretch(

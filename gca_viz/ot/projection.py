@@ -11,11 +11,12 @@ from gca_viz.ot._checks import (
     _check_solution,
     _cost_matrix,
     _marginal,
+    _problem_namespace,
     _to_tensor,
     _trusted_for,
 )
 from gca_viz.ot._problem import _Problem, _rho
-from gca_viz.ot._xp import Array, namespace, output
+from gca_viz.ot._xp import Array, output
 
 
 def row_projection(
@@ -61,7 +62,7 @@ def row_projection(
     g_t = torch.zeros(m, dtype=C.dtype, device=C.device) if g is None else _to_tensor(g, "g", C)
     if g_t.shape != (m,):
         raise ValueError(f"g must be a vector of shape ({m},), got shape {tuple(g_t.shape)}")
-    ns = namespace(C, mu, g_t)
+    ns = _problem_namespace(C, mu, g_t)
     Cn, mun, gn = ns.native(C), ns.native(mu), ns.native(g_t)
     vectors = [] if g is None else [("g", gn)]
     _check_problem(ns, Cn, [("a", mun, a is not None)], vectors)  # one read

@@ -23,10 +23,11 @@ from gca_viz.ot._checks import (
     _check_solution,
     _cost_matrix,
     _marginal,
+    _problem_namespace,
 )
 from gca_viz.ot._loop import _TOL_EVERY
 from gca_viz.ot._problem import _Problem, _rho
-from gca_viz.ot._xp import Array, namespace, output
+from gca_viz.ot._xp import Array, output
 from gca_viz.ot.result import SinkhornResult
 
 SINKHORN_LATEX = (
@@ -170,7 +171,7 @@ def sinkhorn(
     if not isinstance(history, (bool, np.bool_)):
         raise ValueError(f"history must be True or False, got {history!r}")
 
-    ns = namespace(C, mu, nu)
+    ns = _problem_namespace(C, mu, nu)
     Cn, mun, nun = ns.native(C), ns.native(mu), ns.native(nu)
     marginals = [("a", mun, a is not None), ("b", nun, b is not None)]
     checked = _check_problem(ns, Cn, marginals)  # the one read of the validation
