@@ -138,18 +138,28 @@ def toggle(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
     return _switch(st.toggle, label, key, default, **kwargs)
 
 
-def _switch(widget: Callable[..., Any], label: str, key: str, default: bool, **kwargs: Any) -> bool:
-    """A two-state widget (``st.toggle``, ``st.checkbox``) backed by the query string."""
+def _switch(
+    widget: Callable[..., Any],
+    label: str,
+    key: str,
+    default: bool,
+    link: bool = True,
+    **kwargs: Any,
+) -> bool:
+    """A two-state widget (``st.toggle``, ``st.checkbox``) backed by the query string
+    (unless not ``link``: then it starts at ``default`` and stays out of the URL)."""
     if key not in st.session_state:
-        st.session_state[key] = _from_query(key, default, lambda s: s == "True")
+        linked = _from_query(key, default, lambda s: s == "True") if link else default
+        st.session_state[key] = linked
     value = bool(widget(label, key=key, **_KEEP, **kwargs))
-    _sync(key, value)
+    if link:
+        _sync(key, value)
     return value
 
 
-def checkbox(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
-    """``st.checkbox`` backed by the query string."""
-    return _switch(st.checkbox, label, key, default, **kwargs)
+def checkbox(label: str, key: str, default: bool = False, link: bool = True, **kwargs: Any) -> bool:
+    """``st.checkbox`` backed by the query string (see :func:`_switch` for ``link``)."""
+    return _switch(st.checkbox, label, key, default, link, **kwargs)
 
 
 def multiselect(label: str, key: str, options: list[Any], default: list[Any], **kw: Any) -> Any:
@@ -316,24 +326,17 @@ def relaxation(
         if _is_infinity(st.query_params.get(key)):  # a link saying λ = inf means "hard"
             starts_hard = True
             del st.query_params[key]
-    box = checkbox if link else _unlinked_checkbox
-    if hard and box(
+    if hard and checkbox(
         f"${symbol} = \\infty$: hard",
         hard_key,
         starts_hard,
+        link,
         help="A hard marginal constraint, as in balanced Sinkhorn: the limit λ → ∞ of the "
         "KL penalty.",
     ):
         return None
     start = float(default) if default is not None else float(param.default or 1.0)
     return _log_control(symbol, key, start, label, _stops(param), param.description, link)
-
-
-def _unlinked_checkbox(label: str, key: str, default: bool, **kwargs: Any) -> bool:
-    """``st.checkbox`` starting at ``default``, not in the URL."""
-    if key not in st.session_state:
-        st.session_state[key] = default
-    return bool(st.checkbox(label, key=key, **_KEEP, **kwargs))
 
 
 def _log_control(

@@ -137,7 +137,7 @@ def _start_kind(p: _Problem, bound: float) -> tuple[bool, bool]:
     on a device) within ``e^±bound/2``. Decided from the validation's host values."""
     chk = p.checked
     assert chk is not None
-    top = chk.highest if chk.highest_finite is None else chk.highest_finite
+    top = chk.top
     from_zero = -bound <= -top / p.eps and -chk.lowest / p.eps <= bound
     return from_zero, (top - chk.lowest) / p.eps <= bound / 2
 
@@ -147,7 +147,7 @@ def _start(p: _Problem, bound: float) -> tuple[_AbsorbState, bool]:
     chk = p.checked
     assert chk is not None
     xp = p.ns.xp
-    top = chk.highest if chk.highest_finite is None else chk.highest_finite
+    top = chk.top
     g = xp.zeros_like(p.nu)  # (m,)
     from_zero, tame = _start_kind(p, bound)
     if from_zero:

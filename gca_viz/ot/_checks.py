@@ -119,6 +119,11 @@ class _Checked:
     row_min: Any  # (n,) each row's min of C when the check computed it, else None
     masses: tuple[float, ...]  # sum of each marginal
 
+    @property
+    def top(self) -> float:
+        """The largest entry that bounds ``K~`` from below: the finite maximum where known."""
+        return self.highest if self.highest_finite is None else self.highest_finite
+
 
 _TRUSTED: ContextVar[tuple[_Checked, tuple[int, tuple[int, ...]]] | None] = ContextVar(
     "gca_viz_ot_trusted", default=None

@@ -40,10 +40,7 @@ class _FusedHalfSteps(torch.autograd.Function):
         # autograd's C++ graph that the garbage collector cannot see, and leaked every
         # solve). Tensors are kept detached for the same reason (the last step's scaling is
         # an output).
-        ctx.steps = [
-            (is_row, *(a.detach() if isinstance(a, torch.Tensor) else a for a in arrays))
-            for is_row, *arrays in stretch.steps
-        ]
+        ctx.steps = [(is_row, *(a.detach() for a in arrays)) for is_row, *arrays in stretch.steps]
         ctx.rho = (stretch.state.p.rho_a, stretch.state.p.rho_b)
         ctx.save_for_backward(K, mu_eff, nu_eff)
         # An input returned unchanged must be a new tensor for autograd.
@@ -58,7 +55,7 @@ class _FusedHalfSteps(torch.autograd.Function):
         left: list[torch.Tensor] = []
         right: list[torch.Tensor] = []
         for is_row, *arrays in reversed(ctx.steps):
-            x, prod, y = (torch.as_tensor(a) for a in arrays)  # numpy on the CPU: no copy
+            x, prod, y = arrays  # (torch: the stretch runs in the problem's namespace)
             if is_row:  # y = u = (μ / s)^ρ1 with s = K~ x, x = v
                 t = gu * y
                 g_mu += rho_a * t / mu_eff
