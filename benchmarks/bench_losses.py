@@ -10,6 +10,8 @@ and loss computed other ways):
   implementation the paper's code uses;
 * a plain NT-Xent (SimCLR's ``cross_entropy`` form): what ``ince`` computes, written the
   usual way;
+* on CUDA, ``gca_ince graph`` and ``gca_uot graph``: the same losses with their solves
+  replayed from CUDA graphs (:func:`gca_viz.ot.cuda_graphs`);
 * with ``--device``: POT's ``ot.sinkhorn`` on its torch backend (autograd through its
   loop), the bare kernel-domain loop in plain torch (eager), that loop with its forward
   and backward captured in CUDA graphs (CUDA only), and GCA-INCE in OTT-JAX (jitted,
@@ -40,6 +42,7 @@ from _device_refs import graphed_loss, nt_xent, ott_gca_ince, pot_torch, sync
 
 from gca_viz import losses
 from gca_viz.device import keep_freed_memory
+from gca_viz.ot import cuda_graphs
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -102,6 +105,17 @@ def time_step(fn: Loss, z1: torch.Tensor, z2: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def replayed(loss: Loss) -> Loss:
+    """``loss`` with its solve, forward and backward, replayed from CUDA graphs
+    (:func:`gca_viz.ot.cuda_graphs`; captured on the warm-up's second call)."""
+
+    def call(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with cuda_graphs():
+            return loss(a, b)
+
+    return call
+
+
 def _time_call(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()  # (it waits for its result)
@@ -140,8 +154,11 @@ def main() -> None:
             fns["bare loop, eager (ref)"] = BareGCAINCE()
             if device.type == "cuda":
                 fns["bare loop, CUDA graph (ref)"] = graphed_loss(BareGCAINCE(), z1, z2)
+                for name in ("gca_ince", "gca_uot"):
+                    fns[f"{name} graph"] = replayed(fns[name])
         times: dict[str, list[float]] = {k: [] for k in fns}
-        for fn in fns.values():  # warm-up
+        for fn in fns.values():  # warm-up (twice: a graph is captured on its second call)
+            time_step(fn, z1, z2)
             time_step(fn, z1, z2)
         if callable(ott_call):
             times["OTT-JAX gca_ince (ref)"] = []

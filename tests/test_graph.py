@@ -24,9 +24,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from gca_viz import losses
 from gca_viz.device import cuda_syncs
 from gca_viz.ot import _graph, clear_cuda_graphs, cosine_cost, cuda_graphs, sinkhorn
 from gca_viz.ot._xp import device_path
+from tests.test_sync import ReadCounter
 
 
 class ForeignReads(TorchFunctionMode):
@@ -70,16 +72,27 @@ def emulated_record(
     return replay, outputs
 
 
+class Captures(list[int]):
+    """The captures made (one entry each), and the number of replays of all of them."""
+
+    replays = 0
+
+
 @pytest.fixture
-def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[Captures]:
     """CPU solves on the device path capture through :func:`emulated_record`; yields the
-    list of captures made (the number of sweeps of each)."""
-    captures: list[int] = []
+    captures made (a solve under autograd makes two: its forward and its backward)."""
+    captures = Captures()
 
     def record(run: Any, inputs: tuple[torch.Tensor, ...]) -> Any:
-        recorded = emulated_record(run, inputs)
+        replay, outputs = emulated_record(run, inputs)
         captures.append(1)
-        return recorded
+
+        def counted() -> None:
+            captures.replays += 1
+            replay()
+
+        return counted, outputs
 
     monkeypatch.setattr(_graph, "_DEVICES", ("cuda", "cpu"))
     monkeypatch.setattr(_graph, "_record", record)
@@ -200,17 +213,163 @@ def test_a_failed_capture_warns_once_and_the_key_runs_eagerly(
     assert_same(again, want, 1e-5)
 
 
-def test_what_is_not_a_fixed_iteration_solve_without_autograd_is_never_captured(
-    emulated: list[int],
-) -> None:
+def test_what_is_not_a_fixed_iteration_solve_is_never_captured(emulated: list[int]) -> None:
     C = problem()
     for _ in range(2):
         sinkhorn(C, epsilon=0.5, n_iter=10, tol=1e-9)
         sinkhorn(C, epsilon=0.5, n_iter=10, history=True)
         sinkhorn(C, epsilon=0.5, n_iter=10, method="log")
-        z = torch.randn(48, 8, requires_grad=True)
-        sinkhorn(cosine_cost(z, z.detach()[:40]), epsilon=0.5, n_iter=10).plan.sum().backward()
     assert emulated == [] and not _graph._graphs
+
+
+# ------------------------------------------------------------------------ under autograd
+
+SOLVING_LOSSES = [name for name in losses.LOSSES if "n_iter" in losses.get(name).params]
+
+
+def _value_and_grads(
+    loss: Any, z1: torch.Tensor, z2: torch.Tensor, graphs: bool
+) -> list[torch.Tensor]:
+    a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    with cuda_graphs(graphs):
+        value = loss(a, b)
+        value.backward()
+    assert a.grad is not None and b.grad is not None
+    return [value.detach(), a.grad, b.grad]
+
+
+@pytest.mark.parametrize("layout", ["joint", "cross"])
+@pytest.mark.parametrize("name", SOLVING_LOSSES)
+def test_a_loss_replayed_under_autograd_has_the_eager_value_and_gradients(
+    name: str, layout: str, emulated: Captures
+) -> None:
+    """Training steps of every loss with a solve: the forward and the backward of the solve
+    are captured on the second step and replayed from then on."""
+    gen = torch.Generator().manual_seed(1)
+    loss = losses.get(name, layout=layout, epsilon=0.05)  # (ε = 0.05: scheduled absorptions)
+    for step in range(4):  # a new batch each step
+        z1 = torch.randn(20, 8, generator=gen, dtype=torch.float64)
+        z2 = z1 + 0.4 * torch.randn(20, 8, generator=gen, dtype=torch.float64)
+        want = _value_and_grads(loss, z1, z2, graphs=False)
+        got = _value_and_grads(loss, z1, z2, graphs=True)
+        if step == 0:
+            assert emulated == []  # first sight: eager
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-14)
+    assert len(emulated) == 2  # the solve's forward and its backward
+    assert emulated.replays >= 2 * 2 + 2  # steps 2 and 3 replay both (step 1: capture)
+
+
+def test_two_solves_of_one_shape_before_one_backward_get_their_own_gradients(
+    emulated: Captures,
+) -> None:
+    """A captured backward recomputes from its own node's inputs: the second forward of the
+    same key does not overwrite what the first one's backward reads."""
+
+    def grads(graphs: bool) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(2)
+        xs = [torch.randn(30, 6, generator=gen, dtype=torch.float64) for _ in range(4)]
+        for x in xs:
+            x.requires_grad_()
+        with cuda_graphs(graphs):
+            total = torch.zeros((), dtype=torch.float64)
+            for k in range(3):  # the key is captured at k = 1
+                for x, y, w in ((xs[0], xs[1], 1.0), (xs[2], xs[3], -2.0)):
+                    res = sinkhorn(cosine_cost(x * (k + 1), y), epsilon=0.1, n_iter=15)
+                    total = total + w * (res.plan * torch.arange(30.0)).sum() + res.f.sum()
+            total.backward()
+        return [x.grad for x in xs]  # type: ignore[misc]
+
+    want = grads(False)
+    got = grads(True)
+    assert len(emulated) == 2 and emulated.replays >= 2 * 4  # 4 forwards, 4 backwards
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_a_marginal_that_requires_a_gradient_gets_the_eager_one(emulated: Captures) -> None:
+    C = problem(24, 20).double()
+
+    def grads(graphs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        a = torch.linspace(1.0, 2.0, 24, dtype=torch.float64).requires_grad_()
+        c = C.clone().requires_grad_()
+        with cuda_graphs(graphs):
+            for _ in range(3):
+                res = sinkhorn(c, a / a.sum(), epsilon=0.2, n_iter=12, relax_b=0.5)
+                (res.plan**2).sum().backward()
+        return a.grad, c.grad  # type: ignore[return-value]
+
+    want = grads(False)
+    got = grads(True)
+    assert len(emulated) == 2
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_a_replayed_solve_refuses_a_second_derivative(emulated: Captures) -> None:
+    C = problem(16, 16).double().requires_grad_()
+    with cuda_graphs():
+        for _ in range(2):
+            sinkhorn(C, epsilon=0.3, n_iter=5)
+        res = sinkhorn(C, epsilon=0.3, n_iter=5)  # replayed
+        (grad,) = torch.autograd.grad(res.f.sum(), C, create_graph=True)
+        with pytest.raises(RuntimeError, match=r"second derivative.*method='log'"):
+            grad.sum().backward()
+    assert len(emulated) == 2
+
+
+def test_a_failed_backward_capture_leaves_the_training_step_eager(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def forward_only(run: Any, inputs: tuple[torch.Tensor, ...]) -> Any:
+        calls.append(len(inputs))
+        if len(inputs) == 5:  # (C, μ, ν, f̄, ḡ): the backward
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return emulated_record(run, inputs)
+
+    monkeypatch.setattr(_graph, "_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(_graph, "_record", forward_only)
+    clear_cuda_graphs()
+    gen = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(16, 8, generator=gen), torch.randn(16, 8, generator=gen)
+    loss = losses.get("gca_uot", layout="joint")
+    want = _value_and_grads(loss, z1, z2, graphs=False)
+    try:
+        with device_path():
+            _value_and_grads(loss, z1, z2, graphs=True)
+            with pytest.warns(RuntimeWarning, match="could not capture a CUDA graph"):
+                got = _value_and_grads(loss, z1, z2, graphs=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                again = _value_and_grads(loss, z1, z2, graphs=True)
+    finally:
+        clear_cuda_graphs()
+    assert calls == [3, 5]
+    for result in (got, again):
+        for g, w in zip(result, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-7)
+
+
+def test_a_replayed_training_step_reads_the_device_no_more_than_an_eager_one(
+    emulated: Captures,
+) -> None:
+    gen = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(16, 8, generator=gen), torch.randn(16, 8, generator=gen)
+    loss = losses.get("gca_ince", layout="joint", n_iter=40)
+
+    def reads(graphs: bool) -> int:
+        with ReadCounter() as counter:
+            _value_and_grads(loss, z1, z2, graphs)
+        return len(counter.reads)
+
+    eager = reads(False)
+    reads(True)
+    reads(True)  # captured
+    replayed = reads(True)
+    assert len(emulated) == 2 and emulated.replays >= 4
+    assert replayed <= eager <= 3
 
 
 def test_graphs_are_off_by_default_and_the_switch_restores_what_it_found() -> None:
@@ -271,6 +430,35 @@ def test_a_cuda_graph_replay_syncs_no_more_than_the_eager_solve() -> None:
         replayed = cuda_syncs(lambda: sinkhorn(C, epsilon=0.1, n_iter=100))
     clear_cuda_graphs()
     assert replayed <= 3
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("name", ["gca_ince", "gca_uot", "gca_rince"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_training_steps_replayed_under_autograd_match_the_eager_ones(
+    name: str, dtype: torch.dtype
+) -> None:
+    """Real CUDA graphs of a loss's solve, forward and backward: value and gradients of
+    each step as eager, to 1e-6 relative (float32) / 1e-12 (float64), and no more syncs."""
+    clear_cuda_graphs()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    loss = losses.get(name, layout="joint")
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    try:
+        for _ in range(4):
+            z1 = torch.randn(256, 64, device="cuda", dtype=dtype, generator=gen)
+            z2 = z1 + 0.5 * torch.randn(256, 64, device="cuda", dtype=dtype, generator=gen)
+            want = _value_and_grads(loss, z1, z2, graphs=False)
+            got = _value_and_grads(loss, z1, z2, graphs=True)
+            for g, w in zip(got, want, strict=True):
+                torch.testing.assert_close(g, w, rtol=tol, atol=tol * 1e-2)
+        assert len(_graph._graphs) == 1
+        eager = cuda_syncs(lambda: _value_and_grads(loss, z1, z2, graphs=False))
+        replayed = cuda_syncs(lambda: _value_and_grads(loss, z1, z2, graphs=True))
+        assert replayed <= eager, (replayed, eager)
+    finally:
+        clear_cuda_graphs()
 
 
 def test_inference_mode_has_graphs_of_its_own_and_a_later_solve_outside_it_works(

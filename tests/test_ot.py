@@ -1268,6 +1268,28 @@ def test_fused_backward_gradcheck_across_absorptions() -> None:
     assert torch.autograd.gradcheck(loss, (x, y))
 
 
+def test_a_second_derivative_through_the_fused_backward_raises_and_the_log_engine_has_it() -> None:
+    """The fused node's backward reads its scalings detached, so its own derivative would
+    miss terms (it did: a Hessian-vector product 25% off the log engine's, silently). With
+    ``create_graph`` the first derivative is still there; the second raises."""
+    C0 = cosine_cost(*torch.randn(2, 12, 4, dtype=F64, generator=torch.Generator().manual_seed(5)))
+
+    def first_derivative(method: str) -> tuple[torch.Tensor, torch.Tensor]:
+        C = C0.clone().requires_grad_()
+        res = sinkhorn(C, epsilon=0.3, n_iter=5, method=method, relax_a=0.7)
+        (grad,) = torch.autograd.grad((res.plan**2).sum() + res.f.sum(), C, create_graph=True)
+        return C, grad
+
+    C, grad = first_derivative("log")
+    (hvp,) = torch.autograd.grad((grad**2).sum(), C)
+    assert hvp.abs().sum() > 0
+    C, fused = first_derivative("absorb")
+    torch.testing.assert_close(fused, grad, rtol=1e-10, atol=1e-12)
+    assert fused.requires_grad
+    with pytest.raises(RuntimeError, match=r"second derivative.*method='log'"):
+        torch.autograd.grad((fused**2).sum(), C)
+
+
 @pytest.mark.parametrize(("n", "dtype"), [(1024, F32), (724, F64)])
 def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dtype) -> None:
     """A kernel of 4 MiB or more (CPU, no autograd) is built in a 2 MiB-aligned buffer (kept

@@ -22,6 +22,9 @@ class _FusedHalfSteps(torch.autograd.Function):
     ``u = (μ / s)^ρ1``, ``s = K~ v`` gives ``s̄ = -ρ1 ū u / s``, ``μ̄ += ρ1 ū u / μ``,
     ``v̄ += K~^T s̄``. The kernel's gradient ``K̄ = sum_rows s̄ v^T + sum_cols u r̄^T`` is one
     ``(n, k) x (k, m)`` product.
+
+    The backward is not itself differentiable (it reads the scalings detached): a second
+    derivative raises (:func:`first_order_only`; ``method="log"`` has them).
     """
 
     @staticmethod
@@ -48,6 +51,13 @@ class _FusedHalfSteps(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        K, mu_eff, nu_eff = ctx.saved_tensors
+        with torch.no_grad():
+            grads = _FusedHalfSteps._backward(ctx, gu, gv)
+        return first_order_only(grads, (K, mu_eff, nu_eff, gu, gv))
+
+    @staticmethod
+    def _backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         rho_a, rho_b = ctx.rho
         K, mu_eff, nu_eff = ctx.saved_tensors
         g_mu = torch.zeros_like(mu_eff)
@@ -82,3 +92,38 @@ class _FusedHalfSteps(torch.autograd.Function):
             gv if need[4] else None,
             None,
         )
+
+
+SECOND_DERIVATIVE = (
+    "gca_viz.ot: a second derivative through a Sinkhorn solve of the absorbing engine "
+    "(method='absorb', the default) is not available; solve with method='log' to "
+    "differentiate twice"
+)
+
+
+class _FirstOrderOnly(torch.autograd.Function):
+    """The identity on a computed gradient; differentiating through it raises."""
+
+    @staticmethod
+    def forward(ctx: Any, grad: torch.Tensor, *sources: torch.Tensor) -> torch.Tensor:
+        return grad.clone()
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> Any:
+        raise RuntimeError(SECOND_DERIVATIVE)
+
+
+def first_order_only(
+    grads: tuple[torch.Tensor | None, ...], sources: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor | None, ...]:
+    """A hand-written backward's ``grads``, computed without autograd from ``sources`` (its
+    saved tensors and incoming gradients). Where autograd records the backward
+    (``create_graph=True``) and a source requires a gradient, each one is tied to the
+    sources by a node whose own backward raises: a second derivative fails with a clear
+    message instead of silently missing this node's part."""
+    if not torch.is_grad_enabled():
+        return grads
+    tracked = tuple(t for t in sources if t.requires_grad)
+    if not tracked:
+        return grads
+    return tuple(None if g is None else _FirstOrderOnly.apply(g, *tracked) for g in grads)

@@ -110,8 +110,10 @@ def sinkhorn(
       ``u = exp((f' - f)/ε)``, ``v = exp((g' - g)/ε)``. Once ``|log u|`` or ``|log v|``
       exceeds a bound the scalings are absorbed into ``f``, ``g`` and ``K~`` is rebuilt;
       a step whose product would underflow is done by log-sum-exp instead. Cost per sweep:
-      two passes over the kernel, the memory floor of any kernel-domain Sinkhorn.
-    * ``method="log"``: every half-step by log-sum-exp (the reference; several times slower).
+      two passes over the kernel, the memory floor of any kernel-domain Sinkhorn. Its
+      backward is hand-written and first order only: a second derivative raises.
+    * ``method="log"``: every half-step by log-sum-exp (the reference; several times slower;
+      plain autograd, so derivatives of any order).
 
     On a GPU the solver reads from the device a fixed number of times, whatever ``n_iter``
     (at most 3 without ``tol`` and ``history``): the absorbing engine then absorbs on a
