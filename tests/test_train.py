@@ -476,6 +476,25 @@ def test_two_gloo_ranks_equal_one_process_on_the_global_batch(method: str, tmp_p
         torch.testing.assert_close(two["params"][k], one["params"][k], rtol=1e-4, atol=1e-5)
 
 
+def test_the_readmes_torchrun_command_trains_one_run_written_once(tmp_path: Path) -> None:
+    """``torchrun ... -m gca_viz train`` (the README's scale-out command, small): both ranks
+    exit 0 and the run directory holds one run, written by rank 0 only (each step's loss
+    once, one start and one end event, a checkpoint that loads)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc_per_node=2", "-m", "gca_viz", "train", "--method", "gca_ince",
+           "--batch-size", "32", "--steps", "4", "--device", "cpu", "--threads", "1",
+           "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows if ",loss," in r] == ["1", "2", "3", "4"]
+    events = [json.loads(x)["event"] for x in (out / "events.jsonl").read_text().splitlines()]
+    assert events == ["start", "finished"]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4
+
+
 def test_noisy_pairs_mismatch_a_share_of_the_training_views() -> None:
     """With noisy_pairs > 0 a share of each batch's second views comes from other samples:
     the loss on the same first batch is higher (positives no longer match), p = 0 is the

@@ -5,6 +5,7 @@ Rank 0 writes the losses, the parameters after the steps and the last step's gra
 to OUT.pt.
 """
 
+import os
 import sys
 
 import torch
@@ -34,3 +35,8 @@ if trainer.dist.is_main:
     result = {"losses": torch.tensor(losses, dtype=torch.float64), "params": params, "grads": grads}
     torch.save(result, out)
 distributed.shutdown(trainer.dist)
+# Skip the interpreter's teardown, as python -m gca_viz does under torchrun (gca_viz/__main__.py):
+# gloo's threads can abort a process there after it has finished.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
