@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from gca_viz import losses, ot, targets
-from gca_viz.losses.methods import GCALoss
+from gca_viz.losses.module import GCALoss
 
 LAYOUTS = ("cross", "joint")
 METHODS = tuple(losses.LOSSES)
@@ -781,7 +781,7 @@ def test_get_uses_method_default_layout() -> None:
 def test_single_positive_shortcuts_equal_dense_formulas(
     projection: str, divergence: str, weight: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gca_viz.losses import stages
+    from gca_viz.losses import divergences, stages
 
     gen = torch.Generator().manual_seed(41)
     z1 = torch.randn(6, 4, dtype=torch.float64, generator=gen)
@@ -793,7 +793,7 @@ def test_single_positive_shortcuts_equal_dense_formulas(
     T[torch.arange(12), pos] = weight
     params = {"epsilon": 0.3, "n_iter": 4, "relax_a": 0.5, "relax_b": 2.0}
     kwargs = {k: v for k, v in params.items() if k in stages.PROJECTIONS[projection].defaults()}
-    div_kwargs = stages.DIVERGENCES[divergence].defaults()
+    div_kwargs = divergences.DIVERGENCES[divergence].defaults()
 
     def value(dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x = z1.clone().requires_grad_()
@@ -801,42 +801,42 @@ def test_single_positive_shortcuts_equal_dense_formulas(
         mu, nu = targets.target_marginals(T)
         proj = stages.PROJECTIONS[projection].fn(C, mu, nu, **kwargs)
         if dense:
-            monkeypatch.setattr(stages, "_single_positives", lambda T: None)
+            monkeypatch.setattr(divergences, "_single_positives", lambda T: None)
             proj = dataclasses.replace(proj, log_rows=None)
-        per_row = stages.DIVERGENCES[divergence].fn(T, proj, **div_kwargs)
+        per_row = divergences.DIVERGENCES[divergence].fn(T, proj, **div_kwargs)
         monkeypatch.undo()
         (grad,) = torch.autograd.grad(per_row.sum(), x)
         return per_row.detach(), grad
 
-    assert stages._single_positives(T) is not None
+    assert divergences._single_positives(T) is not None
     fast, dense = value(dense=False), value(dense=True)
     torch.testing.assert_close(fast[0], dense[0], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(fast[1], dense[1], rtol=1e-8, atol=1e-10)
 
 
 def test_single_positives_rejects_other_targets() -> None:
-    from gca_viz.losses import stages
+    from gca_viz.losses import divergences
 
     labels = torch.tensor([0, 1, 0, 1])
     T = targets.build_target("class", 4, "cross", labels=labels, gamma=0.5)
-    assert stages._single_positives(T) is None
+    assert divergences._single_positives(T) is None
     T = torch.eye(4)
     T[2, 2] = 0.0  # an empty row
-    assert stages._single_positives(T) is None
-    pos, w = stages._single_positives(torch.eye(4)[[2, 0, 3, 1]] * 0.5)  # type: ignore[misc]
+    assert divergences._single_positives(T) is None
+    pos, w = divergences._single_positives(torch.eye(4)[[2, 0, 3, 1]] * 0.5)  # type: ignore[misc]
     assert pos.tolist() == [2, 0, 3, 1] and w.tolist() == [0.5] * 4
 
 
 def _ce_uniform_dense(T: torch.Tensor, proj: Any, lam_p: float) -> torch.Tensor:
     """IOT-uni's row loss with ``Q`` built entry by entry (the definition)."""
-    from gca_viz.losses import stages
+    from gca_viz.losses import divergences
 
     P, lp = proj.plan, proj.log_plan
     off = ~torch.eye(P.shape[0], P.shape[1], dtype=torch.bool)
     log_mean_off = torch.logsumexp(lp[off], dim=0) - math.log(int(off.sum()))
     log_q = torch.where(off, log_mean_off, lp)
     terms = (P * (lp - log_q).masked_fill(P == 0, 0.0)) - P + torch.exp(log_q)
-    return stages.cross_entropy(T, proj) + lam_p * terms.sum(1)
+    return divergences.cross_entropy(T, proj) + lam_p * terms.sum(1)
 
 
 @pytest.mark.parametrize(
@@ -846,7 +846,7 @@ def test_ce_uniform_equals_its_dense_definition(n: int, m: int, self_pairs: bool
     """The row decomposition of IOT-uni's KL equals ``KL(P || Q)`` with ``Q`` built entry by
     entry, in value and gradient: a dominant diagonal (cross layout), a -inf diagonal
     (self pairs of the joint layout) and rectangular plans."""
-    from gca_viz.losses import stages
+    from gca_viz.losses import divergences, stages
 
     gen = torch.Generator().manual_seed(n * 31 + m + self_pairs)
     scores = torch.randn(n, m, generator=gen, dtype=torch.float64)
@@ -860,7 +860,7 @@ def test_ce_uniform_equals_its_dense_definition(n: int, m: int, self_pairs: bool
     )
     T = torch.zeros(n, m, dtype=torch.float64)
     T[torch.arange(n), (torch.arange(n) + 1) % m] = 1.0 / n
-    fast = stages.ce_uniform(T, proj, lam_p=0.3)
+    fast = divergences.ce_uniform(T, proj, lam_p=0.3)
     dense = _ce_uniform_dense(T, proj, 0.3)
     torch.testing.assert_close(fast, dense, rtol=1e-10, atol=1e-12)
     (g_fast,) = torch.autograd.grad(fast.sum(), scores, retain_graph=True)

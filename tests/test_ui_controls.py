@@ -137,7 +137,8 @@ def test_the_link_sets_the_controls_and_a_bad_link_value_is_named() -> None:
 
 def _schema_controls() -> None:
     import ui
-    from gca_viz.losses.stages import EPSILON, RELAX_B, Q
+    from gca_viz.losses.divergences import Q
+    from gca_viz.losses.stages import EPSILON, RELAX_B
 
     ui.param_slider(EPSILON, "s_eps")
     ui.param_slider(RELAX_B, "s_relax_b", default=5.0)

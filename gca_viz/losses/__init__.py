@@ -14,8 +14,10 @@ IOT-uni, BYOL); ``COSTS``, ``PROJECTIONS``, ``DIVERGENCES`` (and
 combines any four of them into a new loss. See ``docs/math.md`` sections 3 and 4.
 """
 
-from gca_viz.losses.methods import LOSSES, GCALoss, LossOutput, Method, compose, get
-from gca_viz.losses.stages import COSTS, DIVERGENCES, PROJECTIONS, Projection
+from gca_viz.losses.divergences import DIVERGENCES
+from gca_viz.losses.methods import LOSSES, Method, compose, get
+from gca_viz.losses.module import GCALoss, LossOutput
+from gca_viz.losses.stages import COSTS, PROJECTIONS, Projection
 from gca_viz.targets import TARGETS
 
 __all__ = [

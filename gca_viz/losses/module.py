@@ -1,0 +1,367 @@
+r"""The GCA loss module (``docs/math.md`` section 3).
+
+:class:`GCALoss` composes one entry of each stage registry into a ``torch.nn.Module``:
+
+.. math::
+    L = \frac{1}{n}\sum_i d_M\big(P_{\mathrm{tgt}} \,\|\, \mathrm{proj}_B(K)\big)_i,
+    \qquad K = e^{-C(z', z'')/\varepsilon}
+
+and :class:`LossOutput` is what :meth:`GCALoss.inspect` returns. The named methods are
+presets of it (:mod:`gca_viz.losses.methods`).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gca_viz import metrics, ot, targets
+from gca_viz.losses.divergences import (
+    DIVERGENCES,
+    Positives,
+    _single_positives,
+    known_positives,
+)
+from gca_viz.losses.stages import COSTS, PROJECTIONS, Projection
+from gca_viz.ot import _checks as ot_checks
+from gca_viz.ot._xp import host_side
+from gca_viz.registry import Stage
+
+STAGE_KINDS = ("cost", "target", "projection", "divergence")
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """What a loss saw on one batch: the stages' outputs and plan diagnostics.
+
+    ``loss`` is the scalar (differentiable); ``per_row`` its ``(n,)`` row terms; ``cost``,
+    ``target`` and ``log_plan`` are ``(n, n)``. ``diagnostics`` holds floats: marginal
+    error (against ``μ = P_tgt 1``, ``ν = P_tgt^T 1``), plan entropy, mass on positives,
+    and for iterative projections the sweeps run and the solver's last error.
+    """
+
+    loss: torch.Tensor
+    per_row: torch.Tensor
+    cost: torch.Tensor
+    target: torch.Tensor
+    projection: Projection
+    epsilon: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """``K = exp(-C/ε)`` (0 on excluded self-pairs)."""
+        return torch.exp(-self.cost / self.epsilon)
+
+    @property
+    def plan(self) -> torch.Tensor:
+        return self.projection.plan
+
+    @property
+    def log_plan(self) -> torch.Tensor:
+        return self.projection.log_plan
+
+    @property
+    def f(self) -> torch.Tensor:
+        return self.projection.f
+
+    @property
+    def g(self) -> torch.Tensor:
+        return self.projection.g
+
+
+class GCALoss(torch.nn.Module):
+    r"""A contrastive loss assembled from the four stage registries.
+
+    .. math::
+        L(z', z'') = \frac{1}{n}\sum_{i=1}^{n}
+            d_M\Big(P_{\mathrm{tgt}} \,\Big\|\,
+            \mathrm{proj}_B\big(e^{-C(z', z'')/\varepsilon}\big)\Big)_i
+
+    where ``C`` is the cost stage, ``P_tgt`` the target stage (marginals
+    ``μ = P_tgt 1``, ``ν = P_tgt^T 1``), ``proj_B`` the projection stage and ``d_M`` the
+    divergence stage; ``n`` is the number of rows (``N`` cross-view, ``2N`` joint).
+
+    Args:
+        cost, target, projection, divergence: entry names in :data:`COSTS`,
+            :data:`gca_viz.targets.TARGETS`, :data:`PROJECTIONS`, :data:`DIVERGENCES`.
+        layout: ``"cross"`` (``N x N``, target ``I``) or ``"joint"`` (``2N x 2N``,
+            self-pairs excluded, SimCLR's NT-Xent layout).
+        target_matrix: the matrix of a ``"custom"`` target.
+        name: a display name (the method's, for presets).
+        **params: stage parameters (see each entry's schema), validated here.
+
+    Raises:
+        ValueError: naming the parameter, for an unknown stage or parameter, or a value
+            outside its schema's range.
+
+    Example:
+        >>> loss = GCALoss("cosine", "pairs", "sinkhorn", "kl", epsilon=0.5, n_iter=10)
+        >>> z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+        >>> value = loss(z1, z2)  # scalar, differentiable
+    """
+
+    def __init__(
+        self,
+        cost: str = "cosine",
+        target: str = "pairs",
+        projection: str = "row",
+        divergence: str = "kl",
+        *,
+        layout: str = "cross",
+        target_matrix: Any = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__()
+        self.layout = targets.check_layout(layout)
+        self.stages: dict[str, Stage] = {
+            "cost": COSTS[cost],
+            "target": targets.TARGETS[target],
+            "projection": PROJECTIONS[projection],
+            "divergence": DIVERGENCES[divergence],
+        }
+        self.target_matrix = _check_target_matrix(target, target_matrix, self.layout)
+        self._targets: dict[Any, Any] = {}  # see _target
+        self.name = name or f"{cost}/{target}/{projection}/{divergence}"
+        self.params: dict[str, Any] = {}
+        for stage in self.stages.values():
+            self.params.update(stage.defaults())
+        self.set_params(**params)
+
+    def set_params(self, **changes: Any) -> None:
+        """Change stage parameters (for example ``epsilon`` while a run trains), validated
+        against the schemas; an invalid value raises ``ValueError`` and changes nothing."""
+        owners = {p.name: s for s in self.stages.values() for p in s.params}
+        validated = {}
+        for key, value in changes.items():
+            if key not in owners:
+                raise ValueError(
+                    f"{self.name} has no parameter {key!r}; its parameters are "
+                    f"{sorted(owners) or 'none'}"
+                )
+            validated[key] = next(p for p in owners[key].params if p.name == key).validate(value)
+        merged = {**self.params, **validated}
+        for stage in self.stages.values():  # constraints linking parameters (α + β <= 1)
+            if stage.check is not None:
+                stage.check({p.name: merged[p.name] for p in stage.params})
+        self.params.update(validated)
+
+    def _stage_kwargs(self, kind: str) -> dict[str, Any]:
+        return {p.name: self.params[p.name] for p in self.stages[kind].params}
+
+    def extra_repr(self) -> str:
+        stages = ", ".join(f"{k}={s.name}" for k, s in self.stages.items())
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{stages}, layout={self.layout}, {params}"
+
+    @property
+    def latex(self) -> dict[str, str]:
+        """The formula of each stage, for display."""
+        return {k: s.latex for k, s in self.stages.items()}
+
+    def build_target(
+        self,
+        n: int,
+        *,
+        labels: Any = None,
+        domains: Any = None,
+        device: Any = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """The target plan of this loss for a batch of ``n`` samples."""
+        return self._target_where_built(n, labels, domains, dtype).to(device=device)
+
+    def _target_where_built(
+        self, n: int, labels: Any, domains: Any, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The target in ``dtype`` on the CPU, where it is built (labels and domains are
+        brought to the host for it) and where checking it reads nothing from an
+        accelerator."""
+        T = targets.build_target(
+            self.stages["target"].name,
+            n,
+            self.layout,
+            labels=labels,
+            domains=domains,
+            matrix=self.target_matrix,
+            **self._stage_kwargs("target"),
+        )
+        T = T.to(dtype=dtype)
+        if self.target_matrix is not None:  # valid in float64, but maybe not in ``dtype``
+            tiny = torch.finfo(dtype).tiny  # (the marginals, sums of T, must be normal numbers)
+            fits = torch.isfinite(T).all() & (T.sum(1) >= tiny).all() & (T.sum(0) >= tiny).all()
+            if not bool(fits):
+                raise ValueError(
+                    f"target_matrix under- or overflows {dtype} (a row or column sum is 0, "
+                    f"below {tiny:.3g}, the smallest normal {dtype} number, or inf there); "
+                    "rescale it"
+                )
+        return T
+
+    def _target(
+        self, n: int, labels: Any, domains: Any, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Positives | None, tuple[float, float]]:
+        """``(T, μ, ν, positives, masses)`` on ``device``: the target, its marginals, its
+        single positives (:func:`~gca_viz.losses.divergences._single_positives`) and the
+        marginals' sums (host floats), found where the target is built and then moved, so
+        that a batch on a GPU reads nothing for them.
+        A target without side information is kept per batch size, device and dtype (not
+        one made under ``torch.inference_mode``)."""
+        key = None
+        if labels is None and domains is None:
+            key = (n, device, dtype, tuple(sorted(self._stage_kwargs("target").items())))
+            if key in self._targets:
+                cached: tuple[Any, ...] = self._targets[key]
+                return cached
+        with host_side() if _target_on_host(labels, domains) else nullcontext():
+            T = self._target_where_built(n, labels, domains, dtype)
+            mu, nu = targets.target_marginals(T)
+            found = _single_positives(T)
+            masses = (float(mu.sum()), float(nu.sum()))
+        moved = tuple(x.to(device=device) for x in (T, mu, nu, *(found or ())))
+        T, mu, nu = moved[:3]
+        positives = (moved[3], moved[4]) if found is not None else None
+        if key is not None and not torch.is_inference_mode_enabled():  # (inference tensors
+            # could not be saved for a later backward)
+            if len(self._targets) >= 4:
+                self._targets.pop(next(iter(self._targets)))
+            self._targets[key] = (T, mu, nu, positives, masses)
+        return T, mu, nu, positives, masses
+
+    def _known_problem(self, masses: tuple[float, float]) -> ot_checks._Checked | None:
+        """What validating this loss's OT problem would find, known without reading it: a
+        cosine cost (of embeddings the cost checked) lies in ``[0, 2]``, with ``+inf`` on
+        the joint layout's diagonal; the marginals' masses were summed on the host.
+        ``None`` for another cost (its range is read)."""
+        if self.stages["cost"].name != "cosine":
+            return None
+        top = math.inf if self.layout == "joint" else 2.0
+        return ot_checks._Checked(0.0, top, 2.0, None, masses)
+
+    def forward(
+        self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
+    ) -> torch.Tensor:
+        """Mean loss over rows for the paired embeddings ``z1``, ``z2`` (``(N, d)`` each).
+
+        Raises ``ValueError`` for invalid embeddings or side information, and when the
+        loss is not finite (``ε`` or another parameter out of range for the batch)."""
+        return self._run(z1, z2, labels, domains, diagnostics=False).loss
+
+    def inspect(
+        self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
+    ) -> LossOutput:
+        """Everything the loss saw on this batch (cost, target, plan, potentials) plus
+        diagnostics; ``inspect(...).loss`` equals ``forward(...)``."""
+        return self._run(z1, z2, labels, domains, diagnostics=True)
+
+    def _run(
+        self, z1: torch.Tensor, z2: torch.Tensor, labels: Any, domains: Any, diagnostics: bool
+    ) -> LossOutput:
+        _check_embeddings(z1, z2)
+        try:  # the cost checks the embeddings' values (NaN, inf, zero rows) in its one read
+            C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
+        except ValueError as exc:  # the cost names its own arguments (x, y): name ours
+            _name_bad_embedding(z1, z2, self.stages["cost"].name, exc)
+            raise ValueError(f"z1, z2: {exc}") from exc
+        T, mu, nu, positives, masses = self._target(z1.shape[0], labels, domains, C.device, C.dtype)
+        if "epsilon" in self.params:  # within C's dtype and above C's rounding error
+            if self.stages["cost"].name == "cosine":  # 1 - cos lies in [0, 2]: no pass needed
+                scale = 2.0
+            else:
+                scale = float(C.detach().nan_to_num(posinf=0.0).abs().amax())
+            ot._check_epsilon(self.params["epsilon"], C.dtype, max(1.0, scale))
+        known = self._known_problem(masses)
+        with ot_checks.trusted(known, C) if known is not None else nullcontext():
+            proj = self.stages["projection"].fn(C, mu, nu, **self._stage_kwargs("projection"))
+        with known_positives(T, positives):
+            per_row = self.stages["divergence"].fn(T, proj, **self._stage_kwargs("divergence"))
+        loss = per_row.mean()
+        if not bool(torch.isfinite(loss.detach())):  # (finite iff every row term is)
+            raise ValueError(
+                f"{self.name}: the loss overflows {C.dtype} on this batch; z1, z2 or a "
+                f"parameter (epsilon = {proj.epsilon:g}, ...) is out of range: {self.params}"
+            )
+        out = LossOutput(loss, per_row, C, T, proj, proj.epsilon)
+        if diagnostics:
+            out.diagnostics.update(_diagnostics(out, mu, nu))
+        return out
+
+
+def _check_target_matrix(target: str, matrix: Any, layout: str) -> torch.Tensor | None:
+    """Validate a custom target up front (its size fixes the batch size)."""
+    if target != "custom":
+        if matrix is not None:
+            raise ValueError(f"target_matrix is only used by the custom target, not {target!r}")
+        return None
+    if matrix is None:
+        raise ValueError("the custom target needs target_matrix")
+    rows = targets._side_length(matrix, "target_matrix")
+    if rows < 1:
+        raise ValueError("target_matrix must be a non-empty square matrix, got 0 rows")
+    if layout == "joint" and rows % 2:
+        raise ValueError(f"target_matrix must be 2N x 2N in the joint layout, got {rows} rows")
+    # A copy: the loss keeps targets built from it, which the caller's later edits of its
+    # own tensor must not reach.
+    built = targets.custom_target(matrix, rows if layout == "cross" else rows // 2, layout)
+    return built.clone()
+
+
+def _check_embeddings(z1: Any, z2: Any) -> None:
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not isinstance(z, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+        if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
+            raise ValueError(f"{name} must have shape (N >= 2, d), got {tuple(z.shape)}")
+        if not z.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {z.dtype}")
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must have the same shape: {tuple(z1.shape)} != {tuple(z2.shape)}"
+        )
+
+
+def _target_on_host(labels: Any, domains: Any) -> bool:
+    """Whether a target built from ``labels`` / ``domains`` is built on the CPU (side
+    information that is not a tensor on an accelerator)."""
+    return all(not isinstance(x, torch.Tensor) or x.device.type == "cpu" for x in (labels, domains))
+
+
+def _name_bad_embedding(z1: torch.Tensor, z2: torch.Tensor, cost: str, exc: ValueError) -> None:
+    """Raise, naming ``z1`` or ``z2``, if one holds NaN or inf or an all-zero row (what
+    made the cost fail with ``exc``; read only on this error path)."""
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not bool(torch.isfinite(z.detach()).all()):
+            raise ValueError(f"{name} contains NaN or inf") from exc
+    for name, z in (("z1", z1), ("z2", z2)):
+        zero = torch.nonzero(z.detach().abs().amax(dim=1) == 0).flatten()
+        if len(zero):
+            raise ValueError(
+                f"{name} row {int(zero[0])} is all zero, so its {cost} cost is undefined"
+            ) from exc
+
+
+def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[str, float]:
+    plan = out.plan.detach()
+    # Entropy and positive mass do not depend on the plan's scale: take them from the plan
+    # normalised in the log domain, exact even where exp(log_plan) underflows (P = K, tiny ε).
+    log_plan = out.log_plan.detach()
+    if not bool(torch.isfinite(log_plan).any()):
+        raise ValueError(f"epsilon = {out.epsilon:g}: the plan is 0 everywhere for this cost")
+    normed = torch.softmax(log_plan.reshape(-1), dim=0).reshape(log_plan.shape)
+    diag = {
+        "loss": float(out.loss.detach()),
+        "marginal_error": metrics.marginal_error(plan, mu, nu),
+        "entropy": metrics.plan_entropy(normed),
+        "positive_mass": metrics.positive_mass(normed, out.target),
+        "mass": float(plan.sum()),
+    }
+    res = out.projection.solver
+    if res is not None:
+        diag["n_iter"] = float(res.n_iter)
+        diag["solver_error"] = float(res.errors[-1])
+    return diag
