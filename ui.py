@@ -95,9 +95,12 @@ def slider(
     return value
 
 
-def select(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any) -> T:
-    """``st.selectbox`` over ``options`` backed by the query string."""
-    return _choice(st.selectbox, label, key, options, default, **kwargs)
+def select(
+    label: str, key: str, options: Sequence[T], default: T, link: bool = True, **kwargs: Any
+) -> T:
+    """``st.selectbox`` over ``options`` backed by the query string (see :func:`_switch` for
+    ``link``)."""
+    return _choice(st.selectbox, label, key, options, default, link, **kwargs)
 
 
 def select_slider(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any) -> T:
@@ -111,31 +114,37 @@ def _choice(
     key: str,
     options: Sequence[T],
     default: T,
+    link: bool = True,
     **kwargs: Any,
 ) -> T:
     """A one-of-``options`` widget backed by the query string (the option whose ``str`` the
-    URL holds, else ``default``)."""
+    URL holds, else ``default``; see :func:`_switch` for ``link``)."""
     if key not in st.session_state:
         names = {str(o): o for o in options}
-        st.session_state[key] = names.get(str(st.query_params.get(key)), default)
+        raw = st.query_params.get(key) if link else None
+        st.session_state[key] = names.get(str(raw), default) if raw is not None else default
     value: T = widget(label, options, key=key, **_KEEP, **kwargs)
-    _sync(key, value)
+    if link:
+        _sync(key, value)
     return value
 
 
-def number(label: str, key: str, default: float, **kwargs: Any) -> Any:
+def number(label: str, key: str, default: float, link: bool = True, **kwargs: Any) -> Any:
     """``st.number_input`` backed by the query string (no bounds forced here: pages let the
-    library validate, so a typed-in bad value gets a clear ``st.error``)."""
+    library validate, so a typed-in bad value gets a clear ``st.error``; see :func:`_switch`
+    for ``link``)."""
     if key not in st.session_state:
-        st.session_state[key] = _from_query(key, default, type(default))
+        linked = _from_query(key, default, type(default)) if link else default
+        st.session_state[key] = linked
     value = st.number_input(label, key=key, **_KEEP, **kwargs)
-    _sync(key, value)
+    if link:
+        _sync(key, value)
     return value
 
 
-def toggle(label: str, key: str, default: bool = False, **kwargs: Any) -> bool:
-    """``st.toggle`` backed by the query string."""
-    return _switch(st.toggle, label, key, default, **kwargs)
+def toggle(label: str, key: str, default: bool = False, link: bool = True, **kwargs: Any) -> bool:
+    """``st.toggle`` backed by the query string (see :func:`_switch` for ``link``)."""
+    return _switch(st.toggle, label, key, default, link, **kwargs)
 
 
 def _switch(

@@ -45,24 +45,29 @@ def _dismiss_seen_notice() -> None:
         st.session_state.pop(SEEN, None)
 
 
-def param_input(p: Param, key: str, default: Any) -> Any:
-    """A widget for one schema parameter, labelled by its symbol and description: the shared
-    control for ε and the marginal weights (:func:`ui.param_slider`), a number input for the
-    others (the library validates the value at launch)."""
+def param_input(p: Param, key: str, default: Any, link: bool = True) -> Any:
+    """A widget for one schema parameter, labelled by its symbol and description (never its
+    field name, :func:`ui.param_label`): the shared control for ε and the marginal weights
+    (:func:`ui.param_slider`: a log-scale slider and a typed value; λ with its "hard" box),
+    a number input for the others (the library validates the value at launch).
+
+    ``link=False`` keeps the value out of the URL (a live change of a running run: a link or
+    a reload shows the run's value, not a change that was never applied)."""
     if p in ui.SHARED_PARAMS:
-        return ui.param_slider(p, key, default=default)
+        return ui.param_slider(p, key, default=default, link=link)
     label, help_ = ui.param_label(p), ui.param_help(p)
     if p.kind == "choice":
-        return ui.select(label, key, list(p.choices), default, help=help_)
+        return ui.select(label, key, list(p.choices), default, link=link, help=help_)
     if p.optional:
-        if ui.toggle(f"hard ${p.symbol}$" if p.symbol else "hard", f"{key}_hard", default is None):
+        hard = f"hard ${p.symbol}$" if p.symbol else "hard"
+        if ui.toggle(hard, f"{key}_hard", default is None, link=link):
             return None
         if default is None:
             default = p.ui[0] if p.ui else 1.0
     if p.kind == "int":
-        return ui.number(label, key, int(default), step=1, help=help_)
+        return ui.number(label, key, int(default), link=link, step=1, help=help_)
     step = ui.param_step(p)
-    return ui.number(label, key, float(default), step=step, format="%g", help=help_)
+    return ui.number(label, key, float(default), link=link, step=step, format="%g", help=help_)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -4,33 +4,13 @@ records that step, which the charts mark."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
-import ui
 from gca_viz import targets
 from gca_viz.figures.training import describe_change
-from gca_viz.registry import Param
 from gca_viz.runs import RunInfo, RunStore, live_targets, run_loss
 from gca_viz.train import LIVE_PARAMS
-from views._train_launch import TARGET_CHOICES, TARGET_PARAMS
-
-
-def live_value(p: Param, value: Any, key: str) -> Any:
-    """The control of a live change, starting at the run's current value: ε and the
-    marginal weights λ₁, λ₂ are the controls of every page (``ui.param_slider``: a
-    log-scale slider and a typed value; λ with its "hard" box); a count (``T``) and a
-    target's weight are number inputs. Labelled by the parameter's symbol and description
-    (``ui.param_label``), never its field name. None of them is kept in the URL: a link
-    or a reload shows the run's value, not a change that was never applied."""
-    if p in ui.SHARED_PARAMS:
-        return ui.param_slider(p, key, default=value, link=False)
-    label, help_ = ui.param_label(p), ui.param_help(p)
-    if p.kind == "int":
-        return st.number_input(label, value=int(value), step=1, key=key, help=help_)
-    step = ui.param_step(p)
-    return st.number_input(label, value=float(value), step=step, format="%g", key=key, help=help_)
+from views._train_launch import TARGET_CHOICES, TARGET_PARAMS, param_input
 
 
 def live_controls(store: RunStore, run: RunInfo) -> None:
@@ -58,9 +38,8 @@ def live_controls(store: RunStore, run: RunInfo) -> None:
     fields = [schema[name] for name in live] + list(weights)
     for col, p in zip(st.columns(max(len(fields), 1)), fields, strict=False):
         with col:
-            wanted[p.name] = live_value(
-                p, now_params.get(p.name, p.default), f"tr_live_{run.id}_{p.name}"
-            )
+            value = now_params.get(p.name, p.default)  # the run's current value
+            wanted[p.name] = param_input(p, f"tr_live_{run.id}_{p.name}", value, link=False)
     submitted = st.button(
         "Apply at the next step",
         type="primary",
