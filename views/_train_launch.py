@@ -295,7 +295,7 @@ def advanced(encoder: str, dataset: str | None) -> dict[str, Any]:
                 p.name: param_input(p, f"tr_data_{p.name}", p.default)
                 for p in data.DATASETS[dataset].params
             }
-            if dataset in data.DATASETS
+            if dataset is not None and dataset in data.DATASETS
             else {}
         )
     return {
