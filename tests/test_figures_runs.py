@@ -130,6 +130,30 @@ def test_embedding_figures_draw_one_trace_per_label() -> None:
         geometry.embedding_figure(z3, y[:5])
 
 
+def test_a_narrow_embedding_figure_keeps_the_whole_sphere_in_half_a_page() -> None:
+    """Half a page wide (the Train page's column), a legend at the side left the sphere's
+    scene taller than wide and the camera cropped its sides (a class could vanish): the
+    legend goes under the picture and the camera steps back; the points are unchanged."""
+    rng = np.random.default_rng(1)
+    z3 = rng.standard_normal((40, 3))
+    z3 /= np.linalg.norm(z3, axis=1, keepdims=True)
+    y = np.arange(40) % 4
+    wide = geometry.embedding_figure(z3, y)
+    narrow = geometry.embedding_figure(z3, y, narrow=True)
+    assert wide.layout.legend.orientation != "h"
+    assert narrow.layout.legend.orientation == "h" and narrow.layout.legend.y < 0
+    eye = narrow.layout.scene.camera.eye
+    base = geometry.SPHERE_CAMERA["eye"]
+    factor = geometry.NARROW_CAMERA_FACTOR
+    assert factor > 1
+    assert (eye.x, eye.y, eye.z) == pytest.approx(
+        (base["x"] * factor, base["y"] * factor, base["z"] * factor)
+    )
+    assert narrow.data == wide.data  # (plotly compares traces by their properties)
+    plane = geometry.projection_figure(z3[:, :2], y, narrow=True)
+    assert plane.layout.legend.orientation == "h"
+
+
 def test_a_change_is_labelled_with_the_values_before_and_after_it() -> None:
     change = {"step": 40, "epsilon": 0.2, "n_iter": 5, "target": "class"}
     before = {"epsilon": 0.5, "n_iter": 10}

@@ -190,11 +190,11 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         return
     z = np.asarray(arrays["z"], dtype=np.float64)
     labels, names, legend = labels_for(arrays, run, "class")
-    title = f"Embeddings at step {step}: {len(z)} held-out samples"
-    if z.shape[1] in (2, 3):
+    title = f"Embeddings at step {step}<br>{len(z)} held-out samples"
+    if z.shape[1] in (2, 3):  # (half a page wide: narrow)
         where = "circle" if z.shape[1] == 2 else "sphere"
         fig = embedding_figure(
-            z, labels, names, legend_title=legend, title=f"{title}, unit {where}"
+            z, labels, names, legend_title=legend, title=f"{title}, unit {where}", narrow=True
         )
     else:
         fig = projection_figure(
@@ -204,6 +204,7 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
             legend_title=legend,
             title=f"{title}, PCA of {z.shape[1]}-D",
             axis_titles=("principal component 1", "principal component 2"),
+            narrow=True,
         )
     ui.chart(fig, key="tr_embed")
     st.caption(

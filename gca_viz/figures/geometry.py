@@ -54,6 +54,9 @@ CIRCLE_RANGE = (-1.15, 1.15)
 SPHERE_CAMERA: dict[str, Any] = {"eye": {"x": 0.95, "y": 0.95, "z": 0.6}}
 """The sphere's starting camera, shared by the scenes of a comparison."""
 
+NARROW_CAMERA_FACTOR = 1.15
+"""How much farther the camera of a sphere drawn in half a page stands (``narrow``)."""
+
 GLYPHS = " ░▒▓█"
 """Grey levels of :func:`input_glyphs`, white to black (a hover label keeps spaces; every
 other level is 6 bytes of JSON, so blank pixels stay plain spaces)."""
@@ -565,16 +568,19 @@ def projection_figure(
     legend_title: str = "class",
     title: str = "",
     axis_titles: tuple[str, str] = ("component 1", "component 2"),
+    narrow: bool = False,
 ) -> go.Figure:
-    """A 2-D projection ``xy`` ``(n, 2)`` (PCA, UMAP, t-SNE) as a scatter."""
+    """A 2-D projection ``xy`` ``(n, 2)`` (PCA, UMAP, t-SNE) as a scatter (``narrow``: for
+    half a page, see :func:`embedding_figure`)."""
     panel = Panel(title, [_points(xy, 2, "xy")], labels, names)
-    return explorer_figure(
+    fig = explorer_figure(
         [panel],
         view="plane",
         frame_titles=[title],
         legend_title=legend_title,
         axis_titles=axis_titles,
     )
+    return _narrowed(fig, "plane") if narrow else fig
 
 
 def embedding_figure(
@@ -584,16 +590,35 @@ def embedding_figure(
     *,
     legend_title: str = "class",
     title: str = "",
+    narrow: bool = False,
 ) -> go.Figure:
     """The native picture of normalised embeddings: the unit circle for ``(n, 2)``, a faint
     unit sphere (one WebGL scene) for ``(n, 3)``; other widths need a projection
-    (:func:`projection_figure`)."""
+    (:func:`projection_figure`).
+
+    ``narrow``: for a column of half a page, where a legend at the side leaves the sphere's
+    scene taller than wide and the camera crops its sides: the legend goes under the
+    picture, in rows, and the sphere's camera steps back."""
     dims = np.asarray(z).shape[-1]
     if dims not in (2, 3):
         raise ValueError(f"z must have 2 or 3 columns to draw natively, got {dims}; project it")
     panel = Panel(title, [_points(z, dims, "z")], labels, names)
     view: View = "sphere" if dims == 3 else "circle"
-    return explorer_figure([panel], view=view, frame_titles=[title], legend_title=legend_title)
+    fig = explorer_figure([panel], view=view, frame_titles=[title], legend_title=legend_title)
+    return _narrowed(fig, view) if narrow else fig
+
+
+def _narrowed(fig: go.Figure, view: View) -> go.Figure:
+    """``fig`` laid out for half a page: legend in rows under the plot, the sphere's camera
+    farther (:data:`NARROW_CAMERA_FACTOR`) and the margins trimmed."""
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0.0, "xanchor": "left"},
+        margin={"l": 0 if view == "sphere" else 50, "r": 0},
+        height=500 if view == "sphere" else 480,
+    )
+    if view == "sphere":
+        fig.update_scenes(camera=_farther(SPHERE_CAMERA, NARROW_CAMERA_FACTOR))
+    return fig
 
 
 def _points(x: Any, width: int, name: str) -> np.ndarray:
