@@ -203,7 +203,24 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     assert {fr.data[0].colorbar.ticktext[-1] for fr in shared.frames} == {f"{plans.max():.3g}"}
     logged = half_step_player(plans, kl, log=True)
     z = np.asarray(logged.frames[3].data[0].z, float)
-    top = np.log10(plans[3].max())
-    np.testing.assert_allclose(z / 255 * 12 + top - 12, np.log10(plans[3]), atol=12 / 500)
+    top, floor = np.log10(plans[3].max()), np.log10(plans.min())  # (< 12 decades apart)
+    width = top - floor
+    np.testing.assert_allclose(z / 255 * width + floor, np.log10(plans[3]), atol=width / 500)
+    assert logged.frames[3].data[0].colorbar.ticktext[0] == f"{floor:.3g}"
+    wide = plans.copy()
+    wide[0, 0, 0] = 1e-30  # 30 decades: the floor stops 12 below each frame's maximum
+    ticks = half_step_player(wide, kl, log=True).frames[0].data[0].colorbar.ticktext
+    assert ticks[0] == f"{np.log10(wide[0].max()) - 12:.3g}"
+
+
+def test_a_log_player_of_a_nearly_uniform_plan_still_shows_its_structure() -> None:
+    """Plans within one decade (a random encoder's batch) spread over the whole colour
+    scale, not 1/12 of it (they were one flat colour: the Target plans page's player)."""
+    rng = np.random.default_rng(3)
+    plans = 10 ** rng.uniform(-2.1, -1.2, size=(5, 8, 8))
+    fig = half_step_player(plans, np.linspace(3, 2, 5), log=True)
+    for frame in fig.frames:
+        levels = np.asarray(frame.data[0].z, float)
+        assert levels.max() - levels.min() > 0.5 * 255
     big = half_step_player(np.ones((3, 300, 300)), np.ones(3))
     assert np.asarray(big.frames[0].data[0].z).shape == (100, 100)  # block means, ≤ 128

@@ -217,7 +217,11 @@ if target is not None:
             "so every half-step is a KL projection onto a set containing it and the curve "
             f"cannot rise: the largest change between consecutive half-steps here is {shown}."
         )
-    st.markdown("**▶ Play the half-steps**: the plan moves toward the block target.")
+    st.markdown(
+        "**▶ Play the half-steps**: each one rescales the plan's rows or columns to the "
+        "target's marginals, so its KL to the block target (right) can only fall; the "
+        "pattern within the rows is the kernel's."
+    )
     ui.chart(half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
     ui.show_code(targets.domain_target, ex.block_mass, lab.half_steps)
 

@@ -46,8 +46,9 @@ def half_step_player(
     Each frame sends one heatmap (block-averaged to at most ``max_size`` a side, quantised
     to 256 levels of its colour range: uint8) and the marker's position; the colour range
     is each plan's own ``[0, max]`` (or the largest entry over all half-steps with
-    ``shared_scale``, or ``log10`` with ``log``, 12 decades); the colour bar's ticks name
-    the real values.
+    ``shared_scale``); with ``log``, ``log10`` from the smallest entry of all half-steps
+    (at most 12 decades below the maximum) to the maximum. The colour bar's ticks name the
+    real values.
 
     Args:
         plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
@@ -62,6 +63,11 @@ def half_step_player(
     rows, cols = shown[0].shape
     xs, ys = np.arange(cols) * f, np.arange(rows) * f
     top_all = float(np.nanmax(stack))
+    positive = [x[np.isfinite(x) & (x > 0)] for x in shown]
+    sizes = [x.size for x in positive]
+    # The log scale's floor: the smallest entry shown in any frame (one floor for all, so
+    # that the frames compare), at most _LOG_DECADES below a frame's maximum.
+    least = float(np.log10(min(x.min() for x in positive if x.size))) if any(sizes) else None
 
     def z_of(k: int) -> tuple[np.ndarray, float, float]:
         z = np.where(np.isfinite(shown[k]), shown[k], np.nan)
@@ -71,7 +77,10 @@ def half_step_player(
         with np.errstate(divide="ignore", invalid="ignore"):
             lz = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
         top = np.log10(hi) if hi > 0 else 0.0
-        return np.maximum(lz, top - _LOG_DECADES).astype(np.float32), top - _LOG_DECADES, top
+        floor = top - _LOG_DECADES if least is None else max(least, top - _LOG_DECADES)
+        if floor >= top:  # one value everywhere
+            floor = top - 1.0
+        return np.maximum(lz, floor).astype(np.float32), floor, top
 
     def heat(k: int) -> go.Heatmap:
         z, lo, hi = z_of(k)
