@@ -112,6 +112,21 @@ def test_trajectory_pairs_alignment_and_uniformity_by_step() -> None:
     assert [tr.name for tr in fig.data if tr.showlegend is not False] == ["#1"]
 
 
+def test_a_metric_without_values_gets_its_note_in_its_own_subplot() -> None:
+    """A subplot with no trace is not drawn by plotly.js, and a note referring to its axes
+    landed on the loss's subplot (stretching its y axis to 0.5): the empty subplot keeps an
+    invisible point, and the page's note replaces "no values yet"."""
+    run = training.RunSeries("#1", {"loss": np.array([[1, 5.0], [2, 4.0]])})
+    fig = training.metric_curves([run], ["loss", "knn_acc"], empty={"knn_acc": "not recorded"})
+    (note,) = fig.layout.annotations[2:]  # after the two subplot titles
+    assert note.text == "not recorded" and (note.xref, note.yref) == ("x2 domain", "y2 domain")
+    kept = [t for t in fig.data if t.xaxis == "x2"]
+    assert len(kept) == 1 and kept[0].opacity == 0 and kept[0].showlegend is False
+    assert fig.layout.xaxis2.showticklabels is False
+    plain = training.metric_curves([run], ["loss", "knn_acc"])
+    assert plain.layout.annotations[-1].text == "no values yet"
+
+
 def test_embedding_figures_draw_one_trace_per_label() -> None:
     rng = np.random.default_rng(0)
     z3 = rng.standard_normal((30, 3))

@@ -228,6 +228,7 @@ def start_settings(config_json: str) -> dict[str, Any]:
 def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     """The chosen metrics of the run and the runs compared with it, live changes marked."""
     series = []
+    infos = []
     for i in (view.run_id, *view.compare):
         try:
             info = store.get(i)
@@ -235,6 +236,7 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             raise
         except ValueError:  # a compared run deleted meanwhile
             continue
+        infos.append(info)
         series.append(
             RunSeries(
                 run_label(info),
@@ -254,7 +256,9 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         else:
             st.caption(f"Run #{run.id} recorded no metrics.")
     else:
-        fig = metric_curves(series, list(view.metrics), smoothing=view.smoothing)
+        fig = metric_curves(
+            series, list(view.metrics), smoothing=view.smoothing, empty=_empty_notes(infos, view)
+        )
         ui.chart(fig, key="tr_curves")
         scale_note = loss_scale_note(series) if "loss" in view.metrics else None
         if scale_note:
@@ -266,6 +270,20 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             "accuracy on the backbone features; alignment and uniformity of the "
             f"normalised embeddings (lower is better for both).{note}"
         )
+
+
+def _empty_notes(infos: list[RunInfo], view: MonitorView) -> dict[str, str]:
+    """What a subplot without values says: "no values yet" while a run may still record
+    them; "not recorded" once every run has ended; for a training loop of its own (a
+    Recorder's run), how that loop would record it."""
+    if any(info.status in ACTIVE for info in infos if not info.external):
+        return {}  # an app run evaluates every few steps: the values are coming
+    if infos and all(info.external for info in infos):
+        return {m: f"not recorded by this loop<br>(rec.step(step, {m}=...) records it)"
+                for m in view.metrics}  # fmt: skip
+    if all(info.status not in ACTIVE for info in infos):
+        return {m: "not recorded by these runs" for m in view.metrics}
+    return {}
 
 
 def live_monitor(store: RunStore, view: MonitorView) -> None:

@@ -202,10 +202,13 @@ def metric_curves(
     max_points: int = 2000,
     columns: int = 2,
     row_height: int = 260,
+    empty: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """One subplot per metric in ``names``, one coloured line per run, dotted vertical lines
     where live changes took effect (labelled on the loss's subplot, ``ε 0.5 → 0.2`` when the
     run's ``settings`` are known; :func:`loss_scale_note` says what that means for the loss).
+    A metric no run has a value of gets a note in its subplot: ``empty[name]``, else "no
+    values yet".
 
     ``smoothing`` (an EMA weight in ``[0, 1)``) applies to the per-step ``loss`` only; the
     raw loss stays visible as a faint line. Long curves are thinned to ``max_points``.
@@ -292,13 +295,20 @@ def metric_curves(
             )
     for i, name in enumerate(names):
         if name not in filled:
+            row, col = i // cols + 1, i % cols + 1
+            # A subplot without a trace is not drawn at all, and a note referring to its
+            # axes then lands on the first subplot: an invisible point keeps it.
+            point = go.Scatter(x=[0], y=[0], mode="markers", opacity=0, hoverinfo="skip")
+            fig.add_trace(point.update(showlegend=False), row=row, col=col)
+            fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=row, col=col)
+            fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=row, col=col)
             axis = "" if i == 0 else str(i + 1)
             fig.add_annotation(
                 x=0.5,
                 y=0.5,
                 xref=f"x{axis} domain",
                 yref=f"y{axis} domain",
-                text="no values yet",
+                text=(empty or {}).get(name, "no values yet"),
                 showarrow=False,
                 font={"color": "gray"},
             )

@@ -501,3 +501,18 @@ def test_the_watched_run_stays_chosen_when_the_browser_sends_its_old_status_text
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_empty_metric_says_whether_its_values_are_coming() -> None:
+    from types import SimpleNamespace
+
+    from views._train_monitor import _empty_notes
+
+    view = SimpleNamespace(metrics=("loss", "knn_acc"))
+    app_running = SimpleNamespace(status="running", external=False)
+    app_done = SimpleNamespace(status="finished", external=False)
+    loop = SimpleNamespace(status="running", external=True)
+    assert _empty_notes([app_running], view) == {}  # evaluated every few steps: coming
+    assert _empty_notes([app_done], view)["knn_acc"] == "not recorded by these runs"
+    assert "rec.step(step, knn_acc=...)" in _empty_notes([loop], view)["knn_acc"]
+    assert _empty_notes([app_running, loop], view) == {}
