@@ -205,8 +205,9 @@ def param_label(p: Param) -> str:
     """A widget label for ``p``: its symbol as inline LaTeX and its description without a
     closing remark in parentheses (``"$λ_1$: KL weight of the row-marginal penalty"``; the
     whole description is the widget's help, :func:`param_help`), never the field's name;
-    the description alone for a parameter without a symbol."""
-    text = re.sub(r"\s*\([^()]*\)$", "", p.description.rstrip(".")) or p.description
+    the description alone for a parameter without a symbol. A remark follows a space: the
+    parentheses of a formula that ends the description (``P^(2T-1)``) stay."""
+    text = re.sub(r"\s+\([^()]*\)$", "", p.description.rstrip(".")) or p.description
     return f"${p.symbol}$: {text}" if p.symbol else text
 
 

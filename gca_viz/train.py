@@ -139,6 +139,8 @@ class TrainConfig:
             setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.lr == 0:
+            raise ValueError("lr must be a number > 0, got 0 (the encoder would never change)")
         for name in ("dataset_params", "encoder_params", "stages", "loss_params"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a JSON object (dict)")

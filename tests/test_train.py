@@ -254,6 +254,7 @@ BAD_FIELDS = [
     ("steps", 0, "steps"),
     ("batch_size", 1, "batch_size"),
     ("lr", -1.0, "lr"),
+    ("lr", 0.0, "lr must be a number > 0"),  # a run that cannot learn
     ("out_dim", 0, "out_dim"),
     ("test_fraction", 1.0, "test_fraction"),
     ("momentum", 1.5, "momentum"),

@@ -12,7 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui
-from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
+from gca_viz import losses
+from gca_viz.losses.stages import EPSILON, N_ITER, RELAX_A, RELAX_B
 from gca_viz.registry import Param
 
 EPS_STOPS = [
@@ -162,6 +163,13 @@ def test_labels_come_from_the_schema_never_the_field_name() -> None:
     assert ui.param_label(p) == "$λ_z$: Some weight"
     assert ui.param_label(Param("depth", 2, "Number of blocks.", kind="int")) == "Number of blocks"
     assert "relax_z" not in ui.param_label(p) and "`relax_z`" in ui.param_help(p)
+    # a closing remark goes; a formula's own parentheses stay (the composer's "end" choice
+    # read "... or the row step P^" once)
+    remark = Param("w", 1.0, "Some weight (None: a hard constraint).", "w")
+    assert ui.param_label(remark) == "$w$: Some weight"
+    end = losses.PROJECTIONS["sinkhorn"].params[-1]
+    assert ui.param_label(end).endswith("the row step P^(2T-1)")
+    assert ui.param_label(N_ITER) == "$T$: Number of Sinkhorn sweeps"
     assert ui.SHARED_PARAMS == (EPSILON, RELAX_A, RELAX_B)
     # a number input of a log-scale parameter (the Train page's live changes) steps by the
     # bottom of its slider's range

@@ -7,6 +7,7 @@ library validates the configuration at launch and an invalid field is an ``st.er
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import streamlit as st
@@ -27,6 +28,25 @@ LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
 FORM = "tr_new_run"  # the "New run" expander's state (open or folded)
 COLLAPSE = "_tr_collapse_form"  # fold the form on the next run (set at launch)
 SCROLL = "_tr_scroll_monitor"  # bring the live monitor into view on the next run
+
+LABELS = {
+    "method": "Loss",
+    "target": "Target prior",
+    "dataset": "Dataset",
+    "augment": "Augmentation",
+    "encoder": "Encoder",
+    "out_dim": "Output dimension",
+    "batch_size": "Batch size",
+    "steps": "Steps",
+    "lr": "Learning rate",
+    "device": "Device",
+    "layout": "Layout",
+    "seed": "Seed",
+    "optimizer": "Optimiser",
+    "eval_every": "Evaluate every (steps)",
+    "snapshot_every": "Snapshot every (steps)",
+}
+"""The form's label of each configuration field it sets (an error names the field by it)."""
 
 
 def announce_launch(run_id: int) -> None:
@@ -110,7 +130,11 @@ def choose_dataset(store: RunStore) -> str | None:
     options = [*data.DATASETS, UPLOAD, PATH]
     names = {UPLOAD: "Upload a .npz file…", PATH: "A file or folder in the data directory…"}
     choice = ui.select(
-        "Dataset", "tr_data", options, data.DEFAULT_DATASET, format_func=lambda o: names.get(o, o)
+        LABELS["dataset"],
+        "tr_data",
+        options,
+        data.DEFAULT_DATASET,
+        format_func=lambda o: names.get(o, o),
     )
     if choice in data.DATASETS:
         st.caption(data.DATASETS[choice].description)
@@ -174,7 +198,7 @@ def choose_dataset(store: RunStore) -> str | None:
 def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
     """The loss widgets; returns ``(method, stages, target, loss_params)``."""
     method = ui.select(
-        "Loss",
+        LABELS["method"],
         "tr_method",
         [*losses.LOSSES, COMPOSED],
         "gca_ince",
@@ -197,7 +221,7 @@ def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
         st.caption(f"{m.description} ({m.reference})")
         preset = dict(m.params)
         params = {p.name: p for s in m.build().stages.values() for p in s.params}
-    target = ui.select("Target prior", "tr_target", list(TARGET_CHOICES), "pairs")
+    target = ui.select(LABELS["target"], "tr_target", list(TARGET_CHOICES), "pairs")
     st.caption(targets.TARGETS[target].description)
     values: dict[str, Any] = {}
     # A named method fixes its choices (e.g. where Sinkhorn stops); its numbers are free.
@@ -215,7 +239,7 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
     """The data and model widgets: dataset (``None`` until usable), augmentation, encoder."""
     dataset = choose_dataset(store)
     aug = ui.select(
-        "Augmentation",
+        LABELS["augment"],
         "tr_augment",
         list(augment.PRESETS),
         "standard",
@@ -223,14 +247,14 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
         "paper's noisy-view setting.",
     )
     encoder = ui.select(
-        "Encoder",
+        LABELS["encoder"],
         "tr_encoder",
         list(models.ENCODERS),
         "mlp",
         help=" ".join(f"{e}: {s.description}" for e, s in models.ENCODERS.items()),
     )
     out_dim = ui.number(
-        "Output dimension",
+        LABELS["out_dim"],
         "tr_out_dim",
         3,
         step=1,
@@ -242,11 +266,11 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
 def optimisation() -> dict[str, Any]:
     """Batch size, steps, learning rate and device."""
     fields = {
-        "batch_size": ui.number("Batch size", "tr_batch", 256, step=32),
-        "steps": ui.number("Steps", "tr_steps", 300, step=50),
-        "lr": ui.number("Learning rate", "tr_lr", 2e-3, step=1e-4, format="%g"),
+        "batch_size": ui.number(LABELS["batch_size"], "tr_batch", 256, step=32),
+        "steps": ui.number(LABELS["steps"], "tr_steps", 300, step=50),
+        "lr": ui.number(LABELS["lr"], "tr_lr", 2e-3, step=1e-4, format="%g"),
         "device": ui.select(
-            "Device",
+            LABELS["device"],
             "tr_device",
             ["auto", "cpu", "cuda"],
             "auto",
@@ -262,24 +286,24 @@ def advanced(encoder: str, dataset: str | None) -> dict[str, Any]:
     a1, a2, a3 = st.columns(3)
     with a1:
         layout = ui.select(
-            "Layout",
+            LABELS["layout"],
             "tr_layout",
             ["joint", "cross"],
             "joint",
             help="joint: 2N x 2N over both views (SimCLR); cross: N x N.",
         )
-        seed = ui.number("Seed", "tr_seed", 0, step=1)
-        optimizer = ui.select("Optimiser", "tr_optimizer", ["adamw", "sgd"], "adamw")
+        seed = ui.number(LABELS["seed"], "tr_seed", 0, step=1)
+        optimizer = ui.select(LABELS["optimizer"], "tr_optimizer", ["adamw", "sgd"], "adamw")
     with a2:
         eval_every = ui.number(
-            "Evaluate every (steps)",
+            LABELS["eval_every"],
             "tr_eval",
             50,
             step=10,
             help="k-NN, linear probe, alignment, uniformity.",
         )
         snapshot_every = ui.number(
-            "Snapshot every (steps)",
+            LABELS["snapshot_every"],
             "tr_snap",
             20,
             step=10,
@@ -322,13 +346,38 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
             )
         run_id = store.launch(cfg, name=name or None)
     except ValueError as exc:
-        st.error(f"Cannot launch this run: {exc}", icon=":material/error:")
+        st.error(f"Cannot launch this run: {labelled(str(exc))}", icon=":material/error:")
         return
     announce_launch(run_id)
     # Fold the form away and show the new run's live monitor (the page reruns at once).
     st.session_state[COLLAPSE] = True
     st.session_state[SCROLL] = True
     st.rerun()
+
+
+def field_label(name: str) -> str | None:
+    """The form's label of configuration field or schema parameter ``name`` (a loss's,
+    target's, encoder's or dataset's), or ``None`` if the form has no widget for it."""
+    if name in LABELS:
+        return LABELS[name]
+    registries = [losses.COSTS, losses.PROJECTIONS, losses.DIVERGENCES, targets.TARGETS,
+                  models.ENCODERS, data.DATASETS]  # fmt: skip
+    for registry in registries:
+        for entry in registry.values():
+            for p in entry.params:
+                if p.name == name:  # its symbol, else its label
+                    return f"${p.symbol}$" if p.symbol else ui.param_label(p)
+    return None
+
+
+def labelled(message: str) -> str:
+    """A validation message that starts with a field's name, led by the label the user
+    sees instead: ``"lr must be > 0"`` -> ``"Learning rate (lr) must be > 0"``."""
+    match = re.match(r"([a-z][a-z0-9_]*)\b", message)
+    label = field_label(match.group(1)) if match else None
+    if match is None or label is None:
+        return message
+    return f"{label} (`{match.group(1)}`){message[match.end() :]}"
 
 
 def batch_note(dataset: str | None, opt: dict[str, Any], more: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ def test_each_main_control_changes_the_output() -> None:
     at.toggle(key="lab_log").set_value(True).run()  # log colour scale
     low, high = frame_range(at, 4)
     assert high == pytest.approx(np.log10(top), abs=2e-3)
-    assert low == pytest.approx(high - 12, abs=0.01)
+    assert high - 12 - 0.01 <= low < high - 1  # from the smallest entry, 12 decades at most
     at.toggle(key="lab_log").set_value(False).run()
 
     at.number_input(key="lab_eps").set_value(0.3).run()  # ε

@@ -261,8 +261,16 @@ def test_invalid_configs_show_an_error_and_launch_nothing(no_demo_store: Path) -
     at.number_input(key="tr_steps").set_value(0)
     at.button(key="tr_launch").click().run()
     assert_clean(at)
-    assert "steps must be a number >= 1" in texts(at.error)
+    assert "Steps (`steps`) must be a number >= 1" in texts(at.error)  # named as on screen
     at.number_input(key="tr_steps").set_value(10)
+    at.number_input(key="tr_lr").set_value(0.0)
+    at.button(key="tr_launch").click().run()
+    assert "Learning rate (`lr`) must be a number > 0" in texts(at.error)
+    at.number_input(key="tr_lr").set_value(0.01)
+    at.number_input(key="tr_n_iter").set_value(0)
+    at.button(key="tr_launch").click().run()
+    assert "$T$ (`n_iter`) must be a number >= 1" in texts(at.error)
+    at.number_input(key="tr_n_iter").set_value(10)
     at.selectbox(key="tr_method").set_value("composed").run()
     at.selectbox(key="tr_projection").set_value("unbalanced").run()
     at.number_input(key="tr_relax_a").set_value(-1.0).run()  # the shared λ control refuses it
