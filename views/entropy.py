@@ -98,6 +98,20 @@ with ui.controls("Batch"):
     st.subheader("Sweep over ε")
     eps_min = ui.epsilon("ent_eps_min", 0.02, what="the smallest of the sweep")
     eps_max = ui.epsilon("ent_eps_max", 2.0, what="the largest of the sweep")
+    if eps_min > eps_max:  # swapped ends: sweep between them rather than stop the page
+        st.warning(
+            f"ε, the smallest of the sweep ({eps_min:g}), is above ε, the largest of the "
+            f"sweep ({eps_max:g}): the sweep runs from {eps_max:g} to {eps_min:g}.",
+            icon=":material/swap_vert:",
+        )
+        eps_min, eps_max = eps_max, eps_min
+    elif eps_min == eps_max:
+        st.warning(
+            f"The sweep needs two different values of ε (both are {eps_min:g}): it runs "
+            f"from {eps_min:g} to {10 * eps_min:g}.",
+            icon=":material/swap_vert:",
+        )
+        eps_max = 10 * eps_min
     num = ui.slider("values of ε (log-spaced)", "ent_num", 4, 30, 12)
     tol = ui.select_slider(
         "tolerance (relative marginal error)",

@@ -1,5 +1,5 @@
 """The Entropy and iterations page (views/entropy.py) renders, responds to its controls,
-honours the query string and turns a bad range into an error message (Streamlit's AppTest,
+honours the query string and turns a bad range into a warning (Streamlit's AppTest,
 no browser; tests/browser/test_entropy.py opens it in Chromium)."""
 
 from __future__ import annotations
@@ -44,12 +44,23 @@ def test_entropy_page_renders_and_responds() -> None:
     np.testing.assert_allclose(rho, (1.0 / (1.0 + eps)) * (0.2 / (0.2 + eps)), rtol=1e-9)
 
 
-def test_entropy_page_bad_range_is_an_error() -> None:
+def test_entropy_page_bad_range_is_a_warning_and_the_page_stays() -> None:
+    """Swapped ends of the ε sweep are swapped back with a warning naming both controls as
+    on screen, and every figure stays (the T sweep does not depend on them at all)."""
     at = open_app(ENTROPY)
     at.number_input(key="ent_eps_min").set_value(0.0).run()  # refused by the ε control
     assert not at.exception and any("$ε$ = 0 is not used" in w.value for w in at.warning)
     at.number_input(key="ent_eps_min").set_value(3.0).run()
-    assert not at.exception and any("eps_max" in e.value for e in at.error)
+    assert not at.exception and not at.error
+    (warning,) = [w.value for w in at.warning if "the smallest of the sweep" in w.value]
+    assert "the sweep runs from 2 to 3" in warning
+    xs = np.asarray(figure(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert xs[0] == pytest.approx(2.0) and xs[-1] == pytest.approx(3.0)
+    assert figure(at, "GCA-INCE against T")
+    at.number_input(key="ent_eps_min").set_value(2.0).run()  # equal ends: a decade
+    assert any("two different values" in w.value for w in at.warning)
+    xs = np.asarray(figure(at, "Plan entropy")["data"][0]["x"], dtype=float)
+    assert xs[-1] == pytest.approx(20.0)
 
 
 def test_entropy_page_honours_the_query_string() -> None:
