@@ -136,3 +136,35 @@ def test_noisy_page_reports_the_sweep_plainly(app_store: Path) -> None:
     assert "No setting shows a measurable advantage of GCA-UOT at this scale" in text
     for r in rechecked:
         assert f"p = {r.share:g}, ε = {r.epsilon:g}: {r.diff:+.3f} ± {r.diff_se:.3f}" in text
+
+
+def test_final_losses_of_a_pair_say_whether_the_runs_trained_alike(
+    app_store: Path, tmp_path: Path
+) -> None:
+    """A fresh corrupted-test run of each method (here: a demo run's files with its test
+    data corrupted) pairs with the demo's clean run: equal final losses are marked '=';
+    a differing one names the shipped run as trained by an earlier version."""
+    import json
+    import shutil
+
+    from gca_viz.demo import ASSETS
+
+    store = RunStore(app_store)
+    for k, (method, demo) in enumerate(ex.NOISY_DEMOS.items()):
+        src = tmp_path / demo
+        shutil.copytree(ASSETS / demo, src)
+        cfg = json.loads((src / "config.json").read_text())
+        (src / "config.json").write_text(json.dumps({**cfg, "eval_corruption": 0.5}))
+        if method == "gca_uot":  # trained differently: its final loss moves
+            rows = (src / "metrics.csv").read_text().splitlines()
+            last = [i for i, r in enumerate(rows) if r.split(",")[1:2] == ["loss"]][-1]
+            s, _, v = rows[last].split(",")
+            rows[last] = f"{s},loss,{float(v) + 0.02!r}"
+            (src / "metrics.csv").write_text("\n".join(rows) + "\n")
+        store.import_directory(src, name=f"{ex.NOISY_PREFIX} 1: {k}")
+    at = open_page("noisy")
+    assert_clean(at)
+    caption = next(c.value for c in at.caption if "Final training losses" in c.value)
+    assert "INCE" in caption and " = " in caption and " ≠ " in caption
+    demo_uot = ex.demo_runs(store)[1]
+    assert f"#{demo_uot} shipped with the app, trained by an earlier version" in caption
