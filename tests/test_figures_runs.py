@@ -127,6 +127,16 @@ def test_a_metric_without_values_gets_its_note_in_its_own_subplot() -> None:
     assert plain.layout.annotations[-1].text == "no values yet"
 
 
+def test_a_constant_metric_gets_a_narrow_axis_around_its_value() -> None:
+    """A k-NN accuracy of 1.0 at every evaluation: plotly's own range ran from 0 to 2."""
+    run = training.RunSeries(
+        "#1", {"knn_acc": np.array([[50, 1.0], [100, 1.0]]), "loss": np.array([[1, 3.0], [2, 2.0]])}
+    )
+    fig = training.metric_curves([run], ["loss", "knn_acc"])
+    assert tuple(fig.layout.yaxis2.range) == pytest.approx((0.95, 1.05))
+    assert fig.layout.yaxis.range is None  # a varying metric keeps plotly's range
+
+
 def test_embedding_figures_draw_one_trace_per_label() -> None:
     rng = np.random.default_rng(0)
     z3 = rng.standard_normal((30, 3))

@@ -225,6 +225,7 @@ def metric_curves(
         vertical_spacing=min(0.3 / rows + 0.05, 0.2) if rows > 1 else 0.1,
     )
     filled: set[str] = set()
+    spans: dict[str, list[float]] = {}  # each metric's smallest and largest value drawn
     for r, run in enumerate(runs):
         color = RUN_COLORS[r % len(RUN_COLORS)]
         shown = False
@@ -269,6 +270,10 @@ def metric_curves(
             )
             shown = True
             filled.add(name)
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = spans.get(name, [math.inf, -math.inf])
+                spans[name] = [min(lo, float(finite.min())), max(hi, float(finite.max()))]
         # Each change is labelled on the loss's subplot (the first one without a loss).
         labelled = names.index("loss") if "loss" in names else 0
         axis = "" if labelled == 0 else str(labelled + 1)
@@ -294,6 +299,11 @@ def metric_curves(
                 bgcolor="rgba(255,255,255,0.7)",
             )
     for i, name in enumerate(names):
+        lo, hi = spans.get(name, [0.0, 1.0])
+        if name in filled and hi - lo <= 1e-9 * max(1.0, abs(hi)):
+            # One value throughout (a k-NN accuracy of 1.0): plotly would span 0 to 2.
+            pad = max(0.05 * abs(hi), 0.01)
+            fig.update_yaxes(range=[lo - pad, hi + pad], row=i // cols + 1, col=i % cols + 1)
         if name not in filled:
             row, col = i // cols + 1, i % cols + 1
             # A subplot without a trace is not drawn at all, and a note referring to its
