@@ -489,8 +489,10 @@ if not runs:
 
 by_id = {r.id: r for r in runs}
 ids = [r.id for r in runs]
-with_snaps = [i for i in ids if store.snapshots(i, "embeddings")]
-default_run = with_snaps[0] if with_snaps else ids[0]
+# The newest run that has snapshots or is training (a run just launched from the Train
+# page: its first snapshot shows here as soon as it arrives).
+shown_first = [i for i in ids if by_id[i].status in ACTIVE or store.snapshots(i, "embeddings")]
+default_run = shown_first[0] if shown_first else ids[0]
 recover_run("geo_run", ids)
 keep_valid("geo_run", ids, default_run)
 missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))

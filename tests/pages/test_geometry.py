@@ -263,3 +263,18 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     points = [t for t in figs[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
     assert sum(len(array(t["x"])) for t in points) == 64  # its snapshot's 64 points
     assert "geo_plane_fig" in figs  # its alignment and uniformity, on the plane
+
+
+def test_geometry_opens_on_a_run_just_started_before_its_first_snapshot(app_store: Path) -> None:
+    """The newest run training (here a Recorder's loop, registered with no snapshot yet) is
+    the one shown, not the newest older run with snapshots: its first snapshot appears as
+    it arrives."""
+    import os
+
+    open_page("geometry")  # (installs the demo runs)
+    store = RunStore(app_store)
+    new = store.register_external("just started", {"out_dim": 3}, pid=os.getpid())
+    at = open_page("geometry")  # a new visit
+    assert not at.exception
+    assert at.selectbox(key="geo_run").value == new
+    assert any(f"Run #{new} has no embedding snapshot" in i.value for i in at.info)
