@@ -38,6 +38,8 @@ import numpy as np
 import streamlit as st
 
 from gca_viz import demo
+from gca_viz.figures._legend import META_KEY as legend_below_meta
+from gca_viz.figures._legend import legend_below
 from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
 from gca_viz.registry import Param
 from gca_viz.runs import (
@@ -762,6 +764,8 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
         margin = layout.setdefault("margin", {})
         margin["t"] = min(int(margin.get("t", 40)), 40)
     out = go.Figure(data=fig.data, layout=layout, frames=fig.frames)
+    if legend_below_meta in (layout.get("meta") or {}):  # room under the axis for the new fonts
+        legend_below(out)
     for trace in out.data:
         if trace.type in ("heatmap", "contour", "histogram2d") and trace.showscale is not False:
             if trace.colorbar.tickfont.size is None:

@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, matrix_heatmap
 
 MEASURED = {"domain": "#2f6fde", "class": "#1b9e77", "embedding": "#7c3aed"}
@@ -195,7 +196,7 @@ def domain_sweep_chart(
         title="α - β (shares of a row)", gridcolor=_GRID, zeroline=True, zerolinecolor="#9ca3af"
     )
     fig.update_yaxes(title="accuracy", gridcolor=_GRID)
-    return fig
+    return legend_below(fig)
 
 
 def comparison_bars(
@@ -236,7 +237,7 @@ def comparison_bars(
         yaxis={"title": metric, "range": [0, top], "gridcolor": _GRID},
         legend={"orientation": "h", "y": -0.2},
     )
-    return go.Figure(data=traces, layout=layout)
+    return legend_below(go.Figure(data=traces, layout=layout))
 
 
 def view_grid(
@@ -348,4 +349,4 @@ def mass_scatter(
             }
         ],
     )
-    return go.Figure(data=traces, layout=layout)
+    return legend_below(go.Figure(data=traces, layout=layout))

@@ -24,6 +24,7 @@ from gca_viz.experiments.uot_mechanism import (
     RelaxationSweep,
 )
 from gca_viz.figures._axes import log_axis
+from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, _base_layout
 
 _GRID = "#e5e7eb"
@@ -146,7 +147,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
         )
     fig.update_xaxes(title_text="rows: clean pairs, then corrupted ones", row=2, col=1)
     fig.update_layout(**_layout("Where the plan's mass goes, row by row", height), bargap=0.05)
-    return fig
+    return legend_below(fig)
 
 
 def gradient_chart(grads: GradientShares, *, height: int = 420) -> go.Figure:
@@ -250,4 +251,4 @@ def tradeoff_chart(sweep: RelaxationSweep, *, height: int = 440) -> go.Figure:
         title_text="gradient share", tickformat=".3f", gridcolor=_GRID, secondary_y=False
     )
     fig.update_yaxes(title_text="H / log N²", tickformat=".3f", showgrid=False, secondary_y=True)
-    return fig
+    return legend_below(fig)

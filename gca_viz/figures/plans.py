@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gca_viz.figures._axes import log_axis
+from gca_viz.figures._legend import legend_below
 from gca_viz.lab.plans import display_factor, downsample
 
 PLAN_COLORSCALE = "Viridis"
@@ -460,7 +461,7 @@ def kl_curve(
         shapes=shapes,
         annotations=notes,
     )
-    return go.Figure(data=traces, layout=layout)
+    return legend_below(go.Figure(data=traces, layout=layout))
 
 
 def _hline(value: float, color: str, dash: str = "dash", width: float = 1.5) -> dict[str, Any]:
@@ -606,7 +607,7 @@ def sweep_chart(
             }
         )
     layout["shapes"], layout["annotations"] = shapes, notes
-    return go.Figure(data=traces, layout=layout)
+    return legend_below(go.Figure(data=traces, layout=layout))
 
 
 def error_curves(

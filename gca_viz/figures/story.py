@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, kl_curve
 
 FONT = {"size": 16}
@@ -139,7 +140,7 @@ def split_chart(
         **_layout("The loss of each row = alignment + repulsion", height), barmode="relative"
     )
     fig.update_annotations(font_size=16)
-    return fig
+    return legend_below(fig)
 
 
 def hub_chart(before: np.ndarray, after: np.ndarray, *, height: int = 440) -> go.Figure:
@@ -187,7 +188,7 @@ def hub_chart(before: np.ndarray, after: np.ndarray, *, height: int = 440) -> go
             }
         ],
     )
-    return go.Figure(data=traces, layout=layout)
+    return legend_below(go.Figure(data=traces, layout=layout))
 
 
 def marginal_chart(
@@ -243,4 +244,4 @@ def marginal_chart(
         fig.update_xaxes(title_text="sample", row=1, col=col)
     fig.update_layout(**_layout(title, height), bargap=0.1)
     fig.update_annotations(font_size=16)
-    return fig
+    return legend_below(fig)

@@ -1,0 +1,79 @@
+"""A legend under a chart's x axis that never covers the axis's ticks or title.
+
+Plotly places a legend in fractions of the plotting area. A legend below the axis at a fixed
+fraction (``y = -0.25``) lands on the axis title whenever the plot is short, the fonts are
+large (a projector) or the legend itself pushes the bottom margin and so shrinks the plot.
+:func:`legend_below` instead sizes the bottom margin for the tick labels, the axis title and
+one row per legend entry, grows the figure by the rows so that the plot keeps its height,
+and converts the offset in pixels into the fraction: nothing is left for plotly to expand.
+The figure remembers this (``layout.meta``), so a copy with larger fonts (the lecture mode,
+``ui.lecture_figure``) is laid out again by the same rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+META_KEY = "legend_below"
+"""Key in ``layout.meta`` of a figure laid out by :func:`legend_below` (its plot's height)."""
+
+_DEFAULT_FONT = 12  # Streamlit's chart theme: ticks and legend
+_LINE = 1.45  # a line of text, in font sizes
+
+
+def _size(font: Any, default: float) -> float:
+    size = font.get("size") if isinstance(font, dict) else None
+    return float(size) if size else default
+
+
+def _entries(fig: go.Figure) -> int:
+    """Legend entries: named traces shown in the legend, one per legend group."""
+    groups: set[str] = set()
+    count = 0
+    for trace in fig.data:
+        if trace.showlegend is False or not trace.name:
+            continue
+        if trace.legendgroup:
+            if trace.legendgroup in groups:
+                continue
+            groups.add(trace.legendgroup)
+        count += 1
+    return count
+
+
+def legend_below(fig: go.Figure) -> go.Figure:
+    """Lay ``fig``'s legend out under its x axis, one entry per row (in place; returns it).
+
+    The offset under the plot is the tick labels' and the axis title's height; the bottom
+    margin holds them and the rows, and the figure's height is the top margin, the plot's
+    height (as the figure had it, kept in ``layout.meta``) and that margin. Calling it
+    again (fonts or the top margin changed) keeps the plot's height."""
+    layout = fig.layout.to_plotly_json()
+    meta = dict(layout.get("meta") or {})
+    font = _size(layout.get("font"), _DEFAULT_FONT)
+    xaxis = layout.get("xaxis") or {}
+    tick = _size(xaxis.get("tickfont"), _DEFAULT_FONT)
+    title = xaxis.get("title")
+    title_text = title.get("text") if isinstance(title, dict) else title
+    title_size = _size(title.get("font") if isinstance(title, dict) else None, font)
+    legend = layout.get("legend") or {}
+    rows = (_LINE * _size(legend.get("font"), _DEFAULT_FONT) + 4) * _entries(fig)
+    offset = _LINE * tick + 6 + (_LINE * title_size + 10 if title_text else 0)
+    margin = dict(layout.get("margin") or {})
+    top = float(margin.get("t", 80))
+    plot = float(
+        meta[META_KEY]
+        if META_KEY in meta
+        else max(float(layout.get("height") or 450) - top - float(margin.get("b", 80)), 60)
+    )
+    bottom = offset + rows + 8
+    legend.update(orientation="v", yanchor="top", y=-offset / plot, x=0.0, xanchor="left")
+    fig.update_layout(
+        height=round(top + plot + bottom),
+        margin={**margin, "b": round(bottom)},
+        legend=legend,
+        meta={**meta, META_KEY: plot},
+    )
+    return fig
