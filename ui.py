@@ -678,7 +678,9 @@ LECTURE_FONT = 1.25
 LECTURE_MARKER = 1.6
 """... markers and lines this much larger ..."""
 LECTURE_NOTE_FONT = 1.15
-"""... and annotations this much (a figure places them, some near its edges)."""
+"""... and annotations this much (a figure places them, some near its edges) ..."""
+LECTURE_NOTE_LEAST = 14
+"""... to at least this many pixels."""
 _TAGS = re.compile(r"<[^>]+>")
 _KEPT_TAGS = re.compile(r"&lt;(/?)(sup|sub|b|i)&gt;")
 
@@ -686,13 +688,15 @@ _KEPT_TAGS = re.compile(r"&lt;(/?)(sup|sub|b|i)&gt;")
 def _scaled_fonts(node: Any, factor: float = LECTURE_FONT, least: int = 15) -> Any:
     """A copy of a plotly layout (a JSON-like dict) with every font size scaled by ``factor``
     to at least ``least`` px; annotations (placed by the figure, often near an edge) by
-    :data:`LECTURE_NOTE_FONT` only."""
+    :data:`LECTURE_NOTE_FONT`, to at least :data:`LECTURE_NOTE_LEAST` px."""
     if isinstance(node, list):
         return [_scaled_fonts(v, factor, least) for v in node]
     if not isinstance(node, dict):
         return node
     out = {
-        k: _scaled_fonts(v, *((LECTURE_NOTE_FONT, 0) if k == "annotations" else (factor, least)))
+        k: _scaled_fonts(
+            v, *((LECTURE_NOTE_FONT, LECTURE_NOTE_LEAST) if k == "annotations" else (factor, least))
+        )
         for k, v in node.items()
     }
     for k, v in out.items():
@@ -714,6 +718,9 @@ def _scale_trace(trace: Any, defaults: bool = True) -> None:
         trace.marker.size = (4 if trace.type == "scatter3d" else 6) * LECTURE_MARKER
     if trace.type != "scatter3d" and (trace.line.width is not None or defaults):
         trace.line.width = (trace.line.width or 2) * LECTURE_MARKER
+    text_size = trace.textfont.size
+    if isinstance(text_size, int | float):  # labels drawn by the trace (run names on a plane)
+        trace.textfont.size = max(round(text_size * LECTURE_FONT), 15)
 
 
 def title_html(title: str) -> str:

@@ -45,7 +45,7 @@ def test_lecture_figure_scales_a_copy_and_takes_the_title_out() -> None:
     assert title == "A plan<br><sup>small print</sup>"
     assert big.layout.title.text == "" and big.layout.margin.t == 40
     assert big.layout.font.size == 15  # 12 x 1.25, at least 15
-    assert big.layout.annotations[0].font.size == round(11 * ui.LECTURE_NOTE_FONT)
+    assert big.layout.annotations[0].font.size == max(round(11 * ui.LECTURE_NOTE_FONT), 14)
     assert big.layout.xaxis2.tickfont.size == 25  # the figure's own size, scaled
     assert big.layout.xaxis.tickfont.size == 15 and big.layout.yaxis.title.font.size == 15
     assert big.data[1].marker.size == 10  # a cell marker keeps the cell's size
@@ -107,3 +107,16 @@ def test_lecture_mode_moves_the_controls_out_of_the_sidebar() -> None:
     assert "lecture" not in at.query_params
     assert {w.key for w in at.sidebar.slider} >= {"noisy_sev", "noisy_rows"}
     assert at.slider(key="noisy_rows").value == 3
+
+
+def test_lecture_figure_enlarges_trace_labels_and_small_notes() -> None:
+    """Text a trace draws (labels beside points) and notes of 11 px were left small on a
+    projector: both reach a readable size."""
+    fig = go.Figure(
+        data=[go.Scatter(x=[0], y=[0], mode="markers+text", text=["#1"], textfont={"size": 11})],
+        layout={"annotations": [{"text": "k = 0", "x": 0, "y": 0, "font": {"size": 11}}]},
+    )
+    big, _ = ui.lecture_figure(fig)
+    assert big.data[0].textfont.size == 15
+    assert big.layout.annotations[0].font.size == ui.LECTURE_NOTE_LEAST
+    assert fig.data[0].textfont.size == 11  # a copy

@@ -197,16 +197,16 @@ def half_step_player(
             "anchor": "x2",
         },
         annotations=[
-            {
-                "xref": "paper",
+            {  # over the KL chart's left end (a note from 0.7 of the width ran off its edge)
+                "xref": "x2 domain",
                 "yref": "paper",
-                "x": 0.7,
+                "x": 0.0,
                 "y": 1.0,
                 "yanchor": "bottom",
                 "xanchor": "left",
                 "showarrow": False,
                 "text": f"k = 0 (the kernel K): {y[0]:.4g}, above" if np.isfinite(y[0]) else "",
-                "font": {"size": 11, "color": "#6b7280"},
+                "font": {"size": 12, "color": "#6b7280"},
             }
         ],
     )
