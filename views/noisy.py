@@ -368,30 +368,31 @@ pos_bal = shares.corrupted_share("balanced_positive")
 pos_uot = shares.corrupted_share("unbalanced_positive")
 g1, g2, g3, g4 = st.columns(4)
 g1.metric(
-    "Plan mass on corrupted rows",
+    "Corrupted rows' mass",
     f"{row_uot:.3f}",
     f"{row_uot - row_bal:+.3f} vs balanced ({row_bal:.3f})",
     delta_color="off",
-    help="Σ over corrupted rows of (P1)ᵢ / ΣP, unbalanced plan; the balanced plan gives "
-    "every row 1/N",
+    help="Plan mass on the corrupted rows: Σ over corrupted rows of (P1)ᵢ / ΣP, unbalanced "
+    "plan; the balanced plan gives every row 1/N",
 )
 g2.metric(
-    "Positive mass on corrupted pairs",
+    "Corrupted pairs' Pᵢᵢ",
     f"{pos_uot:.3f}",
     f"{pos_uot - pos_bal:+.3f} vs balanced ({pos_bal:.3f})",
     delta_color="off",
-    help="Σ over corrupted pairs of Pᵢᵢ / Σₖ Pₖₖ",
+    help="Positive mass on the corrupted pairs: Σ over corrupted pairs of Pᵢᵢ / Σₖ Pₖₖ",
 )
 g3.metric(
-    "Total mass ΣP (unbalanced)",
+    "Total mass ΣP",
     f"{shares.unbalanced_mass:.4g}",
-    help=f"balanced: {shares.balanced_mass:.4g} = N; the kernel's own mass ΣK = "
-    f"{shares.kernel_mass:.4g}",
+    help=f"of the unbalanced plan; balanced: {shares.balanced_mass:.4g} = N; the kernel's "
+    f"own mass ΣK = {shares.kernel_mass:.4g}",
 )
 g4.metric(
-    "Positive's part of its row's kernel mass",
+    "Positive's kernel share",
     f"{shares.positive_kernel_part:.3f}",
-    help="mean over clean rows of Kᵢᵢ / (K1)ᵢ: how much a row loses when its view is "
+    help="The positive's part of its row's kernel mass, mean over clean rows of "
+    "Kᵢᵢ / (K1)ᵢ: how much a row loses when its view is "
     "replaced, and so how much the relaxation can tell the two apart",
 )
 st.latex(um.SHARE_LATEX)
@@ -473,10 +474,26 @@ st.caption(
     + f". The plan: GCA-UOT's, ε = {res.epsilon:g}, T = {res.n_iter}, λ₁ = λ₂ = {lam:g}."
 )
 q1, q2, q3, q4 = st.columns(4)
-q1.metric("Spearman ρ: strength vs P_ii / mean", f"{res.spearman:+.3f}")
-q2.metric("Pearson r: strength vs P_ii / mean", f"{res.pearson:+.3f}")
-q3.metric("Spearman ρ: strength vs row mass", f"{res.spearman_row:+.3f}")
-q4.metric("Spearman ρ, balanced plan's P_ii", f"{res.spearman_balanced:+.3f}")
+q1.metric(
+    "ρ: strength vs Pᵢᵢ",
+    f"{res.spearman:+.3f}",
+    help="Spearman rank correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
+)
+q2.metric(
+    "r: strength vs Pᵢᵢ",
+    f"{res.pearson:+.3f}",
+    help="Pearson correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
+)
+q3.metric(
+    "ρ: strength vs row mass",
+    f"{res.spearman_row:+.3f}",
+    help="Spearman rank correlation of each view's strength with its row's mass (P1)ᵢ",
+)
+q4.metric(
+    "ρ, balanced plan's Pᵢᵢ",
+    f"{res.spearman_balanced:+.3f}",
+    help="The first correlation for the balanced plan (GCA-INCE's) of the same batch",
+)
 ui.chart(
     xfig.mass_scatter(
         res.strength,

@@ -203,9 +203,10 @@ elif step == 2:
     )
     rounded = mono.max_increase_shown != mono.max_increase
     m3.metric(
-        "Largest KL change per half-step",
+        "Largest KL rise",
         "0 (rounding)" if rounded else f"{mono.max_increase:.1e}",
-        help="max over k = 1..2T−1 of KL(P_tgt‖P⁽ᵏ⁺¹⁾) − KL(P_tgt‖P⁽ᵏ⁾): never positive. "
+        help="The largest change of the KL from one half-step to the next, max over "
+        "k = 1..2T−1 of KL(P_tgt‖P⁽ᵏ⁺¹⁾) − KL(P_tgt‖P⁽ᵏ⁾): never positive. "
         f"Values within float64 rounding of the KL (±{mono.rounding:.0e}) are shown as 0"
         + (f"; this one was {mono.max_increase:+.1e}" if rounded else ""),
     )

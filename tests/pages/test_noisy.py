@@ -54,23 +54,23 @@ def test_correlation_section_reports_numbers(app_store: Path) -> None:
     at = open_page("noisy")
     shown = metrics(at)
     for label in (
-        "Spearman ρ: strength vs P_ii / mean",
-        "Pearson r: strength vs P_ii / mean",
-        "Spearman ρ: strength vs row mass",
+        "ρ: strength vs Pᵢᵢ",
+        "r: strength vs Pᵢᵢ",
+        "ρ: strength vs row mass",
     ):
         assert -1.0 <= float(shown[label]) <= 1.0
     scatter = charts(at)["noisy_chart_mass"]["data"]
     n = at.slider(key="noisy_n").value
     assert len(scatter) == 3 and all(len(array(t["x"])) == n for t in scatter)
     assert "random MLP encoder" in texts(at.caption)
-    before = shown["Spearman ρ: strength vs P_ii / mean"]
+    before = shown["ρ: strength vs Pᵢᵢ"]
     assert at.select_slider(key="noisy_eps_slider").options == EPS_STOPS
     assert at.select_slider(key="noisy_lam_slider").options == LAM_STOPS
     at.number_input(key="noisy_eps").set_value(0.1).run()
     assert at.select_slider(key="noisy_eps_slider").value == 0.1
     at.selectbox(key="noisy_src").set_value("augment").run()
     assert_clean(at)
-    assert metrics(at)["Spearman ρ: strength vs P_ii / mean"] != before
+    assert metrics(at)["ρ: strength vs Pᵢᵢ"] != before
 
 
 def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -> None:
@@ -88,8 +88,8 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     shares = um.mass_shares(pairs, epsilon=0.1, relax=0.01)
     grads = um.gradient_shares(pairs, epsilon=0.1, relax=0.01)
     shown = metrics(at)
-    assert shown["Plan mass on corrupted rows"] == f"{shares.corrupted_share('unbalanced_row'):.3f}"
-    assert shown["Total mass ΣP (unbalanced)"] == f"{shares.unbalanced_mass:.4g}"
+    assert shown["Corrupted rows' mass"] == f"{shares.corrupted_share('unbalanced_row'):.3f}"
+    assert shown["Total mass ΣP"] == f"{shares.unbalanced_mass:.4g}"
     figs = charts(at)
     assert {"mech_chart_shares", "mech_chart_grads", "mech_chart_tradeoff"} <= set(figs)
     bars = figs["mech_chart_grads"]["data"][0]
@@ -97,11 +97,11 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     text = texts(at.caption)
     assert f"RINCE (q = 1) alone shows: {grads.shares['rince']:.3f}" in text
     assert "32 of 128 second views replaced" in text
-    before = shown["Plan mass on corrupted rows"]
+    before = shown["Corrupted rows' mass"]
     at.slider(key="mech_share").set_value(0.5).run()
     assert_clean(at)
     assert "64 of 128 second views replaced" in texts(at.caption)
-    assert metrics(at)["Plan mass on corrupted rows"] != before
+    assert metrics(at)["Corrupted rows' mass"] != before
     at.select_slider(key="mech_eps_slider").set_value(0.5).run()
     assert at.number_input(key="mech_eps").value == 0.5 and at.query_params["mech_eps"] == "0.5"
     at.selectbox(key="mech_src").set_value(0).run()  # digits through a random encoder

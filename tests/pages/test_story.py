@@ -86,7 +86,7 @@ def test_every_step_renders() -> None:
     # the theorem and the split, as shown on the page
     at.radio(key="story_step").set_value(2)
     rerun(at)
-    shown = metric(at, "Largest KL change")
+    shown = metric(at, "Largest KL rise")
     assert shown == "0 (rounding)" or float(shown) <= 0
     assert float(metric(at, "GCA-INCE (k = 20)")) <= float(metric(at, "INCE (k = 1)"))
     curve = np.asarray(figure(at, "KL(P_tgt")["data"][0]["y"], dtype=float)
@@ -132,7 +132,7 @@ def test_never_positive_metric_never_reads_positive(eps: str) -> None:
     """At large ε the KL settles in a few half-steps and the largest change is rounding
     (+4.4e-16 was shown for a quantity documented as never positive)."""
     at = open_app(story_step="2", story_eps=eps)
-    shown = metric(at, "Largest KL change")
+    shown = metric(at, "Largest KL rise")
     assert shown == "0 (rounding)" or float(shown) <= 0, shown
 
 
