@@ -54,13 +54,13 @@ def legend_below(fig: go.Figure) -> go.Figure:
     meta = dict(layout.get("meta") or {})
     font = _size(layout.get("font"), _DEFAULT_FONT)
     xaxis = layout.get("xaxis") or {}
-    tick = _size(xaxis.get("tickfont"), _DEFAULT_FONT)
+    tick = _size(xaxis.get("tickfont"), max(font, _DEFAULT_FONT))  # (unset: the layout's)
     title = xaxis.get("title")
     title_text = title.get("text") if isinstance(title, dict) else title
     title_size = _size(title.get("font") if isinstance(title, dict) else None, font)
     legend = layout.get("legend") or {}
     rows = (_LINE * _size(legend.get("font"), _DEFAULT_FONT) + 4) * _entries(fig)
-    offset = _LINE * tick + 6 + (_LINE * title_size + 10 if title_text else 0)
+    offset = _LINE * tick + 8 + (1.6 * title_size + 14 if title_text else 0)
     margin = dict(layout.get("margin") or {})
     top = float(margin.get("t", 80))
     plot = float(

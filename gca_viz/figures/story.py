@@ -211,7 +211,7 @@ def marginal_chart(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
-        subplot_titles=("row sums P1 (sent)", "column sums Pᵀ1 (received)"),
+        subplot_titles=("row sums P1<br>(sent)", "column sums Pᵀ1<br>(received)"),
     )
     parts = ((row_sums, mu, "row", "μ"), (col_sums, nu, "col", "ν"))
     for col, (sums, ref, color, symbol) in enumerate(parts, start=1):
@@ -242,6 +242,8 @@ def marginal_chart(
         )
         fig.update_yaxes(gridcolor=_GRID, rangemode="tozero", row=1, col=col)
         fig.update_xaxes(title_text="sample", row=1, col=col)
-    fig.update_layout(**_layout(title, height), bargap=0.1)
+    layout = _layout(title, height)
+    layout["margin"] = {**layout["margin"], "t": 120}  # the title, then two-line subtitles
+    fig.update_layout(**layout, bargap=0.1)
     fig.update_annotations(font_size=16)
     return legend_below(fig)
