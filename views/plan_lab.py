@@ -21,6 +21,9 @@ from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 
+LOSS_WIDTHS = {"method": 100, "loss": 80, "d_M": 130, "constraint B": 150, "what it does": 380}
+"""Widths (px) of the losses table's columns: together within the page at 1280 px."""
+
 SOURCES = {
     "synthetic": "Synthetic pairs on the sphere",
     "digits": "Digits through a random encoder",
@@ -444,15 +447,21 @@ st.caption(
     "is a theorem; RINCE-type losses can be negative; BYOL forms no plan (its loss reads "
     "only the positives' costs, 2Cᵢᵢ)."
 )
-st.dataframe(
+loss_rows = [
     {
-        "method": titles,
-        "loss": [f"{m.value:.6g}" for m in sol.losses],
-        "d_M": [m.d_m for m in sol.losses],
-        "constraint B": [m.constraint for m in sol.losses],
-        "what it does": [m.description for m in sol.losses],
-    },
+        "method": title,
+        "loss": f"{m.value:.6g}",
+        "d_M": m.d_m,
+        "constraint B": m.constraint,
+        "what it does": m.description,
+    }
+    for title, m in zip(titles, sol.losses, strict=True)
+]
+st.dataframe(  # widths that fit the page at 1280 px, rows tall enough to wrap the text
+    loss_rows,
     hide_index=True,
+    column_config={c: st.column_config.TextColumn(width=w) for c, w in LOSS_WIDTHS.items()},
+    row_height=ui.wrapped_row_height(loss_rows, LOSS_WIDTHS),
 )
 
 ui.show_code(lab.half_steps, ot.row_projection, lab.method_losses, lab.solve)
