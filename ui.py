@@ -673,6 +673,18 @@ def wrapped_row_height(
     return max(65, lines * line_px + 12)
 
 
+def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwargs: Any) -> Any:
+    """``st.dataframe`` of ``rows`` without an index, its columns at ``widths`` (px) and its
+    rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`)."""
+    return st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={c: st.column_config.TextColumn(width=w) for c, w in widths.items()},
+        row_height=wrapped_row_height(rows, widths),
+        **kwargs,
+    )
+
+
 LECTURE_FONT = 1.25
 """Lecture mode: chart type is this much larger (at least 15 px) ..."""
 LECTURE_MARKER = 1.6

@@ -457,12 +457,7 @@ loss_rows = [
     }
     for title, m in zip(titles, sol.losses, strict=True)
 ]
-st.dataframe(  # widths that fit the page at 1280 px, rows tall enough to wrap the text
-    loss_rows,
-    hide_index=True,
-    column_config={c: st.column_config.TextColumn(width=w) for c, w in LOSS_WIDTHS.items()},
-    row_height=ui.wrapped_row_height(loss_rows, LOSS_WIDTHS),
-)
+ui.wrapped_table(loss_rows, LOSS_WIDTHS)  # widths that fit the page at 1280 px
 
 ui.show_code(lab.half_steps, ot.row_projection, lab.method_losses, lab.solve)
 

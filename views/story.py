@@ -412,14 +412,12 @@ else:
     if rows and st.session_state.get("_story_table_applied") != rows[0]:
         st.session_state["_story_table_applied"] = rows[0]
         st.session_state["story_method"] = METHODS[rows[0]]
-    st.dataframe(
+    ui.wrapped_table(
         story.methods_table(),
-        hide_index=True,
+        METHOD_WIDTHS,
         on_select="rerun",
         selection_mode="single-row",
         key="story_methods_table",
-        column_config={c: st.column_config.TextColumn(width=w) for c, w in METHOD_WIDTHS.items()},
-        row_height=ui.wrapped_row_height(story.methods_table(), METHOD_WIDTHS),
         height="content",
     )
     name = ui.select(

@@ -191,7 +191,6 @@ def domain_sweep_chart(
             col=2,
         )
     fig.update_layout(**_layout("Accuracy against α - β", height))
-    fig.update_layout(legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(
         title="α - β (shares of a row)", gridcolor=_GRID, zeroline=True, zerolinecolor="#9ca3af"
     )
@@ -235,7 +234,6 @@ def comparison_bars(
     layout.update(
         barmode="group",
         yaxis={"title": metric, "range": [0, top], "gridcolor": _GRID},
-        legend={"orientation": "h", "y": -0.2},
     )
     return legend_below(go.Figure(data=traces, layout=layout))
 
@@ -335,7 +333,6 @@ def mass_scatter(
     layout.update(
         xaxis={"title": x_title, "gridcolor": _GRID},
         yaxis={"title": "mass relative to the batch mean", "gridcolor": _GRID},
-        legend={"orientation": "h", "y": -0.25},
         shapes=[
             {
                 "type": "line",

@@ -45,7 +45,6 @@ def _layout(title: str, height: int) -> dict[str, Any]:
         **_base_layout(title, height),
         "margin": {"l": 70, "r": 30, "t": 70, "b": 60},
         "font": {"size": 14},
-        "legend": {"orientation": "h", "y": -0.18, "x": 0.0},
     }
 
 

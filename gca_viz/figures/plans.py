@@ -457,7 +457,6 @@ def kl_curve(
             "gridcolor": "#e5e7eb",
         },
         yaxis={"title": "KL per row (nats)", "gridcolor": "#e5e7eb", "range": y_range},
-        legend={"orientation": "h", "y": -0.25},
         shapes=shapes,
         annotations=notes,
     )
@@ -573,7 +572,6 @@ def sweep_chart(
     layout.update(
         xaxis={"title": x_title, **_axis_type(log_x, xs), "gridcolor": "#e5e7eb"},
         yaxis={"title": y_title, **_axis_type(log_y, *drawn), "gridcolor": "#e5e7eb"},
-        legend={"orientation": "h", "y": -0.3},
     )
     shapes, notes = [], []
     for label, value in (references or {}).items():

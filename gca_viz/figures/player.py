@@ -63,11 +63,13 @@ def half_step_player(
     rows, cols = shown[0].shape
     xs, ys = np.arange(cols) * f, np.arange(rows) * f
     top_all = float(np.nanmax(stack))
-    positive = [x[np.isfinite(x) & (x > 0)] for x in shown]
-    sizes = [x.size for x in positive]
     # The log scale's floor: the smallest entry shown in any frame (one floor for all, so
     # that the frames compare), at most _LOG_DECADES below a frame's maximum.
-    least = float(np.log10(min(x.min() for x in positive if x.size))) if any(sizes) else None
+    least = None
+    if log:
+        positive = [x[np.isfinite(x) & (x > 0)] for x in shown]
+        if any(x.size for x in positive):
+            least = float(np.log10(min(x.min() for x in positive if x.size)))
 
     def z_of(k: int) -> tuple[np.ndarray, float, float]:
         z = np.where(np.isfinite(shown[k]), shown[k], np.nan)

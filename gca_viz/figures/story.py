@@ -36,7 +36,6 @@ def _layout(title: str, height: int) -> dict[str, Any]:
         "margin": {"l": 70, "r": 30, "t": 70, "b": 60},
         "font": FONT,
         "plot_bgcolor": "white",
-        "legend": {"orientation": "h", "y": -0.2, "x": 0.0},
     }
 
 

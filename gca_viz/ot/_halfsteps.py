@@ -51,15 +51,17 @@ class _FusedHalfSteps(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        K, mu_eff, nu_eff = ctx.saved_tensors
+        saved = ctx.saved_tensors  # K, μ_eff, ν_eff
         with torch.no_grad():
-            grads = _FusedHalfSteps._backward(ctx, gu, gv)
-        return first_order_only(grads, (K, mu_eff, nu_eff, gu, gv))
+            grads = _FusedHalfSteps._backward(ctx, saved, gu, gv)
+        return first_order_only(grads, (*saved, gu, gv))
 
     @staticmethod
-    def _backward(ctx: Any, gu: torch.Tensor, gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def _backward(
+        ctx: Any, saved: tuple[torch.Tensor, ...], gu: torch.Tensor, gv: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
         rho_a, rho_b = ctx.rho
-        K, mu_eff, nu_eff = ctx.saved_tensors
+        K, mu_eff, nu_eff = saved
         g_mu = torch.zeros_like(mu_eff)
         g_nu = torch.zeros_like(nu_eff)
         left: list[torch.Tensor] = []
