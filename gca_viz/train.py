@@ -31,7 +31,7 @@ from gca_viz import augment as augment_mod
 from gca_viz import data as data_mod
 from gca_viz import distributed, losses, metrics, models
 from gca_viz.device import resolve_device
-from gca_viz.registry import Param
+from gca_viz.registry import Param, Stage
 
 LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "beta", "target")
 """Loss settings a running run may change between steps (see :meth:`Trainer.apply_changes`)."""
@@ -148,6 +148,9 @@ class TrainConfig:
             raise ValueError(
                 f"encoder must be one of {sorted(models.ENCODERS)}, got {self.encoder!r}"
             )
+        self.encoder_params = _checked(
+            "encoder_params", models.ENCODERS[self.encoder], self.encoder_params
+        )
         if self.augment not in augment_mod.PRESETS:
             raise ValueError(f"augment must be one of {augment_mod.PRESETS}, got {self.augment!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -156,7 +159,16 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
-        data_mod.dataset_source(self.dataset, param="dataset")  # a name or an existing path
+        source = data_mod.dataset_source(self.dataset, param="dataset")  # name or existing path
+        if isinstance(source, str):
+            stage = data_mod.DATASETS[source]
+            self.dataset_params = _checked("dataset_params", stage, self.dataset_params)
+        elif self.dataset_params:
+            raise ValueError(
+                f"dataset_params: user data ({source}) takes no parameters, got "
+                f"{sorted(self.dataset_params)}; they belong to the embedded datasets "
+                f"{sorted(data_mod.DATASETS)}"
+            )
         if self.method != "composed" and self.method not in losses.LOSSES:
             raise ValueError(
                 f"method must be one of {sorted(losses.LOSSES)} or 'composed', got {self.method!r}"
@@ -179,6 +191,16 @@ _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
     ("eval_subset", 2, "int"),
     ("knn_k", 1, "int"),
 )
+
+
+def _checked(field_name: str, stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` validated against ``stage``'s schema, only the given names kept (a config
+    stays as written); a bad one raises ``ValueError`` naming ``field_name`` and it."""
+    try:
+        valid = stage.validate(params)
+    except ValueError as exc:
+        raise ValueError(f"{field_name}: {exc}") from None
+    return {name: valid[name] for name in params}
 
 
 def build_loss(cfg: TrainConfig) -> losses.GCALoss:

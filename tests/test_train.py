@@ -273,6 +273,11 @@ BAD_FIELDS = [
     ("loss_params", {"q": 2.0}, "q"),
     ("loss_params", {"warp": 1}, "warp"),
     ("dataset_params", [1], "dataset_params"),
+    # the parameters of an embedded dataset and of the encoder, checked before a run starts
+    ("dataset_params", {"n_points": 5}, r"^dataset_params: digits has no parameter 'n_points'"),
+    ("encoder_params", {"depth": 0}, r"^encoder_params: depth must be a number >= 1, got 0"),
+    ("encoder_params", {"width": 8}, r"^encoder_params: mlp has no parameter 'width'"),
+    ("encoder_params", {"depth": "two"}, r"^encoder_params: depth must be a number"),
     ("steps", "three", "steps"),
     ("batch_size", 32.5, "batch_size"),
     ("lr", True, "lr"),
@@ -295,6 +300,25 @@ def test_config_converts_numbers_given_as_strings_or_integral_floats() -> None:
     cfg = TrainConfig.from_dict({**quick, "steps": "2", "batch_size": 16.0, "lr": "1e-3"})
     trainer = Trainer(cfg)
     assert trainer.fit() == "finished" and trainer.step == 2
+
+
+def test_config_checks_dataset_and_encoder_params_against_their_schemas() -> None:
+    """Out-of-range ``dataset_params``/``encoder_params`` are refused by validation, naming the
+    field (before, they passed it and the run failed in its subprocess); good ones given as
+    strings are converted like the other fields, and defaults are not written in."""
+    cfg = TrainConfig.from_dict(
+        {
+            "dataset": "rings",
+            "dataset_params": {"n_points": "64", "noise": 0.1},
+            "encoder_params": {"depth": 1.0},
+        }
+    )
+    assert cfg.dataset_params == {"n_points": 64, "noise": 0.1}
+    assert cfg.encoder_params == {"depth": 1}
+    with pytest.raises(ValueError, match=r"^dataset_params: n_points must be a number >= "):
+        TrainConfig.from_dict({"dataset": "rings", "dataset_params": {"n_points": -5}})
+    with pytest.raises(ValueError, match=r"^encoder_params: resnet18 has no parameter 'depth'"):
+        TrainConfig.from_dict({"encoder": "resnet18", "encoder_params": {"depth": 2}})
 
 
 def test_config_rejects_unknown_fields_and_round_trips_json() -> None:
@@ -435,8 +459,8 @@ def test_config_with_a_user_data_path_validates_and_trains(tmp_path: Path) -> No
     assert trainer.fit() == "finished" and trainer.step == 2
     with pytest.raises(ValueError, match=r"^dataset: unknown dataset .*no file or folder"):
         TrainConfig(dataset=str(tmp_path / "gone.npz")).validate()
-    with pytest.raises(ValueError, match="takes no parameters"):
-        Trainer(TrainConfig(dataset=str(path), dataset_params={"n_points": 5}, **SMALL))
+    with pytest.raises(ValueError, match=r"^dataset_params: user data .* takes no parameters"):
+        TrainConfig(dataset=str(path), dataset_params={"n_points": 5}, **SMALL).validate()
 
 
 # -------------------------------------------------------------------------- torchrun
