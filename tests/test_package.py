@@ -207,3 +207,23 @@ def test_cited_sections_parse() -> None:
     assert _cited_sections("1, 3-5") == {1, 3, 4, 5}
     found = _CITATION.findall("``docs/math.md`` (sections 1, 2 and 8) and docs/math.md sec. 7.")
     assert found == ["1, 2 and 8", "7"]
+
+
+# --- static checks ---------------------------------------------------------------------------
+
+
+def test_code_passes_ruff_and_mypy(tmp_path: Path) -> None:
+    """The whole tree is linted and formatted as ``pyproject.toml`` says, and the library, the
+    pages and the router type-check (mypy's ``files``); a fresh cache, so nothing is stale."""
+    for args in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout}{result.stderr}"
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"mypy:\n{result.stdout}{result.stderr}"

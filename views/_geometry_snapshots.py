@@ -107,7 +107,9 @@ class Loaded:
         return self.samples.index if self.samples is not None else np.arange(len(self.z))
 
     def row_of(self, sample: int | None) -> int | None:
-        rows = np.flatnonzero(self.index() == sample) if sample is not None else []
+        if sample is None:
+            return None
+        rows = np.flatnonzero(self.index() == sample)
         return int(rows[0]) if len(rows) else None
 
 
@@ -135,7 +137,7 @@ def load(store: RunStore, run: RunInfo, step: int, snaps: list[tuple[int, Path]]
     steps, zs, partners = [], [], []
     for s in frame_steps([s for s, _ in snaps], step):
         other = arrays if s == step else store.load_snapshot(paths[s])
-        if other is not None and np.shape(other.get("z")) == z.shape:
+        if other is not None and "z" in other and np.shape(other["z"]) == z.shape:
             steps.append(s)
             zs.append(np.asarray(other["z"], dtype=np.float64))
             partners.append(_partner(other, z.shape))

@@ -150,7 +150,8 @@ def _compact(node: Any) -> Any:
 
 def figure_json(fig: go.Figure) -> str:
     """The figure as plotly JSON with base64 typed arrays (float64 sent as float32)."""
-    return pio.json.to_json_plotly(_compact(fig.to_plotly_json()))
+    text: str = pio.json.to_json_plotly(_compact(fig.to_plotly_json()))
+    return text
 
 
 def load_plotly() -> None:

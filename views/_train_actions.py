@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -37,7 +37,7 @@ def embeddings_npz(store: RunStore, run_id: int) -> Callable[[], bytes]:
     return build
 
 
-def controls(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
+def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
     """Stop, Resume and Delete buttons, in three ``columns``."""
     run_id = info.id
     b_stop, b_resume, b_delete = columns
@@ -69,7 +69,7 @@ def controls(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
             act(lambda: store.delete(run_id), f"Deleted run #{run_id}")
 
 
-def downloads(store: RunStore, info: RunInfo, columns: list[Any]) -> None:
+def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
     """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``."""
     run_id = info.id
     b_csv, b_cfg, b_npz = columns

@@ -4,7 +4,7 @@ its formula, its value and its plan on a batch, and train an encoder with it."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import streamlit as st
@@ -52,7 +52,7 @@ def param_widget(p: Param) -> Any:
     low, high = p.ui or (p.low, p.high)
     if p.kind == "int":
         if low is None or high is None:
-            return ui.number(ui.param_label(p), key, p.default, help=ui.param_help(p))
+            return ui.number(ui.param_label(p), key, cast(int, p.default), help=ui.param_help(p))
         default = int(p.default if p.default is not None else low)
         return ui.slider(
             ui.param_label(p), key, int(low), int(high), default, step=1, help=ui.param_help(p)

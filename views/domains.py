@@ -133,6 +133,7 @@ else:
         st.error(f"Target: {exc}")
 
 if target is not None:
+    shown_target = target  # the download's callback runs later: it keeps this matrix
     mu, nu = target.sum(1), target.sum(0)
     st.latex(TARGETS[kind].latex)
     steps = gca_steps((n, seed), batch, target, eps, n_iter)
@@ -176,7 +177,7 @@ if target is not None:
         ui.chart(fig, key="dom_chart_target")
         st.download_button(
             "Download this target (.csv)",
-            lambda: _csv(target),  # made on click: no stale file URL when the page reruns
+            lambda: _csv(shown_target),  # made on click: no stale file URL when the page reruns
             file_name=f"target_{kind}_{n}x{n}.csv",
             mime="text/csv",
             key="dom_download",

@@ -209,7 +209,9 @@ def picture(shown: Loaded, view: View) -> Picture | None:
     )
 
 
-def panel(shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, pin: int | None):
+def panel(
+    shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, pin: int | None
+) -> Panel:
     """The :class:`Panel` of one run at the frames ``steps`` (its latest snapshot at or
     before each), coloured, filtered and with the pinned sample's neighbours."""
     labels, names, _ = labels_for(shown.arrays, shown.run, view.color_by)
@@ -229,7 +231,7 @@ def panel(shown: Loaded, pic: Picture, steps: list[int], view: View, tag: int, p
         near = [embed.cosine_neighbours(z, row, k)[0] for z in zs]
     if row is not None and any(p is not None for p in pic.partners):
         gap = np.full(pic.frames[0].shape[1], np.nan)  # a frame without partners draws none
-        partner = [gap if pic.partners[i] is None else pic.partners[i][row] for i in picks]
+        partner = [gap if (p := pic.partners[i]) is None else p[row] for i in picks]
     return Panel(
         run_label(shown.run),
         [pic.frames[i] for i in picks],

@@ -58,6 +58,7 @@ def mass_experiment(
 ) -> tuple[ex.CorruptionMass, str]:
     """Clean vs corrupted views of ``n`` digits through an encoder, and the plan mass each
     pair keeps (``encoder_id`` 0: a random encoder; ``stamp``: its checkpoint's time)."""
+    model: torch.nn.Module
     if encoder_id:
         trained = lab.trained_encoder(_store, encoder_id)
         ds = load_dataset(trained.dataset, **trained.dataset_params)

@@ -303,6 +303,7 @@ player_spec = player_json(solution_key, steps, log_scale, shared_scale, positive
 def inspect() -> None:
     """The player, the matrix views and the cell inspector: a click on a cell reruns only
     this part (the charts then get the new marked cell, not their figures again)."""
+    assert batch is not None  # the page stopped above otherwise
     partner = n_rows // 2 if layout == "joint" else 0  # start on a positive pair
     cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
 
