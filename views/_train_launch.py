@@ -218,7 +218,7 @@ def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
             params.update({p.name: p for p in registry[stages[kind]].params})
     else:
         m = losses.LOSSES[method]
-        st.caption(f"{m.description} ({m.reference})")
+        st.caption(f"{m.description} ({m.provenance})")
         preset = dict(m.params)
         params = {p.name: p for s in m.build().stages.values() for p in s.params}
     target = ui.select(LABELS["target"], "tr_target", list(TARGET_CHOICES), "pairs")

@@ -21,8 +21,9 @@ from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 
-LOSS_WIDTHS = {"method": 100, "loss": 80, "d_M": 130, "constraint B": 150, "what it does": 380}
-"""Widths (px) of the losses table's columns: together within the page at 1280 px."""
+LOSS_WIDTHS = {"method": 100, "loss": 80, "d_M": 130, "constraint B": 150, "what it does": 350}
+"""Widths (px) of the losses table's columns: together within the page at 1280 px with the
+sidebar open (818 px)."""
 
 SOURCES = {
     "synthetic": "Synthetic pairs on the sphere",

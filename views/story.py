@@ -31,15 +31,16 @@ STEPS = {
 }
 SIZES = (8, 16, 32, 64, 128, 256)
 METHODS = list(losses.LOSSES)
-# Widths (px) of the methods table's columns: together the width of the page at 1400 px (or
-# in lecture mode at 1024 px), so that every column is in view and rows are few lines high.
+# Widths (px) of the methods table's columns: with its selection column, within the page at
+# 1280 px with the sidebar open (820 px) and in lecture mode at 1024 px, so that every column
+# is in view and rows are few lines high.
 METHOD_WIDTHS = {
     "method": 90,
-    "d_M": 115,
+    "d_M": 120,
     "d_Γ": 36,
     "B": 120,
-    "what it does": 265,
-    "reference": 270,
+    "what it does": 250,
+    "reference": 160,
 }
 
 
@@ -420,6 +421,7 @@ else:
         key="story_methods_table",
         height="content",
     )
+    st.caption(" · ".join(story.methods_notes()))
     name = ui.select(
         "Method",
         "story_method",
@@ -444,7 +446,7 @@ else:
         st.latex(loss_module.latex["projection"])
         st.markdown(f"**Divergence** (`{loss_module.stages['divergence'].name}`)")
         st.latex(loss_module.latex["divergence"])
-        st.caption(f"{method.description} ({method.reference})")
+        st.caption(f"{method.description} ({method.provenance})")
     with right:
         plan = out.plan.detach().double().numpy()
         title = (

@@ -30,8 +30,15 @@ class Method:
     constraint: str
     description: str
     reference: str
+    note: str = ""
+    """Where the preset's values come from, if it has more than the stages' defaults."""
     layout: str = "cross"
     needs_predictor: bool = False
+
+    @property
+    def provenance(self) -> str:
+        """The reference, then the preset's note if it has one."""
+        return f"{self.reference}; {self.note}" if self.note else self.reference
 
     def build(self, **params: Any) -> GCALoss:
         layout = params.pop("layout", self.layout)
@@ -120,8 +127,9 @@ LOSSES: dict[str, Method] = {
             constraint="soft: λ₁ KL(P1‖μ) + λ₂ KL(Pᵀ1‖ν)",
             description="Unbalanced OT: relaxed marginals let a row whose view matches nothing "
             "keep less mass (at small ε); the RINCE term lowers its gradient.",
-            reference="Chen et al. 2024 (GCA); preset ε 0.5, T 10, λ₁ = λ₂ 0.2, λ_R 0.01, q 0.6, "
-            "r₁ 1, r₂ 0.2 from the paper's experiments (its CIFAR-10 config: r₂ 0.02, q 0.98)",
+            reference="Chen et al. 2024 (GCA)",
+            note="preset ε 0.5, T 10, λ₁ = λ₂ 0.2, λ_R 0.01, q 0.6, r₁ 1, r₂ 0.2 from the "
+            "paper's experiments (its CIFAR-10 config: r₂ 0.02, q 0.98)",
         ),
         _method(
             "iot",

@@ -549,7 +549,8 @@ def relaxed_marginals(cost: Any, epsilon: float, lam: float | None, n_iter: int 
 
 
 def methods_table() -> list[dict[str, str]]:
-    """One row per named method of :data:`gca_viz.losses.LOSSES`: ``d_M``, ``d_Γ``, ``B``."""
+    """One row per named method of :data:`gca_viz.losses.LOSSES`: ``d_M``, ``d_Γ``, ``B``,
+    what it does and its reference (a preset's note is in :func:`methods_notes`)."""
     return [
         {
             "method": m.title,
@@ -561,6 +562,12 @@ def methods_table() -> list[dict[str, str]]:
         }
         for m in losses.LOSSES.values()
     ]
+
+
+def methods_notes() -> list[str]:
+    """``"title: note"`` for each method with a :attr:`~gca_viz.losses.Method.note` (its
+    preset's values and where they come from), which :func:`methods_table` leaves out."""
+    return [f"{m.title}: {m.note}" for m in losses.LOSSES.values() if m.note]
 
 
 def method_output(

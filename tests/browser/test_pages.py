@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import expect
 
 # Navigation label -> the page's st.title, where they differ.
@@ -69,4 +70,25 @@ def test_every_page_renders_with_charts(app: Any, screenshot: Any) -> None:
     for label, seconds in timings.items():
         print(f"  {label:<30} {seconds:6.2f}")
     assert problems == [], "\n".join(problems)
+    app.assert_healthy()
+
+
+TABLE_SIZES = [((1280, 800), ""), ((1024, 768), "lecture=1")]
+
+
+@pytest.mark.parametrize(("size", "query"), TABLE_SIZES, ids=["1280", "lecture-1024"])
+@pytest.mark.parametrize("path", ["/?story_step=5&", "/plan_lab?"], ids=["story", "plan_lab"])
+def test_tables_fit_the_page(
+    app: Any, screenshot: Any, path: str, size: tuple[int, int], query: str
+) -> None:
+    """Story's methods table and Plan lab's losses table show every column without a
+    horizontal scroll bar, at a laptop's width (sidebar open) and a projector's: the last
+    column (the reference, what a loss does) was cut before."""
+    app.page.set_viewport_size({"width": size[0], "height": size[1]})
+    app.goto(f"{path}{query}", charts=1, timeout=120)
+    grids = app.page.locator('[data-testid="stDataFrame"] .dvn-scroller')
+    expect(grids.first).to_be_attached()
+    widths = grids.evaluate_all("es => es.map(e => [e.scrollWidth, e.clientWidth])")
+    assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
+    screenshot(f"table-{path.strip('/?&').split('?')[0] or 'story'}-{size[0]}", full=False)
     app.assert_healthy()
