@@ -40,6 +40,7 @@ import streamlit as st
 from gca_viz import demo
 from gca_viz.figures._legend import META_KEY as legend_below_meta
 from gca_viz.figures._legend import legend_below
+from gca_viz.figures.geometry import LABELS_META, respread_run_labels
 from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
 from gca_viz.registry import Param
 from gca_viz.runs import (
@@ -785,6 +786,8 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
     out = go.Figure(data=fig.data, layout=layout, frames=fig.frames)
     if legend_below_meta in (layout.get("meta") or {}):  # room under the axis for the new fonts
         legend_below(out)
+    if LABELS_META in (layout.get("meta") or {}):  # labels apart at their new size
+        respread_run_labels(out)
     for trace in out.data:
         if trace.type in ("heatmap", "contour", "histogram2d") and trace.showscale is not False:
             if trace.colorbar.tickfont.size is None:

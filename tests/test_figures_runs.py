@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -440,3 +441,34 @@ def test_run_labels_on_the_plane_are_a_font_height_apart() -> None:
     assert layout["showlegend"] is False and not any(
         "text" in (t.get("mode") or "") for t in fig["data"]
     )
+    # a label runs into the plane, away from the nearer edge (one at the right was cut off)
+    x0, x1 = layout["xaxis"]["range"]
+    for a in labels:
+        inward = "left" if a["x"] <= (x0 + x1) / 2 else "right"
+        assert a["xanchor"] == inward and (a["ax"] > 0) == (inward == "left"), a
+
+
+def test_run_labels_spread_again_at_a_projector_s_font_size() -> None:
+    """The lecture mode's copy enlarges the labels' font: ``respread_run_labels`` keeps them
+    a (scaled) font height apart, growing the plot when they no longer fit (labels spread
+    for 11 px overlapped at 16)."""
+    runs = [
+        geometry.Trajectory(f"#{i}", np.array([1.0]), np.array([-2.0]), np.array([0.3 + 1e-3 * i]))
+        for i in range(14)
+    ]
+    fig = geometry.alignment_uniformity_plane(runs)
+    plot = geometry.PLANE_HEIGHT - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
+
+    def placed(figure: Any, plot_px: float) -> np.ndarray:
+        y0, y1 = figure.layout.yaxis.range
+        return np.array(
+            [(a.y - y0) / (y1 - y0) * plot_px - a.ay for a in figure.layout.annotations]
+        )
+
+    assert np.diff(np.sort(placed(fig, plot))).min() >= geometry.LABEL_GAP_PX - 1e-6
+    for note in fig.layout.annotations:
+        note.font.size = 22  # twice the size: 13 gaps of 42 px no longer fit in 340
+    geometry.respread_run_labels(fig)
+    grown = fig.layout.height - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
+    assert grown >= 13 * 2 * geometry.LABEL_GAP_PX > plot
+    assert np.diff(np.sort(placed(fig, grown))).min() >= 2 * geometry.LABEL_GAP_PX - 1e-6

@@ -9,7 +9,13 @@ import plotly.graph_objects as go
 import pytest
 
 import ui
-from gca_viz.figures.geometry import embedding_figure
+from gca_viz.figures.geometry import (
+    LABEL_FONT,
+    LABEL_GAP_PX,
+    Trajectory,
+    alignment_uniformity_plane,
+    embedding_figure,
+)
 from gca_viz.figures.player import half_step_player
 from tests.helpers import open_app
 
@@ -120,3 +126,21 @@ def test_lecture_figure_enlarges_trace_labels_and_small_notes() -> None:
     assert big.data[0].textfont.size == 15
     assert big.layout.annotations[0].font.size == ui.LECTURE_NOTE_LEAST
     assert fig.data[0].textfont.size == 11  # a copy
+
+
+def test_lecture_figure_spreads_the_plane_s_run_labels_for_their_new_size() -> None:
+    """The alignment-uniformity plane spreads its run labels for 11 px; on a projector they
+    are at least 14 px, and the copy spreads them again so that they do not overlap."""
+    runs = [
+        Trajectory(f"#{i} run", np.array([1.0]), np.array([-2.0]), np.array([0.3 + 1e-3 * i]))
+        for i in range(6)
+    ]
+    fig = alignment_uniformity_plane(runs)
+    big, _ = ui.lecture_figure(fig)
+    size = big.layout.annotations[0].font.size
+    assert size >= ui.LECTURE_NOTE_LEAST
+    y0, y1 = big.layout.yaxis.range
+    plot = big.layout.height - big.layout.margin.t - big.layout.margin.b
+    tops = [(a.y - y0) / (y1 - y0) * plot - a.ay for a in big.layout.annotations]
+    gap = LABEL_GAP_PX * size / LABEL_FONT
+    assert np.diff(np.sort(tops)).min() >= gap - 1e-6 > LABEL_GAP_PX

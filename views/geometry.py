@@ -275,7 +275,7 @@ def draw(
         legend_title=legend,
         axis_titles=pic.axes,
     )
-    st.plotly_chart(fig, key=key)
+    ui.chart(fig, key=key)
     return key
 
 
@@ -618,7 +618,7 @@ else:
             [trajectories[i] for i in chosen],
             highlight=run_label(run) if run_id in chosen else None,
         )
-        st.plotly_chart(fig, key="geo_plane_fig")
+        ui.chart(fig, key="geo_plane_fig")
         st.caption(
             "Each line is a run's path through its evaluations; the big dot is its "
             "latest, labelled beside it (labels of runs that end close together are moved "

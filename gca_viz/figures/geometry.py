@@ -691,6 +691,11 @@ so the plot area is exactly ``PLANE_HEIGHT - t - b`` pixels high."""
 LABEL_GAP_PX = 21.0
 """Least vertical distance between two run labels on the plane: an 11 px label with its
 background box is 18 px high in Chromium."""
+LABEL_FONT = 11
+"""The run labels' font size (px); :data:`LABEL_GAP_PX` scales with it."""
+LABELS_META = "run_labels"
+"""Key in ``layout.meta`` of a plane with run labels: where each label wants to be (pixels
+above the plot's bottom) and the plot's height, for :func:`respread_run_labels`."""
 
 
 def alignment_uniformity_plane(
@@ -757,25 +762,28 @@ def alignment_uniformity_plane(
 
 
 def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None:
-    """Fixed axis ranges with room for the labels on the right, and one label per run at
-    its latest point, spread apart vertically with leader lines."""
+    """Fixed axis ranges and one label per run at its latest point, spread apart vertically
+    with leader lines: to the right of a point in the left half of the plane, to the left of
+    one in the right half (a long label at the right edge was cut off). Labels are apart in
+    height whichever side they are on, so none overlaps another."""
     xs = np.concatenate([t.uniformity for _, t in shown])
     ys = np.concatenate([t.alignment for _, t in shown])
     x_lo, x_hi = float(xs.min()), float(xs.max())
     y_lo, y_hi = float(ys.min()), float(ys.max())
     x_span = x_hi - x_lo if x_hi > x_lo else 0.1
     y_span = y_hi - y_lo if y_hi > y_lo else 0.1
-    x_range = [x_lo - 0.06 * x_span, x_hi + 0.45 * x_span]  # labels sit right of the points
+    x_range = [x_lo - 0.08 * x_span, x_hi + 0.08 * x_span]
+    x_mid = (x_range[0] + x_range[1]) / 2
     y_range = [y_lo - 0.08 * y_span, y_hi + 0.12 * y_span]
     plot_px = PLANE_HEIGHT - PLANE_MARGIN["t"] - PLANE_MARGIN["b"]
     to_px = plot_px / (y_range[1] - y_range[0])
     ends = np.array([t.alignment[-1] for _, t in shown])
     want = (ends - y_range[0]) * to_px  # (k,) pixels above the bottom of the plot
-    placed = spread_labels(want, LABEL_GAP_PX, 8.0, plot_px - 8.0)
     fig.update_xaxes(range=x_range, autorange=False)
     fig.update_yaxes(range=y_range, autorange=False)
-    for (r, t), y_px, label_px in zip(shown, want, placed, strict=True):
+    for r, t in shown:
         color = RUN_COLORS[r % len(RUN_COLORS)]
+        right = len(shown) == 1 or t.uniformity[-1] <= x_mid  # the side with more room
         fig.add_annotation(
             x=t.uniformity[-1],
             y=t.alignment[-1],
@@ -784,10 +792,37 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
             arrowhead=0,
             arrowwidth=1,
             arrowcolor=color,
-            ax=24,
-            ay=-(label_px - y_px),  # pixels, downwards positive
-            xanchor="left",
+            ax=24 if right else -24,
+            xanchor="left" if right else "right",
             yanchor="middle",
-            font={"size": 11, "color": color},
+            font={"size": LABEL_FONT, "color": color},
             bgcolor="rgba(255,255,255,0.8)",
         )
+    meta = dict(fig.layout.meta or {})
+    fig.update_layout(meta={**meta, LABELS_META: {"want": want.tolist(), "plot": plot_px}})
+    respread_run_labels(fig)
+
+
+def respread_run_labels(fig: go.Figure) -> go.Figure:
+    """Place the plane's run labels (its annotations) at least ``LABEL_GAP_PX`` scaled by
+    their font size apart, with leader lines to their points (in place; returns ``fig``).
+
+    The plane calls it; so does a copy whose fonts were enlarged (``ui.lecture_figure``):
+    labels spread for 11 px overlap at 16. Where they cannot fit in the plot, the plot grows
+    (the figure's height with it) and every label's wanted place with it."""
+    spec = (fig.layout.meta or {}).get(LABELS_META)
+    notes = list(fig.layout.annotations)
+    if not spec or len(notes) != len(spec["want"]):
+        return fig
+    size = max(float(a.font.size or LABEL_FONT) for a in notes)
+    gap = LABEL_GAP_PX * size / LABEL_FONT
+    plot = float(spec["plot"])
+    grown = max(plot, (len(notes) - 1) * gap + 16.0)
+    want = np.asarray(spec["want"], dtype=np.float64) * grown / plot
+    placed = spread_labels(want, gap, 8.0, grown - 8.0)
+    for note, y_px, label_px in zip(notes, want, placed, strict=True):
+        note.ay = -(label_px - y_px)  # pixels, downwards positive
+    if grown > plot:
+        margin = fig.layout.margin
+        fig.update_layout(height=round(grown + (margin.t or 0) + (margin.b or 0)))
+    return fig
