@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from numbers import Integral
 from typing import Any, ClassVar, TypeVar
 
@@ -58,6 +58,45 @@ M = TypeVar("M", bound=nn.Module)
 
 ENCODERS = Registry("encoder")
 """Registry of encoder backbones: ``mlp``, ``cnn``, ``resnet18``."""
+
+MAX_PARAMETERS = 100_000_000
+"""The most weights an encoder's hidden layers may have (400 MB in float32, four times that
+with AdamW's state): a size check before anything is allocated, since a few doublings too
+many (a CNN's channels double at each block) ask for more memory than any machine has."""
+
+
+_HIDDEN_WEIGHTS: dict[str, Callable[[Mapping[str, Any]], float]] = {
+    "mlp": lambda p: p["hidden"] ** 2 * (p["depth"] - 1),
+    # 3x3 convolutions from width * 2^l to width * 2^(l+1) channels
+    "cnn": lambda p: sum(9 * (p["width"] * 2.0**l) ** 2 * 2 for l in range(p["depth"] - 1)),
+    "resnet18": lambda p: 11.2e6 * (p["width"] / 64) ** 2,
+}
+
+
+def hidden_weights(name: str, params: Mapping[str, Any]) -> float:
+    """The number of weights in encoder ``name``'s layers after its input layer, from its
+    validated ``params`` (the input layer's depend on the data): ``hidden² (depth - 1)`` for
+    the MLP, ``Σ_l 9 c_l c_{l+1}`` with ``c_l = width 2^l`` for the CNN, ``11.2M (width /
+    64)²`` for ResNet-18. Weights of biases and BN are left out."""
+    return float(_HIDDEN_WEIGHTS[name](params))
+
+
+def _size_check(name: str, names: str) -> Callable[[Mapping[str, Any]], None]:
+    """A :attr:`~gca_viz.registry.Stage.check` refusing encoder ``name`` when its hidden
+    layers would have more than :data:`MAX_PARAMETERS` weights (:func:`hidden_weights`),
+    naming ``names``."""
+
+    def check(params: Mapping[str, Any]) -> None:
+        weights = hidden_weights(name, params)
+        if weights > MAX_PARAMETERS:
+            settings = ", ".join(f"{n} = {params[n]}" for n in names.split(" and "))
+            raise ValueError(
+                f"{names}: {settings} would give {weights / 1e6:,.1f} million weights, more "
+                f"than the {MAX_PARAMETERS / 1e6:,.0f} million allowed; lower {names}"
+            )
+
+    return check
+
 
 MLP_LATEX = (
     r"h = \phi_L \circ \cdots \circ \phi_1(\mathrm{vec}(x)),\qquad"
@@ -137,6 +176,7 @@ class Encoder(nn.Module):
         ),
         Param("depth", 2, "Number of Linear-BN-ReLU blocks.", kind="int", low=1, ui=(1, 6)),
     ),
+    check=_size_check("mlp", "hidden and depth"),
     latex=MLP_LATEX,
     description="Multi-layer perceptron on the flattened input (vectors or small images).",
 )
@@ -201,6 +241,7 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
         ),
         Param("depth", 3, "Number of conv3x3-BN-ReLU blocks.", kind="int", low=1, ui=(1, 5)),
     ),
+    check=_size_check("cnn", "width and depth"),
     latex=CNN_LATEX,
     description="Small CNN for small images (8x8 digits to 32x32), pooling adapted to the size.",
 )
@@ -298,6 +339,7 @@ class BasicBlock(nn.Module):
             ui=(8, 64),
         ),
     ),
+    check=_size_check("resnet18", "width"),
     latex=RESNET_LATEX,
     description="ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool); 512 features.",
 )

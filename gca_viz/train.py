@@ -139,6 +139,11 @@ class TrainConfig:
             setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.head_hidden * self.out_dim > models.MAX_PARAMETERS:
+            raise ValueError(
+                f"head_hidden and out_dim: {self.head_hidden} x {self.out_dim} weights in the "
+                f"projection head, more than the {models.MAX_PARAMETERS:,} allowed"
+            )
         if self.lr == 0:
             raise ValueError("lr must be a number > 0, got 0 (the encoder would never change)")
         for name in ("dataset_params", "encoder_params", "stages", "loss_params"):

@@ -17,6 +17,7 @@ from gca_viz.models import (
     build_encoder,
     cosine_momentum,
     ema_update,
+    hidden_weights,
     make_target,
 )
 
@@ -168,6 +169,32 @@ def test_bad_input_shape_names_input_shape(shape: object) -> None:
 def test_bad_encoder_param_names_it(name: str, params: dict[str, float], bad: str) -> None:
     with pytest.raises(ValueError, match=bad):
         build_encoder(name, FITTING_SHAPE[name], **params)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "bad"),
+    [
+        ("cnn", {"depth": 20}, "width and depth: width = 32, depth = 20"),  # 2^19 channels
+        ("cnn", {"width": 4096, "depth": 2}, "width and depth"),
+        ("mlp", {"hidden": 100_000}, "hidden and depth"),
+        ("resnet18", {"width": 256}, "width: width = 256"),
+    ],
+)
+def test_an_encoder_too_large_to_allocate_is_refused_before_it_is_built(
+    name: str, params: dict[str, int], bad: str
+) -> None:
+    """A CNN of depth 20 asked for 10^15 weights: the process grew past the machine's 24 GB
+    before failing. The schema's size check refuses it at once, naming the parameters, and
+    the estimate it uses is the real count (within the input layer) for sizes it admits."""
+    with pytest.raises(ValueError, match=rf"^{bad}.* million weights, more than the 100 million"):
+        ENCODERS[name].validate(params)
+    for ok_name, ok in [("cnn", {"depth": 5}), ("mlp", {"hidden": 512, "depth": 3})]:
+        estimate = hidden_weights(ok_name, ENCODERS[ok_name].validate(ok))
+        model, _ = build_encoder(ok_name, FITTING_SHAPE[ok_name], **ok)
+        weights = sum(p.numel() for p in model.parameters() if p.dim() > 1)
+        assert estimate <= weights <= estimate * 1.05 + 10_000, (ok_name, estimate, weights)
+    resnet = sum(p.numel() for p in build_encoder("resnet18", (3, 32, 32))[0].parameters())
+    assert hidden_weights("resnet18", {"width": 64}) == pytest.approx(resnet, rel=0.01)
 
 
 def test_bad_head_dims_name_them() -> None:

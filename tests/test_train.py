@@ -278,6 +278,8 @@ BAD_FIELDS = [
     ("encoder_params", {"depth": 0}, r"^encoder_params: depth must be a number >= 1, got 0"),
     ("encoder_params", {"width": 8}, r"^encoder_params: mlp has no parameter 'width'"),
     ("encoder_params", {"depth": "two"}, r"^encoder_params: depth must be a number"),
+    ("encoder_params", {"hidden": 10**5}, r"^encoder_params: hidden and depth: .* million"),
+    ("head_hidden", 10**7, r"^head_hidden and out_dim: "),
     ("steps", "three", "steps"),
     ("batch_size", 32.5, "batch_size"),
     ("lr", True, "lr"),
