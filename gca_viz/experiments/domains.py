@@ -339,6 +339,72 @@ def block_mass(matrix: Any, groups: Any) -> float:
     return float(M[off & (g[:, None] == g[None, :])].sum() / total) if total > 0 else math.nan
 
 
+def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
+    r"""Where GCA-INCE's loss pulls pairs together and pushes them apart: its gradient with
+    respect to the cost,
+
+    .. math::
+        \frac{\partial \mathcal L}{\partial C_{ij}}
+            = \frac{(P_{\mathrm{tgt}})_{ij} - P^{(2T)}_{ij}}{\varepsilon N},
+        \qquad \mathcal L = \tfrac1N \mathrm{KL}(P_{\mathrm{tgt}} \| P^{(2T)}),
+
+    exact when ``P^{(2T)}`` has ``P_tgt``'s row and column sums (Sinkhorn's fixed point:
+    the gradient through the scalings vanishes; ``docs/math.md`` section 4). Gradient descent
+    lowers ``C_ij`` by a step times a positive entry: the two embeddings move closer (a
+    larger cost there would take mass from a pair the target wants more of). With ``μ``, ``ν``
+    fixed, the plan depends on the target only through them (every prior's rows sum to 1),
+    so the target acts on training through this difference, not through the plan.
+
+    Args:
+        target: ``(N, N)`` ``P_tgt``. plan: ``(N, N)`` the plan ``P^{(2T)}``.
+        epsilon: the entropic regularisation ``ε > 0``.
+
+    Returns:
+        ``(N, N)`` the pull, in cost units per unit of loss.
+    """
+    T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
+    if T.ndim != 2 or T.shape != P.shape or T.shape[0] != T.shape[1]:
+        raise ValueError(f"target and plan must be (N, N) alike, got {T.shape} and {P.shape}")
+    eps = finite(epsilon, "epsilon")
+    if eps <= 0:
+        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+    return (T - P) / (eps * T.shape[0])
+
+
+def group_pull(target: Any, plan: Any, groups: Any) -> tuple[float, float]:
+    r"""The loss's pull (:func:`loss_pull`) on a pair of the same group and on a pair of
+    different groups, each as a share of the pull on a positive pair:
+
+    .. math::
+        \frac{\operatorname{mean}_{i \ne j,\, g_i = g_j} (P_{\mathrm{tgt}} - P)_{ij}}
+             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}},\qquad
+        \frac{\operatorname{mean}_{g_i \ne g_j} (P_{\mathrm{tgt}} - P)_{ij}}
+             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}}
+
+    Positive: such pairs are pulled together, negative: pushed apart. Unlike the plan's
+    own :func:`block_mass`, they follow the target's weights (``α``, ``β`` of the domain
+    prior). ``NaN`` where a kind of pair is missing or the positives are not pulled.
+
+    Args:
+        target, plan: ``(N, N)`` ``P_tgt`` and ``P``. groups: ``(N,)`` group labels.
+
+    Returns:
+        ``(same, other)``.
+    """
+    T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
+    g = np.asarray(groups).reshape(-1)
+    if T.ndim != 2 or T.shape != P.shape or T.shape != (len(g), len(g)):
+        raise ValueError(f"target and plan must be (n, n), n = len(groups), got {T.shape}")
+    diff = T - P
+    positive = float(np.diag(diff).mean())
+    if not positive > 0:
+        return math.nan, math.nan
+    same = (g[:, None] == g[None, :]) & ~np.eye(len(g), dtype=bool)
+    other = g[:, None] != g[None, :]
+    share = [float(diff[m].mean()) / positive if m.any() else math.nan for m in (same, other)]
+    return share[0], share[1]
+
+
 def read_matrix(data: bytes, filename: str) -> np.ndarray:
     """Parse an uploaded matrix: ``.npy`` (read without pickle) or ``.csv`` (comma- or
     whitespace-separated numbers, no header).

@@ -52,6 +52,7 @@ def block_heatmap(
     col_ref: np.ndarray | None = None,
     log: bool = False,
     height: int = 520,
+    diverging: bool = False,
 ) -> go.Figure:
     """A matrix with row sums (right) and column sums (top) whose rows and columns are
     sorted by group, the groups' blocks outlined and named.
@@ -61,15 +62,24 @@ def block_heatmap(
         title, value_label: labels. group_names: a name per group label.
         row_ref, col_ref: the marginals ``μ``, ``ν`` drawn as dashed reference lines.
         log: log colour scale (plans).
+        diverging: a signed matrix (a difference): red above 0, blue below, white at 0 on
+            a scale symmetric about 0, without the marginals' bars.
     """
+    M = np.asarray(matrix, dtype=float)
+    extra: dict[str, Any] = {}
+    if diverging:
+        top = float(np.nanmax(np.abs(M[np.isfinite(M)]))) if np.isfinite(M).any() else 1.0
+        top = top if top > 0 else 1.0
+        extra = {"zrange": (-top, top), "colorscale": "RdBu_r", "marginals": False}
     fig = matrix_heatmap(
-        matrix,
+        M,
         title=title,
         value_label=value_label,
         row_ref=row_ref,
         col_ref=col_ref,
         log=log,
         height=height,
+        **extra,
     )
     if groups is None:
         return fig

@@ -87,6 +87,27 @@ def test_changing_the_prior_changes_the_target_heatmap(app_store: Path) -> None:
     assert np.array_equal(_heatmap(at, "dom_chart_target"), np.eye(cls.shape[0]))
 
 
+def test_the_pull_follows_the_prior_while_the_plan_stays(app_store: Path) -> None:
+    """A reviewer moved α and saw the plan's same-domain share stay put (the plan depends on
+    the target only through μ, ν): the page says so and shows what does follow α and β, the
+    loss's pull, with same-domain pairs pulled when α > β and pushed apart when β > α."""
+    at = open_page("domains")
+    at.slider(key="dom_alpha").set_value(0.5).run()
+    at.slider(key="dom_beta").set_value(0.0).run()
+    assert_clean(at)
+    high = metrics(at)
+    assert "dom_chart_pull" in charts(at)
+    at.slider(key="dom_alpha").set_value(0.0).run()
+    at.slider(key="dom_beta").set_value(0.5).run()
+    assert_clean(at)
+    low = metrics(at)
+    share = "Same-domain share of P⁽²⁰⁾"
+    assert abs(float(high[share].rstrip("%")) - float(low[share].rstrip("%"))) < 1.0
+    pull = "Pull on a same-domain pair"
+    assert float(high[pull].rstrip("%")) > 0 > float(low[pull].rstrip("%")), (high, low)
+    assert "The plan barely changes; the loss does" in texts(at.markdown)
+
+
 def test_a_share_means_the_same_at_every_batch_size(app_store: Path) -> None:
     """The point of shares: the same α, β give the same split of every row at N = 16, 128."""
     at = open_page("domains")
