@@ -1,10 +1,11 @@
 """Target plans and domains: design P_tgt (pairs, class prior γ, domain prior α, β as shares
-of a row's mass, or an uploaded matrix), see the plan GCA-INCE produces for it, and train on
-multi-domain digits across α - β."""
+of a row's mass, or an uploaded matrix), see the plan GCA-INCE produces for it and the pull
+its loss puts on the cost, and train on multi-domain digits across α - β."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -172,18 +173,23 @@ if target is not None:
         "as a share of its pull on a positive pair (+: pulled together, −: pushed apart); "
         f"on an other-domain pair: {other:+.1%}. It follows α and β.",
     )
+
+    def blocks(matrix: np.ndarray, key: str, title: str, label: str, **kwargs: Any) -> None:
+        """``matrix`` with the batch's domain blocks outlined and named."""
+        fig = xfig.block_heatmap(
+            matrix,
+            batch.domains,
+            title=title,
+            value_label=label,
+            group_names=batch.domain_names,
+            **kwargs,
+        )
+        ui.chart(fig, key=key)
+
     left, right = st.columns(2, gap="large")
     with left:
-        fig = xfig.block_heatmap(
-            target,
-            batch.domains,
-            title="P_tgt, sorted by domain, then class",
-            value_label="P_tgt",
-            group_names=batch.domain_names,
-            row_ref=mu,
-            col_ref=nu,
-        )
-        ui.chart(fig, key="dom_chart_target")
+        title = "P_tgt, sorted by domain, then class"
+        blocks(target, "dom_chart_target", title, "P_tgt", row_ref=mu, col_ref=nu)
         st.download_button(
             "Download this target (.csv)",
             lambda: _csv(shown_target),  # made on click: no stale file URL when the page reruns
@@ -192,31 +198,14 @@ if target is not None:
             key="dom_download",
         )
     with right:
-        fig = xfig.block_heatmap(
-            plan,
-            batch.domains,
-            title=f"GCA-INCE plan P{_sup(2 * n_iter)} (ε = {eps:g}, T = {n_iter})",
-            value_label="P",
-            group_names=batch.domain_names,
-            row_ref=mu,
-            col_ref=nu,
-            log=True,
-        )
-        ui.chart(fig, key="dom_chart_plan")
+        title = f"GCA-INCE plan P{_sup(2 * n_iter)} (ε = {eps:g}, T = {n_iter})"
+        blocks(plan, "dom_chart_plan", title, "P", row_ref=mu, col_ref=nu, log=True)
     pull = ex.loss_pull(target, plan, eps)
     np.fill_diagonal(pull, np.nan)  # the positives' pull, far the strongest, left blank
     p_left, p_right = st.columns(2, gap="large")
     with p_left:
-        fig = xfig.block_heatmap(
-            pull,
-            batch.domains,
-            title="The loss's pull ∂L/∂C = (P_tgt − P)/(εN), off the diagonal",
-            value_label="pull",
-            group_names=batch.domain_names,
-            diverging=True,
-            height=460,
-        )
-        ui.chart(fig, key="dom_chart_pull")
+        title = "The loss's pull ∂L/∂C = (P_tgt − P)/(εN), off the diagonal"
+        blocks(pull, "dom_chart_pull", title, "pull", diverging=True, height=460)
     with p_right:
         st.markdown(
             f"**The plan barely changes; the loss does.** Sinkhorn's plan of a batch "
@@ -226,8 +215,8 @@ if target is not None:
             "gradient. The loss KL(P_tgt‖P)/N, differentiated through the sweeps, is "
             "exactly (P_tgt − P)/(εN) with respect to the cost, and gradient descent lowers "
             "the cost by it: **red** pairs, where the target holds more mass than the plan, "
-            "are pulled together; **blue** pairs are pushed apart. The positives (the blank diagonal) are "
-            "pulled hardest of all."
+            "are pulled together; **blue** pairs are pushed apart. The positives (the blank "
+            "diagonal) are pulled hardest of all."
         )
         st.markdown(
             "With α > β the red falls in the diagonal blocks (same domain): training makes "

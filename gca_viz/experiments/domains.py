@@ -368,7 +368,8 @@ def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
     eps = finite(epsilon, "epsilon")
     if eps <= 0:
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    return (T - P) / (eps * T.shape[0])
+    pull: np.ndarray = (T - P) / (eps * T.shape[0])
+    return pull
 
 
 def group_pull(target: Any, plan: Any, groups: Any) -> tuple[float, float]:
