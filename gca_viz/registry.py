@@ -73,11 +73,16 @@ class Param:
         low, high = self.low, self.high
         if low is not None and (number < low or (self.low_open and number == low)):
             op = ">" if self.low_open else ">="
-            raise ValueError(f"{self.name} must be a number {op} {low:g}, got {value!r}")
+            raise ValueError(f"{self.name} must be a number {op} {_bound(low)}, got {value!r}")
         if high is not None and (number > high or (self.high_open and number == high)):
             op = "<" if self.high_open else "<="
-            raise ValueError(f"{self.name} must be a number {op} {high:g}, got {value!r}")
+            raise ValueError(f"{self.name} must be a number {op} {_bound(high)}, got {value!r}")
         return int(number) if self.kind == "int" else number
+
+
+def _bound(x: float) -> str:
+    """A bound as a message shows it: ``0.5``, ``1``, ``10,000,000`` (not ``1e+07``)."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1e5 else f"{x:g}"
 
 
 @dataclass(frozen=True)

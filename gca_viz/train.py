@@ -127,7 +127,11 @@ class TrainConfig:
         float (``"3"``, ``32.0``, as a JSON file may hold them) is converted in place to its
         kind; anything else that is not a number in range raises ``ValueError`` naming the
         field."""
-        schemas = [Param(name, None, "", kind=kind, low=low) for name, low, kind in _NUMERIC_FIELDS]
+        schemas = [
+            Param(name, None, "", kind=kind, low=low, high=_HIGH.get(name))
+            for name, low, kind in _NUMERIC_FIELDS
+        ]
+        schemas[[s.name for s in schemas].index("lr")] = Param("lr", None, "", low=0, low_open=True)
         schemas += [
             Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True),
             Param("momentum", None, "", low=0, high=1),
@@ -144,8 +148,6 @@ class TrainConfig:
                 f"head_hidden and out_dim: {self.head_hidden} x {self.out_dim} weights in the "
                 f"projection head, more than the {models.MAX_PARAMETERS:,} allowed"
             )
-        if self.lr == 0:
-            raise ValueError("lr must be a number > 0, got 0 (the encoder would never change)")
         for name in ("dataset_params", "encoder_params", "stages", "loss_params"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a JSON object (dict)")
@@ -180,6 +182,28 @@ class TrainConfig:
             )
         build_loss(self)  # raises ValueError naming a bad stage or loss parameter
 
+    def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:
+        """The run's ``(train, test)`` split of ``dataset``, checked to be large enough: a
+        batch needs 2 training samples (one negative per pair), and evaluation and
+        embedding snapshots (``eval_every``, ``snapshot_every`` > 0) need 2 test samples.
+
+        Raises:
+            ValueError: naming ``dataset``, with the sizes and what to change (a run on 3
+                samples failed at its first evaluation with a message about ``z``'s rows).
+        """
+        if dataset.n < 2:
+            raise ValueError(f"dataset: training needs at least 2 samples, it has {dataset.n}")
+        train, test = dataset.split(self.test_fraction, seed=self.seed)
+        evaluates = self.eval_every > 0 or self.snapshot_every > 0
+        if train.n < 2 or (evaluates and test.n < 2):
+            raise ValueError(
+                f"dataset: its {dataset.n} samples split into {train.n} for training and "
+                f"{test.n} for evaluation (test_fraction {self.test_fraction:g}); training "
+                "needs at least 2, and evaluation and snapshots 2 more: use more data"
+                + (" or set eval_every and snapshot_every to 0" if evaluates else "")
+            )
+        return train, test
+
 
 _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
     ("out_dim", 1, "int"),
@@ -206,6 +230,10 @@ def _checked(field_name: str, stage: Stage, params: Mapping[str, Any]) -> dict[s
     except ValueError as exc:
         raise ValueError(f"{field_name}: {exc}") from None
     return {name: valid[name] for name in params}
+
+
+_HIGH = {"steps": 10_000_000}
+"""Upper bounds of numeric fields (a run of 10^12 steps launched and showed 0% for ever)."""
 
 
 def build_loss(cfg: TrainConfig) -> losses.GCALoss:
@@ -272,7 +300,7 @@ class Trainer:
             )
         torch.manual_seed(config.seed)
         full = data_mod.load_dataset(config.dataset, **config.dataset_params)
-        self.train_set, self.test_set = full.split(config.test_fraction, seed=config.seed)
+        self.train_set, self.test_set = config.check_data(full)
         self.x_train = self.train_set.x.to(self.device)
         self.augment = augment_mod.make_augment(config.augment, full.kind)
         self.model = models.ContrastiveModel(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -255,6 +256,8 @@ BAD_FIELDS = [
     ("batch_size", 1, "batch_size"),
     ("lr", -1.0, "lr"),
     ("lr", 0.0, "lr must be a number > 0"),  # a run that cannot learn
+    ("lr", -1.0, r"lr must be a number > 0, got -1"),  # the same rule as for 0
+    ("steps", 10**12, r"steps must be a number <= 10,000,000, got 1000000000000"),
     ("out_dim", 0, "out_dim"),
     ("test_fraction", 1.0, "test_fraction"),
     ("momentum", 1.5, "momentum"),
@@ -463,6 +466,19 @@ def test_config_with_a_user_data_path_validates_and_trains(tmp_path: Path) -> No
         TrainConfig(dataset=str(tmp_path / "gone.npz")).validate()
     with pytest.raises(ValueError, match=r"^dataset_params: user data .* takes no parameters"):
         TrainConfig(dataset=str(path), dataset_params={"n_points": 5}, **SMALL).validate()
+
+
+def test_data_too_small_for_a_run_fails_before_the_first_step(tmp_path: Path) -> None:
+    """A run on 3 samples failed at step 50 (its first evaluation) with an error about z's
+    rows; the trainer now refuses it at once, naming the dataset and the split, and trains
+    it when evaluation and snapshots are off."""
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=np.ones((3, 4), dtype=np.float32), y=np.array([0, 1, 0]))
+    cfg = TrainConfig(dataset=str(path), steps=2, batch_size=2)
+    with pytest.raises(ValueError, match=r"^dataset: its 3 samples split into 2 .* and 1 "):
+        Trainer(cfg)
+    quiet = dataclasses.replace(cfg, eval_every=0, snapshot_every=0, checkpoint_every=0)
+    assert Trainer(quiet).fit() == "finished"
 
 
 # -------------------------------------------------------------------------- torchrun

@@ -344,6 +344,9 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
                 "target: the domain prior needs a dataset with domain labels "
                 "(for example multidomain_digits)"
             )
+        ds = _load(cfg["dataset"], json.dumps(cfg["dataset_params"]))
+        if ds is not None:  # too few samples fail now, not at the run's first evaluation
+            TrainConfig.from_dict(cfg).check_data(ds)
         run_id = store.launch(cfg, name=name or None)
     except ValueError as exc:
         st.error(f"Cannot launch this run: {labelled(str(exc))}", icon=":material/error:")

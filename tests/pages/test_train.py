@@ -318,6 +318,22 @@ def test_uploads_are_saved_in_the_store_and_validated(no_demo_store: Path, tmp_p
     assert not at.button(key="tr_launch").disabled
 
 
+def test_data_too_small_to_evaluate_is_refused_at_launch(no_demo_store: Path) -> None:
+    """Three samples split 2 / 1: the run launched and failed at its first evaluation with
+    'z must have at least 2 rows'. The launch now refuses it, saying what to change."""
+    at = open_page("train")
+    at.selectbox(key="tr_data").set_value("upload").run()
+    tiny = _npz_bytes(x=np.ones((3, 16), dtype=np.float32), y=np.array([0, 1, 0]))
+    at.get("file_uploader")[0].set_value(("tiny.npz", tiny, "application/x-npz"))
+    at.run()
+    assert "3 vector samples" in texts(at.success)
+    at.button(key="tr_launch").click().run()
+    assert_clean(at)
+    error = texts(at.error)
+    assert "Cannot launch this run" in error and "3 samples split into 2 for training" in error
+    assert "use more data" in error and RunStore(no_demo_store).list_runs() == []
+
+
 def test_a_path_is_confined_to_the_data_directory_and_validated(
     no_demo_store: Path, tmp_path: Path
 ) -> None:
