@@ -169,8 +169,9 @@ with c1:
 with c2:
     cfg = ex.noisy_pair_configs(corruption)[0]
     st.markdown(
-        f"The fresh pair trains exactly as the shipped demo runs did ({cfg['dataset']}, "
-        f"augmentation '{cfg['augment']}', {cfg['steps']} steps, batch {cfg['batch_size']}, "
+        f"The fresh pair trains with the shipped demo runs' settings ({cfg['dataset']}, "
+        f"augmentation '{cfg['augment']}', {cfg['noisy_pairs']:.0%} of each batch's pairs "
+        f"mismatched, {cfg['steps']} steps, batch {cfg['batch_size']}, "
         f"{cfg['out_dim']}-D embeddings, seed {cfg['seed']}) and evaluates on test digits "
         f"corrupted with severity s = {corruption:g} (blur, noise, an erased rectangle). The "
         "clean numbers come from the demo runs, the corrupted ones from the fresh pair."
