@@ -36,7 +36,7 @@ DIAGNOSTICS = {
     "loss": "loss on these pairs",
     "entropy": "plan entropy H(P)",
     "marginal_error": "marginal error ‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁",
-    "positive_mass": "mass on positive pairs",
+    "positive_mass": "share of the mass on positive pairs",
     "mass": "total mass Σ P",
     "n_iter": "Sinkhorn sweeps",
     "solver_error": "solver error",
@@ -161,7 +161,13 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
                 "batch, where each row has more candidates, so it is larger."
             )
         diag = {k[5:]: float(v) for k, v in snap.items() if k.startswith("diag_")}
-        table = [{"quantity": DIAGNOSTICS.get(k, k), "value": fmt(v)} for k, v in diag.items()]
+        table = [
+            {
+                "quantity": DIAGNOSTICS.get(k, k),
+                "value": f"{v:.1%}" if k == "positive_mass" and math.isfinite(v) else fmt(v),
+            }
+            for k, v in diag.items()
+        ]
         if "mass" in diag and "target" in snap:  # what the marginals ask for, to compare
             table.append(
                 {"quantity": "target's total mass Σ P_tgt", "value": fmt(snap["target"].sum())}

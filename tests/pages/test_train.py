@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -85,6 +86,9 @@ def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
     assert tables, "the snapshot's table of diagnostics"
     quantities = list(tables[0]["quantity"])
     assert "loss on these pairs" in quantities and "target's total mass Σ P_tgt" in quantities
+    # a share, written as one: 0.08056 beside "total mass 128" read as an absolute mass
+    share = dict(zip(tables[0]["quantity"], tables[0]["value"], strict=True))
+    assert re.fullmatch(r"\d+\.\d%", share["share of the mass on positive pairs"]), share
     batch = int(RunStore(store_env).get(1).config["batch_size"])
     slice_note = [c.value for c in at.caption if c.value.startswith("The first 64 pairs")]
     assert len(slice_note) == (1 if batch > 64 else 0), (batch, slice_note)
