@@ -54,6 +54,9 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
 }
 """Demo run name -> the config fields that differ from the shared ones."""
 
+LECTURE_PAIR = ("demo-ince", "demo-gca-ince")
+"""The comparison a lecture opens with: InfoNCE and GCA-INCE, trained alike."""
+
 _MARKER = "demo_runs_installed"
 """Key of the store's ``settings`` row written once every demo run is imported."""
 

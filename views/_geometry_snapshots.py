@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from gca_viz import data, embed
+from gca_viz.demo import LECTURE_PAIR
 from gca_viz.figures.geometry import sample_hover
 from gca_viz.runs import RunInfo, RunStore
 
@@ -111,6 +112,19 @@ class Loaded:
             return None
         rows = np.flatnonzero(self.index() == sample)
         return int(rows[0]) if len(rows) else None
+
+
+def plane_defaults(
+    measured: list[int], names: dict[int, str], run_id: int, compare_id: int, limit: int = 8
+) -> list[int]:
+    """The runs the alignment-uniformity plane starts with: the run shown, the one compared
+    with it, the demo runs a lecture compares (:data:`gca_viz.demo.LECTURE_PAIR`), then the
+    newest others (``measured`` is newest first), ``limit`` at most. The demo pair dropped
+    off once a lecturer had launched a few runs."""
+    pair = [i for n in LECTURE_PAIR for i in measured if names.get(i) == n][: len(LECTURE_PAIR)]
+    first = [i for i in (run_id, compare_id, *pair) if i in measured]
+    ordered = list(dict.fromkeys([*first, *measured]))
+    return ordered[:limit]
 
 
 def frame_steps(steps: list[int], step: int) -> list[int]:

@@ -28,6 +28,7 @@ from views._geometry_snapshots import (
     label_names,
     labels_for,
     load,
+    plane_defaults,
     run_label,
 )
 from views._plotly_bridge import plotly_bridge
@@ -599,9 +600,7 @@ if not measured:
         icon=":material/hourglass_empty:",
     )
 else:
-    default_plane = ([run_id] if run_id in measured else []) + [i for i in measured if i != run_id][
-        :7
-    ]
+    default_plane = plane_defaults(measured, {i: by_id[i].name for i in ids}, run_id, compare_id)
     keep = st.session_state.get("geo_plane")
     if keep is not None:
         st.session_state["geo_plane"] = [i for i in keep if i in measured]

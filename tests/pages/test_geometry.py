@@ -278,3 +278,16 @@ def test_geometry_opens_on_a_run_just_started_before_its_first_snapshot(app_stor
     assert not at.exception
     assert at.selectbox(key="geo_run").value == new
     assert any(f"Run #{new} has no embedding snapshot" in i.value for i in at.info)
+
+
+def test_the_plane_starts_with_the_shown_runs_and_the_lecture_pair() -> None:
+    """With more runs than the plane shows, the demo INCE / GCA-INCE pair (what a lecture
+    compares) stays on it: a reviewer's eight newest runs pushed it off."""
+    from views._geometry_snapshots import plane_defaults
+
+    names = {i: f"run {i}" for i in range(3, 15)} | {1: "demo-ince", 2: "demo-gca-ince"}
+    measured = sorted(names, reverse=True)  # newest first
+    shown = plane_defaults(measured, names, run_id=7, compare_id=9)
+    assert shown[:4] == [7, 9, 1, 2] and len(shown) == 8
+    assert shown[4:] == [14, 13, 12, 11]  # then the newest others
+    assert plane_defaults([5, 4], names, run_id=5, compare_id=0) == [5, 4]  # no demo runs
