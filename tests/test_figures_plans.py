@@ -97,6 +97,8 @@ def test_kl_curve_shows_the_drop_from_ince_to_gca_ince_not_the_kernel() -> None:
     assert levels == pytest.approx([0.7345, 0.7648])
     labels = {a.text.split()[0]: a for a in fig.layout.annotations if a.text and "INCE" in a.text}
     assert labels["INCE"].yanchor == "bottom" and labels["GCA-INCE"].yanchor == "top"
+    # ... shifted off the line by more than a lecture-sized marker's radius (they covered it)
+    assert labels["INCE"].yshift >= 8 and labels["GCA-INCE"].yshift <= -8
     low, high = fig.layout.yaxis.range
     assert low < 0.7345 - 0.005 and high > 0.7648 + 0.005
     assert "-0.03" in labels["GCA-INCE"].text and "-4.0%" in labels["GCA-INCE"].text

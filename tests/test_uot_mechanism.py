@@ -155,6 +155,9 @@ def test_relaxation_sweep_and_its_figures(pairs: um.CorruptedPairs) -> None:
         f"clean rows, unbalanced: mean {clean_mean:.2f}",
         f"corrupted rows, unbalanced: mean {bad_mean:.2f}",
     ]
+    # a mean under the balanced level 1 is labelled under its line, clear of the line at 1
+    shifts = [a.yshift for a in chart.layout.annotations if "mean" in (a.text or "")]
+    assert bad_mean < 1 and shifts[1] < 0 and (shifts[0] > 0) == (clean_mean > 1.02)
     g = um.gradient_shares(pairs, epsilon=0.5, relax=0.01)
     bars_fig = mfig.gradient_chart(g)
     np.testing.assert_allclose(np.asarray(bars_fig.data[0].x), list(g.shares.values()))

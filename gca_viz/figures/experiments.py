@@ -300,7 +300,7 @@ def view_grid(
         fig.update_yaxes(scaleanchor=f"x{k + 1 if k else ''}", selector=k)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
-    fig.update_annotations(font_size=11)
+    fig.update_annotations(font_size=13)  # read from the back of a room, 15 px in lecture
     layout = _layout("Views and their strength mean |x' − x|", 60 + height_per_row * rows)
     layout["margin"] = {"l": 10, "r": 10, "t": 70, "b": 10}
     fig.update_layout(**layout)

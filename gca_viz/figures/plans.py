@@ -387,6 +387,8 @@ def kl_curve(
                     "showarrow": False,
                     "xanchor": "right",
                     "yanchor": anchor,
+                    # clear of the markers on the line (a projector's are 8 px in radius)
+                    "yshift": 9 if anchor == "bottom" else -9,
                     "font": {"size": font["size"], "color": color},
                 }
             )
