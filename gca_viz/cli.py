@@ -52,11 +52,11 @@ class DirectoryWriter(Callback):
 
     def __init__(self, out: str | Path, log_every: int = 1) -> None:
         self.out = Path(out)
-        (self.out / "snapshots").mkdir(parents=True, exist_ok=True)
         self.log_every = log_every
         self._metrics: TextIO | None = None
 
     def on_start(self, trainer: Trainer) -> None:
+        (self.out / "snapshots").mkdir(parents=True, exist_ok=True)  # a refused run makes none
         (self.out / "config.json").write_text(trainer.config.to_json())
         new = not (self.out / "metrics.csv").exists()
         self._metrics = open(self.out / "metrics.csv", "a", newline="")
@@ -213,6 +213,11 @@ def train_main(argv: list[str]) -> int:
     try:
         cfg = config_from_args(args)
         callbacks: list[Any] = [SignalStop(), Progress()]
+        if args.out and not args.resume and (Path(args.out) / "metrics.csv").exists():
+            raise ValueError(  # appending a second run to the first mixed their files
+                f"--out: {args.out} already holds a run (metrics.csv); add --resume to "
+                "continue it, or choose a new folder"
+            )
         if args.out:
             callbacks.append(DirectoryWriter(args.out, log_every=args.log_every))
         trainer = Trainer(cfg, callbacks)
@@ -231,16 +236,25 @@ def train_main(argv: list[str]) -> int:
     return 0 if reason in ("finished", "stopped") else 1
 
 
+USAGE = (
+    "usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
+    "       python -m gca_viz --version\n"
+    "'python -m gca_viz train --help' lists the flags."
+)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line: ``train`` (see :func:`train_main`), ``--version``, ``--help``."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
         print(f"gca_viz {__version__}")
         return 0
     if args and args[0] == "train":
         return train_main(args[1:])
-    print(
-        "usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
-        "       python -m gca_viz --version",
-        file=sys.stderr,
-    )
+    if args and args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if args:
+        print(f"error: unknown command {args[0]!r}", file=sys.stderr)
+    print(USAGE, file=sys.stderr)
     return 2

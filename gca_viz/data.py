@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,9 @@ def digits() -> Dataset:
 @DATASETS.register(
     "multidomain_digits",
     params=(
-        Param("noise", 0.2, "Noise level σ of the noisy domain.", "σ", low=0.0, ui=(0.0, 0.5)),
+        Param(
+            "noise", 0.2, "Noise level σ of the noisy domain.", "σ", low=0.0, high=10, ui=(0, 0.5)
+        ),
         SEED,
     ),
     latex=(
@@ -233,6 +236,21 @@ N_POINTS = Param(
 )
 
 
+MAX_VALUES = 50_000_000
+"""The most numbers (``n_points x dim``) a generated dataset may hold: 200 MB in float32."""
+
+
+def _check_size(params: Mapping[str, Any]) -> None:
+    """Refuse a generated dataset of more than :data:`MAX_VALUES` numbers, naming the two
+    parameters (``dim = 10^7`` ended in numpy's 'Unable to allocate 74.5 GiB')."""
+    values = int(params["n_points"]) * int(params["dim"])
+    if values > MAX_VALUES:
+        raise ValueError(
+            f"n_points and dim: {params['n_points']} points in {params['dim']} dimensions are "
+            f"{values:,} numbers, more than the {MAX_VALUES:,} allowed; lower either"
+        )
+
+
 def _balanced_labels(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     if n < k:
         raise ValueError(f"n_points must be at least n_classes ({k}), got {n}")
@@ -245,9 +263,12 @@ def _balanced_labels(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
         N_POINTS,
         Param("n_classes", 5, "Number of clusters.", "k", kind="int", low=2, high=100),
         Param("dim", 8, "Dimension of the ambient space.", "d", kind="int", low=2, high=1024),
-        Param("spread", 0.3, "Cluster spread σ before normalising.", "σ", low=0.0, ui=(0, 2)),
+        Param(
+            "spread", 0.3, "Cluster spread σ before normalising.", "σ", low=0.0, high=100, ui=(0, 2)
+        ),
         SEED,
     ),
+    check=_check_size,
     latex=r"x = \frac{\mu_y + \sigma\xi}{\|\mu_y + \sigma\xi\|},\quad \mu_y \in S^{d-1}",
     description="Gaussian clusters projected onto the unit sphere (von Mises-Fisher-like).",
 )
@@ -296,10 +317,21 @@ def sphere_mixture(
     params=(
         N_POINTS,
         Param("n_classes", 3, "Number of rings.", "k", kind="int", low=2, high=100),
-        Param("noise", 0.05, "Gaussian noise σ per coordinate.", "σ", low=0.0, ui=(0, 0.5)),
-        Param("dim", 2, "Dimension (rings become spherical shells).", "d", kind="int", low=2),
+        Param(
+            "noise", 0.05, "Gaussian noise σ per coordinate.", "σ", low=0.0, high=10, ui=(0, 0.5)
+        ),
+        Param(
+            "dim",
+            2,
+            "Dimension (rings become spherical shells).",
+            "d",
+            kind="int",
+            low=2,
+            high=1024,
+        ),
         SEED,
     ),
+    check=_check_size,
     latex=r"x = (y + 1)\,u + \sigma\xi,\quad u \sim \mathrm{Unif}(S^{d-1})",
     description="Concentric rings (spherical shells for dim > 2), one class per ring.",
 )

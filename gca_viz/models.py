@@ -174,7 +174,9 @@ class Encoder(nn.Module):
             low=1,
             ui=(16, 1024),
         ),
-        Param("depth", 2, "Number of Linear-BN-ReLU blocks.", kind="int", low=1, ui=(1, 6)),
+        Param(
+            "depth", 2, "Number of Linear-BN-ReLU blocks.", kind="int", low=1, high=32, ui=(1, 6)
+        ),
     ),
     check=_size_check("mlp", "hidden and depth"),
     latex=MLP_LATEX,
@@ -239,7 +241,9 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
             low=1,
             ui=(8, 128),
         ),
-        Param("depth", 3, "Number of conv3x3-BN-ReLU blocks.", kind="int", low=1, ui=(1, 5)),
+        Param(
+            "depth", 3, "Number of conv3x3-BN-ReLU blocks.", kind="int", low=1, high=12, ui=(1, 5)
+        ),
     ),
     check=_size_check("cnn", "width and depth"),
     latex=CNN_LATEX,

@@ -59,7 +59,11 @@ class TrainConfig:
     takes none). Loss: ``method`` is a name in :data:`gca_viz.losses.LOSSES` or
     ``"composed"`` with ``stages`` naming the four stages; ``loss_params`` go to the loss
     (``epsilon``, ``n_iter``, ``relax_a``, ...).
-    ``target`` overrides the target prior (``pairs``, ``class``, ``domain``).
+    ``layout`` is the batch's layout for every method, ``"joint"`` (the default: the
+    ``2N x 2N`` matrix of both views, SimCLR's NT-Xent) or ``"cross"`` (``N x N``, view 1
+    against view 2, the layout the methods table and ``losses.get`` default to); it
+    overrides the method's own. ``target`` overrides the target prior (``pairs``,
+    ``class``, ``domain``; the domain prior needs data with domain labels).
     Noisy views: ``noisy_pairs`` is the share of each batch's pairs whose second view is
     blended, with weight ``noisy_strength`` (1 = swapped), with another sample's view
     (:func:`gca_viz.augment.mismatch_views`); ``eval_corruption`` corrupts the test data.
@@ -183,17 +187,24 @@ class TrainConfig:
         build_loss(self)  # raises ValueError naming a bad stage or loss parameter
 
     def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:
-        """The run's ``(train, test)`` split of ``dataset``, checked to be large enough: a
-        batch needs 2 training samples (one negative per pair), and evaluation and
-        embedding snapshots (``eval_every``, ``snapshot_every`` > 0) need 2 test samples.
+        """The run's ``(train, test)`` split of ``dataset``, checked against the config: a
+        batch needs 2 training samples (one negative per pair), evaluation and embedding
+        snapshots (``eval_every``, ``snapshot_every`` > 0) need 2 test samples, and the
+        domain prior domain labels.
 
         Raises:
-            ValueError: naming ``dataset``, with the sizes and what to change (a run on 3
-                samples failed at its first evaluation with a message about ``z``'s rows).
+            ValueError: naming ``dataset`` or ``target``, with what to change (a
+                run on 3 samples failed at its first evaluation with a message about
+                ``z``'s rows; the domain prior on digits at its first step).
         """
         if dataset.n < 2:
             raise ValueError(f"dataset: training needs at least 2 samples, it has {dataset.n}")
         train, test = dataset.split(self.test_fraction, seed=self.seed)
+        if self.target == "domain" and dataset.domain is None:
+            raise ValueError(
+                "target: the domain prior needs a dataset with domain labels (for example "
+                "multidomain_digits, or user data with a 'domain' array)"
+            )
         evaluates = self.eval_every > 0 or self.snapshot_every > 0
         if train.n < 2 or (evaluates and test.n < 2):
             raise ValueError(

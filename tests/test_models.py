@@ -164,6 +164,7 @@ def test_bad_input_shape_names_input_shape(shape: object) -> None:
         ("cnn", {"width": -8}, "width"),
         ("resnet18", {"width": 0}, "width"),
         ("mlp", {"widht": 8}, "widht"),
+        ("mlp", {"depth": 1000}, "depth must be a number <= 32"),  # trained to NaN before
     ],
 )
 def test_bad_encoder_param_names_it(name: str, params: dict[str, float], bad: str) -> None:
@@ -174,7 +175,7 @@ def test_bad_encoder_param_names_it(name: str, params: dict[str, float], bad: st
 @pytest.mark.parametrize(
     ("name", "params", "bad"),
     [
-        ("cnn", {"depth": 20}, "width and depth: width = 32, depth = 20"),  # 2^19 channels
+        ("cnn", {"depth": 11}, "width and depth: width = 32, depth = 11"),  # 32768 channels
         ("cnn", {"width": 4096, "depth": 2}, "width and depth"),
         ("mlp", {"hidden": 100_000}, "hidden and depth"),
         ("resnet18", {"width": 256}, "width: width = 256"),

@@ -395,6 +395,13 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert events[-1] == {"event": "finished", "step": 6}
 
+    # the same command without --resume would append a second run to the first one's files
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
+    mixed = _cli(*args)
+    assert mixed.returncode == 2 and "Traceback" not in mixed.stderr
+    assert "--out" in mixed.stderr and "already holds a run" in mixed.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
+
 
 def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     done = _cli("train", "--steps", "0", "--out", str(tmp_path / "x"))
@@ -411,6 +418,20 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
         done = _cli("train", *args)
         assert done.returncode == 2 and match in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+    # refused before training: the domain prior on data without domains (it failed at
+    # step 1 with a traceback), and no folder left behind for a run that never started
+    done = _cli("train", "--target", "domain", "--out", str(tmp_path / "never"))
+    assert done.returncode == 2 and done.stderr.startswith("error: target: the domain prior")
+    assert "Traceback" not in done.stderr and not (tmp_path / "never").exists()
+
+
+def test_cli_help_and_unknown_commands() -> None:
+    """--help prints the usage and succeeds; an unknown command is named."""
+    for flag in ("--help", "-h", "help"):
+        done = _cli(flag)
+        assert done.returncode == 0 and done.stdout.startswith("usage: python -m gca_viz train")
+    done = _cli("trian")
+    assert done.returncode == 2 and "unknown command 'trian'" in done.stderr
 
 
 @pytest.mark.parametrize("kind", ["npz", "folder", "cifar"])
