@@ -684,6 +684,22 @@ def test_set_params_changes_epsilon() -> None:
     assert float(loss(z1, z2)) == pytest.approx(_ince_naive(z1, z2, 0.2), rel=1e-10)
 
 
+def test_a_parameter_set_as_an_attribute_takes_effect() -> None:
+    """``loss.epsilon = 0.2`` made a new attribute and the loss kept ε = 0.5, silently: it now
+    goes through set_params (validated) and reads back as an attribute."""
+    z1, z2 = _batch(8, 5, seed=19)
+    loss = losses.get("ince")
+    assert loss.epsilon == 0.5
+    loss.epsilon = 0.2
+    assert loss.params["epsilon"] == loss.epsilon == 0.2 and "epsilon" not in loss.__dict__
+    assert float(loss(z1, z2)) == pytest.approx(_ince_naive(z1, z2, 0.2), rel=1e-10)
+    with pytest.raises(ValueError, match="epsilon must be a number > 0"):
+        loss.epsilon = 0
+    assert loss.epsilon == 0.2
+    with pytest.raises(AttributeError):
+        loss.no_such_parameter  # noqa: B018 - other names behave as on any module
+
+
 @pytest.mark.parametrize(
     ("changes", "match"),
     [

@@ -151,6 +151,22 @@ class GCALoss(torch.nn.Module):
                 stage.check({p.name: merged[p.name] for p in stage.params})
         self.params.update(validated)
 
+    def __getattr__(self, name: str) -> Any:
+        """A stage parameter reads as an attribute (``loss.epsilon``)."""
+        params = self.__dict__.get("params")
+        if params is not None and name in params:
+            return params[name]
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A stage parameter set as an attribute (``loss.epsilon = 0.05``) goes through
+        :meth:`set_params`, validated; before, it made a new attribute the loss never read."""
+        params = self.__dict__.get("params")
+        if params is not None and name in params:
+            self.set_params(**{name: value})
+            return
+        super().__setattr__(name, value)
+
     def _stage_kwargs(self, kind: str) -> dict[str, Any]:
         return {p.name: self.params[p.name] for p in self.stages[kind].params}
 
