@@ -510,11 +510,19 @@ ui.chart(
 low_q, high_q = np.quantile(res.strength, [0.25, 0.75])
 low_kept = res.mean_kept(res.strength <= low_q)
 high_kept = res.mean_kept(res.strength >= high_q)
-direction = "less" if high_kept < low_kept else "not less"
+direction = "less mass" if high_kept < low_kept else "not less mass"
+if res.negligible:
+    direction = "no measurable difference"
+    st.warning(
+        f"At ε = {res.epsilon:g} the plan barely tells the pairs apart: every diagonal mass "
+        f"is within {res.kept_spread:.1e} × their mean of the others, so the correlations "
+        "above rank differences too small to matter. Lower ε to see the effect.",
+        icon=":material/info:",
+    )
 st.caption(
     f"Measured on these {n} pairs: the quarter with the weakest corruption keeps "
     f"{low_kept:.3f} × the mean diagonal mass, the most corrupted quarter {high_kept:.3f} × "
-    f"({direction} mass on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
+    f"({direction} on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
     f"r = {res.pearson:+.3f}). The unbalanced plan's marginals are only penalised: its row "
     f"sums range over {res.row_sums.min():.3g} – {res.row_sums.max():.3g} against μᵢ = 1 "
     f"(total {res.total_mass:.4g} against N = {n}), and a row's total correlates with the "

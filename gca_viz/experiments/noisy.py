@@ -211,6 +211,23 @@ class CorruptionMass:
         m = np.asarray(mask, dtype=bool)
         return float(self.kept[m].mean()) if m.any() else math.nan
 
+    @property
+    def kept_spread(self) -> float:
+        """``max_i kept_i - min_i kept_i``: how far apart the diagonal masses are, as a share
+        of their mean. Below :data:`NEGLIGIBLE_SPREAD` the correlations rank differences
+        too small to matter (a large ``ε`` makes the plan nearly uniform)."""
+        return float(self.kept.max() - self.kept.min()) if len(self.kept) else 0.0
+
+    @property
+    def negligible(self) -> bool:
+        """Whether :attr:`kept_spread` is below :data:`NEGLIGIBLE_SPREAD`."""
+        return self.kept_spread < NEGLIGIBLE_SPREAD
+
+
+NEGLIGIBLE_SPREAD = 1e-3
+"""Diagonal masses within 0.1% of their mean are "the same" for the Noisy page: at ε = 10^9
+they differed by 10^-9 and the page still reported ρ = -0.878 as an effect."""
+
 
 def corruption_mass_correlation(
     z_clean: torch.Tensor,

@@ -71,6 +71,22 @@ def test_correlation_section_reports_numbers(app_store: Path) -> None:
     at.selectbox(key="noisy_src").set_value("augment").run()
     assert_clean(at)
     assert metrics(at)["ρ: strength vs Pᵢᵢ"] != before
+    assert not [w for w in at.warning if "barely tells the pairs apart" in w.value]
+
+
+def test_a_correlation_on_negligible_differences_is_not_shown_as_an_effect(
+    app_store: Path,
+) -> None:
+    """At ε = 10^9 the diagonal masses differ by ~1e-9 and the page still wrote 'less mass on
+    corrupted pairs' beside '1.000 x ... 1.000 x': it now says the differences are too small."""
+    at = open_page("noisy")
+    at.number_input(key="noisy_eps").set_value(1e9).run()
+    assert_clean(at)
+    warning = [w.value for w in at.warning if "barely tells the pairs apart" in w.value]
+    assert warning and "Lower ε" in warning[0]
+    caption = texts(at.caption)
+    assert "no measurable difference on corrupted pairs" in caption
+    assert "less mass on corrupted pairs" not in caption
 
 
 def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -> None:
