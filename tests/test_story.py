@@ -315,6 +315,25 @@ def test_matching_method() -> None:
     assert story.matching_method({**base, "cost": "sqeuclidean"}, {}) is None
 
 
+def test_describe_composition_names_the_target_byol_s_needs_and_equal_losses() -> None:
+    """The composer called cosine/domain/none/l2 'BYOL' (with the domain prior, and without
+    BYOL's predictor it collapses) and row + cross-entropy 'a new loss' (it is INCE)."""
+    byol = {"cost": "cosine", "target": "pairs", "projection": "none", "divergence": "l2"}
+    text = story.describe_composition(byol, {})
+    assert text.startswith("These stages make a named method: **BYOL**")
+    assert "predictor and a moving-average target network" in text and "collapses" in text
+    other = story.describe_composition({**byol, "target": "domain"}, {})
+    assert "with the 'domain' target instead of its 'pairs' one" in other
+    row_ce = {"cost": "cosine", "target": "pairs", "projection": "row", "divergence": "ce"}
+    assert "**INCE (InfoNCE)**'s" in story.describe_composition(row_ce, {})
+    z1, z2 = torch.randn(16, 8, dtype=torch.float64), torch.randn(16, 8, dtype=torch.float64)
+    for layout in ("cross", "joint"):  # the claim holds: the same value as INCE
+        composed = losses.compose(*row_ce.values(), layout=layout)(z1, z2)
+        assert float(composed) == pytest.approx(float(losses.get("ince", layout=layout)(z1, z2)))
+    new = story.describe_composition({**row_ce, "cost": "sqeuclidean"}, {})
+    assert new == "No named method uses these stages: this is a new loss."
+
+
 def test_compose_on_batch(batch: lab.Batch) -> None:
     stages = {"cost": "cosine", "target": "pairs", "projection": "row", "divergence": "kl"}
     out = story.compose_on_batch(batch, stages, {"epsilon": 0.2})

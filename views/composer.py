@@ -121,11 +121,7 @@ for kind in REGISTRIES:
     label, formula = st.columns([1, 5])
     label.markdown(f"**{TITLES[kind]}**  \n`{entry.name}`")
     formula.latex(entry.latex)
-named = story.matching_method(stages, params)
-if named is not None:
-    st.caption(f"These stages make a named method: **{losses.LOSSES[named].title}**.")
-else:
-    st.caption("No named method uses these stages: this is a new loss.")
+st.caption(story.describe_composition(stages, params))
 
 # ---------------------------------------------------------------------------- results
 

@@ -86,6 +86,39 @@ def matching_method(stages: Mapping[str, str], params: Mapping[str, Any]) -> str
     return None
 
 
+def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    """One sentence (Markdown) on what a composition is: a named method
+    (:func:`matching_method`), with the target it was given if that is not the method's,
+    what else the method needs (BYOL: a predictor and a moving-average target network;
+    alone its loss collapses), a loss equal to a named one (row projection and cross-entropy
+    on pairs: INCE), or a new loss."""
+    named = matching_method(stages, params)
+    if named is not None:
+        m = losses.LOSSES[named]
+        own = m.stages["target"]
+        text = (
+            f"These stages make a named method: **{m.title}**"
+            if stages["target"] == own
+            else f"These are **{m.title}**'s cost, projection and divergence, with the "
+            f"'{stages['target']}' target instead of its '{own}' one"
+        )
+        if m.needs_predictor:
+            text += (
+                ". The method also needs a predictor and a moving-average target network: "
+                "trained with this loss alone, the encoder collapses (every embedding the same)"
+            )
+        return text + "."
+    row_ce = {"projection": "row", "divergence": "ce", "target": "pairs"}
+    if all(stages.get(k) == v for k, v in row_ce.items()):
+        ince = losses.LOSSES["ince"]
+        if stages.get("cost") == ince.stages["cost"]:
+            return (
+                f"No named method uses these stages, but their loss is **{ince.title}**'s: "
+                "with each row normalised, the cross-entropy −log P_ii equals its KL."
+            )
+    return "No named method uses these stages: this is a new loss."
+
+
 def read_matrix(data: bytes, filename: str) -> np.ndarray:
     """A matrix from an uploaded ``.npy`` (no pickle) or ``.csv`` (comma-separated) file.
 
