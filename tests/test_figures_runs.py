@@ -129,13 +129,33 @@ def test_a_metric_without_values_gets_its_note_in_its_own_subplot() -> None:
 
 
 def test_a_constant_metric_gets_a_narrow_axis_around_its_value() -> None:
-    """A k-NN accuracy of 1.0 at every evaluation: plotly's own range ran from 0 to 2."""
+    """A k-NN accuracy of 1.0 at every evaluation: plotly's own range ran from 0 to 2, then
+    0.95 to 1.05 (accuracies above 1); a constant other metric gets a narrow axis too."""
     run = training.RunSeries(
-        "#1", {"knn_acc": np.array([[50, 1.0], [100, 1.0]]), "loss": np.array([[1, 3.0], [2, 2.0]])}
+        "#1",
+        {
+            "knn_acc": np.array([[50, 1.0], [100, 1.0]]),
+            "loss": np.array([[1, 3.0], [2, 2.0]]),
+            "uniformity": np.array([[50, -2.0], [100, -2.0]]),
+        },
     )
-    fig = training.metric_curves([run], ["loss", "knn_acc"])
-    assert tuple(fig.layout.yaxis2.range) == pytest.approx((0.95, 1.05))
+    fig = training.metric_curves([run], ["loss", "knn_acc", "uniformity"])
+    low, high = fig.layout.yaxis2.range
+    assert high == pytest.approx(1.005) and low == pytest.approx(1.005 - 0.06)
+    assert tuple(fig.layout.yaxis3.range) == pytest.approx((-2.1, -1.9))
     assert fig.layout.yaxis.range is None  # a varying metric keeps plotly's range
+
+
+def test_an_accuracy_axis_spans_enough_not_to_show_noise_as_a_trend() -> None:
+    """Accuracies between 0.9245 and 0.9265 filled their axis: noise looked like a trend."""
+    acc = np.array([[50, 0.9245], [100, 0.9265], [150, 0.9255]])
+    fig = training.metric_curves([training.RunSeries("#1", {"probe_acc": acc})], ["probe_acc"])
+    low, high = fig.layout.yaxis.range
+    assert high - low == pytest.approx(1.2 * training.ACC_MIN_SPAN) and low < 0.9245 < 0.9265 < high
+    wide = np.array([[50, 0.1], [100, 0.9]])
+    fig = training.metric_curves([training.RunSeries("#1", {"knn_acc": wide})], ["knn_acc"])
+    low, high = fig.layout.yaxis.range
+    assert low <= 0.1 and 0.9 < high <= 1.005
 
 
 def test_embedding_figures_draw_one_trace_per_label() -> None:

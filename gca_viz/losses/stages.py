@@ -186,7 +186,7 @@ def row(C: torch.Tensor, mu: torch.Tensor, nu: torch.Tensor, *, epsilon: float) 
         Param(
             "end",
             "column",
-            "Stop after the column step P^(2T) or the row step P^(2T-1).",
+            "Stop after the column step P⁽²ᵀ⁾ or the row step P⁽²ᵀ⁻¹⁾.",
             kind="choice",
             choices=("column", "row"),
         ),
