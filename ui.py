@@ -71,6 +71,36 @@ def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:
         return default
 
 
+def _link_note(label: str, raw: str, why: str, used: Any) -> None:
+    """Say that a link's value for a control is not used, and what is (shown on the run that
+    reads the link; before, a bad N, T, seed or target in a link was replaced silently)."""
+    st.warning(
+        f"The link's {label} = {raw} is not used: {why}; {used} instead.",
+        icon=":material/warning:",
+    )
+
+
+def _linked_number(
+    key: str, default: float, low: float | None, high: float | None
+) -> tuple[Any, str | None]:
+    """A number control's first value from the query string: the link's if it parses (as
+    ``default``'s type) and lies in ``[low, high]``, else the nearest usable one, with the
+    reason (``None`` when the link's value is used or there is none)."""
+    raw = st.query_params.get(key)
+    kind = type(default)
+    if raw is None:
+        return default, None
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        return default, "it is not a whole number" if kind is int else "it is not a number"
+    lo = -math.inf if low is None else low
+    hi = math.inf if high is None else high
+    if not lo <= value <= hi:
+        return kind(min(max(value, lo), hi)), f"it must be between {lo:g} and {hi:g}"
+    return value, None
+
+
 def _sync(key: str, value: Any) -> None:
     text = str(value)
     if st.query_params.get(key) != text:
@@ -88,12 +118,15 @@ def slider(
 ) -> Any:
     """``st.slider`` whose value is read from and written to the query string."""
     kind = type(default)
+    why = None
     if key not in st.session_state:
-        st.session_state[key] = _from_query(key, default, kind)
+        st.session_state[key], why = _linked_number(key, default, low, high)
     # Clip into the current range before drawing: when the range changes (a half-step slider
     # whose maximum follows T), Streamlit would otherwise reset the value to the minimum.
     st.session_state[key] = kind(min(max(st.session_state[key], low), high))
     value = st.slider(label, kind(low), kind(high), step=step, key=key, **_KEEP, **kwargs)
+    if why is not None:
+        _link_note(label, st.query_params.get(key, ""), why, value)
     _sync(key, value)
     return value
 
@@ -122,11 +155,16 @@ def _choice(
 ) -> T:
     """A one-of-``options`` widget backed by the query string (the option whose ``str`` the
     URL holds, else ``default``; see :func:`_switch` for ``link``)."""
+    unknown = None
     if key not in st.session_state:
         names = {str(o): o for o in options}
         raw = st.query_params.get(key) if link else None
         st.session_state[key] = names.get(str(raw), default) if raw is not None else default
+        unknown = raw if raw is not None and str(raw) not in names else None
     value: T = widget(label, options, key=key, **_KEEP, **kwargs)
+    if unknown is not None:
+        shown = kwargs.get("format_func", str)(value)
+        _link_note(label, unknown, "not one of the choices", shown)
     if link:
         _sync(key, value)
     return value
@@ -136,10 +174,17 @@ def number(label: str, key: str, default: float, link: bool = True, **kwargs: An
     """``st.number_input`` backed by the query string (no bounds forced here: pages let the
     library validate, so a typed-in bad value gets a clear ``st.error``; see :func:`_switch`
     for ``link``)."""
+    why = None
     if key not in st.session_state:
-        linked = _from_query(key, default, type(default)) if link else default
+        linked, why = (
+            _linked_number(key, default, kwargs.get("min_value"), kwargs.get("max_value"))
+            if link
+            else (default, None)
+        )
         st.session_state[key] = linked
     value = st.number_input(label, key=key, **_KEEP, **kwargs)
+    if why is not None:
+        _link_note(label, st.query_params.get(key, ""), why, value)
     if link:
         _sync(key, value)
     return value

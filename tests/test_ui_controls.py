@@ -168,7 +168,7 @@ def test_labels_come_from_the_schema_never_the_field_name() -> None:
     remark = Param("w", 1.0, "Some weight (None: a hard constraint).", "w")
     assert ui.param_label(remark) == "$w$: Some weight"
     end = losses.PROJECTIONS["sinkhorn"].params[-1]
-    assert ui.param_label(end).endswith("the row step P^(2T-1)")
+    assert ui.param_label(end).endswith("the row step P⁽²ᵀ⁻¹⁾")
     assert ui.param_label(N_ITER) == "$T$: Number of Sinkhorn sweeps"
     assert ui.SHARED_PARAMS == (EPSILON, RELAX_A, RELAX_B)
     # a number input of a log-scale parameter (the Train page's live changes) steps by the
@@ -227,3 +227,36 @@ def test_an_unlinked_control_starts_where_the_page_says_and_stays_out_of_the_url
     assert _shown(at) == "eps=0.25 lam=0.2"  # (λ₁'s schema default once soft)
     assert at.query_params["u_eps"] == "0.07" and at.query_params["u_lam_hard"] == "False"
     assert set(at.query_params) == {"u_eps", "u_lam_hard"}  # nothing written
+
+
+def _plain_controls() -> None:
+    import streamlit as st
+
+    import ui
+
+    n = ui.slider("Samples N", "p_n", 16, 128, 48, step=8)
+    seed = ui.number("Seed", "p_seed", 0, min_value=0, step=1)
+    kind = ui.select("Target", "p_kind", ["pairs", "class", "domain"], "domain")
+    st.write(f"n={n!r} seed={seed!r} kind={kind!r}")
+
+
+def test_a_link_value_a_control_cannot_take_is_named_not_replaced_silently() -> None:
+    """A link with N = 7, seed = -3 and target = bogus opened the page on 16, 0 and the
+    default without a word (only ε said so): each control now says what it used instead."""
+    at = AppTest.from_function(_plain_controls, default_timeout=30)
+    for key, value in {"p_n": "7", "p_seed": "-3", "p_kind": "bogus"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert str(at.markdown[-1].value) == "n=16 seed=0 kind='domain'"
+    text = _warnings(at)
+    assert "The link's Samples N = 7 is not used: it must be between 16 and 128; 16 instead" in text
+    assert "The link's Seed = -3 is not used: it must be between 0 and inf; 0 instead" in text
+    assert "The link's Target = bogus is not used: not one of the choices; domain instead" in text
+    good = AppTest.from_function(_plain_controls, default_timeout=30)
+    for key, value in {"p_n": "64", "p_seed": "5", "p_kind": "class"}.items():
+        good.query_params[key] = value
+    good.run()
+    assert str(good.markdown[-1].value) == "n=64 seed=5 kind='class'" and not good.warning
+    at.slider(key="p_n").set_value(32).run()  # said once: gone once the user acts
+    assert not at.warning
