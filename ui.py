@@ -97,7 +97,14 @@ def _linked_number(
     lo = -math.inf if low is None else low
     hi = math.inf if high is None else high
     if not lo <= value <= hi:
-        return kind(min(max(value, lo), hi)), f"it must be between {lo:g} and {hi:g}"
+        rule = (
+            f"it must be at least {lo:g}"
+            if hi == math.inf
+            else f"it must be at most {hi:g}"
+            if lo == -math.inf
+            else f"it must be between {lo:g} and {hi:g}"
+        )
+        return kind(min(max(value, lo), hi)), rule
     return value, None
 
 

@@ -251,7 +251,7 @@ def test_a_link_value_a_control_cannot_take_is_named_not_replaced_silently() -> 
     assert str(at.markdown[-1].value) == "n=16 seed=0 kind='domain'"
     text = _warnings(at)
     assert "The link's Samples N = 7 is not used: it must be between 16 and 128; 16 instead" in text
-    assert "The link's Seed = -3 is not used: it must be between 0 and inf; 0 instead" in text
+    assert "The link's Seed = -3 is not used: it must be at least 0; 0 instead" in text
     assert "The link's Target = bogus is not used: not one of the choices; domain instead" in text
     good = AppTest.from_function(_plain_controls, default_timeout=30)
     for key, value in {"p_n": "64", "p_seed": "5", "p_kind": "class"}.items():
