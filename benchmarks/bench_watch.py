@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds, args.snapshot_every = 20, 2, 10
-    trainer = Trainer(TrainConfig(device=args.device, steps=10**9, threads=args.threads))
+    trainer = Trainer(TrainConfig(device=args.device, steps=10**7, threads=args.threads))
     segment(trainer, 5, None)  # warm-up
     without: list[tuple[float, ...]] = []
     with_rec: list[tuple[float, ...]] = []
