@@ -142,7 +142,7 @@ if target is not None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(
         "Row sums μ = P_tgt 1",
-        f"{mu.min():.3g} (every row)"
+        f"{mu.min():.3g}"  # every row the same ("1 – 1" read as one minus one)
         if f"{mu.min():.3g}" == f"{mu.max():.3g}"
         else f"{mu.min():.3g} to {mu.max():.3g}",
         help=f"Column sums ν = P_tgtᵀ1: {nu.min():.3g} to {nu.max():.3g} (1 only when the "
@@ -204,7 +204,7 @@ if target is not None:
     np.fill_diagonal(pull, np.nan)  # the positives' pull, far the strongest, left blank
     p_left, p_right = st.columns(2, gap="large")
     with p_left:
-        title = "The loss's pull ∂L/∂C = (P_tgt − P)/(εN), off the diagonal"
+        title = "Pull ∂L/∂C = (P_tgt − P)/(εN)"  # its diagonal left blank (the text says)
         blocks(pull, "dom_chart_pull", title, "pull", diverging=True, height=460)
     with p_right:
         st.markdown(
