@@ -15,14 +15,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from gca_viz import __version__, _signals, distributed
+from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
 from gca_viz.device import keep_freed_memory
-from gca_viz.train import Callback, TrainConfig, Trainer
+from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 _LOSS_FLAGS = {"epsilon": float, "n_iter": int, "relax_a": float, "relax_b": float}
@@ -93,9 +94,19 @@ class DirectoryWriter(Callback):
         if self._metrics is not None:
             self._metrics.close()
 
+    def on_failure(self, trainer: Trainer, exc: BaseException) -> None:
+        """Record that the run failed, and why (its events ended at ``start`` before, the
+        same as a run still in progress)."""
+        self._event(
+            {"event": "failed", "step": trainer.step, "error": f"{type(exc).__name__}: {exc}"}
+        )
+        if self._metrics is not None:
+            self._metrics.close()
+
 
 class Progress(Callback):
-    """A one-line progress display (only on a terminal): step, loss, steps/s, ETA."""
+    """A one-line progress display on a terminal (step, loss, steps/s, ETA); elsewhere (a
+    log file, a batch job) a plain line at every tenth of the run."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
@@ -107,17 +118,21 @@ class Progress(Callback):
         self.start, self.first_step = time.perf_counter(), trainer.step
 
     def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        if not self.enabled:
+        total = trainer.config.steps
+        if not self.enabled and trainer.step % max(total // 10, 1) and trainer.step != total:
             return
         done = trainer.step - self.first_step
         rate = done / max(time.perf_counter() - self.start, 1e-9)
-        left = (trainer.config.steps - trainer.step) / max(rate, 1e-9)
-        total = trainer.config.steps
-        bar = "#" * int(20 * trainer.step / total)
-        self.stream.write(
-            f"\r[{bar:<20}] step {trainer.step}/{total}  loss {logs['loss']:.4f}  "
-            f"{rate:.1f} it/s  ETA {left:.0f}s "
+        left = (total - trainer.step) / max(rate, 1e-9)
+        line = (
+            f"step {trainer.step}/{total}  loss {logs['loss']:.4f}  {rate:.1f} it/s  "
+            f"ETA {left:.0f}s"
         )
+        if self.enabled:
+            bar = "#" * int(20 * trainer.step / total)
+            self.stream.write(f"\r[{bar:<20}] {line} ")
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None:
@@ -143,6 +158,19 @@ class SignalStop(Callback):
         return self.requested
 
 
+_CHOICES: dict[str, Callable[[], list[str]]] = {
+    "method": lambda: [*losses.LOSSES, "composed"],
+    "encoder": lambda: list(models.ENCODERS),
+    "dataset": lambda: [*data.DATASETS, "a path to your data"],
+    "target": lambda: [t for t in targets.TARGETS if t != "custom"],
+    "layout": lambda: ["joint", "cross"],
+    "optimizer": lambda: list(OPTIMIZERS),
+    "augment": lambda: list(augment.PRESETS),
+    "device": lambda: ["auto", "cpu", "cuda", "mps"],
+}
+"""What ``train --help`` lists for the fields with named choices."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m gca_viz train", description=__doc__)
     ap.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
@@ -157,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
             ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}")
         else:
             kind = type(f.default) if f.default is not dataclasses.MISSING else str
-            ap.add_argument(flag, type=kind, help=f"TrainConfig.{f.name}")
+            choices = _CHOICES.get(f.name)
+            listed = f"; one of {', '.join(choices())}" if choices else ""
+            ap.add_argument(
+                flag, type=kind, help=f"TrainConfig.{f.name} (default {f.default!r}{listed})"
+            )
     for name, kind in _LOSS_FLAGS.items():
         ap.add_argument(
             "--" + name.replace("_", "-"),
@@ -218,8 +250,9 @@ def train_main(argv: list[str]) -> int:
                 f"--out: {args.out} already holds a run (metrics.csv); add --resume to "
                 "continue it, or choose a new folder"
             )
-        if args.out:
-            callbacks.append(DirectoryWriter(args.out, log_every=args.log_every))
+        writer = DirectoryWriter(args.out, log_every=args.log_every) if args.out else None
+        if writer is not None:
+            callbacks.append(writer)
         trainer = Trainer(cfg, callbacks)
         if args.resume:
             ckpt = Path(args.out or ".") / "checkpoint.pt"
@@ -231,6 +264,10 @@ def train_main(argv: list[str]) -> int:
         return 2
     try:
         reason = trainer.fit()
+    except Exception as exc:
+        if writer is not None and trainer.dist.is_main:
+            writer.on_failure(trainer, exc)
+        raise
     finally:
         distributed.shutdown(trainer.dist)
     return 0 if reason in ("finished", "stopped") else 1

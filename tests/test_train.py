@@ -425,6 +425,38 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and not (tmp_path / "never").exists()
 
 
+def test_cli_records_a_failed_run_and_prints_progress_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that raises mid-training ends its events with 'failed' and the error (they
+    ended at 'start', like a run still going), and off a terminal the progress prints a line
+    at every tenth of the run (it printed nothing without evaluations)."""
+    from gca_viz import cli
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**SMALL, "steps": 20}))
+    out = tmp_path / "ok"
+    assert cli.train_main(["--config", str(cfg), "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == [f"{s}/20" for s in range(2, 21, 2)]
+    real = Trainer.train_step
+
+    def fails_at_3(self: Trainer) -> dict[str, float]:
+        if self.step == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "train_step", fails_at_3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        cli.train_main(["--config", str(cfg), "--out", str(tmp_path / "bad")])
+    events = [json.loads(x) for x in (tmp_path / "bad" / "events.jsonl").read_text().splitlines()]
+    assert events[-1] == {
+        "event": "failed",
+        "step": 2,
+        "error": "RuntimeError: out of memory (simulated)",
+    }
+
+
 def test_cli_help_and_unknown_commands() -> None:
     """--help prints the usage and succeeds; an unknown command is named."""
     for flag in ("--help", "-h", "help"):
@@ -432,6 +464,9 @@ def test_cli_help_and_unknown_commands() -> None:
         assert done.returncode == 0 and done.stdout.startswith("usage: python -m gca_viz train")
     done = _cli("trian")
     assert done.returncode == 2 and "unknown command 'trian'" in done.stderr
+    flags = " ".join(_cli("train", "--help").stdout.split())  # argparse wraps its lines
+    assert "TrainConfig.method (default 'ince'; one of ince, gca_ince," in flags
+    assert "TrainConfig.target (default 'pairs'; one of pairs, class, domain)" in flags
 
 
 @pytest.mark.parametrize("kind", ["npz", "folder", "cifar"])
