@@ -40,6 +40,21 @@ from scipy.special import entr, logsumexp
 
 from gca_viz._validate import finite_array, integer, positive
 
+__all__ = [
+    "alignment",
+    "compactness",
+    "domain_accuracy",
+    "effective_rank",
+    "embedding_std",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "marginal_error",
+    "plan_entropy",
+    "positive_mass",
+    "uniformity",
+]
+
+
 Array = torch.Tensor | np.ndarray
 """A torch tensor or a numpy array."""
 

@@ -35,6 +35,22 @@ import torch
 from gca_viz._validate import integer, nonnegative
 from gca_viz.registry import Param, Registry
 
+__all__ = [
+    "LAYOUTS",
+    "SHARE_TOLERANCE",
+    "TARGETS",
+    "build_target",
+    "check_domain_shares",
+    "check_layout",
+    "class_target",
+    "custom_target",
+    "domain_target",
+    "pair_target",
+    "partner",
+    "target_marginals",
+]
+
+
 Layout = Literal["cross", "joint"]
 LAYOUTS: tuple[str, ...] = ("cross", "joint")
 

@@ -227,3 +227,18 @@ def test_code_passes_ruff_and_mypy(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, f"mypy:\n{result.stdout}{result.stderr}"
+
+
+def test_wildcard_imports_bring_the_public_names_only() -> None:
+    """``from gca_viz.metrics import *`` also brought scipy's functions and private helpers:
+    every module a user star-imports lists its names, and each is defined there."""
+    import importlib
+
+    for name in ("gca_viz.metrics", "gca_viz.targets", "gca_viz.ot", "gca_viz.losses"):
+        module = importlib.import_module(name)
+        public = getattr(module, "__all__", None)
+        assert public, f"{name} has no __all__"
+        namespace: dict[str, object] = {}
+        exec(f"from {name} import *", namespace)  # the import under test
+        assert sorted(k for k in namespace if k != "__builtins__") == sorted(public), name
+        assert not [n for n in public if n.startswith("_")], name
