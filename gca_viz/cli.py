@@ -108,9 +108,9 @@ class Progress(Callback):
     """A one-line progress display on a terminal (step, loss, steps/s, ETA); elsewhere (a
     log file, a batch job) a plain line at every tenth of the run."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # as it is now, not at import
+        self.enabled = self.stream.isatty()
         self.start = time.perf_counter()
         self.first_step = 0
 
