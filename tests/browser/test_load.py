@@ -116,7 +116,12 @@ def browser_change(app: App, key: str, value: str, charts: int) -> float:
     """
     app.page.evaluate("() => { window.__gcaStates.length = 0; window.__gcaEnter = null; }")
     app.type_number(key, value)
-    app.wait_for_query(key, value, timeout=120)
+    try:
+        app.wait_for_query(key, value, timeout=30)
+    except AssertionError:  # lost under five sessions' load, as the others' typing can be:
+        app.page.evaluate("() => { window.__gcaStates.length = 0; window.__gcaEnter = null; }")
+        app.type_number(key, value)  # typed again, timed from this Enter
+        app.wait_for_query(key, value, timeout=120)
     app.settle(charts=charts, timeout=120)
     enter, states = app.page.evaluate("() => [window.__gcaEnter, window.__gcaStates]")
     assert enter is not None, "the Enter key press was not seen"
