@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
-from gca_viz.device import keep_freed_memory
+from gca_viz.device import DEVICE_NAMES, keep_freed_memory
 from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
@@ -163,10 +163,10 @@ _CHOICES: dict[str, Callable[[], list[str]]] = {
     "encoder": lambda: list(models.ENCODERS),
     "dataset": lambda: [*data.DATASETS, "a path to your data"],
     "target": lambda: [t for t in targets.TARGETS if t != "custom"],
-    "layout": lambda: ["joint", "cross"],
+    "layout": lambda: list(targets.LAYOUTS),
     "optimizer": lambda: list(OPTIMIZERS),
     "augment": lambda: list(augment.PRESETS),
-    "device": lambda: ["auto", "cpu", "cuda", "mps"],
+    "device": lambda: list(DEVICE_NAMES),
 }
 """What ``train --help`` lists for the fields with named choices."""
 

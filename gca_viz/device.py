@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
-_DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:
@@ -33,8 +33,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         ValueError: (naming the parameter ``device``) if ``name`` is not a known device
             name, or names a device that is not available on this machine.
     """
-    if name not in _DEVICE_NAMES:
-        raise ValueError(f"device must be one of {', '.join(_DEVICE_NAMES)}; got {name!r}")
+    if name not in DEVICE_NAMES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {name!r}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

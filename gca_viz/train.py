@@ -30,7 +30,7 @@ import torch
 from gca_viz import augment as augment_mod
 from gca_viz import data as data_mod
 from gca_viz import distributed, losses, metrics, models
-from gca_viz.device import resolve_device
+from gca_viz.device import DEVICE_NAMES, resolve_device
 from gca_viz.registry import Param, Stage
 
 LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "beta", "target")
@@ -131,12 +131,11 @@ class TrainConfig:
         float (``"3"``, ``32.0``, as a JSON file may hold them) is converted in place to its
         kind; anything else that is not a number in range raises ``ValueError`` naming the
         field."""
-        schemas = [
-            Param(name, None, "", kind=kind, low=low, high=_HIGH.get(name))
-            for name, low, kind in _NUMERIC_FIELDS
-        ]
-        schemas[[s.name for s in schemas].index("lr")] = Param("lr", None, "", low=0, low_open=True)
+        schemas = [Param(name, None, "", kind=kind, low=low) for name, low, kind in _NUMERIC_FIELDS]
         schemas += [
+            # at most 10^7 steps (10^12 launched and showed 0% for ever); lr = 0 never learns
+            Param("steps", None, "", kind="int", low=1, high=10_000_000),
+            Param("lr", None, "", low=0, low_open=True),
             Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True),
             Param("momentum", None, "", low=0, high=1),
             Param("eval_corruption", None, "", low=0, high=1),
@@ -168,7 +167,7 @@ class TrainConfig:
             raise ValueError(
                 f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
             )
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
+        if self.device not in DEVICE_NAMES:
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
         source = data_mod.dataset_source(self.dataset, param="dataset")  # name or existing path
         if isinstance(source, str):
@@ -220,8 +219,6 @@ _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
     ("out_dim", 1, "int"),
     ("head_hidden", 1, "int"),
     ("batch_size", 2, "int"),
-    ("steps", 1, "int"),
-    ("lr", 0.0, "float"),
     ("weight_decay", 0.0, "float"),
     ("seed", 0, "int"),
     ("threads", 0, "int"),
@@ -241,10 +238,6 @@ def _checked(field_name: str, stage: Stage, params: Mapping[str, Any]) -> dict[s
     except ValueError as exc:
         raise ValueError(f"{field_name}: {exc}") from None
     return {name: valid[name] for name in params}
-
-
-_HIGH = {"steps": 10_000_000}
-"""Upper bounds of numeric fields (a run of 10^12 steps launched and showed 0% for ever)."""
 
 
 def build_loss(cfg: TrainConfig) -> losses.GCALoss:

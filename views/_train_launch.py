@@ -330,10 +330,11 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
     """Validate and launch; an invalid setting shows an ``st.error`` naming the field."""
     try:
         resolve_device(cfg["device"])  # a GPU that is not here fails now, not in the run
+        config = TrainConfig.from_dict(cfg)
         ds = _load(cfg["dataset"], json.dumps(cfg["dataset_params"]))
         if ds is not None:  # too few samples, no domains: refused now, not in the run
-            TrainConfig.from_dict(cfg).check_data(ds)
-        run_id = store.launch(cfg, name=name or None)
+            config.check_data(ds)
+        run_id = store.launch(config, name=name or None)
     except ValueError as exc:
         st.error(f"Cannot launch this run: {labelled(str(exc))}", icon=":material/error:")
         return
