@@ -32,7 +32,8 @@ and corrupted embeddings and correlates each positive pair's strength with the m
 keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
 GCA-UOT trained with extreme augmentations on clean and corrupted test data.
 
-Submodules: :mod:`~gca_viz.experiments.domains` (the sweep and the target designer),
+Submodules: :mod:`~gca_viz.experiments.domains` (the α - β sweep),
+:mod:`~gca_viz.experiments.designer` (the target designer's measures on one batch),
 :mod:`~gca_viz.experiments.noisy` (noisy views), :mod:`~gca_viz.experiments.stats`.
 
 Public API::
@@ -46,6 +47,13 @@ Public API::
     res.spearman, res.pearson  # strength vs P_ii / mean_i P_ii
 """
 
+from gca_viz.experiments.designer import (
+    block_mass,
+    group_pull,
+    loss_pull,
+    read_matrix,
+    sort_by_domain,
+)
 from gca_viz.experiments.domains import (
     ALPHA_BETA_LATEX,
     PAPER_CLASS_ACC,
@@ -56,19 +64,14 @@ from gca_viz.experiments.domains import (
     SWEEP_TOTAL,
     SweepRow,
     alpha_beta,
-    block_mass,
     domain_sweep_configs,
     domain_sweep_results,
     domain_sweeps,
     embedding_domain_accuracy,
     find_domain_sweep,
-    group_pull,
     launch_domain_sweep,
-    loss_pull,
     pixel_baseline,
-    read_matrix,
     run_embedding_domain_accuracy,
-    sort_by_domain,
     sweep_run_name,
 )
 from gca_viz.experiments.noisy import (

@@ -1,4 +1,4 @@
-r"""The α - β sweep and the target designer (``docs/math.md`` section 5).
+r"""The α - β sweep (``docs/math.md`` section 5).
 
 The domain prior, with ``α`` and ``β`` shares of each row's mass
 (:func:`gca_viz.targets.domain_target`),
@@ -18,18 +18,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from gca_viz import metrics
 from gca_viz._validate import finite
 from gca_viz.train import TrainConfig
 
 if TYPE_CHECKING:
-    from gca_viz.lab import Batch
     from gca_viz.runs import RunStore
 
 # ------------------------------------------------------------------------ the α - β sweep
@@ -305,135 +303,3 @@ def embedding_domain_accuracy(z: Any, domains: Any, seed: int = 0) -> float:
         members = rng.permutation(np.flatnonzero(D == v))
         test[members[: len(members) // 2]] = True
     return metrics.domain_accuracy(Z[~test], D[~test], Z[test], D[test], seed=seed)
-
-
-# ------------------------------------------------------------------ the target designer
-
-
-def sort_by_domain(batch: Batch) -> Batch:
-    """The batch reordered by domain, then class, then position, so that a domain or class
-    prior shows as blocks along the diagonal (every per-sample array is permuted alike)."""
-    n = batch.n
-    dom = batch.domains if batch.domains is not None else np.zeros(n, dtype=np.int64)
-    lab = batch.labels if batch.labels is not None else np.zeros(n, dtype=np.int64)
-    order = np.lexsort((np.arange(n), lab, dom))  # last key first: domain, class, index
-    idx = torch.as_tensor(order)
-    return replace(
-        batch,
-        z1=None if batch.z1 is None else batch.z1[idx],
-        z2=None if batch.z2 is None else batch.z2[idx],
-        labels=None if batch.labels is None else batch.labels[order],
-        domains=None if batch.domains is None else batch.domains[order],
-        images=None if batch.images is None else batch.images[:, order],
-    )
-
-
-def block_mass(matrix: Any, groups: Any) -> float:
-    r"""Share of a matrix's mass within same-group blocks, off the diagonal:
-    ``Σ_{i≠j, g_i=g_j} M_ij / Σ_{i≠j} M_ij`` (``NaN`` for no off-diagonal mass)."""
-    M, g = np.asarray(matrix, dtype=np.float64), np.asarray(groups).reshape(-1)
-    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] != len(g):
-        raise ValueError(f"matrix must be (n, n) with n = len(groups), got {M.shape}")
-    off = ~np.eye(len(g), dtype=bool)
-    total = float(M[off].sum())
-    return float(M[off & (g[:, None] == g[None, :])].sum() / total) if total > 0 else math.nan
-
-
-def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
-    r"""Where GCA-INCE's loss pulls pairs together and pushes them apart: its gradient with
-    respect to the cost,
-
-    .. math::
-        \frac{\partial \mathcal L}{\partial C_{ij}}
-            = \frac{(P_{\mathrm{tgt}})_{ij} - P^{(2T)}_{ij}}{\varepsilon N},
-        \qquad \mathcal L = \tfrac1N \mathrm{KL}(P_{\mathrm{tgt}} \| P^{(2T)}),
-
-    exact when ``P^{(2T)}`` has ``P_tgt``'s row and column sums (Sinkhorn's fixed point:
-    the gradient through the scalings vanishes; ``docs/math.md`` section 4). Gradient descent
-    lowers ``C_ij`` by a step times a positive entry: the two embeddings move closer (a
-    larger cost there would take mass from a pair the target wants more of). With ``μ``, ``ν``
-    fixed, the plan depends on the target only through them (every prior's rows sum to 1),
-    so the target acts on training through this difference, not through the plan.
-
-    Args:
-        target: ``(N, N)`` ``P_tgt``. plan: ``(N, N)`` the plan ``P^{(2T)}``.
-        epsilon: the entropic regularisation ``ε > 0``.
-
-    Returns:
-        ``(N, N)`` the pull, in cost units per unit of loss.
-    """
-    T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
-    if T.ndim != 2 or T.shape != P.shape or T.shape[0] != T.shape[1]:
-        raise ValueError(f"target and plan must be (N, N) alike, got {T.shape} and {P.shape}")
-    eps = finite(epsilon, "epsilon")
-    if eps <= 0:
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    pull: np.ndarray = (T - P) / (eps * T.shape[0])
-    return pull
-
-
-def group_pull(target: Any, plan: Any, groups: Any) -> tuple[float, float]:
-    r"""The loss's pull (:func:`loss_pull`) on a pair of the same group and on a pair of
-    different groups, each as a share of the pull on a positive pair:
-
-    .. math::
-        \frac{\operatorname{mean}_{i \ne j,\, g_i = g_j} (P_{\mathrm{tgt}} - P)_{ij}}
-             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}},\qquad
-        \frac{\operatorname{mean}_{g_i \ne g_j} (P_{\mathrm{tgt}} - P)_{ij}}
-             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}}
-
-    Positive: such pairs are pulled together, negative: pushed apart. Unlike the plan's
-    own :func:`block_mass`, they follow the target's weights (``α``, ``β`` of the domain
-    prior). ``NaN`` where a kind of pair is missing or the positives are not pulled.
-
-    Args:
-        target, plan: ``(N, N)`` ``P_tgt`` and ``P``. groups: ``(N,)`` group labels.
-
-    Returns:
-        ``(same, other)``.
-    """
-    T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
-    g = np.asarray(groups).reshape(-1)
-    if T.ndim != 2 or T.shape != P.shape or T.shape != (len(g), len(g)):
-        raise ValueError(f"target and plan must be (n, n), n = len(groups), got {T.shape}")
-    diff = T - P
-    positive = float(np.diag(diff).mean())
-    if not positive > 0:
-        return math.nan, math.nan
-    same = (g[:, None] == g[None, :]) & ~np.eye(len(g), dtype=bool)
-    other = g[:, None] != g[None, :]
-    share = [float(diff[m].mean()) / positive if m.any() else math.nan for m in (same, other)]
-    return share[0], share[1]
-
-
-def read_matrix(data: bytes, filename: str) -> np.ndarray:
-    """Parse an uploaded matrix: ``.npy`` (read without pickle) or ``.csv`` (comma- or
-    whitespace-separated numbers, no header).
-
-    Raises:
-        ValueError: naming the file, for another extension, an unreadable file, a
-            non-numeric entry or an array that is not 2-D.
-    """
-    import io
-
-    name = str(filename)
-    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    try:
-        if suffix == "npy":
-            M = np.load(io.BytesIO(data), allow_pickle=False)
-        elif suffix == "csv":
-            text = data.decode("utf-8-sig")
-            delimiter = "," if "," in text else None
-            M = np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=np.float64, ndmin=2)
-        else:
-            raise ValueError(f"{name}: upload a .npy or .csv file, not {suffix or 'no extension'}")
-    except ValueError as exc:
-        raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{name}: the file cannot be read ({exc})") from None
-    M = np.asarray(M)
-    if M.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: the matrix must hold numbers, got dtype {M.dtype}")
-    if M.ndim != 2:
-        raise ValueError(f"{name}: the matrix must be 2-D, got shape {M.shape}")
-    return M.astype(np.float64)
