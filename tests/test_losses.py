@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -404,6 +406,7 @@ FINITE_CASES = list(
 
 
 @pytest.mark.parametrize(("method", "layout", "epsilon", "kind"), FINITE_CASES)
+@pytest.mark.filterwarnings("ignore:RINCE's terms")  # ε = 1e-3 underflows them, as warned
 def test_loss_and_gradients_finite_float32(
     method: str, layout: str, epsilon: float, kind: str
 ) -> None:
@@ -995,3 +998,38 @@ def test_a_loss_is_the_same_with_and_without_autograd(method: str, layout: str) 
             out = loss.inspect(z1, z2)
         scale = max(1.0, float(out.per_row.abs().max()))
         assert abs(float(trained - out.loss)) <= 1e-6 * scale, (float(trained), float(out.loss))
+
+
+@pytest.mark.parametrize(("q", "epsilon"), [(1.0, 0.01), (0.6, 0.005), (0.3, 0.005)])
+def test_rince_underflow_names_the_cosine_below_which_float32_terms_vanish(
+    q: float, epsilon: float
+) -> None:
+    """At a small ``ε`` RINCE's ``exp(-q C/ε)`` underflows float32: pairs with a larger cost
+    give no loss and no gradient. The note names the cosine where that starts, and it is
+    right on both sides of it."""
+    note = losses.rince_underflow(q, epsilon)
+    assert note is not None
+    cosine = float(re.search(r"cosine below (-?[\d.]+)", note).group(1))  # type: ignore[union-attr]
+    tiny = torch.finfo(torch.float32).tiny
+    for cos, underflows in ((cosine - 0.02, True), (cosine + 0.02, False)):
+        term = torch.exp(torch.tensor(-q * (1 - cos) / epsilon, dtype=torch.float32))
+        assert (float(term) < tiny) is underflows, (cos, float(term))
+    assert losses.rince_underflow(q, epsilon, torch.float64) is None  # -log t = 708 there
+    assert losses.rince_underflow(q, 0.5) is None  # the default ε
+    assert losses.rince_underflow(0.3, 0.01) is None  # c* = 2.9: no cosine cost reaches it
+
+
+def test_a_rince_loss_warns_when_its_terms_underflow_and_not_otherwise() -> None:
+    """RINCE at ε = 0.01, q = 1 in float32: random pairs (cosine near 0) have a term of
+    exp(-100), below float32's range, so the loss and its gradient are 0; the loss warns.
+    The same loss in float64 (or at ε = 0.5) is computed without a warning."""
+    gen = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(32, 8, generator=gen), torch.randn(32, 8, generator=gen)
+    for name in ("rince", "gca_rince", "gca_uot"):
+        loss = losses.get(name, epsilon=0.005)
+        with pytest.warns(UserWarning, match=r"underflow float32 .*Raise ε"):
+            loss(z1, z2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loss(z1.double(), z2.double())
+            losses.get(name, epsilon=0.5)(z1, z2)

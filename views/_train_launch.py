@@ -225,7 +225,24 @@ def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
     ]
     for p in [*shown, *targets.TARGETS[target].params]:  # one column: labels need the width
         values[p.name] = param_input(p, f"tr_{p.name}", p.default)
+    underflow_note(
+        stages.get("divergence") or losses.LOSSES[method].stages["divergence"], preset, values
+    )
     return method, stages, target, values
+
+
+def underflow_note(divergence: str, preset: dict[str, Any], values: dict[str, Any]) -> None:
+    """A warning under the controls when a RINCE-type loss's terms underflow float32 (the
+    runs' dtype) at the chosen ``ε`` and ``q``."""
+    if divergence not in ("rince", "uot"):
+        return
+    chosen = {**values, **preset}
+    try:
+        note = losses.rince_underflow(float(chosen["q"]), float(chosen["epsilon"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a value still being typed
+        return
+    if note is not None:
+        st.caption(f":material/warning: {note}")
 
 
 def data_and_model(store: RunStore) -> dict[str, Any]:

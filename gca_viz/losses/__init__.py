@@ -11,10 +11,11 @@ Public API::
 ``LOSSES`` holds the named methods (INCE, GCA-INCE, RINCE, GCA-RINCE, GCA-UOT, IOT,
 IOT-uni, BYOL); ``COSTS``, ``PROJECTIONS``, ``DIVERGENCES`` (and
 :data:`gca_viz.targets.TARGETS`) hold the stages they are made of, and :func:`compose`
-combines any four of them into a new loss. See ``docs/math.md`` sections 3 and 4.
+combines any four of them into a new loss. :func:`rince_underflow` says when RINCE's
+terms underflow a dtype at a small ``ε``. See ``docs/math.md`` sections 3 and 4.
 """
 
-from gca_viz.losses.divergences import DIVERGENCES
+from gca_viz.losses.divergences import DIVERGENCES, rince_underflow
 from gca_viz.losses.methods import LOSSES, Method, compose, get
 from gca_viz.losses.module import GCALoss, LossOutput
 from gca_viz.losses.stages import COSTS, PROJECTIONS, Projection
@@ -32,4 +33,5 @@ __all__ = [
     "Projection",
     "compose",
     "get",
+    "rince_underflow",
 ]

@@ -11,6 +11,7 @@ one entry per row (:func:`_single_positives`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -101,6 +102,29 @@ def _weighted(
     return (W * x.masked_fill(T == 0, 0.0)).sum(1)
 
 
+def rince_underflow(q: float, epsilon: float, dtype: torch.dtype = torch.float32) -> str | None:
+    r"""Where RINCE's terms underflow ``dtype``, in words, or ``None`` if no cosine cost does.
+
+    ``pos_i^q = exp(-q C_{i,pos(i)}/ε)`` (and ``(λ Z_i)^q`` alike) falls below ``t``, the
+    smallest normal number of ``dtype``, when ``C > c* = -ε log(t) / q``; such a pair's term
+    and gradient are (nearly) 0. A cosine cost ``C = 1 - cos`` lies in ``[0, 2]``, so this
+    says something when ``c* < 2``. Float32: ``-log t ≈ 87.3``; with ``q = 1`` it happens for
+    ``ε < 0.023``. Reads no data.
+
+    Args:
+        q: the RINCE exponent in ``(0, 1]``. epsilon: ``ε > 0``. dtype: a float dtype.
+    """
+    cost = -epsilon * math.log(torch.finfo(dtype).tiny) / q
+    if cost >= 2.0:
+        return None
+    name = str(dtype).removeprefix("torch.")
+    return (
+        f"RINCE's terms exp(-q C/ε) underflow {name} for pairs with cosine below "
+        f"{1 - cost:.2f} (cost C > {cost:.2f}) at ε = {epsilon:g}, q = {q:g}: those pairs give "
+        "no loss and no gradient. Raise ε or lower q (or compute in float64)."
+    )
+
+
 def _rince_term(
     T: torch.Tensor,
     proj: Projection,
@@ -111,6 +135,9 @@ def _rince_term(
     """``-pos_i^q / q + (λ_R Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
     ``Z_i = (K v)_i``, powers taken in log space. ``log_rows = log (P 1)_i`` if known
     (then ``log Z_i = log (P 1)_i - f_i / ε`` costs no pass over the plan)."""
+    note = rince_underflow(q, proj.epsilon, proj.f.dtype)
+    if note is not None:  # (warned once per message, Python's default)
+        warnings.warn(note, UserWarning, stacklevel=4)
     positives = _single_positives(T)
     f_eps = proj.f / proj.epsilon  # (n,) log u_i: S_ij = log P_ij - log u_i
     if positives is not None:

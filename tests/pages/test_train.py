@@ -260,6 +260,25 @@ def test_a_batch_larger_than_the_training_split_is_announced(no_demo_store: Path
     ]
 
 
+def test_a_rince_loss_at_a_small_epsilon_warns_that_its_terms_underflow(
+    no_demo_store: Path,
+) -> None:
+    """RINCE at ε = 0.01 (the slider's low end) in float32, the runs' dtype: random pairs'
+    terms exp(-q C/ε) are 0, so they would train nothing; the form says so before the
+    launch, and not at ε = 0.5 or for a KL loss."""
+    at = open_page("train")
+    note = "RINCE's terms exp(-q C/ε) underflow float32"
+    at.selectbox(key="tr_method").set_value("rince").run()
+    assert not [c for c in at.caption if note in c.value]
+    at.number_input(key="tr_epsilon").set_value(0.01).run()
+    assert_clean(at)
+    shown = [c.value for c in at.caption if note in c.value]
+    assert shown == [f":material/warning: {losses.rince_underflow(1.0, 0.01)}"]
+    assert "cosine below 0.13" in shown[0]
+    at.selectbox(key="tr_method").set_value("gca_ince").run()
+    assert not [c for c in at.caption if note in c.value]
+
+
 def test_invalid_configs_show_an_error_and_launch_nothing(no_demo_store: Path) -> None:
     at = open_page("train")
     at.number_input(key="tr_steps").set_value(0)
