@@ -962,6 +962,28 @@ def test_result_is_frozen() -> None:
             setattr(res, field, value)
 
 
+def test_result_repr_is_one_short_line_that_names_the_problem() -> None:
+    """A notebook prints the result: one line with the shape, kind, ε, sweeps, convergence,
+    last error and mass (the default dataclass repr printed every array, thousands of
+    characters)."""
+    C, a, b = _problem(300, 200, True, seed=33)
+    res = sinkhorn(C, a, b, epsilon=0.5, n_iter=7)
+    text = repr(res)
+    assert "\n" not in text and len(text) < 160, text
+    assert text.startswith("SinkhornResult(300x200 balanced, epsilon=0.5, n_iter=7, ")
+    assert f"converged={res.converged}" in text
+    assert f"error={float(res.errors[-1]):.3g}" in text and f"mass={res.mass:.6g}" in text
+    relaxed = sinkhorn(
+        torch.as_tensor(C),
+        torch.as_tensor(a),
+        torch.as_tensor(b),
+        epsilon=0.5,
+        relax_a=1.0,
+        n_iter=3,
+    )
+    assert "unbalanced" in repr(relaxed) and "torch cpu float64" in repr(relaxed)
+
+
 # ---------------------------------------------------------------- 12. invalid inputs
 
 _C = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.5]])

@@ -66,6 +66,20 @@ class SinkhornResult:
             object.__setattr__(self, "_log_plan", output(log_plan, as_numpy))
         return self._log_plan  # type: ignore[return-value]
 
+    def __repr__(self) -> str:
+        """One line: the problem's shape and kind, ``ε``, the sweeps, convergence, the last
+        marginal error, the mass and the array type (the arrays themselves are fields)."""
+        n, m = self.plan.shape
+        kind = "balanced" if self.relax_a is None and self.relax_b is None else "unbalanced"
+        errors = output(self.errors, as_numpy=True)
+        last = f"{float(errors[-1]):.3g}" if len(errors) else "n/a"
+        lib = "numpy" if isinstance(self.plan, np.ndarray) else f"torch {self.plan.device}"
+        dtype = str(self.plan.dtype).removeprefix("torch.")
+        return (
+            f"SinkhornResult({n}x{m} {kind}, epsilon={self.epsilon:g}, n_iter={self.n_iter}, "
+            f"converged={self.converged}, error={last}, mass={self.mass:.6g}, {lib} {dtype})"
+        )
+
     @property
     def row_marginal(self) -> Array:
         """``(n,)`` row sums ``P 1``."""
