@@ -26,6 +26,9 @@ from gca_viz.device import DEVICE_NAMES, keep_freed_memory
 from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
+_DICT_HELP = {
+    "stages": ' (with --method composed only: {"cost": ..., "projection": ..., "divergence": ...})'
+}
 _LOSS_FLAGS = {"epsilon": float, "n_iter": int, "relax_a": float, "relax_b": float}
 BACKGROUND_NICENESS = 10
 """How much a background run of the app (``--store``) lowers its CPU priority: while it
@@ -182,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name in _DICT_FIELDS:
-            ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}")
+            extra = _DICT_HELP.get(f.name, "")
+            ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}{extra}")
         else:
             kind = type(f.default) if f.default is not dataclasses.MISSING else str
             choices = _CHOICES.get(f.name)

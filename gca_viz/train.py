@@ -183,6 +183,13 @@ class TrainConfig:
             raise ValueError(
                 f"method must be one of {sorted(losses.LOSSES)} or 'composed', got {self.method!r}"
             )
+        if self.method != "composed" and self.stages:  # (they were ignored without a word)
+            fixed = losses.LOSSES[self.method].stages
+            raise ValueError(
+                f"stages: only a composed loss (method 'composed') takes stages; "
+                f"{self.method} has its own ({', '.join(f'{k}={v}' for k, v in fixed.items())}). "
+                "Drop stages, or set method to 'composed'"
+            )
         build_loss(self)  # raises ValueError naming a bad stage or loss parameter
 
     def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:

@@ -286,6 +286,8 @@ BAD_FIELDS = [
     ("steps", "three", "steps"),
     ("batch_size", 32.5, "batch_size"),
     ("lr", True, "lr"),
+    # stages with a named method were ignored: the run trained another loss than asked for
+    ("stages", {"divergence": "rince"}, r"^stages: only a composed loss .* ince has its own"),
 ]
 
 
