@@ -189,7 +189,9 @@ if target is not None:
     left, right = st.columns(2, gap="large")
     with left:
         title = "P_tgt, sorted by domain, then class"
-        blocks(target, "dom_chart_target", title, "P_tgt", row_ref=mu, col_ref=nu)
+        # log colours: the prior's entries, α / n₌(i), are ~100x below the positive's share
+        # (linear, the blocks were as dark as the zeros); a zero is left blank
+        blocks(target, "dom_chart_target", title, "P_tgt", row_ref=mu, col_ref=nu, log=True)
         st.download_button(
             "Download this target (.csv)",
             lambda: _csv(shown_target),  # made on click: no stale file URL when the page reruns

@@ -89,8 +89,8 @@ def matrix_heatmap(
         title: figure title. value_label: the colour bar's label, e.g. ``"P_ij"``.
         marginals: draw the row sums ``P 1`` and column sums ``P^T 1`` (finite entries) as bars.
         row_ref, col_ref: ``(n,)``, ``(m,)`` reference marginals ``μ``, ``ν`` drawn as lines.
-        log: colour by ``log10`` of the value (at most 12 decades below the maximum;
-            zeros blank).
+        log: colour by ``log10`` of the value, from the smallest positive value (at most 12
+            decades below the maximum) to the largest; zeros blank.
         zrange: fixed ``(min, max)`` of the colour scale in value units (shared by frames).
         colorscale: plotly colour scale name.
         selectable: add a transparent layer of points, one per displayed cell (trace
@@ -123,7 +123,12 @@ def matrix_heatmap(
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(shown > 0, np.log10(np.where(shown > 0, shown, 1.0)), np.nan)
         z = np.maximum(z, top - _LOG_DECADES)
+        if zrange is None:  # the smallest positive value, not a zero (left blank)
+            positive = shown[finite & (shown > 0)]
+            lo = float(positive.min()) if positive.size else 0.0
         zmin, zmax = max(np.log10(lo) if lo > 0 else -np.inf, top - _LOG_DECADES), top
+        if zmin >= zmax:  # one positive value (a pair target): a decade below it
+            zmin = zmax - 1.0
         bar_title = f"log₁₀ {value_label}"
     else:
         z, zmin, zmax, bar_title = shown, lo, hi, value_label

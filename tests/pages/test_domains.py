@@ -24,7 +24,30 @@ EPS_STOPS = [f"{v:g}" for v in ui.log_stops(0.01, 2.0)]  # the shared ε slider'
 
 
 def _heatmap(at: Any, key: str) -> np.ndarray:
-    return array(charts(at)[key]["data"][0]["z"]).astype(float)
+    """The values of a heatmap; a log-coloured one (``log₁₀`` colour bar) holds ``log10``
+    of them, with zeros blank (``NaN``)."""
+    trace = charts(at)[key]["data"][0]
+    z = array(trace["z"]).astype(float)
+    if str(trace.get("colorbar", {}).get("title", {}).get("text", "")).startswith("log₁₀"):
+        return np.where(np.isnan(z), 0.0, 10.0**z)
+    return z
+
+
+def test_the_target_is_drawn_on_a_log_scale_with_its_zeros_blank(app_store: Path) -> None:
+    """The domain prior's entries (α / n₌(i), about 0.01) sat 1.5% up a linear colour scale
+    whose top was the positives' 0.8: the blocks were as dark as the zeros. On a log scale
+    from the smallest positive entry to the largest, the blocks and the positives lie at its
+    two ends, and the zeros outside the blocks are blank (a scale down to 12 decades below
+    the top, as a zero once made it, put both in its top sixth)."""
+    at = open_page("domains")
+    trace = charts(at)["dom_chart_target"]["data"][0]
+    assert trace["colorbar"]["title"]["text"].startswith("log₁₀")
+    z = array(trace["z"]).astype(float)
+    blocks = np.isfinite(z) & ~np.eye(len(z), dtype=bool)
+    assert blocks.any() and np.isnan(z).any()  # β = 0: other-domain entries are blank
+    low, high = trace["zmin"], trace["zmax"]
+    gap = (np.diag(z).min() - z[blocks].max()) / (high - low)
+    assert gap > 0.8, (np.diag(z).min(), z[blocks].max(), low, high)
 
 
 def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -> None:
