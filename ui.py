@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import json
 import math
 import os
 import re
@@ -871,15 +870,22 @@ def chart(fig: Any, key: str, **kwargs: Any) -> Any:
     return st.plotly_chart(fig, key=key, **kwargs)
 
 
+_SCROLL_JS = """
+export default function (component) {
+  const selector = component.data && component.data.selector;
+  if (!selector) return;
+  // after this run's elements are laid out: the target may have been drawn just before
+  setTimeout(() => {
+    const el = document.querySelector(selector);
+    if (el) el.scrollIntoView({behavior: "smooth", block: "start"});
+  }, 50);
+}
+"""
+_scroller = st.components.v2.component("gca_scroll_to", js=_SCROLL_JS)
+
+
 def scroll_to(key: str) -> None:
     """Scroll the page so that the element drawn with ``key`` (its ``.st-key-<key>``
-    container) is in view, once, from a zero-height component (scripts in ``st.html`` do not
-    run; a component's iframe shares the page's origin)."""
-    import streamlit.components.v1 as components
-
-    selector = json.dumps(f".st-key-{key}")
-    components.html(
-        "<script>const el = window.parent.document.querySelector(" + selector + ");"
-        "if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
-        height=0,
-    )
+    container) is in view, once, from a zero-height component that runs in the page itself
+    (``st.components.v2``; scripts in ``st.html`` do not run)."""
+    _scroller(key=f"gca_scroll_to_{key}", data={"selector": f".st-key-{key}"}, height=0)
