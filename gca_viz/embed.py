@@ -61,6 +61,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gca_viz._validate import integer, nonnegative, number, positive
 from gca_viz.data import Dataset
 
 METHODS = ("pca", "umap", "tsne")
@@ -73,8 +74,14 @@ NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
 
 
 def _points(z: Any, k: int, min_rows: int = 2) -> np.ndarray:
-    """``z`` as a finite float64 ``(n, d)`` array with ``n >= min_rows``; checks ``k``."""
-    a = np.asarray(z, dtype=np.float64)
+    """``z`` as a finite float64 ``(n, d)`` array with ``n >= min_rows``; checks ``k``.
+    A torch tensor is read detached, from any device (one that requires grad included)."""
+    if isinstance(z, torch.Tensor):
+        z = z.detach().to(device="cpu", dtype=torch.float64)
+    try:
+        a = np.asarray(z, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # strings, ragged rows
+        raise ValueError(f"z must be an (n, d) array of numbers ({exc})") from None
     if a.ndim != 2 or a.shape[0] < min_rows or a.shape[1] < 1:
         raise ValueError(f"z must have shape (n >= {min_rows}, d >= 1), got {a.shape}")
     if not np.isfinite(a).all():
@@ -93,7 +100,9 @@ def _pca_axes(z: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if k > X.shape[1]:
         raise ValueError(f"k must be <= the dimension d = {X.shape[1]}, got {k}")
     X = X - X.mean(axis=0)  # (n, d)
-    _, s, Vt = np.linalg.svd(X, full_matrices=False)  # s: (r,), Vt: (r, d)
+    # r = min(n, d) axes; with fewer points than k (r < k) the full basis completes them
+    # (the data have no variance there: their coordinates on those axes are 0)
+    _, s, Vt = np.linalg.svd(X, full_matrices=k > min(X.shape))  # s: (r,), Vt: (r or d, d)
     V = Vt[:k]  # (k, d), rows in decreasing variance
     # Sign convention (as scikit-learn's svd_flip): each axis's largest loading is positive,
     # so the picture does not flip at random between snapshots.
@@ -150,11 +159,18 @@ def explained_variance_ratio(z: Any, k: int = 2) -> np.ndarray:
 # ----------------------------------------------------------------------------------- t-SNE
 
 
+def _collapsed(X: np.ndarray, k: int) -> np.ndarray | None:
+    """``(n, k)`` zeros if every row of ``X`` is the same point (a collapsed embedding: one
+    point is its honest picture), else ``None``."""
+    return np.zeros((len(X), k)) if not np.ptp(X, axis=0).any() else None
+
+
 def tsne(z: Any, k: int = 2, *, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
     """t-SNE of ``z`` (scikit-learn's Barnes-Hut t-SNE, PCA initialisation).
 
     The perplexity is capped at ``(n - 1) / 3`` so that small snapshots work (t-SNE needs
-    ``perplexity < n``).
+    ``perplexity < n``). Identical points (a collapsed embedding) all map to the origin:
+    scikit-learn's t-SNE ends the process on them (its PCA start divides by a zero spread).
 
     Args:
         z: ``(n, d)`` points, ``n >= 4``.
@@ -166,13 +182,16 @@ def tsne(z: Any, k: int = 2, *, perplexity: float = 30.0, seed: int = 0) -> np.n
         ``(n, k)`` float64 array.
 
     Raises:
-        ValueError: naming ``z``, ``k`` or ``perplexity``.
+        ValueError: naming ``z``, ``k``, ``perplexity`` or ``seed``.
     """
     X = _points(z, k, min_rows=4)
     if k not in (2, 3):
         raise ValueError(f"k must be 2 or 3 for t-SNE, got {k}")
-    if not perplexity > 0:
-        raise ValueError(f"perplexity must be > 0, got {perplexity!r}")
+    perplexity = positive(perplexity, "perplexity")
+    seed = integer(seed, "seed", 0)
+    same = _collapsed(X, k)
+    if same is not None:
+        return same
     from sklearn.manifold import TSNE  # deferred: importing scikit-learn takes a while
 
     p = min(float(perplexity), max((len(X) - 1) / 3.0, 1.0))
@@ -263,6 +282,8 @@ def umap(
 
     ``n_neighbors`` is capped at ``n - 1``. The first call in a process imports umap-learn
     through :func:`enable_numba_cache` (see the module docstring for the compile cost).
+    Identical points (a collapsed embedding) all map to the origin (UMAP scattered them at
+    random, a structure that is not there).
 
     Args:
         z: ``(n, d)`` points, ``n >= 4``.
@@ -276,21 +297,25 @@ def umap(
         ``(n, k)`` float64 array.
 
     Raises:
-        ValueError: naming ``z``, ``k``, ``n_neighbors`` or ``min_dist``.
+        ValueError: naming ``z``, ``k``, ``n_neighbors``, ``min_dist`` or ``seed``.
     """
     X = _points(z, k, min_rows=4)
     if k not in (2, 3):
         raise ValueError(f"k must be 2 or 3 for UMAP, got {k}")
-    if isinstance(n_neighbors, bool) or int(n_neighbors) != n_neighbors or n_neighbors < 2:
+    neighbours = number(n_neighbors, "n_neighbors")  # (15.0 from a JSON file is fine)
+    if not (np.isfinite(neighbours) and neighbours >= 2 and neighbours == int(neighbours)):
         raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
-    if not min_dist >= 0:
-        raise ValueError(f"min_dist must be >= 0, got {min_dist!r}")
+    min_dist = nonnegative(min_dist, "min_dist")
+    seed = integer(seed, "seed", 0)
+    same = _collapsed(X, k)
+    if same is not None:
+        return same
     enable_numba_cache()
     import umap as umap_learn
 
     model = umap_learn.UMAP(
         n_components=k,
-        n_neighbors=min(int(n_neighbors), len(X) - 1),
+        n_neighbors=min(int(neighbours), len(X) - 1),
         min_dist=min_dist,
         metric=metric,
         random_state=seed,

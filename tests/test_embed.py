@@ -78,6 +78,8 @@ def test_pca_of_points_on_a_line_has_one_component() -> None:
         (np.zeros(5), 2, "z must have shape"),
         (np.zeros((1, 3)), 1, "z must have shape"),
         (np.array([[0.0, np.nan], [1.0, 2.0]]), 1, "NaN"),
+        (np.array([["a", "b"], ["c", "d"]]), 1, r"z must be an \(n, d\) array of numbers"),
+        ([[1.0, 2.0], [3.0]], 1, r"z must be an \(n, d\) array of numbers"),  # ragged
         (np.zeros((4, 3)), 0, "k must be a positive integer"),
         (np.zeros((4, 3)), 4, "k must be <= the dimension"),
     ],
@@ -85,6 +87,47 @@ def test_pca_of_points_on_a_line_has_one_component() -> None:
 def test_pca_rejects_bad_input(z: np.ndarray, k: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         embed.pca(z, k)
+
+
+def test_pca_with_fewer_points_than_components_gives_k_columns() -> None:
+    """3 points in d = 5 have 2 axes of variance: asked for 4 components, pca returned 3
+    columns (the thin SVD's), against its docstring's (n, k). The full basis completes the
+    axes, orthonormal, with the data's coordinates 0 on those beyond their rank."""
+    z = np.random.default_rng(1).standard_normal((3, 5))
+    y = embed.pca(z, 4)
+    assert y.shape == (3, 4)
+    np.testing.assert_allclose(y[:, 2:], 0.0, atol=1e-12)
+    np.testing.assert_allclose(y[:, :2], embed.pca(z, 2), atol=1e-12)
+    _, axes = embed.pca_basis(z, 4)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(4), atol=1e-12)
+    assert embed.explained_variance_ratio(z, 4).shape == (4,)
+
+
+def test_projections_read_a_tensor_that_requires_grad() -> None:
+    """Embeddings straight from a model (in the autograd graph) raised numpy's "Can't call
+    numpy() on Tensor that requires grad"; the metrics already read them detached."""
+    import torch
+
+    z = torch.randn(20, 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    np.testing.assert_allclose(embed.pca(z, 2), embed.pca(z.detach().numpy(), 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_identical_points_project_to_one_point_in_a_healthy_process(method: str) -> None:
+    """A collapsed embedding (every row the same point): scikit-learn's t-SNE ended the
+    process (SIGSEGV, its PCA start divides by a zero spread; the Geometry page runs it in
+    the app's own process) and UMAP scattered the points at random. Both now give every
+    point the origin: one point, the honest picture. Run in a child process, so that a
+    crash fails this test instead of ending the suite."""
+    code = (
+        "import numpy as np; from gca_viz import embed; "
+        f"y = embed.{method}(np.ones((6, 3)), 2); "
+        "assert y.shape == (6, 2) and not y.any(), y; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr)
 
 
 def test_pca_basis_projects_like_pca_and_keeps_one_basis_for_other_points() -> None:
@@ -187,7 +230,12 @@ def test_tsne_small_input_is_deterministic_and_keeps_clusters() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"k": 1}, "k must be 2 or 3"), ({"perplexity": 0.0}, "perplexity")],
+    [
+        ({"k": 1}, "k must be 2 or 3"),
+        ({"perplexity": 0.0}, "perplexity"),
+        ({"perplexity": "30"}, "perplexity must be a number"),  # was a TypeError
+        ({"seed": -1}, "seed must be an integer >= 0"),  # was scikit-learn's message
+    ],
 )
 def test_tsne_rejects_bad_parameters(kwargs: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -264,6 +312,14 @@ def test_umap_rejects_bad_parameters() -> None:
         embed.umap(z, n_neighbors=1)
     with pytest.raises(ValueError, match="k must be 2 or 3"):
         embed.umap(z, k=4)
+    for kwargs, match in (  # each was a TypeError or int()'s message
+        ({"min_dist": None}, "min_dist must be a number"),
+        ({"n_neighbors": "a"}, "n_neighbors must be a number"),
+        ({"n_neighbors": float("inf")}, "n_neighbors must be an integer >= 2"),
+        ({"seed": -2}, "seed must be an integer >= 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            embed.umap(z, **kwargs)  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------- background jobs
