@@ -206,7 +206,9 @@ class RunStore:
         heartbeat_timeout: float = 30.0,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        if self.dir.exists() and not self.dir.is_dir():  # (mkdir said "File exists")
+            raise NotADirectoryError(f"the run store {self.dir} is a file, not a folder")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "runs.db"
         if max_concurrent is not None and max_concurrent < 1:

@@ -88,6 +88,7 @@ import torch
 import torch.distributed as dist
 
 from gca_viz import distributed, losses, metrics
+from gca_viz._validate import integer, positive
 from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError, _device_name
 from gca_viz.train import _rebuild_loss, plan_arrays
 
@@ -122,11 +123,12 @@ class _Snapshot:
     step: int
     z1: torch.Tensor  # (n, d) the batch's first rows
     z2: torch.Tensor
-    y: np.ndarray  # (n,)
+    y: np.ndarray  # (n,) the labels given, or zeros
     domains: np.ndarray | None
     loss: losses.GCALoss
     z_eval: torch.Tensor | None
     y_eval: np.ndarray | None
+    labelled: bool = True  # whether the loop gave labels (else ``y`` is zeros)
 
 
 class Recorder:
@@ -183,8 +185,10 @@ class Recorder:
         flush_every: float = 0.5,
         sync_every: int = 10,
     ) -> None:
-        if snapshot_every < 0 or (snapshot_seconds is not None and not snapshot_seconds > 0):
-            raise ValueError("snapshot_every must be >= 0 and snapshot_seconds > 0 (or None)")
+        snapshot_every = integer(snapshot_every, "snapshot_every", 0)
+        if snapshot_seconds is not None:
+            snapshot_seconds = positive(snapshot_seconds, "snapshot_seconds")
+        embed_points = integer(embed_points, "embed_points", 2)
         if eval_batch is not None and model is None:
             raise ValueError("eval_batch needs model= (the encoder that embeds it)")
         self.loss = loss
@@ -294,6 +298,7 @@ class Recorder:
         """Record ``loss`` and other scalars (numbers or one-element tensors) at ``step``;
         apply the app's pending live changes to the loss and read its stop request."""
         if self._finished:
+            self._after_finish()
             return
         number = _as_step(step)
         if number is None:
@@ -331,7 +336,10 @@ class Recorder:
         them); when a snapshot is due, its first rows are copied off the device and the
         writer thread stores their plan, metrics and embeddings. ``labels`` colour the
         points (and feed a class prior), ``domains`` feed a domain prior."""
-        if self._finished or self.run_id is None:
+        if self._finished:
+            self._after_finish()
+            return
+        if self.run_id is None:
             return
         number = _as_step(step)
         if number is None or not self._due(number):
@@ -347,8 +355,9 @@ class Recorder:
             self._queue.append(("device", _device_name(z1.device)))
         n = len(z1)
         rows = min(n, max(self.embed_points, 128))
-        y = self._side(labels, n, "labels", number)
+        y = self._side(labels, n, "labels", number) if labels is not None else None
         dom = self._side(domains, n, "domains", number) if domains is not None else None
+        labelled = y is not None
         y = np.zeros(n, dtype=np.int64) if y is None else y
         z_eval, y_eval = self._embed_eval(number)
         self._queue.append(
@@ -363,6 +372,7 @@ class Recorder:
                     _frozen(self._plan_loss),  # the writer thread's own, unsteered
                     z_eval,
                     y_eval,
+                    labelled,
                 ),
             )
         )
@@ -475,6 +485,11 @@ class Recorder:
                 device = self.eval_x.device
             with torch.no_grad():
                 z = model(self.eval_x[: self.embed_points].to(device))
+        except Exception as exc:  # never into the loop: the README promises it
+            why = f"model(eval_batch) failed ({type(exc).__name__}: {exc})"
+            self._bad("eval", f"step {step}: {why}; Geometry uses the batch instead", step)
+            self.eval_x = None  # not tried again at every snapshot
+            return None, None
         finally:
             if isinstance(model, torch.nn.Module) and training:
                 model.train()
@@ -499,11 +514,15 @@ class Recorder:
             side["labels"] = torch.as_tensor(snap.y)
         elif target == "domain" and snap.domains is not None:
             side["domains"] = torch.as_tensor(snap.domains)
-        try:
-            plan = plan_arrays(snap.loss, snap.z1, snap.z2, snap.y, step, **side)
-        except ValueError as exc:
-            self._event("plan", f"step {step}: no plan snapshot ({exc})", step)
-            plan = None
+        plan = None
+        if target == "class" and not snap.labelled:  # (zeros would make one class of all)
+            why = "the loss's class prior needs labels: rec.batch(step, z1, z2, labels=y)"
+            self._event("plan", f"step {step}: no plan snapshot ({why})", step)
+        else:
+            try:
+                plan = plan_arrays(snap.loss, snap.z1, snap.z2, snap.y, step, **side)
+            except ValueError as exc:
+                self._event("plan", f"step {step}: no plan snapshot ({exc})", step)
         partner = None  # an eval batch has one view; a batch's rows have their positives
         if snap.z_eval is not None and bool(torch.isfinite(snap.z_eval).all()):
             z, y = snap.z_eval, snap.y_eval
@@ -650,6 +669,13 @@ class Recorder:
             self.store.add_event(self.run_id, "warning", message, step)
         except _FAULTS:
             pass
+
+    def _after_finish(self) -> None:
+        """A warning, once, for a call to :meth:`step` or :meth:`batch` after :meth:`finish`."""
+        if self.run_id is not None:
+            self._report("finished", f"run {self.run_id} is finished: step() and batch() "
+                         "after finish() are not recorded")  # fmt: skip
+        self._flush_notices()
 
     def _flush_notices(self) -> None:
         while self._notices:

@@ -209,6 +209,73 @@ def test_bad_input_is_a_warning_event_and_the_loop_goes_on(tmp_path: Path) -> No
     assert store.get(rec.run_id).status == "finished"
 
 
+def test_a_model_that_fails_on_the_eval_batch_is_a_warning_not_an_exception(
+    tmp_path: Path,
+) -> None:
+    """A model whose input size does not match eval_batch raised its RuntimeError from
+    rec.batch into the loop, against the README's "never raises into the loop": now one
+    warning and event, and Geometry draws the batch's embeddings."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), snapshot_every=1,
+                   eval_batch=torch.randn(6, 7), model=torch.nn.Linear(10, 4),
+                   flush_every=0.05)  # fmt: skip
+    z1, z2 = _pair()
+    with pytest.warns(RecorderWarning) as caught:
+        for step in (1, 2):
+            rec.step(step, loss=1.0)
+            rec.batch(step, z1, z2)
+        rec.finish()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "model(eval_batch) failed (RuntimeError" in messages[0]
+    assert "Geometry uses the batch instead" in messages[0]
+    store = RunStore(tmp_path)
+    assert [s for s, _ in store.snapshots(rec.run_id, "embeddings")] == [1, 2]
+    assert len(store.events(rec.run_id)) == 1
+
+
+def test_a_class_prior_without_labels_gets_no_plan_and_says_why(tmp_path: Path) -> None:
+    """The loss's class prior needs labels; rec.batch without them filled in zeros, one
+    class of everything, and stored that plan (positive mass 1.0) without a word."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", target="class", n_iter=3),
+                   snapshot_every=1, flush_every=0.05)  # fmt: skip
+    z1, z2 = _pair()
+    with pytest.warns(RecorderWarning, match=r"class prior needs labels: rec.batch\("):
+        rec.batch(1, z1, z2)
+        rec.finish()
+    store = RunStore(tmp_path)
+    assert store.snapshots(rec.run_id, "plan") == []
+    assert [s for s, _ in store.snapshots(rec.run_id, "embeddings")] == [1]
+    labelled = Recorder(tmp_path, loss=losses.get("gca_ince", target="class", n_iter=3),
+                        snapshot_every=1, flush_every=0.05)  # fmt: skip
+    labelled.batch(1, z1, z2, labels=torch.arange(16) % 4)
+    labelled.finish()
+    assert [s for s, _ in store.snapshots(labelled.run_id, "plan")] == [1]
+
+
+def test_calls_after_finish_warn_once_and_bad_settings_are_refused(tmp_path: Path) -> None:
+    """step() and batch() after finish() were dropped without a word; settings given as a
+    string raised a TypeError, embed_points = 0 skipped every snapshot, and a store path
+    that is a file was reported as "File exists"."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince"))
+    rec.finish()
+    z1, z2 = _pair()
+    with pytest.warns(RecorderWarning, match=r"is finished: step\(\) and batch\(\) after") as w:
+        rec.step(1, loss=1.0)
+        rec.batch(1, z1, z2)
+        rec.step(2, loss=1.0)
+    assert len(w) == 1
+    for kwargs, match in (
+        ({"snapshot_every": "50"}, "snapshot_every must be an integer >= 0"),
+        ({"snapshot_seconds": 0}, "snapshot_seconds must be a number > 0"),
+        ({"embed_points": 0}, "embed_points must be an integer >= 2"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Recorder(tmp_path, **kwargs)  # type: ignore[arg-type]
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.warns(RecorderWarning, match="afile is a file, not a folder"):
+        assert Recorder(afile).run_id is None
+
+
 def test_a_full_store_warns_once_and_the_loop_goes_on(tmp_path: Path) -> None:
     disk = tmp_path / "small"
     mount_tmpfs(disk, "size=3m")
