@@ -249,6 +249,14 @@ def train_main(argv: list[str]) -> int:
     try:
         cfg = config_from_args(args)
         callbacks: list[Any] = [SignalStop(), Progress()]
+        if args.out:  # an unusable folder fails here, not after the first steps
+            out = Path(args.out).expanduser()
+            found = next(p for p in (out, *out.parents) if p.exists())  # (made at the start)
+            if not found.is_dir():
+                raise ValueError(f"--out: {found} is a file, not a folder")
+            if not os.access(found, os.W_OK | os.X_OK):
+                raise ValueError(f"--out: {found} cannot be written to (permission denied)")
+            args.out = str(out)
         if args.out and not args.resume and (Path(args.out) / "metrics.csv").exists():
             raise ValueError(  # appending a second run to the first mixed their files
                 f"--out: {args.out} already holds a run (metrics.csv); add --resume to "
@@ -270,7 +278,10 @@ def train_main(argv: list[str]) -> int:
         reason = trainer.fit()
     except Exception as exc:
         if writer is not None and trainer.dist.is_main:
-            writer.on_failure(trainer, exc)
+            try:
+                writer.on_failure(trainer, exc)
+            except OSError:  # the folder that failed the run cannot take its record either
+                pass
         raise
     finally:
         distributed.shutdown(trainer.dist)

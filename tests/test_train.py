@@ -405,6 +405,17 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
 
 
+def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
+    """--out naming a file trained, failed on snapshots/ and failed again writing the
+    failure: two tracebacks. It is refused first, like the other arguments."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    done = _cli("train", "--steps", "2", "--out", str(afile))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"--out: {afile} is a file, not a folder" in done.stderr
+    assert afile.read_text() == "mine"
+
+
 def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     done = _cli("train", "--steps", "0", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
