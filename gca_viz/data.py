@@ -121,7 +121,7 @@ def dataset_source(name_or_path: PathLike, param: str = "name_or_path") -> str |
             f"{param} must be one of the embedded datasets {sorted(DATASETS)} or the path "
             f"of a file or folder, got {name_or_path!r}"
         )
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()  # "~/data.npz" as a shell would read it
     try:
         found = path.exists()
     except (OSError, ValueError):  # a name too long for the file system, a NUL character

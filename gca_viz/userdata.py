@@ -29,6 +29,11 @@ MAX_VALUES = 2**28
 """The most values one array of a user ``.npz`` may hold (1 GiB as float32; CIFAR-10's
 60000 images are 184M values). Checked on the array's header, before anything is read: a
 compressed archive of a few MB can otherwise declare arrays of many GB."""
+MAX_VECTOR_VALUE = 1e18
+"""The largest magnitude a vector dataset's ``x`` may hold (it is kept unscaled): squares of
+larger values (in a norm, a variance) near float32's limit, 3.4e38. Measured with the MLP
+encoder on Gaussian data: the same run at every scale up to 1e18, worse at 3e18, collapsed
+(a flat loss, embedding_std 0) at 1e20."""
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -82,7 +87,7 @@ def load_user_dataset(path: PathLike) -> Dataset:
         ValueError: naming the path, if it does not exist, has an unsupported file type, or
             the chosen loader rejects it.
     """
-    p = Path(path)
+    p = Path(path).expanduser()
     if p.is_file():
         suffix = p.suffix.lower()
         if suffix == ".npz":
@@ -281,7 +286,8 @@ def load_npz(path: PathLike) -> Dataset:
 
     Nothing is unpickled (``allow_pickle=False``). The arrays are read as follows:
 
-    * ``x``: ``(n, d)`` is a vector dataset, kept as float32 without rescaling. ``(n, H, W)``,
+    * ``x``: ``(n, d)`` is a vector dataset, kept as float32 without rescaling (values within
+      ``±MAX_VECTOR_VALUE``). ``(n, H, W)``,
       ``(n, C, H, W)`` or ``(n, H, W, C)`` with ``C`` in ``{1, 3}`` (channels first wins when
       both fit) are images, converted to ``(n, C, H, W)`` float32: ``uint8`` is divided by
       255, other values are kept if they lie in ``[0, 1]`` and otherwise min-max scaled over
@@ -312,10 +318,15 @@ def load_npz(path: PathLike) -> Dataset:
         magic = fh.read(4)
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
         raise ValueError(f"{p}: not a .npz archive (np.savez writes a zip of .npy arrays)")
-    arrays = _read_npz(p)
+    arrays, names = _read_npz(p)
     for key in ("x", "y"):
         if key not in arrays:
-            raise ValueError(f"{p}: missing array {key!r} (found {sorted(arrays) or 'none'})")
+            found = ", ".join(repr(n) for n in names[:10]) or "no arrays"
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            raise ValueError(
+                f"{p}: missing array {key!r} (the archive holds {found}{more}); save with "
+                "np.savez(path, x=..., y=...)"
+            )
     x, kind = _convert_x(arrays["x"], p)
     y, class_names = _convert_labels(arrays["y"], "y", len(x), p)
     if len(class_names) < 2:
@@ -369,12 +380,14 @@ def _check_headers(p: Path, keys: tuple[str, ...]) -> None:
                 )
 
 
-def _read_npz(p: Path) -> dict[str, np.ndarray]:
-    """The arrays ``x``, ``y``, ``domain`` present in the archive, read without pickle."""
+def _read_npz(p: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays ``x``, ``y``, ``domain`` present in the archive, read without pickle, and
+    the names of all its arrays."""
     out: dict[str, np.ndarray] = {}
     try:
         _check_headers(p, ("x", "y", "domain"))
         with np.load(p, allow_pickle=False) as archive:
+            names = list(archive.files)
             for key in ("x", "y", "domain"):
                 if key not in archive.files:
                     continue
@@ -398,7 +411,7 @@ def _read_npz(p: Path) -> dict[str, np.ndarray]:
         raise ValueError(
             f"{p}: not a valid .npz file, corrupt or truncated ({type(exc).__name__}: {exc})"
         ) from None
-    return out
+    return out, names
 
 
 def _convert_x(x: np.ndarray, p: Path) -> tuple[np.ndarray, str]:
@@ -415,9 +428,17 @@ def _convert_x(x: np.ndarray, p: Path) -> tuple[np.ndarray, str]:
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(f"{p}: x contains NaN or inf")
     if x.ndim == 2:
-        vectors = x.astype(np.float32)
+        with np.errstate(over="ignore"):  # (said below, without numpy's RuntimeWarning)
+            vectors = x.astype(np.float32)
         if not np.isfinite(vectors).all():
             raise ValueError(f"{p}: x has values too large for float32")
+        top = float(np.abs(vectors).max())
+        if top > MAX_VECTOR_VALUE:
+            raise ValueError(
+                f"{p}: x has values up to {top:.3g}; at that scale an encoder's float32 "
+                "activations overflow and it learns nothing (the loss stays flat): rescale x, "
+                f"e.g. standardise each feature, to values within ±{MAX_VECTOR_VALUE:g}"
+            )
         return vectors, "vector"
     if x.ndim == 3:
         x = x[:, None]  # (n, 1, H, W)
@@ -626,6 +647,13 @@ def load_cifar10_binary(path: PathLike, max_images: int = 60_000) -> Dataset:
             )
         chunks.append(records)
     records = np.concatenate(chunks)  # (n, 3073)
+    classes = np.unique(records[:, 0])
+    if len(classes) < 2:  # (training failed at its first evaluation)
+        names = _cifar_class_names(folder)
+        raise ValueError(
+            f"{p}: every record has label {classes[0]} ({names[classes[0]]}); at least 2 "
+            "classes are needed"
+        )
     x = records[:, 1:].reshape(-1, 3, 32, 32)  # (n, 3, 32, 32) uint8
     return Dataset(
         name=p.stem if p.is_file() else p.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -286,6 +287,10 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
     cases = [
         ({"x": x}, "missing array 'y'"),
         ({"y": [0, 1, 0, 1]}, "missing array 'x'"),
+        # misnamed arrays: "found none" was said of an archive that held two
+        ({"X": x, "Y": [0, 1, 0, 1]}, r"missing array 'x' \(the archive holds 'X', 'Y'\)"),
+        # at 1e20 a run trained to a flat loss and embedding_std 0, without a word
+        ({"x": np.full((4, 3), 1e20), "y": [0, 1, 0, 1]}, r"values up to 1e\+20.*rescale x"),
         ({"x": np.array([{"a": 1}] * 4, dtype=object), "y": [0, 1, 0, 1]}, "object array"),
         ({"x": x, "y": [0, 1, 0]}, "3 entries but x has 4"),
         ({"x": np.zeros((0, 3)), "y": np.zeros(0, dtype=int)}, "empty"),
@@ -303,6 +308,24 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=match) as info:
             load_npz(path)
         assert str(path) in str(info.value)
+
+
+def test_npz_too_large_for_float32_is_said_once_without_numpy_warnings(tmp_path: Path) -> None:
+    path = _npz(tmp_path, x=np.full((4, 3), 1e300), y=[0, 1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" came first
+        with pytest.raises(ValueError, match="too large for float32"):
+            load_npz(path)
+
+
+def test_a_path_with_a_tilde_is_read_from_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "~/data.npz" was looked for in "<cwd>/~/data.npz"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _npz(tmp_path, x=np.zeros((4, 3)), y=[0, 1, 0, 1])  # tmp_path / "bad.npz"
+    assert load_dataset("~/bad.npz").n == 4
+    assert load_user_dataset("~/bad.npz").n == 4
 
 
 def test_npz_integral_float_labels_accepted(tmp_path: Path) -> None:
@@ -461,13 +484,17 @@ def test_cifar_errors(tmp_path: Path) -> None:
     empty_dir.mkdir()
     meta_dir = tmp_path / "meta"
     meta_dir.mkdir()
-    (meta_dir / "a.bin").write_bytes(_cifar_records([1])[0])
+    (meta_dir / "a.bin").write_bytes(_cifar_records([1, 2])[0])
+    one = tmp_path / "one" / "data_batch_1.bin"  # loaded, then training failed at step 1
+    one.parent.mkdir()
+    one.write_bytes(_cifar_records([4, 4, 4])[0])
     (meta_dir / "batches.meta.txt").write_text("cat\ndog\n")
     for path, match in [
         (size, "multiple of 3073"),
         (label.parent, "label 12"),
         (empty_dir, "no .bin files"),
         (meta_dir, "10 class names"),
+        (one, r"every record has label 4 \(deer\); at least 2 classes are needed"),
         (tmp_path / "missing.bin", "no such file"),
     ]:
         with pytest.raises(ValueError, match=match):
