@@ -1004,7 +1004,7 @@ def test_epsilon_outside_float32_range(epsilon: float) -> None:
     """torch raised RuntimeError ("value cannot be converted to type float without
     overflow") or the plan came out NaN."""
     C = torch.rand(3, 4, generator=torch.Generator().manual_seed(0))
-    raises_naming("epsilon", lambda: ot.sinkhorn(C, epsilon=epsilon, max_iter=3))
+    raises_naming("epsilon", lambda: ot.sinkhorn(C, epsilon=epsilon, n_iter=3))
     raises_naming("epsilon", lambda: ot.row_projection(C, epsilon=epsilon))
 
 
@@ -1027,7 +1027,7 @@ def test_sinkhorn_non_finite_solution_is_a_value_error(
         raises_naming(
             "epsilon",
             lambda m=method: ot.sinkhorn(  # type: ignore[misc]
-                C, epsilon=epsilon, relax_a=relax, relax_b=relax, max_iter=5, method=m
+                C, epsilon=epsilon, relax_a=relax, relax_b=relax, n_iter=5, method=m
             ),
         )
 
@@ -1040,7 +1040,7 @@ def test_row_projection_below_rounding_error_is_a_value_error() -> None:
 @pytest.mark.parametrize("cost", [np.array([[True, False], [False, True]]), [[1, 0], [0, 1]]])
 def test_sinkhorn_result_of_bool_or_list_cost(cost: Any) -> None:
     """The result kept the raw bool input as its cost, and log_plan raised RuntimeError."""
-    res = ot.sinkhorn(cost, epsilon=0.5, max_iter=5)
+    res = ot.sinkhorn(cost, epsilon=0.5, n_iter=5)
     assert res.cost.dtype == np.float64
     _assert_log_plan(res.log_plan, "log_plan")
     assert math.isfinite(res.transport_cost)
