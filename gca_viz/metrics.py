@@ -86,6 +86,22 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def _rounding(x: Any) -> float:
+    """The machine epsilon of ``x``'s own floating dtype (float64's for integers and other
+    inputs): rounding there, not in the float64 copy, is what a tolerance must cover."""
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
+    try:
+        kind = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        return _EPS64
+    return float(np.finfo(kind).eps) if kind is not None and kind.kind == "f" else _EPS64
+
+
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
 def _points(x: Any, name: str) -> np.ndarray:
     """``x`` as an ``(n, d)`` float64 array of finite points, ``n, d >= 1``."""
     z = _to_numpy(x, name)
@@ -386,7 +402,8 @@ def effective_rank(z: Array) -> float:
     where ``σ_k`` are the singular values of the centred matrix ``Z - 1 z̄^T`` (``z̄`` the
     mean embedding). It is 1 for rank-1 data and ``d`` when all singular values are equal
     (isotropic data with ``N >> d``). Singular values below a rounding tolerance
-    (``max(N, d) * eps * ||Z||_F``) count as 0, so exactly collapsed data is not read as
+    (``max(N, d) * eps * ||Z||_F``, ``eps`` of ``z``'s own dtype: float32 embeddings round
+    at 1.2e-7, not float64's 2.2e-16) count as 0, so collapsed data is not read as
     full-rank noise; when nothing is left (every embedding equal) the result is 0.
 
     Args:
@@ -405,7 +422,7 @@ def effective_rank(z: Array) -> float:
     top = np.abs(x).max()
     x = x / top if top > 0 else x  # the effective rank is scale-free; this avoids overflow
     sv = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)  # (min(N, d),)
-    tol = max(x.shape) * np.finfo(np.float64).eps * np.linalg.norm(x)
+    tol = max(x.shape) * _rounding(z) * np.linalg.norm(x)
     sv = sv[sv > tol]
     if len(sv) == 0:
         return 0.0

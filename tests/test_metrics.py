@@ -172,6 +172,23 @@ def test_effective_rank_rank_one_isotropic_and_collapsed() -> None:
     assert effective_rank(np.tile([0.1, 0.2, 0.3], (50, 1))) == 0.0
 
 
+def test_effective_rank_of_float32_collapse_is_zero_not_rounding_noise() -> None:
+    """Normalised copies of one vector in float32 differ only by float32 rounding; with
+    float64's tolerance that noise read as effective rank 5.4 of 8 while embedding_std was
+    1e-8. The tolerance is the input dtype's: 0 for the collapse, while healthy float32
+    embeddings keep their rank."""
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(8, generator=gen)
+    scale = 1 + torch.rand(64, 1, generator=gen)
+    collapsed = torch.nn.functional.normalize(v.repeat(64, 1) * scale, dim=1)  # float32
+    assert float((collapsed - collapsed[0]).abs().max()) > 0  # not bit-identical rows
+    assert effective_rank(collapsed) == 0.0
+    assert effective_rank(collapsed.numpy()) == 0.0
+    healthy = torch.randn(4096, 8, generator=gen)
+    assert effective_rank(healthy) == pytest.approx(effective_rank(healthy.double()), rel=1e-6)
+    assert effective_rank(healthy) > 7.5
+
+
 def test_effective_rank_equal_singular_values_gives_exact_rank() -> None:
     rng = _rng(3)
     n, k, d = 40, 3, 6
