@@ -157,8 +157,15 @@ def _labels(y: Any, name: str, n: int, points_name: str) -> np.ndarray:
         raise ValueError(
             f"{name} must have one label per row of {points_name}: {len(labels)} != {n}"
         )
-    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.isfinite(labels).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        odd = labels[labels != np.round(labels)]
+        if odd.size:  # (scikit-learn's "Unknown label type: continuous" did not name them)
+            raise ValueError(
+                f"{name} must hold class labels (integers or strings), got non-integer "
+                f"values such as {odd[0]:g}"
+            )
     return labels
 
 

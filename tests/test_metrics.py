@@ -326,6 +326,9 @@ _nan = np.array([[1.0, np.nan], [1.0, 1.0]])
         (lambda: knn_accuracy(_z, _y, _z, _y, k=0), "k"),
         (lambda: knn_accuracy(_z, _y, _z, _y, k=2.5), "k"),  # type: ignore[arg-type]
         (lambda: knn_accuracy(_z, _y[:3], _z, _y), "train_y"),
+        # scikit-learn's "Unknown label type: continuous" named no parameter
+        (lambda: knn_accuracy(_z, _y + 0.5, _z, _y), "train_y must hold class labels"),
+        (lambda: linear_probe_accuracy(_z, _y, _z, _y * 0.3), "test_y must hold class labels"),
         (lambda: knn_accuracy(_z, _y, _z, _y[:3]), "test_y"),
         (lambda: knn_accuracy(_z, _y, np.ones((4, 2)), _y), "test_z"),
         (lambda: knn_accuracy(np.zeros((4, 3)), _y, _z, _y), "train_z"),
