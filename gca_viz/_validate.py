@@ -26,6 +26,11 @@ __all__ = [
 ]
 
 
+FLOAT32_SQUARE_SAFE = 1e18
+"""The largest magnitude whose float32 square (in a norm or a variance, summed over a row)
+stays below float32's 3.4e38: user vectors and recorded embeddings beyond it are refused."""
+
+
 def _got(value: Any) -> str:
     """The end of a message: the value, and its type where the repr hides it."""
     if isinstance(value, str | bytes | bool | np.bool_):

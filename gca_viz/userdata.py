@@ -24,12 +24,13 @@ import numpy as np
 import torch
 
 from gca_viz._dataset import Dataset, PathLike
+from gca_viz._validate import FLOAT32_SQUARE_SAFE
 
 MAX_VALUES = 2**28
 """The most values one array of a user ``.npz`` may hold (1 GiB as float32; CIFAR-10's
 60000 images are 184M values). Checked on the array's header, before anything is read: a
 compressed archive of a few MB can otherwise declare arrays of many GB."""
-MAX_VECTOR_VALUE = 1e18
+MAX_VECTOR_VALUE = FLOAT32_SQUARE_SAFE
 """The largest magnitude a vector dataset's ``x`` may hold (it is kept unscaled): squares of
 larger values (in a norm, a variance) near float32's limit, 3.4e38. Measured with the MLP
 encoder on Gaussian data: the same run at every scale up to 1e18, worse at 3e18, collapsed

@@ -88,13 +88,16 @@ import torch
 import torch.distributed as dist
 
 from gca_viz import distributed, losses, metrics
-from gca_viz._validate import integer, positive
+from gca_viz._validate import FLOAT32_SQUARE_SAFE, integer, positive
 from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError, _device_name
 from gca_viz.train import _rebuild_loss, plan_arrays
 
 __all__ = ["Recorder", "RecorderWarning", "apply_live_change"]  # + RecorderCallback (lightning)
 
 _FAULTS = (StoreError, OSError, sqlite3.Error)
+MAX_EMBEDDING_VALUE = FLOAT32_SQUARE_SAFE
+"""The largest magnitude of an embedding entry a snapshot takes (its float32 square, in a
+row's norm, must not overflow)."""
 _MAX_ROWS = 100_000
 """Metric rows kept while the store cannot be written; older ones are dropped."""
 
@@ -365,8 +368,8 @@ class Recorder:
                 "snapshot",
                 _Snapshot(
                     number,
-                    z1[:rows].detach().to("cpu", torch.float32, copy=True),
-                    z2[:rows].detach().to("cpu", torch.float32, copy=True),
+                    z1[:rows].detach().to("cpu", copy=True),  # float32 in the writer thread,
+                    z2[:rows].detach().to("cpu", copy=True),  # after a check of their range
                     y[:rows],
                     None if dom is None else dom[:rows],
                     _frozen(self._plan_loss),  # the writer thread's own, unsteered
@@ -508,6 +511,13 @@ class Recorder:
             self._event("nan", f"step {step}: the embeddings contain NaN or inf; no snapshot",
                         step)  # fmt: skip
             return
+        top = max(float(snap.z1.abs().max()), float(snap.z2.abs().max()))
+        if top > MAX_EMBEDDING_VALUE:  # (float32 squares overflow: norms became inf, rows 0)
+            self._event("large", f"step {step}: the embeddings reach {top:.3g}, beyond the "
+                        f"±{MAX_EMBEDDING_VALUE:g} a float32 snapshot can normalise; no "
+                        "snapshot (scale them down)", step)  # fmt: skip
+            return
+        snap.z1, snap.z2 = snap.z1.float(), snap.z2.float()
         side: dict[str, Any] = {}
         target = snap.loss.stages["target"].name
         if target == "class":

@@ -251,6 +251,27 @@ def test_a_class_prior_without_labels_gets_no_plan_and_says_why(tmp_path: Path) 
     assert [s for s, _ in store.snapshots(labelled.run_id, "plan")] == [1]
 
 
+def test_embeddings_too_large_for_float32_are_named_as_such(tmp_path: Path) -> None:
+    """float64 embeddings of 1e200 were reported as "contain NaN or inf" (the float32 copy
+    overflowed), float32 ones of 1e30 as "an all-zero row" (their squares overflowed): each
+    now says how large they are; a float64 batch in range is snapshotted as before."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), snapshot_every=1,
+                   flush_every=0.05)  # fmt: skip
+    z1, z2 = _pair()
+    with pytest.warns(RecorderWarning) as caught:
+        rec.batch(1, z1.double() * 1e200, z2.double() * 1e200)
+        rec.batch(2, z1 * 1e30, z2)
+        rec.batch(3, z1.double(), z2.double())
+        rec.finish()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages  # the same problem twice: one warning
+    assert "step 1: the embeddings reach" in messages[0] and "e+200" in messages[0]
+    assert "scale them down" in messages[0]
+    store = RunStore(tmp_path)
+    assert [s for s, _ in store.snapshots(rec.run_id, "plan")] == [3]
+    assert [e["step"] for e in store.events(rec.run_id)] == [1]
+
+
 def test_calls_after_finish_warn_once_and_bad_settings_are_refused(tmp_path: Path) -> None:
     """step() and batch() after finish() were dropped without a word; settings given as a
     string raised a TypeError, embed_points = 0 skipped every snapshot, and a store path
