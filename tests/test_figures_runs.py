@@ -146,6 +146,24 @@ def test_a_constant_metric_gets_a_narrow_axis_around_its_value() -> None:
     assert fig.layout.yaxis.range is None  # a varying metric keeps plotly's range
 
 
+def test_every_subplot_shares_one_whole_step_axis_from_zero() -> None:
+    """A run evaluated once, at its last step: its k-NN accuracy sat alone on an axis from
+    299 to 301 in half steps, beside a loss drawn from 0 to 300. Every subplot now spans
+    the steps drawn, from 0, in whole numbers, so an evaluation lines up with the loss."""
+    run = training.RunSeries(
+        "#1",
+        {
+            "loss": np.array([[s, 3.0 - s / 200] for s in range(1, 301)]),
+            "knn_acc": np.array([[300, 0.87]]),
+        },
+    )
+    fig = training.metric_curves([run], ["loss", "knn_acc", "uniformity"])
+    for axis in (fig.layout.xaxis, fig.layout.xaxis2):
+        low, high = axis.range
+        assert low < 0 and 300 < high < 310 and axis.tickformat == "d"
+    assert fig.layout.xaxis3.range is None  # no values: its note, no axis
+
+
 def test_an_accuracy_axis_spans_enough_not_to_show_noise_as_a_trend() -> None:
     """Accuracies between 0.9245 and 0.9265 filled their axis: noise looked like a trend."""
     acc = np.array([[50, 0.9245], [100, 0.9265], [150, 0.9255]])
@@ -198,6 +216,28 @@ def test_a_narrow_embedding_figure_keeps_the_whole_sphere_in_half_a_page() -> No
     assert narrow.data == wide.data  # (plotly compares traces by their properties)
     plane = geometry.projection_figure(z3[:, :2], y, narrow=True)
     assert plane.layout.legend.orientation == "h"
+
+
+def test_a_narrow_plane_puts_its_legend_under_the_axis_title_also_in_lecture_mode() -> None:
+    """The Train page's PCA of the embeddings had its class legend at y = -0.02, on the
+    x axis's tick labels and title (in lecture mode, "principal component 1" was hidden).
+    The legend now starts below the ticks and the title, with room for its rows, and the
+    lecture copy is laid out again for its larger fonts."""
+    import ui
+
+    rng = np.random.default_rng(2)
+    y = np.arange(60) % 10
+    plane = geometry.projection_figure(
+        rng.standard_normal((60, 2)), y, axis_titles=("pc 1", "pc 2"), narrow=True
+    )
+    for fig, tick, title in ((plane, 12, 12), (ui.lecture_figure(plane)[0], 15, 16)):
+        layout = fig.layout
+        plot = layout.height - layout.margin.t - layout.margin.b
+        below = -layout.legend.y * plot  # pixels from the plot's bottom to the legend's top
+        assert below >= 1.45 * tick + 1.6 * title, (below, tick, title)
+        rows = -(-10 // geometry.NARROW_LEGEND_PER_ROW)
+        assert layout.margin.b >= below + rows * 1.45 * tick
+    assert ui.lecture_figure(plane)[0].layout.height > plane.layout.height  # rows grew
 
 
 def test_a_change_is_labelled_with_the_values_before_and_after_it() -> None:

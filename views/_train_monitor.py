@@ -110,6 +110,10 @@ def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> Mo
     )
 
 
+LECTURE_PLAN_SIDE = 540
+"""The plan map's side in lecture mode, in pixels (a 128-row plan: 4 px a row)."""
+
+
 def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     """The latest plan snapshot of the run with its diagnostics."""
     plans = store.snapshots(run.id, "plan")
@@ -141,7 +145,18 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             order_by_class=view.plan_order,
             title=f"{PLAN_VIEWS[view.plan_view]} at step {step}",
         )
-        ui.chart(fig, key="tr_plan")
+        if ui.lecture():  # a page wide: a larger map, as wide as its square and colour bar
+            # (stretched to the page, the square sat left of centre, its bar at the far right)
+            margin = {"l": 80, "r": 20, "t": 40, "b": 70}
+            side = LECTURE_PLAN_SIDE
+            fig.update_layout(
+                height=side + margin["t"] + margin["b"],
+                width=side + margin["l"] + margin["r"] + 130,  # + the colour bar
+                margin=margin,
+            )
+            ui.chart(fig, key="tr_plan", width="content")
+        else:
+            ui.chart(fig, key="tr_plan")
     with right:
         show_embeddings(store, run)
     left, right = st.columns([3, 2])

@@ -18,6 +18,8 @@ import plotly.graph_objects as go
 
 META_KEY = "legend_below"
 """Key in ``layout.meta`` of a figure laid out by :func:`legend_below` (its plot's height)."""
+PER_ROW_KEY = "legend_below_per_row"
+"""Key in ``layout.meta``: the legend entries :func:`legend_below` put in one row."""
 
 _DEFAULT_FONT = 12  # Streamlit's chart theme: ticks and legend
 _LINE = 1.45  # a line of text, in font sizes
@@ -43,15 +45,19 @@ def _entries(fig: go.Figure) -> int:
     return count
 
 
-def legend_below(fig: go.Figure) -> go.Figure:
+def legend_below(fig: go.Figure, per_row: int | None = None) -> go.Figure:
     """Lay ``fig``'s legend out under its x axis, one entry per row (in place; returns it).
 
     The offset under the plot is the tick labels' and the axis title's height; the bottom
     margin holds them and the rows, and the figure's height is the top margin, the plot's
     height (as the figure had it, kept in ``layout.meta``) and that margin. Calling it
-    again (fonts or the top margin changed) keeps the plot's height."""
+    again (fonts or the top margin changed) keeps the plot's height and the row length.
+
+    ``per_row``: room for that many entries in a row (a horizontal legend of short names,
+    such as classes; rows are counted at that length, so short names leave room to spare)."""
     layout = fig.layout.to_plotly_json()
     meta = dict(layout.get("meta") or {})
+    per_row = max(1, int(per_row or meta.get(PER_ROW_KEY, 1)))
     font = _size(layout.get("font"), _DEFAULT_FONT)
     xaxis = layout.get("xaxis") or {}
     tick = _size(xaxis.get("tickfont"), max(font, _DEFAULT_FONT))  # (unset: the layout's)
@@ -59,7 +65,8 @@ def legend_below(fig: go.Figure) -> go.Figure:
     title_text = title.get("text") if isinstance(title, dict) else title
     title_size = _size(title.get("font") if isinstance(title, dict) else None, font)
     legend = layout.get("legend") or {}
-    rows = (_LINE * _size(legend.get("font"), _DEFAULT_FONT) + 4) * _entries(fig)
+    lines = -(-_entries(fig) // per_row)  # (ceiling)
+    rows = (_LINE * _size(legend.get("font"), _DEFAULT_FONT) + 4) * lines
     offset = _LINE * tick + 8 + (1.6 * title_size + 14 if title_text else 0)
     margin = dict(layout.get("margin") or {})
     top = float(margin.get("t", 80))
@@ -69,11 +76,12 @@ def legend_below(fig: go.Figure) -> go.Figure:
         else max(float(layout.get("height") or 450) - top - float(margin.get("b", 80)), 60)
     )
     bottom = offset + rows + 8
-    legend.update(orientation="v", yanchor="top", y=-offset / plot, x=0.0, xanchor="left")
+    orientation = "h" if per_row > 1 else "v"
+    legend.update(orientation=orientation, yanchor="top", y=-offset / plot, x=0.0, xanchor="left")
     fig.update_layout(
         height=round(top + plot + bottom),
         margin={**margin, "b": round(bottom)},
         legend=legend,
-        meta={**meta, META_KEY: plot},
+        meta={**meta, META_KEY: plot, PER_ROW_KEY: per_row},
     )
     return fig

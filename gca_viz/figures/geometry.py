@@ -35,6 +35,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from gca_viz.figures._legend import legend_below
 from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
 from gca_viz.figures.player import player_controls
 from gca_viz.figures.training import RUN_COLORS
@@ -54,6 +55,8 @@ CIRCLE_RANGE = (-1.15, 1.15)
 SPHERE_CAMERA: dict[str, Any] = {"eye": {"x": 0.95, "y": 0.95, "z": 0.6}}
 """The sphere's starting camera, shared by the scenes of a comparison."""
 
+NARROW_LEGEND_PER_ROW = 5
+"""Legend entries (classes, domains) counted per row under a half-page chart."""
 NARROW_CAMERA_FACTOR = 1.15
 """How much farther the camera of a sphere drawn in half a page stands (``narrow``)."""
 
@@ -618,6 +621,8 @@ def _narrowed(fig: go.Figure, view: View) -> go.Figure:
     )
     if view == "sphere":
         fig.update_scenes(camera=_farther(SPHERE_CAMERA, NARROW_CAMERA_FACTOR))
+    else:  # under the x axis's ticks and title, not on them (larger fonts included)
+        legend_below(fig, per_row=NARROW_LEGEND_PER_ROW)
     return fig
 
 

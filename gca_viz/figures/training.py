@@ -230,6 +230,7 @@ def metric_curves(
     )
     filled: set[str] = set()
     spans: dict[str, list[float]] = {}  # each metric's smallest and largest value drawn
+    step_span = [math.inf, -math.inf]  # the steps drawn, over every metric and run
     for r, run in enumerate(runs):
         color = RUN_COLORS[r % len(RUN_COLORS)]
         shown = False
@@ -240,6 +241,10 @@ def metric_curves(
                 continue
             data = _thin(np.asarray(data, dtype=float).reshape(-1, 2), max_points)
             steps, values = data[:, 0], data[:, 1]
+            step_span = [
+                min(step_span[0], float(steps.min())),
+                max(step_span[1], float(steps.max())),
+            ]
             mode = "lines+markers" if len(steps) <= 60 else "lines"
             if name == "loss" and smoothing > 0:
                 fig.add_trace(
@@ -334,6 +339,19 @@ def metric_curves(
                 showarrow=False,
                 font={"color": "gray"},
             )
+    if math.isfinite(step_span[0]):
+        # One step axis for every subplot, from 0: an evaluation made once (at the last step)
+        # sits under the loss's end, not alone on an axis from 299 to 301 in half steps.
+        last = max(step_span[1], 1.0)
+        pad = 0.02 * (last - min(step_span[0], 0.0))
+        for i, name in enumerate(names):
+            if name in filled:
+                fig.update_xaxes(
+                    range=[min(step_span[0], 0.0) - pad, last + pad],
+                    tickformat="d",
+                    row=i // cols + 1,
+                    col=i % cols + 1,
+                )
     fig.update_xaxes(title_text="step", row=rows)
     height = row_height * rows + 110
     plot_height = height - 110  # minus the top and bottom margins

@@ -32,6 +32,7 @@ from tests.helpers import (
     charts,
     kill_runs,
     names,
+    open_app,
     open_page,
     open_quiet_page,
     record_external_run,
@@ -66,6 +67,24 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
     assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
     assert "Embeddings at step" in json.dumps(embed_fig["layout"])
+
+
+def test_in_lecture_mode_the_plan_is_large_with_its_colour_bar_beside_it(
+    app_store: Path,
+) -> None:
+    """Stretched to the page in lecture mode, the plan's square sat left of centre at 270
+    px with its colour bar at the page's far right: the map now has LECTURE_PLAN_SIDE
+    pixels a side in a figure as wide as the square, its margins and the bar."""
+    from views._train_monitor import LECTURE_PLAN_SIDE
+
+    at = open_app("views/train.py", lecture="1")
+    layout = charts(at)["tr_plan"]["layout"]
+    margin = layout["margin"]
+    assert layout["height"] - margin["t"] - margin["b"] == LECTURE_PLAN_SIDE
+    assert layout["width"] - margin["l"] - margin["r"] - LECTURE_PLAN_SIDE <= 140
+    assert LECTURE_PLAN_SIDE >= 500
+    plain = open_page("train")
+    assert "width" not in charts(plain)["tr_plan"]["layout"]  # beside the embeddings
 
 
 # ------------------------------------------------------------------------------ train
