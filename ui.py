@@ -689,6 +689,19 @@ def page_style() -> None:
     st.html(f"<style>{css}</style>")
 
 
+def wrapping(key: str, min_width: int) -> Any:
+    """A container (``st.container(key=key)``) whose ``st.columns`` wrap onto a new row when
+    each would be narrower than ``min_width`` pixels: a pair of heatmaps side by side on a
+    wide screen, one above the other beside an open sidebar at 1000 px (squeezed there,
+    each was a sliver, its title cut). Streamlit itself stacks columns only on phones."""
+    st.html(
+        f"<style>.st-key-{key} [data-testid='stHorizontalBlock']{{flex-wrap:wrap}}"
+        f".st-key-{key} [data-testid='stColumn']{{min-width:min({int(min_width)}px,100%)}}"
+        "</style>"
+    )
+    return st.container(key=key)
+
+
 @contextmanager
 def controls(title: str = "Settings") -> Iterator[None]:
     """Where a page draws its controls: the sidebar under the subheader ``title``, or in

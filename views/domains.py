@@ -139,7 +139,7 @@ if target is not None:
     st.latex(TARGETS[kind].latex)
     steps = gca_steps((n, seed), batch, target, eps, n_iter)
     plan = steps.plans[-1]
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4 = ui.wrapping("dom_wrap_metrics", 180).columns(4)
     m1.metric(
         "Row sums μ = P_tgt 1",
         f"{mu.min():.3g}"  # every row the same ("1 – 1" read as one minus one)
@@ -186,7 +186,7 @@ if target is not None:
         )
         ui.chart(fig, key=key)
 
-    left, right = st.columns(2, gap="large")
+    left, right = ui.wrapping("dom_wrap_maps", 360).columns(2, gap="large")
     with left:
         title = "P_tgt, sorted by domain, then class"
         # log colours: the prior's entries, α / n₌(i), are ~100x below the positive's share
@@ -204,7 +204,7 @@ if target is not None:
         blocks(plan, "dom_chart_plan", title, "P", row_ref=mu, col_ref=nu, log=True)
     pull = ex.loss_pull(target, plan, eps)
     np.fill_diagonal(pull, np.nan)  # the positives' pull, far the strongest, left blank
-    p_left, p_right = st.columns(2, gap="large")
+    p_left, p_right = ui.wrapping("dom_wrap_pull", 360).columns(2, gap="large")
     with p_left:
         title = "Pull ∂L/∂C = (P_tgt − P)/(εN)"  # its diagonal left blank (the text says)
         blocks(pull, "dom_chart_pull", title, "pull", diverging=True, height=460)
@@ -232,7 +232,7 @@ if target is not None:
             )
             + " The sweep below trains with it."
         )
-    k1, k2 = st.columns([3, 2], gap="large")
+    k1, k2 = ui.wrapping("dom_wrap_kl", 300).columns([3, 2], gap="large")
     with k1:
         ui.chart(pfig.kl_curve(steps.kl), key="dom_chart_kl")
     with k2:

@@ -92,3 +92,28 @@ def test_tables_fit_the_page(
     assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
     screenshot(f"table-{path.strip('/?&').split('?')[0] or 'story'}-{size[0]}", full=False)
     app.assert_healthy()
+
+
+def test_domains_pairs_stack_beside_an_open_sidebar_at_1000_and_sit_side_by_side_at_1440(
+    app: Any,
+) -> None:
+    """At 1000 px the sidebar leaves the page 540 px: the target and the plan, side by side,
+    were slivers 260 px wide with cut titles. Their columns wrap (ui.wrapping) when each
+    would be narrower than 360 px, and stay side by side where there is room."""
+    page = app.page
+    boxes = {}
+    for width in (1000, 1440):
+        page.set_viewport_size({"width": width, "height": 900})
+        app.goto("/domains", charts=3, timeout=90)
+        page.wait_for_timeout(600)  # the charts follow their columns' new widths
+        boxes[width] = [
+            page.locator(f".st-key-{key}").bounding_box()
+            for key in ("dom_chart_target", "dom_chart_plan")
+        ]
+    (target, plan), (wide_target, wide_plan) = boxes[1000], boxes[1440]
+    assert target and plan and wide_target and wide_plan
+    assert plan["y"] > target["y"] + target["height"] - 1  # one above the other
+    assert abs(plan["x"] - target["x"]) < 2 and target["width"] > 500
+    assert abs(wide_plan["y"] - wide_target["y"]) < 2  # side by side
+    assert wide_plan["x"] > wide_target["x"] + wide_target["width"]
+    app.assert_healthy()
