@@ -136,7 +136,11 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         return
     # Side by side on a screen; one above the other in lecture mode, where each needs the
     # page's width for projector-sized type.
-    left, right = (st.container(), st.container()) if ui.lecture() else st.columns(2)
+    left, right = (
+        (st.container(), st.container())
+        if ui.lecture()
+        else ui.wrapping("tr_wrap_plan", 360).columns(2)
+    )
     with left:
         fig = plan_heatmap(
             snap,

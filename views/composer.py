@@ -135,7 +135,7 @@ if stages["target"] == "custom" and matrix is None:
 with ui.guard("This combination"):
     out = story.compose_on_batch(batch, stages, params, layout=layout, matrix=matrix)
 diag = out.diagnostics
-m1, m2, m3, m4, m5 = st.columns(5)
+m1, m2, m3, m4, m5 = ui.wrapping("cmp_wrap_metrics", 150).columns(5)
 m1.metric("Loss", f"{float(out.loss):.6f}")
 m2.metric("Marginal error", f"{diag['marginal_error']:.2e}", help="‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁")
 m3.metric("Plan entropy", f"{diag['entropy']:.3f}")
@@ -143,7 +143,7 @@ m4.metric("Mass on positives", f"{diag['positive_mass']:.1%}")
 m5.metric("Total mass", f"{diag['mass']:.2f}")
 mu = out.target.sum(1).numpy()
 nu = out.target.sum(0).numpy()
-left, right = st.columns([3, 2], gap="large")
+left, right = ui.wrapping("cmp_wrap_maps", 300).columns([3, 2], gap="large")
 with left:
     ui.chart(
         plan_figs.matrix_heatmap(

@@ -156,7 +156,7 @@ x_eps = "ε (log scale)"
 
 st.subheader("The plan: entropy and sparsity")
 st.latex(lab.SPARSITY_LATEX)
-a, b = st.columns(2)
+a, b = ui.wrapping("ent_wrap_1", 360).columns(2)
 with a:
     log_n, log_nm = np.log(sweep.n_rows), np.log(sweep.n_rows * sweep.n_cols)
     references = {"log nm: uniform plan": log_nm, "log n: a permutation": log_n}
@@ -208,7 +208,7 @@ st.caption("The entropic plan tends to the exact (unregularised) transport plan 
 
 st.subheader("Convergence: sweeps to tolerance and contraction")
 st.latex(lab.CONTRACTION_LATEX)
-a, b = st.columns(2)
+a, b = ui.wrapping("ent_wrap_2", 360).columns(2)
 with a:
     live_chart.live_chart(
         figs.sweep_chart(
@@ -271,7 +271,7 @@ st.caption(
 st.subheader("Losses")
 ince_name = "INCE = KL(P_tgt‖P⁽¹⁾)/n"
 gca_name = f"GCA-INCE = KL(P_tgt‖P⁽²ᵀ⁾)/n, T = {sweep.n_iter}"
-a, b = st.columns(2)
+a, b = ui.wrapping("ent_wrap_3", 360).columns(2)
 with a:
     live_chart.live_chart(
         figs.sweep_chart(
@@ -307,7 +307,7 @@ with b:
 
 st.subheader(f"More sweeps at ε = {t_sweep.epsilon:g}")
 its = t_sweep.iterations
-a, b = st.columns(2)
+a, b = ui.wrapping("ent_wrap_4", 360).columns(2)
 with a:
     live_chart.live_chart(
         figs.sweep_chart(

@@ -320,7 +320,7 @@ def inspect() -> None:
         on_click=_take_click("lab_chart_player", shape),
         overlay=live_chart.marked_cell(cell, shape, 128),
     )
-    left, right = st.columns([3, 2], gap="large")
+    left, right = ui.wrapping("lab_wrap_kl", 300).columns([3, 2], gap="large")
     with left:
         live_chart.live_chart(figs.kl_curve(steps.kl, None), key="lab_chart_kl")
     with right:
@@ -365,7 +365,7 @@ def inspect() -> None:
         "target": "What should be matched to what; its row and column sums are the marginals μ, ν.",
     }
 
-    left, right = st.columns([3, 2], gap="large")
+    left, right = ui.wrapping("lab_wrap_matrix", 300).columns([3, 2], gap="large")
     with left:
         view = ui.select("Matrix", "lab_view", list(VIEWS), "P2T", format_func=VIEWS.get)
         st.latex(formulas[view])

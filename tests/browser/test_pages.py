@@ -117,3 +117,28 @@ def test_domains_pairs_stack_beside_an_open_sidebar_at_1000_and_sit_side_by_side
     assert abs(wide_plan["y"] - wide_target["y"]) < 2  # side by side
     assert wide_plan["x"] > wide_target["x"] + wide_target["width"]
     app.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    ("path", "charts", "keys"),
+    [
+        ("/entropy", 8, ("ent_chart_entropy", "ent_chart_sparsity")),
+        ("/train", 3, ("tr_plan", "tr_embed")),
+        ("/composer", 2, ("cmp_chart_plan", "cmp_chart_target")),
+        ("/plan_lab", 3, ("lab_chart_kl",)),
+    ],
+)
+def test_no_chart_is_a_sliver_beside_an_open_sidebar_at_1000(
+    app: Any, path: str, charts: int, keys: tuple[str, ...]
+) -> None:
+    """Measured at 1000 px before the wrap: Entropy's eight charts and the Train page's
+    plan and embeddings 262 px wide, the composer's target 184 px; now each takes the
+    page's width (540 px) when its pair does not fit side by side."""
+    page = app.page
+    page.set_viewport_size({"width": 1000, "height": 900})
+    app.goto(path, charts=charts, timeout=90)
+    page.wait_for_timeout(600)
+    for key in keys:
+        box = page.locator(f".st-key-{key}").bounding_box()
+        assert box and box["width"] > 500, (key, box)
+    app.assert_healthy()
