@@ -242,3 +242,36 @@ def test_wildcard_imports_bring_the_public_names_only() -> None:
         exec(f"from {name} import *", namespace)  # the import under test
         assert sorted(k for k in namespace if k != "__builtins__") == sorted(public), name
         assert not [n for n in public if n.startswith("_")], name
+
+
+def test_no_page_script_shows_a_stray_string() -> None:
+    """Streamlit's "magic" writes any bare expression of a page script to the page: Plan
+    lab showed a constant's docstring ("Widths (px) of the losses table's columns...")
+    above its title. A page's only bare string is its module docstring (its first line),
+    outside functions and classes; imported modules (views/_*.py) are not pages."""
+    import ast
+
+    pages = [REPO_ROOT / "app.py", *sorted((REPO_ROOT / "views").glob("[!_]*.py"))]
+    found = []
+
+    def walk(body: list[ast.stmt], top: bool = False) -> None:
+        for i, node in enumerate(body):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            value = node.value if isinstance(node, ast.Expr) else None
+            if (
+                isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+                and not (top and i == 0)
+            ):
+                found.append(f"{path.name}:{node.lineno}")
+            for field in ("body", "orelse", "finalbody"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list):
+                    walk(inner)
+            for handler in getattr(node, "handlers", []):
+                walk(handler.body)
+
+    for path in pages:
+        walk(ast.parse(path.read_text()).body, top=True)
+    assert len(pages) >= 8 and found == []

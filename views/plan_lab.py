@@ -21,9 +21,9 @@ from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 
+# Widths (px) of the losses table's columns: together within the page at 1280 px with the
+# sidebar open (818 px). (A page script shows a bare string: Streamlit's "magic".)
 LOSS_WIDTHS = {"method": 100, "loss": 80, "d_M": 130, "constraint B": 150, "what it does": 350}
-"""Widths (px) of the losses table's columns: together within the page at 1280 px with the
-sidebar open (818 px)."""
 
 SOURCES = {
     "synthetic": "Synthetic pairs on the sphere",
@@ -40,7 +40,6 @@ VIEWS = {
     "unbalanced": "Unbalanced plan (λ₁, λ₂)",
     "target": "P_tgt: target plan",
 }
-PLAY_FRAME_MS = 25  # the pause between frames; a 64 x 64 frame takes ~40 ms to draw: 20+ fps
 TARGET_NAMES = {
     "pairs": "augmentation pairs",
     "class": "class prior γ",
@@ -117,7 +116,6 @@ def player_json(
         shared_scale=shared,
         positives=_pos,
         start=1,
-        frame_ms=PLAY_FRAME_MS,
     )
     return live_chart.figure_json(fig)
 
