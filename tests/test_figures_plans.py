@@ -197,7 +197,7 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
         assert not frame.layout.to_plotly_json()  # no relayout per frame
     assert list(fig.data[2].x) == [2]  # starts at `start`
     play = fig.layout.updatemenus[0].buttons[0]
-    assert play.method == "animate" and play.args[1]["frame"]["duration"] == 50  # 20 fps
+    assert play.method == "animate" and play.args[1]["frame"]["duration"] == 400  # 7 frames
     assert [s.args[0][0] for s in fig.layout.sliders[0].steps] == [str(k) for k in range(7)]
     curve = fig.data[1]
     assert list(curve.x) == list(range(1, 7))  # the kernel's k = 0 stays off the axis
@@ -226,3 +226,18 @@ def test_a_log_player_of_a_nearly_uniform_plan_still_shows_its_structure() -> No
         assert levels.max() - levels.min() > 0.5 * 255
     big = half_step_player(np.ones((3, 300, 300)), np.ones(3))
     assert np.asarray(big.frames[0].data[0].z).shape == (100, 100)  # block means, ≤ 128
+
+
+def test_the_play_pace_lets_a_class_see_each_half_step_and_plays_long_ones_at_20_fps() -> None:
+    """At 25 ms a frame, T = 10's 21 half-steps played in half a second (a reviewer saw a
+    blank heatmap and a marker jumping to the end). The whole play now takes about
+    PLAY_SECONDS, each frame between 50 ms (20 fps, T = 50) and 400 ms."""
+    from gca_viz.figures import player
+
+    assert player.play_frame_ms(21) == 250  # T = 10
+    assert player.play_frame_ms(101) == 50  # T = 50: 20 frames per second
+    assert player.play_frame_ms(3) == 400 and player.play_frame_ms(1001) == 50  # clamped
+    paces = [player.play_frame_ms(n) for n in range(2, 400)]
+    assert paces == sorted(paces, reverse=True)
+    for n in (21, 41, 101):
+        assert (n - 1) * player.play_frame_ms(n) == pytest.approx(1000 * player.PLAY_SECONDS)

@@ -225,7 +225,6 @@ elif step == 2:
             log=log_scale,
             positives=np.arange(N),
             height=560,
-            frame_ms=25,  # a frame takes ~40 ms to draw: 20+ frames per second
         ),
         key="story_player",
     )

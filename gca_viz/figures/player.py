@@ -35,13 +35,13 @@ def half_step_player(
     positives: np.ndarray | None = None,
     start: int = 1,
     max_size: int = 128,
-    frame_ms: int = 50,
+    frame_ms: int | None = None,
     height: int = 520,
 ) -> go.Figure:
     """The half-steps ``P^(0) ... P^(2T)`` as a client-side animation: the plan on the left,
     ``KL(P_tgt || P^(k)) / n`` on the right with a marker that moves in step; a ▶ / ❚❚
     button and a slider over ``k`` play the frames in the browser with no server round trip
-    (``frame_ms`` per frame: 50 ms is 20 frames per second).
+    (``frame_ms`` per frame; by default :func:`play_frame_ms`, a pace a class can follow).
 
     Each frame sends one heatmap (block-averaged to at most ``max_size`` a side, quantised
     to 256 levels of its colour range: uint8) and the marker's position; the colour range
@@ -58,6 +58,7 @@ def half_step_player(
     stack = np.asarray(plans, dtype=float)
     y = np.where(np.isfinite(np.asarray(kl, dtype=float)), np.asarray(kl, dtype=float), np.nan)
     n_frames = stack.shape[0]
+    frame_ms = play_frame_ms(n_frames) if frame_ms is None else frame_ms
     f = display_factor(stack.shape[1:], max_size)
     shown = [downsample(p, max_size) for p in stack]  # each (rows, cols)
     rows, cols = shown[0].shape
@@ -214,6 +215,22 @@ def half_step_player(
     )
     layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
     return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+PLAY_SECONDS = 5.0
+"""How long playing all the half-steps takes by default (:func:`play_frame_ms`)."""
+FRAME_MS_RANGE = (50, 400)
+"""The shortest and longest pause between frames: 20 and 2.5 frames per second."""
+
+
+def play_frame_ms(n_frames: int) -> int:
+    """The pause between frames when the ▶ button plays ``n_frames``: the whole play takes
+    :data:`PLAY_SECONDS`, within :data:`FRAME_MS_RANGE`. At ``T = 10`` (21 frames) each
+    half-step shows for 250 ms, long enough to see a row step and then a column step (at
+    25 ms the play was over in half a second, faster than the heatmap could be drawn);
+    ``T = 50`` (101 frames) plays at 20 frames per second."""
+    low, high = FRAME_MS_RANGE
+    return int(min(max(1000 * PLAY_SECONDS / max(n_frames - 1, 1), low), high))
 
 
 def player_controls(
