@@ -533,6 +533,7 @@ def sweep_chart(
     log_x: bool = True,
     log_y: bool = False,
     dashed: Sequence[str] = (),
+    points: Sequence[str] = (),
     colors: Mapping[str, str] | None = None,
     references: Mapping[str, float] | None = None,
     height: int = 340,
@@ -543,8 +544,9 @@ def sweep_chart(
         x: ``(k,)`` parameter values. series: ``{name: (k,) values}``; ``NaN`` leaves a gap.
         title, x_title, y_title: labels (with units or symbols).
         log_x, log_y: logarithmic axes, every decade labelled (:func:`log_axis`).
-            dashed: names drawn dashed without markers
-            (predictions). colors: ``{name: colour}``.
+            dashed: names drawn dashed without markers (predictions). points: names drawn
+            as markers without a line (measurements that sit on a prediction's line, which
+            a line of their own hid). colors: ``{name: colour}``.
         references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
 
     On a log ``y`` axis, values ``<= 0`` (a distance that reached exactly 0) are left out as
@@ -569,9 +571,9 @@ def sweep_chart(
                 x=xs,
                 y=ys,
                 name=name,
-                mode="lines" if is_dashed else "lines+markers",
+                mode="lines" if is_dashed else "markers" if name in points else "lines+markers",
                 line={"color": color, "dash": "dash" if is_dashed else "solid", "width": 2},
-                marker={"size": 6},
+                marker={"size": 9 if name in points else 6},
                 hovertemplate=f"{name}: %{{y:.4g}} at %{{x:.4g}}<extra></extra>",
             )
         )
@@ -671,8 +673,9 @@ def error_curves(
 
 def _axis_type(log: bool, *values: Any) -> dict[str, Any]:
     """A log axis over ``values`` with every decade labelled (:func:`log_axis`), or a
-    linear axis."""
-    return log_axis(*values) if log else {"type": "linear"}
+    linear axis whose small numbers read as powers of ten (plotly's default SI prefixes
+    wrote 8e-4 as "800μ", on pages where μ is the row marginal)."""
+    return log_axis(*values) if log else {"type": "linear", "exponentformat": "power"}
 
 
 def _cycle(idx: int) -> str:
