@@ -847,6 +847,21 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
         layout["title"] = {"text": ""}
         margin = layout.setdefault("margin", {})
         margin["t"] = min(int(margin.get("t", 40)), 40)
+        # ... but room for the notes above the plot, such as subplot titles, at their new
+        # size (Story's "row sums P1 (sent)" lost its top half under the cut)
+        above = [
+            a
+            for a in layout.get("annotations") or []
+            if a.get("yref") == "paper" and float(a.get("y") or 0) >= 1
+        ]
+        if above:  # lines of text times a line's height (1.45 font sizes), and a gap
+            need = max(
+                (str(a.get("text") or "").count("<br>") + 1)
+                * 1.45
+                * float((a.get("font") or {}).get("size") or base)
+                for a in above
+            )
+            margin["t"] = max(margin["t"], math.ceil(need + 8))
     out = go.Figure(data=fig.data, layout=layout, frames=fig.frames)
     if legend_below_meta in (layout.get("meta") or {}):  # room under the axis for the new fonts
         legend_below(out)

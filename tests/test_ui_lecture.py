@@ -144,3 +144,23 @@ def test_lecture_figure_spreads_the_plane_s_run_labels_for_their_new_size() -> N
     tops = [(a.y - y0) / (y1 - y0) * plot - a.ay for a in big.layout.annotations]
     gap = LABEL_GAP_PX * size / LABEL_FONT
     assert np.diff(np.sort(tops)).min() >= gap - 1e-6 > LABEL_GAP_PX
+
+
+def test_lecture_figure_keeps_room_for_subplot_titles_above_the_plot() -> None:
+    """Taking a figure's title out cut its top margin to 40 px: Story's subplot titles
+    ("row sums P1 (sent)"), scaled for the projector, lost their top half. The margin now
+    holds the tallest note above the plot at its new size."""
+    from plotly.subplots import make_subplots
+
+    titles = ("row sums P1<br>(sent)", "column sums Pᵀ1<br>(received)")  # two lines each
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
+    fig.add_bar(y=[1, 2], row=1, col=1)
+    fig.add_bar(y=[2, 1], row=1, col=2)
+    fig.update_layout(title="Marginals", margin={"t": 90})
+    big, title = ui.lecture_figure(fig)
+    assert title == "Marginals"
+    sizes = [a.font.size for a in big.layout.annotations]
+    assert min(sizes) >= 15
+    assert big.layout.margin.t >= 2 * 1.45 * max(sizes) + 8 > 40
+    plain = go.Figure(go.Scatter(y=[1, 2]), layout={"title": "t", "margin": {"t": 90}})
+    assert ui.lecture_figure(plain)[0].layout.margin.t == 40  # nothing above: as before

@@ -4,8 +4,9 @@ Divergences are registered in :data:`DIVERGENCES`, each with its parameter schem
 formula as LaTeX (``docs/math.md`` sections 3 and 4). Each takes the target ``T = P_tgt``
 and a :class:`~gca_viz.losses.stages.Projection` and returns one value per row; losses
 average them over the rows. ``T̂ = diag(T 1)^{-1} T`` is the row-normalised target
-(``T̂ = I`` for pairs); where every row of ``T`` has a single positive, the divergences read
-one entry per row (:func:`_single_positives`).
+(``T̂ = I`` for pairs; the formulas shown in the app write ``P_tgt`` and ``P̂^tgt``, as ``T``
+names the number of sweeps there); where every row of ``T`` has a single positive, the
+divergences read one entry per row (:func:`_single_positives`).
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ def _rince_term(
 
 @DIVERGENCES.register(
     "kl",
-    latex=(r"\mathrm{KL}(T\|P) = \sum_{ij} T_{ij}\log\frac{T_{ij}}{P_{ij}} - T_{ij} + P_{ij}"),
+    latex=(
+        r"\mathrm{KL}(P_{\mathrm{tgt}}\|P) = \sum_{ij} P^{\mathrm{tgt}}_{ij}"
+        r"\log\frac{P^{\mathrm{tgt}}_{ij}}{P_{ij}} - P^{\mathrm{tgt}}_{ij} + P_{ij}"
+    ),  # (P_tgt, not T: T is the number of sweeps on the same pages)
     description="Generalised KL from the target to the plan (InfoNCE, GCA-INCE).",
 )
 def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:
@@ -172,7 +176,7 @@ def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:
 
 @DIVERGENCES.register(
     "ce",
-    latex=r"-\sum_j \hat T_{ij} \log P_{ij}",
+    latex=r"-\sum_j \hat P^{\mathrm{tgt}}_{ij} \log P_{ij}",
     description="Cross-entropy of the plan against the target (IOT).",
 )
 def cross_entropy(T: torch.Tensor, proj: Projection) -> torch.Tensor:
@@ -246,7 +250,7 @@ def uot(
             ui=(0.0, 1.0),
         ),
     ),
-    latex=r"-\sum_j \hat T_{ij}\log P_{ij} + \lambda_p \mathrm{KL}(P\|Q)",
+    latex=r"-\sum_j \hat P^{\mathrm{tgt}}_{ij}\log P_{ij} + \lambda_p \mathrm{KL}(P\|Q)",
     description="IOT-uni: cross-entropy plus a KL pulling off-diagonal mass to uniform.",
 )
 def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tensor:
@@ -289,7 +293,8 @@ def ce_uniform(T: torch.Tensor, proj: Projection, *, lam_p: float) -> torch.Tens
 
 @DIVERGENCES.register(
     "l2",
-    latex=r"\sum_j \hat T_{ij}\, 2 C_{ij} = \|\hat z'_i - \hat z''_{\mathrm{pos}(i)}\|^2",
+    latex=r"\sum_j \hat P^{\mathrm{tgt}}_{ij}\, 2 C_{ij}"
+    r" = \|\hat z'_i - \hat z''_{\mathrm{pos}(i)}\|^2",
     description="Alignment only: BYOL's 2 - 2 cos on positive pairs (no plan involved).",
 )
 def l2(T: torch.Tensor, proj: Projection) -> torch.Tensor:

@@ -86,8 +86,8 @@ def test_every_step_renders() -> None:
     # the theorem and the split, as shown on the page
     at.radio(key="story_step").set_value(2)
     rerun(at)
-    shown = metric(at, "Largest KL rise")
-    assert shown == "0 (rounding)" or float(shown) <= 0
+    shown = metric(at, "Smallest KL drop per half-step")
+    assert shown == "0 (rounding)" or float(shown) >= 0
     assert float(metric(at, "GCA-INCE (k = 20)")) <= float(metric(at, "INCE (k = 1)"))
     curve = np.asarray(figure(at, "KL(P_tgt")["data"][0]["y"], dtype=float)
     assert len(curve) == 20 and np.all(np.diff(curve) <= 1e-12)
@@ -132,8 +132,21 @@ def test_never_positive_metric_never_reads_positive(eps: str) -> None:
     """At large ε the KL settles in a few half-steps and the largest change is rounding
     (+4.4e-16 was shown for a quantity documented as never positive)."""
     at = open_app(story_step="2", story_eps=eps)
-    shown = metric(at, "Largest KL rise")
-    assert shown == "0 (rounding)" or float(shown) <= 0, shown
+    shown = metric(at, "Smallest KL drop per half-step")
+    assert shown == "0 (rounding)" or float(shown) >= 0, shown
+
+
+def test_at_a_huge_epsilon_gca_ince_reads_equal_to_ince_not_a_red_rise() -> None:
+    """At ε = 1e9 the two losses agree to rounding: the delta read "↑ +0.00e+00 vs INCE" in
+    red, a rise to a student's eye. It now says they are equal, uncoloured."""
+    at = open_app(story_step="2", story_eps="1000000000")
+    gca = next(m for m in at.metric if m.label.startswith("GCA-INCE (k ="))
+    assert gca.delta == "equal to INCE (to rounding)"
+    assert "color: GRAY" in str(gca.proto), gca.proto  # delta_color="off": not red
+    normal = open_app(story_step="2", story_eps="0.5")
+    gca = next(m for m in normal.metric if m.label.startswith("GCA-INCE (k ="))
+    assert gca.delta.endswith("vs INCE") and gca.delta.startswith("-")
+    assert "color: GRAY" not in str(gca.proto)
 
 
 def test_next_button_and_query_string() -> None:
@@ -214,7 +227,7 @@ def test_byol_is_shown_as_the_math_says_it_is() -> None:
     table = at.dataframe[0].value
     row = table[table["method"] == "BYOL"].iloc[0]
     assert row["d_M"].startswith("L2") and row["B"] == "none"
-    assert metric(at, "Mass on positive pairs") == "— (no plan)"
+    assert metric(at, "Mass on positive pairs") == "—"
     figure(at, "BYOL forms no plan")
     assert any("2Cᵢᵢ" in c.value for c in at.caption)
     assert any("(`l2`)" in m.value for m in at.markdown)
