@@ -740,7 +740,14 @@ def wrapped_row_height(
 
 def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwargs: Any) -> Any:
     """``st.dataframe`` of ``rows`` without an index, its columns at ``widths`` (px) and its
-    rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`)."""
+    rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`).
+
+    In lecture mode an HTML table instead (``st.table``; ``kwargs`` such as a row selection
+    are dropped): ``st.dataframe`` draws on a canvas at screen size, so its 12 px text did
+    not grow for the projector and its last columns were cut at 1024 px; an HTML table takes
+    the lecture type and wraps its cells."""
+    if lecture():
+        return st.table(rows, hide_index=True, border="horizontal")
     return st.dataframe(
         rows,
         hide_index=True,

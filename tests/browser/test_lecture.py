@@ -88,6 +88,12 @@ CLIPPED = r"""(only) => {
         }
     }
     if (want('table'))
+        for (const el of document.querySelectorAll('[data-testid="stTable"]')) {
+            if (!visible(el)) continue;
+            inside(el, 'table');
+            whole(el, 'table');
+        }
+    if (want('table'))
         for (const el of document.querySelectorAll('[data-testid="stDataFrame"]')) {
             if (!visible(el)) continue;
             inside(el, 'table');
@@ -212,3 +218,16 @@ def test_named_formulas_fit_at_1400_without_lecture_mode(app: Any, path: str, ch
     assert formulas.count() >= 2
     problems = clipped(app, ("formula", "table"))
     assert problems == [], "\n".join(problems)
+
+
+def test_a_wrapped_table_takes_the_lecture_type(app: Any) -> None:
+    """Story's methods table was an st.dataframe, a canvas at screen size: 12 px text on the
+    projector and GCA-UOT's note cut mid-sentence. In lecture mode it is an HTML table whose
+    text grows with the lecture type (the page's 20 px root) and wraps within the page."""
+    open_lecture(app, "/?story_step=5&story_method=gca_uot", 1)
+    table = app.page.locator('[data-testid="stTable"]')
+    expect(table).to_have_count(1)
+    size = table.locator("td").first.evaluate("td => parseFloat(getComputedStyle(td).fontSize)")
+    assert size >= 15, size
+    assert "the RINCE term lowers its gradient" in table.inner_text()
+    assert clipped(app, ("table",)) == []
