@@ -241,3 +241,19 @@ def test_the_play_pace_lets_a_class_see_each_half_step_and_plays_long_ones_at_20
     assert paces == sorted(paces, reverse=True)
     for n in (21, 41, 101):
         assert (n - 1) * player.play_frame_ms(n) == pytest.approx(1000 * player.PLAY_SECONDS)
+
+
+def test_error_curves_draw_a_handful_of_epsilons_from_end_to_end() -> None:
+    """Entropy's sweep has 12 values of ε: 12 viridis lines could not be told apart on a
+    projector and the legend scrolled ε = 2 out of view. At most max_curves lines, spread
+    over the values, the smallest and the largest kept."""
+    from gca_viz.figures.plans import error_curves
+
+    eps = np.geomspace(0.01, 2.0, 12)
+    errors = [np.geomspace(1.0, 1e-9 * (k + 1), 20) for k in range(12)]
+    fig = error_curves(eps, errors, tol=1e-6)
+    names = [t.name for t in fig.data]
+    assert len(names) == 6 and names[0] == "ε = 0.01" and names[-1] == "ε = 2"
+    assert len(error_curves(eps[:4], errors[:4], tol=1e-6).data) == 4
+    with pytest.raises(ValueError, match="one array per epsilon"):
+        error_curves(eps, errors[:3], tol=1e-6)

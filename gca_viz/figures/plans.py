@@ -618,7 +618,12 @@ def sweep_chart(
 
 
 def error_curves(
-    epsilons: np.ndarray, errors: Sequence[np.ndarray], *, tol: float, height: int = 340
+    epsilons: np.ndarray,
+    errors: Sequence[np.ndarray],
+    *,
+    tol: float,
+    height: int = 340,
+    max_curves: int = 6,
 ) -> go.Figure:
     """Relative marginal error after each Sinkhorn sweep, one line per ``ε``, on a semi-log
     plot (sweeps linear, error logarithmic): linear (geometric) convergence,
@@ -627,8 +632,15 @@ def error_curves(
     Args:
         epsilons: ``(k,)`` values of ``ε``. errors: ``k`` arrays of per-sweep errors.
         tol: the tolerance, drawn as a dotted line.
+        max_curves: at most this many lines, spread evenly over the ``ε`` (both ends kept):
+            twelve shades of one colour scale could not be told apart on a projector, and
+            their legend scrolled the largest ``ε`` out of view.
     """
     eps = np.asarray(epsilons, dtype=float)
+    if len(errors) != len(eps):
+        raise ValueError(f"errors must hold one array per epsilon: {len(errors)} != {len(eps)}")
+    keep = np.unique(np.round(np.linspace(0, len(eps) - 1, min(len(eps), max_curves))))
+    eps, errors = eps[keep.astype(int)], [errors[int(i)] for i in keep]
     traces = []
     drawn = [np.array([tol], dtype=float)]  # the tolerance line and every curve
     shades = _viridis(len(eps))
