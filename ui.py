@@ -703,10 +703,12 @@ def wrapping(key: str, min_width: int) -> Any:
 
 
 @contextmanager
-def controls(title: str = "Settings") -> Iterator[None]:
+def controls(title: str = "Settings", *, folded: bool = False) -> Iterator[None]:
     """Where a page draws its controls: the sidebar under the subheader ``title``, or in
-    lecture mode an open expander named ``title`` at this point of the page (above the
-    figures that follow), its widgets side by side (a page's titles differ)."""
+    lecture mode an expander named ``title`` at this point of the page (above the figures
+    that follow), its widgets side by side (a page's titles differ). The expander is open,
+    or closed with ``folded`` (secondary settings that would push a projector's first screen
+    down)."""
     if not lecture():
         with st.sidebar:
             st.subheader(title)
@@ -714,7 +716,7 @@ def controls(title: str = "Settings") -> Iterator[None]:
         return
     slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
     with (
-        st.expander(title, expanded=True),
+        st.expander(title, expanded=not folded),
         st.container(horizontal=True, gap="medium", key=f"lecture_controls_{slug}"),
     ):
         yield

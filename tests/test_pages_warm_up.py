@@ -9,6 +9,9 @@ runs on the real worker thread, and the page runs in Streamlit's AppTest."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 import views._projections as projections
 from gca_viz import demo, embed
 from gca_viz.runs import RunStore
+from tests.helpers import REPO_ROOT
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -123,3 +127,31 @@ def test_no_warm_up_with_gca_warm_up_0(warm_app: Gate, monkeypatch: pytest.Monke
     assert not at.exception, [e.value for e in at.exception]
     assert projections.projection_jobs().warm_up_status().state == "missing"
     assert warm_app.calls == 0
+
+
+def test_pandas_is_imported_before_the_warm_up_worker_starts() -> None:
+    """The worker imports scikit-learn, which imports pandas, while a page's first table
+    imports pandas on the script's thread: once, a fresh process's first page failed with
+    "partially initialized module 'pandas' has no attribute 'Series'". start_warm_up imports
+    pandas on the calling thread first, so the two threads never import it at once."""
+    code = (
+        "import sys\n"
+        "from views import _projections as p\n"
+        "assert 'pandas' not in sys.modules\n"
+        "seen = []\n"
+        "p.WARM_UP = lambda report: seen.append('pandas' in sys.modules)\n"
+        "assert p.start_warm_up()\n"
+        "p.projection_jobs().warm_up().result(timeout=60)\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "GCA_WARM_UP": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[True]"

@@ -38,6 +38,12 @@ def start_warm_up() -> bool:
     the first free. Returns whether a warm-up was started (``False`` with ``GCA_WARM_UP=0``)."""
     if not warm_up_enabled():
         return False
+    # pandas before the worker starts: scikit-learn imports it on the worker while a page's
+    # table imports it on the script's thread, and two threads importing a package with
+    # import cycles can get it half-initialised ("partially initialized module 'pandas'
+    # has no attribute 'Series'", seen on a fresh process's first page run)
+    import pandas  # type: ignore[import-untyped]  # noqa: F401
+
     projection_jobs().warm_up(WARM_UP)
     return True
 

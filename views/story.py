@@ -119,7 +119,7 @@ with c_eps:
     eps = ui.epsilon("story_eps", 0.2)
 with c_t:
     n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
-with ui.controls("Story settings"):
+with ui.controls("Story settings", folded=True):  # (the step selector on the first screen)
     seed = int(ui.number("Seed", "story_seed", 0, min_value=0, step=1))
     float64 = ui.toggle("float64 (else float32, as in training)", "story_f64", False)
     log_scale = ui.toggle("Log colour scale", "story_log", False)
