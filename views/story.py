@@ -288,8 +288,9 @@ elif step == 3:
     st.caption(
         "The first two panels share the alignment term, so they differ only in the "
         f"repulsion term, which can be too little to see: the third panel plots the "
-        f"difference per row. Its mean, {drop:+.3g} nats, is GCA-INCE − INCE: single rows "
-        "may rise, the mean never does."
+        f"difference per row (green: the row's loss fell; orange: it rose). Its mean, the "
+        f"dashed line, {drop:+.3g} nats, is GCA-INCE − INCE: single rows may rise, the mean "
+        "never does."
     )
     st.subheader("Hubs: who receives the mass")
     st.markdown(

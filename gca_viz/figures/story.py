@@ -116,17 +116,23 @@ def split_chart(
             col=1,
         )
         fig.update_yaxes(title_text="nats", gridcolor=_GRID, row=row, col=1)
-    fig.add_trace(
-        go.Bar(
-            x=np.arange(len(diff)),
-            y=diff,
-            name="change of the row's loss",
-            marker_color=np.where(diff <= 0, COLORS["gca"], COLORS["unbalanced"]),
-            hovertemplate="row %{x}: GCA-INCE − INCE = %{y:+.4g}<extra></extra>",
-        ),
-        row=3,
-        col=1,
-    )
+    rows, fell = np.arange(len(diff)), diff <= 0
+    for mask, name, color in (  # one legend entry per colour (one entry named only one)
+        (fell, "change of the row's loss: fell", COLORS["gca"]),
+        (~fell, "change of the row's loss: rose", COLORS["unbalanced"]),
+    ):
+        if mask.any():
+            fig.add_trace(
+                go.Bar(
+                    x=rows[mask],
+                    y=diff[mask],
+                    name=name,
+                    marker_color=color,
+                    hovertemplate="row %{x}: GCA-INCE − INCE = %{y:+.4g}<extra></extra>",
+                ),
+                row=3,
+                col=1,
+            )
     fig.add_hline(
         y=float(diff.mean()),
         line={"color": COLORS["ref"], "dash": "dash", "width": 2},

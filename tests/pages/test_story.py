@@ -118,9 +118,13 @@ def test_step_three_plots_the_per_row_difference_of_the_two_losses() -> None:
     its mean is the loss drop shown in the metrics."""
     at = open_app(story_step="3", story_f64="true")
     fig = figure(at, "The loss of each row")
-    diff = next(t for t in fig["data"] if t.get("name") == "change of the row's loss")
-    d = np.asarray(diff["y"], dtype=float)
-    assert d.shape == (64,) and np.abs(d).max() > 0
+    parts = [t for t in fig["data"] if str(t.get("name")).startswith("change of the row's loss")]
+    assert {t["name"].rsplit(" ", 1)[-1] for t in parts} <= {"fell", "rose"} and parts
+    d = np.full(64, np.nan)
+    for t in parts:  # one bar trace (and legend entry) per colour: fell, rose
+        d[np.asarray(t["x"], dtype=int)] = np.asarray(t["y"], dtype=float)
+        assert (np.asarray(t["y"]) <= 0).all() == t["name"].endswith("fell")
+    assert not np.isnan(d).any() and np.abs(d).max() > 0
     drop = float(metric(at, "GCA-INCE: loss")) - float(metric(at, "INCE: loss"))
     assert d.mean() == pytest.approx(drop, abs=2e-4)
     assert d.mean() <= 0
