@@ -914,7 +914,11 @@ export default function (component) {
   // after this run's elements are laid out: the target may have been drawn just before
   setTimeout(() => {
     const el = document.querySelector(selector);
-    if (el) el.scrollIntoView({behavior: "smooth", block: "start"});
+    if (!el) return;
+    // below the header (lecture mode's navigation bar sits over the page's top)
+    const header = document.querySelector('[data-testid="stHeader"]');
+    el.style.scrollMarginTop = `${(header ? header.getBoundingClientRect().height : 0) + 8}px`;
+    el.scrollIntoView({behavior: "smooth", block: "start"});
   }, 50);
 }
 """
