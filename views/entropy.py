@@ -244,7 +244,7 @@ with b:
             },
             title="Contraction per sweep",
             x_title=x_eps,
-            y_title="error ratio eₜ₊₁ / eₜ",
+            y_title="eₜ₊₁ / eₜ",  # (longer, it was cut in lecture mode; the title says what)
             dashed=("balanced, rough prediction tanh²(range C / 2ε)", "unbalanced, ρ₁ρ₂ (exact)"),
             points=("unbalanced, measured",),  # dots on the exact rate's line (a line hid it)
             colors={
