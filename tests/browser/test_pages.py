@@ -83,12 +83,14 @@ def test_tables_fit_the_page(
 ) -> None:
     """Story's methods table and Plan lab's losses table show every column without a
     horizontal scroll bar, at a laptop's width (sidebar open) and a projector's: the last
-    column (the reference, what a loss does) was cut before."""
+    column (the reference, what a loss does) was cut before. In lecture mode they are HTML
+    tables (ui.wrapped_table), whose cells wrap within the page."""
     app.page.set_viewport_size({"width": size[0], "height": size[1]})
     app.goto(f"{path}{query}", charts=1, timeout=120)
-    grids = app.page.locator('[data-testid="stDataFrame"] .dvn-scroller')
-    expect(grids.first).to_be_attached()
-    widths = grids.evaluate_all("es => es.map(e => [e.scrollWidth, e.clientWidth])")
+    kind = "stTable" if query else "stDataFrame .dvn-scroller"
+    tables = app.page.locator(f'[data-testid="{kind.split()[0]}"]{kind[len(kind.split()[0]) :]}')
+    expect(tables.first).to_be_attached()
+    widths = tables.evaluate_all("es => es.map(e => [e.scrollWidth, e.clientWidth])")
     assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
     screenshot(f"table-{path.strip('/?&').split('?')[0] or 'story'}-{size[0]}", full=False)
     app.assert_healthy()
