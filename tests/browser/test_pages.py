@@ -87,8 +87,8 @@ def test_tables_fit_the_page(
     tables (ui.wrapped_table), whose cells wrap within the page."""
     app.page.set_viewport_size({"width": size[0], "height": size[1]})
     app.goto(f"{path}{query}", charts=1, timeout=120)
-    kind = "stTable" if query else "stDataFrame .dvn-scroller"
-    tables = app.page.locator(f'[data-testid="{kind.split()[0]}"]{kind[len(kind.split()[0]) :]}')
+    selector = '[data-testid="stTable"]' if query else '[data-testid="stDataFrame"] .dvn-scroller'
+    tables = app.page.locator(selector)
     expect(tables.first).to_be_attached()
     widths = tables.evaluate_all("es => es.map(e => [e.scrollWidth, e.clientWidth])")
     assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
