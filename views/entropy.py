@@ -312,6 +312,7 @@ with b:
 
 st.subheader(f"More sweeps at ε = {t_sweep.epsilon:g}")
 its = t_sweep.iterations
+distances_note, loss_note = t_sweep.describe()
 a, b = ui.wrapping("ent_wrap_4", 360).columns(2)
 with a:
     live_chart.live_chart(
@@ -330,7 +331,7 @@ with a:
         ),
         key="ent_chart_T_distance",
     )
-    st.caption(t_sweep.describe()[0])
+    st.caption(distances_note)
 with b:
     live_chart.live_chart(
         figs.sweep_chart(
@@ -345,7 +346,7 @@ with b:
         ),
         key="ent_chart_T_loss",
     )
-    st.caption(t_sweep.describe()[1])
+    st.caption(loss_note)
 
 # ------------------------------------------------------------------------ tables
 

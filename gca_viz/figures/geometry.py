@@ -615,11 +615,13 @@ def _narrowed(fig: go.Figure, view: View) -> go.Figure:
     """``fig`` laid out for half a page: legend in rows under the plot, the sphere's camera
     farther (:data:`NARROW_CAMERA_FACTOR`) and the margins trimmed."""
     fig.update_layout(
-        legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0.0, "xanchor": "left"},
         margin={"l": 0 if view == "sphere" else 50, "r": 0},
         height=500 if view == "sphere" else 480,
     )
-    if view == "sphere":
+    if view == "sphere":  # a scene has no x axis: the legend just under the picture
+        fig.update_layout(
+            legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0.0, "xanchor": "left"}
+        )
         fig.update_scenes(camera=_farther(SPHERE_CAMERA, NARROW_CAMERA_FACTOR))
     else:  # under the x axis's ticks and title, not on them (larger fonts included)
         legend_below(fig, per_row=NARROW_LEGEND_PER_ROW)
