@@ -625,12 +625,22 @@ def run_store() -> RunStore:
 LECTURE_KEY = "lecture"
 """Session-state key and query parameter (``lecture=1``) of lecture mode."""
 
-FORMULA_CSS = """
+WRAP_WIDTHS = (150, 180, 300, 360)
+"""The column widths (px) below which :func:`wrapping` containers wrap; each has one rule in
+the page's stylesheet (:data:`PAGE_CSS`)."""
+
+
+PAGE_CSS = """
 /* Long display formulas wrap (after a top-level relation or operator, as KaTeX breaks
    inline math) instead of being clipped at the right edge of their column. */
 .katex-display > .katex { white-space: normal; }
 .katex-display > .katex > .katex-html > .base { margin: 0.2em 0; }
-"""
+/* ui.wrapping: columns that wrap below a minimum width. */
+[class*="st-key-wrap"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+""" + "".join(
+    f'[class*="st-key-wrap{w}_"] [data-testid="stColumn"] {{ min-width: min({w}px, 100%); }}\n'
+    for w in WRAP_WIDTHS
+)
 
 LECTURE_CSS = """
 /* Lecture mode: projector-sized type (Streamlit sizes text, widgets and spacing in rem),
@@ -684,22 +694,22 @@ def lecture_toggle() -> bool:
 
 
 def page_style() -> None:
-    """The app's CSS: formulas that wrap, and in lecture mode larger type (once per run)."""
-    css = FORMULA_CSS + (LECTURE_CSS if lecture() else "")
+    """The app's CSS: formulas and column pairs that wrap, and in lecture mode larger type
+    (once per run)."""
+    css = PAGE_CSS + (LECTURE_CSS if lecture() else "")
     st.html(f"<style>{css}</style>")
 
 
 def wrapping(key: str, min_width: int) -> Any:
-    """A container (``st.container(key=key)``) whose ``st.columns`` wrap onto a new row when
-    each would be narrower than ``min_width`` pixels: a pair of heatmaps side by side on a
+    """A container whose ``st.columns`` wrap onto a new row when each would be narrower than
+    ``min_width`` pixels (one of :data:`WRAP_WIDTHS`): a pair of heatmaps side by side on a
     wide screen, one above the other beside an open sidebar at 1000 px (squeezed there,
-    each was a sliver, its title cut). Streamlit itself stacks columns only on phones."""
-    st.html(
-        f"<style>.st-key-{key} [data-testid='stHorizontalBlock']{{flex-wrap:wrap}}"
-        f".st-key-{key} [data-testid='stColumn']{{min-width:min({int(min_width)}px,100%)}}"
-        "</style>"
-    )
-    return st.container(key=key)
+    each was a sliver, its title cut). Streamlit itself stacks columns only on phones.
+
+    Its key is ``wrap{min_width}_{key}``, which the page's stylesheet selects."""
+    if min_width not in WRAP_WIDTHS:
+        raise ValueError(f"min_width must be one of {WRAP_WIDTHS}, got {min_width!r}")
+    return st.container(key=f"wrap{min_width}_{key}")
 
 
 @contextmanager

@@ -17,6 +17,14 @@ def _mps_available() -> bool:
     return backend is not None and bool(backend.is_available())
 
 
+def check_device_name(name: str) -> str:
+    """``name`` if it is one of :data:`DEVICE_NAMES`, else ``ValueError`` naming ``device``
+    (whether that device exists here is :func:`resolve_device`'s question)."""
+    if name not in DEVICE_NAMES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {name!r}")
+    return name
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """Return the torch device for ``name``.
 
@@ -33,9 +41,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         ValueError: (naming the parameter ``device``) if ``name`` is not a known device
             name, or names a device that is not available on this machine.
     """
-    if name not in DEVICE_NAMES:
-        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {name!r}")
-    if name == "auto":
+    if check_device_name(name) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if _mps_available():

@@ -39,6 +39,7 @@ from scipy.spatial.distance import pdist
 from scipy.special import entr, logsumexp
 
 from gca_viz._validate import finite_array, integer, positive
+from gca_viz.ot._xp import machine_epsilon
 
 __all__ = [
     "alignment",
@@ -84,22 +85,6 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64)
-
-
-def _rounding(x: Any) -> float:
-    """The machine epsilon of ``x``'s own floating dtype (float64's for integers and other
-    inputs): rounding there, not in the float64 copy, is what a tolerance must cover."""
-    dtype = getattr(x, "dtype", None)
-    if isinstance(dtype, torch.dtype):
-        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
-    try:
-        kind = np.dtype(dtype) if dtype is not None else None
-    except TypeError:
-        return _EPS64
-    return float(np.finfo(kind).eps) if kind is not None and kind.kind == "f" else _EPS64
-
-
-_EPS64 = float(np.finfo(np.float64).eps)
 
 
 def _points(x: Any, name: str) -> np.ndarray:
@@ -429,7 +414,8 @@ def effective_rank(z: Array) -> float:
     top = np.abs(x).max()
     x = x / top if top > 0 else x  # the effective rank is scale-free; this avoids overflow
     sv = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)  # (min(N, d),)
-    tol = max(x.shape) * _rounding(z) * np.linalg.norm(x)
+    # Rounding in z's own dtype, not in the float64 copy, is what the tolerance must cover.
+    tol = max(x.shape) * machine_epsilon(z) * np.linalg.norm(x)
     sv = sv[sv > tol]
     if len(sv) == 0:
         return 0.0

@@ -30,7 +30,7 @@ import torch
 from gca_viz import augment as augment_mod
 from gca_viz import data as data_mod
 from gca_viz import distributed, losses, metrics, models
-from gca_viz.device import DEVICE_NAMES, resolve_device
+from gca_viz.device import check_device_name, resolve_device
 from gca_viz.registry import Param, Stage
 
 LIVE_PARAMS = ("epsilon", "n_iter", "relax_a", "relax_b", "gamma", "alpha", "beta", "target")
@@ -167,8 +167,7 @@ class TrainConfig:
             raise ValueError(
                 f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
             )
-        if self.device not in DEVICE_NAMES:
-            raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        check_device_name(self.device)
         source = data_mod.dataset_source(self.dataset, param="dataset")  # name or existing path
         if isinstance(source, str):
             stage = data_mod.DATASETS[source]

@@ -673,6 +673,22 @@ def test_contraction_is_nan_without_usable_sweeps() -> None:
     assert math.isnan(sinkhorn(C, a, b, epsilon=1.0, n_iter=2).contraction)
 
 
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "torch"])
+def test_rounding_floor_is_the_plans_own_precision(as_tensor: bool) -> None:
+    """The floor below which errors are rounding scales with the plan's dtype and mass: a
+    float32 solve's floor is float32's, so its contraction skips float32 noise."""
+    C, a, b = _problem(6, 5, False, seed=21)
+    floors = {}
+    for dtype in (np.float32, np.float64):
+        args = [x.astype(dtype) for x in (C, a, b)]
+        if as_tensor:
+            args = [torch.from_numpy(x) for x in args]
+        res = sinkhorn(*args, epsilon=0.5, n_iter=5)
+        floors[dtype] = res.rounding_floor
+        assert res.rounding_floor == pytest.approx(100 * np.finfo(dtype).eps * res.mass)
+    assert floors[np.float32] / floors[np.float64] == pytest.approx(2.0**29, rel=1e-6)
+
+
 # -------------------------------------------------- 8. float32 at ε = 1e-3: finite results
 
 

@@ -260,3 +260,14 @@ def test_a_link_value_a_control_cannot_take_is_named_not_replaced_silently() -> 
     assert str(good.markdown[-1].value) == "n=64 seed=5 kind='class'" and not good.warning
     at.slider(key="p_n").set_value(32).run()  # said once: gone once the user acts
     assert not at.warning
+
+
+def test_wrapping_has_one_stylesheet_rule_per_width_and_refuses_other_widths() -> None:
+    """Each wrapping width is one rule of the page's stylesheet (drawn once per run), not a
+    <style> per container; a width without a rule would not wrap, so it is refused."""
+    for width in ui.WRAP_WIDTHS:
+        assert f'[class*="st-key-wrap{width}_"]' in ui.PAGE_CSS
+        assert f"min-width: min({width}px, 100%)" in ui.PAGE_CSS
+    assert "flex-wrap: wrap" in ui.PAGE_CSS
+    with pytest.raises(ValueError, match="min_width must be one of"):
+        ui.wrapping("t_wrap", 250)

@@ -318,6 +318,22 @@ def namespace(*arrays: Any) -> Namespace:
     return NUMPY
 
 
+def machine_epsilon(x: Any) -> float:
+    """The machine epsilon of ``x``'s floating dtype (``x`` an array, a tensor or a dtype of
+    numpy or torch); float64's for integers and anything without a floating dtype."""
+    dtype = x if isinstance(x, torch.dtype) else getattr(x, "dtype", x)
+    if isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
+    try:
+        kind = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        return _EPS64
+    return float(np.finfo(kind).eps) if kind is not None and kind.kind == "f" else _EPS64
+
+
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
 def output(x: Any, as_numpy: bool) -> Array:
     """``x`` (numpy or torch) as a numpy array when the caller passed numpy, else a tensor."""
     if as_numpy:

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from gca_viz.ot._problem import _log_plan, _rho
-from gca_viz.ot._xp import Array, namespace, output
+from gca_viz.ot._xp import Array, machine_epsilon, namespace, output
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,12 @@ class SinkhornResult:
         return (_rho(self.relax_a, self.epsilon), _rho(self.relax_b, self.epsilon))
 
     @property
+    def rounding_floor(self) -> float:
+        """The marginal error below which :attr:`errors` is rounding, not convergence:
+        ``100 · eps · mass``, ``eps`` the plan's machine epsilon."""
+        return 100 * machine_epsilon(self.plan) * max(self.mass, 1e-300)
+
+    @property
     def contraction(self) -> float:
         """Measured contraction per sweep: the median ratio ``errors[t+1] / errors[t]`` over the
         second half of the sweeps (ratios whose errors sit at rounding level are skipped).
@@ -135,9 +140,7 @@ class SinkhornResult:
         For unbalanced problems this tends to ``ρ1 ρ2`` (``docs/math.md`` section 4); ``nan`` when
         fewer than two usable sweeps exist."""
         err = [float(e) for e in output(self.errors, as_numpy=True)]
-        dtype = self.plan.dtype
-        eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else np.finfo(dtype).eps
-        floor = 100 * eps * max(self.mass, 1e-300)
+        floor = self.rounding_floor
         ratios = [
             err[t + 1] / err[t]
             for t in range(len(err) // 2, len(err) - 1)

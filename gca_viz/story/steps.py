@@ -525,8 +525,7 @@ def relaxed_marginals(cost: Any, epsilon: float, lam: float | None, n_iter: int 
     res = solve(count(n_iter, "n_iter"))
     plan = torch.as_tensor(res.plan)
     errors = np.asarray(res.errors, dtype=float)
-    floor = 100 * np.finfo(np.float64).eps * max(res.mass, 1e-300)
-    above = int(np.sum(errors > floor))
+    above = int(np.sum(errors > res.rounding_floor))
     rate = res.contraction
     if math.isnan(rate) and 4 <= above < len(errors):
         # Converged to rounding early: measure over the sweeps before that.
