@@ -70,8 +70,12 @@ def step_selector() -> int:
     return step
 
 
+SCROLL = "_story_scroll_step"  # bring the new step's top into view on the next run
+
+
 def next_step() -> None:
     st.session_state["story_step"] = min(int(st.session_state["story_step"]) + 1, len(STEPS))
+    st.session_state[SCROLL] = True
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -139,6 +143,8 @@ capped = f" (N is capped at the {N} pairs the run stored)" if N < int(n) else ""
 st.caption(f"Batch: {batch.source}{capped}. Samples sorted by class.")
 
 step = step_selector()
+if st.session_state.pop(SCROLL, False):  # "Next" sits at the bottom: start the step at the top
+    ui.scroll_to("story_step")
 
 # ------------------------------------------------------------------ step 1: INCE = KL
 

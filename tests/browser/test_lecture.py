@@ -206,6 +206,29 @@ def test_lecture_mode_survives_a_page_switch_and_turns_off(app: Any) -> None:
     app.assert_healthy()
 
 
+def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
+    """"Next" sits at the foot of a step: after it, the page showed the middle of the next
+    step, its heading hidden under the navigation bar. The step selector now comes into view
+    just below the bar, the heading under it, both on the first screen."""
+    open_lecture(app, "/?story_step=1", 1)
+    page = app.page
+    button = page.locator(".st-key-story_next button")
+    button.scroll_into_view_if_needed()
+    button.click()
+    app.wait_for_query("story_step", "2")
+    app.settle(charts=1, timeout=90)
+    heading = page.get_by_role("heading", name="Sinkhorn lowers it")
+    expect(heading).to_be_visible()
+    page.wait_for_timeout(1500)  # the smooth scroll
+    bar = page.locator('[data-testid="stHeader"]').bounding_box()
+    selector = page.locator(".st-key-story_step").bounding_box()
+    top = heading.bounding_box()
+    assert bar and selector and top
+    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
+    assert top["y"] + top["height"] <= LECTURE_VIEWPORT["height"]
+    app.assert_healthy()
+
+
 @pytest.mark.parametrize(
     "path, charts",
     [("/plan_lab?lab_view=P2T", 3), ("/?story_step=5&story_method=gca_uot", 1)],
