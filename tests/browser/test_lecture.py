@@ -207,8 +207,8 @@ def test_lecture_mode_survives_a_page_switch_and_turns_off(app: Any) -> None:
 
 
 def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
-    """ "Next" sits at the foot of a step: after it, the page showed the middle of the next
-    step, its heading hidden under the navigation bar. The step selector now comes into view
+    """The Next button sits at the foot of a step: after it, the page showed the middle of the
+    next step, its heading hidden under the navigation bar. The step selector now comes into view
     just below the bar, the heading under it, both on the first screen."""
     open_lecture(app, "/?story_step=1", 1)
     page = app.page
