@@ -169,11 +169,13 @@ def test_lecture_figure_keeps_room_for_subplot_titles_above_the_plot() -> None:
 def test_story_settings_are_folded_in_lecture_mode_and_the_steps_come_first() -> None:
     """At 1024 x 768 in lecture mode Story's first screen was all controls and its step
     selector sat below the fold: its secondary settings (seed, float64, log scale) are a
-    closed expander there; Entropy's own controls stay open."""
+    closed expander there. Entropy's controls took 1.5 screens before its first chart: the
+    sweeps' ranges stay open, the batch, marginal weights and tolerance are folded."""
     at = open_app(lecture="1")
     folded = [e for e in at.expander if e.label == "Story settings"]
     assert len(folded) == 1 and folded[0].proto.expanded is False
     assert at.number_input(key="story_seed").value == 0  # still there, one click away
     entropy = open_app("views/entropy.py", lecture="1")
-    batch = [e for e in entropy.expander if e.label == "Batch"]
-    assert len(batch) == 1 and batch[0].proto.expanded is True
+    expanded = {e.label: e.proto.expanded for e in entropy.expander if e.label != "Show the code"}
+    assert expanded == {"Sweeps": True, "Batch, marginals and solver": False}
+    assert entropy.slider(key="ent_n").value == 48  # folded, still there

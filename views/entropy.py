@@ -76,7 +76,31 @@ st.markdown(
 )
 st.latex(ot.SINKHORN_LATEX)
 
-with ui.controls("Batch"):
+# The sweeps' ranges first and open; the batch, the marginals' weights and the solver's
+# tolerance folded in lecture mode (the first screen shows the page, not only controls).
+with ui.controls("Sweeps"):
+    eps_min = ui.epsilon("ent_eps_min", 0.02, what="the smallest of the sweep")
+    eps_max = ui.epsilon("ent_eps_max", 2.0, what="the largest of the sweep")
+    if eps_min > eps_max:  # swapped ends: sweep between them rather than stop the page
+        st.warning(
+            f"ε, the smallest of the sweep ({eps_min:g}), is above ε, the largest of the "
+            f"sweep ({eps_max:g}): the sweep runs from {eps_max:g} to {eps_min:g}.",
+            icon=":material/swap_vert:",
+        )
+        eps_min, eps_max = eps_max, eps_min
+    elif eps_min == eps_max:
+        st.warning(
+            f"The sweep needs two different values of ε (both are {eps_min:g}): it runs "
+            f"from {eps_min:g} to {10 * eps_min:g}.",
+            icon=":material/swap_vert:",
+        )
+        eps_max = 10 * eps_min
+    num = ui.slider("values of ε (log-spaced)", "ent_num", 4, 30, 12)
+    n_iter = ui.slider("T of GCA-INCE (sweeps)", "ent_T_loss", 1, 50, 10)
+    t_max = ui.slider("T sweep: the largest T", "ent_T", 2, 100, 30)
+    eps_t = ui.epsilon("ent_eps_T", 0.1, what="fixed for the T sweep")
+
+with ui.controls("Batch, marginals and solver", folded=True):
     source = ui.select("Source", "ent_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
     n = ui.slider("Samples N", "ent_n", 8, 256, 48, step=8)
     seed = ui.number("Seed", "ent_seed", 0, min_value=0, step=1)
@@ -95,24 +119,8 @@ with ui.controls("Batch"):
     gamma = 0.0
     if target == "class":
         gamma = ui.param_slider(TARGETS["class"].params[0], "ent_gamma")
-    st.subheader("Sweep over ε")
-    eps_min = ui.epsilon("ent_eps_min", 0.02, what="the smallest of the sweep")
-    eps_max = ui.epsilon("ent_eps_max", 2.0, what="the largest of the sweep")
-    if eps_min > eps_max:  # swapped ends: sweep between them rather than stop the page
-        st.warning(
-            f"ε, the smallest of the sweep ({eps_min:g}), is above ε, the largest of the "
-            f"sweep ({eps_max:g}): the sweep runs from {eps_max:g} to {eps_min:g}.",
-            icon=":material/swap_vert:",
-        )
-        eps_min, eps_max = eps_max, eps_min
-    elif eps_min == eps_max:
-        st.warning(
-            f"The sweep needs two different values of ε (both are {eps_min:g}): it runs "
-            f"from {eps_min:g} to {10 * eps_min:g}.",
-            icon=":material/swap_vert:",
-        )
-        eps_max = 10 * eps_min
-    num = ui.slider("values of ε (log-spaced)", "ent_num", 4, 30, 12)
+    lam1 = ui.relaxation("ent_l1", 0.2, param=RELAX_A)
+    lam2 = ui.relaxation("ent_l2", 0.2, param=RELAX_B)
     tol = ui.select_slider(
         "tolerance (relative marginal error)",
         "ent_tol",
@@ -121,12 +129,6 @@ with ui.controls("Batch"):
         format_func=lambda v: f"{v:.0e}",
     )
     cap = ui.select("sweep cap", "ent_cap", [100, 300, 1000, 3000], 1000)
-    n_iter = ui.slider("T of GCA-INCE (sweeps)", "ent_T_loss", 1, 50, 10)
-    lam1 = ui.relaxation("ent_l1", 0.2, param=RELAX_A)
-    lam2 = ui.relaxation("ent_l2", 0.2, param=RELAX_B)
-    st.subheader("Sweep over T")
-    t_max = ui.slider("largest T", "ent_T", 2, 100, 30)
-    eps_t = ui.epsilon("ent_eps_T", 0.1, what="fixed for the T sweep")
 
 with ui.guard("Batch"):
     batch = load_batch(source, n, int(seed), noise, augment)
