@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -131,7 +133,52 @@ def test_heatmap_outlines_the_positive_pairs() -> None:
         np.ones((512, 512)), title="t", value_label="P", positives=np.arange(512)
     )
     marks = next(t for t in big.data if t.name == "positive pair (i, pos(i))")
-    assert len(marks.x) == 256 and np.array_equal(np.asarray(marks.x), np.asarray(marks.y))
+    assert marks.mode == "lines"  # 256 displayed rows: cells of 1.4 px get a corridor
+
+
+def _corridor(marks: Any) -> list[tuple[float, float, float, float]]:
+    """The segments ``(x0, y0, x1, y1)`` of a corridor trace (None-separated pairs)."""
+    x, y = list(marks.x), list(marks.y)
+    return [(x[k], y[k], x[k + 1], y[k + 1]) for k in range(0, len(x), 3)]
+
+
+@pytest.mark.parametrize("n", [64, 100, 110, 128, 256, 512])
+def test_positive_marks_never_overlap_their_neighbours(n: int) -> None:
+    """Squares while a cell is at least 4 px; on smaller cells 4-px squares overlapped into a
+    pink band over the diagonal (Plan lab, N = 256), so two lines frame the diagonal instead,
+    clear of its cells: the plan's own values stay visible. The caption's words follow."""
+    fig = figs.matrix_heatmap(
+        np.ones((n, n)), title="t", value_label="P", positives=np.arange(n), height=560
+    )
+    marks = next(t for t in fig.data if t.name == "positive pair (i, pos(i))")
+    f = -(-n // 256)
+    cell_px = 0.8 * (560 - 110) / (n // f)
+    words = figs.positive_marks_words(n, 560)
+    if marks.mode == "markers":
+        assert cell_px >= 4 and marks.marker.size <= cell_px and words == "pink squares"
+        return
+    assert cell_px < 4 and words == "pink lines either side"
+    segments = _corridor(marks)
+    assert len(segments) == 2  # one run: the whole diagonal, a line either side
+    for x0, y0, x1, y1 in segments:
+        assert x1 - x0 == pytest.approx(y1 - y0)  # parallel to the diagonal
+        assert y0 == -f / 2 and y1 == n - f + f / 2  # from the first row to the last
+        gap = abs(x0 - y0) - f / 2  # from the cells' edge, in index units
+        assert gap * cell_px / f == pytest.approx(2.0)  # two pixels clear
+
+
+def test_a_corridor_follows_each_run_of_partners_in_the_joint_layout() -> None:
+    """2N x 2N, self-pairs excluded: the partners lie on two diagonals, j = i + N for the
+    first N rows and j = i - N for the rest; each run gets its own pair of lines."""
+    n = 64
+    pos = np.concatenate([np.arange(n) + n, np.arange(n)])
+    fig = figs.matrix_heatmap(np.ones((2 * n, 2 * n)), title="t", value_label="P", positives=pos)
+    marks = next(t for t in fig.data if t.name == "positive pair (i, pos(i))")
+    assert marks.mode == "lines"
+    runs = sorted({(round(y0 + 0.5), round(y1 - 0.5)) for _, y0, _, y1 in _corridor(marks)})
+    assert runs == [(0, n - 1), (n, 2 * n - 1)]
+    centres = sorted({round((x0 - y0) * 2) / 2 for x0, y0, _, _ in _corridor(marks)})
+    assert len(centres) == 4 and centres[0] < -n < centres[1] and centres[2] < n < centres[3]
 
 
 def test_loss_bars_sweep_charts_and_error_curves() -> None:

@@ -88,9 +88,10 @@ def heatmap(matrix: np.ndarray, title: str, log: bool, height: int = 560) -> Any
     outlined."""
     ones = np.ones(matrix.shape[0])
     scale = "log colour scale" if log else f"colour: own range, 0 to {float(matrix.max()):.3g}"
+    marks = plan_figs.positive_marks_words(matrix.shape[0], height)
     return plan_figs.matrix_heatmap(
         matrix,
-        title=f"{title}<br><sup>{scale}; pink squares: the positive pairs (i, i)</sup>",
+        title=f"{title}<br><sup>{scale}; {marks}: the positive pairs (i, i)</sup>",
         value_label="Pᵢⱼ",
         row_ref=ones,
         col_ref=ones,

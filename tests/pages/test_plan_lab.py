@@ -215,5 +215,10 @@ def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined
     at.selectbox(key="lab_layout").set_value("joint").run()
     joint = charts(at)["lab_chart_player"]
     marks = next(t for t in joint["data"] if t.get("name") == "positive pair (i, pos(i))")
-    rows, cols = np.asarray(marks["y"], dtype=int), np.asarray(marks["x"], dtype=int)
-    assert np.array_equal(cols, (rows + 64) % 128)  # partner(i) in the 2N x 2N layout
+    # 128 rows: cells under 4 px, so two lines frame each diagonal of partners (i, i ± N)
+    assert marks["mode"] == "lines"
+    x, y = marks["x"], marks["y"]
+    offsets = sorted({x[k] - y[k] for k in range(0, len(x), 3)})
+    assert len(offsets) == 4
+    assert (offsets[0] + offsets[1]) / 2 == pytest.approx(-64)  # j = i - N
+    assert (offsets[2] + offsets[3]) / 2 == pytest.approx(64)  # j = i + N
