@@ -1,8 +1,11 @@
 """Command line: ``python -m gca_viz train --config cfg.json`` or flags, also under ``torchrun``.
 
 ``--out DIR`` writes the run's files there (the layout :class:`DirectoryWriter` documents);
-``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped. On a terminal a
-progress line shows the step, the loss, the throughput and the time left.
+``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped, with the run's
+own configuration (``DIR/config.json``): flags may extend ``--steps`` or change where and how
+often it reports (:data:`RESUME_FREE`), and a flag that would change what it trains is
+refused. On a terminal a progress line shows the step, the loss, the throughput and the
+time left.
 """
 
 from __future__ import annotations
@@ -178,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m gca_viz train", description=__doc__)
     ap.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
     ap.add_argument("--out", help="directory for metrics, snapshots and checkpoints")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint.pt with the run's own config (--steps may extend it)",
+    )
     ap.add_argument("--log-every", type=int, default=1, help="write the loss every N steps")
     ap.add_argument("--store", help="run store directory (with --run-id: a background run)")
     ap.add_argument("--run-id", type=int, help="the run's id in --store; its config is there")
@@ -204,8 +211,57 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+RESUME_FREE = ("steps", "device", "threads", "eval_every", "snapshot_every", "checkpoint_every")
+"""The fields a resumed run may change (``--resume --steps 600`` trains on): where and how
+long it runs and how often it reports, nothing that changes what it trains."""
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` described by a config file and flags (flags win)."""
+    return TrainConfig.from_dict(_given(args))
+
+
+def resumed_config(args: argparse.Namespace, folder: Path) -> TrainConfig:
+    """The configuration of the run in ``folder`` (its ``config.json``, else its checkpoint's),
+    with the :data:`RESUME_FREE` fields that the config file and flags give.
+
+    Raises:
+        ValueError: naming the fields, if the config file or flags give another value for a
+            field that would change what the run trains (its loss, data, model or optimiser);
+            the run would go on from the saved weights as a different run.
+    """
+    saved_json = folder / "config.json"
+    if saved_json.exists():
+        saved = TrainConfig.from_json(saved_json.read_text())
+    else:
+        import torch
+
+        state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
+        saved = TrainConfig.from_json(state["config"])
+    values = dataclasses.asdict(saved)
+    clashes = []
+    for name, value in _given(args).items():
+        if name in RESUME_FREE:
+            values[name] = value
+        elif name in _DICT_FIELDS:  # the keys given must agree; others stay as saved
+            clashes += [
+                f"{name}[{key!r}] {v!r} (the run's: {values[name].get(key)!r})"
+                for key, v in value.items()
+                if values[name].get(key) != v
+            ]
+        elif value != values[name]:
+            clashes.append(f"{name} {value!r} (the run's: {values[name]!r})")
+    if clashes:
+        raise ValueError(
+            f"--resume: the run in {folder} was trained with other settings than "
+            f"{', '.join(clashes)}; a resumed run keeps them (it may change only "
+            f"{', '.join(RESUME_FREE)}). Drop those flags, or start a new run in a new folder"
+        )
+    return TrainConfig.from_dict(values)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields that the config file and flags give (flags win), nothing filled in."""
     values: dict[str, Any] = {}
     if args.config:
         try:
@@ -227,8 +283,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         v = getattr(args, "loss_" + name)
         if v is not None:
             loss[name] = v
-    values["loss_params"] = loss
-    return TrainConfig.from_dict(values)
+    if loss:
+        values["loss_params"] = loss
+    return values
 
 
 def train_main(argv: list[str]) -> int:
@@ -247,7 +304,13 @@ def train_main(argv: list[str]) -> int:
                 pass
         return run_in_store(args.store, args.run_id, args.resume, threads=args.threads or 0)
     try:
-        cfg = config_from_args(args)
+        if args.resume:
+            folder = Path(args.out or ".").expanduser()
+            if not (folder / "checkpoint.pt").exists():
+                raise ValueError(f"--resume: no checkpoint at {folder / 'checkpoint.pt'}")
+            cfg = resumed_config(args, folder)
+        else:
+            cfg = config_from_args(args)
         callbacks: list[Any] = [SignalStop(), Progress()]
         if args.out:  # an unusable folder fails here, not after the first steps
             out = Path(args.out).expanduser()
@@ -267,10 +330,7 @@ def train_main(argv: list[str]) -> int:
             callbacks.append(writer)
         trainer = Trainer(cfg, callbacks)
         if args.resume:
-            ckpt = Path(args.out or ".") / "checkpoint.pt"
-            if not ckpt.exists():
-                raise ValueError(f"--resume: no checkpoint at {ckpt}")
-            trainer.load_checkpoint(ckpt)
+            trainer.load_checkpoint(Path(args.out or ".").expanduser() / "checkpoint.pt")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -405,6 +405,36 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
 
 
+def test_cli_resume_keeps_the_runs_own_config_and_refuses_a_different_one(
+    tmp_path: Path,
+) -> None:
+    """`--out DIR --resume --steps N` without the first run's flags trained the default
+    config (INCE, batch 256) on top of the saved weights and overwrote config.json. It now
+    continues the saved run; a flag that would change what it trains is refused."""
+    out = tmp_path / "run"
+    first = _cli(
+        "train", "--method", "gca_uot", "--batch-size", "32", "--encoder-params",
+        '{"hidden": 32}', "--head-hidden", "32", "--out-dim", "8", "--steps", "2",
+        "--eval-every", "0", "--snapshot-every", "0", "--device", "cpu", "--out", str(out),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = _cli("train", "--out", str(out), "--resume", "--steps", "3")
+    assert again.returncode == 0, again.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert (config["method"], config["batch_size"], config["steps"]) == ("gca_uot", 32, 3)
+    assert config["encoder_params"] == {"hidden": 32}
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
+    other = _cli("train", "--out", str(out), "--resume", "--steps", "4", "--method", "ince")
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
+    assert "method 'ince' (the run's: 'gca_uot')" in other.stderr
+    assert "may change only steps" in other.stderr
+    clash = _cli("train", "--out", str(out), "--resume", "--epsilon", "0.9")
+    assert clash.returncode == 2 and "loss_params['epsilon'] 0.9" in clash.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
+
+
 def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
     """--out naming a file trained, failed on snapshots/ and failed again writing the
     failure: two tracebacks. It is refused first, like the other arguments."""
