@@ -5,8 +5,10 @@ must span the whole batch (``docs/math.md`` section 1: the cost is ``B x B``). E
 therefore gathers all embeddings (:func:`gather_with_grad`), computes the same global loss,
 and back-propagates into its own slice only; summing parameter gradients over ranks
 (:func:`all_reduce_gradients`) then gives exactly the single-process gradient of the global
-batch. Batch norm layers become :class:`GlobalBatchNorm`, whose statistics also span the
-global batch (``torch.nn.SyncBatchNorm`` does this only on GPUs). Gloo on CPU, NCCL on GPU.
+batch (under ``DistributedDataParallel``, which averages gradients, ``gather_with_grad(...,
+ddp=True)`` sums the embeddings' gradients instead). Batch norm layers become
+:class:`GlobalBatchNorm`, whose statistics also span the global batch
+(``torch.nn.SyncBatchNorm`` does this only on GPUs). Gloo on CPU, NCCL on GPU.
 """
 
 from __future__ import annotations
@@ -66,23 +68,49 @@ def current() -> DistInfo:
 
 
 class _GatherKeepGrad(torch.autograd.Function):
-    """All-gather whose backward returns this rank's slice of the incoming gradient.
+    """All-gather whose backward returns this rank's rows of the incoming gradient.
 
-    Every rank computes the same global loss, so the gradient that reaches this rank's slice
-    is already the full ``dL/dz_rank``: no collective is needed in the backward pass."""
-
-    @staticmethod
-    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
-        world = dist.get_world_size()
-        parts = [torch.empty_like(tensor) for _ in range(world)]
-        dist.all_gather(parts, tensor.contiguous())
-        ctx.rank, ctx.rows = dist.get_rank(), tensor.shape[0]
-        return torch.cat(parts, dim=0)
+    Every rank computes the same global loss, so the gradient that reaches this rank's rows
+    is already the full ``dL/dz_rank``: no collective is needed in the backward pass, unless
+    ``summed`` (for DistributedDataParallel, which averages the parameter gradients over
+    ranks): then the incoming gradient is summed over ranks first, ``K dL/dz_rank``, and
+    DDP's average of ``K`` such terms is the global batch's gradient."""
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        start = ctx.rank * ctx.rows
-        return grad[start : start + ctx.rows]
+    def forward(ctx: Any, tensor: torch.Tensor, summed: bool) -> torch.Tensor:
+        rows = _row_counts(tensor)
+        rank, top = dist.get_rank(), max(rows)
+        local = tensor.contiguous()
+        if local.shape[0] < top:  # uneven batches: pad to the largest, cut after
+            pad = local.new_zeros((top - local.shape[0], *local.shape[1:]))
+            local = torch.cat([local, pad])
+        parts = [torch.empty_like(local) for _ in rows]
+        dist.all_gather(parts, local)
+        ctx.start, ctx.rows, ctx.summed = sum(rows[:rank]), rows[rank], summed
+        return torch.cat([part[:r] for part, r in zip(parts, rows, strict=True)], dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if ctx.summed:
+            grad = grad.contiguous().clone()
+            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.start : ctx.start + ctx.rows], None
+
+
+def _row_counts(tensor: torch.Tensor) -> list[int]:
+    """Every rank's row count (one small all-gather and one read); ``ValueError`` naming
+    each rank's shape when the ranks' rows differ in shape (they cannot be stacked)."""
+    trailing = tensor.shape[1:].numel() if tensor.dim() > 1 else 0
+    mine = torch.tensor([tensor.dim(), tensor.shape[0], trailing], device=tensor.device)
+    every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    shapes = torch.stack(every).tolist()  # (K, 3): ndim, rows, trailing size
+    if any(s[0] != shapes[0][0] or s[2] != shapes[0][2] for s in shapes):
+        raise ValueError(
+            "z: every rank must gather rows of one shape; got (ndim, rows, size of a row) "
+            + ", ".join(f"rank {r}: {tuple(s)}" for r, s in enumerate(shapes))
+        )
+    return [int(s[1]) for s in shapes]
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -101,11 +129,27 @@ class _AllReduceSum(torch.autograd.Function):
         return out
 
 
-def gather_with_grad(z: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """``(B/K, d)`` local rows -> ``(B, d)`` global rows in rank order, differentiable."""
+def gather_with_grad(z: torch.Tensor, info: DistInfo, *, ddp: bool = False) -> torch.Tensor:
+    """``(B_k, d)`` local rows of each rank ``k`` -> ``(B, d)`` global rows in rank order,
+    ``B = sum_k B_k`` (the ranks' batches may differ in size), differentiable.
+
+    The gradient that flows back to ``z`` is ``dL/dz`` of the global loss at this rank's rows.
+    Two ways to train with it on ``K`` ranks:
+
+    * a plain model: after ``backward``, :func:`all_reduce_gradients` sums the parameter
+      gradients over ranks, which gives the single-process gradient of the global batch
+      (what :class:`gca_viz.train.Trainer` does);
+    * a model wrapped in ``torch.nn.parallel.DistributedDataParallel``, which averages the
+      gradients over ranks instead: pass ``ddp=True``, and the backward sums ``dL/dz`` over
+      ranks first (one all-reduce of ``(B, d)``), so that DDP's average is the same
+      gradient. Without it, DDP's gradients are ``1/K`` of the global batch's.
+
+    Raises:
+        ValueError: naming each rank's shape, if the ranks' rows differ in shape.
+    """
     if not info.enabled:
         return z
-    out = _GatherKeepGrad.apply(z)
+    out = _GatherKeepGrad.apply(z, ddp)
     assert isinstance(out, torch.Tensor)
     return out
 

@@ -618,6 +618,33 @@ def test_two_gloo_ranks_equal_one_process_on_the_global_batch(method: str, tmp_p
         torch.testing.assert_close(two["params"][k], one["params"][k], rtol=1e-4, atol=1e-5)
 
 
+def test_gather_with_grad_in_a_users_loop_uneven_batches_and_ddp(tmp_path: Path) -> None:
+    """Two gloo ranks in a hand-written loop give the one-process gradient of the global
+    batch: with batches of 7 and 9 rows (an uneven split aborted the process in gloo) and
+    under DistributedDataParallel with ``ddp=True`` (without it, DDP's average is half of
+    it). Rows of different widths are a ValueError naming each rank's shape."""
+    out = tmp_path / "gather.pt"
+    script = str(REPO_ROOT / "tests" / "scripts" / "ddp_gather.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    done = subprocess.run(
+        [*cmd, script, str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = torch.load(out, weights_only=True)
+    gen = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(16, 10, generator=gen), torch.randn(16, 10, generator=gen)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(10, 8)
+    losses.get("gca_ince", layout="joint")(net(x1), net(x2)).backward()
+    assert net.weight.grad is not None
+    assert int(got["rows"]) == 16
+    torch.testing.assert_close(got["plain"], net.weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["ddp"], net.weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["ddp_default"], net.weight.grad / 2, rtol=1e-5, atol=1e-6)
+    assert got["error"].startswith("z: every rank must gather rows of one shape")
+    assert "rank 0: (2, 3, 4), rank 1: (2, 3, 5)" in got["error"]
+
+
 def test_the_readmes_torchrun_command_trains_one_run_written_once(tmp_path: Path) -> None:
     """``torchrun ... -m gca_viz train`` (the README's scale-out command, small): both ranks
     exit 0 and the run directory holds one run, written by rank 0 only (each step's loss
