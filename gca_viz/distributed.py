@@ -194,10 +194,11 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.track_running_stats and self.running_mean is not None:
             assert self.running_var is not None and self.num_batches_tracked is not None
             with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
+                self.num_batches_tracked.add_(1)
+                # momentum None: the cumulative average, as torch's batch norm
+                m = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked
                 self.running_mean.mul_(1 - m).add_(m * mean)
                 self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
-                self.num_batches_tracked.add_(1)
         shape = [1, channels] + [1] * (x.dim() - 2)
         y: torch.Tensor = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
@@ -207,21 +208,20 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 def convert_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every ``BatchNorm1d/2d`` in ``module`` by a :class:`GlobalBatchNorm` with the
-    same parameters and running statistics (in place; returns ``module``)."""
+    same parameters and running statistics (in place; returns ``module``, or the new layer
+    when ``module`` is itself a batch norm)."""
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        new = GlobalBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
+        new.load_state_dict(module.state_dict())
+        return new.to(next(iter(module.state_dict().values())).device)
     for name, child in module.named_children():
-        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            new = GlobalBatchNorm(
-                child.num_features,
-                child.eps,
-                child.momentum,
-                child.affine,
-                child.track_running_stats,
-            )
-            new.load_state_dict(child.state_dict())
-            new.to(next(iter(child.state_dict().values())).device)
-            setattr(module, name, new)
-        else:
-            convert_batchnorm(child)
+        setattr(module, name, convert_batchnorm(child))
     return module
 
 

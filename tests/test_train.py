@@ -622,7 +622,9 @@ def test_gather_with_grad_in_a_users_loop_uneven_batches_and_ddp(tmp_path: Path)
     """Two gloo ranks in a hand-written loop give the one-process gradient of the global
     batch: with batches of 7 and 9 rows (an uneven split aborted the process in gloo) and
     under DistributedDataParallel with ``ddp=True`` (without it, DDP's average is half of
-    it). Rows of different widths are a ValueError naming each rank's shape."""
+    it). Rows of different widths are a ValueError naming each rank's shape. A global batch
+    norm with ``momentum=None`` keeps the cumulative average, as torch's does (it used 0.1).
+    """
     out = tmp_path / "gather.pt"
     script = str(REPO_ROOT / "tests" / "scripts" / "ddp_gather.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
@@ -641,6 +643,12 @@ def test_gather_with_grad_in_a_users_loop_uneven_batches_and_ddp(tmp_path: Path)
     torch.testing.assert_close(got["plain"], net.weight.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got["ddp"], net.weight.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got["ddp_default"], net.weight.grad / 2, rtol=1e-5, atol=1e-6)
+    reference = torch.nn.BatchNorm1d(10, momentum=None)  # a cumulative average
+    for step in range(3):
+        reference(x1 + step)
+    assert bool(got["norm"])  # convert_batchnorm converts a batch norm given alone
+    torch.testing.assert_close(got["running_mean"], reference.running_mean)
+    torch.testing.assert_close(got["running_var"], reference.running_var)
     assert got["error"].startswith("z: every rank must gather rows of one shape")
     assert "rank 0: (2, 3, 4), rank 1: (2, 3, 5)" in got["error"]
 

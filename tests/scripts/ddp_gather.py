@@ -5,7 +5,8 @@ Usage: torchrun --nproc_per_node=2 tests/scripts/ddp_gather.py OUT.pt
 The global batch is 16 pairs of 10-d inputs from seed 0 through a seed-0 ``Linear(10, 8)``
 (the test recomputes it in one process): ``plain`` splits it 7 + 9 and sums the gradients
 with ``all_reduce_gradients``; ``ddp`` splits it 8 + 8 under DistributedDataParallel with
-``ddp=True``; ``ddp_default`` the same without it.
+``ddp=True``; ``ddp_default`` the same without it. ``running_mean``, ``running_var``: a batch
+norm (``momentum=None``, converted at the root) after three global batches.
 """
 
 import os
@@ -48,6 +49,12 @@ for name, summed in (("ddp", True), ("ddp_default", False)):
     z2 = distributed.gather_with_grad(wrapped(x2[half]), info, ddp=summed)
     loss_fn(z1, z2).backward()
     result[name] = wrapped.module.weight.grad.clone()
+
+norm = distributed.convert_batchnorm(nn.BatchNorm1d(10, momentum=None))  # the root itself
+for step in range(3):  # cumulative running statistics over the global batches
+    norm(x1[8 * rank : 8 * rank + 8] + step)
+result["running_mean"], result["running_var"] = norm.running_mean, norm.running_var
+result["norm"] = torch.tensor(isinstance(norm, distributed.GlobalBatchNorm))
 
 try:
     distributed.gather_with_grad(torch.zeros(3, 4 + rank), info)
