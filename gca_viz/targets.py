@@ -408,7 +408,11 @@ def custom_target(matrix: Any, n: int, layout: str = "cross") -> torch.Tensor:
     size = _check_n(n) if lay == "cross" else 2 * _check_n(n)
     P = _real_matrix(matrix)
     if P.shape != (size, size):
-        raise ValueError(f"target must have shape ({size}, {size}), got {tuple(P.shape)}")
+        raise ValueError(
+            f"target matrix has shape {tuple(P.shape)}, but a batch of N = {n} pairs in the "
+            f"{lay} layout needs ({size}, {size})"
+            + (" (2N x 2N: both views of every sample)" if lay == "joint" else "")
+        )
     if not bool(torch.isfinite(P).all()):
         raise ValueError("target contains NaN or inf")
     if bool((P < 0).any()):

@@ -531,6 +531,13 @@ def test_unknown_parameter(method: str, key: str) -> None:
         (torch.ones(8, 4), torch.full((8, 4), math.nan), "z2 contains NaN"),
         (torch.full((8, 4), math.inf), torch.ones(8, 4), "z1 contains NaN or inf"),
         (torch.ones(8, 4, dtype=torch.long), torch.ones(8, 4), "floating point"),
+        # converting one would let the argument order pick the precision (or the device)
+        (
+            torch.ones(8, 4),
+            torch.ones(8, 4, dtype=torch.float64),
+            "z1 and z2 must have the same dtype",
+        ),
+        (torch.ones(8, 4), torch.ones(8, 4, device="meta"), "same device: cpu != meta"),
     ],
 )
 @pytest.mark.parametrize("method", METHODS)
@@ -548,7 +555,7 @@ def test_invalid_embeddings_rejected(
 @pytest.mark.parametrize(
     ("matrix", "match"),
     [
-        (np.ones((4, 3)), "target must have shape"),
+        (np.ones((4, 3)), "target matrix has shape"),
         (-np.ones((8, 8)), "negative"),
         (np.full((8, 8), math.nan), "NaN"),
         (np.zeros((8, 8)), "no mass"),
@@ -573,8 +580,11 @@ def test_custom_target_of_wrong_batch_size_rejected_at_forward(layout: str) -> N
     size = 6 if layout == "cross" else 12  # a valid target for N = 6 ...
     matrix = np.ones((size, size)) - (np.eye(size) if layout == "joint" else 0.0)
     loss = losses.get("gca_ince", target="custom", target_matrix=matrix, layout=layout)
-    with pytest.raises(ValueError, match="target must have shape"):
+    needs = "(8, 8)" if layout == "cross" else "(16, 16)"
+    with pytest.raises(ValueError, match=rf"has shape \({size}, {size}\), but a batch of N = 8 "):
         loss(*_batch(8, 4))  # ... used on a batch of N = 8
+    with pytest.raises(ValueError, match=re.escape(f"in the {layout} layout needs {needs}")):
+        loss(*_batch(8, 4))
 
 
 def test_target_matrix_presence_checked_in_constructor() -> None:
@@ -1033,3 +1043,29 @@ def test_a_rince_loss_warns_when_its_terms_underflow_and_not_otherwise() -> None
             warnings.simplefilter("error")
             loss(z1.double(), z2.double())
             losses.get(name, epsilon=0.5)(z1, z2)
+
+
+def test_a_second_derivative_through_a_loss_says_what_to_do_instead() -> None:
+    """The message named ``method='log'``, which the losses do not take (``losses.get(
+    "gca_ince", method="log")`` is refused): it now points to ``gca_viz.ot.sinkhorn`` and
+    says the losses give first derivatives only."""
+    gen = torch.Generator().manual_seed(3)
+    z1 = torch.randn(8, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    z2 = torch.randn(8, 4, dtype=torch.float64, generator=gen)
+    (grad,) = torch.autograd.grad(losses.get("gca_ince")(z1, z2), z1, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"ot\.sinkhorn\(\.\.\., method='log'\).*first"):
+        torch.autograd.grad((grad**2).sum(), z1)
+    with pytest.raises(ValueError, match="no parameter 'method'"):
+        losses.get("gca_ince", method="log")
+
+
+@pytest.mark.parametrize("method", ["ince", "gca_uot"])
+def test_labels_of_the_wrong_length_are_refused_even_where_unused(method: str) -> None:
+    """The pair target reads no labels, so ``labels=[0]`` on 8 pairs ran without a word (a
+    user who expected a supervised loss would never know)."""
+    z1, z2 = _batch(8, 4)
+    with pytest.raises(ValueError, match="labels must have N = 8 entries, one per pair; got 1"):
+        losses.get(method)(z1, z2, labels=[0])
+    with pytest.raises(ValueError, match="domains must have N = 8 entries"):
+        losses.get(method).inspect(z1, z2, domains=np.zeros(9))
+    assert torch.isfinite(losses.get(method)(z1, z2, labels=np.arange(8)))  # right length: fine

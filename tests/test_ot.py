@@ -1143,6 +1143,21 @@ INVALID_COSTS = [
         "exclude_self",
         id="cos-exclude-self-rect",
     ),
+    pytest.param(
+        lambda: cosine_cost(torch.ones(2, 3), torch.ones(2, 3, dtype=torch.float64)),
+        "x and y must have the same dtype: float32 != float64",
+        id="cos-dtypes",
+    ),
+    pytest.param(
+        lambda: sqeuclidean_cost(np.ones((2, 3), np.float64), np.ones((2, 3), np.float32)),
+        "x and y must have the same dtype: float64 != float32",
+        id="sq-dtypes",
+    ),
+    pytest.param(
+        lambda: cosine_cost(torch.ones(2, 3), torch.ones(2, 3, device="meta")),
+        "x and y must be on the same device: cpu != meta",
+        id="cos-devices",
+    ),
     pytest.param(lambda: cosine_cost(np.ones(3)), "^x ", id="cos-1d"),
     pytest.param(lambda: cosine_cost(np.ones((0, 3))), "^x ", id="cos-empty"),
     pytest.param(lambda: cosine_cost(np.array([[1.0, np.nan]])), "^x ", id="cos-nan"),

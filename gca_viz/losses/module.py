@@ -279,6 +279,7 @@ class GCALoss(torch.nn.Module):
         self, z1: torch.Tensor, z2: torch.Tensor, labels: Any, domains: Any, diagnostics: bool
     ) -> LossOutput:
         _check_embeddings(z1, z2)
+        _check_side_information(z1.shape[0], labels=labels, domains=domains)
         try:  # the cost checks the embeddings' values (NaN, inf, zero rows) in its one read
             C = self.stages["cost"].fn(z1, z2, self.layout)  # (n, n), n = N or 2N
         except ValueError as exc:  # the cost names its own arguments (x, y): name ours
@@ -339,6 +340,27 @@ def _check_embeddings(z1: Any, z2: Any) -> None:
         raise ValueError(
             f"z1 and z2 must have the same shape: {tuple(z1.shape)} != {tuple(z2.shape)}"
         )
+    if z1.dtype != z2.dtype:  # (converting one would let the argument order pick the precision)
+        raise ValueError(
+            f"z1 and z2 must have the same dtype: {z1.dtype} != {z2.dtype}; cast one, e.g. "
+            "z2.to(z1.dtype)"
+        )
+    if z1.device != z2.device:
+        raise ValueError(f"z1 and z2 must be on the same device: {z1.device} != {z2.device}")
+
+
+def _check_side_information(n: int, **given: Any) -> None:
+    """``labels`` / ``domains`` given have one entry per pair, also when this loss's target
+    does not read them (a wrong length there is a mistake the loss would otherwise hide)."""
+    for name, values in given.items():
+        if values is None:
+            continue
+        try:
+            count = len(values)
+        except TypeError:  # a scalar, a 0-d array: the target builder names it
+            continue
+        if count != n:
+            raise ValueError(f"{name} must have N = {n} entries, one per pair; got {count}")
 
 
 def _target_on_host(labels: Any, domains: Any) -> bool:

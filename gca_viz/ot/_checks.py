@@ -306,11 +306,16 @@ def _check_solution(
 def _points_pair(x: Array, y: Array | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` and ``y`` (``x`` again when ``None``) as tensors of ``x``'s device and dtype,
     2-D, non-empty, with the same feature dimension (values checked by
-    :func:`_check_rows`)."""
+    :func:`_check_rows`). Two floating dtypes or two devices that differ are refused."""
     xt = _to_tensor(x, "x")
     _check_shape(xt, "x")
     if y is None:
         return xt, xt
+    x_kind, y_kind = _float_kind(x), _float_kind(y)
+    if x_kind and y_kind and x_kind != y_kind:  # (else the argument order picks the precision)
+        raise ValueError(f"x and y must have the same dtype: {x_kind} != {y_kind}; cast one")
+    if isinstance(y, torch.Tensor) and y.device != xt.device:
+        raise ValueError(f"x and y must be on the same device: {xt.device} != {y.device}")
     yt = _to_tensor(y, "y", like=xt)
     _check_shape(yt, "y")
     if yt.shape[1] != xt.shape[1]:
@@ -318,6 +323,16 @@ def _points_pair(x: Array, y: Array | None) -> tuple[torch.Tensor, torch.Tensor]
             f"y must have the same feature dimension as x: {yt.shape[1]} != {xt.shape[1]}"
         )
     return xt, yt
+
+
+def _float_kind(x: Any) -> str | None:
+    """The floating dtype of a tensor or numpy array (``"float32"``), else ``None``."""
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.") if dtype.is_floating_point else None
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return str(dtype)
+    return None
 
 
 def _check_shape(x: torch.Tensor, name: str) -> None:

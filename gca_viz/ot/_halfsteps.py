@@ -98,8 +98,9 @@ class _FusedHalfSteps(torch.autograd.Function):
 
 SECOND_DERIVATIVE = (
     "gca_viz.ot: a second derivative through a Sinkhorn solve of the absorbing engine "
-    "(method='absorb', the default) is not available; solve with method='log' to "
-    "differentiate twice"
+    "(method='absorb', the default) is not available; call gca_viz.ot.sinkhorn(..., "
+    "method='log') to differentiate twice. The losses of gca_viz.losses solve with the "
+    "absorbing engine: they give first derivatives only"
 )
 
 

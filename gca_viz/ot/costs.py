@@ -35,12 +35,14 @@ def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False)
             excluding self-pairs. Needs a square result.
 
     Returns:
-        ``(n, m)`` cost matrix, same type, device and dtype as ``x``; differentiable.
+        ``(n, m)`` cost matrix, same type and device as ``x``, in ``x``'s dtype for float32
+        and float64 (float16 and bfloat16 are computed in float32, integers in float64);
+        differentiable.
 
     Raises:
         ValueError: if ``x`` or ``y`` is not 2-D, is empty, has NaN/inf or a zero row, if
-            the feature dimensions differ, or if ``exclude_self`` is asked of a non-square
-            cost.
+            the feature dimensions, the floating dtypes or the devices of ``x`` and ``y``
+            differ, or if ``exclude_self`` is asked of a non-square cost.
     """
     ns, points = _points(x, y, exclude_self)
     xp = ns.xp

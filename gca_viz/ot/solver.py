@@ -155,6 +155,7 @@ def sinkhorn(
 
     Example:
         >>> import torch
+        >>> from gca_viz.ot import cosine_cost, sinkhorn
         >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
         >>> res = sinkhorn(cosine_cost(z1, z2), epsilon=0.5, n_iter=50)
         >>> bool(res.converged), tuple(res.plan.shape)
