@@ -286,11 +286,34 @@ def test_group_pull_follows_alpha_minus_beta_while_the_plan_does_not() -> None:
     for alpha, beta in [(0.0, 0.5), (0.25, 0.25), (0.5, 0.0)]:
         b, target, plan = _domain_batch_plan(alpha, beta)
         shares.append(ex.block_mass(plan, b.domains))
-        same, other = ex.group_pull(target, plan, b.domains)
+        same, other = ex.group_pull(target, plan, b.domains, 0.5).shares
         gaps.append(same - other)
     assert max(shares) - min(shares) < 0.01
     assert gaps[0] < 0 < gaps[2] and gaps[0] < gaps[1] < gaps[2], gaps
-    assert all(math.isnan(v) for v in ex.group_pull(np.eye(3), np.eye(3), [0, 0, 1]))
+    assert all(math.isnan(v) for v in ex.group_pull(np.eye(3), np.eye(3), [0, 0, 1], 1.0).shares)
+
+
+def test_group_pull_is_the_mean_pull_and_its_sentence_follows_the_signs() -> None:
+    """The means are those of loss_pull's matrix; with no pull on the positives the shares
+    are NaN and the sentence gives cost units (the Domains page read NaN as "the target
+    equals the plan" while its pull map was red, at α = 1)."""
+    target = np.array([[0.0, 0.6, 0.4], [0.6, 0.0, 0.4], [0.5, 0.5, 0.0]])
+    plan = np.full((3, 3), 1 / 3)
+    groups = [0, 0, 1]
+    pulls = ex.group_pull(target, plan, groups, 0.5)
+    pull = ex.loss_pull(target, plan, 0.5)
+    assert pulls.positive == pytest.approx(np.diag(pull).mean()) and pulls.positive < 0
+    assert pulls.same == pytest.approx(pull[0, 1])  # (0, 1), (1, 0)
+    assert pulls.other == pytest.approx(np.mean([pull[0, 2], pull[1, 2], pull[2, 0], pull[2, 1]]))
+    assert all(math.isnan(v) for v in pulls.shares)
+    text = pulls.describe("same-domain", "other-domain")
+    assert text.startswith(f"Here a same-domain pair is pulled together ({pulls.same:+.2g})")
+    assert "an other-domain pair pulled together" in text
+    assert text.endswith("training draws same-domain pairs closer than other-domain pairs.")
+    flipped = ex.GroupPull(positive=1.0, same=-0.1, other=0.2)
+    assert flipped.shares == (-0.1, 0.2)
+    assert "pushed apart (-10.0% of a positive's pull)" in flipped.describe("same", "other")
+    assert flipped.describe("same", "other").endswith("draws other pairs closer than same pairs.")
 
 
 def test_read_matrix_parses_npy_and_csv() -> None:

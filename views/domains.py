@@ -131,7 +131,7 @@ else:
     try:
         target = batch.target(kind, "cross", **params).numpy()
     except ValueError as exc:  # e.g. α + β > 1: say so, keep the sweep below
-        st.error(f"Target: {exc}")
+        st.error(f"Target: {str(exc).replace('alpha', 'α').replace('beta', 'β')}")
 
 if target is not None:
     shown_target = target  # the download's callback runs later: it keeps this matrix
@@ -157,7 +157,9 @@ if target is not None:
         "average. The same at any N: try the N slider.",
     )
     plan_share = ex.block_mass(plan, batch.domains)
-    same, other = ex.group_pull(target, plan, batch.domains)
+    pulls = ex.group_pull(target, plan, batch.domains, eps)
+    same, other = pulls.shares  # of a positive's pull (NaN when the positives are not pulled)
+    relative = not np.isnan(same)
     m3.metric(
         f"Same-domain share of P{_sup(2 * n_iter)}",
         f"{plan_share:.1%}",
@@ -167,11 +169,19 @@ if target is not None:
     )
     m4.metric(
         "Pull on a same-domain pair",
-        "none" if np.isnan(same) else f"{same:+.1%}",
-        None if np.isnan(same - other) else f"{(same - other) * 100:+.1f} pts vs other-domain",
-        help="The loss's pull ∂L/∂C = (P_tgt − P)/(εN), on average over same-domain pairs, "
-        "as a share of its pull on a positive pair (+: pulled together, −: pushed apart); "
-        f"on an other-domain pair: {other:+.1%}. It follows α and β.",
+        f"{same:+.1%}" if relative else f"{pulls.same:+.2g}",
+        f"{(same - other) * 100:+.1f} pts vs other-domain"
+        if relative
+        else f"{pulls.same - pulls.other:+.2g} vs other-domain",
+        help="The loss's pull ∂L/∂C = (P_tgt − P)/(εN), on average over same-domain pairs "
+        "(+: pulled together, −: pushed apart), "
+        + (
+            f"as a share of its pull on a positive pair; on an other-domain pair: {other:+.1%}."
+            if relative
+            else f"in cost units (the positives are not pulled here: {pulls.positive:+.2g}); "
+            f"on an other-domain pair: {pulls.other:+.2g}."
+        )
+        + " It follows α and β.",
     )
 
     def blocks(matrix: np.ndarray, key: str, title: str, label: str, **kwargs: Any) -> None:
@@ -209,28 +219,41 @@ if target is not None:
         title = "Pull ∂L/∂C = (P_tgt − P)/(εN)"  # its diagonal left blank (the text says)
         blocks(pull, "dom_chart_pull", title, "pull", diverging=True, height=460)
     with p_right:
+        sums = (
+            "every prior's rows sum to 1: move α and β"
+            if kind != "custom"
+            else f"this target's rows sum to {mu.min():.3g} to {mu.max():.3g}: change the "
+            "pattern within them"
+        )
+        if pulls.positive > max(pulls.same, pulls.other):
+            positives = "The positives (the blank diagonal) are pulled hardest of all."
+        elif pulls.positive > 0:
+            positives = "The positives (the blank diagonal) are pulled together too."
+        else:
+            positives = (
+                "The positives (the blank diagonal) are pushed apart here: the target gives "
+                "them less mass than the plan does."
+            )
         st.markdown(
             f"**The plan barely changes; the loss does.** Sinkhorn's plan of a batch "
-            "depends on the target only through its row and column sums μ and ν, and every "
-            f"prior's rows sum to 1: move α and β and P{_sup(2 * n_iter)} stays put (its "
-            f"same-domain share is {plan_share:.1%}). What the target changes is the "
-            "gradient. The loss KL(P_tgt‖P)/N, differentiated through the sweeps, is "
-            "exactly (P_tgt − P)/(εN) with respect to the cost, and gradient descent lowers "
-            "the cost by it: **red** pairs, where the target holds more mass than the plan, "
-            "are pulled together; **blue** pairs are pushed apart. The positives (the blank "
-            "diagonal) are pulled hardest of all."
+            f"depends on the target only through its row and column sums μ and ν, and {sums} "
+            f"and P{_sup(2 * n_iter)} stays put (its same-domain share is {plan_share:.1%}). "
+            "What the target changes is the gradient. The loss KL(P_tgt‖P)/N, differentiated "
+            "through the sweeps, is exactly (P_tgt − P)/(εN) with respect to the cost, and "
+            "gradient descent lowers the cost by it: **red** pairs, where the target holds "
+            "more mass than the plan, are pulled together; **blue** pairs are pushed apart. "
+            + positives
         )
         st.markdown(
-            "With α > β the red falls in the diagonal blocks (same domain): training makes "
-            "the domain easier to read from the embeddings. With β > α it falls off them: "
-            "domains mix. "
-            + (
-                "Here the positives are not pulled: the target equals the plan."
-                if np.isnan(same - other)
-                else f"Here a same-domain pair gets {same:+.1%} of a positive's pull, an "
-                f"other-domain pair {other:+.1%}."
+            (
+                "With α > β same-domain pairs are pulled harder (or pushed apart less) than "
+                "other-domain pairs: training makes the domain easier to read from the "
+                "embeddings. With β > α the other way round: domains mix. "
+                if kind == "domain"
+                else ""
             )
-            + " The sweep below trains with it."
+            + pulls.describe("same-domain", "other-domain")
+            + " The sweep below trains with the domain prior."
         )
     k1, k2 = ui.wrapping("dom_wrap_kl", 300).columns([3, 2], gap="large")
     with k1:
@@ -257,11 +280,17 @@ if target is not None:
         st.caption(
             f"Batch: {batch.source}. With μ = P_tgt 1 and ν = P_tgtᵀ1 the target is feasible, "
             "so every half-step is a KL projection onto a set containing it and the curve "
-            f"cannot rise: here every half-step lowers it by at least {shown}."
+            "cannot rise: "
+            + (
+                "here no half-step raises it (the last ones change it only at rounding "
+                "level: Sinkhorn has converged)."
+                if rise == 0
+                else f"here every half-step lowers it by at least {shown}."
+            )
         )
     st.markdown(
         "**▶ Play the half-steps**: each one rescales the plan's rows or columns to the "
-        "target's marginals, so its KL to the block target (right) can only fall; the "
+        "target's marginals, so its KL to the target P_tgt (drawn above) can only fall; the "
         "pattern within the rows is the kernel's."
     )
     ui.chart(half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")

@@ -48,6 +48,7 @@ Public API::
 """
 
 from gca_viz.experiments.designer import (
+    GroupPull,
     block_mass,
     group_pull,
     loss_pull,
@@ -119,6 +120,7 @@ __all__ = [
     "ComparisonRow",
     "CorruptionMass",
     "GradedViews",
+    "GroupPull",
     "NoisySweepRow",
     "SweepRow",
     "Trend",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -86,38 +86,78 @@ def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
     return pull
 
 
-def group_pull(target: Any, plan: Any, groups: Any) -> tuple[float, float]:
-    r"""The loss's pull (:func:`loss_pull`) on a pair of the same group and on a pair of
-    different groups, each as a share of the pull on a positive pair:
+class GroupPull(NamedTuple):
+    """Mean pulls ``(P_tgt - P)/(εN)`` (:func:`loss_pull`) on three kinds of pair: ``> 0``
+    pulled together, ``< 0`` pushed apart."""
+
+    positive: float
+    """On the positive pairs ``(i, i)``."""
+    same: float
+    """On pairs ``i != j`` of the same group (``NaN`` if there is none)."""
+    other: float
+    """On pairs of different groups (``NaN`` if there is none)."""
+
+    @property
+    def shares(self) -> tuple[float, float]:
+        """``(same, other)`` as shares of the positives' pull; ``NaN`` when the positives
+        are not pulled (``positive <= 0``: a target with less mass on them than the plan)."""
+        if not self.positive > 0:
+            return math.nan, math.nan
+        return self.same / self.positive, self.other / self.positive
+
+    def describe(self, same: str, other: str) -> str:
+        """One sentence on the two kinds of pair (``same``, ``other`` name them, e.g.
+        ``"same-domain"``): which way each is pulled, by how much (as a share of the
+        positives' pull when they are pulled, else in cost units) and which ends up closer."""
+        if math.isnan(self.same) or math.isnan(self.other):
+            return ""
+        shares = self.shares
+
+        def told(value: float, share: float) -> str:
+            way = "pulled together" if value > 0 else "pushed apart" if value < 0 else "left"
+            amount = f"{share:+.1%} of a positive's pull" if self.positive > 0 else f"{value:+.2g}"
+            return f"{way} ({amount})"
+
+        def a(name: str) -> str:
+            return ("an " if name[0] in "aeiou" else "a ") + name
+
+        text = (
+            f"Here {a(same)} pair is {told(self.same, shares[0])} and {a(other)} pair "
+            f"{told(self.other, shares[1])}"
+        )
+        if self.same == self.other:
+            return text + "."
+        closer, further = (same, other) if self.same > self.other else (other, same)
+        return text + f": training draws {closer} pairs closer than {further} pairs."
+
+
+def group_pull(target: Any, plan: Any, groups: Any, epsilon: float) -> GroupPull:
+    r"""The loss's mean pull (:func:`loss_pull`) on a positive pair, on a pair of the same
+    group and on a pair of different groups:
 
     .. math::
-        \frac{\operatorname{mean}_{i \ne j,\, g_i = g_j} (P_{\mathrm{tgt}} - P)_{ij}}
-             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}},\qquad
-        \frac{\operatorname{mean}_{g_i \ne g_j} (P_{\mathrm{tgt}} - P)_{ij}}
-             {\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii}}
+        \frac{1}{\varepsilon N}\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii},\qquad
+        \frac{1}{\varepsilon N}\operatorname{mean}_{i \ne j,\, g_i = g_j}
+            (P_{\mathrm{tgt}} - P)_{ij},\qquad
+        \frac{1}{\varepsilon N}\operatorname{mean}_{g_i \ne g_j} (P_{\mathrm{tgt}} - P)_{ij}
 
-    Positive: such pairs are pulled together, negative: pushed apart. Unlike the plan's
-    own :func:`block_mass`, they follow the target's weights (``α``, ``β`` of the domain
-    prior). ``NaN`` where a kind of pair is missing or the positives are not pulled.
+    Unlike the plan's own :func:`block_mass`, they follow the target's weights (``α``,
+    ``β`` of the domain prior); :attr:`GroupPull.shares` puts them relative to the
+    positives' pull.
 
     Args:
         target, plan: ``(N, N)`` ``P_tgt`` and ``P``. groups: ``(N,)`` group labels.
-
-    Returns:
-        ``(same, other)``.
+        epsilon: the entropic regularisation ``ε > 0``.
     """
-    T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
     g = np.asarray(groups).reshape(-1)
-    if T.ndim != 2 or T.shape != P.shape or T.shape != (len(g), len(g)):
+    T = np.asarray(target, dtype=np.float64)
+    if T.ndim != 2 or T.shape != (len(g), len(g)):
         raise ValueError(f"target and plan must be (n, n), n = len(groups), got {T.shape}")
-    diff = T - P
-    positive = float(np.diag(diff).mean())
-    if not positive > 0:
-        return math.nan, math.nan
+    pull = loss_pull(target, plan, epsilon)  # (N, N)
     same = (g[:, None] == g[None, :]) & ~np.eye(len(g), dtype=bool)
     other = g[:, None] != g[None, :]
-    share = [float(diff[m].mean()) / positive if m.any() else math.nan for m in (same, other)]
-    return share[0], share[1]
+    means = [float(pull[m].mean()) if m.any() else math.nan for m in (same, other)]
+    return GroupPull(float(np.diag(pull).mean()), means[0], means[1])
 
 
 def read_matrix(data: bytes, filename: str) -> np.ndarray:

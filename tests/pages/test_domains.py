@@ -95,7 +95,7 @@ def test_changing_the_prior_changes_the_target_heatmap(app_store: Path) -> None:
     # α + β > 1 is no target: the page says why and keeps the sweep
     at.slider(key="dom_beta").set_value(0.5).run()
     assert_clean(at)
-    assert at.error and "alpha + beta must be <= 1" in at.error[0].value
+    assert at.error and "α + β must be <= 1" in at.error[0].value
     assert "dom_chart_target" not in charts(at) and at.button(key="dom_sweep_launch")
     at.slider(key="dom_beta").set_value(0.3).run()
     at.selectbox(key="dom_target").set_value("class").run()
@@ -129,6 +129,27 @@ def test_the_pull_follows_the_prior_while_the_plan_stays(app_store: Path) -> Non
     pull = "Pull on a same-domain pair"
     assert float(high[pull].rstrip("%")) > 0 > float(low[pull].rstrip("%")), (high, low)
     assert "The plan barely changes; the loss does" in texts(at.markdown)
+
+
+def test_with_no_mass_on_the_positives_the_text_follows_the_pull_map(app_store: Path) -> None:
+    """At α = 1 the target holds nothing on the positives: the page said "none" and "the
+    target equals the plan" beside a red pull map and a KL of 1.4. Now the pull is in cost
+    units, the positives are said to be pushed apart, and the sentence reads the signs.
+    An α + β above 1 is named with the sliders' symbols."""
+    at = open_page("domains")
+    at.slider(key="dom_beta").set_value(0.0).run()
+    at.slider(key="dom_alpha").set_value(1.0).run()
+    assert_clean(at)
+    pull = metrics(at)["Pull on a same-domain pair"]
+    assert not pull.endswith("%") and float(pull) > 0, pull
+    text = texts(at.markdown)
+    assert "equals the plan" not in text and "pulled hardest of all" not in text
+    assert "The positives (the blank diagonal) are pushed apart here" in text
+    assert "Here a same-domain pair is pulled together (+" in text
+    assert "training draws same-domain pairs closer than other-domain pairs" in text
+    at.slider(key="dom_alpha").set_value(0.7).run()
+    at.slider(key="dom_beta").set_value(0.5).run()
+    assert at.error and "α + β must be <= 1" in at.error[0].value
 
 
 def test_a_share_means_the_same_at_every_batch_size(app_store: Path) -> None:
@@ -167,7 +188,7 @@ def test_a_valid_upload_becomes_the_target(app_store: Path) -> None:
     ("name", "content", "problem"),
     [
         ("bad.csv", b"1,2,x\n", "bad.csv"),
-        ("small.csv", b"1,0\n0,1\n", "shape (16, 16)"),
+        ("small.csv", b"1,0\n0,1\n", "needs (16, 16)"),
         ("neg.csv", ("\n".join([",".join(["-1"] * 16)] * 16)).encode(), "negative"),
         ("bad.npy", b"garbage", "bad.npy"),
     ],
