@@ -12,6 +12,7 @@ Public API::
     from gca_viz.metrics import alignment, uniformity  # Wang & Isola (2020)
     from gca_viz.metrics import plan_entropy, marginal_error, positive_mass  # plan diagnostics
     from gca_viz.metrics import embedding_std, effective_rank, compactness  # collapse
+    from gca_viz.metrics import class_separation  # classes gathered or mixed
     from gca_viz.metrics import knn_accuracy, linear_probe_accuracy, domain_accuracy
 
 Every function accepts torch tensors (any device and dtype; they are detached and copied to
@@ -458,6 +459,35 @@ def compactness(z: Array, labels: Array, *, normalize: bool = True) -> float:
     np.add.at(centroids, cls, x)
     centroids /= counts[:, None]
     return _finite(float(np.linalg.norm(x - centroids[cls], axis=1).mean()), "z is")
+
+
+def class_separation(z: Array, labels: Array) -> float:
+    r"""How much closer a sample's class-mates sit than the other classes' samples, on the
+    unit sphere:
+
+    .. math::
+        \frac{\operatorname{mean}_{y_i \ne y_j} \|\hat z_i - \hat z_j\|_2}
+             {\operatorname{mean}_{i \ne j,\ y_i = y_j} \|\hat z_i - \hat z_j\|_2},
+        \qquad \hat z_i = z_i / \|z_i\|_2
+
+    About 1 when the classes are mixed, larger as they gather; ``NaN`` without a pair of
+    each kind or when every embedding is the same point (``0 / 0``).
+
+    Args:
+        z: ``(N, d)`` embeddings (no all-zero row). labels: ``(N,)`` class labels.
+
+    Returns:
+        The ratio as a float.
+    """
+    x = _normalize(_points(z, "z"), "z")
+    y = _labels(labels, "labels", len(x), "z")
+    dist = pdist(x)  # (N (N - 1) / 2,) in the order of the pairs i < j
+    i, j = np.triu_indices(len(x), k=1)
+    same = y[i] == y[j]
+    if same.all() or not same.any():
+        return math.nan
+    within, between = float(dist[same].mean()), float(dist[~same].mean())
+    return between / within if within > 0 else (math.nan if between == 0 else math.inf)
 
 
 # ------------------------------------------------------------------------------ downstream

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gca_viz.metrics import (
     alignment,
+    class_separation,
     compactness,
     domain_accuracy,
     effective_rank,
@@ -390,3 +391,20 @@ def test_linear_probe_of_huge_features() -> None:
     z = np.array([[4.375e299], [0.0], [0.0]])
     acc = linear_probe_accuracy(z, [0, 0, 1], np.array([[0.0]]), [0], max_iter=5)
     assert 0.0 <= acc <= 1.0
+
+
+def test_class_separation_is_the_between_over_within_distance() -> None:
+    """Two classes at the poles of a circle, each a pair of nearby points: the ratio is the
+    chord between the poles over the chord within a class; NaN without a pair of each kind
+    or for points that are all the same."""
+    a = 0.1
+    z = np.array([[1.0, 0.0], [np.cos(a), np.sin(a)], [-1.0, 0.0], [-np.cos(a), -np.sin(a)]])
+    y = [0, 0, 1, 1]
+    within = 2 * np.sin(a / 2)
+    between = np.mean([2.0, 2 * np.cos(a / 2), 2 * np.cos(a / 2), 2.0])
+    assert class_separation(z, y) == pytest.approx(between / within)
+    assert np.isnan(class_separation(z, [0, 0, 0, 0]))
+    assert np.isnan(class_separation(z, [0, 1, 2, 3]))
+    assert np.isnan(class_separation(np.ones((4, 3)), y))
+    with pytest.raises(ValueError, match="labels"):
+        class_separation(z, [0, 1])

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import embed
+from gca_viz import embed, metrics
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -233,9 +233,40 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         )
     ui.chart(fig, key="tr_embed")
     st.caption(
-        f"Classes gather as the loss aligns the two views of each sample. "
-        f"[Geometry](geometry?geo_run={run.id}) plays every snapshot, projects with UMAP or "
-        "t-SNE and pins a sample with its partner and its neighbours."
+        f"{classes_text(z, arrays['y'])} [Geometry](geometry?geo_run={run.id}) plays every "
+        "snapshot, projects with UMAP or t-SNE and pins a sample with its partner and its "
+        "neighbours."
+    )
+
+
+COLLAPSED_SPREAD = 0.1
+"""Below this ``σ √d`` (``metrics.embedding_std`` scaled to about 1 for points spread over
+the sphere) a snapshot is called collapsed."""
+GATHERED = 1.3
+"""From this ``metrics.class_separation`` on, the classes are said to gather."""
+
+
+def classes_text(z: np.ndarray, y: np.ndarray) -> str:
+    """What the snapshot shows of its classes, measured: collapsed, gathered or mixed."""
+    spread = metrics.embedding_std(z) * np.sqrt(z.shape[1])
+    if spread < COLLAPSED_SPREAD:
+        return (
+            f"**Collapsed**: every sample maps to nearly the same point (spread σ√d = "
+            f"{spread:.2g}; about 1 for points spread over the sphere), so no class can be "
+            "told apart. A loss that only pulls the two views together, with nothing "
+            "pushing the other samples away, ends here."
+        )
+    ratio = metrics.class_separation(z, y)
+    if np.isnan(ratio):
+        return ""
+    if ratio >= GATHERED:
+        return (
+            f"The classes gather: two samples of different classes sit {ratio:.1f}x as far "
+            "apart as two of one class."
+        )
+    return (
+        f"The classes are still mixed: two samples of different classes sit only "
+        f"{ratio:.2f}x as far apart as two of one class."
     )
 
 

@@ -22,7 +22,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Selectbox
 
-from gca_viz import data, losses
+from gca_viz import data, losses, metrics
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.watch import Recorder
 from tests.helpers import (
@@ -67,6 +67,28 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
     assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
     assert "Embeddings at step" in json.dumps(embed_fig["layout"])
+    # the caption reads the snapshot: the demo's classes have gathered
+    said = [c.value for c in at.caption if "[Geometry]" in c.value]
+    assert len(said) == 1 and said[0].startswith("The classes gather: two samples"), said
+
+
+def test_the_embedding_caption_says_collapsed_mixed_or_gathered() -> None:
+    """It said "Classes gather as the loss aligns the two views" under every run, also
+    under a run collapsed to one point (a composer loss with nothing pushing samples apart).
+    """
+    from views._train_monitor import classes_text
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 25)
+    centres = rng.normal(size=(4, 8))
+    gathered = centres[y] + 0.1 * rng.normal(size=(100, 8))
+    mixed = rng.normal(size=(100, 8))
+    collapsed = np.ones((100, 8)) + 1e-4 * rng.normal(size=(100, 8))
+    assert classes_text(gathered, y).startswith("The classes gather: two samples")
+    assert classes_text(mixed, y).startswith("The classes are still mixed: ")
+    assert classes_text(collapsed, y).startswith("**Collapsed**: every sample")
+    assert metrics.class_separation(mixed, y) == pytest.approx(1.0, abs=0.1)
+    assert metrics.class_separation(gathered, y) > 3
 
 
 def test_in_lecture_mode_the_plan_is_large_with_its_colour_bar_beside_it(
