@@ -1,5 +1,5 @@
 """A link naming a run that is not in the store (``/geometry?geo_run=999``): the pages say so
-instead of silently opening another run."""
+instead of silently opening another run. And what a page says of a run it just launched."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Sequence
 
 import streamlit as st
+
+from gca_viz.runs import RunStore
 
 _LABEL_ID = re.compile(r"#(\d+)(?:\s|$)")
 
@@ -52,3 +54,19 @@ def missing_run_warning(
         f"{describe(fallback)} instead: choose the run to look at under **Run**.",
         icon=":material/link_off:",
     )
+
+
+def launch_status(store: RunStore, run_id: int) -> str:
+    """A launched run's state in a sentence: training, or queued behind how many runs (at
+    most ``store.max_concurrent`` train at once), or how it ended."""
+    info = store.get(run_id)
+    if info.status == "running":
+        return f"Run #{run_id} is training in the background."
+    if info.status == "queued":
+        ahead = sum(r.id < run_id for r in store.list_runs("queued"))
+        behind = f"behind {ahead} other queued run{'s' * (ahead != 1)}, " if ahead else ""
+        return (
+            f"Run #{run_id} is queued {behind}and starts when a slot frees (at most "
+            f"{store.max_concurrent} train at once)."
+        )
+    return f"Run #{run_id} has {info.status}."

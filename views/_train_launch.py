@@ -18,6 +18,7 @@ from gca_viz.device import resolve_device
 from gca_viz.registry import Param
 from gca_viz.runs import RunStore
 from gca_viz.train import TrainConfig
+from views._run_link import launch_status
 from views._train_runs import by_user
 
 COMPOSED = "composed"
@@ -449,7 +450,7 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
             st.caption("Choose the data to enable the launch button.")
     if LAUNCHED in st.session_state:
         st.success(
-            f"Launched run #{st.session_state[LAUNCHED]}: it trains in the background.",
+            f"Launched. {launch_status(store, int(st.session_state[LAUNCHED]))}",
             icon=":material/check:",
         )
         st.session_state[SEEN] = True

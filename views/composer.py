@@ -14,6 +14,7 @@ from gca_viz import lab, losses, story
 from gca_viz.figures import plans as plan_figs
 from gca_viz.registry import Param
 from gca_viz.targets import TARGETS
+from views._run_link import launch_status
 
 SOURCES = {
     "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
@@ -193,7 +194,7 @@ if clicked:
         st.session_state["cmp_launched"] = run_id
 if "cmp_launched" in st.session_state:
     launched = int(st.session_state["cmp_launched"])
-    st.success(f"Run #{launched} is training in the background.")
+    st.success(launch_status(store, launched))
     st.page_link(
         "views/train.py",
         label=f"Watch run #{launched} on the Train page",

@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.helpers import metric, open_app, rerun
+from tests.helpers import kill_runs, metric, open_app, rerun
+from views._run_link import launch_status
 
 COMPOSER = "views/composer.py"
 
@@ -93,3 +94,23 @@ def test_train_with_it_launches_a_composed_run(app_store: Path) -> None:
     rerun(at)
     assert at.selectbox(key="tr_run").value == run.id  # the Train page opens on it
     # (app_store kills the run afterwards)
+
+
+def test_a_launched_run_is_said_to_be_queued_until_it_starts(tmp_path: Path) -> None:
+    """The composer said "Run #16 is training in the background" while the sidebar showed
+    it queued behind other runs: the message reads the run's status."""
+    store = RunStore(tmp_path, max_concurrent=1)
+    config = {"dataset": "rings", "steps": 100_000, "batch_size": 32, "device": "cpu"}
+    try:
+        ids = [store.launch(config) for _ in range(3)]
+        assert launch_status(store, ids[0]) == f"Run #{ids[0]} is training in the background."
+        assert launch_status(store, ids[1]) == (
+            f"Run #{ids[1]} is queued and starts when a slot frees (at most 1 train at once)."
+        )
+        assert launch_status(store, ids[2]).startswith(
+            f"Run #{ids[2]} is queued behind 1 other queued run, and starts"
+        )
+        store.stop(ids[2])
+        assert launch_status(store, ids[2]) == f"Run #{ids[2]} has stopped."
+    finally:
+        kill_runs(tmp_path)
