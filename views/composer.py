@@ -156,9 +156,12 @@ with right:
     ui.chart(
         plan_figs.matrix_heatmap(
             out.target.numpy(),
-            title="The target plan P_tgt",
+            # log colours, as on the Domains page: a class prior's γ/n sits ~100x below the
+            # positive's share and drew like the zeros on a linear scale
+            title="The target plan P_tgt<br><sup>log colour scale; zeros blank</sup>",
             value_label="P_tgt",
             marginals=False,
+            log=True,
             height=440,
         ),
         key="cmp_chart_target",

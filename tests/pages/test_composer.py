@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.helpers import kill_runs, metric, open_app, rerun
+from tests.helpers import charts, kill_runs, metric, open_app, rerun
+from tests.plotly_json import array
 from views._run_link import launch_status
 
 COMPOSER = "views/composer.py"
@@ -114,3 +116,19 @@ def test_a_launched_run_is_said_to_be_queued_until_it_starts(tmp_path: Path) -> 
         assert launch_status(store, ids[2]) == f"Run #{ids[2]} has stopped."
     finally:
         kill_runs(tmp_path)
+
+
+def test_a_class_prior_target_shows_its_blocks_on_a_log_scale() -> None:
+    """On a linear scale the class prior's γ/n looked like the zeros: the target drew like
+    the pairs target. In log colours the class blocks show, the zeros stay blank."""
+    at = open_app(COMPOSER)
+    at.selectbox(key="cmp_target").set_value("class")
+    rerun(at)
+    fig = charts(at)["cmp_chart_target"]
+    assert "log colour scale" in fig["layout"]["title"]["text"]
+    z = array(fig["data"][0]["z"])
+    shown = np.isfinite(z)
+    n = z.shape[0]
+    assert shown.sum() > 2 * n  # the diagonal and the class blocks, not the diagonal alone
+    assert not shown.all()  # pairs of different classes: zero, blank
+    assert np.nanmax(z) - np.nanmin(z) > 1  # over a decade between positive and prior
