@@ -85,6 +85,19 @@ def test_the_plane_keeps_a_partner_outside_the_cloud_in_view() -> None:
     assert x_range[0] < -1 and x_range[1] > 4 and y_range[0] < -3 and y_range[1] > 1
 
 
+@pytest.mark.parametrize("view", ["plane", "circle"])
+def test_a_unit_is_as_long_across_as_up(view: str) -> None:
+    """A PCA's distances are faithful only with equal scales: a disk of the sphere drew as
+    an ellipse 1.5x taller than wide. Every panel's y axis is anchored to its x axis."""
+    rng = np.random.default_rng(2)
+    xy = rng.normal(size=(40, 2)) * [3.0, 1.0]  # wide data: the ranges differ
+    panels = [geometry.Panel(f"#{k}", [xy], np.zeros(40, int)) for k in (1, 2)]
+    fig = json.loads(geometry.explorer_figure(panels, view=view, frame_names=["1"]).to_json())
+    for suffix in ("", "2"):
+        y = fig["layout"]["yaxis" + suffix]
+        assert y["scaleanchor"] == "x" + suffix and y["scaleratio"] == 1
+
+
 def test_partner_distance_counts_the_samples_nearer_than_the_partner() -> None:
     rng = np.random.default_rng(6)
     z = rng.standard_normal((50, 8)) * rng.uniform(0.5, 2, (50, 1))  # not normalised

@@ -465,7 +465,10 @@ def _layout(
             "zeroline": False,
             "title": {"text": titles[1]},
             "anchor": "x" + suffix,
-            **({"scaleanchor": "x" + suffix} if view == "circle" else {}),
+            # one unit is as long across as up (a PCA's distances are faithful only so; a
+            # disk drew as an ellipse 1.5x taller than wide): plotly widens a range to fit
+            "scaleanchor": "x" + suffix,
+            "scaleratio": 1,
         }
     if view == "circle":
         layout["shapes"] = [
