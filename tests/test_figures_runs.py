@@ -391,7 +391,7 @@ def test_the_filter_dims_exactly_the_other_classes_and_domains() -> None:
             [geometry.Panel("#1", [z], y, ("a", "b", "c"), dimmed=dimmed)], view="sphere"
         ).to_json()
     )
-    (faint,) = _by_name(fig, "filtered out")
+    (faint,) = _by_name(fig, "not highlighted")
     assert _rows(faint).tolist() == [0, 2, 3, 5, 6]  # every point not of class "b"
     assert faint["opacity"] == geometry.DIMMED_OPACITY  # dimmed, not removed
     shown = {t["name"]: _rows(t).tolist() for t in fig["data"] if t.get("name") in ("a", "b", "c")}

@@ -57,16 +57,17 @@ def missing_run_warning(
 
 
 def launch_status(store: RunStore, run_id: int) -> str:
-    """A launched run's state in a sentence: training, or queued behind how many runs (at
-    most ``store.max_concurrent`` train at once), or how it ended."""
+    """What a launched run is doing, to follow its name (``"Run #3 " + ...``): training,
+    queued behind how many runs (at most ``store.max_concurrent`` train at once), or how it
+    ended. Ends with a full stop."""
     info = store.get(run_id)
     if info.status == "running":
-        return f"Run #{run_id} is training in the background."
+        return "is training in the background."
     if info.status == "queued":
         ahead = sum(r.id < run_id for r in store.list_runs("queued"))
         behind = f"behind {ahead} other queued run{'s' * (ahead != 1)}, " if ahead else ""
         return (
-            f"Run #{run_id} is queued {behind}and starts when a slot frees (at most "
+            f"is queued {behind}and starts when a slot frees (at most "
             f"{store.max_concurrent} train at once)."
         )
-    return f"Run #{run_id} has {info.status}."
+    return f"has {info.status}."

@@ -450,7 +450,8 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
             st.caption("Choose the data to enable the launch button.")
     if LAUNCHED in st.session_state:
         st.success(
-            f"Launched. {launch_status(store, int(st.session_state[LAUNCHED]))}",
+            f"Launched run #{st.session_state[LAUNCHED]}: it "
+            + launch_status(store, int(st.session_state[LAUNCHED])),
             icon=":material/check:",
         )
         st.session_state[SEEN] = True

@@ -197,6 +197,13 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             "soft matching, and its mass on the positive pairs is what the loss rewards. "
             "A smaller ε or more Sinkhorn sweeps make it sharper. Rows grouped by class "
             "show a class prior as blocks."
+            + (
+                " Joint layout: both views of every sample are rows and columns, so the "
+                "blank diagonal is the excluded self-pairs (i, i) (a view is never its own "
+                f"positive); each row's positive is its other view, {pairs} columns away."
+                if joint
+                else ""
+            )
         )
 
 

@@ -98,6 +98,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
         st.dataframe(
             rows,
             hide_index=True,
+            placeholder="—",  # a metric not recorded (an external run's batch), not "None"
             column_config={  # widths in pixels: the table fits the page without scrolling
                 "run": st.column_config.NumberColumn(width=36),
                 "name": st.column_config.TextColumn(width=140),

@@ -197,7 +197,7 @@ if clicked:
         st.session_state["cmp_launched"] = run_id
 if "cmp_launched" in st.session_state:
     launched = int(st.session_state["cmp_launched"])
-    st.success(launch_status(store, launched))
+    st.success(f"Run #{launched} {launch_status(store, launched)}")
     st.page_link(
         "views/train.py",
         label=f"Watch run #{launched} on the Train page",

@@ -375,6 +375,7 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
             "class k-NN acc (h)": [r.knn_acc for r in rows],
         },
         hide_index=True,
+        placeholder="—",  # a metric not measured yet (a run still training), not "None"
         key="dom_sweep_table",
     )
     d = np.array([r.delta for r in rows])

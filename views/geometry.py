@@ -286,7 +286,7 @@ def caption(shown: Loaded, pic: Picture, view: View, pin: int | None = None) -> 
         st.caption("This run's data has no domains: coloured by class.")
     n, dims = shown.z.shape
     if pic.view == "plane":
-        where = f"{dims}-D embeddings at step {shown.step}, shown by {pic.how}"
+        where = f"with {dims}-D embeddings at step {shown.step}, shown by {pic.how}"
     else:
         shape = {2: "the unit circle", 3: "the unit sphere"}[dims]
         where = f"embedded on {shape} (out_dim {dims}) at step {shown.step}"

@@ -183,6 +183,13 @@ metric = ui.select(
 )
 
 
+def vs_balanced(unbalanced: float, balanced: float) -> str:
+    """A metric's delta against the balanced plan, "equal" when it rounds to 0 (not −0.000)."""
+    if f"{unbalanced:.3f}" == f"{balanced:.3f}":
+        return f"equal to balanced ({balanced:.3f})"
+    return f"{unbalanced - balanced:+.3f} vs balanced ({balanced:.3f})"
+
+
 def comparison_view(
     store: RunStore, run_ids: list[int], metric: str, polling: bool, demo_ids: list[int]
 ) -> None:
@@ -372,7 +379,7 @@ g1, g2, g3, g4 = st.columns(4)
 g1.metric(
     "Corrupted rows' mass",
     f"{row_uot:.3f}",
-    f"{row_uot - row_bal:+.3f} vs balanced ({row_bal:.3f})",
+    vs_balanced(row_uot, row_bal),
     delta_color="off",
     help="Plan mass on the corrupted rows: Σ over corrupted rows of (P1)ᵢ / ΣP, unbalanced "
     "plan; the balanced plan gives every row 1/N",
@@ -380,7 +387,7 @@ g1.metric(
 g2.metric(
     "Corrupted pairs' Pᵢᵢ",
     f"{pos_uot:.3f}",
-    f"{pos_uot - pos_bal:+.3f} vs balanced ({pos_bal:.3f})",
+    vs_balanced(pos_uot, pos_bal),
     delta_color="off",
     help="Positive mass on the corrupted pairs: Σ over corrupted pairs of Pᵢᵢ / Σₖ Pₖₖ",
 )
@@ -440,7 +447,7 @@ ui.show_code(um.replace_views, um.mass_shares, um.gradient_shares, um.relaxation
 
 # ------------------------------------------------------- where the plan puts mass
 
-st.header("Graded corruption: where the unbalanced plan puts less mass")
+st.header("Graded corruption: does the unbalanced plan put less mass on corrupted pairs?")
 uot_ckpts = [i for i in ckpts if store.get(i).config.get("method") == "gca_uot"]
 encoders = {0: "Random MLP encoder (untrained)", **ckpts}
 e1, e2, e3 = st.columns(3)

@@ -308,12 +308,12 @@ class _Builder:
                 self.kind(
                     **coords(P, self.dim_rows),
                     mode="markers",
-                    name="filtered out",
+                    name="not highlighted",
                     marker={"size": self.size * 0.8, "color": DIMMED},
                     opacity=DIMMED_OPACITY,
                     customdata=self.cd(self.dim_rows),
                     showlegend=first,
-                    legendgroup="filtered out",
+                    legendgroup="not highlighted",
                     **hover_args(self.texts, self.dim_rows),
                     **self.axes,
                 )

@@ -244,6 +244,8 @@ def test_a_finished_sweep_reads_its_prior_as_shares(app_store: Path, tmp_path: P
     assert list(tab["α − β"]) == [-0.5, 0.0, 0.5]
     assert list(tab["α (share)"]) == [0.0, 0.25, 0.5]
     assert list(tab["β (share)"]) == [0.5, 0.25, 0.0]
+    sweep_table = [d for d in at.dataframe if "α − β" in d.value.columns]
+    assert sweep_table[0].proto.placeholder == "—"  # not measured yet: not "None"
     captions = texts(at.caption)
     assert (
         "each target row gives s = 0.5 of its mass to the prior and keeps 0.5 on its positive "

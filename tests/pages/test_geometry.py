@@ -178,9 +178,8 @@ def test_geometry_filter_dims_exactly_the_other_classes(store_env: Path) -> None
     assert_clean(at)
     fig = charts(at)["geo_fig_1"]
     y = _snapshot(store_env, 1, 30)["y"]
-    assert (
-        sorted(_rows(_trace(fig, "filtered out"))) == np.flatnonzero(~np.isin(y, [3, 7])).tolist()
-    )
+    dimmed = sorted(_rows(_trace(fig, "not highlighted")))
+    assert dimmed == np.flatnonzero(~np.isin(y, [3, 7])).tolist()
     assert sorted(_rows(_trace(fig, "3"))) == np.flatnonzero(y == 3).tolist()
     assert at.query_params["geo_classes"] == "3,7"
 

@@ -123,6 +123,11 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     at.selectbox(key="mech_src").set_value(0).run()  # digits through a random encoder
     assert_clean(at)
     assert "digit" in texts(at.caption)
+    # nearly hard marginals: the plans agree to the shown digits ("-0.000 vs balanced" before)
+    at.number_input(key="mech_lam").set_value(1000.0).run()
+    assert_clean(at)
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Corrupted rows' mass"].startswith("equal to balanced ("), deltas
 
 
 def test_noisy_launch_queues_a_corrupted_pair(app_store: Path) -> None:

@@ -67,6 +67,8 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
     assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
     assert "Embeddings at step" in json.dumps(embed_fig["layout"])
+    runs_table = [d for d in at.dataframe if "k-NN acc" in d.value.columns]
+    assert runs_table[0].proto.placeholder == "—"  # a metric not recorded: not "None"
     # the caption reads the snapshot: the demo's classes have gathered
     said = [c.value for c in at.caption if "[Geometry]" in c.value]
     assert len(said) == 1 and said[0].startswith("The classes gather: two samples"), said
@@ -133,6 +135,7 @@ def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
     batch = int(RunStore(store_env).get(1).config["batch_size"])
     slice_note = [c.value for c in at.caption if c.value.startswith("The first 64 pairs")]
     assert len(slice_note) == (1 if batch > 64 else 0), (batch, slice_note)
+    assert "blank diagonal is the excluded self-pairs (i, i)" in texts(at.caption)  # joint
     assert "step 30 of 30" in at.get("progress")[0].proto.text
     assert at.query_params["tr_run"] == "1"  # a copied link reopens this run
     assert not at.error and not at.warning
