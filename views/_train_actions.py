@@ -38,7 +38,8 @@ def embeddings_npz(store: RunStore, run_id: int) -> Callable[[], bytes]:
 
 
 def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
-    """Stop, Resume and Delete buttons, in three ``columns``."""
+    """Stop, Resume and Delete buttons, in three ``columns`` (containers: the same one thrice
+    puts them in a row)."""
     run_id = info.id
     b_stop, b_resume, b_delete = columns
     with b_stop:
@@ -109,9 +110,11 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
 def action_row(store: RunStore, info: RunInfo) -> None:
     """The buttons in one row: run controls, then downloads; for an external run, a line
     saying what that means and the notes its recorder left."""
-    columns = st.columns(6)
-    controls(store, info, columns[:3])
-    downloads(store, info, columns[3:])
+    # one row of buttons at their own widths, wrapping when the page is narrow (six equal
+    # columns cut "Embeddings NPZ" to "Embeddi…" at 1280 px and three labels at 1024)
+    row = st.container(horizontal=True, gap="small", key="tr_actions")
+    controls(store, info, [row] * 3)
+    downloads(store, info, [row] * 3)
     if info.external:
         external_note(store, info)
 

@@ -162,7 +162,11 @@ demo_ids = ex.demo_runs(store)
 c1, c2 = st.columns([1, 2])
 with c1:
     corruption = float(ui.slider("Test corruption s", "noisy_corr", 0.1, 1.0, 0.5, step=0.1))
-    if st.button("Train a fresh pair, test on corrupted data", key="noisy_launch"):
+    if st.button(
+        "Train a fresh pair",  # (a longer label was cut at 1024 px in lecture mode)
+        key="noisy_launch",
+        help="Queues two runs, INCE and GCA-UOT, and tests them on corrupted data.",
+    ):
         with ui.guard("Launch"):
             ids = ex.launch_noisy_pair(store, corruption)
         st.toast(f"Queued runs {', '.join(f'#{i}' for i in ids)}.")

@@ -5,9 +5,9 @@ move from the sidebar into an expander above the figures, the sidebar starts col
 the navigation sits at the top, the type is projector-sized and chart titles become text
 that wraps. At 1024 x 768 nothing may be clipped: every display formula, metric label and
 value and chart title lies inside the main content (within 2 px) and shows all of its text
-(no scroll bar, no ellipsis), a chart's axis titles and annotations lie inside the chart, and
-Story step 5's methods table shows all its columns. Streamlit's Deploy button
-is gone (``client.toolbarMode = "viewer"``).
+(no scroll bar, no ellipsis), every button shows its whole label, a chart's axis titles and
+annotations lie inside the chart, and Story step 5's methods table shows all its columns.
+Streamlit's Deploy button is gone (``client.toolbarMode = "viewer"``).
 
 The last test checks the formulas a lecturer found clipped at 1400 px without lecture mode:
 Plan lab's ``P*_ij = exp((f_i + g_j - C_ij)/ε)`` and Story step 5's GCA-UOT formulas and
@@ -87,6 +87,12 @@ CLIPPED = r"""(only) => {
             inside(gd, 'chart');
         }
     }
+    if (want('button'))
+        for (const el of document.querySelectorAll(
+                '[data-testid="stMain"] button [data-testid="stMarkdownContainer"]')) {
+            if (!visible(el)) continue;
+            whole(el, 'button');
+        }
     if (want('table'))
         for (const el of document.querySelectorAll('[data-testid="stTable"]')) {
             if (!visible(el)) continue;
@@ -105,9 +111,9 @@ CLIPPED = r"""(only) => {
     return problems;
 }"""
 
-# path -> charts to wait for. Formulas, metrics and chart titles are checked on every page,
-# tables where one was found cut (Story step 5's methods table; other pages' data tables
-# scroll sideways, as data tables do).
+# path -> charts to wait for. Formulas, metrics, chart titles and button labels are checked
+# on every page, tables where one was found cut (Story step 5's methods table; other pages'
+# data tables scroll sideways, as data tables do).
 PAGES = {
     **{f"/?story_step={k}": 1 for k in range(1, 5)},
     "/?story_step=5&story_method=gca_uot": 1,
@@ -156,7 +162,7 @@ def test_lecture_mode_clips_nothing_at_1024(app: Any, path: str, screenshot: Any
     if path != "/train":  # the Train page has no side controls
         inline = page.locator('[data-testid="stMain"] [data-testid="stExpander"]')
         expect(inline.first).to_be_visible()
-    kinds = ("formula", "metric", "title") + (("table",) if path in TABLES else ())
+    kinds = ("formula", "metric", "title", "button") + (("table",) if path in TABLES else ())
     problems = clipped(app, kinds)
     below = page.evaluate(
         """() => document.querySelector('h1').getBoundingClientRect().top + 2 >=
