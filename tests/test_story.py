@@ -332,6 +332,11 @@ def test_describe_composition_names_the_target_byol_s_needs_and_equal_losses() -
         assert float(composed) == pytest.approx(float(losses.get("ince", layout=layout)(z1, z2)))
     new = story.describe_composition({**row_ce, "cost": "sqeuclidean"}, {})
     assert new == "No named method uses these stages: this is a new loss."
+    # a reviewer trained sqeuclidean/class/unbalanced/l2 and got one point: say so first
+    aligned = {"cost": "sqeuclidean", "target": "class", "projection": "unbalanced"}
+    warned = story.describe_composition({**aligned, "divergence": "l2"}, {})
+    assert warned.startswith("No named method uses these stages: this is a new loss. Its ")
+    assert "nothing pushes different samples apart" in warned and "collapses" in warned
 
 
 def test_compose_on_batch(batch: lab.Batch) -> None:

@@ -91,7 +91,7 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
     (:func:`matching_method`), with the target it was given if that is not the method's,
     what else the method needs (BYOL: a predictor and a moving-average target network;
     alone its loss collapses), a loss equal to a named one (row projection and cross-entropy
-    on pairs: INCE), or a new loss."""
+    on pairs: INCE), or a new loss (one whose divergence is L2 alone also collapses)."""
     named = matching_method(stages, params)
     if named is not None:
         m = losses.LOSSES[named]
@@ -116,7 +116,15 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
                 f"No named method uses these stages, but their loss is **{ince.title}**'s: "
                 "with each row normalised, the cross-entropy −log P_ii equals its KL."
             )
-    return "No named method uses these stages: this is a new loss."
+    text = "No named method uses these stages: this is a new loss."
+    if stages.get("divergence") == "l2":
+        text += (
+            " Its divergence, L2, reads only the positive pairs' costs (the plan plays no "
+            "part): nothing pushes different samples apart, so an encoder trained with it "
+            "alone collapses (every embedding the same), as BYOL's would without its "
+            "predictor and moving-average target network."
+        )
+    return text
 
 
 def read_matrix(data: bytes, filename: str) -> np.ndarray:
