@@ -26,7 +26,7 @@ from gca_viz.figures.training import (
     metric_title,
     plan_heatmap,
 )
-from gca_viz.runs import ACTIVE, RunInfo, RunStore, StoreError
+from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import labels_for
 from views._train_runs import Selection, device_text, refresh_page, run_label
@@ -337,7 +337,8 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
 
 def _empty_notes(infos: list[RunInfo], view: MonitorView) -> dict[str, str]:
     """What a subplot without values says: "no values yet" while a run may still record
-    them; "not recorded" once every run has ended; for a training loop of its own (a
+    them; "not recorded" once every run has ended ("none before the run stopped" when one
+    can resume); for a training loop of its own (a
     Recorder's run), how that loop would record it."""
     if any(info.status in ACTIVE for info in infos if not info.external):
         return {}  # an app run evaluates every few steps: the values are coming
@@ -345,6 +346,9 @@ def _empty_notes(infos: list[RunInfo], view: MonitorView) -> dict[str, str]:
         return {m: f"not recorded by this loop<br>(rec.step(step, {m}=...) records it)"
                 for m in view.metrics}  # fmt: skip
     if all(info.status not in ACTIVE for info in infos):
+        if any(info.status in RESUMABLE and not info.external for info in infos):
+            return {m: "none before the run stopped<br>(Resume continues it)"
+                    for m in view.metrics}  # fmt: skip
         return {m: "not recorded by these runs" for m in view.metrics}
     return {}
 

@@ -605,5 +605,7 @@ def test_an_empty_metric_says_whether_its_values_are_coming() -> None:
     loop = SimpleNamespace(status="running", external=True)
     assert _empty_notes([app_running], view) == {}  # evaluated every few steps: coming
     assert _empty_notes([app_done], view)["knn_acc"] == "not recorded by these runs"
+    app_stopped = SimpleNamespace(status="stopped", external=False)  # it may record more
+    assert _empty_notes([app_stopped], view)["knn_acc"].startswith("none before the run stopped")
     assert "rec.step(step, knn_acc=...)" in _empty_notes([loop], view)["knn_acc"]
     assert _empty_notes([app_running, loop], view) == {}
