@@ -41,6 +41,7 @@ def missing_run_warning(
         requested = st.query_params.get(key)
         if requested is not None and requested not in {str(i) for i in ids}:
             st.session_state[marker] = (requested, shown)
+            del st.query_params[key]  # said here: the chooser must not warn a second time
     if marker not in st.session_state:
         return
     requested, fallback = st.session_state[marker]

@@ -120,12 +120,14 @@ def pick_other_run(app: Any, key: str) -> str:
 
 
 def check_missing_run_link(app: Any, page: str, key: str) -> None:
-    """Open ``page`` with ``key=999`` (no such run): the page says so and what to do, names
-    the run it shows instead and offers its run chooser; choosing a run clears the warning."""
+    """Open ``page`` with ``key=999`` (no such run): the page says so, once, and what to do,
+    names the run it shows instead and offers its run chooser; choosing a run clears the
+    warning."""
     app.goto(f"{page}?{key}=999", charts=1)
     warning = app.page.get_by_text("Run #999 does not exist in this app's run store")
     expect(warning).to_be_visible()
     expect(app.page.get_by_text("choose the run to look at under Run")).to_be_visible()
+    expect(app.page.get_by_text("Run = 999 is not used")).to_have_count(0)  # said once
     shown = app.query()[key]
     assert shown != "999"
     assert warning.inner_text().count(f"#{shown} ") == 1  # names the run shown instead
