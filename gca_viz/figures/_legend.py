@@ -45,6 +45,21 @@ def _entries(fig: go.Figure) -> int:
     return count
 
 
+def _lowest_x_axis(layout: dict[str, Any]) -> dict[str, Any]:
+    """The x axis at the bottom of the figure (a subplot grid's lowest row: its tick labels
+    and title are what the legend must clear), the one whose y axis starts lowest."""
+    axes = {k: v or {} for k, v in layout.items() if k.startswith("xaxis")}
+    if not axes:
+        return {}
+
+    def bottom(name: str) -> float:
+        anchor = str(axes[name].get("anchor") or "y")
+        y = layout.get("yaxis" + anchor[1:]) or {}
+        return float((y.get("domain") or [0.0])[0])
+
+    return axes[min(axes, key=bottom)]
+
+
 def legend_below(fig: go.Figure, per_row: int | None = None) -> go.Figure:
     """Lay ``fig``'s legend out under its x axis, one entry per row (in place; returns it).
 
@@ -59,7 +74,7 @@ def legend_below(fig: go.Figure, per_row: int | None = None) -> go.Figure:
     meta = dict(layout.get("meta") or {})
     per_row = max(1, int(per_row or meta.get(PER_ROW_KEY, 1)))
     font = _size(layout.get("font"), _DEFAULT_FONT)
-    xaxis = layout.get("xaxis") or {}
+    xaxis = _lowest_x_axis(layout)
     tick = _size(xaxis.get("tickfont"), max(font, _DEFAULT_FONT))  # (unset: the layout's)
     title = xaxis.get("title")
     title_text = title.get("text") if isinstance(title, dict) else title
