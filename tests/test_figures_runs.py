@@ -90,7 +90,8 @@ def test_metric_curves_draw_runs_and_change_markers() -> None:
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert len(lines) == 2 and {s.x0 for s in lines} == {40}  # one per subplot with data
     texts = [a.text for a in fig.layout.annotations]
-    assert "ε=0.2" in texts and "no values yet" in texts  # uniformity was never recorded
+    assert "①" in texts and "no values yet" in texts  # uniformity was never recorded
+    assert training.change_key(runs) == ["① #1 at step 40: ε=0.2"]  # what ① marks
     long = training.metric_curves(
         [training.RunSeries("x", {"loss": np.column_stack([np.arange(10_000), np.zeros(10_000)])})],
         ["loss"],
@@ -266,9 +267,10 @@ def test_an_epsilon_change_is_marked_and_labelled_on_the_loss_chart() -> None:
         s for s in fig["layout"]["shapes"] if s["xref"] == "x2" and s["yref"] == "y2 domain"
     ]
     assert [(s["x0"], s["x1"]) for s in loss_lines] == [(40, 40)]
-    (label,) = [a for a in fig["layout"]["annotations"] if "→" in a["text"]]
-    assert label["text"] == "ε 0.5 → 0.2"
+    (label,) = [a for a in fig["layout"]["annotations"] if a["text"] == "①"]
     assert (label["x"], label["xref"], label["yref"]) == (40, "x2", "y2 domain")
+    assert label.get("textangle") is None  # upright, above the plot, not along the line
+    assert training.change_key([run]) == ["① #1 at step 40: ε 0.5 → 0.2"]
 
 
 def test_the_loss_scale_note_names_epsilon_changes_and_runs_of_different_epsilon() -> None:

@@ -20,6 +20,7 @@ from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
     RunSeries,
+    change_key,
     loss_scale_note,
     metric_curves,
     metric_label,
@@ -326,8 +327,8 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         scale_note = loss_scale_note(series) if "loss" in view.metrics else None
         if scale_note:
             st.caption(f":material/warning: {scale_note}")
-        n_changes = len(series[0].changes)
-        note = f" Dotted lines mark live changes ({n_changes} on this run)." if n_changes else ""
+        key = change_key(series)
+        note = f" Dotted lines mark live changes: {'; '.join(key)}." if key else ""
         st.caption(
             "The per-batch training loss and held-out evaluations: k-NN and linear-probe "
             "accuracy on the backbone features; alignment and uniformity of the "

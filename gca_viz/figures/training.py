@@ -198,6 +198,22 @@ ACC_MIN_SPAN = 0.05
 """The least range of an accuracy's y axis in :func:`metric_curves`."""
 
 
+CHANGE_MARKS = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+"""The marks :func:`metric_curves` puts on its live-change lines, in :func:`change_key`'s
+order."""
+
+
+def change_key(runs: Sequence[RunSeries]) -> list[str]:
+    """What each numbered line of :func:`metric_curves` marks, in order: ``"① #3 at step
+    120: ε 0.5 → 0.2"``."""
+    key = []
+    for run in runs:
+        for step, text in run.labelled_changes():
+            mark = CHANGE_MARKS[len(key) % len(CHANGE_MARKS)]
+            key.append(f"{mark} {run.label.split(' ')[0]} at step {step}: {text}")
+    return key
+
+
 def metric_curves(
     runs: Sequence[RunSeries],
     names: Sequence[str],
@@ -209,10 +225,10 @@ def metric_curves(
     empty: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """One subplot per metric in ``names``, one coloured line per run, dotted vertical lines
-    where live changes took effect (labelled on the loss's subplot, ``ε 0.5 → 0.2`` when the
-    run's ``settings`` are known; :func:`loss_scale_note` says what that means for the loss).
-    A metric no run has a value of gets a note in its subplot: ``empty[name]``, else "no
-    values yet".
+    where live changes took effect (numbered ①, ②, ... on the loss's subplot;
+    :func:`change_key` says what each is, ``ε 0.5 → 0.2`` when the run's ``settings`` are
+    known; :func:`loss_scale_note` says what that means for the loss). A metric no run has a
+    value of gets a note in its subplot: ``empty[name]``, else "no values yet".
 
     ``smoothing`` (an EMA weight in ``[0, 1)``) applies to the per-step ``loss`` only; the
     raw loss stays visible as a faint line. Long curves are thinned to ``max_points``.
@@ -229,6 +245,7 @@ def metric_curves(
         vertical_spacing=min(0.3 / rows + 0.05, 0.2) if rows > 1 else 0.1,
     )
     filled: set[str] = set()
+    marked = 0  # live changes marked so far, over every run (change_key's order)
     spans: dict[str, list[float]] = {}  # each metric's smallest and largest value drawn
     step_span = [math.inf, -math.inf]  # the steps drawn, over every metric and run
     for r, run in enumerate(runs):
@@ -286,7 +303,9 @@ def metric_curves(
         # Each change is labelled on the loss's subplot (the first one without a loss).
         labelled = names.index("loss") if "loss" in names else 0
         axis = "" if labelled == 0 else str(labelled + 1)
-        for step, text in run.labelled_changes():
+        for step, _ in run.labelled_changes():
+            mark = CHANGE_MARKS[marked % len(CHANGE_MARKS)]
+            marked += 1
             for i in range(len(names)):
                 fig.add_vline(
                     x=step,
@@ -294,18 +313,19 @@ def metric_curves(
                     row=i // cols + 1,
                     col=i % cols + 1,
                 )
+            # A number on the line (the caption's key, change_key, says what changed): the
+            # whole text, rotated along the line, was tiny and sat on the curve.
             fig.add_annotation(
                 x=step,
                 y=1,
                 xref=f"x{axis}",
                 yref=f"y{axis} domain",
-                text=text,
+                text=mark,
                 showarrow=False,
-                xanchor="left",
-                yanchor="top",
-                textangle=-90,
-                font={"size": 10, "color": color},
-                bgcolor="rgba(255,255,255,0.7)",
+                xanchor="center",
+                yanchor="bottom",
+                font={"size": 16, "color": color},
+                bgcolor="rgba(255,255,255,0.85)",
             )
     for i, name in enumerate(names):
         lo, hi = spans.get(name, [0.0, 1.0])

@@ -17,6 +17,7 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
+from gca_viz.figures.training import CHANGE_MARKS
 from tests.browser.test_geometry import check_missing_run_link
 
 STEPS = 1000
@@ -70,9 +71,15 @@ def plan_title(app: Any) -> str:
 
 
 def change_labels(app: Any) -> list[str]:
-    """Texts of the annotations that mark live changes on the metric curves."""
+    """What the numbered lines on the metric curves mark (① ... on the chart, the caption
+    says what each is): the changes, from the caption's key."""
     script = "gd => (gd._fullLayout.annotations || []).map(a => a.text)"
-    return [t for t in app.read_chart("tr_curves", script, None) or [] if "=" in t or "→" in t]
+    marks = [t for t in app.read_chart("tr_curves", script, None) or [] if t in CHANGE_MARKS]
+    caption = app.page.get_by_text(re.compile("Dotted lines mark live changes: "))
+    if not marks or caption.count() == 0:
+        return []
+    key = caption.first.inner_text().split("Dotted lines mark live changes: ", 1)[1]
+    return [part.split(": ", 1)[1].rstrip(".") for part in key.split("; ")][: len(marks)]
 
 
 def test_launch_watch_steer_stop_then_geometry(
@@ -156,7 +163,6 @@ def test_launch_watch_steer_stop_then_geometry(
     )
     assert len(labels) == 1 and re.fullmatch(rf"ε [\d.e-]+ → {NEW_EPS}", labels[0]), labels
     mark("live change marked on the chart")
-    expect(page.get_by_text("Dotted lines mark live changes (1 on this run)")).to_be_visible()
     expect(
         page.get_by_text("loss values before and after the line are not comparable")
     ).to_be_visible()

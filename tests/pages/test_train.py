@@ -239,9 +239,9 @@ def test_metric_and_plan_controls_change_the_figures(store_env: Path) -> None:
 def test_an_epsilon_change_and_runs_of_different_epsilon_are_flagged_on_the_loss(
     no_demo_store: Path,
 ) -> None:
-    """ε sets the loss's scale: the step where it changed is marked "ε 0.5 → 0.2" on the
-    curves, with a line under them saying the losses before and after are not comparable;
-    comparing with a run of another ε says the same."""
+    """ε sets the loss's scale: the step where it changed is marked ① on the curves, the
+    caption's key saying "ε 0.5 → 0.2", with a line under them saying the losses before and
+    after are not comparable; comparing with a run of another ε says the same."""
     store = RunStore(no_demo_store)
     config = {**TINY, "method": "gca_ince", "out_dim": 3}
     ids = []
@@ -265,7 +265,8 @@ def test_an_epsilon_change_and_runs_of_different_epsilon_are_flagged_on_the_loss
     at.selectbox(key="tr_run").set_value(ids[0]).run()
     assert_clean(at)
     labels = [a["text"] for a in charts(at)["tr_curves"]["layout"]["annotations"]]
-    assert "ε 0.5 → 0.2" in labels
+    assert "①" in labels  # the line's number; the caption says what changed
+    assert "Dotted lines mark live changes: ① #1 at step 15: ε 0.5 → 0.2." in texts(at.caption)
     assert (
         "ε changed during training (#1 changed at step 15, ε 0.5 → 0.2): ε sets the scale of "
         "the loss, so loss values before and after the line are not comparable."
@@ -481,8 +482,8 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         step = store.applied_changes(1)[0]["step"]
         lines = [s for s in curves["layout"]["shapes"] if s["type"] == "line"]
         assert lines and all(s["x0"] == step for s in lines)
-        labels = [a["text"] for a in curves["layout"]["annotations"]]
-        assert "ε 0.4 → 0.25" in labels  # from the launch's ε to the new one
+        assert "①" in [a["text"] for a in curves["layout"]["annotations"]]
+        assert f"① #1 at step {step}: ε 0.4 → 0.25" in texts(at.caption)  # launch's ε → new
 
         # The Geometry page draws the 2-D run on the circle and follows its new snapshots.
         wait_for_run(store, lambda: len(store.snapshots(1, "embeddings")) >= 2, "two snapshots")
