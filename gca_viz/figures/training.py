@@ -206,7 +206,7 @@ order."""
 def change_key(runs: Sequence[RunSeries]) -> list[str]:
     """What each numbered line of :func:`metric_curves` marks, in order: ``"① #3 at step
     120: ε 0.5 → 0.2"``."""
-    key = []
+    key: list[str] = []
     for run in runs:
         for step, text in run.labelled_changes():
             mark = CHANGE_MARKS[len(key) % len(CHANGE_MARKS)]
