@@ -436,7 +436,8 @@ def _log_control(
             **_KEEP,
         )
         st.number_input(
-            f"${symbol}$, typed",
+            # a hidden label: screen readers read it, so plain text, not LaTeX ("$λ_1$")
+            f"{symbol.replace('_1', '₁').replace('_2', '₂')}, typed",
             key=key,
             step=stops[0],
             format="%g",

@@ -271,3 +271,12 @@ def test_wrapping_has_one_stylesheet_rule_per_width_and_refuses_other_widths() -
     assert "flex-wrap: wrap" in ui.PAGE_CSS
     with pytest.raises(ValueError, match="min_width must be one of"):
         ui.wrapping("t_wrap", 250)
+
+
+def test_the_typed_boxes_hidden_labels_are_plain_text() -> None:
+    """Screen readers read a hidden label as it is: "$λ_1$, typed" was read with its
+    dollars and underscore."""
+    at = _open()
+    labels = [box.label for box in at.number_input]
+    assert "ε, typed" in labels and "λ₁ = λ₂, typed" in labels
+    assert not [label for label in labels if "$" in label or "_" in label], labels

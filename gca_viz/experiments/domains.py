@@ -42,10 +42,11 @@ which ``δ = ±0.5`` keeps ``α, β >= 0``; the positive keeps the other half of
 ``δ = +0.5`` (``-0.5``) gives that half to same-domain (other-domain) samples only."""
 ALPHA_BETA_LATEX = (
     r"\alpha = \tfrac{s + \delta}{2},\quad \beta = \tfrac{s - \delta}{2},\quad"
-    r" \delta = \alpha - \beta \in [-s, s],\quad s = \alpha + \beta \le 1"
+    r" \delta = \alpha - \beta \in [-s, s],\quad {s = \alpha + \beta \le 1}"
     r" \;\;(\text{shares of a row; the positive keeps } 1 - s)"
 )
-"""The sweep's parameterisation of the domain prior."""
+"""The sweep's parameterisation of the domain prior (``s = α + β ≤ 1`` in braces: KaTeX
+breaks a long formula after a relation, and ``≤`` then ``1`` on the next line read badly)."""
 
 PAPER_LABEL = "paper (PACS, ResNet)"
 """Label of the paper's reference numbers wherever they are drawn."""

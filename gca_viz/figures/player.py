@@ -208,7 +208,10 @@ def half_step_player(
                 "yanchor": "bottom",
                 "xanchor": "left",
                 "showarrow": False,
-                "text": f"k = 0 (the kernel K): {y[0]:.4g}, above" if np.isfinite(y[0]) else "",
+                # (", above" alone read as cut off: say which way the point lies)
+                "text": f"k = 0 (the kernel K): {y[0]:.4g}, off the top"
+                if np.isfinite(y[0])
+                else "",
                 "font": {"size": 12, "color": "#6b7280"},
             }
         ],
