@@ -158,6 +158,10 @@ def test_relaxation_sweep_and_its_figures(pairs: um.CorruptedPairs) -> None:
     # a mean under the balanced level 1 is labelled under its line, clear of the line at 1
     shifts = [a.yshift for a in chart.layout.annotations if "mean" in (a.text or "")]
     assert bad_mean < 1 and shifts[1] < 0 and (shifts[0] > 0) == (clean_mean > 1.02)
+    # headroom above the tallest bar for the corrupted band's title (at ε = 5 every share
+    # was near 1 and the means' labels sat on it)
+    for axis, values in ((chart.layout.yaxis, bars[0].y), (chart.layout.yaxis2, bars[1].y)):
+        assert axis.range[0] == 0 and axis.range[1] >= 1.25 * max(np.asarray(values).max(), 1)
     g = um.gradient_shares(pairs, epsilon=0.5, relax=0.01)
     bars_fig = mfig.gradient_chart(g)
     np.testing.assert_allclose(np.asarray(bars_fig.data[0].x), list(g.shares.values()))

@@ -106,7 +106,12 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             row=row,
             col=1,
         )
-        fig.update_yaxes(title_text="× average row", gridcolor=_GRID, rangemode="tozero", row=row)
+        # headroom over the tallest bar: the corrupted band's title sits at the top, clear
+        # of the bars and of the means' labels (with every share near 1 they overlapped)
+        top = float(np.nanmax(np.concatenate([n * balanced, n * unbalanced, [1.0]])))
+        fig.update_yaxes(
+            title_text="× average row", gridcolor=_GRID, range=[0.0, 1.3 * top], row=row
+        )
     groups = [(~bad, "clean"), (bad, "corrupted")]
     for mask, label in groups:
         if not mask.any():
