@@ -493,6 +493,11 @@ def test_run_labels_on_the_plane_are_a_font_height_apart() -> None:
     layout = fig["layout"]
     labels = layout["annotations"]
     assert [a["text"] for a in labels] == [t.label for t in runs]
+    long = geometry.Trajectory("#11 α-β sweep 1: α - β = +0.25 (shares α = 0.375, β = 0.125)",
+                               np.array([1.0]), np.array([-2.0]), np.array([0.3]))  # fmt: skip
+    (cut,) = geometry.alignment_uniformity_plane([long]).to_dict()["layout"]["annotations"]
+    assert len(cut["text"]) <= geometry.LABEL_CHARS and cut["text"].endswith("…")
+    assert cut["hovertext"] == long.label  # a sweep's long names crossed other runs' paths
     y0, y1 = layout["yaxis"]["range"]
     plot_px = geometry.PLANE_HEIGHT - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
     label_px = [(a["y"] - y0) / (y1 - y0) * plot_px - a["ay"] for a in labels]  # ay: downwards

@@ -771,6 +771,15 @@ def alignment_uniformity_plane(
     return fig
 
 
+LABEL_CHARS = 24
+"""The longest run label drawn on the plane (longer names, such as a sweep's, crossed
+other runs' paths): cut there with an ellipsis, the whole name on hover."""
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + "…"
+
+
 def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None:
     """Fixed axis ranges and one label per run at its latest point, spread apart vertically
     with leader lines: to the right of a point in the left half of the plane, to the left of
@@ -797,7 +806,8 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
         fig.add_annotation(
             x=t.uniformity[-1],
             y=t.alignment[-1],
-            text=t.label,
+            text=_short(t.label),
+            hovertext=t.label,
             showarrow=True,
             arrowhead=0,
             arrowwidth=1,
