@@ -309,11 +309,24 @@ def test_group_pull_is_the_mean_pull_and_its_sentence_follows_the_signs() -> Non
     text = pulls.describe("same-domain", "other-domain")
     assert text.startswith(f"Here a same-domain pair is pulled together ({pulls.same:+.2g})")
     assert "an other-domain pair pulled together" in text
-    assert text.endswith("training draws same-domain pairs closer than other-domain pairs.")
+    assert text.endswith(
+        "training pulls same-domain pairs together harder than other-domain pairs."
+    )
+    assert pulls.describe_positives().startswith("The positives (the blank diagonal) are pushed")
     flipped = ex.GroupPull(positive=1.0, same=-0.1, other=0.2)
     assert flipped.shares == (-0.1, 0.2)
     assert "pushed apart (-10.0% of a positive's pull)" in flipped.describe("same", "other")
-    assert flipped.describe("same", "other").endswith("draws other pairs closer than same pairs.")
+    assert flipped.describe("same", "other").endswith(
+        "training draws other pairs together and same pairs apart."
+    )
+    assert flipped.describe_positives().endswith("pulled hardest of all.")
+    # both pushed apart (α = β = 0.2 on the Domains page): not "draws ... closer"
+    apart = ex.GroupPull(positive=1.0, same=-0.016, other=-0.038)
+    assert apart.describe("same", "other").endswith(
+        "training pushes other pairs apart more than same pairs."
+    )
+    still = ex.GroupPull(positive=1.0, same=0.0, other=-0.02).describe("same", "other")
+    assert "a same pair is neither pulled nor pushed (+0.0% of a positive's pull)" in still
 
 
 def test_read_matrix_parses_npy_and_csv() -> None:

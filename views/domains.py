@@ -220,35 +220,26 @@ if target is not None:
         blocks(pull, "dom_chart_pull", title, "pull", diverging=True, height=460)
     with p_right:
         sums = (
-            "every prior's rows sum to 1: move α and β"
+            "every prior's rows sum to 1 (and its columns nearly so): move its weights and "
+            f"P{_sup(2 * n_iter)} barely moves"
             if kind != "custom"
-            else f"this target's rows sum to {mu.min():.3g} to {mu.max():.3g}: change the "
-            "pattern within them"
+            else "change this target without changing its row and column sums and "
+            f"P{_sup(2 * n_iter)} does not move"
         )
-        if pulls.positive > max(pulls.same, pulls.other):
-            positives = "The positives (the blank diagonal) are pulled hardest of all."
-        elif pulls.positive > 0:
-            positives = "The positives (the blank diagonal) are pulled together too."
-        else:
-            positives = (
-                "The positives (the blank diagonal) are pushed apart here: the target gives "
-                "them less mass than the plan does."
-            )
         st.markdown(
             f"**The plan barely changes; the loss does.** Sinkhorn's plan of a batch "
-            f"depends on the target only through its row and column sums μ and ν, and {sums} "
-            f"and P{_sup(2 * n_iter)} stays put (its same-domain share is {plan_share:.1%}). "
-            "What the target changes is the gradient. The loss KL(P_tgt‖P)/N, differentiated "
-            "through the sweeps, is exactly (P_tgt − P)/(εN) with respect to the cost, and "
-            "gradient descent lowers the cost by it: **red** pairs, where the target holds "
-            "more mass than the plan, are pulled together; **blue** pairs are pushed apart. "
-            + positives
+            f"depends on the target only through its row and column sums μ and ν: {sums} "
+            f"(its same-domain share is {plan_share:.1%}). What the target changes is the "
+            "gradient. The loss KL(P_tgt‖P)/N, differentiated through the sweeps, is exactly "
+            "(P_tgt − P)/(εN) with respect to the cost, and gradient descent lowers the cost "
+            "by it: **red** pairs, where the target holds more mass than the plan, are pulled "
+            "together; **blue** pairs are pushed apart. " + pulls.describe_positives()
         )
         st.markdown(
             (
-                "With α > β same-domain pairs are pulled harder (or pushed apart less) than "
-                "other-domain pairs: training makes the domain easier to read from the "
-                "embeddings. With β > α the other way round: domains mix. "
+                "A larger α pulls same-domain pairs harder, a larger β other-domain pairs; "
+                "α is shared by a row's same-domain samples and β by its other-domain ones, "
+                "so which kind ends closer depends on the batch too. "
                 if kind == "domain"
                 else ""
             )

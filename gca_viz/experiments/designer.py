@@ -105,16 +105,34 @@ class GroupPull(NamedTuple):
             return math.nan, math.nan
         return self.same / self.positive, self.other / self.positive
 
+    def describe_positives(self) -> str:
+        """One sentence on the positive pairs (the pull map's blank diagonal)."""
+        if self.positive > max(self.same, self.other):
+            return "The positives (the blank diagonal) are pulled hardest of all."
+        if self.positive > 0:
+            return "The positives (the blank diagonal) are pulled together too."
+        return (
+            "The positives (the blank diagonal) are pushed apart here: the target gives them "
+            "less mass than the plan does."
+        )
+
     def describe(self, same: str, other: str) -> str:
         """One sentence on the two kinds of pair (``same``, ``other`` name them, e.g.
         ``"same-domain"``): which way each is pulled, by how much (as a share of the
-        positives' pull when they are pulled, else in cost units) and which ends up closer."""
+        positives' pull when they are pulled, else in cost units) and what that does to one
+        kind relative to the other."""
         if math.isnan(self.same) or math.isnan(self.other):
             return ""
         shares = self.shares
 
         def told(value: float, share: float) -> str:
-            way = "pulled together" if value > 0 else "pushed apart" if value < 0 else "left"
+            way = (
+                "pulled together"
+                if value > 0
+                else "pushed apart"
+                if value < 0
+                else "neither pulled nor pushed"
+            )
             amount = f"{share:+.1%} of a positive's pull" if self.positive > 0 else f"{value:+.2g}"
             return f"{way} ({amount})"
 
@@ -128,7 +146,12 @@ class GroupPull(NamedTuple):
         if self.same == self.other:
             return text + "."
         closer, further = (same, other) if self.same > self.other else (other, same)
-        return text + f": training draws {closer} pairs closer than {further} pairs."
+        low, high = sorted((self.same, self.other))
+        if high <= 0:
+            return text + f": training pushes {further} pairs apart more than {closer} pairs."
+        if low >= 0:
+            return text + f": training pulls {closer} pairs together harder than {further} pairs."
+        return text + f": training draws {closer} pairs together and {further} pairs apart."
 
 
 def group_pull(target: Any, plan: Any, groups: Any, epsilon: float) -> GroupPull:

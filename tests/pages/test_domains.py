@@ -146,7 +146,7 @@ def test_with_no_mass_on_the_positives_the_text_follows_the_pull_map(app_store: 
     assert "equals the plan" not in text and "pulled hardest of all" not in text
     assert "The positives (the blank diagonal) are pushed apart here" in text
     assert "Here a same-domain pair is pulled together (+" in text
-    assert "training draws same-domain pairs closer than other-domain pairs" in text
+    assert "training draws same-domain pairs together and other-domain pairs apart" in text
     at.slider(key="dom_alpha").set_value(0.7).run()
     at.slider(key="dom_beta").set_value(0.5).run()
     assert at.error and "α + β must be <= 1" in at.error[0].value
