@@ -26,7 +26,7 @@ import numpy as np
 
 from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
 from gca_viz.device import DEVICE_NAMES, keep_freed_memory
-from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer
+from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer, build_loss
 
 _DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 _DICT_HELP = {
@@ -211,9 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-RESUME_FREE = ("steps", "device", "threads", "eval_every", "snapshot_every", "checkpoint_every")
+RESUME_FREE = (
+    "steps",
+    "device",
+    "threads",
+    "eval_every",
+    "snapshot_every",
+    "checkpoint_every",
+    "eval_subset",
+    "knn_k",
+    "eval_corruption",
+)
 """The fields a resumed run may change (``--resume --steps 600`` trains on): where and how
-long it runs and how often it reports, nothing that changes what it trains."""
+long it runs, how often it reports and how it evaluates; nothing that changes what it
+trains."""
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -224,6 +235,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def resumed_config(args: argparse.Namespace, folder: Path) -> TrainConfig:
     """The configuration of the run in ``folder`` (its ``config.json``, else its checkpoint's),
     with the :data:`RESUME_FREE` fields that the config file and flags give.
+
+    The given fields are validated together with the saved ones (an unknown field is named),
+    and compared by what they mean: ``--epsilon 0.5`` on a run trained with the default
+    ``ε = 0.5`` agrees, so does ``"batch_size": "32"`` with 32.
 
     Raises:
         ValueError: naming the fields, if the config file or flags give another value for a
@@ -238,26 +253,38 @@ def resumed_config(args: argparse.Namespace, folder: Path) -> TrainConfig:
 
         state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
         saved = TrainConfig.from_json(state["config"])
+    given = _given(args)
     values = dataclasses.asdict(saved)
-    clashes = []
-    for name, value in _given(args).items():
-        if name in RESUME_FREE:
-            values[name] = value
-        elif name in _DICT_FIELDS:  # the keys given must agree; others stay as saved
-            clashes += [
-                f"{name}[{key!r}] {v!r} (the run's: {values[name].get(key)!r})"
-                for key, v in value.items()
-                if values[name].get(key) != v
-            ]
-        elif value != values[name]:
-            clashes.append(f"{name} {value!r} (the run's: {values[name]!r})")
+    for name, value in given.items():
+        merge = name in _DICT_FIELDS and isinstance(value, dict)
+        values[name] = {**values.get(name, {}), **value} if merge else value
+    asked = TrainConfig.from_dict(values)  # validated: unknown or bad fields are named here
+    clashes = [
+        f"{name} {_meaning(asked, name)!r} (the run's: {_meaning(saved, name)!r})"
+        for name in given
+        if name not in RESUME_FREE and _meaning(asked, name) != _meaning(saved, name)
+    ]
     if clashes:
         raise ValueError(
             f"--resume: the run in {folder} was trained with other settings than "
             f"{', '.join(clashes)}; a resumed run keeps them (it may change only "
             f"{', '.join(RESUME_FREE)}). Drop those flags, or start a new run in a new folder"
         )
-    return TrainConfig.from_dict(values)
+    fresh = dataclasses.asdict(saved)
+    fresh.update({k: getattr(asked, k) for k in given if k in RESUME_FREE})
+    return TrainConfig.from_dict(fresh)
+
+
+def _meaning(cfg: TrainConfig, name: str) -> Any:
+    """A field as it acts: the loss's parameters with their defaults, an encoder's or an
+    embedded dataset's parameters with theirs, any other field as it is."""
+    if name == "loss_params":
+        return build_loss(cfg).params
+    if name == "encoder_params":
+        return {**models.ENCODERS[cfg.encoder].defaults(), **cfg.encoder_params}
+    if name == "dataset_params" and cfg.dataset in data.DATASETS:
+        return {**data.DATASETS[cfg.dataset].defaults(), **cfg.dataset_params}
+    return getattr(cfg, name)
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:

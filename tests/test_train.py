@@ -431,8 +431,25 @@ def test_cli_resume_keeps_the_runs_own_config_and_refuses_a_different_one(
     assert "method 'ince' (the run's: 'gca_uot')" in other.stderr
     assert "may change only steps" in other.stderr
     clash = _cli("train", "--out", str(out), "--resume", "--epsilon", "0.9")
-    assert clash.returncode == 2 and "loss_params['epsilon'] 0.9" in clash.stderr
+    assert clash.returncode == 2 and "loss_params {'epsilon': 0.9" in clash.stderr
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"typo_field": 1}))
+    unknown = _cli("train", "--out", str(out), "--resume", "--config", str(typo))
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr, unknown.stderr
+    assert "unknown config field 'typo_field'" in unknown.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
+
+    # the same settings said otherwise agree: the default ε, a number as a string, and the
+    # evaluation's settings may change
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps({"batch_size": "32", "method": "gca_uot", "knn_k": 5}))
+    agreed = _cli(
+        "train", "--out", str(out), "--resume", "--config", str(same), "--epsilon", "0.5",
+        "--steps", "4",
+    )  # fmt: skip
+    assert agreed.returncode == 0, agreed.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert (config["steps"], config["knn_k"], config["loss_params"]) == (4, 5, {})
 
 
 def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
