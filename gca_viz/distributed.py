@@ -219,7 +219,9 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
             module.track_running_stats,
         )
         new.load_state_dict(module.state_dict())
-        return new.to(next(iter(module.state_dict().values())).device)
+        new.train(module.training)
+        like = next(iter(module.state_dict().values()), None)  # (none without weights, stats)
+        return new if like is None else new.to(device=like.device, dtype=like.dtype)
     for name, child in module.named_children():
         setattr(module, name, convert_batchnorm(child))
     return module

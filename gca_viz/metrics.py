@@ -44,6 +44,7 @@ from gca_viz.ot._xp import machine_epsilon
 
 __all__ = [
     "alignment",
+    "class_separation",
     "compactness",
     "domain_accuracy",
     "effective_rank",
@@ -470,14 +471,19 @@ def class_separation(z: Array, labels: Array) -> float:
              {\operatorname{mean}_{i \ne j,\ y_i = y_j} \|\hat z_i - \hat z_j\|_2},
         \qquad \hat z_i = z_i / \|z_i\|_2
 
-    About 1 when the classes are mixed, larger as they gather; ``NaN`` without a pair of
-    each kind or when every embedding is the same point (``0 / 0``).
+    About 1 when the classes are mixed, larger as they gather; ``inf`` when every class is
+    one point and the classes are apart; ``NaN`` without a pair of each kind or when every
+    embedding is the same point (``0 / 0``).
 
     Args:
         z: ``(N, d)`` embeddings (no all-zero row). labels: ``(N,)`` class labels.
 
     Returns:
         The ratio as a float.
+
+    Raises:
+        ValueError: if ``z`` is not 2-D, empty, holds NaN/inf or an all-zero row; if
+            ``labels`` is not 1-D, has the wrong length or holds NaN.
     """
     x = _normalize(_points(z, "z"), "z")
     y = _labels(labels, "labels", len(x), "z")

@@ -62,15 +62,17 @@ def test_the_charts_the_review_found_overlapping_lay_their_legends_out_below() -
         assert _legend_top_px(fig) >= 2 * 1.45 * 12
 
 
-def test_in_a_subplot_grid_the_legend_clears_the_lowest_axis_title() -> None:
+@pytest.mark.parametrize(("rows", "cols"), [(2, 1), (1, 2)], ids=["stacked", "side-by-side"])
+def test_in_a_subplot_grid_the_legend_clears_the_lowest_titled_axis(rows: int, cols: int) -> None:
     """Noisy views' two-row chart has its x title on the lower subplot (xaxis2): the legend
-    was laid out for the upper axis, which has none, and sat on the title."""
+    was laid out for the upper axis, which has none, and sat on the title. Of two axes side
+    by side at the bottom, the titled one counts."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=1)
+    fig = make_subplots(rows=rows, cols=cols)
     fig.add_trace(go.Bar(x=[0, 1], y=[1, 2], name="a"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2], name="b"), row=2, col=1)
-    fig.update_xaxes(title_text="rows", row=2, col=1)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2], name="b"), row=rows, col=cols)
+    fig.update_xaxes(title_text="rows", row=rows, col=cols)
     fig.update_layout(height=400, margin={"t": 60, "b": 50})
     laid = legend_below(go.Figure(fig))
     assert _legend_top_px(laid) >= 1.45 * 12 + 1.6 * 12 + 14  # the title's room too

@@ -163,7 +163,8 @@ def test_positive_marks_never_overlap_their_neighbours(n: int) -> None:
     for x0, y0, x1, y1 in segments:
         assert x1 - x0 == pytest.approx(y1 - y0)  # parallel to the diagonal
         assert y0 == -f / 2 and y1 == n - f + f / 2  # from the first row to the last
-        gap = abs(x0 - y0) - f / 2  # from the cells' edge, in index units
+        # at right angles from the nearest cell corner (f off the diagonal in x - y)
+        gap = (abs(x0 - y0) - f) / np.sqrt(2)  # index units
         assert gap * cell_px / f == pytest.approx(2.0)  # two pixels clear
 
 

@@ -269,7 +269,8 @@ def test_an_epsilon_change_is_marked_and_labelled_on_the_loss_chart() -> None:
     assert [(s["x0"], s["x1"]) for s in loss_lines] == [(40, 40)]
     (label,) = [a for a in fig["layout"]["annotations"] if a["text"] == "①"]
     assert (label["x"], label["xref"], label["yref"]) == (40, "x2", "y2 domain")
-    assert label.get("textangle") is None  # upright, above the plot, not along the line
+    assert label.get("textangle") is None  # upright, not along the line
+    assert label["y"] == 1 and label["yanchor"] == "top"  # inside: the title is above
     assert training.change_key([run]) == ["① #1 at step 40: ε 0.5 → 0.2"]
 
 

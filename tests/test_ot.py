@@ -687,6 +687,11 @@ def test_rounding_floor_is_the_plans_own_precision(as_tensor: bool) -> None:
         floors[dtype] = res.rounding_floor
         assert res.rounding_floor == pytest.approx(100 * np.finfo(dtype).eps * res.mass)
     assert floors[np.float32] / floors[np.float64] == pytest.approx(2.0**29, rel=1e-6)
+    from gca_viz.ot._xp import machine_epsilon
+
+    eps32 = float(np.finfo(np.float32).eps)  # a dtype given as a numpy or torch type too
+    assert machine_epsilon(np.float32) == machine_epsilon(np.dtype("float32")) == eps32
+    assert machine_epsilon(torch.float32) == eps32 and machine_epsilon([1, 2]) == 2.0**-52
 
 
 # -------------------------------------------------- 8. float32 at ε = 1e-3: finite results

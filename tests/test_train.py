@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gca_viz import losses, metrics
+from gca_viz import distributed, losses, metrics
 from gca_viz.train import Callback, TrainConfig, Trainer, copy_config
 from tests.helpers import REPO_ROOT
 from tests.test_data import write_user_data
@@ -699,3 +699,18 @@ def test_noisy_pairs_mismatch_a_share_of_the_training_views() -> None:
     noisy = Trainer(TrainConfig(**base, noisy_pairs=0.5)).train_step()["loss"]
     assert same == clean
     assert noisy > clean + 0.1
+
+
+def test_convert_batchnorm_keeps_a_root_layers_mode_dtype_and_state() -> None:
+    """A batch norm given alone becomes a GlobalBatchNorm in its own mode and dtype, with its
+    statistics; one without weights or statistics converts too (it raised StopIteration)."""
+    root = torch.nn.BatchNorm1d(4).double()
+    root.running_mean.fill_(0.5)
+    root.eval()
+    new = distributed.convert_batchnorm(root)
+    assert isinstance(new, distributed.GlobalBatchNorm) and not new.training
+    assert new.weight.dtype == torch.float64 and torch.equal(new.running_mean, root.running_mean)
+    bare = torch.nn.BatchNorm1d(4, affine=False, track_running_stats=False)
+    assert isinstance(distributed.convert_batchnorm(bare), distributed.GlobalBatchNorm)
+    nested = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    assert isinstance(distributed.convert_batchnorm(nested)[1], distributed.GlobalBatchNorm)

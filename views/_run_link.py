@@ -61,7 +61,10 @@ def launch_status(store: RunStore, run_id: int) -> str:
     """What a launched run is doing, to follow its name (``"Run #3 " + ...``): training,
     queued behind how many runs (at most ``store.max_concurrent`` train at once), or how it
     ended. Ends with a full stop."""
-    info = store.get(run_id)
+    try:
+        info = store.get(run_id)
+    except ValueError:  # deleted since (on the Train page, or by another user)
+        return "has been deleted."
     if info.status == "running":
         return "is training in the background."
     if info.status == "queued":
@@ -71,4 +74,6 @@ def launch_status(store: RunStore, run_id: int) -> str:
             f"is queued {behind}and starts when a slot frees (at most "
             f"{store.max_concurrent} train at once)."
         )
-    return f"has {info.status}."
+    return {"interrupted": "was interrupted.", "failed": "failed."}.get(
+        info.status, f"has {info.status}."
+    )

@@ -267,6 +267,8 @@ def classes_text(z: np.ndarray, y: np.ndarray) -> str:
     ratio = metrics.class_separation(z, y)
     if np.isnan(ratio):
         return ""
+    if np.isinf(ratio):
+        return "The classes gather: each class sits at one point of its own."
     if ratio >= GATHERED:
         return (
             f"The classes gather: two samples of different classes sit {ratio:.1f}x as far "

@@ -15,7 +15,7 @@ import torch
 import ui
 from gca_viz import lab, ot, targets
 from gca_viz.figures import plans as figs
-from gca_viz.figures.player import half_step_player
+from gca_viz.figures.player import PLAYER_HEIGHT, half_step_player
 from gca_viz.losses import COSTS, PROJECTIONS
 from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
@@ -325,8 +325,9 @@ def inspect() -> None:
         st.caption(
             "Each half-step is a KL projection onto a set that contains P_tgt, so the curve never "
             "rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch; the arrow spans the drop. "
-            "The kernel (k = 0) sits far above and is named over the chart. Pink squares on the "
-            "heatmaps outline the positive pairs (i, pos(i)): the entries InfoNCE reads."
+            "The kernel (k = 0) sits far above and is named over the chart. On the heatmaps "
+            f"{figs.positive_marks_words(n_rows, PLAYER_HEIGHT)} mark the positive pairs "
+            "(i, pos(i)): the entries InfoNCE reads."
         )
         scale = (
             "log₁₀ colour scale"

@@ -52,10 +52,10 @@ def _lowest_x_axis(layout: dict[str, Any]) -> dict[str, Any]:
     if not axes:
         return {}
 
-    def bottom(name: str) -> float:
+    def bottom(name: str) -> tuple[float, bool]:  # (of axes side by side: a titled one)
         anchor = str(axes[name].get("anchor") or "y")
         y = layout.get("yaxis" + anchor[1:]) or {}
-        return float((y.get("domain") or [0.0])[0])
+        return float((y.get("domain") or [0.0])[0]), not axes[name].get("title")
 
     return axes[min(axes, key=bottom)]
 

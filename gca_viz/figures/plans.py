@@ -12,6 +12,7 @@ Nothing here imports streamlit; arrays are passed as numpy (sent as typed arrays
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -98,8 +99,9 @@ def matrix_heatmap(
             selection events in Streamlit, points do, with ``x = j`` and ``y = i``.
         marked: ``(i, j)`` cell to outline.
         positives: ``(n,)`` column ``pos(i)`` of each row's positive pair: those cells are
-            outlined (open squares; the entries ``P_{i,pos(i)}`` that InfoNCE reads), also
-            when the rows are sorted (by class) and the positives stay on the diagonal.
+            marked (open squares, or on cells under 4 px two lines either side of each run
+            of them; :func:`positive_marks_words` names which), the entries
+            ``P_{i,pos(i)}`` that InfoNCE reads.
         max_size: larger matrices are block-averaged (:func:`gca_viz.lab.downsample`).
         height: figure height in pixels.
     """
@@ -288,7 +290,7 @@ def _positive_marks(pos: np.ndarray, f: int, rows: int, height: int) -> go.Scatt
     """The cells ``(i, pos(i))`` (block positions when downsampled) marked: an open square on
     each, or, on cells below :data:`_MARK_MIN_PX`, a corridor: two lines parallel to each run
     of positives along a diagonal (``pos(i) - i`` constant, consecutive ``i``), two pixels
-    clear of the cells, so the cells' own colours stay visible between them."""
+    clear of the cells' corners, so the cells' own colours stay visible between them."""
     i = np.arange(len(pos))
     cells = np.unique(np.stack([i // f * f, pos.astype(int) // f * f], 1), axis=0)  # (k, 2)
     side = _cell_px(rows, height)
@@ -313,7 +315,9 @@ def _positive_marks(pos: np.ndarray, f: int, rows: int, height: int) -> go.Scatt
             },
             **common,
         )
-    offset = f * (0.5 + 2.0 / side)  # half a cell, then two pixels (in index units)
+    # A cell's far corner lies f off the diagonal (in x - y); the line runs parallel, so two
+    # pixels of clearance at right angles is 2√2 px more in x - y (index units: f / side).
+    offset = f * (1.0 + 2.0 * math.sqrt(2.0) / side)
     xs: list[float | None] = []
     ys: list[float | None] = []
     for r0, r1, d in _diagonal_runs(cells, f):

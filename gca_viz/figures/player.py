@@ -26,6 +26,10 @@ from gca_viz.lab.plans import display_factor, downsample
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+PLAYER_HEIGHT = 520
+"""The half-step player's default height (px)."""
+
+
 def half_step_player(
     plans: np.ndarray,
     kl: np.ndarray,
@@ -36,7 +40,7 @@ def half_step_player(
     start: int = 1,
     max_size: int = 128,
     frame_ms: int | None = None,
-    height: int = 520,
+    height: int = PLAYER_HEIGHT,
 ) -> go.Figure:
     """The half-steps ``P^(0) ... P^(2T)`` as a client-side animation: the plan on the left,
     ``KL(P_tgt || P^(k)) / n`` on the right with a marker that moves in step; a ▶ / ❚❚

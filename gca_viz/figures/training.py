@@ -323,7 +323,7 @@ def metric_curves(
                 text=mark,
                 showarrow=False,
                 xanchor="center",
-                yanchor="bottom",
+                yanchor="top",  # inside the plot's top edge: above it sits the subplot's title
                 font={"size": 16, "color": color},
                 bgcolor="rgba(255,255,255,0.85)",
             )

@@ -321,7 +321,9 @@ def namespace(*arrays: Any) -> Namespace:
 def machine_epsilon(x: Any) -> float:
     """The machine epsilon of ``x``'s floating dtype (``x`` an array, a tensor or a dtype of
     numpy or torch); float64's for integers and anything without a floating dtype."""
-    dtype = x if isinstance(x, torch.dtype) else getattr(x, "dtype", x)
+    if isinstance(x, type) and issubclass(x, np.generic):  # np.float32, a scalar type
+        x = np.dtype(x)
+    dtype = x if isinstance(x, torch.dtype | np.dtype) else getattr(x, "dtype", x)
     if isinstance(dtype, torch.dtype):
         return float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
     try:

@@ -119,10 +119,10 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
     text = "No named method uses these stages: this is a new loss."
     if stages.get("divergence") == "l2":
         text += (
-            " Its divergence, L2, reads only the positive pairs' costs (the plan plays no "
-            "part): nothing pushes different samples apart, so an encoder trained with it "
-            "alone collapses (every embedding the same), as BYOL's would without its "
-            "predictor and moving-average target network."
+            " Its divergence, L2, reads only the costs of the pairs the target weights (the "
+            "plan plays no part), so it only pulls: nothing pushes different samples apart, "
+            "and an encoder trained with it alone collapses (every embedding the same), as "
+            "BYOL's would without its predictor and moving-average target network."
         )
     return text
 

@@ -114,6 +114,8 @@ def test_a_launched_run_is_said_to_be_queued_until_it_starts(tmp_path: Path) -> 
         )
         store.stop(ids[2])
         assert launch_status(store, ids[2]) == "has stopped."
+        store.delete(ids[2])  # the composer's message outlives the run: no exception
+        assert launch_status(store, ids[2]) == "has been deleted."
     finally:
         kill_runs(tmp_path)
 
