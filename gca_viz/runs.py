@@ -602,6 +602,14 @@ class RunStore:
         with self._db() as db:
             return self._info(self._row(db, run_id))
 
+    def queued_ahead(self, run_id: int) -> int:
+        """How many queued runs start before ``run_id`` (oldest first, :meth:`schedule`)."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE status='queued' AND id < ?", (int(run_id),)
+            ).fetchone()
+        return int(row[0])
+
     def list_runs(self, status: str | None = None, method: str | None = None) -> list[RunInfo]:
         """All runs, newest first, optionally filtered by status and by method."""
         with self._db() as db:

@@ -68,7 +68,7 @@ def launch_status(store: RunStore, run_id: int) -> str:
     if info.status == "running":
         return "is training in the background."
     if info.status == "queued":
-        ahead = sum(r.id < run_id for r in store.list_runs("queued"))
+        ahead = store.queued_ahead(run_id)
         behind = f"behind {ahead} other queued run{'s' * (ahead != 1)}, " if ahead else ""
         return (
             f"is queued {behind}and starts when a slot frees (at most "

@@ -203,15 +203,24 @@ CHANGE_MARKS = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 order."""
 
 
+def _numbered_changes(runs: Sequence[RunSeries]) -> list[tuple[int, int, str, str]]:
+    """``(run index, step, mark, text)`` of every live change, numbered over all runs."""
+    changes = [
+        (r, step, text) for r, run in enumerate(runs) for step, text in run.labelled_changes()
+    ]
+    return [
+        (r, step, CHANGE_MARKS[k % len(CHANGE_MARKS)], text)
+        for k, (r, step, text) in enumerate(changes)
+    ]
+
+
 def change_key(runs: Sequence[RunSeries]) -> list[str]:
     """What each numbered line of :func:`metric_curves` marks, in order: ``"① #3 at step
     120: ε 0.5 → 0.2"``."""
-    key: list[str] = []
-    for run in runs:
-        for step, text in run.labelled_changes():
-            mark = CHANGE_MARKS[len(key) % len(CHANGE_MARKS)]
-            key.append(f"{mark} {run.label.split(' ')[0]} at step {step}: {text}")
-    return key
+    return [
+        f"{mark} {runs[r].label.split(' ')[0]} at step {step}: {text}"
+        for r, step, mark, text in _numbered_changes(runs)
+    ]
 
 
 def metric_curves(
@@ -245,7 +254,7 @@ def metric_curves(
         vertical_spacing=min(0.3 / rows + 0.05, 0.2) if rows > 1 else 0.1,
     )
     filled: set[str] = set()
-    marked = 0  # live changes marked so far, over every run (change_key's order)
+    numbered = _numbered_changes(runs)  # change_key's numbering
     spans: dict[str, list[float]] = {}  # each metric's smallest and largest value drawn
     step_span = [math.inf, -math.inf]  # the steps drawn, over every metric and run
     for r, run in enumerate(runs):
@@ -303,9 +312,7 @@ def metric_curves(
         # Each change is labelled on the loss's subplot (the first one without a loss).
         labelled = names.index("loss") if "loss" in names else 0
         axis = "" if labelled == 0 else str(labelled + 1)
-        for step, _ in run.labelled_changes():
-            mark = CHANGE_MARKS[marked % len(CHANGE_MARKS)]
-            marked += 1
+        for _, step, mark, _ in (c for c in numbered if c[0] == r):
             for i in range(len(names)):
                 fig.add_vline(
                     x=step,
