@@ -733,6 +733,15 @@ def controls(title: str = "Settings", *, folded: bool = False) -> Iterator[None]
         yield
 
 
+def versus_ince(gap: float, rounding: float, spec: str) -> dict[str, Any]:
+    """``st.metric``'s ``delta`` and ``delta_color`` for GCA-INCE beside INCE: the ``gap``
+    GCA-INCE − INCE formatted by ``spec`` (lower is better), or "equal to INCE" when it is
+    within ``rounding`` (a red "+0" read as a rise, against the theorem)."""
+    if abs(gap) <= rounding:
+        return {"delta": "equal to INCE (to rounding)", "delta_color": "off"}
+    return {"delta": f"{gap:{spec}} vs INCE", "delta_color": "inverse"}
+
+
 def wrapped_row_height(
     rows: Sequence[dict[str, Any]], widths: dict[str, int], char_px: float = 6.5, line_px: int = 20
 ) -> int:

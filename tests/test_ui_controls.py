@@ -280,3 +280,16 @@ def test_the_typed_boxes_hidden_labels_are_plain_text() -> None:
     labels = [box.label for box in at.number_input]
     assert "ε, typed" in labels and "λ₁ = λ₂, typed" in labels
     assert not [label for label in labels if "$" in label or "_" in label], labels
+
+
+def test_gca_ince_beside_ince_is_equal_within_rounding_and_a_drop_otherwise() -> None:
+    """Story and Domains show GCA-INCE against INCE with one rule: a gap within rounding
+    reads "equal" in grey (a red "+0" read as a rise), a real one as a drop, lower better."""
+    assert ui.versus_ince(3e-17, 1e-15, "+.2e") == {
+        "delta": "equal to INCE (to rounding)",
+        "delta_color": "off",
+    }
+    assert ui.versus_ince(-0.0123, 1e-15, "+.3g") == {
+        "delta": "-0.0123 vs INCE",
+        "delta_color": "inverse",
+    }

@@ -252,13 +252,10 @@ if target is not None:
     with k2:
         rise, rounding = lab.largest_rise(steps.kl)
         st.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", f"{steps.kl[1]:.4g}")
-        gap = steps.kl[-1] - steps.kl[1]
-        same = abs(gap) <= rounding  # (a red "+0" read as a rise)
         st.metric(
             f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/N",
             f"{steps.kl[-1]:.4g}",
-            "equal to INCE (to rounding)" if same else f"{gap:+.3g} vs INCE",
-            delta_color="off" if same else "inverse",
+            **ui.versus_ince(steps.kl[-1] - steps.kl[1], rounding, "+.3g"),
         )
         shown = "0 (rounding)" if rise == 0 else f"{-rise:.2e}"
         st.metric(

@@ -203,13 +203,10 @@ elif step == 2:
     st.latex(story.PYTHAGORAS_LATEX)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("INCE (k = 1)", fmt(mono.ince))
-    gap = mono.gca - mono.ince
-    same = abs(gap) <= mono.rounding  # (a red "+0.00e+00" read as a rise)
     m2.metric(
         f"GCA-INCE (k = {2 * n_iter})",
         fmt(mono.gca),
-        "equal to INCE (to rounding)" if same else f"{gap:+.2e} vs INCE",
-        delta_color="off" if same else "inverse",
+        **ui.versus_ince(mono.gca - mono.ince, mono.rounding, "+.2e"),
     )
     rounded = mono.max_increase_shown != mono.max_increase
     drop = -mono.max_increase_shown  # ≥ 0 by the theorem
