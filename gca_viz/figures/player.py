@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._marks import positive_marks
 from gca_viz.figures.plans import (
     _LOG_DECADES,
     COLORS,
     PLAN_COLORSCALE,
     _base_layout,
-    _positive_marks,
 )
 from gca_viz.lab.plans import display_factor, downsample
 
@@ -149,7 +149,7 @@ def half_step_player(
         marker(k0),
     ]
     if positives is not None:
-        traces.append(_positive_marks(np.asarray(positives), f, rows, height))
+        traces.append(positive_marks(np.asarray(positives), f, rows, height))
 
     scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
     title = (
