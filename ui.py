@@ -39,7 +39,7 @@ import streamlit as st
 from gca_viz import demo
 from gca_viz.figures._legend import META_KEY as legend_below_meta
 from gca_viz.figures._legend import legend_below
-from gca_viz.figures.geometry import LABELS_META, respread_run_labels
+from gca_viz.figures.alignment import LABELS_META, respread_run_labels
 from gca_viz.losses.stages import EPSILON, RELAX_A, RELAX_B
 from gca_viz.registry import Param
 from gca_viz.runs import (

@@ -1,4 +1,4 @@
-"""Tests of the run figures: gca_viz.figures.training and gca_viz.figures.geometry."""
+"""Tests of the run figures: gca_viz.figures.training, geometry and alignment."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gca_viz import embed
-from gca_viz.figures import geometry, training
+from gca_viz.figures import alignment, geometry, training
 from tests.plotly_json import array, decode
 
 
@@ -105,12 +105,12 @@ def test_trajectory_pairs_alignment_and_uniformity_by_step() -> None:
         "alignment": np.array([[10.0, 0.5], [20.0, 0.4], [30.0, np.nan]]),
         "uniformity": np.array([[20.0, -1.5], [30.0, -2.0], [40.0, -2.1]]),
     }
-    t = geometry.Trajectory.from_metrics("#1", metrics)
+    t = alignment.Trajectory.from_metrics("#1", metrics)
     np.testing.assert_array_equal(t.steps, [20.0])
     np.testing.assert_array_equal(t.uniformity, [-1.5])
     np.testing.assert_array_equal(t.alignment, [0.4])
-    assert len(geometry.Trajectory.from_metrics("#2", {})) == 0
-    fig = geometry.alignment_uniformity_plane([t, geometry.Trajectory.from_metrics("#2", {})])
+    assert len(alignment.Trajectory.from_metrics("#2", {})) == 0
+    fig = alignment.alignment_uniformity_plane([t, alignment.Trajectory.from_metrics("#2", {})])
     assert [tr.name for tr in fig.data if tr.showlegend is not False] == ["#1"]
 
 
@@ -468,15 +468,15 @@ def test_input_glyphs_average_large_images_down_to_eight_lines() -> None:
 def test_spread_labels_keeps_them_apart_in_order_and_inside(seed: int) -> None:
     rng = np.random.default_rng(seed)
     want = rng.uniform(0, 100, size=8) * (rng.random(8) < 0.5)  # many crowd at 0
-    out = geometry.spread_labels(want, 12.0, 0.0, 200.0)
+    out = alignment.spread_labels(want, 12.0, 0.0, 200.0)
     order = np.argsort(want, kind="stable")
     assert np.all(np.diff(out[order]) >= 12.0 - 1e-9)  # apart, same order
     assert out.min() >= 0.0 and out.max() <= 200.0
-    np.testing.assert_array_equal(geometry.spread_labels([10.0, 50.0], 12.0, 0, 200), [10, 50])
+    np.testing.assert_array_equal(alignment.spread_labels([10.0, 50.0], 12.0, 0, 200), [10, 50])
 
 
 def test_spread_labels_that_cannot_fit_stay_apart() -> None:
-    out = geometry.spread_labels(np.zeros(5), 10.0, 0.0, 20.0)
+    out = alignment.spread_labels(np.zeros(5), 10.0, 0.0, 20.0)
     assert np.all(np.diff(np.sort(out)) >= 10.0)
 
 
@@ -485,25 +485,25 @@ def test_run_labels_on_the_plane_are_a_font_height_apart() -> None:
     overlapped): each label is joined to its point and at least LABEL_GAP_PX from the others."""
     ends = [(-2.0, 0.215), (-2.01, 0.212), (-1.99, 0.218), (-1.5, 0.6)]
     runs = [
-        geometry.Trajectory(
+        alignment.Trajectory(
             f"#{i} run", np.array([50.0, 100.0]), np.array([-1.2, u]), np.array([0.5, a])
         )
         for i, (u, a) in enumerate(ends)
     ]
-    fig = geometry.alignment_uniformity_plane(runs).to_dict()
+    fig = alignment.alignment_uniformity_plane(runs).to_dict()
     layout = fig["layout"]
     labels = layout["annotations"]
     assert [a["text"] for a in labels] == [t.label for t in runs]
-    long = geometry.Trajectory("#11 α-β sweep 1: α - β = +0.25 (shares α = 0.375, β = 0.125)",
+    long = alignment.Trajectory("#11 α-β sweep 1: α - β = +0.25 (shares α = 0.375, β = 0.125)",
                                np.array([1.0]), np.array([-2.0]), np.array([0.3]))  # fmt: skip
-    (cut,) = geometry.alignment_uniformity_plane([long]).to_dict()["layout"]["annotations"]
-    assert len(cut["text"]) <= geometry.LABEL_CHARS and cut["text"].endswith("…")
+    (cut,) = alignment.alignment_uniformity_plane([long]).to_dict()["layout"]["annotations"]
+    assert len(cut["text"]) <= alignment.LABEL_CHARS and cut["text"].endswith("…")
     assert cut["hovertext"] == long.label  # a sweep's long names crossed other runs' paths
     y0, y1 = layout["yaxis"]["range"]
-    plot_px = geometry.PLANE_HEIGHT - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
+    plot_px = alignment.PLANE_HEIGHT - alignment.PLANE_MARGIN["t"] - alignment.PLANE_MARGIN["b"]
     label_px = [(a["y"] - y0) / (y1 - y0) * plot_px - a["ay"] for a in labels]  # ay: downwards
     gaps = np.diff(np.sort(label_px))
-    assert gaps.min() >= geometry.LABEL_GAP_PX - 1e-6, label_px
+    assert gaps.min() >= alignment.LABEL_GAP_PX - 1e-6, label_px
     for a, t in zip(labels, runs, strict=True):
         assert (a["x"], a["y"]) == (t.uniformity[-1], t.alignment[-1]) and a["showarrow"]
     assert layout["showlegend"] is False and not any(
@@ -521,11 +521,11 @@ def test_run_labels_spread_again_at_a_projector_s_font_size() -> None:
     a (scaled) font height apart, growing the plot when they no longer fit (labels spread
     for 11 px overlapped at 16)."""
     runs = [
-        geometry.Trajectory(f"#{i}", np.array([1.0]), np.array([-2.0]), np.array([0.3 + 1e-3 * i]))
+        alignment.Trajectory(f"#{i}", np.array([1.0]), np.array([-2.0]), np.array([0.3 + 1e-3 * i]))
         for i in range(14)
     ]
-    fig = geometry.alignment_uniformity_plane(runs)
-    plot = geometry.PLANE_HEIGHT - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
+    fig = alignment.alignment_uniformity_plane(runs)
+    plot = alignment.PLANE_HEIGHT - alignment.PLANE_MARGIN["t"] - alignment.PLANE_MARGIN["b"]
 
     def placed(figure: Any, plot_px: float) -> np.ndarray:
         y0, y1 = figure.layout.yaxis.range
@@ -533,10 +533,10 @@ def test_run_labels_spread_again_at_a_projector_s_font_size() -> None:
             [(a.y - y0) / (y1 - y0) * plot_px - a.ay for a in figure.layout.annotations]
         )
 
-    assert np.diff(np.sort(placed(fig, plot))).min() >= geometry.LABEL_GAP_PX - 1e-6
+    assert np.diff(np.sort(placed(fig, plot))).min() >= alignment.LABEL_GAP_PX - 1e-6
     for note in fig.layout.annotations:
         note.font.size = 22  # twice the size: 13 gaps of 42 px no longer fit in 340
-    geometry.respread_run_labels(fig)
-    grown = fig.layout.height - geometry.PLANE_MARGIN["t"] - geometry.PLANE_MARGIN["b"]
-    assert grown >= 13 * 2 * geometry.LABEL_GAP_PX > plot
-    assert np.diff(np.sort(placed(fig, grown))).min() >= 2 * geometry.LABEL_GAP_PX - 1e-6
+    alignment.respread_run_labels(fig)
+    grown = fig.layout.height - alignment.PLANE_MARGIN["t"] - alignment.PLANE_MARGIN["b"]
+    assert grown >= 13 * 2 * alignment.LABEL_GAP_PX > plot
+    assert np.diff(np.sort(placed(fig, grown))).min() >= 2 * alignment.LABEL_GAP_PX - 1e-6

@@ -9,13 +9,13 @@ import plotly.graph_objects as go
 import pytest
 
 import ui
-from gca_viz.figures.geometry import (
+from gca_viz.figures.alignment import (
     LABEL_FONT,
     LABEL_GAP_PX,
     Trajectory,
     alignment_uniformity_plane,
-    embedding_figure,
 )
+from gca_viz.figures.geometry import embedding_figure
 from gca_viz.figures.player import half_step_player
 from tests.helpers import open_app
 

@@ -12,13 +12,8 @@ import streamlit as st
 
 import ui
 from gca_viz import embed
-from gca_viz.figures.geometry import (
-    Panel,
-    Trajectory,
-    alignment_uniformity_plane,
-    explorer_figure,
-    filtered_out,
-)
+from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
+from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
 from views._geometry_pin import BRIDGE, on_click, pin_chooser, pin_details, pinned_sample, same_data
 from views._geometry_snapshots import (

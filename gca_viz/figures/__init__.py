@@ -6,8 +6,8 @@
   controls of every animated figure.
 * :mod:`gca_viz.figures.mechanism`: where GCA-UOT's mass and gradient go (Noisy views).
 * :mod:`gca_viz.figures.training`: metric curves of runs with live-change markers.
-* :mod:`gca_viz.figures.geometry`: embeddings on the circle or sphere, 2-D projections,
-  the alignment-uniformity plane.
+* :mod:`gca_viz.figures.geometry`: embeddings on the circle or sphere, 2-D projections.
+* :mod:`gca_viz.figures.alignment`: the alignment-uniformity plane across runs.
 
 Pass numpy arrays (plotly sends them as typed arrays); plans above about 256 x 256 are
 downsampled for display (``docs/math.md``; ``platform.md``).
