@@ -322,7 +322,7 @@ def train_main(argv: list[str]) -> int:
         if args.store is None or args.run_id is None:
             print("error: --store and --run-id go together", file=sys.stderr)
             return 2
-        from gca_viz.runs import run_in_store
+        from gca_viz.runner import run_in_store
 
         if hasattr(os, "nice"):  # before any thread starts: the threads inherit it
             try:

@@ -56,6 +56,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_name(device: torch.device) -> str:
+    """How a run names its torch device in the run store: ``"cpu"``, ``"mps"``, or CUDA
+    with its index (``"cuda:0"``; a bare ``"cuda"`` means the current CUDA device)."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
 _THREADS_LOCK = threading.Lock()
 _threads_open = 0  # torch_threads blocks open now, in every thread of the process
 _threads_before = 0  # torch's thread count when the first of them opened

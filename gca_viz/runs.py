@@ -1,4 +1,5 @@
-"""Background runs: a SQLite run store and the processes that train in it.
+"""Background runs: a SQLite run store and the processes that train in it (each runs
+:func:`gca_viz.runner.run_in_store`).
 
 A run is a separate OS process started with the same entry point as the command line,
 ``python -m gca_viz train --store DIR --run-id N``, in its own session, so a crash, a hang
@@ -31,19 +32,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import json
 import math
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,15 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from gca_viz import _signals, losses
+from gca_viz import losses
+from gca_viz._processes import last_error_line, run_alive
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
     LIVE_PARAMS,
-    Callback,
     TrainConfig,
-    Trainer,
     _rebuild_loss,
     build_loss,
     copy_config,
@@ -384,11 +380,11 @@ class RunStore:
                 for row in rows:
                     beat = row["heartbeat"]
                     stale = beat is None or now - beat > self.heartbeat_timeout
-                    if stale or not _run_alive(row["pid"], row["external"], row["config"]):
+                    if stale or not run_alive(row["pid"], row["external"], row["config"]):
                         lost.append(int(row["id"]))
                 for run_id in lost:
                     why = "the run process died or stopped responding"
-                    last = _last_error_line(self.run_dir(run_id) / "log.txt")
+                    last = last_error_line(self.run_dir(run_id) / "log.txt")
                     db.execute(
                         "UPDATE runs SET status='interrupted', ended=?, error=? WHERE id=?",
                         (now, f"{why}; its log ends with: {last}" if last else why, run_id),
@@ -808,58 +804,6 @@ def live_targets(info: RunInfo) -> list[str]:
     return [str(t) for t in info.config.get("recorder", {}).get("targets", [])]
 
 
-def _run_alive(pid: int | None, external: int | bool, config: str) -> bool:
-    """Whether the process of a ``running`` row lives (see :meth:`RunStore.reconcile`)."""
-    if not external:
-        return _alive(pid)
-    try:
-        host = json.loads(config).get("recorder", {}).get("host")
-    except (ValueError, AttributeError):
-        host = None
-    if host != socket.gethostname():
-        return True  # another machine's pid means nothing here: the heartbeat decides
-    return _alive(pid, any_program=True)
-
-
-def _alive(pid: int | None, any_program: bool = False) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process running gca_viz (``any_program``:
-    running anything, as an external run's script does)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():  # Linux: rule out zombies and a recycled pid
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        return _is_run_process(state, b"gca_viz" if any_program else cmdline)
-    return True
-
-
-def _is_run_process(state: str, cmdline: bytes) -> bool:
-    """Whether a process in ``/proc`` state ``state`` with command line ``cmdline`` is a
-    live run: not a zombie, and running gca_viz. An empty command line counts as ours: a
-    process still inside ``execve`` (``Popen`` has returned, the new program's arguments
-    are not mapped yet) can show one, and a run launched a moment ago may be in that
-    window; a recycled pid has the other program's command line."""
-    return state != "Z" and (not cmdline or b"gca_viz" in cmdline)
-
-
-def _device_name(device: torch.device) -> str:
-    """How a run names its torch device: ``"cpu"``, ``"mps"``, or CUDA with its index
-    (``"cuda:0"``; a bare ``"cuda"`` means the current CUDA device)."""
-    if device.type == "cuda" and device.index is None:
-        return f"cuda:{torch.cuda.current_device()}"
-    return str(device)
-
-
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` atomically; a failed write (a full disk) leaves no
     partial file behind, neither at ``path`` nor under its temporary name."""
@@ -870,52 +814,6 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _describe_failure(exc: BaseException, where: Path, free: int | None) -> str:
-    """One line saying why a run failed, for the end of its error text (the line the Train
-    page shows): a fault of the storage is named as such, whatever raised it (torch reports
-    a full disk as a ``RuntimeError``); anything else is left to the traceback. ``free`` is
-    the space the disk had left when the run failed (``None`` if unknown)."""
-    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-        return (
-            f"The run could not write to {where}: a file would pass this process's file-size "
-            f"limit (ulimit -f) ({exc.strerror or exc})"
-        )
-    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    if full or (free is not None and free < RESERVE_BYTES // 4):
-        left = f" ({free} bytes were free)" if free is not None else ""
-        return (
-            f"The run could not write to {where}: the disk is full{left}; free some space, "
-            "then resume it"
-        )
-    if isinstance(exc, StoreError):
-        return f"The run could not write to its store: {exc}"
-    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"The run could not write to {where}: {exc.strerror or exc}"
-    return ""
-
-
-def _last_error_line(log: Path) -> str:
-    """The last line of a run's log if it reports an exception (``SomeError: text``), the
-    reason a run that could not record its own failure died; else ``""``."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
-    head = last.split(":", 1)[0]
-    return last[:500] if ":" in last and head.endswith(("Error", "Exception")) else ""
-
-
-def _free_bytes(path: Path) -> int | None:
-    try:
-        return int(shutil.disk_usage(path).free)
-    except OSError:
-        return None
 
 
 def _validate_change(
@@ -944,149 +842,3 @@ def _validate_change(
         target = change.get("target", cfg.target)
         trial = copy_config(cfg, target=target, loss_params={**cfg.loss_params, **params})
         cfg = trial  # from_dict inside copy_config validates the loss with the change
-
-
-# ------------------------------------------------------------------ the run process
-
-
-class StoreWriter(Callback):
-    """Callback of a run process: writes metrics, snapshots, heartbeats and status to the
-    store, applies pending live changes at each step and honours stop requests."""
-
-    def __init__(self, store: RunStore, run_id: int, flush_every: float = 0.25) -> None:
-        self.store, self.run_id = store, run_id
-        self.dir = store.run_dir(run_id)
-        (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
-        self.flush_every = flush_every
-        self._pending: list[tuple[int, int, str, float]] = []
-        self._last_flush = 0.0
-        self._stop = False
-        self._beating = threading.Event()
-        self.reserve = self.dir / ".reserve"
-        try:  # room for the last record on a disk that fills up (see release_reserve)
-            with open(self.reserve, "wb") as fh:
-                fh.write(bytes(RESERVE_BYTES))
-        except OSError:  # already full: whatever was written still helps
-            pass
-
-    def release_reserve(self) -> None:
-        self.reserve.unlink(missing_ok=True)
-
-    def _heartbeat_loop(self) -> None:
-        while not self._beating.wait(2.0):
-            try:
-                self.store.beat(self.run_id)
-            except StoreError:  # busy or full for now: the next beat tries again
-                pass
-
-    def on_start(self, trainer: Trainer) -> None:
-        with self.store._db(write=True) as db:
-            db.execute(
-                "UPDATE runs SET status='running', pid=?, heartbeat=?, "
-                "started=COALESCE(started, ?), device=? WHERE id=?",
-                (os.getpid(), time.time(), time.time(), _device_name(trainer.device), self.run_id),
-            )
-            # Changes the checkpoint does not contain (applied after it was written) are
-            # pending again, so the resumed run applies them at its next step.
-            applied = db.execute(
-                "SELECT id FROM changes WHERE run_id=? AND applied_step IS NOT NULL ORDER BY id",
-                (self.run_id,),
-            ).fetchall()
-            for (change_id,) in applied[len(trainer.changes) :]:
-                db.execute("UPDATE changes SET applied_step=NULL WHERE id=?", (change_id,))
-            # Steps after the checkpoint we resume from are redone: drop their old records.
-            for table in ("metrics", "snapshots"):
-                db.execute(
-                    f"DELETE FROM {table} WHERE run_id=? AND step>?", (self.run_id, trainer.step)
-                )
-        threading.Thread(target=self._heartbeat_loop, daemon=True).start()
-
-    def _flush(self, trainer: Trainer, force: bool = False) -> None:
-        """Write buffered metrics and the heartbeat (at most every ``flush_every`` s)."""
-        now = time.time()
-        if not force and now - self._last_flush < self.flush_every:
-            return
-        self._last_flush = now
-        self.store.write_metrics(self.run_id, self._pending, trainer.step)
-        self._pending = []
-
-    def _poll(self, trainer: Trainer) -> None:
-        """Before every step: honour a stop request and apply pending live changes, each
-        recorded with ``trainer.step`` (the number of steps done; the change shapes the
-        next one)."""
-        stop, pending = self.store.requests(self.run_id)
-        self._stop = self._stop or stop
-        for change_id, params in pending:
-            trainer.apply_changes(params)  # validated when it was requested
-            self.store.mark_applied(change_id, trainer.step)
-
-    def _record(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
-        self._pending += [(self.run_id, trainer.step, k, float(v)) for k, v in logs.items()]
-
-    def on_step(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self._record(trainer, logs)
-        self._flush(trainer)
-
-    def on_eval(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self._record(trainer, logs)
-        self._flush(trainer, force=True)
-
-    def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None:
-        self.store.write_snapshot(self.run_id, trainer.step, kind, arrays)
-
-    def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
-        # The metrics of every step up to the checkpoint go in first: a run killed after
-        # the checkpoint resumes at the step after it and would never record them again.
-        self._flush(trainer, force=True)
-        try:
-            trainer.save_checkpoint(self.dir / "checkpoint.pt")
-        finally:  # a failed save (a full disk) leaves the old checkpoint and no partial one
-            (self.dir / "checkpoint.pt.tmp").unlink(missing_ok=True)
-
-    def should_stop(self, trainer: Trainer) -> bool:
-        self._poll(trainer)
-        return self._stop
-
-    def request_stop(self) -> None:
-        self._stop = True
-
-    def on_end(self, trainer: Trainer, reason: str) -> None:
-        self._flush(trainer, force=True)
-        self.finish("finished" if reason == "finished" else "stopped", step=trainer.step)
-
-    def finish(self, status: str, step: int | None = None, error: str | None = None) -> None:
-        self._beating.set()
-        self.release_reserve()
-        self.store.end(self.run_id, status, step, error)
-
-
-def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int = 0) -> int:
-    """Body of a run process (``python -m gca_viz train --store DIR --run-id N``)."""
-    store = RunStore(data_dir)
-    info = store.get(run_id)
-    writer = StoreWriter(store, run_id)
-    if _signals.received:  # stop requested while the process was starting
-        writer.request_stop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: writer.request_stop())
-    with store._db(write=True) as db:  # from now on a SIGTERM is handled, not fatal
-        db.execute("UPDATE runs SET ready=1 WHERE id=?", (run_id,))
-    try:
-        cfg = TrainConfig.from_dict({**info.config, **({"threads": threads} if threads else {})})
-        trainer = Trainer(cfg, [writer])
-        ckpt = store.run_dir(run_id) / "checkpoint.pt"
-        if resume and ckpt.exists():
-            trainer.load_checkpoint(ckpt)
-        trainer.fit()
-    except BaseException as exc:
-        free = _free_bytes(store.run_dir(run_id))
-        writer.release_reserve()  # first: on a full disk, this is the room to record why
-        summary = _describe_failure(exc, store.run_dir(run_id), free)
-        writer.finish("failed", error=traceback.format_exc() + (f"\n{summary}" if summary else ""))
-        try:
-            store.schedule()
-        except StoreError:  # the failure is recorded; the next launch or page schedules
-            pass
-        return 1
-    store.schedule()  # a slot is free: start the next queued run
-    return 0

@@ -89,7 +89,8 @@ import torch.distributed as dist
 
 from gca_viz import distributed, losses, metrics
 from gca_viz._validate import FLOAT32_SQUARE_SAFE, integer, positive
-from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError, _device_name
+from gca_viz.device import device_name
+from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError
 from gca_viz.train import _rebuild_loss, plan_arrays
 
 __all__ = ["Recorder", "RecorderWarning", "apply_live_change"]  # + RecorderCallback (lightning)
@@ -318,7 +319,7 @@ class Recorder:
                     good[key] = value.detach()
                     if not self._device_seen:
                         self._device_seen = True
-                        self._queue.append(("device", _device_name(value.device)))
+                        self._queue.append(("device", device_name(value.device)))
                 elif isinstance(value, numbers.Real):
                     good[key] = value
                 else:
@@ -355,7 +356,7 @@ class Recorder:
             return
         if not self._device_seen:
             self._device_seen = True
-            self._queue.append(("device", _device_name(z1.device)))
+            self._queue.append(("device", device_name(z1.device)))
         n = len(z1)
         rows = min(n, max(self.embed_points, 128))
         y = self._side(labels, n, "labels", number) if labels is not None else None

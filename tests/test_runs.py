@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
+from gca_viz.runner import StoreWriter
 from gca_viz.runs import (
     ACTIVE,
     DATA_DIR_ENV,
     RunStore,
-    StoreWriter,
     default_data_dir,
     default_max_concurrent,
 )
@@ -653,9 +653,9 @@ def test_run_process_liveness_from_proc(state: str, cmdline: bytes, ours: bool) 
     """A run launched a moment ago (still inside ``execve``, empty command line) is alive;
     a zombie or a recycled pid running another program is not. (CI once marked a run
     ``interrupted`` right after its launch under load.)"""
-    from gca_viz.runs import _is_run_process
+    from gca_viz._processes import is_run_process
 
-    assert _is_run_process(state, cmdline) is ours
+    assert is_run_process(state, cmdline) is ours
 
 
 def test_a_runs_process_keeps_freed_memory_unless_the_user_set_malloc(
