@@ -26,9 +26,16 @@ import numpy as np
 
 from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
 from gca_viz.device import DEVICE_NAMES, keep_freed_memory
-from gca_viz.train import OPTIMIZERS, Callback, TrainConfig, Trainer, build_loss
+from gca_viz.train import (
+    DICT_FIELDS,
+    OPTIMIZERS,
+    Callback,
+    ConfigError,
+    TrainConfig,
+    Trainer,
+    build_loss,
+)
 
-_DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 _DICT_HELP = {
     "stages": ' (with --method composed only: {"cost": ..., "projection": ..., "divergence": ...})'
 }
@@ -191,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--run-id", type=int, help="the run's id in --store; its config is there")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.name in _DICT_FIELDS:
+        if f.name in DICT_FIELDS:
             extra = _DICT_HELP.get(f.name, "")
             ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}{extra}")
         else:
@@ -256,7 +263,7 @@ def resumed_config(args: argparse.Namespace, folder: Path) -> TrainConfig:
     given = _given(args)
     values = dataclasses.asdict(saved)
     for name, value in given.items():
-        merge = name in _DICT_FIELDS and isinstance(value, dict)
+        merge = name in DICT_FIELDS and isinstance(value, dict)
         values[name] = {**values.get(name, {}), **value} if merge else value
     asked = TrainConfig.from_dict(values)  # validated: unknown or bad fields are named here
     clashes = [
@@ -301,7 +308,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         v = getattr(args, f.name)
         if v is not None:
             values[f.name] = v
-    for name in _DICT_FIELDS:
+    for name in DICT_FIELDS:
         if not isinstance(values.get(name, {}), dict):
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} (or {name} in --config) must be a JSON object")
@@ -359,7 +366,8 @@ def train_main(argv: list[str]) -> int:
         if args.resume:
             trainer.load_checkpoint(Path(args.out or ".").expanduser() / "checkpoint.pt")
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+            print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         reason = trainer.fit()

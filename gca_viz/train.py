@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -129,8 +130,24 @@ class TrainConfig:
 
         A numeric field given as a numeric string or, for an integer field, as an integral
         float (``"3"``, ``32.0``, as a JSON file may hold them) is converted in place to its
-        kind; anything else that is not a number in range raises ``ValueError`` naming the
-        field."""
+        kind; anything else that is not a number in range is a problem naming the field.
+        Every independent check runs, so one call names all the problems at once.
+
+        Raises:
+            ConfigError: a ``ValueError`` whose ``problems`` list one message per bad field
+                (a field whose check depends on a bad one, such as ``encoder_params`` on a
+                bad ``encoder``, is not checked).
+        """
+        problems: list[str] = []
+
+        def check(step: Callable[[], object]) -> bool:
+            try:
+                step()
+            except ValueError as exc:
+                problems.append(str(exc))
+                return False
+            return True
+
         schemas = [Param(name, None, "", kind=kind, low=low) for name, low, kind in _NUMERIC_FIELDS]
         schemas += [
             # at most 10^7 steps (10^12 launched and showed 0% for ever); lr = 0 never learns
@@ -142,32 +159,55 @@ class TrainConfig:
             Param("noisy_pairs", None, "", low=0, high=1),
             Param("noisy_strength", None, "", low=0, high=1),
         ]
-        for schema in schemas:
-            setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        ok = {p.name: check(functools.partial(self._convert, p)) for p in schemas}
+        if ok["out_dim"] and ok["head_hidden"]:
+            check(self._check_head)
+        ok |= {name: check(functools.partial(self._check_dict, name)) for name in DICT_FIELDS}
+        if check(self._check_encoder) and ok["encoder_params"]:
+            check(self._check_encoder_params)
+        check(self._check_augment_and_optimizer)
+        check(lambda: check_device_name(self.device))
+        if ok["dataset_params"]:
+            check(self._check_dataset)
+        if all(ok[name] for name in DICT_FIELDS) and check(self._check_method):
+            check(lambda: build_loss(self))  # names a bad stage or loss parameter
+        if problems:
+            raise ConfigError(problems)
+
+    def _convert(self, schema: Param) -> None:
+        setattr(self, schema.name, schema.validate(getattr(self, schema.name)))
+
+    def _check_head(self) -> None:
         if self.head_hidden * self.out_dim > models.MAX_PARAMETERS:
             raise ValueError(
                 f"head_hidden and out_dim: {self.head_hidden} x {self.out_dim} weights in the "
                 f"projection head, more than the {models.MAX_PARAMETERS:,} allowed"
             )
-        for name in ("dataset_params", "encoder_params", "stages", "loss_params"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be a JSON object (dict)")
+
+    def _check_dict(self, name: str) -> None:
+        if not isinstance(getattr(self, name), dict):
+            raise ValueError(f"{name} must be a JSON object (dict)")
+
+    def _check_encoder(self) -> None:
         if self.encoder not in models.ENCODERS:
             raise ValueError(
                 f"encoder must be one of {sorted(models.ENCODERS)}, got {self.encoder!r}"
             )
+
+    def _check_encoder_params(self) -> None:
         self.encoder_params = _checked(
             "encoder_params", models.ENCODERS[self.encoder], self.encoder_params
         )
+
+    def _check_augment_and_optimizer(self) -> None:
         if self.augment not in augment_mod.PRESETS:
             raise ValueError(f"augment must be one of {augment_mod.PRESETS}, got {self.augment!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
             )
-        check_device_name(self.device)
+
+    def _check_dataset(self) -> None:
         source = data_mod.dataset_source(self.dataset, param="dataset")  # name or existing path
         if isinstance(source, str):
             stage = data_mod.DATASETS[source]
@@ -178,6 +218,8 @@ class TrainConfig:
                 f"{sorted(self.dataset_params)}; they belong to the embedded datasets "
                 f"{sorted(data_mod.DATASETS)}"
             )
+
+    def _check_method(self) -> None:
         if self.method != "composed" and self.method not in losses.LOSSES:
             raise ValueError(
                 f"method must be one of {sorted(losses.LOSSES)} or 'composed', got {self.method!r}"
@@ -189,7 +231,6 @@ class TrainConfig:
                 f"{self.method} has its own ({', '.join(f'{k}={v}' for k, v in fixed.items())}). "
                 "Drop stages, or set method to 'composed'"
             )
-        build_loss(self)  # raises ValueError naming a bad stage or loss parameter
 
     def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:
         """The run's ``(train, test)`` split of ``dataset``, checked against the config: a
@@ -220,6 +261,19 @@ class TrainConfig:
             )
         return train, test
 
+
+class ConfigError(ValueError):
+    """The problems :meth:`TrainConfig.validate` found, one message per bad field, each
+    starting with the field's name (``"lr must be > 0, got -1"``); its text is the messages
+    joined by ``"; "``."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
+"""The config fields that hold a JSON object (a dict)."""
 
 _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
     ("out_dim", 1, "int"),

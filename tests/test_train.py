@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gca_viz import distributed, losses, metrics
-from gca_viz.train import Callback, TrainConfig, Trainer, copy_config
+from gca_viz.train import Callback, ConfigError, TrainConfig, Trainer, copy_config
 from tests.helpers import REPO_ROOT
 from tests.test_data import write_user_data
 
@@ -297,6 +297,23 @@ def test_config_rejects_each_invalid_field(field: str, value: Any, match: str) -
         TrainConfig.from_dict({field: value})
 
 
+def test_config_names_every_bad_field_at_once() -> None:
+    """One call names each bad field (a user fixing one at a time met them one by one);
+    a field checked against a bad one (the encoder's parameters against an unknown
+    encoder) is left out rather than reported against the wrong schema."""
+    bad = {"lr": -1, "steps": 0, "batch_size": 1, "encoder": "vgg", "encoder_params": {"x": 1},
+           "augment": "wild", "loss_params": {"epsilon": 0}}  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_dict(bad)
+    problems = caught.value.problems
+    named = [p.split(" ", 1)[0].rstrip(":") for p in problems]
+    assert named == ["batch_size", "steps", "lr", "encoder", "augment", "epsilon"], problems
+    assert str(caught.value) == "; ".join(problems)
+    with pytest.raises(ConfigError) as one:  # a single bad field: one problem, as before
+        TrainConfig.from_dict({"lr": 0})
+    assert one.value.problems == ["lr must be a number > 0, got 0"]
+
+
 def test_config_converts_numbers_given_as_strings_or_integral_floats() -> None:
     """A JSON file may hold "3" or 32.0: validation stores them as the field's kind, so a run
     built from them trains (before, the strings reached the training loop and crashed it)."""
@@ -469,6 +486,12 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     assert "steps" in done.stderr and "Traceback" not in done.stderr
     done = _cli("train", "--epsilon", "-1")
     assert done.returncode == 2 and "epsilon" in done.stderr
+    done = _cli("train", "--lr", "-1", "--steps", "0")  # every bad field, one line each
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[:2] == [
+        "error: steps must be a number >= 1, got 0",
+        "error: lr must be a number > 0, got -1.0",
+    ], done.stderr
     config = tmp_path / "list.json"
     config.write_text("[1, 2]")
     for args, match in (

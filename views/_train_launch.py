@@ -17,7 +17,7 @@ from gca_viz import augment, data, losses, models, targets, userdata
 from gca_viz.device import resolve_device
 from gca_viz.registry import Param
 from gca_viz.runs import RunStore
-from gca_viz.train import TrainConfig
+from gca_viz.train import ConfigError, TrainConfig
 from views._run_link import launch_status
 from views._train_runs import by_user
 
@@ -354,13 +354,23 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
             config.check_data(ds)
         run_id = store.launch(config, name=name or None)
     except ValueError as exc:
-        st.error(f"Cannot launch this run: {labelled(str(exc))}", icon=":material/error:")
+        st.error(launch_problems(exc), icon=":material/error:")
         return
     announce_launch(run_id)
     # Fold the form away and show the new run's live monitor (the page reruns at once).
     st.session_state[COLLAPSE] = True
     st.session_state[SCROLL] = True
     st.rerun()
+
+
+def launch_problems(exc: ValueError) -> str:
+    """Why a run cannot launch, each problem led by the label of the field it names: one
+    line, or a list when the config has several bad fields (:class:`ConfigError`)."""
+    problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+    if len(problems) == 1:
+        return f"Cannot launch this run: {labelled(problems[0])}"
+    items = "\n".join(f"- {labelled(problem)}" for problem in problems)
+    return f"Cannot launch this run; change these {len(problems)} settings:\n\n{items}"
 
 
 def field_label(name: str) -> str | None:
