@@ -322,6 +322,21 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def _check_creatable(folder: Path) -> None:
+    """Make ``folder`` (and its missing parents) and take them away again: a folder that
+    cannot be made fails now with ``--out`` named, not at the run's start with a traceback,
+    and a run refused later leaves no folder behind."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out: {folder} cannot be made ({exc.strerror or exc})") from None
+    finally:
+        for p in made:
+            if p.is_dir():
+                p.rmdir()
+
+
 def train_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # a process that trains and ends (see gca_viz.device)
@@ -336,7 +351,11 @@ def train_main(argv: list[str]) -> int:
                 os.nice(BACKGROUND_NICENESS)
             except OSError:
                 pass
-        return run_in_store(args.store, args.run_id, args.resume, threads=args.threads or 0)
+        try:
+            return run_in_store(args.store, args.run_id, args.resume, threads=args.threads or 0)
+        except ValueError as exc:  # refused before the run was touched (runner.open_run)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.resume:
             folder = Path(args.out or ".").expanduser()
@@ -353,6 +372,7 @@ def train_main(argv: list[str]) -> int:
                 raise ValueError(f"--out: {found} is a file, not a folder")
             if not os.access(found, os.W_OK | os.X_OK):
                 raise ValueError(f"--out: {found} cannot be written to (permission denied)")
+            _check_creatable(out)
             args.out = str(out)
         if args.out and not args.resume and (Path(args.out) / "metrics.csv").exists():
             raise ValueError(  # appending a second run to the first mixed their files

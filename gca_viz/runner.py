@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from gca_viz import _signals
+from gca_viz._processes import alive
 from gca_viz.device import device_name
-from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError
+from gca_viz.runs import _NOT_OURS, ACTIVE, RESERVE_BYTES, RunStore, StoreError
 from gca_viz.train import Callback, TrainConfig, Trainer
 
 
@@ -141,9 +142,44 @@ class StoreWriter(Callback):
         self.store.end(self.run_id, status, step, error)
 
 
+def open_run(data_dir: str | Path, run_id: int) -> RunStore:
+    """The store a run process trains in, checked before anything is written to it: the
+    store exists, holds run ``run_id``, the app queued or started that run (a finished run,
+    or a training loop recorded with :class:`gca_viz.watch.Recorder`, is not trained here)
+    and no other live process trains it.
+
+    Raises:
+        ValueError: naming ``--store`` or ``--run-id``; the store is left as it was.
+    """
+    where = Path(data_dir).expanduser()
+    if not (where / "runs.db").is_file():
+        raise ValueError(f"--store: {where} is not a run store (it holds no runs.db)")
+    store = RunStore(where)
+    try:
+        info = store.get(run_id)
+    except ValueError:
+        store.close()
+        raise ValueError(f"--run-id: the store {where} has no run {run_id}") from None
+    problem = ""
+    if info.external:
+        problem = _NOT_OURS.format(run_id=run_id, what="trained")
+    elif info.status not in ACTIVE:
+        problem = (
+            f"run {run_id} is {info.status}: the app starts a run's process itself; to go on "
+            "training it, resume it on the Train page (or RunStore.resume)"
+        )
+    elif info.pid and info.pid != os.getpid() and alive(info.pid):
+        problem = f"run {run_id} is already training in process {info.pid}"
+    if problem:
+        store.close()
+        raise ValueError(f"--run-id {run_id}: {problem}")
+    return store
+
+
 def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int = 0) -> int:
-    """Body of a run process (``python -m gca_viz train --store DIR --run-id N``)."""
-    store = RunStore(data_dir)
+    """Body of a run process (``python -m gca_viz train --store DIR --run-id N``); the
+    store and the run are checked first (:func:`open_run`)."""
+    store = open_run(data_dir, run_id)
     info = store.get(run_id)
     writer = StoreWriter(store, run_id)
     if _signals.received:  # stop requested while the process was starting

@@ -676,3 +676,38 @@ def test_a_runs_process_keeps_freed_memory_unless_the_user_set_malloc(
         assert env["MALLOC_TRIM_THRESHOLD_"] == "12345678"
     finally:
         kill_runs(runs_dir)
+
+
+def test_a_run_process_refuses_what_it_should_not_train(tmp_path: Path) -> None:
+    """``python -m gca_viz train --store DIR --run-id N`` checks before it writes: a store
+    that is not there (it was created), a run that is not in it (a traceback), a finished
+    run or a recorded training loop (each was marked failed, silently) are refused with
+    an ``error:`` line naming the option, exit status 2, and the store as it was."""
+    import subprocess
+    import sys
+
+    def train(store: Path, run_id: int) -> subprocess.CompletedProcess[str]:
+        args = ["train", "--store", str(store), "--run-id", str(run_id)]
+        return subprocess.run(
+            [sys.executable, "-m", "gca_viz", *args], capture_output=True, text=True, timeout=120
+        )
+
+    missing = tmp_path / "nowhere"
+    done = train(missing, 1)
+    assert done.returncode == 2 and not missing.exists(), done.stderr
+    assert done.stderr.startswith(f"error: --store: {missing} is not a run store")
+    store = RunStore(tmp_path / "store", max_concurrent=1)
+    finished = store.launch(TrainConfig(steps=2, eval_every=0, snapshot_every=0))
+    assert wait_for_status(store, finished, "finished", "failed") == "finished"
+    recorded = store.register_external("my loop", {"lr": 0.1}, pid=os.getpid())
+    store.end(recorded, "finished", step=5)
+    before = {r.id: (r.status, r.error) for r in store.list_runs()}
+    for run_id, says in (
+        (99, "error: --run-id: the store"),
+        (finished, f"error: --run-id {finished}: run {finished} is finished"),
+        (recorded, f"error: --run-id {recorded}: run {recorded} is an external run"),
+    ):
+        done = train(store.dir, run_id)
+        assert done.returncode == 2 and done.stderr.startswith(says), done.stderr
+        assert "Traceback" not in done.stderr
+    assert {r.id: (r.status, r.error) for r in store.list_runs()} == before

@@ -486,6 +486,10 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     assert "steps" in done.stderr and "Traceback" not in done.stderr
     done = _cli("train", "--epsilon", "-1")
     assert done.returncode == 2 and "epsilon" in done.stderr
+    if Path("/proc/self").is_dir():  # a folder that cannot be made (even by root): named
+        done = _cli("train", "--steps", "2", "--out", "/proc/no/such/run")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: --out: /proc/no/such/run cannot be made")
     done = _cli("train", "--lr", "-1", "--steps", "0")  # every bad field, one line each
     assert done.returncode == 2
     assert done.stderr.splitlines()[:2] == [
