@@ -1035,10 +1035,10 @@ def test_a_rince_loss_warns_when_its_terms_underflow_and_not_otherwise() -> None
     The same loss in float64 (or at ε = 0.5) is computed without a warning."""
     gen = torch.Generator().manual_seed(3)
     z1, z2 = torch.randn(32, 8, generator=gen), torch.randn(32, 8, generator=gen)
-    for name in ("rince", "gca_rince", "gca_uot"):
+    for name, terms in (("rince", "RINCE's"), ("gca_rince", "RINCE's"), ("gca_uot", "GCA-UOT's")):
         loss = losses.get(name, epsilon=0.005)
-        with pytest.warns(UserWarning, match=r"underflow float32 .*Raise ε"):
-            loss(z1, z2)
+        with pytest.warns(UserWarning, match=rf"^{terms} .*underflow float32 .*Raise ε"):
+            loss(z1, z2)  # named as the user knows the loss (GCA-UOT's: its r_2 part)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             loss(z1.double(), z2.double())

@@ -239,7 +239,8 @@ def underflow_note(divergence: str, preset: dict[str, Any], values: dict[str, An
         return
     chosen = {**values, **preset}
     try:
-        note = losses.rince_underflow(float(chosen["q"]), float(chosen["epsilon"]))
+        q, epsilon = float(chosen["q"]), float(chosen["epsilon"])
+        note = losses.rince_underflow(q, epsilon, divergence=divergence)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a value still being typed
         return
     if note is not None:

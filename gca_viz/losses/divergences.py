@@ -103,7 +103,13 @@ def _weighted(
     return (W * x.masked_fill(T == 0, 0.0)).sum(1)
 
 
-def rince_underflow(q: float, epsilon: float, dtype: torch.dtype = torch.float32) -> str | None:
+_RINCE_TERMS = {"rince": "RINCE's terms", "uot": "GCA-UOT's RINCE-type terms (its r_2 part)"}
+"""What the underflow warning calls the terms of each divergence that has them."""
+
+
+def rince_underflow(
+    q: float, epsilon: float, dtype: torch.dtype = torch.float32, divergence: str = "rince"
+) -> str | None:
     r"""Where RINCE's terms underflow ``dtype``, in words, or ``None`` if no cosine cost does.
 
     ``pos_i^q = exp(-q C_{i,pos(i)}/ε)`` (and ``(λ Z_i)^q`` alike) falls below ``t``, the
@@ -114,13 +120,15 @@ def rince_underflow(q: float, epsilon: float, dtype: torch.dtype = torch.float32
 
     Args:
         q: the RINCE exponent in ``(0, 1]``. epsilon: ``ε > 0``. dtype: a float dtype.
+        divergence: ``"rince"`` or ``"uot"`` (GCA-UOT's terms are its ``r_2`` part), which
+            the message names.
     """
     cost = -epsilon * math.log(torch.finfo(dtype).tiny) / q
     if cost >= 2.0:
         return None
     name = str(dtype).removeprefix("torch.")
     return (
-        f"RINCE's terms exp(-q C/ε) underflow {name} for pairs with cosine below "
+        f"{_RINCE_TERMS[divergence]} exp(-q C/ε) underflow {name} for pairs with cosine below "
         f"{1 - cost:.2f} (cost C > {cost:.2f}) at ε = {epsilon:g}, q = {q:g}: those pairs give "
         "no loss and no gradient. Raise ε or lower q (or compute in float64)."
     )
@@ -132,11 +140,13 @@ def _rince_term(
     q: float,
     lam: float,
     log_rows: torch.Tensor | None = None,
+    divergence: str = "rince",
 ) -> torch.Tensor:
     """``-pos_i^q / q + (λ_R Z_i)^q / q`` with ``pos_i = sum_j T̂_ij K_ij v_j`` and
     ``Z_i = (K v)_i``, powers taken in log space. ``log_rows = log (P 1)_i`` if known
-    (then ``log Z_i = log (P 1)_i - f_i / ε`` costs no pass over the plan)."""
-    note = rince_underflow(q, proj.epsilon, proj.f.dtype)
+    (then ``log Z_i = log (P 1)_i - f_i / ε`` costs no pass over the plan); ``divergence``
+    names them in the underflow warning (:func:`rince_underflow`)."""
+    note = rince_underflow(q, proj.epsilon, proj.f.dtype, divergence)
     if note is not None:  # (warned once per message, Python's default)
         warnings.warn(note, UserWarning, stacklevel=4)
     positives = _single_positives(T)
@@ -235,7 +245,7 @@ def uot(
     # sum_j T̂_ij = 1, so sum_j T̂_ij log(P_ij / (P 1)_i) = sum_j T̂_ij log P_ij - log (P 1)_i
     positives = _single_positives(T)
     nll = log_rows - _weighted(T, proj.log_plan, normalised=True, positives=positives)
-    return r1 * nll + r2 * _rince_term(T, proj, q, lam, log_rows)
+    return r1 * nll + r2 * _rince_term(T, proj, q, lam, log_rows, "uot")
 
 
 @DIVERGENCES.register(
