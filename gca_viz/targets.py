@@ -195,7 +195,10 @@ def _shares(n: int, layout: Layout, groups: tuple[tuple[torch.Tensor, float], ..
         if share > 0:  # (all shares 0: exactly the pair target)
             m = mask.double()
             spread += share * m / m.sum(1, keepdim=True).clamp_min(1.0)
-    keep = (1.0 - spread.sum(1, keepdim=True)).clamp_min(0.0)  # what the prior did not take
+    keep = 1.0 - spread.sum(1, keepdim=True)  # what the prior did not take
+    # Shares that add up to 1 leave the positive exactly 0, not the sum's rounding (1e-16,
+    # drawn as a dark cell at log10 -16 among exact zeros).
+    keep = torch.where(keep > 64 * torch.finfo(keep.dtype).eps, keep, 0.0)
     return spread + base * keep
 
 

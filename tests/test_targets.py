@@ -273,6 +273,23 @@ def test_domain_share_columns_follow_the_domain_sizes() -> None:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
+def test_shares_that_take_the_whole_row_leave_the_positive_exactly_zero(layout: str) -> None:
+    """α = 1 (or α + β = 1) gives each positive 1 - α - β = 0: exactly 0, not the rounding
+    of 1/9 summed nine times (a 1e-16 cell the heatmap drew at log10 -16 among blanks). A
+    row with no same-domain sample keeps its share on the positive."""
+    domains = [0] * 10 + [1] * 7 + [2] * 3 + [3]  # sizes whose 1/n sums round off
+    n = len(domains)
+    for alpha, beta in ((1.0, 0.0), (0.7, 0.3), (0.0, 1.0)):
+        P = domain_target(domains, alpha=alpha, beta=beta, layout=layout)
+        base = pair_target(n, layout).bool()
+        positives = P[base]
+        lone = torch.tensor(domains * (1 if layout == "cross" else 2)) == 3
+        assert (positives[~lone] == 0).all(), positives[~lone].max()
+        assert torch.allclose(P.sum(1), torch.ones(len(P), dtype=torch.float64))
+    assert float(domain_target(domains, alpha=1.0)[n - 1, n - 1]) == 1.0  # no same-domain peer
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(
     "name, params",
     [
