@@ -58,6 +58,21 @@ LECTURE_PAIR = ("demo-ince", "demo-gca-ince")
 """The comparison a lecture opens with: InfoNCE and GCA-INCE, trained alike (same ε, data,
 seed and steps), so their curves compare."""
 
+def lecture_defaults(runs: Iterable[Any]) -> tuple[int, int] | None:
+    """The runs Train shows first while the store holds only demo runs: ``(run, compared
+    with)`` = the ids of GCA-INCE's and InfoNCE's :data:`LECTURE_PAIR` runs, or ``None``
+    once the user has a run of their own (then the newest run comes first) or the pair is
+    not both there. ``runs``: objects with ``id`` and ``name`` (:class:`gca_viz.runs.RunInfo`)."""
+    runs = list(runs)
+    if not runs or any(r.name not in DEMO_RUNS for r in runs):
+        return None
+    ids = {r.name: int(r.id) for r in reversed(runs)}  # (the newest of a name wins)
+    if not all(name in ids for name in LECTURE_PAIR):
+        return None
+    first, second = LECTURE_PAIR
+    return ids[second], ids[first]
+
+
 _MARKER = "demo_runs_installed"
 """Key of the store's ``settings`` row written once every demo run is imported."""
 

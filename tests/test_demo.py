@@ -113,6 +113,21 @@ def test_the_shipped_demo_runs_are_their_configs_and_the_lecture_pair_differs_in
     assert {k for k in first | second if first.get(k) != second.get(k)} == {"method"}
 
 
+def test_train_opens_on_the_lecture_pair_until_the_user_has_a_run() -> None:
+    """While only demo runs are in the store, ``(GCA-INCE, InfoNCE)``; the newest of a
+    name if imported twice; ``None`` once a run of the user's is there or the pair is not."""
+    from types import SimpleNamespace as Run
+
+    demos = [Run(id=i + 1, name=n) for i, n in enumerate(demo.DEMO_RUNS)][::-1]  # newest first
+    ids = {r.name: r.id for r in demos}
+    assert demo.lecture_defaults(demos) == (ids["demo-gca-ince"], ids["demo-ince"])
+    again = [Run(id=9, name="demo-ince"), *demos]
+    assert demo.lecture_defaults(again) == (ids["demo-gca-ince"], 9)
+    assert demo.lecture_defaults([Run(id=10, name="my run"), *demos]) is None
+    assert demo.lecture_defaults([r for r in demos if r.name != "demo-ince"]) is None
+    assert demo.lecture_defaults([]) is None
+
+
 def test_shipped_demo_runs_install_once(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "store", max_concurrent=1)
     ids = demo.install(store)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import streamlit as st
 
 import ui
+from gca_viz import demo
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
 from views._run_link import missing_run_warning, recover_run
 
@@ -126,11 +127,13 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
         external = " · external" if by_id[i].external else ""
         return f"{run_label(by_id[i])} · {by_id[i].status}{external}"
 
+    # The newest run; while only the demo runs are here, the lecture's pair compared.
+    default_run, default_compare = demo.lecture_defaults(runs) or (ids[0], None)
     if "tr_select_next" in st.session_state:
         st.session_state["tr_run"] = st.session_state.pop("tr_select_next")
     recover_run("tr_run", ids)
-    keep_valid("tr_run", ids, ids[0])
-    missing_run_warning("tr_run", ids, ids[0], lambda i: run_label(by_id[i]))
+    keep_valid("tr_run", ids, default_run)
+    missing_run_warning("tr_run", ids, default_run, lambda i: run_label(by_id[i]))
     chosen = st.session_state.get("tr_run")
     shown = st.session_state.get("_tr_run_shown")  # (run, label) the box last received
     if chosen in by_id and shown and shown[0] == chosen and shown[1] != label(chosen):
@@ -139,14 +142,15 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
         st.session_state["tr_run"] = chosen
     c_run, c_cmp = st.columns([1, 2])
     with c_run:
-        run_id = ui.select("Run", "tr_run", ids, ids[0], format_func=label)
+        run_id = ui.select("Run", "tr_run", ids, default_run, format_func=label)
     st.session_state["_tr_run_shown"] = (run_id, label(run_id))
     with c_cmp:
+        others = [i for i in ids if i != run_id]
         compare = ui.multiselect(
             "Compare with",
             "tr_compare",
-            [i for i in ids if i != run_id],
-            [],
+            others,
+            [default_compare] if default_compare in others else [],
             format_func=lambda i: run_label(by_id[i]),
             placeholder="Other runs to draw on the same charts",
         )

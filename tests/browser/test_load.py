@@ -490,7 +490,7 @@ def train_user(sh: Shared, who: str, name: str, steps: str, stop: bool) -> None:
     with browser_session(sh.url) as app:
         sh.mark(who, "browser up")
         page = app.page
-        app.goto("/train", charts=1, timeout=120)  # demo runs: the newest one's curves
+        app.goto("/train", charts=1, timeout=120)  # demo runs: the lecture pair's curves
         page.get_by_text("New run", exact=True).click()
         type_value(sh, who, app, "tr_steps", steps)
         type_value(sh, who, app, "tr_batch", "64")

@@ -92,7 +92,7 @@ def test_launch_watch_steer_stop_then_geometry(
     def mark(phase: str) -> None:
         times[phase] = time.perf_counter() - start
 
-    app.goto("/train", charts=1)  # demo runs: the curves of the newest one
+    app.goto("/train", charts=1)  # demo runs: the lecture pair's curves
     mark("Train page drawn")
     before = app.query().get("tr_run")
 

@@ -57,6 +57,14 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     at, figs = open_quiet_page("train")
     assert {"tr_curves", "tr_plan", "tr_embed"} <= set(figs)
     assert names(figs["tr_curves"])[0].split(" ", 1)[1].startswith("demo-")
+    # it opens on the lecture's pair, GCA-INCE's curves beside InfoNCE's (trained alike)
+    by_name = {r.name: r.id for r in RunStore(app_store).list_runs()}
+    assert at.selectbox(key="tr_run").value == by_name["demo-gca-ince"]
+    assert at.multiselect(key="tr_compare").value == [by_name["demo-ince"]]
+    assert [n.split(" ", 1)[1] for n in names(figs["tr_curves"])][:2] == [
+        "demo-gca-ince",
+        "demo-ince",
+    ]
     # the run's latest embeddings beside its plan (issue 14: a lecture stays on one page)
     store = RunStore(app_store)
     run = at.selectbox(key="tr_run").value
