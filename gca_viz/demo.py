@@ -58,6 +58,7 @@ LECTURE_PAIR = ("demo-ince", "demo-gca-ince")
 """The comparison a lecture opens with: InfoNCE and GCA-INCE, trained alike (same ε, data,
 seed and steps), so their curves compare."""
 
+
 def lecture_defaults(runs: Iterable[Any]) -> tuple[int, int] | None:
     """The runs Train shows first while the store holds only demo runs: ``(run, compared
     with)`` = the ids of GCA-INCE's and InfoNCE's :data:`LECTURE_PAIR` runs, or ``None``
