@@ -8,15 +8,45 @@ embeddings; its live controls change the loss's ε and Sinkhorn sweeps while it 
 and its Stop button ends the loop. About 20 s on a laptop CPU.
 """
 
-import sys
+import argparse
 
 import torch
 
 from gca_viz import augment, data, losses, models
 from gca_viz.watch import Recorder
 
-steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-store = sys.argv[2] if len(sys.argv) > 2 else "runs"
+
+def _steps(text: str) -> int:
+    """STEPS as argparse reads it: an integer >= 1 (else argparse's usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+parser = argparse.ArgumentParser(
+    description="A SimCLR loop on the embedded digits, recorded for the app (Train page)."
+)
+parser.add_argument(
+    "steps",
+    metavar="STEPS",
+    nargs="?",
+    type=_steps,
+    default=300,
+    help="training steps (default: 300)",
+)
+parser.add_argument(
+    "store",
+    metavar="STORE",
+    nargs="?",
+    default="runs",
+    help="the folder of the run store the app reads (default: runs)",
+)
+args = parser.parse_args()
+steps, store = args.steps, args.store
 torch.manual_seed(0)
 train, test = data.load_dataset("digits").split(0.25, seed=0)
 aug, gen = augment.make_augment("standard", train.kind), torch.Generator().manual_seed(1)

@@ -4,8 +4,9 @@
 ``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped, with the run's
 own configuration (``DIR/config.json``): flags may extend ``--steps`` or change where and how
 often it reports (:data:`RESUME_FREE`), and a flag that would change what it trains is
-refused. On a terminal a progress line shows the step, the loss, the throughput and the
-time left.
+refused; ``--steps`` at or below the checkpoint's step trains nothing and says so (a note on
+stderr, exit status 0). On a terminal a progress line shows the step, the loss, the
+throughput and the time left.
 """
 
 from __future__ import annotations
@@ -389,6 +390,16 @@ def train_main(argv: list[str]) -> int:
         for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.resume and trainer.step >= cfg.steps:  # (fit would rewrite config.json's steps)
+        if trainer.dist.is_main:
+            asked = "--steps " if args.steps is not None else "steps = "
+            print(
+                f"note: {asked}{cfg.steps}: the run is already at step {trainer.step}; "
+                "nothing to train (raise --steps to go on)",
+                file=sys.stderr,
+            )
+        distributed.shutdown(trainer.dist)
+        return 0
     try:
         reason = trainer.fit()
     except Exception as exc:

@@ -301,12 +301,20 @@ def _checked(field_name: str, stage: Stage, params: Mapping[str, Any]) -> dict[s
 
 
 def build_loss(cfg: TrainConfig) -> losses.GCALoss:
-    """The loss module a config describes (a named method or a composed one)."""
+    """The loss module a config describes: ``losses.get(method, layout, target,
+    **loss_params)`` for a named method; for ``"composed"``, ``losses.compose`` of the cost,
+    projection and divergence named in ``stages`` with the config's target.
+
+    Raises:
+        ValueError: for a composed loss whose ``stages`` lack any of the three (naming all
+            that are missing, with an example and the registered names), and for what
+            :func:`gca_viz.losses.get` or :func:`gca_viz.losses.compose` refuse.
+    """
     params = dict(cfg.loss_params)
     if cfg.method == "composed":
-        missing = [k for k in ("cost", "projection", "divergence") if k not in cfg.stages]
+        missing = [k for k in _COMPOSED_STAGES if k not in cfg.stages]
         if missing:
-            raise ValueError(f"stages must name the {missing[0]} of a composed loss")
+            raise ValueError(_missing_stages(missing, cfg.stages))
         return losses.compose(
             cfg.stages["cost"],
             cfg.target,
@@ -316,6 +324,28 @@ def build_loss(cfg: TrainConfig) -> losses.GCALoss:
             **params,
         )
     return losses.get(cfg.method, layout=cfg.layout, target=cfg.target, **params)
+
+
+_COMPOSED_STAGES = {
+    "cost": ("cosine", losses.COSTS),
+    "projection": ("sinkhorn", losses.PROJECTIONS),
+    "divergence": ("kl", losses.DIVERGENCES),
+}
+
+
+def _missing_stages(missing: list[str], given: Mapping[str, Any]) -> str:
+    """The message for a composed loss whose ``stages`` lack ``missing``: all of them at
+    once, an example that completes ``given``, and the names each stage may take."""
+    example = {
+        kind: given[kind] if given.get(kind) in registry else default
+        for kind, (default, registry) in _COMPOSED_STAGES.items()
+    }
+    names = "; ".join(f"{kind}: {', '.join(reg)}" for kind, (_, reg) in _COMPOSED_STAGES.items())
+    listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return (
+        f"stages must name the {listed} of a composed loss: --stages '{json.dumps(example)}' "
+        f"(a config's stages field); the names are {names}"
+    )
 
 
 def set_threads(threads: int = 0) -> int:

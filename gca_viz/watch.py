@@ -37,7 +37,8 @@ every ``flush_every`` seconds; tensors are detached and copied off the GPU only 
 snapshot is due, and the snapshot is computed and written by that thread. A store that
 cannot be written (read-only, full) is reported once (a :class:`RecorderWarning` and, where
 it can be written, an event) and the loop goes on. Bad input (a non-tensor, mismatched
-shapes, NaN embeddings or losses) is a warning event; the loop goes on.
+shapes, NaN embeddings or losses, a value that is not a number, a step that goes back) is a
+warning event; the loop goes on.
 
 Steering: with a :class:`gca_viz.losses.GCALoss`, live changes made in the app (``ε``,
 ``n_iter``, relaxations, target prior) are applied to that loss object at the next
@@ -147,8 +148,11 @@ class Recorder:
             ``stages`` (a ``gca_viz`` loss), ``snapshot_every``, ``steps`` and
             ``recorder`` (host, pid, ranks, what can be steered).
         loss: your loss. A :class:`gca_viz.losses.GCALoss` is drawn as it is (its plan) and
-            can be steered from the app; any other callable gets InfoNCE's plan at
-            ``epsilon``.
+            can be steered from the app; a name in :data:`gca_viz.losses.LOSSES`
+            (``"gca_ince"``) is that method with its defaults, ``losses.get(name)``, kept as
+            :attr:`loss` for your loop to call; any other callable gets InfoNCE's plan at
+            ``epsilon``; ``None`` (default) records the loop without a loss of its own.
+            Anything else (an unknown name, a number) is a ``ValueError``.
         snapshot_every: steps between two snapshots (0: by time only).
         snapshot_seconds: seconds between two snapshots (``None``: by steps only).
         eval_batch: held-out inputs ``x`` or ``(x, labels)`` embedded with ``model`` at each
@@ -165,6 +169,7 @@ class Recorder:
         sync_every: under ``torchrun``, steps between two broadcasts of the app's requests.
 
     Attributes:
+        loss: the loss given, or the one built from its name.
         run_id: the run's id in the store (``None`` on ranks other than 0, or when the
             store could not be written).
         changes: the live changes applied, each with its ``step``.
@@ -195,6 +200,7 @@ class Recorder:
         embed_points = integer(embed_points, "embed_points", 2)
         if eval_batch is not None and model is None:
             raise ValueError("eval_batch needs model= (the encoder that embeds it)")
+        loss = _resolve_loss(loss)
         self.loss = loss
         self.gca = isinstance(loss, losses.GCALoss)
         self.snapshot_every, self.snapshot_seconds = int(snapshot_every), snapshot_seconds
@@ -300,7 +306,13 @@ class Recorder:
 
     def step(self, step: int, loss: Any = None, **scalars: Any) -> None:
         """Record ``loss`` and other scalars (numbers or one-element tensors) at ``step``;
-        apply the app's pending live changes to the loss and read its stop request."""
+        apply the app's pending live changes to the loss and read its stop request.
+
+        A value that is neither (a string, a tensor of several elements) is not recorded:
+        a warning and an event, once per name and kind of value. A ``step`` below the
+        previous call's is recorded as given (the curves are drawn by step, so its values
+        land among the earlier ones) with one warning and event per run: pass a step that
+        keeps counting across epochs."""
         if self._finished:
             self._after_finish()
             return
@@ -310,8 +322,12 @@ class Recorder:
                       self._last_step)  # fmt: skip
             return
         self._sync(number)
-        self._last_step = number
+        previous, self._last_step = self._last_step, number
         if self.run_id is not None:
+            if previous is not None and number < previous:
+                self._bad("step:back", f"step {number} comes after step {previous}: steps "
+                          "should not go back (keep counting across epochs); its values are "
+                          f"recorded at step {number}", number)  # fmt: skip
             values = {"loss": loss, **scalars} if loss is not None else scalars
             good: dict[str, Any] = {}
             for key, value in values.items():
@@ -324,7 +340,8 @@ class Recorder:
                     good[key] = value
                 else:
                     what = f"{key} must be a number or a one-element tensor, got {_what(value)}"
-                    self._bad(f"value:{key}", f"step {number}: {what}; it is not recorded", number)
+                    self._bad(f"value:{key}:{type(value).__name__}",
+                              f"step {number}: {what}; it is not recorded", number)  # fmt: skip
             self._queue.append(("metrics", number, good))
         self._flush_notices()
 
@@ -761,6 +778,19 @@ def _what(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     return f"a {type(value).__name__}"
+
+
+def _resolve_loss(loss: Any) -> Any:
+    """``loss`` as the recorder keeps it: a name built with :func:`gca_viz.losses.get` (an
+    unknown one refused there, naming the known ones), ``None`` or a callable as given."""
+    if isinstance(loss, str):
+        return losses.get(loss)
+    if loss is not None and not callable(loss):
+        raise ValueError(
+            f"loss must be None, a loss name ({', '.join(losses.LOSSES)}) or a callable loss "
+            f"such as losses.get('gca_ince'), got {_what(loss)}"
+        )
+    return loss
 
 
 def _loss_name(loss: Any) -> str:

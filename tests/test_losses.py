@@ -1069,3 +1069,21 @@ def test_labels_of_the_wrong_length_are_refused_even_where_unused(method: str) -
     with pytest.raises(ValueError, match="domains must have N = 8 entries"):
         losses.get(method).inspect(z1, z2, domains=np.zeros(9))
     assert torch.isfinite(losses.get(method)(z1, z2, labels=np.arange(8)))  # right length: fine
+
+
+def test_get_docstring_lists_every_method_with_its_stages_layout_and_defaults() -> None:
+    """help(losses.get) said almost nothing; it lists every method of LOSSES (from the
+    registry, so a new method shows up), with the stages, layout and parameter defaults
+    that get(name) builds."""
+    doc = losses.get.__doc__
+    assert doc is not None and "@METHODS@" not in doc
+    entries = re.findall(r"^    - ``(\w+)``: (.*)\n      stages (.*)\.$", doc, flags=re.M)
+    assert [name for name, *_ in entries] == list(losses.LOSSES)
+    for name, head, tail in entries:
+        method, built = losses.LOSSES[name], losses.get(name)
+        assert head == f"{method.title}. {method.description}"
+        stages = " / ".join(s.name for s in built.stages.values())
+        assert tail.startswith(f"{stages}; layout {built.layout!r}; parameters: "), tail
+        listed = tail.split("parameters: ")[1].split(", ")
+        shown = dict(re.fullmatch(r"(\w+)(?: \(.+\))? = (.+)", p).groups() for p in listed)
+        assert shown == {k: repr(v) for k, v in built.params.items()}, name

@@ -537,6 +537,26 @@ def test_exact_ot_torch_in_torch_out() -> None:
     np.testing.assert_allclose(P.numpy(), exact_ot(C, a, b), atol=1e-7)
 
 
+def test_sinkhorn_solves_a_half_precision_cost_in_the_dtype_its_docstring_names() -> None:
+    """The docstring said arrays have the type of ``cost``, but a float16 cost gave a
+    float32 plan: it now states the rule, which this checks: torch float16/bfloat16 are
+    solved in float32 (the float32 solve of the same rounded values), numpy float16 and
+    integers in float64, float32/float64 as they are."""
+    gen = torch.Generator().manual_seed(21)
+    C = cosine_cost(torch.randn(6, 3, generator=gen), torch.randn(5, 3, generator=gen))
+    for dtype, solved in ((torch.float16, F32), (torch.bfloat16, F32), (F32, F32), (F64, F64)):
+        low = C.to(dtype)
+        res = sinkhorn(low, epsilon=0.5, n_iter=20)
+        assert isinstance(res.plan, torch.Tensor) and res.plan.dtype == solved, dtype
+        assert res.f.dtype == res.cost.dtype == res.a.dtype == solved
+        same = sinkhorn(low.to(solved), epsilon=0.5, n_iter=20)
+        torch.testing.assert_close(res.plan, same.plan, rtol=0, atol=0)
+    for array in (C.numpy().astype(np.float16), (10 * C.numpy()).astype(np.int32)):
+        out = sinkhorn(array, epsilon=0.5, n_iter=20)
+        assert isinstance(out.plan, np.ndarray) and out.plan.dtype == np.float64
+        assert out.cost.dtype == np.float64
+
+
 @pytest.mark.parametrize("uniform", [True, False])
 def test_exact_ot_respects_forbidden_pairs(uniform: bool) -> None:
     rng = np.random.default_rng(15)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gca_viz import distributed, losses, metrics
-from gca_viz.train import Callback, ConfigError, TrainConfig, Trainer, copy_config
+from gca_viz.train import Callback, ConfigError, TrainConfig, Trainer, build_loss, copy_config
 from tests.helpers import REPO_ROOT
 from tests.test_data import write_user_data
 
@@ -72,6 +72,27 @@ def test_composed_loss_trains() -> None:
     for _ in range(50):
         trainer.train_step()
     assert _fixed_batch_loss(trainer, idx, seed=4) < before
+
+
+def test_a_composed_loss_without_stages_names_every_missing_one_with_an_example() -> None:
+    """--method composed without --stages named one missing stage per attempt (the cost,
+    then the projection, ...): all are named at once, with an example of the format that
+    completes what was given and builds, and the names each stage takes."""
+    with pytest.raises(ValueError) as none:
+        build_loss(small(method="composed"))
+    message = str(none.value)
+    assert message.startswith("stages must name the cost, projection and divergence of a "
+                              "composed loss: --stages '")  # fmt: skip
+    example = json.loads(message.split("--stages '")[1].split("'")[0])
+    assert example == {"cost": "cosine", "projection": "sinkhorn", "divergence": "kl"}
+    for kind, registry in (("cost", losses.COSTS), ("projection", losses.PROJECTIONS),
+                           ("divergence", losses.DIVERGENCES)):  # fmt: skip
+        assert f"{kind}: {', '.join(registry)}" in message
+    built = build_loss(small(method="composed", stages=example))
+    assert {k: s.name for k, s in built.stages.items()} == {**example, "target": "pairs"}
+    with pytest.raises(ValueError, match=r"^stages must name the projection and divergence of "
+                       r"a composed loss: --stages '\{\"cost\": \"sqeuclidean\", "):  # fmt: skip
+        build_loss(small(method="composed", stages={"cost": "sqeuclidean"}))
 
 
 def test_short_run_beats_random_encoder_knn_on_the_sphere() -> None:
@@ -420,6 +441,31 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     assert mixed.returncode == 2 and "Traceback" not in mixed.stderr
     assert "--out" in mixed.stderr and "already holds a run" in mixed.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
+
+
+def test_cli_resume_to_a_step_the_run_has_reached_says_there_is_nothing_to_train(
+    tmp_path: Path,
+) -> None:
+    """`--resume --steps 1` on a run at step 2 trained nothing, printed only "finished at
+    step 2" and rewrote config.json with steps 1: a note now says why, and the run's files
+    are left as they were."""
+    out = tmp_path / "run"
+    first = _cli(
+        "train", "--batch-size", "32", "--encoder-params", '{"hidden": 32}', "--head-hidden",
+        "32", "--out-dim", "8", "--steps", "2", "--eval-every", "0", "--snapshot-every", "0",
+        "--device", "cpu", "--out", str(out),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "note:" not in first.stderr
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
+    again = _cli("train", "--out", str(out), "--resume", "--steps", "1")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ("note: --steps 1: the run is already at step 2; nothing to train "
+                            "(raise --steps to go on)\n")  # fmt: skip
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # untouched
+    assert json.loads((out / "config.json").read_text())["steps"] == 2
+    same = _cli("train", "--out", str(out), "--resume")  # the run's own steps: reached too
+    assert same.returncode == 0 and "note: steps = 2: the run is already at step 2" in same.stderr
 
 
 def test_cli_resume_keeps_the_runs_own_config_and_refuses_a_different_one(

@@ -186,7 +186,7 @@ def test_bad_input_is_a_warning_event_and_the_loop_goes_on(tmp_path: Path) -> No
         rec.step("one", loss=1.0)
         rec.step(1, loss="high")
         rec.step(2, loss=torch.ones(3))
-        rec.step(3, loss="again")  # the same problem warns once
+        rec.step(3, loss="again")  # the same problem warns once (a str, as at step 1)
         rec.batch(3, z1.numpy(), z2)
         rec.batch(4, z1, torch.randn(8, 4))
         rec.batch(5, torch.full((16, 4), float("nan")), z2)
@@ -196,17 +196,61 @@ def test_bad_input_is_a_warning_event_and_the_loop_goes_on(tmp_path: Path) -> No
         rec.batch(7, z1, z2)
         rec.finish()
     messages = [str(w.message) for w in caught]
-    expected = ("step must be an integer", "loss must be a number", "must be a torch.Tensor",
+    expected = ("step must be an integer", "loss must be a number or a one-element tensor, "
+                "got a str", "got a torch.float32 tensor of shape (3,)", "must be a torch.Tensor",
                 "same shape", "NaN or inf", "labels must be 16", "loss is nan")  # fmt: skip
     for words in expected:
         assert sum(words in m for m in messages) == 1, (words, messages)
-    assert len(messages) == 7
+    assert len(messages) == 8
     store = RunStore(tmp_path)
-    assert len(store.events(rec.run_id)) == 7
+    assert len(store.events(rec.run_id)) == 8
     loss = store.metrics(rec.run_id, ["loss"])["loss"]
     assert loss[-1].tolist() == [7, 0.5] and np.isnan(loss[loss[:, 0] == 6, 1]).all()
     assert [s for s, _ in store.snapshots(rec.run_id, "plan")] == [6, 7]  # not 4, not 5
     assert store.get(rec.run_id).status == "finished"
+
+
+def test_each_kind_of_bad_value_warns_and_a_step_going_back_warns_once(tmp_path: Path) -> None:
+    """A tensor of several elements given as the loss hid a later string loss (one warning
+    per name, whatever was wrong), and a step going back was taken without a word: each
+    kind of bad value now warns, and the first step below the previous one warns; its
+    values are still recorded, at the step given."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), flush_every=0.05)
+    with pytest.warns(RecorderWarning) as caught:
+        rec.step(3, loss=torch.ones(5))
+        rec.step(4, loss="abc")
+        rec.step(5, loss=1.0)
+        rec.step(2, loss=2.0)
+        rec.step(1, loss=3.0)  # going back again: no second warning
+        rec.finish()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3, messages
+    assert "step 3: loss must be a number" in messages[0] and "shape (5,)" in messages[0]
+    assert "step 4: loss must be a number" in messages[1] and "got a str" in messages[1]
+    assert messages[2].startswith("step 2 comes after step 5: steps should not go back")
+    store = RunStore(tmp_path)
+    assert [e["step"] for e in store.events(rec.run_id)] == [3, 4, 2]
+    loss = store.metrics(rec.run_id, ["loss"])["loss"]
+    assert loss.tolist() == [[1, 3.0], [2, 2.0], [5, 1.0]]  # sorted by step; 3 and 4 dropped
+
+
+def test_a_loss_given_by_name_is_that_method_and_other_values_are_refused(
+    tmp_path: Path,
+) -> None:
+    """loss="gca_ince" was stored as method 'str' and drawn as InfoNCE; it is now the
+    named method with its defaults (steerable), and a value that is no loss is refused."""
+    rec = Recorder(tmp_path, loss="gca_ince")
+    rec.finish()
+    assert isinstance(rec.loss, losses.GCALoss) and rec.loss.name == "gca_ince"
+    assert rec.loss.params == losses.get("gca_ince").params
+    config = RunStore(tmp_path).get(rec.run_id).config
+    assert config["method"] == "gca_ince" and config["stages"]["projection"] == "sinkhorn"
+    assert config["recorder"]["steerable"]
+    with pytest.raises(ValueError, match=r"unknown loss 'gca-ince'; choose one of \["):
+        Recorder(tmp_path, loss="gca-ince")
+    with pytest.raises(ValueError, match=r"loss must be None, a loss name \(ince, gca_ince"):
+        Recorder(tmp_path, loss=0.5)
+    assert len(RunStore(tmp_path).list_runs()) == 1  # a refused loss registers no run
 
 
 def test_a_model_that_fails_on_the_eval_batch_is_a_warning_not_an_exception(
@@ -446,3 +490,16 @@ def test_the_example_trains_a_simclr_loop_into_the_store(tmp_path: Path) -> None
     emb = store.load_snapshot(store.snapshots(run.id, "embeddings")[-1][1])
     assert emb is not None and emb["z"].shape == (256, 32)  # eval_batch, embed_points rows
     assert set(np.unique(emb["y"])) <= set(range(10)) and len(np.unique(emb["y"])) > 1
+
+
+def test_the_example_prints_its_usage_and_refuses_bad_steps(tmp_path: Path) -> None:
+    """`--help` crashed with int('--help'); it now prints the usage and exits 0, and a
+    STEPS that is not a positive integer is argparse's usage error (exit 2), no run."""
+    shown = run_python("examples/watch_simclr.py", "--help")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.startswith("usage: watch_simclr.py") and "[STEPS] [STORE]" in shown.stdout
+    for bad in ("ten", "0"):
+        refused = run_python("examples/watch_simclr.py", bad, str(tmp_path))
+        assert refused.returncode == 2 and "usage: watch_simclr.py" in refused.stderr
+        assert "argument STEPS: must be an integer >= 1" in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was recorded

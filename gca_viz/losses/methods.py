@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gca_viz.losses.divergences import DIVERGENCES
 from gca_viz.losses.module import STAGE_KINDS, GCALoss
+from gca_viz.losses.stages import COSTS, PROJECTIONS
 from gca_viz.registry import UnknownNameError
+from gca_viz.targets import TARGETS
 
 
 @dataclass(frozen=True)
@@ -177,17 +180,81 @@ LOSSES: dict[str, Method] = {
 
 
 def get(name: str, **params: Any) -> GCALoss:
-    """Build the named method ``name`` of :data:`LOSSES` with parameter overrides.
+    r"""Build the named method ``name`` of :data:`LOSSES`, a :class:`GCALoss` (a
+    ``torch.nn.Module``), its preset parameters overridden by ``params``.
 
-    ``layout``, ``target`` (a :data:`gca_viz.targets.TARGETS` name) and ``target_matrix``
-    may be overridden too. Example: ``get("gca_ince", epsilon=0.2, n_iter=20)``.
+    For paired embeddings ``z1``, ``z2`` of shape ``(N, d)`` (row ``i`` of each: two views
+    of sample ``i``) the loss is (``docs/math.md`` section 3)
+
+        L(z', z'') = (1/n) sum_i d_M(P_tgt || proj_B(exp(-C(z', z'') / ε)))_i
+
+    with the method's four stages: the cost ``C``, the target plan ``P_tgt``, the
+    projection ``proj_B`` and the divergence ``d_M``. In the ``"cross"`` layout (the default
+    of most methods) ``C`` is ``(N, N)`` between the views and ``n = N``; in the ``"joint"``
+    layout (SimCLR's NT-Xent; IOT's default) it is ``(2N, 2N)`` over ``[z'; z'']`` with the
+    self-pairs excluded and ``n = 2N``.
+
+    Args:
+        name: one of the methods listed below.
+        **params: overrides: any parameter of the method below (checked against its
+            stage's schema), and ``layout`` (``"cross"`` or ``"joint"``), ``target`` (a
+            :data:`gca_viz.targets.TARGETS` name instead of ``"pairs"``: ``"class"`` with
+            ``gamma``, ``"domain"`` with ``alpha``, ``beta``, ``"custom"``) and
+            ``target_matrix`` (the ``(n, n)`` matrix of a ``"custom"`` target).
+
+    Returns:
+        The loss module: ``loss(z1, z2)`` (``labels=``, ``domains=``: ``(N,)`` integers, for
+        a class or domain target) is the scalar ``L``, a 0-dim differentiable tensor
+        (float64 for float64 embeddings, else float32); ``loss.inspect(z1, z2)`` is a
+        :class:`LossOutput` (cost, target, plan, diagnostics); ``loss.params`` holds the
+        parameters, which ``loss.set_params`` changes.
 
     Raises:
-        ValueError: for an unknown method or an invalid parameter.
+        ValueError: for an unknown method (:class:`~gca_viz.registry.UnknownNameError`,
+            listing the known ones), an unknown parameter, or a value outside its range
+            (naming the parameter).
+
+    Example: ``get("gca_ince", epsilon=0.2, n_iter=20)``;
+    ``get("ince", layout="joint")`` is NT-Xent.
+
+    Methods (stages: cost / target / projection / divergence), listed from :data:`LOSSES`:
+
+    @METHODS@
     """
     if not isinstance(name, str) or name not in LOSSES:
         raise UnknownNameError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
     return LOSSES[name].build(**params)
+
+
+def _methods_doc(indent: str = "    ") -> str:
+    """One entry per method of :data:`LOSSES` for :func:`get`'s docstring: its name, title
+    and description, stages and layout, and its parameters with their defaults (the
+    stages' schemas, overridden by the preset)."""
+    registries = {
+        "cost": COSTS,
+        "target": TARGETS,
+        "projection": PROJECTIONS,
+        "divergence": DIVERGENCES,
+    }
+    lines = []
+    for m in LOSSES.values():
+        schema = [p for kind in STAGE_KINDS for p in registries[kind][m.stages[kind]].params]
+        values = {p.name: p.default for p in schema} | dict(m.params)
+        shown = ", ".join(
+            f"{p.name}{f' ({p.symbol})' if p.symbol and p.symbol != p.name else ''} = "
+            f"{values[p.name]!r}"
+            for p in dict.fromkeys(schema)
+        )
+        stages = " / ".join(m.stages[kind] for kind in STAGE_KINDS)
+        lines += [
+            f"- ``{m.name}``: {m.title}. {m.description}",
+            f"  stages {stages}; layout {m.layout!r}; parameters: {shown or 'none'}.",
+        ]
+    return ("\n" + indent).join(lines)
+
+
+if get.__doc__:  # (None under python -OO)
+    get.__doc__ = get.__doc__.replace("@METHODS@", _methods_doc())
 
 
 def compose(cost: str, target: str, projection: str, divergence: str, **params: Any) -> GCALoss:

@@ -124,10 +124,15 @@ def sinkhorn(
     :func:`gca_viz.device.torch_threads`.
 
     Args:
-        cost: ``(n, m)`` cost matrix ``C`` (torch tensor on any device, float32/float64, or
-            numpy array). ``+inf`` entries are forbidden pairs; ``NaN``/``-inf`` are errors.
-        a: ``(n,)`` row marginal ``μ > 0``; default ``1/n``.
-        b: ``(m,)`` column marginal ``ν > 0``; default ``1/m``.
+        cost: ``(n, m)`` cost matrix ``C``: a torch tensor on any device, or a numpy array
+            (or a nested list). It is solved in float32 or float64: a float32/float64 cost
+            as it is; a torch float16/bfloat16 cost is converted to float32 (so the result
+            is float32, not the cost's dtype); any other dtype (numpy float16, integers,
+            bools, a list) to float64. ``+inf`` entries are forbidden pairs;
+            ``NaN``/``-inf`` are errors.
+        a: ``(n,)`` row marginal ``μ > 0``, converted to the dtype and device ``C`` is
+            solved in; default ``1/n``.
+        b: ``(m,)`` column marginal ``ν > 0``, likewise; default ``1/m``.
         epsilon: regulariser ``ε > 0`` (finite down to ``1e-3`` in float32 for costs in
             ``[0, 2]``).
         n_iter: number of sweeps ``T >= 1`` (``2T`` half-steps), at most that many with
@@ -140,7 +145,9 @@ def sinkhorn(
         method: ``"absorb"`` (default) or ``"log"``, see above.
 
     Returns:
-        A frozen :class:`SinkhornResult`. Arrays have the type of ``cost``.
+        A frozen :class:`SinkhornResult`. Its arrays are of the kind of ``cost`` (torch
+        tensors on its device, else numpy arrays) in the dtype it was solved in (above):
+        the cost's own for float32/float64.
 
     Raises:
         ValueError: naming the parameter, for ``epsilon <= 0`` or not finite; a cost that is
