@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from gca_viz import demo
@@ -649,7 +650,9 @@ LECTURE_CSS = """
 html { font-size: 20px; }
 [data-testid="stMainBlockContainer"] { padding: 4.5rem 1.25rem 4rem; max-width: none; }
 [data-testid="stMain"] h1 { font-size: 2.2rem; padding-top: 0.25rem; }
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.95rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {
+  font-size: 0.95rem; color: #374151;  /* the theme's light grey washed out on a projector */
+}
 [data-testid="stMetricValue"] { font-size: 2rem; }
 [data-testid="stMetricLabel"] p { font-size: 1rem; }
 [data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] p {
@@ -779,8 +782,24 @@ def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwar
     )
 
 
+def table(data: Any, **kwargs: Any) -> Any:
+    """A table of numbers or short text without an index: ``st.dataframe`` (``kwargs`` such
+    as ``key`` and ``column_config`` go to it), or in lecture mode an HTML table in the
+    lecture type (``st.table``; ``kwargs`` are dropped; floats to 4 significant digits, NaN
+    blank): the dataframe's canvas keeps 13 px text on a projector and cuts columns that do
+    not fit."""
+    if lecture():  # (a dict of numpy arrays as it is drew no header row)
+        frame = pd.DataFrame(data)
+        floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+        shown = frame.style.format("{:.4g}", subset=floats, na_rep="")  # 592, not 592.0000
+        return st.table(shown, hide_index=True, border="horizontal")
+    return st.dataframe(data, hide_index=True, **kwargs)
+
+
 LECTURE_FONT = 1.25
 """Lecture mode: chart type is this much larger (at least 15 px) ..."""
+LECTURE_INK = "#1f2430"
+"""... text without a colour of its own is this near-black, not the theme's grey ..."""
 LECTURE_MARKER = 1.6
 """... markers and lines this much larger ..."""
 LECTURE_NOTE_FONT = 1.15
@@ -861,14 +880,20 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
         if hasattr(t, "xaxis") and hasattr(t, "yaxis")
         for ax in (t.xaxis or "x", t.yaxis or "y")
     }
+    # Its grey text also washed out on a projector: text without a colour of its own is ink.
+    layout["font"].setdefault("color", LECTURE_INK)
     for name in used | {k for k in layout if re.fullmatch(r"[xy]axis\d*", k)}:
         axis = layout.setdefault(name, {})
         if isinstance(axis, dict):
             axis.setdefault("tickfont", {}).setdefault("size", tick)
+            axis["tickfont"].setdefault("color", LECTURE_INK)
             title_ = axis.setdefault("title", {})
             if isinstance(title_, dict):
                 title_.setdefault("font", {}).setdefault("size", base)
-    layout.setdefault("legend", {}).setdefault("font", {}).setdefault("size", tick)
+                title_["font"].setdefault("color", LECTURE_INK)
+    legend_font = layout.setdefault("legend", {}).setdefault("font", {})
+    legend_font.setdefault("size", tick)
+    legend_font.setdefault("color", LECTURE_INK)
     title = ""
     text = (layout.get("title") or {}).get("text")
     if text and not fig.frames:

@@ -42,7 +42,7 @@ def start_warm_up() -> bool:
     # table imports it on the script's thread, and two threads importing a package with
     # import cycles can get it half-initialised ("partially initialized module 'pandas'
     # has no attribute 'Series'", seen on a fresh process's first page run)
-    import pandas  # type: ignore[import-untyped]  # noqa: F401
+    import pandas  # noqa: F401
 
     projection_jobs().warm_up(WARM_UP)
     return True

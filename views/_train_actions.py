@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+import ui
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore
 from views._train_launch import announce_launch
 
@@ -143,9 +144,7 @@ def external_note(store: RunStore, info: RunInfo) -> None:
     notes = store.events(info.id)
     if notes:
         with st.expander(f"Recorder notes ({len(notes)})", icon=":material/warning:"):
-            st.dataframe(
-                [{"step": e["step"], "note": e["message"]} for e in notes], hide_index=True
-            )
+            ui.table([{"step": e["step"], "note": e["message"]} for e in notes])
 
 
 def problems(info: RunInfo) -> None:

@@ -192,7 +192,7 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             table.append(
                 {"quantity": "target's total mass Σ P_tgt", "value": fmt(snap["target"].sum())}
             )
-        st.dataframe(table, hide_index=True)
+        ui.table(table)
         st.caption(
             "Row i is a sample, column j a candidate positive; the plan is the loss's "
             "soft matching, and its mass on the positive pairs is what the loss rewards. "

@@ -350,7 +350,7 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
     for r in rows:
         if r.status == "failed":
             st.error(f"Run #{r.run_id} ({r.name}) failed: {r.error}")
-    st.dataframe(
+    ui.table(
         {
             "run": [f"#{r.run_id}" for r in rows],
             "α − β": [r.delta for r in rows],
@@ -362,7 +362,6 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
             "class probe acc (h)": [r.probe_acc for r in rows],
             "class k-NN acc (h)": [r.knn_acc for r in rows],
         },
-        hide_index=True,
         placeholder="—",  # a metric not measured yet (a run still training), not "None"
         key="dom_sweep_table",
     )

@@ -354,7 +354,7 @@ with b:
 
 st.subheader("The numbers")
 table = sweep.columns()
-st.dataframe({k: np.round(v, 6) for k, v in table.items()}, hide_index=True)
+ui.table({lab.sweeps.column_label(k): np.round(v, 4) for k, v in table.items()})
 c1, c2 = st.columns(2)
 c1.download_button(
     "Download the ε sweep (.csv)",

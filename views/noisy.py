@@ -144,14 +144,13 @@ st.caption(
     "and contrast ± 50 %), s = 0 the unchanged digit; the test corruption blurs, adds noise "
     "and erases a rectangle of 40 % × s of the image."
 )
-st.dataframe(
+ui.table(
     {
         "digit": [f"#{i}" for i in range(rows)],
         "standard": views["strengths"][:rows, 1],
         f"extreme × {severity:g}": views["strengths"][:rows, 2],
         f"test corruption {severity:g}": views["strengths"][:rows, 3],
     },
-    hide_index=True,
     key="noisy_strengths",
 )
 
@@ -211,7 +210,7 @@ def comparison_view(
     if not rows:
         st.info("The demo runs are not in this store and no fresh pair has been trained yet.")
         return
-    st.dataframe(
+    ui.table(
         {
             "run": [f"#{r.run_id} {r.name}" for r in rows],
             "method": [TITLES.get(r.method, r.method) for r in rows],
@@ -220,7 +219,6 @@ def comparison_view(
             **{label: [r.values[k] for r in rows] for k, label in ex.NOISY_METRICS.items()},
             "final training loss": [r.final_loss for r in rows],
         },
-        hide_index=True,
         key="noisy_table",
     )
     methods = [m for m in ex.NOISY_DEMOS if any(r.method == m for r in rows)]
@@ -309,7 +307,7 @@ st.markdown(
         "below shows what relaxing the marginals does to the plan and the gradient."
     )
 )
-st.dataframe(
+ui.table(
     {
         "mismatched share p": [r.share for r in sweep_rows],
         "ε": [r.epsilon for r in sweep_rows],
@@ -321,7 +319,6 @@ st.dataframe(
             "" if r.method == "ince" else f"{r.diff:+.3f} ± {r.diff_se:.3f}" for r in sweep_rows
         ],
     },
-    hide_index=True,
     key="noisy_sweep_table",
 )
 

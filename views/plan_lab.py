@@ -425,12 +425,11 @@ def inspect() -> None:
             "unbalanced": "unbalanced plan Pᵢⱼ",
             "target": "target P_tgt,ᵢⱼ",
         }
-        st.dataframe(
+        ui.table(
             {
                 "matrix": [names[key] for key in info.values],
                 "value": [f"{v:.6g}" for v in info.values.values()],
             },
-            hide_index=True,
         )
 
 

@@ -112,8 +112,8 @@ CLIPPED = r"""(only) => {
 }"""
 
 # path -> charts to wait for. Formulas, metrics, chart titles and button labels are checked
-# on every page, tables where one was found cut (Story step 5's methods table; other pages'
-# data tables scroll sideways, as data tables do).
+# on every page, tables where one was found cut (Story step 5's methods table, Entropy's
+# numbers; in lecture mode every table of numbers is an HTML table, ui.table).
 PAGES = {
     **{f"/?story_step={k}": 1 for k in range(1, 5)},
     "/?story_step=5&story_method=gca_uot": 1,
@@ -124,7 +124,7 @@ PAGES = {
     "/train": 0,
     "/composer": 2,
 }
-TABLES = {"/?story_step=5&story_method=gca_uot"}
+TABLES = {"/?story_step=5&story_method=gca_uot", "/entropy", "/noisy", "/domains"}
 
 
 def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
@@ -260,3 +260,22 @@ def test_a_wrapped_table_takes_the_lecture_type(app: Any) -> None:
     assert size >= 15, size
     assert "the RINCE term lowers its gradient" in table.inner_text()
     assert clipped(app, ("table",)) == []
+
+
+@pytest.mark.parametrize(("path", "charts"), [("/entropy", 3), ("/noisy", 2)])
+def test_tables_of_numbers_take_the_lecture_type(app: Any, path: str, charts: int) -> None:
+    """Noisy's three tables were canvases of 13 px text, and Entropy's numbers cut their last
+    columns at 1280 px under the CSV's keys: in lecture mode they are HTML tables in the
+    lecture type, with a reader's column labels."""
+    open_lecture(app, path, charts)
+    main = app.page.locator('[data-testid="stMain"]')
+    expect(main.locator('[data-testid="stDataFrame"]')).to_have_count(0)
+    tables = main.locator('[data-testid="stTable"]')
+    assert tables.count() >= (1 if path == "/entropy" else 2)
+    size = tables.first.locator("td").first.evaluate(
+        "td => parseFloat(getComputedStyle(td).fontSize)"
+    )
+    assert size >= 15, size
+    if path == "/entropy":
+        assert "contraction rate (measured)" in tables.first.inner_text()
+        assert "contraction_measured" not in tables.first.inner_text()
