@@ -177,6 +177,26 @@ def test_relaxed_mass_changes_with_lambda(batch: lab.Batch) -> None:
     assert tiny.mass == pytest.approx(float(torch.exp(-C / 0.2).sum()), rel=1e-3)
 
 
+def test_relaxed_shares_compare_where_the_drifting_mass_does_not(batch: lab.Batch) -> None:
+    """The unbalanced plan's mass drifts toward ΣK, so the row sums rose above 1 together
+    and a row keeping less did not show below the dashed line. Its shares do: they average
+    1 whatever the total and are all 1 for the balanced plan; a row's sum is
+    ``μ_i^ρ ((K v)_i)^(1-ρ)``, so the rows that keep least are those with the least kernel
+    mass (they match nothing well), whatever their positive's cost."""
+    from scipy.stats import spearmanr
+
+    z1, z2 = pairs(batch, torch.float64)
+    C = ot.cosine_cost(z1, z2)
+    rel = story.relaxed_marginals(C, 0.2, 0.05)
+    assert rel.row_shares.mean() == pytest.approx(1.0, rel=1e-12)
+    assert rel.col_shares.mean() == pytest.approx(1.0, rel=1e-12)
+    assert rel.rows_below(1.0) == int((rel.row_shares < 1).sum()) > 0
+    kernel_mass = torch.exp(-C / 0.2).sum(1).numpy()
+    assert spearmanr(rel.row_shares, kernel_mass).statistic > 0.9
+    hard = story.relaxed_marginals(C, 0.2, None)
+    assert np.allclose(hard.row_shares, 1.0, atol=1e-6) and hard.rows_below(0.999) == 0
+
+
 @pytest.mark.parametrize("lam", [0.1, 1.0, 10.0])
 def test_measured_contraction_matches_rho(batch: lab.Batch, lam: float) -> None:
     z1, z2 = pairs(batch, torch.float64)

@@ -382,11 +382,12 @@ elif step == 4:
     with left:
         live_chart.live_chart(
             figs.marginal_chart(
-                rel.row_sums,
-                rel.col_sums,
-                rel.mu,
-                rel.nu,
-                title="Marginals of the relaxed plan vs the hard ones",
+                rel.row_shares,
+                rel.col_shares,
+                np.ones(N),
+                np.ones(N),
+                title="Who sends and receives less than their share",
+                shares=True,
             ),
             key="story_marginals",
         )
@@ -396,18 +397,15 @@ elif step == 4:
             heatmap(rel.plan, f"Unbalanced plan, λ₁ = λ₂ = {lam_text}", log_scale, height=440),
             key="story_unbalanced",
         )
-    above, below = bool((rel.row_sums > rel.mu).all()), bool((rel.row_sums < rel.mu).all())
-    drift = (
-        f" Here every row sum is {'above' if above else 'below'} its hard marginal: the total "
-        "mass drifts toward ΣK, so a row that keeps less mass shows as lower than the other "
-        "rows, not as below the dashed line."
-        if above or below
-        else ""
-    )
     st.caption(
-        "λ → ∞ is balanced Sinkhorn (GCA-INCE): the bars sit on the dashed lines. λ → 0 leaves "
-        f"the kernel K, whose mass is ΣK. With ρ = λ/(λ + ε) = {rel.rho[0]:.4f} the solver "
-        "needs fewer sweeps: the error shrinks by (at most) ρ₁ρ₂ per sweep." + drift
+        "Each bar is a sample's share of the plan's mass over its share under the hard "
+        "marginals: 1 (dashed) is as balanced, below 1 a sample sends or receives less than "
+        "its part. The total mass itself drifts from N toward the kernel's ΣK as λ falls "
+        f"(above: {rel.mass:.1f}), which lifts every row sum alike, so the shares are what "
+        f"compare. Here {rel.rows_below(0.9)} of {N} rows keep less than 90 % of their "
+        "share. λ → ∞ is balanced Sinkhorn (GCA-INCE): every bar at 1. With ρ = λ/(λ + ε) = "
+        f"{rel.rho[0]:.4f} the solver needs fewer sweeps: the error shrinks by (at most) ρ₁ρ₂ "
+        "per sweep."
     )
     ui.show_code(story.entropy_plan, story.relaxed_marginals)
 

@@ -204,9 +204,16 @@ def marginal_chart(
     *,
     title: str,
     height: int = 440,
+    shares: bool = False,
 ) -> go.Figure:
     """Row sums ``P 1`` and column sums ``P^T 1`` of a plan as bars beside each other,
     with the hard marginals ``μ``, ``ν`` dashed.
+
+    ``shares=True``: the bars are shares instead, each sum's share of the plan's mass over
+    the hard marginal's share, ``((P 1)_i / ΣP) / (μ_i / Σμ)`` and the columns alike
+    (:attr:`gca_viz.story.Relaxed.row_shares`), and ``mu``, ``nu`` are ones: an unbalanced
+    plan's total mass drifts toward ``ΣK``, which lifts every sum alike; the shares show
+    which samples send or receive less than their part.
 
     Args:
         row_sums, col_sums, mu, nu: ``(n,)``, ``(m,)``, ``(n,)``, ``(m,)``.
@@ -216,7 +223,11 @@ def marginal_chart(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
-        subplot_titles=("row sums P1<br>(sent)", "column sums Pᵀ1<br>(received)"),
+        subplot_titles=(
+            ("share sent<br>(P1)ᵢ/ΣP ÷ μᵢ/Σμ", "share received<br>(Pᵀ1)ⱼ/ΣP ÷ νⱼ/Σν")
+            if shares
+            else ("row sums P1<br>(sent)", "column sums Pᵀ1<br>(received)")
+        ),
     )
     parts = ((row_sums, mu, "row", "μ"), (col_sums, nu, "col", "ν"))
     for col, (sums, ref, color, symbol) in enumerate(parts, start=1):
@@ -226,7 +237,7 @@ def marginal_chart(
                 x=x,
                 y=np.asarray(sums, dtype=float),
                 marker_color=COLORS[color],
-                name="row sums" if col == 1 else "column sums",
+                name=("row" if col == 1 else "column") + (" shares" if shares else " sums"),
                 hovertemplate="%{x}: %{y:.4f}<extra></extra>",
             ),
             row=1,
@@ -238,9 +249,13 @@ def marginal_chart(
                 y=np.asarray(ref, dtype=float),
                 mode="lines",
                 line={"color": COLORS["ref"], "dash": "dash", "width": 2},
-                name=f"hard marginal {symbol}",
+                name="the hard marginals' share" if shares else f"hard marginal {symbol}",
                 showlegend=col == 1,
-                hovertemplate=f"{symbol} = %{{y:.4f}}<extra></extra>",
+                hovertemplate=(
+                    "as balanced: 1<extra></extra>"
+                    if shares
+                    else f"{symbol} = %{{y:.4f}}<extra></extra>"
+                ),
             ),
             row=1,
             col=col,

@@ -491,6 +491,22 @@ class Relaxed:
         """``ρ1 ρ2``, the predicted contraction per sweep."""
         return self.rho[0] * self.rho[1]
 
+    @property
+    def row_shares(self) -> np.ndarray:
+        """``((P 1)_i / ΣP) / (μ_i / Σμ)``, ``(N,)``: each row's share of the plan's mass over
+        its share under the hard marginal (1: as balanced). The total mass drifts toward
+        ``ΣK`` as ``λ`` falls, lifting every row sum alike; the shares compare."""
+        return np.asarray((self.row_sums / self.mass) / (self.mu / self.mu.sum()))
+
+    @property
+    def col_shares(self) -> np.ndarray:
+        """``((P^T 1)_j / ΣP) / (ν_j / Σν)``, ``(N,)``: the columns' :attr:`row_shares`."""
+        return np.asarray((self.col_sums / self.mass) / (self.nu / self.nu.sum()))
+
+    def rows_below(self, fraction: float = 0.9) -> int:
+        """How many rows keep less than ``fraction`` of their share (:attr:`row_shares`)."""
+        return int((self.row_shares < fraction).sum())
+
 
 def relaxed_marginals(cost: Any, epsilon: float, lam: float | None, n_iter: int = 50) -> Relaxed:
     r"""The unbalanced plan with ``λ1 = λ2 = λ`` and its measured convergence rate

@@ -71,7 +71,7 @@ def test_every_step_renders() -> None:
         1: ("InfoNCE loss", "P⁽¹⁾"),
         2: ("Pythagorean residual", "KL(P_tgt"),
         3: ("GCA-INCE: residual", "Mass each sample receives"),
-        4: ("Measured rate per sweep", "Marginals of the relaxed plan"),
+        4: ("Measured rate per sweep", "Who sends and receives less than their share"),
         5: ("GCA-INCE loss", "GCA-INCE: its plan"),
     }
     for step, (label, title) in expected.items():
