@@ -27,7 +27,7 @@ from gca_viz.figures.training import (
     metric_title,
     plan_heatmap,
 )
-from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError
+from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_loss
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import labels_for
 from views._train_runs import Selection, device_text, refresh_page, run_label
@@ -206,6 +206,23 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
                 else ""
             )
         )
+        if "mass" in diag and unbalanced(run):
+            st.caption(
+                "This loss relaxes the marginals (unbalanced OT): its plan's total mass "
+                f"follows the kernel's ΣK ({fmt(diag['mass'])} here), not the target's, so the "
+                "marginal error, the distance to the hard marginals, is large by design. "
+                "The share of the mass on the positive pairs is what compares with the "
+                "balanced losses."
+            )
+
+
+def unbalanced(run: RunInfo) -> bool:
+    """Whether the run's loss projects onto relaxed marginals (GCA-UOT and composed losses
+    with the unbalanced projection); ``False`` if its loss cannot be told."""
+    try:
+        return run_loss(run).stages["projection"].name == "unbalanced"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def show_embeddings(store: RunStore, run: RunInfo) -> None:

@@ -82,6 +82,19 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     assert len(said) == 1 and said[0].startswith("The classes gather: two samples"), said
 
 
+def test_a_relaxed_plan_says_why_its_mass_and_marginal_error_are_large(app_store: Path) -> None:
+    """GCA-UOT's batch table showed a total mass of 870 against a target of 128 and a
+    marginal error of 1485 without a word: a caption says they are by design. Balanced
+    losses' tables get no such caption."""
+    at = open_page("train")  # (it installs the demo runs)
+    by_name = {r.name: r.id for r in RunStore(app_store).list_runs()}
+    note = "This loss relaxes the marginals (unbalanced OT)"
+    assert not [c for c in at.caption if note in c.value]  # the lecture pair: balanced
+    at.selectbox(key="tr_run").set_value(by_name["demo-gca-uot"]).run()
+    (said,) = [c.value for c in at.caption if note in c.value]
+    assert "large by design" in said
+
+
 def test_the_embedding_caption_says_collapsed_mixed_or_gathered() -> None:
     """It said "Classes gather as the loss aligns the two views" under every run, also
     under a run collapsed to one point (a composer loss with nothing pushing samples apart).
