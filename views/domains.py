@@ -170,9 +170,9 @@ if target is not None:
     m4.metric(
         "Pull on a same-domain pair",
         f"{same:+.1%}" if relative else f"{pulls.same:+.2g}",
-        f"{(same - other) * 100:+.1f} pts vs other-domain"
+        f"{(same - other) * 100:+.1f} pts vs other-domain ({other:+.1%})"
         if relative
-        else f"{pulls.same - pulls.other:+.2g} vs other-domain",
+        else f"{pulls.same - pulls.other:+.2g} vs other-domain ({pulls.other:+.2g})",
         help="The loss's pull ∂L/∂C = (P_tgt − P)/(εN), on average over same-domain pairs "
         "(+: pulled together, −: pushed apart), "
         + (

@@ -8,6 +8,7 @@ the launch button starts real background runs, which the fixture kills afterward
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,12 @@ def test_the_pull_follows_the_prior_while_the_plan_stays(app_store: Path) -> Non
     assert abs(float(high[share].rstrip("%")) - float(low[share].rstrip("%"))) < 1.0
     pull = "Pull on a same-domain pair"
     assert float(high[pull].rstrip("%")) > 0 > float(low[pull].rstrip("%")), (high, low)
+    # the delta names what it compares with: a negative pull read as a contradiction
+    (delta,) = [m.delta for m in at.metric if m.label == pull]
+    found = re.fullmatch(r"([-+][\d.]+) pts vs other-domain \(([-+][\d.]+)%\)", str(delta))
+    assert found, delta  # (β = 0.5 pulls other-domain pairs: same-domain ones lose)
+    gap, other = float(found.group(1)), float(found.group(2))
+    assert gap < 0 and abs(float(low[pull].rstrip("%")) - other - gap) <= 0.11, delta
     assert "The plan barely changes; the loss does" in texts(at.markdown)
 
 
