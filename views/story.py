@@ -63,6 +63,7 @@ def step_selector() -> int:
             format_func=STEPS.get,
             horizontal=True,
             label_visibility="collapsed",
+            on_change=_bring_into_view,
         )
     )
     if st.query_params.get("story_step") != str(step):
@@ -76,6 +77,13 @@ SCROLL = "_story_scroll_step"  # bring the new step's top into view on the next 
 def next_step() -> None:
     st.session_state["story_step"] = min(int(st.session_state["story_step"]) + 1, len(STEPS))
     st.session_state[SCROLL] = True
+
+
+def _bring_into_view() -> None:
+    """A step chosen in the row of steps starts at the top of the window, its chart on the
+    first screen: in lecture mode the controls above it filled a projector's 720 px."""
+    if ui.lecture():
+        st.session_state[SCROLL] = True
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -105,8 +113,11 @@ def heatmap(matrix: np.ndarray, title: str, log: bool, height: int = 560) -> Any
 # ---------------------------------------------------------------------------- header
 
 live_chart.load_plotly()
-st.title("GCA Explorer")
-st.subheader("From InfoNCE to optimal transport, in five steps")
+if ui.lecture():  # one title: the steps' row and a step's claim come up the screen
+    st.title("From InfoNCE to optimal transport, in five steps")
+else:
+    st.title("GCA Explorer")
+    st.subheader("From InfoNCE to optimal transport, in five steps")
 st.markdown(
     "Contrastive learning is secretly a distribution-alignment problem (Chen et al., NeurIPS "
     "2024). Each step below states one fact of the paper as a formula and checks it on a real "

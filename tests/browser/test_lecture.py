@@ -235,6 +235,29 @@ def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     app.assert_healthy()
 
 
+def test_a_step_chosen_in_the_row_starts_at_the_top_in_lecture_mode(app: Any) -> None:
+    """At 1280 x 720 the controls filled the screen and the step's row sat at its bottom
+    edge: a step clicked there opened below the fold. Now the row comes up under the bar
+    and the step's heading and claim with it; one title instead of two above them."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/?story_step=1&lecture=1", charts=1, timeout=90)
+    page = app.page
+    expect(page.locator("h1")).to_have_count(1)
+    page.locator(".st-key-story_step").get_by_text("3 · Alignment + repulsion").click()
+    app.wait_for_query("story_step", "3")
+    app.settle(charts=1, timeout=90)
+    heading = page.get_by_role("heading", name="Alignment + repulsion")
+    expect(heading).to_be_visible()
+    page.wait_for_timeout(1500)  # the smooth scroll
+    bar = page.locator('[data-testid="stHeader"]').bounding_box()
+    selector = page.locator(".st-key-story_step").bounding_box()
+    top = heading.bounding_box()
+    assert bar and selector and top
+    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
+    assert top["y"] + top["height"] <= 720 / 2  # the heading high up, its content below
+    app.assert_healthy()
+
+
 @pytest.mark.parametrize(
     "path, charts",
     [("/plan_lab?lab_view=P2T", 3), ("/?story_step=5&story_method=gca_uot", 1)],
