@@ -212,6 +212,21 @@ def test_lecture_mode_survives_a_page_switch_and_turns_off(app: Any) -> None:
     app.assert_healthy()
 
 
+def step_heading_under_the_bar(app: Any, name: str) -> float:
+    """Once the scroll is over, the steps' row sits just under the navigation bar; returns
+    where the step's heading ``name`` ends (px from the window's top)."""
+    page = app.page
+    heading = page.get_by_role("heading", name=name)
+    expect(heading).to_be_visible()
+    page.wait_for_timeout(1500)  # the smooth scroll
+    bar = page.locator('[data-testid="stHeader"]').bounding_box()
+    selector = page.locator(".st-key-story_step").bounding_box()
+    top = heading.bounding_box()
+    assert bar and selector and top
+    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
+    return float(top["y"] + top["height"])
+
+
 def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     """The Next button sits at the foot of a step: after it, the page showed the middle of the
     next step, its heading hidden under the navigation bar. The step selector now comes into view
@@ -223,15 +238,7 @@ def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     button.click()
     app.wait_for_query("story_step", "2")
     app.settle(charts=1, timeout=90)
-    heading = page.get_by_role("heading", name="Sinkhorn lowers it")
-    expect(heading).to_be_visible()
-    page.wait_for_timeout(1500)  # the smooth scroll
-    bar = page.locator('[data-testid="stHeader"]').bounding_box()
-    selector = page.locator(".st-key-story_step").bounding_box()
-    top = heading.bounding_box()
-    assert bar and selector and top
-    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
-    assert top["y"] + top["height"] <= LECTURE_VIEWPORT["height"]
+    assert step_heading_under_the_bar(app, "Sinkhorn lowers it") <= LECTURE_VIEWPORT["height"]
     app.assert_healthy()
 
 
@@ -246,15 +253,8 @@ def test_a_step_chosen_in_the_row_starts_at_the_top_in_lecture_mode(app: Any) ->
     page.locator(".st-key-story_step").get_by_text("3 · Alignment + repulsion").click()
     app.wait_for_query("story_step", "3")
     app.settle(charts=1, timeout=90)
-    heading = page.get_by_role("heading", name="Alignment + repulsion")
-    expect(heading).to_be_visible()
-    page.wait_for_timeout(1500)  # the smooth scroll
-    bar = page.locator('[data-testid="stHeader"]').bounding_box()
-    selector = page.locator(".st-key-story_step").bounding_box()
-    top = heading.bounding_box()
-    assert bar and selector and top
-    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
-    assert top["y"] + top["height"] <= 720 / 2  # the heading high up, its content below
+    top = step_heading_under_the_bar(app, "Alignment + repulsion")
+    assert top <= 720 / 2  # the heading high up, its content below
     app.assert_healthy()
 
 
