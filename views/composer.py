@@ -75,7 +75,7 @@ st.markdown(
 st.latex(story.COMPOSED_LATEX)
 
 store = ui.run_store()
-with ui.controls("Batch"):
+with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots come up)
     source = ui.select("Source", "cmp_source", list(SOURCES), "demo", format_func=SOURCES.get)
     n = ui.select_slider("Pairs N", "cmp_n", SIZES, 64)
     seed = int(ui.number("Seed", "cmp_seed", 0, min_value=0, step=1))

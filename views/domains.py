@@ -85,7 +85,7 @@ st.latex(
 )
 
 store = ui.run_store()
-with ui.controls("Batch"):
+with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots come up)
     n = int(ui.slider("Samples N", "dom_n", 16, 128, 48, step=8))
     seed = int(ui.number("Seed", "dom_seed", 0, min_value=0, step=1))
     st.subheader("GCA-INCE plan")

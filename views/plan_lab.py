@@ -165,7 +165,7 @@ st.latex(lab.HALF_STEP_LATEX)
 # -------------------------------------------------------------------------- controls
 
 store = ui.run_store()
-with ui.controls("Batch"):
+with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots come up)
     source = ui.select("Source", "lab_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
     run_id, version, noise, augment = 0, 0.0, 0.1, "standard"
     runs: dict[int, str] = {}
