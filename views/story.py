@@ -427,9 +427,10 @@ else:
     st.markdown(
         "Every method of the family is one choice of a matching divergence $d_M$ (how the "
         "plan is compared with the target), a proximal divergence $d_\\Gamma$ and a "
-        "constraint set $B$ (how the kernel is turned into a plan). Pick a row to see that "
-        "method's plan and its loss on this batch, with the same ε and T (all in the "
-        "cross-view layout)."
+        "constraint set $B$ (how the kernel is turned into a plan). "
+        + ("Pick a method below" if ui.lecture() else "Pick a row")  # (lecture: a plain table)
+        + " to see that method's plan and its loss on this batch, with the same ε and T (all "
+        "in the cross-view layout)."
     )
     st.latex(story.GCA_LATEX)
     table = st.session_state.get("story_methods_table")

@@ -167,9 +167,9 @@ def _rince_term(
 @DIVERGENCES.register(
     "kl",
     latex=(
-        r"\mathrm{KL}(P_{\mathrm{tgt}}\|P) = \sum_{ij} P^{\mathrm{tgt}}_{ij}"
-        r"\log\frac{P^{\mathrm{tgt}}_{ij}}{P_{ij}} - P^{\mathrm{tgt}}_{ij} + P_{ij}"
-    ),  # (P_tgt, not T: T is the number of sweeps on the same pages)
+        r"\mathrm{KL}(P_{\mathrm{tgt}}\|P) = \sum_{ij} {P^{\mathrm{tgt}}_{ij}"
+        r"\log\frac{P^{\mathrm{tgt}}_{ij}}{P_{ij}} - P^{\mathrm{tgt}}_{ij} + P_{ij}}"
+    ),  # (P_tgt, not T: T is the number of sweeps; the summand is one group, not wrapped)
     description="Generalised KL from the target to the plan (InfoNCE, GCA-INCE).",
 )
 def kl(T: torch.Tensor, proj: Projection) -> torch.Tensor:

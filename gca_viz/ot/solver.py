@@ -31,16 +31,17 @@ from gca_viz.ot._xp import Array, output
 from gca_viz.ot.result import SinkhornResult
 
 SINKHORN_LATEX = (
-    r"P^\star = \arg\min_{P\,\mathbf{1} = \mu,\ P^\top \mathbf{1} = \nu}"
-    r" \langle P, C\rangle - \varepsilon H(P),\qquad"
-    r" P^\star_{ij} = \exp\!\big((f_i + g_j - C_{ij})/\varepsilon\big)"
+    r"{P^\star = \arg\min_{P\,\mathbf{1} = \mu,\ P^\top \mathbf{1} = \nu}"
+    r" \langle P, C\rangle - \varepsilon H(P)},\allowbreak\qquad"
+    r" {P^\star_{ij} = \exp\!\big((f_i + g_j - C_{ij})/\varepsilon\big)}"
 )
-"""The balanced entropic OT problem solved by :func:`sinkhorn`."""
+"""The balanced entropic OT problem solved by :func:`sinkhorn` (terms in braces are groups:
+a narrow page wraps the line between them, not inside one)."""
 
 UNBALANCED_LATEX = (
-    r"P^\star = \arg\min_{P \ge 0} \langle P, C\rangle - \varepsilon H(P)"
-    r" + \lambda_1 \mathrm{KL}(P\mathbf{1}\,\|\,\mu)"
-    r" + \lambda_2 \mathrm{KL}(P^\top\mathbf{1}\,\|\,\nu)"
+    r"P^\star = \arg\min_{P \ge 0} {\langle P, C\rangle - \varepsilon H(P)}"
+    r" + {\lambda_1 \mathrm{KL}(P\mathbf{1}\,\|\,\mu)}"
+    r" + {\lambda_2 \mathrm{KL}(P^\top\mathbf{1}\,\|\,\nu)}"
 )
 """The unbalanced entropic OT problem solved by :func:`sinkhorn` with relaxed marginals."""
 

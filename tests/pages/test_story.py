@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.helpers import figure, heat, metric, metrics, open_app, rerun
+from tests.helpers import figure, heat, metric, metrics, open_app, rerun, texts
 
 pytestmark = pytest.mark.usefixtures("app_store")
 
@@ -235,3 +235,13 @@ def test_byol_is_shown_as_the_math_says_it_is() -> None:
     figure(at, "BYOL forms no plan")
     assert any("2Cᵢᵢ" in c.value for c in at.caption)
     assert any("(`l2`)" in m.value for m in at.markdown)
+
+
+def test_step_5_says_how_to_pick_a_method_in_either_mode() -> None:
+    """In lecture mode the methods table is a plain HTML table (no row to pick): the text
+    said "Pick a row" above it; there it points to the method box below."""
+    lecture = open_app("views/story.py", lecture="1", story_step="5")
+    assert "Pick a method below to see" in texts(lecture.markdown)
+    assert "Pick a row" not in texts(lecture.markdown)
+    plain = open_app("views/story.py", story_step="5")
+    assert "Pick a row to see" in texts(plain.markdown)
