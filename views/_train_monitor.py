@@ -241,11 +241,14 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
     z = np.asarray(arrays["z"], dtype=np.float64)
     labels, names, legend = labels_for(arrays, run, "class")
     title = f"Embeddings at step {step}<br>{len(z)} held-out samples"
-    if z.shape[1] in (2, 3):  # (half a page wide: narrow)
+    if z.shape[1] in (2, 3):  # (half a page wide: narrow; a page wide in lecture mode)
         where = "circle" if z.shape[1] == 2 else "sphere"
+        wide = ui.lecture()
         fig = embedding_figure(
-            z, labels, names, legend_title=legend, title=f"{title}, unit {where}", narrow=True
+            z, labels, names, legend_title=legend, title=f"{title}, unit {where}", narrow=not wide
         )
+        if wide:  # as tall as the plan above it (the sphere was 270 px across, under blank)
+            fig.update_layout(height=LECTURE_PLAN_SIDE + 110)
     else:
         fig = projection_figure(
             embed.pca(z, 2),
