@@ -784,7 +784,8 @@ def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwar
 
 def table(data: Any, **kwargs: Any) -> Any:
     """A table of numbers or short text without an index: ``st.dataframe`` (``kwargs`` such
-    as ``key`` and ``column_config`` go to it), or in lecture mode an HTML table in the
+    as ``key`` and ``column_config`` go to it; a missing value shows "—", not "None"), or
+    in lecture mode an HTML table in the
     lecture type (``st.table``; ``kwargs`` are dropped; floats to 4 significant digits, NaN
     blank): the dataframe's canvas keeps 13 px text on a projector and cuts columns that do
     not fit."""
@@ -793,7 +794,7 @@ def table(data: Any, **kwargs: Any) -> Any:
         floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
         shown = frame.style.format("{:.4g}", subset=floats, na_rep="")  # 592, not 592.0000
         return st.table(shown, hide_index=True, border="horizontal")
-    return st.dataframe(data, hide_index=True, **kwargs)
+    return st.dataframe(data, hide_index=True, **{"placeholder": "—", **kwargs})
 
 
 LECTURE_FONT = 1.25

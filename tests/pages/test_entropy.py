@@ -27,6 +27,10 @@ def test_entropy_page_renders_and_responds() -> None:
     exact = np.asarray(contraction["data"][names.index("unbalanced, ρ₁ρ₂ (exact)")]["y"], float)
     np.testing.assert_allclose(measured, exact, rtol=0.1)
     assert at.get("download_button")
+    (numbers,) = [d for d in at.dataframe if "sweeps to tolerance" in d.value.columns]
+    assert "contraction rate (measured)" in numbers.value.columns  # labels, not CSV keys
+    assert numbers.value["sweeps to tolerance"].isna().any()  # a sweep that did not converge
+    assert numbers.proto.placeholder == "—"  # ... shows "—", not "None"
 
     at.number_input(key="ent_eps_min").set_value(0.1).run()
     xs2 = np.asarray(figure(at, "Plan entropy")["data"][0]["x"], dtype=float)
