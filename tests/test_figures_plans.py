@@ -305,3 +305,18 @@ def test_error_curves_draw_a_handful_of_epsilons_from_end_to_end() -> None:
     assert len(error_curves(eps[:4], errors[:4], tol=1e-6).data) == 4
     with pytest.raises(ValueError, match="one array per epsilon"):
         error_curves(eps, errors[:3], tol=1e-6)
+
+
+def test_a_log_map_of_one_value_has_no_colour_bar() -> None:
+    """The pair target on a log scale is one value: its colour bar ran from -1 to 0, a
+    range the matrix does not have. Without it, the cells say the value on hover; a matrix
+    with two values keeps its bar."""
+    from gca_viz.figures.plans import matrix_heatmap
+
+    one = matrix_heatmap(np.eye(8), title="P_tgt", value_label="P_tgt", log=True)
+    heat = next(t for t in one.data if t.type == "heatmap")
+    assert heat.showscale is False
+    two = matrix_heatmap(np.eye(8) + 0.1 * (1 - np.eye(8)), title="t", value_label="v", log=True)
+    assert next(t for t in two.data if t.type == "heatmap").showscale is not False
+    plain = matrix_heatmap(np.eye(8), title="t", value_label="v")
+    assert next(t for t in plain.data if t.type == "heatmap").showscale is not False

@@ -13,7 +13,7 @@ import ui
 from gca_viz import lab, losses, story
 from gca_viz.figures import plans as plan_figs
 from gca_viz.registry import Param
-from gca_viz.targets import TARGETS
+from gca_viz.targets import TARGETS, partner
 from views._run_link import launch_status
 
 SOURCES = {
@@ -148,7 +148,13 @@ left, right = ui.wrapping("cmp_wrap_maps", 300).columns([3, 2], gap="large")
 with left:
     ui.chart(
         plan_figs.matrix_heatmap(
-            out.plan.numpy(), title="The plan proj_B(K)", value_label="Pᵢⱼ", row_ref=mu, col_ref=nu
+            out.plan.numpy(),
+            title="The plan proj_B(K)<br><sup>"
+            f"{plan_figs.positive_marks_words(len(out.plan), 560)}: the positive pairs</sup>",
+            value_label="Pᵢⱼ",
+            row_ref=mu,
+            col_ref=nu,
+            positives=partner(batch.n, layout).numpy(),  # as Story and Plan lab mark them
         ),
         key="cmp_chart_plan",
     )

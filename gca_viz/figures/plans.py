@@ -92,7 +92,8 @@ def matrix_heatmap(
         marginals: draw the row sums ``P 1`` and column sums ``P^T 1`` (finite entries) as bars.
         row_ref, col_ref: ``(n,)``, ``(m,)`` reference marginals ``μ``, ``ν`` drawn as lines.
         log: colour by ``log10`` of the value, from the smallest positive value (at most 12
-            decades below the maximum) to the largest; zeros blank.
+            decades below the maximum) to the largest; zeros blank. A matrix with a single
+            positive value (the pair target) has no colour bar: there is no range to read.
         zrange: fixed ``(min, max)`` of the colour scale in value units (shared by frames).
         colorscale: plotly colour scale name.
         selectable: add a transparent layer of points, one per displayed cell (trace
@@ -121,6 +122,7 @@ def matrix_heatmap(
             float(shown[finite].max()) if finite.any() else 1.0,
         )
     )
+    single = False  # one positive value only, on a log scale
     if log:
         top = np.log10(hi) if hi > 0 else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -132,6 +134,7 @@ def matrix_heatmap(
         zmin, zmax = max(np.log10(lo) if lo > 0 else -np.inf, top - _LOG_DECADES), top
         if zmin >= zmax:  # one positive value (a pair target): a decade below it
             zmin = zmax - 1.0
+            single = True  # (its colour bar, -1 to 0, read as a range the matrix has)
         bar_title = f"log₁₀ {value_label}"
     else:
         z, zmin, zmax, bar_title = shown, lo, hi, value_label
@@ -144,6 +147,7 @@ def matrix_heatmap(
         colorscale=colorscale,
         zmin=zmin,
         zmax=zmax,
+        showscale=not single,  # (every drawn cell is that value: its hover says which)
         colorbar={
             "title": {"text": bar_title, "side": "right"},
             "x": 1.02,

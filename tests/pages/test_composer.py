@@ -134,3 +134,20 @@ def test_a_class_prior_target_shows_its_blocks_on_a_log_scale() -> None:
     assert shown.sum() > 2 * n  # the diagonal and the class blocks, not the diagonal alone
     assert not shown.all()  # pairs of different classes: zero, blank
     assert np.nanmax(z) - np.nanmin(z) > 1  # over a decade between positive and prior
+
+
+def test_the_plan_marks_its_positive_pairs_in_either_layout() -> None:
+    """Story and Plan lab outline the positive pairs (i, pos(i)) on their plans; the
+    composer's plan had no marks. Cross: the diagonal; joint: j = i ± N."""
+    at = open_app(COMPOSER)
+    for layout in ("cross", "joint"):
+        at.selectbox(key="cmp_layout").set_value(layout)
+        rerun(at)
+        fig = charts(at)["cmp_chart_plan"]
+        (marks,) = [t for t in fig["data"] if t.get("name") == "positive pair (i, pos(i))"]
+        assert "the positive pairs" in fig["layout"]["title"]["text"]
+        n = array(fig["data"][0]["z"]).shape[0]
+        if marks.get("mode") == "markers":
+            xs, ys = array(marks["x"]), array(marks["y"])
+            pos = np.arange(n) if layout == "cross" else (np.arange(n) + n // 2) % n
+            assert len(xs) == n and (xs == pos[ys.astype(int)]).all()
