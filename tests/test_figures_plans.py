@@ -244,6 +244,7 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
         assert list(marker.x) == [k] and marker.y[0] == pytest.approx(kl[k])
         assert not frame.layout.to_plotly_json()  # no relayout per frame
     assert list(fig.data[2].x) == [2]  # starts at `start`
+    assert fig.data[2].cliponaxis is False  # the ring at the last k is not cut in half
     play = fig.layout.updatemenus[0].buttons[0]
     assert play.method == "animate" and play.args[1]["frame"]["duration"] == 400  # 7 frames
     assert [s.args[0][0] for s in fig.layout.sliders[0].steps] == [str(k) for k in range(7)]

@@ -127,6 +127,7 @@ def half_step_player(
             marker={"color": "rgba(0,0,0,0)", "size": 18, "line": {"color": "#e11d48", "width": 3}},
             name="current k",
             hoverinfo="skip",
+            cliponaxis=False,  # the ring at the last k was cut in half by the axis's end
             xaxis="x2",
             yaxis="y2",
         )
