@@ -784,11 +784,10 @@ def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwar
 
 def table(data: Any, **kwargs: Any) -> Any:
     """A table of numbers or short text without an index: ``st.dataframe`` (``kwargs`` such
-    as ``key`` and ``column_config`` go to it; a missing value shows "—", not "None"), or
-    in lecture mode an HTML table in the
-    lecture type (``st.table``; ``kwargs`` are dropped; floats to 4 significant digits, NaN
-    blank): the dataframe's canvas keeps 13 px text on a projector and cuts columns that do
-    not fit."""
+    as ``key`` and ``column_config`` go to it; a missing value shows "—", not "None"), or in
+    lecture mode an HTML table in the lecture type (``st.table``; ``kwargs`` are dropped;
+    floats to 4 significant digits, NaN blank): the dataframe's canvas keeps 13 px text on a
+    projector and cuts columns that do not fit."""
     if lecture():  # (a dict of numpy arrays as it is drew no header row)
         frame = pd.DataFrame(data)
         floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
