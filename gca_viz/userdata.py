@@ -97,7 +97,8 @@ def load_user_dataset(path: PathLike) -> Dataset:
             return load_cifar10_binary(p)
         raise ValueError(
             f"{p}: unsupported file type {suffix or '(none)'!r}; expected a .npz file, a "
-            "CIFAR-10 .bin file, or a directory of class sub-folders"
+            "CIFAR-10 .bin file, or a directory of class sub-folders (a table or array: save "
+            "it with np.savez(path, x=features, y=labels))"
         )
     if p.is_dir():
         if _bin_files(p) or (p / "cifar-10-batches-bin").is_dir():
@@ -427,7 +428,11 @@ def _convert_x(x: np.ndarray, p: Path) -> tuple[np.ndarray, str]:
     if x.size == 0:
         raise ValueError(f"{p}: x is empty (shape {x.shape})")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise ValueError(f"{p}: x contains NaN or inf")
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        raise ValueError(
+            f"{p}: x contains NaN or inf in {len(bad)} of its {len(x)} samples (the first: "
+            f"row {bad[0]}); drop or fill them before saving"
+        )
     if x.ndim == 2:
         with np.errstate(over="ignore"):  # (said below, without numpy's RuntimeWarning)
             vectors = x.astype(np.float32)

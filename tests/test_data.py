@@ -295,6 +295,11 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
         ({"x": x, "y": [0, 1, 0]}, "3 entries but x has 4"),
         ({"x": np.zeros((0, 3)), "y": np.zeros(0, dtype=int)}, "empty"),
         ({"x": np.full((4, 3), np.nan), "y": [0, 1, 0, 1]}, "NaN"),
+        # where: the first bad row and how many (a user looked for them in 10^4 rows)
+        (
+            {"x": np.where(np.arange(12).reshape(4, 3) % 5 == 4, np.inf, 0.0), "y": [0, 1, 0, 1]},
+            r"NaN or inf in 2 of its 4 samples \(the first: row 1\)",
+        ),
         ({"x": x, "y": [0.5, 1.0, 0.0, 1.0]}, "integer labels"),
         ({"x": x, "y": [0, 0, 0, 0]}, "single class"),
         ({"x": np.zeros(4), "y": [0, 1, 0, 1]}, "shape"),
@@ -569,8 +574,8 @@ def test_load_dataset_rejects_a_missing_path_and_params_for_user_data(tmp_path: 
         load_dataset(str(npz), n_points=5)
     other = tmp_path / "data.csv"
     other.write_text("1,2")
-    with pytest.raises(ValueError, match="unsupported file type"):
-        load_dataset(str(other))
+    with pytest.raises(ValueError, match=r"unsupported file type.*np\.savez\(path, x="):
+        load_dataset(str(other))  # (a CSV: how to make the .npz it needs)
 
 
 def _gca_imports(module: str) -> set[str]:
