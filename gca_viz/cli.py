@@ -387,7 +387,7 @@ def train_main(argv: list[str]) -> int:
         if args.resume:
             trainer.load_checkpoint(Path(args.out or ".").expanduser() / "checkpoint.pt")
     except ValueError as exc:
-        for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+        for problem in ConfigError.problems_of(exc):
             print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.resume and trainer.step >= cfg.steps:  # (fit would rewrite config.json's steps)

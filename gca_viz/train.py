@@ -271,6 +271,11 @@ class ConfigError(ValueError):
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
 
+    @staticmethod
+    def problems_of(exc: ValueError) -> list[str]:
+        """The messages of any ``ValueError``: a ConfigError's problems, else its text."""
+        return exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+
 
 DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 """The config fields that hold a JSON object (a dict)."""

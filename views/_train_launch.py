@@ -367,7 +367,7 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
 def launch_problems(exc: ValueError) -> str:
     """Why a run cannot launch, each problem led by the label of the field it names: one
     line, or a list when the config has several bad fields (:class:`ConfigError`)."""
-    problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+    problems = ConfigError.problems_of(exc)
     if len(problems) == 1:
         return f"Cannot launch this run: {labelled(problems[0])}"
     items = "\n".join(f"- {labelled(problem)}" for problem in problems)

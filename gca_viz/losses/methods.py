@@ -12,11 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gca_viz.losses.divergences import DIVERGENCES
-from gca_viz.losses.module import STAGE_KINDS, GCALoss
-from gca_viz.losses.stages import COSTS, PROJECTIONS
+from gca_viz.losses.module import STAGE_KINDS, STAGE_REGISTRIES, GCALoss
 from gca_viz.registry import UnknownNameError
-from gca_viz.targets import TARGETS
 
 
 @dataclass(frozen=True)
@@ -230,15 +227,9 @@ def _methods_doc(indent: str = "    ") -> str:
     """One entry per method of :data:`LOSSES` for :func:`get`'s docstring: its name, title
     and description, stages and layout, and its parameters with their defaults (the
     stages' schemas, overridden by the preset)."""
-    registries = {
-        "cost": COSTS,
-        "target": TARGETS,
-        "projection": PROJECTIONS,
-        "divergence": DIVERGENCES,
-    }
     lines = []
     for m in LOSSES.values():
-        schema = [p for kind in STAGE_KINDS for p in registries[kind][m.stages[kind]].params]
+        schema = [p for k in STAGE_KINDS for p in STAGE_REGISTRIES[k][m.stages[k]].params]
         values = {p.name: p.default for p in schema} | dict(m.params)
         shown = ", ".join(
             f"{p.name}{f' ({p.symbol})' if p.symbol and p.symbol != p.name else ''} = "

@@ -40,6 +40,14 @@ from gca_viz.registry import Stage
 
 STAGE_KINDS = ("cost", "target", "projection", "divergence")
 
+STAGE_REGISTRIES = {
+    "cost": COSTS,
+    "target": targets.TARGETS,
+    "projection": PROJECTIONS,
+    "divergence": DIVERGENCES,
+}
+"""The registry each stage kind's names come from (:data:`STAGE_KINDS` order)."""
+
 
 @dataclass(frozen=True)
 class LossOutput:
@@ -126,12 +134,8 @@ class GCALoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.layout = targets.check_layout(layout)
-        self.stages: dict[str, Stage] = {
-            "cost": COSTS[cost],
-            "target": targets.TARGETS[target],
-            "projection": PROJECTIONS[projection],
-            "divergence": DIVERGENCES[divergence],
-        }
+        names = {"cost": cost, "target": target, "projection": projection, "divergence": divergence}
+        self.stages: dict[str, Stage] = {k: STAGE_REGISTRIES[k][names[k]] for k in STAGE_KINDS}
         self.target_matrix = check_target_matrix(target, target_matrix, self.layout)
         self._targets: dict[Any, Any] = {}  # see _target
         self.name = name or f"{cost}/{target}/{projection}/{divergence}"
