@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gca_viz import lab, losses, targets
+from gca_viz import lab, losses
 from gca_viz.lab._checks import count
+from gca_viz.losses.module import STAGE_KINDS, STAGE_REGISTRIES
 from gca_viz.registry import Param
 
 COMPOSED_LATEX = (
@@ -20,18 +21,6 @@ COMPOSED_LATEX = (
     r"\mathrm{proj}_B\big(e^{-C(z', z'')/\varepsilon}\big)\Big)_i"
 )
 """The four-stage loss pipeline (:func:`composed_latex`)."""
-
-
-STAGE_KINDS = ("cost", "target", "projection", "divergence")
-
-
-def _registry(kind: str) -> Mapping[str, Any]:
-    return {
-        "cost": losses.COSTS,
-        "target": targets.TARGETS,
-        "projection": losses.PROJECTIONS,
-        "divergence": losses.DIVERGENCES,
-    }[kind]
 
 
 def stage_params(stages: Mapping[str, str]) -> list[tuple[str, Param]]:
@@ -44,7 +33,7 @@ def stage_params(stages: Mapping[str, str]) -> list[tuple[str, Param]]:
     seen: set[str] = set()
     out = []
     for kind in STAGE_KINDS:
-        for p in _registry(kind)[stages[kind]].params:
+        for p in STAGE_REGISTRIES[kind][stages[kind]].params:
             if p.name not in seen:
                 seen.add(p.name)
                 out.append((kind, p))
@@ -66,7 +55,7 @@ def composed_latex(stages: Mapping[str, str]) -> str:
     Each stage's own formula is its registry entry's ``latex``.
     """
     for kind in STAGE_KINDS:
-        _registry(kind)[stages[kind]]  # raises for an unknown name
+        STAGE_REGISTRIES[kind][stages[kind]]  # raises for an unknown name
     return (
         r"\mathcal L = \frac1n\sum_i d_M^{" + _name(stages["divergence"]) + r"}\Big("
         r"P_{\mathrm{tgt}}^{" + _name(stages["target"]) + r"}\,\Big\|\,"
