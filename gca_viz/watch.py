@@ -221,7 +221,8 @@ class Recorder:
         self._synced = self._dist.enabled and dist.is_available() and dist.is_initialized()
         self._stop = self._asked_stop = self._finished = False
         self._calls = 0
-        self._last_step: int | None = None
+        self._last_step: int | None = None  # of rec.step (a step going back warns)
+        self._reached: int | None = None  # of rec.step or rec.batch: the run's step
         self._last_snap: tuple[int, float] | None = None
         self._device_seen = False
         self._queue: deque[tuple[Any, ...]] = deque()
@@ -323,6 +324,7 @@ class Recorder:
             return
         self._sync(number)
         previous, self._last_step = self._last_step, number
+        self._reached = number
         if self.run_id is not None:
             if previous is not None and number < previous:
                 self._bad("step:back", f"step {number} comes after step {previous}: steps "
@@ -363,6 +365,8 @@ class Recorder:
         if self.run_id is None:
             return
         number = _as_step(step)
+        if number is not None:
+            self._reached = number
         if number is None or not self._due(number):
             return
         self._last_snap = (number, time.monotonic())
@@ -424,7 +428,7 @@ class Recorder:
         self._release_reserve()
         status = status or ("stopped" if self._stop or self._asked_stop else "finished")
         try:
-            self.store.end(self.run_id, status, self._last_step, error)
+            self.store.end(self.run_id, status, self._reached, error)
         except _FAULTS as exc:
             self._report("end", f"could not record the end of run {self.run_id}: {exc}")
         self._flush_notices()
@@ -614,7 +618,7 @@ class Recorder:
         store are reported once; metric rows wait for the next try."""
         assert self.store is not None and self.run_id is not None
         store, run_id = self.store, self.run_id
-        step = self._last_step or 0
+        step = self._reached or 0
         while self._queue:
             item = self._queue.popleft()
             try:
@@ -642,7 +646,9 @@ class Recorder:
         if not self._rows:
             return False
         try:
-            store.write_metrics(run_id, self._rows, step)
+            store.write_metrics(
+                run_id, self._rows, step if self._reached is None else self._reached
+            )
         except _FAULTS as exc:
             self._write_fault(exc)
             del self._rows[:-_MAX_ROWS]

@@ -295,6 +295,22 @@ def test_a_class_prior_without_labels_gets_no_plan_and_says_why(tmp_path: Path) 
     assert [s for s, _ in store.snapshots(labelled.run_id, "plan")] == [1]
 
 
+def test_a_loop_that_only_offers_batches_moves_the_runs_step(tmp_path: Path) -> None:
+    """The run's step (Train's progress, the end's "ended at") followed rec.step only: a
+    loop that called rec.batch alone stayed at step 0 with snapshots up to step 9."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), snapshot_every=3,
+                   flush_every=0.05)  # fmt: skip
+    z1, z2 = _pair()
+    for step in range(10):
+        rec.batch(step, z1, z2)
+    store = RunStore(tmp_path)
+    wait_for(lambda: store.get(rec.run_id).step == 9, what="the run step to reach 9")
+    rec.finish()
+    info = store.get(rec.run_id)
+    assert info.status == "finished" and info.step == 9
+    assert [s for s, _ in store.snapshots(rec.run_id, "embeddings")] == [0, 3, 6, 9]
+
+
 def test_embeddings_too_large_for_float32_are_named_as_such(tmp_path: Path) -> None:
     """float64 embeddings of 1e200 were reported as "contain NaN or inf" (the float32 copy
     overflowed), float32 ones of 1e30 as "an all-zero row" (their squares overflowed): each
