@@ -8,6 +8,7 @@ figures (``gca_viz.figures.geometry``) are checked with their own page.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import math
 from collections.abc import Callable
@@ -118,6 +119,19 @@ def _title(axis: dict[str, Any]) -> str:
     return str(title.get("text") or "") if isinstance(title, dict) else str(title or "")
 
 
+def _array(value: Any) -> np.ndarray:
+    """A trace's data as floats: a list, or plotly's base64 typed array (``to_plotly_json``
+    writes numpy arrays as ``{"dtype", "bdata"[, "shape"]}``). Raises ValueError for
+    category labels."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        if shape:
+            flat = flat.reshape([int(k) for k in str(shape).split(",")])
+        return flat.astype(float)
+    return np.asarray(value, dtype=float)
+
+
 def _drawn(fig: dict[str, Any], axis_name: str) -> np.ndarray:
     """The positive finite values the traces put on the layout axis ``axis_name``."""
     letter, suffix = axis_name[0], axis_name[len("xaxis") :]
@@ -128,16 +142,40 @@ def _drawn(fig: dict[str, Any], axis_name: str) -> np.ndarray:
         if trace.get("type") not in ("scatter", "scattergl", "bar"):
             continue
         try:
-            v = np.asarray(trace[letter], dtype=float).ravel()
+            v = _array(trace[letter]).ravel()
         except (TypeError, ValueError):
             continue  # category labels
         values.append(v[np.isfinite(v) & (v > 0)])
     return np.concatenate(values) if values else np.empty(0)
 
 
+def _origin_bars(fig: dict[str, Any], axis_name: str) -> bool:
+    """Whether vertical bars, all from y = 0 up, stand on the layout y axis ``axis_name``
+    with a numeric x that starts at 0 on an x axis that labels its ticks beside them: both
+    axes' "0" labels then meet at the origin, where plotly draws them touching."""
+    suffix = axis_name[len("yaxis") :]
+    xs, ys = [], []
+    for trace in fig["data"]:
+        if trace.get("type") != "bar" or trace.get("orientation", "v") != "v":
+            continue
+        if trace.get("yaxis", "y") != "y" + suffix:
+            continue
+        x_axis = fig["layout"].get("xaxis" + trace.get("xaxis", "x")[1:], {})
+        if x_axis.get("showticklabels") is False or x_axis.get("anchor", "y") != "y" + suffix:
+            continue  # (no x labels, or they sit by another subplot)
+        try:
+            xs.append(_array(trace.get("x")).ravel())
+            ys.append(_array(trace.get("y")).ravel())
+        except (TypeError, ValueError):
+            continue  # category labels
+    if not xs or not np.concatenate(xs).size:
+        return False
+    return bool(np.nanmin(np.concatenate(xs)) == 0 and np.nanmin(np.concatenate(ys)) >= 0)
+
+
 def axis_problems(figure: go.Figure) -> list[str]:
     """What is wrong with the figure's 2-D axes: raw TeX in a title, a log axis with a
-    decade of its data left unlabelled."""
+    decade of its data left unlabelled, bars whose axes' "0" labels touch at the origin."""
     fig = figure.to_plotly_json()
     layout = fig["layout"]
     problems = []
@@ -147,6 +185,12 @@ def axis_problems(figure: go.Figure) -> list[str]:
         title = _title(axis)
         if "$" in title or "\\" in title:
             problems.append(f"{name}: raw TeX in its title {title!r}")
+        if (
+            name.startswith("yaxis")
+            and _origin_bars(fig, name)
+            and (axis.get("ticklabelstandoff") or 0) < 4
+        ):
+            problems.append(f"{name}: its '0' touches the bars' x '0' at the origin")
         if axis.get("type") != "log":
             continue
         if axis.get("dtick") in (1, "1") and not axis.get("tickvals"):

@@ -109,8 +109,12 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
         # headroom over the tallest bar: the corrupted band's title sits at the top, clear
         # of the bars and of the means' labels (with every share near 1 they overlapped)
         top = float(np.nanmax(np.concatenate([n * balanced, n * unbalanced, [1.0]])))
-        fig.update_yaxes(
-            title_text="× average row", gridcolor=_GRID, range=[0.0, 1.3 * top], row=row
+        fig.update_yaxes(  # (the standoff keeps its "0" off the first row's at the origin)
+            title_text="× average row",
+            gridcolor=_GRID,
+            range=[0.0, 1.3 * top],
+            ticklabelstandoff=8,
+            row=row,
         )
     groups = [(~bad, "clean"), (bad, "corrupted")]
     for mask, label in groups:

@@ -139,7 +139,14 @@ def split_chart(
         row=3,
         col=1,
     )
-    fig.update_yaxes(title_text="Δ nats", gridcolor=_GRID, zerolinecolor="#9ca3af", row=3, col=1)
+    fig.update_yaxes(  # (rows that all rose stand from the origin: keep the "0"s apart)
+        title_text="Δ nats",
+        gridcolor=_GRID,
+        zerolinecolor="#9ca3af",
+        ticklabelstandoff=8,
+        row=3,
+        col=1,
+    )
     fig.update_xaxes(title_text="row i (sample)", row=3, col=1)
     fig.update_layout(
         **_layout("The loss of each row = alignment + repulsion", height), barmode="relative"
@@ -260,7 +267,8 @@ def marginal_chart(
             row=1,
             col=col,
         )
-        fig.update_yaxes(gridcolor=_GRID, rangemode="tozero", row=1, col=col)
+        # (the standoff keeps the y axis's "0" off the first sample's "0" at the origin)
+        fig.update_yaxes(gridcolor=_GRID, rangemode="tozero", ticklabelstandoff=8, row=1, col=col)
         fig.update_xaxes(title_text="sample", row=1, col=col)
     layout = _layout(title, height)
     layout["margin"] = {**layout["margin"], "t": 120}  # the title, then two-line subtitles
