@@ -8,7 +8,6 @@ figures (``gca_viz.figures.geometry``) are checked with their own page.
 
 from __future__ import annotations
 
-import base64
 import inspect
 import math
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import pytest
 from gca_viz import lab
 from gca_viz.experiments import uot_mechanism as um
 from gca_viz.figures import _axes, experiments, mechanism, plans, player, story, training
+from tests.plotly_json import array
 
 MODULES = (experiments, mechanism, plans, player, story, training)
 RNG = np.random.default_rng(0)
@@ -119,19 +119,6 @@ def _title(axis: dict[str, Any]) -> str:
     return str(title.get("text") or "") if isinstance(title, dict) else str(title or "")
 
 
-def _array(value: Any) -> np.ndarray:
-    """A trace's data as floats: a list, or plotly's base64 typed array (``to_plotly_json``
-    writes numpy arrays as ``{"dtype", "bdata"[, "shape"]}``). Raises ValueError for
-    category labels."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        shape = value.get("shape")
-        if shape:
-            flat = flat.reshape([int(k) for k in str(shape).split(",")])
-        return flat.astype(float)
-    return np.asarray(value, dtype=float)
-
-
 def _drawn(fig: dict[str, Any], axis_name: str) -> np.ndarray:
     """The positive finite values the traces put on the layout axis ``axis_name``."""
     letter, suffix = axis_name[0], axis_name[len("xaxis") :]
@@ -142,7 +129,7 @@ def _drawn(fig: dict[str, Any], axis_name: str) -> np.ndarray:
         if trace.get("type") not in ("scatter", "scattergl", "bar"):
             continue
         try:
-            v = _array(trace[letter]).ravel()
+            v = array(trace[letter]).astype(float).ravel()
         except (TypeError, ValueError):
             continue  # category labels
         values.append(v[np.isfinite(v) & (v > 0)])
@@ -164,8 +151,8 @@ def _origin_bars(fig: dict[str, Any], axis_name: str) -> bool:
         if x_axis.get("showticklabels") is False or x_axis.get("anchor", "y") != "y" + suffix:
             continue  # (no x labels, or they sit by another subplot)
         try:
-            xs.append(_array(trace.get("x")).ravel())
-            ys.append(_array(trace.get("y")).ravel())
+            xs.append(array(trace.get("x")).astype(float).ravel())
+            ys.append(array(trace.get("y")).astype(float).ravel())
         except (TypeError, ValueError):
             continue  # category labels
     if not xs or not np.concatenate(xs).size:
