@@ -49,10 +49,16 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
     "demo-ince": {"method": "ince"},
     "demo-gca-ince": {"method": "gca_ince"},
     "demo-gca-uot": {"method": "gca_uot"},
-    "demo-ince-noisy": {"method": "ince", "noisy_pairs": 0.3},
-    "demo-gca-uot-noisy": {"method": "gca_uot", "noisy_pairs": 0.3},
+    "demo-ince-noisy": {"method": "ince", "noisy_pairs": 0.3, "checkpoint_every": 300},
+    "demo-gca-uot-noisy": {"method": "gca_uot", "noisy_pairs": 0.3, "checkpoint_every": 300},
 }
 """Demo run name -> the config fields that differ from the shared ones."""
+
+WITH_ENCODER = ("demo-ince-noisy", "demo-gca-uot-noisy")
+"""The demo runs shipped with their final encoder: a ``checkpoint.pt`` of the model's
+weights, config and step, without the optimiser's state (0.6 MB each). The Noisy views page
+evaluates them on corrupted test data the moment it opens, and its experiments and the Plan
+lab embed batches with them; such a checkpoint can be evaluated, not resumed."""
 
 LECTURE_PAIR = ("demo-ince", "demo-gca-ince")
 """The comparison a lecture opens with: InfoNCE and GCA-INCE, trained alike (same ε, data,
@@ -73,6 +79,9 @@ def lecture_defaults(runs: Iterable[Any]) -> tuple[int, int] | None:
     first, second = LECTURE_PAIR
     return ids[second], ids[first]
 
+
+WEIGHTS_ONLY_KEYS = ("model", "config", "step")
+"""What a shipped checkpoint keeps of :meth:`gca_viz.train.Trainer.state_dict`."""
 
 _MARKER = "demo_runs_installed"
 """Key of the store's ``settings`` row written once every demo run is imported."""
@@ -130,9 +139,17 @@ def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Pa
 
 
 def _prune(run_dir: Path) -> None:
-    """Keep the shipped files small: no checkpoint, and only the last plan snapshot (the
+    """Keep the shipped files small: the weights alone of the :data:`WITH_ENCODER` runs'
+    checkpoints and no checkpoint of the others, and only the last plan snapshot (the
     embedding snapshots, a few KB each, are what the Geometry page animates)."""
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    checkpoint = run_dir / "checkpoint.pt"
+    if run_dir.name in WITH_ENCODER and checkpoint.exists():
+        import torch
+
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        torch.save({k: state[k] for k in WEIGHTS_ONLY_KEYS}, checkpoint)
+    else:
+        checkpoint.unlink(missing_ok=True)
     plans = sorted((run_dir / "snapshots").glob("*_plan.npz"))
     for path in plans[:-1]:
         path.unlink()

@@ -623,6 +623,18 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state to go on training.
+
+        Raises:
+            ValueError: for a checkpoint of the weights alone (a shipped demo run's final
+                encoder, :data:`gca_viz.demo.WITH_ENCODER`): it can be evaluated, not
+                resumed.
+        """
+        if "optimizer" not in state or "batch_gen" not in state:
+            raise ValueError(
+                "checkpoint: it holds the model's weights only (a shipped demo run's final "
+                "encoder), without the optimiser's state: it can be evaluated, not resumed"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])

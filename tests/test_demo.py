@@ -113,6 +113,36 @@ def test_the_shipped_demo_runs_are_their_configs_and_the_lecture_pair_differs_in
     assert {k for k in first | second if first.get(k) != second.get(k)} == {"method"}
 
 
+def test_the_noisy_demo_runs_ship_their_final_encoder_and_no_optimiser(tmp_path: Path) -> None:
+    """demo.WITH_ENCODER runs keep a weights-only checkpoint (the Noisy views page evaluates
+    it on corrupted digits): it is the encoder that made the shipped metrics (evaluated on
+    clean digits it gives them back exactly), it loads as a trained encoder, and resuming
+    from it is refused by name. The other demo runs ship none."""
+    import torch
+
+    from gca_viz import experiments as ex
+    from gca_viz import lab
+    from gca_viz.train import TrainConfig, Trainer
+
+    assert set(demo.WITH_ENCODER) == set(ex.NOISY_DEMOS.values())
+    for name in demo.DEMO_RUNS:
+        path = demo.ASSETS / name / "checkpoint.pt"
+        assert path.exists() == (name in demo.WITH_ENCODER), name
+    store = RunStore(tmp_path / "store")
+    demo.install(store)
+    for run_id in ex.demo_runs(store):
+        info = store.get(run_id)
+        state = torch.load(store.run_dir(run_id) / "checkpoint.pt", weights_only=True)
+        assert tuple(state) == demo.WEIGHTS_ONLY_KEYS and state["step"] == info.step == 300
+        last = store.latest_metrics(run_id)
+        clean = ex.encoder_accuracies(store, run_id, 0.0)
+        assert clean == {k: last[k][1] for k in ex.NOISY_METRICS}, info.name
+        assert lab.trained_encoder(store, run_id).description.startswith(f"run #{run_id} (")
+        trainer = Trainer(TrainConfig.from_dict(info.config))
+        with pytest.raises(ValueError, match=r"weights only .* evaluated, not resumed"):
+            trainer.load_state_dict(state)
+
+
 def test_train_opens_on_the_lecture_pair_until_the_user_has_a_run() -> None:
     """While only demo runs are in the store, ``(GCA-INCE, InfoNCE)``; the newest of a
     name if imported twice; ``None`` once a run of the user's is there or the pair is not."""

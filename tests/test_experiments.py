@@ -27,7 +27,7 @@ from gca_viz.lab import Batch
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import build_target
 from gca_viz.train import TrainConfig
-from tests.helpers import wait_for_run
+from tests.helpers import run_python, wait_for_run
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -466,7 +466,7 @@ def test_noisy_pair_configs_match_the_demo_runs_except_evaluation() -> None:
     for cfg, name in zip(configs, ex.NOISY_DEMOS.values(), strict=True):
         base = TrainConfig.from_dict(demo.demo_config(name)).__dict__
         diff = {k for k in cfg if cfg[k] != base[k]}
-        assert diff == {"eval_corruption", "checkpoint_every"}
+        assert diff == {"eval_corruption"}  # (the demo runs keep a final checkpoint too)
         assert cfg["eval_corruption"] == 0.5 and cfg["checkpoint_every"] == cfg["steps"]
     with pytest.raises(ValueError, match="eval_corruption"):
         ex.noisy_pair_configs(1.5)
@@ -492,6 +492,52 @@ def test_noisy_comparison_of_demo_and_fresh_runs(
     assert clean.status == "finished" and 0.5 < clean.values["knn_acc"] <= 1.0
     assert math.isfinite(clean.final_loss)
     assert rows[1].status == "queued" and math.isnan(rows[1].values["knn_acc"])
+
+
+def test_an_encoder_evaluated_on_corrupted_data_later_is_what_its_twin_logs(
+    tmp_path: Path,
+) -> None:
+    """encoder_accuracies on a clean run's checkpoint gives exactly the accuracies a twin
+    that trained alike with eval_corruption = 0.5 logged (the Noisy views page shows the
+    shipped encoders' corrupted bars this way), and leaves torch's global generator alone.
+    noisy_comparison adds that row only for finished clean runs with a checkpoint."""
+    tiny = {"steps": 6, "batch_size": 64, "eval_every": 6, "checkpoint_every": 6,
+            "snapshot_every": 0, "eval_subset": 50, "out_dim": 3, "noisy_pairs": 0.3,
+            "encoder_params": {"hidden": 32}, "head_hidden": 32, "device": "cpu"}  # fmt: skip
+    store = RunStore(tmp_path / "store", max_concurrent=1)
+    ids = []
+    for name, corruption in (("clean", 0.0), ("twin", 0.5)):
+        cfg = tmp_path / f"{name}.json"
+        cfg.write_text(json.dumps({**tiny, "eval_corruption": corruption}))
+        out = tmp_path / name
+        done = run_python("-m", "gca_viz", "train", "--config", str(cfg), "--out", str(out),
+                          timeout=180)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        ids.append(store.import_directory(out, name=name))
+    clean, twin = ids
+    before = torch.get_rng_state()
+    found = ex.encoder_accuracies(store, clean, 0.5)
+    assert torch.equal(torch.get_rng_state(), before)
+    logged = store.latest_metrics(twin)
+    assert found == {k: logged[k][1] for k in ex.NOISY_METRICS}
+    assert found != {k: store.latest_metrics(clean)[k][1] for k in ex.NOISY_METRICS}
+    rows = ex.noisy_comparison(store, [clean, twin], 0.5)
+    assert [(r.run_id, r.condition, r.evaluated) for r in rows] == [
+        (clean, "clean", False),
+        (clean, "corrupted (s = 0.5)", True),
+        (twin, "corrupted (s = 0.5)", False),
+    ]
+    assert rows[1].values == rows[2].values
+    assert [r.evaluated for r in ex.noisy_comparison(store, [clean, twin])] == [False, False]
+    with pytest.raises(ValueError, match="eval_corruption"):
+        ex.encoder_accuracies(store, clean, 1.5)
+    (store.run_dir(clean) / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=f"run_id: the checkpoint of run {clean} is unreadable"):
+        ex.encoder_accuracies(store, clean, 0.5)
+    (store.run_dir(clean) / "checkpoint.pt").unlink()
+    with pytest.raises(ValueError, match=f"run_id: run {clean} .clean. has no checkpoint"):
+        ex.encoder_accuracies(store, clean, 0.5)
+    assert [r.evaluated for r in ex.noisy_comparison(store, [clean], 0.5)] == [False]
 
 
 # ------------------------------------------------------------------------------ figures

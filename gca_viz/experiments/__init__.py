@@ -30,7 +30,8 @@ runs are named ``"α-β sweep <k>: ..."`` so :func:`find_domain_sweep` finds the
 sample; :func:`corruption_mass_correlation` solves GCA-UOT's unbalanced plan between clean
 and corrupted embeddings and correlates each positive pair's strength with the mass the plan
 keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
-GCA-UOT trained with extreme augmentations on clean and corrupted test data.
+GCA-UOT trained with extreme augmentations on clean and corrupted test data;
+:func:`encoder_accuracies` evaluates a run's final encoder on corrupted test data later.
 
 Submodules: :mod:`~gca_viz.experiments.domains` (the α - β sweep),
 :mod:`~gca_viz.experiments.designer` (the target designer's measures on one batch),
@@ -92,6 +93,7 @@ from gca_viz.experiments.noisy import (
     corruption_mass_correlation,
     demo_runs,
     embed_views,
+    encoder_accuracies,
     graded_corruption,
     launch_noisy_pair,
     noisy_comparison,
@@ -135,6 +137,7 @@ __all__ = [
     "domain_sweeps",
     "embed_views",
     "embedding_domain_accuracy",
+    "encoder_accuracies",
     "find_domain_sweep",
     "graded_corruption",
     "group_pull",

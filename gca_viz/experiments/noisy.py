@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -331,7 +331,7 @@ def noisy_pair_configs(corruption: float = 0.5, **overrides: Any) -> list[dict[s
     """INCE and GCA-UOT configs identical to the demo runs ``demo-ince-noisy`` and
     ``demo-gca-uot-noisy`` (same data, noisy pairs, steps and seed) except that the test
     data is corrupted with ``corruption`` (:func:`gca_viz.augment.corrupt`) when they
-    evaluate, and that they keep a final checkpoint. ``overrides`` replace any field.
+    evaluate (both keep a final checkpoint). ``overrides`` replace any field.
 
     Raises:
         ValueError: for ``corruption`` outside ``[0, 1]`` or an invalid field.
@@ -374,13 +374,50 @@ def demo_runs(store: RunStore) -> list[int]:
     return [by_name[n] for n in NOISY_DEMOS.values() if n in by_name]
 
 
+def encoder_accuracies(store: RunStore, run_id: int, corruption: float) -> dict[str, float]:
+    """The accuracies :data:`NOISY_METRICS` of a run's final encoder (its ``checkpoint.pt``)
+    on its test data corrupted with severity ``corruption`` (:func:`gca_viz.augment.corrupt`),
+    evaluated now on the CPU.
+
+    They are computed as :meth:`gca_viz.train.Trainer.evaluate` computes them for a run
+    with ``eval_corruption = corruption`` (the same corrupted test digits, the same k-NN and
+    linear probe), so a run trained alike with that setting logs the same values at the
+    checkpoint's step: the shipped noisy demo runs (:data:`gca_viz.demo.WITH_ENCODER`) give
+    the corrupted bars of the comparison without training a pair.
+
+    Raises:
+        ValueError: for ``corruption`` outside ``[0, 1]``, or a run without a readable
+            checkpoint (each names the parameter).
+    """
+    from gca_viz.train import Trainer
+
+    info = store.get(int(run_id))
+    path = store.run_dir(info.id) / "checkpoint.pt"
+    if not path.exists():
+        raise ValueError(f"run_id: run {info.id} ({info.name}) has no checkpoint to evaluate")
+    cfg = TrainConfig.from_dict({**info.config, "eval_corruption": corruption, "device": "cpu"})
+    with torch.random.fork_rng(devices=[]):  # (a Trainer seeds torch's global generator)
+        trainer = Trainer(cfg)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            trainer.model.load_state_dict(state["model"])
+        except Exception as exc:  # a corrupt file raises many kinds (pickle, zip, shapes)
+            raise ValueError(
+                f"run_id: the checkpoint of run {info.id} is unreadable ({exc})"
+            ) from None
+        logs = trainer.evaluate()
+    return {k: float(logs[k]) for k in NOISY_METRICS}
+
+
 @dataclass(frozen=True)
 class ComparisonRow:
     """One run's final accuracies for the clean-vs-corrupted comparison.
 
     ``condition`` is ``"clean"`` or ``"corrupted (s = 0.5)"`` (the run's ``eval_corruption``),
     ``values`` maps each name of :data:`NOISY_METRICS` to its last value (``NaN`` until the
-    run has evaluated), ``final_loss`` is the last training loss.
+    run has evaluated), ``final_loss`` is the last training loss. ``evaluated``: the values
+    are the run's final encoder evaluated on corrupted test data afterwards
+    (:func:`encoder_accuracies`), not the run's own evaluation.
     """
 
     run_id: int
@@ -393,32 +430,62 @@ class ComparisonRow:
     steps: int
     values: Mapping[str, float]
     final_loss: float
+    evaluated: bool = False
 
 
-def noisy_comparison(store: RunStore, run_ids: Iterable[int]) -> list[ComparisonRow]:
+def _condition(s: float) -> str:
+    return "clean" if s == 0 else f"corrupted (s = {s:g})"
+
+
+def noisy_comparison(
+    store: RunStore,
+    run_ids: Iterable[int],
+    corruption: float | None = None,
+    accuracies: Callable[[RunStore, int, float], Mapping[str, float]] = encoder_accuracies,
+) -> list[ComparisonRow]:
     """The final accuracies of runs, labelled by method and test condition, in the order
-    INCE before GCA-UOT, clean before corrupted."""
+    INCE before GCA-UOT, clean before corrupted (a shipped encoder evaluated now before a
+    run that evaluated corrupted data itself).
+
+    With ``corruption`` > 0, every finished run among them that evaluated clean test data
+    and kept a checkpoint gains a second row: its final encoder on test data corrupted with
+    that severity, from ``accuracies(store, run_id, corruption)`` (default
+    :func:`encoder_accuracies`; a page passes a cached one), ``evaluated=True``.
+    """
     rows = []
     for run_id in run_ids:
         info = store.get(int(run_id))
         last = store.latest_metrics(info.id)
         s = float(info.config.get("eval_corruption", 0.0))
-        rows.append(
-            ComparisonRow(
-                run_id=info.id,
-                name=info.name,
-                method=str(info.config.get("method", "?")),
-                condition="clean" if s == 0 else f"corrupted (s = {s:g})",
-                corruption=s,
-                status=info.status,
-                step=info.step,
-                steps=info.steps,
-                values={k: last.get(k, (0, math.nan))[1] for k in NOISY_METRICS},
-                final_loss=last.get("loss", (0, math.nan))[1],
-            )
+        row = ComparisonRow(
+            run_id=info.id,
+            name=info.name,
+            method=str(info.config.get("method", "?")),
+            condition=_condition(s),
+            corruption=s,
+            status=info.status,
+            step=info.step,
+            steps=info.steps,
+            values={k: last.get(k, (0, math.nan))[1] for k in NOISY_METRICS},
+            final_loss=last.get("loss", (0, math.nan))[1],
         )
+        rows.append(row)
+        has_encoder = (store.run_dir(info.id) / "checkpoint.pt").exists()
+        if corruption and s == 0 and info.status == "finished" and has_encoder:
+            values = dict(accuracies(store, info.id, corruption))
+            rows.append(
+                replace(
+                    row,
+                    condition=_condition(corruption),
+                    corruption=corruption,
+                    values=values,
+                    evaluated=True,
+                )
+            )
     order = {m: i for i, m in enumerate(NOISY_DEMOS)}
-    return sorted(rows, key=lambda r: (order.get(r.method, 99), r.corruption, r.run_id))
+    return sorted(
+        rows, key=lambda r: (order.get(r.method, 99), r.corruption, not r.evaluated, r.run_id)
+    )
 
 
 # ------------------------------------------------------------- the noisy-views sweep

@@ -23,15 +23,40 @@ LAM_STOPS = [f"{v:g}" for v in ui.log_stops(0.001, 100.0)]  # and λ's
 
 
 def test_noisy_page_renders_every_section_with_the_demo_runs(app_store: Path) -> None:
+    """The clean-vs-corrupted comparison is whole the moment the page opens: the shipped
+    noisy demo runs' final encoders are evaluated on corrupted digits (their bars were
+    missing until a fresh pair had trained for a minute)."""
     at = open_page("noisy")
     figs = charts(at)
     assert {"noisy_chart_views", "noisy_chart_bars", "noisy_chart_mass"} <= set(figs)
     tab = table(at, "test data")
-    assert list(tab["method"]) == ["INCE", "GCA-UOT"]
-    assert list(tab["test data"]) == ["clean", "clean"]
+    assert list(tab["method"]) == ["INCE", "INCE", "GCA-UOT", "GCA-UOT"]
+    assert list(tab["test data"]) == ["clean", "corrupted (s = 0.5)"] * 2
+    assert [r.endswith("its final encoder, evaluated now") for r in tab["run"]] == [
+        False, True, False, True
+    ]  # fmt: skip
     bars = figs["noisy_chart_bars"]["data"]
-    assert [b["name"] for b in bars] == ["clean"]
-    assert np.all((array(bars[0]["y"]) > 0.5) & (array(bars[0]["y"]) <= 1.0))
+    assert [b["name"] for b in bars] == ["clean", "corrupted (s = 0.5)"]
+    clean, corrupted = array(bars[0]["y"]), array(bars[1]["y"])
+    assert np.all((clean > 0.5) & (clean <= 1.0))
+    assert np.all(corrupted < clean - 0.2)  # (corrupted digits: accuracy falls, about 0.9 -> 0.4)
+    store = RunStore(app_store)
+    for run_id, value in zip(ex.demo_runs(store), corrupted, strict=True):
+        assert value == ex.encoder_accuracies(store, run_id, 0.5)["knn_acc"]
+    caption = next(c.value for c in at.caption if c.value.startswith("Measured"))
+    assert "INCE changes by -0." in caption and "GCA-UOT changes by -0." in caption
+
+
+def test_the_corruption_slider_moves_the_corrupted_bars(app_store: Path) -> None:
+    at = open_page("noisy")
+    strong = array(charts(at)["noisy_chart_bars"]["data"][1]["y"])
+    at.slider(key="noisy_corr").set_value(0.1).run()
+    assert_clean(at)
+    bars = charts(at)["noisy_chart_bars"]["data"]
+    assert [b["name"] for b in bars] == ["clean", "corrupted (s = 0.1)"]
+    mild = array(bars[1]["y"])
+    assert np.all(mild > strong + 0.1)  # milder corruption, higher accuracy
+    assert not at.warning
 
 
 def test_severity_slider_changes_the_strengths(app_store: Path) -> None:
@@ -62,8 +87,13 @@ def test_correlation_section_reports_numbers(app_store: Path) -> None:
     scatter = charts(at)["noisy_chart_mass"]["data"]
     n = at.slider(key="noisy_n").value
     assert len(scatter) == 3 and all(len(array(t["x"])) == n for t in scatter)
+    # (the shipped GCA-UOT demo run's encoder: trained, it tells corrupted pairs apart)
+    assert "the trained encoder of run #" in texts(at.caption)
+    assert "(demo-gca-uot-noisy, step 300)" in texts(at.caption)
+    assert float(shown["ρ: strength vs Pᵢᵢ"]) < -0.5
+    at.selectbox(key="noisy_enc").set_value(0).run()
     assert "random MLP encoder" in texts(at.caption)
-    before = shown["ρ: strength vs Pᵢᵢ"]
+    before = metrics(at)["ρ: strength vs Pᵢᵢ"]
     assert at.select_slider(key="noisy_eps_slider").options == EPS_STOPS
     assert at.select_slider(key="noisy_lam_slider").options == LAM_STOPS
     at.number_input(key="noisy_eps").set_value(0.1).run()
@@ -141,7 +171,9 @@ def test_noisy_launch_queues_a_corrupted_pair(app_store: Path) -> None:
     assert [c["method"] for c in configs] == ["ince", "gca_uot"]
     assert all(c["eval_corruption"] == 0.7 and c["noisy_pairs"] == 0.3 for c in configs)
     tab = table(at, "test data")
-    assert list(tab["test data"]).count("corrupted (s = 0.7)") == 2
+    corrupted = [r for r, c in zip(tab["run"], tab["test data"], strict=True) if c.endswith("0.7)")]
+    assert len(corrupted) == 4  # each demo run's encoder evaluated now, and the fresh pair
+    assert sum(r.startswith(f"#{i} ") for r in corrupted for i in ids) == 2
 
 
 def test_noisy_page_reports_the_sweep_plainly(app_store: Path) -> None:

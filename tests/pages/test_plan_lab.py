@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from gca_viz import ot
+from gca_viz import demo, ot
 from gca_viz.runs import RunStore
 from tests.helpers import add_run, charts, figure, heat, metric, open_app
 from tests.plotly_json import live_figures
@@ -133,8 +133,21 @@ def test_plan_lab_honours_the_query_string() -> None:
     assert at.query_params["lab_eps"] == ["0.2"] or at.query_params["lab_eps"] == "0.2"
 
 
-def test_trained_encoder_source_without_checkpoints_explains_itself() -> None:
-    at = open_app(LAB, lab_source="trained")  # the shipped demo runs keep no checkpoint
+def test_trained_encoder_source_opens_the_shipped_noisy_encoders() -> None:
+    at = open_app(LAB, lab_source="trained")
+    assert not at.exception and not at.error
+    runs = at.selectbox(key="lab_run").options
+    assert len(runs) == len(demo.WITH_ENCODER)
+    assert all(any(name in r for name in demo.WITH_ENCODER) for r in runs)
+    assert np.isfinite(kl(at)[1:]).all()
+
+
+def test_trained_encoder_source_without_checkpoints_explains_itself(app_store: Path) -> None:
+    store = RunStore(app_store)
+    demo.install(store)
+    for run in store.list_runs():
+        (store.run_dir(run.id) / "checkpoint.pt").unlink(missing_ok=True)
+    at = open_app(LAB, lab_source="trained")
     assert not at.exception
     assert any("No run has written a checkpoint" in i.value for i in at.info)
 

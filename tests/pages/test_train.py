@@ -53,7 +53,7 @@ def test_train_page_renders_an_empty_store_with_guidance(no_demo_store: Path) ->
 
 
 def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
-    """A new store gets the demo runs (imported CLI runs: no process, no checkpoint)."""
+    """A new store gets the demo runs (imported CLI runs: no process)."""
     at, figs = open_quiet_page("train")
     assert {"tr_curves", "tr_plan", "tr_embed"} <= set(figs)
     assert names(figs["tr_curves"])[0].split(" ", 1)[1].startswith("demo-")
