@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import embed
+from gca_viz import demo, embed
 from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
 from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
@@ -488,9 +488,11 @@ if not runs:
 by_id = {r.id: r for r in runs}
 ids = [r.id for r in runs]
 # The newest run that has snapshots or is training (a run just launched from the Train
-# page: its first snapshot shows here as soon as it arrives).
+# page: its first snapshot shows here as soon as it arrives); while the store holds only the
+# demo runs, the lecture's GCA-INCE run, as on Train (the newest demo run is a noisy one).
 shown_first = [i for i in ids if by_id[i].status in ACTIVE or store.snapshots(i, "embeddings")]
-default_run = shown_first[0] if shown_first else ids[0]
+lecture = demo.lecture_defaults(runs)
+default_run = lecture[0] if lecture else shown_first[0] if shown_first else ids[0]
 recover_run("geo_run", ids)
 keep_valid("geo_run", ids, default_run)
 missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))

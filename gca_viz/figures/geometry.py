@@ -30,11 +30,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from gca_viz.figures._legend import legend_below
+from gca_viz.figures._palette import LEGIBLE
 from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
 from gca_viz.figures.player import player_controls
 
-LABEL_COLORS: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Alphabet)
-"""Discrete colours of labels 0, 1, 2, ...; more distinct labels than this use a scale."""
+LABEL_COLORS: tuple[str, ...] = LEGIBLE + tuple(qualitative.Alphabet)
+"""Discrete colours of labels 0, 1, 2, ... (:data:`~gca_viz.figures._palette.LEGIBLE` for
+the first ten); more distinct labels than this use a scale."""
 
 MAX_LEGEND_LABELS = 30
 """Above this many distinct labels the points share one trace coloured by a scale."""

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-RUN_COLORS: tuple[str, ...] = tuple(qualitative.Plotly)
-"""Colour of the ``i``-th run on a chart (cycled)."""
+from gca_viz.figures._palette import LEGIBLE
+
+RUN_COLORS: tuple[str, ...] = LEGIBLE
+"""Colour of the ``i``-th run on a chart (cycled; :data:`~gca_viz.figures._palette.LEGIBLE`)."""
 
 METRIC_TITLES: dict[str, str] = {
     "loss": "Training loss (per batch)",

@@ -230,10 +230,13 @@ def test_geometry_page_renders_an_empty_store_with_guidance(no_demo_store: Path)
 
 
 def test_geometry_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
-    """A new store gets the demo runs (imported CLI runs: no process, no checkpoint)."""
-    _, figs = open_quiet_page("geometry")
+    """A new store gets the demo runs (imported CLI runs: no process); the page opens on
+    the lecture's GCA-INCE run, as Train does (it opened on the newest, a noisy run)."""
+    at, figs = open_quiet_page("geometry")
     assert any(t["type"] == "scatter3d" for f in figs.values() for t in f["data"])
     assert len(names(figs["geo_plane_fig"])) == len(demo.DEMO_RUNS)
+    by_name = {r.name: r.id for r in RunStore(app_store).list_runs()}
+    assert at.selectbox(key="geo_run").value == by_name["demo-gca-ince"]
 
 
 def test_geometry_compares_two_spheres_in_one_figure_with_one_camera(app_store: Path) -> None:
