@@ -8,8 +8,9 @@ store is marked as having its demo runs only after every one of them is in, so a
 that fails part way (a full disk, a crash) is completed by the next one, without importing
 a run twice.
 
-    python -m gca_viz.demo            # regenerate assets/demo_runs (a few minutes)
-    python -m gca_viz.demo demo-ince  # regenerate one of them
+    python -m gca_viz.demo               # regenerate assets/demo_runs (a few minutes)
+    python -m gca_viz.demo demo-ince     # regenerate one of them
+    python -m gca_viz.demo domain-sweep  # regenerate assets/domain_sweep, the α - β sweep
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ try:
 except ImportError:  # Windows: no advisory locks; one app process per store there
     fcntl = None  # type: ignore[assignment]
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "demo_runs"
+ASSETS: Path = Path(__file__).resolve().parents[1] / "assets" / "demo_runs"
 """Where the shipped demo runs live (one ``--out`` directory each)."""
 
 _COMMON: dict[str, Any] = {
@@ -83,6 +84,10 @@ def lecture_defaults(runs: Iterable[Any]) -> tuple[int, int] | None:
 WEIGHTS_ONLY_KEYS = ("model", "config", "step")
 """What a shipped checkpoint keeps of :meth:`gca_viz.train.Trainer.state_dict`."""
 
+SWEEP = "domain-sweep"
+"""The command line's name for the shipped α - β sweep
+(:data:`gca_viz.experiments.domains.SHIPPED_SWEEP`)."""
+
 _MARKER = "demo_runs_installed"
 """Key of the store's ``settings`` row written once every demo run is imported."""
 
@@ -97,10 +102,8 @@ def demo_config(name: str) -> dict[str, Any]:
 
 def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Path]:
     """Train the demo runs ``names`` (default: every one) with the CLI into
-    ``dest/<name>``, replacing what is there; returns the directories.
-
-    Each run trains into a fresh folder that then takes the old one's place (the CLI's
-    ``--out`` appends to an existing ``metrics.csv``), so a failed run leaves the old one.
+    ``dest/<name>``, replacing what is there; returns the directories
+    (:func:`train_into`; the :data:`WITH_ENCODER` runs keep their weights).
 
     Raises:
         ValueError: naming an unknown demo run.
@@ -110,40 +113,46 @@ def generate(dest: Path = ASSETS, names: Iterable[str] | None = None) -> list[Pa
     unknown = [n for n in chosen if n not in DEMO_RUNS]
     if unknown:
         raise ValueError(f"names: unknown demo runs {unknown}; choose from {list(DEMO_RUNS)}")
+    return [
+        train_into(dest, name, demo_config(name), weights=name in WITH_ENCODER) for name in chosen
+    ]
+
+
+def train_into(
+    dest: Path, name: str, config: Mapping[str, Any], *, weights: bool = False, plan: bool = True
+) -> Path:
+    """Train ``config`` with the project's command line (``python -m gca_viz train --out``)
+    into ``dest/name``, replacing what is there, and prune it for shipping: the weights
+    alone of its checkpoint if ``weights``, else no checkpoint, and only the last plan
+    snapshot if ``plan``, else none. Returns the directory.
+
+    The run trains into a fresh folder that then takes the old one's place (the CLI's
+    ``--out`` appends to an existing ``metrics.csv``), so a failed run leaves the old one.
+
+    Raises:
+        subprocess.CalledProcessError: when the run fails.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name in chosen:
-        run_dir = dest / name
-        with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}-") as tmp:
-            cfg = Path(tmp) / "cfg.json"
-            cfg.write_text(json.dumps(demo_config(name)))
-            fresh = Path(tmp) / name
-            cmd = [
-                sys.executable,
-                "-m",
-                "gca_viz",
-                "train",
-                "--config",
-                str(cfg),
-                "--out",
-                str(fresh),
-                "--log-every",
-                "5",
-            ]
-            subprocess.run(cmd, check=True)
-            _prune(fresh)
-            shutil.rmtree(run_dir, ignore_errors=True)
-            fresh.rename(run_dir)
-        out.append(run_dir)
-    return out
+    run_dir = dest / name
+    with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}-") as tmp:
+        cfg = Path(tmp) / "cfg.json"
+        cfg.write_text(json.dumps(dict(config)))
+        fresh = Path(tmp) / name
+        cmd = [sys.executable, "-m", "gca_viz", "train", "--config", str(cfg),
+               "--out", str(fresh), "--log-every", "5"]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        _prune(fresh, weights, plan)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        fresh.rename(run_dir)
+    return run_dir
 
 
-def _prune(run_dir: Path) -> None:
-    """Keep the shipped files small: the weights alone of the :data:`WITH_ENCODER` runs'
-    checkpoints and no checkpoint of the others, and only the last plan snapshot (the
-    embedding snapshots, a few KB each, are what the Geometry page animates)."""
+def _prune(run_dir: Path, weights: bool, plan: bool) -> None:
+    """Keep the shipped files small: the weights alone of the checkpoint (``weights``) or no
+    checkpoint, and the last plan snapshot (``plan``) or none (the embedding snapshots, a
+    few KB each, are what the Geometry page animates)."""
     checkpoint = run_dir / "checkpoint.pt"
-    if run_dir.name in WITH_ENCODER and checkpoint.exists():
+    if weights and checkpoint.exists():
         import torch
 
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -151,7 +160,7 @@ def _prune(run_dir: Path) -> None:
     else:
         checkpoint.unlink(missing_ok=True)
     plans = sorted((run_dir / "snapshots").glob("*_plan.npz"))
-    for path in plans[:-1]:
+    for path in plans[:-1] if plan else plans:
         path.unlink()
 
 
@@ -171,7 +180,7 @@ def install(store: Any, source: Path | None = None) -> list[int]:
             stay, and the next call imports the rest.
     """
     source = ASSETS if source is None else Path(source)
-    with _install_lock(Path(store.dir)):
+    with install_lock(Path(store.dir)):
         with store._db() as db:
             if db.execute("SELECT 1 FROM settings WHERE key=?", (_MARKER,)).fetchone():
                 return []
@@ -192,9 +201,9 @@ def install(store: Any, source: Path | None = None) -> list[int]:
 
 
 @contextmanager
-def _install_lock(directory: Path) -> Iterator[None]:
+def install_lock(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``directory/.demo-install.lock`` (released when the process
-    dies, so a crash leaves no stale lock)."""
+    dies, so a crash leaves no stale lock): one process at a time imports shipped runs."""
     if fcntl is None:
         yield
         return
@@ -229,5 +238,14 @@ def _discard_partial(store: Any, run_id: int) -> None:
 
 
 if __name__ == "__main__":
-    for path in generate(names=sys.argv[1:] or None):
+    wanted = sys.argv[1:]
+    if SWEEP in wanted:  # (experiments imports this module: imported here, not above)
+        from gca_viz.experiments.domains import generate_sweep
+
+        wanted.remove(SWEEP)
+        for path in generate_sweep():
+            print(path)
+        if not wanted:
+            sys.exit(0)
+    for path in generate(names=wanted or None):
         print(path)

@@ -540,6 +540,56 @@ def test_an_encoder_evaluated_on_corrupted_data_later_is_what_its_twin_logs(
     assert [r.evaluated for r in ex.noisy_comparison(store, [clean], 0.5)] == [False]
 
 
+def test_the_shipped_sweep_is_the_sweeps_configs_trained() -> None:
+    """assets/domain_sweep holds one finished run per δ of SWEEP_DELTAS, each trained from
+    domain_sweep_configs (a stale asset fails here), kept small: no checkpoint, no plan,
+    the final embedding snapshot with its domains (for the accuracy on ẑ)."""
+    dirs = sorted(ex.SHIPPED_SWEEP.glob("delta*"))
+    configs = {round(c["loss_params"]["alpha"] - c["loss_params"]["beta"], 6): c
+               for c in ex.domain_sweep_configs()}  # fmt: skip
+    assert len(dirs) == len(ex.SWEEP_DELTAS)
+    for path in dirs:
+        shipped = json.loads((path / "config.json").read_text())
+        params = shipped["loss_params"]
+        assert shipped == configs[round(params["alpha"] - params["beta"], 6)], path.name
+        assert not (path / "checkpoint.pt").exists()
+        (snapshot,) = (path / "snapshots").iterdir()
+        assert snapshot.name == f"{shipped['steps']:07d}_embeddings.npz"
+        with np.load(snapshot) as arrays:
+            assert set(arrays.files) == {"z", "y", "domain", "step"}
+        assert json.loads((path / "events.jsonl").read_text().splitlines()[-1])["event"] == (
+            "finished"
+        )
+
+
+def test_the_shipped_sweep_opens_in_a_store_of_its_own_once(tmp_path: Path) -> None:
+    store, ids = ex.shipped_sweep(tmp_path / "shipped")
+    again, same = ex.shipped_sweep(tmp_path / "shipped")
+    assert same == ids and len(again.list_runs()) == len(ex.SWEEP_DELTAS)
+    rows = ex.domain_sweep_results(store, ids)
+    assert [r.delta for r in rows] == list(ex.SWEEP_DELTAS)
+    assert all(r.status == "finished" and r.step == r.steps == 300 for r in rows)
+    for r in rows:
+        for value in (r.domain_acc, r.probe_acc, r.knn_acc, r.domain_acc_embedding):
+            assert 0.0 < value <= 1.0, r
+    with pytest.raises(ValueError, match=r"source: .* holds no shipped"):
+        ex.shipped_sweep(tmp_path / "other", source=tmp_path / "empty")
+
+
+def test_generate_sweep_trains_what_the_page_would_launch(tmp_path: Path) -> None:
+    """The generator trains domain_sweep_configs through the command line; what it writes
+    opens as a sweep (one δ and a few steps here)."""
+    tiny = {"deltas": [0.5], "steps": 4, "batch_size": 64, "eval_subset": 64,
+            "encoder_params": {"hidden": 32}, "head_hidden": 32}  # fmt: skip
+    (path,) = ex.generate_sweep(tmp_path / "sweep", **tiny)
+    assert path.name == "delta+0.50"
+    assert json.loads((path / "config.json").read_text()) == ex.domain_sweep_configs(**tiny)[0]
+    store, (run_id,) = ex.shipped_sweep(tmp_path / "store", source=tmp_path / "sweep")
+    (row,) = ex.domain_sweep_results(store, [run_id])
+    assert (row.delta, row.status, row.step) == (0.5, "finished", 4)
+    assert math.isfinite(row.domain_acc) and math.isfinite(row.domain_acc_embedding)
+
+
 # ------------------------------------------------------------------------------ figures
 
 

@@ -5,6 +5,7 @@ its loss puts on the cost, and train on multi-domain digits across α - β."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,9 @@ from gca_viz.figures import plans as pfig
 from gca_viz.figures.player import half_step_player
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import TARGETS
+
+SHIPPED_DIR = ".shipped-sweep"
+"""The folder, in the user's run store, of the store that holds the shipped sweep."""
 
 KINDS = {
     "pairs": "Augmentation pairs (I)",
@@ -45,9 +49,17 @@ def gca_steps(
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def embedding_accuracy(_store: RunStore, run_id: int, stamp: tuple[str, int]) -> float:
-    """Domain accuracy on a run's last embedding snapshot (``stamp``: status and step)."""
+def embedding_accuracy(_store: RunStore, where: str, run_id: int, stamp: tuple[str, int]) -> float:
+    """Domain accuracy on a run's last embedding snapshot (``where``: the store's folder,
+    ``stamp``: the run's status and step)."""
     return ex.run_embedding_domain_accuracy(_store, run_id)
+
+
+@st.cache_resource(show_spinner="Opening the shipped sweep...")
+def shipped_sweep(where: str) -> tuple[RunStore, list[int]]:
+    """The sweep shipped with the app, in a store of its own beside the user's
+    (:func:`gca_viz.experiments.domains.shipped_sweep`)."""
+    return ex.shipped_sweep(Path(where) / SHIPPED_DIR)
 
 
 @st.cache_data(show_spinner="Fitting linear probes on raw pixels...")
@@ -309,26 +321,21 @@ with b1:
             ids = ex.launch_domain_sweep(store)
         st.session_state["dom_sweep"] = max(ex.domain_sweeps(store))
         st.toast(f"Queued runs {', '.join(f'#{i}' for i in ids)}.")
-sweeps = ex.domain_sweeps(store)
-if not sweeps:
-    st.info("No α − β sweep in the store yet: start one with the button above.")
-    st.stop()
-with b2:
-    chosen = ui.select(
-        "Sweep",
-        "dom_sweep",
-        list(sweeps),
-        next(iter(sweeps)),
-        format_func=lambda k: f"Sweep {k}: runs {', '.join(f'#{i}' for i in sweeps[k])}",
-    )
-run_ids = sweeps[chosen]
 
 
-def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
-    """The sweep's table, chart and measured trend (refreshed while runs are active)."""
+def sweep_view(
+    store: RunStore, run_ids: list[int], polling: bool, *, shipped: bool = False
+) -> None:
+    """The sweep's table, chart and measured trend (refreshed while runs are active);
+    ``shipped``: the sweep that came with the app (its runs are not the user's)."""
     rows = ex.domain_sweep_results(store, run_ids, embedding=False)
     rows = [
-        replace(r, domain_acc_embedding=embedding_accuracy(store, r.run_id, (r.status, r.step)))
+        replace(
+            r,
+            domain_acc_embedding=embedding_accuracy(
+                store, str(store.dir), r.run_id, (r.status, r.step)
+            ),
+        )
         if r.status == "finished"
         else r
         for r in rows
@@ -352,7 +359,7 @@ def sweep_view(store: RunStore, run_ids: list[int], polling: bool) -> None:
             st.error(f"Run #{r.run_id} ({r.name}) failed: {r.error}")
     ui.table(
         {
-            "run": [f"#{r.run_id}" for r in rows],
+            "run": ["shipped" if shipped else f"#{r.run_id}" for r in rows],
             "α − β": [r.delta for r in rows],
             "α (share)": [r.alpha for r in rows],
             "β (share)": [r.beta for r in rows],
@@ -443,6 +450,27 @@ def _sweep_caption(done: list[ex.SweepRow], fits: dict[str, ex.Trend], paper_slo
     )
 
 
-polling = any(store.get(i).status in ACTIVE for i in run_ids)
-st.fragment(run_every=2.0 if polling else None)(sweep_view)(store, run_ids, polling)
+sweeps = ex.domain_sweeps(store)
+if not sweeps:
+    with ui.guard("Shipped sweep"):
+        shipped_store, shipped_ids = shipped_sweep(str(store.dir))
+        st.caption(
+            "No sweep of yours yet, so here is the one shipped with the app: the same "
+            f"{len(shipped_ids)} runs, trained by `python -m gca_viz.demo domain-sweep` on "
+            "the CPU. The button above trains them again in your store, and the page then "
+            "shows your sweep."
+        )
+        sweep_view(shipped_store, shipped_ids, False, shipped=True)
+else:
+    with b2:
+        chosen = ui.select(
+            "Sweep",
+            "dom_sweep",
+            list(sweeps),
+            next(iter(sweeps)),
+            format_func=lambda k: f"Sweep {k}: runs {', '.join(f'#{i}' for i in sweeps[k])}",
+        )
+    run_ids = sweeps[chosen]
+    polling = any(store.get(i).status in ACTIVE for i in run_ids)
+    st.fragment(run_every=2.0 if polling else None)(sweep_view)(store, run_ids, polling)
 ui.show_code(ex.alpha_beta, ex.domain_sweep_configs, ex.domain_sweep_results, ex.trend)

@@ -23,7 +23,9 @@ of each row, and ``δ = -0.5`` gives the other half only to other-domain samples
 ``δ = 0.5`` only to same-domain ones. Each ``δ`` is one short background run of GCA-INCE
 on ``multidomain_digits`` (:func:`domain_sweep_configs`, :func:`launch_domain_sweep`); the
 runs are named ``"α-β sweep <k>: ..."`` so :func:`find_domain_sweep` finds them again, and
-:func:`domain_sweep_results` reads their final domain and class accuracies back.
+:func:`domain_sweep_results` reads their final domain and class accuracies back. One such
+sweep ships with the app (:data:`SHIPPED_SWEEP`, :func:`generate_sweep`); :func:`shipped_sweep`
+opens it in a store of its own.
 
 **Noisy views** (``docs/math.md`` sections 4 and 7). :func:`graded_corruption` and
 :func:`augment_at` make one view per sample whose corruption strength varies from sample to
@@ -61,6 +63,7 @@ from gca_viz.experiments.domains import (
     PAPER_CLASS_ACC,
     PAPER_DOMAIN_ACC,
     PAPER_LABEL,
+    SHIPPED_SWEEP,
     SWEEP_DELTAS,
     SWEEP_PREFIX,
     SWEEP_TOTAL,
@@ -71,9 +74,11 @@ from gca_viz.experiments.domains import (
     domain_sweeps,
     embedding_domain_accuracy,
     find_domain_sweep,
+    generate_sweep,
     launch_domain_sweep,
     pixel_baseline,
     run_embedding_domain_accuracy,
+    shipped_sweep,
     sweep_run_name,
 )
 from gca_viz.experiments.noisy import (
@@ -115,6 +120,7 @@ __all__ = [
     "PAPER_DOMAIN_ACC",
     "PAPER_LABEL",
     "PAPER_NOISY",
+    "SHIPPED_SWEEP",
     "SWEEP_DELTAS",
     "SWEEP_PREFIX",
     "SWEEP_TOTAL",
@@ -139,6 +145,7 @@ __all__ = [
     "embedding_domain_accuracy",
     "encoder_accuracies",
     "find_domain_sweep",
+    "generate_sweep",
     "graded_corruption",
     "group_pull",
     "launch_domain_sweep",
@@ -153,6 +160,7 @@ __all__ = [
     "random_encoder",
     "read_matrix",
     "run_embedding_domain_accuracy",
+    "shipped_sweep",
     "sort_by_domain",
     "spearman",
     "sweep_run_name",

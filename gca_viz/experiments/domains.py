@@ -19,11 +19,12 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gca_viz import metrics
+from gca_viz import demo, metrics
 from gca_viz._validate import finite
 from gca_viz.train import TrainConfig
 
@@ -178,6 +179,65 @@ def launch_domain_sweep(
         a, b = cfg["loss_params"]["alpha"], cfg["loss_params"]["beta"]
         ids.append(store.launch(cfg, name=sweep_run_name(sweep, a - b, a, b)))
     return ids
+
+
+SHIPPED_SWEEP = demo.ASSETS.parent / "domain_sweep"
+"""The sweep shipped with the app: one ``--out`` run directory per ``δ`` of
+:data:`SWEEP_DELTAS`, trained from :func:`domain_sweep_configs` by
+``python -m gca_viz.demo domain-sweep`` (:func:`generate_sweep`), so the page shows a
+measured sweep before its user has trained one."""
+
+
+def _shipped_name(delta: float) -> str:
+    return f"delta{delta:+.2f}"
+
+
+def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
+    """Train the sweep of :func:`domain_sweep_configs` (``overrides`` passed on) with the
+    command line into ``dest/delta<δ>`` (:func:`gca_viz.demo.train_into`: no checkpoint,
+    no plan; the final embedding snapshot stays, without each sample's partner, for the
+    domain accuracy on ``ẑ``) and return the directories, in the order of ``δ``.
+
+    Raises:
+        subprocess.CalledProcessError: when a run fails.
+    """
+    out = []
+    for cfg in domain_sweep_configs(**overrides):
+        params = cfg["loss_params"]
+        delta = params["alpha"] - params["beta"]
+        path = demo.train_into(dest, _shipped_name(delta), cfg, plan=False)
+        for snapshot in (path / "snapshots").glob("*_embeddings.npz"):
+            with np.load(snapshot) as arrays:  # (the partners: half the file, unused here)
+                kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}
+            np.savez(snapshot, **kept)
+        out.append(path)
+    return out
+
+
+def shipped_sweep(directory: Path, source: Path = SHIPPED_SWEEP) -> tuple[RunStore, list[int]]:
+    """A run store of its own at ``directory`` that holds the shipped sweep (imported from
+    ``source`` on the first call, as finished runs named like a launched sweep's), and the
+    ids of its runs by ``α - β``. One process at a time imports (a file lock).
+
+    Raises:
+        ValueError: when ``source`` holds no sweep runs or one of them cannot be read;
+        OSError: when ``directory`` cannot be written.
+    """
+    from gca_viz.runs import RunStore
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    store = RunStore(directory)
+    with demo.install_lock(directory):
+        if not domain_sweeps(store):
+            runs = sorted(Path(source).glob("delta*/config.json"))
+            if not runs:
+                raise ValueError(f"source: {source} holds no shipped α - β sweep")
+            for config in runs:
+                cfg = TrainConfig.from_json(config.read_text())
+                a, b = cfg.loss_params["alpha"], cfg.loss_params["beta"]
+                store.import_directory(config.parent, name=sweep_run_name(1, a - b, a, b))
+    return store, find_domain_sweep(store)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,18 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -
     assert at.select_slider(key="dom_eps_slider").options == EPS_STOPS
     assert at.number_input(key="dom_eps").value == 0.5
     assert metrics(at)["Prior share per row"] == "0.2"
-    assert "No α − β sweep" in texts(at.info)
+    # no sweep of the user's yet: the shipped one, measured, in a store of its own
+    assert "here is the one shipped with the app" in texts(at.caption)
+    tab = table(at, "α − β")
+    assert list(tab["run"]) == ["shipped"] * 5 and list(tab["α − β"]) == list(ex.SWEEP_DELTAS)
+    assert all(s.startswith("finished (300/300)") for s in tab["status"])
+    assert np.all((tab["domain acc (h)"] > 0) & (tab["domain acc (h)"] <= 1))
+    shown = array(charts(at)["dom_chart_sweep"]["data"][0]["y"])
+    assert np.isfinite(shown).all() and len(shown) == 5
+    assert "Measured on 5 finished runs" in texts(at.caption)
+    assert [r.name for r in RunStore(app_store).list_runs()] == [  # the user's store: its own
+        r.name for r in RunStore(app_store).list_runs() if r.name.startswith("demo-")
+    ]
     drop = metrics(at)["Smallest drop between half-steps"]
     assert drop == "0 (rounding)" or float(drop) >= 0  # the theorem, measured live
     player = charts(at)["dom_chart_player"]
