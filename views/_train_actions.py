@@ -88,7 +88,9 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
     with b_cfg:
         st.download_button(
             "Config JSON",
-            json.dumps(info.config, indent=2, sort_keys=True),
+            # made on click, as the others: an eager file was deleted by Streamlit's media
+            # cleanup while a rerun's browser still checked its URL (a console 404)
+            lambda: json.dumps(info.config, indent=2, sort_keys=True),
             f"run-{run_id}-config.json",
             "application/json",
             key="tr_dl_cfg",

@@ -267,3 +267,29 @@ def test_launch_folds_the_form_and_shows_the_live_monitor(app: Any, no_run_survi
     app.until(in_view, 15, "the live monitor to scroll into view")
     app.until(lambda: progress(app)[0] in ("queued", "running"), 60, "the new run's monitor")
     app.assert_healthy()
+
+
+def test_a_runs_downloads_hold_its_config_and_embeddings(app: Any, runs_dir: Path) -> None:
+    """Config JSON and Embeddings NPZ are the shown run's, built on click (the config was
+    built eagerly: Streamlit's media cleanup deleted it while the browser still checked its
+    URL after a rerun, a console 404 that failed the launch test above)."""
+    import json
+
+    import numpy as np
+
+    from gca_viz.runs import RunStore
+
+    page = app.page
+    app.goto("/train", charts=1)
+    app.until(lambda: "tr_run" in app.query(), 30, "the shown run in the URL")
+    run_id = int(app.query()["tr_run"])
+    store = RunStore(runs_dir)
+    with page.expect_download() as config:
+        page.locator(".st-key-tr_dl_cfg button").click()
+    assert json.loads(Path(config.value.path()).read_text()) == store.get(run_id).config
+    with page.expect_download() as npz:
+        page.locator(".st-key-tr_dl_npz button").first.click()  # (help adds a wrapper)
+    with np.load(npz.value.path()) as arrays:
+        steps = [s for s, _ in store.snapshots(run_id, "embeddings")]
+        assert arrays["steps"].tolist() == steps and arrays["z"].shape[0] == len(steps)
+    app.assert_healthy()
