@@ -84,7 +84,8 @@ def demo_batch(
 
     With a checkpoint, ``n`` fresh samples go through the trained encoder
     (:func:`gca_viz.lab.trained_encoder`, :func:`gca_viz.lab.data_batch`). The shipped demo
-    runs keep no checkpoint, only the cost of the last batch their loss saw (its first 64
+    runs other than :data:`gca_viz.demo.WITH_ENCODER` (:data:`STORY_RUN` among them) keep
+    no checkpoint, only the cost of the last batch their loss saw (its first 64
     pairs, joint layout): then the embeddings are rebuilt from that cost
     (:func:`embeddings_from_cost`) and ``n`` of those pairs (at most all) are drawn with
     ``seed``. Samples are sorted by digit class.
