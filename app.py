@@ -18,16 +18,24 @@ st.set_page_config(
     initial_sidebar_state="collapsed" if lecture else "auto",
 )
 
+PAGES = (  # (script, title, the title in lecture mode's top bar, icon)
+    ("views/story.py", "Story", "Story", "auto_stories"),
+    ("views/plan_lab.py", "Plan lab", "Plan lab", "grid_on"),
+    ("views/entropy.py", "Entropy and iterations", "Entropy", "tune"),
+    ("views/train.py", "Train", "Train", "model_training"),
+    ("views/geometry.py", "Geometry", "Geometry", "scatter_plot"),
+    ("views/domains.py", "Target plans and domains", "Domains", "join"),
+    ("views/noisy.py", "Noisy views", "Noisy views", "blur_on"),
+    ("views/composer.py", "Loss composer", "Composer", "extension"),
+)
+# In lecture mode the pages' short titles: the top bar folds what does not fit into "N more",
+# and with the long ones three pages were hidden there at 1280 px.
 navigation = st.navigation(
     [
-        st.Page("views/story.py", title="Story", icon=":material/auto_stories:", default=True),
-        st.Page("views/plan_lab.py", title="Plan lab", icon=":material/grid_on:"),
-        st.Page("views/entropy.py", title="Entropy and iterations", icon=":material/tune:"),
-        st.Page("views/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("views/geometry.py", title="Geometry", icon=":material/scatter_plot:"),
-        st.Page("views/domains.py", title="Target plans and domains", icon=":material/join:"),
-        st.Page("views/noisy.py", title="Noisy views", icon=":material/blur_on:"),
-        st.Page("views/composer.py", title="Loss composer", icon=":material/extension:"),
+        st.Page(
+            script, title=short if lecture else title, icon=f":material/{icon}:", default=k == 0
+        )
+        for k, (script, title, short, icon) in enumerate(PAGES)
     ],
     position="top" if lecture else "sidebar",
 )

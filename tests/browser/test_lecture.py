@@ -16,6 +16,7 @@ the cells of its methods table.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -209,6 +210,24 @@ def test_lecture_mode_survives_a_page_switch_and_turns_off(app: Any) -> None:
     app.settle(charts=3, timeout=90)
     expect(page.locator('[data-testid="stSidebar"] .st-key-lab_eps')).to_be_visible()
     expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
+    app.assert_healthy()
+
+
+def test_the_top_bar_names_every_page_at_1280(app: Any) -> None:
+    """Lecture mode's top bar uses the pages' short titles: with the long ones it folded
+    three pages into "3 more" at 1280 px, out of a lecturer's sight."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/geometry?lecture=1", charts=1, timeout=90)
+    nav = app.page.locator('[data-testid="stTopNav"]')
+    expect(nav.get_by_text("Composer", exact=True)).to_be_visible()
+    shown = [t.strip() for t in nav.locator("a").all_inner_texts()]
+    short = ["Story", "Plan lab", "Entropy", "Train", "Geometry", "Domains", "Noisy views",
+             "Composer"]  # fmt: skip
+    assert [s.split("\n")[-1].strip() for s in shown] == short, shown
+    assert not nav.get_by_text(re.compile(r"^\d+ more$")).count()
+    nav.get_by_text("Domains", exact=True).click()
+    app.page.wait_for_url("**/domains**")
+    expect(app.page.get_by_role("heading", name="Target plans and domains").first).to_be_visible()
     app.assert_healthy()
 
 
