@@ -20,8 +20,7 @@ from gca_viz.figures.player import half_step_player
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import TARGETS
 
-SHIPPED_DIR = ".shipped-sweep"
-"""The folder, in the user's run store, of the store that holds the shipped sweep."""
+SHIPPED_DIR = ".shipped-sweep"  # in the user's run store: the shipped sweep's own store
 
 KINDS = {
     "pairs": "Augmentation pairs (I)",

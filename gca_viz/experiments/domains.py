@@ -207,8 +207,8 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
         delta = params["alpha"] - params["beta"]
         path = demo.train_into(dest, _shipped_name(delta), cfg, plan=False)
         for snapshot in (path / "snapshots").glob("*_embeddings.npz"):
-            with np.load(snapshot) as arrays:  # (the partners: half the file, unused here)
-                kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}
+            with np.load(snapshot, allow_pickle=False) as arrays:
+                kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}  # (half the file)
             np.savez(snapshot, **kept)
         out.append(path)
     return out
