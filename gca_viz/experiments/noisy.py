@@ -375,9 +375,17 @@ def demo_runs(store: RunStore) -> list[int]:
 
 
 def encoder_accuracies(store: RunStore, run_id: int, corruption: float) -> dict[str, float]:
-    """The accuracies :data:`NOISY_METRICS` of a run's final encoder (its ``checkpoint.pt``)
+    r"""The accuracies :data:`NOISY_METRICS` of a run's final encoder (its ``checkpoint.pt``)
     on its test data corrupted with severity ``corruption`` (:func:`gca_viz.augment.corrupt`),
-    evaluated now on the CPU.
+    evaluated now on the CPU:
+
+    .. math::
+        \mathrm{acc}_s = \frac{1}{|T|}\sum_{x \in T}
+            \mathbb 1\big[\hat y\big(f_\theta(c_s(x))\big) = y(x)\big]
+
+    where ``T`` is the run's test split, ``c_s`` the corruption at severity ``s``, ``f_θ``
+    the trained backbone ``h`` (or the normalised embedding ``ẑ``), and ``ŷ`` a k-NN
+    classifier or a linear probe fitted on the clean training split's features.
 
     They are computed as :meth:`gca_viz.train.Trainer.evaluate` computes them for a run
     with ``eval_corruption = corruption`` (the same corrupted test digits, the same k-NN and
