@@ -942,13 +942,21 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
     return out, title
 
 
+PLOTLY_CONFIG: dict[str, Any] = {"scrollZoom": False}
+"""Plotly settings of every chart: the mouse wheel scrolls the page (over a 3-D scene it
+zoomed the camera instead, and a reader scrolling past the sphere shrank it to a dot); the
+scene still zooms from its mode bar."""
+
+
 def chart(fig: Any, key: str, **kwargs: Any) -> Any:
-    """``st.plotly_chart(fig, key=key, **kwargs)``; in lecture mode a projector-sized copy of
-    ``fig`` (:func:`lecture_figure`) under its title, drawn as text that wraps."""
+    """``st.plotly_chart(fig, key=key, **kwargs)`` with :data:`PLOTLY_CONFIG`; in lecture
+    mode a projector-sized copy of ``fig`` (:func:`lecture_figure`) under its title, drawn
+    as text that wraps."""
     if lecture():
         fig, title = lecture_figure(fig)
         if title:
             st.html(f'<div class="gca-chart-title">{title_html(title)}</div>')
+    kwargs["config"] = {**PLOTLY_CONFIG, **kwargs.get("config", {})}
     return st.plotly_chart(fig, key=key, **kwargs)
 
 

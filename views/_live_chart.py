@@ -134,7 +134,7 @@ CSS = ".gca-live { width: 100%; }"
 
 _component = st.components.v2.component("gca_live_chart", js=JS, css=CSS, isolate_styles=False)
 _SENT = "_live_chart_sent"  # session state: {key: (hash, JSON) of the figure last sent}
-CONFIG = {"displaylogo": False, "responsive": True}
+CONFIG = {"displaylogo": False, "responsive": True, **ui.PLOTLY_CONFIG}
 
 
 def _compact(node: Any) -> Any:

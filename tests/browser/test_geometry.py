@@ -395,3 +395,20 @@ def test_run_labels_on_the_plane_do_not_overlap(app: Any, screenshot: Any) -> No
             assert apart, f"{a[0]!r} overlaps {b[0]!r}: {a[1:]} vs {b[1:]}"
     screenshot("geometry_plane")
     app.assert_healthy()
+
+
+def test_the_wheel_over_the_sphere_scrolls_the_page(app: Any) -> None:
+    """The mouse wheel over the sphere scrolled nothing and zoomed the camera instead: a
+    reader scrolling down the page shrank the embeddings to a dot (ui.PLOTLY_CONFIG)."""
+    app.goto("/geometry", charts=2)
+    key = f"geo_fig_{app.query()['geo_run']}"
+    app.settle(charts=2)
+    camera = app.chart_data(key, CAMERAS)[0]
+    box = app.chart(key).bounding_box()
+    page = app.page
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    top = app.chart(key).bounding_box()["y"]
+    page.mouse.wheel(0, 400)
+    app.until(lambda: app.chart(key).bounding_box()["y"] < top - 100, 10, "the page to scroll")
+    assert app.chart_data(key, CAMERAS)[0] == pytest.approx(camera)  # no zoom
+    app.assert_healthy()
