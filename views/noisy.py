@@ -272,7 +272,13 @@ def comparison_view(
     notes = []
     for k, cond in enumerate(conditions):
         if len(methods) == 2 and np.isfinite(values[k]).all():
-            notes.append(f"{cond}: GCA-UOT − INCE = {values[k, 1] - values[k, 0]:+.3f}")
+            ince, uot = values[k]
+            notes.append(
+                f"{cond}: GCA-UOT − INCE = {uot - ince:+.3f}"
+                if f"{ince:.3f}" != f"{uot:.3f}"
+                else f"{cond}: a tie, {uot:.3f} each (the same number of test digits right; "
+                "the table's other accuracies tell the encoders apart)"
+            )
     for m in methods:
         col = values[:, methods.index(m)]
         if len(conditions) > 1 and np.isfinite(col).all():
@@ -571,7 +577,7 @@ st.caption(
     f"{low_kept:.3f} × the mean diagonal mass, the most corrupted quarter {high_kept:.3f} × "
     f"({direction} on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
     f"r = {res.pearson:+.3f}). The unbalanced plan's marginals are only penalised: its row "
-    f"sums range over {res.row_sums.min():.3g} – {res.row_sums.max():.3g} against μᵢ = 1 "
+    f"sums range over {res.row_sums.min():#.3g} – {res.row_sums.max():#.3g} against μᵢ = 1 "
     f"(total {res.total_mass:.4g} against N = {n}), and a row's total correlates with the "
     f"strength at ρ = {res.spearman_row:+.3f}. The balanced plan (hard marginals, rows within "
     f"{res.balanced_row_error:.1e} of 1) gives ρ = {res.spearman_balanced:+.3f} for its "

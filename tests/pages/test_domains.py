@@ -80,7 +80,11 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -
     assert np.all((tab["domain acc (h)"] > 0) & (tab["domain acc (h)"] <= 1))
     shown = array(charts(at)["dom_chart_sweep"]["data"][0]["y"])
     assert np.isfinite(shown).all() and len(shown) == 5
-    assert "Measured on 5 finished runs" in texts(at.caption)
+    caption = next(c.value for c in at.caption if c.value.startswith("Measured on 5"))
+    lo, hi = tab["domain acc (ẑ)"].iloc[0], tab["domain acc (ẑ)"].iloc[-1]
+    # the verdict rests on ẑ (on h the domain is readable from raw pixels before training)
+    assert f"the domain accuracy goes from {lo:.3f} (α − β = -0.5) to {hi:.3f}" in caption
+    assert "it rises with α − β as in the paper" in caption and "so h has no room" in caption
     assert [r.name for r in RunStore(app_store).list_runs()] == [  # the user's store: its own
         r.name for r in RunStore(app_store).list_runs() if r.name.startswith("demo-")
     ]
@@ -266,7 +270,7 @@ def test_a_finished_sweep_reads_its_prior_as_shares(app_store: Path, tmp_path: P
     assert sweep_table[0].proto.placeholder == "—"  # not measured yet: not "None"
     captions = texts(at.caption)
     assert (
-        "each target row gives s = 0.5 of its mass to the prior and keeps 0.5 on its positive "
+        "Each target row gives s = 0.5 of its mass to the prior and keeps 0.5 on its positive "
         "pair, at N = 256 as at any batch size"
     ) in captions
     assert "the paper writes α, β per entry of the target" in captions

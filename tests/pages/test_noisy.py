@@ -45,6 +45,9 @@ def test_noisy_page_renders_every_section_with_the_demo_runs(app_store: Path) ->
         assert value == ex.encoder_accuracies(store, run_id, 0.5)["knn_acc"]
     caption = next(c.value for c in at.caption if c.value.startswith("Measured"))
     assert "INCE changes by -0." in caption and "GCA-UOT changes by -0." in caption
+    ince, uot = (f"{v:.3f}" for v in corrupted)  # a tie reads as one, not as "+0.000"
+    tie = f"corrupted (s = 0.5): a tie, {uot} each" in caption
+    assert tie == (ince == uot) and "+0.000" not in caption
 
 
 def test_the_corruption_slider_moves_the_corrupted_bars(app_store: Path) -> None:
