@@ -764,8 +764,10 @@ def wrapped_row_height(
 
 
 def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwargs: Any) -> Any:
-    """``st.dataframe`` of ``rows`` without an index, its columns at ``widths`` (px) and its
-    rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`).
+    """``st.dataframe`` of ``rows`` without an index, its columns at ``widths`` (px), its
+    rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`) and
+    every row shown (``height="content"``: the default height of ten 35 px rows showed four
+    of Plan lab's eight methods, the rest behind a scroll that did not show).
 
     In lecture mode an HTML table instead (``st.table``; ``kwargs`` such as a row selection
     are dropped): ``st.dataframe`` draws on a canvas at screen size, so its 12 px text did
@@ -778,7 +780,7 @@ def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwar
         hide_index=True,
         column_config={c: st.column_config.TextColumn(width=w) for c, w in widths.items()},
         row_height=wrapped_row_height(rows, widths),
-        **kwargs,
+        **{"height": "content", **kwargs},  # ("auto" is ten rows of 35 px: tall rows were cut)
     )
 
 

@@ -148,3 +148,19 @@ def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
     assert last_z != first_z
     assert max(received[before:], default=0) < 20_000, received[before:]  # no chart re-sent
     app.assert_healthy()
+
+
+def test_the_methods_table_shows_every_method(app: Any) -> None:
+    """The table of the methods' losses has tall, wrapped rows; at the dataframe's default
+    height (ten 35 px rows) it showed four of the eight methods and hid the rest behind a
+    scroll that did not show (ui.wrapped_table: height "content")."""
+    app.goto("/plan_lab", charts=CHARTS)
+    grids = app.page.locator('[data-testid="stDataFrame"]')
+    expect(grids.first).to_be_visible()
+    sizes = [
+        grid.evaluate("e => { const s = e.querySelector('.dvn-scroller');"
+                      " return s ? [s.scrollHeight, s.clientHeight] : [0, 0]; }")
+        for grid in grids.all()
+    ]  # fmt: skip
+    assert sizes and all(total <= shown + 1 for total, shown in sizes), sizes
+    app.assert_healthy()
