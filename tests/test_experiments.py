@@ -566,6 +566,10 @@ def test_the_shipped_sweep_opens_in_a_store_of_its_own_once(tmp_path: Path) -> N
     store, ids = ex.shipped_sweep(tmp_path / "shipped")
     again, same = ex.shipped_sweep(tmp_path / "shipped")
     assert same == ids and len(again.list_runs()) == len(ex.SWEEP_DELTAS)
+    store.delete(ids[2])  # an import cut short: the next call completes it, once
+    _, completed = ex.shipped_sweep(tmp_path / "shipped")
+    assert len(completed) == len(ex.SWEEP_DELTAS) and completed[:2] == ids[:2]
+    store, ids = ex.shipped_sweep(tmp_path / "shipped")
     rows = ex.domain_sweep_results(store, ids)
     assert [r.delta for r in rows] == list(ex.SWEEP_DELTAS)
     assert all(r.status == "finished" and r.step == r.steps == 300 for r in rows)

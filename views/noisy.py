@@ -276,8 +276,7 @@ def comparison_view(
             notes.append(
                 f"{cond}: GCA-UOT − INCE = {uot - ince:+.3f}"
                 if f"{ince:.3f}" != f"{uot:.3f}"
-                else f"{cond}: a tie, {uot:.3f} each (the same number of test digits right; "
-                "the table's other accuracies tell the encoders apart)"
+                else f"{cond}: a tie, {uot:.3f} each (the same number of test digits right)"
             )
     for m in methods:
         col = values[:, methods.index(m)]

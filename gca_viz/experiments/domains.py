@@ -216,8 +216,9 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
 
 def shipped_sweep(directory: Path, source: Path = SHIPPED_SWEEP) -> tuple[RunStore, list[int]]:
     """A run store of its own at ``directory`` that holds the shipped sweep (imported from
-    ``source`` on the first call, as finished runs named like a launched sweep's), and the
-    ids of its runs by ``α - β``. One process at a time imports (a file lock).
+    ``source`` on the first call, as finished runs named like a launched sweep's; a run
+    missing after an import cut short is imported on the next call), and the ids of its
+    runs by ``α - β``. One process at a time imports (a file lock).
 
     Raises:
         ValueError: when ``source`` holds no sweep runs or one of them cannot be read;
@@ -229,14 +230,16 @@ def shipped_sweep(directory: Path, source: Path = SHIPPED_SWEEP) -> tuple[RunSto
     directory.mkdir(parents=True, exist_ok=True)
     store = RunStore(directory)
     with demo.install_lock(directory):
-        if not domain_sweeps(store):
-            runs = sorted(Path(source).glob("delta*/config.json"))
-            if not runs:
-                raise ValueError(f"source: {source} holds no shipped α - β sweep")
-            for config in runs:
-                cfg = TrainConfig.from_json(config.read_text())
-                a, b = cfg.loss_params["alpha"], cfg.loss_params["beta"]
-                store.import_directory(config.parent, name=sweep_run_name(1, a - b, a, b))
+        runs = sorted(Path(source).glob("delta*/config.json"))
+        if not runs:
+            raise ValueError(f"source: {source} holds no shipped α - β sweep")
+        present = {run.name for run in store.list_runs()}
+        for config in runs:  # (an import cut short, by a full disk say, is completed here)
+            cfg = TrainConfig.from_json(config.read_text())
+            a, b = cfg.loss_params["alpha"], cfg.loss_params["beta"]
+            name = sweep_run_name(1, a - b, a, b)
+            if name not in present:
+                store.import_directory(config.parent, name=name)
     return store, find_domain_sweep(store)
 
 
