@@ -25,11 +25,11 @@ from views import _live_chart as live_chart
 # sidebar open (818 px). (A page script shows a bare string: Streamlit's "magic".)
 LOSS_WIDTHS = {"method": 100, "loss": 80, "d_M": 130, "constraint B": 150, "what it does": 350}
 
-SOURCES = {
+SOURCES = {  # (short: longer labels were cut in the sidebar's select box)
     "synthetic": "Synthetic pairs on the sphere",
-    "digits": "Digits through a random encoder",
-    "multidomain_digits": "Multi-domain digits through a random encoder",
-    "trained": "Data through a run's trained encoder",
+    "digits": "Digits, random encoder",
+    "multidomain_digits": "Multi-domain digits, random encoder",
+    "trained": "A run's trained encoder",
     "snapshot": "A run's plan snapshot",
 }
 VIEWS = {

@@ -197,7 +197,7 @@ def half_step_player(
         },
         yaxis2={
             "domain": [0.0, 1.0],
-            "title": {"text": "KL / n (nats)", "standoff": 4},
+            "title": {"text": "KL per row (nats)", "standoff": 4},  # (as plans.kl_curve)
             "range": [float(finite.min()) - pad, float(finite.max()) + pad]
             if finite.size
             else None,
