@@ -55,11 +55,12 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
 }
 """Demo run name -> the config fields that differ from the shared ones."""
 
-WITH_ENCODER = ("demo-ince-noisy", "demo-gca-uot-noisy")
-"""The demo runs shipped with their final encoder: a ``checkpoint.pt`` of the model's
-weights, config and step, without the optimiser's state (0.6 MB each). The Noisy views page
-evaluates them on corrupted test data the moment it opens, and its experiments and the Plan
-lab embed batches with them; such a checkpoint can be evaluated, not resumed."""
+WITH_ENCODER = tuple(name for name, cfg in DEMO_RUNS.items() if cfg.get("checkpoint_every"))
+"""The demo runs shipped with their final encoder (those that checkpoint): a
+``checkpoint.pt`` of the model's weights, config and step, without the optimiser's state
+(0.6 MB each). The Noisy views page evaluates them on corrupted test data the moment it
+opens, and its experiments and the Plan lab embed batches with them; such a checkpoint can
+be evaluated, not resumed."""
 
 LECTURE_PAIR = ("demo-ince", "demo-gca-ince")
 """The comparison a lecture opens with: InfoNCE and GCA-INCE, trained alike (same ε, data,

@@ -397,22 +397,14 @@ def encoder_accuracies(store: RunStore, run_id: int, corruption: float) -> dict[
         ValueError: for ``corruption`` outside ``[0, 1]``, or a run without a readable
             checkpoint (each names the parameter).
     """
+    from gca_viz.lab import load_weights
     from gca_viz.train import Trainer
 
     info = store.get(int(run_id))
-    path = store.run_dir(info.id) / "checkpoint.pt"
-    if not path.exists():
-        raise ValueError(f"run_id: run {info.id} ({info.name}) has no checkpoint to evaluate")
     cfg = TrainConfig.from_dict({**info.config, "eval_corruption": corruption, "device": "cpu"})
     with torch.random.fork_rng(devices=[]):  # (a Trainer seeds torch's global generator)
         trainer = Trainer(cfg)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            trainer.model.load_state_dict(state["model"])
-        except Exception as exc:  # a corrupt file raises many kinds (pickle, zip, shapes)
-            raise ValueError(
-                f"run_id: the checkpoint of run {info.id} is unreadable ({exc})"
-            ) from None
+        load_weights(store, info.id, trainer.model)
         logs = trainer.evaluate()
     return {k: float(logs[k]) for k in NOISY_METRICS}
 

@@ -152,8 +152,27 @@ class TrainedEncoder:
     description: str
 
 
+def load_weights(store: RunStore, run_id: int, model: torch.nn.Module) -> None:
+    """Load the weights of run ``run_id``'s checkpoint (``weights_only=True``, its
+    ``"model"`` entry) into ``model``.
+
+    Raises:
+        ValueError: naming ``run_id``, for an unknown run, a run without a checkpoint yet,
+            or a checkpoint that cannot be read or does not fit ``model``.
+    """
+    info = store.get(run_id)
+    path = store.run_dir(info.id) / "checkpoint.pt"
+    if not path.exists():
+        raise ValueError(f"run_id: run {info.id} ({info.name}) has no checkpoint yet")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+    except Exception as exc:  # a corrupt file raises many kinds (pickle, zip, shapes)
+        raise ValueError(f"run_id: the checkpoint of run {info.id} is unreadable ({exc})") from None
+
+
 def trained_encoder(store: RunStore, run_id: int) -> TrainedEncoder:
-    """Load the model of a run from its checkpoint (``weights_only=True``).
+    """Load the model of a run from its checkpoint (:func:`load_weights`).
 
     Raises:
         ValueError: for an unknown run, a run without a checkpoint yet, or an unreadable one.
@@ -161,9 +180,6 @@ def trained_encoder(store: RunStore, run_id: int) -> TrainedEncoder:
     from gca_viz.train import TrainConfig  # the config schema of a run's settings
 
     info = store.get(run_id)
-    path = store.run_dir(run_id) / "checkpoint.pt"
-    if not path.exists():
-        raise ValueError(f"run_id: run {run_id} has no checkpoint yet")
     cfg = TrainConfig.from_dict(info.config)
     shape = data_mod.load_dataset(cfg.dataset, **cfg.dataset_params).input_shape
     model = models.ContrastiveModel(
@@ -173,11 +189,7 @@ def trained_encoder(store: RunStore, run_id: int) -> TrainedEncoder:
         head_hidden=cfg.head_hidden,
         **cfg.encoder_params,
     )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-    except Exception as exc:  # a corrupt file raises many kinds (pickle, zip, shapes)
-        raise ValueError(f"run_id: the checkpoint of run {run_id} is unreadable ({exc})") from None
+    load_weights(store, run_id, model)
     description = f"run #{run_id} ({info.name}, step {info.step})"
     return TrainedEncoder(model, cfg.dataset, cfg.dataset_params, cfg.augment, description)
 
