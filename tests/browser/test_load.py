@@ -491,7 +491,7 @@ def train_user(sh: Shared, who: str, name: str, steps: str, stop: bool) -> None:
         sh.mark(who, "browser up")
         page = app.page
         app.goto("/train", charts=1, timeout=120)  # demo runs: the lecture pair's curves
-        page.get_by_text("New run", exact=True).click()
+        app.open_new_run_form()
         type_value(sh, who, app, "tr_steps", steps)
         type_value(sh, who, app, "tr_batch", "64")
         name_box = app.widget("tr_name").locator("input").first

@@ -50,7 +50,7 @@ def test_bad_uploads_get_a_clear_message_on_the_page(
 ) -> None:
     page = app.page
     app.goto("/train?tr_data=upload", charts=0)
-    page.get_by_text("New run", exact=True).click()
+    app.open_new_run_form()
     uploader = page.locator(".st-key-tr_upload")
     file_input = uploader.locator("input[type=file]")
     expect(file_input).to_have_count(1, timeout=30_000)
