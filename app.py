@@ -9,6 +9,7 @@ import torch
 import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
+from views._page_wheel import page_wheel
 from views._projections import start_warm_up
 
 lecture = ui.lecture()
@@ -60,5 +61,6 @@ with st.sidebar:
     st.caption(f"gca_viz {__version__}")
     ui.lecture_toggle()
     status_strip()
+    page_wheel()  # the wheel over a 3-D chart scrolls the page (views/_page_wheel.py)
 
 navigation.run()

@@ -946,8 +946,9 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
 
 PLOTLY_CONFIG: dict[str, Any] = {"scrollZoom": False}
 """Plotly settings of every chart: the mouse wheel scrolls the page (over a 3-D scene it
-zoomed the camera instead, and a reader scrolling past the sphere shrank it to a dot); the
-scene still zooms from its mode bar."""
+zoomed the camera instead, and a reader scrolling past the sphere shrank it to a dot; the
+scene still cancels the wheel's events, which views/_page_wheel.py turns into page scroll);
+the scene still zooms from its mode bar."""
 
 
 def chart(fig: Any, key: str, **kwargs: Any) -> Any:

@@ -12,8 +12,6 @@ by their Streamlit keys (``.st-key-<key> .js-plotly-plot``) and
   point's ``customdata``): plotly's own ``plotly_click`` on flat charts, and on 3-D scenes a
   press and release within 4 pixels over the point plotly last reported under the mouse
   (plotly's 3-D click fires only if the scene redraws while the button is down);
-* scrolls the page when the mouse wheel turns over a 3-D scene (plotly's camera takes the
-  wheel's events even when its zoom is off, :data:`ui.PLOTLY_CONFIG`);
 * copies a scene's camera to the figure's other scenes while it is dragged (plotly's
   ``plotly_relayouting`` events; the scenes' own ``setViewport``), and when the button is
   released stores it in every scene (``Plotly.relayout``, the global that the page's plotly
@@ -110,18 +108,6 @@ export default function (component) {
       dragged = null;
     };
     window.addEventListener("pointerup", released, true);  // also outside the chart
-    // The wheel over a 3-D scene: plotly's camera swallows it (preventDefault, even with
-    // scrollZoom off), so the page did not scroll there; scroll the page's scroller here.
-    gd.addEventListener("wheel", (ev) => {
-      if (ev.ctrlKey || !scenesOf(gd).length) return;  // flat charts scroll by themselves
-      let box = gd.parentElement;
-      while (box && !(box.scrollHeight > box.clientHeight &&
-                      /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
-        box = box.parentElement;
-      }
-      const unit = ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? window.innerHeight : 1;
-      (box || document.scrollingElement).scrollBy(0, ev.deltaY * unit);
-    }, { capture: true, passive: true });
     gd.on("plotly_relayout", (ev) => {  // a drag plotly ended itself
       const key = cameraKey(ev);
       if (syncing || !key) return;

@@ -401,8 +401,13 @@ def test_the_wheel_over_the_sphere_scrolls_the_page(app: Any) -> None:
     """The mouse wheel over the sphere scrolled nothing and zoomed the camera instead: a
     reader scrolling down the page shrank the embeddings to a dot (ui.PLOTLY_CONFIG)."""
     app.goto("/geometry", charts=2)
-    key = f"geo_fig_{app.query()['geo_run']}"
-    app.settle(charts=2)
+    check_wheel_scrolls(app, f"geo_fig_{app.query()['geo_run']}", charts=2)
+
+
+def check_wheel_scrolls(app: Any, key: str, charts: int) -> None:
+    """The wheel turned over the 3-D chart ``key`` scrolls the page by about its amount and
+    leaves the camera where it was (views/_page_wheel.py)."""
+    app.settle(charts=charts)
     camera = app.chart_data(key, CAMERAS)[0]
     box = app.chart(key).bounding_box()
     page = app.page
@@ -410,5 +415,7 @@ def test_the_wheel_over_the_sphere_scrolls_the_page(app: Any) -> None:
     top = app.chart(key).bounding_box()["y"]
     page.mouse.wheel(0, 400)
     app.until(lambda: app.chart(key).bounding_box()["y"] < top - 100, 10, "the page to scroll")
+    page.wait_for_timeout(500)  # one listener: the page moved by one wheel turn, not two
+    assert top - app.chart(key).bounding_box()["y"] == pytest.approx(400, abs=60)
     assert app.chart_data(key, CAMERAS)[0] == pytest.approx(camera)  # no zoom
     app.assert_healthy()

@@ -18,7 +18,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from gca_viz.figures.training import CHANGE_MARKS
-from tests.browser.test_geometry import check_missing_run_link
+from tests.browser.test_geometry import check_missing_run_link, check_wheel_scrolls
 
 STEPS = 1000
 NEW_EPS = "0.25"
@@ -217,6 +217,15 @@ def test_launch_watch_steer_stop_then_geometry(
     )
     for phase, seconds in times.items():
         print(f"  {phase:<34} {seconds:6.1f}")
+
+
+def test_the_wheel_over_the_runs_sphere_scrolls_the_page(app: Any) -> None:
+    """The monitor's sphere of embeddings swallowed the wheel: a reader scrolling down the
+    Train page stopped dead with the mouse over it (the Geometry page's fix covered only its
+    own charts)."""
+    app.goto("/train", charts=3)
+    app.chart("tr_embed").scroll_into_view_if_needed()
+    check_wheel_scrolls(app, "tr_embed", charts=3)
 
 
 def test_a_link_to_a_missing_run_says_so(app: Any) -> None:

@@ -1,0 +1,42 @@
+"""The mouse wheel over a 3-D chart scrolls the page, on every page of the app.
+
+plotly.js lets a 3-D scene's camera take the wheel's events even when zooming by wheel is
+off (:data:`ui.PLOTLY_CONFIG`): it cancels them, so a reader scrolling down the Train page
+stopped dead with the mouse over the run's sphere, and on the Geometry page the sphere
+filled most of a screen. This component is JavaScript only (``st.components.v2``, which runs
+in the page itself, not in an iframe). It listens once per browser tab, on the document and
+before plotly (the capture phase), for wheel events over a chart that has a 3-D scene, and
+scrolls the nearest scrolling container (Streamlit's main area) by the wheel's amount. Flat
+charts scroll the page by themselves and are left alone; Ctrl + wheel (the browser's zoom)
+too. The router mounts it in the sidebar, where its empty element takes no room.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+JS = r"""
+export default function () {
+  if (window.__gcaPageWheel) return;  // one listener per tab, whatever the page runs
+  window.__gcaPageWheel = true;
+  const has3d = (gd) => Object.keys(gd._fullLayout || {}).some((k) => /^scene\d*$/.test(k));
+  document.addEventListener("wheel", (ev) => {
+    const gd = ev.ctrlKey || !ev.target.closest ? null : ev.target.closest(".js-plotly-plot");
+    if (!gd || !has3d(gd)) return;
+    let box = gd.parentElement;
+    while (box && !(box.scrollHeight > box.clientHeight &&
+                    /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
+      box = box.parentElement;
+    }
+    const unit = ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? window.innerHeight : 1;
+    (box || document.scrollingElement).scrollBy(0, ev.deltaY * unit);
+  }, { capture: true, passive: true });
+}
+"""
+
+_component = st.components.v2.component("gca_page_wheel", js=JS)
+
+
+def page_wheel() -> None:
+    """Mount the wheel forwarding (call it once per page run; it listens once per tab)."""
+    _component(key="gca_page_wheel", height=0)
