@@ -286,8 +286,7 @@ m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}")
 m2.metric(
     f"GCA-INCE = KL(P_tgt‖P{T2})/n",
     f"{steps.kl[-1]:.4g}",
-    f"{steps.kl[-1] - steps.kl[1]:+.2g} vs INCE",
-    delta_color="inverse",
+    **ui.versus_ince(steps.kl[-1] - steps.kl[1], lab.largest_rise(steps.kl)[1], "+.2g"),
 )
 m3.metric(
     f"Marginal error of P{T2}",

@@ -235,3 +235,15 @@ def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined
     assert len(offsets) == 4
     assert (offsets[0] + offsets[1]) / 2 == pytest.approx(-64)  # j = i - N
     assert (offsets[2] + offsets[3]) / 2 == pytest.approx(64)  # j = i + N
+
+
+def test_at_a_huge_epsilon_gca_ince_reads_equal_to_ince() -> None:
+    """Plan lab wrote its own delta, "+0 vs INCE" in red at ε = 1e9 (a rise to a student's
+    eye, against the theorem); it now reads like Story and Domains (ui.versus_ince)."""
+    at = open_app(LAB, lab_eps="1000000000")
+    gca = next(m for m in at.metric if m.label.startswith("GCA-INCE"))
+    assert gca.delta == "equal to INCE (to rounding)"
+    assert "color: GRAY" in str(gca.proto)
+    at = open_app(LAB, lab_eps="0.5")
+    gca = next(m for m in at.metric if m.label.startswith("GCA-INCE"))
+    assert gca.delta.startswith("-") and gca.delta.endswith("vs INCE")
