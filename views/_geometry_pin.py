@@ -92,8 +92,7 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
         what += f", domain {_class_name(int(main.arrays['domain'][row]), domain_names)}"
     st.markdown(f"**Sample {pin}** ({what})")
     if main.samples is not None and main.samples.kind == "image":
-        x = main.samples.x[row]  # (C, H, W); one channel is ink: dark on white, as hovered
-        st.image(sample_image(1.0 - x if len(x) == 1 else x), width=112, caption="its input")
+        st.image(sample_image(main.samples.x[row]), width=112, caption="its input")
     elif main.samples is not None:
         x = main.samples.x[row].reshape(-1)
         st.caption(

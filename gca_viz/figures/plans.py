@@ -707,11 +707,18 @@ def selected_cell(selection: Any, shape: tuple[int, int]) -> tuple[int, int] | N
 
 def sample_image(image: np.ndarray, size: int = 112) -> np.ndarray:
     """A ``(C, H, W)`` image in ``[0, 1]`` as ``uint8`` pixels enlarged to about ``size``
-    pixels by pixel repetition (sharp pixels), ``(H', W')`` or ``(H', W', 3)``."""
+    pixels by pixel repetition (sharp pixels), ``(H', W')`` or ``(H', W', 3)``.
+
+    One channel is ink: it is drawn dark on white (``255 · (1 − x)``), as the Geometry
+    page's hover thumbnails and the Noisy views page's corrupted digits draw it (Plan lab
+    drew its batch white on black, the same digit inverted from page to page); colour
+    images are drawn as they are."""
     img = np.asarray(image, dtype=float)
     if img.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {img.shape}")
     scale = max(1, size // max(img.shape[1:]))
     pix = np.clip(img, 0.0, 1.0).repeat(scale, axis=1).repeat(scale, axis=2)  # (C, H', W')
+    if pix.shape[0] == 1:
+        pix = 1.0 - pix
     out: np.ndarray = (pix * 255).round().astype(np.uint8)
     return out[0] if out.shape[0] == 1 else out[:3].transpose(1, 2, 0)
