@@ -218,6 +218,10 @@ metric = ui.select(
 )
 
 
+# The comparison table's headers for experiments.NOISY_METRICS (the full name on hover).
+SHORT_METRICS = {"knn_acc": "k-NN (h)", "probe_acc": "probe (h)", "knn_acc_embedding": "k-NN (ẑ)"}
+
+
 def vs_balanced(unbalanced: float, balanced: float) -> str:
     """A metric's delta against the balanced plan, "equal" when it rounds to 0 (not −0.000)."""
     if f"{unbalanced:.3f}" == f"{balanced:.3f}":
@@ -249,18 +253,24 @@ def comparison_view(
         return
     ui.table(
         {
-            "run": [
-                f"#{r.run_id} {r.name}"
-                + (": its final encoder, evaluated now" if r.evaluated else "")
-                for r in rows
-            ],
+            "run": [f"#{r.run_id} {r.name}" for r in rows],
             "method": [TITLES.get(r.method, r.method) for r in rows],
             "test data": [r.condition for r in rows],
-            "status": [f"{r.status} ({r.step}/{r.steps})" for r in rows],
+            "status": [
+                "final encoder, evaluated now"
+                if r.evaluated
+                else f"{r.status} ({r.step}/{r.steps})"
+                for r in rows
+            ],
             **{label: [r.values[k] for r in rows] for k, label in ex.NOISY_METRICS.items()},
             "final training loss": [r.final_loss for r in rows],
         },
         key="noisy_table",
+        column_config={  # short headers (the full name on hover): the table fits at 1366 px
+            label: st.column_config.NumberColumn(SHORT_METRICS[k], help=label, format="%.4f")
+            for k, label in ex.NOISY_METRICS.items()
+        }
+        | {"final training loss": st.column_config.NumberColumn("final loss", format="%.4f")},
     )
     methods = [m for m in ex.NOISY_DEMOS if any(r.method == m for r in rows)]
     conditions = list(dict.fromkeys(r.condition for r in rows))
