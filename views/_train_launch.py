@@ -26,8 +26,8 @@ UPLOAD, PATH = "upload", "path"
 TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
 TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
 LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
-FORM = "tr_new_run"  # the "New run" expander's state (open or folded)
-COLLAPSE = "_tr_collapse_form"  # fold the form on the next run (set at launch)
+FORM = "tr_new_run"  # the "New run" expander's key, numbered by FOLDS
+FOLDS = "_tr_form_folds"  # launches so far: each one folds the form (a new expander)
 SCROLL = "_tr_scroll_monitor"  # bring the live monitor into view on the next run
 
 LABELS = {
@@ -359,7 +359,7 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
         return
     announce_launch(run_id)
     # Fold the form away and show the new run's live monitor (the page reruns at once).
-    st.session_state[COLLAPSE] = True
+    st.session_state[FOLDS] = st.session_state.get(FOLDS, 0) + 1
     st.session_state[SCROLL] = True
     st.rerun()
 
@@ -415,15 +415,18 @@ def batch_note(dataset: str | None, opt: dict[str, Any], more: dict[str, Any]) -
 
 def new_run_form(store: RunStore, expanded: bool) -> None:
     """The "New run" expander; a launched run is selected below and announced until the
-    user next acts."""
+    user next acts.
+
+    Opening and folding the form happen in the browser alone. It was a stateful expander
+    (``on_change="rerun"``, so that a launch could fold it), and the page run its opening
+    started redrew the form a moment later, wiping what the user had begun to type in it.
+    A launch now folds it by giving it a new key: a new expander, drawn folded (the
+    widgets inside keep their values, which live under their own keys)."""
     _dismiss_seen_notice()
-    if st.session_state.pop(COLLAPSE, False):
-        st.session_state[FORM] = False
     with st.expander(
         "New run",
-        expanded=st.session_state.get(FORM, expanded),
-        key=FORM,
-        on_change="rerun",
+        expanded=expanded,
+        key=f"{FORM}_{st.session_state.get(FOLDS, 0)}",
         icon=":material/add_circle:",
     ):
         col_loss, col_data, col_opt = st.columns(3, gap="large")
