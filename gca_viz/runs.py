@@ -182,6 +182,18 @@ class RunInfo:
     def progress(self) -> float:
         return min(1.0, self.step / self.steps) if self.steps else 0.0
 
+    COMPARED_ON = ("dataset", "dataset_params", "batch_size", "layout")
+    """The config fields two runs share to be drawn on one chart (see :meth:`comparable`)."""
+
+    def comparable(self, other: RunInfo) -> bool:
+        """Whether ``other``'s curves mean the same as this run's on one chart: the same data
+        (dataset and its parameters), batch size and layout (:data:`COMPARED_ON`). The loss
+        of a batch of ``N`` pairs starts near ``log(2N - 1)`` (joint layout) or ``log N``
+        (cross), and accuracies on other data are other numbers: a run on a user's file next
+        to a demo run on the digits read as a gap that means nothing. A field neither config
+        has counts as equal (a :class:`gca_viz.watch.Recorder` run has its own config)."""
+        return all(self.config.get(k) == other.config.get(k) for k in self.COMPARED_ON)
+
 
 class RunStore:
     """The run store in ``data_dir`` (created if missing); safe to open from many processes.

@@ -711,3 +711,22 @@ def test_a_run_process_refuses_what_it_should_not_train(tmp_path: Path) -> None:
         assert done.returncode == 2 and done.stderr.startswith(says), done.stderr
         assert "Traceback" not in done.stderr
     assert {r.id: (r.status, r.error) for r in store.list_runs()} == before
+
+
+def test_runs_are_comparable_only_on_the_same_data_batch_and_layout() -> None:
+    from gca_viz.runs import RunInfo
+
+    def run(**config: Any) -> RunInfo:
+        base = {"dataset": "digits", "dataset_params": {}, "batch_size": 256, "layout": "joint"}
+        return RunInfo(1, "r", {**base, **config}, "finished", None, None, 0.0, None, None, 0,
+                       None, None)  # fmt: skip
+
+    a = run(method="ince", loss_params={"epsilon": 0.5})
+    assert a.comparable(run(method="gca_uot", steps=99, seed=3))  # loss, steps, seed: free
+    for change in ({"dataset": "/data/mine.npz"}, {"dataset_params": {"n": 300}},
+                   {"batch_size": 64}, {"layout": "cross"}):  # fmt: skip
+        other = run(**change)
+        assert not a.comparable(other) and not other.comparable(a), change
+    bare = RunInfo(2, "recorded", {"lr": 0.3}, "running", None, None, 0.0, None, None, 0, None,
+                   None)  # fmt: skip
+    assert bare.comparable(bare) and not bare.comparable(a)  # a Recorder run's own config

@@ -130,7 +130,15 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
     # The newest run; while only the demo runs are here, the lecture's pair compared.
     default_run, default_compare = demo.lecture_defaults(runs) or (ids[0], None)
     if "tr_select_next" in st.session_state:
-        st.session_state["tr_run"] = st.session_state.pop("tr_select_next")
+        # A run just launched is shown; of the runs compared before, only those whose curves
+        # mean the same on its charts stay (the lecture's demo run stayed beside a user's
+        # run on their own file, a loss gap that meant nothing).
+        new = st.session_state["tr_run"] = st.session_state.pop("tr_select_next")
+        if new in by_id:
+            kept = st.session_state.get("tr_compare", [])
+            st.session_state["tr_compare"] = [
+                i for i in kept if i in by_id and by_id[i].comparable(by_id[new])
+            ]
     recover_run("tr_run", ids)
     keep_valid("tr_run", ids, default_run)
     missing_run_warning("tr_run", ids, default_run, lambda i: run_label(by_id[i]))

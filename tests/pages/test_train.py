@@ -541,6 +541,37 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         kill_runs(no_demo_store)
 
 
+def test_a_launched_run_stays_compared_only_with_runs_that_mean_the_same(
+    app_store: Path,
+) -> None:
+    """The page opens on the lecture pair (demo-gca-ince compared with demo-ince). A run
+    launched on the same data, batch and layout keeps demo-ince beside it; one on another
+    batch size does not: a user's run on their own file was drawn beside demo-ince, a loss
+    gap that meant nothing (RunInfo.comparable)."""
+    store = RunStore(app_store)
+    try:
+        at = open_page("train")
+        demo_ince = next(r for r in store.list_runs() if r.name == "demo-ince")
+        assert at.multiselect(key="tr_compare").value == [demo_ince.id]
+        at.number_input(key="tr_steps").set_value(20000)
+        at.button(key="tr_launch").click().run()  # the form's defaults: the demo's setting
+        assert_clean(at)
+        first = max(r.id for r in store.list_runs())
+        assert store.get(first).comparable(demo_ince)
+        assert at.selectbox(key="tr_run").value == first
+        assert at.multiselect(key="tr_compare").value == [demo_ince.id]
+        at.number_input(key="tr_batch").set_value(64)
+        at.button(key="tr_launch").click().run()
+        assert_clean(at)
+        second = max(r.id for r in store.list_runs())
+        assert not store.get(second).comparable(demo_ince)
+        assert at.selectbox(key="tr_run").value == second
+        assert at.multiselect(key="tr_compare").value == []
+        assert at.query_params.get("tr_compare") in ("", [""], None)
+    finally:
+        kill_runs(app_store)
+
+
 # ---------------------------------------------------------------------- external runs
 
 
