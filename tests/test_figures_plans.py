@@ -322,3 +322,24 @@ def test_a_log_map_of_one_value_has_no_colour_bar() -> None:
     assert next(t for t in two.data if t.type == "heatmap").showscale is not False
     plain = matrix_heatmap(np.eye(8), title="t", value_label="v")
     assert next(t for t in plain.data if t.type == "heatmap").showscale is not False
+
+
+def test_sweep_chart_draws_values_beyond_its_ceiling_on_the_cap() -> None:
+    """Sweeps that did not reach the tolerance were gaps: at a small ε half the chart was
+    blank. With ``ceiling`` they are open triangles on the cap's line, in a trace of their
+    own; without a missing value there is no such trace."""
+    eps = np.array([0.005, 0.01, 0.1, 1.0])
+    sweeps = np.array([np.nan, np.nan, 120.0, 6.0])
+    fig = figs.sweep_chart(eps, {"sweeps": sweeps}, title="t", x_title="ε", y_title="sweeps",
+                           log_y=True, ceiling=(1000, "not reached in 1000 sweeps"))  # fmt: skip
+    names = [t.name for t in fig.data]
+    assert names == ["sweeps", "not reached in 1000 sweeps"]
+    beyond = fig.data[1]
+    assert list(beyond.x) == [0.005, 0.01] and list(beyond.y) == [1000, 1000]
+    assert beyond.marker.symbol == "triangle-up-open" and beyond.mode == "markers"
+    assert any(s.y0 == s.y1 == 1000 for s in fig.layout.shapes)  # the cap's line
+    assert fig.layout.yaxis.type == "log" and max(fig.layout.yaxis.tickvals) >= 1000
+    whole = figs.sweep_chart(eps, {"sweeps": np.array([900.0, 500, 120, 6])}, title="t",
+                             x_title="ε", y_title="sweeps", log_y=True,
+                             ceiling=(1000, "not reached"))  # fmt: skip
+    assert [t.name for t in whole.data] == ["sweeps"] and not whole.layout.shapes

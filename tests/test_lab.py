@@ -325,16 +325,24 @@ def test_the_iteration_sweep_says_what_it_measured(batch: lab.Batch) -> None:
     distances, loss = warm.describe()
     assert warm.distance_converged[-1] <= lab.sweeps.CONVERGED_L1
     assert "the plan has converged" in distances and "entropic bias" in distances
-    assert loss.endswith("by T = 40 it has converged.")
+    assert loss.endswith("by T = 40 the loss has settled (within 0.1% of its gain).")
     share = (warm.ince - warm.gca_ince[2]) / (warm.ince - warm.converged_loss)
     assert f"{share:.0%} of the gain comes in the first 3 sweeps" in loss
     cold = lab.sweep_iterations(C, 0.005, [1, 2, 3, 5, 10, 20])
     distances, loss = cold.describe()
     assert cold.distance_converged[-1] > lab.sweeps.CONVERGED_L1
-    assert "converges slowly" in distances and "not yet converged" in distances
+    assert "converges slowly" in distances and "the plan is still moving" in distances
     assert "still far" not in distances  # (it said so of a distance of 0.0019 to P_ε)
     assert f"stays near {cold.distance_exact[-1]:.2g}: ε's entropic bias" in distances
     assert "nats still to go" in loss and "by T = 20 it has made" in loss
+    # The loss settles before the plan: side by side, the captions said "not yet converged"
+    # of the plan and "it has converged" of the loss (a contradiction to a student's eye).
+    middle = lab.sweep_iterations(C, 0.1, range(1, 31))
+    distances, loss = middle.describe()
+    assert middle.distance_converged[-1] > lab.sweeps.CONVERGED_L1
+    assert "the plan is still moving" in distances
+    assert loss.endswith("the loss has settled (within 0.1% of its gain), while the plan "
+                         "still moves: the loss settles first.")  # fmt: skip
 
 
 def test_sweeps_reject_bad_input(batch: lab.Batch) -> None:

@@ -221,6 +221,7 @@ with a:
             y_title="sweeps",
             log_y=True,
             colors={f"sweeps to {tol:.0e}": C["col"]},
+            ceiling=(cap, f"not reached in {cap} sweeps"),
         ),
         key="ent_chart_iterations",
     )
@@ -229,7 +230,8 @@ with a:
         "Small ε needs many more sweeps, until ε is so small that each row puts its mass on its "
         "nearest column: if those columns are all different, the first sweep is already exact."
         + (
-            f" {missing} value(s) of ε did not reach the tolerance within {cap} sweeps (gaps)."
+            f" {missing} value(s) of ε did not reach the tolerance within {cap} sweeps "
+            "(the open triangles on the cap's line)."
             if missing
             else ""
         )

@@ -517,6 +517,7 @@ def sweep_chart(
     points: Sequence[str] = (),
     colors: Mapping[str, str] | None = None,
     references: Mapping[str, float] | None = None,
+    ceiling: tuple[float, str] | None = None,
     height: int = 340,
 ) -> go.Figure:
     """Lines with markers over a swept parameter (``ε`` or ``T``).
@@ -529,6 +530,10 @@ def sweep_chart(
             as markers without a line (measurements that sit on a prediction's line, which
             a line of their own hid). colors: ``{name: colour}``.
         references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
+        ceiling: ``(y, label)``: a series' ``NaN`` values lie beyond ``y`` (sweeps that did
+            not reach a tolerance within a cap of ``y``), drawn there as open triangles in a
+            trace named ``label`` on a dotted line at ``y``, not left out as gaps (a blank
+            half of the chart said nothing of the values that were missing).
 
     On a log ``y`` axis, values ``<= 0`` (a distance that reached exactly 0) are left out as
     gaps, and a note under the chart says how many: plotly cannot place them, and drawing
@@ -558,13 +563,37 @@ def sweep_chart(
                 hovertemplate=f"{name}: %{{y:.4g}} at %{{x:.4g}}<extra></extra>",
             )
         )
+    levels = dict(references or {})
+    if ceiling is not None:
+        top, label = ceiling
+        beyond = np.zeros(xs.shape, dtype=bool)
+        for values in series.values():
+            beyond |= np.isnan(np.asarray(values, dtype=float))
+        if beyond.any():
+            drawn.append(np.full(1, top))
+            levels[f"cap: {top:g}"] = top
+            traces.append(
+                go.Scatter(
+                    x=xs[beyond],
+                    y=np.full(int(beyond.sum()), top),
+                    name=label,
+                    mode="markers",
+                    marker={
+                        "symbol": "triangle-up-open",
+                        "size": 11,
+                        "color": "#6b7280",
+                        "line": {"width": 2},
+                    },
+                    hovertemplate=f"{label} at %{{x:.4g}}<extra></extra>",
+                )
+            )
     layout = _base_layout(title, height)
     layout.update(
         xaxis={"title": x_title, **_axis_type(log_x, xs), "gridcolor": "#e5e7eb"},
         yaxis={"title": y_title, **_axis_type(log_y, *drawn), "gridcolor": "#e5e7eb"},
     )
     shapes, notes = [], []
-    for label, value in (references or {}).items():
+    for label, value in levels.items():
         shapes.append(_hline(value, "#6b7280", "dot", 1))
         notes.append(
             {

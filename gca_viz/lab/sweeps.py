@@ -315,8 +315,9 @@ class IterationSweep:
             f"({self.distance_exact[-1]:.2g}) is ε's entropic bias."
             if converged
             else f"The distance to P_ε falls from {far[0]:.2g} at T = {first} to "
-            f"{far[-1]:.2g} at T = {last}, not yet converged (below {CONVERGED_L1:g}): at "
-            f"ε = {self.epsilon:g} Sinkhorn converges slowly. The distance to P*₀ stays near "
+            f"{far[-1]:.2g} at T = {last}: the plan is still moving (converged means within "
+            f"{CONVERGED_L1:g} of P_ε), as at ε = {self.epsilon:g} Sinkhorn converges slowly. "
+            f"The distance to P*₀ stays near "
             f"{self.distance_exact[-1]:.2g}: ε's entropic bias, which no number of sweeps "
             "removes."
         )
@@ -332,7 +333,10 @@ class IterationSweep:
             if early.any()
             else "Each sweep lowers the loss"
         ) + (
-            f", and by T = {last} it has converged."
+            (
+                f", and by T = {last} the loss has settled (within 0.1% of its gain)"
+                + ("." if converged else ", while the plan still moves: the loss settles first.")
+            )
             if left <= 1e-3 * total
             else f"; by T = {last} it has made {reached[-1]:.0%} of the way to the converged "
             f"loss, {left:.2g} nats still to go."
