@@ -353,12 +353,16 @@ elif step == 4:
         heatmap(ent.plan, f"GCA plan at ε = {eps:g} after T = {n_iter} sweeps", log_scale),
         key="story_eps_plan",
     )
-    slow = (
-        " (not converged yet: small ε needs more sweeps)" if ent.marginal_error > 1e-3 * N else ""
-    )
+    share = ent.marginal_error / N  # of the total mass N
     st.caption(
         f"After T = {n_iter} sweeps the marginal error ‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁ is "
-        f"{ent.marginal_error:.1e}{slow}."
+        f"{ent.marginal_error:.1e}, {share:.1e} of the total mass N = {N}"
+        + (
+            ": not converged yet at this ε (the smaller ε, the more sweeps Sinkhorn needs: "
+            "raise T to close it)."
+            if share > 1e-3
+            else ": converged."
+        )
     )
     st.subheader("Relaxed marginals")
     lam = ui.relaxation("story_lam", 0.3, both=True, hard=True)
