@@ -206,9 +206,12 @@ if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run train
             st.session_state["lab_eps"] = float(batch.meta["epsilon"])
         st.session_state["_lab_eps_from"] = origin
 
-with ui.controls("Problem"):
+with ui.controls("Problem"):  # what a lecture moves: open above the figures
     eps = ui.epsilon("lab_eps", 0.1)
     n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
+# In a lecture folded, the rest: open, both panels took the first screen of a projector
+# (1280 x 720) and the first plan came two screens down.
+with ui.controls("Target, marginals and display", folded=True):
     choices = [t for t in ("pairs", "class", "domain") if t != "class" or batch.labels is not None]
     choices = [t for t in choices if t != "domain" or batch.domains is not None]
     target = ui.select(

@@ -135,11 +135,12 @@ def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
 
 
 def sidebar_controls(app: Any) -> list[str]:
-    """The keyed widgets in the sidebar other than the lecture toggle."""
+    """The keyed widgets in the sidebar other than the router's own: the lecture toggle and
+    the wheel forwarding (views/_page_wheel.py, an empty element)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
             .map(e => [...e.classList].find(c => c.startsWith('st-key-')))
-            .filter(c => c !== 'st-key-lecture')"""
+            .filter(c => c !== 'st-key-lecture' && c !== 'st-key-gca_page_wheel')"""
     )
     return keys
 
