@@ -225,3 +225,13 @@ def test_decades_and_their_labels() -> None:
     assert _axes.log_axis([]) == {"type": "log", "dtick": 1}
     raw = go.Figure(layout={"xaxis": {"title": {"text": "$\\varepsilon$"}, "type": "log"}})
     assert len(axis_problems(raw)) == 2  # the checker itself catches both faults
+
+
+def test_round_ticks_step_by_one_two_or_five_times_a_power_of_ten() -> None:
+    round_ticks = _axes.round_ticks
+    assert round_ticks(0.0, 0.19) == [0.0, 0.05, 0.1, 0.15]
+    assert round_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert round_ticks(-3.2, -0.1) == [-3.0, -2.0, -1.0]
+    assert round_ticks(2.5e-5, 3e-4) == [1e-4, 2e-4, 3e-4]
+    assert round_ticks(-0.3, 0.3) == [-0.2, 0.0, 0.2]
+    assert round_ticks(0.5, 0.5) == [0.5]  # an empty range: its one value

@@ -229,6 +229,21 @@ def test_sample_image_enlarges_sharp_pixels() -> None:
         figs.sample_image(np.ones((8, 8)))
 
 
+def assert_round_ticks(heat: Any, lo: float, hi: float) -> None:
+    """A quantised heatmap's colour bar: ticks at round values within ``[lo, hi]``, 1, 2 or
+    5 times a power of ten apart, each at its level (they were fifths of the range, read
+    0.0381, 0.0762, 0.114), the range itself in the title."""
+    values = np.array([float(t) for t in heat.colorbar.ticktext])
+    steps = np.diff(values)
+    assert len(values) >= 2 and np.allclose(steps, steps[0])
+    mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
+    assert any(np.isclose(mantissa, m) for m in (1, 2, 5)), values
+    assert np.allclose(values / steps[0], np.round(values / steps[0]))
+    assert lo - 1e-9 <= values.min() and values.max() <= hi + 1e-9
+    levels = 255 * (values - lo) / (hi - lo)
+    np.testing.assert_allclose(heat.colorbar.tickvals, levels, atol=0.5)
+
+
 def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     rng = np.random.default_rng(0)
     plans = rng.random((7, 6, 6))  # T = 3: P^(0) .. P^(6)
@@ -241,7 +256,8 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
         z = np.asarray(heat.z)
         assert z.dtype == np.uint8  # compact frames: 256 levels of the plan's own range
         np.testing.assert_allclose(z / 255 * plans[k].max(), plans[k], atol=plans[k].max() / 500)
-        assert heat.colorbar.ticktext[-1] == f"{plans[k].max():.3g}"
+        assert heat.colorbar.title.text.endswith(f"0 … {plans[k].max():.3g}</sub>")
+        assert_round_ticks(heat, 0.0, plans[k].max())
         assert list(marker.x) == [k] and marker.y[0] == pytest.approx(kl[k])
         assert not frame.layout.to_plotly_json()  # no relayout per frame
     assert list(fig.data[2].x) == [2]  # starts at `start`
@@ -252,17 +268,19 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     curve = fig.data[1]
     assert list(curve.x) == list(range(1, 7))  # the kernel's k = 0 stays off the axis
     shared = half_step_player(plans, kl, shared_scale=True)
-    assert {fr.data[0].colorbar.ticktext[-1] for fr in shared.frames} == {f"{plans.max():.3g}"}
+    end = f"{plans.max():.3g}</sub>"
+    assert all(fr.data[0].colorbar.title.text.endswith(end) for fr in shared.frames)
     logged = half_step_player(plans, kl, log=True)
     z = np.asarray(logged.frames[3].data[0].z, float)
     top, floor = np.log10(plans[3].max()), np.log10(plans.min())  # (< 12 decades apart)
     width = top - floor
     np.testing.assert_allclose(z / 255 * width + floor, np.log10(plans[3]), atol=width / 500)
-    assert logged.frames[3].data[0].colorbar.ticktext[0] == f"{floor:.3g}"
+    assert f"<sub>{floor:.3g} … " in logged.frames[3].data[0].colorbar.title.text
+    assert_round_ticks(logged.frames[3].data[0], floor, top)
     wide = plans.copy()
     wide[0, 0, 0] = 1e-30  # 30 decades: the floor stops 12 below each frame's maximum
-    ticks = half_step_player(wide, kl, log=True).frames[0].data[0].colorbar.ticktext
-    assert ticks[0] == f"{np.log10(wide[0].max()) - 12:.3g}"
+    title = half_step_player(wide, kl, log=True).frames[0].data[0].colorbar.title.text
+    assert f"<sub>{np.log10(wide[0].max()) - 12:.3g} … " in title
 
 
 def test_a_log_player_of_a_nearly_uniform_plan_still_shows_its_structure() -> None:

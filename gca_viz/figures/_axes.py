@@ -47,3 +47,19 @@ def log_axis(*values: Any) -> dict[str, Any]:
     if not ticks:
         return {"type": "log", "dtick": 1}
     return {"type": "log", "tickmode": "array", "tickvals": ticks, "ticktext": decade_text(ticks)}
+
+
+def round_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round values from ``lo`` to ``hi`` (both included when round), 1, 2 or 5 times a
+    power of ten apart, about ``count`` steps over the range: ``(0, 0.19)`` gives
+    ``[0, 0.05, 0.1, 0.15]``. For a colour bar whose values plotly cannot space itself (a
+    quantised heatmap): evenly spaced fractions of the range read ``0.0381, 0.0762, 0.114``.
+    ``[lo]`` when the range is empty."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or not hi > lo:
+        return [float(lo)]
+    raw = (hi - lo) / max(count, 1)
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    first = np.ceil(lo / step - 1e-9) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return [float(f"{np.round(t / step) * step:.12g}") + 0.0 for t in ticks]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._axes import round_ticks
 from gca_viz.figures._marks import positive_marks
 from gca_viz.figures.plans import (
     _LOG_DECADES,
@@ -95,7 +96,8 @@ def half_step_player(
         # quarter of float32's bytes); the colour bar's ticks carry the real values.
         width = hi - lo if hi > lo else 1.0
         level = np.round(255 * (np.nan_to_num(z, nan=lo) - lo) / width)
-        ticks = np.linspace(0, 255, 6)
+        values = np.asarray(round_ticks(lo, hi))  # round values, not fifths of the range
+        ticks = 255 * (values - lo) / width
         unit = "log₁₀ P" if log else "P"
         return go.Heatmap(
             z=np.clip(level, 0, 255).astype(np.uint8),
@@ -109,9 +111,9 @@ def half_step_player(
                 "xanchor": "left",
                 "len": 0.9,
                 "thickness": 12,
-                "title": {"text": unit},
+                "title": {"text": f"{unit}<br><sub>{lo:.3g} … {hi:.3g}</sub>"},  # its range
                 "tickvals": ticks,
-                "ticktext": [f"{lo + t / 255 * width:.3g}" for t in ticks],
+                "ticktext": [f"{v:.3g}" for v in values],
             },
             hovertemplate=f"i = %{{y}}, j = %{{x}}: level %{{z}} of 255 ({unit} from "
             f"{lo:.3g} to {hi:.3g})<extra></extra>",
