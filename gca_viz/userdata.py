@@ -478,8 +478,12 @@ def _convert_labels(a: np.ndarray, key: str, n: int, p: Path) -> tuple[np.ndarra
     if len(a) != n:
         raise ValueError(f"{p}: {key} has {len(a)} entries but x has {n} samples")
     if a.dtype.kind == "f":
-        if not (np.isfinite(a).all() and (a == np.round(a)).all()):
-            raise ValueError(f"{p}: {key} must hold integer labels, got non-integer values")
+        bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))
+        if bad.size:  # the first offender, as x's NaN check names its row
+            raise ValueError(
+                f"{p}: {key} must hold integer labels, got non-integer values in {bad.size} of "
+                f"its {n} entries (the first: {a[bad[0]]:g} at row {bad[0]})"
+            )
         a = a.astype(np.int64)
     elif a.dtype.kind not in "biuU":
         raise ValueError(f"{p}: {key} must hold integer labels, got dtype {a.dtype}")

@@ -301,6 +301,11 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
             r"NaN or inf in 2 of its 4 samples \(the first: row 1\)",
         ),
         ({"x": x, "y": [0.5, 1.0, 0.0, 1.0]}, "integer labels"),
+        # where, as for x: the first non-integer label and how many
+        (
+            {"x": x, "y": [0.0, 1.0, 2.5, np.nan]},
+            r"non-integer values in 2 of its 4 entries \(the first: 2\.5 at row 2\)",
+        ),
         ({"x": x, "y": [0, 0, 0, 0]}, "single class"),
         ({"x": np.zeros(4), "y": [0, 1, 0, 1]}, "shape"),
         ({"x": np.zeros((4, 2, 2, 2, 2)), "y": [0, 1, 0, 1]}, "shape"),
