@@ -439,7 +439,7 @@ inspect()
 
 # ---------------------------------------------------------------------------- losses
 
-st.subheader("The loss of every method on this batch")
+st.subheader("Compare the methods")  # (the chart is titled "Loss of every method on this batch")
 titles = [m.title for m in sol.losses]
 live_chart.live_chart(
     figs.loss_bars(titles, np.array([m.value for m in sol.losses])), key="lab_chart_loss"
