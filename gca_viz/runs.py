@@ -60,6 +60,7 @@ from gca_viz.train import (
     build_loss,
     copy_config,
 )
+from gca_viz.userdata import data_label
 
 DATA_DIR_ENV = "GCA_RUNS_DIR"
 """Environment variable overriding the default data directory ``./runs``."""
@@ -314,7 +315,7 @@ class RunStore:
         """
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg.validate()
-        name = name or f"{cfg.method} on {Path(cfg.dataset).name}"
+        name = name or f"{cfg.method} on {data_label(cfg.dataset)}"
         with self._db(write=True) as db:
             cur = db.execute(
                 "INSERT INTO runs (name, config, status, created, parent) VALUES (?, ?, ?, ?, ?)",

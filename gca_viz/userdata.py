@@ -160,6 +160,19 @@ def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> 
     return dest
 
 
+_STORED_UPLOAD = re.compile(r"^(?P<stem>.+)-[0-9a-f]{12}(?P<suffix>\.npz)$")
+
+
+def data_label(dataset: str) -> str:
+    """How a run's ``dataset`` is named on the pages: a built-in dataset's name as it is, a
+    path by its file or folder name, and an upload by the name it was sent with (without
+    the content hash :func:`save_upload` adds: ``mine-0fc1f609f5fb.npz`` -> ``mine.npz``).
+    """
+    name = Path(str(dataset)).name
+    stored = _STORED_UPLOAD.match(name)
+    return f"{stored['stem']}{stored['suffix']}" if stored else name
+
+
 def _check_upload_name(name: str, shown: str) -> None:
     if not name.strip():
         raise ValueError("upload: the file has no name")

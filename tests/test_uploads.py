@@ -33,7 +33,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gca_viz.data  # noqa: F401 - the loaders' module, imported first as an app would
-from gca_viz.userdata import MAX_VALUES, load_user_dataset, save_upload
+from gca_viz.userdata import MAX_VALUES, data_label, load_user_dataset, save_upload
 from tests.helpers import store_without_demos, view
 
 LIMIT = 1 << 20  # a 1 MB upload limit for the library cases (the app passes 50 MB)
@@ -457,3 +457,14 @@ def test_the_train_page_refuses_an_upload_over_the_servers_limit(
     errors = " ".join(str(e.value) for e in at.error)
     assert f"over the limit of {limit} MB" in errors, errors
     assert not list(store_dir.glob("uploads/*"))
+
+
+def test_pages_name_an_upload_as_it_was_sent(tmp_path: Path) -> None:
+    """A run on an upload was named after its stored file, "gca_ince on
+    good-0fc1f609f5fb.npz" (the content hash save_upload adds)."""
+    stored = save_upload(npz_bytes(x=np.zeros((4, 2)), y=np.arange(4) % 2), "my data.npz",
+                         tmp_path / "uploads", max_bytes=2**20)  # fmt: skip
+    assert stored.name != "my_data.npz" and data_label(str(stored)) == "my_data.npz"
+    assert data_label("digits") == "digits"  # a built-in dataset, as it is
+    assert data_label("/data/datasets/cifar") == "cifar"  # a folder: its name
+    assert data_label("/data/datasets/run-2024.npz") == "run-2024.npz"  # no hash: as it is

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import embed, metrics
+from gca_viz import embed, metrics, userdata
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -403,7 +402,7 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
         refresh_page()
     if run.status != view.status_then:
         refresh_page()  # stopped, finished or failed: refresh the whole page (buttons too)
-    data = Path(str(run.config.get("dataset"))).name
+    data = userdata.data_label(str(run.config.get("dataset")))
     st.progress(
         run.progress,
         text=f"**{run.status}** · step {run.step}{f' of {run.steps}' if run.steps else ''} · "

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 import streamlit as st
 
 import ui
-from gca_viz import demo
+from gca_viz import demo, userdata
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
 from views._run_link import missing_run_warning, recover_run
 
@@ -87,7 +86,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "step": r.step,
                 "progress": r.progress,
                 "method": r.config.get("method"),
-                "data": Path(str(r.config.get("dataset"))).name,
+                "data": userdata.data_label(str(r.config.get("dataset"))),
                 "dim": r.config.get("out_dim"),
                 "device": device_text(r),
                 "loss": latest.get("loss", (0, None))[1],
