@@ -163,14 +163,20 @@ def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> 
 _STORED_UPLOAD = re.compile(r"^(?P<stem>.+)-[0-9a-f]{12}(?P<suffix>\.npz)$")
 
 
+UPLOADS = "uploads"
+"""The folder of the run store where the Train page saves uploads (:func:`save_upload`)."""
+
+
 def data_label(dataset: str) -> str:
     """How a run's ``dataset`` is named on the pages: a built-in dataset's name as it is, a
-    path by its file or folder name, and an upload by the name it was sent with (without
-    the content hash :func:`save_upload` adds: ``mine-0fc1f609f5fb.npz`` -> ``mine.npz``).
-    """
-    name = Path(str(dataset)).name
-    stored = _STORED_UPLOAD.match(name)
-    return f"{stored['stem']}{stored['suffix']}" if stored else name
+    path by its file or folder name, and an upload (a file in an :data:`UPLOADS` folder) by
+    the name :func:`save_upload` stored it under without the content hash it added
+    (``my data.npz`` is stored as ``my_data-0fc1f609f5fb.npz``, shown ``my_data.npz``).
+    Two uploads sent under one name read alike here; their runs still count as different
+    data (:meth:`gca_viz.runs.RunInfo.comparable` compares the paths)."""
+    path = Path(str(dataset))
+    stored = _STORED_UPLOAD.match(path.name) if path.parent.name == UPLOADS else None
+    return f"{stored['stem']}{stored['suffix']}" if stored else path.name
 
 
 def _check_upload_name(name: str, shown: str) -> None:

@@ -166,7 +166,7 @@ def test_lecture_figure_keeps_room_for_subplot_titles_above_the_plot() -> None:
     assert ui.lecture_figure(plain)[0].layout.margin.t == 40  # nothing above: as before
 
 
-def test_story_settings_are_folded_in_lecture_mode_and_the_steps_come_first() -> None:
+def test_lecture_mode_folds_secondary_settings_and_the_figures_come_first() -> None:
     """At 1024 x 768 in lecture mode Story's first screen was all controls and its step
     selector sat below the fold: its secondary settings (seed, float64, log scale) are a
     closed expander there. Entropy's controls took 1.5 screens before its first chart: the
@@ -178,4 +178,10 @@ def test_story_settings_are_folded_in_lecture_mode_and_the_steps_come_first() ->
     entropy = open_app("views/entropy.py", lecture="1")
     expanded = {e.label: e.proto.expanded for e in entropy.expander if e.label != "Show the code"}
     assert expanded == {"Sweeps": True, "Batch, marginals and solver": False}
+    # Plan lab: its two open panels took a projector's first screen; only ε and T stay open.
+    lab = open_app("views/plan_lab.py", lecture="1")
+    expanded = {e.label: e.proto.expanded for e in lab.expander if e.label != "Show the code"}
+    assert expanded == {"Batch": False, "Problem": True, "Target, marginals and display": False}
+    assert lab.number_input(key="lab_eps").value == 0.1  # ε and T open, the rest folded:
+    assert lab.selectbox(key="lab_target").value == "pairs"  # still there, one click away
     assert entropy.slider(key="ent_n").value == 48  # folded, still there

@@ -468,3 +468,5 @@ def test_pages_name_an_upload_as_it_was_sent(tmp_path: Path) -> None:
     assert data_label("digits") == "digits"  # a built-in dataset, as it is
     assert data_label("/data/datasets/cifar") == "cifar"  # a folder: its name
     assert data_label("/data/datasets/run-2024.npz") == "run-2024.npz"  # no hash: as it is
+    hashed = "/data/datasets/scan-0fc1f609f5fb.npz"  # a user's own file named like one
+    assert data_label(hashed) == "scan-0fc1f609f5fb.npz"  # outside uploads/: as it is

@@ -145,7 +145,7 @@ def choose_dataset(store: RunStore) -> str | None:
         limit = int(st.get_option("server.maxUploadSize")) * 2**20  # the server's limit too
         try:
             path = userdata.save_upload(
-                upload.getvalue(), upload.name, store.dir / "uploads", max_bytes=limit
+                upload.getvalue(), upload.name, store.dir / userdata.UPLOADS, max_bytes=limit
             )
         except ValueError as exc:  # checked and refused: nothing was kept
             st.error(f"This data cannot be used: {exc}", icon=":material/error:")

@@ -523,17 +523,19 @@ def sweep_chart(
     """Lines with markers over a swept parameter (``ε`` or ``T``).
 
     Args:
-        x: ``(k,)`` parameter values. series: ``{name: (k,) values}``; ``NaN`` leaves a gap.
+        x: ``(k,)`` parameter values. series: ``{name: (k,) values}``; ``NaN`` leaves a gap
+            (or, with ``ceiling``, a triangle on the cap).
         title, x_title, y_title: labels (with units or symbols).
         log_x, log_y: logarithmic axes, every decade labelled (:func:`log_axis`).
             dashed: names drawn dashed without markers (predictions). points: names drawn
             as markers without a line (measurements that sit on a prediction's line, which
             a line of their own hid). colors: ``{name: colour}``.
         references: ``{label: y}`` horizontal dotted lines (limits such as ``log n``).
-        ceiling: ``(y, label)``: a series' ``NaN`` values lie beyond ``y`` (sweeps that did
-            not reach a tolerance within a cap of ``y``), drawn there as open triangles in a
-            trace named ``label`` on a dotted line at ``y``, not left out as gaps (a blank
-            half of the chart said nothing of the values that were missing).
+        ceiling: ``(y, label)``: the ``NaN`` values lie beyond ``y`` (sweeps that did not
+            reach a tolerance within a cap of ``y``), drawn there as open triangles in a
+            trace named ``label`` on a dotted line at ``y``, one at each ``x`` where any
+            series is ``NaN``, not left out as gaps (a blank half of the chart said nothing
+            of the values that were missing).
 
     On a log ``y`` axis, values ``<= 0`` (a distance that reached exactly 0) are left out as
     gaps, and a note under the chart says how many: plotly cannot place them, and drawing
