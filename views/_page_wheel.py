@@ -5,10 +5,11 @@ off (:data:`ui.PLOTLY_CONFIG`): it cancels them, so a reader scrolling down the 
 stopped dead with the mouse over the run's sphere, and on the Geometry page the sphere
 filled most of a screen. This component is JavaScript only (``st.components.v2``, which runs
 in the page itself, not in an iframe). It listens once per browser tab, on the document and
-before plotly (the capture phase), for wheel events over a chart that has a 3-D scene, and
-scrolls the nearest scrolling container (Streamlit's main area) by the wheel's amount. Flat
-charts scroll the page by themselves and are left alone; Ctrl + wheel (the browser's zoom)
-too. The router mounts it in the sidebar, where its empty element takes no room.
+before plotly (the capture phase), for wheel events over a 3-D scene (plotly's
+``.gl-container``), and scrolls the nearest scrolling container (Streamlit's main area) by
+the wheel's amount. Elsewhere, flat charts and a 3-D chart's legend or margins included, the
+browser scrolls the page by itself and is left alone; Ctrl + wheel (the browser's zoom) too.
+The router mounts it in the sidebar, where its empty element takes no room.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ JS = r"""
 export default function () {
   if (window.__gcaPageWheel) return;  // one listener per tab, whatever the page runs
   window.__gcaPageWheel = true;
-  const has3d = (gd) => Object.keys(gd._fullLayout || {}).some((k) => /^scene\d*$/.test(k));
   document.addEventListener("wheel", (ev) => {
-    const gd = ev.ctrlKey || !ev.target.closest ? null : ev.target.closest(".js-plotly-plot");
-    if (!gd || !has3d(gd)) return;
+    // Only over a scene itself (plotly's .gl-container): over the same chart's legend,
+    // title or margins the browser scrolls the page by itself, and this scrolled it again.
+    const scene = ev.ctrlKey || !ev.target.closest ? null : ev.target.closest(".gl-container");
+    const gd = scene && scene.closest(".js-plotly-plot");
+    if (!gd) return;
     let box = gd.parentElement;
     while (box && !(box.scrollHeight > box.clientHeight &&
                     /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {

@@ -418,4 +418,14 @@ def check_wheel_scrolls(app: Any, key: str, charts: int) -> None:
     page.wait_for_timeout(500)  # one listener: the page moved by one wheel turn, not two
     assert top - app.chart(key).bounding_box()["y"] == pytest.approx(400, abs=60)
     assert app.chart_data(key, CAMERAS)[0] == pytest.approx(camera)  # no zoom
+    # Over the same chart's legend (not the scene) the browser scrolls by itself: once.
+    legend = app.chart(key).locator("g.legend").first
+    legend.scroll_into_view_if_needed()
+    box = legend.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    top = app.chart(key).bounding_box()["y"]
+    page.mouse.wheel(0, 100)  # (a small turn: the Train page's end is near there)
+    app.until(lambda: app.chart(key).bounding_box()["y"] < top - 50, 10, "the page to scroll")
+    page.wait_for_timeout(500)
+    assert top - app.chart(key).bounding_box()["y"] == pytest.approx(100, abs=25)
     app.assert_healthy()
