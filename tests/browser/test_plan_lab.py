@@ -21,9 +21,11 @@ def plan(app: Any) -> list[list[float]]:
 
 
 def top_value(app: Any) -> float:
-    """The largest entry of the shown plan, as the colour bar names it (the frames are
-    quantised to 256 levels of each plan's own range)."""
-    return float(app.chart_data(STEPS, "gd => gd._fullData[0].colorbar.ticktext.slice(-1)[0]"))
+    """The largest entry of the shown plan, as the colour bar names it under its title
+    ("P<br><sub>lo … hi</sub>": the frames are quantised to 256 levels of each plan's own
+    range; the ticks are round values inside it)."""
+    title = app.chart_data(STEPS, "gd => gd._fullData[0].colorbar.title.text")
+    return float(title.split("<sub>")[1].removesuffix("</sub>").split(" … ")[1])
 
 
 def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:

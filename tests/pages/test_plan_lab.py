@@ -29,9 +29,11 @@ def frames(at: AppTest) -> list[np.ndarray]:
 
 
 def frame_range(at: AppTest, k: int) -> tuple[float, float]:
-    """The values the player's colour bar names at level 0 and 255 of frame ``k``."""
+    """The values at level 0 and 255 of frame ``k``: the colour range its colour bar names
+    under its title ("P<br><sub>lo … hi</sub>"; the ticks are round values inside it)."""
     bar = charts(at)["lab_chart_player"]["frames"][k]["data"][0]["colorbar"]
-    return float(bar["ticktext"][0]), float(bar["ticktext"][-1])
+    lo, hi = bar["title"]["text"].split("<sub>")[1].removesuffix("</sub>").split(" … ")
+    return float(lo), float(hi)
 
 
 def kl(at: AppTest) -> np.ndarray:
