@@ -52,6 +52,7 @@ CIFAR10_CLASSES = (
 
 UPLOAD_SUFFIX = ".npz"
 """The file type :func:`save_upload` accepts."""
+_HASH_CHARS = 12  # hex digits of the content hash in a stored upload's name
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte + 3072 pixel bytes
 _IMAGE_SUFFIXES = {
@@ -142,7 +143,8 @@ def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> 
             f"{max_bytes / 2**20:.0f} MB"
         )
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)[: -len(UPLOAD_SUFFIX)]).strip("_")[:60]
-    final = f"{stem or 'upload'}-{hashlib.sha256(data).hexdigest()[:12]}{UPLOAD_SUFFIX}"
+    digest = hashlib.sha256(data).hexdigest()[:_HASH_CHARS]
+    final = f"{stem or 'upload'}-{digest}{UPLOAD_SUFFIX}"
     dest = Path(folder) / final
     if dest.is_file():
         return dest  # the same content was saved (and checked) before
@@ -160,7 +162,8 @@ def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> 
     return dest
 
 
-_STORED_UPLOAD = re.compile(r"^(?P<stem>.+)-[0-9a-f]{12}(?P<suffix>\.npz)$")
+_STORED_UPLOAD = re.compile(rf"^(?P<stem>.+)-[0-9a-f]{{{_HASH_CHARS}}}$")
+"""A stored upload's name without its suffix (:func:`save_upload`: ``<stem>-<hash>``)."""
 
 
 UPLOADS = "uploads"
@@ -175,8 +178,9 @@ def data_label(dataset: str) -> str:
     Two uploads sent under one name read alike here; their runs still count as different
     data (:meth:`gca_viz.runs.RunInfo.comparable` compares the paths)."""
     path = Path(str(dataset))
-    stored = _STORED_UPLOAD.match(path.name) if path.parent.name == UPLOADS else None
-    return f"{stored['stem']}{stored['suffix']}" if stored else path.name
+    upload = path.parent.name == UPLOADS and path.suffix == UPLOAD_SUFFIX
+    stored = _STORED_UPLOAD.match(path.stem) if upload else None
+    return f"{stored['stem']}{UPLOAD_SUFFIX}" if stored else path.name
 
 
 def _check_upload_name(name: str, shown: str) -> None:
