@@ -73,3 +73,10 @@ def title_of(spec: dict[str, Any]) -> str:
     """A figure's title text ("" if it has none)."""
     title = spec["layout"].get("title", {})
     return str(title.get("text", "")) if isinstance(title, dict) else str(title)
+
+
+def colour_range(colorbar_title: str) -> tuple[float, float]:
+    """The range a half-step player's colour bar names under its title
+    (``"P<br><sub>lo … hi</sub>"``, :func:`gca_viz.figures.player.half_step_player`)."""
+    lo, hi = colorbar_title.split("<sub>")[1].removesuffix("</sub>").split(" … ")
+    return float(lo), float(hi)

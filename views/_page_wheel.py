@@ -38,8 +38,9 @@ export default function () {
 """
 
 _component = st.components.v2.component("gca_page_wheel", js=JS)
+KEY = "gca_page_wheel"  # its element's key (the lecture tests tell it from page controls)
 
 
 def page_wheel() -> None:
     """Mount the wheel forwarding (call it once per page run; it listens once per tab)."""
-    _component(key="gca_page_wheel", height=0)
+    _component(key=KEY, height=0)

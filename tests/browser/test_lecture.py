@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from views._page_wheel import KEY as page_wheel_key
+
 LECTURE_VIEWPORT = {"width": 1024, "height": 768}
 
 CLIPPED = r"""(only) => {
@@ -139,10 +141,9 @@ def sidebar_controls(app: Any) -> list[str]:
     the wheel forwarding (views/_page_wheel.py, an empty element)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
-            .map(e => [...e.classList].find(c => c.startsWith('st-key-')))
-            .filter(c => c !== 'st-key-lecture' && c !== 'st-key-gca_page_wheel')"""
+            .map(e => [...e.classList].find(c => c.startsWith('st-key-')))"""
     )
-    return keys
+    return [k for k in keys if k not in ("st-key-lecture", f"st-key-{page_wheel_key}")]
 
 
 def open_lecture(app: Any, path: str, charts: int) -> None:

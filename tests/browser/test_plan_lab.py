@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import cell_point
+from tests.plotly_json import colour_range
 
 STEPS = "lab_chart_player"  # the half-step player; trace 0 is the heatmap of P^(k)
 CHARTS = 4  # player, KL curve, matrix view, losses
@@ -24,8 +25,7 @@ def top_value(app: Any) -> float:
     """The largest entry of the shown plan, as the colour bar names it under its title
     ("P<br><sub>lo … hi</sub>": the frames are quantised to 256 levels of each plan's own
     range; the ticks are round values inside it)."""
-    title = app.chart_data(STEPS, "gd => gd._fullData[0].colorbar.title.text")
-    return float(title.split("<sub>")[1].removesuffix("</sub>").split(" … ")[1])
+    return colour_range(app.chart_data(STEPS, "gd => gd._fullData[0].colorbar.title.text"))[1]
 
 
 def test_epsilon_changes_the_plan_and_lives_in_the_url(app: Any) -> None:

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from gca_viz import demo, ot
 from gca_viz.runs import RunStore
 from tests.helpers import add_run, charts, figure, heat, metric, open_app
-from tests.plotly_json import live_figures
+from tests.plotly_json import colour_range, live_figures
 
 LAB = "views/plan_lab.py"
 
@@ -32,8 +32,7 @@ def frame_range(at: AppTest, k: int) -> tuple[float, float]:
     """The values at level 0 and 255 of frame ``k``: the colour range its colour bar names
     under its title ("P<br><sub>lo … hi</sub>"; the ticks are round values inside it)."""
     bar = charts(at)["lab_chart_player"]["frames"][k]["data"][0]["colorbar"]
-    lo, hi = bar["title"]["text"].split("<sub>")[1].removesuffix("</sub>").split(" … ")
-    return float(lo), float(hi)
+    return colour_range(bar["title"]["text"])
 
 
 def kl(at: AppTest) -> np.ndarray:
