@@ -510,7 +510,7 @@ def plan(
         ),
         Action(
             "Plan lab: T slider",
-            lambda r: lab.key("lab_T", arrow(r), chart("lab_chart_kl")),
+            lambda r: lab.key("lab_T", arrow(r), chart("lab_chart_player")),
             change,
             slider,
         ),

@@ -95,7 +95,7 @@ def test_kl_curve_shows_the_drop_from_ince_to_gca_ince_not_the_kernel() -> None:
     assert any("k = 0" in t and "14" in t and "current" in t for t in notes)
     # dashed lines at INCE and GCA-INCE, labelled above INCE and below GCA-INCE, where no
     # half-step lies (the theorem), inside a y range with room for them
-    levels = sorted(float(s.y0) for s in fig.layout.shapes if s.xref == "paper")
+    levels = sorted(float(s.y0) for s in fig.layout.shapes if s.xref == "x domain")
     assert levels == pytest.approx([0.7345, 0.7648])
     labels = {a.text.split()[0]: a for a in fig.layout.annotations if a.text and "INCE" in a.text}
     assert labels["INCE"].yanchor == "bottom" and labels["GCA-INCE"].yanchor == "top"
@@ -281,6 +281,26 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     wide[0, 0, 0] = 1e-30  # 30 decades: the floor stops 12 below each frame's maximum
     title = half_step_player(wide, kl, log=True).frames[0].data[0].colorbar.title.text
     assert f"<sub>{np.log10(wide[0].max()) - 12:.3g} … " in title
+
+
+def test_half_step_player_marks_ince_gca_ince_and_the_drop_like_the_kl_curve() -> None:
+    """The player's KL panel carries the same marks as :func:`kl_curve` (one helper draws
+    both): dashed lines at INCE (k = 1) and GCA-INCE (k = 2T) on its own axes, and an arrow
+    spanning the drop inside the x range; no arrow when there is no drop."""
+    kl = np.array([5.0, 1.0, 0.8, 0.7, 0.65, 0.62, 0.6])
+    fig = half_step_player(np.ones((7, 4, 4)), kl)
+    lines = [s for s in fig.layout.shapes if s.yref == "y2"]
+    assert sorted(s.y0 for s in lines) == pytest.approx([0.6, 1.0])
+    assert all(s.xref == "x2 domain" and (s.x0, s.x1) == (0, 1) for s in lines)
+    (arrow,) = [a for a in fig.layout.annotations if a.showarrow]
+    assert (arrow.xref, arrow.yref) == ("x2", "y2")
+    assert (arrow.ay, arrow.y) == pytest.approx((1.0, 0.6))
+    assert 6 < arrow.x < fig.layout.xaxis2.range[1]
+    assert any(a.text.startswith("GCA-INCE 0.6000 (-0.4, -40.0%)") for a in fig.layout.annotations)
+    low, high = fig.layout.yaxis2.range
+    assert low < 0.6 and high > 1.0
+    flat = half_step_player(np.ones((3, 4, 4)), np.array([2.0, 0.7, 0.7]))
+    assert not [a for a in flat.layout.annotations if a.showarrow]
 
 
 def test_a_log_player_of_a_nearly_uniform_plan_still_shows_its_structure() -> None:

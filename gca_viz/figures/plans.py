@@ -3,7 +3,8 @@ r"""Figures of the plan lab and the entropy page: numpy arrays in, plotly figure
 * :func:`matrix_heatmap`: a cost, kernel or plan with its row and column sums as bars beside
   it (and the target marginals ``μ``, ``ν`` as reference lines), optional log colour scale,
   downsampled above 256 x 256, optionally with a selectable cell layer.
-* :func:`kl_curve`: ``KL(P_tgt || P^(k)) / n`` over the half-steps, marking the current ``k``.
+* :func:`kl_curve`: ``KL(P_tgt || P^(k)) / n`` over the half-steps, marking the current ``k``;
+  :func:`drop_marks`: its INCE and GCA-INCE levels and the drop (also on the half-step player).
 * :func:`loss_bars`: the loss of every method on one batch.
 * :func:`sweep_chart`, :func:`error_curves`: lines over ``ε`` or ``T``.
 
@@ -346,56 +347,7 @@ def kl_curve(
     layout = _base_layout(title, height)
     layout["font"] = font
     layout["margin"] = {"l": 70, "r": 25, "t": 80, "b": 50}
-    shapes: list[dict[str, Any]] = []
-    notes: list[dict[str, Any]] = []
-    ince = y[1] if two_t >= 1 else np.nan
-    gca = y[two_t] if two_t >= 2 else np.nan
-    y_range = None
-    if np.isfinite(ince) and np.isfinite(gca):
-        drop = gca - ince
-        rel = f", {drop / ince:+.1%}" if ince > 0 else ""
-        span = max(float(np.nanmax(y[1:]) - np.nanmin(y[1:])), 1e-3 * max(abs(ince), 1e-12))
-        # Room above INCE and below GCA-INCE for the labels: every half-step lies between
-        # the two lines (the theorem), so the labels there never cover a marker.
-        y_range = [float(np.nanmin(y[1:])) - 0.3 * span, float(np.nanmax(y[1:])) + 0.22 * span]
-        for value, text, color, anchor in (
-            (ince, f"INCE {ince:.4f}", COLORS["ince"], "bottom"),
-            (gca, f"GCA-INCE {gca:.4f} ({drop:+.2g}{rel})", COLORS["gca"], "top"),
-        ):
-            shapes.append(_hline(value, color))
-            notes.append(
-                {
-                    "xref": "paper",
-                    "yref": "y",
-                    "x": 1.0,
-                    "y": value,
-                    "text": text,
-                    "showarrow": False,
-                    "xanchor": "right",
-                    "yanchor": anchor,
-                    # clear of the markers on the line (a projector's are 8 px in radius)
-                    "yshift": 9 if anchor == "bottom" else -9,
-                    "font": {"size": font["size"], "color": color},
-                }
-            )
-        if ince > gca:
-            notes.append(  # the drop, an arrow right of the last half-step
-                {
-                    "x": two_t + 0.6,
-                    "y": gca,
-                    "ax": two_t + 0.6,
-                    "ay": ince,
-                    "xref": "x",
-                    "yref": "y",
-                    "axref": "x",
-                    "ayref": "y",
-                    "showarrow": True,
-                    "arrowhead": 2,
-                    "arrowwidth": 2,
-                    "arrowcolor": COLORS["gca"],
-                    "text": "",
-                }
-            )
+    shapes, notes, y_range = drop_marks(y, "x", "y", font_size=font["size"])
     if len(y) and np.isfinite(y[0]):
         mark = " ◀ current" if current == 0 else ""
         notes.append(
@@ -451,12 +403,92 @@ def kl_curve(
     return legend_below(go.Figure(data=traces, layout=layout))
 
 
-def _hline(value: float, color: str, dash: str = "dash", width: float = 1.5) -> dict[str, Any]:
-    """A horizontal line across the plot at ``y = value``."""
+def drop_marks(
+    kl: np.ndarray, xref: str, yref: str, *, font_size: int = 13
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[float] | None]:
+    """The drop from INCE to GCA-INCE on a KL-over-half-steps chart: dashed lines at
+    ``INCE = KL(P_tgt || P^(1)) / n`` and ``GCA-INCE = KL(P_tgt || P^(2T)) / n`` across the
+    axes ``xref``/``yref`` (e.g. ``"x2"``, ``"y2"``), labelled at their right end above INCE
+    and below GCA-INCE (the drop, absolute and relative, in GCA-INCE's label), where the
+    theorem leaves no half-step, and an arrow at ``k = 2T + 0.6`` spanning the drop.
+
+    Args:
+        kl: ``(2T + 1,)`` values, ``kl[k]`` for ``k = 0..2T`` (NaN where not finite).
+        xref, yref: the axes drawn on. font_size: the labels' size.
+
+    Returns:
+        ``(shapes, annotations, y_range)``: the y range leaves room for the labels, or
+        ``None`` (and no marks) when INCE or GCA-INCE is not finite or ``2T < 2``.
+    """
+    y = np.asarray(kl, dtype=float)
+    two_t = len(y) - 1
+    ince = y[1] if two_t >= 1 else np.nan
+    gca = y[two_t] if two_t >= 2 else np.nan
+    if not (np.isfinite(ince) and np.isfinite(gca)):
+        return [], [], None
+    drop = gca - ince
+    rel = f", {drop / ince:+.1%}" if ince > 0 else ""
+    span = max(float(np.nanmax(y[1:]) - np.nanmin(y[1:])), 1e-3 * max(abs(ince), 1e-12))
+    # Room above INCE and below GCA-INCE for the labels: every half-step lies between the
+    # two lines (the theorem), so the labels there never cover a marker.
+    y_range = [float(np.nanmin(y[1:])) - 0.3 * span, float(np.nanmax(y[1:])) + 0.22 * span]
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for value, text, color, anchor in (
+        (ince, f"INCE {ince:.4f}", COLORS["ince"], "bottom"),
+        (gca, f"GCA-INCE {gca:.4f} ({drop:+.2g}{rel})", COLORS["gca"], "top"),
+    ):
+        shapes.append(_hline(value, color, xref=f"{xref} domain", yref=yref))
+        notes.append(
+            {
+                "xref": f"{xref} domain",
+                "yref": yref,
+                "x": 1.0,
+                "y": value,
+                "text": text,
+                "showarrow": False,
+                "xanchor": "right",
+                "yanchor": anchor,
+                # clear of the markers on the line (a projector's are 8 px in radius)
+                "yshift": 9 if anchor == "bottom" else -9,
+                "font": {"size": font_size, "color": color},
+            }
+        )
+    if ince > gca:
+        notes.append(  # the drop, an arrow right of the last half-step
+            {
+                "x": two_t + 0.6,
+                "y": gca,
+                "ax": two_t + 0.6,
+                "ay": ince,
+                "xref": xref,
+                "yref": yref,
+                "axref": xref,
+                "ayref": yref,
+                "showarrow": True,
+                "arrowhead": 2,
+                "arrowwidth": 2,
+                "arrowcolor": COLORS["gca"],
+                "text": "",
+            }
+        )
+    return shapes, notes, y_range
+
+
+def _hline(
+    value: float,
+    color: str,
+    dash: str = "dash",
+    width: float = 1.5,
+    *,
+    xref: str = "paper",
+    yref: str = "y",
+) -> dict[str, Any]:
+    """A horizontal line across the plot (or the x axis ``xref``'s domain) at ``y = value``."""
     return {
         "type": "line",
-        "xref": "paper",
-        "yref": "y",
+        "xref": xref,
+        "yref": yref,
         "x0": 0,
         "x1": 1,
         "y0": value,

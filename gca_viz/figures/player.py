@@ -21,6 +21,7 @@ from gca_viz.figures.plans import (
     COLORS,
     PLAN_COLORSCALE,
     _base_layout,
+    drop_marks,
 )
 from gca_viz.lab.plans import display_factor, downsample
 
@@ -165,13 +166,19 @@ def half_step_player(
     frames = [
         go.Frame(data=[heat(j), marker(j)], traces=[0, 2], name=str(j)) for j in range(n_frames)
     ]
-    finite = y[1:][np.isfinite(y[1:])]
-    span = float(finite.max() - finite.min()) if finite.size else 1.0
-    pad = (
-        0.08 * span
-        if span > 0
-        else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
-    )
+    # INCE's and GCA-INCE's levels, the drop's label and arrow, as on plans.kl_curve: the
+    # theorem's picture stays in view while the plan plays (Plan lab drew that chart again
+    # under the player to show it).
+    drop_shapes, drop_notes, y_range = drop_marks(y, "x2", "y2", font_size=12)
+    if y_range is None:
+        finite = y[1:][np.isfinite(y[1:])]
+        span = float(finite.max() - finite.min()) if finite.size else 1.0
+        pad = (
+            0.08 * span
+            if span > 0
+            else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
+        )
+        y_range = [float(finite.min()) - pad, float(finite.max()) + pad] if finite.size else None
     layout = _base_layout(title, height)
     layout.update(
         margin={"l": 60, "r": 20, "t": 60, "b": 140},
@@ -193,20 +200,20 @@ def half_step_player(
         xaxis2={
             "domain": [0.7, 1.0],
             "title": "half-step k",
-            "range": [0.4, n_frames - 0.6],
+            "range": [0.4, n_frames - 1 + 1.0],  # room right of k = 2T for the drop's arrow
             "gridcolor": "#e5e7eb",
             "anchor": "y2",
         },
         yaxis2={
             "domain": [0.0, 1.0],
             "title": {"text": "KL per row (nats)", "standoff": 4},  # (as plans.kl_curve)
-            "range": [float(finite.min()) - pad, float(finite.max()) + pad]
-            if finite.size
-            else None,
+            "range": y_range,
             "gridcolor": "#e5e7eb",
             "anchor": "x2",
         },
+        shapes=drop_shapes,
         annotations=[
+            *drop_notes,
             {  # over the KL chart's left end (a note from 0.7 of the width ran off its edge)
                 "xref": "x2 domain",
                 "yref": "paper",
@@ -220,7 +227,7 @@ def half_step_player(
                 if np.isfinite(y[0])
                 else "",
                 "font": {"size": 12, "color": "#6b7280"},
-            }
+            },
         ],
     )
     layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))

@@ -30,7 +30,7 @@ def test_composer_keeps_the_steps_across_an_error(app: Any) -> None:
 
 def test_a_small_epsilon_is_shown_as_typed(app: Any) -> None:
     """The ε boxes showed three decimals, so 1e-4 read "0.000" while the page used 1e-4."""
-    app.goto("/plan_lab", charts=4)
+    app.goto("/plan_lab", charts=3)
     app.type_number("lab_eps", "0.0001")
     app.wait_for_query("lab_eps", "0.0001")
     app.settle()

@@ -127,7 +127,7 @@ def test_domains_pairs_stack_beside_an_open_sidebar_at_1000_and_sit_side_by_side
         ("/entropy", 8, ("ent_chart_entropy", "ent_chart_sparsity")),
         ("/train", 3, ("tr_plan", "tr_embed")),
         ("/composer", 2, ("cmp_chart_plan", "cmp_chart_target")),
-        ("/plan_lab", 3, ("lab_chart_kl",)),
+        ("/plan_lab", 3, ("lab_chart_view",)),
     ],
 )
 def test_no_chart_is_a_sliver_beside_an_open_sidebar_at_1000(

@@ -12,7 +12,7 @@ from tests.browser.conftest import cell_point
 from tests.plotly_json import colour_range
 
 STEPS = "lab_chart_player"  # the half-step player; trace 0 is the heatmap of P^(k)
-CHARTS = 4  # player, KL curve, matrix view, losses
+CHARTS = 3  # player (with the KL curve), matrix view, losses
 
 
 def plan(app: Any) -> list[list[float]]:
@@ -106,14 +106,14 @@ def test_a_cell_clicked_before_can_be_clicked_again(app: Any) -> None:
     or after typing a row, selects it again (it was ignored)."""
     app.goto("/plan_lab", charts=CHARTS)
     click_cell(app, STEPS, 7, 12)
-    app.settle(charts=4)
+    app.settle(charts=CHARTS)
     click_cell(app, "lab_chart_view", 20, 30)
-    app.settle(charts=4)
+    app.settle(charts=CHARTS)
     click_cell(app, STEPS, 7, 12)  # back to the first cell, same heatmap
-    app.settle(charts=4)
+    app.settle(charts=CHARTS)
     app.type_number("lab_i", "3")
     app.wait_for_query("lab_i", "3")
-    app.settle(charts=4)
+    app.settle(charts=CHARTS)
     click_cell(app, "lab_chart_view", 20, 30)  # the view heatmap's earlier cell again
     app.assert_healthy()
 

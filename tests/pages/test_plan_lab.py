@@ -36,12 +36,13 @@ def frame_range(at: AppTest, k: int) -> tuple[float, float]:
 
 
 def kl(at: AppTest) -> np.ndarray:
-    """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T`` as the KL curve shows it: ``k >= 1`` on
-    the axis, the kernel's ``k = 0`` (NaN here) only named in a note above the chart."""
-    curve = figure(at, "KL(P_tgt")
-    x = np.asarray(curve["data"][0]["x"], dtype=int)
+    """``KL(P_tgt || P^(k)) / n`` for ``k = 0..2T`` as the player's KL curve shows it:
+    ``k >= 1`` on the axis, the kernel's ``k = 0`` (NaN here) only named in a note above."""
+    player = charts(at)["lab_chart_player"]
+    (curve,) = [t for t in player["data"] if str(t.get("name", "")).startswith("KL(P_tgt")]
+    x = np.asarray(curve["x"], dtype=int)
     assert x[0] == 1, "the kernel's k = 0 must stay off the axis"
-    return np.concatenate([[np.nan], np.asarray(curve["data"][0]["y"], dtype=float)])
+    return np.concatenate([[np.nan], np.asarray(curve["y"], dtype=float)])
 
 
 # --------------------------------------------------------------------------- plan lab
@@ -52,7 +53,6 @@ def test_plan_lab_renders_every_view() -> None:
     assert at.title[0].value == "Plan lab"
     assert set(live_figures(at)) >= {
         "lab_chart_player",
-        "lab_chart_kl",
         "lab_chart_view",
         "lab_chart_loss",
     }
@@ -111,6 +111,13 @@ def test_cell_inspector_follows_the_row_and_column_inputs() -> None:
     assert not at.exception
     assert "**A positive pair**" in " ".join(m.value for m in at.markdown)
     assert not at.dataframe[0].value.equals(table)
+    # each side's embedding in full (S^7: 8 numbers), as wrapping text, not a code block
+    # that scrolled sideways in the narrow column
+    shown = [c.value for c in at.caption if c.value.startswith(("Row 5", "Column 5"))]
+    assert len(shown) == 2 and all(c.language == "python" for c in at.code)  # (show_code)
+    for text in shown:
+        values = text.split("embedding (")[1].rstrip(")").split(", ")
+        assert len(values) == 8 and all(abs(float(v.replace("−", "-"))) <= 1 for v in values)
 
 
 def test_typing_epsilon_zero_is_refused_with_a_message_not_a_traceback() -> None:
@@ -205,6 +212,33 @@ def test_joint_layout_starts_on_a_positive_pair_and_clips_the_query() -> None:
     assert "**An excluded self-pair**" in text and "two different samples" not in text
 
 
+def test_the_player_shows_the_drop_from_ince_to_gca_ince_once() -> None:
+    """The KL curve is drawn once, in the player, with INCE's and GCA-INCE's levels and the
+    drop between them (the page drew a second, static KL chart to show them). The default
+    batch shows a visible drop: at σ = 0.1 the plan was nearly the identity and it was 4%."""
+    at = open_app(LAB)
+    assert "lab_chart_kl" not in live_figures(at)
+    curves = [
+        t
+        for spec in charts(at).values()
+        for t in spec["data"]
+        if str(t.get("name", "")).startswith("KL(P_tgt")
+    ]
+    assert len(curves) == 1
+    values = kl(at)
+    layout = charts(at)["lab_chart_player"]["layout"]
+    levels = sorted(float(s["y0"]) for s in layout["shapes"] if s["yref"] == "y2")
+    assert levels == pytest.approx(sorted([values[-1], values[1]]))
+    (label,) = [a["text"] for a in layout["annotations"] if a["text"].startswith("GCA-INCE")]
+    drop = (values[-1] - values[1]) / values[1]
+    assert f"{drop:+.1%}" in label and drop < -0.10
+    (arrow,) = [a for a in layout["annotations"] if a.get("showarrow")]
+    assert arrow["ay"] == pytest.approx(values[1]) and arrow["y"] == pytest.approx(values[-1])
+    assert any("noise σ = 0.3" in c.value for c in at.caption)  # the batch it was measured on
+    # the arrow right of the last half-step lies inside the axis's range
+    assert arrow["x"] < layout["xaxis2"]["range"][1]
+
+
 def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined() -> None:
     # At ε = 0.5 the kernel's entries reach ~0.9 while P^(1)'s rows sum to 1 over 64 columns:
     # on K's colour scale every later plan looked uniformly dark.
@@ -214,7 +248,7 @@ def test_each_half_step_is_coloured_by_its_own_range_with_the_positives_outlined
     kernel_top, p1_top = frame_range(at, 0)[1], frame_range(at, 1)[1]
     assert p1_top < 0.5 * kernel_top  # P^(1) gets its own, smaller range: not drowned by K
     assert frames(at)[1].max() == 255  # and uses all of it
-    notes = [a["text"] for a in figure(at, "KL(P_tgt")["layout"]["annotations"]]
+    notes = [a["text"] for a in player["layout"]["annotations"]]
     assert any(t.startswith("k = 0 (the kernel K)") for t in notes)
     marks = [t for t in player["data"] if t.get("name") == "positive pair (i, pos(i))"]
     assert len(marks) == 1
