@@ -17,6 +17,7 @@ import os
 import re
 import unicodedata
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def save_upload(data: bytes, name: str, folder: PathLike, *, max_bytes: int) -> 
     return dest
 
 
-_STORED_UPLOAD = re.compile(rf"^(?P<stem>.+)-[0-9a-f]{{{_HASH_CHARS}}}$")
+_STORED_UPLOAD = re.compile(rf"^(?P<stem>.+)-(?P<hash>[0-9a-f]{{{_HASH_CHARS}}})$")
 """A stored upload's name without its suffix (:func:`save_upload`: ``<stem>-<hash>``)."""
 
 
@@ -175,12 +176,32 @@ def data_label(dataset: str) -> str:
     path by its file or folder name, and an upload (a file in an :data:`UPLOADS` folder) by
     the name :func:`save_upload` stored it under without the content hash it added
     (``my data.npz`` is stored as ``my_data-0fc1f609f5fb.npz``, shown ``my_data.npz``).
-    Two uploads sent under one name read alike here; their runs still count as different
-    data (:meth:`gca_viz.runs.RunInfo.comparable` compares the paths)."""
+    Two uploads sent under one name read alike here (:func:`data_labels` tells them apart
+    in a table of runs); their runs still count as different data
+    (:meth:`gca_viz.runs.RunInfo.comparable` compares the paths)."""
     path = Path(str(dataset))
     upload = path.parent.name == UPLOADS and path.suffix == UPLOAD_SUFFIX
     stored = _STORED_UPLOAD.match(path.stem) if upload else None
     return f"{stored['stem']}{UPLOAD_SUFFIX}" if stored else path.name
+
+
+def data_labels(datasets: Sequence[str]) -> list[str]:
+    """:func:`data_label` of each of ``datasets`` (one per run of a table), told apart where
+    two different uploads sent under one name would read alike: each of those names the
+    first six digits of its content hash (``mine.npz · 0fc1f6``). A dataset named twice
+    (two runs on one file) reads the same both times."""
+    labels = [data_label(d) for d in datasets]
+    sources: dict[str, set[str]] = {}
+    for dataset, label in zip(datasets, labels, strict=True):
+        sources.setdefault(label, set()).add(str(dataset))
+    out = []
+    for dataset, label in zip(datasets, labels, strict=True):
+        path = Path(str(dataset))
+        stored = _STORED_UPLOAD.match(path.stem)
+        if len(sources[label]) > 1 and stored and label != path.name:  # a shortened upload
+            label = f"{label} · {stored['hash'][:6]}"
+        out.append(label)
+    return out
 
 
 def _check_upload_name(name: str, shown: str) -> None:

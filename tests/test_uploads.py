@@ -33,7 +33,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gca_viz.data  # noqa: F401 - the loaders' module, imported first as an app would
-from gca_viz.userdata import MAX_VALUES, data_label, load_user_dataset, save_upload
+from gca_viz.userdata import (
+    MAX_VALUES,
+    data_label,
+    data_labels,
+    load_user_dataset,
+    save_upload,
+)
 from tests.helpers import store_without_demos, view
 
 LIMIT = 1 << 20  # a 1 MB upload limit for the library cases (the app passes 50 MB)
@@ -470,3 +476,24 @@ def test_pages_name_an_upload_as_it_was_sent(tmp_path: Path) -> None:
     assert data_label("/data/datasets/run-2024.npz") == "run-2024.npz"  # no hash: as it is
     hashed = "/data/datasets/scan-0fc1f609f5fb.npz"  # a user's own file named like one
     assert data_label(hashed) == "scan-0fc1f609f5fb.npz"  # outside uploads/: as it is
+
+
+def test_a_runs_table_tells_apart_two_uploads_sent_under_one_name(tmp_path: Path) -> None:
+    """Two different files both sent as mine.npz read alike by data_label; in a table of
+    runs each names the start of its content hash, and one file used twice reads the same."""
+    uploads = tmp_path / "uploads"
+    first, second = (
+        save_upload(
+            npz_bytes(x=np.full((4, 2), v), y=np.arange(4) % 2),
+            "mine.npz",
+            uploads,
+            max_bytes=2**20,
+        )
+        for v in (0.0, 1.0)
+    )
+    assert first != second and data_label(str(first)) == data_label(str(second))
+    labels = data_labels([str(first), str(second), str(first), "digits"])
+    assert labels[0] != labels[1] and labels[0] == labels[2] and labels[3] == "digits"
+    for path, label in zip((first, second), labels, strict=False):
+        assert label.startswith("mine.npz · ") and label[-6:] in path.name
+    assert data_labels([str(first), "digits"]) == ["mine.npz", "digits"]  # alone: as sent

@@ -76,7 +76,8 @@ def keep_valid(key: str, options: list[Any], default: Any) -> None:
 def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
     """Every run with its status, progress, device and latest loss and k-NN accuracy."""
     rows = []
-    for r in runs:
+    data = userdata.data_labels([str(r.config.get("dataset")) for r in runs])
+    for r, data_text in zip(runs, data, strict=True):
         latest = store.latest_metrics(r.id)
         rows.append(
             {
@@ -86,7 +87,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "step": r.step,
                 "progress": r.progress,
                 "method": r.config.get("method"),
-                "data": userdata.data_label(str(r.config.get("dataset"))),
+                "data": data_text,  # two uploads sent under one name told apart
                 "dim": r.config.get("out_dim"),
                 "device": device_text(r),
                 "loss": latest.get("loss", (0, None))[1],

@@ -186,6 +186,19 @@ def _row(at: AppTest, run_id: int) -> dict[str, Any]:
     return dict(table[table["run"] == run_id].iloc[0])
 
 
+def test_the_runs_table_tells_apart_two_uploads_sent_under_one_name(no_demo_store: Path) -> None:
+    """Runs on two different files both sent as mine.npz read "mine.npz" in the data column
+    alike; each now names the start of its content hash."""
+    store = RunStore(no_demo_store)
+    uploads = no_demo_store / "uploads"
+    for name, stored in (("a", "mine-0fc1f609f5fb.npz"), ("b", "mine-9a8b7c6d5e4f.npz")):
+        _fake_run(store, {**TINY, "dataset": str(uploads / stored)}, name=name, status="finished")
+    at = open_page("train")
+    assert_clean(at)
+    data = sorted(at.dataframe[0].value["data"])
+    assert data == ["mine.npz · 0fc1f6", "mine.npz · 9a8b7c"]
+
+
 def test_the_runs_table_and_the_run_choice_follow_the_store_between_reruns(
     no_demo_store: Path, fragment_timers: dict[str, Any]
 ) -> None:
