@@ -303,6 +303,20 @@ def test_half_step_player_marks_ince_gca_ince_and_the_drop_like_the_kl_curve() -
     assert not [a for a in flat.layout.annotations if a.showarrow]
 
 
+def test_the_play_buttons_have_their_own_row_above_a_full_width_slider() -> None:
+    """Beside a slider from 22% of the width the ▶ / ❚❚ buttons (about 145 px) overlapped
+    it on a chart under 660 px wide (Plan lab at 1000 px with the sidebar open): the slider
+    now spans the width one row under the buttons, and the figure grows by that row."""
+    from gca_viz.figures.player import BUTTON_ROW
+
+    fig = half_step_player(np.ones((5, 4, 4)), np.linspace(3, 2, 5), height=500)
+    (menu,), (slider,) = fig.layout.updatemenus, fig.layout.sliders
+    assert (slider.x, slider.len) == (0.0, 1.0)
+    assert slider.pad.t >= menu.pad.t + BUTTON_ROW - 10  # below the buttons' row
+    assert fig.layout.height == 500 + BUTTON_ROW
+    assert fig.layout.height - fig.layout.margin.t - fig.layout.margin.b == 500 - 200
+
+
 def test_a_log_player_of_a_nearly_uniform_plan_still_shows_its_structure() -> None:
     """Plans within one decade (a random encoder's batch) spread over the whole colour
     scale, not 1/12 of it (they were one flat colour: the Target plans page's player)."""

@@ -32,7 +32,7 @@ from plotly.colors import qualitative
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures._palette import LEGIBLE
 from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
-from gca_viz.figures.player import player_controls
+from gca_viz.figures.player import BUTTON_ROW, player_controls
 
 LABEL_COLORS: tuple[str, ...] = LEGIBLE + tuple(qualitative.Alphabet)
 """Discrete colours of labels 0, 1, 2, ... (:data:`~gca_viz.figures._palette.LEGIBLE` for
@@ -553,8 +553,8 @@ def explorer_figure(
         )
     below = 20 if view == "sphere" else 60
     layout.update(player_controls(frame_names, k0, frame_ms, frame_prefix, below))
-    layout["height"] += 70 + below
-    layout["margin"]["b"] = 80 + below
+    layout["height"] += 70 + below + BUTTON_ROW
+    layout["margin"]["b"] = 80 + below + BUTTON_ROW
     return go.Figure(data=traces, layout=layout, frames=frames)
 
 

@@ -156,10 +156,12 @@ def half_step_player(
         traces.append(positive_marks(np.asarray(positives), f, rows, height))
 
     scale = "log₁₀" if log else ("shared range" if shared_scale else "own range")
+    # (short enough for a 540 px chart, a 1000 px window with the sidebar open: a plotly
+    # title does not wrap, and "The half-steps ...: odd k row steps, even k column steps
+    # (colour: own range)" was cut after "(colour:")
     title = (
-        f"The half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾: odd k row "
-        "steps, even k column steps "
-        f"(colour: {scale})"
+        f"Half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾: odd k rows, "
+        f"even k columns (colour: {scale})"
     )
     # Frames change two traces and nothing in the layout: a layout change would make every
     # frame a full relayout (the slider's label names the current k).
@@ -179,9 +181,9 @@ def half_step_player(
             else 1e-3 * max(abs(float(finite.max())) if finite.size else 1, 1e-12)
         )
         y_range = [float(finite.min()) - pad, float(finite.max()) + pad] if finite.size else None
-    layout = _base_layout(title, height)
+    layout = _base_layout(title, height + BUTTON_ROW)  # (the buttons row adds to the figure)
     layout.update(
-        margin={"l": 60, "r": 20, "t": 60, "b": 140},
+        margin={"l": 60, "r": 20, "t": 60, "b": 140 + BUTTON_ROW},
         showlegend=False,
         xaxis={
             "domain": [0.0, 0.44],
@@ -214,13 +216,14 @@ def half_step_player(
         shapes=drop_shapes,
         annotations=[
             *drop_notes,
-            {  # over the KL chart's left end (a note from 0.7 of the width ran off its edge)
+            {  # over the KL chart, ending at its right end: from its left end the note
+                # ran off the figure on a narrow page (1000 px with the sidebar open)
                 "xref": "x2 domain",
                 "yref": "paper",
-                "x": 0.0,
+                "x": 1.0,
                 "y": 1.0,
                 "yanchor": "bottom",
-                "xanchor": "left",
+                "xanchor": "right",
                 "showarrow": False,
                 # (", above" alone read as cut off: say which way the point lies)
                 "text": f"k = 0 (the kernel K): {y[0]:.4g}, off the top"
@@ -233,6 +236,10 @@ def half_step_player(
     layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
     return go.Figure(data=traces, layout=layout, frames=frames)
 
+
+BUTTON_ROW = 34
+"""Height (px) of the ▶ / ❚❚ buttons' own row above the frame slider
+(:func:`player_controls`): a figure with the controls is this much taller."""
 
 PLAY_SECONDS = 5.0
 """How long playing all the half-steps takes by default (:func:`play_frame_ms`)."""
@@ -256,7 +263,11 @@ def player_controls(
     """Layout of a client-side animation: the ▶ / ❚❚ buttons and a slider over the frames
     ``names`` (``start`` active, ``frame_ms`` per frame when playing, the slider's label
     ``prefix`` + name), ``below`` pixels under the plot area (room for an x axis's ticks and
-    title). Shared by :func:`half_step_player` and the Geometry explorer."""
+    title). The buttons sit on their own row and the slider under them spans the whole
+    width: side by side (the slider from 22% of the width) they overlapped on a plot under
+    660 px wide, as on a 1000 px window with the sidebar open. The caller leaves
+    about ``100 +`` :data:`BUTTON_ROW` pixels under ``below`` for them. Shared by
+    :func:`half_step_player` and the Geometry explorer."""
     step_args = {
         "mode": "immediate",
         "frame": {"duration": 0, "redraw": True},
@@ -277,7 +288,7 @@ def player_controls(
                 "y": 0.0,
                 "xanchor": "left",
                 "yanchor": "top",
-                "pad": {"t": below + 10, "r": 10},
+                "pad": {"t": below + 6, "r": 10},
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
@@ -288,12 +299,12 @@ def player_controls(
         "sliders": [
             {
                 "active": start,
-                "x": 0.22,
-                "len": 0.78,
+                "x": 0.0,
+                "len": 1.0,
                 "y": 0.0,
                 "yanchor": "top",
                 "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 13}},
-                "pad": {"t": below},
+                "pad": {"t": below + BUTTON_ROW},
                 "steps": [
                     {"label": name, "method": "animate", "args": [[name], step_args]}
                     for name in names
