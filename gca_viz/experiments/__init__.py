@@ -57,6 +57,7 @@ from gca_viz.experiments.designer import (
     loss_pull,
     read_matrix,
     sort_by_domain,
+    sweep_pull,
 )
 from gca_viz.experiments.domains import (
     ALPHA_BETA_LATEX,
@@ -163,6 +164,7 @@ __all__ = [
     "shipped_sweep",
     "sort_by_domain",
     "spearman",
+    "sweep_pull",
     "sweep_run_name",
     "trend",
 ]

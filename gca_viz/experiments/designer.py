@@ -4,9 +4,11 @@ A target plan ``P_tgt`` (:mod:`gca_viz.targets`) is drawn next to the plan ``P``
 Sinkhorn finds for it. These functions order a batch so that its blocks show
 (:func:`sort_by_domain`), measure how much of a matrix lies in same-group blocks
 (:func:`block_mass`), and compute where the loss pulls pairs together or pushes them apart,
-``∂L/∂C = (P_tgt - P)/(εN)`` (:func:`loss_pull`, :func:`group_pull`): with the marginals
-fixed, the plan depends on the target only through them, so the target acts on training
-through this difference. :func:`read_matrix` parses an uploaded target.
+its gradient ``∂L/∂C`` through the sweeps (:func:`sweep_pull`), ``(P_tgt - P)/(εN)`` at
+Sinkhorn's fixed point (:func:`loss_pull`), and its means over kinds of pair
+(:func:`group_pull`): with the marginals fixed, the plan depends on the target only
+through them, so the target acts on training through this difference. :func:`read_matrix`
+parses an uploaded target.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
+from gca_viz import targets
 from gca_viz._validate import finite
+from gca_viz.losses import divergences, stages
 
 if TYPE_CHECKING:
     from gca_viz.lab import Batch
@@ -86,9 +90,49 @@ def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
     return pull
 
 
+def sweep_pull(cost: Any, target: Any, epsilon: float, n_iter: int) -> np.ndarray:
+    r"""GCA-INCE's gradient with respect to the cost through its ``T`` sweeps, as training
+    differentiates it:
+
+    .. math::
+        \frac{\partial \mathcal L}{\partial C_{ij}}, \qquad
+        \mathcal L = \tfrac1N \mathrm{KL}(P_{\mathrm{tgt}} \| P^{(2T)}(C)),
+
+    ``P^{(2T)}`` from ``T`` balanced log-domain sweeps towards ``μ = P_tgt 1``,
+    ``ν = P_tgt^T 1`` (the library's own stages, :func:`gca_viz.losses.stages.sinkhorn` and
+    :func:`gca_viz.losses.divergences.kl`), by autograd through the unrolled sweeps, in
+    float64. At Sinkhorn's fixed point it equals :func:`loss_pull`'s
+    ``(P_tgt - P^{(2T)})/(εN)``; before it (a small ``ε`` or few sweeps: the rows of
+    ``P^{(2T)}`` still miss ``μ``) the terms through the scalings do not cancel, and the
+    formula can be far off (measured: half the largest entry, and the other sign on 14% of
+    the pairs, at ``ε = 0.01``, ``T = 10`` on 48 digits).
+
+    Args:
+        cost: ``(N, N)`` cost ``C``. target: ``(N, N)`` ``P_tgt``.
+        epsilon: ``ε > 0``. n_iter: sweeps ``T >= 1``.
+
+    Returns:
+        ``(N, N)`` the gradient, in cost units per unit of loss.
+    """
+    C = torch.as_tensor(np.asarray(cost, dtype=np.float64)).requires_grad_(True)
+    T = torch.as_tensor(np.asarray(target, dtype=np.float64))
+    if C.ndim != 2 or T.shape != C.shape or C.shape[0] != C.shape[1]:
+        raise ValueError(f"cost and target must be (N, N) alike, got {C.shape} and {T.shape}")
+    eps = finite(epsilon, "epsilon")
+    if eps <= 0:
+        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+    mu, nu = targets.target_marginals(T)
+    with torch.enable_grad():
+        plan = stages.sinkhorn(C, mu, nu, epsilon=eps, n_iter=n_iter)
+        loss = divergences.kl(T, plan).mean()  # (1/N) KL(P_tgt || P^(2T))
+        (grad,) = torch.autograd.grad(loss, C)
+    out: np.ndarray = grad.numpy()
+    return out
+
+
 class GroupPull(NamedTuple):
-    """Mean pulls ``(P_tgt - P)/(εN)`` (:func:`loss_pull`) on three kinds of pair: ``> 0``
-    pulled together, ``< 0`` pushed apart."""
+    """Mean pulls ``∂L/∂C`` (:func:`sweep_pull` or :func:`loss_pull`) on three kinds of
+    pair: ``> 0`` pulled together, ``< 0`` pushed apart."""
 
     positive: float
     """On the positive pairs ``(i, i)``."""
@@ -154,33 +198,31 @@ class GroupPull(NamedTuple):
         return text + f": training draws {closer} pairs together and {further} pairs apart."
 
 
-def group_pull(target: Any, plan: Any, groups: Any, epsilon: float) -> GroupPull:
-    r"""The loss's mean pull (:func:`loss_pull`) on a positive pair, on a pair of the same
-    group and on a pair of different groups:
+def group_pull(pull: Any, groups: Any) -> GroupPull:
+    r"""The loss's mean pull on a positive pair, on a pair of the same group and on a pair
+    of different groups:
 
     .. math::
-        \frac{1}{\varepsilon N}\operatorname{mean}_i (P_{\mathrm{tgt}} - P)_{ii},\qquad
-        \frac{1}{\varepsilon N}\operatorname{mean}_{i \ne j,\, g_i = g_j}
-            (P_{\mathrm{tgt}} - P)_{ij},\qquad
-        \frac{1}{\varepsilon N}\operatorname{mean}_{g_i \ne g_j} (P_{\mathrm{tgt}} - P)_{ij}
+        \operatorname{mean}_i G_{ii},\qquad
+        \operatorname{mean}_{i \ne j,\, g_i = g_j} G_{ij},\qquad
+        \operatorname{mean}_{g_i \ne g_j} G_{ij}
 
+    with ``G = ∂L/∂C`` (:func:`sweep_pull`, or :func:`loss_pull`'s ``(P_tgt - P)/(εN)``).
     Unlike the plan's own :func:`block_mass`, they follow the target's weights (``α``,
     ``β`` of the domain prior); :attr:`GroupPull.shares` puts them relative to the
     positives' pull.
 
     Args:
-        target, plan: ``(N, N)`` ``P_tgt`` and ``P``. groups: ``(N,)`` group labels.
-        epsilon: the entropic regularisation ``ε > 0``.
+        pull: ``(N, N)`` the pull ``G``. groups: ``(N,)`` group labels.
     """
     g = np.asarray(groups).reshape(-1)
-    T = np.asarray(target, dtype=np.float64)
-    if T.ndim != 2 or T.shape != (len(g), len(g)):
-        raise ValueError(f"target and plan must be (n, n), n = len(groups), got {T.shape}")
-    pull = loss_pull(target, plan, epsilon)  # (N, N)
+    G = np.asarray(pull, dtype=np.float64)
+    if G.ndim != 2 or G.shape != (len(g), len(g)):
+        raise ValueError(f"pull must be (n, n), n = len(groups), got {G.shape}")
     same = (g[:, None] == g[None, :]) & ~np.eye(len(g), dtype=bool)
     other = g[:, None] != g[None, :]
-    means = [float(pull[m].mean()) if m.any() else math.nan for m in (same, other)]
-    return GroupPull(float(np.diag(pull).mean()), means[0], means[1])
+    means = [float(G[m].mean()) if m.any() else math.nan for m in (same, other)]
+    return GroupPull(float(np.diag(G).mean()), means[0], means[1])
 
 
 def read_matrix(data: bytes, filename: str) -> np.ndarray:
