@@ -36,6 +36,7 @@ TITLES = {
     "divergence": "Divergence d_M",
 }
 SIZES = (8, 16, 32, 64, 128, 256)
+DOMAIN_SOURCE = "multidomain_digits"  # the source with domain labels
 
 
 @st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
@@ -97,11 +98,24 @@ for column, kind in zip(st.columns(4, gap="medium"), REGISTRIES, strict=True):
             TITLES[kind], f"cmp_{kind}", list(REGISTRIES[kind]), DEFAULTS[kind]
         )
         st.caption(REGISTRIES[kind][stages[kind]].description)
+# A domain prior needs domain labels: shown on the multi-domain digits whatever the source
+# (with the default source its only sign was an error two screens down, and no plan)
+needs_domains = stages["target"] == "domain" and source != DOMAIN_SOURCE
+if needs_domains:
+    st.info(
+        f"A domain prior needs domain labels, which {SOURCES[source].lower()} lack: the "
+        f"batch below is the {SOURCES[DOMAIN_SOURCE].lower()} (as training with it uses)."
+    )
+# The chosen stages' parameters side by side, four to a row (under their stages' columns
+# they stacked in one: in a lecture ε, T and "stop after" filled a screen beside three
+# empty columns, and the value on a batch came on the third screen).
 params: dict[str, Any] = {}
 owned = story.stage_params(stages)
-for column, kind in zip(st.columns(4, gap="medium"), REGISTRIES, strict=True):
-    with column:
-        for _, p in (item for item in owned if item[0] == kind):
+for start in range(0, len(owned), 4):
+    row = owned[start : start + 4]
+    columns = ui.wrapping(f"cmp_wrap_params_{start}", 180).columns(4, gap="medium")
+    for column, (_, p) in zip(columns, row, strict=False):
+        with column:
             params[p.name] = param_widget(p)
 matrix = None
 if stages["target"] == "custom":
@@ -117,18 +131,21 @@ if stages["target"] == "custom":
 
 st.subheader("The formula")
 st.latex(story.composed_latex(stages))
-for kind in REGISTRIES:
-    entry = REGISTRIES[kind][stages[kind]]
-    label, formula = st.columns([1, 5])
-    label.markdown(f"**{TITLES[kind]}**  \n`{entry.name}`")
-    formula.latex(entry.latex)
+# Each stage's formula, two to a row (one to a row they took a projector's screen)
+kinds = list(REGISTRIES)
+for pair in (kinds[:2], kinds[2:]):
+    for column, kind in zip(ui.wrapping(f"cmp_wrap_{pair[0]}", 360).columns(2), pair, strict=True):
+        entry = REGISTRIES[kind][stages[kind]]
+        with column:
+            st.markdown(f"**{TITLES[kind]}** `{entry.name}`")
+            st.latex(entry.latex)
 st.caption(story.describe_composition(stages, params))
 
 # ---------------------------------------------------------------------------- results
 
 st.subheader("On a batch")
 with ui.guard("Batch"):
-    batch = load_batch(source, int(n), seed, _store=store)
+    batch = load_batch(DOMAIN_SOURCE if needs_domains else source, int(n), seed, _store=store)
 st.caption(f"Batch: {batch.source}.")
 if stages["target"] == "custom" and matrix is None:
     st.info("Upload a target matrix to evaluate the loss with a custom target.")
