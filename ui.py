@@ -660,6 +660,11 @@ html { font-size: 20px; }
 }
 [class*="st-key-lecture_controls_"] > div:has([data-testid="stHeading"]) { flex: 1 0 100%; }
 [class*="st-key-lecture_controls_"] h3 { font-size: 1.05rem; padding: 0.25rem 0 0; }
+/* The top bar: its spacing as margins, not padding (it decides which tabs fit by its width
+   with the padding in, and clipped 35 px of the last one, "Composer", at 1280 px), and
+   tabs 8 px narrower, so that all eight fit at 1280 px. */
+[data-testid="stTopNav"] { padding: 0 !important; margin: 0 20px; }
+[data-testid="stTopNav"] a { padding-left: 6px !important; padding-right: 6px !important; }
 .gca-chart-title { font-weight: 600; font-size: 1.05rem; line-height: 1.3; }
 .gca-chart-title small { display: block; font-weight: 400; font-size: 0.8rem; color: #4b5563; }
 """

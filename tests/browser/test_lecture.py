@@ -227,6 +227,14 @@ def test_the_top_bar_names_every_page_at_1280(app: Any) -> None:
              "Composer"]  # fmt: skip
     assert [s.split("\n")[-1].strip() for s in shown] == short, shown
     assert not nav.get_by_text(re.compile(r"^\d+ more$")).count()
+    # ... and none is cut: the bar clipped the last tab's end (35 px of "Composer", its
+    # highlight's corner when selected), the 20 px padding on each side not counted
+    bar = nav.bounding_box()
+    last = nav.locator("a").last.bounding_box()
+    assert bar and last and last["x"] + last["width"] <= bar["x"] + bar["width"] + 0.5, (
+        bar,
+        last,
+    )
     nav.get_by_text("Domains", exact=True).click()
     app.page.wait_for_url("**/domains**")
     expect(app.page.get_by_role("heading", name="Target plans and domains").first).to_be_visible()
