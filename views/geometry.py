@@ -75,19 +75,27 @@ def waiting(jobs: embed.ProjectionJobs, method: str) -> bool:
     return jobs.busy(include_warm_up=False) or (method in SLOW_PARAMS and warming(jobs) is not None)
 
 
-def first_umap_note() -> str:
-    """What the first UMAP of this server process costs (nothing more once one ran)."""
-    if embed.umap_ready():
-        return ""
-    if embed.umap_kernels_cached():
-        return (
-            " The first UMAP in this server process loads numba's compiled kernels from the "
-            "disk cache (a few seconds); later ones take about a second."
-        )
-    return (
-        " The first UMAP on this machine compiles numba code (a minute or more, cached on "
-        "disk afterwards); later ones take seconds."
-    )
+def first_umap_note(key: tuple[Any, ...]) -> str:
+    """What the first UMAP of this server process costs (nothing more once one ran), decided
+    once per job ``key``: the compile writes the disk cache as it goes, and the note read
+    "compiles (a minute or more)", then "loads from the cache (a few seconds)" while the
+    same job ran on."""
+    notes = st.session_state.setdefault("_geo_umap_notes", {})
+    if key not in notes:
+        if embed.umap_ready():
+            notes[key] = ""
+        elif embed.umap_kernels_cached():
+            notes[key] = (
+                " The first UMAP in this server process loads numba's compiled kernels from "
+                "the disk cache (seconds, up to half a minute on a busy machine); later ones "
+                "take about a second."
+            )
+        else:
+            notes[key] = (
+                " The first UMAP on this machine compiles numba code (a minute or more, "
+                "cached on disk afterwards); later ones take seconds."
+            )
+    return str(notes[key])
 
 
 def slow_projection(
@@ -131,7 +139,7 @@ def slow_projection(
         what = "queued" if status.state == "pending" else f"running for {status.seconds:.0f} s"
         st.info(
             f"{title} of {len(z)} points is {what} in the background; PCA is shown until it "
-            f"is ready.{first_umap_note() if view.method == 'umap' else ''}",
+            f"is ready.{first_umap_note(key) if view.method == 'umap' else ''}",
             icon=":material/hourglass_top:",
         )
     elif st.button(

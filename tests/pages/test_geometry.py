@@ -8,6 +8,7 @@ test_geometry_partner.py).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,50 @@ def test_geometry_computes_tsne_in_the_background(store_env: Path) -> None:
 
     wait_for(ready, 60, "t-SNE")
     assert not any(b.label.startswith("Compute t-SNE") for b in at.button)
+
+
+def test_the_first_umaps_note_keeps_its_estimate_while_the_job_runs(
+    store_env: Path, monkeypatch: Any
+) -> None:
+    """The first UMAP's note read "compiles numba code (a minute or more)", then, as the
+    compile wrote numba's disk cache, "loads ... from the disk cache (a few seconds)" while
+    the same job ran on. The note is decided once per job. (UMAP itself is held back by an
+    event here, standing in for its compile: the note, not UMAP, is under test.)"""
+    cached = {"now": False}
+    release = threading.Event()
+
+    def held_umap(z: Any, k: int = 2, **params: Any) -> np.ndarray:
+        release.wait(60)
+        return embed.pca(z, k)
+
+    monkeypatch.setattr(embed, "umap_ready", lambda: False)
+    monkeypatch.setattr(embed, "umap_kernels_cached", lambda cache_dir=None: cached["now"])
+    monkeypatch.setitem(embed.PROJECTORS, "umap", held_umap)
+    try:
+        at = open_page("geometry")
+        at.selectbox(key="geo_run").set_value(2).run()
+        at.selectbox(key="geo_method").set_value("umap").run()
+        go = next(b for b in at.button if b.label.startswith("Compute UMAP"))
+        go.click().run()
+        assert_clean(at)
+
+        def note() -> str:
+            return " ".join(i.value for i in at.info if "UMAP of" in i.value)
+
+        wait_for(lambda: (at.run(), "running for" in note())[1], 30, "the UMAP job to start")
+        assert "compiles numba code (a minute or more" in note()
+        cached["now"] = True  # the compile has written the disk cache: the same job runs on
+        at.run()
+        assert "compiles numba code" in note() and "disk cache" not in note()
+    finally:
+        release.set()
+
+    def ready() -> bool:
+        at.run()
+        assert_clean(at)
+        return "UMAP" in charts(at)["geo_fig_2"]["layout"]["title"]["text"]
+
+    wait_for(ready, 60, "UMAP")
 
 
 def test_geometry_compares_two_runs_side_by_side(store_env: Path) -> None:
