@@ -15,7 +15,6 @@ import ui
 from gca_viz import experiments as ex
 from gca_viz import lab, losses, targets
 from gca_viz.figures import experiments as xfig
-from gca_viz.figures import plans as pfig
 from gca_viz.figures.player import half_step_player
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import TARGETS
@@ -291,41 +290,38 @@ if target is not None:
             + pulls.describe("same-domain", "other-domain")
             + " The sweep below trains with the domain prior."
         )
-    k1, k2 = ui.wrapping("dom_wrap_kl", 300).columns([3, 2], gap="large")
-    with k1:
-        ui.chart(pfig.kl_curve(steps.kl), key="dom_chart_kl")
-    with k2:
-        rise, rounding = lab.largest_rise(steps.kl)
-        st.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", f"{steps.kl[1]:.4g}")
-        st.metric(
-            f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/N",
-            f"{steps.kl[-1]:.4g}",
-            **ui.versus_ince(steps.kl[-1] - steps.kl[1], rounding, "+.3g"),
-        )
-        shown = "0 (rounding)" if rise == 0 else f"{-rise:.2e}"
-        st.metric(
-            "Smallest drop between half-steps",
-            shown,
-            help=f"min over k ≥ 1 of KL(P_tgt‖P⁽ᵏ⁾) − KL(P_tgt‖P⁽ᵏ⁺¹⁾), never negative (a "
-            f"negative value would be a rise); changes within float64 rounding of the KL "
-            f"(±{rounding:.0e}) are shown as 0",
-        )
-        st.caption(
-            f"Batch: {batch.source}. With μ = P_tgt 1 and ν = P_tgtᵀ1 the target is feasible, "
-            "so every half-step is a KL projection onto a set containing it and the curve "
-            "cannot rise: "
-            + (
-                "here no half-step raises it (the last ones change it only at rounding "
-                "level: Sinkhorn has converged)."
-                if rise == 0
-                else f"here every half-step lowers it by at least {shown}."
-            )
-        )
+    # The KL curve once, in the player (it marks INCE, GCA-INCE and the drop); the page drew
+    # it a second time, as a static chart above the player.
+    rise, rounding = lab.largest_rise(steps.kl)
+    shown = "0 (rounding)" if rise == 0 else f"{-rise:.2e}"
+    k1, k2, k3 = ui.wrapping("dom_wrap_kl", 180).columns(3)
+    k1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", f"{steps.kl[1]:.4g}")
+    k2.metric(
+        f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/N",
+        f"{steps.kl[-1]:.4g}",
+        **ui.versus_ince(steps.kl[-1] - steps.kl[1], rounding, "+.3g"),
+    )
+    k3.metric(
+        "Smallest drop between half-steps",
+        shown,
+        help=f"min over k ≥ 1 of KL(P_tgt‖P⁽ᵏ⁾) − KL(P_tgt‖P⁽ᵏ⁺¹⁾), never negative (a "
+        f"negative value would be a rise); changes within float64 rounding of the KL "
+        f"(±{rounding:.0e}) are shown as 0",
+    )
     st.markdown(
         "**▶ Play the half-steps**: each one rescales the plan's rows or columns to the "
-        "target's marginals, so its KL to the target P_tgt (drawn above) can only fall; the "
-        "pattern within the rows is the kernel's."
+        "target's marginals. With μ = P_tgt 1 and ν = P_tgtᵀ1 the target is feasible, so "
+        "every half-step is a KL projection onto a set containing it and the KL curve beside "
+        "the plan cannot rise: "
+        + (
+            "here no half-step raises it (the last ones change it only at rounding level: "
+            "Sinkhorn has converged)."
+            if rise == 0
+            else f"here every half-step lowers it by at least {shown}."
+        )
+        + " The pattern within the rows is the kernel's."
     )
+    st.caption(f"Batch: {batch.source}.")
     ui.chart(half_step_player(steps.plans, steps.kl, log=True), key="dom_chart_player")
     ui.show_code(targets.domain_target, ex.block_mass, ex.sweep_pull, ex.loss_pull, lab.half_steps)
 

@@ -55,7 +55,8 @@ def test_the_target_is_drawn_on_a_log_scale_with_its_zeros_blank(app_store: Path
 def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -> None:
     at = open_page("domains")
     figs = charts(at)
-    assert {"dom_chart_target", "dom_chart_plan", "dom_chart_kl"} <= set(figs)
+    assert {"dom_chart_target", "dom_chart_plan", "dom_chart_player"} <= set(figs)
+    assert "dom_chart_kl" not in figs  # the KL curve once, in the player
     n = at.slider(key="dom_n").value
     target = _heatmap(at, "dom_chart_target")
     assert target.shape == (n, n)
