@@ -223,6 +223,12 @@ def test_decades_and_their_labels() -> None:
     assert _axes.decade_text([1e-4, 1e-3, 1.0, 1e4]) == ["0.0001", "0.001", "1", "10000"]
     assert _axes.decade_text([1e-5, 1e-4]) == ["1e-5", "1e-4"]
     assert _axes.log_axis([]) == {"type": "log", "dtick": 1}
+    # data within a decade: the range runs from decade to decade, so both ticks show
+    # (plotly fitted 0.0021 ... 0.0097 and labelled only 0.01)
+    short = _axes.log_axis(np.array([0.0021, 0.0097]))
+    assert short["tickvals"] == [0.001, 0.01]
+    assert short["range"][0] <= -3 and short["range"][1] >= -2
+    assert "range" not in _axes.log_axis(np.array([1e-6, 1.0]))  # six decades: plotly's fit
     raw = go.Figure(layout={"xaxis": {"title": {"text": "$\\varepsilon$"}, "type": "log"}})
     assert len(axis_problems(raw)) == 2  # the checker itself catches both faults
 

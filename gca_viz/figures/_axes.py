@@ -39,14 +39,31 @@ def decade_text(ticks: list[float]) -> list[str]:
     return [f"1e{k}" for k in powers]
 
 
+SHORT_SPAN = 2
+"""Data within this many decades gets an axis range from decade to decade
+(:func:`log_axis`)."""
+
+
 def log_axis(*values: Any) -> dict[str, Any]:
     """Layout of a log axis over ``values`` (the data drawn on it) with a labelled tick at
     every decade (:func:`decades`, :func:`decade_text`); without positive data, plotly's
-    own tick at every decade (``dtick=1``)."""
+    own tick at every decade (``dtick=1``). Data within :data:`SHORT_SPAN` decades gets a
+    range from its lowest decade to its highest (a little beyond, for the markers): plotly's
+    own range fits the data, and over 0.0021 ... 0.0097 it showed one labelled tick, 0.01."""
     ticks = decades(*values)
     if not ticks:
         return {"type": "log", "dtick": 1}
-    return {"type": "log", "tickmode": "array", "tickvals": ticks, "ticktext": decade_text(ticks)}
+    axis: dict[str, Any] = {
+        "type": "log",
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": decade_text(ticks),
+    }
+    if len(ticks) <= SHORT_SPAN + 1:
+        low, high = np.log10(ticks[0]), np.log10(ticks[-1])
+        pad = 0.03 * (high - low)
+        axis["range"] = [float(low - pad), float(high + pad)]
+    return axis
 
 
 def round_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
