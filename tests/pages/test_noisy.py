@@ -146,7 +146,13 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     bars = figs["mech_chart_grads"]["data"][0]
     np.testing.assert_allclose(array(bars["x"]), list(grads.shares.values()), rtol=1e-6)
     text = texts(at.caption)
-    assert f"RINCE (q = 1) alone shows: {grads.shares['rince']:.3f}" in text
+    assert f"RINCE alone (q = 1, unweighted) gives {grads.shares['rince']:.3f}" in text
+    # the bars' settings are named (the caption named the preset's ε = 0.5, λ = 0.2), and
+    # the RINCE term's part is what the bars show (it was credited with "the work")
+    assert "at this section's ε = 0.1, T = 10 and λ₁ = λ₂ = 0.01" in text
+    part = grads.shares["gca_uot_kl"] - grads.shares["gca_uot"]
+    assert f"takes {part:.3f} off the share" in text or f"adds {-part:.3f} to" in text
+    assert "does the work" not in text
     assert "32 of 128 second views replaced" in text
     before = shown["Corrupted rows' mass"]
     at.slider(key="mech_share").set_value(0.5).run()
