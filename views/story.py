@@ -423,7 +423,11 @@ elif step == 4:
         # per sweep, far slower than balanced Sinkhorn's measured 0.748 on this batch)
         + (
             "Here λ = ∞: the bound ρ₁ρ₂ = 1 says nothing, and the kernel alone sets the rate "
-            f"({measured} per sweep)."
+            + (
+                f"({measured} per sweep)."
+                if math.isfinite(rel.contraction)
+                else f"(the solver was {measured})."
+            )
             if lam is None
             else f"With ρ = λ/(λ + ε) = {rel.rho[0]:.4f} the error shrinks by at most "
             f"ρ₁ρ₂ = {rel.predicted:.4f} per sweep (measured: {measured}): a small λ "
