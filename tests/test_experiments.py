@@ -320,6 +320,25 @@ def test_sweep_pull_is_the_gradient_before_the_fixed_point_where_the_formula_is_
         ex.sweep_pull(cost, target, 0.0, 10)
     with pytest.raises(ValueError, match="cost and target"):
         ex.sweep_pull(cost, target[:3], 0.5, 10)
+    with pytest.raises(ValueError, match="n_iter"):
+        ex.sweep_pull(cost, target, 0.5, 0)
+    empty_row = target.copy()
+    empty_row[0] = 0.0
+    with pytest.raises(ValueError, match="target: every row"):
+        ex.sweep_pull(cost, empty_row, 0.5, 10)
+
+
+def test_formula_gap_measures_the_formula_against_the_gradient() -> None:
+    """The largest difference relative to the gradient's largest entry, and the share of
+    pairs whose sign the formula gets wrong (a rounding-level gradient entry has no sign)."""
+    G = np.array([[2.0, -1.0], [0.5, 1e-12]])
+    F = np.array([[2.0, 1.0], [0.4, -1e-12]])
+    gap = ex.formula_gap(G, F)
+    assert gap.largest == pytest.approx(1.0) and gap.flipped == pytest.approx(0.25)
+    assert ex.formula_gap(G, G) == (0.0, 0.0)
+    assert ex.formula_gap(np.zeros((2, 2)), np.zeros((2, 2))) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        ex.formula_gap(G, F[:1])
 
 
 def test_group_pull_follows_alpha_minus_beta_while_the_plan_does_not() -> None:

@@ -229,6 +229,7 @@ def test_decades_and_their_labels() -> None:
     assert short["tickvals"] == [0.001, 0.01]
     assert short["range"][0] <= -3 and short["range"][1] >= -2
     assert "range" not in _axes.log_axis(np.array([1e-6, 1.0]))  # six decades: plotly's fit
+    assert _axes.log_axis([0.01, 0.01])["range"] == [-2.5, -1.5]  # one value: not zero width
     raw = go.Figure(layout={"xaxis": {"title": {"text": "$\\varepsilon$"}, "type": "log"}})
     assert len(axis_problems(raw)) == 2  # the checker itself catches both faults
 

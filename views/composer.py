@@ -16,7 +16,7 @@ from gca_viz.registry import Param
 from gca_viz.targets import TARGETS, partner
 from views._run_link import launch_status
 
-SOURCES = {
+SOURCES = {  # (story.DOMAIN_DATASET, "multidomain_digits", is the one with domain labels)
     "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
     "digits": "Digits through a random encoder",
     "multidomain_digits": "Multi-domain digits through a random encoder",
@@ -36,7 +36,6 @@ TITLES = {
     "divergence": "Divergence d_M",
 }
 SIZES = (8, 16, 32, 64, 128, 256)
-DOMAIN_SOURCE = "multidomain_digits"  # the source with domain labels
 
 
 @st.cache_data(max_entries=8, show_spinner="Embedding the batch...")
@@ -100,11 +99,11 @@ for column, kind in zip(st.columns(4, gap="medium"), REGISTRIES, strict=True):
         st.caption(REGISTRIES[kind][stages[kind]].description)
 # A domain prior needs domain labels: shown on the multi-domain digits whatever the source
 # (with the default source its only sign was an error two screens down, and no plan)
-needs_domains = stages["target"] == "domain" and source != DOMAIN_SOURCE
+needs_domains = stages["target"] == "domain" and source != story.DOMAIN_DATASET
 if needs_domains:
     st.info(
         f"A domain prior needs domain labels, which {SOURCES[source].lower()} lack: the "
-        f"batch below is the {SOURCES[DOMAIN_SOURCE].lower()} (as training with it uses)."
+        f"batch below is the {SOURCES[story.DOMAIN_DATASET].lower()} (as training with it uses)."
     )
 # The chosen stages' parameters side by side, four to a row (under their stages' columns
 # they stacked in one: in a lecture ε, T and "stop after" filled a screen beside three
@@ -145,7 +144,9 @@ st.caption(story.describe_composition(stages, params))
 
 st.subheader("On a batch")
 with ui.guard("Batch"):
-    batch = load_batch(DOMAIN_SOURCE if needs_domains else source, int(n), seed, _store=store)
+    batch = load_batch(
+        story.DOMAIN_DATASET if needs_domains else source, int(n), seed, _store=store
+    )
 st.caption(f"Batch: {batch.source}.")
 if stages["target"] == "custom" and matrix is None:
     st.info("Upload a target matrix to evaluate the loss with a custom target.")

@@ -180,11 +180,8 @@ if target is not None:
     # fixed-point formula (P_tgt − P)/(εN) is from it: at a small ε or a short T far (the
     # page called the formula exact there, while it had the wrong sign on 14% of the pairs)
     pull = pull_map((n, seed), batch, target, eps, n_iter)
-    formula = ex.loss_pull(target, plan, eps)
-    scale = max(float(np.abs(pull).max()), 1e-300)
-    formula_gap = float(np.abs(pull - formula).max()) / scale
-    flipped = float(np.mean(np.sign(pull) != np.sign(formula)))
-    exact = formula_gap < 1e-6
+    gap = ex.formula_gap(pull, ex.loss_pull(target, plan, eps))
+    exact = gap.largest < 1e-6
     pulls = ex.group_pull(pull, batch.domains)
     same, other = pulls.shares  # of a positive's pull (NaN when the positives are not pulled)
     relative = not np.isnan(same)
@@ -263,17 +260,21 @@ if target is not None:
             "gradient: the loss KL(P_tgt‖P)/N differentiated through the sweeps. "
             + (
                 "Here it is (P_tgt − P)/(εN) with respect to the cost (to "
-                f"{max(formula_gap, 1e-16):.0e}): the plan has reached the target's "
+                f"{max(gap.largest, 1e-16):.0e}): the plan has reached the target's "
                 "marginals, Sinkhorn's fixed point, where the terms through the scalings "
                 "cancel. Gradient descent lowers the cost by it: **red** pairs, where the "
                 "target holds more mass than the plan, are pulled together; **blue** pairs "
                 "are pushed apart. "
                 if exact
                 else "At Sinkhorn's fixed point it is (P_tgt − P)/(εN); here the plan's rows "
-                f"still miss μ by {steps.row_error[-1] / mu.sum():.1%} of the mass, so the "
-                f"gradient drawn differs from that formula by up to {formula_gap:.0%} of its "
-                "largest entry"
-                + (f", with the other sign on {flipped:.0%} of the pairs" if flipped else "")
+                f"still miss μ by {100 * steps.row_error[-1] / mu.sum():.2g}% of the mass, so "
+                f"the gradient drawn differs from that formula by up to "
+                f"{100 * gap.largest:.2g}% of its largest entry"
+                + (
+                    f", with the other sign on {100 * gap.flipped:.2g}% of the pairs"
+                    if gap.flipped > 0
+                    else ""
+                )
                 + ": raise T (or ε) to reach it. Gradient descent lowers the cost by the "
                 "gradient: **red** pairs are pulled together, **blue** pairs pushed apart. "
             )

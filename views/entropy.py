@@ -244,32 +244,37 @@ with b:
                 "balanced, measured": sweep.contraction,
                 "balanced, rough prediction tanh²(range C / 2ε)": sweep.predicted,
                 "unbalanced, measured": sweep.contraction_unbalanced,
-                "unbalanced, bound ρ₁ρ₂": sweep.rho,
+                "unbalanced, rate ρ₁ρ₂": sweep.rho,
             },
             title="Contraction per sweep",
             x_title=x_eps,
             y_title="eₜ₊₁ / eₜ",  # (longer, it was cut in lecture mode; the title says what)
-            dashed=("balanced, rough prediction tanh²(range C / 2ε)", "unbalanced, bound ρ₁ρ₂"),
-            points=("unbalanced, measured",),  # dots on the bound's line (a line hid it)
+            dashed=("balanced, rough prediction tanh²(range C / 2ε)", "unbalanced, rate ρ₁ρ₂"),
+            points=("unbalanced, measured",),  # dots on the rate's line (a line hid it)
             colors={
                 "balanced, measured": C["row"],
                 "balanced, rough prediction tanh²(range C / 2ε)": C["row"],
                 "unbalanced, measured": C["unbalanced"],
-                "unbalanced, bound ρ₁ρ₂": C["unbalanced"],
+                "unbalanced, rate ρ₁ρ₂": C["unbalanced"],
             },
             height=380,
         ),
         key="ent_chart_contraction",
     )
-    # (the measured rate sits at the bound or just under it: the caption said "exactly",
-    # beside a table row of 0.5425 against ρ₁ρ₂ = 0.5478)
-    measured_unb = np.asarray(sweep.contraction_unbalanced, dtype=float)
-    ok = np.isfinite(measured_unb) & (np.asarray(sweep.rho) > 0)
-    gap = float(np.max(np.abs(measured_unb[ok] / sweep.rho[ok] - 1))) if ok.any() else 0.0
+    # (it said "exactly ρ₁ρ₂" beside a table row of 0.5425 against 0.5478: the measured rate
+    # nears ρ₁ρ₂ only as the error's constant part takes over, and reads the rounding floor
+    # where the error gets there in a few sweeps)
+    gap = sweep.unbalanced_gap()
     st.caption(
-        f"Relaxed marginals (λ₁ = {lam1:g}, λ₂ = {lam2:g}) contract by at most ρ₁ρ₂ per "
-        f"sweep, whatever the cost, and here within {gap:.1%} of it; the balanced rate tends "
-        "to 1 as ε → 0. The tanh² bound is loose but shows the trend."
+        f"Relaxed marginals (λ₁ = {lam1:g}, λ₂ = {lam2:g}) contract by ρ₁ρ₂ per sweep near "
+        "the solution, whatever the cost"
+        + (
+            f" (measured within {gap:.1%} of it here)"
+            if gap is not None
+            else " (too fast to measure here: the error reaches rounding within a few sweeps)"
+        )
+        + "; the balanced rate tends to 1 as ε → 0. The tanh² bound is loose but shows the "
+        "trend."
     )
 live_chart.live_chart(figs.error_curves(eps, sweep.errors, tol=tol), key="ent_chart_errors")
 st.caption(

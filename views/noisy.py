@@ -23,6 +23,7 @@ SOURCES = {
 }
 TITLES = {"ince": "INCE", "gca_uot": "GCA-UOT"}
 MECH_SWEEP = tuple(float(v) for v in np.geomspace(1e-3, 1e2, 11))
+MECH_T = 10  # Sinkhorn sweeps of the mass and gradient section
 
 
 # ------------------------------------------------------------------------ cached math
@@ -100,9 +101,11 @@ def mechanism(
     else:
         batch = lab.data_batch(n=n, seed=seed, encoder=lab.trained_encoder(_store, source))
     pairs = um.replace_views(batch.z1, batch.z2, share, seed=seed)
-    shares = um.mass_shares(pairs, epsilon=eps, relax=lam)
-    grads = um.gradient_shares(pairs, epsilon=eps, relax=lam)
-    sweep = um.relaxation_sweep(pairs, MECH_SWEEP, epsilon=eps)
+    # one T for the mass, the gradient bars and the λ sweep (the gradients' caption names
+    # the mass's settings)
+    shares = um.mass_shares(pairs, epsilon=eps, n_iter=MECH_T, relax=lam)
+    grads = um.gradient_shares(pairs, epsilon=eps, n_iter=MECH_T, relax=lam)
+    sweep = um.relaxation_sweep(pairs, MECH_SWEEP, epsilon=eps, n_iter=MECH_T)
     return shares, grads, sweep, batch.source
 
 
@@ -490,9 +493,9 @@ st.caption(
     f"{gs['gca_uot_kl']:.3f}). That loss reads the plan through a row softmax, Pᵢᵢ / (P1)ᵢ, "
     "in which the row scaling u cancels: the relaxation hardly changes its gradient. "
     + (
-        f"Its RINCE term, weighted λ_R = 0.01, takes {rince_part:.3f} off the share; "
+        f"Its RINCE term, weighted r₂ = 0.2, takes {rince_part:.3f} off the share; "
         if rince_part > 0
-        else f"Its RINCE term, weighted λ_R = 0.01, adds {-rince_part:.3f} to the share; "
+        else f"Its RINCE term, weighted r₂ = 0.2, adds {-rince_part:.3f} to the share; "
     )
     + f"RINCE alone (q = 1, unweighted) gives {gs['rince']:.3f}. Reading the unbalanced plan "
     f"itself, KL(P_tgt ‖ P), keeps the row scaling: {gs['uot_plan_kl']:.3f}. The RINCE settings "

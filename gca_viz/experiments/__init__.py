@@ -51,8 +51,10 @@ Public API::
 """
 
 from gca_viz.experiments.designer import (
+    FormulaGap,
     GroupPull,
     block_mass,
+    formula_gap,
     group_pull,
     loss_pull,
     read_matrix,
@@ -128,6 +130,7 @@ __all__ = [
     "UOT_MASS_LATEX",
     "ComparisonRow",
     "CorruptionMass",
+    "FormulaGap",
     "GradedViews",
     "GroupPull",
     "NoisySweepRow",
@@ -146,6 +149,7 @@ __all__ = [
     "embedding_domain_accuracy",
     "encoder_accuracies",
     "find_domain_sweep",
+    "formula_gap",
     "generate_sweep",
     "graded_corruption",
     "group_pull",

@@ -121,13 +121,53 @@ def sweep_pull(cost: Any, target: Any, epsilon: float, n_iter: int) -> np.ndarra
     eps = finite(epsilon, "epsilon")
     if eps <= 0:
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    if not (torch.isfinite(T).all() and (T >= 0).all()):
+        raise ValueError("target must hold finite entries >= 0")
+    if not ((T.sum(1) > 0).all() and (T.sum(0) > 0).all()):
+        raise ValueError("target: every row and column needs some mass (its marginals μ, ν)")
     mu, nu = targets.target_marginals(T)
     with torch.enable_grad():
-        plan = stages.sinkhorn(C, mu, nu, epsilon=eps, n_iter=n_iter)
+        plan = stages.sinkhorn(C, mu, nu, epsilon=eps, n_iter=int(n_iter))
         loss = divergences.kl(T, plan).mean()  # (1/N) KL(P_tgt || P^(2T))
         (grad,) = torch.autograd.grad(loss, C)
     out: np.ndarray = grad.numpy()
     return out
+
+
+class FormulaGap(NamedTuple):
+    """How far :func:`loss_pull`'s fixed-point formula ``F = (P_tgt - P)/(εN)`` is from the
+    gradient ``G`` through the sweeps (:func:`sweep_pull`): :func:`formula_gap`."""
+
+    largest: float
+    """``max |G - F| / max |G|``: 0 at Sinkhorn's fixed point."""
+    flipped: float
+    """The share of the pairs where ``F`` has the other sign than ``G`` (pairs where
+    ``|G|`` is under ``1e-9 max |G|`` left out: their sign is rounding)."""
+
+
+def formula_gap(pull: Any, formula: Any) -> FormulaGap:
+    r"""Compare the gradient ``G = ∂L/∂C`` with the formula ``F = (P_tgt - P)/(εN)``:
+
+    .. math::
+        \frac{\max_{ij} |G_{ij} - F_{ij}|}{\max_{ij} |G_{ij}|},\qquad
+        \frac{\#\{(i, j): \operatorname{sign} F_{ij} \ne \operatorname{sign} G_{ij}\}}
+            {\#\{(i, j)\}}
+
+    Args:
+        pull: ``(N, N)`` ``G`` (:func:`sweep_pull`). formula: ``(N, N)`` ``F``
+            (:func:`loss_pull`).
+    """
+    G, F = np.asarray(pull, dtype=np.float64), np.asarray(formula, dtype=np.float64)
+    if G.shape != F.shape:
+        raise ValueError(f"pull and formula must have one shape, got {G.shape} and {F.shape}")
+    scale = float(np.abs(G).max()) if G.size else 0.0
+    if not scale > 0:
+        return FormulaGap(0.0 if np.array_equal(G, F) else math.inf, 0.0)
+    meaningful = np.abs(G) > 1e-9 * scale
+    flipped = float(np.mean((np.sign(F) != np.sign(G)) & meaningful))
+    return FormulaGap(float(np.abs(G - F).max()) / scale, flipped)
 
 
 class GroupPull(NamedTuple):

@@ -61,7 +61,7 @@ def log_axis(*values: Any) -> dict[str, Any]:
     }
     if len(ticks) <= SHORT_SPAN + 1:
         low, high = np.log10(ticks[0]), np.log10(ticks[-1])
-        pad = 0.03 * (high - low)
+        pad = 0.03 * (high - low) if high > low else 0.5  # (all data on one power of ten)
         axis["range"] = [float(low - pad), float(high + pad)]
     return axis
 

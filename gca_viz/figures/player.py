@@ -54,7 +54,10 @@ def half_step_player(
     is each plan's own ``[0, max]`` (or the largest entry over all half-steps with
     ``shared_scale``); with ``log``, ``log10`` from the smallest entry of all half-steps
     (at most 12 decades below the maximum) to the maximum. The colour bar's ticks name the
-    real values.
+    real values. The KL panel carries :func:`gca_viz.figures.plans.drop_marks` (INCE's and
+    GCA-INCE's levels, the drop between them and its arrow right of ``k = 2T``); the
+    buttons have a row of their own above the slider (:data:`BUTTON_ROW` px on top of
+    ``height``).
 
     Args:
         plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.

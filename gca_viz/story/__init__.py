@@ -37,6 +37,7 @@ from gca_viz.story.batches import (
 )
 from gca_viz.story.composer import (
     COMPOSED_LATEX,
+    DOMAIN_DATASET,
     STAGE_KINDS,
     compose_on_batch,
     composed_latex,
@@ -78,6 +79,7 @@ from gca_viz.story.steps import (
 
 __all__ = [
     "COMPOSED_LATEX",
+    "DOMAIN_DATASET",
     "ENTROPY_LATEX",
     "GCA_LATEX",
     "GINI_LATEX",

@@ -23,6 +23,11 @@ COMPOSED_LATEX = (
 """The four-stage loss pipeline (:func:`composed_latex`)."""
 
 
+DOMAIN_DATASET = "multidomain_digits"
+"""The dataset with domain labels: a composed loss with a domain prior trains and is shown
+on it (:func:`composed_run_config`, the Loss composer page)."""
+
+
 def stage_params(stages: Mapping[str, str]) -> list[tuple[str, Param]]:
     """``(stage kind, Param)`` of every parameter of the chosen stages, each name once
     (``ε`` belongs to the projection), in stage order.
@@ -212,7 +217,7 @@ def composed_run_config(
         "layout": layout,
         "steps": count(steps, "steps"),
         "out_dim": 3,
-        "dataset": "multidomain_digits" if stages["target"] == "domain" else "digits",
+        "dataset": DOMAIN_DATASET if stages["target"] == "domain" else "digits",
     }
     TrainConfig.from_dict(cfg)  # raises ValueError naming the field
     return cfg

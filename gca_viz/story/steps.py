@@ -488,7 +488,7 @@ class Relaxed:
 
     @property
     def predicted(self) -> float:
-        """``ρ1 ρ2``, the predicted contraction per sweep."""
+        """``ρ1 ρ2``, the contraction per sweep near the solution (the asymptotic rate)."""
         return self.rho[0] * self.rho[1]
 
     @property

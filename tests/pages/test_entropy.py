@@ -24,12 +24,12 @@ def test_entropy_page_renders_and_responds() -> None:
     contraction = figure(at, "Contraction per sweep")
     names = [t["name"] for t in contraction["data"]]
     measured = np.asarray(contraction["data"][names.index("unbalanced, measured")]["y"], float)
-    bound = np.asarray(contraction["data"][names.index("unbalanced, bound ρ₁ρ₂")]["y"], float)
-    np.testing.assert_allclose(measured, bound, rtol=0.1)
-    assert (measured <= bound * (1 + 1e-4)).all()  # a bound: the caption said "exactly"
+    rate = np.asarray(contraction["data"][names.index("unbalanced, rate ρ₁ρ₂")]["y"], float)
+    np.testing.assert_allclose(measured, rate, rtol=0.1)
+    # the caption gives the measured gap (it said "exactly", beside 0.5425 against 0.5478)
     (said,) = [c.value for c in at.caption if c.value.startswith("Relaxed marginals")]
-    gap = np.max(np.abs(measured / bound - 1))
-    assert "at most ρ₁ρ₂" in said and f"within {gap:.1%} of it" in said and "exactly" not in said
+    gap = np.max(np.abs(measured / rate - 1))
+    assert f"measured within {gap:.1%} of it here" in said and "exactly" not in said
     assert at.get("download_button")
     (numbers,) = [d for d in at.dataframe if "sweeps to tolerance" in d.value.columns]
     assert "contraction rate (measured)" in numbers.value.columns  # labels, not CSV keys

@@ -152,6 +152,7 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     assert "at this section's ε = 0.1, T = 10 and λ₁ = λ₂ = 0.01" in text
     part = grads.shares["gca_uot_kl"] - grads.shares["gca_uot"]
     assert f"takes {part:.3f} off the share" in text or f"adds {-part:.3f} to" in text
+    assert "weighted r₂ = 0.2" in text  # the term's weight (λ_R weighs inside RINCE)
     assert "does the work" not in text
     assert "32 of 128 second views replaced" in text
     before = shown["Corrupted rows' mass"]
