@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gca_viz import targets
-from gca_viz._validate import finite
+from gca_viz._validate import integer, positive
 from gca_viz.losses import divergences, stages
 
 if TYPE_CHECKING:
@@ -83,9 +83,7 @@ def loss_pull(target: Any, plan: Any, epsilon: float) -> np.ndarray:
     T, P = np.asarray(target, dtype=np.float64), np.asarray(plan, dtype=np.float64)
     if T.ndim != 2 or T.shape != P.shape or T.shape[0] != T.shape[1]:
         raise ValueError(f"target and plan must be (N, N) alike, got {T.shape} and {P.shape}")
-    eps = finite(epsilon, "epsilon")
-    if eps <= 0:
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+    eps = positive(epsilon, "epsilon")
     pull: np.ndarray = (T - P) / (eps * T.shape[0])
     return pull
 
@@ -118,18 +116,15 @@ def sweep_pull(cost: Any, target: Any, epsilon: float, n_iter: int) -> np.ndarra
     T = torch.as_tensor(np.asarray(target, dtype=np.float64))
     if C.ndim != 2 or T.shape != C.shape or C.shape[0] != C.shape[1]:
         raise ValueError(f"cost and target must be (N, N) alike, got {C.shape} and {T.shape}")
-    eps = finite(epsilon, "epsilon")
-    if eps <= 0:
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    eps = positive(epsilon, "epsilon")
+    sweeps = integer(n_iter, "n_iter")
     if not (torch.isfinite(T).all() and (T >= 0).all()):
         raise ValueError("target must hold finite entries >= 0")
     if not ((T.sum(1) > 0).all() and (T.sum(0) > 0).all()):
         raise ValueError("target: every row and column needs some mass (its marginals μ, ν)")
     mu, nu = targets.target_marginals(T)
     with torch.enable_grad():
-        plan = stages.sinkhorn(C, mu, nu, epsilon=eps, n_iter=int(n_iter))
+        plan = stages.sinkhorn(C, mu, nu, epsilon=eps, n_iter=sweeps)
         loss = divergences.kl(T, plan).mean()  # (1/N) KL(P_tgt || P^(2T))
         (grad,) = torch.autograd.grad(loss, C)
     out: np.ndarray = grad.numpy()
