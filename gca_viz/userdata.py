@@ -179,10 +179,16 @@ def data_label(dataset: str) -> str:
     Two uploads sent under one name read alike here (:func:`data_labels` tells them apart
     in a table of runs); their runs still count as different data
     (:meth:`gca_viz.runs.RunInfo.comparable` compares the paths)."""
+    stored = _stored_upload(dataset)
+    return f"{stored['stem']}{UPLOAD_SUFFIX}" if stored else Path(str(dataset)).name
+
+
+def _stored_upload(dataset: str) -> re.Match[str] | None:
+    """The parts (``stem``, ``hash``) of an upload's stored name, for a file in an
+    :data:`UPLOADS` folder named as :func:`save_upload` names it; else ``None``."""
     path = Path(str(dataset))
     upload = path.parent.name == UPLOADS and path.suffix == UPLOAD_SUFFIX
-    stored = _STORED_UPLOAD.match(path.stem) if upload else None
-    return f"{stored['stem']}{UPLOAD_SUFFIX}" if stored else path.name
+    return _STORED_UPLOAD.match(path.stem) if upload else None
 
 
 def data_labels(datasets: Sequence[str]) -> list[str]:
@@ -196,11 +202,10 @@ def data_labels(datasets: Sequence[str]) -> list[str]:
         sources.setdefault(label, set()).add(str(dataset))
     out = []
     for dataset, label in zip(datasets, labels, strict=True):
-        path = Path(str(dataset))
-        stored = _STORED_UPLOAD.match(path.stem)
-        if len(sources[label]) > 1 and stored and label != path.name:  # a shortened upload
-            label = f"{label} · {stored['hash'][:6]}"
-        out.append(label)
+        stored = _stored_upload(dataset)
+        out.append(
+            f"{label} · {stored['hash'][:6]}" if stored and len(sources[label]) > 1 else label
+        )
     return out
 
 
