@@ -448,6 +448,10 @@ def sweep_iterations(
     steps = half_steps(C, P_tgt, eps, int(its_int.max()), dtype)  # P^(0) .. P^(2 max T)
     plans = [np.asarray(steps.plans[2 * t], dtype=float) for t in its_int]  # P^(2T)
     mu_np = mu.double().numpy()
+
+    def row_error(p: np.ndarray) -> float:  # ||P 1 - μ||_1 / Σμ
+        return float(np.abs(p.sum(1) - mu_np).sum() / mass)
+
     return IterationSweep(
         iterations=its_int,
         entropy=np.array([metrics.plan_entropy(p) for p in plans]),
@@ -455,13 +459,13 @@ def sweep_iterations(
         support=np.array([support_fraction(p) for p in plans]),
         distance_exact=np.array([l1_distance(p, exact) for p in plans]),
         distance_converged=np.array([l1_distance(p, ref) for p in plans]),
-        marginal_error=np.array([np.abs(p.sum(1) - mu_np).sum() / mass for p in plans]),
+        marginal_error=np.array([row_error(p) for p in plans]),
         gca_ince=steps.kl[2 * its_int],
         ince=float(steps.kl[1]),
         converged_loss=float(generalized_kl(P_tgt, conv.log_plan, log_input=True)),
         epsilon=eps,
         bias=l1_distance(ref, exact),
-        reference_error=float(np.abs(ref.sum(1) - mu_np).sum() / mass),
+        reference_error=row_error(ref),
         reference_sweeps=int(conv.n_iter),
         reference_converged=bool(conv.converged),
     )
