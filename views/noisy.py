@@ -10,6 +10,7 @@ import torch
 import ui
 from gca_viz import experiments as ex
 from gca_viz import lab
+from gca_viz import losses as gca_losses  # ("losses" names a run's final losses below)
 from gca_viz.augment import corrupt, make_augment
 from gca_viz.data import load_dataset
 from gca_viz.experiments import uot_mechanism as um
@@ -486,6 +487,7 @@ gs = grads.shares
 # (the caption named the preset's ε = 0.5 and λ = 0.2 beside bars measured at this
 # section's ε and λ, and credited GCA-UOT's RINCE term with a drop of 0.003)
 rince_part = gs["gca_uot_kl"] - gs["gca_uot"]  # what the RINCE term takes off the share
+preset = gca_losses.get("gca_uot").params  # the paper's settings, as the preset holds them
 st.caption(
     f"Measured on this batch at this section's ε = {shares.epsilon:g}, T = {shares.n_iter} and "
     f"λ₁ = λ₂ = {shares.relax:g}: INCE {gs['ince']:.3f}, GCA-INCE {gs['gca_ince']:.3f}, "
@@ -493,15 +495,17 @@ st.caption(
     f"{gs['gca_uot_kl']:.3f}). That loss reads the plan through a row softmax, Pᵢᵢ / (P1)ᵢ, "
     "in which the row scaling u cancels: the relaxation hardly changes its gradient. "
     + (
-        f"Its RINCE term, weighted r₂ = 0.2, takes {rince_part:.3f} off the share; "
+        f"Its RINCE term, weighted r₂ = {preset['r2']:g}, takes {rince_part:.3f} off the share; "
         if rince_part > 0
-        else f"Its RINCE term, weighted r₂ = 0.2, adds {-rince_part:.3f} to the share; "
+        else f"Its RINCE term, weighted r₂ = {preset['r2']:g}, adds {-rince_part:.3f} to the "
+        "share; "
     )
     + f"RINCE alone (q = 1, unweighted) gives {gs['rince']:.3f}. Reading the unbalanced plan "
     f"itself, KL(P_tgt ‖ P), keeps the row scaling: {gs['uot_plan_kl']:.3f}. The RINCE settings "
-    "are the paper's: λ_R = 0.01, q = 0.6, r₁ = 1, r₂ = 0.2 (Chen et al. 2024; its CIFAR-10 "
-    "config uses r₂ = 0.02, q = 0.98); the Train page's GCA-UOT preset also uses its ε = 0.5, "
-    "T = 10, λ₁ = λ₂ = 0.2."
+    f"are the paper's: λ_R = {preset['lam']:g}, q = {preset['q']:g}, r₁ = {preset['r1']:g}, "
+    f"r₂ = {preset['r2']:g} (Chen et al. 2024; its CIFAR-10 config uses r₂ = 0.02, q = 0.98); "
+    f"the Train page's GCA-UOT preset also uses its ε = {preset['epsilon']:g}, "
+    f"T = {preset['n_iter']}, λ₁ = λ₂ = {preset['relax_a']:g}."
 )
 ui.chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
 lo_share, hi_share = sweep.shares["uot_plan_kl"][0], sweep.shares["uot_plan_kl"][-1]
