@@ -323,14 +323,14 @@ def test_the_iteration_sweep_says_what_it_measured(batch: lab.Batch) -> None:
     C = batch.cost_matrix()
     warm = lab.sweep_iterations(C, 0.5, range(1, 41))
     distances, loss = warm.describe()
-    assert warm.distance_converged[-1] <= lab.sweeps.CONVERGED_L1
+    assert warm.distance_converged[-1] <= lab.iterations.CONVERGED_L1
     assert "the plan has converged" in distances and "entropic bias" in distances
     assert loss.endswith("by T = 40 the loss has settled (within 0.1% of its gain).")
     share = (warm.ince - warm.gca_ince[2]) / (warm.ince - warm.converged_loss)
     assert f"{share:.0%} of the gain comes in the first 3 sweeps" in loss
     cold = lab.sweep_iterations(C, 0.005, [1, 2, 3, 5, 10, 20])
     distances, loss = cold.describe()
-    assert cold.distance_converged[-1] > lab.sweeps.CONVERGED_L1
+    assert cold.distance_converged[-1] > lab.iterations.CONVERGED_L1
     assert "converges slowly" in distances and "the plan is still moving" in distances
     assert "still far" not in distances  # (it said so of a distance of 0.0019 to P_ε)
     # the distance to P*₀ still falls here: only P_ε's own distance to it is ε's bias (the
@@ -346,7 +346,7 @@ def test_the_iteration_sweep_says_what_it_measured(batch: lab.Batch) -> None:
     # of the plan and "it has converged" of the loss (a contradiction to a student's eye).
     middle = lab.sweep_iterations(C, 0.1, range(1, 31))
     distances, loss = middle.describe()
-    assert middle.distance_converged[-1] > lab.sweeps.CONVERGED_L1
+    assert middle.distance_converged[-1] > lab.iterations.CONVERGED_L1
     assert "the plan is still moving" in distances
     assert f"stays near {middle.distance_exact[-1]:.2g}" in distances  # all of it bias here
     assert middle.reference_converged and "not converged" not in distances

@@ -21,7 +21,7 @@ Public API::
     sweep = lab.sweep_epsilon(batch.cost_matrix(), lab.log_epsilons(0.02, 2.0, 12))
 
 Submodules: :mod:`~gca_viz.lab.batches`, :mod:`~gca_viz.lab.plans`,
-:mod:`~gca_viz.lab.sweeps`.
+:mod:`~gca_viz.lab.sweeps`, :mod:`~gca_viz.lab.iterations`.
 """
 
 from gca_viz.lab.batches import (
@@ -35,6 +35,7 @@ from gca_viz.lab.batches import (
     synthetic_batch,
     trained_encoder,
 )
+from gca_viz.lab.iterations import IterationSweep, sweep_iterations
 from gca_viz.lab.plans import (
     HALF_STEP_LATEX,
     MONOTONE_LATEX,
@@ -57,13 +58,11 @@ from gca_viz.lab.sweeps import (
     SPARSITY_LATEX,
     SUPPORT_THRESHOLD,
     EpsilonSweep,
-    IterationSweep,
     l1_distance,
     log_epsilons,
     rough_contraction,
     support_fraction,
     sweep_epsilon,
-    sweep_iterations,
     to_csv,
     top_mass,
 )
