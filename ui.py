@@ -768,18 +768,33 @@ def wrapped_row_height(
     return max(65, lines * line_px + 12)
 
 
-def wrapped_table(rows: Sequence[dict[str, Any]], widths: dict[str, int], **kwargs: Any) -> Any:
+HIGHLIGHT_CSS = "background-color: rgba(31, 119, 180, 0.14); font-weight: 600"
+"""A lecture-mode table's chosen row (:func:`wrapped_table`): the selection column of
+``st.dataframe`` is not drawn there."""
+
+
+def wrapped_table(
+    rows: Sequence[dict[str, Any]],
+    widths: dict[str, int],
+    highlight: int | None = None,
+    **kwargs: Any,
+) -> Any:
     """``st.dataframe`` of ``rows`` without an index, its columns at ``widths`` (px), its
     rows tall enough for the longest cell to wrap in full (:func:`wrapped_row_height`) and
     every row shown (``height="content"``: the default height of ten 35 px rows showed four
     of Plan lab's eight methods, the rest behind a scroll that did not show).
 
     In lecture mode an HTML table instead (``st.table``; ``kwargs`` such as a row selection
-    are dropped): ``st.dataframe`` draws on a canvas at screen size, so its 12 px text did
-    not grow for the projector and its last columns were cut at 1024 px; an HTML table takes
-    the lecture type and wraps its cells."""
+    are dropped, row ``highlight`` is shaded in bold, :data:`HIGHLIGHT_CSS`): ``st.dataframe``
+    draws on a canvas at screen size, so its 12 px text did not grow for the projector and
+    its last columns were cut at 1024 px; an HTML table takes the lecture type and wraps its
+    cells."""
     if lecture():
-        return st.table(rows, hide_index=True, border="horizontal")
+        frame = pd.DataFrame(list(rows))
+        shown = frame.style.apply(
+            lambda row: [HIGHLIGHT_CSS if row.name == highlight else ""] * len(row), axis=1
+        )
+        return st.table(shown, hide_index=True, border="horizontal")
     return st.dataframe(
         rows,
         hide_index=True,

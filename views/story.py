@@ -55,6 +55,9 @@ def step_selector() -> int:
     if "story_step" not in st.session_state:
         raw = st.query_params.get("story_step", "1")
         st.session_state["story_step"] = int(raw) if raw in {str(s) for s in STEPS} else 1
+        # A link to a later step opens at that step: the title, controls and the row of steps
+        # filled the first screen (all of it at 1280 x 720 in lecture mode).
+        st.session_state[SCROLL] = st.session_state["story_step"] > 1
     step = int(
         st.radio(
             "Step",
@@ -445,32 +448,45 @@ else:
         "Every method of the family is one choice of a matching divergence $d_M$ (how the "
         "plan is compared with the target), a proximal divergence $d_\\Gamma$ and a "
         "constraint set $B$ (how the kernel is turned into a plan). "
-        + ("Pick a method below" if ui.lecture() else "Pick a row")  # (lecture: a plain table)
+        + ("Pick a method" if ui.lecture() else "Pick a row")  # (lecture: a plain table)
         + " to see that method's plan and its loss on this batch, with the same ε and T (all "
         "in the cross-view layout)."
     )
     st.latex(story.GCA_LATEX)
+
+    def pick_method() -> str:
+        return str(
+            ui.select(
+                "Method",
+                "story_method",
+                METHODS,
+                "gca_ince",
+                format_func=lambda m: losses.LOSSES[m].title,
+            )
+        )
+
     table = st.session_state.get("story_methods_table")
     rows = list(((table or {}).get("selection") or {}).get("rows") or [])
     if rows and st.session_state.get("_story_table_applied") != rows[0]:
         st.session_state["_story_table_applied"] = rows[0]
         st.session_state["story_method"] = METHODS[rows[0]]
+    # In lecture mode the table has no row selection: the selector comes above it (after its
+    # eight rows it was a screen and a half down) and the chosen row is shaded.
+    name = None
+    if ui.lecture():
+        with st.columns([1, 2])[0]:
+            name = pick_method()
     ui.wrapped_table(
         story.methods_table(),
         METHOD_WIDTHS,
+        highlight=METHODS.index(name) if name else None,
         on_select="rerun",
         selection_mode="single-row",
         key="story_methods_table",
         height="content",
     )
     st.caption(" · ".join(story.methods_notes()))
-    name = ui.select(
-        "Method",
-        "story_method",
-        METHODS,
-        "gca_ince",
-        format_func=lambda m: losses.LOSSES[m].title,
-    )
+    name = name or pick_method()
     method = losses.LOSSES[name]
     with ui.guard(method.title):
         out = story.method_output(name, z1, z2, eps, n_iter)

@@ -312,6 +312,16 @@ def test_a_wrapped_table_takes_the_lecture_type(app: Any) -> None:
     assert size >= 15, size
     assert "the RINCE term lowers its gradient" in table.inner_text()
     assert clipped(app, ("table",)) == []
+    # the method is picked above the table (it came after its eight rows), its row shaded
+    picker = app.page.locator(".st-key-story_method").bounding_box()
+    box = table.bounding_box()
+    assert picker and box and picker["y"] + picker["height"] <= box["y"]
+    weights = table.locator("tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.cells[0].innerText.trim(), "
+        "getComputedStyle(r.cells[0]).fontWeight])"
+    )
+    bold = [name for name, weight in weights if int(weight) >= 600]
+    assert bold == ["GCA-UOT"], weights
 
 
 @pytest.mark.parametrize(("path", "charts"), [("/entropy", 3), ("/noisy", 2)])
@@ -331,3 +341,15 @@ def test_tables_of_numbers_take_the_lecture_type(app: Any, path: str, charts: in
     if path == "/entropy":
         assert "contraction rate (measured)" in tables.first.inner_text()
         assert "contraction_measured" not in tables.first.inner_text()
+
+
+def test_a_link_to_a_later_step_opens_at_that_step(app: Any) -> None:
+    """A lecturer's link to step 4 opened at the page's top: title, intro, controls and the
+    row of steps filled 720 px and the step began below the fold. A link naming a step after
+    the first now brings the row up under the bar, with the step's heading on the first
+    screen."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/?story_step=4&lecture=1", charts=1, timeout=90)
+    top = step_heading_under_the_bar(app, "ε and relaxed marginals")
+    assert top <= 720 / 2
+    app.assert_healthy()

@@ -248,9 +248,9 @@ def test_byol_is_shown_as_the_math_says_it_is() -> None:
 
 def test_step_5_says_how_to_pick_a_method_in_either_mode() -> None:
     """In lecture mode the methods table is a plain HTML table (no row to pick): the text
-    said "Pick a row" above it; there it points to the method box below."""
+    said "Pick a row" above it; there it points to the method box, drawn above the table."""
     lecture = open_app("views/story.py", lecture="1", story_step="5")
-    assert "Pick a method below to see" in texts(lecture.markdown)
+    assert "Pick a method to see" in texts(lecture.markdown)
     assert "Pick a row" not in texts(lecture.markdown)
     plain = open_app("views/story.py", story_step="5")
     assert "Pick a row to see" in texts(plain.markdown)
