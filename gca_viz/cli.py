@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -34,6 +35,7 @@ from gca_viz.train import (
     ConfigError,
     TrainConfig,
     Trainer,
+    TrainingDiverged,
     build_loss,
 )
 
@@ -52,6 +54,28 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
+
+
+def _cut_metrics(path: Path, step: int) -> None:
+    """Cut ``metrics.csv`` back to the rows of steps up to ``step`` (a resumed run's
+    checkpoint): the rows a stopped run wrote after its last checkpoint are written again as
+    it retrains those steps, and were kept twice (a half-written last line is dropped too)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    kept = [rows[0]] if rows else [["step", "name", "value"]]
+    for row in rows[1:]:
+        try:
+            if len(row) == 3 and int(row[0]) <= step:
+                float(row[2])
+                kept.append(row)
+        except ValueError:
+            continue
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)
     os.replace(tmp, path)
 
 
@@ -74,6 +98,8 @@ class DirectoryWriter(Callback):
         (self.out / "snapshots").mkdir(parents=True, exist_ok=True)  # a refused run makes none
         (self.out / "config.json").write_text(trainer.config.to_json())
         new = not (self.out / "metrics.csv").exists()
+        if not new:
+            _cut_metrics(self.out / "metrics.csv", trainer.step)
         self._metrics = open(self.out / "metrics.csv", "a", newline="")
         if new:
             self._metrics.write("step,name,value\n")
@@ -180,13 +206,28 @@ _CHOICES: dict[str, Callable[[], list[str]]] = {
     "layout": lambda: list(targets.LAYOUTS),
     "optimizer": lambda: list(OPTIMIZERS),
     "augment": lambda: list(augment.PRESETS),
-    "device": lambda: list(DEVICE_NAMES),
+    "device": lambda: [*DEVICE_NAMES, "cuda:<index>"],
 }
 """What ``train --help`` lists for the fields with named choices."""
 
 
+def _plain(doc: str) -> str:
+    """A docstring as ``--help`` prints it: without reST's markup (````x````, ``:class:`X```)
+    and with the files a run writes (:class:`DirectoryWriter`) and the fields a resumed run
+    may change (:data:`RESUME_FREE`) spelled out."""
+    doc = doc.replace("the layout :class:`DirectoryWriter` documents", _written_files())
+    doc = doc.replace(":data:`RESUME_FREE`", ", ".join(RESUME_FREE))
+    doc = re.sub(r":\w+:`~?([^`]+)`", r"\1", doc)
+    return re.sub(r"``(.+?)``", r"\1", doc, flags=re.DOTALL)
+
+
+def _written_files() -> str:
+    """The file names :class:`DirectoryWriter`'s docstring lists, comma-separated."""
+    return ", ".join(re.findall(r"^\s*\* ``([^`]+)``", DirectoryWriter.__doc__ or "", re.M))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m gca_viz train", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gca_viz train", description=_plain(__doc__ or ""))
     ap.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
     ap.add_argument("--out", help="directory for metrics, snapshots and checkpoints")
     ap.add_argument(
@@ -236,8 +277,20 @@ trains."""
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` described by a config file and flags (flags win)."""
-    return TrainConfig.from_dict(_given(args))
+    """The :class:`TrainConfig` described by a config file and flags (flags win), a dataset
+    given as a path made absolute (:func:`dataset_path`)."""
+    cfg = TrainConfig.from_dict(_given(args))
+    return dataclasses.replace(cfg, dataset=dataset_path(cfg.dataset))
+
+
+def dataset_path(dataset: str) -> str:
+    """An embedded dataset's name as it is; a path to user data made absolute (``~`` and
+    a relative path resolved against the current folder), as a run's ``config.json`` keeps
+    it: with the path as typed, ``--resume`` from another folder did not find the data, and
+    ``./mine.npz`` was refused as "other settings" than ``mine.npz``."""
+    if dataset in data.DATASETS:
+        return dataset
+    return str(Path(dataset).expanduser().resolve())
 
 
 def resumed_config(args: argparse.Namespace, folder: Path) -> TrainConfig:
@@ -292,6 +345,8 @@ def _meaning(cfg: TrainConfig, name: str) -> Any:
         return {**models.ENCODERS[cfg.encoder].defaults(), **cfg.encoder_params}
     if name == "dataset_params" and cfg.dataset in data.DATASETS:
         return {**data.DATASETS[cfg.dataset].defaults(), **cfg.dataset_params}
+    if name == "dataset":
+        return dataset_path(cfg.dataset)
     return getattr(cfg, name)
 
 
@@ -338,6 +393,12 @@ def _check_creatable(folder: Path) -> None:
                 p.rmdir()
 
 
+_NO_CHECKPOINT = (
+    ": it ended before its first checkpoint (it failed or was killed), so it cannot be "
+    "resumed; delete the folder or choose a new one to start again"
+)
+
+
 def train_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # a process that trains and ends (see gca_viz.device)
@@ -361,7 +422,10 @@ def train_main(argv: list[str]) -> int:
         if args.resume:
             folder = Path(args.out or ".").expanduser()
             if not (folder / "checkpoint.pt").exists():
-                raise ValueError(f"--resume: no checkpoint at {folder / 'checkpoint.pt'}")
+                raise ValueError(
+                    f"--resume: no checkpoint at {folder / 'checkpoint.pt'}"
+                    + (_NO_CHECKPOINT if (folder / "metrics.csv").exists() else "")
+                )
             cfg = resumed_config(args, folder)
         else:
             cfg = config_from_args(args)
@@ -376,6 +440,8 @@ def train_main(argv: list[str]) -> int:
             _check_creatable(out)
             args.out = str(out)
         if args.out and not args.resume and (Path(args.out) / "metrics.csv").exists():
+            if not (Path(args.out) / "checkpoint.pt").exists():
+                raise ValueError(f"--out: {args.out} already holds a run" + _NO_CHECKPOINT)
             raise ValueError(  # appending a second run to the first mixed their files
                 f"--out: {args.out} already holds a run (metrics.csv); add --resume to "
                 "continue it, or choose a new folder"
@@ -390,6 +456,13 @@ def train_main(argv: list[str]) -> int:
         for problem in ConfigError.problems_of(exc):
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    split = len(trainer.train_set.y)
+    if cfg.batch_size > split and trainer.dist.is_main:  # (capped without a word)
+        print(
+            f"note: --batch-size {cfg.batch_size}: the training split holds {split} samples, "
+            f"so each batch holds all {split}",
+            file=sys.stderr,
+        )
     if args.resume and trainer.step >= cfg.steps:  # (fit would rewrite config.json's steps)
         if trainer.dist.is_main:
             asked = "--steps " if args.steps is not None else "steps = "
@@ -408,6 +481,10 @@ def train_main(argv: list[str]) -> int:
                 writer.on_failure(trainer, exc)
             except OSError:  # the folder that failed the run cannot take its record either
                 pass
+        if isinstance(exc, TrainingDiverged):  # the user's settings, not a fault: one line
+            if trainer.dist.is_main:  # (below the progress line a terminal shows)
+                print(("\n" if sys.stderr.isatty() else "") + f"error: {exc}", file=sys.stderr)
+            return 1
         raise
     finally:
         distributed.shutdown(trainer.dist)

@@ -58,7 +58,8 @@ class TrainConfig:
     to user data (``.npz``, an image folder, CIFAR-10 binaries), both loaded by
     :func:`gca_viz.data.load_dataset`; ``dataset_params`` go to an embedded dataset (a path
     takes none). Loss: ``method`` is a name in :data:`gca_viz.losses.LOSSES` or
-    ``"composed"`` with ``stages`` naming the four stages; ``loss_params`` go to the loss
+    ``"composed"`` with ``stages`` naming its cost, projection and divergence (its target
+    prior is ``target``, below); ``loss_params`` go to the loss
     (``epsilon``, ``n_iter``, ``relax_a``, ...).
     ``layout`` is the batch's layout for every method, ``"joint"`` (the default: the
     ``2N x 2N`` matrix of both views, SimCLR's NT-Xent) or ``"cross"`` (``N x N``, view 1
@@ -231,6 +232,20 @@ class TrainConfig:
                 f"{self.method} has its own ({', '.join(f'{k}={v}' for k, v in fixed.items())}). "
                 "Drop stages, or set method to 'composed'"
             )
+        if self.method == "composed":  # (a "target" key was dropped without a word)
+            extra = sorted(set(self.stages) - set(_COMPOSED_STAGES))
+            if "target" in extra:
+                raise ValueError(
+                    "stages: the target prior is the config's target field, not a stage "
+                    f"here: move {self.stages['target']!r} to target (--target "
+                    f"{self.stages['target']}); stages names the cost, projection and divergence"
+                )
+            if extra:
+                raise ValueError(
+                    f"stages: unknown {'key' if len(extra) == 1 else 'keys'} {extra}; a composed "
+                    f"loss's stages are {list(_COMPOSED_STAGES)} (the target is the config's "
+                    "target field)"
+                )
 
     def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:
         """The run's ``(train, test)`` split of ``dataset``, checked against the config: a
@@ -362,6 +377,12 @@ def set_threads(threads: int = 0) -> int:
     return torch.get_num_threads()
 
 
+class TrainingDiverged(FloatingPointError):
+    """The run's loss or its encoder's weights stopped being finite (NaN or inf): the step
+    it happened at and what to lower are in the message, the one line the command line and
+    the Train page show (the loss's own "z1 contains NaN or inf" said neither)."""
+
+
 class Callback:
     """Hooks the loop calls; override what you need. ``should_stop`` is polled every step."""
 
@@ -452,7 +473,13 @@ class Trainer:
                 v2, self.config.noisy_pairs, self.config.noisy_strength, self.aug_gen
             )
         rows = _rank_slice(len(idx), self.dist)
-        loss = self._loss(v1[rows], v2[rows], idx)
+        try:
+            loss = self._loss(v1[rows], v2[rows], idx)
+        except ValueError as exc:  # the loss refuses non-finite embeddings (data is finite)
+            z = self._last_batch[:2] if self._last_batch is not None else ()
+            if all(bool(torch.isfinite(t).all()) for t in z):
+                raise
+            raise self._diverged("its embeddings are no longer finite", self.step + 1) from exc
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.all_reduce_gradients(self._params(), self.dist)
@@ -467,8 +494,15 @@ class Trainer:
         self.step += 1
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(f"loss became {value} at step {self.step}")
+            raise self._diverged(f"the loss became {value}", self.step)
         return {"loss": value, "step_time": time.perf_counter() - start}
+
+    def _diverged(self, what: str, step: int) -> TrainingDiverged:
+        lr = self.optimizer.param_groups[0]["lr"]
+        return TrainingDiverged(
+            f"training diverged at step {step}: {what} (NaN or inf); lower the "
+            f"learning rate (lr = {lr:g}) and start again"
+        )
 
     def _params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,24 @@ def test_a_composed_loss_without_stages_names_every_missing_one_with_an_example(
     with pytest.raises(ValueError, match=r"^stages must name the projection and divergence of "
                        r"a composed loss: --stages '\{\"cost\": \"sqeuclidean\", "):  # fmt: skip
         build_loss(small(method="composed", stages={"cost": "sqeuclidean"}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"target": "class"}, r"^stages: the target prior is the config's target field.*"
+                              r"move 'class' to target \(--target class\)"),
+        ({"bogus": "x"}, r"^stages: unknown key \['bogus'\]; a composed loss's stages are "
+                         r"\['cost', 'projection', 'divergence'\]"),
+    ],
+    ids=["target", "unknown"],
+)  # fmt: skip
+def test_a_composed_loss_refuses_stages_it_would_not_use(extra: dict, message: str) -> None:
+    """A "target" key in stages was kept in the config and dropped from the loss, which
+    trained with the pairs target; an unknown key was dropped without a word."""
+    stages = {"cost": "cosine", "projection": "unbalanced", "divergence": "kl", **extra}
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({"method": "composed", "stages": stages})
 
 
 def test_short_run_beats_random_encoder_knn_on_the_sphere() -> None:
@@ -424,8 +443,13 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
         assert z["plan"].ndim == 2
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 4
 
+    # a run killed after its checkpoint had written rows of steps it trains again on resume
+    # (they were kept twice) and half a row
+    with open(out / "metrics.csv", "a") as fh:
+        fh.write("5,loss,9.0\n5,knn_acc,0.5\n6,lo")
     again = _cli(*args, "--resume", "--steps", "6")
     assert again.returncode == 0, again.stderr
+    assert "9.0" not in (out / "metrics.csv").read_text()
     steps = [
         int(r.split(",")[0])
         for r in (out / "metrics.csv").read_text().splitlines()[1:]
@@ -515,6 +539,59 @@ def test_cli_resume_keeps_the_runs_own_config_and_refuses_a_different_one(
     assert (config["steps"], config["knn_k"], config["loss_params"]) == (4, 5, {})
 
 
+def test_cli_keeps_a_user_data_path_absolute_so_resume_works_from_anywhere(
+    tmp_path: Path,
+) -> None:
+    """config.json kept "mine.npz" as typed: --resume from another folder did not find the
+    data, and --dataset ./mine.npz (the same file) was refused as other settings."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x=rng.normal(size=(80, 6)), y=rng.integers(0, 3, 80))
+    quick = ["--batch-size", "16", "--encoder-params", '{"hidden": 16}', "--head-hidden",
+             "16", "--out-dim", "4", "--eval-every", "0", "--snapshot-every", "0", "--device",
+             "cpu"]  # fmt: skip
+    first = _cli("train", "--dataset", "mine.npz", "--steps", "2", *quick, "--out", "run",
+                 cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["dataset"] == str((tmp_path / "mine.npz").resolve())
+    elsewhere = _cli("train", "--out", str(tmp_path / "run"), "--resume", "--steps", "3")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    same = _cli("train", "--dataset", "./mine.npz", "--out", "run", "--resume", "--steps", "4",
+                cwd=tmp_path)  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert "note:" not in first.stderr
+    large = _cli("train", "--dataset", "mine.npz", "--steps", "1", *quick[2:], "--batch-size",
+                 "1000", cwd=tmp_path)  # fmt: skip
+    assert large.returncode == 0, large.stderr
+    assert ("note: --batch-size 1000: the training split holds 60 samples, so each batch "
+            "holds all 60") in large.stderr  # fmt: skip
+
+
+def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: Path) -> None:
+    """At lr = 1e6 the run ended in a 40-line traceback whose last line, "z1 contains NaN
+    or inf", named neither the step nor the learning rate; the folder it left was refused
+    by the same command ("add --resume") and by --resume ("no checkpoint") in turn."""
+    out = tmp_path / "run"
+    args = ["train", "--lr", "1e6", "--steps", "40", "--batch-size", "32", "--eval-every",
+            "0", "--snapshot-every", "0", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    done = _cli(*args)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert re.fullmatch(
+        r"error: training diverged at step \d+: (its embeddings are no longer finite|the "
+        r"loss became (nan|inf)) \(NaN or inf\); lower the learning rate \(lr = 1e\+06\) and "
+        r"start again",
+        line,
+    ), line
+    failed = json.loads((out / "events.jsonl").read_text().splitlines()[-1])
+    assert failed["event"] == "failed" and "TrainingDiverged" in failed["error"]
+    for again in (_cli(*args), _cli("train", "--out", str(out), "--resume")):
+        assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+        assert "ended before its first checkpoint" in again.stderr
+        assert "delete the folder or choose a new one" in again.stderr
+
+
 def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
     """--out naming a file trained, failed on snapshots/ and failed again writing the
     failure: two tracebacks. It is refused first, like the other arguments."""
@@ -600,6 +677,12 @@ def test_cli_help_and_unknown_commands() -> None:
     flags = " ".join(_cli("train", "--help").stdout.split())  # argparse wraps its lines
     assert "TrainConfig.method (default 'ince'; one of ince, gca_ince," in flags
     assert "TrainConfig.target (default 'pairs'; one of pairs, class, domain)" in flags
+    assert "one of auto, cpu, cuda, mps, cuda:<index>" in flags
+    # the description is the module's docstring without its reST markup, the references
+    # spelled out ("(:data:`RESUME_FREE`)" was printed as it is)
+    assert not re.search(r"``|:\w+:`", flags), flags
+    assert "(config.json, metrics.csv, events.jsonl, snapshots/<step>_<kind>.npz, " in flags
+    assert "(steps, device, threads, eval_every, " in flags
 
 
 @pytest.mark.parametrize("kind", ["npz", "folder", "cifar"])
