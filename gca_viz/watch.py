@@ -198,6 +198,11 @@ class Recorder:
         if snapshot_seconds is not None:
             snapshot_seconds = positive(snapshot_seconds, "snapshot_seconds")
         embed_points = integer(embed_points, "embed_points", 2)
+        # (flush_every = 0 spun the writer thread on a core; a steps of -3 was kept)
+        flush_every = positive(flush_every, "flush_every")
+        sync_every = integer(sync_every, "sync_every", 1)
+        if steps is not None:
+            steps = integer(steps, "steps", 1)
         if eval_batch is not None and model is None:
             raise ValueError("eval_batch needs model= (the encoder that embeds it)")
         loss = _resolve_loss(loss)
@@ -206,7 +211,7 @@ class Recorder:
         self.snapshot_every, self.snapshot_seconds = int(snapshot_every), snapshot_seconds
         self.model, self.embed_points = model, int(embed_points)
         self.eval_x, self.eval_y = _split_eval(eval_batch)
-        self.flush_every, self.sync_every = float(flush_every), max(1, int(sync_every))
+        self.flush_every, self.sync_every = flush_every, sync_every
         self.changes: list[dict[str, Any]] = []
         self.writer_cpu = 0.0
         self.run_id: int | None = None

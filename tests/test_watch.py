@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import signal
 import socket
@@ -348,6 +349,11 @@ def test_calls_after_finish_warn_once_and_bad_settings_are_refused(tmp_path: Pat
         ({"snapshot_every": "50"}, "snapshot_every must be an integer >= 0"),
         ({"snapshot_seconds": 0}, "snapshot_seconds must be a number > 0"),
         ({"embed_points": 0}, "embed_points must be an integer >= 2"),
+        ({"flush_every": 0}, "flush_every must be a number > 0"),
+        ({"flush_every": math.nan}, "flush_every must be a number > 0"),
+        ({"flush_every": "x"}, "flush_every must be a number"),
+        ({"sync_every": -5}, "sync_every must be an integer >= 1"),
+        ({"steps": -3}, "steps must be an integer >= 1"),
     ):
         with pytest.raises(ValueError, match=match):
             Recorder(tmp_path, **kwargs)  # type: ignore[arg-type]
