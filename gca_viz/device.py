@@ -18,21 +18,33 @@ def _mps_available() -> bool:
 
 
 def check_device_name(name: str) -> str:
-    """``name`` if it is one of :data:`DEVICE_NAMES`, else ``ValueError`` naming ``device``
-    (whether that device exists here is :func:`resolve_device`'s question)."""
-    if name not in DEVICE_NAMES:
-        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {name!r}")
+    """``name`` if it is one of :data:`DEVICE_NAMES` or a CUDA device by index (``"cuda:1"``),
+    else ``ValueError`` naming ``device`` (whether that device exists here is
+    :func:`resolve_device`'s question)."""
+    if name not in DEVICE_NAMES and not (isinstance(name, str) and _cuda_index(name) is not None):
+        raise ValueError(
+            f"device must be one of {', '.join(DEVICE_NAMES)} or cuda:<index> (cuda:1); "
+            f"got {name!r}"
+        )
     return name
+
+
+def _cuda_index(name: str) -> int | None:
+    """The index of ``"cuda:<index>"`` (digits only), else ``None``."""
+    head, _, index = name.partition(":")
+    return int(index) if head == "cuda" and index.isascii() and index.isdigit() else None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """Return the torch device for ``name``.
 
     ``"auto"`` picks CUDA if it is available, then Apple MPS, then the CPU. ``"cpu"``,
-    ``"cuda"`` and ``"mps"`` request that device explicitly and must be available.
+    ``"cuda"`` and ``"mps"`` request that device explicitly and must be available;
+    ``"cuda:1"`` a CUDA device by index (under ``torchrun`` each rank takes its local rank's
+    device instead).
 
     Args:
-        name: one of ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
+        name: one of ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``, ``"mps"``.
 
     Returns:
         The selected ``torch.device``.
@@ -47,8 +59,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available on this machine")
+    index = _cuda_index(name)
+    if (name == "cuda" or index is not None) and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was requested but CUDA is not available on this machine")
+    if index is not None and index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(
+            f"device={name!r} was requested but this machine has {count} CUDA "
+            f"device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})"
+        )
     if name == "mps" and not _mps_available():
         raise ValueError(
             "device='mps' was requested but Apple MPS is not available on this machine"

@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from gca_viz.device import resolve_device, torch_threads
+from gca_viz.device import check_device_name, resolve_device, torch_threads
 
 
 def test_resolve_device_cpu() -> None:
@@ -28,10 +28,18 @@ def test_resolve_device_rejects_unknown_name() -> None:
         resolve_device("tpu")
 
 
+@pytest.mark.parametrize("name", ["cuda:", "cuda:x", "cuda:-1", "cuda:1.0", "cpu:0", "gpu:0"])
+def test_a_device_name_is_a_known_one_or_cuda_by_index(name: str) -> None:
+    with pytest.raises(ValueError, match=r"^device must be one of .* or cuda:<index>"):
+        check_device_name(name)
+    assert check_device_name("cuda:1") == "cuda:1"  # (whether it exists: resolve_device)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_resolve_device_rejects_unavailable_cuda() -> None:
-    with pytest.raises(ValueError, match="device"):
-        resolve_device("cuda")
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_resolve_device_rejects_unavailable_cuda(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^device='{name}' was requested but CUDA is not"):
+        resolve_device(name)
 
 
 @pytest.mark.gpu
@@ -39,6 +47,10 @@ def test_resolve_device_rejects_unavailable_cuda() -> None:
 def test_resolve_device_cuda_when_available() -> None:
     assert resolve_device("cuda").type == "cuda"
     assert resolve_device("auto").type == "cuda"
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    count = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=rf"this machine has {count} CUDA device"):
+        resolve_device(f"cuda:{count}")
 
 
 @pytest.mark.parametrize("order", ["first in, first out", "first in, last out"])
