@@ -601,7 +601,9 @@ def domain_accuracy(
     where ``D`` is the domain label (e.g. PACS's photo, art, cartoon, sketch) and ``D̂`` the
     linear probe of :func:`linear_probe_accuracy` trained on domain labels instead of
     classes (``docs/math.md`` section 6). The GCA paper's domain prior
-    (``P_tgt = I + α 1[D_i = D_j] + β 1[D_i != D_j]``) raises this as ``α - β`` grows.
+    (:func:`gca_viz.targets.domain_target`: ``P_tgt = (1 - α - β) I + α 1[D_i = D_j, i != j]
+    / n_=(i) + β 1[D_i != D_j] / n_!=(i)``, shares of each row) raises this as ``α - β``
+    grows.
 
     Args:
         train_z: ``(N_train, d)`` training features.

@@ -360,6 +360,25 @@ def test_iot_is_cross_entropy_of_balanced_joint_plan() -> None:
     assert float(value) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.parametrize(("epsilon", "n_iter"), [(0.05, 1), (0.4, 8)])
+def test_iot_is_gca_ince_in_the_joint_layout_even_far_from_convergence(
+    epsilon: float, n_iter: int
+) -> None:
+    """docs/math.md said IOT differs from GCA-INCE by the rows' mass terms (P1)ᵢ − 1 until
+    Sinkhorn converges: their sum is ΣP − n, which the last column step makes 0 at any T,
+    so with the pairs target the two losses agree in value and gradient (T = 1 at ε = 0.05
+    is far from converged)."""
+    z1, z2 = _batch(8, 4, seed=14)
+    values, grads = [], []
+    for name in ("iot", "gca_ince"):
+        a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+        value = losses.get(name, epsilon=epsilon, n_iter=n_iter, layout="joint")(a, b)
+        values.append(float(value))
+        grads.append(torch.cat(torch.autograd.grad(value, (a, b))))
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_byol_is_two_minus_two_cosine(layout: str) -> None:
     z1, z2 = _batch(8, 5, seed=13)

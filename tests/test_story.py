@@ -230,7 +230,11 @@ def test_methods_table_and_outputs(batch: lab.Batch) -> None:
     assert {"d_M", "d_Γ", "B"} <= set(rows[0])
     assert [r["reference"] for r in rows] == [m.reference for m in losses.LOSSES.values()]
     notes = story.methods_notes()  # a preset's provenance, under the table
-    assert notes == [f"GCA-UOT: {losses.LOSSES['gca_uot'].note}"] and "r₂ 0.2" in notes[0]
+    assert notes == [
+        f"GCA-UOT: {losses.LOSSES['gca_uot'].note}",
+        f"IOT: {losses.LOSSES['iot'].note}",
+    ]
+    assert "r₂ 0.2" in notes[0] and "the same loss as GCA-INCE in the joint layout" in notes[1]
     assert losses.LOSSES["gca_uot"].provenance.startswith("Chen et al. 2024 (GCA); preset ε")
     values = {}
     for name in losses.LOSSES:

@@ -31,7 +31,8 @@ class Method:
     description: str
     reference: str
     note: str = ""
-    """Where the preset's values come from, if it has more than the stages' defaults."""
+    """Where the preset's values come from, if it has more than the stages' defaults, or
+    which other preset it equals (IOT is GCA-INCE in the joint layout)."""
     layout: str = "cross"
     needs_predictor: bool = False
 
@@ -143,6 +144,8 @@ LOSSES: dict[str, Method] = {
             constraint="C1(μ) ∩ C2(ν)",
             description="Inverse OT baseline: cross-entropy of the balanced plan (joint layout).",
             reference="Shi et al. 2023",
+            note="with the pairs target the same loss as GCA-INCE in the joint layout (the "
+            "last column step makes ΣP = n, the KL's mass term)",
         ),
         _method(
             "iot_uni",

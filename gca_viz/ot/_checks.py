@@ -237,6 +237,12 @@ def _check_problem(
     return _Checked(lowest, highest, None if ns.host else cost[4], row_min, masses)
 
 
+def _or_float64(dtype: Any, words: str = ", or use float64") -> str:
+    """The advice to compute in float64, unless ``dtype`` is float64 already (the messages
+    said "or use float64" to float64 input)."""
+    return "" if str(dtype).endswith("float64") else words
+
+
 def _check_marginal_values(name: str, low: float, high: float, tiny: float, dtype: Any) -> None:
     if low >= tiny and high < math.inf:  # (False for NaN)
         return
@@ -245,7 +251,7 @@ def _check_marginal_values(name: str, low: float, high: float, tiny: float, dtyp
     if low > 0:  # subnormal masses lose their precision (and the plan)
         raise ValueError(
             f"{name} has entries below {tiny:.3g}, the smallest normal {dtype} number; "
-            "rescale the marginals (or use float64)"
+            "rescale the marginals" + _or_float64(dtype, " (or use float64)")
         )
     raise ValueError(f"{name} must be strictly positive (drop zero-mass points from the problem)")
 
@@ -293,12 +299,14 @@ def _check_solution(
     if not all(math.isfinite(x) for x in tops_f):
         raise ValueError(
             f"epsilon = {eps:g}: the potentials or the plan overflow {dtype} for this cost; "
-            "rescale the cost, use a larger epsilon (or other relax_a / relax_b) or float64"
+            "rescale the cost or use a larger epsilon (or other relax_a / relax_b)"
+            + _or_float64(dtype)
         )
     if eps < scale * ns.finfo(vectors[0]).eps:
         raise ValueError(
             f"epsilon = {eps:g} is below the rounding error of the potentials (magnitude "
-            f"{scale:.3g}) in {dtype}; use a larger epsilon, rescale the cost or use float64"
+            f"{scale:.3g}) in {dtype}; use a larger epsilon or rescale the cost"
+            + _or_float64(dtype)
         )
     return got[1 + len(tops) :]
 
