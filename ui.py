@@ -55,10 +55,13 @@ from gca_viz.runs import (
 T = TypeVar("T")
 
 
-_KEEP: dict[str, Any] = {"persist_state": "page"}
+_KEEP: dict[str, Any] = {"persist_state": "session"}
 """Keep a widget's value while a page run skips it (an early ``st.stop`` or an error box in
-its place): without it the browser brought the widget back at its default (ε = 0, λ at its
-minimum) instead of the value the URL still held."""
+its place: the browser brought the widget back at its default, ε = 0, λ at its minimum,
+instead of the value the URL still held) and across page switches, which drop the URL's
+query string: a New run form filled on Train came back as the defaults after a look at
+Geometry (the digits instead of the user's file). The keys are page-prefixed, so pages do not
+share values."""
 
 
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -23,6 +24,8 @@ from views._train_runs import by_user
 
 COMPOSED = "composed"
 UPLOAD, PATH = "upload", "path"
+UPLOADED = "_tr_uploaded"  # (name, stored path) of the last upload: kept across page switches
+CLEAR_NAME = "_tr_clear_name"  # a launch empties the run name (the next run took it too)
 TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
 TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
 LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
@@ -103,7 +106,7 @@ def _load(dataset: str, params_json: str) -> data.Dataset | None:
     """The dataset a run would train on, or ``None`` if it does not load."""
     try:
         return data.load_dataset(dataset, **json.loads(params_json))
-    except ValueError:
+    except (ValueError, OSError):  # (an external run's "own data", a file gone since)
         return None
 
 
@@ -117,6 +120,27 @@ def train_split_size(dataset: str, params_json: str, test_fraction: float) -> in
         return ds.split(test_fraction)[0].n
     except ValueError:
         return None
+
+
+NOISE_RATIO_WARN = 0.5
+"""Above this :func:`gca_viz.augment.noise_to_signal` the form warns that a vector
+augmentation's noise drowns the user's features."""
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def noise_ratio(dataset: str, preset: str) -> float | None:
+    """:func:`gca_viz.augment.noise_to_signal` of user vector data under ``preset`` (``None``
+    for images, whose pixels are in [0, 1], or data that does not load)."""
+    ds = _load(dataset, "{}")
+    if ds is None or ds.kind != "vector":
+        return None
+    return augment.noise_to_signal(ds.x, preset)
+
+
+def _forget_removed_upload() -> None:
+    """A file removed from the uploader (its ✕) is not used again from the store."""
+    if st.session_state.get("tr_upload") is None:
+        st.session_state.pop(UPLOADED, None)
 
 
 def choose_dataset(store: RunStore) -> str | None:
@@ -139,17 +163,25 @@ def choose_dataset(store: RunStore) -> str | None:
         upload = st.file_uploader(
             "A .npz with arrays x, y and optionally domain (read without pickle)",
             key="tr_upload",
+            on_change=_forget_removed_upload,
         )
-        if upload is None:
+        kept = st.session_state.get(UPLOADED)
+        if upload is None and kept is not None and Path(kept[1]).is_file():
+            # The uploader is empty again after a page switch; the file it sent is stored.
+            st.caption(f"Using **{kept[0]}**, uploaded earlier; upload another to replace it.")
+            path = Path(kept[1])
+        elif upload is None:
             return None
-        limit = int(st.get_option("server.maxUploadSize")) * 2**20  # the server's limit too
-        try:
-            path = userdata.save_upload(
-                upload.getvalue(), upload.name, store.dir / userdata.UPLOADS, max_bytes=limit
-            )
-        except ValueError as exc:  # checked and refused: nothing was kept
-            st.error(f"This data cannot be used: {exc}", icon=":material/error:")
-            return None
+        else:
+            limit = int(st.get_option("server.maxUploadSize")) * 2**20  # the server's too
+            try:
+                path = userdata.save_upload(
+                    upload.getvalue(), upload.name, store.dir / userdata.UPLOADS, max_bytes=limit
+                )
+            except ValueError as exc:  # checked and refused: nothing was kept
+                st.error(f"This data cannot be used: {exc}", icon=":material/error:")
+                return None
+            st.session_state[UPLOADED] = (upload.name, str(path))
     else:
         base = (store.dir / "datasets").resolve()
         base.mkdir(parents=True, exist_ok=True)
@@ -157,6 +189,7 @@ def choose_dataset(store: RunStore) -> str | None:
             "A .npz, an image folder (one sub-folder per class) or CIFAR-10 binaries, "
             f"relative to {base}",
             key="tr_path",
+            persist_state="session",  # (the page switch back to Train emptied it)
             help="Copy your data into this folder first: the app reads nothing outside its "
             "data directory, and refuses links that lead out of it.",
         ).strip()
@@ -182,6 +215,7 @@ def choose_dataset(store: RunStore) -> str | None:
     except Exception as exc:  # a malformed file gets a message, never a traceback
         if choice == UPLOAD:
             path.unlink(missing_ok=True)
+            st.session_state.pop(UPLOADED, None)
         reason = str(exc) if isinstance(exc, (ValueError, OSError)) else type(exc).__name__
         st.error(f"This data cannot be used: {reason}", icon=":material/error:")
         return None
@@ -258,6 +292,18 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
         help="How different the two views of a sample are; 'extreme' is the "
         "paper's noisy-view setting.",
     )
+    ratio = None
+    if dataset is not None and dataset not in data.DATASETS:
+        ratio = noise_ratio(dataset, aug)
+    if ratio is not None and ratio > NOISE_RATIO_WARN:  # (such a run sat at chance, "collapsed")
+        st.warning(
+            f"The {aug} augmentation adds noise {ratio:.2g}x the size of your features "
+            "(their root mean square): the two views of a sample would share little more "
+            "than noise, and a contrastive loss would stay near chance. Standardise each "
+            "feature (subtract its mean, divide by its standard deviation) before uploading, "
+            "or choose a lighter augmentation.",
+            icon=":material/warning:",
+        )
     encoder = ui.select(
         LABELS["encoder"],
         "tr_encoder",
@@ -358,6 +404,7 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
         st.error(launch_problems(exc), icon=":material/error:")
         return
     announce_launch(run_id)
+    st.session_state[CLEAR_NAME] = True
     # Fold the form away and show the new run's live monitor (the page reruns at once).
     st.session_state[FOLDS] = st.session_state.get(FOLDS, 0) + 1
     st.session_state[SCROLL] = True
@@ -394,9 +441,19 @@ def labelled(message: str) -> str:
     sees instead: ``"lr must be > 0"`` -> ``"Learning rate (lr) must be > 0"``."""
     match = re.match(r"([a-z][a-z0-9_]*)\b", message)
     label = field_label(match.group(1)) if match else None
-    if match is None or label is None:
-        return message
-    return f"{label} (`{match.group(1)}`){message[match.end() :]}"
+    if match is not None and label is not None:
+        message = f"{label} (`{match.group(1)}`){message[match.end() :]}"
+    # Further fields the advice names ("set eval_every and snapshot_every to 0"), by the
+    # labels the form shows them with.
+    return re.sub(
+        r"(?<![`\w])(eval_every|snapshot_every|batch_size|test_fraction)(?![`\w])",
+        lambda m: (
+            f"{LABELS.get(m.group(1), m.group(1))} (`{m.group(1)}`)"
+            if m.group(1) in LABELS
+            else m.group(0)
+        ),
+        message,
+    )
 
 
 def batch_note(dataset: str | None, opt: dict[str, Any], more: dict[str, Any]) -> None:
@@ -439,7 +496,9 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
         with col_opt:
             st.markdown("**Optimisation**")
             opt = optimisation()
-            run_name = st.text_input("Run name (optional)", key="tr_name")
+            if st.session_state.pop(CLEAR_NAME, False):
+                st.session_state["tr_name"] = ""
+            run_name = st.text_input("Run name (optional)", key="tr_name", persist_state="session")
         with st.expander("Advanced settings"):
             more = advanced(data_model["encoder"], data_model["dataset"])
         batch_note(data_model["dataset"], opt, more)
