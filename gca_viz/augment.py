@@ -485,6 +485,34 @@ def make_augment(preset: str = "standard", kind: str = "image", **overrides: Any
     return Augment(preset=preset, kind=kind, params=params, ops=stage.fn(**params))
 
 
+def noise_to_signal(x: Any, preset: str = "standard") -> float:
+    r"""How large a vector preset's added noise is next to the features it is added to:
+
+    .. math::
+        r = \frac{\sigma_{\text{noise}}}{\operatorname{RMS}(x)}, \qquad
+        \operatorname{RMS}(x) = \Big(\frac{1}{N d}\sum_{i,j} x_{ij}^2\Big)^{1/2}
+
+    ``σ_noise`` is the preset's ``noise`` (0.05 for ``"standard"``, 0.2 for ``"extreme"``,
+    0 for ``"none"``): it is absolute, so features of size 1e-3 get views that share almost
+    nothing (``r = 50``) and a contrastive loss stays at chance, while standardised features
+    (``RMS ≈ 1``) get ``r = 0.05``. ``inf`` for all-zero ``x``.
+
+    Args:
+        x: ``(N, d)`` vectors (a tensor or an array).
+        preset: one of :data:`PRESETS`.
+
+    Returns:
+        ``r >= 0``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    sigma = float(AUGMENTATIONS[f"vector/{preset}"].defaults().get("noise") or 0.0)
+    rms = float(torch.as_tensor(x, dtype=torch.float64).square().mean().sqrt())
+    if sigma == 0.0:
+        return 0.0
+    return sigma / rms if rms > 0 else math.inf
+
+
 def image_pipeline(
     crop_scale: float,
     shift: float,

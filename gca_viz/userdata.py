@@ -226,7 +226,8 @@ def _check_upload_name(name: str, shown: str) -> None:
         suffix = Path(name).suffix or "(none)"
         raise ValueError(
             f"upload {shown}: expected a {UPLOAD_SUFFIX} file (arrays x, y and optionally "
-            f"domain), got type {_quote(suffix)}"
+            f"domain), got type {_quote(suffix)}; a table (a CSV) or an array: load it and "
+            "save it with np.savez(path, x=features, y=labels)"
         )
 
 

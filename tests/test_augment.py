@@ -21,6 +21,7 @@ from gca_viz.augment import (
     gaussian_noise,
     make_augment,
     mismatch_views,
+    noise_to_signal,
     random_erasing,
     random_hflip,
     random_resized_crop,
@@ -371,3 +372,16 @@ def test_mismatch_views_blends_a_share_with_other_samples(images: torch.Tensor) 
     for share, strength, name in ((1.5, 1.0, "share"), (0.5, -0.1, "strength")):
         with pytest.raises(ValueError, match=name):
             mismatch_views(x, share, strength, gen)
+
+
+def test_noise_to_signal_is_the_presets_noise_over_the_features_rms() -> None:
+    """The vector presets' noise is absolute: next to standardised features it is 5% (the
+    standard preset), next to features of size 1e-3 fifty times larger."""
+    x = torch.randn(500, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rms = float(x.square().mean().sqrt())
+    assert noise_to_signal(x) == pytest.approx(0.05 / rms, rel=1e-12)
+    assert noise_to_signal(1e-3 * x.numpy(), "extreme") == pytest.approx(200 / rms)
+    assert noise_to_signal(x, "none") == 0.0
+    assert noise_to_signal(torch.zeros(3, 2)) == math.inf
+    with pytest.raises(ValueError, match=r"^preset must be one of"):
+        noise_to_signal(x, "heavy")

@@ -233,6 +233,9 @@ CASES = [
     Case("newline", "evil\n.npz", lambda _: GOOD, "control or text-direction character"),
     Case("blank", "   ", lambda _: GOOD, "has no name"),
     Case("wrong-type", "data.csv", lambda _: GOOD, "expected a .npz file"),
+    Case(
+        "csv-hint", "data.csv", lambda _: GOOD, "save it with np.savez(path, x=features, y=labels)"
+    ),
     Case("double-suffix", "data.npz.exe", lambda _: GOOD, "got type '.exe'"),
     Case("no-suffix", "data", lambda _: GOOD, "got type '(none)'"),
     # odd but harmless names: accepted, stored under an ASCII name inside the folder

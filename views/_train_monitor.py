@@ -29,6 +29,7 @@ from gca_viz.figures.training import (
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_loss
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import labels_for
+from views._train_launch import train_split_size
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
@@ -61,6 +62,15 @@ class MonitorView:
 
 def fmt(v: float) -> str:
     return f"{v:.4g}" if math.isfinite(v) else "–"
+
+
+def card(v: float) -> str:
+    """A metric card's value: :func:`fmt`, a small one in three digits with a short exponent
+    (uniformity's "-8.188e-05" was cut to "-8.188e…" in a fifth of the page)."""
+    if not math.isfinite(v) or v == 0 or abs(v) >= 1e-3:
+        return fmt(v)
+    mantissa, exponent = f"{v:.3g}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> MonitorView:
@@ -173,6 +183,13 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         )
         pairs = rows // 2 if joint else rows
         batch = int(run.config.get("batch_size", pairs))
+        split = train_split_size(
+            str(run.config.get("dataset", "")),
+            json.dumps(run.config.get("dataset_params", {})),
+            float(run.config.get("test_fraction", TrainConfig.test_fraction)),
+        )
+        if split is not None:  # (a batch is capped at the training split: 9 of "up to 64"
+            batch = min(batch, split)  # were the whole batch, with the training loss)
         if pairs < batch:
             st.caption(
                 f"The first {pairs} pairs of the step's batch of up to {batch}: the numbers "
@@ -280,8 +297,9 @@ def classes_text(z: np.ndarray, y: np.ndarray) -> str:
         return (
             f"**Collapsed**: every sample maps to nearly the same point (spread σ√d = "
             f"{spread:.2g}; about 1 for points spread over the sphere), so no class can be "
-            "told apart. A loss that only pulls the two views together, with nothing "
-            "pushing the other samples away, ends here."
+            "told apart. A loss with nothing pushing the other samples away ends here; a "
+            "contrastive one does when the two views of a sample share too little to be told "
+            "from the others (features small next to the augmentation's noise, for one)."
         )
     ratio = metrics.class_separation(z, y)
     if np.isnan(ratio):
@@ -412,7 +430,7 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
     shown = [n for n in ("loss", "knn_acc", "probe_acc", "alignment", "uniformity") if n in now]
     for col, name in zip(st.columns(max(len(shown), 1)), shown, strict=False):
         step, value = now[name]
-        col.metric(metric_label(name), fmt(value), help=f"{metric_title(name)}, at step {step}")
+        col.metric(metric_label(name), card(value), help=f"{metric_title(name)}, at step {step}")
     show_curves(store, run, view)
     show_plan(store, run, view)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from tests.helpers import (
 )
 from tests.pages.conftest import TINY
 from tests.plotly_json import array
+from views._train_monitor import card
 from views._train_runs import AUTO_RERUN
 
 # ------------------------------------------------------------------------- demo runs
@@ -323,6 +325,30 @@ def test_a_failed_run_shows_its_error_and_traceback(store_env: Path) -> None:
     assert "Traceback" in texts(at.code)
 
 
+@pytest.mark.parametrize(("samples", "noted"), [(12, False), (200, True)])
+def test_the_plans_pairs_are_called_a_slice_only_when_the_batch_has_more(
+    no_demo_store: Path, tmp_path: Path, samples: int, noted: bool
+) -> None:
+    """A run on 12 samples with batch size 64 trains on batches of 9 (its training split):
+    its plan of 9 pairs was called "the first 9 pairs of the step's batch of up to 64 ...
+    the training loss averages over the whole batch, so it is larger", beside a loss on
+    these pairs equal to the training loss."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=rng.normal(size=(samples, 4)), y=np.arange(samples) % 3)
+    store = RunStore(no_demo_store)
+    run = _fake_run(store, {**TINY, "dataset": str(path), "batch_size": 64}, status="finished")
+    pairs = np.arange(9) % 3
+    (store.run_dir(run) / "snapshots").mkdir(parents=True)
+    snap = {"plan": np.eye(9) / 9, "y": pairs, "diag_loss": np.array(1.0)}
+    store.write_snapshot(run, 30, "plan", snap)
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(run).run()
+    assert_clean(at)
+    slice_note = [c.value for c in at.caption if c.value.startswith("The first 9 pairs")]
+    assert len(slice_note) == noted, slice_note
+
+
 def test_a_batch_larger_than_the_training_split_is_announced(no_demo_store: Path) -> None:
     """The run caps the batch at the training split; the form says so before the launch."""
     at = open_page("train")
@@ -427,6 +453,31 @@ def test_uploads_are_saved_in_the_store_and_validated(no_demo_store: Path, tmp_p
     assert not at.button(key="tr_launch").disabled
 
 
+def test_features_small_next_to_the_augmentation_noise_are_warned_of(no_demo_store: Path) -> None:
+    """Standardised features times 1e-3 trained at chance (the standard views add noise of
+    standard deviation 0.05, 50x the features) and the monitor called the run collapsed as
+    if the loss had no negatives. The form warns at upload, naming the ratio and the fix;
+    unit-scale features and the 'none' augmentation get no warning."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    at = open_page("train")
+    at.selectbox(key="tr_data").set_value("upload").run()
+    for scale, name in ((1e-3, "small.npz"), (1.0, "unit.npz")):
+        data_ = _npz_bytes(x=scale * x, y=np.arange(60) % 3)
+        at.get("file_uploader")[0].set_value((name, data_, "application/x-npz"))
+        at.run()
+        assert_clean(at)
+        warned = [w for w in texts(at.warning).split("\n") if "Standardise each feature" in w]
+        assert len(warned) == (scale < 1), (scale, texts(at.warning))
+        if warned:
+            ratio = float(re.search(r"adds noise ([\d.]+)x the size", warned[0]).group(1))
+            assert 40 < ratio < 60, warned  # 0.05 / 1e-3
+    at.get("file_uploader")[0].set_value(("small.npz", _npz_bytes(x=1e-3 * x, y=np.arange(60) % 3),
+                                          "application/x-npz"))  # fmt: skip
+    at.selectbox(key="tr_augment").set_value("none").run()
+    assert "Standardise each feature" not in texts(at.warning)
+
+
 def test_data_too_small_to_evaluate_is_refused_at_launch(no_demo_store: Path) -> None:
     """Three samples split 2 / 1: the run launched and failed at its first evaluation with
     'z must have at least 2 rows'. The launch now refuses it, saying what to change."""
@@ -441,6 +492,8 @@ def test_data_too_small_to_evaluate_is_refused_at_launch(no_demo_store: Path) ->
     error = texts(at.error)
     assert "Cannot launch this run" in error and "3 samples split into 2 for training" in error
     assert "use more data" in error and RunStore(no_demo_store).list_runs() == []
+    # the advice names the fields by the form's labels (it said "set eval_every and ...")
+    assert "set Evaluate every (steps) (`eval_every`) and Snapshot every (steps)" in error
 
 
 def test_a_path_is_confined_to_the_data_directory_and_validated(
@@ -682,3 +735,39 @@ def test_an_empty_metric_says_whether_its_values_are_coming() -> None:
     assert _empty_notes([app_stopped], view)["knn_acc"].startswith("none before the run stopped")
     assert "rec.step(step, knn_acc=...)" in _empty_notes([loop], view)["knn_acc"]
     assert _empty_notes([app_running, loop], view) == {}
+
+
+def test_a_small_metric_value_fits_its_card() -> None:
+    """Uniformity -8.188e-05 (a collapsed run) was cut to "-8.188e…" on its card, a fifth of
+    the page wide: three digits and a short exponent; other values as before."""
+    assert [card(v) for v in (-8.188e-5, 1.2e-7, 0.07777, 4.844, 0.0, math.nan)] == [
+        "-8.19e-5", "1.2e-7", "0.07777", "4.844", "0", "–"
+    ]  # fmt: skip
+
+
+def test_runs_compared_by_hand_on_other_data_are_said_not_to_be_like_for_like(
+    no_demo_store: Path,
+) -> None:
+    """Compare with took a demo run on the digits (batch 256) beside a run on the user's
+    file (batch 64): their loss curves sat 1.5 apart with nothing said. The page now names
+    what differs; runs on the same data and batch draw without a note."""
+    store = RunStore(no_demo_store)
+    mine = _fake_run(store, {**TINY, "dataset": "/data/mine.npz", "batch_size": 64},
+                     name="mine", status="finished")  # fmt: skip
+    demo = _fake_run(store, {**TINY, "dataset": "digits", "batch_size": 256}, name="demo",
+                     status="finished")  # fmt: skip
+    twin = _fake_run(store, {**TINY, "dataset": "/data/mine.npz", "batch_size": 64},
+                     name="twin", status="finished")  # fmt: skip
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(mine).run()
+    at.multiselect(key="tr_compare").set_value([twin]).run()
+    assert_clean(at)
+    assert "Not like for like" not in texts(at.caption)
+    at.multiselect(key="tr_compare").set_value([twin, demo]).run()
+    assert_clean(at)
+    (note,) = [c.value for c in at.caption if c.value.startswith("Not like for like")]
+    assert note.startswith(
+        f"Not like for like with #{mine} mine: #{demo} demo (data digits, not mine.npz; "
+        "batch size 256, not 64)."
+    ), note
+    assert "twin" not in note
