@@ -193,7 +193,16 @@ class RunInfo:
         (cross), and accuracies on other data are other numbers: a run on a user's file next
         to a demo run on the digits read as a gap that means nothing. A field neither config
         has counts as equal (a :class:`gca_viz.watch.Recorder` run has its own config)."""
-        return all(self.config.get(k) == other.config.get(k) for k in self.COMPARED_ON)
+        return not self.differences(other)
+
+    def differences(self, other: RunInfo) -> dict[str, tuple[Any, Any]]:
+        """The :data:`COMPARED_ON` fields in which ``other``'s config differs from this
+        run's, each with ``(this run's value, other's value)``; empty when comparable."""
+        return {
+            k: (self.config.get(k), other.config.get(k))
+            for k in self.COMPARED_ON
+            if self.config.get(k) != other.config.get(k)
+        }
 
 
 class RunStore:
@@ -315,7 +324,7 @@ class RunStore:
         """
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg.validate()
-        name = name or f"{cfg.method} on {data_label(cfg.dataset)}"
+        name = name or _default_name(cfg)
         with self._db(write=True) as db:
             cur = db.execute(
                 "INSERT INTO runs (name, config, status, created, parent) VALUES (?, ?, ?, ?, ?)",
@@ -449,8 +458,15 @@ class RunStore:
         info = self.get(run_id)
         if info.external:
             raise ValueError(_NOT_OURS.format(run_id=run_id, what="duplicated"))
-        cfg = copy_config(TrainConfig.from_dict(info.config), **changes)
-        return self.launch(cfg, name=f"{info.name} (copy)", parent=run_id)
+        old = TrainConfig.from_dict(info.config)
+        cfg = copy_config(old, **changes)
+        name = info.name
+        while name.endswith(" (copy)"):
+            name = name.removesuffix(" (copy)")
+        # A name the store gave ("gca_ince on mine.npz") names the copy's own method and
+        # data: a copy with method gca_uot was called "gca_ince on mine.npz (copy)".
+        name = _default_name(cfg) if name == _default_name(old) else info.name
+        return self.launch(cfg, name=f"{name} (copy)", parent=run_id)
 
     def delete(self, run_id: int) -> None:
         """Remove a run that is not active, with its metrics, snapshots and files."""
@@ -776,6 +792,11 @@ class RunStore:
             ).fetchall()
         lines = ["step,name,value"] + [f"{s},{n},{v!r}" for s, n, v in rows]
         return "\n".join(lines) + "\n"
+
+
+def _default_name(cfg: TrainConfig) -> str:
+    """The name of a run launched without one: its method and its data."""
+    return f"{cfg.method} on {data_label(cfg.dataset)}"
 
 
 def run_loss(info: RunInfo) -> losses.GCALoss:

@@ -156,3 +156,25 @@ def test_class_and_run_colours_stay_apart_on_a_projector() -> None:
     marks = [*ten, _pin.PIN_COLOR, dimmed]
     gaps = {(a, b): float(np.linalg.norm(_lab(a) - _lab(b))) for a, b in combinations(marks, 2)}
     assert min(gaps.values()) >= 20, min(gaps.items(), key=lambda kv: kv[1])
+
+
+def test_runs_on_other_data_get_a_legend_each_and_like_runs_share_one() -> None:
+    """Two runs compared side by side shared the first run's legend: a run on a file whose
+    classes are bird / cat / dog next to one on labels 0 / 1 / 2 showed "bird" for the
+    second run's class 0, and next to the digits only 3 of its 10 classes were named."""
+    rng = np.random.default_rng(0)
+
+    def panel(title: str, y: np.ndarray, names: list[str] | None) -> geometry.Panel:
+        return geometry.Panel(title, [_unit(rng, len(y), 3)], y, names)
+
+    def legend(*panels: geometry.Panel) -> list[str]:
+        fig = json.loads(geometry.explorer_figure(list(panels), view="sphere").to_json())
+        shown = [t for t in fig["data"] if t.get("showlegend") is not False]
+        return [t["name"] for t in shown if t.get("name")]
+
+    y = np.arange(12) % 3
+    words, digits = panel("#8 names", y, ["bird", "cat", "dog"]), panel("#7 good", y, None)
+    assert legend(words, digits) == ["#8 names: bird", "#8 names: cat", "#8 names: dog",
+                                     "#7 good: 0", "#7 good: 1", "#7 good: 2"]  # fmt: skip
+    same = panel("#9 names too", y, ["bird", "cat", "dog"])
+    assert legend(words, same) == ["bird", "cat", "dog"]  # one legend, as before

@@ -596,6 +596,31 @@ def test_default_data_dir_comes_from_the_environment(
 # ----------------------------------------------------------- duplicate, delete, export
 
 
+def test_a_copy_of_a_run_named_by_the_store_is_named_after_its_own_method(
+    runs_dir: Path,
+) -> None:
+    """A copy of "gca_ince on digits" with method gca_uot was "gca_ince on digits (copy)",
+    and that name went on into Geometry and the compare lists. A name the store gave names
+    the copy's method; a name the user gave is kept."""
+    store = RunStore(runs_dir, max_concurrent=2)
+    given = store.launch(cfg(steps=2), name="mine")
+    auto = store.launch(cfg(steps=2))
+    assert store.get(auto).name == "gca_ince on digits"
+    for run in (given, auto):
+        wait_status(store, run, "finished")
+    copies = [
+        store.duplicate(auto, method="gca_uot"),
+        store.duplicate(auto, steps=3),
+        store.duplicate(given, method="gca_uot"),
+    ]
+    names = [store.get(c).name for c in copies]
+    assert names == ["gca_uot on digits (copy)", "gca_ince on digits (copy)", "mine (copy)"]
+    again = store.duplicate(copies[0], method="ince")  # a copy of a copy: one "(copy)"
+    assert store.get(again).name == "ince on digits (copy)"
+    for run in (*copies, again):
+        wait_status(store, run, "finished")
+
+
 def test_duplicate_delete_and_export(runs_dir: Path, tmp_path: Path) -> None:
     store = RunStore(runs_dir, max_concurrent=1)
     original = store.launch(cfg(steps=30, snapshot_every=10))

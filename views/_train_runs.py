@@ -162,7 +162,44 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
             format_func=lambda i: run_label(by_id[i]),
             placeholder="Other runs to draw on the same charts",
         )
+    note = unlike_note(by_id[int(run_id)], [by_id[i] for i in compare])
+    if note:
+        st.caption(note)
     return Selection(int(run_id), tuple(compare))
+
+
+_COMPARED_WORDS = {
+    "dataset": "data",
+    "dataset_params": "data settings",
+    "batch_size": "batch size",
+    "layout": "layout",
+}
+
+
+def unlike_note(run: RunInfo, others: list[RunInfo]) -> str:
+    """Say which runs drawn beside ``run`` were trained on other data, batches or layout
+    (:meth:`~gca_viz.runs.RunInfo.differences`): their losses start elsewhere and their
+    accuracies are on other data ("" when all are like for like). A demo run on the digits
+    beside one on a user's file read as a 1.5 gap in loss with nothing said."""
+    parts = []
+    for other in others:
+        diff = run.differences(other)
+        if not diff:
+            continue
+        said = []
+        for field, (mine, theirs) in diff.items():
+            if field == "dataset" and None not in (mine, theirs):
+                mine, theirs = userdata.data_labels([str(mine), str(theirs)])
+            mine, theirs = ("not recorded" if v is None else v for v in (mine, theirs))
+            said.append(f"{_COMPARED_WORDS[field]} {theirs}, not {mine}")
+        parts.append(f"{run_label(other)} ({'; '.join(said)})")
+    if not parts:
+        return ""
+    return (
+        f"Not like for like with {run_label(run)}: {', '.join(parts)}. A loss starts near "
+        "log of the batch's candidates and accuracies are measured on each run's own data, "
+        "so a gap between these curves says little about the methods."
+    )
 
 
 def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunInfo]]:

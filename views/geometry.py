@@ -29,6 +29,7 @@ from views._geometry_snapshots import (
 from views._plotly_bridge import plotly_bridge
 from views._projections import projection_jobs, warming
 from views._run_link import missing_run_warning, recover_run
+from views._train_runs import unlike_note
 
 NATIVE = "native"
 NONE = 0  # "no comparison" in the compare selector (run ids start at 1)
@@ -543,6 +544,8 @@ with c3:
     )
 with c4:
     color_by = ui.select("Colour by", "geo_color", ["class", "domain"], "class")
+if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]])):
+    st.caption(unlike + " Each run's colours are its own classes, as its legend names them.")
 class_names, domain_names = label_names(*data_key(run))
 f1, f2, f3 = st.columns([3, 3, 2])
 with f1:

@@ -271,6 +271,13 @@ class _Builder:
         else:
             self.groups = [rows[~dim & (y == c)] for c in self.classes]
         self.pin = None if panel.pinned is None else self._pin_marks(panel.pinned, y, view)
+        self.prefix = ""  # before each legend entry (the run's title: see explorer_figure)
+
+    def legend_key(self) -> tuple[str, ...]:
+        """What this panel's legend says: its labels' names in colour order."""
+        if self.scaled:
+            return ("scale", self.legend_title)
+        return tuple(_name(c, self.p.names) for c in self.classes)
 
     def _pin_marks(self, row: int, y: np.ndarray, view: View) -> PinMarks:
         """The pinned row's marks; its partner's is drawn in the row's own colour."""
@@ -326,7 +333,7 @@ class _Builder:
             else:
                 label = _name(self.classes[i], panel.names)
                 marker = {"size": self.size, "color": LABEL_COLORS[i % len(LABEL_COLORS)]}
-                name = label
+                name = self.prefix + label
             out.append(
                 self.kind(
                     **coords(P, rows),
@@ -534,7 +541,12 @@ def explorer_figure(
     builders = [
         _Builder(panel, view, legend_title, _panel_axes(view, p)) for p, panel in enumerate(checked)
     ]
-    traces = [t for p, b in enumerate(builders) for t in b.traces(k0, first=p == 0)]
+    # Panels whose colours name other classes (runs on other data) get legends of their
+    # own, each entry led by its run: one legend, the first run's, named the second's too.
+    own = len({b.legend_key() for b in builders}) > 1
+    for b in builders:
+        b.prefix = f"{b.p.title}: " if own else ""
+    traces = [t for p, b in enumerate(builders) for t in b.traces(k0, first=p == 0 or own)]
     layout = _layout(checked, view, axis_titles, legend_title)
     layout["title"] = {"text": titles[k0]}
     if n_frames == 1:
