@@ -176,10 +176,16 @@ _COMPARED_WORDS = {
 }
 
 
-def unlike_note(run: RunInfo, others: list[RunInfo]) -> str:
+CURVES_UNLIKE = (
+    "A loss starts near log of the batch's candidates and accuracies are measured on each "
+    "run's own data, so a gap between these curves says little about the methods."
+)
+
+
+def unlike_note(run: RunInfo, others: list[RunInfo], why: str = CURVES_UNLIKE) -> str:
     """Say which runs drawn beside ``run`` were trained on other data, batches or layout
-    (:meth:`~gca_viz.runs.RunInfo.differences`): their losses start elsewhere and their
-    accuracies are on other data ("" when all are like for like). A demo run on the digits
+    (:meth:`~gca_viz.runs.RunInfo.differences`), then ``why`` that matters ("" when all
+    are like for like). A demo run on the digits
     beside one on a user's file read as a 1.5 gap in loss with nothing said."""
     parts = []
     for other in others:
@@ -195,11 +201,7 @@ def unlike_note(run: RunInfo, others: list[RunInfo]) -> str:
         parts.append(f"{run_label(other)} ({'; '.join(said)})")
     if not parts:
         return ""
-    return (
-        f"Not like for like with {run_label(run)}: {', '.join(parts)}. A loss starts near "
-        "log of the batch's candidates and accuracies are measured on each run's own data, "
-        "so a gap between these curves says little about the methods."
-    )
+    return f"Not like for like with {run_label(run)}: {', '.join(parts)}. {why}"
 
 
 def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunInfo]]:

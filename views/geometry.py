@@ -544,8 +544,12 @@ with c3:
     )
 with c4:
     color_by = ui.select("Colour by", "geo_color", ["class", "domain"], "class")
-if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]])):
-    st.caption(unlike + " Each run's colours are its own classes, as its legend names them.")
+UNLIKE = (
+    "Each picture shows its own run's held-out samples, coloured by that run's classes as "
+    "its legend names them."
+)
+if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE)):
+    st.caption(unlike)
 class_names, domain_names = label_names(*data_key(run))
 f1, f2, f3 = st.columns([3, 3, 2])
 with f1:
