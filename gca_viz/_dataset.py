@@ -141,7 +141,15 @@ class Dataset:
         )
 
     def split(self, test_fraction: float = 0.25, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """A stratified train/test split, fixed by ``seed``.
+        """A stratified train/test split, fixed by ``seed``: the samples at
+        :meth:`split_index`'s positions, ``(self.subset(train), self.subset(test))``."""
+        train, test = self.split_index(test_fraction, seed)
+        return self.subset(train), self.subset(test)
+
+    def split_index(
+        self, test_fraction: float = 0.25, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The positions in this dataset of a stratified train/test split, fixed by ``seed``.
 
         The test size is ``T = round(test_fraction * n)`` (kept within ``1..n-1``). Each class
         gets ``n_c T / n`` test samples rounded up or down (largest remainders, so the counts
@@ -154,7 +162,8 @@ class Dataset:
             seed: seed of the permutation; the same seed gives the same split.
 
         Returns:
-            ``(train, test)``, disjoint and together covering every sample.
+            ``(train, test)`` positions, ``(n - T,)`` and ``(T,)`` int64, increasing,
+            disjoint and together covering every sample.
 
         Raises:
             ValueError: (naming the parameter) for ``test_fraction`` outside ``(0, 1)``, a
@@ -179,7 +188,7 @@ class Dataset:
                 test_parts.append(rng.permutation(group)[:k])
         is_test = np.zeros(self.n, dtype=bool)
         is_test[np.concatenate(test_parts)] = True
-        return self.subset(np.flatnonzero(~is_test)), self.subset(np.flatnonzero(is_test))
+        return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
 def _allocate(sizes: np.ndarray, total: int) -> np.ndarray:

@@ -518,28 +518,15 @@ def snapshot_samples(
     snapshot_embeddings` takes them (``n = min(eval_subset, test size)``, the snapshot's row
     count). They are never in a training batch: the run trains on the other part.
 
-    The split depends only on the labels, the domains and ``seed``, so splitting a copy of
-    the dataset whose inputs are the sample positions recovers the positions.
+    The positions are the split's own (:meth:`gca_viz.data.Dataset.split_index`).
 
     Raises:
         ValueError: for ``n`` outside ``1..`` the held-out size, or the split's own errors.
     """
-    positions = torch.arange(dataset.n)  # (N,)
-    # Two float32 digits in base 4096, each exact: float32 holds integers up to 2^24 only.
-    digits = torch.stack([positions // 4096, positions % 4096], dim=1).float()  # (N, 2)
-    order = Dataset(
-        name=dataset.name,
-        x=digits,
-        y=dataset.y,
-        domain=dataset.domain,
-        kind="vector",
-        class_names=dataset.class_names,
-        domain_names=dataset.domain_names,
-    )
-    _, held_out = order.split(test_fraction, seed=seed)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= held_out.n:
-        raise ValueError(f"n must be in 1..{held_out.n} (the held-out samples), got {n!r}")
-    index = (held_out.x[:n].long() * torch.tensor([4096, 1])).sum(dim=1).numpy()  # (n,)
+    _, held_out = dataset.split_index(test_fraction, seed=seed)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(held_out):
+        raise ValueError(f"n must be in 1..{len(held_out)} (the held-out samples), got {n!r}")
+    index = held_out[:n]  # (n,)
     rows = torch.as_tensor(index)
     return SnapshotSamples(
         index=index,

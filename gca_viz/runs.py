@@ -762,7 +762,8 @@ class RunStore:
         return their paths. The archive holds ``steps`` ``(k,)`` and, stacked over the ``k``
         readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
         ``z_partner`` (each sample's positive partner, ``(k, N, d)``); ``y`` (and
-        ``domain``) of the last."""
+        ``domain``) of the last, with ``index`` (each sample's row in the run's dataset) and
+        ``class_names`` (``y``'s names) when the snapshots record them."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         info = self.get(run_id)
@@ -778,8 +779,9 @@ class RunStore:
             if all("z_partner" in a for _, a in good):
                 arrays["z_partner"] = np.stack([a["z_partner"] for _, a in good])
             arrays["y"] = good[-1][1]["y"]
-            if "domain" in good[-1][1]:
-                arrays["domain"] = good[-1][1]["domain"]
+            for name in ("domain", "index", "class_names"):
+                if name in good[-1][1]:
+                    arrays[name] = good[-1][1][name]
         _write_npz(paths["embeddings"], arrays)
         return paths
 

@@ -421,6 +421,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         full = data_mod.load_dataset(config.dataset, **config.dataset_params)
         self.train_set, self.test_set = config.check_data(full)
+        # each held-out sample's row in the dataset, for the embedding snapshots and exports
+        self.test_index = full.split_index(config.test_fraction, config.seed)[1]
         self.x_train = self.train_set.x.to(self.device)
         self.augment = augment_mod.make_augment(config.augment, full.kind)
         self.model = models.ContrastiveModel(
@@ -608,8 +610,9 @@ class Trainer:
     @torch.no_grad()
     def snapshot_embeddings(self) -> dict[str, np.ndarray]:
         """Normalised projections ``z`` of a fixed evaluation subset (the clean inputs), with
-        labels ``y`` (and ``domain``), and ``z_partner``: each sample's positive partner,
-        the normalised projection of an augmented view of it drawn with the run's own
+        labels ``y`` (and ``domain``), ``index`` (each sample's row in the dataset),
+        ``class_names`` (the names of the labels), and ``z_partner``: each sample's positive
+        partner, the normalised projection of an augmented view of it drawn with the run's own
         augmentation, as a training step draws its views. The views come from a generator
         seeded with the run's seed alone, so every snapshot of a run embeds the same views
         (frames differ by the encoder, not by the draw), and training's own random streams
@@ -623,6 +626,8 @@ class Trainer:
             "z": z.numpy(),
             "z_partner": z_partner.numpy(),
             "y": self.test_set.y[:n].numpy(),
+            "index": self.test_index[:n],
+            "class_names": np.array(self.test_set.class_names, dtype=str),
             "step": np.array(self.step),
         }
         if self.test_set.domain is not None:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from gca_viz.data import load_dataset
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.runner import StoreWriter
 from gca_viz.runs import (
@@ -650,6 +651,15 @@ def test_duplicate_delete_and_export(runs_dir: Path, tmp_path: Path) -> None:
         assert list(z["steps"]) == [10, 20, 30]
         assert z["z"].shape[0] == 3 and z["z_partner"].shape == z["z"].shape
         assert not np.array_equal(z["z_partner"], z["z"])  # another view of each sample
+        # each row's place in the dataset and the labels' names (a user could not tell which
+        # of their samples a row was, nor what class 2 meant)
+        digits = load_dataset("digits")
+        assert z["class_names"].tolist() == list(digits.class_names)
+        index = z["index"]
+        assert index.shape == z["y"].shape and len(set(index.tolist())) == len(index)
+        assert np.array_equal(digits.y.numpy()[index], z["y"])
+        _, held_out = digits.split_index(TrainConfig.test_fraction, TrainConfig.seed)
+        assert np.array_equal(index, held_out[: len(index)])
 
     store.delete(original)
     with pytest.raises(ValueError, match="no run"):
