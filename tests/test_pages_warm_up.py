@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -93,7 +94,9 @@ def test_app_starts_the_warm_up_once_and_geometry_reports_it(warm_app: Gate) -> 
     jobs = projections.projection_jobs()
     assert jobs.warm_up_status().state == "running" and warm_app.calls == 1
     text = infos(at)
-    assert "UMAP of 300 points waits for the warm-up of the projection engines" in text
+    assert re.search(
+        r"UMAP of run #\d+ \(300 points\) waits for the warm-up of the projection", text
+    )
     assert "compiling UMAP's kernels (numba: once per machine" in text
     assert " s so far" in text
     first = float(text.split(" s so far")[0].rsplit(";", 1)[1])
@@ -108,7 +111,7 @@ def test_app_starts_the_warm_up_once_and_geometry_reports_it(warm_app: Gate) -> 
 
 def test_a_tsne_asked_for_during_the_warm_up_is_drawn_after_it(warm_app: Gate) -> None:
     at = geometry("tsne")
-    assert "t-SNE of 300 points waits for the warm-up" in infos(at)
+    assert re.search(r"t-SNE of run #\d+ \(300 points\) waits for the warm-up", infos(at))
     warm_app.open()
     jobs = projections.projection_jobs()
     deadline = time.monotonic() + 60

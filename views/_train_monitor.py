@@ -29,6 +29,7 @@ from gca_viz.figures.training import (
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_loss
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import labels_for
+from views._run_link import launch_status
 from views._train_launch import train_split_size
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
@@ -351,7 +352,12 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     if not view.metrics:
         st.caption("Choose metrics to draw above.")
     elif not any(len(s.metrics) for s in series):
-        if run.status in ACTIVE:
+        if run.status == "queued":  # ("a few seconds after the run starts" behind a long run)
+            st.info(
+                f"No metrics yet: run #{run.id} {launch_status(store, run.id)}",
+                icon=":material/hourglass_empty:",
+            )
+        elif run.status in ACTIVE:
             st.info(
                 "No metrics yet: the first values arrive a few seconds after the run starts.",
                 icon=":material/hourglass_empty:",

@@ -125,26 +125,29 @@ def slow_projection(
         result: np.ndarray | None = jobs.result(key)
         return result
     if status.state == "error":
-        st.error(f"{title} failed on this snapshot: {status.message}", icon=":material/error:")
+        st.error(
+            f"{title} failed on run #{run.id}'s snapshot: {status.message}",
+            icon=":material/error:",
+        )
         if st.button(f"Try {title} again", key=f"geo_retry_{run.id}_{step}"):
             jobs.submit(key, embed.project, z, view.method, **dict(params))
             st.rerun()
     elif status.state == "pending" and (warm := warming(jobs)) is not None:
         st.info(
-            f"{title} of {len(z)} points waits for the warm-up of the projection engines, "
-            f"which the app runs once when it starts: {warm}. It starts as soon as that ends; "
-            "PCA is shown until it is ready.",
+            f"{title} of run #{run.id} ({len(z)} points) waits for the warm-up of the "
+            f"projection engines, which the app runs once when it starts: {warm}. It starts "
+            "as soon as that ends; PCA is shown until it is ready.",
             icon=":material/hourglass_top:",
         )
     elif status.state in ("pending", "running"):
         what = "queued" if status.state == "pending" else f"running for {status.seconds:.0f} s"
         st.info(
-            f"{title} of {len(z)} points is {what} in the background; PCA is shown until it "
-            f"is ready.{first_umap_note(key) if view.method == 'umap' else ''}",
+            f"{title} of run #{run.id} ({len(z)} points) is {what} in the background; PCA "
+            f"is shown until it is ready.{first_umap_note(key) if view.method == 'umap' else ''}",
             icon=":material/hourglass_top:",
         )
     elif st.button(
-        f"Compute {title} for this snapshot",
+        f"Compute {title} of run #{run.id} at step {step}",  # (two runs: two buttons)
         key=f"geo_go_{run.id}_{step}",
         icon=":material/play_arrow:",
         help="Runs in the background; the page stays responsive.",

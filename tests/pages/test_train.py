@@ -771,3 +771,19 @@ def test_runs_compared_by_hand_on_other_data_are_said_not_to_be_like_for_like(
         "batch size 256, not 64)."
     ), note
     assert "twin" not in note
+
+
+def test_a_queued_run_says_what_it_waits_for_not_that_it_starts_in_seconds(
+    no_demo_store: Path,
+) -> None:
+    """A run queued behind a 20,000-step run said "the first values arrive a few seconds
+    after the run starts": it says it is queued, behind how many, and the slots."""
+    store = RunStore(no_demo_store)
+    first = _fake_run(store, name="first", status="queued")
+    second = _fake_run(store, name="second", status="queued")
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(second).run()
+    assert_clean(at)
+    (info,) = [i.value for i in at.info if i.value.startswith("No metrics yet")]
+    assert info.startswith(f"No metrics yet: run #{second} is queued behind 1 other queued run")
+    assert "a few seconds" not in info and first != second
