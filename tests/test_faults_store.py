@@ -220,7 +220,8 @@ def test_a_failed_snapshot_write_leaves_no_partial_file(tmp_path: Path) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
     try:
         with pytest.raises(OSError, match="File too large"):
-            _write_npz(dest, {"z": np.zeros((256, 256), dtype=np.float32)})
+            noise = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+            _write_npz(dest, {"z": noise})  # (compressed: zeros would fit in the limit)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert sorted(p.name for p in tmp_path.iterdir()) == []

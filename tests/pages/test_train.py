@@ -787,3 +787,17 @@ def test_a_queued_run_says_what_it_waits_for_not_that_it_starts_in_seconds(
     (info,) = [i.value for i in at.info if i.value.startswith("No metrics yet")]
     assert info.startswith(f"No metrics yet: run #{second} is queued behind 1 other queued run")
     assert "a few seconds" not in info and first != second
+
+
+def test_a_long_run_says_how_many_snapshots_it_writes_and_their_size(
+    no_demo_store: Path,
+) -> None:
+    """Snapshot every 20 steps stays at 20 when the steps go to 20,000: 1,000 snapshots,
+    270 MB on disk, with nothing said. The form says so from 200 snapshots on."""
+    at = open_page("train")
+    assert not [c for c in texts(at.caption).split("\n") if "snapshots of the plan" in c]
+    at.number_input(key="tr_steps").set_value(20000).run()
+    assert_clean(at)
+    (note,) = [c.value for c in at.caption if "snapshots of the plan" in c.value]
+    megabytes = int(re.search(r"about ([\d,]+) MB", note).group(1).replace(",", ""))
+    assert note.startswith("This run will write 1,000 snapshots") and 100 < megabytes < 300
