@@ -2,7 +2,8 @@
 
 * Widgets whose value lives in the URL query string (``slider``, ``select``,
   ``select_slider``, ``number``, ``toggle``, ``checkbox``, ``multiselect``), so a copied link
-  reproduces the view, and which keep their value while a page run skips them. Keys are
+  reproduces the view, and which keep their value while a page run skips them and across
+  page switches (``link=False``: only while skipped; :data:`_KEEP`). Keys are
   namespaced per page (``"lab_eps"``); the key is both the session-state key and the query
   parameter.
 * ``epsilon`` and ``relaxation``: the one control of ``ε`` and of the marginal weights
@@ -62,6 +63,14 @@ instead of the value the URL still held) and across page switches, which drop th
 query string: a New run form filled on Train came back as the defaults after a look at
 Geometry (the digits instead of the user's file). The keys are page-prefixed, so pages do not
 share values."""
+
+
+def _keep(link: bool) -> dict[str, Any]:
+    """:data:`_KEEP` for a control kept in the link; a control that is not (``link=False``:
+    its start is given by the page, as a running run's ε) keeps its value only while the
+    page runs skip it, so a page switch brings it back at the page's value, not at a value
+    typed and never applied."""
+    return _KEEP if link else {"persist_state": "page"}
 
 
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:
@@ -171,7 +180,7 @@ def _choice(
         raw = st.query_params.get(key) if link else None
         st.session_state[key] = names.get(str(raw), default) if raw is not None else default
         unknown = raw if raw is not None and str(raw) not in names else None
-    value: T = widget(label, options, key=key, **_KEEP, **kwargs)
+    value: T = widget(label, options, key=key, **_keep(link), **kwargs)
     if unknown is not None:
         shown = kwargs.get("format_func", str)(value)
         _link_note(label, unknown, "not one of the choices", shown)
@@ -192,7 +201,7 @@ def number(label: str, key: str, default: float, link: bool = True, **kwargs: An
             else (default, None)
         )
         st.session_state[key] = linked
-    value = st.number_input(label, key=key, **_KEEP, **kwargs)
+    value = st.number_input(label, key=key, **_keep(link), **kwargs)
     if why is not None:
         _link_note(label, st.query_params.get(key, ""), why, value)
     if link:
@@ -218,7 +227,7 @@ def _switch(
     if key not in st.session_state:
         linked = _from_query(key, default, lambda s: s == "True") if link else default
         st.session_state[key] = linked
-    value = bool(widget(label, key=key, **_KEEP, **kwargs))
+    value = bool(widget(label, key=key, **_keep(link), **kwargs))
     if link:
         _sync(key, value)
     return value
@@ -437,7 +446,7 @@ def _log_control(
             args=(key, slider_key, note_key),
             help=f"{about} A log scale from {stops[0]:g} to {stops[-1]:g}; type any value "
             "> 0 in the box below it." + (" Kept in the link." if link else ""),
-            **_KEEP,
+            **_keep(link),
         )
         st.number_input(
             # a hidden label: screen readers read it, so plain text, not LaTeX ("$λ_1$")
@@ -449,7 +458,7 @@ def _log_control(
             args=(symbol, key, slider_key, note_key),
             label_visibility="collapsed",
             width=150,
-            **_KEEP,
+            **_keep(link),
         )
         if st.session_state.get(note_key):
             st.warning(st.session_state[note_key], icon=":material/warning:")

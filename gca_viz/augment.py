@@ -489,13 +489,15 @@ def noise_to_signal(x: Any, preset: str = "standard") -> float:
     r"""How large a vector preset's added noise is next to the features it is added to:
 
     .. math::
-        r = \frac{\sigma_{\text{noise}}}{\operatorname{RMS}(x)}, \qquad
-        \operatorname{RMS}(x) = \Big(\frac{1}{N d}\sum_{i,j} x_{ij}^2\Big)^{1/2}
+        r = \frac{\sigma_{\text{noise}}}{s(x)}, \qquad
+        s(x) = \Big(\frac{1}{N d}\sum_{i,j} (x_{ij} - \bar x_j)^2\Big)^{1/2}
 
     ``σ_noise`` is the preset's ``noise`` (0.05 for ``"standard"``, 0.2 for ``"extreme"``,
-    0 for ``"none"``): it is absolute, so features of size 1e-3 get views that share almost
-    nothing (``r = 50``) and a contrastive loss stays at chance, while standardised features
-    (``RMS ≈ 1``) get ``r = 0.05``. ``inf`` for all-zero ``x``.
+    0 for ``"none"``) and ``s`` the features' spread about their means (``x̄_j``, a
+    column's mean: an offset shared by every sample tells none apart). The noise is
+    absolute, so features varying by 1e-3 get views that share almost nothing (``r = 50``)
+    and a contrastive loss stays at chance, while standardised features (``s = 1``) get
+    ``r = 0.05``. ``inf`` for features that do not vary.
 
     Args:
         x: ``(N, d)`` vectors (a tensor or an array).
@@ -507,7 +509,8 @@ def noise_to_signal(x: Any, preset: str = "standard") -> float:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     sigma = float(AUGMENTATIONS[f"vector/{preset}"].defaults().get("noise") or 0.0)
-    rms = float(torch.as_tensor(x, dtype=torch.float64).square().mean().sqrt())
+    t = torch.as_tensor(x, dtype=torch.float64)
+    rms = float((t - t.mean(dim=0)).square().mean().sqrt())
     if sigma == 0.0:
         return 0.0
     return sigma / rms if rms > 0 else math.inf

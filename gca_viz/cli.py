@@ -100,6 +100,10 @@ class DirectoryWriter(Callback):
         new = not (self.out / "metrics.csv").exists()
         if not new:
             _cut_metrics(self.out / "metrics.csv", trainer.step)
+            for snap in (self.out / "snapshots").glob("*_*.npz"):  # (their steps come again)
+                head = snap.name.split("_", 1)[0]
+                if head.isdigit() and int(head) > trainer.step:
+                    snap.unlink(missing_ok=True)
         self._metrics = open(self.out / "metrics.csv", "a", newline="")
         if new:
             self._metrics.write("step,name,value\n")
@@ -343,8 +347,8 @@ def _meaning(cfg: TrainConfig, name: str) -> Any:
         return build_loss(cfg).params
     if name == "encoder_params":
         return {**models.ENCODERS[cfg.encoder].defaults(), **cfg.encoder_params}
-    if name == "dataset_params" and cfg.dataset in data.DATASETS:
-        return {**data.DATASETS[cfg.dataset].defaults(), **cfg.dataset_params}
+    if name == "dataset_params":
+        return data.loaded_params(cfg.dataset, cfg.dataset_params)
     if name == "dataset":
         return dataset_path(cfg.dataset)
     return getattr(cfg, name)
@@ -394,8 +398,9 @@ def _check_creatable(folder: Path) -> None:
 
 
 _NO_CHECKPOINT = (
-    ": it ended before its first checkpoint (it failed or was killed), so it cannot be "
-    "resumed; delete the folder or choose a new one to start again"
+    " with no checkpoint yet (a run writes its first at checkpoint_every steps): if it "
+    "ended before that (it failed or was killed) it cannot be resumed, so delete the folder "
+    "or choose a new one to start again; if it is still training, wait for its checkpoint"
 )
 
 
@@ -456,13 +461,6 @@ def train_main(argv: list[str]) -> int:
         for problem in ConfigError.problems_of(exc):
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    split = len(trainer.train_set.y)
-    if cfg.batch_size > split and trainer.dist.is_main:  # (capped without a word)
-        print(
-            f"note: --batch-size {cfg.batch_size}: the training split holds {split} samples, "
-            f"so each batch holds all {split}",
-            file=sys.stderr,
-        )
     if args.resume and trainer.step >= cfg.steps:  # (fit would rewrite config.json's steps)
         if trainer.dist.is_main:
             asked = "--steps " if args.steps is not None else "steps = "
@@ -473,6 +471,14 @@ def train_main(argv: list[str]) -> int:
             )
         distributed.shutdown(trainer.dist)
         return 0
+    split = len(trainer.train_set.y)
+    held = split - split % trainer.dist.world_size  # (what Trainer._batch_indices draws)
+    if cfg.batch_size > held and trainer.dist.is_main:  # (capped without a word)
+        print(
+            f"note: --batch-size {cfg.batch_size}: the training split holds {split} samples, "
+            f"so each batch holds {held}" + (" (all of them)" if held == split else ""),
+            file=sys.stderr,
+        )
     try:
         reason = trainer.fit()
     except Exception as exc:

@@ -97,6 +97,15 @@ def load_dataset(name_or_path: PathLike = DEFAULT_DATASET, **params: Any) -> Dat
     return load_user_dataset(source)
 
 
+def loaded_params(dataset: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters ``dataset`` is loaded with: an embedded dataset's defaults updated by
+    ``params`` (``{}`` and ``{"noise": 0.2, "seed": 0}`` mean the same multi-domain digits);
+    a path's ``params`` as given."""
+    if dataset in DATASETS:
+        return {**DATASETS[dataset].defaults(), **params}
+    return dict(params)
+
+
 def dataset_source(name_or_path: PathLike, param: str = "name_or_path") -> str | Path:
     """What :func:`load_dataset` would load: an embedded name, or the path of user data.
 

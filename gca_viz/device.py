@@ -32,7 +32,8 @@ def check_device_name(name: str) -> str:
 def _cuda_index(name: str) -> int | None:
     """The index of ``"cuda:<index>"`` (digits only), else ``None``."""
     head, _, index = name.partition(":")
-    return int(index) if head == "cuda" and index.isascii() and index.isdigit() else None
+    digits = head == "cuda" and index.isascii() and index.isdigit()
+    return int(index) if digits and str(int(index)) == index else None  # ("cuda:01": torch refuses)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -65,14 +66,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     if index is not None and index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ValueError(
-            f"device={name!r} was requested but this machine has {count} CUDA "
-            f"device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})"
+            f"device={name!r} was requested but this machine has "
+            + (
+                "1 CUDA device (cuda:0)"
+                if count == 1
+                else f"{count} CUDA devices (cuda:0 to cuda:{count - 1})"
+            )
         )
     if name == "mps" and not _mps_available():
         raise ValueError(
             "device='mps' was requested but Apple MPS is not available on this machine"
         )
-    return torch.device(name)
+    return torch.device("cuda", index) if index is not None else torch.device(name)
 
 
 def device_name(device: torch.device) -> str:

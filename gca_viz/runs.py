@@ -52,6 +52,7 @@ import numpy as np
 
 from gca_viz import losses
 from gca_viz._processes import last_error_line, run_alive
+from gca_viz.data import loaded_params
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
     LIVE_PARAMS,
@@ -191,18 +192,30 @@ class RunInfo:
         (dataset and its parameters), batch size and layout (:data:`COMPARED_ON`). The loss
         of a batch of ``N`` pairs starts near ``log(2N - 1)`` (joint layout) or ``log N``
         (cross), and accuracies on other data are other numbers: a run on a user's file next
-        to a demo run on the digits read as a gap that means nothing. A field neither config
-        has counts as equal (a :class:`gca_viz.watch.Recorder` run has its own config)."""
+        to a demo run on the digits read as a gap that means nothing. Compared by
+        :meth:`differences` (a field one config lacks, as a
+        :class:`gca_viz.watch.Recorder` run's own config may, is not counted)."""
         return not self.differences(other)
 
     def differences(self, other: RunInfo) -> dict[str, tuple[Any, Any]]:
         """The :data:`COMPARED_ON` fields in which ``other``'s config differs from this
-        run's, each with ``(this run's value, other's value)``; empty when comparable."""
-        return {
-            k: (self.config.get(k), other.config.get(k))
-            for k in self.COMPARED_ON
-            if self.config.get(k) != other.config.get(k)
-        }
+        run's, each with ``(this run's value, other's value)``, compared by what they mean
+        (an embedded dataset's parameters with their defaults: the form stores them all,
+        the command line none); a field one of the configs lacks (a
+        :class:`gca_viz.watch.Recorder` run's own config) is not counted. Empty when
+        comparable."""
+        out = {}
+        for k in self.COMPARED_ON:
+            mine, theirs = self._meaning(k), other._meaning(k)
+            if mine is not None and theirs is not None and mine != theirs:
+                out[k] = (mine, theirs)
+        return out
+
+    def _meaning(self, field: str) -> Any:
+        value = self.config.get(field)
+        if field == "dataset_params" and isinstance(value, dict):
+            return loaded_params(str(self.config.get("dataset")), value)
+        return value
 
 
 class RunStore:
@@ -465,7 +478,7 @@ class RunStore:
             name = name.removesuffix(" (copy)")
         # A name the store gave ("gca_ince on mine.npz") names the copy's own method and
         # data: a copy with method gca_uot was called "gca_ince on mine.npz (copy)".
-        name = _default_name(cfg) if name == _default_name(old) else info.name
+        name = _default_name(cfg) if name == _default_name(old) else name
         return self.launch(cfg, name=f"{name} (copy)", parent=run_id)
 
     def delete(self, run_id: int) -> None:

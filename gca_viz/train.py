@@ -410,6 +410,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         set_threads(config.threads)
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # (a captured graph runs on the current one)
         self.dist = distributed.init_from_env(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -768,9 +770,9 @@ def plan_arrays(
 ) -> dict[str, np.ndarray]:
     """A plan snapshot: the cost, kernel, target and plan ``loss_fn`` sees on the first
     pairs of a batch (at most ``max_rows`` rows of the matrices: ``max_rows / 2`` pairs in
-    the joint layout), with their labels ``y``, the ``step`` and the plan's diagnostics
-    (``diag_*``). ``side`` is the loss's side information for the whole batch (``labels``,
-    ``domains``)."""
+    the joint layout), with their labels ``y``, the ``step``, the batch's size in pairs
+    (``batch``) and the plan's diagnostics (``diag_*``). ``side`` is the loss's side
+    information for the whole batch (``labels``, ``domains``)."""
     keep = min(len(z1), max_rows // 2 if loss_fn.layout == "joint" else max_rows)
     with torch.no_grad():
         seen = loss_fn.inspect(
@@ -787,6 +789,7 @@ def plan_arrays(
     }
     out["y"] = np.asarray(y[:keep])
     out["step"] = np.array(step)
+    out["batch"] = np.array(len(z1))  # the pairs of the whole batch (the matrices: keep)
     out.update({f"diag_{k}": np.array(v) for k, v in seen.diagnostics.items()})
     return out
 

@@ -378,10 +378,11 @@ def test_noise_to_signal_is_the_presets_noise_over_the_features_rms() -> None:
     """The vector presets' noise is absolute: next to standardised features it is 5% (the
     standard preset), next to features of size 1e-3 fifty times larger."""
     x = torch.randn(500, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    rms = float(x.square().mean().sqrt())
+    rms = float((x - x.mean(0)).square().mean().sqrt())
     assert noise_to_signal(x) == pytest.approx(0.05 / rms, rel=1e-12)
     assert noise_to_signal(1e-3 * x.numpy(), "extreme") == pytest.approx(200 / rms)
+    assert noise_to_signal(1000 + 1e-3 * x) == pytest.approx(50 / rms, rel=1e-6)  # offset
     assert noise_to_signal(x, "none") == 0.0
-    assert noise_to_signal(torch.zeros(3, 2)) == math.inf
+    assert noise_to_signal(torch.full((3, 2), 7.0)) == math.inf
     with pytest.raises(ValueError, match=r"^preset must be one of"):
         noise_to_signal(x, "heavy")

@@ -28,7 +28,9 @@ def test_resolve_device_rejects_unknown_name() -> None:
         resolve_device("tpu")
 
 
-@pytest.mark.parametrize("name", ["cuda:", "cuda:x", "cuda:-1", "cuda:1.0", "cpu:0", "gpu:0"])
+@pytest.mark.parametrize(
+    "name", ["cuda:", "cuda:x", "cuda:-1", "cuda:1.0", "cuda:01", "cuda:00", "cpu:0", "gpu:0"]
+)
 def test_a_device_name_is_a_known_one_or_cuda_by_index(name: str) -> None:
     with pytest.raises(ValueError, match=r"^device must be one of .* or cuda:<index>"):
         check_device_name(name)

@@ -766,3 +766,22 @@ def test_runs_are_comparable_only_on_the_same_data_batch_and_layout() -> None:
     bare = RunInfo(2, "recorded", {"lr": 0.3}, "running", None, None, 0.0, None, None, 0, None,
                    None)  # fmt: skip
     assert bare.comparable(bare) and not bare.comparable(a)  # a Recorder run's own config
+
+
+def test_runs_differ_by_what_their_configs_mean(runs_dir: Path) -> None:
+    """The form stores every parameter of an embedded dataset, the command line none: two
+    runs on the same multi-domain digits were called different ("data settings {} ...");
+    a field only one config records (an external run's own config) is not counted."""
+    from tests.helpers import add_run
+
+    store = RunStore(runs_dir)
+    base = {"dataset": "multidomain_digits", "batch_size": 64, "layout": "joint"}
+    form = store.get(add_run(store, config={**base, "dataset_params": {"noise": 0.2, "seed": 0}}))
+    cli = store.get(add_run(store, config={**base, "dataset_params": {}}))
+    other = store.get(add_run(store, config={**base, "dataset_params": {"noise": 0.5}}))
+    loop = store.get(add_run(store, config={"dataset": "multidomain_digits"}))
+    assert form.differences(cli) == {} and form.comparable(cli)
+    assert form.differences(loop) == {}  # (batch, layout, parameters: not recorded there)
+    assert cli.differences(other) == {
+        "dataset_params": ({"noise": 0.2, "seed": 0}, {"noise": 0.5, "seed": 0})
+    }

@@ -246,6 +246,7 @@ def test_fit_calls_back_on_schedule_and_snapshots_what_the_loss_saw() -> None:
     assert plan["cost"].shape == plan["kernel"].shape == plan["target"].shape == (n, n)
     np.testing.assert_allclose(plan["kernel"], np.exp(-plan["cost"] / 0.5), rtol=1e-5)
     np.testing.assert_allclose(plan["plan"].sum(1), plan["target"].sum(1), rtol=1e-3)
+    assert int(plan["batch"]) == cfg.batch_size  # the batch the matrices' pairs come from
     emb = rec.snapshots["embeddings"]
     np.testing.assert_allclose(np.linalg.norm(emb["z"], axis=1), 1.0, rtol=1e-5)
     assert emb["z"].shape[0] == emb["y"].shape[0]
@@ -447,9 +448,13 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     # (they were kept twice) and half a row
     with open(out / "metrics.csv", "a") as fh:
         fh.write("5,loss,9.0\n5,knn_acc,0.5\n6,lo")
+    stale = out / "snapshots" / "0000005_plan.npz"  # and a snapshot past the checkpoint
+    stale.write_bytes((out / "snapshots" / "0000004_plan.npz").read_bytes())
     again = _cli(*args, "--resume", "--steps", "6")
     assert again.returncode == 0, again.stderr
     assert "9.0" not in (out / "metrics.csv").read_text()
+    assert not stale.exists() and (out / "snapshots" / "0000006_plan.npz").exists()
+    assert (out / "snapshots" / "0000004_plan.npz").exists()
     steps = [
         int(r.split(",")[0])
         for r in (out / "metrics.csv").read_text().splitlines()[1:]
@@ -565,7 +570,7 @@ def test_cli_keeps_a_user_data_path_absolute_so_resume_works_from_anywhere(
                  "1000", cwd=tmp_path)  # fmt: skip
     assert large.returncode == 0, large.stderr
     assert ("note: --batch-size 1000: the training split holds 60 samples, so each batch "
-            "holds all 60") in large.stderr  # fmt: skip
+            "holds 60 (all of them)") in large.stderr  # fmt: skip
 
 
 def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: Path) -> None:
@@ -588,7 +593,7 @@ def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: 
     assert failed["event"] == "failed" and "TrainingDiverged" in failed["error"]
     for again in (_cli(*args), _cli("train", "--out", str(out), "--resume")):
         assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
-        assert "ended before its first checkpoint" in again.stderr
+        assert "with no checkpoint yet" in again.stderr and "failed or was killed" in again.stderr
         assert "delete the folder or choose a new one" in again.stderr
 
 

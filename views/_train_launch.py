@@ -7,6 +7,7 @@ library validates the configuration at launch and an invalid field is an ``st.er
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,10 @@ augmentation's noise drowns the user's features."""
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def noise_ratio(dataset: str, preset: str) -> float | None:
+def noise_ratio(dataset: str, preset: str, mtime: float) -> float | None:
     """:func:`gca_viz.augment.noise_to_signal` of user vector data under ``preset`` (``None``
-    for images, whose pixels are in [0, 1], or data that does not load)."""
+    for images, whose pixels are in [0, 1], or data that does not load); ``mtime`` keys the
+    cache to the file's version."""
     ds = _load(dataset, "{}")
     if ds is None or ds.kind != "vector":
         return None
@@ -166,6 +168,7 @@ def choose_dataset(store: RunStore) -> str | None:
             on_change=_forget_removed_upload,
         )
         kept = st.session_state.get(UPLOADED)
+        fresh = False  # (a file uploaded in this page run: the one to drop if it is refused)
         if upload is None and kept is not None and Path(kept[1]).is_file():
             # The uploader is empty again after a page switch; the file it sent is stored.
             st.caption(f"Using **{kept[0]}**, uploaded earlier; upload another to replace it.")
@@ -182,6 +185,7 @@ def choose_dataset(store: RunStore) -> str | None:
                 st.error(f"This data cannot be used: {exc}", icon=":material/error:")
                 return None
             st.session_state[UPLOADED] = (upload.name, str(path))
+            fresh = True
     else:
         base = (store.dir / "datasets").resolve()
         base.mkdir(parents=True, exist_ok=True)
@@ -213,7 +217,7 @@ def choose_dataset(store: RunStore) -> str | None:
     try:
         summary = describe_user_data(str(path.resolve()), path.stat().st_mtime)
     except Exception as exc:  # a malformed file gets a message, never a traceback
-        if choice == UPLOAD:
+        if choice == UPLOAD and fresh:  # (a kept one may be a past run's data)
             path.unlink(missing_ok=True)
             st.session_state.pop(UPLOADED, None)
         reason = str(exc) if isinstance(exc, (ValueError, OSError)) else type(exc).__name__
@@ -293,12 +297,12 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
         "paper's noisy-view setting.",
     )
     ratio = None
-    if dataset is not None and dataset not in data.DATASETS:
-        ratio = noise_ratio(dataset, aug)
-    if ratio is not None and ratio > NOISE_RATIO_WARN:  # (such a run sat at chance, "collapsed")
+    if dataset is not None and dataset not in data.DATASETS and Path(dataset).exists():
+        ratio = noise_ratio(dataset, aug, Path(dataset).stat().st_mtime)
+    if ratio is not None and NOISE_RATIO_WARN < ratio < math.inf:  # (it sat at chance)
         st.warning(
-            f"The {aug} augmentation adds noise {ratio:.2g}x the size of your features "
-            "(their root mean square): the two views of a sample would share little more "
+            f"The {aug} augmentation adds noise {ratio:.3g} times the spread of your features "
+            "(their standard deviation): the two views of a sample would share little more "
             "than noise, and a contrastive loss would stay near chance. Standardise each "
             "feature (subtract its mean, divide by its standard deviation) before uploading, "
             "or choose a lighter augmentation.",
@@ -446,12 +450,8 @@ def labelled(message: str) -> str:
     # Further fields the advice names ("set eval_every and snapshot_every to 0"), by the
     # labels the form shows them with.
     return re.sub(
-        r"(?<![`\w])(eval_every|snapshot_every|batch_size|test_fraction)(?![`\w])",
-        lambda m: (
-            f"{LABELS.get(m.group(1), m.group(1))} (`{m.group(1)}`)"
-            if m.group(1) in LABELS
-            else m.group(0)
-        ),
+        r"(?<![`\w])(eval_every|snapshot_every|batch_size)(?![`\w])",
+        lambda m: f"{LABELS[m.group(1)]} (`{m.group(1)}`)",
         message,
     )
 
@@ -460,10 +460,12 @@ SNAPSHOTS_NOTED = 200
 """From this many snapshots on, the form says how many a run will write and their size."""
 
 
-def snapshot_note(opt: dict[str, Any], more: dict[str, Any]) -> None:
-    """Say how many snapshots a long run writes and about how much disk they take (a plan
-    snapshot holds four float32 matrices of up to 128 rows, compressed to about 0.6 of
-    that): every 20 steps for 20,000 steps wrote 1,000 of them, 270 MB."""
+def snapshot_note(opt: dict[str, Any], more: dict[str, Any], out_dim: Any = 3) -> None:
+    """Say how many snapshots a long run writes and about how much disk they take: a plan
+    snapshot holds four float32 matrices of up to 128 rows (compressed to about 0.6 of
+    that), an embedding snapshot two float32 embeddings of ``out_dim`` for each of up to
+    :attr:`~gca_viz.train.TrainConfig.eval_subset` held-out samples (random floats: they do
+    not compress). Every 20 steps for 20,000 steps wrote 1,000 of each, 270 MB."""
     numbers = (opt.get("steps"), more.get("snapshot_every"), opt.get("batch_size"))
     if not all(isinstance(v, int | float) and v > 0 for v in numbers):
         return
@@ -472,7 +474,10 @@ def snapshot_note(opt: dict[str, Any], more: dict[str, Any]) -> None:
     if count < SNAPSHOTS_NOTED:
         return
     rows = min(128, 2 * int(batch) if more.get("layout", "joint") == "joint" else int(batch))
-    megabytes = count * (4 * rows * rows * 4 * 0.62 + 4096) / 2**20
+    dim = int(out_dim) if isinstance(out_dim, int | float) and out_dim > 0 else 3
+    embeddings = TrainConfig.eval_subset * (2 * dim * 4 + 8) + 1024
+    count += int(steps % every != 0)  # (and one at the last step)
+    megabytes = count * (4 * rows * rows * 4 * 0.62 + embeddings) / 2**20
     st.caption(
         f"This run will write {count:,} snapshots of the plan and the embeddings, about "
         f"{megabytes:,.0f} MB; raise Snapshot every (steps) in Advanced settings for fewer."
@@ -525,7 +530,7 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
         with st.expander("Advanced settings"):
             more = advanced(data_model["encoder"], data_model["dataset"])
         batch_note(data_model["dataset"], opt, more)
-        snapshot_note(opt, more)
+        snapshot_note(opt, more, data_model.get("out_dim"))
         if st.button(
             "Launch run",
             type="primary",

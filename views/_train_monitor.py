@@ -30,7 +30,6 @@ from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_l
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import labels_for
 from views._run_link import launch_status
-from views._train_launch import train_split_size
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
@@ -70,7 +69,10 @@ def card(v: float) -> str:
     (uniformity's "-8.188e-05" was cut to "-8.188e…" in a fifth of the page)."""
     if not math.isfinite(v) or v == 0 or abs(v) >= 1e-3:
         return fmt(v)
-    mantissa, exponent = f"{v:.3g}".split("e")
+    text = f"{v:.3g}"  # (1e-4 to 1e-3 come without an exponent: "0.0005")
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
     return f"{mantissa}e{int(exponent)}"
 
 
@@ -183,14 +185,9 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
             f"{'both views stacked (joint layout)' if joint else 'view 1 x view 2'}"
         )
         pairs = rows // 2 if joint else rows
-        batch = int(run.config.get("batch_size", pairs))
-        split = train_split_size(
-            str(run.config.get("dataset", "")),
-            json.dumps(run.config.get("dataset_params", {})),
-            float(run.config.get("test_fraction", TrainConfig.test_fraction)),
-        )
-        if split is not None:  # (a batch is capped at the training split: 9 of "up to 64"
-            batch = min(batch, split)  # were the whole batch, with the training loss)
+        # The batch as trained (capped at the training split: 9 pairs of "up to 64" were the
+        # whole batch); older snapshots lack it, and say "up to" the configured size.
+        batch = int(snap["batch"]) if "batch" in snap else int(run.config.get("batch_size", pairs))
         if pairs < batch:
             st.caption(
                 f"The first {pairs} pairs of the step's batch of up to {batch}: the numbers "

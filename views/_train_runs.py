@@ -182,22 +182,34 @@ CURVES_UNLIKE = (
 )
 
 
-def unlike_note(run: RunInfo, others: list[RunInfo], why: str = CURVES_UNLIKE) -> str:
+def _said(value: Any) -> str:
+    """A config value as the note writes it: a dict as ``k=v, ...``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def unlike_note(
+    run: RunInfo,
+    others: list[RunInfo],
+    why: str = CURVES_UNLIKE,
+    fields: tuple[str, ...] = RunInfo.COMPARED_ON,
+) -> str:
     """Say which runs drawn beside ``run`` were trained on other data, batches or layout
-    (:meth:`~gca_viz.runs.RunInfo.differences`), then ``why`` that matters ("" when all
-    are like for like). A demo run on the digits
+    (:meth:`~gca_viz.runs.RunInfo.differences`, of ``fields``), then ``why`` that matters
+    ("" when all are like for like). A demo run on the digits
     beside one on a user's file read as a 1.5 gap in loss with nothing said."""
     parts = []
     for other in others:
-        diff = run.differences(other)
+        diff = {k: v for k, v in run.differences(other).items() if k in fields}
         if not diff:
             continue
         said = []
         for field, (mine, theirs) in diff.items():
-            if field == "dataset" and None not in (mine, theirs):
+            if field == "dataset":
                 mine, theirs = userdata.data_labels([str(mine), str(theirs)])
-            mine, theirs = ("not recorded" if v is None else v for v in (mine, theirs))
-            said.append(f"{_COMPARED_WORDS[field]} {theirs}, not {mine}")
+            mine, theirs = (_said(v) for v in (mine, theirs))
+            said.append(f"{_COMPARED_WORDS.get(field, field)} {theirs}, not {mine}")
         parts.append(f"{run_label(other)} ({'; '.join(said)})")
     if not parts:
         return ""

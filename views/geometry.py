@@ -551,7 +551,8 @@ UNLIKE = (
     "Each picture shows its own run's held-out samples, coloured by that run's classes as "
     "its legend names them."
 )
-if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE)):
+ON_DATA = ("dataset", "dataset_params")  # (a batch size or layout: the same samples)
+if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE, ON_DATA)):
     st.caption(unlike)
 class_names, domain_names = label_names(*data_key(run))
 f1, f2, f3 = st.columns([3, 3, 2])

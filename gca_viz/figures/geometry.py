@@ -272,6 +272,7 @@ class _Builder:
             self.groups = [rows[~dim & (y == c)] for c in self.classes]
         self.pin = None if panel.pinned is None else self._pin_marks(panel.pinned, y, view)
         self.prefix = ""  # before each legend entry (the run's title: see explorer_figure)
+        self.own_legend = False  # its classes in the legend even when it is not the first
 
     def legend_key(self) -> tuple[str, ...]:
         """What this panel's legend says: its labels' names in colour order."""
@@ -340,7 +341,7 @@ class _Builder:
                     mode="markers",
                     name=name,
                     legendgroup=name,
-                    showlegend=first and not self.scaled,
+                    showlegend=(first or self.own_legend) and not self.scaled,
                     marker=marker,
                     customdata=self.cd(rows),
                     **hover_args(self.texts, rows),
@@ -545,8 +546,8 @@ def explorer_figure(
     # own, each entry led by its run: one legend, the first run's, named the second's too.
     own = len({b.legend_key() for b in builders}) > 1
     for b in builders:
-        b.prefix = f"{b.p.title}: " if own else ""
-    traces = [t for p, b in enumerate(builders) for t in b.traces(k0, first=p == 0 or own)]
+        b.prefix, b.own_legend = (f"{b.p.title}: ", True) if own else ("", False)
+    traces = [t for p, b in enumerate(builders) for t in b.traces(k0, first=p == 0)]
     layout = _layout(checked, view, axis_titles, legend_title)
     layout["title"] = {"text": titles[k0]}
     if n_frames == 1:

@@ -145,7 +145,7 @@ LOSSES: dict[str, Method] = {
             description="Inverse OT baseline: cross-entropy of the balanced plan (joint layout).",
             reference="Shi et al. 2023",
             note="with the pairs target the same loss as GCA-INCE in the joint layout (the "
-            "last column step makes ΣP = n, the KL's mass term)",
+            "KL's mass term ΣP − n is 0 after the last column step)",
         ),
         _method(
             "iot_uni",

@@ -581,7 +581,8 @@ def methods_table() -> list[dict[str, str]]:
 
 def methods_notes() -> list[str]:
     """``"title: note"`` for each method with a :attr:`~gca_viz.losses.Method.note` (its
-    preset's values and where they come from), which :func:`methods_table` leaves out."""
+    preset's values and where they come from, or the preset it equals), which
+    :func:`methods_table` leaves out."""
     return [f"{m.title}: {m.note}" for m in losses.LOSSES.values() if m.note]
 
 

@@ -533,7 +533,11 @@ def train_user(sh: Shared, who: str, name: str, steps: str, stop: bool) -> None:
         sh.mark(who, f"run #{run_id} {progress(app)[0]}")
         assert app.query().get("tr_steps") == steps
         assert app.query().get("tr_smooth") == str(smooth)
-        expect(name_box).to_have_value(name)
+        # the run carries this session's name; the box emptied at the launch (the next run
+        # took the same name) and not to the other session's name
+        run_choice = app.widget("tr_run").get_by_role("combobox").first
+        expect(run_choice).to_have_value(re.compile(rf"^#{run_id} {name} · "))
+        expect(name_box).to_have_value("")
         expect(app.number_input("tr_steps")).to_have_value(steps)
         healthy(sh, who, app)
 

@@ -325,22 +325,20 @@ def test_a_failed_run_shows_its_error_and_traceback(store_env: Path) -> None:
     assert "Traceback" in texts(at.code)
 
 
-@pytest.mark.parametrize(("samples", "noted"), [(12, False), (200, True)])
+@pytest.mark.parametrize(("batch", "noted"), [(9, False), (64, True)])
 def test_the_plans_pairs_are_called_a_slice_only_when_the_batch_has_more(
-    no_demo_store: Path, tmp_path: Path, samples: int, noted: bool
+    no_demo_store: Path, batch: int, noted: bool
 ) -> None:
     """A run on 12 samples with batch size 64 trains on batches of 9 (its training split):
     its plan of 9 pairs was called "the first 9 pairs of the step's batch of up to 64 ...
     the training loss averages over the whole batch, so it is larger", beside a loss on
-    these pairs equal to the training loss."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "mine.npz"
-    np.savez(path, x=rng.normal(size=(samples, 4)), y=np.arange(samples) % 3)
+    these pairs equal to the training loss. The snapshot records the batch it was cut from
+    (plan_arrays' ``batch``)."""
     store = RunStore(no_demo_store)
-    run = _fake_run(store, {**TINY, "dataset": str(path), "batch_size": 64}, status="finished")
+    run = _fake_run(store, {**TINY, "batch_size": 64}, status="finished")
     pairs = np.arange(9) % 3
     (store.run_dir(run) / "snapshots").mkdir(parents=True)
-    snap = {"plan": np.eye(9) / 9, "y": pairs, "diag_loss": np.array(1.0)}
+    snap = {"plan": np.eye(9) / 9, "y": pairs, "diag_loss": np.array(1.0), "batch": np.array(batch)}
     store.write_snapshot(run, 30, "plan", snap)
     at = open_page("train")
     at.selectbox(key="tr_run").set_value(run).run()
@@ -470,7 +468,7 @@ def test_features_small_next_to_the_augmentation_noise_are_warned_of(no_demo_sto
         warned = [w for w in texts(at.warning).split("\n") if "Standardise each feature" in w]
         assert len(warned) == (scale < 1), (scale, texts(at.warning))
         if warned:
-            ratio = float(re.search(r"adds noise ([\d.]+)x the size", warned[0]).group(1))
+            ratio = float(re.search(r"adds noise ([\d.]+) times the spread", warned[0]).group(1))
             assert 40 < ratio < 60, warned  # 0.05 / 1e-3
     at.get("file_uploader")[0].set_value(("small.npz", _npz_bytes(x=1e-3 * x, y=np.arange(60) % 3),
                                           "application/x-npz"))  # fmt: skip
@@ -540,6 +538,7 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         assert len(runs) == 1 and "Launched run #1" in texts(at.success)
         cfg = runs[0].config
         assert runs[0].name == "from the page" and runs[0].status in ACTIVE
+        assert at.text_input(key="tr_name").value == ""  # (the next run took the name too)
         assert (cfg["method"], cfg["steps"], cfg["out_dim"], cfg["batch_size"]) == (
             "gca_ince", 20000, 2, 32)  # fmt: skip
         assert cfg["loss_params"]["epsilon"] == 0.4 and cfg["loss_params"]["n_iter"] == 3
@@ -740,8 +739,9 @@ def test_an_empty_metric_says_whether_its_values_are_coming() -> None:
 def test_a_small_metric_value_fits_its_card() -> None:
     """Uniformity -8.188e-05 (a collapsed run) was cut to "-8.188e…" on its card, a fifth of
     the page wide: three digits and a short exponent; other values as before."""
-    assert [card(v) for v in (-8.188e-5, 1.2e-7, 0.07777, 4.844, 0.0, math.nan)] == [
-        "-8.19e-5", "1.2e-7", "0.07777", "4.844", "0", "–"
+    values = (-8.188e-5, 1.2e-7, 5e-4, -0.000123, 9.99e-4, 0.07777, 4.844, 0.0, math.nan)
+    assert [card(v) for v in values] == [
+        "-8.19e-5", "1.2e-7", "0.0005", "-0.000123", "0.000999", "0.07777", "4.844", "0", "–"
     ]  # fmt: skip
 
 
@@ -786,7 +786,7 @@ def test_a_queued_run_says_what_it_waits_for_not_that_it_starts_in_seconds(
     assert_clean(at)
     (info,) = [i.value for i in at.info if i.value.startswith("No metrics yet")]
     assert info.startswith(f"No metrics yet: run #{second} is queued behind 1 other queued run")
-    assert "a few seconds" not in info and first != second
+    assert "a few seconds" not in info and store.get(first).status == "queued"
 
 
 def test_a_long_run_says_how_many_snapshots_it_writes_and_their_size(
