@@ -301,11 +301,10 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
         ratio = noise_ratio(dataset, aug, Path(dataset).stat().st_mtime)
     if ratio is not None and NOISE_RATIO_WARN < ratio < math.inf:  # (it sat at chance)
         st.warning(
-            f"The {aug} augmentation adds noise {ratio:.3g} times the spread of your features "
-            "(their standard deviation): the two views of a sample would share little more "
-            "than noise, and a contrastive loss would stay near chance. Standardise each "
-            "feature (subtract its mean, divide by its standard deviation) before uploading, "
-            "or choose a lighter augmentation.",
+            f"The {aug} augmentation adds noise {ratio:.3g} times the spread of your "
+            "features: two views of a sample would share little but noise, and the loss "
+            "would stay near chance. Standardise each feature first (subtract its mean, "
+            "divide by its standard deviation), or choose a lighter augmentation.",
             icon=":material/warning:",
         )
     encoder = ui.select(
