@@ -193,21 +193,21 @@ class RunInfo:
         of a batch of ``N`` pairs starts near ``log(2N - 1)`` (joint layout) or ``log N``
         (cross), and accuracies on other data are other numbers: a run on a user's file next
         to a demo run on the digits read as a gap that means nothing. Compared by
-        :meth:`differences` (a field one config lacks, as a
-        :class:`gca_viz.watch.Recorder` run's own config may, is not counted)."""
+        :meth:`differences` (a field neither config has counts as equal: a
+        :class:`gca_viz.watch.Recorder` run has its own config)."""
         return not self.differences(other)
 
     def differences(self, other: RunInfo) -> dict[str, tuple[Any, Any]]:
         """The :data:`COMPARED_ON` fields in which ``other``'s config differs from this
         run's, each with ``(this run's value, other's value)``, compared by what they mean
         (an embedded dataset's parameters with their defaults: the form stores them all,
-        the command line none); a field one of the configs lacks (a
-        :class:`gca_viz.watch.Recorder` run's own config) is not counted. Empty when
-        comparable."""
+        the command line none); a field neither config has counts as equal, one that only
+        one has (a :class:`gca_viz.watch.Recorder` run's own config) as a difference, with
+        ``None`` for the missing value. Empty when comparable."""
         out = {}
         for k in self.COMPARED_ON:
             mine, theirs = self._meaning(k), other._meaning(k)
-            if mine is not None and theirs is not None and mine != theirs:
+            if mine != theirs:
                 out[k] = (mine, theirs)
         return out
 

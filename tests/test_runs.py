@@ -771,7 +771,7 @@ def test_runs_are_comparable_only_on_the_same_data_batch_and_layout() -> None:
 def test_runs_differ_by_what_their_configs_mean(runs_dir: Path) -> None:
     """The form stores every parameter of an embedded dataset, the command line none: two
     runs on the same multi-domain digits were called different ("data settings {} ...");
-    a field only one config records (an external run's own config) is not counted."""
+    a field only one config records (an external run's own config) is reported as such."""
     from tests.helpers import add_run
 
     store = RunStore(runs_dir)
@@ -781,7 +781,11 @@ def test_runs_differ_by_what_their_configs_mean(runs_dir: Path) -> None:
     other = store.get(add_run(store, config={**base, "dataset_params": {"noise": 0.5}}))
     loop = store.get(add_run(store, config={"dataset": "multidomain_digits"}))
     assert form.differences(cli) == {} and form.comparable(cli)
-    assert form.differences(loop) == {}  # (batch, layout, parameters: not recorded there)
+    assert form.differences(loop) == {  # not recorded there: not known to be the same
+        "dataset_params": ({"noise": 0.2, "seed": 0}, None),
+        "batch_size": (64, None),
+        "layout": ("joint", None),
+    }
     assert cli.differences(other) == {
         "dataset_params": ({"noise": 0.2, "seed": 0}, {"noise": 0.5, "seed": 0})
     }

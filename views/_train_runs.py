@@ -183,7 +183,10 @@ CURVES_UNLIKE = (
 
 
 def _said(value: Any) -> str:
-    """A config value as the note writes it: a dict as ``k=v, ...``."""
+    """A config value as the note writes it: a dict as ``k=v, ...``, a value the run's
+    config lacks (a recorded loop's own config) as "unknown"."""
+    if value is None:
+        return "unknown"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
     return str(value)
@@ -206,7 +209,7 @@ def unlike_note(
             continue
         said = []
         for field, (mine, theirs) in diff.items():
-            if field == "dataset":
+            if field == "dataset" and None not in (mine, theirs):
                 mine, theirs = userdata.data_labels([str(mine), str(theirs)])
             mine, theirs = (_said(v) for v in (mine, theirs))
             said.append(f"{_COMPARED_WORDS.get(field, field)} {theirs}, not {mine}")

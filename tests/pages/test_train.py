@@ -771,6 +771,11 @@ def test_runs_compared_by_hand_on_other_data_are_said_not_to_be_like_for_like(
         "batch size 256, not 64)."
     ), note
     assert "twin" not in note
+    loop = _fake_run(store, {"dataset": "/data/mine.npz"}, name="loop", status="finished")
+    at.run()  # (the page lists the new run)
+    at.multiselect(key="tr_compare").set_value([loop]).run()  # a recorded loop's own config
+    (note,) = [c.value for c in at.caption if c.value.startswith("Not like for like")]
+    assert f"#{loop} loop (batch size unknown, not 64)." in note, note
 
 
 def test_a_queued_run_says_what_it_waits_for_not_that_it_starts_in_seconds(
