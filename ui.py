@@ -2,8 +2,7 @@
 
 * Widgets whose value lives in the URL query string (``slider``, ``select``,
   ``select_slider``, ``number``, ``toggle``, ``checkbox``, ``multiselect``), so a copied link
-  reproduces the view, and which keep their value while a page run skips them and across
-  page switches (``link=False``: only while skipped; :data:`_KEEP`). Keys are
+  reproduces the view, and which keep their value while a page run skips them. Keys are
   namespaced per page (``"lab_eps"``); the key is both the session-state key and the query
   parameter.
 * ``epsilon`` and ``relaxation``: the one control of ``ε`` and of the marginal weights
@@ -56,21 +55,18 @@ from gca_viz.runs import (
 T = TypeVar("T")
 
 
-_KEEP: dict[str, Any] = {"persist_state": "session"}
+_KEEP: dict[str, Any] = {"persist_state": "page"}
 """Keep a widget's value while a page run skips it (an early ``st.stop`` or an error box in
-its place: the browser brought the widget back at its default, ε = 0, λ at its minimum,
-instead of the value the URL still held) and across page switches, which drop the URL's
-query string: a New run form filled on Train came back as the defaults after a look at
-Geometry (the digits instead of the user's file). The keys are page-prefixed, so pages do not
-share values."""
+its place): without it the browser brought the widget back at its default (ε = 0, λ at its
+minimum) instead of the value the URL still held. Not across page switches
+(``"session"``): with the sidebar's ``run_every`` fragment, a number typed without Enter
+before a page switch came back as 0 in every number box of the page, and first options in
+its select boxes, and stayed so; run choices also kept a default the user never chose."""
 
 
 def _keep(link: bool) -> dict[str, Any]:
-    """:data:`_KEEP` for a control kept in the link; a control that is not (``link=False``:
-    its start is given by the page, as a running run's ε) keeps its value only while the
-    page runs skip it, so a page switch brings it back at the page's value, not at a value
-    typed and never applied."""
-    return _KEEP if link else {"persist_state": "page"}
+    """:data:`_KEEP` (``link`` is the control's: kept in the URL or not)."""
+    return _KEEP
 
 
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:

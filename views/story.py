@@ -67,7 +67,6 @@ def step_selector() -> int:
             horizontal=True,
             label_visibility="collapsed",
             on_change=_bring_into_view,
-            persist_state="session",  # (the other controls come back after a page switch)
         )
     )
     if st.query_params.get("story_step") != str(step):

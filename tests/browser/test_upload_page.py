@@ -130,34 +130,3 @@ def test_bad_uploads_get_a_clear_message_on_the_page(
     )
     app.assert_healthy()
     assert len(list(uploads.glob("fine-*.npz"))) == 1
-
-
-def test_the_new_run_form_and_its_upload_survive_a_look_at_another_page(app: Any) -> None:
-    """A user filled the New run form, uploaded a file, looked at Geometry and came back:
-    the form was the defaults again (the digits, 300 steps: the URL's query string goes at
-    a page switch and the widgets' values went with it), and a launch trained on the
-    digits. The values and the upload are kept; the upload says it is the earlier one."""
-    page = app.page
-    app.goto("/train?tr_data=upload", charts=0)
-    app.open_new_run_form()
-    file_input = page.locator(".st-key-tr_upload input[type=file]")
-    expect(file_input).to_have_count(1, timeout=30_000)
-    good = npz(x=np.random.default_rng(0).random((40, 5)), y=np.arange(40) % 2)
-    file_input.set_input_files(
-        files=[{"name": "mine.npz", "mimeType": "application/octet-stream", "buffer": good}]
-    )
-    expect(page.get_by_text(re.compile(r"40 vector samples"))).to_be_visible(timeout=20_000)
-    app.type_number("tr_steps", "777")
-    app.wait_for_query("tr_steps", "777")
-    page.locator('[data-testid="stSidebarNav"] a[href$="/geometry"]').click()
-    page.wait_for_url(re.compile(r"/geometry"))
-    app.settle(charts=0)
-    page.locator('[data-testid="stSidebarNav"] a[href$="/train"]').click()
-    page.wait_for_url(re.compile(r"/train"))
-    app.settle(charts=0)
-    app.open_new_run_form()
-    expect(app.number_input("tr_steps")).to_have_value("777")
-    expect(page.get_by_text("Using mine.npz, uploaded earlier")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"40 vector samples"))).to_be_visible()
-    assert app.query().get("tr_data") == "upload"
-    app.assert_healthy()
