@@ -64,11 +64,6 @@ before a page switch came back as 0 in every number box of the page, and first o
 its select boxes, and stayed so; run choices also kept a default the user never chose."""
 
 
-def _keep(link: bool) -> dict[str, Any]:
-    """:data:`_KEEP` (``link`` is the control's: kept in the URL or not)."""
-    return _KEEP
-
-
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:
     raw = st.query_params.get(key)
     if raw is None:
@@ -176,7 +171,7 @@ def _choice(
         raw = st.query_params.get(key) if link else None
         st.session_state[key] = names.get(str(raw), default) if raw is not None else default
         unknown = raw if raw is not None and str(raw) not in names else None
-    value: T = widget(label, options, key=key, **_keep(link), **kwargs)
+    value: T = widget(label, options, key=key, **_KEEP, **kwargs)
     if unknown is not None:
         shown = kwargs.get("format_func", str)(value)
         _link_note(label, unknown, "not one of the choices", shown)
@@ -197,7 +192,7 @@ def number(label: str, key: str, default: float, link: bool = True, **kwargs: An
             else (default, None)
         )
         st.session_state[key] = linked
-    value = st.number_input(label, key=key, **_keep(link), **kwargs)
+    value = st.number_input(label, key=key, **_KEEP, **kwargs)
     if why is not None:
         _link_note(label, st.query_params.get(key, ""), why, value)
     if link:
@@ -223,7 +218,7 @@ def _switch(
     if key not in st.session_state:
         linked = _from_query(key, default, lambda s: s == "True") if link else default
         st.session_state[key] = linked
-    value = bool(widget(label, key=key, **_keep(link), **kwargs))
+    value = bool(widget(label, key=key, **_KEEP, **kwargs))
     if link:
         _sync(key, value)
     return value
@@ -442,7 +437,7 @@ def _log_control(
             args=(key, slider_key, note_key),
             help=f"{about} A log scale from {stops[0]:g} to {stops[-1]:g}; type any value "
             "> 0 in the box below it." + (" Kept in the link." if link else ""),
-            **_keep(link),
+            **_KEEP,
         )
         st.number_input(
             # a hidden label: screen readers read it, so plain text, not LaTeX ("$λ_1$")
@@ -454,7 +449,7 @@ def _log_control(
             args=(symbol, key, slider_key, note_key),
             label_visibility="collapsed",
             width=150,
-            **_keep(link),
+            **_KEEP,
         )
         if st.session_state.get(note_key):
             st.warning(st.session_state[note_key], icon=":material/warning:")
