@@ -467,7 +467,9 @@ else:
 
     table = st.session_state.get("story_methods_table")
     rows = list(((table or {}).get("selection") or {}).get("rows") or [])
-    if rows and st.session_state.get("_story_table_applied") != rows[0]:
+    if not rows:  # deselected, or the table's state was dropped by a page switch
+        st.session_state.pop("_story_table_applied", None)
+    elif st.session_state.get("_story_table_applied") != rows[0]:
         st.session_state["_story_table_applied"] = rows[0]
         st.session_state["story_method"] = METHODS[rows[0]]
     # In lecture mode the table has no row selection: the selector comes above it (after its

@@ -117,3 +117,53 @@ def test_the_control_reads_well(
     assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "label cut"
     screenshot(f"controls-{name}", full=False)
     app.assert_healthy()
+
+
+def click_method_row(app: Any, row: int) -> None:
+    """Click the selection box of row ``row`` of Story step 5's methods table (a canvas:
+    a 35 px header, then eight rows of equal height)."""
+    table = app.widget("story_methods_table")
+    table.evaluate("e => e.scrollIntoView({block: 'center'})")  # all of it in view
+    app.page.wait_for_timeout(300)
+    box = table.bounding_box()
+    height = (box["height"] - 35) / 8
+    x, y = box["x"] + 15, box["y"] + 35 + height * (row + 0.5)
+    app.page.mouse.move(x + 200, y + 20)  # (a second click at the same spot went unseen)
+    app.page.mouse.move(x, y)
+    app.page.mouse.click(x, y)
+
+
+def test_a_row_of_the_methods_table_picks_its_method_every_time(app: Any) -> None:
+    """Clicking a row of Story's methods table sets the method box; picking another method
+    in the box, then the same row again (unticked and ticked, or after a page switch, which
+    drops the table's selection), sets it again. The second time did nothing: the page
+    remembered the row as applied."""
+    app.goto("/?story_step=5", charts=1)
+    label = app.page.locator('[data-testid="stMetricLabel"]').first
+    click_method_row(app, 2)  # RINCE
+    app.wait_for_query("story_method", "rince")
+    expect(label).to_have_text("RINCE loss")
+    app.choose("story_method", "GCA-UOT")
+    app.wait_for_query("story_method", "gca_uot")
+    click_method_row(app, 2)  # unticks the row: the method stays
+    app.settle(charts=1)
+    assert app.query()["story_method"] == "gca_uot"
+    click_method_row(app, 2)
+    app.wait_for_query("story_method", "rince")
+    expect(label).to_have_text("RINCE loss")
+
+    # A page switch starts Story afresh (step 1, the default method) and drops the table's
+    # selection; row 2 picks RINCE again.
+    app.page.get_by_role("link", name="Plan lab").first.click()
+    app.page.wait_for_url("**/plan_lab**")
+    app.settle(charts=3)
+    app.page.get_by_role("link", name="Story").first.click()
+    app.settle(charts=1)
+    app.widget("story_step").get_by_text("5 · The method family").click()
+    app.wait_for_query("story_step", "5")
+    app.settle(charts=1)
+    assert app.query()["story_method"] == "gca_ince"
+    click_method_row(app, 2)
+    app.wait_for_query("story_method", "rince")
+    expect(label).to_have_text("RINCE loss")
+    app.assert_healthy()
