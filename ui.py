@@ -2,9 +2,10 @@
 
 * Widgets whose value lives in the URL query string (``slider``, ``select``,
   ``select_slider``, ``number``, ``toggle``, ``checkbox``, ``multiselect``), so a copied link
-  reproduces the view, and which keep their value while a page run skips them. Keys are
-  namespaced per page (``"lab_eps"``); the key is both the session-state key and the query
-  parameter.
+  reproduces the view, and which keep their value while a page run skips them and, when the
+  user chose it, across page switches (``recall``/``remember``; ``text`` too, out of the
+  URL). Keys are namespaced per page (``"lab_eps"``); the key is both the session-state key
+  and the query parameter.
 * ``epsilon`` and ``relaxation``: the one control of ``ε`` and of the marginal weights
   ``λ₁, λ₂`` on every page (a log-scale slider over the schema's range plus a typed value);
   ``param_slider`` draws them for those schema parameters, a linear slider for the others,
@@ -58,10 +59,50 @@ T = TypeVar("T")
 _KEEP: dict[str, Any] = {"persist_state": "page"}
 """Keep a widget's value while a page run skips it (an early ``st.stop`` or an error box in
 its place): without it the browser brought the widget back at its default (ε = 0, λ at its
-minimum) instead of the value the URL still held. Not across page switches
-(``"session"``): with the sidebar's ``run_every`` fragment, a number typed without Enter
-before a page switch came back as 0 in every number box of the page, and first options in
-its select boxes, and stayed so; run choices also kept a default the user never chose."""
+minimum) instead of the value the URL still held. Across page switches the values the user
+chose come back through :func:`recall` (Streamlit's ``"session"`` persistence made run
+choices keep a default the user never chose). A number typed without Enter and a page
+switch clicked in the same millisecond (a test's synthetic click; a person's click, even
+5 ms long, commits the number first) reruns the old page after the new one, and the
+browser then shows 0 in its number boxes, whichever setting: tests click with a delay."""
+
+
+CHOSEN = "_ui_chosen"
+"""Session-state key of the values the user chose in this session's linked controls (those
+unlike the control's default), by control key. Streamlit drops a page's widget state, and
+the navigation its query string, on a page switch: without this memory a page opened again
+from the navigation started at its defaults (a half-filled New run form was lost by a look
+at Geometry, Story went back to step 1). A link's value still comes first; a value the user
+left at its default is not kept, so a default that moves (the newest run) moves with it."""
+
+
+def recall(key: str, link: bool = True, usable: Callable[[Any], bool] | None = None) -> Any:
+    """The value the user chose for the linked control ``key`` earlier in this session
+    (:data:`CHOSEN`), for a control whose state is not set yet; ``None`` when the URL has a
+    value for ``key`` (the link wins), the control is not ``link``-ed, nothing was chosen, or
+    ``usable`` refuses the value (a run since deleted, a value out of a new range)."""
+    if not link or key in st.query_params:
+        return None
+    value = (st.session_state.get(CHOSEN) or {}).get(key)
+    return value if value is not None and (usable is None or usable(value)) else None
+
+
+def remember(key: str, value: Any, default: Any, link: bool = True) -> None:
+    """Keep ``value`` of the linked control ``key`` for :func:`recall` if it is not
+    ``default``; forget it when the control is back at its default."""
+    if not link:
+        return
+    chosen = st.session_state.setdefault(CHOSEN, {})
+    if value == default:
+        chosen.pop(key, None)
+    else:
+        chosen[key] = value
+
+
+def _within(low: float | None, high: float | None) -> Callable[[Any], bool]:
+    lo = -math.inf if low is None else low
+    hi = math.inf if high is None else high
+    return lambda v: lo <= v <= hi
 
 
 def _from_query(key: str, default: T, parse: Callable[[str], T]) -> T:
@@ -130,13 +171,17 @@ def slider(
     kind = type(default)
     why = None
     if key not in st.session_state:
-        st.session_state[key], why = _linked_number(key, default, low, high)
+        chosen = recall(key)
+        st.session_state[key], why = (
+            (kind(chosen), None) if chosen is not None else _linked_number(key, default, low, high)
+        )
     # Clip into the current range before drawing: when the range changes (a half-step slider
     # whose maximum follows T), Streamlit would otherwise reset the value to the minimum.
     st.session_state[key] = kind(min(max(st.session_state[key], low), high))
     value = st.slider(label, kind(low), kind(high), step=step, key=key, **_KEEP, **kwargs)
     if why is not None:
         _link_note(label, st.query_params.get(key, ""), why, value)
+    remember(key, value, default)
     _sync(key, value)
     return value
 
@@ -169,12 +214,20 @@ def _choice(
     if key not in st.session_state:
         names = {str(o): o for o in options}
         raw = st.query_params.get(key) if link else None
-        st.session_state[key] = names.get(str(raw), default) if raw is not None else default
+        chosen = recall(key, link, lambda v: str(v) in names)
+        st.session_state[key] = (
+            names[str(chosen)]
+            if chosen is not None
+            else names.get(str(raw), default)
+            if raw is not None
+            else default
+        )
         unknown = raw if raw is not None and str(raw) not in names else None
     value: T = widget(label, options, key=key, **_KEEP, **kwargs)
     if unknown is not None:
         shown = kwargs.get("format_func", str)(value)
         _link_note(label, unknown, "not one of the choices", shown)
+    remember(key, value, default, link)
     if link:
         _sync(key, value)
     return value
@@ -186,8 +239,12 @@ def number(label: str, key: str, default: float, link: bool = True, **kwargs: An
     for ``link``)."""
     why = None
     if key not in st.session_state:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        chosen = recall(key, link, _within(low, high))
         linked, why = (
-            _linked_number(key, default, kwargs.get("min_value"), kwargs.get("max_value"))
+            (type(default)(chosen), None)
+            if chosen is not None
+            else _linked_number(key, default, low, high)
             if link
             else (default, None)
         )
@@ -195,6 +252,7 @@ def number(label: str, key: str, default: float, link: bool = True, **kwargs: An
     value = st.number_input(label, key=key, **_KEEP, **kwargs)
     if why is not None:
         _link_note(label, st.query_params.get(key, ""), why, value)
+    remember(key, value, default, link)
     if link:
         _sync(key, value)
     return value
@@ -216,9 +274,11 @@ def _switch(
     """A two-state widget (``st.toggle``, ``st.checkbox``) backed by the query string
     (unless not ``link``: then it starts at ``default`` and stays out of the URL)."""
     if key not in st.session_state:
+        chosen = recall(key, link)
         linked = _from_query(key, default, lambda s: s == "True") if link else default
-        st.session_state[key] = linked
+        st.session_state[key] = bool(chosen) if chosen is not None else linked
     value = bool(widget(label, key=key, **_KEEP, **kwargs))
+    remember(key, value, default, link)
     if link:
         _sync(key, value)
     return value
@@ -241,11 +301,26 @@ def multiselect(label: str, key: str, options: list[Any], default: list[Any], **
     if key not in st.session_state:
         raw = st.query_params.get(key)
         picked = [by_name[s] for s in raw.split(",") if s in by_name] if raw is not None else None
-        st.session_state[key] = default if picked is None else picked
+        chosen = recall(key)
+        st.session_state[key] = (
+            list(chosen) if chosen is not None else default if picked is None else picked
+        )
     st.session_state[key] = [o for o in st.session_state[key] if o in options]
     values = st.multiselect(label, options, key=key, **_KEEP, **kw)
+    remember(key, list(values), list(default))
     _sync(key, ",".join(str(v) for v in values))
     return values
+
+
+def text(label: str, key: str, default: str = "", **kwargs: Any) -> str:
+    """``st.text_input`` kept across page switches like the linked controls (:func:`recall`)
+    but never in the URL (a file path, a run name)."""
+    if key not in st.session_state:
+        chosen = recall(key)
+        st.session_state[key] = default if chosen is None else str(chosen)
+    value = str(st.text_input(label, key=key, **_KEEP, **kwargs))
+    remember(key, value, default)
+    return value
 
 
 def param_step(p: Param) -> float:
@@ -422,8 +497,9 @@ def _log_control(
     slider_key, note_key = f"{key}_slider", f"_{key}_note"
     if key not in st.session_state:  # a new session, or the control was not drawn
         raw = st.query_params.get(key) if link else None
+        chosen = recall(key, link, lambda v: v > 0)
         value, note = _positive(symbol, raw if raw is not None else default, float(default))
-        st.session_state[key] = value
+        st.session_state[key] = float(chosen) if chosen is not None else value
         st.session_state[note_key] = note and f"The link's {note}"
     value = float(st.session_state[key])
     st.session_state[slider_key] = value  # typed off the stops: the value is a stop of its own
@@ -453,6 +529,7 @@ def _log_control(
         )
         if st.session_state.get(note_key):
             st.warning(st.session_state[note_key], icon=":material/warning:")
+    remember(key, value, float(default), link)
     if link:
         _sync(key, value)
     return value

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+import ui
 from gca_viz import embed
 from gca_viz.figures.geometry import clicked_row
 from gca_viz.figures.plans import sample_image
@@ -36,7 +37,9 @@ def pinned_sample(shown: list[Loaded]) -> int | None:
                 st.session_state[PIN] = int(shown[tag].index()[row])
     if PIN not in st.session_state:
         raw = st.query_params.get(PIN)
-        st.session_state[PIN] = int(raw) if raw is not None and raw.isdigit() else None
+        chosen = ui.recall(PIN)  # pinned before a page switch (the link's pin comes first)
+        linked = int(raw) if raw is not None and raw.isdigit() else None
+        st.session_state[PIN] = linked if chosen is None else int(chosen)
     if shown[0].row_of(st.session_state[PIN]) is None:
         st.session_state[PIN] = None
     pin: int | None = st.session_state[PIN]
@@ -54,7 +57,8 @@ def same_data(a: Loaded, b: Loaded) -> bool:
 
 
 def pin_chooser(shown: Loaded) -> int | None:
-    """The pinned-sample box (a click on the chart fills it); the URL keeps the choice."""
+    """The pinned-sample box (a click on the chart fills it); the URL keeps the choice, and
+    the session across page switches (:func:`ui.recall`)."""
     names, _ = label_names(*data_key(shown.run))
     index, y = shown.index(), shown.arrays["y"]
     options = sorted(int(i) for i in index)
@@ -67,6 +71,7 @@ def pin_chooser(shown: Loaded) -> int | None:
         placeholder="none: click a point",
         help="Click a point on the chart to pin it, or pick its number here (type to search).",
     )
+    ui.remember(PIN, value, None)
     if value is None:
         if PIN in st.query_params:
             del st.query_params[PIN]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+import ui
 from gca_viz.runs import RunStore
 
 _LABEL_ID = re.compile(r"#(\d+)(?:\s|$)")
@@ -30,25 +31,39 @@ def recover_run(key: str, ids: Sequence[int]) -> None:
 def missing_run_warning(
     key: str, ids: Sequence[int], shown: int, describe: Callable[[int], str]
 ) -> None:
-    """Warn that the run the URL's ``key`` names does not exist, if it does not.
+    """Warn that the run the URL's ``key`` names does not exist, if it does not; or that the
+    run the user chose before a page switch (:func:`ui.recall`) has been deleted since.
 
     Call it right before the run chooser ``key``, with the store's run ``ids`` and the run
     the chooser falls back to (``shown``; ``describe`` names it). The URL is read on the
-    session's first page run only (later the chooser's state holds the choice); the warning
-    stays until the user picks a run in the chooser."""
+    session's first page run only (later the chooser's state holds the choice), the memory
+    when the page is opened again; the warning stays until the user picks a run in the
+    chooser."""
     marker = f"_{key}_missing"
     if key not in st.session_state:
         requested = st.query_params.get(key)
+        chosen = ui.recall(key)
         if requested is not None and requested not in {str(i) for i in ids}:
-            st.session_state[marker] = (requested, shown)
+            st.session_state[marker] = (requested, shown, "link")
             del st.query_params[key]  # said here: the chooser must not warn a second time
+        elif chosen is not None and chosen not in ids:
+            st.session_state[marker] = (str(chosen), shown, "chosen")
+            ui.remember(key, shown, shown)  # forgotten: said once
     if marker not in st.session_state:
         return
-    requested, fallback = st.session_state[marker]
+    requested, fallback, why = st.session_state[marker]
     if st.session_state.get(key, fallback) != fallback:  # the user chose a run
         del st.session_state[marker]
         return
     name = f"#{requested}" if requested.isdigit() else repr(requested)
+    if why == "chosen":
+        st.warning(
+            f"Run {name}, which you were looking at, has been deleted since (on the Train "
+            f"page, or by another user of this run store). Showing {describe(fallback)} "
+            "instead: choose the run to look at under **Run**.",
+            icon=":material/delete:",
+        )
+        return
     st.warning(
         f"Run {name} does not exist in this app's run store: it was deleted, or the link was "
         f"made with another store (another machine, or another `GCA_RUNS_DIR`). Showing "

@@ -189,10 +189,10 @@ def choose_dataset(store: RunStore) -> str | None:
     else:
         base = (store.dir / "datasets").resolve()
         base.mkdir(parents=True, exist_ok=True)
-        text = st.text_input(
+        text = ui.text(
             "A .npz, an image folder (one sub-folder per class) or CIFAR-10 binaries, "
             f"relative to {base}",
-            key="tr_path",
+            "tr_path",
             help="Copy your data into this folder first: the app reads nothing outside its "
             "data directory, and refuses links that lead out of it.",
         ).strip()
@@ -524,7 +524,7 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
             opt = optimisation()
             if st.session_state.pop(CLEAR_NAME, False):
                 st.session_state["tr_name"] = ""
-            run_name = st.text_input("Run name (optional)", key="tr_name")
+            run_name = ui.text("Run name (optional)", "tr_name")
         with st.expander("Advanced settings"):
             more = advanced(data_model["encoder"], data_model["dataset"])
         batch_note(data_model["dataset"], opt, more)

@@ -618,6 +618,8 @@ if not measured:
 else:
     default_plane = plane_defaults(measured, {i: by_id[i].name for i in ids}, run_id, compare_id)
     keep = st.session_state.get("geo_plane")
+    if keep is None:  # after a page switch: the runs the user put on the plane, if chosen
+        keep = ui.recall("geo_plane")
     if keep is not None:
         st.session_state["geo_plane"] = [i for i in keep if i in measured]
     chosen = st.multiselect(
@@ -628,6 +630,7 @@ else:
         format_func=lambda i: run_label(by_id[i]),
         select_all=False,  # typing a run's name and Enter adds that run, not every match
     )
+    ui.remember("geo_plane", list(chosen), list(default_plane))
     if chosen:
         fig = alignment_uniformity_plane(
             [trajectories[i] for i in chosen],

@@ -89,10 +89,13 @@ def _keep_in_range(key: str, high: int, default: int = 0) -> int:
     a new widget to Streamlit and would otherwise fall back to its minimum."""
     if key not in st.session_state:
         try:
-            st.session_state[key] = int(float(st.query_params.get(key, default)))
+            chosen = ui.recall(key)  # chosen before a page switch
+            raw = st.query_params.get(key, default)
+            st.session_state[key] = int(float(raw if chosen is None else chosen))
         except ValueError:
             st.session_state[key] = default
     st.session_state[key] = max(0, min(int(st.session_state[key]), high))
+    ui.remember(key, st.session_state[key], default)
     return int(st.session_state[key])
 
 

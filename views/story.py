@@ -54,7 +54,9 @@ def step_selector() -> int:
     """A row of step buttons whose value lives in the query string (``story_step``)."""
     if "story_step" not in st.session_state:
         raw = st.query_params.get("story_step", "1")
-        st.session_state["story_step"] = int(raw) if raw in {str(s) for s in STEPS} else 1
+        chosen = ui.recall("story_step", usable=lambda s: s in STEPS)  # after a page switch
+        linked = int(raw) if raw in {str(s) for s in STEPS} else 1
+        st.session_state["story_step"] = linked if chosen is None else chosen
         # A link to a later step opens at that step: the title, controls and the row of steps
         # filled the first screen (all of it at 1280 x 720 in lecture mode).
         st.session_state[SCROLL] = st.session_state["story_step"] > 1
@@ -69,6 +71,7 @@ def step_selector() -> int:
             on_change=_bring_into_view,
         )
     )
+    ui.remember("story_step", step, 1)
     if st.query_params.get("story_step") != str(step):
         st.query_params["story_step"] = str(step)
     return step

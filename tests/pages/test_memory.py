@@ -1,0 +1,118 @@
+"""What the user chose on a page is still there after a look at another page (AppTest).
+
+Streamlit drops a page's widget state on a page switch and the navigation drops the query
+string; the pages started at their defaults again (a half-filled New run form was lost by a
+look at Geometry, Story went back to step 1). ``ui.recall``/``ui.remember`` keep the values
+the user chose. AppTest keeps the query string across ``switch_page``: :func:`navigate`
+drops it, as the browser's navigation does (tests/browser/test_controls.py checks the real
+navigation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import assert_clean, charts, names, open_app, texts, view
+
+
+def navigate(at: AppTest, page: str) -> AppTest:
+    """Open ``views/<page>.py`` from the navigation: without the previous page's URL."""
+    for key in list(at.query_params):
+        del at.query_params[key]
+    at.switch_page(view(page)).run()
+    assert_clean(at)
+    return at
+
+
+def test_story_keeps_its_step_and_settings_across_a_page_switch() -> None:
+    at = open_app()
+    at.radio(key="story_step").set_value(3).run()
+    at.number_input(key="story_eps").set_value(0.5).run()
+    at.number_input(key="story_seed").set_value(4).run()
+    navigate(at, "plan_lab")
+    assert at.session_state["lab_eps"] == 0.1  # Plan lab has its own ε
+    navigate(at, "story")
+    assert at.session_state["story_step"] == 3
+    assert at.session_state["story_eps"] == 0.5 and at.session_state["story_seed"] == 4
+    # ... and the URL says so again, so a copied link reproduces the view
+    assert at.query_params["story_eps"] == "0.5" and at.query_params["story_step"] == "3"
+
+
+def test_a_value_set_back_to_its_default_is_not_kept_and_a_link_comes_first() -> None:
+    at = open_app()
+    at.number_input(key="story_seed").set_value(4).run()
+    at.number_input(key="story_seed").set_value(0).run()  # the default again
+    at.number_input(key="story_eps").set_value(0.5).run()
+    navigate(at, "entropy")
+    navigate(at, "story")
+    assert at.session_state["story_seed"] == 0 and at.session_state["story_eps"] == 0.5
+    # A link's value wins over the remembered one.
+    for key in list(at.query_params):
+        del at.query_params[key]
+    at.query_params["story_eps"] = "0.05"
+    at.switch_page(view("plan_lab")).run()
+    at.switch_page(view("story")).run()
+    assert at.session_state["story_eps"] == 0.05
+
+
+def test_the_new_run_form_keeps_what_was_filled_in(no_demo_store: Path) -> None:
+    at = open_app("views/train.py")
+    at.selectbox(key="tr_method").set_value("gca_uot").run()
+    at.number_input(key="tr_batch").set_value(128).run()
+    at.number_input(key="tr_steps").set_value(800).run()
+    at.selectbox(key="tr_data").set_value("path").run()
+    at.text_input(key="tr_path").input("mine.npz").run()
+    at.text_input(key="tr_name").input("long run").run()
+    navigate(at, "geometry")
+    navigate(at, "train")
+    assert at.selectbox(key="tr_method").value == "gca_uot"
+    assert at.number_input(key="tr_batch").value == 128
+    assert at.number_input(key="tr_steps").value == 800
+    assert at.text_input(key="tr_path").value == "mine.npz"
+    assert at.text_input(key="tr_name").value == "long run"
+    assert at.query_params["tr_method"] == "gca_uot"
+    assert "tr_path" not in at.query_params  # a path is kept, not linked
+
+
+def test_a_remembered_choice_that_is_gone_falls_back_to_the_default() -> None:
+    """A remembered value that is no longer an option (a run since deleted) is not used."""
+    at = open_app()
+    at.session_state["_ui_chosen"] = {"story_source": "no such source", "story_step": 9}
+    navigate(at, "story")
+    assert at.session_state["story_source"] == "demo" and at.session_state["story_step"] == 1
+
+
+def test_geometry_keeps_its_run_pin_and_plane(store_env: Path) -> None:
+    """The Geometry page's own controls (the pinned sample, the runs on the plane) come
+    back with the linked ones (the pin and the plane were drawn by plain widgets)."""
+    at = open_app("views/geometry.py")
+    at.selectbox(key="geo_run").set_value(1).run()
+    pin = at.selectbox(key="geo_pin").options[3]
+    at.selectbox(key="geo_pin").set_value(int(pin.split()[0])).run()
+    at.multiselect(key="geo_plane").set_value([2]).run()
+    assert_clean(at)
+    navigate(at, "story")
+    navigate(at, "geometry")
+    assert at.selectbox(key="geo_run").value == 1
+    assert at.selectbox(key="geo_pin").value == int(pin.split()[0])
+    assert at.query_params["geo_pin"] == pin.split()[0]
+    assert at.multiselect(key="geo_plane").value == [2]
+    assert names(charts(at)["geo_plane_fig"]) == ["#2 eight-d"]
+
+
+def test_a_remembered_run_deleted_since_is_said_to_be_gone(store_env: Path) -> None:
+    """The run the user was looking at before a page switch was deleted meanwhile: the page
+    says so and shows another run (it fell back without a word); the note goes when the
+    user chooses a run."""
+    at = open_app("views/train.py")
+    at.session_state["_ui_chosen"] = {"geo_run": 99, "tr_run": 98}
+    navigate(at, "geometry")
+    said = texts(at.warning)
+    assert "Run #99, which you were looking at, has been deleted since" in said
+    shown = at.selectbox(key="geo_run").value
+    assert shown in (1, 2, 3)
+    at.selectbox(key="geo_run").set_value(1 if shown != 1 else 2).run()
+    assert "#99" not in texts(at.warning)
+    navigate(at, "train")
+    assert "Run #98, which you were looking at, has been deleted since" in texts(at.warning)
