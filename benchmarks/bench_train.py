@@ -13,7 +13,7 @@ on 2 CPU cores; every GCA method's step time is within 1.5x of ``ince``'s.
 With ``--encoder`` (for example ``resnet18 --image-size 32 --batch 512``, a CIFAR-sized
 step on a GPU) the benchmark instead times one optimisation step of that encoder and a
 projection head on random ``3 x S x S`` images, two cheap views on the device (noise and a
-flip), for every method and for a plain NT-Xent written here (:func:`nt_xent`, SimCLR's loss
+flip), for every method and for a plain NT-Xent (``nt_xent`` of ``_device_refs``, SimCLR's loss
 as ``F.cross_entropy`` over the ``2N x 2N`` similarities), the reference of the ratios. On
 CUDA, GCA-INCE, GCA-UOT and GCA-RINCE are timed a second time with their solves replayed
 from CUDA graphs (``<method> graph``, :func:`gca_viz.ot.cuda_graphs`), and the step targets

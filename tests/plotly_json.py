@@ -1,7 +1,7 @@
 """Reading plotly figures that AppTest exposes as JSON (``proto.spec``).
 
 Plotly sends numpy arrays as base64 typed arrays ``{"dtype", "bdata", "shape"}``
-(platform.md); these helpers turn them back into numpy arrays for the page tests.
+(plotly 6 and later); these helpers turn them back into numpy arrays for the page tests.
 """
 
 from __future__ import annotations

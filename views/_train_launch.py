@@ -1,6 +1,7 @@
 """Train page, part 1: the "New run" form (loss, data and model, optimisation) and launch.
 
-Every widget keeps its value in the URL query string (``tr_*`` keys, see :mod:`ui`); the
+Every widget keeps its value in the URL query string (``tr_*`` keys, see :mod:`ui`) but the
+data path and the run name, which are kept for the session only (``ui.text``); the
 library validates the configuration at launch and an invalid field is an ``st.error``.
 """
 

@@ -32,7 +32,8 @@ opens it in a store of its own.
 sample; :func:`corruption_mass_correlation` solves GCA-UOT's unbalanced plan between clean
 and corrupted embeddings and correlates each positive pair's strength with the mass the plan
 keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
-GCA-UOT trained with extreme augmentations on clean and corrupted test data;
+GCA-UOT trained on noisy pairs (30 % of the positive pairs mismatched) on clean and corrupted
+test data;
 :func:`encoder_accuracies` evaluates a run's final encoder on corrupted test data later.
 
 Submodules: :mod:`~gca_viz.experiments.domains` (the α - β sweep),

@@ -9,6 +9,6 @@
 * :mod:`gca_viz.figures.geometry`: embeddings on the circle or sphere, 2-D projections.
 * :mod:`gca_viz.figures.alignment`: the alignment-uniformity plane across runs.
 
-Pass numpy arrays (plotly sends them as typed arrays); plans above about 256 x 256 are
-downsampled for display (``docs/math.md``; ``platform.md``).
+Pass numpy arrays (plotly sends them as typed arrays); plans above 256 x 256 are
+downsampled for display (:func:`gca_viz.lab.downsample`).
 """
