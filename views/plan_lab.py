@@ -20,6 +20,7 @@ from gca_viz.losses import COSTS, PROJECTIONS
 from gca_viz.losses.stages import RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
+from views._run_link import missing_run_warning
 
 # Widths (px) of the losses table's columns: together within the page at 1280 px with the
 # sidebar open (818 px). (A page script shows a bare string: Streamlit's "magic".)
@@ -179,6 +180,8 @@ with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots co
     if source in ("snapshot", "trained"):
         runs = lab.snapshot_runs(store) if source == "snapshot" else lab.checkpoint_runs(store)
     if runs:
+        every = [r.id for r in store.list_runs()]  # (a run without this kind of file exists)
+        missing_run_warning("lab_run", every, next(iter(runs)), lambda i: str(runs[i]))
         run_id = ui.select("Run", "lab_run", list(runs), next(iter(runs)), format_func=runs.get)
         files = store.snapshots(run_id, "plan") if source == "snapshot" else []
         ckpt = store.run_dir(run_id) / "checkpoint.pt"

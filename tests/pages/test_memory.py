@@ -116,3 +116,16 @@ def test_a_remembered_run_deleted_since_is_said_to_be_gone(store_env: Path) -> N
     assert "#99" not in texts(at.warning)
     navigate(at, "train")
     assert "Run #98, which you were looking at, has been deleted since" in texts(at.warning)
+
+
+def test_plan_lab_says_when_its_run_is_gone(store_env: Path) -> None:
+    """Plan lab's run chooser (plan snapshots of a run) fell back to another run without a
+    word when the remembered run was deleted; a link naming a missing run is said once."""
+    at = open_app("views/train.py")
+    at.session_state["_ui_chosen"] = {"lab_source": "snapshot", "lab_run": 99}
+    navigate(at, "plan_lab")
+    assert "Run #99, which you were looking at, has been deleted since" in texts(at.warning)
+    linked = open_app("views/plan_lab.py", lab_source="snapshot", lab_run="77")
+    said = texts(linked.warning)
+    assert "Run #77 does not exist in this app's run store" in said
+    assert "The link's Run" not in said  # not said twice
