@@ -33,10 +33,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from gca_viz import demo
 from gca_viz.figures._legend import META_KEY as legend_below_meta
@@ -572,6 +574,19 @@ def _typed(symbol: str, key: str, slider_key: str, note_key: str) -> None:
     value, note = _positive(symbol, st.session_state.get(key), kept)
     st.session_state[key] = st.session_state[slider_key] = value
     st.session_state[note_key] = note
+
+
+def page_link(page: str, label: str, **kwargs: Any) -> None:
+    """``st.page_link`` to the app page ``page`` (``"views/geometry.py"``; ``kwargs`` such as
+    ``query_params`` and ``icon`` go to it): it opens in this tab and session, where a Markdown
+    link opened a new tab, a new session without the lecture mode and the settings the user
+    chose. A page run outside the app's navigation (``streamlit run views/train.py``, a page
+    test) has no pages to link to: a Markdown link then."""
+    try:
+        st.page_link(page, label=label, **kwargs)
+    except StreamlitPageNotFoundError:
+        query = urlencode(kwargs.get("query_params") or {})
+        st.markdown(f"[{label}]({Path(page).stem}{'?' * bool(query)}{query})")
 
 
 def show_code(*functions: Callable[..., Any], label: str = "Show the code") -> None:

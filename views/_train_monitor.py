@@ -275,9 +275,14 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         )
     ui.chart(fig, key="tr_embed")
     st.caption(
-        f"{classes_text(z, arrays['y'])} [Geometry](geometry?geo_run={run.id}) plays every "
-        "snapshot, projects with UMAP or t-SNE and pins a sample with its partner and its "
-        "neighbours."
+        f"{classes_text(z, arrays['y'])} The Geometry page plays every snapshot, projects "
+        "with UMAP or t-SNE and pins a sample with its partner and its neighbours."
+    )
+    ui.page_link(
+        "views/geometry.py",
+        label=f"Run #{run.id} on the Geometry page",
+        icon=":material/scatter_plot:",
+        query_params={"geo_run": str(run.id)},
     )
 
 

@@ -80,7 +80,7 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     runs_table = [d for d in at.dataframe if "k-NN acc" in d.value.columns]
     assert runs_table[0].proto.placeholder == "—"  # a metric not recorded: not "None"
     # the caption reads the snapshot: the demo's classes have gathered
-    said = [c.value for c in at.caption if "[Geometry]" in c.value]
+    said = [c.value for c in at.caption if "The Geometry page plays" in c.value]
     assert len(said) == 1 and said[0].startswith("The classes gather: two samples"), said
 
 
@@ -162,6 +162,14 @@ def test_train_page_shows_the_newest_run_live(store_env: Path) -> None:
     assert "step 30 of 30" in at.get("progress")[0].proto.text
     assert at.query_params["tr_run"] == "1"  # a copied link reopens this run
     assert not at.error and not at.warning
+    # The run on the Geometry page, in this session (a link in the caption opened a tab);
+    # the page on its own has no navigation: a Markdown link
+    assert "[Run #1 on the Geometry page](geometry?geo_run=1)" in texts(at.markdown)
+    at = open_app("views/train.py", tr_run="1")
+    links = [e.proto for e in at.get("page_link")]
+    assert any("geometry" in link.page and "geo_run=1" in link.query_string for link in links), (
+        links
+    )
 
 
 def test_the_progress_line_and_the_table_name_the_device_the_run_used(store_env: Path) -> None:
