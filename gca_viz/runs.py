@@ -669,17 +669,18 @@ class RunStore:
             rows = db.execute(query + " ORDER BY name, step", args).fetchall()
         out: dict[str, list[tuple[int, float]]] = {}
         for name, step, value in rows:
-            out.setdefault(name, []).append((step, math.nan if value is None else value))
+            out.setdefault(name, []).append((step, _stored(value)))
         return {k: np.asarray(v, dtype=float).reshape(-1, 2) for k, v in out.items()}
 
     def latest_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
-        """The last ``(step, value)`` of every metric of a run."""
+        """The last ``(step, value)`` of every metric of a run (NaN where the value was not
+        finite: SQLite stores NaN as NULL)."""
         with self._db() as db:
             rows = db.execute(
                 "SELECT name, MAX(step), value FROM metrics WHERE run_id=? GROUP BY name",
                 (run_id,),
             ).fetchall()
-        return {name: (int(step), float(value)) for name, step, value in rows}
+        return {name: (int(step), _stored(value)) for name, step, value in rows}
 
     def snapshots(self, run_id: int, kind: str) -> list[tuple[int, Path]]:
         """``(step, path)`` of a run's snapshots of ``kind`` (``plan``, ``embeddings``)."""
@@ -805,8 +806,14 @@ class RunStore:
                 "SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name",
                 (run_id,),
             ).fetchall()
-        lines = ["step,name,value"] + [f"{s},{n},{v!r}" for s, n, v in rows]
+        lines = ["step,name,value"] + [f"{s},{n},{_stored(v)!r}" for s, n, v in rows]
         return "\n".join(lines) + "\n"
+
+
+def _stored(value: float | None) -> float:
+    """A metric's value as read from the store: SQLite keeps a NaN as NULL (a loop's loss
+    that went NaN); ``float(None)`` broke the Train page's table of runs."""
+    return math.nan if value is None else float(value)
 
 
 def _default_name(cfg: TrainConfig) -> str:

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import inspect
 import json
 import math
 import numbers
@@ -102,6 +103,12 @@ MAX_EMBEDDING_VALUE = FLOAT32_SQUARE_SAFE
 row's norm, must not overflow)."""
 _MAX_ROWS = 100_000
 """Metric rows kept while the store cannot be written; older ones are dropped."""
+
+
+FROM_BATCH = "from_batch"
+"""The key of an embedding snapshot made of the step's training batch (the first rows of
+``z1``, their partners ``z2``) because the loop gave no ``eval_batch``: other samples at
+every step, where an eval batch (and an app run's held-out samples) are the same ones."""
 
 
 class RecorderWarning(UserWarning):
@@ -584,6 +591,8 @@ class Recorder:
             emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
         if snap.domains is not None and snap.z_eval is None:
             emb["domain"] = snap.domains[: len(z)]
+        if partner is not None:  # other samples at every step: the app says so
+            emb[FROM_BATCH] = np.array(True)
         self.store.write_snapshot(self.run_id, step, "embeddings", emb)
         self._rows += [(self.run_id, step, k, v) for k, v in rows]
 
@@ -805,9 +814,14 @@ def _resolve_loss(loss: Any) -> Any:
 
 
 def _loss_name(loss: Any) -> str:
+    """The method the app shows for ``loss``: a preset's or module's ``name``, else a plain
+    function's own name (``ntxent``, not "function"), else its class's (``MSELoss``)."""
     if loss is None:
         return "external"
-    return str(getattr(loss, "name", None) or type(loss).__name__)
+    named = getattr(loss, "name", None)
+    if not named and inspect.isroutine(loss):
+        named = getattr(loss, "__name__", None)
+    return str(named or type(loss).__name__)
 
 
 def _loss_epsilon(loss: Any, epsilon: float | None) -> float:

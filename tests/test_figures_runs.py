@@ -66,7 +66,8 @@ def test_ema_matches_its_bias_corrected_formula() -> None:
     # m_t = s m + (1 - s) x_t, divided by 1 - s^t (t counting finite values only)
     expected = [1.0, (0.25 + 1.5) / 0.75, (0.875 + 1.0) / 0.875]
     np.testing.assert_allclose(out[:3], expected)
-    assert out[3] == out[2]  # a missing value keeps the average
+    assert np.isnan(out[3])  # a NaN loss is a gap, not the average carried on
+    assert out[4] == pytest.approx((0.5 * (0.875 + 1.0) + 2.0) / 0.9375)  # ... kept under it
     np.testing.assert_array_equal(training.ema(x, 0.0), x)
     with pytest.raises(ValueError, match="smoothing"):
         training.ema(x, 1.0)

@@ -254,6 +254,19 @@ def test_a_loss_given_by_name_is_that_method_and_other_values_are_refused(
     assert len(RunStore(tmp_path).list_runs()) == 1  # a refused loss registers no run
 
 
+def test_a_loss_of_the_users_own_is_named_as_they_named_it(tmp_path: Path) -> None:
+    """A hand-written loss function was listed as method "function" ("function on own
+    data"); it is its own name, and a loss module its class's."""
+
+    def ntxent(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return (z1 - z2).pow(2).sum(1).mean()
+
+    for loss, name in ((ntxent, "ntxent"), (torch.nn.MSELoss(), "MSELoss")):
+        rec = Recorder(tmp_path, loss=loss)
+        rec.finish()
+        assert RunStore(tmp_path).get(rec.run_id).config["method"] == name
+
+
 def test_a_model_that_fails_on_the_eval_batch_is_a_warning_not_an_exception(
     tmp_path: Path,
 ) -> None:
@@ -511,6 +524,7 @@ def test_the_example_trains_a_simclr_loop_into_the_store(tmp_path: Path) -> None
     assert [s for s, _ in store.snapshots(run.id, "plan")] == [1, 20]  # first and last
     emb = store.load_snapshot(store.snapshots(run.id, "embeddings")[-1][1])
     assert emb is not None and emb["z"].shape == (256, 32)  # eval_batch, embed_points rows
+    assert "from_batch" not in emb  # the same held-out samples at every step
     assert set(np.unique(emb["y"])) <= set(range(10)) and len(np.unique(emb["y"])) > 1
 
 

@@ -15,6 +15,7 @@ from gca_viz import data, embed
 from gca_viz.demo import LECTURE_PAIR
 from gca_viz.figures.geometry import sample_hover
 from gca_viz.runs import RunInfo, RunStore
+from gca_viz.watch import FROM_BATCH
 
 MAX_FRAMES = 60  # snapshots the ▶ plays at most (evenly spaced, the shown one included)
 
@@ -50,6 +51,22 @@ def _samples(
         kind=s.kind,
     )
     return s, hover
+
+
+def from_batch(arrays: dict[str, np.ndarray]) -> bool:
+    """Whether an embedding snapshot holds rows of its step's training batch
+    (:data:`gca_viz.watch.FROM_BATCH`), not fixed held-out samples."""
+    return bool(arrays.get(FROM_BATCH, False))
+
+
+def samples_text(n: int, batch: bool) -> str:
+    """What the ``n`` points of an embedding snapshot are."""
+    if batch:
+        return (
+            f"the first {n} rows of the step's training batch (other samples at every step; "
+            "a loop that passes eval_batch= to its Recorder shows fixed held-out samples)"
+        )
+    return f"{n} held-out samples"
 
 
 def run_label(info: RunInfo) -> str:
@@ -102,6 +119,12 @@ class Loaded:
         """``(n, d)`` the slider's snapshot's positive partners (``z_partner``: an embedding
         of another view of each sample), ``None`` if it stores none (older runs)."""
         return self.partners[self.at]
+
+    @property
+    def from_batch(self) -> bool:
+        """Whether the snapshots are rows of each step's training batch (an external loop
+        without ``eval_batch``): other samples in every frame."""
+        return from_batch(self.arrays)
 
     def index(self) -> np.ndarray:
         """``(n,)`` each row's position in the dataset (the row itself if unknown)."""

@@ -138,10 +138,13 @@ def external_note(store: RunStore, info: RunInfo) -> None:
         if rec.get("steerable")
         else "it has no live controls (its Recorder was given no gca_viz loss)"
     )
+    if info.status in ACTIVE:
+        tail = f"Stop asks the loop to stop; it cannot be resumed or duplicated from here; {steer}."
+    else:  # (Stop and live changes said on a run that had ended)
+        tail = f"The loop has ended ({info.status}): it cannot be resumed or duplicated from here."
     st.caption(
         f":material/open_in_new: External run: your own training loop ({where}) records it "
-        f"with gca_viz.watch.Recorder. Stop asks the loop to stop; it cannot be resumed or "
-        f"duplicated from here; {steer}."
+        f"with gca_viz.watch.Recorder. {tail}"
     )
     notes = store.events(info.id)
     if notes:

@@ -28,7 +28,7 @@ from gca_viz.figures.training import (
 )
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_loss
 from gca_viz.train import TrainConfig, build_loss
-from views._geometry_snapshots import labels_for
+from views._geometry_snapshots import from_batch, labels_for, samples_text
 from views._run_link import launch_status
 from views._train_runs import Selection, device_text, refresh_page, run_label
 
@@ -66,7 +66,10 @@ def fmt(v: float) -> str:
 
 def card(v: float) -> str:
     """A metric card's value: :func:`fmt`, a small one in three digits with a short exponent
-    (uniformity's "-8.188e-05" was cut to "-8.188e…" in a fifth of the page)."""
+    (uniformity's "-8.188e-05" was cut to "-8.188e…" in a fifth of the page); "NaN" for a
+    value that was recorded NaN (a loop's loss that diverged), not a dash."""
+    if math.isnan(v):
+        return "NaN"
     if not math.isfinite(v) or v == 0 or abs(v) >= 1e-3:
         return fmt(v)
     text = f"{v:.3g}"  # (1e-4 to 1e-3 come without an exponent: "0.0005")
@@ -254,7 +257,10 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         return
     z = np.asarray(arrays["z"], dtype=np.float64)
     labels, names, legend = labels_for(arrays, run, "class")
-    title = f"Embeddings at step {step}<br>{len(z)} held-out samples"
+    batch = from_batch(arrays)
+    title = f"Embeddings at step {step}<br>" + (
+        f"{len(z)} rows of the step's batch" if batch else f"{len(z)} held-out samples"
+    )
     if z.shape[1] in (2, 3):  # (half a page wide: narrow; a page wide in lecture mode)
         where = "circle" if z.shape[1] == 2 else "sphere"
         wide = ui.lecture()
@@ -275,7 +281,8 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
         )
     ui.chart(fig, key="tr_embed")
     st.caption(
-        f"{classes_text(z, arrays['y'])} The Geometry page plays every snapshot, projects "
+        (f"These are {samples_text(len(z), True)}. " if batch else "")
+        + f"{classes_text(z, arrays['y'])} The Geometry page plays every snapshot, projects "
         "with UMAP or t-SNE and pins a sample with its partner and its neighbours."
     )
     ui.page_link(

@@ -25,6 +25,7 @@ from views._geometry_snapshots import (
     load,
     plane_defaults,
     run_label,
+    samples_text,
 )
 from views._plotly_bridge import plotly_bridge
 from views._projections import projection_jobs, warming
@@ -292,6 +293,7 @@ def caption(shown: Loaded, pic: Picture, view: View, pin: int | None = None) -> 
     if view.color_by == "domain" and legend != "domain":
         st.caption("This run's data has no domains: coloured by class.")
     n, dims = shown.z.shape
+    batch = shown.from_batch
     if pic.view == "plane":
         where = f"with {dims}-D embeddings at step {shown.step}, shown by {pic.how}"
     else:
@@ -299,19 +301,27 @@ def caption(shown: Loaded, pic: Picture, view: View, pin: int | None = None) -> 
         where = f"embedded on {shape} (out_dim {dims}) at step {shown.step}"
     play = (
         f" ▶ plays its {len(pic.steps)} snapshots in your browser with the axes and the "
-        "camera held still; the step slider above picks the snapshot that the neighbour "
-        "and evaluation tables describe."
+        "camera held still"
+        + (" (each holds other samples: a point does not follow one sample)" if batch else "")
+        + "; the step slider above picks the snapshot that the neighbour and evaluation "
+        "tables describe."
         if len(pic.steps) > 1
         else ""
     )
     hover = (
         " Hover a point for its sample number and input; click it to pin it."
         if shown.samples is not None
-        else " Hover a point for its class; click it to pin it (the run's data cannot be "
-        "loaded any more, so inputs are not shown)."
+        else " Hover a point for its class; click it to pin it ("
+        + (
+            "an external run stores no inputs"
+            if shown.run.external
+            else "the run's data cannot be loaded any more"
+        )
+        + ", so inputs are not shown)."
     )
     rotate = " Drag to rotate." if pic.view == "sphere" else ""
-    st.caption(f"{n} held-out samples {where}, coloured by {legend}.{rotate}{play}{hover}")
+    what = samples_text(n, batch)
+    st.caption(f"{what[0].upper()}{what[1:]} {where}, coloured by {legend}.{rotate}{play}{hover}")
     if shown.row_of(pin) is not None and shown.partner is not None:
         st.caption(partner_note(pic))  # (a run without partners says so beside the chart)
 

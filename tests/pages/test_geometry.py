@@ -310,6 +310,12 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     points = [t for t in figs[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
     assert sum(len(array(t["x"])) for t in points) == 64  # its snapshot's 64 points
     assert "geo_plane_fig" in figs  # its alignment and uniformity, on the plane
+    # Without eval_batch its snapshots are each step's batch: they were called "held-out
+    # samples" played "with the axes held still", as if a point followed one sample
+    said = texts(at.caption)
+    assert "The first 64 rows of the step's training batch (other samples at every step" in said
+    assert "64 held-out samples" not in said
+    assert "an external run stores no inputs" in said
 
 
 def test_geometry_opens_on_a_run_just_started_before_its_first_snapshot(app_store: Path) -> None:

@@ -32,6 +32,7 @@ from tests.helpers import (
     assert_no_runs_yet,
     charts,
     kill_runs,
+    metric,
     names,
     open_app,
     open_page,
@@ -648,6 +649,32 @@ def test_a_launched_run_stays_compared_only_with_runs_that_mean_the_same(
 # ---------------------------------------------------------------------- external runs
 
 
+@pytest.mark.filterwarnings("ignore::gca_viz.watch.RecorderWarning")
+def test_a_loop_whose_loss_went_nan_is_listed_and_can_be_stopped(no_demo_store: Path) -> None:
+    """A loop's loss went NaN (the commonest way a loop goes wrong): the store keeps it as
+    NULL, and float(None) replaced the Train page's runs with a TypeError, so the user could
+    not even press Stop on the diverging loop. The run is listed, its loss shown as NaN, its
+    curve drawn where the values were finite, and Stop reaches the loop."""
+    rec = Recorder(no_demo_store, name="diverging", loss=losses.get("gca_ince"), flush_every=0.05)
+    rec.step(1, loss=2.0)
+    rec.step(2, loss=1.5)
+    rec.step(3, loss=float("nan"))  # (a RecorderWarning, filtered above)
+    try:
+        wait_for(lambda: RunStore(no_demo_store).get(rec.run_id).step == 3, 10, "step 3")
+        at = open_page("train")
+        assert_clean(at)
+        table = next(d.value for d in at.dataframe if "status" in d.value.columns)
+        row = table[table["run"] == rec.run_id].iloc[0]
+        assert row["name"] == "diverging (external)" and math.isnan(row["loss"])
+        assert metric(at, "loss") == "NaN"  # not a dash: the loss went NaN
+        assert names(charts(at)["tr_curves"]) == ["#1 diverging"]
+        at.button(key="tr_stop").click().run()
+        assert_clean(at)
+        wait_for(lambda: rec.step(4, loss=1.0) or rec.should_stop, 10, "the stop request")
+    finally:
+        rec.finish()
+
+
 def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
     no_demo_store: Path,
 ) -> None:
@@ -667,9 +694,13 @@ def test_the_train_page_marks_external_runs_and_draws_their_curve_and_plan(
         assert set(table["name"]) == {"mine (external)", "plain (external)", "steered (external)"}
         captions = " ".join(c.value for c in at.caption)
         assert "External run" in captions and "cannot be resumed" in captions
+        assert "The loop has ended (finished)" in captions and "Stop asks" not in captions
         assert at.button(key="tr_resume").disabled
         assert not [e for e in at.expander if "Duplicate" in e.label]
         assert "step 6 of 6" in " ".join(str(p.proto.text) for p in at.get("progress"))
+        # no eval_batch: the embeddings are rows of the step's batch, not held-out samples
+        assert "rows of the step's batch" in json.dumps(figs["tr_embed"]["layout"])
+        assert "These are the first 32 rows of the step's training batch" in captions
 
         at.selectbox(key="tr_run").set_value(plain.run_id).run()
         assert not at.exception
@@ -749,7 +780,7 @@ def test_a_small_metric_value_fits_its_card() -> None:
     the page wide: three digits and a short exponent; other values as before."""
     values = (-8.188e-5, 1.2e-7, 5e-4, -0.000123, 9.99e-4, 0.07777, 4.844, 0.0, math.nan)
     assert [card(v) for v in values] == [
-        "-8.19e-5", "1.2e-7", "0.0005", "-0.000123", "0.000999", "0.07777", "4.844", "0", "–"
+        "-8.19e-5", "1.2e-7", "0.0005", "-0.000123", "0.000999", "0.07777", "4.844", "0", "NaN"
     ]  # fmt: skip
 
 
