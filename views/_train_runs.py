@@ -85,7 +85,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "name": name_text(r),
                 "status": r.status,
                 "step": r.step,
-                "progress": r.progress,
+                "progress": 100.0 * r.progress,
                 "method": r.config.get("method"),
                 "data": data_text,  # two uploads sent under one name told apart
                 "dim": r.config.get("out_dim"),
@@ -105,8 +105,8 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "name": st.column_config.TextColumn(width=140),
                 "status": st.column_config.TextColumn(width=68),
                 "step": st.column_config.NumberColumn(width=46),
-                "progress": st.column_config.ProgressColumn(
-                    "progress", min_value=0, max_value=1, width=100
+                "progress": st.column_config.ProgressColumn(  # 56%, not 56.27% beside 100%
+                    "progress", min_value=0, max_value=100, format="%.0f%%", width=100
                 ),
                 "method": st.column_config.TextColumn(width=68),
                 "data": st.column_config.TextColumn(width=126),

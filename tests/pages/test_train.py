@@ -240,7 +240,7 @@ def test_the_runs_table_and_the_run_choice_follow_the_store_between_reruns(
         at.run()
         assert_clean(at)
         assert (_row(at, live)["status"], _row(at, live)["step"]) == ("finished", 30)
-        assert _row(at, live)["progress"] == 1.0
+        assert _row(at, live)["progress"] == 100.0
         assert "#2 live · finished" in at.selectbox(key="tr_run").options
         assert at.selectbox(key="tr_run").value == finished  # the choice survived
         assert not fragment_timers["_panel"]  # nothing active: nothing polls
