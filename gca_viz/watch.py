@@ -333,6 +333,7 @@ class Recorder:
         if number is None:
             self._bad("step", f"step must be an integer, got {step!r}; this call is skipped",
                       self._last_step)  # fmt: skip
+            self._flush_notices()  # (at this call's line, not the next one's)
             return
         self._sync(number)
         previous, self._last_step = self._last_step, number
@@ -723,11 +724,13 @@ class Recorder:
         if self.run_id is not None:
             self._report("finished", f"run {self.run_id} is finished: step() and batch() "
                          "after finish() are not recorded")  # fmt: skip
-        self._flush_notices()
+        self._flush_notices(depth=1)
 
-    def _flush_notices(self) -> None:
+    def _flush_notices(self, depth: int = 0) -> None:
+        """Raise the pending notices as warnings at the loop's line that called the public
+        method (``depth``: the frames between that method and this one)."""
         while self._notices:
-            warnings.warn(self._notices.popleft(), RecorderWarning, stacklevel=3)
+            warnings.warn(self._notices.popleft(), RecorderWarning, stacklevel=3 + depth)
 
 
 # --------------------------------------------------------------------- helpers

@@ -254,6 +254,20 @@ def test_a_loss_given_by_name_is_that_method_and_other_values_are_refused(
     assert len(RunStore(tmp_path).list_runs()) == 1  # a refused loss registers no run
 
 
+def test_a_warning_points_at_the_loops_own_line(tmp_path: Path) -> None:
+    """A step after finish() warned at a line inside gca_viz/watch.py, and a step that is no
+    integer warned only at the next call (naming the next line): both name the call that
+    caused them."""
+    rec = Recorder(tmp_path, loss="ince")
+    with pytest.warns(RecorderWarning, match="must be an integer") as caught:
+        rec.step(7.5, loss=1.0)
+    assert caught[0].filename == __file__
+    rec.finish()
+    with pytest.warns(RecorderWarning, match="after finish") as caught:
+        rec.step(8, loss=1.0)
+    assert caught[0].filename == __file__
+
+
 def test_a_loss_of_the_users_own_is_named_as_they_named_it(tmp_path: Path) -> None:
     """A hand-written loss function was listed as method "function" ("function on own
     data"); it is its own name, and a loss module its class's."""
