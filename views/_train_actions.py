@@ -164,6 +164,11 @@ def problems(info: RunInfo) -> None:
         st.warning(
             f"Run #{info.id} was interrupted ({info.error}); {then}.", icon=":material/warning:"
         )
+    elif info.status == "stopped" and info.external and "KeyboardInterrupt" in (info.error or ""):
+        # (it read as the app's Stop; the store keeps where the loop was)
+        st.info(f"Run #{info.id} stopped on Ctrl-C in its loop.", icon=":material/keyboard:")
+        with st.expander("Where the loop was: its traceback"):
+            st.code(info.error or "", language="text")
 
 
 def duplicate(store: RunStore, info: RunInfo) -> None:

@@ -649,6 +649,23 @@ def test_a_launched_run_stays_compared_only_with_runs_that_mean_the_same(
 # ---------------------------------------------------------------------- external runs
 
 
+def test_a_loop_stopped_by_ctrl_c_says_so(no_demo_store: Path) -> None:
+    """A loop ended by KeyboardInterrupt is "stopped" as by the app's Stop button: it said
+    nothing more; the page says it was Ctrl-C and shows where the loop was."""
+    from gca_viz.watch import _failure
+
+    rec = Recorder(no_demo_store, name="interrupted", loss="ince")
+    rec.step(1, loss=1.0)
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        rec.finish(*_failure(type(exc), exc, exc.__traceback__))
+    at = open_page("train")
+    assert RunStore(no_demo_store).get(rec.run_id).status == "stopped"
+    assert "stopped on Ctrl-C in its loop" in texts(at.info)
+    assert [e for e in at.expander if "its traceback" in e.label]
+
+
 @pytest.mark.filterwarnings("ignore::gca_viz.watch.RecorderWarning")
 def test_a_loop_whose_loss_went_nan_is_listed_and_can_be_stopped(no_demo_store: Path) -> None:
     """A loop's loss went NaN (the commonest way a loop goes wrong): the store keeps it as
