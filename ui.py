@@ -75,30 +75,58 @@ unlike the control's default), by control key. Streamlit drops a page's widget s
 the navigation its query string, on a page switch: without this memory a page opened again
 from the navigation started at its defaults (a half-filled New run form was lost by a look
 at Geometry, Story went back to step 1). A link's value still comes first; a value the user
-left at its default is not kept, so a default that moves (the newest run) moves with it."""
+left at the default, or at the default the control started at (the newest run when the page
+opened, an older one since), is not kept: a default that moves moves with it."""
+_FRESH = "_ui_fresh"  # controls set up in this visit whose start remember() has not seen yet
+_STARTED = "_ui_started"  # {key: the default a control started at, the user choosing none}
 
 
-def recall(key: str, link: bool = True, usable: Callable[[Any], bool] | None = None) -> Any:
+def recall(
+    key: str,
+    link: bool = True,
+    usable: Callable[[Any], bool] | None = None,
+    *,
+    url: bool = True,
+    memory: str | None = None,
+) -> Any:
     """The value the user chose for the linked control ``key`` earlier in this session
-    (:data:`CHOSEN`), for a control whose state is not set yet; ``None`` when the URL has a
-    value for ``key`` (the link wins), the control is not ``link``-ed, nothing was chosen, or
-    ``usable`` refuses the value (a run since deleted, a value out of a new range)."""
-    if not link or key in st.query_params:
+    (:data:`CHOSEN`), for a control being set up (its state is not set yet); ``None`` when
+    the URL has a value for ``key`` (the link wins; not asked if not ``url``: a control that
+    is never in the URL), the control is not ``link``-ed, nothing was chosen, or ``usable``
+    refuses the value (a run since deleted, a value out of a new range). ``memory``: the key
+    the value is kept under, if not ``key`` (Geometry's step, per run)."""
+    if not link:
         return None
-    value = (st.session_state.get(CHOSEN) or {}).get(key)
+    kept = memory or key
+    st.session_state.setdefault(_FRESH, set()).add(kept)
+    if url and key in st.query_params:
+        return None
+    value = (st.session_state.get(CHOSEN) or {}).get(kept)
     return value if value is not None and (usable is None or usable(value)) else None
 
 
-def remember(key: str, value: Any, default: Any, link: bool = True) -> None:
-    """Keep ``value`` of the linked control ``key`` for :func:`recall` if it is not
-    ``default``; forget it when the control is back at its default."""
+def remember(
+    key: str, value: Any, default: Any, link: bool = True, *, memory: str | None = None
+) -> None:
+    """Keep ``value`` of the linked control ``key`` for :func:`recall` (under ``memory`` if
+    given) if the user chose it: not if it is ``default``, or the default the control
+    started at when :func:`recall` set it up (a default that moved since)."""
     if not link:
         return
+    kept = memory or key
     chosen = st.session_state.setdefault(CHOSEN, {})
-    if value == default:
-        chosen.pop(key, None)
+    started = st.session_state.setdefault(_STARTED, {})
+    fresh = st.session_state.get(_FRESH) or set()
+    if kept in fresh:  # its first run since it was set up: did it start at the default?
+        fresh.discard(kept)
+        if value == default:
+            started[kept] = value
+        else:
+            started.pop(kept, None)
+    if value == default or (kept in started and value == started[kept]):
+        chosen.pop(kept, None)
     else:
-        chosen[key] = value
+        chosen[kept] = value
 
 
 def _within(low: float | None, high: float | None) -> Callable[[Any], bool]:
@@ -196,9 +224,12 @@ def select(
     return _choice(st.selectbox, label, key, options, default, link, **kwargs)
 
 
-def select_slider(label: str, key: str, options: Sequence[T], default: T, **kwargs: Any) -> T:
-    """``st.select_slider`` over ``options`` backed by the query string."""
-    return _choice(st.select_slider, label, key, options, default, **kwargs)
+def select_slider(
+    label: str, key: str, options: Sequence[T], default: T, memory: str | None = None, **kw: Any
+) -> T:
+    """``st.select_slider`` over ``options`` backed by the query string (``memory``: see
+    :func:`recall`)."""
+    return _choice(st.select_slider, label, key, options, default, memory=memory, **kw)
 
 
 def _choice(
@@ -208,15 +239,17 @@ def _choice(
     options: Sequence[T],
     default: T,
     link: bool = True,
+    memory: str | None = None,
     **kwargs: Any,
 ) -> T:
     """A one-of-``options`` widget backed by the query string (the option whose ``str`` the
-    URL holds, else ``default``; see :func:`_switch` for ``link``)."""
+    URL holds, else the one chosen before a page switch, else ``default``; see
+    :func:`_switch` for ``link``, :func:`recall` for ``memory``)."""
     unknown = None
     if key not in st.session_state:
         names = {str(o): o for o in options}
         raw = st.query_params.get(key) if link else None
-        chosen = recall(key, link, lambda v: str(v) in names)
+        chosen = recall(key, link, lambda v: str(v) in names, memory=memory)
         st.session_state[key] = (
             names[str(chosen)]
             if chosen is not None
@@ -229,7 +262,7 @@ def _choice(
     if unknown is not None:
         shown = kwargs.get("format_func", str)(value)
         _link_note(label, unknown, "not one of the choices", shown)
-    remember(key, value, default, link)
+    remember(key, value, default, link, memory=memory)
     if link:
         _sync(key, value)
     return value
@@ -318,7 +351,7 @@ def text(label: str, key: str, default: str = "", **kwargs: Any) -> str:
     """``st.text_input`` kept across page switches like the linked controls (:func:`recall`)
     but never in the URL (a file path, a run name)."""
     if key not in st.session_state:
-        chosen = recall(key)
+        chosen = recall(key, url=False)
         st.session_state[key] = default if chosen is None else str(chosen)
     value = str(st.text_input(label, key=key, **_KEEP, **kwargs))
     remember(key, value, default)
@@ -471,6 +504,8 @@ def relaxation(
         if _is_infinity(st.query_params.get(key)):  # a link saying λ = inf means "hard"
             starts_hard = True
             del st.query_params[key]
+        elif key in st.query_params:  # a link's λ: not a "hard" remembered from before
+            st.session_state[hard_key] = starts_hard
     if hard and checkbox(
         f"${symbol} = \\infty$: hard",
         hard_key,

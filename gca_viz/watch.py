@@ -428,6 +428,10 @@ class Recorder:
     def finish(self, status: str | None = None, error: str | None = None) -> None:
         """End the run: write what is buffered and mark it ``finished`` (``stopped`` after
         a stop request; or ``status``). Idempotent."""
+        self._finish(status, error)
+
+    def _finish(self, status: str | None, error: str | None) -> None:
+        """:meth:`finish`, called by it or by ``with``'s exit (its warnings name their line)."""
         if self._finished:
             return
         self._finished = True
@@ -444,7 +448,7 @@ class Recorder:
             self.store.end(self.run_id, status, self._reached, error)
         except _FAULTS as exc:
             self._report("end", f"could not record the end of run {self.run_id}: {exc}")
-        self._flush_notices()
+        self._flush_notices(depth=1)
 
     def __enter__(self) -> Recorder:
         return self
@@ -453,9 +457,9 @@ class Recorder:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc is None:
-            self.finish()
+            self._finish(None, None)
         else:
-            self.finish(*_failure(kind, exc, tb))
+            self._finish(*_failure(kind, exc, tb))
 
     # --------------------------------------------------------- steering and stop
 

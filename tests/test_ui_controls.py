@@ -293,3 +293,26 @@ def test_gca_ince_beside_ince_is_equal_within_rounding_and_a_drop_otherwise() ->
         "delta": "-0.0123 vs INCE",
         "delta_color": "inverse",
     }
+
+
+def _relaxed() -> None:
+    import streamlit as st
+
+    import ui
+
+    lam = ui.relaxation("t_r", 0.5, hard=True)
+    st.write(f"lam={lam!r}")
+
+
+def test_a_links_lambda_is_not_overridden_by_a_remembered_hard_constraint() -> None:
+    """A link with λ₁ = 0.3 (and no word of "hard") opened as λ = ∞ when the user had ticked
+    "hard" on that page before a page switch: the link's value comes first."""
+    at = AppTest.from_function(_relaxed, default_timeout=30)
+    at.session_state[ui.CHOSEN] = {"t_r_hard": True}
+    at.run()
+    assert _shown(at) == "lam=None"  # remembered, with no link: hard
+    linked = AppTest.from_function(_relaxed, default_timeout=30)
+    linked.session_state[ui.CHOSEN] = {"t_r_hard": True}
+    linked.query_params["t_r"] = "0.3"
+    linked.run()
+    assert _shown(linked) == "lam=0.3"

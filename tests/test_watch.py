@@ -266,6 +266,13 @@ def test_a_warning_points_at_the_loops_own_line(tmp_path: Path) -> None:
     with pytest.warns(RecorderWarning, match="after finish") as caught:
         rec.step(8, loss=1.0)
     assert caught[0].filename == __file__
+    # a note the writer thread left, raised as a `with` block ends: at the `with` line
+    z = torch.full((8, 3), math.nan)
+    with pytest.warns(RecorderWarning, match="NaN or inf") as caught:
+        with Recorder(tmp_path, loss="ince", snapshot_every=1) as rec:
+            rec.step(1, loss=1.0)
+            rec.batch(1, z, z)
+    assert caught[0].filename == __file__
 
 
 def test_a_loss_of_the_users_own_is_named_as_they_named_it(tmp_path: Path) -> None:

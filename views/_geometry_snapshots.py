@@ -172,7 +172,10 @@ def load(store: RunStore, run: RunInfo, step: int, snaps: list[tuple[int, Path]]
         return None
     z = np.asarray(arrays["z"], dtype=np.float64)
     steps, zs, partners = [], [], []
-    for s in frame_steps([s for s, _ in snaps], step):
+    # Rows of each step's batch are other samples, with other labels, in every frame: no ▶
+    # (it coloured every frame with the shown one's classes)
+    frames = [step] if from_batch(arrays) else frame_steps([s for s, _ in snaps], step)
+    for s in frames:
         other = arrays if s == step else store.load_snapshot(paths[s])
         if other is not None and "z" in other and np.shape(other["z"]) == z.shape:
             steps.append(s)

@@ -29,18 +29,24 @@ def recover_run(key: str, ids: Sequence[int]) -> None:
 
 
 def missing_run_warning(
-    key: str, ids: Sequence[int], shown: int, describe: Callable[[int], str]
+    key: str,
+    ids: Sequence[int],
+    shown: int,
+    describe: Callable[[int], str],
+    options: Sequence[int] | None = None,
 ) -> None:
     """Warn that the run the URL's ``key`` names does not exist, if it does not; or that the
     run the user chose before a page switch (:func:`ui.recall`) has been deleted since.
 
-    Call it right before the run chooser ``key``, with the store's run ``ids`` and the run
-    the chooser falls back to (``shown``; ``describe`` names it). The URL is read on the
-    session's first page run only (later the chooser's state holds the choice), the memory
-    when the page is opened again; the warning stays until the user picks a run in the
-    chooser."""
+    Call it right before the run chooser ``key``, with the store's run ``ids``, the run
+    the chooser falls back to (``shown``; ``describe`` names it) and the chooser's
+    ``options`` (``ids`` if not given). The URL is read when the chooser's state is new (a
+    session's first visit), the memory when the page is opened again; the warning stays
+    until the user picks a run in the chooser, and goes with the chooser's state (a page
+    switch) or when the run it names as shown is no longer an option."""
     marker = f"_{key}_missing"
     if key not in st.session_state:
+        st.session_state.pop(marker, None)  # said on an earlier visit: not again
         requested = st.query_params.get(key)
         chosen = ui.recall(key)
         if requested is not None and requested not in {str(i) for i in ids}:
@@ -51,12 +57,13 @@ def missing_run_warning(
             ui.remember(key, shown, shown)  # forgotten: said once
     if marker not in st.session_state:
         return
-    requested, fallback, why = st.session_state[marker]
-    if st.session_state.get(key, fallback) != fallback:  # the user chose a run
-        del st.session_state[marker]
+    requested, fallback, *why = st.session_state[marker]  # (a 2-tuple: from a link)
+    chosen = st.session_state.get(key, fallback)
+    if chosen != fallback or fallback not in (ids if options is None else options):
+        del st.session_state[marker]  # the user chose a run, or the one shown is gone
         return
     name = f"#{requested}" if requested.isdigit() else repr(requested)
-    if why == "chosen":
+    if why == ["chosen"]:
         st.warning(
             f"Run {name}, which you were looking at, has been deleted since (on the Train "
             f"page, or by another user of this run store). Showing {describe(fallback)} "

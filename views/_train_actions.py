@@ -164,11 +164,19 @@ def problems(info: RunInfo) -> None:
         st.warning(
             f"Run #{info.id} was interrupted ({info.error}); {then}.", icon=":material/warning:"
         )
-    elif info.status == "stopped" and info.external and "KeyboardInterrupt" in (info.error or ""):
+    elif info.external and info.status == "stopped" and _last_line(info.error) == CTRL_C:
         # (it read as the app's Stop; the store keeps where the loop was)
         st.info(f"Run #{info.id} stopped on Ctrl-C in its loop.", icon=":material/keyboard:")
         with st.expander("Where the loop was: its traceback"):
             st.code(info.error or "", language="text")
+
+
+CTRL_C = "KeyboardInterrupt"  # the last line of the traceback of a loop ended by Ctrl-C
+
+
+def _last_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def duplicate(store: RunStore, info: RunInfo) -> None:

@@ -222,7 +222,7 @@ if clicked:
 if "cmp_launched" in st.session_state:
     launched = int(st.session_state["cmp_launched"])
     st.success(f"Run #{launched} {launch_status(store, launched)}")
-    st.page_link(
+    ui.page_link(
         "views/train.py",
         label=f"Watch run #{launched} on the Train page",
         icon=":material/model_training:",

@@ -301,10 +301,8 @@ def caption(shown: Loaded, pic: Picture, view: View, pin: int | None = None) -> 
         where = f"embedded on {shape} (out_dim {dims}) at step {shown.step}"
     play = (
         f" ▶ plays its {len(pic.steps)} snapshots in your browser with the axes and the "
-        "camera held still"
-        + (" (each holds other samples: a point does not follow one sample)" if batch else "")
-        + "; the step slider above picks the snapshot that the neighbour and evaluation "
-        "tables describe."
+        "camera held still; the step slider above picks the snapshot that the neighbour and "
+        "evaluation tables describe."
         if len(pic.steps) > 1
         else ""
     )
@@ -440,7 +438,9 @@ def snapshot_view(store: RunStore, view: View) -> None:
     steps = [s for s, _ in snaps]
     if len(steps) > 1:
         follow_latest("geo_step", steps)
-        step = ui.select_slider("Training step (embedding snapshot)", "geo_step", steps, steps[-1])
+        step = ui.select_slider(  # (remembered per run: another run opens at its newest)
+            "Training step (embedding snapshot)", "geo_step", steps, steps[-1], f"geo_step@{run.id}"
+        )
     else:
         step = steps[0]
         st.caption(f"One snapshot so far, at step {step}.")

@@ -181,7 +181,7 @@ with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots co
         runs = lab.snapshot_runs(store) if source == "snapshot" else lab.checkpoint_runs(store)
     if runs:
         every = [r.id for r in store.list_runs()]  # (a run without this kind of file exists)
-        missing_run_warning("lab_run", every, next(iter(runs)), lambda i: str(runs[i]))
+        missing_run_warning("lab_run", every, next(iter(runs)), runs.__getitem__, list(runs))
         run_id = ui.select("Run", "lab_run", list(runs), next(iter(runs)), format_func=runs.get)
         files = store.snapshots(run_id, "plan") if source == "snapshot" else []
         ckpt = store.run_dir(run_id) / "checkpoint.pt"

@@ -525,7 +525,7 @@ else:
                 "its loss reads only the positive pairs' costs, ‖ẑ′ᵢ − ẑ″ᵢ‖² = 2Cᵢᵢ (the "
                 "divergence above), the diagonal outlined here."
             )
-    st.page_link(
+    ui.page_link(
         "views/composer.py",
         label="Compose a loss of your own and train with it",
         icon=":material/extension:",

@@ -171,7 +171,8 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
     """Exponential moving average ``m_t = s m_{t-1} + (1 - s) x_t`` with bias correction
     (TensorBoard's smoothing); ``smoothing`` in ``[0, 1)``, 0 returns ``values``. A value
     that is not finite (a loss that went NaN) is a gap in the curve, NaN, and leaves the
-    average as it was: the smoothed line ran on flat across it, as if the loss had held."""
+    average as it was (before, the smoothed line ran on flat across it, as if the loss had
+    held)."""
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     x = np.asarray(values, dtype=float)

@@ -250,12 +250,16 @@ def step_heading_under_the_bar(app: Any, name: str) -> float:
     page = app.page
     heading = page.get_by_role("heading", name=name)
     expect(heading).to_be_visible()
-    page.wait_for_timeout(1500)  # the smooth scroll
-    bar = page.locator('[data-testid="stHeader"]').bounding_box()
-    selector = page.locator(".st-key-story_step").bounding_box()
+
+    def placed() -> bool:  # the smooth scroll is over (it ran late on a loaded machine)
+        bar = page.locator('[data-testid="stHeader"]').bounding_box()
+        selector = page.locator(".st-key-story_step").bounding_box()
+        assert bar and selector
+        return bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
+
+    app.until(placed, 15, "the row of steps just under the navigation bar")
     top = heading.bounding_box()
-    assert bar and selector and top
-    assert bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
+    assert top
     return float(top["y"] + top["height"])
 
 

@@ -315,6 +315,7 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     said = texts(at.caption)
     assert "The first 64 rows of the step's training batch (other samples at every step" in said
     assert "64 held-out samples" not in said
+    assert "▶ plays" not in said  # its frames hold other samples: the shown step alone
     assert "an external run stores no inputs" in said
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from gca_viz.runs import RunStore
 from tests.helpers import assert_clean, charts, names, open_app, texts, view
 
 
@@ -129,3 +130,58 @@ def test_plan_lab_says_when_its_run_is_gone(store_env: Path) -> None:
     said = texts(linked.warning)
     assert "Run #77 does not exist in this app's run store" in said
     assert "The link's Run" not in said  # not said twice
+
+
+def test_the_deleted_run_note_is_said_once(store_env: Path) -> None:
+    """The note that the remembered run is gone lived in the session: it came back on every
+    visit, naming as shown a run the page no longer showed."""
+    at = open_app("views/train.py")
+    at.session_state["_ui_chosen"] = {"geo_run": 99}
+    navigate(at, "geometry")
+    assert "Run #99" in texts(at.warning)
+    navigate(at, "story")
+    navigate(at, "geometry")
+    assert "Run #99" not in texts(at.warning)
+
+
+def test_geometry_remembers_the_step_of_each_run(store_env: Path) -> None:
+    """The step chosen on one run opened another run (a link naming only the run, as the
+    Train page's) at that step, not at its newest snapshot."""
+    at = open_app("views/geometry.py")
+    at.selectbox(key="geo_run").set_value(1).run()
+    steps = at.select_slider(key="geo_step").options
+    at.select_slider(key="geo_step").set_value(int(steps[0])).run()
+    navigate(at, "story")
+    at.query_params["geo_run"] = "2"  # Train's link to run 2
+    at.switch_page(view("geometry")).run()
+    assert at.select_slider(key="geo_step").value == int(
+        at.select_slider(key="geo_step").options[-1]
+    )
+    navigate(at, "story")
+    at.query_params["geo_run"] = "1"
+    at.switch_page(view("geometry")).run()
+    assert at.select_slider(key="geo_step").value == int(steps[0])  # run 1's step, kept
+
+
+def test_a_default_that_moved_is_not_taken_for_a_choice(no_demo_store: Path) -> None:
+    """Train opened on the newest run; a newer one started while the page was open; the run
+    the page had started on was then kept as if chosen, and came back after a page switch
+    instead of the newest."""
+    import os
+
+    store = RunStore(no_demo_store)
+    first = store.register_external("older", {"out_dim": 3}, pid=os.getpid())
+    new = None
+    try:
+        at = open_app("views/train.py")
+        assert at.selectbox(key="tr_run").value == first
+        new = store.register_external("newer", {"out_dim": 3}, pid=os.getpid())
+        at.run()
+        assert at.selectbox(key="tr_run").value == first  # the page keeps what it shows
+        navigate(at, "geometry")
+        navigate(at, "train")
+        assert at.selectbox(key="tr_run").value == new  # the newest, not a stale default
+    finally:
+        for run in (first, new):
+            if run is not None:
+                store.end(run, "finished", 0, None)
