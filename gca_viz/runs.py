@@ -122,6 +122,13 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+FROM_BATCH = "from_batch"
+"""The key of an embedding snapshot made of the step's training batch (the first rows of
+``z1``, their partners ``z2``) because the loop gave :class:`gca_viz.watch.Recorder` no
+``eval_batch``: other samples at every step, where an eval batch (and an app run's held-out
+samples) are the same ones."""
+
+
 class StoreError(ValueError):
     """The run store cannot be read or written: a full disk, a read-only file system, a
     database locked by another process for longer than the busy timeout, a missing or
@@ -777,7 +784,9 @@ class RunStore:
         readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
         ``z_partner`` (each sample's positive partner, ``(k, N, d)``); ``y`` (and
         ``domain``) of the last, with ``index`` (each sample's row in the run's dataset) and
-        ``class_names`` (``y``'s names) when the snapshots record them."""
+        ``class_names`` (``y``'s names) when the snapshots record them. Snapshots of each
+        step's batch rows (:data:`FROM_BATCH`, other samples at every step) give ``y`` (and
+        ``domain``) per snapshot, ``(k, N)``, and ``from_batch``."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         info = self.get(run_id)
@@ -792,10 +801,16 @@ class RunStore:
             arrays["z"] = np.stack([a["z"] for _, a in good])
             if all("z_partner" in a for _, a in good):
                 arrays["z_partner"] = np.stack([a["z_partner"] for _, a in good])
-            arrays["y"] = good[-1][1]["y"]
-            for name in ("domain", "index", "class_names"):
-                if name in good[-1][1]:
-                    arrays[name] = good[-1][1][name]
+            if any(bool(a.get(FROM_BATCH, False)) for _, a in good):
+                arrays["y"] = np.stack([a["y"] for _, a in good])  # (k, N): each step's own
+                if all("domain" in a for _, a in good):
+                    arrays["domain"] = np.stack([a["domain"] for _, a in good])
+                arrays[FROM_BATCH] = np.array(True)
+            else:
+                arrays["y"] = good[-1][1]["y"]
+                for name in ("domain", "index", "class_names"):
+                    if name in good[-1][1]:
+                        arrays[name] = good[-1][1][name]
         _write_npz(paths["embeddings"], arrays)
         return paths
 

@@ -92,7 +92,7 @@ import torch.distributed as dist
 from gca_viz import distributed, losses, metrics
 from gca_viz._validate import FLOAT32_SQUARE_SAFE, integer, positive
 from gca_viz.device import device_name
-from gca_viz.runs import RESERVE_BYTES, RunStore, StoreError
+from gca_viz.runs import FROM_BATCH, RESERVE_BYTES, RunStore, StoreError
 from gca_viz.train import _rebuild_loss, plan_arrays
 
 __all__ = ["Recorder", "RecorderWarning", "apply_live_change"]  # + RecorderCallback (lightning)
@@ -103,12 +103,6 @@ MAX_EMBEDDING_VALUE = FLOAT32_SQUARE_SAFE
 row's norm, must not overflow)."""
 _MAX_ROWS = 100_000
 """Metric rows kept while the store cannot be written; older ones are dropped."""
-
-
-FROM_BATCH = "from_batch"
-"""The key of an embedding snapshot made of the step's training batch (the first rows of
-``z1``, their partners ``z2``) because the loop gave no ``eval_batch``: other samples at
-every step, where an eval batch (and an app run's held-out samples) are the same ones."""
 
 
 class RecorderWarning(UserWarning):

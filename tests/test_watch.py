@@ -254,6 +254,29 @@ def test_a_loss_given_by_name_is_that_method_and_other_values_are_refused(
     assert len(RunStore(tmp_path).list_runs()) == 1  # a refused loss registers no run
 
 
+def test_snapshots_of_batch_rows_are_marked_and_exported_with_their_own_labels(
+    tmp_path: Path,
+) -> None:
+    """Without eval_batch a snapshot holds the first rows of its step's batch: other samples
+    at every step. They are marked (the app says so), and the export gives each snapshot's
+    own labels: it paired every step's z with the last step's y."""
+    rec = Recorder(tmp_path, loss="ince", snapshot_every=1)
+    ys = []
+    for step in (1, 2):
+        y = torch.randperm(8) % 3
+        ys.append(y.numpy())
+        z1 = torch.randn(8, 3)
+        rec.step(step, loss=1.0)
+        rec.batch(step, z1, z1 + 0.1, labels=y)
+    rec.finish()
+    store = RunStore(tmp_path)
+    snap = store.load_snapshot(store.snapshots(rec.run_id, "embeddings")[-1][1])
+    assert snap is not None and bool(snap["from_batch"])
+    out = np.load(store.export(rec.run_id, tmp_path / "out")["embeddings"])
+    assert out["z"].shape == (2, 8, 3) and bool(out["from_batch"])
+    np.testing.assert_array_equal(out["y"], np.stack(ys))  # (k, N): each step's own labels
+
+
 def test_a_warning_points_at_the_loops_own_line(tmp_path: Path) -> None:
     """A step after finish() warned at a line inside gca_viz/watch.py, and a step that is no
     integer warned only at the next call (naming the next line): both name the call that

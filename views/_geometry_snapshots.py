@@ -14,8 +14,7 @@ import streamlit as st
 from gca_viz import data, embed
 from gca_viz.demo import LECTURE_PAIR
 from gca_viz.figures.geometry import sample_hover
-from gca_viz.runs import RunInfo, RunStore
-from gca_viz.watch import FROM_BATCH
+from gca_viz.runs import FROM_BATCH, RunInfo, RunStore
 
 MAX_FRAMES = 60  # snapshots the ▶ plays at most (evenly spaced, the shown one included)
 
@@ -55,7 +54,7 @@ def _samples(
 
 def from_batch(arrays: dict[str, np.ndarray]) -> bool:
     """Whether an embedding snapshot holds rows of its step's training batch
-    (:data:`gca_viz.watch.FROM_BATCH`), not fixed held-out samples."""
+    (:data:`gca_viz.runs.FROM_BATCH`), not fixed held-out samples."""
     return bool(arrays.get(FROM_BATCH, False))
 
 
