@@ -129,9 +129,13 @@ def remember(
         chosen[kept] = value
 
 
+def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
+    """A number control's ``[low, high]``, an open side as ``∓inf``."""
+    return (-math.inf if low is None else low), (math.inf if high is None else high)
+
+
 def _within(low: float | None, high: float | None) -> Callable[[Any], bool]:
-    lo = -math.inf if low is None else low
-    hi = math.inf if high is None else high
+    lo, hi = _bounds(low, high)
     return lambda v: lo <= v <= hi
 
 
@@ -168,8 +172,7 @@ def _linked_number(
         value = kind(raw)
     except (TypeError, ValueError):
         return default, "it is not a whole number" if kind is int else "it is not a number"
-    lo = -math.inf if low is None else low
-    hi = math.inf if high is None else high
+    lo, hi = _bounds(low, high)
     if not lo <= value <= hi:
         rule = (
             f"it must be at least {lo:g}"

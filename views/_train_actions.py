@@ -155,7 +155,7 @@ def external_note(store: RunStore, info: RunInfo) -> None:
 def problems(info: RunInfo) -> None:
     """Why a failed run failed (with its traceback) or how an interrupted one can go on."""
     if info.status == "failed":
-        last = (info.error or "unknown error").strip().splitlines()[-1]
+        last = _last_line(info.error) or "unknown error"
         st.error(f"Run #{info.id} failed: {last}", icon=":material/error:")
         with st.expander("Error details: the run process's traceback"):
             st.code(info.error or "", language="text")
