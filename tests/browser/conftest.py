@@ -293,8 +293,13 @@ class App:
         self.until(
             lambda: self.query().get(key) == value,
             timeout,
-            lambda: f"URL parameter {key}={value!r}; URL is {self.page.url}",
+            lambda: f"URL parameter {key}={value!r}; URL is {self.page.url}{self._box(key)}",
         )
+
+    def _box(self, key: str) -> str:
+        """What the control ``key``'s input shows, if there is one (for a failure message)."""
+        box = self.widget(key).locator("input")
+        return f"; its box shows {box.first.input_value()!r}" if box.count() else ""
 
     def until(
         self,
@@ -369,7 +374,14 @@ class App:
         expect(self.page.locator(".st-key-tr_launch button")).to_be_visible()
 
     def type_number(self, key: str, value: str) -> None:
-        """Type into a number input and commit with Enter."""
+        """Type into a number input and commit with Enter, once the page's run is over (as a
+        person types once the page has answered: CI once lost a value typed while the run of
+        the one before was still drawing, the box set back before the Enter)."""
+        self.page.wait_for_function(
+            """() => document.querySelector('[data-testid="stApp"]')
+                ?.getAttribute('data-test-script-state') === 'notRunning'""",
+            timeout=60_000,
+        )
         box = self.number_input(key)
         box.fill(value)
         box.press("Enter")
