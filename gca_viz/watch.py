@@ -570,6 +570,9 @@ class Recorder:
         if snap.z_eval is not None and bool(torch.isfinite(snap.z_eval).all()):
             z, y = snap.z_eval, snap.y_eval
         else:
+            if snap.z_eval is not None:
+                self._event("eval", f"step {step}: model(eval_batch) gave NaN or inf; "
+                            "Geometry uses the batch instead", step)  # fmt: skip
             n = min(len(snap.z1), self.embed_points)
             z, y, partner = snap.z1[:n], snap.y[:n], snap.z2[:n]
         z = torch.nn.functional.normalize(z, dim=1)
@@ -588,10 +591,10 @@ class Recorder:
         emb = {"z": z.numpy(), "y": np.asarray(y), "step": np.array(step)}
         if partner is not None:
             emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
-        if snap.domains is not None and snap.z_eval is None:
-            emb["domain"] = snap.domains[: len(z)]
-        if partner is not None:  # other samples at every step: the app says so
+        if partner is not None:  # the batch's rows (their domains), other samples each step
             emb[FROM_BATCH] = np.array(True)
+            if snap.domains is not None:
+                emb["domain"] = np.asarray(snap.domains)[: len(z)]
         self.store.write_snapshot(self.run_id, step, "embeddings", emb)
         self._rows += [(self.run_id, step, k, v) for k, v in rows]
 

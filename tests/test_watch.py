@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -332,6 +333,31 @@ def test_a_model_that_fails_on_the_eval_batch_is_a_warning_not_an_exception(
     store = RunStore(tmp_path)
     assert [s for s, _ in store.snapshots(rec.run_id, "embeddings")] == [1, 2]
     assert len(store.events(rec.run_id)) == 1
+
+
+def test_a_non_finite_eval_batch_falls_back_to_the_batch_with_its_domains(
+    tmp_path: Path,
+) -> None:
+    """A model whose eval_batch embeddings are NaN: the snapshot holds the batch's rows,
+    marked as such, with the batch's domains (they were left out: the check asked whether
+    there was an eval batch, not whether it was used)."""
+    model = torch.nn.Linear(7, 4)
+    with torch.no_grad():
+        model.weight.fill_(math.nan)
+    rec = Recorder(tmp_path, loss="ince", snapshot_every=1, eval_batch=torch.randn(6, 7),
+                   model=model)  # fmt: skip
+    z1, z2 = _pair()
+    domains = np.arange(16) % 2
+    said = "step 1: model(eval_batch) gave NaN or inf; Geometry uses the batch instead"
+    with pytest.warns(RecorderWarning, match=re.escape(said)):
+        rec.step(1, loss=1.0)
+        rec.batch(1, z1, z2, domains=domains)
+        rec.finish()
+    store = RunStore(tmp_path)
+    snap = store.load_snapshot(store.snapshots(rec.run_id, "embeddings")[-1][1])
+    assert snap is not None and bool(snap["from_batch"]) and snap["z"].shape == (16, 4)
+    np.testing.assert_array_equal(snap["domain"], domains)
+    assert [e["message"] for e in store.events(rec.run_id)] == [said]
 
 
 def test_a_class_prior_without_labels_gets_no_plan_and_says_why(tmp_path: Path) -> None:
