@@ -1120,15 +1120,28 @@ _SCROLL_JS = """
 export default function (component) {
   const selector = component.data && component.data.selector;
   if (!selector) return;
-  // after this run's elements are laid out: the target may have been drawn just before
-  setTimeout(() => {
+  // a reader who scrolls, clicks or types meanwhile takes over: no more placing
+  let taken = false;
+  const take = () => { taken = true; };
+  const cues = ["wheel", "touchstart", "keydown", "mousedown"];
+  cues.forEach((cue) => window.addEventListener(cue, take, {capture: true, passive: true}));
+  const place = (behavior) => {
     const el = document.querySelector(selector);
-    if (!el) return;
+    if (!el || taken) return;
     // below the header (lecture mode's navigation bar sits over the page's top)
     const header = document.querySelector('[data-testid="stHeader"]');
-    el.style.scrollMarginTop = `${(header ? header.getBoundingClientRect().height : 0) + 8}px`;
-    el.scrollIntoView({behavior: "smooth", block: "start"});
-  }, 50);
+    const below = (header ? header.getBoundingClientRect().bottom : 0) + 8;
+    el.style.scrollMarginTop = `${below}px`;
+    if (Math.abs(el.getBoundingClientRect().top - below) > 4) {
+      el.scrollIntoView({behavior: behavior, block: "start"});
+    }
+  };
+  // after this run's elements are laid out: the target may have been drawn just before
+  setTimeout(() => place("smooth"), 50);
+  // what is drawn above it later (formulas, a slow machine's late layout) pushed it down
+  // after the scroll: put it back, while the reader has not moved
+  [1000, 2000, 3500].forEach((t) => setTimeout(() => place("auto"), t));
+  setTimeout(() => cues.forEach((cue) => window.removeEventListener(cue, take, true)), 3600);
 }
 """
 _scroller = st.components.v2.component("gca_scroll_to", js=_SCROLL_JS)
