@@ -385,7 +385,11 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 def _check_creatable(folder: Path) -> None:
     """Make ``folder`` (and its missing parents) and take them away again: a folder that
     cannot be made fails now with ``--out`` named, not at the run's start with a traceback,
-    and a run refused later leaves no folder behind."""
+    and a run refused later leaves no folder behind. Under ``torchrun`` only rank 0 (the
+    one that writes) tries: two ranks making and removing the same folders at once failed
+    one of them with ``FileNotFoundError``."""
+    if os.environ.get("RANK", "0").strip() not in ("", "0"):
+        return
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -393,8 +397,10 @@ def _check_creatable(folder: Path) -> None:
         raise ValueError(f"--out: {folder} cannot be made ({exc.strerror or exc})") from None
     finally:
         for p in made:
-            if p.is_dir():
+            try:
                 p.rmdir()
+            except OSError:  # gone, or in use by another process since: not ours to remove
+                pass
 
 
 _NO_CHECKPOINT = (
