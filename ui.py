@@ -1149,6 +1149,8 @@ _scroller = st.components.v2.component("gca_scroll_to", js=_SCROLL_JS)
 
 def scroll_to(key: str) -> None:
     """Scroll the page so that the element drawn with ``key`` (its ``.st-key-<key>``
-    container) is in view, once, from a zero-height component that runs in the page itself
-    (``st.components.v2``; scripts in ``st.html`` do not run)."""
+    container) starts just below the header, from a zero-height component that runs in the
+    page itself (``st.components.v2``; scripts in ``st.html`` do not run); put it back there
+    during the next 3.5 s if what is drawn above it pushes it down, until the reader
+    scrolls, clicks or types."""
     _scroller(key=f"gca_scroll_to_{key}", data={"selector": f".st-key-{key}"}, height=0)
