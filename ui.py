@@ -1125,6 +1125,14 @@ export default function (component) {
   const take = () => { taken = true; };
   const cues = ["wheel", "touchstart", "keydown", "mousedown"];
   cues.forEach((cue) => window.addEventListener(cue, take, {capture: true, passive: true}));
+  let left = null;  // the scroll offset at which the element was last seen in its place
+  const scroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const y = getComputedStyle(p).overflowY;
+      if (p.scrollHeight > p.clientHeight && (y === "auto" || y === "scroll")) return p;
+    }
+    return document.scrollingElement;
+  };
   const place = (behavior) => {
     const el = document.querySelector(selector);
     if (!el || taken) return;
@@ -1132,8 +1140,14 @@ export default function (component) {
     const header = document.querySelector('[data-testid="stHeader"]');
     const below = (header ? header.getBoundingClientRect().bottom : 0) + 8;
     el.style.scrollMarginTop = `${below}px`;
-    if (Math.abs(el.getBoundingClientRect().top - below) > 4) {
+    const box = scroller(el);
+    if (Math.abs(el.getBoundingClientRect().top - below) <= 4) {
+      left = box.scrollTop;
+    } else if (left !== null && Math.abs(box.scrollTop - left) > 2) {
+      taken = true;  // the page was scrolled away from its place since: not by us
+    } else {
       el.scrollIntoView({behavior: behavior, block: "start"});
+      if (behavior === "auto") left = box.scrollTop;
     }
   };
   // after this run's elements are laid out: the target may have been drawn just before
@@ -1151,6 +1165,6 @@ def scroll_to(key: str) -> None:
     """Scroll the page so that the element drawn with ``key`` (its ``.st-key-<key>``
     container) starts just below the header, from a zero-height component that runs in the
     page itself (``st.components.v2``; scripts in ``st.html`` do not run); put it back there
-    during the next 3.5 s if what is drawn above it pushes it down, until the reader
-    scrolls, clicks or types."""
+    during the next 3.5 s if what is drawn above it pushes it down, unless the reader
+    scrolled, clicked or typed, or the page was scrolled away from it since."""
     _scroller(key=f"gca_scroll_to_{key}", data={"selector": f".st-key-{key}"}, height=0)

@@ -263,6 +263,21 @@ def step_heading_under_the_bar(app: Any, name: str) -> float:
     return float(top["y"] + top["height"])
 
 
+def test_the_step_is_not_put_back_once_the_page_is_scrolled_away(app: Any) -> None:
+    """The scroll to a linked step puts the row of steps back under the bar for a few seconds
+    if what is drawn above pushes it down; a page scrolled elsewhere meanwhile (here by a
+    script, which sends no wheel or key the page could see) stays where it was taken."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/?story_step=4&lecture=1", charts=1, timeout=90)
+    step_heading_under_the_bar(app, "ε and relaxed marginals")
+    app.page.locator("h1").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    app.page.wait_for_timeout(4000)  # past the last check, at 3.5 s
+    bar = app.page.locator('[data-testid="stHeader"]').bounding_box()
+    row = app.page.locator(".st-key-story_step").bounding_box()
+    assert bar and row and row["y"] > bar["y"] + bar["height"] + 200, (bar, row)
+    app.assert_healthy()
+
+
 def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     """The Next button sits at the foot of a step: after it, the page showed the middle of the
     next step, its heading hidden under the navigation bar. The step selector now comes into view
