@@ -388,7 +388,7 @@ def _check_creatable(folder: Path) -> None:
     and a run refused later leaves no folder behind. Under ``torchrun`` only rank 0 (the
     one that writes) tries: two ranks making and removing the same folders at once failed
     one of them with ``FileNotFoundError``."""
-    if os.environ.get("RANK", "0").strip() not in ("", "0"):
+    if not distributed.current().is_main:
         return
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:

@@ -567,16 +567,15 @@ class Recorder:
             except ValueError as exc:
                 self._event("plan", f"step {step}: no plan snapshot ({exc})", step)
         partner = None  # an eval batch has one view; a batch's rows have their positives
+        n = min(len(snap.z1), self.embed_points)
         if snap.z_eval is not None and bool(torch.isfinite(snap.z_eval).all()):
             z, y = snap.z_eval, snap.y_eval
         else:
             if snap.z_eval is not None:
                 self._event("eval", f"step {step}: model(eval_batch) gave NaN or inf; "
                             "Geometry uses the batch instead", step)  # fmt: skip
-            n = min(len(snap.z1), self.embed_points)
             z, y, partner = snap.z1[:n], snap.y[:n], snap.z2[:n]
         z = torch.nn.functional.normalize(z, dim=1)
-        n = min(len(snap.z1), self.embed_points)
         rows = [
             ("alignment", metrics.alignment(snap.z1[:n], snap.z2[:n])),
             ("uniformity", metrics.uniformity(z)),
@@ -589,9 +588,8 @@ class Recorder:
                     rows.append((name, float(plan[f"diag_{key}"])))
             self.store.write_snapshot(self.run_id, step, "plan", plan)
         emb = {"z": z.numpy(), "y": np.asarray(y), "step": np.array(step)}
-        if partner is not None:
-            emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
         if partner is not None:  # the batch's rows (their domains), other samples each step
+            emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
             emb[FROM_BATCH] = np.array(True)
             if snap.domains is not None:
                 emb["domain"] = np.asarray(snap.domains)[: len(z)]

@@ -259,7 +259,7 @@ def show_embeddings(store: RunStore, run: RunInfo) -> None:
     labels, names, legend = labels_for(arrays, run, "class")
     batch = from_batch(arrays)
     title = f"Embeddings at step {step}<br>" + (
-        f"{len(z)} rows of the step's batch" if batch else f"{len(z)} held-out samples"
+        f"{len(z)} rows of the step's batch" if batch else samples_text(len(z), False)
     )
     if z.shape[1] in (2, 3):  # (half a page wide: narrow; a page wide in lecture mode)
         where = "circle" if z.shape[1] == 2 else "sphere"
