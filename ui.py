@@ -1147,7 +1147,15 @@ export default function (component) {
       taken = true;  // the page was scrolled away from its place since: not by us
     } else {
       el.scrollIntoView({behavior: behavior, block: "start"});
-      if (behavior === "auto") left = box.scrollTop;
+      if (behavior === "auto") {
+        left = box.scrollTop;
+      } else {  // where the smooth scroll ends, if it ends in place (a script's scroll after
+        // it, before the first check, is then seen as one)
+        const events = box === document.scrollingElement ? window : box;
+        events.addEventListener("scrollend", () => {
+          if (Math.abs(el.getBoundingClientRect().top - below) <= 4) left = box.scrollTop;
+        }, {once: true});
+      }
     }
   };
   // after this run's elements are laid out: the target may have been drawn just before
