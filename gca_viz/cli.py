@@ -29,6 +29,7 @@ import numpy as np
 from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
 from gca_viz.device import DEVICE_NAMES, keep_freed_memory
 from gca_viz.train import (
+    CONFIG_TARGETS,
     DICT_FIELDS,
     OPTIMIZERS,
     Callback,
@@ -206,7 +207,7 @@ _CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": lambda: [*losses.LOSSES, "composed"],
     "encoder": lambda: list(models.ENCODERS),
     "dataset": lambda: [*data.DATASETS, "a path to your data"],
-    "target": lambda: [t for t in targets.TARGETS if t != "custom"],
+    "target": lambda: list(CONFIG_TARGETS),
     "layout": lambda: list(targets.LAYOUTS),
     "optimizer": lambda: list(OPTIMIZERS),
     "augment": lambda: list(augment.PRESETS),

@@ -46,7 +46,8 @@ class Param:
     def validate(self, value: Any) -> ParamValue:
         """Return ``value`` converted to the schema's kind, or raise ``ValueError`` naming it,
         worded as :mod:`gca_viz._validate` words its checks (``"epsilon must be a number > 0,
-        got 0"``); the bounds come from the schema."""
+        got 0"``, ``"n_iter must be an integer >= 1, got 0"``); the bounds come from the
+        schema."""
         if value is None:
             if self.optional:
                 return None
@@ -71,12 +72,13 @@ class Param:
         if self.kind == "int" and number != int(number):
             raise ValueError(f"{self.name} must be an integer, got {value!r}")
         low, high = self.low, self.high
+        kind = "an integer" if self.kind == "int" else "a number"
         if low is not None and (number < low or (self.low_open and number == low)):
             op = ">" if self.low_open else ">="
-            raise ValueError(f"{self.name} must be a number {op} {_bound(low)}, got {value!r}")
+            raise ValueError(f"{self.name} must be {kind} {op} {_bound(low)}, got {value!r}")
         if high is not None and (number > high or (self.high_open and number == high)):
             op = "<" if self.high_open else "<="
-            raise ValueError(f"{self.name} must be a number {op} {_bound(high)}, got {value!r}")
+            raise ValueError(f"{self.name} must be {kind} {op} {_bound(high)}, got {value!r}")
         return int(number) if self.kind == "int" else number
 
 

@@ -30,7 +30,7 @@ import torch
 
 from gca_viz import augment as augment_mod
 from gca_viz import data as data_mod
-from gca_viz import distributed, losses, metrics, models
+from gca_viz import distributed, losses, metrics, models, targets
 from gca_viz.device import check_device_name, resolve_device
 from gca_viz.registry import Param, Stage
 
@@ -48,6 +48,12 @@ OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], float, float], torch.o
     "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
 }
 """Optimisers by name: AdamW (default) and SGD with momentum 0.9."""
+
+
+CONFIG_TARGETS = tuple(t for t in targets.TARGETS if t != "custom")
+"""The target priors a config (and so the app and the command line) can name: a ``custom``
+plan needs its matrix, which a config does not hold (pass ``target_matrix`` to
+:func:`gca_viz.losses.get` in your own loop)."""
 
 
 @dataclass
@@ -69,6 +75,25 @@ class TrainConfig:
     Noisy views: ``noisy_pairs`` is the share of each batch's pairs whose second view is
     blended, with weight ``noisy_strength`` (1 = swapped), with another sample's view
     (:func:`gca_viz.augment.mismatch_views`); ``eval_corruption`` corrupts the test data.
+
+    The other fields, with their defaults:
+
+    - ``test_fraction`` (0.25): share of the samples held out for evaluation, in ``(0, 1)``.
+    - ``augment`` (``"standard"``): the view augmentation, one of
+      :data:`gca_viz.augment.PRESETS`.
+    - ``encoder`` (``"mlp"``) and ``encoder_params``: the backbone,
+      :data:`gca_viz.models.ENCODERS`; ``out_dim`` (64), ``head_hidden`` (256): the
+      projection head's output and hidden widths.
+    - ``momentum`` (0.99): BYOL's target-network EMA rate at the start (cosine schedule to 1).
+    - ``batch_size`` (256, ``N >= 2`` pairs), ``steps`` (300), ``optimizer`` (``"adamw"``
+      or ``"sgd"``, :data:`OPTIMIZERS`), ``lr`` (``2e-3``, > 0), ``weight_decay``
+      (``1e-5``), ``seed`` (0: data split, initialisation, views).
+    - ``device`` (``"auto"``: CUDA, else MPS, else CPU; or ``cpu``, ``cuda``,
+      ``cuda:<index>``, ``mps``); ``threads`` (0: all cores) for the CPU.
+    - ``eval_every`` (100), ``snapshot_every`` (50), ``checkpoint_every`` (100): steps
+      between evaluations, plan and embedding snapshots, and checkpoints (0: never).
+    - ``eval_subset`` (300): held-out samples used for alignment, uniformity and the
+      embedding snapshots; ``knn_k`` (20): neighbours of the k-NN accuracy.
     """
 
     dataset: str = "digits"
@@ -171,7 +196,7 @@ class TrainConfig:
         if ok["dataset_params"]:
             check(self._check_dataset)
         if all(ok[name] for name in DICT_FIELDS) and check(self._check_method):
-            check(lambda: build_loss(self))  # names a bad stage or loss parameter
+            check(self._check_loss)
         if problems:
             raise ConfigError(problems)
 
@@ -246,6 +271,19 @@ class TrainConfig:
                     f"loss's stages are {list(_COMPOSED_STAGES)} (the target is the config's "
                     "target field)"
                 )
+
+    def _check_loss(self) -> None:
+        """The loss builds (a bad stage or loss parameter is named there), and
+        ``loss_params`` keep the values it converted them to (``"0.4"`` from a JSON file is
+        ``0.4``, as every other numeric field)."""
+        if self.target not in CONFIG_TARGETS:
+            custom = " (a custom plan needs its matrix: pass target_matrix to losses.get)"
+            raise ValueError(
+                f"target must be one of {list(CONFIG_TARGETS)}, got {self.target!r}"
+                + (custom if self.target == "custom" else "")
+            )
+        built = build_loss(self)
+        self.loss_params = {k: built.params.get(k, v) for k, v in self.loss_params.items()}
 
     def check_data(self, dataset: data_mod.Dataset) -> tuple[data_mod.Dataset, data_mod.Dataset]:
         """The run's ``(train, test)`` split of ``dataset``, checked against the config: a
@@ -713,6 +751,9 @@ class Trainer:
     # -------------------------------------------------------------------- loop
 
     def request_stop(self, reason: str = "stopped") -> None:
+        """Ask :meth:`fit` to end after the step in progress: the callbacks get a last
+        checkpoint (``on_checkpoint``) and ``fit`` returns ``reason``; safe to call from
+        another thread or a signal handler."""
         self._stop_reason = reason
 
     def fit(self) -> str:

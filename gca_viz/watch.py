@@ -163,7 +163,10 @@ class Recorder:
             not a DDP wrapper).
         epsilon: ``ε`` of the InfoNCE plan drawn for a loss that is not a ``gca_viz`` loss
             (default: the loss's ``temperature``/``epsilon``/``tau`` attribute, else 0.5).
-        layout: that plan's layout, ``"cross"`` (default) or ``"joint"`` (NT-Xent).
+            A ``gca_viz`` loss draws its own plan at its own ``ε``: giving ``epsilon`` with
+            one is a ``ValueError`` (it would be ignored).
+        layout: that plan's layout, ``"cross"`` (default) or ``"joint"`` (NT-Xent); with a
+            ``gca_viz`` loss, likewise refused (the loss has its ``layout``).
         steps: the steps you plan, for the progress bar (default ``config["steps"]``).
         embed_points: rows kept for Geometry and for alignment and uniformity.
         flush_every: seconds between two writes of the background thread.
@@ -189,7 +192,7 @@ class Recorder:
         eval_batch: Any = None,
         model: Callable[[torch.Tensor], Any] | None = None,
         epsilon: float | None = None,
-        layout: str = "cross",
+        layout: str | None = None,
         steps: int | None = None,
         embed_points: int = 256,
         flush_every: float = 0.5,
@@ -209,6 +212,8 @@ class Recorder:
         loss = _resolve_loss(loss)
         self.loss = loss
         self.gca = isinstance(loss, losses.GCALoss)
+        if self.gca:
+            _own_plan(loss, epsilon=epsilon, layout=layout)
         self.snapshot_every, self.snapshot_seconds = int(snapshot_every), snapshot_seconds
         self.model, self.embed_points = model, int(embed_points)
         self.eval_x, self.eval_y = _split_eval(eval_batch)
@@ -220,7 +225,7 @@ class Recorder:
         self._plan_loss: losses.GCALoss = (
             loss
             if self.gca
-            else losses.get("ince", layout=layout, epsilon=_loss_epsilon(loss, epsilon))
+            else losses.get("ince", layout=layout or "cross", epsilon=_loss_epsilon(loss, epsilon))
         )
         self._dist = distributed.current()
         self._main = self._dist.is_main
@@ -421,7 +426,8 @@ class Recorder:
 
     def finish(self, status: str | None = None, error: str | None = None) -> None:
         """End the run: write what is buffered and mark it ``finished`` (``stopped`` after
-        a stop request; or ``status``). Idempotent."""
+        a stop request; or ``status``, one of :data:`gca_viz.runs.STATUSES`), with
+        ``error`` the text the app shows for it (a traceback for ``failed``). Idempotent."""
         self._finish(status, error)
 
     def _finish(self, status: str | None, error: str | None) -> None:
@@ -824,6 +830,19 @@ def _loss_name(loss: Any) -> str:
     if not named and inspect.isroutine(loss):
         named = getattr(loss, "__name__", None)
     return str(named or type(loss).__name__)
+
+
+def _own_plan(loss: losses.GCALoss, **given: Any) -> None:
+    """Refuse ``epsilon`` / ``layout`` given with a ``gca_viz`` loss: its plan is drawn at
+    its own (they were ignored without a word)."""
+    for name, value in given.items():
+        if value is not None:
+            own = loss.params.get("epsilon") if name == "epsilon" else loss.layout
+            raise ValueError(
+                f"{name}: a gca_viz loss ({loss.name}) draws its own plan, at its own {name} "
+                f"({own}); {name}= is for a loss of your own. Drop it, or build the loss with "
+                f"losses.get(..., {name}=...)"
+            )
 
 
 def _loss_epsilon(loss: Any, epsilon: float | None) -> float:

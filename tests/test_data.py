@@ -125,7 +125,7 @@ def test_registry_entries_load_with_defaults() -> None:
         ("sphere_mixture", {"spread": -1.0}, "spread"),
         ("sphere_mixture", {"n_points": 3, "n_classes": 5}, "n_points"),
         # sizes that cannot be allocated are refused by the schema, naming the parameters
-        ("rings", {"dim": 10**7}, "dim must be a number <= 1024"),  # numpy: 74.5 GiB
+        ("rings", {"dim": 10**7}, "dim must be an integer <= 1024"),  # numpy: 74.5 GiB
         ("sphere_mixture", {"n_points": 10**5, "dim": 1000}, "^n_points and dim: .* 50,000,000"),
         ("rings", {"noise": 1e300}, "noise must be a number <= 10"),
     ],

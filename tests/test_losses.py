@@ -738,7 +738,7 @@ def test_a_parameter_set_as_an_attribute_takes_effect() -> None:
     [
         ({"epsilon": 0}, "epsilon must be a number > 0"),
         ({"epsilon": -1}, "epsilon must be a number > 0"),
-        ({"epsilon": 0.2, "n_iter": 0}, "n_iter must be a number >= 1"),
+        ({"epsilon": 0.2, "n_iter": 0}, "n_iter must be an integer >= 1"),
         ({"n_iter": 3, "bogus": 1}, "no parameter 'bogus'"),
     ],
 )

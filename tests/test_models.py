@@ -164,7 +164,7 @@ def test_bad_input_shape_names_input_shape(shape: object) -> None:
         ("cnn", {"width": -8}, "width"),
         ("resnet18", {"width": 0}, "width"),
         ("mlp", {"widht": 8}, "widht"),
-        ("mlp", {"depth": 1000}, "depth must be a number <= 32"),  # trained to NaN before
+        ("mlp", {"depth": 1000}, "depth must be an integer <= 32"),  # trained to NaN before
     ],
 )
 def test_bad_encoder_param_names_it(name: str, params: dict[str, float], bad: str) -> None:

@@ -37,7 +37,7 @@ def test_int_param_returns_int() -> None:
     assert p.validate(np.int64(7)) == 7 and isinstance(p.validate(np.int64(7)), int)
     with pytest.raises(ValueError, match="steps must be an integer"):
         p.validate(2.5)
-    with pytest.raises(ValueError, match="steps must be a number >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         p.validate(0)
 
 

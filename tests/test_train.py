@@ -298,7 +298,7 @@ BAD_FIELDS = [
     ("lr", -1.0, "lr"),
     ("lr", 0.0, "lr must be a number > 0"),  # a run that cannot learn
     ("lr", -1.0, r"lr must be a number > 0, got -1"),  # the same rule as for 0
-    ("steps", 10**12, r"steps must be a number <= 10,000,000, got 1000000000000"),
+    ("steps", 10**12, r"steps must be an integer <= 10,000,000, got 1000000000000"),
     ("out_dim", 0, "out_dim"),
     ("test_fraction", 1.0, "test_fraction"),
     ("momentum", 1.5, "momentum"),
@@ -313,13 +313,20 @@ BAD_FIELDS = [
     ("method", "simsiam", "simsiam"),
     ("layout", "diagonal", "layout"),
     ("target", "nope", "nope"),
+    # offered among the choices, then refused for the matrix no config can hold
+    (
+        "target",
+        "custom",
+        r"^target must be one of \['pairs', 'class', 'domain'\], got 'custom' \(a custom "
+        r"plan needs its matrix",
+    ),
     ("loss_params", {"epsilon": 0}, "epsilon"),
     ("loss_params", {"q": 2.0}, "q"),
     ("loss_params", {"warp": 1}, "warp"),
     ("dataset_params", [1], "dataset_params"),
     # the parameters of an embedded dataset and of the encoder, checked before a run starts
     ("dataset_params", {"n_points": 5}, r"^dataset_params: digits has no parameter 'n_points'"),
-    ("encoder_params", {"depth": 0}, r"^encoder_params: depth must be a number >= 1, got 0"),
+    ("encoder_params", {"depth": 0}, r"^encoder_params: depth must be an integer >= 1, got 0"),
     ("encoder_params", {"width": 8}, r"^encoder_params: mlp has no parameter 'width'"),
     ("encoder_params", {"depth": "two"}, r"^encoder_params: depth must be a number"),
     ("encoder_params", {"hidden": 10**5}, r"^encoder_params: hidden and depth: .* million"),
@@ -367,6 +374,17 @@ def test_config_converts_numbers_given_as_strings_or_integral_floats() -> None:
     assert trainer.fit() == "finished" and trainer.step == 2
 
 
+def test_config_converts_loss_params_given_as_strings() -> None:
+    """``loss_params`` are converted as the other numeric fields (``"0.4"`` stayed a string
+    in the config the run stores, beside the float its loss was built with)."""
+    cfg = TrainConfig.from_dict(
+        {"method": "gca_uot", "loss_params": {"epsilon": "0.4", "n_iter": 7.0, "relax_a": "2"}}
+    )
+    assert cfg.loss_params == {"epsilon": 0.4, "n_iter": 7, "relax_a": 2.0}
+    assert type(cfg.loss_params["n_iter"]) is int
+    assert json.loads(cfg.to_json())["loss_params"]["epsilon"] == 0.4
+
+
 def test_config_checks_dataset_and_encoder_params_against_their_schemas() -> None:
     """Out-of-range ``dataset_params``/``encoder_params`` are refused by validation, naming the
     field (before, they passed it and the run failed in its subprocess); good ones given as
@@ -380,7 +398,7 @@ def test_config_checks_dataset_and_encoder_params_against_their_schemas() -> Non
     )
     assert cfg.dataset_params == {"n_points": 64, "noise": 0.1}
     assert cfg.encoder_params == {"depth": 1}
-    with pytest.raises(ValueError, match=r"^dataset_params: n_points must be a number >= "):
+    with pytest.raises(ValueError, match=r"^dataset_params: n_points must be an integer >= "):
         TrainConfig.from_dict({"dataset": "rings", "dataset_params": {"n_points": -5}})
     with pytest.raises(ValueError, match=r"^encoder_params: resnet18 has no parameter 'depth'"):
         TrainConfig.from_dict({"encoder": "resnet18", "encoder_params": {"depth": 2}})
@@ -621,7 +639,7 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     done = _cli("train", "--lr", "-1", "--steps", "0")  # every bad field, one line each
     assert done.returncode == 2
     assert done.stderr.splitlines()[:2] == [
-        "error: steps must be a number >= 1, got 0",
+        "error: steps must be an integer >= 1, got 0",
         "error: lr must be a number > 0, got -1.0",
     ], done.stderr
     config = tmp_path / "list.json"

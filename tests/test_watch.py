@@ -252,7 +252,20 @@ def test_a_loss_given_by_name_is_that_method_and_other_values_are_refused(
         Recorder(tmp_path, loss="gca-ince")
     with pytest.raises(ValueError, match=r"loss must be None, a loss name \(ince, gca_ince"):
         Recorder(tmp_path, loss=0.5)
+    # epsilon= and layout= set the plan drawn for a loss of one's own; with a gca_viz loss
+    # they were ignored without a word
+    with pytest.raises(
+        ValueError,
+        match=r"^epsilon: a gca_viz loss \(gca_ince\) draws its own plan, at its own "
+        r"epsilon \(0.5\)",
+    ):
+        Recorder(tmp_path, loss="gca_ince", epsilon=0.3)
+    with pytest.raises(ValueError, match=r"^layout: .* at its own layout \(joint\)"):
+        Recorder(tmp_path, loss=losses.get("ince", layout="joint"), layout="cross")
     assert len(RunStore(tmp_path).list_runs()) == 1  # a refused loss registers no run
+    own = Recorder(tmp_path, loss=lambda z1, z2: (z1 - z2).pow(2).sum(), epsilon=0.3)
+    own.finish()
+    assert own._plan_loss.params["epsilon"] == 0.3 and own._plan_loss.layout == "cross"
 
 
 def test_snapshots_of_batch_rows_are_marked_and_exported_with_their_own_labels(

@@ -20,7 +20,7 @@ from gca_viz import augment, data, losses, models, targets, userdata
 from gca_viz.device import resolve_device
 from gca_viz.registry import Param
 from gca_viz.runs import RunStore
-from gca_viz.train import ConfigError, TrainConfig
+from gca_viz.train import CONFIG_TARGETS, ConfigError, TrainConfig
 from views._run_link import launch_status
 from views._train_runs import by_user
 
@@ -28,7 +28,7 @@ COMPOSED = "composed"
 UPLOAD, PATH = "upload", "path"
 UPLOADED = "_tr_uploaded"  # (name, stored path) of the last upload: kept across page switches
 CLEAR_NAME = "_tr_clear_name"  # a launch empties the run name (the next run took it too)
-TARGET_CHOICES = ("pairs", "class", "domain")  # "custom" needs a matrix: not offered here
+TARGET_CHOICES = CONFIG_TARGETS  # "custom" needs a matrix: not offered here
 TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name].params}
 LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
 FORM = "tr_new_run"  # the "New run" expander's key, numbered by FOLDS

@@ -275,6 +275,11 @@ class GCALoss(torch.nn.Module):
     ) -> torch.Tensor:
         """Mean loss over rows for the paired embeddings ``z1``, ``z2`` (``(N, d)`` each).
 
+        ``labels``, ``domains``: ``(N,)`` integers of the batch's pairs, the side
+        information a ``class`` or ``domain`` target builds its plan from (a ``class``
+        target needs ``labels``, a ``domain`` target ``domains``); a ``pairs`` or custom
+        target does not read them.
+
         Raises ``ValueError`` for invalid embeddings or side information, and when the
         loss is not finite (``ε`` or another parameter out of range for the batch)."""
         return self._run(z1, z2, labels, domains, diagnostics=False).loss
@@ -283,7 +288,8 @@ class GCALoss(torch.nn.Module):
         self, z1: torch.Tensor, z2: torch.Tensor, *, labels: Any = None, domains: Any = None
     ) -> LossOutput:
         """Everything the loss saw on this batch (cost, target, plan, potentials) plus
-        diagnostics; ``inspect(...).loss`` equals ``forward(...)``."""
+        diagnostics; ``inspect(...).loss`` equals ``forward(...)``. Arguments as
+        :meth:`forward`."""
         return self._run(z1, z2, labels, domains, diagnostics=True)
 
     def _run(

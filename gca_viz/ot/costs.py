@@ -88,7 +88,9 @@ def sqeuclidean_cost(x: Array, y: Array | None = None, *, exclude_self: bool = F
         exclude_self: put ``+inf`` on the diagonal; needs a square result.
 
     Returns:
-        ``(n, m)`` cost matrix, same type, device and dtype as ``x``; differentiable.
+        ``(n, m)`` cost matrix, same type and device as ``x``, in ``x``'s dtype for float32
+        and float64 (float16 and bfloat16 are computed in float32, integers in float64);
+        differentiable.
 
     Raises:
         ValueError: as :func:`cosine_cost` (zero rows are fine here), and if ``x`` and

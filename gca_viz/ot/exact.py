@@ -28,7 +28,9 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
         a: ``(n,)`` row marginal (default uniform ``1/n``); b: ``(m,)`` likewise.
 
     Returns:
-        ``(n, m)`` plan of the input's type, device and dtype (no gradient).
+        ``(n, m)`` plan of the input's kind and device (no gradient), in its dtype for
+        float32/float64 (float32 for a torch float16/bfloat16 cost, float64 for any other
+        dtype or a list), as :func:`sinkhorn`.
 
     Masses that agree to a relative ``1e-5`` (marginals normalised separately in float32)
     count as equal: ``b`` is rescaled to the total of ``a`` before solving.

@@ -15,7 +15,9 @@ from gca_viz.ot._xp import Array, machine_epsilon, namespace, output
 class SinkhornResult:
     r"""Output of :func:`sinkhorn`: potentials, plan and convergence diagnostics.
 
-    Fields (``n x m`` problem; arrays have the type, device and dtype of the input cost):
+    Fields (``n x m`` problem; arrays are of the cost's kind, torch tensors on its device or
+    numpy arrays, in the dtype it was solved in: the cost's own for float32/float64, float32
+    for a torch float16/bfloat16 cost, float64 for any other dtype or a list):
         plan: ``(n, m)`` plan ``P_ij = exp((f_i + g_j - C_ij) / ε)`` after the last sweep.
         log_plan: ``(n, m)`` its logarithm (``-inf`` where ``C_ij = +inf``), exact even where
             ``plan`` underflows.

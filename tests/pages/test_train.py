@@ -396,7 +396,7 @@ def test_invalid_configs_show_an_error_and_launch_nothing(no_demo_store: Path) -
     at.number_input(key="tr_steps").set_value(0)
     at.button(key="tr_launch").click().run()
     assert_clean(at)
-    assert "Steps (`steps`) must be a number >= 1" in texts(at.error)  # named as on screen
+    assert "Steps (`steps`) must be an integer >= 1" in texts(at.error)  # named as on screen
     at.number_input(key="tr_steps").set_value(10)
     at.number_input(key="tr_lr").set_value(0.0)
     at.button(key="tr_launch").click().run()
@@ -405,13 +405,13 @@ def test_invalid_configs_show_an_error_and_launch_nothing(no_demo_store: Path) -
     at.button(key="tr_launch").click().run()
     both = texts(at.error)
     assert both.startswith("Cannot launch this run; change these 2 settings:")
-    assert "- Steps (`steps`) must be a number >= 1" in both
+    assert "- Steps (`steps`) must be an integer >= 1" in both
     assert "- Learning rate (`lr`) must be a number > 0" in both
     at.number_input(key="tr_steps").set_value(10)
     at.number_input(key="tr_lr").set_value(0.01)
     at.number_input(key="tr_n_iter").set_value(0)
     at.button(key="tr_launch").click().run()
-    assert "$T$ (`n_iter`) must be a number >= 1" in texts(at.error)
+    assert "$T$ (`n_iter`) must be an integer >= 1" in texts(at.error)
     at.number_input(key="tr_n_iter").set_value(10)
     at.selectbox(key="tr_method").set_value("composed").run()
     at.selectbox(key="tr_projection").set_value("unbalanced").run()
