@@ -1097,11 +1097,25 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
     return out, title
 
 
-PLOTLY_CONFIG: dict[str, Any] = {"scrollZoom": False}
+PLOTLY_CONFIG: dict[str, Any] = {
+    "scrollZoom": False,
+    "modeBarButtonsToRemove": [
+        "select2d",
+        "lasso2d",
+        "zoomIn2d",
+        "zoomOut2d",
+        "autoScale2d",
+        "toggleSpikelines",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+    ],
+}
 """Plotly settings of every chart: the mouse wheel scrolls the page (over a 3-D scene it
 zoomed the camera instead, and a reader scrolling past the sphere shrank it to a dot; the
 scene still cancels the wheel's events, which views/_page_wheel.py turns into page scroll);
-the scene still zooms from its mode bar."""
+the scene still zooms from its mode bar. The mode bar keeps the picture, zoom, pan and
+reset: with ten buttons it ran over a chart's title on hover (no page selects points by
+box or lasso; a click picks one)."""
 
 
 def chart(fig: Any, key: str, **kwargs: Any) -> Any:

@@ -57,9 +57,9 @@ LAYOUTS: tuple[str, ...] = ("cross", "joint")
 TARGETS = Registry("target")
 """Registry of target-plan builders: ``pairs``, ``class``, ``domain``, ``custom``."""
 
-PAIRS_LATEX = (
-    r"P_{\mathrm{tgt}} = I \;\;(\text{cross}),\qquad"
-    r" (P_{\mathrm{tgt}})_{ij} = \mathbb{1}[j = \mathrm{partner}(i)] \;\;(\text{joint})"
+PAIRS_LATEX = (  # two lines: one line broke inside the bracket in a half-width column
+    r"(P_{\mathrm{tgt}})_{ij} = \begin{cases} I_{ij} & \text{cross} \\"
+    r" \mathbb{1}[j = \mathrm{partner}(i)] & \text{joint} \end{cases}"
 )
 CLASS_LATEX = (
     r"P_{\mathrm{tgt}} = (1 - \gamma)\, I"

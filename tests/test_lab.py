@@ -496,3 +496,17 @@ def test_largest_rise_reads_rounding_as_zero_and_keeps_real_rises() -> None:
     assert largest_rise(np.array([9.0, 2.5, 2.4, 2.3]))[0] == pytest.approx(-0.1)
     with pytest.raises(ValueError, match="kl"):
         largest_rise(np.array([1.0, 0.5]))
+
+
+def test_the_marginals_caption_follows_the_measured_error() -> None:
+    """The caption of P^(2T) said "both marginals (nearly) hold" at any ε and T; at a small
+    ε after few sweeps the error is large and the caption must say so."""
+    batch = lab.synthetic_batch(n=48, noise=0.3, seed=2)
+    slow = lab.solve(batch, epsilon=0.01, n_iter=1).steps
+    assert slow.relative_error[-1] > lab.plans.MARGINALS_HOLD
+    words = slow.marginals_words()
+    assert "T = 1 sweep the marginals are still off" in words and "raise T" in words
+    assert f"{slow.relative_error[-1]:.2g}" in words and "ε = 0.01" in words
+    done = lab.solve(batch, epsilon=0.5, n_iter=50).steps
+    assert done.relative_error[-1] <= lab.plans.MARGINALS_HOLD
+    assert done.marginals_words().startswith("After T = 50 sweeps both marginals hold")

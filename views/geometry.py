@@ -562,6 +562,10 @@ UNLIKE = (
     "its legend names them."
 )
 ON_DATA = ("dataset", "dataset_params")  # (a batch size or layout: the same samples)
+PLANE_UNLIKE = (
+    "Alignment and uniformity are measured on each run's own held-out samples, so only runs "
+    "on the same data compare by their places on the plane."
+)
 if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE, ON_DATA)):
     st.caption(unlike)
 class_names, domain_names = label_names(*data_key(run))
@@ -626,7 +630,11 @@ if not measured:
         icon=":material/hourglass_empty:",
     )
 else:
-    default_plane = plane_defaults(measured, {i: by_id[i].name for i in ids}, run_id, compare_id)
+    # Runs on other data are measured on other points: the plane starts with those on the
+    # shown run's data (a user's file beside the demo digits read as a ranking).
+    like_data = [i for i in measured if not set(run.differences(by_id[i])) & set(ON_DATA)]
+    run_names = {i: by_id[i].name for i in ids}
+    default_plane = plane_defaults(like_data or measured, run_names, run_id, compare_id)
     keep = st.session_state.get("geo_plane")
     if keep is None:  # after a page switch: the runs the user put on the plane, if chosen
         keep = ui.recall("geo_plane")
@@ -647,6 +655,9 @@ else:
             highlight=run_label(run) if run_id in chosen else None,
         )
         ui.chart(fig, key="geo_plane_fig")
+        plane_unlike = unlike_note(run, [by_id[i] for i in chosen], PLANE_UNLIKE, ON_DATA)
+        if plane_unlike:
+            st.caption(plane_unlike)
         st.caption(
             "Each line is a run's path through its evaluations; the big dot is its "
             "latest, labelled beside it (labels of runs that end close together are moved "

@@ -363,8 +363,7 @@ def inspect() -> None:
         "kernel": f"exp(−C/ε) at ε = {eps:g}: a smaller ε sharpens the contrast between pairs.",
         "P1": "Rows sum to μ (a softmax per row); columns are free, so some samples attract far "
         "more mass than others (hubs).",
-        "P2T": f"After T = {n_iter} sweeps both marginals (nearly) hold: every sample sends and "
-        "receives the same mass, which evens out hubs.",
+        "P2T": steps.marginals_words(),
         "unbalanced": "Marginals are only penalised "
         f"(ρ₁ = {sol.rho[0]:.3f}, ρ₂ = {sol.rho[1]:.3f}), so the bars may leave the dashed "
         "lines: mass moves off pairs that are "

@@ -136,8 +136,18 @@ def test_geometry_compares_two_runs_side_by_side(store_env: Path) -> None:
 
 def test_geometry_plane_places_evaluated_runs(store_env: Path) -> None:
     at = open_page("geometry")
+    # the plane starts with the runs on the shown run's data: #1 is on the digits, #2 on the
+    # multi-domain digits (a user's file beside the demo digits read as a ranking)
+    shown = at.selectbox(key="geo_run").value
+    label = {1: "#1 sphere", 2: "#2 eight-d"}
+    assert names(charts(at)["geo_plane_fig"]) == [label[shown]]
+    assert not any("Not like for like" in c.value for c in at.caption)
+    at.multiselect(key="geo_plane").set_value([1, 2]).run()
+    assert_clean(at)
     plane = charts(at)["geo_plane_fig"]
     assert sorted(names(plane)) == ["#1 sphere", "#2 eight-d"]  # run 3 was never evaluated
+    note = next(c.value for c in at.caption if "Not like for like" in c.value)
+    assert label[3 - shown] in note and "only runs on the same data compare" in note
     for trace in plane["data"]:
         x, y = array(trace["x"]), array(trace["y"])
         assert np.all(x <= 0) and np.all(
