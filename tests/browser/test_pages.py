@@ -144,3 +144,30 @@ def test_no_chart_is_a_sliver_beside_an_open_sidebar_at_1000(
         box = page.locator(f".st-key-{key}").bounding_box()
         assert box and box["width"] > 500, (key, box)
     app.assert_healthy()
+
+
+def test_the_mode_bar_leaves_a_charts_title_readable_on_hover(app: Any) -> None:
+    """Hovering a chart shows plotly's mode bar in its top right corner; with ten buttons it
+    ran over the title of Story's unbalanced plan at 1280 px (ui.PLOTLY_CONFIG keeps four)."""
+    page = app.page
+    page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/?story_step=4", charts=1, timeout=90)
+    chart = app.chart("story_unbalanced")
+    chart.scroll_into_view_if_needed()
+    chart.hover()
+    bar = chart.locator(".modebar")
+    expect(bar).to_be_visible()
+    box = bar.bounding_box()
+    lines = chart.locator(".gtitle tspan.line, .gtitle-subtitle")  # each line of the title
+    assert box is not None and lines.count() >= 1
+    for k in range(lines.count()):
+        line = lines.nth(k).bounding_box()
+        assert line is not None
+        apart = (
+            box["x"] >= line["x"] + line["width"]
+            or line["x"] >= box["x"] + box["width"]
+            or box["y"] >= line["y"] + line["height"]
+            or line["y"] >= box["y"] + box["height"]
+        )
+        assert apart, f"mode bar {box} covers line {k} of the title, {line}"
+    assert chart.locator(".modebar-btn[data-title*='Lasso']").count() == 0
