@@ -541,3 +541,23 @@ def test_run_labels_spread_again_at_a_projector_s_font_size() -> None:
     grown = fig.layout.height - alignment.PLANE_MARGIN["t"] - alignment.PLANE_MARGIN["b"]
     assert grown >= 13 * 2 * alignment.LABEL_GAP_PX > plot
     assert np.diff(np.sort(placed(fig, grown))).min() >= 2 * alignment.LABEL_GAP_PX - 1e-6
+
+
+def test_a_label_goes_to_the_side_where_it_hides_no_other_runs_point() -> None:
+    """A run's label ran to the right over the big dot of a run that ended just beside it
+    (the shown run's dot vanished under "#1 demo-ince"): that label goes to its point's
+    left, where it hides nothing; labels that hide nothing stay inward."""
+    ends = {"#1 demo-ince": (-2.0, 0.300), "#7 mine": (-1.96, 0.302),
+            "#2 far left": (-2.3, 0.5), "#3 far right": (-1.5, 0.1)}  # fmt: skip
+    runs = [
+        alignment.Trajectory(name, np.array([10.0]), np.array([u]), np.array([a]))
+        for name, (u, a) in ends.items()
+    ]
+    fig = alignment.alignment_uniformity_plane(runs)
+    side = {a.text: a.xanchor for a in fig.layout.annotations}
+    assert side["#1 demo-ince"] == "right"  # flipped: anchored by its right end, to the left
+    assert side["#7 mine"] == "left" and side["#2 far left"] == "left"  # inward, as before
+    assert side["#3 far right"] == "right"
+    # with nothing beside it, the same run's label runs inward
+    alone = alignment.alignment_uniformity_plane([runs[0], runs[2], runs[3]])
+    assert {a.text: a.xanchor for a in alone.layout.annotations}["#1 demo-ince"] == "left"

@@ -85,6 +85,12 @@ LABEL_GAP_PX = 21.0
 background box is 18 px high in Chromium."""
 LABEL_FONT = 11
 """The run labels' font size (px); :data:`LABEL_GAP_PX` scales with it."""
+PLANE_WIDTH_PX = 700.0
+"""The plot's width assumed when a label's side is chosen (the chart is as wide as the page:
+at least this on a 1280 px screen, and a wider plot only makes a label shorter in data
+units)."""
+LABEL_OFFSET_PX = 24
+"""A label's distance from its point along x (its leader line's length, at least)."""
 LABELS_META = "run_labels"
 """Key in ``layout.meta`` of a plane with run labels: where each label wants to be (pixels
 above the plot's bottom) and the plot's height, for :func:`respread_run_labels`."""
@@ -194,7 +200,7 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
             arrowhead=0,
             arrowwidth=1,
             arrowcolor=color,
-            ax=24 if right else -24,
+            ax=LABEL_OFFSET_PX if right else -LABEL_OFFSET_PX,
             xanchor="left" if right else "right",
             yanchor="middle",
             font={"size": LABEL_FONT, "color": color},
@@ -224,7 +230,48 @@ def respread_run_labels(fig: go.Figure) -> go.Figure:
     placed = spread_labels(want, gap, 8.0, grown - 8.0)
     for note, y_px, label_px in zip(notes, want, placed, strict=True):
         note.ay = -(label_px - y_px)  # pixels, downwards positive
+    _sides(fig, notes, want, placed, size)
     if grown > plot:
         margin = fig.layout.margin
         fig.update_layout(height=round(grown + (margin.t or 0) + (margin.b or 0)))
     return fig
+
+
+def _sides(
+    fig: go.Figure, notes: list[Any], want: np.ndarray, placed: np.ndarray, size: float
+) -> None:
+    """Put each label on the side of its point that hides no other run's latest point.
+
+    A label runs inward (to the right of a point in the left half of the plane); where its
+    box would cover another run's big dot (the shown run's, under the label of a run that
+    ended beside it), it goes to the other side if that side hides none and fits in the
+    plot. Widths are estimated for a plot :data:`PLANE_WIDTH_PX` wide (labels are drawn
+    above every trace, so a covered dot was invisible)."""
+    x_range = fig.layout.xaxis.range
+    if not x_range or x_range[1] <= x_range[0]:
+        return
+    x0, x1 = float(x_range[0]), float(x_range[1])
+    xs = np.array([(float(n.x) - x0) / (x1 - x0) * PLANE_WIDTH_PX for n in notes])
+    height, dot = 1.5 * size, 7.0  # a label's box; a latest point's radius (13 px marker)
+
+    def box(k: int, right: bool) -> tuple[float, float]:
+        width = 0.6 * size * len(str(notes[k].text)) + 6.0
+        start = xs[k] + (LABEL_OFFSET_PX if right else -LABEL_OFFSET_PX - width)
+        return start, start + width
+
+    def hides(k: int, right: bool) -> bool:
+        lo, hi = box(k, right)
+        return any(
+            j != k
+            and abs(want[j] - placed[k]) <= height / 2 + dot
+            and lo - dot <= xs[j] <= hi + dot
+            for j in range(len(notes))
+        )
+
+    for k, note in enumerate(notes):
+        right = xs[k] <= PLANE_WIDTH_PX / 2 or len(notes) == 1  # inward
+        lo, hi = box(k, not right)
+        if hides(k, right) and lo >= 0 and hi <= PLANE_WIDTH_PX and not hides(k, not right):
+            right = not right
+        note.ax = LABEL_OFFSET_PX if right else -LABEL_OFFSET_PX
+        note.xanchor = "left" if right else "right"
