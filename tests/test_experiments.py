@@ -764,3 +764,18 @@ def test_the_shipped_noisy_sweep_reads_back(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(ValueError, match="path"):
         ex.noisy_sweep_results(bad)
+
+
+def test_the_shipped_pixel_baseline_is_what_the_probes_give(tmp_path: Path) -> None:
+    """The Domains page reads the raw-pixel probes' accuracies stored beside the shipped
+    sweep (fitting them took seconds of the page's first visit): they must be what
+    pixel_baseline computes on the sweep's split; a file missing, of another seed or
+    unreadable gives None, so the page computes them."""
+    seed = int(ex.domain_sweep_configs([0.0])[0]["seed"])
+    shipped = ex.shipped_pixel_baseline(seed)
+    assert shipped is not None
+    assert shipped == pytest.approx(ex.pixel_baseline("multidomain_digits", seed), abs=1e-12)
+    assert ex.shipped_pixel_baseline(seed + 1) is None
+    assert ex.shipped_pixel_baseline(seed, source=tmp_path) is None
+    (tmp_path / ex.domains.PIXEL_BASELINE_FILE).write_text("{not json")
+    assert ex.shipped_pixel_baseline(seed, source=tmp_path) is None

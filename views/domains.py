@@ -70,7 +70,8 @@ def shipped_sweep(where: str) -> tuple[RunStore, list[int]]:
 
 @st.cache_data(show_spinner="Fitting linear probes on raw pixels...")
 def pixel_baseline(seed: int) -> dict[str, float]:
-    return ex.pixel_baseline("multidomain_digits", seed)
+    shipped = ex.shipped_pixel_baseline(seed)  # (fitting the probes: seconds of a first visit)
+    return shipped or ex.pixel_baseline("multidomain_digits", seed)
 
 
 def _sup(k: int) -> str:

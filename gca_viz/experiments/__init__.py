@@ -82,6 +82,7 @@ from gca_viz.experiments.domains import (
     launch_domain_sweep,
     pixel_baseline,
     run_embedding_domain_accuracy,
+    shipped_pixel_baseline,
     shipped_sweep,
     sweep_run_name,
 )
@@ -166,6 +167,7 @@ __all__ = [
     "random_encoder",
     "read_matrix",
     "run_embedding_domain_accuracy",
+    "shipped_pixel_baseline",
     "shipped_sweep",
     "sort_by_domain",
     "spearman",

@@ -15,6 +15,7 @@ every row the prior holds and ``1 - s`` what the positive keeps, whatever the ba
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -211,7 +212,37 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
                 kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}  # (half the file)
             np.savez(snapshot, **kept)
         out.append(path)
+    seed = int(domain_sweep_configs([0.0], **overrides)[0]["seed"])
+    baseline = {"dataset": "multidomain_digits", "seed": seed}
+    baseline |= pixel_baseline("multidomain_digits", seed)
+    (Path(dest) / PIXEL_BASELINE_FILE).write_text(json.dumps(baseline, indent=2) + "\n")
     return out
+
+
+PIXEL_BASELINE_FILE = "pixel_baseline.json"
+"""The file beside the shipped sweep's runs that holds :func:`pixel_baseline` of its split
+(fitting the probes took 3-7 s of a page's first visit)."""
+
+
+def shipped_pixel_baseline(
+    seed: int, dataset: str = "multidomain_digits", source: Path = SHIPPED_SWEEP
+) -> dict[str, float] | None:
+    """:func:`pixel_baseline` of ``dataset`` and ``seed`` as :func:`generate_sweep` stored
+    it beside the shipped sweep, or ``None`` where it is missing, unreadable or of another
+    dataset or seed (then compute it)."""
+    try:
+        stored = json.loads((Path(source) / PIXEL_BASELINE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or (stored.get("dataset"), stored.get("seed")) != (
+        dataset,
+        seed,
+    ):
+        return None
+    values = {k: stored[k] for k in ("probe_acc", "domain_acc") if k in stored}
+    if "probe_acc" not in values or not all(isinstance(v, float) for v in values.values()):
+        return None
+    return values
 
 
 def shipped_sweep(directory: Path, source: Path = SHIPPED_SWEEP) -> tuple[RunStore, list[int]]:
