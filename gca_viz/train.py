@@ -485,7 +485,7 @@ class Trainer:
                 distributed.convert_batchnorm(self.predictor)
             self.target_net = models.make_target(self.model)
             params += list(self.predictor.parameters())
-        self.optimizer = OPTIMIZERS[config.optimizer](params, config.lr, config.weight_decay)
+        self._trained = params  # for the optimizer, built on first use (below)
         self.batch_gen = torch.Generator().manual_seed(config.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step = 0
@@ -749,6 +749,14 @@ class Trainer:
         self.load_state_dict(state)
 
     # -------------------------------------------------------------------- loop
+
+    @functools.cached_property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The run's optimiser (:data:`OPTIMIZERS`), built on first use: torch's first
+        optimiser imports its compiler stack (about a second), which a Trainer that only
+        evaluates an encoder (the Noisy views page's) never needs."""
+        cfg = self.config
+        return OPTIMIZERS[cfg.optimizer](self._trained, cfg.lr, cfg.weight_decay)
 
     def request_stop(self, reason: str = "stopped") -> None:
         """Ask :meth:`fit` to end after the step in progress: the callbacks get a last

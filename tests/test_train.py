@@ -893,3 +893,14 @@ def test_convert_batchnorm_keeps_a_root_layers_mode_dtype_and_state() -> None:
     assert isinstance(distributed.convert_batchnorm(bare), distributed.GlobalBatchNorm)
     nested = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     assert isinstance(distributed.convert_batchnorm(nested)[1], distributed.GlobalBatchNorm)
+
+
+def test_a_trainer_that_only_evaluates_builds_no_optimizer() -> None:
+    """torch's first optimiser imports its compiler stack (about a second of the Noisy views
+    page's first visit, which only evaluates encoders): it is built on the first step."""
+    cfg = TrainConfig(steps=1, batch_size=16, eval_every=0, snapshot_every=0, checkpoint_every=0)
+    trainer = Trainer(cfg)
+    trainer.evaluate()
+    assert "optimizer" not in vars(trainer)
+    trainer.fit()
+    assert isinstance(vars(trainer)["optimizer"], torch.optim.AdamW) and trainer.step == 1
