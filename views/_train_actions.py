@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import ui
+from gca_viz import data, userdata
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore
 from views._train_launch import announce_launch
 
@@ -197,6 +198,7 @@ def duplicate(store: RunStore, info: RunInfo) -> None:
                 edited = json.loads(text)
                 if not isinstance(edited, dict):
                     raise ValueError("the configuration must be a JSON object of fields")
+                edited = confined_data(store, edited)
                 new_id = store.duplicate(
                     info.id, **{k: v for k, v in edited.items() if info.config.get(k) != v}
                 )
@@ -207,3 +209,23 @@ def duplicate(store: RunStore, info: RunInfo) -> None:
             else:
                 announce_launch(new_id)
                 st.rerun()
+
+
+def confined_data(store: RunStore, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``dataset``, when a path, resolved inside the store's directory,
+    where the app's uploads and data folder live: the app reads nothing outside it (a
+    duplicate's edited path trained on any file the server could read).
+
+    Raises:
+        ValueError: naming ``dataset``, for a path that leaves the directory or is missing.
+    """
+    name = config.get("dataset", "digits")
+    if isinstance(name, str) and name in data.DATASETS:
+        return config
+    try:
+        path = userdata.resolve_data_path(store.dir, str(name))
+    except ValueError as exc:
+        raise ValueError(
+            f"dataset: {exc}. Copy the data into {store.dir / 'datasets'} and name it there"
+        ) from None
+    return {**config, "dataset": str(path)}

@@ -862,3 +862,39 @@ def test_a_long_run_says_how_many_snapshots_it_writes_and_their_size(
     (note,) = [c.value for c in at.caption if "snapshots of the plan" in c.value]
     megabytes = int(re.search(r"about ([\d,]+) MB", note).group(1).replace(",", ""))
     assert note.startswith("This run will write 1,000 snapshots") and 100 < megabytes < 300
+
+
+def test_a_duplicate_reads_no_data_outside_the_data_directory(
+    no_demo_store: Path, tmp_path: Path
+) -> None:
+    """The app reads data only inside its data directory (the form's path field refuses
+    the rest); "Duplicate with changes" took any path typed into the JSON and trained on it."""
+    store = RunStore(no_demo_store)
+    run_id = _fake_run(store, {**TINY, "steps": 5}, name="base", status="finished")
+    arrays = {"x": np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32),
+              "y": np.arange(40) % 4}  # fmt: skip
+    outside = tmp_path / "outside.npz"
+    np.savez(outside, **arrays)
+    at = open_page("train")
+    assert at.selectbox(key="tr_run").value == run_id
+
+    def launch_copy(dataset: str) -> None:
+        at.text_area(key=f"tr_dup_{run_id}").set_value(
+            json.dumps({**store.get(run_id).config, "dataset": dataset})
+        )
+        next(b for b in at.button if b.key == "tr_dup_launch").click().run()
+
+    launch_copy(str(outside))
+    error = texts(at.error)
+    assert "Cannot launch the copy: dataset:" in error and "leaves the data directory" in error
+    assert [r.id for r in store.list_runs()] == [run_id]  # nothing launched
+    inside = no_demo_store / "datasets" / "mine.npz"
+    inside.parent.mkdir(exist_ok=True)
+    np.savez(inside, **arrays)
+    try:
+        launch_copy("datasets/mine.npz")  # relative to the data directory, as the form
+        assert not at.error, texts(at.error)
+        (copy,) = [r for r in store.list_runs() if r.id != run_id]
+        assert copy.config["dataset"] == str(inside.resolve()) and copy.parent == run_id
+    finally:
+        kill_runs(no_demo_store)
