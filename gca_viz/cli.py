@@ -506,19 +506,57 @@ def train_main(argv: list[str]) -> int:
 
 USAGE = (
     "usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
+    "       python -m gca_viz import DIR [DIR ...] [--store RUNS] [--name NAME]\n"
     "       python -m gca_viz --version\n"
     "'python -m gca_viz train --help' lists the flags."
 )
 
 
+def import_main(argv: list[str]) -> int:
+    """``python -m gca_viz import DIR ...``: add runs that ``train --out DIR`` or
+    :meth:`gca_viz.runs.RunStore.export` (the app's export) wrote to a run store, where the
+    app shows them (:meth:`~gca_viz.runs.RunStore.import_directory`). Prints each new run's
+    id; a folder that is not a run is named on stderr, the others are still imported
+    (exit status 1 if any failed)."""
+    from gca_viz.runs import DATA_DIR_ENV, RunStore, default_data_dir
+
+    ap = argparse.ArgumentParser(
+        prog="python -m gca_viz import",
+        description="Add run directories (train --out, or an export) to the app's run store.",
+    )
+    ap.add_argument("dirs", nargs="+", metavar="DIR", help="a run directory")
+    ap.add_argument(
+        "--store",
+        help=f"the run store (default: ${DATA_DIR_ENV} or ./runs, as the app)",
+    )
+    ap.add_argument("--name", help="the run's name (default: the folder's name)")
+    args = ap.parse_args(argv)
+    if args.name and len(args.dirs) > 1:
+        ap.error("--name: one name for one DIR")
+    store = RunStore(args.store or default_data_dir())
+    failed = 0
+    for folder in args.dirs:
+        try:
+            run_id = store.import_directory(Path(folder).expanduser(), name=args.name)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"run #{run_id}: {store.get(run_id).name} (from {folder}) in {store.dir}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``train`` (see :func:`train_main`), ``--version``, ``--help``."""
+    """The command line: ``train`` (see :func:`train_main`), ``import`` (see
+    :func:`import_main`), ``--version``, ``--help``."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
         print(f"gca_viz {__version__}")
         return 0
     if args and args[0] == "train":
         return train_main(args[1:])
+    if args and args[0] == "import":
+        return import_main(args[1:])
     if args and args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -733,9 +733,11 @@ class RunStore:
         return target, params
 
     def import_directory(self, path: str | Path, name: str | None = None) -> int:
-        """Add a run that ``python -m gca_viz train --out DIR`` wrote as a finished (or
-        stopped) run of this store: its config, metrics, snapshots and checkpoint are copied
-        in. Returns the new run's id.
+        """Add a run that ``python -m gca_viz train --out DIR`` wrote, or that :meth:`export`
+        wrote, as a finished (or stopped) run of this store: its config, metrics, snapshots,
+        live changes (``changes.json``) and checkpoint are copied in. A run a
+        :class:`gca_viz.watch.Recorder` recorded (its config has ``recorder``) comes back
+        external, its config as it was. Returns the new run's id.
 
         Raises:
             ValueError: naming the file, if ``config.json`` or ``metrics.csv`` is missing or
@@ -743,27 +745,41 @@ class RunStore:
         """
         src = Path(path)
         try:
-            cfg = TrainConfig.from_json((src / "config.json").read_text())
+            raw = json.loads((src / "config.json").read_text())
+            external = isinstance(raw, dict) and "recorder" in raw
+            config = (
+                json.dumps(raw, sort_keys=True)
+                if external
+                else TrainConfig.from_json((src / "config.json").read_text()).to_json()
+            )
             with open(src / "metrics.csv", newline="") as fh:
                 rows = [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(fh)]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{src}: not a run directory written with --out ({exc})") from None
+            changes = _read_changes(src / CHANGES_FILE)
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{src}: not a run directory (from train --out or RunStore.export): {exc}"
+            ) from None
         events: list[dict[str, Any]] = []
         if (src / "events.jsonl").exists():
             events = [json.loads(line) for line in (src / "events.jsonl").read_text().splitlines()]
-        last: dict[str, Any] = events[-1] if events else {"event": "finished", "step": rows[-1][0]}
+        last_step = rows[-1][0] if rows else 0
+        last: dict[str, Any] = events[-1] if events else {"event": "finished", "step": last_step}
         status = "finished" if last.get("event") == "finished" else "stopped"
         now = time.time()
         with self._db(write=True) as db:
             cur = db.execute(
-                "INSERT INTO runs (name, config, status, created, started, ended, step) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name or src.name, cfg.to_json(), status, now, now, now, int(last["step"])),
+                "INSERT INTO runs (name, config, status, created, started, ended, step, "
+                "external) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name or src.name, config, status, now, now, now, int(last["step"]), external),
             )
             run_id = int(cur.lastrowid or 0)
             db.executemany(
                 "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
                 [(run_id, *r) for r in rows],
+            )
+            db.executemany(
+                "INSERT INTO changes (run_id, requested, params, applied_step) VALUES (?, ?, ?, ?)",
+                [(run_id, now, json.dumps(c), step) for step, c in changes],
             )
             dest = self.run_dir(run_id)
             (dest / "snapshots").mkdir(parents=True, exist_ok=True)
@@ -779,8 +795,14 @@ class RunStore:
         return run_id
 
     def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
-        """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` into ``dest``;
-        return their paths. The archive holds ``steps`` ``(k,)`` and, stacked over the ``k``
+        """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` into ``dest``, and
+        the run as a run directory that :meth:`import_directory` (``python -m gca_viz
+        import``) reads back whole: ``snapshots/`` (every plan and embedding snapshot),
+        ``changes.json`` (the live changes, each with the ``step`` it took effect at: the
+        config is the run's start), ``events.jsonl`` (how it ended) and ``checkpoint.pt``
+        (if it has one). Returns the paths by name.
+
+        The archive ``embeddings.npz`` holds ``steps`` ``(k,)`` and, stacked over the ``k``
         readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
         ``z_partner`` (each sample's positive partner, ``(k, N, d)``); ``y`` (and
         ``domain``) of the last, with ``index`` (each sample's row in the run's dataset) and
@@ -812,6 +834,21 @@ class RunStore:
                     if name in good[-1][1]:
                         arrays[name] = good[-1][1][name]
         _write_npz(paths["embeddings"], arrays)
+        paths["snapshots"] = dest / "snapshots"
+        paths["snapshots"].mkdir(exist_ok=True)
+        for kind in ("plan", "embeddings"):
+            for step, path in self.snapshots(run_id, kind):
+                if path.exists():
+                    shutil.copy(path, paths["snapshots"] / f"{step:07d}_{kind}.npz")
+        paths["changes"] = dest / CHANGES_FILE
+        paths["changes"].write_text(json.dumps(self.applied_changes(run_id), indent=2) + "\n")
+        paths["events"] = dest / "events.jsonl"
+        ended = "finished" if info.status == "finished" else "stopped"
+        paths["events"].write_text(json.dumps({"event": ended, "step": info.step}) + "\n")
+        checkpoint = self.run_dir(run_id) / "checkpoint.pt"
+        if checkpoint.exists():
+            paths["checkpoint"] = dest / "checkpoint.pt"
+            shutil.copy(checkpoint, paths["checkpoint"])
         return paths
 
     def metrics_csv(self, run_id: int) -> str:
@@ -823,6 +860,25 @@ class RunStore:
             ).fetchall()
         lines = ["step,name,value"] + [f"{s},{n},{_stored(v)!r}" for s, n, v in rows]
         return "\n".join(lines) + "\n"
+
+
+CHANGES_FILE = "changes.json"
+"""The live changes in an exported run directory (:meth:`RunStore.export`): a JSON list of
+``{"step": <the step it took effect at>, <parameter>: <value>, ...}``."""
+
+
+def _read_changes(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(step, params)`` of each live change in ``path`` (none if there is no such file)."""
+    if not path.exists():
+        return []
+    records = json.loads(path.read_text())
+    if not isinstance(records, list):
+        raise ValueError(f"{path.name} must hold a JSON list of changes")
+    out = []
+    for record in records:
+        params = {k: v for k, v in dict(record).items() if k != "step"}
+        out.append((int(record["step"]), params))
+    return out
 
 
 def _stored(value: float | None) -> float:

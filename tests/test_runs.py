@@ -35,9 +35,11 @@ from gca_viz.runs import (
 )
 from gca_viz.train import Callback, TrainConfig, Trainer
 from tests.helpers import (
+    add_run,
     cmdline,
     kill_runs,
     pid_running,
+    record_external_run,
     wait_for,
     wait_for_run,
     wait_for_status,
@@ -789,3 +791,74 @@ def test_runs_differ_by_what_their_configs_mean(runs_dir: Path) -> None:
     assert cli.differences(other) == {
         "dataset_params": ({"noise": 0.2, "seed": 0}, {"noise": 0.5, "seed": 0})
     }
+
+
+def test_an_export_imports_back_whole(runs_dir: Path, tmp_path: Path) -> None:
+    """An exported run came back with its metrics only: no snapshots (Geometry and the plan
+    empty), no live changes (its config says where it started), and a recorded run's export
+    could not be imported at all ("unknown config field 'recorder'")."""
+    store = RunStore(runs_dir)
+    full = json.loads(TrainConfig.from_dict(cfg(steps=10, method="gca_ince")).to_json())
+    run = add_run(store, config=full, status="running")  # as a launch stores it
+    (store.run_dir(run) / "snapshots").mkdir(parents=True)  # (a launch makes it)
+    store.write_metrics(run, [(run, s, "loss", 1.0 / s) for s in range(1, 11)], 10)
+    rng = np.random.default_rng(0)
+    embeddings = {"z": rng.normal(size=(6, 3)).astype(np.float32), "y": np.arange(6) % 2}
+    store.write_snapshot(run, 5, "embeddings", embeddings)
+    store.write_snapshot(run, 5, "plan", {"plan": np.eye(4) / 4})
+    store.mark_applied(store.request_change(run, {"epsilon": 0.2}), 6)
+    (store.run_dir(run) / "checkpoint.pt").write_bytes(b"weights")
+    store.end(run, "stopped", step=10)
+
+    paths = store.export(run, tmp_path / "export")
+    other = RunStore(tmp_path / "other")
+    back = other.get(other.import_directory(paths["config"].parent, name="again"))
+    info = store.get(run)
+    assert (back.status, back.step, back.config, back.external) == (
+        "stopped",
+        10,
+        info.config,
+        False,
+    )
+    assert other.metrics_csv(back.id) == store.metrics_csv(run)
+    for kind, arrays in (("embeddings", embeddings), ("plan", {"plan": np.eye(4) / 4})):
+        ((step, path),) = other.snapshots(back.id, kind)
+        loaded = other.load_snapshot(path)
+        assert step == 5 and loaded is not None
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(loaded[key], value)
+    assert other.applied_changes(back.id) == [{"step": 6, "epsilon": 0.2}]
+    assert other.current_settings(back.id) == store.current_settings(run)
+    assert (other.run_dir(back.id) / "checkpoint.pt").read_bytes() == b"weights"
+
+    rec = record_external_run(runs_dir, batch=8, dim=4, classes=2)
+    store.export(rec.run_id, tmp_path / "recorded")
+    mine = other.get(other.import_directory(tmp_path / "recorded"))
+    assert mine.external and mine.config == store.get(rec.run_id).config
+    assert other.metrics_csv(mine.id) == store.metrics_csv(rec.run_id)
+    assert (
+        len(other.snapshots(mine.id, "embeddings"))
+        == len(store.snapshots(rec.run_id, "embeddings"))
+        > 0
+    )
+
+
+def test_the_import_command_adds_run_directories_to_a_store(
+    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m gca_viz import DIR``: how a run trained with ``train --out`` (or exported)
+    reaches the app; a folder that is not a run is named, the others still come in."""
+    from gca_viz import cli
+
+    store = RunStore(runs_dir)
+    run = add_run(store, config=cfg(steps=3), status="finished", step=3)
+    store.write_metrics(run, [(run, 3, "loss", 0.5)], 3)
+    store.export(run, tmp_path / "mine")
+    target = tmp_path / "store"
+    argv = ["import", str(tmp_path / "mine"), str(tmp_path / "nothing"), "--store", str(target)]
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 1 and "nothing: not a run directory" in err
+    (imported,) = RunStore(target).list_runs()
+    assert imported.name == "mine" and f"run #{imported.id}: mine" in out
+    assert RunStore(target).metrics_csv(imported.id) == store.metrics_csv(run)

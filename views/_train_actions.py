@@ -14,7 +14,8 @@ import streamlit as st
 
 import ui
 from gca_viz import data, userdata
-from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore
+from gca_viz.figures.training import describe_change
+from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, run_loss
 from views._train_launch import announce_launch
 
 
@@ -75,6 +76,7 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
 def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
     """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``."""
     run_id = info.id
+    changed = live_changes_text(store, run_id)
     b_csv, b_cfg, b_npz = columns
     with b_csv:
         st.download_button(
@@ -97,6 +99,9 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
             key="tr_dl_cfg",
             icon=":material/download:",
             on_click="ignore",
+            help="The configuration the run started with"
+            + (f"; it changed while it trained: {changed}" if changed else "")
+            + ". RunStore.export writes the run whole, live changes included.",
         )
     with b_npz:
         st.download_button(
@@ -187,6 +192,13 @@ def duplicate(store: RunStore, info: RunInfo) -> None:
         return
     with st.expander("Duplicate with changes", icon=":material/content_copy:"):
         st.caption("Edit any field of this run's configuration and launch the copy as a new run.")
+        changed = live_changes_text(store, info.id)
+        if changed:
+            st.caption(
+                f":material/info: This is the configuration run #{info.id} started with; it "
+                f"changed while it trained ({changed}). Edit loss_params to start the copy "
+                "with those settings."
+            )
         text = st.text_area(
             "Configuration (JSON)",
             json.dumps(info.config, indent=2, sort_keys=True),
@@ -229,3 +241,21 @@ def confined_data(store: RunStore, config: dict[str, Any]) -> dict[str, Any]:
             f"dataset: {exc}. Copy the data into {store.dir / 'datasets'} and name it there"
         ) from None
     return {**config, "dataset": str(path)}
+
+
+def live_changes_text(store: RunStore, run_id: int) -> str:
+    """The run's live changes in words, ``"from step 51: ε 0.5 → 0.2"`` joined by ``"; "``
+    (``""`` if none): what its configuration, the settings it started with, leaves out."""
+    changes = store.applied_changes(run_id)
+    if not changes:
+        return ""
+    try:
+        before = dict(run_loss(store.get(run_id)).params)
+    except ValueError:  # a recorded loop's loss that is not a gca_viz loss
+        before = {}
+    parts = []
+    for change in changes:
+        shown = {k: v for k, v in change.items() if k != "step"}
+        parts.append(f"from step {change['step']}: {describe_change(shown, before)}")
+        before |= shown
+    return "; ".join(parts)

@@ -898,3 +898,21 @@ def test_a_duplicate_reads_no_data_outside_the_data_directory(
         assert copy.config["dataset"] == str(inside.resolve()) and copy.parent == run_id
     finally:
         kill_runs(no_demo_store)
+
+
+def test_the_duplicate_and_the_config_download_say_the_run_changed_live(
+    no_demo_store: Path,
+) -> None:
+    """The config a run keeps is the one it started with: the Duplicate editor and the
+    Config JSON download showed ε = 0.5 for a run steered to 0.2, without a word."""
+    store = RunStore(no_demo_store)
+    config = {**TINY, "method": "gca_ince", "loss_params": {"epsilon": 0.5}}
+    run_id = _fake_run(store, config, name="steered", status="running")
+    store.mark_applied(store.request_change(run_id, {"epsilon": 0.2}), 6)
+    update_run(store, run_id, status="finished", step=30)
+    at = open_page("train")
+    assert at.selectbox(key="tr_run").value == run_id
+    said = "changed while it trained (from step 6: ε 0.5 → 0.2)"
+    assert any(said in c.value for c in at.caption), [c.value for c in at.caption]
+    download = next(e for e in at.get("download_button") if "Config JSON" in str(e.proto))
+    assert "it changed while it trained: from step 6: ε 0.5 → 0.2" in download.proto.help
