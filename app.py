@@ -53,7 +53,8 @@ def status_strip() -> None:
     if not active:
         st.caption("No runs in progress.")
     for r in active:
-        st.progress(r.progress, text=f"#{r.id} {r.name}: {r.status}, step {r.step}/{r.steps}")
+        of = f"/{r.steps}" if r.steps else ""  # (a recorded loop may not say how many)
+        st.progress(r.progress, text=f"#{r.id} {r.name}: {r.status}, step {r.step}{of}")
 
 
 ui.page_style()

@@ -85,7 +85,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "name": name_text(r),
                 "status": r.status,
                 "step": r.step,
-                "progress": 100.0 * r.progress,
+                "progress": 100.0 * r.progress if r.steps else None,  # (a loop's unknown)
                 "method": r.config.get("method"),
                 "data": data_text,  # two uploads sent under one name told apart
                 "dim": r.config.get("out_dim"),

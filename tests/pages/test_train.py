@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -916,3 +917,17 @@ def test_the_duplicate_and_the_config_download_say_the_run_changed_live(
     assert any(said in c.value for c in at.caption), [c.value for c in at.caption]
     download = next(e for e in at.get("download_button") if "Config JSON" in str(e.proto))
     assert "it changed while it trained: from step 6: ε 0.5 → 0.2" in download.proto.help
+
+
+def test_a_loop_that_gave_no_step_count_shows_its_step_not_a_share(no_demo_store: Path) -> None:
+    """A recorded loop without ``steps`` read "step 107/0" in the sidebar and 0% in the
+    table after 347 steps: its step alone, and no progress."""
+    store = RunStore(no_demo_store)
+    config = {"method": "gca_ince", "recorder": {"host": "h", "pid": 1}}
+    run_id = add_run(store, config=config, name="loop", status="running", step=107,
+                     external=1, pid=os.getpid(), heartbeat=time.time())  # fmt: skip
+    at = open_app("views/train.py")
+    progress = _row(at, run_id)["progress"]
+    assert progress is None or math.isnan(progress)
+    bars = [p.proto.text for p in at.sidebar.get("progress")]
+    assert any("#1 loop: running, step 107" == t for t in bars), bars
