@@ -9,6 +9,7 @@ import torch
 import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
+from views._history import history
 from views._page_wheel import page_wheel
 from views._projections import start_warm_up
 
@@ -63,5 +64,6 @@ with st.sidebar:
     ui.lecture_toggle()
     status_strip()
     page_wheel()  # the wheel over a 3-D chart scrolls the page (views/_page_wheel.py)
+    history()  # Back returns to the page before (views/_history.py)
 
 navigation.run()

@@ -1188,5 +1188,13 @@ def scroll_to(key: str) -> None:
     container) starts just below the header, from a zero-height component that runs in the
     page itself (``st.components.v2``; scripts in ``st.html`` do not run); put it back there
     during the next 3.5 s if what is drawn above it pushes it down, unless the reader
-    scrolled, clicked or typed, or the page was scrolled away from it since."""
-    _scroller(key=f"gca_scroll_to_{key}", data={"selector": f".st-key-{key}"}, height=0)
+    scrolled, clicked or typed, or the page was scrolled away from it since.
+
+    Each call mounts a new component (its key numbered): one kept mounted from one run to
+    the next does not run its script again, so the second "Next" of the Story left the page
+    where it was."""
+    count = st.session_state[_SCROLLS] = st.session_state.get(_SCROLLS, 0) + 1
+    _scroller(key=f"gca_scroll_to_{key}_{count}", data={"selector": f".st-key-{key}"}, height=0)
+
+
+_SCROLLS = "_gca_scrolls"  # placements so far this session: each one's component key

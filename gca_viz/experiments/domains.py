@@ -203,7 +203,8 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
         subprocess.CalledProcessError: when a run fails.
     """
     out = []
-    for cfg in domain_sweep_configs(**overrides):
+    configs = domain_sweep_configs(**overrides)
+    for cfg in configs:
         params = cfg["loss_params"]
         delta = params["alpha"] - params["beta"]
         path = demo.train_into(dest, _shipped_name(delta), cfg, plan=False)
@@ -212,7 +213,7 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
                 kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}  # (half the file)
             np.savez(snapshot, **kept)
         out.append(path)
-    seed = int(domain_sweep_configs([0.0], **overrides)[0]["seed"])
+    seed = int(configs[0]["seed"])
     baseline = {"dataset": "multidomain_digits", "seed": seed}
     baseline |= pixel_baseline("multidomain_digits", seed)
     (Path(dest) / PIXEL_BASELINE_FILE).write_text(json.dumps(baseline, indent=2) + "\n")

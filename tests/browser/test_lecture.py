@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from views._history import KEY as history_key
 from views._page_wheel import KEY as page_wheel_key
 
 LECTURE_VIEWPORT = {"width": 1024, "height": 768}
@@ -138,12 +139,14 @@ def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
 
 def sidebar_controls(app: Any) -> list[str]:
     """The keyed widgets in the sidebar other than the router's own: the lecture toggle and
-    the wheel forwarding (views/_page_wheel.py, an empty element)."""
+    the wheel forwarding and the history rule (views/_page_wheel.py, views/_history.py, empty
+    elements)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
             .map(e => [...e.classList].find(c => c.startsWith('st-key-')))"""
     )
-    return [k for k in keys if k not in ("st-key-lecture", f"st-key-{page_wheel_key}")]
+    own = ("st-key-lecture", f"st-key-{page_wheel_key}", f"st-key-{history_key}")
+    return [k for k in keys if k not in own]
 
 
 def open_lecture(app: Any, path: str, charts: int) -> None:
@@ -287,12 +290,17 @@ def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     just below the bar, the heading under it, both on the first screen."""
     open_lecture(app, "/?story_step=1", 1)
     page = app.page
-    button = page.locator(".st-key-story_next button")
-    button.scroll_into_view_if_needed()
-    button.click()
-    app.wait_for_query("story_step", "2")
-    app.settle(charts=1, timeout=90)
-    assert step_heading_under_the_bar(app, "Sinkhorn lowers it") <= LECTURE_VIEWPORT["height"]
+    # every Next, not only the first: the scroll was one component kept mounted from one
+    # run to the next, so from the second Next on the new step opened mid-page (step 3's
+    # heading 1424 px above the window)
+    for step, heading in ((2, "Sinkhorn lowers it"), (3, "Alignment + repulsion"),
+                          (4, "ε and relaxed marginals")):  # fmt: skip
+        button = page.locator(".st-key-story_next button")
+        button.scroll_into_view_if_needed()
+        button.click()
+        app.wait_for_query("story_step", str(step))
+        app.settle(charts=1, timeout=90)
+        assert step_heading_under_the_bar(app, heading) <= LECTURE_VIEWPORT["height"], step
     app.assert_healthy()
 
 

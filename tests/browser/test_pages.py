@@ -171,3 +171,27 @@ def test_the_mode_bar_leaves_a_charts_title_readable_on_hover(app: Any) -> None:
         )
         assert apart, f"mode bar {box} covers line {k} of the title, {line}"
     assert chart.locator(".modebar-btn[data-title*='Lasso']").count() == 0
+
+
+def test_back_returns_to_the_page_before_with_its_settings(app: Any) -> None:
+    """Each settings write added a history entry (47 after three pages) and Back walked
+    through the settings of the page shown, which the app wrote back: Back did nothing. A
+    settings write now replaces the entry; a change of page adds one."""
+    page = app.page
+    app.goto("/?story_step=3", charts=1, timeout=90)
+    start = page.evaluate("history.length")
+    for href in ("plan_lab", "noisy"):
+        page.locator(f'[data-testid="stSidebarNav"] a[href$="{href}"]').click(delay=50)
+        page.wait_for_url(lambda url, h=href: urlsplit(url).path.strip("/") == h)
+        app.settle(charts=1, timeout=90)
+    assert page.evaluate("history.length") == start + 2  # one entry per page, none per setting
+    page.go_back()
+    page.wait_for_url(lambda url: urlsplit(url).path.strip("/") == "plan_lab")
+    app.settle(charts=1, timeout=90)
+    expect(page.locator("h1").first).to_have_text("Plan lab")
+    page.go_back()
+    page.wait_for_url(lambda url: urlsplit(url).path.strip("/") == "")
+    app.settle(charts=1, timeout=90)
+    expect(page.locator("h1").first).to_have_text("GCA Explorer")
+    app.wait_for_query("story_step", "3")  # with the settings it was left with
+    app.assert_healthy()

@@ -91,15 +91,15 @@ def test_geometry_keeps_its_run_pin_and_plane(store_env: Path) -> None:
     at.selectbox(key="geo_run").set_value(1).run()
     pin = at.selectbox(key="geo_pin").options[3]
     at.selectbox(key="geo_pin").set_value(int(pin.split()[0])).run()
-    at.multiselect(key="geo_plane").set_value([2]).run()
+    at.multiselect(key="geo_plane").set_value([1, 2]).run()  # (by default: run 1's data)
     assert_clean(at)
     navigate(at, "story")
     navigate(at, "geometry")
     assert at.selectbox(key="geo_run").value == 1
     assert at.selectbox(key="geo_pin").value == int(pin.split()[0])
     assert at.query_params["geo_pin"] == pin.split()[0]
-    assert at.multiselect(key="geo_plane").value == [2]
-    assert names(charts(at)["geo_plane_fig"]) == ["#2 eight-d"]
+    assert at.multiselect(key="geo_plane").value == [1, 2]
+    assert names(charts(at)["geo_plane_fig"]) == ["#1 sphere", "#2 eight-d"]
 
 
 def test_a_remembered_run_deleted_since_is_said_to_be_gone(store_env: Path) -> None:
