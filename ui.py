@@ -1190,11 +1190,13 @@ def scroll_to(key: str) -> None:
     during the next 3.5 s if what is drawn above it pushes it down, unless the reader
     scrolled, clicked or typed, or the page was scrolled away from it since.
 
-    Each call mounts a new component (its key numbered): one kept mounted from one run to
-    the next does not run its script again, so the second "Next" of the Story left the page
-    where it was."""
+    Each call mounts a new component (its key numbered), in the sidebar: one kept mounted
+    from one run to the next does not run its script again, so the second "Next" of the
+    Story left the page where it was."""
     count = st.session_state[_SCROLLS] = st.session_state.get(_SCROLLS, 0) + 1
-    _scroller(key=f"gca_scroll_to_{key}_{count}", data={"selector": f".st-key-{key}"}, height=0)
+    with st.sidebar:  # its empty element takes no room there: in the page, its gap left with
+        # it on the next run and moved what was under the reader's pointer
+        _scroller(key=f"gca_scroll_to_{key}_{count}", data={"selector": f".st-key-{key}"}, height=0)
 
 
 _SCROLLS = "_gca_scrolls"  # placements so far this session: each one's component key

@@ -139,14 +139,14 @@ def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
 
 def sidebar_controls(app: Any) -> list[str]:
     """The keyed widgets in the sidebar other than the router's own: the lecture toggle and
-    the wheel forwarding and the history rule (views/_page_wheel.py, views/_history.py, empty
-    elements)."""
+    the wheel forwarding, the history rule and a scroll to a Story step (views/_page_wheel.py,
+    views/_history.py, ui.scroll_to: empty elements)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
             .map(e => [...e.classList].find(c => c.startsWith('st-key-')))"""
     )
     own = ("st-key-lecture", f"st-key-{page_wheel_key}", f"st-key-{history_key}")
-    return [k for k in keys if k not in own]
+    return [k for k in keys if k not in own and not k.startswith("st-key-gca_scroll_to_")]
 
 
 def open_lecture(app: Any, path: str, charts: int) -> None:
