@@ -370,7 +370,10 @@ with b:
 
 st.subheader("The numbers")
 table = sweep.columns()
-ui.table({lab.sweeps.column_label(k): np.round(v, 4) for k, v in table.items()})
+# the two losses next to ε: on a projector at 1024 px the last columns run off the table
+lead = ["epsilon", "ince", *[k for k in table if k.startswith("gca_ince")]]
+order = [*lead, *[k for k in table if k not in lead]]
+ui.table({lab.sweeps.column_label(k): np.round(table[k], 4) for k in order})
 c1, c2 = st.columns(2)
 c1.download_button(
     "Download the ε sweep (.csv)",

@@ -33,6 +33,8 @@ def test_entropy_page_renders_and_responds() -> None:
     assert at.get("download_button")
     (numbers,) = [d for d in at.dataframe if "sweeps to tolerance" in d.value.columns]
     assert "contraction rate (measured)" in numbers.value.columns  # labels, not CSV keys
+    # the two losses beside ε (at 1024 px in lecture mode the last columns ran off)
+    assert list(numbers.value.columns[:3]) == ["ε", "INCE", "GCA-INCE (T = 10)"]
     assert numbers.value["sweeps to tolerance"].isna().any()  # a sweep that did not converge
     assert numbers.proto.placeholder == "—"  # ... shows "—", not "None"
 
