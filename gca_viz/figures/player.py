@@ -174,7 +174,8 @@ def half_step_player(
     # INCE's and GCA-INCE's levels, the drop's label and arrow, as on plans.kl_curve: the
     # theorem's picture stays in view while the plan plays (Plan lab drew that chart again
     # under the player to show it).
-    drop_shapes, drop_notes, y_range = drop_marks(y, "x2", "y2", font_size=12)
+    # (14 px: the claim's numbers, 16 px on a projector; at 12 they read small from the back)
+    drop_shapes, drop_notes, y_range = drop_marks(y, "x2", "y2", font_size=14)
     if y_range is None:
         finite = y[1:][np.isfinite(y[1:])]
         span = float(finite.max() - finite.min()) if finite.size else 1.0
