@@ -27,6 +27,7 @@ FONT = {"size": 16}
 """Large type: the page is projected in lectures."""
 _GRID = "#e5e7eb"
 _TERMS = {"alignment": "#2f6fde", "repulsion": "#e07b39"}
+_ROSE = "#7c3aed"  # a row whose loss rose: purple (the unbalanced orange read as repulsion)
 
 
 def _layout(title: str, height: int) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def split_chart(
     rows, fell = np.arange(len(diff)), diff <= 0
     for mask, name, color in (  # one legend entry per colour (one entry named only one)
         (fell, "change of the row's loss: fell", COLORS["gca"]),
-        (~fell, "change of the row's loss: rose", COLORS["unbalanced"]),
+        (~fell, "change of the row's loss: rose", _ROSE),
     ):
         if mask.any():
             fig.add_trace(
