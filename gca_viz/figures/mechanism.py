@@ -132,14 +132,17 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             row=1,
             col=1,
         )
-        fig.add_annotation(
-            x=(lo + hi) / 2,
+        first = lo == 0  # the band at the left starts its label there, the other ends it
+        fig.add_annotation(  # (centred on a narrow band, a projector's type ran off the edge)
+            x=lo - 0.5 if first else hi + 0.5,
+            xanchor="left" if first else "right",
             y=mean,
             text=f"{label} rows, unbalanced: mean {mean:.2f}",
             showarrow=False,
             # away from the balanced plan's line at 1 (it struck through a label at 0.82)
-            # and from the corrupted band's title at the top when every share is near 1
-            yshift=12 if mean > 1.02 else -12,
+            # and from the corrupted band's title at the top when every share is near 1;
+            # clear of its own dashed line at a projector's size too
+            yshift=16 if mean > 1.02 else -16,
             font={"size": 13, "color": "#111827"},
             bgcolor="rgba(255,255,255,0.7)",
             row=1,
