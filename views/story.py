@@ -17,9 +17,9 @@ from gca_viz.figures import story as figs
 from gca_viz.figures.player import half_step_player
 from views import _live_chart as live_chart
 
-SOURCES = {
-    "demo": f"Digits through a trained encoder ({story.STORY_RUN})",
-    "digits": "Digits through a random encoder",
+SOURCES = {  # short: the box is a quarter of a projector's width (the caption says more)
+    "demo": "Digits, trained encoder",
+    "digits": "Digits, random encoder",
     "synthetic": "Synthetic pairs on the sphere",
 }
 STEPS = {
