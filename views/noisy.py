@@ -18,9 +18,9 @@ from gca_viz.figures import experiments as xfig
 from gca_viz.figures import mechanism as mfig
 from gca_viz.runs import ACTIVE, RunStore
 
-SOURCES = {
-    "graded": "Test corruption, severity growing across the batch",
-    "augment": "Extreme augmentation at the severity s of the views above",
+SOURCES = {  # short: a third of the page wide (the first cut at 1280 px)
+    "graded": "Corruption, growing severity",
+    "augment": "Extreme augmentation at s",
 }
 TITLES = {"ince": "INCE", "gca_uot": "GCA-UOT"}
 MECH_SWEEP = tuple(float(v) for v in np.geomspace(1e-3, 1e2, 11))
@@ -534,7 +534,16 @@ with e1:
         uot_ckpts[0] if uot_ckpts else 0,
         format_func=encoders.get,
     )
-    source = ui.select("Second view", "noisy_src", list(SOURCES), "graded", format_func=SOURCES.get)
+    source = ui.select(
+        "Second view",
+        "noisy_src",
+        list(SOURCES),
+        "graded",
+        format_func=SOURCES.get,
+        help="Each pair's second view: its test image corrupted with a severity spread "
+        "evenly from 0 to the largest severity over the batch (in a random order), or an "
+        "extreme augmentation at the severity s of the views above.",
+    )
 with e2:
     n = int(ui.slider("Pairs N", "noisy_n", 32, 256, 128, step=16))
     max_sev = float(ui.slider("Largest severity", "noisy_max", 0.1, 1.0, 1.0, step=0.05))
