@@ -1,4 +1,5 @@
-"""Command line: ``python -m gca_viz train --config cfg.json`` or flags, also under ``torchrun``.
+"""Command line: ``python -m gca_viz train --config cfg.json`` or flags, also under ``torchrun``;
+``python -m gca_viz import DIR ...`` adds such runs (or exported ones) to the app's run store.
 
 ``--out DIR`` writes the run's files there (the layout :class:`DirectoryWriter` documents);
 ``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped, with the run's
