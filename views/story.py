@@ -346,8 +346,9 @@ elif step == 4:
     st.markdown(
         "ε is both InfoNCE's temperature and OT's entropic regulariser. A small ε sharpens the "
         "plan toward a permutation (one partner per sample), a large ε blurs it toward uniform: "
-        "move ε above and watch the entropy. Relaxing the marginals (GCA-UOT) replaces the hard "
-        "constraints by KL penalties of weight λ: a sample may then send or receive more or less "
+        "move ε (at the top of the page) and watch the entropy. Relaxing the marginals "
+        "(GCA-UOT) replaces the hard constraints by KL penalties of weight λ: a sample may then "
+        "send or receive more or less "
         "mass than the hard marginal asks. A row whose view matches nothing can then keep less "
         "mass, but only where its positive held a large part of its row's kernel mass (small "
         "ε); the Noisy views page measures where the mass and the gradient go."

@@ -293,7 +293,7 @@ def test_a_runs_downloads_hold_its_config_and_embeddings(app: Any, runs_dir: Pat
     app.goto(f"/train?tr_run={run_id}", charts=1)
     app.wait_for_query("tr_run", str(run_id))
     with page.expect_download() as config:
-        page.locator(".st-key-tr_dl_cfg button").click()
+        page.locator(".st-key-tr_dl_cfg button").first.click()  # (help adds a wrapper)
     assert json.loads(Path(config.value.path()).read_text()) == store.get(run_id).config
     with page.expect_download() as npz:
         page.locator(".st-key-tr_dl_npz button").first.click()  # (help adds a wrapper)
