@@ -3,6 +3,7 @@ and the axis title at any height and font size, and the plot keeps its height.""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -76,3 +77,15 @@ def test_in_a_subplot_grid_the_legend_clears_the_lowest_titled_axis(rows: int, c
     fig.update_layout(height=400, margin={"t": 60, "b": 50})
     laid = legend_below(go.Figure(fig))
     assert _legend_top_px(laid) >= 1.45 * 12 + 1.6 * 12 + 14  # the title's room too
+
+
+def test_the_mass_scatters_emphasised_series_is_drawn_on_top() -> None:
+    """Noisy views' scatter drew the balanced plan's crosses over the unbalanced plan's dots
+    (the emphasised first series): it is drawn last, and the legend keeps the given order."""
+    from gca_viz.figures import experiments
+
+    x = np.linspace(0, 1, 5)
+    fig = experiments.mass_scatter(x, {"unbalanced": x, "row": 1 - x, "balanced": x * 0 + 1})
+    assert [t.name for t in fig.data][-1] == "unbalanced"
+    ranked = sorted(fig.data, key=lambda t: t.legendrank)
+    assert [t.name for t in ranked] == ["unbalanced", "row", "balanced"]

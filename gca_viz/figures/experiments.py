@@ -318,7 +318,8 @@ def mass_scatter(
     series per measure (relative to the batch mean: 1 is an average pair).
 
     Args:
-        strength: ``(N,)``. series: ``{name: (N,) relative mass}``; the first is emphasised.
+        strength: ``(N,)``. series: ``{name: (N,) relative mass}``; the first is emphasised
+            (larger, drawn over the others; the legend keeps the given order).
     """
     x = np.asarray(strength, dtype=float)
     palette = (COLORS["unbalanced"], COLORS["row"], COLORS["other"], COLORS["gca"])
@@ -337,8 +338,11 @@ def mass_scatter(
                     "symbol": ("circle", "diamond", "x", "square")[k % 4],
                 },
                 hovertemplate=f"{name}<br>strength %{{x:.3f}}: %{{y:.3f}}<extra></extra>",
+                legendrank=1000 + k,  # the legend in the given order ...
             )
         )
+    traces.reverse()  # ... the emphasised first series drawn last, on top (the others'
+    # crosses hid its dots)
     layout = _layout("Plan mass kept on each positive pair vs its corruption", height)
     layout.update(
         xaxis={"title": x_title, "gridcolor": _GRID},
