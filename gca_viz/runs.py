@@ -746,11 +746,13 @@ class RunStore:
         src = Path(path)
         try:
             raw = json.loads((src / "config.json").read_text())
-            external = isinstance(raw, dict) and "recorder" in raw
+            if not isinstance(raw, dict):
+                raise ValueError("config.json must hold a JSON object of fields")
+            external = "recorder" in raw
             config = (
                 json.dumps(raw, sort_keys=True)
                 if external
-                else TrainConfig.from_json((src / "config.json").read_text()).to_json()
+                else TrainConfig.from_dict(raw).to_json()
             )
             with open(src / "metrics.csv", newline="") as fh:
                 rows = [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(fh)]

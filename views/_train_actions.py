@@ -73,10 +73,10 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
             act(lambda: store.delete(run_id), f"Deleted run #{run_id}")
 
 
-def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
-    """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``."""
+def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any], changed: str) -> None:
+    """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``;
+    ``changed``: its live changes in words (:func:`live_changes_text`)."""
     run_id = info.id
-    changed = live_changes_text(store, run_id)
     b_csv, b_cfg, b_npz = columns
     with b_csv:
         st.download_button(
@@ -116,14 +116,15 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
         )
 
 
-def action_row(store: RunStore, info: RunInfo) -> None:
+def action_row(store: RunStore, info: RunInfo, changed: str) -> None:
     """The buttons in one row: run controls, then downloads; for an external run, a line
-    saying what that means and the notes its recorder left."""
+    saying what that means and the notes its recorder left. ``changed``: the run's live
+    changes in words (:func:`live_changes_text`)."""
     # one row of buttons at their own widths, wrapping when the page is narrow (six equal
     # columns cut "Embeddings NPZ" to "Embeddi…" at 1280 px and three labels at 1024)
     row = st.container(horizontal=True, gap="small", key="tr_actions")
     controls(store, info, [row] * 3)
-    downloads(store, info, [row] * 3)
+    downloads(store, info, [row] * 3, changed)
     if info.external:
         external_note(store, info)
 
@@ -185,14 +186,13 @@ def _last_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def duplicate(store: RunStore, info: RunInfo) -> None:
+def duplicate(store: RunStore, info: RunInfo, changed: str) -> None:
     """Edit the run's configuration as JSON and launch the copy as a new run (not for an
-    external run: the app cannot train its loop)."""
+    external run: the app cannot train its loop); ``changed``: as for :func:`action_row`."""
     if info.external:
         return
     with st.expander("Duplicate with changes", icon=":material/content_copy:"):
         st.caption("Edit any field of this run's configuration and launch the copy as a new run.")
-        changed = live_changes_text(store, info.id)
         if changed:
             st.caption(
                 f":material/info: This is the configuration run #{info.id} started with; it "

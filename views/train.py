@@ -49,11 +49,12 @@ if not runs:
 
 selection, runs = runs_panel(store, runs)
 info = next(r for r in runs if r.id == selection.run_id)
-actions.action_row(store, info)
+changed = actions.live_changes_text(store, info.id)  # (the downloads' and the copy's note)
+actions.action_row(store, info, changed)
 actions.problems(info)
 steering(store, info)
 with st.container(key="tr_monitor"):
     monitor(store, info, selection, runs)
 if st.session_state.pop(SCROLL, False):  # just launched: bring the monitor into view
     ui.scroll_to("tr_monitor")
-actions.duplicate(store, info)
+actions.duplicate(store, info, changed)

@@ -213,9 +213,8 @@ def generate_sweep(dest: Path = SHIPPED_SWEEP, **overrides: Any) -> list[Path]:
                 kept = {k: arrays[k] for k in arrays.files if k != "z_partner"}  # (half the file)
             np.savez(snapshot, **kept)
         out.append(path)
-    seed = int(configs[0]["seed"])
-    baseline = {"dataset": "multidomain_digits", "seed": seed}
-    baseline |= pixel_baseline("multidomain_digits", seed)
+    dataset, seed = str(configs[0]["dataset"]), int(configs[0]["seed"])
+    baseline = {"dataset": dataset, "seed": seed} | pixel_baseline(dataset, seed)
     (Path(dest) / PIXEL_BASELINE_FILE).write_text(json.dumps(baseline, indent=2) + "\n")
     return out
 
@@ -235,10 +234,9 @@ def shipped_pixel_baseline(
         stored = json.loads((Path(source) / PIXEL_BASELINE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict) or (stored.get("dataset"), stored.get("seed")) != (
-        dataset,
-        seed,
-    ):
+    if not isinstance(stored, dict) or stored.get("dataset") != dataset:
+        return None
+    if stored.get("seed") != seed:
         return None
     values = {k: stored[k] for k in ("probe_acc", "domain_acc") if k in stored}
     if "probe_acc" not in values or not all(isinstance(v, float) for v in values.values()):

@@ -180,7 +180,6 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
     x_span = x_hi - x_lo if x_hi > x_lo else 0.1
     y_span = y_hi - y_lo if y_hi > y_lo else 0.1
     x_range = [x_lo - 0.08 * x_span, x_hi + 0.08 * x_span]
-    x_mid = (x_range[0] + x_range[1]) / 2
     y_range = [y_lo - 0.08 * y_span, y_hi + 0.12 * y_span]
     plot_px = PLANE_HEIGHT - PLANE_MARGIN["t"] - PLANE_MARGIN["b"]
     to_px = plot_px / (y_range[1] - y_range[0])
@@ -188,9 +187,8 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
     want = (ends - y_range[0]) * to_px  # (k,) pixels above the bottom of the plot
     fig.update_xaxes(range=x_range, autorange=False)
     fig.update_yaxes(range=y_range, autorange=False)
-    for r, t in shown:
+    for r, t in shown:  # (each label's side and height: respread_run_labels, below)
         color = RUN_COLORS[r % len(RUN_COLORS)]
-        right = len(shown) == 1 or t.uniformity[-1] <= x_mid  # the side with more room
         fig.add_annotation(
             x=t.uniformity[-1],
             y=t.alignment[-1],
@@ -200,8 +198,6 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
             arrowhead=0,
             arrowwidth=1,
             arrowcolor=color,
-            ax=LABEL_OFFSET_PX if right else -LABEL_OFFSET_PX,
-            xanchor="left" if right else "right",
             yanchor="middle",
             font={"size": LABEL_FONT, "color": color},
             bgcolor="rgba(255,255,255,0.8)",
@@ -213,7 +209,8 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
 
 def respread_run_labels(fig: go.Figure) -> go.Figure:
     """Place the plane's run labels (its annotations) at least ``LABEL_GAP_PX`` scaled by
-    their font size apart, with leader lines to their points (in place; returns ``fig``).
+    their font size apart, with leader lines to their points, each on its side of its point
+    (:func:`_sides`; in place; returns ``fig``).
 
     The plane calls it; so does a copy whose fonts were enlarged (``ui.lecture_figure``):
     labels spread for 11 px overlap at 16. Where they cannot fit in the plot, the plot grows
