@@ -395,230 +395,251 @@ st.markdown(
 st.latex(um.REPLACE_LATEX)
 st.latex(um.ROW_SCALING_LATEX)
 ckpts = lab.checkpoint_runs(store)
-mech_sources = {
-    -1: "Synthetic clusters on the sphere (d = 32)",
-    0: "Digits through a random MLP encoder",
-    **ckpts,
-}
-k1, k2, k3 = st.columns(3)
-with k1:
-    mech_source = ui.select(
-        "Batch", "mech_src", list(mech_sources), -1, format_func=mech_sources.get
+
+
+@st.fragment
+def mechanism_section(store: RunStore, ckpts: dict[int, str]) -> None:
+    """The controlled experiment's controls, metrics and charts: a change of its controls
+    reruns only this section (the page above it stays as it was drawn)."""
+    mech_sources = {
+        -1: "Synthetic clusters on the sphere (d = 32)",
+        0: "Digits through a random MLP encoder",
+        **ckpts,
+    }
+    k1, k2, k3 = st.columns(3)
+    with k1:
+        mech_source = ui.select(
+            "Batch", "mech_src", list(mech_sources), -1, format_func=mech_sources.get
+        )
+        mech_n = int(ui.slider("Pairs N", "mech_n", 32, 256, 128, step=16))
+    with k2:
+        mech_share = float(
+            ui.slider("Share of corrupted views", "mech_share", 0.05, 0.5, 0.25, step=0.05)
+        )
+        mech_seed = int(ui.number("Seed", "mech_seed", 0, min_value=0, step=1))
+    with k3:
+        mech_eps = ui.epsilon("mech_eps", 0.1)
+        mech_lam = ui.relaxation("mech_lam", 0.01, both=True)
+    mech_ckpt = store.run_dir(mech_source) / "checkpoint.pt" if mech_source > 0 else None
+    mech_stamp = mech_ckpt.stat().st_mtime if mech_ckpt is not None and mech_ckpt.exists() else 0.0
+    with ui.guard("Experiment"):
+        shares, grads, sweep, mech_who = mechanism(
+            int(mech_source),
+            mech_n,
+            mech_share,
+            mech_seed,
+            mech_eps,
+            mech_lam,
+            mech_stamp,
+            _store=store,
+        )
+    bad_rows = int(shares.corrupted.sum())
+    st.caption(
+        f"Batch: {mech_who}; {bad_rows} of {mech_n} second views replaced. T = {shares.n_iter} "
+        f"sweeps, ε = {shares.epsilon:g}, λ₁ = λ₂ = {shares.relax:g} (ρ = λ/(λ + ε) = "
+        f"{shares.rho:.3f})."
     )
-    mech_n = int(ui.slider("Pairs N", "mech_n", 32, 256, 128, step=16))
-with k2:
-    mech_share = float(
-        ui.slider("Share of corrupted views", "mech_share", 0.05, 0.5, 0.25, step=0.05)
+    row_bal = shares.corrupted_share("balanced_row")
+    row_uot = shares.corrupted_share("unbalanced_row")
+    pos_bal = shares.corrupted_share("balanced_positive")
+    pos_uot = shares.corrupted_share("unbalanced_positive")
+    g1, g2, g3, g4 = st.columns(4)
+    g1.metric(
+        "Corrupted rows' mass",
+        f"{row_uot:.3f}",
+        vs_balanced(row_uot, row_bal),
+        delta_color="off",
+        help="Plan mass on the corrupted rows: Σ over corrupted rows of (P1)ᵢ / ΣP, unbalanced "
+        "plan; the balanced plan gives every row 1/N",
     )
-    mech_seed = int(ui.number("Seed", "mech_seed", 0, min_value=0, step=1))
-with k3:
-    mech_eps = ui.epsilon("mech_eps", 0.1)
-    mech_lam = ui.relaxation("mech_lam", 0.01, both=True)
-mech_ckpt = store.run_dir(mech_source) / "checkpoint.pt" if mech_source > 0 else None
-mech_stamp = mech_ckpt.stat().st_mtime if mech_ckpt is not None and mech_ckpt.exists() else 0.0
-with ui.guard("Experiment"):
-    shares, grads, sweep, mech_who = mechanism(
-        int(mech_source),
-        mech_n,
-        mech_share,
-        mech_seed,
-        mech_eps,
-        mech_lam,
-        mech_stamp,
-        _store=store,
+    g2.metric(
+        "Corrupted pairs' Pᵢᵢ",
+        f"{pos_uot:.3f}",
+        vs_balanced(pos_uot, pos_bal),
+        delta_color="off",
+        help="Positive mass on the corrupted pairs: Σ over corrupted pairs of Pᵢᵢ / Σₖ Pₖₖ",
     )
-bad_rows = int(shares.corrupted.sum())
-st.caption(
-    f"Batch: {mech_who}; {bad_rows} of {mech_n} second views replaced. T = {shares.n_iter} "
-    f"sweeps, ε = {shares.epsilon:g}, λ₁ = λ₂ = {shares.relax:g} (ρ = λ/(λ + ε) = "
-    f"{shares.rho:.3f})."
-)
-row_bal = shares.corrupted_share("balanced_row")
-row_uot = shares.corrupted_share("unbalanced_row")
-pos_bal = shares.corrupted_share("balanced_positive")
-pos_uot = shares.corrupted_share("unbalanced_positive")
-g1, g2, g3, g4 = st.columns(4)
-g1.metric(
-    "Corrupted rows' mass",
-    f"{row_uot:.3f}",
-    vs_balanced(row_uot, row_bal),
-    delta_color="off",
-    help="Plan mass on the corrupted rows: Σ over corrupted rows of (P1)ᵢ / ΣP, unbalanced "
-    "plan; the balanced plan gives every row 1/N",
-)
-g2.metric(
-    "Corrupted pairs' Pᵢᵢ",
-    f"{pos_uot:.3f}",
-    vs_balanced(pos_uot, pos_bal),
-    delta_color="off",
-    help="Positive mass on the corrupted pairs: Σ over corrupted pairs of Pᵢᵢ / Σₖ Pₖₖ",
-)
-g3.metric(
-    "Total mass ΣP",
-    f"{shares.unbalanced_mass:.4g}",
-    help=f"of the unbalanced plan; balanced: {shares.balanced_mass:.4g} = N; the kernel's "
-    f"own mass ΣK = {shares.kernel_mass:.4g}",
-)
-g4.metric(
-    "Positive's kernel share",
-    f"{shares.positive_kernel_part:.3f}",
-    help="The positive's part of its row's kernel mass, mean over clean rows of "
-    "Kᵢᵢ / (K1)ᵢ: how much a row loses when its view is "
-    "replaced, and so how much the relaxation can tell the two apart",
-)
-st.latex(um.SHARE_LATEX)
-ui.chart(mfig.share_chart(shares), key="mech_chart_shares")
-visible = row_bal - row_uot
-change = f"{abs(visible):.3f} {'less' if visible >= 0 else 'more'}"
-st.caption(
-    f"The balanced plan gives every row exactly 1/N of the mass; the corrupted rows hold "
-    f"{row_bal:.3f} of it, their share of the batch. The unbalanced plan gives them "
-    f"{row_uot:.3f} ({change}). Its total mass ΣP = {shares.unbalanced_mass:.4g} "
-    f"is not comparable with N = {mech_n}: as λ falls the plan drifts from N toward the "
-    f"kernel's own mass ΣK = {shares.kernel_mass:.4g}, so the charts show shares. The "
-    f"relaxation can only tell a corrupted row by the kernel mass it lost, the positive's "
-    f"part Kᵢᵢ / (K1)ᵢ = {shares.positive_kernel_part:.3f} on average here: large at small ε, "
-    "small at the paper's ε = 0.5, where the unbalanced plan barely moves mass off corrupted "
-    "rows. Within a row the balanced plan already moves mass off a corrupted positive "
-    f"(positive share {pos_bal:.3f} against {row_bal:.3f})."
-)
-ui.chart(mfig.gradient_chart(grads), key="mech_chart_grads")
-gs = grads.shares
-# (the caption named the preset's ε = 0.5 and λ = 0.2 beside bars measured at this
-# section's ε and λ, and credited GCA-UOT's RINCE term with a drop of 0.003)
-rince_part = gs["gca_uot_kl"] - gs["gca_uot"]  # what the RINCE term takes off the share
-preset = gca_losses.get("gca_uot").params  # the paper's settings, as the preset holds them
-st.caption(
-    f"Measured on this batch at this section's ε = {shares.epsilon:g}, T = {shares.n_iter} and "
-    f"λ₁ = λ₂ = {shares.relax:g}: INCE {gs['ince']:.3f}, GCA-INCE {gs['gca_ince']:.3f}, "
-    f"GCA-UOT as the paper computes it {gs['gca_uot']:.3f} (its KL term alone "
-    f"{gs['gca_uot_kl']:.3f}). That loss reads the plan through a row softmax, Pᵢᵢ / (P1)ᵢ, "
-    "in which the row scaling u cancels: the relaxation hardly changes its gradient. "
-    + (
-        f"Its RINCE term, weighted r₂ = {preset['r2']:g}, takes {rince_part:.3f} off the share; "
-        if rince_part > 0
-        else f"Its RINCE term, weighted r₂ = {preset['r2']:g}, adds {-rince_part:.3f} to the "
-        "share; "
+    g3.metric(
+        "Total mass ΣP",
+        f"{shares.unbalanced_mass:.4g}",
+        help=f"of the unbalanced plan; balanced: {shares.balanced_mass:.4g} = N; the kernel's "
+        f"own mass ΣK = {shares.kernel_mass:.4g}",
     )
-    + f"RINCE alone (q = 1, unweighted) gives {gs['rince']:.3f}. Reading the unbalanced plan "
-    f"itself, KL(P_tgt ‖ P), keeps the row scaling: {gs['uot_plan_kl']:.3f}. The RINCE settings "
-    f"are the paper's: λ_R = {preset['lam']:g}, q = {preset['q']:g}, r₁ = {preset['r1']:g}, "
-    f"r₂ = {preset['r2']:g} (Chen et al. 2024; its CIFAR-10 config uses r₂ = 0.02, q = 0.98); "
-    f"the Train page's GCA-UOT preset also uses its ε = {preset['epsilon']:g}, "
-    f"T = {preset['n_iter']}, λ₁ = λ₂ = {preset['relax_a']:g}."
-)
-ui.chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
-lo_share, hi_share = sweep.shares["uot_plan_kl"][0], sweep.shares["uot_plan_kl"][-1]
-lo_h, hi_h = sweep.entropy[0] / sweep.max_entropy, sweep.entropy[-1] / sweep.max_entropy
-st.caption(
-    f"From λ₁ = λ₂ = {sweep.relax[-1]:g} (nearly balanced) to {sweep.relax[0]:g}: the gradient "
-    f"share of the plan read directly goes {hi_share:.3f} → {lo_share:.3f}, the paper's "
-    f"GCA-UOT {sweep.shares['gca_uot'][-1]:.3f} → {sweep.shares['gca_uot'][0]:.3f}, and the "
-    f"plan's entropy {hi_h:.3f} → {lo_h:.3f} of log N²: as the marginals stop holding it the "
-    "plan turns into the kernel K, with K's uneven rows and columns. Same batch, ε and T as "
-    "above."
-)
-ui.show_code(um.replace_views, um.mass_shares, um.gradient_shares, um.relaxation_sweep)
+    g4.metric(
+        "Positive's kernel share",
+        f"{shares.positive_kernel_part:.3f}",
+        help="The positive's part of its row's kernel mass, mean over clean rows of "
+        "Kᵢᵢ / (K1)ᵢ: how much a row loses when its view is "
+        "replaced, and so how much the relaxation can tell the two apart",
+    )
+    st.latex(um.SHARE_LATEX)
+    ui.chart(mfig.share_chart(shares), key="mech_chart_shares")
+    visible = row_bal - row_uot
+    change = f"{abs(visible):.3f} {'less' if visible >= 0 else 'more'}"
+    st.caption(
+        f"The balanced plan gives every row exactly 1/N of the mass; the corrupted rows hold "
+        f"{row_bal:.3f} of it, their share of the batch. The unbalanced plan gives them "
+        f"{row_uot:.3f} ({change}). Its total mass ΣP = {shares.unbalanced_mass:.4g} "
+        f"is not comparable with N = {mech_n}: as λ falls the plan drifts from N toward the "
+        f"kernel's own mass ΣK = {shares.kernel_mass:.4g}, so the charts show shares. The "
+        f"relaxation can only tell a corrupted row by the kernel mass it lost, the positive's "
+        f"part Kᵢᵢ / (K1)ᵢ = {shares.positive_kernel_part:.3f} on average here: large at small ε, "
+        "small at the paper's ε = 0.5, where the unbalanced plan barely moves mass off corrupted "
+        "rows. Within a row the balanced plan already moves mass off a corrupted positive "
+        f"(positive share {pos_bal:.3f} against {row_bal:.3f})."
+    )
+    ui.chart(mfig.gradient_chart(grads), key="mech_chart_grads")
+    gs = grads.shares
+    # (the caption named the preset's ε = 0.5 and λ = 0.2 beside bars measured at this
+    # section's ε and λ, and credited GCA-UOT's RINCE term with a drop of 0.003)
+    rince_part = gs["gca_uot_kl"] - gs["gca_uot"]  # what the RINCE term takes off the share
+    preset = gca_losses.get("gca_uot").params  # the paper's settings, as the preset holds them
+    st.caption(
+        f"Measured on this batch at this section's ε = {shares.epsilon:g}, T = {shares.n_iter} and "
+        f"λ₁ = λ₂ = {shares.relax:g}: INCE {gs['ince']:.3f}, GCA-INCE {gs['gca_ince']:.3f}, "
+        f"GCA-UOT as the paper computes it {gs['gca_uot']:.3f} (its KL term alone "
+        f"{gs['gca_uot_kl']:.3f}). That loss reads the plan through a row softmax, Pᵢᵢ / (P1)ᵢ, "
+        "in which the row scaling u cancels: the relaxation hardly changes its gradient. "
+        + (
+            f"Its RINCE term, weighted r₂ = {preset['r2']:g}, takes {rince_part:.3f} off the "
+            "share; "
+            if rince_part > 0
+            else f"Its RINCE term, weighted r₂ = {preset['r2']:g}, adds {-rince_part:.3f} to the "
+            "share; "
+        )
+        + f"RINCE alone (q = 1, unweighted) gives {gs['rince']:.3f}. Reading the unbalanced plan "
+        f"itself, KL(P_tgt ‖ P), keeps the row scaling: {gs['uot_plan_kl']:.3f}. The RINCE "
+        f"settings are the paper's: λ_R = {preset['lam']:g}, q = {preset['q']:g}, "
+        f"r₁ = {preset['r1']:g}, r₂ = {preset['r2']:g} (Chen et al. 2024; its CIFAR-10 config "
+        "uses r₂ = 0.02, q = 0.98); "
+        f"the Train page's GCA-UOT preset also uses its ε = {preset['epsilon']:g}, "
+        f"T = {preset['n_iter']}, λ₁ = λ₂ = {preset['relax_a']:g}."
+    )
+    ui.chart(mfig.tradeoff_chart(sweep), key="mech_chart_tradeoff")
+    lo_share, hi_share = sweep.shares["uot_plan_kl"][0], sweep.shares["uot_plan_kl"][-1]
+    lo_h, hi_h = sweep.entropy[0] / sweep.max_entropy, sweep.entropy[-1] / sweep.max_entropy
+    st.caption(
+        f"From λ₁ = λ₂ = {sweep.relax[-1]:g} (nearly balanced) to {sweep.relax[0]:g}: the gradient "
+        f"share of the plan read directly goes {hi_share:.3f} → {lo_share:.3f}, the paper's "
+        f"GCA-UOT {sweep.shares['gca_uot'][-1]:.3f} → {sweep.shares['gca_uot'][0]:.3f}, and the "
+        f"plan's entropy {hi_h:.3f} → {lo_h:.3f} of log N²: as the marginals stop holding it the "
+        "plan turns into the kernel K, with K's uneven rows and columns. Same batch, ε and T as "
+        "above."
+    )
+    ui.show_code(um.replace_views, um.mass_shares, um.gradient_shares, um.relaxation_sweep)
+
+
+mechanism_section(store, ckpts)
+
 
 # ------------------------------------------------------- where the plan puts mass
 
 st.header("Graded corruption: does the unbalanced plan put less mass on corrupted pairs?")
-uot_ckpts = [i for i in ckpts if store.get(i).config.get("method") == "gca_uot"]
-encoders = {0: "Random MLP encoder (untrained)", **ckpts}
-e1, e2, e3 = st.columns(3)
-with e1:
-    encoder_id = ui.select(
-        "Encoder",
-        "noisy_enc",
-        list(encoders),
-        uot_ckpts[0] if uot_ckpts else 0,
-        format_func=encoders.get,
+
+
+@st.fragment
+def graded_section(store: RunStore, ckpts: dict[int, str], severity: float, seed: int) -> None:
+    """The graded-corruption experiment (``severity`` and ``seed``: the views' controls at
+    the top of the page): a change of its own controls reruns only this section."""
+    uot_ckpts = [i for i in ckpts if store.get(i).config.get("method") == "gca_uot"]
+    encoders = {0: "Random MLP encoder (untrained)", **ckpts}
+    e1, e2, e3 = st.columns(3)
+    with e1:
+        encoder_id = ui.select(
+            "Encoder",
+            "noisy_enc",
+            list(encoders),
+            uot_ckpts[0] if uot_ckpts else 0,
+            format_func=encoders.get,
+        )
+        source = ui.select(
+            "Second view",
+            "noisy_src",
+            list(SOURCES),
+            "graded",
+            format_func=SOURCES.get,
+            help="Each pair's second view: its test image corrupted with a severity spread "
+            "evenly from 0 to the largest severity over the batch (in a random order), or an "
+            "extreme augmentation at the severity s of the views above.",
+        )
+    with e2:
+        n = int(ui.slider("Pairs N", "noisy_n", 32, 256, 128, step=16))
+        max_sev = float(ui.slider("Largest severity", "noisy_max", 0.1, 1.0, 1.0, step=0.05))
+    with e3:
+        eps = ui.epsilon("noisy_eps", 0.5)
+        lam = ui.relaxation("noisy_lam", 0.2, both=True)
+    ckpt = store.run_dir(encoder_id) / "checkpoint.pt" if encoder_id else None
+    stamp = ckpt.stat().st_mtime if ckpt is not None and ckpt.exists() else 0.0
+    view_severity = max_sev if source == "graded" else severity
+    with ui.guard("Experiment"):
+        res, who = mass_experiment(
+            source, n, seed, view_severity, int(encoder_id), stamp, eps, lam, _store=store
+        )
+    st.caption(
+        f"Embeddings from {who}. View 1 is the clean digit, view 2 "
+        + (
+            f"the digit corrupted with a severity spread evenly over [0, {max_sev:g}]"
+            if source == "graded"
+            else f"an extreme augmentation at severity {severity:g}"
+        )
+        + f". The plan: GCA-UOT's, ε = {res.epsilon:g}, T = {res.n_iter}, λ₁ = λ₂ = {lam:g}."
     )
-    source = ui.select(
-        "Second view",
-        "noisy_src",
-        list(SOURCES),
-        "graded",
-        format_func=SOURCES.get,
-        help="Each pair's second view: its test image corrupted with a severity spread "
-        "evenly from 0 to the largest severity over the batch (in a random order), or an "
-        "extreme augmentation at the severity s of the views above.",
+    q1, q2, q3, q4 = st.columns(4)
+    q1.metric(
+        "ρ: strength vs Pᵢᵢ",
+        f"{res.spearman:+.3f}",
+        help="Spearman rank correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
     )
-with e2:
-    n = int(ui.slider("Pairs N", "noisy_n", 32, 256, 128, step=16))
-    max_sev = float(ui.slider("Largest severity", "noisy_max", 0.1, 1.0, 1.0, step=0.05))
-with e3:
-    eps = ui.epsilon("noisy_eps", 0.5)
-    lam = ui.relaxation("noisy_lam", 0.2, both=True)
-ckpt = store.run_dir(encoder_id) / "checkpoint.pt" if encoder_id else None
-stamp = ckpt.stat().st_mtime if ckpt is not None and ckpt.exists() else 0.0
-view_severity = max_sev if source == "graded" else severity
-with ui.guard("Experiment"):
-    res, who = mass_experiment(
-        source, n, seed, view_severity, int(encoder_id), stamp, eps, lam, _store=store
+    q2.metric(
+        "r: strength vs Pᵢᵢ",
+        f"{res.pearson:+.3f}",
+        help="Pearson correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
     )
-st.caption(
-    f"Embeddings from {who}. View 1 is the clean digit, view 2 "
-    + (
-        f"the digit corrupted with a severity spread evenly over [0, {max_sev:g}]"
-        if source == "graded"
-        else f"an extreme augmentation at severity {severity:g}"
+    q3.metric(
+        "ρ: strength vs row mass",
+        f"{res.spearman_row:+.3f}",
+        help="Spearman rank correlation of each view's strength with its row's mass (P1)ᵢ",
     )
-    + f". The plan: GCA-UOT's, ε = {res.epsilon:g}, T = {res.n_iter}, λ₁ = λ₂ = {lam:g}."
-)
-q1, q2, q3, q4 = st.columns(4)
-q1.metric(
-    "ρ: strength vs Pᵢᵢ",
-    f"{res.spearman:+.3f}",
-    help="Spearman rank correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
-)
-q2.metric(
-    "r: strength vs Pᵢᵢ",
-    f"{res.pearson:+.3f}",
-    help="Pearson correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
-)
-q3.metric(
-    "ρ: strength vs row mass",
-    f"{res.spearman_row:+.3f}",
-    help="Spearman rank correlation of each view's strength with its row's mass (P1)ᵢ",
-)
-q4.metric(
-    "ρ, balanced plan's Pᵢᵢ",
-    f"{res.spearman_balanced:+.3f}",
-    help="The first correlation for the balanced plan (GCA-INCE's) of the same batch",
-)
-ui.chart(
-    xfig.mass_scatter(
-        res.strength,
-        {
-            "unbalanced plan: P_ii / mean": res.kept,
-            "unbalanced plan: row mass (P1)_i / mean": res.row_mass,
-            "balanced plan (GCA-INCE): P_ii / mean": res.balanced_kept,
-        },
-    ),
-    key="noisy_chart_mass",
-)
-low_q, high_q = np.quantile(res.strength, [0.25, 0.75])
-low_kept = res.mean_kept(res.strength <= low_q)
-high_kept = res.mean_kept(res.strength >= high_q)
-direction = "less mass" if high_kept < low_kept else "not less mass"
-if res.negligible:
-    direction = "no measurable difference"
-    st.warning(
-        f"At ε = {res.epsilon:g} the plan barely tells the pairs apart: every diagonal mass "
-        f"is within {res.kept_spread:.1e} × their mean of the others, so the correlations "
-        "above rank differences too small to matter. Lower ε to see the effect.",
-        icon=":material/info:",
+    q4.metric(
+        "ρ, balanced plan's Pᵢᵢ",
+        f"{res.spearman_balanced:+.3f}",
+        help="The first correlation for the balanced plan (GCA-INCE's) of the same batch",
     )
-st.caption(
-    f"Measured on these {n} pairs: the quarter with the weakest corruption keeps "
-    f"{low_kept:.3f} × the mean diagonal mass, the most corrupted quarter {high_kept:.3f} × "
-    f"({direction} on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
-    f"r = {res.pearson:+.3f}). The unbalanced plan's marginals are only penalised: its row "
-    f"sums range over {res.row_sums.min():#.3g} – {res.row_sums.max():#.3g} against μᵢ = 1 "
-    f"(total {res.total_mass:.4g} against N = {n}), and a row's total correlates with the "
-    f"strength at ρ = {res.spearman_row:+.3f}. The balanced plan (hard marginals, rows within "
-    f"{res.balanced_row_error:.1e} of 1) gives ρ = {res.spearman_balanced:+.3f} for its "
-    "diagonal: it can only move a corrupted pair's mass to other columns of the same row."
-)
-ui.show_code(ex.corruption_mass_correlation, ex.graded_corruption, ex.augment_at)
+    ui.chart(
+        xfig.mass_scatter(
+            res.strength,
+            {
+                "unbalanced plan: P_ii / mean": res.kept,
+                "unbalanced plan: row mass (P1)_i / mean": res.row_mass,
+                "balanced plan (GCA-INCE): P_ii / mean": res.balanced_kept,
+            },
+        ),
+        key="noisy_chart_mass",
+    )
+    low_q, high_q = np.quantile(res.strength, [0.25, 0.75])
+    low_kept = res.mean_kept(res.strength <= low_q)
+    high_kept = res.mean_kept(res.strength >= high_q)
+    direction = "less mass" if high_kept < low_kept else "not less mass"
+    if res.negligible:
+        direction = "no measurable difference"
+        st.warning(
+            f"At ε = {res.epsilon:g} the plan barely tells the pairs apart: every diagonal mass "
+            f"is within {res.kept_spread:.1e} × their mean of the others, so the correlations "
+            "above rank differences too small to matter. Lower ε to see the effect.",
+            icon=":material/info:",
+        )
+    st.caption(
+        f"Measured on these {n} pairs: the quarter with the weakest corruption keeps "
+        f"{low_kept:.3f} × the mean diagonal mass, the most corrupted quarter {high_kept:.3f} × "
+        f"({direction} on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
+        f"r = {res.pearson:+.3f}). The unbalanced plan's marginals are only penalised: its row "
+        f"sums range over {res.row_sums.min():#.3g} – {res.row_sums.max():#.3g} against μᵢ = 1 "
+        f"(total {res.total_mass:.4g} against N = {n}), and a row's total correlates with the "
+        f"strength at ρ = {res.spearman_row:+.3f}. The balanced plan (hard marginals, rows within "
+        f"{res.balanced_row_error:.1e} of 1) gives ρ = {res.spearman_balanced:+.3f} for its "
+        "diagonal: it can only move a corrupted pair's mass to other columns of the same row."
+    )
+    ui.show_code(ex.corruption_mass_correlation, ex.graded_corruption, ex.augment_at)
+
+
+graded_section(store, ckpts, severity, seed)

@@ -12,6 +12,7 @@ rendered and the console is clean (icon-font requests fail offline and are ignor
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -150,11 +151,28 @@ def serve_app(runs_dir: Path, script_times: Path | None = None) -> Iterator[Serv
         kill_run_processes(runs_dir)
 
 
+SCRIPT_LOG = "script_times.jsonl"  # the session server's script runs, in its run store
+
+
 @pytest.fixture(scope="session")
 def base_url(runs_dir: Path) -> Iterator[str]:
-    """The app server of the session (one for all tests)."""
-    with serve_app(runs_dir) as url:
+    """The app server of the session (one for all tests); it logs every script run to
+    ``runs_dir / SCRIPT_LOG`` (see timed_server.py and :func:`script_runs`)."""
+    with serve_app(runs_dir, script_times=runs_dir / SCRIPT_LOG) as url:
         yield str(url)
+
+
+@pytest.fixture
+def script_log(runs_dir: Path, base_url: str) -> Path:
+    """The session server's log of script runs (read it with :func:`script_runs`)."""
+    return runs_dir / SCRIPT_LOG
+
+
+def script_runs(log: Path) -> list[dict[str, Any]]:
+    """A server's script runs so far (see timed_server.py), oldest first: each says whether
+    it was a fragment's run (``fragment``) and which widget values it carried."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 @pytest.fixture

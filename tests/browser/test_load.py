@@ -44,7 +44,6 @@ server's script runs of every page, and a timeline of the sessions.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import statistics
@@ -65,10 +64,12 @@ from gca_viz.runs import RunStore
 from tests.browser.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    SCRIPT_LOG,
     VIEWPORT,
     App,
     Served,
     kill_run_processes,
+    script_runs,
     serve_app,
 )
 from tests.helpers import REPO_ROOT, store_processes
@@ -81,7 +82,7 @@ PROBE_PAUSE = 0.5  # seconds between two timed changes of the probe
 BROWSER_NICENESS = 19  # the test's browsers yield the CPU to the server (browser_session)
 SESSIONS = 5
 ARTIFACT = REPO_ROOT / "test-artifacts" / "load.csv"
-SCRIPT_LOG = "script_times.jsonl"  # in the server's run store folder
+
 LAB_CHARTS = 3  # charts the plan lab draws with its default settings
 SWEEP_CHARTS = 10  # charts of the Entropy page
 RUN_A = ("load-a", "40")  # name and steps: finishes on its own
@@ -134,12 +135,6 @@ def browser_change(app: App, key: str, value: str, charts: int) -> float:
     ]
     assert done, f"no finished script run with {key}={value}; states seen: {states}"
     return float(done[0] - enter) / 1000
-
-
-def script_runs(log: Path) -> list[dict[str, Any]]:
-    """The server's script runs so far (see timed_server.py), oldest first."""
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def server_run(log: Path, key: str, value: float, timeout: float = 30) -> dict[str, Any]:
