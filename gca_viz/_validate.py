@@ -20,6 +20,7 @@ __all__ = [
     "finite_array",
     "integer",
     "nonnegative",
+    "not_learnable",
     "number",
     "positive",
     "relaxation",
@@ -38,8 +39,21 @@ def _got(value: Any) -> str:
     return f"got {value!r}"
 
 
+def not_learnable(value: Any, name: str) -> None:
+    """Refuse a tensor that requires grad where a plain number is read: it would be read
+    once as a float and never trained (a learnable temperature needs an API that keeps it
+    in the graph, which the OT solvers and the losses' parameters do not)."""
+    if getattr(value, "requires_grad", False):
+        raise ValueError(
+            f"{name} must be a plain number, got a tensor that requires grad (it would be "
+            "read once as a float and never trained)"
+        )
+
+
 def number(value: Any, name: str) -> float:
-    """``value`` as a float (``nan`` and ``inf`` included): ``"<name> must be a number"``."""
+    """``value`` as a float (``nan`` and ``inf`` included): ``"<name> must be a number"``;
+    a tensor that requires grad is refused (:func:`not_learnable`)."""
+    not_learnable(value, name)
     if isinstance(value, str | bytes | bool | np.bool_):
         raise ValueError(f"{name} must be a number, {_got(value)}")
     try:

@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         if f.name in DICT_FIELDS:
             extra = _DICT_HELP.get(f.name, "")
-            ap.add_argument(flag, type=json.loads, help=f"JSON object for {f.name}{extra}")
+            ap.add_argument(flag, type=_json_object, help=f"JSON object for {f.name}{extra}")
         else:
             kind = type(f.default) if f.default is not dataclasses.MISSING else str
             choices = _CHOICES.get(f.name)
@@ -382,6 +382,20 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     if loss:
         values["loss_params"] = loss
     return values
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A flag's JSON object (argparse names the flag in front of the message)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({exc.msg} at character {exc.pos}): {text!r}; keys and strings "
+            """need double quotes, e.g. '{"epsilon": 0.3}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object {{...}}, got {text!r}")
+    return value
 
 
 def _check_creatable(folder: Path) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from gca_viz._validate import not_learnable
+
 ParamValue = float | int | str | None
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,11 +58,7 @@ class Param:
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
             return str(value)
-        if getattr(value, "requires_grad", False):
-            raise ValueError(
-                f"{self.name} must be a plain number, got a tensor that requires grad (it "
-                "would be read once as a float and never trained)"
-            )
+        not_learnable(value, self.name)
         try:
             number = float(value)
         except (TypeError, ValueError):

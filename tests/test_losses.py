@@ -637,6 +637,23 @@ def test_a_parameter_tensor_that_requires_grad_is_refused() -> None:
     assert losses.get("ince", epsilon=torch.tensor(0.1)).params["epsilon"] == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("method", ["ince", "gca_uot"])
+def test_inspect_output_prints_one_line_and_compares_by_identity(method: str) -> None:
+    """``repr(loss.inspect(...))`` printed every tensor (about 2,900 characters at N = 8),
+    and ``out == out2`` raised "Boolean value of Tensor ... is ambiguous"."""
+    loss = losses.get(method)
+    z1, z2 = _batch(8, 4)
+    out, again = loss.inspect(z1, z2), loss.inspect(z1, z2)
+    for text in (repr(out), repr(out.projection)):
+        assert "\n" not in text and len(text) < 320, text
+    assert repr(out).startswith(f"LossOutput(loss={float(out.loss):.6g}, 8x8, epsilon=0.5, ")
+    assert f"positive_mass={out.diagnostics['positive_mass']:.4g}" in repr(out)
+    solver = out.projection.solver
+    assert (repr(solver) if solver else "one row step") in repr(out.projection)
+    assert out == out and out != again and out in [again, out]
+    assert out.projection == out.projection and out.projection != again.projection
+
+
 @pytest.mark.parametrize("labels", [np.array([0.0, 1.0, np.nan, 1.0] * 2), [0.0, math.nan] * 4])
 def test_nan_labels_are_refused(labels: object) -> None:
     loss = losses.get("gca_ince", target="class")

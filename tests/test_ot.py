@@ -1025,6 +1025,52 @@ def test_result_repr_is_one_short_line_that_names_the_problem() -> None:
     assert "unbalanced" in repr(relaxed) and "torch cpu float64" in repr(relaxed)
 
 
+def test_results_compare_by_identity() -> None:
+    """``r1 == r2`` and ``r in [r2]`` raised "Boolean value of Tensor ... is ambiguous" (the
+    dataclass compared its tensor fields)."""
+    C = torch.as_tensor(_problem(4, 5, True, seed=34)[0])
+    first, again = sinkhorn(C, epsilon=0.5, n_iter=3), sinkhorn(C, epsilon=0.5, n_iter=3)
+    assert first == first and first != again
+    assert first in [again, first] and again not in [first]
+    assert len({first, again}) == 2  # hashable, by identity
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda C, t: sinkhorn(C, epsilon=t), "epsilon"),
+        (lambda C, t: sinkhorn(C, epsilon=0.3, relax_a=t), "relax_a"),
+        (lambda C, t: sinkhorn(C, epsilon=0.3, relax_b=t), "relax_b"),
+        (lambda C, t: row_projection(C, epsilon=t), "epsilon"),
+        (lambda C, t: row_projection(C, epsilon=0.3, relax_a=t), "relax_a"),
+    ],
+    ids=["sinkhorn-eps", "sinkhorn-relax_a", "sinkhorn-relax_b", "row-eps", "row-relax_a"],
+)
+def test_a_learnable_scalar_is_refused_not_read_once(call: Callable[..., Any], name: str) -> None:
+    """A learnable temperature (CLIP's) was read once as a float: the plan had no gradient
+    for it and nothing said so (the losses refused the same tensor)."""
+    C = torch.rand(4, 4, dtype=torch.float64)
+    t = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=rf"^{name} must be a plain number, got a tensor"):
+        call(C, t)
+    call(C, t.detach())  # the same value as a plain tensor is read
+
+
+@pytest.mark.parametrize("cost", [cosine_cost, sqeuclidean_cost])
+def test_a_cost_refuses_a_numpy_x_beside_a_torch_y(cost: Callable[..., Any]) -> None:
+    """The cost took x's kind: a numpy x and a torch y that requires grad gave a numpy cost
+    without y's gradient, silently."""
+    rng = np.random.default_rng(35)
+    x = rng.standard_normal((3, 2))
+    y = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^x and y must both be torch tensors when y is one"):
+        cost(x, y)
+    both = cost(torch.as_tensor(x), y)
+    both.sum().backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+    assert isinstance(cost(torch.as_tensor(x), y.detach().numpy()), torch.Tensor)  # x's kind
+
+
 # ---------------------------------------------------------------- 12. invalid inputs
 
 _C = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.5]])

@@ -615,6 +615,17 @@ def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: 
         assert "delete the folder or choose a new one" in again.stderr
 
 
+def test_cli_says_a_malformed_json_flag_is_not_valid_json() -> None:
+    """``--loss-params '{epsilon:1}'`` said "invalid loads value" (argparse's words for the
+    type function's name)."""
+    done = _cli("train", "--loss-params", "{epsilon:1}", "--steps", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "argument --loss-params: not valid JSON" in done.stderr
+    assert """keys and strings need double quotes, e.g. '{"epsilon": 0.3}'""" in done.stderr
+    listed = _cli("train", "--loss-params", "[1]", "--steps", "1")
+    assert "argument --loss-params: must be a JSON object {...}, got '[1]'" in listed.stderr
+
+
 def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
     """--out naming a file trained, failed on snapshots/ and failed again writing the
     failure: two tracebacks. It is refused first, like the other arguments."""

@@ -49,7 +49,7 @@ STAGE_REGISTRIES = {
 """The registry each stage kind's names come from (:data:`STAGE_KINDS` order)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (compared by identity: == on tensor fields is ambiguous)
 class LossOutput:
     """What a loss saw on one batch: the stages' outputs and plan diagnostics.
 
@@ -66,6 +66,17 @@ class LossOutput:
     projection: Projection
     epsilon: float
     diagnostics: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """One line: the loss, the plan's shape, ``ε``, the diagnostics and the tensors'
+        kind (the tensors themselves are fields)."""
+        n, m = self.cost.shape
+        diag = ", ".join(f"{k}={v:.4g}" for k, v in self.diagnostics.items() if k != "loss")
+        kind = f"torch {self.cost.device} {str(self.cost.dtype).removeprefix('torch.')}"
+        return (
+            f"LossOutput(loss={float(self.loss.detach()):.6g}, {n}x{m}, "
+            f"epsilon={self.epsilon:g}{', ' + diag if diag else ''}, {kind})"
+        )
 
     @property
     def kernel(self) -> torch.Tensor:

@@ -107,7 +107,7 @@ def sqeuclidean(z1: torch.Tensor, z2: torch.Tensor, layout: str) -> torch.Tensor
 # ---------------------------------------------------------------------------- projections
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (compared by identity: == on tensor fields is ambiguous)
 class Projection:
     """A plan in potential form ``log P_ij = (f_i + g_j - C_ij) / ε`` and how it was reached.
 
@@ -124,6 +124,14 @@ class Projection:
     epsilon: float
     solver: ot.SinkhornResult | None = None
     log_rows: torch.Tensor | None = None  # (n,)
+
+    def __repr__(self) -> str:
+        """One line: the plan's shape, ``ε``, how it was reached (the solver's own line, or
+        one row step) and the tensors' kind (the tensors themselves are fields)."""
+        n, m = self.log_plan.shape
+        how = repr(self.solver) if self.solver is not None else "one row step"
+        kind = f"torch {self.cost.device} {str(self.cost.dtype).removeprefix('torch.')}"
+        return f"Projection({n}x{m}, epsilon={self.epsilon:g}, {how}, {kind})"
 
     def row_sums(self, plan: torch.Tensor | None = None) -> torch.Tensor:
         """``(P 1)_i``, shape ``(n,)`` (from ``plan``, the caller's ``self.plan``, if given)."""

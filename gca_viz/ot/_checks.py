@@ -314,11 +314,18 @@ def _check_solution(
 def _points_pair(x: Array, y: Array | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` and ``y`` (``x`` again when ``None``) as tensors of ``x``'s device and dtype,
     2-D, non-empty, with the same feature dimension (values checked by
-    :func:`_check_rows`). Two floating dtypes or two devices that differ are refused."""
+    :func:`_check_rows`). Two floating dtypes or two devices that differ are refused, and so
+    is a torch ``y`` beside a ``x`` that is not a tensor (the result takes ``x``'s kind)."""
     xt = _to_tensor(x, "x")
     _check_shape(xt, "x")
     if y is None:
         return xt, xt
+    if isinstance(y, torch.Tensor) and not isinstance(x, torch.Tensor):
+        # (the cost takes x's kind: a numpy cost would drop y's device and its gradient)
+        raise ValueError(
+            f"x and y must both be torch tensors when y is one: x is a {type(x).__name__}; "
+            "pass torch.as_tensor(x, dtype=y.dtype, device=y.device)"
+        )
     x_kind, y_kind = _float_kind(x), _float_kind(y)
     if x_kind and y_kind and x_kind != y_kind:  # (else the argument order picks the precision)
         raise ValueError(f"x and y must have the same dtype: {x_kind} != {y_kind}; cast one")

@@ -42,7 +42,9 @@ def cosine_cost(x: Array, y: Array | None = None, *, exclude_self: bool = False)
     Raises:
         ValueError: if ``x`` or ``y`` is not 2-D, is empty, has NaN/inf or a zero row, if
             the feature dimensions, the floating dtypes or the devices of ``x`` and ``y``
-            differ, or if ``exclude_self`` is asked of a non-square cost.
+            differ, if ``y`` is a torch tensor and ``x`` is not (the result would be a numpy
+            array without ``y``'s gradient), or if ``exclude_self`` is asked of a
+            non-square cost.
     """
     ns, points = _points(x, y, exclude_self)
     xp = ns.xp

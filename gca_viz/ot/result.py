@@ -11,7 +11,7 @@ from gca_viz.ot._problem import _log_plan, _rho
 from gca_viz.ot._xp import Array, machine_epsilon, namespace, output
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (compared by identity: == on tensor fields is ambiguous)
 class SinkhornResult:
     r"""Output of :func:`sinkhorn`: potentials, plan and convergence diagnostics.
 
@@ -29,7 +29,11 @@ class SinkhornResult:
             problem demands; it is 0 exactly at the solution.
         n_iter: number of full sweeps performed.
         converged: whether the last error is at most ``tol`` (or, with ``tol = 0``, at most
-            ``sqrt(machine eps)`` times the mass of ``μ``).
+            ``sqrt(machine eps)`` times the mass of ``μ``). A relaxed marginal's residual
+            reads the potentials through ``exp(-f / λ)``, which multiplies their rounding
+            error by ``1/λ``: in float32 with ``λ <= 1e-4`` it may say ``False`` (more often
+            for the absorbing engine, whose potentials carry the absorptions' rounding)
+            for a plan that is as accurate as float32 allows.
         history: ``(P^(1), ..., P^(2 n_iter))``, the plan after every half-step, when
             ``history=True``; else empty.
         cost, a, b, epsilon, relax_a, relax_b: the problem that was solved. numpy inputs
@@ -37,6 +41,11 @@ class SinkhornResult:
             function), which the properties that need them read when asked (``log_plan``
             when formed on first use, ``transport_cost``, ``marginal_error``): modify them
             in place after the call and those properties describe another problem.
+
+    The scalar properties (``mass``, ``marginal_error``, ``entropy``, ``transport_cost``) are
+    detached Python floats, for reports. For a differentiable ``<P, C>`` (as POT's
+    ``sinkhorn2``) form it from the plan: ``(res.plan * C).sum()``, or with ``+inf`` entries
+    ``torch.where(res.plan > 0, res.plan * C, 0).sum()``. Results compare by identity.
     """
 
     plan: Array
@@ -52,7 +61,7 @@ class SinkhornResult:
     epsilon: float
     relax_a: float | None = None
     relax_b: float | None = None
-    _log_plan: Array | None = field(default=None, repr=False, compare=False)
+    _log_plan: Array | None = field(default=None, repr=False)
 
     @property
     def log_plan(self) -> Array:
@@ -93,7 +102,8 @@ class SinkhornResult:
 
     @property
     def mass(self) -> float:
-        """Total mass ``sum_ij P_ij`` (1 for balanced problems with probability marginals)."""
+        """Total mass ``sum_ij P_ij`` (1 for balanced problems with probability marginals), a
+        detached float."""
         ns = namespace(self.plan)
         return float(ns.detach(ns.native(self.plan)).sum())
 
@@ -109,7 +119,8 @@ class SinkhornResult:
 
     @property
     def entropy(self) -> float:
-        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``docs/math.md`` section 2; ``0 log 0 = 0``)."""
+        r"""``H(P) = -sum_ij P_ij (log P_ij - 1)`` (``docs/math.md`` section 2; ``0 log 0 = 0``),
+        a detached float."""
         ns = namespace(self.plan)
         p = ns.detach(ns.native(self.plan))
         plogp = p * ns.xp.log(ns.xp.where(p > 0, p, 1.0))  # (0 where P_ij = 0)
@@ -117,7 +128,8 @@ class SinkhornResult:
 
     @property
     def transport_cost(self) -> float:
-        """``<P, C> = sum_ij P_ij C_ij`` (entries with ``C_ij = +inf`` carry no mass)."""
+        """``<P, C> = sum_ij P_ij C_ij`` (entries with ``C_ij = +inf`` carry no mass), a
+        detached float: ``(plan * cost).sum()`` is the differentiable one."""
         ns = namespace(self.plan, self.cost)
         p, c = (ns.detach(ns.native(x)) for x in (self.plan, self.cost))
         with ns.quiet():  # 0 * inf: masked

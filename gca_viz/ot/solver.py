@@ -139,6 +139,10 @@ def sinkhorn(
         n_iter: number of sweeps ``T >= 1`` (``2T`` half-steps), at most that many with
             ``tol``; default 100. (``max_iter`` is its deprecated alias.)
         tol: if ``> 0``, stop after the first sweep whose marginal error is ``<= tol``.
+            Nothing warns when ``n_iter`` sweeps end above it (or, with ``tol = 0``, above
+            the default threshold): read ``result.converged``. Small ``ε`` needs many
+            sweeps (thousands at ``ε = 1e-3`` for a cosine cost; the Entropy page shows
+            how many).
         relax_a: ``λ1 > 0``, the KL weight of the row marginal; ``None`` (or ``inf``) keeps
             it a hard constraint.
         relax_b: ``λ2 > 0``, likewise for the column marginal.
