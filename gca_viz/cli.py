@@ -1,5 +1,6 @@
 """Command line: ``python -m gca_viz train --config cfg.json`` or flags, also under ``torchrun``;
-``python -m gca_viz import DIR ...`` adds such runs (or exported ones) to the app's run store.
+``python -m gca_viz import DIR ...`` adds such runs (or exported ones) to the app's run store,
+and ``python -m gca_viz export RUN_ID DEST`` writes one of its runs whole.
 
 ``--out DIR`` writes the run's files there (the layout :class:`DirectoryWriter` documents);
 ``--resume`` continues from ``DIR/checkpoint.pt`` exactly where it stopped, with the run's
@@ -521,7 +522,8 @@ def train_main(argv: list[str]) -> int:
 
 USAGE = (
     "usage: python -m gca_viz train [--config CFG.json] [--out DIR] [flags]\n"
-    "       python -m gca_viz import DIR [DIR ...] [--store RUNS] [--name NAME]\n"
+    "       python -m gca_viz import DIR|ZIP [DIR|ZIP ...] [--store RUNS] [--name NAME]\n"
+    "       python -m gca_viz export RUN_ID DEST [--store RUNS] [--zip]\n"
     "       python -m gca_viz --version\n"
     "'python -m gca_viz train --help' lists the flags."
 )
@@ -539,7 +541,9 @@ def import_main(argv: list[str]) -> int:
         prog="python -m gca_viz import",
         description="Add run directories (train --out, or an export) to the app's run store.",
     )
-    ap.add_argument("dirs", nargs="+", metavar="DIR", help="a run directory")
+    ap.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="a run directory, or the zip of one (an export)"
+    )
     ap.add_argument(
         "--store",
         help=f"the run store (default: ${DATA_DIR_ENV} or ./runs, as the app)",
@@ -561,9 +565,47 @@ def import_main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def export_main(argv: list[str]) -> int:
+    """``python -m gca_viz export RUN_ID DEST``: write a run of the store whole (config, live
+    changes, metrics, snapshots, checkpoint; :meth:`gca_viz.runs.RunStore.export`) into the
+    folder ``DEST``, or with ``--zip`` into the zip archive ``DEST`` (the Train page's "Run
+    (zip)" download); ``import`` reads either back."""
+    from gca_viz.runs import DATA_DIR_ENV, RunStore, default_data_dir
+
+    ap = argparse.ArgumentParser(
+        prog="python -m gca_viz export",
+        description="Write a run of the app's run store whole, for import elsewhere.",
+    )
+    ap.add_argument("run_id", type=int, metavar="RUN_ID", help="the run's number (#N in the app)")
+    ap.add_argument("dest", metavar="DEST", help="the folder to write (or the .zip, with --zip)")
+    ap.add_argument(
+        "--store",
+        help=f"the run store (default: ${DATA_DIR_ENV} or ./runs, as the app)",
+    )
+    ap.add_argument("--zip", action="store_true", help="write one zip archive, DEST")
+    args = ap.parse_args(argv)
+    where = Path(args.store or default_data_dir()).expanduser()
+    if not (where / "runs.db").is_file():
+        ap.error(f"--store: {where} is not a run store (it holds no runs.db)")
+    store = RunStore(where)
+    try:
+        store.get(args.run_id)
+    except ValueError:
+        ap.error(f"RUN_ID: the store {where} has no run {args.run_id}")
+    dest = Path(args.dest).expanduser()
+    if args.zip:
+        dest.write_bytes(store.export_zip(args.run_id))
+    elif dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        ap.error(f"DEST: {dest} exists and is not an empty folder")
+    else:
+        store.export(args.run_id, dest)
+    print(f"run #{args.run_id} written to {dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: ``train`` (see :func:`train_main`), ``import`` (see
-    :func:`import_main`), ``--version``, ``--help``."""
+    :func:`import_main`), ``export`` (see :func:`export_main`), ``--version``, ``--help``."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
         print(f"gca_viz {__version__}")
@@ -572,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(args[1:])
     if args and args[0] == "import":
         return import_main(args[1:])
+    if args and args[0] == "export":
+        return export_main(args[1:])
     if args and args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -185,19 +185,43 @@ def install(store: Any, source: Path | None = None) -> list[int]:
         with store._db() as db:
             if db.execute("SELECT 1 FROM settings WHERE key=?", (_MARKER,)).fetchone():
                 return []
-        present = {run.name for run in store.list_runs()}
-        new = []
-        for name in DEMO_RUNS:
-            if name in present or not (source / name / "config.json").exists():
-                continue
-            expected = _next_run_id(store)
-            try:
-                new.append(store.import_directory(source / name, name=name))
-            except BaseException:
-                _discard_partial(store, expected)
-                raise
+        new = _import_missing(store, source, DEMO_RUNS)
         with store._db(write=True) as db:
             db.execute("INSERT OR REPLACE INTO settings VALUES (?, '1')", (_MARKER,))
+    return new
+
+
+def restore(store: Any, names: Iterable[str], source: Path | None = None) -> list[int]:
+    """Import the shipped demo runs ``names`` again (from ``source``, default
+    :data:`ASSETS`) where the store no longer holds a run of that name (the user deleted
+    it; a page that compares them offers this); returns the new run ids.
+
+    Raises:
+        ValueError: naming an unknown demo run; as :func:`install` otherwise.
+    """
+    names = list(names)
+    unknown = sorted(set(names) - set(DEMO_RUNS))
+    if unknown:
+        raise ValueError(f"names: unknown demo runs {unknown}; choose from {list(DEMO_RUNS)}")
+    source = ASSETS if source is None else Path(source)
+    with install_lock(Path(store.dir)):
+        return _import_missing(store, source, names)
+
+
+def _import_missing(store: Any, source: Path, names: Iterable[str]) -> list[int]:
+    """Import each shipped run of ``names`` that the store holds no run of that name of
+    (under the install lock); a failed import leaves no partial files."""
+    present = {run.name for run in store.list_runs()}
+    new = []
+    for name in names:
+        if name in present or not (source / name / "config.json").exists():
+            continue
+        expected = _next_run_id(store)
+        try:
+            new.append(store.import_directory(source / name, name=name))
+        except BaseException:
+            _discard_partial(store, expected)
+            raise
     return new
 
 

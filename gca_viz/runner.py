@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -27,7 +28,7 @@ import numpy as np
 from gca_viz import _signals
 from gca_viz._processes import alive
 from gca_viz.device import device_name
-from gca_viz.runs import _NOT_OURS, ACTIVE, RESERVE_BYTES, RunStore, StoreError
+from gca_viz.runs import _NOT_OURS, ACTIVE, RESERVE_BYTES, NotOwner, RunStore, StoreError
 from gca_viz.train import Callback, TrainConfig, Trainer
 
 
@@ -43,6 +44,7 @@ class StoreWriter(Callback):
         self._pending: list[tuple[int, int, str, float]] = []
         self._last_flush = 0.0
         self._stop = False
+        self._lost: NotOwner | None = None  # set by the heartbeat thread
         self._beating = threading.Event()
         self.reserve = self.dir / ".reserve"
         try:  # room for the last record on a disk that fills up (see release_reserve)
@@ -54,10 +56,19 @@ class StoreWriter(Callback):
     def release_reserve(self) -> None:
         self.reserve.unlink(missing_ok=True)
 
+    @property
+    def owner(self) -> int:
+        """This process's pid: every write names it, and the store refuses the writes of a
+        process whose run was given to another one (:class:`gca_viz.runs.NotOwner`)."""
+        return os.getpid()
+
     def _heartbeat_loop(self) -> None:
         while not self._beating.wait(2.0):
             try:
-                self.store.beat(self.run_id)
+                self.store.beat(self.run_id, owner=self.owner)
+            except NotOwner as exc:  # the training thread stops at its next step
+                self._lost = exc
+                return
             except StoreError:  # busy or full for now: the next beat tries again
                 pass
 
@@ -89,18 +100,20 @@ class StoreWriter(Callback):
         if not force and now - self._last_flush < self.flush_every:
             return
         self._last_flush = now
-        self.store.write_metrics(self.run_id, self._pending, trainer.step)
+        self.store.write_metrics(self.run_id, self._pending, trainer.step, owner=self.owner)
         self._pending = []
 
     def _poll(self, trainer: Trainer) -> None:
         """Before every step: honour a stop request and apply pending live changes, each
         recorded with ``trainer.step`` (the number of steps done; the change shapes the
         next one)."""
+        if self._lost is not None:
+            raise self._lost
         stop, pending = self.store.requests(self.run_id)
         self._stop = self._stop or stop
         for change_id, params in pending:
             trainer.apply_changes(params)  # validated when it was requested
-            self.store.mark_applied(change_id, trainer.step)
+            self.store.mark_applied(change_id, trainer.step, self.run_id, owner=self.owner)
 
     def _record(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
         self._pending += [(self.run_id, trainer.step, k, float(v)) for k, v in logs.items()]
@@ -114,12 +127,12 @@ class StoreWriter(Callback):
         self._flush(trainer, force=True)
 
     def on_snapshot(self, trainer: Trainer, kind: str, arrays: dict[str, np.ndarray]) -> None:
-        self.store.write_snapshot(self.run_id, trainer.step, kind, arrays)
+        self.store.write_snapshot(self.run_id, trainer.step, kind, arrays, owner=self.owner)
 
     def on_checkpoint(self, trainer: Trainer, state: dict[str, Any]) -> None:
         # The metrics of every step up to the checkpoint go in first: a run killed after
         # the checkpoint resumes at the step after it and would never record them again.
-        self._flush(trainer, force=True)
+        self._flush(trainer, force=True)  # (checks that the run is still this process's)
         try:
             trainer.save_checkpoint(self.dir / "checkpoint.pt")
         finally:  # a failed save (a full disk) leaves the old checkpoint and no partial one
@@ -139,7 +152,7 @@ class StoreWriter(Callback):
     def finish(self, status: str, step: int | None = None, error: str | None = None) -> None:
         self._beating.set()
         self.release_reserve()
-        self.store.end(self.run_id, status, step, error)
+        self.store.end(self.run_id, status, step, error, owner=self.owner)
 
 
 def open_run(data_dir: str | Path, run_id: int) -> RunStore:
@@ -195,11 +208,20 @@ def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int =
         if resume and ckpt.exists():
             trainer.load_checkpoint(ckpt)
         trainer.fit()
+    except NotOwner as exc:  # resumed elsewhere while this process was silent: leave it be
+        writer._beating.set()
+        print(f"stopping without writing: {exc}", file=sys.stderr)
+        return 0
     except BaseException as exc:
         free = free_bytes(store.run_dir(run_id))
         writer.release_reserve()  # first: on a full disk, this is the room to record why
         summary = describe_failure(exc, store.run_dir(run_id), free)
-        writer.finish("failed", error=traceback.format_exc() + (f"\n{summary}" if summary else ""))
+        try:
+            writer.finish(
+                "failed", error=traceback.format_exc() + (f"\n{summary}" if summary else "")
+            )
+        except NotOwner:  # (the run is another process's now: its record stays)
+            return 1
         try:
             store.schedule()
         except StoreError:  # the failure is recorded; the next launch or page schedules

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -40,8 +41,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from gca_viz import losses
-from gca_viz._processes import last_error_line, run_alive
+from gca_viz._processes import alive, last_error_line, run_alive
 from gca_viz.data import loaded_params
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
@@ -135,6 +138,12 @@ class StoreError(ValueError):
     damaged database file. A ``ValueError``, so the pages show it as an error message."""
 
 
+class NotOwner(StoreError):
+    """A run process wrote to a run that is no longer its own: the store gave the run to
+    another process (resumed after this one was marked ``interrupted``), or it ended. The
+    process stops without writing anything more."""
+
+
 # SQLite's messages for faults of the storage, not of the query, and what they mean here.
 _STORAGE_FAULTS = (
     ("locked", "the database is locked by another process (busy for {timeout:g} s)"),
@@ -186,6 +195,15 @@ class RunInfo:
     @property
     def steps(self) -> int:
         return int(self.config.get("steps", 0))
+
+    @property
+    def live(self) -> bool:
+        """Whether the run may still change: queued or running, or marked ``interrupted``
+        while its process lives (silent, as a suspended one is: it takes the run back when
+        it answers, see :meth:`RunStore.check_owner`). Pages keep polling such a run."""
+        if self.status in ACTIVE:
+            return True
+        return self.status == "interrupted" and not self.external and alive(self.pid)
 
     @property
     def progress(self) -> float:
@@ -372,8 +390,8 @@ class RunStore:
             for row in rows:
                 pid = self._spawn(int(row["id"]), bool(row["resume"]))
                 db.execute(
-                    "UPDATE runs SET status='running', pid=?, heartbeat=?, started=?, "
-                    "ended=NULL, error=NULL, ready=0 WHERE id=?",
+                    "UPDATE runs SET status='running', pid=?, heartbeat=?, "
+                    "started=COALESCE(started, ?), ended=NULL, error=NULL, ready=0 WHERE id=?",
                     (pid, time.time(), time.time(), row["id"]),
                 )
                 started.append(int(row["id"]))
@@ -459,7 +477,11 @@ class RunStore:
                 pass
 
     def resume(self, run_id: int) -> None:
-        """Queue a stopped, interrupted or failed run to continue from its checkpoint."""
+        """Queue a stopped, interrupted or failed run to continue from its checkpoint.
+
+        An interrupted run's process may still live, silent (suspended, stopped): it is
+        killed first, and in any case the store no longer takes its writes (it is not the
+        run's owner any more, see :class:`NotOwner`), so one process trains the run."""
         with self._db(write=True) as db:
             row = self._row(db, run_id)
             if row["external"]:
@@ -471,6 +493,11 @@ class RunStore:
                 "WHERE id=?",
                 (run_id,),
             )
+        if row["status"] == "interrupted" and alive(row["pid"]):
+            try:  # (SIGKILL: a stopped process does not act on SIGTERM until it continues)
+                os.kill(int(row["pid"]), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.schedule()
 
     def duplicate(self, run_id: int, **changes: Any) -> int:
@@ -548,16 +575,51 @@ class RunStore:
 
     # ------------------------------------------------- writing (by the run's process)
 
-    def beat(self, run_id: int) -> None:
-        """Refresh the run's heartbeat."""
+    def _own(self, db: sqlite3.Connection, run_id: int, owner: int | None) -> None:
+        """In a write's transaction, with ``owner`` (the writing process's pid): check that
+        the run is still that process's, or raise :class:`NotOwner`. A run the store marked
+        ``interrupted`` (its process was silent: a suspended laptop, a stopped process) and
+        gave to no one else is ``running`` again, with a note: the process came back."""
+        if owner is None:
+            return
+        row = db.execute("SELECT pid, status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or row["pid"] != owner or row["status"] not in ("running", "interrupted"):
+            now = "deleted" if row is None else f"{row['status']}, process {row['pid']}"
+            raise NotOwner(f"run {run_id} is no longer trained by process {owner} (now {now})")
+        if row["status"] == "interrupted":
+            db.execute(
+                "UPDATE runs SET status='running', ended=NULL, error=NULL, heartbeat=? WHERE id=?",
+                (time.time(), run_id),
+            )
+            db.execute(
+                "INSERT INTO events (run_id, step, time, level, message) "
+                "VALUES (?, (SELECT step FROM runs WHERE id=?), ?, 'warning', ?)",
+                (
+                    run_id,
+                    run_id,
+                    time.time(),
+                    "the run process answered again after it was marked interrupted (it "
+                    "was suspended or too busy to send its heartbeat): training goes on",
+                ),
+            )
+
+    def beat(self, run_id: int, owner: int | None = None) -> None:
+        """Refresh the run's heartbeat (``owner``: the run process's pid, see :meth:`_own`)."""
         with self._db(write=True) as db:
+            self._own(db, run_id, owner)
             db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
 
     def write_metrics(
-        self, run_id: int, rows: list[tuple[int, int, str, float]], step: int
+        self,
+        run_id: int,
+        rows: list[tuple[int, int, str, float]],
+        step: int,
+        owner: int | None = None,
     ) -> None:
-        """Insert ``(run_id, step, name, value)`` rows; set the run's step and heartbeat."""
+        """Insert ``(run_id, step, name, value)`` rows; set the run's step and heartbeat
+        (``owner``: the run process's pid, see :meth:`_own`)."""
         with self._db(write=True) as db:
+            self._own(db, run_id, owner)
             db.executemany(
                 "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", rows
             )
@@ -566,12 +628,21 @@ class RunStore:
             )
 
     def write_snapshot(
-        self, run_id: int, step: int, kind: str, arrays: Mapping[str, np.ndarray]
+        self,
+        run_id: int,
+        step: int,
+        kind: str,
+        arrays: Mapping[str, np.ndarray],
+        owner: int | None = None,
     ) -> None:
-        """Write ``run-<id>/snapshots/<step>_<kind>.npz`` (atomically) and record it."""
+        """Write ``run-<id>/snapshots/<step>_<kind>.npz`` (atomically) and record it
+        (``owner``: the run process's pid, see :meth:`_own`)."""
         rel = Path(self.run_dir(run_id).name) / "snapshots" / f"{step:07d}_{kind}.npz"
+        if owner is not None:
+            self.check_owner(run_id, owner)  # (before the file: a new owner may write it)
         _write_npz(self.dir / rel, arrays)
         with self._db(write=True) as db:
+            self._own(db, run_id, owner)
             db.execute(
                 "INSERT INTO snapshots (run_id, step, kind, file) VALUES (?, ?, ?, ?)",
                 (run_id, step, kind, str(rel)),
@@ -589,10 +660,21 @@ class RunStore:
             ).fetchall()
         return stop, [(int(i), json.loads(params)) for i, params in pending]
 
-    def mark_applied(self, change_id: int, step: int) -> None:
-        """Record the step a live change took effect at."""
+    def mark_applied(
+        self, change_id: int, step: int, run_id: int | None = None, owner: int | None = None
+    ) -> None:
+        """Record the step a live change took effect at (``owner``: the pid of the process
+        of run ``run_id``, see :meth:`_own`)."""
         with self._db(write=True) as db:
+            if run_id is not None:
+                self._own(db, run_id, owner)
             db.execute("UPDATE changes SET applied_step=? WHERE id=?", (step, change_id))
+
+    def check_owner(self, run_id: int, owner: int) -> None:
+        """Raise :class:`NotOwner` unless run ``run_id`` is still process ``owner``'s (see
+        :meth:`_own`; a run marked interrupted that no one else took is running again)."""
+        with self._db(write=True) as db:
+            self._own(db, run_id, owner)
 
     def drop_change(self, change_id: int) -> None:
         """Forget a live change the run could not apply (it was never in effect)."""
@@ -605,10 +687,17 @@ class RunStore:
             db.execute("UPDATE runs SET device=? WHERE id=?", (device, run_id))
 
     def end(
-        self, run_id: int, status: str, step: int | None = None, error: str | None = None
+        self,
+        run_id: int,
+        status: str,
+        step: int | None = None,
+        error: str | None = None,
+        owner: int | None = None,
     ) -> None:
-        """Record that the run ended with ``status`` (and ``error``) at ``step``."""
+        """Record that the run ended with ``status`` (and ``error``) at ``step`` (``owner``:
+        the run process's pid, see :meth:`_own`)."""
         with self._db(write=True) as db:
+            self._own(db, run_id, owner)
             db.execute(
                 "UPDATE runs SET status=?, ended=?, error=?, heartbeat=?, "
                 "step=COALESCE(?, step), stop_requested=0, resume=0 WHERE id=?",
@@ -734,8 +823,9 @@ class RunStore:
 
     def import_directory(self, path: str | Path, name: str | None = None) -> int:
         """Add a run that ``python -m gca_viz train --out DIR`` wrote, or that :meth:`export`
-        wrote, as a finished (or stopped) run of this store: its config, metrics, snapshots,
-        live changes (``changes.json``) and checkpoint are copied in. A run a
+        wrote (a folder, or the zip of one that :meth:`export_zip` makes: the app's "Run
+        (zip)" download), as a finished (or stopped) run of this store: its config, metrics,
+        snapshots, live changes (``changes.json``) and checkpoint are copied in. A run a
         :class:`gca_viz.watch.Recorder` recorded (its config has ``recorder``) comes back
         external, its config as it was. Returns the new run's id.
 
@@ -744,6 +834,8 @@ class RunStore:
                 malformed.
         """
         src = Path(path)
+        if src.suffix.lower() == ".zip" and src.is_file():
+            return self._import_zip(src, name)
         try:
             raw = json.loads((src / "config.json").read_text())
             if not isinstance(raw, dict):
@@ -852,6 +944,39 @@ class RunStore:
             paths["checkpoint"] = dest / "checkpoint.pt"
             shutil.copy(checkpoint, paths["checkpoint"])
         return paths
+
+    def export_zip(self, run_id: int) -> bytes:
+        """:meth:`export` as the bytes of a zip archive holding one folder, ``run-<id>/``:
+        what the Train page's "Run (zip)" download gives, and what :meth:`import_directory`
+        (``python -m gca_viz import run-<id>.zip``) reads back whole."""
+        with tempfile.TemporaryDirectory(prefix="gca-export-") as tmp:
+            folder = Path(tmp) / f"run-{run_id}"
+            self.export(run_id, folder)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted(folder.rglob("*")):
+                    if file.is_file():
+                        archive.write(file, file.relative_to(tmp).as_posix())
+        return buffer.getvalue()
+
+    def _import_zip(self, path: Path, name: str | None) -> int:
+        """:meth:`import_directory` of a zip archive: the run folder in it (at its top, or
+        the one folder there) is unpacked to a temporary folder and imported."""
+        with tempfile.TemporaryDirectory(prefix="gca-import-") as tmp:
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    archive.extractall(tmp)  # (member names cannot leave tmp: zipfile strips
+                    # absolute paths and "..")
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise ValueError(f"{path}: not a readable zip archive: {exc}") from None
+            root = Path(tmp)
+            inner = [p for p in root.iterdir() if p.is_dir()]
+            if not (root / "config.json").exists() and len(inner) == 1:
+                root = inner[0]
+            try:
+                return self.import_directory(root, name=name or path.stem)
+            except ValueError as exc:  # (named by the archive, not the temporary folder)
+                raise ValueError(str(exc).replace(str(root), f"{path} ({root.name})")) from None
 
     def metrics_csv(self, run_id: int) -> str:
         """The run's metrics as CSV text: ``step,name,value``."""

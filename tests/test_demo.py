@@ -293,3 +293,20 @@ def test_installs_racing_on_one_store_import_each_demo_run_once(tmp_path: Path) 
     assert not errors, errors
     assert sorted(len(r) for r in results) == [0, 0, len(demo.DEMO_RUNS)]
     _assert_exactly_the_demo_set(stores[0], demo.ASSETS)
+
+
+def test_restore_brings_back_deleted_demo_runs_only(tmp_path: Path) -> None:
+    """A demo run the user deleted stays deleted on the next start (install), and comes
+    back when asked by name; a run still there is not imported twice."""
+    store = RunStore(tmp_path / "store", max_concurrent=1)
+    demo.install(store)
+    by_name = {r.name: r.id for r in store.list_runs()}
+    store.delete(by_name["demo-gca-uot-noisy"])
+    assert demo.install(store) == []  # (installed once: deletions stay)
+    (new,) = demo.restore(store, ["demo-gca-uot-noisy", "demo-ince-noisy"])
+    again = store.get(new)
+    assert again.name == "demo-gca-uot-noisy" and again.status == "finished"
+    assert sorted(r.name for r in store.list_runs()) == sorted(demo.DEMO_RUNS)
+    assert demo.restore(store, ["demo-ince"]) == []
+    with pytest.raises(ValueError, match=r"^names: unknown demo runs \['nope'\]"):
+        demo.restore(store, ["nope"])

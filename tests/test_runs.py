@@ -29,6 +29,7 @@ from gca_viz.runner import StoreWriter
 from gca_viz.runs import (
     ACTIVE,
     DATA_DIR_ENV,
+    NotOwner,
     RunStore,
     default_data_dir,
     default_max_concurrent,
@@ -251,6 +252,76 @@ def test_killed_run_is_interrupted_and_resumes_from_its_checkpoint(runs_dir: Pat
         ).fetchone()
     assert first_new == ckpt_step + 1
     assert load_checkpoint(store, run_id)["step"] == steps
+
+
+def _suspended_and_marked_interrupted(store: RunStore, run_id: int) -> int:
+    """Suspend the run's process (SIGSTOP: a laptop's sleep, a debugger) until the store,
+    which has a 1 s heartbeat timeout, marks it interrupted; return its pid."""
+    pid = store.get(run_id).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: store.reconcile() == [run_id], 30, "the silent run to be marked")
+    assert status(store, run_id) == "interrupted" and pid_running(pid)
+    return pid
+
+
+def test_a_suspended_run_marked_interrupted_takes_its_run_back_when_it_answers(
+    runs_dir: Path,
+) -> None:
+    """A process marked interrupted while it was suspended came back and trained on, and
+    the store kept saying "interrupted" (the page offered Resume: two writers)."""
+    steps = 400
+    store = RunStore(runs_dir, max_concurrent=1, heartbeat_timeout=1.0)
+    run_id = store.launch(cfg(steps=steps, checkpoint_every=50))
+    wait_training(store, run_id, 20)
+    pid = _suspended_and_marked_interrupted(store, run_id)
+    assert store.get(run_id).live  # (the pages keep polling it)
+    os.kill(pid, signal.SIGCONT)
+    wait_status(store, run_id, "finished")
+    info = store.get(run_id)
+    assert info.step == steps and info.error is None and info.pid == pid
+    np.testing.assert_array_equal(loss_steps(store, run_id), np.arange(1, steps + 1))
+    notes = [e["message"] for e in store.events(run_id)]
+    assert any("answered again after it was marked interrupted" in n for n in notes), notes
+
+
+def test_resuming_a_suspended_run_leaves_one_process_training_it(runs_dir: Path) -> None:
+    """Resume on a run marked interrupted whose process was only suspended started a
+    second process; once the first woke, both wrote (700 loss rows for 400 steps)."""
+    steps = 400
+    store = RunStore(runs_dir, max_concurrent=1, heartbeat_timeout=1.0)
+    run_id = store.launch(cfg(steps=steps, checkpoint_every=20))
+    ckpt = store.run_dir(run_id) / "checkpoint.pt"
+    wait_training(store, run_id, 30)
+    wait_for_run(store, ckpt.exists, "a checkpoint")
+    old = _suspended_and_marked_interrupted(store, run_id)
+    started = store.get(run_id).started
+    store.resume(run_id)
+    wait_for(lambda: not pid_running(old), 10, "the suspended process to be killed")
+    wait_status(store, run_id, "finished")
+    info = store.get(run_id)
+    assert info.step == steps and info.pid != old
+    assert info.started == started  # (a resume moved it: the runs table's order broke)
+    np.testing.assert_array_equal(loss_steps(store, run_id), np.arange(1, steps + 1))
+
+
+def test_a_process_whose_run_went_to_another_writes_nothing(runs_dir: Path) -> None:
+    """The store refuses the writes of a process that is not the run's (the resumed run's
+    new process owns it; a late write of the old one would duplicate records)."""
+    store = RunStore(runs_dir)
+    run_id = add_run(store, config=cfg(steps=10), status="running", pid=4242, heartbeat=time.time())
+    store.write_metrics(run_id, [(run_id, 1, "loss", 1.0)], 1, owner=4242)
+    for write in (
+        lambda: store.write_metrics(run_id, [(run_id, 2, "loss", 1.0)], 2, owner=99),
+        lambda: store.beat(run_id, owner=99),
+        lambda: store.end(run_id, "failed", 2, "late", owner=99),
+        lambda: store.write_snapshot(run_id, 2, "plan", {"plan": np.eye(2)}, owner=99),
+    ):
+        with pytest.raises(NotOwner, match=rf"^run {run_id} is no longer trained by process 99"):
+            write()
+    info = store.get(run_id)
+    assert info.status == "running" and info.step == 1 and info.error is None
+    assert loss_steps(store, run_id).tolist() == [1] and not store.snapshots(run_id, "plan")
 
 
 def test_exception_in_the_loss_fails_the_run_with_its_traceback(runs_dir: Path) -> None:
@@ -831,6 +902,18 @@ def test_an_export_imports_back_whole(runs_dir: Path, tmp_path: Path) -> None:
     assert other.current_settings(back.id) == store.current_settings(run)
     assert (other.run_dir(back.id) / "checkpoint.pt").read_bytes() == b"weights"
 
+    archive = tmp_path / "exported.zip"  # the Train page's "Run (zip)"
+    archive.write_bytes(store.export_zip(run))
+    zipped = other.get(other.import_directory(archive))
+    assert (zipped.name, zipped.status, zipped.config) == ("exported", "stopped", info.config)
+    assert other.metrics_csv(zipped.id) == store.metrics_csv(run)
+    assert other.applied_changes(zipped.id) == [{"step": 6, "epsilon": 0.2}]
+    assert len(other.snapshots(zipped.id, "embeddings")) == len(other.snapshots(zipped.id, "plan"))
+    assert (other.run_dir(zipped.id) / "checkpoint.pt").read_bytes() == b"weights"
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"bad\.zip: not a readable zip archive"):
+        other.import_directory(tmp_path / "bad.zip")
+
     rec = record_external_run(runs_dir, batch=8, dim=4, classes=2)
     store.export(rec.run_id, tmp_path / "recorded")
     mine = other.get(other.import_directory(tmp_path / "recorded"))
@@ -841,6 +924,38 @@ def test_an_export_imports_back_whole(runs_dir: Path, tmp_path: Path) -> None:
         == len(store.snapshots(rec.run_id, "embeddings"))
         > 0
     )
+
+
+def test_the_export_command_writes_a_run_that_import_reads_back(
+    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m gca_viz export RUN_ID DEST [--zip]``: the app's whole-run export from a
+    terminal (the Config JSON download's help pointed to RunStore.export, which no command
+    offered); bad arguments are named."""
+    from gca_viz import cli
+
+    store = RunStore(runs_dir)
+    run = add_run(store, config=cfg(steps=3), status="running", step=0)
+    store.write_metrics(run, [(run, s, "loss", 1.0 / s) for s in (1, 2, 3)], 3)
+    store.mark_applied(store.request_change(run, {"epsilon": 0.3}), 2)
+    store.end(run, "finished", step=3)
+    folder, archive, target = tmp_path / "out", tmp_path / "run.zip", tmp_path / "store"
+    assert cli.main(["export", str(run), str(folder), "--store", str(runs_dir)]) == 0
+    assert cli.main(["export", str(run), str(archive), "--store", str(runs_dir), "--zip"]) == 0
+    assert cli.main(["import", str(folder), str(archive), "--store", str(target)]) == 0
+    other = RunStore(target)
+    for back in other.list_runs():
+        assert other.metrics_csv(back.id) == store.metrics_csv(run)
+        assert other.applied_changes(back.id) == [{"step": 2, "epsilon": 0.3}]
+    capsys.readouterr()
+    for argv, said in (
+        (["export", "99", str(tmp_path / "x"), "--store", str(runs_dir)], "has no run 99"),
+        (["export", str(run), str(folder), "--store", str(runs_dir)], "not an empty folder"),
+        (["export", str(run), str(tmp_path / "y"), "--store", str(tmp_path)], "not a run store"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_the_import_command_adds_run_directories_to_a_store(

@@ -89,6 +89,9 @@ class View:
     classes: tuple[int, ...] = ()
     domains: tuple[int, ...] = ()
     k: int = 5
+    statuses: tuple[str, ...] = ()
+    """The statuses of the run and the compared run as the page's run list showed them: the
+    fragment reruns the page when one changes (the list said "running" after the end)."""
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,22 @@ def missing_run_warning(
     options: Sequence[int] | None = None,
 ) -> None:
     """Warn that the run the URL's ``key`` names does not exist, if it does not; or that the
-    run the user chose before a page switch (:func:`ui.recall`) has been deleted since.
+    run the user chose (before a page switch, :func:`ui.recall`, or on this page: the chooser
+    still holds it) has been deleted since.
 
-    Call it right before the run chooser ``key``, with the store's run ``ids``, the run
+    Call it right before the run chooser ``key`` (before anything else puts the chooser
+    back on a run that exists), with the store's run ``ids``, the run
     the chooser falls back to (``shown``; ``describe`` names it) and the chooser's
     ``options`` (``ids`` if not given). The URL is read when the chooser's state is new (a
     session's first visit), the memory when the page is opened again; the warning stays
     until the user picks a run in the chooser, and goes with the chooser's state (a page
     switch) or when the run it names as shown is no longer an option."""
     marker = f"_{key}_missing"
+    current = st.session_state.get(key)
+    if isinstance(current, int) and not isinstance(current, bool) and current not in ids:
+        # deleted while this session showed it (from another tab, or by another user)
+        st.session_state[marker] = (str(current), shown, "chosen")
+        st.session_state[key] = shown
     if key not in st.session_state:
         st.session_state.pop(marker, None)  # said on an earlier visit: not again
         requested = st.query_params.get(key)

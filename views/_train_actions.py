@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 import ui
-from gca_viz import data, userdata
+from gca_viz import data, demo, userdata
+from gca_viz.experiments.noisy import NOISY_DEMOS
 from gca_viz.figures.training import describe_change
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, run_loss
 from views._train_launch import announce_launch
@@ -69,15 +70,25 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
             act(lambda: store.resume(run_id), f"Resuming run #{run_id}")
     with b_delete, st.popover("Delete", icon=":material/delete:", disabled=info.status in ACTIVE):
         st.markdown(f"Delete run **#{run_id}** with its metrics, snapshots and checkpoint?")
+        if info.name in NOISY_DEMOS.values():
+            st.caption(
+                "It shipped with the app: Noisy views compares it with its pair (and offers "
+                "to restore it once it is deleted)."
+            )
+        elif info.name in demo.DEMO_RUNS:
+            st.caption(
+                "It shipped with the app: Train and Geometry open on the demo runs while the "
+                "store holds nothing else."
+            )
         if st.button("Delete for good", key="tr_delete", type="primary"):
             act(lambda: store.delete(run_id), f"Deleted run #{run_id}")
 
 
 def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any], changed: str) -> None:
-    """Metrics CSV, config JSON and embeddings NPZ of the run, in three ``columns``;
-    ``changed``: its live changes in words (:func:`live_changes_text`)."""
+    """Metrics CSV, config JSON, embeddings NPZ and the whole run as a zip, in four
+    ``columns``; ``changed``: its live changes in words (:func:`live_changes_text`)."""
     run_id = info.id
-    b_csv, b_cfg, b_npz = columns
+    b_csv, b_cfg, b_npz, b_zip = columns
     with b_csv:
         st.download_button(
             "Metrics CSV",
@@ -101,7 +112,7 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any], changed: s
             on_click="ignore",
             help="The configuration the run started with"
             + (f"; it changed while it trained: {changed}" if changed else "")
-            + ". RunStore.export writes the run whole, live changes included.",
+            + ". Run (zip) holds the run whole, live changes included.",
         )
     with b_npz:
         st.download_button(
@@ -114,6 +125,19 @@ def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any], changed: s
             on_click="ignore",
             help="Every embedding snapshot: z (snapshots, n, d), steps, y, domain.",
         )
+    with b_zip:
+        st.download_button(
+            "Run (zip)",
+            lambda: store.export_zip(run_id),
+            f"run-{run_id}.zip",
+            "application/zip",
+            key="tr_dl_zip",
+            icon=":material/download:",
+            on_click="ignore",
+            help="The run whole: config, live changes, metrics, every snapshot and the "
+            f"checkpoint. `python -m gca_viz import run-{run_id}.zip` adds it to another "
+            "app's runs (`python -m gca_viz export` writes the same from a terminal).",
+        )
 
 
 def action_row(store: RunStore, info: RunInfo, changed: str) -> None:
@@ -124,7 +148,7 @@ def action_row(store: RunStore, info: RunInfo, changed: str) -> None:
     # columns cut "Embeddings NPZ" to "Embeddi…" at 1280 px and three labels at 1024)
     row = st.container(horizontal=True, gap="small", key="tr_actions")
     controls(store, info, [row] * 3)
-    downloads(store, info, [row] * 3, changed)
+    downloads(store, info, [row] * 4, changed)
     if info.external:
         external_note(store, info)
 

@@ -454,5 +454,5 @@ def monitor(store: RunStore, info: RunInfo, selection: Selection, runs: list[Run
     """The monitor's controls, then the monitor, redrawn while a drawn run is active."""
     view = monitor_controls(store, info, selection)
     drawn = {view.run_id, *view.compare}
-    active = any(r.id in drawn and r.status in ACTIVE for r in runs)
+    active = any(r.id in drawn and r.live for r in runs)
     st.fragment(run_every=REFRESH_S if active else None)(live_monitor)(store, view)

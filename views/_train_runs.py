@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui
 from gca_viz import demo, userdata
-from gca_viz.runs import ACTIVE, RunInfo, RunStore
+from gca_viz.runs import RunInfo, RunStore
 from views._run_link import missing_run_warning, recover_run
 
 REFRESH_S = 2.0
@@ -140,8 +140,8 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
                 i for i in kept if i in by_id and by_id[i].comparable(by_id[new])
             ]
     recover_run("tr_run", ids)
-    keep_valid("tr_run", ids, default_run)
     missing_run_warning("tr_run", ids, default_run, lambda i: run_label(by_id[i]))
+    keep_valid("tr_run", ids, default_run)
     chosen = st.session_state.get("tr_run")
     shown = st.session_state.get("_tr_run_shown")  # (run, label) the box last received
     if chosen in by_id and shown and shown[0] == chosen and shown[1] != label(chosen):
@@ -237,7 +237,7 @@ def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunIn
 def runs_panel(store: RunStore, runs: list[RunInfo]) -> tuple[Selection, list[RunInfo]]:
     """The runs table and the run choice, refreshed while any of ``runs`` is active;
     returns the choice and the runs as the table showed them."""
-    active = any(r.status in ACTIVE for r in runs)
+    active = any(r.live for r in runs)
     panel = st.fragment(run_every=REFRESH_S if active else None)(_panel)
     shown: tuple[Selection, list[RunInfo]] = panel(store, {})
     return shown

@@ -393,6 +393,8 @@ def no_snapshot(run: RunInfo) -> str:
         return "it saves none (snapshot_every is 0)"
     if run.status in ACTIVE:
         return f"the first arrives at step {every}"
+    if run.step >= every:  # (an imported run whose folder held no snapshots/)
+        return "none were kept with it (an imported run may come without its snapshots)"
     return f"it stopped before step {every}"
 
 
@@ -427,8 +429,13 @@ def snapshot_view(store: RunStore, view: View) -> None:
         st.rerun()  # the projection (or the warm-up) finished: redraw the page, stop polling
     try:
         run = store.get(view.run_id)
+        now = (run.status,) + (
+            () if view.compare_id == NONE else (store.get(view.compare_id).status,)
+        )
     except ValueError:
         st.rerun()
+    if view.statuses and now != view.statuses:
+        st.rerun()  # a run ended or started: the run list's labels and the captions follow
     snaps = store.snapshots(run.id, "embeddings")
     if not snaps:
         st.info(
@@ -516,8 +523,8 @@ shown_first = [i for i in ids if by_id[i].status in ACTIVE or store.snapshots(i,
 lecture = demo.lecture_defaults(runs)
 default_run = lecture[0] if lecture else shown_first[0] if shown_first else ids[0]
 recover_run("geo_run", ids)
-keep_valid("geo_run", ids, default_run)
 missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))
+keep_valid("geo_run", ids, default_run)
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 with c1:
     run_id = ui.select(
@@ -604,9 +611,19 @@ if method in SLOW_PARAMS:
     )
 
 polling = waiting(projection_jobs(), method)
-live = run.status in ACTIVE or (compare_id != NONE and by_id[compare_id].status in ACTIVE)
+live = run.live or (compare_id != NONE and by_id[compare_id].live)
+statuses = (run.status,) + (() if compare_id == NONE else (by_id[compare_id].status,))
 view = View(
-    run_id, compare_id, method, color_by, auto, polling, tuple(classes), tuple(domains), int(k)
+    run_id,
+    compare_id,
+    method,
+    color_by,
+    auto,
+    polling,
+    tuple(classes),
+    tuple(domains),
+    int(k),
+    statuses,
 )
 st.fragment(run_every=1.0 if polling else 2.0 if live else None)(snapshot_view)(store, view)
 if live:

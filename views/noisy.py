@@ -8,8 +8,8 @@ import streamlit as st
 import torch
 
 import ui
+from gca_viz import demo, lab
 from gca_viz import experiments as ex
-from gca_viz import lab
 from gca_viz import losses as gca_losses  # ("losses" names a run's final losses below)
 from gca_viz.augment import corrupt, make_augment
 from gca_viz.data import load_dataset
@@ -252,8 +252,24 @@ def comparison_view(
         )
     elif polling:
         st.rerun()  # the pair finished: redraw the page once without polling
+    missing = [m for m in ex.NOISY_DEMOS if not any(r.method == m for r in rows)]
+    if missing:
+        gone = [ex.NOISY_DEMOS[m] for m in missing]
+        st.info(
+            f"No {' or '.join(TITLES[m] for m in missing)} run to compare: the shipped demo "
+            f"run{'s' if len(gone) > 1 else ''} ({', '.join(gone)}) "
+            f"{'are' if len(gone) > 1 else 'is'} not in this store (deleted on the Train "
+            "page?) and no fresh pair has trained yet. Restore "
+            f"{'them' if len(gone) > 1 else 'it'}, or train a fresh pair above.",
+            icon=":material/info:",
+        )
+        if st.button(f"Restore {', '.join(gone)}", key="noisy_restore"):
+            with ui.guard("Restore"):
+                restored = demo.restore(store, gone)
+            st.toast(f"Restored run{'s' if len(restored) > 1 else ''} "
+                     f"{', '.join(f'#{i}' for i in restored)}.")  # fmt: skip
+            st.rerun(scope="app")
     if not rows:
-        st.info("The demo runs are not in this store and no fresh pair has been trained yet.")
         return
     ui.table(
         {

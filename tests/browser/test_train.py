@@ -278,7 +278,8 @@ def test_launch_folds_the_form_and_shows_the_live_monitor(app: Any, no_run_survi
 
 
 def test_a_runs_downloads_hold_its_config_and_embeddings(app: Any, runs_dir: Path) -> None:
-    """Config JSON and Embeddings NPZ are the shown run's, built on click (the config was
+    """Config JSON, Embeddings NPZ and Run (zip) are the shown run's (the zip imports back
+    whole), built on click (the config was
     built eagerly: Streamlit's media cleanup deleted it while the browser still checked its
     URL after a rerun, a console 404 that failed the launch test above)."""
     import json
@@ -300,4 +301,13 @@ def test_a_runs_downloads_hold_its_config_and_embeddings(app: Any, runs_dir: Pat
     with np.load(npz.value.path()) as arrays:
         steps = [s for s, _ in store.snapshots(run_id, "embeddings")]
         assert arrays["steps"].tolist() == steps and arrays["z"].shape[0] == len(steps)
+    with page.expect_download() as whole:
+        page.locator(".st-key-tr_dl_zip button").first.click()  # (help adds a wrapper)
+    assert whole.value.suggested_filename == f"run-{run_id}.zip"
+    other = RunStore(Path(whole.value.path()).parent / "imported")
+    back = other.get(other.import_directory(Path(whole.value.path()).rename(
+        Path(whole.value.path()).with_suffix(".zip"))))  # fmt: skip
+    assert back.config == store.get(run_id).config
+    assert other.metrics_csv(back.id) == store.metrics_csv(run_id)
+    assert len(other.snapshots(back.id, "embeddings")) == len(steps)
     app.assert_healthy()

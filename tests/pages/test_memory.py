@@ -14,7 +14,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from gca_viz.runs import RunStore
-from tests.helpers import assert_clean, charts, names, open_app, texts, view
+from tests.helpers import add_run, assert_clean, charts, names, open_app, texts, view
 
 
 def navigate(at: AppTest, page: str) -> AppTest:
@@ -142,6 +142,22 @@ def test_the_deleted_run_note_is_said_once(store_env: Path) -> None:
     navigate(at, "story")
     navigate(at, "geometry")
     assert "Run #99" not in texts(at.warning)
+
+
+def test_a_run_deleted_while_shown_is_said_to_be_gone(store_env: Path) -> None:
+    """A tab showed a run that another tab (or user) deleted: on its next run the page
+    switched to another run without a word."""
+    store = RunStore(store_env)  # (shared by the module's tests: a run of this test's own)
+    for path, key in (("views/train.py", "tr_run"), ("views/geometry.py", "geo_run")):
+        run = add_run(store, name="doomed", status="finished", step=5)
+        at = open_app(path)
+        at.selectbox(key=key).set_value(run).run()
+        store.delete(run)  # from elsewhere
+        at.run()
+        said = texts(at.warning)
+        assert f"Run #{run}, which you were looking at, has been deleted since" in said, path
+        assert at.selectbox(key=key).value != run
+        assert_clean(at)
 
 
 def test_geometry_remembers_the_step_of_each_run(store_env: Path) -> None:

@@ -233,3 +233,23 @@ def test_final_losses_of_a_pair_say_whether_the_runs_trained_alike(
     assert "INCE" in caption and " = " in caption and " ≠ " in caption
     demo_uot = ex.demo_runs(store)[1]
     assert f"#{demo_uot} shipped with the app, trained by an earlier version" in caption
+
+
+def test_a_deleted_demo_run_is_named_and_can_be_restored(app_store: Path) -> None:
+    """With demo-ince-noisy deleted, the comparison showed GCA-UOT alone ("changes by
+    -0.499") under a title that promised INCE vs GCA-UOT, without a word; nothing could
+    bring the run back."""
+    open_page("noisy")  # (installs the demo runs)
+    store = RunStore(app_store)
+    gone = next(r.id for r in store.list_runs() if r.name == "demo-ince-noisy")
+    store.delete(gone)
+    at = open_page("noisy")
+    said = texts(at.info)
+    assert "No INCE run to compare: the shipped demo run (demo-ince-noisy) is not in" in said
+    assert list(table(at, "test data")["method"]) == ["GCA-UOT", "GCA-UOT"]
+    at.button(key="noisy_restore").click().run()
+    assert_clean(at)
+    assert "No INCE run to compare" not in texts(at.info)
+    assert list(table(at, "test data")["method"]) == ["INCE", "INCE", "GCA-UOT", "GCA-UOT"]
+    (back,) = [r for r in store.list_runs() if r.name == "demo-ince-noisy"]
+    assert back.id != gone and (store.run_dir(back.id) / "checkpoint.pt").exists()
