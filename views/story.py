@@ -211,7 +211,8 @@ elif step == 2:
         "normalisations. Each half-step is a KL projection onto a set that *contains the "
         "target* $I$, so the Pythagorean identity below says the KL to the target can only go "
         f"down. GCA-INCE, the KL after T = {n_iter} sweeps ({2 * n_iter} half-steps), is never "
-        "larger than INCE on the same batch."
+        "larger than INCE on the same batch. (The formulas are the general ones: here the "
+        "target $P_{\\mathrm{tgt}}$ is the identity $I$ of step 1 and $n = N$ rows.)"
     )
     C = ot.cosine_cost(z1.double(), z2.double())
     with ui.guard("Step 2"):
@@ -271,9 +272,20 @@ elif step == 2:
         if eps > ui.EPSILON_STOPS[0]
         else ""
     )
+    share = (mono.ince - mono.gca) / mono.ince if mono.ince > 0 else 0.0
+    trained = (
+        " The demo encoder is trained: its positives already hold most of their rows' mass "
+        "and the columns are nearly balanced, so the full plan changes little (a random "
+        "encoder's batch shows more)."
+        if source == "demo"
+        else ""
+    )
     st.caption(
         f"Computed in float64. The largest drop, {drop:.2e}, is from k = {k_max} to "
-        f"k = {k_max + 1}; {tail}.{hint}"
+        f"k = {k_max + 1}; {tail}.{hint} In all, GCA-INCE is {share:.1%} below INCE on "
+        f"this batch.{trained} The theorem is about the loss on one batch: whether training "
+        "with it gives a better encoder is another question, which Train's demo runs "
+        "(INCE against GCA-INCE) answer for this data."
     )
     ui.show_code(story.monotone_alignment, ot.row_projection)
 
@@ -315,7 +327,7 @@ elif step == 3:
     st.caption(
         "The first two panels share the alignment term, so they differ only in the "
         f"repulsion term, which can be too little to see: the third panel plots the "
-        f"difference per row (green: the row's loss fell; orange: it rose). Its mean, the "
+        f"difference per row (green: the row's loss fell; purple: it rose). Its mean, the "
         f"dashed line, {drop:+.3g} nats, is GCA-INCE − INCE: single rows may rise, the mean "
         "never does."
     )
@@ -463,6 +475,14 @@ else:
         "in the cross-view layout)."
     )
     st.latex(story.GCA_LATEX)
+    st.caption(
+        "d_Γ is the divergence of the proximal step from the kernel K (KL: a Bregman "
+        "projection; L2 for BYOL). B is the constraint set: C1(μ) = {P ≥ 0 : P1 = μ} (the "
+        "rows only: one half-step, InfoNCE's plan), C1(μ) ∩ C2(ν) with C2(ν) = "
+        "{P ≥ 0 : Pᵀ1 = ν} (rows and columns: Sinkhorn, GCA), or none. h(P) is an optional "
+        "penalty: the soft marginal terms λ₁ KL(P1‖μ) + λ₂ KL(Pᵀ1‖ν) of step 4 for GCA-UOT "
+        "(whose B is none), else 0. μ = ν = 1 for the identity target."
+    )
 
     def pick_method() -> str:
         return str(

@@ -127,11 +127,11 @@ def sinkhorn(
     Args:
         cost: ``(n, m)`` cost matrix ``C``: a torch tensor on any device, or a numpy array
             (or a nested list). One problem per call: there is no batch dimension, and
-            ``torch.func.vmap`` does not apply (the solver reads values on the host). It is solved in float32 or float64: a float32/float64 cost
-            as it is; a torch float16/bfloat16 cost is converted to float32 (so the result
-            is float32, not the cost's dtype); any other dtype (numpy float16, integers,
-            bools, a list) to float64. ``+inf`` entries are forbidden pairs;
-            ``NaN``/``-inf`` are errors.
+            ``torch.func.vmap`` does not apply (the solver reads values on the host). It
+            is solved in float32 or float64: a float32/float64 cost as it is; a torch
+            float16/bfloat16 cost is converted to float32 (so the result is float32, not
+            the cost's dtype); any other dtype (numpy float16, integers, bools, a list) to
+            float64. ``+inf`` entries are forbidden pairs; ``NaN``/``-inf`` are errors.
         a: ``(n,)`` row marginal ``μ > 0``, converted to the dtype and device ``C`` is
             solved in; default ``1/n``.
         b: ``(m,)`` column marginal ``ν > 0``, likewise; default ``1/m``.

@@ -57,7 +57,7 @@ INCE_REPULSION_LATEX = (
 """For InfoNCE the repulsion term is the log-partition function (:func:`split_loss`)."""
 
 GINI_LATEX = (
-    r"G(c) = \frac{\sum_{j,k} |c_j - c_k|}{2m \sum_j c_j},\qquad c = P^\top\mathbf 1"
+    r"G(c) = \frac{\sum_{j,k} |c_j - c_k|}{2N \sum_j c_j},\qquad c = P^\top\mathbf 1"
     r"\quad (0:\ \text{every sample receives the same mass})"
 )
 """The Gini coefficient of the column sums, a measure of hubs (:func:`hub_report`)."""

@@ -12,6 +12,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from gca_viz.figures.plans import COLORS
 from gca_viz.runs import RunStore
 from tests.helpers import figure, heat, metric, metrics, open_app, rerun, texts
 
@@ -131,6 +132,31 @@ def test_step_three_plots_the_per_row_difference_of_the_two_losses() -> None:
     assert d.mean() == pytest.approx(drop, abs=2e-4)
     assert d.mean() <= 0
     assert any("the third panel plots the" in c.value for c in at.caption)
+    # the caption names the bars' colours as drawn (it said orange for the purple bars)
+    colours = {t["name"].rsplit(" ", 1)[-1]: str(t["marker"]["color"]).lower() for t in parts}
+    said = next(c.value for c in at.caption if "the row's loss fell" in c.value)
+    assert "purple: it rose" in said and colours.get("rose", "#7c3aed") == "#7c3aed"
+    assert "green: the row's loss fell" in said and colours["fell"] == COLORS["gca"].lower()
+
+
+def test_step_two_says_how_large_the_drop_is_and_what_it_does_not_claim() -> None:
+    """A student saw the two plans alike and a drop of 0.7 % on the trained batch, with
+    nothing saying that was expected, nor that a lower loss on a batch is not a better
+    encoder."""
+    at = open_app(story_step="2")
+    caption = next(c.value for c in at.caption if "largest drop" in c.value)
+    ince, gca = (float(metric(at, label)) for label in ("INCE (k = 1)", "GCA-INCE (k = 20)"))
+    assert f"GCA-INCE is {(ince - gca) / ince:.1%} below INCE on this batch" in caption
+    assert "The demo encoder is trained" in caption and "another question" in caption
+    other = open_app(story_step="2", story_source="digits")
+    assert "The demo encoder is trained" not in " ".join(c.value for c in other.caption)
+
+
+def test_step_five_defines_its_symbols() -> None:
+    at = open_app(story_step="5")
+    said = " ".join(c.value for c in at.caption)
+    for symbol in ("C1(μ) = {P ≥ 0 : P1 = μ}", "C2(ν) = {P ≥ 0 : Pᵀ1 = ν}", "h(P) is", "d_Γ is"):
+        assert symbol in said, symbol
 
 
 @pytest.mark.parametrize("eps", ["0.5", "1.0", "2.0"])
