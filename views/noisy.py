@@ -152,6 +152,30 @@ st.markdown(
 )
 st.latex(ex.UOT_MASS_LATEX)
 store = ui.run_store()
+with ui.guard("Sweep"):
+    sweep_rows = ex.noisy_sweep_results()
+uot_rows = [r for r in sweep_rows if r.method.startswith("gca_uot")]
+rechecked = [r for r in uot_rows if r.seeds > min(x.seeds for x in sweep_rows)]
+confirmed = [r for r in rechecked if r.beats]
+largest = max((abs(r.diff) for r in uot_rows), default=0.0)
+paper_gain = {m: v["CIFAR-10 noisy"] for m, v in ex.PAPER_NOISY.items()}
+st.info(
+    "**In short.** (1) The mechanism is real but needs a sharp kernel: with relaxed "
+    "marginals a row whose view matches nothing keeps less of the plan's mass, clearly at "
+    "small ε (ε = 0.1, λ = 0.01 in *Where GCA-UOT's mass and gradient go* below), barely at "
+    "the paper's ε = 0.5, where the trained runs are. (2) At this scale (an MLP on 8 × 8 "
+    "digits, 300 steps) "
+    + (
+        f"GCA-UOT beats INCE measurably at {len(confirmed)} setting(s) of the sweep"
+        if confirmed
+        else "it does not show in accuracy: no setting of the sweep puts GCA-UOT measurably "
+        f"ahead of INCE (every difference within ±{largest:.3f})"
+    )
+    + f". The paper's gain, {paper_gain['ince']:.2f} % → {paper_gain['gca_uot']:.2f} % "
+    "linear readout on CIFAR-10 with extreme augmentations, comes from a ResNet-18 trained "
+    "500 epochs.",
+    icon=":material/lightbulb:",
+)
 
 # ------------------------------------------------------------------------- the views
 
@@ -358,12 +382,6 @@ st.fragment(run_every=2.0 if polling else None)(comparison_view)(
 )
 
 st.subheader("Does GCA-UOT beat INCE on noisy views here? The sweep")
-with ui.guard("Sweep"):
-    sweep_rows = ex.noisy_sweep_results()
-uot_rows = [r for r in sweep_rows if r.method.startswith("gca_uot")]
-rechecked = [r for r in uot_rows if r.seeds > min(x.seeds for x in sweep_rows)]
-confirmed = [r for r in rechecked if r.beats]
-largest = max((abs(r.diff) for r in uot_rows), default=0.0)
 recheck_text = "; ".join(
     f"p = {r.share:g}, ε = {r.epsilon:g}: {r.diff:+.3f} ± {r.diff_se:.3f}" for r in rechecked
 )
