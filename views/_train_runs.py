@@ -102,18 +102,20 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
             placeholder="—",  # a metric not recorded (an external run's batch), not "None"
             column_config={  # widths in pixels: the table fits the page without scrolling
                 "run": st.column_config.NumberColumn(width=36),
-                "name": st.column_config.TextColumn(width=140),
+                "name": st.column_config.TextColumn(width=132),
                 "status": st.column_config.TextColumn(width=68),
                 "step": st.column_config.NumberColumn(width=46),
                 "progress": st.column_config.ProgressColumn(  # 56%, not 56.27% beside 100%
-                    "progress", min_value=0, max_value=100, format="%.0f%%", width=100
+                    "progress", min_value=0, max_value=100, format="%.0f%%", width=92
                 ),
                 "method": st.column_config.TextColumn(width=68),
-                "data": st.column_config.TextColumn(width=126),
+                "data": st.column_config.TextColumn(width=100),
                 "dim": st.column_config.NumberColumn(width=40),
                 "device": st.column_config.TextColumn(width=56),
                 "loss": st.column_config.NumberColumn(format="%.4f", width=60),
                 "k-NN acc": st.column_config.NumberColumn(format="%.3f", width=72),
+                # (left to itself it got what was left: "06 Dec 2" at 1366 px, sidebar open)
+                "started": st.column_config.TextColumn(width=100),
             },
         )
 

@@ -96,6 +96,18 @@ def test_tables_fit_the_page(
     app.assert_healthy()
 
 
+def test_the_runs_table_fits_a_laptop_with_the_sidebar_open(app: Any) -> None:
+    """At 1366 x 768 (sidebar open) the runs table's last column, when a run started, read
+    "06 Dec 2": every column fits now, and it reads whole."""
+    app.page.set_viewport_size({"width": 1366, "height": 768})
+    app.goto("/train", charts=1, timeout=120)
+    table = app.page.locator('[data-testid="stDataFrame"] .dvn-scroller').first
+    expect(table).to_be_attached()
+    scroll, client = table.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert scroll <= client + 1, (scroll, client)
+    app.assert_healthy()
+
+
 def test_domains_pairs_stack_beside_an_open_sidebar_at_1000_and_sit_side_by_side_at_1440(
     app: Any,
 ) -> None:
