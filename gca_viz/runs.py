@@ -26,6 +26,9 @@ Status is one of ``queued``, ``running``, ``finished``, ``stopped``, ``failed``,
 ``interrupted``. A dead pid or a stale heartbeat turns ``running`` into ``interrupted``
 (:meth:`RunStore.reconcile`); stopped, interrupted and failed runs can resume from their
 last checkpoint. At most ``max_concurrent`` runs train at once; the rest wait in the queue.
+A run process owns its run: its writes name its pid, so one that was only silent (suspended)
+takes an interrupted run back when it wakes, and one whose run was resumed by another
+process writes nothing more (:class:`NotOwner`).
 """
 
 from __future__ import annotations
