@@ -162,10 +162,10 @@ def _sup(k: int) -> str:
 live_chart.load_plotly()
 st.title("Plan lab")
 st.markdown(
-    "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}$. "
+    "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}.$ "
     "Sinkhorn alternately rescales rows and columns of $K$; the first row step $P^{(1)}$ is "
     "exactly the plan behind InfoNCE, and every further half-step moves the plan closer (in KL) "
-    "to the target plan $P_{\\mathrm{tgt}}$. Walk through the half-steps, compare the balanced "
+    "to the target plan $P_{\\mathrm{tgt}}.$ Walk through the half-steps, compare the balanced "
     "and unbalanced plans, and click a cell to see the two samples it pairs."
 )
 st.latex(lab.HALF_STEP_LATEX)

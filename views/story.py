@@ -171,8 +171,8 @@ if step == 1:
     st.markdown(
         "A batch gives a cost $C_{ij} = 1 - \\langle z'_i, z''_j\\rangle$ between the first "
         "view of sample $i$ and the second view of sample $j$, and a kernel "
-        "$K = e^{-C/\\varepsilon}$. Normalising every row of $K$ to sum to 1 is one Sinkhorn "
-        "half-step (the KL projection onto the row constraint); call the result $P^{(1)}$. "
+        "$K = e^{-C/\\varepsilon}.$ Normalising every row of $K$ to sum to 1 is one Sinkhorn "
+        "half-step (the KL projection onto the row constraint); call the result $P^{(1)}.$ "
         "InfoNCE is exactly the KL divergence from the identity, *each view matched to its own "
         "partner*, to $P^{(1)}$: the two numbers below come from different code and agree."
     )
