@@ -45,6 +45,23 @@ def alive(pid: int | None, any_program: bool = False) -> bool:
     return True
 
 
+def trains(pid: int | None, store_dir: str, run_id: int) -> bool:
+    """Whether ``pid`` is a live process training run ``run_id`` of the store in
+    ``store_dir`` (its command line names both, as the store starts it: ``--store DIR
+    --run-id N``). A pid recycled by another process, or one this machine cannot inspect
+    (no ``/proc``), is not: a caller that would signal it or wait on it leaves it alone."""
+    if not pid or not alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{int(pid)}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    want = [b"--store", os.fsencode(store_dir), b"--run-id", str(run_id).encode()]
+    return all(
+        any(args[k : k + 2] == want[j : j + 2] for k in range(len(args) - 1)) for j in (0, 2)
+    )
+
+
 def is_run_process(state: str, cmdline: bytes) -> bool:
     """Whether a process in ``/proc`` state ``state`` with command line ``cmdline`` is a
     live run: not a zombie, and running gca_viz. An empty command line counts as ours: a

@@ -548,7 +548,9 @@ def import_main(argv: list[str]) -> int:
         "--store",
         help=f"the run store (default: ${DATA_DIR_ENV} or ./runs, as the app)",
     )
-    ap.add_argument("--name", help="the run's name (default: the folder's name)")
+    ap.add_argument(
+        "--name", help="the run's name (default: an exported run's own, else the folder's name)"
+    )
     args = ap.parse_args(argv)
     if args.name and len(args.dirs) > 1:
         ap.error("--name: one name for one DIR")
@@ -570,7 +572,7 @@ def export_main(argv: list[str]) -> int:
     changes, metrics, snapshots, checkpoint; :meth:`gca_viz.runs.RunStore.export`) into the
     folder ``DEST``, or with ``--zip`` into the zip archive ``DEST`` (the Train page's "Run
     (zip)" download); ``import`` reads either back."""
-    from gca_viz.runs import DATA_DIR_ENV, RunStore, default_data_dir
+    from gca_viz.runs import DATA_DIR_ENV, RunStore, StoreError, default_data_dir
 
     ap = argparse.ArgumentParser(
         prog="python -m gca_viz export",
@@ -587,18 +589,29 @@ def export_main(argv: list[str]) -> int:
     where = Path(args.store or default_data_dir()).expanduser()
     if not (where / "runs.db").is_file():
         ap.error(f"--store: {where} is not a run store (it holds no runs.db)")
-    store = RunStore(where)
+    dest = Path(args.dest).expanduser()
+    if args.zip and dest.exists():
+        ap.error(f"DEST: {dest} exists; name a new .zip file")
+    if args.zip and not dest.parent.is_dir():
+        ap.error(f"DEST: the folder {dest.parent} does not exist")
+    if not args.zip and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        ap.error(f"DEST: {dest} exists and is not an empty folder")
     try:
+        store = RunStore(where)
         store.get(args.run_id)
+    except StoreError as exc:  # (a locked or damaged store, not a missing run)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ValueError:
         ap.error(f"RUN_ID: the store {where} has no run {args.run_id}")
-    dest = Path(args.dest).expanduser()
-    if args.zip:
-        dest.write_bytes(store.export_zip(args.run_id))
-    elif dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        ap.error(f"DEST: {dest} exists and is not an empty folder")
-    else:
-        store.export(args.run_id, dest)
+    try:
+        if args.zip:
+            dest.write_bytes(store.export_zip(args.run_id))
+        else:
+            store.export(args.run_id, dest)
+    except (OSError, StoreError) as exc:
+        print(f"error: could not write {dest}: {exc}", file=sys.stderr)
+        return 1
     print(f"run #{args.run_id} written to {dest}")
     return 0
 

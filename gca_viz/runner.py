@@ -74,6 +74,9 @@ class StoreWriter(Callback):
 
     def on_start(self, trainer: Trainer) -> None:
         with self.store._db(write=True) as db:
+            (pid,) = db.execute("SELECT pid FROM runs WHERE id=?", (self.run_id,)).fetchone()
+            if pid not in (None, self.owner):  # (a late process: the run went to another)
+                raise NotOwner(f"run {self.run_id} is now trained by process {pid}")
             db.execute(
                 "UPDATE runs SET status='running', pid=?, heartbeat=?, "
                 "started=COALESCE(started, ?), device=? WHERE id=?",
@@ -200,7 +203,9 @@ def run_in_store(data_dir: str | Path, run_id: int, resume: bool, threads: int =
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: writer.request_stop())
     with store._db(write=True) as db:  # from now on a SIGTERM is handled, not fatal
-        db.execute("UPDATE runs SET ready=1 WHERE id=?", (run_id,))
+        db.execute(  # (not for a run that went to another process meanwhile)
+            "UPDATE runs SET ready=1 WHERE id=? AND (pid IS NULL OR pid=?)", (run_id, os.getpid())
+        )
     try:
         cfg = TrainConfig.from_dict({**info.config, **({"threads": threads} if threads else {})})
         trainer = Trainer(cfg, [writer])

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from gca_viz import losses
-from gca_viz._processes import alive, last_error_line, run_alive
+from gca_viz._processes import last_error_line, run_alive, trains
 from gca_viz.data import loaded_params
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
@@ -199,14 +199,16 @@ class RunInfo:
     def steps(self) -> int:
         return int(self.config.get("steps", 0))
 
+    silent: bool = False
+    """Whether the run is ``interrupted`` while its process still lives, silent (suspended,
+    as on a laptop's sleep): it takes the run back when it answers (see
+    :meth:`RunStore.check_owner`), and a resume replaces it."""
+
     @property
     def live(self) -> bool:
-        """Whether the run may still change: queued or running, or marked ``interrupted``
-        while its process lives (silent, as a suspended one is: it takes the run back when
-        it answers, see :meth:`RunStore.check_owner`). Pages keep polling such a run."""
-        if self.status in ACTIVE:
-            return True
-        return self.status == "interrupted" and not self.external and alive(self.pid)
+        """Whether the run may still change: queued or running, or :attr:`silent`. Pages
+        keep polling such a run."""
+        return self.status in ACTIVE or self.silent
 
     @property
     def progress(self) -> float:
@@ -496,11 +498,15 @@ class RunStore:
                 "WHERE id=?",
                 (run_id,),
             )
-        if row["status"] == "interrupted" and alive(row["pid"]):
+        old = row["pid"]
+        if row["status"] == "interrupted" and trains(old, str(self.dir.resolve()), run_id):
             try:  # (SIGKILL: a stopped process does not act on SIGTERM until it continues)
-                os.kill(int(row["pid"]), signal.SIGKILL)
+                os.kill(int(old), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            deadline = time.monotonic() + 5.0  # gone before the new one checks for it
+            while time.monotonic() < deadline and trains(old, str(self.dir.resolve()), run_id):
+                time.sleep(0.05)
         self.schedule()
 
     def duplicate(self, run_id: int, **changes: Any) -> int:
@@ -582,8 +588,15 @@ class RunStore:
         """In a write's transaction, with ``owner`` (the writing process's pid): check that
         the run is still that process's, or raise :class:`NotOwner`. A run the store marked
         ``interrupted`` (its process was silent: a suspended laptop, a stopped process) and
-        gave to no one else is ``running`` again, with a note: the process came back."""
-        if owner is None:
+        gave to no one else is ``running`` again, with a note: the process came back. Without
+        ``owner`` (a recorded loop's :class:`gca_viz.watch.Recorder`, the only writer of its
+        run), an interrupted external run is ``running`` again."""
+        if owner is None:  # (a recorded loop's writes: the loop is its run's only writer)
+            db.execute(
+                "UPDATE runs SET status='running', ended=NULL, error=NULL "
+                "WHERE id=? AND external=1 AND status='interrupted'",
+                (run_id,),
+            )
             return
         row = db.execute("SELECT pid, status FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["pid"] != owner or row["status"] not in ("running", "interrupted"):
@@ -727,12 +740,16 @@ class RunStore:
             raise ValueError(f"no run with id {run_id}")
         return row
 
-    @staticmethod
-    def _info(row: sqlite3.Row) -> RunInfo:
+    def _info(self, row: sqlite3.Row) -> RunInfo:
         fields = {f.name for f in dataclasses.fields(RunInfo)}
         values = {k: row[k] for k in row.keys() if k in fields}
         values["config"] = json.loads(values["config"])
         values["external"] = bool(values.get("external", 0))
+        values["silent"] = (
+            values["status"] == "interrupted"
+            and not values["external"]
+            and trains(values["pid"], str(self.dir.resolve()), int(values["id"]))
+        )
         return RunInfo(**values)
 
     def get(self, run_id: int) -> RunInfo:
@@ -867,7 +884,16 @@ class RunStore:
             cur = db.execute(
                 "INSERT INTO runs (name, config, status, created, started, ended, step, "
                 "external) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name or src.name, config, status, now, now, now, int(last["step"]), external),
+                (
+                    name or _exported_name(src),
+                    config,
+                    status,
+                    now,
+                    now,
+                    now,
+                    int(last["step"]),
+                    external,
+                ),
             )
             run_id = int(cur.lastrowid or 0)
             db.executemany(
@@ -894,10 +920,10 @@ class RunStore:
     def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
         """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` into ``dest``, and
         the run as a run directory that :meth:`import_directory` (``python -m gca_viz
-        import``) reads back whole: ``snapshots/`` (every plan and embedding snapshot),
-        ``changes.json`` (the live changes, each with the ``step`` it took effect at: the
-        config is the run's start), ``events.jsonl`` (how it ended) and ``checkpoint.pt``
-        (if it has one). Returns the paths by name.
+        import``) reads back whole (its name in :data:`NAME_FILE`): ``snapshots/`` (every
+        plan and embedding snapshot), ``changes.json`` (the live changes, each with the
+        ``step`` it took effect at: the config is the run's start), ``events.jsonl`` (how it
+        ended) and ``checkpoint.pt`` (if it has one). Returns the paths by name.
 
         The archive ``embeddings.npz`` holds ``steps`` ``(k,)`` and, stacked over the ``k``
         readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
@@ -912,6 +938,8 @@ class RunStore:
         paths = {"config": dest / "config.json", "metrics": dest / "metrics.csv",
                  "embeddings": dest / "embeddings.npz"}  # fmt: skip
         paths["config"].write_text(json.dumps(info.config, indent=2, sort_keys=True))
+        paths["name"] = dest / NAME_FILE
+        paths["name"].write_text(info.name + "\n")
         paths["metrics"].write_text(self.metrics_csv(run_id))
         snaps = [(s, self.load_snapshot(p)) for s, p in self.snapshots(run_id, "embeddings")]
         good = [(s, a) for s, a in snaps if a is not None and "z" in a]
@@ -976,8 +1004,10 @@ class RunStore:
             inner = [p for p in root.iterdir() if p.is_dir()]
             if not (root / "config.json").exists() and len(inner) == 1:
                 root = inner[0]
+            if name is None and not (root / NAME_FILE).exists():
+                name = root.name if root != Path(tmp) else path.stem
             try:
-                return self.import_directory(root, name=name or path.stem)
+                return self.import_directory(root, name=name)
             except ValueError as exc:  # (named by the archive, not the temporary folder)
                 raise ValueError(str(exc).replace(str(root), f"{path} ({root.name})")) from None
 
@@ -992,9 +1022,20 @@ class RunStore:
         return "\n".join(lines) + "\n"
 
 
+NAME_FILE = "name.txt"
+"""The run's name in an exported run directory (:meth:`RunStore.export`); an import names
+the run after it (after the folder when it is missing)."""
 CHANGES_FILE = "changes.json"
 """The live changes in an exported run directory (:meth:`RunStore.export`): a JSON list of
 ``{"step": <the step it took effect at>, <parameter>: <value>, ...}``."""
+
+
+def _exported_name(src: Path) -> str:
+    """The name an exported run had (its :data:`NAME_FILE`), else its folder's name."""
+    try:
+        return (src / NAME_FILE).read_text().strip() or src.name
+    except OSError:
+        return src.name
 
 
 def _read_changes(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -324,6 +324,22 @@ def test_a_process_whose_run_went_to_another_writes_nothing(runs_dir: Path) -> N
     assert loss_steps(store, run_id).tolist() == [1] and not store.snapshots(run_id, "plan")
 
 
+def test_a_recorded_loop_marked_interrupted_is_running_again_when_it_writes(
+    runs_dir: Path,
+) -> None:
+    """A notebook suspended past the heartbeat timeout wrote on when it woke, and its run
+    stayed "interrupted" (its loop is the only writer of an external run)."""
+    store = RunStore(runs_dir)
+    run_id = add_run(store, config={"method": "gca_ince", "recorder": {"host": "h"}},
+                     status="interrupted", external=1, error="silent", pid=1)  # fmt: skip
+    store.write_metrics(run_id, [(run_id, 7, "loss", 0.5)], 7)
+    info = store.get(run_id)
+    assert (info.status, info.error, info.step) == ("running", None, 7)
+    mine = add_run(store, config=cfg(steps=10), status="interrupted", pid=1, error="silent")
+    store.write_metrics(mine, [(mine, 3, "loss", 0.5)], 3)  # (not the store's own runs)
+    assert store.get(mine).status == "interrupted"
+
+
 def test_exception_in_the_loss_fails_the_run_with_its_traceback(runs_dir: Path) -> None:
     store = RunStore(runs_dir, max_concurrent=1)
     # Valid as a config, but digits has no domain labels: the loss raises at the first step.
@@ -904,8 +920,8 @@ def test_an_export_imports_back_whole(runs_dir: Path, tmp_path: Path) -> None:
 
     archive = tmp_path / "exported.zip"  # the Train page's "Run (zip)"
     archive.write_bytes(store.export_zip(run))
-    zipped = other.get(other.import_directory(archive))
-    assert (zipped.name, zipped.status, zipped.config) == ("exported", "stopped", info.config)
+    zipped = other.get(other.import_directory(archive))  # (named as it was, not "exported")
+    assert (zipped.name, zipped.status, zipped.config) == (info.name, "stopped", info.config)
     assert other.metrics_csv(zipped.id) == store.metrics_csv(run)
     assert other.applied_changes(zipped.id) == [{"step": 6, "epsilon": 0.2}]
     assert len(other.snapshots(zipped.id, "embeddings")) == len(other.snapshots(zipped.id, "plan"))
@@ -951,6 +967,8 @@ def test_the_export_command_writes_a_run_that_import_reads_back(
     for argv, said in (
         (["export", "99", str(tmp_path / "x"), "--store", str(runs_dir)], "has no run 99"),
         (["export", str(run), str(folder), "--store", str(runs_dir)], "not an empty folder"),
+        (["export", str(run), str(archive), "--store", str(runs_dir), "--zip"], "exists"),
+        (["export", str(run), str(tmp_path / "no" / "r.zip"), "--zip"], "does not exist"),
         (["export", str(run), str(tmp_path / "y"), "--store", str(tmp_path)], "not a run store"),
     ):
         with pytest.raises(SystemExit) as stop:
@@ -974,6 +992,6 @@ def test_the_import_command_adds_run_directories_to_a_store(
     code = cli.main(argv)
     out, err = capsys.readouterr()
     assert code == 1 and "nothing: not a run directory" in err
-    (imported,) = RunStore(target).list_runs()
-    assert imported.name == "mine" and f"run #{imported.id}: mine" in out
+    (imported,) = RunStore(target).list_runs()  # (named as it was exported, not "mine")
+    assert imported.name == "fake" and f"run #{imported.id}: fake" in out
     assert RunStore(target).metrics_csv(imported.id) == store.metrics_csv(run)

@@ -31,6 +31,13 @@ def act(action: Callable[[], Any], done: str) -> None:
     st.rerun()
 
 
+def _delete(store: RunStore, run_id: int) -> None:
+    """Delete the run shown; the chooser lets it go (deleted here: nothing to warn about,
+    unlike a run deleted from another tab, views/_run_link.py)."""
+    store.delete(run_id)
+    st.session_state.pop("tr_run", None)
+
+
 def embeddings_npz(store: RunStore, run_id: int) -> Callable[[], bytes]:
     """The embeddings download, built only when the button is pressed."""
 
@@ -65,6 +72,9 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
             disabled=info.external or info.status not in RESUMABLE,
             help="An external run continues only by running its script again."
             if info.external
+            else "Its process still lives, silent (suspended?): Resume stops it and goes on "
+            "from the last checkpoint; left alone, it takes the run back when it answers."
+            if info.silent
             else "Continue from the last checkpoint.",
         ):
             act(lambda: store.resume(run_id), f"Resuming run #{run_id}")
@@ -81,7 +91,7 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
                 "store holds nothing else."
             )
         if st.button("Delete for good", key="tr_delete", type="primary"):
-            act(lambda: store.delete(run_id), f"Deleted run #{run_id}")
+            act(lambda: _delete(store, run_id), f"Deleted run #{run_id}")
 
 
 def downloads(store: RunStore, info: RunInfo, columns: Sequence[Any], changed: str) -> None:
@@ -151,6 +161,11 @@ def action_row(store: RunStore, info: RunInfo, changed: str) -> None:
     downloads(store, info, [row] * 4, changed)
     if info.external:
         external_note(store, info)
+    else:
+        notes = store.events(info.id)
+        if notes:  # (a process that answered again after it was marked interrupted, ...)
+            with st.expander(f"Run notes ({len(notes)})", icon=":material/info:"):
+                ui.table([{"step": e["step"], "note": e["message"]} for e in notes])
 
 
 EXTERNAL_STOP = (
@@ -190,6 +205,13 @@ def problems(info: RunInfo) -> None:
         st.error(f"Run #{info.id} failed: {last}", icon=":material/error:")
         with st.expander("Error details: the run process's traceback"):
             st.code(info.error or "", language="text")
+    elif info.status == "interrupted" and info.silent:
+        st.warning(
+            f"Run #{info.id} stopped answering ({info.error}), but its process {info.pid} "
+            "still lives (suspended, or too busy to send its heartbeat): it goes on by itself "
+            "when it answers again. Resume replaces it, from its last checkpoint.",
+            icon=":material/hourglass:",
+        )
     elif info.status == "interrupted":
         then = "run its script again" if info.external else "resume it from its last checkpoint"
         st.warning(

@@ -150,9 +150,11 @@ def test_a_run_deleted_while_shown_is_said_to_be_gone(store_env: Path) -> None:
     store = RunStore(store_env)  # (shared by the module's tests: a run of this test's own)
     for path, key in (("views/train.py", "tr_run"), ("views/geometry.py", "geo_run")):
         run = add_run(store, name="doomed", status="finished", step=5)
-        at = open_app(path)
-        at.selectbox(key=key).set_value(run).run()
-        store.delete(run)  # from elsewhere
+        try:
+            at = open_app(path)
+            at.selectbox(key=key).set_value(run).run()
+        finally:
+            store.delete(run)  # from elsewhere (and never left behind for the next tests)
         at.run()
         said = texts(at.warning)
         assert f"Run #{run}, which you were looking at, has been deleted since" in said, path

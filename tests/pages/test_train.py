@@ -931,3 +931,33 @@ def test_a_loop_that_gave_no_step_count_shows_its_step_not_a_share(no_demo_store
     assert progress is None or math.isnan(progress)
     bars = [p.proto.text for p in at.sidebar.get("progress")]
     assert any("#1 loop: running, step 107" == t for t in bars), bars
+
+
+def test_a_silent_run_is_said_to_be_alive_and_a_stranger_is_never_killed(
+    no_demo_store: Path,
+) -> None:
+    """An interrupted run whose process still lives (suspended) was offered "resume it from
+    its last checkpoint", which now replaces that process; the page says it lives and goes
+    on by itself. A recycled pid (another program) is neither "alive" nor killed by Resume."""
+    store = RunStore(no_demo_store)
+    run_id = _fake_run(store, status="running", pid=1, heartbeat=time.time())
+    where = str(store.dir.resolve())
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)", "gca_viz"]
+    # a process whose command line is the run's (as the store spawns it)
+    sleeper = subprocess.Popen([*sleep, "train", "--store", where, "--run-id", str(run_id)])
+    stranger = subprocess.Popen(sleep)
+    try:
+        update_run(store, run_id, status="interrupted", pid=sleeper.pid, error="silent")
+        assert store.get(run_id).silent and store.get(run_id).live
+        at = open_page("train")
+        said = texts(at.warning)
+        assert f"its process {sleeper.pid} still lives" in said, said
+        other = _fake_run(store, status="interrupted", pid=stranger.pid, error="gone")
+        assert not store.get(other).silent  # (not this run's process)
+        (store.run_dir(other) / "snapshots").mkdir(parents=True)  # (as a launch makes it)
+        store.resume(other)
+        assert stranger.poll() is None  # not killed
+    finally:
+        for proc in (sleeper, stranger):
+            proc.kill()
+            proc.wait()
