@@ -72,8 +72,10 @@ def is_run_process(state: str, cmdline: bytes) -> bool:
 
 
 def last_error_line(log: Path) -> str:
-    """The last line of a run's log if it reports an exception (``SomeError: text``), the
-    reason a run that could not record its own failure died; else ``""``."""
+    """The last line of a run's log if it reports an exception (``SomeError: text``) or is
+    the command line's own error line (``error: text``: a store it could not write before
+    training started), the reason a run that could not record its own failure died; else
+    ``""``."""
     try:
         with open(log, "rb") as fh:
             fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
@@ -83,4 +85,5 @@ def last_error_line(log: Path) -> str:
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
     head = last.split(":", 1)[0]
-    return last[:500] if ":" in last and head.endswith(("Error", "Exception")) else ""
+    said = head.endswith(("Error", "Exception")) or head == "error"
+    return last[:500] if ":" in last and said else ""

@@ -155,7 +155,9 @@ def test_a_file_size_limit_ends_the_run_with_the_reason(runs_dir: Path) -> None:
     info = store.get(run_id)
     assert info.status in ("failed", "interrupted"), info
     last = (info.error or "").strip().splitlines()[-1]
-    assert "could not write" in last or "StoreError" in last, info.error
+    # (where the limit hits first varies with the machine's load: while training, the
+    # failure's own record or a traceback; before, the command line's "error: run store")
+    assert any(s in last for s in ("could not write", "StoreError", "error: run store")), last
     assert "disk I/O error" in last or "File too large" in last, info.error
     assert leftovers(store.run_dir(run_id)) == []
     assert fingerprint(store, done) == before

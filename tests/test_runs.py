@@ -995,3 +995,19 @@ def test_the_import_command_adds_run_directories_to_a_store(
     (imported,) = RunStore(target).list_runs()  # (named as it was exported, not "mine")
     assert imported.name == "fake" and f"run #{imported.id}: fake" in out
     assert RunStore(target).metrics_csv(imported.id) == store.metrics_csv(run)
+
+
+def test_the_reason_a_silent_death_gives_is_the_logs_error_line(tmp_path: Path) -> None:
+    """A run that died before it could record why is marked interrupted with its log's
+    last line when that line says why: an exception's, or the command line's own "error:"
+    (a store it could not write before training; that one was dropped)."""
+    from gca_viz._processes import last_error_line
+
+    log = tmp_path / "log.txt"
+    for tail, said in (
+        ("Traceback ...\ngca_viz.runs.StoreError: run store x: the disk is full", True),
+        ("step 3\nerror: run store /r: a disk I/O error (SQLite: disk I/O error)", True),
+        ("step 3 of 10\nloss 0.5", False),
+    ):
+        log.write_text(tail + "\n")
+        assert last_error_line(log) == (tail.splitlines()[-1] if said else "")
