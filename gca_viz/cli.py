@@ -385,8 +385,9 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    """A flag's JSON object (argparse names the flag in front of the message)."""
+def _json_object(text: str) -> Any:
+    """A flag's JSON value (argparse names the flag in front of the message; that it is an
+    object is checked with the config, which names the flag or the config's field)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -394,8 +395,6 @@ def _json_object(text: str) -> dict[str, Any]:
             f"not valid JSON ({exc.msg} at character {exc.pos}): {text!r}; keys and strings "
             """need double quotes, e.g. '{"epsilon": 0.3}'"""
         ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object {{...}}, got {text!r}")
     return value
 
 

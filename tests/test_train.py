@@ -622,8 +622,8 @@ def test_cli_says_a_malformed_json_flag_is_not_valid_json() -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "argument --loss-params: not valid JSON" in done.stderr
     assert """keys and strings need double quotes, e.g. '{"epsilon": 0.3}'""" in done.stderr
-    listed = _cli("train", "--loss-params", "[1]", "--steps", "1")
-    assert "argument --loss-params: must be a JSON object {...}, got '[1]'" in listed.stderr
+    listed = _cli("train", "--loss-params", "[1]", "--steps", "1")  # (JSON, not an object)
+    assert "--loss-params (or loss_params in --config) must be a JSON" in listed.stderr
 
 
 def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path: Path) -> None:
