@@ -34,15 +34,23 @@ def alive(pid: int | None, any_program: bool = False) -> bool:
         return False
     except PermissionError:
         return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():  # Linux: rule out zombies and a recycled pid
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
+    if Path(f"/proc/{pid}").exists():  # Linux: rule out zombies and a recycled pid
+        found = _proc(pid)
+        if found is None:
             return False
+        state, cmdline = found
         return is_run_process(state, b"gca_viz" if any_program else cmdline)
     return True
+
+
+def _proc(pid: int) -> tuple[str, bytes] | None:
+    """``(state, command line)`` of ``pid`` from ``/proc``; ``None`` when it cannot be read
+    (gone, or no ``/proc`` on this machine)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0], Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return None
 
 
 def trains(pid: int | None, store_dir: str, run_id: int) -> bool:
@@ -50,12 +58,10 @@ def trains(pid: int | None, store_dir: str, run_id: int) -> bool:
     ``store_dir`` (its command line names both, as the store starts it: ``--store DIR
     --run-id N``). A pid recycled by another process, or one this machine cannot inspect
     (no ``/proc``), is not: a caller that would signal it or wait on it leaves it alone."""
-    if not pid or not alive(pid):
+    found = _proc(pid) if pid else None
+    if found is None or not is_run_process(*found):
         return False
-    try:
-        args = Path(f"/proc/{int(pid)}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
+    args = found[1].split(b"\0")
     want = [b"--store", os.fsencode(store_dir), b"--run-id", str(run_id).encode()]
     return all(
         any(args[k : k + 2] == want[j : j + 2] for k in range(len(args) - 1)) for j in (0, 2)

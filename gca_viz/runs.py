@@ -402,10 +402,16 @@ class RunStore:
                 started.append(int(row["id"]))
         return started
 
+    @property
+    def _process_dir(self) -> str:
+        """The store's folder as its run processes are given it (``--store``): what
+        :func:`gca_viz._processes.trains` looks for in a process's command line."""
+        return str(self.dir.resolve())
+
     def _spawn(self, run_id: int, resume: bool) -> int:
         """Start ``python -m gca_viz train`` for the run in its own session."""
         threads = max(1, (os.cpu_count() or 1) // self.max_concurrent)
-        cmd = [sys.executable, "-m", "gca_viz", "train", "--store", str(self.dir.resolve()),
+        cmd = [sys.executable, "-m", "gca_viz", "train", "--store", self._process_dir,
                "--run-id", str(run_id), "--threads", str(threads)]  # fmt: skip
         if resume:
             cmd.append("--resume")
@@ -499,13 +505,13 @@ class RunStore:
                 (run_id,),
             )
         old = row["pid"]
-        if row["status"] == "interrupted" and trains(old, str(self.dir.resolve()), run_id):
+        if row["status"] == "interrupted" and trains(old, self._process_dir, run_id):
             try:  # (SIGKILL: a stopped process does not act on SIGTERM until it continues)
                 os.kill(int(old), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             deadline = time.monotonic() + 5.0  # gone before the new one checks for it
-            while time.monotonic() < deadline and trains(old, str(self.dir.resolve()), run_id):
+            while time.monotonic() < deadline and trains(old, self._process_dir, run_id):
                 time.sleep(0.05)
         self.schedule()
 
@@ -577,10 +583,7 @@ class RunStore:
         """Record a note about a run (``level`` ``info`` or ``warning``): a bad input an
         external run's recorder skipped, a store it could not write for a while."""
         with self._db(write=True) as db:
-            db.execute(
-                "INSERT INTO events (run_id, step, time, level, message) VALUES (?, ?, ?, ?, ?)",
-                (run_id, step, time.time(), level, message),
-            )
+            _insert_event(db, run_id, step, level, message)
 
     # ------------------------------------------------- writing (by the run's process)
 
@@ -598,7 +601,7 @@ class RunStore:
                 (run_id,),
             )
             return
-        row = db.execute("SELECT pid, status FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = db.execute("SELECT pid, status, step FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["pid"] != owner or row["status"] not in ("running", "interrupted"):
             now = "deleted" if row is None else f"{row['status']}, process {row['pid']}"
             raise NotOwner(f"run {run_id} is no longer trained by process {owner} (now {now})")
@@ -607,16 +610,13 @@ class RunStore:
                 "UPDATE runs SET status='running', ended=NULL, error=NULL, heartbeat=? WHERE id=?",
                 (time.time(), run_id),
             )
-            db.execute(
-                "INSERT INTO events (run_id, step, time, level, message) "
-                "VALUES (?, (SELECT step FROM runs WHERE id=?), ?, 'warning', ?)",
-                (
-                    run_id,
-                    run_id,
-                    time.time(),
-                    "the run process answered again after it was marked interrupted (it "
-                    "was suspended or too busy to send its heartbeat): training goes on",
-                ),
+            _insert_event(
+                db,
+                run_id,
+                row["step"],
+                "warning",
+                "the run process answered again after it was marked interrupted (it was "
+                "suspended or too busy to send its heartbeat): training goes on",
             )
 
     def beat(self, run_id: int, owner: int | None = None) -> None:
@@ -748,7 +748,7 @@ class RunStore:
         values["silent"] = (
             values["status"] == "interrupted"
             and not values["external"]
-            and trains(values["pid"], str(self.dir.resolve()), int(values["id"]))
+            and trains(values["pid"], self._process_dir, int(values["id"]))
         )
         return RunInfo(**values)
 
@@ -1028,6 +1028,16 @@ the run after it (after the folder when it is missing)."""
 CHANGES_FILE = "changes.json"
 """The live changes in an exported run directory (:meth:`RunStore.export`): a JSON list of
 ``{"step": <the step it took effect at>, <parameter>: <value>, ...}``."""
+
+
+def _insert_event(
+    db: sqlite3.Connection, run_id: int, step: int | None, level: str, message: str
+) -> None:
+    """A note about a run, in the caller's transaction (see :meth:`RunStore.add_event`)."""
+    db.execute(
+        "INSERT INTO events (run_id, step, time, level, message) VALUES (?, ?, ?, ?, ?)",
+        (run_id, step, time.time(), level, message),
+    )
 
 
 def _exported_name(src: Path) -> str:

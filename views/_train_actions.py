@@ -161,11 +161,8 @@ def action_row(store: RunStore, info: RunInfo, changed: str) -> None:
     downloads(store, info, [row] * 4, changed)
     if info.external:
         external_note(store, info)
-    else:
-        notes = store.events(info.id)
-        if notes:  # (a process that answered again after it was marked interrupted, ...)
-            with st.expander(f"Run notes ({len(notes)})", icon=":material/info:"):
-                ui.table([{"step": e["step"], "note": e["message"]} for e in notes])
+    else:  # (a process that answered again after it was marked interrupted)
+        run_notes(store, info, "Run notes", ":material/info:")
 
 
 EXTERNAL_STOP = (
@@ -192,9 +189,15 @@ def external_note(store: RunStore, info: RunInfo) -> None:
         f":material/open_in_new: External run: your own training loop ({where}) records it "
         f"with gca_viz.watch.Recorder. {tail}"
     )
+    run_notes(store, info, "Recorder notes", ":material/warning:")
+
+
+def run_notes(store: RunStore, info: RunInfo, title: str, icon: str) -> None:
+    """The notes the store keeps on the run (:meth:`RunStore.events`), folded under
+    ``title``, if there are any."""
     notes = store.events(info.id)
     if notes:
-        with st.expander(f"Recorder notes ({len(notes)})", icon=":material/warning:"):
+        with st.expander(f"{title} ({len(notes)})", icon=icon):
             ui.table([{"step": e["step"], "note": e["message"]} for e in notes])
 
 

@@ -422,6 +422,12 @@ def evaluations(store: RunStore, shown: list[Loaded]) -> None:
         evaluation_panel(store, s.run, s.step, explain=i == len(shown) - 1)
 
 
+def shown_statuses(run: RunInfo, compared: RunInfo | None) -> tuple[str, ...]:
+    """The statuses of the run shown and of the one compared with it, if any (the page's
+    run list labels them: :attr:`View.statuses`)."""
+    return (run.status,) + (() if compared is None else (compared.status,))
+
+
 def snapshot_view(store: RunStore, view: View) -> None:
     """The step slider and the embeddings (of two runs side by side when comparing)."""
     jobs = projection_jobs()
@@ -429,9 +435,7 @@ def snapshot_view(store: RunStore, view: View) -> None:
         st.rerun()  # the projection (or the warm-up) finished: redraw the page, stop polling
     try:
         run = store.get(view.run_id)
-        now = (run.status,) + (
-            () if view.compare_id == NONE else (store.get(view.compare_id).status,)
-        )
+        now = shown_statuses(run, None if view.compare_id == NONE else store.get(view.compare_id))
     except ValueError:
         st.rerun()
     if view.statuses and now != view.statuses:
@@ -612,7 +616,7 @@ if method in SLOW_PARAMS:
 
 polling = waiting(projection_jobs(), method)
 live = run.live or (compare_id != NONE and by_id[compare_id].live)
-statuses = (run.status,) + (() if compare_id == NONE else (by_id[compare_id].status,))
+statuses = shown_statuses(run, by_id.get(compare_id))
 view = View(
     run_id,
     compare_id,
