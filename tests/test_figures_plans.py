@@ -251,8 +251,8 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     fig = half_step_player(plans, kl, positives=np.arange(6), start=2)
     assert [fr.name for fr in fig.frames] == [str(k) for k in range(7)]
     for k, frame in enumerate(fig.frames):
-        heat, marker = frame.data
-        assert list(frame.traces) == [0, 2]
+        heat, marker, _, _ = frame.data
+        assert list(frame.traces) == [0, 2, 3, 4]
         z = np.asarray(heat.z)
         assert z.dtype == np.uint8  # compact frames: 256 levels of the plan's own range
         np.testing.assert_allclose(z / 255 * plans[k].max(), plans[k], atol=plans[k].max() / 500)
@@ -281,6 +281,38 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     wide[0, 0, 0] = 1e-30  # 30 decades: the floor stops 12 below each frame's maximum
     title = half_step_player(wide, kl, log=True).frames[0].data[0].colorbar.title.text
     assert f"<sub>{np.log10(wide[0].max()) - 12:.3g} … " in title
+
+
+def test_half_step_player_shows_what_each_half_step_fixes_in_its_marginal_strips() -> None:
+    """Beside the plan, its row sums over μ and under it its column sums over ν, as bars from
+    1: a row step (odd k) puts every row on its target (no row bar) and leaves the columns
+    off; a column step the converse; the misfit shrinks as Sinkhorn converges; the strips
+    keep one range over the frames and block-average as the heatmap does."""
+    from gca_viz.story import monotone_alignment
+
+    rng = np.random.default_rng(1)
+    z1, z2 = rng.normal(size=(2, 12, 4))
+    z1 /= np.linalg.norm(z1, axis=1, keepdims=True)
+    z2 /= np.linalg.norm(z2, axis=1, keepdims=True)
+    mono = monotone_alignment(1.0 - z1 @ z2.T, 0.2, n_iter=6)
+    fig = half_step_player(mono.plans, mono.kl)
+    rows_bar, cols_bar = fig.data[3], fig.data[4]
+    assert (rows_bar.orientation, rows_bar.xaxis, cols_bar.yaxis) == ("h", "x3", "y3")
+    assert rows_bar.base == 1.0 and cols_bar.base == 1.0
+    misfit = []
+    for k, frame in enumerate(fig.frames[1:], start=1):
+        row_dev = np.abs(np.asarray(frame.data[2].x, float))
+        col_dev = np.abs(np.asarray(frame.data[3].y, float))
+        on, off = (row_dev, col_dev) if k % 2 else (col_dev, row_dev)
+        assert on.max() < 1e-9, k  # the constraint this half-step enforces holds
+        assert off.max() > 1e-6, k  # the other one is not yet met
+        misfit.append(off.max())
+    assert misfit[-1] < 0.1 * misfit[0]  # Sinkhorn converges: the bars shrink
+    low, high = fig.layout.yaxis3.range
+    every = np.concatenate([np.asarray(fr.data[3].y, float) + 1 for fr in fig.frames[1:]])
+    assert low < 1 < high and low <= every.min() and every.max() <= high
+    big = np.ones((3, 300, 300))  # shown as 100 x 100 blocks of 3: the bars too
+    assert len(half_step_player(big, np.ones(3), max_size=100).data[4].x) == 100
 
 
 def test_half_step_player_marks_ince_gca_ince_and_the_drop_like_the_kl_curve() -> None:

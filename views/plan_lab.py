@@ -320,9 +320,10 @@ def inspect() -> None:
 
     st.markdown(
         "**▶ Play the half-steps**, or drag the slider under the plan: it all runs in your "
-        "browser, the plan and the KL curve's marker in step. Odd k are row steps (every row "
-        "then sums to μᵢ), even k column steps (every column sums to νⱼ; the rows drift a "
-        "little, less with every sweep). Click a cell to inspect it below."
+        "browser, the plan and the KL curve's marker in step. Odd k are row steps: every row "
+        "then sums to μᵢ, and the blue strip of row sums right of the plan goes flat. Even k "
+        "are column steps: the orange strip of column sums under it goes flat and the rows "
+        "drift, a little less with every sweep. Click a cell to inspect it below."
     )
     live_chart.live_chart(
         player_spec,

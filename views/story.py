@@ -248,7 +248,13 @@ elif step == 2:
             "would hide the smallest drops."
         )
     live_chart.live_chart(figs.monotone_chart(mono.kl), key="story_kl")
-    st.markdown("**▶ Play the half-steps**: the plan and the marker on the curve move together.")
+    st.markdown(
+        "**▶ Play the half-steps**: the plan and the marker on the curve move together. The "
+        "strips show what each half-step fixes: right of the plan, each row's sum over its "
+        "target (blue); under it, each column's (orange). A row step puts every row on target "
+        "and pushes columns off; a column step does the reverse; the misfit shrinks as k "
+        "grows, and so does the KL."
+    )
     live_chart.live_chart(
         half_step_player(
             mono.plans,

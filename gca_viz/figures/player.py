@@ -45,7 +45,8 @@ def half_step_player(
     height: int = PLAYER_HEIGHT,
 ) -> go.Figure:
     """The half-steps ``P^(0) ... P^(2T)`` as a client-side animation: the plan on the left,
-    ``KL(P_tgt || P^(k)) / n`` on the right with a marker that moves in step; a ▶ / ❚❚
+    with its marginals beside it, ``KL(P_tgt || P^(k)) / n`` on the right with a marker that
+    moves in step; a ▶ / ❚❚
     button and a slider over ``k`` play the frames in the browser with no server round trip
     (``frame_ms`` per frame; by default :func:`play_frame_ms`, a pace a class can follow).
 
@@ -54,10 +55,19 @@ def half_step_player(
     is each plan's own ``[0, max]`` (or the largest entry over all half-steps with
     ``shared_scale``); with ``log``, ``log10`` from the smallest entry of all half-steps
     (at most 12 decades below the maximum) to the maximum. The colour bar's ticks name the
-    real values. The KL panel carries :func:`gca_viz.figures.plans.drop_marks` (INCE's and
-    GCA-INCE's levels, the drop between them and its arrow right of ``k = 2T``); the
-    buttons have a row of their own above the slider (:data:`BUTTON_ROW` px on top of
-    ``height``).
+    real values.
+
+    The marginal strips show what each half-step fixes: right of the plan its row sums
+    ``(P^(k) 1)_i / μ_i`` (blue), under it its column sums ``(P^(k)ᵀ 1)_j / ν_j`` (orange),
+    as bars from 1, on one range for all ``k >= 1``. A row step (odd ``k``) makes every row
+    bar vanish and leaves the columns off; a column step does the converse; the bars shrink
+    as Sinkhorn converges. The targets are read from the plans: ``μ = P^(1) 1`` (exact after
+    the first row step) and ``ν = P^(2)ᵀ 1``, so any balanced marginals work. The bars are
+    block-averaged as the heatmap is.
+
+    The KL panel carries :func:`gca_viz.figures.plans.drop_marks` (INCE's and GCA-INCE's
+    levels, the drop between them and its arrow right of ``k = 2T``); the buttons have a row
+    of their own above the slider (:data:`BUTTON_ROW` px on top of ``height``).
 
     Args:
         plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
@@ -138,6 +148,25 @@ def half_step_player(
             yaxis="y2",
         )
 
+    def bars(k: int, rows: bool) -> go.Bar:
+        """Frame ``k``'s row sums (right of the plan, horizontal) or column sums (under
+        it) over their targets, as bars from 1."""
+        index, misfit = (ys, row_ratio[k] - 1.0) if rows else (xs, col_ratio[k] - 1.0)
+        what, target = ("row", "μ") if rows else ("column", "ν")
+        return go.Bar(
+            x=misfit if rows else index,
+            y=index if rows else misfit,
+            base=1.0,
+            orientation="h" if rows else "v",
+            width=f,
+            marker={"color": COLORS["row" if rows else "col"], "line": {"width": 0}},
+            name=f"{what} sums / {target}",
+            hovertemplate=f"{what} %{{{'y' if rows else 'x'}}}: {what} sum / {target} = "
+            f"%{{{'x' if rows else 'y'}:.4g}}<extra></extra>",
+            xaxis="x3" if rows else "x",
+            yaxis="y" if rows else "y3",
+        )
+
     k0 = min(max(int(start), 0), n_frames - 1)
     k = np.arange(n_frames)
     traces: list[Any] = [
@@ -155,6 +184,8 @@ def half_step_player(
         ),
         marker(k0),
     ]
+    row_ratio, col_ratio, row_range, col_range = _marginal_ratios(stack, f)
+    traces += [bars(k0, rows=True), bars(k0, rows=False)]  # traces 3 and 4
     if positives is not None:
         traces.append(positive_marks(np.asarray(positives), f, rows, height))
 
@@ -169,7 +200,12 @@ def half_step_player(
     # Frames change two traces and nothing in the layout: a layout change would make every
     # frame a full relayout (the slider's label names the current k).
     frames = [
-        go.Frame(data=[heat(j), marker(j)], traces=[0, 2], name=str(j)) for j in range(n_frames)
+        go.Frame(
+            data=[heat(j), marker(j), bars(j, rows=True), bars(j, rows=False)],
+            traces=[0, 2, 3, 4],
+            name=str(j),
+        )
+        for j in range(n_frames)
     ]
     # INCE's and GCA-INCE's levels, the drop's label and arrow, as on plans.kl_curve: the
     # theorem's picture stays in view while the plan plays (Plan lab drew that chart again
@@ -189,20 +225,27 @@ def half_step_player(
     layout.update(
         margin={"l": 60, "r": 20, "t": 60, "b": 140 + BUTTON_ROW},
         showlegend=False,
+        bargap=0.0,
         xaxis={
-            "domain": [0.0, 0.44],
+            "domain": [0.0, 0.355],
             "range": [xs[0] - f / 2, xs[-1] + f / 2],
             "title": None,  # the slider's label sits just below
+            "anchor": "y3",  # the column numbers under the column strip
             "showgrid": False,
             "zeroline": False,
         },
         yaxis={
-            "domain": [0.0, 1.0],
+            "domain": [_STRIP + 0.04, 1.0],
             "range": [ys[-1] + f / 2, ys[0] - f / 2],
             "title": "row i",
             "showgrid": False,
             "zeroline": False,
         },
+        # the strips' axes: the row strip right of the plan (its title under its ticks,
+        # beside the column strip: on top it ran into the figure's title), the column strip
+        # under the plan
+        xaxis3=_strip_axis([0.365, 0.435], row_range, "y", "P𝟙 / μ", COLORS["row"]),
+        yaxis3=_strip_axis([0.0, _STRIP], col_range, "x", "Pᵀ𝟙 / ν", COLORS["col"]),
         xaxis2={
             "domain": [0.7, 1.0],
             "title": "half-step k",
@@ -217,7 +260,30 @@ def half_step_player(
             "gridcolor": "#e5e7eb",
             "anchor": "x2",
         },
-        shapes=drop_shapes,
+        shapes=[
+            *drop_shapes,
+            # the strips' reference: a sum on its target draws no bar, only this line
+            {
+                "type": "line",
+                "xref": "x3",
+                "yref": "y domain",
+                "x0": 1,
+                "x1": 1,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": COLORS["ref"], "width": 1},
+            },
+            {
+                "type": "line",
+                "xref": "x domain",
+                "yref": "y3",
+                "x0": 0,
+                "x1": 1,
+                "y0": 1,
+                "y1": 1,
+                "line": {"color": COLORS["ref"], "width": 1},
+            },
+        ],
         annotations=[
             *drop_notes,
             {  # over the KL chart, ending at its right end: from its left end the note
@@ -239,6 +305,66 @@ def half_step_player(
     )
     layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
     return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+_STRIP = 0.16
+"""Share of the player's height given to the column-sum strip under the plan."""
+
+
+def _strip_axis(
+    domain: list[float], span: list[float], anchor: str, title: str, color: str
+) -> dict[str, Any]:
+    """The value axis of a marginal strip of :func:`half_step_player` (three ticks, the title
+    in the strip's colour)."""
+    return {
+        "domain": domain,
+        "range": span,
+        "anchor": anchor,
+        "nticks": 3,
+        "tickangle": 0,
+        "tickfont": {"size": 12},
+        "showgrid": False,
+        "zeroline": False,
+        "title": {"text": title, "font": {"size": 13, "color": color}, "standoff": 2},
+    }
+
+
+def _block_mean(v: np.ndarray, f: int) -> np.ndarray:
+    """``v`` averaged over blocks of ``f`` entries (the last block may be partial), as
+    :func:`gca_viz.lab.plans.downsample` averages the plan's cells."""
+    if f == 1:
+        return v
+    padded = np.full(-(-v.size // f) * f, np.nan)
+    padded[: v.size] = v
+    return np.asarray(np.nanmean(padded.reshape(-1, f), axis=1))
+
+
+def _marginal_ratios(
+    stack: np.ndarray, f: int
+) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+    """Row and column sums of every half-step's plan over their targets ``μ = P^(1) 1`` and
+    ``ν = P^(2)ᵀ 1`` (block-averaged by ``f``), and one axis range for each, over
+    ``k >= 1`` (the kernel's ``k = 0`` sums may lie far off: its bars leave the range)
+    and always holding 1."""
+    finite = np.where(np.isfinite(stack), stack, 0.0)
+    rows, cols = finite.sum(axis=2), finite.sum(axis=1)  # (K, n), (K, m)
+    mu = rows[min(1, len(rows) - 1)]
+    nu = cols[min(2, len(cols) - 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        row_ratio = np.where(mu > 0, rows / np.where(mu > 0, mu, 1.0), np.nan)
+        col_ratio = np.where(nu > 0, cols / np.where(nu > 0, nu, 1.0), np.nan)
+    row_ratio = np.stack([_block_mean(r, f) for r in row_ratio])
+    col_ratio = np.stack([_block_mean(c, f) for c in col_ratio])
+
+    def span(ratio: np.ndarray) -> list[float]:
+        seen = ratio[1:] if len(ratio) > 1 else ratio
+        seen = seen[np.isfinite(seen)]
+        low = min(float(seen.min()) if seen.size else 1.0, 1.0)
+        high = max(float(seen.max()) if seen.size else 1.0, 1.0)
+        pad = max(0.08 * (high - low), 1e-6)
+        return [low - pad, high + pad]
+
+    return row_ratio, col_ratio, span(row_ratio), span(col_ratio)
 
 
 BUTTON_ROW = 34
