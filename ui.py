@@ -766,6 +766,9 @@ the page's stylesheet (:data:`PAGE_CSS`)."""
 
 
 PAGE_CSS = """
+/* The page starts 3rem from the top, not Streamlit's 6rem: at 1366 x 768 the 48 px went to
+   the first figure (Geometry's sphere, Plan lab's player began below the first screen). */
+[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
 /* Long display formulas wrap (after a top-level relation or operator, as KaTeX breaks
    inline math) instead of being clipped at the right edge of their column. */
 .katex-display > .katex { white-space: normal; }

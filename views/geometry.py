@@ -40,14 +40,13 @@ SLOW_PARAMS = {"umap": UMAP_PARAMS, "tsne": TSNE_PARAMS}
 
 st.title("Geometry")
 st.markdown(
-    "A contrastive loss shapes where the normalised embeddings $\\hat z$ of the data sit on "
-    "the unit sphere. It pulls the two views of each sample together (alignment) and spreads "
-    "everything else apart (uniformity); a target prior decides which other samples also "
-    "count as positives. Pick a run and press ▶ to watch classes form; hover a point to see "
-    "its input, click it to pin it with its nearest neighbours. The plane below compares "
-    "runs on the two measures of Wang and Isola (2020)."
+    "A contrastive loss shapes where the normalised embeddings $\\hat z$ sit on the unit "
+    "sphere: it pulls the two views of each sample together (alignment) and spreads everything "
+    "else apart (uniformity); a target prior decides which other samples also count as "
+    "positives. Pick a run and press ▶ to watch classes form; hover a point to see its input, "
+    "click it to pin it with its nearest neighbours."
 )
-st.latex(
+ALIGN_UNIFORM_LATEX = (
     r"\mathcal{L}_{\mathrm{align}} = \mathbb{E}\,\|\hat z' - \hat z''\|^2,\qquad"
     r"\mathcal{L}_{\mathrm{uniform}} = \log\,\mathbb{E}_{i \ne j}\,"
     r"e^{-2\|\hat z_i - \hat z_j\|^2}"
@@ -605,7 +604,14 @@ with f2:
         else []
     )
 with f3:
-    k = ui.slider("Nearest neighbours of a pinned sample", "geo_k", 1, 10, 5)
+    k = ui.slider(
+        "Neighbours of a pin",
+        "geo_k",
+        1,
+        10,
+        5,
+        help="How many nearest neighbours (by cosine, in the embedding) a pinned sample shows.",
+    )
 auto = False
 if method in SLOW_PARAMS:
     auto = ui.toggle(
@@ -639,6 +645,8 @@ if live:
 # ---------------------------------------------------------- alignment-uniformity plane
 
 st.subheader("Alignment and uniformity across runs")
+st.markdown("The two measures of Wang and Isola (2020), lower is better for both:")
+st.latex(ALIGN_UNIFORM_LATEX)
 trajectories = {
     r.id: Trajectory.from_metrics(run_label(r), store.metrics(r.id, ["alignment", "uniformity"]))
     for r in runs

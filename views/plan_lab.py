@@ -168,7 +168,6 @@ st.markdown(
     "to the target plan $P_{\\mathrm{tgt}}.$ Walk through the half-steps, compare the balanced "
     "and unbalanced plans, and click a cell to see the two samples it pairs."
 )
-st.latex(lab.HALF_STEP_LATEX)
 
 # -------------------------------------------------------------------------- controls
 
@@ -292,7 +291,6 @@ trained_eps = (
 )
 st.caption(f"Batch: {batch.source}. Cost matrix {n_rows} × {n_cols}.{trained_eps}")
 st.subheader("Walk through the half-steps")
-st.latex(lab.MONOTONE_LATEX)
 T2 = _sup(2 * n_iter)
 m1, m2, m3 = st.columns(3)
 m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}")
@@ -319,11 +317,11 @@ def inspect() -> None:
     cell = (_keep_in_range("lab_i", n_rows - 1), _keep_in_range("lab_j", n_cols - 1, partner))
 
     st.markdown(
-        "**▶ Play the half-steps**, or drag the slider under the plan: it all runs in your "
-        "browser, the plan and the KL curve's marker in step. Odd k are row steps: every row "
-        "then sums to μᵢ, and the blue strip of row sums right of the plan goes flat. Even k "
-        "are column steps: the orange strip of column sums under it goes flat and the rows "
-        "drift, a little less with every sweep. Click a cell to inspect it below."
+        "**▶ Play the half-steps**, or drag the slider under the plan (it runs in your "
+        "browser). Odd k are row steps: every row then sums to μᵢ and the blue strip of row "
+        "sums right of the plan goes flat; even k are column steps: the orange strip of column "
+        "sums under it goes flat, and the rows drift a little less with every sweep. Click a "
+        "cell to inspect it below."
     )
     live_chart.live_chart(
         player_spec,
@@ -331,6 +329,10 @@ def inspect() -> None:
         on_click=_take_click("lab_chart_player", shape),
         overlay=live_chart.marked_cell(cell, shape, 128),
     )
+    # the formulas of what plays, under the figure: above it they pushed the player below
+    # the first screen at 1366 x 768
+    st.latex(lab.HALF_STEP_LATEX)
+    st.latex(lab.MONOTONE_LATEX)
     scale = (
         "log₁₀ colour scale"
         if log_scale

@@ -207,3 +207,17 @@ def test_back_returns_to_the_page_before_with_its_settings(app: Any) -> None:
     expect(page.locator("h1").first).to_have_text("GCA Explorer")
     app.wait_for_query("story_step", "3")  # with the settings it was left with
     app.assert_healthy()
+
+
+@pytest.mark.parametrize(("path", "chart"), [("/plan_lab", "lab_chart_player"), ("/geometry", "")])
+def test_the_main_figure_starts_on_a_laptops_first_screen(app: Any, path: str, chart: str) -> None:
+    """At 1366 x 768 the page's figure starts on the first screen, with room to see it: Plan
+    lab's player began at 740 px under its two formulas, Geometry's sphere at 700 px under
+    the alignment-uniformity formula (the formulas now sit by what they describe) and
+    Streamlit's 6rem top padding (now 3rem)."""
+    app.page.set_viewport_size({"width": 1366, "height": 768})
+    app.goto(path, charts=1, timeout=90)
+    figure = app.chart(chart) if chart else app.page.locator(".js-plotly-plot").first
+    box = figure.bounding_box()
+    assert box is not None and box["y"] < 768 - 200, box
+    app.assert_healthy()
