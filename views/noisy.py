@@ -144,11 +144,9 @@ st.markdown(
     "With extreme augmentations some positive pairs share almost no content, and forcing the "
     "plan to match every pair fully (INCE, GCA-INCE) pulls unrelated views together. GCA-UOT "
     "only penalises its marginals, so it can put less mass on a pair that is expensive to "
-    "match. See the views, compare the two methods on clean and corrupted test data, and "
-    "measure where the unbalanced plan puts its mass. The trained pair below meets noisy "
-    "pairs made explicitly (a share of each batch's second views swapped for another "
-    "sample's); the sweep after it says whether GCA-UOT's accuracy gains from that at this "
-    "scale, and the plan-mass sections show the mechanism the paper relies on."
+    "match. Below: the views, the two methods trained on noisy pairs (a share of each "
+    "batch's second views swapped for another sample's), and where the unbalanced plan puts "
+    "its mass."
 )
 st.latex(ex.UOT_MASS_LATEX)
 store = ui.run_store()
