@@ -92,11 +92,7 @@ st.markdown(
     "same class, or of the same domain, are partial positives. Design a target on a batch of "
     "multi-domain digits (original, rotated, inverted, noisy), see which pairs GCA-INCE's "
     "loss pulls together, then train with the domain prior across $\\alpha - \\beta$ and "
-    "measure how decodable the domain becomes. The priors' weights are shares of a row's mass: "
-    "the class prior gives a share $\\gamma$ to the row's same-class samples, the domain prior "
-    "$\\alpha$ to its same-domain and $\\beta$ to its other-domain samples, split equally "
-    "among them, and the positive keeps the rest ($1 - \\gamma$ or $1 - \\alpha - \\beta$), "
-    "so every row sums to 1 and a slider means the same at any batch size N."
+    "measure how decodable the domain becomes."
 )
 st.latex(
     r"\mathcal L_{\mathrm{GCA\text{-}INCE}} = \tfrac1N\,\mathrm{KL}\big(P_{\mathrm{tgt}}"
@@ -157,6 +153,14 @@ if target is not None:
     shown_target = target  # the download's callback runs later: it keeps this matrix
     mu, nu = target.sum(1), target.sum(0)
     st.latex(TARGETS[kind].latex)
+    if kind in ("class", "domain"):
+        st.caption(
+            "The priors' weights are shares of a row's mass: the class prior gives a share γ "
+            "to the row's same-class samples, the domain prior α to its same-domain and β to "
+            "its other-domain samples, split equally among them, and the positive keeps the "
+            "rest (1 − γ or 1 − α − β), so every row sums to 1 and a slider means the same at "
+            "any batch size N."
+        )
     steps = gca_steps((n, seed), batch, target, eps, n_iter)
     plan = steps.plans[-1]
     m1, m2, m3, m4 = ui.wrapping("dom_wrap_metrics", 180).columns(4)
