@@ -36,6 +36,9 @@ def _delete(store: RunStore, run_id: int) -> None:
     unlike a run deleted from another tab, views/_run_link.py)."""
     store.delete(run_id)
     st.session_state.pop("tr_run", None)
+    # ... nor the link the chooser wrote (tr_run=<id>: it read as a link to a missing run)
+    if st.query_params.get("tr_run") == str(run_id):
+        del st.query_params["tr_run"]
 
 
 def embeddings_npz(store: RunStore, run_id: int) -> Callable[[], bytes]:

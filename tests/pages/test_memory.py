@@ -162,6 +162,25 @@ def test_a_run_deleted_while_shown_is_said_to_be_gone(store_env: Path) -> None:
         assert_clean(at)
 
 
+def test_a_run_deleted_on_its_own_page_is_not_warned_about(store_env: Path) -> None:
+    """Train's Delete of the run shown: the chooser's link (tr_run=<id>) stayed in the URL
+    and the next run warned that the run "does not exist in this app's run store"."""
+    store = RunStore(store_env)
+    run = add_run(store, name="doomed", status="finished", step=5)
+    try:
+        at = open_app("views/train.py")
+        at.selectbox(key="tr_run").set_value(run).run()
+        assert at.query_params.get("tr_run") in (str(run), [str(run)])
+        at.button(key="tr_delete").click().run()
+        at.run()
+        assert f"Run #{run}" not in texts(at.warning)
+        assert at.selectbox(key="tr_run").value != run
+        assert_clean(at)
+    finally:
+        if run in [r.id for r in store.list_runs()]:
+            store.delete(run)
+
+
 def test_geometry_remembers_the_step_of_each_run(store_env: Path) -> None:
     """The step chosen on one run opened another run (a link naming only the run, as the
     Train page's) at that step, not at its newest snapshot."""
