@@ -65,9 +65,18 @@ def follow_latest(key: str, steps: list[int]) -> None:
     marker = f"_{key}_newest"
     if key in st.session_state:
         value = st.session_state[key]
-        if value not in steps or (value == st.session_state.get(marker) != steps[-1]):
+        held = st.session_state.get(f"_{key}_held") == value  # (stay_on_step)
+        if value not in steps or (not held and value == st.session_state.get(marker) != steps[-1]):
             st.session_state[key] = steps[-1]
     st.session_state[marker] = steps[-1]
+
+
+def stay_on_step(key: str, step: int) -> None:
+    """Keep the step slider ``key`` on ``step`` when new snapshots arrive (until the user
+    moves it): a t-SNE or UMAP of that step was asked for. On a training run the slider moved
+    on to each new snapshot, the job's picture was never shown and the button came back for
+    the new step."""
+    st.session_state[f"_{key}_held"] = step
 
 
 def waiting(jobs: embed.ProjectionJobs, method: str) -> bool:
@@ -131,6 +140,8 @@ def slow_projection(
         )
         if st.button(f"Try {title} again", key=f"geo_retry_{run.id}_{step}"):
             jobs.submit(key, embed.project, z, view.method, **dict(params))
+            if run.id == view.run_id:
+                stay_on_step("geo_step", step)
             st.rerun()
     elif status.state == "pending" and (warm := warming(jobs)) is not None:
         st.info(
@@ -150,9 +161,12 @@ def slow_projection(
         f"Compute {title} of run #{run.id} at step {step}",  # (two runs: two buttons)
         key=f"geo_go_{run.id}_{step}",
         icon=":material/play_arrow:",
-        help="Runs in the background; the page stays responsive.",
+        help="Runs in the background; the page stays responsive."
+        + (" The step slider stays at this step." if run.live else ""),
     ):
         jobs.submit(key, embed.project, z, view.method, **dict(params))
+        if run.id == view.run_id:  # (not the compared run's step)
+            stay_on_step("geo_step", step)
         st.rerun()  # the view then polls every second until the result is there
     elif (warm := warming(jobs)) is not None:
         st.caption(

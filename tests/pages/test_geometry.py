@@ -82,6 +82,57 @@ def test_geometry_computes_tsne_in_the_background(store_env: Path) -> None:
     assert not any(b.label.startswith("Compute t-SNE") for b in at.button)
 
 
+def test_a_tsne_asked_for_on_a_training_run_is_shown_at_its_step(
+    no_demo_store: Path,
+) -> None:
+    """On a run still training, the step slider followed each new snapshot: the t-SNE asked
+    for at step 4 was never shown and the button came back for the new step. The slider now
+    stays on the step asked for until the t-SNE is there (and the user may move it)."""
+    import torch
+
+    from gca_viz.watch import Recorder
+
+    rec = Recorder(no_demo_store, name="live", snapshot_every=2, config={"steps": 100})
+    gen = torch.Generator().manual_seed(0)
+
+    def snapshot(step: int) -> None:
+        z1 = torch.randn(40, 8, generator=gen)
+        rec.step(step, loss=1.0 / step)
+        rec.batch(step, z1, z1 + 0.1 * torch.randn(40, 8, generator=gen), torch.arange(40) % 4)
+        store = RunStore(no_demo_store)  # (the recorder writes from a thread of its own)
+        wait_for(lambda: step in dict(store.snapshots(rec.run_id, "embeddings")), 20, "snapshot")
+
+    try:
+        for step in (2, 4):
+            snapshot(step)
+        at = open_page("geometry")
+        at.selectbox(key="geo_run").set_value(rec.run_id).run()
+        at.selectbox(key="geo_method").set_value("tsne").run()
+        assert at.select_slider(key="geo_step").value == 4
+        next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
+        snapshot(6)  # the run trains on
+        at.run()
+        assert at.select_slider(key="geo_step").value == 4  # held (it went on to 6)
+        key = f"geo_fig_{rec.run_id}"
+
+        def ready() -> bool:
+            at.run()
+            assert_clean(at)
+            return "t-SNE" in charts(at)[key]["layout"]["title"]["text"]
+
+        wait_for(ready, 60, "t-SNE")
+        assert "step 4" in charts(at)[key]["layout"]["title"]["text"]
+        snapshot(8)
+        at.run()
+        assert at.select_slider(key="geo_step").value == 4  # still: the user looks at it
+        at.select_slider(key="geo_step").set_value(8).run()  # back at the end: it follows
+        snapshot(10)
+        at.run()
+        assert at.select_slider(key="geo_step").value == 10
+    finally:
+        rec.finish()
+
+
 def test_the_first_umaps_note_keeps_its_estimate_while_the_job_runs(
     store_env: Path, monkeypatch: Any
 ) -> None:
