@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import filecmp
+import hashlib
 import io
 import json
 import math
@@ -58,16 +60,17 @@ import numpy as np
 
 from gca_viz import losses
 from gca_viz._processes import last_error_line, run_alive, trains
-from gca_viz.data import loaded_params
+from gca_viz.data import DATASETS, loaded_params
 from gca_viz.device import KEEP_FREED_MEMORY_ENV
 from gca_viz.train import (
     LIVE_PARAMS,
+    ConfigError,
     TrainConfig,
     _rebuild_loss,
     build_loss,
     copy_config,
 )
-from gca_viz.userdata import data_label
+from gca_viz.userdata import UPLOADS, data_label
 
 DATA_DIR_ENV = "GCA_RUNS_DIR"
 """Environment variable overriding the default data directory ``./runs``."""
@@ -847,11 +850,15 @@ class RunStore:
         (zip)" download), as a finished (or stopped) run of this store: its config, metrics,
         snapshots, live changes (``changes.json``) and checkpoint are copied in. A run a
         :class:`gca_viz.watch.Recorder` recorded (its config has ``recorder``) comes back
-        external, its config as it was. Returns the new run's id.
+        external, its config as it was. A run whose data file is not at its config's path
+        takes the copy its export carried (:data:`DATA_FOLDER`, put in this store's
+        uploads); without one it comes in to be looked at, with a note that it cannot be
+        resumed. Returns the new run's id.
 
         Raises:
             ValueError: naming the file, if ``config.json`` or ``metrics.csv`` is missing or
-                malformed.
+                malformed, or the config is not a valid run config (but for a missing data
+                file).
         """
         src = Path(path)
         if src.suffix.lower() == ".zip" and src.is_file():
@@ -860,12 +867,6 @@ class RunStore:
             raw = json.loads((src / "config.json").read_text())
             if not isinstance(raw, dict):
                 raise ValueError("config.json must hold a JSON object of fields")
-            external = "recorder" in raw
-            config = (
-                json.dumps(raw, sort_keys=True)
-                if external
-                else TrainConfig.from_dict(raw).to_json()
-            )
             with open(src / "metrics.csv", newline="") as fh:
                 rows = [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(fh)]
             changes = _read_changes(src / CHANGES_FILE)
@@ -873,6 +874,20 @@ class RunStore:
             raise ValueError(
                 f"{src}: not a run directory (from train --out or RunStore.export): {exc}"
             ) from None
+        external = "recorder" in raw
+        data_note = ""
+        if external:
+            config = json.dumps(raw, sort_keys=True)
+        else:
+            raw, data_note, missing = self._imported_data(src, raw)
+            try:
+                config = TrainConfig.from_dict(raw).to_json()
+            except ConfigError as exc:
+                if not missing or any(not p.startswith("dataset:") for p in exc.problems):
+                    raise ValueError(
+                        f"{src}: config.json is not a usable run config: {exc}"
+                    ) from None
+                config = json.dumps(raw, indent=2, sort_keys=True)  # the data is elsewhere
         events: list[dict[str, Any]] = []
         if (src / "events.jsonl").exists():
             events = [json.loads(line) for line in (src / "events.jsonl").read_text().splitlines()]
@@ -915,7 +930,45 @@ class RunStore:
                 )
         if (src / "checkpoint.pt").exists():
             shutil.copy(src / "checkpoint.pt", dest / "checkpoint.pt")
+        if data_note:
+            self.add_event(run_id, "info" if "came with" in data_note else "warning", data_note)
         return run_id
+
+    def _imported_data(self, src: Path, raw: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
+        """An imported run's data file: where its config says when it exists there; else the
+        copy an export put in the run folder (:data:`DATA_FOLDER`), placed in this store's
+        uploads, the config pointed at it. Returns the config, a note for the run's events
+        and whether the data is missing (the run can then be looked at, not resumed)."""
+        dataset = raw.get("dataset")
+        if not isinstance(dataset, str) or dataset in DATASETS:
+            return raw, "", False
+        path = Path(dataset).expanduser()
+        try:
+            if path.exists():
+                return raw, "", False
+        except (OSError, ValueError):  # a name the file system refuses
+            pass
+        shipped = src / DATA_FOLDER / path.name
+        if not shipped.is_file():
+            return (
+                raw,
+                f"Its data file {dataset} is not on this machine and did not come with the "
+                "run: its metrics, snapshots and checkpoint are here, but it cannot be resumed "
+                "or duplicated until the file is back at that path.",
+                True,
+            )
+        dest = self.dir / UPLOADS / path.name
+        if dest.exists() and not filecmp.cmp(dest, shipped, shallow=False):
+            digest = hashlib.sha256(shipped.read_bytes()).hexdigest()[:12]
+            dest = dest.with_name(f"{path.stem}-{digest}{path.suffix}")
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(shipped, dest)
+        return (
+            {**raw, "dataset": str(dest)},
+            f"Its data file came with it: {dataset} (not on this machine) is now {dest}.",
+            False,
+        )
 
     def export(self, run_id: int, dest: str | Path) -> dict[str, Path]:
         """Write ``config.json``, ``metrics.csv`` and ``embeddings.npz`` into ``dest``, and
@@ -923,7 +976,9 @@ class RunStore:
         import``) reads back whole (its name in :data:`NAME_FILE`): ``snapshots/`` (every
         plan and embedding snapshot), ``changes.json`` (the live changes, each with the
         ``step`` it took effect at: the config is the run's start), ``events.jsonl`` (how it
-        ended) and ``checkpoint.pt`` (if it has one). Returns the paths by name.
+        ended), ``checkpoint.pt`` (if it has one) and, for a run on a user's data file,
+        that file in :data:`DATA_FOLDER` (``data``; an import elsewhere reads it from there).
+        Returns the paths by name.
 
         The archive ``embeddings.npz`` holds ``steps`` ``(k,)`` and, stacked over the ``k``
         readable embedding snapshots, ``z`` ``(k, N, d)`` and, when every one of them has it,
@@ -974,6 +1029,11 @@ class RunStore:
         if checkpoint.exists():
             paths["checkpoint"] = dest / "checkpoint.pt"
             shutil.copy(checkpoint, paths["checkpoint"])
+        data_file = _user_data_file(info.config)
+        if data_file is not None:
+            paths["data"] = dest / DATA_FOLDER / data_file.name
+            paths["data"].parent.mkdir(exist_ok=True)
+            shutil.copy(data_file, paths["data"])
         return paths
 
     def export_zip(self, run_id: int) -> bytes:
@@ -1020,6 +1080,27 @@ class RunStore:
             ).fetchall()
         lines = ["step,name,value"] + [f"{s},{n},{_stored(v)!r}" for s, n, v in rows]
         return "\n".join(lines) + "\n"
+
+
+DATA_FOLDER = "data"
+"""The folder of an exported run directory that holds the run's own data file (a user's
+``.npz`` or CIFAR-10 binary, up to :data:`EXPORT_DATA_LIMIT`): an import on another machine
+puts it in its store's uploads and points the run at it."""
+EXPORT_DATA_LIMIT = 1 << 30
+"""The largest data file an export carries (bytes); an image folder is never carried."""
+
+
+def _user_data_file(config: Mapping[str, Any]) -> Path | None:
+    """The run's data file, when it is a user's file (not an embedded dataset, not a folder)
+    that exists and is at most :data:`EXPORT_DATA_LIMIT` bytes."""
+    dataset = config.get("dataset")
+    if not isinstance(dataset, str) or dataset in DATASETS or "recorder" in config:
+        return None
+    try:
+        path = Path(dataset).expanduser()
+        return path if path.is_file() and path.stat().st_size <= EXPORT_DATA_LIMIT else None
+    except (OSError, ValueError):
+        return None
 
 
 NAME_FILE = "name.txt"

@@ -10,8 +10,10 @@ a stall fails); a wait that bounds how promptly something happens (a stop) is fi
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import threading
@@ -940,6 +942,55 @@ def test_an_export_imports_back_whole(runs_dir: Path, tmp_path: Path) -> None:
         == len(store.snapshots(rec.run_id, "embeddings"))
         > 0
     )
+
+
+def test_a_run_on_the_users_own_file_imports_on_another_machine(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    """A run trained on an upload could not be imported where its file's path does not
+    exist (a colleague's machine): "not a run directory: dataset: unknown dataset". The
+    export now carries the file, the import puts it in the store's uploads and points the
+    run at it; an export without it still imports, as a run to look at, and says why it
+    cannot be resumed."""
+    from gca_viz import userdata
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)).astype(np.float32), np.arange(40) % 2
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x, y=y)
+    store = RunStore(runs_dir)
+    upload = userdata.save_upload(
+        buffer.getvalue(), "mine.npz", store.dir / userdata.UPLOADS, max_bytes=1 << 20
+    )
+    full = json.loads(TrainConfig.from_dict(cfg(steps=4, dataset=str(upload))).to_json())
+    run = add_run(store, config=full, status="finished", step=4)
+    store.write_metrics(run, [(run, 4, "loss", 0.5)], 4)
+    archive = tmp_path / "run.zip"
+    archive.write_bytes(store.export_zip(run))
+    bare = tmp_path / "bare"
+    store.export(run, bare)
+    shutil.rmtree(bare / "data")  # an export without its data (as before this change)
+    upload.unlink()  # the colleague's machine: the path in the config leads nowhere
+
+    other = RunStore(tmp_path / "colleague")
+    back = other.get(other.import_directory(archive))
+    moved = Path(back.config["dataset"])
+    assert moved.parent == other.dir / userdata.UPLOADS and moved.read_bytes() == buffer.getvalue()
+    TrainConfig.from_dict(back.config)  # a config that resumes and duplicates
+    np.testing.assert_array_equal(load_dataset(str(moved)).x, x)
+    assert "came with it" in " ".join(e["message"] for e in other.events(back.id))
+    again = other.get(other.import_directory(archive))  # the same file is not copied twice
+    assert again.config["dataset"] == str(moved)
+    assert len(list((other.dir / userdata.UPLOADS).iterdir())) == 1
+
+    kept = other.get(other.import_directory(bare))
+    assert kept.config["dataset"] == str(upload) and other.metrics_csv(kept.id).count("\n") == 2
+    note = " ".join(e["message"] for e in other.events(kept.id))
+    assert "is not on this machine" in note and "cannot be resumed" in note
+    broken = json.loads((bare / "config.json").read_text())
+    (bare / "config.json").write_text(json.dumps({**broken, "lr": -1}))
+    with pytest.raises(ValueError, match=r"config\.json is not a usable run config: lr"):
+        other.import_directory(bare)  # another problem than the data is still refused
 
 
 def test_the_export_command_writes_a_run_that_import_reads_back(
