@@ -676,8 +676,9 @@ class Trainer:
 
     def snapshot_plan(self, max_rows: int = 128) -> dict[str, np.ndarray]:
         """The last batch's cost, kernel, target and plan as the loss saw them (top-left
-        ``max_rows`` block of each view so the file stays small)."""
-        if self._last_batch is None:
+        ``max_rows`` block of each view so the file stays small); none for a loss without
+        a plan (BYOL)."""
+        if self._last_batch is None or not self.loss_fn.has_plan:
             return {}
         z1, z2, idx = self._last_batch
         y = self.train_set.y[idx].numpy()

@@ -178,6 +178,17 @@ def test_resume_continues_exactly(method: str, tmp_path: Path) -> None:
         assert resumed.changes == full.changes
 
 
+def test_a_loss_without_a_plan_saves_no_plan_snapshot() -> None:
+    """BYOL (projection none) saved its kernel as "the plan": the Train page showed a plan
+    with a marginal error of 1e4 and told the user that a smaller ε would sharpen it."""
+    byol, ince = Trainer(small(method="byol", steps=2)), Trainer(small(steps=2))
+    assert not byol.loss_fn.has_plan and ince.loss_fn.has_plan
+    for trainer in (byol, ince):
+        trainer.train_step()
+    assert byol.snapshot_plan() == {} and "plan" in ince.snapshot_plan()
+    assert byol.snapshot_embeddings()  # its embeddings are still snapshotted
+
+
 def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     trainer = Trainer(small(steps=2))
     trainer.train_step()

@@ -132,6 +132,17 @@ LECTURE_PLAN_SIDE = 540
 
 def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
     """The latest plan snapshot of the run with its diagnostics."""
+    try:
+        planless = not run_loss(run).has_plan
+    except ValueError:  # an external run without a gca_viz loss: its snapshots say
+        planless = False
+    if planless:
+        st.caption(
+            f"Run #{run.id} trains {run.config.get('method', 'a loss')} without a transport "
+            "plan: its loss aligns each pair alone (projection: none), so there is no plan "
+            "to show. Its embeddings are on the Geometry page."
+        )
+        return
     plans = store.snapshots(run.id, "plan")
     if not plans:
         every = run.config.get("snapshot_every", 0)

@@ -189,6 +189,13 @@ class GCALoss(torch.nn.Module):
             return
         super().__setattr__(name, value)
 
+    @property
+    def has_plan(self) -> bool:
+        """Whether the loss builds a transport plan: not with the projection ``none`` (BYOL
+        reads the positives' costs ``C_ii`` alone; what :meth:`inspect` calls its plan is
+        then the kernel, not a coupling)."""
+        return self.stages["projection"].name != "none"
+
     def _stage_kwargs(self, kind: str) -> dict[str, Any]:
         return {p.name: self.params[p.name] for p in self.stages[kind].params}
 

@@ -26,6 +26,7 @@ from streamlit.testing.v1.element_tree import Selectbox
 
 from gca_viz import data, losses, metrics
 from gca_viz.runs import ACTIVE, RunStore
+from gca_viz.train import TrainConfig
 from gca_viz.watch import Recorder
 from tests.helpers import (
     add_run,
@@ -97,6 +98,24 @@ def test_a_relaxed_plan_says_why_its_mass_and_marginal_error_are_large(app_store
     at.selectbox(key="tr_run").set_value(by_name["demo-gca-uot"]).run()
     (said,) = [c.value for c in at.caption if note in c.value]
     assert "large by design" in said
+
+
+def test_a_byol_run_shows_no_plan_it_does_not_have(app_store: Path) -> None:
+    """A BYOL run's Train page drew its kernel as "Plan P" (marginal error 1e4, "a smaller
+    ε or more Sinkhorn sweeps make it sharper"): it now says there is no plan, even for a
+    run that saved such snapshots before."""
+    store = RunStore(app_store)
+    config = json.loads(TrainConfig.from_dict({"method": "byol", "steps": 4}).to_json())
+    run = add_run(store, config=config, status="finished", step=4)
+    store.write_metrics(run, [(run, 4, "loss", 0.5)], 4)
+    (store.run_dir(run) / "snapshots").mkdir(parents=True)  # (a launch makes it)
+    store.write_snapshot(run, 4, "plan", {"plan": np.ones((4, 4)), "kernel": np.ones((4, 4))})
+    at = open_page("train")
+    at.selectbox(key="tr_run").set_value(run).run()
+    assert_clean(at)
+    assert f"Run #{run} trains byol without a transport plan" in texts(at.caption)
+    assert "tr_plan" not in charts(at)
+    store.delete(run)
 
 
 def test_the_embedding_caption_says_collapsed_mixed_or_gathered() -> None:
