@@ -305,12 +305,19 @@ class TrainConfig:
                 "multidomain_digits, or user data with a 'domain' array)"
             )
         evaluates = self.eval_every > 0 or self.snapshot_every > 0
-        if train.n < 2 or (evaluates and test.n < 2):
+        split = (
+            f"dataset: its {dataset.n} samples split into {train.n} for training and "
+            f"{test.n} for evaluation (test_fraction {self.test_fraction:g})"
+        )
+        if train.n < 2:  # (the split keeps at least one test sample whatever is evaluated)
             raise ValueError(
-                f"dataset: its {dataset.n} samples split into {train.n} for training and "
-                f"{test.n} for evaluation (test_fraction {self.test_fraction:g}); training "
-                "needs at least 2, and evaluation and snapshots 2 more: use more data"
-                + (" or set eval_every and snapshot_every to 0" if evaluates else "")
+                f"{split}; training needs at least 2 (each pair needs a negative): use more "
+                "data" + (" or a smaller test_fraction" if dataset.n > 2 else "")
+            )
+        if evaluates and test.n < 2:
+            raise ValueError(
+                f"{split}; evaluation and snapshots need at least 2: use more data, a larger "
+                "test_fraction, or set eval_every and snapshot_every to 0"
             )
         return train, test
 

@@ -796,6 +796,14 @@ def test_data_too_small_for_a_run_fails_before_the_first_step(tmp_path: Path) ->
         Trainer(cfg)
     quiet = dataclasses.replace(cfg, eval_every=0, snapshot_every=0, checkpoint_every=0)
     assert Trainer(quiet).fit() == "finished"
+    # two samples split 1 / 1 whatever is evaluated: the advice to turn evaluation off was
+    # followed and refused again; it is not given
+    np.savez(path, x=np.ones((2, 4), dtype=np.float32), y=np.array([0, 1]))
+    for config in (cfg, quiet):
+        with pytest.raises(ValueError, match="split into 1 for training") as caught:
+            Trainer(config)
+        advice = str(caught.value).split(";")[-1]
+        assert advice.endswith("use more data") and "eval_every" not in advice, advice
 
 
 # -------------------------------------------------------------------------- torchrun
