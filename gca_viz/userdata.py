@@ -420,16 +420,28 @@ def _check_headers(p: Path, keys: tuple[str, ...]) -> None:
                         f"{p}: not a valid .npz file ({key!r} is not a .npy array: {exc})"
                     ) from None
             if dtype.hasobject:
-                raise ValueError(
-                    f"{p}: array {key!r} is an object array (pickled Python objects), "
-                    "which is never loaded; save plain numeric arrays"
-                )
+                raise ValueError(_object_array(p, key))
             values = int(np.prod(shape, dtype=object))
             if values > MAX_VALUES:
                 raise ValueError(
                     f"{p}: array {key!r} declares shape {tuple(shape)} ({values:,} values); "
                     f"the limit is {MAX_VALUES:,} values per array"
                 )
+
+
+def _object_array(p: Path, key: str) -> str:
+    """What to do about an object array (pickled Python objects: a pandas column's
+    ``.values``), which is never loaded."""
+    fix = (
+        f"save labels as strings or integers ({key}=labels.astype(str), as a pandas column's "
+        ".values needs)"
+        if key in ("y", "domain")
+        else "save the features as numbers (x=features.astype(np.float32))"
+    )
+    return (
+        f"{p}: array {key!r} is an object array (pickled Python objects), which is never "
+        f"loaded; {fix}"
+    )
 
 
 def _read_npz(p: Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -448,10 +460,7 @@ def _read_npz(p: Path) -> tuple[dict[str, np.ndarray], list[str]]:
                 except ValueError as exc:
                     if "allow_pickle" not in str(exc):
                         raise
-                    raise ValueError(
-                        f"{p}: array {key!r} is an object array (pickled Python objects), "
-                        "which is never loaded; save plain numeric arrays"
-                    ) from None
+                    raise ValueError(_object_array(p, key)) from None
                 if not isinstance(value, np.ndarray):  # NpzFile returns raw bytes then
                     raise ValueError(f"{p}: not a valid .npz file ({key!r} is not a .npy array)")
                 out[key] = value

@@ -292,6 +292,12 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
         # at 1e20 a run trained to a flat loss and embedding_std 0, without a word
         ({"x": np.full((4, 3), 1e20), "y": [0, 1, 0, 1]}, r"values up to 1e\+20.*rescale x"),
         ({"x": np.array([{"a": 1}] * 4, dtype=object), "y": [0, 1, 0, 1]}, "object array"),
+        # a pandas string column's .values: the advice says how to save it (it said "save
+        # plain numeric arrays", and string labels are welcome)
+        (
+            {"x": x, "y": np.array(["cat", "dog", "cat", "dog"], dtype=object)},
+            r"object array .*y=labels\.astype\(str\)",
+        ),
         ({"x": x, "y": [0, 1, 0]}, "3 entries but x has 4"),
         ({"x": np.zeros((0, 3)), "y": np.zeros(0, dtype=int)}, "empty"),
         ({"x": np.full((4, 3), np.nan), "y": [0, 1, 0, 1]}, "NaN"),
