@@ -485,6 +485,26 @@ def make_augment(preset: str = "standard", kind: str = "image", **overrides: Any
     return Augment(preset=preset, kind=kind, params=params, ops=stage.fn(**params))
 
 
+NOISE_RATIO_WARN = 0.5
+"""The :func:`noise_to_signal` ratio above which :func:`noise_warning` warns (a run on
+features varying by 1e-3 under the standard preset, ``r = 50``, sat at chance)."""
+
+
+def noise_warning(x: Any, preset: str = "standard") -> str | None:
+    """A warning when ``preset``'s noise drowns the features ``x`` (:func:`noise_to_signal`
+    above :data:`NOISE_RATIO_WARN`, features that vary), else ``None``: what the Train
+    page shows before a launch and ``python -m gca_viz train`` prints at the start."""
+    ratio = noise_to_signal(x, preset)
+    if not NOISE_RATIO_WARN < ratio < math.inf:
+        return None
+    return (
+        f"the {preset} augmentation adds noise {ratio:.3g} times the spread of your features: "
+        "two views of a sample would share little but noise, and the loss would stay near "
+        "chance. Standardise each feature first (subtract its mean, divide by its standard "
+        "deviation), or choose a lighter augmentation"
+    )
+
+
 def noise_to_signal(x: Any, preset: str = "standard") -> float:
     r"""How large a vector preset's added noise is next to the features it is added to:
 

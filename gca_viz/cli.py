@@ -493,6 +493,8 @@ def train_main(argv: list[str]) -> int:
             )
         distributed.shutdown(trainer.dist)
         return 0
+    for note in trainer.notes if trainer.dist.is_main else []:
+        print(f"warning: {note}", file=sys.stderr)
     split = len(trainer.train_set.y)
     held = split - split % trainer.dist.world_size  # (what Trainer._batch_indices draws)
     if cfg.batch_size > held and trainer.dist.is_main:  # (capped without a word)

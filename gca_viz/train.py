@@ -468,6 +468,12 @@ class Trainer:
         torch.manual_seed(config.seed)
         full = data_mod.load_dataset(config.dataset, **config.dataset_params)
         self.train_set, self.test_set = config.check_data(full)
+        self.notes: list[str] = []
+        """Warnings about the run's settings on its data (``python -m gca_viz train`` prints
+        them): the augmentation's noise drowning vector features."""
+        if full.kind == "vector" and config.augment in augment_mod.PRESETS:
+            drowned = augment_mod.noise_warning(self.train_set.x, config.augment)
+            self.notes += [f"augment: {drowned}"] if drowned else []
         # each held-out sample's row in the dataset, for the embedding snapshots and exports
         self.test_index = full.split_index(config.test_fraction, config.seed)[1]
         self.x_train = self.train_set.x.to(self.device)

@@ -22,6 +22,7 @@ from gca_viz.augment import (
     make_augment,
     mismatch_views,
     noise_to_signal,
+    noise_warning,
     random_erasing,
     random_hflip,
     random_resized_crop,
@@ -386,3 +387,7 @@ def test_noise_to_signal_is_the_presets_noise_over_the_features_rms() -> None:
     assert noise_to_signal(torch.full((3, 2), 7.0)) == math.inf
     with pytest.raises(ValueError, match=r"^preset must be one of"):
         noise_to_signal(x, "heavy")
+    assert noise_warning(x) is None and noise_warning(1e-3 * x, "none") is None
+    assert noise_warning(torch.full((3, 2), 7.0)) is None  # (nothing varies: no ratio)
+    said = noise_warning(1e-3 * x)
+    assert said is not None and said.startswith("the standard augmentation adds noise 50")

@@ -600,6 +600,14 @@ def test_cli_keeps_a_user_data_path_absolute_so_resume_works_from_anywhere(
     assert large.returncode == 0, large.stderr
     assert ("note: --batch-size 1000: the training split holds 60 samples, so each batch "
             "holds 60 (all of them)") in large.stderr  # fmt: skip
+    # features varying by 1e-3: the app warned that the augmentation's noise drowns them,
+    # the command line trained on to a collapse without a word
+    assert "warning:" not in first.stderr
+    np.savez(tmp_path / "small.npz", x=1e-3 * rng.normal(size=(80, 6)), y=np.arange(80) % 3)
+    small = _cli("train", "--dataset", "small.npz", "--steps", "1", *quick, cwd=tmp_path)
+    assert small.returncode == 0, small.stderr
+    assert "warning: augment: the standard augmentation adds noise" in small.stderr
+    assert "Standardise each feature" in small.stderr
 
 
 def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ library validates the configuration at launch and an invalid field is an ``st.er
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -124,20 +123,15 @@ def train_split_size(dataset: str, params_json: str, test_fraction: float) -> in
         return None
 
 
-NOISE_RATIO_WARN = 0.5
-"""Above this :func:`gca_viz.augment.noise_to_signal` the form warns that a vector
-augmentation's noise drowns the user's features."""
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
-def noise_ratio(dataset: str, preset: str, mtime: float) -> float | None:
-    """:func:`gca_viz.augment.noise_to_signal` of user vector data under ``preset`` (``None``
+def noise_warning(dataset: str, preset: str, mtime: float) -> str | None:
+    """:func:`gca_viz.augment.noise_warning` of user vector data under ``preset`` (``None``
     for images, whose pixels are in [0, 1], or data that does not load); ``mtime`` keys the
     cache to the file's version."""
     ds = _load(dataset, "{}")
     if ds is None or ds.kind != "vector":
         return None
-    return augment.noise_to_signal(ds.x, preset)
+    return augment.noise_warning(ds.x, preset)
 
 
 def _forget_removed_upload() -> None:
@@ -296,17 +290,11 @@ def data_and_model(store: RunStore) -> dict[str, Any]:
         help="How different the two views of a sample are; 'extreme' is the "
         "paper's noisy-view setting.",
     )
-    ratio = None
+    drowned = None
     if dataset is not None and dataset not in data.DATASETS and Path(dataset).exists():
-        ratio = noise_ratio(dataset, aug, Path(dataset).stat().st_mtime)
-    if ratio is not None and NOISE_RATIO_WARN < ratio < math.inf:  # (it sat at chance)
-        st.warning(
-            f"The {aug} augmentation adds noise {ratio:.3g} times the spread of your "
-            "features: two views of a sample would share little but noise, and the loss "
-            "would stay near chance. Standardise each feature first (subtract its mean, "
-            "divide by its standard deviation), or choose a lighter augmentation.",
-            icon=":material/warning:",
-        )
+        drowned = noise_warning(dataset, aug, Path(dataset).stat().st_mtime)
+    if drowned:  # (a run on such features sat at chance)
+        st.warning(drowned[0].upper() + drowned[1:] + ".", icon=":material/warning:")
     encoder = ui.select(
         LABELS["encoder"],
         "tr_encoder",
