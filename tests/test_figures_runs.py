@@ -561,3 +561,21 @@ def test_a_label_goes_to_the_side_where_it_hides_no_other_runs_point() -> None:
     # with nothing beside it, the same run's label runs inward
     alone = alignment.alignment_uniformity_plane([runs[0], runs[2], runs[3]])
     assert {a.text: a.xanchor for a in alone.layout.annotations}["#1 demo-ince"] == "left"
+
+
+def test_runs_of_the_papers_methods_keep_their_colours_from_the_story() -> None:
+    """Train and Geometry drew INCE red and GCA-INCE blue (the runs' order), the Story and
+    Plan lab INCE blue and GCA-INCE green: a run of INCE, GCA-INCE or GCA-UOT now takes the
+    colour those pages give its method; a second run of a method and other methods take
+    other colours, all distinct."""
+    from gca_viz.figures._palette import LEGIBLE, run_colors
+    from gca_viz.figures.plans import COLORS
+
+    got = run_colors(["gca_ince", "ince", "gca_uot", "ince", "rince", None])
+    assert got[:3] == [COLORS["gca"], COLORS["ince"], COLORS["unbalanced"]]
+    assert len(set(got)) == len(got) and set(got[3:]) <= set(LEGIBLE)
+    assert len(run_colors(["rince"] * 12)) == 12  # (cycled past the palette's end)
+    fig = training.metric_curves(
+        [training.RunSeries("a", {"loss": np.array([[1.0, 2.0]])}, color="#123456")], ["loss"]
+    )
+    assert fig.data[0].line.color == "#123456"

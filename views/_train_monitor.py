@@ -5,6 +5,7 @@ drawn run is active."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import streamlit as st
 
 import ui
 from gca_viz import embed, metrics, userdata
+from gca_viz.figures._palette import run_colors
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -369,6 +371,8 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
                 start_settings(json.dumps(info.config, sort_keys=True)),
             )
         )
+    colors = run_colors([info.config.get("method") for info in infos])  # INCE blue, ...
+    series = [dataclasses.replace(s, color=c) for s, c in zip(series, colors, strict=True)]
     if not view.metrics:
         st.caption("Choose metrics to draw above.")
     elif not any(len(s.metrics) for s in series):

@@ -3,6 +3,7 @@ and uniformity."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import streamlit as st
 
 import ui
 from gca_viz import demo, embed
+from gca_viz.figures._palette import run_colors
 from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
 from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
@@ -693,8 +695,12 @@ else:
     )
     ui.remember("geo_plane", list(chosen), list(default_plane))
     if chosen:
+        colors = run_colors([by_id[i].config.get("method") for i in chosen])
         fig = alignment_uniformity_plane(
-            [trajectories[i] for i in chosen],
+            [
+                dataclasses.replace(trajectories[i], color=c)
+                for i, c in zip(chosen, colors, strict=True)
+            ],
             highlight=run_label(run) if run_id in chosen else None,
         )
         ui.chart(fig, key="geo_plane_fig")

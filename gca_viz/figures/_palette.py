@@ -9,6 +9,8 @@ dimmed points' grey (tests/test_figures_geometry.py checks all three).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 LEGIBLE: tuple[str, ...] = (
     "#1f5fbf",  # blue
     "#d62728",  # red
@@ -22,3 +24,28 @@ LEGIBLE: tuple[str, ...] = (
     "#7a7a00",  # olive
 )
 """Ten colours for classes 0-9 and for runs, in that order."""
+
+
+METHOD_COLORS: dict[str, str] = {
+    "ince": "#2f6fde",  # (gca_viz.figures.plans.COLORS: "ince")
+    "gca_ince": "#1b9e77",  # ("gca")
+    "gca_uot": "#c2410c",  # ("unbalanced")
+}
+"""The colours the Story and Plan lab give INCE, GCA-INCE and GCA-UOT, which runs of those
+methods keep on the training charts (:func:`run_colors`)."""
+
+
+def run_colors(methods: Sequence[str | None]) -> list[str]:
+    """A colour per run, given each run's method: the first run of a method in
+    :data:`METHOD_COLORS` takes that method's colour, so INCE is blue and GCA-INCE green on
+    every page; the others take :data:`LEGIBLE`'s colours in turn, skipping its blue, green
+    and orange (near those three)."""
+    taken = set()
+    out: list[str | None] = []
+    for method in methods:
+        color = METHOD_COLORS.get(method or "")
+        out.append(color if color not in taken else None)
+        taken.add(color)
+    others = [c for c in LEGIBLE if c not in (LEGIBLE[0], LEGIBLE[2], LEGIBLE[4])]
+    free = iter(others * (len(out) // len(others) + 1))
+    return [c if c is not None else next(free) for c in out]

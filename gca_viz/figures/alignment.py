@@ -32,16 +32,19 @@ class Trajectory:
     steps: np.ndarray  # (k,)
     uniformity: np.ndarray  # (k,)
     alignment: np.ndarray  # (k,)
+    color: str | None = None  # (None: the plane's r-th of RUN_COLORS)
 
     @classmethod
-    def from_metrics(cls, label: str, metrics: Mapping[str, np.ndarray]) -> Trajectory:
+    def from_metrics(
+        cls, label: str, metrics: Mapping[str, np.ndarray], color: str | None = None
+    ) -> Trajectory:
         """Pair the ``alignment`` and ``uniformity`` records (``(k, 2)`` step, value) that
         share a step; empty if the run has none yet."""
         a = np.asarray(metrics.get("alignment", np.empty((0, 2))), dtype=float).reshape(-1, 2)
         u = np.asarray(metrics.get("uniformity", np.empty((0, 2))), dtype=float).reshape(-1, 2)
         steps, ia, iu = np.intersect1d(a[:, 0], u[:, 0], return_indices=True)
         ok = np.isfinite(a[ia, 1]) & np.isfinite(u[iu, 1])
-        return cls(label, steps[ok], u[iu, 1][ok], a[ia, 1][ok])
+        return cls(label, steps[ok], u[iu, 1][ok], a[ia, 1][ok], color)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -108,7 +111,7 @@ def alignment_uniformity_plane(
     shown = [(r, t) for r, t in enumerate(trajectories) if len(t)]
     fig = go.Figure()
     for r, t in shown:
-        color = RUN_COLORS[r % len(RUN_COLORS)]
+        color = t.color or RUN_COLORS[r % len(RUN_COLORS)]
         strong = highlight is None or t.label == highlight
         fig.add_trace(
             go.Scatter(
@@ -188,7 +191,7 @@ def _label_runs(fig: go.Figure, shown: Sequence[tuple[int, Trajectory]]) -> None
     fig.update_xaxes(range=x_range, autorange=False)
     fig.update_yaxes(range=y_range, autorange=False)
     for r, t in shown:  # (each label's side and height: respread_run_labels, below)
-        color = RUN_COLORS[r % len(RUN_COLORS)]
+        color = t.color or RUN_COLORS[r % len(RUN_COLORS)]
         fig.add_annotation(
             x=t.uniformity[-1],
             y=t.alignment[-1],

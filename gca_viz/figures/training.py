@@ -89,6 +89,9 @@ class RunSeries:
     metrics: Mapping[str, np.ndarray]
     changes: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    color: str | None = None
+    """The run's line colour (``None``: the chart's ``i``-th of :data:`RUN_COLORS`; the
+    pages pass :func:`gca_viz.figures._palette.run_colors` of the runs' methods)."""
 
     def labelled_changes(self) -> list[tuple[int, str]]:
         """``(step, label)`` of each live change, values before and after where known."""
@@ -262,7 +265,7 @@ def metric_curves(
     spans: dict[str, list[float]] = {}  # each metric's smallest and largest value drawn
     step_span = [math.inf, -math.inf]  # the steps drawn, over every metric and run
     for r, run in enumerate(runs):
-        color = RUN_COLORS[r % len(RUN_COLORS)]
+        color = run.color or RUN_COLORS[r % len(RUN_COLORS)]
         shown = False
         for i, name in enumerate(names):
             row, col = i // cols + 1, i % cols + 1
