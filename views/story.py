@@ -135,8 +135,23 @@ store = ui.run_store()
 c_src, c_n, c_eps, c_t = st.columns([3, 2, 2, 2])
 with c_src:
     source = ui.select("Batch", "story_source", list(SOURCES), "demo", format_func=SOURCES.get)
+sizes = SIZES
+if source == "demo":  # a run that kept no encoder stored its last batch: N goes up to it
+    with ui.guard("Batch"):
+        stored = load_batch(source, SIZES[-1], 0, _store=store).meta.get("available")
+        sizes = tuple(s for s in SIZES if not stored or s <= stored) or SIZES[:1]
+if st.session_state.get("story_n", sizes[0]) not in sizes:  # (a larger N, another source)
+    st.session_state["story_n"] = sizes[-1]
 with c_n:
-    n = ui.select_slider("Pairs N", "story_n", SIZES, 64)
+    n = ui.select_slider(
+        "Pairs N",
+        "story_n",
+        sizes,
+        min(64, sizes[-1]),
+        help=f"The demo run stored its last {sizes[-1]} pairs: N goes up to that."
+        if sizes != SIZES
+        else None,
+    )
 with c_eps:
     eps = ui.epsilon("story_eps", 0.2)
 with c_t:

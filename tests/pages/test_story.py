@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from gca_viz.figures.plans import COLORS
 from gca_viz.runs import RunStore
-from tests.helpers import figure, heat, metric, metrics, open_app, rerun, texts
+from tests.helpers import assert_clean, figure, heat, metric, metrics, open_app, rerun, texts
 
 pytestmark = pytest.mark.usefixtures("app_store")
 
@@ -212,6 +212,24 @@ def test_controls_change_the_numbers() -> None:
     at.toggle(key="story_f64").set_value(True)
     rerun(at)
     assert abs(step1_numbers(at)[2]) < 1e-12  # float64: the two agree to machine precision
+
+
+def test_pairs_n_offers_only_what_the_batch_holds() -> None:
+    """On the default batch (the demo run's stored 64 pairs) N = 128 and 256 changed nothing
+    but a grey caption: the slider offers up to what the run stored, and every size for a
+    batch drawn fresh; a larger N set before is brought within."""
+    at = open_app()
+    assert at.select_slider(key="story_n").options[-1] == "64"
+    at.selectbox(key="story_source").set_value("digits")
+    rerun(at)
+    assert at.select_slider(key="story_n").options[-1] == "256"
+    at.select_slider(key="story_n").set_value(128)
+    rerun(at)
+    assert heat(figure(at, "P⁽¹⁾")).shape == (128, 128)
+    at.selectbox(key="story_source").set_value("demo")
+    rerun(at)
+    assert at.select_slider(key="story_n").value == 64
+    assert_clean(at)
 
 
 def test_relaxed_marginals_respond_to_lambda() -> None:
