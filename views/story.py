@@ -135,7 +135,7 @@ store = ui.run_store()
 c_src, c_n, c_eps, c_t = st.columns([3, 2, 2, 2])
 with c_src:
     source = ui.select("Batch", "story_source", list(SOURCES), "demo", format_func=SOURCES.get)
-sizes = SIZES
+sizes: tuple[int, ...] = SIZES
 if source == "demo":  # a run that kept no encoder stored its last batch: N goes up to it
     with ui.guard("Batch"):
         stored = load_batch(source, SIZES[-1], 0, _store=store).meta.get("available")
