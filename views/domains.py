@@ -204,6 +204,8 @@ if target is not None:
         f"{(same - other) * 100:+.1f} pts vs other {other:+.1%}"
         if relative
         else f"{pulls.same - pulls.other:+.2g} vs other {pulls.other:+.2g}",
+        # (no good/bad colour: a green ↑ beside a negative pull read as a contradiction)
+        delta_color="off",
         help="The loss's pull ∂L/∂C (its gradient through the sweeps), on average over "
         "same-domain pairs (+: pulled together, −: pushed apart), "
         + (

@@ -153,6 +153,8 @@ def test_the_pull_follows_the_prior_while_the_plan_stays(app_store: Path) -> Non
     gap, other = float(found.group(1)), float(found.group(2))
     assert gap < 0 and abs(float(low[pull].rstrip("%")) - other - gap) <= 0.11, delta
     assert "The plan barely changes; the loss does" in texts(at.markdown)
+    # no good/bad colour on it: a green ↑ beside a negative pull read as a contradiction
+    assert all("color: GRAY" in str(m.proto) for m in at.metric if m.label == pull)
 
 
 def test_the_pull_map_is_the_gradient_and_the_formula_is_named_only_where_it_holds(
