@@ -1085,12 +1085,13 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
             if trace.colorbar.tickfont.size is None:
                 trace.colorbar.tickfont.size = tick
     # Markers over a heatmap mark its cells (positive pairs, the picked cell) at the cells'
-    # size: they keep it.
+    # size: they keep it. Words there (the half-step player's marginals) grow as all text.
     heat = {(t.xaxis, t.yaxis) for t in out.data if t.type == "heatmap"}
     scaled = {  # (3-D traces and surfaces have no x/y axes: never over a heatmap)
         i
         for i, t in enumerate(out.data)
         if (getattr(t, "xaxis", None), getattr(t, "yaxis", None)) not in heat
+        or getattr(t, "mode", None) == "text"
     }
     for i in scaled:
         _scale_trace(out.data[i])

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from gca_viz.figures import plans as figs
-from gca_viz.figures.player import half_step_player
+from gca_viz.figures.player import half_step_player, misfit_words
 
 
 def test_heatmap_has_marginals_references_and_a_cell_layer() -> None:
@@ -252,8 +252,8 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     fig = half_step_player(plans, kl, positives=np.arange(6), start=2)
     assert [fr.name for fr in fig.frames] == [str(k) for k in range(7)]
     for k, frame in enumerate(fig.frames):
-        heat, marker, _, _ = frame.data
-        assert list(frame.traces) == [0, 2, 3, 4]
+        heat, marker, *_ = frame.data
+        assert list(frame.traces) == [0, 2, 3, 4, 5]
         z = np.asarray(heat.z)
         assert z.dtype == np.uint8  # compact frames: 256 levels of the plan's own range
         np.testing.assert_allclose(z / 255 * plans[k].max(), plans[k], atol=plans[k].max() / 500)
@@ -309,6 +309,13 @@ def test_half_step_player_shows_what_each_half_step_fixes_in_its_marginal_strips
         assert off.max() > 1e-6, k  # the other one is not yet met
         misfit.append(off.max())
     assert misfit[-1] < 0.1 * misfit[0]  # Sinkhorn converges: the bars shrink
+    # ... and the words above the plan say it at every k, however small the bars get
+    words = [fr.data[4].text[0] for fr in fig.frames]
+    assert words[0].startswith("the kernel K: rows off by up to")
+    assert words[1].startswith("rows on target · columns off by up to")
+    assert words[2].startswith("rows off by up to") and words[2].endswith("columns on target")
+    assert misfit_words(0.0, 0.0421) == "rows on target · columns off by up to 4.2%"
+    assert misfit_words(3e-5, 0.0) == "rows off by up to 3e-05 · columns on target"
     low, high = fig.layout.yaxis3.range
     every = np.concatenate([np.asarray(fr.data[3].y, float) + 1 for fr in fig.frames[1:]])
     assert low < 1 < high and low <= every.min() and every.max() <= high

@@ -68,6 +68,10 @@ def test_lecture_figure_keeps_an_animation_title_and_scales_its_frames() -> None
     fig = half_step_player(stack, np.linspace(2.0, 1.0, 3))
     big, title = ui.lecture_figure(fig)
     assert title == "" and big.layout.title.text == fig.layout.title.text
+    # the words over the plan (its marginals) grow with the text, in every frame, though
+    # they sit on the heatmap's axes, whose cell marks keep their size
+    assert big.data[5].mode == "text" and big.data[5].textfont.size >= 15
+    assert all(fr.data[4].textfont.size >= 15 for fr in big.frames)
     sizes = {
         i: t.marker.size for i, t in enumerate(fig.data) if t.type == "scatter" and t.marker.size
     }

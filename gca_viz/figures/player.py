@@ -9,7 +9,7 @@ figures share (numpy arrays in, plotly figures out; nothing here imports streaml
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -121,7 +121,7 @@ def half_step_player(
             zmax=255,
             colorscale=PLAN_COLORSCALE,
             colorbar={
-                "x": 0.45,
+                "x": 0.475,
                 "xanchor": "left",
                 "len": 0.9,
                 "thickness": 12,
@@ -167,6 +167,22 @@ def half_step_player(
             yaxis="y" if rows else "y3",
         )
 
+    def misfit(k: int) -> go.Scatter:
+        """Frame ``k``'s marginals in words, just above the plan's top-left corner."""
+        words = "the kernel K: " if k == 0 else ""
+        return go.Scatter(
+            x=[xs[0] - f / 2],
+            y=[ys[0] - f / 2],
+            mode="text",
+            text=[words + misfit_words(float(sums.row_off[k]), float(sums.col_off[k]))],
+            textposition="top right",
+            textfont={"size": 13, "color": COLORS["ref"]},
+            cliponaxis=False,
+            hoverinfo="skip",
+            xaxis="x",
+            yaxis="y",
+        )
+
     k0 = min(max(int(start), 0), n_frames - 1)
     k = np.arange(n_frames)
     traces: list[Any] = [
@@ -184,8 +200,9 @@ def half_step_player(
         ),
         marker(k0),
     ]
-    row_ratio, col_ratio, row_range, col_range = _marginal_ratios(stack, f)
-    traces += [bars(k0, rows=True), bars(k0, rows=False)]  # traces 3 and 4
+    sums = _marginal_ratios(stack, f)
+    row_ratio, col_ratio = sums.rows, sums.cols
+    traces += [bars(k0, rows=True), bars(k0, rows=False), misfit(k0)]  # traces 3, 4 and 5
     if positives is not None:
         traces.append(positive_marks(np.asarray(positives), f, rows, height))
 
@@ -201,8 +218,8 @@ def half_step_player(
     # frame a full relayout (the slider's label names the current k).
     frames = [
         go.Frame(
-            data=[heat(j), marker(j), bars(j, rows=True), bars(j, rows=False)],
-            traces=[0, 2, 3, 4],
+            data=[heat(j), marker(j), bars(j, rows=True), bars(j, rows=False), misfit(j)],
+            traces=[0, 2, 3, 4, 5],
             name=str(j),
         )
         for j in range(n_frames)
@@ -227,7 +244,7 @@ def half_step_player(
         showlegend=False,
         bargap=0.0,
         xaxis={
-            "domain": [0.0, 0.355],
+            "domain": [0.0, 0.36],
             "range": [xs[0] - f / 2, xs[-1] + f / 2],
             "title": None,  # the slider's label sits just below
             "anchor": "y3",  # the column numbers under the column strip
@@ -244,10 +261,10 @@ def half_step_player(
         # the strips' axes: the row strip right of the plan (its title under its ticks,
         # beside the column strip: on top it ran into the figure's title), the column strip
         # under the plan
-        xaxis3=_strip_axis([0.365, 0.435], row_range, "y", "P𝟙 / μ", COLORS["row"]),
-        yaxis3=_strip_axis([0.0, _STRIP], col_range, "x", "Pᵀ𝟙 / ν", COLORS["col"]),
+        xaxis3=_strip_axis([0.372, 0.462], sums.row_range, "y", "P𝟙 / μ", COLORS["row"]),
+        yaxis3=_strip_axis([0.0, _STRIP], sums.col_range, "x", "Pᵀ𝟙 / ν", COLORS["col"]),
         xaxis2={
-            "domain": [0.7, 1.0],
+            "domain": [0.66, 1.0],
             "title": "half-step k",
             "range": [0.4, n_frames - 1 + 1.0],  # room right of k = 2T for the drop's arrow
             "gridcolor": "#e5e7eb",
@@ -307,7 +324,7 @@ def half_step_player(
     return go.Figure(data=traces, layout=layout, frames=frames)
 
 
-_STRIP = 0.16
+_STRIP = 0.2
 """Share of the player's height given to the column-sum strip under the plan."""
 
 
@@ -339,13 +356,22 @@ def _block_mean(v: np.ndarray, f: int) -> np.ndarray:
     return np.asarray(np.nanmean(padded.reshape(-1, f), axis=1))
 
 
-def _marginal_ratios(
-    stack: np.ndarray, f: int
-) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+class _Marginals(NamedTuple):
+    """The marginal strips' data of :func:`half_step_player` (:func:`_marginal_ratios`)."""
+
+    rows: np.ndarray  # (K, rows shown): row sums / μ, block-averaged
+    cols: np.ndarray  # (K, cols shown): column sums / ν
+    row_range: list[float]
+    col_range: list[float]
+    row_off: np.ndarray  # (K,): max_i |(P1)_i / μ_i - 1| at full resolution
+    col_off: np.ndarray  # (K,)
+
+
+def _marginal_ratios(stack: np.ndarray, f: int) -> _Marginals:
     """Row and column sums of every half-step's plan over their targets ``μ = P^(1) 1`` and
-    ``ν = P^(2)ᵀ 1`` (block-averaged by ``f``), and one axis range for each, over
-    ``k >= 1`` (the kernel's ``k = 0`` sums may lie far off: its bars leave the range)
-    and always holding 1."""
+    ``ν = P^(2)ᵀ 1`` (block-averaged by ``f``), one axis range for each, over ``k >= 1``
+    (the kernel's ``k = 0`` sums may lie far off: its bars leave the range) and always
+    holding 1, and each frame's largest relative misfit."""
     finite = np.where(np.isfinite(stack), stack, 0.0)
     rows, cols = finite.sum(axis=2), finite.sum(axis=1)  # (K, n), (K, m)
     mu = rows[min(1, len(rows) - 1)]
@@ -353,6 +379,8 @@ def _marginal_ratios(
     with np.errstate(divide="ignore", invalid="ignore"):
         row_ratio = np.where(mu > 0, rows / np.where(mu > 0, mu, 1.0), np.nan)
         col_ratio = np.where(nu > 0, cols / np.where(nu > 0, nu, 1.0), np.nan)
+    row_off = np.nanmax(np.abs(row_ratio - 1.0), axis=1, initial=0.0)
+    col_off = np.nanmax(np.abs(col_ratio - 1.0), axis=1, initial=0.0)
     row_ratio = np.stack([_block_mean(r, f) for r in row_ratio])
     col_ratio = np.stack([_block_mean(c, f) for c in col_ratio])
 
@@ -364,7 +392,21 @@ def _marginal_ratios(
         pad = max(0.08 * (high - low), 1e-6)
         return [low - pad, high + pad]
 
-    return row_ratio, col_ratio, span(row_ratio), span(col_ratio)
+    return _Marginals(row_ratio, col_ratio, span(row_ratio), span(col_ratio), row_off, col_off)
+
+
+def misfit_words(row_off: float, col_off: float) -> str:
+    """What a half-step's marginals are: ``"rows on target · columns off by up to 4.2%"``
+    (within ``1e-9``: on target; a misfit under 0.1% in powers of ten)."""
+
+    def said(name: str, off: float) -> str:
+        if not np.isfinite(off):
+            return f"{name} off"
+        if off < 1e-9:
+            return f"{name} on target"
+        return f"{name} off by up to {off:.1%}" if off >= 1e-3 else f"{name} off by up to {off:.0e}"
+
+    return f"{said('rows', row_off)} · {said('columns', col_off)}"
 
 
 BUTTON_ROW = 34
