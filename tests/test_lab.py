@@ -487,6 +487,29 @@ def test_trained_encoder_embeds_with_the_runs_weights(tmp_path: Path) -> None:
         lab.trained_encoder(store, run_id)
 
 
+def test_a_run_on_an_upload_names_its_data_as_the_user_sent_it(tmp_path: Path) -> None:
+    """Plan lab's caption named a run's upload by its stored name with the content hash
+    ("64 strlabel-b4753d70fb5d samples") where every other page says "strlabel.npz"."""
+    import io
+
+    from gca_viz import userdata
+
+    store = RunStore(tmp_path)
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buffer, x=rng.normal(size=(30, 5)).astype(np.float32), y=np.arange(30) % 3)
+    upload = userdata.save_upload(
+        buffer.getvalue(), "my data.npz", store.dir / userdata.UPLOADS, max_bytes=1 << 20
+    )
+    cfg = {"dataset": str(upload), "encoder": "mlp", "out_dim": 4, "head_hidden": 8,
+           "encoder_params": {"hidden": 8, "depth": 1}, "augment": "none"}  # fmt: skip
+    run_id = _add_run(store, cfg)
+    model = models.ContrastiveModel("mlp", (5,), out_dim=4, head_hidden=8, hidden=8, depth=1)
+    torch.save({"model": model.state_dict()}, store.run_dir(run_id) / "checkpoint.pt")
+    b = lab.data_batch(n=10, seed=0, encoder=lab.trained_encoder(store, run_id))
+    assert b.source.startswith("10 my_data.npz samples"), b.source
+
+
 def test_largest_rise_reads_rounding_as_zero_and_keeps_real_rises() -> None:
     from gca_viz.lab import largest_rise
 

@@ -21,6 +21,7 @@ from gca_viz import data as data_mod
 from gca_viz import losses, models, targets
 from gca_viz.augment import make_augment
 from gca_viz.lab._checks import cost_tensor, count
+from gca_viz.userdata import data_label
 
 if TYPE_CHECKING:
     from gca_viz.runs import RunStore
@@ -254,13 +255,16 @@ def data_batch(
         z2 = torch.nn.functional.normalize(model(v2), dim=1)
     images = torch.stack([v1, v2]).numpy() if ds.kind == "image" else None  # (2, N, C, H, W)
     who = trained.description if trained else f"a random MLP encoder (seed {seed})"
+    # (a run's upload by the name it was sent under, as every page names it, not its
+    # stored name with the content hash)
+    named = data_label(str(trained.dataset)) if trained else ds.name
     return Batch(
         z1,
         z2,
         ds.y[idx].numpy(),
         ds.domain[idx].numpy() if ds.domain is not None else None,
         images,
-        f"{n} {ds.name} samples, two '{aug.preset}' views, through {who}",
+        f"{n} {named} samples, two '{aug.preset}' views, through {who}",
         class_names=ds.class_names,
         domain_names=ds.domain_names,
     )
