@@ -79,7 +79,7 @@ import traceback
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -137,6 +137,13 @@ class _Snapshot:
     labelled: bool = True  # whether the loop gave labels (else ``y`` is zeros)
 
 
+def _names(value: Any, name: str) -> list[str]:
+    """Label names given to :class:`Recorder` as a list of strings, or a ``ValueError``."""
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        raise ValueError(f"{name} must be a sequence of names, got {value!r}")
+    return [str(v) for v in value]
+
+
 class Recorder:
     """Streams a training loop of your own into a run store, as an external run.
 
@@ -171,6 +178,8 @@ class Recorder:
         embed_points: rows kept for Geometry and for alignment and uniformity.
         flush_every: seconds between two writes of the background thread.
         sync_every: under ``torchrun``, steps between two broadcasts of the app's requests.
+        class_names, domain_names: the names of labels ``0, 1, ...`` and of domains, for the
+            app's legends and pinned samples (stored in the config; default: the numbers).
 
     Attributes:
         loss: the loss given, or the one built from its name.
@@ -197,6 +206,8 @@ class Recorder:
         embed_points: int = 256,
         flush_every: float = 0.5,
         sync_every: int = 10,
+        class_names: Sequence[str] | None = None,
+        domain_names: Sequence[str] | None = None,
     ) -> None:
         snapshot_every = integer(snapshot_every, "snapshot_every", 0)
         if snapshot_seconds is not None:
@@ -207,6 +218,11 @@ class Recorder:
         sync_every = integer(sync_every, "sync_every", 1)
         if steps is not None:
             steps = integer(steps, "steps", 1)
+        self._names = {
+            key: _names(value, key)
+            for key, value in (("class_names", class_names), ("domain_names", domain_names))
+            if value is not None
+        }
         if eval_batch is not None and model is None:
             raise ValueError("eval_batch needs model= (the encoder that embeds it)")
         loss = _resolve_loss(loss)
@@ -282,7 +298,7 @@ class Recorder:
         else:
             described["loss_params"] = {"epsilon": loss.params["epsilon"]}  # the drawn plan's
         safe = json.loads(json.dumps(user, default=str))
-        return {"dataset": "own data", **safe, **described}
+        return {"dataset": "own data", **safe, **described, **self._names}
 
     def _register(
         self, store_dir: str | Path | None, name: str | None, user: dict[str, Any], steps: Any

@@ -450,6 +450,7 @@ def test_calls_after_finish_warn_once_and_bad_settings_are_refused(tmp_path: Pat
         ({"flush_every": "x"}, "flush_every must be a number"),
         ({"sync_every": -5}, "sync_every must be an integer >= 1"),
         ({"steps": -3}, "steps must be an integer >= 1"),
+        ({"class_names": "cat"}, "class_names must be a sequence of names"),
     ):
         with pytest.raises(ValueError, match=match):
             Recorder(tmp_path, **kwargs)  # type: ignore[arg-type]

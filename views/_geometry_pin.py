@@ -11,7 +11,7 @@ import ui
 from gca_viz import embed
 from gca_viz.figures.geometry import clicked_row
 from gca_viz.figures.plans import sample_image
-from views._geometry_snapshots import Loaded, View, data_key, label_names, run_label
+from views._geometry_snapshots import Loaded, View, data_key, run_label, run_label_names
 from views._plotly_bridge import last_click
 
 PIN = "geo_pin"  # the pinned sample's position in its dataset (also a URL parameter)
@@ -59,7 +59,7 @@ def same_data(a: Loaded, b: Loaded) -> bool:
 def pin_chooser(shown: Loaded) -> int | None:
     """The pinned-sample box (a click on the chart fills it); the URL keeps the choice, and
     the session across page switches (:func:`ui.recall`)."""
-    names, _ = label_names(*data_key(shown.run))
+    names, _ = run_label_names(shown.run)
     index, y = shown.index(), shown.arrays["y"]
     options = sorted(int(i) for i in index)
     label = {int(i): _class_name(int(c), names) for i, c in zip(index, y, strict=True)}
@@ -91,7 +91,7 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
     row = main.row_of(pin)
     if row is None:
         return
-    names, domain_names = label_names(*data_key(main.run))
+    names, domain_names = run_label_names(main.run)
     what = f"class {_class_name(int(main.arrays['y'][row]), names)}"
     if "domain" in main.arrays:
         what += f", domain {_class_name(int(main.arrays['domain'][row]), domain_names)}"

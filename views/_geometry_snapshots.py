@@ -72,6 +72,28 @@ def run_label(info: RunInfo) -> str:
     return f"#{info.id} {info.name}"
 
 
+def run_label_names(run: RunInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Class and domain names of a run: its dataset's (:func:`label_names`), else those a
+    :class:`gca_viz.watch.Recorder` stored in its config (``class_names``,
+    ``domain_names``)."""
+    classes, domains = label_names(*data_key(run))
+    stored = [
+        tuple(str(v) for v in run.config.get(k) or ()) for k in ("class_names", "domain_names")
+    ]
+    return classes or stored[0], domains or stored[1]
+
+
+def embedding_dim(store: RunStore, run: RunInfo) -> int:
+    """The run's embedding dimension: its config's ``out_dim``, else (a recorded loop's
+    config has none) its newest embedding snapshot's; 0 when neither says."""
+    if run.config.get("out_dim"):
+        return int(run.config["out_dim"])
+    snaps = store.snapshots(run.id, "embeddings")
+    arrays = store.load_snapshot(snaps[-1][1]) if snaps else None
+    z = None if arrays is None else arrays.get("z")
+    return int(z.shape[1]) if z is not None and z.ndim == 2 else 0
+
+
 def data_key(run: RunInfo) -> tuple[str, str]:
     return str(run.config.get("dataset")), json.dumps(run.config.get("dataset_params", {}))
 
@@ -205,7 +227,7 @@ def _partner(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarra
 
 def labels_for(arrays: dict[str, np.ndarray], run: RunInfo, color_by: str) -> tuple[Any, Any, str]:
     """``(labels, names, legend title)`` for colouring one snapshot."""
-    classes, domains = label_names(*data_key(run))
+    classes, domains = run_label_names(run)
     if color_by == "domain" and "domain" in arrays:
         return arrays["domain"], domains or None, "domain"
     return arrays["y"], classes or None, "class"

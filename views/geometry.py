@@ -21,12 +21,12 @@ from views._geometry_pin import BRIDGE, on_click, pin_chooser, pin_details, pinn
 from views._geometry_snapshots import (
     Loaded,
     View,
-    data_key,
-    label_names,
+    embedding_dim,
     labels_for,
     load,
     plane_defaults,
     run_label,
+    run_label_names,
     samples_text,
 )
 from views._plotly_bridge import plotly_bridge
@@ -564,7 +564,7 @@ with c2:
         NONE,
         format_func=lambda i: "nothing" if i == NONE else run_label(by_id[i]),
     )
-out_dim = int(run.config.get("out_dim", 0))
+out_dim = embedding_dim(store, run)  # (a recorded loop's 3-D embeddings: a sphere too)
 methods = ([NATIVE] if out_dim in (2, 3) else []) + list(embed.METHODS)
 native_name = {2: "Circle", 3: "Sphere"}  # the embeddings themselves, unprojected
 with c3:
@@ -594,7 +594,7 @@ PLANE_UNLIKE = (
 )
 if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE, ON_DATA)):
     st.caption(unlike)
-class_names, domain_names = label_names(*data_key(run))
+class_names, domain_names = run_label_names(run)
 f1, f2, f3 = st.columns([3, 3, 2])
 with f1:
     classes = ui.multiselect(

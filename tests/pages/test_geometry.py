@@ -380,6 +380,23 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     assert "an external run stores no inputs" in said
 
 
+def test_a_recorded_runs_3d_embeddings_are_a_sphere_with_its_class_names(
+    no_demo_store: Path,
+) -> None:
+    """A loop recorded with Recorder: its 3-D embeddings got only PCA, UMAP and t-SNE (its
+    config has no out_dim) and its classes read 0, 1, 2 (there was no way to name them)."""
+    labels = ["bird", "cat", "dog"]
+    rec = record_external_run(no_demo_store, batch=30, dim=3, classes=3, class_names=labels)
+    assert RunStore(no_demo_store).get(rec.run_id).config["class_names"] == labels
+    at = open_page("geometry")
+    at.selectbox(key="geo_run").set_value(rec.run_id).run()
+    assert_clean(at)
+    assert at.selectbox(key="geo_method").value == "native"  # the sphere itself
+    fig = charts(at)[f"geo_fig_{rec.run_id}"]
+    assert {t["type"] for t in fig["data"]} >= {"surface", "scatter3d"}
+    assert [n for n in names(fig) if n in labels] == labels
+
+
 def test_geometry_opens_on_a_run_just_started_before_its_first_snapshot(app_store: Path) -> None:
     """The newest run training (here a Recorder's loop, registered with no snapshot yet) is
     the one shown, not the newest older run with snapshots: its first snapshot appears as
