@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -80,6 +80,19 @@ def lecture_defaults(runs: Iterable[Any]) -> tuple[int, int] | None:
         return None
     first, second = LECTURE_PAIR
     return ids[second], ids[first]
+
+
+R = TypeVar("R")
+
+
+def own_first(runs: Iterable[R]) -> list[R]:
+    """``runs`` (newest first, as :meth:`gca_viz.runs.RunStore.list_runs` gives them) with
+    the user's own runs before the demo runs, each group in its order: the run a page opens
+    on is the user's newest even when the demo runs were imported after it (a loop recorded
+    before the app's first start sat under the five demos). ``runs``: objects with ``name``."""
+    runs = list(runs)
+    own = [r for r in runs if getattr(r, "name", None) not in DEMO_RUNS]
+    return own + [r for r in runs if getattr(r, "name", None) in DEMO_RUNS]
 
 
 WEIGHTS_ONLY_KEYS = ("model", "config", "step")

@@ -129,8 +129,8 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
         external = " · external" if by_id[i].external else ""
         return f"{run_label(by_id[i])} · {by_id[i].status}{external}"
 
-    # The newest run; while only the demo runs are here, the lecture's pair compared.
-    default_run, default_compare = demo.lecture_defaults(runs) or (ids[0], None)
+    # The user's newest run; while only the demo runs are here, the lecture's pair compared.
+    default_run, default_compare = demo.lecture_defaults(runs) or (demo.own_first(runs)[0].id, None)
     if "tr_select_next" in st.session_state:
         # A run just launched is shown; of the runs compared before, only those whose curves
         # mean the same on its charts stay (the lecture's demo run stayed beside a user's

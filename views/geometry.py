@@ -538,7 +538,9 @@ ids = [r.id for r in runs]
 # The newest run that has snapshots or is training (a run just launched from the Train
 # page: its first snapshot shows here as soon as it arrives); while the store holds only the
 # demo runs, the lecture's GCA-INCE run, as on Train (the newest demo run is a noisy one).
-shown_first = [i for i in ids if by_id[i].status in ACTIVE or store.snapshots(i, "embeddings")]
+shown_first = [
+    r.id for r in demo.own_first(runs) if r.status in ACTIVE or store.snapshots(r.id, "embeddings")
+]
 lecture = demo.lecture_defaults(runs)
 default_run = lecture[0] if lecture else shown_first[0] if shown_first else ids[0]
 recover_run("geo_run", ids)

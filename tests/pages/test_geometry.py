@@ -368,8 +368,10 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     at = open_page("geometry")
     assert not at.error
     figs = charts(at)
-    points = [t for t in figs[f"geo_fig_{rec.run_id}"]["data"] if t.get("x") is not None]
+    drawn = figs[f"geo_fig_{rec.run_id}"]["data"]
+    points = [t for t in drawn if t.get("x") is not None and t["type"] != "surface"]
     assert sum(len(array(t["x"])) for t in points) == 64  # its snapshot's 64 points
+    assert "surface" in {t["type"] for t in drawn}  # 3-D: on the sphere (its config: no out_dim)
     assert "geo_plane_fig" in figs  # its alignment and uniformity, on the plane
     # Without eval_batch its snapshots are each step's batch: they were called "held-out
     # samples" played "with the axes held still", as if a point followed one sample

@@ -118,6 +118,16 @@ def test_a_byol_run_shows_no_plan_it_does_not_have(app_store: Path) -> None:
     store.delete(run)
 
 
+def test_a_run_recorded_before_the_demos_is_the_one_shown(app_store: Path) -> None:
+    """A loop recorded before the app's first start: the demo runs were imported after it
+    (newer ids), and Train and Geometry opened on a demo run, the user's run at the bottom."""
+    rec = record_external_run(app_store, batch=32, dim=3, classes=3, name="mine")
+    at = open_page("train")  # (it installs the demo runs: newer than the user's)
+    assert max(r.id for r in RunStore(app_store).list_runs()) > rec.run_id
+    assert at.selectbox(key="tr_run").value == rec.run_id
+    assert open_page("geometry").selectbox(key="geo_run").value == rec.run_id
+
+
 def test_the_embedding_caption_says_collapsed_mixed_or_gathered() -> None:
     """It said "Classes gather as the loss aligns the two views" under every run, also
     under a run collapsed to one point (a composer loss with nothing pushing samples apart).
