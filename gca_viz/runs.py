@@ -534,7 +534,8 @@ class RunStore:
         return self.launch(cfg, name=f"{name} (copy)", parent=run_id)
 
     def delete(self, run_id: int) -> None:
-        """Remove a run that is not active, with its metrics, snapshots and files."""
+        """Remove a run that is not active, with its metrics, snapshots and files, and its
+        uploaded data (a file in this store's uploads) when no other run uses it."""
         info = self.get(run_id)
         if info.status in ACTIVE:
             raise ValueError(f"run {run_id} is {info.status}; stop it before deleting it")
@@ -544,6 +545,22 @@ class RunStore:
                                ("runs", "id")):  # fmt: skip
                 db.execute(f"DELETE FROM {table} WHERE {key}=?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        self._drop_unused_upload(info.config.get("dataset"))
+
+    def _drop_unused_upload(self, dataset: Any) -> None:
+        """Delete ``dataset`` if it is a file of this store's uploads no run uses (deleted
+        runs' uploads piled up, with no way to remove them from the app)."""
+        if not isinstance(dataset, str) or dataset in DATASETS:
+            return
+        try:
+            path = Path(dataset)
+            if path.parent.resolve() != (self.dir / UPLOADS).resolve() or not path.is_file():
+                return
+        except (OSError, ValueError):
+            return
+        if any(r.config.get("dataset") == dataset for r in self.list_runs()):
+            return
+        path.unlink(missing_ok=True)
 
     def request_change(self, run_id: int, changes: Mapping[str, Any]) -> int:
         """Queue a live change (``epsilon``, ``n_iter``, relaxations, target prior) for a

@@ -993,6 +993,34 @@ def test_a_run_on_the_users_own_file_imports_on_another_machine(
         other.import_directory(bare)  # another problem than the data is still refused
 
 
+def test_deleting_the_last_run_on_an_upload_deletes_the_upload(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    """Every upload stayed in runs/uploads after its runs were deleted, and the app had no
+    way to remove it. The last run's delete removes it; a file outside the store's uploads
+    (the user's own, by path) is never touched."""
+    from gca_viz import userdata
+
+    store = RunStore(runs_dir)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.random.default_rng(0).normal(size=(20, 3)), y=np.arange(20) % 2)
+    upload = userdata.save_upload(
+        buffer.getvalue(), "mine.npz", store.dir / userdata.UPLOADS, max_bytes=1 << 20
+    )
+    own = tmp_path / "own.npz"
+    own.write_bytes(buffer.getvalue())
+    first, second, elsewhere = (
+        add_run(store, config={"dataset": str(path), "steps": 2}, status="finished")
+        for path in (upload, upload, own)
+    )
+    store.delete(first)
+    assert upload.is_file()  # the second run still uses it
+    store.delete(second)
+    assert not upload.exists()
+    store.delete(elsewhere)
+    assert own.is_file()
+
+
 def test_the_export_command_writes_a_run_that_import_reads_back(
     runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
