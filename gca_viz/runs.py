@@ -539,28 +539,30 @@ class RunStore:
         info = self.get(run_id)
         if info.status in ACTIVE:
             raise ValueError(f"run {run_id} is {info.status}; stop it before deleting it")
+        sole = self.sole_upload(run_id)
         with self._db(write=True) as db:
             for table, key in (("metrics", "run_id"), ("snapshots", "run_id"),
                                ("changes", "run_id"), ("events", "run_id"),
                                ("runs", "id")):  # fmt: skip
                 db.execute(f"DELETE FROM {table} WHERE {key}=?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-        self._drop_unused_upload(info.config.get("dataset"))
+        if sole is not None:  # (uploads piled up, with no way to remove them from the app)
+            sole.unlink(missing_ok=True)
 
-    def _drop_unused_upload(self, dataset: Any) -> None:
-        """Delete ``dataset`` if it is a file of this store's uploads no run uses (deleted
-        runs' uploads piled up, with no way to remove them from the app)."""
+    def sole_upload(self, run_id: int) -> Path | None:
+        """The run's data when it is a file of this store's uploads that no other run uses
+        (what :meth:`delete` removes with the run), else ``None``."""
+        dataset = self.get(run_id).config.get("dataset")
         if not isinstance(dataset, str) or dataset in DATASETS:
-            return
+            return None
         try:
             path = Path(dataset)
             if path.parent.resolve() != (self.dir / UPLOADS).resolve() or not path.is_file():
-                return
+                return None
         except (OSError, ValueError):
-            return
-        if any(r.config.get("dataset") == dataset for r in self.list_runs()):
-            return
-        path.unlink(missing_ok=True)
+            return None
+        others = (r for r in self.list_runs() if r.id != run_id)
+        return None if any(r.config.get("dataset") == dataset for r in others) else path
 
     def request_change(self, run_id: int, changes: Mapping[str, Any]) -> int:
         """Queue a live change (``epsilon``, ``n_iter``, relaxations, target prior) for a

@@ -1013,8 +1013,10 @@ def test_deleting_the_last_run_on_an_upload_deletes_the_upload(
         add_run(store, config={"dataset": str(path), "steps": 2}, status="finished")
         for path in (upload, upload, own)
     )
+    assert store.sole_upload(first) is None and store.sole_upload(elsewhere) is None
     store.delete(first)
     assert upload.is_file()  # the second run still uses it
+    assert store.sole_upload(second) == upload  # (the delete dialog says it goes too)
     store.delete(second)
     assert not upload.exists()
     store.delete(elsewhere)

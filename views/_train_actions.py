@@ -93,6 +93,11 @@ def controls(store: RunStore, info: RunInfo, columns: Sequence[Any]) -> None:
                 "It shipped with the app: Train and Geometry open on the demo runs while the "
                 "store holds nothing else."
             )
+        if (sole := store.sole_upload(run_id)) is not None:
+            st.caption(
+                f"Its uploaded data, {userdata.data_label(str(sole))}, goes too: no other run "
+                "uses it (the Run (zip) download keeps it)."
+            )
         if st.button("Delete for good", key="tr_delete", type="primary"):
             act(lambda: _delete(store, run_id), f"Deleted run #{run_id}")
 
