@@ -368,6 +368,8 @@ def load_npz(path: PathLike) -> Dataset:
         raise ValueError(f"{p}: no such file")
     with open(p, "rb") as fh:
         magic = fh.read(4)
+    if not magic:  # (as an upload of it is told)
+        raise ValueError(f"{p}: the file is empty (0 bytes)")
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
         raise ValueError(f"{p}: not a .npz archive (np.savez writes a zip of .npy arrays)")
     arrays, names = _read_npz(p)

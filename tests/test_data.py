@@ -364,7 +364,7 @@ def test_npz_corrupt_files(tmp_path: Path) -> None:
     for path, match in [
         (truncated, "corrupt or truncated"),
         (text, "not a .npz archive"),
-        (empty, "not a .npz archive"),
+        (empty, r"the file is empty \(0 bytes\)"),  # (as an upload of it is told)
         (damaged, "not a valid .npz"),
         (tmp_path / "missing.npz", "no such file"),
     ]:
