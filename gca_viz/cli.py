@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from gca_viz import __version__, _signals, augment, data, distributed, losses, models, targets
-from gca_viz.device import DEVICE_NAMES, keep_freed_memory
+from gca_viz.device import DEVICE_NAMES, device_name, keep_freed_memory
 from gca_viz.train import (
     CONFIG_TARGETS,
     DICT_FIELDS,
@@ -110,7 +110,7 @@ class DirectoryWriter(Callback):
         self._metrics = open(self.out / "metrics.csv", "a", newline="")
         if new:
             self._metrics.write("step,name,value\n")
-        self._event({"event": "start", "step": trainer.step})
+        self._event({"event": "start", "step": trainer.step, "device": device_name(trainer.device)})
 
     def _write(self, step: int, logs: dict[str, float]) -> None:
         assert self._metrics is not None

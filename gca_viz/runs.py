@@ -917,7 +917,7 @@ class RunStore:
         with self._db(write=True) as db:
             cur = db.execute(
                 "INSERT INTO runs (name, config, status, created, started, ended, step, "
-                "external) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "external, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name or _exported_name(src),
                     config,
@@ -927,6 +927,9 @@ class RunStore:
                     now,
                     int(last["step"]),
                     external,
+                    # where it trained (train --out's start events and exports say; the
+                    # status line read "device auto", the config's request)
+                    next((str(e["device"]) for e in events if e.get("device")), None),
                 ),
             )
             run_id = int(cur.lastrowid or 0)
@@ -1043,7 +1046,12 @@ class RunStore:
         paths["changes"].write_text(json.dumps(self.applied_changes(run_id), indent=2) + "\n")
         paths["events"] = dest / "events.jsonl"
         ended = "finished" if info.status == "finished" else "stopped"
-        paths["events"].write_text(json.dumps({"event": ended, "step": info.step}) + "\n")
+        end = {
+            "event": ended,
+            "step": info.step,
+            **({"device": info.device} if info.device else {}),
+        }
+        paths["events"].write_text(json.dumps(end) + "\n")
         checkpoint = self.run_dir(run_id) / "checkpoint.pt"
         if checkpoint.exists():
             paths["checkpoint"] = dest / "checkpoint.pt"

@@ -492,6 +492,11 @@ def test_cli_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     assert steps == [1, 2, 3, 4, 5, 6]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert events[-1] == {"event": "finished", "step": 6}
+    assert events[0] == {"event": "start", "step": 0, "device": "cpu"}  # where it trained
+    from gca_viz.runs import RunStore
+
+    store = RunStore(tmp_path / "store")  # imported: "device cpu", not the config's "auto"
+    assert store.get(store.import_directory(out)).device == "cpu"
 
     # the same command without --resume would append a second run to the first one's files
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
