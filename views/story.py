@@ -262,7 +262,8 @@ elif step == 2:
             "about exact arithmetic, and float32's rounding of the KL (about 10⁻⁷ of it) "
             "would hide the smallest drops."
         )
-    live_chart.live_chart(figs.monotone_chart(mono.kl), key="story_kl")
+    # The KL curve once, in the player beside the plans (it marks INCE, GCA-INCE and the
+    # drop): the page drew it a second time, alone, above the player.
     st.markdown(
         "**▶ Play the half-steps**: the plan and the marker on the curve move together. The "
         "strips show what each half-step fixes: right of the plan, each row's sum over its "

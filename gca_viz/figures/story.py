@@ -53,6 +53,11 @@ def monotone_chart(kl: np.ndarray, *, height: int = 480) -> go.Figure:
     )
 
 
+def _keyed(word: str, color: str) -> str:
+    """``word`` in bold ``color``: a colour key inside a plotly title."""
+    return f'<b><span style="color:{color}">{word}</span></b>'
+
+
 def split_chart(
     ince: tuple[np.ndarray, np.ndarray, np.ndarray],
     gca: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -73,16 +78,23 @@ def split_chart(
             (:class:`gca_viz.story.Split`).
     """
     diff = np.asarray(gca[2], dtype=float) - np.asarray(ince[2], dtype=float)  # (n,)
+    key = (
+        f"{_keyed('alignment', _TERMS['alignment'])} + {_keyed('repulsion', _TERMS['repulsion'])}"
+        " = ● the row's loss"
+    )
     fig = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.08,
         row_heights=[0.36, 0.36, 0.28],
+        # each panel's title carries its colour key (the legend, under the third panel, was
+        # far from the first two on a projector)
         subplot_titles=(
-            "INCE: plan P⁽¹⁾",
-            "GCA-INCE: plan after T sweeps",
-            f"GCA-INCE − INCE per row (mean {diff.mean():+.3g}: the loss drop)",
+            f"INCE: plan P⁽¹⁾ · {key}",
+            f"GCA-INCE: plan after T sweeps · {key}",
+            f"GCA-INCE − INCE per row (mean {diff.mean():+.3g}) · "
+            f"{_keyed('fell', COLORS['gca'])} / {_keyed('rose', _ROSE)}",
         ),
     )
     for row, (align, repel, total) in enumerate((ince, gca), start=1):

@@ -70,7 +70,7 @@ def test_every_step_renders() -> None:
     at = open_app()
     expected = {
         1: ("InfoNCE loss", "P⁽¹⁾"),
-        2: ("Pythagorean residual", "KL(P_tgt"),
+        2: ("Pythagorean residual", "Half-steps P⁽⁰⁾"),
         3: ("GCA-INCE: residual", "Mass each sample receives"),
         4: ("Measured rate per sweep", "Who sends and receives less than their share"),
         5: ("GCA-INCE loss", "GCA-INCE: its plan"),
@@ -92,7 +92,8 @@ def test_every_step_renders() -> None:
     assert float(metric(at, "GCA-INCE (k = 20)")) <= float(metric(at, "INCE (k = 1)"))
     # the float64 setting is off, and step 2 says it computes in float64 all the same
     assert any("computes in float64 whatever" in c.value for c in at.caption)
-    curve = np.asarray(figure(at, "KL(P_tgt")["data"][0]["y"], dtype=float)
+    # the KL curve, once: in the player, beside the plans (it was drawn alone above it too)
+    curve = np.asarray(figure(at, "Half-steps P⁽⁰⁾")["data"][1]["y"], dtype=float)
     assert len(curve) == 20 and np.all(np.diff(curve) <= 1e-12)
     at.radio(key="story_step").set_value(3)
     rerun(at)
