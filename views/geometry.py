@@ -583,8 +583,15 @@ with c3:
             native_name.get(out_dim, m) if m == NATIVE else embed.METHOD_TITLES[m]
         ),
     )
+class_names, domain_names = run_label_names(run)
+shown_runs = [run] + ([by_id[compare_id]] if compare_id != NONE else [])
+# "domain" only where a shown run has domains (a digits run stayed coloured by class under
+# "domain", with a small caption); a recorded loop's domains may have no names
+with_domains = any(run_label_names(r)[1] or r.external for r in shown_runs)
 with c4:
-    color_by = ui.select("Colour by", "geo_color", ["class", "domain"], "class")
+    colourings = ["class", "domain"] if with_domains else ["class"]
+    keep_valid("geo_color", colourings, "class")
+    color_by = ui.select("Colour by", "geo_color", colourings, "class")
 UNLIKE = (
     "Each picture shows its own run's held-out samples, coloured by that run's classes as "
     "its legend names them."
@@ -596,7 +603,6 @@ PLANE_UNLIKE = (
 )
 if compare_id != NONE and (unlike := unlike_note(run, [by_id[compare_id]], UNLIKE, ON_DATA)):
     st.caption(unlike)
-class_names, domain_names = run_label_names(run)
 f1, f2, f3 = st.columns([3, 3, 2])
 with f1:
     classes = ui.multiselect(

@@ -59,8 +59,12 @@ def test_geometry_projects_wide_embeddings_and_colours_by_domain(store_env: Path
     assert names(charts(at)["geo_fig_2"]) == ["original", "rotated", "inverted", "noisy"]
     at.selectbox(key="geo_run").set_value(1).run()  # digits: no domains, class colours
     assert_clean(at)
-    assert "no domains" in texts(at.caption)
+    # "domain" is not offered for it (it stayed chosen, the points coloured by class)
+    assert at.selectbox(key="geo_color").options == ["class"]
+    assert at.selectbox(key="geo_color").value == "class"
     assert names(charts(at)["geo_fig_1"]) == [str(c) for c in range(10)]
+    at.selectbox(key="geo_compare").set_value(2).run()  # beside a run that has domains
+    assert at.selectbox(key="geo_color").options == ["class", "domain"]
 
 
 def test_geometry_computes_tsne_in_the_background(store_env: Path) -> None:
