@@ -53,10 +53,12 @@ def test_snapshot_slider_and_views(app: Any) -> None:
     assert f"step {earlier}" in moved["title"]
     app.assert_healthy()
 
-    # Colour by domain: the digits have none, so the page says so and keeps the classes.
-    app.choose("geo_color", "domain")
-    app.wait_for_query("geo_color", "domain")
-    expect(page.get_by_text("This run's data has no domains: coloured by class.")).to_be_visible()
+    # Colour by domain: the digits have none, so it is not offered.
+    app.widget("geo_color").locator('button[aria-haspopup="listbox"]').first.click()
+    options = page.get_by_role("listbox").get_by_role("option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_text("class")
+    page.keyboard.press("Escape")
     assert scatter(app)["names"] == moved["names"]
 
     # PCA: the same snapshot as a flat projection.
