@@ -1075,6 +1075,10 @@ def lecture_figure(fig: Any) -> tuple[Any, str]:
                 for a in above
             )
             margin["t"] = max(margin["t"], math.ceil(need + 8))
+    if layout.get("sliders"):  # its step labels and current value grow with the font: the
+        # Geometry explorer's were cut 5 px at the figure's foot (two rows of text)
+        margin = layout.setdefault("margin", {})
+        margin["b"] = int(margin.get("b", 80)) + 2 * max(base - 12, 0)
     out = go.Figure(data=fig.data, layout=layout, frames=fig.frames)
     if legend_below_meta in (layout.get("meta") or {}):  # room under the axis for the new fonts
         legend_below(out)

@@ -71,6 +71,8 @@ def test_lecture_figure_keeps_an_animation_title_and_scales_its_frames() -> None
     # the words over the plan (its marginals) grow with the text, in every frame, though
     # they sit on the heatmap's axes, whose cell marks keep their size
     assert big.data[5].mode == "text" and big.data[5].textfont.size >= 15
+    # room under the plot for the slider's larger labels (the explorer's were cut 5 px)
+    assert big.layout.margin.b >= fig.layout.margin.b + 2 * (big.layout.font.size - 12)
     assert all(fr.data[4].textfont.size >= 15 for fr in big.frames)
     sizes = {
         i: t.marker.size for i, t in enumerate(fig.data) if t.type == "scatter" and t.marker.size
