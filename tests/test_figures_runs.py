@@ -176,6 +176,14 @@ def test_an_accuracy_axis_spans_enough_not_to_show_noise_as_a_trend() -> None:
     fig = training.metric_curves([training.RunSeries("#1", {"knn_acc": wide})], ["knn_acc"])
     low, high = fig.layout.yaxis.range
     assert low <= 0.1 and 0.9 < high <= 1.005
+    # the same for uniformity: INCE's and GCA-INCE's between -2.02 and -1.98 filled the axis
+    runs = [
+        training.RunSeries(n, {"uniformity": np.array([[50, a], [100, b]])})
+        for n, a, b in (("ince", -2.02, -1.99), ("gca", -2.0, -1.98))
+    ]
+    low, high = training.metric_curves(runs, ["uniformity"]).layout.yaxis.range
+    assert high - low == pytest.approx(1.2 * training.MIN_SPANS["uniformity"])
+    assert low < -2.02 < -1.98 < high
 
 
 def test_embedding_figures_draw_one_trace_per_label() -> None:

@@ -203,6 +203,10 @@ def _thin(series: np.ndarray, max_points: int) -> np.ndarray:
 
 ACC_MIN_SPAN = 0.05
 """The least range of an accuracy's y axis in :func:`metric_curves`."""
+MIN_SPANS = {"alignment": 0.1, "uniformity": 0.2}
+"""The least range of these metrics' y axes in :func:`metric_curves`: alignment lies in
+``[0, 4]`` and uniformity in ``[-4, 0]`` on the sphere, and two runs' uniformity between
+-2.02 and -1.98 filled the axis, its noise a swing."""
 
 
 CHANGE_MARKS = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
@@ -350,6 +354,11 @@ def metric_curves(
             top = min(mid + 0.6 * span, 1.005)
             fig.update_yaxes(
                 range=[max(top - 1.2 * span, 0.0), top], row=i // cols + 1, col=i % cols + 1
+            )
+        elif name in filled and name in MIN_SPANS and hi - lo < MIN_SPANS[name]:
+            mid, span = (lo + hi) / 2, MIN_SPANS[name]
+            fig.update_yaxes(
+                range=[mid - 0.6 * span, mid + 0.6 * span], row=i // cols + 1, col=i % cols + 1
             )
         elif name in filled and hi - lo <= 1e-9 * max(1.0, abs(hi)):
             # One value throughout (a k-NN accuracy of 1.0): plotly would span 0 to 2.
