@@ -894,7 +894,7 @@ class RunStore:
                 f"{src}: not a run directory (from train --out or RunStore.export): {exc}"
             ) from None
         external = "recorder" in raw
-        data_note = ""
+        data_note, missing = "", False
         if external:
             config = json.dumps(raw, sort_keys=True)
         else:
@@ -953,7 +953,7 @@ class RunStore:
         if (src / "checkpoint.pt").exists():
             shutil.copy(src / "checkpoint.pt", dest / "checkpoint.pt")
         if data_note:
-            self.add_event(run_id, "info" if "came with" in data_note else "warning", data_note)
+            self.add_event(run_id, "warning" if missing else "info", data_note)
         return run_id
 
     def _imported_data(self, src: Path, raw: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
