@@ -839,6 +839,18 @@ def lecture_toggle() -> bool:
     return on
 
 
+def intro(text: str) -> None:
+    """A page's introduction under its title (markdown): as text, or in lecture mode folded
+    into "About this page": on a projector the first screen goes to the controls and the
+    figure, and the lecturer says the rest (the introductions pushed every page's figure
+    130 px further down)."""
+    if lecture():
+        with st.expander("About this page", expanded=False):
+            st.markdown(text)
+    else:
+        st.markdown(text)
+
+
 def page_style() -> None:
     """The app's CSS: formulas and column pairs that wrap, and in lecture mode larger type
     (once per run)."""

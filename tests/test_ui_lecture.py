@@ -121,6 +121,19 @@ def test_lecture_mode_moves_the_controls_out_of_the_sidebar() -> None:
     assert at.slider(key="noisy_rows").value == 3
 
 
+@pytest.mark.parametrize("page", ["plan_lab", "geometry", "noisy", "train"])
+def test_lecture_mode_folds_the_pages_introduction(page: str) -> None:
+    """On a projector the introductions pushed every page's figure 130 px further down (the
+    lecturer says them): lecture mode folds each into "About this page"; without it, it is
+    the page's first text."""
+    lecture = open_app(f"views/{page}.py", lecture="1")
+    (about,) = [e for e in lecture.expander if e.label == "About this page"]
+    assert about.proto.expanded is False and about.markdown[0].value
+    plain = open_app(f"views/{page}.py")
+    assert not [e for e in plain.expander if e.label == "About this page"]
+    assert plain.markdown[0].value == about.markdown[0].value
+
+
 def test_lecture_figure_enlarges_trace_labels_and_small_notes() -> None:
     """Text a trace draws (labels beside points) and notes of 11 px were left small on a
     projector: both reach a readable size."""
@@ -183,11 +196,20 @@ def test_lecture_mode_folds_secondary_settings_and_the_figures_come_first() -> N
     assert at.number_input(key="story_seed").value == 0  # still there, one click away
     entropy = open_app("views/entropy.py", lecture="1")
     expanded = {e.label: e.proto.expanded for e in entropy.expander if e.label != "Show the code"}
-    assert expanded == {"Sweeps": True, "Batch, marginals and solver": False}
+    assert expanded == {
+        "About this page": False,  # (ui.intro)
+        "Sweeps": True,
+        "Batch, marginals and solver": False,
+    }
     # Plan lab: its two open panels took a projector's first screen; only ε and T stay open.
     lab = open_app("views/plan_lab.py", lecture="1")
     expanded = {e.label: e.proto.expanded for e in lab.expander if e.label != "Show the code"}
-    assert expanded == {"Batch": False, "Problem": True, "Target, marginals and display": False}
+    assert expanded == {
+        "About this page": False,
+        "Batch": False,
+        "Problem": True,
+        "Target, marginals and display": False,
+    }
     assert lab.number_input(key="lab_eps").value == 0.1  # ε and T open, the rest folded:
     assert lab.selectbox(key="lab_target").value == "pairs"  # still there, one click away
     assert entropy.slider(key="ent_n").value == 48  # folded, still there

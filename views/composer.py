@@ -65,7 +65,7 @@ def param_widget(p: Param) -> Any:
 # ---------------------------------------------------------------------------- header
 
 st.title("Loss composer")
-st.markdown(
+ui.intro(
     "Every loss of the GCA family is four stages: a **cost** between the two views, a "
     "**target plan** saying what should match what, a **projection** that turns the kernel "
     "$e^{-C/\\varepsilon}$ into a plan, and a **divergence** that compares the plan with the "

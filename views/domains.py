@@ -86,7 +86,7 @@ def _csv(matrix: np.ndarray) -> str:
 # ---------------------------------------------------------------------------- header
 
 st.title("Target plans and domains")
-st.markdown(
+ui.intro(
     "Contrastive learning matches each sample to its own other view: the target plan "
     "$P_{\\mathrm{tgt}} = I$. GCA lets the target say more, for example that samples of the "
     "same class, or of the same domain, are partial positives. Design a target on a batch of "

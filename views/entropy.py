@@ -67,7 +67,7 @@ def iteration_sweep(
 
 live_chart.load_plotly()
 st.title("Entropy and iterations")
-st.markdown(
+ui.intro(
     "The same $\\varepsilon$ is InfoNCE's temperature and the entropic regulariser of optimal "
     "transport. As $\\varepsilon \\to 0$ the plan sharpens towards the exact transport plan "
     "(a permutation for pairs), but Sinkhorn needs ever more sweeps; as $\\varepsilon$ grows "

@@ -41,7 +41,7 @@ TSNE_PARAMS = (("perplexity", 30.0), ("seed", 0))
 SLOW_PARAMS = {"umap": UMAP_PARAMS, "tsne": TSNE_PARAMS}
 
 st.title("Geometry")
-st.markdown(
+ui.intro(
     "A contrastive loss shapes where the normalised embeddings $\\hat z$ sit on the unit "
     "sphere: it pulls the two views of each sample together (alignment) and spreads everything "
     "else apart (uniformity); a target prior decides which other samples also count as "

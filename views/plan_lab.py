@@ -161,7 +161,7 @@ def _sup(k: int) -> str:
 
 live_chart.load_plotly()
 st.title("Plan lab")
-st.markdown(
+ui.intro(
     "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}.$ "
     "Sinkhorn alternately rescales rows and columns of $K$; the first row step $P^{(1)}$ is "
     "exactly the plan behind InfoNCE, and every further half-step moves the plan closer (in KL) "

@@ -18,7 +18,7 @@ from views._train_runs import runs_panel
 from views._train_steer import steering
 
 st.title("Train")
-st.markdown(
+ui.intro(
     "Train a small encoder with any loss of the GCA family. Each run is its own process: it "
     "keeps going if you close this page, and this page only reads what it writes (metrics, "
     "the plan of its current batch, snapshots of the embeddings). While a run trains you can "
