@@ -148,10 +148,12 @@ def half_step_player(
             yaxis="y2",
         )
 
+    sums = _marginal_ratios(stack, f)  # the strips' bars and words, every frame's
+
     def bars(k: int, rows: bool) -> go.Bar:
         """Frame ``k``'s row sums (right of the plan, horizontal) or column sums (under
         it) over their targets, as bars from 1."""
-        index, misfit = (ys, row_ratio[k] - 1.0) if rows else (xs, col_ratio[k] - 1.0)
+        index, misfit = (ys, sums.rows[k] - 1.0) if rows else (xs, sums.cols[k] - 1.0)
         what, target = ("row", "μ") if rows else ("column", "ν")
         return go.Bar(
             x=misfit if rows else index,
@@ -200,8 +202,6 @@ def half_step_player(
         ),
         marker(k0),
     ]
-    sums = _marginal_ratios(stack, f)
-    row_ratio, col_ratio = sums.rows, sums.cols
     traces += [bars(k0, rows=True), bars(k0, rows=False), misfit(k0)]  # traces 3, 4 and 5
     if positives is not None:
         traces.append(positive_marks(np.asarray(positives), f, rows, height))
