@@ -553,11 +553,11 @@ class RunStore:
         """The run's data when it is a file of this store's uploads that no other run uses
         (what :meth:`delete` removes with the run), else ``None``."""
         dataset = self.get(run_id).config.get("dataset")
-        if not isinstance(dataset, str) or dataset in DATASETS:
-            return None
+        path = _user_path(dataset)
         try:
-            path = Path(dataset)
-            if path.parent.resolve() != (self.dir / UPLOADS).resolve() or not path.is_file():
+            if path is None or path.parent.resolve() != (self.dir / UPLOADS).resolve():
+                return None
+            if not path.is_file():
                 return None
         except (OSError, ValueError):
             return None
@@ -962,9 +962,9 @@ class RunStore:
         uploads, the config pointed at it. Returns the config, a note for the run's events
         and whether the data is missing (the run can then be looked at, not resumed)."""
         dataset = raw.get("dataset")
-        if not isinstance(dataset, str) or dataset in DATASETS:
+        path = _user_path(dataset)
+        if path is None:
             return raw, "", False
-        path = Path(dataset).expanduser()
         try:
             if path.exists():
                 return raw, "", False
@@ -1120,14 +1120,21 @@ EXPORT_DATA_LIMIT = 1 << 30
 def _user_data_file(config: Mapping[str, Any]) -> Path | None:
     """The run's data file, when it is a user's file (not an embedded dataset, not a folder)
     that exists and is at most :data:`EXPORT_DATA_LIMIT` bytes."""
-    dataset = config.get("dataset")
-    if not isinstance(dataset, str) or dataset in DATASETS or "recorder" in config:
+    path = _user_path(config.get("dataset"))
+    if path is None or "recorder" in config:
         return None
     try:
-        path = Path(dataset).expanduser()
         return path if path.is_file() and path.stat().st_size <= EXPORT_DATA_LIMIT else None
     except (OSError, ValueError):
         return None
+
+
+def _user_path(dataset: Any) -> Path | None:
+    """A config's ``dataset`` as the path of user data (``~`` expanded), or ``None`` for an
+    embedded dataset's name or a value that is no path; the file need not exist."""
+    if not isinstance(dataset, str) or dataset in DATASETS:
+        return None
+    return Path(dataset).expanduser()
 
 
 NAME_FILE = "name.txt"
