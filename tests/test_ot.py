@@ -261,6 +261,41 @@ def test_unbalanced_first_order_conditions(relax: tuple[float, float | None]) ->
     assert res.marginal_error > 1e-3
 
 
+def test_a_relaxed_residual_is_the_row_step_s_move_weighted_by_rho() -> None:
+    """``errors[t-1] = ρ1 ||P^(2t) 1 - μ exp(-f/λ1)||_1``, ``ρ1 = λ1 / (λ1 + ε)``: to first
+    order how far the next row step moves the row sums (checked against the step itself)."""
+    C, a, b = _problem(12, 9, False, seed=5)
+    lam, eps = 0.3, 0.1
+    res = sinkhorn(C, a, b, epsilon=eps, relax_a=lam, relax_b=lam, n_iter=6, history=True)
+    rho = lam / (lam + eps)
+    sums = res.history[-1].sum(1)
+    target = a * np.exp(-res.f / lam)
+    assert float(res.errors[-1]) == pytest.approx(rho * np.abs(sums - target).sum(), rel=1e-10)
+    moved = sums * ((target / sums) ** rho - 1)  # what the next row step does to P 1
+    assert float(res.errors[-1]) == pytest.approx(np.abs(moved).sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["absorb", "log"])
+@pytest.mark.parametrize("lam", [1e-3, 1e-5, 1e-8])
+def test_a_weakly_relaxed_float32_solve_says_converged(method: str, lam: float) -> None:
+    """A library user's review: at small ``λ`` the unweighted residual read the potentials'
+    rounding through ``exp(-f/λ)`` (times ``1/λ``): a float32 plan exact to 4e-7 said
+    ``converged=False`` with errors of 1e-3 (``λ = 1e-3``) to 200 (``λ = 1e-8``), and ``tol``
+    was never met. Weighted by ``ρ1`` it is within the float32 threshold, and a ``tol``
+    above rounding stops the solve."""
+    gen = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(32, 8, generator=gen), torch.randn(32, 8, generator=gen)
+    C = cosine_cost(z1, z2)
+    kw = {"epsilon": 0.5, "relax_a": lam, "relax_b": lam, "method": method}
+    res = sinkhorn(C, n_iter=200, **kw)
+    exact = sinkhorn(C.double(), n_iter=200, **kw)
+    assert torch.allclose(res.plan.double(), exact.plan, rtol=2e-6, atol=0)
+    assert res.converged, res.errors[-5:]
+    assert float(res.errors[-1]) <= 1e-5
+    stopped = sinkhorn(C, n_iter=5000, tol=1e-5, **kw)
+    assert stopped.converged and stopped.n_iter < 100
+
+
 # ------------------------------------------------------------- 3. first half-step = InfoNCE
 
 

@@ -279,7 +279,7 @@ def _check_solution(
 
     * a potential or another vector came out NaN or inf: the cost is too large, or relaxed
       and very negative, for ``ε`` in ``dtype``. For :func:`sinkhorn` the others are the
-      residuals ``||P 1 - μ̃||_1``; the last one is that of the returned plan, finite iff
+      residuals (``SinkhornResult.errors``); the last one is that of the returned plan, finite iff
       every row sum, hence (entries being ``>= 0``) every entry of the plan is;
     * ``ε`` is below the rounding error of the potentials, ``max |f|, |g|`` times the
       machine epsilon: then ``(f_i + g_j - C_ij) / ε`` on the plan's support is rounding

@@ -3,8 +3,8 @@ r"""A stretch of kernel-domain half-steps between two absorptions (the absorbing
 With the stabilised kernel ``K~ = exp((f_i + g_j - C_ij)/ε)`` of the absorbed potentials,
 a row step is ``u = (μ_eff / K~ v)^ρ1`` and a column step ``v = (ν_eff / K~^T u)^ρ2``
 (``μ_eff = μ exp(-f/λ1)``, or ``μ`` for a hard marginal). Every row step after the first
-also yields the residual of the sweep just finished, ``||u * (K~ v) - μ_target||_1``, from
-the product it computes anyway.
+also yields the residual of the sweep just finished, ``||u * (K~ v) - μ_target||_1`` (times
+``ρ1`` for a relaxed row marginal), from the product it computes anyway.
 
 What ends a stretch is decided by a watch:
 
@@ -119,8 +119,9 @@ def _stretch(
             rows = sums[:pending]
             if scalings is None:
                 rows -= mu
-            else:  # μ exp(-f_true / λ1) with f_true = f + ε log u
+            else:  # μ exp(-f_true / λ1) with f_true = f + ε log u, weighted by ρ1
                 rows -= mu * xp.exp(-(ns.detach(f) + eps * xp.log(scalings[:pending])) / lam_a)
+                rows *= rho_a  # (see SinkhornResult.errors)
             errors.append(xp.abs(rows, out=rows).sum(axis=1))
         pending = 0
         return read and ns.floats([xp.amin(errors[-1])])[0] <= tol

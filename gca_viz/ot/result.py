@@ -24,16 +24,17 @@ class SinkhornResult:
         f: ``(n,)`` row potential; g: ``(m,)`` column potential.
         errors: ``(n_iter,)`` marginal error after each sweep (detached). Balanced:
             ``||P 1 - μ||_1`` (the column marginal is exact after a column step).
-            Unbalanced: ``||P 1 - μ̃||_1`` with ``μ̃ = μ exp(-f / λ1)`` (or ``μ`` for a hard
-            row marginal), the row marginal that the optimality condition of the relaxed
-            problem demands; it is 0 exactly at the solution.
+            Unbalanced: ``ρ1 ||P 1 - μ̃||_1`` with ``μ̃ = μ exp(-f / λ1)`` and
+            ``ρ1 = λ1 / (λ1 + ε)`` (``||P 1 - μ||_1`` for a hard row marginal): ``μ̃`` is the
+            row marginal that the optimality condition of the relaxed problem demands, so
+            it is 0 exactly at the solution, and to first order ``ρ1 (μ̃ - P 1)`` is how
+            much the next row step moves the row sums, ``P 1 (μ̃ / P 1)^ρ1 - P 1``. The
+            weight keeps the rounding of the potentials, which ``exp(-f / λ1)`` multiplies
+            by ``1/λ1``, out of it: unweighted, a float32 plan exact to 4e-7 read 0.16 at
+            ``λ1 = 1e-5`` (``n = 32``, ``ε = 0.5``) and ``tol`` was never met.
         n_iter: number of full sweeps performed.
         converged: whether the last error is at most ``tol`` (or, with ``tol = 0``, at most
-            ``sqrt(machine eps)`` times the mass of ``μ``). A relaxed marginal's residual
-            reads the potentials through ``exp(-f / λ)``, which multiplies their rounding
-            error by ``1/λ``: in float32 with ``λ <= 1e-4`` it may say ``False`` (more often
-            for the absorbing engine, whose potentials carry the absorptions' rounding)
-            for a plan that is as accurate as float32 allows.
+            ``sqrt(machine eps)`` times the mass of ``μ``).
         history: ``(P^(1), ..., P^(2 n_iter))``, the plan after every half-step, when
             ``history=True``; else empty.
         cost, a, b, epsilon, relax_a, relax_b: the problem that was solved. numpy inputs

@@ -278,7 +278,8 @@ def _solve_log(p: _Problem, n_iter: int, tol: float, keep: bool) -> _Solved:
         if t > 0:  # residual of sweep t: P 1 = exp(f/ε + LSE_j((g_j - C_ij)/ε))
             with ns.no_grad():
                 sums = xp.exp(ns.detach(f) / eps + ns.detach(lse))
-                errors.append(xp.abs(sums - ns.detach(p.row_target(f))).sum().reshape(1))
+                gap = xp.abs(sums - ns.detach(p.row_target(f))).sum().reshape(1)
+                errors.append(gap if p.lam_a is None else p.rho_a * gap)
             if t == n_iter:
                 break
             if tol > 0 and t % every == 0:
