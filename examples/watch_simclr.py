@@ -1,6 +1,7 @@
 """A SimCLR loop of your own on the embedded digits, watched and steered in the app.
 
-    python examples/watch_simclr.py [STEPS] [STORE]   # default: 300 steps into ./runs
+    python examples/watch_simclr.py [STEPS] [STORE]   # default: 300 steps into $GCA_RUNS_DIR
+                                                        # (the app's store), else ./runs
     streamlit run app.py                                # Train: the run, marked external
 
 The app's Train page shows its loss curve and the plan of its batches, Geometry its
@@ -13,6 +14,7 @@ import argparse
 import torch
 
 from gca_viz import augment, data, losses, models
+from gca_viz.runs import default_data_dir
 from gca_viz.watch import Recorder
 
 
@@ -42,8 +44,8 @@ parser.add_argument(
     "store",
     metavar="STORE",
     nargs="?",
-    default="runs",
-    help="the folder of the run store the app reads (default: runs)",
+    default=str(default_data_dir()),
+    help="the folder of the run store the app reads (default: $GCA_RUNS_DIR, else runs)",
 )
 args = parser.parse_args()
 steps, store = args.steps, args.store

@@ -252,5 +252,23 @@ if get.__doc__:  # (None under python -OO)
 
 
 def compose(cost: str, target: str, projection: str, divergence: str, **params: Any) -> GCALoss:
-    """A new loss from any four stages (the loss composer); same as :class:`GCALoss`."""
+    r"""A new loss from any four stages (the loss composer), the same as
+    ``GCALoss(cost, target, projection, divergence, **params)``:
+
+    .. math:: \mathcal{L} = \frac{1}{n} \sum_i d_M\big(P_{\mathrm{tgt}} \,\|\,
+       \operatorname{proj}_B(e^{-C/\varepsilon})\big)_i
+
+    Args:
+        cost: the cost ``C`` between the views, a name in :data:`COSTS` (``"cosine"``).
+        target: the target plan ``P_tgt``, a name in ``gca_viz.targets.TARGETS``
+            (``"pairs"``, ``"class"``, ``"domain"``, ``"custom"``).
+        projection: ``proj_B``, a name in :data:`PROJECTIONS` (``"row"``: InfoNCE's one
+            row step, ``"sinkhorn"``, ``"unbalanced"``, ...).
+        divergence: ``d_M``, a name in :data:`DIVERGENCES` (``"kl"``, ``"rince"``, ...).
+        **params: the stages' parameters (``epsilon``, ``n_iter``, ``relax_a``, ``gamma``,
+            ``layout``, ...); an unknown one raises ``ValueError`` naming the valid ones.
+
+    Returns:
+        a :class:`GCALoss` (an ``nn.Module``): ``loss(z1, z2, labels=None, domains=None)``
+        with ``z1, z2`` of shape ``(N, d)``, a scalar."""
     return GCALoss(cost, target, projection, divergence, **params)
