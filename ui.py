@@ -18,7 +18,8 @@
 * Lecture mode (a toggle the router draws, ``lecture=1`` in the URL): ``controls`` is where a
   page draws its controls (the sidebar, or inline above the figures), ``chart`` draws a
   plotly figure (projector-sized in lecture mode: the library's figures stay as they are),
-  ``page_style`` the CSS (formulas that wrap, always; larger type in lecture mode).
+  ``page_style`` the CSS (formulas that wrap, always; larger type in lecture mode), ``title``
+  the page's title (in lecture mode a row that holds the folded parts as popovers).
 """
 
 from __future__ import annotations
@@ -797,6 +798,18 @@ html { font-size: 20px; }
 }
 [class*="st-key-lecture_controls_"] > div:has([data-testid="stHeading"]) { flex: 1 0 100%; }
 [class*="st-key-lecture_controls_"] h3 { font-size: 1.05rem; padding: 0.25rem 0 0; }
+/* An open panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
+   not under it, where it took a 75 px row of its own above the figures. */
+[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] {
+  flex-direction: row; flex-wrap: wrap; align-items: flex-end; column-gap: 1rem;
+}
+[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > * { flex: 0 0 auto; }
+[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > [class*="_slider"] {
+  flex: 1 1 12rem;
+}
+[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > :has([role="alert"]) {
+  flex: 1 0 100%;
+}
 /* The top bar: its spacing as margins, not padding (it decides which tabs fit by its width
    with the padding in, and clipped 35 px of the last one, "Composer", at 1280 px), and
    tabs 8 px narrower, so that all eight fit at 1280 px. */
@@ -839,13 +852,48 @@ def lecture_toggle() -> bool:
     return on
 
 
+TITLE_BAR = "_ui_title_bar"
+"""Session-state key of this run's lecture-mode title row (:func:`title`); the router's
+:func:`page_style`, first on every run, drops the last run's."""
+
+
+def title(text: str) -> None:
+    """The page's title (``st.title``). In lecture mode it heads a row that takes, at its
+    right, the page's folded parts as popovers: "About this page" (:func:`intro`) and the
+    folded settings (:func:`controls` with ``folded``). At 1280 x 720 each folded part was an
+    expander's 70 px bar above the figure (three on Plan lab), and one opened pushed the
+    figure down the screen; a popover opens over the page and the figure stays put."""
+    if not lecture():
+        st.title(text)
+        return
+    bar = st.container(
+        horizontal=True, vertical_alignment="center", gap="small", key="lecture_title_bar"
+    )
+    with bar:
+        st.title(text, width="stretch")
+    st.session_state[TITLE_BAR] = bar
+
+
+@contextmanager
+def _folded(label: str, icon: str, place: Any = None) -> Iterator[None]:
+    """A folded part of the page: in lecture mode a popover in ``place`` or else the title's
+    row (:func:`title`), else a closed expander at this point of the page."""
+    bar = (place or st.session_state.get(TITLE_BAR)) if lecture() else None
+    if bar is None:
+        with st.expander(label, expanded=False):
+            yield
+        return
+    with bar, st.popover(label, icon=icon), st.container(width=520):
+        yield
+
+
 def intro(text: str) -> None:
     """A page's introduction under its title (markdown): as text, or in lecture mode folded
-    into "About this page": on a projector the first screen goes to the controls and the
-    figure, and the lecturer says the rest (the introductions pushed every page's figure
-    130 px further down)."""
+    into "About this page" (a popover in the title's row, :func:`title`): on a projector the
+    first screen goes to the controls and the figure, and the lecturer says the rest (the
+    introductions pushed every page's figure 130 px further down)."""
     if lecture():
-        with st.expander("About this page", expanded=False):
+        with _folded("About this page", ":material/info:"):
             st.markdown(text)
     else:
         st.markdown(text)
@@ -854,6 +902,7 @@ def intro(text: str) -> None:
 def page_style() -> None:
     """The app's CSS: formulas and column pairs that wrap, and in lecture mode larger type
     (once per run)."""
+    st.session_state.pop(TITLE_BAR, None)  # (a new run: the title draws its row again)
     css = PAGE_CSS + (LECTURE_CSS if lecture() else "")
     st.html(f"<style>{css}</style>")
 
@@ -871,20 +920,25 @@ def wrapping(key: str, min_width: int) -> Any:
 
 
 @contextmanager
-def controls(title: str = "Settings", *, folded: bool = False) -> Iterator[None]:
+def controls(title: str = "Settings", *, folded: bool = False, place: Any = None) -> Iterator[None]:
     """Where a page draws its controls: the sidebar under the subheader ``title``, or in
-    lecture mode an expander named ``title`` at this point of the page (above the figures
-    that follow), its widgets side by side (a page's titles differ). The expander is open,
-    or closed with ``folded`` (secondary settings that would push a projector's first screen
-    down)."""
+    lecture mode at this point of the page (above the figures that follow) in an open
+    expander named ``title``, its widgets side by side (a page's titles differ). Secondary
+    settings that would push a projector's first screen down are ``folded``: a popover named
+    ``title`` in the page title's row (:func:`title`) or in the container ``place``, a closed
+    expander without either."""
     if not lecture():
         with st.sidebar:
             st.subheader(title)
             yield
         return
+    if folded:
+        with _folded(title, ":material/tune:", place):
+            yield
+        return
     slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
     with (
-        st.expander(title, expanded=not folded),
+        st.expander(title, expanded=True),
         st.container(horizontal=True, gap="medium", key=f"lecture_controls_{slug}"),
     ):
         yield

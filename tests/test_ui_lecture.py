@@ -4,6 +4,8 @@ sidebar into the page (AppTest, no browser; tests/browser/test_lecture.py measur
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -18,6 +20,22 @@ from gca_viz.figures.alignment import (
 from gca_viz.figures.geometry import embedding_figure
 from gca_viz.figures.player import half_step_player
 from tests.helpers import open_app
+
+
+def popovers(at: Any) -> dict[str, Any]:
+    """The page's popovers by label (AppTest has no accessor for them: blocks whose proto
+    is a popover)."""
+    found: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        proto = getattr(node, "proto", None)
+        if type(proto).__name__ == "Block" and proto.WhichOneof("type") == "popover":
+            found[proto.popover.label] = node
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return found
 
 
 def test_title_html_keeps_plotly_markup_and_escapes_the_rest() -> None:
@@ -124,13 +142,14 @@ def test_lecture_mode_moves_the_controls_out_of_the_sidebar() -> None:
 @pytest.mark.parametrize("page", ["plan_lab", "geometry", "noisy", "train"])
 def test_lecture_mode_folds_the_pages_introduction(page: str) -> None:
     """On a projector the introductions pushed every page's figure 130 px further down (the
-    lecturer says them): lecture mode folds each into "About this page"; without it, it is
-    the page's first text."""
+    lecturer says them): lecture mode folds each into "About this page", a popover in the
+    title's row; without it, it is the page's first text."""
     lecture = open_app(f"views/{page}.py", lecture="1")
-    (about,) = [e for e in lecture.expander if e.label == "About this page"]
-    assert about.proto.expanded is False and about.markdown[0].value
+    about = popovers(lecture)["About this page"]
+    assert about.markdown[0].value
+    assert not [e for e in lecture.expander if e.label == "About this page"]
     plain = open_app(f"views/{page}.py")
-    assert not [e for e in plain.expander if e.label == "About this page"]
+    assert "About this page" not in popovers(plain)
     assert plain.markdown[0].value == about.markdown[0].value
 
 
@@ -187,29 +206,26 @@ def test_lecture_figure_keeps_room_for_subplot_titles_above_the_plot() -> None:
 
 def test_lecture_mode_folds_secondary_settings_and_the_figures_come_first() -> None:
     """At 1024 x 768 in lecture mode Story's first screen was all controls and its step
-    selector sat below the fold: its secondary settings (seed, float64, log scale) are a
-    closed expander there. Entropy's controls took 1.5 screens before its first chart: the
-    sweeps' ranges stay open, the batch, marginal weights and tolerance are folded."""
+    selector sat below the fold: its secondary settings (seed, float64, log scale) are
+    folded there. Entropy's controls took 1.5 screens before its first chart: the sweeps'
+    ranges stay open, the batch, marginal weights and tolerance are folded. Folded is a
+    popover (in the title's row; Story's under its batch), which opens over the figure
+    instead of pushing it down as an expander did."""
     at = open_app(lecture="1")
-    folded = [e for e in at.expander if e.label == "Story settings"]
-    assert len(folded) == 1 and folded[0].proto.expanded is False
+    assert list(popovers(at)) == ["About this page", "Story settings"]
+    assert not [e for e in at.expander if e.label == "Story settings"]
     assert at.number_input(key="story_seed").value == 0  # still there, one click away
     entropy = open_app("views/entropy.py", lecture="1")
     expanded = {e.label: e.proto.expanded for e in entropy.expander if e.label != "Show the code"}
-    assert expanded == {
-        "About this page": False,  # (ui.intro)
-        "Sweeps": True,
-        "Batch, marginals and solver": False,
-    }
+    assert expanded == {"Sweeps": True}
+    assert list(popovers(entropy)) == ["About this page", "Batch, marginals and solver"]
     # Plan lab: its two open panels took a projector's first screen; only ε and T stay open.
     lab = open_app("views/plan_lab.py", lecture="1")
     expanded = {e.label: e.proto.expanded for e in lab.expander if e.label != "Show the code"}
-    assert expanded == {
-        "About this page": False,
-        "Batch": False,
-        "Problem": True,
-        "Target, marginals and display": False,
-    }
+    assert expanded == {"Problem": True}
+    assert list(popovers(lab)) == ["About this page", "Batch", "Target, marginals and display"]
     assert lab.number_input(key="lab_eps").value == 0.1  # ε and T open, the rest folded:
     assert lab.selectbox(key="lab_target").value == "pairs"  # still there, one click away
     assert entropy.slider(key="ent_n").value == 48  # folded, still there
+    plain = open_app("views/plan_lab.py")  # without lecture mode: the sidebar, no popovers
+    assert not popovers(plain) and plain.sidebar.selectbox(key="lab_target").value == "pairs"

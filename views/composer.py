@@ -64,7 +64,7 @@ def param_widget(p: Param) -> Any:
 
 # ---------------------------------------------------------------------------- header
 
-st.title("Loss composer")
+ui.title("Loss composer")
 ui.intro(
     "Every loss of the GCA family is four stages: a **cost** between the two views, a "
     "**target plan** saying what should match what, a **projection** that turns the kernel "

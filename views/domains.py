@@ -85,7 +85,7 @@ def _csv(matrix: np.ndarray) -> str:
 
 # ---------------------------------------------------------------------------- header
 
-st.title("Target plans and domains")
+ui.title("Target plans and domains")
 ui.intro(
     "Contrastive learning matches each sample to its own other view: the target plan "
     "$P_{\\mathrm{tgt}} = I$. GCA lets the target say more, for example that samples of the "

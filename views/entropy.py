@@ -66,7 +66,7 @@ def iteration_sweep(
 
 
 live_chart.load_plotly()
-st.title("Entropy and iterations")
+ui.title("Entropy and iterations")
 ui.intro(
     "The same $\\varepsilon$ is InfoNCE's temperature and the entropic regulariser of optimal "
     "transport. As $\\varepsilon \\to 0$ the plan sharpens towards the exact transport plan "

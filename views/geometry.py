@@ -40,7 +40,7 @@ UMAP_PARAMS = (("n_neighbors", 15), ("min_dist", 0.1), ("metric", "cosine"), ("s
 TSNE_PARAMS = (("perplexity", 30.0), ("seed", 0))
 SLOW_PARAMS = {"umap": UMAP_PARAMS, "tsne": TSNE_PARAMS}
 
-st.title("Geometry")
+ui.title("Geometry")
 ui.intro(
     "A contrastive loss shapes where the normalised embeddings $\\hat z$ sit on the unit "
     "sphere: it pulls the two views of each sample together (alignment) and spreads everything "

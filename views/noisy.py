@@ -139,7 +139,7 @@ def _accuracies(store: RunStore, run_id: int, corruption: float) -> dict[str, fl
 
 # ---------------------------------------------------------------------------- header
 
-st.title("Noisy views")
+ui.title("Noisy views")
 ui.intro(
     "With extreme augmentations some positive pairs share almost no content, and forcing the "
     "plan to match every pair fully (INCE, GCA-INCE) pulls unrelated views together. GCA-UOT "

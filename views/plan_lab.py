@@ -160,7 +160,7 @@ def _sup(k: int) -> str:
 # ---------------------------------------------------------------------------- header
 
 live_chart.load_plotly()
-st.title("Plan lab")
+ui.title("Plan lab")
 ui.intro(
     "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}.$ "
     "Sinkhorn alternately rescales rows and columns of $K$; the first row step $P^{(1)}$ is "

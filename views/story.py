@@ -120,11 +120,11 @@ def heatmap(matrix: np.ndarray, title: str, log: bool, height: int = 560) -> Any
 
 live_chart.load_plotly()
 if ui.lecture():  # one title: the steps' row and a step's claim come up the screen
-    st.title("From InfoNCE to optimal transport, in five steps")
+    ui.title("From InfoNCE to optimal transport, in five steps")
 else:
     st.title("GCA Explorer")
     st.subheader("From InfoNCE to optimal transport, in five steps")
-st.markdown(
+ui.intro(
     "Contrastive learning is secretly a distribution-alignment problem (Chen et al., NeurIPS "
     "2024). Each step below states one fact of the paper as a formula and checks it on a real "
     "batch of paired embeddings: every number on this page is computed live, so change the "
@@ -156,7 +156,9 @@ with c_eps:
     eps = ui.epsilon("story_eps", 0.2)
 with c_t:
     n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
-with ui.controls("Story settings", folded=True):  # (the step selector on the first screen)
+# (folded: the step selector on the first screen; in lecture mode under the batch, where the
+# ε column's typed value leaves room, not in the title's row, which the long title fills)
+with ui.controls("Story settings", folded=True, place=c_src):
     seed = int(ui.number("Seed", "story_seed", 0, min_value=0, step=1))
     float64 = ui.toggle("float64 (else float32, as in training)", "story_f64", False)
     log_scale = ui.toggle("Log colour scale", "story_log", False)

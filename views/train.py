@@ -17,7 +17,7 @@ from views._train_monitor import monitor
 from views._train_runs import runs_panel
 from views._train_steer import steering
 
-st.title("Train")
+ui.title("Train")
 ui.intro(
     "Train a small encoder with any loss of the GCA family. Each run is its own process: it "
     "keeps going if you close this page, and this page only reads what it writes (metrics, "

@@ -97,21 +97,30 @@ def test_a_typed_epsilon_that_is_not_positive_is_named(app: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "path", "size", "key"),
+    ("name", "path", "size", "key", "folded"),
     [
-        ("domains-1280", "/domains", (1280, 800), "dom_eps"),
-        ("noisy-1280", "/noisy", (1280, 800), "mech_eps"),
-        ("domains-lecture-1024", "/domains?lecture=1", (1024, 768), "dom_eps"),
-        ("noisy-lecture-1024", "/noisy?lecture=1", (1024, 768), "noisy_lam"),
+        ("domains-1280", "/domains", (1280, 800), "dom_eps", None),
+        ("noisy-1280", "/noisy", (1280, 800), "mech_eps", None),
+        ("domains-lecture-1024", "/domains?lecture=1", (1024, 768), "dom_eps", "Batch"),
+        ("noisy-lecture-1024", "/noisy?lecture=1", (1024, 768), "noisy_lam", None),
     ],
 )
 def test_the_control_reads_well(
-    app: Any, screenshot: Any, name: str, path: str, size: tuple[int, int], key: str
+    app: Any,
+    screenshot: Any,
+    name: str,
+    path: str,
+    size: tuple[int, int],
+    key: str,
+    folded: str | None,
 ) -> None:
     """The slider's label, track and ends and the typed box fit their column (nothing cut),
-    at a laptop's size and at a projector's; screenshots for people to judge."""
+    at a laptop's size and at a projector's (in the popover of the ``folded`` settings there);
+    screenshots for people to judge."""
     app.page.set_viewport_size({"width": size[0], "height": size[1]})
     app.goto(path, charts=2, timeout=120)
+    if folded:
+        app.page.get_by_role("button", name=folded, exact=True).click()
     control = app.widget(f"{key}_control")
     control.scroll_into_view_if_needed()
     box, column = control.evaluate(

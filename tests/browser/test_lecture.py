@@ -1,7 +1,8 @@
 """Lecture mode (issue 14) and formulas that wrap instead of being clipped.
 
 Lecture mode is a toggle in the sidebar kept in the URL (``lecture=1``): the page's controls
-move from the sidebar into an expander above the figures, the sidebar starts collapsed and
+move from the sidebar into an expander above the figures (secondary ones into popovers beside
+the title), the sidebar starts collapsed and
 the navigation sits at the top, the type is projector-sized and chart titles become text
 that wraps. At 1024 x 768 nothing may be clipped: every display formula, metric label and
 value and chart title lies inside the main content (within 2 px) and shows all of its text
@@ -411,3 +412,46 @@ def test_lecture_captions_read_dark_on_a_projector(app: Any) -> None:
     open_lecture(app, "/plan_lab", 3)
     caption = app.page.locator('[data-testid="stCaptionContainer"] p').first
     assert caption.evaluate(CONTRAST) >= 7.0
+
+
+def test_folded_settings_open_over_the_figure_beside_the_title(app: Any) -> None:
+    """At 1280 x 720 Plan lab's introduction and two folded panels were three expander bars
+    (70 px each) above the figures, and an opened one pushed the player down the screen.
+    They are popovers in the title's row: opening one leaves the player where it was. The
+    typed ε sits beside its slider (it took a row of its own), and the player starts 265 px
+    higher than before (1014 px)."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/plan_lab?lecture=1", charts=3, timeout=90)
+    page = app.page
+    title = page.locator("h1").first.bounding_box()
+    buttons = [
+        page.get_by_role("button", name=name, exact=True)
+        for name in ("About this page", "Batch", "Target, marginals and display")
+    ]
+    for button in buttons:
+        box = button.bounding_box()
+        assert (
+            title
+            and box
+            and abs(box["y"] + box["height"] / 2 - title["y"] - title["height"] / 2) < 20
+        )
+    main = page.locator('[data-testid="stMain"]')
+    assert not main.locator('[data-testid="stExpander"]', has_text="About this page").count()
+    slider = app.widget("lab_eps_slider").bounding_box()
+    typed = app.widget("lab_eps").bounding_box()
+    assert slider and typed and typed["x"] > slider["x"] + slider["width"] - 1
+    assert typed["y"] < slider["y"] + slider["height"]  # one row, not under it
+    player = app.chart("lab_chart_player")
+
+    def top() -> float:
+        box = player.bounding_box()
+        assert box
+        return float(box["y"])
+
+    before = top()
+    assert before < 800, before
+    buttons[2].click()
+    expect(app.widget("lab_target")).to_be_visible()  # the panel is open
+    page.wait_for_timeout(500)
+    assert top() == before
+    app.assert_healthy()
