@@ -32,6 +32,7 @@ from gca_viz.lab.batches import (
     load_weights,
     snapshot_batch,
     snapshot_runs,
+    sort_by_label,
     synthetic_batch,
     trained_encoder,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "snapshot_batch",
     "snapshot_runs",
     "solve",
+    "sort_by_label",
     "support_fraction",
     "sweep_epsilon",
     "sweep_iterations",

@@ -8,6 +8,7 @@ Each view ``z'_i``, ``z''_i`` is L2-normalised; the cost of a layout is the cosi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,24 @@ class Batch:
         return targets.build_target(
             name, self.n, layout, labels=self.labels, domains=self.domains, **params
         )
+
+
+def sort_by_label(batch: Batch) -> Batch:
+    """The batch with its samples reordered by class label (both views alike, stable), so
+    that same-class blocks line up along the diagonal of every matrix (the batch itself
+    when it has no labels or embeddings)."""
+    if batch.labels is None or batch.z1 is None or batch.z2 is None:
+        return batch
+    order = np.argsort(batch.labels, kind="stable")
+    idx = torch.from_numpy(order)
+    return dataclasses.replace(
+        batch,
+        z1=batch.z1[idx],
+        z2=batch.z2[idx],
+        labels=batch.labels[order],
+        domains=batch.domains[order] if batch.domains is not None else None,
+        images=batch.images[:, order] if batch.images is not None else None,
+    )
 
 
 def synthetic_batch(

@@ -15,6 +15,7 @@ import torch
 
 from gca_viz import lab
 from gca_viz.lab._checks import cost_tensor, count
+from gca_viz.lab.batches import sort_by_label
 
 if TYPE_CHECKING:
     from gca_viz.runs import RunStore
@@ -58,23 +59,6 @@ def embeddings_from_cost(cost: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
     rebuilt = 1.0 - Z @ Z.T
     error = float((rebuilt - C)[off].abs().max())
     return Z[: n2 // 2], Z[n2 // 2 :], error
-
-
-def sort_by_label(batch: lab.Batch) -> lab.Batch:
-    """The batch with its samples reordered by class label (both views alike), so that
-    same-class blocks line up along the diagonal of every matrix."""
-    if batch.labels is None or batch.z1 is None or batch.z2 is None:
-        return batch
-    order = np.argsort(batch.labels, kind="stable")
-    idx = torch.from_numpy(order)
-    return dataclasses.replace(
-        batch,
-        z1=batch.z1[idx],
-        z2=batch.z2[idx],
-        labels=batch.labels[order],
-        domains=batch.domains[order] if batch.domains is not None else None,
-        images=batch.images[:, order] if batch.images is not None else None,
-    )
 
 
 def demo_batch(

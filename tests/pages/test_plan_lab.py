@@ -282,3 +282,19 @@ def test_at_a_huge_epsilon_gca_ince_reads_equal_to_ince() -> None:
     at = open_app(LAB, lab_eps="0.5")
     gca = next(m for m in at.metric if m.label.startswith("GCA-INCE"))
     assert gca.delta.startswith("-") and gca.delta.endswith("vs INCE")
+
+
+def test_the_batch_is_sorted_so_its_clusters_show_as_blocks() -> None:
+    """A student read "4 clusters" under Plan lab's matrices and saw noise: the samples were
+    in the generator's order. Sorted by cluster, the cost is low in blocks along the
+    diagonal: a cell near it costs less than a cell far from it. The digits are sorted by
+    class."""
+    at = open_app(LAB, lab_view="cost")
+    assert ", sorted by cluster." in " ".join(c.value for c in at.caption)
+    cost = heat(charts(at)["lab_chart_view"])
+    n = cost.shape[0]
+    i, j = np.indices(cost.shape)
+    near, far = cost[(abs(i - j) < n // 16) & (i != j)], cost[abs(i - j) > n // 2]
+    assert near.mean() < far.mean() - 0.2, (near.mean(), far.mean())
+    digits = open_app(LAB, lab_source="digits")
+    assert ", sorted by class." in " ".join(c.value for c in digits.caption)
