@@ -226,9 +226,20 @@ with a:
         key="ent_chart_iterations",
     )
     missing = int(np.isnan(sweep.iterations).sum())
+    # (it said "until ε is so small ... the first sweep is already exact" beside a chart
+    # whose three smallest ε hit the cap: the turn is only told where the chart shows it)
+    counts = np.where(np.isnan(sweep.iterations), np.inf, sweep.iterations)
+    peak = int(np.argmax(counts))
+    turn = (
+        f", up to ε = {eps[peak]:.3g}; below it fewer again: each row puts its mass on its "
+        "nearest column, and when those columns all differ the first sweep is already exact."
+        if counts[0] < counts[peak]
+        else ". Far below this range they fall again if every row's nearest column is a "
+        "different one: each row then puts its mass there and the first sweep is exact."
+    )
     st.caption(
-        "Small ε needs many more sweeps, until ε is so small that each row puts its mass on its "
-        "nearest column: if those columns are all different, the first sweep is already exact."
+        "Small ε needs many more sweeps"
+        + turn
         + (
             f" {missing} value(s) of ε did not reach the tolerance within {cap} sweeps "
             "(the open triangles on the cap's line)."

@@ -297,10 +297,13 @@ elif step == 2:
         else ""
     )
     share = (mono.ince - mono.gca) / mono.ince if mono.ince > 0 else 0.0
+    # (it said the positives "already hold most of their rows' mass": e^(-2.59) is 7.5 %)
+    typical = math.exp(-mono.ince)  # the geometric mean of the positives' shares of P^(1)
     trained = (
-        " The demo encoder is trained: its positives already hold most of their rows' mass "
-        "and the columns are nearly balanced, so the full plan changes little (a random "
-        "encoder's batch shows more)."
+        f" The demo encoder is trained: a positive holds about {typical:.1%} of its row's "
+        f"mass in P⁽¹⁾ (e^(−INCE), a geometric mean), {typical * N:.1f} times the 1/N of an "
+        "untrained guess, and the columns are nearly balanced, so the full plan changes "
+        "little (a random encoder's batch shows more)."
         if source == "demo"
         else ""
     )
@@ -465,7 +468,8 @@ elif step == 4:
         "Each bar is a sample's share of the plan's mass over its share under the hard "
         "marginals: 1 (dashed) is as balanced, below 1 a sample sends or receives less than "
         "its part. The total mass itself drifts from N toward the kernel's ΣK as λ falls "
-        f"(above: {rel.mass:.1f}), which lifts every row sum alike, so the shares are what "
+        f"(above: {rel.mass:.1f}, {'up' if rel.mass > N else 'down'} from N = {N}), which "
+        f"{'lifts' if rel.mass > N else 'lowers'} the row sums together, so the shares are what "
         f"compare. Here {rel.rows_below(0.9)} of {N} rows keep less than 90 % of their "
         "share. λ → ∞ is balanced Sinkhorn (GCA-INCE): every bar at 1. "
         # (it said "the solver needs fewer sweeps" at any λ: at λ = 100 the bound is 0.996

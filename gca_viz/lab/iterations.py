@@ -106,8 +106,8 @@ class IterationSweep:
         words = (
             f"The distance to P*₀ {'falls to' if moving else 'stays near'} {now:.2g}"
             + (f" by T = {int(self.iterations[-1])}" if moving else "")
-            + f"; ε's entropic bias, P_ε's own distance to P*₀, is {bias:.2g} of it, which "
-            "no number of sweeps removes"
+            + f", of which {bias:.2g} is ε's entropic bias (the distance of P_ε, the "
+            "converged plan, to P*₀), which no number of sweeps removes"
             + ("; more sweeps remove the rest." if moving and now > 1.5 * bias else ".")
         )
         if not self.reference_converged:

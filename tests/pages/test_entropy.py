@@ -4,6 +4,8 @@ no browser; tests/browser/test_entropy.py opens it in Chromium)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,26 @@ def test_entropy_page_honours_the_query_string() -> None:
     ts = np.asarray(figure(at, "GCA-INCE against T")["data"][0]["x"], dtype=float)
     assert ts.tolist() == list(range(1, 9))
     assert "24 × 24" in " ".join(c.value for c in at.caption)
+
+
+def test_the_sweeps_caption_tells_the_turn_only_where_the_chart_shows_it() -> None:
+    """A student's review: the caption said the sweeps fall again "until ε is so small that
+    ... the first sweep is already exact" beside a chart whose smallest ε hit the cap. Now
+    the turn is told at the ε where the counts peak only when the smallest ε needs fewer."""
+    at = open_app(ENTROPY)
+    (said,) = [c.value for c in at.caption if c.value.startswith("Small ε needs")]
+    (numbers,) = [d for d in at.dataframe if "sweeps to tolerance" in d.value.columns]
+    counts = numbers.value["sweeps to tolerance"].to_numpy(dtype=float)
+    assert np.isnan(counts[0])  # the smallest ε: not reached within the cap
+    assert "below it fewer again" not in said and "Far below this range" in said
+    # a range whose smallest ε converges faster than a larger one: the turn, at the peak
+    at = open_app(ENTROPY, ent_eps_min="0.001", ent_eps_max="0.02", ent_num="6")
+    (said,) = [c.value for c in at.caption if c.value.startswith("Small ε needs")]
+    (numbers,) = [d for d in at.dataframe if "sweeps to tolerance" in d.value.columns]
+    counts = numbers.value["sweeps to tolerance"].fillna(np.inf).to_numpy(dtype=float)
+    if counts[0] < counts.max():
+        peak = numbers.value["ε"].to_numpy(dtype=float)[int(np.argmax(counts))]
+        told = re.search(r"up to ε = ([\d.e-]+); below it fewer again", said)
+        assert told and float(told.group(1)) == pytest.approx(peak, rel=0.03), said
+    else:
+        assert "Far below this range" in said

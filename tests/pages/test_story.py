@@ -66,6 +66,21 @@ def test_step_two_caption_says_what_the_curve_shows(eps: str, hint: bool) -> Non
     assert ("A smaller ε spreads the descent" in caption) is hint
 
 
+def test_step_two_says_how_much_of_its_row_a_trained_positive_holds() -> None:
+    """A student's review: beside an InfoNCE of 2.59 the caption said the demo encoder's
+    positives "already hold most of their rows' mass" (e^(-2.59) is 7.5 %). It now gives
+    the share, e^(-INCE), and its ratio to 1/N."""
+    at = open_app(story_step="2")
+    caption = " ".join(c.value for c in at.caption if "largest drop" in c.value)
+    assert "most of their rows' mass" not in caption
+    share = re.search(r"a positive holds about ([\d.]+)% of its row's mass", caption)
+    assert share, caption
+    ince = float(metric(at, "INCE (k = 1)"))
+    assert float(share.group(1)) == pytest.approx(100 * np.exp(-ince), abs=0.1)
+    times = re.search(r"([\d.]+) times the 1/N", caption)
+    assert times and float(times.group(1)) == pytest.approx(64 * np.exp(-ince), abs=0.1)
+
+
 def test_every_step_renders() -> None:
     at = open_app()
     expected = {
