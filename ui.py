@@ -972,8 +972,9 @@ def wrapped_row_height(
 
 
 HIGHLIGHT_CSS = "background-color: rgba(31, 119, 180, 0.14); font-weight: 600"
-"""A lecture-mode table's chosen row (:func:`wrapped_table`): the selection column of
-``st.dataframe`` is not drawn there."""
+"""A table's chosen row (:func:`wrapped_table`): in lecture mode, where the selection column
+of ``st.dataframe`` is not drawn, and beside it otherwise (a selection set by another
+control, a selector or a link, does not tick the row's box)."""
 
 
 def wrapped_table(
@@ -987,19 +988,18 @@ def wrapped_table(
     every row shown (``height="content"``: the default height of ten 35 px rows showed four
     of Plan lab's eight methods, the rest behind a scroll that did not show).
 
-    In lecture mode an HTML table instead (``st.table``; ``kwargs`` such as a row selection
-    are dropped, row ``highlight`` is shaded in bold, :data:`HIGHLIGHT_CSS`): ``st.dataframe``
+    Row ``highlight`` is shaded (:data:`HIGHLIGHT_CSS`). In lecture mode an HTML table
+    instead (``st.table``; ``kwargs`` such as a row selection are dropped): ``st.dataframe``
     draws on a canvas at screen size, so its 12 px text did not grow for the projector and
     its last columns were cut at 1024 px; an HTML table takes the lecture type and wraps its
     cells."""
+    shown = pd.DataFrame(list(rows)).style.apply(
+        lambda row: [HIGHLIGHT_CSS if row.name == highlight else ""] * len(row), axis=1
+    )
     if lecture():
-        frame = pd.DataFrame(list(rows))
-        shown = frame.style.apply(
-            lambda row: [HIGHLIGHT_CSS if row.name == highlight else ""] * len(row), axis=1
-        )
         return st.table(shown, hide_index=True, border="horizontal")
     return st.dataframe(
-        rows,
+        shown,
         hide_index=True,
         column_config={c: st.column_config.TextColumn(width=w) for c, w in widths.items()},
         row_height=wrapped_row_height(rows, widths),

@@ -530,23 +530,22 @@ else:
     elif st.session_state.get("_story_table_applied") != rows[0]:
         st.session_state["_story_table_applied"] = rows[0]
         st.session_state["story_method"] = METHODS[rows[0]]
-    # In lecture mode the table has no row selection: the selector comes above it (after its
-    # eight rows it was a screen and a half down) and the chosen row is shaded.
-    name = None
-    if ui.lecture():
-        with st.columns([1, 2])[0]:
-            name = pick_method()
+    # The selector comes above the table (after its eight rows it was a screen and a half
+    # down) and the chosen row is shaded: in lecture mode the table has no row selection,
+    # and elsewhere a method chosen in the selector or a link ticked no row (a student saw
+    # two pickers that disagreed).
+    with st.columns([1, 2])[0]:
+        name = pick_method()
     ui.wrapped_table(
         story.methods_table(),
         METHOD_WIDTHS,
-        highlight=METHODS.index(name) if name else None,
+        highlight=METHODS.index(name),
         on_select="rerun",
         selection_mode="single-row",
         key="story_methods_table",
         height="content",
     )
     st.caption(" · ".join(story.methods_notes()))
-    name = name or pick_method()
     method = losses.LOSSES[name]
     with ui.guard(method.title):
         out = story.method_output(name, z1, z2, eps, n_iter)
@@ -566,6 +565,12 @@ else:
         st.markdown(f"**Divergence** (`{loss_module.stages['divergence'].name}`)")
         st.latex(loss_module.latex["divergence"])
         st.caption(f"{method.description} ({method.provenance})")
+        if float(out.loss) < 0:  # (RINCE's -0.604 stood unexplained beside the KL losses)
+            st.caption(
+                f"A negative {method.title} loss is no error: its divergence is not a KL and "
+                "has no floor at 0 (RINCE's −e^(q s₊)/q term can outweigh the rest); training "
+                "follows its gradient, so only how it changes matters."
+            )
     with right:
         plan = out.plan.detach().double().numpy()
         title = (

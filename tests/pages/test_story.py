@@ -81,6 +81,24 @@ def test_step_two_says_how_much_of_its_row_a_trained_positive_holds() -> None:
     assert times and float(times.group(1)) == pytest.approx(64 * np.exp(-ince), abs=0.1)
 
 
+@pytest.mark.parametrize(("method", "row"), [("gca_ince", 1), ("rince", 2), ("gca_uot", 4)])
+def test_step_five_shades_the_chosen_method_s_row(method: str, row: int) -> None:
+    """A student's review: the selector said GCA-INCE and no row of the methods table was
+    ticked (two pickers that disagreed). The selector comes above the table and the chosen
+    method's row is shaded; a negative RINCE loss is explained."""
+    at = open_app(story_step="5", story_method=method)
+    (table,) = at.dataframe
+    styles = table.proto.arrow_data.styler.styles
+    shaded = set(re.findall(r"_row(\d+)_col0", styles))
+    assert shaded == {str(row)}, styles
+    assert at.selectbox(key="story_method").value == method
+    (loss,) = [float(v) for k, v in metrics(at).items() if k.endswith(" loss")]
+    negative = [c.value for c in at.caption if c.value.startswith("A negative")]
+    assert bool(negative) == (loss < 0), (loss, negative)
+    if method == "rince":
+        assert loss < 0 and "has no floor at 0" in negative[0]
+
+
 def test_every_step_renders() -> None:
     at = open_app()
     expected = {
