@@ -258,6 +258,7 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
         assert z.dtype == np.uint8  # compact frames: 256 levels of the plan's own range
         np.testing.assert_allclose(z / 255 * plans[k].max(), plans[k], atol=plans[k].max() / 500)
         assert heat.colorbar.title.text.endswith(f"0 … {plans[k].max():.3g}</sub>")
+        assert heat.colorbar.title.text.startswith("K<br>" if k == 0 else "P<br>")  # kernel
         assert_round_ticks(heat, 0.0, plans[k].max())
         assert list(marker.x) == [k] and marker.y[0] == pytest.approx(kl[k])
         assert not frame.layout.to_plotly_json()  # no relayout per frame
@@ -277,6 +278,7 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     width = top - floor
     np.testing.assert_allclose(z / 255 * width + floor, np.log10(plans[3]), atol=width / 500)
     assert f"<sub>{floor:.3g} … " in logged.frames[3].data[0].colorbar.title.text
+    assert logged.frames[0].data[0].colorbar.title.text.startswith("log₁₀ K<br>")
     assert_round_ticks(logged.frames[3].data[0], floor, top)
     wide = plans.copy()
     wide[0, 0, 0] = 1e-30  # 30 decades: the floor stops 12 below each frame's maximum

@@ -113,7 +113,8 @@ def half_step_player(
         level = np.round(255 * (np.nan_to_num(z, nan=lo) - lo) / width)
         values = np.asarray(round_ticks(lo, hi))  # round values, not fifths of the range
         ticks = 255 * (values - lo) / width
-        unit = "log₁₀ P" if log else "P"
+        name = "K" if k == 0 else "P"  # (frame 0 is the kernel: its bar said "P")
+        unit = f"log₁₀ {name}" if log else name
         return go.Heatmap(
             z=np.clip(level, 0, 255).astype(np.uint8),
             x=xs,
