@@ -60,11 +60,11 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -
     n = at.slider(key="dom_n").value
     target = _heatmap(at, "dom_chart_target")
     assert target.shape == (n, n)
-    # the default prior, shares α = 0.2, β = 0: 0.8 on the diagonal, 0.2 split over the
-    # rest of a domain's block, every row summing to 1
-    assert np.allclose(np.diag(target), 0.8) and np.allclose(target.sum(1), 1.0, atol=1e-5)
+    # the page's default prior, shares α = 0.5, β = 0: 0.5 on the diagonal, 0.5 split over
+    # the rest of a domain's block, every row summing to 1
+    assert np.allclose(np.diag(target), 0.5) and np.allclose(target.sum(1), 1.0, atol=1e-5)
     off = target - np.diag(np.diag(target))
-    assert np.allclose(off.sum(1), 0.2, atol=1e-6)
+    assert np.allclose(off.sum(1), 0.5, atol=1e-6)
     assert any("D_i = D_j" in str(e.value) and "n_{=}" in str(e.value) for e in at.get("latex"))
     # the sliders say what the numbers are (shares of a row's mass), by the schema's symbol
     for key, words in (("dom_alpha", "same-domain"), ("dom_beta", "other-domain")):
@@ -73,7 +73,7 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -
     # ε is the shared control: a log-scale slider over the schema's range and a typed value
     assert at.select_slider(key="dom_eps_slider").options == EPS_STOPS
     assert at.number_input(key="dom_eps").value == 0.5
-    assert metrics(at)["Prior share per row"] == "0.2"
+    assert metrics(at)["Prior share per row"] == "0.5"
     # no sweep of the user's yet: the shipped one, measured, in a store of its own
     assert "here is the one shipped with the app" in texts(at.caption)
     tab = table(at, "α − β")
@@ -180,7 +180,7 @@ def test_the_pull_map_is_the_gradient_and_the_formula_is_named_only_where_it_hol
     assert title.startswith("Pull ∂L/∂C through the sweeps")
     # the map drawn is the library's gradient (diagonal blank), not the formula
     batch = ex.sort_by_domain(lab.data_batch("multidomain_digits", 48, 0, augment="standard"))
-    target = batch.target("domain", "cross", alpha=0.2, beta=0.0).numpy()
+    target = batch.target("domain", "cross", alpha=0.5, beta=0.0).numpy()  # (the page's)
     want = ex.sweep_pull(batch.cost_matrix("cross"), target, 0.01, 10)
     shown = _heatmap(at, "dom_chart_pull")
     off = ~np.eye(len(want), dtype=bool)
@@ -310,3 +310,16 @@ def test_a_finished_sweep_reads_its_prior_as_shares(app_store: Path, tmp_path: P
     assert "the paper writes α, β per entry of the target" in captions
     chart = charts(at)["dom_chart_sweep"]
     assert chart["layout"]["xaxis"]["title"]["text"] == "α - β (shares of a row)"
+
+
+def test_at_the_page_s_defaults_same_domain_pairs_are_pulled_together(app_store: Path) -> None:
+    """A student's review: the page calls same-domain samples partial positives, and at its
+    defaults (α = 0.2) the pull map was all blue and said a same-domain pair is pushed apart
+    (-0.8 % of a positive's pull). At the page's α = 0.5 they are pulled together, harder
+    than other-domain pairs."""
+    at = open_page("domains")
+    assert at.slider(key="dom_alpha").value == 0.5
+    same = metrics(at)["Pull on a same-domain pair"]
+    assert same.endswith("%") and float(same.rstrip("%")) > 0, same
+    text = texts(at.markdown)
+    assert "Here a same-domain pair is pulled together (+" in text
