@@ -77,13 +77,16 @@ TABLE_SIZES = [((1280, 800), ""), ((1024, 768), "lecture=1")]
 
 
 @pytest.mark.parametrize(("size", "query"), TABLE_SIZES, ids=["1280", "lecture-1024"])
-@pytest.mark.parametrize("path", ["/?story_step=5&", "/plan_lab?"], ids=["story", "plan_lab"])
+@pytest.mark.parametrize(
+    "path", ["/?story_step=5&", "/plan_lab?", "/entropy?"], ids=["story", "plan_lab", "entropy"]
+)
 def test_tables_fit_the_page(
     app: Any, screenshot: Any, path: str, size: tuple[int, int], query: str
 ) -> None:
-    """Story's methods table and Plan lab's losses table show every column without a
-    horizontal scroll bar, at a laptop's width (sidebar open) and a projector's: the last
-    column (the reference, what a loss does) was cut before. In lecture mode they are HTML
+    """Story's methods table, Plan lab's losses table and Entropy's numbers show every
+    column without a horizontal scroll bar, at a laptop's width (sidebar open) and a
+    projector's: the last column (the reference, what a loss does; Entropy's contraction
+    rates, cut at 1440 px) was cut before. In lecture mode they are HTML
     tables (ui.wrapped_table), whose cells wrap within the page."""
     app.page.set_viewport_size({"width": size[0], "height": size[1]})
     app.goto(f"{path}{query}", charts=1, timeout=120)
