@@ -448,3 +448,23 @@ def table(at: AppTest, column: str) -> Any:
         if column in frame.value.columns:
             return frame.value
     raise AssertionError(f"no table with a column {column!r}")
+
+
+def linear_rgb(color: str) -> Any:
+    """Linear-light RGB (sRGB's transfer undone) of ``#rrggbb`` or ``rgb(r, g, b)``."""
+    import re
+
+    import numpy as np
+
+    if color.startswith("#"):
+        values = [int(color[k : k + 2], 16) for k in (1, 3, 5)]
+    else:
+        values = [float(v) for v in re.findall(r"[\d.]+", color)[:3]]
+    c = np.asarray(values, dtype=float) / 255
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG's relative luminance of a colour (see :func:`linear_rgb`); the contrast of two
+    is ``(L1 + 0.05) / (L2 + 0.05)``, white's luminance being 1."""
+    return float(linear_rgb(color) @ [0.2126, 0.7152, 0.0722])

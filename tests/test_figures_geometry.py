@@ -11,6 +11,7 @@ import pytest
 from gca_viz import embed
 from gca_viz.figures import geometry
 from gca_viz.figures._pin import PARTNER_NAME
+from tests.helpers import linear_rgb
 from tests.plotly_json import array, decode
 
 
@@ -121,24 +122,18 @@ def test_partner_distance_counts_the_samples_nearer_than_the_partner() -> None:
         embed.partner_distance(z, 3, np.ones(7))
 
 
-def _linear(hex_color: str) -> np.ndarray:
-    """Linear-light RGB of an sRGB colour ``#rrggbb``."""
-    c = np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
 def _lab(hex_color: str) -> np.ndarray:
     """CIELAB (D65) of an sRGB colour."""
     to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
                        [0.0193, 0.1192, 0.9505]])  # fmt: skip
-    xyz = to_xyz @ _linear(hex_color) / np.array([0.95047, 1.0, 1.08883])
+    xyz = to_xyz @ linear_rgb(hex_color) / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
     return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
 def _contrast_with_white(hex_color: str) -> float:
     """WCAG contrast ratio of a colour against white."""
-    return 1.05 / (float(_linear(hex_color) @ [0.2126, 0.7152, 0.0722]) + 0.05)
+    return 1.05 / (float(linear_rgb(hex_color) @ [0.2126, 0.7152, 0.0722]) + 0.05)
 
 
 def test_class_and_run_colours_stay_apart_on_a_projector() -> None:

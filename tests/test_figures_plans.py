@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from gca_viz.figures import plans as figs
 from gca_viz.figures.player import half_step_player, misfit_words
+from tests.helpers import relative_luminance
 
 
 def test_heatmap_has_marginals_references_and_a_cell_layer() -> None:
@@ -400,9 +400,7 @@ def test_error_curves_draw_a_handful_of_epsilons_from_end_to_end() -> None:
     assert len(names) == 6 and names[0] == "ε = 0.01" and names[-1] == "ε = 2"
     # every line keeps 3:1 on white (the largest ε's was a pale yellow-green, 1.6:1)
     for trace in fig.data:
-        rgb = np.array([float(v) for v in re.findall(r"[\d.]+", trace.line.color)]) / 255
-        lin = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-        assert 1.05 / (lin @ [0.2126, 0.7152, 0.0722] + 0.05) >= 3.0, trace.name
+        assert 1.05 / (relative_luminance(trace.line.color) + 0.05) >= 3.0, trace.name
     assert len(error_curves(eps[:4], errors[:4], tol=1e-6).data) == 4
     with pytest.raises(ValueError, match="one array per epsilon"):
         error_curves(eps, errors[:3], tol=1e-6)

@@ -12,6 +12,7 @@ import torch
 from gca_viz import lab, losses
 from gca_viz.experiments import uot_mechanism as um
 from gca_viz.figures import mechanism as mfig
+from tests.helpers import relative_luminance
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,10 @@ def test_relaxation_sweep_and_its_figures(pairs: um.CorruptedPairs) -> None:
     chart = mfig.share_chart(m)
     bars = [t for t in chart.data if t.type == "bar"]
     np.testing.assert_allclose(np.asarray(bars[0].y), 96 * m.unbalanced_row[m.order])
+    # the corrupted rows' bars are told from the clean ones by lightness, not hue alone
+    colors = np.asarray(bars[0].marker.color)[np.argsort(m.order)]
+    (clean,), (corrupted,) = set(colors[~m.corrupted]), set(colors[m.corrupted])
+    assert relative_luminance(clean) > 2 * relative_luminance(corrupted)
     means = [a.text for a in chart.layout.annotations if "mean" in (a.text or "")]
     clean_mean = 96 * m.unbalanced_row[~m.corrupted].mean()
     bad_mean = 96 * m.unbalanced_row[m.corrupted].mean()

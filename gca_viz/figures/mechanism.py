@@ -28,6 +28,10 @@ from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, _base_layout
 
 _GRID = "#e5e7eb"
+CORRUPT_BAR = "#881337"
+"""The corrupted rows' bars in :func:`share_chart`: a dark crimson, half as light as the
+clean rows' orange (``COLORS["unbalanced"]``); the rose of the corrupted lines elsewhere,
+as light as that orange, left the two kinds of bar hard to tell apart."""
 _CORRUPT_FILL = "rgba(225, 29, 72, 0.08)"
 LOSS_COLORS = {
     "ince": COLORS["ince"],
@@ -82,7 +86,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
                 x=x,
                 y=n * unbalanced[order],
                 name=f"unbalanced plan (GCA-UOT, λ₁ = λ₂ = {shares.relax:g})",
-                marker_color=np.where(bad, "#e11d48", COLORS["unbalanced"]),
+                marker_color=np.where(bad, CORRUPT_BAR, COLORS["unbalanced"]),
                 showlegend=first,
                 legendgroup="uot",
                 customdata=order,
