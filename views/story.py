@@ -565,6 +565,19 @@ else:
         st.markdown(f"**Divergence** (`{loss_module.stages['divergence'].name}`)")
         st.latex(loss_module.latex["divergence"])
         st.caption(f"{method.description} ({method.provenance})")
+        # (the table's notes give each preset's ε and T, and which ones this loss used
+        # was unclear: GCA-UOT's "preset ε 0.5" beside this page's ε = 0.2)
+        symbols = {
+            p.name: p.symbol or p.name for s in loss_module.stages.values() for p in s.params
+        }
+        page = {"epsilon": eps, "n_iter": n_iter}
+        numbers = {k: v for k, v in loss_module.params.items() if isinstance(v, int | float)}
+        used = [f"${symbols[k]}$ = {v:g}" for k, v in page.items() if k in numbers]
+        kept = [f"${symbols[k]}$ = {v:g}" for k, v in numbers.items() if k not in page]
+        st.caption(
+            f"Computed with this page's {' and '.join(used)}"
+            + (f"; the preset's {', '.join(kept)}." if kept else ".")
+        )
         if float(out.loss) < 0:  # (RINCE's -0.604 stood unexplained beside the KL losses)
             st.caption(
                 f"A negative {method.title} loss is no error: its divergence is not a KL and "

@@ -97,6 +97,13 @@ def test_step_five_shades_the_chosen_method_s_row(method: str, row: int) -> None
     assert bool(negative) == (loss < 0), (loss, negative)
     if method == "rince":
         assert loss < 0 and "has no floor at 0" in negative[0]
+    # which ε and T the loss used: the page's, and the preset's other parameters (the
+    # table's notes say "preset ε 0.5" for GCA-UOT beside this page's ε = 0.2)
+    (used,) = [c.value for c in at.caption if c.value.startswith("Computed with")]
+    page = "$ε$ = 0.2" + (" and $T$ = 10" if method != "rince" else "")
+    assert used.startswith(f"Computed with this page's {page}"), used
+    if method == "gca_uot":
+        assert "the preset's $λ_1$ = 0.2, $λ_2$ = 0.2" in used, used
 
 
 def test_every_step_renders() -> None:
