@@ -468,3 +468,20 @@ def relative_luminance(color: str) -> float:
     """WCAG's relative luminance of a colour (see :func:`linear_rgb`); the contrast of two
     is ``(L1 + 0.05) / (L2 + 0.05)``, white's luminance being 1."""
     return float(linear_rgb(color) @ [0.2126, 0.7152, 0.0722])
+
+
+def contrast_with_white(color: str) -> float:
+    """WCAG contrast ratio of a colour against white."""
+    return 1.05 / (relative_luminance(color) + 0.05)
+
+
+def cielab(color: str) -> Any:
+    """CIELAB (D65) of an sRGB colour (see :func:`linear_rgb`): ``ΔE`` between two colours
+    is the distance of theirs."""
+    import numpy as np
+
+    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                       [0.0193, 0.1192, 0.9505]])  # fmt: skip
+    xyz = to_xyz @ linear_rgb(color) / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])

@@ -11,7 +11,7 @@ import pytest
 from gca_viz import embed
 from gca_viz.figures import geometry
 from gca_viz.figures._pin import PARTNER_NAME
-from tests.helpers import linear_rgb
+from tests.helpers import cielab, contrast_with_white
 from tests.plotly_json import array, decode
 
 
@@ -122,20 +122,6 @@ def test_partner_distance_counts_the_samples_nearer_than_the_partner() -> None:
         embed.partner_distance(z, 3, np.ones(7))
 
 
-def _lab(hex_color: str) -> np.ndarray:
-    """CIELAB (D65) of an sRGB colour."""
-    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
-                       [0.0193, 0.1192, 0.9505]])  # fmt: skip
-    xyz = to_xyz @ linear_rgb(hex_color) / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
-
-
-def _contrast_with_white(hex_color: str) -> float:
-    """WCAG contrast ratio of a colour against white."""
-    return 1.05 / (float(linear_rgb(hex_color) @ [0.2126, 0.7152, 0.0722]) + 0.05)
-
-
 def test_class_and_run_colours_stay_apart_on_a_projector() -> None:
     """Plotly's defaults gave digits 5, 7, 8, 9 pastels (1.4-1.9:1 on white) that washed
     out when projected: each of the ten label and run colours keeps 3:1 on white, and every
@@ -146,10 +132,10 @@ def test_class_and_run_colours_stay_apart_on_a_projector() -> None:
 
     ten = geometry.LABEL_COLORS[:10]
     assert training.RUN_COLORS[: len(ten)] == ten
-    assert all(_contrast_with_white(c) >= 3.0 for c in ten), ten
+    assert all(contrast_with_white(c) >= 3.0 for c in ten), ten
     dimmed = "#{:02x}{:02x}{:02x}".format(*map(int, geometry.DIMMED[4:-1].split(",")))
     marks = [*ten, _pin.PIN_COLOR, dimmed]
-    gaps = {(a, b): float(np.linalg.norm(_lab(a) - _lab(b))) for a, b in combinations(marks, 2)}
+    gaps = {(a, b): float(np.linalg.norm(cielab(a) - cielab(b))) for a, b in combinations(marks, 2)}
     assert min(gaps.values()) >= 20, min(gaps.items(), key=lambda kv: kv[1])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from gca_viz.figures import plans as figs
 from gca_viz.figures.player import half_step_player, misfit_words
-from tests.helpers import relative_luminance
+from tests.helpers import cielab, contrast_with_white
 
 
 def test_heatmap_has_marginals_references_and_a_cell_layer() -> None:
@@ -400,7 +401,12 @@ def test_error_curves_draw_a_handful_of_epsilons_from_end_to_end() -> None:
     assert len(names) == 6 and names[0] == "ε = 0.01" and names[-1] == "ε = 2"
     # every line keeps 3:1 on white (the largest ε's was a pale yellow-green, 1.6:1)
     for trace in fig.data:
-        assert 1.05 / (relative_luminance(trace.line.color) + 0.05) >= 3.0, trace.name
+        assert contrast_with_white(trace.line.color) >= 3.0, trace.name
+    # ... and neighbours differ (a student saw ε = 0.02 and 0.0462 in one dark purple:
+    # Viridis's dark end put 15 ΔE between them)
+    colors = [trace.line.color for trace in fig.data]
+    gaps = [np.linalg.norm(cielab(a) - cielab(b)) for a, b in itertools.pairwise(colors)]
+    assert min(gaps) >= 18, gaps
     assert len(error_curves(eps[:4], errors[:4], tol=1e-6).data) == 4
     with pytest.raises(ValueError, match="one array per epsilon"):
         error_curves(eps, errors[:3], tol=1e-6)
