@@ -798,6 +798,14 @@ html { font-size: 20px; }
 }
 [class*="st-key-lecture_controls_"] > div:has([data-testid="stHeading"]) { flex: 1 0 100%; }
 [class*="st-key-lecture_controls_"] h3 { font-size: 1.05rem; padding: 0.25rem 0 0; }
+/* A pinned panel (ui.controls(pinned=True): what a lecture moves, Plan lab's epsilon and T)
+   stays under the top bar (75 px) while the page scrolls to the figures below it: at
+   1280 x 720 the player began below the first screen, and scrolled into view it took the
+   sliders off it. Folded by its header it is a 50 px bar. */
+[data-testid="stMain"] [data-testid="stLayoutWrapper"]:has(
+    > [data-testid="stExpander"] [class*="st-key-lecture_controls_"][class*="_pinned"]) {
+  position: sticky; top: 75px; z-index: 20; background: white;
+}
 /* An open panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
    not under it, where it took a 75 px row of its own above the figures. */
 [class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] {
@@ -920,13 +928,16 @@ def wrapping(key: str, min_width: int) -> Any:
 
 
 @contextmanager
-def controls(title: str = "Settings", *, folded: bool = False, place: Any = None) -> Iterator[None]:
+def controls(
+    title: str = "Settings", *, folded: bool = False, place: Any = None, pinned: bool = False
+) -> Iterator[None]:
     """Where a page draws its controls: the sidebar under the subheader ``title``, or in
     lecture mode at this point of the page (above the figures that follow) in an open
     expander named ``title``, its widgets side by side (a page's titles differ). Secondary
     settings that would push a projector's first screen down are ``folded``: a popover named
     ``title`` in the page title's row (:func:`title`) or in the container ``place``, a closed
-    expander without either."""
+    expander without either. An open panel ``pinned`` stays under the top bar while the page
+    scrolls (the controls a lecture moves, beside the figure they move)."""
     if not lecture():
         with st.sidebar:
             st.subheader(title)
@@ -939,7 +950,11 @@ def controls(title: str = "Settings", *, folded: bool = False, place: Any = None
     slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
     with (
         st.expander(title, expanded=True),
-        st.container(horizontal=True, gap="medium", key=f"lecture_controls_{slug}"),
+        st.container(
+            horizontal=True,
+            gap="medium",
+            key=f"lecture_controls_{slug}" + ("_pinned" if pinned else ""),
+        ),
     ):
         yield
 

@@ -220,7 +220,7 @@ if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run train
             st.session_state["lab_eps"] = float(batch.meta["epsilon"])
         st.session_state["_lab_eps_from"] = origin
 
-with ui.controls("Problem"):  # what a lecture moves: open above the figures
+with ui.controls("Problem", pinned=True):  # what a lecture moves: open, beside the figures
     eps = ui.epsilon("lab_eps", 0.1)
     n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
 # In a lecture folded, the rest: open, both panels took the first screen of a projector

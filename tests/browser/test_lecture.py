@@ -455,3 +455,26 @@ def test_folded_settings_open_over_the_figure_beside_the_title(app: Any) -> None
     page.wait_for_timeout(500)
     assert top() == before
     app.assert_healthy()
+
+
+def test_the_problem_panel_stays_beside_the_player_as_the_page_scrolls(app: Any) -> None:
+    """At 1280 x 720 Plan lab's player starts below the first screen, and scrolled into view
+    it took ε's slider off the screen: a lecturer could not move ε and show the plan at
+    once. The Problem panel is pinned under the top bar (lecture mode only)."""
+    app.page.set_viewport_size({"width": 1280, "height": 720})
+    app.goto("/plan_lab?lecture=1", charts=3, timeout=90)
+    page = app.page
+    page.locator(".st-key-lab_chart_player").evaluate("e => e.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(500)
+    bar = page.locator('[data-testid="stHeader"]').bounding_box()
+    slider = app.widget("lab_eps_slider").bounding_box()
+    player = app.chart("lab_chart_player").bounding_box()
+    assert bar and slider and player
+    assert bar["y"] + bar["height"] - 1 <= slider["y"] and slider["y"] + slider["height"] < 720
+    assert player["y"] + player["height"] <= 720 + 1  # the player's foot is on screen too
+    assert slider["y"] + slider["height"] < player["y"] + player["height"] / 2
+    # ... and the slider still works there: a new ε redraws the player
+    app.widget("lab_eps").locator("input").fill("0.3")
+    app.widget("lab_eps").locator("input").press("Enter")
+    app.wait_for_query("lab_eps", "0.3")
+    app.assert_healthy()
