@@ -806,18 +806,15 @@ html { font-size: 20px; }
     > [data-testid="stExpander"] [class*="st-key-lecture_controls_"][class*="_pinned"]) {
   position: sticky; top: 75px; z-index: 20; background: white;
 }
-/* An open panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
-   not under it, where it took a 75 px row of its own above the figures. */
-[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] {
+/* A pinned panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
+   not under it, where it took a 75 px row of its own above the figures (in a panel of many
+   controls, Entropy's six, a column has no room for both: some went beside, some under). */
+[class*="st-key-lecture_controls_"][class*="_pinned"] .stVerticalBlock[class*="_control"] {
   flex-direction: row; flex-wrap: wrap; align-items: flex-end; column-gap: 1rem;
 }
-[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > * { flex: 0 0 auto; }
-[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > [class*="_slider"] {
-  flex: 1 1 12rem;
-}
-[class*="st-key-lecture_controls_"] .stVerticalBlock[class*="_control"] > :has([role="alert"]) {
-  flex: 1 0 100%;
-}
+[class*="_pinned"] .stVerticalBlock[class*="_control"] > * { flex: 0 0 auto; }
+[class*="_pinned"] .stVerticalBlock[class*="_control"] > [class*="_slider"] { flex: 1 1 12rem; }
+[class*="_pinned"] .stVerticalBlock[class*="_control"] > :has([role="alert"]) { flex: 1 0 100%; }
 /* The top bar: its spacing as margins, not padding (it decides which tabs fit by its width
    with the padding in, and clipped 35 px of the last one, "Composer", at 1280 px), and
    tabs 8 px narrower, so that all eight fit at 1280 px. */
@@ -874,11 +871,14 @@ def title(text: str) -> None:
     if not lecture():
         st.title(text)
         return
-    bar = st.container(
+    row = st.container(
         horizontal=True, vertical_alignment="center", gap="small", key="lecture_title_bar"
     )
-    with bar:
+    with row:
         st.title(text, width="stretch")
+        # the popovers as one group, at the right or, where the title leaves no room, all
+        # together on a row of their own (one by one, Entropy's split across two rows)
+        bar = st.container(horizontal=True, width="content", wrap=False, gap="small")
     st.session_state[TITLE_BAR] = bar
 
 

@@ -227,5 +227,9 @@ def test_lecture_mode_folds_secondary_settings_and_the_figures_come_first() -> N
     assert lab.number_input(key="lab_eps").value == 0.1  # ε and T open, the rest folded:
     assert lab.selectbox(key="lab_target").value == "pairs"  # still there, one click away
     assert entropy.slider(key="ent_n").value == 48  # folded, still there
+    # Domains' ε and T: a popover of their own (inside "Batch" a lecturer did not look)
+    domains = open_app("views/domains.py", lecture="1")
+    assert list(popovers(domains)) == ["About this page", "Batch", "GCA-INCE plan"]
+    assert popovers(domains)["GCA-INCE plan"].number_input(key="dom_eps").value == 0.5
     plain = open_app("views/plan_lab.py")  # without lecture mode: the sidebar, no popovers
     assert not popovers(plain) and plain.sidebar.selectbox(key="lab_target").value == "pairs"

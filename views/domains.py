@@ -104,7 +104,8 @@ store = ui.run_store()
 with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots come up)
     n = int(ui.slider("Samples N", "dom_n", 16, 128, 48, step=8))
     seed = int(ui.number("Seed", "dom_seed", 0, min_value=0, step=1))
-    st.subheader("GCA-INCE plan")
+# (in a lecture a popover of its own: inside "Batch", a lecturer did not look for ε there)
+with ui.controls("GCA-INCE plan", folded=True):
     eps = ui.epsilon("dom_eps", 0.5)
     n_iter = int(ui.slider("T (Sinkhorn sweeps)", "dom_T", 1, 30, 10))
 

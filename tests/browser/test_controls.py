@@ -101,7 +101,7 @@ def test_a_typed_epsilon_that_is_not_positive_is_named(app: Any) -> None:
     [
         ("domains-1280", "/domains", (1280, 800), "dom_eps", None),
         ("noisy-1280", "/noisy", (1280, 800), "mech_eps", None),
-        ("domains-lecture-1024", "/domains?lecture=1", (1024, 768), "dom_eps", "Batch"),
+        ("domains-lecture-1024", "/domains?lecture=1", (1024, 768), "dom_eps", "GCA-INCE plan"),
         ("noisy-lecture-1024", "/noisy?lecture=1", (1024, 768), "noisy_lam", None),
     ],
 )

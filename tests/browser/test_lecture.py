@@ -428,7 +428,7 @@ def test_folded_settings_open_over_the_figure_beside_the_title(app: Any) -> None
         page.get_by_role("button", name=name, exact=True)
         for name in ("About this page", "Batch", "Target, marginals and display")
     ]
-    for button in buttons:
+    for button in buttons:  # (at 1024 px they wrap together, below the title)
         box = button.bounding_box()
         assert (
             title
@@ -477,4 +477,17 @@ def test_the_problem_panel_stays_beside_the_player_as_the_page_scrolls(app: Any)
     app.widget("lab_eps").locator("input").fill("0.3")
     app.widget("lab_eps").locator("input").press("Enter")
     app.wait_for_query("lab_eps", "0.3")
+    app.assert_healthy()
+
+
+def test_the_title_s_popovers_wrap_together(app: Any) -> None:
+    """At 1024 x 768 Entropy's title left room for one popover: "About this page" stayed
+    beside it and the folded settings dropped to a row of their own. They are one group."""
+    open_lecture(app, "/entropy", 3)
+    page = app.page
+    boxes = [
+        page.get_by_role("button", name=name, exact=True).bounding_box()
+        for name in ("About this page", "Batch, marginals and solver")
+    ]
+    assert boxes[0] and boxes[1] and abs(boxes[0]["y"] - boxes[1]["y"]) < 2, boxes
     app.assert_healthy()
