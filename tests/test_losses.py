@@ -725,6 +725,17 @@ def test_ince_plan_is_row_normalised(layout: str) -> None:
     torch.testing.assert_close(out.plan.sum(1), torch.ones(out.plan.shape[0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_schema_names_every_parameter_by_its_stage_s_param(method: str) -> None:
+    """``GCALoss.schema``: the one map from a parameter's name to its schema, which the
+    pages read symbols and ranges from; it covers exactly the loss's parameters."""
+    loss = losses.get(method)
+    assert set(loss.schema) == set(loss.params)
+    for stage in loss.stages.values():
+        for p in stage.params:
+            assert loss.schema[p.name] is p
+
+
 def test_set_params_changes_epsilon() -> None:
     z1, z2 = _batch(8, 5, seed=19)
     loss = losses.get("ince")

@@ -246,7 +246,7 @@ def loss_controls() -> tuple[str, dict[str, str], str, dict[str, Any]]:
         m = losses.LOSSES[method]
         st.caption(f"{m.description} ({m.provenance})")
         preset = dict(m.params)
-        params = {p.name: p for s in m.build().stages.values() for p in s.params}
+        params = m.build().schema
     target = ui.select(LABELS["target"], "tr_target", list(TARGET_CHOICES), "pairs")
     st.caption(targets.TARGETS[target].description)
     values: dict[str, Any] = {}

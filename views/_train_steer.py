@@ -17,11 +17,10 @@ def live_controls(store: RunStore, run: RunInfo) -> None:
     """ε, T, relaxations and target prior of a running run, applied at its next step."""
     try:
         now_target, now_params = store.current_settings(run.id)
-        stages = run_loss(run).stages.values()
+        schema = run_loss(run).schema
     except ValueError as exc:
         st.error(f"This run's loss cannot be rebuilt here: {exc}")
         return
-    schema = {p.name: p for s in stages for p in s.params}
     live = [n for n in LIVE_PARAMS if n in now_params and n in schema and n not in TARGET_PARAMS]
     allowed = live_targets(run)  # an external loop gives its loss labels or not
     choices = [t for t in TARGET_CHOICES if t in allowed or t == now_target] or [now_target]

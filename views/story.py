@@ -550,7 +550,7 @@ else:
     with ui.guard(method.title):
         out = story.method_output(name, z1, z2, eps, n_iter)
     loss_module = losses.get(name, layout="cross")
-    planless = loss_module.stages["projection"].name == "none"  # BYOL: P = K, never normalised
+    planless = not loss_module.has_plan  # BYOL: P = K, never normalised
     left, right = st.columns([2, 3], gap="large")
     with left:
         m1, m2 = st.columns(2)
@@ -567,9 +567,7 @@ else:
         st.caption(f"{method.description} ({method.provenance})")
         # (the table's notes give each preset's ε and T, and which ones this loss used
         # was unclear: GCA-UOT's "preset ε 0.5" beside this page's ε = 0.2)
-        symbols = {
-            p.name: p.symbol or p.name for s in loss_module.stages.values() for p in s.params
-        }
+        symbols = {k: p.symbol or k for k, p in loss_module.schema.items()}
         page = {"epsilon": eps, "n_iter": n_iter}
         numbers = {k: v for k, v in loss_module.params.items() if isinstance(v, int | float)}
         used = [f"${symbols[k]}$ = {v:g}" for k, v in page.items() if k in numbers]

@@ -36,7 +36,7 @@ from gca_viz.losses.divergences import (
 from gca_viz.losses.stages import COSTS, PROJECTIONS, Projection
 from gca_viz.ot import _checks as ot_checks
 from gca_viz.ot._xp import host_side
-from gca_viz.registry import Stage
+from gca_viz.registry import Param, Stage
 
 STAGE_KINDS = ("cost", "target", "projection", "divergence")
 
@@ -158,15 +158,15 @@ class GCALoss(torch.nn.Module):
     def set_params(self, **changes: Any) -> None:
         """Change stage parameters (for example ``epsilon`` while a run trains), validated
         against the schemas; an invalid value raises ``ValueError`` and changes nothing."""
-        owners = {p.name: s for s in self.stages.values() for p in s.params}
+        schema = self.schema
         validated = {}
         for key, value in changes.items():
-            if key not in owners:
+            if key not in schema:
                 raise ValueError(
                     f"{self.name} has no parameter {key!r}; its parameters are "
-                    f"{sorted(owners) or 'none'}"
+                    f"{sorted(schema) or 'none'}"
                 )
-            validated[key] = next(p for p in owners[key].params if p.name == key).validate(value)
+            validated[key] = schema[key].validate(value)
         merged = {**self.params, **validated}
         for stage in self.stages.values():  # constraints linking parameters (α + β <= 1)
             if stage.check is not None:
@@ -188,6 +188,11 @@ class GCALoss(torch.nn.Module):
             self.set_params(**{name: value})
             return
         super().__setattr__(name, value)
+
+    @property
+    def schema(self) -> dict[str, Param]:
+        """The schema of each stage parameter (symbol, range, description), by name."""
+        return {p.name: p for s in self.stages.values() for p in s.params}
 
     @property
     def has_plan(self) -> bool:
