@@ -14,6 +14,7 @@ Public API::
     from gca_viz.metrics import embedding_std, effective_rank, compactness  # collapse
     from gca_viz.metrics import class_separation  # classes gathered or mixed
     from gca_viz.metrics import knn_accuracy, linear_probe_accuracy, domain_accuracy
+    from gca_viz.metrics import fit_knn, fit_linear_probe  # fit once, score many test splits
 
 Every function accepts torch tensors (any device and dtype; they are detached and copied to
 float64 on the CPU) or numpy arrays, returns a Python ``float``, and raises ``ValueError``
@@ -32,6 +33,7 @@ References:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,12 +45,15 @@ from gca_viz._validate import finite_array, integer, positive
 from gca_viz.ot._xp import machine_epsilon
 
 __all__ = [
+    "FittedClassifier",
     "alignment",
     "class_separation",
     "compactness",
     "domain_accuracy",
     "effective_rank",
     "embedding_std",
+    "fit_knn",
+    "fit_linear_probe",
     "knn_accuracy",
     "linear_probe_accuracy",
     "marginal_error",
@@ -154,21 +159,6 @@ def _labels(y: Any, name: str, n: int, points_name: str) -> np.ndarray:
                 f"values such as {odd[0]:g}"
             )
     return labels
-
-
-def _split(
-    train_z: Any, train_y: Any, test_z: Any, test_y: Any, y_name: str = "y"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a train/test split of features and labels (``y_name`` names the labels)."""
-    xtr, xte = _points(train_z, "train_z"), _points(test_z, "test_z")
-    if xte.shape[1] != xtr.shape[1]:
-        raise ValueError(
-            f"test_z must have the same feature dimension as train_z: "
-            f"{xte.shape[1]} != {xtr.shape[1]}"
-        )
-    ytr = _labels(train_y, f"train_{y_name}", len(xtr), "train_z")
-    yte = _labels(test_y, f"test_{y_name}", len(xte), "test_z")
-    return xtr, ytr, xte, yte
 
 
 # ----------------------------------------------------------- alignment and uniformity
@@ -527,14 +517,7 @@ def knn_accuracy(
             or have an all-zero row or a different feature dimension; labels of the wrong
             shape or length; ``k`` not an integer ``>= 1``.
     """
-    k = integer(k, "k", 1)
-    xtr, ytr, xte, yte = _split(train_z, train_y, test_z, test_y)
-    xtr, xte = _normalize(xtr, "train_z"), _normalize(xte, "test_z")
-    from sklearn.neighbors import KNeighborsClassifier  # lazy: keeps `import gca_viz` light
-
-    knn = KNeighborsClassifier(n_neighbors=min(k, len(xtr)), metric="cosine")
-    knn.fit(xtr, ytr)
-    return float(np.mean(knn.predict(xte) == yte))
+    return fit_knn(train_z, train_y, k=k).accuracy(test_z, test_y)
 
 
 def linear_probe_accuracy(
@@ -578,8 +561,8 @@ def linear_probe_accuracy(
             with a single class; ``max_iter < 1``; ``C`` not finite and ``> 0``; ``seed``
             not an integer ``>= 0``.
     """
-    xtr, ytr, xte, yte = _split(train_z, train_y, test_z, test_y)
-    return _probe(xtr, ytr, xte, yte, max_iter=max_iter, C=C, seed=seed, y_name="train_y")
+    probe = fit_linear_probe(train_z, train_y, max_iter=max_iter, C=C, seed=seed)
+    return probe.accuracy(test_z, test_y)
 
 
 def domain_accuracy(
@@ -619,27 +602,110 @@ def domain_accuracy(
         ValueError: as :func:`linear_probe_accuracy`, naming ``train_d``/``test_d`` for
             bad domain labels.
     """
-    xtr, dtr, xte, dte = _split(train_z, train_d, test_z, test_d, y_name="d")
-    return _probe(xtr, dtr, xte, dte, max_iter=max_iter, C=C, seed=seed, y_name="train_d")
+    probe = _fit_probe(train_z, train_d, max_iter=max_iter, C=C, seed=seed, y_name="d")
+    return probe.accuracy(test_z, test_d)
 
 
-def _probe(
-    xtr: np.ndarray,
-    ytr: np.ndarray,
-    xte: np.ndarray,
-    yte: np.ndarray,
-    *,
-    max_iter: int,
-    C: float,
-    seed: int,
-    y_name: str,
-) -> float:
-    """Fit standardise -> logistic regression on the training split; test accuracy."""
+@dataclass(frozen=True)
+class FittedClassifier:
+    r"""A classifier fitted once on frozen training features, to score any test split.
+
+    :func:`fit_knn` and :func:`fit_linear_probe` return one; ``accuracy(test_z, test_y)``
+    is exactly what :func:`knn_accuracy` and :func:`linear_probe_accuracy` return for that
+    split (they are the fit followed by this score). Fit once to score an encoder on many
+    test conditions: the Noisy views page scores a trained encoder on test digits corrupted
+    at each severity the user picks, the training split's features and fit unchanged.
+
+    Attributes:
+        kind: ``"k-NN"`` or ``"linear probe"``.
+        dim: the feature dimension ``d`` of the training split; test features must match.
+        estimator: the fitted scikit-learn estimator (``KNeighborsClassifier``, or a
+            ``StandardScaler`` -> ``LogisticRegression`` pipeline).
+        scale: the probe's one global scale, the training features' largest ``|entry|``
+            (features are divided by it before standardisation, which cancels it; it keeps
+            huge features from overflowing); ``0`` for k-NN, whose rows are L2-normalised.
+        y_name: the labels' name in messages (``"y"``: ``test_y``; ``"d"``: ``test_d``).
+    """
+
+    kind: str
+    dim: int
+    estimator: Any
+    scale: float
+    y_name: str = "y"
+
+    def predict(self, test_z: Array) -> np.ndarray:
+        """Predicted labels of ``test_z`` (``(N_test, d)``), shape ``(N_test,)``.
+
+        Raises:
+            ValueError: naming ``test_z``, for features that are not 2-D, empty, non-finite,
+                of another dimension than the training split's, or (k-NN) an all-zero row.
+        """
+        xte = _points(test_z, "test_z")
+        if xte.shape[1] != self.dim:
+            raise ValueError(
+                f"test_z must have the same feature dimension as train_z: "
+                f"{xte.shape[1]} != {self.dim}"
+            )
+        if self.kind == "k-NN":
+            return np.asarray(self.estimator.predict(_normalize(xte, "test_z")))
+        if self.scale > 0:
+            xte = xte / self.scale
+        try:
+            return np.asarray(self.estimator.predict(xte))
+        except ValueError as exc:  # scikit-learn's, which names its own X
+            raise ValueError(f"the probe failed on test_z: {exc}") from exc
+
+    def accuracy(self, test_z: Array, test_y: Array) -> float:
+        r"""Test accuracy :math:`\frac{1}{N_{\text{test}}}\sum_x \mathbb 1[\hat y(x) = y(x)]`
+        of :meth:`predict` on ``test_z`` against ``test_y`` (``(N_test,)``), in ``[0, 1]``."""
+        pred = self.predict(test_z)
+        yte = _labels(test_y, f"test_{self.y_name}", len(pred), "test_z")
+        return float(np.mean(pred == yte))
+
+
+def fit_knn(train_z: Array, train_y: Array, *, k: int = 20) -> FittedClassifier:
+    """The cosine k-NN classifier of :func:`knn_accuracy`, fitted on ``train_z``
+    (``(N_train, d)``, no all-zero row) and ``train_y`` (``(N_train,)``), ``k`` clipped to
+    ``N_train``; score it with :meth:`FittedClassifier.accuracy`.
+
+    Raises:
+        ValueError: naming the parameter, as :func:`knn_accuracy`.
+    """
+    k = integer(k, "k", 1)
+    xtr = _points(train_z, "train_z")
+    ytr = _labels(train_y, "train_y", len(xtr), "train_z")
+    from sklearn.neighbors import KNeighborsClassifier  # lazy: keeps `import gca_viz` light
+
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(xtr)), metric="cosine")
+    knn.fit(_normalize(xtr, "train_z"), ytr)
+    return FittedClassifier("k-NN", xtr.shape[1], knn, 0.0)
+
+
+def fit_linear_probe(
+    train_z: Array, train_y: Array, *, max_iter: int = 1000, C: float = 1.0, seed: int = 0
+) -> FittedClassifier:
+    """The linear probe of :func:`linear_probe_accuracy` (standardise, then L2-regularised
+    logistic regression by L-BFGS), fitted on ``train_z`` (``(N_train, d)``) and ``train_y``
+    (``(N_train,)``, at least two classes); score it with :meth:`FittedClassifier.accuracy`.
+
+    Raises:
+        ValueError: naming the parameter, as :func:`linear_probe_accuracy`.
+    """
+    return _fit_probe(train_z, train_y, max_iter=max_iter, C=C, seed=seed, y_name="y")
+
+
+def _fit_probe(
+    train_z: Array, train_y: Array, *, max_iter: int, C: float, seed: int, y_name: str
+) -> FittedClassifier:
+    """Fit standardise -> logistic regression on the training split (``y_name`` names the
+    labels in messages: ``train_y`` or ``train_d``)."""
+    xtr = _points(train_z, "train_z")
+    ytr = _labels(train_y, f"train_{y_name}", len(xtr), "train_z")
     max_iter = integer(max_iter, "max_iter", 1)
     C = positive(C, "C")
     seed = integer(seed, "seed", 0)
     if len(np.unique(ytr)) < 2:
-        raise ValueError(f"{y_name} must contain at least two classes")
+        raise ValueError(f"train_{y_name} must contain at least two classes")
     from sklearn.linear_model import LogisticRegression  # lazy: keeps `import gca_viz` light
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -648,12 +714,9 @@ def _probe(
         StandardScaler(),
         LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
     )
-    # One global scale (standardisation cancels it) keeps huge features from overflowing.
-    scale = max(float(np.abs(xtr).max()), float(np.abs(xte).max()))
-    if scale > 0:
-        xtr, xte = xtr / scale, xte / scale
+    scale = float(np.abs(xtr).max())
     try:
-        probe.fit(xtr, ytr)
-        return float(np.mean(probe.predict(xte) == yte))
+        probe.fit(xtr / scale if scale > 0 else xtr, ytr)
     except ValueError as exc:  # scikit-learn's, which names its own X and y
-        raise ValueError(f"the probe failed on train_z/test_z: {exc}") from exc
+        raise ValueError(f"the probe failed on train_z: {exc}") from exc
+    return FittedClassifier("linear probe", xtr.shape[1], probe, scale, y_name)

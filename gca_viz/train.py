@@ -181,7 +181,7 @@ class TrainConfig:
             Param("lr", None, "", low=0, low_open=True),
             Param("test_fraction", None, "", low=0, high=1, low_open=True, high_open=True),
             Param("momentum", None, "", low=0, high=1),
-            Param("eval_corruption", None, "", low=0, high=1),
+            EVAL_CORRUPTION,
             Param("noisy_pairs", None, "", low=0, high=1),
             Param("noisy_strength", None, "", low=0, high=1),
         ]
@@ -340,6 +340,9 @@ class ConfigError(ValueError):
 DICT_FIELDS = ("dataset_params", "encoder_params", "stages", "loss_params")
 """The config fields that hold a JSON object (a dict)."""
 
+EVAL_CORRUPTION = Param("eval_corruption", None, "", low=0, high=1)
+"""The schema of ``eval_corruption``, the test data's corruption severity in ``[0, 1]``."""
+
 _NUMERIC_FIELDS: tuple[tuple[str, float, Literal["int", "float"]], ...] = (
     ("out_dim", 1, "int"),
     ("head_hidden", 1, "int"),
@@ -439,6 +442,28 @@ class Callback:
     def on_end(self, trainer: Trainer, reason: str) -> None: ...
     def should_stop(self, trainer: Trainer) -> bool:
         return False
+
+
+@dataclass(frozen=True)
+class Probes:
+    """An encoder's downstream classifiers, fitted once on its training split's features
+    (:meth:`Trainer.fit_probes`): cosine k-NN on the backbone features ``h`` and on the
+    normalised embeddings ``ẑ``, and the linear probe on ``h`` (:mod:`gca_viz.metrics`)."""
+
+    knn_h: metrics.FittedClassifier
+    knn_z: metrics.FittedClassifier
+    probe_h: metrics.FittedClassifier
+
+    def accuracies(
+        self, h_te: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor
+    ) -> dict[str, float]:
+        """``knn_acc``, ``knn_acc_embedding`` and ``probe_acc`` on a test split: its features
+        ``h_te`` ``(N_test, h)``, embeddings ``z_te`` ``(N_test, d)`` and labels ``y_te``."""
+        return {
+            "knn_acc": self.knn_h.accuracy(h_te, y_te),
+            "knn_acc_embedding": self.knn_z.accuracy(z_te, y_te),
+            "probe_acc": self.probe_h.accuracy(h_te, y_te),
+        }
 
 
 class Trainer:
@@ -624,14 +649,33 @@ class Trainer:
             zs.append(torch.nn.functional.normalize(self.model.head(h), dim=1).cpu())
         return torch.cat(hs), torch.cat(zs)
 
-    def _eval_inputs(self) -> torch.Tensor:
+    def test_inputs(self, corruption: float | None = None) -> torch.Tensor:
+        """The held-out split's inputs, corrupted at severity ``corruption`` in ``[0, 1]``
+        (:func:`gca_viz.augment.corrupt`; default: the config's ``eval_corruption``; ``0``:
+        the clean inputs) with the evaluation's own seed (``seed + 7``), so every call and
+        every evaluation of a run corrupts the same digits alike.
+
+        Raises:
+            ValueError: naming ``eval_corruption``, for a severity outside ``[0, 1]``.
+        """
+        s = self.config.eval_corruption if corruption is None else corruption
+        s = float(EVAL_CORRUPTION.validate(s))  # type: ignore[arg-type]  # (a float Param)
         x = self.test_set.x
-        if self.config.eval_corruption > 0:
+        if s > 0:
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7)
-            x = augment_mod.corrupt(
-                x.to(self.device), self.test_set.kind, self.config.eval_corruption, gen
-            )
+            x = augment_mod.corrupt(x.to(self.device), self.test_set.kind, s, gen)
         return x
+
+    def fit_probes(self, h_tr: torch.Tensor, z_tr: torch.Tensor) -> Probes:
+        """The downstream classifiers of :meth:`evaluate`, fitted on the training split's
+        backbone features ``h_tr`` ``(N_train, h)`` and embeddings ``z_tr`` ``(N_train, d)``
+        (:meth:`embed` of ``train_set.x``) with the config's ``knn_k`` and ``seed``."""
+        y, k, seed = self.train_set.y, self.config.knn_k, self.config.seed
+        return Probes(
+            knn_h=metrics.fit_knn(h_tr, y, k=k),
+            knn_z=metrics.fit_knn(z_tr, y, k=k),
+            probe_h=metrics.fit_linear_probe(h_tr, y, seed=seed),
+        )
 
     def evaluate(self) -> dict[str, float]:
         """Evaluation on the held-out split: k-NN and linear-probe accuracy on the frozen
@@ -639,12 +683,9 @@ class Trainer:
         embeddings ``ẑ`` the loss shapes (``knn_acc_embedding``), alignment and uniformity
         of ``ẑ``, collapse measures and, with domains, the domain probe accuracy."""
         h_tr, z_tr = self.embed(self.train_set.x)
-        h_te, z_te = self.embed(self._eval_inputs())
-        y_tr, y_te, seed, k = self.train_set.y, self.test_set.y, self.config.seed, self.config.knn_k
+        h_te, z_te = self.embed(self.test_inputs())
         logs = {
-            "knn_acc": metrics.knn_accuracy(h_tr, y_tr, h_te, y_te, k=k),
-            "knn_acc_embedding": metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=k),
-            "probe_acc": metrics.linear_probe_accuracy(h_tr, y_tr, h_te, y_te, seed=seed),
+            **self.fit_probes(h_tr, z_tr).accuracies(h_te, z_te, self.test_set.y),
             "uniformity": metrics.uniformity(z_te[: self.config.eval_subset]),
             "embedding_std": metrics.embedding_std(z_te),
             "effective_rank": metrics.effective_rank(z_te),

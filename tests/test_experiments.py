@@ -584,6 +584,15 @@ def test_an_encoder_evaluated_on_corrupted_data_later_is_what_its_twin_logs(
     logged = store.latest_metrics(twin)
     assert found == {k: logged[k][1] for k in ex.NOISY_METRICS}
     assert found != {k: store.latest_metrics(clean)[k][1] for k in ex.NOISY_METRICS}
+    # One CorruptionProbe scores any severity, in any order, as the run's own evaluation
+    # does: 0 gives what the clean run logged, 0.5 what the twin logged.
+    probe = ex.CorruptionProbe(store, clean)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert probe.accuracies(0.5) == found
+    assert probe.accuracies(0.0) == {k: store.latest_metrics(clean)[k][1] for k in ex.NOISY_METRICS}
+    assert probe.accuracies(0.5) == found
+    with pytest.raises(ValueError, match="eval_corruption must be a number <= 1"):
+        probe.accuracies(1.5)
     rows = ex.noisy_comparison(store, [clean, twin], 0.5)
     assert [(r.run_id, r.condition, r.evaluated) for r in rows] == [
         (clean, "clean", False),

@@ -17,6 +17,8 @@ from gca_viz.metrics import (
     domain_accuracy,
     effective_rank,
     embedding_std,
+    fit_knn,
+    fit_linear_probe,
     knn_accuracy,
     linear_probe_accuracy,
     marginal_error,
@@ -226,6 +228,30 @@ def test_knn_and_probe_random_labels_are_near_chance() -> None:
     ytr, yte = rng.permutation(np.repeat([0, 1], 100)), rng.permutation(np.repeat([0, 1], 100))
     assert knn_accuracy(ztr, ytr, zte, yte) < 0.7
     assert linear_probe_accuracy(ztr, ytr, zte, yte) < 0.7
+
+
+def test_a_fitted_classifier_scores_any_test_split_as_the_one_shot_accuracy() -> None:
+    """fit_knn / fit_linear_probe fitted once give, on each of several test splits, exactly
+    the one-shot knn_accuracy / linear_probe_accuracy (the Noisy views page scores one
+    encoder at many corruptions this way); string labels come back as strings."""
+    rng = _rng(11)
+    centres = rng.standard_normal((3, 8)) * 3
+    ytr, yte = np.repeat(["a", "b", "c"], 40), np.repeat(["a", "b", "c"], 20)
+    ztr = centres[np.repeat([0, 1, 2], 40)] + rng.standard_normal((120, 8))
+    knn, probe = fit_knn(ztr, ytr, k=7), fit_linear_probe(ztr, ytr, seed=3)
+    seen = set()
+    for noise in (0.5, 2.0, 6.0):
+        zte = centres[np.repeat([0, 1, 2], 20)] + noise * rng.standard_normal((60, 8))
+        assert knn.accuracy(zte, yte) == knn_accuracy(ztr, ytr, zte, yte, k=7)
+        assert probe.accuracy(zte, yte) == linear_probe_accuracy(ztr, ytr, zte, yte, seed=3)
+        seen.add(probe.accuracy(zte, yte))
+        assert set(probe.predict(zte)) <= {"a", "b", "c"}
+    assert len(seen) > 1  # the splits differ: the scores are not one cached number
+    raises_naming("test_z", lambda: knn.accuracy(ztr[:, :5], ytr))
+    raises_naming("test_z", lambda: probe.predict(np.full((2, 8), np.nan)))
+    raises_naming("test_y", lambda: probe.accuracy(ztr, ytr[:5]))
+    raises_naming("train_y", lambda: fit_linear_probe(ztr, np.zeros(120)))
+    raises_naming("k", lambda: fit_knn(ztr, ytr, k=0))
 
 
 def test_knn_k_is_clipped_to_train_size() -> None:

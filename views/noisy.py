@@ -110,17 +110,30 @@ def mechanism(
     return shares, grads, sweep, batch.source
 
 
-@st.cache_data(
-    max_entries=64, show_spinner="Evaluating the trained encoders on corrupted digits..."
-)
+@st.cache_resource(max_entries=4, show_spinner="Loading the trained encoders...")
+def corruption_probe(run_id: int, stamp: float, _store: RunStore) -> ex.CorruptionProbe | str:
+    """A run's final encoder and its classifiers fitted on the clean training digits
+    (:class:`gca_viz.experiments.CorruptionProbe`; ``stamp``: its checkpoint's time), kept
+    so that each new "Test corruption" only embeds and scores the corrupted test digits,
+    or why it could not be loaded."""
+    try:
+        return ex.CorruptionProbe(_store, run_id)
+    except ValueError as exc:
+        return str(exc)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def encoder_accuracies(
     run_id: int, corruption: float, stamp: float, _store: RunStore
 ) -> dict[str, float] | str:
     """A run's final encoder on test data corrupted with ``corruption``
-    (:func:`gca_viz.experiments.encoder_accuracies`; ``stamp``: its checkpoint's time), or
-    why it could not be evaluated."""
+    (:meth:`gca_viz.experiments.CorruptionProbe.accuracies`), or why it could not be
+    evaluated."""
+    probe = corruption_probe(run_id, stamp, _store=_store)
+    if isinstance(probe, str):
+        return probe
     try:
-        return ex.encoder_accuracies(_store, run_id, corruption)
+        return probe.accuracies(corruption)
     except ValueError as exc:
         return str(exc)
 

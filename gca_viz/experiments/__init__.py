@@ -34,7 +34,8 @@ and corrupted embeddings and correlates each positive pair's strength with the m
 keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
 GCA-UOT trained on noisy pairs (30 % of the positive pairs mismatched) on clean and corrupted
 test data;
-:func:`encoder_accuracies` evaluates a run's final encoder on corrupted test data later.
+:func:`encoder_accuracies` evaluates a run's final encoder on corrupted test data later;
+:class:`CorruptionProbe` keeps it and its fitted classifiers to score many severities.
 
 Submodules: :mod:`~gca_viz.experiments.domains` (the α - β sweep),
 :mod:`~gca_viz.experiments.designer` (the target designer's measures on one batch),
@@ -96,6 +97,7 @@ from gca_viz.experiments.noisy import (
     UOT_MASS_LATEX,
     ComparisonRow,
     CorruptionMass,
+    CorruptionProbe,
     GradedViews,
     NoisySweepRow,
     augment_at,
@@ -132,6 +134,7 @@ __all__ = [
     "UOT_MASS_LATEX",
     "ComparisonRow",
     "CorruptionMass",
+    "CorruptionProbe",
     "FormulaGap",
     "GradedViews",
     "GroupPull",
