@@ -373,14 +373,36 @@ def param_step(p: Param) -> float:
     return 10.0 ** math.floor(math.log10(span / 50)) if span > 0 else 0.01
 
 
+_SUBSCRIPTS = dict(zip("0123456789aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True))
+
+
+def plain_symbol(symbol: str) -> str | None:
+    """``symbol`` (a schema's LaTeX, ``"λ_1"``, ``"λ_1 = λ_2 = \\infty"``) in Unicode
+    (``"λ₁"``, ``"λ₁ = λ₂ = ∞"``), or ``None`` where Unicode cannot write it (``"λ_R"``:
+    no capital subscript). A widget's label is also its ``aria-label``: a screen reader
+    reads ``"$λ_1$"`` with its dollars and underscore, ``"λ₁"`` as it is seen."""
+    text = symbol.replace("\\infty", "∞").replace("\\varepsilon", "ε")
+    text = re.sub(r"_\{?([0-9a-z])\}?", lambda m: _SUBSCRIPTS.get(m.group(1), m.group(0)), text)
+    return None if re.search(r"[_^\\{}$]", text) else text
+
+
+def math_label(symbol: str, text: str = "") -> str:
+    """A widget label led by ``symbol``: in Unicode where :func:`plain_symbol` can write it
+    (``"λ₁: KL weight"``, what a screen reader reads), else as inline LaTeX
+    (``"$λ_R$: RINCE's weight"``)."""
+    plain = plain_symbol(symbol)
+    head = plain if plain is not None else f"${symbol}$"
+    return f"{head}: {text}" if text else head
+
+
 def param_label(p: Param) -> str:
-    """A widget label for ``p``: its symbol as inline LaTeX and its description without a
-    closing remark in parentheses (``"$λ_1$: KL weight of the row-marginal penalty"``; the
-    whole description is the widget's help, :func:`param_help`), never the field's name;
-    the description alone for a parameter without a symbol. A remark follows a space: the
-    parentheses of a formula that ends the description (``P^(2T-1)``) stay."""
+    """A widget label for ``p``: its symbol (:func:`math_label`) and its description
+    without a closing remark in parentheses (``"λ₁: KL weight of the row-marginal
+    penalty"``; the whole description is the widget's help, :func:`param_help`), never the
+    field's name; the description alone for a parameter without a symbol. A remark follows
+    a space: the parentheses of a formula that ends the description (``P^(2T-1)``) stay."""
     text = re.sub(r"\s+\([^()]*\)$", "", p.description.rstrip(".")) or p.description
-    return f"${p.symbol}$: {text}" if p.symbol else text
+    return math_label(p.symbol, text) if p.symbol else text
 
 
 def param_help(p: Param) -> str:
@@ -451,7 +473,7 @@ def epsilon(
     description is in the help). A typed value that is not ``> 0`` is not used: a message
     names ``ε`` and the value in use stays. ``link=False``: not in the URL (a control whose
     start is given by the page, as a running run's ε)."""
-    label = f"${EPSILON.symbol}$: {what}"
+    label = math_label(EPSILON.symbol, what)
     return _log_control(
         EPSILON.symbol, key, default, label, EPSILON_STOPS, EPSILON.description, link
     )
@@ -499,7 +521,7 @@ def relaxation(
     :func:`epsilon`)."""
     symbol = "λ_1 = λ_2" if both else param.symbol
     if both:
-        label = f"${symbol}$: KL weight of both marginal penalties"
+        label = math_label(symbol, "KL weight of both marginal penalties")
     else:
         label = param_label(param)
     hard_key = f"{key}_hard"
@@ -511,7 +533,7 @@ def relaxation(
         elif key in st.query_params:  # a link's λ: not a "hard" remembered from before
             st.session_state[hard_key] = starts_hard
     if hard and checkbox(
-        f"${symbol} = \\infty$: hard",
+        math_label(f"{symbol} = \\infty", "hard"),
         hard_key,
         starts_hard,
         link,
@@ -557,8 +579,9 @@ def _log_control(
             **_KEEP,
         )
         st.number_input(
-            # a hidden label: screen readers read it, so plain text, not LaTeX ("$λ_1$")
-            f"{symbol.replace('_1', '₁').replace('_2', '₂')}, typed",
+            # a hidden label, read by screen readers: the slider's, so that each box is told
+            # apart ("ε: the smallest of the sweep, typed"), in plain text (math_label)
+            f"{label}, typed",
             key=key,
             step=stops[0],
             format="%g",

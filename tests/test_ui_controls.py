@@ -71,12 +71,12 @@ def test_the_controls_start_at_their_defaults_with_the_shared_range() -> None:
     assert _shown(at) == "eps=0.5 lam=None both=0.2"
     eps = at.select_slider(key="t_eps_slider")
     assert eps.options == EPS_STOPS and eps.value == 0.5
-    assert eps.label == "$ε$: temperature = regulariser"
+    assert eps.label == "ε: temperature = regulariser"
     assert str(eps.help).startswith("Temperature of InfoNCE = entropic regulariser of OT.")
     assert at.number_input(key="t_eps").value == 0.5
-    assert at.select_slider(key="t_both_slider").label.startswith("$λ_1 = λ_2$: ")
+    assert at.select_slider(key="t_both_slider").label.startswith("λ₁ = λ₂: ")
     assert at.checkbox(key="t_lam_hard").value is True  # default None: a hard marginal
-    assert "$λ_1 = \\infty$" in at.checkbox(key="t_lam_hard").label
+    assert "λ₁ = ∞: hard" in at.checkbox(key="t_lam_hard").label
     assert at.query_params["t_eps"] == "0.5"
 
 
@@ -151,25 +151,35 @@ def test_param_slider_gives_epsilon_and_lambda_the_shared_control() -> None:
     assert not at.exception
     assert at.select_slider(key="s_eps_slider").options == EPS_STOPS
     relax = at.select_slider(key="s_relax_b_slider")
-    assert relax.value == 5.0 and relax.label.startswith("$λ_2$: KL weight of the column")
+    assert relax.value == 5.0 and relax.label.startswith("λ₂: KL weight of the column")
     assert at.checkbox(key="s_relax_b_hard").value is False  # optional: may be made hard
     q = at.slider(key="s_q")
-    assert q.label.startswith("$q$: RINCE exponent") and "`q`" in str(q.help)
+    assert q.label.startswith("q: RINCE exponent") and "`q`" in str(q.help)
     assert [s.key for s in at.slider] == ["s_q"]
 
 
 def test_labels_come_from_the_schema_never_the_field_name() -> None:
     p = Param("relax_z", 1.0, "Some weight.", "λ_z")
+    # LaTeX only where Unicode cannot write the symbol (no subscript z): a label is also
+    # what a screen reader reads, "$λ_1$" with its dollars and underscore
     assert ui.param_label(p) == "$λ_z$: Some weight"
+    assert ui.param_label(RELAX_A).startswith("λ₁: KL weight")
+    assert [ui.plain_symbol(s) for s in ("λ_2", "λ_{p}", "r_1 = \\infty", "λ_R", "x^2")] == [
+        "λ₂",
+        "λₚ",
+        "r₁ = ∞",
+        None,
+        None,
+    ]
     assert ui.param_label(Param("depth", 2, "Number of blocks.", kind="int")) == "Number of blocks"
     assert "relax_z" not in ui.param_label(p) and "`relax_z`" in ui.param_help(p)
     # a closing remark goes; a formula's own parentheses stay (the composer's "end" choice
     # read "... or the row step P^" once)
     remark = Param("w", 1.0, "Some weight (None: a hard constraint).", "w")
-    assert ui.param_label(remark) == "$w$: Some weight"
+    assert ui.param_label(remark) == "w: Some weight"
     end = losses.PROJECTIONS["sinkhorn"].params[-1]
     assert ui.param_label(end).endswith("the row step P⁽²ᵀ⁻¹⁾")
-    assert ui.param_label(N_ITER) == "$T$: Number of Sinkhorn sweeps"
+    assert ui.param_label(N_ITER) == "T: Number of Sinkhorn sweeps"
     assert ui.SHARED_PARAMS == (EPSILON, RELAX_A, RELAX_B)
     # a number input of a log-scale parameter (the Train page's live changes) steps by the
     # bottom of its slider's range
@@ -275,11 +285,17 @@ def test_wrapping_has_one_stylesheet_rule_per_width_and_refuses_other_widths() -
 
 def test_the_typed_boxes_hidden_labels_are_plain_text() -> None:
     """Screen readers read a hidden label as it is: "$λ_1$, typed" was read with its
-    dollars and underscore."""
+    dollars and underscore; each box is named by its slider's label, so that Entropy's
+    three "ε, typed" boxes are told apart. The sliders' labels (their aria-labels) are plain
+    text too."""
     at = _open()
     labels = [box.label for box in at.number_input]
-    assert "ε, typed" in labels and "λ₁ = λ₂, typed" in labels
+    assert "ε: temperature = regulariser, typed" in labels
+    assert any(label.startswith("λ₁ = λ₂: KL weight") for label in labels), labels
     assert not [label for label in labels if "$" in label or "_" in label], labels
+    assert len(set(labels)) == len(labels), labels
+    sliders = [s.label for s in at.select_slider]
+    assert sliders and not [label for label in sliders if "$" in label or "_" in label]
 
 
 def test_gca_ince_beside_ince_is_equal_within_rounding_and_a_drop_otherwise() -> None:

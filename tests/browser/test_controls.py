@@ -41,11 +41,29 @@ def test_epsilon_has_one_control_with_one_range(app: Any, path: str) -> None:
         assert slider_ends(app, key) == ends, key
         assert app.number_input(key).input_value() == slider_value(app, key), key
         assert app.query().get(key) == slider_value(app, key), key
-    for key in eps_keys:  # the label is the schema's symbol, rendered (KaTeX), and text
+    for key in eps_keys:  # the label is the schema's symbol in Unicode, and text
         label = app.widget(f"{key}_slider").locator('[data-testid="stWidgetLabel"]')
-        expect(label.locator(".katex")).to_have_count(1)
-        expect(label).to_contain_text("temperature = regulariser")
+        expect(label).to_contain_text("ε: temperature = regulariser")
     app.assert_healthy()
+
+
+# What a screen reader names each input: the slider's and the typed box's aria-label.
+ARIA_LABELS = """() => [...document.querySelectorAll('input[aria-label]')]
+    .map(e => e.getAttribute('aria-label'))"""
+
+
+@pytest.mark.parametrize("path", ["/entropy", "/plan_lab"])
+def test_a_screen_reader_hears_plain_and_distinct_control_names(app: Any, path: str) -> None:
+    """A label is the control's aria-label too: "$ε$: temperature" was read with its
+    dollars, "$λ_1$" with its underscore, and Entropy's three typed ε boxes all read
+    "ε, typed"."""
+    app.goto(path, charts=2, timeout=120)
+    names = app.page.evaluate(ARIA_LABELS)
+    assert any(name.startswith("ε: ") for name in names), names
+    assert any(name.startswith("λ₁: KL weight") for name in names), names
+    assert not [n for n in names if "$" in n or "\\" in n or "λ_" in n], names
+    typed = [n for n in names if n.endswith(", typed")]
+    assert len(typed) >= 3 and len(set(typed)) == len(typed), typed
 
 
 def test_typed_epsilon_moves_the_slider_and_the_url(app: Any, screenshot: Any) -> None:

@@ -45,8 +45,8 @@ def test_composer_stage_choices_change_formula_and_loss() -> None:
     # controls (λ with a hard-constraint checkbox), the others sliders labelled by symbol
     assert at.number_input(key="cmp_relax_a").value == 0.2
     assert at.select_slider(key="cmp_epsilon_slider").options[::7] == ["0.01", "0.1", "1"]
-    assert at.select_slider(key="cmp_relax_a_slider").label.startswith("$λ_1$: KL weight")
-    assert at.slider(key="cmp_q").label.startswith("$q$: RINCE exponent")
+    assert at.select_slider(key="cmp_relax_a_slider").label.startswith("λ₁: KL weight")
+    assert at.slider(key="cmp_q").label.startswith("q: RINCE exponent")
     assert at.slider(key="cmp_lam").label.startswith("$λ_R$: RINCE's weight")
     at.checkbox(key="cmp_relax_a_hard").check()
     rerun(at)
