@@ -4,6 +4,7 @@ without re-sending the figures, and ▶ plays the half-steps without the server.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
@@ -149,6 +150,35 @@ def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
     last_z = app.chart_data("lab_chart_player", "gd => Array.from(gd._fullData[0].z[3])")
     assert last_z != first_z
     assert max(received[before:], default=0) < 20_000, received[before:]  # no chart re-sent
+    app.assert_healthy()
+
+
+def test_the_keyboard_steps_and_plays_the_half_steps(app: Any) -> None:
+    """Plotly's ▶ button and frame slider cannot take focus: the player is one Tab stop of
+    its own, named for a screen reader; ← / → / Home / End show a half-step (the marker and
+    the slider follow) and say which, with the frame's marginals; Space plays and pauses."""
+    app.goto("/plan_lab?lab_T=5", charts=CHARTS)
+    player = app.chart(STEPS)
+    app.until(lambda: player.get_attribute("role") == "group", 15, "the player's keyboard")
+    assert "Left and right arrow keys" in str(player.get_attribute("aria-label"))
+    assert player.get_attribute("tabindex") == "0"
+    player.focus()
+    marker, active = "gd => gd._fullData[2].x[0]", "gd => gd._fullLayout.sliders[0].active"
+    said = player.locator(".gca-sr-only")
+    keys = (("ArrowRight", 2), ("ArrowRight", 3), ("End", 10), ("ArrowLeft", 9), ("Home", 0))
+    for key, k in keys:
+        app.page.keyboard.press(key)
+        app.until(lambda k=k: app.read_chart(STEPS, active) == k, 10, f"the slider at k = {k}")
+        if k > 0:  # (k = 0, the kernel, has no KL marker)
+            assert app.read_chart(STEPS, marker) == k
+        expect(said).to_have_text(re.compile(rf"^k = {k}: .*(on target|off by up to)"))
+    app.page.keyboard.press("Space")
+    app.until(lambda: (app.read_chart(STEPS, active) or 0) >= 3, 10, "the play to move on")
+    app.page.keyboard.press("Space")
+    app.page.wait_for_timeout(600)
+    paused = app.read_chart(STEPS, active)
+    app.page.wait_for_timeout(900)
+    assert app.read_chart(STEPS, active) == paused < 10
     app.assert_healthy()
 
 

@@ -1,0 +1,139 @@
+"""The keyboard for the app's client-side animations (the half-step player, the Geometry
+explorer's snapshots): plotly draws their ▶ / ❚❚ buttons and frame slider in SVG, which a
+keyboard cannot reach (their elements have ``tabIndex = -1``), so a reader without a mouse
+could see no half-step but the first.
+
+This component (``st.components.v2``, JavaScript in the page itself) finds every plotly
+chart with frames and a frame slider (``.js-plotly-plot`` elements, polled as charts come
+and go) and makes the chart one stop of the Tab order (``role="group"``, named by the
+chart's title and the keys it takes, with a visible focus ring):
+
+* ← / → (and ↓ / ↑) step one frame back or on, Home and End go to the first and the last:
+  the frame the slider's step would show (``Plotly.animate`` with the step's own args);
+* Space or Enter plays from the current frame, or pauses a play (the ▶ / ❚❚ buttons' own
+  args);
+* a polite live region says which frame is shown (the slider's label, ``k = 3``) and the
+  frame's words on the chart, if any (the player's marginals: "rows on target · columns off
+  by up to 12.2%").
+
+It is installed once per browser window: the router (``app.py``) calls :func:`player_keys`
+on every page run.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+JS = r"""
+export default function () {
+  if (window.__gcaPlayerKeys) return;
+  window.__gcaPlayerKeys = true;
+  const plain = (text) => String(text || "").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+
+  function attach(gd) {
+    const fl = gd._fullLayout;
+    const slider = fl && fl.sliders && fl.sliders[0];
+    if (!slider || !slider.steps || !slider.steps.length || !window.Plotly) return;
+    if (!((gd._transitionData || {})._frames || []).length) return;
+    gd.__gcaKeys = true;
+    gd.tabIndex = 0;
+    gd.setAttribute("role", "group");
+    const live = document.createElement("div");
+    live.className = "gca-sr-only";
+    live.setAttribute("aria-live", "polite");
+    gd.appendChild(live);
+    let current = Number(slider.active) || 0;
+    let playing = false;
+    const steps = () => gd._fullLayout.sliders[0].steps;
+    const name = () => {
+      const title = plain(((gd._fullLayout.title || {}).text) || "Animation");
+      return `${title}: ${steps().length} frames. Left and right arrow keys step through ` +
+        "them, Home and End go to the first and the last, Space plays and pauses.";
+    };
+    gd.setAttribute("aria-label", name());
+    const words = (frameName) => {
+      const frame = (gd._transitionData._frames || []).find((f) => f.name === frameName);
+      const texts = ((frame && frame.data) || [])
+        .filter((t) => t && t.mode === "text" && t.text)
+        .map((t) => plain([].concat(t.text).join(" ")));
+      return texts.join(". ");
+    };
+    const say = (i) => {
+      const step = steps()[i];
+      const prefix = ((gd._fullLayout.sliders[0].currentvalue || {}).prefix) || "";
+      const frameName = step.args && step.args[0] && step.args[0][0];
+      live.textContent = [plain(prefix + step.label), words(frameName)].filter(Boolean).join(": ");
+    };
+    gd.on("plotly_animatingframe", (e) => {
+      const i = steps().findIndex((s) => s.args && s.args[0] && s.args[0][0] === e.name);
+      if (i >= 0) current = i;
+    });
+    gd.on("plotly_animated", () => { playing = false; });
+    gd.on("plotly_animationinterrupted", () => { playing = false; });
+    gd.on("plotly_sliderchange", (e) => {
+      if (e && e.step && typeof e.step._index === "number") current = e.step._index;
+    });
+    // (an animation that another interrupts rejects its promise: a pause is no error)
+    const animate = (...args) =>
+      Promise.resolve(window.Plotly.animate(gd, ...args)).catch(() => {});
+    const show = (i) => {
+      const all = steps();
+      current = Math.max(0, Math.min(all.length - 1, i));
+      playing = false;
+      animate(...all[current].args);
+      say(current);
+    };
+    gd.addEventListener("keydown", (e) => {
+      const last = steps().length - 1;
+      const buttons = (gd._fullLayout.updatemenus || [])[0];
+      const moves = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 };
+      if (e.key in moves) show(current + moves[e.key]);
+      else if (e.key === "Home") show(0);
+      else if (e.key === "End") show(last);
+      else if ((e.key === " " || e.key === "Enter") && buttons && buttons.buttons) {
+        const [play, pause] = buttons.buttons;
+        if (playing) {
+          animate(...pause.args);
+          playing = false;
+          say(current);
+        } else {
+          if (current >= last) {  // at the end: from the start again
+            const names = steps().map((s) => s.args[0][0]);
+            animate(names, Object.assign({}, play.args[1], { fromcurrent: false }));
+          } else {
+            animate(...play.args);
+          }
+          playing = true;
+          live.textContent = "Playing";
+        }
+      } else return;
+      e.preventDefault();
+    });
+  }
+
+  const scan = () => {
+    document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+      if (!gd.__gcaKeys) attach(gd);
+    });
+  };
+  scan();
+  setInterval(scan, 700);
+}
+"""
+
+CSS = """
+.js-plotly-plot[role="group"]:focus { outline: none; }
+.js-plotly-plot[role="group"]:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 3px; }
+.gca-sr-only {
+  position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;
+}
+"""
+
+_component = st.components.v2.component("gca_player_keys", js=JS, css=CSS, isolate_styles=False)
+
+
+def player_keys() -> None:
+    """Give the animated charts their keyboard (see the module docstring): once per page
+    run, by the router."""
+    _component(key="gca_player_keys", data={})
