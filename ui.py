@@ -797,10 +797,13 @@ PAGE_CSS = """
    inline math) instead of being clipped at the right edge of their column. */
 .katex-display > .katex { white-space: normal; }
 .katex-display > .katex > .katex-html > .base { margin: 0.2em 0; }
-/* ui.wrapping: columns that wrap below a minimum width. */
+/* ui.wrapping: columns that wrap below a minimum width; its own columns only (a wrapping
+   pair nested in another's column took the outer minimum: Story's two numbers stacked). */
 [class*="st-key-wrap"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
 """ + "".join(
-    f'[class*="st-key-wrap{w}_"] [data-testid="stColumn"] {{ min-width: min({w}px, 100%); }}\n'
+    f'[class*="st-key-wrap{w}_"] > [data-testid="stLayoutWrapper"]'
+    f' > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]'
+    f" {{ min-width: min({w}px, 100%); }}\n"
     for w in WRAP_WIDTHS
 )
 

@@ -195,12 +195,14 @@ if step == 1:
     )
     with ui.guard("Step 1"):
         check = story.ince_as_kl(z1, z2, eps)
-    left, right = st.columns([3, 2], gap="large")
+    # (each pair stacks where its columns would be narrow: at 150 % zoom beside the sidebar
+    # the two numbers the step is about read "2.…" and the formulas were cut)
+    left, right = ui.wrapping("story_wrap_s1", 360).columns([3, 2], gap="large")
     with left:
         st.latex(story.INFONCE_LATEX)
         st.latex(story.KL_P1_LATEX)
     with right:
-        m1, m2 = st.columns(2)
+        m1, m2 = ui.wrapping("story_wrap_s1_metrics", 150).columns(2)
         m1.metric("InfoNCE loss", fmt(check.infonce), help="losses.get('ince')(z', z'')")
         m2.metric(
             "KL(I ‖ P⁽¹⁾) / N",

@@ -136,6 +136,24 @@ def test_domains_pairs_stack_beside_an_open_sidebar_at_1000_and_sit_side_by_side
     app.assert_healthy()
 
 
+def test_story_step_1s_two_numbers_read_whole_at_150_percent_zoom(app: Any) -> None:
+    """At 1366 x 768 zoomed to 150 % (911 x 512 CSS px, the sidebar open) the two numbers
+    step 1 is about read "2.…" and "2.…": a wrapping pair nested in a wrapping column took
+    the outer 360 px minimum. Now the formulas stack above them and the two numbers sit
+    side by side, whole; at 1366 px likewise."""
+    page = app.page
+    for width, height in ((911, 512), (1366, 768)):
+        page.set_viewport_size({"width": width, "height": height})
+        app.goto("/?story_step=1", charts=1, timeout=90)
+        page.wait_for_timeout(600)
+        values = page.locator('[data-testid="stMetricValue"]')
+        fits = values.evaluate_all("els => els.map(e => e.scrollWidth <= e.clientWidth)")
+        assert fits == [True, True, True], (width, fits)
+        ince, kl = values.nth(0).bounding_box(), values.nth(1).bounding_box()
+        assert ince and kl and abs(ince["y"] - kl["y"]) < 2 and kl["x"] > ince["x"], width
+    app.assert_healthy()
+
+
 @pytest.mark.parametrize(
     ("path", "charts", "keys"),
     [
