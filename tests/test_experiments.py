@@ -702,7 +702,8 @@ def test_comparison_bars_and_view_grid_shapes() -> None:
         xfig.comparison_bars(["a"], ["clean"], np.zeros((2, 1)), metric="acc")
     grid = xfig.view_grid(np.zeros((2, 3, 8, 8)), np.array([[np.nan, 0.1, 0.2]] * 2), "abc")
     titles = [a.text for a in grid.layout.annotations]
-    assert titles[:3] == ["a", "b: 0.100", "c: 0.200"] and len(grid.data) == 6
+    # the columns named once, over the top row; each view's strength over it
+    assert titles == ["a", "b<br>0.100", "c<br>0.200", "0.100", "0.200"] and len(grid.data) == 6
 
 
 def test_block_heatmap_outlines_each_domain() -> None:

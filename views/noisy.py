@@ -207,7 +207,7 @@ ui.chart(
     xfig.view_grid(views["images"], views["strengths"][:rows], columns), key="noisy_chart_views"
 )
 means = views["strengths"][:, 1:].mean(axis=0)  # standard, extreme, test corruption
-m1, m2, m3 = st.columns(3)
+m1, m2, m3 = ui.wrapping("noisy_wrap_strengths", 180).columns(3)  # (labels cut at 911 px)
 m1.metric("Mean strength, standard", f"{means[0]:.4f}")
 m2.metric(f"Mean strength, extreme × {severity:g}", f"{means[1]:.4f}")
 m3.metric(f"Mean strength, test corruption {severity:g}", f"{means[2]:.4f}")

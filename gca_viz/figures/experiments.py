@@ -12,6 +12,7 @@ Nothing here imports streamlit.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -256,7 +257,8 @@ def view_grid(
     height_per_row: int = 120,
 ) -> go.Figure:
     """A grid of grayscale images (one sample per row, one view per column), each titled
-    with its strength ``mean |x' - x|`` (``NaN``: the original, no title number).
+    with its strength ``mean |x' - x|`` (``NaN``: the original, no title number), the
+    columns named over the top row.
 
     Args:
         images: ``(rows, cols, H, W)`` in ``[0, 1]``. strengths: ``(rows, cols)``.
@@ -270,8 +272,18 @@ def view_grid(
             f"column; got {imgs.shape}, {S.shape}, {len(column_titles)} titles"
         )
     rows, cols = imgs.shape[:2]
+    # The column's name once, over the top row (on two lines where long), and each view's
+    # strength over it: every cell repeating "extreme × 1: 0.270" ran the titles together at
+    # 911 px ("extreme × 1: 0.270test corruption 1: 0.304").
     titles = [
-        column_titles[c] if not np.isfinite(S[r, c]) else f"{column_titles[c]}: {S[r, c]:.3f}"
+        "<br>".join(
+            part
+            for part in (
+                textwrap.fill(column_titles[c], 14).replace("\n", "<br>") if r == 0 else "",
+                f"{S[r, c]:.3f}" if np.isfinite(S[r, c]) else "",
+            )
+            if part
+        )
         for r in range(rows)
         for c in range(cols)
     ]
@@ -301,8 +313,8 @@ def view_grid(
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
     fig.update_annotations(font_size=13)  # read from the back of a room, 15 px in lecture
-    layout = _layout("Views and their strength mean |x' − x|", 60 + height_per_row * rows)
-    layout["margin"] = {"l": 10, "r": 10, "t": 70, "b": 10}
+    layout = _layout("Views and their strength mean |x' − x|", 100 + height_per_row * rows)
+    layout["margin"] = {"l": 10, "r": 10, "t": 110, "b": 10}
     fig.update_layout(**layout)
     return fig
 

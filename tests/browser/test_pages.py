@@ -7,6 +7,7 @@ README, and prints how long each page took to draw (information only: no timed a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,6 +152,40 @@ def test_story_step_1s_two_numbers_read_whole_at_150_percent_zoom(app: Any) -> N
         assert fits == [True, True, True], (width, fits)
         ince, kl = values.nth(0).bounding_box(), values.nth(1).bounding_box()
         assert ince and kl and abs(ince["y"] - kl["y"]) < 2 and kl["x"] > ince["x"], width
+    app.assert_healthy()
+
+
+TEXT_BOXES = """gd => [...gd.querySelectorAll('.bartext, .annotation-text, .gtitle')]
+    .map(e => { const r = e.getBoundingClientRect();
+                return [e.textContent, r.left, r.right, r.top, r.bottom]; })"""
+
+
+def test_noisy_views_texts_are_whole_at_150_percent_zoom(app: Any) -> None:
+    """At 911 px (1366 at 150 % zoom, the sidebar open) the gradient shares read "0", "0."
+    (a fixed 330 px margin left the bars a strip, the values clipped at its edge) and the
+    reference "share of corrupted pairs 0.2"; the views' titles ran together
+    ("extreme × 1: 0.270test corruption 1: 0.304"). Every text now lies inside its chart,
+    and no two titles of the views overlap."""
+    app.page.set_viewport_size({"width": 911, "height": 700})
+    app.goto("/noisy", charts=2, timeout=180)
+    for key in ("mech_chart_grads", "noisy_chart_views"):
+        chart = app.chart(key)
+        chart.scroll_into_view_if_needed()
+        app.chart_data(key, "gd => gd._fullData.length", timeout=120)
+        box = chart.bounding_box()
+        assert box
+        texts = chart.evaluate(TEXT_BOXES)
+        assert texts, key
+        for text, left, right, _, _ in texts:
+            assert box["x"] - 1 <= left and right <= box["x"] + box["width"] + 1, (key, text)
+        if key == "mech_chart_grads":  # every share, whole, beside or in its bar
+            assert sum(1 for t in texts if re.fullmatch(r"0\.\d{3}", t[0])) == 6, texts
+        else:
+            rows = [t for t in texts if t[0] and t[0] != texts[0][0]]
+            for a in rows:
+                for b in rows:
+                    overlap = a[1] < b[2] - 1 and b[1] < a[2] - 1 and a[3] < b[4] and b[3] < a[4]
+                    assert a is b or not overlap, (a, b)
     app.assert_healthy()
 
 
