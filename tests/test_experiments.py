@@ -706,6 +706,21 @@ def test_comparison_bars_and_view_grid_shapes() -> None:
     assert titles == ["a", "b<br>0.100", "c<br>0.200", "0.100", "0.200"] and len(grid.data) == 6
 
 
+def test_block_heatmap_sorts_unsorted_groups_and_checks_their_length() -> None:
+    """Interleaved domains [0, 1, 0, 1, 0, 1] drew six 1 x 1 blocks named A, B, A, B, ...
+    (the docstring said it sorts); a labels array of the wrong length was accepted."""
+    from gca_viz import targets
+
+    d = np.array([0, 1, 0, 1, 0, 1])
+    P = targets.domain_target(d, alpha=0.5, beta=0.1).numpy()
+    fig = xfig.block_heatmap(P, d, title="t", value_label="P", group_names=["A", "B"])
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 2
+    order = np.argsort(d, kind="stable")
+    assert np.allclose(np.asarray(fig.data[0].z, dtype=float), P[np.ix_(order, order)], atol=1e-6)
+    with pytest.raises(ValueError, match=r"groups must hold one label per row and column"):
+        xfig.block_heatmap(np.eye(6), np.array([0, 1]), title="t", value_label="x")
+
+
 def test_block_heatmap_outlines_each_domain() -> None:
     P = np.eye(6)
     fig = xfig.block_heatmap(

@@ -159,3 +159,23 @@ def test_runs_on_other_data_get_a_legend_each_and_like_runs_share_one() -> None:
                                      "#7 good: 0", "#7 good: 1", "#7 good: 2"]  # fmt: skip
     same = panel("#9 names too", y, ["bird", "cat", "dog"])
     assert legend(words, same) == ["bird", "cat", "dog"]  # one legend, as before
+
+
+def test_embedding_figure_draws_raw_embeddings_by_their_direction() -> None:
+    """Points of norm ~13 sat far outside the unit sphere (a stray dot beside a big grey
+    sphere): rows are L2-normalised; an all-zero row has no direction and is refused."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    z = 7 * rng.standard_normal((12, 3))
+    y = np.repeat(np.arange(3), 4)
+    for given in (z, torch.tensor(z, requires_grad=True)):
+        fig = geometry.embedding_figure(given, y)
+        points = [t for t in fig.data if t.type == "scatter3d" and t.mode == "markers"]
+        assert points
+        for t in points:
+            xyz = np.c_[decode(t.x), decode(t.y), decode(t.z)]
+            assert np.allclose(np.linalg.norm(xyz, axis=1), 1.0, atol=1e-5)
+    z[3] = 0.0
+    with pytest.raises(ValueError, match="z must be finite with no all-zero row"):
+        geometry.embedding_figure(z, y)

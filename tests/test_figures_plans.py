@@ -446,3 +446,67 @@ def test_sweep_chart_draws_values_beyond_its_ceiling_on_the_cap() -> None:
                              x_title="ε", y_title="sweeps", log_y=True,
                              ceiling=(1000, "not reached"))  # fmt: skip
     assert [t.name for t in whole.data] == ["sweeps"] and not whole.layout.shapes
+
+
+# ------------------------------------------------------------- outside the app (notebooks)
+
+
+def _tiny_half_steps(requires_grad: bool = False) -> Any:
+    import torch
+
+    from gca_viz.lab import half_steps
+    from gca_viz.ot import cosine_cost
+
+    gen = torch.Generator().manual_seed(0)
+    z1 = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=requires_grad)
+    z2 = z1.detach() + 0.3 * torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    return half_steps(cosine_cost(z1, z2), epsilon=0.2, n_iter=2)
+
+
+def test_the_player_names_a_wrong_argument() -> None:
+    """One plan (4, 4) read 'matrix must be a non-empty 2-D array, got shape (4,)', a kl of
+    the wrong length an IndexError: each now names plans or kl and the shape it needs."""
+    hs = _tiny_half_steps()
+    with pytest.raises(ValueError, match=r"plans must be the \(2T \+ 1, n, m\) stack"):
+        half_step_player(hs.plans[0], hs.kl)
+    with pytest.raises(ValueError, match=r"kl must hold one value per plan, shape \(5,\)"):
+        half_step_player(hs.plans, hs.kl[:3])
+
+
+def test_figures_take_tensors_that_require_grad() -> None:
+    """A plan straight from a loss requires grad: np.asarray raised torch's "Can't call
+    numpy() on Tensor that requires grad"; the builders detach it."""
+    import torch
+
+    from gca_viz import ot
+
+    C = torch.rand(5, 5, dtype=torch.float64, requires_grad=True)
+    plan = ot.sinkhorn(C, epsilon=0.3).plan
+    assert plan.requires_grad
+    fig = figs.matrix_heatmap(plan, title="P", value_label="P")
+    assert np.allclose(np.asarray(fig.data[0].z, dtype=float), plan.detach().numpy(), atol=1e-6)
+    hs = _tiny_half_steps()
+    player = half_step_player(torch.tensor(hs.plans, requires_grad=True), torch.tensor(hs.kl))
+    assert len(player.frames) == 5
+
+
+def test_write_html_opens_an_animation_on_its_first_frame(tmp_path: Any) -> None:
+    """plotly's write_html plays every frame on opening (its auto_play), which blanks the
+    player's plan while it plays; gca_viz.figures.write_html saves it still, standalone."""
+    from gca_viz.figures import write_html
+
+    hs = _tiny_half_steps()
+    fig = half_step_player(hs.plans, hs.kl)
+    fig.write_html(tmp_path / "plotly.html")
+    assert "Plotly.animate(" in (tmp_path / "plotly.html").read_text()  # the default plays
+    out = write_html(fig, tmp_path / "ours.html")
+    text = out.read_text()
+    assert "Plotly.animate(" not in text and "Plotly.addFrames" in text
+    assert len(text) > 1_000_000  # plotly.js inside: it opens offline
+
+
+def test_an_empty_kl_curve_says_why() -> None:
+    fig = figs.kl_curve(np.full(7, np.inf))
+    assert any("No finite KL" in str(a.text) for a in fig.layout.annotations)
+    drawn = figs.kl_curve(np.arange(7.0)).layout.annotations
+    assert not any("No finite KL" in str(a.text) for a in drawn)

@@ -533,3 +533,23 @@ def test_the_marginals_caption_follows_the_measured_error() -> None:
     done = lab.solve(batch, epsilon=0.5, n_iter=50).steps
     assert done.relative_error[-1] <= lab.plans.MARGINALS_HOLD
     assert done.marginals_words().startswith("After T = 50 sweeps both marginals hold")
+
+
+def test_a_target_on_excluded_pairs_is_refused_by_name() -> None:
+    """A joint-layout cost excludes the self-pairs (C_ii = +inf); the default identity
+    target put its mass there and every half-step's KL came back inf, silently (and the KL
+    chart drew nothing). Now a ValueError names the target and the pair target to use."""
+    from gca_viz import targets
+
+    gen = torch.Generator().manual_seed(2)
+    z = torch.nn.functional.normalize(torch.randn(8, 3, generator=gen, dtype=torch.float64), dim=1)
+    C = ot.cosine_cost(z, z, exclude_self=True)
+    with pytest.raises(ValueError, match=r"target: the default target .*pair_target\(N, 'joint'\)"):
+        lab.half_steps(C, epsilon=0.3, n_iter=3)
+    pairs = targets.pair_target(4, "joint")
+    one_self = pairs.clone()
+    one_self[5, 5] = 0.1
+    with pytest.raises(ValueError, match=r"target: target puts mass on 1 pair.*at \(5, 5\)"):
+        lab.half_steps(C, one_self, epsilon=0.3, n_iter=3)
+    kl = lab.half_steps(C, pairs, epsilon=0.3, n_iter=3).kl
+    assert np.isfinite(kl).all() and (np.diff(kl[1:]) <= 1e-12).all()

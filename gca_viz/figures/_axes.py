@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from gca_viz.figures._arrays import floats
+
 PLAIN_DECADES = (-4, 4)
 """The decades written as plain decimals (``0.0001`` to ``10000``); beyond: ``1e-5``."""
 
@@ -21,7 +23,7 @@ def decades(*values: Any) -> list[float]:
     """Every power of ten from the one at or below the smallest positive finite value to
     the one at or above the largest, over all ``values`` (arrays, lists or numbers);
     ``[]`` if none is positive."""
-    parts = [np.asarray(v, dtype=float).ravel() for v in values]
+    parts = [floats(v).ravel() for v in values]
     v = np.concatenate(parts) if parts else np.empty(0)
     v = v[np.isfinite(v) & (v > 0)]
     if not v.size:

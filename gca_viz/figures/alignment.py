@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures.training import RUN_COLORS
 
 
@@ -40,8 +41,8 @@ class Trajectory:
     ) -> Trajectory:
         """Pair the ``alignment`` and ``uniformity`` records (``(k, 2)`` step, value) that
         share a step; empty if the run has none yet."""
-        a = np.asarray(metrics.get("alignment", np.empty((0, 2))), dtype=float).reshape(-1, 2)
-        u = np.asarray(metrics.get("uniformity", np.empty((0, 2))), dtype=float).reshape(-1, 2)
+        a = floats(metrics.get("alignment", np.empty((0, 2)))).reshape(-1, 2)
+        u = floats(metrics.get("uniformity", np.empty((0, 2)))).reshape(-1, 2)
         steps, ia, iu = np.intersect1d(a[:, 0], u[:, 0], return_indices=True)
         ok = np.isfinite(a[ia, 1]) & np.isfinite(u[iu, 1])
         return cls(label, steps[ok], u[iu, 1][ok], a[ia, 1][ok], color)

@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, matrix_heatmap
 
@@ -56,17 +57,29 @@ def block_heatmap(
     diverging: bool = False,
 ) -> go.Figure:
     """A matrix with row sums (right) and column sums (top) whose rows and columns are
-    sorted by group, the groups' blocks outlined and named.
+    sorted by group, the groups' blocks outlined and named. Unsorted ``groups`` are sorted
+    here (stably; the matrix's rows and columns and the marginals follow, and the axes
+    count positions in that order).
 
     Args:
-        matrix: ``(n, n)`` values. groups: ``(n,)`` sorted group labels (domains), or ``None``.
+        matrix: ``(n, n)`` values. groups: ``(n,)`` group labels (domains), or ``None``.
         title, value_label: labels. group_names: a name per group label.
         row_ref, col_ref: the marginals ``μ``, ``ν`` drawn as dashed reference lines.
         log: log colour scale (plans).
         diverging: a signed matrix (a difference): red above 0, blue below, white at 0 on
             a scale symmetric about 0, without the marginals' bars.
     """
-    M = np.asarray(matrix, dtype=float)
+    M = floats(matrix)
+    if groups is not None:
+        g = np.asarray(groups).reshape(-1)
+        if M.ndim != 2 or M.shape != (len(g), len(g)):
+            raise ValueError(
+                f"groups must hold one label per row and column of matrix {M.shape}, got {len(g)}"
+            )
+        order = np.argsort(g, kind="stable")
+        M, groups = M[np.ix_(order, order)], g[order]
+        row_ref = None if row_ref is None else floats(row_ref)[order]
+        col_ref = None if col_ref is None else floats(col_ref)[order]
     extra: dict[str, Any] = {}
     if diverging:
         top = float(np.nanmax(np.abs(M[np.isfinite(M)]))) if np.isfinite(M).any() else 1.0
@@ -137,7 +150,7 @@ def domain_sweep_chart(
         paper_class: the paper's ``(low, high)`` class-accuracy range, drawn as a band.
         paper_label: the legend name of the paper's series.
     """
-    x = np.asarray(delta, dtype=float)
+    x = floats(delta)
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -156,7 +169,7 @@ def domain_sweep_chart(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=np.asarray(values, dtype=float),
+                y=floats(values),
                 name=name,
                 mode="lines+markers",
                 line={"color": color, "width": 2},
@@ -167,7 +180,7 @@ def domain_sweep_chart(
             col=col,
         )
     if paper_domain:
-        px, py = (np.asarray(v, dtype=float) for v in zip(*paper_domain, strict=True))
+        px, py = (floats(v) for v in zip(*paper_domain, strict=True))
         fig.add_trace(
             go.Scatter(
                 x=px,
@@ -224,7 +237,7 @@ def comparison_bars(
         values: ``(c, m)`` accuracies (``NaN``: not measured; the bar is left out).
         metric: the y-axis title.
     """
-    V = np.asarray(values, dtype=float)
+    V = floats(values)
     if V.shape != (len(conditions), len(methods)):
         raise ValueError(f"values must be ({len(conditions)}, {len(methods)}), got {V.shape}")
     traces = [
@@ -264,8 +277,8 @@ def view_grid(
         images: ``(rows, cols, H, W)`` in ``[0, 1]``. strengths: ``(rows, cols)``.
         column_titles: ``cols`` names (e.g. original, standard, extreme).
     """
-    imgs = np.asarray(images, dtype=float)
-    S = np.asarray(strengths, dtype=float)
+    imgs = floats(images)
+    S = floats(strengths)
     if imgs.ndim != 4 or S.shape != imgs.shape[:2] or len(column_titles) != imgs.shape[1]:
         raise ValueError(
             f"images must be (rows, cols, H, W) with strengths (rows, cols) and a title per "
@@ -333,14 +346,14 @@ def mass_scatter(
         strength: ``(N,)``. series: ``{name: (N,) relative mass}``; the first is emphasised
             (larger, drawn over the others; the legend keeps the given order).
     """
-    x = np.asarray(strength, dtype=float)
+    x = floats(strength)
     palette = (COLORS["unbalanced"], COLORS["row"], COLORS["other"], COLORS["gca"])
     traces = []
     for k, (name, values) in enumerate(series.items()):
         traces.append(
             go.Scatter(
                 x=x,
-                y=np.asarray(values, dtype=float),
+                y=floats(values),
                 mode="markers",
                 name=name,
                 marker={

@@ -29,6 +29,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures._palette import LEGIBLE
 from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
@@ -606,17 +607,23 @@ def embedding_figure(
     title: str = "",
     narrow: bool = False,
 ) -> go.Figure:
-    """The native picture of normalised embeddings: the unit circle for ``(n, 2)``, a faint
-    unit sphere (one WebGL scene) for ``(n, 3)``; other widths need a projection
-    (:func:`projection_figure`).
+    """The native picture of normalised embeddings ``ẑ = z / ||z||``: the unit circle for
+    ``(n, 2)``, a faint unit sphere (one WebGL scene) for ``(n, 3)``; other widths need a
+    projection (:func:`projection_figure`). Rows are L2-normalised here, so a raw embedding
+    is drawn by its direction, on the circle or sphere (one of norm 13 was a stray dot far
+    outside the sphere); an all-zero row, which has none, is a ``ValueError`` naming ``z``.
 
     ``narrow``: for a column of half a page, where a legend at the side leaves the sphere's
     scene taller than wide and the camera crops its sides: the legend goes under the
     picture, in rows, and the sphere's camera steps back."""
-    dims = np.asarray(z).shape[-1]
+    dims = floats(z).shape[-1]
     if dims not in (2, 3):
         raise ValueError(f"z must have 2 or 3 columns to draw natively, got {dims}; project it")
-    panel = Panel(title, [_points(z, dims, "z")], labels, names)
+    points = _points(z, dims, "z")
+    norms = np.linalg.norm(points, axis=1, keepdims=True)  # (n, 1)
+    if not np.isfinite(points).all() or (norms == 0).any():
+        raise ValueError("z must be finite with no all-zero row (a row's direction is drawn)")
+    panel = Panel(title, [points / norms], labels, names)
     view: View = "sphere" if dims == 3 else "circle"
     fig = explorer_figure([panel], view=view, frame_titles=[title], legend_title=legend_title)
     return _narrowed(fig, view) if narrow else fig
@@ -641,7 +648,7 @@ def _narrowed(fig: go.Figure, view: View) -> go.Figure:
 
 def _points(x: Any, width: int, name: str) -> np.ndarray:
     """``x`` as a float ``(n, width)`` array (``ValueError`` naming ``name`` otherwise)."""
-    P = np.asarray(x, dtype=np.float64)
+    P = floats(x)
     if P.ndim != 2 or P.shape[1] != width:
         raise ValueError(f"{name} must have shape (n, {width}), got {P.shape}")
     return P

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._axes import log_axis
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures._marks import positive_marks
@@ -108,7 +109,7 @@ def matrix_heatmap(
         max_size: larger matrices are block-averaged (:func:`gca_viz.lab.downsample`).
         height: figure height in pixels.
     """
-    M = np.asarray(matrix, dtype=float)
+    M = floats(matrix)
     f = display_factor(M.shape, max_size)
     shown = downsample(M, max_size)  # (rows, cols)
     shown = np.where(np.isfinite(shown), shown, np.nan)  # excluded pairs are left blank
@@ -312,7 +313,7 @@ def kl_curve(
         height: figure height in pixels. large: projector-sized type and markers.
         title: the figure title.
     """
-    y = np.asarray(kl, dtype=float)
+    y = floats(kl)
     y = np.where(np.isfinite(y), y, np.nan)
     k = np.arange(len(y))
     two_t = len(y) - 1
@@ -361,6 +362,19 @@ def kl_curve(
                 "text": f"k = 0 (the kernel K): {y[0]:.4g}, above this chart{mark}",
                 "showarrow": False,
                 "font": {"size": font["size"] - 2, "color": "#6b7280"},
+            }
+        )
+    if not np.isfinite(y[1:]).any():  # an empty chart says why
+        notes.append(
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+                "text": "No finite KL to draw: every plan is 0 where the target has mass<br>"
+                "(the target puts mass on pairs the cost excludes, C = +inf)",
+                "showarrow": False,
+                "font": {"size": font["size"], "color": "#b91c1c"},
             }
         )
     if current is not None and 1 <= current < len(y):
@@ -420,7 +434,7 @@ def drop_marks(
         ``(shapes, annotations, y_range)``: the y range leaves room for the labels, or
         ``None`` (and no marks) when INCE or GCA-INCE is not finite or ``2T < 2``.
     """
-    y = np.asarray(kl, dtype=float)
+    y = floats(kl)
     two_t = len(y) - 1
     ince = y[1] if two_t >= 1 else np.nan
     gca = y[two_t] if two_t >= 2 else np.nan
@@ -510,7 +524,7 @@ def loss_bars(
         titles: method titles, top to bottom. values: ``(len(titles),)`` loss values.
         highlight: titles drawn in the INCE and GCA colours.
     """
-    vals = np.asarray(values, dtype=float)
+    vals = floats(values)
     palette = {highlight[0]: COLORS["ince"], highlight[-1]: COLORS["gca"]} if highlight else {}
     colors = [palette.get(t, COLORS["other"]) for t in titles]
     bar = go.Bar(
@@ -573,14 +587,14 @@ def sweep_chart(
     gaps, and a note under the chart says how many: plotly cannot place them, and drawing
     them broke the axis.
     """
-    xs = np.asarray(x, dtype=float)
+    xs = floats(x)
     traces = []
     drawn = []  # the y values of every trace, for the ticks of a log y axis
     hidden = 0  # values <= 0 left out of a log y axis
     for idx, (name, values) in enumerate(series.items()):
         color = (colors or {}).get(name, _cycle(idx))
         is_dashed = name in dashed
-        ys = np.asarray(values, dtype=float)
+        ys = floats(values)
         if log_y:
             drop = ys <= 0
             hidden += int(drop.sum())
@@ -602,7 +616,7 @@ def sweep_chart(
         top, label = ceiling
         beyond = np.zeros(xs.shape, dtype=bool)
         for values in series.values():
-            beyond |= np.isnan(np.asarray(values, dtype=float))
+            beyond |= np.isnan(floats(values))
         if beyond.any():
             drawn.append(np.full(1, top))
             levels[f"cap: {top:g}"] = top
@@ -680,7 +694,7 @@ def error_curves(
             twelve shades of one colour scale could not be told apart on a projector, and
             their legend scrolled the largest ``ε`` out of view.
     """
-    eps = np.asarray(epsilons, dtype=float)
+    eps = floats(epsilons)
     if len(errors) != len(eps):
         raise ValueError(f"errors must hold one array per epsilon: {len(errors)} != {len(eps)}")
     keep = np.unique(np.round(np.linspace(0, len(eps) - 1, min(len(eps), max_curves))))
@@ -689,7 +703,7 @@ def error_curves(
     drawn = [np.array([tol], dtype=float)]  # the tolerance line and every curve
     shades = _shades(len(eps))
     for e, err, color in zip(eps, errors, shades, strict=True):
-        y = np.asarray(err, dtype=float)
+        y = floats(err)
         y = np.where(y > 0, y, np.nan)
         drawn.append(y)
         traces.append(
@@ -778,7 +792,7 @@ def sample_image(image: np.ndarray, size: int = 112) -> np.ndarray:
     page's hover thumbnails and the Noisy views page's corrupted digits draw it (Plan lab
     drew its batch white on black, the same digit inverted from page to page); colour
     images are drawn as they are."""
-    img = np.asarray(image, dtype=float)
+    img = floats(image)
     if img.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {img.shape}")
     scale = max(1, size // max(img.shape[1:]))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._axes import round_ticks
 from gca_viz.figures._marks import positive_marks
 from gca_viz.figures._strips import STRIP, marginal_ratios, misfit_words, strip_axis
@@ -70,13 +71,27 @@ def half_step_player(
     levels, the drop between them and its arrow right of ``k = 2T``); the buttons have a row
     of their own above the slider (:data:`BUTTON_ROW` px on top of ``height``).
 
+    Saved outside the app, pass ``auto_play=False``: ``fig.write_html(path, auto_play=False)``
+    or ``fig.show(auto_play=False)`` (plotly's default plays every frame on opening, with
+    transitions that blank the heatmap while they play; :func:`gca_viz.figures.write_html`
+    does it).
+
     Args:
         plans: ``(2T + 1, n, m)`` plans, ``plans[k] = P^(k)``. kl: ``(2T + 1,)`` values.
         log, shared_scale: the colour scale. positives: ``(n,)`` column ``pos(i)`` of each
             row's positive, outlined. start: the frame shown first.
     """
-    stack = np.asarray(plans, dtype=float)
-    y = np.where(np.isfinite(np.asarray(kl, dtype=float)), np.asarray(kl, dtype=float), np.nan)
+    stack, kl_values = floats(plans), floats(kl)
+    if stack.ndim != 3 or 0 in stack.shape:
+        raise ValueError(
+            f"plans must be the (2T + 1, n, m) stack of half-steps P^(0) ... P^(2T) "
+            f"(gca_viz.lab.half_steps(...).plans), got shape {stack.shape}"
+        )
+    if kl_values.shape != (stack.shape[0],):
+        raise ValueError(
+            f"kl must hold one value per plan, shape ({stack.shape[0]},), got {kl_values.shape}"
+        )
+    y = np.where(np.isfinite(kl_values), kl_values, np.nan)
     n_frames = stack.shape[0]
     frame_ms = play_frame_ms(n_frames) if frame_ms is None else frame_ms
     f = display_factor(stack.shape[1:], max_size)

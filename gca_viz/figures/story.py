@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures.plans import COLORS, kl_curve
 
@@ -77,7 +78,7 @@ def split_chart(
         ince, gca: ``(alignment, repulsion, -log P_pos)``, each ``(n,)``
             (:class:`gca_viz.story.Split`).
     """
-    diff = np.asarray(gca[2], dtype=float) - np.asarray(ince[2], dtype=float)  # (n,)
+    diff = floats(gca[2]) - floats(ince[2])  # (n,)
     key = (
         f"{_keyed('alignment', _TERMS['alignment'])} + {_keyed('repulsion', _TERMS['repulsion'])}"
         " = ● the row's loss"
@@ -104,7 +105,7 @@ def split_chart(
             fig.add_trace(
                 go.Bar(
                     x=x,
-                    y=np.asarray(values, dtype=float),
+                    y=floats(values),
                     name=f"{name} term",
                     marker_color=_TERMS[name],
                     showlegend=first,
@@ -117,7 +118,7 @@ def split_chart(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=np.asarray(total, dtype=float),
+                y=floats(total),
                 mode="markers",
                 name="−log P_i,pos(i) (the row's loss)",
                 marker={"color": "#111827", "size": 7},
@@ -175,8 +176,8 @@ def hub_chart(before: np.ndarray, after: np.ndarray, *, height: int = 440) -> go
     Args:
         before, after: ``(m,)`` column sums.
     """
-    b = np.sort(np.asarray(before, dtype=float))[::-1]
-    a = np.sort(np.asarray(after, dtype=float))[::-1]
+    b = np.sort(floats(before))[::-1]
+    a = np.sort(floats(after))[::-1]
     rank = np.arange(1, len(b) + 1)
     traces = [
         go.Bar(
@@ -255,7 +256,7 @@ def marginal_chart(
         fig.add_trace(
             go.Bar(
                 x=x,
-                y=np.asarray(sums, dtype=float),
+                y=floats(sums),
                 marker_color=COLORS[color],
                 name=("row" if col == 1 else "column") + (" shares" if shares else " sums"),
                 hovertemplate="%{x}: %{y:.4f}<extra></extra>",
@@ -266,7 +267,7 @@ def marginal_chart(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=np.asarray(ref, dtype=float),
+                y=floats(ref),
                 mode="lines",
                 line={"color": COLORS["ref"], "dash": "dash", "width": 2},
                 name="the hard marginals' share" if shares else f"hard marginal {symbol}",

@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gca_viz.figures._arrays import floats
 from gca_viz.figures._palette import LEGIBLE
 
 RUN_COLORS: tuple[str, ...] = LEGIBLE
@@ -178,7 +179,7 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
     held)."""
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-    x = np.asarray(values, dtype=float)
+    x = floats(values)
     if smoothing == 0.0 or len(x) == 0:
         return x
     out = np.empty_like(x)
@@ -276,7 +277,7 @@ def metric_curves(
             data = run.metrics.get(name)
             if data is None or len(data) == 0:
                 continue
-            data = _thin(np.asarray(data, dtype=float).reshape(-1, 2), max_points)
+            data = _thin(floats(data).reshape(-1, 2), max_points)
             steps, values = data[:, 0], data[:, 1]
             step_span = [
                 min(step_span[0], float(steps.min())),

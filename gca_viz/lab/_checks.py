@@ -35,11 +35,13 @@ def cost_tensor(cost: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
 
 def target_tensor(target: Any, C: torch.Tensor) -> torch.Tensor:
     """``target`` (default: the identity) as a non-negative tensor of the cost's shape, with
-    mass in every row and column (so ``μ = P_tgt 1`` and ``ν = P_tgt^T 1`` are valid)."""
+    mass in every row and column (so ``μ = P_tgt 1`` and ``ν = P_tgt^T 1`` are valid) and
+    none on an excluded pair (``C_ij = +inf``: every plan is 0 there, so the KL from the
+    target would be infinite at every half-step, and its curve empty)."""
     if target is None:
         if C.shape[0] != C.shape[1]:
             raise ValueError("target is required for a non-square cost")
-        return torch.eye(C.shape[0], dtype=C.dtype)
+        return _reachable(torch.eye(C.shape[0], dtype=C.dtype), C, default=True)
     raw = (
         target.detach() if isinstance(target, torch.Tensor) else torch.as_tensor(np.asarray(target))
     )
@@ -52,7 +54,22 @@ def target_tensor(target: Any, C: torch.Tensor) -> torch.Tensor:
         raise ValueError("target must be finite and non-negative")
     if bool((T.sum(1) <= 0).any()) or bool((T.sum(0) <= 0).any()):
         raise ValueError("target has a row or column with no mass")
-    return T
+    return _reachable(T, C, default=False)
+
+
+def _reachable(T: torch.Tensor, C: torch.Tensor, default: bool) -> torch.Tensor:
+    """``T``, unless it puts mass on a pair the cost excludes (``C_ij = +inf``)."""
+    bad = (T > 0) & torch.isposinf(C)
+    if not bool(bad.any()):
+        return T
+    i, j = (int(v) for v in bad.nonzero()[0])
+    which = "the default target (the identity)" if default else "target"
+    raise ValueError(
+        f"target: {which} puts mass on {int(bad.sum())} pair(s) the cost excludes "
+        f"(C = +inf, first at ({i}, {j})), where every plan is 0: KL(P_tgt || P) would be "
+        "infinite. A joint-layout cost (self-pairs excluded, rows [z'; z'']) needs the pair "
+        "target: target=gca_viz.targets.pair_target(N, 'joint')"
+    )
 
 
 def single_threaded(fn: Callable[P, R]) -> Callable[P, R]:
