@@ -797,6 +797,11 @@ PAGE_CSS = """
    inline math) instead of being clipped at the right edge of their column. */
 .katex-display > .katex { white-space: normal; }
 .katex-display > .katex > .katex-html > .base { margin: 0.2em 0; }
+/* Captions carry the pages' claims: Streamlit fades them to 0.6 of a light grey (4.2:1 on
+   white, under the 4.5:1 small text needs); a darker grey, still quieter than the text. */
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {
+  color: #4b5563; opacity: 1 !important;
+}
 /* ui.wrapping: columns that wrap below a minimum width; its own columns only (a wrapping
    pair nested in another's column took the outer minimum: Story's two numbers stacked). */
 [class*="st-key-wrap"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
@@ -827,10 +832,14 @@ html { font-size: 20px; }
 /* A pinned panel (ui.controls(pinned=True): what a lecture moves, Plan lab's epsilon and T)
    stays under the top bar (75 px) while the page scrolls to the figures below it: at
    1280 x 720 the player began below the first screen, and scrolled into view it took the
-   sliders off it. Folded by its header it is a 50 px bar. */
+   sliders off it. Folded by its header it is a 50 px bar. Only on a screen at least 650 px
+   tall: at 150 % zoom (1366 x 768 is 911 x 512) bar and panel took 305 of 512 px, and the
+   keyboard's focus went under the panel. */
+@media (min-height: 650px) {
 [data-testid="stMain"] [data-testid="stLayoutWrapper"]:has(
     > [data-testid="stExpander"] [class*="st-key-lecture_controls_"][class*="_pinned"]) {
   position: sticky; top: 75px; z-index: 20; background: white;
+}
 }
 /* A pinned panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
    not under it, where it took a 75 px row of its own above the figures (in a panel of many
@@ -1243,7 +1252,29 @@ def chart(fig: Any, key: str, **kwargs: Any) -> Any:
         if title:
             st.html(f'<div class="gca-chart-title">{title_html(title)}</div>')
     kwargs["config"] = {**PLOTLY_CONFIG, **kwargs.get("config", {})}
-    return st.plotly_chart(fig, key=key, **kwargs)
+    return st.plotly_chart(dark_ticks(fig), key=key, **kwargs)
+
+
+AXIS_INK = "#444444"
+"""The ink of axis ticks and titles that set none: plotly's own (9.7:1 on white; Streamlit's
+chart theme greys them to rgb(128, 132, 149), 3.7:1, under the 4.5:1 small text needs)."""
+
+
+def dark_ticks(fig: Any) -> Any:
+    """``fig`` with :data:`AXIS_INK` on every 2-D axis's ticks and title that set no colour
+    of their own (a coloured axis, such as a marginal strip's, keeps its colour)."""
+    import plotly.graph_objects as go
+
+    def ink(axis: Any) -> None:
+        if axis.tickfont.color is None:
+            axis.tickfont.color = AXIS_INK
+        if axis.title.font.color is None:
+            axis.title.font.color = AXIS_INK
+
+    if isinstance(fig, go.Figure):
+        fig.for_each_xaxis(ink)
+        fig.for_each_yaxis(ink)
+    return fig
 
 
 _SCROLL_JS = """

@@ -477,6 +477,14 @@ def test_the_problem_panel_stays_beside_the_player_as_the_page_scrolls(app: Any)
     app.widget("lab_eps").locator("input").fill("0.3")
     app.widget("lab_eps").locator("input").press("Enter")
     app.wait_for_query("lab_eps", "0.3")
+    # At 150 % zoom (911 x 512) bar and panel took 305 of 512 px and hid the keyboard's
+    # focus: on a short screen the panel scrolls with the page.
+    page.set_viewport_size({"width": 911, "height": 512})
+    page.wait_for_timeout(500)
+    page.locator(".st-key-lab_chart_player").evaluate("e => e.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(500)
+    slider = app.widget("lab_eps_slider").bounding_box()
+    assert slider and slider["y"] + slider["height"] < 0, slider  # scrolled away with the page
     app.assert_healthy()
 
 
