@@ -698,6 +698,7 @@ def test_comparison_bars_and_view_grid_shapes() -> None:
         metric="acc",
     )
     assert [t.name for t in fig.data] == ["clean", "corrupted"]
+    assert fig.data[0].marker.pattern.shape != fig.data[1].marker.pattern.shape  # not colour alone
     with pytest.raises(ValueError, match="values"):
         xfig.comparison_bars(["a"], ["clean"], np.zeros((2, 1)), metric="acc")
     grid = xfig.view_grid(np.zeros((2, 3, 8, 8)), np.array([[np.nan, 0.1, 0.2]] * 2), "abc")

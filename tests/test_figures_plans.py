@@ -510,3 +510,13 @@ def test_an_empty_kl_curve_says_why() -> None:
     assert any("No finite KL" in str(a.text) for a in fig.layout.annotations)
     drawn = figs.kl_curve(np.arange(7.0)).layout.annotations
     assert not any("No finite KL" in str(a.text) for a in drawn)
+
+
+def test_lines_are_told_apart_without_colour() -> None:
+    """Entropy's sparsity lines and its six error curves differed by colour alone (an
+    accessibility review): series carry their own marker shapes, curves their own dashes."""
+    x = np.array([0.1, 0.2, 0.5])
+    fig = figs.sweep_chart(x, {"a": x, "b": 2 * x, "c": 3 * x}, title="t", x_title="x", y_title="y")
+    assert len({t.marker.symbol for t in fig.data}) == 3
+    curves = figs.error_curves(np.geomspace(0.02, 2, 6), [np.geomspace(1, 1e-6, 5)] * 6, tol=1e-4)
+    assert len({t.line.dash for t in curves.data}) == 6

@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from gca_viz.figures._arrays import floats
 from gca_viz.figures._legend import legend_below
-from gca_viz.figures.plans import COLORS, matrix_heatmap
+from gca_viz.figures.plans import COLORS, SYMBOLS, matrix_heatmap
 
 MEASURED = {"domain": "#2f6fde", "class": "#1b9e77", "embedding": "#7c3aed"}
 """Colours of the measured series."""
@@ -30,6 +30,9 @@ PAPER_COLOR = "#9aa3b2"
 """Colour of the paper's reference series (grey, dashed: context, not a measurement)."""
 CONDITION_COLORS = ("#2f6fde", "#c2410c", "#e07b39", "#7c3aed")
 """Bar colours of test conditions: clean first, then corrupted."""
+CONDITION_PATTERNS = ("", "/", "x", ".")
+"""The fill patterns of the test conditions' bars (clean plain, the others hatched): told
+apart without colour too."""
 _GRID = "#e5e7eb"
 
 
@@ -165,7 +168,7 @@ def domain_sweep_chart(
         series.insert(
             1, (1, "measured: domain, embedding ẑ", domain_acc_embedding, MEASURED["embedding"])
         )
-    for col, name, values, color in series:
+    for k, (col, name, values, color) in enumerate(series):
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -173,7 +176,7 @@ def domain_sweep_chart(
                 name=name,
                 mode="lines+markers",
                 line={"color": color, "width": 2},
-                marker={"size": 9},
+                marker={"size": 9, "symbol": SYMBOLS[k]},  # shapes: not colour alone
                 hovertemplate=f"{name}<br>α - β = %{{x:+.2f}}: %{{y:.3f}}<extra></extra>",
             ),
             row=1,
@@ -246,6 +249,9 @@ def comparison_bars(
             y=V[k],
             name=cond,
             marker_color=CONDITION_COLORS[k % len(CONDITION_COLORS)],
+            marker_pattern_shape=CONDITION_PATTERNS[
+                k % len(CONDITION_PATTERNS)
+            ],  # not colour alone
             text=[f"{v:.3f}" if np.isfinite(v) else "" for v in V[k]],
             textposition="outside",
             hovertemplate=f"{cond}<br>%{{x}}: %{{y:.4f}}<extra></extra>",

@@ -88,6 +88,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
                 y=n * unbalanced[order],
                 name=f"unbalanced plan (GCA-UOT, λ₁ = λ₂ = {shares.relax:g})",
                 marker_color=np.where(bad, CORRUPT_BAR, COLORS["unbalanced"]),
+                marker_pattern_shape=np.where(bad, "/", ""),  # hatched: not colour alone
                 showlegend=first,
                 legendgroup="uot",
                 customdata=order,

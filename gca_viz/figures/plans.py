@@ -607,7 +607,8 @@ def sweep_chart(
                 name=name,
                 mode="lines" if is_dashed else "markers" if name in points else "lines+markers",
                 line={"color": color, "dash": "dash" if is_dashed else "solid", "width": 2},
-                marker={"size": 9 if name in points else 6},
+                # each series its own marker shape: told apart without colour too
+                marker={"size": 9 if name in points else 7, "symbol": SYMBOLS[idx % len(SYMBOLS)]},
                 hovertemplate=f"{name}: %{{y:.4g}} at %{{x:.4g}}<extra></extra>",
             )
         )
@@ -702,7 +703,7 @@ def error_curves(
     traces = []
     drawn = [np.array([tol], dtype=float)]  # the tolerance line and every curve
     shades = _shades(len(eps))
-    for e, err, color in zip(eps, errors, shades, strict=True):
+    for k, (e, err, color) in enumerate(zip(eps, errors, shades, strict=True)):
         y = floats(err)
         y = np.where(y > 0, y, np.nan)
         drawn.append(y)
@@ -712,7 +713,8 @@ def error_curves(
                 y=y,
                 mode="lines",
                 name=f"ε = {e:.3g}",
-                line={"color": color, "width": 1.8},
+                # a dash pattern per ε as well as a shade: told apart without colour too
+                line={"color": color, "width": 2, "dash": DASHES[k % len(DASHES)]},
                 hovertemplate=f"ε = {e:.3g}, sweep %{{x}}: %{{y:.3g}}<extra></extra>",
             )
         )
@@ -746,6 +748,13 @@ def _axis_type(log: bool, *values: Any) -> dict[str, Any]:
     linear axis whose small numbers read as powers of ten (plotly's default SI prefixes
     wrote 8e-4 as "800μ", on pages where μ is the row marginal)."""
     return log_axis(*values) if log else {"type": "linear", "exponentformat": "power"}
+
+
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+"""Marker shapes of a chart's series, in turn: lines that colour alone told apart (an
+accessibility review) differ in shape too."""
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+"""Dash patterns of a chart's lines without markers, in turn (see :data:`SYMBOLS`)."""
 
 
 def _cycle(idx: int) -> str:
