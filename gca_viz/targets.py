@@ -158,8 +158,13 @@ def _check_n(n: int) -> int:
 
 def _check_weight(value: float, name: str, high: float = math.inf) -> float:
     """A prior's weight: a number ``>= 0`` (a share of a row's mass: at most ``high``)."""
-    w = nonnegative(value, name)
-    if w > high:
+    try:
+        w = nonnegative(value, name)
+    except ValueError:
+        if high == math.inf:
+            raise
+        w = -1.0  # a negative share: the range's message below (">= 0" hid the top)
+    if not 0 <= w <= high:
         raise ValueError(f"{name} must be a share of a row's mass in [0, {high:g}], got {value!r}")
     return w
 
@@ -478,15 +483,23 @@ def build_target(
 
 
 def target_marginals(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(μ, ν) = (P_tgt 1, P_tgt^T 1)``, the marginals that make the target feasible.
+    """``(μ, ν) = (P_tgt 1, P_tgt^T 1)``, the marginals that make the target feasible
+    (tensors; a numpy array or nested list is read as a float64 tensor, as the builders
+    read theirs).
 
     Raises:
-        ValueError: if ``target`` is not a real 2-D tensor, has negative entries, or has
+        ValueError: if ``target`` is not a real 2-D array, has negative entries, or has
             NaN/inf entries or row/column sums.
     """
-    if not isinstance(target, torch.Tensor) or target.ndim != 2 or target.is_complex():
-        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
-        raise ValueError(f"target must be a real 2-D torch.Tensor, got {shape}")
+    if not isinstance(target, torch.Tensor):
+        try:
+            target = torch.as_tensor(np.asarray(target, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"target must be a real 2-D array, got {type(target).__name__}"
+            ) from None
+    if target.ndim != 2 or target.is_complex():
+        raise ValueError(f"target must be a real 2-D array, got shape {tuple(target.shape)}")
     mu, nu = target.sum(1), target.sum(0)
     ok = torch.isfinite(mu).all() & torch.isfinite(nu).all() & (target >= 0).all()
     if not bool(ok):  # (one device sync on the good path)

@@ -161,7 +161,8 @@ class Recorder:
             :attr:`loss` for your loop to call; any other callable gets InfoNCE's plan at
             ``epsilon``; ``None`` (default) records the loop without a loss of its own.
             Anything else (an unknown name, a number) is a ``ValueError``.
-        snapshot_every: steps between two snapshots (0: by time only).
+        snapshot_every: a snapshot at every multiple of this step (and at the first and the
+            last step; 0: by time only).
         snapshot_seconds: seconds between two snapshots (``None``: by steps only).
         eval_batch: held-out inputs ``x`` or ``(x, labels)`` embedded with ``model`` at each
             snapshot for Geometry (a fixed subset: frames of the same points). Default:
@@ -522,7 +523,10 @@ class Recorder:
         if self._last_snap is None or step == self._total:  # the first and the last
             return True
         last_step, last_time = self._last_snap
-        by_steps = self.snapshot_every > 0 and step - last_step >= self.snapshot_every
+        # at the multiples of snapshot_every, as a Trainer snapshots (a loop counting from 1
+        # snapshotted steps 1, 6, 11, ...; now 1, 5, 10, ...), or the first step past one
+        every = self.snapshot_every
+        by_steps = every > 0 and step // every > last_step // every
         by_time = (
             self.snapshot_seconds is not None
             and time.monotonic() - last_time >= self.snapshot_seconds
@@ -610,6 +614,8 @@ class Recorder:
                     rows.append((name, float(plan[f"diag_{key}"])))
             self.store.write_snapshot(self.run_id, step, "plan", plan)
         emb = {"z": z.numpy(), "y": np.asarray(y), "step": np.array(step)}
+        if "class_names" in self._names:  # as a Trainer's snapshots carry them
+            emb["class_names"] = np.array(self._names["class_names"], dtype=str)
         if partner is not None:  # the batch's rows (their domains), other samples each step
             emb["z_partner"] = torch.nn.functional.normalize(partner, dim=1).numpy()
             emb[FROM_BATCH] = np.array(True)

@@ -1135,3 +1135,17 @@ def test_get_docstring_lists_every_method_with_its_stages_layout_and_defaults() 
         listed = tail.split("parameters: ")[1].split(", ")
         shown = dict(re.fullmatch(r"(\w+)(?: \(.+\))? = (.+)", p).groups() for p in listed)
         assert shown == {k: repr(v) for k, v in built.params.items()}, name
+
+
+def test_a_parameter_of_another_stage_says_where_it_belongs() -> None:
+    """losses.get("gca_ince", gamma=0.3) listed gca_ince's parameters and no more: gamma is
+    the class target's, which get takes as target="class"."""
+    with pytest.raises(
+        ValueError, match=r"'gamma' belongs to the target 'class': pass target='class'"
+    ):
+        losses.get("gca_ince", gamma=0.3)
+    assert losses.get("gca_ince", target="class", gamma=0.3).params["gamma"] == 0.3
+    with pytest.raises(ValueError, match=r"'relax_a' belongs to the projection 'unbalanced'$"):
+        losses.get("gca_ince", relax_a=0.2)
+    with pytest.raises(ValueError, match=r"its parameters are \['end', 'epsilon', 'n_iter'\]$"):
+        losses.get("gca_ince", foo=1)

@@ -593,8 +593,8 @@ def test_partner_validates_n(n: Any) -> None:
         torch.tensor([[math.nan, 1.0], [1.0, 1.0]]),  # NaN marginals returned
         torch.tensor([[1.0, -1.0], [1.0, 1.0]]),
         torch.ones(2, 2, dtype=torch.complex64),
-        [[1.0, 0.0], [0.0, 1.0]],  # AttributeError
-        np.eye(2),
+        [[1.0, -1.0], [0.0, 1.0]],  # (a list is read as an array: AttributeError before)
+        np.ones((2, 2, 2)),
     ],
 )
 def test_target_marginals_validates(target: Any) -> None:
@@ -607,3 +607,16 @@ def test_target_marginals_validates(target: Any) -> None:
 def test_custom_target_rejects_non_real_matrices(matrix: Any) -> None:
     """Complex values were truncated to their real part; strings raised TypeError."""
     raises_naming("target", lambda: targets.custom_target(matrix, 2))
+
+
+def test_a_share_out_of_range_names_the_range_and_marginals_take_arrays() -> None:
+    """class_target(gamma=-1) said "must be a number >= 0" of a share in [0, 1];
+    target_marginals refused a numpy array that every builder accepts."""
+    y = np.array([0, 1, 0, 1])
+    for bad in (-1, 2):
+        with pytest.raises(ValueError, match=r"gamma must be a share of a row's mass in \[0, 1\]"):
+            targets.class_target(y, gamma=bad)
+    mu, nu = targets.target_marginals(np.eye(3) * 2)
+    assert torch.equal(mu, torch.full((3,), 2.0, dtype=torch.float64)) and torch.equal(mu, nu)
+    with pytest.raises(ValueError, match="target must be a real 2-D array"):
+        targets.target_marginals(np.ones(3))

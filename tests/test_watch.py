@@ -408,6 +408,26 @@ def test_a_loop_that_only_offers_batches_moves_the_runs_step(tmp_path: Path) -> 
     assert [s for s, _ in store.snapshots(rec.run_id, "embeddings")] == [0, 3, 6, 9]
 
 
+def test_snapshots_fall_on_the_multiples_of_snapshot_every_and_carry_class_names(
+    tmp_path: Path,
+) -> None:
+    """A loop counting from 1 with snapshot_every=5 was snapshotted at steps 1, 6, 11, 16,
+    20 (a Trainer snapshots at the multiples); the snapshots had no class_names, which a
+    Trainer's carry (KeyError for a student reading them)."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), snapshot_every=5,
+                   steps=20, class_names=["zero", "one"], flush_every=0.05)  # fmt: skip
+    z1, z2 = _pair()
+    labels = torch.arange(16) % 2
+    for step in range(1, 21):
+        rec.batch(step, z1, z2, labels=labels)
+    rec.finish()
+    store = RunStore(tmp_path)
+    snaps = store.snapshots(rec.run_id, "embeddings")
+    assert [s for s, _ in snaps] == [1, 5, 10, 15, 20]
+    arrays = store.load_snapshot(snaps[-1][1])
+    assert arrays is not None and list(arrays["class_names"]) == ["zero", "one"]
+
+
 def test_embeddings_too_large_for_float32_are_named_as_such(tmp_path: Path) -> None:
     """float64 embeddings of 1e200 were reported as "contain NaN or inf" (the float32 copy
     overflowed), float32 ones of 1e30 as "an all-zero row" (their squares overflowed): each

@@ -42,7 +42,8 @@ def _layout(title: str, height: int) -> dict[str, Any]:
 
 
 def monotone_chart(kl: np.ndarray, *, height: int = 480) -> go.Figure:
-    """``KL(P_tgt || P^(k)) / N`` for the half-steps ``k = 1..2T`` in projector-sized type:
+    """``KL(P_tgt || P^(k)) / n`` (``n`` rows: ``N``, or ``2N`` in the joint layout) for the
+    half-steps ``k = 1..2T`` in projector-sized type:
     :func:`gca_viz.figures.plans.kl_curve` with ``large=True`` (INCE and GCA-INCE marked,
     the drop labelled, the kernel ``k = 0`` named above the chart).
 
@@ -50,7 +51,7 @@ def monotone_chart(kl: np.ndarray, *, height: int = 480) -> go.Figure:
         kl: ``(2T + 1,)`` values, ``kl[k]`` for ``k = 0..2T``.
     """
     return kl_curve(
-        kl, height=height, large=True, title="KL(P_tgt ‖ P⁽ᵏ⁾) / N after each half-step"
+        kl, height=height, large=True, title="KL(P_tgt ‖ P⁽ᵏ⁾) / n after each half-step"
     )
 
 

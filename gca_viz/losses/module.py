@@ -164,7 +164,7 @@ class GCALoss(torch.nn.Module):
             if key not in schema:
                 raise ValueError(
                     f"{self.name} has no parameter {key!r}; its parameters are "
-                    f"{sorted(schema) or 'none'}"
+                    f"{sorted(schema) or 'none'}" + _elsewhere(key)
                 )
             validated[key] = schema[key].validate(value)
         merged = {**self.params, **validated}
@@ -301,7 +301,8 @@ class GCALoss(torch.nn.Module):
         ``labels``, ``domains``: ``(N,)`` integers of the batch's pairs, the side
         information a ``class`` or ``domain`` target builds its plan from (a ``class``
         target needs ``labels``, a ``domain`` target ``domains``); a ``pairs`` or custom
-        target does not read them.
+        target does not build from them, but given ones are still checked (``N`` entries
+        of integers or strings), so a batch's misaligned labels are caught on any loss.
 
         Raises ``ValueError`` for invalid embeddings or side information, and when the
         loss is not finite (``ε`` or another parameter out of range for the batch)."""
@@ -369,3 +370,20 @@ def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[st
         diag["n_iter"] = float(res.n_iter)
         diag["solver_error"] = float(res.errors[-1])
     return diag
+
+
+def _elsewhere(key: str) -> str:
+    """Which stages take parameter ``key``, as a hint (``"; 'gamma' belongs to the target
+    'class': pass target='class'"``; a target is the one stage a method's ``get`` swaps),
+    or nothing."""
+    owners = [
+        (kind, name)
+        for kind in STAGE_KINDS
+        for name, stage in STAGE_REGISTRIES[kind].items()
+        if any(p.name == key for p in stage.params)
+    ]
+    if not owners:
+        return ""
+    where = " and ".join(f"the {kind} {name!r}" for kind, name in owners)
+    kind, name = owners[0]
+    return f"; {key!r} belongs to {where}" + (f": pass target={name!r}" if kind == "target" else "")
