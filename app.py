@@ -9,9 +9,9 @@ import torch
 import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
+from views._chart_access import chart_access
 from views._history import history
 from views._page_wheel import page_wheel
-from views._player_keys import player_keys
 from views._projections import start_warm_up
 
 lecture = ui.lecture()
@@ -65,7 +65,7 @@ with st.sidebar:
     ui.lecture_toggle()
     status_strip()
     page_wheel()  # the wheel over a 3-D chart scrolls the page (views/_page_wheel.py)
-    player_keys()  # the keyboard steps and plays the animations (views/_player_keys.py)
+    chart_access()  # charts named, animations played by keyboard (views/_chart_access.py)
     history()  # Back returns to the page before (views/_history.py)
 
 navigation.run()

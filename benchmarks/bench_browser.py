@@ -532,13 +532,15 @@ def plan(
     actions += [
         Action(
             "Story: switch step 1 -> 2",
-            lambda r: story.click_text("story_step", "2 · Sinkhorn lowers it", chart("story_kl")),
+            lambda r: story.click_text(
+                "story_step", "2 · Sinkhorn lowers it", chart("story_player")
+            ),
             change,
             slider,
         ),
         Action(
             "Story: ε slider (step 2)",
-            lambda r: story.key("story_eps_slider", arrow(r), chart("story_kl")),
+            lambda r: story.key("story_eps_slider", arrow(r), chart("story_player")),
             change,
             slider,
         ),

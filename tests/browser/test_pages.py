@@ -192,6 +192,27 @@ def test_small_text_has_4_5_to_1_contrast(app: Any, path: str, charts: int) -> N
     app.assert_healthy()
 
 
+def test_a_screen_reader_hears_each_chart_by_its_title(app: Any) -> None:
+    """A chart's accessible name was its tick labels strung together ("img: 0 20 40 60 60
+    50 ..."): a still chart is one image named by its title, the half-step player a group
+    named with the keys it takes."""
+    app.goto("/domains", charts=3, timeout=120)
+    names = """() => [...document.querySelectorAll(
+        '[class*="st-key-"]:not(.st-key-gca_plotly_loader) .js-plotly-plot')]
+        .map(gd => [gd.getAttribute('role'), gd.getAttribute('aria-label') || ''])"""
+    found = app.until(
+        lambda: (f := app.page.evaluate(names)) and all(role for role, _ in f) and f,
+        15,
+        "every chart named",
+    )
+    still = [name for role, name in found if role == "img"]
+    assert still and all(name.startswith("Chart: ") for name in still), found
+    assert any(name.startswith("Chart: P_tgt") for name in still), still
+    players = [name for role, name in found if role == "group"]
+    assert len(players) == 1 and "Space plays and pauses" in players[0], found
+    app.assert_healthy()
+
+
 TEXT_BOXES = """gd => [...gd.querySelectorAll('.bartext, .annotation-text, .gtitle')]
     .map(e => { const r = e.getBoundingClientRect();
                 return [e.textContent, r.left, r.right, r.top, r.bottom]; })"""

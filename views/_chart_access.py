@@ -1,12 +1,15 @@
-"""The keyboard for the app's client-side animations (the half-step player, the Geometry
-explorer's snapshots): plotly draws their ▶ / ❚❚ buttons and frame slider in SVG, which a
-keyboard cannot reach (their elements have ``tabIndex = -1``), so a reader without a mouse
-could see no half-step but the first.
+"""What a keyboard and a screen reader get from the app's plotly charts.
 
-This component (``st.components.v2``, JavaScript in the page itself) finds every plotly
-chart with frames and a frame slider (``.js-plotly-plot`` elements, polled as charts come
-and go) and makes the chart one stop of the Tab order (``role="group"``, named by the
-chart's title and the keys it takes, with a visible focus ring):
+Every chart is named: a screen reader heard a chart as its tick labels strung together
+("img: 0 20 40 60 60 50 40 ..."); a still chart is now one image named by its title
+(``role="img"``, ``aria-label="Chart: <title>"``, kept up to date as the chart redraws).
+
+The animations (the half-step player, the Geometry explorer's snapshots) get a keyboard:
+plotly draws their ▶ / ❚❚ buttons and frame slider in SVG, which a keyboard cannot reach
+(their elements have ``tabIndex = -1``), so a reader without a mouse could see no
+half-step but the first. A chart with frames and a frame slider is one stop of the Tab
+order (``role="group"``, named by its title and the keys it takes, with a visible focus
+ring):
 
 * ← / → (and ↓ / ↑) step one frame back or on, Home and End go to the first and the last:
   the frame the slider's step would show (``Plotly.animate`` with the step's own args);
@@ -16,8 +19,9 @@ chart's title and the keys it takes, with a visible focus ring):
   frame's words on the chart, if any (the player's marginals: "rows on target · columns off
   by up to 12.2%").
 
-It is installed once per browser window: the router (``app.py``) calls :func:`player_keys`
-on every page run.
+This component (``st.components.v2``, JavaScript in the page itself) finds the charts
+(``.js-plotly-plot`` elements, polled as charts come and go); it is installed once per
+browser window: the router (``app.py``) calls :func:`chart_access` on every page run.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import streamlit as st
 
 JS = r"""
 export default function () {
-  if (window.__gcaPlayerKeys) return;
-  window.__gcaPlayerKeys = true;
+  if (window.__gcaChartAccess) return;
+  window.__gcaChartAccess = true;
   const plain = (text) => String(text || "").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
 
   function attach(gd) {
@@ -113,7 +117,16 @@ export default function () {
 
   const scan = () => {
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+      if (!gd._fullLayout) return;
       if (!gd.__gcaKeys) attach(gd);
+      if (gd.__gcaKeys) return;
+      // a still chart: one image named by its title, not its ticks strung together
+      const title = plain(((gd._fullLayout.title || {}).text) || "");
+      const label = title ? `Chart: ${title}` : "Chart";
+      if (gd.getAttribute("aria-label") !== label) {
+        gd.setAttribute("role", "img");
+        gd.setAttribute("aria-label", label);
+      }
     });
   };
   scan();
@@ -130,10 +143,10 @@ CSS = """
 }
 """
 
-_component = st.components.v2.component("gca_player_keys", js=JS, css=CSS, isolate_styles=False)
+_component = st.components.v2.component("gca_chart_access", js=JS, css=CSS, isolate_styles=False)
 
 
-def player_keys() -> None:
-    """Give the animated charts their keyboard (see the module docstring): once per page
-    run, by the router."""
-    _component(key="gca_player_keys", data={})
+def chart_access() -> None:
+    """Name every chart and give the animated ones their keyboard (see the module
+    docstring): once per page run, by the router."""
+    _component(key="gca_chart_access", data={})
