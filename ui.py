@@ -802,6 +802,12 @@ PAGE_CSS = """
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {
   color: #4b5563; opacity: 1 !important;
 }
+/* A metric's label, value and delta wrap rather than end in "…": at 125 % and 150 % zoom
+   Story's "4.16 … …", "2.57…" and Noisy views' "-0.045 vs balance…" hid what they said. */
+[data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] p,
+[data-testid="stMetricValue"] > div, [data-testid="stMetricDelta"] div {
+  white-space: normal !important; text-overflow: clip !important; overflow-wrap: anywhere;
+}
 /* ui.wrapping: columns that wrap below a minimum width; its own columns only (a wrapping
    pair nested in another's column took the outer minimum: Story's two numbers stacked). */
 [class*="st-key-wrap"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
@@ -824,9 +830,6 @@ html { font-size: 20px; }
 }
 [data-testid="stMetricValue"] { font-size: 2rem; }
 [data-testid="stMetricLabel"] p { font-size: 1rem; }
-[data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] p {
-  white-space: normal !important; text-overflow: clip !important; overflow-wrap: anywhere;
-}
 [class*="st-key-lecture_controls_"] > div:has([data-testid="stHeading"]) { flex: 1 0 100%; }
 [class*="st-key-lecture_controls_"] h3 { font-size: 1.05rem; padding: 0.25rem 0 0; }
 /* A pinned panel (ui.controls(pinned=True): what a lecture moves, Plan lab's epsilon and T)
@@ -1256,13 +1259,16 @@ def chart(fig: Any, key: str, **kwargs: Any) -> Any:
 
 
 AXIS_INK = "#444444"
-"""The ink of axis ticks and titles that set none: plotly's own (9.7:1 on white; Streamlit's
-chart theme greys them to rgb(128, 132, 149), 3.7:1, under the 4.5:1 small text needs)."""
+"""The ink of a chart's small text that sets no colour of its own: plotly's own (9.7:1 on
+white; Streamlit's chart theme greys it to rgb(128, 132, 149), 3.7:1, under the 4.5:1 small
+text needs)."""
 
 
 def dark_ticks(fig: Any) -> Any:
-    """``fig`` with :data:`AXIS_INK` on every 2-D axis's ticks and title that set no colour
-    of their own (a coloured axis, such as a marginal strip's, keeps its colour)."""
+    """``fig`` with :data:`AXIS_INK` on its small text that sets no colour of its own: the
+    figure's font (what subplot titles, annotations, bar values, legends and sliders fall
+    back on), every 2-D axis's ticks and title and every colour bar's ticks and title (a
+    coloured axis, such as a marginal strip's, keeps its colour)."""
     import plotly.graph_objects as go
 
     def ink(axis: Any) -> None:
@@ -1272,8 +1278,21 @@ def dark_ticks(fig: Any) -> Any:
             axis.title.font.color = AXIS_INK
 
     if isinstance(fig, go.Figure):
+        if fig.layout.font.color is None:
+            fig.layout.font.color = AXIS_INK
         fig.for_each_xaxis(ink)
         fig.for_each_yaxis(ink)
+        for trace in fig.data:
+            if "colorbar" in trace:
+                ink(trace.colorbar)
+        for annotation in fig.layout.annotations:
+            if annotation.font.color is None:
+                annotation.font.color = AXIS_INK
+        for slider in fig.layout.sliders:
+            if slider.font.color is None:
+                slider.font.color = AXIS_INK
+            if slider.currentvalue.font.color is None:
+                slider.currentvalue.font.color = AXIS_INK
     return fig
 
 

@@ -11,11 +11,13 @@ half-step but the first. A chart with frames and a frame slider is one stop of t
 order (``role="group"``, named by its title and the keys it takes, with a visible focus
 ring):
 
-* ← / → (and ↓ / ↑) step one frame back or on, Home and End go to the first and the last:
+* ← / → (↓ / ↑, and a clicker's PageUp / PageDown) step one frame back or on, Home and
+  End go to the first and the last:
   the frame the slider's step would show (``Plotly.animate`` with the step's own args);
 * Space or Enter plays from the current frame, or pauses a play (the ▶ / ❚❚ buttons' own
   args);
-* a polite live region says which frame is shown (the slider's label, ``k = 3``) and the
+* a polite live region says which frame is shown (the slider's label, ``k = 3``; after a
+  play, where it stopped) and the
   frame's words on the chart, if any (the player's marginals: "rows on target · columns off
   by up to 12.2%").
 
@@ -72,7 +74,10 @@ export default function () {
       const i = steps().findIndex((s) => s.args && s.args[0] && s.args[0][0] === e.name);
       if (i >= 0) current = i;
     });
-    gd.on("plotly_animated", () => { playing = false; });
+    gd.on("plotly_animated", () => {  // a play's end: say where it stopped
+      if (playing) say(current);
+      playing = false;
+    });
     gd.on("plotly_animationinterrupted", () => { playing = false; });
     gd.on("plotly_sliderchange", (e) => {
       if (e && e.step && typeof e.step._index === "number") current = e.step._index;
@@ -90,7 +95,10 @@ export default function () {
     gd.addEventListener("keydown", (e) => {
       const last = steps().length - 1;
       const buttons = (gd._fullLayout.updatemenus || [])[0];
-      const moves = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 };
+      // (a presentation clicker sends PageDown / PageUp for next / back)
+      const moves = {
+        ArrowRight: 1, ArrowUp: 1, PageDown: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: -1,
+      };
       if (e.key in moves) show(current + moves[e.key]);
       else if (e.key === "Home") show(0);
       else if (e.key === "End") show(last);
@@ -118,6 +126,10 @@ export default function () {
   const scan = () => {
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
       if (!gd._fullLayout) return;
+      if (gd.closest(".st-key-gca_plotly_loader")) {  // the hidden, empty plotly loader
+        gd.setAttribute("aria-hidden", "true");
+        return;
+      }
       if (!gd.__gcaKeys) attach(gd);
       if (gd.__gcaKeys) return;
       // a still chart: one image named by its title, not its ticks strung together
@@ -135,6 +147,14 @@ export default function () {
 """
 
 CSS = """
+/* A player given focus scrolls clear of the top bar, and in lecture mode of Plan lab's
+   pinned panel under it (it hid the plan's top rows and the KL curve's INCE line). */
+.js-plotly-plot[role="group"] { scroll-margin-top: 70px; }
+@media (min-height: 650px) {
+  body:has([class*="st-key-lecture_controls_"][class*="_pinned"]) .js-plotly-plot[role="group"] {
+    scroll-margin-top: 260px;
+  }
+}
 .js-plotly-plot[role="group"]:focus { outline: none; }
 .js-plotly-plot[role="group"]:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 3px; }
 .gca-sr-only {

@@ -41,6 +41,10 @@ COLORS = {
     "other": "#9aa3b2",
 }
 """The palette shared by the figures (matches the app theme's primary colour)."""
+TEXT_COLORS = {**COLORS, "col": "#b45309", "gca": "#047857"}
+"""The palette's colours for small text on white: as :data:`COLORS`, with the orange and the
+green darkened to 5:1 and 5.5:1 contrast (3.0:1 and 3.4:1 as lines' colours: under the
+4.5:1 that small text needs)."""
 SELECT_TRACE = 1
 """Index of the transparent cell layer whose points a chart selection returns."""
 _LOG_DECADES = 12.0  # log colour scales show at most this many decades below the maximum
@@ -448,9 +452,9 @@ def drop_marks(
     y_range = [float(np.nanmin(y[1:])) - 0.3 * span, float(np.nanmax(y[1:])) + 0.22 * span]
     shapes: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
-    for value, text, color, anchor in (
-        (ince, f"INCE {ince:.4f}", COLORS["ince"], "bottom"),
-        (gca, f"GCA-INCE {gca:.4f} ({drop:+.2g}{rel})", COLORS["gca"], "top"),
+    for value, text, color, ink, anchor in (
+        (ince, f"INCE {ince:.4f}", COLORS["ince"], TEXT_COLORS["ince"], "bottom"),
+        (gca, f"GCA-INCE {gca:.4f} ({drop:+.2g}{rel})", COLORS["gca"], TEXT_COLORS["gca"], "top"),
     ):
         shapes.append(_hline(value, color, xref=f"{xref} domain", yref=yref))
         notes.append(
@@ -465,7 +469,7 @@ def drop_marks(
                 "yanchor": anchor,
                 # clear of the markers on the line (a projector's are 8 px in radius)
                 "yshift": 9 if anchor == "bottom" else -9,
-                "font": {"size": font_size, "color": color},
+                "font": {"size": font_size, "color": ink},
             }
         )
     if ince > gca:

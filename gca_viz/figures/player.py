@@ -22,6 +22,7 @@ from gca_viz.figures.plans import (
     _LOG_DECADES,
     COLORS,
     PLAN_COLORSCALE,
+    TEXT_COLORS,
     _base_layout,
     drop_marks,
 )
@@ -279,7 +280,7 @@ def half_step_player(
         # beside the column strip: on top it ran into the figure's title), the column strip
         # under the plan
         xaxis3=strip_axis([0.372, 0.462], sums.row_range, "y", "P𝟙 / μ", COLORS["row"]),
-        yaxis3=strip_axis([0.0, STRIP], sums.col_range, "x", "Pᵀ𝟙 / ν", COLORS["col"]),
+        yaxis3=strip_axis([0.0, STRIP], sums.col_range, "x", "Pᵀ𝟙 / ν", TEXT_COLORS["col"]),
         xaxis2={
             "domain": [0.66, 1.0],
             "title": "half-step k",

@@ -155,8 +155,9 @@ def test_play_animates_the_half_steps_without_the_server(app: Any) -> None:
 
 def test_the_keyboard_steps_and_plays_the_half_steps(app: Any) -> None:
     """Plotly's ▶ button and frame slider cannot take focus: the player is one Tab stop of
-    its own, named for a screen reader; ← / → / Home / End show a half-step (the marker and
-    the slider follow) and say which, with the frame's marginals; Space plays and pauses."""
+    its own, named for a screen reader; ← / → / Home / End (and a clicker's PageUp /
+    PageDown) show a half-step (the marker and the slider follow) and say which, with the
+    frame's marginals; Space plays and pauses, and a play that ends says where."""
     app.goto("/plan_lab?lab_T=5", charts=CHARTS)
     player = app.chart(STEPS)
     app.until(lambda: player.get_attribute("role") == "group", 15, "the player's keyboard")
@@ -165,7 +166,7 @@ def test_the_keyboard_steps_and_plays_the_half_steps(app: Any) -> None:
     player.focus()
     marker, active = "gd => gd._fullData[2].x[0]", "gd => gd._fullLayout.sliders[0].active"
     said = player.locator(".gca-sr-only")
-    keys = (("ArrowRight", 2), ("ArrowRight", 3), ("End", 10), ("ArrowLeft", 9), ("Home", 0))
+    keys = (("ArrowRight", 2), ("PageDown", 3), ("End", 10), ("PageUp", 9), ("Home", 0))
     for key, k in keys:
         app.page.keyboard.press(key)
         app.until(lambda k=k: app.read_chart(STEPS, active) == k, 10, f"the slider at k = {k}")
@@ -179,6 +180,11 @@ def test_the_keyboard_steps_and_plays_the_half_steps(app: Any) -> None:
     paused = app.read_chart(STEPS, active)
     app.page.wait_for_timeout(900)
     assert app.read_chart(STEPS, active) == paused < 10
+    app.page.keyboard.press("Space")  # played to the end, it says where it stopped
+    expect(said).to_have_text(re.compile(r"^k = 10: "), timeout=15_000)
+    # the hidden, empty plotly loader is not announced ("Click to enter Plot title")
+    loader = app.page.locator(".st-key-gca_plotly_loader .js-plotly-plot")
+    assert loader.get_attribute("aria-hidden") == "true"
     app.assert_healthy()
 
 
