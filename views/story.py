@@ -447,7 +447,9 @@ elif step == 4:
     )
     m3.metric("Measured rate per sweep", measured, help="SinkhornResult.contraction")
     m4.metric("Mass on positive pairs", f"{rel.positive_mass:.1%}")
-    left, right = st.columns(2, gap="large")
+    # (one above the other where each would be narrow: at 125 % zoom beside the sidebar,
+    # 300 px each, the shares' title, axis titles and ticks ran into each other)
+    left, right = ui.wrapping("story_wrap_s4", 360).columns(2, gap="large")
     with left:
         live_chart.live_chart(
             figs.marginal_chart(
@@ -553,9 +555,9 @@ else:
         out = story.method_output(name, z1, z2, eps, n_iter)
     loss_module = losses.get(name, layout="cross")
     planless = not loss_module.has_plan  # BYOL: P = K, never normalised
-    left, right = st.columns([2, 3], gap="large")
+    left, right = ui.wrapping("story_wrap_s5", 360).columns([2, 3], gap="large")
     with left:
-        m1, m2 = st.columns(2)
+        m1, m2 = ui.wrapping("story_wrap_s5_metrics", 150).columns(2)
         m1.metric(f"{method.title} loss", fmt(float(out.loss), 5))
         m2.metric(
             "Mass on positive pairs",

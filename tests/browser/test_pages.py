@@ -163,6 +163,10 @@ def test_story_step_1s_two_numbers_read_whole_at_150_percent_zoom(app: Any) -> N
             "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
         )
         assert not cut, (step, cut)
+        if step == 4:  # the shares and the plan, 300 px each, ran their titles together
+            shares = page.locator(".st-key-story_marginals").bounding_box()
+            plan = page.locator(".st-key-story_unbalanced").bounding_box()
+            assert shares and plan and plan["y"] >= shares["y"] + shares["height"] - 1
     app.assert_healthy()
 
 
