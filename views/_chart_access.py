@@ -56,6 +56,7 @@ export default function () {
       return `${title}: ${steps().length} frames. Left and right arrow keys step through ` +
         "them, Home and End go to the first and the last, Space plays and pauses.";
     };
+    gd.__gcaName = name;  // (read again as the chart redraws: T changes the frames)
     gd.setAttribute("aria-label", name());
     const words = (frameName) => {
       const frame = (gd._transitionData._frames || []).find((f) => f.name === frameName);
@@ -131,7 +132,11 @@ export default function () {
         return;
       }
       if (!gd.__gcaKeys) attach(gd);
-      if (gd.__gcaKeys) return;
+      if (gd.__gcaKeys) {
+        const name = gd.__gcaName();
+        if (gd.getAttribute("aria-label") !== name) gd.setAttribute("aria-label", name);
+        return;
+      }
       // a still chart: one image named by its title, not its ticks strung together
       const title = plain(((gd._fullLayout.title || {}).text) || "");
       const label = title ? `Chart: ${title}` : "Chart";

@@ -161,7 +161,7 @@ def test_the_keyboard_steps_and_plays_the_half_steps(app: Any) -> None:
     app.goto("/plan_lab?lab_T=5", charts=CHARTS)
     player = app.chart(STEPS)
     app.until(lambda: player.get_attribute("role") == "group", 15, "the player's keyboard")
-    assert "Left and right arrow keys" in str(player.get_attribute("aria-label"))
+    assert "11 frames. Left and right arrow keys" in str(player.get_attribute("aria-label"))
     assert player.get_attribute("tabindex") == "0"
     player.focus()
     marker, active = "gd => gd._fullData[2].x[0]", "gd => gd._fullLayout.sliders[0].active"
