@@ -168,10 +168,12 @@ CSS = """
 }
 """
 
+KEY = "gca_chart_access"
+"""The component's key (an empty element in the sidebar)."""
 _component = st.components.v2.component("gca_chart_access", js=JS, css=CSS, isolate_styles=False)
 
 
 def chart_access() -> None:
     """Name every chart and give the animated ones their keyboard (see the module
     docstring): once per page run, by the router."""
-    _component(key="gca_chart_access", data={})
+    _component(key=KEY, data={})
