@@ -73,14 +73,14 @@ def block_heatmap(
             a scale symmetric about 0, without the marginals' bars.
     """
     M = floats(matrix)
-    if groups is not None:
-        g = np.asarray(groups).reshape(-1)
+    g = None if groups is None else np.asarray(groups).reshape(-1)
+    if g is not None:
         if M.ndim != 2 or M.shape != (len(g), len(g)):
             raise ValueError(
                 f"groups must hold one label per row and column of matrix {M.shape}, got {len(g)}"
             )
         order = np.argsort(g, kind="stable")
-        M, groups = M[np.ix_(order, order)], g[order]
+        M, g = M[np.ix_(order, order)], g[order]
         row_ref = None if row_ref is None else floats(row_ref)[order]
         col_ref = None if col_ref is None else floats(col_ref)[order]
     extra: dict[str, Any] = {}
@@ -98,9 +98,8 @@ def block_heatmap(
         height=height,
         **extra,
     )
-    if groups is None:
+    if g is None:
         return fig
-    g = np.asarray(groups).reshape(-1)
     edges = np.flatnonzero(np.diff(g)) + 1  # first index of each new group
     starts = np.concatenate([[0], edges])
     ends = np.concatenate([edges, [len(g)]])

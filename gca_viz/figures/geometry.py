@@ -616,10 +616,11 @@ def embedding_figure(
     ``narrow``: for a column of half a page, where a legend at the side leaves the sphere's
     scene taller than wide and the camera crops its sides: the legend goes under the
     picture, in rows, and the sphere's camera steps back."""
-    dims = floats(z).shape[-1]
+    given = floats(z)  # (one copy of a tensor, not one per look)
+    dims = given.shape[-1]
     if dims not in (2, 3):
         raise ValueError(f"z must have 2 or 3 columns to draw natively, got {dims}; project it")
-    points = _points(z, dims, "z")
+    points = _points(given, dims, "z")
     norms = np.linalg.norm(points, axis=1, keepdims=True)  # (n, 1)
     if not np.isfinite(points).all() or (norms == 0).any():
         raise ValueError("z must be finite with no all-zero row (a row's direction is drawn)")
