@@ -298,6 +298,8 @@ def umap(
 
     Raises:
         ValueError: naming ``z``, ``k``, ``n_neighbors``, ``min_dist`` or ``seed``.
+        ModuleNotFoundError: umap-learn is not installed (it is the ``umap`` extra:
+            ``pip install 'gca-explorer[umap]'``).
     """
     X = _points(z, k, min_rows=4)
     if k not in (2, 3):
@@ -310,8 +312,17 @@ def umap(
     same = _collapsed(X, k)
     if same is not None:
         return same
-    enable_numba_cache()
-    import umap as umap_learn
+    try:
+        enable_numba_cache()
+        import umap as umap_learn
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("umap", "numba", "pynndescent"):
+            raise
+        raise ModuleNotFoundError(
+            "embed.umap needs umap-learn, which is not installed: "
+            "pip install 'gca-explorer[umap]' (embed.pca and embed.tsne need nothing extra)",
+            name=exc.name,
+        ) from None
 
     model = umap_learn.UMAP(
         n_components=k,

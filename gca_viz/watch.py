@@ -935,8 +935,8 @@ def _lightning_callback() -> type:
         from lightning.pytorch import Callback  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise ImportError(
-            "gca_viz.watch.RecorderCallback needs lightning (pip install lightning); "
-            "without it, call a Recorder from your loop"
+            "gca_viz.watch.RecorderCallback needs lightning "
+            "(pip install 'gca-explorer[lightning]'); without it, call a Recorder from your loop"
         ) from exc
 
     class RecorderCallback(Callback):  # type: ignore[misc, unused-ignore]

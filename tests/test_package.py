@@ -1,6 +1,8 @@
 """The package skeleton: import boundaries, the CLI and the app starting (device choice:
 tests/test_device.py)."""
 
+import ast
+import importlib.metadata
 import os
 import pkgutil
 import re
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -56,6 +59,93 @@ def test_library_never_imports_streamlit() -> None:
     result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{result.stdout.strip()} imports streamlit"
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def _distribution(requirement: str) -> str:
+    """``"umap-learn>=0.5"`` -> ``"umap_learn"`` (the normalised distribution name)."""
+    name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level third-party modules gca_viz imports, split into ``"module"`` (imported when
+    a module is) and ``"deferred"`` (imported inside a function), from the source's syntax."""
+    found: dict[str, set[str]] = {"module": set(), "deferred": set()}
+    for path in sorted((REPO_ROOT / "gca_viz").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top_level = {id(node) for node in tree.body}
+        guarded = {  # `if TYPE_CHECKING:` blocks import nothing at run time
+            id(child)
+            for node in tree.body
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for child in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                root = name.split(".")[0]
+                if root in sys.stdlib_module_names or root == "gca_viz" or id(node) in guarded:
+                    continue
+                found["module" if id(node) in top_level else "deferred"].add(root)
+    return found
+
+
+def test_library_dependencies_are_declared_and_leave_the_app_out() -> None:
+    """`pip install .` installs what gca_viz imports and not Streamlit; what the library
+    imports only inside a function is a core dependency or an extra's."""
+    project = _pyproject()["project"]
+    core = {_distribution(r) for r in project["dependencies"]}
+    extras = {
+        extra: {_distribution(r) for r in requirements}
+        for extra, requirements in project["optional-dependencies"].items()
+    }
+    assert "streamlit" not in core and "pandas" not in core and "umap_learn" not in core
+    assert {"streamlit", "umap_learn", "pandas"} <= extras["app"]
+    assert extras["umap"] == {"umap_learn"}
+    distributions = importlib.metadata.packages_distributions()
+
+    def dists(module: str) -> set[str]:  # a module not installed here: its own name
+        return {_distribution(d) for d in distributions.get(module, [module])}
+
+    imports = _third_party_imports()
+    assert {"torch", "numpy", "plotly"} <= imports["module"]  # the scan sees real imports
+    for module in imports["module"]:
+        assert dists(module) & core, f"gca_viz imports {module} at module level: not core"
+    declared = core.union(*extras.values(), {"numba", "pynndescent"})  # (umap-learn's own)
+    for module in imports["deferred"]:
+        assert dists(module) & declared, f"{module}: in no dependency list"
+
+
+def test_umap_without_umap_learn_names_the_extra() -> None:
+    """A library-only install has no umap-learn: `embed.umap` says which extra adds it,
+    and PCA still works."""
+    result = run_python(
+        "-c",
+        "import sys\n"
+        "sys.modules['umap'] = None  # as if umap-learn were not installed\n"
+        "import numpy as np\n"
+        "from gca_viz import embed\n"
+        "z = np.random.default_rng(0).normal(size=(20, 5))\n"
+        "print(embed.pca(z, 2).shape)\n"
+        "try:\n"
+        "    embed.umap(z, 2)\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "(20, 2)"
+    assert "umap-learn" in lines[1] and "gca-explorer[umap]" in lines[1], lines
 
 
 # --- command line --------------------------------------------------------------------------

@@ -611,7 +611,7 @@ def test_a_store_made_before_external_runs_gains_the_column(tmp_path: Path) -> N
 def test_the_lightning_callback_needs_lightning() -> None:
     if importlib.util.find_spec("lightning") is not None:
         pytest.skip("lightning is installed")
-    with pytest.raises(ImportError, match="pip install lightning"):
+    with pytest.raises(ImportError, match=r"gca-explorer\[lightning\]"):
         from gca_viz.watch import RecorderCallback  # noqa: F401
 
 
