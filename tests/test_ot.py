@@ -237,6 +237,21 @@ def test_tol_stops_at_first_sweep_below_tol(tol: float, relax: float | None) -> 
     np.testing.assert_array_equal(res.plan, full.plan)  # early stop = that many sweeps
 
 
+def test_a_tol_below_the_dtype_floor_warns_and_a_reachable_one_does_not() -> None:
+    """In float32 the marginal error of n = 512 stalls near 1e-8 (rounding), so tol = 1e-10
+    can never stop the solve: the call says so up front, naming tol and the floor."""
+    g = torch.Generator().manual_seed(0)
+    C = cosine_cost(torch.randn(512, 32, generator=g), torch.randn(512, 32, generator=g))
+    with pytest.warns(RuntimeWarning, match=r"tol=1e-10 is below what float32 resolves"):
+        res = sinkhorn(C, epsilon=0.1, tol=1e-10, n_iter=60)
+    assert res.n_iter == 60 and not res.converged  # what the warning said would happen
+    assert res.errors[-1] < 1e-7  # converged as far as float32 goes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sinkhorn(C, epsilon=0.1, tol=2e-7, n_iter=60).converged
+        assert sinkhorn(C.double(), epsilon=0.1, tol=1e-12, n_iter=200).converged
+
+
 def test_not_converged_is_reported() -> None:
     C, a, b = _problem(20, 13, False, seed=3)
     res = sinkhorn(C, a, b, epsilon=0.01, n_iter=3)

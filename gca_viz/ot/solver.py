@@ -143,7 +143,9 @@ def sinkhorn(
             Nothing warns when ``n_iter`` sweeps end above it (or, with ``tol = 0``, above
             the default threshold): read ``result.converged``. Small ``ε`` needs many
             sweeps (thousands at ``ε = 1e-3`` for a cosine cost; the Entropy page shows
-            how many).
+            how many). A ``tol`` below the dtype's machine epsilon times the mass
+            (``1.2e-7`` in float32 for mass 1), which rounding may never let the residual
+            reach, warns (``RuntimeWarning``).
         relax_a: ``λ1 > 0``, the KL weight of the row marginal; ``None`` (or ``inf``) keeps
             it a hard constraint.
         relax_b: ``λ2 > 0``, likewise for the column marginal.
@@ -196,6 +198,16 @@ def sinkhorn(
         raise ValueError(
             f"balanced OT needs marginals of equal mass: sum(a) = {mass:.8g} but "
             f"sum(b) = {mass_b:.8g}; rescale them or relax a marginal (relax_a / relax_b)"
+        )
+    floor = torch.finfo(C.dtype).eps * mass  # the marginal error rounding leaves, about
+    if 0 < tol_f < floor:
+        warnings.warn(
+            f"tol={tol_f:g} is below what {str(C.dtype).removeprefix('torch.')} resolves "
+            f"(its machine epsilon x the mass = {floor:.2g}): the solve may run all "
+            f"{sweeps} sweeps and end with converged=False; pass tol >= {floor:.2g} or a "
+            "float64 cost",
+            RuntimeWarning,
+            stacklevel=2,
         )
     rho_a, rho_b = _rho(lam_a, eps), _rho(lam_b, eps)
     p = _Problem(ns, Cn, mun, nun, eps, rho_a, rho_b, lam_a, lam_b, checked)
