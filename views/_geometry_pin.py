@@ -11,8 +11,9 @@ import ui
 from gca_viz import embed
 from gca_viz.figures.geometry import clicked_row
 from gca_viz.figures.plans import sample_image
-from views._geometry_snapshots import Loaded, View, data_key, run_label, run_label_names
+from views._geometry_snapshots import Loaded, View, data_key, run_label_names
 from views._plotly_bridge import last_click
+from views._run_link import run_label
 
 PIN = "geo_pin"  # the pinned sample's position in its dataset (also a URL parameter)
 CLICK = "_geo_click"  # the last click on a chart, until the view has read it
@@ -68,7 +69,7 @@ def pin_chooser(shown: Loaded) -> int | None:
         [None, *options],
         key=PIN,
         format_func=lambda i: "none" if i is None else f"{i} (class {label[i]})",
-        placeholder="none: click a point",
+        placeholder="click a point",
         help="Click a point on the chart to pin it, or pick its number here (type to search).",
     )
     ui.remember(PIN, value, None)

@@ -68,10 +68,6 @@ def samples_text(n: int, batch: bool) -> str:
     return f"{n} held-out samples"
 
 
-def run_label(info: RunInfo) -> str:
-    return f"#{info.id} {info.name}"
-
-
 def run_label_names(run: RunInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Class and domain names of a run: its dataset's (:func:`label_names`), else those a
     :class:`gca_viz.watch.Recorder` stored in its config (``class_names``,

@@ -9,9 +9,16 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 import ui
-from gca_viz.runs import RunStore
+from gca_viz.runs import RunInfo, RunStore
 
 _LABEL_ID = re.compile(r"#(\d+)(?:\s|$)")
+
+
+def run_label(info: RunInfo, status: bool = False) -> str:
+    """``#id name``; with ``status``, the run's status in brackets unless it finished (a
+    chooser's text stays short enough for its box at 1093 px)."""
+    label = f"#{info.id} {info.name}"
+    return f"{label} ({info.status})" if status and info.status != "finished" else label
 
 
 def recover_run(key: str, ids: Sequence[int]) -> None:

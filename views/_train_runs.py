@@ -18,7 +18,7 @@ import streamlit as st
 import ui
 from gca_viz import demo, userdata
 from gca_viz.runs import RunInfo, RunStore
-from views._run_link import missing_run_warning, recover_run
+from views._run_link import missing_run_warning, recover_run, run_label
 
 REFRESH_S = 2.0
 """Seconds between two reads of the store while a run is active."""
@@ -46,10 +46,6 @@ class Selection:
 
     run_id: int
     compare: tuple[int, ...]
-
-
-def run_label(info: RunInfo) -> str:
-    return f"#{info.id} {info.name}"
 
 
 def name_text(info: RunInfo) -> str:

@@ -25,13 +25,12 @@ from views._geometry_snapshots import (
     labels_for,
     load,
     plane_defaults,
-    run_label,
     run_label_names,
     samples_text,
 )
 from views._plotly_bridge import plotly_bridge
 from views._projections import projection_jobs, warming
-from views._run_link import missing_run_warning, recover_run
+from views._run_link import missing_run_warning, recover_run, run_label
 from views._train_runs import unlike_note
 
 NATIVE = "native"
@@ -553,7 +552,7 @@ with c1:
         "geo_run",
         ids,
         default_run,
-        format_func=lambda i: f"{run_label(by_id[i])} ({by_id[i].status})",
+        format_func=lambda i: run_label(by_id[i], status=True),
     )
 run = by_id[run_id]
 with c2:

@@ -455,11 +455,11 @@ def mechanism_section(store: RunStore, ckpts: dict[int, str]) -> None:
     """The controlled experiment's controls, metrics and charts: a change of its controls
     reruns only this section (the page above it stays as it was drawn)."""
     mech_sources = {
-        -1: "Synthetic clusters on the sphere (d = 32)",
-        0: "Digits through a random MLP encoder",
+        -1: "Synthetic clusters on the sphere",  # (d = 32: the caption below says so)
+        0: "Digits, random MLP encoder",
         **ckpts,
     }
-    k1, k2, k3 = st.columns(3)
+    k1, k2, k3 = st.columns([4, 3, 3])  # (the Batch names: whole at 1093 px)
     with k1:
         mech_source = ui.select(
             "Batch", "mech_src", list(mech_sources), -1, format_func=mech_sources.get
@@ -601,7 +601,7 @@ def graded_section(store: RunStore, ckpts: dict[int, str], severity: float, seed
     the top of the page): a change of its own controls reruns only this section."""
     uot_ckpts = [i for i in ckpts if store.get(i).config.get("method") == "gca_uot"]
     encoders = {0: "Random MLP encoder (untrained)", **ckpts}
-    e1, e2, e3 = st.columns(3)
+    e1, e2, e3 = st.columns([4, 3, 3])
     with e1:
         encoder_id = ui.select(
             "Encoder",

@@ -265,6 +265,26 @@ def test_noisy_views_texts_are_whole_at_150_percent_zoom(app: Any) -> None:
     app.assert_healthy()
 
 
+@pytest.mark.parametrize(("path", "charts"), [("/noisy", 2), ("/geometry", 1)])
+def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
+    app: Any, path: str, charts: int
+) -> None:
+    """At 1093 px (1366 at 125 % zoom, the sidebar open) Noisy views' Batch read "Synthetic
+    clusters on the s" and Geometry's Run "#2 demo-gca-ince (fini" and Pinned sample
+    "none: click a poin". Every select box's text now fits its box."""
+    app.page.set_viewport_size({"width": 1093, "height": 614})
+    app.goto(path, charts=charts, timeout=180)
+    boxes = app.page.locator('[data-testid="stSelectbox"] input')
+    assert boxes.count() >= 3
+    shown = boxes.evaluate_all(
+        "els => els.map(e => [e.value || e.placeholder, e.scrollWidth <= e.clientWidth])"
+    )
+    assert all(text for text, _ in shown), shown
+    cut = [text for text, fits in shown if not fits]
+    assert not cut, cut
+    app.assert_healthy()
+
+
 @pytest.mark.parametrize(
     ("path", "charts", "keys"),
     [
