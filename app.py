@@ -10,6 +10,7 @@ import ui
 from gca_viz import __version__
 from gca_viz.device import resolve_device
 from views._chart_access import chart_access
+from views._chart_fit import chart_fit
 from views._history import history
 from views._page_wheel import page_wheel
 from views._projections import start_warm_up
@@ -66,6 +67,7 @@ with st.sidebar:
     status_strip()
     page_wheel()  # the wheel over a 3-D chart scrolls the page (views/_page_wheel.py)
     chart_access()  # charts named, animations played by keyboard (views/_chart_access.py)
+    chart_fit()  # a narrow chart takes its figure's narrow layout (views/_chart_fit.py)
     history()  # Back returns to the page before (views/_history.py)
 
 navigation.run()

@@ -287,6 +287,51 @@ def test_half_step_player_animates_every_half_step_in_the_browser() -> None:
     assert f"<sub>{np.log10(wide[0].max()) - 12:.3g} … " in title
 
 
+def _at(root: Any, path: str) -> Any:
+    """``root`` (plotly JSON) at a ``Plotly.relayout`` path such as ``annotations[3].y``."""
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        root = root[name] if not index else root[name][int(index.rstrip("]"))]
+    return root
+
+
+def test_half_step_player_stacks_when_narrow_and_its_frames_leave_the_colour_bar_alone() -> None:
+    """The narrow layout (``layout.meta["narrow"]``, applied in the browser) names only
+    properties the figure has, puts the KL curve under the plan and the colour bar beside the
+    plan only, and grows the figure; no frame names the colour bar's place (a frame's trace
+    is merged into the shown one: one that did would move the bar back on every frame)."""
+    rng = np.random.default_rng(0)
+    fig = half_step_player(rng.random((7, 6, 6)), np.linspace(3.0, 2.0, 7))
+    shown = fig.to_plotly_json()
+    narrow = fig.layout.meta["narrow"]
+    assert narrow["below"] == 600
+    for path in narrow["layout"]:
+        _at(shown["layout"], path)  # exists (a KeyError or IndexError otherwise)
+    assert _at(shown["layout"], "annotations[3].text").startswith("k = 0 (the kernel K)")
+    stacked = narrow["layout"]
+    assert stacked["height"] > shown["layout"]["height"]
+    assert stacked["xaxis2.domain"] == [0.0, 1.0]  # the KL curve: the whole width ...
+    kl_top = stacked["yaxis2.domain"][1]
+    assert kl_top < stacked["yaxis3.domain"][0] < stacked["yaxis.domain"][0]  # ... under all
+    bar = narrow["traces"]["0"]
+    assert bar["colorbar.y"] - bar["colorbar.len"] > kl_top  # beside the plan only
+    assert bar["colorbar.x"] > stacked["xaxis3.domain"][1]
+    assert shown["data"][0]["colorbar"]["x"] == 0.475  # side by side: its own place
+    for frame in fig.to_plotly_json()["frames"]:
+        assert not {"x", "y", "len", "xanchor", "yanchor"} & set(frame["data"][0]["colorbar"])
+
+
+def test_when_narrow_names_a_wrong_argument() -> None:
+    from gca_viz.figures._narrow import when_narrow
+
+    fig = go.Figure(go.Scatter(x=[0], y=[0]))
+    with pytest.raises(ValueError, match="below must be a width in px >= 1, got 0"):
+        when_narrow(fig, 0, {"height": 500})
+    with pytest.raises(ValueError, match=r"traces names traces \[3\] of a figure of 1"):
+        when_narrow(fig, 500, {}, {3: {"marker.size": 4}})
+    assert when_narrow(fig, 500, {"height": 600}).layout.meta["narrow"]["below"] == 500
+
+
 def test_half_step_player_shows_what_each_half_step_fixes_in_its_marginal_strips() -> None:
     """Beside the plan, its row sums over μ and under it its column sums over ν, as bars from
     1: a row step (odd k) puts every row on its target (no row bar) and leaves the columns

@@ -93,12 +93,15 @@ export default function (component) {
     layout.font = font;
     layout.shapes = (fig.layout.shapes || []).concat(overlayShapes(data.overlay));
     if (data.height) layout.height = data.height;
-    gd.style.height = (layout.height || 450) + "px";
     // The width of the container, as st.plotly_chart does (plotly's own autosize can
     // measure the element before Streamlit's columns have their final width).
     if (!fig.layout.width && parentElement.clientWidth) layout.width = parentElement.clientWidth;
-    const figure = { data: fig.data, layout, frames: fig.frames || [], config: data.config };
+    let figure = { data: fig.data, layout, frames: fig.frames || [], config: data.config };
+    const narrow = window.__gcaNarrow;  // its narrow layout, if any (views/_chart_fit.py)
+    if (narrow) figure = narrow.prepare(gd, figure, layout.width || parentElement.clientWidth);
+    gd.style.height = (figure.layout.height || 450) + "px";
     window.Plotly.react(gd, figure);
+    if (narrow) narrow.drawn(gd);
     if (!gd.__gcaResize && window.ResizeObserver) {
       let width = parentElement.clientWidth;
       gd.__gcaResize = new ResizeObserver(() => {

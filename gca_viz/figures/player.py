@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from gca_viz.figures._arrays import floats
 from gca_viz.figures._axes import round_ticks
 from gca_viz.figures._marks import positive_marks
+from gca_viz.figures._narrow import when_narrow
 from gca_viz.figures._strips import STRIP, marginal_ratios, misfit_words, strip_axis
 from gca_viz.figures.plans import (
     _LOG_DECADES,
@@ -121,7 +122,9 @@ def half_step_player(
             floor = top - 1.0
         return np.maximum(lz, floor).astype(np.float32), floor, top
 
-    def heat(k: int) -> go.Heatmap:
+    def heat(k: int, placed: bool = False) -> go.Heatmap:
+        """Frame ``k``'s plan; ``placed``: with the colour bar's position (the shown trace
+        only: a frame that named it would undo the narrow layout's, see ``_narrow``)."""
         z, lo, hi = z_of(k)
         # Compact frames: each plan quantised to 256 levels of its colour range (uint8, a
         # quarter of float32's bytes); the colour bar's ticks carry the real values.
@@ -139,9 +142,7 @@ def half_step_player(
             zmax=255,
             colorscale=PLAN_COLORSCALE,
             colorbar={
-                "x": 0.475,
-                "xanchor": "left",
-                "len": 0.9,
+                **({"x": 0.475, "xanchor": "left", "len": 0.9} if placed else {}),
                 "thickness": 12,
                 "title": {"text": f"{unit}<br><sub>{lo:.3g} … {hi:.3g}</sub>"},  # its range
                 "tickvals": ticks,
@@ -206,7 +207,7 @@ def half_step_player(
     k0 = min(max(int(start), 0), n_frames - 1)
     k = np.arange(n_frames)
     traces: list[Any] = [
-        heat(k0),
+        heat(k0, placed=True),
         go.Scatter(
             x=k[1:],
             y=y[1:],
@@ -339,7 +340,52 @@ def half_step_player(
         ],
     )
     layout.update(player_controls([str(j) for j in range(n_frames)], k0, frame_ms, "k = ", 40))
-    return go.Figure(data=traces, layout=layout, frames=frames)
+    fig = go.Figure(data=traces, layout=layout, frames=frames)
+    return _stacked_when_narrow(fig, height, len(drop_notes), n_frames, scale)
+
+
+NARROW_PLAYER = 600
+"""Chart width (px) under which the half-step player stacks the KL curve under the plan:
+side by side at 470 px (an 800 px window beside the sidebar) the colour bar sat on the KL
+axis's title and the labels ran together."""
+
+
+def _stacked_when_narrow(
+    fig: go.Figure, height: int, note: int, n_frames: int, scale: str
+) -> go.Figure:
+    """The player's layout for a narrow chart (:func:`gca_viz.figures._narrow.when_narrow`):
+    the plan, its row strip and colour bar on top, the column strip under the plan and the
+    KL curve under them, full width; the figure grows so the plan keeps its size; a
+    shorter title. ``note``: the index of the "k = 0 ... off the top" annotation."""
+    extra = 380  # px the figure grows by: the KL curve's own rows
+    plot = height + extra + BUTTON_ROW - 60 - (140 + BUTTON_ROW)  # the plotting area's height
+    kl_top = 240 / plot  # the KL curve: its bottom 240 px
+    strip_low = kl_top + 80 / plot  # room for the plan's column numbers and the note
+    strip_high = strip_low + 0.6 * STRIP * (height - 140 - 60) / plot
+    return when_narrow(
+        fig,
+        NARROW_PLAYER,
+        {
+            "height": height + BUTTON_ROW + extra,
+            "title.text": f"Half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾ "
+            f"({scale})",
+            "xaxis.domain": [0.0, 0.7],
+            "yaxis.domain": [strip_high + 0.02, 1.0],
+            "xaxis3.domain": [0.715, 0.8],
+            "yaxis3.domain": [strip_low, strip_high],
+            "xaxis2.domain": [0.0, 1.0],
+            "yaxis2.domain": [0.0, kl_top],
+            f"annotations[{note}].y": kl_top,
+        },
+        {
+            0: {
+                "colorbar.x": 0.84,
+                "colorbar.y": 1.0,
+                "colorbar.yanchor": "top",
+                "colorbar.len": 1.0 - strip_high - 0.02,
+            }
+        },
+    )
 
 
 BUTTON_ROW = 34

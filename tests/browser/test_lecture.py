@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import expect
 
 from views._chart_access import KEY as chart_access_key
+from views._chart_fit import KEY as chart_fit_key
 from views._history import KEY as history_key
 from views._page_wheel import KEY as page_wheel_key
 
@@ -143,13 +144,13 @@ def sidebar_controls(app: Any) -> list[str]:
     """The keyed widgets in the sidebar other than the router's own: the lecture toggle and
     the wheel forwarding, the history rule, the charts' names and keys and a scroll to a
     Story step (views/_page_wheel.py, views/_history.py, views/_chart_access.py,
-    ui.scroll_to: empty elements)."""
+    views/_chart_fit.py, ui.scroll_to: empty elements)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
             .map(e => [...e.classList].find(c => c.startsWith('st-key-')))"""
     )
     own = ("st-key-lecture", f"st-key-{page_wheel_key}", f"st-key-{history_key}",
-           f"st-key-{chart_access_key}")  # fmt: skip
+           f"st-key-{chart_access_key}", f"st-key-{chart_fit_key}")  # fmt: skip
     return [k for k in keys if k not in own and not k.startswith("st-key-gca_scroll_to_")]
 
 

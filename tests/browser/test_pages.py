@@ -285,6 +285,59 @@ def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
     app.assert_healthy()
 
 
+# The half-step player's panels, in pixels of the page: the plan, its colour bar and the KL
+# curve (gd._fullLayout's axes and the colour bar's drawn box).
+PLAYER_BOXES = """gd => {
+  const fl = gd._fullLayout;
+  const box = (ax, ay) => ({left: ax._offset, right: ax._offset + ax._length,
+                            top: ay._offset, bottom: ay._offset + ay._length});
+  const bar = gd.querySelector(".colorbar").getBoundingClientRect();
+  const own = gd.getBoundingClientRect();
+  return {
+    layout: gd.getAttribute("data-gca-layout"),
+    plan: box(fl.xaxis, fl.yaxis), kl: box(fl.xaxis2, fl.yaxis2),
+    bar: {left: bar.left - own.left, right: bar.right - own.left,
+          top: bar.top - own.top, bottom: bar.bottom - own.top},
+    barX: gd._fullData[0].colorbar.x, height: own.height, width: own.width,
+  };
+}"""
+
+
+def test_the_half_step_player_stacks_its_kl_curve_under_the_plan_when_narrow(app: Any) -> None:
+    """At 800 px (the sidebar open: a 468 px chart) the player's colour bar sat on the KL
+    curve's axis title and ticks and the INCE / GCA-INCE labels ran into it: the player now
+    stacks the KL curve under the plan, full width, and keeps that layout while it plays
+    (the frames do not move the colour bar back); wide again, it is side by side again."""
+    page = app.page
+    page.set_viewport_size({"width": 800, "height": 900})
+    app.goto("/?story_step=2", charts=1, timeout=120)
+    player = app.chart("story_player")
+    got = app.until(
+        lambda: (b := player.evaluate(PLAYER_BOXES))["layout"] == "narrow" and b,
+        20,
+        "the narrow player",
+    )
+    assert got["width"] < 600
+    plan, kl, bar = got["plan"], got["kl"], got["bar"]
+    assert kl["top"] > plan["bottom"] + 40  # under the plan and its column strip
+    assert kl["right"] - kl["left"] > 0.9 * (got["width"] - 80)  # the whole width
+    assert bar["left"] > plan["right"] and bar["bottom"] < kl["top"]  # beside the plan only
+    assert bar["right"] <= got["width"] + 1
+    player.focus()
+    page.keyboard.press("End")  # the last frame: a new heatmap, colour bar and all
+    page.wait_for_timeout(600)
+    after = player.evaluate(PLAYER_BOXES)
+    assert after["layout"] == "narrow" and after["barX"] == got["barX"]
+    assert after["bar"]["bottom"] < after["kl"]["top"]
+    page.set_viewport_size({"width": 1366, "height": 900})
+    wide = app.until(
+        lambda: (b := player.evaluate(PLAYER_BOXES))["layout"] == "wide" and b, 20, "wide"
+    )
+    assert wide["kl"]["left"] > wide["bar"]["right"]  # side by side, as the figure has it
+    assert abs(wide["kl"]["top"] - wide["plan"]["top"]) < 40
+    app.assert_healthy()
+
+
 @pytest.mark.parametrize(
     ("path", "charts", "keys"),
     [
