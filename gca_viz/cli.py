@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -82,6 +83,15 @@ def _cut_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _holds_rows(metrics: Path) -> bool:
+    """Whether a run's ``metrics.csv`` holds a row past its header."""
+    try:
+        with open(metrics, newline="") as fh:
+            return sum(1 for _ in itertools.islice(fh, 2)) > 1
+    except FileNotFoundError:
+        return False
+
+
 class DirectoryWriter(Callback):
     """Callback writing a run into a directory:
 
@@ -98,8 +108,21 @@ class DirectoryWriter(Callback):
         self._metrics: TextIO | None = None
 
     def on_start(self, trainer: Trainer) -> None:
+        """Start the run's files, or go on with them for a resumed trainer (its steps past
+        the checkpoint's are cut). A trainer at step 0 in a folder that holds a run is
+        refused (``ValueError``), as the command line refuses it: writing there erased the
+        run's metrics and snapshots and left its checkpoint beside the new config.
+        ``config.json`` keeps a path to user data absolute (:func:`dataset_path`)."""
+        if trainer.step == 0 and _holds_rows(self.out / "metrics.csv"):
+            raise ValueError(
+                f"DirectoryWriter: {self.out} already holds a run (metrics.csv); write to "
+                "another folder, or resume that run (python -m gca_viz train --out "
+                f"{self.out} --resume, or Trainer.load_checkpoint of its checkpoint.pt "
+                "before fit())"
+            )
         (self.out / "snapshots").mkdir(parents=True, exist_ok=True)  # a refused run makes none
-        (self.out / "config.json").write_text(trainer.config.to_json())
+        config = dataclasses.replace(trainer.config, dataset=dataset_path(trainer.config.dataset))
+        (self.out / "config.json").write_text(config.to_json())
         new = not (self.out / "metrics.csv").exists()
         if not new:
             _cut_metrics(self.out / "metrics.csv", trainer.step)

@@ -615,6 +615,38 @@ def test_cli_keeps_a_user_data_path_absolute_so_resume_works_from_anywhere(
     assert "Standardise each feature" in small.stderr
 
 
+def test_directory_writer_from_python_refuses_a_folder_holding_a_run_and_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From Python, a second run in a run's folder erased its metrics and snapshots and left
+    its checkpoint beside the new config (a --resume then mixed two runs); it is refused
+    now, as the command line refuses it, with nothing touched. A resumed trainer goes on
+    with the folder, and config.json keeps the data's path absolute (--resume from anywhere
+    found "mine.npz" only in the folder the run was started from)."""
+    from gca_viz.cli import DirectoryWriter
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x=rng.normal(size=(80, 6)), y=rng.integers(0, 3, 80))
+    monkeypatch.chdir(tmp_path)
+    quick = {"dataset": "mine.npz", "batch_size": 16, "encoder_params": {"hidden": 16},
+             "head_hidden": 16, "out_dim": 4, "eval_every": 0, "snapshot_every": 2,
+             "checkpoint_every": 2, "device": "cpu"}  # fmt: skip
+    run = tmp_path / "run"
+    Trainer(TrainConfig(method="gca_ince", steps=4, **quick), [DirectoryWriter(run)]).fit()
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == str((tmp_path / "mine.npz").resolve())
+    files = {f: f.read_bytes() for f in sorted(run.rglob("*")) if f.is_file()}
+    second = Trainer(TrainConfig(method="ince", steps=3, **quick), [DirectoryWriter(run)])
+    with pytest.raises(ValueError, match=r"run already holds a run \(metrics.csv\); write to"):
+        second.fit()
+    assert {f: f.read_bytes() for f in sorted(run.rglob("*")) if f.is_file()} == files
+    resumed = Trainer(TrainConfig(method="gca_ince", steps=6, **quick), [DirectoryWriter(run)])
+    resumed.load_checkpoint(run / "checkpoint.pt")
+    assert resumed.fit() == "finished"
+    steps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert sorted(set(steps)) == list(range(1, 7))
+
+
 def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: Path) -> None:
     """At lr = 1e6 the run ended in a 40-line traceback whose last line, "z1 contains NaN
     or inf", named neither the step nor the learning rate; the folder it left was refused
