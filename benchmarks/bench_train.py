@@ -182,7 +182,12 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--quick", action="store_true", help="2 rounds of 3 steps (smoke test)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default, one per physical core)",
+    )
     ap.add_argument("--encoder", default=None, help="time this encoder on random images instead")
     ap.add_argument("--image-size", type=int, default=32, help="side S of the random images")
     ap.add_argument("--batch", type=int, default=512, help="images per step (with --encoder)")
@@ -191,7 +196,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.rounds = 3, 2
     print(f"torch {torch.__version__}, device {args.device}")
-    set_threads(args.threads)  # once per process, before any trainer
+    set_threads(args.threads)  # before any trainer (its threads=0 keeps it)
     if args.encoder is not None:
         if args.quick:  # a smoke run: a tiny step of the same code, three losses
             args.steps, args.rounds = 1, 1

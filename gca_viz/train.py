@@ -41,8 +41,6 @@ PARTNER_SEED = 13
 """Offset of the seed of the augmented views in embedding snapshots (``z_partner``) from
 the run's seed (training's views use ``seed + 1``, evaluation's alignment ``seed + 11``)."""
 
-_THREADS_SET = False
-
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], float, float], torch.optim.Optimizer]] = {
     "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
     "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
@@ -89,7 +87,9 @@ class TrainConfig:
       or ``"sgd"``, :data:`OPTIMIZERS`), ``lr`` (``2e-3``, > 0), ``weight_decay``
       (``1e-5``), ``seed`` (0: data split, initialisation, views).
     - ``device`` (``"auto"``: CUDA, else MPS, else CPU; or ``cpu``, ``cuda``,
-      ``cuda:<index>``, ``mps``); ``threads`` (0: all cores) for the CPU.
+      ``cuda:<index>``, ``mps``); ``threads`` for the CPU: a count sets torch's (for
+      the whole process, when the Trainer is built); 0 leaves it as it is (torch's
+      default: one per physical core).
     - ``eval_every`` (100), ``snapshot_every`` (50), ``checkpoint_every`` (100): steps
       between evaluations, plan and embedding snapshots, and checkpoints (0: never).
     - ``eval_subset`` (300): held-out samples used for alignment, uniformity and the
@@ -417,11 +417,14 @@ def _missing_stages(missing: list[str], given: Mapping[str, Any]) -> str:
 
 
 def set_threads(threads: int = 0) -> int:
-    """Set torch's intra-op thread count once per process (0: all cores); return it."""
-    global _THREADS_SET
-    if not _THREADS_SET:
-        torch.set_num_threads(threads or os.cpu_count() or 1)
-        _THREADS_SET = True
+    """Set torch's intra-op thread count to ``threads`` (``torch.set_num_threads``: for the
+    whole process); 0 leaves it as it is (torch's default, one per physical core, or what
+    the program set). Returns the count now in force.
+
+    (It set the count once per process: a second Trainer's ``threads`` was ignored, and the
+    first one's default of 0 overrode a script's own ``torch.set_num_threads(1)``.)"""
+    if threads:
+        torch.set_num_threads(int(threads))
     return torch.get_num_threads()
 
 

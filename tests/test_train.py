@@ -647,6 +647,23 @@ def test_directory_writer_from_python_refuses_a_folder_holding_a_run_and_resumes
     assert sorted(set(steps)) == list(range(1, 7))
 
 
+def test_each_trainers_threads_apply_and_zero_leaves_the_count_alone() -> None:
+    """``threads`` was applied once per process: a second Trainer's was ignored, and the
+    first one's default of 0 set every core over a script's ``torch.set_num_threads(1)``."""
+    before = torch.get_num_threads()
+    quick = {"batch_size": 16, "steps": 1, "eval_every": 0, "snapshot_every": 0}
+    try:
+        torch.set_num_threads(1)
+        Trainer(TrainConfig(**quick))
+        assert torch.get_num_threads() == 1  # 0: as the script set it
+        Trainer(TrainConfig(**quick, threads=2))
+        assert torch.get_num_threads() == 2
+        Trainer(TrainConfig(**quick, threads=1))
+        assert torch.get_num_threads() == 1  # the second one's count too
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_diverging_cli_run_says_where_and_what_to_lower_in_one_line(tmp_path: Path) -> None:
     """At lr = 1e6 the run ended in a 40-line traceback whose last line, "z1 contains NaN
     or inf", named neither the step nor the learning rate; the folder it left was refused
