@@ -442,7 +442,7 @@ def test_fuzz_row_projection(data: st.DataObject) -> None:
     relax_a = data.draw(RELAX, label="relax_a")
     out = _call(
         "ot.row_projection",
-        lambda: ot.row_projection(C, a, g, epsilon=epsilon, relax_a=relax_a),
+        lambda: ot.row_projection(C, a, g=g, epsilon=epsilon, relax_a=relax_a),
         ["cost", "a", "g", "epsilon", "relax_a"],
     )
     if out is None:

@@ -353,7 +353,7 @@ def test_row_projection_is_the_row_half_step(relax: float | None) -> None:
     log_plan, f = gca_ot.row_projection(C, a, **kw)
     np.testing.assert_allclose(np.exp(log_plan), res.history[0], rtol=1e-12, atol=1e-15)
     g2 = sinkhorn(C, a, b, n_iter=2, **kw).g
-    log_plan, f = gca_ot.row_projection(C, a, g2, **kw)
+    log_plan, f = gca_ot.row_projection(C, a, g=g2, **kw)
     np.testing.assert_allclose(np.exp(log_plan), res.history[4], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(f, sinkhorn(C, a, b, n_iter=3, **kw).f, rtol=1e-12, atol=1e-14)
 
@@ -1567,6 +1567,39 @@ def test_result_keeps_copies_of_numpy_inputs_and_torch_inputs_themselves() -> No
 def test_row_projection_names_what_is_wrong_with_g(g: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         row_projection(np.ones((4, 6)), g=g, epsilon=0.5)
+
+
+def test_row_projection_takes_g_by_name_and_warns_of_it_by_position() -> None:
+    """``row_projection(C, a, b)``, as one calls :func:`sinkhorn`, read the column marginal
+    ``b`` as a potential without a word: by position it now warns, naming ``g=``."""
+    rng = np.random.default_rng(0)
+    C, a, g = rng.random((4, 6)), np.full(4, 0.25), rng.random(6)
+    named = row_projection(C, a, g=g, epsilon=0.5)
+    with pytest.warns(DeprecationWarning, match=r"pass the column potential by name, g="):
+        positional = row_projection(C, a, g, epsilon=0.5)
+    np.testing.assert_array_equal(named[0], positional[0])
+    with pytest.raises(TypeError, match=r"pass g=\.\.\. by name"):
+        row_projection(C, a, g, g, epsilon=0.5)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda C, t: sinkhorn(C, t, epsilon=0.3),
+        lambda C, t: sinkhorn(C, None, t, epsilon=0.3),
+        lambda C, t: row_projection(C, t, epsilon=0.3),
+        lambda C, t: exact_ot(C, t),
+    ],
+)
+def test_a_torch_marginal_beside_a_numpy_cost_is_refused_up_front(call: Callable) -> None:
+    """The results take the cost's kind: a numpy cost with a marginal that required grad
+    ran the whole solve, then failed in torch's words ("Can't call numpy() on Tensor that
+    requires grad"); row_projection returned numpy and dropped the gradient silently."""
+    C = np.random.default_rng(0).random((5, 5))
+    t = torch.full((5,), 0.2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^cost and (a|b) must both be torch tensors when"):
+        call(C, t)
+    assert isinstance(call(torch.as_tensor(C), t), torch.Tensor | SinkhornResult | tuple)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64])

@@ -188,8 +188,8 @@ def half_steps(
     log_plans = [-C / eps]  # log P^(0) = log K; -inf on excluded pairs
     g: Any = torch.zeros(C.shape[1], dtype=C.dtype)  # column potential, g^(0) = 0
     for _ in range(T_sweeps):
-        log_row, f = ot.row_projection(C, mu, g, epsilon=eps)  # P^(2t-1): rows sum to μ
-        log_col, g = ot.row_projection(C.T, nu, f, epsilon=eps)  # P^(2t)ᵀ: columns sum to ν
+        log_row, f = ot.row_projection(C, mu, g=g, epsilon=eps)  # P^(2t-1): rows sum to μ
+        log_col, g = ot.row_projection(C.T, nu, g=f, epsilon=eps)  # P^(2t)ᵀ: columns sum to ν
         log_plans += [torch.as_tensor(log_row), torch.as_tensor(log_col).T]
     log_stack = torch.stack(log_plans)  # (2T + 1, n, m)
     plans = torch.exp(log_stack)

@@ -222,7 +222,7 @@ def sinkhorn(
         assert res is not None
         return Projection(C, res.log_plan, res.f, res.g, epsilon, res)  # type: ignore[arg-type]
     g = res.g if res is not None else _zeros(C.shape[1], C)
-    log_plan, f = ot.row_projection(C, mu, g, epsilon=epsilon)
+    log_plan, f = ot.row_projection(C, mu, g=g, epsilon=epsilon)
     return Projection(C, log_plan, f, g, epsilon, res, torch.log(mu))  # type: ignore[arg-type]
 
 

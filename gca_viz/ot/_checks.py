@@ -85,6 +85,23 @@ def _check_relax(relax: float | None, name: str) -> float | None:
     return relaxation(relax, name)
 
 
+def _numpy_result(cost: Any, **others: Any) -> bool:
+    """Whether a solver's results are numpy arrays (``cost`` is not a torch tensor); refuses
+    a torch tensor among ``others`` (marginals, a potential) beside such a cost: the results
+    take the cost's kind, so a numpy result dropped their device and gradient (a marginal
+    that required grad failed after the whole solve, in torch's own words)."""
+    if isinstance(cost, torch.Tensor):
+        return False
+    for name, value in others.items():
+        if isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"cost and {name} must both be torch tensors when {name} is one: cost is a "
+                f"{type(cost).__name__}; pass torch.as_tensor(cost, dtype={name}.dtype, "
+                f"device={name}.device) (the results take the cost's kind)"
+            )
+    return True
+
+
 def _check_count(value: Any, name: str) -> int:
     """A number of sweeps: an integer ``>= 1`` (not a bool)."""
     return integer(value, name, 1)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gca_viz.ot._checks import _check_problem, _cost_matrix, _marginal
+from gca_viz.ot._checks import _check_problem, _cost_matrix, _marginal, _numpy_result
 from gca_viz.ot._xp import Array, namespace, output
 
 
@@ -41,7 +41,7 @@ def exact_ot(cost: Array, a: Array | None = None, b: Array | None = None) -> Arr
     """
     from scipy.optimize import linear_sum_assignment, linprog
 
-    as_numpy = not isinstance(cost, torch.Tensor)
+    as_numpy = _numpy_result(cost, a=a, b=b)
     C = _cost_matrix(cost)
     n, m = C.shape
     mu, nu = _marginal(a, "a", n, C), _marginal(b, "b", m, C)

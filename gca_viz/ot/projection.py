@@ -2,6 +2,8 @@ r"""One row half-step of Sinkhorn: the KL projection onto the row marginal (Info
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from gca_viz.ot._checks import (
@@ -11,6 +13,7 @@ from gca_viz.ot._checks import (
     _check_solution,
     _cost_matrix,
     _marginal,
+    _numpy_result,
     _problem_namespace,
     _to_tensor,
     _trusted_for,
@@ -22,8 +25,8 @@ from gca_viz.ot._xp import Array, output
 def row_projection(
     cost: Array,
     a: Array | None = None,
+    *given: Array,
     g: Array | None = None,
-    *,
     epsilon: float,
     relax_a: float | None = None,
 ) -> tuple[Array, Array]:
@@ -42,7 +45,9 @@ def row_projection(
     Args:
         cost: ``(n, m)`` cost ``C`` (``+inf`` for excluded pairs).
         a: ``(n,)`` row marginal ``μ`` (default ``1/n``).
-        g: ``(m,)`` column potential (default 0).
+        g: ``(m,)`` column potential (default 0), by name: as the third positional
+            argument it is deprecated (where :func:`sinkhorn` takes the column marginal
+            ``b``, so ``row_projection(C, a, b)`` read ``b`` as a potential).
         epsilon: ``ε > 0``.
         relax_a: ``λ1 > 0`` for a relaxed row marginal, ``None`` for a hard one.
 
@@ -53,7 +58,17 @@ def row_projection(
     Raises:
         ValueError: as :func:`sinkhorn`, for the parameters it shares.
     """
-    as_numpy = not isinstance(cost, torch.Tensor)
+    if given:
+        if len(given) > 1 or g is not None:
+            raise TypeError("row_projection takes cost and a by position; pass g=... by name")
+        warnings.warn(
+            "row_projection(cost, a, g): pass the column potential by name, g=... (the third "
+            "argument of sinkhorn is the column marginal b, not a potential)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        g = given[0]
+    as_numpy = _numpy_result(cost, a=a, g=g)
     C = _cost_matrix(cost)
     n, m = C.shape
     eps = _check_epsilon(epsilon, C.dtype)

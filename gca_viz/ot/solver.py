@@ -23,6 +23,7 @@ from gca_viz.ot._checks import (
     _check_solution,
     _cost_matrix,
     _marginal,
+    _numpy_result,
     _problem_namespace,
 )
 from gca_viz.ot._loop import _TOL_EVERY
@@ -176,7 +177,7 @@ def sinkhorn(
         >>> bool(res.converged), tuple(res.plan.shape)
         (True, (8, 8))
     """
-    as_numpy = not isinstance(cost, torch.Tensor)
+    as_numpy = _numpy_result(cost, a=a, b=b)
     C = _cost_matrix(cost)
     n, m = C.shape
     eps = _check_epsilon(epsilon, C.dtype)

@@ -260,8 +260,8 @@ def monotone_alignment(cost: Any, epsilon: float, n_iter: int = 10, target: Any 
     logs = [-C / eps]  # log P^(0) = log K
     g: Any = torch.zeros(C.shape[1], dtype=C.dtype)
     for _ in range(sweeps):
-        log_row, f = ot.row_projection(C, mu, g, epsilon=eps)  # P^(2t-1): rows sum to μ
-        log_col, g = ot.row_projection(C.T, nu, f, epsilon=eps)  # P^(2t)ᵀ: columns sum to ν
+        log_row, f = ot.row_projection(C, mu, g=g, epsilon=eps)  # P^(2t-1): rows sum to μ
+        log_col, g = ot.row_projection(C.T, nu, g=f, epsilon=eps)  # P^(2t)ᵀ: columns sum to ν
         logs += [torch.as_tensor(log_row), torch.as_tensor(log_col).T]
     stack = torch.stack(logs)  # (2T + 1, n, m)
     kl = generalized_kl(P_tgt, stack, log_input=True)  # (2T + 1,)
