@@ -109,6 +109,14 @@ def _labels(values: Any, name: str, n: int, layout: Layout) -> torch.Tensor:
             raise ValueError(f"{name} must have shape ({n},), got {values.shape}")
         if values.dtype.kind in "fc" and bool(np.isnan(values).any()):
             raise ValueError(f"{name} contains NaN, which is no class or domain")
+        if values.dtype.kind in "fc":  # soft labels or a feature gave each sample its own
+            bad = np.flatnonzero(values != np.round(values.real))  # class: the pair target
+            if bad.size:
+                raise ValueError(
+                    f"{name} must hold class or domain labels (integers, or any hashable "
+                    f"values in a list), got non-integer numbers in {bad.size} of its {n} "
+                    f"entries (the first: {values[bad[0]]:g} at {bad[0]})"
+                )
         codes = np.unique(values, return_inverse=True)[1].reshape(-1)
     else:
         items = list(values)

@@ -620,3 +620,19 @@ def test_a_share_out_of_range_names_the_range_and_marginals_take_arrays() -> Non
     assert torch.equal(mu, torch.full((3,), 2.0, dtype=torch.float64)) and torch.equal(mu, nu)
     with pytest.raises(ValueError, match="target must be a real 2-D array"):
         targets.target_marginals(np.ones(3))
+
+
+@pytest.mark.parametrize("make", [class_target, domain_target])
+def test_labels_that_are_not_whole_numbers_are_refused_naming_them(make: Any) -> None:
+    """Soft labels or a feature column passed as labels gave every sample its own class:
+    the class target became the pair target, and the loss plain GCA-INCE, without a word.
+    Whole numbers in a float array (a label column read from a CSV) are labels."""
+    name = "labels" if make is class_target else "domains"
+    with pytest.raises(ValueError, match=rf"^{name} must hold class or domain labels .* "
+                       r"non-integer numbers in 8 of its 8 entries"):  # fmt: skip
+        make(torch.rand(8, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"in 1 of its 4 entries \(the first: 0\.5 at 2\)"):
+        make(np.array([0.0, 1.0, 0.5, 1.0]))
+    whole = make(np.array([0.0, 0.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(whole, make(np.array([0, 0, 1, 1])))
+    np.testing.assert_array_equal(whole, make(["a", "a", "b", "b"]))  # any hashable values
