@@ -336,7 +336,7 @@ def test_the_iteration_sweep_says_what_it_measured(batch: lab.Batch) -> None:
     # the distance to P*₀ still falls here: only P_ε's own distance to it is ε's bias (the
     # caption called all of it bias, "which no number of sweeps removes", at ε = 0.01)
     assert f"falls to {cold.distance_exact[-1]:.2g} by T = 20" in distances
-    assert f"of which {cold.bias:.2g} is ε's entropic bias (the distance of P_ε" in distances
+    assert f": {cold.bias:.2g} of it is ε's entropic bias (the distance of P_ε" in distances
     rest = cold.distance_exact[-1] > 1.5 * cold.bias
     assert ("more sweeps remove the rest" in distances) == rest
     assert not cold.reference_converged and cold.reference_error > 0
@@ -348,6 +348,10 @@ def test_the_iteration_sweep_says_what_it_measured(batch: lab.Batch) -> None:
     distances, loss = middle.describe()
     assert middle.distance_converged[-1] > lab.iterations.CONVERGED_L1
     assert "the plan is still moving" in distances
+    # all of the distance is bias: "stays near 0.89, of which 0.89 is ε's entropic bias"
+    # read as a template fault to a student
+    assert f"{middle.bias:.2g}" == f"{middle.distance_exact[-1]:.2g}"  # (1.2 and 1.2)
+    assert "stays near 1.2: almost all of it is ε's entropic bias" in distances, distances
     assert f"stays near {middle.distance_exact[-1]:.2g}" in distances  # all of it bias here
     assert middle.reference_converged and "not converged" not in distances
     assert loss.endswith("the loss has settled (within 0.1% of its gain), while the plan "
