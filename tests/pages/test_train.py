@@ -98,6 +98,15 @@ def test_a_relaxed_plan_says_why_its_mass_and_marginal_error_are_large(app_store
     at.selectbox(key="tr_run").set_value(by_name["demo-gca-uot"]).run()
     (said,) = [c.value for c in at.caption if note in c.value]
     assert "large by design" in said
+    # ... above the table, and on its rows (under it, it went unread: a student took the
+    # marginal error of 1498 for a failing solver)
+    blocks = [e for e in at.main if e.type in ("caption", "dataframe")]
+    first_table = next(i for i, e in enumerate(blocks) if e.type == "dataframe"
+                       and "quantity" in e.value.columns)  # fmt: skip
+    assert any(note in str(e.value) for e in blocks[:first_table])
+    rows = list(blocks[first_table].value["quantity"])
+    assert any(r.startswith("marginal error") and "large by design" in r for r in rows), rows
+    assert any(r.startswith("total mass Σ P") and "follows ΣK" in r for r in rows), rows
 
 
 def test_a_byol_run_shows_no_plan_it_does_not_have(app_store: Path) -> None:
