@@ -266,3 +266,22 @@ def test_the_page_says_in_short_what_it_shows(app_store: Path) -> None:
     assert "clearly at small ε" in box and "barely at the paper's ε = 0.5" in box
     assert f"every difference within ±{largest:.3f}" in box
     assert "82.03 % → 83.18 %" in box
+
+
+def test_the_graded_section_opens_on_the_noisy_trained_gca_uot_encoder(app_store: Path) -> None:
+    """Once a user had trained a GCA-UOT run on clean pairs, the graded-corruption section
+    opened on it (the newest GCA-UOT checkpoint), an encoder that never saw a noisy pair:
+    the noisy-trained one stays first."""
+    from tests.helpers import add_run
+
+    open_page("noisy")  # (it installs the demo runs)
+    store = RunStore(app_store)
+    noisy = next(r.id for r in store.list_runs() if r.name == "demo-gca-uot-noisy")
+    clean = add_run(store, config={"method": "gca_uot", "noisy_pairs": 0.0, "steps": 5},
+                    name="student-uot", status="finished", step=5)  # fmt: skip
+    store.run_dir(clean).mkdir(parents=True, exist_ok=True)
+    (store.run_dir(clean) / "checkpoint.pt").write_bytes(b"")  # listed, never loaded
+    at = open_page("noisy")
+    assert_clean(at)
+    assert at.selectbox(key="noisy_enc").value == noisy
+    assert any("student-uot" in o for o in at.selectbox(key="noisy_enc").options)
