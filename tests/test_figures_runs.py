@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from gca_viz import embed
 from gca_viz.figures import alignment, geometry, training
+from tests.helpers import cielab, contrast_with_white
 from tests.plotly_json import array, decode
 
 
@@ -577,13 +579,28 @@ def test_runs_of_the_papers_methods_keep_their_colours_from_the_story() -> None:
     Plan lab INCE blue and GCA-INCE green: a run of INCE, GCA-INCE or GCA-UOT now takes the
     colour those pages give its method; a second run of a method and other methods take
     other colours, all distinct."""
-    from gca_viz.figures._palette import LEGIBLE, run_colors
+    from gca_viz.figures._palette import OTHER_RUNS, run_colors, run_palette
     from gca_viz.figures.plans import COLORS
 
     got = run_colors(["gca_ince", "ince", "gca_uot", "ince", "rince", None])
     assert got[:3] == [COLORS["gca"], COLORS["ince"], COLORS["unbalanced"]]
-    assert len(set(got)) == len(got) and set(got[3:]) <= set(LEGIBLE)
+    assert len(set(got)) == len(got) and set(got[3:]) <= set(OTHER_RUNS)
     assert len(run_colors(["rince"] * 12)) == 12  # (cycled past the palette's end)
+    # eight runs, eight colours a projector keeps apart (the plane showed teal beside
+    # GCA-INCE's green and red beside GCA-UOT's orange: "two runs share a colour")
+    eight = run_colors(["ince", "gca_ince", "gca_uot", *["rince"] * 5])
+    assert len(set(eight)) == 8
+    for a, b in itertools.combinations(eight, 2):
+        assert np.linalg.norm(np.subtract(cielab(a), cielab(b))) >= 40, (a, b)
+    assert all(contrast_with_white(c) >= 3 for c in eight)
+    # a run keeps its colour whichever runs a chart shows and in whatever order (the same
+    # run was green on Train and red on Geometry's plane)
+    store = [(5, "gca_uot"), (1, "ince"), (7, "gca_ince"), (2, "gca_ince"), (3, "gca_uot")]
+    palette = run_palette(store)
+    assert palette == run_palette(store[::-1])
+    assert (palette[1], palette[2], palette[3]) == (COLORS["ince"], COLORS["gca"],
+                                                     COLORS["unbalanced"])  # fmt: skip
+    assert len({palette[5], palette[7]} - {palette[1], palette[2], palette[3]}) == 2
     fig = training.metric_curves(
         [training.RunSeries("a", {"loss": np.array([[1.0, 2.0]])}, color="#123456")], ["loss"]
     )

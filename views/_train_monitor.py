@@ -16,7 +16,7 @@ import streamlit as st
 
 import ui
 from gca_viz import embed, metrics, userdata
-from gca_viz.figures._palette import run_colors
+from gca_viz.figures._palette import run_palette
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -376,7 +376,8 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
                 start_settings(json.dumps(info.config, sort_keys=True)),
             )
         )
-    colors = run_colors([info.config.get("method") for info in infos])  # INCE blue, ...
+    palette = run_palette([(r.id, r.config.get("method")) for r in store.list_runs()])
+    colors = [palette.get(info.id, "#6b7280") for info in infos]  # a run's colour everywhere
     series = [dataclasses.replace(s, color=c) for s, c in zip(series, colors, strict=True)]
     if not view.metrics:
         st.caption("Choose metrics to draw above.")

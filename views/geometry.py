@@ -13,7 +13,7 @@ import streamlit as st
 
 import ui
 from gca_viz import demo, embed
-from gca_viz.figures._palette import run_colors
+from gca_viz.figures._palette import run_palette
 from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
 from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
@@ -702,7 +702,8 @@ else:
     )
     ui.remember("geo_plane", list(chosen), list(default_plane))
     if chosen:
-        colors = run_colors([by_id[i].config.get("method") for i in chosen])
+        palette = run_palette([(i, r.config.get("method")) for i, r in by_id.items()])
+        colors = [palette[i] for i in chosen]  # (a run's colour on every page)
         fig = alignment_uniformity_plane(
             [
                 dataclasses.replace(trajectories[i], color=c)

@@ -35,17 +35,32 @@ METHOD_COLORS: dict[str, str] = {
 methods keep on the training charts (:func:`run_colors`)."""
 
 
+OTHER_RUNS: tuple[str, ...] = ("#c2185b", "#b8860b", "#8c564b", "#5b21b6", "#4d7c0f")
+"""The colours of runs that do not take their method's (:func:`run_colors`): magenta, gold,
+brown, violet and moss. With :data:`METHOD_COLORS` they make eight colours at least 40
+ΔE*ab apart (LEGIBLE's teal and red, 33 and 18 from GCA-INCE's green and GCA-UOT's orange,
+read as the same run on the alignment-uniformity plane), each 3:1 on white."""
+
+
 def run_colors(methods: Sequence[str | None]) -> list[str]:
     """A colour per run, given each run's method: the first run of a method in
     :data:`METHOD_COLORS` takes that method's colour, so INCE is blue and GCA-INCE green on
-    every page; the others take :data:`LEGIBLE`'s colours in turn, skipping its blue, green
-    and orange (near those three)."""
+    every page; the others take :data:`OTHER_RUNS` in turn (cycled past its end)."""
     taken = set()
     out: list[str | None] = []
     for method in methods:
         color = METHOD_COLORS.get(method or "")
         out.append(color if color not in taken else None)
         taken.add(color)
-    others = [c for c in LEGIBLE if c not in (LEGIBLE[0], LEGIBLE[2], LEGIBLE[4])]
-    free = iter(others * (len(out) // len(others) + 1))
+    free = iter(OTHER_RUNS * (len(out) // len(OTHER_RUNS) + 1))
     return [c if c is not None else next(free) for c in out]
+
+
+def run_palette(runs: Sequence[tuple[int, str | None]]) -> dict[int, str]:
+    """``{run id: colour}`` over ``(id, method)`` of every run of a store: :func:`run_colors`
+    in the order of the ids, so a run keeps its colour on every page and whichever runs a
+    chart shows (a page that coloured the runs it showed, in its own order, gave the same
+    run green on Train and red on Geometry's plane)."""
+    ordered = sorted(runs, key=lambda r: r[0])
+    colors = run_colors([method for _, method in ordered])
+    return {run_id: color for (run_id, _), color in zip(ordered, colors, strict=True)}

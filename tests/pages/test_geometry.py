@@ -429,3 +429,37 @@ def test_the_plane_starts_with_the_shown_runs_and_the_lecture_pair() -> None:
     assert shown[:4] == [7, 9, 1, 2] and len(shown) == 8
     assert shown[4:] == [14, 13, 12, 11]  # then the newest others
     assert plane_defaults([5, 4], names, run_id=5, compare_id=0) == [5, 4]  # no demo runs
+
+
+def test_a_run_keeps_its_colour_on_train_and_on_the_plane(app_store: Path) -> None:
+    """Each page coloured the runs it showed, in its own order: with a user's runs beside
+    the demos, the same run was green on Train and red on Geometry's plane. A run's colour
+    now comes from the whole store, in the order of the ids."""
+    from tests.helpers import add_run
+
+    open_page("geometry")  # (it installs the demo runs)
+    store = RunStore(app_store)
+    newer = add_run(store, config={"method": "gca_ince", "steps": 5}, name="student-gca",
+                    status="finished", step=5)  # fmt: skip
+    store.write_metrics(newer, [(newer, 5, "alignment", 0.4), (newer, 5, "uniformity", -2.0)], 5)
+
+    def colours(fig: dict[str, Any]) -> dict[str, str]:
+        return {
+            t["name"]: (t.get("line") or {}).get("color") or t["marker"]["color"]
+            for t in fig["data"]
+            if t.get("name") and t.get("showlegend", True) is not False
+        }
+
+    at = open_page("geometry")
+    plane = colours(charts(at)["geo_plane_fig"])
+    assert len(set(plane.values())) == len(plane)  # five runs, five colours
+    at = open_page("train")  # (on the newest run, the user's)
+    mine = colours(charts(at)["tr_curves"])[f"#{newer} student-gca"]
+    assert mine == plane.get(f"#{newer} student-gca", mine)
+    demo_gca = next(r.id for r in store.list_runs() if r.name == "demo-gca-ince")
+    at.selectbox(key="tr_run").set_value(demo_gca).run()
+    train = colours(charts(at)["tr_curves"])
+    assert "#2 demo-gca-ince" in train
+    for name, colour in train.items():
+        assert plane[name] == colour, (name, plane, train)
+    assert mine != train["#2 demo-gca-ince"]  # (the first GCA-INCE run keeps the green)
