@@ -285,6 +285,25 @@ def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
     app.assert_healthy()
 
 
+def test_trains_numbers_stay_whole_beside_the_sidebar_at_800_px(app: Any) -> None:
+    """At 800 px (the sidebar open) Train's five cards broke their numbers in two lines
+    ("0.937 / 6", "-2.02 / 7"): the cards now move to a second row, and each number is
+    one line."""
+    app.page.set_viewport_size({"width": 800, "height": 900})
+    app.goto("/train", charts=1, timeout=120)
+    values = app.page.locator('[data-testid="stMetricValue"]')
+    assert values.count() >= 4
+    lines = values.evaluate_all(
+        """els => els.map(e => {
+            const r = document.createRange(); r.selectNodeContents(e);
+            const tops = [...r.getClientRects()].map(x => Math.round(x.top));
+            return [e.textContent, new Set(tops).size];
+        })"""
+    )
+    assert all(n == 1 for _, n in lines), lines
+    app.assert_healthy()
+
+
 # The half-step player's panels, in pixels of the page: the plan, its colour bar and the KL
 # curve (gd._fullLayout's axes and the colour bar's drawn box).
 PLAYER_BOXES = """gd => {
