@@ -537,17 +537,27 @@ def loss_bars(
         orientation="h",
         marker_color=colors,
         text=[f"{v:.4g}" for v in vals],
-        textposition="auto",
+        # a negative bar's value outside its end, in room the axis leaves for it: at "auto"
+        # a short one's went left of the plot, onto the method names ("RINCE333" at 800 px)
+        textposition=["outside" if v < 0 else "auto" for v in vals],
+        cliponaxis=False,
         hovertemplate="%{y}: %{x:.6g}<extra></extra>",
     )
+    finite = vals[np.isfinite(vals)]
+    low = min(float(finite.min()), 0.0) if finite.size else 0.0
+    high = max(float(finite.max()), 0.0) if finite.size else 0.0
+    span = (high - low) or 1.0
+    xaxis: dict[str, Any] = {
+        "title": "loss (per row)",
+        "zeroline": True,
+        "zerolinecolor": "#9ca3af",
+        "gridcolor": "#e5e7eb",
+    }
+    if low < 0:  # room for the negative bars' values: a quarter of the span (60 px of 240)
+        xaxis["range"] = [low - 0.25 * span, high + 0.05 * span]
     layout = _base_layout("Loss of every method on this batch", height)
     layout.update(
-        xaxis={
-            "title": "loss (per row)",
-            "zeroline": True,
-            "zerolinecolor": "#9ca3af",
-            "gridcolor": "#e5e7eb",
-        },
+        xaxis=xaxis,
         yaxis={"autorange": "reversed"},
         margin={"l": 130, "r": 20, "t": 60, "b": 50},
     )

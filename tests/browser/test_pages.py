@@ -304,6 +304,29 @@ def test_trains_numbers_stay_whole_beside_the_sidebar_at_800_px(app: Any) -> Non
     app.assert_healthy()
 
 
+def test_plan_labs_negative_losses_keep_clear_of_the_method_names_at_800_px(app: Any) -> None:
+    """At 800 px (the sidebar open) RINCE's and GCA-RINCE's negative losses sat on their
+    names: the axis read "RINCE333" and "GCA-RINCE46". Every bar's value now lies right of
+    the names, inside the chart."""
+    app.page.set_viewport_size({"width": 800, "height": 900})
+    app.goto("/plan_lab", charts=3, timeout=120)
+    chart = app.chart("lab_chart_loss")
+    chart.scroll_into_view_if_needed()
+    values = app.chart_data("lab_chart_loss", "gd => Array.from(gd._fullData[0].x)")
+    assert min(values) < 0  # (RINCE's losses are negative on the default batch)
+    names_right = chart.evaluate(
+        "gd => Math.max(...[...gd.querySelectorAll('.ytick text')]"
+        ".map(e => e.getBoundingClientRect().right))"
+    )
+    box = chart.bounding_box()
+    assert box
+    texts = [t for t in chart.evaluate(TEXT_BOXES) if re.fullmatch(r"-?\d\.\d+", t[0])]
+    assert len(texts) == len(values), texts
+    for text, left, right, _, _ in texts:
+        assert left >= names_right + 2 and right <= box["x"] + box["width"] + 1, (text, left)
+    app.assert_healthy()
+
+
 # The half-step player's panels, in pixels of the page: the plan, its colour bar and the KL
 # curve (gd._fullLayout's axes and the colour bar's drawn box).
 PLAYER_BOXES = """gd => {
