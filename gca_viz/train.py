@@ -368,6 +368,16 @@ def _checked(field_name: str, stage: Stage, params: Mapping[str, Any]) -> dict[s
     return {name: valid[name] for name in params}
 
 
+def _text_number(value: Any) -> Any:
+    """``"0.4"`` as ``0.4``; anything else (a choice's name, a number) as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def build_loss(cfg: TrainConfig) -> losses.GCALoss:
     """The loss module a config describes: ``losses.get(method, layout, target,
     **loss_params)`` for a named method; for ``"composed"``, ``losses.compose`` of the cost,
@@ -378,7 +388,9 @@ def build_loss(cfg: TrainConfig) -> losses.GCALoss:
             that are missing, with an example and the registered names), and for what
             :func:`gca_viz.losses.get` or :func:`gca_viz.losses.compose` refuse.
     """
-    params = dict(cfg.loss_params)
+    # a config file's "0.4" is a number (the config is the boundary that converts text; the
+    # loss itself refuses a string, as the solvers do)
+    params = {k: _text_number(v) for k, v in cfg.loss_params.items()}
     if cfg.method == "composed":
         missing = [k for k in _COMPOSED_STAGES if k not in cfg.stages]
         if missing:

@@ -1149,3 +1149,19 @@ def test_a_parameter_of_another_stage_says_where_it_belongs() -> None:
         losses.get("gca_ince", relax_a=0.2)
     with pytest.raises(ValueError, match=r"its parameters are \['end', 'epsilon', 'n_iter'\]$"):
         losses.get("gca_ince", foo=1)
+
+
+def test_a_number_as_text_is_refused_by_a_loss_as_by_the_solvers() -> None:
+    """``losses.get("ince", epsilon="0.1")`` and ``loss.epsilon = "0.1"`` were taken (the
+    schema converted the text) where ``sinkhorn(C, epsilon="0.1")`` said no; a config file's
+    text is still a number (TrainConfig converts it where it reads it)."""
+    from gca_viz.train import TrainConfig, build_loss
+
+    with pytest.raises(ValueError, match=r"^epsilon must be a number, got '0.1' \(str\)$"):
+        losses.get("ince", epsilon="0.1")
+    loss = losses.get("gca_ince")
+    with pytest.raises(ValueError, match=r"^n_iter must be a number, got '5' \(str\)$"):
+        loss.set_params(n_iter="5")
+    assert loss.params["n_iter"] != "5"
+    built = build_loss(TrainConfig(method="gca_ince", loss_params={"epsilon": "0.4"}))
+    assert built.params["epsilon"] == 0.4

@@ -166,6 +166,10 @@ class GCALoss(torch.nn.Module):
                     f"{self.name} has no parameter {key!r}; its parameters are "
                     f"{sorted(schema) or 'none'}" + _elsewhere(key)
                 )
+            if isinstance(value, str | bytes) and schema[key].kind != "choice":
+                # (a number as text is refused, as the solvers refuse it: most likely a
+                # mistake; a config file's text is converted where it is read, build_loss)
+                raise ValueError(f"{key} must be a number, got {value!r} (str)")
             validated[key] = schema[key].validate(value)
         merged = {**self.params, **validated}
         for stage in self.stages.values():  # constraints linking parameters (α + β <= 1)
