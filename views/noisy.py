@@ -197,7 +197,18 @@ st.info(
 
 st.header("Extreme augmentations")
 with ui.controls("Views"):
-    severity = float(ui.slider("Severity s", "noisy_sev", 0.0, 1.0, 1.0, step=0.05))
+    severity = float(
+        ui.slider(
+            "Severity s of the views",
+            "noisy_sev",
+            0.0,
+            1.0,
+            1.0,
+            step=0.05,
+            help="How strong the extreme augmentation and the test corruption drawn above "
+            "are; the accuracies below have a severity of their own.",
+        )
+    )
     rows = int(ui.slider("Digits shown", "noisy_rows", 2, 8, 4))
     seed = int(ui.number("Seed", "noisy_seed", 0, min_value=0, step=1))
 st.latex(ex.AUGMENT_LATEX)
@@ -234,7 +245,19 @@ st.header("INCE vs GCA-UOT: clean and corrupted test data")
 demo_ids = ex.demo_runs(store)
 c1, c2 = st.columns([1, 2])
 with c1:
-    corruption = float(ui.slider("Test corruption s", "noisy_corr", 0.1, 1.0, 0.5, step=0.1))
+    corruption = float(
+        ui.slider(
+            "Severity of the corrupted test digits",
+            "noisy_corr",
+            0.1,
+            1.0,
+            0.5,
+            step=0.1,
+            help="The corruption's severity s of the test digits both encoders are scored "
+            "on (the bars' \"corrupted (s = ...)\"); the sidebar's severity draws the "
+            "views above only.",
+        )
+    )
     if st.button(
         "Train a fresh pair",  # (a longer label was cut at 1024 px in lecture mode)
         key="noisy_launch",
