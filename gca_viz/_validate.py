@@ -11,6 +11,8 @@ numpy only, so any module of the library can use it.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,29 @@ __all__ = [
 FLOAT32_SQUARE_SAFE = 1e18
 """The largest magnitude whose float32 square (in a norm or a variance, summed over a row)
 stays below float32's 3.4e38: user vectors and recorded embeddings beyond it are refused."""
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """gca_viz's folder and torch's (``nn.Module.__call__``), if torch is loaded."""
+    dirs = [os.path.dirname(os.path.abspath(__file__))]
+    where = getattr(sys.modules.get("torch"), "__file__", None)
+    if isinstance(where, str):
+        dirs.append(os.path.dirname(os.path.abspath(where)))
+    return tuple(d + os.sep for d in dirs)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called where the warning is raised,
+    that points the warning at the first caller outside gca_viz and torch (the user's
+    line): a fixed level named a line inside the library as soon as the call went through
+    one more function, as a loss's does through ``nn.Module.__call__``."""
+    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    inside = _library_dirs()
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _got(value: Any) -> str:

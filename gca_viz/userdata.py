@@ -533,7 +533,10 @@ def _to_unit_range(x: np.ndarray) -> np.ndarray:
 
 
 def _convert_labels(a: np.ndarray, key: str, n: int, p: Path) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Labels remapped to ``0..k-1`` (sorted original values) and the original values."""
+    """Labels remapped to ``0..k-1`` (sorted original values) and the original values; a
+    ``(n, 1)`` column (as pandas and scikit-learn often give labels) counts as ``(n,)``."""
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
     if a.ndim != 1:
         raise ValueError(f"{p}: {key} must be 1-D (one label per sample), got shape {a.shape}")
     if len(a) != n:

@@ -316,7 +316,7 @@ def test_npz_bad_contents(tmp_path: Path) -> None:
         ({"x": np.zeros(4), "y": [0, 1, 0, 1]}, "shape"),
         ({"x": np.zeros((4, 2, 2, 2, 2)), "y": [0, 1, 0, 1]}, "shape"),
         ({"x": np.zeros((4, 5, 5, 5)), "y": [0, 1, 0, 1]}, "C in"),
-        ({"x": x, "y": np.zeros((4, 1))}, "1-D"),
+        ({"x": x, "y": np.zeros((4, 2))}, r"1-D \(one label per sample\), got shape \(4, 2\)"),
         ({"x": x, "y": [0, 1, 0, 1], "domain": [0, 1]}, "domain has 2 entries"),
     ]
     for arrays, match in cases:
@@ -346,6 +346,13 @@ def test_a_path_with_a_tilde_is_read_from_the_home_folder(
 
 def test_npz_integral_float_labels_accepted(tmp_path: Path) -> None:
     data = load_npz(_npz(tmp_path, x=np.zeros((4, 2)), y=[1.0, 3.0, 1.0, 3.0]))
+    assert data.y.tolist() == [0, 1, 0, 1]
+
+
+def test_npz_labels_as_a_column_are_one_label_per_sample(tmp_path: Path) -> None:
+    """``y[:, None]``, the (n, 1) column pandas and scikit-learn often give, was refused
+    ("y must be 1-D"): it is read as the n labels it holds."""
+    data = load_npz(_npz(tmp_path, x=np.zeros((4, 2)), y=np.array([[1], [3], [1], [3]])))
     assert data.y.tolist() == [0, 1, 0, 1]
 
 

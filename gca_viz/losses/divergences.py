@@ -19,6 +19,7 @@ from contextvars import ContextVar
 
 import torch
 
+from gca_viz._validate import user_stacklevel
 from gca_viz.losses.stages import Projection
 from gca_viz.registry import Param, Registry
 
@@ -148,7 +149,7 @@ def _rince_term(
     names them in the underflow warning (:func:`rince_underflow`)."""
     note = rince_underflow(q, proj.epsilon, proj.f.dtype, divergence)
     if note is not None:  # (warned once per message, Python's default)
-        warnings.warn(note, UserWarning, stacklevel=4)
+        warnings.warn(note, UserWarning, stacklevel=user_stacklevel())
     positives = _single_positives(T)
     f_eps = proj.f / proj.epsilon  # (n,) log u_i: S_ij = log P_ij - log u_i
     if positives is not None:
