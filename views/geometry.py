@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import demo, embed
+from gca_viz import demo, embed, metrics
 from gca_viz.figures._palette import run_palette
 from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
 from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
@@ -269,6 +269,18 @@ def panel(
     )
 
 
+def frame_numbers(shown: Loaded, step: int) -> str:
+    """``"<br>alignment 0.205 · uniformity -2.00"`` of the snapshot at ``step`` (alignment
+    only where it stores its samples' partners), ``""`` if there is no such snapshot."""
+    if step not in shown.steps:
+        return ""
+    at = shown.steps.index(step)
+    z, partner = shown.zs[at], shown.partners[at]
+    words = [] if partner is None else [f"alignment {metrics.alignment(z, partner):.3f}"]
+    words.append(f"uniformity {metrics.uniformity(z):.2f}")
+    return f"<br><sub>{' · '.join(words)} (this frame)</sub>"
+
+
 def draw(
     shown: list[Loaded], pics: list[Picture], view: View, pin: int | None, tags: list[int]
 ) -> str:
@@ -279,7 +291,9 @@ def draw(
     panels = [panel(s, p, steps, view, t, pin) for s, p, t in zip(shown, pics, tags, strict=True)]
     _, _, legend = labels_for(main.arrays, main.run, view.color_by)
     if len(shown) == 1:
-        titles = [f"{run_label(main.run)}, step {s}" for s in steps]
+        # each frame's own alignment and uniformity, in its title as ▶ plays: the table
+        # beside the chart keeps the slider's step (a student read "step 200" beside step 60)
+        titles = [f"{run_label(main.run)}, step {s}{frame_numbers(main, s)}" for s in steps]
         key = f"geo_fig_{main.run.id}"
     else:
         titles = [f"step {s} (each run's latest snapshot at or before it)" for s in steps]

@@ -463,3 +463,23 @@ def test_a_run_keeps_its_colour_on_train_and_on_the_plane(app_store: Path) -> No
     for name, colour in train.items():
         assert plane[name] == colour, (name, plane, train)
     assert mine != train["#2 demo-gca-ince"]  # (the first GCA-INCE run keeps the green)
+
+
+def test_each_frame_names_its_own_alignment_and_uniformity(app_store: Path) -> None:
+    """While ▶ played the snapshots, the table beside the sphere said "step 300" and its
+    numbers (a student read them as the frame's): each frame's title now carries that
+    frame's alignment and uniformity, computed from its snapshot."""
+    from gca_viz import metrics
+
+    _, figs = open_quiet_page("geometry")
+    store = RunStore(app_store)
+    run = next(r for r in store.list_runs() if r.name == "demo-gca-ince")
+    fig = figs[f"geo_fig_{run.id}"]
+    titles = {f["name"]: f["layout"]["title"]["text"] for f in fig["frames"]}
+    assert len(titles) >= 5
+    for step, path in store.snapshots(run.id, "embeddings")[:: max(len(titles) // 3, 1)]:
+        snap = np.load(path)
+        want = (f"alignment {metrics.alignment(snap['z'], snap['z_partner']):.3f} · "
+                f"uniformity {metrics.uniformity(snap['z']):.2f} (this frame)")  # fmt: skip
+        assert want in titles[str(step)], (step, titles[str(step)])
+    assert len({t.split("<br>")[1] for t in titles.values()}) > 1  # they differ by frame
