@@ -132,7 +132,8 @@ ui.intro(
 )
 
 store = ui.run_store()
-c_src, c_n, c_eps, c_t = st.columns([3, 2, 2, 2])
+with ui.wrapping("story_batch", 150):  # (at 800 px: "Digits, trained e", ε's label in 3 lines)
+    c_src, c_n, c_eps, c_t = st.columns([3, 2, 2, 2])
 with c_src:
     source = ui.select("Batch", "story_source", list(SOURCES), "demo", format_func=SOURCES.get)
 sizes: tuple[int, ...] = SIZES
