@@ -54,6 +54,18 @@ def test_composer_stage_choices_change_formula_and_loss() -> None:
     assert float(metric(at, "Loss")) != loss
 
 
+def test_the_numbers_on_a_batch_name_the_parameters_they_are_computed_at() -> None:
+    """Story's GCA-INCE on the demo batch read 2.57 (at its ε = 0.2) and the composer's 3.03
+    (at 0.5) with nothing on the page to say why: the batch's caption names ε and T."""
+    at = open_app(COMPOSER)
+    (said,) = [c.value for c in at.caption if c.value.startswith("Batch:")]
+    assert said.endswith("Computed at ε = 0.5, T = 10."), said
+    at.number_input(key="cmp_epsilon").set_value(0.2)
+    rerun(at)
+    (said,) = [c.value for c in at.caption if c.value.startswith("Batch:")]
+    assert "Computed at ε = 0.2, T = 10." in said
+
+
 def test_composer_invalid_input_shows_an_error() -> None:
     at = open_app(COMPOSER)
     at.selectbox(key="cmp_divergence").set_value("rince")
