@@ -808,6 +808,14 @@ PAGE_CSS = """
 [data-testid="stMetricValue"] > div, [data-testid="stMetricDelta"] div {
   white-space: normal !important; text-overflow: clip !important; overflow-wrap: anywhere;
 }
+/* A row of metric cards (columns holding one metric each) wraps under 150 px a card: five
+   cards beside the sidebar at 800 px broke their numbers in two ("0.937 / 6", "2.5929 / 63"). */
+[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] > [data-testid="stVerticalBlock"]
+  > [data-testid="stElementContainer"]:only-child > [data-testid="stMetric"]) { flex-wrap: wrap; }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"]
+  > [data-testid="stElementContainer"]:only-child > [data-testid="stMetric"]) {
+  min-width: min(150px, 100%);
+}
 /* ui.wrapping: columns that wrap below a minimum width; its own columns only (a wrapping
    pair nested in another's column took the outer minimum: Story's two numbers stacked). */
 [class*="st-key-wrap"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }

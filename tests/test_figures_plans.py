@@ -304,7 +304,7 @@ def test_half_step_player_stacks_when_narrow_and_its_frames_leave_the_colour_bar
     fig = half_step_player(rng.random((7, 6, 6)), np.linspace(3.0, 2.0, 7))
     shown = fig.to_plotly_json()
     narrow = fig.layout.meta["narrow"]
-    assert narrow["below"] == 600
+    assert narrow["below"] == 680
     for path in narrow["layout"]:
         _at(shown["layout"], path)  # exists (a KeyError or IndexError otherwise)
     assert _at(shown["layout"], "annotations[3].text").startswith("k = 0 (the kernel K)")

@@ -464,11 +464,8 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
     )
     now = store.latest_metrics(run.id)
     shown = [n for n in ("loss", "knn_acc", "probe_acc", "alignment", "uniformity") if n in now]
-    # (five cards in a row broke their numbers in two beside the sidebar at 800 px, "0.937 /
-    # 6": under 150 px a card moves to the next row)
-    with ui.wrapping("tr_cards", 150):
-        cards = st.columns(max(len(shown), 1))
-    for col, name in zip(cards, shown, strict=False):
+    # (under 150 px a card moves to the next row: ui.PAGE_CSS)
+    for col, name in zip(st.columns(max(len(shown), 1)), shown, strict=False):
         step, value = now[name]
         col.metric(metric_label(name), card(value), help=f"{metric_title(name)}, at step {step}")
     show_curves(store, run, view)

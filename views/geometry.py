@@ -270,13 +270,16 @@ def panel(
 
 
 def frame_numbers(shown: Loaded, step: int) -> str:
-    """``"<br>alignment 0.205 · uniformity -2.00"`` of the snapshot at ``step`` (alignment
-    only where it stores its samples' partners), ``""`` if there is no such snapshot."""
+    """``"<br>distance to a view 0.100 · uniformity -2.00"`` of the snapshot at ``step``
+    (the distance only where it stores its samples' partners), ``""`` if there is no such
+    snapshot. The distance is each sample's to one augmented view of it (the snapshot's
+    ``z_partner``), not the evaluation's alignment, which compares two augmented views (about
+    twice it): named "alignment", 0.100 beside the table's 0.205 read as a contradiction."""
     if step not in shown.steps:
         return ""
     at = shown.steps.index(step)
     z, partner = shown.zs[at], shown.partners[at]
-    words = [] if partner is None else [f"alignment {metrics.alignment(z, partner):.3f}"]
+    words = [] if partner is None else [f"distance to a view {metrics.alignment(z, partner):.3f}"]
     words.append(f"uniformity {metrics.uniformity(z):.2f}")
     return f"<br><sub>{' · '.join(words)} (this frame)</sub>"
 

@@ -482,7 +482,8 @@ def mechanism_section(store: RunStore, ckpts: dict[int, str]) -> None:
         0: "Digits, random MLP encoder",
         **ckpts,
     }
-    k1, k2, k3 = st.columns([4, 3, 3])  # (the Batch names: whole at 1093 px)
+    with ui.wrapping("noisy_mech", 180):  # (the Batch names: whole at 1093 and at 800 px)
+        k1, k2, k3 = st.columns([4, 3, 3])
     with k1:
         mech_source = ui.select(
             "Batch", "mech_src", list(mech_sources), -1, format_func=mech_sources.get
@@ -630,7 +631,8 @@ def graded_section(store: RunStore, ckpts: dict[int, str], severity: float, seed
         key=lambda i: not float(configs[i].get("noisy_pairs") or 0) > 0,
     )
     encoders = {0: "Random MLP encoder (untrained)", **ckpts}
-    e1, e2, e3 = st.columns([4, 3, 3])
+    with ui.wrapping("noisy_graded", 180):
+        e1, e2, e3 = st.columns([4, 3, 3])
     with e1:
         encoder_id = ui.select(
             "Encoder",

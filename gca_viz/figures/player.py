@@ -344,10 +344,11 @@ def half_step_player(
     return _stacked_when_narrow(fig, height, len(drop_notes), n_frames, scale)
 
 
-NARROW_PLAYER = 600
+NARROW_PLAYER = 680
 """Chart width (px) under which the half-step player stacks the KL curve under the plan:
 side by side at 470 px (an 800 px window beside the sidebar) the colour bar sat on the KL
-axis's title and the labels ran together."""
+axis's title and the labels ran together; at 633 px (1093 px, ε = 0.5: five-digit KL
+ticks) the axis title still crossed the colour bar's ticks."""
 
 
 def _stacked_when_narrow(
