@@ -372,7 +372,8 @@ def _stacked_when_narrow(
             f"({scale})",
             "xaxis.domain": [0.0, 0.7],
             "yaxis.domain": [strip_high + 0.02, 1.0],
-            "xaxis3.domain": [0.715, 0.8],
+            "xaxis3.domain": [0.715, 0.835],
+            "xaxis3.nticks": 2,  # (three ran together in the narrow strip: "0.9511.05")
             "yaxis3.domain": [strip_low, strip_high],
             "xaxis2.domain": [0.0, 1.0],
             "yaxis2.domain": [0.0, kl_top],
@@ -380,7 +381,7 @@ def _stacked_when_narrow(
         },
         {
             0: {
-                "colorbar.x": 0.84,
+                "colorbar.x": 0.87,
                 "colorbar.y": 1.0,
                 "colorbar.yanchor": "top",
                 "colorbar.len": 1.0 - strip_high - 0.02,
