@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from gca_viz import metrics, ot, targets
+from gca_viz._validate import number
 from gca_viz.losses._inputs import (
     check_embeddings,
     check_side_information,
@@ -167,9 +168,9 @@ class GCALoss(torch.nn.Module):
                     f"{sorted(schema) or 'none'}" + _elsewhere(key)
                 )
             if isinstance(value, str | bytes) and schema[key].kind != "choice":
-                # (a number as text is refused, as the solvers refuse it: most likely a
-                # mistake; a config file's text is converted where it is read, build_loss)
-                raise ValueError(f"{key} must be a number, got {value!r} (str)")
+                # a number as text is refused, in the solvers' words (most likely a mistake;
+                # a config file's text is converted where it is read, build_loss)
+                number(value, key)  # (raises ValueError naming key)
             validated[key] = schema[key].validate(value)
         merged = {**self.params, **validated}
         for stage in self.stages.values():  # constraints linking parameters (α + β <= 1)

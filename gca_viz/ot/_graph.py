@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from gca_viz._validate import user_stacklevel
 from gca_viz.ot._absorb import _absorb_bound, _solve_absorb, _Solved, _start_kind
 from gca_viz.ot._halfsteps import first_order_only
 from gca_viz.ot._problem import _Problem
@@ -317,6 +318,6 @@ def _capture(
             f"gca_viz.ot: could not capture a CUDA graph for a solve of shape "
             f"{tuple(p.C.shape)} ({type(exc).__name__}: {exc}); it runs eagerly",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),  # (a loss reaches here through more frames)
         )
         return None
