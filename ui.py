@@ -1350,8 +1350,9 @@ export default function (component) {
   setTimeout(() => place("smooth"), 50);
   // what is drawn above it later (formulas, a slow machine's late layout) pushed it down
   // after the scroll: put it back, while the reader has not moved
-  [1000, 2000, 3500].forEach((t) => setTimeout(() => place("auto"), t));
-  setTimeout(() => cues.forEach((cue) => window.removeEventListener(cue, take, true)), 3600);
+  // (a loaded 2-core machine drew the last chart above it after 3.5 s: checks until 7 s)
+  [1000, 2000, 3500, 5000, 7000].forEach((t) => setTimeout(() => place("auto"), t));
+  setTimeout(() => cues.forEach((cue) => window.removeEventListener(cue, take, true)), 7100);
 }
 """
 _scroller = st.components.v2.component("gca_scroll_to", js=_SCROLL_JS)
@@ -1361,7 +1362,7 @@ def scroll_to(key: str) -> None:
     """Scroll the page so that the element drawn with ``key`` (its ``.st-key-<key>``
     container) starts just below the header, from a zero-height component that runs in the
     page itself (``st.components.v2``; scripts in ``st.html`` do not run); put it back there
-    during the next 3.5 s if what is drawn above it pushes it down, unless the reader
+    during the next 7 s if what is drawn above it pushes it down, unless the reader
     scrolled, clicked or typed, or the page was scrolled away from it since.
 
     Each call mounts a new component (its key numbered), in the sidebar: one kept mounted

@@ -265,7 +265,7 @@ def step_heading_under_the_bar(app: Any, name: str) -> float:
         assert bar and selector
         return bar["y"] + bar["height"] <= selector["y"] <= bar["y"] + bar["height"] + 40
 
-    app.until(placed, 15, "the row of steps just under the navigation bar")
+    app.until(placed, 25, "the row of steps just under the navigation bar")
     top = heading.bounding_box()
     assert top
     return float(top["y"] + top["height"])
@@ -282,7 +282,7 @@ def test_the_step_is_not_put_back_once_the_page_is_scrolled_away(app: Any) -> No
     # came before the smooth scroll's end was seen can still be undone once (CI, 1 in 3)
     app.page.wait_for_timeout(1200)
     app.page.locator("h1").first.evaluate("e => e.scrollIntoView({block: 'start'})")
-    app.page.wait_for_timeout(3000)  # past the last check, at 3.5 s
+    app.page.wait_for_timeout(6500)  # past the last check, at 7 s
     bar = app.page.locator('[data-testid="stHeader"]').bounding_box()
     row = app.page.locator(".st-key-story_step").bounding_box()
     assert bar and row and row["y"] > bar["y"] + bar["height"] + 200, (bar, row)
