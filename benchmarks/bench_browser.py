@@ -29,7 +29,7 @@ Play: the Plotly frames of a ``▶ Play`` button are timed in the page
 (``plotly_animatingframe``), and every websocket message the page sends while they play is
 decoded: a message other than the sidebar status's timed fragment rerun would be a round
 trip to the server. The pace of a play is a teaching choice
-(``gca_viz.figures.player.play_frame_ms``: about 5 s a play, 50 to 400 ms a frame), so the
+(``gca_viz.figures._controls.play_frame_ms``: about 5 s a play, 50 to 400 ms a frame), so the
 target is the drawing: a frame drawn within 50 ms (the player could run at 20 frames per
 second) and nothing sent.
 

@@ -395,7 +395,7 @@ def test_the_play_buttons_have_their_own_row_above_a_full_width_slider() -> None
     """Beside a slider from 22% of the width the ▶ / ❚❚ buttons (about 145 px) overlapped
     it on a chart under 660 px wide (Plan lab at 1000 px with the sidebar open): the slider
     now spans the width one row under the buttons, and the figure grows by that row."""
-    from gca_viz.figures.player import BUTTON_ROW
+    from gca_viz.figures._controls import BUTTON_ROW
 
     fig = half_step_player(np.ones((5, 4, 4)), np.linspace(3, 2, 5), height=500)
     (menu,), (slider,) = fig.layout.updatemenus, fig.layout.sliders
@@ -422,7 +422,7 @@ def test_the_play_pace_lets_a_class_see_each_half_step_and_plays_long_ones_at_20
     """At 25 ms a frame, T = 10's 21 half-steps played in half a second (a reviewer saw a
     blank heatmap and a marker jumping to the end). The whole play now takes about
     PLAY_SECONDS, each frame between 50 ms (20 fps, T = 50) and 400 ms."""
-    from gca_viz.figures import player
+    from gca_viz.figures import _controls as player
 
     assert player.play_frame_ms(21) == 250  # T = 10
     assert player.play_frame_ms(101) == 50  # T = 50: 20 frames per second

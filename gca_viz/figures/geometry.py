@@ -30,10 +30,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from gca_viz.figures._arrays import floats
+from gca_viz.figures._controls import BUTTON_ROW, player_controls
 from gca_viz.figures._legend import legend_below
 from gca_viz.figures._palette import LEGIBLE
 from gca_viz.figures._pin import PIN_COLOR, PinMarks, coords, customdata, hover_args
-from gca_viz.figures.player import BUTTON_ROW, player_controls
 
 LABEL_COLORS: tuple[str, ...] = LEGIBLE + tuple(qualitative.Alphabet)
 """Discrete colours of labels 0, 1, 2, ... (:data:`~gca_viz.figures._palette.LEGIBLE` for
