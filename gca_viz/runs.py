@@ -217,6 +217,16 @@ class RunInfo:
     def progress(self) -> float:
         return min(1.0, self.step / self.steps) if self.steps else 0.0
 
+    def label(self, status: bool = False, step: bool = False) -> str:
+        """``#id name``, the run's name in every chooser and title; with ``status``, its
+        status in brackets unless it finished (``#4 name (running)``: its snapshots and
+        checkpoint still change), and with ``step`` too the step it reached (``#4 name
+        (running, step 120)``). A chooser's text stays short enough for its box at 1093 px."""
+        label = f"#{self.id} {self.name}"
+        if not status or self.status == "finished":
+            return label
+        return f"{label} ({self.status}, step {self.step})" if step else f"{label} ({self.status})"
+
     COMPARED_ON = ("dataset", "dataset_params", "batch_size", "layout")
     """The config fields two runs share to be drawn on one chart (see :meth:`comparable`)."""
 

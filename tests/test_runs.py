@@ -859,6 +859,20 @@ def test_runs_are_comparable_only_on_the_same_data_batch_and_layout() -> None:
     assert bare.comparable(bare) and not bare.comparable(a)  # a Recorder run's own config
 
 
+def test_a_run_s_label_names_its_status_only_while_it_may_change() -> None:
+    """One ``#id name`` for every chooser and title (the views and the lab wrote it twice);
+    a run that has not finished says so, and with ``step`` how far it got."""
+    from gca_viz.runs import RunInfo
+
+    def run(status: str) -> RunInfo:
+        return RunInfo(4, "demo", {}, status, None, None, 0.0, None, None, 120, None, None)
+
+    assert run("running").label() == "#4 demo"
+    assert run("finished").label(status=True, step=True) == "#4 demo"
+    assert run("running").label(status=True) == "#4 demo (running)"
+    assert run("stopped").label(status=True, step=True) == "#4 demo (stopped, step 120)"
+
+
 def test_runs_differ_by_what_their_configs_mean(runs_dir: Path) -> None:
     """The form stores every parameter of an embedded dataset, the command line none: two
     runs on the same multi-domain digits were called different ("data settings {} ...");

@@ -13,7 +13,6 @@ from gca_viz.figures.geometry import clicked_row
 from gca_viz.figures.plans import sample_image
 from views._geometry_snapshots import Loaded, View, data_key, run_label_names
 from views._plotly_bridge import last_click
-from views._run_link import run_label
 
 PIN = "geo_pin"  # the pinned sample's position in its dataset (also a URL parameter)
 CLICK = "_geo_click"  # the last click on a chart, until the view has read it
@@ -108,7 +107,7 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
     for s in shown:
         r = s.row_of(pin) if (s is main or same_data(main, s)) else None
         if r is None:
-            st.caption(f"{run_label(s.run)}: other samples, not marked.")
+            st.caption(f"{s.run.label()}: other samples, not marked.")
             continue
         k = min(view.k, len(s.z) - 1)
         rows, sims = embed.cosine_neighbours(s.z, r, k)
@@ -120,7 +119,7 @@ def pin_details(shown: list[Loaded], view: View, pin: int) -> None:
             for j, c in zip(rows, sims, strict=True)
         )
         st.markdown(
-            f"{run_label(s.run)}, step {s.step}: its {k} nearest (cosine of $\\hat z$), "
+            f"{s.run.label()}, step {s.step}: its {k} nearest (cosine of $\\hat z$), "
             f"**{same} of {k}** of its class\n\n| sample | class | cos |\n|--:|:--|--:|\n{table}"
         )
         st.markdown(partner_text(s, r))
@@ -132,7 +131,7 @@ def partner_text(s: Loaded, row: int) -> str:
     and where the partner ranks among its neighbours; or that the run has no partners."""
     if s.partner is None:
         return (
-            f"**Its positive partner:** not available for {run_label(s.run)}: its snapshot "
+            f"**Its positive partner:** not available for {s.run.label()}: its snapshot "
             "stores one embedding per sample (runs from before partners were stored, and "
             "external loops that embed an eval batch, keep no second view)."
         )

@@ -1,24 +1,25 @@
 """A link naming a run that is not in the store (``/geometry?geo_run=999``): the pages say so
-instead of silently opening another run. And what a page says of a run it just launched."""
+instead of silently opening another run. What a page says of a run it just launched, and
+the colour a run has on every page."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import streamlit as st
 
 import ui
+from gca_viz.figures._palette import run_palette
 from gca_viz.runs import RunInfo, RunStore
 
 _LABEL_ID = re.compile(r"#(\d+)(?:\s|$)")
 
 
-def run_label(info: RunInfo, status: bool = False) -> str:
-    """``#id name``; with ``status``, the run's status in brackets unless it finished (a
-    chooser's text stays short enough for its box at 1093 px)."""
-    label = f"#{info.id} {info.name}"
-    return f"{label} ({info.status})" if status and info.status != "finished" else label
+def run_colors(runs: Iterable[RunInfo]) -> dict[int, str]:
+    """``{run id: colour}`` over every run of the store (``runs``): a run keeps its colour
+    on Train's curves and on Geometry's plane (:func:`gca_viz.figures._palette.run_palette`)."""
+    return run_palette([(r.id, r.config.get("method")) for r in runs])
 
 
 def recover_run(key: str, ids: Sequence[int]) -> None:

@@ -16,7 +16,6 @@ import streamlit as st
 
 import ui
 from gca_viz import embed, metrics, userdata
-from gca_viz.figures._palette import run_palette
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -31,8 +30,8 @@ from gca_viz.figures.training import (
 from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_loss
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import from_batch, labels_for, samples_text
-from views._run_link import launch_status
-from views._train_runs import Selection, device_text, refresh_page, run_label
+from views._run_link import launch_status, run_colors
+from views._train_runs import Selection, device_text, refresh_page
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
 DIAGNOSTICS = {
@@ -370,13 +369,13 @@ def show_curves(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         infos.append(info)
         series.append(
             RunSeries(
-                run_label(info),
+                info.label(),
                 store.metrics(i, list(view.metrics)),
                 store.applied_changes(i),
                 start_settings(json.dumps(info.config, sort_keys=True)),
             )
         )
-    palette = run_palette([(r.id, r.config.get("method")) for r in store.list_runs()])
+    palette = run_colors(store.list_runs())
     colors = [palette.get(info.id, "#6b7280") for info in infos]  # a run's colour everywhere
     series = [dataclasses.replace(s, color=c) for s, c in zip(series, colors, strict=True)]
     if not view.metrics:

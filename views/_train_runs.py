@@ -18,7 +18,7 @@ import streamlit as st
 import ui
 from gca_viz import demo, userdata
 from gca_viz.runs import RunInfo, RunStore
-from views._run_link import missing_run_warning, recover_run, run_label
+from views._run_link import missing_run_warning, recover_run
 
 REFRESH_S = 2.0
 """Seconds between two reads of the store while a run is active."""
@@ -123,7 +123,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
 
     def label(i: int) -> str:
         external = " · external" if by_id[i].external else ""
-        return f"{run_label(by_id[i])} · {by_id[i].status}{external}"
+        return f"{by_id[i].label()} · {by_id[i].status}{external}"
 
     # The user's newest run; while only the demo runs are here, the lecture's pair compared.
     default_run, default_compare = demo.lecture_defaults(runs) or (demo.own_first(runs)[0].id, None)
@@ -138,7 +138,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
                 i for i in kept if i in by_id and by_id[i].comparable(by_id[new])
             ]
     recover_run("tr_run", ids)
-    missing_run_warning("tr_run", ids, default_run, lambda i: run_label(by_id[i]))
+    missing_run_warning("tr_run", ids, default_run, lambda i: by_id[i].label())
     keep_valid("tr_run", ids, default_run)
     chosen = st.session_state.get("tr_run")
     shown = st.session_state.get("_tr_run_shown")  # (run, label) the box last received
@@ -157,7 +157,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
             "tr_compare",
             others,
             [default_compare] if default_compare in others else [],
-            format_func=lambda i: run_label(by_id[i]),
+            format_func=lambda i: by_id[i].label(),
             placeholder="Other runs to draw on the same charts",
         )
     note = unlike_note(by_id[int(run_id)], [by_id[i] for i in compare])
@@ -211,10 +211,10 @@ def unlike_note(
                 mine, theirs = userdata.data_labels([str(mine), str(theirs)])
             mine, theirs = (_said(v) for v in (mine, theirs))
             said.append(f"{_COMPARED_WORDS.get(field, field)} {theirs}, not {mine}")
-        parts.append(f"{run_label(other)} ({'; '.join(said)})")
+        parts.append(f"{other.label()} ({'; '.join(said)})")
     if not parts:
         return ""
-    return f"Not like for like with {run_label(run)}: {', '.join(parts)}. {why}"
+    return f"Not like for like with {run.label()}: {', '.join(parts)}. {why}"
 
 
 def _panel(store: RunStore, page: dict[str, Any]) -> tuple[Selection, list[RunInfo]]:

@@ -13,7 +13,6 @@ import streamlit as st
 
 import ui
 from gca_viz import demo, embed, metrics
-from gca_viz.figures._palette import run_palette
 from gca_viz.figures.alignment import Trajectory, alignment_uniformity_plane
 from gca_viz.figures.geometry import Panel, explorer_figure, filtered_out
 from gca_viz.runs import ACTIVE, RunInfo, RunStore
@@ -30,7 +29,7 @@ from views._geometry_snapshots import (
 )
 from views._plotly_bridge import plotly_bridge
 from views._projections import projection_jobs, warming
-from views._run_link import missing_run_warning, recover_run, run_label
+from views._run_link import missing_run_warning, recover_run, run_colors
 from views._train_runs import unlike_note
 
 NATIVE = "native"
@@ -256,7 +255,7 @@ def panel(
         gap = np.full(pic.frames[0].shape[1], np.nan)  # a frame without partners draws none
         partner = [gap if (p := pic.partners[i]) is None else p[row] for i in picks]
     return Panel(
-        run_label(shown.run),
+        shown.run.label(),
         [pic.frames[i] for i in picks],
         labels,
         names,
@@ -296,7 +295,7 @@ def draw(
     if len(shown) == 1:
         # each frame's own alignment and uniformity, in its title as ▶ plays: the table
         # beside the chart keeps the slider's step (a student read "step 200" beside step 60)
-        titles = [f"{run_label(main.run)}, step {s}{frame_numbers(main, s)}" for s in steps]
+        titles = [f"{main.run.label()}, step {s}{frame_numbers(main, s)}" for s in steps]
         key = f"geo_fig_{main.run.id}"
     else:
         titles = [f"step {s} (each run's latest snapshot at or before it)" for s in steps]
@@ -560,7 +559,7 @@ shown_first = [
 lecture = demo.lecture_defaults(runs)
 default_run = lecture[0] if lecture else shown_first[0] if shown_first else ids[0]
 recover_run("geo_run", ids)
-missing_run_warning("geo_run", ids, default_run, lambda i: run_label(by_id[i]))
+missing_run_warning("geo_run", ids, default_run, lambda i: by_id[i].label())
 keep_valid("geo_run", ids, default_run)
 with ui.wrapping("geo_choosers", 180):  # (at 800 px the boxes read "#7 student-gc", "Spher")
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
@@ -570,7 +569,7 @@ with c1:
         "geo_run",
         ids,
         default_run,
-        format_func=lambda i: run_label(by_id[i], status=True),
+        format_func=lambda i: by_id[i].label(status=True),
     )
 run = by_id[run_id]
 with c2:
@@ -581,7 +580,7 @@ with c2:
         "geo_compare",
         others,
         NONE,
-        format_func=lambda i: "nothing" if i == NONE else run_label(by_id[i]),
+        format_func=lambda i: "nothing" if i == NONE else by_id[i].label(),
     )
 out_dim = embedding_dim(store, run)  # (a recorded loop's 3-D embeddings: a sphere too)
 methods = ([NATIVE] if out_dim in (2, 3) else []) + list(embed.METHODS)
@@ -689,7 +688,7 @@ st.subheader("Alignment and uniformity across runs")
 st.markdown("The two measures of Wang and Isola (2020), lower is better for both:")
 st.latex(ALIGN_UNIFORM_LATEX)
 trajectories = {
-    r.id: Trajectory.from_metrics(run_label(r), store.metrics(r.id, ["alignment", "uniformity"]))
+    r.id: Trajectory.from_metrics(r.label(), store.metrics(r.id, ["alignment", "uniformity"]))
     for r in runs
 }
 measured = [i for i in ids if len(trajectories[i])]
@@ -715,19 +714,19 @@ else:
         measured,
         default=None if keep is not None else default_plane,
         key="geo_plane",
-        format_func=lambda i: run_label(by_id[i]),
+        format_func=lambda i: by_id[i].label(),
         select_all=False,  # typing a run's name and Enter adds that run, not every match
     )
     ui.remember("geo_plane", list(chosen), list(default_plane))
     if chosen:
-        palette = run_palette([(i, r.config.get("method")) for i, r in by_id.items()])
+        palette = run_colors(by_id.values())
         colors = [palette[i] for i in chosen]  # (a run's colour on every page)
         fig = alignment_uniformity_plane(
             [
                 dataclasses.replace(trajectories[i], color=c)
                 for i, c in zip(chosen, colors, strict=True)
             ],
-            highlight=run_label(run) if run_id in chosen else None,
+            highlight=run.label() if run_id in chosen else None,
         )
         ui.chart(fig, key="geo_plane_fig")
         plane_unlike = unlike_note(run, [by_id[i] for i in chosen], PLANE_UNLIKE, ON_DATA)

@@ -25,7 +25,7 @@ from gca_viz.lab._checks import cost_tensor, count
 from gca_viz.userdata import data_label
 
 if TYPE_CHECKING:
-    from gca_viz.runs import RunInfo, RunStore
+    from gca_viz.runs import RunStore
 
 
 @dataclass(frozen=True, eq=False)
@@ -342,22 +342,19 @@ def snapshot_batch(store: RunStore, run_id: int) -> Batch | None:
     )
 
 
-def _choice(r: RunInfo) -> str:
-    """``#3 name``, and where the run has not finished its status and step (``#4 name
-    (running, step 120)``): its snapshots and checkpoint still change."""
-    label = f"#{r.id} {r.name}"
-    return label if r.status == "finished" else f"{label} ({r.status}, step {r.step})"
-
-
 def snapshot_runs(store: RunStore) -> dict[int, str]:
     """``{run id: label}`` of the runs that have written a plan snapshot, newest first."""
-    return {r.id: _choice(r) for r in store.list_runs() if store.snapshots(r.id, "plan")}
+    return {
+        r.id: r.label(status=True, step=True)
+        for r in store.list_runs()
+        if store.snapshots(r.id, "plan")
+    }
 
 
 def checkpoint_runs(store: RunStore) -> dict[int, str]:
     """``{run id: label}`` of the runs that have a checkpoint to embed with, newest first."""
     return {
-        r.id: _choice(r)
+        r.id: r.label(status=True, step=True)
         for r in store.list_runs()
         if (store.run_dir(r.id) / "checkpoint.pt").exists()
     }

@@ -85,19 +85,20 @@ def _check_relax(relax: float | None, name: str) -> float | None:
     return relaxation(relax, name)
 
 
-def _numpy_result(cost: Any, **others: Any) -> bool:
-    """Whether a solver's results are numpy arrays (``cost`` is not a torch tensor); refuses
-    a torch tensor among ``others`` (marginals, a potential) beside such a cost: the results
-    take the cost's kind, so a numpy result dropped their device and gradient (a marginal
-    that required grad failed after the whole solve, in torch's own words)."""
+def _numpy_result(cost: Any, lead: str = "cost", **others: Any) -> bool:
+    """Whether a function's results are numpy arrays (``cost``, the argument named ``lead``
+    whose kind they take, is not a torch tensor); refuses a torch tensor among ``others``
+    (marginals, a potential, a second point set) beside such a lead: a numpy result dropped
+    their device and gradient (a marginal that required grad failed after the whole solve,
+    in torch's own words)."""
     if isinstance(cost, torch.Tensor):
         return False
     for name, value in others.items():
         if isinstance(value, torch.Tensor):
             raise ValueError(
-                f"cost and {name} must both be torch tensors when {name} is one: cost is a "
-                f"{type(cost).__name__}; pass torch.as_tensor(cost, dtype={name}.dtype, "
-                f"device={name}.device) (the results take the cost's kind)"
+                f"{lead} and {name} must both be torch tensors when {name} is one: {lead} is a "
+                f"{type(cost).__name__}; pass torch.as_tensor({lead}, dtype={name}.dtype, "
+                f"device={name}.device) (the results take {lead}'s kind)"
             )
     return True
 
@@ -337,12 +338,7 @@ def _points_pair(x: Array, y: Array | None) -> tuple[torch.Tensor, torch.Tensor]
     _check_shape(xt, "x")
     if y is None:
         return xt, xt
-    if isinstance(y, torch.Tensor) and not isinstance(x, torch.Tensor):
-        # (the cost takes x's kind: a numpy cost would drop y's device and its gradient)
-        raise ValueError(
-            f"x and y must both be torch tensors when y is one: x is a {type(x).__name__}; "
-            "pass torch.as_tensor(x, dtype=y.dtype, device=y.device)"
-        )
+    _numpy_result(x, "x", y=y)  # (the cost takes x's kind)
     x_kind, y_kind = _float_kind(x), _float_kind(y)
     if x_kind and y_kind and x_kind != y_kind:  # (else the argument order picks the precision)
         raise ValueError(f"x and y must have the same dtype: {x_kind} != {y_kind}; cast one")
