@@ -179,7 +179,7 @@ def test_labels_come_from_the_schema_never_the_field_name() -> None:
     assert ui.param_label(remark) == "w: Some weight"
     end = losses.PROJECTIONS["sinkhorn"].params[-1]
     assert ui.param_label(end).endswith("the row step P⁽²ᵀ⁻¹⁾")
-    assert ui.param_label(N_ITER) == "T: Number of Sinkhorn sweeps"
+    assert ui.param_label(N_ITER) == "T: Sinkhorn sweeps"
     assert ui.SHARED_PARAMS == (EPSILON, RELAX_A, RELAX_B)
     # a number input of a log-scale parameter (the Train page's live changes) steps by the
     # bottom of its slider's range

@@ -35,7 +35,7 @@ FOLDS = "_tr_form_folds"  # launches so far: each one folds the form (a new expa
 SCROLL = "_tr_scroll_monitor"  # bring the live monitor into view on the next run
 
 LABELS = {
-    "method": "Loss",
+    "method": "Method",  # (under the column's heading "Loss")
     "target": "Target prior",
     "dataset": "Dataset",
     "augment": "Augmentation",

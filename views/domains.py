@@ -16,6 +16,7 @@ from gca_viz import experiments as ex
 from gca_viz import lab, losses, targets
 from gca_viz.figures import experiments as xfig
 from gca_viz.figures.player import half_step_player
+from gca_viz.losses.stages import N_ITER
 from gca_viz.runs import ACTIVE, RunStore
 from gca_viz.targets import TARGETS
 
@@ -107,7 +108,7 @@ with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots co
 # (in a lecture a popover of its own: inside "Batch", a lecturer did not look for ε there)
 with ui.controls("GCA-INCE plan", folded=True):
     eps = ui.epsilon("dom_eps", 0.5)
-    n_iter = int(ui.slider("T (Sinkhorn sweeps)", "dom_T", 1, 30, 10))
+    n_iter = int(ui.slider(ui.param_label(N_ITER), "dom_T", 1, 30, 10))
 
 batch = load_batch(n, seed)
 assert batch.domains is not None and batch.labels is not None  # multidomain digits have both

@@ -296,8 +296,8 @@ st.caption(
 # ------------------------------------------------------------------------ losses
 
 st.subheader("Losses")
-ince_name = "INCE = KL(P_tgt‖P⁽¹⁾)/n"
-gca_name = f"GCA-INCE = KL(P_tgt‖P⁽²ᵀ⁾)/n, T = {sweep.n_iter}"
+ince_name = "INCE = KL(P_tgt‖P⁽¹⁾)/N"  # (the N samples' cross-view plan: N rows)
+gca_name = f"GCA-INCE = KL(P_tgt‖P⁽²ᵀ⁾)/N, T = {sweep.n_iter}"
 a, b = ui.wrapping("ent_wrap_3", 360).columns(2)
 with a:
     live_chart.live_chart(

@@ -17,7 +17,7 @@ from gca_viz import lab, ot, targets
 from gca_viz.figures import plans as figs
 from gca_viz.figures.player import PLAYER_HEIGHT, half_step_player
 from gca_viz.losses import COSTS, PROJECTIONS
-from gca_viz.losses.stages import RELAX_A, RELAX_B
+from gca_viz.losses.stages import N_ITER, RELAX_A, RELAX_B
 from gca_viz.targets import TARGETS
 from views import _live_chart as live_chart
 from views._run_link import missing_run_warning
@@ -222,7 +222,7 @@ if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run train
 
 with ui.controls("Problem", pinned=True):  # what a lecture moves: open, beside the figures
     eps = ui.epsilon("lab_eps", 0.1)
-    n_iter = ui.slider("T (Sinkhorn sweeps)", "lab_T", 1, 50, 10)
+    n_iter = ui.slider(ui.param_label(N_ITER), "lab_T", 1, 50, 10)
 # In a lecture folded, the rest: open, both panels took the first screen of a projector
 # (1280 x 720) and the first plan came two screens down.
 with ui.controls("Target, marginals and display", folded=True):
@@ -301,10 +301,13 @@ st.caption(f"Batch: {batch.source}{order}. Cost matrix {n_rows} × {n_cols}.{tra
 st.subheader("Walk through the half-steps")
 T2 = _sup(2 * n_iter)
 m1, m2, m3 = st.columns(3)
-m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}")
+# n: the plan's rows, N in the cross layout and 2N in the joint one (the Story's /N is cross)
+rows_help = f"Per row: divided by n = {n_rows}, the plan's rows (N cross-view, 2N joint)."
+m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}", help=rows_help)
 m2.metric(
     f"GCA-INCE = KL(P_tgt‖P{T2})/n",
     f"{steps.kl[-1]:.4g}",
+    help=rows_help,
     **ui.versus_ince(steps.kl[-1] - steps.kl[1], lab.largest_rise(steps.kl)[1], "+.2g"),
 )
 m3.metric(

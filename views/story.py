@@ -15,6 +15,7 @@ from gca_viz import lab, losses, ot, story
 from gca_viz.figures import plans as plan_figs
 from gca_viz.figures import story as figs
 from gca_viz.figures.player import half_step_player
+from gca_viz.losses.stages import N_ITER
 from views import _live_chart as live_chart
 
 SOURCES = {  # short: the box is a quarter of a projector's width (the caption says more)
@@ -156,7 +157,7 @@ with c_n:
 with c_eps:
     eps = ui.epsilon("story_eps", 0.2)
 with c_t:
-    n_iter = ui.slider("T (Sinkhorn sweeps)", "story_T", 1, 50, 10)
+    n_iter = ui.slider(ui.param_label(N_ITER), "story_T", 1, 50, 10)
 # (folded: the step selector on the first screen; in lecture mode under the batch, where the
 # ε column's typed value leaves room, not in the title's row, which the long title fills)
 with ui.controls("Story settings", folded=True, place=c_src):

@@ -39,7 +39,7 @@ EPSILON = Param(
 N_ITER = Param(
     "n_iter",
     10,
-    "Number of Sinkhorn sweeps (2T half-steps).",
+    "Sinkhorn sweeps (2T half-steps).",
     "T",
     kind="int",
     low=1,

@@ -999,3 +999,16 @@ def test_a_silent_run_is_said_to_be_alive_and_a_stranger_is_never_killed(
         for proc in (sleeper, stranger):
             proc.kill()
             proc.wait()
+
+
+def test_the_form_and_the_teaching_pages_name_loss_settings_alike(no_demo_store: Path) -> None:
+    """A student compared the form with the pages: T was "T (Sinkhorn sweeps)" on the
+    sliders and "T: Number of Sinkhorn sweeps" in the form, whose Loss column's first
+    control was called "Loss" again. One label for T everywhere, and the control is the
+    method."""
+    form = open_page("train")
+    assert form.selectbox(key="tr_method").label == "Method"
+    t_form = form.number_input(key="tr_n_iter").label
+    assert t_form == "T: Sinkhorn sweeps"
+    for page, key in (("story", "story_T"), ("plan_lab", "lab_T"), ("domains", "dom_T")):
+        assert open_page(page).slider(key=key).label == t_form, page
