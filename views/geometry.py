@@ -438,7 +438,7 @@ def side_panel(store: RunStore, shown: list[Loaded], view: View, pin: int | None
 
 def panel_below(store: RunStore, shown: list[Loaded], view: View) -> None:
     """The side panel under a comparison: the pinned sample left, evaluations right."""
-    left, right = st.columns([2, 1])
+    left, right = ui.wrapping("geo_below", 180).columns([2, 1])
     with left:
         pin = pin_chooser(shown[0])
         if pin is not None:
@@ -507,7 +507,8 @@ def snapshot_view(store: RunStore, view: View) -> None:
         return
     pin = pinned_sample(shown)
     if len(shown) == 1:
-        left, right = st.columns([3, 1])
+        # (at 800 px the panel beside the sphere was 121 px: "click a poi", its table cut)
+        left, right = ui.wrapping("geo_side", 150).columns([3, 1])
         with left:
             key = draw(shown, [pics[0]], view, pin, [0])
             plotly_bridge([key], BRIDGE, on_click)

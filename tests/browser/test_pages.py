@@ -286,12 +286,37 @@ def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
     app.goto(path, charts=charts, timeout=180)
     boxes = app.page.locator('[data-testid="stSelectbox"] input')
     assert boxes.count() >= (1 if path == "/" else 3)
+    # a placeholder overflows without a scroll width: its text is measured in the box's font
+    # (Geometry's Pinned sample read "click a poi" at 800 px and passed)
     shown = boxes.evaluate_all(
-        "els => els.map(e => [e.value || e.placeholder, e.scrollWidth <= e.clientWidth])"
+        """els => els.map(e => {
+            if (e.value) return [e.value, e.scrollWidth <= e.clientWidth];
+            const s = getComputedStyle(e);
+            const pen = document.createElement("canvas").getContext("2d");
+            pen.font = s.font;
+            const room = e.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+            return [e.placeholder, pen.measureText(e.placeholder).width <= room + 1];
+        })"""
     )
     assert all(text for text, _ in shown), shown
     cut = [text for text, fits in shown if not fits]
     assert not cut, cut
+    app.assert_healthy()
+
+
+def test_geometry_s_side_panel_goes_under_the_sphere_at_800_px(app: Any) -> None:
+    """At 800 px (the sidebar open) the panel beside the sphere was 121 px wide: its table of
+    evaluations ran past the window's right edge. The panel now wraps under the sphere, the
+    table whole in the window."""
+    app.page.set_viewport_size({"width": 800, "height": 900})
+    app.goto("/geometry", charts=1, timeout=120)
+    table = app.page.locator('[data-testid="stMarkdown"] table').first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    sphere = app.page.locator(".js-plotly-plot").first.bounding_box()
+    assert sphere and box
+    assert box["y"] >= sphere["y"] + sphere["height"]  # under the sphere
+    assert box["x"] + box["width"] <= 800 - 8  # whole in the window
     app.assert_healthy()
 
 
