@@ -132,6 +132,29 @@ def test_a_metric_without_values_gets_its_note_in_its_own_subplot() -> None:
     assert plain.layout.annotations[-1].text == "no values yet"
 
 
+def test_metric_curves_wrap_their_titles_on_a_narrow_chart() -> None:
+    """At 800 px (a 470 px chart) the 2 x 2 grid's titles ran together: below NARROW_CURVES
+    each title's remark goes on a second line in smaller type, the legend as far above the
+    plotting area as before; one metric alone (one column) needs no narrow layout."""
+    from gca_viz.figures._narrow import META_KEY
+
+    names = ["loss", "knn_acc", "alignment", "uniformity"]
+    runs = [training.RunSeries("#1 a", {n: np.array([[1.0, 0.5], [2.0, 0.4]]) for n in names})]
+    fig = training.metric_curves(runs, names)
+    narrow = fig.layout.meta[META_KEY]
+    assert narrow["below"] == training.NARROW_CURVES
+    titles = [narrow["layout"][f"annotations[{i}].text"] for i in range(4)]
+    assert titles[1] == "k-NN accuracy<br>(backbone features)"
+    assert [t.replace("<br>", " ") for t in titles] == [a.text for a in fig.layout.annotations[:4]]
+    layout = narrow["layout"]
+    margin = fig.layout.margin
+    plot = fig.layout.height - margin.t - margin.b
+    above = (fig.layout.legend.y - 1) * plot
+    new_plot = fig.layout.height - layout["margin.t"] - margin.b
+    assert (layout["legend.y"] - 1) * new_plot == pytest.approx(above + 20)
+    assert META_KEY not in (training.metric_curves(runs, ["loss"]).layout.meta or {})
+
+
 def test_a_constant_metric_gets_a_narrow_axis_around_its_value() -> None:
     """A k-NN accuracy of 1.0 at every evaluation: plotly's own range ran from 0 to 2, then
     0.95 to 1.05 (accuracies above 1); a constant other metric gets a narrow axis too."""

@@ -501,7 +501,8 @@ def new_run_form(store: RunStore, expanded: bool) -> None:
         key=f"{FORM}_{st.session_state.get(FOLDS, 0)}",
         icon=":material/add_circle:",
     ):
-        col_loss, col_data, col_opt = st.columns(3, gap="large")
+        # (at 800 px a third of the page each: the method box read "GCA-INC")
+        col_loss, col_data, col_opt = ui.wrapping("tr_form", 180).columns(3, gap="large")
         with col_loss:
             st.markdown("**Loss**")
             method, stages, target, loss_params = loss_controls()

@@ -86,7 +86,9 @@ def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> Mo
     for i in (selection.run_id, *selection.compare):
         found |= set(store.latest_metrics(i))
     metric_options = [*dict.fromkeys([*DEFAULT_METRICS, *sorted(found - {"step_time"})])]
-    m1, m2 = st.columns([3, 1])
+    # (at 800 px the metrics box showed "unif" of four and the toggles read "Group rows by …":
+    # the rows wrap, the smoothing slider under the metrics, the toggles two to a row)
+    m1, m2 = ui.wrapping("tr_metric_row", 150).columns([3, 1])
     with m1:
         chosen = ui.multiselect(
             "Metrics", "tr_metrics", metric_options, DEFAULT_METRICS, format_func=metric_label
@@ -102,7 +104,7 @@ def monitor_controls(store: RunStore, info: RunInfo, selection: Selection) -> Mo
             help="Exponential moving average of the per-batch loss; the raw "
             "curve stays faint behind it.",
         )
-    p1, p2, p3 = st.columns(3)
+    p1, p2, p3 = ui.wrapping("tr_plan_row", 180).columns(3)
     with p1:
         plan_view = ui.select(
             "Matrix of the current batch",

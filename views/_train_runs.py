@@ -146,7 +146,7 @@ def choose_runs(runs: list[RunInfo]) -> Selection:
         # The box keeps the text of the option it was given: hand it the value again so it
         # shows the run's new status.
         st.session_state["tr_run"] = chosen
-    c_run, c_cmp = st.columns([1, 2])
+    c_run, c_cmp = ui.wrapping("tr_run_row", 180).columns([1, 2])  # (800 px: "#2 demo-gca-inc")
     with c_run:
         run_id = ui.select("Run", "tr_run", ids, default_run, format_func=label)
     st.session_state["_tr_run_shown"] = (run_id, label(run_id))

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gca_viz.figures._arrays import floats
+from gca_viz.figures._narrow import when_narrow
 from gca_viz.figures._palette import LEGIBLE
 
 RUN_COLORS: tuple[str, ...] = LEGIBLE
@@ -406,7 +407,33 @@ def metric_curves(
         legend={"orientation": "h", "yanchor": "bottom", "y": 1 + 35 / plot_height, "x": 0},
         hovermode="closest",
     )
+    if cols > 1:
+        _titles_wrap_when_narrow(fig, [metric_title(n) for n in names])
     return fig
+
+
+NARROW_CURVES = 560
+"""Chart width (px) below which :func:`metric_curves` wraps its subplots' titles: at 800 px
+beside the sidebar (a 470 px chart, 185 px a subplot) two titles ran together ("Alignment
+(lower: positives closer)Uniformity (lower: more uniform)") and "k-NN accuracy (backbone
+features" was cut."""
+
+
+def _titles_wrap_when_narrow(fig: go.Figure, titles: list[str]) -> None:
+    """Give the grid's subplot titles (the figure's first annotations, in order) a narrow
+    layout (:func:`gca_viz.figures._narrow.when_narrow`): each title's remark in brackets on
+    a second line, in 12 px type, and the legend 20 px higher for the top row's second line.
+    (The chart keeps its height: Streamlit's chart sets it again on every draw.)"""
+    margin = fig.layout.margin
+    above = (fig.layout.legend.y - 1) * (fig.layout.height - margin.t - margin.b)  # px
+    layout: dict[str, Any] = {  # (the plotting area 20 px shorter, the legend as high above)
+        "legend.y": 1 + (above + 20) / (fig.layout.height - margin.t - 20 - margin.b),
+        "margin.t": margin.t + 20,
+    }
+    for i, title in enumerate(titles):
+        layout[f"annotations[{i}].text"] = title.replace(" (", "<br>(", 1)
+        layout[f"annotations[{i}].font.size"] = 12
+    when_narrow(fig, NARROW_CURVES, layout)
 
 
 # --------------------------------------------------------------------------------- plans

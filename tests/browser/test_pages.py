@@ -273,6 +273,7 @@ def test_noisy_views_texts_are_whole_at_150_percent_zoom(app: Any) -> None:
         ("/geometry", 1, 1093),
         ("/geometry", 1, 800),
         ("/", 1, 800),
+        ("/train", 1, 800),
     ],
 )
 def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
@@ -289,7 +290,7 @@ def test_select_boxes_show_their_whole_choice_at_125_percent_zoom(
     # a placeholder overflows without a scroll width: its text is measured in the box's font
     # (Geometry's Pinned sample read "click a poi" at 800 px and passed)
     shown = boxes.evaluate_all(
-        """els => els.map(e => {
+        """els => els.filter(e => e.clientWidth > 0).map(e => {  // (not in a folded form)
             if (e.value) return [e.value, e.scrollWidth <= e.clientWidth];
             const s = getComputedStyle(e);
             const pen = document.createElement("canvas").getContext("2d");
@@ -317,6 +318,49 @@ def test_geometry_s_side_panel_goes_under_the_sphere_at_800_px(app: Any) -> None
     assert sphere and box
     assert box["y"] >= sphere["y"] + sphere["height"]  # under the sphere
     assert box["x"] + box["width"] <= 800 - 8  # whole in the window
+    app.assert_healthy()
+
+
+def test_train_s_controls_and_curve_titles_read_whole_at_800_px(app: Any) -> None:
+    """At 800 px (the sidebar open) Train's Metrics box showed "unif" of its fourth metric,
+    the toggle read "Group rows by …", and the curves' titles ran together ("Alignment
+    (lower: positives closer)Uniformity (lower: more uniform)") or were cut ("k-NN accuracy
+    (backbone features"). The rows of controls wrap and the titles take two lines."""
+    app.page.set_viewport_size({"width": 800, "height": 900})
+    app.goto("/train", charts=1, timeout=120)
+    page = app.page
+    box = page.locator(".st-key-tr_metrics [data-testid='stMultiSelectTagsContainer']")
+    tags = page.locator(".st-key-tr_metrics [data-tag]")
+    edge = box.bounding_box()
+    assert edge and tags.count() == 4
+    for tag in tags.all():
+        own = tag.bounding_box()
+        assert own and own["x"] + own["width"] <= edge["x"] + edge["width"], tag.text_content()
+    toggles = (("tr_plan_log", "Log colour scale"), ("tr_plan_order", "Group rows by class"))
+    for key, label in toggles:
+        shown = page.locator(f".st-key-{key}").evaluate(
+            """(el, label) => [...el.querySelectorAll('*')]
+                .filter(e => e.clientWidth > 0 && e.textContent.trim() === label)
+                .map(e => [e.scrollWidth, e.clientWidth])""",
+            label,
+        )
+        assert shown and all(scroll <= client + 1 for scroll, client in shown), (label, shown)
+    chart = app.chart("tr_curves")
+    chart.scroll_into_view_if_needed()
+    app.until(lambda: chart.get_attribute("data-gca-layout") == "narrow", 20, "narrow curves")
+    own = chart.bounding_box()
+    titles = chart.evaluate(
+        """gd => [...gd.querySelectorAll('.annotation')].slice(0, 4).map(a => {
+            const r = a.getBoundingClientRect();
+            return [a.textContent, r.left, r.right, r.top, r.bottom];
+        })"""
+    )
+    assert own and len(titles) == 4
+    for a in titles:
+        assert own["x"] - 1 <= a[1] and a[2] <= own["x"] + own["width"] + 1, a
+        for b in titles:
+            apart = a[2] <= b[1] or b[2] <= a[1] or a[4] <= b[3] or b[4] <= a[3]
+            assert a is b or apart, (a, b)
     app.assert_healthy()
 
 
