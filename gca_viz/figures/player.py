@@ -359,6 +359,9 @@ def _stacked_when_narrow(
     shorter title. ``note``: the index of the "k = 0 ... off the top" annotation."""
     extra = 380  # px the figure grows by: the KL curve's own rows
     plot = height + extra + BUTTON_ROW - 60 - (140 + BUTTON_ROW)  # the plotting area's height
+    # the controls 24 px lower, under the KL curve's full-width axis title ("half-step k"
+    # sat level with ▶ Play, read as the buttons' label)
+    menu, slider = fig.layout.updatemenus[0].pad.t, fig.layout.sliders[0].pad.t
     kl_top = 240 / plot  # the KL curve: its bottom 240 px
     strip_low = kl_top + 80 / plot  # room for the plan's column numbers and the note
     strip_high = strip_low + 0.6 * STRIP * (height - 140 - 60) / plot
@@ -366,7 +369,10 @@ def _stacked_when_narrow(
         fig,
         NARROW_PLAYER,
         {
-            "height": height + BUTTON_ROW + extra,
+            "height": height + BUTTON_ROW + extra + 24,
+            "margin.b": fig.layout.margin.b + 24,
+            "updatemenus[0].pad.t": menu + 24,
+            "sliders[0].pad.t": slider + 24,
             "title.text": f"Half-steps P⁽⁰⁾ … P⁽{str(n_frames - 1).translate(_SUPERSCRIPT)}⁾ "
             f"({scale})",
             "xaxis.domain": [0.0, 0.7],

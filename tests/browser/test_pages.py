@@ -447,6 +447,12 @@ def test_the_half_step_player_stacks_its_kl_curve_under_the_plan_when_narrow(app
     assert kl["right"] - kl["left"] > 0.9 * (got["width"] - 80)  # the whole width
     assert bar["left"] > plan["right"] and bar["bottom"] < kl["top"]  # beside the plan only
     assert bar["right"] <= got["width"] + 1
+    # the curve's axis title above the ▶ / ❚❚ row, not level with it (read as its label)
+    title, buttons = player.evaluate(
+        """gd => [gd.querySelector('.g-x2title'), gd.querySelector('.updatemenu-container')]
+            .map(e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })"""
+    )
+    assert title[1] <= buttons[0], (title, buttons)
     player.focus()
     page.keyboard.press("End")  # the last frame: a new heatmap, colour bar and all
     page.wait_for_timeout(600)
