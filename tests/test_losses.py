@@ -1095,6 +1095,20 @@ def test_a_rince_loss_warns_when_its_terms_underflow_and_not_otherwise() -> None
             losses.get(name, epsilon=0.5)(z1, z2)
 
 
+@pytest.mark.parametrize("method", ["ince", "gca_ince", "gca_uot", "gca_rince"])
+def test_torch_func_grad_of_a_loss_is_autograd_s_and_vmap_is_refused(method: str) -> None:
+    """A researcher's ``torch.func.grad`` of a loss failed inside the solver in torch's
+    words; it now gives autograd's gradient. ``vmap`` over batches names ``z1``."""
+    gen = torch.Generator().manual_seed(11)
+    z1, z2 = torch.randn(2, 10, 5, dtype=torch.float64, generator=gen)
+    loss = losses.get(method)
+    z = z1.clone().requires_grad_()
+    loss(z, z2).backward()
+    torch.testing.assert_close(torch.func.grad(lambda a: loss(a, z2))(z1), z.grad)
+    with pytest.raises(ValueError, match=r"^z1 is batched by torch.func.vmap"):
+        torch.func.vmap(loss)(torch.stack([z1, z2]), torch.stack([z2, z1]))
+
+
 def test_a_second_derivative_through_a_loss_says_what_to_do_instead() -> None:
     """The message named ``method='log'``, which the losses do not take (``losses.get(
     "gca_ince", method="log")`` is refused): it now points to ``gca_viz.ot.sinkhorn`` and

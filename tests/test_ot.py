@@ -1478,6 +1478,30 @@ def test_a_second_derivative_through_the_fused_backward_raises_and_the_log_engin
         torch.autograd.grad((fused**2).sum(), C)
 
 
+def test_torch_func_grad_and_jacrev_run_through_a_solve_and_vmap_is_refused_in_words() -> None:
+    """``torch.func.grad`` through ``sinkhorn`` failed in torch's words (the fused node has
+    no ``setup_context``): under a ``torch.func`` transform the solve takes plain autograd
+    operations, and its gradient is autograd's. ``vmap`` (a batch of problems) cannot run
+    the data-reading iterations: it is refused, naming the argument; so is a 3-D cost."""
+    gen = torch.Generator().manual_seed(3)
+    C0 = cosine_cost(*torch.randn(2, 9, 4, dtype=F64, generator=gen))
+
+    def energy(C: torch.Tensor) -> torch.Tensor:
+        res = sinkhorn(C, epsilon=0.3, n_iter=8, relax_a=0.7)
+        return (res.plan * C).sum() + res.f.sum()
+
+    C = C0.clone().requires_grad_()
+    energy(C).backward()
+    torch.testing.assert_close(torch.func.grad(energy)(C0), C.grad, rtol=1e-12, atol=1e-14)
+    rows = torch.func.jacrev(lambda C: sinkhorn(C, epsilon=0.3, n_iter=8).plan.sum(1))(C0)
+    assert rows.shape == (9, 9, 9) and torch.isfinite(rows).all()
+    batch = torch.stack([C0, C0.flip(0)])
+    with pytest.raises(ValueError, match=r"^cost is batched by torch.func.vmap.*in a loop"):
+        torch.func.vmap(lambda C: sinkhorn(C, epsilon=0.3).plan)(batch)
+    with pytest.raises(ValueError, match=r"shape \(2, 9, 9\) \(one problem per call"):
+        sinkhorn(batch, epsilon=0.3)
+
+
 @pytest.mark.parametrize(("n", "dtype"), [(1024, F32), (724, F64)])
 def test_large_kernels_live_in_huge_page_aligned_buffers(n: int, dtype: torch.dtype) -> None:
     """A kernel of 4 MiB or more (CPU, no autograd) is built in a 2 MiB-aligned buffer (kept

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from gca_viz import targets
+from gca_viz.ot._checks import refuse_vmap
 
 
 def check_target_matrix(target: str, matrix: Any, layout: str) -> torch.Tensor | None:
@@ -33,6 +34,7 @@ def check_embeddings(z1: Any, z2: Any) -> None:
     for name, z in (("z1", z1), ("z2", z2)):
         if not isinstance(z, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+        refuse_vmap(z, name)
         if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
             raise ValueError(f"{name} must have shape (N >= 2, d), got {tuple(z.shape)}")
         if not z.is_floating_point():

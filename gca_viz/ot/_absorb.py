@@ -175,7 +175,7 @@ def _solve_absorb(p: _Problem, n_iter: int, tol: float, keep: bool) -> _Solved:
     every = None if ns.host or tame else 2 * _DEVICE_ABSORB_EVERY
     errors: list[Any] = []
     plans: list[Any] = []
-    fused = p.needs_grad and not keep
+    fused = p.needs_grad and not keep and not p.transformed
     lo, hi = math.exp(-bound), math.exp(bound)
     h = 0
     while True:

@@ -27,6 +27,7 @@ def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Ten
     """Convert ``x`` to a floating tensor (on ``like``'s device and dtype when given)."""
     if isinstance(x, torch.Tensor):
         t = x
+        refuse_vmap(t, name)
     else:
         try:
             arr = np.asarray(x)
@@ -48,6 +49,20 @@ def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Ten
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float64 if not t.is_floating_point() else torch.float32)
     return t
+
+
+def refuse_vmap(t: torch.Tensor, name: str) -> None:
+    """Refuse a tensor batched by ``torch.func.vmap``, for the solvers and the losses, in
+    words (torch's own, "Cannot access data pointer", came from deep inside): the solvers
+    read their data to stay stable, one problem per call. ``torch.func.grad`` and
+    ``jacrev`` are fine."""
+    batched = getattr(torch._C._functorch, "is_batchedtensor", None)
+    if batched is not None and batched(t):
+        raise ValueError(
+            f"{name} is batched by torch.func.vmap, which gca_viz does not support (Sinkhorn's "
+            "iterations read the data to keep float32 stable): one problem per call, in a "
+            "loop; torch.func.grad and torch.func.jacrev work"
+        )
 
 
 def _real(value: Any, name: str) -> float:
@@ -112,7 +127,8 @@ def _cost_matrix(cost: Array) -> torch.Tensor:
     """``cost`` as a tensor, checked to be a non-empty 2-D matrix (values checked later)."""
     C = _to_tensor(cost, "cost")
     if C.ndim != 2 or C.shape[0] == 0 or C.shape[1] == 0:
-        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}")
+        batch = " (one problem per call: loop over a batch)" if C.ndim == 3 else ""
+        raise ValueError(f"cost must be a non-empty 2-D matrix, got shape {tuple(C.shape)}{batch}")
     return C
 
 
@@ -150,9 +166,13 @@ _TRUSTED: ContextVar[tuple[_Checked, tuple[int, tuple[int, ...]]] | None] = Cont
 
 def _identity(x: Any) -> tuple[int, tuple[int, ...]]:
     """The address and shape of a tensor's or array's data (a numpy view of a CPU tensor
-    has the tensor's)."""
+    has the tensor's); a tensor without storage (wrapped by a ``torch.func`` transform) is
+    known by the object itself (a negative number: no address)."""
     if isinstance(x, torch.Tensor):
-        return x.data_ptr(), tuple(x.shape)
+        try:
+            return x.data_ptr(), tuple(x.shape)
+        except RuntimeError:
+            return -id(x), tuple(x.shape)
     return int(x.__array_interface__["data"][0]), tuple(x.shape)
 
 

@@ -98,7 +98,7 @@ def clear_cuda_graphs() -> None:
 
 def applies(p: _Problem, tol: float, history: bool) -> bool:
     """Whether a solve of ``p`` may replay a graph: enabled, CUDA, the absorbing engine's
-    fixed iterations (no ``tol``, no ``history``)."""
+    fixed iterations (no ``tol``, no ``history``), no ``torch.func`` transform."""
     return (
         enabled()
         and tol == 0
@@ -106,6 +106,7 @@ def applies(p: _Problem, tol: float, history: bool) -> bool:
         and isinstance(p.C, torch.Tensor)
         and p.C.device.type in _DEVICES
         and not p.ns.host
+        and not p.transformed
     )
 
 

@@ -58,6 +58,16 @@ class _Problem:
             and any(t.requires_grad for t in (self.C, self.mu, self.nu))
         )
 
+    @property
+    def transformed(self) -> bool:
+        """Whether a ``torch.func`` transform (``grad``, ``jacrev``, ...) wraps the problem:
+        then plain autograd operations only (its transforms refuse the fused node and the
+        replayed graph, custom ``autograd.Function`` classes without ``setup_context``)."""
+        wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+        return wrapped is not None and any(
+            isinstance(t, torch.Tensor) and wrapped(t) for t in (self.C, self.mu, self.nu)
+        )
+
     def log_plan(self, f: Any, g: Any) -> Any:
         """``(f_i + g_j - C_ij) / ε``, see :func:`_log_plan`."""
         return _log_plan(self.ns, self.C, f, g, self.eps)
