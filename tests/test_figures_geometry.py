@@ -179,3 +179,34 @@ def test_embedding_figure_draws_raw_embeddings_by_their_direction() -> None:
     z[3] = 0.0
     with pytest.raises(ValueError, match="z must be finite with no all-zero row"):
         geometry.embedding_figure(z, y)
+
+
+def test_a_class_that_forms_a_cluster_is_named_on_it_in_its_colour() -> None:
+    """The classes differed by colour only. A label's name is drawn at its cluster (just
+    outside the sphere, in its mean direction) once its points gather: not while they are
+    spread over the sphere, and not on a run collapsed to one spot (every class there is
+    as tight as the whole); each frame moves and names them afresh."""
+    rng = np.random.default_rng(8)
+    y = np.repeat([0, 1, 2], 20)
+    spread = _unit(rng, 60, 3)  # frame 0: everywhere
+    poles = np.eye(3)[y]  # frame 1: three clusters, at the axes
+    gathered = poles + 0.1 * rng.standard_normal((60, 3))
+    gathered /= np.linalg.norm(gathered, axis=1, keepdims=True)
+    collapsed = np.array([0.0, 0.0, 1.0]) + 0.05 * rng.standard_normal((60, 3))
+    collapsed /= np.linalg.norm(collapsed, axis=1, keepdims=True)
+    names = ("zero", "one", "two")
+    fig = _figure(geometry.Panel("#1", [spread, gathered, collapsed], y, names=names))
+    index = [t.get("name") for t in fig["data"]].index("names of the clusters")
+    trace = fig["data"][index]
+    assert trace["mode"] == "text" and trace["text"] == ["", "", ""]  # frame 0, shown first
+    assert trace["textfont"]["color"] == [fig["data"][index - 3 + c]["marker"]["color"]
+                                          for c in range(3)]  # fmt: skip
+    texts = []
+    for frame in fig["frames"]:
+        (update,) = [d for d, t in zip(frame["data"], frame["traces"], strict=True) if t == index]
+        texts.append(update["text"])
+        if update["text"] == list(names):
+            np.testing.assert_allclose(_xyz(update), 1.15 * np.eye(3), atol=0.1)
+    assert texts == [["", "", ""], list(names), ["", "", ""]]
+    one = _figure(geometry.Panel("#1", [gathered] * 3, np.zeros(60, int)))
+    assert "names of the clusters" not in [t.get("name") for t in one["data"]]  # one label

@@ -562,7 +562,7 @@ default_run = lecture[0] if lecture else shown_first[0] if shown_first else ids[
 recover_run("geo_run", ids)
 missing_run_warning("geo_run", ids, default_run, lambda i: by_id[i].label())
 keep_valid("geo_run", ids, default_run)
-with ui.wrapping("geo_choosers", 180):  # (at 800 px the boxes read "#7 student-gc", "Spher")
+with ui.wrapping("geo_choosers", 150):  # (at 800 px the boxes read "#7 student-gc", "Spher")
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 with c1:
     run_id = ui.select(

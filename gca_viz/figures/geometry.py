@@ -271,6 +271,8 @@ class _Builder:
             self.groups = [rows[~dim]]
         else:
             self.groups = [rows[~dim & (y == c)] for c in self.classes]
+        # each label's name on its cluster (the colours alone told the classes apart)
+        self.named = not self.scaled and len(self.classes) > 1
         self.pin = None if panel.pinned is None else self._pin_marks(panel.pinned, y, view)
         self.prefix = ""  # before each legend entry (the run's title: see explorer_figure)
         self.own_legend = False  # its classes in the legend even when it is not the first
@@ -349,9 +351,50 @@ class _Builder:
                     **self.axes,
                 )
             )
+        if self.named:
+            out.append(
+                self.kind(
+                    **self._names(P),
+                    mode="text",
+                    name="names of the clusters",
+                    textfont={
+                        "size": 18,
+                        "color": [
+                            LABEL_COLORS[i % len(LABEL_COLORS)] for i in range(len(self.groups))
+                        ],
+                    },
+                    hoverinfo="skip",
+                    showlegend=False,
+                    **self.axes,
+                )
+            )
         if self.pin is not None:
             out.extend(self.pin.traces(P, frame, first))
         return out
+
+    def _names(self, P: np.ndarray) -> dict[str, Any]:
+        """Where each label's name goes in the frame's points ``P``, and its text: on the
+        mean of its highlighted points (on a sphere or circle, just outside it in that
+        direction), shown only where the label forms a cluster, its points on average
+        closer to their mean than :data:`CLUSTER_SPREAD` times the points' overall
+        spread (a name on a label spread everywhere, or on a run collapsed to one spot,
+        would point nowhere)."""
+        shown = np.concatenate([rows for rows in self.groups])
+        overall = _spread(P[shown]) if len(shown) > 1 else 0.0
+        centres = np.zeros((len(self.groups), P.shape[1]))
+        texts = []
+        for i, rows in enumerate(self.groups):
+            pts = P[rows]
+            if len(rows) == 0:
+                texts.append("")
+                continue
+            centre = pts.mean(axis=0)
+            if self.view != "plane" and np.linalg.norm(centre) > 0:
+                centre = 1.15 * centre / np.linalg.norm(centre)  # outside the sphere
+            centres[i] = centre
+            cluster = len(rows) > 1 and _spread(pts) <= CLUSTER_SPREAD * overall
+            texts.append(_name(self.classes[i], self.p.names) if cluster else "")
+        return {**coords(centres, np.arange(len(centres))), "text": texts}
 
     def frame_data(self, frame: int) -> list[dict[str, Any]]:
         """What changes in a frame: coordinates, and which rows the neighbour marks show."""
@@ -362,10 +405,22 @@ class _Builder:
         if len(self.dim_rows):
             out.append(coords(P, self.dim_rows))
         out.extend(coords(P, rows) for rows in self.groups)
+        if self.named:
+            out.append(self._names(P))
         if self.pin is not None:
             out.extend(self.pin.updates(P, frame))
         kind = {go.Scatter3d: "scatter3d", go.Scattergl: "scattergl"}.get(self.kind, "scatter")
         return [{"type": kind, **d} if d else d for d in out]
+
+
+CLUSTER_SPREAD = 0.5
+"""A label's name is drawn on its points (:class:`_Builder`) once their mean distance to
+their mean is at most this fraction of all the highlighted points' mean distance to theirs."""
+
+
+def _spread(pts: np.ndarray) -> float:
+    """The mean distance of ``pts`` ``(m, dims)`` to their mean."""
+    return float(np.linalg.norm(pts - pts.mean(axis=0), axis=1).mean())
 
 
 def _sphere_surface(axes: Mapping[str, str] | None = None, resolution: int = 36) -> go.Surface:

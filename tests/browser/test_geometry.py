@@ -37,10 +37,10 @@ def test_snapshot_slider_and_views(app: Any) -> None:
     run = app.query()["geo_run"]
     last = app.query()["geo_step"]
     start = scatter(app)
-    # The sphere: a surface and one 3-D point cloud per class.
+    # The sphere: a surface, one 3-D point cloud per class and the clusters' names.
     assert start["types"][0] == "surface"
     assert set(start["types"][1:]) == {"scatter3d"}
-    assert len(start["types"]) == 11  # ten digit classes
+    assert len(start["types"]) == 1 + 10 + 1  # ten digit classes
     assert f"step {last}" in start["title"]
 
     app.step_slider("geo_step", "ArrowLeft")

@@ -38,11 +38,11 @@ def test_geometry_draws_the_sphere_and_the_slider_moves_through_time(store_env: 
     kinds = {t["type"] for t in fig["data"]}
     assert kinds == {"surface", "scatter3d"}
     assert at.select_slider(key="geo_step").value == 30  # the newest snapshot
-    late = np.concatenate([array(t["x"]) for t in fig["data"] if t["type"] == "scatter3d"])
+    late = np.concatenate([array(t["x"]) for t in fig["data"] if "customdata" in t])
     at.select_slider(key="geo_step").set_value(10).run()
     assert_clean(at)
     fig = charts(at)["geo_fig_1"]
-    early = np.concatenate([array(t["x"]) for t in fig["data"] if t["type"] == "scatter3d"])
+    early = np.concatenate([array(t["x"]) for t in fig["data"] if "customdata" in t])
     assert early.shape == late.shape == (120,) and not np.allclose(early, late)
     assert "step 10" in fig["layout"]["title"]["text"]
 
@@ -259,6 +259,8 @@ def test_geometry_plays_every_snapshot_with_fixed_axes(store_env: Path) -> None:
     for frame, step in zip(fig["frames"], (10, 20, 30), strict=True):
         z = _snapshot(store_env, 1, step)["z"]
         for index, update in zip(frame["traces"], frame["data"], strict=True):
+            if "text" in update:  # the clusters' names
+                continue
             rows = _rows(fig["data"][index])
             np.testing.assert_allclose(array(update["x"]), z[rows, 0], rtol=1e-6)
     at.select_slider(key="geo_step").set_value(10).run()  # the step slider still works
@@ -373,7 +375,7 @@ def test_geometry_draws_an_external_runs_embeddings(no_demo_store: Path) -> None
     assert not at.error
     figs = charts(at)
     drawn = figs[f"geo_fig_{rec.run_id}"]["data"]
-    points = [t for t in drawn if t.get("x") is not None and t["type"] != "surface"]
+    points = [t for t in drawn if "customdata" in t]  # (not the surface, not the names)
     assert sum(len(array(t["x"])) for t in points) == 64  # its snapshot's 64 points
     assert "surface" in {t["type"] for t in drawn}  # 3-D: on the sphere (its config: no out_dim)
     assert "geo_plane_fig" in figs  # its alignment and uniformity, on the plane

@@ -76,7 +76,7 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     _, path = store.snapshots(run, "embeddings")[-1]
     z = store.load_snapshot(path)["z"]
     embed_fig = figs["tr_embed"]
-    points = [t for t in embed_fig["data"] if t["type"] in ("scatter", "scatter3d")]
+    points = [t for t in embed_fig["data"] if "customdata" in t]  # (not the clusters' names)
     assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
     assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
     assert "Embeddings at step" in json.dumps(embed_fig["layout"])
