@@ -1076,10 +1076,32 @@ def table(data: Any, **kwargs: Any) -> Any:
     projector and cuts columns that do not fit."""
     if lecture():  # (a dict of numpy arrays as it is drew no header row)
         frame = pd.DataFrame(data)
-        floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
-        shown = frame.style.format("{:.4g}", subset=floats, na_rep="")  # 592, not 592.0000
+        floats = {
+            c: column_format(frame[c])
+            for c in frame.columns
+            if pd.api.types.is_float_dtype(frame[c])
+        }
+        shown = frame.style.format(floats, na_rep="")
         return st.table(shown, hide_index=True, border="horizontal")
     return st.dataframe(data, hide_index=True, **{"placeholder": "—", **kwargs})
+
+
+def column_format(values: Any) -> str:
+    """A format for numbers shown together (a table's column, two cards compared): four
+    significant digits of the largest magnitude and that many decimals for each
+    (``0.1328 0.2700 0.0959``: "0.27" beside "0.1328" read as a rougher value, "1.78" beside
+    "1.789" as a different rounding); whole numbers without decimals (592, not 592.0000);
+    ``.4g`` past 1e5 or under 1e-3 in magnitude."""
+    x = np.asarray(values, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return "{:.4g}"
+    top = float(np.abs(x).max())
+    if np.all(x == np.round(x)) and top < 1e15:
+        return "{:.0f}"
+    if top >= 1e5 or top < 1e-3:
+        return "{:.4g}"
+    return f"{{:.{max(0, 3 - math.floor(math.log10(top)))}f}}"
 
 
 LECTURE_FONT = 1.25

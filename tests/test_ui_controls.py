@@ -332,3 +332,20 @@ def test_a_links_lambda_is_not_overridden_by_a_remembered_hard_constraint() -> N
     linked.query_params["t_r"] = "0.3"
     linked.run()
     assert _shown(linked) == "lam=0.3"
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        ([0.1328, 0.27, 0.09592], ["0.1328", "0.2700", "0.0959"]),  # Noisy's digit table
+        ([1.7893, 1.7799], ["1.789", "1.780"]),  # Domains' INCE beside GCA-INCE
+        ([592.0, 3.0, float("nan")], ["592", "3", "nan"]),  # whole numbers stay whole
+        ([2.5e-5, 1e-6], ["2.5e-05", "1e-06"]),  # tiny: significant digits
+        ([float("nan")], ["nan"]),
+    ],
+)
+def test_numbers_shown_together_share_their_decimals(values: list[float], shown: list[str]) -> None:
+    """A lecturer read "1.789" beside "1.78" and "0.27" beside "0.1328" as different
+    roundings: numbers shown together take the decimals of the largest's four digits."""
+    fmt = ui.column_format(values)
+    assert [fmt.format(v) for v in values] == shown

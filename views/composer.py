@@ -164,7 +164,11 @@ with ui.guard("This combination"):
 diag = out.diagnostics
 m1, m2, m3, m4, m5 = ui.wrapping("cmp_wrap_metrics", 150).columns(5)
 m1.metric("Loss", f"{float(out.loss):.6f}")
-m2.metric("Marginal error", f"{diag['marginal_error']:.2e}", help="‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁")
+m2.metric(
+    "Marginal error, absolute",  # (Plan lab's is relative: one name read as two values)
+    f"{diag['marginal_error']:.2e}",
+    help="‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁, not divided by the mass (Plan lab's relative one is)",
+)
 m3.metric("Plan entropy", f"{diag['entropy']:.3f}")
 m4.metric("Mass on positives", f"{diag['positive_mass']:.1%}")
 m5.metric("Total mass", f"{diag['mass']:.2f}")

@@ -312,10 +312,11 @@ if target is not None:
     rise, rounding = lab.largest_rise(steps.kl)
     shown = "0 (rounding)" if rise == 0 else f"{-rise:.2e}"
     k1, k2, k3 = ui.wrapping("dom_wrap_kl", 180).columns(3)
-    k1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", f"{steps.kl[1]:.4g}")
+    pair = ui.column_format([steps.kl[1], steps.kl[-1]])  # one rounding: "1.789" beside "1.78"
+    k1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/N", pair.format(steps.kl[1]))
     k2.metric(
         f"GCA-INCE = KL(P_tgt‖P{_sup(2 * n_iter)})/N",
-        f"{steps.kl[-1]:.4g}",
+        pair.format(steps.kl[-1]),
         **ui.versus_ince(steps.kl[-1] - steps.kl[1], rounding, "+.3g"),
     )
     k3.metric(

@@ -303,15 +303,16 @@ T2 = _sup(2 * n_iter)
 m1, m2, m3 = st.columns(3)
 # n: the plan's rows, N in the cross layout and 2N in the joint one (the Story's /N is cross)
 rows_help = f"Per row: divided by n = {n_rows}, the plan's rows (N cross-view, 2N joint)."
-m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", f"{steps.kl[1]:.4g}", help=rows_help)
+pair = ui.column_format([steps.kl[1], steps.kl[-1]])  # one rounding for the two
+m1.metric("INCE = KL(P_tgt‖P⁽¹⁾)/n", pair.format(steps.kl[1]), help=rows_help)
 m2.metric(
     f"GCA-INCE = KL(P_tgt‖P{T2})/n",
-    f"{steps.kl[-1]:.4g}",
+    pair.format(steps.kl[-1]),
     help=rows_help,
     **ui.versus_ince(steps.kl[-1] - steps.kl[1], lab.largest_rise(steps.kl)[1], "+.2g"),
 )
 m3.metric(
-    f"Marginal error of P{T2}",
+    f"Relative marginal error of P{T2}",  # (Composer's and Train's are absolute)
     f"{steps.relative_error[-1]:.2e}",
     help="(‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁) / Σμ with μ = P_tgt 1, ν = P_tgt^T 1",
 )

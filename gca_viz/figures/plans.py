@@ -732,7 +732,7 @@ def error_curves(
                 hovertemplate=f"ε = {e:.3g}, sweep %{{x}}: %{{y:.3g}}<extra></extra>",
             )
         )
-    layout = _base_layout("Marginal error after each sweep", height)
+    layout = _base_layout("Relative marginal error after each sweep", height)
     layout.update(
         xaxis={"title": "sweep t", "type": "linear", "gridcolor": "#e5e7eb"},
         yaxis={

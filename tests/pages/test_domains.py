@@ -323,3 +323,11 @@ def test_at_the_page_s_defaults_same_domain_pairs_are_pulled_together(app_store:
     assert same.endswith("%") and float(same.rstrip("%")) > 0, same
     text = texts(at.markdown)
     assert "Here a same-domain pair is pulled together (+" in text
+
+
+def test_the_two_losses_are_rounded_alike(app_store: Path) -> None:
+    """ "INCE 1.789" beside "GCA-INCE 1.78" (a trailing zero dropped) read as two roundings:
+    the two cards show the same number of decimals."""
+    at = open_page("domains")
+    shown = [v for k, v in metrics(at).items() if "INCE = KL" in k]
+    assert len(shown) == 2 and len({len(v.split(".")[1]) for v in shown}) == 1, shown
