@@ -448,7 +448,8 @@ def sweep_view(
             help="Least-squares slope per unit α − β over the finished runs.",
         )
         col.caption(
-            f"Spearman ρ = {fit.spearman:+.2f}, Pearson r = {fit.pearson:+.2f} (n = {fit.n})"
+            f"Rank correlation (Spearman) {fit.spearman:+.2f}, linear (Pearson) "
+            f"{fit.pearson:+.2f} (n = {fit.n} runs)"
             if fit.n >= 3
             else f"Correlations need 3 finished runs (n = {fit.n})."
         )

@@ -522,7 +522,7 @@ def mechanism_section(store: RunStore, ckpts: dict[int, str]) -> None:
     pos_uot = shares.corrupted_share("unbalanced_positive")
     g1, g2, g3, g4 = st.columns(4)
     g1.metric(
-        "Corrupted rows' mass",
+        "Corrupted rows' share of the mass",
         f"{row_uot:.3f}",
         vs_balanced(row_uot, row_bal),
         delta_color="off",
@@ -530,7 +530,7 @@ def mechanism_section(store: RunStore, ckpts: dict[int, str]) -> None:
         "plan; the balanced plan gives every row 1/N",
     )
     g2.metric(
-        "Corrupted pairs' Pᵢᵢ",
+        "Corrupted pairs' share of the diagonal",  # (a share, not Pᵢᵢ itself)
         f"{pos_uot:.3f}",
         vs_balanced(pos_uot, pos_bal),
         delta_color="off",
@@ -673,24 +673,25 @@ def graded_section(store: RunStore, ckpts: dict[int, str], severity: float, seed
         )
         + f". The plan: GCA-UOT's, ε = {res.epsilon:g}, T = {res.n_iter}, λ₁ = λ₂ = {lam:g}."
     )
+    # (named in words: the mechanism section above has ρ = λ / (λ + ε), RINCE weights r)
     q1, q2, q3, q4 = st.columns(4)
     q1.metric(
-        "ρ: strength vs Pᵢᵢ",
+        "Rank corr.: strength vs Pᵢᵢ",
         f"{res.spearman:+.3f}",
         help="Spearman rank correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
     )
     q2.metric(
-        "r: strength vs Pᵢᵢ",
+        "Linear corr.: strength vs Pᵢᵢ",
         f"{res.pearson:+.3f}",
         help="Pearson correlation of each view's strength with Pᵢᵢ / mean Pᵢᵢ",
     )
     q3.metric(
-        "ρ: strength vs row mass",
+        "Rank corr.: strength vs row mass",
         f"{res.spearman_row:+.3f}",
         help="Spearman rank correlation of each view's strength with its row's mass (P1)ᵢ",
     )
     q4.metric(
-        "ρ, balanced plan's Pᵢᵢ",
+        "Rank corr., balanced plan's Pᵢᵢ",
         f"{res.spearman_balanced:+.3f}",
         help="The first correlation for the balanced plan (GCA-INCE's) of the same batch",
     )
@@ -720,12 +721,13 @@ def graded_section(store: RunStore, ckpts: dict[int, str], severity: float, seed
     st.caption(
         f"Measured on these {n} pairs: the quarter with the weakest corruption keeps "
         f"{low_kept:.3f} × the mean diagonal mass, the most corrupted quarter {high_kept:.3f} × "
-        f"({direction} on corrupted pairs; Spearman ρ = {res.spearman:+.3f}, Pearson "
-        f"r = {res.pearson:+.3f}). The unbalanced plan's marginals are only penalised: its row "
-        f"sums range over {res.row_sums.min():#.3g} – {res.row_sums.max():#.3g} against μᵢ = 1 "
-        f"(total {res.total_mass:.4g} against N = {n}), and a row's total correlates with the "
-        f"strength at ρ = {res.spearman_row:+.3f}. The balanced plan (hard marginals, rows within "
-        f"{res.balanced_row_error:.1e} of 1) gives ρ = {res.spearman_balanced:+.3f} for its "
+        f"({direction} on corrupted pairs; rank correlation (Spearman) {res.spearman:+.3f}, "
+        f"linear (Pearson) {res.pearson:+.3f}). The unbalanced plan's marginals are only "
+        f"penalised: its row sums range over {res.row_sums.min():#.3g} – "
+        f"{res.row_sums.max():#.3g} against μᵢ = 1 (total {res.total_mass:.4g} against N = {n}), "
+        f"and a row's total correlates with the strength at rank correlation "
+        f"{res.spearman_row:+.3f}. The balanced plan (hard marginals, rows within "
+        f"{res.balanced_row_error:.1e} of 1) gives {res.spearman_balanced:+.3f} for its "
         "diagonal: it can only move a corrupted pair's mass to other columns of the same row."
     )
     ui.show_code(ex.corruption_mass_correlation, ex.graded_corruption, ex.augment_at)

@@ -84,9 +84,9 @@ def test_correlation_section_reports_numbers(app_store: Path) -> None:
     at = open_page("noisy")
     shown = metrics(at)
     for label in (
-        "ρ: strength vs Pᵢᵢ",
-        "r: strength vs Pᵢᵢ",
-        "ρ: strength vs row mass",
+        "Rank corr.: strength vs Pᵢᵢ",
+        "Linear corr.: strength vs Pᵢᵢ",
+        "Rank corr.: strength vs row mass",
     ):
         assert -1.0 <= float(shown[label]) <= 1.0
     scatter = charts(at)["noisy_chart_mass"]["data"]
@@ -95,17 +95,17 @@ def test_correlation_section_reports_numbers(app_store: Path) -> None:
     # (the shipped GCA-UOT demo run's encoder: trained, it tells corrupted pairs apart)
     assert "the trained encoder of run #" in texts(at.caption)
     assert "(demo-gca-uot-noisy, step 300)" in texts(at.caption)
-    assert float(shown["ρ: strength vs Pᵢᵢ"]) < -0.5
+    assert float(shown["Rank corr.: strength vs Pᵢᵢ"]) < -0.5
     at.selectbox(key="noisy_enc").set_value(0).run()
     assert "random MLP encoder" in texts(at.caption)
-    before = metrics(at)["ρ: strength vs Pᵢᵢ"]
+    before = metrics(at)["Rank corr.: strength vs Pᵢᵢ"]
     assert at.select_slider(key="noisy_eps_slider").options == EPS_STOPS
     assert at.select_slider(key="noisy_lam_slider").options == LAM_STOPS
     at.number_input(key="noisy_eps").set_value(0.1).run()
     assert at.select_slider(key="noisy_eps_slider").value == 0.1
     at.selectbox(key="noisy_src").set_value("augment").run()
     assert_clean(at)
-    assert metrics(at)["ρ: strength vs Pᵢᵢ"] != before
+    assert metrics(at)["Rank corr.: strength vs Pᵢᵢ"] != before
     assert not [w for w in at.warning if "barely tells the pairs apart" in w.value]
 
 
@@ -139,7 +139,10 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     shares = um.mass_shares(pairs, epsilon=0.1, relax=0.01)
     grads = um.gradient_shares(pairs, epsilon=0.1, relax=0.01)
     shown = metrics(at)
-    assert shown["Corrupted rows' mass"] == f"{shares.corrupted_share('unbalanced_row'):.3f}"
+    assert (
+        shown["Corrupted rows' share of the mass"]
+        == f"{shares.corrupted_share('unbalanced_row'):.3f}"
+    )
     assert shown["Total mass ΣP"] == f"{shares.unbalanced_mass:.4g}"
     figs = charts(at)
     assert {"mech_chart_shares", "mech_chart_grads", "mech_chart_tradeoff"} <= set(figs)
@@ -155,11 +158,11 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     assert "weighted r₂ = 0.2" in text  # the term's weight (λ_R weighs inside RINCE)
     assert "does the work" not in text
     assert "32 of 128 second views replaced" in text
-    before = shown["Corrupted rows' mass"]
+    before = shown["Corrupted rows' share of the mass"]
     at.slider(key="mech_share").set_value(0.5).run()
     assert_clean(at)
     assert "64 of 128 second views replaced" in texts(at.caption)
-    assert metrics(at)["Corrupted rows' mass"] != before
+    assert metrics(at)["Corrupted rows' share of the mass"] != before
     at.select_slider(key="mech_eps_slider").set_value(0.5).run()
     assert at.number_input(key="mech_eps").value == 0.5 and at.query_params["mech_eps"] == "0.5"
     at.selectbox(key="mech_src").set_value(0).run()  # digits through a random encoder
@@ -169,7 +172,7 @@ def test_mass_and_gradient_section_shows_the_librarys_numbers(app_store: Path) -
     at.number_input(key="mech_lam").set_value(1000.0).run()
     assert_clean(at)
     deltas = {m.label: m.delta for m in at.metric}
-    assert deltas["Corrupted rows' mass"].startswith("equal to balanced ("), deltas
+    assert deltas["Corrupted rows' share of the mass"].startswith("equal to balanced ("), deltas
 
 
 def test_noisy_launch_queues_a_corrupted_pair(app_store: Path) -> None:
