@@ -538,9 +538,11 @@ class RunStore:
         name = info.name
         while name.endswith(" (copy)"):
             name = name.removesuffix(" (copy)")
-        # A name the store gave ("gca_ince on mine.npz") names the copy's own method and
-        # data: a copy with method gca_uot was called "gca_ince on mine.npz (copy)".
-        name = _default_name(cfg) if name == _default_name(old) else name
+        # A name the store gave ("GCA-INCE on mine.npz"; an older store's "gca_ince on ...")
+        # names the copy's own method and data: a copy with method gca_uot was called
+        # "gca_ince on mine.npz (copy)".
+        given = (_default_name(old), f"{old.method} on {data_label(old.dataset)}")
+        name = _default_name(cfg) if name in given else name
         return self.launch(cfg, name=f"{name} (copy)", parent=run_id)
 
     def delete(self, run_id: int) -> None:
@@ -1194,8 +1196,9 @@ def _stored(value: float | None) -> float:
 
 
 def _default_name(cfg: TrainConfig) -> str:
-    """The name of a run launched without one: its method and its data."""
-    return f"{cfg.method} on {data_label(cfg.dataset)}"
+    """The name of a run launched without one: its method (as people write it, "GCA-INCE":
+    the name shows on the lecture screens) and its data."""
+    return f"{losses.title(cfg.method)} on {data_label(cfg.dataset)}"
 
 
 def run_loss(info: RunInfo) -> losses.GCALoss:

@@ -1181,3 +1181,12 @@ def test_a_number_as_text_is_refused_by_a_loss_as_by_the_solvers() -> None:
     assert loss.params["n_iter"] != "5"
     built = build_loss(TrainConfig(method="gca_ince", loss_params={"epsilon": "0.4"}))
     assert built.params["epsilon"] == 0.4
+
+
+def test_a_method_is_written_for_people_by_its_title() -> None:
+    """Train's runs table, its status line and a run's default name showed the ids
+    ("gca_uot", "gca_ince on digits") on a lecturer's screen."""
+    assert [losses.title(m) for m in ("ince", "gca_ince", "gca_uot", "iot_uni")] == [
+        "INCE", "GCA-INCE", "GCA-UOT", "IOT-uni"
+    ]  # fmt: skip
+    assert losses.title("composed") == "composed loss" and losses.title("mine") == "mine"

@@ -168,7 +168,7 @@ def test_a_run_trains_on_an_uploaded_npz_as_the_train_page_launches_it(
     assert info.status == "finished", info.error
     assert info.step == 5 and info.config["dataset"] == dataset
     assert path.name != "mine.npz"  # stored under a content hash: not how pages name it
-    assert info.name == "gca_ince on mine.npz"
+    assert info.name == "GCA-INCE on mine.npz"
     assert loss_steps(store, run_id).tolist() == [1, 2, 3, 4, 5]
     assert "knn_acc" in store.latest_metrics(run_id)
     trained = trained_encoder(store, run_id)
@@ -697,7 +697,7 @@ def test_a_copy_of_a_run_named_by_the_store_is_named_after_its_own_method(
     store = RunStore(runs_dir, max_concurrent=2)
     given = store.launch(cfg(steps=2), name="mine")
     auto = store.launch(cfg(steps=2))
-    assert store.get(auto).name == "gca_ince on digits"
+    assert store.get(auto).name == "GCA-INCE on digits"  # (not the method's id, gca_ince)
     for run in (given, auto):
         wait_status(store, run, "finished")
     copies = [
@@ -706,9 +706,13 @@ def test_a_copy_of_a_run_named_by_the_store_is_named_after_its_own_method(
         store.duplicate(given, method="gca_uot"),
     ]
     names = [store.get(c).name for c in copies]
-    assert names == ["gca_uot on digits (copy)", "gca_ince on digits (copy)", "mine (copy)"]
+    assert names == ["GCA-UOT on digits (copy)", "GCA-INCE on digits (copy)", "mine (copy)"]
     again = store.duplicate(copies[0], method="ince")  # a copy of a copy: one "(copy)"
-    assert store.get(again).name == "ince on digits (copy)"
+    assert store.get(again).name == "INCE on digits (copy)"
+    older = store.launch(cfg(steps=2), name="gca_ince on digits")  # an older store's name
+    wait_status(store, older, "finished")
+    copies.append(store.duplicate(older, method="ince"))
+    assert store.get(copies[-1]).name == "INCE on digits (copy)"
     for run in (*copies, again):
         wait_status(store, run, "finished")
 

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import embed, metrics, userdata
+from gca_viz import embed, losses, metrics, userdata
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -461,7 +461,7 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
     st.progress(
         run.progress,
         text=f"**{run.status}** · step {run.step}{f' of {run.steps}' if run.steps else ''} · "
-        f"{run.config.get('method')} on {data} · device {device_text(run)}",
+        f"{losses.title(str(run.config.get('method')))} on {data} · device {device_text(run)}",
     )
     now = store.latest_metrics(run.id)
     shown = [n for n in ("loss", "knn_acc", "probe_acc", "alignment", "uniformity") if n in now]

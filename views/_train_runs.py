@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import streamlit as st
 
 import ui
-from gca_viz import demo, userdata
+from gca_viz import demo, losses, userdata
 from gca_viz.runs import RunInfo, RunStore
 from views._run_link import missing_run_warning, recover_run
 
@@ -82,7 +82,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "status": r.status,
                 "step": r.step,
                 "progress": 100.0 * r.progress if r.steps else None,  # (a loop's unknown)
-                "method": r.config.get("method"),
+                "method": losses.title(str(r.config.get("method"))),
                 "data": data_text,  # two uploads sent under one name told apart
                 "dim": r.config.get("out_dim"),
                 "device": device_text(r),
@@ -104,7 +104,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "progress": st.column_config.ProgressColumn(  # 56%, not 56.27% beside 100%
                     "progress", min_value=0, max_value=100, format="%.0f%%", width=92
                 ),
-                "method": st.column_config.TextColumn(width=68),
+                "method": st.column_config.TextColumn(width=84),  # ("GCA-RINCE")
                 "data": st.column_config.TextColumn(width=100),
                 "dim": st.column_config.NumberColumn(width=40),
                 "device": st.column_config.TextColumn(width=56),

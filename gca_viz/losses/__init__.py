@@ -11,12 +11,13 @@ Public API::
 ``LOSSES`` holds the named methods (INCE, GCA-INCE, RINCE, GCA-RINCE, GCA-UOT, IOT,
 IOT-uni, BYOL); ``COSTS``, ``PROJECTIONS``, ``DIVERGENCES`` (and
 :data:`gca_viz.targets.TARGETS`) hold the stages they are made of, and :func:`compose`
-combines any four of them into a new loss. :func:`rince_underflow` says when RINCE's
+combines any four of them into a new loss; :func:`title` writes a method's name for people
+(``"GCA-UOT"``). :func:`rince_underflow` says when RINCE's
 terms underflow a dtype at a small ``ε``. See ``docs/math.md`` sections 3 and 4.
 """
 
 from gca_viz.losses.divergences import DIVERGENCES, rince_underflow
-from gca_viz.losses.methods import LOSSES, Method, compose, get
+from gca_viz.losses.methods import LOSSES, Method, compose, get, title
 from gca_viz.losses.module import GCALoss, LossOutput
 from gca_viz.losses.stages import COSTS, PROJECTIONS, Projection
 from gca_viz.targets import TARGETS
@@ -34,4 +35,5 @@ __all__ = [
     "compose",
     "get",
     "rince_underflow",
+    "title",
 ]

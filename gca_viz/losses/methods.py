@@ -179,6 +179,16 @@ LOSSES: dict[str, Method] = {
 """The named methods, in the order of the paper's table."""
 
 
+def title(name: str) -> str:
+    """How a method is written for people, short: ``"gca_uot"`` is ``"GCA-UOT"`` and
+    ``"ince"`` ``"INCE"`` (its :attr:`Method.title` without a remark in brackets), a training
+    run's ``"composed"`` is ``"composed loss"``, and anything else stays as it is (a run of a
+    method this version does not know)."""
+    if name in LOSSES:
+        return LOSSES[name].title.split(" (")[0]
+    return "composed loss" if name == "composed" else str(name)
+
+
 def get(name: str, **params: Any) -> GCALoss:
     r"""Build the named method ``name`` of :data:`LOSSES`, a :class:`GCALoss` (a
     ``torch.nn.Module``), its preset parameters overridden by ``params``.
