@@ -851,6 +851,15 @@ html { font-size: 20px; }
     > [data-testid="stExpander"] [class*="st-key-lecture_controls_"][class*="_pinned"]) {
   position: sticky; top: 75px; z-index: 20; background: white;
 }
+/* ... and compact: little padding, and under 900 px no header (176 px tall, it left 469 px
+   of a 720 px screen: Plan lab's player, 554 px, was never seen whole beside it) */
+[data-testid="stExpander"]:has([class*="st-key-lecture_controls_"][class*="_pinned"])
+  [data-testid="stExpanderDetails"] { padding-top: 0.5rem; padding-bottom: 0.4rem; }
+}
+@media (min-height: 650px) and (max-height: 900px) {
+[data-testid="stExpander"]:has([class*="st-key-lecture_controls_"][class*="_pinned"]) summary {
+  display: none;
+}
 }
 /* A pinned panel's log-scale controls (epsilon, relaxation): the typed value beside the slider,
    not under it, where it took a 75 px row of its own above the figures (in a panel of many

@@ -118,7 +118,12 @@ def _take_click(chart: str, shape: tuple[int, int]) -> Callable[[], None]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def player_json(
-    key: tuple[Any, ...], _steps: lab.HalfSteps, log: bool, shared: bool, _pos: np.ndarray
+    key: tuple[Any, ...],
+    _steps: lab.HalfSteps,
+    log: bool,
+    shared: bool,
+    _pos: np.ndarray,
+    height: int,
 ) -> str:
     """The half-step player of one solution (``key``) as plotly JSON: built and encoded once,
     then a cell click or another view sends only a hash."""
@@ -129,6 +134,7 @@ def player_json(
         shared_scale=shared,
         positives=_pos,
         start=1,
+        height=height,
     )
     return live_chart.figure_json(fig)
 
@@ -317,7 +323,9 @@ m3.metric(
     help="(‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁) / Σμ with μ = P_tgt 1, ν = P_tgt^T 1",
 )
 positives = targets.partner(n_rows if layout == "cross" else n_rows // 2, layout).numpy()
-player_spec = player_json(solution_key, steps, log_scale, shared_scale, positives)
+# in a lecture 24 px shorter: whole beside the pinned Problem panel at 1280 x 720
+player_height = PLAYER_HEIGHT - 24 if ui.lecture() else PLAYER_HEIGHT
+player_spec = player_json(solution_key, steps, log_scale, shared_scale, positives, player_height)
 
 
 @st.fragment
@@ -356,7 +364,7 @@ def inspect() -> None:
         "Each half-step is a KL projection onto a set that contains P_tgt, so the KL curve "
         "never rises: GCA-INCE (k = 2T) ≤ INCE (k = 1) on every batch. The dashed lines mark "
         "the two losses and the arrow spans the drop; the kernel (k = 0) sits far above and "
-        f"is named over the curve. On the plan {figs.positive_marks_words(n_rows, PLAYER_HEIGHT)}"
+        f"is named over the curve. On the plan {figs.positive_marks_words(n_rows, player_height)}"
         f" mark the positive pairs (i, pos(i)): the entries InfoNCE reads. Colours: {scale} "
         "(set in Display)."
     )

@@ -477,6 +477,10 @@ def test_the_problem_panel_stays_beside_the_player_as_the_page_scrolls(app: Any)
     assert bar["y"] + bar["height"] - 1 <= slider["y"] and slider["y"] + slider["height"] < 720
     assert player["y"] + player["height"] <= 720 + 1  # the player's foot is on screen too
     assert slider["y"] + slider["height"] < player["y"] + player["height"] / 2
+    # ... and its top: the panel (176 px with its header) hid the plan's top rows or the
+    # ▶ row and the k slider; compact, it leaves the whole player under it
+    panel = page.locator('[data-testid="stExpander"]:has([class*="_pinned"])').bounding_box()
+    assert panel and player["y"] >= panel["y"] + panel["height"] - 1, (panel, player)
     # ... and the slider still works there: a new ε redraws the player
     app.widget("lab_eps").locator("input").fill("0.3")
     app.widget("lab_eps").locator("input").press("Enter")
