@@ -843,9 +843,9 @@ html { font-size: 20px; }
 /* A pinned panel (ui.controls(pinned=True): what a lecture moves, Plan lab's epsilon and T)
    stays under the top bar (75 px) while the page scrolls to the figures below it: at
    1280 x 720 the player began below the first screen, and scrolled into view it took the
-   sliders off it. Folded by its header it is a 50 px bar. Only on a screen at least 650 px
-   tall: at 150 % zoom (1366 x 768 is 911 x 512) bar and panel took 305 of 512 px, and the
-   keyboard's focus went under the panel. */
+   sliders off it. Folded by its header (over 900 px tall) it is a 50 px bar. Only on a
+   screen at least 650 px tall: at 150 % zoom (1366 x 768 is 911 x 512) bar and panel took
+   305 of 512 px, and the keyboard's focus went under the panel. */
 @media (min-height: 650px) {
 [data-testid="stMain"] [data-testid="stLayoutWrapper"]:has(
     > [data-testid="stExpander"] [class*="st-key-lecture_controls_"][class*="_pinned"]) {

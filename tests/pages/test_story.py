@@ -356,3 +356,20 @@ def test_step_4_says_whether_the_plan_converged_without_blaming_a_moderate_epsil
     assert "small ε needs" not in short and "of the total mass N" in short
     held = caption(open_app(story_step="4", story_T="50"))  # (not "converged": the Entropy
     assert ": the marginals hold to 0.1%" in held and "converged" not in held  # page's is 1e-6)
+
+
+def test_step_five_s_composer_link_opens_the_method_on_the_same_batch() -> None:
+    """Story step 5's "Compose a loss of your own" opened the composer on GCA-INCE at its
+    own ε = 0.5: a lecturer read "Loss 3.03" there beside GCA-UOT's 2.57 here on "the same
+    64 pairs". The link carries the method's stages, ε, T and the batch: the composer's
+    loss is this page's."""
+    from urllib.parse import parse_qsl
+
+    at = open_app(story_step="5", story_method="gca_uot", story_eps="0.3", story_T="7")
+    shown = float(metric(at, "GCA-UOT loss"))
+    (link,) = [e.proto for e in at.get("page_link") if "Compose a loss" in e.proto.label]
+    query = dict(parse_qsl(link.query_string))
+    assert query["cmp_projection"] == "unbalanced" and query["cmp_divergence"] == "uot"
+    assert (query["cmp_epsilon"], query["cmp_n_iter"]) == ("0.3", "7")
+    composer = open_app("views/composer.py", **query)
+    assert float(metric(composer, "Loss")) == pytest.approx(shown, abs=1e-5)
