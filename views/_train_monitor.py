@@ -198,7 +198,7 @@ def show_plan(store: RunStore, run: RunInfo, view: MonitorView) -> None:
         rows = len(snap[view.plan_view])
         joint = rows == 2 * len(snap.get("y", []))
         st.markdown(
-            f"**The batch at step {step}**: {rows} x {rows}, "
+            f"**The batch at step {step}**: {rows} × {rows}, "
             f"{'both views stacked (joint layout)' if joint else 'view 1 x view 2'}"
         )
         pairs = rows // 2 if joint else rows
@@ -337,12 +337,12 @@ def classes_text(z: np.ndarray, y: np.ndarray) -> str:
         return "The classes gather: each class sits at one point of its own."
     if ratio >= GATHERED:
         return (
-            f"The classes gather: two samples of different classes sit {ratio:.1f}x as far "
+            f"The classes gather: two samples of different classes sit {ratio:.1f}× as far "
             "apart as two of one class."
         )
     return (
         f"The classes are still mixed: two samples of different classes sit only "
-        f"{ratio:.2f}x as far apart as two of one class."
+        f"{ratio:.2f}× as far apart as two of one class."
     )
 
 

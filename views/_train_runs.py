@@ -87,7 +87,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "dim": r.config.get("out_dim"),
                 "device": device_text(r),
                 "loss": latest.get("loss", (0, None))[1],
-                "k-NN acc": latest.get("knn_acc", (0, None))[1],
+                "k-NN acc.": latest.get("knn_acc", (0, None))[1],
                 "started": time.strftime("%d %b %H:%M", time.localtime(r.started or r.created)),
             }
         )
@@ -109,7 +109,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "dim": st.column_config.NumberColumn(width=40),
                 "device": st.column_config.TextColumn(width=56),
                 "loss": st.column_config.NumberColumn(format="%.4f", width=60),
-                "k-NN acc": st.column_config.NumberColumn(format="%.3f", width=72),
+                "k-NN acc.": st.column_config.NumberColumn(format="%.3f", width=72),
                 # (left to itself it got what was left: "06 Dec 2" at 1366 px, sidebar open)
                 "started": st.column_config.TextColumn(width=100),
             },

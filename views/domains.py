@@ -320,7 +320,7 @@ if target is not None:
         **ui.versus_ince(steps.kl[-1] - steps.kl[1], rounding, "+.3g"),
     )
     k3.metric(
-        "Smallest drop between half-steps",
+        "Least drop per half-step",  # (as the Story calls it)
         shown,
         help=f"min over k ≥ 1 of KL(P_tgt‖P⁽ᵏ⁾) − KL(P_tgt‖P⁽ᵏ⁺¹⁾), never negative (a "
         f"negative value would be a rise); changes within float64 rounding of the KL "

@@ -90,7 +90,7 @@ def test_domains_page_renders_the_designer_and_an_empty_sweep(app_store: Path) -
     assert [r.name for r in RunStore(app_store).list_runs()] == [  # the user's store: its own
         r.name for r in RunStore(app_store).list_runs() if r.name.startswith("demo-")
     ]
-    drop = metrics(at)["Smallest drop between half-steps"]
+    drop = metrics(at)["Least drop per half-step"]
     assert drop == "0 (rounding)" or float(drop) >= 0  # the theorem, measured live
     player = charts(at)["dom_chart_player"]
     assert len(player["frames"]) == 2 * at.slider(key="dom_T").value + 1

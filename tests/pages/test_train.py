@@ -80,7 +80,7 @@ def test_train_page_shows_the_shipped_demo_runs(app_store: Path) -> None:
     assert [t["name"] for t in points] == [str(c) for c in range(10)]  # one per digit
     assert sum(len(array(t["x"])) for t in points) == len(z)  # every held-out sample
     assert "Embeddings at step" in json.dumps(embed_fig["layout"])
-    runs_table = [d for d in at.dataframe if "k-NN acc" in d.value.columns]
+    runs_table = [d for d in at.dataframe if "k-NN acc." in d.value.columns]
     assert runs_table[0].proto.placeholder == "—"  # a metric not recorded: not "None"
     # the caption reads the snapshot: the demo's classes have gathered
     said = [c.value for c in at.caption if "The Geometry page plays" in c.value]
