@@ -82,7 +82,7 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "status": r.status,
                 "step": r.step,
                 "progress": 100.0 * r.progress if r.steps else None,  # (a loop's unknown)
-                "method": losses.title(str(r.config.get("method"))),
+                "method": losses.title(m) if (m := r.config.get("method")) else None,
                 "data": data_text,  # two uploads sent under one name told apart
                 "dim": r.config.get("out_dim"),
                 "device": device_text(r),

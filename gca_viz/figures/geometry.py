@@ -252,8 +252,9 @@ class Panel:
 
 class _Builder:
     """Traces of one panel in a fixed order, so that frames can address them by index:
-    [surface], [dimmed points], one trace per label (or one coloured by a scale), then the
-    pinned row's marks (:class:`gca_viz.figures._pin.PinMarks`) when a row is pinned."""
+    [surface], [dimmed points], one trace per label (or one coloured by a scale), [the
+    labels' names on their clusters, with two labels or more], then the pinned row's marks
+    (:class:`gca_viz.figures._pin.PinMarks`) when a row is pinned."""
 
     def __init__(self, panel: Panel, view: View, legend_title: str, axes: dict[str, str]):
         self.p, self.view, self.legend_title, self.axes = panel, view, legend_title, axes
@@ -379,7 +380,7 @@ class _Builder:
         closer to their mean than :data:`CLUSTER_SPREAD` times the points' overall
         spread (a name on a label spread everywhere, or on a run collapsed to one spot,
         would point nowhere)."""
-        shown = np.concatenate([rows for rows in self.groups])
+        shown = np.concatenate(list(self.groups))
         overall = _spread(P[shown]) if len(shown) > 1 else 0.0
         centres = np.zeros((len(self.groups), P.shape[1]))
         texts = []
@@ -578,8 +579,10 @@ def explorer_figure(
     the same camera and ``[-1.1, 1.1]`` ranges), ``"circle"`` (2-D points and the unit
     circle) or ``"plane"`` (a 2-D projection). With several frames (one per snapshot), a
     ▶ / ❚❚ button and a slider play them in the browser with no server round trip; frames
-    change only point positions (float32) and the neighbour marks, never the axes or the
-    camera, so the picture stays steady. Every trace's ``customdata`` is each point's row.
+    change only point positions (float32), the neighbour marks and the clusters' names,
+    never the axes or the camera, so the picture stays steady. Every point trace's
+    ``customdata`` is each point's row; a label's name shows on its points once they
+    gather (:data:`CLUSTER_SPREAD`).
 
     Args:
         panels: one or two panels with the same number of frames.
