@@ -60,7 +60,10 @@ def device_text(run: RunInfo) -> str:
     if run.external:  # recorded from the first tensors its loop hands over
         return "not seen yet"
     requested = str(run.config.get("device", "auto"))
-    return f"{requested} (not started yet)" if run.status == "queued" else requested
+    if run.status == "queued":
+        return f"{requested} (not started yet)"
+    # (a lecturer read "running · ... · device auto" and then "device cpu" as a change)
+    return f"{requested} (starting)" if run.status == "running" else requested
 
 
 def keep_valid(key: str, options: list[Any], default: Any) -> None:

@@ -1012,3 +1012,20 @@ def test_the_form_and_the_teaching_pages_name_loss_settings_alike(no_demo_store:
     assert t_form == "T: Sinkhorn sweeps"
     for page, key in (("story", "story_T"), ("plan_lab", "lab_T"), ("domains", "dom_T")):
         assert open_page(page).slider(key=key).label == t_form, page
+
+
+def test_a_run_s_device_says_it_is_being_chosen_until_the_run_records_it() -> None:
+    """A lecturer read "running · ... · device auto", then "device cpu", as a change of
+    device: until the run process records its device, a running run's requested one says
+    it is starting."""
+    from gca_viz.runs import RunInfo
+    from views._train_runs import device_text
+
+    def run(status: str, device: str | None) -> RunInfo:
+        return RunInfo(3, "r", {"device": "auto"}, status, None, None, 0.0, None, None, 0,
+                       None, None, device=device)  # fmt: skip
+
+    assert device_text(run("queued", None)) == "auto (not started yet)"
+    assert device_text(run("running", None)) == "auto (starting)"
+    assert device_text(run("running", "cpu")) == "cpu"
+    assert device_text(run("failed", None)) == "auto"
