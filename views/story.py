@@ -425,7 +425,7 @@ elif step == 4:
     m3.metric("Partners per sample", f"{ent.partners:.2f}", help="e^(H − log N): 1 to N")
     m4.metric("Mass on positive pairs", f"{ent.positive_mass:.1%}")
     live_chart.live_chart(
-        heatmap(ent.plan, f"GCA plan at ε = {eps:g} after T = {n_iter} sweeps", log_scale),
+        heatmap(ent.plan, f"GCA-INCE plan P⁽²ᵀ⁾ at ε = {eps:g}, T = {n_iter}", log_scale),
         key="story_eps_plan",
     )
     share = ent.marginal_error / N  # of the total mass N

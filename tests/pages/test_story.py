@@ -279,10 +279,10 @@ def test_relaxed_marginals_respond_to_lambda() -> None:
     total = next(m for m in at.metric if m.label.startswith("Total mass"))
     assert "GRAY" in str(total.proto)  # a rise of mass is no success (it was green)
     rate = float(metric(at, "Rate ρ₁ρ₂"))
-    plan = heat(figure(at, "GCA plan at ε = 0.2"))
+    plan = heat(figure(at, "GCA-INCE plan P⁽²ᵀ⁾ at ε = 0.2"))
     at.select_slider(key="story_eps_slider").set_value(0.05)
     rerun(at)
-    assert not np.allclose(heat(figure(at, "GCA plan at ε = 0.05")), plan)
+    assert not np.allclose(heat(figure(at, "GCA-INCE plan P⁽²ᵀ⁾ at ε = 0.05")), plan)
     at.select_slider(key="story_lam_slider").set_value(10.0)
     rerun(at)
     assert float(metric(at, "Total mass")) != mass and float(metric(at, "Rate ρ₁ρ₂")) != rate
