@@ -1478,6 +1478,19 @@ def test_a_second_derivative_through_the_fused_backward_raises_and_the_log_engin
         torch.autograd.grad((fused**2).sum(), C)
 
 
+def test_a_whole_float_count_of_sweeps_is_taken_as_a_loss_takes_it() -> None:
+    """``losses.get(..., n_iter=3.0)`` trained while ``sinkhorn(..., n_iter=3.0)`` was
+    refused: a whole float counts as its integer in both; a fraction is refused by name."""
+    C = cosine_cost(*torch.randn(2, 6, 3, dtype=F64, generator=torch.Generator().manual_seed(2)))
+    want = sinkhorn(C, epsilon=0.5, n_iter=3)
+    got = sinkhorn(C, epsilon=0.5, n_iter=3.0)
+    assert torch.equal(got.plan, want.plan) and got.n_iter == 3
+    assert sinkhorn(C, epsilon=0.5, n_iter=np.float32(2.0)).n_iter == 2
+    for bad in (2.5, 0.0, float("inf"), True):
+        with pytest.raises(ValueError, match=r"^n_iter must be an integer >= 1"):
+            sinkhorn(C, epsilon=0.5, n_iter=bad)
+
+
 def test_torch_func_grad_and_jacrev_run_through_a_solve_and_vmap_is_refused_in_words() -> None:
     """``torch.func.grad`` through ``sinkhorn`` failed in torch's words (the fused node has
     no ``setup_context``): under a ``torch.func`` transform the solve takes plain autograd

@@ -119,7 +119,11 @@ def _numpy_result(cost: Any, lead: str = "cost", **others: Any) -> bool:
 
 
 def _check_count(value: Any, name: str) -> int:
-    """A number of sweeps: an integer ``>= 1`` (not a bool)."""
+    """A number of sweeps: an integer ``>= 1`` (not a bool); a whole float (``3.0``, as a
+    config file or JSON writes it) counts as its integer, as the losses' ``n_iter`` does
+    (the solver refused what the loss took)."""
+    if isinstance(value, float | np.floating) and math.isfinite(value) and value.is_integer():
+        value = int(value)
     return integer(value, name, 1)
 
 

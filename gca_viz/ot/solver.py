@@ -140,8 +140,9 @@ def sinkhorn(
         b: ``(m,)`` column marginal ``ν > 0``, likewise; default ``1/m``.
         epsilon: regulariser ``ε > 0`` (finite down to ``1e-3`` in float32 for costs in
             ``[0, 2]``).
-        n_iter: number of sweeps ``T >= 1`` (``2T`` half-steps), at most that many with
-            ``tol``; default 100. (``max_iter`` is its deprecated alias.)
+        n_iter: number of sweeps ``T >= 1`` (``2T`` half-steps; a whole float such as
+            ``3.0`` counts), at most that many with ``tol``; default 100. (``max_iter`` is
+            its deprecated alias.)
         tol: if ``> 0``, stop after the first sweep whose marginal error is ``<= tol``.
             Nothing warns when ``n_iter`` sweeps end above it (or, with ``tol = 0``, above
             the default threshold): read ``result.converged``. Small ``ε`` needs many
