@@ -206,7 +206,8 @@ def test_a_class_that_forms_a_cluster_is_named_on_it_in_its_colour() -> None:
         (update,) = [d for d, t in zip(frame["data"], frame["traces"], strict=True) if t == index]
         texts.append(update["text"])
         if update["text"] == list(names):
-            np.testing.assert_allclose(_xyz(update), 1.15 * np.eye(3), atol=0.1)
+            np.testing.assert_allclose(_xyz(update), 1.07 * np.eye(3), atol=0.1)
+            assert np.abs(_xyz(update)).max() < 1.1  # inside the scene's box: not clipped
     assert texts == [["", "", ""], list(names), ["", "", ""]]
     one = _figure(geometry.Panel("#1", [gathered] * 3, np.zeros(60, int)))
     assert "names of the clusters" not in [t.get("name") for t in one["data"]]  # one label

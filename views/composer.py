@@ -165,7 +165,7 @@ diag = out.diagnostics
 m1, m2, m3, m4, m5 = ui.wrapping("cmp_wrap_metrics", 150).columns(5)
 m1.metric("Loss", f"{float(out.loss):.6f}")
 m2.metric(
-    "Marginal error, absolute",  # (Plan lab's is relative: one name read as two values)
+    "Abs. marginal error",  # (Plan lab's is relative: one name read as two values)
     f"{diag['marginal_error']:.2e}",
     help="‖P1 − μ‖₁ + ‖Pᵀ1 − ν‖₁, not divided by the mass (Plan lab's relative one is)",
 )

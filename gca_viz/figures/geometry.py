@@ -391,7 +391,9 @@ class _Builder:
                 continue
             centre = pts.mean(axis=0)
             if self.view != "plane" and np.linalg.norm(centre) > 0:
-                centre = 1.15 * centre / np.linalg.norm(centre)  # outside the sphere
+                # just outside the sphere, inside the scene's ±1.1 box (at 1.15 a name at the
+                # sphere's edge was clipped by it: "0" showed as its left half)
+                centre = 1.07 * centre / np.linalg.norm(centre)
             centres[i] = centre
             cluster = len(rows) > 1 and _spread(pts) <= CLUSTER_SPREAD * overall
             texts.append(_name(self.classes[i], self.p.names) if cluster else "")

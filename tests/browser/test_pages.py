@@ -345,6 +345,10 @@ def test_train_s_controls_and_curve_titles_read_whole_at_800_px(app: Any) -> Non
             label,
         )
         assert shown and all(scroll <= client + 1 for scroll, client in shown), (label, shown)
+    # the batch's table took three fifths of the page (282 px): its values were cut
+    batch = page.locator(".st-key-wrap300_tr_wrap_batch [data-testid='stColumn']").first
+    width = batch.bounding_box()
+    assert width and width["width"] > 400, width
     chart = app.chart("tr_curves")
     chart.scroll_into_view_if_needed()
     app.until(lambda: chart.get_attribute("data-gca-layout") == "narrow", 20, "narrow curves")
