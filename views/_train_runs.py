@@ -105,9 +105,9 @@ def runs_table(store: RunStore, runs: list[RunInfo]) -> None:
                 "status": st.column_config.TextColumn(width=68),
                 "step": st.column_config.NumberColumn(width=46),
                 "progress": st.column_config.ProgressColumn(  # 56%, not 56.27% beside 100%
-                    "progress", min_value=0, max_value=100, format="%.0f%%", width=92
+                    "progress", min_value=0, max_value=100, format="%.0f%%", width=80
                 ),
-                "method": st.column_config.TextColumn(width=84),  # ("GCA-RINCE")
+                "method": st.column_config.TextColumn(width=80),  # ("GCA-RINCE": titles, not ids)
                 "data": st.column_config.TextColumn(width=100),
                 "dim": st.column_config.NumberColumn(width=40),
                 "device": st.column_config.TextColumn(width=56),
