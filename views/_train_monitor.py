@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from gca_viz import embed, losses, metrics, userdata
+from gca_viz import embed, metrics
 from gca_viz.figures.geometry import embedding_figure, projection_figure
 from gca_viz.figures.training import (
     PLAN_VIEWS,
@@ -31,7 +31,7 @@ from gca_viz.runs import ACTIVE, RESUMABLE, RunInfo, RunStore, StoreError, run_l
 from gca_viz.train import TrainConfig, build_loss
 from views._geometry_snapshots import from_batch, labels_for, samples_text
 from views._run_link import launch_status, run_colors
-from views._train_runs import Selection, device_text, refresh_page
+from views._train_runs import Selection, refresh_page, status_text
 
 DEFAULT_METRICS = ["loss", "knn_acc", "alignment", "uniformity"]
 DIAGNOSTICS = {
@@ -458,12 +458,7 @@ def draw_run(store: RunStore, view: MonitorView) -> None:
         refresh_page()
     if run.status != view.status_then:
         refresh_page()  # stopped, finished or failed: refresh the whole page (buttons too)
-    data = userdata.data_label(str(run.config.get("dataset")))
-    st.progress(
-        run.progress,
-        text=f"**{run.status}** · step {run.step}{f' of {run.steps}' if run.steps else ''} · "
-        f"{losses.title(str(run.config.get('method')))} on {data} · device {device_text(run)}",
-    )
+    st.progress(run.progress, text=status_text(run))
     now = store.latest_metrics(run.id)
     shown = [n for n in ("loss", "knn_acc", "probe_acc", "alignment", "uniformity") if n in now]
     # (under 150 px a card moves to the next row: ui.PAGE_CSS)

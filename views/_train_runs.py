@@ -66,6 +66,22 @@ def device_text(run: RunInfo) -> str:
     return f"{requested} (starting)" if run.status == "running" else requested
 
 
+def status_text(run: RunInfo) -> str:
+    """The monitor's status line: ``**running** · step 40 of 200 · GCA-UOT on digits ·
+    device cpu``. A run whose config lacks its method or data (an older store, a run of
+    one's own loop) says what it has, not "None on None"."""
+    method, dataset = run.config.get("method"), run.config.get("dataset")
+    what = " on ".join(
+        [losses.title(str(method))] * bool(method)
+        + [userdata.data_label(str(dataset))] * bool(dataset)
+    )
+    steps = f" of {run.steps}" if run.steps else ""
+    return (
+        f"**{run.status}** · step {run.step}{steps} · "
+        f"{f'{what} · ' if what else ''}device {device_text(run)}"
+    )
+
+
 def keep_valid(key: str, options: list[Any], default: Any) -> None:
     """Reset a widget's state when its value is no longer an option (a deleted run)."""
     if key in st.session_state and st.session_state[key] not in options:

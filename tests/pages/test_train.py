@@ -1029,3 +1029,20 @@ def test_a_run_s_device_says_it_is_being_chosen_until_the_run_records_it() -> No
     assert device_text(run("running", None)) == "auto (starting)"
     assert device_text(run("running", "cpu")) == "cpu"
     assert device_text(run("failed", None)) == "auto"
+
+
+def test_the_status_line_says_what_a_run_has_not_none_on_none() -> None:
+    """A run of one's own loop (or of an older store) may lack its method or its data; its
+    status line read "None on None". It says what the run has, and nothing in between."""
+    from gca_viz.runs import RunInfo
+    from views._train_runs import status_text
+
+    def run(config: dict[str, object]) -> RunInfo:
+        return RunInfo(3, "r", config, "running", None, None, 0.5, None, None, 40,
+                       None, None, device="cpu")  # fmt: skip
+
+    full = run({"method": "gca_uot", "dataset": "digits", "steps": 200})
+    assert status_text(full) == "**running** · step 40 of 200 · GCA-UOT on digits · device cpu"
+    assert status_text(run({"dataset": "digits"})) == "**running** · step 40 · digits · device cpu"
+    assert status_text(run({"method": "ince"})) == "**running** · step 40 · INCE · device cpu"
+    assert status_text(run({})) == "**running** · step 40 · device cpu"
