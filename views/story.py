@@ -405,25 +405,22 @@ elif step == 3:
 
 elif step == 4:
     st.header(STEPS[4])
+    # (the numbers ε moves come right under one line of text: with the paragraph and the
+    # formula first they were 700 px below ε's box, a screen apart at 1280 x 720)
     st.markdown(
         "ε is both InfoNCE's temperature and OT's entropic regulariser. A small ε sharpens the "
         "plan toward a permutation (one partner per sample), a large ε blurs it toward uniform: "
-        "move ε (at the top of the page) and watch the entropy. Relaxing the marginals "
-        "(GCA-UOT) replaces the hard constraints by KL penalties of weight λ: a sample may then "
-        "send or receive more or less "
-        "mass than the hard marginal asks. A row whose view matches nothing can then keep less "
-        "mass, but only where its positive held a large part of its row's kernel mass (small "
-        "ε); the Noisy views page measures where the mass and the gradient go."
+        "move ε (at the top of the page) and watch the entropy."
     )
     C = ot.cosine_cost(z1.double(), z2.double())
     with ui.guard("Step 4"):
         ent = story.entropy_plan(C, eps, n_iter)
-    st.latex(story.ENTROPY_LATEX)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Plan entropy H", fmt(ent.entropy, 3))
     m2.metric("Range: log N … 2 log N", f"{ent.low:.2f} … {ent.high:.2f}")
     m3.metric("Partners per sample", f"{ent.partners:.2f}", help="e^(H − log N): 1 to N")
     m4.metric("Mass on positive pairs", f"{ent.positive_mass:.1%}")
+    st.latex(story.ENTROPY_LATEX)
     live_chart.live_chart(
         heatmap(ent.plan, f"GCA-INCE plan P⁽²ᵀ⁾ at ε = {eps:g}, T = {n_iter}", log_scale),
         key="story_eps_plan",
@@ -440,6 +437,13 @@ elif step == 4:
         )
     )
     st.subheader("Relaxed marginals")
+    st.markdown(
+        "Relaxing the marginals (GCA-UOT) replaces the hard constraints by KL penalties of "
+        "weight λ: a sample may then send or receive more or less mass than the hard marginal "
+        "asks. A row whose view matches nothing can then keep less mass, but only where its "
+        "positive held a large part of its row's kernel mass (small ε); the Noisy views page "
+        "measures where the mass and the gradient go."
+    )
     lam = ui.relaxation("story_lam", 0.3, both=True, hard=True)
     with ui.guard("Step 4"):
         rel = story.relaxed_marginals(C, eps, lam)

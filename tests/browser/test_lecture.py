@@ -390,6 +390,15 @@ def test_a_link_to_a_later_step_opens_at_that_step(app: Any) -> None:
     app.goto("/?story_step=4&lecture=1", charts=1, timeout=90)
     top = step_heading_under_the_bar(app, "ε and relaxed marginals")
     assert top <= 720 / 2
+    # The step asks to "move ε (at the top of the page) and watch the entropy": ε's box and
+    # the entropy's card fit one screen under the bar (they were 805 px apart, the card
+    # under a paragraph and a formula).
+    page = app.page
+    bar = page.locator('[data-testid="stHeader"]').bounding_box()
+    eps = page.locator(".st-key-story_eps").bounding_box()
+    card = page.locator('[data-testid="stMetric"]', has_text="Plan entropy H").bounding_box()
+    assert bar and eps and card
+    assert card["y"] + card["height"] - eps["y"] <= 720 - (bar["y"] + bar["height"]), (eps, card)
     app.assert_healthy()
 
 
