@@ -206,20 +206,24 @@ if st.session_state.pop(SCROLL, False):  # "Next" sits at the bottom: start the 
 
 if step == 1:
     st.header(STEPS[1])
-    st.markdown(
-        "A batch gives a cost $C_{ij} = 1 - \\langle z'_i, z''_j\\rangle$ between the first "
-        "view of sample $i$ and the second view of sample $j$, and a kernel "
-        "$K = e^{-C/\\varepsilon}.$ Normalising every row of $K$ to sum to 1 is one Sinkhorn "
-        "half-step (the KL projection onto the row constraint); call the result $P^{(1)}.$ "
-        "InfoNCE is exactly the KL divergence from the identity, *each view matched to its own "
-        "partner*, to $P^{(1)}$: the two numbers below come from different code and agree."
-    )
     with ui.guard("Step 1"):
         check = story.ince_as_kl(z1, z2, eps)
     # (each pair stacks where its columns would be narrow: at 150 % zoom beside the sidebar
-    # the two numbers the step is about read "2.…" and the formulas were cut)
+    # the two numbers the step is about read "2.…" and the formulas were cut. The text
+    # beside the numbers, not above them: under it they began at the fold of the first
+    # screen, 1366 x 768 and lecture mode at 1280 x 720 alike)
     left, right = ui.wrapping("story_wrap_s1", 360).columns([3, 2], gap="large")
     with left:
+        st.markdown(
+            "A batch gives a cost $C_{ij} = 1 - \\langle z'_i, z''_j\\rangle$ between the first "
+            "view of sample $i$ and the second view of sample $j$, and a kernel "
+            "$K = e^{-C/\\varepsilon}.$ Normalising every row of $K$ to sum to 1 is one "
+            "Sinkhorn half-step (the KL projection onto the row constraint); call the result "
+            "$P^{(1)}.$ "
+            "InfoNCE is exactly the KL divergence from the identity, *each view matched to its "
+            "own partner*, to $P^{(1)}$: the two numbers, InfoNCE's loss and this KL, come from "
+            "different code and agree."
+        )
         st.latex(story.INFONCE_LATEX)
         st.latex(story.KL_P1_LATEX)
     with right:
