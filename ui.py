@@ -1406,3 +1406,51 @@ def scroll_to(key: str) -> None:
 
 
 _SCROLLS = "_gca_scrolls"  # placements so far this session: each one's component key
+
+
+_SCROLL_ON_CLICK_JS = """
+export default function (component) {
+  const { button, target } = component.data || {};
+  if (!button || !target) return;
+  // one listener per page for this button, on the document: the button itself is drawn
+  // again on every run (and the component's script may run again)
+  window.__gcaScrollOnClick = window.__gcaScrollOnClick || {};
+  if (window.__gcaScrollOnClick[button]) return;
+  window.__gcaScrollOnClick[button] = true;
+  document.addEventListener("click", (ev) => {
+    if (!ev.target.closest || !ev.target.closest(button)) return;
+    const el = document.querySelector(target);
+    if (!el) return;
+    const header = document.querySelector('[data-testid="stHeader"]');
+    el.style.scrollMarginTop = `${(header ? header.getBoundingClientRect().bottom : 0) + 8}px`;
+    el.scrollIntoView({behavior: "instant", block: "start"});
+    // hold the place while the new content arrives: shorter at first than the old, it
+    // made the browser cut the scroll (the page moved twice); released after the
+    // placement's last check (scroll_to: 7 s)
+    const box = document.querySelector('[data-testid="stMainBlockContainer"]');
+    if (!box) return;
+    const top = el.getBoundingClientRect().top - box.getBoundingClientRect().top;
+    box.style.minHeight = `${Math.ceil(top + window.innerHeight)}px`;
+    clearTimeout(window.__gcaHoldPlace);
+    window.__gcaHoldPlace = setTimeout(() => { box.style.minHeight = ""; }, 7500);
+  }, true);
+}
+"""
+_scroll_on_click = st.components.v2.component("gca_scroll_on_click", js=_SCROLL_ON_CLICK_JS)
+
+
+def scroll_on_click(button: str, target: str) -> None:
+    """When the button drawn with key ``button`` is clicked, bring the element drawn with
+    key ``target`` under the header at once, in the browser, before the page runs again.
+
+    For a button that changes what is drawn under ``target`` and then :func:`scroll_to` it
+    (the Story's "Next"): the new content shorter at first than the old, the browser cut
+    the scroll to the shorter page (the middle of the new step showed), and 0.4 s later the
+    placement moved it again; from the click the place is already right, in one move, and
+    the page keeps at least the height that holds it there for 7.5 s."""
+    with st.sidebar:
+        _scroll_on_click(
+            key=f"gca_scroll_on_click_{button}",
+            data={"button": f".st-key-{button}", "target": f".st-key-{target}"},
+            height=0,
+        )

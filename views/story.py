@@ -641,3 +641,4 @@ else:
 
 if step < len(STEPS):
     st.button(f"Next: {STEPS[step + 1]}", key="story_next", on_click=next_step, type="primary")
+    ui.scroll_on_click("story_next", "story_step")

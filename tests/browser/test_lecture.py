@@ -309,6 +309,42 @@ def test_next_starts_the_new_step_below_the_navigation_bar(app: Any) -> None:
     app.assert_healthy()
 
 
+RECORD_SCROLL = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  window.__scrolls = [];
+  const t0 = performance.now();
+  const tick = () => {
+    window.__scrolls.push(main.scrollTop);
+    if (performance.now() - t0 < 5000) requestAnimationFrame(tick);
+  };
+  tick();
+}"""
+
+
+def test_next_moves_the_page_once(app: Any) -> None:
+    """After "Next" the page moved twice: the new step, shorter at first than the old one,
+    cut the scroll to the middle of the new step (1191 px to 612), and 0.4 s later the
+    placement moved it to the step's top (412). The click now takes the page to the step's
+    top at once, in the browser, and it stays there."""
+    app.page.set_viewport_size({"width": 1366, "height": 768})
+    app.goto("/?story_step=1", charts=1, timeout=90)
+    page = app.page
+    button = page.locator(".st-key-story_next button")
+    button.scroll_into_view_if_needed()
+    page.evaluate(RECORD_SCROLL)
+    button.click()
+    app.wait_for_query("story_step", "2")
+    app.settle(charts=1, timeout=90)
+    page.wait_for_timeout(5200)  # past the record's end
+    offsets = page.evaluate("window.__scrolls")
+    moved = [y for y in offsets if abs(y - offsets[0]) > 4]
+    assert moved, offsets[:5]
+    final = moved[-1]
+    assert all(abs(y - final) <= 4 for y in moved), sorted(set(round(y) for y in moved))
+    step_heading_under_the_bar(app, "Sinkhorn lowers it")
+    app.assert_healthy()
+
+
 def test_a_step_chosen_in_the_row_starts_at_the_top_in_lecture_mode(app: Any) -> None:
     """At 1280 x 720 the controls filled the screen and the step's row sat at its bottom
     edge: a step clicked there opened below the fold. Now the row comes up under the bar
