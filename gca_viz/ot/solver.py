@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from gca_viz._validate import nonnegative
+from gca_viz._validate import dtype_name, nonnegative
 from gca_viz.ot import _graph
 from gca_viz.ot._absorb import _solve_absorb, _Solved
 from gca_viz.ot._checks import (
@@ -137,7 +137,10 @@ def sinkhorn(
             float64. ``+inf`` entries are forbidden pairs; ``NaN``/``-inf`` are errors.
         a: ``(n,)`` row marginal ``μ > 0``, converted to the dtype and device ``C`` is
             solved in; default ``1/n``.
-        b: ``(m,)`` column marginal ``ν > 0``, likewise; default ``1/m``.
+        b: ``(m,)`` column marginal ``ν > 0``, likewise; default ``1/m``. Balanced OT
+            needs ``sum(a) = sum(b)``: masses that agree to a relative ``1e-5`` (marginals
+            normalised separately in float32) count as equal, and ``b`` is rescaled to
+            the mass of ``a`` (``result.b`` is the rescaled one).
         epsilon: regulariser ``ε > 0`` (finite down to ``1e-3`` in float32 for costs in
             ``[0, 2]``).
         n_iter: number of sweeps ``T >= 1`` (``2T`` half-steps; a whole float such as
@@ -203,10 +206,13 @@ def sinkhorn(
             f"balanced OT needs marginals of equal mass: sum(a) = {mass:.8g} but "
             f"sum(b) = {mass_b:.8g}; rescale them or relax a marginal (relax_a / relax_b)"
         )
+    if lam_a is None and lam_b is None and mass_b != mass:  # equal to 1e-5: b to a's mass
+        # (else the row error could not fall below |sum a - sum b|: converged=False forever)
+        nun, nu = nun * (mass / mass_b), nu * (mass / mass_b)
     floor = torch.finfo(C.dtype).eps * mass  # the marginal error rounding leaves, about
     if 0 < tol_f < floor:
         warnings.warn(
-            f"tol={tol_f:g} is below what {str(C.dtype).removeprefix('torch.')} resolves "
+            f"tol={tol_f:g} is below what {dtype_name(C.dtype)} resolves "
             f"(its machine epsilon x the mass = {floor:.2g}): the solve may run all "
             f"{sweeps} sweeps and end with converged=False; pass tol >= {floor:.2g} or a "
             "float64 cost",
