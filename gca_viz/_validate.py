@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "dtype_name",
     "finite",
     "finite_array",
     "integer",
@@ -27,6 +28,12 @@ __all__ = [
     "positive",
     "relaxation",
 ]
+
+
+def dtype_name(dtype: Any) -> str:
+    """A torch or numpy dtype as messages and lines name it: ``"float32"`` for both
+    ``torch.float32`` and ``np.float32`` (a numpy input's message said "torch.float32")."""
+    return str(dtype).removeprefix("torch.")
 
 
 FLOAT32_SQUARE_SAFE = 1e18

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 
 import torch
 
-from gca_viz._validate import user_stacklevel
+from gca_viz._validate import dtype_name, user_stacklevel
 from gca_viz.losses.stages import Projection
 from gca_viz.registry import Param, Registry
 
@@ -127,7 +127,7 @@ def rince_underflow(
     cost = -epsilon * math.log(torch.finfo(dtype).tiny) / q
     if cost >= 2.0:
         return None
-    name = str(dtype).removeprefix("torch.")
+    name = dtype_name(dtype)
     return (
         f"{_RINCE_TERMS[divergence]} exp(-q C/ε) underflow {name} for pairs with cosine below "
         f"{1 - cost:.2f} (cost C > {cost:.2f}) at ε = {epsilon:g}, q = {q:g}: those pairs give "

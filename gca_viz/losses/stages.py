@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from gca_viz import ot
+from gca_viz._validate import dtype_name
 from gca_viz.registry import Param, Registry
 
 COSTS = Registry("cost")
@@ -130,7 +131,7 @@ class Projection:
         one row step) and the tensors' kind (the tensors themselves are fields)."""
         n, m = self.log_plan.shape
         how = repr(self.solver) if self.solver is not None else "one row step"
-        kind = f"torch {self.cost.device} {str(self.cost.dtype).removeprefix('torch.')}"
+        kind = f"torch {self.cost.device} {dtype_name(self.cost.dtype)}"
         return f"Projection({n}x{m}, epsilon={self.epsilon:g}, {how}, {kind})"
 
     def row_sums(self, plan: torch.Tensor | None = None) -> torch.Tensor:

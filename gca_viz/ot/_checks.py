@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gca_viz._validate import integer, number, positive, relaxation
+from gca_viz._validate import dtype_name, integer, number, positive, relaxation
 from gca_viz.ot._xp import NUMPY, TORCH_HOST, Array, Namespace, namespace
 
 
@@ -83,14 +83,14 @@ def _check_epsilon(
         info = torch.finfo(dtype)
         if not info.tiny <= eps <= info.max / 4096:
             raise ValueError(
-                f"epsilon = {epsilon!r} is outside the range a {dtype} cost supports "
+                f"epsilon = {epsilon!r} is outside the range a {dtype_name(dtype)} cost supports "
                 f"([{info.tiny:.3g}, {info.max / 4096:.3g}])"
             )
         if scale is not None and eps < scale * info.eps:
             raise ValueError(
-                f"epsilon = {epsilon!r} is below the rounding error of a {dtype} cost of "
-                f"magnitude {scale:.3g} (it must be >= {scale * info.eps:.3g}); use a larger "
-                "epsilon or float64"
+                f"epsilon = {epsilon!r} is below the rounding error of a {dtype_name(dtype)} "
+                f"cost of magnitude {scale:.3g} (it must be >= {scale * info.eps:.3g}); use a "
+                "larger epsilon or float64"
             )
     return eps
 
@@ -253,8 +253,7 @@ def _check_problem(
     cost, rest = got[:2] if ns.host else got[:5], got[2 if ns.host else 5 :]
     for i, (name, m, given) in enumerate(marginals):
         if given:
-            dtype = m.dtype if isinstance(m, torch.Tensor) else f"torch.{m.dtype}"
-            _check_marginal_values(name, rest[3 * i], rest[3 * i + 1], ns.finfo(m).tiny, dtype)
+            _check_marginal_values(name, rest[3 * i], rest[3 * i + 1], ns.finfo(m).tiny, m.dtype)
     for (name, _), top in zip(vectors, rest[3 * len(marginals) :], strict=True):
         if not math.isfinite(top):
             raise ValueError(f"{name} must be finite, got NaN or inf entries")
@@ -292,7 +291,7 @@ def _check_marginal_values(name: str, low: float, high: float, tiny: float, dtyp
         raise ValueError(f"{name} contains NaN or inf")
     if low > 0:  # subnormal masses lose their precision (and the plan)
         raise ValueError(
-            f"{name} has entries below {tiny:.3g}, the smallest normal {dtype} number; "
+            f"{name} has entries below {tiny:.3g}, the smallest normal {dtype_name(dtype)} number; "
             "rescale the marginals" + _or_float64(dtype, " (or use float64)")
         )
     raise ValueError(f"{name} must be strictly positive (drop zero-mass points from the problem)")
@@ -340,14 +339,14 @@ def _check_solution(
     scale = max(tops_f[: len(potentials)])
     if not all(math.isfinite(x) for x in tops_f):
         raise ValueError(
-            f"epsilon = {eps:g}: the potentials or the plan overflow {dtype} for this cost; "
-            "rescale the cost or use a larger epsilon (or other relax_a / relax_b)"
+            f"epsilon = {eps:g}: the potentials or the plan overflow {dtype_name(dtype)} for "
+            "this cost; rescale the cost or use a larger epsilon (or other relax_a / relax_b)"
             + _or_float64(dtype)
         )
     if eps < scale * ns.finfo(vectors[0]).eps:
         raise ValueError(
             f"epsilon = {eps:g} is below the rounding error of the potentials (magnitude "
-            f"{scale:.3g}) in {dtype}; use a larger epsilon or rescale the cost"
+            f"{scale:.3g}) in {dtype_name(dtype)}; use a larger epsilon or rescale the cost"
             + _or_float64(dtype)
         )
     return got[1 + len(tops) :]
@@ -381,7 +380,7 @@ def _float_kind(x: Any) -> str | None:
     """The floating dtype of a tensor or numpy array (``"float32"``), else ``None``."""
     dtype = getattr(x, "dtype", None)
     if isinstance(dtype, torch.dtype):
-        return str(dtype).removeprefix("torch.") if dtype.is_floating_point else None
+        return dtype_name(dtype) if dtype.is_floating_point else None
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return str(dtype)
     return None
