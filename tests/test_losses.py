@@ -761,6 +761,47 @@ def test_a_parameter_set_as_an_attribute_takes_effect() -> None:
         loss.no_such_parameter  # noqa: B018 - other names behave as on any module
 
 
+@pytest.mark.parametrize(("method", "n_iter"), [("gca_rince", 10), ("gca_rince", 2),
+                                               ("gca_ince", 10), ("gca_uot", 7)])  # fmt: skip
+def test_diagnostics_count_the_sweeps_the_plan_is_from(method: str, n_iter: int) -> None:
+    """GCA-RINCE's plan P^(2T-1) ends with the row step of sweep T after T - 1 solver sweeps:
+    its diagnostics read n_iter = 9.0 for T = 10, and a user checking the loss ran its sweeps
+    read one short. They read T, as the other methods' do."""
+    z1, z2 = _batch(8, 5, seed=29)
+    seen = losses.get(method, n_iter=n_iter).inspect(z1, z2)
+    assert seen.diagnostics["n_iter"] == n_iter
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "match"),
+    [
+        ("gca_ince", "relax_a", "'relax_a' belongs to the projection 'unbalanced'"),
+        ("ince", "n_iter", "'n_iter' belongs to the projection 'sinkhorn'"),
+        ("gca_ince", "n_iters", "did you mean 'n_iter'"),
+        ("ince", "temperature", "did you mean 'epsilon'"),
+        ("gca_uot", "tau", "did you mean 'epsilon'"),
+    ],
+)
+def test_an_attribute_named_like_a_parameter_the_loss_lacks_is_refused(
+    method: str, name: str, match: str
+) -> None:
+    """A researcher set ``gca_ince.relax_a = 0.01`` (thinking it now unbalanced),
+    ``ince.n_iter = 3`` or the typo ``n_iters``: each made a new attribute the loss never
+    read, and the loss computed what it did before, silently. They are refused as
+    set_params refuses them, naming what was meant; the loss is unchanged, and names
+    unlike any parameter stay ordinary attributes."""
+    z1, z2 = _batch(8, 5, seed=23)
+    loss = losses.get(method)
+    before, params = float(loss(z1, z2)), dict(loss.params)
+    with pytest.raises(ValueError, match=match):
+        setattr(loss, name, 0.01)
+    assert name not in loss.__dict__ and loss.params == params
+    assert float(loss(z1, z2)) == before
+    loss.note = "mine"  # an attribute of the user's own
+    loss.train(False)  # nn.Module's own attributes
+    assert loss.note == "mine" and loss.training is False
+
+
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
@@ -1032,7 +1073,7 @@ def test_a_custom_target_whose_marginals_are_subnormal_in_the_dtype_is_refused()
     matrix = torch.eye(4, dtype=torch.float64)
     matrix[0, 0] = 1e-39  # a normal float64, subnormal in float32
     loss = losses.compose("cosine", "custom", "sinkhorn", "kl", target_matrix=matrix, n_iter=5)
-    with pytest.raises(ValueError, match=r"target_matrix under- or overflows torch.float32"):
+    with pytest.raises(ValueError, match=r"target_matrix under- or overflows float32 "):
         loss(torch.randn(4, 3), torch.randn(4, 3))
     assert torch.isfinite(loss(torch.randn(4, 3).double(), torch.randn(4, 3).double()))
 

@@ -661,6 +661,39 @@ def test_exact_ot_accepts_masses_equal_up_to_float32_rounding() -> None:
         exact_ot(C, a, b * 1.001)
 
 
+@pytest.mark.parametrize("method", ["absorb", "log"])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_sinkhorn_converges_with_masses_equal_up_to_float32_rounding(
+    method: str, kind: str
+) -> None:
+    """Histograms normalised in float32 and solved in float64 differ in mass by ~6e-8, above
+    float64's convergence threshold (1.5e-8): the row error could not fall below the gap, so
+    the solve reported converged=False forever and ran every sweep of ``tol``. ``b`` is now
+    rescaled to the mass of ``a`` (kept so on the result), as ``exact_ot`` does."""
+    rng = np.random.default_rng(0)
+    C = rng.random((50, 40))
+    a = rng.random(50).astype(np.float32)
+    b = rng.random(40).astype(np.float32)
+    a, b = (a / a.sum()).astype(np.float64), (b / b.sum()).astype(np.float64)
+    assert 1e-8 < abs(a.sum() - b.sum()) < 1e-5 * a.sum()  # the case: accepted, unequal
+    conv = np.asarray if kind == "numpy" else torch.from_numpy
+    res = sinkhorn(conv(C), conv(a), conv(b), epsilon=0.1, n_iter=5000, tol=1e-9, method=method)
+    assert res.converged and res.n_iter < 200, res.n_iter
+    plan, b_kept = np.asarray(res.plan), np.asarray(res.b)
+    np.testing.assert_allclose(b_kept, b * a.sum() / b.sum(), rtol=1e-15)
+    np.testing.assert_allclose(plan.sum(1), a, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(plan.sum(0), b_kept, atol=1e-9, rtol=0)
+
+
+def test_a_numpy_input_s_message_names_its_dtype_as_numpy_does() -> None:
+    """A numpy float32 cost with too small an ε was refused "... in torch.float32 ...": the
+    messages name a dtype as both libraries write it, "float32"."""
+    C = np.random.default_rng(3).random((5, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"\) in float32; use a larger epsilon") as info:
+        sinkhorn(C, epsilon=1e-9)
+    assert "torch." not in str(info.value)
+
+
 # -------------------------------------------------------------- 6. λ -> inf is balanced
 
 
@@ -1022,6 +1055,26 @@ def test_sqeuclidean_cost_matches_naive_loop() -> None:
     assert (sqeuclidean_cost(np.zeros((2, 3))) == 0).all()  # zero rows are fine here
 
 
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_sqeuclidean_cost_keeps_small_distances_far_from_the_origin_in_float32(kind: str) -> None:
+    """Points 0.01 apart at 100 share a large offset: the expansion |x|² + |y|² - 2<x, y>
+    cancelled in float32 and read 0, 0.002 or 0.004 for distances 6e-5 to 1.5e-3 (the
+    clip at 0 made exact zeros). Shifted by the common mean first, they keep their values;
+    the gradient is the differences' own."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=gen) * 0.01 + 100
+    y = torch.randn(5, 3, generator=gen) * 0.01 + 100
+    exact = ((x.double()[:, None] - y.double()[None]) ** 2).sum(-1)
+    conv = (lambda t: t.numpy()) if kind == "numpy" else (lambda t: t)
+    C = torch.as_tensor(sqeuclidean_cost(conv(x), conv(y)))
+    assert C.dtype == torch.float32 and (C > 0).all()
+    torch.testing.assert_close(C.double(), exact, rtol=1e-3, atol=1e-8)
+    joint = torch.as_tensor(sqeuclidean_cost(conv(x)))
+    assert (joint.diagonal() == 0).all() and (joint + torch.eye(6) > 0).all()
+    xd, yd = x.double().requires_grad_(), y.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: sqeuclidean_cost(a, b), (xd, yd))
+
+
 # --------------------------------------------------------------- 11. result properties
 
 
@@ -1352,7 +1405,7 @@ def test_costs_agree_in_numpy_and_under_autograd(dtype: type, fn: Callable[..., 
             {"exclude_self": True},
             "square",
         ),
-        (sqeuclidean_cost, [[1e200, 0.0]], None, {}, "overflow"),
+        (sqeuclidean_cost, [[1e200, 0.0], [-1e200, 0.0]], None, {}, "overflow"),
         (sqeuclidean_cost, [[1.0, 1.0]], [[1.0, math.inf]], {}, "^y contains NaN or inf"),
     ],
 )

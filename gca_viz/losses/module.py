@@ -12,6 +12,7 @@ presets of it (:mod:`gca_viz.losses.methods`).
 
 from __future__ import annotations
 
+import difflib
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from gca_viz import metrics, ot, targets
-from gca_viz._validate import number
+from gca_viz._validate import dtype_name, number
 from gca_viz.losses._inputs import (
     check_embeddings,
     check_side_information,
@@ -49,15 +50,26 @@ STAGE_REGISTRIES = {
 }
 """The registry each stage kind's names come from (:data:`STAGE_KINDS` order)."""
 
+_ALL_PARAMS = frozenset(
+    p.name for registry in STAGE_REGISTRIES.values() for s in registry.values() for p in s.params
+)
+"""Every stage parameter's name, of any stage."""
+
 
 @dataclass(frozen=True, eq=False)  # (compared by identity: == on tensor fields is ambiguous)
 class LossOutput:
     """What a loss saw on one batch: the stages' outputs and plan diagnostics.
 
     ``loss`` is the scalar (differentiable); ``per_row`` its ``(n,)`` row terms; ``cost``,
-    ``target`` and ``log_plan`` are ``(n, n)``. ``diagnostics`` holds floats: marginal
-    error (against ``μ = P_tgt 1``, ``ν = P_tgt^T 1``), plan entropy, mass on positives,
-    and for iterative projections the sweeps run and the solver's last error.
+    ``target`` and ``log_plan`` are ``(n, n)``. The plan's marginals are ``μ = P_tgt 1``
+    and ``ν = P_tgt^T 1``: for the pairs target its mass is ``n``, where
+    :func:`gca_viz.ot.sinkhorn`'s default marginals ``1/n`` give mass 1 (the plan here is
+    ``n`` times that one). ``diagnostics`` holds floats: ``marginal_error`` (absolute,
+    against ``μ``, ``ν``), ``entropy`` (the Shannon entropy ``-Σ p log p`` of the plan
+    normalised to mass 1, :func:`gca_viz.metrics.plan_entropy`; not
+    :attr:`gca_viz.ot.SinkhornResult.entropy`, which is ``-Σ P (log P - 1)`` of the plan
+    itself), ``positive_mass``, ``mass``, and for iterative projections ``n_iter`` (the
+    sweeps ``T`` the plan is from) and ``solver_error`` (the solver's last error).
     """
 
     loss: torch.Tensor
@@ -73,7 +85,7 @@ class LossOutput:
         kind (the tensors themselves are fields)."""
         n, m = self.cost.shape
         diag = ", ".join(f"{k}={v:.4g}" for k, v in self.diagnostics.items() if k != "loss")
-        kind = f"torch {self.cost.device} {str(self.cost.dtype).removeprefix('torch.')}"
+        kind = f"torch {self.cost.device} {dtype_name(self.cost.dtype)}"
         return (
             f"LossOutput(loss={float(self.loss.detach()):.6g}, {n}x{m}, "
             f"epsilon={self.epsilon:g}{', ' + diag if diag else ''}, {kind})"
@@ -165,7 +177,7 @@ class GCALoss(torch.nn.Module):
             if key not in schema:
                 raise ValueError(
                     f"{self.name} has no parameter {key!r}; its parameters are "
-                    f"{sorted(schema) or 'none'}" + _elsewhere(key)
+                    f"{sorted(schema) or 'none'}" + _elsewhere(key) + _meant(key, schema)
                 )
             if isinstance(value, str | bytes) and schema[key].kind != "choice":
                 # a number as text is refused, in the solvers' words (most likely a mistake;
@@ -187,12 +199,21 @@ class GCALoss(torch.nn.Module):
 
     def __setattr__(self, name: str, value: Any) -> None:
         """A stage parameter set as an attribute (``loss.epsilon = 0.05``) goes through
-        :meth:`set_params`, validated; before, it made a new attribute the loss never read."""
+        :meth:`set_params`, validated; before, it made a new attribute the loss never read.
+        So does a new attribute named like a parameter this loss does not take: one of
+        another stage (``gca_ince.relax_a``), a misspelling (``n_iters``) or another name
+        for ε (``temperature``); :meth:`set_params` refuses it, naming what was meant,
+        where the assignment did nothing, silently."""
         params = self.__dict__.get("params")
-        if params is not None and name in params:
+        if params is not None and (name in params or self._looks_like_a_parameter(name)):
             self.set_params(**{name: value})
             return
         super().__setattr__(name, value)
+
+    def _looks_like_a_parameter(self, name: str) -> bool:
+        if name.startswith("_") or name in self.__dict__ or hasattr(type(self), name):
+            return False  # an attribute of its own (nn.Module's included)
+        return name in _ALL_PARAMS or bool(_meant(name, self.params))
 
     @property
     def schema(self) -> dict[str, Param]:
@@ -252,8 +273,9 @@ class GCALoss(torch.nn.Module):
             fits = torch.isfinite(T).all() & (T.sum(1) >= tiny).all() & (T.sum(0) >= tiny).all()
             if not bool(fits):
                 raise ValueError(
-                    f"target_matrix under- or overflows {dtype} (a row or column sum is 0, "
-                    f"below {tiny:.3g}, the smallest normal {dtype} number, or inf there); "
+                    f"target_matrix under- or overflows {dtype_name(dtype)} (a row or column sum "
+                    f"is 0, below {tiny:.3g}, the smallest normal {dtype_name(dtype)} number, or "
+                    "inf there); "
                     "rescale it"
                 )
         return T
@@ -346,7 +368,7 @@ class GCALoss(torch.nn.Module):
         loss = per_row.mean()
         if not bool(torch.isfinite(loss.detach())):  # (finite iff every row term is)
             raise ValueError(
-                f"{self.name}: the loss overflows {C.dtype} on this batch; z1, z2 or a "
+                f"{self.name}: the loss overflows {dtype_name(C.dtype)} on this batch; z1, z2 or a "
                 f"parameter (epsilon = {proj.epsilon:g}, ...) is out of range: {self.params}"
             )
         out = LossOutput(loss, per_row, C, T, proj, proj.epsilon)
@@ -372,9 +394,28 @@ def _diagnostics(out: LossOutput, mu: torch.Tensor, nu: torch.Tensor) -> dict[st
     }
     res = out.projection.solver
     if res is not None:
-        diag["n_iter"] = float(res.n_iter)
+        # the T the plan is from: GCA-RINCE's P^(2T-1) ends with the row step of sweep T
+        # after T - 1 solver sweeps (it read 9.0 for n_iter = 10)
+        diag["n_iter"] = float(res.n_iter + (out.projection.log_rows is not None))
         diag["solver_error"] = float(res.errors[-1])
     return diag
+
+
+_OTHER_NAMES = {"temperature": "epsilon", "tau": "epsilon", "eps": "epsilon", "reg": "epsilon"}
+"""What other codes call a parameter (SimCLR's temperature τ, POT's ``reg``): here ε."""
+
+
+def _meant(key: str, params: Any) -> str:
+    """A hint for a name that is not a parameter: the parameter of ``params`` it most
+    likely means (``"; did you mean 'epsilon'?"``), or nothing."""
+    meant = _OTHER_NAMES.get(key.lower())
+    if meant not in params:
+        close = difflib.get_close_matches(key, list(params), n=1, cutoff=0.8)
+        meant = close[0] if close else None
+    if meant is None:
+        return ""
+    what = " (ε, InfoNCE's temperature)" if meant == "epsilon" else ""
+    return f"; did you mean {meant!r}{what}?"
 
 
 def _elsewhere(key: str) -> str:
