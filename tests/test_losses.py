@@ -1139,13 +1139,19 @@ def test_a_rince_loss_warns_when_its_terms_underflow_and_not_otherwise() -> None
 @pytest.mark.parametrize("method", ["ince", "gca_ince", "gca_uot", "gca_rince"])
 def test_torch_func_grad_of_a_loss_is_autograd_s_and_vmap_is_refused(method: str) -> None:
     """A researcher's ``torch.func.grad`` of a loss failed inside the solver in torch's
-    words; it now gives autograd's gradient. ``vmap`` over batches names ``z1``."""
+    words; it now gives autograd's gradient, and so do ``jacfwd`` and ``hessian`` (forward
+    mode). ``vmap`` over batches names ``z1``."""
     gen = torch.Generator().manual_seed(11)
     z1, z2 = torch.randn(2, 10, 5, dtype=torch.float64, generator=gen)
     loss = losses.get(method)
     z = z1.clone().requires_grad_()
     loss(z, z2).backward()
     torch.testing.assert_close(torch.func.grad(lambda a: loss(a, z2))(z1), z.grad)
+    # forward mode: jacfwd failed in torch's words ("Cannot access data pointer"), and
+    # hessian of the GCA losses on an out= product; both are reverse mode's now
+    torch.testing.assert_close(torch.func.jacfwd(lambda a: loss(a, z2))(z1), z.grad)
+    twice = torch.func.jacrev(torch.func.jacrev(lambda a: loss(a, z2)))(z1)
+    torch.testing.assert_close(torch.func.hessian(lambda a: loss(a, z2))(z1), twice)
     with pytest.raises(ValueError, match=r"^z1 is batched by torch.func.vmap"):
         torch.func.vmap(loss)(torch.stack([z1, z2]), torch.stack([z2, z1]))
 

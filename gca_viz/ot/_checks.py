@@ -54,14 +54,14 @@ def _to_tensor(x: Any, name: str, like: torch.Tensor | None = None) -> torch.Ten
 def refuse_vmap(t: torch.Tensor, name: str) -> None:
     """Refuse a tensor batched by ``torch.func.vmap``, for the solvers and the losses, in
     words (torch's own, "Cannot access data pointer", came from deep inside): the solvers
-    read their data to stay stable, one problem per call. ``torch.func.grad`` and
-    ``jacrev`` are fine."""
+    read their data to stay stable, one problem per call. ``torch.func.grad``, ``jacrev``,
+    ``jacfwd`` and ``hessian`` are fine."""
     batched = getattr(torch._C._functorch, "is_batchedtensor", None)
     if batched is not None and batched(t):
         raise ValueError(
             f"{name} is batched by torch.func.vmap, which gca_viz does not support (Sinkhorn's "
             "iterations read the data to keep float32 stable): one problem per call, in a "
-            "loop; torch.func.grad and torch.func.jacrev work"
+            "loop; torch.func.grad, jacrev, jacfwd and hessian work"
         )
 
 

@@ -109,6 +109,9 @@ def _stretch(
     sums = ns.empty((size, mu.shape[0]), like=mu)
     scalings = None if lam_a is None else ns.empty((size, mu.shape[0]), like=mu)
     pending = 0  # rows of the buffers in use
+    # under torch.func's forward mode (jacfwd, hessian) the residuals' out= products refuse
+    # the dual vectors: they take the values alone there
+    bare = ns.detach if p.transformed else _same
 
     def flush(read: bool) -> bool:
         """Append the pending residuals; with ``read``, whether one is within ``tol``."""
@@ -131,10 +134,11 @@ def _stretch(
         if h % 2 == 0:
             s = mv(v)  # (n,) = (K~ v)_i
             if h > 0:  # residual of the sweep just finished: P 1 = u * (K~ v)
-                with ns.no_grad():
-                    xp.multiply(u, s, out=sums[pending])
+                with ns.no_grad():  # (forward mode is not off in no_grad: the values)
+                    ut = bare(u)
+                    xp.multiply(ut, bare(s), out=sums[pending])
                     if scalings is not None:
-                        scalings[pending] = u
+                        scalings[pending] = ut
                 pending += 1
                 met = pending == size and flush(read=tol > 0)
                 if h == max_half or met:
@@ -247,3 +251,7 @@ def _check_step(
     if not (float(xp.amin(ns.detach(prod))) >= floor and 0 < lo_x and hi_x < math.inf):
         return "recover"  # (NaN fails every comparison and lands here too)
     return "ok" if lo <= lo_x and hi_x <= hi else "absorb"
+
+
+def _same(x: Any) -> Any:
+    return x

@@ -8,13 +8,14 @@ regulariser, ``μ``, ``ν`` the marginals, ``f``, ``g`` the potentials and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from gca_viz.ot._checks import _Checked
-from gca_viz.ot._xp import Namespace
+from gca_viz.ot._xp import Namespace, wrapped
 
 
 def _rho(relax: float | None, epsilon: float) -> float:
@@ -51,22 +52,24 @@ class _Problem:
 
     @property
     def needs_grad(self) -> bool:
-        """Whether autograd tracks the problem (then no in-place plan, and the fused node)."""
-        return (
-            isinstance(self.C, torch.Tensor)
-            and torch.is_grad_enabled()
-            and any(t.requires_grad for t in (self.C, self.mu, self.nu))
+        """Whether autograd tracks the problem (then no in-place plan, and the fused node):
+        reverse mode, or forward mode (``jacfwd``, dual tensors), which ``no_grad`` does not
+        turn off (a stretch run on the detached kernel lost its tangents: ``jacfwd`` of a
+        plan read 0.07 off ``grad``'s)."""
+        if not isinstance(self.C, torch.Tensor):
+            return False
+        tracked = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (self.C, self.mu, self.nu)
         )
+        return tracked or self.transformed
 
-    @property
+    @functools.cached_property  # (read in the loop; the problem's tensors do not change)
     def transformed(self) -> bool:
-        """Whether a ``torch.func`` transform (``grad``, ``jacrev``, ...) wraps the problem:
+        """Whether a ``torch.func`` transform (``grad``, ``jacrev``, ``jacfwd``, ...) wraps
+        the problem, or it holds dual tensors of ``torch.autograd.forward_ad``:
         then plain autograd operations only (its transforms refuse the fused node and the
         replayed graph, custom ``autograd.Function`` classes without ``setup_context``)."""
-        wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-        return wrapped is not None and any(
-            isinstance(t, torch.Tensor) and wrapped(t) for t in (self.C, self.mu, self.nu)
-        )
+        return any(isinstance(t, torch.Tensor) and wrapped(t) for t in (self.C, self.mu, self.nu))
 
     def log_plan(self, f: Any, g: Any) -> Any:
         """``(f_i + g_j - C_ij) / ε``, see :func:`_log_plan`."""

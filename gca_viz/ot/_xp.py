@@ -313,9 +313,20 @@ def namespace(*arrays: Any) -> Namespace:
     tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
     if _DEVICE_PATH.get() or any(t.device.type != "cpu" for t in tensors):
         return TORCH_DEVICE
-    if any(t.requires_grad for t in tensors):
+    if any(t.requires_grad or wrapped(t) for t in tensors):
         return TORCH_HOST
     return NUMPY
+
+
+def wrapped(t: torch.Tensor) -> bool:
+    """Whether ``t`` carries derivatives without ``requires_grad``: wrapped by a
+    ``torch.func`` transform (``jacfwd``'s forward mode) or a dual tensor of
+    ``torch.autograd.forward_ad``. Numpy would drop them (``jacfwd`` failed on "Cannot access
+    data pointer")."""
+    functorch = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    if functorch is not None and functorch(t):
+        return True
+    return torch.autograd.forward_ad.unpack_dual(t).tangent is not None
 
 
 def machine_epsilon(x: Any) -> float:

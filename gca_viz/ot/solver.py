@@ -114,8 +114,10 @@ def sinkhorn(
       a step whose product would underflow is done by log-sum-exp instead. Cost per sweep:
       two passes over the kernel, the memory floor of any kernel-domain Sinkhorn. Its
       backward is hand-written and first order only: a second derivative raises. Under a
-      ``torch.func`` transform (``grad``, ``jacrev``) it records plain autograd operations
-      instead; ``torch.func.vmap`` is refused (one problem per call).
+      ``torch.func`` transform (``grad``, ``jacrev``, ``jacfwd``, ``hessian``) or with dual
+      tensors of ``torch.autograd.forward_ad`` it records plain autograd operations
+      instead, derivatives of any order in either mode; ``torch.func.vmap`` is refused
+      (one problem per call).
     * ``method="log"``: every half-step by log-sum-exp (the reference; several times slower;
       plain autograd, so derivatives of any order).
 
