@@ -612,7 +612,10 @@ else:
         used = [f"${symbols[k]}$ = {v:g}" for k, v in page.items() if k in numbers]
         kept = [f"${symbols[k]}$ = {v:g}" for k, v in numbers.items() if k not in page]
         st.caption(
-            f"Computed with this page's {' and '.join(used)}"
+            # (BYOL's loss reads no ε: only the kernel drawn beside it does)
+            f"The kernel beside it uses this page's {' and '.join(used)}; the loss uses none."
+            if planless
+            else f"Computed with this page's {' and '.join(used)}"
             + (f"; the preset's {', '.join(kept)}." if kept else ".")
         )
         if float(out.loss) < 0:  # (RINCE's -0.604 stood unexplained beside the KL losses)

@@ -345,6 +345,10 @@ def test_byol_is_shown_as_the_math_says_it_is() -> None:
     figure(at, "BYOL forms no plan")
     assert any("2Cᵢᵢ" in c.value for c in at.caption)
     assert any("(`l2`)" in m.value for m in at.markdown)
+    # its loss reads no ε (it said "Computed with this page's ε = 0.2")
+    said = " ".join(c.value for c in at.caption)
+    assert "kernel beside it uses this page's" in said and "the loss uses none" in said
+    assert "Computed with" not in said
 
 
 def test_step_5_says_how_to_pick_a_method_in_either_mode() -> None:
