@@ -417,8 +417,8 @@ def param_slider(
     ``default`` (else the schema's default): :func:`epsilon` for ``ε``, :func:`relaxation`
     for a marginal weight (with its "hard constraint" checkbox when the schema admits one),
     else a linear slider in ``step`` over the parameter's slider range (``p.ui``, else its
-    bounds, else 0 to 1). ``link=False`` (ε and λ only): the value stays out of the URL and
-    starts at ``default`` whatever the URL says."""
+    bounds, else 0 to 1; an open bound is a step inside). ``link=False`` (ε and λ only):
+    the value stays out of the URL and starts at ``default`` whatever the URL says."""
     value = p.default if default is None else default
     if p == EPSILON:
         return epsilon(key, float(value or EPSILON.default or 0.5), link=link)
@@ -426,6 +426,10 @@ def param_slider(
         start = None if value is None else float(value)
         return relaxation(key, start, param=p, hard=p.optional, link=link)
     low, high = p.ui or (p.low or 0.0, p.high or 1.0)
+    if p.low_open and p.low is not None and float(low) <= p.low:  # (q = 0 was offered, and
+        low = float(p.low) + step  # refused by the loss: "q must be a number > 0")
+    if p.high_open and p.high is not None and float(high) >= p.high:
+        high = float(p.high) - step
     kwargs.setdefault("help", param_help(p))
     return slider(
         param_label(p), key, float(low), float(high), float(value or 0.0), step=step, **kwargs

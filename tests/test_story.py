@@ -336,6 +336,14 @@ def test_matching_method() -> None:
     rince = {**base, "divergence": "rince"}
     assert story.matching_method(rince, {"end": "row"}) == "gca_rince"
     assert story.matching_method(rince, {"end": "column"}) is None
+    # a preset's numbers may differ: RINCE with q = 0.6 (the composer's default) was "a new
+    # loss" beside the methods table's RINCE; it is RINCE, at other numbers
+    row_rince = {**rince, "projection": "row"}
+    assert story.matching_method(row_rince, {"q": 0.6, "lam": 0.01}) == "rince"
+    said = story.describe_composition(row_rince, {"q": 0.6, "lam": 0.01, "epsilon": 0.5})
+    assert "**RINCE**" in said and "q = 1 (here 0.6)" in said and "new loss" not in said
+    variant = story.describe_composition(rince, {"end": "column", "q": 1.0, "epsilon": 0.5})
+    assert "**GCA-RINCE**'s stages, but it takes end = row (here end = column)" in variant
     assert story.matching_method({**base, "cost": "sqeuclidean"}, {}) is None
 
 

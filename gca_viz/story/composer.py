@@ -72,12 +72,34 @@ def composed_latex(stages: Mapping[str, str]) -> str:
 def matching_method(stages: Mapping[str, str], params: Mapping[str, Any]) -> str | None:
     """The named method (a :data:`gca_viz.losses.LOSSES` key) with the same cost,
     projection and divergence and the same fixed choices (such as where Sinkhorn stops),
-    or ``None``: then the composition is a new loss."""
+    or ``None``: then the composition is a new loss. Numbers may differ from the method's
+    preset (RINCE with q = 0.6 is still RINCE: :func:`preset_differences` says how)."""
     for name, m in losses.LOSSES.items():
         same = all(m.stages[k] == stages[k] for k in ("cost", "projection", "divergence"))
-        if same and all(params.get(k, v) == v for k, v in m.params.items()):
+        choices = {k: v for k, v in m.params.items() if _param(m, k).kind == "choice"}
+        if same and all(params.get(k, v) == v for k, v in choices.items()):
             return name
     return None
+
+
+def preset_differences(name: str, params: Mapping[str, Any]) -> list[str]:
+    """The numbers of method ``name``'s preset that ``params`` sets otherwise, as
+    ``"q = 1 (here 0.6)"`` with each parameter's symbol."""
+    m = losses.LOSSES[name]
+    return [
+        f"{_param(m, k).symbol or k} = {v:g} (here {params[k]:g})"
+        for k, v in m.params.items()
+        if _param(m, k).kind != "choice" and k in params and params[k] != v
+    ]
+
+
+def _param(method: Any, key: str) -> Any:
+    """The schema (:class:`gca_viz.registry.Param`) of a named method's parameter ``key``."""
+    for kind in STAGE_KINDS:
+        for p in STAGE_REGISTRIES[kind][method.stages[kind]].params:
+            if p.name == key:
+                return p
+    raise KeyError(key)
 
 
 def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -> str:
@@ -96,6 +118,9 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
             else f"These are **{m.title}**'s cost, projection and divergence, with the "
             f"'{stages['target']}' target instead of its '{own}' one"
         )
+        differ = preset_differences(named, params)
+        if differ:
+            text += f", at other numbers than its preset's: {', '.join(differ)}"
         if m.needs_predictor:
             text += (
                 ". The method also needs a predictor and a moving-average target network: "
@@ -109,6 +134,15 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
             return (
                 f"No named method uses these stages, but their loss is **{ince.title}**'s: "
                 "with each row normalised, the cross-entropy −log P_ii equals its KL."
+            )
+    for m in losses.LOSSES.values():  # the stages of a method, another choice made
+        if all(m.stages[k] == stages[k] for k in ("cost", "projection", "divergence")):
+            other = [k for k, v in m.params.items() if params.get(k, v) != v]  # (choices)
+            theirs = ", ".join(f"{k} = {m.params[k]}" for k in other)
+            here = ", ".join(f"{k} = {params[k]}" for k in other)
+            return (
+                f"These are **{m.title}**'s stages, but it takes {theirs} (here {here}): a "
+                "variant of it, a loss of its own."
             )
     text = "No named method uses these stages: this is a new loss."
     if stages.get("divergence") == "l2":
