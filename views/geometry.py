@@ -269,16 +269,17 @@ def panel(
 
 
 def frame_numbers(shown: Loaded, step: int) -> str:
-    """``"<br>distance to a view 0.100 · uniformity -2.00"`` of the snapshot at ``step``
-    (the distance only where it stores its samples' partners), ``""`` if there is no such
-    snapshot. The distance is each sample's to one augmented view of it (the snapshot's
+    """``"<br>sample to a view 0.100 (≈ ½ alignment) · uniformity -2.00"`` of the snapshot
+    at ``step`` (the distance only where it stores its samples' partners), ``""`` if there
+    is no such snapshot. The distance is each sample's to one augmented view of it (the snapshot's
     ``z_partner``), not the evaluation's alignment, which compares two augmented views (about
     twice it): named "alignment", 0.100 beside the table's 0.205 read as a contradiction."""
     if step not in shown.steps:
         return ""
     at = shown.steps.index(step)
     z, partner = shown.zs[at], shown.partners[at]
-    words = [] if partner is None else [f"distance to a view {metrics.alignment(z, partner):.3f}"]
+    close = None if partner is None else metrics.alignment(z, partner)
+    words = [] if close is None else [f"sample to a view {close:.3f} (≈ ½ alignment)"]
     words.append(f"uniformity {metrics.uniformity(z):.2f}")
     return f"<br><sub>{' · '.join(words)} (this frame)</sub>"
 
@@ -408,8 +409,10 @@ def evaluation_panel(store: RunStore, run: RunInfo, step: int, explain: bool = T
     st.markdown(f"| run #{run.id} | {when} |\n|:--|--:|\n{rows}")
     if explain:
         st.caption(
-            "Alignment: mean squared distance between the two views of a sample (0 to 4, "
-            "lower is closer). Uniformity: how evenly the points cover the sphere (lower is "
+            "Alignment: mean squared distance between the two augmented views of a sample (0 "
+            'to 4, lower is closer); the chart\'s "sample to a view" measures a sample to '
+            "one augmented view of it, one augmentation instead of two: about half. "
+            "Uniformity: how evenly the points cover the sphere (lower is "
             "more uniform). Accuracies: k-NN and a linear probe on held-out data."
         )
 
