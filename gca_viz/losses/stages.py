@@ -50,7 +50,7 @@ N_ITER = Param(
 RELAX_A = Param(
     "relax_a",
     0.2,
-    "KL weight of the row-marginal penalty (None: a hard constraint).",
+    "KL weight of the row-marginal penalty (None or ∞: a hard constraint).",
     "λ_1",
     low=0.0,
     low_open=True,
@@ -61,7 +61,7 @@ RELAX_A = Param(
 RELAX_B = Param(
     "relax_b",
     0.2,
-    "KL weight of the column-marginal penalty (None: a hard constraint).",
+    "KL weight of the column-marginal penalty (None or ∞: a hard constraint).",
     "λ_2",
     low=0.0,
     low_open=True,
