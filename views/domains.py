@@ -132,6 +132,16 @@ if kind in ("class", "domain"):  # sliders from the schema: labels, ranges and d
                 p, f"dom_{p.name}", default=PAGE_DEFAULTS.get((kind, p.name))
             )
 
+if kind == "domain" and params["alpha"] + params["beta"] > 1:  # (the target's constraint)
+    # β's upper half at the default α was a dead zone: every design chart gave way to an
+    # error box. The charts stay, at the largest β the constraint allows.
+    params["beta"] = max(1.0 - params["alpha"], 0.0)
+    st.warning(
+        f"α + β must be at most 1 (the target's rows hold a positive's share too): the "
+        f"charts use β = 1 − α = {params['beta']:g}. Lower α to raise β.",
+        icon=":material/warning:",
+    )
+
 target: np.ndarray | None = None
 if kind == "custom":
     with c2:
@@ -207,7 +217,8 @@ if target is not None:
         f"(the target's own share: {ex.block_mass(target, batch.domains):.1%}).",
     )
     m4.metric(
-        "Pull on a same-domain pair",
+        # (the unit in the label where it is not a share: at α = 1 it changed silently)
+        "Pull on a same-domain pair" + ("" if relative else ", ∂L/∂C"),
         f"{same:+.1%}" if relative else f"{pulls.same:+.2g}",
         # (short: "+1.8 pts vs other-domain (+10.5%)" was cut at 1280 px with the sidebar)
         f"{(same - other) * 100:+.1f} pts vs other {other:+.1%}"
