@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from typing import Any
@@ -93,7 +94,7 @@ def test_metric_curves_draw_runs_and_change_markers() -> None:
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert len(lines) == 2 and {s.x0 for s in lines} == {40}  # one per subplot with data
     texts = [a.text for a in fig.layout.annotations]
-    assert "①" in texts and "no values yet" in texts  # uniformity was never recorded
+    assert "① ε=0.2" in texts and "no values yet" in texts  # uniformity was never recorded
     assert training.change_key(runs) == ["① #1 at step 40: ε=0.2"]  # what ① marks
     long = training.metric_curves(
         [training.RunSeries("x", {"loss": np.column_stack([np.arange(10_000), np.zeros(10_000)])})],
@@ -303,11 +304,20 @@ def test_an_epsilon_change_is_marked_and_labelled_on_the_loss_chart() -> None:
         s for s in fig["layout"]["shapes"] if s["xref"] == "x2" and s["yref"] == "y2 domain"
     ]
     assert [(s["x0"], s["x1"]) for s in loss_lines] == [(40, 40)]
-    (label,) = [a for a in fig["layout"]["annotations"] if a["text"] == "①"]
+    # the change's words beside its number (a bare ① after a drop of the loss was read as
+    # progress), and on hover
+    (label,) = [a for a in fig["layout"]["annotations"] if a["text"] == "① ε 0.5 → 0.2"]
+    assert label["hovertext"] == "① ε 0.5 → 0.2"
     assert (label["x"], label["xref"], label["yref"]) == (40, "x2", "y2 domain")
     assert label.get("textangle") is None  # upright, not along the line
     assert label["y"] == 1 and label["yanchor"] == "top"  # inside: the title is above
     assert training.change_key([run]) == ["① #1 at step 40: ε 0.5 → 0.2"]
+    # three changes: the numbers alone (the words would crowd), the words on hover
+    many = dataclasses.replace(run, changes=[{"step": s, "epsilon": e} for s, e in
+                                             ((20, 0.3), (40, 0.2), (60, 0.1))])  # fmt: skip
+    marks = [a for a in training.metric_curves([many], ["loss"]).layout.annotations][1:]
+    assert [a.text for a in marks] == ["①", "②", "③"]
+    assert marks[2].hovertext == "③ ε 0.2 → 0.1"
 
 
 def test_the_loss_scale_note_names_epsilon_changes_and_runs_of_different_epsilon() -> None:

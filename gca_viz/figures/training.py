@@ -325,7 +325,7 @@ def metric_curves(
         # Each change is labelled on the loss's subplot (the first one without a loss).
         labelled = names.index("loss") if "loss" in names else 0
         axis = "" if labelled == 0 else str(labelled + 1)
-        for _, step, mark, _ in (c for c in numbered if c[0] == r):
+        for _, step, mark, text in (c for c in numbered if c[0] == r):
             for i in range(len(names)):
                 fig.add_vline(
                     x=step,
@@ -334,13 +334,16 @@ def metric_curves(
                     col=i % cols + 1,
                 )
             # A number on the line (the caption's key, change_key, says what changed): the
-            # whole text, rotated along the line, was tiny and sat on the curve.
+            # whole text, rotated along the line, was tiny and sat on the curve. With one or
+            # two changes drawn, the change's words follow the number ("① ε 0.5 → 0.1": a
+            # student read a bare ① after a drop of the loss as progress); hovered, always.
             fig.add_annotation(
                 x=step,
                 y=1,
                 xref=f"x{axis}",
                 yref=f"y{axis} domain",
-                text=mark,
+                text=f"{mark} {text}" if len(numbered) <= 2 and 0 < len(text) <= 24 else mark,
+                hovertext=f"{mark} {text}" if text else None,
                 showarrow=False,
                 xanchor="center",
                 yanchor="top",  # inside the plot's top edge: above it sits the subplot's title

@@ -349,7 +349,7 @@ def test_an_epsilon_change_and_runs_of_different_epsilon_are_flagged_on_the_loss
     at.selectbox(key="tr_run").set_value(ids[0]).run()
     assert_clean(at)
     labels = [a["text"] for a in charts(at)["tr_curves"]["layout"]["annotations"]]
-    assert "①" in labels  # the line's number; the caption says what changed
+    assert "① ε 0.5 → 0.2" in labels  # the line's number and its change's words
     assert "Dotted lines mark live changes: ① #1 at step 15: ε 0.5 → 0.2." in texts(at.caption)
     assert (
         "ε changed during training (#1 changed at step 15, ε 0.5 → 0.2): ε sets the scale of "
@@ -623,7 +623,7 @@ def test_launch_from_the_page_then_steer_the_run_live(no_demo_store: Path) -> No
         step = store.applied_changes(1)[0]["step"]
         lines = [s for s in curves["layout"]["shapes"] if s["type"] == "line"]
         assert lines and all(s["x0"] == step for s in lines)
-        assert "①" in [a["text"] for a in curves["layout"]["annotations"]]
+        assert "① ε 0.4 → 0.25" in [a["text"] for a in curves["layout"]["annotations"]]
         assert f"① #1 at step {step}: ε 0.4 → 0.25" in texts(at.caption)  # launch's ε → new
 
         # The Geometry page draws the 2-D run on the circle and follows its new snapshots.
