@@ -98,6 +98,7 @@ def step_selector() -> int:
 
 
 SCROLL = "_story_scroll_step"  # bring the new step's top into view on the next run
+SCROLL_RESULT = "_story_scroll_result"  # step 5: bring a method picked in the table into view
 
 
 def next_step() -> None:
@@ -569,6 +570,9 @@ else:
     elif st.session_state.get("_story_table_applied") != rows[0]:
         st.session_state["_story_table_applied"] = rows[0]
         st.session_state["story_method"] = METHODS[rows[0]]
+        # the table is taller than a laptop's screen: its result, drawn under it, came out
+        # of view and a click on a row seemed to do nothing
+        st.session_state[SCROLL_RESULT] = True
     # The selector comes above the table (after its eight rows it was a screen and a half
     # down) and the chosen row is shaded: in lecture mode the table has no row selection,
     # and elsewhere a method chosen in the selector or a link ticked no row (a student saw
@@ -646,6 +650,8 @@ else:
         # ε = 0.5: "Loss 3.03" beside this page's 2.57 on "the same" batch)
         query_params=composer_query(name, eps, n_iter, source, N, seed),
     )
+    if st.session_state.pop(SCROLL_RESULT, False):
+        ui.scroll_to("wrap360_story_wrap_s5")
     ui.show_code(story.method_output, losses.GCALoss.inspect)
 
 if step < len(STEPS):

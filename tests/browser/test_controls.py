@@ -169,6 +169,26 @@ def click_method_row(app: Any, row: int) -> None:
     app.page.mouse.click(x, y)
 
 
+def test_a_method_picked_in_the_table_comes_into_view(app: Any) -> None:
+    """The methods table is 774 px tall, taller than a 1366 x 768 laptop's window: the
+    chosen method's loss and plan, drawn under it, stayed out of view and a click on a row
+    seemed to do nothing (a student's review). The result now comes up under the bar."""
+    app.page.set_viewport_size({"width": 1366, "height": 768})
+    app.goto("/?story_step=5", charts=1, timeout=90)
+    click_method_row(app, 2)  # RINCE
+    app.wait_for_query("story_method", "rince")
+    app.settle(charts=1)
+    result = app.page.locator(".st-key-wrap360_story_wrap_s5")
+
+    def shown() -> bool:
+        box = result.bounding_box()
+        return box is not None and 0 <= box["y"] <= 768 / 3
+
+    app.until(shown, 15, "the chosen method's result near the window's top")
+    expect(app.page.locator('[data-testid="stMetricLabel"]').first).to_be_in_viewport()
+    app.assert_healthy()
+
+
 def test_a_row_of_the_methods_table_picks_its_method_every_time(app: Any) -> None:
     """Clicking a row of Story's methods table sets the method box; picking another method
     in the box, then the same row again (unticked and ticked, or after a page switch, which
