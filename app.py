@@ -49,7 +49,10 @@ start_warm_up()  # UMAP's numba compile and t-SNE's imports, in the background, 
 @st.fragment(run_every=3)
 def status_strip() -> None:
     """Device and the runs in progress, refreshed every few seconds."""
-    st.caption(f"Device: `{resolve_device('auto')}` · torch {torch.__version__}")
+    # (one line with the version: the page's own controls begin higher in the sidebar)
+    st.caption(
+        f"gca_viz {__version__} · Device: `{resolve_device('auto')}` · torch {torch.__version__}"
+    )
     store = ui.run_store()
     store.reconcile()
     active = [r for r in store.list_runs() if r.status in ("running", "queued")]
@@ -62,7 +65,6 @@ def status_strip() -> None:
 
 ui.page_style()
 with st.sidebar:
-    st.caption(f"gca_viz {__version__}")
     ui.lecture_toggle()
     status_strip()
     page_wheel()  # the wheel over a 3-D chart scrolls the page (views/_page_wheel.py)

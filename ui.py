@@ -794,6 +794,12 @@ the page's stylesheet (:data:`PAGE_CSS`)."""
 
 
 PAGE_CSS = """
+/* The sidebar's zero-height helpers (page wheel, chart access, chart fit, history, scroll
+   placements) took a 16 px gap each: 64 px and more above the page's own controls, which
+   began at the foot of a 1366 x 768 window. */
+[data-testid="stSidebarUserContent"] [data-testid="stElementContainer"][class*="st-key-gca_"] {
+  margin-bottom: -1rem;
+}
 /* The page starts 3rem from the top, not Streamlit's 6rem: at 1366 x 768 the 48 px went to
    the first figure (Geometry's sphere, Plan lab's player began below the first screen). */
 [data-testid="stMainBlockContainer"] { padding-top: 3rem; }
@@ -986,19 +992,32 @@ def wrapping(key: str, min_width: int) -> Any:
     return st.container(key=f"wrap{min_width}_{key}")
 
 
+def sidebar_slot() -> Any:
+    """A place at this point of the sidebar for controls drawn later (:func:`controls`'s
+    ``slot``), or ``None`` in lecture mode (no sidebar: the controls stay where drawn)."""
+    return None if lecture() else st.sidebar.container()
+
+
 @contextmanager
 def controls(
-    title: str = "Settings", *, folded: bool = False, place: Any = None, pinned: bool = False
+    title: str = "Settings",
+    *,
+    folded: bool = False,
+    place: Any = None,
+    pinned: bool = False,
+    slot: Any = None,
 ) -> Iterator[None]:
-    """Where a page draws its controls: the sidebar under the subheader ``title``, or in
-    lecture mode at this point of the page (above the figures that follow) in an open
-    expander named ``title``, its widgets side by side (a page's titles differ). Secondary
-    settings that would push a projector's first screen down are ``folded``: a popover named
-    ``title`` in the page title's row (:func:`title`) or in the container ``place``, a closed
-    expander without either. An open panel ``pinned`` stays under the top bar while the page
-    scrolls (the controls a lecture moves, beside the figure they move)."""
+    """Where a page draws its controls: the sidebar under the subheader ``title`` (in
+    ``slot``, a :func:`sidebar_slot` made earlier, if given: controls that depend on ones
+    drawn before them but matter more, higher up), or in lecture mode at this point of the
+    page (above the figures that follow) in an open expander named ``title``, its widgets
+    side by side (a page's titles differ). Secondary settings that would push a projector's
+    first screen down are ``folded``: a popover named ``title`` in the page title's row
+    (:func:`title`) or in the container ``place``, a closed expander without either. An open
+    panel ``pinned`` stays under the top bar while the page scrolls (the controls a lecture
+    moves, beside the figure they move)."""
     if not lecture():
-        with st.sidebar:
+        with slot if slot is not None else st.sidebar:
             st.subheader(title)
             yield
         return

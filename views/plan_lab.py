@@ -183,6 +183,9 @@ ui.intro(
 # -------------------------------------------------------------------------- controls
 
 store = ui.run_store()
+# ε and T first in the sidebar (they come after the batch here: a run's snapshot sets ε), at
+# the top of its page controls: under the batch they began below a 1366 x 768 window
+problem_slot = ui.sidebar_slot()
 with ui.controls("Batch", folded=True):  # (secondary in a lecture: the plots come up)
     source = ui.select("Source", "lab_source", list(SOURCES), "synthetic", format_func=SOURCES.get)
     run_id, version, noise, augment = 0, 0.0, 0.1, "standard"
@@ -226,7 +229,7 @@ if "epsilon" in batch.meta:  # a run's snapshot: start from the ε the run train
             st.session_state["lab_eps"] = float(batch.meta["epsilon"])
         st.session_state["_lab_eps_from"] = origin
 
-with ui.controls("Problem", pinned=True):  # what a lecture moves: open, beside the figures
+with ui.controls("Problem", pinned=True, slot=problem_slot):  # (lecture: open, pinned)
     eps = ui.epsilon("lab_eps", 0.1)
     n_iter = ui.slider(ui.param_label(N_ITER), "lab_T", 1, 50, 10)
 # In a lecture folded, the rest: open, both panels took the first screen of a projector
@@ -366,7 +369,7 @@ def inspect() -> None:
         "the two losses and the arrow spans the drop; the kernel (k = 0) sits far above and "
         f"is named over the curve. On the plan {figs.positive_marks_words(n_rows, player_height)}"
         f" mark the positive pairs (i, pos(i)): the entries InfoNCE reads. Colours: {scale} "
-        "(set in Display)."
+        "(the toggles under Display)."
     )
 
     # ------------------------------------------------------------------------- all views

@@ -143,15 +143,17 @@ def clipped(app: Any, only: tuple[str, ...] | None = None) -> list[str]:
 def sidebar_controls(app: Any) -> list[str]:
     """The keyed widgets in the sidebar other than the router's own: the lecture toggle and
     the wheel forwarding, the history rule, the charts' names and keys and a scroll to a
-    Story step (views/_page_wheel.py, views/_history.py, views/_chart_access.py,
-    views/_chart_fit.py, ui.scroll_to: empty elements)."""
+    Story step and its Next's scroll on click (views/_page_wheel.py, views/_history.py,
+    views/_chart_access.py, views/_chart_fit.py, ui.scroll_to, ui.scroll_on_click: empty
+    elements)."""
     keys: list[str] = app.page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stSidebar"] [class*="st-key-"]')]
             .map(e => [...e.classList].find(c => c.startsWith('st-key-')))"""
     )
     own = ("st-key-lecture", f"st-key-{page_wheel_key}", f"st-key-{history_key}",
            f"st-key-{chart_access_key}", f"st-key-{chart_fit_key}")  # fmt: skip
-    return [k for k in keys if k not in own and not k.startswith("st-key-gca_scroll_to_")]
+    helpers = ("st-key-gca_scroll_to_", "st-key-gca_scroll_on_click_")
+    return [k for k in keys if k not in own and not k.startswith(helpers)]
 
 
 def open_lecture(app: Any, path: str, charts: int) -> None:

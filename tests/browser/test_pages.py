@@ -560,3 +560,21 @@ def test_the_main_figure_starts_on_a_laptops_first_screen(app: Any, path: str, c
     box = figure.bounding_box()
     assert box is not None and box["y"] < 768 - 200, box
     app.assert_healthy()
+
+
+def test_plan_lab_s_epsilon_and_t_are_on_a_laptops_first_screen(app: Any) -> None:
+    """At 1366 x 768 Plan lab's own controls began at the window's foot: four zero-height
+    helpers in the sidebar took a 16 px gap each, the version had a line of its own, and ε
+    and T came after the batch's four controls. A student saw "Source" and nothing of what
+    the page is about. ε and T now sit first, on the first screen."""
+    page = app.page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    app.goto("/plan_lab", charts=1, timeout=90)
+    status = page.locator('[data-testid="stSidebarUserContent"]').get_by_text("No runs in")
+    problem = page.locator('[data-testid="stSidebarUserContent"] h3', has_text="Problem")
+    for key in ("lab_eps_slider", "lab_T"):  # (the handle's value, over what one drags)
+        box = app.widget(key).locator('[data-testid="stSliderThumbValue"]').bounding_box()
+        assert box and box["y"] + box["height"] <= 768 - 12, (key, box)
+    above, below = status.bounding_box(), problem.bounding_box()
+    assert above and below and below["y"] - (above["y"] + above["height"]) < 40  # no gaps
+    app.assert_healthy()
