@@ -688,6 +688,9 @@ def test_sweep_chart_labels_the_paper_series_apart_from_measurements() -> None:
     assert list(paper.x) == [-0.5, 0.5] and list(paper.y) == [0.72, 0.95]
     assert any(name.startswith(f"{ex.PAPER_LABEL}: class") for name in traces)
     assert list(traces["measured: domain, backbone h"].y[:2]) == [0.9, 0.92]
+    # one accuracy scale for both panels: alone, the class panel's 0.011 drop filled it
+    # beside a text saying class accuracy stays flat
+    assert fig.layout.yaxis2.matches == "y" and fig.layout.yaxis2.showticklabels
 
 
 def test_comparison_bars_and_view_grid_shapes() -> None:
