@@ -123,6 +123,9 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             row=row,
         )
     groups = [(~bad, "clean"), (bad, "corrupted")]
+    top_row = float(
+        np.nanmax(np.concatenate([n * shares.balanced_row, n * shares.unbalanced_row, [1.0]]))
+    )
     for mask, label in groups:
         if not mask.any():
             continue
@@ -139,18 +142,24 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             col=1,
         )
         first = lo == 0  # the band at the left starts its label there, the other ends it
+        # The label in the headroom over the bars, an arrow down to its dashed line: on the
+        # line it covered the very bars it named (a student read the corrupted rows' 0.82
+        # against 1 through a white box over them).
         fig.add_annotation(  # (centred on a narrow band, a projector's type ran off the edge)
-            x=lo - 0.5 if first else hi + 0.5,
-            xanchor="left" if first else "right",
+            x=lo if first else hi,
             y=mean,
+            ax=lo if first else hi,
+            ay=1.12 * top_row,
+            axref="x",
+            ayref="y",
+            xanchor="left" if first else "right",
             text=f"{label} rows, unbalanced: mean {mean:.2f}",
-            showarrow=False,
-            # away from the balanced plan's line at 1 (it struck through a label at 0.82)
-            # and from the corrupted band's title at the top when every share is near 1;
-            # clear of its own dashed line at a projector's size too
-            yshift=16 if mean > 1.02 else -16,
+            showarrow=True,
+            arrowhead=2,
+            arrowwidth=1.5,
+            arrowcolor="#111827",
             font={"size": 13, "color": "#111827"},
-            bgcolor="rgba(255,255,255,0.7)",
+            bgcolor="rgba(255,255,255,0.85)",
             row=1,
             col=1,
         )
