@@ -176,8 +176,9 @@ ui.intro(
     "A batch of paired embeddings defines a cost $C$ and a Gibbs kernel $K = e^{-C/\\varepsilon}.$ "
     "Sinkhorn alternately rescales rows and columns of $K$; the first row step $P^{(1)}$ is "
     "exactly the plan behind InfoNCE, and every further half-step moves the plan closer (in KL) "
-    "to the target plan $P_{\\mathrm{tgt}}.$ Walk through the half-steps, compare the balanced "
-    "and unbalanced plans, and click a cell to see the two samples it pairs."
+    "to the target plan $P_{\\mathrm{tgt}}.$ Walk through the half-steps, switch the matrix "
+    "below between the balanced and the unbalanced plan, and click a cell to see the two "
+    "samples it pairs and its value in every matrix side by side."
 )
 
 # -------------------------------------------------------------------------- controls
