@@ -80,6 +80,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
         (shares.balanced_row, shares.unbalanced_row),
         (shares.balanced_positive, shares.unbalanced_positive),
     )
+    tops: list[float] = []
     for row, (balanced, unbalanced) in enumerate(panels, start=1):
         first = row == 1
         fig.add_trace(
@@ -115,6 +116,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
         # headroom over the tallest bar: the corrupted band's title sits at the top, clear
         # of the bars and of the means' labels (with every share near 1 they overlapped)
         top = float(np.nanmax(np.concatenate([n * balanced, n * unbalanced, [1.0]])))
+        tops.append(top)  # (the first, the row shares' panel: the means' labels over it)
         fig.update_yaxes(  # (the standoff keeps its "0" off the first row's at the origin)
             title_text="× average row",
             gridcolor=_GRID,
@@ -123,9 +125,6 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             row=row,
         )
     groups = [(~bad, "clean"), (bad, "corrupted")]
-    top_row = float(
-        np.nanmax(np.concatenate([n * shares.balanced_row, n * shares.unbalanced_row, [1.0]]))
-    )
     for mask, label in groups:
         if not mask.any():
             continue
@@ -149,7 +148,7 @@ def share_chart(shares: MassShares, *, height: int = 620) -> go.Figure:
             x=lo if first else hi,
             y=mean,
             ax=lo if first else hi,
-            ay=1.12 * top_row,
+            ay=1.12 * tops[0],
             axref="x",
             ayref="y",
             xanchor="left" if first else "right",
