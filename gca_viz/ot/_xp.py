@@ -326,7 +326,10 @@ def wrapped(t: torch.Tensor) -> bool:
     functorch = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     if functorch is not None and functorch(t):
         return True
-    return torch.autograd.forward_ad.unpack_dual(t).tangent is not None
+    forward = torch.autograd.forward_ad
+    if getattr(forward, "_current_level", 0) < 0:  # no dual level entered: no tangents
+        return False
+    return forward.unpack_dual(t).tangent is not None
 
 
 def machine_epsilon(x: Any) -> float:
