@@ -147,7 +147,10 @@ else:
     st.subheader("From InfoNCE to optimal transport, in five steps")
 ui.intro(
     "Contrastive learning is secretly a distribution-alignment problem (Chen et al., NeurIPS "
-    "2024). Each step below states one fact of the paper as a formula and checks it on a real "
+    "2024). *Optimal transport* asks for the cheapest way to send mass from one set of points "
+    "(here the first views) to another (the second views), a *plan* saying how much goes "
+    "from each to each; *Sinkhorn* finds it by rescaling the plan's rows and columns in turn. "
+    "Each step below states one fact of the paper as a formula and checks it on a real "
     "batch of paired embeddings: every number on this page is computed live, so change the "
     "batch, $N$ or $\\varepsilon$ and watch the facts hold."
 )
