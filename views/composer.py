@@ -149,7 +149,8 @@ with ui.guard("Batch"):
     )
 # the parameters the numbers below are computed at (Story's GCA-INCE on the same demo batch
 # is at its own ε, 0.2: a student compared 2.57 there with 3.03 here)
-symbols = {p.name: ui.plain_symbol(p.symbol) or p.name for _, p in owned}
+# (a symbol Unicode cannot write, λ_R, as LaTeX: it read "lam = 0.01")
+symbols = {p.name: ui.plain_symbol(p.symbol) or f"${p.symbol}$" for _, p in owned if p.symbol}
 at = ", ".join(
     f"{symbols.get(k, k)} = {v:g}"
     for k, v in params.items()

@@ -64,6 +64,11 @@ def test_the_numbers_on_a_batch_name_the_parameters_they_are_computed_at() -> No
     rerun(at)
     (said,) = [c.value for c in at.caption if c.value.startswith("Batch:")]
     assert "Computed at ε = 0.2, T = 10." in said
+    # RINCE's λ_R by its symbol (Unicode cannot write it: LaTeX), not its field name "lam"
+    at.selectbox(key="cmp_divergence").set_value("rince")
+    rerun(at)
+    (said,) = [c.value for c in at.caption if c.value.startswith("Batch:")]
+    assert "$λ_R$ = 0.01" in said and "lam" not in said, said
 
 
 def test_composer_invalid_input_shows_an_error() -> None:
