@@ -15,7 +15,7 @@ from views import _train_actions as actions
 from views._train_launch import SCROLL, new_run_form
 from views._train_monitor import monitor
 from views._train_runs import runs_panel
-from views._train_steer import steering
+from views._train_steer import SCROLL_CURVES, steering
 
 ui.title("Train")
 ui.intro(
@@ -57,4 +57,6 @@ with st.container(key="tr_monitor"):
     monitor(store, info, selection, runs)
 if st.session_state.pop(SCROLL, False):  # just launched: bring the monitor into view
     ui.scroll_to("tr_monitor")
+elif st.session_state.pop(SCROLL_CURVES, False):  # a live change: where it will be marked
+    ui.scroll_to("tr_curves")
 actions.duplicate(store, info, changed)

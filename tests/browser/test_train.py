@@ -74,7 +74,9 @@ def change_labels(app: Any) -> list[str]:
     """What the numbered lines on the metric curves mark (① ... on the chart, the caption
     says what each is): the changes, from the caption's key."""
     script = "gd => (gd._fullLayout.annotations || []).map(a => a.text)"
-    marks = [t for t in app.read_chart("tr_curves", script, None) or [] if t in CHANGE_MARKS]
+    # (a mark is its number, or its number and the change's words: "① ε 0.5 → 0.25")
+    texts = app.read_chart("tr_curves", script, None) or []
+    marks = [t for t in texts if t and t[0] in CHANGE_MARKS]
     caption = app.page.get_by_text(re.compile("Dotted lines mark live changes: "))
     if not marks or caption.count() == 0:
         return []
@@ -155,7 +157,10 @@ def test_launch_watch_steer_stop_then_geometry(
     expect(eps_box).to_be_visible()
     eps_box.fill(NEW_EPS)
     page.get_by_role("button", name=re.compile("Apply at the next step")).click()
-    expect(page.get_by_text(re.compile(r"Requested ε=0\.25"))).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"Requested ε=0\.25")).first).to_be_attached(timeout=30_000)
+    # the curves come into view, where the change will show (the button sat ~700 px above
+    # them at 1366 x 768: a student changed ε and watched nothing)
+    expect(app.chart("tr_curves")).to_be_in_viewport(timeout=15_000)
     labels = app.until(
         lambda: [t for t in change_labels(app) if t.endswith(f"→ {NEW_EPS}")],
         60,
