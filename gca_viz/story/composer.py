@@ -75,9 +75,9 @@ def matching_method(stages: Mapping[str, str], params: Mapping[str, Any]) -> str
     or ``None``: then the composition is a new loss. Numbers may differ from the method's
     preset (RINCE with q = 0.6 is still RINCE: :func:`preset_differences` says how)."""
     for name, m in losses.LOSSES.items():
-        same = all(m.stages[k] == stages[k] for k in ("cost", "projection", "divergence"))
-        choices = {k: v for k, v in m.params.items() if _param(m, k).kind == "choice"}
-        if same and all(params.get(k, v) == v for k, v in choices.items()):
+        schema = _schema(m)
+        choices = {k: v for k, v in m.params.items() if schema[k].kind == "choice"}
+        if _same_stages(m, stages) and all(params.get(k, v) == v for k, v in choices.items()):
             return name
     return None
 
@@ -86,20 +86,23 @@ def preset_differences(name: str, params: Mapping[str, Any]) -> list[str]:
     """The numbers of method ``name``'s preset that ``params`` sets otherwise, as
     ``"q = 1 (here 0.6)"`` with each parameter's symbol."""
     m = losses.LOSSES[name]
+    schema = _schema(m)
     return [
-        f"{_param(m, k).symbol or k} = {v:g} (here {params[k]:g})"
+        f"{schema[k].symbol or k} = {v:g} (here {params[k]:g})"
         for k, v in m.params.items()
-        if _param(m, k).kind != "choice" and k in params and params[k] != v
+        if schema[k].kind != "choice" and k in params and params[k] != v
     ]
 
 
-def _param(method: Any, key: str) -> Any:
-    """The schema (:class:`gca_viz.registry.Param`) of a named method's parameter ``key``."""
-    for kind in STAGE_KINDS:
-        for p in STAGE_REGISTRIES[kind][method.stages[kind]].params:
-            if p.name == key:
-                return p
-    raise KeyError(key)
+def _schema(method: Any) -> dict[str, Param]:
+    """A named method's parameters by name (:func:`stage_params` of its stages)."""
+    return {p.name: p for _, p in stage_params(method.stages)}
+
+
+def _same_stages(method: Any, stages: Mapping[str, str]) -> bool:
+    """Whether ``stages`` has the named method's cost, projection and divergence (its
+    target may differ: a method's ``get`` swaps it)."""
+    return all(method.stages[k] == stages[k] for k in ("cost", "projection", "divergence"))
 
 
 def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -> str:
@@ -136,7 +139,7 @@ def describe_composition(stages: Mapping[str, str], params: Mapping[str, Any]) -
                 "with each row normalised, the cross-entropy −log P_ii equals its KL."
             )
     for m in losses.LOSSES.values():  # the stages of a method, another choice made
-        if all(m.stages[k] == stages[k] for k in ("cost", "projection", "divergence")):
+        if _same_stages(m, stages):
             other = [k for k, v in m.params.items() if params.get(k, v) != v]  # (choices)
             theirs = ", ".join(f"{k} = {m.params[k]}" for k in other)
             here = ", ".join(f"{k} = {params[k]}" for k in other)
