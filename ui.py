@@ -1429,6 +1429,28 @@ def scroll_to(key: str) -> None:
 
 
 _SCROLLS = "_gca_scrolls"  # placements so far this session: each one's component key
+_ASKED = "_gca_scroll_asked"  # the keys scroll_later asked for, not yet placed
+
+
+def scroll_later(key: str) -> None:
+    """Ask for :func:`scroll_to` the element drawn with ``key`` where the page calls
+    :func:`scroll_if_asked` for it, later in this run or in the next one (from a widget's
+    callback, or code above the element: a button that launched a run, a step chosen, a
+    row picked in a table)."""
+    st.session_state.setdefault(_ASKED, set()).add(key)
+
+
+def scroll_if_asked(*keys: str) -> bool:
+    """:func:`scroll_to` the first of ``keys`` that :func:`scroll_later` asked for since
+    the last placement, and forget the others' requests (one place per run); whether it
+    scrolled."""
+    asked = st.session_state.get(_ASKED, set())
+    first = next((k for k in keys if k in asked), None)
+    asked.difference_update(keys)
+    if first is None:
+        return False
+    scroll_to(first)
+    return True
 
 
 _SCROLL_ON_CLICK_JS = """

@@ -32,7 +32,6 @@ TARGET_PARAMS = {p.name for name in TARGET_CHOICES for p in targets.TARGETS[name
 LAUNCHED, SEEN = "tr_launched", "_tr_launched_seen"
 FORM = "tr_new_run"  # the "New run" expander's key, numbered by FOLDS
 FOLDS = "_tr_form_folds"  # launches so far: each one folds the form (a new expander)
-SCROLL = "_tr_scroll_monitor"  # bring the live monitor into view on the next run
 
 LABELS = {
     "method": "Method",  # (under the column's heading "Loss")
@@ -398,7 +397,7 @@ def launch(store: RunStore, cfg: dict[str, Any], name: str) -> None:
     st.session_state[CLEAR_NAME] = True
     # Fold the form away and show the new run's live monitor (the page reruns at once).
     st.session_state[FOLDS] = st.session_state.get(FOLDS, 0) + 1
-    st.session_state[SCROLL] = True
+    ui.scroll_later("tr_monitor")  # the live monitor, on the next run
     st.rerun()
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from gca_viz import targets
 from gca_viz.figures.training import describe_change
 from gca_viz.runs import RunInfo, RunStore, live_targets, run_loss
 from gca_viz.train import LIVE_PARAMS
 from views._train_launch import TARGET_CHOICES, TARGET_PARAMS, param_input
-
-SCROLL_CURVES = "_tr_scroll_curves"  # bring the metric curves into view after a change
 
 
 def live_controls(store: RunStore, run: RunInfo) -> None:
@@ -71,7 +70,7 @@ def live_controls(store: RunStore, run: RunInfo) -> None:
     st.session_state[last_key] = changes
     # the curves come into view, where the change will be marked: at 1366 x 768 they sat
     # ~700 px under the button, and a student changed ε and watched nothing
-    st.session_state[SCROLL_CURVES] = True
+    ui.scroll_later("tr_curves")
     st.success(
         f"Requested {describe_change(changes)}: it takes effect at the run's next step "
         "and is marked on the charts.",

@@ -79,7 +79,8 @@ def step_selector() -> int:
         st.session_state["story_step"] = linked if chosen is None else chosen
         # A link to a later step opens at that step: the title, controls and the row of steps
         # filled the first screen (all of it at 1280 x 720 in lecture mode).
-        st.session_state[SCROLL] = st.session_state["story_step"] > 1
+        if st.session_state["story_step"] > 1:
+            ui.scroll_later("story_step")
     step = int(
         st.radio(
             "Step",
@@ -97,20 +98,16 @@ def step_selector() -> int:
     return step
 
 
-SCROLL = "_story_scroll_step"  # bring the new step's top into view on the next run
-SCROLL_RESULT = "_story_scroll_result"  # step 5: bring a method picked in the table into view
-
-
 def next_step() -> None:
     st.session_state["story_step"] = min(int(st.session_state["story_step"]) + 1, len(STEPS))
-    st.session_state[SCROLL] = True
+    ui.scroll_later("story_step")
 
 
 def _bring_into_view() -> None:
     """A step chosen in the row of steps starts at the top of the window, its chart on the
     first screen: in lecture mode the controls above it filled a projector's 720 px."""
     if ui.lecture():
-        st.session_state[SCROLL] = True
+        ui.scroll_later("story_step")
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -203,8 +200,7 @@ capped = f" (N is capped at the {N} pairs the run stored)" if N < int(n) else ""
 st.caption(f"Batch: {batch.source}{capped}. Samples sorted by class.")
 
 step = step_selector()
-if st.session_state.pop(SCROLL, False):  # "Next" sits at the bottom: start the step at the top
-    ui.scroll_to("story_step")
+ui.scroll_if_asked("story_step")  # "Next" sits at the bottom: start the step at the top
 
 # ------------------------------------------------------------------ step 1: INCE = KL
 
@@ -575,7 +571,7 @@ else:
         st.session_state["story_method"] = METHODS[rows[0]]
         # the table is taller than a laptop's screen: its result, drawn under it, came out
         # of view and a click on a row seemed to do nothing
-        st.session_state[SCROLL_RESULT] = True
+        ui.scroll_later("wrap360_story_wrap_s5")
     # The selector comes above the table (after its eight rows it was a screen and a half
     # down) and the chosen row is shaded: in lecture mode the table has no row selection,
     # and elsewhere a method chosen in the selector or a link ticked no row (a student saw
@@ -653,8 +649,7 @@ else:
         # ε = 0.5: "Loss 3.03" beside this page's 2.57 on "the same" batch)
         query_params=composer_query(name, eps, n_iter, source, N, seed),
     )
-    if st.session_state.pop(SCROLL_RESULT, False):
-        ui.scroll_to("wrap360_story_wrap_s5")
+    ui.scroll_if_asked("wrap360_story_wrap_s5")
     ui.show_code(story.method_output, losses.GCALoss.inspect)
 
 if step < len(STEPS):

@@ -12,10 +12,10 @@ import streamlit as st
 
 import ui
 from views import _train_actions as actions
-from views._train_launch import SCROLL, new_run_form
+from views._train_launch import new_run_form
 from views._train_monitor import monitor
 from views._train_runs import runs_panel
-from views._train_steer import SCROLL_CURVES, steering
+from views._train_steer import steering
 
 ui.title("Train")
 ui.intro(
@@ -55,8 +55,6 @@ actions.problems(info)
 steering(store, info)
 with st.container(key="tr_monitor"):
     monitor(store, info, selection, runs)
-if st.session_state.pop(SCROLL, False):  # just launched: bring the monitor into view
-    ui.scroll_to("tr_monitor")
-elif st.session_state.pop(SCROLL_CURVES, False):  # a live change: where it will be marked
-    ui.scroll_to("tr_curves")
+# just launched: bring the monitor into view; a live change: the curves, where it is marked
+ui.scroll_if_asked("tr_monitor", "tr_curves")
 actions.duplicate(store, info, changed)
