@@ -34,15 +34,26 @@ PAGES = (  # (script, title, the title in lecture mode's top bar, icon)
 )
 # In lecture mode the pages' short titles: the top bar folds what does not fit into "N more",
 # and with the long ones three pages were hidden there at 1280 px.
-navigation = st.navigation(
-    [
-        st.Page(
-            script, title=short if lecture else title, icon=f":material/{icon}:", default=k == 0
-        )
-        for k, (script, title, short, icon) in enumerate(PAGES)
-    ],
-    position="top" if lecture else "sidebar",
-)
+pages = [
+    st.Page(
+        script,
+        title=short if lecture else title,
+        icon=f":material/{icon}:",
+        default=k == 0,  # served at /, its own name kept for open_story (below)
+        url_path="story_home" if k == 0 else None,
+    )
+    for k, (script, title, short, icon) in enumerate(PAGES)
+]
+
+
+def open_story() -> None:
+    """/story (the default page's own name, served at /): the Story, with the link's query
+    (a written or shared /story?story_step=3 showed "Page not found")."""
+    st.switch_page(pages[0], query_params=st.query_params.to_dict())
+
+
+hidden = st.Page(open_story, title="Story", url_path="story", visibility="hidden")
+navigation = st.navigation([*pages, hidden], position="top" if lecture else "sidebar")
 start_warm_up()  # UMAP's numba compile and t-SNE's imports, in the background, once
 
 

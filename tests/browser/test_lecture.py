@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -437,6 +438,18 @@ def test_a_link_to_a_later_step_opens_at_that_step(app: Any) -> None:
     card = page.locator('[data-testid="stMetric"]', has_text="Plan entropy H").bounding_box()
     assert bar and eps and card
     assert card["y"] + card["height"] - eps["y"] <= 720 - (bar["y"] + bar["height"]), (eps, card)
+    app.assert_healthy()
+
+
+def test_the_story_s_own_name_in_a_link_opens_the_story(app: Any) -> None:
+    """The Story is the default page, served at /; a link written with its name,
+    /story?story_step=3, showed "Page not found" over step 1 (app.open_story)."""
+    app.goto("/story?story_step=3", charts=1, timeout=90)
+    app.until(lambda: app.query().get("story_step") == "3", 30, "the link's step in the URL")
+    assert urlparse(app.page.url).path == "/"
+    expect(app.page.get_by_text("Page not found")).to_have_count(0)
+    checked = app.page.locator(".st-key-story_step label:has(input:checked)")
+    expect(checked).to_have_text("3 · Alignment + repulsion")
     app.assert_healthy()
 
 
