@@ -224,10 +224,17 @@ def _check_upload_name(name: str, shown: str) -> None:
         )
     if not name.lower().endswith(UPLOAD_SUFFIX):
         suffix = Path(name).suffix or "(none)"
+        images = suffix.lower() in _IMAGE_SUFFIXES or suffix.lower() in (".bin", ".zip", ".tar")
         raise ValueError(
             f"upload {shown}: expected a {UPLOAD_SUFFIX} file (arrays x, y and optionally "
-            f"domain), got type {_quote(suffix)}; a table (a CSV) or an array: load it and "
-            "save it with np.savez(path, x=features, y=labels)"
+            f"domain), got type {_quote(suffix)}; "
+            + (
+                "images (a folder of one sub-folder per class) and CIFAR-10 binaries are not "
+                "uploaded: put them in the data directory and name them there"
+                if images
+                else "a table (a CSV) or an array: load it and save it with "
+                "np.savez(path, x=features, y=labels)"
+            )
         )
 
 

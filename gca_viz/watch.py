@@ -261,6 +261,7 @@ class Recorder:
         self._warned: set[str] = set()
         self._fault: str | None = None
         self._rows: list[tuple[int, int, str, float]] = []
+        self._nan_since: int | None = None  # the loss is NaN or inf since this step
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._reserve: Path | None = None
@@ -394,14 +395,24 @@ class Recorder:
         if self.run_id is None:
             return
         number = _as_step(step)
-        if number is not None:
-            self._reached = number
-        if number is None or not self._due(number):
+        if number is None:
             return
-        self._last_snap = (number, time.monotonic())
+        self._reached = number
+        due = self._due(number)
+        if due:
+            self._last_snap = (number, time.monotonic())
+        # shapes and dtypes at every call (metadata: no copy, no device sync); the labels'
+        # values only when a snapshot takes them
         kind, problem = _check_pair(z1, z2)
         if problem:
-            self._bad(f"batch:{kind}", f"step {number}: {problem}; no snapshot", number)
+            what = f"step {number}: {problem}" + ("; no snapshot" if due else "")
+            self._bad(f"batch:{kind}", what, number)
+            self._flush_notices()
+            return
+        if not due:
+            for values, name in ((labels, "labels"), (domains, "domains")):
+                if found := _label_layout(values, len(z1), name):
+                    self._bad(name, f"step {number}: {found}", number)
             self._flush_notices()
             return
         if not self._device_seen:
@@ -460,6 +471,15 @@ class Recorder:
             self._thread.join(timeout=30)
         self._drain()
         self._release_reserve()
+        if status is None and self._nan_since is not None:
+            status, error = (
+                "failed",
+                (
+                    f"The loss was not finite from step {self._nan_since} to the last step "
+                    f"recorded, {self._reached}: the training diverged (a learning rate too "
+                    "high, a log of 0 or a division by 0 in the loop?)."
+                ),
+            )
         status = status or ("stopped" if self._stop or self._asked_stop else "finished")
         try:
             self.store.end(self.run_id, status, self._reached, error)
@@ -613,6 +633,8 @@ class Recorder:
                 if f"diag_{key}" in plan:
                     rows.append((name, float(plan[f"diag_{key}"])))
             self.store.write_snapshot(self.run_id, step, "plan", plan)
+        self._check_names("class_names", snap.y if snap.labelled else None, step)
+        self._check_names("domain_names", snap.domains, step)
         emb = {"z": z.numpy(), "y": np.asarray(y), "step": np.array(step)}
         if "class_names" in self._names:  # as a Trainer's snapshots carry them
             emb["class_names"] = np.array(self._names["class_names"], dtype=str)
@@ -623,6 +645,19 @@ class Recorder:
                 emb["domain"] = np.asarray(snap.domains)[: len(z)]
         self.store.write_snapshot(self.run_id, step, "embeddings", emb)
         self._rows += [(self.run_id, step, k, v) for k, v in rows]
+
+    def _check_names(self, key: str, values: np.ndarray | None, step: int) -> None:
+        """A warning, once, when the labels or domains of a snapshot reach past the names
+        given for them (the app's legends show the others as numbers)."""
+        names = self._names.get(key)
+        if names is None or values is None or not len(values):
+            return
+        top = int(np.max(values))
+        if top >= len(names) or int(np.min(values)) < 0:
+            self._event(key, f"step {step}: the {_WHAT_NAMED[key]} run from "
+                        f"{int(np.min(values))} to {top}, but {key} names {len(names)} "
+                        f"(0 to {len(names) - 1}); the legends show the others as numbers",
+                        step)  # fmt: skip
 
     # ---------------------------------------------------------- writer thread
 
@@ -669,7 +704,16 @@ class Recorder:
                     for key, value in item[2].items():
                         number = float(value)
                         if not math.isfinite(number):
-                            self._event(f"nan:{key}", f"step {step}: {key} is {number}", step)
+                            more = (
+                                "; if it stays so, the run ends as failed (diverged)"
+                                if key == "loss"
+                                else ""
+                            )
+                            self._event(f"nan:{key}", f"step {step}: {key} is {number}{more}",
+                                        step)  # fmt: skip
+                        if key == "loss":  # the first step of a non-finite stretch, or None
+                            finite = math.isfinite(number)
+                            self._nan_since = None if finite else (self._nan_since or step)
                         self._rows.append((run_id, step, key, number))
                 elif item[0] == "snapshot":
                     self._snapshot(item[1])
@@ -796,8 +840,33 @@ def _labels(values: Any, n: int, name: str) -> np.ndarray | str:
     except (TypeError, ValueError):
         return f"{name} must be an array of {n} integers, got {_what(values)}"
     if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer):
-        return f"{name} must be {n} integers, got {arr.dtype} of shape {arr.shape}"
+        names = (
+            f" (names: pass their indices, np.unique(names, return_inverse=True)[1], and "
+            f"the names as Recorder({_NAMES_FOR[name]}=...))"
+            if arr.dtype.kind in "USO" and name in _NAMES_FOR
+            else ""
+        )
+        return f"{name} must be {n} integers, got {arr.dtype} of shape {arr.shape}{names}"
     return arr.astype(np.int64)
+
+
+_NAMES_FOR = {"labels": "class_names", "domains": "domain_names"}
+_WHAT_NAMED = {"class_names": "labels", "domain_names": "domains"}
+
+
+def _label_layout(values: Any, n: int, name: str) -> str:
+    """What is wrong with the shape or dtype of a batch's labels or domains, read without
+    their values (``""``: nothing, or a list, whose values :func:`_labels` reads)."""
+    if isinstance(values, torch.Tensor):
+        kind = values.dtype
+        integer = not (kind.is_floating_point or kind.is_complex or kind == torch.bool)
+    elif isinstance(values, np.ndarray):
+        kind, integer = values.dtype, np.issubdtype(values.dtype, np.integer)
+    else:
+        return ""
+    if tuple(values.shape) == (n,) and integer:
+        return ""
+    return f"{name} must be {n} integers, got {kind} of shape {tuple(values.shape)}"
 
 
 def _check_pair(z1: Any, z2: Any) -> tuple[str, str]:
@@ -913,9 +982,17 @@ def _install_hooks() -> None:
 
 
 def _finish_all() -> None:
+    """At the process's exit, the runs whose loop never called :meth:`Recorder.finish`:
+    ``finished`` when they reached the steps planned (or none were planned), else
+    ``interrupted``, saying so."""
     for rec in list(_LIVE):
         try:
-            rec.finish()
+            planned, reached = rec._total, rec._reached or 0  # (0: none planned)
+            if planned and reached < planned - 1:  # (a loop may count from 0)
+                rec.finish("interrupted", f"The script ended at step {reached} of the "
+                           f"{planned} planned without rec.finish().")  # fmt: skip
+            else:
+                rec.finish()
         except Exception:
             pass
 

@@ -236,6 +236,8 @@ CASES = [
     Case(
         "csv-hint", "data.csv", lambda _: GOOD, "save it with np.savez(path, x=features, y=labels)"
     ),
+    Case("image-hint", "cat.PNG", lambda _: GOOD, "are not uploaded: put them in the data dir"),
+    Case("cifar-hint", "data_batch_1.bin", lambda _: GOOD, "CIFAR-10 binaries are not uploaded"),
     Case("double-suffix", "data.npz.exe", lambda _: GOOD, "got type '.exe'"),
     Case("no-suffix", "data", lambda _: GOOD, "got type '(none)'"),
     # odd but harmless names: accepted, stored under an ASCII name inside the folder

@@ -157,6 +157,21 @@ def test_a_crash_marks_the_run_failed_with_its_traceback(tmp_path: Path) -> None
     assert store.metrics(info.id, ["loss"])["loss"][-1, 0] == 5  # buffered metrics written
 
 
+def test_a_script_that_ends_early_without_finish_is_interrupted(tmp_path: Path) -> None:
+    """A loop that left at step 5 of 3000 planned and never called finish() was marked
+    finished: the exit now says it was interrupted, and why."""
+    store = RunStore(tmp_path)
+    proc = _start(tmp_path, "exit")
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0, err[-2000:]
+    (info,) = store.list_runs()
+    assert info.status == "interrupted" and info.step == 5
+    assert "ended at step 5 of the 3000 planned without rec.finish()" in (info.error or "")
+
+
 def test_two_torchrun_ranks_record_one_run_and_change_at_the_same_step(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -210,6 +225,62 @@ def test_bad_input_is_a_warning_event_and_the_loop_goes_on(tmp_path: Path) -> No
     assert loss[-1].tolist() == [7, 0.5] and np.isnan(loss[loss[:, 0] == 6, 1]).all()
     assert [s for s, _ in store.snapshots(rec.run_id, "plan")] == [6, 7]  # not 4, not 5
     assert store.get(rec.run_id).status == "finished"
+
+
+def test_a_loss_that_stays_nan_to_the_end_fails_the_run_as_diverged(tmp_path: Path) -> None:
+    """A loop whose loss turned NaN at step 5 and stayed so to step 20 ended "finished",
+    with one warning and a folded note: it now ends failed, naming the step it diverged
+    at; a loss that recovers ends finished (test_bad_input_...)."""
+    rec = Recorder(tmp_path, flush_every=0.05, steps=20)
+    with pytest.warns(RecorderWarning) as caught:
+        for step in range(1, 21):
+            rec.step(step, loss=1.0 / step if step < 5 else float("nan"))
+        rec.finish()
+    (message,) = [str(w.message) for w in caught]
+    assert "step 5: loss is nan" in message and "ends as failed (diverged)" in message
+    info = RunStore(tmp_path).get(rec.run_id)
+    assert info.status == "failed" and info.step == 20
+    assert "not finite from step 5 to the last step recorded, 20" in (info.error or "")
+    # a NaN stretch that ends is no divergence; an inf is
+    rec = Recorder(tmp_path, flush_every=0.05)
+    with pytest.warns(RecorderWarning):
+        for step, value in enumerate([1.0, float("nan"), 0.5, float("inf")], start=1):
+            rec.step(step, loss=value)
+        rec.finish()
+    info = RunStore(tmp_path).get(rec.run_id)
+    assert info.status == "failed" and "from step 4" in (info.error or "")
+
+
+def test_a_bad_batch_warns_at_any_step_not_only_a_snapshot_s(tmp_path: Path) -> None:
+    """Shapes and labels were checked only on snapshot steps (1, then every 50): a mistake
+    that began at step 2 went without a word. Their shapes and dtypes are metadata, read at
+    every call; text labels say how to name classes; names that do not cover the labels
+    warn once."""
+    rec = Recorder(tmp_path, loss=losses.get("gca_ince", n_iter=3), snapshot_every=50,
+                   flush_every=0.05, class_names=["a", "b"])  # fmt: skip
+    z1, z2 = _pair()
+    labels = torch.arange(16) % 2
+    with pytest.warns(RecorderWarning) as caught:
+        rec.batch(1, z1, z2, labels=labels)  # a snapshot, good
+        rec.batch(2, z1, z2[:15])
+        rec.batch(3, z1, z2, labels=labels[:10])
+        rec.batch(4, z1, z2, domains=torch.zeros(16))
+        rec.batch(50, z1, z2, labels=torch.arange(16) % 5)  # a snapshot: labels 0-4
+        rec.finish()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 4, messages
+    assert messages[0] == "step 2: z1 and z2 must have the same shape: (16, 4) != (15, 4)"
+    assert messages[1] == "step 3: labels must be 16 integers, got torch.int64 of shape (10,)"
+    assert messages[2].startswith("step 4: domains must be 16 integers, got torch.float32")
+    assert messages[3] == (
+        "step 50: the labels run from 0 to 4, but class_names names 2 (0 to 1); the "
+        "legends show the others as numbers"
+    )
+    rec = Recorder(tmp_path, snapshot_every=1, flush_every=0.05)
+    with pytest.warns(RecorderWarning, match=r"class_names=\.\.\.\)\)") as caught:
+        rec.batch(1, z1, z2, labels=np.array(["cat", "dog"] * 8))
+        rec.finish()
+    assert "np.unique(names, return_inverse=True)[1]" in str(caught[0].message)
 
 
 def test_each_kind_of_bad_value_warns_and_a_step_going_back_warns_once(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui
 from gca_viz import demo, losses, userdata
-from gca_viz.runs import RunInfo, RunStore
+from gca_viz.runs import ACTIVE, RunInfo, RunStore
 from views._run_link import missing_run_warning, recover_run
 
 REFRESH_S = 2.0
@@ -58,7 +58,7 @@ def device_text(run: RunInfo) -> str:
     if run.device:
         return run.device
     if run.external:  # recorded from the first tensors its loop hands over
-        return "not seen yet"
+        return "not seen yet" if run.status in ACTIVE else "not recorded (no tensor seen)"
     requested = str(run.config.get("device", "auto"))
     if run.status == "queued":
         return f"{requested} (not started yet)"

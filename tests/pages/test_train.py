@@ -1021,14 +1021,17 @@ def test_a_run_s_device_says_it_is_being_chosen_until_the_run_records_it() -> No
     from gca_viz.runs import RunInfo
     from views._train_runs import device_text
 
-    def run(status: str, device: str | None) -> RunInfo:
+    def run(status: str, device: str | None, external: bool = False) -> RunInfo:
         return RunInfo(3, "r", {"device": "auto"}, status, None, None, 0.0, None, None, 0,
-                       None, None, device=device)  # fmt: skip
+                       None, None, device=device, external=external)  # fmt: skip
 
     assert device_text(run("queued", None)) == "auto (not started yet)"
     assert device_text(run("running", None)) == "auto (starting)"
     assert device_text(run("running", "cpu")) == "cpu"
     assert device_text(run("failed", None)) == "auto"
+    # a loop of one's own: its device is the first tensor's; an ended one never will be seen
+    assert device_text(run("running", None, external=True)) == "not seen yet"
+    assert device_text(run("finished", None, external=True)) == "not recorded (no tensor seen)"
 
 
 def test_the_status_line_says_what_a_run_has_not_none_on_none() -> None:

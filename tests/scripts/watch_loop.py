@@ -3,7 +3,8 @@
 Usage: python tests/scripts/watch_loop.py STORE MODE [SNAPSHOT_EVERY]
 
 MODE ``until_stop`` trains until the app asks it to stop (at most 3000 steps); ``crash``
-raises at step 5 without calling ``finish``; ``forever`` trains until it is killed. Each
+raises at step 5 without calling ``finish``; ``exit`` leaves the loop at step 5 of the 3000
+planned and ends without ``finish``; ``forever`` trains until it is killed. Each
 step records the loss and the loss's current ``epsilon`` (a live change shows in it).
 """
 
@@ -25,7 +26,7 @@ model = torch.nn.Linear(16, 8)
 criterion = losses.get("gca_ince", epsilon=0.5, n_iter=5)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 rec = Recorder(store, name=f"loop {mode}", config={"lr": 0.05, "mode": mode}, loss=criterion,
-               snapshot_every=every, flush_every=0.1)  # fmt: skip
+               snapshot_every=every, flush_every=0.1, steps=3000)  # fmt: skip
 print(f"run {rec.run_id}", flush=True)
 for step in range(1, 3001):
     idx = torch.randint(0, 512, (64,))
@@ -39,6 +40,8 @@ for step in range(1, 3001):
     rec.batch(step, z1, z2, labels=y[idx])
     if mode == "crash" and step == 5:
         raise RuntimeError("the loop broke at step 5")
+    if mode == "exit" and step == 5:
+        sys.exit(0)  # (no finish: the process's exit ends the run)
     if rec.should_stop:
         break
     time.sleep(0.02)
