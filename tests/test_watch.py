@@ -143,14 +143,20 @@ def test_a_killed_loop_becomes_interrupted(tmp_path: Path) -> None:
     assert info.status == "interrupted" and "died" in (info.error or "")
 
 
-def test_a_crash_marks_the_run_failed_with_its_traceback(tmp_path: Path) -> None:
-    store = RunStore(tmp_path)
-    proc = _start(tmp_path, "crash")
+def _to_the_end(store: Path, mode: str) -> tuple[int | None, str]:
+    """Run the loop in ``mode`` until its process ends: its exit code and standard error."""
+    proc = _start(store, mode)
     try:
         _, err = proc.communicate(timeout=60)
     finally:
         _stop(proc)
-    assert proc.returncode == 1 and "the loop broke at step 5" in err  # the hook chains
+    return proc.returncode, err
+
+
+def test_a_crash_marks_the_run_failed_with_its_traceback(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    code, err = _to_the_end(tmp_path, "crash")
+    assert code == 1 and "the loop broke at step 5" in err  # the hook chains
     (info,) = store.list_runs()  # registered before it crashed
     assert info.status == "failed" and info.step == 5
     assert "RuntimeError: the loop broke at step 5" in (info.error or "")
@@ -161,12 +167,8 @@ def test_a_script_that_ends_early_without_finish_is_interrupted(tmp_path: Path) 
     """A loop that left at step 5 of 3000 planned and never called finish() was marked
     finished: the exit now says it was interrupted, and why."""
     store = RunStore(tmp_path)
-    proc = _start(tmp_path, "exit")
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0, err[-2000:]
+    code, err = _to_the_end(tmp_path, "exit")
+    assert code == 0, err[-2000:]
     (info,) = store.list_runs()
     assert info.status == "interrupted" and info.step == 5
     assert "ended at step 5 of the 3000 planned without rec.finish()" in (info.error or "")
