@@ -3,10 +3,13 @@
 Each setting trains an MLP on digits (the demo runs' config: 300 steps, batch 256, 3-D
 embeddings) with a share ``p`` of each batch's positive pairs mismatched (the second view
 swapped with another sample's, :func:`gca_viz.augment.mismatch_views`, strength ``s``), for
-several seeds, and evaluates k-NN accuracy of the backbone features on clean test digits and
-on test digits corrupted with severity 0.5 (:func:`gca_viz.augment.corrupt`). Methods:
+several seeds, and evaluates k-NN accuracy on clean test digits and on test digits corrupted
+with severity 0.5 (:func:`gca_viz.augment.corrupt`), of the backbone features ``h`` and of
+the normalised 3-D embeddings ``ẑ`` (``_z`` in the results). Methods:
 
 * ``ince``: INCE (NT-Xent) at the setting's ``ε``.
+* ``gca_ince``: GCA-INCE (balanced Sinkhorn, ``T = 10``): what the full solve does without the
+  relaxation.
 * ``gca_uot``: the preset (``λ1 = λ2 = 0.2``, ``r2 = 0.2``, ``q = 0.6``, ``T = 10``).
 * ``gca_uot_l0.01``: the preset with ``λ1 = λ2 = 0.01`` (looser marginals).
 * ``rince``: RINCE (``q = 1``), the robust term alone, for reference.
@@ -18,6 +21,7 @@ JSON (``--out``) so ``benchmarks/README.md``'s table can be rebuilt from them.
 
     python benchmarks/sweep_noisy.py [--seeds 3] [--shares 0 0.3 0.6] [--epsilons 0.5 0.2]
         [--steps 300] [--out sweep_noisy.json] [--quick]
+    python benchmarks/sweep_noisy.py --merge a.json b.json --out sweep_noisy.json
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import math
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +41,16 @@ from gca_viz.train import TrainConfig, Trainer
 
 METHODS: dict[str, dict[str, Any]] = {
     "ince": {"method": "ince"},
+    "gca_ince": {"method": "gca_ince"},
     "gca_uot": {"method": "gca_uot"},
     "gca_uot_l0.01": {"method": "gca_uot", "loss_params": {"relax_a": 0.01, "relax_b": 0.01}},
     "rince": {"method": "rince"},
 }
 """Sweep name -> TrainConfig fields."""
 TEST_CORRUPTION = 0.5
+TESTS = ("clean", "corrupted", "clean_z", "corrupted_z")
+"""A run's accuracies: k-NN of the backbone features h on clean and corrupted test digits,
+and (``_z``) of the 3-D embeddings ẑ."""
 
 
 def run_one(
@@ -68,10 +77,15 @@ def run_one(
     )
     trainer = Trainer(cfg)
     trainer.fit()
-    clean = trainer.evaluate()["knn_acc"]
+    clean = trainer.evaluate()
     trainer.config.eval_corruption = TEST_CORRUPTION
-    corrupted = trainer.evaluate()["knn_acc"]
-    return {"clean": clean, "corrupted": corrupted}
+    corrupted = trainer.evaluate()
+    return {
+        "clean": clean["knn_acc"],
+        "corrupted": corrupted["knn_acc"],
+        "clean_z": clean["knn_acc_embedding"],
+        "corrupted_z": corrupted["knn_acc_embedding"],
+    }
 
 
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,7 +101,9 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not runs:
                 continue
             row: dict[str, Any] = dict(zip(key, setting, strict=True)) | {"method": method}
-            for test in ("clean", "corrupted"):
+            for test in TESTS:
+                if any(test not in r for r in runs):  # (a file from before the embedding's)
+                    continue
                 values = [r[test] for r in runs]
                 row[test] = statistics.fmean(values)
                 row[f"{test}_sd"] = statistics.stdev(values) if len(values) > 1 else math.nan
@@ -102,22 +118,29 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], z: str = "") -> None:
+    """The table of the backbone's accuracies (``z=""``) or the embedding's (``"_z"``)."""
+    tests = (f"clean{z}", f"corrupted{z}")
     head = (
         f"{'augment':>9}{'p':>6}{'s':>5}{'ε':>6}  {'method':<15}{'clean':>15}"
-        f"{'corrupted':>16}{'Δ corrupted vs INCE':>24}"
+        f"{'corrupted':>16}{'Δ clean vs INCE':>24}{'Δ corrupted vs INCE':>24}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
-        diff = ""
-        if "corrupted_diff" in r:
-            mark = "  beats" if r["corrupted_beats"] else ""
-            diff = f"{r['corrupted_diff']:+.3f} ± {r['corrupted_se']:.3f}{mark}"
+        if tests[0] not in r:
+            continue
+        diffs = [
+            f"{r[f'{t}_diff']:+.3f} ± {r[f'{t}_se']:.3f}{'  beats' if r[f'{t}_beats'] else ''}"
+            if f"{t}_diff" in r
+            else ""
+            for t in tests
+        ]
         print(
             f"{r['augment']:>9}{r['share']:>6g}{r['strength']:>5g}{r['epsilon']:>6g}  "
-            f"{r['method']:<15}{r['clean']:>8.3f} ± {r['clean_sd']:.3f}"
-            f"{r['corrupted']:>9.3f} ± {r['corrupted_sd']:.3f}{diff:>24}"
+            f"{r['method']:<15}"
+            + "".join(f"{r[t]:>8.3f} ± {r[f'{t}_sd']:.3f}" for t in tests)
+            + "".join(f"{d:>24}" for d in diffs)
         )
 
 
@@ -132,11 +155,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--out", type=Path, default=None, help="write the runs and table as JSON")
     ap.add_argument("--quick", action="store_true", help="2 seeds, 30 steps, one setting")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="train nothing: summarise the runs of these --out files together",
+    )
+    ap.add_argument("--note", default=None, help="a line stored in the --out file")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.steps, args.shares, args.epsilons = 2, 30, [0.5], [0.5]
     grid = list(itertools.product(args.augment, args.shares, args.epsilons, range(args.seeds)))
-    results = []
+    results = merge(args.merge) if args.merge else []
+    if args.merge:
+        grid = []
     start = time.perf_counter()
     for k, (augment, share, eps, seed) in enumerate(grid, start=1):
         for method in args.methods:
@@ -149,30 +182,57 @@ def main() -> None:
                     "epsilon": eps,
                     "seed": seed,
                     "method": method,
+                    "steps": args.steps,
                     **acc,
                 }
             )
         elapsed = time.perf_counter() - start
         print(f"[{k}/{len(grid)}] {augment} p={share:g} ε={eps:g} seed {seed}: {elapsed:.0f} s")
     rows = summarise(results)
+    steps = "/".join(sorted({str(r.get("steps", "?")) for r in results}))
+    seeds = max(Counter(run_key(r)[:-1] for r in results).values())
     print(
-        f"\nk-NN accuracy (backbone), {args.steps} steps, {args.seeds} seeds, test corruption "
+        f"\nk-NN accuracy, {steps} steps, up to {seeds} seeds, test corruption "
         f"{TEST_CORRUPTION:g}; Δ = paired mean difference to INCE ± its standard error\n"
     )
-    print_table(rows)
-    wins = [r for r in rows if r.get("corrupted_beats") and r["method"].startswith("gca_uot")]
-    print()
-    if wins:
-        best = max(wins, key=lambda r: r["corrupted_diff"])
-        print(
-            f"GCA-UOT beats INCE on corrupted test views in {len(wins)} setting(s); largest: "
-            f"{best['method']} at augment={best['augment']}, p={best['share']:g}, "
-            f"ε={best['epsilon']:g}: {best['corrupted_diff']:+.3f} ± {best['corrupted_se']:.3f}"
-        )
-    else:
-        print("GCA-UOT does not beat INCE on corrupted test views in any setting of this sweep.")
+    for z, what in (("", "backbone h"), ("_z", "embedding ẑ")):
+        print(f"k-NN accuracy of the {what}:\n")
+        print_table(rows, z)
+        key = f"corrupted{z}"
+        wins = [r for r in rows if r.get(f"{key}_beats") and r["method"].startswith("gca_uot")]
+        print()
+        if wins:
+            best = max(wins, key=lambda r: r[f"{key}_diff"])
+            print(
+                f"GCA-UOT beats INCE on corrupted test views ({what}) in {len(wins)} "
+                f"setting(s); largest: {best['method']} at augment={best['augment']}, "
+                f"p={best['share']:g}, ε={best['epsilon']:g}: {best[f'{key}_diff']:+.3f} ± "
+                f"{best[f'{key}_se']:.3f}\n"
+            )
+        else:
+            print(f"GCA-UOT does not beat INCE on corrupted test views ({what}) in any setting.\n")
     if args.out is not None:
-        args.out.write_text(json.dumps({"runs": results, "table": rows}, indent=1))
+        note = {"note": args.note} if args.note else {}
+        args.out.write_text(json.dumps({**note, "runs": results, "table": rows}, indent=1))
+
+
+def run_key(run: dict[str, Any]) -> tuple[Any, ...]:
+    """What names a run: its setting, method and seed."""
+    return tuple(run[k] for k in ("augment", "share", "strength", "epsilon", "method", "seed"))
+
+
+def merge(files: list[Path]) -> list[dict[str, Any]]:
+    """The runs of several ``--out`` files, each (setting, method, seed) once: a run trained
+    in two of them must have given the same accuracies (training is deterministic on one
+    machine), else the files came from different code and cannot be pooled."""
+    runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for file in files:
+        for run in json.loads(file.read_text())["runs"]:
+            key = run_key(run)
+            if key in runs and any(runs[key].get(t) != run.get(t) for t in TESTS):
+                raise SystemExit(f"--merge: {file} trained {key} to other accuracies")
+            runs.setdefault(key, run)
+    return list(runs.values())
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
     "demo-ince": {"method": "ince"},
     "demo-gca-ince": {"method": "gca_ince"},
     "demo-gca-uot": {"method": "gca_uot"},
-    "demo-ince-noisy": {"method": "ince", "noisy_pairs": 0.3, "checkpoint_every": 300},
-    "demo-gca-uot-noisy": {"method": "gca_uot", "noisy_pairs": 0.3, "checkpoint_every": 300},
+    "demo-ince-noisy": {"method": "ince", "noisy_pairs": 0.5, "checkpoint_every": 300},
+    "demo-gca-uot-noisy": {"method": "gca_uot", "noisy_pairs": 0.5, "checkpoint_every": 300},
 }
 """Demo run name -> the config fields that differ from the shared ones."""
 

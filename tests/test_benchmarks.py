@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gca_viz.experiments as ex
 from tests.helpers import run_python
 
 
@@ -78,21 +79,37 @@ def test_bench_train_encoder_mode_runs_on_the_cpu() -> None:
 
 
 def test_sweep_noisy_quick_runs_and_pairs_the_seeds(tmp_path: Path) -> None:
-    """The noisy-views sweep trains every method, prints the table and its verdict, and its
-    paired differences are computed from the same seeds."""
+    """The noisy-views sweep trains every method, prints the backbone's and the
+    embedding's tables and verdicts, and its paired differences are computed from the same
+    seeds; --merge pools files and refuses one whose run of the same seed differs."""
     out = tmp_path / "sweep.json"
     printed = _run(
         "benchmarks/sweep_noisy.py", "--quick", "--steps", "5", "--out", str(out), timeout=300
     )
     assert "Δ corrupted vs INCE" in printed and "GCA-UOT" in printed
+    assert "of the backbone h" in printed and "of the embedding ẑ" in printed
     data = json.loads(out.read_text())
     runs, table = data["runs"], data["table"]
-    assert {r["method"] for r in runs} == {"ince", "gca_uot", "gca_uot_l0.01", "rince"}
-    assert all(0.0 <= r["clean"] <= 1.0 and 0.0 <= r["corrupted"] <= 1.0 for r in runs)
+    assert {r["method"] for r in runs} == {"ince", "gca_ince", "gca_uot", "gca_uot_l0.01", "rince"}
+    tests = ("clean", "corrupted", "clean_z", "corrupted_z")
+    assert all(0.0 <= r[t] <= 1.0 for r in runs for t in tests)
     uot = next(r for r in table if r["method"] == "gca_uot")
-    by = {(r["method"], r["seed"]): r["corrupted"] for r in runs}
-    diffs = [by[("gca_uot", s)] - by[("ince", s)] for s in (0, 1)]
-    assert uot["corrupted_diff"] == pytest.approx(sum(diffs) / 2)
+    for test in tests:
+        by = {(r["method"], r["seed"]): r[test] for r in runs}
+        diffs = [by[("gca_uot", s)] - by[("ince", s)] for s in (0, 1)]
+        assert uot[f"{test}_diff"] == pytest.approx(sum(diffs) / 2)
+    # the rows read back through the library, every test present
+    rows = ex.noisy_sweep_results(out)
+    assert all(set(r.mean) == set(tests) for r in rows)
+    # --merge: the same runs twice pool to the same table; a run retrained differently stops it
+    merged = tmp_path / "merged.json"
+    _run("benchmarks/sweep_noisy.py", "--merge", str(out), str(out), "--out", str(merged))
+    assert json.loads(merged.read_text())["table"] == table
+    other = tmp_path / "other.json"
+    runs[0]["clean_z"] += 0.01
+    other.write_text(json.dumps({"runs": runs, "table": table}))
+    proc = run_python("benchmarks/sweep_noisy.py", "--merge", str(out), str(other), timeout=120)
+    assert proc.returncode != 0 and "trained" in proc.stderr and "other accuracies" in proc.stderr
 
 
 @pytest.mark.slow

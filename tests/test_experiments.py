@@ -772,27 +772,71 @@ def test_reduced_sweep_trains_for_real_and_reports_a_domain_accuracy_per_delta(
 def test_the_shipped_noisy_sweep_reads_back(tmp_path: Path) -> None:
     rows = ex.noisy_sweep_results()
     methods = {r.method for r in rows}
-    assert {"ince", "gca_uot"} <= methods and len(rows) >= 8
+    assert {"ince", "gca_ince", "gca_uot"} <= methods and len(rows) >= 8
     for r in rows:
-        assert 0 < r.clean <= 1 and 0 < r.corrupted <= 1 and r.seeds >= 2
-        assert (r.method == "ince") == np.isnan(r.diff)
-    # the paired differences come from the runs of the same seeds
+        assert set(r.mean) == set(ex.SWEEP_TESTS) and r.seeds >= 2
+        assert all(0 < v <= 1 for v in r.mean.values())
+        assert (r.method == "ince") == all(np.isnan(d) for d in r.diff.values())
+    # the paired differences come from the runs of the same seeds, for every test
     data = json.loads(ex.NOISY_SWEEP_FILE.read_text())
-    row = next(r for r in rows if r.method == "gca_uot")
-    runs = data["runs"]
-    setting = {"share": row.share, "epsilon": row.epsilon}
-    acc = {
-        (r["method"], r["seed"]): r["corrupted"]
-        for r in runs
-        if r["share"] == setting["share"] and r["epsilon"] == setting["epsilon"]
-    }
-    seeds = sorted(s for m, s in acc if m == "gca_uot")
-    diffs = [acc[("gca_uot", s)] - acc[("ince", s)] for s in seeds]
-    assert len(seeds) == row.seeds and row.diff == pytest.approx(np.mean(diffs))
+    row = next(r for r in rows if r.method == "gca_uot" and r.share > 0)
+    runs = [r for r in data["runs"] if (r["share"], r["epsilon"]) == (row.share, row.epsilon)]
+    for test in ex.SWEEP_TESTS:
+        acc = {(r["method"], r["seed"]): r[test] for r in runs}
+        seeds = sorted(s for m, s in acc if m == "gca_uot")
+        diffs = [acc[("gca_uot", s)] - acc[("ince", s)] for s in seeds]
+        assert len(seeds) == row.seeds and row.diff[test] == pytest.approx(np.mean(diffs))
+        assert row.beats(test) == (np.mean(diffs) > 2 * np.std(diffs, ddof=1) / len(diffs) ** 0.5)
     bad = tmp_path / "x.json"
     bad.write_text("{}")
     with pytest.raises(ValueError, match="path"):
         ex.noisy_sweep_results(bad)
+    # a sweep from before the embedding's accuracies reads back with the backbone's alone
+    old = tmp_path / "old.json"
+    table = [{k: v for k, v in r.items() if "_z" not in k} for r in data["table"]]
+    old.write_text(json.dumps({"runs": [], "table": table}))
+    assert all(set(r.mean) == {"clean", "corrupted"} for r in ex.noisy_sweep_results(old))
+    assert not any(r.beats("corrupted_z") for r in ex.noisy_sweep_results(old))
+
+
+def _sweep_row(method: str, share: float, eps: float, diff: float, se: float) -> Any:
+    nan = math.nan if method == "ince" else None
+    return ex.NoisySweepRow(
+        share=share, epsilon=eps, method=method, seeds=4,
+        mean={"clean_z": 0.7}, sd={"clean_z": 0.01},
+        diff={"clean_z": nan or diff}, diff_se={"clean_z": nan or se},
+    )  # fmt: skip
+
+
+def test_the_sweep_verdict_names_the_best_win_beside_the_balanced_solve_and_clean_pairs() -> None:
+    """sweep_verdict picks the GCA-UOT row with the largest gain among those over twice
+    their standard error (a larger gain with a wide error is no win), and the rows the
+    page sets beside it: GCA-INCE at its setting, its method at p = 0."""
+    rows = [
+        _sweep_row("ince", 0.0, 0.5, 0, 0),
+        _sweep_row("gca_uot", 0.0, 0.5, 0.001, 0.004),
+        _sweep_row("ince", 0.6, 0.5, 0, 0),
+        _sweep_row("gca_ince", 0.6, 0.5, 0.01, 0.02),
+        _sweep_row("gca_uot", 0.6, 0.5, 0.05, 0.01),  # a win
+        _sweep_row("gca_uot_l0.01", 0.6, 0.5, 0.09, 0.05),  # larger, but within 2 se
+        _sweep_row("gca_uot_l0.01", 0.6, 0.2, -0.12, 0.01),  # the largest |Δ|, a loss
+    ]
+    v = ex.sweep_verdict(rows, "clean_z")
+    assert v.wins == [rows[4]] and v.best is rows[4]
+    assert v.balanced is rows[3] and v.clean_pairs is rows[1]
+    assert v.largest == pytest.approx(0.12)
+    assert rows[4].diff_cell("clean_z") == "+0.050 ± 0.010" and rows[0].diff_cell("clean_z") == ""
+    assert rows[4].cell("clean_z") == "0.700 ± 0.010" and rows[4].cell("clean") == ""
+    none = ex.sweep_verdict(rows[:2], "clean_z")
+    assert none.best is None and none.wins == [] and none.balanced is None
+    # a test the rows lack: no win, nothing to compare
+    assert ex.sweep_verdict(rows, "clean").best is None
+    with pytest.raises(ValueError, match="test must be one of"):
+        ex.sweep_verdict(rows, "knn")
+    shares, epsilons, gains, errors = ex.sweep_gains(rows, "clean_z")
+    assert shares == [0.0, 0.6] and epsilons == [0.5, 0.2] and "ince" not in gains
+    np.testing.assert_array_equal(gains["gca_uot"], [[0.001, 0.05], [np.nan, np.nan]])
+    np.testing.assert_array_equal(errors["gca_uot_l0.01"], [[np.nan, 0.05], [np.nan, 0.01]])
 
 
 def test_the_shipped_pixel_baseline_is_what_the_probes_give(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ opens it in a store of its own.
 sample; :func:`corruption_mass_correlation` solves GCA-UOT's unbalanced plan between clean
 and corrupted embeddings and correlates each positive pair's strength with the mass the plan
 keeps on it. :func:`noisy_pair_configs` and :func:`noisy_comparison` compare INCE and
-GCA-UOT trained on noisy pairs (30 % of the positive pairs mismatched) on clean and corrupted
+GCA-UOT trained on noisy pairs (half of the positive pairs mismatched) on clean and corrupted
 test data;
 :func:`encoder_accuracies` evaluates a run's final encoder on corrupted test data later;
 :class:`CorruptionProbe` keeps it and its fitted classifiers to score many severities.
@@ -94,12 +94,15 @@ from gca_viz.experiments.noisy import (
     NOISY_PREFIX,
     NOISY_SWEEP_FILE,
     PAPER_NOISY,
+    SWEEP_METHODS,
+    SWEEP_TESTS,
     UOT_MASS_LATEX,
     ComparisonRow,
     CorruptionMass,
     CorruptionProbe,
     GradedViews,
     NoisySweepRow,
+    SweepVerdict,
     augment_at,
     augmented_views,
     corruption_mass_correlation,
@@ -113,6 +116,8 @@ from gca_viz.experiments.noisy import (
     noisy_pairs,
     noisy_sweep_results,
     random_encoder,
+    sweep_gains,
+    sweep_verdict,
 )
 from gca_viz.experiments.stats import Trend, pearson, spearman, trend
 
@@ -129,7 +134,9 @@ __all__ = [
     "PAPER_NOISY",
     "SHIPPED_SWEEP",
     "SWEEP_DELTAS",
+    "SWEEP_METHODS",
     "SWEEP_PREFIX",
+    "SWEEP_TESTS",
     "SWEEP_TOTAL",
     "UOT_MASS_LATEX",
     "ComparisonRow",
@@ -140,6 +147,7 @@ __all__ = [
     "GroupPull",
     "NoisySweepRow",
     "SweepRow",
+    "SweepVerdict",
     "Trend",
     "alpha_beta",
     "augment_at",
@@ -174,7 +182,9 @@ __all__ = [
     "shipped_sweep",
     "sort_by_domain",
     "spearman",
+    "sweep_gains",
     "sweep_pull",
     "sweep_run_name",
+    "sweep_verdict",
     "trend",
 ]

@@ -312,7 +312,7 @@ def _relative(v: np.ndarray) -> np.ndarray:
 NOISY_PREFIX = "noisy views"
 """Name prefix of the fresh INCE / GCA-UOT pairs: ``"noisy views <k>: INCE, ..."``."""
 NOISY_DEMOS: dict[str, str] = {"ince": "demo-ince-noisy", "gca_uot": "demo-gca-uot-noisy"}
-"""The shipped demo runs trained on noisy pairs (``noisy_pairs = 0.3``), by method."""
+"""The shipped demo runs trained on noisy pairs (``noisy_pairs = 0.5``), by method."""
 NOISY_METRICS: dict[str, str] = {
     "knn_acc": "k-NN accuracy (backbone h)",
     "probe_acc": "linear-probe accuracy (backbone h)",
@@ -531,27 +531,133 @@ NOISY_SWEEP_FILE = demo.ASSETS.parent / "sweep_noisy.json"
 """The shipped result of ``benchmarks/sweep_noisy.py`` (its ``--out`` file)."""
 
 
+SWEEP_TESTS: dict[str, str] = {
+    "clean": "clean k-NN (h)",
+    "corrupted": "corrupted k-NN (h)",
+    "clean_z": "clean k-NN (ẑ)",
+    "corrupted_z": "corrupted k-NN (ẑ)",
+}
+"""A sweep run's accuracies: k-NN on clean test digits and on digits corrupted with severity
+0.5, of the backbone features ``h`` and (``_z``) of the normalised 3-D embeddings ``ẑ``."""
+
+
 @dataclass(frozen=True)
 class NoisySweepRow:
-    """One (setting, method) of the noisy-views sweep: mean and standard deviation over
-    seeds of the k-NN accuracy on clean and corrupted test digits, and the paired difference
-    to INCE on corrupted ones (mean and standard error; ``NaN`` for INCE itself)."""
+    """One (setting, method) of the noisy-views sweep. Per test of :data:`SWEEP_TESTS`:
+    ``mean`` and ``sd``, over seeds, of the accuracy; ``diff`` and ``diff_se``, the paired
+    difference to INCE over the same seeds (mean and standard error; ``NaN`` for INCE
+    itself). A test the file does not hold (the embedding's, in a sweep from before it was
+    recorded) is absent from the dicts."""
 
     share: float
     epsilon: float
     method: str
     seeds: int
-    clean: float
-    clean_sd: float
-    corrupted: float
-    corrupted_sd: float
-    diff: float
-    diff_se: float
+    mean: dict[str, float]
+    sd: dict[str, float]
+    diff: dict[str, float]
+    diff_se: dict[str, float]
 
-    @property
-    def beats(self) -> bool:
-        """The paired difference exceeds twice its standard error (and is positive)."""
-        return bool(self.diff > 0 and self.diff > 2 * self.diff_se)
+    def beats(self, test: str = "corrupted") -> bool:
+        """The paired difference on ``test`` is positive and exceeds twice its standard
+        error (``False`` for INCE and for a test the row lacks)."""
+        d, se = self.diff.get(test, math.nan), self.diff_se.get(test, math.nan)
+        return bool(d > 0 and d > 2 * se)
+
+    def cell(self, test: str) -> str:
+        """``"mean ± sd"`` of ``test`` to 3 decimals (``""`` when absent)."""
+        return f"{self.mean[test]:.3f} ± {self.sd[test]:.3f}" if test in self.mean else ""
+
+    def diff_cell(self, test: str) -> str:
+        """``"+diff ± se"`` of ``test`` to 3 decimals (``""`` for INCE or when absent)."""
+        d = self.diff.get(test, math.nan)
+        return "" if math.isnan(d) else f"{d:+.3f} ± {self.diff_se[test]:.3f}"
+
+
+@dataclass(frozen=True)
+class SweepVerdict:
+    """What the noisy-views sweep says on one test of :data:`SWEEP_TESTS`
+    (:func:`sweep_verdict`).
+
+    Attributes:
+        test: the test.
+        wins: the GCA-UOT rows (either relaxation) that beat INCE on it, in file order.
+        best: the one of them with the largest paired gain (``None``: no win).
+        balanced: GCA-INCE at ``best``'s setting (``None`` if the sweep has no such row):
+            the balanced solve, without the relaxation.
+        clean_pairs: ``best``'s method at ``best``'s ``ε`` without mismatched pairs
+            (``p = 0``; ``None`` if absent).
+        largest: the largest ``|Δ|`` of any GCA-UOT row on the test (``0`` for none).
+    """
+
+    test: str
+    wins: list[NoisySweepRow]
+    best: NoisySweepRow | None
+    balanced: NoisySweepRow | None
+    clean_pairs: NoisySweepRow | None
+    largest: float
+
+
+def sweep_verdict(rows: Sequence[NoisySweepRow], test: str = "clean_z") -> SweepVerdict:
+    """Where GCA-UOT beats INCE on ``test`` (a key of :data:`SWEEP_TESTS`): a row beats
+    when its paired gain ``Δ = mean_s(acc_UOT,s − acc_INCE,s)`` over seeds ``s`` exceeds
+    twice its standard error (:meth:`NoisySweepRow.beats`); the best win with GCA-INCE at
+    its setting and its method at ``p = 0``, to tell the relaxation's part from the full
+    solve's and from the mismatched pairs'.
+
+    Raises:
+        ValueError: for a ``test`` not in :data:`SWEEP_TESTS`.
+    """
+    if test not in SWEEP_TESTS:
+        raise ValueError(f"test must be one of {list(SWEEP_TESTS)}, got {test!r}")
+    uot = [r for r in rows if r.method.startswith("gca_uot") and test in r.diff]
+    wins = [r for r in uot if r.beats(test)]
+    best = max(wins, key=lambda r: r.diff[test], default=None)
+
+    def at(method: str, share: float) -> NoisySweepRow | None:
+        assert best is not None
+        found = [r for r in rows if (r.method, r.share, r.epsilon) == (method, share, best.epsilon)]
+        return found[0] if found else None
+
+    largest = max((abs(r.diff[test]) for r in uot if math.isfinite(r.diff[test])), default=0.0)
+    return SweepVerdict(
+        test=test,
+        wins=wins,
+        best=best,
+        balanced=None if best is None else at("gca_ince", best.share),
+        clean_pairs=None if best is None else at(best.method, 0.0),
+        largest=largest,
+    )
+
+
+SWEEP_METHODS: dict[str, str] = {
+    "ince": "INCE",
+    "gca_ince": "GCA-INCE",
+    "gca_uot": "GCA-UOT",
+    "gca_uot_l0.01": "GCA-UOT, λ = 0.01",
+    "rince": "RINCE",
+}
+"""The sweep's method names (``benchmarks/sweep_noisy.py``'s) -> their titles."""
+
+
+def sweep_gains(
+    rows: Sequence[NoisySweepRow], test: str
+) -> tuple[list[float], list[float], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The sweep's paired gains over INCE on ``test``, laid out for a chart:
+    ``(shares p, epsilons ε, {method: (e, s) Δ}, {method: (e, s) standard error})``,
+    ``ε`` descending, ``p`` ascending, ``NaN`` where a method did not run; INCE left out
+    (its own Δ is 0)."""
+    shares = sorted({r.share for r in rows})
+    epsilons = sorted({r.epsilon for r in rows}, reverse=True)
+    gains: dict[str, np.ndarray] = {}
+    errors: dict[str, np.ndarray] = {}
+    for r in rows:
+        if r.method == "ince" or test not in r.diff:
+            continue
+        for out, value in ((gains, r.diff[test]), (errors, r.diff_se[test])):
+            grid = out.setdefault(r.method, np.full((len(epsilons), len(shares)), np.nan))
+            grid[epsilons.index(r.epsilon), shares.index(r.share)] = value
+    return shares, epsilons, gains, errors
 
 
 def noisy_sweep_results(path: Path | None = None) -> list[NoisySweepRow]:
@@ -563,20 +669,23 @@ def noisy_sweep_results(path: Path | None = None) -> list[NoisySweepRow]:
     file = Path(path) if path is not None else NOISY_SWEEP_FILE
     try:
         table = json.loads(file.read_text())["table"]
-        return [
-            NoisySweepRow(
-                share=float(r["share"]),
-                epsilon=float(r["epsilon"]),
-                method=str(r["method"]),
-                seeds=int(r["seeds"]),
-                clean=float(r["clean"]),
-                clean_sd=float(r["clean_sd"]),
-                corrupted=float(r["corrupted"]),
-                corrupted_sd=float(r["corrupted_sd"]),
-                diff=float(r.get("corrupted_diff", math.nan)),
-                diff_se=float(r.get("corrupted_se", math.nan)),
+        rows = []
+        for r in table:
+            tests = [t for t in SWEEP_TESTS if t in r]
+            if "clean" not in tests or "corrupted" not in tests:
+                raise KeyError("clean, corrupted")
+            rows.append(
+                NoisySweepRow(
+                    share=float(r["share"]),
+                    epsilon=float(r["epsilon"]),
+                    method=str(r["method"]),
+                    seeds=int(r["seeds"]),
+                    mean={t: float(r[t]) for t in tests},
+                    sd={t: float(r[f"{t}_sd"]) for t in tests},
+                    diff={t: float(r.get(f"{t}_diff", math.nan)) for t in tests},
+                    diff_se={t: float(r.get(f"{t}_se", math.nan)) for t in tests},
+                )
             )
-            for r in table
-        ]
+        return rows
     except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"path: {file} is not a noisy-views sweep result ({exc})") from None

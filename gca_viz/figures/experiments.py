@@ -22,7 +22,8 @@ from plotly.subplots import make_subplots
 
 from gca_viz.figures._arrays import floats
 from gca_viz.figures._legend import legend_below
-from gca_viz.figures.plans import COLORS, SYMBOLS, matrix_heatmap
+from gca_viz.figures._palette import METHOD_COLORS
+from gca_viz.figures.plans import COLORS, DASHES, SYMBOLS, matrix_heatmap
 
 MEASURED = {"domain": "#2f6fde", "class": "#1b9e77", "embedding": "#7c3aed"}
 """Colours of the measured series."""
@@ -397,3 +398,68 @@ def mass_scatter(
         ],
     )
     return legend_below(go.Figure(data=traces, layout=layout))
+
+
+def sweep_gain_chart(
+    shares: Sequence[float],
+    epsilons: Sequence[float],
+    gains: Mapping[str, np.ndarray],
+    errors: Mapping[str, np.ndarray],
+    colors: Mapping[str, str],
+    *,
+    metric: str,
+    height: int = 400,
+) -> go.Figure:
+    """The paired gain over INCE against the share ``p`` of mismatched pairs: one panel
+    per ``ε``, one line per method (the methods a little apart along ``p``, so that their
+    bars do not hide each other), error bars of twice the standard error (a point whose bar
+    clears 0 is a measurable gain), and the line ``Δ = 0`` (INCE itself).
+
+    Args:
+        shares: ``s`` values of ``p`` (the x-axis). epsilons: ``e`` values of ``ε`` (panels).
+        gains: method title -> ``(e, s)`` mean paired differences ``Δ`` (``NaN``: not run).
+        errors: method title -> ``(e, s)`` standard errors of ``Δ``.
+        colors: method title -> colour.
+        metric: what ``Δ`` is a difference of (the y-axis title).
+    """
+    P = floats(shares)
+    fig = make_subplots(
+        rows=1,
+        cols=len(epsilons),
+        shared_yaxes=True,
+        subplot_titles=[f"ε = {e:g}" for e in epsilons],
+        horizontal_spacing=0.06,
+    )
+    spread = 0.012 * (float(P.max() - P.min()) if P.size > 1 else 1.0)  # (bars side by side)
+    for m, (title, G) in enumerate(gains.items()):
+        G, E = floats(G), floats(errors[title])
+        x = P + (m - (len(gains) - 1) / 2) * spread
+        if G.shape != (len(epsilons), len(P)) or E.shape != G.shape:
+            raise ValueError(f"gains and errors of {title} must be ({len(epsilons)}, {len(P)})")
+        for k, eps in enumerate(epsilons):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=G[k],
+                    customdata=P,
+                    error_y={"type": "data", "array": 2 * E[k], "thickness": 1.5, "width": 5},
+                    mode="lines+markers",
+                    name=title,
+                    legendgroup=title,
+                    showlegend=k == 0,
+                    line={"color": colors[title], "width": 2.5, "dash": DASHES[m % len(DASHES)]},
+                    marker={"size": 8, "symbol": SYMBOLS[m % len(SYMBOLS)]},
+                    hovertemplate=f"{title}, ε = {eps:g}<br>p = %{{customdata:g}}: Δ = %{{y:+.3f}}"
+                    "<extra></extra>",
+                ),
+                row=1,
+                col=k + 1,
+            )
+    ince = METHOD_COLORS["ince"]
+    for k in range(len(epsilons)):
+        fig.add_hline(y=0, line={"color": ince, "width": 1.5}, row=1, col=k + 1)
+    fig.update_layout(**_layout(f"Gain over INCE, {metric}", height), hovermode="closest")
+    fig.update_xaxes(title_text="share p of mismatched pairs", tickvals=list(P), gridcolor=_GRID)
+    fig.update_yaxes(title_text=f"Δ {metric} vs INCE", gridcolor=_GRID, zeroline=False, col=1)
+    fig.update_yaxes(gridcolor=_GRID, zeroline=False)
+    return legend_below(fig)
