@@ -584,7 +584,8 @@ def load_image_folder(
     Raises:
         ValueError: naming the path and the problem: not a directory, no class sub-folders,
             fewer than two classes, a class folder without images, more than ``max_images``
-            images, an unreadable or corrupt image (named), a bad ``size`` or ``max_images``.
+            images, unreadable or corrupt images (every one named, up to five, and counted),
+            a bad ``size`` or ``max_images``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -611,7 +612,18 @@ def load_image_folder(
         labels += [label] * len(found)
         if len(files) > max_images:
             raise ValueError(f"{root}: more than max_images={max_images} images")
-    headers = [_image_header(f) for f in files]  # (mode, (W, H)) each
+    headers, bad = [], []  # (mode, (W, H)) of each image; the unreadable ones, all named
+    for f in files:
+        try:
+            headers.append(_image_header(f))
+        except ValueError as exc:
+            bad.append(f"{f.relative_to(root)}{str(exc).removeprefix(str(f))}")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(
+            f"{root}: {len(bad)} of {len(files)} files are not readable images ({shown}); "
+            "remove or replace them"
+        )
     gray = all(mode in _GRAY_MODES for mode, _ in headers)
     height, width = target if target is not None else headers[0][1][::-1]
     channels = 1 if gray else 3

@@ -445,6 +445,15 @@ def test_image_folder_errors(tmp_path: Path) -> None:
             load_image_folder(path)
     with pytest.raises(ValueError, match=r"broken\.png"):
         load_image_folder(corrupt)
+    # every unreadable file is named at once (one per try made a scraped folder a chore)
+    (corrupt / "a" / "cut.png").write_bytes(b"\x89PNG\r\n")
+    for k in range(6):
+        (corrupt / "a" / f"z{k}.jpg").write_text("<html>")
+    with pytest.raises(ValueError) as err:
+        load_image_folder(corrupt)
+    said = str(err.value)
+    assert said.startswith(f"{corrupt}: 8 of 9 files are not readable images (")
+    assert "a/cut.png: not a readable image" in said and "; and 3 more); remove" in said
     with pytest.raises(ValueError, match="max_images"):
         load_image_folder(empty_class.parent / "corrupt", max_images=1)
     with pytest.raises(ValueError, match="size"):
