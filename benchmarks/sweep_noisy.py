@@ -12,6 +12,9 @@ the normalised 3-D embeddings ``ẑ`` (``_z`` in the results). Methods:
   relaxation.
 * ``gca_uot``: the preset (``λ1 = λ2 = 0.2``, ``r2 = 0.2``, ``q = 0.6``, ``T = 10``).
 * ``gca_uot_l0.01``: the preset with ``λ1 = λ2 = 0.01`` (looser marginals).
+* ``gca_uot_kl``: the preset without its RINCE term (``r2 = 0``): the relaxation alone.
+* ``gca_uot_l100``: the preset with ``λ1 = λ2 = 100`` (marginals nearly held): its RINCE
+  term without the relaxation.
 * ``rince``: RINCE (``q = 1``), the robust term alone, for reference.
 
 For every setting the table gives mean ± standard deviation over seeds and, per method, the
@@ -44,6 +47,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "gca_ince": {"method": "gca_ince"},
     "gca_uot": {"method": "gca_uot"},
     "gca_uot_l0.01": {"method": "gca_uot", "loss_params": {"relax_a": 0.01, "relax_b": 0.01}},
+    "gca_uot_kl": {"method": "gca_uot", "loss_params": {"r2": 0.0}},
+    "gca_uot_l100": {"method": "gca_uot", "loss_params": {"relax_a": 100.0, "relax_b": 100.0}},
     "rince": {"method": "rince"},
 }
 """Sweep name -> TrainConfig fields."""

@@ -808,31 +808,38 @@ def _sweep_row(method: str, share: float, eps: float, diff: float, se: float) ->
     )  # fmt: skip
 
 
-def test_the_sweep_verdict_names_the_best_win_beside_the_balanced_solve_and_clean_pairs() -> None:
-    """sweep_verdict picks the GCA-UOT row with the largest gain among those over twice
-    their standard error (a larger gain with a wide error is no win), and the rows the
-    page sets beside it: GCA-INCE at its setting, its method at p = 0."""
+def test_the_sweep_verdict_reads_a_setting_and_every_measurable_difference() -> None:
+    """sweep_verdict gives each method's row at the setting and at p = 0, and every row
+    measurably ahead of INCE (Δ > 2 SE: a larger gain with a wide error is not) or behind
+    it (−Δ > 2 SE), whatever the method."""
     rows = [
         _sweep_row("ince", 0.0, 0.5, 0, 0),
         _sweep_row("gca_uot", 0.0, 0.5, 0.001, 0.004),
         _sweep_row("ince", 0.6, 0.5, 0, 0),
         _sweep_row("gca_ince", 0.6, 0.5, 0.01, 0.02),
-        _sweep_row("gca_uot", 0.6, 0.5, 0.05, 0.01),  # a win
+        _sweep_row("gca_uot", 0.6, 0.5, 0.05, 0.01),  # ahead
         _sweep_row("gca_uot_l0.01", 0.6, 0.5, 0.09, 0.05),  # larger, but within 2 se
-        _sweep_row("gca_uot_l0.01", 0.6, 0.2, -0.12, 0.01),  # the largest |Δ|, a loss
+        _sweep_row("gca_uot_l0.01", 0.6, 0.2, -0.12, 0.01),  # behind
+        _sweep_row("gca_ince", 0.6, 0.2, 0.04, 0.01),  # ahead: any method
     ]
-    v = ex.sweep_verdict(rows, "clean_z")
-    assert v.wins == [rows[4]] and v.best is rows[4]
-    assert v.balanced is rows[3] and v.clean_pairs is rows[1]
-    assert v.largest == pytest.approx(0.12)
+    v = ex.sweep_verdict(rows, "clean_z", 0.6, 0.5)
+    assert v.at == {
+        "ince": rows[2],
+        "gca_ince": rows[3],
+        "gca_uot": rows[4],
+        "gca_uot_l0.01": rows[5],
+    }
+    assert v.clean_pairs == {"ince": rows[0], "gca_uot": rows[1]}
+    assert v.ahead == [rows[4], rows[7]] and v.behind == [rows[6]]
     assert rows[4].diff_cell("clean_z") == "+0.050 ± 0.010" and rows[0].diff_cell("clean_z") == ""
+    assert rows[4].points("clean_z") == "+5.0 ± 1.0 points" and rows[0].points("clean_z") == ""
     assert rows[4].cell("clean_z") == "0.700 ± 0.010" and rows[4].cell("clean") == ""
-    none = ex.sweep_verdict(rows[:2], "clean_z")
-    assert none.best is None and none.wins == [] and none.balanced is None
-    # a test the rows lack: no win, nothing to compare
-    assert ex.sweep_verdict(rows, "clean").best is None
+    assert not rows[0].beats("clean_z") and not rows[0].trails("clean_z")  # INCE itself
+    # a test the rows lack: nothing measured
+    none = ex.sweep_verdict(rows, "clean", 0.6, 0.5)
+    assert none.at == {} and none.ahead == none.behind == []
     with pytest.raises(ValueError, match="test must be one of"):
-        ex.sweep_verdict(rows, "knn")
+        ex.sweep_verdict(rows, "knn", 0.6, 0.5)
     shares, epsilons, gains, errors = ex.sweep_gains(rows, "clean_z")
     assert shares == [0.0, 0.6] and epsilons == [0.5, 0.2] and "ince" not in gains
     np.testing.assert_array_equal(gains["gca_uot"], [[0.001, 0.05], [np.nan, np.nan]])

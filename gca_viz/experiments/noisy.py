@@ -564,6 +564,20 @@ class NoisySweepRow:
         d, se = self.diff.get(test, math.nan), self.diff_se.get(test, math.nan)
         return bool(d > 0 and d > 2 * se)
 
+    def trails(self, test: str = "corrupted") -> bool:
+        """The paired difference on ``test`` is negative and exceeds twice its standard
+        error in size (``False`` for INCE and for a test the row lacks)."""
+        d, se = self.diff.get(test, math.nan), self.diff_se.get(test, math.nan)
+        return bool(d < 0 and -d > 2 * se)
+
+    def points(self, test: str) -> str:
+        """The paired difference on ``test`` in points of accuracy (× 100), as
+        ``"+4.4 ± 1.7 points"`` (one standard error; ``""`` for INCE or when absent)."""
+        d = self.diff.get(test, math.nan)
+        if math.isnan(d):
+            return ""
+        return f"{100 * d:+.1f} ± {100 * self.diff_se[test]:.1f} points"
+
     def cell(self, test: str) -> str:
         """``"mean ± sd"`` of ``test`` to 3 decimals (``""`` when absent)."""
         return f"{self.mean[test]:.3f} ± {self.sd[test]:.3f}" if test in self.mean else ""
@@ -576,57 +590,50 @@ class NoisySweepRow:
 
 @dataclass(frozen=True)
 class SweepVerdict:
-    """What the noisy-views sweep says on one test of :data:`SWEEP_TESTS`
+    """What the noisy-views sweep says on one test of :data:`SWEEP_TESTS`, at one setting
     (:func:`sweep_verdict`).
 
     Attributes:
-        test: the test.
-        wins: the GCA-UOT rows (either relaxation) that beat INCE on it, in file order.
-        best: the one of them with the largest paired gain (``None``: no win).
-        balanced: GCA-INCE at ``best``'s setting (``None`` if the sweep has no such row):
-            the balanced solve, without the relaxation.
-        clean_pairs: ``best``'s method at ``best``'s ``ε`` without mismatched pairs
-            (``p = 0``; ``None`` if absent).
-        largest: the largest ``|Δ|`` of any GCA-UOT row on the test (``0`` for none).
+        test: the test. share, epsilon: the setting ``(p, ε)`` looked at.
+        at: method -> its row at the setting.
+        clean_pairs: method -> its row at the same ``ε`` without mismatched pairs (``p = 0``).
+        ahead: every row, any method and setting, measurably ahead of INCE on the test
+            (:meth:`NoisySweepRow.beats`), in file order.
+        behind: every row measurably behind INCE (:meth:`NoisySweepRow.trails`).
     """
 
     test: str
-    wins: list[NoisySweepRow]
-    best: NoisySweepRow | None
-    balanced: NoisySweepRow | None
-    clean_pairs: NoisySweepRow | None
-    largest: float
+    share: float
+    epsilon: float
+    at: dict[str, NoisySweepRow]
+    clean_pairs: dict[str, NoisySweepRow]
+    ahead: list[NoisySweepRow]
+    behind: list[NoisySweepRow]
 
 
-def sweep_verdict(rows: Sequence[NoisySweepRow], test: str = "clean_z") -> SweepVerdict:
-    """Where GCA-UOT beats INCE on ``test`` (a key of :data:`SWEEP_TESTS`): a row beats
-    when its paired gain ``Δ = mean_s(acc_UOT,s − acc_INCE,s)`` over seeds ``s`` exceeds
-    twice its standard error (:meth:`NoisySweepRow.beats`); the best win with GCA-INCE at
-    its setting and its method at ``p = 0``, to tell the relaxation's part from the full
-    solve's and from the mismatched pairs'.
+def sweep_verdict(
+    rows: Sequence[NoisySweepRow], test: str, share: float, epsilon: float
+) -> SweepVerdict:
+    """The sweep's rows on ``test`` (a key of :data:`SWEEP_TESTS`) at the setting
+    ``(p, ε) = (share, epsilon)`` and at ``p = 0``, and the rows measurably ahead of or
+    behind INCE anywhere: a row is ahead when its paired gain
+    ``Δ = mean_s(acc_s − acc_INCE,s)`` over seeds ``s`` exceeds twice its standard error,
+    behind when ``−Δ`` does.
 
     Raises:
         ValueError: for a ``test`` not in :data:`SWEEP_TESTS`.
     """
     if test not in SWEEP_TESTS:
         raise ValueError(f"test must be one of {list(SWEEP_TESTS)}, got {test!r}")
-    uot = [r for r in rows if r.method.startswith("gca_uot") and test in r.diff]
-    wins = [r for r in uot if r.beats(test)]
-    best = max(wins, key=lambda r: r.diff[test], default=None)
-
-    def at(method: str, share: float) -> NoisySweepRow | None:
-        assert best is not None
-        found = [r for r in rows if (r.method, r.share, r.epsilon) == (method, share, best.epsilon)]
-        return found[0] if found else None
-
-    largest = max((abs(r.diff[test]) for r in uot if math.isfinite(r.diff[test])), default=0.0)
+    measured = [r for r in rows if test in r.diff]
     return SweepVerdict(
         test=test,
-        wins=wins,
-        best=best,
-        balanced=None if best is None else at("gca_ince", best.share),
-        clean_pairs=None if best is None else at(best.method, 0.0),
-        largest=largest,
+        share=share,
+        epsilon=epsilon,
+        at={r.method: r for r in measured if (r.share, r.epsilon) == (share, epsilon)},
+        clean_pairs={r.method: r for r in measured if (r.share, r.epsilon) == (0.0, epsilon)},
+        ahead=[r for r in measured if r.beats(test)],
+        behind=[r for r in measured if r.trails(test)],
     )
 
 
@@ -635,6 +642,8 @@ SWEEP_METHODS: dict[str, str] = {
     "gca_ince": "GCA-INCE",
     "gca_uot": "GCA-UOT",
     "gca_uot_l0.01": "GCA-UOT, λ = 0.01",
+    "gca_uot_kl": "GCA-UOT, r₂ = 0 (no RINCE term)",
+    "gca_uot_l100": "GCA-UOT, λ = 100 (marginals held)",
     "rince": "RINCE",
 }
 """The sweep's method names (``benchmarks/sweep_noisy.py``'s) -> their titles."""

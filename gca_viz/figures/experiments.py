@@ -430,7 +430,7 @@ def sweep_gain_chart(
         subplot_titles=[f"ε = {e:g}" for e in epsilons],
         horizontal_spacing=0.06,
     )
-    spread = 0.012 * (float(P.max() - P.min()) if P.size > 1 else 1.0)  # (bars side by side)
+    spread = 0.02 * (float(P.max() - P.min()) if P.size > 1 else 1.0)  # (bars side by side)
     for m, (title, G) in enumerate(gains.items()):
         G, E = floats(G), floats(errors[title])
         x = P + (m - (len(gains) - 1) / 2) * spread
@@ -442,7 +442,7 @@ def sweep_gain_chart(
                     x=x,
                     y=G[k],
                     customdata=P,
-                    error_y={"type": "data", "array": 2 * E[k], "thickness": 1.5, "width": 5},
+                    error_y={"type": "data", "array": 2 * E[k], "thickness": 2.5, "width": 6},
                     mode="lines+markers",
                     name=title,
                     legendgroup=title,
@@ -457,7 +457,13 @@ def sweep_gain_chart(
             )
     ince = METHOD_COLORS["ince"]
     for k in range(len(epsilons)):
-        fig.add_hline(y=0, line={"color": ince, "width": 1.5}, row=1, col=k + 1)
+        fig.add_hline(y=0, line={"color": ince, "width": 2}, row=1, col=k + 1)
+    fig.add_trace(  # (the line's name in the legend: a trace of no points)
+        go.Scatter(x=[None], y=[None], mode="lines", name="INCE (Δ = 0)",
+                   line={"color": ince, "width": 2}, hoverinfo="skip"),
+        row=1,
+        col=1,
+    )  # fmt: skip
     fig.update_layout(**_layout(f"Gain over INCE, {metric}", height), hovermode="closest")
     fig.update_xaxes(title_text="share p of mismatched pairs", tickvals=list(P), gridcolor=_GRID)
     fig.update_yaxes(title_text=f"Δ {metric} vs INCE", gridcolor=_GRID, zeroline=False, col=1)
