@@ -204,42 +204,44 @@ def ablation(rows: list[ex.NoisySweepRow]) -> str:
         "marginals alone (r₂ = 0)"
         for kl, held in pairs
     )
-    return f" GCA-UOT changes two things in GCA-INCE, and {alone}: {where}."
+    return f"\n- **Why.** GCA-UOT changes two things in GCA-INCE, and {alone}: {where}."
 
 
 if not sweep_rows:
-    finding = " the sweep that would say whether it shows in accuracy is missing."
+    finding = "\n- **Accuracy.** The sweep that would say whether it shows is missing."
 else:
     verdict = ex.sweep_verdict(sweep_rows, "clean_z", demo_p, demo_eps)
     uot = verdict.at.get("gca_uot")
     setting = (
-        f"At the demo pair's setting, p = {demo_p:g} of each batch's pairs mismatched and "
-        f"ε = {demo_eps:g}, GCA-UOT classifies clean test digits by k-NN on ẑ "
+        f"\n- **Accuracy, at the demo pair's setting** (p = {demo_p:g} of each batch's pairs "
+        f"mismatched and ε = {demo_eps:g}): GCA-UOT classifies clean test digits by k-NN on "
+        "ẑ "
     )
     if uot is not None and uot.beats("clean_z"):
         finding = (
-            " GCA-UOT's gain shows in the embedding ẑ, the normalised 3-D output the loss "
-            "shapes, not in the backbone's 256 features h beneath it (what a linear probe "
-            f"reads). {setting}**{uot.points('clean_z')}** better than INCE ({uot.seeds} "
-            "seeds, paired, ± one standard error); GCA-INCE, the balanced solve, "
+            f"{setting}**{uot.points('clean_z')}** better than INCE ({uot.seeds} seeds, "
+            "paired, ± one standard error); GCA-INCE, the balanced solve, "
             f"{points(verdict.at.get('gca_ince'))}; GCA-UOT without mismatched pairs (p = 0) "
-            f"{points(verdict.clean_pairs.get('gca_uot'))}."
+            f"{points(verdict.clean_pairs.get('gca_uot'))}. On h, GCA-UOT "
+            f"{'trails' if uot.trails('clean') else 'matches'} INCE ({uot.points('clean')})."
             + ablation(sweep_rows)
-            + f" On h, GCA-UOT {'trails' if uot.trails('clean') else 'matches'} INCE "
-            f"({uot.points('clean')})."
         )
     else:
         finding = (
-            f" {setting}{points(uot)} better than INCE: no measurable gain there; the sweep "
+            f"{setting}{points(uot)} better than INCE: no measurable gain there; the sweep "
             "below shows where GCA-UOT gains and loses."
         )
 st.info(
-    "**In short.** (1) The mechanism is real but needs a sharp kernel: with relaxed "
-    "marginals a row whose view matches nothing keeps less of the plan's mass, clearly at "
-    "small ε (ε = 0.1, λ = 0.01 in *Where GCA-UOT's mass and gradient go* below), barely at "
-    "the paper's ε = 0.5. (2) At this scale (an MLP on 8 × 8 digits, 300 steps):"
+    "**In short.**\n"
+    "- **Mechanism.** Real, but it needs a sharp kernel: with relaxed marginals a row whose "
+    "view matches nothing keeps less of the plan's mass, clearly at small ε (ε = 0.1, "
+    "λ = 0.01 in *Where GCA-UOT's mass and gradient go* below), barely at the paper's "
+    "ε = 0.5."
+    "\n- **What is measured.** An MLP on 8 × 8 digits, 300 steps: k-NN accuracy on ẑ, the "
+    "normalised 3-D output the loss shapes, and on h, the backbone's 256 features beneath "
+    "it (what a linear probe reads)."
     + finding
-    + f" The paper's gain, {paper_gain['ince']:.2f} % → {paper_gain['gca_uot']:.2f} % "
+    + f"\n- **The paper's gain**, {paper_gain['ince']:.2f} % → {paper_gain['gca_uot']:.2f} % "
     f"(+{paper_gain['gca_uot'] - paper_gain['ince']:.2f} points) linear readout on CIFAR-10 "
     "with extreme augmentations, comes from a ResNet-18 trained 500 epochs.",
     icon=":material/lightbulb:",
