@@ -203,7 +203,8 @@ def test_noisy_page_reports_the_sweep_plainly(app_store: Path) -> None:
     at = open_page("noisy")
     rows = ex.noisy_sweep_results()
     assert at.selectbox(key="noisy_sweep_test").value == "clean_z"
-    assert len(table(at, "Δ clean k-NN (ẑ) ± SE")) == len(rows)
+    settings = sorted({(r.share, r.epsilon) for r in rows}, key=lambda k: (k[0], -k[1]))
+    assert len(table(at, "Δ GCA-UOT")) == len(settings) == 8  # a row per point of the chart
     chart = charts(at)["noisy_chart_sweep"]
     shares, epsilons, gains, errors = ex.sweep_gains(rows, "clean_z")
     uot = [t for t in chart["data"] if t["name"] == "GCA-UOT"]
@@ -225,8 +226,11 @@ def test_noisy_page_reports_the_sweep_plainly(app_store: Path) -> None:
         for r in verdict.ahead + verdict.behind:
             assert f"at p = {r.share:g}, ε = {r.epsilon:g}: {r.diff_cell(test)}" in caption
         assert caption.count(" at p = ") == len(verdict.ahead) + len(verdict.behind)
-        column = f"Δ {label} ± SE"
-        assert list(table(at, column)[column]) == [r.diff_cell(test) for r in rows]
+        by = {(r.share, r.epsilon, r.method): r for r in rows}
+        tab = table(at, "Δ GCA-UOT")
+        assert list(tab["Δ GCA-UOT"]) == [by[(*k, "gca_uot")].diff_cell(test) for k in settings]
+        assert list(tab[f"INCE, {label}"]) == [by[(*k, "ince")].cell(test) for k in settings]
+        assert list(tab["Δ r₂ = 0"]).count("") == len(settings) - 2  # (ran at 2 settings)
     assert verdict.behind, "the backbone's losses are listed, not only its wins"
 
 
