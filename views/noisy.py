@@ -361,9 +361,11 @@ def comparison_view(
     corruption: float,
     polling: bool,
     demo_ids: list[int],
+    seeds_note: str,
 ) -> None:
     """Table and grouped bars of the clean and corrupted accuracies (``demo_ids``: the runs
-    that shipped with the app; their encoders are evaluated at ``corruption``)."""
+    that shipped with the app; their encoders are evaluated at ``corruption``;
+    ``seeds_note``: what the sweep's seeds give at the pair's setting, or "")."""
     rows = ex.noisy_comparison(store, run_ids, corruption, accuracies=_accuracies)
     active = [r for r in rows if r.status in ACTIVE]
     if active:
@@ -467,15 +469,27 @@ def comparison_view(
         + ("; ".join(notes) if notes else "waiting for finished runs")
         + ". "
         + (f"Final training losses: {losses} ({why}). " if losses else "")
-        + "One seed each, 300 steps of an MLP on 8 × 8 digits; for context, the paper reports "
+        + f"One seed each{seeds_note}, 300 steps of an MLP on 8 × 8 digits; for context, the "
+        "paper reports "
         f"linear readout on CIFAR-10 with extreme augmentations of {paper} (ResNet-18, 500 "
         "epochs)."
     )
 
 
 polling = any(store.get(i).status in ACTIVE for i in fresh)
+SWEEP_TEST = {"knn_acc": "clean", "knn_acc_embedding": "clean_z"}  # (the sweep has no probe)
+swept = next(
+    (r for r in sweep_rows if (r.share, r.epsilon, r.method) == (demo_p, demo_eps, "gca_uot")),
+    None,
+)
+seeds_note = (
+    f" (the sweep's {swept.seeds} seeds at this setting, clean digits: GCA-UOT − INCE = "
+    f"{swept.diff_cell(SWEEP_TEST[metric])})"
+    if swept is not None and metric in SWEEP_TEST
+    else ""
+)
 st.fragment(run_every=2.0 if polling else None)(comparison_view)(
-    store, demo_ids + fresh, metric, corruption, polling, demo_ids
+    store, demo_ids + fresh, metric, corruption, polling, demo_ids, seeds_note
 )
 
 st.subheader("Does GCA-UOT beat INCE on noisy views here? The sweep")

@@ -54,6 +54,16 @@ def test_noisy_page_renders_every_section_with_the_demo_runs(app_store: Path) ->
     ince, uot = (f"{v:.3f}" for v in corrupted)  # a tie reads as one, not as "+0.000"
     tie = f"corrupted (s = 0.5): a tie, {uot} each" in caption
     assert tie == (ince == uot) and "+0.000" not in caption
+    # one seed, set beside what the sweep's seeds give at the pair's setting
+    swept = next(
+        r
+        for r in ex.noisy_sweep_results()
+        if (r.share, r.epsilon, r.method) == (0.5, 0.5, "gca_uot")
+    )
+    assert (
+        "One seed each (the sweep's 6 seeds at this setting, clean digits: GCA-UOT − INCE = "
+        f"{swept.diff_cell('clean_z')})" in caption
+    )
 
 
 def test_the_corruption_slider_moves_the_corrupted_bars(app_store: Path) -> None:
