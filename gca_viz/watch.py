@@ -846,12 +846,17 @@ def _labels(values: Any, n: int, name: str) -> np.ndarray | str:
             if arr.dtype.kind in "USO" and name in _NAMES_FOR
             else ""
         )
-        return f"{name} must be {n} integers, got {arr.dtype} of shape {arr.shape}{names}"
+        return _not_integers(name, n, arr.dtype, arr.shape) + names
     return arr.astype(np.int64)
 
 
+def _not_integers(name: str, n: int, dtype: Any, shape: tuple[int, ...]) -> str:
+    """The message for labels or domains that are not ``n`` integers."""
+    return f"{name} must be {n} integers, got {dtype} of shape {tuple(shape)}"
+
+
 _NAMES_FOR = {"labels": "class_names", "domains": "domain_names"}
-_WHAT_NAMED = {"class_names": "labels", "domain_names": "domains"}
+_WHAT_NAMED = {names: what for what, names in _NAMES_FOR.items()}
 
 
 def _label_layout(values: Any, n: int, name: str) -> str:
@@ -866,7 +871,7 @@ def _label_layout(values: Any, n: int, name: str) -> str:
         return ""
     if tuple(values.shape) == (n,) and integer:
         return ""
-    return f"{name} must be {n} integers, got {kind} of shape {tuple(values.shape)}"
+    return _not_integers(name, n, kind, tuple(values.shape))
 
 
 def _check_pair(z1: Any, z2: Any) -> tuple[str, str]:
