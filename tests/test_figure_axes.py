@@ -56,6 +56,14 @@ def figures() -> dict[str, Callable[[], go.Figure]]:
         "experiments.comparison_bars": lambda: experiments.comparison_bars(
             ["INCE", "GCA-UOT"], ["clean", "corrupted"], RNG.random((2, 2)), metric="k-NN"
         ),
+        "experiments.sweep_gain_chart": lambda: experiments.sweep_gain_chart(
+            [0.0, 0.5, 0.9],
+            [0.5, 0.2],
+            {"GCA-UOT": RNG.normal(0, 0.02, (2, 3))},
+            {"GCA-UOT": RNG.random((2, 3)) * 0.01},
+            {"GCA-UOT": "#c2410c"},
+            metric="clean k-NN (ẑ)",
+        ),
         "experiments.view_grid": lambda: experiments.view_grid(
             RNG.random((2, 4, 8, 8)), RNG.random((2, 4)), ["a", "b", "c", "d"]
         ),
