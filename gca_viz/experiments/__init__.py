@@ -39,7 +39,9 @@ test data;
 
 Submodules: :mod:`~gca_viz.experiments.domains` (the α - β sweep),
 :mod:`~gca_viz.experiments.designer` (the target designer's measures on one batch),
-:mod:`~gca_viz.experiments.noisy` (noisy views), :mod:`~gca_viz.experiments.stats`.
+:mod:`~gca_viz.experiments.noisy` (noisy views),
+:mod:`~gca_viz.experiments.noisy_sweep` (the noisy-views sweep's results),
+:mod:`~gca_viz.experiments.stats`.
 
 Public API::
 
@@ -92,17 +94,12 @@ from gca_viz.experiments.noisy import (
     NOISY_DEMOS,
     NOISY_METRICS,
     NOISY_PREFIX,
-    NOISY_SWEEP_FILE,
     PAPER_NOISY,
-    SWEEP_METHODS,
-    SWEEP_TESTS,
     UOT_MASS_LATEX,
     ComparisonRow,
     CorruptionMass,
     CorruptionProbe,
     GradedViews,
-    NoisySweepRow,
-    SweepVerdict,
     augment_at,
     augmented_views,
     corruption_mass_correlation,
@@ -114,8 +111,15 @@ from gca_viz.experiments.noisy import (
     noisy_comparison,
     noisy_pair_configs,
     noisy_pairs,
-    noisy_sweep_results,
     random_encoder,
+)
+from gca_viz.experiments.noisy_sweep import (
+    NOISY_SWEEP_FILE,
+    SWEEP_METHODS,
+    SWEEP_TESTS,
+    NoisySweepRow,
+    SweepVerdict,
+    noisy_sweep_results,
     sweep_gains,
     sweep_verdict,
 )
