@@ -16,6 +16,7 @@ from gca_viz.data import load_dataset
 from gca_viz.experiments import uot_mechanism as um
 from gca_viz.figures import experiments as xfig
 from gca_viz.figures import mechanism as mfig
+from gca_viz.figures._palette import run_colors
 from gca_viz.runs import ACTIVE, RunStore
 
 SOURCES = {  # short: a third of the page wide (the first cut at 1280 px)
@@ -167,6 +168,7 @@ try:  # (a missing sweep file leaves its section and the summary's second point 
     sweep_rows, sweep_problem = ex.noisy_sweep_results(), ""
 except ValueError as exc:
     sweep_rows, sweep_problem = [], str(exc)
+sweep_by = {(r.share, r.epsilon, r.method): r for r in sweep_rows}  # (p, ε, method) -> row
 demo_cfg = ex.noisy_pair_configs()[1]  # the shipped pair's setting (GCA-UOT's config)
 demo_p = float(demo_cfg["noisy_pairs"])
 demo_eps = float(gca_losses.get(demo_cfg["method"], **demo_cfg["loss_params"]).params["epsilon"])
@@ -178,11 +180,10 @@ def points(row: ex.NoisySweepRow | None, test: str = "clean_z") -> str:
     return row.points(test) if row is not None else "not run"
 
 
-def ablation(rows: list[ex.NoisySweepRow]) -> str:
+def ablation(arms: dict[tuple[float, float, str], ex.NoisySweepRow]) -> str:
     """What GCA-UOT's two changes to GCA-INCE do alone, at each setting where the sweep
-    ran both: the relaxation without the RINCE term (r₂ = 0), the RINCE term with the
-    marginals held (λ = 100)."""
-    arms = {(r.share, r.epsilon, r.method): r for r in rows}
+    ran both (``arms``: :data:`sweep_by`): the relaxation without the RINCE term (r₂ = 0),
+    the RINCE term with the marginals held (λ = 100)."""
     pairs = [
         (arms[s, e, "gca_uot_kl"], arms[s, e, "gca_uot_l100"])
         for s, e, m in arms
@@ -224,7 +225,7 @@ else:
             f"{points(verdict.at.get('gca_ince'))}; GCA-UOT without mismatched pairs (p = 0) "
             f"{points(verdict.clean_pairs.get('gca_uot'))}. On h, GCA-UOT "
             f"{'trails' if uot.trails('clean') else 'matches'} INCE ({uot.points('clean')})."
-            + ablation(sweep_rows)
+            + ablation(sweep_by)
         )
     else:
         finding = (
@@ -478,10 +479,7 @@ def comparison_view(
 
 polling = any(store.get(i).status in ACTIVE for i in fresh)
 SWEEP_TEST = {"knn_acc": "clean", "knn_acc_embedding": "clean_z"}  # (the sweep has no probe)
-swept = next(
-    (r for r in sweep_rows if (r.share, r.epsilon, r.method) == (demo_p, demo_eps, "gca_uot")),
-    None,
-)
+swept = sweep_by.get((demo_p, demo_eps, "gca_uot"))
 seeds_note = (
     f" (the sweep's {swept.seeds} seeds at this setting, clean digits: GCA-UOT − INCE = "
     f"{swept.diff_cell(SWEEP_TEST[metric])})"
@@ -500,14 +498,6 @@ SWEEP_SHORT = {  # the table's column names (the method's full name on hover)
     "gca_uot_kl": "r₂ = 0",
     "gca_uot_l100": "λ = 100",
     "rince": "RINCE",
-}
-SWEEP_COLORS = {  # (GCA-INCE and GCA-UOT as on every page; the variants their own)
-    "gca_ince": "#1b9e77",
-    "gca_uot": "#c2410c",
-    "gca_uot_l0.01": "#7c3aed",
-    "gca_uot_kl": "#c2185b",
-    "gca_uot_l100": "#8c564b",
-    "rince": "#b8860b",
 }
 if sweep_problem:
     st.error(f"Sweep: {sweep_problem}", icon=":material/error:")
@@ -537,7 +527,8 @@ elif sweep_rows:
             epsilons,
             {t: gains[m] for t, m in titles.items()},
             {t: errors[m] for t, m in titles.items()},
-            {t: SWEEP_COLORS.get(m, "#5b21b6") for t, m in titles.items()},
+            # (GCA-INCE and GCA-UOT in their colours on every page, the variants the next)
+            dict(zip(titles, run_colors(list(titles.values())), strict=True)),
             metric=ex.SWEEP_TESTS[test],
         ),
         key="noisy_chart_sweep",
@@ -561,12 +552,11 @@ elif sweep_rows:
         f"ε = {demo_eps:g}, each method's preset."
     )
     # one row per setting, as the chart's points: INCE's accuracy and each method's Δ
-    by = {(r.share, r.epsilon, r.method): r for r in sweep_rows}
     settings = sorted({(r.share, r.epsilon) for r in sweep_rows}, key=lambda k: (k[0], -k[1]))
-    others = [m for m in ex.SWEEP_METHODS if m != "ince" and any(k[2] == m for k in by)]
+    others = [m for m in ex.SWEEP_METHODS if m != "ince" and any(k[2] == m for k in sweep_by)]
 
     def cell(share: float, eps: float, method: str, text: str) -> str:
-        row = by.get((share, eps, method))
+        row = sweep_by.get((share, eps, method))
         return "" if row is None else row.cell(test) if text == "cell" else row.diff_cell(test)
 
     ui.table(
